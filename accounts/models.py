@@ -1,0 +1,162 @@
+"""Users, their API sessions, broker accounts, broker sessions and trading preferences."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+from accounts.crypto import EncryptedJSONField, EncryptedTextField
+
+MONEY = {"max_digits": 15, "decimal_places": 2, "default": Decimal("0.00")}
+PRICE = {"max_digits": 15, "decimal_places": 4}
+
+
+class User(AbstractUser):
+    """A trader or an admin. Deactivated (is_active=False), never deleted."""
+
+    email = models.EmailField(unique=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "users"
+
+
+class AuthSession(models.Model):
+    """An API session token. Only its SHA-256 hash is stored; the token is shown once."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="auth_sessions")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True, default="")
+
+    class Meta:
+        db_table = "auth_sessions"
+        indexes = [models.Index(fields=["user", "revoked_at"])]
+
+    def __str__(self) -> str:
+        return f"session {self.pk} of {self.user_id}"
+
+
+class Broker(models.TextChoices):
+    IIFL = "IIFL", "IIFL (XTS)"
+    WISDOM_CAPITAL = "WISDOM_CAPITAL", "Wisdom Capital (XTS)"
+    NIRMAL_BANG = "NIRMAL_BANG", "Nirmal Bang (XTS)"
+    PAPER = "PAPER", "Paper exchange"
+
+
+XTS_BROKERS = (Broker.IIFL, Broker.WISDOM_CAPITAL, Broker.NIRMAL_BANG)
+
+# The keys a BrokerAccount's encrypted credentials may hold (write-only everywhere).
+CREDENTIAL_FIELDS = (
+    "app_key",
+    "secret_key",
+    "client_id",
+    "user_id",
+    "password",
+    "totp_secret",
+    "base_url",
+)
+
+
+class BrokerAccount(models.Model):
+    """A trader's account at a broker. Credentials are one encrypted JSON object."""
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="broker_accounts")
+    account_name = models.CharField(max_length=100)
+    broker = models.CharField(max_length=20, choices=Broker.choices, default=Broker.PAPER)
+    credentials = EncryptedJSONField(default=dict, blank=True)
+    cash_available = models.DecimalField(**MONEY)
+    margin_utilized = models.DecimalField(**MONEY)
+    net_margin = models.DecimalField(**MONEY)
+    total_mtm = models.DecimalField(**MONEY)
+    unrealized_mtm = models.DecimalField(**MONEY)
+    realized_mtm = models.DecimalField(**MONEY)
+    is_active = models.BooleanField(default=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "broker_accounts"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "account_name"], name="uniq_account_name")
+        ]
+        indexes = [models.Index(fields=["user", "is_active"])]
+
+    def __str__(self) -> str:
+        return f"{self.account_name} ({self.broker})"
+
+    @property
+    def is_paper(self) -> bool:
+        return self.broker == Broker.PAPER
+
+
+class BrokerSession(models.Model):
+    """The live broker login of one account; the OneToOne makes 'one per account' a DB fact."""
+
+    account = models.OneToOneField(
+        BrokerAccount, on_delete=models.CASCADE, related_name="broker_session"
+    )
+    access_token = EncryptedTextField()
+    broker_user_id = models.CharField(max_length=64, blank=True, default="")
+    is_investor_client = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    invalidated_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "broker_sessions"
+
+    def __str__(self) -> str:
+        return f"broker session of account {self.account_id}"
+
+
+class Strategy(models.Model):
+    """A named strategy and the automation it allows (regeneration, trailing SL, slippage)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="strategies")
+    name = models.CharField(max_length=100)
+    allow_regeneration = models.BooleanField(default=False)
+    max_regenerations = models.PositiveIntegerField(default=1)
+    trailing_sl_enabled = models.BooleanField(default=False)
+    # Move the SL once the price has run this far past the last reference (absolute price).
+    trailing_sl_trigger = models.DecimalField(**PRICE, default=Decimal("0"))
+    # ... and move it by this much each time.
+    trailing_sl_step = models.DecimalField(**PRICE, default=Decimal("0"))
+    # The most a fair-price re-pricing may move a limit price, in percent of the old price.
+    max_slippage_pct = models.DecimalField(max_digits=7, decimal_places=4, default=Decimal("1"))
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "strategies"
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="uniq_strategy")]
+        verbose_name_plural = "strategies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EntryRegeneratePermission(models.Model):
+    """Whether the monitoring loop may re-place this user's rejected entries, and for which."""
+
+    user = models.OneToOneField(
+        User, on_delete=models.CASCADE, related_name="entry_regenerate_permission"
+    )
+    enabled = models.BooleanField(default=False)
+    strategies = models.ManyToManyField(Strategy, blank=True, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "entry_regenerate_permissions"
+
+    def __str__(self) -> str:
+        return f"regenerate permission of {self.user_id}"

@@ -1,0 +1,64 @@
+"""Monitoring cycles, the trading-holiday list and process heartbeats."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class MonitoringRun(models.Model):
+    """One user's monitoring cycle; unique per (user, cycle key), so it never runs twice."""
+
+    class Status(models.TextChoices):
+        RUNNING = "RUNNING", "Running"
+        OK = "OK", "OK"
+        ERRORS = "ERRORS", "Completed with errors"
+        FAILED = "FAILED", "Stopped early"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="monitoring_runs"
+    )
+    cycle_key = models.CharField(max_length=32)
+    trigger = models.CharField(max_length=16, default="beat")  # beat, embedded, admin, manual
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # [{"step": 1, "name": "fetch_broker_data", "outcome": "ok|failed|skipped",
+    #   "reason": "...", "duration_ms": 12}, ...]
+    steps = models.JSONField(default=list)
+    errors = models.JSONField(default=list)
+
+    class Meta:
+        db_table = "monitoring_runs"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "cycle_key"], name="uniq_monitoring_cycle")
+        ]
+        indexes = [models.Index(fields=["user", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"cycle {self.cycle_key} of user {self.user_id}"
+
+
+class TradingHoliday(models.Model):
+    """An exchange holiday: no cycles, no live orders (admin-editable)."""
+
+    date = models.DateField(unique=True)
+    description = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        db_table = "trading_holidays"
+        ordering = ["date"]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.description}"
+
+
+class Heartbeat(models.Model):
+    """The last time a process kind (e.g. 'beat') reported itself alive; /readyz reads it."""
+
+    name = models.CharField(max_length=32, unique=True)
+    beat_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "heartbeats"

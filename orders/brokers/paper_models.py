@@ -1,0 +1,1 @@
+"""Models of the paper exchange's own order book (imported by orders.models)."""

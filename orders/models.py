@@ -1,0 +1,473 @@
+"""Instruments, prices, orders and their legs, the audit trail and the broker snapshots."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+PRICE = {"max_digits": 15, "decimal_places": 4}
+MONEY = {"max_digits": 15, "decimal_places": 2}
+
+
+class Side(models.TextChoices):
+    BUY = "BUY", "Buy"
+    SELL = "SELL", "Sell"
+
+
+class ProductType(models.TextChoices):
+    MIS = "MIS", "MIS (intraday)"
+    NRML = "NRML", "NRML (carry forward)"
+    CNC = "CNC", "CNC (delivery)"
+
+
+class OrderType(models.TextChoices):
+    MARKET = "MARKET", "Market"
+    LIMIT = "LIMIT", "Limit"
+    STOPLIMIT = "STOPLIMIT", "Stop-limit"
+    STOPMARKET = "STOPMARKET", "Stop-market"
+
+
+class ExchangeSegment(models.TextChoices):
+    NSECM = "NSECM"
+    NSEFO = "NSEFO"
+    NSECD = "NSECD"
+    BSECM = "BSECM"
+    BSEFO = "BSEFO"
+    MCXFO = "MCXFO"
+
+
+class Instrument(models.Model):
+    """One tradable instrument from the XTS instrument master."""
+
+    exchange_segment = models.CharField(max_length=10, choices=ExchangeSegment.choices)
+    exchange_instrument_id = models.BigIntegerField()
+    instrument_type = models.CharField(max_length=20, blank=True, default="")
+    trading_symbol = models.CharField(max_length=100, db_index=True)
+    name = models.CharField(max_length=100, blank=True, default="")
+    description = models.CharField(max_length=200, blank=True, default="")
+    series = models.CharField(max_length=20, blank=True, default="")
+    lot_size = models.PositiveIntegerField(default=1)
+    tick_size = models.DecimalField(**PRICE, default=Decimal("0.05"))
+    freeze_quantity = models.PositiveIntegerField(null=True, blank=True)
+    price_band_high = models.DecimalField(**PRICE, null=True, blank=True)
+    price_band_low = models.DecimalField(**PRICE, null=True, blank=True)
+    multiplier = models.PositiveIntegerField(default=1)
+    underlying = models.CharField(max_length=100, blank=True, default="")
+    expiry = models.DateField(null=True, blank=True)
+    strike_price = models.DecimalField(**PRICE, null=True, blank=True)
+    option_type = models.CharField(max_length=4, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "instruments"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["exchange_segment", "exchange_instrument_id"], name="uniq_instrument"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trading_symbol} ({self.exchange_segment}:{self.exchange_instrument_id})"
+
+
+class FairPrice(models.Model):
+    """The latest fair prices and LTP of one instrument (feed, admin or simulated)."""
+
+    instrument = models.OneToOneField(
+        Instrument, on_delete=models.CASCADE, related_name="fair_price"
+    )
+    buy_fair_price = models.DecimalField(**PRICE, null=True, blank=True)
+    sell_fair_price = models.DecimalField(**PRICE, null=True, blank=True)
+    avg_fair_price = models.DecimalField(**PRICE, null=True, blank=True)
+    last_traded_price = models.DecimalField(**PRICE, null=True, blank=True)
+    source = models.CharField(max_length=20, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "fair_prices"
+
+    def __str__(self) -> str:
+        return f"fair price of {self.instrument_id}"
+
+
+class Order(models.Model):
+    """One trading intent: a single order, or a bracket (entry + stop-loss + targets)."""
+
+    class Kind(models.TextChoices):
+        SINGLE = "SINGLE", "Single"
+        BRACKET = "BRACKET", "Bracket"
+
+    class Source(models.TextChoices):
+        MANUAL = "MANUAL", "Manual"
+        ALGO = "ALGO", "Algo"
+        BATCH = "BATCH", "Batch"
+        SCHEDULED = "SCHEDULED", "Scheduled"
+        REGENERATED = "REGENERATED", "Regenerated"
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", "Pending submit"  # written ahead, broker not yet answered
+        OPEN = "OPEN", "Open"  # accepted by the broker, nothing filled
+        PARTIALLY_FILLED = "PARTIALLY_FILLED", "Partially filled"
+        FILLED = "FILLED", "Filled"  # entry filled; a bracket's position is open
+        COMPLETED = "COMPLETED", "Completed"  # a bracket's position closed by its exits
+        CANCELLED = "CANCELLED", "Cancelled"
+        REJECTED = "REJECTED", "Rejected"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    account = models.ForeignKey(
+        "accounts.BrokerAccount", on_delete=models.PROTECT, related_name="orders"
+    )
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="+")
+    symbol = models.CharField(max_length=100)
+    exchange_segment = models.CharField(max_length=10)
+    exchange_instrument_id = models.BigIntegerField()
+    side = models.CharField(max_length=4, choices=Side.choices)
+    product_type = models.CharField(
+        max_length=4, choices=ProductType.choices, default=ProductType.MIS
+    )
+    quantity = models.PositiveIntegerField()
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.SINGLE)
+    source = models.CharField(max_length=12, choices=Source.choices, default=Source.MANUAL)
+    strategy = models.ForeignKey(
+        "accounts.Strategy", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    external_id = models.CharField(max_length=64, blank=True, default="")
+    client_order_id = models.CharField(max_length=64, null=True, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+
+    # What was asked for: the entry, and for a bracket the stop-loss and the targets.
+    order_type = models.CharField(max_length=10, choices=OrderType.choices)
+    limit_price = models.DecimalField(**PRICE, null=True, blank=True)
+    stop_price = models.DecimalField(**PRICE, null=True, blank=True)
+    sl_price = models.DecimalField(**PRICE, null=True, blank=True)
+    sl_stop_price = models.DecimalField(**PRICE, null=True, blank=True)
+    # [{"price": "123.45", "quantity": 50}, ...] quantities summing to the order quantity.
+    targets = models.JSONField(default=list, blank=True)
+
+    # Derived by the monitoring loop (SPEC 7 and the design's wide row).
+    filled_quantity = models.PositiveIntegerField(default=0)
+    pnl = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    open_position = models.IntegerField(default=0)
+    ltp = models.DecimalField(**PRICE, null=True, blank=True)
+    margin = models.DecimalField(**MONEY, null=True, blank=True)
+    buy_fair_price = models.DecimalField(**PRICE, null=True, blank=True)
+    sell_fair_price = models.DecimalField(**PRICE, null=True, blank=True)
+    avg_fair_price = models.DecimalField(**PRICE, null=True, blank=True)
+
+    # Rejected orders are archived (step 7), never deleted; regeneration reads them (step 8).
+    archived_at = models.DateTimeField(null=True, blank=True)
+    regenerated_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="regenerations"
+    )
+    regeneration_count = models.PositiveIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "orders"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "client_order_id"], name="uniq_client_order_id")
+        ]
+        indexes = [
+            models.Index(fields=["user", "account"]),
+            models.Index(fields=["account", "status"]),
+            models.Index(fields=["user", "-created_at", "-id"], name="order_user_recent"),
+            models.Index(fields=["user", "status", "-created_at"], name="order_user_status"),
+            models.Index(fields=["user", "symbol", "-created_at"], name="order_user_symbol"),
+            models.Index(fields=["exchange_segment", "exchange_instrument_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"order {self.pk} {self.side} {self.quantity} {self.symbol}"
+
+
+class OrderLeg(models.Model):
+    """One order sent to the broker on behalf of an Order (entry, stop-loss, target, exit)."""
+
+    class Role(models.TextChoices):
+        ENTRY = "ENTRY", "Entry"
+        STOP_LOSS = "STOP_LOSS", "Stop-loss"
+        TAKE_PROFIT = "TAKE_PROFIT", "Take-profit"
+        EXIT = "EXIT", "Exit"
+
+    class Status(models.TextChoices):
+        PENDING_SUBMIT = "PENDING_SUBMIT", "Pending submit"
+        OPEN = "OPEN", "Open"
+        PARTIALLY_FILLED = "PARTIALLY_FILLED", "Partially filled"
+        FILLED = "FILLED", "Filled"
+        CANCELLED = "CANCELLED", "Cancelled"
+        REJECTED = "REJECTED", "Rejected"
+        UNKNOWN = "UNKNOWN", "Unknown"
+
+    OPEN_STATUSES = (Status.PENDING_SUBMIT, Status.OPEN, Status.PARTIALLY_FILLED)
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="legs")
+    account = models.ForeignKey(
+        "accounts.BrokerAccount", on_delete=models.PROTECT, related_name="+"
+    )
+    role = models.CharField(max_length=12, choices=Role.choices)
+    order_type = models.CharField(max_length=10, choices=OrderType.choices)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    quantity = models.PositiveIntegerField()
+    limit_price = models.DecimalField(**PRICE, null=True, blank=True)
+    stop_price = models.DecimalField(**PRICE, null=True, blank=True)
+    unique_identifier = models.CharField(max_length=20, unique=True)
+    broker_order_id = models.CharField(max_length=40, null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING_SUBMIT)
+    broker_status = models.CharField(max_length=32, blank=True, default="")
+    filled_quantity = models.PositiveIntegerField(default=0)
+    average_price = models.DecimalField(**PRICE, null=True, blank=True)
+    reject_reason = models.TextField(blank=True, default="")
+    modification_count = models.PositiveIntegerField(default=0)
+    # Trailing stop-loss reference price (the best price seen since the SL was placed).
+    trail_reference_price = models.DecimalField(**PRICE, null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "order_legs"
+        indexes = [
+            models.Index(fields=["order", "role"]),
+            models.Index(fields=["account", "status"]),
+            models.Index(fields=["account", "broker_order_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} leg {self.unique_identifier}"
+
+
+class OrderEvent(models.Model):
+    """Append-only audit trail: every state change and every broker call outcome."""
+
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+    leg = models.ForeignKey(
+        OrderLeg, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+    account = models.ForeignKey(
+        "accounts.BrokerAccount", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Who or what did it: "user:12", "admin:3", "monitoring", "scheduler", "system".
+    actor = models.CharField(max_length=64)
+    kind = models.CharField(max_length=48)
+    message = models.TextField(blank=True, default="")
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    broker_response = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        db_table = "order_events"
+        indexes = [models.Index(fields=["order", "created_at"])]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("order events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("order events are never deleted")
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.actor}"
+
+
+class DailyCounter(models.Model):
+    """(account, trading date) -> last sequence number used in a leg's unique identifier."""
+
+    account = models.ForeignKey(
+        "accounts.BrokerAccount", on_delete=models.CASCADE, related_name="+"
+    )
+    trading_date = models.DateField()
+    last_value = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "daily_counters"
+        constraints = [
+            models.UniqueConstraint(fields=["account", "trading_date"], name="uniq_daily_counter")
+        ]
+
+
+class BrokerOrder(models.Model):
+    """The latest order-book row the broker reported, typed (XTS.md 'Order-book row')."""
+
+    account = models.ForeignKey(
+        "accounts.BrokerAccount", on_delete=models.CASCADE, related_name="broker_orders"
+    )
+    broker_order_id = models.CharField(max_length=40)
+    exchange_order_id = models.CharField(max_length=40, blank=True, default="")
+    client_id = models.CharField(max_length=40, blank=True, default="")
+    exchange_segment = models.CharField(max_length=10)
+    exchange_instrument_id = models.BigIntegerField()
+    trading_symbol = models.CharField(max_length=100, blank=True, default="")
+    side = models.CharField(max_length=4, choices=Side.choices)
+    order_type = models.CharField(max_length=10, blank=True, default="")
+    product_type = models.CharField(max_length=4, blank=True, default="")
+    time_in_force = models.CharField(max_length=8, blank=True, default="")
+    order_price = models.DecimalField(**PRICE, null=True, blank=True)
+    order_stop_price = models.DecimalField(**PRICE, null=True, blank=True)
+    order_quantity = models.PositiveIntegerField(default=0)
+    cumulative_quantity = models.PositiveIntegerField(default=0)
+    leaves_quantity = models.PositiveIntegerField(default=0)
+    average_traded_price = models.DecimalField(**PRICE, null=True, blank=True)
+    status = models.CharField(max_length=16, choices=OrderLeg.Status.choices)
+    raw_status = models.CharField(max_length=32, blank=True, default="")
+    cancel_reject_reason = models.TextField(blank=True, default="")
+    unique_identifier = models.CharField(max_length=40, blank=True, default="", db_index=True)
+    generated_at = models.DateTimeField(null=True, blank=True)
+    exchange_transact_time = models.DateTimeField(null=True, blank=True)
+    last_update_time = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "broker_order_book"
+        constraints = [
+            models.UniqueConstraint(fields=["account", "broker_order_id"], name="uniq_broker_order")
+        ]
+        indexes = [
+            models.Index(fields=["account", "exchange_instrument_id", "exchange_transact_time"])
+        ]
+
+
+class BrokerTrade(models.Model):
+    """One fill from the broker's trade book: the best source for FIFO (XTS.md)."""
+
+    account = models.ForeignKey(
+        "accounts.BrokerAccount", on_delete=models.CASCADE, related_name="broker_trades"
+    )
+    execution_id = models.CharField(max_length=64)
+    broker_order_id = models.CharField(max_length=40, db_index=True)
+    unique_identifier = models.CharField(max_length=40, blank=True, default="")
+    exchange_segment = models.CharField(max_length=10)
+    exchange_instrument_id = models.BigIntegerField()
+    trading_symbol = models.CharField(max_length=100, blank=True, default="")
+    side = models.CharField(max_length=4, choices=Side.choices)
+    product_type = models.CharField(max_length=4, blank=True, default="")
+    quantity = models.PositiveIntegerField()
+    price = models.DecimalField(**PRICE)
+    traded_at = models.DateTimeField()
+    synced_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "broker_trade_book"
+        constraints = [
+            models.UniqueConstraint(fields=["account", "execution_id"], name="uniq_broker_trade")
+        ]
+        indexes = [models.Index(fields=["account", "exchange_instrument_id", "traded_at"])]
+
+
+class BrokerPosition(models.Model):
+    """The latest position row per account, instrument and product (XTS.md 'Position row')."""
+
+    account = models.ForeignKey(
+        "accounts.BrokerAccount", on_delete=models.CASCADE, related_name="broker_positions"
+    )
+    exchange_segment = models.CharField(max_length=10)
+    exchange_instrument_id = models.BigIntegerField()
+    product_type = models.CharField(max_length=4)
+    trading_symbol = models.CharField(max_length=100, blank=True, default="")
+    net_qty = models.IntegerField(default=0)
+    buy_qty = models.PositiveIntegerField(default=0)
+    sell_qty = models.PositiveIntegerField(default=0)
+    buy_avg_price = models.DecimalField(**PRICE, null=True, blank=True)
+    sell_avg_price = models.DecimalField(**PRICE, null=True, blank=True)
+    buy_amount = models.DecimalField(**MONEY, default=Decimal("0"))
+    sell_amount = models.DecimalField(**MONEY, default=Decimal("0"))
+    net_amount = models.DecimalField(**MONEY, default=Decimal("0"))
+    realized_mtm = models.DecimalField(**MONEY, default=Decimal("0"))
+    unrealized_mtm = models.DecimalField(**MONEY, default=Decimal("0"))
+    mtm = models.DecimalField(**MONEY, default=Decimal("0"))
+    synced_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "broker_positions"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "exchange_segment", "exchange_instrument_id", "product_type"],
+                name="uniq_broker_position",
+            )
+        ]
+
+
+class RegenerationStage(models.Model):
+    """Step 8 stages an archived rejected order here; step 9 places it and marks the row."""
+
+    class Status(models.TextChoices):
+        STAGED = "STAGED", "Staged"
+        PLACED = "PLACED", "Placed"
+        FAILED = "FAILED", "Failed"
+
+    source_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="+")
+    cycle_key = models.CharField(max_length=32)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.STAGED)
+    new_order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "regeneration_stages"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_order", "cycle_key"], name="uniq_regeneration_stage"
+            )
+        ]
+
+
+class ScheduledOrder(models.Model):
+    """An order template placed once per trading day at a time of day in Asia/Kolkata."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="scheduled_orders"
+    )
+    account = models.ForeignKey(
+        "accounts.BrokerAccount", on_delete=models.CASCADE, related_name="scheduled_orders"
+    )
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=8, choices=Order.Kind.choices, default=Order.Kind.SINGLE)
+    # The same fields POST /api/orders (single) or /api/algo-orders (bracket) accept.
+    template = models.JSONField()
+    time_of_day = models.TimeField()
+    weekdays = models.JSONField(default=list)  # 0=Monday ... 6=Sunday
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "scheduled_orders"
+        indexes = [models.Index(fields=["enabled", "time_of_day"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ScheduledOrderRun(models.Model):
+    """The record of one day a schedule ran; unique per day, so it runs once."""
+
+    schedule = models.ForeignKey(ScheduledOrder, on_delete=models.CASCADE, related_name="runs")
+    trading_date = models.DateField()
+    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL)
+    status = models.CharField(max_length=16, default="STARTED")
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "scheduled_order_runs"
+        constraints = [
+            models.UniqueConstraint(fields=["schedule", "trading_date"], name="uniq_schedule_run")
+        ]
+
+
+# The paper exchange's own book (a simulated broker, owned by orders/brokers/paper.py).
+from orders.brokers.paper_models import *  # noqa: E402, F403

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PnlConfig(AppConfig):
+    name = "pnl"
+    default_auto_field = "django.db.models.BigAutoField"

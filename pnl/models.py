@@ -1,0 +1,71 @@
+"""FIFO results per account (replaced per account in one transaction) and daily history."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+
+PRICE = {"max_digits": 15, "decimal_places": 4}
+MONEY = {"max_digits": 15, "decimal_places": 2}
+
+
+class PnlLot(models.Model):
+    """One FIFO lot of an account: a matched entry/exit pair, or an open lot."""
+
+    class Kind(models.TextChoices):
+        MATCHED = "MATCHED", "Matched"
+        OPEN = "OPEN", "Open"
+
+    account = models.ForeignKey(
+        "accounts.BrokerAccount", on_delete=models.CASCADE, related_name="pnl_lots"
+    )
+    exchange_segment = models.CharField(max_length=10)
+    exchange_instrument_id = models.BigIntegerField()
+    trading_symbol = models.CharField(max_length=100, blank=True, default="")
+    kind = models.CharField(max_length=7, choices=Kind.choices)
+    entry_side = models.CharField(max_length=4)  # BUY = long lot, SELL = short lot
+    quantity = models.PositiveIntegerField()
+    entry_order_id = models.CharField(max_length=40)
+    entry_leg = models.ForeignKey(
+        "orders.OrderLeg", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    entry_time = models.DateTimeField()
+    entry_price = models.DecimalField(**PRICE)
+    exit_order_id = models.CharField(max_length=40, blank=True, default="")
+    exit_leg = models.ForeignKey(
+        "orders.OrderLeg", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    exit_time = models.DateTimeField(null=True, blank=True)
+    exit_price = models.DecimalField(**PRICE, null=True, blank=True)
+    realized_pnl = models.DecimalField(**PRICE, default=Decimal("0"))
+    fair_price_used = models.DecimalField(**PRICE, null=True, blank=True)
+    unrealized_pnl = models.DecimalField(**PRICE, default=Decimal("0"))
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "pnl_lots"
+        indexes = [
+            models.Index(fields=["account", "exchange_instrument_id", "entry_time"]),
+            models.Index(fields=["account", "kind"]),
+        ]
+
+
+class PnlDaily(models.Model):
+    """Per account and trading day: kept forever (the lot table alone keeps no history)."""
+
+    account = models.ForeignKey(
+        "accounts.BrokerAccount", on_delete=models.CASCADE, related_name="pnl_days"
+    )
+    trading_date = models.DateField()
+    realized = models.DecimalField(**MONEY, default=Decimal("0"))
+    unrealized = models.DecimalField(**MONEY, default=Decimal("0"))
+    turnover = models.DecimalField(max_digits=18, decimal_places=2, default=Decimal("0"))
+    fills = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "pnl_daily"
+        constraints = [
+            models.UniqueConstraint(fields=["account", "trading_date"], name="uniq_pnl_daily")
+        ]

@@ -1,0 +1,215 @@
+"""The one error envelope of the API (SPEC 4), and the exceptions services raise to reach it.
+
+Every error under /api/ is `{"error": str, "code": CODE, "details": {...}}`. Services raise
+the `ApiError` subclasses below (or Django/DRF's own exceptions); the exception handler and
+the Django-level fallbacks turn each into the envelope with the right HTTP status.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import status
+from rest_framework.response import Response
+
+from trading_site.request_context import current_request_id
+
+logger = logging.getLogger("trading_site.api")
+
+VALIDATION_ERROR = "VALIDATION_ERROR"
+AUTHENTICATION_FAILED = "AUTHENTICATION_FAILED"
+PERMISSION_DENIED = "PERMISSION_DENIED"
+NOT_FOUND = "NOT_FOUND"
+RATE_LIMITED = "RATE_LIMITED"
+CONFLICT = "CONFLICT"
+MARKET_CLOSED = "MARKET_CLOSED"
+BROKER_REJECTED = "BROKER_REJECTED"
+BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"
+INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class ApiError(drf_exceptions.APIException):
+    """Base of the product's API errors: a message, a code from SPEC 4, and details."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = VALIDATION_ERROR
+    default_detail = "Bad request"
+
+    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None):
+        self.message = message or str(self.default_detail)
+        self.details = details or {}
+        super().__init__(self.message)
+
+
+class InvalidInput(ApiError):
+    """A request that breaks a business rule; `details` names the field(s)."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = VALIDATION_ERROR
+    default_detail = "Validation error"
+
+
+class Conflict(ApiError):
+    status_code = status.HTTP_409_CONFLICT
+    code = CONFLICT
+    default_detail = "Conflict"
+
+
+class MarketClosed(ApiError):
+    status_code = status.HTTP_409_CONFLICT
+    code = MARKET_CLOSED
+    default_detail = "The market is closed"
+
+
+class BrokerRejectedError(ApiError):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    code = BROKER_REJECTED
+    default_detail = "The broker rejected the request"
+
+
+class BrokerUnavailableError(ApiError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = BROKER_UNAVAILABLE
+    default_detail = "The broker is unavailable; try again shortly"
+
+
+class NotFound(ApiError):
+    status_code = status.HTTP_404_NOT_FOUND
+    code = NOT_FOUND
+    default_detail = "Not found"
+
+
+class RateLimited(ApiError):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    code = RATE_LIMITED
+    default_detail = "Rate limit exceeded"
+
+    def __init__(self, retry_after: int, limit_headers: dict[str, str] | None = None):
+        self.retry_after = max(1, int(retry_after))
+        self.limit_headers = limit_headers or {}
+        super().__init__("Rate limit exceeded", details={"retry_after": self.retry_after})
+
+
+def envelope(message: str, code: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": message, "code": code, "details": details or {}}
+
+
+def _validation_message(detail: Any) -> str:
+    """A one-line summary of DRF validation errors: the first field and its first message."""
+    if isinstance(detail, dict) and detail:
+        field, messages = next(iter(detail.items()))
+        first = messages[0] if isinstance(messages, list) and messages else messages
+        if isinstance(first, dict):
+            return f"{field}: {_validation_message(first)}"
+        if field == "non_field_errors":
+            return str(first)
+        return f"{field}: {first}"
+    if isinstance(detail, list) and detail:
+        return str(detail[0])
+    return "Validation error"
+
+
+def _plain(detail: Any) -> Any:
+    """ErrorDetail trees -> plain lists/dicts of strings."""
+    if isinstance(detail, dict):
+        return {str(k): _plain(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        return [_plain(v) for v in detail]
+    return str(detail)
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF's EXCEPTION_HANDLER: every exception becomes the envelope, nothing escapes."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, Http404):
+        exc = NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+    elif isinstance(exc, DjangoValidationError):
+        exc = InvalidInput(
+            "; ".join(exc.messages),
+            details=getattr(exc, "message_dict", None) or {"non_field_errors": exc.messages},
+        )
+
+    if isinstance(exc, RateLimited):
+        body = envelope(exc.message, exc.code, exc.details)
+        body["retry_after"] = exc.retry_after
+        headers.update(exc.limit_headers)
+        headers["Retry-After"] = str(exc.retry_after)
+        return Response(body, status=exc.status_code, headers=headers)
+    if isinstance(exc, ApiError):
+        return Response(envelope(exc.message, exc.code, exc.details), status=exc.status_code)
+    if isinstance(exc, drf_exceptions.Throttled):
+        wait = int(exc.wait or 1)
+        body = envelope("Rate limit exceeded", RATE_LIMITED, {"retry_after": wait})
+        body["retry_after"] = wait
+        return Response(body, status=429, headers={"Retry-After": str(wait)})
+    if isinstance(exc, drf_exceptions.ValidationError):
+        return Response(
+            envelope(_validation_message(exc.detail), VALIDATION_ERROR, _plain_details(exc.detail)),
+            status=400,
+        )
+    if isinstance(exc, drf_exceptions.ParseError):
+        return Response(envelope(f"Malformed request: {exc.detail}", VALIDATION_ERROR), status=400)
+    if isinstance(exc, drf_exceptions.UnsupportedMediaType):
+        return Response(envelope(str(exc.detail), VALIDATION_ERROR), status=415)
+    if isinstance(exc, drf_exceptions.NotAcceptable):
+        return Response(envelope(str(exc.detail), VALIDATION_ERROR), status=406)
+    if isinstance(exc, drf_exceptions.MethodNotAllowed):
+        return Response(
+            envelope(str(exc.detail), VALIDATION_ERROR, {"method": context["request"].method}),
+            status=405,
+        )
+    if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
+        response = Response(envelope(str(exc.detail), AUTHENTICATION_FAILED), status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="api"'
+        return response
+    if isinstance(exc, drf_exceptions.PermissionDenied):
+        return Response(envelope(str(exc.detail), PERMISSION_DENIED), status=403)
+    if isinstance(exc, drf_exceptions.NotFound):
+        return Response(envelope("Not found", NOT_FOUND), status=404)
+    if isinstance(exc, drf_exceptions.APIException):
+        return Response(envelope(str(exc.detail), VALIDATION_ERROR), status=exc.status_code)
+
+    logger.exception(
+        "unhandled API error", extra={"view": type(context.get("view")).__name__}, exc_info=exc
+    )
+    return Response(
+        envelope("Internal server error", INTERNAL_ERROR, {"request_id": current_request_id()}),
+        status=500,
+    )
+
+
+def _plain_details(detail: Any) -> dict[str, Any]:
+    plain = _plain(detail)
+    if isinstance(plain, dict):
+        return plain
+    return {"non_field_errors": plain if isinstance(plain, list) else [plain]}
+
+
+# Django-level fallbacks for what never reaches a DRF view (unknown paths, CSRF, crashes).
+
+
+def json_error_response(message: str, code: str, status_code: int, **details: Any) -> JsonResponse:
+    return JsonResponse(envelope(message, code, details), status=status_code)
+
+
+def api_not_found(request, exception=None) -> JsonResponse:
+    return json_error_response("Not found", NOT_FOUND, 404, path=request.path)
+
+
+def api_server_error(request) -> JsonResponse:
+    return json_error_response(
+        "Internal server error", INTERNAL_ERROR, 500, request_id=current_request_id()
+    )
+
+
+def api_csrf_failure(request, reason: str = "") -> JsonResponse:
+    return json_error_response(
+        "CSRF verification failed", PERMISSION_DENIED, 403, reason=reason or "CSRF check failed"
+    )

@@ -1,0 +1,59 @@
+"""Limit/offset pagination that answers {<items>, total, limit, offset}."""
+
+from __future__ import annotations
+
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.response import Response
+
+from trading_site.api.errors import InvalidInput
+
+
+class LimitOffsetTotalPagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 500
+    results_key = "results"
+
+    def get_limit(self, request):
+        raw = request.query_params.get(self.limit_query_param)
+        if raw is None:
+            return self.default_limit
+        try:
+            limit = int(raw)
+        except ValueError:
+            raise InvalidInput("limit must be an integer", details={"limit": [raw]}) from None
+        if limit < 1 or limit > self.max_limit:
+            raise InvalidInput(
+                f"limit must be between 1 and {self.max_limit}", details={"limit": [raw]}
+            )
+        return limit
+
+    def get_offset(self, request):
+        raw = request.query_params.get(self.offset_query_param, "0")
+        try:
+            offset = int(raw)
+        except ValueError:
+            raise InvalidInput("offset must be an integer", details={"offset": [raw]}) from None
+        if offset < 0:
+            raise InvalidInput("offset must be zero or more", details={"offset": [raw]})
+        return offset
+
+    def get_paginated_response(self, data):
+        return Response(
+            {
+                self.results_key: data,
+                "total": self.count,
+                "limit": self.limit,
+                "offset": self.offset,
+            }
+        )
+
+    def get_paginated_response_schema(self, schema):
+        return {
+            "type": "object",
+            "properties": {
+                self.results_key: schema,
+                "total": {"type": "integer"},
+                "limit": {"type": "integer"},
+                "offset": {"type": "integer"},
+            },
+        }

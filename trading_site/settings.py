@@ -1,0 +1,304 @@
+"""Settings for every way the product runs, read from environment variables.
+
+Two shapes (SPEC 2):
+- embedded (no REDIS_URL): SQLite under var/, in-memory channel layer, local-memory cache,
+  the monitoring loop on an in-process timer, secrets generated into var/ on first start;
+- full stack (REDIS_URL set): MariaDB/MySQL from DATABASE_URL, Redis for channels, cache,
+  rate limits, locks and the Celery broker.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import time
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from trading_site.envconfig import env_bool, env_int, env_list, load_or_create_secret
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+EMBEDDED = not REDIS_URL
+
+# Secrets: generated into var/ for the embedded default; production must bring its own.
+_secrets_may_be_generated = EMBEDDED or DEBUG
+SECRET_KEY = os.environ.get("SECRET_KEY") or (
+    load_or_create_secret(VAR_DIR / "secret_key", kind="django")
+    if _secrets_may_be_generated
+    else None
+)
+_fernet_env = os.environ.get("FERNET_KEYS", "").strip()
+FERNET_KEYS = (
+    [k.strip() for k in _fernet_env.split(",") if k.strip()]
+    if _fernet_env
+    else (
+        [load_or_create_secret(VAR_DIR / "fernet_key", kind="fernet")]
+        if _secrets_may_be_generated
+        else []
+    )
+)
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set when DJANGO_DEBUG=0 in full-stack mode (REDIS_URL is set)."
+    )
+if not FERNET_KEYS:
+    raise ImproperlyConfigured(
+        "FERNET_KEYS must be set (comma-separated, newest first) when DJANGO_DEBUG=0 in "
+        "full-stack mode; generate one with: python -c 'from cryptography.fernet import "
+        "Fernet; print(Fernet.generate_key().decode())'"
+    )
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "accounts",
+    "orders",
+    "pnl",
+    "monitoring",
+]
+
+MIDDLEWARE = [
+    "trading_site.request_context.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "trading_site.metrics.MetricsMiddleware",
+]
+
+ROOT_URLCONF = "trading_site.urls"
+CSRF_FAILURE_VIEW = "trading_site.views.csrf_failure"
+WSGI_APPLICATION = "trading_site.wsgi.application"
+ASGI_APPLICATION = "trading_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database. Under ASGI, persistent connections leak one per thread: keep CONN_MAX_AGE=0
+# unless the process is a WSGI server (gunicorn sets DB_CONN_MAX_AGE itself).
+DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+_db = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))
+if _db["ENGINE"] == "django.db.backends.mysql":
+    _db.setdefault("OPTIONS", {}).update(
+        {
+            "charset": "utf8mb4",
+            # READ COMMITTED: counters and idempotency checks see each other's commits.
+            "isolation_level": "read committed",
+            "init_command": "SET sql_mode='STRICT_TRANS_TABLES'",
+        }
+    )
+    _db["TEST"] = {
+        "NAME": os.environ.get("TEST_DATABASE_NAME", "test_trading"),
+        "CHARSET": "utf8mb4",
+        "COLLATION": "utf8mb4_unicode_ci",
+    }
+elif _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db.setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+LANGUAGE_CODE = "en-in"
+TIME_ZONE = "Asia/Kolkata"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# Cache (auth-token cache, rate limits, locks, presence).
+if EMBEDDED:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "trading-desk",
+        }
+    }
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+            "KEY_PREFIX": "td",
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "capacity": 1000,
+                "expiry": 30,
+                "prefix": "td-channels",
+            },
+        }
+    }
+
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG and not EMBEDDED)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# REST API conventions (trading_site/api): one error envelope, one rate limiter, one paginator.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.auth.BearerTokenAuthentication",
+        "accounts.auth.CsrfSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["trading_site.api.ratelimit.UserRateLimit"],
+    "DEFAULT_PAGINATION_CLASS": "trading_site.api.pagination.LimitOffsetTotalPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "trading_site.api.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "COERCE_DECIMAL_TO_STRING": True,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Trading desk API",
+    "DESCRIPTION": "Orders, PnL and monitoring for XTS broker accounts.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# Auth tokens (accounts.services): lifetime and cache time-to-live.
+AUTH_TOKEN_TTL_SECONDS = env_int("AUTH_TOKEN_TTL_SECONDS", 12 * 3600)
+AUTH_TOKEN_CACHE_SECONDS = env_int("AUTH_TOKEN_CACHE_SECONDS", 300)
+
+# Rate limits per endpoint group: "capacity/refill-per-second". Login has its own.
+RATE_LIMITS = {
+    "default": os.environ.get("RATE_LIMIT_DEFAULT", "120/2"),
+    "read": os.environ.get("RATE_LIMIT_READ", "300/5"),
+    "orders": os.environ.get("RATE_LIMIT_ORDERS", "60/1"),
+    "login_user": os.environ.get("RATE_LIMIT_LOGIN_USER", "5/0.05"),
+    "login_ip": os.environ.get("RATE_LIMIT_LOGIN_IP", "20/0.2"),
+}
+RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
+
+# Brokers (orders.brokers).
+XTS_BASE_URLS = {
+    "IIFL": os.environ.get("XTS_BASE_URL_IIFL", "https://ttblaze.iifl.com"),
+    "WISDOM_CAPITAL": os.environ.get(
+        "XTS_BASE_URL_WISDOM_CAPITAL", "https://trade.wisdomcapital.in"
+    ),
+    "NIRMAL_BANG": os.environ.get("XTS_BASE_URL_NIRMAL_BANG", "https://xts.nirmalbang.com"),
+}
+XTS_SOURCE = os.environ.get("XTS_SOURCE", "WEBAPI")
+BROKER_TIMEOUT_SECONDS = float(os.environ.get("BROKER_TIMEOUT_SECONDS", "5"))
+BROKER_ORDERS_PER_SECOND = env_int("BROKER_ORDERS_PER_SECOND", 10)
+PAPER_SEED = env_int("PAPER_SEED", 0)
+FAIR_PRICE_FEED_TOKEN = os.environ.get("FAIR_PRICE_FEED_TOKEN", "")
+PRICE_FEED_ENABLED = env_bool("PRICE_FEED_ENABLED", EMBEDDED)
+PRICE_FEED_INTERVAL_SECONDS = float(os.environ.get("PRICE_FEED_INTERVAL_SECONDS", "3"))
+
+# Monitoring loop (monitoring/) and the trading window (Asia/Kolkata).
+MONITOR_INTERVAL_SECONDS = env_int("MONITOR_INTERVAL_SECONDS", 60)
+MONITOR_OPEN_ORDER_USERS = env_bool("MONITOR_OPEN_ORDER_USERS", True)
+MONITOR_IN_PROCESS = env_bool("MONITOR_IN_PROCESS", EMBEDDED)
+TRADING_WINDOW_ALWAYS_OPEN = env_bool("TRADING_WINDOW_ALWAYS_OPEN", EMBEDDED)
+TRADING_WINDOW_OPEN = time.fromisoformat(os.environ.get("TRADING_WINDOW_OPEN", "09:26"))
+TRADING_WINDOW_CLOSE = time.fromisoformat(os.environ.get("TRADING_WINDOW_CLOSE", "15:30"))
+TRADING_WEEKDAYS = [int(d) for d in env_list("TRADING_WEEKDAYS", ["0", "1", "2", "3", "4"])]
+WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 4096)
+PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 90)
+
+# Celery (full stack): Redis broker; one beat; tasks acknowledged late so a killed worker's
+# task is redelivered (the cycle lock and MonitoringRun uniqueness make that safe).
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_ALWAYS_EAGER = EMBEDDED
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+
+DEMO_USERNAME = os.environ.get("DEMO_USERNAME", "demo")
+DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "demo-trader-1")
+
+# Logging: JSON lines with the request id, secrets redacted, rotated files under var/log/.
+LOG_DIR = VAR_DIR / "log"
+LOG_DIR.mkdir(parents=True, exist_ok=True)
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "request_id": {"()": "trading_site.logging.RequestIdFilter"},
+        "redact": {"()": "trading_site.logging.RedactSecretsFilter"},
+    },
+    "formatters": {"json": {"()": "trading_site.logging.JsonFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["request_id", "redact"],
+        },
+        "file": {
+            "class": "logging.handlers.RotatingFileHandler",
+            "filename": str(LOG_DIR / "trading.log"),
+            "maxBytes": 10 * 1024 * 1024,
+            "backupCount": 5,
+            "formatter": "json",
+            "filters": ["request_id", "redact"],
+            "delay": True,
+        },
+    },
+    "root": {"handlers": ["console", "file"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+    },
+}
