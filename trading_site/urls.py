@@ -10,6 +10,10 @@ api_patterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("accounts.api.urls")),
+    path("", include("orders.api.market_urls")),
+    path("", include("orders.api.urls")),
+    path("", include("pnl.api.urls")),
+    path("", include("monitoring.api_urls")),
 ]
 
 urlpatterns = [
@@ -17,6 +21,7 @@ urlpatterns = [
     path("api/", include(api_patterns)),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("", include("trading_site.web_urls")),
 ]
 
 handler404 = "trading_site.views.not_found"
