@@ -8,7 +8,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format fullstack-web fullstack-ws fullstack-worker fullstack-beat xts-simulator bench
+.PHONY: install run test lint format migrate web asgi worker beat xts-simulator bench
 
 install: $(VENV)/.installed
 
@@ -37,3 +37,30 @@ lint: install
 format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# ---- full-stack shape (set DATABASE_URL, REDIS_URL, SECRET_KEY, FERNET_KEYS first) ----
+migrate: install
+	$(PY) manage.py migrate
+
+# HTTP through gunicorn (WSGI, persistent DB connections are safe here).
+web: install
+	DB_CONN_MAX_AGE=60 $(VENV)/bin/gunicorn trading_site.wsgi -w $${WEB_WORKERS:-2} -b $(HOST):$(PORT) --access-logfile -
+
+# WebSockets (and HTTP too, if you run only one web process) through daphne.
+asgi: install
+	$(VENV)/bin/daphne -b $(HOST) -p $${ASGI_PORT:-8001} trading_site.asgi:application
+
+worker: install
+	$(VENV)/bin/celery -A trading_site worker -l info --concurrency $${WORKER_CONCURRENCY:-4}
+
+# Exactly one beat per deployment.
+beat: install
+	$(VENV)/bin/celery -A trading_site beat -l info --schedule var/celerybeat-schedule
+
+xts-simulator: install
+	$(PY) manage.py run_xts_simulator --port $${XTS_SIM_PORT:-8701}
+
+bench: install
+	@scripts/ensure-services.sh
+	@for b in bench/fifo.py bench/orders_place.py bench/orders_batch.py bench/orders_list.py bench/monitoring.py bench/ws.py; do \
+		echo "== $$b"; $(PY) $$b || exit 1; done
