@@ -1,1 +1,20 @@
-urlpatterns: list = []
+"""Monitoring API routes: paths without a trailing slash, and the same with one."""
+
+from django.urls import path
+
+from monitoring import api
+
+
+def _both(route: str, view, name: str) -> list:
+    return [path(route, view, name=name), path(route + "/", view)]
+
+
+urlpatterns = [
+    *_both("monitoring/runs", api.MonitoringRunListView.as_view(), "api-monitoring-runs"),
+    *_both("scheduled-orders", api.ScheduledOrderListView.as_view(), "api-scheduled-orders"),
+    *_both(
+        "scheduled-orders/<int:schedule_id>",
+        api.ScheduledOrderDetailView.as_view(),
+        "api-scheduled-order",
+    ),
+]

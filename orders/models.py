@@ -105,6 +105,7 @@ class Order(models.Model):
         BATCH = "BATCH", "Batch"
         SCHEDULED = "SCHEDULED", "Scheduled"
         REGENERATED = "REGENERATED", "Regenerated"
+        KILL_SWITCH = "KILL_SWITCH", "Kill switch"
 
     class Status(models.TextChoices):
         PENDING = "PENDING", "Pending submit"  # written ahead, broker not yet answered
@@ -163,6 +164,9 @@ class Order(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="regenerations"
     )
     regeneration_count = models.PositiveIntegerField(default=0)
+    # Set when the trader or the kill switch asked to close the order: step 4 then places no
+    # new stop-loss or target legs for it.
+    exit_requested_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -223,6 +227,8 @@ class OrderLeg(models.Model):
     average_price = models.DecimalField(**PRICE, null=True, blank=True)
     reject_reason = models.TextField(blank=True, default="")
     modification_count = models.PositiveIntegerField(default=0)
+    # Which of the Order's targets a TAKE_PROFIT leg serves (0-based).
+    target_index = models.PositiveSmallIntegerField(null=True, blank=True)
     # Trailing stop-loss reference price (the best price seen since the SL was placed).
     trail_reference_price = models.DecimalField(**PRICE, null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)

@@ -69,3 +69,37 @@ class PnlDaily(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["account", "trading_date"], name="uniq_pnl_daily")
         ]
+
+
+class PnlInstrumentState(models.Model):
+    """What the last FIFO run saw per (account, instrument): lets the next run skip it.
+
+    `fingerprint` digests the instrument's fills (and which order legs they belong to); when it
+    is unchanged, the stored lots are kept and only the open lots' unrealized PnL is refreshed.
+    """
+
+    account = models.ForeignKey(
+        "accounts.BrokerAccount", on_delete=models.CASCADE, related_name="pnl_instrument_states"
+    )
+    exchange_segment = models.CharField(max_length=10)
+    exchange_instrument_id = models.BigIntegerField()
+    trading_symbol = models.CharField(max_length=100, blank=True, default="")
+    fingerprint = models.CharField(max_length=64)
+    fill_count = models.PositiveIntegerField(default=0)
+    realized = models.DecimalField(**PRICE, default=Decimal("0"))
+    unrealized = models.DecimalField(**PRICE, default=Decimal("0"))
+    open_quantity = models.IntegerField(default=0)  # signed: + long, - short
+    matched_at = models.DateTimeField()  # when FIFO last re-matched this instrument's fills
+    computed_at = models.DateTimeField()  # when the valuation was last refreshed
+
+    class Meta:
+        db_table = "pnl_instrument_states"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "exchange_segment", "exchange_instrument_id"],
+                name="uniq_pnl_instrument_state",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.exchange_segment}:{self.exchange_instrument_id} of {self.account_id}"

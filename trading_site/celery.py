@@ -1,4 +1,5 @@
-"""The Celery app; the beat schedule lives in monitoring.schedule."""
+"""The Celery app (full stack). The beat schedule lives in monitoring.schedule and reaches
+Celery through settings.CELERY_BEAT_SCHEDULE; tasks are found in each app's tasks.py."""
 
 import os
 

@@ -1,33 +1,73 @@
-"""/healthz (the process is up) and /readyz (its dependencies answer)."""
+"""/healthz (the process is up) and /readyz (its dependencies answer).
+
+/readyz reports three things:
+- database: a `SELECT 1`; failing makes /readyz 503;
+- redis (full stack only): a PING; failing makes /readyz 503;
+- beat: the age of celery beat's heartbeat (`monitoring.models.Heartbeat` name="beat").
+  Older than 3 x MONITOR_INTERVAL_SECONDS (or absent) is "stale". A stale beat is reported
+  (top-level status "degraded") but keeps 200: this probe decides whether a web process
+  gets traffic, and a web process serves the API fine while beat is down; taking every web
+  process out of rotation because of beat would turn a monitoring outage into a full outage.
+  Alert on `checks.beat.status` instead. The embedded mode has no beat (its timer runs in
+  the web process), so the check reports "embedded".
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+from django.utils import timezone
+
+BEAT_HEARTBEAT_NAME = "beat"
+BEAT_STALE_AFTER_INTERVALS = 3
 
 
 def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
-def _check_database() -> str:
+def _check_database() -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         cursor.fetchone()
-    return "ok"
+    return {"status": "ok"}
 
 
-def _check_redis() -> str:
+def _check_redis() -> dict[str, Any]:
     import redis
 
     client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
-    client.ping()
-    return "ok"
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return {"status": "ok"}
+
+
+def _check_beat() -> dict[str, Any]:
+    if settings.EMBEDDED:
+        return {"status": "embedded"}
+    from monitoring.models import Heartbeat
+
+    beat_at = (
+        Heartbeat.objects.filter(name=BEAT_HEARTBEAT_NAME).values_list("beat_at", flat=True).first()
+    )
+    stale_after = BEAT_STALE_AFTER_INTERVALS * settings.MONITOR_INTERVAL_SECONDS
+    if beat_at is None:
+        return {"status": "missing", "age_seconds": None, "stale_after_seconds": stale_after}
+    age = max(0.0, (timezone.now() - beat_at).total_seconds())
+    return {
+        "status": "ok" if age <= stale_after else "stale",
+        "age_seconds": round(age, 1),
+        "stale_after_seconds": stale_after,
+    }
 
 
 def readyz(request):
-    checks: dict[str, str] = {}
+    checks: dict[str, dict[str, Any]] = {}
     ready = True
     probes = [("database", _check_database)]
     if not settings.EMBEDDED:
@@ -36,13 +76,18 @@ def readyz(request):
         try:
             checks[name] = probe()
         except Exception as exc:  # report, never raise: this is a probe
-            checks[name] = f"error: {type(exc).__name__}"
+            checks[name] = {"status": "error", "error": type(exc).__name__}
             ready = False
+    if ready:
+        try:
+            checks["beat"] = _check_beat()
+        except Exception as exc:
+            checks["beat"] = {"status": "error", "error": type(exc).__name__}
+    else:
+        checks["beat"] = {"status": "unknown"}
+    degraded = checks["beat"]["status"] not in ("ok", "embedded")
+    status_text = "unavailable" if not ready else ("degraded" if degraded else "ok")
     return JsonResponse(
-        {
-            "status": "ok" if ready else "unavailable",
-            "checks": checks,
-            "embedded": settings.EMBEDDED,
-        },
+        {"status": status_text, "checks": checks, "embedded": settings.EMBEDDED},
         status=200 if ready else 503,
     )

@@ -13,19 +13,19 @@ _SECRET_KEYS = re.compile(
     r"(?i)(password|passwd|secret|token|authorization|api[_-]?key|app[_-]?key|totp|"
     r"access[_-]?token|session[_-]?token|cookie|fernet)"
 )
-# key=value, "key": "value" and Bearer tokens inside free text.
+# key=value, "key": "value", 'key': 'value' (dict reprs) and Bearer/Basic credentials in text.
 _KV_PATTERN = re.compile(
-    r"(?i)(\"?(?:password|passwd|secret[_-]?key|secretKey|appKey|app[_-]?key|token|"
-    r"access[_-]?token|session[_-]?token|totp[_-]?secret|authorization)\"?\s*[:=]\s*)"
-    r"(\"[^\"]*\"|'[^']*'|[^\s,;}&]+)"
+    r"(?i)([\"']?(?:password|passwd|secret[_-]?key|secret|api[_-]?key|app[_-]?key|token|"
+    r"access[_-]?token|session[_-]?token|totp[_-]?secret|authorization|cookie)[\"']?\s*[:=]\s*)"
+    r"((?:bearer|basic|token)\s+[^\s\"',;}&]+|\"[^\"]*\"|'[^']*'|[^\s,;}&]+)"
 )
-_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}")
 REDACTED = "[REDACTED]"
 
 
 def redact_text(text: str) -> str:
-    text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
-    return _KV_PATTERN.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _KV_PATTERN.sub(lambda m: m.group(1) + REDACTED, text)
+    return _BEARER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
 
 
 def redact_value(key: str, value):
@@ -37,13 +37,25 @@ def redact_value(key: str, value):
         return {k: redact_value(str(k), v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [redact_value(key, v) for v in value]
-    return value
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    # Anything else (a request, an exception, a model) is logged as its text: redact that.
+    return redact_text(str(value))
 
 
 class RequestIdFilter(logging.Filter):
+    """Adds the request id: from the context, or from the record's `request`.
+
+    Django logs 4xx/5xx responses ("django.request") after the middleware chain has
+    returned, outside RequestIdMiddleware's context; those records carry the request.
+    """
+
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "request_id", None):
-            record.request_id = current_request_id()
+            request_id = current_request_id()
+            if request_id == "-":
+                request_id = getattr(getattr(record, "request", None), "request_id", "-")
+            record.request_id = request_id
         return True
 
 

@@ -1,9 +1,254 @@
-"""Prometheus-style metrics (placeholder until issue 2's metrics land)."""
+"""Prometheus metrics: counters, histograms and gauges, served as text at GET /metrics.
+
+Full stack: every process writes into Redis hashes (one pipelined round trip per call), so
+/metrics on any web process shows the sum over all web processes and Celery workers.
+Embedded: a dictionary in the one process.
+
+Call sites:
+    metrics.inc("orders_placed_total", broker="PAPER")
+    metrics.observe("cycle_duration_seconds", 1.42)
+    metrics.set_gauge("some_level", 3)                # last write wins, across processes
+    metrics.add_gauge("websocket_connections", +1)    # adds up across processes
+
+A metrics write never breaks the caller: a Redis error is logged (at most once a minute) and
+the sample dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import defaultdict
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpResponse
+
+logger = logging.getLogger(__name__)
+
+COUNTER, HISTOGRAM, GAUGE = "counter", "histogram", "gauge"
+_KIND_CODE = {COUNTER: "c", HISTOGRAM: "h", GAUGE: "g"}
+_CODE_KIND = {code: kind for kind, code in _KIND_CODE.items()}
+
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+DESCRIPTIONS = {
+    "http_request_duration_seconds": "HTTP request latency by method, route and status",
+    "orders_placed_total": "Orders accepted by a broker",
+    "orders_rejected_total": "Orders rejected by validation or a broker",
+    "cycle_duration_seconds": "Duration of one user's monitoring cycle",
+    "cycle_step_failures_total": "Monitoring steps that failed, by step",
+    "websocket_connections": "Open WebSocket connections",
+}
+
+_SEP = "\x1f"  # between a histogram series' labels and its bucket/sum/count suffix
+
+
+def _escape(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels_text(labels: dict[str, object]) -> str:
+    return ",".join(f'{key}="{_escape(labels[key])}"' for key in sorted(labels))
+
+
+class _MemoryStore:
+    """The embedded store: {(kind, name): {field: value}} under a lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._data: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+
+    def add(self, kind: str, name: str, increments: dict[str, float]) -> None:
+        with self._lock:
+            series = self._data[(kind, name)]
+            for field, value in increments.items():
+                series[field] = series.get(field, 0.0) + value
+
+    def set(self, kind: str, name: str, field: str, value: float) -> None:
+        with self._lock:
+            self._data[(kind, name)][field] = value
+
+    def snapshot(self) -> dict[tuple[str, str], dict[str, float]]:
+        with self._lock:
+            return {key: dict(series) for key, series in self._data.items()}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+class _RedisStore:
+    """Hashes `metrics:<kind>:<name>` plus a set naming every metric that has been written."""
+
+    def _client(self):
+        from django_redis import get_redis_connection
+
+        return get_redis_connection("default")
+
+    def _key(self, suffix: str) -> str:
+        return cache.make_key("metrics:" + suffix)
+
+    def add(self, kind: str, name: str, increments: dict[str, float]) -> None:
+        pipe = self._client().pipeline(transaction=False)
+        key = self._key(f"{_KIND_CODE[kind]}:{name}")
+        for field, value in increments.items():
+            pipe.hincrbyfloat(key, field, value)
+        pipe.sadd(self._key("names"), f"{_KIND_CODE[kind]}:{name}")
+        pipe.execute()
+
+    def set(self, kind: str, name: str, field: str, value: float) -> None:
+        pipe = self._client().pipeline(transaction=False)
+        pipe.hset(self._key(f"{_KIND_CODE[kind]}:{name}"), field, value)
+        pipe.sadd(self._key("names"), f"{_KIND_CODE[kind]}:{name}")
+        pipe.execute()
+
+    def snapshot(self) -> dict[tuple[str, str], dict[str, float]]:
+        client = self._client()
+        names = sorted(n.decode() for n in client.smembers(self._key("names")))
+        pipe = client.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(self._key(name))
+        result: dict[tuple[str, str], dict[str, float]] = {}
+        for name, series in zip(names, pipe.execute(), strict=True):
+            code, metric = name.split(":", 1)
+            result[(_CODE_KIND[code], metric)] = {
+                field.decode(): float(value) for field, value in series.items()
+            }
+        return result
+
+    def clear(self) -> None:
+        client = self._client()
+        names = [n.decode() for n in client.smembers(self._key("names"))]
+        if names:
+            client.delete(*[self._key(n) for n in names])
+        client.delete(self._key("names"))
+
+
+_memory = _MemoryStore()
+_redis = _RedisStore()
+_last_error_log = 0.0
+
+
+def _store():
+    return _memory if settings.EMBEDDED else _redis
+
+
+def _guarded(write) -> None:
+    global _last_error_log
+    try:
+        write()
+    except Exception:  # metrics are best effort; the request or task must go on
+        now = time.monotonic()
+        if now - _last_error_log > 60:
+            _last_error_log = now
+            logger.warning("metrics write failed; samples are being dropped", exc_info=True)
+
+
+def inc(name: str, value: float = 1, **labels: object) -> None:
+    """Add `value` to the counter `name` with these labels."""
+    field = _labels_text(labels)
+    _guarded(lambda: _store().add(COUNTER, name, {field: float(value)}))
+
+
+def observe(name: str, seconds: float, **labels: object) -> None:
+    """Record one observation in the histogram `name` (buckets in seconds)."""
+    series = _labels_text(labels)
+    index = next((i for i, bound in enumerate(BUCKETS) if seconds <= bound), len(BUCKETS))
+    increments = {
+        f"{series}{_SEP}{index}": 1.0,
+        f"{series}{_SEP}sum": float(seconds),
+        f"{series}{_SEP}count": 1.0,
+    }
+    _guarded(lambda: _store().add(HISTOGRAM, name, increments))
+
+
+def set_gauge(name: str, value: float, **labels: object) -> None:
+    """Set the gauge `name` (the last write wins, whichever process wrote it)."""
+    field = _labels_text(labels)
+    _guarded(lambda: _store().set(GAUGE, name, field, float(value)))
+
+
+def add_gauge(name: str, delta: float, **labels: object) -> None:
+    """Move the gauge `name` up or down by `delta`: per-process changes add up."""
+    field = _labels_text(labels)
+    _guarded(lambda: _store().add(GAUGE, name, {field: float(delta)}))
+
+
+def reset_metrics() -> None:
+    """Forget every sample (tests and benchmarks)."""
+    _store().clear()
+
+
+def _number(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def _series(name: str, labels: str, value: float) -> str:
+    return f"{name}{{{labels}}} {_number(value)}" if labels else f"{name} {_number(value)}"
+
+
+def _join_labels(labels: str, extra: str) -> str:
+    return f"{labels},{extra}" if labels else extra
+
+
+def render_prometheus() -> str:
+    """Every metric in the Prometheus text exposition format 0.0.4."""
+    lines: list[str] = []
+    for (kind, name), series in sorted(_store().snapshot().items(), key=lambda kv: kv[0][1]):
+        lines.append(f"# HELP {name} {DESCRIPTIONS.get(name, name.replace('_', ' '))}")
+        lines.append(f"# TYPE {name} {kind}")
+        if kind != HISTOGRAM:
+            for labels, value in sorted(series.items()):
+                lines.append(_series(name, labels, value))
+            continue
+        by_labels: dict[str, dict[str, float]] = defaultdict(dict)
+        for field, value in series.items():
+            labels, _, part = field.rpartition(_SEP)
+            by_labels[labels][part] = value
+        for labels, parts in sorted(by_labels.items()):
+            cumulative = 0.0
+            for index, bound in enumerate(BUCKETS):
+                cumulative += parts.get(str(index), 0.0)
+                le = _join_labels(labels, f'le="{_number(float(bound))}"')
+                lines.append(_series(f"{name}_bucket", le, cumulative))
+            cumulative += parts.get(str(len(BUCKETS)), 0.0)
+            lines.append(_series(f"{name}_bucket", _join_labels(labels, 'le="+Inf"'), cumulative))
+            lines.append(_series(f"{name}_sum", labels, parts.get("sum", 0.0)))
+            lines.append(_series(f"{name}_count", labels, parts.get("count", 0.0)))
+    return "\n".join(lines) + "\n"
+
+
+def metrics_view(request):
+    """GET /metrics for Prometheus."""
+    return HttpResponse(
+        render_prometheus(), content_type="text/plain; version=0.0.4; charset=utf-8"
+    )
 
 
 class MetricsMiddleware:
+    """Records every request's latency by method, URL route (the pattern) and status."""
+
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        return self.get_response(request)
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        # The pattern, not the path: /api/orders/<int:order_id> is one series, not millions.
+        route = "/" + match.route if match is not None and match.route else "unmatched"
+        observe(
+            "http_request_duration_seconds",
+            time.perf_counter() - started,
+            method=request.method,
+            route=route,
+            status=response.status_code,
+        )
+        return response

@@ -85,6 +85,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "trading_site.api.ratelimit.RateLimitHeadersMiddleware",
     "trading_site.metrics.MetricsMiddleware",
 ]
 
@@ -241,6 +242,33 @@ PAPER_SEED = env_int("PAPER_SEED", 0)
 FAIR_PRICE_FEED_TOKEN = os.environ.get("FAIR_PRICE_FEED_TOKEN", "")
 PRICE_FEED_ENABLED = env_bool("PRICE_FEED_ENABLED", EMBEDDED)
 PRICE_FEED_INTERVAL_SECONDS = float(os.environ.get("PRICE_FEED_INTERVAL_SECONDS", "3"))
+# Paper exchange (orders.brokers.paper): slippage of market orders in basis points, the most
+# quantity one order fills per price tick (0 = no cap), the share of orders rejected at random
+# (deterministic per PAPER_SEED and order id), starting cash of a new book, margin per rupee.
+PAPER_SLIPPAGE_BPS = os.environ.get("PAPER_SLIPPAGE_BPS", "0")
+PAPER_FILL_CAP = env_int("PAPER_FILL_CAP", 0)
+PAPER_REJECT_RATE = os.environ.get("PAPER_REJECT_RATE", "0")
+PAPER_STARTING_CASH = os.environ.get("PAPER_STARTING_CASH", "1000000")
+PAPER_MARGIN_RATE = os.environ.get("PAPER_MARGIN_RATE", "0.2")
+PAPER_SESSION_TTL_SECONDS = env_int("PAPER_SESSION_TTL_SECONDS", 24 * 3600)
+# Broker sessions (orders.brokers.sessions): log in again this long before expiry; XTS tokens
+# die at the broker's end of day, so a login is trusted for at most XTS_SESSION_TTL_SECONDS.
+BROKER_SESSION_REFRESH_MARGIN_SECONDS = env_int("BROKER_SESSION_REFRESH_MARGIN_SECONDS", 300)
+XTS_SESSION_TTL_SECONDS = env_int("XTS_SESSION_TTL_SECONDS", 8 * 3600)
+# Reads retry on "unavailable" this many times, backing off from this many seconds; order
+# POSTs never retry. The outbound order limit waits at most this long for a token.
+BROKER_READ_RETRIES = env_int("BROKER_READ_RETRIES", 2)
+BROKER_RETRY_BACKOFF_SECONDS = float(os.environ.get("BROKER_RETRY_BACKOFF_SECONDS", "0.2"))
+BROKER_RATE_LIMIT_MAX_WAIT_SECONDS = float(
+    os.environ.get("BROKER_RATE_LIMIT_MAX_WAIT_SECONDS", "2")
+)
+XTS_API_ORDER_SOURCE = os.environ.get("XTS_API_ORDER_SOURCE", "TradingDesk")
+XTS_POSITIONS_MODE = os.environ.get("XTS_POSITIONS_MODE", "NetWise")
+# XTS simulator logins: "appKey:secretKey:userID:investor|dealer[:clientCode]" comma-separated.
+XTS_SIMULATOR_USERS = os.environ.get(
+    "XTS_SIMULATOR_USERS", "sim-app-key:sim-secret-key:SIM001:investor"
+)
+XTS_SIMULATOR_TOKEN_TTL_SECONDS = env_int("XTS_SIMULATOR_TOKEN_TTL_SECONDS", 8 * 3600)
 
 # Monitoring loop (monitoring/) and the trading window (Asia/Kolkata).
 MONITOR_INTERVAL_SECONDS = env_int("MONITOR_INTERVAL_SECONDS", 60)
@@ -263,6 +291,19 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ALWAYS_EAGER = EMBEDDED
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+# The one beat schedule (monitoring.schedule): the loop, scheduled orders, housekeeping.
+from monitoring.schedule import beat_schedule  # noqa: E402  (pure data, no Django imports)
+
+CELERY_BEAT_SCHEDULE = beat_schedule(MONITOR_INTERVAL_SECONDS)
+# A scheduled order whose time passed less than this long ago (e.g. the system was down) is
+# still placed; older than that, the day is recorded as MISSED (orders.scheduling).
+SCHEDULED_ORDER_GRACE_MINUTES = env_int("SCHEDULED_ORDER_GRACE_MINUTES", 5)
+
+# Orders (orders/services): a leg left PENDING_SUBMIT by a crash or broker timeout that the
+# broker's order book still does not show after this long is marked REJECTED (never re-sent).
+ORDER_PENDING_GRACE_SECONDS = env_int("ORDER_PENDING_GRACE_SECONDS", 120)
+# Benchmark-only endpoints (bench/orders_place.py's bare-insert floor); off in production.
+BENCH_ENDPOINTS = env_bool("BENCH_ENDPOINTS", False)
 
 DEMO_USERNAME = os.environ.get("DEMO_USERNAME", "demo")
 DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "demo-trader-1")

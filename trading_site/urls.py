@@ -1,10 +1,11 @@
 """URL map: the REST API under /api/, the web UI, the admin, health and metrics."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from trading_site import health
+from trading_site import health, metrics
+from trading_site.api.errors import api_not_found
 
 api_patterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -14,6 +15,8 @@ api_patterns = [
     path("", include("orders.api.urls")),
     path("", include("pnl.api.urls")),
     path("", include("monitoring.api_urls")),
+    # Last: any other /api/ path is the JSON 404 envelope, in DEBUG too (no HTML, no redirect).
+    re_path(r"^.*$", api_not_found),
 ]
 
 urlpatterns = [
@@ -21,6 +24,7 @@ urlpatterns = [
     path("api/", include(api_patterns)),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("", include("trading_site.web_urls")),
 ]
 

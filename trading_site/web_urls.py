@@ -1,3 +1,65 @@
 """The server-rendered web UI (each app's pages live in its own views module)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from accounts import views as account_views
+from monitoring import views as monitoring_views
+from orders import views as order_views
+from pnl import views as pnl_views
+
+urlpatterns = [
+    path("", account_views.dashboard, name="dashboard"),
+    path("login/", account_views.login_view, name="login"),
+    path("logout/", account_views.logout_view, name="logout"),
+    path("dashboard/numbers/", account_views.dashboard_accounts, name="dashboard_accounts"),
+    # Orders
+    path("orders/", order_views.order_list, name="orders"),
+    path("orders/new/", order_views.place_order, name="place_order"),
+    path("orders/batch/", order_views.batch_orders, name="batch_orders"),
+    path("orders/<int:pk>/", order_views.order_detail, name="order_detail"),
+    path("orders/<int:pk>/row/", order_views.order_row, name="order_row"),
+    path("orders/<int:pk>/cancel/", order_views.order_cancel, name="order_cancel"),
+    path("orders/<int:pk>/modify/", order_views.order_modify, name="order_modify"),
+    path("instruments/search/", order_views.instrument_search, name="instrument_search"),
+    # PnL and monitoring
+    path("pnl/", pnl_views.pnl_page, name="pnl"),
+    path("monitoring/", monitoring_views.monitoring_page, name="monitoring"),
+    # Settings
+    path("settings/", account_views.settings_home, name="settings"),
+    path("settings/accounts/new/", account_views.account_create, name="account_create"),
+    path("settings/accounts/<int:pk>/", account_views.account_edit, name="account_edit"),
+    path(
+        "settings/accounts/<int:pk>/connect/",
+        account_views.account_connect,
+        name="account_connect",
+    ),
+    path(
+        "settings/accounts/<int:pk>/deactivate/",
+        account_views.account_deactivate,
+        name="account_deactivate",
+    ),
+    path(
+        "settings/accounts/<int:pk>/kill-switch/",
+        account_views.account_kill_switch,
+        name="account_kill_switch",
+    ),
+    path("settings/strategies/new/", account_views.strategy_edit, name="strategy_create"),
+    path("settings/strategies/<int:pk>/", account_views.strategy_edit, name="strategy_edit"),
+    path(
+        "settings/strategies/<int:pk>/delete/",
+        account_views.strategy_delete,
+        name="strategy_delete",
+    ),
+    path(
+        "settings/regenerate-permission/",
+        account_views.regenerate_permission,
+        name="regenerate_permission",
+    ),
+    path("settings/scheduled/new/", order_views.scheduled_edit, name="scheduled_create"),
+    path("settings/scheduled/<int:pk>/", order_views.scheduled_edit, name="scheduled_edit"),
+    path(
+        "settings/scheduled/<int:pk>/delete/",
+        order_views.scheduled_delete,
+        name="scheduled_delete",
+    ),
+]

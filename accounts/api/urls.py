@@ -1,1 +1,25 @@
-urlpatterns: list = []
+"""Accounts API routes (SPEC 4): paths without a trailing slash, and the same with one."""
+
+from django.urls import path
+
+from accounts.api import views
+
+
+def _both(route: str, view, name: str) -> list:
+    """The SPEC's slash-less path, plus the trailing-slash spelling clients often send."""
+    return [path(route, view, name=name), path(route + "/", view)]
+
+
+urlpatterns = [
+    *_both("login", views.LoginView.as_view(), "api-login"),
+    *_both("logout", views.LogoutView.as_view(), "api-logout"),
+    *_both("accounts", views.BrokerAccountListView.as_view(), "api-accounts"),
+    *_both("accounts/<int:account_id>", views.BrokerAccountDetailView.as_view(), "api-account"),
+    *_both("strategies", views.StrategyListView.as_view(), "api-strategies"),
+    *_both("strategies/<int:strategy_id>", views.StrategyDetailView.as_view(), "api-strategy"),
+    *_both(
+        "entry-regenerate-permission",
+        views.EntryRegeneratePermissionView.as_view(),
+        "api-entry-regenerate-permission",
+    ),
+]

@@ -1,1 +1,23 @@
-urlpatterns: list = []
+"""Instruments, fair prices and broker connect (orders.api.market_views).
+
+Paths without a trailing slash (SPEC 4), plus the trailing-slash spelling clients often send.
+"""
+
+from django.urls import path
+
+from orders.api import market_views
+
+
+def _both(route: str, view, name: str) -> list:
+    return [path(route, view, name=name), path(route + "/", view)]
+
+
+urlpatterns = [
+    *_both("instruments", market_views.InstrumentListView.as_view(), "api-instruments"),
+    *_both("fair-prices", market_views.FairPriceView.as_view(), "api-fair-prices"),
+    *_both(
+        "accounts/<int:pk>/connect",
+        market_views.AccountConnectView.as_view(),
+        "api-account-connect",
+    ),
+]

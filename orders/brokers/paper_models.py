@@ -1,1 +1,120 @@
-"""Models of the paper exchange's own order book (imported by orders.models)."""
+"""Models of the paper exchange's own order book (imported by orders.models).
+
+A `PaperBook` is one simulated broker login: the book of a PAPER `BrokerAccount`
+(`account` set), or the book behind one XTS-simulator login (`name` = "xts:<appKey>").
+Orders and fills live in `PaperOrder` / `PaperTrade`; positions and balances are computed
+from the fills (orders.brokers.paper), so there is nothing to keep in step.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+
+_PRICE = {"max_digits": 15, "decimal_places": 4}
+_MONEY = {"max_digits": 15, "decimal_places": 2}
+
+__all__ = ["PaperBook", "PaperOrder", "PaperTrade"]
+
+
+class PaperBook(models.Model):
+    """One simulated broker login's book, with its starting cash (margin is derived)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    account = models.OneToOneField(
+        "accounts.BrokerAccount",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="paper_book",
+    )
+    starting_cash = models.DecimalField(**_MONEY, default=Decimal("0.00"))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "paper_books"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PaperOrder(models.Model):
+    """One order at the paper exchange, in our vocabulary (statuses of orders.brokers.base)."""
+
+    class Status(models.TextChoices):
+        OPEN = "OPEN", "Open"
+        PARTIALLY_FILLED = "PARTIALLY_FILLED", "Partially filled"
+        FILLED = "FILLED", "Filled"
+        CANCELLED = "CANCELLED", "Cancelled"
+        REJECTED = "REJECTED", "Rejected"
+
+    OPEN_STATUSES = (Status.OPEN, Status.PARTIALLY_FILLED)
+
+    book = models.ForeignKey(PaperBook, on_delete=models.CASCADE, related_name="orders")
+    # The broker order id we hand out (XTS AppOrderID); set from the primary key on insert.
+    app_order_id = models.BigIntegerField(unique=True, null=True, blank=True)
+    unique_identifier = models.CharField(max_length=40, blank=True, default="")
+    instrument = models.ForeignKey(
+        "orders.Instrument", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    exchange_segment = models.CharField(max_length=10)
+    exchange_instrument_id = models.BigIntegerField()
+    trading_symbol = models.CharField(max_length=100, blank=True, default="")
+    side = models.CharField(max_length=4)
+    order_type = models.CharField(max_length=10)
+    product_type = models.CharField(max_length=4)
+    time_in_force = models.CharField(max_length=8, default="DAY")
+    quantity = models.PositiveIntegerField()
+    limit_price = models.DecimalField(**_PRICE, null=True, blank=True)
+    stop_price = models.DecimalField(**_PRICE, null=True, blank=True)
+    filled_quantity = models.PositiveIntegerField(default=0)
+    average_price = models.DecimalField(**_PRICE, null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    reject_reason = models.TextField(blank=True, default="")
+    # A stop order becomes a limit/market order once the price reaches its stop.
+    triggered = models.BooleanField(default=False)
+    client_id = models.CharField(max_length=40, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_fill_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "paper_orders"
+        indexes = [
+            models.Index(fields=["status", "instrument"], name="paper_open_by_instrument"),
+            models.Index(fields=["book", "created_at"], name="paper_book_recent"),
+            models.Index(fields=["book", "unique_identifier"], name="paper_book_uid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"paper order {self.app_order_id} {self.side} {self.quantity}"
+
+    @property
+    def leaves_quantity(self) -> int:
+        if self.status in self.OPEN_STATUSES:
+            return self.quantity - self.filled_quantity
+        return 0
+
+
+class PaperTrade(models.Model):
+    """One fill of a paper order (a trade-book row)."""
+
+    order = models.ForeignKey(PaperOrder, on_delete=models.CASCADE, related_name="trades")
+    book = models.ForeignKey(PaperBook, on_delete=models.CASCADE, related_name="trades")
+    execution_id = models.CharField(max_length=40, unique=True)
+    exchange_segment = models.CharField(max_length=10)
+    exchange_instrument_id = models.BigIntegerField()
+    trading_symbol = models.CharField(max_length=100, blank=True, default="")
+    side = models.CharField(max_length=4)
+    product_type = models.CharField(max_length=4)
+    quantity = models.PositiveIntegerField()
+    price = models.DecimalField(**_PRICE)
+    traded_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "paper_trades"
+        indexes = [models.Index(fields=["book", "traded_at"], name="paper_trade_book_time")]
+
+    def __str__(self) -> str:
+        return f"fill {self.execution_id}"

@@ -8,11 +8,13 @@ the Django-level fallbacks turn each into the envelope with the right HTTP statu
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
@@ -89,8 +91,8 @@ class RateLimited(ApiError):
     code = RATE_LIMITED
     default_detail = "Rate limit exceeded"
 
-    def __init__(self, retry_after: int, limit_headers: dict[str, str] | None = None):
-        self.retry_after = max(1, int(retry_after))
+    def __init__(self, retry_after: float, limit_headers: dict[str, str] | None = None):
+        self.retry_after = max(1, math.ceil(retry_after))
         self.limit_headers = limit_headers or {}
         super().__init__("Rate limit exceeded", details={"retry_after": self.retry_after})
 
@@ -199,6 +201,7 @@ def json_error_response(message: str, code: str, status_code: int, **details: An
     return JsonResponse(envelope(message, code, details), status=status_code)
 
 
+@csrf_exempt  # an unknown path is a 404 for every method, not a CSRF failure
 def api_not_found(request, exception=None) -> JsonResponse:
     return json_error_response("Not found", NOT_FOUND, 404, path=request.path)
 

@@ -1,8 +1,200 @@
-"""Per-user token-bucket rate limits (placeholder until issue 2's limiter lands)."""
+"""The one token-bucket rate limiter: API limits per user and group, login, broker calls.
 
+A bucket holds up to `capacity` tokens and refills at `refill_per_second`; each request takes
+one. Full stack: a Lua script in Redis does read-refill-take-write atomically with Redis's own
+clock, so every process shares one bucket. Embedded: the local-memory cache under a process
+lock (the embedded mode is one process).
+
+Headers on every authenticated API response (RateLimitHeadersMiddleware):
+- X-RateLimit-Limit: the bucket's capacity;
+- X-RateLimit-Remaining: whole tokens left after this request;
+- X-RateLimit-Reset: seconds until the bucket is full again (0 when it is full).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import BaseThrottle
+
+from trading_site.api.errors import RateLimited
+
+_KEY_PREFIX = "rl:"
+
+# KEYS[1] bucket hash; ARGV capacity, refill per second. Returns {allowed, tokens-as-string}.
+_LUA_TAKE_TOKEN = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil or ts == nil then
+  tokens = capacity
+  ts = now
+end
+local elapsed = now - ts
+if elapsed < 0 then elapsed = 0 end
+tokens = math.min(capacity, tokens + elapsed * rate)
+local allowed = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+local ttl = 60
+if rate > 0 then ttl = math.ceil((capacity - tokens) / rate) + 1 end
+redis.call('EXPIRE', KEYS[1], ttl)
+return {allowed, tostring(tokens)}
+"""
+
+
+@dataclass(frozen=True)
+class BucketResult:
+    allowed: bool
+    remaining: int
+    limit: int
+    reset_seconds: float
+    retry_after: float
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(math.ceil(self.reset_seconds)),
+        }
+
+
+def _result(*, allowed: bool, tokens: float, capacity: int, rate: float) -> BucketResult:
+    missing = max(0.0, capacity - tokens)
+    if rate > 0:
+        reset = missing / rate
+        retry = 0.0 if allowed else max(0.0, (1 - tokens) / rate)
+    else:
+        reset = 0.0 if missing == 0 else 3600.0
+        retry = 0.0 if allowed else 3600.0
+    return BucketResult(
+        allowed=allowed,
+        remaining=max(0, int(math.floor(tokens))),
+        limit=capacity,
+        reset_seconds=reset,
+        retry_after=retry,
+    )
+
+
+@lru_cache(maxsize=1)
+def _redis_script():
+    from django_redis import get_redis_connection
+
+    connection = get_redis_connection("default")
+    return connection.register_script(_LUA_TAKE_TOKEN)
+
+
+_local_lock = threading.Lock()
+
+
+def take_token(key: str, *, capacity: int, refill_per_second: float) -> BucketResult:
+    """Take one token from the bucket `key`, atomically across every process sharing it."""
+    if capacity < 1:
+        raise ValueError("capacity must be at least 1")
+    if refill_per_second < 0:
+        raise ValueError("refill_per_second must not be negative")
+    if settings.EMBEDDED:
+        return _take_token_local(_KEY_PREFIX + key, capacity=capacity, rate=refill_per_second)
+    # Same prefix as the cache's own keys, so cache.clear() and key listings include buckets.
+    full_key = cache.make_key(_KEY_PREFIX + key)
+    allowed, tokens = _redis_script()(keys=[full_key], args=[capacity, refill_per_second])
+    return _result(
+        allowed=bool(int(allowed)), tokens=float(tokens), capacity=capacity, rate=refill_per_second
+    )
+
+
+def _take_token_local(key: str, *, capacity: int, rate: float) -> BucketResult:
+    # The local-memory cache lives in this process only, so a process-wide lock makes the
+    # read-modify-write atomic.
+    with _local_lock:
+        now = time.monotonic()
+        state = cache.get(key)
+        tokens, ts = (float(capacity), now) if state is None else state
+        tokens = min(float(capacity), tokens + max(0.0, now - ts) * rate)
+        allowed = tokens >= 1
+        if allowed:
+            tokens -= 1
+        ttl = math.ceil((capacity - tokens) / rate) + 1 if rate > 0 else 3600
+        cache.set(key, (tokens, now), ttl)
+    return _result(allowed=allowed, tokens=tokens, capacity=capacity, rate=rate)
+
+
+def parse_rate(spec: str) -> tuple[int, float]:
+    """'capacity/refill-per-second' (e.g. '60/1') -> (60, 1.0)."""
+    try:
+        capacity_text, rate_text = spec.split("/", 1)
+        capacity, rate = int(capacity_text), float(rate_text)
+    except ValueError as exc:
+        raise ValueError(
+            f"rate limit {spec!r} must look like 'capacity/refill_per_second'"
+        ) from exc
+    if capacity < 1 or rate < 0:
+        raise ValueError(f"rate limit {spec!r}: capacity >= 1 and refill >= 0")
+    return capacity, rate
+
+
+def group_rate(group: str) -> tuple[int, float]:
+    limits = settings.RATE_LIMITS
+    return parse_rate(limits.get(group) or limits["default"])
+
+
+def take_group_token(group: str, key: str) -> BucketResult:
+    capacity, rate = group_rate(group)
+    return take_token(key, capacity=capacity, refill_per_second=rate)
 
 
 class UserRateLimit(BaseThrottle):
+    """DRF throttle: one bucket per user and endpoint group (`view.rate_limit_group`).
+
+    Views name their group with `rate_limit_group` ("orders", "read", "default"); a view
+    without one counts as "read" for GET/HEAD/OPTIONS and "default" otherwise. The result is
+    kept on the request for RateLimitHeadersMiddleware.
+    """
+
     def allow_request(self, request, view) -> bool:
+        user = getattr(request, "user", None)
+        if not settings.RATE_LIMIT_ENABLED or user is None or not user.is_authenticated:
+            return True
+        group = getattr(view, "rate_limit_group", None) or (
+            "read" if request.method in SAFE_METHODS else "default"
+        )
+        result = take_group_token(group, f"user:{user.pk}:{group}")
+        # The Django request outlives DRF's wrapper: the middleware reads it there.
+        request._request.rate_limit_result = result
+        if not result.allowed:
+            raise RateLimited(
+                retry_after=math.ceil(result.retry_after), limit_headers=result.headers()
+            )
         return True
+
+    def wait(self) -> float | None:
+        return None
+
+
+class RateLimitHeadersMiddleware:
+    """Adds the X-RateLimit-* headers of the request's bucket to its response."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        result: BucketResult | None = getattr(request, "rate_limit_result", None)
+        if result is not None:
+            for header, value in result.headers().items():
+                response.setdefault(header, value)
+        return response

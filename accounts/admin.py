@@ -1,0 +1,235 @@
+"""Admin for accounts. Secrets (credentials, access tokens, token hashes) are never shown."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import UserCreationForm
+
+from accounts import services
+from accounts.models import (
+    CREDENTIAL_FIELDS,
+    AuthSession,
+    BrokerAccount,
+    BrokerSession,
+    EntryRegeneratePermission,
+    Strategy,
+    User,
+)
+from trading_site.api.errors import InvalidInput
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by the system: viewable, never added or edited by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class TraderCreationForm(UserCreationForm):
+    class Meta(UserCreationForm.Meta):
+        model = User
+        fields = ("username", "email")
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    add_form = TraderCreationForm
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("username", "email", "password1", "password2")}),
+    )
+    list_display = ("username", "email", "is_active", "is_staff", "date_joined", "last_login")
+    list_filter = ("is_active", "is_staff", "is_superuser")
+    search_fields = ("username", "email", "first_name", "last_name")
+    actions = ["revoke_api_sessions", "deactivate_users"]
+
+    @admin.action(description="Revoke all API sessions of the selected users")
+    def revoke_api_sessions(self, request, queryset):
+        count = sum(services.revoke_user_sessions(user=user) for user in queryset)
+        self.message_user(request, f"Revoked {count} session(s).", messages.SUCCESS)
+
+    @admin.action(description="Deactivate the selected users (and revoke their sessions)")
+    def deactivate_users(self, request, queryset):
+        for user in queryset:
+            user.is_active = False
+            user.save(update_fields=["is_active", "updated_at"])
+            services.revoke_user_sessions(user=user)
+        self.message_user(request, f"Deactivated {queryset.count()} user(s).", messages.SUCCESS)
+
+
+@admin.register(AuthSession)
+class AuthSessionAdmin(_ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "user",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+        "client_ip",
+    )
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "created_at", "expires_at")
+    search_fields = ("user__username", "user__email", "client_ip")
+    list_select_related = ("user",)
+    # The hash is not the token, but it is the cache key: no reason to show it.
+    exclude = ("token_hash",)
+    actions = ["revoke_sessions"]
+
+    @admin.action(description="Revoke the selected sessions now")
+    def revoke_sessions(self, request, queryset):
+        sessions = list(queryset.filter(revoked_at__isnull=True))
+        for session in sessions:
+            services.revoke_auth_session(session=session)
+        self.message_user(request, f"Revoked {len(sessions)} session(s).", messages.SUCCESS)
+
+
+class BrokerAccountAdminForm(forms.ModelForm):
+    """Credentials are write-only: one password-style field per key, blank keeps the value."""
+
+    clear_credentials = forms.MultipleChoiceField(
+        choices=[(key, key) for key in CREDENTIAL_FIELDS],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Remove these stored credential keys.",
+    )
+
+    class Meta:
+        model = BrokerAccount
+        fields = (
+            "user",
+            "account_name",
+            "broker",
+            "is_active",
+            "cash_available",
+            "margin_utilized",
+            "net_margin",
+            "total_mtm",
+            "unrealized_mtm",
+            "realized_mtm",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = set((self.instance.credentials or {}) if self.instance.pk else {})
+        for key in CREDENTIAL_FIELDS:
+            self.fields[f"credential_{key}"] = forms.CharField(
+                label=key.replace("_", " "),
+                required=False,
+                strip=True,
+                widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+                help_text="stored; leave blank to keep" if key in stored else "not set",
+            )
+
+    def clean(self):
+        cleaned = super().clean()
+        merged = dict(self.instance.credentials or {}) if self.instance.pk else {}
+        for key in cleaned.get("clear_credentials") or []:
+            merged.pop(key, None)
+        for key in CREDENTIAL_FIELDS:
+            value = cleaned.get(f"credential_{key}")
+            if value:
+                merged[key] = value
+        broker = cleaned.get("broker") or self.instance.broker
+        try:
+            self._credentials = services.validate_credentials(broker=broker, credentials=merged)
+        except InvalidInput as exc:
+            raise forms.ValidationError(exc.message) from None
+        return cleaned
+
+    def save(self, commit=True):
+        self.instance.credentials = self._credentials
+        return super().save(commit=commit)
+
+
+@admin.register(BrokerAccount)
+class BrokerAccountAdmin(admin.ModelAdmin):
+    form = BrokerAccountAdminForm
+    list_display = (
+        "account_name",
+        "user",
+        "broker",
+        "is_active",
+        "cash_available",
+        "net_margin",
+        "total_mtm",
+        "last_synced_at",
+    )
+    list_filter = ("broker", "is_active")
+    search_fields = ("account_name", "user__username", "user__email")
+    list_select_related = ("user",)
+    readonly_fields = ("credential_keys", "last_synced_at", "created_at", "updated_at")
+    raw_id_fields = ("user",)
+    actions = ["deactivate_accounts"]
+
+    @admin.display(description="stored credential keys")
+    def credential_keys(self, obj: BrokerAccount) -> str:
+        return ", ".join(sorted(obj.credentials or {})) or "-"
+
+    @admin.action(description="Deactivate the selected accounts")
+    def deactivate_accounts(self, request, queryset):
+        accounts = list(queryset.filter(is_active=True))
+        for account in accounts:
+            services.deactivate_broker_account(account=account)
+        self.message_user(request, f"Deactivated {len(accounts)} account(s).", messages.SUCCESS)
+
+
+@admin.register(BrokerSession)
+class BrokerSessionAdmin(_ReadOnlyAdmin):
+    list_display = ("account", "broker_user_id", "created_at", "expires_at", "invalidated_at")
+    list_filter = (("invalidated_at", admin.EmptyFieldListFilter), "account__broker")
+    search_fields = ("account__account_name", "account__user__username", "broker_user_id")
+    list_select_related = ("account",)
+    exclude = ("access_token",)
+
+
+@admin.register(Strategy)
+class StrategyAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "user",
+        "allow_regeneration",
+        "max_regenerations",
+        "trailing_sl_enabled",
+        "max_slippage_pct",
+        "updated_at",
+    )
+    list_filter = ("allow_regeneration", "trailing_sl_enabled")
+    search_fields = ("name", "user__username")
+    list_select_related = ("user",)
+    raw_id_fields = ("user",)
+
+
+class EntryRegeneratePermissionAdminForm(forms.ModelForm):
+    class Meta:
+        model = EntryRegeneratePermission
+        fields = ("user", "enabled", "strategies")
+
+    def clean(self):
+        cleaned = super().clean()
+        user, strategies = cleaned.get("user"), cleaned.get("strategies")
+        if user is not None and strategies is not None:
+            foreign = [s.name for s in strategies if s.user_id != user.pk]
+            if foreign:
+                raise forms.ValidationError(f"Strategies of another user: {', '.join(foreign)}")
+        return cleaned
+
+
+@admin.register(EntryRegeneratePermission)
+class EntryRegeneratePermissionAdmin(admin.ModelAdmin):
+    form = EntryRegeneratePermissionAdminForm
+    list_display = ("user", "enabled", "strategy_names", "updated_at")
+    list_filter = ("enabled",)
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)
+    filter_horizontal = ("strategies",)
+
+    @admin.display(description="strategies")
+    def strategy_names(self, obj: EntryRegeneratePermission) -> str:
+        return ", ".join(s.name for s in obj.strategies.all()) or "-"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user").prefetch_related("strategies")

@@ -1,0 +1,125 @@
+"""Shapes of the accounts API. Credentials are write-only: accepted, never returned."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from accounts.models import CREDENTIAL_FIELDS, Broker, BrokerAccount, Strategy, User
+
+
+class LoginSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150, trim_whitespace=True)
+    password = serializers.CharField(max_length=256, trim_whitespace=False)
+
+
+class SessionUserSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "username", "email"]
+
+
+class LoginResponseSerializer(serializers.Serializer):
+    session_token = serializers.CharField()
+    user = SessionUserSerializer()
+    expires_at = serializers.DateTimeField()
+
+
+class CredentialsSerializer(serializers.Serializer):
+    """The broker login secrets. Every key optional here; the service checks per broker."""
+
+    app_key = serializers.CharField(required=False, allow_blank=True, max_length=256)
+    secret_key = serializers.CharField(required=False, allow_blank=True, max_length=256)
+    client_id = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    user_id = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    password = serializers.CharField(required=False, allow_blank=True, max_length=256)
+    totp_secret = serializers.CharField(required=False, allow_blank=True, max_length=128)
+    base_url = serializers.URLField(required=False, allow_blank=True, max_length=300)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(CREDENTIAL_FIELDS))
+            if unknown:
+                raise serializers.ValidationError(
+                    [f"unknown credential key: {key}" for key in unknown]
+                )
+        return super().to_internal_value(data)
+
+
+class BrokerAccountSerializer(serializers.ModelSerializer):
+    """What the API shows of an account: never a credential, only which keys are set."""
+
+    credential_keys = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BrokerAccount
+        fields = [
+            "id",
+            "account_name",
+            "broker",
+            "cash_available",
+            "margin_utilized",
+            "net_margin",
+            "total_mtm",
+            "realized_mtm",
+            "unrealized_mtm",
+            "is_active",
+            "credential_keys",
+            "last_synced_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_credential_keys(self, account: BrokerAccount) -> list[str]:
+        return sorted(account.credentials or {})
+
+
+class BrokerAccountCreateSerializer(serializers.Serializer):
+    account_name = serializers.CharField(max_length=100)
+    broker = serializers.ChoiceField(choices=Broker.choices, default=Broker.PAPER)
+    credentials = CredentialsSerializer(required=False, write_only=True)
+
+
+class BrokerAccountUpdateSerializer(serializers.Serializer):
+    account_name = serializers.CharField(max_length=100, required=False)
+    credentials = CredentialsSerializer(required=False, write_only=True)
+    is_active = serializers.BooleanField(required=False)
+
+    def validate(self, attrs):
+        if "broker" in self.initial_data:
+            raise serializers.ValidationError({"broker": ["the broker cannot be changed"]})
+        return attrs
+
+
+class StrategySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Strategy
+        fields = [
+            "id",
+            "name",
+            "allow_regeneration",
+            "max_regenerations",
+            "trailing_sl_enabled",
+            "trailing_sl_trigger",
+            "trailing_sl_step",
+            "max_slippage_pct",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+        # Uniqueness per user is checked by the service (the user is not a field here).
+        validators: list = []
+        extra_kwargs = {
+            "name": {"validators": []},
+            "max_regenerations": {"min_value": 0, "max_value": 100},
+            "trailing_sl_trigger": {"min_value": 0},
+            "trailing_sl_step": {"min_value": 0},
+            "max_slippage_pct": {"min_value": 0, "max_value": 100},
+        }
+
+
+class RegeneratePermissionSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    strategy_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), allow_empty=True, max_length=1000
+    )

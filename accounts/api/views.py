@@ -1,0 +1,248 @@
+"""Accounts API: login/logout, broker accounts, strategies, the regenerate permission.
+
+Views parse input, call one service or selector, and shape the answer with the serializers
+beside them. Every object is looked up through the caller's own querysets: another user's
+object is a 404.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import logout as django_logout
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import selectors, services
+from accounts.api.serializers import (
+    BrokerAccountCreateSerializer,
+    BrokerAccountSerializer,
+    BrokerAccountUpdateSerializer,
+    LoginResponseSerializer,
+    LoginSerializer,
+    RegeneratePermissionSerializer,
+    SessionUserSerializer,
+    StrategySerializer,
+)
+from trading_site.api.errors import AUTHENTICATION_FAILED, envelope
+
+
+def client_ip_of(request) -> str | None:
+    """The caller's address. Behind a proxy, set it up to pass REMOTE_ADDR correctly."""
+    return request.META.get("REMOTE_ADDR") or None
+
+
+class LoginView(APIView):
+    """Exchange a username and password for a session token (shown once)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    # Login has its own per-username and per-IP buckets (accounts.services.login).
+    throttle_classes: list = []
+
+    @extend_schema(
+        request=LoginSerializer,
+        responses={200: LoginResponseSerializer, 401: OpenApiResponse(description="Invalid")},
+        auth=[],
+    )
+    def post(self, request):
+        data = LoginSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            result = services.login(
+                username=data.validated_data["username"],
+                password=data.validated_data["password"],
+                client_ip=client_ip_of(request),
+                user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            )
+        except services.InvalidCredentials:
+            response = Response(
+                envelope("Invalid credentials", AUTHENTICATION_FAILED),
+                status=status.HTTP_401_UNAUTHORIZED,
+            )
+            response["WWW-Authenticate"] = 'Bearer realm="api"'
+            return response
+        return Response(
+            {
+                "session_token": result.token,
+                "user": SessionUserSerializer(result.user).data,
+                "expires_at": result.session.expires_at,
+            }
+        )
+
+
+class LogoutView(APIView):
+    """Revoke the token of this request at once (in the database and every process's cache)."""
+
+    rate_limit_group = "default"
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request):
+        if isinstance(request.auth, services.AuthSession):
+            services.logout(session=request.auth)
+        else:
+            django_logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BrokerAccountListView(APIView):
+    @extend_schema(
+        responses=inline_serializer(
+            "BrokerAccountList", {"accounts": BrokerAccountSerializer(many=True)}
+        )
+    )
+    def get(self, request):
+        accounts = selectors.broker_accounts_for(user=request.user)
+        return Response({"accounts": BrokerAccountSerializer(accounts, many=True).data})
+
+    @extend_schema(
+        request=BrokerAccountCreateSerializer,
+        responses={
+            201: inline_serializer("BrokerAccountCreated", {"account": BrokerAccountSerializer()})
+        },
+    )
+    def post(self, request):
+        data = BrokerAccountCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        account = services.create_broker_account(
+            user=request.user,
+            account_name=data.validated_data["account_name"],
+            broker=data.validated_data["broker"],
+            credentials=data.validated_data.get("credentials") or {},
+        )
+        return Response(
+            {"account": BrokerAccountSerializer(account).data}, status=status.HTTP_201_CREATED
+        )
+
+
+_ACCOUNT_RESPONSE = inline_serializer("BrokerAccountDetail", {"account": BrokerAccountSerializer()})
+
+
+class BrokerAccountDetailView(APIView):
+    @extend_schema(responses=_ACCOUNT_RESPONSE)
+    def get(self, request, account_id: int):
+        account = selectors.broker_account_for(user=request.user, account_id=account_id)
+        return Response({"account": BrokerAccountSerializer(account).data})
+
+    @extend_schema(request=BrokerAccountUpdateSerializer, responses=_ACCOUNT_RESPONSE)
+    def patch(self, request, account_id: int):
+        account = selectors.broker_account_for(user=request.user, account_id=account_id)
+        data = BrokerAccountUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        account = services.update_broker_account(account=account, **data.validated_data)
+        return Response({"account": BrokerAccountSerializer(account).data})
+
+    @extend_schema(request=None, responses=_ACCOUNT_RESPONSE)
+    def delete(self, request, account_id: int):
+        """Deactivate (soft delete): monitoring and trading stop, the history stays."""
+        account = selectors.broker_account_for(user=request.user, account_id=account_id)
+        account = services.deactivate_broker_account(account=account)
+        return Response({"account": BrokerAccountSerializer(account).data})
+
+
+class StrategyListView(APIView):
+    @extend_schema(
+        responses=inline_serializer("StrategyList", {"strategies": StrategySerializer(many=True)})
+    )
+    def get(self, request):
+        strategies = selectors.strategies_for(user=request.user)
+        return Response({"strategies": StrategySerializer(strategies, many=True).data})
+
+    @extend_schema(
+        request=StrategySerializer,
+        responses={201: inline_serializer("StrategyCreated", {"strategy": StrategySerializer()})},
+    )
+    def post(self, request):
+        data = StrategySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        strategy = services.create_strategy(user=request.user, **data.validated_data)
+        return Response(
+            {"strategy": StrategySerializer(strategy).data}, status=status.HTTP_201_CREATED
+        )
+
+
+_STRATEGY_RESPONSE = inline_serializer("StrategyDetail", {"strategy": StrategySerializer()})
+
+
+class StrategyDetailView(APIView):
+    @extend_schema(responses=_STRATEGY_RESPONSE)
+    def get(self, request, strategy_id: int):
+        strategy = selectors.strategy_for(user=request.user, strategy_id=strategy_id)
+        return Response({"strategy": StrategySerializer(strategy).data})
+
+    @extend_schema(request=StrategySerializer, responses=_STRATEGY_RESPONSE)
+    def patch(self, request, strategy_id: int):
+        return self._update(request, strategy_id, partial=True)
+
+    @extend_schema(request=StrategySerializer, responses=_STRATEGY_RESPONSE)
+    def put(self, request, strategy_id: int):
+        return self._update(request, strategy_id, partial=False)
+
+    def _update(self, request, strategy_id: int, *, partial: bool):
+        strategy = selectors.strategy_for(user=request.user, strategy_id=strategy_id)
+        data = StrategySerializer(strategy, data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        strategy = services.update_strategy(strategy=strategy, **data.validated_data)
+        return Response({"strategy": StrategySerializer(strategy).data})
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, strategy_id: int):
+        strategy = selectors.strategy_for(user=request.user, strategy_id=strategy_id)
+        services.delete_strategy(strategy=strategy)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class _PermissionOut(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    strategy_ids = serializers.ListField(child=serializers.IntegerField())
+    strategies = inline_serializer(
+        "PermissionStrategy",
+        {"id": serializers.IntegerField(), "name": serializers.CharField()},
+        many=True,
+    )
+    updated_at = serializers.DateTimeField()
+
+
+def _permission_body(permission) -> dict:
+    strategies = list(permission.strategies.order_by("name").values("id", "name"))
+    return {
+        "enabled": permission.enabled,
+        "strategy_ids": [s["id"] for s in strategies],
+        "strategies": strategies,
+        "updated_at": permission.updated_at,
+    }
+
+
+class EntryRegeneratePermissionView(APIView):
+    """The caller's one permission: whether rejected entries of these strategies re-place."""
+
+    @extend_schema(responses=_PermissionOut)
+    def get(self, request):
+        permission = services.get_or_create_regenerate_permission(user=request.user)
+        return Response(_permission_body(permission))
+
+    @extend_schema(request=RegeneratePermissionSerializer, responses=_PermissionOut)
+    def put(self, request):
+        data = RegeneratePermissionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        permission = services.set_regenerate_permission(
+            user=request.user,
+            enabled=data.validated_data["enabled"],
+            strategy_ids=data.validated_data["strategy_ids"],
+        )
+        return Response(_permission_body(permission))
+
+    @extend_schema(request=RegeneratePermissionSerializer, responses=_PermissionOut)
+    def patch(self, request):
+        current = services.get_or_create_regenerate_permission(user=request.user)
+        data = RegeneratePermissionSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        permission = services.set_regenerate_permission(
+            user=request.user,
+            enabled=data.validated_data.get("enabled", current.enabled),
+            strategy_ids=data.validated_data.get(
+                "strategy_ids", list(current.strategies.values_list("id", flat=True))
+            ),
+        )
+        return Response(_permission_body(permission))

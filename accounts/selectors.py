@@ -1,0 +1,34 @@
+"""Reads of accounts data, always scoped to the user who asks."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from accounts.models import AuthSession, BrokerAccount, Strategy, User
+
+
+def broker_accounts_for(*, user: User, active_only: bool = False) -> QuerySet[BrokerAccount]:
+    accounts = BrokerAccount.objects.filter(user=user).order_by("id")
+    return accounts.filter(is_active=True) if active_only else accounts
+
+
+def broker_account_for(*, user: User, account_id: int) -> BrokerAccount:
+    """The user's account; another user's (or no) account is a 404, never a 403."""
+    return get_object_or_404(BrokerAccount, pk=account_id, user=user)
+
+
+def strategies_for(*, user: User) -> QuerySet[Strategy]:
+    return Strategy.objects.filter(user=user).order_by("name", "id")
+
+
+def strategy_for(*, user: User, strategy_id: int) -> Strategy:
+    return get_object_or_404(Strategy, pk=strategy_id, user=user)
+
+
+def live_auth_sessions_for(*, user: User) -> QuerySet[AuthSession]:
+    from django.utils import timezone
+
+    return AuthSession.objects.filter(
+        user=user, revoked_at__isnull=True, expires_at__gt=timezone.now()
+    ).order_by("-created_at")

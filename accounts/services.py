@@ -1,0 +1,394 @@
+"""Accounts services: API session tokens (login, authenticate, revoke) and account changes.
+
+Tokens: the raw token is returned once by `create_auth_session`; only its SHA-256 hash is
+stored. Validation reads the shared cache first (Redis in full stack, so every process sees
+the same entries) and falls back to the database. A revocation deletes the cache entry and
+leaves a short-lived tombstone, so a process that read the row just before the revocation
+cannot put the token back into the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import authenticate as django_authenticate
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import (
+    CREDENTIAL_FIELDS,
+    XTS_BROKERS,
+    AuthSession,
+    Broker,
+    BrokerAccount,
+    EntryRegeneratePermission,
+    Strategy,
+    User,
+)
+from trading_site.api.errors import InvalidInput, RateLimited
+
+# Writing last_used_at on every request would turn every read into a write.
+LAST_USED_RESOLUTION_SECONDS = 60
+_CACHE_PREFIX = "auth:token:"
+_TOMBSTONE_PREFIX = "auth:revoked:"
+_USER_AGENT_MAX = 512
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _cache_key(token_hash: str) -> str:
+    return _CACHE_PREFIX + token_hash
+
+
+def _tombstone_key(token_hash: str) -> str:
+    return _TOMBSTONE_PREFIX + token_hash
+
+
+def _cache_seconds(expires_at: datetime, now: datetime) -> int:
+    """Never cache a token past its expiry (nor for longer than AUTH_TOKEN_CACHE_SECONDS)."""
+    remaining = int((expires_at - now).total_seconds())
+    return max(0, min(settings.AUTH_TOKEN_CACHE_SECONDS, remaining))
+
+
+# Never copied into the cache: the password hash stays in the database only.
+_USER_FIELDS_NOT_CACHED = {"password"}
+
+
+def _row_fields(instance, *, skip: set[str] = frozenset()) -> dict[str, Any]:
+    return {
+        f.attname: getattr(instance, f.attname)
+        for f in type(instance)._meta.concrete_fields
+        if f.attname not in skip
+    }
+
+
+def _from_cached_fields(model, fields: dict[str, Any]):
+    """Rebuild a row; fields absent from the cache (the password) load lazily if touched,
+    and `save()` writes only the loaded fields, so it cannot blank them."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in fields]
+    return model.from_db("default", names, [fields[name] for name in names])
+
+
+def _cache_session(session: AuthSession, now: datetime) -> None:
+    ttl = _cache_seconds(session.expires_at, now)
+    if ttl <= 0:
+        return
+    entry = {
+        "user": _row_fields(session.user, skip=_USER_FIELDS_NOT_CACHED),
+        "session": _row_fields(session),
+    }
+    cache.set(_cache_key(session.token_hash), entry, ttl)
+
+
+def create_auth_session(
+    *, user: User, client_ip: str | None, user_agent: str
+) -> tuple[str, AuthSession]:
+    """Start an API session for `user`; returns (raw token, row). The token is never stored."""
+    token = secrets.token_urlsafe(32)
+    now = timezone.now()
+    session = AuthSession.objects.create(
+        user=user,
+        token_hash=hash_token(token),
+        expires_at=now + timedelta(seconds=settings.AUTH_TOKEN_TTL_SECONDS),
+        client_ip=client_ip or None,
+        user_agent=(user_agent or "")[:_USER_AGENT_MAX],
+    )
+    _cache_session(session, now)
+    return token, session
+
+
+def authenticate_token(token: str) -> tuple[User, AuthSession] | None:
+    """The (user, session) a raw token belongs to, or None if unknown, expired or revoked."""
+    if not token:
+        return None
+    token_hash = hash_token(token)
+    key, tombstone = _cache_key(token_hash), _tombstone_key(token_hash)
+    now = timezone.now()
+    # One round trip: the entry and the revocation tombstone together.
+    found = cache.get_many([key, tombstone])
+    if found.get(tombstone):
+        return None
+    entry: dict[str, Any] | None = found.get(key)
+    if entry is not None:
+        user = _from_cached_fields(User, entry["user"])
+        session = _from_cached_fields(AuthSession, entry["session"])
+        session.user = user
+        if session.expires_at <= now or session.revoked_at is not None or not user.is_active:
+            cache.delete(key)
+            return None
+    else:
+        session = (
+            AuthSession.objects.select_related("user")
+            .filter(token_hash=token_hash, revoked_at__isnull=True, expires_at__gt=now)
+            .first()
+        )
+        if session is None or not session.user.is_active:
+            return None
+        user = session.user
+        _touch(session, now)
+        _cache_session(session, now)
+        return user, session
+
+    last_used = session.last_used_at
+    if last_used is None or (now - last_used).total_seconds() >= LAST_USED_RESOLUTION_SECONDS:
+        _touch(session, now)
+        _cache_session(session, now)
+    return user, session
+
+
+def _touch(session: AuthSession, now: datetime) -> None:
+    last_used = session.last_used_at
+    if last_used is not None and (now - last_used).total_seconds() < LAST_USED_RESOLUTION_SECONDS:
+        return
+    AuthSession.objects.filter(pk=session.pk).update(last_used_at=now)
+    session.last_used_at = now
+
+
+def revoke_auth_session(*, session: AuthSession) -> None:
+    """End a session now: in the database and in the shared cache (so on every process)."""
+    now = timezone.now()
+    AuthSession.objects.filter(pk=session.pk, revoked_at__isnull=True).update(revoked_at=now)
+    session.revoked_at = session.revoked_at or now
+    _forget_token_hashes([session.token_hash])
+
+
+def revoke_user_sessions(*, user: User) -> int:
+    """Revoke every live API session of `user` (admin action, deactivation)."""
+    now = timezone.now()
+    live = AuthSession.objects.filter(user=user, revoked_at__isnull=True, expires_at__gt=now)
+    hashes = list(live.values_list("token_hash", flat=True))
+    count = live.update(revoked_at=now)
+    _forget_token_hashes(hashes)
+    return count
+
+
+def forget_cached_sessions(*, user_id: int) -> None:
+    """Drop cached entries of a user's live sessions so the next request re-reads the user.
+
+    Called when a user row changes (deactivation, password or staff change): cached entries
+    hold a copy of the user.
+    """
+    hashes = AuthSession.objects.filter(
+        user_id=user_id, revoked_at__isnull=True, expires_at__gt=timezone.now()
+    ).values_list("token_hash", flat=True)
+    keys = [_cache_key(h) for h in hashes]
+    if keys:
+        cache.delete_many(keys)
+
+
+def _forget_token_hashes(hashes: list[str]) -> None:
+    if not hashes:
+        return
+    cache.delete_many([_cache_key(h) for h in hashes])
+    # Outlives any cache entry another process may be writing from a stale DB read.
+    cache.set_many({_tombstone_key(h): True for h in hashes}, settings.AUTH_TOKEN_CACHE_SECONDS + 5)
+
+
+def purge_expired_auth_sessions(*, older_than: timedelta = timedelta(days=7)) -> int:
+    """Delete sessions that expired or were revoked more than `older_than` ago (clean-up job)."""
+    cutoff = timezone.now() - older_than
+    deleted, _ = AuthSession.objects.filter(expires_at__lt=cutoff).delete()
+    revoked, _ = AuthSession.objects.filter(revoked_at__lt=cutoff).delete()
+    return deleted + revoked
+
+
+class InvalidCredentials(Exception):
+    """Wrong username or password, or an inactive user (indistinguishable on purpose)."""
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    token: str
+    session: AuthSession
+    user: User
+
+
+def check_login_rate(*, username: str, client_ip: str | None) -> None:
+    """Raise RateLimited when this username or this IP has guessed too often."""
+    from trading_site.api.ratelimit import take_group_token
+
+    if not settings.RATE_LIMIT_ENABLED:
+        return
+    username_key = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
+    for group, subject in (("login_user", username_key), ("login_ip", client_ip or "unknown")):
+        result = take_group_token(group, f"{group}:{subject}")
+        if not result.allowed:
+            raise RateLimited(retry_after=result.retry_after, limit_headers=result.headers())
+
+
+def login(*, username: str, password: str, client_ip: str | None, user_agent: str) -> LoginResult:
+    """Check the password (throttled per username and per IP) and start an API session."""
+    check_login_rate(username=username, client_ip=client_ip)
+    user = django_authenticate(username=username, password=password)
+    if user is None or not user.is_active:
+        raise InvalidCredentials()
+    token, session = create_auth_session(user=user, client_ip=client_ip, user_agent=user_agent)
+    return LoginResult(token=token, session=session, user=user)
+
+
+def logout(*, session: AuthSession) -> None:
+    revoke_auth_session(session=session)
+
+
+# Broker accounts.
+
+XTS_REQUIRED_CREDENTIALS = ("app_key", "secret_key")
+
+
+def validate_credentials(*, broker: str, credentials: dict[str, Any]) -> dict[str, str]:
+    """The credentials a broker needs, cleaned; raises InvalidInput naming the bad keys."""
+    unknown = sorted(set(credentials) - set(CREDENTIAL_FIELDS))
+    if unknown:
+        raise InvalidInput(
+            "Unknown credential keys",
+            details={"credentials": [f"unknown key: {key}" for key in unknown]},
+        )
+    cleaned: dict[str, str] = {}
+    for key, value in credentials.items():
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise InvalidInput(
+                f"credentials.{key} must be a string",
+                details={"credentials": {key: ["must be a string"]}},
+            )
+        value = value.strip()
+        if value:
+            cleaned[key] = value
+    if broker in XTS_BROKERS:
+        missing = [key for key in XTS_REQUIRED_CREDENTIALS if key not in cleaned]
+        if missing:
+            raise InvalidInput(
+                f"{broker} accounts need {', '.join(missing)}",
+                details={"credentials": {key: ["this credential is required"] for key in missing}},
+            )
+    return cleaned
+
+
+def create_broker_account(
+    *, user: User, account_name: str, broker: str, credentials: dict[str, Any] | None = None
+) -> BrokerAccount:
+    if broker not in Broker.values:
+        raise InvalidInput("Unknown broker", details={"broker": [f"unknown broker: {broker}"]})
+    cleaned = validate_credentials(broker=broker, credentials=credentials or {})
+    if BrokerAccount.objects.filter(user=user, account_name=account_name).exists():
+        raise InvalidInput(
+            "An account with this name exists",
+            details={"account_name": ["you already have an account with this name"]},
+        )
+    return BrokerAccount.objects.create(
+        user=user, account_name=account_name, broker=broker, credentials=cleaned
+    )
+
+
+def update_broker_account(
+    *,
+    account: BrokerAccount,
+    account_name: str | None = None,
+    credentials: dict[str, Any] | None = None,
+    is_active: bool | None = None,
+) -> BrokerAccount:
+    """Change name, credentials (merged key by key; a blank value keeps the old one) or state."""
+    fields: list[str] = []
+    if account_name is not None and account_name != account.account_name:
+        if (
+            BrokerAccount.objects.filter(user_id=account.user_id, account_name=account_name)
+            .exclude(pk=account.pk)
+            .exists()
+        ):
+            raise InvalidInput(
+                "An account with this name exists",
+                details={"account_name": ["you already have an account with this name"]},
+            )
+        account.account_name = account_name
+        fields.append("account_name")
+    if credentials is not None:
+        merged = {
+            **(account.credentials or {}),
+            **validate_credentials(broker=Broker.PAPER, credentials=credentials),
+        }
+        account.credentials = validate_credentials(broker=account.broker, credentials=merged)
+        fields.append("credentials")
+    if is_active is not None and is_active != account.is_active:
+        account.is_active = is_active
+        fields.append("is_active")
+    if fields:
+        account.save(update_fields=[*fields, "updated_at"])
+    return account
+
+
+def deactivate_broker_account(*, account: BrokerAccount) -> BrokerAccount:
+    """Soft delete: the account stops being monitored and traded; its history stays."""
+    if account.is_active:
+        account.is_active = False
+        account.save(update_fields=["is_active", "updated_at"])
+    return account
+
+
+# Strategies and the entry-regenerate permission.
+
+
+def create_strategy(*, user: User, name: str, **settings_fields: Any) -> Strategy:
+    if Strategy.objects.filter(user=user, name=name).exists():
+        raise InvalidInput(
+            "A strategy with this name exists",
+            details={"name": ["you already have a strategy with this name"]},
+        )
+    return Strategy.objects.create(user=user, name=name, **settings_fields)
+
+
+def update_strategy(*, strategy: Strategy, **changes: Any) -> Strategy:
+    name = changes.get("name")
+    if (
+        name
+        and name != strategy.name
+        and Strategy.objects.filter(user_id=strategy.user_id, name=name)
+        .exclude(pk=strategy.pk)
+        .exists()
+    ):
+        raise InvalidInput(
+            "A strategy with this name exists",
+            details={"name": ["you already have a strategy with this name"]},
+        )
+    for field, value in changes.items():
+        setattr(strategy, field, value)
+    if changes:
+        strategy.save(update_fields=[*changes, "updated_at"])
+    return strategy
+
+
+def delete_strategy(*, strategy: Strategy) -> None:
+    strategy.delete()
+
+
+def get_or_create_regenerate_permission(*, user: User) -> EntryRegeneratePermission:
+    permission, _ = EntryRegeneratePermission.objects.get_or_create(user=user)
+    return permission
+
+
+@transaction.atomic
+def set_regenerate_permission(
+    *, user: User, enabled: bool, strategy_ids: list[int]
+) -> EntryRegeneratePermission:
+    """Replace the user's permission; every strategy must be the user's own."""
+    wanted = set(strategy_ids)
+    owned = set(Strategy.objects.filter(user=user, pk__in=wanted).values_list("pk", flat=True))
+    foreign = sorted(wanted - owned)
+    if foreign:
+        raise InvalidInput(
+            "Unknown strategies",
+            details={"strategy_ids": [f"no strategy with id {pk}" for pk in foreign]},
+        )
+    permission, _ = EntryRegeneratePermission.objects.select_for_update().get_or_create(user=user)
+    permission.enabled = enabled
+    permission.save(update_fields=["enabled", "updated_at"])
+    permission.strategies.set(owned)
+    return permission

@@ -1,0 +1,167 @@
+"""The WebSocket at /ws/<user_id>/ (SPEC 9): authenticate, join the user's group, forward.
+
+Close codes:
+- 4401: not authenticated (no session cookie, no valid token);
+- 4403: authenticated, but the path names another user (no data byte is sent first);
+- 4000: the trading window is closed; a `market_closed` message with the next opening is
+  sent first, and the connection is closed the same way when the window closes later;
+- 1009: a frame larger than WS_MAX_MESSAGE_BYTES. daphne started through monitoring.server
+  (start_embedded, serve_web) refuses it at the protocol level with 1009; this consumer checks
+  again for servers that do not, and where the server will not send 1009 from an application
+  (a bare `daphne` process) it closes with 4009 instead.
+
+The consumer never runs a cycle: the monitoring loop (monitoring.tasks) does, and its
+messages arrive through the channel layer as `forward` events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from monitoring import presence, window
+from monitoring.ws_auth import identify
+from trading_site import realtime
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_MARKET_CLOSED = 4000
+CLOSE_TOO_BIG = 1009
+CLOSE_TOO_BIG_PRIVATE = 4009
+
+
+def _count_connection(delta: int) -> None:
+    """The open-connection gauge, summed over every web process (metrics live in Redis)."""
+    from trading_site import metrics
+
+    metrics.add_gauge("websocket_connections", delta)
+
+
+class UserUpdatesConsumer(AsyncWebsocketConsumer):
+    connection_id: str = ""
+    user_id: int | None = None
+    _refresher: asyncio.Task | None = None
+
+    async def connect(self):
+        identity = await identify(self.scope)
+        path_user = int(self.scope["url_route"]["kwargs"]["user_id"])
+        # Accept first: a close before accept becomes an HTTP 403 and the client would never
+        # see the 44xx code that tells it why.
+        await self.accept(subprotocol=identity.subprotocol)
+        if identity.user_id is None:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if identity.user_id != path_user:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        if not await window.ais_trading_window_open():
+            await self._send_market_closed_and_close()
+            return
+        self.user_id = identity.user_id
+        self.connection_id = str(uuid.uuid4())
+        await self.channel_layer.group_add(realtime.user_group(self.user_id), self.channel_name)
+        await self._touch_presence()
+        await self._send_json(
+            {
+                "type": realtime.CONNECTION_ESTABLISHED,
+                "connection_id": self.connection_id,
+                "user_id": self.user_id,
+                "timestamp": realtime.now_iso(),
+            }
+        )
+        self._refresher = asyncio.create_task(self._keep_alive())
+        await _run_sync(_count_connection, 1)
+
+    async def disconnect(self, code):
+        if self._refresher is not None:
+            self._refresher.cancel()
+        if self.user_id is None:
+            return
+        await self.channel_layer.group_discard(realtime.user_group(self.user_id), self.channel_name)
+        await _run_sync(presence.mark_disconnected, self.user_id, self.connection_id)
+        await _run_sync(_count_connection, -1)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        raw = text_data.encode("utf-8") if text_data is not None else (bytes_data or b"")
+        if len(raw) > settings.WS_MAX_MESSAGE_BYTES:
+            await self._close_too_big()
+            return
+        if self.user_id is None:
+            return
+        try:
+            message = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            await self._send_error("malformed JSON")
+            return
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            await self._send_error("a message is a JSON object with a string 'type'")
+            return
+        if message["type"] == "ping":
+            await self._touch_presence()
+            await self._send_json({"type": realtime.PONG, "timestamp": realtime.now_iso()})
+            return
+        await self._send_error(f"unknown message type: {message['type'][:50]}")
+
+    async def forward(self, event):
+        """A message for this user from the channel layer (trading_site.realtime)."""
+        await self.send(text_data=json.dumps(event["message"]))
+
+    # ---- helpers ----------------------------------------------------------------------
+
+    async def _send_json(self, message: dict) -> None:
+        await self.send(text_data=json.dumps(message))
+
+    async def _send_error(self, error: str) -> None:
+        await self._send_json(
+            {"type": realtime.ERROR, "error": error, "timestamp": realtime.now_iso()}
+        )
+
+    async def _close_too_big(self) -> None:
+        try:
+            await self.close(code=CLOSE_TOO_BIG)
+        except Exception:
+            # daphne (autobahn) lets an application send only 1000 and 3000-4999; its own
+            # protocol layer sends 1009 when started through monitoring.server.
+            await self.close(code=CLOSE_TOO_BIG_PRIVATE)
+
+    async def _send_market_closed_and_close(self) -> None:
+        opening = await window.anext_opening()
+        await self._send_json(
+            {
+                "type": realtime.MARKET_CLOSED,
+                "next_opening": opening.isoformat() if opening else None,
+                "timestamp": realtime.now_iso(),
+            }
+        )
+        await self.close(code=CLOSE_MARKET_CLOSED)
+
+    async def _touch_presence(self) -> None:
+        await _run_sync(presence.mark_connected, self.user_id, self.connection_id)
+
+    async def _keep_alive(self) -> None:
+        """Refresh presence well inside its TTL, and close when the trading window closes."""
+        period = max(1.0, settings.PRESENCE_TTL_SECONDS / 3)
+        try:
+            while True:
+                await asyncio.sleep(period)
+                await self._touch_presence()
+                if not await window.ais_trading_window_open():
+                    await self._send_market_closed_and_close()
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("presence refresh failed", extra={"user_id": self.user_id})
+
+
+async def _run_sync(func, *args):
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(func, thread_sensitive=False)(*args)

@@ -1,0 +1,132 @@
+"""Which users have an open WebSocket (SPEC 3 'presence'), with a time-to-live.
+
+One entry per connection, so several tabs work and a user stays present while at least one
+is open; each entry expires on its own (PRESENCE_TTL_SECONDS) unless the consumer refreshes
+it, so a crashed web process does not leave users "connected" forever.
+
+Full stack: two Redis sorted sets scored by expiry time (one per user: connection ids; one
+global: user ids), shared by every web process and read by the dispatcher. Embedded: the
+same structure in this process's memory (there is only one process).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from django.conf import settings
+
+_PREFIX = "td:presence:"
+_USERS_KEY = _PREFIX + "users"
+
+
+def _user_key(user_id: int) -> str:
+    return f"{_PREFIX}user:{int(user_id)}"
+
+
+def _ttl() -> int:
+    return int(settings.PRESENCE_TTL_SECONDS)
+
+
+class _RedisPresence:
+    def _redis(self):
+        from django_redis import get_redis_connection
+
+        return get_redis_connection("default")
+
+    def touch(self, user_id: int, connection_id: str) -> None:
+        now = time.time()
+        expires = now + _ttl()
+        pipe = self._redis().pipeline()
+        pipe.zadd(_user_key(user_id), {connection_id: expires})
+        pipe.zremrangebyscore(_user_key(user_id), "-inf", now)
+        pipe.expire(_user_key(user_id), _ttl() + 5)
+        # The user's score only grows while any tab refreshes it (GT keeps the latest expiry).
+        pipe.zadd(_USERS_KEY, {str(int(user_id)): expires}, gt=True)
+        pipe.execute()
+
+    def remove(self, user_id: int, connection_id: str) -> None:
+        redis = self._redis()
+        now = time.time()
+        pipe = redis.pipeline()
+        pipe.zrem(_user_key(user_id), connection_id)
+        pipe.zremrangebyscore(_user_key(user_id), "-inf", now)
+        pipe.zcard(_user_key(user_id))
+        remaining = pipe.execute()[-1]
+        if not remaining:
+            redis.zrem(_USERS_KEY, str(int(user_id)))
+
+    def is_connected(self, user_id: int) -> bool:
+        return self._redis().zcount(_user_key(user_id), time.time(), "+inf") > 0
+
+    def connection_count(self, user_id: int) -> int:
+        return int(self._redis().zcount(_user_key(user_id), time.time(), "+inf"))
+
+    def connected_user_ids(self) -> set[int]:
+        redis = self._redis()
+        now = time.time()
+        redis.zremrangebyscore(_USERS_KEY, "-inf", now)
+        return {int(u) for u in redis.zrangebyscore(_USERS_KEY, now, "+inf")}
+
+
+class _MemoryPresence:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries: dict[int, dict[str, float]] = {}
+
+    def _live(self, user_id: int, now: float) -> dict[str, float]:
+        entries = self._entries.get(int(user_id), {})
+        for conn in [c for c, exp in entries.items() if exp <= now]:
+            del entries[conn]
+        return entries
+
+    def touch(self, user_id: int, connection_id: str) -> None:
+        with self._lock:
+            self._entries.setdefault(int(user_id), {})[connection_id] = time.time() + _ttl()
+
+    def remove(self, user_id: int, connection_id: str) -> None:
+        with self._lock:
+            entries = self._entries.get(int(user_id), {})
+            entries.pop(connection_id, None)
+            if not self._live(user_id, time.time()):
+                self._entries.pop(int(user_id), None)
+
+    def is_connected(self, user_id: int) -> bool:
+        return self.connection_count(user_id) > 0
+
+    def connection_count(self, user_id: int) -> int:
+        with self._lock:
+            return len(self._live(user_id, time.time()))
+
+    def connected_user_ids(self) -> set[int]:
+        with self._lock:
+            now = time.time()
+            return {u for u in list(self._entries) if self._live(u, now)}
+
+
+_memory = _MemoryPresence()
+
+
+def _store():
+    return _memory if settings.EMBEDDED else _RedisPresence()
+
+
+def mark_connected(user_id: int, connection_id: str) -> None:
+    """Record (or refresh) one open connection of the user for another TTL."""
+    _store().touch(user_id, connection_id)
+
+
+def mark_disconnected(user_id: int, connection_id: str) -> None:
+    _store().remove(user_id, connection_id)
+
+
+def is_user_connected(user_id: int) -> bool:
+    return _store().is_connected(user_id)
+
+
+def connection_count(user_id: int) -> int:
+    return _store().connection_count(user_id)
+
+
+def connected_user_ids() -> set[int]:
+    return _store().connected_user_ids()

@@ -1,0 +1,267 @@
+"""Running monitoring cycles: exactly once per user and cycle key (SPEC 8).
+
+`run_user_cycle` is what the Celery task, the embedded timer and the admin action call.
+Two guards make a cycle run at most once: a per-user lock in the cache (Redis in full
+stack) with a time-to-live shorter than the interval, so a slow cycle never overlaps the
+next and a crashed worker's lock expires before the next beat; and the unique
+`MonitoringRun(user, cycle_key)`, written (and committed) before any step runs, so a
+redelivered task or a second beat in the same slot finds the row and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import BrokerAccount
+from monitoring import pipeline, presence, window
+from monitoring.models import Heartbeat, MonitoringRun
+from monitoring.pipeline import REGENERATION_PERMITTED, Outcome
+from monitoring.steps import STEP_FUNCTIONS, CycleContext
+from orders.models import Order, OrderLeg
+from trading_site import metrics, realtime
+
+logger = logging.getLogger(__name__)
+
+# Orders whose derived figures a cycle may change (their pnl_update-worthy fields).
+_LIVE_ORDER_STATUSES = (
+    Order.Status.PENDING,
+    Order.Status.OPEN,
+    Order.Status.PARTIALLY_FILLED,
+    Order.Status.FILLED,
+)
+_WATCHED_FIELDS = ("status", "pnl", "open_position", "filled_quantity", "ltp")
+
+
+def cycle_key_for(at: datetime | None = None) -> str:
+    """The interval slot `at` falls in, in Asia/Kolkata: '2026-11-26T10:31' for 60-second
+    slots, with seconds ('...T10:31:30') when the interval is not a whole minute."""
+    local = window.market_now(at)
+    interval = max(1, int(settings.MONITOR_INTERVAL_SECONDS))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    seconds = int((local - midnight).total_seconds()) // interval * interval
+    slot = midnight + timedelta(seconds=seconds)
+    if interval % 60 == 0:
+        return slot.strftime("%Y-%m-%dT%H:%M")
+    return slot.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _lock_ttl() -> int:
+    interval = int(settings.MONITOR_INTERVAL_SECONDS)
+    return max(1, min(interval - 1, int(interval * 0.9)))
+
+
+def _lock_key(user_id: int) -> str:
+    return f"monitoring:cycle-lock:{int(user_id)}"
+
+
+def _order_figures(user_id: int) -> dict[int, tuple]:
+    return {
+        row[0]: row[1:]
+        for row in Order.objects.filter(
+            user_id=user_id, status__in=_LIVE_ORDER_STATUSES, archived_at=None
+        ).values_list("id", *_WATCHED_FIELDS)
+    }
+
+
+def _push_after_cycle(
+    *, user_id: int, run: MonitoringRun, result: pipeline.CycleResult, before: dict[int, tuple]
+) -> None:
+    """cycle_complete, then order_update for orders whose figures moved without a status
+    change (status changes were already announced by the order services), then pnl_update
+    per account when PnL was computed."""
+    realtime.notify_user(
+        user_id,
+        {
+            "type": realtime.CYCLE_COMPLETE,
+            "cycle": run.cycle_key,
+            "status": run.status,
+            "steps": run.steps,
+            "duration_ms": run.duration_ms,
+            "timestamp": realtime.now_iso(),
+        },
+    )
+    if before:
+        after = Order.objects.filter(pk__in=before).values_list("id", *_WATCHED_FIELDS)
+        for order_id, *figures in after:
+            old = before[order_id]
+            if tuple(figures) != old and figures[0] == old[0]:
+                status, pnl, open_position, filled, ltp = figures
+                realtime.notify_user(
+                    user_id,
+                    {
+                        "type": realtime.ORDER_UPDATE,
+                        "order_id": order_id,
+                        "status": status,
+                        "details": {
+                            "pnl": pnl,
+                            "open_position": open_position,
+                            "filled_quantity": filled,
+                            "ltp": ltp,
+                        },
+                    },
+                )
+    if result.outcome_of(2) == Outcome.OK:
+        for account in BrokerAccount.objects.filter(user_id=user_id, is_active=True):
+            realtime.notify_user(
+                user_id,
+                {
+                    "type": realtime.PNL_UPDATE,
+                    "account_id": account.pk,
+                    "realized": account.realized_mtm,
+                    "unrealized": account.unrealized_mtm,
+                    "total": account.total_mtm,
+                },
+            )
+
+
+def _record_metrics(elapsed: float, result: pipeline.CycleResult) -> None:
+    try:
+        metrics.observe("cycle_duration_seconds", elapsed)
+        for outcome in result.outcomes:
+            if outcome.outcome == Outcome.FAILED:
+                metrics.inc("cycle_step_failures_total", step=outcome.name)
+    except Exception:  # a metrics outage must not fail a recorded cycle
+        logger.exception("cycle metrics failed")
+
+
+def _claim_run(*, user_id: int, cycle_key: str, trigger: str) -> MonitoringRun | None:
+    try:
+        with transaction.atomic():
+            return MonitoringRun.objects.create(
+                user_id=user_id, cycle_key=cycle_key, trigger=trigger[:16]
+            )
+    except IntegrityError:
+        return None
+
+
+def run_user_cycle(*, user_id: int, cycle_key: str, trigger: str) -> MonitoringRun | None:
+    """Run the user's cycle for `cycle_key` unless it ran (or is running) already. Returns
+    the finished run, or None when this call did not run it."""
+    lock_key, token = _lock_key(user_id), uuid.uuid4().hex
+    if not cache.add(lock_key, token, timeout=_lock_ttl()):
+        logger.info(
+            "cycle skipped: user's previous cycle still holds the lock",
+            extra={"user_id": user_id, "cycle": cycle_key},
+        )
+        return None
+    try:
+        run = _claim_run(user_id=user_id, cycle_key=cycle_key, trigger=trigger)
+        if run is None:
+            return None
+        return _execute(run)
+    finally:
+        if cache.get(lock_key) == token:
+            cache.delete(lock_key)
+
+
+def _execute(run: MonitoringRun) -> MonitoringRun:
+    from orders.regeneration import regeneration_permitted
+
+    started = time.perf_counter()
+    user_id = run.user_id
+    accounts = list(BrokerAccount.objects.filter(user_id=user_id, is_active=True).order_by("id"))
+    context = CycleContext(user_id=user_id, cycle_key=run.cycle_key, accounts=accounts)
+    before = _order_figures(user_id)
+    try:
+        result = pipeline.run_cycle(
+            STEP_FUNCTIONS,
+            context=context,
+            flags={REGENERATION_PERMITTED: lambda: regeneration_permitted(user_id=user_id)},
+        )
+    except Exception as exc:  # the executor itself never raises; belt and braces for the run row
+        logger.exception("cycle crashed", extra={"user_id": user_id})
+        result = pipeline.CycleResult(
+            outcomes=[],
+            errors=[f"cycle crashed: {exc}"],
+            status=pipeline.CycleStatus.FAILED,
+            duration_ms=0,
+        )
+    elapsed = time.perf_counter() - started
+    run.steps = [o.as_dict() for o in result.outcomes]
+    run.errors = result.errors
+    run.status = str(result.status)
+    run.finished_at = timezone.now()
+    run.duration_ms = int(elapsed * 1000)
+    run.save(update_fields=["steps", "errors", "status", "finished_at", "duration_ms"])
+    _record_metrics(elapsed, result)
+    try:
+        _push_after_cycle(user_id=user_id, run=run, result=result, before=before)
+    except Exception:  # notifications never undo a recorded cycle
+        logger.exception("cycle notifications failed", extra={"user_id": user_id})
+    return run
+
+
+# ---- who is monitored ---------------------------------------------------------------------
+
+
+def users_with_open_orders() -> set[int]:
+    """Users with an active account holding open orders (or legs) or an open position."""
+    open_orders = Order.objects.filter(
+        account__is_active=True, archived_at=None, status__in=_LIVE_ORDER_STATUSES
+    ).values_list("user_id", flat=True)
+    open_legs = OrderLeg.objects.filter(
+        account__is_active=True, status__in=OrderLeg.OPEN_STATUSES
+    ).values_list("account__user_id", flat=True)
+    from orders.models import BrokerPosition
+
+    positions = (
+        BrokerPosition.objects.filter(account__is_active=True)
+        .exclude(net_qty=0)
+        .values_list("account__user_id", flat=True)
+    )
+    return set(open_orders.distinct()) | set(open_legs.distinct()) | set(positions.distinct())
+
+
+def monitored_user_ids() -> list[int]:
+    """Connected users, and (MONITOR_OPEN_ORDER_USERS) users with open orders or positions,
+    among active users with at least one active account."""
+    from accounts.models import User
+
+    candidates = set(presence.connected_user_ids())
+    if settings.MONITOR_OPEN_ORDER_USERS:
+        candidates |= users_with_open_orders()
+    if not candidates:
+        return []
+    return sorted(
+        User.objects.filter(pk__in=candidates, is_active=True, broker_accounts__is_active=True)
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+
+
+def record_heartbeat(*, name: str = "beat") -> Heartbeat:
+    heartbeat, _ = Heartbeat.objects.update_or_create(
+        name=name, defaults={"beat_at": timezone.now()}
+    )
+    return heartbeat
+
+
+def refresh_expiring_broker_sessions() -> int:
+    """Log in again, ahead of time, every active account whose broker session expires before
+    the next refresh run (every 5 minutes) plus the refresh margin; returns how many."""
+    from accounts.models import BrokerSession
+    from orders.brokers.sessions import connect_account
+
+    margin = getattr(settings, "BROKER_SESSION_REFRESH_MARGIN_SECONDS", 300)
+    horizon = timezone.now() + timedelta(seconds=margin + 300)
+    expiring = BrokerSession.objects.filter(
+        account__is_active=True, expires_at__lte=horizon
+    ).select_related("account")
+    refreshed = 0
+    for session in expiring:
+        try:
+            connect_account(session.account)
+            refreshed += 1
+        except Exception:  # one broker down must not stop the others' refresh
+            logger.exception(
+                "broker session refresh failed", extra={"account_id": session.account_id}
+            )
+    return refreshed

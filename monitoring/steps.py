@@ -1,0 +1,349 @@
+"""The 10 steps of a monitoring cycle, one function each (the matrix is monitoring.pipeline).
+
+Each step takes the executor's `CycleState` (its `context` is a `CycleContext`), calls
+other apps' services, and fails by raising `StepFailed` with one message per problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.db import transaction
+
+from accounts.models import BrokerAccount, BrokerSession
+from monitoring import repricing
+from monitoring.pipeline import CycleState, StepFailed
+from orders.brokers.base import SessionExpired
+from orders.models import FairPrice, Order, OrderLeg
+from trading_site import realtime
+
+logger = logging.getLogger(__name__)
+
+ACTOR = "monitoring"
+UNFILLED = (OrderLeg.Status.OPEN, OrderLeg.Status.PARTIALLY_FILLED)
+
+
+@dataclass
+class AccountSnapshot:
+    order_book: list
+    trades: list
+    positions: list
+    balance: Any
+
+
+@dataclass
+class CycleContext:
+    user_id: int
+    cycle_key: str
+    accounts: list[BrokerAccount]
+    snapshots: dict[int, AccountSnapshot] = field(default_factory=dict)
+    pnl: dict[int, Any] = field(default_factory=dict)
+    expired_account_ids: list[int] = field(default_factory=list)
+    synced_account_ids: list[int] = field(default_factory=list)
+
+
+def _ctx(state: CycleState) -> CycleContext:
+    return state.context
+
+
+def _fail_if(errors: list[str]) -> None:
+    if errors:
+        raise StepFailed(errors)
+
+
+# ---- step 1 -------------------------------------------------------------------------------
+
+
+def _reestablish_invalidated_sessions(accounts: list[BrokerAccount]) -> list[str]:
+    """A session marked for re-login by an earlier cycle is logged in again first."""
+    from orders.brokers.sessions import connect_account
+
+    errors = []
+    invalid = set(
+        BrokerSession.objects.filter(
+            account__in=accounts, invalidated_at__isnull=False
+        ).values_list("account_id", flat=True)
+    )
+    for account in accounts:
+        if account.pk in invalid:
+            try:
+                connect_account(account)
+            except Exception as exc:
+                errors.append(f"{account.account_name}: broker login failed: {exc}")
+    return errors
+
+
+async def _fetch_all(clients: list[tuple[BrokerAccount, Any]]) -> list[list[Any]]:
+    """Order book, trade book, positions and balance of every account, all at once."""
+    calls = []
+    for _account, client in clients:
+        calls.extend(
+            [client.order_book(), client.trade_book(), client.positions(), client.balance()]
+        )
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    return [list(results[i : i + 4]) for i in range(0, len(results), 4)]
+
+
+def fetch_broker_data(state: CycleState) -> dict:
+    from orders.brokers.sessions import broker_client, mark_session_invalid
+    from orders.services import store_broker_snapshots
+
+    ctx = _ctx(state)
+    errors = _reestablish_invalidated_sessions(ctx.accounts)
+    _fail_if(errors)
+    clients = [(account, broker_client(account)) for account in ctx.accounts]
+    fetched = async_to_sync(_fetch_all)(clients)
+    for (account, _client), results in zip(clients, fetched, strict=True):
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            first = failures[0]
+            if any(isinstance(f, SessionExpired) for f in failures):
+                # Marked invalid (the client already did, after its one re-login): the
+                # next cycle logs in again before fetching.
+                mark_session_invalid(account_id=account.pk, reason=str(first))
+                ctx.expired_account_ids.append(account.pk)
+                errors.append(f"{account.account_name}: broker session expired; will log in again")
+            else:
+                errors.append(f"{account.account_name}: broker data unavailable: {first}")
+            continue
+        order_book, trades, positions, balance = results
+        store_broker_snapshots(
+            account=account,
+            order_book=order_book,
+            trades=trades,
+            positions=positions,
+            balance=balance,
+        )
+        ctx.snapshots[account.pk] = AccountSnapshot(order_book, trades, positions, balance)
+    _fail_if(errors)
+    return {"accounts": len(ctx.accounts), "broker_calls": 4 * len(ctx.accounts)}
+
+
+# ---- steps 2-4 ----------------------------------------------------------------------------
+
+
+def compute_pnl(state: CycleState) -> dict:
+    from pnl.services import compute_account_pnl
+
+    ctx = _ctx(state)
+    errors = []
+    for account in ctx.accounts:
+        try:
+            ctx.pnl[account.pk] = compute_account_pnl(account=account)
+        except Exception as exc:
+            logger.exception("pnl failed", extra={"account_id": account.pk})
+            errors.append(f"{account.account_name}: PnL failed: {exc}")
+    _fail_if(errors)
+    return {"accounts": len(ctx.pnl)}
+
+
+def sync_orders(state: CycleState) -> dict:
+    from orders.services import sync_account_orders
+
+    ctx = _ctx(state)
+    errors = []
+    for account in ctx.accounts:
+        snapshot = ctx.snapshots[account.pk]
+        try:
+            # One transaction per account: a failure rolls back that account's sync only.
+            with transaction.atomic():
+                sync_account_orders(
+                    account=account, order_book=snapshot.order_book, positions=snapshot.positions
+                )
+            ctx.synced_account_ids.append(account.pk)
+        except Exception as exc:
+            logger.exception("order sync failed", extra={"account_id": account.pk})
+            errors.append(f"{account.account_name}: order sync failed: {exc}")
+    _fail_if(errors)
+    return {"accounts": len(ctx.synced_account_ids)}
+
+
+def place_protective_legs(state: CycleState) -> dict:
+    from orders import services as order_services
+
+    ctx = _ctx(state)
+    errors = []
+    for account in ctx.accounts:
+        try:
+            order_services.place_protective_legs(account=account)
+        except Exception as exc:
+            logger.exception("protective legs failed", extra={"account_id": account.pk})
+            errors.append(f"{account.account_name}: placing SL/TP failed: {exc}")
+    _fail_if(errors)
+    return {}
+
+
+# ---- steps 5-6 ----------------------------------------------------------------------------
+
+
+def _stop_limit_legs(ctx: CycleContext, role: str):
+    return (
+        OrderLeg.objects.filter(
+            account__in=ctx.accounts,
+            role=role,
+            order_type="STOPLIMIT",
+            status__in=UNFILLED,
+            order__archived_at=None,
+        )
+        .select_related("order", "order__strategy", "order__instrument")
+        .order_by("id")
+    )
+
+
+def _fair_prices(legs: list[OrderLeg]) -> dict[int, FairPrice]:
+    ids = {leg.order.instrument_id for leg in legs}
+    return {fp.instrument_id: fp for fp in FairPrice.objects.filter(instrument_id__in=ids)}
+
+
+def _slippage(order: Order):
+    strategy = order.strategy
+    return strategy.max_slippage_pct if strategy else repricing.DEFAULT_MAX_SLIPPAGE_PCT
+
+
+def _reprice_stuck(
+    legs: list[OrderLeg], fairs: dict[int, FairPrice]
+) -> tuple[list[int], list[str]]:
+    from orders import services as order_services
+
+    repriced, errors = [], []
+    for leg in legs:
+        fair = fairs.get(leg.order.instrument_id)
+        if fair is None:
+            continue
+        new_limit = repricing.repriced_limit(
+            side=leg.side,
+            stop_price=leg.stop_price,
+            limit_price=leg.limit_price,
+            buy_fair=fair.buy_fair_price,
+            sell_fair=fair.sell_fair_price,
+            max_slippage_pct=_slippage(leg.order),
+            tick_size=leg.order.instrument.tick_size,
+        )
+        if new_limit is None:
+            continue
+        try:
+            order_services.reprice_leg(leg=leg, new_limit_price=new_limit, actor=ACTOR)
+            repriced.append(leg.pk)
+        except Exception as exc:
+            errors.append(f"re-pricing {leg.role} leg {leg.unique_identifier} failed: {exc}")
+    return repriced, errors
+
+
+def reprice_entry_legs(state: CycleState) -> dict:
+    legs = list(_stop_limit_legs(_ctx(state), OrderLeg.Role.ENTRY))
+    repriced, errors = _reprice_stuck(legs, _fair_prices(legs))
+    _fail_if(errors)
+    return {"repriced": len(repriced)}
+
+
+def _trail(leg: OrderLeg, fair: FairPrice) -> tuple[bool, str | None]:
+    """Move one stop-loss leg per its strategy's trailing settings: (moved, error)."""
+    from orders import services as order_services
+
+    strategy = leg.order.strategy
+    if strategy is None or not strategy.trailing_sl_enabled or leg.status != OrderLeg.Status.OPEN:
+        return False, None
+    price = fair.sell_fair_price if leg.side == repricing.SELL else fair.buy_fair_price
+    if price is None or leg.stop_price is None:
+        return False, None
+    reference = leg.trail_reference_price
+    if reference is None:
+        # The first sight of this leg sets the reference; moves start from here.
+        OrderLeg.objects.filter(pk=leg.pk).update(trail_reference_price=price)
+        return False, None
+    move = repricing.trailing_move(
+        sl_side=leg.side,
+        reference_price=reference,
+        stop_price=leg.stop_price,
+        limit_price=leg.limit_price,
+        fair_price=price,
+        trigger=strategy.trailing_sl_trigger,
+        step=strategy.trailing_sl_step,
+    )
+    if move is None:
+        return False, None
+    try:
+        order_services.reprice_leg(
+            leg=leg,
+            new_limit_price=move.limit_price,
+            new_stop_price=move.stop_price,
+            actor=ACTOR,
+        )
+    except Exception as exc:
+        return False, f"trailing stop-loss leg {leg.unique_identifier} failed: {exc}"
+    OrderLeg.objects.filter(pk=leg.pk).update(trail_reference_price=move.reference_price)
+    return True, None
+
+
+def reprice_stop_loss_legs(state: CycleState) -> dict:
+    ctx = _ctx(state)
+    legs = list(_stop_limit_legs(ctx, OrderLeg.Role.STOP_LOSS))
+    fairs = _fair_prices(legs)
+    repriced, errors = _reprice_stuck(legs, fairs)
+    trailed = 0
+    for leg in legs:
+        if leg.pk in repriced or leg.order.instrument_id not in fairs:
+            continue
+        leg.refresh_from_db()
+        moved, error = _trail(leg, fairs[leg.order.instrument_id])
+        if error:
+            errors.append(error)
+        trailed += moved
+    _fail_if(errors)
+    return {"repriced": len(repriced), "trailed": trailed}
+
+
+# ---- steps 7-10 ---------------------------------------------------------------------------
+
+
+def archive_rejected_orders(state: CycleState) -> dict:
+    from orders.regeneration import archive_rejected_orders as archive
+
+    return {"archived": len(archive(user_id=_ctx(state).user_id))}
+
+
+def stage_regenerations(state: CycleState) -> dict:
+    from orders.regeneration import stage_regenerations as stage
+
+    ctx = _ctx(state)
+    return {"staged": len(stage(user_id=ctx.user_id, cycle_key=ctx.cycle_key))}
+
+
+def place_regenerations(state: CycleState) -> dict:
+    from orders.regeneration import place_regenerations as place
+
+    result = place(user_id=_ctx(state).user_id)
+    _fail_if(result.errors)
+    return {"placed": len(result.placed)}
+
+
+def send_errors(state: CycleState) -> dict:
+    ctx = _ctx(state)
+    realtime.notify_user(
+        ctx.user_id,
+        {
+            "type": realtime.MONITORING_ERRORS,
+            "errors": list(state.errors),
+            "timestamp": realtime.now_iso(),
+            "cycle": ctx.cycle_key,
+        },
+    )
+    return {"sent": len(state.errors)}
+
+
+STEP_FUNCTIONS = {
+    "fetch_broker_data": fetch_broker_data,
+    "compute_pnl": compute_pnl,
+    "sync_orders": sync_orders,
+    "place_protective_legs": place_protective_legs,
+    "reprice_entry_legs": reprice_entry_legs,
+    "reprice_stop_loss_legs": reprice_stop_loss_legs,
+    "archive_rejected_orders": archive_rejected_orders,
+    "stage_regenerations": stage_regenerations,
+    "place_regenerations": place_regenerations,
+    "send_errors": send_errors,
+}

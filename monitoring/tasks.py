@@ -1,0 +1,66 @@
+"""Celery entry points (beat schedule: monitoring.schedule). Thin: ids in, a service call.
+
+The embedded runner calls these same functions from its in-process timer.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="monitoring.tasks.dispatch_monitoring_cycles", ignore_result=True)
+def dispatch_monitoring_cycles(trigger: str = "beat") -> int:
+    """One `run_monitoring_cycle` per monitored user for the current slot, inside the
+    trading window only. Returns how many were dispatched."""
+    from monitoring.services import cycle_key_for, monitored_user_ids
+    from monitoring.window import is_trading_window_open
+
+    if not is_trading_window_open():
+        return 0
+    cycle_key = cycle_key_for()
+    user_ids = monitored_user_ids()
+    for user_id in user_ids:
+        run_monitoring_cycle.delay(user_id, cycle_key, trigger)
+    logger.info("cycles dispatched", extra={"cycle": cycle_key, "users": len(user_ids)})
+    return len(user_ids)
+
+
+@shared_task(name="monitoring.tasks.run_monitoring_cycle", ignore_result=True)
+def run_monitoring_cycle(user_id: int, cycle_key: str, trigger: str = "beat") -> int | None:
+    """Idempotent: a second delivery for the same (user, cycle) returns without running."""
+    from monitoring.services import run_user_cycle
+
+    run = run_user_cycle(user_id=user_id, cycle_key=cycle_key, trigger=trigger)
+    return run.pk if run else None
+
+
+@shared_task(name="monitoring.tasks.place_due_scheduled_orders", ignore_result=True)
+def place_due_scheduled_orders() -> int:
+    from orders.scheduling import place_due_scheduled_orders as place_due
+
+    return len(place_due())
+
+
+@shared_task(name="monitoring.tasks.beat_heartbeat", ignore_result=True)
+def beat_heartbeat() -> None:
+    from monitoring.services import record_heartbeat
+
+    record_heartbeat(name="beat")
+
+
+@shared_task(name="monitoring.tasks.purge_expired_auth_sessions", ignore_result=True)
+def purge_expired_auth_sessions() -> int:
+    from accounts.services import purge_expired_auth_sessions as purge
+
+    return purge()
+
+
+@shared_task(name="monitoring.tasks.refresh_broker_sessions", ignore_result=True)
+def refresh_broker_sessions() -> int:
+    from monitoring.services import refresh_expiring_broker_sessions
+
+    return refresh_expiring_broker_sessions()

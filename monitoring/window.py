@@ -1,0 +1,132 @@
+"""The trading window: when cycles run and live-broker orders are accepted (SPEC 8).
+
+Default 09:26-15:30 Asia/Kolkata on weekdays, minus the admin-editable `TradingHoliday`
+list; `TRADING_WINDOW_ALWAYS_OPEN` (the paper-only embedded default) opens it always.
+
+The date arithmetic is pure (`window_open_at`, `next_opening_after`: a `WindowRules` and a
+set of holiday dates in, an answer out); the two public functions only add the settings and
+the holiday read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+MARKET_TZ = ZoneInfo("Asia/Kolkata")
+# Far enough to cross any run of weekends and holidays; a calendar with no trading day in a
+# year is a misconfiguration, answered with None.
+_SEARCH_DAYS = 366
+
+
+@dataclass(frozen=True)
+class WindowRules:
+    opens: time
+    closes: time
+    weekdays: frozenset[int]  # 0 = Monday
+    always_open: bool = False
+
+
+def market_now(at: datetime | None = None) -> datetime:
+    """`at` (aware; naive means UTC) or now, in Asia/Kolkata."""
+    if at is None:
+        from django.utils import timezone
+
+        at = timezone.now()
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=ZoneInfo("UTC"))
+    return at.astimezone(MARKET_TZ)
+
+
+def is_trading_day(day: date, rules: WindowRules, holidays: Iterable[date]) -> bool:
+    return day.weekday() in rules.weekdays and day not in set(holidays)
+
+
+def window_open_at(at: datetime, rules: WindowRules, holidays: Iterable[date]) -> bool:
+    """Pure: is the window open at the aware instant `at`?"""
+    if rules.always_open:
+        return True
+    local = at.astimezone(MARKET_TZ)
+    if not is_trading_day(local.date(), rules, holidays):
+        return False
+    return rules.opens <= local.time().replace(tzinfo=None) < rules.closes
+
+
+def next_opening_after(
+    at: datetime, rules: WindowRules, holidays: Iterable[date]
+) -> datetime | None:
+    """Pure: the next instant the window opens, strictly after `at` unless it is open now, in
+    which case `at` itself (localised). None when no trading day lies within a year."""
+    local = at.astimezone(MARKET_TZ)
+    if rules.always_open:
+        return local
+    holiday_set = set(holidays)
+    if window_open_at(local, rules, holiday_set):
+        return local
+    for offset in range(_SEARCH_DAYS + 1):
+        day = local.date() + timedelta(days=offset)
+        if not is_trading_day(day, rules, holiday_set):
+            continue
+        opening = datetime.combine(day, rules.opens, tzinfo=MARKET_TZ)
+        if opening > local:
+            return opening
+    return None
+
+
+def trading_date(at: datetime | None = None) -> date:
+    """The calendar date in Asia/Kolkata (the exchange's day)."""
+    return market_now(at).date()
+
+
+# ---- settings and the holiday table -------------------------------------------------------
+
+
+def current_rules() -> WindowRules:
+    from django.conf import settings
+
+    return WindowRules(
+        opens=settings.TRADING_WINDOW_OPEN,
+        closes=settings.TRADING_WINDOW_CLOSE,
+        weekdays=frozenset(settings.TRADING_WEEKDAYS),
+        always_open=settings.TRADING_WINDOW_ALWAYS_OPEN,
+    )
+
+
+def holidays_between(start: date, end: date) -> set[date]:
+    from monitoring.models import TradingHoliday
+
+    return set(
+        TradingHoliday.objects.filter(date__gte=start, date__lte=end).values_list("date", flat=True)
+    )
+
+
+def is_trading_window_open(at: datetime | None = None) -> bool:
+    rules = current_rules()
+    if rules.always_open:
+        return True
+    local = market_now(at)
+    return window_open_at(local, rules, holidays_between(local.date(), local.date()))
+
+
+def next_opening(at: datetime | None = None) -> datetime | None:
+    """The next opening in Asia/Kolkata (`at` itself when the window is open now)."""
+    rules = current_rules()
+    local = market_now(at)
+    if rules.always_open:
+        return local
+    holidays = holidays_between(local.date(), local.date() + timedelta(days=_SEARCH_DAYS))
+    return next_opening_after(local, rules, holidays)
+
+
+async def ais_trading_window_open(at: datetime | None = None) -> bool:
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(is_trading_window_open)(at)
+
+
+async def anext_opening(at: datetime | None = None) -> datetime | None:
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(next_opening)(at)

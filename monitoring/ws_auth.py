@@ -1,0 +1,80 @@
+"""Who is on the other end of a WebSocket, and may they open it (SPEC 9).
+
+Browsers authenticate with the Django session cookie (channels' AuthMiddlewareStack puts
+the user in the scope); programs with an API token, either `?token=<token>` or the
+`Sec-WebSocket-Protocol` header: `bearer, <token>` (the server then answers the subprotocol
+`bearer`, so the token is never echoed) or the bare token alone (echoed, as the protocol
+requires the server to pick one of the offered values).
+
+The origin check lets a handshake without an `Origin` header through: browsers always send
+one (and it is cookie-bearing browsers that cross-site WebSocket hijacking abuses); programs
+without one must authenticate with a token anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.security.websocket import OriginValidator
+from django.conf import settings
+
+BEARER_SUBPROTOCOL = "bearer"
+
+
+@dataclass(frozen=True)
+class WsIdentity:
+    user_id: int | None
+    subprotocol: str | None = None
+
+
+def token_from_scope(scope) -> tuple[str | None, str | None]:
+    """(token, subprotocol to answer) from the query string or the offered subprotocols."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin1"))
+    if query.get("token"):
+        return query["token"][0], None
+    offered = [p.strip() for p in scope.get("subprotocols") or [] if p.strip()]
+    if BEARER_SUBPROTOCOL in offered:
+        others = [p for p in offered if p != BEARER_SUBPROTOCOL]
+        return (others[0] if others else None), BEARER_SUBPROTOCOL
+    if len(offered) == 1:
+        return offered[0], offered[0]
+    return None, None
+
+
+def _user_for_token(token: str) -> int | None:
+    from accounts.services import authenticate_token
+
+    found = authenticate_token(token)
+    if not found:
+        return None
+    user, _session = found
+    return user.pk if user.is_active else None
+
+
+async def identify(scope) -> WsIdentity:
+    """The authenticated user id (session cookie first, then token), or None."""
+    token, subprotocol = token_from_scope(scope)
+    user = scope.get("user")
+    if user is not None and getattr(user, "is_authenticated", False) and user.is_active:
+        return WsIdentity(user.pk, subprotocol)
+    if token:
+        return WsIdentity(await database_sync_to_async(_user_for_token)(token), subprotocol)
+    return WsIdentity(None, subprotocol)
+
+
+class AllowedHostsOrMissingOriginValidator(OriginValidator):
+    """channels' AllowedHostsOriginValidator, except that a missing Origin is allowed."""
+
+    def valid_origin(self, parsed_origin):
+        if parsed_origin is None:
+            return True
+        return self.validate_origin(parsed_origin)
+
+
+def origin_validated(application):
+    allowed = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not allowed:
+        allowed = ["localhost", "127.0.0.1", "[::1]"]
+    return AllowedHostsOrMissingOriginValidator(application, allowed)

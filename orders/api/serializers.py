@@ -1,0 +1,393 @@
+"""Request parsing and response shapes of the order endpoints (SPEC 4 field names)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from rest_framework import serializers
+
+from orders.models import ExchangeSegment, Order, OrderEvent, OrderLeg, OrderType, ProductType, Side
+from orders.services.rollup import role_status
+from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
+
+PRICE_FIELD = {"max_digits": 15, "decimal_places": 4, "required": False, "allow_null": True}
+
+
+class UpperChoiceField(serializers.ChoiceField):
+    """Choices compared case-insensitively (XTS sends Buy/BUY alike)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            data = data.strip().upper()
+        return super().to_internal_value(data)
+
+
+def price_field(**extra) -> serializers.DecimalField:
+    return serializers.DecimalField(**{**PRICE_FIELD, **extra})
+
+
+class PlaceOrderSerializer(serializers.Serializer):
+    """POST /api/orders."""
+
+    account_id = serializers.IntegerField()
+    symbol = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
+    exchange_instrument_id = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    exchange_segment = UpperChoiceField(
+        choices=ExchangeSegment.choices, required=False, allow_blank=True, default=""
+    )
+    product_type = UpperChoiceField(choices=ProductType.choices, default=ProductType.MIS)
+    order_side = UpperChoiceField(choices=Side.choices)
+    order_quantity = serializers.IntegerField()
+    order_type = UpperChoiceField(choices=OrderType.choices)
+    limit_price = price_field()
+    stop_price = price_field()
+    strategy_name = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, default=""
+    )
+    client_order_id = serializers.CharField(
+        required=False, allow_blank=True, max_length=64, default=""
+    )
+
+    def to_request(self, *, idempotency_key: str = "") -> SingleOrderRequest:
+        data = self.validated_data
+        return SingleOrderRequest(
+            account_id=data["account_id"],
+            order_side=data["order_side"],
+            order_type=data["order_type"],
+            order_quantity=data["order_quantity"],
+            product_type=data["product_type"],
+            symbol=data["symbol"],
+            exchange_instrument_id=data.get("exchange_instrument_id"),
+            exchange_segment=data["exchange_segment"],
+            limit_price=data.get("limit_price"),
+            stop_price=data.get("stop_price"),
+            strategy_name=data["strategy_name"],
+            client_order_id=idempotency_key or data["client_order_id"],
+        )
+
+
+class _BracketFields(serializers.Serializer):
+    trading_symbol = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, default=""
+    )
+    exchange_token = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    exchange_segment = UpperChoiceField(
+        choices=ExchangeSegment.choices, required=False, allow_blank=True, default=""
+    )
+    no_of_lots = serializers.IntegerField()
+    entry_price = price_field()
+    entry_stop_price = price_field()
+    sl_price = price_field()
+    sl_stop_price = price_field()
+    order_side = UpperChoiceField(choices=Side.choices, default=Side.BUY)
+    product_type = UpperChoiceField(choices=ProductType.choices, default=ProductType.MIS)
+    strategy_name = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, default=""
+    )
+    client_order_id = serializers.CharField(
+        required=False, allow_blank=True, max_length=64, default=""
+    )
+
+    def _request(self, data: dict, **extra) -> BracketOrderRequest:
+        return BracketOrderRequest(
+            account_id=data.get("account_id", 0),
+            no_of_lots=data["no_of_lots"],
+            entry_price=data.get("entry_price"),
+            sl_price=data.get("sl_price"),
+            order_side=data["order_side"],
+            product_type=data["product_type"],
+            trading_symbol=data["trading_symbol"],
+            exchange_token=data.get("exchange_token"),
+            exchange_segment=data["exchange_segment"],
+            entry_stop_price=data.get("entry_stop_price"),
+            sl_stop_price=data.get("sl_stop_price"),
+            strategy_name=data["strategy_name"],
+            client_order_id=data["client_order_id"],
+            **extra,
+        )
+
+
+class AlgoOrderSerializer(_BracketFields):
+    """POST /api/algo-orders: a bracket with one target at tp_price for all its lots."""
+
+    account_id = serializers.IntegerField()
+    tp_price = price_field()
+
+    def to_request(self, *, idempotency_key: str = "") -> BracketOrderRequest:
+        data = self.validated_data
+        request = self._request(
+            data,
+            targets=(
+                [TargetSpec(price=data["tp_price"], lots=data["no_of_lots"])]
+                if data.get("tp_price") is not None and data["no_of_lots"] > 0
+                else []
+            ),
+            targets_field="tp_price",
+        )
+        if idempotency_key:
+            request.client_order_id = idempotency_key
+        return request
+
+
+class TargetSerializer(serializers.Serializer):
+    price = serializers.DecimalField(max_digits=15, decimal_places=4)
+    percent = serializers.DecimalField(
+        max_digits=7, decimal_places=4, required=False, allow_null=True
+    )
+    lots = serializers.IntegerField(required=False, allow_null=True)
+
+
+class BatchItemSerializer(_BracketFields):
+    """One item of POST /api/algo-place-batch-orders (validated on its own)."""
+
+    external_id = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
+    targets = TargetSerializer(many=True, required=False, default=list)
+
+    def to_request(self, *, account_id: int) -> BracketOrderRequest:
+        data = self.validated_data
+        return self._request(
+            {**data, "account_id": account_id},
+            external_id=data["external_id"],
+            targets=[
+                TargetSpec(price=t["price"], lots=t.get("lots"), percent=t.get("percent"))
+                for t in data["targets"]
+            ],
+        )
+
+
+class BatchSerializer(serializers.Serializer):
+    account_id = serializers.IntegerField()
+    orders = serializers.ListField(child=serializers.DictField(), allow_empty=False, max_length=500)
+
+
+class ModifyOrderSerializer(serializers.Serializer):
+    """PATCH /api/orders/{id}: any of the three; `leg_id` picks an exit leg (else the entry)."""
+
+    limit_price = price_field()
+    stop_price = price_field()
+    quantity = serializers.IntegerField(required=False, allow_null=True)
+    leg_id = serializers.IntegerField(required=False, allow_null=True)
+
+
+class KillSwitchSerializer(serializers.Serializer):
+    confirm = serializers.CharField(help_text='Must be exactly "KILL".')
+
+    def validate_confirm(self, value: str) -> str:
+        if value != "KILL":
+            raise serializers.ValidationError('type "KILL" to confirm')
+        return value
+
+
+# ---- responses ------------------------------------------------------------------------------
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _when(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def order_summary(order: Order) -> dict[str, Any]:
+    """One row of the order list. Reads only prefetched legs (no query per row)."""
+    legs = list(order.legs.all())
+    entry = next(
+        (leg for leg in legs if leg.role == OrderLeg.Role.ENTRY), legs[0] if legs else None
+    )
+    return {
+        "id": order.pk,
+        "account_id": order.account_id,
+        "symbol": order.symbol,
+        "exchange_segment": order.exchange_segment,
+        "exchange_instrument_id": order.exchange_instrument_id,
+        "order_side": order.side,
+        "product_type": order.product_type,
+        "order_type": order.order_type,
+        "order_quantity": order.quantity,
+        "filled_quantity": order.filled_quantity,
+        "kind": order.kind,
+        "source": order.source,
+        "strategy": order.strategy.name if order.strategy_id else None,
+        "external_id": order.external_id,
+        "client_order_id": order.client_order_id,
+        "order_status": order.status,
+        "entry_order_status": entry.status if entry else None,
+        "sl_order_status": role_status(legs, OrderLeg.Role.STOP_LOSS),
+        "tp_order_status": role_status(legs, OrderLeg.Role.TAKE_PROFIT),
+        "broker_order_id": entry.broker_order_id if entry else None,
+        "reject_reason": (entry.reject_reason or None) if entry else None,
+        "limit_price": _money(order.limit_price),
+        "stop_price": _money(order.stop_price),
+        "sl_price": _money(order.sl_price),
+        "sl_stop_price": _money(order.sl_stop_price),
+        "targets": order.targets,
+        "pnl": _money(order.pnl),
+        "open_position": order.open_position,
+        "ltp": _money(order.ltp),
+        "buy_fair_price": _money(order.buy_fair_price),
+        "sell_fair_price": _money(order.sell_fair_price),
+        "avg_fair_price": _money(order.avg_fair_price),
+        "regeneration_count": order.regeneration_count,
+        "archived": order.archived_at is not None,
+        "created_at": _when(order.created_at),
+        "updated_at": _when(order.updated_at),
+    }
+
+
+def leg_detail(leg: OrderLeg) -> dict[str, Any]:
+    return {
+        "id": leg.pk,
+        "role": leg.role,
+        "order_type": leg.order_type,
+        "order_side": leg.side,
+        "quantity": leg.quantity,
+        "filled_quantity": leg.filled_quantity,
+        "limit_price": _money(leg.limit_price),
+        "stop_price": _money(leg.stop_price),
+        "average_price": _money(leg.average_price),
+        "unique_identifier": leg.unique_identifier,
+        "broker_order_id": leg.broker_order_id,
+        "status": leg.status,
+        "broker_status": leg.broker_status,
+        "reject_reason": leg.reject_reason,
+        "target_index": leg.target_index,
+        "modification_count": leg.modification_count,
+        "submitted_at": _when(leg.submitted_at),
+        "created_at": _when(leg.created_at),
+        "updated_at": _when(leg.updated_at),
+    }
+
+
+def event_detail(event: OrderEvent) -> dict[str, Any]:
+    return {
+        "id": event.pk,
+        "leg_id": event.leg_id,
+        "actor": event.actor,
+        "kind": event.kind,
+        "message": event.message,
+        "before": event.before,
+        "after": event.after,
+        "broker_response": event.broker_response,
+        "created_at": _when(event.created_at),
+    }
+
+
+def order_detail(order: Order) -> dict[str, Any]:
+    data = order_summary(order)
+    data["legs"] = [leg_detail(leg) for leg in order.detail_legs]
+    data["events"] = [event_detail(event) for event in order.detail_events]
+    return data
+
+
+class OrderSummarySerializer(serializers.Serializer):
+    """The documented shape of an order (rendered by `order_summary`)."""
+
+    id = serializers.IntegerField()
+    account_id = serializers.IntegerField()
+    symbol = serializers.CharField()
+    exchange_segment = serializers.CharField()
+    exchange_instrument_id = serializers.IntegerField()
+    order_side = serializers.CharField()
+    product_type = serializers.CharField()
+    order_type = serializers.CharField()
+    order_quantity = serializers.IntegerField()
+    filled_quantity = serializers.IntegerField()
+    kind = serializers.CharField()
+    source = serializers.CharField()
+    strategy = serializers.CharField(allow_null=True)
+    external_id = serializers.CharField()
+    client_order_id = serializers.CharField(allow_null=True)
+    order_status = serializers.ChoiceField(choices=Order.Status.choices)
+    entry_order_status = serializers.CharField(allow_null=True)
+    sl_order_status = serializers.CharField(allow_null=True)
+    tp_order_status = serializers.CharField(allow_null=True)
+    broker_order_id = serializers.CharField(allow_null=True)
+    reject_reason = serializers.CharField(allow_null=True)
+    limit_price = serializers.CharField(allow_null=True)
+    stop_price = serializers.CharField(allow_null=True)
+    sl_price = serializers.CharField(allow_null=True)
+    sl_stop_price = serializers.CharField(allow_null=True)
+    targets = serializers.ListField(child=serializers.DictField())
+    pnl = serializers.CharField()
+    open_position = serializers.IntegerField()
+    ltp = serializers.CharField(allow_null=True)
+    buy_fair_price = serializers.CharField(allow_null=True)
+    sell_fair_price = serializers.CharField(allow_null=True)
+    avg_fair_price = serializers.CharField(allow_null=True)
+    regeneration_count = serializers.IntegerField()
+    archived = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def to_representation(self, instance):
+        return order_summary(instance)
+
+
+class LegSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    role = serializers.ChoiceField(choices=OrderLeg.Role.choices)
+    order_type = serializers.CharField()
+    order_side = serializers.CharField()
+    quantity = serializers.IntegerField()
+    filled_quantity = serializers.IntegerField()
+    limit_price = serializers.CharField(allow_null=True)
+    stop_price = serializers.CharField(allow_null=True)
+    average_price = serializers.CharField(allow_null=True)
+    unique_identifier = serializers.CharField()
+    broker_order_id = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=OrderLeg.Status.choices)
+    broker_status = serializers.CharField()
+    reject_reason = serializers.CharField()
+    target_index = serializers.IntegerField(allow_null=True)
+    modification_count = serializers.IntegerField()
+    submitted_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class EventSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    leg_id = serializers.IntegerField(allow_null=True)
+    actor = serializers.CharField()
+    kind = serializers.CharField()
+    message = serializers.CharField()
+    before = serializers.JSONField(allow_null=True)
+    after = serializers.JSONField(allow_null=True)
+    broker_response = serializers.JSONField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class OrderDetailSerializer(OrderSummarySerializer):
+    legs = LegSerializer(many=True)
+    events = EventSerializer(many=True)
+
+    def to_representation(self, instance):
+        return order_detail(instance)
+
+
+class OrderEnvelopeSerializer(serializers.Serializer):
+    order = OrderSummarySerializer()
+
+
+class BatchResultSerializer(serializers.Serializer):
+    external_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=["success", "error"])
+    order_id = serializers.IntegerField(allow_null=True)
+    order_status = serializers.CharField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    code = serializers.CharField(allow_null=True)
+    details = serializers.DictField(allow_null=True)
+
+
+class BatchResponseSerializer(serializers.Serializer):
+    results = BatchResultSerializer(many=True)
+
+
+class KillSwitchResponseSerializer(serializers.Serializer):
+    complete = serializers.BooleanField()
+    cancelled_legs = serializers.ListField(child=serializers.CharField())
+    exit_legs = serializers.ListField(child=serializers.CharField())
+    exit_order_ids = serializers.ListField(child=serializers.IntegerField())
+    errors = serializers.ListField(child=serializers.CharField())

@@ -1,0 +1,330 @@
+"""The order endpoints (SPEC 4). Views parse, call one service or selector, and shape output.
+
+Answers of the placement endpoints (POST /api/orders and POST /api/algo-orders):
+- 201 {"order": {...}}: written and accepted by the broker (order_status OPEN, or already
+  FILLED for a paper market order);
+- 200 {"order": {...}}: the same Idempotency-Key (or client_order_id) and the same body
+  again: the first order, nothing new placed; the same key with another body is a 409
+  CONFLICT;
+- 202 {"order": {...}}: written, but the broker did not answer (timeout / 5xx). The order
+  stays PENDING and the monitoring loop settles it from the broker's order book by its
+  unique identifier; it is never re-sent. Do not place it again: poll GET /api/orders/{id};
+- 422 BROKER_REJECTED: the broker refused it; the stored, REJECTED order is in
+  details.order (and details.order_id, details.reject_reason);
+- 400 VALIDATION_ERROR (nothing written), 404 for an account that is not yours,
+  409 MARKET_CLOSED for a live broker outside the trading window.
+POST /api/algo-place-batch-orders answers 201 with one result per item, in input order, even
+when items failed: {"external_id", "status": "success" | "error", "order_id", "order_status",
+"error", "code", "details"} (a broker rejection is an "error" that still has its order_id).
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from orders import selectors, services
+from orders.api import serializers as s
+from orders.models import Order
+from orders.services.common import user_actor
+from orders.services.placement import (
+    OUTCOME_REJECTED,
+    OUTCOME_REPLAYED,
+    OUTCOME_UNKNOWN,
+    BatchItemError,
+    PlacementResult,
+)
+from trading_site.api.errors import BrokerRejectedError, InvalidInput, _validation_message
+from trading_site.api.pagination import LimitOffsetTotalPagination
+
+
+class OrdersGroupMixin:
+    """Reads count against the "read" bucket, writes against the tighter "orders" one."""
+
+    @property
+    def rate_limit_group(self) -> str:
+        return "read" if self.request.method in SAFE_METHODS else "orders"
+
+
+def _idempotency_key(request, body_key: str) -> str:
+    header = (request.headers.get("Idempotency-Key") or "").strip()
+    if len(header) > 64:
+        raise InvalidInput(
+            "Idempotency-Key must be at most 64 characters",
+            details={"Idempotency-Key": ["at most 64 characters"]},
+        )
+    if header and body_key and header != body_key:
+        raise InvalidInput(
+            "Idempotency-Key and client_order_id differ",
+            details={
+                "client_order_id": ["must equal the Idempotency-Key header when both are given"]
+            },
+        )
+    return header or body_key
+
+
+def _placement_response(result: PlacementResult) -> Response:
+    order = result.order
+    body = {"order": s.order_summary(order)}
+    if result.outcome == OUTCOME_REPLAYED:
+        return Response(body, status=status.HTTP_200_OK)
+    if result.outcome == OUTCOME_REJECTED:
+        reason = result.reject_reason
+        raise BrokerRejectedError(
+            f"The broker rejected the order: {reason}",
+            details={
+                "order_id": order.pk,
+                "order_status": order.status,
+                "reject_reason": reason,
+                "order": body["order"],
+            },
+        )
+    if result.outcome == OUTCOME_UNKNOWN:
+        body["detail"] = (
+            "The broker did not answer; the order is stored and will be settled from the "
+            "broker's order book. Do not place it again."
+        )
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+    return Response(body, status=status.HTTP_201_CREATED)
+
+
+_PLACEMENT_RESPONSES = {
+    200: OpenApiResponse(s.OrderEnvelopeSerializer, description="Idempotent replay"),
+    201: OpenApiResponse(s.OrderEnvelopeSerializer, description="Placed"),
+    202: OpenApiResponse(s.OrderEnvelopeSerializer, description="Broker did not answer"),
+    400: OpenApiResponse(description="VALIDATION_ERROR"),
+    404: OpenApiResponse(description="NOT_FOUND (account)"),
+    409: OpenApiResponse(description="CONFLICT or MARKET_CLOSED"),
+    422: OpenApiResponse(description="BROKER_REJECTED"),
+}
+
+
+def _parse_when(raw: str | None, name: str, *, end_of_day: bool = False):
+    if not raw:
+        return None
+    value = parse_datetime(raw)
+    if value is None:
+        day = parse_date(raw)
+        if day is None:
+            raise InvalidInput(
+                f"{name} must be an ISO date or date-time",
+                details={name: [f"{raw!r} is not an ISO date or date-time"]},
+            )
+        from datetime import datetime, time, timedelta
+
+        value = datetime.combine(day + timedelta(days=1) if end_of_day else day, time.min)
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value)
+    return value
+
+
+def _parse_int(raw: str | None, name: str) -> int | None:
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInput(
+            f"{name} must be an integer", details={name: [f"{raw!r} is not an integer"]}
+        ) from None
+
+
+def _parse_statuses(raw: str | None) -> list[str] | None:
+    if not raw:
+        return None
+    statuses = [part.strip().upper() for part in raw.split(",") if part.strip()]
+    bad = [value for value in statuses if value not in Order.Status.values]
+    if bad:
+        raise InvalidInput(
+            f"status must be among {', '.join(Order.Status.values)}",
+            details={"status": [f"unknown status {value!r}" for value in bad]},
+        )
+    return statuses
+
+
+class OrderPagination(LimitOffsetTotalPagination):
+    results_key = "orders"
+
+
+class OrdersView(OrdersGroupMixin, APIView):
+    """GET: the caller's orders, newest first; POST: place a single order."""
+
+    pagination_class = OrderPagination
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("account_id", int),
+            OpenApiParameter("status", str, description="one or several, comma-separated"),
+            OpenApiParameter("symbol", str),
+            OpenApiParameter("strategy", str, description="strategy name"),
+            OpenApiParameter("since", str, description="ISO date or date-time (inclusive)"),
+            OpenApiParameter(
+                "until",
+                str,
+                description="ISO date or date-time (exclusive; a date includes that whole day)",
+            ),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("offset", int),
+        ],
+        responses=s.OrderSummarySerializer(many=True),
+    )
+    def get(self, request):
+        params = request.query_params
+        queryset = selectors.order_list(
+            user=request.user,
+            account_id=_parse_int(params.get("account_id"), "account_id"),
+            statuses=_parse_statuses(params.get("status")),
+            symbol=params.get("symbol") or None,
+            strategy=params.get("strategy") or None,
+            since=_parse_when(params.get("since"), "since"),
+            until=_parse_when(params.get("until"), "until", end_of_day=True),
+        )
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response([s.order_summary(order) for order in page])
+
+    @extend_schema(request=s.PlaceOrderSerializer, responses=_PLACEMENT_RESPONSES)
+    def post(self, request):
+        serializer = s.PlaceOrderSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        key = _idempotency_key(request, serializer.validated_data["client_order_id"])
+        result = services.place_single_order(
+            user=request.user,
+            request=serializer.to_request(idempotency_key=key),
+            source=Order.Source.MANUAL,
+            actor=user_actor(request.user),
+        )
+        return _placement_response(result)
+
+
+class AlgoOrderView(OrdersGroupMixin, APIView):
+    """POST: a bracket order (entry now; stop-loss and target once it fills)."""
+
+    @extend_schema(request=s.AlgoOrderSerializer, responses=_PLACEMENT_RESPONSES)
+    def post(self, request):
+        serializer = s.AlgoOrderSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        key = _idempotency_key(request, serializer.validated_data["client_order_id"])
+        result = services.place_bracket_order(
+            user=request.user,
+            request=serializer.to_request(idempotency_key=key),
+            source=Order.Source.ALGO,
+            actor=user_actor(request.user),
+        )
+        return _placement_response(result)
+
+
+class BatchOrdersView(OrdersGroupMixin, APIView):
+    """POST: up to 500 brackets; each item stands or falls alone; 201 with every result."""
+
+    @extend_schema(request=s.BatchSerializer, responses={201: s.BatchResponseSerializer})
+    def post(self, request):
+        outer = s.BatchSerializer(data=request.data)
+        outer.is_valid(raise_exception=True)
+        account_id = outer.validated_data["account_id"]
+        items = []
+        for raw in outer.validated_data["orders"]:
+            item = s.BatchItemSerializer(data=raw)
+            if item.is_valid():
+                items.append(item.to_request(account_id=account_id))
+            else:
+                items.append(
+                    BatchItemError(
+                        external_id=str(raw.get("external_id") or "")[:64],
+                        message=_validation_message(item.errors),
+                        details={
+                            k: [str(m) for m in v] if isinstance(v, list) else v
+                            for k, v in item.errors.items()
+                        },
+                    )
+                )
+        results = services.place_batch(
+            user=request.user,
+            account_id=account_id,
+            items=items,
+            source=Order.Source.BATCH,
+            actor=user_actor(request.user),
+        )
+        return Response(
+            {"results": [result.as_dict() for result in results]}, status=status.HTTP_201_CREATED
+        )
+
+
+class OrderDetailView(OrdersGroupMixin, APIView):
+    """GET: one order with its legs and audit trail; PATCH: change a working leg."""
+
+    @extend_schema(responses=s.OrderDetailSerializer)
+    def get(self, request, order_id: int):
+        order = selectors.order_detail(user=request.user, order_id=order_id)
+        return Response(s.order_detail(order))
+
+    @extend_schema(request=s.ModifyOrderSerializer, responses=s.OrderDetailSerializer)
+    def patch(self, request, order_id: int):
+        order = selectors.order_for_user(user=request.user, order_id=order_id)
+        serializer = s.ModifyOrderSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        services.modify_order(
+            order=order,
+            actor=user_actor(request.user),
+            limit_price=data.get("limit_price"),
+            stop_price=data.get("stop_price"),
+            quantity=data.get("quantity"),
+            leg_id=data.get("leg_id"),
+        )
+        return Response(
+            s.order_detail(selectors.order_detail(user=request.user, order_id=order_id))
+        )
+
+
+class CancelOrderView(OrdersGroupMixin, APIView):
+    """POST: cancel the order's unfilled entry (a filled bracket keeps its SL/TP)."""
+
+    @extend_schema(request=None, responses=s.OrderDetailSerializer)
+    def post(self, request, order_id: int):
+        order = selectors.order_for_user(user=request.user, order_id=order_id)
+        services.cancel_order(order=order, actor=user_actor(request.user))
+        return Response(
+            s.order_detail(selectors.order_detail(user=request.user, order_id=order_id))
+        )
+
+
+class KillSwitchView(OrdersGroupMixin, APIView):
+    """POST {"confirm": "KILL"}: cancel every working leg of the account and square off
+    every position with MARKET exits. 200 with what was done; `complete` is false and
+    `errors` lists what could not be done (e.g. a leg the broker has not acknowledged yet,
+    or positions the broker could not report): run it again after the next sync."""
+
+    @extend_schema(request=s.KillSwitchSerializer, responses=s.KillSwitchResponseSerializer)
+    def post(self, request, account_id: int):
+        account = selectors.account_for_user(user=request.user, account_id=account_id)
+        s.KillSwitchSerializer(data=request.data).is_valid(raise_exception=True)
+        result = services.kill_switch(account=account, actor=user_actor(request.user))
+        return Response(
+            {
+                "complete": result.complete,
+                "cancelled_legs": result.cancelled_legs,
+                "exit_legs": result.exit_legs,
+                "exit_order_ids": result.exit_order_ids,
+                "errors": result.errors,
+            }
+        )
+
+
+class BenchBareInsertView(APIView):
+    """Benchmarks only (BENCH_ENDPOINTS=1): the floor of an authenticated DRF write, one
+    row inserted, nothing else."""
+
+    rate_limit_group = "orders"
+
+    @extend_schema(exclude=True)
+    def post(self, request):
+        from orders.models import OrderEvent
+
+        event = OrderEvent.objects.create(actor=user_actor(request.user), kind="bench")
+        return Response({"id": event.pk}, status=status.HTTP_201_CREATED)

@@ -1,0 +1,664 @@
+"""The PAPER broker: a simulated exchange whose book lives in the database.
+
+The book is shared by every process (web, workers, the XTS simulator) through the paper tables
+(orders.brokers.paper_models). The matching rules are in `paper_matching` (pure); this module
+loads orders and prices, applies the rules and writes fills. Matching runs whenever a price is
+written (orders.market_services.record_fair_prices) and whenever a gateway reads the book.
+
+Rejections come the two ways a real broker answers them: a rule broken at placement (lot,
+freeze quantity, tick, price band, margin, unknown instrument) is an `OrderRejected` at once
+(the rejected order still appears in the book, as at a real OMS); the explicit reject rate
+accepts the order and the order book then shows it Rejected with a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+from orders.brokers import base
+from orders.brokers import paper_matching as rules_mod
+from orders.brokers.base import (
+    BrokerBalance,
+    BrokerGateway,
+    BrokerLogin,
+    BrokerOrderRow,
+    BrokerPositionRow,
+    BrokerTradeRow,
+    BrokerUnavailable,
+    Credentials,
+    ModifyOrderRequest,
+    OrderAck,
+    OrderRejected,
+    PlaceOrderRequest,
+    SessionContext,
+)
+from orders.brokers.paper_matching import InstrumentRules, NewOrder, OrderState, Quote
+from orders.brokers.paper_models import PaperBook, PaperOrder, PaperTrade
+
+logger = logging.getLogger(__name__)
+
+APP_ORDER_ID_BASE = 1_000_000_000
+SIMULATED_REJECT_REASON = "Rejected by the exchange (simulated reject rate)"
+_ZERO = Decimal("0")
+
+
+def paper_config() -> rules_mod.PaperConfig:
+    """The paper exchange's behaviour, read from settings at call time (tests override)."""
+    return rules_mod.PaperConfig(
+        seed=int(settings.PAPER_SEED),
+        slippage_bps=Decimal(str(settings.PAPER_SLIPPAGE_BPS)),
+        fill_cap=int(settings.PAPER_FILL_CAP),
+        reject_rate=Decimal(str(settings.PAPER_REJECT_RATE)),
+        margin_rate=Decimal(str(settings.PAPER_MARGIN_RATE)),
+    )
+
+
+# ---- books --------------------------------------------------------------------------
+
+
+def book_for_account(account_id: int) -> PaperBook:
+    """The paper book of a PAPER broker account (created with the starting cash)."""
+    book, _ = PaperBook.objects.get_or_create(
+        account_id=account_id,
+        defaults={
+            "name": f"account:{account_id}",
+            "starting_cash": Decimal(str(settings.PAPER_STARTING_CASH)),
+        },
+    )
+    return book
+
+
+def book_named(name: str) -> PaperBook:
+    """A book that is not tied to an account (the XTS simulator's logins)."""
+    book, _ = PaperBook.objects.get_or_create(
+        name=name, defaults={"starting_cash": Decimal(str(settings.PAPER_STARTING_CASH))}
+    )
+    return book
+
+
+# ---- instruments and prices ---------------------------------------------------------
+
+
+def _instrument(segment: str, instrument_id: int):
+    from orders.models import Instrument
+
+    return (
+        Instrument.objects.select_related("fair_price")
+        .filter(exchange_segment=segment, exchange_instrument_id=instrument_id)
+        .first()
+    )
+
+
+def rules_of(instrument) -> InstrumentRules:
+    return InstrumentRules(
+        lot_size=instrument.lot_size or 1,
+        tick_size=instrument.tick_size or Decimal("0.05"),
+        freeze_quantity=instrument.freeze_quantity,
+        band_low=instrument.price_band_low,
+        band_high=instrument.price_band_high,
+    )
+
+
+def quote_of(instrument) -> Quote:
+    fair = getattr(instrument, "fair_price", None) if instrument is not None else None
+    if fair is None:
+        return Quote(buy_price=None, sell_price=None)
+    return Quote.from_prices(
+        buy_fair_price=fair.buy_fair_price,
+        sell_fair_price=fair.sell_fair_price,
+        avg_fair_price=fair.avg_fair_price,
+        last_traded_price=fair.last_traded_price,
+    )
+
+
+def mark_price_of(instrument) -> Decimal | None:
+    """The price positions are valued at: LTP, else the average fair price, else the mid."""
+    fair = getattr(instrument, "fair_price", None) if instrument is not None else None
+    if fair is None:
+        return None
+    for price in (fair.last_traded_price, fair.avg_fair_price):
+        if price is not None:
+            return price
+    if fair.buy_fair_price is not None and fair.sell_fair_price is not None:
+        return (fair.buy_fair_price + fair.sell_fair_price) / 2
+    return fair.buy_fair_price or fair.sell_fair_price
+
+
+def _state_of(order: PaperOrder) -> OrderState:
+    return OrderState(
+        side=order.side,
+        order_type=order.order_type,
+        quantity=order.quantity,
+        filled_quantity=order.filled_quantity,
+        limit_price=order.limit_price,
+        stop_price=order.stop_price,
+        triggered=order.triggered,
+        average_price=order.average_price,
+    )
+
+
+# ---- matching -----------------------------------------------------------------------
+
+
+def _apply_tick(order: PaperOrder, instrument, config, now) -> PaperTrade | None:
+    """Match one locked open order against its instrument's quote; returns the new fill."""
+    result = rules_mod.match_order(
+        _state_of(order), quote_of(instrument), rules_of(instrument), config
+    )
+    if result.state.triggered != order.triggered:
+        order.triggered = result.state.triggered
+    if result.fill is None:
+        return None
+    order.filled_quantity = result.state.filled_quantity
+    order.average_price = result.state.average_price
+    order.status = result.state.status
+    order.last_fill_at = now
+    return PaperTrade(
+        order=order,
+        book_id=order.book_id,
+        execution_id=f"{order.app_order_id}-{order.filled_quantity}",
+        exchange_segment=order.exchange_segment,
+        exchange_instrument_id=order.exchange_instrument_id,
+        trading_symbol=order.trading_symbol,
+        side=order.side,
+        product_type=order.product_type,
+        quantity=result.fill.quantity,
+        price=result.fill.price,
+        traded_at=now,
+    )
+
+
+def match_open_orders(*, instrument_ids=None, book: PaperBook | None = None) -> int:
+    """Run one tick for the open orders of some instruments (pks) or of one book.
+
+    Returns the number of fills written. Orders are locked for the tick so two processes
+    matching at once never fill the same quantity twice.
+    """
+    from orders.models import Instrument
+
+    config = paper_config()
+    now = timezone.now()
+    with transaction.atomic():
+        open_orders = PaperOrder.objects.select_for_update().filter(
+            status__in=PaperOrder.OPEN_STATUSES, instrument__isnull=False
+        )
+        if instrument_ids is not None:
+            open_orders = open_orders.filter(instrument_id__in=list(instrument_ids))
+        if book is not None:
+            open_orders = open_orders.filter(book=book)
+        orders = list(open_orders.order_by("id"))
+        if not orders:
+            return 0
+        instruments = Instrument.objects.select_related("fair_price").in_bulk(
+            {order.instrument_id for order in orders}
+        )
+        fills: list[PaperTrade] = []
+        changed: list[PaperOrder] = []
+        for order in orders:
+            was_triggered = order.triggered
+            fill = _apply_tick(order, instruments[order.instrument_id], config, now)
+            if fill is not None:
+                fills.append(fill)
+            if fill is not None or order.triggered != was_triggered:
+                order.updated_at = now
+                changed.append(order)
+        if changed:
+            PaperOrder.objects.bulk_update(
+                changed,
+                [
+                    "filled_quantity",
+                    "average_price",
+                    "status",
+                    "triggered",
+                    "last_fill_at",
+                    "updated_at",
+                ],
+            )
+        if fills:
+            PaperTrade.objects.bulk_create(fills)
+    return len(fills)
+
+
+# ---- placement, modification, cancellation ------------------------------------------
+
+
+def _net_position(book: PaperBook, segment: str, instrument_id: int) -> int:
+    net = 0
+    for side, quantity in PaperTrade.objects.filter(
+        book=book, exchange_segment=segment, exchange_instrument_id=instrument_id
+    ).values_list("side", "quantity"):
+        net += quantity if side == rules_mod.BUY else -quantity
+    return net
+
+
+def _create_order(book: PaperBook, request: PlaceOrderRequest, instrument, **fields) -> PaperOrder:
+    order = PaperOrder.objects.create(
+        book=book,
+        unique_identifier=request.unique_identifier,
+        instrument=instrument,
+        exchange_segment=request.exchange_segment,
+        exchange_instrument_id=request.exchange_instrument_id,
+        trading_symbol=instrument.trading_symbol if instrument is not None else "",
+        side=request.side,
+        order_type=request.order_type,
+        product_type=request.product_type,
+        time_in_force=request.time_in_force or "DAY",
+        quantity=max(int(request.quantity), 0),
+        limit_price=request.limit_price,
+        stop_price=request.stop_price,
+        **fields,
+    )
+    order.app_order_id = APP_ORDER_ID_BASE + order.pk
+    order.save(update_fields=["app_order_id"])
+    return order
+
+
+def _submit(book: PaperBook, request: PlaceOrderRequest, client_id: str):
+    config = paper_config()
+    with transaction.atomic():
+        # Lock the book: concurrent orders of one login see each other's margin.
+        book = PaperBook.objects.select_for_update().get(pk=book.pk)
+        instrument = _instrument(request.exchange_segment, request.exchange_instrument_id)
+        if instrument is None:
+            reason = (
+                f"Instrument {request.exchange_segment}:{request.exchange_instrument_id} not found"
+            )
+            return _create_order(
+                book,
+                request,
+                None,
+                status=PaperOrder.Status.REJECTED,
+                reject_reason=reason,
+                client_id=client_id,
+            ), reason
+        new = NewOrder(
+            unique_identifier=request.unique_identifier,
+            side=request.side,
+            order_type=request.order_type,
+            quantity=int(request.quantity),
+            limit_price=request.limit_price,
+            stop_price=request.stop_price,
+        )
+        quote = quote_of(instrument)
+        ref_price = rules_mod.reference_price(new, quote)
+        margin_required = _ZERO
+        margin_available = None
+        if ref_price is not None and new.quantity > 0:
+            margin_required = rules_mod.required_margin(
+                side=new.side,
+                quantity=new.quantity,
+                price=ref_price,
+                net_position=_net_position(
+                    book, request.exchange_segment, request.exchange_instrument_id
+                ),
+                config=config,
+            )
+            margin_available = compute_balance(book).net_margin
+        reason = rules_mod.validate_new_order(
+            new,
+            rules_of(instrument),
+            quote,
+            margin_required=margin_required,
+            margin_available=margin_available,
+        )
+        if reason is not None:
+            return _create_order(
+                book,
+                request,
+                instrument,
+                status=PaperOrder.Status.REJECTED,
+                reject_reason=reason,
+                client_id=client_id,
+            ), reason
+        if rules_mod.is_randomly_rejected(request.unique_identifier, config):
+            order = _create_order(
+                book,
+                request,
+                instrument,
+                status=PaperOrder.Status.REJECTED,
+                reject_reason=SIMULATED_REJECT_REASON,
+                client_id=client_id,
+            )
+            return order, None
+        order = _create_order(book, request, instrument, client_id=client_id)
+        # Market orders (and limits already through the market) deal at once.
+        fill = _apply_tick(order, instrument, config, timezone.now())
+        if fill is not None:
+            order.save()
+            fill.save()
+        elif order.triggered:
+            order.save(update_fields=["triggered", "updated_at"])
+        return order, None
+
+
+def submit_order(*, book: PaperBook, request: PlaceOrderRequest, client_id: str = "") -> PaperOrder:
+    """Place an order; raises OrderRejected (after recording the rejected order) on a rule."""
+    order, reason = _submit(book, request, client_id)
+    if reason is not None:
+        raise OrderRejected(reason, response={"AppOrderID": order.app_order_id})
+    return order
+
+
+def _locked_order(book: PaperBook, broker_order_id: str) -> PaperOrder:
+    try:
+        app_order_id = int(broker_order_id)
+    except (TypeError, ValueError):
+        raise OrderRejected(f"Order {broker_order_id!r} not found") from None
+    order = (
+        PaperOrder.objects.select_for_update()
+        .select_related("instrument__fair_price")
+        .filter(book=book, app_order_id=app_order_id)
+        .first()
+    )
+    if order is None:
+        raise OrderRejected(f"Order {broker_order_id} not found")
+    if order.status not in PaperOrder.OPEN_STATUSES:
+        raise OrderRejected(f"Order {broker_order_id} is {order.status} and cannot be changed")
+    return order
+
+
+def modify_order(*, book: PaperBook, request: ModifyOrderRequest) -> PaperOrder:
+    """Change an open order's type, quantity or prices; it is matched again at once."""
+    with transaction.atomic():
+        order = _locked_order(book, request.broker_order_id)
+        new = NewOrder(
+            unique_identifier=order.unique_identifier,
+            side=order.side,
+            order_type=request.order_type or order.order_type,
+            quantity=int(request.quantity),
+            limit_price=request.limit_price,
+            stop_price=request.stop_price,
+        )
+        instrument = order.instrument
+        reason = rules_mod.validate_new_order(new, rules_of(instrument), quote_of(instrument))
+        if reason is None and new.quantity < order.filled_quantity:
+            reason = f"Quantity {new.quantity} is below the {order.filled_quantity} already filled"
+        if reason is not None:
+            raise OrderRejected(reason)
+        if new.order_type != order.order_type or new.stop_price != order.stop_price:
+            order.triggered = False
+        order.order_type = new.order_type
+        order.quantity = new.quantity
+        order.limit_price = new.limit_price
+        order.stop_price = new.stop_price
+        if request.product_type:
+            order.product_type = request.product_type
+        order.status = OrderState(
+            side=order.side,
+            order_type=order.order_type,
+            quantity=order.quantity,
+            filled_quantity=order.filled_quantity,
+        ).status
+        fill = _apply_tick(order, instrument, paper_config(), timezone.now())
+        order.save()
+        if fill is not None:
+            fill.save()
+        return order
+
+
+def cancel_order(*, book: PaperBook, broker_order_id: str) -> PaperOrder:
+    with transaction.atomic():
+        order = _locked_order(book, broker_order_id)
+        order.status = PaperOrder.Status.CANCELLED
+        order.save(update_fields=["status", "updated_at"])
+        return order
+
+
+# ---- reads --------------------------------------------------------------------------
+
+
+def order_rows(book: PaperBook) -> list[BrokerOrderRow]:
+    return [
+        BrokerOrderRow(
+            broker_order_id=str(order.app_order_id),
+            unique_identifier=order.unique_identifier,
+            exchange_segment=order.exchange_segment,
+            exchange_instrument_id=order.exchange_instrument_id,
+            trading_symbol=order.trading_symbol,
+            side=order.side,
+            order_type=order.order_type,
+            product_type=order.product_type,
+            quantity=order.quantity,
+            filled_quantity=order.filled_quantity,
+            leaves_quantity=order.leaves_quantity,
+            status=order.status,
+            raw_status=order.status,
+            limit_price=order.limit_price,
+            stop_price=order.stop_price,
+            average_price=order.average_price,
+            reject_reason=order.reject_reason,
+            exchange_order_id=str(order.app_order_id),
+            client_id=order.client_id,
+            time_in_force=order.time_in_force,
+            generated_at=order.created_at,
+            transact_time=order.last_fill_at or order.updated_at,
+            updated_at=order.updated_at,
+        )
+        for order in PaperOrder.objects.filter(book=book).order_by("id")
+    ]
+
+
+def trade_rows(book: PaperBook) -> list[BrokerTradeRow]:
+    return [
+        BrokerTradeRow(
+            execution_id=trade.execution_id,
+            broker_order_id=str(trade.order.app_order_id),
+            unique_identifier=trade.order.unique_identifier,
+            exchange_segment=trade.exchange_segment,
+            exchange_instrument_id=trade.exchange_instrument_id,
+            trading_symbol=trade.trading_symbol,
+            side=trade.side,
+            product_type=trade.product_type,
+            quantity=trade.quantity,
+            price=trade.price,
+            traded_at=trade.traded_at,
+        )
+        for trade in PaperTrade.objects.filter(book=book).select_related("order").order_by("id")
+    ]
+
+
+@dataclass
+class _PositionTotals:
+    trading_symbol: str = ""
+    buy_qty: int = 0
+    sell_qty: int = 0
+    buy_amount: Decimal = _ZERO
+    sell_amount: Decimal = _ZERO
+
+
+def _marks(keys) -> dict[tuple[str, int], Decimal | None]:
+    from orders.models import Instrument
+
+    if not keys:
+        return {}
+    instruments = Instrument.objects.select_related("fair_price").filter(
+        exchange_instrument_id__in={instrument_id for _, instrument_id in keys}
+    )
+    return {
+        (i.exchange_segment, i.exchange_instrument_id): mark_price_of(i)
+        for i in instruments
+        if (i.exchange_segment, i.exchange_instrument_id) in keys
+    }
+
+
+def position_rows(book: PaperBook) -> list[BrokerPositionRow]:
+    """Net positions from the fills, valued at the mark (average-cost realized PnL)."""
+    totals: dict[tuple[str, int, str], _PositionTotals] = defaultdict(_PositionTotals)
+    for trade in PaperTrade.objects.filter(book=book).order_by("id"):
+        row = totals[(trade.exchange_segment, trade.exchange_instrument_id, trade.product_type)]
+        row.trading_symbol = trade.trading_symbol
+        amount = trade.price * trade.quantity
+        if trade.side == rules_mod.BUY:
+            row.buy_qty += trade.quantity
+            row.buy_amount += amount
+        else:
+            row.sell_qty += trade.quantity
+            row.sell_amount += amount
+    marks = _marks({(segment, iid) for segment, iid, _ in totals})
+    rows = []
+    for (segment, instrument_id, product), t in sorted(totals.items()):
+        net = t.buy_qty - t.sell_qty
+        buy_avg = (t.buy_amount / t.buy_qty).quantize(Decimal("0.0001")) if t.buy_qty else None
+        sell_avg = (t.sell_amount / t.sell_qty).quantize(Decimal("0.0001")) if t.sell_qty else None
+        mark = marks.get((segment, instrument_id))
+        if mark is None:
+            mark = (buy_avg if net > 0 else sell_avg) or _ZERO
+        closed = min(t.buy_qty, t.sell_qty)
+        realized = (sell_avg - buy_avg) * closed if closed else _ZERO
+        if net > 0:
+            unrealized = (mark - buy_avg) * net
+        elif net < 0:
+            unrealized = (sell_avg - mark) * -net
+        else:
+            unrealized = _ZERO
+        cents = Decimal("0.01")
+        rows.append(
+            BrokerPositionRow(
+                exchange_segment=segment,
+                exchange_instrument_id=instrument_id,
+                trading_symbol=t.trading_symbol,
+                product_type=product,
+                net_qty=net,
+                buy_qty=t.buy_qty,
+                sell_qty=t.sell_qty,
+                buy_avg_price=buy_avg,
+                sell_avg_price=sell_avg,
+                buy_amount=t.buy_amount.quantize(cents),
+                sell_amount=t.sell_amount.quantize(cents),
+                net_amount=(t.sell_amount - t.buy_amount).quantize(cents),
+                realized_mtm=realized.quantize(cents),
+                unrealized_mtm=unrealized.quantize(cents),
+                mtm=(realized + unrealized).quantize(cents),
+            )
+        )
+    return rows
+
+
+def compute_balance(book: PaperBook) -> BrokerBalance:
+    """Equity = starting cash + MTM; margin = exposure of positions and open orders x rate."""
+    config = paper_config()
+    positions = position_rows(book)
+    marks = _marks({(p.exchange_segment, p.exchange_instrument_id) for p in positions})
+    equity = book.starting_cash + sum((p.mtm for p in positions), _ZERO)
+    exposure = _ZERO
+    for p in positions:
+        mark = marks.get((p.exchange_segment, p.exchange_instrument_id))
+        if mark is None:
+            mark = p.buy_avg_price if p.net_qty > 0 else (p.sell_avg_price or _ZERO)
+        exposure += abs(p.net_qty) * (mark or _ZERO)
+    open_orders = PaperOrder.objects.filter(
+        book=book, status__in=PaperOrder.OPEN_STATUSES
+    ).select_related("instrument__fair_price")
+    for order in open_orders:
+        price = rules_mod.reference_price(_state_of(order), quote_of(order.instrument))
+        exposure += (price or _ZERO) * order.leaves_quantity
+    cents = Decimal("0.01")
+    margin = (exposure * config.margin_rate).quantize(cents)
+    equity = equity.quantize(cents)
+    return BrokerBalance(cash_available=equity, margin_utilized=margin, net_margin=equity - margin)
+
+
+# ---- the gateway --------------------------------------------------------------------
+
+
+def _guard_database(function):
+    """Only broker errors leave a gateway: a database failure is 'unavailable'."""
+
+    async def wrapper(*args, **kwargs):
+        try:
+            return await function(*args, **kwargs)
+        except base.BrokerError:
+            raise
+        except DatabaseError as exc:
+            logger.warning("paper exchange database error: %s", exc)
+            raise BrokerUnavailable(f"paper exchange unavailable: {exc}") from exc
+
+    wrapper.__name__ = function.__name__
+    wrapper.__doc__ = function.__doc__
+    return wrapper
+
+
+def _book_for_session(session: SessionContext) -> PaperBook:
+    return book_for_account(session.account_id)
+
+
+def _ack(order: PaperOrder) -> OrderAck:
+    return OrderAck(
+        broker_order_id=str(order.app_order_id),
+        unique_identifier=order.unique_identifier,
+        raw={"AppOrderID": order.app_order_id, "status": order.status},
+    )
+
+
+class PaperGateway(BrokerGateway):
+    """The PAPER broker behind the one interface; every call is a short DB transaction."""
+
+    @_guard_database
+    async def login(self, credentials: Credentials) -> BrokerLogin:
+        ttl = int(settings.PAPER_SESSION_TTL_SECONDS)
+        return BrokerLogin(
+            access_token=secrets.token_urlsafe(24),
+            expires_at=timezone.now() + timedelta(seconds=ttl),
+            broker_user_id=credentials.user_id or "PAPER",
+            is_investor_client=True,
+        )
+
+    async def logout(self, session: SessionContext) -> None:
+        return None
+
+    @_guard_database
+    async def place_order(self, session: SessionContext, request: PlaceOrderRequest) -> OrderAck:
+        def place():
+            return submit_order(book=_book_for_session(session), request=request)
+
+        return _ack(await sync_to_async(place)())
+
+    @_guard_database
+    async def modify_order(self, session: SessionContext, request: ModifyOrderRequest) -> OrderAck:
+        def modify():
+            return modify_order(book=_book_for_session(session), request=request)
+
+        return _ack(await sync_to_async(modify)())
+
+    @_guard_database
+    async def cancel_order(
+        self, session: SessionContext, broker_order_id: str, unique_identifier: str
+    ) -> OrderAck:
+        def cancel():
+            return cancel_order(book=_book_for_session(session), broker_order_id=broker_order_id)
+
+        return _ack(await sync_to_async(cancel)())
+
+    async def _read(self, session: SessionContext, reader):
+        def read():
+            book = _book_for_session(session)
+            match_open_orders(book=book)
+            return reader(book)
+
+        return await sync_to_async(read)()
+
+    @_guard_database
+    async def order_book(self, session: SessionContext) -> list[BrokerOrderRow]:
+        return await self._read(session, order_rows)
+
+    @_guard_database
+    async def trade_book(self, session: SessionContext) -> list[BrokerTradeRow]:
+        return await self._read(session, trade_rows)
+
+    @_guard_database
+    async def positions(self, session: SessionContext) -> list[BrokerPositionRow]:
+        return await self._read(session, position_rows)
+
+    @_guard_database
+    async def balance(self, session: SessionContext) -> BrokerBalance:
+        return await self._read(session, compute_balance)

@@ -1,0 +1,270 @@
+"""Broker sessions: one `BrokerClient` per account hides logins, refreshes and re-logins.
+
+Rules (SPEC 6, issue 3):
+- the account's `BrokerSession` (access token encrypted at rest) is reused while it is valid
+  and not within BROKER_SESSION_REFRESH_MARGIN_SECONDS of expiry; otherwise we log in again;
+- only one login per account runs at a time (a cache lock, Redis in full stack), because an
+  XTS login replaces the previous token and two racing logins would kill each other;
+- a SessionExpired answer marks the session invalid, logs in once and repeats the call once.
+  That is safe for order calls too: the broker refused the token, so it did not act;
+- a timeout or 5xx on an order call (BrokerUnavailable) is NEVER repeated: the outcome is
+  unknown and the caller leaves the leg pending for the next sync to resolve;
+- order calls to live brokers pass a per-account outbound token bucket
+  (BROKER_ORDERS_PER_SECOND, shared through Redis); the paper exchange has no such limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TypeVar
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from accounts.models import CREDENTIAL_FIELDS, Broker, BrokerSession
+from orders.brokers.base import (
+    BrokerBalance,
+    BrokerGateway,
+    BrokerLogin,
+    BrokerOrderRow,
+    BrokerPositionRow,
+    BrokerTradeRow,
+    Credentials,
+    ModifyOrderRequest,
+    OrderAck,
+    PlaceOrderRequest,
+    RateLimited,
+    SessionContext,
+    SessionExpired,
+)
+from orders.brokers.registry import default_base_url, gateway_for
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_LOGIN_LOCK_POLL_SECONDS = 0.05
+
+
+def credentials_of(account) -> Credentials:
+    """The account's decrypted credentials, with the broker's default base URL."""
+    stored = account.credentials or {}
+    values = {name: str(stored.get(name) or "") for name in CREDENTIAL_FIELDS}
+    if not values["base_url"]:
+        values["base_url"] = default_base_url(account.broker)
+    return Credentials(**values)
+
+
+def _is_usable(row: BrokerSession | None) -> bool:
+    if row is None or row.invalidated_at is not None or not row.access_token:
+        return False
+    margin = timedelta(seconds=int(settings.BROKER_SESSION_REFRESH_MARGIN_SECONDS))
+    return row.expires_at - margin > timezone.now()
+
+
+def _load_session(account_id: int) -> BrokerSession | None:
+    return BrokerSession.objects.filter(account_id=account_id).first()
+
+
+def _store_login(account_id: int, login: BrokerLogin) -> BrokerSession:
+    row, _ = BrokerSession.objects.update_or_create(
+        account_id=account_id,
+        defaults={
+            "access_token": login.access_token,
+            "expires_at": login.expires_at,
+            "broker_user_id": login.broker_user_id,
+            "is_investor_client": login.is_investor_client,
+            "created_at": timezone.now(),
+            "invalidated_at": None,
+            "last_error": "",
+        },
+    )
+    return row
+
+
+def mark_session_invalid(*, account_id: int, reason: str) -> None:
+    """The broker refused the token: the next call logs in again."""
+    BrokerSession.objects.filter(account_id=account_id, invalidated_at__isnull=True).update(
+        invalidated_at=timezone.now(), last_error=reason[:1000], updated_at=timezone.now()
+    )
+
+
+def _record_login_error(account_id: int, reason: str) -> None:
+    BrokerSession.objects.filter(account_id=account_id).update(
+        last_error=reason[:1000], updated_at=timezone.now()
+    )
+
+
+class BrokerClient:
+    """One account's view of its broker: the gateway's calls without the session argument."""
+
+    def __init__(self, account, gateway: BrokerGateway | None = None):
+        self.account = account
+        self.account_id: int = account.pk
+        self.gateway = gateway or gateway_for(account)
+        self.credentials = credentials_of(account)
+        self.is_paper = account.broker == Broker.PAPER
+
+    # ---- sessions -------------------------------------------------------------------
+
+    def _context(self, row: BrokerSession) -> SessionContext:
+        return SessionContext(
+            account_id=self.account_id,
+            access_token=row.access_token,
+            client_id=self.credentials.client_id or row.broker_user_id,
+            is_investor_client=row.is_investor_client,
+            base_url=self.credentials.base_url,
+        )
+
+    async def _acquire_login_lock(self) -> str:
+        key = f"broker-login:{self.account_id}"
+        hold = float(settings.BROKER_TIMEOUT_SECONDS) * 2 + 5
+        deadline = time.monotonic() + hold
+        while not await sync_to_async(cache.add)(key, "1", timeout=int(hold) + 1):
+            if time.monotonic() > deadline:
+                # A crashed holder's lock expires on its own; go ahead rather than hang.
+                break
+            await asyncio.sleep(_LOGIN_LOCK_POLL_SECONDS)
+        return key
+
+    async def session(self) -> SessionContext:
+        """A usable session: the stored one, or a fresh login (one login at a time)."""
+        row = await sync_to_async(_load_session)(self.account_id)
+        if _is_usable(row):
+            return self._context(row)
+        key = await self._acquire_login_lock()
+        try:
+            # Someone else may have logged in while we waited for the lock.
+            row = await sync_to_async(_load_session)(self.account_id)
+            if _is_usable(row):
+                return self._context(row)
+            return self._context(await self._login())
+        finally:
+            await sync_to_async(cache.delete)(key)
+
+    async def _login(self) -> BrokerSession:
+        try:
+            login = await self.gateway.login(self.credentials)
+        except Exception as exc:
+            await sync_to_async(_record_login_error)(self.account_id, str(exc))
+            raise
+        logger.info(
+            "broker login", extra={"account_id": self.account_id, "broker": self.account.broker}
+        )
+        return await sync_to_async(_store_login)(self.account_id, login)
+
+    async def connect(self) -> SessionContext:
+        """Log in now, whatever the stored session says (POST /api/accounts/{id}/connect)."""
+        await sync_to_async(mark_session_invalid)(
+            account_id=self.account_id, reason="reconnect requested"
+        )
+        return await self.session()
+
+    async def logout(self) -> None:
+        row = await sync_to_async(_load_session)(self.account_id)
+        if _is_usable(row):
+            try:
+                await self.gateway.logout(self._context(row))
+            finally:
+                await sync_to_async(mark_session_invalid)(
+                    account_id=self.account_id, reason="logged out"
+                )
+
+    # ---- the outbound limit -----------------------------------------------------------
+
+    async def _take_outbound_token(self) -> None:
+        if self.is_paper:
+            return
+        from trading_site.api.ratelimit import take_token
+
+        rate = int(settings.BROKER_ORDERS_PER_SECOND)
+        deadline = time.monotonic() + float(settings.BROKER_RATE_LIMIT_MAX_WAIT_SECONDS)
+        while True:
+            result = await sync_to_async(take_token)(
+                f"broker-out:{self.account_id}", capacity=rate, refill_per_second=float(rate)
+            )
+            if result.allowed:
+                return
+            wait = max(float(result.retry_after), 0.01)
+            if time.monotonic() + wait > deadline:
+                raise RateLimited(
+                    f"outbound order limit of {rate}/s reached for account {self.account_id}",
+                    retry_after=wait,
+                )
+            await asyncio.sleep(wait)
+
+    # ---- calls --------------------------------------------------------------------------
+
+    async def _call(self, call: Callable[[SessionContext], Awaitable[T]], *, is_order: bool) -> T:
+        if is_order:
+            await self._take_outbound_token()
+        context = await self.session()
+        try:
+            return await call(context)
+        except SessionExpired as exc:
+            await sync_to_async(mark_session_invalid)(
+                account_id=self.account_id, reason=exc.message
+            )
+            logger.info(
+                "broker session expired; logging in again", extra={"account_id": self.account_id}
+            )
+        # The broker refused the token, so it did not act: one fresh login, one more try.
+        context = await self.session()
+        if is_order:
+            await self._take_outbound_token()
+        try:
+            return await call(context)
+        except SessionExpired as exc:
+            await sync_to_async(mark_session_invalid)(
+                account_id=self.account_id, reason=exc.message
+            )
+            raise
+
+    async def place_order(self, request: PlaceOrderRequest) -> OrderAck:
+        return await self._call(lambda s: self.gateway.place_order(s, request), is_order=True)
+
+    async def modify_order(self, request: ModifyOrderRequest) -> OrderAck:
+        return await self._call(lambda s: self.gateway.modify_order(s, request), is_order=True)
+
+    async def cancel_order(self, broker_order_id: str, unique_identifier: str) -> OrderAck:
+        return await self._call(
+            lambda s: self.gateway.cancel_order(s, broker_order_id, unique_identifier),
+            is_order=True,
+        )
+
+    async def order_book(self) -> list[BrokerOrderRow]:
+        return await self._call(self.gateway.order_book, is_order=False)
+
+    async def trade_book(self) -> list[BrokerTradeRow]:
+        return await self._call(self.gateway.trade_book, is_order=False)
+
+    async def positions(self) -> list[BrokerPositionRow]:
+        return await self._call(self.gateway.positions, is_order=False)
+
+    async def balance(self) -> BrokerBalance:
+        return await self._call(self.gateway.balance, is_order=False)
+
+
+def broker_client(account) -> BrokerClient:
+    """The per-account facade every caller uses (sync code: async_to_sync(client.method))."""
+    return BrokerClient(account)
+
+
+def connect_account(account) -> BrokerSession:
+    """Log the account in now and return its stored session (raises the gateway's errors)."""
+    async_to_sync(broker_client(account).connect)()
+    return BrokerSession.objects.get(account_id=account.pk)
+
+
+__all__ = [
+    "BrokerClient",
+    "broker_client",
+    "connect_account",
+    "credentials_of",
+    "mark_session_invalid",
+]

@@ -1,0 +1,52 @@
+"""manage.py run_xts_simulator --port 8701: the paper exchange over the XTS wire format."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from orders.brokers.xts_simulator import Faults, XtsSimulator, parse_users
+
+
+class Command(BaseCommand):
+    help = "Serve the XTS simulator (uvicorn). Fault knobs here and at POST /_sim/faults."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8701)
+        parser.add_argument(
+            "--user",
+            action="append",
+            default=[],
+            help="appKey:secretKey:userID:investor|dealer[:code1;code2] (repeatable; default "
+            "settings.XTS_SIMULATOR_USERS)",
+        )
+        parser.add_argument("--latency-ms", type=int, default=0)
+        parser.add_argument("--error-rate", type=float, default=0.0)
+        parser.add_argument("--timeout-rate", type=float, default=0.0)
+        parser.add_argument("--timeout-seconds", type=float, default=30.0)
+        parser.add_argument("--reject-rate", type=float, default=0.0)
+        parser.add_argument(
+            "--token-ttl", type=float, default=float(settings.XTS_SIMULATOR_TOKEN_TTL_SECONDS)
+        )
+
+    def handle(self, *args, **options):
+        import uvicorn
+
+        try:
+            users = parse_users(",".join(options["user"]) or settings.XTS_SIMULATOR_USERS)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        faults = Faults(
+            latency_ms=options["latency_ms"],
+            error_rate=options["error_rate"],
+            timeout_rate=options["timeout_rate"],
+            timeout_seconds=options["timeout_seconds"],
+            reject_rate=options["reject_rate"],
+            token_ttl_seconds=options["token_ttl"],
+        )
+        app = XtsSimulator(users=users, faults=faults)
+        self.stdout.write(
+            f"XTS simulator on http://{options['host']}:{options['port']} "
+            f"(logins: {', '.join(users)}); faults at POST /_sim/faults, counters at "
+            "GET /_sim/stats"
+        )
+        uvicorn.run(app, host=options["host"], port=options["port"], log_level="info")

@@ -1,0 +1,274 @@
+"""Scheduled orders: each enabled schedule is placed once per trading day at its time of day
+in Asia/Kolkata (SPEC 8), through the ordinary placement services (source SCHEDULED).
+
+Exactly once: the day's `ScheduledOrderRun` (unique per schedule and date) is claimed before
+the broker is called, and the order carries the idempotency key `sched-<id>-<date>`, so a
+second beat, a redelivered task or two workers racing place it once.
+
+Late starts (decided): a schedule whose time passed while nothing was running is still
+placed if it is at most SCHEDULED_ORDER_GRACE_MINUTES late; later than that the day is
+recorded as MISSED and nothing is sent (an order meant for 09:30 placed at 14:00 is a
+different trade).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import fields
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from monitoring import window
+from orders.models import Order, ScheduledOrder, ScheduledOrderRun
+
+logger = logging.getLogger(__name__)
+
+ACTOR = "scheduler"
+PLACED, REJECTED, FAILED, MISSED, STARTED = "PLACED", "REJECTED", "FAILED", "MISSED", "STARTED"
+
+_DECIMAL_FIELDS = {
+    "limit_price",
+    "stop_price",
+    "entry_price",
+    "entry_stop_price",
+    "sl_price",
+    "sl_stop_price",
+}
+
+
+class TemplateError(ValueError):
+    def __init__(self, details: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {', '.join(v)}" for k, v in details.items()))
+        self.details = details
+
+
+def _decimal(name: str, value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise TemplateError({name: ["must be a number"]}) from None
+
+
+def build_request(*, kind: str, account_id: int, template: dict, key: str = ""):
+    """The placement request a template describes: the fields of POST /api/orders (single)
+    or POST /api/algo-orders (bracket; `tp_price` or `targets`)."""
+    from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
+
+    if not isinstance(template, dict):
+        raise TemplateError({"template": ["must be an object"]})
+    cls = BracketOrderRequest if kind == Order.Kind.BRACKET else SingleOrderRequest
+    allowed = {f.name for f in fields(cls)} - {
+        "account_id",
+        "client_order_id",
+        "targets_field",
+        "regenerated_from_id",
+        "targets",
+    }
+    unknown = sorted(set(template) - allowed - {"tp_price", "targets"})
+    if unknown:
+        raise TemplateError({name: ["unknown field"] for name in unknown})
+    values: dict[str, Any] = {}
+    for name, value in template.items():
+        if name in _DECIMAL_FIELDS:
+            values[name] = _decimal(name, value)
+        elif name in allowed:
+            values[name] = value
+    if cls is BracketOrderRequest:
+        targets = []
+        for target in template.get("targets") or []:
+            if not isinstance(target, dict) or "price" not in target:
+                raise TemplateError({"targets": ["each target needs a price"]})
+            targets.append(
+                TargetSpec(
+                    price=_decimal("targets", target["price"]),
+                    lots=target.get("lots"),
+                    percent=_decimal("targets", target.get("percent")),
+                )
+            )
+        if not targets and template.get("tp_price") not in (None, ""):
+            targets = [
+                TargetSpec(price=_decimal("tp_price", template["tp_price"]), percent=Decimal("100"))
+            ]
+        values["targets"] = targets
+    try:
+        return cls(account_id=account_id, client_order_id=key, **values)
+    except TypeError as exc:
+        raise TemplateError({"template": [str(exc)]}) from None
+
+
+def validate_template(*, user, kind: str, account_id: int, template: dict) -> None:
+    """Raise the API errors placement would raise for this template now (the trading
+    window aside: a schedule is usually created while the market is closed)."""
+    from orders.validation import validate_bracket_order, validate_single_order
+    from trading_site.api.errors import InvalidInput, MarketClosed
+
+    try:
+        request = build_request(kind=kind, account_id=account_id, template=template)
+    except TemplateError as exc:
+        raise InvalidInput("Invalid order template", details=exc.details) from None
+    validate = validate_bracket_order if kind == Order.Kind.BRACKET else validate_single_order
+    try:
+        validate(user=user, request=request)
+    except MarketClosed:
+        pass
+
+
+def _is_trading_day(day: date) -> bool:
+    rules = window.current_rules()
+    if rules.always_open:
+        return True
+    return window.is_trading_day(day, rules, window.holidays_between(day, day))
+
+
+def _runs_today(schedule: ScheduledOrder, day: date) -> bool:
+    return not schedule.weekdays or day.weekday() in schedule.weekdays
+
+
+def _place(schedule: ScheduledOrder, day: date) -> tuple[Order, str]:
+    from orders.services.placement import place_bracket_order, place_single_order
+
+    request = build_request(
+        kind=schedule.kind,
+        account_id=schedule.account_id,
+        template=schedule.template,
+        key=f"sched-{schedule.pk}-{day.isoformat()}",
+    )
+    if schedule.kind == Order.Kind.BRACKET:
+        result = place_bracket_order(
+            user=schedule.user, request=request, source=Order.Source.SCHEDULED, actor=ACTOR
+        )
+    else:
+        result = place_single_order(
+            user=schedule.user, request=request, source=Order.Source.SCHEDULED, actor=ACTOR
+        )
+    status = REJECTED if result.order.status == Order.Status.REJECTED else PLACED
+    return result.order, status
+
+
+def _claim(schedule: ScheduledOrder, day: date, status: str) -> ScheduledOrderRun | None:
+    try:
+        with transaction.atomic():
+            return ScheduledOrderRun.objects.create(
+                schedule=schedule, trading_date=day, status=status
+            )
+    except IntegrityError:
+        return None
+
+
+def place_due_scheduled_orders(*, now: datetime | None = None) -> list[ScheduledOrderRun]:
+    """Place every enabled schedule due today and not yet run today; returns today's new runs
+    (placed, rejected, failed or missed)."""
+    local = window.market_now(now)
+    today = local.date()
+    if not _is_trading_day(today):
+        return []
+    grace = timedelta(minutes=int(settings.SCHEDULED_ORDER_GRACE_MINUTES))
+    due = (
+        ScheduledOrder.objects.filter(
+            enabled=True,
+            time_of_day__lte=local.time().replace(tzinfo=None),
+            account__is_active=True,
+            user__is_active=True,
+        )
+        .exclude(runs__trading_date=today)
+        .select_related("user", "account")
+        .order_by("time_of_day", "id")
+    )
+    runs: list[ScheduledOrderRun] = []
+    for schedule in due:
+        if not _runs_today(schedule, today):
+            continue
+        scheduled_at = datetime.combine(today, schedule.time_of_day, tzinfo=window.MARKET_TZ)
+        if local - scheduled_at > grace:
+            run = _claim(schedule, today, MISSED)
+            if run is not None:
+                run.error = f"not placed: {local - scheduled_at} late (grace {grace})"
+                run.save(update_fields=["error"])
+                runs.append(run)
+            continue
+        run = _claim(schedule, today, STARTED)
+        if run is None:  # another worker claimed today's run
+            continue
+        runs.append(_run(schedule, run, today))
+    return runs
+
+
+def _run(schedule: ScheduledOrder, run: ScheduledOrderRun, day: date) -> ScheduledOrderRun:
+    from trading_site.api.errors import ApiError
+
+    try:
+        order, status = _place(schedule, day)
+        run.order, run.status = order, status
+        if status == REJECTED:
+            entry = order.legs.order_by("id").first()
+            run.error = entry.reject_reason if entry else ""
+    except (ApiError, TemplateError) as exc:
+        run.status, run.error = FAILED, str(getattr(exc, "message", exc))
+    except Exception as exc:  # recorded on the run; the next schedules still run
+        logger.exception("scheduled order failed", extra={"schedule_id": schedule.pk})
+        run.status, run.error = FAILED, f"{type(exc).__name__}: {exc}"
+    run.save(update_fields=["order", "status", "error"])
+    return run
+
+
+# ---- CRUD (the /api/scheduled-orders endpoints) -------------------------------------------
+
+
+def _account_of(*, user, account_id: int):
+    from orders.validation import resolve_account
+
+    return resolve_account(user=user, account_id=account_id)
+
+
+def create_scheduled_order(
+    *,
+    user,
+    account_id: int,
+    name: str,
+    kind: str,
+    template: dict,
+    time_of_day,
+    weekdays: list[int],
+    enabled: bool = True,
+) -> ScheduledOrder:
+    account = _account_of(user=user, account_id=account_id)
+    validate_template(user=user, kind=kind, account_id=account.pk, template=template)
+    return ScheduledOrder.objects.create(
+        user=user,
+        account=account,
+        name=name,
+        kind=kind,
+        template=template,
+        time_of_day=time_of_day,
+        weekdays=sorted(set(weekdays)),
+        enabled=enabled,
+    )
+
+
+def update_scheduled_order(*, schedule: ScheduledOrder, **changes: Any) -> ScheduledOrder:
+    if "account_id" in changes:
+        schedule.account = _account_of(user=schedule.user, account_id=changes.pop("account_id"))
+    if "weekdays" in changes:
+        changes["weekdays"] = sorted(set(changes["weekdays"]))
+    for name, value in changes.items():
+        setattr(schedule, name, value)
+    validate_template(
+        user=schedule.user,
+        kind=schedule.kind,
+        account_id=schedule.account_id,
+        template=schedule.template,
+    )
+    schedule.save()
+    return schedule
+
+
+def delete_scheduled_order(*, schedule: ScheduledOrder) -> None:
+    """Its runs go with it; the orders it placed stay (ScheduledOrderRun.order is SET_NULL
+    from the order's side, and orders never reference schedules)."""
+    schedule.delete()

@@ -1,0 +1,62 @@
+"""Order services: the only code that changes orders (views, tasks and the loop call these).
+
+- placement: `place_single_order`, `place_bracket_order`, `place_batch`
+- changes: `modify_order`, `cancel_order`, `reprice_leg`, `kill_switch`
+- sync (monitoring steps 1 and 3): `store_broker_snapshots`, `sync_account_orders`,
+  `reconcile_pending_legs`
+- protection (monitoring step 4): `place_protective_legs`
+"""
+
+from orders.services.changes import (
+    KillSwitchResult,
+    cancel_order,
+    kill_switch,
+    modify_order,
+    reprice_leg,
+)
+from orders.services.placement import (
+    MAX_BATCH_ITEMS,
+    BatchItemError,
+    BatchItemResult,
+    PlacementResult,
+    place_batch,
+    place_bracket_order,
+    place_single_order,
+    request_fingerprint,
+)
+from orders.services.protection import (
+    ProtectionResult,
+    ProtectiveLegsIncomplete,
+    place_protective_legs,
+    plan_exits,
+)
+from orders.services.sync import (
+    reconcile_pending_legs,
+    roll_up_orders,
+    store_broker_snapshots,
+    sync_account_orders,
+)
+
+__all__ = [
+    "MAX_BATCH_ITEMS",
+    "BatchItemError",
+    "BatchItemResult",
+    "KillSwitchResult",
+    "PlacementResult",
+    "ProtectionResult",
+    "ProtectiveLegsIncomplete",
+    "cancel_order",
+    "kill_switch",
+    "modify_order",
+    "place_batch",
+    "place_bracket_order",
+    "place_protective_legs",
+    "place_single_order",
+    "plan_exits",
+    "reconcile_pending_legs",
+    "reprice_leg",
+    "request_fingerprint",
+    "roll_up_orders",
+    "store_broker_snapshots",
+    "sync_account_orders",
+]

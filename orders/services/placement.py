@@ -1,0 +1,529 @@
+"""Placing orders: single, bracket and batch, all through one write-ahead path.
+
+1. validate (nothing written on failure);
+2. one transaction: take unique identifiers from the account's daily counter, insert the
+   Order(s) as PENDING and their entry legs as PENDING_SUBMIT, audit, commit;
+3. POST each entry leg to the broker once (never retried);
+4. one transaction: write the broker's answers (OPEN with the broker id, REJECTED with the
+   reason, or left PENDING_SUBMIT when the outcome is unknown), audit, notify on commit.
+
+A bracket's stop-loss and targets are stored on the Order and sent later, for the filled
+quantity, by `place_protective_legs` (monitoring step 4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import BrokerAccount, Strategy
+from orders.identifiers import ensure_daily_counter, next_unique_identifiers
+from orders.models import Instrument, Order, OrderEvent, OrderLeg, OrderType
+from orders.services.common import (
+    apply_send_outcome,
+    count_metric,
+    new_event,
+    notify_order,
+    send_new_legs,
+    user_actor,
+)
+from orders.services.rollup import derive_order_status
+from orders.validation import (
+    BracketOrderRequest,
+    InstrumentResolver,
+    SingleOrderRequest,
+    resolve_account,
+    validate_bracket_order,
+    validate_single_order,
+)
+from trading_site.api.errors import ApiError, Conflict
+
+MAX_BATCH_ITEMS = 500
+
+OUTCOME_ACCEPTED = "accepted"
+OUTCOME_REJECTED = "rejected"
+OUTCOME_UNKNOWN = "unknown"
+OUTCOME_REPLAYED = "replayed"
+
+
+@dataclass
+class PlacementResult:
+    order: Order
+    created: bool
+    outcome: str  # accepted | rejected | unknown | replayed
+
+    @property
+    def reject_reason(self) -> str:
+        entry = self.order.legs.order_by("id").first()
+        return entry.reject_reason if entry else ""
+
+
+@dataclass
+class BatchItemError:
+    """An item that could not even be parsed; passed through to its result."""
+
+    external_id: str
+    message: str
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class BatchItemResult:
+    external_id: str
+    status: str  # "success" | "error"
+    order_id: int | None = None
+    order_status: str | None = None
+    error: str | None = None
+    code: str | None = None
+    details: dict | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class OrderPlan:
+    """A validated order ready to be written ahead."""
+
+    user_id: int
+    account: BrokerAccount
+    instrument: Instrument
+    strategy: Strategy | None
+    kind: str
+    source: str
+    side: str
+    product_type: str
+    quantity: int
+    order_type: str
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    sl_price: Decimal | None = None
+    sl_stop_price: Decimal | None = None
+    targets: list = field(default_factory=list)
+    external_id: str = ""
+    client_order_id: str | None = None
+    fingerprint: str = ""
+    regenerated_from_id: int | None = None
+    regeneration_count: int = 0
+    leg_role: str = OrderLeg.Role.ENTRY
+
+
+# ---- idempotency ----------------------------------------------------------------------------
+
+
+def request_fingerprint(request: SingleOrderRequest | BracketOrderRequest) -> str:
+    """sha256 of the canonical request (key excluded): same order asked again = same hash."""
+    body = asdict(request)
+    body.pop("client_order_id", None)
+    body["__kind__"] = type(request).__name__
+    canonical = json.dumps(body, sort_keys=True, default=_canonical, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _canonical(value):
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return str(value)
+
+
+def _replay(*, user, key: str, fingerprint: str) -> PlacementResult | None:
+    existing = Order.objects.filter(user=user, client_order_id=key).first()
+    if existing is None:
+        return None
+    if existing.request_fingerprint != fingerprint:
+        raise Conflict(
+            "This idempotency key was already used for a different order",
+            details={"client_order_id": key, "order_id": existing.pk},
+        )
+    return PlacementResult(order=existing, created=False, outcome=OUTCOME_REPLAYED)
+
+
+# ---- the write-ahead path ---------------------------------------------------------------------
+
+
+def _entry_leg_fields(plan: OrderPlan) -> dict:
+    return {
+        "role": plan.leg_role,
+        "order_type": plan.order_type,
+        "side": plan.side,
+        "quantity": plan.quantity,
+        "limit_price": plan.limit_price,
+        "stop_price": plan.stop_price,
+    }
+
+
+def write_ahead(*, plans: list[OrderPlan], actor: str) -> list[Order]:
+    """Insert the orders (PENDING) and entry legs (PENDING_SUBMIT) of one account, with
+    their identifiers and audit events, in one transaction. Returns the orders, each with
+    `entry_leg` set. Raises IntegrityError when a client_order_id is taken."""
+    if not plans:
+        return []
+    account = plans[0].account
+    ensure_daily_counter(account_id=account.pk)
+    with transaction.atomic():
+        identifiers = next_unique_identifiers(account_id=account.pk, count=len(plans))
+        orders = [
+            Order(
+                user_id=plan.user_id,
+                account=account,
+                instrument=plan.instrument,
+                symbol=plan.instrument.trading_symbol,
+                exchange_segment=plan.instrument.exchange_segment,
+                exchange_instrument_id=plan.instrument.exchange_instrument_id,
+                side=plan.side,
+                product_type=plan.product_type,
+                quantity=plan.quantity,
+                kind=plan.kind,
+                source=plan.source,
+                strategy=plan.strategy,
+                external_id=plan.external_id[:64],
+                client_order_id=plan.client_order_id or None,
+                request_fingerprint=plan.fingerprint,
+                status=Order.Status.PENDING,
+                order_type=plan.order_type,
+                limit_price=plan.limit_price,
+                stop_price=plan.stop_price,
+                sl_price=plan.sl_price,
+                sl_stop_price=plan.sl_stop_price,
+                targets=plan.targets,
+                regenerated_from_id=plan.regenerated_from_id,
+                regeneration_count=plan.regeneration_count,
+            )
+            for plan in plans
+        ]
+        _insert(Order, orders)
+        legs = [
+            OrderLeg(
+                order=order,
+                account=account,
+                unique_identifier=identifier,
+                status=OrderLeg.Status.PENDING_SUBMIT,
+                **_entry_leg_fields(plan),
+            )
+            for order, plan, identifier in zip(orders, plans, identifiers, strict=True)
+        ]
+        _insert(OrderLeg, legs)
+        events = []
+        for order, leg in zip(orders, legs, strict=True):
+            order.entry_leg = leg
+            events.append(
+                new_event(
+                    order=order,
+                    leg=leg,
+                    kind="order_created",
+                    actor=actor,
+                    message=f"{order.kind} {order.side} {order.quantity} {order.symbol} "
+                    f"({order.source}); entry {leg.unique_identifier} written ahead",
+                    after={"order": {"status": order.status}, "leg": {"status": leg.status}},
+                )
+            )
+        _insert_events(events)
+    return orders
+
+
+def _insert(model, rows: list) -> None:
+    """bulk_create that guarantees primary keys (MariaDB >= 10.5 and SQLite return them)."""
+    if len(rows) == 1:
+        rows[0].save(force_insert=True)
+        return
+    model.objects.bulk_create(rows)
+    if any(row.pk is None for row in rows):  # a database that cannot return ids
+        raise RuntimeError(f"{model.__name__} bulk insert did not return primary keys")
+
+
+def _insert_events(events: list) -> None:
+    OrderEvent.objects.bulk_create(events)
+
+
+def submit_and_record(*, account: BrokerAccount, orders: list[Order], actor: str) -> list[str]:
+    """Send each order's entry leg once, then write the answers. Returns the outcomes."""
+    pairs = [(order.entry_leg, order) for order in orders]
+    outcomes = send_new_legs(account, pairs)
+    now = timezone.now()
+    events = []
+    results = []
+    with transaction.atomic():
+        for outcome, order in zip(outcomes, orders, strict=True):
+            events.extend(apply_send_outcome(outcome, order, actor))
+            outcome.leg.updated_at = now
+            status, filled = derive_order_status(
+                kind=order.kind, current=order.status, legs=[outcome.leg]
+            )
+            order.status, order.filled_quantity, order.updated_at = status, filled, now
+            if outcome.accepted:
+                results.append(OUTCOME_ACCEPTED)
+            elif outcome.rejected_reason:
+                results.append(OUTCOME_REJECTED)
+            else:
+                results.append(OUTCOME_UNKNOWN)
+        OrderLeg.objects.bulk_update(
+            [o.leg for o in outcomes],
+            ["status", "broker_order_id", "submitted_at", "reject_reason", "updated_at"],
+        )
+        Order.objects.bulk_update(orders, ["status", "filled_quantity", "updated_at"])
+        _insert_events(events)
+        for order, result in zip(orders, results, strict=True):
+            entry = order.entry_leg
+            notify_order(
+                order,
+                event="placed" if result != OUTCOME_REJECTED else "rejected",
+                reject_reason=entry.reject_reason or None,
+                broker_order_id=entry.broker_order_id,
+            )
+    accepted = results.count(OUTCOME_ACCEPTED) + results.count(OUTCOME_UNKNOWN)
+    rejected = results.count(OUTCOME_REJECTED)
+    if accepted:
+        count_metric("orders_placed_total", accepted, broker=account.broker)
+    if rejected:
+        count_metric("orders_rejected_total", rejected, broker=account.broker)
+    return results
+
+
+# ---- single and bracket -----------------------------------------------------------------------
+
+
+def _place_one(*, user, plan: OrderPlan, actor: str) -> PlacementResult:
+    try:
+        [order] = write_ahead(plans=[plan], actor=actor)
+    except IntegrityError:
+        # Someone placed the same key a moment ago (20 identical requests at once): the
+        # unique constraint chose the winner; everyone else answers with its order.
+        if plan.client_order_id:
+            replay = _replay(user=user, key=plan.client_order_id, fingerprint=plan.fingerprint)
+            if replay is not None:
+                return replay
+        raise
+    [outcome] = submit_and_record(account=plan.account, orders=[order], actor=actor)
+    return PlacementResult(order=order, created=True, outcome=outcome)
+
+
+def place_single_order(
+    *,
+    user,
+    request: SingleOrderRequest,
+    source: str = Order.Source.MANUAL,
+    actor: str | None = None,
+) -> PlacementResult:
+    """POST /api/orders and scheduled single orders."""
+    actor = actor or user_actor(user)
+    fingerprint = request_fingerprint(request)
+    key = request.client_order_id or None
+    if key and (replay := _replay(user=user, key=key, fingerprint=fingerprint)):
+        return replay
+    valid = validate_single_order(user=user, request=request)
+    plan = OrderPlan(
+        user_id=user.pk,
+        account=valid.account,
+        instrument=valid.instrument,
+        strategy=valid.strategy,
+        kind=Order.Kind.SINGLE,
+        source=source,
+        side=valid.side,
+        product_type=valid.product_type,
+        quantity=valid.quantity,
+        order_type=valid.order_type,
+        limit_price=valid.limit_price,
+        stop_price=valid.stop_price,
+        external_id=request.external_id,
+        client_order_id=key,
+        fingerprint=fingerprint,
+    )
+    return _place_one(user=user, plan=plan, actor=actor)
+
+
+def _bracket_plan(
+    *,
+    user,
+    request: BracketOrderRequest,
+    valid,
+    source: str,
+    fingerprint: str,
+    regeneration_counts: dict[int, int],
+) -> OrderPlan:
+    regenerated_from = request.regenerated_from_id
+    return OrderPlan(
+        user_id=user.pk,
+        account=valid.account,
+        instrument=valid.instrument,
+        strategy=valid.strategy,
+        kind=Order.Kind.BRACKET,
+        source=source,
+        side=valid.side,
+        product_type=valid.product_type,
+        quantity=valid.quantity,
+        order_type=valid.entry_type,
+        limit_price=valid.entry_price,
+        stop_price=valid.entry_stop_price if valid.entry_type == OrderType.STOPLIMIT else None,
+        sl_price=valid.sl_price,
+        sl_stop_price=valid.sl_stop_price,
+        targets=valid.targets,
+        external_id=request.external_id,
+        client_order_id=request.client_order_id or None,
+        fingerprint=fingerprint,
+        regenerated_from_id=regenerated_from,
+        regeneration_count=(
+            regeneration_counts.get(regenerated_from, 0) + 1 if regenerated_from else 0
+        ),
+    )
+
+
+def _regeneration_counts(user, requests: Sequence[BracketOrderRequest]) -> dict[int, int]:
+    ids = {r.regenerated_from_id for r in requests if r.regenerated_from_id}
+    if not ids:
+        return {}
+    return dict(Order.objects.filter(user=user, pk__in=ids).values_list("pk", "regeneration_count"))
+
+
+def place_bracket_order(
+    *,
+    user,
+    request: BracketOrderRequest,
+    source: str = Order.Source.ALGO,
+    actor: str | None = None,
+) -> PlacementResult:
+    """POST /api/algo-orders and scheduled brackets: the entry goes to the broker now."""
+    actor = actor or user_actor(user)
+    fingerprint = request_fingerprint(request)
+    key = request.client_order_id or None
+    if key and (replay := _replay(user=user, key=key, fingerprint=fingerprint)):
+        return replay
+    valid = validate_bracket_order(user=user, request=request)
+    plan = _bracket_plan(
+        user=user,
+        request=request,
+        valid=valid,
+        source=source,
+        fingerprint=fingerprint,
+        regeneration_counts=_regeneration_counts(user, [request]),
+    )
+    return _place_one(user=user, plan=plan, actor=actor)
+
+
+# ---- batch --------------------------------------------------------------------------------------
+
+
+def place_batch(
+    *,
+    user,
+    account_id: int,
+    items: Sequence[BracketOrderRequest | BatchItemError],
+    source: str = Order.Source.BATCH,
+    actor: str | None = None,
+) -> list[BatchItemResult]:
+    """Up to 500 brackets for one account. Each item is validated and placed on its own
+    (a bad item never blocks the rest); the results follow the input order. The valid
+    items are written ahead together and their entries sent concurrently."""
+    if len(items) > MAX_BATCH_ITEMS:
+        from trading_site.api.errors import InvalidInput
+
+        raise InvalidInput(
+            f"a batch holds at most {MAX_BATCH_ITEMS} orders",
+            details={"orders": [f"{len(items)} given; at most {MAX_BATCH_ITEMS}"]},
+        )
+    actor = actor or user_actor(user)
+    account = resolve_account(user=user, account_id=account_id)
+    resolver = InstrumentResolver()
+    results: list[BatchItemResult | None] = [None] * len(items)
+    plans: list[tuple[int, OrderPlan]] = []
+    keyed: list[tuple[int, OrderPlan]] = []
+    requests = [item for item in items if isinstance(item, BracketOrderRequest)]
+    counts = _regeneration_counts(user, requests)
+    keys = [r.client_order_id for r in requests if r.client_order_id]
+    existing = (
+        {o.client_order_id: o for o in Order.objects.filter(user=user, client_order_id__in=keys)}
+        if keys
+        else {}
+    )
+    for index, item in enumerate(items):
+        if isinstance(item, BatchItemError):
+            results[index] = BatchItemResult(
+                external_id=item.external_id,
+                status="error",
+                error=item.message,
+                code="VALIDATION_ERROR",
+                details=item.details,
+            )
+            continue
+        item.account_id = account.pk
+        fingerprint = request_fingerprint(item)
+        try:
+            if item.client_order_id and item.client_order_id in existing:
+                found = existing[item.client_order_id]
+                if found.request_fingerprint != fingerprint:
+                    raise Conflict(
+                        "This idempotency key was already used for a different order",
+                        details={"client_order_id": item.client_order_id, "order_id": found.pk},
+                    )
+                results[index] = _success(item.external_id, found)
+                continue
+            valid = validate_bracket_order(
+                user=user, request=item, account=account, resolver=resolver
+            )
+        except ApiError as exc:
+            results[index] = BatchItemResult(
+                external_id=item.external_id,
+                status="error",
+                error=exc.message,
+                code=exc.code,
+                details=exc.details,
+            )
+            continue
+        plan = _bracket_plan(
+            user=user,
+            request=item,
+            valid=valid,
+            source=source,
+            fingerprint=fingerprint,
+            regeneration_counts=counts,
+        )
+        (keyed if plan.client_order_id else plans).append((index, plan))
+
+    placed: list[tuple[int, Order]] = []
+    if plans:
+        orders = write_ahead(plans=[plan for _, plan in plans], actor=actor)
+        placed.extend(zip([index for index, _ in plans], orders, strict=True))
+    for index, plan in keyed:
+        # Keyed items go one by one so a taken key fails only its own item.
+        try:
+            [order] = write_ahead(plans=[plan], actor=actor)
+            placed.append((index, order))
+        except IntegrityError:
+            replay = _replay(user=user, key=plan.client_order_id, fingerprint=plan.fingerprint)
+            results[index] = _success(items[index].external_id, replay.order)
+        except ApiError as exc:
+            results[index] = BatchItemResult(
+                external_id=items[index].external_id,
+                status="error",
+                error=exc.message,
+                code=exc.code,
+                details=exc.details,
+            )
+    if placed:
+        outcomes = submit_and_record(
+            account=account, orders=[order for _, order in placed], actor=actor
+        )
+        for (index, order), outcome in zip(placed, outcomes, strict=True):
+            if outcome == OUTCOME_REJECTED:
+                results[index] = BatchItemResult(
+                    external_id=items[index].external_id,
+                    status="error",
+                    order_id=order.pk,
+                    order_status=order.status,
+                    error=order.entry_leg.reject_reason,
+                    code="BROKER_REJECTED",
+                )
+            else:
+                results[index] = _success(items[index].external_id, order)
+    return results
+
+
+def _success(external_id: str, order: Order) -> BatchItemResult:
+    return BatchItemResult(
+        external_id=external_id, status="success", order_id=order.pk, order_status=order.status
+    )

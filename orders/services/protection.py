@@ -1,0 +1,351 @@
+"""Monitoring step 4: protect filled entries with SL/TP legs, one-cancels-other.
+
+For every bracket whose entry has filled quantity:
+- first the exits that would now close more than the open position (a target or the
+  stop-loss filled, partly or fully) are reduced or cancelled at the broker, newest first;
+- then, unless the trader or the kill switch asked to exit, new SL and TP legs are written
+  ahead and sent for exactly the uncovered quantity: a partial fill is protected at once and
+  later fills add more legs. Targets fill in the order given (target 1 takes the first lots);
+- once the entry is final and the exits have closed the whole position, the Order is
+  COMPLETED and any exit still working is cancelled.
+The plan itself (`plan_exits`) is pure arithmetic on the legs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import BrokerAccount
+from orders.brokers.base import BrokerError
+from orders.identifiers import ensure_daily_counter, next_unique_identifiers
+from orders.models import Order, OrderEvent, OrderLeg, OrderType, Side
+from orders.services.common import (
+    EXIT_ROLES,
+    OPEN_LEG_STATUSES,
+    LegStatus,
+    apply_send_outcome,
+    cancel_at_broker,
+    leg_state,
+    modify_at_broker,
+    new_event,
+    record_event,
+    send_new_legs,
+)
+from orders.services.rollup import open_position_of
+from orders.services.sync import MONITORING_ACTOR, roll_up_orders
+
+logger = logging.getLogger("orders.services")
+Role = OrderLeg.Role
+
+
+class ProtectiveLegsIncomplete(Exception):
+    """Some brackets could not be fully protected this cycle; the message lists why. Raised
+    after every bracket was attempted, so one failure never blocks the others."""
+
+
+@dataclass
+class Reduction:
+    leg: OrderLeg
+    remaining: int  # the leg's new unfilled quantity; 0 = cancel
+
+
+@dataclass
+class NewExit:
+    role: str
+    quantity: int
+    target_index: int | None = None
+
+
+@dataclass
+class ExitPlan:
+    reductions: list[Reduction] = field(default_factory=list)
+    new_exits: list[NewExit] = field(default_factory=list)
+    position: int = 0
+
+
+@dataclass
+class ProtectionResult:
+    placed: list[str] = field(default_factory=list)
+    reduced: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    completed_order_ids: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _remaining(leg: OrderLeg) -> int:
+    return max(0, leg.quantity - leg.filled_quantity) if leg.status in OPEN_LEG_STATUSES else 0
+
+
+def _effective(leg: OrderLeg) -> int:
+    """What a leg can still close or has closed: all of it while working or filled, only
+    its fills once cancelled or rejected."""
+    if leg.status in OPEN_LEG_STATUSES or leg.status == LegStatus.FILLED:
+        return leg.quantity
+    return leg.filled_quantity
+
+
+def plan_exits(*, legs: list[OrderLeg], target_quantities: list[int], may_add: bool) -> ExitPlan:
+    """Reductions so that neither the SL legs nor the TP legs together may close more than
+    the open position, then the new legs that cover what is uncovered."""
+    position = open_position_of(legs)
+    entry_filled = sum(leg.filled_quantity for leg in legs if leg.role == Role.ENTRY)
+    plan = ExitPlan(position=position)
+    remaining_after: dict[str, int] = {}
+    for role in (Role.STOP_LOSS, Role.TAKE_PROFIT):
+        working = sorted(
+            (leg for leg in legs if leg.role == role and _remaining(leg) > 0),
+            key=lambda leg: ((leg.target_index or 0), leg.pk or 0),
+            reverse=True,
+        )
+        total = sum(_remaining(leg) for leg in working)
+        excess = total - position
+        for leg in working:
+            if excess <= 0:
+                break
+            if not leg.broker_order_id or leg.status == LegStatus.PENDING_SUBMIT:
+                continue  # not acknowledged yet: nothing to change at the broker
+            current = _remaining(leg)
+            new_remaining = max(0, current - excess)
+            excess -= current - new_remaining
+            total -= current - new_remaining
+            plan.reductions.append(Reduction(leg=leg, remaining=new_remaining))
+        remaining_after[role] = total
+    if not may_add or position <= 0:
+        return plan
+    need_sl = position - remaining_after[Role.STOP_LOSS]
+    if need_sl > 0:
+        plan.new_exits.append(NewExit(role=Role.STOP_LOSS, quantity=need_sl))
+    room = position - remaining_after[Role.TAKE_PROFIT]
+    allotted_before = 0
+    for index, target_quantity in enumerate(target_quantities):
+        allotted = min(target_quantity, max(0, entry_filled - allotted_before))
+        allotted_before += target_quantity
+        covered = sum(
+            _effective(leg)
+            for leg in legs
+            if leg.role == Role.TAKE_PROFIT and (leg.target_index or 0) == index
+        )
+        take = min(allotted - covered, room)
+        if take > 0:
+            plan.new_exits.append(NewExit(role=Role.TAKE_PROFIT, quantity=take, target_index=index))
+            room -= take
+    return plan
+
+
+def _exit_side(order: Order) -> str:
+    return Side.SELL if order.side == Side.BUY else Side.BUY
+
+
+def _exit_leg(order: Order, spec: NewExit, identifier: str) -> OrderLeg:
+    if spec.role == Role.STOP_LOSS:
+        if order.sl_stop_price is not None:
+            order_type, limit, stop = OrderType.STOPLIMIT, order.sl_price, order.sl_stop_price
+        else:
+            order_type, limit, stop = OrderType.STOPMARKET, None, order.sl_price
+    else:
+        order_type = OrderType.LIMIT
+        limit, stop = Decimal(str(order.targets[spec.target_index]["price"])), None
+    return OrderLeg(
+        order=order,
+        account_id=order.account_id,
+        role=spec.role,
+        order_type=order_type,
+        side=_exit_side(order),
+        quantity=spec.quantity,
+        limit_price=limit,
+        stop_price=stop,
+        target_index=spec.target_index,
+        unique_identifier=identifier,
+        status=LegStatus.PENDING_SUBMIT,
+    )
+
+
+def _target_quantities(order: Order) -> list[int]:
+    return [int(target["quantity"]) for target in (order.targets or [])]
+
+
+def _may_add(order: Order, legs: list[OrderLeg]) -> bool:
+    """No new protection once an exit was asked for (kill switch) or is on its way."""
+    if order.exit_requested_at is not None:
+        return False
+    return not any(
+        leg.role == Role.EXIT and (leg.status in OPEN_LEG_STATUSES or leg.filled_quantity)
+        for leg in legs
+    )
+
+
+def _locked_legs(order_id: int) -> tuple[Order, list[OrderLeg]]:
+    order = Order.objects.select_for_update().get(pk=order_id)
+    return order, list(order.legs.order_by("id"))
+
+
+def _apply_reduction(
+    order: Order, reduction: Reduction, actor: str, result: ProtectionResult
+) -> bool:
+    leg = reduction.leg
+    before = leg_state(leg)
+    try:
+        if reduction.remaining == 0:
+            ack = cancel_at_broker(leg, order.account)
+        else:
+            ack = modify_at_broker(
+                leg,
+                order,
+                quantity=leg.filled_quantity + reduction.remaining,
+                limit_price=leg.limit_price,
+                stop_price=leg.stop_price,
+            )
+    except BrokerError as exc:
+        record_event(
+            order=order,
+            leg=leg,
+            kind="exit_reduce_failed",
+            actor=actor,
+            message=f"could not reduce or cancel: {exc.message}",
+            before=before,
+            broker_response=exc.response,
+        )
+        result.errors.append(
+            f"order {order.pk}: could not reduce {leg.role} leg {leg.unique_identifier}: "
+            f"{exc.message}"
+        )
+        return False
+    with transaction.atomic():
+        if reduction.remaining == 0:
+            leg.status = LegStatus.CANCELLED
+            kind, message = "exit_cancelled", "one-cancels-other: nothing left to close"
+            result.cancelled.append(leg.unique_identifier)
+        else:
+            leg.quantity = leg.filled_quantity + reduction.remaining
+            kind = "exit_reduced"
+            message = f"one-cancels-other: reduced to {reduction.remaining} open"
+            result.reduced.append(leg.unique_identifier)
+        leg.modification_count += 1
+        leg.save(update_fields=["status", "quantity", "modification_count", "updated_at"])
+        record_event(
+            order=order,
+            leg=leg,
+            kind=kind,
+            actor=actor,
+            message=message,
+            before=before,
+            after=leg_state(leg),
+            broker_response=ack.raw,
+        )
+    return True
+
+
+def send_and_record_legs(
+    *, account: BrokerAccount, pairs: list[tuple[OrderLeg, Order]], actor: str
+) -> list:
+    """POST legs already written ahead, then write the answers (the write-ahead's second
+    half for legs that are not a new order's entry)."""
+    outcomes = send_new_legs(account, pairs)
+    now = timezone.now()
+    with transaction.atomic():
+        events = []
+        for outcome, (_leg, order) in zip(outcomes, pairs, strict=True):
+            events.extend(apply_send_outcome(outcome, order, actor))
+            outcome.leg.updated_at = now
+        OrderLeg.objects.bulk_update(
+            [o.leg for o in outcomes],
+            ["status", "broker_order_id", "submitted_at", "reject_reason", "updated_at"],
+        )
+        OrderEvent.objects.bulk_create(events)
+    return outcomes
+
+
+def _protect_order(order_id: int, actor: str, result: ProtectionResult) -> None:
+    with transaction.atomic():
+        order, legs = _locked_legs(order_id)
+        plan = plan_exits(legs=legs, target_quantities=_target_quantities(order), may_add=False)
+    ensure_daily_counter(account_id=order.account_id)
+    reductions_ok = all([_apply_reduction(order, r, actor, result) for r in plan.reductions])
+    if not reductions_ok:
+        roll_up_orders(order_ids=[order_id], actor=actor)
+        return
+    with transaction.atomic():
+        order, legs = _locked_legs(order_id)
+        plan = plan_exits(
+            legs=legs,
+            target_quantities=_target_quantities(order),
+            may_add=_may_add(order, legs),
+        )
+        new_legs: list[OrderLeg] = []
+        if plan.new_exits and not plan.reductions:
+            identifiers = next_unique_identifiers(
+                account_id=order.account_id, count=len(plan.new_exits)
+            )
+            new_legs = [
+                _exit_leg(order, spec, identifier)
+                for spec, identifier in zip(plan.new_exits, identifiers, strict=True)
+            ]
+            for leg in new_legs:
+                leg.save(force_insert=True)
+            OrderEvent.objects.bulk_create(
+                [
+                    new_event(
+                        order=order,
+                        leg=leg,
+                        kind="exit_created",
+                        actor=actor,
+                        message=f"{leg.role} {leg.side} {leg.quantity} written ahead to cover "
+                        f"the open position of {plan.position}",
+                        after=leg_state(leg),
+                    )
+                    for leg in new_legs
+                ]
+            )
+    if new_legs:
+        outcomes = send_and_record_legs(
+            account=order.account, pairs=[(leg, order) for leg in new_legs], actor=actor
+        )
+        for outcome in outcomes:
+            if outcome.accepted or not outcome.rejected_reason:
+                result.placed.append(outcome.leg.unique_identifier)
+            else:
+                result.errors.append(
+                    f"order {order.pk}: {outcome.leg.role} leg rejected: {outcome.rejected_reason}"
+                )
+    changed = roll_up_orders(order_ids=[order_id], actor=actor, notify_all=bool(new_legs))
+    if changed:
+        order.refresh_from_db(fields=["status"])
+        if order.status == Order.Status.COMPLETED:
+            result.completed_order_ids.append(order_id)
+
+
+def place_protective_legs(
+    *, account: BrokerAccount, actor: str = MONITORING_ACTOR
+) -> ProtectionResult:
+    """Step 4 for one account (see the module docstring). Raises ProtectiveLegsIncomplete
+    after trying every bracket when any broker call failed."""
+    open_exit = Q(
+        legs__role__in=EXIT_ROLES,
+        legs__status__in=[LegStatus.OPEN, LegStatus.PARTIALLY_FILLED],
+    )
+    order_ids = list(
+        Order.objects.filter(account=account, kind=Order.Kind.BRACKET, archived_at=None)
+        .filter(
+            Q(status__in=[Order.Status.PARTIALLY_FILLED, Order.Status.FILLED])
+            | (Q(status=Order.Status.COMPLETED) & open_exit)
+        )
+        .values_list("pk", flat=True)
+        .distinct()
+        .order_by("pk")
+    )
+    result = ProtectionResult()
+    for order_id in order_ids:
+        try:
+            _protect_order(order_id, actor, result)
+        except Exception as exc:
+            logger.exception("protecting order failed", extra={"order_id": order_id})
+            result.errors.append(f"order {order_id}: {type(exc).__name__}: {exc}")
+    if result.errors:
+        raise ProtectiveLegsIncomplete("; ".join(result.errors))
+    return result

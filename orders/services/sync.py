@@ -1,0 +1,501 @@
+"""Monitoring steps 1 and 3: store the broker's snapshots, then bring our legs and orders in
+line with them (and settle legs a crash or timeout left PENDING_SUBMIT)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import BrokerAccount
+from orders.brokers.base import (
+    BrokerBalance,
+    BrokerOrderRow,
+    BrokerPositionRow,
+    BrokerTradeRow,
+)
+from orders.models import (
+    BrokerOrder,
+    BrokerPosition,
+    BrokerTrade,
+    FairPrice,
+    Order,
+    OrderEvent,
+    OrderLeg,
+)
+from orders.services.common import (
+    FINAL_LEG_STATUSES,
+    OPEN_LEG_STATUSES,
+    LegStatus,
+    leg_state,
+    new_event,
+    notify_order,
+    order_state,
+)
+from orders.services.rollup import derive_order_status
+
+MONITORING_ACTOR = "monitoring"
+LIVE_ORDER_STATUSES = (
+    Order.Status.PENDING,
+    Order.Status.OPEN,
+    Order.Status.PARTIALLY_FILLED,
+    Order.Status.FILLED,
+)
+
+
+def pending_grace_seconds() -> int:
+    return int(getattr(settings, "ORDER_PENDING_GRACE_SECONDS", 120))
+
+
+# ---- step 1: snapshots ----------------------------------------------------------------------
+
+
+def _side(value: str) -> str:
+    return (value or "").strip().upper()[:4]
+
+
+def _broker_order_fields(row: BrokerOrderRow) -> dict:
+    return {
+        "exchange_order_id": (row.exchange_order_id or "")[:40],
+        "client_id": (row.client_id or "")[:40],
+        "exchange_segment": row.exchange_segment[:10],
+        "exchange_instrument_id": int(row.exchange_instrument_id),
+        "trading_symbol": (row.trading_symbol or "")[:100],
+        "side": _side(row.side),
+        "order_type": (row.order_type or "")[:10],
+        "product_type": (row.product_type or "")[:4],
+        "time_in_force": (row.time_in_force or "")[:8],
+        "order_price": row.limit_price,
+        "order_stop_price": row.stop_price,
+        "order_quantity": max(0, int(row.quantity or 0)),
+        "cumulative_quantity": max(0, int(row.filled_quantity or 0)),
+        "leaves_quantity": max(0, int(row.leaves_quantity or 0)),
+        "average_traded_price": row.average_price,
+        "status": row.status,
+        "raw_status": (row.raw_status or "")[:32],
+        "cancel_reject_reason": row.reject_reason or "",
+        "unique_identifier": (row.unique_identifier or "")[:40],
+        "generated_at": row.generated_at,
+        "exchange_transact_time": row.transact_time,
+        "last_update_time": row.updated_at,
+    }
+
+
+def _position_fields(row: BrokerPositionRow) -> dict:
+    return {
+        "trading_symbol": (row.trading_symbol or "")[:100],
+        "net_qty": int(row.net_qty),
+        "buy_qty": max(0, int(row.buy_qty)),
+        "sell_qty": max(0, int(row.sell_qty)),
+        "buy_avg_price": row.buy_avg_price,
+        "sell_avg_price": row.sell_avg_price,
+        "buy_amount": row.buy_amount,
+        "sell_amount": row.sell_amount,
+        "net_amount": row.net_amount,
+        "realized_mtm": row.realized_mtm,
+        "unrealized_mtm": row.unrealized_mtm,
+        "mtm": row.mtm,
+    }
+
+
+def store_broker_snapshots(
+    *,
+    account: BrokerAccount,
+    order_book: Sequence[BrokerOrderRow],
+    trades: Sequence[BrokerTradeRow],
+    positions: Sequence[BrokerPositionRow],
+    balance: BrokerBalance | None,
+) -> None:
+    """Upsert the order book (by broker order id), add new trades (by execution id), replace
+    the positions (upsert by account+instrument+product; rows the broker no longer reports
+    are deleted) and write the balances, in one transaction."""
+    now = timezone.now()
+    with transaction.atomic():
+        _upsert_broker_orders(account, order_book, now)
+        _insert_trades(account, trades, now)
+        _replace_positions(account, positions, now)
+        fields = {"last_synced_at": now, "updated_at": now}
+        if balance is not None:
+            fields.update(
+                cash_available=balance.cash_available,
+                margin_utilized=balance.margin_utilized,
+                net_margin=balance.net_margin,
+            )
+        BrokerAccount.objects.filter(pk=account.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(account, name, value)
+
+
+def _upsert_broker_orders(account, rows: Sequence[BrokerOrderRow], now) -> None:
+    by_id = {str(row.broker_order_id): row for row in rows if row.broker_order_id}
+    existing = {
+        bo.broker_order_id: bo
+        for bo in BrokerOrder.objects.filter(account=account, broker_order_id__in=list(by_id))
+    }
+    new, changed = [], []
+    update_fields = list(_broker_order_fields(rows[0]).keys()) if rows else []
+    for broker_order_id, row in by_id.items():
+        values = _broker_order_fields(row)
+        current = existing.get(broker_order_id)
+        if current is None:
+            new.append(
+                BrokerOrder(
+                    account=account, broker_order_id=broker_order_id, synced_at=now, **values
+                )
+            )
+            continue
+        if any(getattr(current, name) != value for name, value in values.items()):
+            for name, value in values.items():
+                setattr(current, name, value)
+            current.synced_at = now
+            changed.append(current)
+    if new:
+        BrokerOrder.objects.bulk_create(new, batch_size=500)
+    if changed:
+        BrokerOrder.objects.bulk_update(changed, [*update_fields, "synced_at"], batch_size=500)
+
+
+def _insert_trades(account, rows: Sequence[BrokerTradeRow], now) -> None:
+    ids = [row.execution_id for row in rows if row.execution_id]
+    if not ids:
+        return
+    known = set(
+        BrokerTrade.objects.filter(account=account, execution_id__in=ids).values_list(
+            "execution_id", flat=True
+        )
+    )
+    fresh = [
+        BrokerTrade(
+            account=account,
+            execution_id=str(row.execution_id)[:64],
+            broker_order_id=str(row.broker_order_id)[:40],
+            unique_identifier=(row.unique_identifier or "")[:40],
+            exchange_segment=row.exchange_segment[:10],
+            exchange_instrument_id=int(row.exchange_instrument_id),
+            trading_symbol=(row.trading_symbol or "")[:100],
+            side=_side(row.side),
+            product_type=(row.product_type or "")[:4],
+            quantity=int(row.quantity),
+            price=row.price,
+            traded_at=row.traded_at,
+            synced_at=now,
+        )
+        for row in rows
+        if row.execution_id and row.execution_id not in known
+    ]
+    if fresh:
+        BrokerTrade.objects.bulk_create(fresh, batch_size=500, ignore_conflicts=True)
+
+
+def _replace_positions(account, rows: Sequence[BrokerPositionRow], now) -> None:
+    existing = {
+        (p.exchange_segment, p.exchange_instrument_id, p.product_type): p
+        for p in BrokerPosition.objects.filter(account=account)
+    }
+    seen = set()
+    new, changed = [], []
+    for row in rows:
+        key = (row.exchange_segment[:10], int(row.exchange_instrument_id), row.product_type[:4])
+        seen.add(key)
+        values = _position_fields(row)
+        current = existing.get(key)
+        if current is None:
+            new.append(
+                BrokerPosition(
+                    account=account,
+                    exchange_segment=key[0],
+                    exchange_instrument_id=key[1],
+                    product_type=key[2],
+                    synced_at=now,
+                    **values,
+                )
+            )
+        elif any(getattr(current, name) != value for name, value in values.items()):
+            for name, value in values.items():
+                setattr(current, name, value)
+            current.synced_at = now
+            changed.append(current)
+    gone = [p.pk for key, p in existing.items() if key not in seen]
+    if gone:
+        BrokerPosition.objects.filter(pk__in=gone).delete()
+    if new:
+        BrokerPosition.objects.bulk_create(new)
+    if changed:
+        fields = [*_position_fields(rows[0]).keys(), "synced_at"]
+        BrokerPosition.objects.bulk_update(changed, fields)
+
+
+# ---- step 3: legs from the order book ---------------------------------------------------------
+
+
+def stored_order_book(account: BrokerAccount) -> list[BrokerOrderRow]:
+    """The last stored order book of the account, as rows (when a caller has no fresh one)."""
+    return [
+        BrokerOrderRow(
+            broker_order_id=bo.broker_order_id,
+            unique_identifier=bo.unique_identifier,
+            exchange_segment=bo.exchange_segment,
+            exchange_instrument_id=bo.exchange_instrument_id,
+            trading_symbol=bo.trading_symbol,
+            side=bo.side,
+            order_type=bo.order_type,
+            product_type=bo.product_type,
+            quantity=bo.order_quantity,
+            filled_quantity=bo.cumulative_quantity,
+            leaves_quantity=bo.leaves_quantity,
+            status=bo.status,
+            raw_status=bo.raw_status,
+            limit_price=bo.order_price,
+            stop_price=bo.order_stop_price,
+            average_price=bo.average_traded_price,
+            reject_reason=bo.cancel_reject_reason,
+        )
+        for bo in BrokerOrder.objects.filter(account=account)
+    ]
+
+
+class _Book:
+    def __init__(self, rows: Iterable[BrokerOrderRow]):
+        self.by_identifier: dict[str, BrokerOrderRow] = {}
+        self.by_broker_id: dict[str, BrokerOrderRow] = {}
+        for row in rows:
+            if row.unique_identifier:
+                self.by_identifier[row.unique_identifier] = row
+            if row.broker_order_id:
+                self.by_broker_id[str(row.broker_order_id)] = row
+
+    def find(self, leg: OrderLeg) -> BrokerOrderRow | None:
+        row = self.by_identifier.get(leg.unique_identifier)
+        if row is None and leg.broker_order_id:
+            row = self.by_broker_id.get(str(leg.broker_order_id))
+        return row
+
+
+def apply_book_row(leg: OrderLeg, row: BrokerOrderRow) -> bool:
+    """Copy the broker's view onto the leg (in memory). Fills only grow, a final leg never
+    goes back to open on a stale row, and a fill that raced our cancel wins."""
+    before = (
+        leg.status,
+        leg.filled_quantity,
+        leg.average_price,
+        leg.broker_order_id,
+        leg.reject_reason,
+        leg.broker_status,
+        leg.quantity,
+    )
+    status = row.status
+    if status in (LegStatus.PENDING_SUBMIT, LegStatus.UNKNOWN):
+        # In the book means the broker has it; an unknown status keeps what we knew.
+        status = LegStatus.OPEN if leg.status == LegStatus.PENDING_SUBMIT else leg.status
+    if leg.status in FINAL_LEG_STATUSES and status in OPEN_LEG_STATUSES:
+        status = leg.status
+    if leg.status == LegStatus.FILLED:
+        status = LegStatus.FILLED
+    leg.status = status
+    leg.filled_quantity = max(leg.filled_quantity, int(row.filled_quantity or 0))
+    if row.average_price is not None and row.average_price > 0:
+        leg.average_price = row.average_price
+    if row.broker_order_id and not leg.broker_order_id:
+        leg.broker_order_id = str(row.broker_order_id)[:40]
+    if status == LegStatus.REJECTED and row.reject_reason:
+        leg.reject_reason = row.reject_reason[:2000]
+    leg.broker_status = (row.raw_status or "")[:32]
+    if status in OPEN_LEG_STATUSES and row.quantity and row.quantity >= leg.filled_quantity:
+        leg.quantity = int(row.quantity)  # a modification at the broker is the truth
+    after = (
+        leg.status,
+        leg.filled_quantity,
+        leg.average_price,
+        leg.broker_order_id,
+        leg.reject_reason,
+        leg.broker_status,
+        leg.quantity,
+    )
+    return before != after
+
+
+_LEG_SYNC_FIELDS = [
+    "status",
+    "filled_quantity",
+    "average_price",
+    "broker_order_id",
+    "reject_reason",
+    "broker_status",
+    "quantity",
+    "updated_at",
+]
+
+
+def reconcile_pending_legs(
+    *,
+    account: BrokerAccount,
+    order_book: Sequence[BrokerOrderRow] | None,
+    actor: str = MONITORING_ACTOR,
+) -> list[int]:
+    """Settle legs a crash or broker timeout left PENDING_SUBMIT: found in the order book by
+    unique identifier -> the broker's state; absent after the grace period -> REJECTED with
+    the reason. Never re-sent (the broker may still hold a copy under another id only if it
+    ignored our identifier, which XTS does not). Returns the ids of orders that changed."""
+    book = _Book(order_book if order_book is not None else stored_order_book(account))
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=pending_grace_seconds())
+    with transaction.atomic():
+        pending = list(
+            OrderLeg.objects.select_for_update()
+            .filter(account=account, status=LegStatus.PENDING_SUBMIT)
+            .select_related("order")
+            .order_by("id")
+        )
+        events, changed_legs = [], []
+        for leg in pending:
+            before = leg_state(leg)
+            row = book.find(leg)
+            if row is not None:
+                apply_book_row(leg, row)
+                kind = "leg_reconciled"
+                message = f"found in the broker's order book as {leg.broker_order_id}"
+            elif (leg.submitted_at or leg.created_at) <= cutoff:
+                leg.status = LegStatus.REJECTED
+                leg.reject_reason = (
+                    f"not found in the broker's order book {pending_grace_seconds()} s after "
+                    "submission: the broker never received it (not re-sent)"
+                )
+                kind, message = "leg_unconfirmed", leg.reject_reason
+            else:
+                continue
+            leg.updated_at = now
+            changed_legs.append(leg)
+            events.append(
+                new_event(
+                    order=leg.order,
+                    leg=leg,
+                    kind=kind,
+                    actor=actor,
+                    message=message,
+                    before=before,
+                    after=leg_state(leg),
+                )
+            )
+        if changed_legs:
+            OrderLeg.objects.bulk_update(changed_legs, _LEG_SYNC_FIELDS)
+            OrderEvent.objects.bulk_create(events)
+        order_ids = sorted({leg.order_id for leg in changed_legs})
+        roll_up_orders(order_ids=order_ids, actor=actor)
+    return order_ids
+
+
+def roll_up_orders(*, order_ids: Iterable[int], actor: str, notify_all: bool = True) -> list[int]:
+    """Re-derive each order's status and filled quantity from its legs; audit and notify the
+    ones that changed (all of them when `notify_all`: their legs changed). Returns those
+    whose status or filled quantity changed."""
+    ids = list(order_ids)
+    if not ids:
+        return []
+    changed = []
+    now = timezone.now()
+    for order in Order.objects.filter(pk__in=ids).prefetch_related("legs"):
+        legs = list(order.legs.all())
+        status, filled = derive_order_status(kind=order.kind, current=order.status, legs=legs)
+        if (status, filled) != (order.status, order.filled_quantity):
+            before = order_state(order)
+            order.status, order.filled_quantity, order.updated_at = status, filled, now
+            Order.objects.filter(pk=order.pk).update(
+                status=status, filled_quantity=filled, updated_at=now
+            )
+            OrderEvent.objects.create(
+                **_event_kwargs(order, "order_status", actor, before, order_state(order))
+            )
+            changed.append(order.pk)
+            notify_order(order, event="status")
+        elif notify_all:
+            notify_order(order, event="legs")
+    return changed
+
+
+def _event_kwargs(order: Order, kind: str, actor: str, before: dict, after: dict) -> dict:
+    return {
+        "order": order,
+        "account_id": order.account_id,
+        "user_id": order.user_id,
+        "actor": actor,
+        "kind": kind,
+        "message": f"order {before['status']} -> {after['status']}",
+        "before": before,
+        "after": after,
+    }
+
+
+def sync_account_orders(
+    *,
+    account: BrokerAccount,
+    order_book: Sequence[BrokerOrderRow] | None,
+    positions: Sequence[BrokerPositionRow] | None = None,
+    actor: str = MONITORING_ACTOR,
+) -> list[int]:
+    """Step 3, one transaction: legs from the order book (status, fills, average price,
+    reject reason, broker id), then pending legs reconciled, then each touched order's
+    status rolled up, and the live orders' fair prices and LTP refreshed. Every change is
+    an OrderEvent and an order_update after commit. Returns the changed order ids.
+    `positions` is accepted for the step's signature; positions are stored by step 1."""
+    rows = list(order_book) if order_book is not None else stored_order_book(account)
+    book = _Book(rows)
+    now = timezone.now()
+    with transaction.atomic():
+        legs = {
+            leg.pk: leg
+            for leg in OrderLeg.objects.filter(account=account)
+            .filter(
+                Q(status__in=[LegStatus.OPEN, LegStatus.PARTIALLY_FILLED, LegStatus.UNKNOWN])
+                | Q(unique_identifier__in=list(book.by_identifier))
+            )
+            .exclude(status=LegStatus.PENDING_SUBMIT)
+            .select_related("order")
+        }
+        events, changed_legs = [], []
+        for leg in legs.values():
+            row = book.find(leg)
+            if row is None:
+                continue
+            before = leg_state(leg)
+            if apply_book_row(leg, row):
+                leg.updated_at = now
+                changed_legs.append(leg)
+                events.append(
+                    new_event(
+                        order=leg.order,
+                        leg=leg,
+                        kind="leg_synced",
+                        actor=actor,
+                        message=f"broker status {row.raw_status or row.status}",
+                        before=before,
+                        after=leg_state(leg),
+                    )
+                )
+        if changed_legs:
+            OrderLeg.objects.bulk_update(changed_legs, _LEG_SYNC_FIELDS, batch_size=500)
+            OrderEvent.objects.bulk_create(events, batch_size=500)
+        touched = {leg.order_id for leg in changed_legs}
+        roll_up_orders(order_ids=sorted(touched), actor=actor)
+        touched.update(reconcile_pending_legs(account=account, order_book=rows, actor=actor))
+        _refresh_fair_prices(account)
+    return sorted(touched)
+
+
+def _refresh_fair_prices(account: BrokerAccount) -> None:
+    """Copy each live order's instrument fair prices and LTP onto it (the design's wide
+    row): one UPDATE per instrument, not per order."""
+    live = Order.objects.filter(account=account, status__in=LIVE_ORDER_STATUSES)
+    instrument_ids = set(live.values_list("instrument_id", flat=True).distinct())
+    if not instrument_ids:
+        return
+    for fair in FairPrice.objects.filter(instrument_id__in=instrument_ids):
+        live.filter(instrument_id=fair.instrument_id).update(
+            buy_fair_price=fair.buy_fair_price,
+            sell_fair_price=fair.sell_fair_price,
+            avg_fair_price=fair.avg_fair_price,
+            ltp=fair.last_traded_price,
+        )

@@ -1,0 +1,147 @@
+"""Template filters of the trader desk: Indian number formatting, IST times, PnL colours.
+
+Load with `{% load desk %}`. The same formatting is done in the browser by
+`static/js/desk.js` (Intl.NumberFormat('en-IN')), so live updates look like the server's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+from django import template
+from django.utils import timezone
+
+register = template.Library()
+
+IST = ZoneInfo("Asia/Kolkata")
+RUPEE = "\u20b9"
+
+
+def _to_decimal(value) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, Decimal):
+        return value
+    try:
+        # str() first: a float must never leak binary noise into money.
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+
+
+def group_indian(digits: str) -> str:
+    """'1234567' -> '12,34,567': the last three digits, then groups of two (lakh, crore)."""
+    if len(digits) <= 3:
+        return digits
+    head, tail = digits[:-3], digits[-3:]
+    groups = []
+    while len(head) > 2:
+        groups.insert(0, head[-2:])
+        head = head[:-2]
+    if head:
+        groups.insert(0, head)
+    return ",".join(groups) + "," + tail
+
+
+def format_indian(value, places: int = 2) -> str:
+    """A number in Indian grouping with `places` decimals, e.g. -12,34,567.89; '' for none."""
+    number = _to_decimal(value)
+    if number is None:
+        return ""
+    if not number.is_finite():
+        return str(number)
+    quantum = Decimal(1).scaleb(-places) if places > 0 else Decimal(1)
+    rounded = number.quantize(quantum, rounding=ROUND_HALF_UP)
+    sign = "-" if rounded < 0 else ""
+    text = f"{abs(rounded):f}"
+    whole, _, fraction = text.partition(".")
+    result = sign + group_indian(whole)
+    if places > 0:
+        result += "." + fraction.ljust(places, "0")
+    return result
+
+
+@register.filter(name="indian")
+def indian(value, places=2):
+    """`{{ qty|indian:0 }}` -> 1,00,000; `{{ price|indian }}` -> 2,450.50."""
+    try:
+        places = int(places)
+    except (TypeError, ValueError):
+        places = 2
+    return format_indian(value, places)
+
+
+@register.filter(name="inr")
+def inr(value, places=2):
+    """`{{ account.cash_available|inr }}` -> ₹12,34,567.89 (minus sign before the rupee)."""
+    text = indian(value, places)
+    if not text:
+        return "\u2014"
+    if text.startswith("-"):
+        return f"-{RUPEE}{text[1:]}"
+    return f"{RUPEE}{text}"
+
+
+@register.filter(name="ist")
+def ist(value, fmt="%d %b %Y %H:%M:%S"):
+    """An aware datetime shown in Asia/Kolkata, e.g. '05 Mar 2025 10:15:02'."""
+    if not isinstance(value, datetime):
+        return "" if value is None else value
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.get_default_timezone())
+    return value.astimezone(IST).strftime(fmt)
+
+
+@register.filter(name="ist_time")
+def ist_time(value):
+    return ist(value, "%H:%M:%S")
+
+
+@register.filter(name="pnl_class")
+def pnl_class(value):
+    """CSS class for a signed amount: 'pos', 'neg' or 'zero'."""
+    number = _to_decimal(value)
+    if number is None or number == 0:
+        return "zero"
+    return "pos" if number > 0 else "neg"
+
+
+@register.filter(name="status_class")
+def status_class(value):
+    """CSS class for an order / leg / cycle / step status, e.g. 'status-filled'."""
+    return "status-" + str(value or "none").lower().replace("_", "-")
+
+
+@register.filter(name="get_item")
+def get_item(mapping, key):
+    """Dictionary lookup by a variable key (form error maps, per-step data)."""
+    if isinstance(mapping, dict):
+        return mapping.get(key)
+    return None
+
+
+@register.filter(name="error_text")
+def error_text(error):
+    """A monitoring error as one line: errors are strings, older rows may hold dicts."""
+    if isinstance(error, dict):
+        prefix = f"Step {error['step']}: " if error.get("step") else ""
+        return prefix + str(error.get("message") or error.get("error") or error)
+    return str(error)
+
+
+@register.inclusion_tag("monitoring/_last_cycle.html")
+def last_cycle_indicator(user):
+    """The header's 'last cycle' indicator, rendered with the user's latest MonitoringRun."""
+    run = None
+    if user is not None and user.is_authenticated:
+        from monitoring.models import MonitoringRun
+
+        run = (
+            MonitoringRun.objects.filter(user=user)
+            .only("status", "started_at", "finished_at", "duration_ms", "cycle_key")
+            .order_by("-started_at", "-id")
+            .first()
+        )
+    return {"run": run}

@@ -1,0 +1,497 @@
+"""Validation of order requests before anything is written or sent (SPEC 5).
+
+The request dataclasses carry the API's own field names, so every failure names the field
+the client sent. `validate_*` functions raise `InvalidInput` (400) with every broken rule in
+`details`, `NotFound` (404) for an account that is not the caller's or not active, and
+`MarketClosed` for a live broker outside the trading window. They only read the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from accounts.models import BrokerAccount, Strategy
+from orders.models import Instrument, OrderType, Side
+from trading_site.api.errors import InvalidInput, MarketClosed, NotFound
+
+FieldErrors = dict[str, list[str]]
+
+
+@dataclass
+class SingleOrderRequest:
+    """POST /api/orders (and scheduled single orders)."""
+
+    account_id: int
+    order_side: str
+    order_type: str
+    order_quantity: int
+    product_type: str = "MIS"
+    symbol: str = ""
+    exchange_instrument_id: int | None = None
+    exchange_segment: str = ""
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    strategy_name: str = ""
+    client_order_id: str = ""
+    external_id: str = ""
+
+
+@dataclass
+class TargetSpec:
+    price: Decimal
+    lots: int | None = None
+    percent: Decimal | None = None
+
+
+@dataclass
+class BracketOrderRequest:
+    """POST /api/algo-orders and each item of POST /api/algo-place-batch-orders."""
+
+    account_id: int
+    no_of_lots: int
+    entry_price: Decimal | None
+    sl_price: Decimal | None
+    order_side: str = "BUY"
+    product_type: str = "MIS"
+    trading_symbol: str = ""
+    exchange_token: int | None = None
+    exchange_segment: str = ""
+    entry_stop_price: Decimal | None = None
+    sl_stop_price: Decimal | None = None
+    targets: list[TargetSpec] = field(default_factory=list)
+    strategy_name: str = ""
+    client_order_id: str = ""
+    external_id: str = ""
+    regenerated_from_id: int | None = None
+    # The name errors about targets are reported under ("tp_price" for /api/algo-orders).
+    targets_field: str = "targets"
+
+
+@dataclass
+class ValidatedSingle:
+    account: BrokerAccount
+    instrument: Instrument
+    strategy: Strategy | None
+    side: str
+    order_type: str
+    product_type: str
+    quantity: int
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+
+
+@dataclass
+class ValidatedBracket:
+    account: BrokerAccount
+    instrument: Instrument
+    strategy: Strategy | None
+    side: str
+    product_type: str
+    quantity: int
+    entry_type: str
+    entry_price: Decimal | None
+    entry_stop_price: Decimal | None
+    sl_price: Decimal
+    sl_stop_price: Decimal | None
+    targets: list[dict]  # [{"price": "123.45", "quantity": 50}] in the order given
+
+
+# ---- lookups -----------------------------------------------------------------------------
+
+
+def resolve_account(*, user, account_id) -> BrokerAccount:
+    """The caller's active account, or a 404 that says nothing about anyone else's."""
+    try:
+        account_pk = int(account_id)
+    except (TypeError, ValueError):
+        raise InvalidInput(
+            "account_id must be an integer", details={"account_id": ["must be an integer"]}
+        ) from None
+    account = BrokerAccount.objects.filter(pk=account_pk, user=user, is_active=True).first()
+    if account is None:
+        raise NotFound("Account not found", details={"account_id": account_pk})
+    return account
+
+
+def check_trading_window(account: BrokerAccount) -> None:
+    """Live brokers take orders only inside the trading window; the paper exchange always."""
+    if account.is_paper:
+        return
+    from monitoring.window import is_trading_window_open, next_opening
+
+    if not is_trading_window_open():
+        opening = next_opening()
+        raise MarketClosed(
+            "The market is closed for live orders",
+            details={"next_opening": opening.isoformat() if opening else None},
+        )
+
+
+class InstrumentResolver:
+    """Finds instruments by (segment, id) or symbol, remembering answers for one batch."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple, list[Instrument]] = {}
+
+    def _lookup(self, key: tuple, **filters) -> list[Instrument]:
+        if key not in self._cache:
+            self._cache[key] = list(Instrument.objects.filter(**filters)[:2])
+        return self._cache[key]
+
+    def resolve(
+        self,
+        *,
+        symbol: str,
+        instrument_id: int | None,
+        segment: str,
+        symbol_field: str,
+        id_field: str,
+        errors: FieldErrors,
+    ) -> Instrument | None:
+        segment = (segment or "").strip().upper()
+        if instrument_id is not None:
+            filters = {"exchange_instrument_id": instrument_id}
+            if segment:
+                filters["exchange_segment"] = segment
+            found = self._lookup(("id", instrument_id, segment), **filters)
+            field_name, shown = id_field, instrument_id
+        elif symbol:
+            filters = {"trading_symbol": symbol.strip()}
+            if segment:
+                filters["exchange_segment"] = segment
+            found = self._lookup(("symbol", symbol.strip(), segment), **filters)
+            field_name, shown = symbol_field, symbol
+        else:
+            _add(errors, symbol_field, f"give {symbol_field} or {id_field}")
+            return None
+        if not found:
+            _add(errors, field_name, f"unknown instrument {shown!r}")
+            return None
+        if len(found) > 1:
+            _add(errors, "exchange_segment", f"{shown!r} is listed on several segments: name one")
+            return None
+        return found[0]
+
+
+def resolve_strategy(*, user, name: str, errors: FieldErrors) -> Strategy | None:
+    if not name:
+        return None
+    strategy = Strategy.objects.filter(user=user, name=name).first()
+    if strategy is None:
+        _add(errors, "strategy_name", f"unknown strategy {name!r}")
+    return strategy
+
+
+# ---- rules -------------------------------------------------------------------------------
+
+
+def _add(errors: FieldErrors, name: str, message: str) -> None:
+    errors.setdefault(name, []).append(message)
+
+
+def _raise_if(errors: FieldErrors) -> None:
+    if errors:
+        first_field, messages = next(iter(errors.items()))
+        raise InvalidInput(f"{first_field}: {messages[0]}", details=errors)
+
+
+def check_choice(errors: FieldErrors, name: str, value: str, choices) -> None:
+    if value not in choices.values:
+        _add(errors, name, f"must be one of {', '.join(choices.values)}")
+
+
+def check_quantity(errors: FieldErrors, name: str, quantity: int, instrument: Instrument) -> None:
+    if quantity is None or quantity <= 0:
+        _add(errors, name, "must be a positive integer")
+        return
+    if quantity % instrument.lot_size:
+        _add(errors, name, f"must be a multiple of the lot size {instrument.lot_size}")
+    if instrument.freeze_quantity and quantity > instrument.freeze_quantity:
+        _add(errors, name, f"exceeds the freeze quantity {instrument.freeze_quantity}")
+
+
+def check_price(errors: FieldErrors, name: str, price: Decimal, instrument: Instrument) -> bool:
+    """Positive, a multiple of the tick size, inside the price band. True when it passes."""
+    before = len(errors.get(name, []))
+    if price <= 0:
+        _add(errors, name, "must be positive")
+        return False
+    tick = instrument.tick_size
+    if tick and price % tick:
+        _add(errors, name, f"must be a multiple of the tick size {tick.normalize()}")
+    if instrument.price_band_low is not None and price < instrument.price_band_low:
+        _add(errors, name, f"is below the price band {instrument.price_band_low.normalize()}")
+    if instrument.price_band_high is not None and price > instrument.price_band_high:
+        _add(errors, name, f"is above the price band {instrument.price_band_high.normalize()}")
+    return len(errors.get(name, [])) == before
+
+
+def check_type_prices(
+    errors: FieldErrors,
+    *,
+    side: str,
+    order_type: str,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+    limit_field: str,
+    stop_field: str,
+) -> None:
+    """Each order type needs exactly its prices, and a stop-limit's limit must sit on the
+    side of its trigger that lets it fill (BUY: limit >= stop; SELL: limit <= stop)."""
+    needs_limit = order_type in (OrderType.LIMIT, OrderType.STOPLIMIT)
+    needs_stop = order_type in (OrderType.STOPLIMIT, OrderType.STOPMARKET)
+    if needs_limit and limit_price is None:
+        _add(errors, limit_field, f"is required for a {order_type} order")
+    if not needs_limit and limit_price is not None:
+        _add(errors, limit_field, f"must be empty for a {order_type} order")
+    if needs_stop and stop_price is None:
+        _add(errors, stop_field, f"is required for a {order_type} order")
+    if not needs_stop and stop_price is not None:
+        _add(errors, stop_field, f"must be empty for a {order_type} order")
+    if order_type == OrderType.STOPLIMIT and limit_price is not None and stop_price is not None:
+        if side == Side.BUY and limit_price < stop_price:
+            _add(errors, limit_field, f"must be at or above {stop_field} for a BUY stop-limit")
+        if side == Side.SELL and limit_price > stop_price:
+            _add(errors, limit_field, f"must be at or below {stop_field} for a SELL stop-limit")
+
+
+def check_leg_change(
+    *,
+    side: str,
+    order_type: str,
+    instrument: Instrument,
+    quantity: int,
+    filled_quantity: int,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+) -> None:
+    """The rules a modification of a working leg must keep (PATCH /api/orders/{id})."""
+    errors: FieldErrors = {}
+    check_quantity(errors, "quantity", quantity, instrument)
+    if quantity is not None and quantity <= filled_quantity:
+        _add(errors, "quantity", f"must be above the {filled_quantity} already filled")
+    for name, price in (("limit_price", limit_price), ("stop_price", stop_price)):
+        if price is not None:
+            check_price(errors, name, price, instrument)
+    check_type_prices(
+        errors,
+        side=side,
+        order_type=order_type,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        limit_field="limit_price",
+        stop_field="stop_price",
+    )
+    _raise_if(errors)
+
+
+# ---- whole requests ----------------------------------------------------------------------
+
+
+def validate_single_order(
+    *, user, request: SingleOrderRequest, resolver: InstrumentResolver | None = None
+) -> ValidatedSingle:
+    account = resolve_account(user=user, account_id=request.account_id)
+    errors: FieldErrors = {}
+    check_choice(errors, "order_side", request.order_side, Side)
+    check_choice(errors, "order_type", request.order_type, OrderType)
+    _check_product(errors, request.product_type)
+    _check_client_id(errors, request.client_order_id)
+    instrument = (resolver or InstrumentResolver()).resolve(
+        symbol=request.symbol,
+        instrument_id=request.exchange_instrument_id,
+        segment=request.exchange_segment,
+        symbol_field="symbol",
+        id_field="exchange_instrument_id",
+        errors=errors,
+    )
+    strategy = resolve_strategy(user=user, name=request.strategy_name, errors=errors)
+    if instrument is not None:
+        check_quantity(errors, "order_quantity", request.order_quantity, instrument)
+        for name in ("limit_price", "stop_price"):
+            price = getattr(request, name)
+            if price is not None:
+                check_price(errors, name, price, instrument)
+    if request.order_type in OrderType.values and request.order_side in Side.values:
+        check_type_prices(
+            errors,
+            side=request.order_side,
+            order_type=request.order_type,
+            limit_price=request.limit_price,
+            stop_price=request.stop_price,
+            limit_field="limit_price",
+            stop_field="stop_price",
+        )
+    _raise_if(errors)
+    check_trading_window(account)
+    return ValidatedSingle(
+        account=account,
+        instrument=instrument,
+        strategy=strategy,
+        side=request.order_side,
+        order_type=request.order_type,
+        product_type=request.product_type,
+        quantity=request.order_quantity,
+        limit_price=request.limit_price,
+        stop_price=request.stop_price,
+    )
+
+
+def validate_bracket_order(
+    *,
+    user,
+    request: BracketOrderRequest,
+    account: BrokerAccount | None = None,
+    resolver: InstrumentResolver | None = None,
+) -> ValidatedBracket:
+    """A bracket: entry (LIMIT, or STOPLIMIT with entry_stop_price), a stop-loss below the
+    entry for a BUY (above for a SELL) and targets beyond it, split into whole lots."""
+    account = account or resolve_account(user=user, account_id=request.account_id)
+    errors: FieldErrors = {}
+    side = request.order_side
+    check_choice(errors, "order_side", side, Side)
+    _check_product(errors, request.product_type)
+    _check_client_id(errors, request.client_order_id)
+    instrument = (resolver or InstrumentResolver()).resolve(
+        symbol=request.trading_symbol,
+        instrument_id=request.exchange_token,
+        segment=request.exchange_segment,
+        symbol_field="trading_symbol",
+        id_field="exchange_token",
+        errors=errors,
+    )
+    strategy = resolve_strategy(user=user, name=request.strategy_name, errors=errors)
+    lots = request.no_of_lots
+    if lots is None or lots <= 0:
+        _add(errors, "no_of_lots", "must be a positive integer")
+    if request.entry_price is None:
+        _add(errors, "entry_price", "is required")
+    if request.sl_price is None:
+        _add(errors, "sl_price", "is required")
+    target_rows: list[dict] = []
+    quantity = 0
+    if instrument is not None:
+        prices_ok = True
+        for name in ("entry_price", "entry_stop_price", "sl_price", "sl_stop_price"):
+            price = getattr(request, name)
+            if price is not None:
+                prices_ok &= check_price(errors, name, price, instrument)
+        for target in request.targets:
+            prices_ok &= check_price(errors, request.targets_field, target.price, instrument)
+        if lots is not None and lots > 0:
+            quantity = lots * instrument.lot_size
+            if instrument.freeze_quantity and quantity > instrument.freeze_quantity:
+                _add(
+                    errors,
+                    "no_of_lots",
+                    f"{lots} lots = {quantity} exceeds the freeze quantity "
+                    f"{instrument.freeze_quantity}",
+                )
+            target_rows = _split_targets(
+                errors, request.targets, lots, instrument.lot_size, request.targets_field
+            )
+        if prices_ok and side in Side.values and "entry_price" not in errors:
+            _check_bracket_relation(errors, request, side)
+    _raise_if(errors)
+    check_trading_window(account)
+    return ValidatedBracket(
+        account=account,
+        instrument=instrument,
+        strategy=strategy,
+        side=side,
+        product_type=request.product_type,
+        quantity=quantity,
+        entry_type=OrderType.STOPLIMIT if request.entry_stop_price else OrderType.LIMIT,
+        entry_price=request.entry_price,
+        entry_stop_price=request.entry_stop_price,
+        sl_price=request.sl_price,
+        sl_stop_price=request.sl_stop_price,
+        targets=target_rows,
+    )
+
+
+def _check_product(errors: FieldErrors, product_type: str) -> None:
+    from orders.models import ProductType
+
+    check_choice(errors, "product_type", product_type, ProductType)
+
+
+def _check_client_id(errors: FieldErrors, client_order_id: str) -> None:
+    if client_order_id and len(client_order_id) > 64:
+        _add(errors, "client_order_id", "must be at most 64 characters")
+
+
+def _check_bracket_relation(errors: FieldErrors, request: BracketOrderRequest, side: str) -> None:
+    """BUY: every stop-loss price < every entry price < every target; SELL mirrored. The
+    stop-loss leg is the opposite side, so its stop-limit relation is the opposite too."""
+    entry = request.entry_price
+    entry_prices = [p for p in (entry, request.entry_stop_price) if p is not None]
+    sl_prices = [p for p in (request.sl_price, request.sl_stop_price) if p is not None]
+    buy = side == Side.BUY
+    if request.entry_stop_price is not None:
+        if buy and entry < request.entry_stop_price:
+            _add(errors, "entry_price", "must be at or above entry_stop_price for a BUY entry")
+        if not buy and entry > request.entry_stop_price:
+            _add(errors, "entry_price", "must be at or below entry_stop_price for a SELL entry")
+    if request.sl_stop_price is not None and request.sl_price is not None:
+        # The stop-loss of a long position sells: its limit sits at or below its trigger.
+        if buy and request.sl_price > request.sl_stop_price:
+            _add(errors, "sl_price", "must be at or below sl_stop_price for a BUY bracket")
+        if not buy and request.sl_price < request.sl_stop_price:
+            _add(errors, "sl_price", "must be at or above sl_stop_price for a SELL bracket")
+    if sl_prices:
+        if buy and max(sl_prices) >= min(entry_prices):
+            _add(errors, "sl_price", "must be below the entry price for a BUY bracket")
+        if not buy and min(sl_prices) <= max(entry_prices):
+            _add(errors, "sl_price", "must be above the entry price for a SELL bracket")
+    for target in request.targets:
+        if buy and target.price <= max(entry_prices):
+            _add(errors, request.targets_field, "must be above the entry price for a BUY bracket")
+            break
+        if not buy and target.price >= min(entry_prices):
+            _add(errors, request.targets_field, "must be below the entry price for a SELL bracket")
+            break
+
+
+def _split_targets(
+    errors: FieldErrors, targets: list[TargetSpec], lots: int, lot_size: int, name: str
+) -> list[dict]:
+    """Targets given in lots or percent -> quantities in whole lots. Percentages round down
+    and the last percent target takes the remainder, so 3 lots at 50/50 become 1 and 2.
+    Together the targets must cover exactly the order's lots (or be absent: SL only)."""
+    if not targets:
+        return []
+    if len(targets) > 10:
+        _add(errors, name, "at most 10 targets")
+        return []
+    split: list[int] = []
+    last_percent_index = None
+    for index, target in enumerate(targets):
+        if (target.lots is None) == (target.percent is None):
+            _add(errors, name, "each target needs exactly one of lots or percent")
+            return []
+        if target.lots is not None:
+            if target.lots <= 0:
+                _add(errors, name, "target lots must be positive")
+                return []
+            split.append(target.lots)
+        else:
+            if target.percent <= 0 or target.percent > 100:
+                _add(errors, name, "target percent must be above 0 and at most 100")
+                return []
+            split.append(int(lots * target.percent / 100))
+            last_percent_index = index
+    percent_total = sum(t.percent for t in targets if t.percent is not None)
+    if last_percent_index is not None and percent_total == 100:
+        split[last_percent_index] += lots - sum(split)
+    if sum(split) != lots:
+        _add(errors, name, f"targets cover {sum(split)} lots; they must cover all {lots}")
+        return []
+    if any(part <= 0 for part in split):
+        _add(errors, name, "every target must get at least one lot")
+        return []
+    return [
+        {"price": str(target.price), "quantity": part * lot_size}
+        for target, part in zip(targets, split, strict=True)
+    ]

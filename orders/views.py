@@ -1,0 +1,469 @@
+"""Web pages of the orders app: the live order table, an order's page, place (single and
+bracket), batch CSV, modify/cancel, instrument search, and scheduled orders.
+
+Views parse a form and call one of H4's services (orders.services) or validation functions;
+the rules live there. Every query is filtered by the signed-in user: another user's order is
+a 404.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Prefetch, Q
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.web_forms import add_service_errors
+from orders.models import BrokerTrade, Instrument, Order, OrderLeg
+from orders.web_forms import (
+    BATCH_COLUMNS,
+    BatchForm,
+    BracketOrderForm,
+    ModifyOrderForm,
+    OrderFilterForm,
+    SingleOrderForm,
+    parse_batch_csv,
+)
+from trading_site.api.errors import ApiError
+
+ORDERS_PER_PAGE = 50
+SEARCH_LIMIT = 20
+
+
+def _actor(request: HttpRequest) -> str:
+    return f"user:{request.user.pk}"
+
+
+def _is_fragment(request: HttpRequest) -> bool:
+    return request.headers.get("X-Requested-With") == "fetch"
+
+
+# ---- the order table ------------------------------------------------------------------
+
+
+def _with_legs(queryset):
+    return queryset.select_related("account", "strategy").prefetch_related(
+        Prefetch("legs", queryset=OrderLeg.objects.order_by("id"))
+    )
+
+
+def leg_statuses(order: Order) -> dict[str, str]:
+    """The entry / SL / TP leg status of an order for the table (the API's
+    entry_order_status, sl_order_status, tp_order_status)."""
+    by_role: dict[str, list[OrderLeg]] = {}
+    for leg in order.legs.all():
+        by_role.setdefault(leg.role, []).append(leg)
+    result = {}
+    for role, key in (
+        (OrderLeg.Role.ENTRY, "entry"),
+        (OrderLeg.Role.STOP_LOSS, "sl"),
+        (OrderLeg.Role.TAKE_PROFIT, "tp"),
+    ):
+        legs = by_role.get(role, [])
+        statuses = {leg.status for leg in legs}
+        # Several targets: show the one most worth a look (working before finished).
+        for status in (
+            OrderLeg.Status.PARTIALLY_FILLED,
+            OrderLeg.Status.OPEN,
+            OrderLeg.Status.PENDING_SUBMIT,
+            OrderLeg.Status.REJECTED,
+            OrderLeg.Status.FILLED,
+            OrderLeg.Status.CANCELLED,
+            OrderLeg.Status.UNKNOWN,
+        ):
+            if status in statuses:
+                result[key] = status
+                break
+    return result
+
+
+def _decorate(orders: list[Order]) -> list[Order]:
+    for order in orders:
+        order.leg_status = leg_statuses(order)
+    return orders
+
+
+def _filtered_orders(request: HttpRequest, form: OrderFilterForm):
+    qs = Order.objects.filter(user=request.user)
+    if form.is_valid():
+        d = form.cleaned_data
+        if d.get("account"):
+            qs = qs.filter(account_id=d["account"])
+        if d.get("status"):
+            qs = qs.filter(status=d["status"])
+        if d.get("symbol"):
+            qs = qs.filter(symbol__istartswith=d["symbol"].strip())
+        if d.get("strategy"):
+            qs = qs.filter(strategy__name=d["strategy"])
+        tz = timezone.get_current_timezone()
+        if d.get("since"):
+            qs = qs.filter(created_at__gte=datetime.combine(d["since"], time.min, tzinfo=tz))
+        if d.get("until"):
+            end = datetime.combine(d["until"] + timedelta(days=1), time.min, tzinfo=tz)
+            qs = qs.filter(created_at__lt=end)
+    return qs.order_by("-created_at", "-id")
+
+
+@login_required
+@require_GET
+def order_list(request: HttpRequest) -> HttpResponse:
+    form = OrderFilterForm(request.GET or None, user=request.user)
+    page = Paginator(_filtered_orders(request, form), ORDERS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    orders = _decorate(
+        list(
+            _with_legs(Order.objects.filter(pk__in=[o.pk for o in page])).order_by(
+                "-created_at", "-id"
+            )
+        )
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    query.pop("fragment", None)
+    context = {
+        "form": form,
+        "page": page,
+        "orders": orders,
+        "query": query.urlencode(),
+    }
+    if request.GET.get("fragment") == "rows":
+        return render(request, "orders/_order_rows.html", context)
+    return render(request, "orders/order_list.html", context)
+
+
+@login_required
+@require_GET
+def order_row(request: HttpRequest, pk: int) -> HttpResponse:
+    """One table row, re-rendered when an order_update arrives."""
+    order = get_object_or_404(_with_legs(Order.objects.filter(user=request.user)), pk=pk)
+    _decorate([order])
+    template = (
+        "orders/_order_row_compact.html" if request.GET.get("compact") else "orders/_order_row.html"
+    )
+    return render(request, template, {"order": order})
+
+
+# ---- one order ------------------------------------------------------------------------
+
+
+def _order_context(request: HttpRequest, pk: int) -> dict:
+    order = get_object_or_404(
+        Order.objects.filter(user=request.user).select_related("account", "strategy", "instrument"),
+        pk=pk,
+    )
+    legs = list(order.legs.order_by("id"))
+    broker_ids = [leg.broker_order_id for leg in legs if leg.broker_order_id]
+    fills = (
+        list(
+            BrokerTrade.objects.filter(
+                account_id=order.account_id, broker_order_id__in=broker_ids
+            ).order_by("traded_at", "id")
+        )
+        if broker_ids
+        else []
+    )
+    leg_by_broker_id = {leg.broker_order_id: leg for leg in legs}
+    for fill in fills:
+        fill.leg = leg_by_broker_id.get(fill.broker_order_id)
+    events = list(order.events.order_by("created_at", "id"))
+    open_legs = [leg for leg in legs if leg.status in OrderLeg.OPEN_STATUSES]
+    return {
+        "order": order,
+        "legs": legs,
+        "fills": fills,
+        "events": events,
+        "open_legs": open_legs,
+        "can_change": bool(open_legs)
+        and order.status
+        not in (Order.Status.CANCELLED, Order.Status.REJECTED, Order.Status.COMPLETED),
+    }
+
+
+@login_required
+@require_GET
+def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    context = _order_context(request, pk)
+    if _is_fragment(request):
+        return render(request, "orders/_order_live.html", context)
+    context["modify_form"] = ModifyOrderForm()
+    return render(request, "orders/order_detail.html", context)
+
+
+@login_required
+@require_POST
+def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    from orders import services
+
+    order = get_object_or_404(Order, pk=pk, user=request.user)
+    try:
+        services.cancel_order(order=order, actor=_actor(request))
+    except ApiError as exc:
+        messages.error(request, f"Could not cancel order {order.pk}: {exc.message}")
+    else:
+        messages.success(request, f"Cancel sent for order {order.pk}.")
+    return redirect("order_detail", pk=order.pk)
+
+
+@login_required
+@require_POST
+def order_modify(request: HttpRequest, pk: int) -> HttpResponse:
+    from orders import services
+
+    context = _order_context(request, pk)
+    order = context["order"]
+    form = ModifyOrderForm(request.POST)
+    if form.is_valid():
+        changes = {k: v for k, v in form.cleaned_data.items() if v is not None}
+        try:
+            services.modify_order(order=order, actor=_actor(request), **changes)
+        except ApiError as exc:
+            add_service_errors(form, exc.details, fallback=exc.message)
+        else:
+            messages.success(request, f"Order {order.pk} modified.")
+            return redirect("order_detail", pk=order.pk)
+    context["modify_form"] = form
+    return render(request, "orders/order_detail.html", context, status=400)
+
+
+# ---- placing orders -------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def place_order(request: HttpRequest) -> HttpResponse:
+    from orders import services
+
+    kind = request.POST.get("kind") or request.GET.get("kind") or "single"
+    kind = "bracket" if kind == "bracket" else "single"
+    form_class = BracketOrderForm if kind == "bracket" else SingleOrderForm
+    data = request.POST if request.method == "POST" else None
+    initial = {}
+    if request.GET.get("symbol"):
+        initial["symbol" if kind == "single" else "trading_symbol"] = request.GET["symbol"]
+    form = form_class(data, user=request.user, initial=initial)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                if kind == "bracket":
+                    order = services.place_bracket_order(
+                        user=request.user,
+                        request=form.to_request(),
+                        source=Order.Source.MANUAL,
+                        actor=_actor(request),
+                    )
+                else:
+                    order = services.place_single_order(
+                        user=request.user,
+                        request=form.to_request(),
+                        source=Order.Source.MANUAL,
+                        actor=_actor(request),
+                    )
+            except ApiError as exc:
+                add_service_errors(form, exc.details, fallback=exc.message)
+            else:
+                order = getattr(order, "order", order)
+                messages.success(request, f"Order {order.pk} placed: {order.get_status_display()}.")
+                return redirect("order_detail", pk=order.pk)
+        status = 400
+    return render(
+        request,
+        "orders/place_order.html",
+        {"form": form, "kind": kind, "search_url": reverse("instrument_search")},
+        status=status,
+    )
+
+
+@login_required
+@require_GET
+def instrument_search(request: HttpRequest) -> JsonResponse:
+    """Instruments whose symbol starts with (then contains) `q`, with lot and tick size."""
+    q = (request.GET.get("q") or "").strip()[:50]
+    if not q:
+        return JsonResponse({"instruments": []})
+    base = Instrument.objects.select_related("fair_price")
+    found = list(
+        base.filter(trading_symbol__istartswith=q).order_by("trading_symbol")[:SEARCH_LIMIT]
+    )
+    if len(found) < SEARCH_LIMIT:
+        seen = [i.pk for i in found]
+        found += list(
+            base.filter(Q(trading_symbol__icontains=q) | Q(name__icontains=q))
+            .exclude(pk__in=seen)
+            .order_by("trading_symbol")[: SEARCH_LIMIT - len(found)]
+        )
+    return JsonResponse({"instruments": [_instrument_json(i) for i in found]})
+
+
+def _instrument_json(instrument: Instrument) -> dict:
+    fair = getattr(instrument, "fair_price", None)
+    ltp = fair.last_traded_price if fair is not None else None
+    return {
+        "id": instrument.exchange_instrument_id,
+        "pk": instrument.pk,
+        "symbol": instrument.trading_symbol,
+        "name": instrument.name or instrument.trading_symbol,
+        "segment": instrument.exchange_segment,
+        "exchange_instrument_id": instrument.exchange_instrument_id,
+        "lot_size": instrument.lot_size,
+        "tick_size": str(instrument.tick_size.normalize()),
+        "ltp": str(ltp) if ltp is not None else None,
+    }
+
+
+# ---- batch ----------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def batch_orders(request: HttpRequest) -> HttpResponse:
+    from orders import services
+    from orders.validation import InstrumentResolver, validate_bracket_order
+
+    form = BatchForm(request.POST or None, request.FILES or None, user=request.user)
+    context: dict = {"form": form, "columns": BATCH_COLUMNS}
+    if request.method != "POST" or not form.is_valid():
+        return render(
+            request, "orders/batch.html", context, status=400 if request.method == "POST" else 200
+        )
+    action = request.POST.get("action", "preview")
+    account_id = form.cleaned_data["account_id"]
+    rows, problems = parse_batch_csv(form.cleaned_data["csv_text"], account_id=account_id)
+    context.update({"rows": rows, "problems": problems, "csv_text": form.cleaned_data["csv_text"]})
+    if not rows:
+        return render(request, "orders/batch.html", context, status=400)
+
+    if action == "place":
+        from orders.services.placement import BatchItemError
+
+        # Rows that could not be parsed go in as BatchItemError so every row gets a result.
+        items = [
+            row.request
+            if row.ok
+            else BatchItemError(
+                external_id=row.external_id, message="invalid row", details=row.errors
+            )
+            for row in rows
+        ]
+        try:
+            outcomes = services.place_batch(
+                user=request.user,
+                account_id=account_id,
+                items=items,
+                source=Order.Source.BATCH,
+                actor=_actor(request),
+            )
+        except ApiError as exc:
+            add_service_errors(
+                form, exc.details, fallback=exc.message, field_map={"orders": "csv_text"}
+            )
+            return render(request, "orders/batch.html", context, status=400)
+        for row, outcome in zip(rows, outcomes, strict=True):
+            _apply_outcome(row, outcome)
+        context["placed"] = True
+        context["placed_count"] = sum(1 for r in rows if r.status == "success")
+        return render(request, "orders/batch.html", context)
+
+    # Preview: H4's validation per row (one instrument cache for the batch), nothing written.
+    resolver = InstrumentResolver()
+    for row in rows:
+        if row.request is None:
+            continue
+        try:
+            validate_bracket_order(user=request.user, request=row.request, resolver=resolver)
+        except ApiError as exc:
+            row.errors = {
+                k: [str(m) for m in (v if isinstance(v, list) else [v])]
+                for k, v in (exc.details or {"row": [exc.message]}).items()
+            }
+    context["previewed"] = True
+    context["valid_count"] = sum(1 for r in rows if r.ok)
+    return render(request, "orders/batch.html", context)
+
+
+def _apply_outcome(row, outcome) -> None:
+    """One BatchItemResult (in input order) -> the row's status, order id and error text."""
+    row.status = outcome.status
+    row.order_id = outcome.order_id
+    if outcome.status != "success":
+        details = outcome.details or {}
+        row.errors = (
+            {
+                str(k): [str(m) for m in (v if isinstance(v, list) else [v])]
+                for k, v in details.items()
+            }
+            if isinstance(details, dict)
+            else {}
+        )
+        row.error = outcome.error or "error"
+        if row.errors:
+            row.error = "; ".join(f"{k}: {', '.join(v)}" for k, v in row.errors.items())
+
+
+# ---- scheduled orders (listed on the settings page) -------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def scheduled_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    from orders.models import ScheduledOrder
+    from orders.web_forms import ScheduledOrderForm
+
+    schedule = get_object_or_404(ScheduledOrder, pk=pk, user=request.user) if pk else None
+    initial = {}
+    if schedule is not None:
+        initial = {
+            "name": schedule.name,
+            "account_id": schedule.account_id,
+            "kind": schedule.kind,
+            "time_of_day": schedule.time_of_day,
+            "weekdays": schedule.weekdays,
+            "enabled": schedule.enabled,
+            "template": schedule.template,
+        }
+    form = ScheduledOrderForm(request.POST or None, user=request.user, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        fields = {
+            "name": d["name"],
+            "account_id": d["account_id"],
+            "kind": d["kind"],
+            "time_of_day": d["time_of_day"],
+            "weekdays": sorted(d["weekdays"]),
+            "enabled": d["enabled"],
+            "template": d["template"],
+        }
+        if schedule is None:
+            schedule = ScheduledOrder.objects.create(user=request.user, **fields)
+        else:
+            for name, value in fields.items():
+                setattr(schedule, name, value)
+            schedule.save()
+        messages.success(request, f"Scheduled order “{schedule.name}” saved.")
+        return redirect("settings")
+    return render(
+        request,
+        "orders/scheduled_form.html",
+        {"form": form, "schedule": schedule},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@login_required
+@require_POST
+def scheduled_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    from orders.models import ScheduledOrder
+
+    schedule = get_object_or_404(ScheduledOrder, pk=pk, user=request.user)
+    name = schedule.name
+    schedule.delete()
+    messages.success(request, f"Scheduled order “{name}” deleted.")
+    return redirect("settings")

@@ -1,0 +1,115 @@
+"""Admin for PnL: lots, daily history and per-instrument state, all read-only (derived data).
+
+Lots and states are rewritten by every FIFO run, and daily rows are history kept forever, so
+none is added, edited or deleted by hand; an action recomputes the selected accounts instead.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from pnl import services
+from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    list_select_related = ("account", "account__user")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.action(description="Recompute FIFO PnL of the selected rows' accounts (full re-match)")
+def recompute_accounts(modeladmin, request, queryset):
+    accounts = {row.account for row in queryset.select_related("account")}
+    for account in accounts:
+        # Dropping the fingerprints makes the run re-match every instrument from scratch.
+        PnlInstrumentState.objects.filter(account=account).delete()
+        services.compute_account_pnl(account=account)
+    modeladmin.message_user(
+        request, f"Recomputed PnL of {len(accounts)} account(s).", messages.SUCCESS
+    )
+
+
+@admin.register(PnlLot)
+class PnlLotAdmin(_ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "account",
+        "trading_symbol",
+        "exchange_instrument_id",
+        "kind",
+        "entry_side",
+        "quantity",
+        "entry_order_id",
+        "entry_time",
+        "entry_price",
+        "exit_order_id",
+        "exit_time",
+        "exit_price",
+        "realized_pnl",
+        "fair_price_used",
+        "unrealized_pnl",
+        "computed_at",
+    )
+    list_filter = ("kind", "entry_side", "exchange_segment", "entry_time", "account__broker")
+    search_fields = (
+        "trading_symbol",
+        "entry_order_id",
+        "exit_order_id",
+        "=exchange_instrument_id",
+        "account__account_name",
+        "account__user__username",
+    )
+    # No date_hierarchy on a DateTimeField: it needs the database's time zone tables.
+    raw_id_fields = ("account", "entry_leg", "exit_leg")
+    actions = [recompute_accounts]
+
+
+@admin.register(PnlDaily)
+class PnlDailyAdmin(_ReadOnlyAdmin):
+    list_display = (
+        "trading_date",
+        "account",
+        "realized",
+        "unrealized",
+        "turnover",
+        "fills",
+        "updated_at",
+    )
+    list_filter = ("trading_date", "account__broker")
+    search_fields = ("account__account_name", "account__user__username")
+    date_hierarchy = "trading_date"
+    ordering = ("-trading_date", "account")
+    actions = [recompute_accounts]
+
+
+@admin.register(PnlInstrumentState)
+class PnlInstrumentStateAdmin(_ReadOnlyAdmin):
+    list_display = (
+        "account",
+        "trading_symbol",
+        "exchange_segment",
+        "exchange_instrument_id",
+        "fill_count",
+        "realized",
+        "unrealized",
+        "open_quantity",
+        "matched_at",
+        "computed_at",
+        "fingerprint",
+    )
+    list_filter = ("exchange_segment", "account__broker")
+    search_fields = (
+        "trading_symbol",
+        "=exchange_instrument_id",
+        "account__account_name",
+        "account__user__username",
+    )
+    actions = [recompute_accounts]

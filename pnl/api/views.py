@@ -1,0 +1,168 @@
+"""PnL API (SPEC 4): the FIFO lots, a per-instrument summary, the daily history.
+
+Each view validates `account_id`, resolves the caller's own account (another user's is a 404),
+brings the stored result up to date when it predates the account's last broker sync, and
+shapes the stored rows. Reads share the "read" rate-limit group.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.selectors import broker_account_for
+from pnl import selectors, services
+from pnl.api.serializers import (
+    AccountQuerySerializer,
+    BrokerOrderBookPnlSerializer,
+    DaySerializer,
+    HistoryQuerySerializer,
+    PnlSummarySerializer,
+)
+from pnl.models import PnlDaily, PnlLot
+from trading_site.api.pagination import LimitOffsetTotalPagination
+
+ACCOUNT_ID = OpenApiParameter("account_id", int, required=True, description="Broker account id")
+
+
+def _fresh_account(request, serializer_class=AccountQuerySerializer):
+    query = serializer_class(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    account = broker_account_for(user=request.user, account_id=query.validated_data["account_id"])
+    services.refresh_account_pnl_if_stale(account=account)
+    return account, query.validated_data
+
+
+def _lot_row(lot: PnlLot, prices: dict) -> dict:
+    fair = prices.get((lot.exchange_segment, lot.exchange_instrument_id), {})
+    matched = lot.kind == PnlLot.Kind.MATCHED
+    return {
+        "ExchangeSegment": lot.exchange_segment,
+        "ExchangeInstrumentID": lot.exchange_instrument_id,
+        "TradingSymbol": lot.trading_symbol,
+        "Entry_Order_id": lot.entry_order_id,
+        "Entry_datetime": lot.entry_time,
+        "BO_Entry_Quantity": lot.quantity,
+        "BO_entry_price": lot.entry_price,
+        "Sell_Order_id": lot.exit_order_id if matched else None,
+        "SL_ExchangeTransactTime": lot.exit_time,
+        "BO_SL_price": lot.exit_price,
+        "BO_SL_Quantity": lot.quantity if matched else 0,
+        "BO_PNL": lot.realized_pnl if matched else lot.unrealized_pnl,
+        "mark_price": lot.fair_price_used,
+        "buy_fair_price": fair.get("buy_fair_price"),
+        "sell_fair_price": fair.get("sell_fair_price"),
+        "avg_fair_price": fair.get("avg_fair_price"),
+        "lot_status": lot.kind,
+        "side": lot.entry_side,
+    }
+
+
+def _day_row(day: PnlDaily) -> dict:
+    return {
+        "trading_date": day.trading_date,
+        "realized": day.realized,
+        "unrealized": day.unrealized,
+        "total": day.realized + day.unrealized,
+        "turnover": day.turnover,
+        "fills": day.fills,
+    }
+
+
+class BrokerOrderBookPnlView(APIView):
+    """Every FIFO lot of the account with the instrument's current fair prices."""
+
+    rate_limit_group = "read"
+
+    @extend_schema(parameters=[ACCOUNT_ID], responses=BrokerOrderBookPnlSerializer)
+    def get(self, request):
+        account, _query = _fresh_account(request)
+        lots = list(selectors.pnl_lots_for(account=account))
+        prices = selectors.fair_prices_by_instrument(
+            keys={(lot.exchange_segment, lot.exchange_instrument_id) for lot in lots}
+        )
+        body = {
+            "pnl_data": [_lot_row(lot, prices) for lot in lots],
+            "computed_at": selectors.last_computed_at(account=account),
+        }
+        return Response(BrokerOrderBookPnlSerializer(body).data)
+
+
+class PnlSummaryView(APIView):
+    """Realized, unrealized and total of the account, per instrument, and today's figures."""
+
+    rate_limit_group = "read"
+
+    @extend_schema(parameters=[ACCOUNT_ID], responses=PnlSummarySerializer)
+    def get(self, request):
+        account, _query = _fresh_account(request)
+        states = list(selectors.instrument_states_for(account=account))
+        prices = selectors.fair_prices_by_instrument(
+            keys={(s.exchange_segment, s.exchange_instrument_id) for s in states}
+        )
+        instruments = []
+        for state in states:
+            fair = prices.get((state.exchange_segment, state.exchange_instrument_id), {})
+            realized = services.to_money(state.realized)
+            unrealized = services.to_money(state.unrealized)
+            instruments.append(
+                {
+                    "exchange_segment": state.exchange_segment,
+                    "exchange_instrument_id": state.exchange_instrument_id,
+                    "trading_symbol": state.trading_symbol,
+                    "realized": realized,
+                    "unrealized": unrealized,
+                    "total": realized + unrealized,
+                    "open_quantity": state.open_quantity,
+                    "fills": state.fill_count,
+                    **{name: fair.get(name) for name in selectors.FAIR_PRICE_FIELDS},
+                }
+            )
+        realized = services.to_money(sum((s.realized for s in states), Decimal(0)))
+        unrealized = services.to_money(sum((s.unrealized for s in states), Decimal(0)))
+        trading_date, _start, _end = services.trading_day_bounds(timezone.now())
+        today = selectors.pnl_day_for(account=account, trading_date=trading_date)
+        body = {
+            "account_id": account.pk,
+            "realized": realized,
+            "unrealized": unrealized,
+            "total": realized + unrealized,
+            "computed_at": selectors.last_computed_at(account=account),
+            "instruments": instruments,
+            "today": _day_row(today) if today else None,
+        }
+        return Response(PnlSummarySerializer(body).data)
+
+
+class HistoryPagination(LimitOffsetTotalPagination):
+    results_key = "history"
+    default_limit = 100
+
+
+class PnlHistoryView(APIView):
+    """Daily rows (Asia/Kolkata trading dates), oldest first, from `since` when given."""
+
+    rate_limit_group = "read"
+    pagination_class = HistoryPagination
+
+    @extend_schema(
+        parameters=[
+            ACCOUNT_ID,
+            OpenApiParameter("since", str, description="First trading date, YYYY-MM-DD"),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("offset", int),
+        ],
+        responses=DaySerializer(many=True),
+    )
+    def get(self, request):
+        account, query = _fresh_account(request, HistoryQuerySerializer)
+        days = selectors.pnl_days_for(account=account, since=query.get("since"))
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(days, request, view=self)
+        return paginator.get_paginated_response(
+            DaySerializer([_day_row(day) for day in page], many=True).data
+        )

@@ -1,0 +1,539 @@
+"""FIFO PnL of a broker account, persisted (the monitoring loop's step 2; SPEC 7).
+
+`compute_account_pnl` reads the account's fills, re-matches with `pnl.fifo` only the
+instruments whose fills changed since the last run, and in one transaction (holding the
+account row's lock, so two runs for one account never interleave):
+- replaces the lots of the re-matched instruments (delete those instruments' rows of this
+  account, then bulk insert; nothing of any other account or instrument is touched, and
+  never a table-wide truncate), and re-values every open lot at the current fair prices;
+- upserts today's `PnlDaily`;
+- attributes each order's `pnl` and `open_position` from the lots of its legs;
+- writes the account's realized / unrealized / total MTM.
+
+Fills come from the trade book (`BrokerTrade`, one row per execution). An account with no
+trade rows at all falls back to its order book (`BrokerOrder`): one fill per order that
+traded, its cumulative quantity at its average price, at its exchange transact time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from datetime import time as clock
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.db.models import Q, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from accounts.models import BrokerAccount
+from orders.models import BrokerOrder, BrokerTrade, Order, OrderLeg
+from pnl import fifo, selectors
+from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
+
+TRADING_TZ = ZoneInfo("Asia/Kolkata")
+CENTS = Decimal("0.01")
+ZERO = Decimal("0")
+
+InstrumentKey = tuple[str, int]  # (exchange segment, exchange instrument id)
+
+
+def to_money(value: Decimal) -> Decimal:
+    """Quantize to paise at the edge (half up, as brokers' contract notes round)."""
+    return value.quantize(CENTS, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class InstrumentPnl:
+    exchange_segment: str
+    exchange_instrument_id: int
+    trading_symbol: str
+    realized: Decimal  # exact
+    unrealized: Decimal  # exact, at this run's marks
+    open_quantity: int  # signed: + long, - short
+    fill_count: int
+    rematched: bool  # False: fills unchanged since the last run, stored lots kept
+
+
+@dataclass(frozen=True)
+class DailyFigures:
+    trading_date: date
+    realized: Decimal
+    unrealized: Decimal
+    turnover: Decimal
+    fills: int
+
+
+@dataclass(frozen=True)
+class AccountPnl:
+    """What one run computed. Account figures are quantized to 2 places; total = the sum."""
+
+    account_id: int
+    realized: Decimal
+    unrealized: Decimal
+    total: Decimal
+    computed_at: datetime
+    today: DailyFigures
+    instruments: list[InstrumentPnl] = field(default_factory=list)
+    lots_written: int = 0
+    orders_updated: int = 0
+
+    @property
+    def rematched_instruments(self) -> list[InstrumentKey]:
+        return [
+            (i.exchange_segment, i.exchange_instrument_id) for i in self.instruments if i.rematched
+        ]
+
+
+@dataclass
+class _AccountFills:
+    by_instrument: dict[InstrumentKey, list[fifo.Fill]]
+    symbols: dict[InstrumentKey, str]
+
+
+def trading_day_bounds(at: datetime) -> tuple[date, datetime, datetime]:
+    """The Asia/Kolkata trading date of `at` and its [start, end) instants."""
+    day = timezone.localtime(at, TRADING_TZ).date()
+    start = datetime.combine(day, clock.min, tzinfo=TRADING_TZ)
+    return day, start, start + timedelta(days=1)
+
+
+def _read_fills(account: BrokerAccount) -> _AccountFills:
+    by_instrument: dict[InstrumentKey, list[fifo.Fill]] = defaultdict(list)
+    symbols: dict[InstrumentKey, str] = {}
+    trades = (
+        BrokerTrade.objects.filter(account=account, quantity__gt=0)
+        .order_by("traded_at", "id")
+        .values_list(
+            "execution_id",
+            "broker_order_id",
+            "exchange_segment",
+            "exchange_instrument_id",
+            "trading_symbol",
+            "side",
+            "quantity",
+            "price",
+            "traded_at",
+        )
+    )
+    rows = list(trades)
+    if not rows:
+        # No trade book: one fill per traded order, from the order book snapshot.
+        rows = list(
+            BrokerOrder.objects.filter(
+                account=account, cumulative_quantity__gt=0, average_traded_price__isnull=False
+            )
+            .annotate(
+                fill_time=Coalesce(
+                    "exchange_transact_time", "last_update_time", "generated_at", "synced_at"
+                )
+            )
+            .order_by("fill_time", "id")
+            .values_list(
+                "broker_order_id",
+                "broker_order_id",
+                "exchange_segment",
+                "exchange_instrument_id",
+                "trading_symbol",
+                "side",
+                "cumulative_quantity",
+                "average_traded_price",
+                "fill_time",
+            )
+        )
+        rows = [(f"order:{row[0]}", *row[1:]) for row in rows]
+    for fill_id, order_id, segment, instrument_id, symbol, side, quantity, price, at in rows:
+        key = (segment, instrument_id)
+        by_instrument[key].append(fifo.Fill(fill_id, order_id, side, quantity, price, at))
+        if symbol and key not in symbols:
+            symbols[key] = symbol
+    return _AccountFills(by_instrument=dict(by_instrument), symbols=symbols)
+
+
+def _legs_by_broker_order_id(account: BrokerAccount) -> dict[str, tuple[int, int]]:
+    """broker order id -> (leg id, order id) for the account's legs the broker knows."""
+    legs: dict[str, tuple[int, int]] = {}
+    rows = (
+        OrderLeg.objects.filter(account=account, broker_order_id__isnull=False)
+        .exclude(broker_order_id="")
+        .order_by("id")
+        .values_list("broker_order_id", "id", "order_id")
+    )
+    for broker_order_id, leg_id, order_id in rows:
+        legs.setdefault(broker_order_id, (leg_id, order_id))
+    return legs
+
+
+def _leg_salt(fills: list[fifo.Fill], legs: dict[str, tuple[int, int]]) -> str:
+    """Which legs the instrument's order ids map to: a leg learning its broker order id later
+    must re-link the stored lots, so it changes the fingerprint too."""
+    order_ids = sorted({fill.order_id for fill in fills})
+    text = ";".join(f"{oid}={legs.get(oid, ('', ''))[0]}" for oid in order_ids)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _instrument_filter(keys) -> Q:
+    by_segment: dict[str, list[int]] = defaultdict(list)
+    for segment, instrument_id in keys:
+        by_segment[segment].append(instrument_id)
+    condition = Q(pk__in=[])
+    for segment, ids in by_segment.items():
+        condition |= Q(exchange_segment=segment, exchange_instrument_id__in=ids)
+    return condition
+
+
+def _quote(prices: dict[InstrumentKey, dict], key: InstrumentKey) -> fifo.Quote | None:
+    row = prices.get(key)
+    if row is None:
+        return None
+    return fifo.Quote(
+        buy_fair_price=row["buy_fair_price"],
+        sell_fair_price=row["sell_fair_price"],
+        last_traded_price=row["last_traded_price"],
+    )
+
+
+def _new_lot_rows(
+    *,
+    account: BrokerAccount,
+    key: InstrumentKey,
+    symbol: str,
+    result: fifo.FifoResult,
+    valuation: fifo.Valuation,
+    legs: dict[str, tuple[int, int]],
+    now: datetime,
+) -> list[PnlLot]:
+    segment, instrument_id = key
+    rows = []
+    for lot in result.matched:
+        rows.append(
+            PnlLot(
+                account=account,
+                exchange_segment=segment,
+                exchange_instrument_id=instrument_id,
+                trading_symbol=symbol,
+                kind=PnlLot.Kind.MATCHED,
+                entry_side=lot.entry_side,
+                quantity=lot.quantity,
+                entry_order_id=lot.entry_order_id,
+                entry_leg_id=legs.get(lot.entry_order_id, (None,))[0],
+                entry_time=lot.entry_time,
+                entry_price=lot.entry_price,
+                exit_order_id=lot.exit_order_id,
+                exit_leg_id=legs.get(lot.exit_order_id, (None,))[0],
+                exit_time=lot.exit_time,
+                exit_price=lot.exit_price,
+                realized_pnl=lot.realized_pnl,
+                computed_at=now,
+            )
+        )
+    for valued in valuation.lots:
+        lot = valued.lot
+        rows.append(
+            PnlLot(
+                account=account,
+                exchange_segment=segment,
+                exchange_instrument_id=instrument_id,
+                trading_symbol=symbol,
+                kind=PnlLot.Kind.OPEN,
+                entry_side=lot.entry_side,
+                quantity=lot.quantity,
+                entry_order_id=lot.entry_order_id,
+                entry_leg_id=legs.get(lot.entry_order_id, (None,))[0],
+                entry_time=lot.entry_time,
+                entry_price=lot.entry_price,
+                fair_price_used=valued.mark_price,
+                unrealized_pnl=valued.unrealized_pnl,
+                computed_at=now,
+            )
+        )
+    return rows
+
+
+def _revalue_stored_open_lots(
+    *,
+    account: BrokerAccount,
+    keys: set[InstrumentKey],
+    prices: dict[InstrumentKey, dict],
+    now: datetime,
+) -> dict[InstrumentKey, Decimal]:
+    """Fills unchanged, prices moved: re-mark the stored open lots of these instruments."""
+    unrealized: dict[InstrumentKey, Decimal] = dict.fromkeys(keys, ZERO)
+    if not keys:
+        return unrealized
+    lots = list(
+        PnlLot.objects.filter(account=account, kind=PnlLot.Kind.OPEN).filter(
+            _instrument_filter(keys)
+        )
+    )
+    for lot in lots:
+        key = (lot.exchange_segment, lot.exchange_instrument_id)
+        mark = fifo.mark_price_for(lot.entry_side, _quote(prices, key))
+        if mark is None:
+            lot.fair_price_used, lot.unrealized_pnl = None, ZERO
+        else:
+            lot.fair_price_used = mark
+            lot.unrealized_pnl = fifo.lot_unrealized_pnl(
+                lot.entry_side, lot.entry_price, lot.quantity, mark
+            )
+        lot.computed_at = now
+        unrealized[key] += lot.unrealized_pnl
+    PnlLot.objects.bulk_update(
+        lots, ["fair_price_used", "unrealized_pnl", "computed_at"], batch_size=500
+    )
+    return unrealized
+
+
+def _attribute_orders(
+    *, account: BrokerAccount, legs: dict[str, tuple[int, int]], now: datetime
+) -> int:
+    """Each order's pnl and open_position from the lots whose ENTRY leg is one of its legs.
+
+    Rule: a matched lot's realized PnL belongs to the order owning the lot's entry leg (the
+    position it opened was closed, whether by its own SL/TP legs or by a manual exit order);
+    an open lot's unrealized PnL and signed quantity belong to the order owning its entry
+    leg. So order.pnl = realized of its matched lots + unrealized of its open lots (2 places),
+    order.open_position = long open units - short open units of its open lots. An exit-only
+    order (a square-off) owns no lot and shows 0. Orders of the account with no lots get 0.
+    Returns the number of orders whose figures changed.
+    """
+    totals: dict[int, list] = defaultdict(lambda: [ZERO, 0])
+    grouped = (
+        PnlLot.objects.filter(account=account)
+        .values("entry_order_id", "kind", "entry_side")
+        .annotate(
+            realized=Sum("realized_pnl"), unrealized=Sum("unrealized_pnl"), qty=Sum("quantity")
+        )
+        .order_by()
+    )
+    for row in grouped:
+        owner = legs.get(row["entry_order_id"])
+        if owner is None:
+            continue  # a fill of an order placed outside this system
+        figures = totals[owner[1]]
+        if row["kind"] == PnlLot.Kind.MATCHED:
+            figures[0] += row["realized"] or ZERO
+        else:
+            figures[0] += row["unrealized"] or ZERO
+            figures[1] += row["qty"] if row["entry_side"] == fifo.BUY else -row["qty"]
+    candidates = Order.objects.filter(account=account).filter(
+        Q(pk__in=list(totals)) | ~Q(pnl=0) | ~Q(open_position=0)
+    )
+    changed = []
+    for order in candidates.only("id", "pnl", "open_position"):
+        pnl, open_position = totals.get(order.pk, (ZERO, 0))
+        pnl = to_money(pnl)
+        if order.pnl != pnl or order.open_position != open_position:
+            order.pnl, order.open_position, order.updated_at = pnl, open_position, now
+            changed.append(order)
+    Order.objects.bulk_update(changed, ["pnl", "open_position", "updated_at"], batch_size=500)
+    return len(changed)
+
+
+def _daily_figures(
+    *, account: BrokerAccount, fills: _AccountFills, unrealized: Decimal, now: datetime
+) -> DailyFigures:
+    """Today (Asia/Kolkata): realized of the lots whose EXIT happened today (the day the
+    profit was booked, wherever the entry was), unrealized at this computation, turnover =
+    sum(quantity x price) of today's fills of both sides, fills = how many of them."""
+    day, start, end = trading_day_bounds(now)
+    realized = (
+        PnlLot.objects.filter(
+            account=account, kind=PnlLot.Kind.MATCHED, exit_time__gte=start, exit_time__lt=end
+        ).aggregate(total=Sum("realized_pnl"))["total"]
+        or ZERO
+    )
+    turnover, count = ZERO, 0
+    for instrument_fills in fills.by_instrument.values():
+        for fill in instrument_fills:
+            if start <= fill.time < end:
+                turnover += fill.price * fill.quantity
+                count += 1
+    return DailyFigures(
+        trading_date=day,
+        realized=to_money(realized),
+        unrealized=to_money(unrealized),
+        turnover=to_money(turnover),
+        fills=count,
+    )
+
+
+def compute_account_pnl(*, account: BrokerAccount, now: datetime | None = None) -> AccountPnl:
+    """FIFO PnL of one account, persisted in one transaction (see the module docstring).
+
+    Only instruments whose fills (or fill-to-leg links) changed since the last run are
+    re-matched (`PnlInstrumentState.fingerprint`); the open lots of all instruments are
+    re-valued every time. `now` (default: the current time) stamps the rows and picks the
+    trading day; tests pass it. Raises ValueError on a fill the FIFO cannot take (a side
+    other than BUY/SELL); nothing is written then.
+    """
+    now = now or timezone.now()
+    given = account
+    with transaction.atomic():
+        # The lock serialises runs for this account (the loop and a fresh API read).
+        account = BrokerAccount.objects.select_for_update().get(pk=given.pk)
+        fills = _read_fills(account)
+        legs = _legs_by_broker_order_id(account)
+        states = {
+            (s.exchange_segment, s.exchange_instrument_id): s
+            for s in PnlInstrumentState.objects.filter(account=account)
+        }
+        salts = {key: _leg_salt(f, legs) for key, f in fills.by_instrument.items()}
+        outcome = fifo.match_changed_instruments(
+            fills.by_instrument,
+            {key: state.fingerprint for key, state in states.items()},
+            salts=salts,
+        )
+        prices = selectors.fair_prices_by_instrument(keys=fills.by_instrument.keys())
+
+        stale = set(outcome.results) | set(outcome.removed)
+        if stale:
+            PnlLot.objects.filter(account=account).filter(_instrument_filter(stale)).delete()
+        new_rows: list[PnlLot] = []
+        unrealized_by_key: dict[InstrumentKey, Decimal] = {}
+        for key, result in outcome.results.items():
+            valuation = fifo.value_open_lots(result.open_lots, _quote(prices, key))
+            unrealized_by_key[key] = valuation.unrealized
+            new_rows += _new_lot_rows(
+                account=account,
+                key=key,
+                symbol=fills.symbols.get(key, ""),
+                result=result,
+                valuation=valuation,
+                legs=legs,
+                now=now,
+            )
+        PnlLot.objects.bulk_create(new_rows, batch_size=1000)
+        unrealized_by_key.update(
+            _revalue_stored_open_lots(
+                account=account, keys=set(outcome.unchanged), prices=prices, now=now
+            )
+        )
+
+        instruments = _save_states(
+            account=account,
+            fills=fills,
+            outcome=outcome,
+            states=states,
+            unrealized_by_key=unrealized_by_key,
+            now=now,
+        )
+        realized = sum((i.realized for i in instruments), ZERO)
+        unrealized = sum((i.unrealized for i in instruments), ZERO)
+        today = _daily_figures(account=account, fills=fills, unrealized=unrealized, now=now)
+        PnlDaily.objects.update_or_create(
+            account=account,
+            trading_date=today.trading_date,
+            defaults={
+                "realized": today.realized,
+                "unrealized": today.unrealized,
+                "turnover": today.turnover,
+                "fills": today.fills,
+            },
+        )
+        orders_updated = _attribute_orders(account=account, legs=legs, now=now)
+        realized_mtm, unrealized_mtm = to_money(realized), to_money(unrealized)
+        total_mtm = realized_mtm + unrealized_mtm  # the shown parts add up to the shown total
+        BrokerAccount.objects.filter(pk=account.pk).update(
+            realized_mtm=realized_mtm,
+            unrealized_mtm=unrealized_mtm,
+            total_mtm=total_mtm,
+            updated_at=now,
+        )
+    # The caller's instance shows the new figures too (e.g. for the pnl_update message).
+    given.realized_mtm, given.unrealized_mtm, given.total_mtm = (
+        realized_mtm,
+        unrealized_mtm,
+        total_mtm,
+    )
+    return AccountPnl(
+        account_id=account.pk,
+        realized=realized_mtm,
+        unrealized=unrealized_mtm,
+        total=total_mtm,
+        computed_at=now,
+        today=today,
+        instruments=instruments,
+        lots_written=len(new_rows),
+        orders_updated=orders_updated,
+    )
+
+
+def _save_states(
+    *,
+    account: BrokerAccount,
+    fills: _AccountFills,
+    outcome: fifo.IncrementalResult,
+    states: dict[InstrumentKey, PnlInstrumentState],
+    unrealized_by_key: dict[InstrumentKey, Decimal],
+    now: datetime,
+) -> list[InstrumentPnl]:
+    """Write what this run saw per instrument, so the next run can skip unchanged ones."""
+    if outcome.removed:
+        PnlInstrumentState.objects.filter(account=account).filter(
+            _instrument_filter(outcome.removed)
+        ).delete()
+    instruments = []
+    to_create, to_update = [], []
+    for key in sorted(fills.by_instrument):
+        segment, instrument_id = key
+        state = states.get(key)
+        result = outcome.results.get(key)
+        if result is not None:
+            if state is None:
+                state = PnlInstrumentState(
+                    account=account, exchange_segment=segment, exchange_instrument_id=instrument_id
+                )
+                to_create.append(state)
+            else:
+                to_update.append(state)
+            state.trading_symbol = fills.symbols.get(key, "")[:100]
+            state.fingerprint = outcome.fingerprints[key]
+            state.fill_count = result.fill_count
+            state.realized = result.realized
+            state.open_quantity = result.open_quantity
+            state.matched_at = now
+        else:
+            to_update.append(state)
+        state.unrealized = unrealized_by_key.get(key, ZERO)
+        state.computed_at = now
+        instruments.append(
+            InstrumentPnl(
+                exchange_segment=segment,
+                exchange_instrument_id=instrument_id,
+                trading_symbol=state.trading_symbol,
+                realized=state.realized,
+                unrealized=state.unrealized,
+                open_quantity=state.open_quantity,
+                fill_count=state.fill_count,
+                rematched=result is not None,
+            )
+        )
+    PnlInstrumentState.objects.bulk_create(to_create)
+    PnlInstrumentState.objects.bulk_update(
+        to_update,
+        [
+            "trading_symbol",
+            "fingerprint",
+            "fill_count",
+            "realized",
+            "unrealized",
+            "open_quantity",
+            "matched_at",
+            "computed_at",
+        ],
+        batch_size=500,
+    )
+    return instruments
+
+
+def refresh_account_pnl_if_stale(*, account: BrokerAccount) -> AccountPnl | None:
+    """Compute now when the stored result is older than the account's last broker sync (or
+    there is none); otherwise leave it. Returns the fresh result, or None when it was fresh."""
+    if not selectors.pnl_is_stale(account=account):
+        return None
+    return compute_account_pnl(account=account)

@@ -1,0 +1,308 @@
+/* Trader desk: the live WebSocket client and the small behaviours every page shares.
+ *
+ * One connection per tab to /ws/<user_id>/ (the session cookie authenticates it), reconnected
+ * with exponential backoff, pinged every 30 s. Each server message is dispatched as a DOM
+ * event "desk:<type>" and handled here:
+ *   order_update      -> re-render that order's row / page section from the server
+ *   pnl_update        -> the account's numbers on the dashboard
+ *   cycle_complete    -> the header's last-cycle indicator, and live fragments refresh
+ *   monitoring_errors -> a toast per error (and the monitoring page refreshes)
+ *   market_closed     -> a banner with the next opening time
+ * Numbers are formatted like the server's `inr` filter (Indian grouping: 12,34,567.89).
+ */
+(function () {
+  "use strict";
+
+  var PING_MS = 30000;
+  var MAX_BACKOFF_MS = 30000;
+  var IST = "Asia/Kolkata";
+
+  var decimalFormat = new Intl.NumberFormat("en-IN", {
+    minimumFractionDigits: 2,
+    maximumFractionDigits: 2,
+  });
+
+  function formatIndian(value) {
+    if (value === null || value === undefined || value === "") return "";
+    var n = Number(value);
+    if (!isFinite(n)) return String(value);
+    return decimalFormat.format(n);
+  }
+
+  function formatINR(value) {
+    var text = formatIndian(value);
+    if (!text) return "\u2014";
+    return text.charAt(0) === "-" ? "-\u20b9" + text.slice(1) : "\u20b9" + text;
+  }
+
+  function pnlClass(value) {
+    var n = Number(value);
+    if (!isFinite(n) || n === 0) return "zero";
+    return n > 0 ? "pos" : "neg";
+  }
+
+  function formatIST(iso) {
+    var d = iso ? new Date(iso) : new Date();
+    if (isNaN(d.getTime())) return String(iso);
+    return d.toLocaleTimeString("en-IN", { timeZone: IST, hour12: false }) + " IST";
+  }
+
+  function flash(el) {
+    el.classList.remove("flash");
+    void el.offsetWidth; // restart the animation
+    el.classList.add("flash");
+  }
+
+  // ---- toasts and banners -------------------------------------------------------------
+  function toast(text, kind) {
+    var area = document.getElementById("toasts");
+    if (!area) return;
+    var box = document.createElement("div");
+    box.className = "toast " + (kind || "error");
+    box.setAttribute("role", kind === "info" ? "status" : "alert");
+    var body = document.createElement("div");
+    body.textContent = text;
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "close";
+    close.setAttribute("aria-label", "Dismiss");
+    close.textContent = "\u00d7";
+    close.addEventListener("click", function () { box.remove(); });
+    box.appendChild(body);
+    box.appendChild(close);
+    area.appendChild(box);
+    while (area.children.length > 5) area.removeChild(area.firstChild);
+    setTimeout(function () { box.remove(); }, 15000);
+  }
+
+  function banner(text) {
+    var el = document.getElementById("live-banner");
+    if (!el) return;
+    if (!text) { el.hidden = true; el.textContent = ""; return; }
+    el.textContent = text;
+    el.hidden = false;
+  }
+
+  // ---- fragments re-rendered by the server ------------------------------------------
+  var pending = new WeakMap();
+
+  function refresh(el, url, mode) {
+    if (!url) return Promise.resolve();
+    if (pending.get(el)) return pending.get(el);
+    var p = fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
+      .then(function (r) {
+        if (r.status === 404) { return null; }
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.text();
+      })
+      .then(function (html) {
+        if (html === null) return;
+        if (mode === "outer") {
+          var tpl = document.createElement("template");
+          tpl.innerHTML = html.trim();
+          var fresh = tpl.content.firstElementChild;
+          if (fresh && el.parentNode) {
+            el.parentNode.replaceChild(fresh, el);
+            flash(fresh);
+          }
+        } else {
+          el.innerHTML = html;
+          flash(el);
+        }
+      })
+      .catch(function () { /* the next message or cycle retries */ })
+      .finally(function () { pending.delete(el); });
+    pending.set(el, p);
+    return p;
+  }
+
+  function refreshLive(eventType) {
+    document.querySelectorAll("[data-live-refresh]").forEach(function (el) {
+      var on = (el.getAttribute("data-live-on") || "").split(/\s+/);
+      if (on.indexOf(eventType) !== -1) refresh(el, el.getAttribute("data-live-refresh"), "inner");
+    });
+  }
+
+  // ---- message handlers ---------------------------------------------------------------
+  function onOrderUpdate(msg) {
+    var id = String(msg.order_id);
+    document.querySelectorAll('[data-order-row="' + id + '"]').forEach(function (row) {
+      refresh(row, row.getAttribute("data-row-url"), "outer");
+    });
+    document.querySelectorAll('[data-order-live="' + id + '"]').forEach(function (el) {
+      refresh(el, el.getAttribute("data-live-url"), "inner");
+    });
+    refreshLive("order_update");
+  }
+
+  function onPnlUpdate(msg) {
+    var scope = document.querySelectorAll('[data-account-id="' + String(msg.account_id) + '"]');
+    scope.forEach(function (box) {
+      ["realized", "unrealized", "total"].forEach(function (key) {
+        if (msg[key] === undefined) return;
+        box.querySelectorAll('[data-field="' + key + '"]').forEach(function (cell) {
+          var text = formatINR(msg[key]);
+          if (cell.textContent !== text) {
+            cell.textContent = text;
+            cell.classList.remove("pos", "neg", "zero");
+            cell.classList.add(pnlClass(msg[key]));
+            flash(cell);
+          }
+        });
+      });
+    });
+    refreshLive("pnl_update");
+  }
+
+  function onCycleComplete(msg) {
+    var el = document.getElementById("cycle-indicator");
+    if (el) {
+      var status = String(msg.status || (msg.errors && msg.errors.length ? "errors" : "ok")).toLowerCase();
+      el.setAttribute("data-cycle", status);
+      var text = el.querySelector(".text");
+      var when = formatIST(msg.finished_at || msg.timestamp);
+      var took = msg.duration_ms !== undefined && msg.duration_ms !== null ? ", " + msg.duration_ms + " ms" : "";
+      if (text) text.textContent = "Cycle " + when + took + " \u00b7 " + status;
+      flash(el);
+    }
+    refreshLive("cycle_complete");
+  }
+
+  function onMonitoringErrors(msg) {
+    var errors = msg.errors || [];
+    errors.slice(0, 3).forEach(function (e) {
+      var text = typeof e === "string" ? e : [e.step ? "Step " + e.step : "", e.account || e.account_name || "", e.message || e.error || JSON.stringify(e)].filter(Boolean).join(" \u00b7 ");
+      toast("Monitoring: " + text, "error");
+    });
+    if (errors.length > 3) toast((errors.length - 3) + " more monitoring errors \u2014 see Monitoring", "error");
+    refreshLive("monitoring_errors");
+  }
+
+  function onMarketClosed(msg) {
+    var next = msg.next_opening || msg.next_open || msg.opens_at;
+    banner("Market closed" + (next ? " \u2014 live updates resume at " + new Date(next).toLocaleString("en-IN", { timeZone: IST }) + " IST" : "") + ".");
+  }
+
+  var handlers = {
+    order_update: onOrderUpdate,
+    pnl_update: onPnlUpdate,
+    cycle_complete: onCycleComplete,
+    monitoring_errors: onMonitoringErrors,
+    market_closed: onMarketClosed,
+  };
+
+  // ---- the WebSocket client -----------------------------------------------------------
+  function LiveConnection(path) {
+    this.path = path;
+    this.attempt = 0;
+    this.socket = null;
+    this.pingTimer = null;
+    this.marketClosed = false;
+    this.stopped = false;
+  }
+
+  LiveConnection.prototype.setState = function (state, label) {
+    var el = document.getElementById("ws-indicator");
+    document.body.setAttribute("data-ws-state", state);
+    if (!el) return;
+    el.setAttribute("data-state", state);
+    var text = el.querySelector(".text");
+    if (text) text.textContent = label;
+  };
+
+  LiveConnection.prototype.connect = function () {
+    var self = this;
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    this.setState("connecting", "Connecting\u2026");
+    var socket;
+    try {
+      socket = new WebSocket(scheme + window.location.host + this.path);
+    } catch (e) {
+      this.scheduleReconnect();
+      return;
+    }
+    this.socket = socket;
+    socket.addEventListener("open", function () {
+      self.attempt = 0;
+      self.setState("live", "Live");
+      self.pingTimer = setInterval(function () {
+        if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "ping" }));
+      }, PING_MS);
+    });
+    socket.addEventListener("message", function (event) {
+      var msg;
+      try { msg = JSON.parse(event.data); } catch (e) { return; }
+      if (!msg || typeof msg.type !== "string") return;
+      if (msg.type === "connection_established") { self.marketClosed = false; banner(""); }
+      if (msg.type === "market_closed") self.marketClosed = true;
+      var handler = handlers[msg.type];
+      if (handler) handler(msg);
+      document.dispatchEvent(new CustomEvent("desk:" + msg.type, { detail: msg }));
+    });
+    socket.addEventListener("close", function (event) {
+      clearInterval(self.pingTimer);
+      if (event.code === 4401 || event.code === 4403) {
+        self.setState("denied", "Not signed in");
+        return; // reconnecting cannot help until the user signs in again
+      }
+      if (self.marketClosed) self.setState("closed", "Market closed");
+      else self.setState("offline", "Offline \u2014 reconnecting");
+      self.scheduleReconnect();
+    });
+  };
+
+  LiveConnection.prototype.scheduleReconnect = function () {
+    if (this.stopped) return;
+    var self = this;
+    // 1 s, 2 s, 4 s ... capped, with jitter so tabs do not reconnect in lock-step;
+    // after market close, retry only every few minutes.
+    var base = this.marketClosed ? 300000 : Math.min(MAX_BACKOFF_MS, 1000 * Math.pow(2, this.attempt));
+    this.attempt += 1;
+    var delay = base / 2 + Math.random() * base / 2;
+    setTimeout(function () { self.connect(); }, delay);
+  };
+
+  // ---- shared page behaviours -------------------------------------------------------
+  function wireConfirmations(root) {
+    root.addEventListener("submit", function (event) {
+      var form = event.target;
+      var question = form.getAttribute && form.getAttribute("data-confirm");
+      if (question && !window.confirm(question)) event.preventDefault();
+    });
+    // Typed confirmation (kill switch): the button stays disabled until the text matches.
+    root.querySelectorAll("[data-typed-confirm]").forEach(function (input) {
+      var expected = input.getAttribute("data-typed-confirm");
+      var button = input.form && input.form.querySelector("button[type=submit]");
+      if (!button) return;
+      var sync = function () { button.disabled = input.value.trim() !== expected; };
+      input.addEventListener("input", sync);
+      sync();
+    });
+  }
+
+  function init() {
+    document.querySelectorAll("[data-inr]").forEach(function (el) {
+      el.textContent = formatINR(el.getAttribute("data-inr"));
+    });
+    wireConfirmations(document);
+    var path = document.body.getAttribute("data-ws-path");
+    if (path && "WebSocket" in window) {
+      var conn = new LiveConnection(path);
+      window.Desk.connection = conn;
+      conn.connect();
+    }
+  }
+
+  window.Desk = {
+    formatIndian: formatIndian,
+    formatINR: formatINR,
+    formatIST: formatIST,
+    pnlClass: pnlClass,
+    toast: toast,
+    refresh: refresh,
+    connection: null,
+  };
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

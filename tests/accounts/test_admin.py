@@ -1,0 +1,128 @@
+"""Admin: every accounts model is browsable, secrets never shown, actions work."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import AuthSession, Broker, BrokerAccount, BrokerSession
+from accounts.services import authenticate_token, create_auth_session
+from tests.factories import make_account, make_strategy, make_user
+
+pytestmark = pytest.mark.django_db
+
+SECRETS = {"app_key": "ADMIN-APP-KEY", "secret_key": "ADMIN-SECRET-KEY"}
+
+
+@pytest.fixture
+def staff_client(client):
+    admin_user = make_user(username="root-admin", is_staff=True, is_superuser=True)
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "user",
+        "authsession",
+        "brokeraccount",
+        "brokersession",
+        "strategy",
+        "entryregeneratepermission",
+    ],
+)
+def test_every_accounts_changelist_renders(staff_client, model):
+    account = make_account(broker=Broker.IIFL, credentials=dict(SECRETS))
+    make_strategy(user=account.user)
+    BrokerSession.objects.create(
+        account=account, access_token="ADMIN-ACCESS-TOKEN", expires_at=timezone.now()
+    )
+    create_auth_session(user=account.user, client_ip="127.0.0.1", user_agent="x")
+    response = staff_client.get(f"/admin/accounts/{model}/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    for secret in (*SECRETS.values(), "ADMIN-ACCESS-TOKEN"):
+        assert secret not in page
+
+
+def test_account_change_page_never_shows_credentials(staff_client):
+    account = make_account(broker=Broker.IIFL, credentials=dict(SECRETS))
+    page = staff_client.get(f"/admin/accounts/brokeraccount/{account.pk}/change/").content.decode()
+    assert "ADMIN-APP-KEY" not in page and "ADMIN-SECRET-KEY" not in page
+    assert "app_key, secret_key" in page  # which keys are stored is shown
+
+
+def test_broker_session_page_never_shows_the_access_token(staff_client):
+    account = make_account()
+    session = BrokerSession.objects.create(
+        account=account, access_token="ADMIN-ACCESS-TOKEN", expires_at=timezone.now()
+    )
+    page = staff_client.get(f"/admin/accounts/brokersession/{session.pk}/change/")
+    assert page.status_code == 200
+    assert "ADMIN-ACCESS-TOKEN" not in page.content.decode()
+
+
+def _change_form(account: BrokerAccount, **credentials) -> dict:
+    data = {
+        "user": account.user_id,
+        "account_name": account.account_name,
+        "broker": account.broker,
+        "is_active": "on",
+        "cash_available": "0",
+        "margin_utilized": "0",
+        "net_margin": "0",
+        "total_mtm": "0",
+        "unrealized_mtm": "0",
+        "realized_mtm": "0",
+    }
+    data.update({f"credential_{k}": v for k, v in credentials.items()})
+    return data
+
+
+def test_blank_credential_fields_keep_the_stored_values(staff_client):
+    account = make_account(broker=Broker.IIFL, credentials=dict(SECRETS))
+    response = staff_client.post(
+        f"/admin/accounts/brokeraccount/{account.pk}/change/",
+        _change_form(account, secret_key="ROTATED-SECRET"),
+    )
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert account.credentials == {"app_key": "ADMIN-APP-KEY", "secret_key": "ROTATED-SECRET"}
+
+
+def test_admin_refuses_an_xts_account_without_required_credentials(staff_client):
+    account = make_account(broker=Broker.PAPER)
+    data = _change_form(account)
+    data["broker"] = Broker.IIFL
+    response = staff_client.post(f"/admin/accounts/brokeraccount/{account.pk}/change/", data)
+    assert response.status_code == 200  # the form again, with the error
+    account.refresh_from_db()
+    assert account.broker == Broker.PAPER
+
+
+def test_deactivate_accounts_action(staff_client):
+    account = make_account()
+    staff_client.post(
+        "/admin/accounts/brokeraccount/",
+        {"action": "deactivate_accounts", "_selected_action": [account.pk]},
+    )
+    account.refresh_from_db()
+    assert account.is_active is False
+
+
+def test_revoke_sessions_action_ends_the_token_at_once(staff_client):
+    user = make_user()
+    token, session = create_auth_session(user=user, client_ip=None, user_agent="")
+    assert authenticate_token(token) is not None
+    staff_client.post(
+        "/admin/accounts/authsession/",
+        {"action": "revoke_sessions", "_selected_action": [session.pk]},
+    )
+    assert authenticate_token(token) is None
+    assert AuthSession.objects.get(pk=session.pk).revoked_at is not None
+
+
+def test_auth_sessions_cannot_be_added_by_hand(staff_client):
+    assert staff_client.get("/admin/accounts/authsession/add/").status_code == 403
+    assert AuthSession.objects.count() == 0

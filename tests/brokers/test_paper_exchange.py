@@ -1,0 +1,334 @@
+"""The PAPER broker's exchange: orders persisted, matched on price writes and on reads."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from orders.brokers import paper
+from orders.brokers.base import (
+    FILLED,
+    OPEN,
+    PARTIALLY_FILLED,
+    REJECTED,
+    ModifyOrderRequest,
+    OrderRejected,
+    PlaceOrderRequest,
+)
+from orders.brokers.paper_models import PaperOrder, PaperTrade
+from orders.brokers.sessions import broker_client
+from orders.market_services import record_fair_prices
+from tests.factories import make_account, make_fair_price, make_instrument
+
+pytestmark = pytest.mark.django_db
+
+D = Decimal
+
+
+def _request(instrument, *, side="BUY", order_type="MARKET", quantity=10, uid="UID1", **prices):
+    return PlaceOrderRequest(
+        exchange_segment=instrument.exchange_segment,
+        exchange_instrument_id=instrument.exchange_instrument_id,
+        side=side,
+        order_type=order_type,
+        product_type="MIS",
+        quantity=quantity,
+        unique_identifier=uid,
+        limit_price=prices.get("limit_price"),
+        stop_price=prices.get("stop_price"),
+    )
+
+
+@pytest.fixture
+def move_price(django_capture_on_commit_callbacks):
+    """Write a new price the way the feed does; its after-commit matching runs."""
+
+    def move(instrument, price, spread="0"):
+        price = D(price)
+        half = D(spread) / 2
+        with django_capture_on_commit_callbacks(execute=True):
+            record_fair_prices(
+                rows=[
+                    {
+                        "instrument_id": instrument.pk,
+                        "buy_fair_price": price + half,
+                        "sell_fair_price": price - half,
+                        "avg_fair_price": price,
+                        "last_traded_price": price,
+                    }
+                ],
+                source="test",
+            )
+
+    return move
+
+
+@pytest.fixture
+def book():
+    return paper.book_for_account(make_account().pk)
+
+
+@pytest.fixture
+def instrument():
+    inst = make_instrument(symbol="RELIANCE", band=(D("1000.00"), D("1600.00")))
+    make_fair_price(inst, "1300.00", spread="0.10")
+    return inst
+
+
+def _submit(book, request):
+    return paper.submit_order(book=book, request=request)
+
+
+def test_market_buy_fills_at_once_at_the_buy_fair_price(book, instrument):
+    order = _submit(book, _request(instrument, side="BUY"))
+    assert order.status == FILLED
+    assert order.average_price == D("1300.0500")
+    assert PaperTrade.objects.get(order=order).quantity == 10
+
+
+def test_market_sell_fills_at_once_at_the_sell_fair_price(book, instrument):
+    order = _submit(book, _request(instrument, side="SELL"))
+    assert (order.status, order.average_price) == (FILLED, D("1299.9500"))
+
+
+def test_market_orders_pay_the_configured_slippage(book, instrument, settings):
+    settings.PAPER_SLIPPAGE_BPS = "10"  # 0.1 %: 1300.05 * 1.001 = 1301.35 (snapped up)
+    buy = _submit(book, _request(instrument, side="BUY", uid="B"))
+    sell = _submit(book, _request(instrument, side="SELL", uid="S"))
+    assert buy.average_price == D("1301.4000")
+    assert sell.average_price == D("1298.6500")
+
+
+def test_limit_buy_waits_until_the_price_falls_to_the_limit(move_price, book, instrument):
+    order = _submit(book, _request(instrument, order_type="LIMIT", limit_price=D("1290.00")))
+    assert order.status == OPEN
+    move_price(instrument, "1295.00")
+    order.refresh_from_db()
+    assert order.status == OPEN
+    move_price(instrument, "1288.00")
+    order.refresh_from_db()
+    assert (order.status, order.average_price) == (FILLED, D("1288.0000"))
+
+
+def test_limit_sell_fills_when_the_price_rises_to_the_limit_at_the_limit_or_better(
+    move_price, book, instrument
+):
+    order = _submit(
+        book, _request(instrument, side="SELL", order_type="LIMIT", limit_price=D("1310.00"))
+    )
+    assert order.status == OPEN
+    move_price(instrument, "1312.50")
+    order.refresh_from_db()
+    assert (order.status, order.average_price) == (FILLED, D("1312.5000"))
+
+
+def test_buy_stop_limit_triggers_at_the_stop_then_fills_as_a_limit(move_price, book, instrument):
+    order = _submit(
+        book,
+        _request(
+            instrument, order_type="STOPLIMIT", stop_price=D("1320.00"), limit_price=D("1322.00")
+        ),
+    )
+    move_price(instrument, "1319.00")
+    order.refresh_from_db()
+    assert (order.status, order.triggered) == (OPEN, False)
+    move_price(instrument, "1325.00")  # triggers, but above the limit: rests as a limit
+    order.refresh_from_db()
+    assert (order.status, order.triggered) == (OPEN, True)
+    move_price(instrument, "1321.00")
+    order.refresh_from_db()
+    assert (order.status, order.average_price) == (FILLED, D("1321.0000"))
+
+
+def test_sell_stop_limit_triggers_when_the_price_falls_to_the_stop(move_price, book, instrument):
+    order = _submit(
+        book,
+        _request(
+            instrument,
+            side="SELL",
+            order_type="STOPLIMIT",
+            stop_price=D("1280.00"),
+            limit_price=D("1278.00"),
+        ),
+    )
+    move_price(instrument, "1281.00")
+    order.refresh_from_db()
+    assert order.status == OPEN
+    move_price(instrument, "1279.00")
+    order.refresh_from_db()
+    assert (order.status, order.average_price) == (FILLED, D("1279.0000"))
+
+
+def test_buy_stop_market_fills_at_the_market_once_triggered(move_price, book, instrument):
+    order = _submit(book, _request(instrument, order_type="STOPMARKET", stop_price=D("1350.00")))
+    assert order.status == OPEN
+    move_price(instrument, "1352.00")
+    order.refresh_from_db()
+    assert (order.status, order.average_price, order.triggered) == (FILLED, D("1352.0000"), True)
+
+
+def test_sell_stop_market_fills_at_the_market_once_triggered(move_price, book, instrument):
+    order = _submit(
+        book, _request(instrument, side="SELL", order_type="STOPMARKET", stop_price=D("1250.00"))
+    )
+    move_price(instrument, "1260.00")
+    order.refresh_from_db()
+    assert order.status == OPEN
+    move_price(instrument, "1249.00")
+    order.refresh_from_db()
+    assert (order.status, order.average_price) == (FILLED, D("1249.0000"))
+
+
+def test_fill_cap_gives_partial_fills_one_per_price_tick(move_price, book, instrument, settings):
+    settings.PAPER_FILL_CAP = 4
+    order = _submit(book, _request(instrument, quantity=10))
+    assert (order.status, order.filled_quantity) == (PARTIALLY_FILLED, 4)
+    move_price(instrument, "1301.00")
+    order.refresh_from_db()
+    assert (order.status, order.filled_quantity) == (PARTIALLY_FILLED, 8)
+    move_price(instrument, "1302.00")
+    order.refresh_from_db()
+    assert (order.status, order.filled_quantity) == (FILLED, 10)
+    assert list(order.trades.order_by("id").values_list("quantity", flat=True)) == [4, 4, 2]
+    # average of 4 @ 1300.05, 4 @ 1301.00, 2 @ 1302.00
+    assert order.average_price == D("1300.8200")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason_part"),
+    [
+        ({"order_type": "LIMIT", "limit_price": D("1700.00")}, "outside the price band"),
+        ({"order_type": "LIMIT", "limit_price": D("900.00")}, "outside the price band"),
+        ({"order_type": "LIMIT", "limit_price": D("1300.03")}, "tick size"),
+        ({"quantity": 20000}, "freeze quantity"),
+        ({"quantity": 0}, "must be positive"),
+    ],
+)
+def test_placement_rules_reject_at_once_and_keep_the_rejected_order(
+    book, instrument, overrides, reason_part
+):
+    with pytest.raises(OrderRejected) as caught:
+        _submit(book, _request(instrument, **overrides))
+    assert reason_part in caught.value.message
+    stored = PaperOrder.objects.get(book=book)
+    assert stored.status == REJECTED and reason_part in stored.reject_reason
+
+
+def test_quantity_not_a_lot_multiple_is_rejected(book):
+    future = make_instrument(symbol="NIFTYFUT", segment="NSEFO", lot_size=65, freeze_quantity=1755)
+    make_fair_price(future, "26000.00")
+    with pytest.raises(OrderRejected, match="lot size 65"):
+        _submit(book, _request(future, quantity=100))
+
+
+def test_insufficient_margin_is_rejected(book, instrument, settings):
+    settings.PAPER_MARGIN_RATE = "1"  # cash: 10 lakh; 1000 x 1300 needs 13 lakh
+    with pytest.raises(OrderRejected, match="Insufficient margin"):
+        _submit(book, _request(instrument, quantity=1000))
+
+
+def test_closing_a_position_needs_no_margin(book, instrument, settings):
+    settings.PAPER_MARGIN_RATE = "1"
+    _submit(book, _request(instrument, quantity=700, uid="OPEN"))
+    closing = _submit(book, _request(instrument, side="SELL", quantity=700, uid="CLOSE"))
+    assert closing.status == FILLED
+
+
+def test_unknown_instrument_is_rejected(book, instrument):
+    request = PlaceOrderRequest(
+        exchange_segment="NSECM",
+        exchange_instrument_id=999999999,
+        side="BUY",
+        order_type="MARKET",
+        product_type="MIS",
+        quantity=1,
+        unique_identifier="X",
+    )
+    with pytest.raises(OrderRejected, match="not found"):
+        _submit(book, request)
+
+
+def test_reject_rate_accepts_then_shows_the_order_rejected_in_the_book(book, instrument, settings):
+    settings.PAPER_REJECT_RATE = "1"
+    order = _submit(book, _request(instrument))
+    rows = paper.order_rows(book)
+    assert order.status == REJECTED
+    assert rows[0].status == REJECTED and "simulated" in rows[0].reject_reason
+
+
+def test_same_seed_rejects_the_same_orders(instrument, settings):
+    settings.PAPER_REJECT_RATE = "0.5"
+    settings.PAPER_SEED = 7
+    uids = [f"D{n}" for n in range(20)]
+
+    def fates():
+        book = paper.book_for_account(make_account().pk)
+        return [_submit(book, _request(instrument, quantity=1, uid=u)).status for u in uids]
+
+    first, second = fates(), fates()
+    assert first == second
+    assert REJECTED in first and FILLED in first
+    settings.PAPER_SEED = 8
+    assert fates() != first
+
+
+def test_modify_moves_the_limit_and_fills_when_marketable(book, instrument):
+    order = _submit(book, _request(instrument, order_type="LIMIT", limit_price=D("1280.00")))
+    paper.modify_order(
+        book=book,
+        request=ModifyOrderRequest(
+            broker_order_id=str(order.app_order_id),
+            unique_identifier=order.unique_identifier,
+            order_type="LIMIT",
+            product_type="MIS",
+            quantity=10,
+            limit_price=D("1305.00"),
+        ),
+    )
+    order.refresh_from_db()
+    assert (order.status, order.limit_price) == (FILLED, D("1305.0000"))
+
+
+def test_cancel_closes_an_open_order_and_a_second_cancel_is_rejected(book, instrument):
+    order = _submit(book, _request(instrument, order_type="LIMIT", limit_price=D("1200.00")))
+    paper.cancel_order(book=book, broker_order_id=str(order.app_order_id))
+    with pytest.raises(OrderRejected, match="CANCELLED"):
+        paper.cancel_order(book=book, broker_order_id=str(order.app_order_id))
+
+
+def test_positions_and_balance_follow_the_fills(move_price, book, instrument):
+    _submit(book, _request(instrument, quantity=10, uid="A"))  # buy 10 @ 1300.05
+    _submit(book, _request(instrument, side="SELL", quantity=4, uid="B"))  # sell 4 @ 1299.95
+    move_price(instrument, "1310.00")
+    (position,) = paper.position_rows(book)
+    assert (position.net_qty, position.buy_qty, position.sell_qty) == (6, 10, 4)
+    assert position.realized_mtm == D("-0.40")
+    assert position.unrealized_mtm == D("59.70")
+    balance = paper.compute_balance(book)
+    assert balance.cash_available == D("1000059.30")
+    assert balance.margin_utilized == D("1572.00")  # 6 x 1310 x 0.2
+    assert balance.net_margin == balance.cash_available - balance.margin_utilized
+
+
+def test_broker_client_places_and_reads_a_paper_account(instrument):
+    account = make_account()
+    client = broker_client(account)
+    ack = async_to_sync(client.place_order)(_request(instrument, quantity=5, uid="PAPER1"))
+    (row,) = async_to_sync(client.order_book)()
+    (trade,) = async_to_sync(client.trade_book)()
+    assert row.broker_order_id == ack.broker_order_id and row.status == FILLED
+    assert trade.quantity == 5 and trade.unique_identifier == "PAPER1"
+    assert account.broker_session.expires_at is not None
+
+
+def test_reading_the_book_matches_against_a_price_written_without_the_service(instrument):
+    account = make_account()
+    client = broker_client(account)
+    async_to_sync(client.place_order)(
+        _request(instrument, order_type="LIMIT", limit_price=D("1250.00"), uid="LATE")
+    )
+    make_fair_price(instrument, "1249.00")  # e.g. an admin edit: no matching trigger ran
+    (row,) = async_to_sync(client.order_book)()
+    assert row.status == FILLED

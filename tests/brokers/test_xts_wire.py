@@ -1,0 +1,134 @@
+"""Reading XTS answers: statuses, times, prices, balances (pure, no network)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from orders.brokers.base import CANCELLED, FILLED, OPEN, PARTIALLY_FILLED, REJECTED, UNKNOWN
+from orders.brokers.xts_wire import (
+    EXCHANGE_TZ,
+    balance_from_xts,
+    order_row_from_xts,
+    parse_time,
+    position_row_from_xts,
+    status_from_xts,
+)
+
+
+def _row(**overrides):
+    row = {
+        "AppOrderID": 1200001,
+        "ExchangeSegment": "NSECM",
+        "ExchangeInstrumentID": 2885,
+        "TradingSymbol": "RELIANCE",
+        "OrderSide": "Buy",
+        "OrderType": "Limit",
+        "ProductType": "MIS",
+        "OrderPrice": 1500.5,
+        "OrderStopPrice": 0,
+        "OrderQuantity": 10,
+        "CumulativeQuantity": 0,
+        "LeavesQuantity": 10,
+        "OrderAverageTradedPrice": "",
+        "OrderStatus": "New",
+        "CancelRejectReason": "",
+        "OrderUniqueIdentifier": "A1",
+        "OrderGeneratedDateTime": "26-11-2026 09:30:15",
+    }
+    row.update(overrides)
+    return row
+
+
+@pytest.mark.parametrize(
+    ("raw", "filled", "ours"),
+    [
+        ("PendingNew", 0, OPEN),
+        ("New", 0, OPEN),
+        ("Replaced", 4, PARTIALLY_FILLED),
+        ("PartiallyFilled", 4, PARTIALLY_FILLED),
+        ("Filled", 10, FILLED),
+        ("Cancelled", 0, CANCELLED),
+        ("Expired", 0, CANCELLED),
+        ("REJECTED", 0, REJECTED),
+    ],
+)
+def test_statuses_map_to_ours(raw, filled, ours):
+    assert status_from_xts(raw, filled_quantity=filled) == ours
+
+
+def test_an_unknown_status_is_unknown_and_logged(caplog):
+    with caplog.at_level(logging.WARNING, logger="orders.brokers.xts_wire"):
+        row = order_row_from_xts(_row(OrderStatus="Frozen"))
+    assert (row.status, row.raw_status) == (UNKNOWN, "Frozen")
+    assert "Frozen" in caplog.text
+
+
+def test_sides_compare_case_insensitively():
+    assert order_row_from_xts(_row(OrderSide="SELL")).side == "SELL"
+    assert order_row_from_xts(_row(OrderSide="sell")).side == "SELL"
+
+
+@pytest.mark.parametrize("value", ["1501.25", 1501.25, " 1501.25 "])
+def test_average_price_as_string_or_number(value):
+    row = order_row_from_xts(
+        _row(OrderStatus="Filled", CumulativeQuantity=10, OrderAverageTradedPrice=value)
+    )
+    assert row.average_price == Decimal("1501.25")
+
+
+def test_empty_average_price_is_none():
+    assert order_row_from_xts(_row()).average_price is None
+
+
+def test_the_three_time_formats():
+    expected = datetime(2026, 11, 26, 9, 30, 15, tzinfo=EXCHANGE_TZ)
+    assert parse_time("26-11-2026 09:30:15") == expected
+    assert parse_time("2026-11-26T09:30:15") == expected
+    millis = int(expected.timestamp() * 1000)
+    assert parse_time(f"/Date({millis})/") == expected.astimezone(UTC)
+    assert parse_time("") is None and parse_time("garbage") is None
+
+
+def test_balance_is_mapped_leniently():
+    nested = {
+        "BalanceList": [
+            {
+                "limitObject": {
+                    "RMSSubLimits": {
+                        "cashAvailable": "5000.50",
+                        "marginUtilized": "1200",
+                        "netMarginAvailable": 3800.5,
+                    }
+                }
+            }
+        ]
+    }
+    flat = {"BalanceList": [{"CashMarginAvailable": "10", "UtilisedMargin": "2", "NetMargin": "8"}]}
+    assert balance_from_xts(nested).net_margin == Decimal("3800.5")
+    assert balance_from_xts(nested).cash_available == Decimal("5000.50")
+    assert (balance_from_xts(flat).margin_utilized, balance_from_xts(flat).net_margin) == (
+        Decimal("2"),
+        Decimal("8"),
+    )
+    assert balance_from_xts({}).cash_available == Decimal("0")
+
+
+def test_position_rows_read_strings():
+    row = position_row_from_xts(
+        {
+            "ExchangeSegment": "NSEFO",
+            "ExchangeInstrumentId": "52001",
+            "ProductType": "NRML",
+            "Quantity": "-65",
+            "OpenBuyQuantity": "0",
+            "OpenSellQuantity": "65",
+            "SellAveragePrice": "26150.5",
+            "MTM": "-120.25",
+        }
+    )
+    assert (row.exchange_instrument_id, row.net_qty, row.sell_qty) == (52001, -65, 65)
+    assert row.mtm == Decimal("-120.25") and row.buy_avg_price is None

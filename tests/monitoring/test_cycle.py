@@ -1,0 +1,73 @@
+"""run_user_cycle on real parts: the paper broker, MariaDB, Redis (lock, channel layer)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+
+from accounts.models import Broker
+from monitoring.models import MonitoringRun
+from monitoring.services import _lock_key, run_user_cycle
+from tests.factories import make_account, make_user
+
+pytestmark = pytest.mark.django_db
+
+OUTCOMES = lambda run: [s["outcome"] for s in run.steps]  # noqa: E731
+
+
+def test_quiet_paper_cycle_runs_steps_one_to_seven_and_skips_regeneration(listen):
+    user = make_user()
+    make_account(user=user)
+    listener = listen(user.pk)
+    run = run_user_cycle(user_id=user.pk, cycle_key="2026-11-26T10:31", trigger="test")
+    assert run.status == MonitoringRun.Status.OK, run.steps
+    assert OUTCOMES(run) == ["ok"] * 7 + ["skipped"] * 3
+    assert "not enabled" in run.steps[7]["reason"]
+    [complete] = listener.of_type("cycle_complete")
+    assert complete["cycle"] == "2026-11-26T10:31"
+    assert complete["status"] == "OK"
+    assert [s["outcome"] for s in complete["steps"]] == OUTCOMES(run)
+    assert listener.of_type("monitoring_errors") == []
+    assert len(listener.of_type("pnl_update")) == 1
+
+
+def test_same_cycle_key_runs_once():
+    user = make_user()
+    make_account(user=user)
+    first = run_user_cycle(user_id=user.pk, cycle_key="k1", trigger="test")
+    second = run_user_cycle(user_id=user.pk, cycle_key="k1", trigger="test")
+    assert first is not None and second is None
+    assert MonitoringRun.objects.filter(user=user, cycle_key="k1").count() == 1
+
+
+def test_a_cycle_still_holding_the_users_lock_blocks_another():
+    user = make_user()
+    make_account(user=user)
+    cache.add(_lock_key(user.pk), "someone-else", timeout=30)
+    assert run_user_cycle(user_id=user.pk, cycle_key="k2", trigger="test") is None
+    assert not MonitoringRun.objects.filter(user=user).exists()
+
+
+def test_unreachable_broker_fails_step_one_stops_the_cycle_and_sends_errors(listen):
+    user = make_user()
+    make_account(
+        user=user,
+        broker=Broker.IIFL,
+        credentials={
+            "app_key": "k",
+            "secret_key": "s",
+            "user_id": "U1",
+            "base_url": "http://127.0.0.1:9",  # nothing listens on the discard port
+        },
+    )
+    listener = listen(user.pk)
+    run = run_user_cycle(user_id=user.pk, cycle_key="k3", trigger="test")
+    assert run.status == MonitoringRun.Status.FAILED
+    assert OUTCOMES(run) == ["failed"] + ["skipped"] * 8 + ["ok"]
+    assert run.steps[1]["reason"] == "cycle stopped after step 1 failed"
+    [errors] = listener.of_type("monitoring_errors")
+    assert errors["cycle"] == "k3"
+    assert (
+        errors["errors"] == run.errors and "login failed" in errors["errors"][0] or errors["errors"]
+    )
+    assert listener.of_type("pnl_update") == []

@@ -1,0 +1,169 @@
+"""Steps 5 and 6 on the paper broker: stuck stop-limit entry and stop-loss legs re-priced to
+the fair price within the strategy's slippage bound; trailing stop-loss moves."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+
+from monitoring.pipeline import CycleState, StepFailed
+from monitoring.steps import CycleContext, reprice_entry_legs, reprice_stop_loss_legs
+from orders.models import Order, OrderEvent, OrderLeg
+from orders.services import place_protective_legs
+from tests.factories import make_account, make_instrument, make_strategy, make_user
+from tests.monitoring.conftest import place_bracket, set_price, sync_from_broker
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def desk():
+    user = make_user()
+    account = make_account(user=user)
+    instrument = make_instrument(symbol="TCS", band=(D("100"), D("5000")))
+    set_price(instrument, "990")
+    return user, account, instrument
+
+
+def _state(user, account) -> CycleState:
+    return CycleState(context=CycleContext(user_id=user.pk, cycle_key="t", accounts=[account]))
+
+
+def _leg(order, role) -> OrderLeg:
+    return order.legs.filter(role=role).order_by("-id").first()
+
+
+def test_stuck_buy_entry_is_repriced_to_the_buy_fair_price_and_then_fills(desk):
+    user, account, instrument = desk
+    strategy = make_strategy(user=user, max_slippage_pct=D("1"))
+    order = place_bracket(
+        user=user,
+        account=account,
+        instrument=instrument,
+        entry="1001",
+        stop="1000",
+        sl="970",
+        tp="1100",
+        strategy=strategy,
+    )
+    set_price(instrument, "1005")  # through the stop, past the limit: triggered, not filled
+    sync_from_broker(account)
+    entry = _leg(order, OrderLeg.Role.ENTRY)
+    assert entry.filled_quantity == 0
+
+    details = reprice_entry_legs(_state(user, account))
+    assert details == {"repriced": 1}
+    entry.refresh_from_db()
+    assert entry.limit_price == D("1005.05")  # buy fair 1005.05, on the tick grid
+    assert OrderEvent.objects.filter(leg=entry, kind="leg_repriced").exists()
+    set_price(instrument, "1005")
+    sync_from_broker(account)
+    entry.refresh_from_db()
+    assert entry.status == OrderLeg.Status.FILLED
+
+
+def test_entry_repricing_stops_at_the_slippage_bound(desk):
+    user, account, instrument = desk
+    strategy = make_strategy(user=user, max_slippage_pct=D("0.5"))
+    order = place_bracket(
+        user=user,
+        account=account,
+        instrument=instrument,
+        entry="1001",
+        stop="1000",
+        sl="970",
+        tp="1100",
+        strategy=strategy,
+    )
+    set_price(instrument, "1040")
+    sync_from_broker(account)
+    reprice_entry_legs(_state(user, account))
+    entry = _leg(order, OrderLeg.Role.ENTRY)
+    assert entry.limit_price == D("1006.00")  # 1001 + 0.5 % = 1006.005, floored to the tick
+
+
+def test_untriggered_entry_is_left_alone(desk):
+    user, account, instrument = desk
+    order = place_bracket(
+        user=user,
+        account=account,
+        instrument=instrument,
+        entry="1001",
+        stop="1000",
+        sl="970",
+        tp="1100",
+    )
+    assert reprice_entry_legs(_state(user, account)) == {"repriced": 0}
+    assert _leg(order, OrderLeg.Role.ENTRY).limit_price == D("1001")
+
+
+def _protected_long(desk, strategy=None):
+    user, account, instrument = desk
+    order = place_bracket(
+        user=user,
+        account=account,
+        instrument=instrument,
+        entry="995",
+        sl="979",
+        sl_stop="980",
+        tp="1100",
+        strategy=strategy,
+    )
+    sync_from_broker(account)  # the limit buy at 995 fills against 990
+    place_protective_legs(account=account)
+    sync_from_broker(account)
+    sl = _leg(order, OrderLeg.Role.STOP_LOSS)
+    assert sl.status == OrderLeg.Status.OPEN and sl.order_type == "STOPLIMIT"
+    return order, sl
+
+
+def test_stuck_stop_loss_is_repriced_down_to_the_sell_fair_price(desk):
+    user, account, instrument = desk
+    order, sl = _protected_long(desk)
+    set_price(instrument, "976")  # through the 980 stop and below the 979 limit
+    sync_from_broker(account)
+    sl.refresh_from_db()
+    assert sl.filled_quantity == 0
+    reprice_stop_loss_legs(_state(user, account))
+    sl.refresh_from_db()
+    assert sl.limit_price == D("975.95")  # sell fair 975.95
+    set_price(instrument, "976")
+    sync_from_broker(account)
+    sl.refresh_from_db()
+    assert sl.status == OrderLeg.Status.FILLED
+
+
+def test_trailing_stop_loss_follows_the_price_up_by_steps(desk):
+    user, account, instrument = desk
+    strategy = make_strategy(
+        user=user, trailing_sl_enabled=True, trailing_sl_trigger=D("5"), trailing_sl_step=D("2")
+    )
+    order, sl = _protected_long(desk, strategy)
+    reprice_stop_loss_legs(_state(user, account))  # first sight: the reference is set
+    sl.refresh_from_db()
+    assert sl.trail_reference_price == D("989.95")
+    assert sl.stop_price == D("980")
+    set_price(instrument, "1001")  # sell fair 1000.95: two full triggers above the reference
+    details = reprice_stop_loss_legs(_state(user, account))
+    assert details["trailed"] == 1
+    sl.refresh_from_db()
+    assert (sl.stop_price, sl.limit_price) == (D("984"), D("983"))
+    assert sl.trail_reference_price == D("999.95")
+    assert Order.objects.get(pk=order.pk).status in (Order.Status.FILLED, "FILLED")
+
+
+def test_a_broker_refusal_is_reported_as_the_steps_error(desk):
+    user, account, instrument = desk
+    order, sl = _protected_long(desk)
+    set_price(instrument, "976")
+    sync_from_broker(account)
+    # The leg was cancelled at the broker behind our back: the modify is refused.
+    from asgiref.sync import async_to_sync
+
+    from orders.brokers.sessions import broker_client
+
+    async_to_sync(broker_client(account).cancel_order)(sl.broker_order_id, sl.unique_identifier)
+    with pytest.raises(StepFailed) as failure:
+        reprice_stop_loss_legs(_state(user, account))
+    assert sl.unique_identifier in failure.value.errors[0]

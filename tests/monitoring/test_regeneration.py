@@ -1,0 +1,137 @@
+"""Steps 7-9: rejected orders are archived (never deleted), and re-placed only for permitted
+strategies, under their regeneration limit."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+
+from accounts.models import EntryRegeneratePermission
+from orders.models import Order, OrderEvent, RegenerationStage
+from orders.regeneration import (
+    archive_rejected_orders,
+    place_regenerations,
+    regeneration_permitted,
+    stage_regenerations,
+)
+from tests.factories import make_account, make_instrument, make_strategy, make_user
+from tests.monitoring.conftest import place_bracket, set_price, sync_from_broker
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def desk(settings):
+    user = make_user()
+    account = make_account(user=user)
+    instrument = make_instrument(symbol="RELIANCE", band=(D("100"), D("5000")))
+    set_price(instrument, "1000")
+    strategy = make_strategy(user=user, allow_regeneration=True, max_regenerations=2)
+    return user, account, instrument, strategy
+
+
+def _rejected_bracket(settings, desk):
+    user, account, instrument, strategy = desk
+    settings.PAPER_REJECT_RATE = "1"  # the broker accepts, then its book says Rejected
+    order = place_bracket(
+        user=user,
+        account=account,
+        instrument=instrument,
+        entry="990",
+        sl="980",
+        tp="1010",
+        strategy=strategy,
+    )
+    settings.PAPER_REJECT_RATE = "0"
+    sync_from_broker(account)
+    order.refresh_from_db()
+    assert order.status == Order.Status.REJECTED
+    return order
+
+
+def _permit(user, *strategies, enabled=True):
+    permission = EntryRegeneratePermission.objects.create(user=user, enabled=enabled)
+    permission.strategies.set(strategies)
+    return permission
+
+
+def test_rejected_order_is_archived_with_an_audit_event_and_kept(settings, desk):
+    order = _rejected_bracket(settings, desk)
+    assert archive_rejected_orders(user_id=order.user_id) == [order.pk]
+    order.refresh_from_db()
+    assert order.archived_at is not None
+    assert OrderEvent.objects.filter(order=order, kind="archived", actor="monitoring").exists()
+    assert archive_rejected_orders(user_id=order.user_id) == []
+    assert Order.objects.filter(pk=order.pk).exists()
+
+
+def test_without_permission_nothing_is_staged(settings, desk):
+    order = _rejected_bracket(settings, desk)
+    archive_rejected_orders(user_id=order.user_id)
+    assert not regeneration_permitted(user_id=order.user_id)
+    assert stage_regenerations(user_id=order.user_id, cycle_key="c1") == []
+
+
+def test_disabled_permission_is_not_permission(settings, desk):
+    user, _account, _instrument, strategy = desk
+    _permit(user, strategy, enabled=False)
+    assert not regeneration_permitted(user_id=user.pk)
+
+
+def test_permitted_rejected_order_is_staged_once_and_placed_as_a_regeneration(settings, desk):
+    user, _account, _instrument, strategy = desk
+    order = _rejected_bracket(settings, desk)
+    _permit(user, strategy)
+    archive_rejected_orders(user_id=user.pk)
+    [stage] = stage_regenerations(user_id=user.pk, cycle_key="c1")
+    assert stage.source_order_id == order.pk and stage.status == RegenerationStage.Status.STAGED
+    assert stage_regenerations(user_id=user.pk, cycle_key="c2") == []
+
+    result = place_regenerations(user_id=user.pk)
+    assert result.errors == []
+    [new_id] = result.placed
+    new = Order.objects.get(pk=new_id)
+    assert new.source == Order.Source.REGENERATED
+    assert new.regenerated_from_id == order.pk
+    assert new.regeneration_count == 1
+    assert new.status == Order.Status.OPEN
+    stage.refresh_from_db()
+    assert stage.status == RegenerationStage.Status.PLACED and stage.new_order_id == new_id
+    # Placing again (a redelivered step 9) finds nothing staged and places nothing.
+    assert place_regenerations(user_id=user.pk).placed == []
+
+
+def test_order_at_its_regeneration_limit_is_not_staged(settings, desk):
+    user, _account, _instrument, strategy = desk
+    order = _rejected_bracket(settings, desk)
+    Order.objects.filter(pk=order.pk).update(regeneration_count=strategy.max_regenerations)
+    _permit(user, strategy)
+    archive_rejected_orders(user_id=user.pk)
+    assert stage_regenerations(user_id=user.pk, cycle_key="c1") == []
+
+
+def test_strategy_that_forbids_regeneration_is_not_staged(settings, desk):
+    user, _account, _instrument, strategy = desk
+    order = _rejected_bracket(settings, desk)
+    strategy.allow_regeneration = False
+    strategy.save()
+    _permit(user, strategy)
+    archive_rejected_orders(user_id=user.pk)
+    assert stage_regenerations(user_id=user.pk, cycle_key="c1") == []
+    assert order.pk  # still there, archived
+
+
+def test_rejected_regeneration_is_regenerated_again_until_the_limit(settings, desk):
+    user, account, _instrument, strategy = desk
+    _rejected_bracket(settings, desk)
+    _permit(user, strategy)
+    for cycle in ("c1", "c2", "c3"):
+        archive_rejected_orders(user_id=user.pk)
+        stage_regenerations(user_id=user.pk, cycle_key=cycle)
+        settings.PAPER_REJECT_RATE = "1"
+        place_regenerations(user_id=user.pk)
+        settings.PAPER_REJECT_RATE = "0"
+        sync_from_broker(account)
+    counts = sorted(Order.objects.filter(user=user).values_list("regeneration_count", flat=True))
+    assert counts == [0, 1, 2]  # max_regenerations=2: the third rejection is not re-placed

@@ -1,0 +1,120 @@
+"""Steps 5 and 6: stuck stop-limit legs re-priced to the fair price within the slippage bound,
+and trailing stop-loss moves (pure rules, no database)."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from monitoring.repricing import is_stuck, repriced_limit, trailing_move
+
+TICK = D("0.05")
+
+
+def reprice(side, stop, limit, buy, sell, pct="1"):
+    return repriced_limit(
+        side=side,
+        stop_price=D(stop),
+        limit_price=D(limit),
+        buy_fair=D(buy),
+        sell_fair=D(sell),
+        max_slippage_pct=D(pct),
+        tick_size=TICK,
+    )
+
+
+def test_buy_entry_is_stuck_once_buy_fair_reaches_its_stop():
+    assert is_stuck(side="BUY", stop_price=D("100"), buy_fair=D("100"), sell_fair=D("99.9"))
+    assert not is_stuck(side="BUY", stop_price=D("100"), buy_fair=D("99.95"), sell_fair=D("99.9"))
+
+
+def test_sell_leg_is_stuck_once_sell_fair_reaches_its_stop():
+    assert is_stuck(side="SELL", stop_price=D("95"), buy_fair=D("95.1"), sell_fair=D("95"))
+    assert not is_stuck(side="SELL", stop_price=D("95"), buy_fair=D("95.1"), sell_fair=D("95.05"))
+
+
+def test_stuck_buy_limit_moves_up_to_the_buy_fair_price_on_the_tick_grid():
+    assert reprice("BUY", "100", "100.10", "100.52", "100.40") == D("100.55")
+
+
+def test_buy_limit_never_moves_more_than_the_slippage_bound():
+    # 1 % of 100.10 = 1.001: capped at 101.101, floored to the tick.
+    assert reprice("BUY", "100", "100.10", "103", "102.9") == D("101.10")
+
+
+def test_buy_leg_whose_limit_is_already_above_fair_is_left_alone():
+    assert reprice("BUY", "100", "101", "100.5", "100.4") is None
+
+
+def test_untriggered_leg_is_left_alone():
+    assert reprice("BUY", "100", "100.10", "99.5", "99.4") is None
+
+
+def test_stuck_sell_stop_loss_moves_down_to_the_sell_fair_price():
+    assert reprice("SELL", "95", "94.90", "94.6", "94.52") == D("94.50")
+
+
+def test_sell_limit_never_moves_more_than_the_slippage_bound():
+    # 0.5 % of 94.90 = 0.4745: floor 94.4255, raised to the tick 94.45.
+    assert reprice("SELL", "95", "94.90", "90.1", "90", pct="0.5") == D("94.45")
+
+
+def test_long_trailing_stop_moves_one_step_per_full_trigger():
+    move = trailing_move(
+        sl_side="SELL",
+        reference_price=D("100"),
+        stop_price=D("95"),
+        limit_price=D("94.90"),
+        fair_price=D("104.10"),
+        trigger=D("2"),
+        step=D("1.5"),
+    )
+    assert move.stop_price == D("98.0")
+    assert move.limit_price == D("97.90")
+    assert move.reference_price == D("104")
+
+
+def test_trailing_stop_does_not_move_before_the_trigger():
+    assert (
+        trailing_move(
+            sl_side="SELL",
+            reference_price=D("100"),
+            stop_price=D("95"),
+            limit_price=D("94.9"),
+            fair_price=D("101.95"),
+            trigger=D("2"),
+            step=D("1"),
+        )
+        is None
+    )
+
+
+def test_short_trailing_stop_moves_down_as_the_price_falls():
+    move = trailing_move(
+        sl_side="BUY",
+        reference_price=D("100"),
+        stop_price=D("105"),
+        limit_price=D("105.10"),
+        fair_price=D("97"),
+        trigger=D("3"),
+        step=D("2"),
+    )
+    assert (move.stop_price, move.limit_price, move.reference_price) == (
+        D("103"),
+        D("103.10"),
+        D("97"),
+    )
+
+
+def test_trailing_never_puts_the_stop_through_the_price():
+    assert (
+        trailing_move(
+            sl_side="SELL",
+            reference_price=D("100"),
+            stop_price=D("99"),
+            limit_price=None,
+            fair_price=D("102"),
+            trigger=D("1"),
+            step=D("5"),
+        )
+        is None
+    )

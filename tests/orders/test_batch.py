@@ -1,0 +1,113 @@
+"""POST /api/algo-place-batch-orders: each item alone, results in input order."""
+
+from __future__ import annotations
+
+from orders.models import Order
+from tests.factories import make_account, make_user
+
+
+def _item(n: int, **overrides) -> dict:
+    item = {
+        "external_id": f"ext-{n}",
+        "trading_symbol": "RELIANCE",
+        "no_of_lots": 2,
+        "entry_price": "99.00",
+        "order_side": "BUY",
+        "sl_price": "95.00",
+        "targets": [{"price": "105.00", "percent": "50"}, {"price": "110.00", "percent": "50"}],
+    }
+    item.update(overrides)
+    return item
+
+
+BAD = [
+    {"trading_symbol": "NOPE"},  # unknown instrument
+    {"no_of_lots": 0},  # no quantity
+    {"sl_price": "100.00"},  # stop-loss above a BUY entry
+    {"entry_price": "99.03"},  # off the tick
+    {"targets": [{"price": "105.00", "lots": 1}]},  # targets cover 1 of 2 lots
+    {"no_of_lots": "many"},  # not even a number
+]
+
+
+def test_a_batch_of_500_with_bad_items_places_the_good_ones_in_order(client, account, instrument):
+    items = []
+    bad_positions = set()
+    for n in range(500):
+        if n % 25 == 3:
+            items.append(_item(n, **BAD[len(bad_positions) % len(BAD)]))
+            bad_positions.add(n)
+        else:
+            items.append(_item(n))
+    response = client.post(
+        "/api/algo-place-batch-orders",
+        {"account_id": account.pk, "orders": items},
+        format="json",
+    )
+    assert response.status_code == 201
+    results = response.json()["results"]
+    assert [r["external_id"] for r in results] == [f"ext-{n}" for n in range(500)]
+    for n, result in enumerate(results):
+        if n in bad_positions:
+            assert (result["status"], result["order_id"]) == ("error", None), result
+            assert result["error"]
+        else:
+            assert result["status"] == "success", result
+            assert result["order_status"] == "OPEN"
+    good = 500 - len(bad_positions)
+    assert Order.objects.filter(account=account, source="BATCH").count() == good
+    placed = Order.objects.get(external_id="ext-0")
+    assert placed.targets == [
+        {"price": "105.00", "quantity": 1},
+        {"price": "110.00", "quantity": 1},
+    ]
+
+
+def test_percent_targets_round_down_and_the_last_takes_the_rest(client, account, instrument):
+    response = client.post(
+        "/api/algo-place-batch-orders",
+        {"account_id": account.pk, "orders": [_item(1, no_of_lots=3)]},
+        format="json",
+    )
+    assert response.json()["results"][0]["status"] == "success"
+    order = Order.objects.get(external_id="ext-1")
+    assert [t["quantity"] for t in order.targets] == [1, 2]
+
+
+def test_a_broker_rejection_is_an_error_item_with_its_order(client, account, instrument, settings):
+    settings.PAPER_STARTING_CASH = "10"
+    response = client.post(
+        "/api/algo-place-batch-orders",
+        {"account_id": account.pk, "orders": [_item(1, no_of_lots=5000)]},
+        format="json",
+    )
+    (result,) = response.json()["results"]
+    assert response.status_code == 201
+    assert (result["status"], result["code"], result["order_status"]) == (
+        "error",
+        "BROKER_REJECTED",
+        "REJECTED",
+    )
+    assert Order.objects.get(pk=result["order_id"]).status == "REJECTED"
+
+
+def test_more_than_500_items_is_a_400(client, account, instrument):
+    response = client.post(
+        "/api/algo-place-batch-orders",
+        {"account_id": account.pk, "orders": [_item(n) for n in range(501)]},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "orders" in response.json()["details"]
+    assert Order.objects.count() == 0
+
+
+def test_a_batch_for_another_users_account_is_404(client, instrument):
+    stranger = make_account(user=make_user())
+    response = client.post(
+        "/api/algo-place-batch-orders",
+        {"account_id": stranger.pk, "orders": [_item(1)]},
+        format="json",
+    )
+    assert response.status_code == 404
+    assert Order.objects.count() == 0

@@ -1,0 +1,239 @@
+"""Every validation rule of SPEC 5: a 400 naming the field, and nothing written."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from accounts.models import Broker
+from orders.models import DailyCounter, Order, OrderEvent, OrderLeg
+from tests.factories import make_account, make_instrument, make_strategy, make_user
+
+D = Decimal
+
+
+def _nothing_written():
+    assert Order.objects.count() == 0
+    assert OrderLeg.objects.count() == 0
+    assert OrderEvent.objects.count() == 0
+    assert DailyCounter.objects.count() == 0
+
+
+def _single(account, **overrides):
+    body = {
+        "account_id": account.pk,
+        "symbol": "RELIANCE",
+        "order_side": "BUY",
+        "order_quantity": 10,
+        "order_type": "LIMIT",
+        "limit_price": "99.00",
+        "product_type": "MIS",
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+SINGLE_CASES = [
+    ("unknown symbol", {"symbol": "NOPE"}, "symbol"),
+    (
+        "unknown instrument id",
+        {"symbol": "", "exchange_instrument_id": 999999},
+        "exchange_instrument_id",
+    ),
+    ("no instrument at all", {"symbol": ""}, "symbol"),
+    ("quantity zero", {"order_quantity": 0}, "order_quantity"),
+    ("quantity negative", {"order_quantity": -5}, "order_quantity"),
+    ("quantity not a lot multiple", {"symbol": "NIFTYFUT", "order_quantity": 75}, "order_quantity"),
+    ("quantity over freeze", {"order_quantity": 10001}, "order_quantity"),
+    ("price negative", {"limit_price": "-1.00"}, "limit_price"),
+    ("price zero", {"limit_price": "0"}, "limit_price"),
+    ("price off the tick", {"limit_price": "99.03"}, "limit_price"),
+    (
+        "price above the band",
+        {"symbol": "NIFTYFUT", "order_quantity": 50, "limit_price": "151.00"},
+        "limit_price",
+    ),
+    (
+        "price below the band",
+        {"symbol": "NIFTYFUT", "order_quantity": 50, "limit_price": "49.95"},
+        "limit_price",
+    ),
+    ("price with five decimals", {"limit_price": "99.00001"}, "limit_price"),
+    ("price not a number", {"limit_price": "abc"}, "limit_price"),
+    ("limit order without limit", {"limit_price": None}, "limit_price"),
+    ("market order with a limit", {"order_type": "MARKET"}, "limit_price"),
+    ("stop-limit without stop", {"order_type": "STOPLIMIT"}, "stop_price"),
+    (
+        "stop-market with a limit",
+        {"order_type": "STOPMARKET", "stop_price": "101.00"},
+        "limit_price",
+    ),
+    ("limit order with a stop", {"stop_price": "98.00"}, "stop_price"),
+    (
+        "BUY stop-limit limit below stop",
+        {"order_type": "STOPLIMIT", "limit_price": "100.00", "stop_price": "101.00"},
+        "limit_price",
+    ),
+    (
+        "SELL stop-limit limit above stop",
+        {
+            "order_side": "SELL",
+            "order_type": "STOPLIMIT",
+            "limit_price": "99.00",
+            "stop_price": "98.00",
+        },
+        "limit_price",
+    ),
+    ("bad side", {"order_side": "HOLD"}, "order_side"),
+    ("bad order type", {"order_type": "ICEBERG"}, "order_type"),
+    ("bad product", {"product_type": "XYZ"}, "product_type"),
+    ("bad segment", {"exchange_segment": "NYSE"}, "exchange_segment"),
+    ("unknown strategy", {"strategy_name": "ghost"}, "strategy_name"),
+    ("missing account", {"account_id": None}, "account_id"),
+    ("missing quantity", {"order_quantity": None}, "order_quantity"),
+]
+
+
+@pytest.fixture
+def instruments(db):
+    from tests.factories import make_fair_price
+
+    reliance = make_instrument(symbol="RELIANCE", lot_size=1, freeze_quantity=10000)
+    future = make_instrument(
+        symbol="NIFTYFUT",
+        segment="NSEFO",
+        lot_size=50,
+        freeze_quantity=1800,
+        band=(D("50.00"), D("150.00")),
+    )
+    for inst in (reliance, future):
+        make_fair_price(inst, "100.00")
+    return reliance, future
+
+
+@pytest.mark.parametrize(
+    ("case", "overrides", "field"), SINGLE_CASES, ids=[c[0] for c in SINGLE_CASES]
+)
+def test_single_order_rule_answers_400_naming_the_field_and_writes_nothing(
+    client, account, instruments, case, overrides, field
+):
+    response = client.post("/api/orders", _single(account, **overrides), format="json")
+    assert response.status_code == 400, response.json()
+    body = response.json()
+    assert body["code"] == "VALIDATION_ERROR"
+    assert field in body["details"], body
+    _nothing_written()
+
+
+def test_a_symbol_on_two_segments_needs_the_segment(client, account, instruments):
+    make_instrument(symbol="RELIANCE", segment="BSECM")
+    response = client.post("/api/orders", _single(account), format="json")
+    assert response.status_code == 400
+    assert "exchange_segment" in response.json()["details"]
+    _nothing_written()
+
+
+def _algo(account, **overrides):
+    body = {
+        "account_id": account.pk,
+        "trading_symbol": "RELIANCE",
+        "no_of_lots": 10,
+        "entry_price": "99.00",
+        "sl_price": "95.00",
+        "tp_price": "105.00",
+        "order_side": "BUY",
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+BRACKET_CASES = [
+    ("BUY stop-loss at the entry", {"sl_price": "99.00"}, "sl_price"),
+    ("BUY stop-loss above the entry", {"sl_price": "100.00"}, "sl_price"),
+    ("BUY target below the entry", {"tp_price": "98.00"}, "tp_price"),
+    (
+        "SELL stop-loss below the entry",
+        {"order_side": "SELL", "sl_price": "98.00", "tp_price": "95.00"},
+        "sl_price",
+    ),
+    (
+        "SELL target above the entry",
+        {"order_side": "SELL", "sl_price": "103.00", "tp_price": "101.00"},
+        "tp_price",
+    ),
+    ("no lots", {"no_of_lots": 0}, "no_of_lots"),
+    (
+        "lots over the freeze quantity",
+        {"trading_symbol": "NIFTYFUT", "no_of_lots": 37},
+        "no_of_lots",
+    ),
+    ("BUY entry limit below its stop", {"entry_stop_price": "99.50"}, "entry_price"),
+    ("BUY stop-loss limit above its trigger", {"sl_stop_price": "94.50"}, "sl_price"),
+    ("missing stop-loss", {"sl_price": None}, "sl_price"),
+    ("missing entry price", {"entry_price": None}, "entry_price"),
+    ("target off the tick", {"tp_price": "105.01"}, "tp_price"),
+    ("unknown exchange token", {"trading_symbol": "", "exchange_token": 424242}, "exchange_token"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "overrides", "field"), BRACKET_CASES, ids=[c[0] for c in BRACKET_CASES]
+)
+def test_bracket_rule_answers_400_naming_the_field_and_writes_nothing(
+    client, account, instruments, case, overrides, field
+):
+    response = client.post("/api/algo-orders", _algo(account, **overrides), format="json")
+    assert response.status_code == 400, response.json()
+    assert field in response.json()["details"], response.json()
+    _nothing_written()
+
+
+def test_a_valid_sell_bracket_is_accepted(client, account, instruments):
+    body = _algo(
+        account, order_side="SELL", sl_price="103.00", tp_price="95.00", entry_price="101.00"
+    )
+    response = client.post("/api/algo-orders", body, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["order"]["order_side"] == "SELL"
+
+
+def test_another_users_account_is_404_and_nothing_is_written(client, instruments):
+    stranger_account = make_account(user=make_user())
+    response = client.post("/api/orders", _single(stranger_account), format="json")
+    assert response.status_code == 404
+    assert response.json()["code"] == "NOT_FOUND"
+    _nothing_written()
+
+
+def test_an_inactive_account_is_404(client, trader, instruments):
+    account = make_account(user=trader, is_active=False)
+    response = client.post("/api/orders", _single(account), format="json")
+    assert response.status_code == 404
+    _nothing_written()
+
+
+def test_a_live_broker_outside_the_trading_window_is_market_closed(
+    client, trader, instruments, settings
+):
+    settings.TRADING_WINDOW_ALWAYS_OPEN = False
+    settings.TRADING_WEEKDAYS = []  # no trading day at all: the window is shut
+    account = make_account(user=trader, broker=Broker.IIFL)
+    response = client.post("/api/orders", _single(account), format="json")
+    assert response.status_code == 409
+    assert response.json()["code"] == "MARKET_CLOSED"
+    _nothing_written()
+
+
+def test_the_paper_broker_trades_outside_the_window(client, account, instruments, settings):
+    settings.TRADING_WINDOW_ALWAYS_OPEN = False
+    settings.TRADING_WEEKDAYS = []
+    response = client.post("/api/orders", _single(account), format="json")
+    assert response.status_code == 201
+
+
+def test_a_known_strategy_is_attached(client, trader, account, instruments):
+    make_strategy(user=trader, name="momentum")
+    response = client.post("/api/orders", _single(account, strategy_name="momentum"), format="json")
+    assert response.status_code == 201
+    assert response.json()["order"]["strategy"] == "momentum"

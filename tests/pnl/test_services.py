@@ -1,0 +1,485 @@
+"""compute_account_pnl against MariaDB: lots, daily rows, order attribution, account MTM."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from accounts.models import BrokerAccount
+from orders.models import Order
+from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
+from pnl.services import compute_account_pnl
+from tests.factories import make_account, make_fair_price, make_instrument, make_user
+from tests.pnl.rows import make_broker_order, make_leg, make_order, make_trade
+
+pytestmark = pytest.mark.django_db
+
+D = Decimal
+# 10:00 Asia/Kolkata on a Monday; the trading day runs from 18:30 UTC the day before.
+NOW = datetime(2025, 1, 6, 4, 30, tzinfo=UTC)
+
+
+def at(minutes: int) -> datetime:
+    return NOW - timedelta(minutes=minutes)
+
+
+def test_recomputing_one_account_replaces_its_lots_and_leaves_another_accounts_untouched():
+    instrument = make_instrument()
+    mine, other = make_account(), make_account()
+    for account in (mine, other):
+        make_trade(
+            account=account,
+            instrument=instrument,
+            broker_order_id="B1",
+            side="BUY",
+            quantity=10,
+            price="100",
+            at=at(30),
+        )
+        make_trade(
+            account=account,
+            instrument=instrument,
+            broker_order_id="S1",
+            side="SELL",
+            quantity=4,
+            price="101",
+            at=at(20),
+        )
+    compute_account_pnl(account=mine, now=NOW)
+    compute_account_pnl(account=other, now=NOW)
+    others_lots = list(PnlLot.objects.filter(account=other).values_list("id", "quantity"))
+
+    make_trade(
+        account=mine,
+        instrument=instrument,
+        broker_order_id="S2",
+        side="SELL",
+        quantity=6,
+        price="102",
+        at=at(10),
+    )
+    compute_account_pnl(account=mine, now=NOW)
+
+    assert list(PnlLot.objects.filter(account=other).values_list("id", "quantity")) == others_lots
+    mine_lots = PnlLot.objects.filter(account=mine).order_by("exit_time")
+    assert [(lot.kind, lot.quantity, lot.exit_order_id, lot.realized_pnl) for lot in mine_lots] == [
+        (PnlLot.Kind.MATCHED, 4, "S1", D("4")),
+        (PnlLot.Kind.MATCHED, 6, "S2", D("12")),
+    ]
+
+
+def test_open_lots_store_the_mark_and_unrealized_pnl():
+    instrument = make_instrument()
+    make_fair_price(instrument, "105", spread="2")  # buy 106, sell 104
+    account = make_account()
+    make_trade(
+        account=account,
+        instrument=instrument,
+        broker_order_id="B1",
+        side="BUY",
+        quantity=10,
+        price="100",
+        at=at(30),
+    )
+
+    compute_account_pnl(account=account, now=NOW)
+
+    lot = PnlLot.objects.get(account=account)
+    assert (lot.kind, lot.entry_side, lot.fair_price_used, lot.unrealized_pnl) == (
+        PnlLot.Kind.OPEN,
+        "BUY",
+        D("104"),
+        D("40"),
+    )
+
+
+def test_daily_row_counts_todays_fills_and_realized_of_lots_exited_today():
+    instrument = make_instrument()
+    make_fair_price(instrument, "103")
+    account = make_account()
+    yesterday = NOW - timedelta(days=1)
+    make_trade(
+        account=account,
+        instrument=instrument,
+        broker_order_id="B1",
+        side="BUY",
+        quantity=10,
+        price="100",
+        at=yesterday,
+    )
+    make_trade(
+        account=account,
+        instrument=instrument,
+        broker_order_id="S0",
+        side="SELL",
+        quantity=2,
+        price="99",
+        at=yesterday + timedelta(minutes=5),
+    )
+    make_trade(
+        account=account,
+        instrument=instrument,
+        broker_order_id="S1",
+        side="SELL",
+        quantity=5,
+        price="102",
+        at=at(15),
+    )
+
+    result = compute_account_pnl(account=account, now=NOW)
+
+    day = PnlDaily.objects.get(account=account)
+    assert day.trading_date == datetime(2025, 1, 6).date()
+    assert day.realized == D("10.00")  # only today's exit: 5 x (102 - 100)
+    assert day.unrealized == D("9.00")  # 3 open at 103
+    assert day.turnover == D("510.00")
+    assert day.fills == 1
+    assert result.realized == D("8.00")  # the whole book: -2 + 10
+
+
+def test_daily_row_is_updated_in_place_on_the_next_run():
+    instrument = make_instrument()
+    account = make_account()
+    make_trade(
+        account=account,
+        instrument=instrument,
+        broker_order_id="B1",
+        side="BUY",
+        quantity=1,
+        price="10",
+        at=at(5),
+    )
+    compute_account_pnl(account=account, now=NOW)
+    make_trade(
+        account=account,
+        instrument=instrument,
+        broker_order_id="S1",
+        side="SELL",
+        quantity=1,
+        price="12",
+        at=at(1),
+    )
+
+    compute_account_pnl(account=account, now=NOW + timedelta(minutes=1))
+
+    day = PnlDaily.objects.get(account=account)
+    assert (day.realized, day.fills, day.turnover) == (D("2.00"), 2, D("22.00"))
+
+
+def test_order_pnl_and_open_position_come_from_lots_whose_entry_leg_is_theirs():
+    instrument = make_instrument()
+    make_fair_price(instrument, "105")
+    account = make_account()
+    bracket = make_order(account=account, instrument=instrument, kind=Order.Kind.BRACKET)
+    make_leg(order=bracket, broker_order_id="E1")
+    make_leg(order=bracket, broker_order_id="T1", role="TAKE_PROFIT", side="SELL", quantity=4)
+    manual_exit = make_order(account=account, instrument=instrument, side="SELL", quantity=2)
+    make_leg(order=manual_exit, broker_order_id="X1", role="EXIT")
+    untouched = make_order(account=account, instrument=instrument, pnl=D("9.99"), open_position=3)
+    make_trade(
+        account=account,
+        instrument=instrument,
+        broker_order_id="E1",
+        side="BUY",
+        quantity=10,
+        price="100",
+        at=at(30),
+    )
+    make_trade(
+        account=account,
+        instrument=instrument,
+        broker_order_id="T1",
+        side="SELL",
+        quantity=4,
+        price="110",
+        at=at(20),
+    )
+    make_trade(
+        account=account,
+        instrument=instrument,
+        broker_order_id="X1",
+        side="SELL",
+        quantity=2,
+        price="95",
+        at=at(10),
+    )
+
+    compute_account_pnl(account=account, now=NOW)
+
+    bracket.refresh_from_db()
+    manual_exit.refresh_from_db()
+    untouched.refresh_from_db()
+    # realized 4 x 10 + 2 x (-5) = 30, unrealized 4 x 5 = 20, all owned by the entry's order
+    assert (bracket.pnl, bracket.open_position) == (D("50.00"), 4)
+    assert (manual_exit.pnl, manual_exit.open_position) == (D("0.00"), 0)
+    assert (untouched.pnl, untouched.open_position) == (D("0.00"), 0)
+    lots = PnlLot.objects.filter(account=account, kind=PnlLot.Kind.MATCHED).order_by("exit_time")
+    assert [(lot.entry_leg.order_id, lot.exit_leg.order_id) for lot in lots] == [
+        (bracket.pk, bracket.pk),
+        (bracket.pk, manual_exit.pk),
+    ]
+
+
+def test_a_short_open_lot_gives_its_order_a_negative_open_position():
+    instrument = make_instrument()
+    make_fair_price(instrument, "48")
+    account = make_account()
+    order = make_order(account=account, instrument=instrument, side="SELL", quantity=5)
+    make_leg(order=order, broker_order_id="S1")
+    make_trade(
+        account=account,
+        instrument=instrument,
+        broker_order_id="S1",
+        side="SELL",
+        quantity=5,
+        price="50",
+        at=at(5),
+    )
+
+    compute_account_pnl(account=account, now=NOW)
+
+    order.refresh_from_db()
+    assert (order.pnl, order.open_position) == (D("10.00"), -5)
+
+
+def test_account_mtm_is_written_quantized_and_total_is_the_sum_of_the_parts():
+    instrument = make_instrument()
+    make_fair_price(instrument, "100.0050")
+    account = make_account()
+    make_trade(
+        account=account,
+        instrument=instrument,
+        broker_order_id="B1",
+        side="BUY",
+        quantity=3,
+        price="100.0011",
+        at=at(10),
+    )
+    make_trade(
+        account=account,
+        instrument=instrument,
+        broker_order_id="S1",
+        side="SELL",
+        quantity=1,
+        price="100.0016",
+        at=at(5),
+    )
+
+    result = compute_account_pnl(account=account, now=NOW)
+
+    account.refresh_from_db()
+    # realized 0.0005 -> 0.00; unrealized 2 x 0.0039 = 0.0078 -> 0.01
+    assert (account.realized_mtm, account.unrealized_mtm, account.total_mtm) == (
+        D("0.00"),
+        D("0.01"),
+        D("0.01"),
+    )
+    assert (result.realized, result.unrealized, result.total) == (
+        D("0.00"),
+        D("0.01"),
+        D("0.01"),
+    )
+
+
+def test_unchanged_instruments_are_not_rematched_but_are_revalued():
+    first, second = make_instrument(), make_instrument()
+    fair = make_fair_price(second, "20")
+    account = make_account()
+    make_trade(
+        account=account,
+        instrument=first,
+        broker_order_id="A1",
+        side="BUY",
+        quantity=1,
+        price="10",
+        at=at(30),
+    )
+    make_trade(
+        account=account,
+        instrument=second,
+        broker_order_id="B1",
+        side="BUY",
+        quantity=2,
+        price="15",
+        at=at(30),
+    )
+    compute_account_pnl(account=account, now=NOW)
+    kept_lot_ids = set(
+        PnlLot.objects.filter(
+            account=account, exchange_instrument_id=second.exchange_instrument_id
+        ).values_list("id", flat=True)
+    )
+
+    make_trade(
+        account=account,
+        instrument=first,
+        broker_order_id="A2",
+        side="SELL",
+        quantity=1,
+        price="11",
+        at=at(5),
+    )
+    fair.sell_fair_price = D("21")
+    fair.save()
+    later = NOW + timedelta(minutes=1)
+    result = compute_account_pnl(account=account, now=later)
+
+    assert result.rematched_instruments == [(first.exchange_segment, first.exchange_instrument_id)]
+    states = {
+        s.exchange_instrument_id: s for s in PnlInstrumentState.objects.filter(account=account)
+    }
+    assert states[first.exchange_instrument_id].matched_at == later
+    assert states[second.exchange_instrument_id].matched_at == NOW
+    assert states[second.exchange_instrument_id].computed_at == later
+    assert states[second.exchange_instrument_id].unrealized == D("12")
+    second_lots = PnlLot.objects.filter(
+        account=account, exchange_instrument_id=second.exchange_instrument_id
+    )
+    assert set(second_lots.values_list("id", flat=True)) == kept_lot_ids
+    assert second_lots.get().unrealized_pnl == D("12")
+    assert result.unrealized == D("12.00")
+    assert result.realized == D("1.00")
+
+
+def test_a_second_run_with_nothing_changed_rematches_nothing():
+    instrument = make_instrument()
+    account = make_account()
+    make_trade(
+        account=account,
+        instrument=instrument,
+        broker_order_id="A1",
+        side="BUY",
+        quantity=1,
+        price="10",
+        at=at(30),
+    )
+    compute_account_pnl(account=account, now=NOW)
+
+    result = compute_account_pnl(account=account, now=NOW + timedelta(minutes=1))
+
+    assert result.rematched_instruments == []
+    assert result.lots_written == 0
+    assert PnlLot.objects.filter(account=account).count() == 1
+
+
+def test_a_leg_learning_its_broker_order_id_later_relinks_the_stored_lots():
+    instrument = make_instrument()
+    account = make_account()
+    order = make_order(account=account, instrument=instrument)
+    leg = make_leg(order=order, broker_order_id=None)
+    make_trade(
+        account=account,
+        instrument=instrument,
+        broker_order_id="E9",
+        side="BUY",
+        quantity=10,
+        price="100",
+        at=at(30),
+    )
+    compute_account_pnl(account=account, now=NOW)
+    assert PnlLot.objects.get(account=account).entry_leg_id is None
+
+    leg.broker_order_id = "E9"
+    leg.save()
+    compute_account_pnl(account=account, now=NOW + timedelta(minutes=1))
+
+    assert PnlLot.objects.get(account=account).entry_leg_id == leg.pk
+    order.refresh_from_db()
+    assert order.open_position == 10
+
+
+def test_an_instrument_whose_fills_disappear_loses_its_lots_and_state():
+    instrument = make_instrument()
+    account = make_account()
+    trade = make_trade(
+        account=account,
+        instrument=instrument,
+        broker_order_id="A1",
+        side="BUY",
+        quantity=1,
+        price="10",
+        at=at(30),
+    )
+    compute_account_pnl(account=account, now=NOW)
+    trade.delete()
+
+    compute_account_pnl(account=account, now=NOW + timedelta(minutes=1))
+
+    assert not PnlLot.objects.filter(account=account).exists()
+    assert not PnlInstrumentState.objects.filter(account=account).exists()
+
+
+def test_without_a_trade_book_each_traded_order_is_one_fill_at_its_average_price():
+    instrument = make_instrument()
+    account = make_account()
+    make_broker_order(
+        account=account,
+        instrument=instrument,
+        broker_order_id="B1",
+        side="BUY",
+        quantity=10,
+        average_price="100.5",
+        at=at(30),
+    )
+    make_broker_order(
+        account=account,
+        instrument=instrument,
+        broker_order_id="S1",
+        side="SELL",
+        quantity=4,
+        average_price="101",
+        at=at(20),
+    )
+    make_broker_order(
+        account=account,
+        instrument=instrument,
+        broker_order_id="S2",
+        side="SELL",
+        quantity=5,
+        average_price=None,
+        at=at(10),
+    )
+
+    result = compute_account_pnl(account=account, now=NOW)
+
+    matched = PnlLot.objects.get(account=account, kind=PnlLot.Kind.MATCHED)
+    assert (matched.entry_order_id, matched.exit_order_id, matched.quantity) == ("B1", "S1", 4)
+    assert matched.realized_pnl == D("2")
+    assert result.realized == D("2.00")
+    assert PnlLot.objects.get(account=account, kind=PnlLot.Kind.OPEN).quantity == 6
+
+
+def test_an_account_without_fills_gets_zero_mtm_and_an_empty_day():
+    account = make_account(realized_mtm=D("5.00"), total_mtm=D("5.00"))
+
+    result = compute_account_pnl(account=account, now=NOW)
+
+    account = BrokerAccount.objects.get(pk=account.pk)
+    assert (account.realized_mtm, account.total_mtm) == (D("0.00"), D("0.00"))
+    assert result.instruments == []
+    assert PnlDaily.objects.get(account=account).fills == 0
+
+
+def test_other_users_orders_are_never_attributed():
+    instrument = make_instrument()
+    account = make_account()
+    stranger_account = make_account(user=make_user())
+    foreign = make_order(account=stranger_account, instrument=instrument)
+    make_leg(order=foreign, broker_order_id="E1")
+    make_trade(
+        account=account,
+        instrument=instrument,
+        broker_order_id="E1",
+        side="BUY",
+        quantity=10,
+        price="100",
+        at=at(30),
+    )
+
+    compute_account_pnl(account=account, now=NOW)
+
+    foreign.refresh_from_db()
+    assert foreign.open_position == 0
+    assert PnlLot.objects.get(account=account).entry_leg_id is None

@@ -1,0 +1,101 @@
+"""Prometheus metrics: shared across processes through Redis, served at /metrics."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.factories import api_client_for, make_user
+from trading_site import metrics
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_metrics():
+    metrics.reset_metrics()
+    yield
+    metrics.reset_metrics()
+
+
+def _metrics_text(client) -> str:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=0.0.4")
+    return response.content.decode()
+
+
+@pytest.mark.django_db
+def test_counters_render_with_help_type_and_labels(client):
+    metrics.inc("orders_placed_total", broker="PAPER")
+    metrics.inc("orders_placed_total", 2, broker="PAPER")
+    metrics.inc("orders_rejected_total", broker="IIFL", reason='bad "price"')
+    text = _metrics_text(client)
+    assert "# TYPE orders_placed_total counter" in text
+    assert "# HELP orders_placed_total Orders accepted by a broker" in text
+    assert 'orders_placed_total{broker="PAPER"} 3' in text
+    assert 'orders_rejected_total{broker="IIFL",reason="bad \\"price\\""} 1' in text
+
+
+@pytest.mark.django_db
+def test_histogram_buckets_are_cumulative(client):
+    for seconds in (0.003, 0.02, 7):
+        metrics.observe("cycle_duration_seconds", seconds)
+    text = _metrics_text(client)
+    assert "# TYPE cycle_duration_seconds histogram" in text
+    assert 'cycle_duration_seconds_bucket{le="0.005"} 1' in text
+    assert 'cycle_duration_seconds_bucket{le="0.025"} 2' in text
+    assert 'cycle_duration_seconds_bucket{le="10"} 3' in text
+    assert 'cycle_duration_seconds_bucket{le="+Inf"} 3' in text
+    assert "cycle_duration_seconds_count 3" in text
+    assert "cycle_duration_seconds_sum 7.023" in text
+
+
+@pytest.mark.django_db
+def test_gauges_set_and_add(client):
+    metrics.set_gauge("queue_depth", 5)
+    metrics.set_gauge("queue_depth", 2)
+    metrics.add_gauge("websocket_connections", 3)
+    metrics.add_gauge("websocket_connections", -1)
+    text = _metrics_text(client)
+    assert "queue_depth 2" in text
+    assert "# TYPE websocket_connections gauge" in text
+    assert "websocket_connections 2" in text
+
+
+@pytest.mark.django_db
+def test_request_latency_is_recorded_per_route_pattern_and_status(client):
+    user = make_user()
+    api = api_client_for(user)
+    api.get("/api/accounts/12345")  # 404
+    api.get("/api/accounts")
+    text = _metrics_text(client)
+    assert (
+        'http_request_duration_seconds_count{method="GET",route="/api/accounts",status="200"} 1'
+        in text
+    )
+    assert 'route="/api/accounts/<int:account_id>",status="404"} 1' in text
+
+
+@pytest.mark.django_db
+def test_samples_from_another_process_add_up(client):
+    metrics.inc("orders_placed_total", broker="PAPER")
+    script = (
+        "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', "
+        "'trading_site.settings'); django.setup();"
+        "from trading_site import metrics; metrics.inc('orders_placed_total', 4, broker='PAPER')"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=REPO, env=dict(os.environ), check=True)
+    assert 'orders_placed_total{broker="PAPER"} 5' in _metrics_text(client)
+
+
+def test_embedded_metrics_live_in_memory(settings):
+    settings.EMBEDDED = True
+    metrics.reset_metrics()
+    metrics.inc("cycle_step_failures_total", step="4")
+    text = metrics.render_prometheus()
+    assert 'cycle_step_failures_total{step="4"} 1' in text

@@ -1,0 +1,115 @@
+"""The token bucket: headers on every authenticated response, 429, refill, shared state."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import api_client_for, make_user
+from trading_site.api.ratelimit import parse_rate, take_token
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def tight_reads(settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "read": "3/2", "default": "50/1"}
+
+
+def test_authenticated_responses_carry_the_rate_limit_headers(tight_reads):
+    client = api_client_for(make_user())
+    response = client.get("/api/accounts")
+    assert response.status_code == 200
+    assert response["X-RateLimit-Limit"] == "3"
+    assert response["X-RateLimit-Remaining"] == "2"
+    assert int(response["X-RateLimit-Reset"]) >= 1
+
+
+def test_remaining_counts_down_and_the_bucket_then_answers_429(tight_reads):
+    client = api_client_for(make_user())
+    remaining = [client.get("/api/accounts")["X-RateLimit-Remaining"] for _ in range(3)]
+    assert remaining == ["2", "1", "0"]
+    response = client.get("/api/accounts")
+    assert response.status_code == 429
+    assert response.json()["code"] == "RATE_LIMITED"
+    assert response["Retry-After"] == "1"
+    assert response["X-RateLimit-Remaining"] == "0"
+    assert response["X-RateLimit-Limit"] == "3"
+
+
+def test_bucket_refills_after_waiting(tight_reads):
+    client = api_client_for(make_user())
+    for _ in range(3):
+        client.get("/api/accounts")
+    assert client.get("/api/accounts").status_code == 429
+    time.sleep(0.6)  # 2 tokens per second: one is back
+    assert client.get("/api/accounts").status_code == 200
+
+
+def test_each_user_has_an_own_bucket(tight_reads):
+    first, second = api_client_for(make_user()), api_client_for(make_user())
+    for _ in range(3):
+        first.get("/api/accounts")
+    assert first.get("/api/accounts").status_code == 429
+    assert second.get("/api/accounts").status_code == 200
+
+
+def test_writes_use_the_default_group_not_the_read_bucket(tight_reads):
+    client = api_client_for(make_user())
+    for _ in range(3):
+        client.get("/api/accounts")
+    response = client.post("/api/strategies", {"name": "s"}, format="json")
+    assert response.status_code == 201
+    assert response["X-RateLimit-Limit"] == "50"
+
+
+def test_unauthenticated_responses_have_no_rate_limit_headers():
+    anonymous = APIClient().get("/api/accounts")
+    assert anonymous.status_code == 401
+    assert "X-RateLimit-Limit" not in anonymous
+
+
+def test_rate_limit_enabled_false_switches_it_off(settings, tight_reads):
+    settings.RATE_LIMIT_ENABLED = False
+    client = api_client_for(make_user())
+    assert all(client.get("/api/accounts").status_code == 200 for _ in range(5))
+
+
+def test_take_token_is_atomic_under_concurrency():
+    key = "test:concurrent"
+
+    def take(_):
+        return take_token(key, capacity=10, refill_per_second=0).allowed
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        allowed = list(pool.map(take, range(40)))
+    assert allowed.count(True) == 10
+
+
+def test_take_token_reports_retry_after_and_reset():
+    for _ in range(2):
+        take_token("test:report", capacity=2, refill_per_second=0.5)
+    refused = take_token("test:report", capacity=2, refill_per_second=0.5)
+    assert refused.allowed is False
+    assert refused.remaining == 0
+    assert refused.limit == 2
+    assert 1.5 < refused.retry_after <= 2.0
+    assert 3.5 < refused.reset_seconds <= 4.0
+
+
+def test_embedded_bucket_path_limits_the_same_way(settings):
+    settings.EMBEDDED = True
+    results = [take_token("test:embedded", capacity=2, refill_per_second=0) for _ in range(3)]
+    assert [r.allowed for r in results] == [True, True, False]
+    assert [r.remaining for r in results] == [1, 0, 0]
+
+
+def test_parse_rate_rejects_nonsense():
+    assert parse_rate("60/1") == (60, 1.0)
+    with pytest.raises(ValueError):
+        parse_rate("sixty")
+    with pytest.raises(ValueError):
+        parse_rate("0/1")

@@ -1,0 +1,110 @@
+"""Start-up: the embedded mode needs no services; production refuses to start without secrets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+# The environment of a fresh machine: none of the suite's service URLs or secrets.
+_SERVICE_VARIABLES = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "FERNET_KEYS", "DJANGO_DEBUG")
+
+
+def _clean_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SERVICE_VARIABLES}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.update(overrides)
+    return env
+
+
+def _manage(*args: str, env: dict[str, str], timeout: int = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+_EMBEDDED_REQUESTS = """
+from django.conf import settings
+from django.test import Client
+from accounts.models import User
+assert settings.EMBEDDED and "sqlite" in settings.DATABASES["default"]["ENGINE"]
+assert "locmem" in settings.CACHES["default"]["BACKEND"].lower()
+client = Client()
+print("healthz", client.get("/healthz").status_code)
+ready = client.get("/readyz")
+print("readyz", ready.status_code, ready.json()["checks"]["beat"]["status"])
+User.objects.create_user(username="embedded", email="e@example.com", password="pw-embedded-1")
+login = client.post("/api/login", {"username": "embedded", "password": "pw-embedded-1"},
+                    content_type="application/json")
+token = login.json()["session_token"]
+accounts = client.get("/api/accounts", HTTP_AUTHORIZATION="Bearer " + token)
+print("accounts", accounts.status_code, accounts["X-RateLimit-Limit"])
+client.post("/api/logout", HTTP_AUTHORIZATION="Bearer " + token)
+print("after-logout", client.get("/api/accounts", HTTP_AUTHORIZATION="Bearer " + token).status_code)
+"""
+
+
+@pytest.mark.slow
+def test_embedded_mode_runs_on_sqlite_without_redis(tmp_path):
+    env = _clean_env(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'embedded.sqlite3'}",
+        VAR_DIR=str(tmp_path / "var"),
+    )
+    check = _manage("check", env=env)
+    assert check.returncode == 0, check.stderr
+    migrate = _manage("migrate", "--noinput", env=env)
+    assert migrate.returncode == 0, migrate.stderr
+    run = _manage("shell", "-c", _EMBEDDED_REQUESTS, env=env)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.split("\n")
+    assert "healthz 200" in lines
+    assert "readyz 200 embedded" in lines
+    assert "accounts 200 300" in lines  # the default "read" bucket answered from local memory
+    assert "after-logout 401" in lines
+    # The generated secrets went into VAR_DIR, readable by the owner only.
+    for name in ("secret_key", "fernet_key"):
+        secret = tmp_path / "var" / name
+        assert secret.exists()
+        assert secret.stat().st_mode & 0o077 == 0
+
+
+def _start_django(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=REPO,
+        env={**env, "DJANGO_SETTINGS_MODULE": "trading_site.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_production_refuses_to_start_without_secret_key(tmp_path):
+    env = _clean_env(DJANGO_DEBUG="0", REDIS_URL="redis://127.0.0.1:6379/1", VAR_DIR=str(tmp_path))
+    result = _start_django(env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SECRET_KEY must be set" in result.stderr
+    assert not (tmp_path / "secret_key").exists()  # nothing was generated
+
+
+def test_production_refuses_to_start_without_fernet_keys(tmp_path):
+    env = _clean_env(
+        DJANGO_DEBUG="0",
+        REDIS_URL="redis://127.0.0.1:6379/1",
+        SECRET_KEY="x" * 50,
+        VAR_DIR=str(tmp_path),
+    )
+    result = _start_django(env)
+    assert result.returncode != 0
+    assert "FERNET_KEYS must be set" in result.stderr
