@@ -10,6 +10,7 @@ cannot put the token back into the cache.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +33,8 @@ from accounts.models import (
     User,
 )
 from trading_site.api.errors import InvalidInput, RateLimited
+
+logger = logging.getLogger(__name__)
 
 # Writing last_used_at on every request would turn every read into a write.
 LAST_USED_RESOLUTION_SECONDS = 60
@@ -85,7 +88,10 @@ def _cache_session(session: AuthSession, now: datetime) -> None:
         "user": _row_fields(session.user, skip=_USER_FIELDS_NOT_CACHED),
         "session": _row_fields(session),
     }
-    cache.set(_cache_key(session.token_hash), entry, ttl)
+    try:
+        cache.set(_cache_key(session.token_hash), entry, ttl)
+    except Exception:  # a cache outage slows authentication down; it must not break it
+        logger.warning("token cache unavailable; not caching the session", exc_info=True)
 
 
 def create_auth_session(
@@ -112,8 +118,13 @@ def authenticate_token(token: str) -> tuple[User, AuthSession] | None:
     token_hash = hash_token(token)
     key, tombstone = _cache_key(token_hash), _tombstone_key(token_hash)
     now = timezone.now()
-    # One round trip: the entry and the revocation tombstone together.
-    found = cache.get_many([key, tombstone])
+    # One round trip: the entry and the revocation tombstone together. If the cache is
+    # down, the database alone decides (a revocation is always written there first).
+    try:
+        found = cache.get_many([key, tombstone])
+    except Exception:
+        logger.warning("token cache unavailable; authenticating from the database", exc_info=True)
+        found = {}
     if found.get(tombstone):
         return None
     entry: dict[str, Any] | None = found.get(key)
@@ -187,9 +198,15 @@ def forget_cached_sessions(*, user_id: int) -> None:
 def _forget_token_hashes(hashes: list[str]) -> None:
     if not hashes:
         return
-    cache.delete_many([_cache_key(h) for h in hashes])
-    # Outlives any cache entry another process may be writing from a stale DB read.
-    cache.set_many({_tombstone_key(h): True for h in hashes}, settings.AUTH_TOKEN_CACHE_SECONDS + 5)
+    try:
+        cache.delete_many([_cache_key(h) for h in hashes])
+        # Outlives any cache entry another process may be writing from a stale DB read.
+        cache.set_many(
+            {_tombstone_key(h): True for h in hashes}, settings.AUTH_TOKEN_CACHE_SECONDS + 5
+        )
+    except Exception:
+        # The database already says revoked; a cache that is down is not being read either.
+        logger.error("token cache unavailable while revoking sessions", exc_info=True)
 
 
 def purge_expired_auth_sessions(*, older_than: timedelta = timedelta(days=7)) -> int:
@@ -220,7 +237,7 @@ def check_login_rate(*, username: str, client_ip: str | None) -> None:
     username_key = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
     for group, subject in (("login_user", username_key), ("login_ip", client_ip or "unknown")):
         result = take_group_token(group, f"{group}:{subject}")
-        if not result.allowed:
+        if result is not None and not result.allowed:
             raise RateLimited(retry_after=result.retry_after, limit_headers=result.headers())
 
 

@@ -4,3 +4,7 @@ from django.apps import AppConfig
 class OrdersConfig(AppConfig):
     name = "orders"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The paper exchange's and market data's admin lives beside the broker code.
+        from orders import market_admin  # noqa: F401

@@ -54,7 +54,7 @@ def build_daily_chart(days: list[PnlDaily], *, width: int = 720, height: int = 2
     plot_h = height - pad_top - pad_bottom
     zero_y = pad_top + float((top / span) * plot_h)
     slot = (width - pad_left) / len(days)
-    bar_w = max(2.0, slot * 0.7)
+    bar_w = min(max(2.0, slot * 0.7), 36.0)  # one day alone must not fill the chart
     bars = []
     every = max(1, len(days) // 8)
     for i, (day, value) in enumerate(zip(days, values, strict=True)):

@@ -211,6 +211,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Orders, PnL and monitoring for XTS broker accounts.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["trading_site.api.schema.drop_trailing_slash_aliases"],
 }
 
 # Auth tokens (accounts.services): lifetime and cache time-to-live.

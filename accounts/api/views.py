@@ -88,9 +88,10 @@ class LogoutView(APIView):
 
 class BrokerAccountListView(APIView):
     @extend_schema(
+        operation_id="accounts_list",
         responses=inline_serializer(
             "BrokerAccountList", {"accounts": BrokerAccountSerializer(many=True)}
-        )
+        ),
     )
     def get(self, request):
         accounts = selectors.broker_accounts_for(user=request.user)
@@ -143,7 +144,8 @@ class BrokerAccountDetailView(APIView):
 
 class StrategyListView(APIView):
     @extend_schema(
-        responses=inline_serializer("StrategyList", {"strategies": StrategySerializer(many=True)})
+        operation_id="strategies_list",
+        responses=inline_serializer("StrategyList", {"strategies": StrategySerializer(many=True)}),
     )
     def get(self, request):
         strategies = selectors.strategies_for(user=request.user)

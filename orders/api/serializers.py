@@ -144,8 +144,9 @@ class BatchItemSerializer(_BracketFields):
     external_id = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
     targets = TargetSerializer(many=True, required=False, default=list)
 
-    def to_request(self, *, account_id: int) -> BracketOrderRequest:
-        data = self.validated_data
+    def request_from(self, data: dict, *, account_id: int) -> BracketOrderRequest:
+        """`data` is what `run_validation` returned: one serializer instance validates every
+        item of a batch (building DRF fields per item costs more than validating it)."""
         return self._request(
             {**data, "account_id": account_id},
             external_id=data["external_id"],

@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -39,7 +40,12 @@ from orders.services.placement import (
     BatchItemError,
     PlacementResult,
 )
-from trading_site.api.errors import BrokerRejectedError, InvalidInput, _validation_message
+from trading_site.api.errors import (
+    BrokerRejectedError,
+    InvalidInput,
+    _plain_details,
+    _validation_message,
+)
 from trading_site.api.pagination import LimitOffsetTotalPagination
 
 
@@ -228,21 +234,21 @@ class BatchOrdersView(OrdersGroupMixin, APIView):
         outer.is_valid(raise_exception=True)
         account_id = outer.validated_data["account_id"]
         items = []
+        validator = s.BatchItemSerializer()
         for raw in outer.validated_data["orders"]:
-            item = s.BatchItemSerializer(data=raw)
-            if item.is_valid():
-                items.append(item.to_request(account_id=account_id))
-            else:
+            try:
+                data = validator.run_validation(raw)
+            except ValidationError as exc:
+                errors = exc.detail if isinstance(exc.detail, dict) else {"item": exc.detail}
                 items.append(
                     BatchItemError(
                         external_id=str(raw.get("external_id") or "")[:64],
-                        message=_validation_message(item.errors),
-                        details={
-                            k: [str(m) for m in v] if isinstance(v, list) else v
-                            for k, v in item.errors.items()
-                        },
+                        message=_validation_message(errors),
+                        details=_plain_details(errors),
                     )
                 )
+            else:
+                items.append(validator.request_from(data, account_id=account_id))
         results = services.place_batch(
             user=request.user,
             account_id=account_id,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -23,6 +22,8 @@ from decimal import Decimal
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, transaction
+from django.db.models import DecimalField, ExpressionWrapper, F, Max, Q, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from orders.brokers import base
@@ -230,15 +231,6 @@ def match_open_orders(*, instrument_ids=None, book: PaperBook | None = None) -> 
 
 
 # ---- placement, modification, cancellation ------------------------------------------
-
-
-def _net_position(book: PaperBook, segment: str, instrument_id: int) -> int:
-    net = 0
-    for side, quantity in PaperTrade.objects.filter(
-        book=book, exchange_segment=segment, exchange_instrument_id=instrument_id
-    ).values_list("side", "quantity"):
-        net += quantity if side == rules_mod.BUY else -quantity
-    return net
 
 
 def _create_order(book: PaperBook, request: PlaceOrderRequest, instrument, **fields) -> PaperOrder:
@@ -476,6 +468,57 @@ class _PositionTotals:
     sell_amount: Decimal = _ZERO
 
 
+_AMOUNT = DecimalField(max_digits=30, decimal_places=4)
+_PLACES = Decimal("0.0001")
+_CENTS = Decimal("0.01")
+
+
+def _exact(value) -> Decimal:
+    """SQL sums of price x quantity: exact DECIMAL on MariaDB; SQLite computes them in
+    floating point, which is exact again once rounded to the prices' four places."""
+    return Decimal(str(value or 0)).quantize(_PLACES)
+
+
+def _position_totals(book: PaperBook) -> dict[tuple[str, int, str], _PositionTotals]:
+    """Buy/sell quantities and amounts per instrument and product, summed in the database
+    (one grouped query, however many fills the book holds)."""
+    is_buy = Q(side=rules_mod.BUY)
+    is_sell = Q(side=rules_mod.SELL)
+    amount = ExpressionWrapper(F("price") * F("quantity"), output_field=_AMOUNT)
+    grouped = (
+        PaperTrade.objects.filter(book=book)
+        .values("exchange_segment", "exchange_instrument_id", "product_type")
+        .annotate(
+            symbol=Max("trading_symbol"),
+            buy_qty=Sum("quantity", filter=is_buy),
+            sell_qty=Sum("quantity", filter=is_sell),
+            buy_amount=Sum(amount, filter=is_buy),
+            sell_amount=Sum(amount, filter=is_sell),
+        )
+        .order_by()
+    )
+    return {
+        (g["exchange_segment"], g["exchange_instrument_id"], g["product_type"]): _PositionTotals(
+            trading_symbol=g["symbol"] or "",
+            buy_qty=int(g["buy_qty"] or 0),
+            sell_qty=int(g["sell_qty"] or 0),
+            buy_amount=_exact(g["buy_amount"]),
+            sell_amount=_exact(g["sell_amount"]),
+        )
+        for g in grouped
+    }
+
+
+def _net_position(book: PaperBook, segment: str, instrument_id: int) -> int:
+    totals = PaperTrade.objects.filter(
+        book=book, exchange_segment=segment, exchange_instrument_id=instrument_id
+    ).aggregate(
+        buys=Sum("quantity", filter=Q(side=rules_mod.BUY)),
+        sells=Sum("quantity", filter=Q(side=rules_mod.SELL)),
+    )
+    return int(totals["buys"] or 0) - int(totals["sells"] or 0)
+
+
 def _marks(keys) -> dict[tuple[str, int], Decimal | None]:
     from orders.models import Instrument
 
@@ -493,23 +536,13 @@ def _marks(keys) -> dict[tuple[str, int], Decimal | None]:
 
 def position_rows(book: PaperBook) -> list[BrokerPositionRow]:
     """Net positions from the fills, valued at the mark (average-cost realized PnL)."""
-    totals: dict[tuple[str, int, str], _PositionTotals] = defaultdict(_PositionTotals)
-    for trade in PaperTrade.objects.filter(book=book).order_by("id"):
-        row = totals[(trade.exchange_segment, trade.exchange_instrument_id, trade.product_type)]
-        row.trading_symbol = trade.trading_symbol
-        amount = trade.price * trade.quantity
-        if trade.side == rules_mod.BUY:
-            row.buy_qty += trade.quantity
-            row.buy_amount += amount
-        else:
-            row.sell_qty += trade.quantity
-            row.sell_amount += amount
+    totals = _position_totals(book)
     marks = _marks({(segment, iid) for segment, iid, _ in totals})
     rows = []
     for (segment, instrument_id, product), t in sorted(totals.items()):
         net = t.buy_qty - t.sell_qty
-        buy_avg = (t.buy_amount / t.buy_qty).quantize(Decimal("0.0001")) if t.buy_qty else None
-        sell_avg = (t.sell_amount / t.sell_qty).quantize(Decimal("0.0001")) if t.sell_qty else None
+        buy_avg = (t.buy_amount / t.buy_qty).quantize(_PLACES) if t.buy_qty else None
+        sell_avg = (t.sell_amount / t.sell_qty).quantize(_PLACES) if t.sell_qty else None
         mark = marks.get((segment, instrument_id))
         if mark is None:
             mark = (buy_avg if net > 0 else sell_avg) or _ZERO
@@ -521,7 +554,6 @@ def position_rows(book: PaperBook) -> list[BrokerPositionRow]:
             unrealized = (sell_avg - mark) * -net
         else:
             unrealized = _ZERO
-        cents = Decimal("0.01")
         rows.append(
             BrokerPositionRow(
                 exchange_segment=segment,
@@ -533,15 +565,41 @@ def position_rows(book: PaperBook) -> list[BrokerPositionRow]:
                 sell_qty=t.sell_qty,
                 buy_avg_price=buy_avg,
                 sell_avg_price=sell_avg,
-                buy_amount=t.buy_amount.quantize(cents),
-                sell_amount=t.sell_amount.quantize(cents),
-                net_amount=(t.sell_amount - t.buy_amount).quantize(cents),
-                realized_mtm=realized.quantize(cents),
-                unrealized_mtm=unrealized.quantize(cents),
-                mtm=(realized + unrealized).quantize(cents),
+                buy_amount=t.buy_amount.quantize(_CENTS),
+                sell_amount=t.sell_amount.quantize(_CENTS),
+                net_amount=(t.sell_amount - t.buy_amount).quantize(_CENTS),
+                realized_mtm=realized.quantize(_CENTS),
+                unrealized_mtm=unrealized.quantize(_CENTS),
+                mtm=(realized + unrealized).quantize(_CENTS),
             )
         )
     return rows
+
+
+def _open_order_exposure(book: PaperBook) -> Decimal:
+    """Rupees blocked by open orders: priced orders summed in SQL, market orders (rare: they
+    fill at once unless there is no price) at the market."""
+    open_orders = PaperOrder.objects.filter(book=book, status__in=PaperOrder.OPEN_STATUSES)
+    leaves = F("quantity") - F("filled_quantity")
+    priced = (
+        open_orders.exclude(order_type=rules_mod.MARKET)
+        .aggregate(
+            total=Sum(
+                ExpressionWrapper(
+                    leaves * Coalesce(F("limit_price"), F("stop_price"), Value(_ZERO)),
+                    output_field=_AMOUNT,
+                )
+            )
+        )
+        .get("total")
+    )
+    exposure = _exact(priced)
+    for order in open_orders.filter(order_type=rules_mod.MARKET).select_related(
+        "instrument__fair_price"
+    ):
+        price = quote_of(order.instrument).price_for(order.side)
+        exposure += (price or _ZERO) * order.leaves_quantity
+    return exposure
 
 
 def compute_balance(book: PaperBook) -> BrokerBalance:
@@ -550,21 +608,14 @@ def compute_balance(book: PaperBook) -> BrokerBalance:
     positions = position_rows(book)
     marks = _marks({(p.exchange_segment, p.exchange_instrument_id) for p in positions})
     equity = book.starting_cash + sum((p.mtm for p in positions), _ZERO)
-    exposure = _ZERO
+    exposure = _open_order_exposure(book)
     for p in positions:
         mark = marks.get((p.exchange_segment, p.exchange_instrument_id))
         if mark is None:
-            mark = p.buy_avg_price if p.net_qty > 0 else (p.sell_avg_price or _ZERO)
+            mark = p.buy_avg_price if p.net_qty > 0 else p.sell_avg_price
         exposure += abs(p.net_qty) * (mark or _ZERO)
-    open_orders = PaperOrder.objects.filter(
-        book=book, status__in=PaperOrder.OPEN_STATUSES
-    ).select_related("instrument__fair_price")
-    for order in open_orders:
-        price = rules_mod.reference_price(_state_of(order), quote_of(order.instrument))
-        exposure += (price or _ZERO) * order.leaves_quantity
-    cents = Decimal("0.01")
-    margin = (exposure * config.margin_rate).quantize(cents)
-    equity = equity.quantize(cents)
+    margin = (exposure * config.margin_rate).quantize(_CENTS)
+    equity = equity.quantize(_CENTS)
     return BrokerBalance(cash_available=equity, margin_utilized=margin, net_margin=equity - margin)
 
 

@@ -114,14 +114,6 @@ def status_class(value):
     return "status-" + str(value or "none").lower().replace("_", "-")
 
 
-@register.filter(name="get_item")
-def get_item(mapping, key):
-    """Dictionary lookup by a variable key (form error maps, per-step data)."""
-    if isinstance(mapping, dict):
-        return mapping.get(key)
-    return None
-
-
 @register.filter(name="error_text")
 def error_text(error):
     """A monitoring error as one line: errors are strings, older rows may hold dicts."""

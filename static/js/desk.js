@@ -163,7 +163,6 @@
       var when = formatIST(msg.finished_at || msg.timestamp);
       var took = msg.duration_ms !== undefined && msg.duration_ms !== null ? ", " + msg.duration_ms + " ms" : "";
       if (text) text.textContent = "Cycle " + when + took + " \u00b7 " + status;
-      flash(el);
     }
     refreshLive("cycle_complete");
   }

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from orders.models import Order
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import off_loop, screenshot
 from tests.factories import DEFAULT_PASSWORD, make_account, make_instrument, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -19,23 +19,23 @@ def move_price(instrument, price: str) -> None:
     from orders.market_services import record_fair_prices
 
     p = Decimal(price)
-    record_fair_prices(
-        rows=[
-            {
-                "instrument": instrument,
-                "buy_fair_price": p,
-                "sell_fair_price": p,
-                "last_traded_price": p,
-            }
-        ],
-        source="test",
-    )
+    row = {
+        "instrument": instrument,
+        "buy_fair_price": p,
+        "sell_fair_price": p,
+        "last_traded_price": p,
+    }
+    off_loop(record_fair_prices, rows=[row], source="test")
 
 
 def run_cycle(user, key: str):
+    from monitoring.models import MonitoringRun
     from monitoring.services import run_user_cycle
 
-    return run_user_cycle(user_id=user.pk, cycle_key=key, trigger="manual")
+    off_loop(run_user_cycle, user_id=user.pk, cycle_key=key, trigger="manual")
+    run = MonitoringRun.objects.get(user=user, cycle_key=key)
+    assert run.status != MonitoringRun.Status.FAILED, run.steps
+    return run
 
 
 def log_in(page, base: str, user) -> None:
@@ -47,10 +47,14 @@ def log_in(page, base: str, user) -> None:
 
 
 @pytest.fixture
-def desk(db):
-    user = make_user(username="asha")
-    account = make_account(user=user, name="Paper desk")
-    instrument = make_instrument(symbol="INFYWEB", lot_size=1, tick_size=Decimal("0.05"))
+def desk(transactional_db):
+    def arrange():
+        user = make_user(username="asha")
+        account = make_account(user=user, name="Paper desk")
+        instrument = make_instrument(symbol="INFYWEB", lot_size=1, tick_size=Decimal("0.05"))
+        return user, account, instrument
+
+    user, account, instrument = off_loop(arrange)
     move_price(instrument, "101.00")
     return user, account, instrument
 
@@ -71,7 +75,7 @@ def test_bracket_order_row_and_pnl_update_live_without_reload(asgi_server, page,
     page.fill("#id_sl_price", "95.00")
     page.fill("#id_tp_price", "110.00")
     screenshot(page, "02-place-bracket")
-    page.click("button[type=submit]")
+    page.get_by_test_id("order-form").locator("button[type=submit]").click()
     expect(page).to_have_url(re.compile(r"/orders/\d+/$"))
     order = Order.objects.get(user=user)
     expect(page.get_by_test_id("order-status")).to_have_text("Open")
@@ -94,12 +98,13 @@ def test_bracket_order_row_and_pnl_update_live_without_reload(asgi_server, page,
     # The price rises: the next cycle's PnL shows in the same row, still without a reload.
     move_price(instrument, "104.00")
     run_cycle(user, "browser-2")
-    expect(row.locator('[data-field="pnl"]')).to_have_text("\u20b98.00")
+    # The limit buy at 100 filled at the market's 99.50: 2 x (104.00 - 99.50) = 9.00.
+    expect(row.locator('[data-field="pnl"]')).to_have_text("\u20b99.00")
     assert page.evaluate("window.__noReload") == "still here"
     screenshot(page, "04-orders-live")
 
     page.goto(f"{asgi_server}/pnl/")
-    expect(page.get_by_test_id("pnl-unrealized")).to_have_text("\u20b98.00")
+    expect(page.get_by_test_id("pnl-unrealized")).to_have_text("\u20b99.00")
     screenshot(page, "05-pnl")
     page.goto(f"{asgi_server}/")
     screenshot(page, "06-dashboard-after")

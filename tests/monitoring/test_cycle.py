@@ -71,3 +71,45 @@ def test_unreachable_broker_fails_step_one_stops_the_cycle_and_sends_errors(list
         errors["errors"] == run.errors and "login failed" in errors["errors"][0] or errors["errors"]
     )
     assert listener.of_type("pnl_update") == []
+
+
+@pytest.mark.django_db(transaction=True)  # order_update is sent on commit
+def test_with_permission_a_cycle_archives_stages_and_replaces_a_rejected_order(settings, listen):
+    from decimal import Decimal as D
+
+    from accounts.models import EntryRegeneratePermission
+    from orders.models import Order
+    from tests.factories import make_instrument, make_strategy
+    from tests.monitoring.conftest import place_bracket, set_price
+
+    user = make_user()
+    account = make_account(user=user)
+    instrument = make_instrument(band=(D("100"), D("5000")))
+    set_price(instrument, "1000")
+    strategy = make_strategy(user=user, allow_regeneration=True, max_regenerations=1)
+    permission = EntryRegeneratePermission.objects.create(user=user, enabled=True)
+    permission.strategies.set([strategy])
+    settings.PAPER_REJECT_RATE = "1"
+    rejected = place_bracket(
+        user=user,
+        account=account,
+        instrument=instrument,
+        entry="990",
+        sl="980",
+        tp="1010",
+        strategy=strategy,
+    )
+    settings.PAPER_REJECT_RATE = "0"
+    listener = listen(user.pk)
+
+    run = run_user_cycle(user_id=user.pk, cycle_key="r1", trigger="test")
+    assert OUTCOMES(run) == ["ok"] * 9 + ["skipped"], run.steps
+    assert run.steps[6]["details"] == {"archived": 1}
+    assert run.steps[7]["details"] == {"staged": 1}
+    assert run.steps[8]["details"] == {"placed": 1}
+    rejected.refresh_from_db()
+    assert rejected.status == Order.Status.REJECTED and rejected.archived_at is not None
+    again = Order.objects.get(regenerated_from=rejected)
+    assert again.source == Order.Source.REGENERATED and again.status == Order.Status.OPEN
+    updates = listener.of_type("order_update")
+    assert {u["order_id"] for u in updates} >= {rejected.pk, again.pk}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from orders.models import Order
 from tests.factories import make_account, make_user
 
@@ -57,9 +59,9 @@ def test_a_batch_of_500_with_bad_items_places_the_good_ones_in_order(client, acc
     good = 500 - len(bad_positions)
     assert Order.objects.filter(account=account, source="BATCH").count() == good
     placed = Order.objects.get(external_id="ext-0")
-    assert placed.targets == [
-        {"price": "105.00", "quantity": 1},
-        {"price": "110.00", "quantity": 1},
+    assert [(Decimal(t["price"]), t["quantity"]) for t in placed.targets] == [
+        (Decimal("105"), 1),
+        (Decimal("110"), 1),
     ]
 
 

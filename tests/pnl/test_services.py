@@ -483,3 +483,44 @@ def test_other_users_orders_are_never_attributed():
     foreign.refresh_from_db()
     assert foreign.open_position == 0
     assert PnlLot.objects.get(account=account).entry_leg_id is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_runs_for_one_account_never_duplicate_lots():
+    import threading
+
+    from django.db import connection
+
+    instrument = make_instrument()
+    account = make_account()
+    for n in range(6):
+        make_trade(
+            account=account,
+            instrument=instrument,
+            broker_order_id=f"O{n}",
+            side="BUY" if n % 2 == 0 else "SELL",
+            quantity=3,
+            price="100",
+            at=at(30 - n),
+        )
+    errors: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def run():
+        try:
+            start.wait()
+            compute_account_pnl(account=account, now=NOW)
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert PnlLot.objects.filter(account=account).count() == 3
+    assert PnlInstrumentState.objects.filter(account=account).count() == 1

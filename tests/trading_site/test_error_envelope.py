@@ -177,3 +177,19 @@ def test_unexpected_exception_is_logged_with_the_request_id_and_redacted():
     assert crash["level"] == "ERROR"
     assert "RuntimeError" in crash["exc"]
     assert "hunter2" not in crash["exc"]
+
+
+def test_openapi_schema_documents_the_accounts_api():
+    response = api_client_for(make_user()).get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    schema = json.loads(response.content)
+    for path in ("/api/login", "/api/accounts", "/api/accounts/{account_id}", "/api/strategies"):
+        assert path in schema["paths"]
+    assert "/api/accounts/" not in schema["paths"]  # the trailing-slash alias is not listed
+    assert schema["components"]["securitySchemes"]["bearerToken"]["scheme"] == "bearer"
+
+
+def test_unknown_api_path_is_json_even_in_debug_mode(settings):
+    settings.DEBUG = True
+    response = Client().get("/api/definitely/not/here")
+    _assert_envelope(response, 404, "NOT_FOUND")

@@ -113,3 +113,19 @@ def test_parse_rate_rejects_nonsense():
         parse_rate("sixty")
     with pytest.raises(ValueError):
         parse_rate("0/1")
+
+
+def test_api_keeps_answering_when_redis_is_down(settings):
+    """Auth falls back to the database and the limiter fails open (both logged)."""
+    user = make_user()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        }
+    }
+    client = api_client_for(user)
+    response = client.get("/api/accounts")
+    assert response.status_code == 200
+    assert "X-RateLimit-Limit" not in response

@@ -13,11 +13,11 @@ Headers on every authenticated API response (RateLimitHeadersMiddleware):
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
@@ -25,6 +25,8 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import BaseThrottle
 
 from trading_site.api.errors import RateLimited
+
+logger = logging.getLogger(__name__)
 
 _KEY_PREFIX = "rl:"
 
@@ -90,12 +92,11 @@ def _result(*, allowed: bool, tokens: float, capacity: int, rate: float) -> Buck
     )
 
 
-@lru_cache(maxsize=1)
 def _redis_script():
     from django_redis import get_redis_connection
 
-    connection = get_redis_connection("default")
-    return connection.register_script(_LUA_TAKE_TOKEN)
+    # Script objects are cheap (a SHA1) and run EVALSHA, loading the script on first use.
+    return get_redis_connection("default").register_script(_LUA_TAKE_TOKEN)
 
 
 _local_lock = threading.Lock()
@@ -152,9 +153,18 @@ def group_rate(group: str) -> tuple[int, float]:
     return parse_rate(limits.get(group) or limits["default"])
 
 
-def take_group_token(group: str, key: str) -> BucketResult:
+def take_group_token(group: str, key: str) -> BucketResult | None:
+    """Take a token from a settings.RATE_LIMITS group's bucket; None if the store is down.
+
+    A Redis outage fails open (logged): refusing every request because the limiter's store
+    restarts would turn a blip into an outage.
+    """
     capacity, rate = group_rate(group)
-    return take_token(key, capacity=capacity, refill_per_second=rate)
+    try:
+        return take_token(key, capacity=capacity, refill_per_second=rate)
+    except Exception:
+        logger.warning("rate-limit store unavailable; letting the request through", exc_info=True)
+        return None
 
 
 class UserRateLimit(BaseThrottle):
@@ -173,6 +183,8 @@ class UserRateLimit(BaseThrottle):
             "read" if request.method in SAFE_METHODS else "default"
         )
         result = take_group_token(group, f"user:{user.pk}:{group}")
+        if result is None:
+            return True
         # The Django request outlives DRF's wrapper: the middleware reads it there.
         request._request.rate_limit_result = result
         if not result.allowed:

@@ -1,0 +1,237 @@
+"""Shared helpers of the order benchmarks: a dedicated MariaDB database, its schema, seed
+rows, a gunicorn server started as the README's full-stack mode runs it, and latency maths.
+
+Every benchmark runs against `bench_orders` (or BENCH_DATABASE_URL), never `test`, with rate
+limits off (RATE_LIMIT_ENABLED=0) and the bench-only floor endpoint on (BENCH_ENDPOINTS=1).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "mysql://root@127.0.0.1:3306/bench_orders"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/4"
+
+
+def bench_environment(*, database_url: str | None = None) -> dict[str, str]:
+    """The environment of the benchmark process and the servers it starts."""
+    from cryptography.fernet import Fernet
+
+    env = {
+        "DJANGO_SETTINGS_MODULE": "trading_site.settings",
+        "DATABASE_URL": database_url or os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
+        "REDIS_URL": os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
+        "RATE_LIMIT_ENABLED": "0",
+        "BENCH_ENDPOINTS": "1",
+        "DJANGO_DEBUG": "0",
+        "SECRET_KEY": os.environ.get(
+            "SECRET_KEY", "bench-secret-key-not-for-production-0123456789"
+        ),
+        "FERNET_KEYS": os.environ.get("FERNET_KEYS", Fernet.generate_key().decode()),
+        "LOG_LEVEL": "WARNING",
+        "TRADING_WINDOW_ALWAYS_OPEN": "1",
+        "PRICE_FEED_ENABLED": "0",
+    }
+    return env
+
+
+def setup_django(*, database_url: str | None = None) -> dict[str, str]:
+    """Configure this process for the bench database and start Django."""
+    env = bench_environment(database_url=database_url)
+    for key, value in env.items():
+        os.environ.setdefault(key, value)
+    sys.path.insert(0, str(ROOT))
+    create_database(os.environ["DATABASE_URL"])
+    import django
+
+    django.setup()
+    ensure_schema()
+    return {key: os.environ[key] for key in env}
+
+
+def create_database(database_url: str) -> None:
+    import dj_database_url
+    import MySQLdb
+
+    config = dj_database_url.parse(database_url)
+    if "mysql" not in config["ENGINE"]:
+        return
+    connection = MySQLdb.connect(
+        host=config["HOST"] or "127.0.0.1",
+        port=int(config["PORT"] or 3306),
+        user=config["USER"] or "root",
+        passwd=config["PASSWORD"] or "",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE DATABASE IF NOT EXISTS `{config['NAME']}` "
+            "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )
+    connection.close()
+
+
+def ensure_schema() -> None:
+    """Create every missing table with the schema editor (no migrations are run here: the
+    benchmark database follows the models as they are in the working tree)."""
+    from django.apps import apps
+    from django.db import connection
+
+    existing = set(connection.introspection.table_names())
+    with connection.schema_editor() as editor:
+        for model in apps.get_models(include_auto_created=False):
+            if model._meta.managed and not model._meta.proxy:
+                if model._meta.db_table not in existing:
+                    editor.create_model(model)
+                    existing.add(model._meta.db_table)
+
+
+@dataclass
+class Trader:
+    user_id: int
+    account_id: int
+    token: str
+
+
+def seed_traders(count: int, *, prefix: str) -> tuple[list[Trader], object]:
+    """`count` users, each with a paper account and an API token, and one instrument priced
+    at 100 (limit buys at 99 stay open: every request is a real placement)."""
+    from accounts.models import BrokerAccount, User
+    from accounts.services import create_auth_session
+    from orders.models import FairPrice, Instrument
+
+    instrument, _ = Instrument.objects.get_or_create(
+        exchange_segment="NSECM",
+        exchange_instrument_id=2885,
+        defaults={
+            "trading_symbol": "RELIANCE",
+            "name": "RELIANCE",
+            "series": "EQ",
+            "lot_size": 1,
+            "tick_size": Decimal("0.05"),
+            "freeze_quantity": 100000,
+            "price_band_low": Decimal("1"),
+            "price_band_high": Decimal("100000"),
+        },
+    )
+    FairPrice.objects.update_or_create(
+        instrument=instrument,
+        defaults={
+            "buy_fair_price": Decimal("100"),
+            "sell_fair_price": Decimal("100"),
+            "avg_fair_price": Decimal("100"),
+            "last_traded_price": Decimal("100"),
+        },
+    )
+    stamp = int(time.time() * 1000)
+    traders = []
+    for n in range(count):
+        user = User.objects.create_user(
+            username=f"{prefix}-{stamp}-{n}",
+            email=f"{prefix}-{stamp}-{n}@bench.invalid",
+            password="bench-password-123",
+        )
+        account = BrokerAccount.objects.create(
+            user=user,
+            account_name=f"paper-{n}",
+            broker="PAPER",
+            cash_available=Decimal("100000000"),
+            net_margin=Decimal("100000000"),
+        )
+        token, _ = create_auth_session(user=user, client_ip="127.0.0.1", user_agent="bench")
+        traders.append(Trader(user_id=user.pk, account_id=account.pk, token=token))
+    return traders, instrument
+
+
+class Server:
+    """gunicorn serving trading_site.wsgi exactly as `make web` does (2 workers)."""
+
+    def __init__(self, env: dict[str, str], *, port: int, workers: int = 2):
+        self.port = port
+        self.process = subprocess.Popen(
+            [
+                str(ROOT / ".venv" / "bin" / "gunicorn"),
+                "trading_site.wsgi",
+                "-w",
+                str(workers),
+                "-b",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env, "DB_CONN_MAX_AGE": "60"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self._wait_ready()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _wait_ready(self) -> None:
+        import httpx
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"gunicorn exited: {self.process.stderr.read().decode()[-2000:]}"
+                )
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("gunicorn did not become ready")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summarize(name: str, latencies: list[float], elapsed: float, *, unit_count: int | None = None):
+    """Print count, throughput and p50/p95/p99 (milliseconds); return the figures."""
+    count = unit_count if unit_count is not None else len(latencies)
+    figures = {
+        "count": count,
+        "per_second": count / elapsed if elapsed else float("nan"),
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p95_ms": percentile(latencies, 95) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "mean_ms": (statistics.fmean(latencies) * 1000) if latencies else float("nan"),
+    }
+    print(
+        f"{name:<28} n={count:<7} {figures['per_second']:>9.1f}/s  "
+        f"p50={figures['p50_ms']:.2f} ms  p95={figures['p95_ms']:.2f} ms  "
+        f"p99={figures['p99_ms']:.2f} ms"
+    )
+    return figures

@@ -1,0 +1,289 @@
+"""Django admin for orders: the audit trail and broker snapshots are read-only, never deleted.
+
+Orders are changed only by the services (orders/services), so the admin shows them and their
+legs read-only too; large foreign keys use raw ids so no page loads a whole table.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from orders.models import (
+    BrokerOrder,
+    BrokerPosition,
+    BrokerTrade,
+    DailyCounter,
+    FairPrice,
+    Instrument,
+    Order,
+    OrderEvent,
+    OrderLeg,
+    RegenerationStage,
+    ScheduledOrder,
+    ScheduledOrderRun,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Visible, searchable, never edited or deleted here."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Instrument)
+class InstrumentAdmin(admin.ModelAdmin):
+    list_display = (
+        "trading_symbol",
+        "exchange_segment",
+        "exchange_instrument_id",
+        "series",
+        "lot_size",
+        "tick_size",
+        "freeze_quantity",
+        "price_band_low",
+        "price_band_high",
+    )
+    list_filter = ("exchange_segment", "series", "instrument_type")
+    search_fields = ("trading_symbol", "name", "=exchange_instrument_id")
+
+
+@admin.register(FairPrice)
+class FairPriceAdmin(admin.ModelAdmin):
+    list_display = (
+        "instrument",
+        "buy_fair_price",
+        "sell_fair_price",
+        "avg_fair_price",
+        "last_traded_price",
+        "source",
+        "updated_at",
+    )
+    list_filter = ("source",)
+    search_fields = ("instrument__trading_symbol",)
+    list_select_related = ("instrument",)
+    autocomplete_fields = ("instrument",)
+
+
+class OrderLegInline(ReadOnlyInline):
+    model = OrderLeg
+    fields = (
+        "role",
+        "order_type",
+        "side",
+        "quantity",
+        "filled_quantity",
+        "limit_price",
+        "stop_price",
+        "average_price",
+        "status",
+        "unique_identifier",
+        "broker_order_id",
+        "reject_reason",
+    )
+    readonly_fields = fields
+
+
+class OrderEventInline(ReadOnlyInline):
+    model = OrderEvent
+    fk_name = "order"
+    fields = ("created_at", "actor", "kind", "leg", "message")
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "user",
+        "account",
+        "symbol",
+        "side",
+        "quantity",
+        "kind",
+        "source",
+        "status",
+        "filled_quantity",
+        "pnl",
+        "open_position",
+        "created_at",
+    )
+    list_filter = ("status", "kind", "source", "side", "product_type", "account__broker")
+    search_fields = (
+        "=id",
+        "symbol",
+        "external_id",
+        "client_order_id",
+        "user__username",
+        "account__account_name",
+        "legs__unique_identifier",
+        "legs__broker_order_id",
+    )
+    list_select_related = ("user", "account")
+    raw_id_fields = ("user", "account", "instrument", "strategy", "regenerated_from")
+    show_full_result_count = False  # COUNT(*) over millions of orders on every page is waste
+    inlines = (OrderLegInline, OrderEventInline)
+
+
+@admin.register(OrderLeg)
+class OrderLegAdmin(ReadOnlyAdmin):
+    list_display = (
+        "unique_identifier",
+        "order",
+        "role",
+        "order_type",
+        "side",
+        "quantity",
+        "filled_quantity",
+        "status",
+        "broker_order_id",
+        "updated_at",
+    )
+    list_filter = ("role", "status", "order_type", "side")
+    search_fields = ("=unique_identifier", "=broker_order_id", "=order__id")
+    list_select_related = ("order",)
+    raw_id_fields = ("order", "account")
+    show_full_result_count = False
+
+
+@admin.register(OrderEvent)
+class OrderEventAdmin(ReadOnlyAdmin):
+    """The audit trail: append-only, so no change and no delete, for anyone."""
+
+    list_display = ("created_at", "kind", "actor", "order", "leg", "message")
+    list_filter = ("kind",)
+    search_fields = ("=order__id", "actor", "kind", "leg__unique_identifier")
+    list_select_related = ("order", "leg")
+    raw_id_fields = ("order", "leg", "account", "user")
+    show_full_result_count = False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
+@admin.register(BrokerOrder)
+class BrokerOrderAdmin(ReadOnlyAdmin):
+    list_display = (
+        "broker_order_id",
+        "account",
+        "trading_symbol",
+        "side",
+        "order_type",
+        "order_quantity",
+        "cumulative_quantity",
+        "status",
+        "raw_status",
+        "unique_identifier",
+        "synced_at",
+    )
+    list_filter = ("status", "exchange_segment", "side")
+    search_fields = ("=broker_order_id", "=unique_identifier", "trading_symbol")
+    list_select_related = ("account",)
+    raw_id_fields = ("account",)
+
+
+@admin.register(BrokerTrade)
+class BrokerTradeAdmin(ReadOnlyAdmin):
+    list_display = (
+        "execution_id",
+        "account",
+        "broker_order_id",
+        "trading_symbol",
+        "side",
+        "quantity",
+        "price",
+        "traded_at",
+    )
+    list_filter = ("side", "exchange_segment")
+    search_fields = ("=execution_id", "=broker_order_id", "trading_symbol")
+    list_select_related = ("account",)
+    raw_id_fields = ("account",)
+
+
+@admin.register(BrokerPosition)
+class BrokerPositionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "account",
+        "trading_symbol",
+        "product_type",
+        "net_qty",
+        "buy_qty",
+        "sell_qty",
+        "realized_mtm",
+        "unrealized_mtm",
+        "mtm",
+        "synced_at",
+    )
+    list_filter = ("product_type", "exchange_segment")
+    search_fields = ("trading_symbol", "account__account_name")
+    list_select_related = ("account",)
+    raw_id_fields = ("account",)
+
+
+@admin.register(DailyCounter)
+class DailyCounterAdmin(ReadOnlyAdmin):
+    """Changing a counter by hand could hand out an identifier twice: read-only."""
+
+    list_display = ("account", "trading_date", "last_value")
+    list_filter = ("trading_date",)
+    search_fields = ("account__account_name",)
+    list_select_related = ("account",)
+    raw_id_fields = ("account",)
+
+
+@admin.register(RegenerationStage)
+class RegenerationStageAdmin(ReadOnlyAdmin):
+    list_display = ("source_order", "cycle_key", "status", "new_order", "created_at")
+    list_filter = ("status",)
+    search_fields = ("=source_order__id", "cycle_key")
+    raw_id_fields = ("source_order", "new_order")
+
+
+class ScheduledOrderRunInline(ReadOnlyInline):
+    model = ScheduledOrderRun
+    fields = ("trading_date", "status", "order", "error", "created_at")
+    readonly_fields = fields
+    ordering = ("-trading_date",)
+
+
+@admin.register(ScheduledOrder)
+class ScheduledOrderAdmin(admin.ModelAdmin):
+    list_display = ("name", "user", "account", "kind", "time_of_day", "weekdays", "enabled")
+    list_filter = ("enabled", "kind")
+    search_fields = ("name", "user__username", "account__account_name")
+    list_select_related = ("user", "account")
+    raw_id_fields = ("user", "account")
+    inlines = (ScheduledOrderRunInline,)
+
+
+@admin.register(ScheduledOrderRun)
+class ScheduledOrderRunAdmin(ReadOnlyAdmin):
+    list_display = ("schedule", "trading_date", "status", "order", "created_at")
+    list_filter = ("status", "trading_date")
+    search_fields = ("schedule__name",)
+    list_select_related = ("schedule", "order")
+    raw_id_fields = ("schedule", "order")

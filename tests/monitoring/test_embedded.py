@@ -1,0 +1,60 @@
+"""The embedded default's loop: the task functions on timers inside the server's event loop,
+delivering through the in-memory channel layer (which only works within that loop)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from accounts.services import create_auth_session
+from monitoring.embedded import start_embedded_jobs
+from monitoring.models import MonitoringRun
+from tests.factories import make_account, make_user
+from trading_site.asgi import application
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def embedded(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True
+    settings.MONITOR_INTERVAL_SECONDS = 1
+    settings.PRICE_FEED_ENABLED = False
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    from trading_site.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+async def test_in_process_timer_runs_cycles_and_the_browser_gets_them(embedded):
+    @sync_to_async
+    def arrange():
+        user = make_user()
+        make_account(user=user)
+        token, _ = create_auth_session(user=user, client_ip="127.0.0.1", user_agent="t")
+        return user, token
+
+    user, token = await arrange()
+    communicator = WebsocketCommunicator(application, f"/ws/{user.pk}/?token={token}")
+    await communicator.connect()
+    assert (await communicator.receive_json_from(timeout=3))["type"] == "connection_established"
+    tasks = start_embedded_jobs(asyncio.get_running_loop())
+    try:
+        while True:
+            message = await communicator.receive_json_from(timeout=20)
+            if message["type"] == "cycle_complete":
+                break
+        assert message["status"] == "OK"
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await communicator.disconnect()
+    run = await sync_to_async(MonitoringRun.objects.get)(user=user, cycle_key=message["cycle"])
+    assert run.trigger == "embedded"

@@ -1,0 +1,137 @@
+"""Write-ahead: a broker that times out leaves a pending leg that the next sync settles from
+the order book by its unique identifier, without a second POST."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import httpx
+import pytest
+from asgiref.sync import async_to_sync
+from django.utils import timezone
+
+from accounts.models import Broker
+from orders.brokers.sessions import broker_client, connect_account
+from orders.brokers.xts_simulator import XtsSimulator, parse_users, serve_in_thread
+from orders.models import Order, OrderLeg
+from orders.services import place_single_order, reconcile_pending_legs, sync_account_orders
+from tests.factories import (
+    api_client_for,
+    make_account,
+    make_fair_price,
+    make_instrument,
+    make_user,
+)
+from tests.orders.conftest import single_request
+
+D = Decimal
+ORDER_POST = "POST /interactive/orders"
+
+
+@pytest.fixture
+def simulator(transactional_db):
+    running = serve_in_thread(XtsSimulator(users=parse_users("h4-app:h4-secret:H4USER"), seed=1))
+    yield running
+    running.stop()
+
+
+def _faults(simulator, **knobs):
+    httpx.post(f"{simulator.base_url}/_sim/faults", json=knobs, timeout=5).raise_for_status()
+
+
+def _posts(simulator) -> dict:
+    return httpx.get(f"{simulator.base_url}/_sim/stats", timeout=5).json()["order_posts_by_uid"]
+
+
+@pytest.fixture
+def iifl(simulator, settings):
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True
+    settings.BROKER_TIMEOUT_SECONDS = 0.5
+    user = make_user()
+    account = make_account(
+        user=user,
+        broker=Broker.IIFL,
+        credentials={
+            "app_key": "h4-app",
+            "secret_key": "h4-secret",
+            "base_url": simulator.base_url,
+        },
+    )
+    make_fair_price(make_instrument(symbol="RELIANCE"), "100.00")
+    connect_account(account)
+    return user, account
+
+
+def test_a_timed_out_post_leaves_the_leg_pending_and_is_not_resent(simulator, iifl):
+    user, account = iifl
+    _faults(simulator, timeout_next=1, timeout_seconds=1.5, routes=[ORDER_POST])
+
+    result = place_single_order(user=user, request=single_request(account))
+
+    leg = OrderLeg.objects.get(order=result.order)
+    assert result.outcome == "unknown"
+    assert (result.order.status, leg.status) == (Order.Status.PENDING, "PENDING_SUBMIT")
+    assert result.order.events.filter(kind="leg_submit_unknown").exists()
+    assert _posts(simulator) == {leg.unique_identifier: 1}
+
+
+def test_the_next_sync_settles_the_pending_leg_from_the_order_book(simulator, iifl):
+    user, account = iifl
+    _faults(simulator, timeout_next=1, timeout_seconds=1.5, routes=[ORDER_POST])
+    order = place_single_order(user=user, request=single_request(account)).order
+
+    book = async_to_sync(broker_client(account).order_book)()
+    changed = sync_account_orders(account=account, order_book=book)
+
+    leg = OrderLeg.objects.get(order=order)
+    order.refresh_from_db()
+    assert changed == [order.pk]
+    assert (leg.status, order.status) == ("OPEN", Order.Status.OPEN)
+    assert leg.broker_order_id
+    assert order.events.filter(kind="leg_reconciled").exists()
+    assert _posts(simulator) == {leg.unique_identifier: 1}
+
+
+def test_the_api_answers_202_when_the_broker_does_not(simulator, iifl):
+    user, account = iifl
+    _faults(simulator, timeout_next=1, timeout_seconds=1.5, routes=[ORDER_POST])
+    body = {
+        "account_id": account.pk,
+        "symbol": "RELIANCE",
+        "order_side": "BUY",
+        "order_quantity": 10,
+        "order_type": "LIMIT",
+        "limit_price": "99.00",
+    }
+    response = api_client_for(user).post("/api/orders", body, format="json")
+    assert response.status_code == 202
+    assert response.json()["order"]["order_status"] == "PENDING"
+
+
+def test_a_5xx_on_the_post_is_pending_too_never_failed(simulator, iifl):
+    user, account = iifl
+    _faults(simulator, error_next=1, routes=[ORDER_POST])
+    result = place_single_order(user=user, request=single_request(account))
+    assert OrderLeg.objects.get(order=result.order).status == "PENDING_SUBMIT"
+
+
+def test_a_pending_leg_the_broker_never_saw_is_rejected_after_the_grace_period(
+    account, instrument, trader, settings
+):
+    settings.ORDER_PENDING_GRACE_SECONDS = 60
+    order = place_single_order(user=trader, request=single_request(account)).order
+    leg = OrderLeg.objects.get(order=order)
+    OrderLeg.objects.filter(pk=leg.pk).update(
+        status="PENDING_SUBMIT", broker_order_id=None, submitted_at=timezone.now()
+    )
+
+    assert reconcile_pending_legs(account=account, order_book=[]) == []
+    assert OrderLeg.objects.get(pk=leg.pk).status == "PENDING_SUBMIT"
+
+    OrderLeg.objects.filter(pk=leg.pk).update(submitted_at=timezone.now() - timedelta(minutes=5))
+    assert reconcile_pending_legs(account=account, order_book=[]) == [order.pk]
+    leg.refresh_from_db()
+    order.refresh_from_db()
+    assert leg.status == "REJECTED" and "not found in the broker's order book" in leg.reject_reason
+    assert order.status == Order.Status.REJECTED
