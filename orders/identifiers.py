@@ -78,7 +78,8 @@ def reserve_sequence(*, account_id: int, count: int = 1, trading_date: date | No
     if not transaction.get_connection().in_atomic_block:
         ensure_daily_counter(account_id=account_id, trading_date=trading_date)
     counters = DailyCounter.objects.filter(account_id=account_id, trading_date=trading_date)
-    with transaction.atomic():
+    # No savepoint: inside the caller's transaction the increment commits or rolls back with it.
+    with transaction.atomic(savepoint=False):
         if not counters.update(last_value=F("last_value") + count):
             try:
                 with transaction.atomic():
