@@ -148,19 +148,19 @@ def authenticate_token(token: str) -> tuple[User, AuthSession] | None:
         _cache_session(session, now)
         return user, session
 
-    last_used = session.last_used_at
-    if last_used is None or (now - last_used).total_seconds() >= LAST_USED_RESOLUTION_SECONDS:
-        _touch(session, now)
-        _cache_session(session, now)
+    if _touch(session, now):
+        _cache_session(session, now)  # so other processes see the new last_used_at
     return user, session
 
 
-def _touch(session: AuthSession, now: datetime) -> None:
+def _touch(session: AuthSession, now: datetime) -> bool:
+    """Record the use, at most once per LAST_USED_RESOLUTION_SECONDS; True if written."""
     last_used = session.last_used_at
     if last_used is not None and (now - last_used).total_seconds() < LAST_USED_RESOLUTION_SECONDS:
-        return
+        return False
     AuthSession.objects.filter(pk=session.pk).update(last_used_at=now)
     session.last_used_at = now
+    return True
 
 
 def revoke_auth_session(*, session: AuthSession) -> None:

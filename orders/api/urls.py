@@ -29,3 +29,6 @@ if getattr(settings, "BENCH_ENDPOINTS", False):
     urlpatterns += _both(
         "bench/bare-insert", views.BenchBareInsertView.as_view(), "api-bench-bare-insert"
     )
+    urlpatterns += _both(
+        "bench/order-by-pk", views.BenchOrderByPkView.as_view(), "api-bench-order-by-pk"
+    )

@@ -334,3 +334,15 @@ class BenchBareInsertView(APIView):
 
         event = OrderEvent.objects.create(actor=user_actor(request.user), kind="bench")
         return Response({"id": event.pk}, status=status.HTTP_201_CREATED)
+
+
+class BenchOrderByPkView(APIView):
+    """Benchmarks only (BENCH_ENDPOINTS=1): the floor of an authenticated DRF read, one
+    order fetched by primary key."""
+
+    rate_limit_group = "read"
+
+    @extend_schema(exclude=True)
+    def get(self, request):
+        order = Order.objects.filter(user=request.user).only("id").order_by("-id").first()
+        return Response({"id": order.pk if order else None})

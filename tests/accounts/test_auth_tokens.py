@@ -210,3 +210,17 @@ def test_user_from_a_cached_token_saves_without_losing_the_password():
     user.refresh_from_db()
     assert user.first_name == "Asha"
     assert user.check_password(DEFAULT_PASSWORD)
+
+
+def test_purge_removes_only_long_dead_sessions():
+    from accounts.services import purge_expired_auth_sessions
+
+    live_token, live = _new_session()
+    _t1, expired = _new_session()
+    _t2, revoked = _new_session()
+    long_ago = timezone.now() - timedelta(days=30)
+    AuthSession.objects.filter(pk=expired.pk).update(expires_at=long_ago)
+    AuthSession.objects.filter(pk=revoked.pk).update(revoked_at=long_ago)
+    assert purge_expired_auth_sessions() == 2
+    assert list(AuthSession.objects.values_list("pk", flat=True)) == [live.pk]
+    assert authenticate_token(live_token) is not None

@@ -1,0 +1,164 @@
+"""GET /api/orders with millions of orders in MariaDB: p50/p95/p99 of the list endpoint for
+one user through gunicorn, and in the same run the floor: a bare primary-key SELECT of one
+order (same connection pool, same HTTP stack: GET /healthz-like cost excluded), and the ratio.
+Goal (SPEC 11): p95 <= 10 ms with 5,000,000 orders in the table.
+
+The table is filled once with multi-row INSERTs (spread over --users users, newest first
+pages read the measured user's rows) and reused by later runs; --rows sets the target.
+
+    .venv/bin/python bench/orders_list.py --rows 5000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import Server, seed_traders, setup_django, summarize
+
+STATUSES = ["OPEN", "FILLED", "COMPLETED", "CANCELLED", "REJECTED", "PARTIALLY_FILLED"]
+INSERT_ORDER = (
+    "INSERT INTO orders (user_id, account_id, instrument_id, symbol, exchange_segment, "
+    "exchange_instrument_id, side, product_type, quantity, kind, source, external_id, "
+    "request_fingerprint, status, order_type, limit_price, targets, filled_quantity, pnl, "
+    "open_position, regeneration_count, created_at, updated_at) VALUES "
+    "(%s, %s, %s, 'RELIANCE', 'NSECM', %s, 'BUY', 'MIS', 10, 'SINGLE', 'MANUAL', '', '', %s, "
+    "'LIMIT', 99.0000, '[]', 0, 0.00, 0, 0, %s, %s)"
+)
+INSERT_LEG = (
+    "INSERT INTO order_legs (order_id, account_id, role, order_type, side, quantity, "
+    "limit_price, unique_identifier, broker_order_id, status, broker_status, filled_quantity, "
+    "reject_reason, modification_count, created_at, updated_at) VALUES "
+    "(%s, %s, 'ENTRY', 'LIMIT', 'BUY', 10, 99.0000, %s, %s, 'OPEN', '', 0, '', 0, NOW(6), NOW(6))"
+)
+
+
+def fill(*, target_rows: int, traders, instrument, chunk: int = 5000) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM orders")
+        have = cursor.fetchone()[0]
+    missing = target_rows - have
+    if missing <= 0:
+        print(f"orders table already holds {have} rows: reused")
+        return
+    print(f"filling {missing} orders ({have} present) ...", flush=True)
+    rng = random.Random(7)
+    start_time = datetime(2024, 1, 1, tzinfo=UTC)
+    started = time.perf_counter()
+    done = 0
+    while done < missing:
+        size = min(chunk, missing - done)
+        rows = []
+        for n in range(size):
+            trader = traders[rng.randrange(len(traders))]
+            created = start_time + timedelta(seconds=(have + done + n) * 5)
+            rows.append(
+                (
+                    trader.user_id,
+                    trader.account_id,
+                    instrument.pk,
+                    instrument.exchange_instrument_id,
+                    STATUSES[n % len(STATUSES)],
+                    created,
+                    created,
+                )
+            )
+        # mysqlclient turns executemany of an INSERT into multi-row INSERT statements.
+        with connection.cursor() as cursor:
+            cursor.executemany(INSERT_ORDER, rows)
+        done += size
+        if done % 200000 < chunk:
+            rate = done / (time.perf_counter() - started)
+            print(f"  {have + done} rows ({rate:.0f} rows/s)", flush=True)
+
+
+def add_legs_for_page(user_id: int, account_id: int, pages: int = 20) -> None:
+    """Entry legs for the measured user's newest orders (what the list prefetches)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT o.id FROM orders o LEFT JOIN order_legs l ON l.order_id = o.id "
+            "WHERE o.user_id = %s AND l.id IS NULL ORDER BY o.created_at DESC, o.id DESC "
+            "LIMIT %s",
+            [user_id, 50 * pages],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        if not ids:
+            return
+        cursor.executemany(INSERT_LEG, [(oid, account_id, f"BL{oid}", f"B{oid}") for oid in ids])
+
+
+def measure(base_url: str, token: str, path: str, count: int) -> tuple[list[float], float]:
+    import httpx
+
+    latencies = []
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}) as c:
+        for _ in range(20):
+            c.get(path)
+        started = time.perf_counter()
+        for _ in range(count):
+            t0 = time.perf_counter()
+            response = c.get(path)
+            latencies.append(time.perf_counter() - t0)
+            assert response.status_code == 200, response.text[:300]
+        return latencies, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--users", type=int, default=500)
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--port", type=int, default=8403)
+    parser.add_argument("--database-url", default="mysql://root@127.0.0.1:3306/bench_orders_list")
+    args = parser.parse_args()
+
+    env = setup_django(database_url=args.database_url)
+    from accounts.models import BrokerAccount
+    from accounts.services import create_auth_session
+    from bench.common import Trader
+    from orders.models import Instrument
+
+    accounts = list(BrokerAccount.objects.select_related("user").order_by("id")[: args.users])
+    if len(accounts) < args.users:
+        seed_traders(args.users - len(accounts), prefix="list")
+        accounts = list(BrokerAccount.objects.select_related("user").order_by("id")[: args.users])
+    instrument = Instrument.objects.get(exchange_segment="NSECM", exchange_instrument_id=2885)
+    traders = [Trader(a.user_id, a.pk, "") for a in accounts]
+    fill(target_rows=args.rows, traders=traders, instrument=instrument)
+    measured = accounts[0]
+    add_legs_for_page(measured.user_id, measured.pk)
+    token, _ = create_auth_session(user=measured.user, client_ip="127.0.0.1", user_agent="bench")
+    from orders.models import Order
+
+    total = Order.objects.count()
+    mine = Order.objects.filter(user_id=measured.user_id).count()
+    one_id = Order.objects.filter(user_id=measured.user_id).values_list("id", flat=True).first()
+    print(f"orders in table: {total}; measured user's orders: {mine}")
+    with Server(env, port=args.port) as server:
+        lat, elapsed = measure(server.base_url, token, "/api/orders?limit=50", args.requests)
+        listed = summarize("GET /api/orders (page 1)", lat, elapsed)
+        lat, elapsed = measure(
+            server.base_url, token, "/api/orders?limit=50&status=FILLED", args.requests
+        )
+        summarize("GET /api/orders?status=", lat, elapsed)
+        lat, elapsed = measure(server.base_url, token, f"/api/orders/{one_id}", args.requests)
+        summarize("GET /api/orders/{id}", lat, elapsed)
+        lat, elapsed = measure(server.base_url, token, "/api/bench/order-by-pk", args.requests)
+        floor = summarize("floor: bare PK SELECT", lat, elapsed)
+    print(f"ratio list/floor p95: {listed['p95_ms'] / floor['p95_ms']:.2f}x")
+    print(f"goal p95 <= 10 ms: {'met' if listed['p95_ms'] <= 10 else 'MISSED'}")
+    _ = env
+
+
+if __name__ == "__main__":
+    main()
