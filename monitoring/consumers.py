@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import uuid
+import weakref
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -66,7 +67,8 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
             return
         self.user_id = identity.user_id
         self.connection_id = str(uuid.uuid4())
-        await self.channel_layer.group_add(realtime.user_group(self.user_id), self.channel_name)
+        async with _layer_gate():
+            await self.channel_layer.group_add(realtime.user_group(self.user_id), self.channel_name)
         await self._touch_presence()
         await self._send_json(
             {
@@ -84,9 +86,15 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
             self._refresher.cancel()
         if self.user_id is None:
             return
-        await self.channel_layer.group_discard(realtime.user_group(self.user_id), self.channel_name)
-        await _run_sync(presence.mark_disconnected, self.user_id, self.connection_id)
-        await _run_sync(_count_connection, -1)
+        try:
+            async with _layer_gate():
+                await self.channel_layer.group_discard(
+                    realtime.user_group(self.user_id), self.channel_name
+                )
+            await _run_sync(presence.mark_disconnected, self.user_id, self.connection_id)
+            await _run_sync(_count_connection, -1)
+        except Exception:  # the socket is gone either way; group entries expire on their own
+            logger.warning("websocket cleanup failed", extra={"user_id": self.user_id})
 
     async def receive(self, text_data=None, bytes_data=None):
         raw = text_data.encode("utf-8") if text_data is not None else (bytes_data or b"")
@@ -159,6 +167,20 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
             raise
         except Exception:
             logger.exception("presence refresh failed", extra={"user_id": self.user_id})
+
+
+_gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _layer_gate() -> asyncio.Semaphore:
+    """Bounds this process's concurrent group_add/discard calls below the channel layer's
+    connection pool (redis-py refuses, rather than queues, past it): a burst of thousands of
+    connects or disconnects then waits its turn instead of crashing consumers."""
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        gate = _gates[loop] = asyncio.Semaphore(settings.WS_LAYER_CONCURRENCY)
+    return gate
 
 
 async def _run_sync(func, *args):

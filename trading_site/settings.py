@@ -172,9 +172,20 @@ else:
     }
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels_redis.pubsub.RedisPubSubChannelLayer fans a group message out once per
+            # web process instead of once per connection (see bench/ws.py for both).
+            "BACKEND": os.environ.get(
+                "CHANNEL_LAYER_BACKEND", "channels_redis.core.RedisChannelLayer"
+            ),
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py's async pool refuses (not waits) past max_connections (default
+                # 100): a burst of WebSocket connects would crash consumers with 1011.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": env_int("CHANNEL_LAYER_MAX_CONNECTIONS", 1000),
+                    }
+                ],
                 "capacity": 1000,
                 "expiry": 30,
                 "prefix": "td-channels",
@@ -281,6 +292,8 @@ TRADING_WINDOW_CLOSE = time.fromisoformat(os.environ.get("TRADING_WINDOW_CLOSE",
 TRADING_WEEKDAYS = [int(d) for d in env_list("TRADING_WEEKDAYS", ["0", "1", "2", "3", "4"])]
 WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 4096)
 PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 90)
+# Most concurrent channel-layer group operations per web process (monitoring.consumers).
+WS_LAYER_CONCURRENCY = env_int("WS_LAYER_CONCURRENCY", 200)
 
 # Celery (full stack): Redis broker; one beat; tasks acknowledged late so a killed worker's
 # task is redelivered (the cycle lock and MonitoringRun uniqueness make that safe).

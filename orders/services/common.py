@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from django.db import transaction
 from django.utils import timezone
 
 from orders.brokers.base import (
@@ -27,7 +28,7 @@ from orders.brokers.base import (
     SessionExpired,
 )
 from orders.models import Order, OrderEvent, OrderLeg
-from trading_site.realtime import ORDER_UPDATE, notify_user_on_commit
+from trading_site.realtime import ORDER_UPDATE, anotify_user, notify_user_on_commit
 
 logger = logging.getLogger("orders.services")
 
@@ -110,8 +111,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def notify_order(order: Order, **details: Any) -> None:
-    """The owner's order_update, sent once the current transaction commits."""
+def order_update_message(order: Order, **details: Any) -> dict[str, Any]:
     payload = {
         "symbol": order.symbol,
         "side": order.side,
@@ -121,15 +121,24 @@ def notify_order(order: Order, **details: Any) -> None:
         "account_id": order.account_id,
     }
     payload.update(details)
-    notify_user_on_commit(
-        order.user_id,
-        {
-            "type": ORDER_UPDATE,
-            "order_id": order.pk,
-            "status": order.status,
-            "details": payload,
-        },
-    )
+    return {"type": ORDER_UPDATE, "order_id": order.pk, "status": order.status, "details": payload}
+
+
+def notify_order(order: Order, **details: Any) -> None:
+    """The owner's order_update, sent once the current transaction commits."""
+    notify_user_on_commit(order.user_id, order_update_message(order, **details))
+
+
+def notify_orders_on_commit(messages: list[tuple[int, dict[str, Any]]]) -> None:
+    """Many order_updates (a batch) sent after commit from one event loop: one
+    async_to_sync per message would cost a loop and a Redis connection each."""
+    if not messages:
+        return
+
+    async def send_all() -> None:
+        await asyncio.gather(*(anotify_user(user_id, message) for user_id, message in messages))
+
+    transaction.on_commit(lambda: async_to_sync(send_all)())
 
 
 def count_metric(name: str, value: int = 1, **labels: str) -> None:

@@ -29,7 +29,8 @@ from orders.services.common import (
     apply_send_outcome,
     count_metric,
     new_event,
-    notify_order,
+    notify_orders_on_commit,
+    order_update_message,
     send_new_legs,
     user_actor,
 )
@@ -268,14 +269,20 @@ def submit_and_record(*, account: BrokerAccount, orders: list[Order], actor: str
         )
         Order.objects.bulk_update(orders, ["status", "filled_quantity", "updated_at"])
         _insert_events(events)
-        for order, result in zip(orders, results, strict=True):
-            entry = order.entry_leg
-            notify_order(
-                order,
-                event="placed" if result != OUTCOME_REJECTED else "rejected",
-                reject_reason=entry.reject_reason or None,
-                broker_order_id=entry.broker_order_id,
-            )
+        notify_orders_on_commit(
+            [
+                (
+                    order.user_id,
+                    order_update_message(
+                        order,
+                        event="placed" if result != OUTCOME_REJECTED else "rejected",
+                        reject_reason=order.entry_leg.reject_reason or None,
+                        broker_order_id=order.entry_leg.broker_order_id,
+                    ),
+                )
+                for order, result in zip(orders, results, strict=True)
+            ]
+        )
     accepted = results.count(OUTCOME_ACCEPTED) + results.count(OUTCOME_UNKNOWN)
     rejected = results.count(OUTCOME_REJECTED)
     if accepted:

@@ -1,0 +1,121 @@
+"""Monitoring step 1 persistence: broker snapshots upserted by key, balances written."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from orders.brokers.base import BrokerBalance, BrokerOrderRow, BrokerPositionRow, BrokerTradeRow
+from orders.models import BrokerOrder, BrokerPosition, BrokerTrade, Order
+from orders.services import place_single_order, store_broker_snapshots, sync_account_orders
+from tests.orders.conftest import set_price, single_request
+
+D = Decimal
+NOW = datetime(2025, 1, 2, 4, 0, tzinfo=UTC)
+
+
+def _row(broker_id: str, status: str, filled: int, uid: str = "") -> BrokerOrderRow:
+    return BrokerOrderRow(
+        broker_order_id=broker_id,
+        unique_identifier=uid,
+        exchange_segment="NSECM",
+        exchange_instrument_id=1,
+        trading_symbol="X",
+        side="Buy",
+        order_type="LIMIT",
+        product_type="MIS",
+        quantity=10,
+        filled_quantity=filled,
+        leaves_quantity=10 - filled,
+        status=status,
+        raw_status=status.title(),
+        limit_price=D("99"),
+        average_price=D("99") if filled else None,
+    )
+
+
+def _position(instrument_id: int, net: int) -> BrokerPositionRow:
+    return BrokerPositionRow(
+        exchange_segment="NSECM",
+        exchange_instrument_id=instrument_id,
+        trading_symbol="X",
+        product_type="MIS",
+        net_qty=net,
+        buy_qty=max(net, 0),
+        sell_qty=max(-net, 0),
+    )
+
+
+def test_snapshots_are_upserted_by_key_and_gone_positions_deleted(account):
+    trade = BrokerTradeRow(
+        execution_id="E1",
+        broker_order_id="1",
+        unique_identifier="",
+        exchange_segment="NSECM",
+        exchange_instrument_id=1,
+        trading_symbol="X",
+        side="BUY",
+        product_type="MIS",
+        quantity=5,
+        price=D("99"),
+        traded_at=NOW,
+    )
+    store_broker_snapshots(
+        account=account,
+        order_book=[_row("1", "PARTIALLY_FILLED", 5)],
+        trades=[trade],
+        positions=[_position(1, 5), _position(2, -3)],
+        balance=BrokerBalance(D("1000.00"), D("200.00"), D("800.00")),
+    )
+    store_broker_snapshots(
+        account=account,
+        order_book=[_row("1", "FILLED", 10), _row("2", "OPEN", 0)],
+        trades=[trade],
+        positions=[_position(1, 10)],
+        balance=BrokerBalance(D("900.00"), D("300.00"), D("600.00")),
+    )
+    assert dict(BrokerOrder.objects.values_list("broker_order_id", "cumulative_quantity")) == {
+        "1": 10,
+        "2": 0,
+    }
+    assert BrokerOrder.objects.get(broker_order_id="1").side == "BUY"
+    assert BrokerTrade.objects.count() == 1
+    assert list(BrokerPosition.objects.values_list("exchange_instrument_id", "net_qty")) == [
+        (1, 10)
+    ]
+    account.refresh_from_db()
+    assert (account.cash_available, account.margin_utilized, account.net_margin) == (
+        D("900.00"),
+        D("300.00"),
+        D("600.00"),
+    )
+    assert account.last_synced_at is not None
+
+
+def test_sync_copies_fills_onto_legs_and_fair_prices_onto_live_orders(trader, account, instrument):
+    order = place_single_order(user=trader, request=single_request(account)).order
+    leg = order.legs.get()
+    set_price(instrument, "101.00")
+    changed = sync_account_orders(
+        account=account,
+        order_book=[_row(leg.broker_order_id, "PARTIALLY_FILLED", 4, leg.unique_identifier)],
+    )
+    order.refresh_from_db()
+    leg.refresh_from_db()
+    assert changed == [order.pk]
+    assert (leg.status, leg.filled_quantity, leg.average_price) == ("PARTIALLY_FILLED", 4, D("99"))
+    assert (order.status, order.filled_quantity) == (Order.Status.PARTIALLY_FILLED, 4)
+    assert order.ltp == D("101.00") and order.buy_fair_price == D("101.00")
+    assert order.events.filter(kind="leg_synced").exists()
+
+
+def test_a_stale_open_row_never_reopens_a_cancelled_leg(trader, account, instrument):
+    order = place_single_order(user=trader, request=single_request(account)).order
+    leg = order.legs.get()
+    leg.status = "CANCELLED"
+    leg.save()
+    sync_account_orders(
+        account=account, order_book=[_row(leg.broker_order_id, "OPEN", 0, leg.unique_identifier)]
+    )
+    leg.refresh_from_db()
+    assert leg.status == "CANCELLED"
