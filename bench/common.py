@@ -24,8 +24,11 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/4"
 
 def bench_environment(*, database_url: str | None = None) -> dict[str, str]:
     """The environment of the benchmark process and the servers it starts."""
-    from cryptography.fernet import Fernet
+    sys.path.insert(0, str(ROOT))
+    from trading_site.envconfig import load_or_create_secret
 
+    # One key kept under var/ so a reused bench database stays readable run after run.
+    fernet_key = load_or_create_secret(ROOT / "var" / "bench_fernet_key", kind="fernet")
     env = {
         "DJANGO_SETTINGS_MODULE": "trading_site.settings",
         "DATABASE_URL": database_url or os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
@@ -36,7 +39,7 @@ def bench_environment(*, database_url: str | None = None) -> dict[str, str]:
         "SECRET_KEY": os.environ.get(
             "SECRET_KEY", "bench-secret-key-not-for-production-0123456789"
         ),
-        "FERNET_KEYS": os.environ.get("FERNET_KEYS", Fernet.generate_key().decode()),
+        "FERNET_KEYS": os.environ.get("FERNET_KEYS", fernet_key),
         "LOG_LEVEL": "WARNING",
         "TRADING_WINDOW_ALWAYS_OPEN": "1",
         "PRICE_FEED_ENABLED": "0",

@@ -128,10 +128,12 @@ def main() -> None:
     from bench.common import Trader
     from orders.models import Instrument
 
-    accounts = list(BrokerAccount.objects.select_related("user").order_by("id")[: args.users])
+    # Credentials are never needed here (and stay unreadable if the key ever changed).
+    accounts_query = BrokerAccount.objects.select_related("user").defer("credentials")
+    accounts = list(accounts_query.order_by("id")[: args.users])
     if len(accounts) < args.users:
         seed_traders(args.users - len(accounts), prefix="list")
-        accounts = list(BrokerAccount.objects.select_related("user").order_by("id")[: args.users])
+        accounts = list(accounts_query.order_by("id")[: args.users])
     instrument = Instrument.objects.get(exchange_segment="NSECM", exchange_instrument_id=2885)
     traders = [Trader(a.user_id, a.pk, "") for a in accounts]
     fill(target_rows=args.rows, traders=traders, instrument=instrument)
