@@ -95,6 +95,15 @@ def ensure_schema() -> None:
                 if model._meta.db_table not in existing:
                     editor.create_model(model)
                     existing.add(model._meta.db_table)
+                    continue
+                # A reused database gets the indexes added to the models since (a bench
+                # must measure the schema in the working tree).
+                with connection.cursor() as cursor:
+                    present = connection.introspection.get_constraints(cursor, model._meta.db_table)
+                for index in model._meta.indexes:
+                    if index.name not in present:
+                        print(f"adding index {index.name} to {model._meta.db_table} ...")
+                        editor.add_index(model, index)
 
 
 @dataclass
@@ -155,9 +164,18 @@ def seed_traders(count: int, *, prefix: str) -> tuple[list[Trader], object]:
 
 
 class Server:
-    """gunicorn serving trading_site.wsgi exactly as `make web` does (2 workers)."""
+    """gunicorn serving trading_site.wsgi as `make web` does (its workers, worker class and
+    threads; DB_CONN_MAX_AGE=60), minus the access log."""
 
-    def __init__(self, env: dict[str, str], *, port: int, workers: int = 2):
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        port: int,
+        workers: int = 2,
+        worker_class: str = "sync",
+        threads: int = 1,
+    ):
         self.port = port
         self.process = subprocess.Popen(
             [
@@ -165,6 +183,10 @@ class Server:
                 "trading_site.wsgi",
                 "-w",
                 str(workers),
+                "-k",
+                worker_class,
+                "--threads",
+                str(threads),
                 "-b",
                 f"127.0.0.1:{port}",
                 "--log-level",
@@ -238,3 +260,131 @@ def summarize(name: str, latencies: list[float], elapsed: float, *, unit_count: 
         f"p99={figures['p99_ms']:.2f} ms"
     )
     return figures
+
+
+# ---- a lightweight HTTP/1.1 client ---------------------------------------------------------
+# The bench client shares the 2 cores with the server: one asyncio process speaking plain
+# HTTP/1.1 (keep-alive when the server allows it) costs far less CPU per request than a
+# thread per client with a full-featured client library, so the server gets the machine.
+
+
+class HttpConnection:
+    """One keep-alive connection (re-opened when the server closes it, as gunicorn's sync
+    workers do after every response)."""
+
+    def __init__(self, host: str, port: int, headers: dict[str, str] | None = None):
+        self.host, self.port = host, port
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        self._fixed = f"Host: {host}:{port}\r\n{extra}"
+        self._reader = None
+        self._writer = None
+
+    async def _open(self) -> None:
+        import asyncio
+
+        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._reader = self._writer = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        if self._writer is None:
+            await self._open()
+        head = f"{method} {path} HTTP/1.1\r\n{self._fixed}"
+        if body or method in ("POST", "PUT", "PATCH"):
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        self._writer.write(head.encode() + b"\r\n" + body)
+        try:
+            return await self._read_response()
+        except (ConnectionError, OSError, ValueError):
+            # A keep-alive connection the server dropped between requests: one fresh try.
+            await self.close()
+            await self._open()
+            self._writer.write(head.encode() + b"\r\n" + body)
+            return await self._read_response()
+
+    async def _read_response(self) -> tuple[int, bytes]:
+        reader = self._reader
+        status_line = await reader.readline()
+        if not status_line:
+            raise ConnectionError("connection closed")
+        status = int(status_line.split(b" ", 2)[1])
+        length, chunked, close = None, False, False
+        while True:
+            line = await reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+            elif name == b"connection" and b"close" in value.lower():
+                close = True
+        if chunked:
+            parts = []
+            while True:
+                size = int((await reader.readline()).split(b";")[0], 16)
+                if size == 0:
+                    await reader.readline()
+                    break
+                parts.append(await reader.readexactly(size))
+                await reader.readline()
+            body = b"".join(parts)
+        elif length is not None:
+            body = await reader.readexactly(length)
+        else:
+            body = await reader.read()
+            close = True
+        if close:
+            await self.close()
+        return status, body
+
+
+def run_clients(
+    base_url: str,
+    *,
+    clients: list[dict[str, str]],
+    method: str,
+    path_for,
+    body_for,
+    total: int,
+) -> tuple[list[float], float, dict[int, int]]:
+    """`total` requests spread over len(clients) concurrent clients (each a coroutine with
+    its own connection and headers, one request at a time), in one asyncio process.
+    Returns the latencies (seconds), the wall time and the status-code counts."""
+    import asyncio
+    import json
+    from collections import Counter
+    from urllib.parse import urlsplit
+
+    url = urlsplit(base_url)
+    per_client = [
+        total // len(clients) + (1 if i < total % len(clients) else 0) for i in range(len(clients))
+    ]
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+
+    async def one(index: int, count: int) -> None:
+        connection = HttpConnection(url.hostname, url.port, clients[index])
+        try:
+            for n in range(count):
+                body = body_for(index, n)
+                payload = json.dumps(body).encode() if body is not None else b""
+                started = time.perf_counter()
+                status, _ = await connection.request(method, path_for(index, n), payload)
+                latencies.append(time.perf_counter() - started)
+                statuses[status] += 1
+        finally:
+            await connection.close()
+
+    async def main() -> float:
+        started = time.perf_counter()
+        await asyncio.gather(*(one(i, c) for i, c in enumerate(per_client)))
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(main())
+    return latencies, elapsed, dict(statuses)

@@ -39,8 +39,10 @@ INSERT_LEG = (
 )
 
 
-def fill(*, target_rows: int, traders, instrument, chunk: int = 5000) -> None:
-    from django.db import connection
+def fill(
+    *, target_rows: int, traders, instrument, chunk: int = 5000, seconds: float | None = None
+) -> None:
+    from django.db import connection, transaction
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM orders")
@@ -55,6 +57,9 @@ def fill(*, target_rows: int, traders, instrument, chunk: int = 5000) -> None:
     started = time.perf_counter()
     done = 0
     while done < missing:
+        if seconds is not None and time.perf_counter() - started > seconds:
+            print(f"  fill stopped after {seconds:.0f} s at {have + done} rows", flush=True)
+            return
         size = min(chunk, missing - done)
         rows = []
         for n in range(size):
@@ -71,9 +76,12 @@ def fill(*, target_rows: int, traders, instrument, chunk: int = 5000) -> None:
                     created,
                 )
             )
-        # mysqlclient turns executemany of an INSERT into multi-row INSERT statements.
-        with connection.cursor() as cursor:
-            cursor.executemany(INSERT_ORDER, rows)
+        # One explicit multi-row INSERT per chunk, one commit per chunk (executemany of
+        # a template with literals fell back to one statement and one commit per row).
+        head, template = INSERT_ORDER.split(" VALUES ", 1)
+        sql = head + " VALUES " + ", ".join([template] * len(rows))
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [value for row in rows for value in row])
         done += size
         if done % 200000 < chunk:
             rate = done / (time.perf_counter() - started)
@@ -120,6 +128,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--port", type=int, default=8403)
     parser.add_argument("--database-url", default="mysql://root@127.0.0.1:3306/bench_orders_list")
+    parser.add_argument(
+        "--fill-seconds", type=float, default=None, help="stop filling after this long"
+    )
+    parser.add_argument("--fill-only", action="store_true", help="fill the table, measure nothing")
     args = parser.parse_args()
 
     env = setup_django(database_url=args.database_url)
@@ -136,7 +148,9 @@ def main() -> None:
         accounts = list(accounts_query.order_by("id")[: args.users])
     instrument = Instrument.objects.get(exchange_segment="NSECM", exchange_instrument_id=2885)
     traders = [Trader(a.user_id, a.pk, "") for a in accounts]
-    fill(target_rows=args.rows, traders=traders, instrument=instrument)
+    fill(target_rows=args.rows, traders=traders, instrument=instrument, seconds=args.fill_seconds)
+    if args.fill_only:
+        return
     measured = accounts[0]
     add_legs_for_page(measured.user_id, measured.pk)
     token, _ = create_auth_session(user=measured.user, client_ip="127.0.0.1", user_agent="bench")

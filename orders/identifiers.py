@@ -18,6 +18,9 @@ from django.utils import timezone
 from orders.models import DailyCounter
 
 MAX_IDENTIFIER_LENGTH = 20
+# (account_id, trading_date) counter rows this process has seen committed: placements skip
+# the existence check after the first one of the day.
+_known_counters: set[tuple[int, date]] = set()
 _DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -58,12 +61,20 @@ def ensure_daily_counter(*, account_id: int, trading_date: date | None = None) -
     transactions deadlock on InnoDB (each holds a shared lock on the duplicate and waits for
     the other); an autocommit INSERT IGNORE holds nothing afterwards."""
     trading_date = trading_date or timezone.localdate()
-    if DailyCounter.objects.filter(account_id=account_id, trading_date=trading_date).exists():
+    key = (account_id, trading_date)
+    if key in _known_counters:
         return
-    DailyCounter.objects.bulk_create(
-        [DailyCounter(account_id=account_id, trading_date=trading_date, last_value=0)],
-        ignore_conflicts=True,
-    )
+    if not DailyCounter.objects.filter(account_id=account_id, trading_date=trading_date).exists():
+        DailyCounter.objects.bulk_create(
+            [DailyCounter(account_id=account_id, trading_date=trading_date, last_value=0)],
+            ignore_conflicts=True,
+        )
+    if not transaction.get_connection().in_atomic_block:
+        # Committed: later calls of this process skip the check. Should the row ever be
+        # missing anyway (a rolled-back test), reserve_sequence still creates it.
+        if len(_known_counters) > 100_000:
+            _known_counters.clear()
+        _known_counters.add(key)
 
 
 def reserve_sequence(*, account_id: int, count: int = 1, trading_date: date | None = None) -> int:

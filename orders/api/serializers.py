@@ -192,8 +192,11 @@ def _when(value) -> str | None:
 
 
 def order_summary(order: Order) -> dict[str, Any]:
-    """One row of the order list. Reads only prefetched legs (no query per row)."""
-    legs = list(order.legs.all())
+    """One row of the order list. Reads only legs already loaded (no query per row):
+    `list_legs` (selectors.attach_list_legs) or prefetched ones."""
+    legs = getattr(order, "list_legs", None)
+    if legs is None:
+        legs = list(order.legs.all())
     entry = next(
         (leg for leg in legs if leg.role == OrderLeg.Role.ENTRY), legs[0] if legs else None
     )

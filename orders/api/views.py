@@ -76,6 +76,9 @@ def _idempotency_key(request, body_key: str) -> str:
 
 def _placement_response(result: PlacementResult) -> Response:
     order = result.order
+    if result.created and getattr(order, "entry_leg", None) is not None:
+        # A new order has exactly its entry leg, already in memory: no query to show it.
+        order._prefetched_objects_cache = {"legs": [order.entry_leg]}
     body = {"order": s.order_summary(order)}
     if result.outcome == OUTCOME_REPLAYED:
         return Response(body, status=status.HTTP_200_OK)
@@ -189,9 +192,10 @@ class OrdersView(OrdersGroupMixin, APIView):
             strategy=params.get("strategy") or None,
             since=_parse_when(params.get("since"), "since"),
             until=_parse_when(params.get("until"), "until", end_of_day=True),
+            prefetch_legs=False,
         )
         paginator = self.pagination_class()
-        page = paginator.paginate_queryset(queryset, request, view=self)
+        page = selectors.attach_list_legs(paginator.paginate_queryset(queryset, request, view=self))
         return paginator.get_paginated_response([s.order_summary(order) for order in page])
 
     @extend_schema(request=s.PlaceOrderSerializer, responses=_PLACEMENT_RESPONSES)

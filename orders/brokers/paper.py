@@ -21,9 +21,8 @@ from decimal import Decimal
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, transaction
-from django.db.models import DecimalField, ExpressionWrapper, F, Max, Q, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from orders.brokers import base
@@ -88,16 +87,6 @@ def book_named(name: str) -> PaperBook:
 
 
 # ---- instruments and prices ---------------------------------------------------------
-
-
-def _instrument(segment: str, instrument_id: int):
-    from orders.models import Instrument
-
-    return (
-        Instrument.objects.select_related("fair_price")
-        .filter(exchange_segment=segment, exchange_instrument_id=instrument_id)
-        .first()
-    )
 
 
 def rules_of(instrument) -> InstrumentRules:
@@ -233,8 +222,9 @@ def match_open_orders(*, instrument_ids=None, book: PaperBook | None = None) -> 
 # ---- placement, modification, cancellation ------------------------------------------
 
 
-def _create_order(book: PaperBook, request: PlaceOrderRequest, instrument, **fields) -> PaperOrder:
-    order = PaperOrder.objects.create(
+def _new_order(book: PaperBook, request: PlaceOrderRequest, instrument, **fields) -> PaperOrder:
+    """An unsaved order row (inserted by `_insert_orders`, which also sets app_order_id)."""
+    return PaperOrder(
         book=book,
         unique_identifier=request.unique_identifier,
         instrument=instrument,
@@ -250,87 +240,161 @@ def _create_order(book: PaperBook, request: PlaceOrderRequest, instrument, **fie
         stop_price=request.stop_price,
         **fields,
     )
-    order.app_order_id = APP_ORDER_ID_BASE + order.pk
-    order.save(update_fields=["app_order_id"])
-    return order
+
+
+def _insert_orders(orders: list[PaperOrder]) -> None:
+    """Insert in list order (ids ascend with it) and hand out AppOrderIDs from the ids: one
+    INSERT and one UPDATE however many orders."""
+    if not orders:
+        return
+    if len(orders) == 1:
+        orders[0].save(force_insert=True)
+    else:
+        PaperOrder.objects.bulk_create(orders)
+        if any(order.pk is None for order in orders):  # a database that cannot return ids
+            raise RuntimeError("paper order bulk insert did not return primary keys")
+    PaperOrder.objects.filter(pk__in=[order.pk for order in orders]).update(
+        app_order_id=F("id") + APP_ORDER_ID_BASE
+    )
+    for order in orders:
+        order.app_order_id = APP_ORDER_ID_BASE + order.pk
+
+
+def _instruments_for(requests) -> dict[tuple[str, int], object]:
+    """The requests' instruments with their prices, in one query."""
+    from orders.models import Instrument
+
+    keys = {(r.exchange_segment, int(r.exchange_instrument_id)) for r in requests}
+    found = Instrument.objects.select_related("fair_price").filter(
+        exchange_instrument_id__in={iid for _, iid in keys}
+    )
+    return {
+        (i.exchange_segment, i.exchange_instrument_id): i
+        for i in found
+        if (i.exchange_segment, i.exchange_instrument_id) in keys
+    }
+
+
+def _resting_exposure(order: PaperOrder, instrument) -> Decimal:
+    """What a new, unfilled open order adds to `_open_order_exposure` (same pricing)."""
+    if order.status not in PaperOrder.OPEN_STATUSES:
+        return _ZERO
+    if order.order_type == rules_mod.MARKET:
+        price = quote_of(instrument).price_for(order.side)
+    else:
+        price = order.limit_price if order.limit_price is not None else order.stop_price
+    return (price or _ZERO) * order.leaves_quantity
+
+
+def _submit_many(
+    book: PaperBook, requests: list[PlaceOrderRequest], client_id: str
+) -> list[tuple[PaperOrder, str | None]]:
+    """Place orders one after the other, exactly as separate submissions would, in one
+    transaction with the book locked (concurrent orders of one login see each other's
+    margin). Returns (order, reason) per request; reason is set for a rule rejection.
+
+    The book's margin state is read from the database once and then carried forward in
+    memory: an order that rests adds its exposure; an order that deals at once changes
+    positions and equity, so the state is read again (after writing) for the next order.
+    """
+    config = paper_config()
+    results: list[tuple[PaperOrder, str | None]] = []
+    with transaction.atomic():
+        book = PaperBook.objects.select_for_update().get(pk=book.pk)
+        instruments = _instruments_for(requests)
+        state: _BookState | None = None
+        unsaved: list[PaperOrder] = []
+        for request in requests:
+            instrument = instruments.get(
+                (request.exchange_segment, int(request.exchange_instrument_id))
+            )
+            if instrument is None:
+                reason = (
+                    f"Instrument {request.exchange_segment}:{request.exchange_instrument_id} "
+                    "not found"
+                )
+                order = _new_order(
+                    book,
+                    request,
+                    None,
+                    status=PaperOrder.Status.REJECTED,
+                    reject_reason=reason,
+                    client_id=client_id,
+                )
+                unsaved.append(order)
+                results.append((order, reason))
+                continue
+            new = NewOrder(
+                unique_identifier=request.unique_identifier,
+                side=request.side,
+                order_type=request.order_type,
+                quantity=int(request.quantity),
+                limit_price=request.limit_price,
+                stop_price=request.stop_price,
+            )
+            quote = quote_of(instrument)
+            ref_price = rules_mod.reference_price(new, quote)
+            margin_required = _ZERO
+            margin_available = None
+            if ref_price is not None and new.quantity > 0:
+                if state is None:
+                    # The database must hold every order placed so far before it is read.
+                    _insert_orders(unsaved)
+                    unsaved = []
+                    state = _book_state(book, config)
+                margin_required = rules_mod.required_margin(
+                    side=new.side,
+                    quantity=new.quantity,
+                    price=ref_price,
+                    net_position=state.net_positions.get(
+                        (request.exchange_segment, int(request.exchange_instrument_id)), 0
+                    ),
+                    config=config,
+                )
+                margin_available = state.net_margin
+            reason = rules_mod.validate_new_order(
+                new,
+                rules_of(instrument),
+                quote,
+                margin_required=margin_required,
+                margin_available=margin_available,
+            )
+            if reason is not None or rules_mod.is_randomly_rejected(
+                request.unique_identifier, config
+            ):
+                order = _new_order(
+                    book,
+                    request,
+                    instrument,
+                    status=PaperOrder.Status.REJECTED,
+                    reject_reason=reason or SIMULATED_REJECT_REASON,
+                    client_id=client_id,
+                )
+                unsaved.append(order)
+                results.append((order, reason))
+                continue
+            order = _new_order(book, request, instrument, client_id=client_id)
+            unsaved.append(order)
+            results.append((order, None))
+            # Market orders (and limits already through the market) deal at once.
+            fill = _apply_tick(order, instrument, config, timezone.now())
+            if fill is None:
+                if state is not None:
+                    state.exposure += _resting_exposure(order, instrument)
+                continue
+            _insert_orders(unsaved)
+            unsaved = []
+            fill.order = order
+            fill.execution_id = f"{order.app_order_id}-{order.filled_quantity}"
+            fill.save()
+            state = None  # positions and equity changed: read them again when needed
+        _insert_orders(unsaved)
+    return results
 
 
 def _submit(book: PaperBook, request: PlaceOrderRequest, client_id: str):
-    config = paper_config()
-    with transaction.atomic():
-        # Lock the book: concurrent orders of one login see each other's margin.
-        book = PaperBook.objects.select_for_update().get(pk=book.pk)
-        instrument = _instrument(request.exchange_segment, request.exchange_instrument_id)
-        if instrument is None:
-            reason = (
-                f"Instrument {request.exchange_segment}:{request.exchange_instrument_id} not found"
-            )
-            return _create_order(
-                book,
-                request,
-                None,
-                status=PaperOrder.Status.REJECTED,
-                reject_reason=reason,
-                client_id=client_id,
-            ), reason
-        new = NewOrder(
-            unique_identifier=request.unique_identifier,
-            side=request.side,
-            order_type=request.order_type,
-            quantity=int(request.quantity),
-            limit_price=request.limit_price,
-            stop_price=request.stop_price,
-        )
-        quote = quote_of(instrument)
-        ref_price = rules_mod.reference_price(new, quote)
-        margin_required = _ZERO
-        margin_available = None
-        if ref_price is not None and new.quantity > 0:
-            margin_required = rules_mod.required_margin(
-                side=new.side,
-                quantity=new.quantity,
-                price=ref_price,
-                net_position=_net_position(
-                    book, request.exchange_segment, request.exchange_instrument_id
-                ),
-                config=config,
-            )
-            margin_available = compute_balance(book).net_margin
-        reason = rules_mod.validate_new_order(
-            new,
-            rules_of(instrument),
-            quote,
-            margin_required=margin_required,
-            margin_available=margin_available,
-        )
-        if reason is not None:
-            return _create_order(
-                book,
-                request,
-                instrument,
-                status=PaperOrder.Status.REJECTED,
-                reject_reason=reason,
-                client_id=client_id,
-            ), reason
-        if rules_mod.is_randomly_rejected(request.unique_identifier, config):
-            order = _create_order(
-                book,
-                request,
-                instrument,
-                status=PaperOrder.Status.REJECTED,
-                reject_reason=SIMULATED_REJECT_REASON,
-                client_id=client_id,
-            )
-            return order, None
-        order = _create_order(book, request, instrument, client_id=client_id)
-        # Market orders (and limits already through the market) deal at once.
-        fill = _apply_tick(order, instrument, config, timezone.now())
-        if fill is not None:
-            order.save()
-            fill.save()
-        elif order.triggered:
-            order.save(update_fields=["triggered", "updated_at"])
-        return order, None
+    [result] = _submit_many(book, [request], client_id)
+    return result
 
 
 def submit_order(*, book: PaperBook, request: PlaceOrderRequest, client_id: str = "") -> PaperOrder:
@@ -339,6 +403,19 @@ def submit_order(*, book: PaperBook, request: PlaceOrderRequest, client_id: str 
     if reason is not None:
         raise OrderRejected(reason, response={"AppOrderID": order.app_order_id})
     return order
+
+
+def submit_orders(
+    *, book: PaperBook, requests: list[PlaceOrderRequest], client_id: str = ""
+) -> list[PaperOrder | OrderRejected]:
+    """Place many orders in one go (in order, each accepted or rejected on its own): the
+    order, or the OrderRejected that `submit_order` would have raised for it."""
+    return [
+        order
+        if reason is None
+        else OrderRejected(reason, response={"AppOrderID": order.app_order_id})
+        for order, reason in _submit_many(book, list(requests), client_id)
+    ]
 
 
 def _locked_order(book: PaperBook, broker_order_id: str) -> PaperOrder:
@@ -468,7 +545,6 @@ class _PositionTotals:
     sell_amount: Decimal = _ZERO
 
 
-_AMOUNT = DecimalField(max_digits=30, decimal_places=4)
 _PLACES = Decimal("0.0001")
 _CENTS = Decimal("0.01")
 
@@ -481,42 +557,33 @@ def _exact(value) -> Decimal:
 
 def _position_totals(book: PaperBook) -> dict[tuple[str, int, str], _PositionTotals]:
     """Buy/sell quantities and amounts per instrument and product, summed in the database
-    (one grouped query, however many fills the book holds)."""
-    is_buy = Q(side=rules_mod.BUY)
-    is_sell = Q(side=rules_mod.SELL)
-    amount = ExpressionWrapper(F("price") * F("quantity"), output_field=_AMOUNT)
-    grouped = (
-        PaperTrade.objects.filter(book=book)
-        .values("exchange_segment", "exchange_instrument_id", "product_type")
-        .annotate(
-            symbol=Max("trading_symbol"),
-            buy_qty=Sum("quantity", filter=is_buy),
-            sell_qty=Sum("quantity", filter=is_sell),
-            buy_amount=Sum(amount, filter=is_buy),
-            sell_amount=Sum(amount, filter=is_sell),
-        )
-        .order_by()
+    (one grouped query, however many fills the book holds). Plain parameterised SQL: it runs
+    on every order placement, and the ORM's expression building cost more than the query."""
+    sql = (
+        "SELECT exchange_segment, exchange_instrument_id, product_type, MAX(trading_symbol), "
+        "SUM(CASE WHEN side = %s THEN quantity ELSE 0 END), "
+        "SUM(CASE WHEN side = %s THEN quantity ELSE 0 END), "
+        "SUM(CASE WHEN side = %s THEN price * quantity ELSE 0 END), "
+        "SUM(CASE WHEN side = %s THEN price * quantity ELSE 0 END) "
+        "FROM paper_trades WHERE book_id = %s "
+        "GROUP BY exchange_segment, exchange_instrument_id, product_type"
     )
+    buy, sell = rules_mod.BUY, rules_mod.SELL
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [buy, sell, buy, sell, book.pk])
+        grouped = cursor.fetchall()
     return {
-        (g["exchange_segment"], g["exchange_instrument_id"], g["product_type"]): _PositionTotals(
-            trading_symbol=g["symbol"] or "",
-            buy_qty=int(g["buy_qty"] or 0),
-            sell_qty=int(g["sell_qty"] or 0),
-            buy_amount=_exact(g["buy_amount"]),
-            sell_amount=_exact(g["sell_amount"]),
+        (segment, int(instrument_id), product): _PositionTotals(
+            trading_symbol=symbol or "",
+            buy_qty=int(buy_qty or 0),
+            sell_qty=int(sell_qty or 0),
+            buy_amount=_exact(buy_amount),
+            sell_amount=_exact(sell_amount),
         )
-        for g in grouped
+        for segment, instrument_id, product, symbol, buy_qty, sell_qty, buy_amount, sell_amount in (
+            grouped
+        )
     }
-
-
-def _net_position(book: PaperBook, segment: str, instrument_id: int) -> int:
-    totals = PaperTrade.objects.filter(
-        book=book, exchange_segment=segment, exchange_instrument_id=instrument_id
-    ).aggregate(
-        buys=Sum("quantity", filter=Q(side=rules_mod.BUY)),
-        sells=Sum("quantity", filter=Q(side=rules_mod.SELL)),
-    )
-    return int(totals["buys"] or 0) - int(totals["sells"] or 0)
 
 
 def _marks(keys) -> dict[tuple[str, int], Decimal | None]:
@@ -537,7 +604,10 @@ def _marks(keys) -> dict[tuple[str, int], Decimal | None]:
 def position_rows(book: PaperBook) -> list[BrokerPositionRow]:
     """Net positions from the fills, valued at the mark (average-cost realized PnL)."""
     totals = _position_totals(book)
-    marks = _marks({(segment, iid) for segment, iid, _ in totals})
+    return _positions_from(totals, _marks({(segment, iid) for segment, iid, _ in totals}))
+
+
+def _positions_from(totals, marks) -> list[BrokerPositionRow]:
     rows = []
     for (segment, instrument_id, product), t in sorted(totals.items()):
         net = t.buy_qty - t.sell_qty
@@ -578,45 +648,77 @@ def position_rows(book: PaperBook) -> list[BrokerPositionRow]:
 
 def _open_order_exposure(book: PaperBook) -> Decimal:
     """Rupees blocked by open orders: priced orders summed in SQL, market orders (rare: they
-    fill at once unless there is no price) at the market."""
-    open_orders = PaperOrder.objects.filter(book=book, status__in=PaperOrder.OPEN_STATUSES)
-    leaves = F("quantity") - F("filled_quantity")
-    priced = (
-        open_orders.exclude(order_type=rules_mod.MARKET)
-        .aggregate(
-            total=Sum(
-                ExpressionWrapper(
-                    leaves * Coalesce(F("limit_price"), F("stop_price"), Value(_ZERO)),
-                    output_field=_AMOUNT,
-                )
-            )
-        )
-        .get("total")
+    fill at once unless there is no price) at the market. One query (index-only, see
+    paper_book_open_exposure) when there are no open market orders."""
+    sql = (
+        "SELECT SUM(CASE WHEN order_type <> %s THEN (quantity - filled_quantity) * "
+        "COALESCE(limit_price, stop_price, 0) ELSE 0 END), "
+        "SUM(CASE WHEN order_type = %s THEN 1 ELSE 0 END) "
+        "FROM paper_orders WHERE book_id = %s AND status IN (%s, %s)"
     )
+    market = rules_mod.MARKET
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [market, market, book.pk, *PaperOrder.OPEN_STATUSES])
+        priced, markets = cursor.fetchone()
     exposure = _exact(priced)
-    for order in open_orders.filter(order_type=rules_mod.MARKET).select_related(
-        "instrument__fair_price"
-    ):
-        price = quote_of(order.instrument).price_for(order.side)
-        exposure += (price or _ZERO) * order.leaves_quantity
+    if markets:
+        open_market = PaperOrder.objects.filter(
+            book=book, status__in=PaperOrder.OPEN_STATUSES, order_type=market
+        ).select_related("instrument__fair_price")
+        for order in open_market:
+            price = quote_of(order.instrument).price_for(order.side)
+            exposure += (price or _ZERO) * order.leaves_quantity
     return exposure
+
+
+@dataclass
+class _BookState:
+    """A book's margin inputs: equity (to the paisa), raw exposure, net quantity per
+    instrument. `compute_balance` derives the balance from it; a submission carries it
+    forward in memory while it holds the book's lock."""
+
+    equity: Decimal
+    exposure: Decimal
+    net_positions: dict[tuple[str, int], int]
+    margin_rate: Decimal
+
+    @property
+    def margin(self) -> Decimal:
+        return (self.exposure * self.margin_rate).quantize(_CENTS)
+
+    @property
+    def net_margin(self) -> Decimal:
+        return self.equity - self.margin
+
+
+def _book_state(book: PaperBook, config) -> _BookState:
+    totals = _position_totals(book)
+    marks = _marks({(segment, iid) for segment, iid, _ in totals})
+    positions = _positions_from(totals, marks)
+    equity = book.starting_cash + sum((p.mtm for p in positions), _ZERO)
+    exposure = _open_order_exposure(book)
+    net_positions: dict[tuple[str, int], int] = {}
+    for p in positions:
+        key = (p.exchange_segment, p.exchange_instrument_id)
+        mark = marks.get(key)
+        if mark is None:
+            mark = p.buy_avg_price if p.net_qty > 0 else p.sell_avg_price
+        exposure += abs(p.net_qty) * (mark or _ZERO)
+        net_positions[key] = net_positions.get(key, 0) + p.net_qty
+    return _BookState(
+        equity=equity.quantize(_CENTS),
+        exposure=exposure,
+        net_positions=net_positions,
+        margin_rate=config.margin_rate,
+    )
 
 
 def compute_balance(book: PaperBook) -> BrokerBalance:
     """Equity = starting cash + MTM; margin = exposure of positions and open orders x rate."""
-    config = paper_config()
-    positions = position_rows(book)
-    marks = _marks({(p.exchange_segment, p.exchange_instrument_id) for p in positions})
-    equity = book.starting_cash + sum((p.mtm for p in positions), _ZERO)
-    exposure = _open_order_exposure(book)
-    for p in positions:
-        mark = marks.get((p.exchange_segment, p.exchange_instrument_id))
-        if mark is None:
-            mark = p.buy_avg_price if p.net_qty > 0 else p.sell_avg_price
-        exposure += abs(p.net_qty) * (mark or _ZERO)
-    margin = (exposure * config.margin_rate).quantize(_CENTS)
-    equity = equity.quantize(_CENTS)
-    return BrokerBalance(cash_available=equity, margin_utilized=margin, net_margin=equity - margin)
+    state = _book_state(book, paper_config())
+    return BrokerBalance(
+        cash_available=state.equity, margin_utilized=state.margin, net_margin=state.net_margin
+    )
 
 
 # ---- the gateway --------------------------------------------------------------------
@@ -673,6 +775,20 @@ class PaperGateway(BrokerGateway):
             return submit_order(book=_book_for_session(session), request=request)
 
         return _ack(await sync_to_async(place)())
+
+    @_guard_database
+    async def place_orders(
+        self, session: SessionContext, requests: list[PlaceOrderRequest]
+    ) -> list[OrderAck | OrderRejected]:
+        """Many orders in one transaction (a batch): the ack, or the rejection, per request."""
+
+        def place():
+            return submit_orders(book=_book_for_session(session), requests=requests)
+
+        return [
+            answer if isinstance(answer, OrderRejected) else _ack(answer)
+            for answer in await sync_to_async(place)()
+        ]
 
     @_guard_database
     async def modify_order(self, session: SessionContext, request: ModifyOrderRequest) -> OrderAck:

@@ -85,6 +85,19 @@ class PaperOrder(models.Model):
             models.Index(fields=["status", "instrument"], name="paper_open_by_instrument"),
             models.Index(fields=["book", "created_at"], name="paper_book_recent"),
             models.Index(fields=["book", "unique_identifier"], name="paper_book_uid"),
+            # Covers the open-order exposure summed on every placement (index-only).
+            models.Index(
+                fields=[
+                    "book",
+                    "status",
+                    "order_type",
+                    "quantity",
+                    "filled_quantity",
+                    "limit_price",
+                    "stop_price",
+                ],
+                name="paper_book_open_exposure",
+            ),
         ]
 
     def __str__(self) -> str:

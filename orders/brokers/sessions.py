@@ -30,6 +30,7 @@ from django.utils import timezone
 from accounts.models import CREDENTIAL_FIELDS, Broker, BrokerSession
 from orders.brokers.base import (
     BrokerBalance,
+    BrokerError,
     BrokerGateway,
     BrokerLogin,
     BrokerOrderRow,
@@ -227,6 +228,16 @@ class BrokerClient:
 
     async def place_order(self, request: PlaceOrderRequest) -> OrderAck:
         return await self._call(lambda s: self.gateway.place_order(s, request), is_order=True)
+
+    @property
+    def can_place_in_bulk(self) -> bool:
+        """The gateway places many orders in one call (the paper exchange does)."""
+        return callable(getattr(self.gateway, "place_orders", None))
+
+    async def place_orders(self, requests: list[PlaceOrderRequest]) -> list[OrderAck | BrokerError]:
+        """Many orders in one broker call (only when `can_place_in_bulk`): per request the
+        ack or the broker's refusal. An error of the whole call is raised as for one order."""
+        return await self._call(lambda s: self.gateway.place_orders(s, requests), is_order=True)
 
     async def modify_order(self, request: ModifyOrderRequest) -> OrderAck:
         return await self._call(lambda s: self.gateway.modify_order(s, request), is_order=True)

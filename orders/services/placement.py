@@ -27,6 +27,7 @@ from orders.identifiers import ensure_daily_counter, next_unique_identifiers
 from orders.models import Instrument, Order, OrderEvent, OrderLeg, OrderType
 from orders.services.common import (
     apply_send_outcome,
+    bulk_update_rows,
     count_metric,
     new_event,
     notify_orders_on_commit,
@@ -263,11 +264,12 @@ def submit_and_record(*, account: BrokerAccount, orders: list[Order], actor: str
                 results.append(OUTCOME_REJECTED)
             else:
                 results.append(OUTCOME_UNKNOWN)
-        OrderLeg.objects.bulk_update(
+        bulk_update_rows(
+            OrderLeg,
             [o.leg for o in outcomes],
             ["status", "broker_order_id", "submitted_at", "reject_reason", "updated_at"],
         )
-        Order.objects.bulk_update(orders, ["status", "filled_quantity", "updated_at"])
+        bulk_update_rows(Order, orders, ["status", "filled_quantity", "updated_at"])
         _insert_events(events)
         notify_orders_on_commit(
             [
