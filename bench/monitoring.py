@@ -205,6 +205,10 @@ def main() -> None:
     from django.core.cache import cache
 
     cache.clear()  # no stale presence, locks or queued tasks from an earlier run
+    from accounts.models import BrokerAccount
+
+    # Users of earlier runs stay in the database; their accounts must not join this dispatch.
+    BrokerAccount.objects.filter(user__username__startswith="mon-").update(is_active=False)
 
     print(
         f"seeding {args.users} users x {args.accounts} accounts x {args.orders} orders ...",

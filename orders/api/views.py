@@ -78,7 +78,7 @@ def _placement_response(result: PlacementResult) -> Response:
     order = result.order
     if result.created and getattr(order, "entry_leg", None) is not None:
         # A new order has exactly its entry leg, already in memory: no query to show it.
-        order._prefetched_objects_cache = {"legs": [order.entry_leg]}
+        order.list_legs = [order.entry_leg]
     body = {"order": s.order_summary(order)}
     if result.outcome == OUTCOME_REPLAYED:
         return Response(body, status=status.HTTP_200_OK)
