@@ -118,8 +118,11 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
         await self._send_error(f"unknown message type: {message['type'][:50]}")
 
     async def forward(self, event):
-        """A message for this user from the channel layer (trading_site.realtime)."""
-        await self.send(text_data=json.dumps(event["message"]))
+        """A message for this user from the channel layer (trading_site.realtime): its JSON
+        text as the notifier serialized it (once for all of the user's tabs), or the message
+        encoded here when a sender gave only the message."""
+        text = event.get("text")
+        await self.send(text_data=text if text is not None else json.dumps(event["message"]))
 
     # ---- helpers ----------------------------------------------------------------------
 

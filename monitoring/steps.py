@@ -77,15 +77,12 @@ def _reestablish_invalidated_sessions(accounts: list[BrokerAccount]) -> list[str
     return errors
 
 
-async def _fetch_all(clients: list[tuple[BrokerAccount, Any]]) -> list[list[Any]]:
-    """Order book, trade book, positions and balance of every account, all at once."""
-    calls = []
-    for _account, client in clients:
-        calls.extend(
-            [client.order_book(), client.trade_book(), client.positions(), client.balance()]
-        )
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    return [list(results[i : i + 4]) for i in range(0, len(results), 4)]
+async def _fetch_all(clients: list[tuple[BrokerAccount, Any]]) -> list[Any]:
+    """Order book, trade book, positions and balance of every account, all at once: per
+    account the four answers, or the exception that stopped them."""
+    return await asyncio.gather(
+        *(client.snapshot() for _account, client in clients), return_exceptions=True
+    )
 
 
 def fetch_broker_data(state: CycleState) -> dict:
@@ -98,10 +95,9 @@ def fetch_broker_data(state: CycleState) -> dict:
     clients = [(account, broker_client(account)) for account in ctx.accounts]
     fetched = async_to_sync(_fetch_all)(clients)
     for (account, _client), results in zip(clients, fetched, strict=True):
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            first = failures[0]
-            if any(isinstance(f, SessionExpired) for f in failures):
+        if isinstance(results, BaseException):
+            first = results
+            if isinstance(first, SessionExpired):
                 # Marked invalid (the client already did, after its one re-login): the
                 # next cycle logs in again before fetching.
                 mark_session_invalid(account_id=account.pk, reason=str(first))

@@ -4,7 +4,7 @@ Celery through settings.CELERY_BEAT_SCHEDULE; tasks are found in each app's task
 import os
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, task_postrun, task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trading_site.settings")
 
@@ -22,3 +22,34 @@ def use_django_logging(**kwargs):
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+@worker_init.connect
+def keep_database_connections(**kwargs):
+    """Workers keep their MariaDB connection between tasks (WORKER_DB_CONN_MAX_AGE seconds,
+    default 600; 0 = a new connection per task, as the web's ASGI process must do): a new
+    connection cost more than a short monitoring cycle's own queries. A connection that saw
+    an error, or that fails the health check at the next task's first query (MariaDB
+    restarted), is replaced, exactly as Django does between requests. Runs in the worker's
+    main process before the pool starts, so prefork children and pool threads inherit it."""
+    from django.conf import settings
+
+    from trading_site.envconfig import env_int
+
+    for database in settings.DATABASES.values():
+        database["CONN_MAX_AGE"] = env_int("WORKER_DB_CONN_MAX_AGE", 600)
+        database["CONN_HEALTH_CHECKS"] = True
+
+
+@task_prerun.connect
+@task_postrun.connect
+def recycle_database_connections(sender=None, **kwargs):
+    """Django's request-boundary rule at task boundaries: close connections that errored or
+    outlived CONN_MAX_AGE, and arm the health check for the next task (Celery's own fixup
+    closes them only every CELERY_DB_REUSE_MAX tasks, see settings). Not for eager tasks:
+    they run inside the caller's request and perhaps its transaction."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()

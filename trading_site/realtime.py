@@ -45,12 +45,6 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _jsonable(message: dict[str, Any]) -> dict[str, Any]:
-    import json
-
-    return json.loads(json.dumps(message, cls=DjangoJSONEncoder))
-
-
 class _Publisher:
     """One long-lived event loop thread per process that owns the channel layer's Redis
     connections (full stack only).
@@ -155,7 +149,12 @@ def flush_notifications(timeout: float = 5.0) -> bool:
 
 
 def _event(message: dict[str, Any]) -> dict[str, Any]:
-    return {"type": FORWARD_EVENT, "message": _jsonable(message)}
+    """The group event: the message, and its JSON text serialized once here, so the web
+    process forwards the text to each of the user's connections without encoding it again."""
+    import json
+
+    text = json.dumps(message, cls=DjangoJSONEncoder)
+    return {"type": FORWARD_EVENT, "message": json.loads(text), "text": text}
 
 
 def notify_users(messages: list[tuple[int, dict[str, Any]]]) -> None:
@@ -202,9 +201,7 @@ async def anotify_user(user_id: int, message: dict[str, Any]) -> None:
     if layer is None:
         return
     try:
-        await layer.group_send(
-            user_group(user_id), {"type": FORWARD_EVENT, "message": _jsonable(message)}
-        )
+        await layer.group_send(user_group(user_id), _event(message))
     except Exception:
         logger.exception("websocket notify failed", extra={"user_id": user_id})
 

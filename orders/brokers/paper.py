@@ -486,52 +486,57 @@ def cancel_order(*, book: PaperBook, broker_order_id: str) -> PaperOrder:
 # ---- reads --------------------------------------------------------------------------
 
 
+def _order_row(order: PaperOrder) -> BrokerOrderRow:
+    return BrokerOrderRow(
+        broker_order_id=str(order.app_order_id),
+        unique_identifier=order.unique_identifier,
+        exchange_segment=order.exchange_segment,
+        exchange_instrument_id=order.exchange_instrument_id,
+        trading_symbol=order.trading_symbol,
+        side=order.side,
+        order_type=order.order_type,
+        product_type=order.product_type,
+        quantity=order.quantity,
+        filled_quantity=order.filled_quantity,
+        leaves_quantity=order.leaves_quantity,
+        status=order.status,
+        raw_status=order.status,
+        limit_price=order.limit_price,
+        stop_price=order.stop_price,
+        average_price=order.average_price,
+        reject_reason=order.reject_reason,
+        exchange_order_id=str(order.app_order_id),
+        client_id=order.client_id,
+        time_in_force=order.time_in_force,
+        generated_at=order.created_at,
+        transact_time=order.last_fill_at or order.updated_at,
+        updated_at=order.updated_at,
+    )
+
+
 def order_rows(book: PaperBook) -> list[BrokerOrderRow]:
-    return [
-        BrokerOrderRow(
-            broker_order_id=str(order.app_order_id),
-            unique_identifier=order.unique_identifier,
-            exchange_segment=order.exchange_segment,
-            exchange_instrument_id=order.exchange_instrument_id,
-            trading_symbol=order.trading_symbol,
-            side=order.side,
-            order_type=order.order_type,
-            product_type=order.product_type,
-            quantity=order.quantity,
-            filled_quantity=order.filled_quantity,
-            leaves_quantity=order.leaves_quantity,
-            status=order.status,
-            raw_status=order.status,
-            limit_price=order.limit_price,
-            stop_price=order.stop_price,
-            average_price=order.average_price,
-            reject_reason=order.reject_reason,
-            exchange_order_id=str(order.app_order_id),
-            client_id=order.client_id,
-            time_in_force=order.time_in_force,
-            generated_at=order.created_at,
-            transact_time=order.last_fill_at or order.updated_at,
-            updated_at=order.updated_at,
-        )
-        for order in PaperOrder.objects.filter(book=book).order_by("id")
-    ]
+    return [_order_row(order) for order in PaperOrder.objects.filter(book=book).order_by("id")]
+
+
+def _trade_row(trade: PaperTrade, order: PaperOrder) -> BrokerTradeRow:
+    return BrokerTradeRow(
+        execution_id=trade.execution_id,
+        broker_order_id=str(order.app_order_id),
+        unique_identifier=order.unique_identifier,
+        exchange_segment=trade.exchange_segment,
+        exchange_instrument_id=trade.exchange_instrument_id,
+        trading_symbol=trade.trading_symbol,
+        side=trade.side,
+        product_type=trade.product_type,
+        quantity=trade.quantity,
+        price=trade.price,
+        traded_at=trade.traded_at,
+    )
 
 
 def trade_rows(book: PaperBook) -> list[BrokerTradeRow]:
     return [
-        BrokerTradeRow(
-            execution_id=trade.execution_id,
-            broker_order_id=str(trade.order.app_order_id),
-            unique_identifier=trade.order.unique_identifier,
-            exchange_segment=trade.exchange_segment,
-            exchange_instrument_id=trade.exchange_instrument_id,
-            trading_symbol=trade.trading_symbol,
-            side=trade.side,
-            product_type=trade.product_type,
-            quantity=trade.quantity,
-            price=trade.price,
-            traded_at=trade.traded_at,
-        )
+        _trade_row(trade, trade.order)
         for trade in PaperTrade.objects.filter(book=book).select_related("order").order_by("id")
     ]
 
@@ -721,6 +726,94 @@ def compute_balance(book: PaperBook) -> BrokerBalance:
     )
 
 
+# ---- the whole account at once (the monitoring loop's step 1) ---------------------------
+
+
+def _needs_matching(orders: list[PaperOrder], config) -> bool:
+    """Whether a tick would fill or trigger any of these open orders at the current quotes:
+    the same rules as `match_open_orders`, without locks or writes."""
+    for order in orders:
+        if order.status not in PaperOrder.OPEN_STATUSES or order.instrument_id is None:
+            continue
+        instrument = order.instrument
+        result = rules_mod.match_order(
+            _state_of(order), quote_of(instrument), rules_of(instrument), config
+        )
+        if result.fill is not None or result.state.triggered != order.triggered:
+            return True
+    return False
+
+
+def _book_orders(book: PaperBook) -> list[PaperOrder]:
+    return list(
+        PaperOrder.objects.filter(book=book).select_related("instrument__fair_price").order_by("id")
+    )
+
+
+def _open_exposure_of(orders: list[PaperOrder]) -> Decimal:
+    """`_open_order_exposure` over orders already loaded (with their instruments' prices)."""
+    exposure = _ZERO
+    for order in orders:
+        if order.status not in PaperOrder.OPEN_STATUSES:
+            continue
+        if order.order_type == rules_mod.MARKET:
+            price = quote_of(order.instrument).price_for(order.side)
+            exposure += (price or _ZERO) * order.leaves_quantity
+            continue
+        price = order.limit_price if order.limit_price is not None else order.stop_price
+        exposure += (order.quantity - order.filled_quantity) * (price or _ZERO)
+    return exposure
+
+
+def book_snapshot(
+    book: PaperBook,
+) -> tuple[list[BrokerOrderRow], list[BrokerTradeRow], list[BrokerPositionRow], BrokerBalance]:
+    """Order book, trade book, positions and balance in one pass: the four reads' answers
+    from one load of the book (about five queries instead of some thirty). Matching runs
+    first, as before every read, but takes its locks only when a quote really fills or
+    triggers an open order; otherwise the orders already loaded are the book."""
+    config = paper_config()
+    orders = _book_orders(book)
+    if _needs_matching(orders, config):
+        match_open_orders(book=book)
+        orders = _book_orders(book)
+    by_id = {order.pk: order for order in orders}
+    trades = [
+        _trade_row(trade, by_id[trade.order_id])
+        for trade in PaperTrade.objects.filter(book=book).order_by("id")
+    ]
+    totals = _position_totals(book)
+    keys = {(segment, iid) for segment, iid, _ in totals}
+    marks: dict[tuple[str, int], Decimal | None] = {}
+    for order in orders:
+        instrument = order.instrument
+        if instrument is not None:
+            key = (instrument.exchange_segment, instrument.exchange_instrument_id)
+            if key in keys:
+                marks[key] = mark_price_of(instrument)
+    missing = keys - marks.keys()
+    if missing:
+        marks.update(_marks(missing))
+    positions = _positions_from(totals, marks)
+    equity = book.starting_cash + sum((p.mtm for p in positions), _ZERO)
+    exposure = _open_exposure_of(orders)
+    for p in positions:
+        mark = marks.get((p.exchange_segment, p.exchange_instrument_id))
+        if mark is None:
+            mark = p.buy_avg_price if p.net_qty > 0 else p.sell_avg_price
+        exposure += abs(p.net_qty) * (mark or _ZERO)
+    state = _BookState(
+        equity=equity.quantize(_CENTS),
+        exposure=exposure,
+        net_positions={},
+        margin_rate=config.margin_rate,
+    )
+    balance = BrokerBalance(
+        cash_available=state.equity, margin_utilized=state.margin, net_margin=state.net_margin
+    )
+    return [_order_row(order) for order in orders], trades, positions, balance
+
+
 # ---- the gateway --------------------------------------------------------------------
 
 
@@ -829,3 +922,14 @@ class PaperGateway(BrokerGateway):
     @_guard_database
     async def balance(self, session: SessionContext) -> BrokerBalance:
         return await self._read(session, compute_balance)
+
+    @_guard_database
+    async def snapshot(
+        self, session: SessionContext
+    ) -> tuple[list[BrokerOrderRow], list[BrokerTradeRow], list[BrokerPositionRow], BrokerBalance]:
+        """order_book, trade_book, positions and balance of one moment, in one read."""
+
+        def read():
+            return book_snapshot(_book_for_session(session))
+
+        return await sync_to_async(read)()

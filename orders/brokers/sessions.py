@@ -260,6 +260,27 @@ class BrokerClient:
     async def balance(self) -> BrokerBalance:
         return await self._call(self.gateway.balance, is_order=False)
 
+    async def snapshot(
+        self,
+    ) -> tuple[list[BrokerOrderRow], list[BrokerTradeRow], list[BrokerPositionRow], BrokerBalance]:
+        """Order book, trade book, positions and balance. A gateway that can read them in one
+        call (the paper exchange: one load of its book instead of four) does; otherwise the
+        four reads run concurrently and the first failure is raised."""
+        if callable(getattr(self.gateway, "snapshot", None)):
+            return await self._call(self.gateway.snapshot, is_order=False)
+        results = await asyncio.gather(
+            self.order_book(),
+            self.trade_book(),
+            self.positions(),
+            self.balance(),
+            return_exceptions=True,
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise next((f for f in failures if isinstance(f, SessionExpired)), failures[0])
+        order_book, trades, positions, balance = results
+        return order_book, trades, positions, balance
+
 
 def broker_client(account) -> BrokerClient:
     """The per-account facade every caller uses (sync code: async_to_sync(client.method))."""

@@ -455,15 +455,22 @@ def sync_account_orders(
             .exclude(status=LegStatus.PENDING_SUBMIT)
             .select_related("order")
         }
-        events, changed_legs = [], []
+        events, changed_legs, audited_legs = [], [], []
         for leg in legs.values():
             row = book.find(leg)
             if row is None:
                 continue
-            before = leg_state(leg)
+            before, reason_before = leg_state(leg), leg.reject_reason
             if apply_book_row(leg, row):
                 leg.updated_at = now
                 changed_legs.append(leg)
+                after = leg_state(leg)
+                if after == before and leg.reject_reason == reason_before:
+                    # Only the broker's raw status text moved (typically the first sight of
+                    # a leg placed moments ago): stored, but no state change to audit,
+                    # roll up or announce.
+                    continue
+                audited_legs.append(leg)
                 events.append(
                     new_event(
                         order=leg.order,
@@ -472,13 +479,14 @@ def sync_account_orders(
                         actor=actor,
                         message=f"broker status {row.raw_status or row.status}",
                         before=before,
-                        after=leg_state(leg),
+                        after=after,
                     )
                 )
         if changed_legs:
             OrderLeg.objects.bulk_update(changed_legs, _LEG_SYNC_FIELDS, batch_size=500)
+        if events:
             OrderEvent.objects.bulk_create(events, batch_size=500)
-        touched = {leg.order_id for leg in changed_legs}
+        touched = {leg.order_id for leg in audited_legs}
         roll_up_orders(order_ids=sorted(touched), actor=actor)
         touched.update(reconcile_pending_legs(account=account, order_book=rows, actor=actor))
         _refresh_fair_prices(account)
@@ -487,15 +495,28 @@ def sync_account_orders(
 
 def _refresh_fair_prices(account: BrokerAccount) -> None:
     """Copy each live order's instrument fair prices and LTP onto it (the design's wide
-    row): one UPDATE per instrument, not per order."""
+    row): one UPDATE per instrument whose orders show other prices, none when they already
+    show the current ones (the usual case between two price ticks)."""
     live = Order.objects.filter(account=account, status__in=LIVE_ORDER_STATUSES)
-    instrument_ids = set(live.values_list("instrument_id", flat=True).distinct())
-    if not instrument_ids:
+    shown: dict[int, list[tuple[int, tuple]]] = {}
+    for order_id, instrument_id, *prices in live.values_list(
+        "id", "instrument_id", "buy_fair_price", "sell_fair_price", "avg_fair_price", "ltp"
+    ):
+        shown.setdefault(instrument_id, []).append((order_id, tuple(prices)))
+    if not shown:
         return
-    for fair in FairPrice.objects.filter(instrument_id__in=instrument_ids):
-        live.filter(instrument_id=fair.instrument_id).update(
-            buy_fair_price=fair.buy_fair_price,
-            sell_fair_price=fair.sell_fair_price,
-            avg_fair_price=fair.avg_fair_price,
-            ltp=fair.last_traded_price,
+    for fair in FairPrice.objects.filter(instrument_id__in=list(shown)):
+        current = (
+            fair.buy_fair_price,
+            fair.sell_fair_price,
+            fair.avg_fair_price,
+            fair.last_traded_price,
         )
+        stale = [order_id for order_id, prices in shown[fair.instrument_id] if prices != current]
+        if stale:
+            Order.objects.filter(pk__in=stale).update(
+                buy_fair_price=fair.buy_fair_price,
+                sell_fair_price=fair.sell_fair_price,
+                avg_fair_price=fair.avg_fair_price,
+                ltp=fair.last_traded_price,
+            )
