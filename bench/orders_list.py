@@ -167,8 +167,11 @@ def main() -> None:
             server.base_url, token, "/api/orders?limit=50&status=FILLED", args.requests
         )
         summarize("GET /api/orders?status=", lat, elapsed)
-        lat, elapsed = measure(server.base_url, token, f"/api/orders/{one_id}", args.requests)
-        summarize("GET /api/orders/{id}", lat, elapsed)
+        try:
+            lat, elapsed = measure(server.base_url, token, f"/api/orders/{one_id}", args.requests)
+            summarize("GET /api/orders/{id}", lat, elapsed)
+        except Exception as exc:  # a reused database whose credentials need an older key
+            print(f"GET /api/orders/{{id}} not measured: {type(exc).__name__}: {exc}")
         lat, elapsed = measure(server.base_url, token, "/api/bench/order-by-pk", args.requests)
         floor = summarize("floor: bare PK SELECT", lat, elapsed)
     print(f"ratio list/floor p95: {listed['p95_ms'] / floor['p95_ms']:.2f}x")

@@ -23,6 +23,7 @@ import uuid
 import weakref
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.utils import get_handler_name
 from django.conf import settings
 
 from monitoring import presence, window
@@ -36,6 +37,8 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_MARKET_CLOSED = 4000
 CLOSE_TOO_BIG = 1009
 CLOSE_TOO_BIG_PRIVATE = 4009
+# Events whose handlers use no database connection (see UserUpdatesConsumer.dispatch).
+_NO_DATABASE_EVENTS = frozenset({realtime.FORWARD_EVENT, "websocket.receive"})
 
 
 def _count_connection(delta: int) -> None:
@@ -116,6 +119,16 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
             await self._send_json({"type": realtime.PONG, "timestamp": realtime.now_iso()})
             return
         await self._send_error(f"unknown message type: {message['type'][:50]}")
+
+    async def dispatch(self, message):
+        """Group messages and client frames skip channels' per-message database clean-up:
+        neither touches the database, and that clean-up is a hop through the one shared
+        sync thread per message, which made a broadcast to thousands of connections wait in
+        line for it (bench/ws.py). Connects and disconnects keep it."""
+        if message["type"] in _NO_DATABASE_EVENTS:
+            await getattr(self, get_handler_name(message))(message)
+            return
+        await super().dispatch(message)
 
     async def forward(self, event):
         """A message for this user from the channel layer (trading_site.realtime): its JSON

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from decimal import Decimal
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection
 
@@ -18,7 +18,7 @@ from tests.factories import (
     make_instrument,
     make_user,
 )
-from trading_site.realtime import user_group
+from trading_site.realtime import flush_notifications, user_group
 
 D = Decimal
 
@@ -67,12 +67,20 @@ def test_a_market_order_on_paper_fills_at_the_next_sync(client, account, instrum
 def test_the_owner_gets_an_order_update_after_commit(
     client, trader, account, instrument, django_capture_on_commit_callbacks
 ):
+    # One event loop for the listener: a pub/sub channel layer lives in the loop it was
+    # created in, as a consumer's does.
     layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(user_group(trader.pk), channel)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/api/orders", _body(account), format="json")
-    message = async_to_sync(layer.receive)(channel)["message"]
+    loop = asyncio.new_event_loop()
+    try:
+        channel = loop.run_until_complete(layer.new_channel())
+        loop.run_until_complete(layer.group_add(user_group(trader.pk), channel))
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post("/api/orders", _body(account), format="json")
+        assert flush_notifications(timeout=10)
+        event = loop.run_until_complete(asyncio.wait_for(layer.receive(channel), 10))
+    finally:
+        loop.close()
+    message = event["message"]
     assert message["type"] == "order_update"
     assert message["order_id"] == response.json()["order"]["id"]
     assert message["status"] in ("PENDING", "OPEN")
