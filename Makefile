@@ -48,7 +48,7 @@ web: install
 
 # WebSockets (and HTTP too, if you run only one web process) through daphne.
 asgi: install
-	$(VENV)/bin/daphne -b $(HOST) -p $${ASGI_PORT:-8001} trading_site.asgi:application
+	$(PY) manage.py serve_web --host $(HOST) --port $${ASGI_PORT:-8001}
 
 worker: install
 	$(VENV)/bin/celery -A trading_site worker -l info --concurrency $${WORKER_CONCURRENCY:-4}
