@@ -238,6 +238,16 @@ def main() -> None:
         dispatched = dispatch_monitoring_cycles()
         dispatch_seconds = time.perf_counter() - started
         total, durations, statuses = wait_for_runs(user_ids, key, started, 1800)
+
+        # The next cycle of the same users (what every later beat costs): nothing new at the
+        # broker since the first one, so only reads and the run records.
+        steady_key = f"{key}-steady"
+        started = time.perf_counter()
+        for uid in user_ids:
+            run_monitoring_cycle.delay(uid, steady_key, "bench")
+        steady_total, steady_durations, steady_statuses = wait_for_runs(
+            user_ids, steady_key, started, 1800
+        )
     finally:
         stop(workers)
 
@@ -252,6 +262,11 @@ def main() -> None:
     print(
         f"per-user cycle                  p50 {percentile(durations, 50) * 1000:.0f} ms, "
         f"p95 {percentile(durations, 95) * 1000:.0f} ms"
+    )
+    print(
+        f"next cycle (steady state)       {steady_total:.1f} s; p50 "
+        f"{percentile(steady_durations, 50) * 1000:.0f} ms, p95 "
+        f"{percentile(steady_durations, 95) * 1000:.0f} ms; statuses {steady_statuses}"
     )
     print(
         f"baseline (no-op cycles)         {base_total:.1f} s total, p95 "

@@ -308,7 +308,9 @@ def main() -> None:
     )
     print(f"sending the broadcast {sent_seconds * 1000:.0f} ms (bench process -> Redis)")
     print(f"server                {args.server} (one process)")
-    print(f"channel layer         {env.get('CHANNEL_LAYER_BACKEND', 'channels_redis.core')}")
+    from django.conf import settings
+
+    print(f"channel layer         {settings.CHANNEL_LAYERS['default']['BACKEND']}")
     print(f"delivery, all clients {delivery * 1000:.0f} ms (goal < 1000 ms)")
     print(f"baseline              {base * 1000:.2f} ms for one message to one idle connection")
     print(f"ratio                 {delivery / base:.1f}x the single-message latency")

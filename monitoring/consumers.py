@@ -22,8 +22,8 @@ import logging
 import uuid
 import weakref
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.utils import get_handler_name
 from django.conf import settings
 
 from monitoring import presence, window

@@ -123,6 +123,9 @@ def next_opening(at: datetime | None = None) -> datetime | None:
 async def ais_trading_window_open(at: datetime | None = None) -> bool:
     from asgiref.sync import sync_to_async
 
+    if current_rules().always_open:
+        # No holiday lookup needed: spare every connection's keep-alive the thread hop.
+        return True
     return await sync_to_async(is_trading_window_open)(at)
 
 

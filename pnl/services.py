@@ -460,25 +460,23 @@ def compute_account_pnl(*, account: BrokerAccount, now: datetime | None = None) 
         realized = sum((i.realized for i in instruments), ZERO)
         unrealized = sum((i.unrealized for i in instruments), ZERO)
         today = _daily_figures(account=account, fills=fills, unrealized=unrealized, now=now)
-        PnlDaily.objects.update_or_create(
-            account=account,
-            trading_date=today.trading_date,
-            defaults={
-                "realized": today.realized,
-                "unrealized": today.unrealized,
-                "turnover": today.turnover,
-                "fills": today.fills,
-            },
-        )
+        _save_daily(account=account, today=today)
         orders_updated = _attribute_orders(account=account, legs=legs, now=now)
         realized_mtm, unrealized_mtm = to_money(realized), to_money(unrealized)
         total_mtm = realized_mtm + unrealized_mtm  # the shown parts add up to the shown total
-        BrokerAccount.objects.filter(pk=account.pk).update(
-            realized_mtm=realized_mtm,
-            unrealized_mtm=unrealized_mtm,
-            total_mtm=total_mtm,
-            updated_at=now,
-        )
+        # Written only when a figure moved: an unchanged cycle commits no row change (and
+        # so costs MariaDB no log flush). `account` was read under the lock just above.
+        if (account.realized_mtm, account.unrealized_mtm, account.total_mtm) != (
+            realized_mtm,
+            unrealized_mtm,
+            total_mtm,
+        ):
+            BrokerAccount.objects.filter(pk=account.pk).update(
+                realized_mtm=realized_mtm,
+                unrealized_mtm=unrealized_mtm,
+                total_mtm=total_mtm,
+                updated_at=now,
+            )
     # The caller's instance shows the new figures too (e.g. for the pnl_update message).
     given.realized_mtm, given.unrealized_mtm, given.total_mtm = (
         realized_mtm,
@@ -496,6 +494,24 @@ def compute_account_pnl(*, account: BrokerAccount, now: datetime | None = None) 
         lots_written=len(new_rows),
         orders_updated=orders_updated,
     )
+
+
+def _save_daily(*, account: BrokerAccount, today: DailyFigures) -> None:
+    """Today's row: created, or updated when a figure moved (the caller holds the account's
+    lock, so no other run writes it meanwhile)."""
+    figures = {
+        "realized": today.realized,
+        "unrealized": today.unrealized,
+        "turnover": today.turnover,
+        "fills": today.fills,
+    }
+    daily = PnlDaily.objects.filter(account=account, trading_date=today.trading_date).first()
+    if daily is None:
+        PnlDaily.objects.create(account=account, trading_date=today.trading_date, **figures)
+    elif any(getattr(daily, name) != value for name, value in figures.items()):
+        for name, value in figures.items():
+            setattr(daily, name, value)
+        daily.save(update_fields=[*figures, "updated_at"])
 
 
 def _save_states(

@@ -343,7 +343,7 @@ def reconcile_pending_legs(
     book = _Book(order_book if order_book is not None else stored_order_book(account))
     now = timezone.now()
     cutoff = now - timedelta(seconds=pending_grace_seconds())
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # see sync_account_orders
         pending = list(
             OrderLeg.objects.select_for_update()
             .filter(account=account, status=LegStatus.PENDING_SUBMIT)
@@ -444,7 +444,10 @@ def sync_account_orders(
     rows = list(order_book) if order_book is not None else stored_order_book(account)
     book = _Book(rows)
     now = timezone.now()
-    with transaction.atomic():
+    # No savepoint when nested in the monitoring step's per-account transaction (nor for
+    # reconcile_pending_legs nested here): a failure rolls the whole account's sync back
+    # anyway, and the savepoints were a quarter of the step's round trips.
+    with transaction.atomic(savepoint=False):
         legs = {
             leg.pk: leg
             for leg in OrderLeg.objects.filter(account=account)
