@@ -7,10 +7,16 @@ from django.db.models import QuerySet
 from monitoring.models import MonitoringRun
 from orders.models import ScheduledOrder
 from trading_site.api.errors import NotFound
+from trading_site.db_router import reporting_alias
 
 
 def monitoring_runs_for(*, user) -> QuerySet[MonitoringRun]:
-    return MonitoringRun.objects.filter(user=user).order_by("-started_at", "-id")
+    """Cycle history: a reporting read, served by the replica when one is configured."""
+    return (
+        MonitoringRun.objects.using(reporting_alias())
+        .filter(user=user)
+        .order_by("-started_at", "-id")
+    )
 
 
 def scheduled_orders_for(*, user) -> QuerySet[ScheduledOrder]:

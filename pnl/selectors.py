@@ -11,6 +11,7 @@ from django.db.models import Max, Q, QuerySet
 from accounts.models import BrokerAccount
 from orders.models import FairPrice
 from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
+from trading_site.db_router import reporting_alias
 
 FAIR_PRICE_FIELDS = ("buy_fair_price", "sell_fair_price", "avg_fair_price", "last_traded_price")
 
@@ -23,7 +24,10 @@ def pnl_lots_for(*, account: BrokerAccount) -> QuerySet[PnlLot]:
 
 
 def pnl_days_for(*, account: BrokerAccount, since: date | None = None) -> QuerySet[PnlDaily]:
-    days = PnlDaily.objects.filter(account=account).order_by("trading_date")
+    """Daily history: a reporting read, served by the replica when one is configured."""
+    days = (
+        PnlDaily.objects.using(reporting_alias()).filter(account=account).order_by("trading_date")
+    )
     return days.filter(trading_date__gte=since) if since else days
 
 

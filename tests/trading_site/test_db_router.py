@@ -1,0 +1,38 @@
+"""Read replicas: reporting reads may go to the replica; everything else stays on the primary."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitoring.selectors import monitoring_runs_for
+from pnl.selectors import pnl_days_for
+from tests.factories import make_account
+from trading_site.db_router import PrimaryReplicaRouter, reporting_alias
+
+
+@pytest.fixture
+def with_replica(settings):
+    settings.DATABASES = {**settings.DATABASES, "replica": dict(settings.DATABASES["default"])}
+
+
+def test_without_a_replica_reporting_reads_use_the_primary():
+    assert reporting_alias() == "default"
+
+
+def test_with_a_replica_reporting_reads_use_it(with_replica):
+    assert reporting_alias() == "replica"
+
+
+@pytest.mark.django_db
+def test_pnl_history_and_cycle_history_are_routed_to_the_replica(with_replica):
+    account = make_account()
+    assert pnl_days_for(account=account).db == "replica"
+    assert monitoring_runs_for(user=account.user).db == "replica"
+
+
+def test_writes_and_migrations_only_ever_touch_the_primary():
+    router = PrimaryReplicaRouter()
+    assert router.db_for_write(object) == "default"
+    assert router.db_for_read(object) is None  # ordinary reads: the primary
+    assert router.allow_migrate("default", "orders") is True
+    assert router.allow_migrate("replica", "orders") is False
