@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from django.core.cache import cache
+
+from orders.brokers.xts_simulator import XtsSimulator, parse_users, serve_in_thread
 
 
 @pytest.fixture(autouse=True)
@@ -19,3 +22,37 @@ def _fast_password_hashing(settings):
     """PBKDF2 at production strength costs ~0.5 s per hash on a 2-core machine; tests that
     are about hashing itself set their own hashers."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# ---- the XTS simulator over a real socket (broker, market and order tests) ----
+
+SIM_USERS = (
+    "inv-app:inv-secret:INV001:investor,dealer-app:dealer-secret:DLR001:dealer:CLIENT7;CLIENT8"
+)
+
+
+class SimulatorHandle:
+    def __init__(self, running):
+        self.running = running
+        self.app = running.app
+        self.base_url = running.base_url
+
+    def set_faults(self, **knobs):
+        response = httpx.post(f"{self.base_url}/_sim/faults", json=knobs, timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def stats(self):
+        return httpx.get(f"{self.base_url}/_sim/stats", timeout=5).json()
+
+    def expire_sessions(self):
+        httpx.post(f"{self.base_url}/_sim/expire-sessions", timeout=5).raise_for_status()
+
+
+@pytest.fixture
+def simulator(transactional_db):
+    """A fresh simulator per test on an OS-chosen port; its DB work is committed, so the test
+    runs with transactional_db (the server thread uses its own connection)."""
+    running = serve_in_thread(XtsSimulator(users=parse_users(SIM_USERS), seed=1))
+    yield SimulatorHandle(running)
+    running.stop()
