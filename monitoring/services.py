@@ -72,7 +72,12 @@ def _order_figures(user_id: int) -> dict[int, tuple]:
 
 
 def _push_after_cycle(
-    *, user_id: int, run: MonitoringRun, result: pipeline.CycleResult, before: dict[int, tuple]
+    *,
+    user_id: int,
+    run: MonitoringRun,
+    result: pipeline.CycleResult,
+    before: dict[int, tuple],
+    accounts: list[BrokerAccount],
 ) -> None:
     """cycle_complete, then order_update for orders whose figures moved without a status
     change (status changes were already announced by the order services), then pnl_update
@@ -109,7 +114,9 @@ def _push_after_cycle(
                     },
                 )
     if result.outcome_of(2) == Outcome.OK:
-        for account in BrokerAccount.objects.filter(user_id=user_id, is_active=True):
+        # The cycle's own account instances: step 2 wrote the new figures onto them (and
+        # left them as read when nothing changed), so no second read is needed.
+        for account in accounts:
             realtime.notify_user(
                 user_id,
                 {
@@ -193,7 +200,7 @@ def _execute(run: MonitoringRun) -> MonitoringRun:
     run.save(update_fields=["steps", "errors", "status", "finished_at", "duration_ms"])
     _record_metrics(elapsed, result)
     try:
-        _push_after_cycle(user_id=user_id, run=run, result=result, before=before)
+        _push_after_cycle(user_id=user_id, run=run, result=result, before=before, accounts=accounts)
     except Exception:  # notifications never undo a recorded cycle
         logger.exception("cycle notifications failed", extra={"user_id": user_id})
     return run

@@ -123,18 +123,25 @@ def fetch_broker_data(state: CycleState) -> dict:
 
 
 def compute_pnl(state: CycleState) -> dict:
-    from pnl.services import compute_account_pnl
+    from pnl.services import compute_account_pnl_if_changed
 
     ctx = _ctx(state)
     errors = []
+    skipped = 0
     for account in ctx.accounts:
+        snapshot = ctx.snapshots[account.pk]
         try:
-            ctx.pnl[account.pk] = compute_account_pnl(account=account)
+            # Unchanged fills, leg links and prices: the stored figures stand (None).
+            result = compute_account_pnl_if_changed(
+                account=account, order_book=snapshot.order_book, trades=snapshot.trades
+            )
+            skipped += result is None
+            ctx.pnl[account.pk] = result
         except Exception as exc:
             logger.exception("pnl failed", extra={"account_id": account.pk})
             errors.append(f"{account.account_name}: PnL failed: {exc}")
     _fail_if(errors)
-    return {"accounts": len(ctx.pnl)}
+    return {"accounts": len(ctx.pnl), "unchanged": skipped}
 
 
 def sync_orders(state: CycleState) -> dict:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
+from django.core.cache import cache
 from django.db.models import Max, Q, QuerySet
 
 from accounts.models import BrokerAccount
@@ -46,12 +47,30 @@ def last_computed_at(*, account: BrokerAccount) -> datetime | None:
     return PnlInstrumentState.objects.filter(account=account).aggregate(at=Max("computed_at"))["at"]
 
 
+def _verified_key(account_id: int) -> str:
+    return f"pnl:verified:{account_id}"
+
+
+def mark_pnl_verified(*, account: BrokerAccount, at: datetime) -> None:
+    """Record that the stored PnL was found still right at `at` without recomputing it (the
+    monitoring loop's unchanged-inputs path)."""
+    cache.set(_verified_key(account.pk), at.timestamp(), timeout=24 * 3600)
+
+
+def pnl_verified_at(*, account: BrokerAccount) -> datetime | None:
+    stamp = cache.get(_verified_key(account.pk))
+    return datetime.fromtimestamp(stamp, UTC) if stamp is not None else None
+
+
 def pnl_is_stale(*, account: BrokerAccount) -> bool:
-    """True when nothing is stored yet, or the stored result predates the last broker sync."""
+    """True when nothing is stored yet, or the stored result is older than the last broker
+    sync and was not verified unchanged since."""
     computed = last_computed_at(account=account)
     if computed is None:
         return True
-    return account.last_synced_at is not None and computed < account.last_synced_at
+    verified = pnl_verified_at(account=account)
+    fresh_as_of = max(computed, verified) if verified else computed
+    return account.last_synced_at is not None and fresh_as_of < account.last_synced_at
 
 
 def fair_prices_by_instrument(*, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], dict]:

@@ -25,6 +25,8 @@ from datetime import time as clock
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, models, transaction
 from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
@@ -477,6 +479,9 @@ def compute_account_pnl(*, account: BrokerAccount, now: datetime | None = None) 
                 total_mtm=total_mtm,
                 updated_at=now,
             )
+    # Whatever this run stored, the monitoring loop's input fingerprint no longer vouches
+    # for it (it may have run on other prices): the loop's next run recomputes.
+    cache.delete(_inputs_cache_key(account))
     # The caller's instance shows the new figures too (e.g. for the pnl_update message).
     given.realized_mtm, given.unrealized_mtm, given.total_mtm = (
         realized_mtm,
@@ -494,6 +499,80 @@ def compute_account_pnl(*, account: BrokerAccount, now: datetime | None = None) 
         lots_written=len(new_rows),
         orders_updated=orders_updated,
     )
+
+
+def _inputs_cache_key(account: BrokerAccount) -> str:
+    return f"pnl:inputs:{account.pk}"
+
+
+def _snapshot_inputs_fingerprint(
+    *, account: BrokerAccount, order_book: list, trades: list, now: datetime
+) -> str:
+    """What the stored PnL of the account is a function of, as the broker just reported it:
+    the filled order-book rows and the trade book (the fills), the legs those orders map to
+    (the lots' attribution), the fair prices of the traded instruments (the open lots'
+    marks) and the trading day (the daily row). Over-inclusive on purpose: any doubt means a
+    recompute. With no fill at all it costs no query; otherwise two small ones."""
+    filled = [row for row in order_book if row.filled_quantity > 0]
+    traded = [row for row in trades if row.quantity > 0]
+    order_ids = sorted(
+        {row.broker_order_id for row in filled} | {t.broker_order_id for t in traded}
+    )
+    keys = sorted(
+        {(row.exchange_segment, row.exchange_instrument_id) for row in filled}
+        | {(t.exchange_segment, t.exchange_instrument_id) for t in traded}
+    )
+    legs: list = []
+    prices: list = []
+    if order_ids:
+        legs = sorted(
+            OrderLeg.objects.filter(account=account, broker_order_id__in=order_ids).values_list(
+                "broker_order_id", "id", "order_id"
+            )
+        )
+        found = selectors.fair_prices_by_instrument(keys=keys)
+        prices = [(key, sorted(found.get(key, {}).items())) for key in keys]
+    text = repr(
+        (
+            settings.DATABASES["default"]["NAME"],
+            account.pk,
+            account.created_at,
+            trading_day_bounds(now)[0],
+            filled,
+            traded,
+            legs,
+            prices,
+        )
+    )
+    return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+
+
+def compute_account_pnl_if_changed(
+    *,
+    account: BrokerAccount,
+    order_book: list,
+    trades: list,
+    now: datetime | None = None,
+) -> AccountPnl | None:
+    """The monitoring loop's step 2: `compute_account_pnl`, unless nothing it depends on
+    changed since this function last computed it (same broker fills, same leg links, same
+    fair prices of the traded instruments, same trading day), in which case the stored
+    figures are still right and nothing is read or written: returns None then.
+
+    `order_book` and `trades` are the broker's answer that step 1 just stored. The
+    fingerprint lives in the cache; `compute_account_pnl` from anywhere else clears it."""
+    now = now or timezone.now()
+    fingerprint = _snapshot_inputs_fingerprint(
+        account=account, order_book=order_book, trades=trades, now=now
+    )
+    key = _inputs_cache_key(account)
+    if cache.get(key) == fingerprint:
+        # Still right as of now: readers must not take the newer sync for staleness.
+        selectors.mark_pnl_verified(account=account, at=now)
+        return None
+    result = compute_account_pnl(account=account, now=now)
+    cache.set(key, fingerprint, timeout=24 * 3600)
+    return result
 
 
 def _save_daily(*, account: BrokerAccount, today: DailyFigures) -> None:

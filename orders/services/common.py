@@ -289,6 +289,12 @@ def apply_send_outcome(outcome: SendOutcome, order: Order, actor: str) -> list[O
         leg.status = LegStatus.OPEN
         leg.broker_order_id = outcome.ack.broker_order_id
         leg.submitted_at = now
+        # A broker that names the new order's status in its answer (the paper broker)
+        # gives the raw status the first sync would store: stored now, that sync finds the
+        # leg unchanged. Only when it agrees with OPEN (a fill is left for the sync).
+        raw_status = (outcome.ack.raw or {}).get("status")
+        if isinstance(raw_status, str) and raw_status == LegStatus.OPEN:
+            leg.broker_status = raw_status[:32]
         kind, message = "leg_accepted", f"broker order {leg.broker_order_id}"
     elif outcome.rejected_reason:
         leg.status = LegStatus.REJECTED

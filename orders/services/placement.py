@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from accounts.models import BrokerAccount, Strategy
 from orders.identifiers import ensure_daily_counter, next_unique_identifiers
-from orders.models import Instrument, Order, OrderEvent, OrderLeg, OrderType
+from orders.models import FairPrice, Instrument, Order, OrderEvent, OrderLeg, OrderType
 from orders.services.common import (
     apply_send_outcome,
     bulk_update_rows,
@@ -199,6 +199,7 @@ def write_ahead(*, plans: list[OrderPlan], actor: str) -> list[Order]:
             )
             for plan in plans
         ]
+        _show_fair_prices(orders)
         _insert(Order, orders)
         legs = [
             OrderLeg(
@@ -227,6 +228,21 @@ def write_ahead(*, plans: list[OrderPlan], actor: str) -> list[Order]:
             )
         _insert_events(events)
     return orders
+
+
+def _show_fair_prices(orders: list[Order]) -> None:
+    """The instrument's current fair prices and LTP on each new order, as the monitoring
+    sync would copy them: its first run then finds them current and writes nothing."""
+    fairs = FairPrice.objects.filter(
+        instrument_id__in={order.instrument_id for order in orders}
+    ).values_list(
+        "instrument_id", "buy_fair_price", "sell_fair_price", "avg_fair_price", "last_traded_price"
+    )
+    by_instrument = {row[0]: row[1:] for row in fairs}
+    for order in orders:
+        prices = by_instrument.get(order.instrument_id)
+        if prices is not None:
+            order.buy_fair_price, order.sell_fair_price, order.avg_fair_price, order.ltp = prices
 
 
 def _insert(model, rows: list) -> None:
@@ -267,7 +283,14 @@ def submit_and_record(*, account: BrokerAccount, orders: list[Order], actor: str
         bulk_update_rows(
             OrderLeg,
             [o.leg for o in outcomes],
-            ["status", "broker_order_id", "submitted_at", "reject_reason", "updated_at"],
+            [
+                "status",
+                "broker_order_id",
+                "broker_status",
+                "submitted_at",
+                "reject_reason",
+                "updated_at",
+            ],
         )
         bulk_update_rows(Order, orders, ["status", "filled_quantity", "updated_at"])
         _insert_events(events)

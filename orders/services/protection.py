@@ -255,7 +255,14 @@ def send_and_record_legs(
             outcome.leg.updated_at = now
         OrderLeg.objects.bulk_update(
             [o.leg for o in outcomes],
-            ["status", "broker_order_id", "submitted_at", "reject_reason", "updated_at"],
+            [
+                "status",
+                "broker_order_id",
+                "broker_status",
+                "submitted_at",
+                "reject_reason",
+                "updated_at",
+            ],
         )
         OrderEvent.objects.bulk_create(events)
     return outcomes

@@ -1,0 +1,89 @@
+"""The monitoring loop's step 2 skips the FIFO recompute when nothing it depends on moved."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from orders.brokers.base import BrokerTradeRow
+from pnl.models import PnlLot
+from pnl.selectors import pnl_is_stale
+from pnl.services import compute_account_pnl_if_changed
+from tests.factories import make_account, make_fair_price, make_instrument
+from tests.pnl.rows import make_trade
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2025, 1, 6, 4, 30, tzinfo=UTC)  # 10:00 Asia/Kolkata, a Monday
+
+
+@pytest.fixture
+def traded_account():
+    instrument = make_instrument()
+    make_fair_price(instrument, "105")
+    account = make_account()
+    trade = make_trade(
+        account=account,
+        instrument=instrument,
+        broker_order_id="B1",
+        side="BUY",
+        quantity=10,
+        price="100",
+        at=NOW - timedelta(minutes=30),
+    )
+    row = BrokerTradeRow(
+        execution_id=trade.execution_id,
+        broker_order_id="B1",
+        unique_identifier="",
+        exchange_segment=instrument.exchange_segment,
+        exchange_instrument_id=instrument.exchange_instrument_id,
+        trading_symbol=instrument.trading_symbol,
+        side="BUY",
+        product_type="MIS",
+        quantity=10,
+        price=Decimal("100"),
+        traded_at=trade.traded_at,
+    )
+    return account, instrument, [row]
+
+
+def test_the_same_broker_answer_twice_computes_once_and_keeps_the_lots(traded_account):
+    account, _instrument, trades = traded_account
+    first = compute_account_pnl_if_changed(account=account, order_book=[], trades=trades, now=NOW)
+    lots = list(PnlLot.objects.filter(account=account).values_list("id", "unrealized_pnl"))
+
+    second = compute_account_pnl_if_changed(
+        account=account, order_book=[], trades=trades, now=NOW + timedelta(minutes=1)
+    )
+
+    assert first is not None and first.unrealized == Decimal("50.00")
+    assert second is None
+    assert list(PnlLot.objects.filter(account=account).values_list("id", "unrealized_pnl")) == lots
+
+
+def test_a_fair_price_move_recomputes(traded_account):
+    account, instrument, trades = traded_account
+    compute_account_pnl_if_changed(account=account, order_book=[], trades=trades, now=NOW)
+    make_fair_price(instrument, "103")
+
+    again = compute_account_pnl_if_changed(
+        account=account, order_book=[], trades=trades, now=NOW + timedelta(minutes=1)
+    )
+
+    assert again is not None and again.unrealized == Decimal("30.00")
+
+
+def test_a_skipped_recompute_still_counts_as_fresh_for_readers(traded_account):
+    account, _instrument, trades = traded_account
+    compute_account_pnl_if_changed(account=account, order_book=[], trades=trades, now=NOW)
+    # The next cycle's step 1 syncs the account, then step 2 finds nothing changed.
+    account.last_synced_at = NOW + timedelta(minutes=1)
+    account.save(update_fields=["last_synced_at"])
+    skipped = compute_account_pnl_if_changed(
+        account=account, order_book=[], trades=trades, now=NOW + timedelta(minutes=2)
+    )
+
+    assert skipped is None
+    assert pnl_is_stale(account=account) is False
