@@ -37,6 +37,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_MARKET_CLOSED = 4000
 CLOSE_TOO_BIG = 1009
 CLOSE_TOO_BIG_PRIVATE = 4009
+_UNKNOWN = object()
 # Events whose handlers use no database connection (see UserUpdatesConsumer.dispatch).
 _NO_DATABASE_EVENTS = frozenset({realtime.FORWARD_EVENT, "websocket.receive"})
 
@@ -51,7 +52,6 @@ def _count_connection(delta: int) -> None:
 class UserUpdatesConsumer(AsyncWebsocketConsumer):
     connection_id: str = ""
     user_id: int | None = None
-    _refresher: asyncio.Task | None = None
 
     async def connect(self):
         identity = await identify(self.scope)
@@ -81,12 +81,11 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
                 "timestamp": realtime.now_iso(),
             }
         )
-        self._refresher = asyncio.create_task(self._keep_alive())
+        _keep_alive_for_this_loop().add(self)
         await _run_sync(_count_connection, 1)
 
     async def disconnect(self, code):
-        if self._refresher is not None:
-            self._refresher.cancel()
+        _keep_alive_for_this_loop().discard(self)
         if self.user_id is None:
             return
         try:
@@ -155,8 +154,9 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
             # protocol layer sends 1009 when started through monitoring.server.
             await self.close(code=CLOSE_TOO_BIG_PRIVATE)
 
-    async def _send_market_closed_and_close(self) -> None:
-        opening = await window.anext_opening()
+    async def _send_market_closed_and_close(self, opening=_UNKNOWN) -> None:
+        if opening is _UNKNOWN:
+            opening = await window.anext_opening()
         await self._send_json(
             {
                 "type": realtime.MARKET_CLOSED,
@@ -169,20 +169,75 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
     async def _touch_presence(self) -> None:
         await _run_sync(presence.mark_connected, self.user_id, self.connection_id)
 
-    async def _keep_alive(self) -> None:
-        """Refresh presence well inside its TTL, and close when the trading window closes."""
+
+class _ProcessKeepAlive:
+    """This process's open connections, kept alive by ONE task (not one per connection):
+    every PRESENCE_TTL_SECONDS / 3 it refreshes all of their presence entries in one batched
+    write, and closes them all (market_closed first) once the trading window closes. At
+    10,000 connections the per-connection version made ~333 Redis writes a second through
+    worker threads, competing with message delivery (bench/ws.py). A crashed process stops
+    refreshing, so its entries still expire after the TTL."""
+
+    def __init__(self) -> None:
+        self.consumers: dict[UserUpdatesConsumer, None] = {}  # an insertion-ordered set
+        self.task: asyncio.Task | None = None
+        self.ticking = False
+
+    def add(self, consumer: UserUpdatesConsumer) -> None:
+        self.consumers[consumer] = None
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run())
+
+    def discard(self, consumer: UserUpdatesConsumer) -> None:
+        self.consumers.pop(consumer, None)
+        if not self.consumers and self.task is not None and not self.ticking:
+            # Nothing left to keep alive: no task outlives the last connection (a tick in
+            # progress ends the loop by itself once it finds no connection left).
+            self.task.cancel()
+            self.task = None
+
+    async def _run(self) -> None:
         period = max(1.0, settings.PRESENCE_TTL_SECONDS / 3)
-        try:
-            while True:
-                await asyncio.sleep(period)
-                await self._touch_presence()
-                if not await window.ais_trading_window_open():
-                    await self._send_market_closed_and_close()
-                    return
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("presence refresh failed", extra={"user_id": self.user_id})
+        while self.consumers:
+            await asyncio.sleep(period)
+            self.ticking = True
+            try:
+                await self.tick()
+            except Exception:
+                logger.exception("presence refresh failed", extra={"connections": len(self)})
+            finally:
+                self.ticking = False
+
+    def __len__(self) -> int:
+        return len(self.consumers)
+
+    async def tick(self) -> None:
+        entries = [(c.user_id, c.connection_id) for c in self.consumers]
+        if entries:
+            await _run_sync(presence.refresh_connections, entries)
+        if not self.consumers or await window.ais_trading_window_open(cached=True):
+            return
+        closing = list(self.consumers)
+        self.consumers.clear()
+        # One next-opening lookup for all of them, not one per connection.
+        opening = await window.anext_opening()
+        results = await asyncio.gather(
+            *(c._send_market_closed_and_close(opening) for c in closing), return_exceptions=True
+        )
+        failed = sum(isinstance(r, Exception) for r in results)
+        if failed:
+            logger.warning("market_closed close failed", extra={"connections": failed})
+
+
+_keep_alives: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _keep_alive_for_this_loop() -> _ProcessKeepAlive:
+    loop = asyncio.get_running_loop()
+    keeper = _keep_alives.get(loop)
+    if keeper is None:
+        keeper = _keep_alives[loop] = _ProcessKeepAlive()
+    return keeper
 
 
 _gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -1,8 +1,10 @@
 """Which users have an open WebSocket (SPEC 3 'presence'), with a time-to-live.
 
 One entry per connection, so several tabs work and a user stays present while at least one
-is open; each entry expires on its own (PRESENCE_TTL_SECONDS) unless the consumer refreshes
-it, so a crashed web process does not leave users "connected" forever.
+is open; each entry expires on its own (PRESENCE_TTL_SECONDS) unless refreshed, so a crashed
+web process does not leave users "connected" forever. A connect or disconnect writes its entry
+at once; the periodic refresh is one batched write per web process for all of its open
+connections (`refresh_connections`, driven by monitoring.consumers), not one per connection.
 
 Full stack: two Redis sorted sets scored by expiry time (one per user: connection ids; one
 global: user ids), shared by every web process and read by the dispatcher. Embedded: the
@@ -13,10 +15,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 
 from django.conf import settings
 
 _PREFIX = "td:presence:"
+# Connections per pipeline in a batched refresh: bounds one round trip's size.
+_BATCH = 2000
 _USERS_KEY = _PREFIX + "users"
 
 
@@ -44,6 +49,24 @@ class _RedisPresence:
         # The user's score only grows while any tab refreshes it (GT keeps the latest expiry).
         pipe.zadd(_USERS_KEY, {str(int(user_id)): expires}, gt=True)
         pipe.execute()
+
+    def touch_many(self, entries: list[tuple[int, str]]) -> None:
+        """The same writes as `touch` for every (user, connection) entry, in one round trip
+        per chunk (no MULTI: each user's entries stand on their own)."""
+        now = time.time()
+        expires = now + _ttl()
+        redis = self._redis()
+        for start in range(0, len(entries), _BATCH):
+            by_user: dict[int, dict[str, float]] = {}
+            for user_id, connection_id in entries[start : start + _BATCH]:
+                by_user.setdefault(int(user_id), {})[connection_id] = expires
+            pipe = redis.pipeline(transaction=False)
+            for user_id, connections in by_user.items():
+                pipe.zadd(_user_key(user_id), connections)
+                pipe.zremrangebyscore(_user_key(user_id), "-inf", now)
+                pipe.expire(_user_key(user_id), _ttl() + 5)
+            pipe.zadd(_USERS_KEY, {str(u): expires for u in by_user}, gt=True)
+            pipe.execute()
 
     def remove(self, user_id: int, connection_id: str) -> None:
         redis = self._redis()
@@ -84,6 +107,12 @@ class _MemoryPresence:
         with self._lock:
             self._entries.setdefault(int(user_id), {})[connection_id] = time.time() + _ttl()
 
+    def touch_many(self, entries: list[tuple[int, str]]) -> None:
+        with self._lock:
+            expires = time.time() + _ttl()
+            for user_id, connection_id in entries:
+                self._entries.setdefault(int(user_id), {})[connection_id] = expires
+
     def remove(self, user_id: int, connection_id: str) -> None:
         with self._lock:
             entries = self._entries.get(int(user_id), {})
@@ -114,6 +143,14 @@ def _store():
 def mark_connected(user_id: int, connection_id: str) -> None:
     """Record (or refresh) one open connection of the user for another TTL."""
     _store().touch(user_id, connection_id)
+
+
+def refresh_connections(entries: Iterable[tuple[int, str]]) -> None:
+    """Refresh many open connections (user id, connection id) for another TTL at once: what
+    each web process does periodically for all of its connections."""
+    batch = list(entries)
+    if batch:
+        _store().touch_many(batch)
 
 
 def mark_disconnected(user_id: int, connection_id: str) -> None:

@@ -8,6 +8,7 @@ connection without one, which the client sees as 1006).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 
@@ -23,7 +24,10 @@ def build_server(*, host: str, port: int, on_ready: Callable[[object], None] | N
     server: Server
 
     def ready():
+        _tune_garbage_collector()
         server.ws_factory.setProtocolOptions(failByDrop=False)
+        # Read per connection by buildProtocol, so every WebSocket from now on uses it.
+        server.ws_factory.protocol = _direct_write_protocol()
         if on_ready is not None:
             on_ready(server)
 
@@ -34,4 +38,101 @@ def build_server(*, host: str, port: int, on_ready: Callable[[object], None] | N
         websocket_max_frame_size=limit,
         ready_callable=ready,
     )
+    profile_path = os.environ.get("WEB_PROFILE_FILE")
+    if profile_path:
+        server.run = _profiled(server.run, profile_path)
     return server
+
+
+# Generation-0 threshold for the web process (CPython's default is 700). A broadcast to
+# 10,000 connections allocates short-lived futures, tasks and dicts by the hundred thousand:
+# with the default, enough of them were promoted to set off a full collection mid-broadcast,
+# which walks every object of every open connection (1.7 million at 10,000 connections; one
+# such collection took 1.1 s under the profiler, the event loop stopped; bench/ws.py). Rarer young collections let those die
+# by reference counting first; cycles are still collected, just in larger, later batches.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def _tune_garbage_collector() -> None:
+    import gc
+
+    # Everything loaded so far (Django, the apps, daphne) lives as long as the process: keep
+    # it out of every future collection's walk.
+    gc.collect()
+    gc.freeze()
+    _young, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
+def _direct_write_protocol():
+    """daphne's WebSocket protocol, sending a frame straight to the socket when nothing is
+    queued ahead of it. Twisted's transport.write only buffers and registers the socket for
+    writing (an epoll change), writes when the reactor next sees it writable and unregisters it
+    (another epoll change); autobahn's sendData also formats a debug log line per frame whether
+    or not debug logging is on. For a broadcast to 10,000 connections those were most of the
+    event loop's time per message (bench/ws.py, profiled). Anything unusual (TLS, a backlog,
+    a closing or lost connection, a partial write) takes the ordinary path."""
+    from daphne.ws_protocol import WebSocketProtocol
+    from twisted.internet import tcp
+
+    class DirectWriteWebSocketProtocol(WebSocketProtocol):
+        def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+            transport = self.transport
+            if (
+                not chopsize
+                and not sync
+                and not self.send_queue
+                and not self.logOctets
+                and isinstance(transport, tcp.Connection)
+                and not transport.TLS
+                and transport.connected
+                and not transport.disconnecting
+                and not transport._writeDisconnected
+                and not transport.dataBuffer
+                and not transport._tempDataBuffer
+            ):
+                sent = transport.writeSomeData(data)
+                if isinstance(sent, int) and sent > 0:
+                    if self.state == WebSocketProtocol.STATE_OPEN:
+                        self.trafficStats.outgoingOctetsWireLevel += sent
+                    if sent == len(data):
+                        return
+                    data = data[sent:]
+            super().sendData(data, sync, chopsize)
+
+    return DirectWriteWebSocketProtocol
+
+
+def _profiled(run: Callable[[], None], path: str) -> Callable[[], None]:
+    """Performance work only (bench/ws.py; py-spy is not available on the bench machine):
+    cProfile the event loop thread, in CPU time, between SIGUSR1 (start) and SIGUSR2 (stop), so
+    a profile can cover just a broadcast. The stats are written to `path` (pstats format) on
+    SIGUSR2 or when daphne stops. Off unless WEB_PROFILE_FILE is set."""
+
+    def profiled_run() -> None:
+        import cProfile
+        import signal
+        import time
+
+        profiler = cProfile.Profile(time.thread_time)
+        state = {"on": False}
+
+        def start(*_):
+            if not state["on"]:
+                state["on"] = True
+                profiler.enable()
+
+        def stop(*_):
+            if state["on"]:
+                state["on"] = False
+                profiler.disable()
+                profiler.dump_stats(path)
+
+        signal.signal(signal.SIGUSR1, start)
+        signal.signal(signal.SIGUSR2, stop)
+        try:
+            run()
+        finally:
+            stop()
+
+    return profiled_run

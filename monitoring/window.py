@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from time import monotonic
 from zoneinfo import ZoneInfo
 
 MARKET_TZ = ZoneInfo("Asia/Kolkata")
@@ -120,13 +121,47 @@ def next_opening(at: datetime | None = None) -> datetime | None:
     return next_opening_after(local, rules, holidays)
 
 
-async def ais_trading_window_open(at: datetime | None = None) -> bool:
+# Per-process memo of "is this date a holiday?" for the WebSocket keep-alive, which asks for
+# every open connection's process every PRESENCE_TTL_SECONDS / 3: without it each check was a
+# query on a new database connection through a worker thread. An admin edit of the holiday
+# table reaches open connections within HOLIDAY_CACHE_SECONDS.
+HOLIDAY_CACHE_SECONDS = 60.0
+_holiday_memo: dict[date, tuple[bool, float]] = {}
+
+
+def _cached_is_holiday(day: date) -> bool | None:
+    """The memoised answer for `day`, or None when there is none fresh enough."""
+    hit = _holiday_memo.get(day)
+    if hit is None or monotonic() - hit[1] > HOLIDAY_CACHE_SECONDS:
+        return None
+    return hit[0]
+
+
+def _remember_holiday(day: date) -> bool:
+    is_holiday = bool(holidays_between(day, day))
+    _holiday_memo.clear()  # one day is ever asked about at a time: keep the memo tiny
+    _holiday_memo[day] = (is_holiday, monotonic())
+    return is_holiday
+
+
+async def ais_trading_window_open(at: datetime | None = None, *, cached: bool = False) -> bool:
+    """`is_trading_window_open` for async code. `cached=True` (the WebSocket keep-alive) reads
+    the holiday table at most once per HOLIDAY_CACHE_SECONDS per process, and needs no thread
+    hop at all while its memo is fresh."""
     from asgiref.sync import sync_to_async
 
-    if current_rules().always_open:
+    rules = current_rules()
+    if rules.always_open:
         # No holiday lookup needed: spare every connection's keep-alive the thread hop.
         return True
-    return await sync_to_async(is_trading_window_open)(at)
+    if not cached:
+        return await sync_to_async(is_trading_window_open)(at)
+    local = market_now(at)
+    is_holiday = _cached_is_holiday(local.date())
+    if is_holiday is None:
+        is_holiday = await sync_to_async(_remember_holiday)(local.date())
+    holidays = {local.date()} if is_holiday else set()
+    return window_open_at(local, rules, holidays)
 
 
 async def anext_opening(at: datetime | None = None) -> datetime | None:
