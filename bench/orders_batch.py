@@ -101,10 +101,6 @@ def main() -> None:
     floor_rate = placed / floor_seconds
     print(f"floor: bulk_create of {placed} bare Order rows: {floor_rate:.0f} rows/s")
     print(f"ratio batch placement / floor: {figures['per_second'] / floor_rate:.3f}x")
-    print(
-        "baseline before the H7 changes (H4, loaded machine): 51.5 orders/s; now "
-        f"{figures['per_second'] / 51.5:.1f}x"
-    )
     print(f"goal >= 2000 orders/s: {'met' if figures['per_second'] >= 2000 else 'MISSED'}")
 
 

@@ -175,10 +175,6 @@ def main() -> None:
         lat, elapsed = measure(server.base_url, token, "/api/bench/order-by-pk", args.requests)
         floor = summarize("floor: bare PK SELECT", lat, elapsed)
     print(f"ratio list/floor p95: {listed['p95_ms'] / floor['p95_ms']:.2f}x")
-    print(
-        "baseline before the H7 changes (H4, 1M rows, loaded machine): p95 26.6 ms; now "
-        f"{listed['p95_ms'] / 26.6:.2f}x that"
-    )
     print(f"goal p95 <= 10 ms: {'met' if listed['p95_ms'] <= 10 else 'MISSED'}")
     _ = env
 

@@ -103,10 +103,6 @@ def main() -> None:
         f"ratio orders/floor: throughput {placed['per_second'] / floor['per_second']:.2f}x, "
         f"p95 {placed['p95_ms'] / floor['p95_ms']:.2f}x"
     )
-    print(
-        "baseline before the H7 changes (H4, 8 clients, loaded machine): 33.9 orders/s, "
-        f"p95 340 ms; now {placed['per_second'] / 33.9:.1f}x the throughput"
-    )
     goal_ok = placed["p95_ms"] <= 20 and placed["per_second"] >= 300
     print(f"goal p95 <= 20 ms and >= 300 orders/s: {'met' if goal_ok else 'MISSED'}")
 
