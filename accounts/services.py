@@ -20,6 +20,7 @@ from django.conf import settings
 from django.contrib.auth import authenticate as django_authenticate
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import (
@@ -133,7 +134,7 @@ def authenticate_token(token: str) -> tuple[User, AuthSession] | None:
         session = _from_cached_fields(AuthSession, entry["session"])
         session.user = user
         if session.expires_at <= now or session.revoked_at is not None or not user.is_active:
-            cache.delete(key)
+            _drop_cache_keys([key])
             return None
     else:
         session = (
@@ -190,9 +191,18 @@ def forget_cached_sessions(*, user_id: int) -> None:
     hashes = AuthSession.objects.filter(
         user_id=user_id, revoked_at__isnull=True, expires_at__gt=timezone.now()
     ).values_list("token_hash", flat=True)
-    keys = [_cache_key(h) for h in hashes]
-    if keys:
+    _drop_cache_keys([_cache_key(h) for h in hashes])
+
+
+def _drop_cache_keys(keys: list[str]) -> None:
+    """Delete token-cache entries; a cache outage must not fail the caller (the database is
+    the truth, and a cache that is down is not being read either)."""
+    if not keys:
+        return
+    try:
         cache.delete_many(keys)
+    except Exception:
+        logger.warning("token cache unavailable; entries not dropped", exc_info=True)
 
 
 def _forget_token_hashes(hashes: list[str]) -> None:
@@ -212,9 +222,10 @@ def _forget_token_hashes(hashes: list[str]) -> None:
 def purge_expired_auth_sessions(*, older_than: timedelta = timedelta(days=7)) -> int:
     """Delete sessions that expired or were revoked more than `older_than` ago (clean-up job)."""
     cutoff = timezone.now() - older_than
-    deleted, _ = AuthSession.objects.filter(expires_at__lt=cutoff).delete()
-    revoked, _ = AuthSession.objects.filter(revoked_at__lt=cutoff).delete()
-    return deleted + revoked
+    deleted, _ = AuthSession.objects.filter(
+        Q(expires_at__lt=cutoff) | Q(revoked_at__lt=cutoff)
+    ).delete()
+    return deleted
 
 
 class InvalidCredentials(Exception):

@@ -57,12 +57,19 @@ def _purge_sessions() -> object:
     return purge_expired_auth_sessions()
 
 
+def _refresh_broker_sessions() -> object:
+    from monitoring.tasks import refresh_broker_sessions
+
+    return refresh_broker_sessions()
+
+
 def embedded_jobs() -> list[Job]:
     interval = float(settings.MONITOR_INTERVAL_SECONDS)
     jobs = [
         Job("monitoring-dispatch", interval, _dispatch),
         Job("scheduled-orders", min(60.0, interval), _scheduled_orders),
         Job("heartbeat", min(30.0, interval), _heartbeat),
+        Job("refresh-broker-sessions", 300.0, _refresh_broker_sessions),
         Job("purge-auth-sessions", 3600.0, _purge_sessions),
     ]
     if settings.PRICE_FEED_ENABLED:

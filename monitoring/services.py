@@ -82,8 +82,7 @@ def _push_after_cycle(
     """cycle_complete, then order_update for orders whose figures moved without a status
     change (status changes were already announced by the order services), then pnl_update
     per account when PnL was computed."""
-    realtime.notify_user(
-        user_id,
+    messages: list[dict] = [
         {
             "type": realtime.CYCLE_COMPLETE,
             "cycle": run.cycle_key,
@@ -91,16 +90,15 @@ def _push_after_cycle(
             "steps": run.steps,
             "duration_ms": run.duration_ms,
             "timestamp": realtime.now_iso(),
-        },
-    )
+        }
+    ]
     if before:
         after = Order.objects.filter(pk__in=before).values_list("id", *_WATCHED_FIELDS)
         for order_id, *figures in after:
             old = before[order_id]
             if tuple(figures) != old and figures[0] == old[0]:
                 status, pnl, open_position, filled, ltp = figures
-                realtime.notify_user(
-                    user_id,
+                messages.append(
                     {
                         "type": realtime.ORDER_UPDATE,
                         "order_id": order_id,
@@ -111,22 +109,23 @@ def _push_after_cycle(
                             "filled_quantity": filled,
                             "ltp": ltp,
                         },
-                    },
+                    }
                 )
     if result.outcome_of(2) == Outcome.OK:
         # The cycle's own account instances: step 2 wrote the new figures onto them (and
         # left them as read when nothing changed), so no second read is needed.
-        for account in accounts:
-            realtime.notify_user(
-                user_id,
-                {
-                    "type": realtime.PNL_UPDATE,
-                    "account_id": account.pk,
-                    "realized": account.realized_mtm,
-                    "unrealized": account.unrealized_mtm,
-                    "total": account.total_mtm,
-                },
-            )
+        messages.extend(
+            {
+                "type": realtime.PNL_UPDATE,
+                "account_id": account.pk,
+                "realized": account.realized_mtm,
+                "unrealized": account.unrealized_mtm,
+                "total": account.total_mtm,
+            }
+            for account in accounts
+        )
+    # One hand-over for the whole cycle (one event-loop hop in embedded mode), in this order.
+    realtime.notify_users([(user_id, message) for message in messages])
 
 
 def _record_metrics(elapsed: float, result: pipeline.CycleResult) -> None:

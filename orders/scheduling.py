@@ -39,6 +39,10 @@ _DECIMAL_FIELDS = {
     "sl_stop_price",
 }
 
+_INTEGER_FIELDS = {"order_quantity", "no_of_lots"}
+# Passed on as given (the ORM takes 123 or "123"); every other field is text.
+_ID_FIELDS = {"exchange_instrument_id", "exchange_token"}
+
 
 class TemplateError(ValueError):
     def __init__(self, details: dict[str, list[str]]):
@@ -50,9 +54,23 @@ def _decimal(name: str, value: Any) -> Decimal | None:
     if value is None or value == "":
         return None
     try:
-        return Decimal(str(value))
+        number = Decimal(str(value))
     except InvalidOperation:
         raise TemplateError({name: ["must be a number"]}) from None
+    if not number.is_finite():  # NaN would make the price checks raise (a 500)
+        raise TemplateError({name: ["must be a number"]})
+    return number
+
+
+def _integer(name: str, value: Any) -> int | None:
+    """Whole numbers only (JSON 50 or 50.0): the validators compare them with ints."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TemplateError({name: ["must be an integer"]})
+    return value
 
 
 def build_request(*, kind: str, account_id: int, template: dict, key: str = ""):
@@ -77,7 +95,11 @@ def build_request(*, kind: str, account_id: int, template: dict, key: str = ""):
     for name, value in template.items():
         if name in _DECIMAL_FIELDS:
             values[name] = _decimal(name, value)
+        elif name in _INTEGER_FIELDS:
+            values[name] = _integer(name, value)
         elif name in allowed:
+            if value is not None and name not in _ID_FIELDS and not isinstance(value, str):
+                raise TemplateError({name: ["must be a string"]})
             values[name] = value
     if cls is BracketOrderRequest:
         targets = []
@@ -87,7 +109,7 @@ def build_request(*, kind: str, account_id: int, template: dict, key: str = ""):
             targets.append(
                 TargetSpec(
                     price=_decimal("targets", target["price"]),
-                    lots=target.get("lots"),
+                    lots=_integer("targets", target.get("lots")),
                     percent=_decimal("targets", target.get("percent")),
                 )
             )

@@ -116,9 +116,13 @@ _PLACEMENT_RESPONSES = {
 def _parse_when(raw: str | None, name: str, *, end_of_day: bool = False):
     if not raw:
         return None
-    value = parse_datetime(raw)
+    # Well-formed but impossible values (2024-02-30) raise ValueError: a 400, not a 500.
+    try:
+        value = parse_datetime(raw)
+        day = parse_date(raw) if value is None else None
+    except ValueError:
+        value = day = None
     if value is None:
-        day = parse_date(raw)
         if day is None:
             raise InvalidInput(
                 f"{name} must be an ISO date or date-time",

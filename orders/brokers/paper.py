@@ -752,17 +752,7 @@ def _book_orders(book: PaperBook) -> list[PaperOrder]:
 
 def _open_exposure_of(orders: list[PaperOrder]) -> Decimal:
     """`_open_order_exposure` over orders already loaded (with their instruments' prices)."""
-    exposure = _ZERO
-    for order in orders:
-        if order.status not in PaperOrder.OPEN_STATUSES:
-            continue
-        if order.order_type == rules_mod.MARKET:
-            price = quote_of(order.instrument).price_for(order.side)
-            exposure += (price or _ZERO) * order.leaves_quantity
-            continue
-        price = order.limit_price if order.limit_price is not None else order.stop_price
-        exposure += (order.quantity - order.filled_quantity) * (price or _ZERO)
-    return exposure
+    return sum((_resting_exposure(order, order.instrument) for order in orders), _ZERO)
 
 
 def book_snapshot(

@@ -63,6 +63,13 @@ _ORDER_TYPE_FROM_XTS = {
     "slm": "STOPMARKET",
 }
 
+_ORDER_TYPE_TO_XTS = {
+    "MARKET": "Market",
+    "LIMIT": "Limit",
+    "STOPLIMIT": "StopLimit",
+    "STOPMARKET": "StopMarket",
+}
+
 
 def _letters(value: Any) -> str:
     return re.sub(r"[^a-z]", "", str(value or "").lower())
@@ -85,8 +92,7 @@ def status_to_xts(status: str) -> str:
 
 def side_from_xts(raw: Any) -> str:
     """BUY / SELL, whatever the case the broker used."""
-    side = str(raw or "").strip().upper()
-    return side if side in ("BUY", "SELL") else side
+    return str(raw or "").strip().upper()
 
 
 def side_to_xts(side: str) -> str:
@@ -98,9 +104,7 @@ def order_type_from_xts(raw: Any) -> str:
 
 
 def order_type_to_xts(order_type: str) -> str:
-    return {"MARKET": "Market", "LIMIT": "Limit", "STOPLIMIT": "StopLimit"}.get(
-        order_type, "StopMarket" if order_type == "STOPMARKET" else order_type
-    )
+    return _ORDER_TYPE_TO_XTS.get(order_type, order_type)
 
 
 # ---- numbers and times --------------------------------------------------------------
@@ -114,9 +118,11 @@ def parse_decimal(value: Any) -> Decimal | None:
     if not text:
         return None
     try:
-        return Decimal(text)
+        number = Decimal(text)
     except InvalidOperation:
         return None
+    # "NaN" / "Infinity" parse as Decimals but are no price: treat them as absent.
+    return number if number.is_finite() else None
 
 
 def parse_int(value: Any, default: int = 0) -> int:

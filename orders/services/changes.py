@@ -16,7 +16,7 @@ from django.utils import timezone
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerError, BrokerUnavailable, OrderRejected
 from orders.identifiers import ensure_daily_counter, next_unique_identifiers
-from orders.models import Instrument, Order, OrderLeg, OrderType, Side
+from orders.models import Instrument, Order, OrderEvent, OrderLeg, OrderType, Side
 from orders.services.common import (
     OPEN_LEG_STATUSES,
     LegStatus,
@@ -31,7 +31,7 @@ from orders.services.common import (
 from orders.services.placement import OrderPlan, write_ahead
 from orders.services.protection import send_and_record_legs
 from orders.services.rollup import open_position_of, primary_leg
-from orders.services.sync import roll_up_orders
+from orders.services.sync import LIVE_ORDER_STATUSES, roll_up_orders
 from orders.validation import check_leg_change
 from trading_site.api.errors import (
     BrokerRejectedError,
@@ -322,14 +322,6 @@ class KillSwitchResult:
         return not self.errors
 
 
-LIVE = (
-    Order.Status.PENDING,
-    Order.Status.OPEN,
-    Order.Status.PARTIALLY_FILLED,
-    Order.Status.FILLED,
-)
-
-
 def kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
     """Cancel every working leg of the account and square off every position the broker
     reports with MARKET exit legs. Each step is audited; a failure of one leg is reported
@@ -338,12 +330,14 @@ def kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
     result = KillSwitchResult()
     now = timezone.now()
     with transaction.atomic():
-        live = list(Order.objects.select_for_update().filter(account=account, status__in=LIVE))
+        live = list(
+            Order.objects.select_for_update().filter(
+                account=account, status__in=LIVE_ORDER_STATUSES
+            )
+        )
         Order.objects.filter(pk__in=[o.pk for o in live]).update(
             exit_requested_at=now, updated_at=now
         )
-        from orders.models import OrderEvent
-
         OrderEvent.objects.bulk_create(
             [
                 new_event(

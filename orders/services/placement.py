@@ -134,15 +134,19 @@ def _canonical(value):
     return str(value)
 
 
-def _replay(*, user, key: str, fingerprint: str) -> PlacementResult | None:
-    existing = Order.objects.filter(user=user, client_order_id=key).first()
-    if existing is None:
-        return None
+def _check_same_request(existing: Order, *, key: str, fingerprint: str) -> None:
     if existing.request_fingerprint != fingerprint:
         raise Conflict(
             "This idempotency key was already used for a different order",
             details={"client_order_id": key, "order_id": existing.pk},
         )
+
+
+def _replay(*, user, key: str, fingerprint: str) -> PlacementResult | None:
+    existing = Order.objects.filter(user=user, client_order_id=key).first()
+    if existing is None:
+        return None
+    _check_same_request(existing, key=key, fingerprint=fingerprint)
     return PlacementResult(order=existing, created=False, outcome=OUTCOME_REPLAYED)
 
 
@@ -487,24 +491,14 @@ def place_batch(
         try:
             if item.client_order_id and item.client_order_id in existing:
                 found = existing[item.client_order_id]
-                if found.request_fingerprint != fingerprint:
-                    raise Conflict(
-                        "This idempotency key was already used for a different order",
-                        details={"client_order_id": item.client_order_id, "order_id": found.pk},
-                    )
+                _check_same_request(found, key=item.client_order_id, fingerprint=fingerprint)
                 results[index] = _success(item.external_id, found)
                 continue
             valid = validate_bracket_order(
                 user=user, request=item, account=account, resolver=resolver
             )
         except ApiError as exc:
-            results[index] = BatchItemResult(
-                external_id=item.external_id,
-                status="error",
-                error=exc.message,
-                code=exc.code,
-                details=exc.details,
-            )
+            results[index] = _failure(item.external_id, exc)
             continue
         plan = _bracket_plan(
             user=user,
@@ -523,19 +517,19 @@ def place_batch(
     for index, plan in keyed:
         # Keyed items go one by one so a taken key fails only its own item.
         try:
-            [order] = write_ahead(plans=[plan], actor=actor)
-            placed.append((index, order))
-        except IntegrityError:
-            replay = _replay(user=user, key=plan.client_order_id, fingerprint=plan.fingerprint)
-            results[index] = _success(items[index].external_id, replay.order)
+            try:
+                [order] = write_ahead(plans=[plan], actor=actor)
+                placed.append((index, order))
+            except IntegrityError:
+                # Taken meanwhile, or by an earlier item of this batch. A Conflict raised here
+                # must stay this item's error: the orders written ahead above are still to
+                # be sent below.
+                replay = _replay(user=user, key=plan.client_order_id, fingerprint=plan.fingerprint)
+                if replay is None:
+                    raise
+                results[index] = _success(items[index].external_id, replay.order)
         except ApiError as exc:
-            results[index] = BatchItemResult(
-                external_id=items[index].external_id,
-                status="error",
-                error=exc.message,
-                code=exc.code,
-                details=exc.details,
-            )
+            results[index] = _failure(items[index].external_id, exc)
     if placed:
         outcomes = submit_and_record(
             account=account, orders=[order for _, order in placed], actor=actor
@@ -553,6 +547,16 @@ def place_batch(
             else:
                 results[index] = _success(items[index].external_id, order)
     return results
+
+
+def _failure(external_id: str, exc: ApiError) -> BatchItemResult:
+    return BatchItemResult(
+        external_id=external_id,
+        status="error",
+        error=exc.message,
+        code=exc.code,
+        details=exc.details,
+    )
 
 
 def _success(external_id: str, order: Order) -> BatchItemResult:

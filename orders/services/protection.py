@@ -273,6 +273,7 @@ def _protect_order(order_id: int, actor: str, result: ProtectionResult) -> None:
         order, legs = _locked_legs(order_id)
         plan = plan_exits(legs=legs, target_quantities=_target_quantities(order), may_add=False)
     ensure_daily_counter(account_id=order.account_id)
+    reduced_exits = bool(plan.reductions)
     reductions_ok = all([_apply_reduction(order, r, actor, result) for r in plan.reductions])
     if not reductions_ok:
         roll_up_orders(order_ids=[order_id], actor=actor)
@@ -320,7 +321,10 @@ def _protect_order(order_id: int, actor: str, result: ProtectionResult) -> None:
                 result.errors.append(
                     f"order {order.pk}: {outcome.leg.role} leg rejected: {outcome.rejected_reason}"
                 )
-    changed = roll_up_orders(order_ids=[order_id], actor=actor, notify_all=bool(new_legs))
+    # A cancelled or reduced exit leg is a state change the owner hears about too.
+    changed = roll_up_orders(
+        order_ids=[order_id], actor=actor, notify_all=bool(new_legs) or reduced_exits
+    )
     if changed:
         order.refresh_from_db(fields=["status"])
         if order.status == Order.Status.COMPLETED:

@@ -35,6 +35,7 @@ from orders.services.common import (
     new_event,
     notify_order,
     order_state,
+    record_event,
 )
 from orders.services.rollup import derive_order_status
 
@@ -406,27 +407,19 @@ def roll_up_orders(*, order_ids: Iterable[int], actor: str, notify_all: bool = T
             Order.objects.filter(pk=order.pk).update(
                 status=status, filled_quantity=filled, updated_at=now
             )
-            OrderEvent.objects.create(
-                **_event_kwargs(order, "order_status", actor, before, order_state(order))
+            record_event(
+                order=order,
+                kind="order_status",
+                actor=actor,
+                message=f"order {before['status']} -> {status}",
+                before=before,
+                after=order_state(order),
             )
             changed.append(order.pk)
             notify_order(order, event="status")
         elif notify_all:
             notify_order(order, event="legs")
     return changed
-
-
-def _event_kwargs(order: Order, kind: str, actor: str, before: dict, after: dict) -> dict:
-    return {
-        "order": order,
-        "account_id": order.account_id,
-        "user_id": order.user_id,
-        "actor": actor,
-        "kind": kind,
-        "message": f"order {before['status']} -> {after['status']}",
-        "before": before,
-        "after": after,
-    }
 
 
 def sync_account_orders(

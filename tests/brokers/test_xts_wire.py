@@ -132,3 +132,11 @@ def test_position_rows_read_strings():
     )
     assert (row.exchange_instrument_id, row.net_qty, row.sell_qty) == (52001, -65, 65)
     assert row.mtm == Decimal("-120.25") and row.buy_avg_price is None
+
+
+@pytest.mark.parametrize("raw", ["NaN", "nan", "Infinity", "-Infinity", "sNaN"])
+def test_non_finite_numbers_from_the_broker_are_read_as_absent(raw):
+    from orders.brokers.xts_wire import parse_decimal, parse_int
+
+    assert parse_decimal(raw) is None
+    assert parse_int(raw, default=7) == 7

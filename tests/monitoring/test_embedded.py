@@ -58,3 +58,20 @@ async def test_in_process_timer_runs_cycles_and_the_browser_gets_them(embedded):
         await communicator.disconnect()
     run = await sync_to_async(MonitoringRun.objects.get)(user=user, cycle_key=message["cycle"])
     assert run.trigger == "embedded"
+
+
+def test_the_embedded_timer_runs_every_periodic_task_beat_runs(settings):
+    from monitoring.embedded import embedded_jobs
+    from monitoring.schedule import beat_schedule
+
+    settings.PRICE_FEED_ENABLED = False
+    beat_tasks = {entry["task"].rsplit(".", 1)[1] for entry in beat_schedule(60).values()}
+    embedded = {job.function.__name__.lstrip("_") for job in embedded_jobs()}
+    # The embedded jobs are thin wrappers named after the task they call (or its purpose).
+    aliases = {
+        "dispatch": "dispatch_monitoring_cycles",
+        "scheduled_orders": "place_due_scheduled_orders",
+        "heartbeat": "beat_heartbeat",
+        "purge_sessions": "purge_expired_auth_sessions",
+    }
+    assert {aliases.get(name, name) for name in embedded} == beat_tasks

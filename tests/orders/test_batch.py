@@ -113,3 +113,24 @@ def test_a_batch_for_another_users_account_is_404(client, instrument):
     )
     assert response.status_code == 404
     assert Order.objects.count() == 0
+
+
+def test_two_items_with_one_key_and_different_bodies_fail_alone_and_the_rest_is_sent(
+    client, account, instrument
+):
+    items = [
+        _item(1, client_order_id="same-key"),
+        _item(2, client_order_id="same-key", entry_price="98.00"),
+        _item(3),
+    ]
+    response = client.post(
+        "/api/algo-place-batch-orders", {"account_id": account.pk, "orders": items}, format="json"
+    )
+
+    assert response.status_code == 201
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["success", "error", "success"]
+    assert results[1]["error"]
+    sent = Order.objects.filter(account=account, external_id__in=["ext-1", "ext-3"])
+    assert sorted(o.status for o in sent) == ["OPEN", "OPEN"]
+    assert not Order.objects.filter(account=account, status="PENDING").exists()
