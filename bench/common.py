@@ -113,19 +113,16 @@ class Trader:
     token: str
 
 
-def seed_traders(count: int, *, prefix: str) -> tuple[list[Trader], object]:
-    """`count` users, each with a paper account and an API token, and one instrument priced
-    at 100 (limit buys at 99 stay open: every request is a real placement)."""
-    from accounts.models import BrokerAccount, User
-    from accounts.services import create_auth_session
+def bench_instrument(*, instrument_id: int, symbol: str, spread: Decimal = Decimal("0")):
+    """An NSE cash instrument (lot 1, tick 0.05, wide band) with fair prices around 100."""
     from orders.models import FairPrice, Instrument
 
     instrument, _ = Instrument.objects.get_or_create(
         exchange_segment="NSECM",
-        exchange_instrument_id=2885,
+        exchange_instrument_id=instrument_id,
         defaults={
-            "trading_symbol": "RELIANCE",
-            "name": "RELIANCE",
+            "trading_symbol": symbol,
+            "name": symbol,
             "series": "EQ",
             "lot_size": 1,
             "tick_size": Decimal("0.05"),
@@ -134,15 +131,26 @@ def seed_traders(count: int, *, prefix: str) -> tuple[list[Trader], object]:
             "price_band_high": Decimal("100000"),
         },
     )
+    half = spread / 2
     FairPrice.objects.update_or_create(
         instrument=instrument,
         defaults={
-            "buy_fair_price": Decimal("100"),
-            "sell_fair_price": Decimal("100"),
+            "buy_fair_price": Decimal("100") + half,
+            "sell_fair_price": Decimal("100") - half,
             "avg_fair_price": Decimal("100"),
             "last_traded_price": Decimal("100"),
         },
     )
+    return instrument
+
+
+def seed_traders(count: int, *, prefix: str) -> tuple[list[Trader], object]:
+    """`count` users, each with a paper account and an API token, and one instrument priced
+    at 100 (limit buys at 99 stay open: every request is a real placement)."""
+    from accounts.models import BrokerAccount, User
+    from accounts.services import create_auth_session
+
+    instrument = bench_instrument(instrument_id=2885, symbol="RELIANCE")
     stamp = int(time.time() * 1000)
     traders = []
     for n in range(count):

@@ -32,36 +32,14 @@ def seed(users: int, accounts: int, orders: int) -> list[int]:
     from django.contrib.auth.hashers import make_password
 
     from accounts.models import BrokerAccount, User
-    from orders.models import FairPrice, Instrument
+    from bench.common import bench_instrument
     from orders.services import place_batch
     from orders.validation import BracketOrderRequest, TargetSpec
 
-    instruments = []
-    for n in range(5):
-        instrument, _ = Instrument.objects.get_or_create(
-            exchange_segment="NSECM",
-            exchange_instrument_id=910000 + n,
-            defaults={
-                "trading_symbol": f"BENCH{n}",
-                "name": f"BENCH{n}",
-                "series": "EQ",
-                "lot_size": 1,
-                "tick_size": Decimal("0.05"),
-                "freeze_quantity": 100000,
-                "price_band_low": Decimal("1"),
-                "price_band_high": Decimal("100000"),
-            },
-        )
-        FairPrice.objects.update_or_create(
-            instrument=instrument,
-            defaults={
-                "buy_fair_price": Decimal("100.05"),
-                "sell_fair_price": Decimal("99.95"),
-                "avg_fair_price": Decimal("100"),
-                "last_traded_price": Decimal("100"),
-            },
-        )
-        instruments.append(instrument)
+    instruments = [
+        bench_instrument(instrument_id=910000 + n, symbol=f"BENCH{n}", spread=Decimal("0.10"))
+        for n in range(5)
+    ]
     stamp = int(time.time())
     password = make_password("bench-password-123")
     created = User.objects.bulk_create(
