@@ -200,7 +200,8 @@ else:
                 ],
                 "capacity": 1000,
                 "expiry": 30,
-                "prefix": "td-channels",
+                # Distinct per deployment sharing one Redis (pub/sub ignores the database).
+                "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "td-channels"),
             },
         }
     }
