@@ -17,7 +17,7 @@ from accounts.models import (
     Strategy,
     User,
 )
-from trading_site.api.errors import InvalidInput
+from trading_site.core.api.errors import InvalidInput
 
 
 class _ReadOnlyAdmin(admin.ModelAdmin):

@@ -33,7 +33,7 @@ from accounts.models import (
     Strategy,
     User,
 )
-from trading_site.api.errors import InvalidInput, RateLimited
+from trading_site.core.api.errors import InvalidInput, RateLimited
 
 logger = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class LoginResult:
 
 def check_login_rate(*, username: str, client_ip: str | None) -> None:
     """Raise RateLimited when this username or this IP has guessed too often."""
-    from trading_site.api.ratelimit import take_group_token
+    from trading_site.core.api.ratelimit import take_group_token
 
     if not settings.RATE_LIMIT_ENABLED:
         return

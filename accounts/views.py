@@ -29,7 +29,7 @@ from accounts.web_forms import (
     StrategyForm,
     add_service_errors,
 )
-from trading_site.api.errors import ApiError, RateLimited
+from trading_site.core.api.errors import ApiError, RateLimited
 
 
 def client_ip(request: HttpRequest) -> str | None:

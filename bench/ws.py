@@ -150,7 +150,7 @@ def seed(users: int) -> list[tuple[int, str]]:
 async def broadcast(user_ids: list[int], marker: str) -> float:
     from channels.layers import get_channel_layer
 
-    from trading_site.realtime import FORWARD_EVENT, user_group
+    from trading_site.core.realtime import FORWARD_EVENT, user_group
 
     layer = get_channel_layer()
     gate = asyncio.Semaphore(50)  # within the channel layer's connection pool
@@ -185,7 +185,7 @@ def baseline_latency(port: int, target: tuple[int, str], samples: int = 20) -> f
     """One message to one connection on the idle server (median of `samples`)."""
     from websockets.sync.client import connect
 
-    from trading_site.realtime import notify_user
+    from trading_site.core.realtime import notify_user
 
     uid, token = target
     latencies = []
@@ -230,7 +230,7 @@ def main() -> None:
 
     port = free_port()
     command = {
-        # As the full stack runs it (monitoring.server: the WebSocket limits applied).
+        # As the full stack runs it (trading_site.server: the WebSocket limits applied).
         "daphne": [sys.executable, "manage.py", "serve_web", "--port", str(port)],
         "uvicorn": [
             sys.executable,

@@ -11,7 +11,7 @@ from monitoring import selectors
 from monitoring.models import MonitoringRun
 from orders import scheduling
 from orders.models import Order, ScheduledOrder, ScheduledOrderRun
-from trading_site.api.pagination import LimitOffsetTotalPagination
+from trading_site.core.api.pagination import LimitOffsetTotalPagination
 
 
 class MonitoringRunSerializer(serializers.ModelSerializer):

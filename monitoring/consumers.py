@@ -5,7 +5,7 @@ Close codes:
 - 4403: authenticated, but the path names another user (no data byte is sent first);
 - 4000: the trading window is closed; a `market_closed` message with the next opening is
   sent first, and the connection is closed the same way when the window closes later;
-- 1009: a frame larger than WS_MAX_MESSAGE_BYTES. daphne started through monitoring.server
+- 1009: a frame larger than WS_MAX_MESSAGE_BYTES. daphne started through trading_site.server
   (start_embedded, serve_web) refuses it at the protocol level with 1009; this consumer checks
   again for servers that do not, and where the server will not send 1009 from an application
   (a bare `daphne` process) it closes with 4009 instead.
@@ -26,9 +26,9 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from monitoring import presence, window
+from monitoring import presence
 from monitoring.ws_auth import identify
-from trading_site import realtime
+from trading_site.core import market_hours, realtime
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ _NO_DATABASE_EVENTS = frozenset({realtime.FORWARD_EVENT, "websocket.receive"})
 
 def _count_connection(delta: int) -> None:
     """The open-connection gauge, summed over every web process (metrics live in Redis)."""
-    from trading_site import metrics
+    from trading_site.core import metrics
 
     metrics.add_gauge("websocket_connections", delta)
 
@@ -65,7 +65,7 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
         if identity.user_id != path_user:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        if not await window.ais_trading_window_open():
+        if not await market_hours.ais_trading_window_open():
             await self._send_market_closed_and_close()
             return
         self.user_id = identity.user_id
@@ -130,7 +130,7 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
         await super().dispatch(message)
 
     async def forward(self, event):
-        """A message for this user from the channel layer (trading_site.realtime): its JSON
+        """A message for this user from the channel layer (trading_site.core.realtime): its JSON
         text as the notifier serialized it (once for all of the user's tabs), or the message
         encoded here when a sender gave only the message."""
         text = event.get("text")
@@ -151,12 +151,12 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_TOO_BIG)
         except Exception:
             # daphne (autobahn) lets an application send only 1000 and 3000-4999; its own
-            # protocol layer sends 1009 when started through monitoring.server.
+            # protocol layer sends 1009 when started through trading_site.server.
             await self.close(code=CLOSE_TOO_BIG_PRIVATE)
 
     async def _send_market_closed_and_close(self, opening=_UNKNOWN) -> None:
         if opening is _UNKNOWN:
-            opening = await window.anext_opening()
+            opening = await market_hours.anext_opening()
         await self._send_json(
             {
                 "type": realtime.MARKET_CLOSED,
@@ -215,12 +215,12 @@ class _ProcessKeepAlive:
         entries = [(c.user_id, c.connection_id) for c in self.consumers]
         if entries:
             await _run_sync(presence.refresh_connections, entries)
-        if not self.consumers or await window.ais_trading_window_open(cached=True):
+        if not self.consumers or await market_hours.ais_trading_window_open(cached=True):
             return
         closing = list(self.consumers)
         self.consumers.clear()
         # One next-opening lookup for all of them, not one per connection.
-        opening = await window.anext_opening()
+        opening = await market_hours.anext_opening()
         results = await asyncio.gather(
             *(c._send_market_closed_and_close(opening) for c in closing), return_exceptions=True
         )

@@ -6,8 +6,8 @@ from django.db.models import QuerySet
 
 from monitoring.models import MonitoringRun
 from orders.models import ScheduledOrder
-from trading_site.api.errors import NotFound
-from trading_site.db_router import reporting_alias
+from trading_site.core.api.errors import NotFound
+from trading_site.core.db_router import reporting_alias
 
 
 def monitoring_runs_for(*, user) -> QuerySet[MonitoringRun]:

@@ -21,12 +21,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import BrokerAccount
-from monitoring import pipeline, presence, window
+from monitoring import pipeline, presence
 from monitoring.models import Heartbeat, MonitoringRun
 from monitoring.pipeline import REGENERATION_PERMITTED, Outcome
 from monitoring.steps import STEP_FUNCTIONS, CycleContext
 from orders.models import Order, OrderLeg
-from trading_site import metrics, realtime
+from trading_site.core import market_hours, metrics, realtime
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ _WATCHED_FIELDS = ("status", "pnl", "open_position", "filled_quantity", "ltp")
 def cycle_key_for(at: datetime | None = None) -> str:
     """The interval slot `at` falls in, in Asia/Kolkata: '2026-11-26T10:31' for 60-second
     slots, with seconds ('...T10:31:30') when the interval is not a whole minute."""
-    local = window.market_now(at)
+    local = market_hours.market_now(at)
     interval = max(1, int(settings.MONITOR_INTERVAL_SECONDS))
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     seconds = int((local - midnight).total_seconds()) // interval * interval

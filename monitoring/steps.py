@@ -19,7 +19,7 @@ from monitoring import repricing
 from monitoring.pipeline import CycleState, StepFailed
 from orders.brokers.base import SessionExpired
 from orders.models import FairPrice, Order, OrderLeg
-from trading_site import realtime
+from trading_site.core import realtime
 
 logger = logging.getLogger(__name__)
 

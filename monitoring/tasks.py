@@ -17,7 +17,7 @@ def dispatch_monitoring_cycles(trigger: str = "beat") -> int:
     """One `run_monitoring_cycle` per monitored user for the current slot, inside the
     trading window only. Returns how many were dispatched."""
     from monitoring.services import cycle_key_for, monitored_user_ids
-    from monitoring.window import is_trading_window_open
+    from trading_site.core.market_hours import is_trading_window_open
 
     if not is_trading_window_open():
         return 0

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts.models import EntryRegeneratePermission
 from orders.models import Order, OrderEvent, RegenerationStage
-from trading_site.realtime import ORDER_UPDATE, notify_user_on_commit
+from trading_site.core.realtime import ORDER_UPDATE, notify_user_on_commit
 
 ACTOR = "monitoring"
 
@@ -192,7 +192,7 @@ def place_regenerations(*, user_id: int) -> RegenerationResult:
     """Place every STAGED row of the user, brackets through the batch path (one batch per
     account), marking each row PLACED (with the new order) or FAILED (with the reason)."""
     from orders.services.placement import place_batch
-    from trading_site.api.errors import ApiError
+    from trading_site.core.api.errors import ApiError
 
     result = RegenerationResult()
     stages = list(

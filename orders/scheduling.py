@@ -22,8 +22,8 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from monitoring import window
 from orders.models import Order, ScheduledOrder, ScheduledOrderRun
+from trading_site.core import market_hours
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def validate_template(*, user, kind: str, account_id: int, template: dict) -> No
     """Raise the API errors placement would raise for this template now (the trading
     window aside: a schedule is usually created while the market is closed)."""
     from orders.validation import validate_bracket_order, validate_single_order
-    from trading_site.api.errors import InvalidInput, MarketClosed
+    from trading_site.core.api.errors import InvalidInput, MarketClosed
 
     try:
         request = build_request(kind=kind, account_id=account_id, template=template)
@@ -142,10 +142,10 @@ def validate_template(*, user, kind: str, account_id: int, template: dict) -> No
 
 
 def _is_trading_day(day: date) -> bool:
-    rules = window.current_rules()
+    rules = market_hours.current_rules()
     if rules.always_open:
         return True
-    return window.is_trading_day(day, rules, window.holidays_between(day, day))
+    return market_hours.is_trading_day(day, rules, market_hours.holidays_between(day, day))
 
 
 def _runs_today(schedule: ScheduledOrder, day: date) -> bool:
@@ -186,7 +186,7 @@ def _claim(schedule: ScheduledOrder, day: date, status: str) -> ScheduledOrderRu
 def place_due_scheduled_orders(*, now: datetime | None = None) -> list[ScheduledOrderRun]:
     """Place every enabled schedule due today and not yet run today; returns today's new runs
     (placed, rejected, failed or missed)."""
-    local = window.market_now(now)
+    local = market_hours.market_now(now)
     today = local.date()
     if not _is_trading_day(today):
         return []
@@ -206,7 +206,7 @@ def place_due_scheduled_orders(*, now: datetime | None = None) -> list[Scheduled
     for schedule in due:
         if not _runs_today(schedule, today):
             continue
-        scheduled_at = datetime.combine(today, schedule.time_of_day, tzinfo=window.MARKET_TZ)
+        scheduled_at = datetime.combine(today, schedule.time_of_day, tzinfo=market_hours.MARKET_TZ)
         if local - scheduled_at > grace:
             run = _claim(schedule, today, MISSED)
             if run is not None:
@@ -222,7 +222,7 @@ def place_due_scheduled_orders(*, now: datetime | None = None) -> list[Scheduled
 
 
 def _run(schedule: ScheduledOrder, run: ScheduledOrderRun, day: date) -> ScheduledOrderRun:
-    from trading_site.api.errors import ApiError
+    from trading_site.core.api.errors import ApiError
 
     try:
         order, status = _place(schedule, day)

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from accounts.models import BrokerAccount, Strategy
 from orders.models import Instrument, OrderType, Side
-from trading_site.api.errors import InvalidInput, MarketClosed, NotFound
+from trading_site.core.api.errors import InvalidInput, MarketClosed, NotFound
 
 FieldErrors = dict[str, list[str]]
 
@@ -118,7 +118,7 @@ def check_trading_window(account: BrokerAccount) -> None:
     """Live brokers take orders only inside the trading window; the paper exchange always."""
     if account.is_paper:
         return
-    from monitoring.window import is_trading_window_open, next_opening
+    from trading_site.core.market_hours import is_trading_window_open, next_opening
 
     if not is_trading_window_open():
         opening = next_opening()

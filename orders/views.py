@@ -31,7 +31,7 @@ from orders.web_forms import (
     SingleOrderForm,
     parse_batch_csv,
 )
-from trading_site.api.errors import ApiError
+from trading_site.core.api.errors import ApiError
 
 ORDERS_PER_PAGE = 50
 SEARCH_LIMIT = 20

@@ -12,7 +12,7 @@ from django.db.models import Max, Q, QuerySet
 from accounts.models import BrokerAccount
 from orders.models import FairPrice
 from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
-from trading_site.db_router import reporting_alias
+from trading_site.core.db_router import reporting_alias
 
 FAIR_PRICE_FIELDS = ("buy_fair_price", "sell_fair_price", "avg_fair_price", "last_traded_price")
 

@@ -42,7 +42,7 @@ class Chart:
 
 def build_daily_chart(days: list[PnlDaily], *, width: int = 720, height: int = 220) -> Chart | None:
     """Bars of each day's realized + unrealized PnL, scaled around a zero line (server SVG)."""
-    from orders.templatetags.desk import inr
+    from trading_site.core.templatetags.desk import inr
 
     if not days:
         return None

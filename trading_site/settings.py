@@ -69,14 +69,18 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "channels",
+    # trading_site.core: template filters, the trading window; trading_site: the web server
+    # commands (serve_web, start_embedded).
+    "trading_site.core",
     "accounts",
     "orders",
     "pnl",
     "monitoring",
+    "trading_site",
 ]
 
 MIDDLEWARE = [
-    "trading_site.request_context.RequestIdMiddleware",
+    "trading_site.core.request_context.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -85,12 +89,12 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "trading_site.api.ratelimit.RateLimitHeadersMiddleware",
-    "trading_site.metrics.MetricsMiddleware",
+    "trading_site.core.api.ratelimit.RateLimitHeadersMiddleware",
+    "trading_site.core.metrics.MetricsMiddleware",
 ]
 
 ROOT_URLCONF = "trading_site.urls"
-CSRF_FAILURE_VIEW = "trading_site.views.csrf_failure"
+CSRF_FAILURE_VIEW = "trading_site.core.error_views.csrf_failure"
 WSGI_APPLICATION = "trading_site.wsgi.application"
 ASGI_APPLICATION = "trading_site.asgi.application"
 
@@ -130,7 +134,7 @@ if _db["ENGINE"] == "django.db.backends.mysql":
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
     _db.setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
 DATABASES = {"default": _db}
-# A read replica for reporting queries (trading_site.db_router); tests mirror the primary.
+# A read replica for reporting queries (trading_site.core.db_router); tests mirror the primary.
 DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "").strip()
 if DATABASE_REPLICA_URL:
     _replica = dj_database_url.parse(
@@ -139,7 +143,7 @@ if DATABASE_REPLICA_URL:
     _replica["OPTIONS"] = dict(_db.get("OPTIONS", {}))
     _replica["TEST"] = {"MIRROR": "default"}
     DATABASES["replica"] = _replica
-DATABASE_ROUTERS = ["trading_site.db_router.PrimaryReplicaRouter"]
+DATABASE_ROUTERS = ["trading_site.core.db_router.PrimaryReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
@@ -220,10 +224,10 @@ REST_FRAMEWORK = {
         "accounts.auth.CsrfSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_THROTTLE_CLASSES": ["trading_site.api.ratelimit.UserRateLimit"],
-    "DEFAULT_PAGINATION_CLASS": "trading_site.api.pagination.LimitOffsetTotalPagination",
+    "DEFAULT_THROTTLE_CLASSES": ["trading_site.core.api.ratelimit.UserRateLimit"],
+    "DEFAULT_PAGINATION_CLASS": "trading_site.core.api.pagination.LimitOffsetTotalPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "trading_site.api.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "trading_site.core.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -235,7 +239,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Orders, PnL and monitoring for XTS broker accounts.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "PREPROCESSING_HOOKS": ["trading_site.api.schema.drop_trailing_slash_aliases"],
+    "PREPROCESSING_HOOKS": ["trading_site.core.api.schema.drop_trailing_slash_aliases"],
 }
 
 # Auth tokens (accounts.services): lifetime and cache time-to-live.
@@ -346,10 +350,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "request_id": {"()": "trading_site.logging.RequestIdFilter"},
-        "redact": {"()": "trading_site.logging.RedactSecretsFilter"},
+        "request_id": {"()": "trading_site.core.logging.RequestIdFilter"},
+        "redact": {"()": "trading_site.core.logging.RedactSecretsFilter"},
     },
-    "formatters": {"json": {"()": "trading_site.logging.JsonFormatter"}},
+    "formatters": {"json": {"()": "trading_site.core.logging.JsonFormatter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",

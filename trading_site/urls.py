@@ -4,8 +4,9 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from trading_site import health, metrics
-from trading_site.api.errors import api_not_found
+from monitoring import health
+from trading_site.core import metrics
+from trading_site.core.api.errors import api_not_found
 
 api_patterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -28,5 +29,5 @@ urlpatterns = [
     path("", include("trading_site.web_urls")),
 ]
 
-handler404 = "trading_site.views.not_found"
-handler500 = "trading_site.views.server_error"
+handler404 = "trading_site.core.error_views.not_found"
+handler500 = "trading_site.core.error_views.server_error"

@@ -25,7 +25,7 @@ from accounts.api.serializers import (
     SessionUserSerializer,
     StrategySerializer,
 )
-from trading_site.api.errors import AUTHENTICATION_FAILED, envelope
+from trading_site.core.api.errors import AUTHENTICATION_FAILED, envelope
 
 
 def client_ip_of(request) -> str | None:

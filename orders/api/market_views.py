@@ -25,14 +25,14 @@ from orders.brokers.base import BrokerUnavailable, OrderRejected, RateLimited, S
 from orders.brokers.sessions import connect_account
 from orders.market_services import FairPriceInput, record_fair_prices
 from orders.models import FairPrice, Instrument
-from trading_site.api.errors import (
+from trading_site.core.api.errors import (
     BrokerRejectedError,
     BrokerUnavailableError,
     Conflict,
     InvalidInput,
     NotFound,
 )
-from trading_site.api.pagination import LimitOffsetTotalPagination
+from trading_site.core.api.pagination import LimitOffsetTotalPagination
 
 MAX_FAIR_PRICE_ROWS = 1000
 _PRICE = {"max_digits": 15, "decimal_places": 4, "min_value": Decimal("0.0001")}

@@ -40,13 +40,13 @@ from orders.services.placement import (
     BatchItemError,
     PlacementResult,
 )
-from trading_site.api.errors import (
+from trading_site.core.api.errors import (
     BrokerRejectedError,
     InvalidInput,
     _plain_details,
     _validation_message,
 )
-from trading_site.api.pagination import LimitOffsetTotalPagination
+from trading_site.core.api.pagination import LimitOffsetTotalPagination
 
 
 class OrdersGroupMixin:

@@ -181,7 +181,7 @@ class BrokerClient:
     async def _take_outbound_token(self) -> None:
         if self.is_paper:
             return
-        from trading_site.api.ratelimit import take_token
+        from trading_site.core.api.ratelimit import take_token
 
         rate = int(settings.BROKER_ORDERS_PER_SECOND)
         deadline = time.monotonic() + float(settings.BROKER_RATE_LIMIT_MAX_WAIT_SECONDS)

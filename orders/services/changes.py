@@ -33,7 +33,7 @@ from orders.services.protection import send_and_record_legs
 from orders.services.rollup import open_position_of, primary_leg
 from orders.services.sync import LIVE_ORDER_STATUSES, roll_up_orders
 from orders.validation import check_leg_change
-from trading_site.api.errors import (
+from trading_site.core.api.errors import (
     BrokerRejectedError,
     BrokerUnavailableError,
     Conflict,

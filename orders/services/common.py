@@ -28,7 +28,7 @@ from orders.brokers.base import (
     SessionExpired,
 )
 from orders.models import Order, OrderEvent, OrderLeg
-from trading_site.realtime import ORDER_UPDATE, notify_user_on_commit, notify_users_on_commit
+from trading_site.core.realtime import ORDER_UPDATE, notify_user_on_commit, notify_users_on_commit
 
 logger = logging.getLogger("orders.services")
 
@@ -178,7 +178,7 @@ def bulk_update_rows(model, rows: list, fields: list[str]) -> None:
 def count_metric(name: str, value: int = 1, **labels: str) -> None:
     """Counters on /metrics; a metrics failure never fails an order."""
     try:
-        from trading_site import metrics
+        from trading_site.core import metrics
 
         metrics.inc(name, value, **labels)
     except Exception:

@@ -24,7 +24,7 @@ from pnl.api.serializers import (
     PnlSummarySerializer,
 )
 from pnl.models import PnlDaily, PnlLot
-from trading_site.api.pagination import LimitOffsetTotalPagination
+from trading_site.core.api.pagination import LimitOffsetTotalPagination
 
 ACCOUNT_ID = OpenApiParameter("account_id", int, required=True, description="Broker account id")
 

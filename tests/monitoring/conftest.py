@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from channels.layers import get_channel_layer
 
-from trading_site.realtime import user_group
+from trading_site.core.realtime import user_group
 
 
 class GroupListener:

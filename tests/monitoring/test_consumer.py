@@ -16,7 +16,7 @@ from accounts.services import create_auth_session
 from monitoring import presence
 from tests.factories import make_account, make_user
 from trading_site.asgi import application
-from trading_site.realtime import anotify_user
+from trading_site.core.realtime import anotify_user
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

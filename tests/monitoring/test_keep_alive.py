@@ -12,10 +12,11 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from accounts.services import create_auth_session
-from monitoring import presence, window
+from monitoring import presence
 from monitoring.models import TradingHoliday
 from tests.factories import make_account, make_user
 from trading_site.asgi import application
+from trading_site.core import market_hours
 
 IST = ZoneInfo("Asia/Kolkata")
 THURSDAY_NOON = datetime(2026, 11, 26, 12, 0, tzinfo=IST)
@@ -23,9 +24,9 @@ THURSDAY_NOON = datetime(2026, 11, 26, 12, 0, tzinfo=IST)
 
 @pytest.fixture(autouse=True)
 def _fresh_holiday_memo():
-    window._holiday_memo.clear()
+    market_hours._holiday_memo.clear()
     yield
-    window._holiday_memo.clear()
+    market_hours._holiday_memo.clear()
 
 
 @pytest.mark.django_db
@@ -89,7 +90,7 @@ def test_cached_window_check_reads_the_holiday_table_once_per_interval(
     settings, django_assert_num_queries
 ):
     settings.TRADING_WINDOW_ALWAYS_OPEN = False
-    check = async_to_sync(window.ais_trading_window_open)
+    check = async_to_sync(market_hours.ais_trading_window_open)
     with django_assert_num_queries(1):
         assert check(THURSDAY_NOON, cached=True)
         assert check(THURSDAY_NOON, cached=True)
@@ -99,10 +100,10 @@ def test_cached_window_check_reads_the_holiday_table_once_per_interval(
 @pytest.mark.django_db
 def test_cached_window_check_sees_a_new_holiday_once_the_memo_is_stale(settings, monkeypatch):
     settings.TRADING_WINDOW_ALWAYS_OPEN = False
-    check = async_to_sync(window.ais_trading_window_open)
+    check = async_to_sync(market_hours.ais_trading_window_open)
     assert check(THURSDAY_NOON, cached=True)
     TradingHoliday.objects.create(date=date(2026, 11, 26), description="declared today")
-    monkeypatch.setattr(window, "HOLIDAY_CACHE_SECONDS", 0.0)
+    monkeypatch.setattr(market_hours, "HOLIDAY_CACHE_SECONDS", 0.0)
     clock.sleep(0.01)
     assert not check(THURSDAY_NOON, cached=True)
     # The uncached check (a new connection) never waits for the memo.
@@ -114,7 +115,7 @@ def test_cached_window_check_still_follows_the_hours(settings):
     settings.TRADING_WINDOW_ALWAYS_OPEN = False
     settings.TRADING_WINDOW_OPEN = time(9, 26)
     settings.TRADING_WINDOW_CLOSE = time(15, 30)
-    check = async_to_sync(window.ais_trading_window_open)
+    check = async_to_sync(market_hours.ais_trading_window_open)
     assert check(THURSDAY_NOON, cached=True)
     after_close = THURSDAY_NOON.replace(hour=15, minute=30)
     assert not check(after_close, cached=True)

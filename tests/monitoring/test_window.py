@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from monitoring.models import TradingHoliday
-from monitoring.window import (
+from trading_site.core.market_hours import (
     WindowRules,
     is_trading_window_open,
     next_opening,

@@ -10,7 +10,7 @@ import pytest
 from accounts.services import create_auth_session
 from tests.factories import make_account, make_user
 from tests.monitoring.conftest import WsClient
-from trading_site.realtime import notify_user
+from trading_site.core.realtime import notify_user
 
 
 def _user_and_token():

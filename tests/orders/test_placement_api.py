@@ -18,7 +18,7 @@ from tests.factories import (
     make_instrument,
     make_user,
 )
-from trading_site.realtime import flush_notifications, user_group
+from trading_site.core.realtime import flush_notifications, user_group
 
 D = Decimal
 

@@ -7,7 +7,7 @@ import asyncio
 
 from channels.layers import get_channel_layer
 
-from trading_site import realtime
+from trading_site.core import realtime
 
 
 def _listen(user_id: int):

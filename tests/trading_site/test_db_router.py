@@ -7,7 +7,7 @@ import pytest
 from monitoring.selectors import monitoring_runs_for
 from pnl.selectors import pnl_days_for
 from tests.factories import make_account
-from trading_site.db_router import PrimaryReplicaRouter, reporting_alias
+from trading_site.core.db_router import PrimaryReplicaRouter, reporting_alias
 
 
 @pytest.fixture

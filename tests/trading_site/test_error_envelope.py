@@ -153,7 +153,7 @@ def test_unknown_page_outside_api_stays_html():
 @pytest.mark.urls("tests.trading_site.failing_urls")
 def test_unexpected_exception_is_logged_with_the_request_id_and_redacted():
     """The log line of a crash carries the request id; secrets in it are redacted."""
-    from trading_site.logging import JsonFormatter, RedactSecretsFilter, RequestIdFilter
+    from trading_site.core.logging import JsonFormatter, RedactSecretsFilter, RequestIdFilter
 
     lines: list[str] = []
 
@@ -165,7 +165,7 @@ def test_unexpected_exception_is_logged_with_the_request_id_and_redacted():
     handler.addFilter(RequestIdFilter())
     handler.addFilter(RedactSecretsFilter())
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("trading_site.api")
+    logger = logging.getLogger("trading_site.core.api")
     logger.addHandler(handler)
     try:
         APIClient().get("/api/test-crash", HTTP_X_REQUEST_ID="req-log-1")

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from trading_site.logging import JsonFormatter, RedactSecretsFilter, RequestIdFilter
-from trading_site.request_context import request_id_var
+from trading_site.core.logging import JsonFormatter, RedactSecretsFilter, RequestIdFilter
+from trading_site.core.request_context import request_id_var
 
 
 class _Collect(logging.Handler):

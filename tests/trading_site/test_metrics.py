@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories import api_client_for, make_user
-from trading_site import metrics
+from trading_site.core import metrics
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -87,7 +87,7 @@ def test_samples_from_another_process_add_up(client):
     script = (
         "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', "
         "'trading_site.settings'); django.setup();"
-        "from trading_site import metrics; metrics.inc('orders_placed_total', 4, broker='PAPER')"
+        "from trading_site.core import metrics; metrics.inc('orders_placed_total', 4, broker='PAPER')"
     )
     subprocess.run([sys.executable, "-c", script], cwd=REPO, env=dict(os.environ), check=True)
     assert 'orders_placed_total{broker="PAPER"} 5' in _metrics_text(client)

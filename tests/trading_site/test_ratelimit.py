@@ -9,7 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.factories import api_client_for, make_user
-from trading_site.api.ratelimit import parse_rate, take_token
+from trading_site.core.api.ratelimit import parse_rate, take_token
 
 pytestmark = pytest.mark.django_db
 

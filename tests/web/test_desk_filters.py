@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from orders.templatetags.desk import format_indian, group_indian, inr, ist, pnl_class
+from trading_site.core.templatetags.desk import format_indian, group_indian, inr, ist, pnl_class
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The full stack's web process: daphne serving HTTP and WebSockets (monitoring.server)."""
+"""The full stack's web process: daphne serving HTTP and WebSockets (trading_site.server)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
 
     def handle(self, *args, host: str, port: int, **options):
-        from monitoring.server import build_server
+        from trading_site.server import build_server
 
         def ready(server):
             self.stdout.write(f"serving on http://{host}:{port}/")

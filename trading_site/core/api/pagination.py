@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 
-from trading_site.api.errors import InvalidInput
+from trading_site.core.api.errors import InvalidInput
 
 
 class LimitOffsetTotalPagination(LimitOffsetPagination):

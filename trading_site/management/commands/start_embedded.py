@@ -21,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-loop", action="store_true", help="serve only; no timers")
 
     def handle(self, *args, host: str, port: int, no_loop: bool, **options):
-        from monitoring.server import build_server  # first: it installs the Twisted reactor
+        from trading_site.server import build_server  # first: it installs the Twisted reactor
 
         call_command("migrate", interactive=False, verbosity=0)
         from orders.demo import seed_demo_data

@@ -7,7 +7,7 @@ import logging
 import re
 from datetime import UTC, datetime
 
-from trading_site.request_context import current_request_id
+from trading_site.core.request_context import current_request_id
 
 _SECRET_KEYS = re.compile(
     r"(?i)(password|passwd|secret|token|authorization|api[_-]?key|app[_-]?key|totp|"

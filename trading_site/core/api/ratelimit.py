@@ -24,7 +24,7 @@ from django.core.cache import cache
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import BaseThrottle
 
-from trading_site.api.errors import RateLimited
+from trading_site.core.api.errors import RateLimited
 
 logger = logging.getLogger(__name__)
 

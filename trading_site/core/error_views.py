@@ -2,7 +2,7 @@
 
 from django.http import HttpResponseNotFound, HttpResponseServerError
 
-from trading_site.api import errors
+from trading_site.core.api import errors
 
 
 def _is_api(request) -> bool:

@@ -19,9 +19,9 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
 
-from trading_site.request_context import current_request_id
+from trading_site.core.request_context import current_request_id
 
-logger = logging.getLogger("trading_site.api")
+logger = logging.getLogger("trading_site.core.api")
 
 VALIDATION_ERROR = "VALIDATION_ERROR"
 AUTHENTICATION_FAILED = "AUTHENTICATION_FAILED"
