@@ -34,7 +34,7 @@ def _dispatch() -> object:
 
 
 def _price_feed() -> object:
-    from orders.demo import tick_price_feed
+    from orders.market.demo import tick_price_feed
 
     return tick_price_feed()
 

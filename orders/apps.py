@@ -7,4 +7,4 @@ class OrdersConfig(AppConfig):
 
     def ready(self) -> None:
         # The paper exchange's and market data's admin lives beside the broker code.
-        from orders import market_admin  # noqa: F401
+        from orders.market import admin  # noqa: F401

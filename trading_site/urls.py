@@ -12,7 +12,7 @@ api_patterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("accounts.api.urls")),
-    path("", include("orders.api.market_urls")),
+    path("", include("orders.market.api.urls")),
     path("", include("orders.api.urls")),
     path("", include("pnl.api.urls")),
     path("", include("monitoring.api_urls")),

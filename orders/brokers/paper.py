@@ -3,7 +3,7 @@
 The book is shared by every process (web, workers, the XTS simulator) through the paper tables
 (orders.brokers.paper_models). The matching rules are in `paper_matching` (pure); this module
 loads orders and prices, applies the rules and writes fills. Matching runs whenever a price is
-written (orders.market_services.record_fair_prices) and whenever a gateway reads the book.
+written (orders.market.services.record_fair_prices) and whenever a gateway reads the book.
 
 Rejections come the two ways a real broker answers them: a rule broken at placement (lot,
 freeze quantity, tick, price band, margin, unknown instrument) is an `OrderRejected` at once

@@ -530,7 +530,7 @@ def _balance(book_name: str, client_id: str) -> dict[str, Any]:
 
 
 def _master_text(segments: list[str]) -> str:
-    from orders.instruments import format_master_line
+    from orders.market.instruments import format_master_line
     from orders.models import Instrument
 
     instruments = Instrument.objects.all().order_by("exchange_segment", "exchange_instrument_id")

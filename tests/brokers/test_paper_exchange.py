@@ -19,7 +19,7 @@ from orders.brokers.base import (
 )
 from orders.brokers.paper_models import PaperOrder, PaperTrade
 from orders.brokers.sessions import broker_client
-from orders.market_services import record_fair_prices
+from orders.market.services import record_fair_prices
 from tests.factories import make_account, make_fair_price, make_instrument
 
 pytestmark = pytest.mark.django_db

@@ -21,7 +21,7 @@ from orders.brokers.base import (
     RateLimited,
 )
 from orders.brokers.sessions import broker_client, connect_account
-from orders.market_services import record_fair_prices
+from orders.market.services import record_fair_prices
 from tests.factories import make_account, make_fair_price, make_instrument
 
 D = Decimal

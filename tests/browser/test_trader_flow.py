@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def move_price(instrument, price: str) -> None:
-    from orders.market_services import record_fair_prices
+    from orders.market.services import record_fair_prices
 
     p = Decimal(price)
     row = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import Broker, BrokerSession
-from orders.demo import demo_reference_prices, seed_demo_data, tick_price_feed
+from orders.market.demo import demo_reference_prices, seed_demo_data, tick_price_feed
 from orders.models import FairPrice, Instrument
 from tests.factories import api_client_for, make_account, make_user
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
-from orders.instruments import BUNDLED_MASTER, load_instrument_master, parse_master_line
+from orders.market.instruments import BUNDLED_MASTER, load_instrument_master, parse_master_line
 from orders.models import Instrument
 
 pytestmark = pytest.mark.django_db

@@ -113,7 +113,7 @@ def sync_from_broker(account) -> list[int]:
 
 def set_price(instrument, price, spread="0.10"):
     """A new fair price, and the paper exchange's matching tick for it."""
-    from orders.market_services import match_paper_orders
+    from orders.market.services import match_paper_orders
     from tests.factories import make_fair_price
 
     make_fair_price(instrument, price, spread=spread)

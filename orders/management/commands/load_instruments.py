@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.instruments import BUNDLED_MASTER, load_instrument_file
+from orders.market.instruments import BUNDLED_MASTER, load_instrument_file
 
 
 class Command(BaseCommand):

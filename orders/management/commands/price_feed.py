@@ -5,7 +5,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from orders.demo import tick_price_feed
+from orders.market.demo import tick_price_feed
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from orders.demo import seed_demo_data
+from orders.market.demo import seed_demo_data
 
 
 class Command(BaseCommand):

@@ -24,7 +24,7 @@ class Command(BaseCommand):
         from trading_site.server import build_server  # first: it installs the Twisted reactor
 
         call_command("migrate", interactive=False, verbosity=0)
-        from orders.demo import seed_demo_data
+        from orders.market.demo import seed_demo_data
 
         demo = seed_demo_data()
         from monitoring.embedded import start_embedded_jobs

@@ -1,11 +1,11 @@
-"""Instruments, fair prices and broker connect (orders.api.market_views).
+"""Instruments, fair prices and broker connect (orders.market.api.views).
 
 Paths without a trailing slash (SPEC 4), plus the trailing-slash spelling clients often send.
 """
 
 from django.urls import path
 
-from orders.api import market_views
+from orders.market.api import views as market_views
 
 
 def _both(route: str, view, name: str) -> list:

@@ -51,7 +51,7 @@ class FairPriceAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         # An admin edit is a price write like any other: route it through the service so
         # the paper exchange matches against it.
-        from orders.market_services import record_fair_prices
+        from orders.market.services import record_fair_prices
 
         record_fair_prices(
             rows=[

@@ -1,4 +1,4 @@
-"""Instruments, fair prices and broker connect: thin views over orders.market_services and
+"""Instruments, fair prices and broker connect: thin views over orders.market.services and
 orders.brokers.sessions."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerUnavailable, OrderRejected, RateLimited, SessionExpired
 from orders.brokers.sessions import connect_account
-from orders.market_services import FairPriceInput, record_fair_prices
+from orders.market.services import FairPriceInput, record_fair_prices
 from orders.models import FairPrice, Instrument
 from trading_site.core.api.errors import (
     BrokerRejectedError,
