@@ -475,5 +475,5 @@ class ScheduledOrderRun(models.Model):
         ]
 
 
-# The paper exchange's own book (a simulated broker, owned by orders/brokers/paper.py).
-from orders.brokers.paper_models import *  # noqa: E402, F403
+# The paper exchange's own book (a simulated broker, owned by orders/brokers/paper/exchange.py).
+from orders.brokers.paper.models import *  # noqa: E402, F403

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from django.core.cache import cache
 
-from orders.brokers.xts_simulator import XtsSimulator, parse_users, serve_in_thread
+from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
 
 
 @pytest.fixture(autouse=True)

@@ -26,11 +26,11 @@ def gateway_for(account) -> BrokerGateway:
 
 def _build(broker: str) -> BrokerGateway:
     if broker == Broker.PAPER:
-        from orders.brokers.paper import PaperGateway
+        from orders.brokers.paper.exchange import PaperGateway
 
         return PaperGateway()
     if broker in XTS_BROKERS:
-        from orders.brokers.xts import XtsGateway
+        from orders.brokers.xts.gateway import XtsGateway
 
         return XtsGateway(base_url=settings.XTS_BASE_URLS.get(broker, ""), name=broker)
     raise ValueError(f"no gateway for broker {broker!r}")

@@ -5,7 +5,7 @@ Paper orders and fills are a broker's records: read-only here, like the broker s
 
 from django.contrib import admin
 
-from orders.brokers.paper_models import PaperBook, PaperOrder, PaperTrade
+from orders.brokers.paper.models import PaperBook, PaperOrder, PaperTrade
 from orders.models import FairPrice, Instrument
 
 

@@ -10,9 +10,9 @@ from decimal import Decimal
 import pytest
 from django.db import close_old_connections, connection
 
-from orders.brokers import paper
 from orders.brokers.base import FILLED, OPEN, REJECTED, OrderRejected, PlaceOrderRequest
-from orders.brokers.paper_models import PaperOrder
+from orders.brokers.paper import exchange as paper
+from orders.brokers.paper.models import PaperOrder
 from tests.factories import make_account, make_fair_price, make_instrument
 
 D = Decimal

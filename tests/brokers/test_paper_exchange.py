@@ -7,7 +7,6 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import async_to_sync
 
-from orders.brokers import paper
 from orders.brokers.base import (
     FILLED,
     OPEN,
@@ -17,7 +16,8 @@ from orders.brokers.base import (
     OrderRejected,
     PlaceOrderRequest,
 )
-from orders.brokers.paper_models import PaperOrder, PaperTrade
+from orders.brokers.paper import exchange as paper
+from orders.brokers.paper.models import PaperOrder, PaperTrade
 from orders.brokers.sessions import broker_client
 from orders.market.services import record_fair_prices
 from tests.factories import make_account, make_fair_price, make_instrument

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from orders.brokers.paper_matching import (
+from orders.brokers.paper.matching import (
     FILLED,
     OPEN,
     PARTIALLY_FILLED,

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from orders.brokers.base import CANCELLED, FILLED, OPEN, PARTIALLY_FILLED, REJECTED, UNKNOWN
-from orders.brokers.xts_wire import (
+from orders.brokers.xts.wire import (
     EXCHANGE_TZ,
     balance_from_xts,
     order_row_from_xts,
@@ -61,7 +61,7 @@ def test_statuses_map_to_ours(raw, filled, ours):
 
 
 def test_an_unknown_status_is_unknown_and_logged(caplog):
-    with caplog.at_level(logging.WARNING, logger="orders.brokers.xts_wire"):
+    with caplog.at_level(logging.WARNING, logger="orders.brokers.xts.wire"):
         row = order_row_from_xts(_row(OrderStatus="Frozen"))
     assert (row.status, row.raw_status) == (UNKNOWN, "Frozen")
     assert "Frozen" in caplog.text
@@ -136,7 +136,7 @@ def test_position_rows_read_strings():
 
 @pytest.mark.parametrize("raw", ["NaN", "nan", "Infinity", "-Infinity", "sNaN"])
 def test_non_finite_numbers_from_the_broker_are_read_as_absent(raw):
-    from orders.brokers.xts_wire import parse_decimal, parse_int
+    from orders.brokers.xts.wire import parse_decimal, parse_int
 
     assert parse_decimal(raw) is None
     assert parse_int(raw, default=7) == 7

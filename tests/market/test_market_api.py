@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
-from orders.brokers import paper
 from orders.brokers.base import FILLED, PlaceOrderRequest
-from orders.brokers.paper_models import PaperOrder
+from orders.brokers.paper import exchange as paper
+from orders.brokers.paper.models import PaperOrder
 from orders.models import FairPrice
 from tests.factories import (
     api_client_for,

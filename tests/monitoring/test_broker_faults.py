@@ -8,7 +8,7 @@ import pytest
 from accounts.models import Broker, BrokerSession
 from monitoring.models import MonitoringRun
 from monitoring.services import run_user_cycle
-from orders.brokers.xts_simulator import XtsSimulator, parse_users, serve_in_thread
+from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
 from tests.factories import make_account, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)

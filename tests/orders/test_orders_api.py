@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from orders.brokers.paper_models import PaperOrder
+from orders.brokers.paper.models import PaperOrder
 from orders.models import Order, OrderLeg
 from orders.services import place_bracket_order, place_protective_legs, place_single_order
 from tests.factories import api_client_for, make_account, make_strategy, make_user

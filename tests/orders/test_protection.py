@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from orders.brokers.paper_models import PaperOrder
+from orders.brokers.paper.models import PaperOrder
 from orders.models import Order, OrderLeg
 from orders.services import place_bracket_order, place_protective_legs, plan_exits
 from orders.validation import TargetSpec

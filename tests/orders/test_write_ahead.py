@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Broker
 from orders.brokers.sessions import broker_client, connect_account
-from orders.brokers.xts_simulator import XtsSimulator, parse_users, serve_in_thread
+from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
 from orders.models import Order, OrderLeg
 from orders.services import place_single_order, reconcile_pending_legs, sync_account_orders
 from tests.factories import (

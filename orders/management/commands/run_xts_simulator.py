@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.brokers.xts_simulator import Faults, XtsSimulator, parse_users
+from orders.brokers.xts.simulator import Faults, XtsSimulator, parse_users
 
 
 class Command(BaseCommand):

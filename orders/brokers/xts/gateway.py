@@ -25,7 +25,6 @@ import httpx
 from django.conf import settings
 from django.utils import timezone
 
-from orders.brokers import xts_wire
 from orders.brokers.base import (
     BrokerBalance,
     BrokerGateway,
@@ -43,6 +42,7 @@ from orders.brokers.base import (
     SessionContext,
     SessionExpired,
 )
+from orders.brokers.xts import wire as xts_wire
 
 logger = logging.getLogger(__name__)
 

@@ -41,8 +41,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from orders.brokers import xts_wire
 from orders.brokers.base import ModifyOrderRequest, OrderRejected, PlaceOrderRequest
+from orders.brokers.xts import wire as xts_wire
 
 logger = logging.getLogger(__name__)
 
@@ -393,7 +393,7 @@ async def _db(function, *args):
 
 
 def _book(name: str):
-    from orders.brokers.paper import book_named
+    from orders.brokers.paper.exchange import book_named
 
     return book_named(name)
 
@@ -432,7 +432,7 @@ def _ack(order) -> dict[str, Any]:
 
 
 def _place(book_name: str, client_id: str, body: dict) -> dict[str, Any]:
-    from orders.brokers.paper import submit_order
+    from orders.brokers.paper.exchange import submit_order
 
     request = PlaceOrderRequest(
         exchange_segment=str(_required(body, "exchangeSegment")),
@@ -450,7 +450,7 @@ def _place(book_name: str, client_id: str, body: dict) -> dict[str, Any]:
 
 
 def _modify(book_name: str, client_id: str, body: dict) -> dict[str, Any]:
-    from orders.brokers.paper import modify_order
+    from orders.brokers.paper.exchange import modify_order
 
     request = ModifyOrderRequest(
         broker_order_id=str(_integer(body, "appOrderID")),
@@ -466,15 +466,15 @@ def _modify(book_name: str, client_id: str, body: dict) -> dict[str, Any]:
 
 
 def _cancel(book_name: str, client_id: str, query: dict) -> dict[str, Any]:
-    from orders.brokers.paper import cancel_order
+    from orders.brokers.paper.exchange import cancel_order
 
     order = cancel_order(book=_book(book_name), broker_order_id=str(_integer(query, "appOrderID")))
     return _ack(order)
 
 
 def _cancel_all(book_name: str, body: dict) -> dict[str, Any]:
-    from orders.brokers.paper import cancel_order
-    from orders.brokers.paper_models import PaperOrder
+    from orders.brokers.paper.exchange import cancel_order
+    from orders.brokers.paper.models import PaperOrder
 
     book = _book(book_name)
     open_orders = PaperOrder.objects.filter(
@@ -488,7 +488,7 @@ def _cancel_all(book_name: str, body: dict) -> dict[str, Any]:
 
 
 def _order_book(book_name: str, app_order_id: str | None) -> list[dict[str, Any]]:
-    from orders.brokers.paper import match_open_orders, order_rows
+    from orders.brokers.paper.exchange import match_open_orders, order_rows
 
     book = _book(book_name)
     match_open_orders(book=book)
@@ -499,7 +499,7 @@ def _order_book(book_name: str, app_order_id: str | None) -> list[dict[str, Any]
 
 
 def _trade_book(book_name: str, client_id: str) -> list[dict[str, Any]]:
-    from orders.brokers.paper import match_open_orders, trade_rows
+    from orders.brokers.paper.exchange import match_open_orders, trade_rows
 
     book = _book(book_name)
     match_open_orders(book=book)
@@ -507,7 +507,7 @@ def _trade_book(book_name: str, client_id: str) -> list[dict[str, Any]]:
 
 
 def _positions(book_name: str) -> list[dict[str, Any]]:
-    from orders.brokers.paper import match_open_orders, position_rows
+    from orders.brokers.paper.exchange import match_open_orders, position_rows
     from orders.models import Instrument
 
     book = _book(book_name)
@@ -522,7 +522,7 @@ def _positions(book_name: str) -> list[dict[str, Any]]:
 
 
 def _balance(book_name: str, client_id: str) -> dict[str, Any]:
-    from orders.brokers.paper import compute_balance, match_open_orders
+    from orders.brokers.paper.exchange import compute_balance, match_open_orders
 
     book = _book(book_name)
     match_open_orders(book=book)

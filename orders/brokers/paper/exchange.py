@@ -1,7 +1,7 @@
 """The PAPER broker: a simulated exchange whose book lives in the database.
 
 The book is shared by every process (web, workers, the XTS simulator) through the paper tables
-(orders.brokers.paper_models). The matching rules are in `paper_matching` (pure); this module
+(orders.brokers.paper.models). The matching rules are in `paper_matching` (pure); this module
 loads orders and prices, applies the rules and writes fills. Matching runs whenever a price is
 written (orders.market.services.record_fair_prices) and whenever a gateway reads the book.
 
@@ -26,7 +26,6 @@ from django.db.models import F
 from django.utils import timezone
 
 from orders.brokers import base
-from orders.brokers import paper_matching as rules_mod
 from orders.brokers.base import (
     BrokerBalance,
     BrokerGateway,
@@ -42,8 +41,9 @@ from orders.brokers.base import (
     PlaceOrderRequest,
     SessionContext,
 )
-from orders.brokers.paper_matching import InstrumentRules, NewOrder, OrderState, Quote
-from orders.brokers.paper_models import PaperBook, PaperOrder, PaperTrade
+from orders.brokers.paper import matching as rules_mod
+from orders.brokers.paper.matching import InstrumentRules, NewOrder, OrderState, Quote
+from orders.brokers.paper.models import PaperBook, PaperOrder, PaperTrade
 
 logger = logging.getLogger(__name__)
 

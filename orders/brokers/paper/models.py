@@ -3,7 +3,7 @@
 A `PaperBook` is one simulated broker login: the book of a PAPER `BrokerAccount`
 (`account` set), or the book behind one XTS-simulator login (`name` = "xts:<appKey>").
 Orders and fills live in `PaperOrder` / `PaperTrade`; positions and balances are computed
-from the fills (orders.brokers.paper), so there is nothing to keep in step.
+from the fills (orders.brokers.paper.exchange), so there is nothing to keep in step.
 """
 
 from __future__ import annotations
