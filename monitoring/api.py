@@ -9,8 +9,8 @@ from rest_framework.views import APIView
 
 from monitoring import selectors
 from monitoring.models import MonitoringRun
-from orders import scheduling
 from orders.models import Order, ScheduledOrder, ScheduledOrderRun
+from orders.scheduled import services as scheduling
 from trading_site.core.api.pagination import LimitOffsetTotalPagination
 
 

@@ -169,7 +169,7 @@ def run_user_cycle(*, user_id: int, cycle_key: str, trigger: str) -> MonitoringR
 
 
 def _execute(run: MonitoringRun) -> MonitoringRun:
-    from orders.regeneration import regeneration_permitted
+    from orders.services.regeneration import regeneration_permitted
 
     started = time.perf_counter()
     user_id = run.user_id

@@ -304,20 +304,20 @@ def reprice_stop_loss_legs(state: CycleState) -> dict:
 
 
 def archive_rejected_orders(state: CycleState) -> dict:
-    from orders.regeneration import archive_rejected_orders as archive
+    from orders.services.regeneration import archive_rejected_orders as archive
 
     return {"archived": len(archive(user_id=_ctx(state).user_id))}
 
 
 def stage_regenerations(state: CycleState) -> dict:
-    from orders.regeneration import stage_regenerations as stage
+    from orders.services.regeneration import stage_regenerations as stage
 
     ctx = _ctx(state)
     return {"staged": len(stage(user_id=ctx.user_id, cycle_key=ctx.cycle_key))}
 
 
 def place_regenerations(state: CycleState) -> dict:
-    from orders.regeneration import place_regenerations as place
+    from orders.services.regeneration import place_regenerations as place
 
     result = place(user_id=_ctx(state).user_id)
     _fail_if(result.errors)

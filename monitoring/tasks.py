@@ -40,7 +40,7 @@ def run_monitoring_cycle(user_id: int, cycle_key: str, trigger: str = "beat") ->
 
 @shared_task(name="monitoring.tasks.place_due_scheduled_orders", ignore_result=True)
 def place_due_scheduled_orders() -> int:
-    from orders.scheduling import place_due_scheduled_orders as place_due
+    from orders.scheduled.services import place_due_scheduled_orders as place_due
 
     return len(place_due())
 

@@ -330,7 +330,7 @@ from monitoring.schedule import beat_schedule  # noqa: E402  (pure data, no Djan
 
 CELERY_BEAT_SCHEDULE = beat_schedule(MONITOR_INTERVAL_SECONDS)
 # A scheduled order whose time passed less than this long ago (e.g. the system was down) is
-# still placed; older than that, the day is recorded as MISSED (orders.scheduling).
+# still placed; older than that, the day is recorded as MISSED (orders.scheduled.services).
 SCHEDULED_ORDER_GRACE_MINUTES = env_int("SCHEDULED_ORDER_GRACE_MINUTES", 5)
 
 # Orders (orders/services): a leg left PENDING_SUBMIT by a crash or broker timeout that the

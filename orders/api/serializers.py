@@ -7,8 +7,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from orders.domain.rollup import role_status
 from orders.models import ExchangeSegment, Order, OrderEvent, OrderLeg, OrderType, ProductType, Side
-from orders.services.rollup import role_status
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
 
 PRICE_FIELD = {"max_digits": 15, "decimal_places": 4, "required": False, "allow_null": True}

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerError, BrokerUnavailable, OrderRejected
-from orders.identifiers import ensure_daily_counter, next_unique_identifiers
+from orders.domain.rollup import open_position_of, primary_leg
 from orders.models import Instrument, Order, OrderEvent, OrderLeg, OrderType, Side
 from orders.services.common import (
     OPEN_LEG_STATUSES,
@@ -28,9 +28,9 @@ from orders.services.common import (
     notify_order,
     record_event,
 )
+from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
 from orders.services.placement import OrderPlan, write_ahead
 from orders.services.protection import send_and_record_legs
-from orders.services.rollup import open_position_of, primary_leg
 from orders.services.sync import LIVE_ORDER_STATUSES, roll_up_orders
 from orders.validation import check_leg_change
 from trading_site.core.api.errors import (

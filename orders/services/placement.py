@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, Strategy
-from orders.identifiers import ensure_daily_counter, next_unique_identifiers
+from orders.domain.rollup import derive_order_status
 from orders.models import FairPrice, Instrument, Order, OrderEvent, OrderLeg, OrderType
 from orders.services.common import (
     apply_send_outcome,
@@ -35,7 +35,7 @@ from orders.services.common import (
     send_new_legs,
     user_actor,
 )
-from orders.services.rollup import derive_order_status
+from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
 from orders.validation import (
     BracketOrderRequest,
     InstrumentResolver,

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerError
-from orders.identifiers import ensure_daily_counter, next_unique_identifiers
+from orders.domain.rollup import open_position_of
 from orders.models import Order, OrderEvent, OrderLeg, OrderType, Side
 from orders.services.common import (
     EXIT_ROLES,
@@ -37,7 +37,7 @@ from orders.services.common import (
     record_event,
     send_new_legs,
 )
-from orders.services.rollup import open_position_of
+from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
 from orders.services.sync import MONITORING_ACTOR, roll_up_orders
 
 logger = logging.getLogger("orders.services")

@@ -18,6 +18,7 @@ from orders.brokers.base import (
     BrokerPositionRow,
     BrokerTradeRow,
 )
+from orders.domain.rollup import derive_order_status
 from orders.models import (
     BrokerOrder,
     BrokerPosition,
@@ -37,7 +38,6 @@ from orders.services.common import (
     order_state,
     record_event,
 )
-from orders.services.rollup import derive_order_status
 
 MONITORING_ACTOR = "monitoring"
 LIVE_ORDER_STATUSES = (

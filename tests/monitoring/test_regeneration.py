@@ -9,7 +9,7 @@ import pytest
 
 from accounts.models import EntryRegeneratePermission
 from orders.models import Order, OrderEvent, RegenerationStage
-from orders.regeneration import (
+from orders.services.regeneration import (
     archive_rejected_orders,
     place_regenerations,
     regeneration_permitted,

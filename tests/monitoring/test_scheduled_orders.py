@@ -11,7 +11,7 @@ import pytest
 
 from monitoring.models import TradingHoliday
 from orders.models import Order, ScheduledOrder, ScheduledOrderRun
-from orders.scheduling import place_due_scheduled_orders
+from orders.scheduled.services import place_due_scheduled_orders
 from tests.factories import api_client_for, make_account, make_instrument, make_user
 from tests.monitoring.conftest import set_price
 

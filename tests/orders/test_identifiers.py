@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from orders.identifiers import (
+from orders.models import DailyCounter
+from orders.services.identifiers import (
     MAX_IDENTIFIER_LENGTH,
     format_identifier,
     next_unique_identifier,
     next_unique_identifiers,
     parse_identifier,
 )
-from orders.models import DailyCounter
 from tests.factories import make_account
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +68,7 @@ import json, os, sys
 import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trading_site.settings")
 django.setup()
-from orders.identifiers import next_unique_identifier
+from orders.services.identifiers import next_unique_identifier
 account_id, count = int(sys.argv[1]), int(sys.argv[2])
 print(json.dumps([next_unique_identifier(account_id=account_id) for _ in range(count)]))
 """
