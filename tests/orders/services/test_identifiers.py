@@ -22,7 +22,7 @@ from orders.services.identifiers import (
 )
 from tests.factories import make_account
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_identifiers_fit_xts_and_decode_to_their_parts():

@@ -16,7 +16,7 @@ from monitoring.models import MonitoringRun
 from orders.models import Order, ScheduledOrder
 from pnl.models import PnlDaily, PnlLot
 from tests.factories import DEFAULT_PASSWORD, make_account, make_fair_price, make_instrument
-from tests.web.conftest import make_order
+from tests.trading_site.web.conftest import make_order
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ import pytest
 from tests.factories import api_client_for, make_user
 from trading_site.core import metrics
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True)
