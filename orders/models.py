@@ -1,4 +1,9 @@
-"""Instruments, prices, orders and their legs, the audit trail and the broker snapshots."""
+"""Orders and their legs, the audit trail and the broker snapshots.
+
+The orders app's other models live beside their feature and are imported here, so Django
+finds them: instruments and fair prices (orders.market.models), scheduled orders
+(orders.scheduled.models), the paper exchange's book (orders.brokers.paper.models).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 
-PRICE = {"max_digits": 15, "decimal_places": 4}
+from orders.market.models import PRICE, ExchangeSegment, FairPrice, Instrument
+
 MONEY = {"max_digits": 15, "decimal_places": 2}
 
 
@@ -27,69 +33,6 @@ class OrderType(models.TextChoices):
     LIMIT = "LIMIT", "Limit"
     STOPLIMIT = "STOPLIMIT", "Stop-limit"
     STOPMARKET = "STOPMARKET", "Stop-market"
-
-
-class ExchangeSegment(models.TextChoices):
-    NSECM = "NSECM"
-    NSEFO = "NSEFO"
-    NSECD = "NSECD"
-    BSECM = "BSECM"
-    BSEFO = "BSEFO"
-    MCXFO = "MCXFO"
-
-
-class Instrument(models.Model):
-    """One tradable instrument from the XTS instrument master."""
-
-    exchange_segment = models.CharField(max_length=10, choices=ExchangeSegment.choices)
-    exchange_instrument_id = models.BigIntegerField()
-    instrument_type = models.CharField(max_length=20, blank=True, default="")
-    trading_symbol = models.CharField(max_length=100, db_index=True)
-    name = models.CharField(max_length=100, blank=True, default="")
-    description = models.CharField(max_length=200, blank=True, default="")
-    series = models.CharField(max_length=20, blank=True, default="")
-    lot_size = models.PositiveIntegerField(default=1)
-    tick_size = models.DecimalField(**PRICE, default=Decimal("0.05"))
-    freeze_quantity = models.PositiveIntegerField(null=True, blank=True)
-    price_band_high = models.DecimalField(**PRICE, null=True, blank=True)
-    price_band_low = models.DecimalField(**PRICE, null=True, blank=True)
-    multiplier = models.PositiveIntegerField(default=1)
-    underlying = models.CharField(max_length=100, blank=True, default="")
-    expiry = models.DateField(null=True, blank=True)
-    strike_price = models.DecimalField(**PRICE, null=True, blank=True)
-    option_type = models.CharField(max_length=4, blank=True, default="")
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        db_table = "instruments"
-        constraints = [
-            models.UniqueConstraint(
-                fields=["exchange_segment", "exchange_instrument_id"], name="uniq_instrument"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.trading_symbol} ({self.exchange_segment}:{self.exchange_instrument_id})"
-
-
-class FairPrice(models.Model):
-    """The latest fair prices and LTP of one instrument (feed, admin or simulated)."""
-
-    instrument = models.OneToOneField(
-        Instrument, on_delete=models.CASCADE, related_name="fair_price"
-    )
-    buy_fair_price = models.DecimalField(**PRICE, null=True, blank=True)
-    sell_fair_price = models.DecimalField(**PRICE, null=True, blank=True)
-    avg_fair_price = models.DecimalField(**PRICE, null=True, blank=True)
-    last_traded_price = models.DecimalField(**PRICE, null=True, blank=True)
-    source = models.CharField(max_length=20, blank=True, default="")
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        db_table = "fair_prices"
-
-    def __str__(self) -> str:
-        return f"fair price of {self.instrument_id}"
 
 
 class Order(models.Model):
@@ -431,49 +374,30 @@ class RegenerationStage(models.Model):
         ]
 
 
-class ScheduledOrder(models.Model):
-    """An order template placed once per trading day at a time of day in Asia/Kolkata."""
+# Models that live beside their feature (they need Order, so they come after it).
+from orders.brokers.paper.models import PaperBook, PaperOrder, PaperTrade  # noqa: E402
+from orders.scheduled.models import ScheduledOrder, ScheduledOrderRun  # noqa: E402
 
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="scheduled_orders"
-    )
-    account = models.ForeignKey(
-        "accounts.BrokerAccount", on_delete=models.CASCADE, related_name="scheduled_orders"
-    )
-    name = models.CharField(max_length=100)
-    kind = models.CharField(max_length=8, choices=Order.Kind.choices, default=Order.Kind.SINGLE)
-    # The same fields POST /api/orders (single) or /api/algo-orders (bracket) accept.
-    template = models.JSONField()
-    time_of_day = models.TimeField()
-    weekdays = models.JSONField(default=list)  # 0=Monday ... 6=Sunday
-    enabled = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        db_table = "scheduled_orders"
-        indexes = [models.Index(fields=["enabled", "time_of_day"])]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class ScheduledOrderRun(models.Model):
-    """The record of one day a schedule ran; unique per day, so it runs once."""
-
-    schedule = models.ForeignKey(ScheduledOrder, on_delete=models.CASCADE, related_name="runs")
-    trading_date = models.DateField()
-    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL)
-    status = models.CharField(max_length=16, default="STARTED")
-    error = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        db_table = "scheduled_order_runs"
-        constraints = [
-            models.UniqueConstraint(fields=["schedule", "trading_date"], name="uniq_schedule_run")
-        ]
-
-
-# The paper exchange's own book (a simulated broker, owned by orders/brokers/paper/exchange.py).
-from orders.brokers.paper.models import *  # noqa: E402, F403
+__all__ = [
+    "MONEY",
+    "PRICE",
+    "BrokerOrder",
+    "BrokerPosition",
+    "BrokerTrade",
+    "DailyCounter",
+    "ExchangeSegment",
+    "FairPrice",
+    "Instrument",
+    "Order",
+    "OrderEvent",
+    "OrderLeg",
+    "OrderType",
+    "PaperBook",
+    "PaperOrder",
+    "PaperTrade",
+    "ProductType",
+    "RegenerationStage",
+    "ScheduledOrder",
+    "ScheduledOrderRun",
+    "Side",
+]

@@ -1,0 +1,72 @@
+"""Market data: the instrument master and each instrument's latest fair prices."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+
+PRICE = {"max_digits": 15, "decimal_places": 4}
+
+
+class ExchangeSegment(models.TextChoices):
+    NSECM = "NSECM"
+    NSEFO = "NSEFO"
+    NSECD = "NSECD"
+    BSECM = "BSECM"
+    BSEFO = "BSEFO"
+    MCXFO = "MCXFO"
+
+
+class Instrument(models.Model):
+    """One tradable instrument from the XTS instrument master."""
+
+    exchange_segment = models.CharField(max_length=10, choices=ExchangeSegment.choices)
+    exchange_instrument_id = models.BigIntegerField()
+    instrument_type = models.CharField(max_length=20, blank=True, default="")
+    trading_symbol = models.CharField(max_length=100, db_index=True)
+    name = models.CharField(max_length=100, blank=True, default="")
+    description = models.CharField(max_length=200, blank=True, default="")
+    series = models.CharField(max_length=20, blank=True, default="")
+    lot_size = models.PositiveIntegerField(default=1)
+    tick_size = models.DecimalField(**PRICE, default=Decimal("0.05"))
+    freeze_quantity = models.PositiveIntegerField(null=True, blank=True)
+    price_band_high = models.DecimalField(**PRICE, null=True, blank=True)
+    price_band_low = models.DecimalField(**PRICE, null=True, blank=True)
+    multiplier = models.PositiveIntegerField(default=1)
+    underlying = models.CharField(max_length=100, blank=True, default="")
+    expiry = models.DateField(null=True, blank=True)
+    strike_price = models.DecimalField(**PRICE, null=True, blank=True)
+    option_type = models.CharField(max_length=4, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "instruments"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["exchange_segment", "exchange_instrument_id"], name="uniq_instrument"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trading_symbol} ({self.exchange_segment}:{self.exchange_instrument_id})"
+
+
+class FairPrice(models.Model):
+    """The latest fair prices and LTP of one instrument (feed, admin or simulated)."""
+
+    instrument = models.OneToOneField(
+        Instrument, on_delete=models.CASCADE, related_name="fair_price"
+    )
+    buy_fair_price = models.DecimalField(**PRICE, null=True, blank=True)
+    sell_fair_price = models.DecimalField(**PRICE, null=True, blank=True)
+    avg_fair_price = models.DecimalField(**PRICE, null=True, blank=True)
+    last_traded_price = models.DecimalField(**PRICE, null=True, blank=True)
+    source = models.CharField(max_length=20, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "fair_prices"
+
+    def __str__(self) -> str:
+        return f"fair price of {self.instrument_id}"
