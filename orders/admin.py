@@ -8,82 +8,21 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+# The admin of each feature's models lives beside them; importing registers it.
+from orders.brokers.paper import admin as paper_admin  # noqa: F401
+from orders.market import admin as market_admin  # noqa: F401
 from orders.models import (
     BrokerOrder,
     BrokerPosition,
     BrokerTrade,
     DailyCounter,
-    FairPrice,
-    Instrument,
     Order,
     OrderEvent,
     OrderLeg,
     RegenerationStage,
-    ScheduledOrder,
-    ScheduledOrderRun,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Visible, searchable, never edited or deleted here."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-@admin.register(Instrument)
-class InstrumentAdmin(admin.ModelAdmin):
-    list_display = (
-        "trading_symbol",
-        "exchange_segment",
-        "exchange_instrument_id",
-        "series",
-        "lot_size",
-        "tick_size",
-        "freeze_quantity",
-        "price_band_low",
-        "price_band_high",
-    )
-    list_filter = ("exchange_segment", "series", "instrument_type")
-    search_fields = ("trading_symbol", "name", "=exchange_instrument_id")
-
-
-@admin.register(FairPrice)
-class FairPriceAdmin(admin.ModelAdmin):
-    list_display = (
-        "instrument",
-        "buy_fair_price",
-        "sell_fair_price",
-        "avg_fair_price",
-        "last_traded_price",
-        "source",
-        "updated_at",
-    )
-    list_filter = ("source",)
-    search_fields = ("instrument__trading_symbol",)
-    list_select_related = ("instrument",)
-    autocomplete_fields = ("instrument",)
+from orders.scheduled import admin as scheduled_admin  # noqa: F401
+from trading_site.core.admin import ReadOnlyAdmin, ReadOnlyInline
 
 
 class OrderLegInline(ReadOnlyInline):
@@ -261,29 +200,3 @@ class RegenerationStageAdmin(ReadOnlyAdmin):
     list_filter = ("status",)
     search_fields = ("=source_order__id", "cycle_key")
     raw_id_fields = ("source_order", "new_order")
-
-
-class ScheduledOrderRunInline(ReadOnlyInline):
-    model = ScheduledOrderRun
-    fields = ("trading_date", "status", "order", "error", "created_at")
-    readonly_fields = fields
-    ordering = ("-trading_date",)
-
-
-@admin.register(ScheduledOrder)
-class ScheduledOrderAdmin(admin.ModelAdmin):
-    list_display = ("name", "user", "account", "kind", "time_of_day", "weekdays", "enabled")
-    list_filter = ("enabled", "kind")
-    search_fields = ("name", "user__username", "account__account_name")
-    list_select_related = ("user", "account")
-    raw_id_fields = ("user", "account")
-    inlines = (ScheduledOrderRunInline,)
-
-
-@admin.register(ScheduledOrderRun)
-class ScheduledOrderRunAdmin(ReadOnlyAdmin):
-    list_display = ("schedule", "trading_date", "status", "order", "created_at")
-    list_filter = ("status", "trading_date")
-    search_fields = ("schedule__name",)
-    list_select_related = ("schedule", "order")
-    raw_id_fields = ("schedule", "order")

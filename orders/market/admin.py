@@ -1,22 +1,15 @@
-"""Admin for instruments, fair prices and the paper exchange's book (wired from orders.admin).
+"""Admin for the instrument master and fair prices."""
 
-Paper orders and fills are a broker's records: read-only here, like the broker snapshots.
-"""
+from __future__ import annotations
 
 from django.contrib import admin
 
-from orders.brokers.paper.models import PaperBook, PaperOrder, PaperTrade
-from orders.models import FairPrice, Instrument
+from orders.market.models import FairPrice, Instrument
 
 
-class FairPriceInline(admin.StackedInline):
-    model = FairPrice
-    extra = 0
-    readonly_fields = ["updated_at"]
-
-
+@admin.register(Instrument)
 class InstrumentAdmin(admin.ModelAdmin):
-    list_display = [
+    list_display = (
         "trading_symbol",
         "exchange_segment",
         "exchange_instrument_id",
@@ -26,15 +19,14 @@ class InstrumentAdmin(admin.ModelAdmin):
         "freeze_quantity",
         "price_band_low",
         "price_band_high",
-    ]
-    list_filter = ["exchange_segment", "series", "instrument_type"]
-    search_fields = ["trading_symbol", "name", "description", "=exchange_instrument_id"]
-    ordering = ["trading_symbol"]
-    inlines = [FairPriceInline]
+    )
+    list_filter = ("exchange_segment", "series", "instrument_type")
+    search_fields = ("trading_symbol", "name", "=exchange_instrument_id")
 
 
+@admin.register(FairPrice)
 class FairPriceAdmin(admin.ModelAdmin):
-    list_display = [
+    list_display = (
         "instrument",
         "buy_fair_price",
         "sell_fair_price",
@@ -42,94 +34,8 @@ class FairPriceAdmin(admin.ModelAdmin):
         "last_traded_price",
         "source",
         "updated_at",
-    ]
-    list_filter = ["source"]
-    search_fields = ["instrument__trading_symbol"]
-    list_select_related = ["instrument"]
-    autocomplete_fields = ["instrument"]
-
-    def save_model(self, request, obj, form, change):
-        # An admin edit is a price write like any other: route it through the service so
-        # the paper exchange matches against it.
-        from orders.market.services import record_fair_prices
-
-        record_fair_prices(
-            rows=[
-                {
-                    "instrument_id": obj.instrument_id,
-                    "buy_fair_price": obj.buy_fair_price,
-                    "sell_fair_price": obj.sell_fair_price,
-                    "avg_fair_price": obj.avg_fair_price,
-                    "last_traded_price": obj.last_traded_price,
-                }
-            ],
-            source=f"admin:{request.user.pk}",
-        )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class PaperBookAdmin(admin.ModelAdmin):
-    list_display = ["name", "account", "starting_cash", "created_at"]
-    search_fields = ["name", "account__account_name"]
-    readonly_fields = ["created_at"]
-    raw_id_fields = ["account"]
-
-
-class PaperOrderAdmin(ReadOnlyAdmin):
-    list_display = [
-        "app_order_id",
-        "book",
-        "unique_identifier",
-        "trading_symbol",
-        "side",
-        "order_type",
-        "quantity",
-        "filled_quantity",
-        "average_price",
-        "status",
-        "created_at",
-    ]
-    list_filter = ["status", "order_type", "side", "exchange_segment"]
-    search_fields = ["=app_order_id", "unique_identifier", "trading_symbol", "book__name"]
-    list_select_related = ["book"]
-
-
-class PaperTradeAdmin(ReadOnlyAdmin):
-    list_display = [
-        "execution_id",
-        "book",
-        "trading_symbol",
-        "side",
-        "quantity",
-        "price",
-        "traded_at",
-    ]
-    list_filter = ["side", "exchange_segment"]
-    search_fields = ["execution_id", "trading_symbol", "book__name"]
-    list_select_related = ["book"]
-
-
-def register_market_admin(site: admin.AdminSite = admin.site) -> None:
-    """Register (once) on the given site; safe if another module registered some already."""
-    for model, model_admin in (
-        (Instrument, InstrumentAdmin),
-        (FairPrice, FairPriceAdmin),
-        (PaperBook, PaperBookAdmin),
-        (PaperOrder, PaperOrderAdmin),
-        (PaperTrade, PaperTradeAdmin),
-    ):
-        if not site.is_registered(model):
-            site.register(model, model_admin)
-
-
-register_market_admin()
+    )
+    list_filter = ("source",)
+    search_fields = ("instrument__trading_symbol",)
+    list_select_related = ("instrument",)
+    autocomplete_fields = ("instrument",)
