@@ -11,10 +11,4 @@ def _both(route: str, view, name: str) -> list:
 
 urlpatterns = [
     *_both("monitoring/runs", api.MonitoringRunListView.as_view(), "api-monitoring-runs"),
-    *_both("scheduled-orders", api.ScheduledOrderListView.as_view(), "api-scheduled-orders"),
-    *_both(
-        "scheduled-orders/<int:schedule_id>",
-        api.ScheduledOrderDetailView.as_view(),
-        "api-scheduled-order",
-    ),
 ]

@@ -38,7 +38,7 @@ BATCH_COLUMNS = (
 REQUIRED_COLUMNS = ("trading_symbol", "no_of_lots", "entry_price", "sl_price")
 
 
-def _account_choices(user) -> list[tuple[int, str]]:
+def account_choices(user) -> list[tuple[int, str]]:
     return [
         (a.pk, f"{a.account_name} ({a.get_broker_display()})")
         for a in BrokerAccount.objects.filter(user=user, is_active=True).order_by("account_name")
@@ -61,7 +61,7 @@ class _OrderFormBase(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["account_id"].choices = _account_choices(user)
+        self.fields["account_id"].choices = account_choices(user)
         self.fields["strategy_name"].choices = _strategy_choices(user)
 
 
@@ -217,7 +217,7 @@ class BatchForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["account_id"].choices = _account_choices(user)
+        self.fields["account_id"].choices = account_choices(user)
 
     def clean(self):
         data = super().clean()
@@ -350,49 +350,3 @@ def parse_batch_csv(text: str, *, account_id: int) -> tuple[list[BatchRow], list
     if not rows:
         problems.append("The CSV has a header but no rows.")
     return rows, problems
-
-
-WEEKDAY_CHOICES = [
-    (0, "Mon"),
-    (1, "Tue"),
-    (2, "Wed"),
-    (3, "Thu"),
-    (4, "Fri"),
-    (5, "Sat"),
-    (6, "Sun"),
-]
-
-
-class ScheduledOrderForm(forms.Form):
-    """A schedule: when (IST time and weekdays) and what (the API's order fields as JSON)."""
-
-    name = forms.CharField(max_length=100)
-    account_id = forms.TypedChoiceField(label="Account", coerce=int, choices=())
-    kind = forms.ChoiceField(choices=Order.Kind.choices, initial=Order.Kind.SINGLE)
-    time_of_day = forms.TimeField(
-        label="Time (IST)", widget=forms.TimeInput(attrs={"type": "time"})
-    )
-    weekdays = forms.TypedMultipleChoiceField(
-        choices=WEEKDAY_CHOICES,
-        coerce=int,
-        widget=forms.CheckboxSelectMultiple,
-        initial=[0, 1, 2, 3, 4],
-    )
-    enabled = forms.BooleanField(required=False, initial=True)
-    template = forms.JSONField(
-        label="Order fields (JSON)",
-        help_text='The fields of POST /api/orders (single), e.g. {"symbol": "RELIANCE", '
-        '"order_side": "BUY", "order_type": "MARKET", "order_quantity": 1}, or of '
-        "POST /api/algo-orders (bracket).",
-        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
-    )
-
-    def __init__(self, *args, user, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["account_id"].choices = _account_choices(user)
-
-    def clean_template(self):
-        value = self.cleaned_data["template"]
-        if not isinstance(value, dict) or not value:
-            raise forms.ValidationError("must be a JSON object with the order's fields")
-        return value

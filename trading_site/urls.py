@@ -14,6 +14,7 @@ api_patterns = [
     path("", include("accounts.api.urls")),
     path("", include("orders.market.api.urls")),
     path("", include("orders.api.urls")),
+    path("", include("orders.scheduled.api.urls")),
     path("", include("pnl.api.urls")),
     path("", include("monitoring.api_urls")),
     # Last: any other /api/ path is the JSON 404 envelope, in DEBUG too (no HTML, no redirect).

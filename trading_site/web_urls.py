@@ -5,6 +5,7 @@ from django.urls import path
 from accounts import views as account_views
 from monitoring import views as monitoring_views
 from orders import views as order_views
+from orders.scheduled import views as scheduled_views
 from pnl import views as pnl_views
 
 urlpatterns = [
@@ -55,11 +56,11 @@ urlpatterns = [
         account_views.regenerate_permission,
         name="regenerate_permission",
     ),
-    path("settings/scheduled/new/", order_views.scheduled_edit, name="scheduled_create"),
-    path("settings/scheduled/<int:pk>/", order_views.scheduled_edit, name="scheduled_edit"),
+    path("settings/scheduled/new/", scheduled_views.scheduled_edit, name="scheduled_create"),
+    path("settings/scheduled/<int:pk>/", scheduled_views.scheduled_edit, name="scheduled_edit"),
     path(
         "settings/scheduled/<int:pk>/delete/",
-        order_views.scheduled_delete,
+        scheduled_views.scheduled_delete,
         name="scheduled_delete",
     ),
 ]

@@ -1,0 +1,58 @@
+"""Scheduled orders as the API shows and accepts them."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from orders.models import Order
+from orders.scheduled.models import ScheduledOrder, ScheduledOrderRun
+
+
+class ScheduledOrderRunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ScheduledOrderRun
+        fields = ["trading_date", "status", "order_id", "error", "created_at"]
+
+
+class ScheduledOrderSerializer(serializers.ModelSerializer):
+    account_id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=Order.Kind.choices, default=Order.Kind.SINGLE)
+    template = serializers.JSONField(
+        help_text="The body of POST /api/orders (single) or /api/algo-orders (bracket), "
+        "without account_id."
+    )
+    weekdays = serializers.ListField(
+        child=serializers.IntegerField(min_value=0, max_value=6),
+        required=False,
+        default=list,
+        help_text="0=Monday..6=Sunday; empty means every trading day",
+    )
+    recent_runs = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ScheduledOrder
+        fields = [
+            "id",
+            "name",
+            "account_id",
+            "kind",
+            "template",
+            "time_of_day",
+            "weekdays",
+            "enabled",
+            "recent_runs",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "recent_runs", "created_at", "updated_at"]
+
+    def validate_template(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("must be an object")
+        return value
+
+    @extend_schema_field(ScheduledOrderRunSerializer(many=True))
+    def get_recent_runs(self, schedule: ScheduledOrder) -> list[dict]:
+        runs = schedule.runs.order_by("-trading_date")[:5]
+        return ScheduledOrderRunSerializer(runs, many=True).data

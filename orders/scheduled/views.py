@@ -1,0 +1,65 @@
+"""Web pages of scheduled orders (listed on the settings page): create, edit, delete."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from orders.scheduled.forms import ScheduledOrderForm
+from orders.scheduled.models import ScheduledOrder
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def scheduled_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    schedule = get_object_or_404(ScheduledOrder, pk=pk, user=request.user) if pk else None
+    initial = {}
+    if schedule is not None:
+        initial = {
+            "name": schedule.name,
+            "account_id": schedule.account_id,
+            "kind": schedule.kind,
+            "time_of_day": schedule.time_of_day,
+            "weekdays": schedule.weekdays,
+            "enabled": schedule.enabled,
+            "template": schedule.template,
+        }
+    form = ScheduledOrderForm(request.POST or None, user=request.user, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        fields = {
+            "name": d["name"],
+            "account_id": d["account_id"],
+            "kind": d["kind"],
+            "time_of_day": d["time_of_day"],
+            "weekdays": sorted(d["weekdays"]),
+            "enabled": d["enabled"],
+            "template": d["template"],
+        }
+        if schedule is None:
+            schedule = ScheduledOrder.objects.create(user=request.user, **fields)
+        else:
+            for name, value in fields.items():
+                setattr(schedule, name, value)
+            schedule.save()
+        messages.success(request, f"Scheduled order “{schedule.name}” saved.")
+        return redirect("settings")
+    return render(
+        request,
+        "orders/scheduled_form.html",
+        {"form": form, "schedule": schedule},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@login_required
+@require_POST
+def scheduled_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    schedule = get_object_or_404(ScheduledOrder, pk=pk, user=request.user)
+    name = schedule.name
+    schedule.delete()
+    messages.success(request, f"Scheduled order “{name}” deleted.")
+    return redirect("settings")
