@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.models import AuthSession, BrokerAccount, Strategy, User
+from trading_site.core.api.errors import NotFound
 
 
 def broker_accounts_for(*, user: User, active_only: bool = False) -> QuerySet[BrokerAccount]:
@@ -16,6 +17,18 @@ def broker_accounts_for(*, user: User, active_only: bool = False) -> QuerySet[Br
 def broker_account_for(*, user: User, account_id: int) -> BrokerAccount:
     """The user's account; another user's (or no) account is a 404, never a 403."""
     return get_object_or_404(BrokerAccount, pk=account_id, user=user)
+
+
+def active_broker_account_for(*, user: User, account_id) -> BrokerAccount:
+    """One of the user's active accounts (404 otherwise)."""
+    try:
+        pk = int(account_id)
+    except (TypeError, ValueError):
+        raise NotFound("Account not found") from None
+    account = BrokerAccount.objects.filter(pk=pk, user=user, is_active=True).first()
+    if account is None:
+        raise NotFound("Account not found", details={"account_id": pk})
+    return account
 
 
 def strategies_for(*, user: User) -> QuerySet[Strategy]:

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from django.db.models import Prefetch, QuerySet
 
-from accounts.models import BrokerAccount, Strategy
+from accounts.models import Strategy
 from orders.models import Order, OrderEvent, OrderLeg
 from trading_site.core.api.errors import NotFound
 
@@ -104,15 +104,3 @@ def order_detail(*, user, order_id) -> Order:
     order.detail_legs = list(order.legs.order_by("id"))
     order.detail_events = list(OrderEvent.objects.filter(order=order).order_by("created_at", "id"))
     return order
-
-
-def account_for_user(*, user, account_id) -> BrokerAccount:
-    """One of the user's active accounts (404 otherwise)."""
-    try:
-        pk = int(account_id)
-    except (TypeError, ValueError):
-        raise NotFound("Account not found") from None
-    account = BrokerAccount.objects.filter(pk=pk, user=user, is_active=True).first()
-    if account is None:
-        raise NotFound("Account not found", details={"account_id": pk})
-    return account

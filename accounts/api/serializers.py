@@ -123,3 +123,20 @@ class RegeneratePermissionSerializer(serializers.Serializer):
     strategy_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1), allow_empty=True, max_length=1000
     )
+
+
+class KillSwitchSerializer(serializers.Serializer):
+    confirm = serializers.CharField(help_text='Must be exactly "KILL".')
+
+    def validate_confirm(self, value: str) -> str:
+        if value != "KILL":
+            raise serializers.ValidationError('type "KILL" to confirm')
+        return value
+
+
+class KillSwitchResponseSerializer(serializers.Serializer):
+    complete = serializers.BooleanField()
+    cancelled_legs = serializers.ListField(child=serializers.CharField())
+    exit_legs = serializers.ListField(child=serializers.CharField())
+    exit_order_ids = serializers.ListField(child=serializers.IntegerField())
+    errors = serializers.ListField(child=serializers.CharField())

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from accounts.api import views
+from accounts.api import broker_views, views
 
 
 def _both(route: str, view, name: str) -> list:
@@ -21,5 +21,15 @@ urlpatterns = [
         "entry-regenerate-permission",
         views.EntryRegeneratePermissionView.as_view(),
         "api-entry-regenerate-permission",
+    ),
+    *_both(
+        "accounts/<int:pk>/connect",
+        broker_views.AccountConnectView.as_view(),
+        "api-account-connect",
+    ),
+    *_both(
+        "accounts/<int:account_id>/kill-switch",
+        broker_views.KillSwitchView.as_view(),
+        "api-account-kill-switch",
     ),
 ]

@@ -171,15 +171,6 @@ class ModifyOrderSerializer(serializers.Serializer):
     leg_id = serializers.IntegerField(required=False, allow_null=True)
 
 
-class KillSwitchSerializer(serializers.Serializer):
-    confirm = serializers.CharField(help_text='Must be exactly "KILL".')
-
-    def validate_confirm(self, value: str) -> str:
-        if value != "KILL":
-            raise serializers.ValidationError('type "KILL" to confirm')
-        return value
-
-
 # ---- responses ------------------------------------------------------------------------------
 
 
@@ -387,11 +378,3 @@ class BatchResultSerializer(serializers.Serializer):
 
 class BatchResponseSerializer(serializers.Serializer):
     results = BatchResultSerializer(many=True)
-
-
-class KillSwitchResponseSerializer(serializers.Serializer):
-    complete = serializers.BooleanField()
-    cancelled_legs = serializers.ListField(child=serializers.CharField())
-    exit_legs = serializers.ListField(child=serializers.CharField())
-    exit_order_ids = serializers.ListField(child=serializers.IntegerField())
-    errors = serializers.ListField(child=serializers.CharField())

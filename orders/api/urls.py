@@ -18,11 +18,6 @@ urlpatterns = [
     *_both(
         "algo-place-batch-orders", views.BatchOrdersView.as_view(), "api-algo-place-batch-orders"
     ),
-    *_both(
-        "accounts/<int:account_id>/kill-switch",
-        views.KillSwitchView.as_view(),
-        "api-account-kill-switch",
-    ),
 ]
 
 if getattr(settings, "BENCH_ENDPOINTS", False):

@@ -308,28 +308,6 @@ class CancelOrderView(OrdersGroupMixin, APIView):
         )
 
 
-class KillSwitchView(OrdersGroupMixin, APIView):
-    """POST {"confirm": "KILL"}: cancel every working leg of the account and square off
-    every position with MARKET exits. 200 with what was done; `complete` is false and
-    `errors` lists what could not be done (e.g. a leg the broker has not acknowledged yet,
-    or positions the broker could not report): run it again after the next sync."""
-
-    @extend_schema(request=s.KillSwitchSerializer, responses=s.KillSwitchResponseSerializer)
-    def post(self, request, account_id: int):
-        account = selectors.account_for_user(user=request.user, account_id=account_id)
-        s.KillSwitchSerializer(data=request.data).is_valid(raise_exception=True)
-        result = services.kill_switch(account=account, actor=user_actor(request.user))
-        return Response(
-            {
-                "complete": result.complete,
-                "cancelled_legs": result.cancelled_legs,
-                "exit_legs": result.exit_legs,
-                "exit_order_ids": result.exit_order_ids,
-                "errors": result.errors,
-            }
-        )
-
-
 class BenchBareInsertView(APIView):
     """Benchmarks only (BENCH_ENDPOINTS=1): the floor of an authenticated DRF write, one
     row inserted, nothing else."""

@@ -1,4 +1,4 @@
-"""Instruments, fair prices and broker connect (orders.market.api.views).
+"""Instruments and fair prices (orders.market.api.views).
 
 Paths without a trailing slash (SPEC 4), plus the trailing-slash spelling clients often send.
 """
@@ -15,9 +15,4 @@ def _both(route: str, view, name: str) -> list:
 urlpatterns = [
     *_both("instruments", market_views.InstrumentListView.as_view(), "api-instruments"),
     *_both("fair-prices", market_views.FairPriceView.as_view(), "api-fair-prices"),
-    *_both(
-        "accounts/<int:pk>/connect",
-        market_views.AccountConnectView.as_view(),
-        "api-account-connect",
-    ),
 ]

@@ -1,17 +1,14 @@
-"""Instruments, fair prices and broker connect: thin views over orders.market.services and
-orders.brokers.sessions."""
+"""Instruments and fair prices: thin views over orders.market.services."""
 
 from __future__ import annotations
 
 import secrets
-from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Q
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
-    extend_schema_field,
     inline_serializer,
 )
 from rest_framework import permissions, serializers
@@ -20,138 +17,17 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import BrokerAccount
-from orders.brokers.base import BrokerUnavailable, OrderRejected, RateLimited, SessionExpired
-from orders.brokers.sessions import connect_account
+from orders.market.api.serializers import (
+    FairPriceSerializer,
+    FairPriceWriteSerializer,
+    InstrumentSerializer,
+)
 from orders.market.services import FairPriceInput, record_fair_prices
 from orders.models import FairPrice, Instrument
 from trading_site.core.api.errors import (
-    BrokerRejectedError,
-    BrokerUnavailableError,
-    Conflict,
     InvalidInput,
-    NotFound,
 )
 from trading_site.core.api.pagination import LimitOffsetTotalPagination
-
-MAX_FAIR_PRICE_ROWS = 1000
-_PRICE = {"max_digits": 15, "decimal_places": 4, "min_value": Decimal("0.0001")}
-
-
-# ---- serializers --------------------------------------------------------------------
-
-
-class FairPriceSerializer(serializers.ModelSerializer):
-    instrument_id = serializers.IntegerField(source="instrument.pk", read_only=True)
-    trading_symbol = serializers.CharField(source="instrument.trading_symbol", read_only=True)
-    exchange_segment = serializers.CharField(source="instrument.exchange_segment", read_only=True)
-    exchange_instrument_id = serializers.IntegerField(
-        source="instrument.exchange_instrument_id", read_only=True
-    )
-
-    class Meta:
-        model = FairPrice
-        fields = [
-            "instrument_id",
-            "trading_symbol",
-            "exchange_segment",
-            "exchange_instrument_id",
-            "buy_fair_price",
-            "sell_fair_price",
-            "avg_fair_price",
-            "last_traded_price",
-            "source",
-            "updated_at",
-        ]
-
-
-class _EmbeddedFairPriceSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = FairPrice
-        fields = [
-            "buy_fair_price",
-            "sell_fair_price",
-            "avg_fair_price",
-            "last_traded_price",
-            "updated_at",
-        ]
-
-
-class InstrumentSerializer(serializers.ModelSerializer):
-    fair_price = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Instrument
-        fields = [
-            "id",
-            "exchange_segment",
-            "exchange_instrument_id",
-            "trading_symbol",
-            "name",
-            "description",
-            "series",
-            "instrument_type",
-            "lot_size",
-            "tick_size",
-            "freeze_quantity",
-            "price_band_low",
-            "price_band_high",
-            "underlying",
-            "expiry",
-            "strike_price",
-            "option_type",
-            "fair_price",
-        ]
-
-    @extend_schema_field(_EmbeddedFairPriceSerializer(allow_null=True))
-    def get_fair_price(self, instrument):
-        fair = getattr(instrument, "fair_price", None)
-        return _EmbeddedFairPriceSerializer(fair).data if fair is not None else None
-
-
-class FairPriceRowSerializer(serializers.Serializer):
-    """One row of a bulk write: the instrument by id, by (segment, exchange id) or by symbol."""
-
-    instrument_id = serializers.IntegerField(required=False, min_value=1)
-    exchange_segment = serializers.CharField(required=False, max_length=10)
-    exchange_instrument_id = serializers.IntegerField(required=False, min_value=1)
-    symbol = serializers.CharField(required=False, max_length=100)
-    buy_fair_price = serializers.DecimalField(**_PRICE)
-    sell_fair_price = serializers.DecimalField(**_PRICE)
-    avg_fair_price = serializers.DecimalField(**_PRICE, required=False, allow_null=True)
-    last_traded_price = serializers.DecimalField(**_PRICE, required=False, allow_null=True)
-
-    def validate(self, attrs):
-        has_key = (
-            attrs.get("instrument_id")
-            or (attrs.get("exchange_segment") and attrs.get("exchange_instrument_id"))
-            or attrs.get("symbol")
-        )
-        if not has_key:
-            raise serializers.ValidationError(
-                "name the instrument: instrument_id, exchange_segment + "
-                "exchange_instrument_id, or symbol"
-            )
-        if attrs["buy_fair_price"] < attrs["sell_fair_price"]:
-            raise serializers.ValidationError(
-                {"buy_fair_price": "must be at or above sell_fair_price"}
-            )
-        avg = attrs.get("avg_fair_price")
-        if avg is not None and not (attrs["sell_fair_price"] <= avg <= attrs["buy_fair_price"]):
-            raise serializers.ValidationError(
-                {"avg_fair_price": "must lie between sell_fair_price and buy_fair_price"}
-            )
-        return attrs
-
-
-class FairPriceWriteSerializer(serializers.Serializer):
-    prices = FairPriceRowSerializer(many=True, allow_empty=False)
-
-    def validate_prices(self, rows):
-        if len(rows) > MAX_FAIR_PRICE_ROWS:
-            raise serializers.ValidationError(f"at most {MAX_FAIR_PRICE_ROWS} rows per request")
-        return rows
-
 
 # ---- instruments --------------------------------------------------------------------
 
@@ -332,50 +208,4 @@ class FairPriceView(APIView):
         written = record_fair_prices(rows=rows, source=source)
         return Response(
             {"fair_prices": FairPriceSerializer(written, many=True).data, "count": len(written)}
-        )
-
-
-# ---- broker connect -----------------------------------------------------------------
-
-
-class AccountConnectView(APIView):
-    """Log the broker account in now; answers the session's expiry (never the token)."""
-
-    rate_limit_group = "default"
-
-    @extend_schema(
-        request=None,
-        responses=inline_serializer(
-            "AccountConnectResult",
-            {
-                "account_id": serializers.IntegerField(),
-                "broker": serializers.CharField(),
-                "connected": serializers.BooleanField(),
-                "expires_at": serializers.DateTimeField(),
-                "broker_user_id": serializers.CharField(),
-                "is_investor_client": serializers.BooleanField(),
-            },
-        ),
-    )
-    def post(self, request, pk: int):
-        account = BrokerAccount.objects.filter(pk=pk, user=request.user).first()
-        if account is None:
-            raise NotFound("Account not found")
-        if not account.is_active:
-            raise Conflict("The account is deactivated", details={"account_id": pk})
-        try:
-            session = connect_account(account)
-        except OrderRejected as exc:
-            raise BrokerRejectedError(exc.message, details={"account_id": pk}) from exc
-        except (BrokerUnavailable, SessionExpired, RateLimited) as exc:
-            raise BrokerUnavailableError(exc.message, details={"account_id": pk}) from exc
-        return Response(
-            {
-                "account_id": account.pk,
-                "broker": account.broker,
-                "connected": True,
-                "expires_at": session.expires_at,
-                "broker_user_id": session.broker_user_id,
-                "is_investor_client": session.is_investor_client,
-            }
         )

@@ -1,0 +1,94 @@
+"""Account endpoints that act on the broker: connect now, and the kill switch.
+
+They are the accounts API's (paths under /api/accounts/<id>/), but the work is the orders
+app's (a broker login through orders.brokers.sessions; cancelling and squaring off through
+orders.services): the one place the accounts app reaches up, allowed in .importlinter.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import selectors
+from accounts.api.serializers import KillSwitchResponseSerializer, KillSwitchSerializer
+from accounts.models import BrokerAccount
+from orders.brokers.base import BrokerUnavailable, OrderRejected, RateLimited, SessionExpired
+from orders.brokers.sessions import connect_account
+from orders.services import kill_switch
+from orders.services.common import user_actor
+from trading_site.core.api.errors import (
+    BrokerRejectedError,
+    BrokerUnavailableError,
+    Conflict,
+    NotFound,
+)
+
+
+class AccountConnectView(APIView):
+    """Log the broker account in now; answers the session's expiry (never the token)."""
+
+    rate_limit_group = "default"
+
+    @extend_schema(
+        request=None,
+        responses=inline_serializer(
+            "AccountConnectResult",
+            {
+                "account_id": serializers.IntegerField(),
+                "broker": serializers.CharField(),
+                "connected": serializers.BooleanField(),
+                "expires_at": serializers.DateTimeField(),
+                "broker_user_id": serializers.CharField(),
+                "is_investor_client": serializers.BooleanField(),
+            },
+        ),
+    )
+    def post(self, request, pk: int):
+        account = BrokerAccount.objects.filter(pk=pk, user=request.user).first()
+        if account is None:
+            raise NotFound("Account not found")
+        if not account.is_active:
+            raise Conflict("The account is deactivated", details={"account_id": pk})
+        try:
+            session = connect_account(account)
+        except OrderRejected as exc:
+            raise BrokerRejectedError(exc.message, details={"account_id": pk}) from exc
+        except (BrokerUnavailable, SessionExpired, RateLimited) as exc:
+            raise BrokerUnavailableError(exc.message, details={"account_id": pk}) from exc
+        return Response(
+            {
+                "account_id": account.pk,
+                "broker": account.broker,
+                "connected": True,
+                "expires_at": session.expires_at,
+                "broker_user_id": session.broker_user_id,
+                "is_investor_client": session.is_investor_client,
+            }
+        )
+
+
+class KillSwitchView(APIView):
+    """POST {"confirm": "KILL"}: cancel every working leg of the account and square off
+    every position with MARKET exits. 200 with what was done; `complete` is false and
+    `errors` lists what could not be done (e.g. a leg the broker has not acknowledged yet,
+    or positions the broker could not report): run it again after the next sync."""
+
+    rate_limit_group = "orders"
+
+    @extend_schema(request=KillSwitchSerializer, responses=KillSwitchResponseSerializer)
+    def post(self, request, account_id: int):
+        account = selectors.active_broker_account_for(user=request.user, account_id=account_id)
+        KillSwitchSerializer(data=request.data).is_valid(raise_exception=True)
+        result = kill_switch(account=account, actor=user_actor(request.user))
+        return Response(
+            {
+                "complete": result.complete,
+                "cancelled_legs": result.cancelled_legs,
+                "exit_legs": result.exit_legs,
+                "exit_order_ids": result.exit_order_ids,
+                "errors": result.errors,
+            }
+        )
