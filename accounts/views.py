@@ -255,7 +255,7 @@ def account_kill_switch(request: HttpRequest, pk: int) -> HttpResponse:
     account = _own_account(request, pk)
     form = KillSwitchForm(request.POST or None, account_name=account.account_name)
     if request.method == "POST" and form.is_valid():
-        from orders.services import kill_switch
+        from orders.services.kill_switch import kill_switch
 
         try:
             result = kill_switch(account=account, actor=f"user:{request.user.pk}")

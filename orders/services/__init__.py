@@ -1,19 +1,14 @@
 """Order services: the only code that changes orders (views, tasks and the loop call these).
 
 - placement: `place_single_order`, `place_bracket_order`, `place_batch`
-- changes: `modify_order`, `cancel_order`, `reprice_leg`, `kill_switch`
+- changes: `modify_order`, `cancel_order`, `reprice_leg`
+- kill_switch (not re-exported: the module shares the function's name): `kill_switch`
 - sync (monitoring steps 1 and 3): `store_broker_snapshots`, `sync_account_orders`,
   `reconcile_pending_legs`
 - protection (monitoring step 4): `place_protective_legs`
 """
 
-from orders.services.changes import (
-    KillSwitchResult,
-    cancel_order,
-    kill_switch,
-    modify_order,
-    reprice_leg,
-)
+from orders.services.changes import cancel_order, modify_order, reprice_leg
 from orders.services.placement import (
     MAX_BATCH_ITEMS,
     BatchItemError,
@@ -41,12 +36,10 @@ __all__ = [
     "MAX_BATCH_ITEMS",
     "BatchItemError",
     "BatchItemResult",
-    "KillSwitchResult",
     "PlacementResult",
     "ProtectionResult",
     "ProtectiveLegsIncomplete",
     "cancel_order",
-    "kill_switch",
     "modify_order",
     "place_batch",
     "place_bracket_order",

@@ -1,0 +1,208 @@
+"""The kill switch: cancel every working leg of an account and square off every position
+with MARKET exits, all audited. Broker calls happen outside any transaction, as in changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from asgiref.sync import async_to_sync
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import BrokerAccount
+from orders.brokers.base import BrokerError
+from orders.domain.rollup import open_position_of
+from orders.models import Instrument, Order, OrderEvent, OrderLeg, OrderType, Side
+from orders.services.changes import cancel_leg
+from orders.services.common import (
+    OPEN_LEG_STATUSES,
+    LegStatus,
+    client_for,
+    leg_state,
+    new_event,
+    record_event,
+)
+from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
+from orders.services.placement import OrderPlan, write_ahead
+from orders.services.protection import send_and_record_legs
+from orders.services.sync import LIVE_ORDER_STATUSES, roll_up_orders
+
+Role = OrderLeg.Role
+
+
+@dataclass
+class KillSwitchResult:
+    cancelled_legs: list[str] = field(default_factory=list)
+    exit_legs: list[str] = field(default_factory=list)
+    exit_order_ids: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors
+
+
+def kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
+    """Cancel every working leg of the account and square off every position the broker
+    reports with MARKET exit legs. Each step is audited; a failure of one leg is reported
+    and the rest still proceed. Live orders are marked exit-requested first, so the
+    monitoring loop does not put new stop-losses or targets back meanwhile."""
+    result = KillSwitchResult()
+    now = timezone.now()
+    with transaction.atomic():
+        live = list(
+            Order.objects.select_for_update().filter(
+                account=account, status__in=LIVE_ORDER_STATUSES
+            )
+        )
+        Order.objects.filter(pk__in=[o.pk for o in live]).update(
+            exit_requested_at=now, updated_at=now
+        )
+        OrderEvent.objects.bulk_create(
+            [
+                new_event(
+                    order=o,
+                    kind="kill_switch",
+                    actor=actor,
+                    message="kill switch: cancel all and square off",
+                )
+                for o in live
+            ]
+        )
+    working = list(
+        OrderLeg.objects.filter(account=account, status__in=OPEN_LEG_STATUSES)
+        .select_related("order", "order__account")
+        .order_by("id")
+    )
+    for leg in working:
+        if leg.status == LegStatus.PENDING_SUBMIT or not leg.broker_order_id:
+            result.errors.append(
+                f"leg {leg.unique_identifier} is not acknowledged by the broker yet; "
+                "it cannot be cancelled until the next sync"
+            )
+            continue
+        error = cancel_leg(
+            order=leg.order, leg=leg, actor=actor, kind="kill_switch_cancel", raise_errors=False
+        )
+        if error is None:
+            result.cancelled_legs.append(leg.unique_identifier)
+        else:
+            result.errors.append(f"cancel {leg.unique_identifier}: {error.message}")
+    try:
+        positions = async_to_sync(client_for(account).positions)()
+    except BrokerError as exc:
+        result.errors.append(f"positions unavailable, nothing squared off: {exc.message}")
+        positions = []
+    pairs = _write_ahead_exits(account=account, positions=positions, actor=actor, result=result)
+    if pairs:
+        outcomes = send_and_record_legs(account=account, pairs=pairs, actor=actor)
+        for outcome in outcomes:
+            if outcome.rejected_reason:
+                result.errors.append(
+                    f"exit {outcome.leg.unique_identifier} rejected: {outcome.rejected_reason}"
+                )
+            else:
+                result.exit_legs.append(outcome.leg.unique_identifier)
+    roll_up_orders(order_ids=sorted({o.pk for o in live} | {o.pk for _, o in pairs}), actor=actor)
+    return result
+
+
+def _chunks(quantity: int, freeze: int | None) -> list[int]:
+    if not freeze or quantity <= freeze:
+        return [quantity]
+    full, rest = divmod(quantity, freeze)
+    return [freeze] * full + ([rest] if rest else [])
+
+
+def _write_ahead_exits(*, account, positions, actor, result) -> list[tuple[OrderLeg, Order]]:
+    """MARKET exit legs for every non-flat position: first on the brackets holding it (so
+    their books close), the remainder as kill-switch orders; split at the freeze quantity."""
+    pairs: list[tuple[OrderLeg, Order]] = []
+    ensure_daily_counter(account_id=account.pk)
+    brackets = list(
+        Order.objects.filter(
+            account=account,
+            kind=Order.Kind.BRACKET,
+            filled_quantity__gt=0,
+            status__in=(Order.Status.PARTIALLY_FILLED, Order.Status.FILLED),
+        )
+        .prefetch_related("legs")
+        .select_related("instrument")
+    )
+    for position in positions:
+        if not position.net_qty:
+            continue
+        exit_side = Side.SELL if position.net_qty > 0 else Side.BUY
+        left = abs(position.net_qty)
+        instrument = Instrument.objects.filter(
+            exchange_segment=position.exchange_segment,
+            exchange_instrument_id=position.exchange_instrument_id,
+        ).first()
+        if instrument is None:
+            result.errors.append(
+                f"position {position.exchange_segment}:{position.exchange_instrument_id} has no "
+                "known instrument; square it off at the broker"
+            )
+            continue
+        freeze = instrument.freeze_quantity
+        with transaction.atomic():
+            specs: list[tuple[Order, int]] = []
+            for order in brackets:
+                if left <= 0:
+                    break
+                if (
+                    order.instrument_id != instrument.pk
+                    or order.product_type != position.product_type
+                    or order.side == exit_side
+                ):
+                    continue
+                open_qty = min(open_position_of(list(order.legs.all())), left)
+                for chunk in _chunks(open_qty, freeze) if open_qty > 0 else []:
+                    specs.append((order, chunk))
+                left -= max(open_qty, 0)
+            if specs:
+                identifiers = next_unique_identifiers(account_id=account.pk, count=len(specs))
+                for (order, chunk), identifier in zip(specs, identifiers, strict=True):
+                    leg = OrderLeg.objects.create(
+                        order=order,
+                        account=account,
+                        role=Role.EXIT,
+                        order_type=OrderType.MARKET,
+                        side=exit_side,
+                        quantity=chunk,
+                        unique_identifier=identifier,
+                        status=LegStatus.PENDING_SUBMIT,
+                    )
+                    record_event(
+                        order=order,
+                        leg=leg,
+                        kind="exit_created",
+                        actor=actor,
+                        message=f"kill switch: square off {chunk}",
+                        after=leg_state(leg),
+                    )
+                    pairs.append((leg, order))
+            plans = [
+                OrderPlan(
+                    user_id=account.user_id,
+                    account=account,
+                    instrument=instrument,
+                    strategy=None,
+                    kind=Order.Kind.SINGLE,
+                    source=Order.Source.KILL_SWITCH,
+                    side=exit_side,
+                    product_type=position.product_type,
+                    quantity=chunk,
+                    order_type=OrderType.MARKET,
+                    limit_price=None,
+                    stop_price=None,
+                    external_id="kill-switch",
+                    leg_role=Role.EXIT,
+                )
+                for chunk in (_chunks(left, freeze) if left > 0 else [])
+            ]
+            for order in write_ahead(plans=plans, actor=actor):
+                pairs.append((order.entry_leg, order))
+                result.exit_order_ids.append(order.pk)
+    return pairs
