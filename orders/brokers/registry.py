@@ -8,6 +8,8 @@ from django.conf import settings
 
 from accounts.models import XTS_BROKERS, Broker
 from orders.brokers.base import BrokerGateway
+from orders.brokers.paper.gateway import PaperGateway
+from orders.brokers.xts.gateway import XtsGateway
 
 _gateways: dict[str, BrokerGateway] = {}
 _lock = threading.Lock()
@@ -26,12 +28,8 @@ def gateway_for(account) -> BrokerGateway:
 
 def _build(broker: str) -> BrokerGateway:
     if broker == Broker.PAPER:
-        from orders.brokers.paper.exchange import PaperGateway
-
         return PaperGateway()
     if broker in XTS_BROKERS:
-        from orders.brokers.xts.gateway import XtsGateway
-
         return XtsGateway(base_url=settings.XTS_BASE_URLS.get(broker, ""), name=broker)
     raise ValueError(f"no gateway for broker {broker!r}")
 

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from accounts.models import Broker, BrokerAccount, Strategy, User
-from orders.brokers.paper.exchange import book_for_account
+from orders.brokers.paper.book import book_for_account
 from orders.brokers.paper.matching import snap_down, snap_up
 from orders.market.instruments import load_bundled_instruments
 from orders.market.services import FairPriceInput, record_fair_prices

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 
+from orders.brokers.paper.exchange import match_open_orders
 from orders.models import FairPrice, Instrument
 
 logger = logging.getLogger(__name__)
@@ -92,8 +93,6 @@ def record_fair_prices(*, rows: Iterable[FairPriceInput | Mapping], source: str)
 def match_paper_orders(*, instrument_ids: list[int]) -> int:
     """One paper-exchange tick for these instruments; a failure is logged, never raised, so a
     price write stands even when matching trips."""
-    from orders.brokers.paper.exchange import match_open_orders
-
     try:
         return match_open_orders(instrument_ids=instrument_ids)
     except Exception:

@@ -42,7 +42,23 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from orders.brokers.base import ModifyOrderRequest, OrderRejected, PlaceOrderRequest
+from orders.brokers.paper.book import (
+    book_named,
+    compute_balance,
+    order_rows,
+    position_rows,
+    trade_rows,
+)
+from orders.brokers.paper.exchange import (
+    cancel_order,
+    match_open_orders,
+    modify_order,
+    submit_order,
+)
+from orders.brokers.paper.models import PaperOrder
 from orders.brokers.xts import wire as xts_wire
+from orders.market.instruments import format_master_line
+from orders.market.models import Instrument
 
 logger = logging.getLogger(__name__)
 
@@ -393,7 +409,6 @@ async def _db(function, *args):
 
 
 def _book(name: str):
-    from orders.brokers.paper.exchange import book_named
 
     return book_named(name)
 
@@ -432,7 +447,6 @@ def _ack(order) -> dict[str, Any]:
 
 
 def _place(book_name: str, client_id: str, body: dict) -> dict[str, Any]:
-    from orders.brokers.paper.exchange import submit_order
 
     request = PlaceOrderRequest(
         exchange_segment=str(_required(body, "exchangeSegment")),
@@ -450,7 +464,6 @@ def _place(book_name: str, client_id: str, body: dict) -> dict[str, Any]:
 
 
 def _modify(book_name: str, client_id: str, body: dict) -> dict[str, Any]:
-    from orders.brokers.paper.exchange import modify_order
 
     request = ModifyOrderRequest(
         broker_order_id=str(_integer(body, "appOrderID")),
@@ -466,15 +479,12 @@ def _modify(book_name: str, client_id: str, body: dict) -> dict[str, Any]:
 
 
 def _cancel(book_name: str, client_id: str, query: dict) -> dict[str, Any]:
-    from orders.brokers.paper.exchange import cancel_order
 
     order = cancel_order(book=_book(book_name), broker_order_id=str(_integer(query, "appOrderID")))
     return _ack(order)
 
 
 def _cancel_all(book_name: str, body: dict) -> dict[str, Any]:
-    from orders.brokers.paper.exchange import cancel_order
-    from orders.brokers.paper.models import PaperOrder
 
     book = _book(book_name)
     open_orders = PaperOrder.objects.filter(
@@ -488,7 +498,6 @@ def _cancel_all(book_name: str, body: dict) -> dict[str, Any]:
 
 
 def _order_book(book_name: str, app_order_id: str | None) -> list[dict[str, Any]]:
-    from orders.brokers.paper.exchange import match_open_orders, order_rows
 
     book = _book(book_name)
     match_open_orders(book=book)
@@ -499,7 +508,6 @@ def _order_book(book_name: str, app_order_id: str | None) -> list[dict[str, Any]
 
 
 def _trade_book(book_name: str, client_id: str) -> list[dict[str, Any]]:
-    from orders.brokers.paper.exchange import match_open_orders, trade_rows
 
     book = _book(book_name)
     match_open_orders(book=book)
@@ -507,8 +515,6 @@ def _trade_book(book_name: str, client_id: str) -> list[dict[str, Any]]:
 
 
 def _positions(book_name: str) -> list[dict[str, Any]]:
-    from orders.brokers.paper.exchange import match_open_orders, position_rows
-    from orders.models import Instrument
 
     book = _book(book_name)
     match_open_orders(book=book)
@@ -522,7 +528,6 @@ def _positions(book_name: str) -> list[dict[str, Any]]:
 
 
 def _balance(book_name: str, client_id: str) -> dict[str, Any]:
-    from orders.brokers.paper.exchange import compute_balance, match_open_orders
 
     book = _book(book_name)
     match_open_orders(book=book)
@@ -530,8 +535,6 @@ def _balance(book_name: str, client_id: str) -> dict[str, Any]:
 
 
 def _master_text(segments: list[str]) -> str:
-    from orders.market.instruments import format_master_line
-    from orders.models import Instrument
 
     instruments = Instrument.objects.all().order_by("exchange_segment", "exchange_instrument_id")
     if segments:

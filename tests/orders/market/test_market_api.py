@@ -8,7 +8,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from orders.brokers.base import FILLED, PlaceOrderRequest
-from orders.brokers.paper import exchange as paper
+from orders.brokers.paper import book as paper_book
+from orders.brokers.paper import exchange as paper_exchange
 from orders.brokers.paper.models import PaperOrder
 from orders.models import FairPrice
 from tests.factories import (
@@ -157,8 +158,8 @@ def test_more_than_1000_rows_are_refused(staff_api, reliance):
 def test_a_fair_price_write_fills_resting_paper_orders(
     staff_api, reliance, django_capture_on_commit_callbacks
 ):
-    book = paper.book_for_account(make_account().pk)
-    order = paper.submit_order(
+    book = paper_book.book_for_account(make_account().pk)
+    order = paper_exchange.submit_order(
         book=book,
         request=PlaceOrderRequest(
             exchange_segment="NSECM",

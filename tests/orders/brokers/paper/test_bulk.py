@@ -11,7 +11,8 @@ import pytest
 from django.db import close_old_connections, connection
 
 from orders.brokers.base import FILLED, OPEN, REJECTED, OrderRejected, PlaceOrderRequest
-from orders.brokers.paper import exchange as paper
+from orders.brokers.paper import book as paper_book
+from orders.brokers.paper import exchange as paper_exchange
 from orders.brokers.paper.models import PaperOrder
 from tests.factories import make_account, make_fair_price, make_instrument
 
@@ -61,25 +62,25 @@ def _summary(order_or_error):
 
 def test_a_batch_gives_the_same_orders_and_balance_as_one_by_one(instrument, settings):
     settings.PAPER_MARGIN_RATE = "1"
-    one_by_one = paper.book_for_account(make_account().pk)
-    batched = paper.book_for_account(make_account().pk)
+    one_by_one = paper_book.book_for_account(make_account().pk)
+    batched = paper_book.book_for_account(make_account().pk)
 
     expected = []
     for request in _mixed_requests(instrument, "S"):
         try:
-            expected.append(_summary(paper.submit_order(book=one_by_one, request=request)))
+            expected.append(_summary(paper_exchange.submit_order(book=one_by_one, request=request)))
         except OrderRejected as exc:
             expected.append(_summary(exc))
-    answers = paper.submit_orders(book=batched, requests=_mixed_requests(instrument, "B"))
+    answers = paper_exchange.submit_orders(book=batched, requests=_mixed_requests(instrument, "B"))
 
     assert [_summary(answer) for answer in answers] == expected
     assert ("rejected", "Insufficient margin") in expected  # the margin check really bit
     assert (FILLED, 100) in expected
-    assert paper.compute_balance(batched) == paper.compute_balance(one_by_one)
+    assert paper_book.compute_balance(batched) == paper_book.compute_balance(one_by_one)
     # Rejected orders are in the book too, in input order, with AppOrderIDs from their ids.
     rows = list(PaperOrder.objects.filter(book=batched).order_by("id"))
     assert [row.unique_identifier for row in rows] == [f"B{n}" for n in range(1, 9)]
-    assert all(row.app_order_id == paper.APP_ORDER_ID_BASE + row.pk for row in rows)
+    assert all(row.app_order_id == paper_exchange.APP_ORDER_ID_BASE + row.pk for row in rows)
     assert [row.status for row in rows].count(REJECTED) == 2
     assert answers[6].response == {"AppOrderID": rows[6].app_order_id}
 
@@ -91,7 +92,7 @@ def test_concurrent_placements_on_one_book_never_overdraw_the_margin(transaction
     settings.PAPER_STARTING_CASH = "1000000"
     inst = make_instrument(symbol="SBIN", band=(D("100.00"), D("500.00")))
     make_fair_price(inst, "300.00")
-    book = paper.book_for_account(make_account().pk)
+    book = paper_book.book_for_account(make_account().pk)
     start = threading.Barrier(6)
     outcomes: list[str] = []
     lock = threading.Lock()
@@ -101,7 +102,7 @@ def test_concurrent_placements_on_one_book_never_overdraw_the_margin(transaction
             start.wait()
             request = _request(inst, uid=f"C{n}", quantity=1000, limit="290")  # 2.9 lakh
             try:
-                paper.submit_order(book=book, request=request)
+                paper_exchange.submit_order(book=book, request=request)
                 result = "accepted"
             except OrderRejected as exc:
                 result = exc.message
@@ -120,7 +121,7 @@ def test_concurrent_placements_on_one_book_never_overdraw_the_margin(transaction
     assert len(outcomes) == 6
     assert outcomes.count("accepted") == 3
     assert all(o.startswith("Insufficient margin") for o in outcomes if o != "accepted")
-    balance = paper.compute_balance(book)
+    balance = paper_book.compute_balance(book)
     assert balance.margin_utilized == D("870000.00")
     assert balance.net_margin >= 0
     assert PaperOrder.objects.filter(book=book, status=OPEN).count() == 3

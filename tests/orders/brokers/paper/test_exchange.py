@@ -16,7 +16,8 @@ from orders.brokers.base import (
     OrderRejected,
     PlaceOrderRequest,
 )
-from orders.brokers.paper import exchange as paper
+from orders.brokers.paper import book as paper_book
+from orders.brokers.paper import exchange as paper_exchange
 from orders.brokers.paper.models import PaperOrder, PaperTrade
 from orders.brokers.sessions import broker_client
 from orders.market.services import record_fair_prices
@@ -67,7 +68,7 @@ def move_price(django_capture_on_commit_callbacks):
 
 @pytest.fixture
 def book():
-    return paper.book_for_account(make_account().pk)
+    return paper_book.book_for_account(make_account().pk)
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ def instrument():
 
 
 def _submit(book, request):
-    return paper.submit_order(book=book, request=request)
+    return paper_exchange.submit_order(book=book, request=request)
 
 
 def test_market_buy_fills_at_once_at_the_buy_fair_price(book, instrument):
@@ -253,7 +254,7 @@ def test_unknown_instrument_is_rejected(book, instrument):
 def test_reject_rate_accepts_then_shows_the_order_rejected_in_the_book(book, instrument, settings):
     settings.PAPER_REJECT_RATE = "1"
     order = _submit(book, _request(instrument))
-    rows = paper.order_rows(book)
+    rows = paper_book.order_rows(book)
     assert order.status == REJECTED
     assert rows[0].status == REJECTED and "simulated" in rows[0].reject_reason
 
@@ -264,7 +265,7 @@ def test_same_seed_rejects_the_same_orders(instrument, settings):
     uids = [f"D{n}" for n in range(20)]
 
     def fates():
-        book = paper.book_for_account(make_account().pk)
+        book = paper_book.book_for_account(make_account().pk)
         return [_submit(book, _request(instrument, quantity=1, uid=u)).status for u in uids]
 
     first, second = fates(), fates()
@@ -276,7 +277,7 @@ def test_same_seed_rejects_the_same_orders(instrument, settings):
 
 def test_modify_moves_the_limit_and_fills_when_marketable(book, instrument):
     order = _submit(book, _request(instrument, order_type="LIMIT", limit_price=D("1280.00")))
-    paper.modify_order(
+    paper_exchange.modify_order(
         book=book,
         request=ModifyOrderRequest(
             broker_order_id=str(order.app_order_id),
@@ -293,20 +294,20 @@ def test_modify_moves_the_limit_and_fills_when_marketable(book, instrument):
 
 def test_cancel_closes_an_open_order_and_a_second_cancel_is_rejected(book, instrument):
     order = _submit(book, _request(instrument, order_type="LIMIT", limit_price=D("1200.00")))
-    paper.cancel_order(book=book, broker_order_id=str(order.app_order_id))
+    paper_exchange.cancel_order(book=book, broker_order_id=str(order.app_order_id))
     with pytest.raises(OrderRejected, match="CANCELLED"):
-        paper.cancel_order(book=book, broker_order_id=str(order.app_order_id))
+        paper_exchange.cancel_order(book=book, broker_order_id=str(order.app_order_id))
 
 
 def test_positions_and_balance_follow_the_fills(move_price, book, instrument):
     _submit(book, _request(instrument, quantity=10, uid="A"))  # buy 10 @ 1300.05
     _submit(book, _request(instrument, side="SELL", quantity=4, uid="B"))  # sell 4 @ 1299.95
     move_price(instrument, "1310.00")
-    (position,) = paper.position_rows(book)
+    (position,) = paper_book.position_rows(book)
     assert (position.net_qty, position.buy_qty, position.sell_qty) == (6, 10, 4)
     assert position.realized_mtm == D("-0.40")
     assert position.unrealized_mtm == D("59.70")
-    balance = paper.compute_balance(book)
+    balance = paper_book.compute_balance(book)
     assert balance.cash_available == D("1000059.30")
     assert balance.margin_utilized == D("1572.00")  # 6 x 1310 x 0.2
     assert balance.net_margin == balance.cash_available - balance.margin_utilized

@@ -1,0 +1,167 @@
+"""The PAPER broker behind the one gateway interface: every call is a short database
+transaction against the paper exchange (orders.brokers.paper.exchange), and every read runs a
+matching tick first."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import timedelta
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import DatabaseError
+from django.utils import timezone
+
+from orders.brokers import base
+from orders.brokers.base import (
+    BrokerBalance,
+    BrokerGateway,
+    BrokerLogin,
+    BrokerOrderRow,
+    BrokerPositionRow,
+    BrokerTradeRow,
+    BrokerUnavailable,
+    Credentials,
+    ModifyOrderRequest,
+    OrderAck,
+    OrderRejected,
+    PlaceOrderRequest,
+    SessionContext,
+)
+from orders.brokers.paper.book import (
+    book_for_account,
+    compute_balance,
+    order_rows,
+    position_rows,
+    trade_rows,
+)
+from orders.brokers.paper.exchange import (
+    book_snapshot,
+    cancel_order,
+    match_open_orders,
+    modify_order,
+    submit_order,
+    submit_orders,
+)
+from orders.brokers.paper.models import PaperBook, PaperOrder
+
+logger = logging.getLogger(__name__)
+
+
+def _guard_database(function):
+    """Only broker errors leave a gateway: a database failure is 'unavailable'."""
+
+    async def wrapper(*args, **kwargs):
+        try:
+            return await function(*args, **kwargs)
+        except base.BrokerError:
+            raise
+        except DatabaseError as exc:
+            logger.warning("paper exchange database error: %s", exc)
+            raise BrokerUnavailable(f"paper exchange unavailable: {exc}") from exc
+
+    wrapper.__name__ = function.__name__
+    wrapper.__doc__ = function.__doc__
+    return wrapper
+
+
+def _book_for_session(session: SessionContext) -> PaperBook:
+    return book_for_account(session.account_id)
+
+
+def _ack(order: PaperOrder) -> OrderAck:
+    return OrderAck(
+        broker_order_id=str(order.app_order_id),
+        unique_identifier=order.unique_identifier,
+        raw={"AppOrderID": order.app_order_id, "status": order.status},
+    )
+
+
+class PaperGateway(BrokerGateway):
+    """The PAPER broker behind the one interface; every call is a short DB transaction."""
+
+    @_guard_database
+    async def login(self, credentials: Credentials) -> BrokerLogin:
+        ttl = int(settings.PAPER_SESSION_TTL_SECONDS)
+        return BrokerLogin(
+            access_token=secrets.token_urlsafe(24),
+            expires_at=timezone.now() + timedelta(seconds=ttl),
+            broker_user_id=credentials.user_id or "PAPER",
+            is_investor_client=True,
+        )
+
+    async def logout(self, session: SessionContext) -> None:
+        return None
+
+    @_guard_database
+    async def place_order(self, session: SessionContext, request: PlaceOrderRequest) -> OrderAck:
+        def place():
+            return submit_order(book=_book_for_session(session), request=request)
+
+        return _ack(await sync_to_async(place)())
+
+    @_guard_database
+    async def place_orders(
+        self, session: SessionContext, requests: list[PlaceOrderRequest]
+    ) -> list[OrderAck | OrderRejected]:
+        """Many orders in one transaction (a batch): the ack, or the rejection, per request."""
+
+        def place():
+            return submit_orders(book=_book_for_session(session), requests=requests)
+
+        return [
+            answer if isinstance(answer, OrderRejected) else _ack(answer)
+            for answer in await sync_to_async(place)()
+        ]
+
+    @_guard_database
+    async def modify_order(self, session: SessionContext, request: ModifyOrderRequest) -> OrderAck:
+        def modify():
+            return modify_order(book=_book_for_session(session), request=request)
+
+        return _ack(await sync_to_async(modify)())
+
+    @_guard_database
+    async def cancel_order(
+        self, session: SessionContext, broker_order_id: str, unique_identifier: str
+    ) -> OrderAck:
+        def cancel():
+            return cancel_order(book=_book_for_session(session), broker_order_id=broker_order_id)
+
+        return _ack(await sync_to_async(cancel)())
+
+    async def _read(self, session: SessionContext, reader):
+        def read():
+            book = _book_for_session(session)
+            match_open_orders(book=book)
+            return reader(book)
+
+        return await sync_to_async(read)()
+
+    @_guard_database
+    async def order_book(self, session: SessionContext) -> list[BrokerOrderRow]:
+        return await self._read(session, order_rows)
+
+    @_guard_database
+    async def trade_book(self, session: SessionContext) -> list[BrokerTradeRow]:
+        return await self._read(session, trade_rows)
+
+    @_guard_database
+    async def positions(self, session: SessionContext) -> list[BrokerPositionRow]:
+        return await self._read(session, position_rows)
+
+    @_guard_database
+    async def balance(self, session: SessionContext) -> BrokerBalance:
+        return await self._read(session, compute_balance)
+
+    @_guard_database
+    async def snapshot(
+        self, session: SessionContext
+    ) -> tuple[list[BrokerOrderRow], list[BrokerTradeRow], list[BrokerPositionRow], BrokerBalance]:
+        """order_book, trade_book, positions and balance of one moment, in one read."""
+
+        def read():
+            return book_snapshot(_book_for_session(session))
+
+        return await sync_to_async(read)()
