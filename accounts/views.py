@@ -1,12 +1,12 @@
-"""Web pages of the accounts app: login/logout, the dashboard, and the settings pages.
+"""Web pages of the accounts app: login/logout and the settings pages for broker accounts,
+strategies and the regenerate permission (the settings home and dashboard, which show other
+apps' data too, are in trading_site.pages; connect and the kill switch in orders.views).
 
 Views are thin: parse a form, call one service, render. The rules (credential checks, unique
-names, the login throttle, connect, kill switch) live in the services they call.
+names, the login throttle) live in the services they call.
 """
 
 from __future__ import annotations
-
-from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth import authenticate
@@ -15,7 +15,6 @@ from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -23,7 +22,6 @@ from accounts import services
 from accounts.models import BrokerAccount, Strategy
 from accounts.web_forms import (
     BrokerAccountForm,
-    KillSwitchForm,
     LoginForm,
     RegeneratePermissionForm,
     StrategyForm,
@@ -80,95 +78,11 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     return redirect("login")
 
 
-# ---- dashboard ------------------------------------------------------------------------
-
-
-def _dashboard_context(user) -> dict:
-    from pnl.models import PnlDaily
-
-    today = timezone.localdate()
-    accounts = list(
-        BrokerAccount.objects.filter(user=user, is_active=True).order_by("account_name")
-    )
-    today_rows = {
-        row["account_id"]: row
-        for row in PnlDaily.objects.filter(account__in=accounts, trading_date=today).values(
-            "account_id", "realized", "unrealized", "fills"
-        )
-    }
-    zero = Decimal("0.00")
-    for account in accounts:
-        row = today_rows.get(account.pk)
-        account.today_pnl = (row["realized"] + row["unrealized"]) if row else zero
-        account.today_fills = row["fills"] if row else 0
-    totals = {
-        "cash_available": sum((a.cash_available for a in accounts), zero),
-        "margin_utilized": sum((a.margin_utilized for a in accounts), zero),
-        "net_margin": sum((a.net_margin for a in accounts), zero),
-        "realized": sum((a.realized_mtm for a in accounts), zero),
-        "unrealized": sum((a.unrealized_mtm for a in accounts), zero),
-        "total": sum((a.total_mtm for a in accounts), zero),
-        "today": sum((a.today_pnl for a in accounts), zero),
-    }
-    return {"accounts": accounts, "totals": totals, "today": today}
-
-
-@login_required
-def dashboard(request: HttpRequest) -> HttpResponse:
-    from orders.models import Order
-
-    context = _dashboard_context(request.user)
-    open_statuses = [
-        Order.Status.PENDING,
-        Order.Status.OPEN,
-        Order.Status.PARTIALLY_FILLED,
-        Order.Status.FILLED,
-    ]
-    context["open_orders"] = Order.objects.filter(
-        user=request.user, status__in=open_statuses, archived_at__isnull=True
-    ).count()
-    context["recent_orders"] = list(
-        Order.objects.filter(user=request.user)
-        .select_related("account")
-        .order_by("-created_at", "-id")[:8]
-    )
-    return render(request, "accounts/dashboard.html", context)
-
-
-@login_required
-def dashboard_accounts(request: HttpRequest) -> HttpResponse:
-    """The dashboard's numbers alone, re-fetched by the page after each cycle."""
-    return render(request, "accounts/_dashboard_numbers.html", _dashboard_context(request.user))
-
-
 # ---- settings -------------------------------------------------------------------------
 
 
 def _own_account(request: HttpRequest, pk: int) -> BrokerAccount:
     return get_object_or_404(BrokerAccount, pk=pk, user=request.user)
-
-
-@login_required
-def settings_home(request: HttpRequest) -> HttpResponse:
-    from orders.models import ScheduledOrder
-
-    permission = services.get_or_create_regenerate_permission(user=request.user)
-    context = {
-        "accounts": BrokerAccount.objects.filter(user=request.user).order_by(
-            "-is_active", "account_name"
-        ),
-        "strategies": Strategy.objects.filter(user=request.user).order_by("name"),
-        "permission": permission,
-        "permission_form": RegeneratePermissionForm(
-            user=request.user,
-            initial={"enabled": permission.enabled, "strategies": permission.strategies.all()},
-        ),
-        "scheduled": ScheduledOrder.objects.filter(user=request.user)
-        .select_related("account")
-        .order_by("time_of_day", "name"),
-        "account_form": BrokerAccountForm(),
-    }
-    return render(request, "accounts/settings.html", context)
 
 
 @login_required
@@ -220,69 +134,11 @@ def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def account_connect(request: HttpRequest, pk: int) -> HttpResponse:
-    from orders.brokers.base import BrokerError
-    from orders.brokers.sessions import connect_account
-
-    account = _own_account(request, pk)
-    if not account.is_active:
-        messages.error(request, f"“{account.account_name}” is deactivated.")
-        return redirect("settings")
-    try:
-        broker_session = connect_account(account)
-    except (BrokerError, ApiError) as exc:
-        messages.error(request, f"Could not connect “{account.account_name}”: {exc}")
-    else:
-        expires = timezone.localtime(broker_session.expires_at).strftime("%d %b %H:%M IST")
-        messages.success(
-            request, f"Connected “{account.account_name}”; the session is valid until {expires}."
-        )
-    return redirect("settings")
-
-
-@login_required
-@require_POST
 def account_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
     account = _own_account(request, pk)
     services.deactivate_broker_account(account=account)
     messages.success(request, f"“{account.account_name}” is deactivated; its history is kept.")
     return redirect("settings")
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def account_kill_switch(request: HttpRequest, pk: int) -> HttpResponse:
-    account = _own_account(request, pk)
-    form = KillSwitchForm(request.POST or None, account_name=account.account_name)
-    if request.method == "POST" and form.is_valid():
-        from orders.services.kill_switch import kill_switch
-
-        try:
-            result = kill_switch(account=account, actor=f"user:{request.user.pk}")
-        except ApiError as exc:
-            form.add_error(None, exc.message)
-        else:
-            messages.warning(
-                request,
-                f"Kill switch done for “{account.account_name}”: {_describe_kill(result)}",
-            )
-            return redirect("settings")
-    return render(request, "accounts/kill_switch.html", {"form": form, "account": account})
-
-
-def _describe_kill(result) -> str:
-    """A one-line summary of whatever counts the kill switch reports."""
-    if result is None:
-        return "open orders cancelled and positions squared off."
-    fields = getattr(result, "__dataclass_fields__", None)
-    values = {name: getattr(result, name) for name in fields} if fields else result
-    if isinstance(values, dict):
-        parts = [
-            f"{str(k).replace('_', ' ')}: {len(v) if isinstance(v, list | tuple) else v}"
-            for k, v in values.items()
-        ]
-        return "; ".join(parts) + "."
-    return str(result)
 
 
 @login_required

@@ -1,5 +1,6 @@
 """Web pages of the orders app: the live order table, an order's page, place (single and
-bracket), batch CSV, modify/cancel, instrument search, and scheduled orders.
+bracket), batch CSV, modify/cancel, instrument search, and the broker actions of the
+settings page (connect an account, the kill switch).
 
 Views parse a form and call one of H4's services (orders.services) or validation functions;
 the rules live there. Every query is filtered by the signed-in user: another user's order is
@@ -20,8 +21,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.web_forms import add_service_errors
+from accounts.models import BrokerAccount
+from accounts.web_forms import KillSwitchForm, add_service_errors
+from orders.brokers.base import BrokerError
+from orders.brokers.sessions import connect_account
 from orders.models import BrokerTrade, Instrument, Order, OrderLeg
+from orders.services.kill_switch import kill_switch
 from orders.web_forms import (
     BATCH_COLUMNS,
     BatchForm,
@@ -406,3 +411,59 @@ def _apply_outcome(row, outcome) -> None:
         row.error = outcome.error or "error"
         if row.errors:
             row.error = "; ".join(f"{k}: {', '.join(v)}" for k, v in row.errors.items())
+
+
+# ---- broker account actions (buttons of the settings page) ----------------------------
+
+
+@login_required
+@require_POST
+def account_connect(request: HttpRequest, pk: int) -> HttpResponse:
+    account = get_object_or_404(BrokerAccount, pk=pk, user=request.user)
+    if not account.is_active:
+        messages.error(request, f"“{account.account_name}” is deactivated.")
+        return redirect("settings")
+    try:
+        broker_session = connect_account(account)
+    except (BrokerError, ApiError) as exc:
+        messages.error(request, f"Could not connect “{account.account_name}”: {exc}")
+    else:
+        expires = timezone.localtime(broker_session.expires_at).strftime("%d %b %H:%M IST")
+        messages.success(
+            request, f"Connected “{account.account_name}”; the session is valid until {expires}."
+        )
+    return redirect("settings")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_kill_switch(request: HttpRequest, pk: int) -> HttpResponse:
+    account = get_object_or_404(BrokerAccount, pk=pk, user=request.user)
+    form = KillSwitchForm(request.POST or None, account_name=account.account_name)
+    if request.method == "POST" and form.is_valid():
+        try:
+            result = kill_switch(account=account, actor=f"user:{request.user.pk}")
+        except ApiError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.warning(
+                request,
+                f"Kill switch done for “{account.account_name}”: {_describe_kill(result)}",
+            )
+            return redirect("settings")
+    return render(request, "accounts/kill_switch.html", {"form": form, "account": account})
+
+
+def _describe_kill(result) -> str:
+    """A one-line summary of whatever counts the kill switch reports."""
+    if result is None:
+        return "open orders cancelled and positions squared off."
+    fields = getattr(result, "__dataclass_fields__", None)
+    values = {name: getattr(result, name) for name in fields} if fields else result
+    if isinstance(values, dict):
+        parts = [
+            f"{str(k).replace('_', ' ')}: {len(v) if isinstance(v, list | tuple) else v}"
+            for k, v in values.items()
+        ]
+        return "; ".join(parts) + "."
+    return str(result)

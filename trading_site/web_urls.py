@@ -7,12 +7,13 @@ from monitoring import views as monitoring_views
 from orders import views as order_views
 from orders.scheduled import views as scheduled_views
 from pnl import views as pnl_views
+from trading_site import pages
 
 urlpatterns = [
-    path("", account_views.dashboard, name="dashboard"),
+    path("", pages.dashboard, name="dashboard"),
     path("login/", account_views.login_view, name="login"),
     path("logout/", account_views.logout_view, name="logout"),
-    path("dashboard/numbers/", account_views.dashboard_accounts, name="dashboard_accounts"),
+    path("dashboard/numbers/", pages.dashboard_accounts, name="dashboard_accounts"),
     # Orders
     path("orders/", order_views.order_list, name="orders"),
     path("orders/new/", order_views.place_order, name="place_order"),
@@ -26,12 +27,12 @@ urlpatterns = [
     path("pnl/", pnl_views.pnl_page, name="pnl"),
     path("monitoring/", monitoring_views.monitoring_page, name="monitoring"),
     # Settings
-    path("settings/", account_views.settings_home, name="settings"),
+    path("settings/", pages.settings_home, name="settings"),
     path("settings/accounts/new/", account_views.account_create, name="account_create"),
     path("settings/accounts/<int:pk>/", account_views.account_edit, name="account_edit"),
     path(
         "settings/accounts/<int:pk>/connect/",
-        account_views.account_connect,
+        order_views.account_connect,
         name="account_connect",
     ),
     path(
@@ -41,7 +42,7 @@ urlpatterns = [
     ),
     path(
         "settings/accounts/<int:pk>/kill-switch/",
-        account_views.account_kill_switch,
+        order_views.account_kill_switch,
         name="account_kill_switch",
     ),
     path("settings/strategies/new/", account_views.strategy_edit, name="strategy_create"),

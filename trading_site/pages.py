@@ -1,0 +1,95 @@
+"""The pages that show several apps at once: the dashboard (accounts' money, today's PnL,
+recent orders) and the settings home (accounts, strategies, the regenerate permission,
+scheduled orders). They sit at the top so no app imports a higher one for them.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from accounts import services
+from accounts.models import BrokerAccount, Strategy
+from accounts.web_forms import BrokerAccountForm, RegeneratePermissionForm
+from orders.models import Order
+from orders.scheduled.models import ScheduledOrder
+from pnl.models import PnlDaily
+
+
+def _dashboard_context(user) -> dict:
+    today = timezone.localdate()
+    accounts = list(
+        BrokerAccount.objects.filter(user=user, is_active=True).order_by("account_name")
+    )
+    today_rows = {
+        row["account_id"]: row
+        for row in PnlDaily.objects.filter(account__in=accounts, trading_date=today).values(
+            "account_id", "realized", "unrealized", "fills"
+        )
+    }
+    zero = Decimal("0.00")
+    for account in accounts:
+        row = today_rows.get(account.pk)
+        account.today_pnl = (row["realized"] + row["unrealized"]) if row else zero
+        account.today_fills = row["fills"] if row else 0
+    totals = {
+        "cash_available": sum((a.cash_available for a in accounts), zero),
+        "margin_utilized": sum((a.margin_utilized for a in accounts), zero),
+        "net_margin": sum((a.net_margin for a in accounts), zero),
+        "realized": sum((a.realized_mtm for a in accounts), zero),
+        "unrealized": sum((a.unrealized_mtm for a in accounts), zero),
+        "total": sum((a.total_mtm for a in accounts), zero),
+        "today": sum((a.today_pnl for a in accounts), zero),
+    }
+    return {"accounts": accounts, "totals": totals, "today": today}
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    context = _dashboard_context(request.user)
+    open_statuses = [
+        Order.Status.PENDING,
+        Order.Status.OPEN,
+        Order.Status.PARTIALLY_FILLED,
+        Order.Status.FILLED,
+    ]
+    context["open_orders"] = Order.objects.filter(
+        user=request.user, status__in=open_statuses, archived_at__isnull=True
+    ).count()
+    context["recent_orders"] = list(
+        Order.objects.filter(user=request.user)
+        .select_related("account")
+        .order_by("-created_at", "-id")[:8]
+    )
+    return render(request, "accounts/dashboard.html", context)
+
+
+@login_required
+def dashboard_accounts(request: HttpRequest) -> HttpResponse:
+    """The dashboard's numbers alone, re-fetched by the page after each cycle."""
+    return render(request, "accounts/_dashboard_numbers.html", _dashboard_context(request.user))
+
+
+@login_required
+def settings_home(request: HttpRequest) -> HttpResponse:
+    permission = services.get_or_create_regenerate_permission(user=request.user)
+    context = {
+        "accounts": BrokerAccount.objects.filter(user=request.user).order_by(
+            "-is_active", "account_name"
+        ),
+        "strategies": Strategy.objects.filter(user=request.user).order_by("name"),
+        "permission": permission,
+        "permission_form": RegeneratePermissionForm(
+            user=request.user,
+            initial={"enabled": permission.enabled, "strategies": permission.strategies.all()},
+        ),
+        "scheduled": ScheduledOrder.objects.filter(user=request.user)
+        .select_related("account")
+        .order_by("time_of_day", "name"),
+        "account_form": BrokerAccountForm(),
+    }
+    return render(request, "accounts/settings.html", context)
