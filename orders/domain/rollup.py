@@ -1,17 +1,15 @@
 """An Order's status and filled quantity, derived from its legs (one place for the rules).
 
-Pure: works on any objects with the OrderLeg attributes, so the rules are testable alone.
+Pure (no Django): works on any objects with the OrderLeg attributes, so the rules are testable
+alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from orders.models import Order, OrderLeg
-
-Role = OrderLeg.Role
-LegStatus = OrderLeg.Status
-OrderStatus = Order.Status
+from orders.domain.vocabulary import LegRole as Role
+from orders.domain.vocabulary import LegStatus, OrderKind, OrderStatus
 
 _SINGLE_STATUS = {
     LegStatus.PENDING_SUBMIT: OrderStatus.PENDING,
@@ -38,7 +36,7 @@ _ROLE_PRECEDENCE = (
 def primary_leg(kind: str, legs: list) -> object | None:
     """The leg whose fate is the order's: a bracket's entry, a single order's only leg."""
     ordered = sorted(legs, key=lambda leg: leg.pk or 0)
-    if kind == Order.Kind.BRACKET:
+    if kind == OrderKind.BRACKET:
         return next((leg for leg in ordered if leg.role == Role.ENTRY), None)
     return ordered[0] if ordered else None
 
@@ -49,7 +47,7 @@ def derive_order_status(*, kind: str, current: str, legs: list) -> tuple[str, in
     if entry is None:
         return current, 0
     filled = entry.filled_quantity
-    if kind != Order.Kind.BRACKET:
+    if kind != OrderKind.BRACKET:
         return _SINGLE_STATUS.get(entry.status, current), filled
     if entry.status == LegStatus.PENDING_SUBMIT:
         return OrderStatus.PENDING, filled

@@ -12,14 +12,9 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from orders.domain.identifiers import MAX_IDENTIFIER_LENGTH, format_identifier, parse_identifier
 from orders.models import DailyCounter
-from orders.services.identifiers import (
-    MAX_IDENTIFIER_LENGTH,
-    format_identifier,
-    next_unique_identifier,
-    next_unique_identifiers,
-    parse_identifier,
-)
+from orders.services.identifiers import next_unique_identifier, next_unique_identifiers
 from tests.factories import make_account
 
 ROOT = Path(__file__).resolve().parents[3]
