@@ -34,6 +34,7 @@ from accounts.models import (
     User,
 )
 from trading_site.core.api.errors import InvalidInput, RateLimited
+from trading_site.core.api.ratelimit import take_group_token
 
 logger = logging.getLogger(__name__)
 
@@ -241,7 +242,6 @@ class LoginResult:
 
 def check_login_rate(*, username: str, client_ip: str | None) -> None:
     """Raise RateLimited when this username or this IP has guessed too often."""
-    from trading_site.core.api.ratelimit import take_group_token
 
     if not settings.RATE_LIMIT_ENABLED:
         return

@@ -6,6 +6,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from accounts.models import User
+from accounts.services import forget_cached_sessions
 
 
 @receiver(post_save, sender=User, dispatch_uid="accounts.forget_cached_sessions")
@@ -15,6 +16,5 @@ def forget_cached_sessions_on_user_change(sender, instance: User, created: bool,
     update_fields = kwargs.get("update_fields")
     if created or (update_fields is not None and set(update_fields) <= {"last_login"}):
         return
-    from accounts.services import forget_cached_sessions
 
     forget_cached_sessions(user_id=instance.pk)

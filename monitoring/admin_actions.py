@@ -7,12 +7,13 @@ import uuid
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from monitoring.tasks import run_monitoring_cycle
+
 
 @admin.action(description="Run the selected users' monitoring cycle now")
 def run_cycle_now(modeladmin, request, queryset):
     """Queue one extra cycle per user, under its own cycle key so it runs even when this
     slot's beat cycle already did (the cycle lock still keeps it from overlapping one)."""
-    from monitoring.tasks import run_monitoring_cycle
 
     stamp = timezone.now().strftime("%Y%m%dT%H%M%S")
     count = 0

@@ -28,7 +28,7 @@ from django.conf import settings
 
 from monitoring import presence
 from monitoring.ws_auth import identify
-from trading_site.core import market_hours, realtime
+from trading_site.core import market_hours, metrics, realtime
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,6 @@ _NO_DATABASE_EVENTS = frozenset({realtime.FORWARD_EVENT, "websocket.receive"})
 
 def _count_connection(delta: int) -> None:
     """The open-connection gauge, summed over every web process (metrics live in Redis)."""
-    from trading_site.core import metrics
 
     metrics.add_gauge("websocket_connections", delta)
 

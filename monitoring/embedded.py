@@ -17,6 +17,15 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from monitoring.tasks import (
+    beat_heartbeat,
+    dispatch_monitoring_cycles,
+    place_due_scheduled_orders,
+    purge_expired_auth_sessions,
+    refresh_broker_sessions,
+)
+from orders.market.demo import tick_price_feed
+
 logger = logging.getLogger(__name__)
 
 
@@ -28,38 +37,26 @@ class Job:
 
 
 def _dispatch() -> object:
-    from monitoring.tasks import dispatch_monitoring_cycles
-
     return dispatch_monitoring_cycles(trigger="embedded")
 
 
 def _price_feed() -> object:
-    from orders.market.demo import tick_price_feed
-
     return tick_price_feed()
 
 
 def _scheduled_orders() -> object:
-    from monitoring.tasks import place_due_scheduled_orders
-
     return place_due_scheduled_orders()
 
 
 def _heartbeat() -> object:
-    from monitoring.tasks import beat_heartbeat
-
     return beat_heartbeat()
 
 
 def _purge_sessions() -> object:
-    from monitoring.tasks import purge_expired_auth_sessions
-
     return purge_expired_auth_sessions()
 
 
 def _refresh_broker_sessions() -> object:
-    from monitoring.tasks import refresh_broker_sessions
-
     return refresh_broker_sessions()
 
 

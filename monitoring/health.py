@@ -21,6 +21,8 @@ from django.db import connection
 from django.http import JsonResponse
 from django.utils import timezone
 
+from monitoring.models import Heartbeat
+
 BEAT_HEARTBEAT_NAME = "beat"
 BEAT_STALE_AFTER_INTERVALS = 3
 
@@ -50,7 +52,6 @@ def _check_redis() -> dict[str, Any]:
 def _check_beat() -> dict[str, Any]:
     if settings.EMBEDDED:
         return {"status": "embedded"}
-    from monitoring.models import Heartbeat
 
     beat_at = (
         Heartbeat.objects.filter(name=BEAT_HEARTBEAT_NAME).values_list("beat_at", flat=True).first()

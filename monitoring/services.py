@@ -20,12 +20,14 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import BrokerAccount
+from accounts.models import BrokerAccount, BrokerSession, User
 from monitoring import pipeline, presence
 from monitoring.models import Heartbeat, MonitoringRun
 from monitoring.pipeline import REGENERATION_PERMITTED, Outcome
 from monitoring.steps import STEP_FUNCTIONS, CycleContext
-from orders.models import Order, OrderLeg
+from orders.brokers.sessions import connect_account
+from orders.models import BrokerPosition, Order, OrderLeg
+from orders.services.regeneration import regeneration_permitted
 from trading_site.core import market_hours, metrics, realtime
 
 logger = logging.getLogger(__name__)
@@ -169,8 +171,6 @@ def run_user_cycle(*, user_id: int, cycle_key: str, trigger: str) -> MonitoringR
 
 
 def _execute(run: MonitoringRun) -> MonitoringRun:
-    from orders.services.regeneration import regeneration_permitted
-
     started = time.perf_counter()
     user_id = run.user_id
     accounts = list(BrokerAccount.objects.filter(user_id=user_id, is_active=True).order_by("id"))
@@ -216,7 +216,6 @@ def users_with_open_orders() -> set[int]:
     open_legs = OrderLeg.objects.filter(
         account__is_active=True, status__in=OrderLeg.OPEN_STATUSES
     ).values_list("account__user_id", flat=True)
-    from orders.models import BrokerPosition
 
     positions = (
         BrokerPosition.objects.filter(account__is_active=True)
@@ -229,7 +228,6 @@ def users_with_open_orders() -> set[int]:
 def monitored_user_ids() -> list[int]:
     """Connected users, and (MONITOR_OPEN_ORDER_USERS) users with open orders or positions,
     among active users with at least one active account."""
-    from accounts.models import User
 
     candidates = set(presence.connected_user_ids())
     if settings.MONITOR_OPEN_ORDER_USERS:
@@ -253,8 +251,6 @@ def record_heartbeat(*, name: str = "beat") -> Heartbeat:
 def refresh_expiring_broker_sessions() -> int:
     """Log in again, ahead of time, every active account whose broker session expires before
     the next refresh run (every 5 minutes) plus the refresh margin; returns how many."""
-    from accounts.models import BrokerSession
-    from orders.brokers.sessions import connect_account
 
     margin = getattr(settings, "BROKER_SESSION_REFRESH_MARGIN_SECONDS", 300)
     horizon = timezone.now() + timedelta(seconds=margin + 300)

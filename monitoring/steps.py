@@ -17,8 +17,12 @@ from django.db import transaction
 from accounts.models import BrokerAccount, BrokerSession
 from monitoring import repricing
 from monitoring.pipeline import CycleState, StepFailed
+from orders import services as order_services
 from orders.brokers.base import SessionExpired
+from orders.brokers.sessions import broker_client, connect_account, mark_session_invalid
 from orders.models import FairPrice, Order, OrderLeg
+from orders.services import regeneration, store_broker_snapshots, sync_account_orders
+from pnl.services import compute_account_pnl_if_changed
 from trading_site.core import realtime
 
 logger = logging.getLogger(__name__)
@@ -60,7 +64,6 @@ def _fail_if(errors: list[str]) -> None:
 
 def _reestablish_invalidated_sessions(accounts: list[BrokerAccount]) -> list[str]:
     """A session marked for re-login by an earlier cycle is logged in again first."""
-    from orders.brokers.sessions import connect_account
 
     errors = []
     invalid = set(
@@ -86,9 +89,6 @@ async def _fetch_all(clients: list[tuple[BrokerAccount, Any]]) -> list[Any]:
 
 
 def fetch_broker_data(state: CycleState) -> dict:
-    from orders.brokers.sessions import broker_client, mark_session_invalid
-    from orders.services import store_broker_snapshots
-
     ctx = _ctx(state)
     errors = _reestablish_invalidated_sessions(ctx.accounts)
     _fail_if(errors)
@@ -123,8 +123,6 @@ def fetch_broker_data(state: CycleState) -> dict:
 
 
 def compute_pnl(state: CycleState) -> dict:
-    from pnl.services import compute_account_pnl_if_changed
-
     ctx = _ctx(state)
     errors = []
     skipped = 0
@@ -145,8 +143,6 @@ def compute_pnl(state: CycleState) -> dict:
 
 
 def sync_orders(state: CycleState) -> dict:
-    from orders.services import sync_account_orders
-
     ctx = _ctx(state)
     errors = []
     for account in ctx.accounts:
@@ -166,8 +162,6 @@ def sync_orders(state: CycleState) -> dict:
 
 
 def place_protective_legs(state: CycleState) -> dict:
-    from orders import services as order_services
-
     ctx = _ctx(state)
     errors = []
     for account in ctx.accounts:
@@ -210,8 +204,6 @@ def _slippage(order: Order):
 def _reprice_stuck(
     legs: list[OrderLeg], fairs: dict[int, FairPrice]
 ) -> tuple[list[int], list[str]]:
-    from orders import services as order_services
-
     repriced, errors = [], []
     for leg in legs:
         fair = fairs.get(leg.order.instrument_id)
@@ -245,7 +237,6 @@ def reprice_entry_legs(state: CycleState) -> dict:
 
 def _trail(leg: OrderLeg, fair: FairPrice) -> tuple[bool, str | None]:
     """Move one stop-loss leg per its strategy's trailing settings: (moved, error)."""
-    from orders import services as order_services
 
     strategy = leg.order.strategy
     if strategy is None or not strategy.trailing_sl_enabled or leg.status != OrderLeg.Status.OPEN:
@@ -304,22 +295,20 @@ def reprice_stop_loss_legs(state: CycleState) -> dict:
 
 
 def archive_rejected_orders(state: CycleState) -> dict:
-    from orders.services.regeneration import archive_rejected_orders as archive
-
-    return {"archived": len(archive(user_id=_ctx(state).user_id))}
+    return {"archived": len(regeneration.archive_rejected_orders(user_id=_ctx(state).user_id))}
 
 
 def stage_regenerations(state: CycleState) -> dict:
-    from orders.services.regeneration import stage_regenerations as stage
-
     ctx = _ctx(state)
-    return {"staged": len(stage(user_id=ctx.user_id, cycle_key=ctx.cycle_key))}
+    return {
+        "staged": len(
+            regeneration.stage_regenerations(user_id=ctx.user_id, cycle_key=ctx.cycle_key)
+        )
+    }
 
 
 def place_regenerations(state: CycleState) -> dict:
-    from orders.services.regeneration import place_regenerations as place
-
-    result = place(user_id=_ctx(state).user_id)
+    result = regeneration.place_regenerations(user_id=_ctx(state).user_id)
     _fail_if(result.errors)
     return {"placed": len(result.placed)}
 

@@ -9,6 +9,17 @@ import logging
 
 from celery import shared_task
 
+from accounts.services import purge_expired_auth_sessions as purge
+from monitoring.services import (
+    cycle_key_for,
+    monitored_user_ids,
+    record_heartbeat,
+    refresh_expiring_broker_sessions,
+    run_user_cycle,
+)
+from orders.scheduled.services import place_due_scheduled_orders as place_due
+from trading_site.core.market_hours import is_trading_window_open
+
 logger = logging.getLogger(__name__)
 
 
@@ -16,8 +27,6 @@ logger = logging.getLogger(__name__)
 def dispatch_monitoring_cycles(trigger: str = "beat") -> int:
     """One `run_monitoring_cycle` per monitored user for the current slot, inside the
     trading window only. Returns how many were dispatched."""
-    from monitoring.services import cycle_key_for, monitored_user_ids
-    from trading_site.core.market_hours import is_trading_window_open
 
     if not is_trading_window_open():
         return 0
@@ -32,7 +41,6 @@ def dispatch_monitoring_cycles(trigger: str = "beat") -> int:
 @shared_task(name="monitoring.tasks.run_monitoring_cycle", ignore_result=True)
 def run_monitoring_cycle(user_id: int, cycle_key: str, trigger: str = "beat") -> int | None:
     """Idempotent: a second delivery for the same (user, cycle) returns without running."""
-    from monitoring.services import run_user_cycle
 
     run = run_user_cycle(user_id=user_id, cycle_key=cycle_key, trigger=trigger)
     return run.pk if run else None
@@ -40,27 +48,19 @@ def run_monitoring_cycle(user_id: int, cycle_key: str, trigger: str = "beat") ->
 
 @shared_task(name="monitoring.tasks.place_due_scheduled_orders", ignore_result=True)
 def place_due_scheduled_orders() -> int:
-    from orders.scheduled.services import place_due_scheduled_orders as place_due
-
     return len(place_due())
 
 
 @shared_task(name="monitoring.tasks.beat_heartbeat", ignore_result=True)
 def beat_heartbeat() -> None:
-    from monitoring.services import record_heartbeat
-
     record_heartbeat(name="beat")
 
 
 @shared_task(name="monitoring.tasks.purge_expired_auth_sessions", ignore_result=True)
 def purge_expired_auth_sessions() -> int:
-    from accounts.services import purge_expired_auth_sessions as purge
-
     return purge()
 
 
 @shared_task(name="monitoring.tasks.refresh_broker_sessions", ignore_result=True)
 def refresh_broker_sessions() -> int:
-    from monitoring.services import refresh_expiring_broker_sessions
-
     return refresh_expiring_broker_sessions()

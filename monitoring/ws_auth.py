@@ -20,6 +20,8 @@ from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 
+from accounts.services import authenticate_token
+
 BEARER_SUBPROTOCOL = "bearer"
 
 
@@ -44,8 +46,6 @@ def token_from_scope(scope) -> tuple[str | None, str | None]:
 
 
 def _user_for_token(token: str) -> int | None:
-    from accounts.services import authenticate_token
-
     found = authenticate_token(token)
     if not found:
         return None

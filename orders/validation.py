@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from accounts.models import BrokerAccount, Strategy
-from orders.models import Instrument, OrderType, Side
+from orders.models import Instrument, OrderType, ProductType, Side
 from trading_site.core.api.errors import InvalidInput, MarketClosed, NotFound
+from trading_site.core.market_hours import is_trading_window_open, next_opening
 
 FieldErrors = dict[str, list[str]]
 
@@ -118,7 +119,6 @@ def check_trading_window(account: BrokerAccount) -> None:
     """Live brokers take orders only inside the trading window; the paper exchange always."""
     if account.is_paper:
         return
-    from trading_site.core.market_hours import is_trading_window_open, next_opening
 
     if not is_trading_window_open():
         opening = next_opening()
@@ -412,8 +412,6 @@ def validate_bracket_order(
 
 
 def _check_product(errors: FieldErrors, product_type: str) -> None:
-    from orders.models import ProductType
-
     check_choice(errors, "product_type", product_type, ProductType)
 
 

@@ -23,10 +23,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.models import BrokerAccount
 from accounts.web_forms import KillSwitchForm, add_service_errors
+from orders import services
 from orders.brokers.base import BrokerError
 from orders.brokers.sessions import connect_account
 from orders.models import BrokerTrade, Instrument, Order, OrderLeg
 from orders.services.kill_switch import kill_switch
+from orders.services.placement import BatchItemError
+from orders.validation import InstrumentResolver, validate_bracket_order
 from orders.web_forms import (
     BATCH_COLUMNS,
     BatchForm,
@@ -205,8 +208,6 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    from orders import services
-
     order = get_object_or_404(Order, pk=pk, user=request.user)
     try:
         services.cancel_order(order=order, actor=_actor(request))
@@ -220,8 +221,6 @@ def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def order_modify(request: HttpRequest, pk: int) -> HttpResponse:
-    from orders import services
-
     context = _order_context(request, pk)
     order = context["order"]
     form = ModifyOrderForm(request.POST)
@@ -244,8 +243,6 @@ def order_modify(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def place_order(request: HttpRequest) -> HttpResponse:
-    from orders import services
-
     kind = request.POST.get("kind") or request.GET.get("kind") or "single"
     kind = "bracket" if kind == "bracket" else "single"
     form_class = BracketOrderForm if kind == "bracket" else SingleOrderForm
@@ -330,9 +327,6 @@ def _instrument_json(instrument: Instrument) -> dict:
 @login_required
 @require_http_methods(["GET", "POST"])
 def batch_orders(request: HttpRequest) -> HttpResponse:
-    from orders import services
-    from orders.validation import InstrumentResolver, validate_bracket_order
-
     form = BatchForm(request.POST or None, request.FILES or None, user=request.user)
     context: dict = {"form": form, "columns": BATCH_COLUMNS}
     if request.method != "POST" or not form.is_valid():
@@ -347,8 +341,6 @@ def batch_orders(request: HttpRequest) -> HttpResponse:
         return render(request, "orders/batch.html", context, status=400)
 
     if action == "place":
-        from orders.services.placement import BatchItemError
-
         # Rows that could not be parsed go in as BatchItemError so every row gets a result.
         items = [
             row.request

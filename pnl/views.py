@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from pnl.models import PnlDaily, PnlLot
+from trading_site.core.templatetags.desk import inr
 
 HISTORY_DAYS = 60
 LOTS_SHOWN = 200
@@ -42,7 +43,6 @@ class Chart:
 
 def build_daily_chart(days: list[PnlDaily], *, width: int = 720, height: int = 220) -> Chart | None:
     """Bars of each day's realized + unrealized PnL, scaled around a zero line (server SVG)."""
-    from trading_site.core.templatetags.desk import inr
 
     if not days:
         return None

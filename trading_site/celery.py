@@ -6,6 +6,8 @@ import os
 from celery import Celery
 from celery.signals import setup_logging, task_postrun, task_prerun, worker_init
 
+from trading_site.envconfig import env_int
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trading_site.settings")
 
 app = Celery("trading_site")
@@ -33,8 +35,6 @@ def keep_database_connections(**kwargs):
     restarted), is replaced, exactly as Django does between requests. Runs in the worker's
     main process before the pool starts, so prefork children and pool threads inherit it."""
     from django.conf import settings
-
-    from trading_site.envconfig import env_int
 
     for database in settings.DATABASES.values():
         database["CONN_MAX_AGE"] = env_int("WORKER_DB_CONN_MAX_AGE", 600)

@@ -45,6 +45,7 @@ from orders.brokers.base import (
     SessionExpired,
 )
 from orders.brokers.registry import default_base_url, gateway_for
+from trading_site.core.api.ratelimit import take_token
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +182,6 @@ class BrokerClient:
     async def _take_outbound_token(self) -> None:
         if self.is_paper:
             return
-        from trading_site.core.api.ratelimit import take_token
 
         rate = int(settings.BROKER_ORDERS_PER_SECOND)
         deadline = time.monotonic() + float(settings.BROKER_RATE_LIMIT_MAX_WAIT_SECONDS)

@@ -23,7 +23,17 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from orders.models import Order, ScheduledOrder, ScheduledOrderRun
+from orders.services.placement import place_bracket_order, place_single_order
+from orders.validation import (
+    BracketOrderRequest,
+    SingleOrderRequest,
+    TargetSpec,
+    resolve_account,
+    validate_bracket_order,
+    validate_single_order,
+)
 from trading_site.core import market_hours
+from trading_site.core.api.errors import ApiError, InvalidInput, MarketClosed
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +86,6 @@ def _integer(name: str, value: Any) -> int | None:
 def build_request(*, kind: str, account_id: int, template: dict, key: str = ""):
     """The placement request a template describes: the fields of POST /api/orders (single)
     or POST /api/algo-orders (bracket; `tp_price` or `targets`)."""
-    from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
 
     if not isinstance(template, dict):
         raise TemplateError({"template": ["must be an object"]})
@@ -127,8 +136,6 @@ def build_request(*, kind: str, account_id: int, template: dict, key: str = ""):
 def validate_template(*, user, kind: str, account_id: int, template: dict) -> None:
     """Raise the API errors placement would raise for this template now (the trading
     window aside: a schedule is usually created while the market is closed)."""
-    from orders.validation import validate_bracket_order, validate_single_order
-    from trading_site.core.api.errors import InvalidInput, MarketClosed
 
     try:
         request = build_request(kind=kind, account_id=account_id, template=template)
@@ -153,8 +160,6 @@ def _runs_today(schedule: ScheduledOrder, day: date) -> bool:
 
 
 def _place(schedule: ScheduledOrder, day: date) -> tuple[Order, str]:
-    from orders.services.placement import place_bracket_order, place_single_order
-
     request = build_request(
         kind=schedule.kind,
         account_id=schedule.account_id,
@@ -222,8 +227,6 @@ def place_due_scheduled_orders(*, now: datetime | None = None) -> list[Scheduled
 
 
 def _run(schedule: ScheduledOrder, run: ScheduledOrderRun, day: date) -> ScheduledOrderRun:
-    from trading_site.core.api.errors import ApiError
-
     try:
         order, status = _place(schedule, day)
         run.order, run.status = order, status
@@ -243,8 +246,6 @@ def _run(schedule: ScheduledOrder, run: ScheduledOrderRun, day: date) -> Schedul
 
 
 def _account_of(*, user, account_id: int):
-    from orders.validation import resolve_account
-
     return resolve_account(user=user, account_id=account_id)
 
 

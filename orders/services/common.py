@@ -27,7 +27,9 @@ from orders.brokers.base import (
     RateLimited,
     SessionExpired,
 )
+from orders.brokers.sessions import broker_client
 from orders.models import Order, OrderEvent, OrderLeg
+from trading_site.core import metrics
 from trading_site.core.realtime import ORDER_UPDATE, notify_user_on_commit, notify_users_on_commit
 
 logger = logging.getLogger("orders.services")
@@ -178,8 +180,6 @@ def bulk_update_rows(model, rows: list, fields: list[str]) -> None:
 def count_metric(name: str, value: int = 1, **labels: str) -> None:
     """Counters on /metrics; a metrics failure never fails an order."""
     try:
-        from trading_site.core import metrics
-
         metrics.inc(name, value, **labels)
     except Exception:
         logger.debug("metric %s not recorded", name, exc_info=True)
@@ -189,8 +189,6 @@ def count_metric(name: str, value: int = 1, **labels: str) -> None:
 
 
 def client_for(account):
-    from orders.brokers.sessions import broker_client
-
     return broker_client(account)
 
 

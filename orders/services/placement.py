@@ -44,7 +44,7 @@ from orders.validation import (
     validate_bracket_order,
     validate_single_order,
 )
-from trading_site.core.api.errors import ApiError, Conflict
+from trading_site.core.api.errors import ApiError, Conflict, InvalidInput
 
 MAX_BATCH_ITEMS = 500
 
@@ -456,8 +456,6 @@ def place_batch(
     (a bad item never blocks the rest); the results follow the input order. The valid
     items are written ahead together and their entries sent concurrently."""
     if len(items) > MAX_BATCH_ITEMS:
-        from trading_site.core.api.errors import InvalidInput
-
         raise InvalidInput(
             f"a batch holds at most {MAX_BATCH_ITEMS} orders",
             details={"orders": [f"{len(items)} given; at most {MAX_BATCH_ITEMS}"]},

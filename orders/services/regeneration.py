@@ -21,6 +21,9 @@ from django.utils import timezone
 
 from accounts.models import EntryRegeneratePermission
 from orders.models import Order, OrderEvent, RegenerationStage
+from orders.services.placement import place_batch, place_single_order
+from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
+from trading_site.core.api.errors import ApiError
 from trading_site.core.realtime import ORDER_UPDATE, notify_user_on_commit
 
 ACTOR = "monitoring"
@@ -134,8 +137,6 @@ def _lots(quantity: int, lot_size: int) -> int:
 
 
 def _bracket_request(order: Order):
-    from orders.validation import BracketOrderRequest, TargetSpec
-
     lot_size = order.instrument.lot_size
     return BracketOrderRequest(
         account_id=order.account_id,
@@ -162,8 +163,6 @@ def _bracket_request(order: Order):
 
 def _place_single_again(order: Order) -> tuple[int | None, str]:
     """A rejected single order goes through the single path, then is linked to its source."""
-    from orders.services.placement import place_single_order
-    from orders.validation import SingleOrderRequest
 
     request = SingleOrderRequest(
         account_id=order.account_id,
@@ -191,8 +190,6 @@ def _place_single_again(order: Order) -> tuple[int | None, str]:
 def place_regenerations(*, user_id: int) -> RegenerationResult:
     """Place every STAGED row of the user, brackets through the batch path (one batch per
     account), marking each row PLACED (with the new order) or FAILED (with the reason)."""
-    from orders.services.placement import place_batch
-    from trading_site.core.api.errors import ApiError
 
     result = RegenerationResult()
     stages = list(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
+from trading_site.server import build_server
+
 
 class Command(BaseCommand):
     help = "Serve trading_site.asgi with daphne (HTTP + WebSocket), WebSocket limits applied."
@@ -13,8 +15,6 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
 
     def handle(self, *args, host: str, port: int, **options):
-        from trading_site.server import build_server
-
         def ready(server):
             self.stdout.write(f"serving on http://{host}:{port}/")
             self.stdout.flush()

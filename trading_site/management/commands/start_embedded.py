@@ -11,6 +11,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from monitoring.embedded import start_embedded_jobs
+from orders.market.demo import seed_demo_data
+from trading_site.server import build_server
+
 
 class Command(BaseCommand):
     help = "Run the embedded trading desk: web, WebSocket and the monitoring loop in one process."
@@ -21,13 +25,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-loop", action="store_true", help="serve only; no timers")
 
     def handle(self, *args, host: str, port: int, no_loop: bool, **options):
-        from trading_site.server import build_server  # first: it installs the Twisted reactor
-
         call_command("migrate", interactive=False, verbosity=0)
-        from orders.market.demo import seed_demo_data
 
         demo = seed_demo_data()
-        from monitoring.embedded import start_embedded_jobs
 
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         url = f"http://{shown_host}:{port}/"
