@@ -5,6 +5,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+# The holiday calendar's model lives with the trading window that reads it (trading_site.core);
+# it stays in this app (label, table and migrations unchanged).
+from trading_site.core.models import TradingHoliday
+
+__all__ = ["Heartbeat", "MonitoringRun", "TradingHoliday"]
+
 
 class MonitoringRun(models.Model):
     """One user's monitoring cycle; unique per (user, cycle key), so it never runs twice."""
@@ -38,20 +44,6 @@ class MonitoringRun(models.Model):
 
     def __str__(self) -> str:
         return f"cycle {self.cycle_key} of user {self.user_id}"
-
-
-class TradingHoliday(models.Model):
-    """An exchange holiday: no cycles, no live orders (admin-editable)."""
-
-    date = models.DateField(unique=True)
-    description = models.CharField(max_length=200, blank=True, default="")
-
-    class Meta:
-        db_table = "trading_holidays"
-        ordering = ["date"]
-
-    def __str__(self) -> str:
-        return f"{self.date} {self.description}"
 
 
 class Heartbeat(models.Model):

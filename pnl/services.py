@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as clock
 from decimal import ROUND_HALF_UP, Decimal
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.cache import cache
@@ -36,8 +35,9 @@ from accounts.models import BrokerAccount
 from orders.models import BrokerOrder, BrokerTrade, Order, OrderLeg
 from pnl import fifo, selectors
 from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
+from trading_site.core.market_hours import MARKET_TZ
 
-TRADING_TZ = ZoneInfo("Asia/Kolkata")
+TRADING_TZ = MARKET_TZ
 CENTS = Decimal("0.01")
 ZERO = Decimal("0")
 

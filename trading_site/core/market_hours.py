@@ -16,6 +16,8 @@ from datetime import date, datetime, time, timedelta
 from time import monotonic
 from zoneinfo import ZoneInfo
 
+from trading_site.core.models import TradingHoliday
+
 MARKET_TZ = ZoneInfo("Asia/Kolkata")
 # Far enough to cross any run of weekends and holidays; a calendar with no trading day in a
 # year is a misconfiguration, answered with None.
@@ -96,8 +98,6 @@ def current_rules() -> WindowRules:
 
 
 def holidays_between(start: date, end: date) -> set[date]:
-    from monitoring.models import TradingHoliday
-
     return set(
         TradingHoliday.objects.filter(date__gte=start, date__lte=end).values_list("date", flat=True)
     )

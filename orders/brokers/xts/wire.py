@@ -11,7 +11,6 @@ import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from orders.brokers.base import (
     CANCELLED,
@@ -25,10 +24,11 @@ from orders.brokers.base import (
     BrokerPositionRow,
     BrokerTradeRow,
 )
+from trading_site.core.market_hours import MARKET_TZ
 
 logger = logging.getLogger(__name__)
 
-EXCHANGE_TZ = ZoneInfo("Asia/Kolkata")
+EXCHANGE_TZ = MARKET_TZ
 TIME_FORMAT = "%d-%m-%Y %H:%M:%S"
 
 # ---- statuses, sides, order types ---------------------------------------------------

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from zoneinfo import ZoneInfo
 
 from django import template
 from django.utils import timezone
 
+from trading_site.core.market_hours import MARKET_TZ
+
 register = template.Library()
 
-IST = ZoneInfo("Asia/Kolkata")
+IST = MARKET_TZ
 RUPEE = "\u20b9"
 
 
@@ -112,28 +113,3 @@ def pnl_class(value):
 def status_class(value):
     """CSS class for an order / leg / cycle / step status, e.g. 'status-filled'."""
     return "status-" + str(value or "none").lower().replace("_", "-")
-
-
-@register.filter(name="error_text")
-def error_text(error):
-    """A monitoring error as one line: errors are strings, older rows may hold dicts."""
-    if isinstance(error, dict):
-        prefix = f"Step {error['step']}: " if error.get("step") else ""
-        return prefix + str(error.get("message") or error.get("error") or error)
-    return str(error)
-
-
-@register.inclusion_tag("monitoring/_last_cycle.html")
-def last_cycle_indicator(user):
-    """The header's 'last cycle' indicator, rendered with the user's latest MonitoringRun."""
-    run = None
-    if user is not None and user.is_authenticated:
-        from monitoring.models import MonitoringRun
-
-        run = (
-            MonitoringRun.objects.filter(user=user)
-            .only("status", "started_at", "finished_at", "duration_ms", "cycle_key")
-            .order_by("-started_at", "-id")
-            .first()
-        )
-    return {"run": run}
