@@ -2,7 +2,7 @@
 rows, a gunicorn server started as the README's full-stack mode runs it, and latency maths.
 
 Every benchmark runs against `bench_orders` (or BENCH_DATABASE_URL), never `test`, with rate
-limits off (RATE_LIMIT_ENABLED=0) and the bench-only floor endpoint on (BENCH_ENDPOINTS=1).
+limits off (RATE_LIMIT_ENABLED=0) and the bench-only floor endpoints mounted (bench.settings).
 """
 
 from __future__ import annotations
@@ -30,11 +30,10 @@ def bench_environment(*, database_url: str | None = None) -> dict[str, str]:
     # One key kept under var/ so a reused bench database stays readable run after run.
     fernet_key = load_or_create_secret(ROOT / "var" / "bench_fernet_key", kind="fernet")
     env = {
-        "DJANGO_SETTINGS_MODULE": "trading_site.settings",
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
         "DATABASE_URL": database_url or os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
         "REDIS_URL": os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
         "RATE_LIMIT_ENABLED": "0",
-        "BENCH_ENDPOINTS": "1",
         "DJANGO_DEBUG": "0",
         "SECRET_KEY": os.environ.get(
             "SECRET_KEY", "bench-secret-key-not-for-production-0123456789"
@@ -52,6 +51,8 @@ def setup_django(*, database_url: str | None = None) -> dict[str, str]:
     env = bench_environment(database_url=database_url)
     for key, value in env.items():
         os.environ.setdefault(key, value)
+    # Always the bench's settings (importing trading_site already set the product's default).
+    os.environ["DJANGO_SETTINGS_MODULE"] = env["DJANGO_SETTINGS_MODULE"]
     sys.path.insert(0, str(ROOT))
     create_database(os.environ["DATABASE_URL"])
     import django

@@ -336,8 +336,6 @@ SCHEDULED_ORDER_GRACE_MINUTES = env_int("SCHEDULED_ORDER_GRACE_MINUTES", 5)
 # Orders (orders/services): a leg left PENDING_SUBMIT by a crash or broker timeout that the
 # broker's order book still does not show after this long is marked REJECTED (never re-sent).
 ORDER_PENDING_GRACE_SECONDS = env_int("ORDER_PENDING_GRACE_SECONDS", 120)
-# Benchmark-only endpoints (bench/orders_place.py's bare-insert floor); off in production.
-BENCH_ENDPOINTS = env_bool("BENCH_ENDPOINTS", False)
 
 DEMO_USERNAME = os.environ.get("DEMO_USERNAME", "demo")
 DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "demo-trader-1")

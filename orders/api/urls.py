@@ -1,6 +1,5 @@
 """Order endpoints under /api/ (SPEC 4): slash-less paths, and the same with a slash."""
 
-from django.conf import settings
 from django.urls import path
 
 from orders.api import views
@@ -19,11 +18,3 @@ urlpatterns = [
         "algo-place-batch-orders", views.BatchOrdersView.as_view(), "api-algo-place-batch-orders"
     ),
 ]
-
-if getattr(settings, "BENCH_ENDPOINTS", False):
-    urlpatterns += _both(
-        "bench/bare-insert", views.BenchBareInsertView.as_view(), "api-bench-bare-insert"
-    )
-    urlpatterns += _both(
-        "bench/order-by-pk", views.BenchOrderByPkView.as_view(), "api-bench-order-by-pk"
-    )

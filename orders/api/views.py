@@ -306,29 +306,3 @@ class CancelOrderView(OrdersGroupMixin, APIView):
         return Response(
             s.order_detail(selectors.order_detail(user=request.user, order_id=order_id))
         )
-
-
-class BenchBareInsertView(APIView):
-    """Benchmarks only (BENCH_ENDPOINTS=1): the floor of an authenticated DRF write, one
-    row inserted, nothing else."""
-
-    rate_limit_group = "orders"
-
-    @extend_schema(exclude=True)
-    def post(self, request):
-        from orders.models import OrderEvent
-
-        event = OrderEvent.objects.create(actor=user_actor(request.user), kind="bench")
-        return Response({"id": event.pk}, status=status.HTTP_201_CREATED)
-
-
-class BenchOrderByPkView(APIView):
-    """Benchmarks only (BENCH_ENDPOINTS=1): the floor of an authenticated DRF read, one
-    order fetched by primary key."""
-
-    rate_limit_group = "read"
-
-    @extend_schema(exclude=True)
-    def get(self, request):
-        order = Order.objects.filter(user=request.user).only("id").order_by("-id").first()
-        return Response({"id": order.pk if order else None})
