@@ -6,4 +6,5 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from accounts import schema, signals  # noqa: F401  (registers receivers, extensions)
+        # reason: Django connects receivers and schema extensions once the apps are ready
+        from accounts import schema, signals  # noqa: F401

@@ -6,7 +6,7 @@ class MonitoringConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # The admin (earlier in INSTALLED_APPS) has autodiscovered every admin.py by now.
+        # reason: the admin (earlier in INSTALLED_APPS) has autodiscovered every admin.py by now
         from monitoring.admin_actions import attach_to_user_admin
 
         attach_to_user_admin()

@@ -18,7 +18,7 @@ def build_server(*, host: str, port: int, on_ready: Callable[[object], None] | N
     from daphne.server import Server
     from django.conf import settings
 
-    from trading_site.asgi import application
+    from trading_site.asgi import application  # reason: after daphne installed its reactor
 
     limit = int(settings.WS_MAX_MESSAGE_BYTES)
     server: Server
