@@ -1,4 +1,4 @@
-"""Celery entry points (beat schedule: monitoring.schedule). Thin: ids in, a service call.
+"""Celery entry points (beat schedule: trading_site.celery). Thin: ids in, a service call.
 
 The embedded runner calls these same functions from its in-process timer.
 """

@@ -1,7 +1,8 @@
-"""The Celery app (full stack). The beat schedule lives in monitoring.schedule and reaches
-Celery through settings.CELERY_BEAT_SCHEDULE; tasks are found in each app's tasks.py."""
+"""The Celery app (full stack) and the ONE beat schedule: the monitoring loop, scheduled
+orders, housekeeping. Tasks are found in each app's tasks.py."""
 
 import os
+from datetime import timedelta
 
 from celery import Celery
 from celery.signals import setup_logging, task_postrun, task_prerun, worker_init
@@ -13,6 +14,47 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trading_site.settings")
 app = Celery("trading_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def beat_schedule(interval_seconds: int) -> dict:
+    """Every periodic task, with an `expires` so a backlog never runs stale ticks late."""
+    interval = max(1, int(interval_seconds))
+    return {
+        "dispatch-monitoring-cycles": {
+            "task": "monitoring.tasks.dispatch_monitoring_cycles",
+            "schedule": timedelta(seconds=interval),
+            "options": {"expires": interval},
+        },
+        "place-due-scheduled-orders": {
+            "task": "monitoring.tasks.place_due_scheduled_orders",
+            "schedule": timedelta(seconds=min(60, interval)),
+            "options": {"expires": 60},
+        },
+        "beat-heartbeat": {
+            "task": "monitoring.tasks.beat_heartbeat",
+            "schedule": timedelta(seconds=min(30, interval)),
+            "options": {"expires": 30},
+        },
+        "refresh-broker-sessions": {
+            "task": "monitoring.tasks.refresh_broker_sessions",
+            "schedule": timedelta(minutes=5),
+            "options": {"expires": 300},
+        },
+        "purge-expired-auth-sessions": {
+            "task": "monitoring.tasks.purge_expired_auth_sessions",
+            "schedule": timedelta(hours=1),
+            "options": {"expires": 3600},
+        },
+    }
+
+
+@app.on_after_configure.connect
+def install_beat_schedule(sender, **kwargs):
+    """The schedule's interval is a setting (MONITOR_INTERVAL_SECONDS): installed once Celery
+    has read Django's settings, so settings.py needs nothing from here."""
+    from django.conf import settings
+
+    sender.conf.beat_schedule = beat_schedule(settings.MONITOR_INTERVAL_SECONDS)
 
 
 @setup_logging.connect

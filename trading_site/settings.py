@@ -325,10 +325,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ALWAYS_EAGER = EMBEDDED
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
-# The one beat schedule (monitoring.schedule): the loop, scheduled orders, housekeeping.
-from monitoring.schedule import beat_schedule  # noqa: E402  (pure data, no Django imports)
-
-CELERY_BEAT_SCHEDULE = beat_schedule(MONITOR_INTERVAL_SECONDS)
+# The one beat schedule is trading_site.celery's (it reads MONITOR_INTERVAL_SECONDS).
 # A scheduled order whose time passed less than this long ago (e.g. the system was down) is
 # still placed; older than that, the day is recorded as MISSED (orders.scheduled.services).
 SCHEDULED_ORDER_GRACE_MINUTES = env_int("SCHEDULED_ORDER_GRACE_MINUTES", 5)

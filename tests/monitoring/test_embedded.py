@@ -62,7 +62,7 @@ async def test_in_process_timer_runs_cycles_and_the_browser_gets_them(embedded):
 
 def test_the_embedded_timer_runs_every_periodic_task_beat_runs(settings):
     from monitoring.embedded import embedded_jobs
-    from monitoring.schedule import beat_schedule
+    from trading_site.celery import beat_schedule
 
     settings.PRICE_FEED_ENABLED = False
     beat_tasks = {entry["task"].rsplit(".", 1)[1] for entry in beat_schedule(60).values()}
