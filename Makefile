@@ -30,9 +30,14 @@ test: install
 	@scripts/ensure-services.sh
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# ruff, the import contracts (.importlinter), migrations that match the models, and at most 15
+# function-level imports, each with its reason (.pre-commit-config.yaml runs the same checks).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) scripts/count_function_imports.py --max 15
 
 format: install
 	$(VENV)/bin/ruff format .
