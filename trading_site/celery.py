@@ -7,8 +7,6 @@ from datetime import timedelta
 from celery import Celery
 from celery.signals import setup_logging, task_postrun, task_prerun, worker_init
 
-from trading_site.envconfig import env_int
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trading_site.settings")
 
 app = Celery("trading_site")
@@ -79,7 +77,7 @@ def keep_database_connections(**kwargs):
     from django.conf import settings
 
     for database in settings.DATABASES.values():
-        database["CONN_MAX_AGE"] = env_int("WORKER_DB_CONN_MAX_AGE", 600)
+        database["CONN_MAX_AGE"] = settings.WORKER_DB_CONN_MAX_AGE
         database["CONN_HEALTH_CHECKS"] = True
 
 

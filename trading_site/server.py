@@ -8,7 +8,6 @@ connection without one, which the client sees as 1006).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 
@@ -38,7 +37,7 @@ def build_server(*, host: str, port: int, on_ready: Callable[[object], None] | N
         websocket_max_frame_size=limit,
         ready_callable=ready,
     )
-    profile_path = os.environ.get("WEB_PROFILE_FILE")
+    profile_path = settings.WEB_PROFILE_FILE
     if profile_path:
         server.run = _profiled(server.run, profile_path)
     return server

@@ -311,6 +311,9 @@ WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 4096)
 PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 90)
 # Most concurrent channel-layer group operations per web process (monitoring.consumers).
 WS_LAYER_CONCURRENCY = env_int("WS_LAYER_CONCURRENCY", 200)
+# Performance work only (trading_site.server): cProfile the web process's event loop into this
+# file between SIGUSR1 and SIGUSR2. Unset: no profiling.
+WEB_PROFILE_FILE = os.environ.get("WEB_PROFILE_FILE", "")
 
 # Celery (full stack): Redis broker; one beat; tasks acknowledged late so a killed worker's
 # task is redelivered (the cycle lock and MonitoringRun uniqueness make that safe).
@@ -321,6 +324,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Celery's Django fixup closes the DB connection around every task unless this is set; the
 # worker keeps it instead (trading_site.celery: CONN_MAX_AGE, health checks, errors).
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
+# A worker keeps its database connection this long between tasks (trading_site.celery).
+WORKER_DB_CONN_MAX_AGE = env_int("WORKER_DB_CONN_MAX_AGE", 600)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ALWAYS_EAGER = EMBEDDED
