@@ -7,11 +7,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import BrokerAccount, Strategy
+from accounts.models import BrokerAccount, EntryRegeneratePermission, Strategy
 from monitoring.models import MonitoringRun
 from orders.models import Order, ScheduledOrder
 from pnl.models import PnlDaily, PnlLot
@@ -554,13 +555,14 @@ def test_regenerate_permission_is_saved_with_own_strategies(web, trader):
 
 def test_regenerate_permission_refuses_another_users_strategy(web, trader, other_trader):
     theirs = Strategy.objects.create(user=other_trader, name="NotMine")
-    web.post(reverse("regenerate_permission"), {"enabled": "on", "strategies": [theirs.pk]})
-    permission = (
-        trader.entry_regenerate_permission
-        if hasattr(trader, "entry_regenerate_permission")
-        else None
+    response = web.post(
+        reverse("regenerate_permission"), {"enabled": "on", "strategies": [theirs.pk]}
     )
-    assert permission is None or not permission.strategies.exists()
+    assert response.status_code == 302
+    said = [str(message) for message in get_messages(response.wsgi_request)]
+    assert said == ["Choose only your own strategies."]
+    # Nothing was saved: no permission row (so nothing enabled, no strategy attached).
+    assert not EntryRegeneratePermission.objects.filter(user=trader).exists()
 
 
 def test_scheduled_order_is_created_and_listed(web, account):
