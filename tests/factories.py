@@ -1,16 +1,36 @@
-"""Factories shared by the whole suite: small functions that make valid rows with defaults."""
+"""The suite's one set of factories: small functions that make valid rows and requests with
+defaults, and the few helpers that drive the paper broker the way the monitoring loop does.
+
+Rows written straight to the database are for list, display and PnL tests; placement tests go
+through the services (`place_bracket`, or the API)."""
 
 from __future__ import annotations
 
 import itertools
+from datetime import datetime
 from decimal import Decimal
 
+from asgiref.sync import async_to_sync
 from rest_framework.test import APIClient
 
 from accounts.models import Broker, BrokerAccount, Strategy, User
-from orders.models import FairPrice, Instrument
+from accounts.services import create_auth_session
+from orders.brokers.sessions import broker_client
+from orders.market.services import match_paper_orders
+from orders.models import (
+    BrokerOrder,
+    BrokerTrade,
+    FairPrice,
+    Instrument,
+    Order,
+    OrderEvent,
+    OrderLeg,
+)
+from orders.services import place_bracket_order, store_broker_snapshots, sync_account_orders
+from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
 
 _seq = itertools.count(1)
+D = Decimal
 
 DEFAULT_PASSWORD = "correct-horse-battery-9"
 
@@ -83,9 +103,219 @@ def make_strategy(*, user: User, name: str | None = None, **extra) -> Strategy:
 
 def api_client_for(user: User) -> APIClient:
     """An API client authenticated the way programs are: a real Bearer session token."""
-    from accounts.services import create_auth_session
-
     token, _session = create_auth_session(user=user, client_ip="127.0.0.1", user_agent="tests")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return client
+
+
+# ---- orders, legs and broker rows written directly ---------------------------------------
+
+# The entry leg's status for an order status that legs do not share.
+_LEG_STATUS_OF_ORDER = {
+    Order.Status.PENDING: OrderLeg.Status.PENDING_SUBMIT,
+    Order.Status.COMPLETED: OrderLeg.Status.FILLED,
+}
+
+
+def make_order(
+    *,
+    account: BrokerAccount,
+    instrument: Instrument | None = None,
+    user: User | None = None,
+    status: str = Order.Status.OPEN,
+    entry_leg: bool = True,
+    audit_event: bool = False,
+    **fields,
+) -> Order:
+    """An order row (BUY 10 LIMIT 99.00 by default) with its entry leg, whose status follows
+    the order's and which carries a broker order id, unless `entry_leg=False`; with an
+    'order_placed' audit event when `audit_event=True`."""
+    instrument = instrument or make_instrument()
+    fields.setdefault("side", "BUY")
+    fields.setdefault("quantity", 10)
+    fields.setdefault("order_type", "LIMIT")
+    fields.setdefault("limit_price", D("99.00"))
+    order = Order.objects.create(
+        user=user or account.user,
+        account=account,
+        instrument=instrument,
+        symbol=instrument.trading_symbol,
+        exchange_segment=instrument.exchange_segment,
+        exchange_instrument_id=instrument.exchange_instrument_id,
+        status=status,
+        **fields,
+    )
+    if entry_leg:
+        make_leg(
+            order=order,
+            broker_order_id=str(next(_seq)),
+            status=_LEG_STATUS_OF_ORDER.get(status, status),
+        )
+    if audit_event:
+        OrderEvent.objects.create(
+            order=order,
+            account=account,
+            user=order.user,
+            actor="test",
+            kind="order_placed",
+            message="placed by the test",
+        )
+    return order
+
+
+def make_leg(
+    *,
+    order: Order,
+    broker_order_id: str | None,
+    role: str = OrderLeg.Role.ENTRY,
+    side: str | None = None,
+    quantity: int | None = None,
+    status: str = OrderLeg.Status.FILLED,
+) -> OrderLeg:
+    return OrderLeg.objects.create(
+        order=order,
+        account=order.account,
+        role=role,
+        order_type=order.order_type,
+        side=side or order.side,
+        quantity=quantity or order.quantity,
+        limit_price=order.limit_price,
+        unique_identifier=f"T{next(_seq)}",
+        broker_order_id=broker_order_id,
+        status=status,
+    )
+
+
+def make_trade(
+    *, account, instrument, broker_order_id: str, side: str, quantity: int, price: str, at: datetime
+) -> BrokerTrade:
+    """A fill in the broker's trade book (what PnL is computed from)."""
+    return BrokerTrade.objects.create(
+        account=account,
+        execution_id=f"X{next(_seq)}",
+        broker_order_id=broker_order_id,
+        exchange_segment=instrument.exchange_segment,
+        exchange_instrument_id=instrument.exchange_instrument_id,
+        trading_symbol=instrument.trading_symbol,
+        side=side,
+        quantity=quantity,
+        price=Decimal(price),
+        traded_at=at,
+    )
+
+
+def make_broker_order(
+    *,
+    account,
+    instrument,
+    broker_order_id: str,
+    side: str,
+    quantity: int,
+    average_price: str | None,
+    at: datetime,
+) -> BrokerOrder:
+    """A row of the broker's order book: FILLED at `average_price`, or OPEN without one."""
+    return BrokerOrder.objects.create(
+        account=account,
+        broker_order_id=broker_order_id,
+        exchange_segment=instrument.exchange_segment,
+        exchange_instrument_id=instrument.exchange_instrument_id,
+        trading_symbol=instrument.trading_symbol,
+        side=side,
+        order_quantity=quantity,
+        cumulative_quantity=quantity if average_price else 0,
+        average_traded_price=Decimal(average_price) if average_price else None,
+        status="FILLED" if average_price else "OPEN",
+        exchange_transact_time=at,
+    )
+
+
+def legs_of(order: Order, role: str | None = None) -> list[OrderLeg]:
+    legs = OrderLeg.objects.filter(order=order).order_by("id")
+    return list(legs.filter(role=role) if role else legs)
+
+
+# ---- placement requests ------------------------------------------------------------------
+
+
+def single_request(account, **overrides) -> SingleOrderRequest:
+    """BUY 10 RELIANCE LIMIT 99."""
+    fields = {
+        "account_id": account.pk,
+        "order_side": "BUY",
+        "order_type": "LIMIT",
+        "order_quantity": 10,
+        "symbol": "RELIANCE",
+        "limit_price": D("99.00"),
+    }
+    fields.update(overrides)
+    return SingleOrderRequest(**fields)
+
+
+def bracket_request(account, **overrides) -> BracketOrderRequest:
+    """BUY 100 RELIANCE at 99, SL stop 95.50 / limit 95, targets 105 (50) and 110 (50)."""
+    fields = {
+        "account_id": account.pk,
+        "no_of_lots": 100,
+        "entry_price": D("99.00"),
+        "sl_price": D("95.00"),
+        "sl_stop_price": D("95.50"),
+        "trading_symbol": "RELIANCE",
+        "targets": [TargetSpec(price=D("105"), lots=50), TargetSpec(price=D("110"), lots=50)],
+    }
+    fields.update(overrides)
+    return BracketOrderRequest(**fields)
+
+
+# ---- the paper broker, driven as the monitoring loop drives it -----------------------------
+
+
+def place_bracket(
+    *,
+    user,
+    account,
+    instrument,
+    entry,
+    stop=None,
+    sl,
+    sl_stop=None,
+    tp,
+    lots=10,
+    side="BUY",
+    strategy=None,
+) -> Order:
+    """A bracket through the real placement service (write-ahead, paper broker)."""
+
+    def d(value):
+        return None if value is None else Decimal(str(value))
+
+    request = BracketOrderRequest(
+        account_id=account.pk,
+        no_of_lots=lots,
+        entry_price=d(entry),
+        entry_stop_price=d(stop),
+        sl_price=d(sl),
+        sl_stop_price=d(sl_stop),
+        order_side=side,
+        exchange_token=instrument.exchange_instrument_id,
+        exchange_segment=instrument.exchange_segment,
+        targets=[TargetSpec(price=d(tp), percent=Decimal("100"))],
+        strategy_name=strategy.name if strategy else "",
+    )
+    return place_bracket_order(user=user, request=request).order
+
+
+def set_price_and_match(instrument, price, spread="0.10") -> FairPrice:
+    """A new fair price, and the paper exchange's matching tick for it."""
+    fair = make_fair_price(instrument, price, spread=spread)
+    match_paper_orders(instrument_ids=[instrument.pk])
+    return fair
+
+
+def sync_from_broker(account) -> list[int]:
+    """Steps 1 and 3 of a cycle: one order-book read (exactly one paper-exchange tick, so
+    partial fills advance one step per call), stored and synced onto our legs and orders."""
+    book = async_to_sync(broker_client(account).order_book)()
+    store_broker_snapshots(account=account, order_book=book, trades=[], positions=[], balance=None)
+    return sync_account_orders(account=account, order_book=book, positions=[])

@@ -27,7 +27,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -117,39 +116,3 @@ def page(chromium):
         yield pg
     finally:
         context.close()
-
-
-def screenshot(page, name: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
-
-
-def off_loop(fn, *args, **kwargs):
-    """Run server-side code (services, the monitoring cycle) in a fresh thread.
-
-    Playwright's sync API leaves an asyncio loop running in the test thread, and the
-    services' `async_to_sync` calls (broker clients, channel-layer sends) refuse to run in
-    a thread with a running loop, as they would in a real request thread they need none.
-    """
-    from django.db import connections
-
-    box: dict = {}
-
-    def target():
-        try:
-            box["result"] = fn(*args, **kwargs)
-        except BaseException as exc:  # re-raised in the test thread
-            box["error"] = exc
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=target, name="server-side-call")
-    thread.start()
-    thread.join(timeout=60)
-    if thread.is_alive():
-        raise TimeoutError(f"{fn.__name__} did not finish in 60 s")
-    if "error" in box:
-        raise box["error"]
-    return box.get("result")

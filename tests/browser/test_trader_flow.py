@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from orders.models import Order
-from tests.browser.conftest import off_loop, screenshot
+from tests.browser.support import off_loop, screenshot
 from tests.factories import DEFAULT_PASSWORD, make_account, make_instrument, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

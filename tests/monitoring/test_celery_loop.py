@@ -14,7 +14,7 @@ import pytest
 from monitoring import presence
 from monitoring.models import Heartbeat, MonitoringRun
 from tests.factories import make_account, make_user
-from tests.monitoring.conftest import REPO, subprocess_env
+from tests.servers import REPO, subprocess_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

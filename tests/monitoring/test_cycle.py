@@ -8,7 +8,7 @@ from django.core.cache import cache
 from accounts.models import Broker
 from monitoring.models import MonitoringRun
 from monitoring.services import _lock_key, run_user_cycle
-from tests.factories import make_account, make_user
+from tests.factories import make_account, make_user, place_bracket, set_price_and_match
 
 pytestmark = pytest.mark.django_db
 
@@ -80,12 +80,11 @@ def test_with_permission_a_cycle_archives_stages_and_replaces_a_rejected_order(s
     from accounts.models import EntryRegeneratePermission
     from orders.models import Order
     from tests.factories import make_instrument, make_strategy
-    from tests.monitoring.conftest import place_bracket, set_price
 
     user = make_user()
     account = make_account(user=user)
     instrument = make_instrument(band=(D("100"), D("5000")))
-    set_price(instrument, "1000")
+    set_price_and_match(instrument, "1000")
     strategy = make_strategy(user=user, allow_regeneration=True, max_regenerations=1)
     permission = EntryRegeneratePermission.objects.create(user=user, enabled=True)
     permission.strategies.set([strategy])

@@ -12,8 +12,14 @@ from monitoring import presence
 from monitoring.models import MonitoringRun
 from monitoring.services import cycle_key_for, monitored_user_ids, run_user_cycle
 from monitoring.tasks import dispatch_monitoring_cycles, run_monitoring_cycle
-from tests.factories import api_client_for, make_account, make_instrument, make_user
-from tests.monitoring.conftest import place_bracket, set_price
+from tests.factories import (
+    api_client_for,
+    make_account,
+    make_instrument,
+    make_user,
+    place_bracket,
+    set_price_and_match,
+)
 
 pytestmark = pytest.mark.django_db
 IST = ZoneInfo("Asia/Kolkata")
@@ -34,7 +40,7 @@ def test_connected_users_and_users_with_open_orders_are_monitored(settings):
         make_account(user=user)
     presence.mark_connected(connected.pk, "tab")
     instrument = make_instrument(band=(D("100"), D("5000")))
-    set_price(instrument, "1000")
+    set_price_and_match(instrument, "1000")
     account = with_orders.broker_accounts.get()
     place_bracket(
         user=with_orders, account=account, instrument=instrument, entry="900", sl="890", tp="950"

@@ -10,8 +10,14 @@ import pytest
 from accounts.services import create_auth_session
 from monitoring.services import run_user_cycle
 from orders.models import BrokerTrade, Order, OrderLeg
-from tests.factories import make_account, make_instrument, make_user
-from tests.monitoring.conftest import WsClient, place_bracket, set_price
+from tests.factories import (
+    make_account,
+    make_instrument,
+    make_user,
+    place_bracket,
+    set_price_and_match,
+)
+from tests.servers import WsClient
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +30,7 @@ def test_bracket_partial_fill_protection_target_and_pnl(daphne_server, settings)
     user = make_user()
     account = make_account(user=user)
     instrument = make_instrument(symbol="HDFCBANK", band=(D("100"), D("5000")))
-    set_price(instrument, "1000")
+    set_price_and_match(instrument, "1000")
     token, _ = create_auth_session(user=user, client_ip="127.0.0.1", user_agent="e2e")
     client = WsClient(daphne_server.url(f"/ws/{user.pk}/?token={token}"))
     client.wait_for(lambda m: m["type"] == "connection_established")
@@ -42,7 +48,7 @@ def test_bracket_partial_fill_protection_target_and_pnl(daphne_server, settings)
     # The price comes down to the entry; the exchange fills at most 4 per tick (this price
     # write is one tick, the cycle's read of the book another).
     settings.PAPER_FILL_CAP = 4
-    set_price(instrument, "994")
+    set_price_and_match(instrument, "994")
     run = run_user_cycle(user_id=user.pk, cycle_key="e2e-1", trigger="test")
     assert run.status == "OK", run.steps
     order.refresh_from_db()
@@ -54,7 +60,7 @@ def test_bracket_partial_fill_protection_target_and_pnl(daphne_server, settings)
 
     # The rest fills; the next cycle protects it too.
     settings.PAPER_FILL_CAP = 0
-    set_price(instrument, "994")
+    set_price_and_match(instrument, "994")
     run_user_cycle(user_id=user.pk, cycle_key="e2e-2", trigger="test")
     order.refresh_from_db()
     assert order.status == Order.Status.FILLED and order.filled_quantity == 10
@@ -62,7 +68,7 @@ def test_bracket_partial_fill_protection_target_and_pnl(daphne_server, settings)
     assert sum(leg.quantity for leg in _legs(order, OrderLeg.Role.TAKE_PROFIT)) == 10
 
     # The price reaches the target: TPs fill; the next cycle sees it and cancels the SLs.
-    set_price(instrument, "1012")
+    set_price_and_match(instrument, "1012")
     run = run_user_cycle(user_id=user.pk, cycle_key="e2e-3", trigger="test")
     assert run.status == "OK", run.steps
     order.refresh_from_db()

@@ -11,8 +11,15 @@ from monitoring.pipeline import CycleState, StepFailed
 from monitoring.steps import CycleContext, reprice_entry_legs, reprice_stop_loss_legs
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.services import place_protective_legs
-from tests.factories import make_account, make_instrument, make_strategy, make_user
-from tests.monitoring.conftest import place_bracket, set_price, sync_from_broker
+from tests.factories import (
+    make_account,
+    make_instrument,
+    make_strategy,
+    make_user,
+    place_bracket,
+    set_price_and_match,
+    sync_from_broker,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +29,7 @@ def desk():
     user = make_user()
     account = make_account(user=user)
     instrument = make_instrument(symbol="TCS", band=(D("100"), D("5000")))
-    set_price(instrument, "990")
+    set_price_and_match(instrument, "990")
     return user, account, instrument
 
 
@@ -47,7 +54,9 @@ def test_stuck_buy_entry_is_repriced_to_the_buy_fair_price_and_then_fills(desk):
         tp="1100",
         strategy=strategy,
     )
-    set_price(instrument, "1005")  # through the stop, past the limit: triggered, not filled
+    set_price_and_match(
+        instrument, "1005"
+    )  # through the stop, past the limit: triggered, not filled
     sync_from_broker(account)
     entry = _leg(order, OrderLeg.Role.ENTRY)
     assert entry.filled_quantity == 0
@@ -57,7 +66,7 @@ def test_stuck_buy_entry_is_repriced_to_the_buy_fair_price_and_then_fills(desk):
     entry.refresh_from_db()
     assert entry.limit_price == D("1005.05")  # buy fair 1005.05, on the tick grid
     assert OrderEvent.objects.filter(leg=entry, kind="leg_repriced").exists()
-    set_price(instrument, "1005")
+    set_price_and_match(instrument, "1005")
     sync_from_broker(account)
     entry.refresh_from_db()
     assert entry.status == OrderLeg.Status.FILLED
@@ -76,7 +85,7 @@ def test_entry_repricing_stops_at_the_slippage_bound(desk):
         tp="1100",
         strategy=strategy,
     )
-    set_price(instrument, "1040")
+    set_price_and_match(instrument, "1040")
     sync_from_broker(account)
     reprice_entry_legs(_state(user, account))
     entry = _leg(order, OrderLeg.Role.ENTRY)
@@ -121,14 +130,14 @@ def _protected_long(desk, strategy=None):
 def test_stuck_stop_loss_is_repriced_down_to_the_sell_fair_price(desk):
     user, account, instrument = desk
     order, sl = _protected_long(desk)
-    set_price(instrument, "976")  # through the 980 stop and below the 979 limit
+    set_price_and_match(instrument, "976")  # through the 980 stop and below the 979 limit
     sync_from_broker(account)
     sl.refresh_from_db()
     assert sl.filled_quantity == 0
     reprice_stop_loss_legs(_state(user, account))
     sl.refresh_from_db()
     assert sl.limit_price == D("975.95")  # sell fair 975.95
-    set_price(instrument, "976")
+    set_price_and_match(instrument, "976")
     sync_from_broker(account)
     sl.refresh_from_db()
     assert sl.status == OrderLeg.Status.FILLED
@@ -144,7 +153,9 @@ def test_trailing_stop_loss_follows_the_price_up_by_steps(desk):
     sl.refresh_from_db()
     assert sl.trail_reference_price == D("989.95")
     assert sl.stop_price == D("980")
-    set_price(instrument, "1001")  # sell fair 1000.95: two full triggers above the reference
+    set_price_and_match(
+        instrument, "1001"
+    )  # sell fair 1000.95: two full triggers above the reference
     details = reprice_stop_loss_legs(_state(user, account))
     assert details["trailed"] == 1
     sl.refresh_from_db()
@@ -156,7 +167,7 @@ def test_trailing_stop_loss_follows_the_price_up_by_steps(desk):
 def test_a_broker_refusal_is_reported_as_the_steps_error(desk):
     user, account, instrument = desk
     order, sl = _protected_long(desk)
-    set_price(instrument, "976")
+    set_price_and_match(instrument, "976")
     sync_from_broker(account)
     # The leg was cancelled at the broker behind our back: the modify is refused.
     from asgiref.sync import async_to_sync

@@ -15,8 +15,15 @@ from orders.services.regeneration import (
     regeneration_permitted,
     stage_regenerations,
 )
-from tests.factories import make_account, make_instrument, make_strategy, make_user
-from tests.monitoring.conftest import place_bracket, set_price, sync_from_broker
+from tests.factories import (
+    make_account,
+    make_instrument,
+    make_strategy,
+    make_user,
+    place_bracket,
+    set_price_and_match,
+    sync_from_broker,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +33,7 @@ def desk(settings):
     user = make_user()
     account = make_account(user=user)
     instrument = make_instrument(symbol="RELIANCE", band=(D("100"), D("5000")))
-    set_price(instrument, "1000")
+    set_price_and_match(instrument, "1000")
     strategy = make_strategy(user=user, allow_regeneration=True, max_regenerations=2)
     return user, account, instrument, strategy
 

@@ -9,7 +9,7 @@ import pytest
 
 from accounts.services import create_auth_session
 from tests.factories import make_account, make_user
-from tests.monitoring.conftest import WsClient
+from tests.servers import WsClient
 from trading_site.core.realtime import notify_user
 
 

@@ -6,8 +6,7 @@ from django.test import Client
 
 from orders.models import OrderEvent
 from orders.services import place_single_order
-from tests.factories import DEFAULT_PASSWORD, make_user
-from tests.orders.conftest import single_request
+from tests.factories import DEFAULT_PASSWORD, make_user, single_request
 
 
 def _staff_client() -> Client:

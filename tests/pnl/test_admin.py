@@ -10,8 +10,7 @@ from django.utils import timezone
 
 from pnl.models import PnlInstrumentState, PnlLot
 from pnl.services import compute_account_pnl
-from tests.factories import make_account, make_instrument, make_user
-from tests.pnl.rows import make_trade
+from tests.factories import make_account, make_instrument, make_trade, make_user
 
 pytestmark = pytest.mark.django_db
 

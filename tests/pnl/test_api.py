@@ -10,8 +10,13 @@ from django.utils import timezone
 
 from pnl.models import PnlDaily, PnlInstrumentState
 from pnl.services import compute_account_pnl, trading_day_bounds
-from tests.factories import api_client_for, make_account, make_fair_price, make_instrument
-from tests.pnl.rows import make_trade
+from tests.factories import (
+    api_client_for,
+    make_account,
+    make_fair_price,
+    make_instrument,
+    make_trade,
+)
 
 pytestmark = pytest.mark.django_db
 

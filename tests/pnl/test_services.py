@@ -11,8 +11,16 @@ from accounts.models import BrokerAccount
 from orders.models import Order
 from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
 from pnl.services import compute_account_pnl
-from tests.factories import make_account, make_fair_price, make_instrument, make_user
-from tests.pnl.rows import make_broker_order, make_leg, make_order, make_trade
+from tests.factories import (
+    make_account,
+    make_broker_order,
+    make_fair_price,
+    make_instrument,
+    make_leg,
+    make_order,
+    make_trade,
+    make_user,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -172,12 +180,32 @@ def test_order_pnl_and_open_position_come_from_lots_whose_entry_leg_is_theirs():
     instrument = make_instrument()
     make_fair_price(instrument, "105")
     account = make_account()
-    bracket = make_order(account=account, instrument=instrument, kind=Order.Kind.BRACKET)
+    bracket = make_order(
+        account=account,
+        instrument=instrument,
+        kind=Order.Kind.BRACKET,
+        entry_leg=False,
+        status=Order.Status.FILLED,
+    )
     make_leg(order=bracket, broker_order_id="E1")
     make_leg(order=bracket, broker_order_id="T1", role="TAKE_PROFIT", side="SELL", quantity=4)
-    manual_exit = make_order(account=account, instrument=instrument, side="SELL", quantity=2)
+    manual_exit = make_order(
+        account=account,
+        instrument=instrument,
+        side="SELL",
+        quantity=2,
+        entry_leg=False,
+        status=Order.Status.FILLED,
+    )
     make_leg(order=manual_exit, broker_order_id="X1", role="EXIT")
-    untouched = make_order(account=account, instrument=instrument, pnl=D("9.99"), open_position=3)
+    untouched = make_order(
+        account=account,
+        instrument=instrument,
+        pnl=D("9.99"),
+        open_position=3,
+        entry_leg=False,
+        status=Order.Status.FILLED,
+    )
     make_trade(
         account=account,
         instrument=instrument,
@@ -226,7 +254,14 @@ def test_a_short_open_lot_gives_its_order_a_negative_open_position():
     instrument = make_instrument()
     make_fair_price(instrument, "48")
     account = make_account()
-    order = make_order(account=account, instrument=instrument, side="SELL", quantity=5)
+    order = make_order(
+        account=account,
+        instrument=instrument,
+        side="SELL",
+        quantity=5,
+        entry_leg=False,
+        status=Order.Status.FILLED,
+    )
     make_leg(order=order, broker_order_id="S1")
     make_trade(
         account=account,
@@ -367,7 +402,9 @@ def test_a_second_run_with_nothing_changed_rematches_nothing():
 def test_a_leg_learning_its_broker_order_id_later_relinks_the_stored_lots():
     instrument = make_instrument()
     account = make_account()
-    order = make_order(account=account, instrument=instrument)
+    order = make_order(
+        account=account, instrument=instrument, entry_leg=False, status=Order.Status.FILLED
+    )
     leg = make_leg(order=order, broker_order_id=None)
     make_trade(
         account=account,
@@ -466,7 +503,9 @@ def test_other_users_orders_are_never_attributed():
     instrument = make_instrument()
     account = make_account()
     stranger_account = make_account(user=make_user())
-    foreign = make_order(account=stranger_account, instrument=instrument)
+    foreign = make_order(
+        account=stranger_account, instrument=instrument, entry_leg=False, status=Order.Status.FILLED
+    )
     make_leg(order=foreign, broker_order_id="E1")
     make_trade(
         account=account,

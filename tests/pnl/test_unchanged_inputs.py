@@ -11,8 +11,7 @@ from orders.brokers.base import BrokerTradeRow
 from pnl.models import PnlLot
 from pnl.selectors import pnl_is_stale
 from pnl.services import compute_account_pnl_if_changed
-from tests.factories import make_account, make_fair_price, make_instrument
-from tests.pnl.rows import make_trade
+from tests.factories import make_account, make_fair_price, make_instrument, make_trade
 
 pytestmark = pytest.mark.django_db
 

@@ -11,12 +11,15 @@ from django.utils import timezone
 from orders.brokers.paper.models import PaperOrder
 from orders.models import Order, OrderLeg
 from orders.services import place_bracket_order, place_protective_legs, place_single_order
-from tests.factories import api_client_for, make_account, make_strategy, make_user
-from tests.orders.conftest import (
+from tests.factories import (
+    api_client_for,
     bracket_request,
     legs_of,
+    make_account,
+    make_fair_price,
     make_order,
-    set_price,
+    make_strategy,
+    make_user,
     single_request,
     sync_from_broker,
 )
@@ -178,9 +181,9 @@ def test_the_kill_switch_cancels_everything_and_squares_off(client, trader, acco
     working = place_single_order(
         user=trader, request=single_request(account, limit_price=D("90.00"))
     ).order
-    set_price(instrument, "98.90")
+    make_fair_price(instrument, "98.90")
     sync_from_broker(account)
-    set_price(instrument, "100.00")
+    make_fair_price(instrument, "100.00")
     place_protective_legs(account=account)
 
     response = client.post(

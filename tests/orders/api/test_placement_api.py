@@ -17,6 +17,7 @@ from tests.factories import (
     make_fair_price,
     make_instrument,
     make_user,
+    sync_from_broker,
 )
 from trading_site.core.realtime import flush_notifications, user_group
 
@@ -53,7 +54,6 @@ def test_a_limit_order_is_written_sent_and_answered_201(client, account, instrum
 
 
 def test_a_market_order_on_paper_fills_at_the_next_sync(client, account, instrument):
-    from tests.orders.conftest import sync_from_broker
 
     response = client.post(
         "/api/orders", _body(account, order_type="MARKET", limit_price=None), format="json"

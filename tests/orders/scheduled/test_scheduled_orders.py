@@ -12,8 +12,13 @@ import pytest
 from monitoring.models import TradingHoliday
 from orders.models import Order, ScheduledOrder, ScheduledOrderRun
 from orders.scheduled.services import place_due_scheduled_orders
-from tests.factories import api_client_for, make_account, make_instrument, make_user
-from tests.monitoring.conftest import set_price
+from tests.factories import (
+    api_client_for,
+    make_account,
+    make_instrument,
+    make_user,
+    set_price_and_match,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +37,7 @@ def schedule(settings):
     user = make_user()
     account = make_account(user=user)
     instrument = make_instrument(symbol="SBIN", band=(D("100"), D("5000")))
-    set_price(instrument, "800")
+    set_price_and_match(instrument, "800")
     return ScheduledOrder.objects.create(
         user=user,
         account=account,

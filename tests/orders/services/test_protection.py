@@ -11,7 +11,7 @@ from orders.brokers.paper.models import PaperOrder
 from orders.models import Order, OrderLeg
 from orders.services import place_bracket_order, place_protective_legs, plan_exits
 from orders.validation import TargetSpec
-from tests.orders.conftest import bracket_request, legs_of, set_price, sync_from_broker
+from tests.factories import bracket_request, legs_of, make_fair_price, sync_from_broker
 
 D = Decimal
 SL, TP, ENTRY = OrderLeg.Role.STOP_LOSS, OrderLeg.Role.TAKE_PROFIT, OrderLeg.Role.ENTRY
@@ -25,9 +25,9 @@ def _open_qty(legs) -> int:
 def _filled_bracket(trader, account, instrument, **overrides) -> Order:
     """A bracket whose entry filled completely, protected by one SL and the TP legs."""
     order = place_bracket_order(user=trader, request=bracket_request(account, **overrides)).order
-    set_price(instrument, "98.90")
+    make_fair_price(instrument, "98.90")
     sync_from_broker(account)
-    set_price(instrument, "100.00")
+    make_fair_price(instrument, "100.00")
     place_protective_legs(account=account)
     order.refresh_from_db()
     assert order.status == Order.Status.FILLED
@@ -48,7 +48,7 @@ def test_a_partial_fill_is_protected_at_once_for_exactly_the_filled_quantity(
 ):
     settings.PAPER_FILL_CAP = 30
     order = place_bracket_order(user=trader, request=bracket_request(account)).order
-    set_price(instrument, "98.90")
+    make_fair_price(instrument, "98.90")
     sync_from_broker(account)
     order.refresh_from_db()
     assert (order.status, order.filled_quantity) == (Order.Status.PARTIALLY_FILLED, 30)
@@ -70,7 +70,7 @@ def test_later_fills_add_legs_for_the_newly_filled_quantity_only(
 ):
     settings.PAPER_FILL_CAP = 30
     order = place_bracket_order(user=trader, request=bracket_request(account)).order
-    set_price(instrument, "98.90")
+    make_fair_price(instrument, "98.90")
     sync_from_broker(account)
     place_protective_legs(account=account)
     sync_from_broker(account)  # the entry fills 30 more: 60
@@ -94,7 +94,7 @@ def test_a_filled_target_cancels_the_stop_loss_and_completes_the_order(trader, a
     (sl,) = legs_of(order, SL)
     assert sl.quantity == 100 and sl.status == OrderLeg.Status.OPEN
 
-    set_price(instrument, "105.50")
+    make_fair_price(instrument, "105.50")
     sync_from_broker(account)  # the target fills
     place_protective_legs(account=account)
 
@@ -113,7 +113,7 @@ def test_a_partly_filled_target_reduces_the_stop_loss_to_the_open_position(
         trader, account, instrument, targets=[TargetSpec(price=D("105"), lots=100)]
     )
     settings.PAPER_FILL_CAP = 30
-    set_price(instrument, "105.50")
+    make_fair_price(instrument, "105.50")
     sync_from_broker(account)  # the target fills 30 of 100
     place_protective_legs(account=account)
 
@@ -129,7 +129,7 @@ def test_a_partly_filled_target_reduces_the_stop_loss_to_the_open_position(
 def test_exits_never_close_more_than_the_open_position(trader, account, instrument, settings):
     order = _filled_bracket(trader, account, instrument)
     settings.PAPER_FILL_CAP = 20
-    set_price(instrument, "95.00")  # the stop-loss triggers and fills 20 per tick
+    make_fair_price(instrument, "95.00")  # the stop-loss triggers and fills 20 per tick
     for _ in range(3):
         sync_from_broker(account)
         place_protective_legs(account=account)
@@ -144,7 +144,7 @@ def test_exits_never_close_more_than_the_open_position(trader, account, instrume
 
 def test_protection_skips_orders_whose_exit_was_requested(trader, account, instrument):
     order = place_bracket_order(user=trader, request=bracket_request(account)).order
-    set_price(instrument, "98.90")
+    make_fair_price(instrument, "98.90")
     sync_from_broker(account)
     Order.objects.filter(pk=order.pk).update(exit_requested_at="2030-01-01T00:00:00Z")
     place_protective_legs(account=account)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from orders.brokers.base import BrokerBalance, BrokerOrderRow, BrokerPositionRow, BrokerTradeRow
 from orders.models import BrokerOrder, BrokerPosition, BrokerTrade, Order
 from orders.services import place_single_order, store_broker_snapshots, sync_account_orders
-from tests.orders.conftest import set_price, single_request
+from tests.factories import make_fair_price, single_request
 
 D = Decimal
 NOW = datetime(2025, 1, 2, 4, 0, tzinfo=UTC)
@@ -95,7 +95,7 @@ def test_snapshots_are_upserted_by_key_and_gone_positions_deleted(account):
 def test_sync_copies_fills_onto_legs_and_fair_prices_onto_live_orders(trader, account, instrument):
     order = place_single_order(user=trader, request=single_request(account)).order
     leg = order.legs.get()
-    set_price(instrument, "101.00")
+    make_fair_price(instrument, "101.00")
     changed = sync_account_orders(
         account=account,
         order_book=[_row(leg.broker_order_id, "PARTIALLY_FILLED", 4, leg.unique_identifier)],

@@ -22,8 +22,8 @@ from tests.factories import (
     make_fair_price,
     make_instrument,
     make_user,
+    single_request,
 )
-from tests.orders.conftest import single_request
 
 D = Decimal
 ORDER_POST = "POST /interactive/orders"

@@ -16,8 +16,13 @@ from accounts.models import BrokerAccount, EntryRegeneratePermission, Strategy
 from monitoring.models import MonitoringRun
 from orders.models import Order, ScheduledOrder
 from pnl.models import PnlDaily, PnlLot
-from tests.factories import DEFAULT_PASSWORD, make_account, make_fair_price, make_instrument
-from tests.trading_site.web.conftest import make_order
+from tests.factories import (
+    DEFAULT_PASSWORD,
+    make_account,
+    make_fair_price,
+    make_instrument,
+    make_order,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -200,7 +205,7 @@ def test_order_rows_fragment_is_just_the_rows(web, account):
 
 
 def test_order_page_shows_legs_and_audit_trail(web, account):
-    order = make_order(account=account)
+    order = make_order(account=account, audit_event=True)
     body = web.get(reverse("order_detail", args=[order.pk])).content.decode()
     assert "Entry" in body
     assert "order_placed" in body and "placed by the test" in body

@@ -1,0 +1,45 @@
+"""What the browser tests do besides driving the page: keep screenshots, and run server-side
+code off Playwright's event loop."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from django.db import connections
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def off_loop(fn, *args, **kwargs):
+    """Run server-side code (services, the monitoring cycle) in a fresh thread.
+
+    Playwright's sync API leaves an asyncio loop running in the test thread, and the
+    services' `async_to_sync` calls (broker clients, channel-layer sends) refuse to run in
+    a thread with a running loop, as they would in a real request thread they need none.
+    """
+    box: dict = {}
+
+    def target():
+        try:
+            box["result"] = fn(*args, **kwargs)
+        except BaseException as exc:  # re-raised in the test thread
+            box["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target, name="server-side-call")
+    thread.start()
+    thread.join(timeout=60)
+    if thread.is_alive():
+        raise TimeoutError(f"{fn.__name__} did not finish in 60 s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
