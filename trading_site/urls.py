@@ -16,7 +16,7 @@ api_patterns = [
     path("", include("orders.api.urls")),
     path("", include("orders.scheduled.api.urls")),
     path("", include("pnl.api.urls")),
-    path("", include("monitoring.api_urls")),
+    path("", include("monitoring.api.urls")),
     # Last: any other /api/ path is the JSON 404 envelope, in DEBUG too (no HTML, no redirect).
     re_path(r"^.*$", api_not_found),
 ]

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from monitoring import api
+from monitoring.api import views
 
 
 def _both(route: str, view, name: str) -> list:
@@ -10,5 +10,5 @@ def _both(route: str, view, name: str) -> list:
 
 
 urlpatterns = [
-    *_both("monitoring/runs", api.MonitoringRunListView.as_view(), "api-monitoring-runs"),
+    *_both("monitoring/runs", views.MonitoringRunListView.as_view(), "api-monitoring-runs"),
 ]
