@@ -10,19 +10,11 @@ from django.contrib import admin, messages
 
 from pnl import services
 from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
+from trading_site.core.admin import ReadOnlyAdmin
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
+class _ReadOnlyAdmin(ReadOnlyAdmin):
     list_select_related = ("account", "account__user")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.action(description="Recompute FIFO PnL of the selected rows' accounts (full re-match)")
