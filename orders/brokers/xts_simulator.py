@@ -27,7 +27,8 @@ positions (`clientID` on every call of a dealer), plus the instrument master.
 Knobs, settable at start-up and at runtime (`POST /_sim/faults`): latency_ms, error_rate /
 error_next (HTTP 500), timeout_rate / timeout_next (the request is processed, then the answer
 is held for timeout_seconds, longer than the client waits), reject_rate / reject_next (order
-calls answered with an error envelope at once), routes (limit the faults to e.g.
+calls answered with an error envelope at once), bare_rate / bare_next (HTTP 200 with the
+bare result, no envelope), routes (limit the faults to e.g.
 ["POST /interactive/orders"]; empty: every broker route), token_ttl_seconds,
 thousands_separators (amounts as "2,853.50"; on by default), rate_limit_per_second (past N
 requests in a second a login gets `e-apirl-0004` with HTTP rate_limit_status, 400 by default,
@@ -148,6 +149,8 @@ class Faults:
     timeout_seconds: float = 30.0
     reject_rate: float = 0.0
     reject_next: int = 0
+    bare_rate: float = 0.0
+    bare_next: int = 0
     session_error_status: int = 400
     token_ttl_seconds: float = 24 * 3600
     thousands_separators: bool = True
@@ -361,10 +364,13 @@ class XtsSimulator:
                     "description": "Internal error (simulated)",
                 }
             hold_answer = self._take("timeout_next", "timeout_rate")
+        bare = self.faults.applies_to(route) and self._take("bare_next", "bare_rate")
         try:
             status, payload = 200, await self._route(method, path, route, query, headers, body)
         except _Answer as answer:
             status, payload = answer.status, answer.body
+        if bare and status == 200:
+            payload = payload["result"]  # HTTP 200 without the envelope (a proxy, a bug)
         if hold_answer:
             # The request took effect; only the answer is late (a broker on a bad day).
             await asyncio.sleep(self.faults.timeout_seconds)
