@@ -195,12 +195,10 @@ class _Answer(Exception):
     ):
         super().__init__(description)
         self.status = status
-        self.body = {
-            "type": "error",
-            "code": code,
-            "description": description,
-            "result": {} if result is None else result,
-        }
+        # As real XTS errors: {"type", "code", "description"}, and "result" when it says more.
+        self.body = {"type": "error", "code": code, "description": description}
+        if result is not None:
+            self.body["result"] = result
 
 
 def _bad_request(name: str, message: str) -> _Answer:
