@@ -28,11 +28,11 @@ Knobs, settable at start-up and at runtime (`POST /_sim/faults`): latency_ms, er
 error_next (HTTP 500), timeout_rate / timeout_next (the request is processed, then the answer
 is held for timeout_seconds, longer than the client waits), reject_rate / reject_next (order
 calls answered with an error envelope at once), bare_rate / bare_next (HTTP 200 with the
-bare result, no envelope), routes (limit the faults to e.g.
-["POST /interactive/orders"]; empty: every broker route), token_ttl_seconds,
-thousands_separators (amounts as "2,853.50"; on by default), rate_limit_per_second (past N
-requests in a second a login gets `e-apirl-0004` with HTTP rate_limit_status, 400 by default,
-and nothing is done), and `POST /_sim/expire-sessions` (every token dies at once).
+bare result, no envelope), unreadable_fields (these row fields sent as "NaN"), routes
+(limit the faults to e.g. ["POST /interactive/orders"]; empty: every broker route),
+token_ttl_seconds, thousands_separators (amounts as "2,853.50"; on by default),
+rate_limit_per_second (past N requests in a second a login gets `e-apirl-0004` with HTTP
+rate_limit_status, 400 by default, and nothing is done), and `POST /_sim/expire-sessions` (every token dies at once).
 `GET /_sim/stats` counts requests per route, logins, rate-limited requests and order POSTs
 per orderUniqueIdentifier, so a test can prove a timed-out POST was sent once.
 `POST /_sim/reset` clears counters and restores the start-up knobs. The /_sim endpoints are
@@ -151,6 +151,7 @@ class Faults:
     reject_next: int = 0
     bare_rate: float = 0.0
     bare_next: int = 0
+    unreadable_fields: list[str] = field(default_factory=list)
     session_error_status: int = 400
     token_ttl_seconds: float = 24 * 3600
     thousands_separators: bool = True
@@ -213,6 +214,20 @@ def _bad_request(name: str, message: str) -> _Answer:
 
 def _ok(result: Any, description: str = "ok", code: str = "s-simulator-0001") -> dict[str, Any]:
     return {"type": "success", "code": code, "description": description, "result": result}
+
+
+def _garble(value: Any, names: set[str]) -> None:
+    """The unreadable_fields fault: these fields of every row become "NaN" (a broker
+    sending numbers nobody can read)."""
+    if isinstance(value, dict):
+        for key in value:
+            if key in names:
+                value[key] = "NaN"
+            else:
+                _garble(value[key], names)
+    elif isinstance(value, list):
+        for inner in value:
+            _garble(inner, names)
 
 
 def _b64(data: bytes) -> str:
@@ -367,6 +382,8 @@ class XtsSimulator:
             status, payload = 200, await self._route(method, path, route, query, headers, body)
         except _Answer as answer:
             status, payload = answer.status, answer.body
+        if status == 200 and self.faults.unreadable_fields and self.faults.applies_to(route):
+            _garble(payload, set(self.faults.unreadable_fields))
         if bare and status == 200:
             payload = payload["result"]  # HTTP 200 without the envelope (a proxy, a bug)
         if hold_answer:
