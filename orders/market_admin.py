@@ -5,7 +5,13 @@ Paper orders and fills are a broker's records: read-only here, like the broker s
 
 from django.contrib import admin
 
-from orders.brokers.paper_models import PaperBook, PaperOrder, PaperTrade
+from orders.brokers.paper_models import (
+    PaperBook,
+    PaperOrder,
+    PaperOrderState,
+    PaperPositionConversion,
+    PaperTrade,
+)
 from orders.models import FairPrice, Instrument
 
 
@@ -119,6 +125,29 @@ class PaperTradeAdmin(ReadOnlyAdmin):
     list_select_related = ["book"]
 
 
+class PaperOrderStateAdmin(ReadOnlyAdmin):
+    """The XTS simulator's order history (one row per state an order passed through)."""
+
+    list_display = ["order", "status", "quantity", "limit_price", "stop_price", "at"]
+    list_filter = ["status"]
+    search_fields = ["=order__app_order_id", "order__unique_identifier"]
+    list_select_related = ["order"]
+
+
+class PaperPositionConversionAdmin(ReadOnlyAdmin):
+    list_display = [
+        "book",
+        "exchange_segment",
+        "exchange_instrument_id",
+        "from_product",
+        "to_product",
+        "quantity",
+        "at",
+    ]
+    search_fields = ["book__name", "=exchange_instrument_id"]
+    list_select_related = ["book"]
+
+
 def register_market_admin(site: admin.AdminSite = admin.site) -> None:
     """Register (once) on the given site; safe if another module registered some already."""
     for model, model_admin in (
@@ -127,6 +156,8 @@ def register_market_admin(site: admin.AdminSite = admin.site) -> None:
         (PaperBook, PaperBookAdmin),
         (PaperOrder, PaperOrderAdmin),
         (PaperTrade, PaperTradeAdmin),
+        (PaperOrderState, PaperOrderStateAdmin),
+        (PaperPositionConversion, PaperPositionConversionAdmin),
     ):
         if not site.is_registered(model):
             site.register(model, model_admin)
