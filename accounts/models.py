@@ -106,6 +106,8 @@ class BrokerSession(models.Model):
     access_token = EncryptedTextField()
     broker_user_id = models.CharField(max_length=64, blank=True, default="")
     is_investor_client = models.BooleanField(default=True)
+    # The client code a dealer login acts for (one of its clientCodes, checked at login).
+    client_id = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     invalidated_at = models.DateTimeField(null=True, blank=True)

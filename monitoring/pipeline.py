@@ -117,6 +117,12 @@ class CycleState:
     context: Any
     errors: list[str] = field(default_factory=list)
     outcomes: dict[int, StepOutcome] = field(default_factory=dict)
+    reported: list[str] = field(default_factory=list)
+
+    def report(self, error: str) -> None:
+        """Record a problem without failing the step: the cycle goes on, the error is the
+        step's and the cycle's (reported to the user by the error step)."""
+        self.reported.append(error)
 
 
 @dataclass
@@ -181,6 +187,7 @@ def run_cycle(
             )
             continue
         started = clock()
+        state.reported = []
         try:
             details = steps[spec.function](state) or {}
             outcome = StepOutcome(spec.number, spec.name, Outcome.OK, details=details)
@@ -196,8 +203,11 @@ def run_cycle(
             )
         outcome.duration_ms = round((clock() - started) * 1000)
         state.outcomes[spec.number] = outcome
+        # Problems the step reported without failing: recorded, and the cycle goes on.
+        outcome.errors = [*state.reported, *outcome.errors]
+        state.errors.extend(state.reported)
         if outcome.outcome == Outcome.FAILED:
-            state.errors.extend(outcome.errors)
+            state.errors.extend(outcome.errors[len(state.reported) :])
             if spec.on_failure == OnFailure.STOP and stopped_by is None:
                 stopped_by = spec.number
     if stopped_by is not None:

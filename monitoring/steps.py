@@ -19,9 +19,10 @@ from monitoring import repricing
 from monitoring.pipeline import CycleState, StepFailed
 from orders import services as order_services
 from orders.brokers.base import SessionExpired
-from orders.brokers.sessions import broker_client, connect_account, mark_session_invalid
+from orders.brokers.sessions import broker_client, connect_account
 from orders.models import FairPrice, Order, OrderLeg
 from orders.services import regeneration, store_broker_snapshots, sync_account_orders
+from orders.services.sync import readable_trades
 from pnl.services import compute_account_pnl_if_changed
 from trading_site.core import realtime
 
@@ -82,10 +83,22 @@ def _reestablish_invalidated_sessions(accounts: list[BrokerAccount]) -> list[str
 
 async def _fetch_all(clients: list[tuple[BrokerAccount, Any]]) -> list[Any]:
     """Order book, trade book, positions and balance of every account, all at once: per
-    account the four answers, or the exception that stopped them."""
+    account its `BrokerSnapshot` (each read on its own), or the exception that stopped it."""
     return await asyncio.gather(
         *(client.snapshot() for _account, client in clients), return_exceptions=True
     )
+
+
+# What each read of step 1 is called in an error, and whether later steps need it: PnL and
+# the order sync cannot run on a missing order book or trade book; positions and the
+# balance are only stored, so the cycle goes on without them (the error is reported).
+_READ_NAMES = {
+    "order_book": "order book",
+    "trades": "trade book",
+    "positions": "positions",
+    "balance": "balance",
+}
+_NEEDED_READS = ("order_book", "trades")
 
 
 def fetch_broker_data(state: CycleState) -> dict:
@@ -94,27 +107,43 @@ def fetch_broker_data(state: CycleState) -> dict:
     _fail_if(errors)
     clients = [(account, broker_client(account)) for account in ctx.accounts]
     fetched = async_to_sync(_fetch_all)(clients)
-    for (account, _client), results in zip(clients, fetched, strict=True):
-        if isinstance(results, BaseException):
-            first = results
-            if isinstance(first, SessionExpired):
-                # Marked invalid (the client already did, after its one re-login): the
-                # next cycle logs in again before fetching.
-                mark_session_invalid(account_id=account.pk, reason=str(first))
-                ctx.expired_account_ids.append(account.pk)
-                errors.append(f"{account.account_name}: broker session expired; will log in again")
-            else:
-                errors.append(f"{account.account_name}: broker data unavailable: {first}")
+    for (account, _client), snapshot in zip(clients, fetched, strict=True):
+        name = account.account_name
+        if isinstance(snapshot, BaseException):
+            errors.append(f"{name}: broker data unavailable: {snapshot}")
             continue
-        order_book, trades, positions, balance = results
-        store_broker_snapshots(
+        expired = any(isinstance(e, SessionExpired) for e in snapshot.errors.values())
+        if expired:
+            # The client marked the session invalid after its one re-login failed: the
+            # next cycle logs in again before fetching.
+            ctx.expired_account_ids.append(account.pk)
+            errors.append(f"{name}: broker session expired; will log in again")
+        else:
+            for read, exc in snapshot.errors.items():
+                message = f"{name}: broker {_READ_NAMES[read]} unavailable: {exc}"
+                if read in _NEEDED_READS:
+                    errors.append(message)
+                else:
+                    state.report(message)
+        # Whatever could be read is stored, even when another read failed.
+        problems = store_broker_snapshots(
             account=account,
-            order_book=order_book,
-            trades=trades,
-            positions=positions,
-            balance=balance,
+            order_book=snapshot.order_book,
+            trades=snapshot.trades,
+            positions=snapshot.positions,
+            balance=snapshot.balance,
         )
-        ctx.snapshots[account.pk] = AccountSnapshot(order_book, trades, positions, balance)
+        for problem in problems:
+            state.report(f"{name}: {problem}")
+        if snapshot.order_book is not None and snapshot.trades is not None:
+            ctx.snapshots[account.pk] = AccountSnapshot(
+                snapshot.order_book,
+                readable_trades(snapshot.trades),
+                snapshot.positions,
+                snapshot.balance,
+            )
+        elif not expired and not any(read in snapshot.errors for read in _NEEDED_READS):
+            errors.append(f"{name}: broker data incomplete")
     _fail_if(errors)
     return {"accounts": len(ctx.accounts), "broker_calls": 4 * len(ctx.accounts)}
 

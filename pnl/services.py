@@ -513,8 +513,9 @@ def _snapshot_inputs_fingerprint(
     (the lots' attribution), the fair prices of the traded instruments (the open lots'
     marks) and the trading day (the daily row). Over-inclusive on purpose: any doubt means a
     recompute. With no fill at all it costs no query; otherwise two small ones."""
-    filled = [row for row in order_book if row.filled_quantity > 0]
-    traded = [row for row in trades if row.quantity > 0]
+    # An unreadable quantity (None) is no fill to fingerprint.
+    filled = [row for row in order_book if (row.filled_quantity or 0) > 0]
+    traded = [row for row in trades if (row.quantity or 0) > 0]
     order_ids = sorted(
         {row.broker_order_id for row in filled} | {t.broker_order_id for t in traded}
     )

@@ -280,8 +280,9 @@ PAPER_REJECT_RATE = os.environ.get("PAPER_REJECT_RATE", "0")
 PAPER_STARTING_CASH = os.environ.get("PAPER_STARTING_CASH", "1000000")
 PAPER_MARGIN_RATE = os.environ.get("PAPER_MARGIN_RATE", "0.2")
 PAPER_SESSION_TTL_SECONDS = env_int("PAPER_SESSION_TTL_SECONDS", 24 * 3600)
-# Broker sessions (orders.brokers.sessions): log in again this long before expiry; XTS tokens
-# die at the broker's end of day, so a login is trusted for at most XTS_SESSION_TTL_SECONDS.
+# Broker sessions (orders.brokers.sessions): log in again this long before expiry. An XTS
+# session is trusted until its JWT's exp (24 h); XTS_SESSION_TTL_SECONDS only for a token
+# that is not a JWT.
 BROKER_SESSION_REFRESH_MARGIN_SECONDS = env_int("BROKER_SESSION_REFRESH_MARGIN_SECONDS", 300)
 XTS_SESSION_TTL_SECONDS = env_int("XTS_SESSION_TTL_SECONDS", 8 * 3600)
 # Reads retry on "unavailable" this many times, backing off from this many seconds; order
@@ -293,11 +294,20 @@ BROKER_RATE_LIMIT_MAX_WAIT_SECONDS = float(
 )
 XTS_API_ORDER_SOURCE = os.environ.get("XTS_API_ORDER_SOURCE", "TradingDesk")
 XTS_POSITIONS_MODE = os.environ.get("XTS_POSITIONS_MODE", "NetWise")
+# Read a dealer login's order book, trade book and positions from the dealer routes
+# (/interactive/orders/dealerorderbook, .../dealertradebook, /interactive/portfolio/
+# dealerpositions) instead of the common routes with clientID.
+XTS_DEALER_BOOK_ROUTES = env_bool("XTS_DEALER_BOOK_ROUTES", False)
 # XTS simulator logins: "appKey:secretKey:userID:investor|dealer[:clientCode]" comma-separated.
 XTS_SIMULATOR_USERS = os.environ.get(
     "XTS_SIMULATOR_USERS", "sim-app-key:sim-secret-key:SIM001:investor"
 )
-XTS_SIMULATOR_TOKEN_TTL_SECONDS = env_int("XTS_SIMULATOR_TOKEN_TTL_SECONDS", 8 * 3600)
+# The simulator's JWTs live exp - iat = 24 h, as at XTS.
+XTS_SIMULATOR_TOKEN_TTL_SECONDS = env_int("XTS_SIMULATOR_TOKEN_TTL_SECONDS", 24 * 3600)
+# Amounts in the simulator's rows carry thousands separators ("2,853.50"), as real rows do.
+XTS_SIMULATOR_THOUSANDS_SEPARATORS = env_bool("XTS_SIMULATOR_THOUSANDS_SEPARATORS", True)
+# Answer e-apirl-0004 past this many requests per second per login (0: no limit).
+XTS_SIMULATOR_RATE_LIMIT_PER_SECOND = env_int("XTS_SIMULATOR_RATE_LIMIT_PER_SECOND", 0)
 
 # Monitoring loop (monitoring/) and the trading window (Asia/Kolkata).
 MONITOR_INTERVAL_SECONDS = env_int("MONITOR_INTERVAL_SECONDS", 60)

@@ -29,7 +29,13 @@ class CredentialsSerializer(serializers.Serializer):
 
     app_key = serializers.CharField(required=False, allow_blank=True, max_length=256)
     secret_key = serializers.CharField(required=False, allow_blank=True, max_length=256)
-    client_id = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    client_id = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        help_text="XTS dealer logins: the client code this account trades for, one of the "
+        "login's clientCodes (checked at connect); needed when the login has several.",
+    )
     user_id = serializers.CharField(required=False, allow_blank=True, max_length=64)
     password = serializers.CharField(required=False, allow_blank=True, max_length=256)
     totp_secret = serializers.CharField(required=False, allow_blank=True, max_length=128)

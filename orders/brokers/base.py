@@ -78,6 +78,9 @@ class BrokerLogin:
     expires_at: datetime
     broker_user_id: str = ""
     is_investor_client: bool = True
+    # A dealer login acts for client codes; `client_id` is the one this account uses.
+    client_id: str = ""
+    client_codes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,8 @@ class OrderAck:
 
 @dataclass(frozen=True)
 class BrokerOrderRow:
-    """One order-book row in our vocabulary."""
+    """One order-book row in our vocabulary. A number the broker sent unreadable (or not at
+    all) is None, never 0: consumers keep what they knew instead."""
 
     broker_order_id: str
     unique_identifier: str
@@ -138,9 +142,9 @@ class BrokerOrderRow:
     side: str
     order_type: str
     product_type: str
-    quantity: int
-    filled_quantity: int
-    leaves_quantity: int
+    quantity: int | None
+    filled_quantity: int | None
+    leaves_quantity: int | None
     status: str  # one of the statuses above
     raw_status: str
     limit_price: Decimal | None = None
@@ -165,35 +169,52 @@ class BrokerTradeRow:
     trading_symbol: str
     side: str
     product_type: str
-    quantity: int
-    price: Decimal
+    quantity: int | None  # None: the broker's number was unreadable (never read as 0)
+    price: Decimal | None
     traded_at: datetime
 
 
 @dataclass(frozen=True)
 class BrokerPositionRow:
+    """One position row; None marks a number the broker sent unreadable (never 0)."""
+
     exchange_segment: str
     exchange_instrument_id: int
     trading_symbol: str
     product_type: str
-    net_qty: int
-    buy_qty: int
-    sell_qty: int
+    net_qty: int | None
+    buy_qty: int | None
+    sell_qty: int | None
     buy_avg_price: Decimal | None = None
     sell_avg_price: Decimal | None = None
-    buy_amount: Decimal = Decimal("0")
-    sell_amount: Decimal = Decimal("0")
-    net_amount: Decimal = Decimal("0")
-    realized_mtm: Decimal = Decimal("0")
-    unrealized_mtm: Decimal = Decimal("0")
-    mtm: Decimal = Decimal("0")
+    buy_amount: Decimal | None = None
+    sell_amount: Decimal | None = None
+    net_amount: Decimal | None = None
+    realized_mtm: Decimal | None = None
+    unrealized_mtm: Decimal | None = None
+    mtm: Decimal | None = None
 
 
 @dataclass(frozen=True)
 class BrokerBalance:
-    cash_available: Decimal
-    margin_utilized: Decimal
-    net_margin: Decimal
+    """None: the broker sent no readable figure (the stored one is kept)."""
+
+    cash_available: Decimal | None
+    margin_utilized: Decimal | None
+    net_margin: Decimal | None
+
+
+@dataclass(frozen=True)
+class BrokerSnapshot:
+    """One account's four reads, each independent of the others: what could be read, and
+    per failed read ("order_book", "trades", "positions", "balance") its error. `balance`
+    is None without an error when the login has no balance to read (XTS dealer logins)."""
+
+    order_book: list[BrokerOrderRow] | None = None
+    trades: list[BrokerTradeRow] | None = None
+    positions: list[BrokerPositionRow] | None = None
+    balance: BrokerBalance | None = None
+    errors: dict[str, BrokerError] = field(default_factory=dict)
 
 
 # ---- the interface ------------------------------------------------------------------
@@ -234,7 +255,8 @@ class BrokerGateway(abc.ABC):
     async def positions(self, session: SessionContext) -> list[BrokerPositionRow]: ...
 
     @abc.abstractmethod
-    async def balance(self, session: SessionContext) -> BrokerBalance: ...
+    async def balance(self, session: SessionContext) -> BrokerBalance | None:
+        """The balance, or None when the login has none to read (an XTS dealer)."""
 
     async def aclose(self) -> None:
         """Release pooled connections."""

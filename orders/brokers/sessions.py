@@ -3,10 +3,18 @@
 Rules (SPEC 6, issue 3):
 - the account's `BrokerSession` (access token encrypted at rest) is reused while it is valid
   and not within BROKER_SESSION_REFRESH_MARGIN_SECONDS of expiry; otherwise we log in again;
-- only one login per account runs at a time (a cache lock, Redis in full stack), because an
-  XTS login replaces the previous token and two racing logins would kill each other;
-- a SessionExpired answer marks the session invalid, logs in once and repeats the call once.
-  That is safe for order calls too: the broker refused the token, so it did not act;
+- only one login per account runs at a time, across processes (a cache lock, Redis in full
+  stack), because an XTS login kills the previous token of its appKey: two racing logins
+  would kill each other. A caller that waited for the lock uses the session the holder just
+  stored instead of logging in again (also for an explicit connect);
+- a SessionExpired answer marks the session invalid (only while the refused token is still
+  the stored one: another process may have logged in meanwhile), logs in once and repeats
+  the call once. That is safe for order calls too: the broker refused the token, so it did
+  not act;
+- a dealer login's session acts for one client code (BrokerSession.client_id, checked
+  against the login's clientCodes by the gateway);
+- `snapshot` reads the order book, trades, positions and balance independently: one failed
+  read does not cost the others;
 - a timeout or 5xx on an order call (BrokerUnavailable) is NEVER repeated: the outcome is
   unknown and the caller leaves the leg pending for the next sync to resolve;
 - order calls to live brokers pass a per-account outbound token bucket
@@ -17,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -25,6 +35,7 @@ from typing import TypeVar
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import CREDENTIAL_FIELDS, Broker, BrokerSession
@@ -35,7 +46,9 @@ from orders.brokers.base import (
     BrokerLogin,
     BrokerOrderRow,
     BrokerPositionRow,
+    BrokerSnapshot,
     BrokerTradeRow,
+    BrokerUnavailable,
     Credentials,
     ModifyOrderRequest,
     OrderAck,
@@ -51,6 +64,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _LOGIN_LOCK_POLL_SECONDS = 0.05
+SNAPSHOT_READS = ("order_book", "trades", "positions", "balance")
 
 
 def credentials_of(account) -> Credentials:
@@ -69,6 +83,26 @@ def _is_usable(row: BrokerSession | None) -> bool:
     return row.expires_at - margin > timezone.now()
 
 
+def _is_alive(row: BrokerSession | None) -> bool:
+    """Valid and not expired, though maybe within the refresh margin."""
+    if row is None or row.invalidated_at is not None or not row.access_token:
+        return False
+    return row.expires_at > timezone.now()
+
+
+def _identity(row: BrokerSession | None) -> tuple | None:
+    """What tells one stored login from the next (a new login rewrites both)."""
+    return None if row is None else (row.created_at, row.access_token)
+
+
+def login_lock_seconds() -> int:
+    """How long one login may hold the account's login lock: the gateway's worst case (every
+    retry timing out, rate-limit waits of up to 5 s between them) and a margin."""
+    timeout = float(settings.BROKER_TIMEOUT_SECONDS)
+    retries = int(settings.BROKER_READ_RETRIES)
+    return math.ceil((retries + 1) * timeout + retries * 5.0 + 5.0)
+
+
 def _load_session(account_id: int) -> BrokerSession | None:
     return BrokerSession.objects.filter(account_id=account_id).first()
 
@@ -81,6 +115,7 @@ def _store_login(account_id: int, login: BrokerLogin) -> BrokerSession:
             "expires_at": login.expires_at,
             "broker_user_id": login.broker_user_id,
             "is_investor_client": login.is_investor_client,
+            "client_id": login.client_id,
             "created_at": timezone.now(),
             "invalidated_at": None,
             "last_error": "",
@@ -89,11 +124,23 @@ def _store_login(account_id: int, login: BrokerLogin) -> BrokerSession:
     return row
 
 
-def mark_session_invalid(*, account_id: int, reason: str) -> None:
-    """The broker refused the token: the next call logs in again."""
-    BrokerSession.objects.filter(account_id=account_id, invalidated_at__isnull=True).update(
-        invalidated_at=timezone.now(), last_error=reason[:1000], updated_at=timezone.now()
-    )
+def mark_session_invalid(*, account_id: int, reason: str, token: str | None = None) -> bool:
+    """The broker refused the token: the next call logs in again. With `token`, only while
+    that token is still the stored one: when another process has logged in since, its
+    fresh session stays (invalidating it would make the next call log in again and kill
+    it). Returns whether a session was marked."""
+    now = timezone.now()
+    sessions = BrokerSession.objects.filter(account_id=account_id, invalidated_at__isnull=True)
+    if token is None:
+        return bool(sessions.update(invalidated_at=now, last_error=reason[:1000], updated_at=now))
+    with transaction.atomic():
+        row = sessions.select_for_update().first()
+        if row is None or row.access_token != token:
+            return False
+        BrokerSession.objects.filter(pk=row.pk).update(
+            invalidated_at=now, last_error=reason[:1000], updated_at=now
+        )
+    return True
 
 
 def _record_login_error(account_id: int, reason: str) -> None:
@@ -115,39 +162,73 @@ class BrokerClient:
     # ---- sessions -------------------------------------------------------------------
 
     def _context(self, row: BrokerSession) -> SessionContext:
+        if row.is_investor_client:
+            client_id = self.credentials.client_id or row.broker_user_id
+        else:
+            client_id = row.client_id  # the client code checked at login
         return SessionContext(
             account_id=self.account_id,
             access_token=row.access_token,
-            client_id=self.credentials.client_id or row.broker_user_id,
+            client_id=client_id,
             is_investor_client=row.is_investor_client,
             base_url=self.credentials.base_url,
         )
 
-    async def _acquire_login_lock(self) -> str:
+    def _acts_as_configured(self, row: BrokerSession | None) -> bool:
+        """A dealer session is for the client code the account names (a session from before
+        the account's client_id changed, or without a code, needs a new login)."""
+        if row is None or row.is_investor_client:
+            return True
+        configured = self.credentials.client_id.strip()
+        return bool(row.client_id) and (not configured or configured == row.client_id)
+
+    def _usable(self, row: BrokerSession | None) -> bool:
+        return _is_usable(row) and self._acts_as_configured(row)
+
+    def _replaced_since(self, row: BrokerSession | None, seen: tuple | None) -> bool:
+        """Another caller logged in while we waited for the lock: its session is the live one
+        (logging in again would kill its token)."""
+        return _identity(row) != seen and _is_alive(row) and self._acts_as_configured(row)
+
+    async def _acquire_login_lock(self) -> tuple[str, str]:
         key = f"broker-login:{self.account_id}"
-        hold = float(settings.BROKER_TIMEOUT_SECONDS) * 2 + 5
-        deadline = time.monotonic() + hold
-        while not await sync_to_async(cache.add)(key, "1", timeout=int(hold) + 1):
+        owner = secrets.token_hex(8)
+        hold = login_lock_seconds()
+        # The holder's lock expires on its own after `hold` (a crashed process); waiting
+        # longer than that means something is wrong: fail rather than log in twice.
+        deadline = time.monotonic() + hold + 2
+        while not await sync_to_async(cache.add)(key, owner, timeout=hold):
             if time.monotonic() > deadline:
-                # A crashed holder's lock expires on its own; go ahead rather than hang.
-                break
+                raise BrokerUnavailable(
+                    f"another login of broker account {self.account_id} is still running"
+                )
             await asyncio.sleep(_LOGIN_LOCK_POLL_SECONDS)
-        return key
+        return key, owner
+
+    @staticmethod
+    async def _release_login_lock(key: str, owner: str) -> None:
+        # Only our own lock (one that outlived its hold may belong to someone else now).
+        if await sync_to_async(cache.get)(key) == owner:
+            await sync_to_async(cache.delete)(key)
 
     async def session(self) -> SessionContext:
         """A usable session: the stored one, or a fresh login (one login at a time)."""
         row = await sync_to_async(_load_session)(self.account_id)
-        if _is_usable(row):
+        if self._usable(row):
             return self._context(row)
-        key = await self._acquire_login_lock()
+        return await self._login_once(seen=_identity(row), force=False)
+
+    async def _login_once(self, *, seen: tuple | None, force: bool) -> SessionContext:
+        """Log in under the account's lock, unless the stored session will do: usable (and
+        no login was asked for), or stored by another login since we looked (`seen`)."""
+        key, owner = await self._acquire_login_lock()
         try:
-            # Someone else may have logged in while we waited for the lock.
             row = await sync_to_async(_load_session)(self.account_id)
-            if _is_usable(row):
+            if self._replaced_since(row, seen) or (not force and self._usable(row)):
                 return self._context(row)
             return self._context(await self._login())
         finally:
-            await sync_to_async(cache.delete)(key)
+            await self._release_login_lock(key, owner)
 
     async def _login(self) -> BrokerSession:
         try:
@@ -161,11 +242,12 @@ class BrokerClient:
         return await sync_to_async(_store_login)(self.account_id, login)
 
     async def connect(self) -> SessionContext:
-        """Log in now, whatever the stored session says (POST /api/accounts/{id}/connect)."""
-        await sync_to_async(mark_session_invalid)(
-            account_id=self.account_id, reason="reconnect requested"
-        )
-        return await self.session()
+        """Log in now, whatever the stored session says (POST /api/accounts/{id}/connect, the
+        ahead-of-expiry refresh, step 1 for an invalidated session). When another login of
+        the account completes while this one waits for the lock, its session is used: two
+        connects at once log in once."""
+        row = await sync_to_async(_load_session)(self.account_id)
+        return await self._login_once(seen=_identity(row), force=True)
 
     async def logout(self) -> None:
         row = await sync_to_async(_load_session)(self.account_id)
@@ -209,12 +291,13 @@ class BrokerClient:
             return await call(context)
         except SessionExpired as exc:
             await sync_to_async(mark_session_invalid)(
-                account_id=self.account_id, reason=exc.message
+                account_id=self.account_id, reason=exc.message, token=context.access_token
             )
             logger.info(
                 "broker session expired; logging in again", extra={"account_id": self.account_id}
             )
-        # The broker refused the token, so it did not act: one fresh login, one more try.
+        # The broker refused the token, so it did not act: one fresh login (or the session
+        # another process has logged in since), one more try.
         context = await self.session()
         if is_order:
             await self._take_outbound_token()
@@ -222,7 +305,7 @@ class BrokerClient:
             return await call(context)
         except SessionExpired as exc:
             await sync_to_async(mark_session_invalid)(
-                account_id=self.account_id, reason=exc.message
+                account_id=self.account_id, reason=exc.message, token=context.access_token
             )
             raise
 
@@ -257,17 +340,23 @@ class BrokerClient:
     async def positions(self) -> list[BrokerPositionRow]:
         return await self._call(self.gateway.positions, is_order=False)
 
-    async def balance(self) -> BrokerBalance:
+    async def balance(self) -> BrokerBalance | None:
+        """None when the login has no balance to read (an XTS dealer login)."""
         return await self._call(self.gateway.balance, is_order=False)
 
-    async def snapshot(
-        self,
-    ) -> tuple[list[BrokerOrderRow], list[BrokerTradeRow], list[BrokerPositionRow], BrokerBalance]:
-        """Order book, trade book, positions and balance. A gateway that can read them in one
-        call (the paper exchange: one load of its book instead of four) does; otherwise the
-        four reads run concurrently and the first failure is raised."""
+    async def snapshot(self) -> BrokerSnapshot:
+        """Order book, trade book, positions and balance, each read on its own: what could
+        be read, and the error of each read that failed. A gateway that reads all four in
+        one call (the paper exchange: one load of its book instead of four) does, and then
+        they stand or fall together."""
         if callable(getattr(self.gateway, "snapshot", None)):
-            return await self._call(self.gateway.snapshot, is_order=False)
+            try:
+                order_book, trades, positions, balance = await self._call(
+                    self.gateway.snapshot, is_order=False
+                )
+            except BrokerError as exc:
+                return BrokerSnapshot(errors=dict.fromkeys(SNAPSHOT_READS, exc))
+            return BrokerSnapshot(order_book, trades, positions, balance)
         results = await asyncio.gather(
             self.order_book(),
             self.trade_book(),
@@ -275,11 +364,19 @@ class BrokerClient:
             self.balance(),
             return_exceptions=True,
         )
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            raise next((f for f in failures if isinstance(f, SessionExpired)), failures[0])
-        order_book, trades, positions, balance = results
-        return order_book, trades, positions, balance
+        values: dict = {}
+        errors: dict[str, BrokerError] = {}
+        for name, result in zip(SNAPSHOT_READS, results, strict=True):
+            if isinstance(result, BrokerError):
+                errors[name] = result
+            elif isinstance(result, Exception):
+                logger.error("broker read %s failed", name, exc_info=result)
+                errors[name] = BrokerUnavailable(f"{type(result).__name__}: {result}")
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                values[name] = result
+        return BrokerSnapshot(**values, errors=errors)
 
 
 def broker_client(account) -> BrokerClient:

@@ -131,6 +131,14 @@ def _write_ahead_exits(*, account, positions, actor, result) -> list[tuple[Order
         .select_related("instrument")
     )
     for position in positions:
+        if position.net_qty is None:
+            # Never guess (nor skip quietly): the trader must square this one off by hand.
+            result.errors.append(
+                f"position {position.exchange_segment}:{position.exchange_instrument_id} "
+                f"{position.product_type}: the broker's quantity is unreadable, nothing "
+                "squared off; square it off at the broker"
+            )
+            continue
         if not position.net_qty:
             continue
         exit_side = Side.SELL if position.net_qty > 0 else Side.BUY

@@ -59,6 +59,11 @@ def _side(value: str) -> str:
     return (value or "").strip().upper()[:4]
 
 
+def _count(value: int | None) -> int | None:
+    """A quantity as stored: None (the broker's number was unreadable) stays None."""
+    return None if value is None else max(0, int(value))
+
+
 def _broker_order_fields(row: BrokerOrderRow) -> dict:
     return {
         "exchange_order_id": (row.exchange_order_id or "")[:40],
@@ -72,9 +77,9 @@ def _broker_order_fields(row: BrokerOrderRow) -> dict:
         "time_in_force": (row.time_in_force or "")[:8],
         "order_price": row.limit_price,
         "order_stop_price": row.stop_price,
-        "order_quantity": max(0, int(row.quantity or 0)),
-        "cumulative_quantity": max(0, int(row.filled_quantity or 0)),
-        "leaves_quantity": max(0, int(row.leaves_quantity or 0)),
+        "order_quantity": _count(row.quantity),
+        "cumulative_quantity": _count(row.filled_quantity),
+        "leaves_quantity": _count(row.leaves_quantity),
         "average_traded_price": row.average_price,
         "status": row.status,
         "raw_status": (row.raw_status or "")[:32],
@@ -89,9 +94,9 @@ def _broker_order_fields(row: BrokerOrderRow) -> dict:
 def _position_fields(row: BrokerPositionRow) -> dict:
     return {
         "trading_symbol": (row.trading_symbol or "")[:100],
-        "net_qty": int(row.net_qty),
-        "buy_qty": max(0, int(row.buy_qty)),
-        "sell_qty": max(0, int(row.sell_qty)),
+        "net_qty": None if row.net_qty is None else int(row.net_qty),
+        "buy_qty": _count(row.buy_qty),
+        "sell_qty": _count(row.sell_qty),
         "buy_avg_price": row.buy_avg_price,
         "sell_avg_price": row.sell_avg_price,
         "buy_amount": row.buy_amount,
@@ -106,29 +111,48 @@ def _position_fields(row: BrokerPositionRow) -> dict:
 def store_broker_snapshots(
     *,
     account: BrokerAccount,
-    order_book: Sequence[BrokerOrderRow],
-    trades: Sequence[BrokerTradeRow],
-    positions: Sequence[BrokerPositionRow],
+    order_book: Sequence[BrokerOrderRow] | None,
+    trades: Sequence[BrokerTradeRow] | None,
+    positions: Sequence[BrokerPositionRow] | None,
     balance: BrokerBalance | None,
-) -> None:
+) -> list[str]:
     """Upsert the order book (by broker order id), add new trades (by execution id), replace
     the positions (upsert by account+instrument+product; rows the broker no longer reports
-    are deleted) and write the balances, in one transaction."""
+    are deleted) and write the balances, in one transaction. A part that could not be read
+    (None) is left as stored, and so is a balance figure the broker sent unreadable.
+    Returns the problems found (a trade whose price or quantity is unreadable is not
+    stored: it is reported, and stored by a later sync that can read it)."""
     now = timezone.now()
+    problems = [
+        f"trade {row.execution_id} of order {row.broker_order_id}: the broker's "
+        f"{'price' if row.price is None else 'quantity'} is unreadable; left out until it is"
+        for row in trades or ()
+        if row.price is None or row.quantity is None
+    ]
     with transaction.atomic():
-        _upsert_broker_orders(account, order_book, now)
-        _insert_trades(account, trades, now)
-        _replace_positions(account, positions, now)
+        if order_book is not None:
+            _upsert_broker_orders(account, order_book, now)
+        if trades is not None:
+            _insert_trades(account, readable_trades(trades), now)
+        if positions is not None:
+            _replace_positions(account, positions, now)
         fields = {"last_synced_at": now, "updated_at": now}
         if balance is not None:
-            fields.update(
-                cash_available=balance.cash_available,
-                margin_utilized=balance.margin_utilized,
-                net_margin=balance.net_margin,
-            )
+            figures = {
+                "cash_available": balance.cash_available,
+                "margin_utilized": balance.margin_utilized,
+                "net_margin": balance.net_margin,
+            }
+            fields.update({name: value for name, value in figures.items() if value is not None})
         BrokerAccount.objects.filter(pk=account.pk).update(**fields)
         for name, value in fields.items():
             setattr(account, name, value)
+    return problems
+
+
+def readable_trades(trades: Sequence[BrokerTradeRow]) -> list[BrokerTradeRow]:
+    """The trades whose price and quantity could be read (the others cannot be fills)."""
+    return [row for row in trades if row.price is not None and row.quantity is not None]
 
 
 def _upsert_broker_orders(account, rows: Sequence[BrokerOrderRow], now) -> None:

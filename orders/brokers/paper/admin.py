@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from orders.brokers.paper.models import PaperBook, PaperOrder, PaperTrade
+from orders.brokers.paper.models import (
+    PaperBook,
+    PaperOrder,
+    PaperOrderState,
+    PaperPositionConversion,
+    PaperTrade,
+)
 from trading_site.core.admin import ReadOnlyAdmin
 
 
@@ -50,4 +56,29 @@ class PaperTradeAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["side", "exchange_segment"]
     search_fields = ["execution_id", "trading_symbol", "book__name"]
+    list_select_related = ["book"]
+
+
+@admin.register(PaperOrderState)
+class PaperOrderStateAdmin(ReadOnlyAdmin):
+    """The XTS simulator's order history (one row per state an order passed through)."""
+
+    list_display = ["order", "status", "quantity", "limit_price", "stop_price", "at"]
+    list_filter = ["status"]
+    search_fields = ["=order__app_order_id", "order__unique_identifier"]
+    list_select_related = ["order"]
+
+
+@admin.register(PaperPositionConversion)
+class PaperPositionConversionAdmin(ReadOnlyAdmin):
+    list_display = [
+        "book",
+        "exchange_segment",
+        "exchange_instrument_id",
+        "from_product",
+        "to_product",
+        "quantity",
+        "at",
+    ]
+    search_fields = ["book__name", "=exchange_instrument_id"]
     list_select_related = ["book"]

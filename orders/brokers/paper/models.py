@@ -15,7 +15,13 @@ from django.db import models
 _PRICE = {"max_digits": 15, "decimal_places": 4}
 _MONEY = {"max_digits": 15, "decimal_places": 2}
 
-__all__ = ["PaperBook", "PaperOrder", "PaperTrade"]
+__all__ = [
+    "PaperBook",
+    "PaperOrder",
+    "PaperOrderState",
+    "PaperPositionConversion",
+    "PaperTrade",
+]
 
 
 class PaperBook(models.Model):
@@ -131,3 +137,47 @@ class PaperTrade(models.Model):
 
     def __str__(self) -> str:
         return f"fill {self.execution_id}"
+
+
+class PaperOrderState(models.Model):
+    """One state an order of the XTS simulator passed through (its order history): written
+    by the simulator when it places, modifies or cancels an order, with the order's terms at
+    that moment; fills are added from `PaperTrade` when the history is read."""
+
+    order = models.ForeignKey(PaperOrder, on_delete=models.CASCADE, related_name="states")
+    # XTS wording: PendingNew, New, Trigger Pending, Replaced, Cancelled, Rejected.
+    status = models.CharField(max_length=20)
+    order_type = models.CharField(max_length=10)
+    product_type = models.CharField(max_length=4)
+    quantity = models.PositiveIntegerField()
+    limit_price = models.DecimalField(**_PRICE, null=True, blank=True)
+    stop_price = models.DecimalField(**_PRICE, null=True, blank=True)
+    reject_reason = models.TextField(blank=True, default="")
+    at = models.DateTimeField()
+
+    class Meta:
+        db_table = "paper_order_states"
+        indexes = [models.Index(fields=["order", "at"], name="paper_order_state_time")]
+
+    def __str__(self) -> str:
+        return f"{self.status} of paper order {self.order_id}"
+
+
+class PaperPositionConversion(models.Model):
+    """A position conversion at the XTS simulator (e.g. MIS -> NRML): `quantity` of the net
+    position (signed: negative for a short) moved from one product to the other. Fills keep
+    their product; the simulator's position rows apply the conversions."""
+
+    book = models.ForeignKey(PaperBook, on_delete=models.CASCADE, related_name="conversions")
+    exchange_segment = models.CharField(max_length=10)
+    exchange_instrument_id = models.BigIntegerField()
+    from_product = models.CharField(max_length=4)
+    to_product = models.CharField(max_length=4)
+    quantity = models.IntegerField()
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "paper_position_conversions"
+
+    def __str__(self) -> str:
+        return f"convert {self.quantity} {self.from_product}->{self.to_product}"

@@ -4,11 +4,16 @@
   one client per event loop, since a pool cannot cross loops;
 - every answer is the XTS envelope; the token goes in `Authorization` as is (no "Bearer");
   `clientID` is sent only for dealer logins (`isInvestorClient` false);
-- only typed errors escape: SessionExpired (a dead token: 4xx with a token/session message,
-  or any 404 on a session-bound call), OrderRejected (the broker's reason), BrokerUnavailable
-  (timeout, connection error, 5xx, an unreadable answer), RateLimited (HTTP 429);
+- only typed errors escape, decided by the envelope's `code` (xts_wire.error_kind), never
+  by the wording or the HTTP status alone: SessionExpired (`e-session-*`, `e-token-*`),
+  RateLimited (`e-apirl-*` with any HTTP status, or HTTP 429), OrderRejected (any other
+  error envelope: the broker's reason), BrokerUnavailable (timeout, connection error, 5xx,
+  an answer that is not the envelope, even with HTTP 200, or a row we cannot read);
 - reads (and the login) retry with backoff on "unavailable"; order POST/PUT/DELETE never do:
-  a timeout there means the outcome is unknown and the caller resolves it from the order book.
+  a timeout there means the outcome is unknown and the caller resolves it from the order book;
+- the session lives until the token's own `exp` (XTS tokens are JWTs valid 24 h);
+- a dealer login acts for one of its `clientCodes`: the account's `client_id`, or the only
+  code the login has; the balance call is for investor logins only (None for dealers).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import asyncio
 import logging
 import re
 import weakref
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -46,6 +51,7 @@ from orders.brokers.xts import wire as xts_wire
 
 logger = logging.getLogger(__name__)
 
+# Only for an error envelope without a code (the code decides whenever there is one).
 _SESSION_ERROR = re.compile(
     r"(invalid|expired|not\s*found|no\s+active|missing).{0,40}(token|session)"
     r"|(token|session).{0,40}(invalid|expired|not\s*found)",
@@ -57,6 +63,10 @@ ORDERS_PATH = "/interactive/orders"
 TRADES_PATH = "/interactive/orders/trades"
 POSITIONS_PATH = "/interactive/portfolio/positions"
 BALANCE_PATH = "/interactive/user/balance"
+# The dealer variants of the three books (XTS_DEALER_BOOK_ROUTES), each with `clientID`.
+DEALER_ORDERS_PATH = "/interactive/orders/dealerorderbook"
+DEALER_TRADES_PATH = "/interactive/orders/dealertradebook"
+DEALER_POSITIONS_PATH = "/interactive/portfolio/dealerpositions"
 
 
 def _price(value: Decimal | None) -> float:
@@ -129,30 +139,55 @@ class XtsGateway(BrokerGateway):
             raise BrokerUnavailable(f"{self.name} timed out on {method} {url}") from exc
         except httpx.HTTPError as exc:
             raise BrokerUnavailable(f"{self.name} unreachable: {exc}") from exc
+        try:
+            envelope = response.json()
+        except ValueError:
+            envelope = None
+        if isinstance(envelope, dict) and xts_wire.error_kind(envelope) == xts_wire.RATE_LIMITED:
+            # e-apirl-*: brokers send it with HTTP 400 or even 200 rather than 429.
+            raise RateLimited(
+                f"{self.name} rate limit: {xts_wire.error_text(envelope) or 'slow down'}",
+                retry_after=self._retry_after(response),
+                response=envelope,
+            )
         if response.status_code == 429:
-            retry_after = xts_wire.parse_decimal(response.headers.get("Retry-After")) or 1
-            raise RateLimited(f"{self.name} rate limit", retry_after=float(retry_after))
+            raise RateLimited(f"{self.name} rate limit", retry_after=self._retry_after(response))
         if response.status_code >= 500:
             raise BrokerUnavailable(
                 f"{self.name} answered HTTP {response.status_code}",
                 response={"status": response.status_code, "body": response.text[:500]},
             )
-        try:
-            envelope = response.json()
-        except ValueError as exc:
-            raise BrokerUnavailable(f"{self.name} answered something that is not JSON") from exc
+        if envelope is None:
+            raise BrokerUnavailable(
+                f"{self.name} answered something that is not JSON (HTTP {response.status_code})",
+                response={"status": response.status_code, "body": response.text[:500]},
+            )
         if not isinstance(envelope, dict):
             raise BrokerUnavailable(f"{self.name} answered an unexpected JSON shape")
-        if envelope.get("type") == "error" or response.status_code >= 400:
-            description = str(envelope.get("description") or envelope.get("message") or "")
-            description = description or f"HTTP {response.status_code}"
+        kind = xts_wire.error_kind(envelope)
+        if kind is None and response.status_code >= 400:
+            kind = xts_wire.REFUSED
+        if kind is not None:
+            description = xts_wire.error_text(envelope) or f"HTTP {response.status_code}"
+            # A token-bound call only: a refused login is a rejection, not an expiry.
             session_bound = token is not None
+            no_code = not str(envelope.get("code") or "").strip()
             if session_bound and (
-                response.status_code == 404 or _SESSION_ERROR.search(description)
+                kind == xts_wire.SESSION_EXPIRED or (no_code and _SESSION_ERROR.search(description))
             ):
                 raise SessionExpired(description, response=envelope)
             raise OrderRejected(description, response=envelope)
+        if not xts_wire.has_envelope(envelope):
+            # Not an empty book: an answer we cannot trust (a proxy page, a changed API).
+            raise BrokerUnavailable(
+                f"{self.name} answered HTTP {response.status_code} without the XTS envelope",
+                response={"status": response.status_code, "body": response.text[:500]},
+            )
         return envelope.get("result")
+
+    @staticmethod
+    def _retry_after(response: httpx.Response) -> float:
+        return float(xts_wire.parse_decimal(response.headers.get("Retry-After")) or 1)
 
     async def _read(self, method: str, url: str, **kwargs) -> Any:
         """Reads are safe to repeat: retry on unavailable / rate limited with backoff."""
@@ -196,18 +231,27 @@ class XtsGateway(BrokerGateway):
         )
         if not isinstance(result, dict) or not result.get("token"):
             raise OrderRejected(f"{self.name} login answered without a token")
-        investor = result.get("isInvestorClient")
+        token = str(result["token"])
+        investor = _flag(result.get("isInvestorClient"), default=True)
+        user_id = str(result.get("userID") or "")
+        codes = tuple(str(c) for c in (result.get("clientCodes") or []) if str(c).strip())
+        client_id = "" if investor else _dealer_client_id(credentials.client_id, codes, user_id)
         return BrokerLogin(
-            access_token=str(result["token"]),
-            expires_at=timezone.now() + timedelta(seconds=int(settings.XTS_SESSION_TTL_SECONDS)),
-            broker_user_id=str(result.get("userID") or ""),
-            is_investor_client=bool(investor) if investor is not None else True,
+            access_token=token,
+            expires_at=session_expiry(token),
+            broker_user_id=user_id,
+            is_investor_client=investor,
+            client_id=client_id,
+            client_codes=codes,
         )
 
     async def logout(self, session: SessionContext) -> None:
         try:
             await self._send(
-                "DELETE", self._url(session.base_url, SESSION_PATH), token=session.access_token
+                "DELETE",
+                self._url(session.base_url, SESSION_PATH),
+                token=session.access_token,
+                params=self._client_params(session) or None,
             )
         except (SessionExpired, OrderRejected):
             return None
@@ -290,20 +334,99 @@ class XtsGateway(BrokerGateway):
             params={**(params or {}), **self._client_params(session)} or None,
         )
 
+    @staticmethod
+    def _book_path(session: SessionContext, common: str, dealer: str) -> str:
+        """A dealer's books come from the dealer routes when XTS_DEALER_BOOK_ROUTES is on;
+        otherwise from the common routes with `clientID` (XTS.md)."""
+        if not session.is_investor_client and settings.XTS_DEALER_BOOK_ROUTES:
+            return dealer
+        return common
+
+    @staticmethod
+    def _rows(result: Any, read: str, convert) -> list:
+        if result is None:
+            return []
+        if not isinstance(result, list):
+            raise BrokerUnavailable(f"XTS {read} answered a {type(result).__name__}, not rows")
+        try:
+            return [convert(row) for row in result if isinstance(row, dict)]
+        except xts_wire.WireFormatError as exc:
+            raise BrokerUnavailable(f"XTS {read}: {exc}") from exc
+
     async def order_book(self, session: SessionContext) -> list[BrokerOrderRow]:
-        result = await self._read_session(session, ORDERS_PATH)
-        return [xts_wire.order_row_from_xts(r) for r in (result or []) if isinstance(r, dict)]
+        path = self._book_path(session, ORDERS_PATH, DEALER_ORDERS_PATH)
+        result = await self._read_session(session, path)
+        return self._rows(result, "order book", xts_wire.order_row_from_xts)
+
+    async def order_history(self, session: SessionContext, broker_order_id: str) -> list:
+        """One order's states, oldest first (GET /interactive/orders?appOrderID=)."""
+        result = await self._read_session(session, ORDERS_PATH, {"appOrderID": broker_order_id})
+        return self._rows(result, "order history", xts_wire.order_row_from_xts)
 
     async def trade_book(self, session: SessionContext) -> list[BrokerTradeRow]:
-        result = await self._read_session(session, TRADES_PATH)
-        return [xts_wire.trade_row_from_xts(r) for r in (result or []) if isinstance(r, dict)]
+        path = self._book_path(session, TRADES_PATH, DEALER_TRADES_PATH)
+        result = await self._read_session(session, path)
+        return self._rows(result, "trade book", xts_wire.trade_row_from_xts)
 
     async def positions(self, session: SessionContext) -> list[BrokerPositionRow]:
-        result = await self._read_session(
-            session, POSITIONS_PATH, {"dayOrNet": settings.XTS_POSITIONS_MODE}
-        )
+        path = self._book_path(session, POSITIONS_PATH, DEALER_POSITIONS_PATH)
+        result = await self._read_session(session, path, {"dayOrNet": settings.XTS_POSITIONS_MODE})
         rows = result.get("positionList") if isinstance(result, dict) else result
-        return [xts_wire.position_row_from_xts(r) for r in (rows or []) if isinstance(r, dict)]
+        return self._rows(rows, "positions", xts_wire.position_row_from_xts)
 
-    async def balance(self, session: SessionContext) -> BrokerBalance:
-        return xts_wire.balance_from_xts(await self._read_session(session, BALANCE_PATH))
+    async def balance(self, session: SessionContext) -> BrokerBalance | None:
+        if not session.is_investor_client:
+            return None  # XTS serves the balance to investor logins only
+        result = await self._read_session(session, BALANCE_PATH)
+        if not isinstance(result, (dict, list)):
+            raise BrokerUnavailable(f"{self.name} balance answered {type(result).__name__}")
+        return xts_wire.balance_from_xts(result)
+
+
+def _flag(value: Any, *, default: bool) -> bool:
+    """A JSON boolean that some brokers send as a string."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
+
+
+def session_expiry(token: str) -> datetime:
+    """When to stop trusting a session: the JWT's own lifetime (`exp - iat`, 24 h at XTS)
+    counted from now, so a broker clock that is off does not shift it; its `exp` alone when
+    it has no `iat`; XTS_SESSION_TTL_SECONDS for a token that is not a JWT."""
+    now = timezone.now()
+    claims = xts_wire.token_claims(token) or {}
+    exp = xts_wire.parse_int(claims.get("exp"))
+    iat = xts_wire.parse_int(claims.get("iat"))
+    if exp is not None and iat is not None and exp >= iat:
+        return now + timedelta(seconds=exp - iat)
+    if exp is not None:
+        return datetime.fromtimestamp(exp, tz=UTC)
+    return now + timedelta(seconds=int(settings.XTS_SESSION_TTL_SECONDS))
+
+
+def _dealer_client_id(configured: str, codes: tuple[str, ...], user_id: str) -> str:
+    """The client code a dealer login acts for: the account's `client_id` (one of the
+    login's codes), or the login's only code. Raises OrderRejected with what to set."""
+    configured = (configured or "").strip()
+    listed = ", ".join(codes)
+    if configured:
+        if codes and configured not in codes:
+            raise OrderRejected(
+                f"client_id {configured!r} is not one of the client codes of dealer login "
+                f"{user_id} ({listed}): set the account's client_id to one of them"
+            )
+        return configured
+    if len(codes) == 1:
+        return codes[0]
+    if not codes:
+        raise OrderRejected(
+            f"dealer login {user_id} lists no client codes: set the account's client_id "
+            "to the client code it trades for"
+        )
+    raise OrderRejected(
+        f"dealer login {user_id} acts for several clients ({listed}): set the account's "
+        "client_id to the one this account trades for"
+    )

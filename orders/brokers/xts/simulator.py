@@ -1,38 +1,59 @@
 """An XTS-compatible broker: the paper exchange served over HTTP in the XTS wire format.
 
 A plain ASGI app (no framework) run by `manage.py run_xts_simulator --port 8701` (uvicorn), by
-tests in a background thread (`serve_in_thread`), or mounted anywhere ASGI runs.
+tests in a background thread (`serve_in_thread`), or mounted anywhere ASGI runs. Its answers
+have the keys, types and formats of shared/xts-samples/real-answers.json (checked by
+tests/brokers/test_xts_simulator_shapes.py), so real XTS clients can use it unchanged: the
+login takes a form-encoded body (the official Python SDK) or JSON; tokens are HS256 JWTs
+(`exp - iat` = token_ttl_seconds, 24 h by default) and a new login kills the previous token
+of its appKey; a dead token is HTTP 400 `e-session-0007` "Invalid Token".
 
 Logins: the simulator accepts only the logins it is configured with (settings
 XTS_SIMULATOR_USERS or `--user appKey:secretKey:userID:investor|dealer[:clientCode,...]`);
 each login trades in its own paper book (`xts:<appKey>`, and for a dealer one book per client
 code), so an "IIFL" account whose credentials name a simulator login and whose base URL points
 at the simulator places, fills and reports orders like a real broker. Prices come from the
-product's FairPrice table, as for the PAPER broker.
+product's FairPrice table, as for the PAPER broker. As at real brokers, a placement that
+breaks a margin, price band, freeze quantity, lot or tick rule is accepted and then shows
+`Rejected` with a `CancelRejectReason` in the order book; only a malformed request or an
+unknown instrument is refused at once. Order history (`GET /interactive/orders?appOrderID=`)
+lists every state the order passed through, oldest first (PaperOrderState plus the fills).
 
-Tokens expire after a configurable time, and a new login replaces the user's previous token
-(as XTS does). Fault knobs, settable at start-up and at runtime (`POST /_sim/faults`):
-latency_ms, error_rate / error_next (HTTP 500), timeout_rate / timeout_next (the request is
-processed, then the answer is held for timeout_seconds, longer than the client waits),
-reject_rate / reject_next (order calls answered with an error envelope), routes (limit the
-faults to e.g. ["POST /interactive/orders"]; empty: every broker route), and
-`POST /_sim/expire-sessions` (every token dies at once). `GET /_sim/stats` counts requests per
-route and order POSTs per orderUniqueIdentifier, so a test can prove a timed-out POST was sent
-once. `POST /_sim/reset` clears counters and faults. The /_sim endpoints are a test harness:
-bind the simulator to localhost.
+Routes: session (login/logout), profile, balance (investor logins only), orders (place,
+modify, cancel, cancel all, book, history), trades, positions (DayWise/NetWise), holdings,
+position conversion, square off, and for dealer logins the dealer order book, trade book and
+positions (`clientID` on every call of a dealer), plus the instrument master.
+
+Knobs, settable at start-up and at runtime (`POST /_sim/faults`): latency_ms, error_rate /
+error_next (HTTP 500), timeout_rate / timeout_next (the request is processed, then the answer
+is held for timeout_seconds, longer than the client waits), reject_rate / reject_next (order
+calls answered with an error envelope at once), bare_rate / bare_next (HTTP 200 with the
+bare result, no envelope), unreadable_fields (these row fields sent as "NaN"), routes
+(limit the faults to e.g. ["POST /interactive/orders"]; empty: every broker route),
+token_ttl_seconds, thousands_separators (amounts as "2,853.50"; on by default),
+rate_limit_per_second (past N requests in a second a login gets `e-apirl-0004` with HTTP
+rate_limit_status, 400 by default, and nothing is done), and `POST /_sim/expire-sessions` (every token dies at once).
+`GET /_sim/stats` counts requests per route, logins, rate-limited requests and order POSTs
+per orderUniqueIdentifier, so a test can prove a timed-out POST was sent once.
+`POST /_sim/reset` clears counters and restores the start-up knobs. The /_sim endpoints are
+a test harness: bind the simulator to localhost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import logging
 import random
 import secrets
 import threading
 import time
-from collections import Counter, deque
-from dataclasses import asdict, dataclass, field, fields
+from collections import Counter, defaultdict, deque
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qs
@@ -40,29 +61,65 @@ from urllib.parse import parse_qs
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
+from django.utils import timezone
 
-from orders.brokers.base import ModifyOrderRequest, OrderRejected, PlaceOrderRequest
-from orders.brokers.paper.book import (
-    book_named,
-    compute_balance,
-    order_rows,
-    position_rows,
-    trade_rows,
+from orders.brokers.base import (
+    BrokerOrderRow,
+    BrokerPositionRow,
+    BrokerTradeRow,
+    ModifyOrderRequest,
+    OrderRejected,
+    PlaceOrderRequest,
 )
+from orders.brokers.paper.book import book_named, compute_balance, position_rows
 from orders.brokers.paper.exchange import (
     cancel_order,
     match_open_orders,
     modify_order,
-    submit_order,
+    submit_orders,
 )
-from orders.brokers.paper.models import PaperOrder
+from orders.brokers.paper.models import (
+    PaperOrder,
+    PaperOrderState,
+    PaperPositionConversion,
+    PaperTrade,
+)
 from orders.brokers.xts import wire as xts_wire
 from orders.market.instruments import format_master_line
 from orders.market.models import Instrument
 
 logger = logging.getLogger(__name__)
 
-_FAULT_EXEMPT = {"POST /interactive/user/session"}
+LOGIN_ROUTE = "POST /interactive/user/session"
+_FAULT_EXEMPT = {LOGIN_ROUTE}
+_SEGMENT_CODES = {"NSECM": 1, "NSEFO": 2, "NSECD": 3, "BSECM": 11, "BSEFO": 12, "MCXFO": 51}
+_SIDES = ("BUY", "SELL")
+_ORDER_TYPES = ("MARKET", "LIMIT", "STOPLIMIT", "STOPMARKET")
+_PRODUCTS = ("MIS", "NRML", "CNC")
+_TIME_IN_FORCE = ("DAY", "IOC")
+# The login answer's enums: the simulator's own choice of content (the real key is there).
+_ENUMS = {
+    "socketPower": {"connectionState": ["Connect", "Disconnect", "Reconnect"]},
+    "exchangeSegment": list(_SEGMENT_CODES),
+    "productType": list(_PRODUCTS),
+    "orderType": ["Market", "Limit", "StopLimit", "StopMarket"],
+    "orderSide": ["Buy", "Sell"],
+    "timeInForce": list(_TIME_IN_FORCE),
+    "dayOrNet": ["DayWise", "NetWise"],
+    "positionSquareOffQuantityType": ["ExactQty", "Percentage"],
+    "orderStatus": [
+        "PendingNew",
+        "New",
+        "Trigger Pending",
+        "PartiallyFilled",
+        "Filled",
+        "PendingReplace",
+        "Replaced",
+        "PendingCancel",
+        "Cancelled",
+        "Rejected",
+    ],
+}
 
 
 @dataclass(frozen=True)
@@ -107,8 +164,14 @@ class Faults:
     timeout_seconds: float = 30.0
     reject_rate: float = 0.0
     reject_next: int = 0
-    session_error_status: int = 401
-    token_ttl_seconds: float = 8 * 3600
+    bare_rate: float = 0.0
+    bare_next: int = 0
+    unreadable_fields: list[str] = field(default_factory=list)
+    session_error_status: int = 400
+    token_ttl_seconds: float = 24 * 3600
+    thousands_separators: bool = True
+    rate_limit_per_second: int = 0
+    rate_limit_status: int = 400
     routes: list[str] = field(default_factory=list)
 
     def update(self, values: dict[str, Any]) -> None:
@@ -121,6 +184,10 @@ class Faults:
                 if not isinstance(value, list):
                     raise ValueError(f"{name} must be a list")
                 setattr(self, name, [str(v) for v in value])
+            elif isinstance(current, bool):
+                if isinstance(value, str):
+                    value = value.strip().lower() in ("1", "true", "yes", "on")
+                setattr(self, name, bool(value))
             else:
                 setattr(self, name, type(current)(value))
 
@@ -133,25 +200,80 @@ class Faults:
 @dataclass
 class _Token:
     user: SimUser
-    expires_at: float
+    expires_at: float  # epoch seconds: the JWT's exp
 
 
 class _Answer(Exception):
     """Raised inside a handler to answer at once with an XTS envelope."""
 
-    def __init__(self, status: int, description: str, code: str = "e-simulator-0001"):
+    def __init__(
+        self, status: int, description: str, code: str = "e-simulator-0001", result: Any = None
+    ):
         super().__init__(description)
         self.status = status
-        self.body = {"type": "error", "code": code, "description": description, "result": {}}
+        # As real XTS errors: {"type", "code", "description"}, and "result" when it says more.
+        self.body = {"type": "error", "code": code, "description": description}
+        if result is not None:
+            self.body["result"] = result
 
 
-def _ok(result: Any, description: str = "ok") -> dict[str, Any]:
-    return {
-        "type": "success",
-        "code": "s-simulator-0001",
-        "description": description,
-        "result": result,
-    }
+def _bad_request(name: str, message: str) -> _Answer:
+    """A malformed request, as XTS reports it: "Bad Request" and the field errors."""
+    return _Answer(
+        400,
+        "Bad Request",
+        "e-app-0005",
+        {"errors": [{"field": name, "messages": [message]}]},
+    )
+
+
+def _ok(result: Any, description: str = "ok", code: str = "s-simulator-0001") -> dict[str, Any]:
+    return {"type": "success", "code": code, "description": description, "result": result}
+
+
+def _garble(value: Any, names: set[str]) -> None:
+    """The unreadable_fields fault: these fields of every row become "NaN" (a broker
+    sending numbers nobody can read)."""
+    if isinstance(value, dict):
+        for key in value:
+            if key in names:
+                value[key] = "NaN"
+            else:
+                _garble(value[key], names)
+    elif isinstance(value, list):
+        for inner in value:
+            _garble(inner, names)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def encode_jwt(claims: dict[str, Any], key: bytes) -> str:
+    """An HS256 JWT (the simulator signs its session tokens as XTS does)."""
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
+    signature = hmac.new(key, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64(signature)}"
+
+
+def _parse_body(raw_body: bytes, content_type: str) -> dict[str, Any]:
+    """A JSON object, or a form-encoded body (the official SDK logs in with a form)."""
+    if not raw_body.strip():
+        return {}
+    text = raw_body.decode("utf-8", errors="replace")
+    if "x-www-form-urlencoded" in content_type:
+        return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+    try:
+        body = json.loads(text)
+    except ValueError:
+        form = parse_qs(text, keep_blank_values=True)
+        if form and "json" not in content_type:
+            return {k: v[-1] for k, v in form.items()}
+        raise _Answer(400, "Malformed JSON body", "e-app-0005") from None
+    if not isinstance(body, dict):
+        raise _Answer(400, "The body must be a JSON object", "e-app-0005")
+    return body
 
 
 class XtsSimulator:
@@ -166,10 +288,15 @@ class XtsSimulator:
     ):
         self.users = users if users is not None else parse_users(settings.XTS_SIMULATOR_USERS)
         self.faults = faults or Faults(
-            token_ttl_seconds=float(settings.XTS_SIMULATOR_TOKEN_TTL_SECONDS)
+            token_ttl_seconds=float(settings.XTS_SIMULATOR_TOKEN_TTL_SECONDS),
+            thousands_separators=bool(settings.XTS_SIMULATOR_THOUSANDS_SEPARATORS),
+            rate_limit_per_second=int(settings.XTS_SIMULATOR_RATE_LIMIT_PER_SECOND),
         )
+        self._initial_faults = replace(self.faults, routes=list(self.faults.routes))
         self._random = random.Random(settings.PAPER_SEED if seed is None else seed)
+        self._signing_key = secrets.token_bytes(32)
         self._tokens: dict[str, _Token] = {}
+        self._recent: dict[str, deque] = defaultdict(deque)
         self._lock = threading.Lock()
         self.reset_stats()
 
@@ -181,15 +308,18 @@ class XtsSimulator:
             self.order_posts_by_uid: Counter[str] = Counter()
             self.client_ids: deque = deque(maxlen=500)
             self.logins = 0
+            self.rate_limited = 0
 
     def stats(self) -> dict[str, Any]:
+        now = time.time()
         return {
             "requests": dict(self.requests),
             "total": sum(self.requests.values()),
             "order_posts_by_uid": dict(self.order_posts_by_uid),
             "client_ids": list(self.client_ids),
             "logins": self.logins,
-            "live_tokens": sum(1 for t in self._tokens.values() if t.expires_at > time.monotonic()),
+            "rate_limited": self.rate_limited,
+            "live_tokens": sum(1 for t in self._tokens.values() if t.expires_at > now),
             "faults": asdict(self.faults),
         }
 
@@ -223,7 +353,7 @@ class XtsSimulator:
                 "type": "http.response.start",
                 "status": status,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", b"application/json; charset=utf-8"),
                     (b"content-length", str(len(data)).encode()),
                 ],
             }
@@ -233,14 +363,17 @@ class XtsSimulator:
     async def _handle(self, scope, raw_body: bytes) -> tuple[int, Any]:
         method = scope["method"].upper()
         path = scope["path"].rstrip("/") or "/"
-        query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
+        query = {
+            k: v[-1]
+            for k, v in parse_qs(
+                scope.get("query_string", b"").decode(), keep_blank_values=True
+            ).items()
+        }
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
         try:
-            body = json.loads(raw_body) if raw_body.strip() else {}
-        except ValueError:
-            return 400, _Answer(400, "Malformed JSON body").body
-        if not isinstance(body, dict):
-            return 400, _Answer(400, "The body must be a JSON object").body
+            body = _parse_body(raw_body, headers.get("content-type", ""))
+        except _Answer as answer:
+            return answer.status, answer.body
         if path.startswith("/_sim/"):
             return self._admin(method, path, body)
         route = f"{method} {path}"
@@ -259,10 +392,15 @@ class XtsSimulator:
                     "description": "Internal error (simulated)",
                 }
             hold_answer = self._take("timeout_next", "timeout_rate")
+        bare = self.faults.applies_to(route) and self._take("bare_next", "bare_rate")
         try:
             status, payload = 200, await self._route(method, path, route, query, headers, body)
         except _Answer as answer:
             status, payload = answer.status, answer.body
+        if status == 200 and self.faults.unreadable_fields and self.faults.applies_to(route):
+            _garble(payload, set(self.faults.unreadable_fields))
+        if bare and status == 200:
+            payload = payload["result"]  # HTTP 200 without the envelope (a proxy, a bug)
         if hold_answer:
             # The request took effect; only the answer is late (a broker on a bad day).
             await asyncio.sleep(self.faults.timeout_seconds)
@@ -291,8 +429,10 @@ class XtsSimulator:
         if path == "/_sim/reset" and method == "POST":
             self.reset_stats()
             with self._lock:
-                ttl = self.faults.token_ttl_seconds
-                self.faults = Faults(token_ttl_seconds=ttl)
+                self.faults = replace(
+                    self._initial_faults, routes=list(self._initial_faults.routes)
+                )
+                self._recent.clear()
             return 200, self.stats()
         if path == "/_sim/expire-sessions" and method == "POST":
             self.expire_sessions()
@@ -303,14 +443,43 @@ class XtsSimulator:
 
     def _user_for(self, headers: dict[str, str]) -> SimUser:
         token = headers.get("authorization", "").strip()
+        if not token:
+            raise _Answer(
+                self.faults.session_error_status,
+                "Please Provide token to Authenticate",
+                "e-token-0002",
+            )
         with self._lock:
             entry = self._tokens.get(token)
-            if entry is not None and entry.expires_at <= time.monotonic():
+            if entry is not None and entry.expires_at <= time.time():
                 del self._tokens[token]
                 entry = None
         if entry is None:
             raise _Answer(self.faults.session_error_status, "Invalid Token", "e-session-0007")
         return entry.user
+
+    def _check_rate(self, user: SimUser) -> None:
+        """Past rate_limit_per_second requests in the last second: e-apirl-0004, not done."""
+        limit = self.faults.rate_limit_per_second
+        if limit <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            recent = self._recent[user.app_key]
+            while recent and recent[0] <= now - 1.0:
+                recent.popleft()
+            if len(recent) >= limit:
+                self.rate_limited += 1
+                over = True
+            else:
+                recent.append(now)
+                over = False
+        if over:
+            raise _Answer(
+                self.faults.rate_limit_status,
+                "Rate limit exceeded: too many requests, try after some time",
+                "e-apirl-0004",
+            )
 
     def _client_id(self, user: SimUser, query: dict, body: dict, route: str) -> str:
         sent = body.get("clientID", query.get("clientID"))
@@ -325,75 +494,109 @@ class XtsSimulator:
         return str(sent)
 
     async def _route(self, method, path, route, query, headers, body) -> dict[str, Any]:
-        if route == "POST /interactive/user/session":
+        if route == LOGIN_ROUTE:
             return self._login(body)
         if path.startswith("/apimarketdata/") or path.startswith("/marketdata/"):
             if path.endswith("/instruments/master") and method == "POST":
                 return _ok(await _db(_master_text, body.get("exchangeSegmentList") or []))
             raise _Answer(404, f"Unknown route {route}")
         user = self._user_for(headers)
+        self._check_rate(user)
         if route == "DELETE /interactive/user/session":
             with self._lock:
                 self._tokens.pop(headers.get("authorization", "").strip(), None)
-            return _ok({}, "logged out")
+            return _ok({}, "User logged out successfully", "s-user-0004")
         if route == "GET /interactive/user/profile":
             return _ok(
                 {
                     "ClientId": user.user_id,
                     "ClientName": user.user_id,
                     "ClientExchangeDetailsList": {},
-                }
+                },
+                "Success profile",
+                "s-user-0003",
             )
+        if route == "GET /interactive/user/balance" and not user.is_investor_client:
+            raise _Answer(400, "Balance is available for investor logins only", "e-user-0005")
+        if path in _DEALER_ROUTES and user.is_investor_client:
+            raise _Answer(400, "This API is available to dealer logins only", "e-orders-0014")
         client_id = self._client_id(user, query, body, route)
-        book_name = f"xts:{user.app_key}" + ("" if user.is_investor_client else f":{client_id}")
+        book = _Book(
+            name=f"xts:{user.app_key}" + ("" if user.is_investor_client else f":{client_id}"),
+            client_id=client_id,
+            login_id=user.user_id,
+            separators=self.faults.thousands_separators,
+        )
         if route in ("POST /interactive/orders", "PUT /interactive/orders"):
             if self._take("reject_next", "reject_rate"):
                 raise _Answer(400, "RMS: order rejected (simulated)", "e-orders-0005")
-        if route == "POST /interactive/orders":
-            return _ok(await _db(_place, book_name, client_id, body))
-        if route == "PUT /interactive/orders":
-            return _ok(await _db(_modify, book_name, client_id, body))
-        if route == "DELETE /interactive/orders":
-            return _ok(await _db(_cancel, book_name, client_id, query))
-        if route == "GET /interactive/orders":
-            return _ok(await _db(_order_book, book_name, query.get("appOrderID")))
-        if route == "GET /interactive/orders/trades":
-            return _ok(await _db(_trade_book, book_name, client_id))
-        if route == "GET /interactive/portfolio/positions":
-            return _ok({"positionList": await _db(_positions, book_name)})
-        if route == "GET /interactive/user/balance":
-            return _ok(await _db(_balance, book_name, client_id))
-        if route == "POST /interactive/orders/cancelall":
-            return _ok(await _db(_cancel_all, book_name, body))
-        raise _Answer(404, f"Unknown route {route}")
+        handler = _ROUTES.get(route)
+        if handler is None:
+            raise _Answer(404, f"Unknown route {route}", "e-app-0404")
+        function, description, code = handler
+        return _ok(await _db(function, book, query, body), description, code)
 
     def _login(self, body: dict) -> dict[str, Any]:
-        user = self.users.get(str(body.get("appKey") or ""))
+        for name in ("appKey", "secretKey"):
+            if not str(body.get(name) or "").strip():
+                raise _bad_request(name, f"{name} is mandatory")
+        user = self.users.get(str(body.get("appKey")))
         if user is None or not secrets.compare_digest(
             str(body.get("secretKey") or ""), user.secret_key
         ):
-            raise _Answer(400, "Invalid appKey or secretKey", "e-session-0002")
-        token = secrets.token_hex(24)
+            raise _Answer(400, "Invalid appKey or secretKey", "e-user-0001")
+        issued = int(time.time())
+        expires = issued + int(self.faults.token_ttl_seconds)
+        token = encode_jwt(
+            {
+                "userID": user.user_id,
+                "publicKey": user.app_key,
+                "uniqueKey": secrets.token_hex(8),
+                "source": str(body.get("source") or "WEBAPI"),
+                "iat": issued,
+                "exp": expires,
+            },
+            self._signing_key,
+        )
         with self._lock:
-            # A new login replaces the user's previous token, as at XTS.
+            # A new login kills the appKey's previous token, as at XTS.
             for old in [
                 t for t, entry in self._tokens.items() if entry.user.app_key == user.app_key
             ]:
                 del self._tokens[old]
-            self._tokens[token] = _Token(user, time.monotonic() + self.faults.token_ttl_seconds)
+            self._tokens[token] = _Token(user, float(expires))
             self.logins += 1
         return _ok(
             {
+                "enums": _ENUMS,
+                "clientCodes": list(user.client_codes),
+                "exchangeSegmentArray": [
+                    {"key": key, "value": value} for key, value in _SEGMENT_CODES.items()
+                ],
                 "token": token,
                 "userID": user.user_id,
                 "isInvestorClient": user.is_investor_client,
-                "clientCodes": list(user.client_codes),
             },
-            "Session created",
+            "Valid Session",
+            "s-user-0001",
         )
 
 
 # ---- the paper book behind the wire (sync; run in a worker thread) ----------------------
+
+
+@dataclass(frozen=True)
+class _Book:
+    """One login's paper book (per client code for a dealer) and how to write its rows."""
+
+    name: str
+    client_id: str
+    login_id: str
+    separators: bool
+
+    def paper(self):
+
+        return book_named(self.name)
 
 
 async def _db(function, *args):
@@ -408,11 +611,6 @@ async def _db(function, *args):
     return await sync_to_async(run)()
 
 
-def _book(name: str):
-
-    return book_named(name)
-
-
 def _decimal(body: dict, name: str) -> Decimal | None:
     value = body.get(name)
     if value in (None, ""):
@@ -420,22 +618,39 @@ def _decimal(body: dict, name: str) -> Decimal | None:
     try:
         number = Decimal(str(value))
     except InvalidOperation:
-        raise _Answer(400, f"{name} must be a number") from None
+        raise _bad_request(name, f"{name} must be a number") from None
+    if not number.is_finite():
+        raise _bad_request(name, f"{name} must be a number")
     return number if number > 0 else None
 
 
 def _required(body: dict, name: str) -> Any:
     value = body.get(name)
     if value in (None, ""):
-        raise _Answer(400, f"{name} is mandatory")
+        raise _bad_request(name, f"{name} is mandatory")
     return value
 
 
 def _integer(body: dict, name: str) -> int:
     try:
-        return int(_required(body, name))
+        return int(str(_required(body, name)).strip())
     except (TypeError, ValueError):
-        raise _Answer(400, f"{name} must be an integer") from None
+        raise _bad_request(name, f"{name} must be an integer") from None
+
+
+def _choice(body: dict, name: str, allowed: tuple[str, ...], *, default: str = "") -> str:
+    value = str(body.get(name) or default).strip()
+    for option in allowed:
+        if value.lower() == option.lower():
+            return option
+    raise _bad_request(name, f"{name} must be one of {', '.join(allowed)}")
+
+
+def _flag(body: dict, name: str) -> bool:
+    value = body.get(name)
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    return bool(value)
 
 
 def _ack(order) -> dict[str, Any]:
@@ -446,92 +661,545 @@ def _ack(order) -> dict[str, Any]:
     }
 
 
-def _place(book_name: str, client_id: str, body: dict) -> dict[str, Any]:
+def _exchange_order_id(order) -> str:
+    return f"1{order.app_order_id:015d}"
 
+
+def _record_state(order, status: str, at, reason: str = "") -> None:
+
+    PaperOrderState.objects.create(
+        order=order,
+        status=status,
+        order_type=order.order_type,
+        product_type=order.product_type,
+        quantity=order.quantity,
+        limit_price=order.limit_price,
+        stop_price=order.stop_price,
+        reject_reason=reason,
+        at=at,
+    )
+
+
+def _is_stop(order_type: str) -> bool:
+    return order_type in ("STOPLIMIT", "STOPMARKET")
+
+
+def _place_request(book: _Book, request: PlaceOrderRequest) -> dict[str, Any]:
+    """Place as a real broker does: an unknown instrument is refused at once; every other
+    rule (margin, price band, freeze quantity, lot, tick) is accepted and then Rejected."""
+
+    if not Instrument.objects.filter(
+        exchange_segment=request.exchange_segment,
+        exchange_instrument_id=request.exchange_instrument_id,
+    ).exists():
+        raise _Answer(
+            400,
+            f"Instrument {request.exchange_segment}:{request.exchange_instrument_id} not found",
+            "e-orders-0006",
+        )
+    accepted_at = timezone.now()
+    [answer] = submit_orders(book=book.paper(), requests=[request], client_id=book.client_id)
+    if isinstance(answer, OrderRejected):
+        order = PaperOrder.objects.get(app_order_id=answer.response["AppOrderID"])
+        _record_state(order, "PendingNew", accepted_at)
+        _record_state(order, "Rejected", accepted_at, order.reject_reason)
+        return _ack(order)
+    order = answer
+    _record_state(order, "PendingNew", accepted_at)
+    _record_state(order, "Trigger Pending" if _is_stop(order.order_type) else "New", accepted_at)
+    return _ack(order)
+
+
+def _place(book: _Book, query: dict, body: dict) -> dict[str, Any]:
     request = PlaceOrderRequest(
         exchange_segment=str(_required(body, "exchangeSegment")),
         exchange_instrument_id=_integer(body, "exchangeInstrumentID"),
-        side=xts_wire.side_from_xts(_required(body, "orderSide")),
-        order_type=xts_wire.order_type_from_xts(_required(body, "orderType")),
-        product_type=str(_required(body, "productType")),
+        side=_choice(body, "orderSide", _SIDES),
+        order_type=_choice(body, "orderType", _ORDER_TYPES),
+        product_type=_choice(body, "productType", _PRODUCTS),
         quantity=_integer(body, "orderQuantity"),
         unique_identifier=str(body.get("orderUniqueIdentifier") or "")[:20],
         limit_price=_decimal(body, "limitPrice"),
         stop_price=_decimal(body, "stopPrice"),
-        time_in_force=str(body.get("timeInForce") or "DAY"),
+        time_in_force=_choice(body, "timeInForce", _TIME_IN_FORCE, default="DAY"),
     )
-    return _ack(submit_order(book=_book(book_name), request=request, client_id=client_id))
+    if request.quantity <= 0:
+        raise _bad_request("orderQuantity", "orderQuantity must be positive")
+    return _place_request(book, request)
 
 
-def _modify(book_name: str, client_id: str, body: dict) -> dict[str, Any]:
+def _modify(book: _Book, query: dict, body: dict) -> dict[str, Any]:
 
     request = ModifyOrderRequest(
         broker_order_id=str(_integer(body, "appOrderID")),
         unique_identifier=str(body.get("orderUniqueIdentifier") or ""),
-        order_type=xts_wire.order_type_from_xts(_required(body, "modifiedOrderType")),
+        order_type=_choice(body, "modifiedOrderType", _ORDER_TYPES),
         product_type=str(body.get("modifiedProductType") or ""),
         quantity=_integer(body, "modifiedOrderQuantity"),
         limit_price=_decimal(body, "modifiedLimitPrice"),
         stop_price=_decimal(body, "modifiedStopPrice"),
-        time_in_force=str(body.get("modifiedTimeInForce") or "DAY"),
+        time_in_force=_choice(body, "modifiedTimeInForce", _TIME_IN_FORCE, default="DAY"),
     )
-    return _ack(modify_order(book=_book(book_name), request=request))
-
-
-def _cancel(book_name: str, client_id: str, query: dict) -> dict[str, Any]:
-
-    order = cancel_order(book=_book(book_name), broker_order_id=str(_integer(query, "appOrderID")))
+    modified_at = timezone.now()
+    order = modify_order(book=book.paper(), request=request)
+    _record_state(order, "Replaced", modified_at)
     return _ack(order)
 
 
-def _cancel_all(book_name: str, body: dict) -> dict[str, Any]:
+def _cancel(book: _Book, query: dict, body: dict) -> dict[str, Any]:
 
-    book = _book(book_name)
+    order = cancel_order(book=book.paper(), broker_order_id=str(_integer(query, "appOrderID")))
+    _record_state(order, "Cancelled", timezone.now())
+    return _ack(order)
+
+
+def _cancel_open_orders(book: _Book, segment: str, instrument_id: int) -> list[int]:
+
+    paper = book.paper()
     open_orders = PaperOrder.objects.filter(
-        book=book,
+        book=paper,
         status__in=PaperOrder.OPEN_STATUSES,
-        exchange_segment=_required(body, "exchangeSegment"),
-        exchange_instrument_id=_integer(body, "exchangeInstrumentID"),
+        exchange_segment=segment,
+        exchange_instrument_id=instrument_id,
     ).values_list("app_order_id", flat=True)
-    cancelled = [cancel_order(book=book, broker_order_id=str(i)).app_order_id for i in open_orders]
+    cancelled = []
+    for app_order_id in list(open_orders):
+        order = cancel_order(book=paper, broker_order_id=str(app_order_id))
+        _record_state(order, "Cancelled", timezone.now())
+        cancelled.append(order.app_order_id)
+    return cancelled
+
+
+def _cancel_all(book: _Book, query: dict, body: dict) -> dict[str, Any]:
+    cancelled = _cancel_open_orders(
+        book, str(_required(body, "exchangeSegment")), _integer(body, "exchangeInstrumentID")
+    )
     return {"cancelledAppOrderIDs": cancelled}
 
 
-def _order_book(book_name: str, app_order_id: str | None) -> list[dict[str, Any]]:
+# ---- order states: the book, the history and the trades ---------------------------------
 
-    book = _book(book_name)
-    match_open_orders(book=book)
-    rows = [xts_wire.order_row_to_xts(row) for row in order_rows(book)]
-    if app_order_id:
-        rows = [row for row in rows if str(row["AppOrderID"]) == str(app_order_id)]
+
+@dataclass(frozen=True)
+class _Step:
+    """One state of an order's history: its XTS status, the row at that moment, and the
+    fill that made it (for a fill)."""
+
+    status: str
+    row: BrokerOrderRow
+    trade: Any = None
+
+
+def _row_of(order, **changes) -> BrokerOrderRow:
+    row = BrokerOrderRow(
+        broker_order_id=str(order.app_order_id),
+        unique_identifier=order.unique_identifier,
+        exchange_segment=order.exchange_segment,
+        exchange_instrument_id=order.exchange_instrument_id,
+        trading_symbol=order.trading_symbol,
+        side=order.side,
+        order_type=order.order_type,
+        product_type=order.product_type,
+        quantity=order.quantity,
+        filled_quantity=order.filled_quantity,
+        leaves_quantity=order.leaves_quantity,
+        status=order.status,
+        raw_status=order.status,
+        limit_price=order.limit_price,
+        stop_price=order.stop_price,
+        average_price=order.average_price,
+        reject_reason=order.reject_reason,
+        exchange_order_id=_exchange_order_id(order),
+        client_id=order.client_id,
+        time_in_force=order.time_in_force,
+        generated_at=order.created_at,
+        transact_time=order.last_fill_at or order.updated_at,
+        updated_at=order.updated_at,
+    )
+    return replace(row, **changes)
+
+
+_FINAL = ("Filled", "Cancelled", "Rejected")
+
+
+def _history(order, states: list, trades: list) -> list[_Step]:
+    """Every state the order passed through, oldest first: the states the simulator wrote
+    (placement, modifications, cancellation) merged with the fills, which carry the running
+    filled quantity and average price."""
+    if not states:  # an order from before the history was kept: its placement, then fills
+        opened = "Rejected" if order.status == "REJECTED" else "New"
+        states = [
+            _Snapshot.of(order, "PendingNew", order.created_at),
+            _Snapshot.of(order, opened, order.created_at, order.reject_reason),
+        ]
+    events = sorted(
+        [((s.at, 0, i), s) for i, s in enumerate(states)]
+        + [((t.traded_at, 1, t.pk), t) for t in trades],
+        key=lambda event: event[0],
+    )
+    steps: list[_Step] = []
+    terms = states[0]
+    filled, amount = 0, Decimal("0")
+    for (at, kind, _), item in events:
+        trade = None
+        if kind == 0:
+            terms, status = item, item.status
+        else:
+            trade = item
+            filled += item.quantity
+            amount += item.price * item.quantity
+            status = "Filled" if filled >= terms.quantity else "PartiallyFilled"
+        # Not at the exchange (yet): no exchange order id before New, nor for an RMS reject.
+        at_exchange = filled > 0 or status not in ("PendingNew", "Rejected")
+        steps.append(
+            _Step(
+                status=status,
+                trade=trade,
+                row=_row_of(
+                    order,
+                    order_type=terms.order_type,
+                    product_type=terms.product_type,
+                    quantity=terms.quantity,
+                    limit_price=terms.limit_price,
+                    stop_price=terms.stop_price,
+                    filled_quantity=filled,
+                    leaves_quantity=0 if status in _FINAL else max(terms.quantity - filled, 0),
+                    average_price=(amount / filled) if filled else None,
+                    reject_reason=getattr(item, "reject_reason", "") if kind == 0 else "",
+                    exchange_order_id=_exchange_order_id(order) if at_exchange else "",
+                    transact_time=at,
+                    updated_at=at,
+                ),
+            )
+        )
+    return steps
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """A PaperOrderState-like record for an order that has none."""
+
+    status: str
+    order_type: str
+    product_type: str
+    quantity: int
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    reject_reason: str
+    at: datetime
+
+    @classmethod
+    def of(cls, order, status: str, at, reason: str = "") -> _Snapshot:
+        return cls(
+            status=status,
+            order_type=order.order_type,
+            product_type=order.product_type,
+            quantity=order.quantity,
+            limit_price=order.limit_price,
+            stop_price=order.stop_price,
+            reject_reason=reason,
+            at=at,
+        )
+
+
+def _book_status(order, history: list[_Step]) -> str:
+    """The order-book status of an order now, in XTS words."""
+    final = {"FILLED": "Filled", "CANCELLED": "Cancelled", "REJECTED": "Rejected"}
+    if order.status in final:
+        return final[order.status]
+    if _is_stop(order.order_type) and not order.triggered and not order.filled_quantity:
+        return "Trigger Pending"
+    if history and history[-1].status == "Replaced":
+        return "Replaced"
+    return "PartiallyFilled" if order.filled_quantity else "New"
+
+
+def _orders_of(book: _Book, app_order_id: int | None = None) -> list[tuple[Any, list[_Step]]]:
+    """The book's orders (matched against the current prices first) with their histories."""
+
+    paper = book.paper()
+    match_open_orders(book=paper)
+    orders = PaperOrder.objects.filter(book=paper).order_by("id")
+    if app_order_id is not None:
+        orders = orders.filter(app_order_id=app_order_id)
+    orders = list(orders)
+    states: dict[int, list] = defaultdict(list)
+    for state in PaperOrderState.objects.filter(order__in=orders).order_by("at", "id"):
+        states[state.order_id].append(state)
+    trades: dict[int, list] = defaultdict(list)
+    for trade in PaperTrade.objects.filter(order__in=orders).order_by("traded_at", "id"):
+        trades[trade.order_id].append(trade)
+    return [(o, _history(o, states[o.pk], trades[o.pk])) for o in orders]
+
+
+def _wire_row(book: _Book, row: BrokerOrderRow, status: str) -> dict[str, Any]:
+    return xts_wire.order_row_to_xts(
+        row, xts_status=status, login_id=book.login_id, separators=book.separators
+    )
+
+
+def _order_book(book: _Book, query: dict, body: dict) -> list[dict[str, Any]]:
+    """The order book, or one order's history with `appOrderID`."""
+    if query.get("appOrderID") not in (None, ""):
+        app_order_id = _integer(query, "appOrderID")
+        found = _orders_of(book, app_order_id)
+        if not found:
+            raise _Answer(400, f"Order {app_order_id} not found", "e-orders-0007")
+        [(_order, history)] = found
+        return [_wire_row(book, step.row, step.status) for step in history]
+    rows = []
+    for order, history in _orders_of(book):
+        status = _book_status(order, history)
+        exchange_order_id = "" if order.status == "REJECTED" else _exchange_order_id(order)
+        rows.append(_wire_row(book, _row_of(order, exchange_order_id=exchange_order_id), status))
     return rows
 
 
-def _trade_book(book_name: str, client_id: str) -> list[dict[str, Any]]:
+def _trade_book(book: _Book, query: dict, body: dict) -> list[dict[str, Any]]:
+    """One row per fill: the order row as of that fill plus the execution fields."""
+    fills = []
+    for _order, history in _orders_of(book):
+        for index, step in enumerate(history, start=1):
+            if step.trade is None:
+                continue
+            trade = step.trade
+            row = xts_wire.trade_row_to_xts(
+                _wire_row(book, step.row, step.status),
+                BrokerTradeRow(
+                    execution_id=trade.execution_id,
+                    broker_order_id=step.row.broker_order_id,
+                    unique_identifier=step.row.unique_identifier,
+                    exchange_segment=trade.exchange_segment,
+                    exchange_instrument_id=trade.exchange_instrument_id,
+                    trading_symbol=trade.trading_symbol,
+                    side=trade.side,
+                    product_type=trade.product_type,
+                    quantity=trade.quantity,
+                    price=trade.price,
+                    traded_at=trade.traded_at,
+                ),
+                execution_report_index=index,
+            )
+            fills.append(((trade.traded_at, trade.pk), row))
+    return [row for _key, row in sorted(fills, key=lambda fill: fill[0])]
 
-    book = _book(book_name)
-    match_open_orders(book=book)
-    return [xts_wire.trade_row_to_xts(row, client_id) for row in trade_rows(book)]
+
+# ---- positions, conversions, square off, balance, holdings ------------------------------
 
 
-def _positions(book_name: str) -> list[dict[str, Any]]:
+def _scaled(value: Decimal | None, share: Decimal) -> Decimal:
+    return ((value or Decimal("0")) * share).quantize(Decimal("0.01"))
 
-    book = _book(book_name)
-    match_open_orders(book=book)
-    rows = position_rows(book)
-    lots = dict(
+
+def _move(row: BrokerPositionRow, quantity: int) -> tuple[BrokerPositionRow, BrokerPositionRow]:
+    """Split `quantity` (signed like the net) off a position row: (what stays, what moves).
+    The moved part carries its open quantity at the row's average price and its share of
+    the unrealized MTM; realized MTM stays where it was made."""
+    zero = Decimal("0")
+    share = Decimal(quantity) / Decimal(row.net_qty)
+    long = quantity > 0
+    price = (row.buy_avg_price if long else row.sell_avg_price) or zero
+    moved_amount = (price * abs(quantity)).quantize(Decimal("0.01"))
+    unrealized = _scaled(row.unrealized_mtm, share)
+    moved = BrokerPositionRow(
+        exchange_segment=row.exchange_segment,
+        exchange_instrument_id=row.exchange_instrument_id,
+        trading_symbol=row.trading_symbol,
+        product_type=row.product_type,
+        net_qty=quantity,
+        buy_qty=abs(quantity) if long else 0,
+        sell_qty=0 if long else abs(quantity),
+        buy_avg_price=price if long else None,
+        sell_avg_price=None if long else price,
+        buy_amount=moved_amount if long else zero,
+        sell_amount=zero if long else moved_amount,
+        net_amount=-moved_amount if long else moved_amount,
+        realized_mtm=zero,
+        unrealized_mtm=unrealized,
+        mtm=unrealized,
+    )
+    stays = replace(
+        row,
+        net_qty=row.net_qty - quantity,
+        buy_qty=(row.buy_qty or 0) - moved.buy_qty,
+        sell_qty=(row.sell_qty or 0) - moved.sell_qty,
+        buy_amount=(row.buy_amount or zero) - moved.buy_amount,
+        sell_amount=(row.sell_amount or zero) - moved.sell_amount,
+        net_amount=(row.net_amount or zero) - moved.net_amount,
+        unrealized_mtm=(row.unrealized_mtm or zero) - unrealized,
+        mtm=(row.mtm or zero) - unrealized,
+    )
+    return stays, moved
+
+
+def _add(into: BrokerPositionRow | None, part: BrokerPositionRow, product: str):
+    part = replace(part, product_type=product)
+    if into is None:
+        return part
+    zero = Decimal("0")
+    buy_qty = (into.buy_qty or 0) + (part.buy_qty or 0)
+    sell_qty = (into.sell_qty or 0) + (part.sell_qty or 0)
+    buy_amount = (into.buy_amount or zero) + (part.buy_amount or zero)
+    sell_amount = (into.sell_amount or zero) + (part.sell_amount or zero)
+    return replace(
+        into,
+        net_qty=(into.net_qty or 0) + (part.net_qty or 0),
+        buy_qty=buy_qty,
+        sell_qty=sell_qty,
+        buy_amount=buy_amount,
+        sell_amount=sell_amount,
+        buy_avg_price=(buy_amount / buy_qty).quantize(Decimal("0.0001")) if buy_qty else None,
+        sell_avg_price=(sell_amount / sell_qty).quantize(Decimal("0.0001")) if sell_qty else None,
+        net_amount=(into.net_amount or zero) + (part.net_amount or zero),
+        realized_mtm=(into.realized_mtm or zero) + (part.realized_mtm or zero),
+        unrealized_mtm=(into.unrealized_mtm or zero) + (part.unrealized_mtm or zero),
+        mtm=(into.mtm or zero) + (part.mtm or zero),
+    )
+
+
+def _position_rows(book: _Book) -> list[BrokerPositionRow]:
+    """The book's positions from its fills, with its position conversions applied."""
+
+    paper = book.paper()
+    match_open_orders(book=paper)
+    rows = {
+        (r.exchange_segment, r.exchange_instrument_id, r.product_type): r
+        for r in position_rows(paper)
+    }
+    for conversion in PaperPositionConversion.objects.filter(book=paper).order_by("id"):
+        source_key = (
+            conversion.exchange_segment,
+            conversion.exchange_instrument_id,
+            conversion.from_product,
+        )
+        source = rows.get(source_key)
+        if (
+            source is None
+            or not source.net_qty
+            or (source.net_qty > 0) != (conversion.quantity > 0)
+        ):
+            continue  # closed (or turned) since: nothing left to carry over
+        quantity = conversion.quantity
+        if abs(quantity) > abs(source.net_qty):
+            quantity = source.net_qty
+        stays, moved = _move(source, quantity)
+        rows[source_key] = stays
+        target_key = (*source_key[:2], conversion.to_product)
+        rows[target_key] = _add(rows.get(target_key), moved, conversion.to_product)
+    return [rows[key] for key in sorted(rows)]
+
+
+def _lots(rows: list[BrokerPositionRow]) -> dict[int, int]:
+
+    return dict(
         Instrument.objects.filter(
             exchange_instrument_id__in=[r.exchange_instrument_id for r in rows]
         ).values_list("exchange_instrument_id", "lot_size")
     )
-    return [xts_wire.position_row_to_xts(r, lots.get(r.exchange_instrument_id, 1)) for r in rows]
 
 
-def _balance(book_name: str, client_id: str) -> dict[str, Any]:
+def _positions(book: _Book, query: dict, body: dict) -> dict[str, Any]:
+    _choice(query, "dayOrNet", ("DayWise", "NetWise"), default="NetWise")
+    rows = _position_rows(book)
+    lots = _lots(rows)
+    now = timezone.now()
+    return {
+        "positionList": [
+            xts_wire.position_row_to_xts(
+                row,
+                account_id=book.client_id,
+                lot_size=lots.get(row.exchange_instrument_id, 1),
+                separators=book.separators,
+                at=now,
+            )
+            for row in rows
+        ]
+    }
 
-    book = _book(book_name)
-    match_open_orders(book=book)
-    return xts_wire.balance_to_xts(compute_balance(book), client_id)
+
+def _open_position(book: _Book, body: dict, product_field: str) -> BrokerPositionRow:
+    segment = str(_required(body, "exchangeSegment"))
+    instrument_id = _integer(body, "exchangeInstrumentID")
+    product = _choice(body, product_field, _PRODUCTS)
+    for row in _position_rows(book):
+        key = (row.exchange_segment, row.exchange_instrument_id, row.product_type)
+        if key == (segment, instrument_id, product) and row.net_qty:
+            return row
+    raise _Answer(
+        400, f"No open {product} position in {segment}:{instrument_id}", "e-portfolio-0003"
+    )
+
+
+def _convert(book: _Book, query: dict, body: dict) -> dict[str, Any]:
+
+    target = _integer(body, "targetQty")
+    new_product = _choice(body, "newProductType", _PRODUCTS)
+    position = _open_position(book, body, "oldProductType")
+    if target <= 0 or target > abs(position.net_qty):
+        raise _bad_request("targetQty", f"targetQty must be between 1 and {abs(position.net_qty)}")
+    if new_product == position.product_type:
+        raise _bad_request("newProductType", "newProductType must differ from oldProductType")
+    PaperPositionConversion.objects.create(
+        book=book.paper(),
+        exchange_segment=position.exchange_segment,
+        exchange_instrument_id=position.exchange_instrument_id,
+        from_product=position.product_type,
+        to_product=new_product,
+        quantity=target if position.net_qty > 0 else -target,
+    )
+    return {
+        "exchangeSegment": position.exchange_segment,
+        "exchangeInstrumentID": position.exchange_instrument_id,
+        "oldProductType": position.product_type,
+        "newProductType": new_product,
+        "targetQty": target,
+        "isDayWise": _flag(body, "isDayWise"),
+    }
+
+
+def _square_off(book: _Book, query: dict, body: dict) -> dict[str, Any]:
+    """Close (part of) a position with a market order; cancelOrders cancels the instrument's
+    open orders first. blockOrderSending is accepted and has no effect here."""
+    _choice(body, "squareoffMode", ("DayWise", "NetWise"), default="NetWise")
+    kind = _choice(body, "positionSquareOffQuantityType", ("ExactQty", "Percentage"))
+    value = _decimal(body, "squareOffQtyValue")
+    position = _open_position(book, body, "productType")
+    net = abs(position.net_qty)
+    if value is None:
+        raise _bad_request("squareOffQtyValue", "squareOffQtyValue must be positive")
+    quantity = int(value) if kind == "ExactQty" else int(net * value / 100)
+    lot = _lots([position]).get(position.exchange_instrument_id, 1) or 1
+    quantity = min(quantity - quantity % lot, net)
+    if quantity <= 0:
+        raise _bad_request("squareOffQtyValue", "nothing to square off at that value")
+    if _flag(body, "cancelOrders"):
+        _cancel_open_orders(book, position.exchange_segment, position.exchange_instrument_id)
+    request = PlaceOrderRequest(
+        exchange_segment=position.exchange_segment,
+        exchange_instrument_id=position.exchange_instrument_id,
+        side="SELL" if position.net_qty > 0 else "BUY",
+        order_type="MARKET",
+        product_type=position.product_type,
+        quantity=quantity,
+        unique_identifier=f"SQOFF{secrets.token_hex(4)}",
+    )
+    return _place_request(book, request)
+
+
+def _balance(book: _Book, query: dict, body: dict) -> dict[str, Any]:
+
+    rows = _position_rows(book)
+    return xts_wire.balance_to_xts(
+        compute_balance(book.paper()),
+        account_id=book.client_id,
+        realized_mtm=sum((r.realized_mtm or Decimal("0") for r in rows), Decimal("0")),
+        unrealized_mtm=sum((r.unrealized_mtm or Decimal("0") for r in rows), Decimal("0")),
+    )
+
+
+def _holdings(book: _Book, query: dict, body: dict) -> dict[str, Any]:
+    # Paper books trade intraday and carry nothing into delivery: no holdings.
+    return {"RMSHoldings": {"ClientId": book.client_id, "Holdings": {}}}
 
 
 def _master_text(segments: list[str]) -> str:
@@ -540,6 +1208,46 @@ def _master_text(segments: list[str]) -> str:
     if segments:
         instruments = instruments.filter(exchange_segment__in=[str(s) for s in segments])
     return "\n".join(format_master_line(instrument) for instrument in instruments)
+
+
+_DEALER_ROUTES = {
+    "/interactive/orders/dealerorderbook",
+    "/interactive/orders/dealertradebook",
+    "/interactive/portfolio/dealerpositions",
+}
+# route -> (handler(book, query, body), success description, success code), as real answers.
+_ROUTES = {
+    "POST /interactive/orders": (_place, "Request sent", "s-orders-0001"),
+    "PUT /interactive/orders": (_modify, "Request sent", "s-orders-0001"),
+    "DELETE /interactive/orders": (_cancel, "Request sent", "s-orders-0001"),
+    "POST /interactive/orders/cancelall": (_cancel_all, "Request sent", "s-orders-0001"),
+    "GET /interactive/orders": (_order_book, "Success order book", "s-orders-0001"),
+    "GET /interactive/orders/dealerorderbook": (
+        _order_book,
+        "Success order book",
+        "s-orders-0001",
+    ),
+    "GET /interactive/orders/trades": (_trade_book, "Success trade book", "s-orders-0001"),
+    "GET /interactive/orders/dealertradebook": (
+        _trade_book,
+        "Success trade book",
+        "s-orders-0001",
+    ),
+    "GET /interactive/portfolio/positions": (_positions, "Success position", "s-portfolio-0001"),
+    "GET /interactive/portfolio/dealerpositions": (
+        _positions,
+        "Success position",
+        "s-portfolio-0001",
+    ),
+    "GET /interactive/portfolio/holdings": (_holdings, "Success holdings", "s-portfolio-0001"),
+    "PUT /interactive/portfolio/positions/convert": (
+        _convert,
+        "Position converted successfully",
+        "s-portfolio-0001",
+    ),
+    "PUT /interactive/portfolio/squareoff": (_square_off, "Request sent", "s-portfolio-0001"),
+    "GET /interactive/user/balance": (_balance, "OK", "s-user-0002"),
+}
 
 
 # ---- serving ----------------------------------------------------------------------------

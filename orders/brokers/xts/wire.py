@@ -1,15 +1,19 @@
 """The XTS wire format in one place: statuses, sides, order types, times, numbers and rows.
 
 Both the XTS gateway (reading a broker's answers) and the XTS simulator (writing them) use
-these functions, so the two cannot drift apart. Pure Python: no Django, no HTTP.
+these functions, so the two cannot drift apart. Pure Python: no Django, no HTTP. The ground
+truth is shared/xts-samples/real-answers.json (verbatim answers of a real XTS server):
+tests/brokers/test_xts_real_answers.py reads every one of them through this module.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import re
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from orders.brokers.base import (
@@ -29,7 +33,17 @@ from trading_site.core.market_hours import MARKET_TZ
 logger = logging.getLogger(__name__)
 
 EXCHANGE_TZ = MARKET_TZ
+# The `...API` twins of the time fields (`OrderGeneratedDateTimeAPI`, ...).
 TIME_FORMAT = "%d-%m-%Y %H:%M:%S"
+# XTS writes 1980-01-01 00:00 for a time that has not happened yet (an expiry, a fill).
+NOT_YET_ISO = "1980-01-01T00:00:00"
+NOT_YET_API = "01-01-1980 00:00:00"
+
+
+class WireFormatError(ValueError):
+    """An answer the gateway cannot read safely (e.g. a row whose instrument id is not a
+    number): the whole read fails rather than a row being guessed at or dropped."""
+
 
 # ---- statuses, sides, order types ---------------------------------------------------
 
@@ -40,6 +54,8 @@ _STATUS_FROM_XTS = {
     "pendingreplace": OPEN,
     "replaced": OPEN,
     "pendingcancel": OPEN,
+    # A stop order whose trigger price has not been reached yet: working at the broker.
+    "triggerpending": OPEN,
     "partiallyfilled": PARTIALLY_FILLED,
     "filled": FILLED,
     "cancelled": CANCELLED,
@@ -108,143 +124,272 @@ def order_type_to_xts(order_type: str) -> str:
 
 
 # ---- numbers and times --------------------------------------------------------------
+# Amounts of 1,000 or more may carry thousands separators ("2,853.50", and lakh grouping
+# such as "1,00,000.00"); anything else with a comma is not a number we dare read.
+_GROUPED_NUMBER = re.compile(r"^[+-]?\d{1,3}(,\d{2,3})+(\.\d+)?$")
 
 
 def parse_decimal(value: Any) -> Decimal | None:
-    """A price that may come as a number, a string, or empty (before a fill)."""
+    """A number that may come as a JSON number, a string (with thousands separators), or
+    as "", "NaN" or null for "absent". Unreadable is None, never 0."""
     if value is None or isinstance(value, bool):
         return None
     text = str(value).strip()
     if not text:
         return None
+    if "," in text:
+        if not _GROUPED_NUMBER.match(text):
+            return None
+        text = text.replace(",", "")
     try:
         number = Decimal(text)
     except InvalidOperation:
         return None
-    # "NaN" / "Infinity" parse as Decimals but are no price: treat them as absent.
+    # "NaN" / "Infinity" parse as Decimals but are no number: treat them as absent.
     return number if number.is_finite() else None
 
 
-def parse_int(value: Any, default: int = 0) -> int:
+def parse_int(value: Any, default: int | None = None) -> int | None:
+    """A whole number (a quantity, an id) or `default` when absent or unreadable; "75.5"
+    is unreadable as a quantity, not 75."""
     number = parse_decimal(value)
-    return int(number) if number is not None else default
-
-
-def _money(value: Any) -> Decimal:
-    return parse_decimal(value) or Decimal("0")
+    if number is None or number != number.to_integral_value():
+        return default
+    return int(number)
 
 
 _DOTNET_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+# ISO-like exchange times: a seven-digit (.NET) fraction and an optional zone.
+_ISO_TIME = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def _parse_iso(match: re.Match) -> datetime:
+    day, clock, fraction, zone = match.groups()
+    text = f"{day}T{clock}"
+    if fraction:
+        text += "." + fraction[:6].ljust(6, "0")
+    if zone:
+        text += "+00:00" if zone == "Z" else (zone if ":" in zone else f"{zone[:3]}:{zone[3:]}")
+    return datetime.fromisoformat(text)
 
 
 def parse_time(value: Any) -> datetime | None:
-    """XTS times: 'DD-MM-YYYY HH:MM:SS' (exchange-local), ISO-like, or '/Date(ms)/'."""
+    """XTS times: ISO-like exchange-local ('2020-12-21T14:49:16.0287269', maybe '+05:30'),
+    'DD-MM-YYYY HH:MM:SS' (the ...API twins), or '/Date(ms)/'. The 1980-01-01 placeholder
+    means "not yet" and reads as None."""
     if value is None:
         return None
     text = str(value).strip()
-    if not text or text.startswith("01-01-1980"):
+    if not text:
         return None
     match = _DOTNET_DATE.match(text)
     if match:
-        return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC)
+        parsed = datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC)
+        return None if parsed.year <= 1980 else parsed
     parsed = None
-    for fmt in (TIME_FORMAT, "%d-%m-%Y %H:%M:%S.%f", "%d-%b-%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S"):
+    iso = _ISO_TIME.match(text)
+    if iso:
         try:
-            parsed = datetime.strptime(text, fmt)
-            break
+            parsed = _parse_iso(iso)
         except ValueError:
-            continue
+            parsed = None
+    else:
+        for fmt in (TIME_FORMAT, "%d-%m-%Y %H:%M:%S.%f", "%d-%b-%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S"):
+            try:
+                parsed = datetime.strptime(text, fmt)
+                break
+            except ValueError:
+                continue
     if parsed is None:
-        try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            logger.warning("unparseable XTS time %r", text)
-            return None
+        logger.warning("unparseable XTS time %r", text)
+        return None
+    if parsed.year <= 1980:  # 1980-01-01T00:00:00 / 01-01-1980 00:00:00: not yet
+        return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=EXCHANGE_TZ)
     return parsed
 
 
-def format_time(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    return value.astimezone(EXCHANGE_TZ).strftime(TIME_FORMAT)
+# ---- envelopes and tokens -------------------------------------------------------------
+
+SESSION_EXPIRED = "session_expired"
+RATE_LIMITED = "rate_limited"
+REFUSED = "refused"
+
+
+def error_kind(envelope: dict) -> str | None:
+    """What an answer's envelope says went wrong, by its `type` and `code` (never the
+    wording or the HTTP status): `e-session-*` / `e-token-*` a dead session, `e-apirl-*`
+    a rate limit (brokers send it with HTTP 400 or even 200), any other error a refusal.
+    None for a success."""
+    code = str(envelope.get("code") or "").strip().lower()
+    if code.startswith("e-apirl-"):
+        return RATE_LIMITED
+    if code.startswith(("e-session-", "e-token-")):
+        return SESSION_EXPIRED
+    if str(envelope.get("type") or "").strip().lower() == "error" or code.startswith("e-"):
+        return REFUSED
+    return None
+
+
+def has_envelope(answer: Any) -> bool:
+    """Every XTS answer is {"type", "code", "description", "result"}; a bare JSON value
+    (or a dict without type and result) is not an answer to trust, even with HTTP 200."""
+    return isinstance(answer, dict) and "type" in answer and "result" in answer
+
+
+def error_text(envelope: dict) -> str:
+    """The broker's description, with the field errors of a "Bad Request" appended."""
+    description = str(envelope.get("description") or envelope.get("message") or "").strip()
+    result = envelope.get("result")
+    details = result.get("errors") if isinstance(result, dict) else None
+    if details:
+        description = f"{description}: {json.dumps(details, default=str)[:500]}"
+    return description
+
+
+def token_claims(token: str) -> dict[str, Any] | None:
+    """The claims of a JWT (XTS session tokens are JWTs), unverified: we only read `iat` and
+    `exp` to know how long the session lives. None when the token is not a JWT."""
+    parts = str(token or "").split(".")
+    if len(parts) != 3:
+        return None
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload.encode()))
+    except (ValueError, TypeError):
+        return None
+    return claims if isinstance(claims, dict) else None
 
 
 # ---- rows from the wire (the gateway) -----------------------------------------------
 
 
+def _text(row: dict, *keys: str) -> str:
+    for key in keys:
+        value = row.get(key)
+        if value not in (None, ""):
+            return str(value).strip()
+    return ""
+
+
+def _number(row: dict, *keys: str) -> Decimal | None:
+    """The first readable of these fields (the main field, then its `...API` twin)."""
+    for key in keys:
+        number = parse_decimal(row.get(key))
+        if number is not None:
+            return number
+    return None
+
+
+def _whole(row: dict, *keys: str) -> int | None:
+    for key in keys:
+        number = parse_int(row.get(key))
+        if number is not None:
+            return number
+    return None
+
+
+def _time(row: dict, *keys: str) -> datetime | None:
+    for key in keys:
+        parsed = parse_time(row.get(key))
+        if parsed is not None:
+            return parsed
+    return None
+
+
+def _instrument_id(row: dict) -> int:
+    value = row.get("ExchangeInstrumentID", row.get("ExchangeInstrumentId"))
+    number = parse_int(value)
+    if number is None:
+        raise WireFormatError(f"unreadable ExchangeInstrumentID {value!r} in an XTS row")
+    return number
+
+
 def order_row_from_xts(row: dict) -> BrokerOrderRow:
-    quantity = parse_int(row.get("OrderQuantity"))
-    filled = parse_int(row.get("CumulativeQuantity"))
-    leaves = row.get("LeavesQuantity")
-    status = status_from_xts(row.get("OrderStatus"), filled_quantity=filled)
+    quantity = _whole(row, "OrderQuantity")
+    filled = _whole(row, "CumulativeQuantity")
+    leaves = _whole(row, "LeavesQuantity")
+    if leaves is None and quantity is not None and filled is not None:
+        leaves = max(quantity - filled, 0)
+    average = _number(row, "OrderAverageTradedPrice", "OrderAverageTradedPriceAPI")
+    if filled == 0 or (average is not None and average <= 0):
+        average = None  # "" (or 0) before the first fill
     return BrokerOrderRow(
-        broker_order_id=str(row.get("AppOrderID", "")),
-        unique_identifier=str(row.get("OrderUniqueIdentifier") or ""),
-        exchange_segment=str(row.get("ExchangeSegment") or ""),
-        exchange_instrument_id=parse_int(row.get("ExchangeInstrumentID")),
-        trading_symbol=str(row.get("TradingSymbol") or ""),
-        side=side_from_xts(row.get("OrderSide")),
+        broker_order_id=_text(row, "AppOrderID"),
+        unique_identifier=_text(row, "OrderUniqueIdentifier"),
+        exchange_segment=_text(row, "ExchangeSegment"),
+        exchange_instrument_id=_instrument_id(row),
+        trading_symbol=_text(row, "TradingSymbol"),
+        side=side_from_xts(_text(row, "OrderSide", "OrderSideAPI")),
         order_type=order_type_from_xts(row.get("OrderType")),
-        product_type=str(row.get("ProductType") or ""),
+        product_type=_text(row, "ProductType"),
         quantity=quantity,
         filled_quantity=filled,
-        leaves_quantity=parse_int(leaves)
-        if leaves not in (None, "")
-        else max(quantity - filled, 0),
-        status=status,
-        raw_status=str(row.get("OrderStatus") or ""),
-        limit_price=parse_decimal(row.get("OrderPrice")),
-        stop_price=parse_decimal(row.get("OrderStopPrice")),
-        average_price=parse_decimal(row.get("OrderAverageTradedPrice")) if filled else None,
-        reject_reason=str(row.get("CancelRejectReason") or ""),
-        exchange_order_id=str(row.get("ExchangeOrderID") or ""),
-        client_id=str(row.get("ClientID") or ""),
-        time_in_force=str(row.get("TimeInForce") or ""),
-        generated_at=parse_time(row.get("OrderGeneratedDateTime")),
-        transact_time=parse_time(row.get("ExchangeTransactTime")),
-        updated_at=parse_time(row.get("LastUpdateDateTime")),
+        leaves_quantity=leaves,
+        status=status_from_xts(row.get("OrderStatus"), filled_quantity=filled or 0),
+        raw_status=_text(row, "OrderStatus"),
+        limit_price=_number(row, "OrderPrice"),
+        stop_price=_number(row, "OrderStopPrice"),
+        average_price=average,
+        reject_reason=_text(row, "CancelRejectReason"),
+        exchange_order_id=_text(row, "ExchangeOrderID"),
+        client_id=_text(row, "ClientID"),
+        time_in_force=_text(row, "TimeInForce"),
+        generated_at=_time(row, "OrderGeneratedDateTime", "OrderGeneratedDateTimeAPI"),
+        transact_time=_time(row, "ExchangeTransactTime", "ExchangeTransactTimeAPI"),
+        updated_at=_time(row, "LastUpdateDateTime", "LastUpdateDateTimeAPI"),
     )
 
 
 def trade_row_from_xts(row: dict) -> BrokerTradeRow:
     return BrokerTradeRow(
-        execution_id=str(row.get("ExecutionID") or ""),
-        broker_order_id=str(row.get("AppOrderID", "")),
-        unique_identifier=str(row.get("OrderUniqueIdentifier") or ""),
-        exchange_segment=str(row.get("ExchangeSegment") or ""),
-        exchange_instrument_id=parse_int(row.get("ExchangeInstrumentID")),
-        trading_symbol=str(row.get("TradingSymbol") or ""),
-        side=side_from_xts(row.get("OrderSide")),
-        product_type=str(row.get("ProductType") or ""),
-        quantity=parse_int(row.get("LastTradedQuantity")),
-        price=_money(row.get("LastTradedPrice")),
-        traded_at=parse_time(row.get("LastExecutionTransactTime"))
-        or parse_time(row.get("ExchangeTransactTime"))
+        execution_id=_text(row, "ExecutionID"),
+        broker_order_id=_text(row, "AppOrderID"),
+        unique_identifier=_text(row, "OrderUniqueIdentifier"),
+        exchange_segment=_text(row, "ExchangeSegment"),
+        exchange_instrument_id=_instrument_id(row),
+        trading_symbol=_text(row, "TradingSymbol"),
+        side=side_from_xts(_text(row, "OrderSide", "OrderSideAPI")),
+        product_type=_text(row, "ProductType"),
+        quantity=_whole(row, "LastTradedQuantity"),
+        price=_number(row, "LastTradedPrice"),
+        traded_at=_time(
+            row,
+            "LastExecutionTransactTime",
+            "LastExecutionTransactTimeAPI",
+            "ExchangeTransactTime",
+            "ExchangeTransactTimeAPI",
+        )
         or datetime.now(tz=UTC),
     )
 
 
+def _average(value: Any) -> Decimal | None:
+    # An average of 0.00 means "no buys" (or sells): there is no price to show.
+    number = parse_decimal(value)
+    return number if number else None
+
+
 def position_row_from_xts(row: dict) -> BrokerPositionRow:
     return BrokerPositionRow(
-        exchange_segment=str(row.get("ExchangeSegment") or ""),
-        exchange_instrument_id=parse_int(
-            row.get("ExchangeInstrumentId", row.get("ExchangeInstrumentID"))
-        ),
-        trading_symbol=str(row.get("TradingSymbol") or ""),
-        product_type=str(row.get("ProductType") or ""),
+        exchange_segment=_text(row, "ExchangeSegment"),
+        exchange_instrument_id=_instrument_id(row),
+        trading_symbol=_text(row, "TradingSymbol"),
+        product_type=_text(row, "ProductType"),
         net_qty=parse_int(row.get("Quantity")),
         buy_qty=parse_int(row.get("OpenBuyQuantity")),
         sell_qty=parse_int(row.get("OpenSellQuantity")),
-        buy_avg_price=parse_decimal(row.get("BuyAveragePrice")) or None,
-        sell_avg_price=parse_decimal(row.get("SellAveragePrice")) or None,
-        buy_amount=_money(row.get("BuyAmount")),
-        sell_amount=_money(row.get("SellAmount")),
-        net_amount=_money(row.get("NetAmount")),
-        realized_mtm=_money(row.get("RealizedMTM")),
-        unrealized_mtm=_money(row.get("UnrealizedMTM")),
-        mtm=_money(row.get("MTM")),
+        buy_avg_price=_average(row.get("BuyAveragePrice")),
+        sell_avg_price=_average(row.get("SellAveragePrice")),
+        buy_amount=parse_decimal(row.get("BuyAmount")),
+        sell_amount=parse_decimal(row.get("SellAmount")),
+        net_amount=parse_decimal(row.get("NetAmount")),
+        realized_mtm=parse_decimal(row.get("RealizedMTM")),
+        unrealized_mtm=parse_decimal(row.get("UnrealizedMTM")),
+        mtm=parse_decimal(row.get("MTM")),
     )
 
 
@@ -268,16 +413,22 @@ def _flatten(value: Any, into: dict[str, Any]) -> dict[str, Any]:
 
 
 def balance_from_xts(result: Any) -> BrokerBalance:
-    """Brokers name the balance fields differently: take the first known name found."""
+    """`result.BalanceList[0].limitObject.RMSSubLimits` (real XTS); brokers that name the
+    fields differently are read leniently (the first known name found). A figure the
+    broker did not send readably is None."""
     entries = result.get("BalanceList") if isinstance(result, dict) else result
     first = entries[0] if isinstance(entries, list) and entries else (entries or {})
-    leaves = _flatten(first, {})
+    limits = first.get("limitObject") if isinstance(first, dict) else None
+    sub_limits = limits.get("RMSSubLimits") if isinstance(limits, dict) else None
+    # The RMS sub-limits first: `marginUtilized` is also the name of a sibling breakdown.
+    leaves = _flatten(first, _flatten(sub_limits or {}, {}))
 
-    def pick(keys: tuple[str, ...]) -> Decimal:
+    def pick(keys: tuple[str, ...]) -> Decimal | None:
         for key in keys:
-            if key in leaves and parse_decimal(leaves[key]) is not None:
-                return parse_decimal(leaves[key])
-        return Decimal("0")
+            number = parse_decimal(leaves.get(key))
+            if number is not None:
+                return number
+        return None
 
     return BrokerBalance(
         cash_available=pick(_CASH_KEYS),
@@ -287,93 +438,297 @@ def balance_from_xts(result: Any) -> BrokerBalance:
 
 
 # ---- rows to the wire (the simulator) -----------------------------------------------
+#
+# Shaped like real-answers.json: every key the real rows carry, strings where they have
+# strings (amounts with thousands separators, switchable), numbers where they have numbers,
+# ISO-like exchange-local main times and DD-MM-YYYY twins. Beyond the 2020 rows' keys the
+# simulator also sends the 2024 rows' `...API` twins, `MessageSynchronizeUniqueKey` and
+# `TradingSymbol` (ORDER_EXTRA_KEYS and TRADE_EXTRA_KEYS below): a documented superset.
+
+ORDER_EXTRA_KEYS = frozenset(
+    {
+        "TradingSymbol",
+        "OrderAverageTradedPriceAPI",
+        "OrderSideAPI",
+        "OrderGeneratedDateTimeAPI",
+        "ExchangeTransactTimeAPI",
+        "LastUpdateDateTimeAPI",
+        "OrderExpiryDateAPI",
+        "MessageSynchronizeUniqueKey",
+    }
+)
+TRADE_EXTRA_KEYS = ORDER_EXTRA_KEYS | {"LastExecutionTransactTimeAPI", "OrderExpiryDate"}
+_CENTS = Decimal("0.01")
 
 
-def _num(value: Decimal | None) -> float:
-    return float(value) if value is not None else 0.0
+def format_amount(value: Decimal | None, *, separators: bool = True) -> str:
+    """'2,853.50' (or '2853.50' without separators); '' for an absent amount."""
+    if value is None:
+        return ""
+    amount = Decimal(value).quantize(_CENTS, rounding=ROUND_HALF_UP)
+    return f"{amount:,.2f}" if separators else f"{amount:.2f}"
 
 
-def order_row_to_xts(row: BrokerOrderRow) -> dict[str, Any]:
+def plain_number(value: Decimal | int | None) -> str:
+    """A number as the balance strings carry it: '1000000000', '20163.6'."""
+    if value is None:
+        return "NaN"
+    number = Decimal(value).normalize()
+    return f"{number:f}"
+
+
+def json_number(value: Decimal | None) -> int | float:
+    """A JSON number: 0 and 1540 as integers, 1540.5 as a float (as XTS sends them)."""
+    if value is None:
+        return 0
+    number = Decimal(value)
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+def _local(value: datetime) -> datetime:
+    return value.astimezone(EXCHANGE_TZ) if value.tzinfo else value
+
+
+def format_time(value: datetime | None) -> str:
+    """The `...API` twin: 'DD-MM-YYYY HH:MM:SS' exchange-local; 'not yet' is 1980-01-01."""
+    if value is None:
+        return NOT_YET_API
+    return _local(value).strftime(TIME_FORMAT)
+
+
+def format_order_time(value: datetime | None) -> str:
+    """'2020-12-21T14:49:16.0287269': exchange-local, no zone, a seven-digit fraction."""
+    if value is None:
+        return NOT_YET_ISO
+    local = _local(value)
+    return f"{local:%Y-%m-%dT%H:%M:%S}.{local.microsecond * 10:07d}"
+
+
+def format_transact_time(value: datetime | None) -> str:
+    """'2020-12-21T14:49:16+05:30' (ExchangeTransactTime)."""
+    if value is None:
+        return NOT_YET_ISO
+    return f"{_local(value):%Y-%m-%dT%H:%M:%S}+05:30"
+
+
+def format_execution_time(value: datetime | None) -> str:
+    """'2020-12-21T14:49:16' (LastExecutionTransactTime)."""
+    if value is None:
+        return NOT_YET_ISO
+    return f"{_local(value):%Y-%m-%dT%H:%M:%S}"
+
+
+def sequence_number(value: datetime) -> int:
+    """XTS SequenceNumbers grow with time (15-16 digits): microseconds since the epoch."""
+    return int(value.timestamp() * 1_000_000)
+
+
+def order_row_to_xts(
+    row: BrokerOrderRow,
+    *,
+    xts_status: str,
+    login_id: str,
+    separators: bool = True,
+    exchange_order_id: str | None = None,
+) -> dict[str, Any]:
+    """One order-book (or order-history) row; `row.updated_at` is the row's moment."""
+    filled = row.filled_quantity or 0
+    average = row.average_price if filled and row.average_price else None
+    updated = row.updated_at or row.generated_at
+    transact = row.transact_time or updated
     return {
-        "AppOrderID": int(row.broker_order_id),
-        "ExchangeOrderID": row.exchange_order_id,
+        "LoginID": login_id,
         "ClientID": row.client_id,
+        "AppOrderID": int(row.broker_order_id),
+        "OrderReferenceID": "",
+        "GeneratedBy": "TWSAPI",
+        "ExchangeOrderID": row.exchange_order_id
+        if exchange_order_id is None
+        else exchange_order_id,
+        "OrderCategoryType": "NORMAL",
         "ExchangeSegment": row.exchange_segment,
         "ExchangeInstrumentID": row.exchange_instrument_id,
-        "TradingSymbol": row.trading_symbol,
         "OrderSide": row.side.capitalize(),
         "OrderType": order_type_to_xts(row.order_type),
         "ProductType": row.product_type,
-        "TimeInForce": row.time_in_force,
-        "OrderPrice": _num(row.limit_price),
-        "OrderStopPrice": _num(row.stop_price),
-        "OrderQuantity": row.quantity,
-        "CumulativeQuantity": row.filled_quantity,
-        "LeavesQuantity": row.leaves_quantity,
-        # Real brokers send a string here, and nothing at all before the first fill.
-        "OrderAverageTradedPrice": str(row.average_price) if row.average_price else "",
-        "OrderStatus": status_to_xts(row.status),
+        "TimeInForce": row.time_in_force or "DAY",
+        "OrderPrice": json_number(row.limit_price),
+        "OrderQuantity": row.quantity or 0,
+        "OrderStopPrice": json_number(row.stop_price),
+        "OrderStatus": xts_status,
+        # Real brokers send a string here (with separators), and "" before the first fill.
+        "OrderAverageTradedPrice": format_amount(average, separators=separators),
+        "LeavesQuantity": row.leaves_quantity or 0,
+        "CumulativeQuantity": filled,
+        "OrderDisclosedQuantity": 0,
+        "OrderGeneratedDateTime": format_order_time(row.generated_at),
+        "ExchangeTransactTime": format_transact_time(transact),
+        "LastUpdateDateTime": format_order_time(updated),
+        "OrderExpiryDate": NOT_YET_ISO,
         "CancelRejectReason": row.reject_reason,
         "OrderUniqueIdentifier": row.unique_identifier,
-        "OrderGeneratedDateTime": format_time(row.generated_at),
-        "ExchangeTransactTime": format_time(row.transact_time),
-        "LastUpdateDateTime": format_time(row.updated_at),
-    }
-
-
-def trade_row_to_xts(row: BrokerTradeRow, client_id: str = "") -> dict[str, Any]:
-    return {
-        "AppOrderID": int(row.broker_order_id),
-        "ClientID": client_id,
-        "ExchangeSegment": row.exchange_segment,
-        "ExchangeInstrumentID": row.exchange_instrument_id,
+        "OrderLegStatus": "SingleOrderLeg",
+        "IsSpread": False,
+        "OrderAverageTradedPriceAPI": json_number(average),
+        "OrderSideAPI": row.side.upper(),
+        "OrderGeneratedDateTimeAPI": format_time(row.generated_at),
+        "ExchangeTransactTimeAPI": format_time(transact),
+        "LastUpdateDateTimeAPI": format_time(updated),
+        "OrderExpiryDateAPI": NOT_YET_API,
+        "MessageSynchronizeUniqueKey": row.client_id,
+        "MessageCode": 9004,
+        "MessageVersion": 4,
+        "TokenID": 0,
+        "ApplicationType": 0,
+        "SequenceNumber": sequence_number(updated) if updated else 0,
         "TradingSymbol": row.trading_symbol,
-        "OrderSide": row.side.capitalize(),
-        "ProductType": row.product_type,
-        "OrderUniqueIdentifier": row.unique_identifier,
-        "ExecutionID": row.execution_id,
-        "LastTradedPrice": _num(row.price),
-        "LastTradedQuantity": row.quantity,
-        "LastExecutionTransactTime": format_time(row.traded_at),
-        "ExchangeTransactTime": format_time(row.traded_at),
     }
 
 
-def position_row_to_xts(row: BrokerPositionRow, lot_size: int = 1) -> dict[str, Any]:
+def trade_row_to_xts(
+    order_row: dict[str, Any], trade: BrokerTradeRow, *, execution_report_index: int
+) -> dict[str, Any]:
+    """A trade-book row: the whole order row as of this fill plus the execution fields."""
+    row = dict(order_row)
+    sequence = row.pop("SequenceNumber")
+    for key in ("MessageCode", "MessageVersion", "TokenID", "ApplicationType"):
+        row.pop(key)
+    trading_symbol = row.pop("TradingSymbol")
+    row.update(
+        {
+            "LastTradedPrice": json_number(trade.price),
+            "LastTradedQuantity": trade.quantity or 0,
+            "LastExecutionTransactTime": format_execution_time(trade.traded_at),
+            "ExecutionID": trade.execution_id,
+            "ExecutionReportIndex": execution_report_index,
+            "LastExecutionTransactTimeAPI": format_time(trade.traded_at),
+            "MessageCode": 9005,
+            "MessageVersion": 4,
+            "TokenID": 0,
+            "ApplicationType": 0,
+            "SequenceNumber": sequence,
+            "TradingSymbol": trading_symbol,
+        }
+    )
+    return row
+
+
+def position_row_to_xts(
+    row: BrokerPositionRow,
+    *,
+    account_id: str,
+    lot_size: int = 1,
+    separators: bool = True,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    def amount(value: Decimal | None) -> str:
+        return format_amount(value or Decimal("0"), separators=separators)
+
+    net = row.net_qty or 0
+    # Break-even price of what is still open (0.00 when flat), as XTS reports it.
+    bep = abs((row.net_amount or Decimal("0")) / net) if net else Decimal("0")
     return {
+        "AccountID": account_id,
+        "TradingSymbol": row.trading_symbol,
         "ExchangeSegment": row.exchange_segment,
         "ExchangeInstrumentId": str(row.exchange_instrument_id),
-        "TradingSymbol": row.trading_symbol,
         "ProductType": row.product_type,
-        "Quantity": str(row.net_qty),
-        "OpenBuyQuantity": str(row.buy_qty),
-        "OpenSellQuantity": str(row.sell_qty),
-        "BuyAveragePrice": str(row.buy_avg_price or 0),
-        "SellAveragePrice": str(row.sell_avg_price or 0),
-        "BuyAmount": str(row.buy_amount),
-        "SellAmount": str(row.sell_amount),
-        "NetAmount": str(row.net_amount),
-        "RealizedMTM": str(row.realized_mtm),
-        "UnrealizedMTM": str(row.unrealized_mtm),
-        "MTM": str(row.mtm),
         "Marketlot": str(lot_size),
         "Multiplier": "1",
+        "BuyAveragePrice": amount(row.buy_avg_price),
+        "SellAveragePrice": amount(row.sell_avg_price),
+        "OpenBuyQuantity": str(row.buy_qty or 0),
+        "OpenSellQuantity": str(row.sell_qty or 0),
+        "Quantity": str(net),
+        "BuyAmount": amount(row.buy_amount),
+        "SellAmount": amount(row.sell_amount),
+        "NetAmount": amount(row.net_amount),
+        "UnrealizedMTM": amount(row.unrealized_mtm),
+        "RealizedMTM": amount(row.realized_mtm),
+        "MTM": amount(row.mtm),
+        "BEP": amount(bep),
+        "SumOfTradedQuantityAndPriceBuy": amount(row.buy_amount),
+        "SumOfTradedQuantityAndPriceSell": amount(row.sell_amount),
+        "MessageCode": 9002,
+        "MessageVersion": 1,
+        "TokenID": 0,
+        "ApplicationType": 0,
+        "SequenceNumber": sequence_number(at or datetime.now(tz=UTC)),
     }
 
 
-def balance_to_xts(balance: BrokerBalance, client_id: str = "") -> dict[str, Any]:
+def balance_to_xts(
+    balance: BrokerBalance,
+    *,
+    account_id: str,
+    realized_mtm: Decimal = Decimal("0"),
+    unrealized_mtm: Decimal = Decimal("0"),
+) -> dict[str, Any]:
+    """`result` of the balance call, shaped like the real answer (plain number strings,
+    `collateral` a JSON number, "NaN" where real brokers send it)."""
+    cash = plain_number(balance.cash_available)
+    margin = plain_number(balance.margin_utilized)
+    zero = "0"
     return {
         "BalanceList": [
             {
-                "limitHeader": f"ALL|ALL|{client_id or 'ALL'}",
+                "limitHeader": "ALL|ALL|ALL",
                 "limitObject": {
                     "RMSSubLimits": {
-                        "cashAvailable": str(balance.cash_available),
-                        "marginUtilized": str(balance.margin_utilized),
-                        "netMarginAvailable": str(balance.net_margin),
-                        "MTM": "0",
+                        "cashAvailable": cash,
+                        "collateral": 0,
+                        "marginUtilized": margin,
+                        "netMarginAvailable": plain_number(balance.net_margin),
+                        "MTM": plain_number(realized_mtm + unrealized_mtm),
+                        "UnrealizedMTM": plain_number(unrealized_mtm),
+                        "RealizedMTM": plain_number(realized_mtm),
                     },
-                    "AccountID": client_id,
+                    "marginAvailable": {
+                        "CashMarginAvailable": cash,
+                        "AdhocMargin": zero,
+                        "NotinalCash": zero,
+                        "PayInAmount": zero,
+                        "PayOutAmount": zero,
+                        "CNCSellBenifit": zero,
+                        "DirectCollateral": zero,
+                        "HoldingCollateral": zero,
+                        "ClientBranchAdhoc": zero,
+                        "SellOptionsPremium": zero,
+                        "TotalBranchAdhoc": zero,
+                        "AdhocFOMargin": "NaN",
+                        "AdhocCurrencyMargin": "NaN",
+                        "AdhocCommodityMargin": "NaN",
+                    },
+                    "marginUtilized": {
+                        "GrossExposureMarginPresent": zero,
+                        "BuyExposureMarginPresent": zero,
+                        "SellExposureMarginPresent": zero,
+                        "VarELMarginPresent": zero,
+                        "ScripBasketMarginPresent": zero,
+                        "GrossExposureLimitPresent": zero,
+                        "BuyExposureLimitPresent": zero,
+                        "SellExposureLimitPresent": zero,
+                        "CNCLimitUsed": zero,
+                        "CNCAmountUsed": zero,
+                        "MarginUsed": margin,
+                        "LimitUsed": "NaN",
+                        "TotalSpanMargin": zero,
+                        "ExposureMarginPresent": margin,
+                    },
+                    "limitsAssigned": {
+                        "CNCLimit": zero,
+                        "TurnoverLimitPresent": zero,
+                        "MTMLossLimitPresent": zero,
+                        "BuyExposureLimit": zero,
+                        "SellExposureLimit": zero,
+                        "GrossExposureLimit": zero,
+                        "GrossExposureDerivativesLimit": zero,
+                        "BuyExposureFuturesLimit": zero,
+                        "BuyExposureOptionsLimit": zero,
+                        "SellExposureOptionsLimit": zero,
+                        "SellExposureFuturesLimit": zero,
+                    },
+                    "AccountID": account_id,
                 },
             }
         ]

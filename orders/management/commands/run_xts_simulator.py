@@ -27,6 +27,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--token-ttl", type=float, default=float(settings.XTS_SIMULATOR_TOKEN_TTL_SECONDS)
         )
+        parser.add_argument(
+            "--no-thousands-separators",
+            action="store_true",
+            default=not settings.XTS_SIMULATOR_THOUSANDS_SEPARATORS,
+            help='amounts as "2853.50" instead of "2,853.50"',
+        )
+        parser.add_argument(
+            "--rate-limit",
+            type=int,
+            default=int(settings.XTS_SIMULATOR_RATE_LIMIT_PER_SECOND),
+            help="answer e-apirl-0004 past this many requests per second per login (0: off)",
+        )
 
     def handle(self, *args, **options):
         import uvicorn
@@ -42,6 +54,8 @@ class Command(BaseCommand):
             timeout_seconds=options["timeout_seconds"],
             reject_rate=options["reject_rate"],
             token_ttl_seconds=options["token_ttl"],
+            thousands_separators=not options["no_thousands_separators"],
+            rate_limit_per_second=options["rate_limit"],
         )
         app = XtsSimulator(users=users, faults=faults)
         self.stdout.write(

@@ -14,6 +14,7 @@ from orders.brokers.base import (
     CANCELLED,
     FILLED,
     OPEN,
+    REJECTED,
     BrokerUnavailable,
     ModifyOrderRequest,
     OrderRejected,
@@ -131,10 +132,36 @@ def test_modify_and_cancel(simulator, instrument):
     assert row.status == CANCELLED
 
 
-def test_an_immediate_rejection_carries_the_brokers_reason(simulator, instrument):
+def test_a_price_band_breach_is_accepted_then_shows_rejected_with_the_reason(simulator, instrument):
+    # Changed with issue 11: real brokers accept such an order and reject it in the order
+    # book (this test used to expect an immediate OrderRejected from the simulator).
     client = broker_client(_iifl_account(simulator))
-    with pytest.raises(OrderRejected, match="price band"):
-        async_to_sync(client.place_order)(_order(instrument, "R1", limit=D("1900.00")))
+    ack = async_to_sync(client.place_order)(_order(instrument, "R1", limit=D("1900.00")))
+    (row,) = async_to_sync(client.order_book)()
+    assert (row.broker_order_id, row.status, row.raw_status) == (
+        ack.broker_order_id,
+        REJECTED,
+        "Rejected",
+    )
+    assert "price band" in row.reject_reason
+    assert (row.filled_quantity, row.leaves_quantity, row.exchange_order_id) == (0, 0, "")
+
+
+def test_an_unknown_instrument_is_refused_at_once(simulator, instrument):
+    client = broker_client(_iifl_account(simulator))
+    request = PlaceOrderRequest(
+        exchange_segment="NSECM",
+        exchange_instrument_id=999999,
+        side="BUY",
+        order_type="LIMIT",
+        product_type="MIS",
+        quantity=1,
+        unique_identifier="U1",
+        limit_price=D("10"),
+    )
+    with pytest.raises(OrderRejected, match="not found"):
+        async_to_sync(client.place_order)(request)
+    assert async_to_sync(client.order_book)() == []
 
 
 def test_an_expired_session_is_renewed_by_one_transparent_login(simulator, instrument):
@@ -151,7 +178,8 @@ def test_an_expired_session_is_renewed_by_one_transparent_login(simulator, instr
 
 
 def test_a_session_near_expiry_is_refreshed_before_the_call(simulator, settings):
-    settings.XTS_SESSION_TTL_SECONDS = 60
+    # The session lives as long as the token's JWT says (here 60 s, inside the margin).
+    simulator.set_faults(token_ttl_seconds=60)
     settings.BROKER_SESSION_REFRESH_MARGIN_SECONDS = 120  # every stored session is "near expiry"
     client = broker_client(_iifl_account(simulator))
     async_to_sync(client.order_book)()
@@ -232,11 +260,16 @@ def test_dealer_logins_send_the_accounts_client_id_on_every_call(simulator, inst
     ack = async_to_sync(client.place_order)(_order(instrument, "D1", limit=D("1500.00")))
     (row,) = async_to_sync(client.order_book)()
     async_to_sync(client.cancel_order)(ack.broker_order_id, "D1")
-    async_to_sync(client.balance)()
+    async_to_sync(client.trade_book)()
+    async_to_sync(client.positions)()
+    # The balance call is for investor logins only: a dealer's is skipped, not sent.
+    assert async_to_sync(client.balance)() is None
     sent = simulator.stats()["client_ids"]
-    assert len(sent) == 4 and all(client_id == "CLIENT8" for _route, client_id in sent)
+    assert len(sent) == 5 and all(client_id == "CLIENT8" for _route, client_id in sent)
+    assert "GET /interactive/user/balance" not in simulator.stats()["requests"]
     assert row.client_id == "CLIENT8"
-    assert BrokerSession.objects.get(account=account).is_investor_client is False
+    session = BrokerSession.objects.get(account=account)
+    assert (session.is_investor_client, session.client_id) == (False, "CLIENT8")
 
 
 def test_a_forced_rejection_is_a_typed_rejection(simulator, instrument):

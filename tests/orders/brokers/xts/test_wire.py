@@ -8,7 +8,15 @@ from decimal import Decimal
 
 import pytest
 
-from orders.brokers.base import CANCELLED, FILLED, OPEN, PARTIALLY_FILLED, REJECTED, UNKNOWN
+from orders.brokers.base import (
+    CANCELLED,
+    FILLED,
+    OPEN,
+    PARTIALLY_FILLED,
+    REJECTED,
+    UNKNOWN,
+    BrokerBalance,
+)
 from orders.brokers.xts.wire import (
     EXCHANGE_TZ,
     balance_from_xts,
@@ -114,7 +122,8 @@ def test_balance_is_mapped_leniently():
         Decimal("2"),
         Decimal("8"),
     )
-    assert balance_from_xts({}).cash_available == Decimal("0")
+    # Changed with issue 11: an absent figure is None (the stored one is kept), not 0.
+    assert balance_from_xts({}) == BrokerBalance(None, None, None)
 
 
 def test_position_rows_read_strings():
