@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-BUY = "BUY"
-SELL = "SELL"
+from orders.domain.vocabulary import Side
+
+BUY, SELL = Side.BUY, Side.SELL
 # The Strategy model's default, for orders placed without a strategy.
 DEFAULT_MAX_SLIPPAGE_PCT = Decimal("1")
 

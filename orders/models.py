@@ -12,35 +12,27 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 
+from orders.domain.vocabulary import (
+    OPEN_LEG_STATUSES,
+    EventKind,
+    LegRole,
+    LegStatus,
+    OrderKind,
+    OrderStatus,
+    OrderType,
+    ProductType,
+    Side,
+)
 from orders.market.models import PRICE, ExchangeSegment, FairPrice, Instrument
 
 MONEY = {"max_digits": 15, "decimal_places": 2}
 
 
-class Side(models.TextChoices):
-    BUY = "BUY", "Buy"
-    SELL = "SELL", "Sell"
-
-
-class ProductType(models.TextChoices):
-    MIS = "MIS", "MIS (intraday)"
-    NRML = "NRML", "NRML (carry forward)"
-    CNC = "CNC", "CNC (delivery)"
-
-
-class OrderType(models.TextChoices):
-    MARKET = "MARKET", "Market"
-    LIMIT = "LIMIT", "Limit"
-    STOPLIMIT = "STOPLIMIT", "Stop-limit"
-    STOPMARKET = "STOPMARKET", "Stop-market"
-
-
 class Order(models.Model):
     """One trading intent: a single order, or a bracket (entry + stop-loss + targets)."""
 
-    class Kind(models.TextChoices):
-        SINGLE = "SINGLE", "Single"
-        BRACKET = "BRACKET", "Bracket"
+    Kind = OrderKind
+    Status = OrderStatus
 
     class Source(models.TextChoices):
         MANUAL = "MANUAL", "Manual"
@@ -49,15 +41,6 @@ class Order(models.Model):
         SCHEDULED = "SCHEDULED", "Scheduled"
         REGENERATED = "REGENERATED", "Regenerated"
         KILL_SWITCH = "KILL_SWITCH", "Kill switch"
-
-    class Status(models.TextChoices):
-        PENDING = "PENDING", "Pending submit"  # written ahead, broker not yet answered
-        OPEN = "OPEN", "Open"  # accepted by the broker, nothing filled
-        PARTIALLY_FILLED = "PARTIALLY_FILLED", "Partially filled"
-        FILLED = "FILLED", "Filled"  # entry filled; a bracket's position is open
-        COMPLETED = "COMPLETED", "Completed"  # a bracket's position closed by its exits
-        CANCELLED = "CANCELLED", "Cancelled"
-        REJECTED = "REJECTED", "Rejected"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     account = models.ForeignKey(
@@ -135,22 +118,11 @@ class Order(models.Model):
 class OrderLeg(models.Model):
     """One order sent to the broker on behalf of an Order (entry, stop-loss, target, exit)."""
 
-    class Role(models.TextChoices):
-        ENTRY = "ENTRY", "Entry"
-        STOP_LOSS = "STOP_LOSS", "Stop-loss"
-        TAKE_PROFIT = "TAKE_PROFIT", "Take-profit"
-        EXIT = "EXIT", "Exit"
+    Role = LegRole
+    # Written only through orders.services.lifecycle (the transition table's one gate).
+    Status = LegStatus
 
-    class Status(models.TextChoices):
-        PENDING_SUBMIT = "PENDING_SUBMIT", "Pending submit"
-        OPEN = "OPEN", "Open"
-        PARTIALLY_FILLED = "PARTIALLY_FILLED", "Partially filled"
-        FILLED = "FILLED", "Filled"
-        CANCELLED = "CANCELLED", "Cancelled"
-        REJECTED = "REJECTED", "Rejected"
-        UNKNOWN = "UNKNOWN", "Unknown"
-
-    OPEN_STATUSES = (Status.PENDING_SUBMIT, Status.OPEN, Status.PARTIALLY_FILLED)
+    OPEN_STATUSES = OPEN_LEG_STATUSES
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="legs")
     account = models.ForeignKey(
@@ -207,7 +179,7 @@ class OrderEvent(models.Model):
     )
     # Who or what did it: "user:12", "admin:3", "monitoring", "scheduler", "system".
     actor = models.CharField(max_length=64)
-    kind = models.CharField(max_length=48)
+    kind = models.CharField(max_length=48, choices=EventKind.choices)
     message = models.TextField(blank=True, default="")
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)

@@ -54,8 +54,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Generic, TypeVar
 
-BUY = "BUY"
-SELL = "SELL"
+from orders.domain.vocabulary import Side
+
+# The sides as plain strings: compared once per fill in the matching loop.
+BUY = Side.BUY.value
+SELL = Side.SELL.value
 
 TICKS_PER_UNIT = 10_000  # prices are DECIMAL(15,4): one tick = 0.0001
 _TICKS_DEC = Decimal(TICKS_PER_UNIT)

@@ -17,7 +17,7 @@ from accounts.api.serializers import KillSwitchResponseSerializer, KillSwitchSer
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerUnavailable, OrderRejected, RateLimited, SessionExpired
 from orders.brokers.sessions import connect_account
-from orders.services.common import user_actor
+from orders.services.audit import user_actor
 from orders.services.kill_switch import kill_switch
 from trading_site.core.api.errors import (
     BrokerRejectedError,

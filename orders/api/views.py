@@ -32,7 +32,7 @@ from rest_framework.views import APIView
 from orders import selectors, services
 from orders.api import serializers as s
 from orders.models import Order
-from orders.services.common import user_actor
+from orders.services.audit import user_actor
 from orders.services.placement import (
     OUTCOME_REJECTED,
     OUTCOME_REPLAYED,

@@ -46,17 +46,7 @@ class RateLimited(BrokerError):
         self.retry_after = retry_after
 
 
-# ---- our vocabulary -----------------------------------------------------------------
-
-# Leg / broker order statuses (same values as orders.models.OrderLeg.Status).
-PENDING_SUBMIT = "PENDING_SUBMIT"
-OPEN = "OPEN"
-PARTIALLY_FILLED = "PARTIALLY_FILLED"
-FILLED = "FILLED"
-CANCELLED = "CANCELLED"
-REJECTED = "REJECTED"
-UNKNOWN = "UNKNOWN"
-FINAL_STATUSES = frozenset({FILLED, CANCELLED, REJECTED})
+# ---- our vocabulary (orders.domain.vocabulary: sides, types, a broker order's LegStatus) ---
 
 
 @dataclass(frozen=True)
@@ -98,9 +88,9 @@ class SessionContext:
 class PlaceOrderRequest:
     exchange_segment: str
     exchange_instrument_id: int
-    side: str  # BUY / SELL
-    order_type: str  # MARKET / LIMIT / STOPLIMIT / STOPMARKET
-    product_type: str  # MIS / NRML / CNC
+    side: str  # a Side
+    order_type: str  # an OrderType
+    product_type: str  # a ProductType
     quantity: int
     unique_identifier: str  # ours, <= 20 characters
     limit_price: Decimal | None = None
@@ -145,7 +135,7 @@ class BrokerOrderRow:
     quantity: int | None
     filled_quantity: int | None
     leaves_quantity: int | None
-    status: str  # one of the statuses above
+    status: str  # a LegStatus
     raw_status: str
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None

@@ -6,16 +6,9 @@ from decimal import Decimal
 
 from django.db import models
 
+from orders.domain.vocabulary import ExchangeSegment
+
 PRICE = {"max_digits": 15, "decimal_places": 4}
-
-
-class ExchangeSegment(models.TextChoices):
-    NSECM = "NSECM"
-    NSEFO = "NSEFO"
-    NSECD = "NSECD"
-    BSECM = "BSECM"
-    BSEFO = "BSEFO"
-    MCXFO = "MCXFO"
 
 
 class Instrument(models.Model):

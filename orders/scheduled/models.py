@@ -38,10 +38,17 @@ class ScheduledOrder(models.Model):
 class ScheduledOrderRun(models.Model):
     """The record of one day a schedule ran; unique per day, so it runs once."""
 
+    class Status(models.TextChoices):
+        STARTED = "STARTED", "Started"  # claimed; the order is being placed
+        PLACED = "PLACED", "Placed"
+        REJECTED = "REJECTED", "Rejected"  # placed, and the broker refused it
+        FAILED = "FAILED", "Failed"  # could not be placed (the reason is in `error`)
+        MISSED = "MISSED", "Missed"  # its time had passed; nothing was sent
+
     schedule = models.ForeignKey(ScheduledOrder, on_delete=models.CASCADE, related_name="runs")
     trading_date = models.DateField()
     order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL)
-    status = models.CharField(max_length=16, default="STARTED")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.STARTED)
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -38,7 +38,7 @@ from trading_site.core.api.errors import ApiError, InvalidInput, MarketClosed
 logger = logging.getLogger(__name__)
 
 ACTOR = "scheduler"
-PLACED, REJECTED, FAILED, MISSED, STARTED = "PLACED", "REJECTED", "FAILED", "MISSED", "STARTED"
+RunStatus = ScheduledOrderRun.Status
 
 _DECIMAL_FIELDS = {
     "limit_price",
@@ -174,7 +174,9 @@ def _place(schedule: ScheduledOrder, day: date) -> tuple[Order, str]:
         result = place_single_order(
             user=schedule.user, request=request, source=Order.Source.SCHEDULED, actor=ACTOR
         )
-    status = REJECTED if result.order.status == Order.Status.REJECTED else PLACED
+    status = (
+        RunStatus.REJECTED if result.order.status == Order.Status.REJECTED else RunStatus.PLACED
+    )
     return result.order, status
 
 
@@ -213,13 +215,13 @@ def place_due_scheduled_orders(*, now: datetime | None = None) -> list[Scheduled
             continue
         scheduled_at = datetime.combine(today, schedule.time_of_day, tzinfo=market_hours.MARKET_TZ)
         if local - scheduled_at > grace:
-            run = _claim(schedule, today, MISSED)
+            run = _claim(schedule, today, RunStatus.MISSED)
             if run is not None:
                 run.error = f"not placed: {local - scheduled_at} late (grace {grace})"
                 run.save(update_fields=["error"])
                 runs.append(run)
             continue
-        run = _claim(schedule, today, STARTED)
+        run = _claim(schedule, today, RunStatus.STARTED)
         if run is None:  # another worker claimed today's run
             continue
         runs.append(_run(schedule, run, today))
@@ -230,14 +232,14 @@ def _run(schedule: ScheduledOrder, run: ScheduledOrderRun, day: date) -> Schedul
     try:
         order, status = _place(schedule, day)
         run.order, run.status = order, status
-        if status == REJECTED:
+        if status == RunStatus.REJECTED:
             entry = order.legs.order_by("id").first()
             run.error = entry.reject_reason if entry else ""
     except (ApiError, TemplateError) as exc:
-        run.status, run.error = FAILED, str(getattr(exc, "message", exc))
+        run.status, run.error = RunStatus.FAILED, str(getattr(exc, "message", exc))
     except Exception as exc:  # recorded on the run; the next schedules still run
         logger.exception("scheduled order failed", extra={"schedule_id": schedule.pk})
-        run.status, run.error = FAILED, f"{type(exc).__name__}: {exc}"
+        run.status, run.error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
     run.save(update_fields=["order", "status", "error"])
     return run
 

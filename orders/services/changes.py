@@ -11,17 +11,13 @@ from decimal import Decimal
 from django.db import transaction
 
 from orders.brokers.base import BrokerError, BrokerUnavailable, OrderRejected
+from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.rollup import primary_leg
+from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
 from orders.models import Order, OrderLeg, OrderType, Side
-from orders.services.common import (
-    OPEN_LEG_STATUSES,
-    LegStatus,
-    cancel_at_broker,
-    leg_state,
-    modify_at_broker,
-    notify_order,
-    record_event,
-)
+from orders.services.audit import leg_state, record_change, record_changes
+from orders.services.broker_calls import cancel_at_broker, modify_at_broker
+from orders.services.lifecycle import apply_leg_event, lock_legs
 from orders.services.sync import roll_up_orders
 from orders.validation import check_leg_change
 from trading_site.core.api.errors import (
@@ -120,7 +116,8 @@ def modify_order(
         limit_price=new_limit,
         stop_price=new_stop,
         actor=actor,
-        kind="leg_modified",
+        kind=EventKind.LEG_MODIFIED,
+        failed_kind=EventKind.LEG_MODIFIED_FAILED,
     )
     order.refresh_from_db()
     return order
@@ -146,26 +143,42 @@ def _check_bracket_prices(order: Order, leg: OrderLeg, limit, stop) -> None:
 
 
 def _modify_leg(
-    *, order: Order, leg: OrderLeg, quantity: int, limit_price, stop_price, actor: str, kind: str
+    *,
+    order: Order,
+    leg: OrderLeg,
+    quantity: int,
+    limit_price,
+    stop_price,
+    actor: str,
+    kind: EventKind,
+    failed_kind: EventKind,
 ) -> OrderLeg:
-    before = leg_state(leg)
     try:
         ack = modify_at_broker(
             leg, order, quantity=quantity, limit_price=limit_price, stop_price=stop_price
         )
     except BrokerError as exc:
-        record_event(
+        record_change(
             order=order,
             leg=leg,
-            kind=f"{kind}_failed",
+            kind=failed_kind,
             actor=actor,
             message=exc.message,
-            before=before,
+            before=leg_state(leg),
             broker_response=exc.response,
         )
         raise _broker_failure(exc, order=order, leg=leg, what="modification") from exc
     with transaction.atomic():
-        leg.quantity, leg.limit_price, leg.stop_price = quantity, limit_price, stop_price
+        lock_legs([leg])
+        before = leg_state(leg)
+        event = LegEvent(LegEventKind.MODIFY_ACCEPTED, quantity=quantity)
+        transition = apply_leg_event(leg, event, actor=actor, source="modify", order=order)
+        if not transition.applied:
+            # The broker took the change, but the leg had moved on meanwhile (it filled,
+            # or was cancelled): recorded, and the leg is left as it is.
+            record_changes([transition.refusal])
+            return leg
+        leg.limit_price, leg.stop_price = limit_price, stop_price
         leg.modification_count += 1
         leg.save(
             update_fields=[
@@ -192,7 +205,7 @@ def _modify_leg(
                 order.sl_price = stop_price
                 order_fields.append("sl_price")
         order.save(update_fields=order_fields)
-        record_event(
+        record_change(
             order=order,
             leg=leg,
             kind=kind,
@@ -201,8 +214,8 @@ def _modify_leg(
             before=before,
             after=leg_state(leg),
             broker_response=ack.raw,
+            notify={"event": str(kind), "leg_id": leg.pk},
         )
-        notify_order(order, event=kind, leg_id=leg.pk)
     return leg
 
 
@@ -236,7 +249,8 @@ def reprice_leg(
         limit_price=limit,
         stop_price=stop,
         actor=actor,
-        kind="leg_repriced",
+        kind=EventKind.LEG_REPRICED,
+        failed_kind=EventKind.LEG_REPRICED_FAILED,
     )
 
 
@@ -259,33 +273,57 @@ def cancel_order(*, order: Order, actor: str) -> Order:
             "The broker has not acknowledged the order yet; try again after the next sync",
             details={"order_id": order.pk, "status": order.status},
         )
-    cancel_leg(order=order, leg=entry, actor=actor, kind="leg_cancelled", raise_errors=True)
+    cancel_leg(
+        order=order,
+        leg=entry,
+        actor=actor,
+        kind=EventKind.LEG_CANCELLED,
+        failed_kind=EventKind.LEG_CANCELLED_FAILED,
+        raise_errors=True,
+    )
     roll_up_orders(order_ids=[order.pk], actor=actor)
     order.refresh_from_db()
     return order
 
 
-def cancel_leg(*, order: Order, leg: OrderLeg, actor: str, kind: str, raise_errors: bool):
-    before = leg_state(leg)
+def cancel_leg(
+    *,
+    order: Order,
+    leg: OrderLeg,
+    actor: str,
+    kind: EventKind,
+    failed_kind: EventKind,
+    raise_errors: bool,
+) -> BrokerError | None:
+    """Cancel one working leg at the broker and record it (through the lifecycle). A broker
+    error is audited, then raised as the API's error or (`raise_errors=False`) returned."""
     try:
         ack = cancel_at_broker(leg, order.account)
     except BrokerError as exc:
-        record_event(
+        record_change(
             order=order,
             leg=leg,
-            kind=f"{kind}_failed",
+            kind=failed_kind,
             actor=actor,
             message=exc.message,
-            before=before,
+            before=leg_state(leg),
             broker_response=exc.response,
         )
         if raise_errors:
             raise _broker_failure(exc, order=order, leg=leg, what="cancellation") from exc
         return exc
     with transaction.atomic():
-        leg.status = LegStatus.CANCELLED
+        lock_legs([leg])
+        before = leg_state(leg)
+        transition = apply_leg_event(
+            leg, LegEvent(LegEventKind.CANCEL_CONFIRMED), actor=actor, source="cancel", order=order
+        )
+        if not transition.applied:
+            # A fill that raced the cancel won: the leg stays filled, the refusal is kept.
+            record_changes([transition.refusal])
+            return None
         leg.save(update_fields=["status", "updated_at"])
-        record_event(
+        record_change(
             order=order,
             leg=leg,
             kind=kind,

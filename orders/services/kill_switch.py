@@ -13,19 +13,14 @@ from django.utils import timezone
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerError
 from orders.domain.rollup import open_position_of
-from orders.models import Instrument, Order, OrderEvent, OrderLeg, OrderType, Side
+from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
+from orders.models import Instrument, Order, OrderLeg, OrderType, Side
+from orders.services.audit import leg_state, new_event, record_change, record_changes
+from orders.services.broker_calls import client_for, submit_legs
 from orders.services.changes import cancel_leg
-from orders.services.common import (
-    OPEN_LEG_STATUSES,
-    LegStatus,
-    client_for,
-    leg_state,
-    new_event,
-    record_event,
-)
 from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
+from orders.services.lifecycle import INITIAL_STATUS
 from orders.services.placement import OrderPlan, write_ahead
-from orders.services.protection import send_and_record_legs
 from orders.services.sync import LIVE_ORDER_STATUSES, roll_up_orders
 
 Role = OrderLeg.Role
@@ -59,11 +54,11 @@ def kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
         Order.objects.filter(pk__in=[o.pk for o in live]).update(
             exit_requested_at=now, updated_at=now
         )
-        OrderEvent.objects.bulk_create(
+        record_changes(
             [
                 new_event(
                     order=o,
-                    kind="kill_switch",
+                    kind=EventKind.KILL_SWITCH,
                     actor=actor,
                     message="kill switch: cancel all and square off",
                 )
@@ -83,7 +78,12 @@ def kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
             )
             continue
         error = cancel_leg(
-            order=leg.order, leg=leg, actor=actor, kind="kill_switch_cancel", raise_errors=False
+            order=leg.order,
+            leg=leg,
+            actor=actor,
+            kind=EventKind.KILL_SWITCH_CANCEL,
+            failed_kind=EventKind.KILL_SWITCH_CANCEL_FAILED,
+            raise_errors=False,
         )
         if error is None:
             result.cancelled_legs.append(leg.unique_identifier)
@@ -96,7 +96,7 @@ def kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
         positions = []
     pairs = _write_ahead_exits(account=account, positions=positions, actor=actor, result=result)
     if pairs:
-        outcomes = send_and_record_legs(account=account, pairs=pairs, actor=actor)
+        outcomes = submit_legs(account=account, pairs=pairs, actor=actor)
         for outcome in outcomes:
             if outcome.rejected_reason:
                 result.errors.append(
@@ -180,12 +180,12 @@ def _write_ahead_exits(*, account, positions, actor, result) -> list[tuple[Order
                         side=exit_side,
                         quantity=chunk,
                         unique_identifier=identifier,
-                        status=LegStatus.PENDING_SUBMIT,
+                        status=INITIAL_STATUS,
                     )
-                    record_event(
+                    record_change(
                         order=order,
                         leg=leg,
-                        kind="exit_created",
+                        kind=EventKind.EXIT_CREATED,
                         actor=actor,
                         message=f"kill switch: square off {chunk}",
                         after=leg_state(leg),

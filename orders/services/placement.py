@@ -20,22 +20,20 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from accounts.models import BrokerAccount, Strategy
-from orders.domain.rollup import derive_order_status
-from orders.models import FairPrice, Instrument, Order, OrderEvent, OrderLeg, OrderType
-from orders.services.common import (
-    apply_send_outcome,
-    bulk_update_rows,
+from orders.domain.vocabulary import EventKind
+from orders.models import FairPrice, Instrument, Order, OrderLeg, OrderType
+from orders.services.audit import new_event, record_changes, user_actor
+from orders.services.broker_calls import (
+    OUTCOME_ACCEPTED,
+    OUTCOME_REJECTED,
+    OUTCOME_UNKNOWN,
     count_metric,
-    new_event,
-    notify_orders_on_commit,
-    order_update_message,
-    send_new_legs,
-    user_actor,
+    submit_legs,
 )
 from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
+from orders.services.lifecycle import INITIAL_STATUS
 from orders.validation import (
     BracketOrderRequest,
     InstrumentResolver,
@@ -48,9 +46,6 @@ from trading_site.core.api.errors import ApiError, Conflict, InvalidInput
 
 MAX_BATCH_ITEMS = 500
 
-OUTCOME_ACCEPTED = "accepted"
-OUTCOME_REJECTED = "rejected"
-OUTCOME_UNKNOWN = "unknown"
 OUTCOME_REPLAYED = "replayed"
 
 
@@ -210,7 +205,7 @@ def write_ahead(*, plans: list[OrderPlan], actor: str) -> list[Order]:
                 order=order,
                 account=account,
                 unique_identifier=identifier,
-                status=OrderLeg.Status.PENDING_SUBMIT,
+                status=INITIAL_STATUS,
                 **_entry_leg_fields(plan),
             )
             for order, plan, identifier in zip(orders, plans, identifiers, strict=True)
@@ -223,14 +218,14 @@ def write_ahead(*, plans: list[OrderPlan], actor: str) -> list[Order]:
                 new_event(
                     order=order,
                     leg=leg,
-                    kind="order_created",
+                    kind=EventKind.ORDER_CREATED,
                     actor=actor,
                     message=f"{order.kind} {order.side} {order.quantity} {order.symbol} "
                     f"({order.source}); entry {leg.unique_identifier} written ahead",
                     after={"order": {"status": order.status}, "leg": {"status": leg.status}},
                 )
             )
-        _insert_events(events)
+        record_changes(events)
     return orders
 
 
@@ -259,59 +254,16 @@ def _insert(model, rows: list) -> None:
         raise RuntimeError(f"{model.__name__} bulk insert did not return primary keys")
 
 
-def _insert_events(events: list) -> None:
-    OrderEvent.objects.bulk_create(events)
-
-
 def submit_and_record(*, account: BrokerAccount, orders: list[Order], actor: str) -> list[str]:
-    """Send each order's entry leg once, then write the answers. Returns the outcomes."""
-    pairs = [(order.entry_leg, order) for order in orders]
-    outcomes = send_new_legs(account, pairs)
-    now = timezone.now()
-    events = []
-    results = []
-    with transaction.atomic():
-        for outcome, order in zip(outcomes, orders, strict=True):
-            events.extend(apply_send_outcome(outcome, order, actor))
-            outcome.leg.updated_at = now
-            status, filled = derive_order_status(
-                kind=order.kind, current=order.status, legs=[outcome.leg]
-            )
-            order.status, order.filled_quantity, order.updated_at = status, filled, now
-            if outcome.accepted:
-                results.append(OUTCOME_ACCEPTED)
-            elif outcome.rejected_reason:
-                results.append(OUTCOME_REJECTED)
-            else:
-                results.append(OUTCOME_UNKNOWN)
-        bulk_update_rows(
-            OrderLeg,
-            [o.leg for o in outcomes],
-            [
-                "status",
-                "broker_order_id",
-                "broker_status",
-                "submitted_at",
-                "reject_reason",
-                "updated_at",
-            ],
-        )
-        bulk_update_rows(Order, orders, ["status", "filled_quantity", "updated_at"])
-        _insert_events(events)
-        notify_orders_on_commit(
-            [
-                (
-                    order.user_id,
-                    order_update_message(
-                        order,
-                        event="placed" if result != OUTCOME_REJECTED else "rejected",
-                        reject_reason=order.entry_leg.reject_reason or None,
-                        broker_order_id=order.entry_leg.broker_order_id,
-                    ),
-                )
-                for order, result in zip(orders, results, strict=True)
-            ]
-        )
+    """Send each new order's entry leg once, then write the answers (broker_calls). Returns
+    the outcomes (accepted | rejected | unknown)."""
+    outcomes = submit_legs(
+        account=account,
+        pairs=[(order.entry_leg, order) for order in orders],
+        actor=actor,
+        new_orders=True,
+    )
+    results = [outcome.result for outcome in outcomes]
     accepted = results.count(OUTCOME_ACCEPTED) + results.count(OUTCOME_UNKNOWN)
     rejected = results.count(OUTCOME_REJECTED)
     if accepted:

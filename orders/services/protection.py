@@ -19,25 +19,17 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerError
+from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.rollup import open_position_of
-from orders.models import Order, OrderEvent, OrderLeg, OrderType, Side
-from orders.services.common import (
-    EXIT_ROLES,
-    OPEN_LEG_STATUSES,
-    LegStatus,
-    apply_send_outcome,
-    cancel_at_broker,
-    leg_state,
-    modify_at_broker,
-    new_event,
-    record_event,
-    send_new_legs,
-)
+from orders.domain.vocabulary import EXIT_ROLES, OPEN_LEG_STATUSES, EventKind, LegStatus
+from orders.models import Order, OrderLeg, OrderType, Side
+from orders.services.audit import leg_state, new_event, record_change, record_changes
+from orders.services.broker_calls import cancel_at_broker, modify_at_broker, submit_legs
 from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
+from orders.services.lifecycle import INITIAL_STATUS, apply_leg_event, lock_legs
 from orders.services.sync import MONITORING_ACTOR, roll_up_orders
 
 logger = logging.getLogger("orders.services")
@@ -162,7 +154,7 @@ def _exit_leg(order: Order, spec: NewExit, identifier: str) -> OrderLeg:
         stop_price=stop,
         target_index=spec.target_index,
         unique_identifier=identifier,
-        status=LegStatus.PENDING_SUBMIT,
+        status=INITIAL_STATUS,
     )
 
 
@@ -189,7 +181,7 @@ def _apply_reduction(
     order: Order, reduction: Reduction, actor: str, result: ProtectionResult
 ) -> bool:
     leg = reduction.leg
-    before = leg_state(leg)
+    new_quantity = leg.filled_quantity + reduction.remaining
     try:
         if reduction.remaining == 0:
             ack = cancel_at_broker(leg, order.account)
@@ -197,18 +189,18 @@ def _apply_reduction(
             ack = modify_at_broker(
                 leg,
                 order,
-                quantity=leg.filled_quantity + reduction.remaining,
+                quantity=new_quantity,
                 limit_price=leg.limit_price,
                 stop_price=leg.stop_price,
             )
     except BrokerError as exc:
-        record_event(
+        record_change(
             order=order,
             leg=leg,
-            kind="exit_reduce_failed",
+            kind=EventKind.EXIT_REDUCE_FAILED,
             actor=actor,
             message=f"could not reduce or cancel: {exc.message}",
-            before=before,
+            before=leg_state(leg),
             broker_response=exc.response,
         )
         result.errors.append(
@@ -217,18 +209,28 @@ def _apply_reduction(
         )
         return False
     with transaction.atomic():
+        lock_legs([leg])
+        before = leg_state(leg)
         if reduction.remaining == 0:
-            leg.status = LegStatus.CANCELLED
-            kind, message = "exit_cancelled", "one-cancels-other: nothing left to close"
+            event = LegEvent(LegEventKind.CANCEL_CONFIRMED)
+        else:
+            event = LegEvent(LegEventKind.MODIFY_ACCEPTED, quantity=new_quantity)
+        transition = apply_leg_event(leg, event, actor=actor, source="protection", order=order)
+        if not transition.applied:
+            # The leg moved meanwhile (typically: it filled before the broker took the
+            # change); the next cycle plans again from what it is now.
+            record_changes([transition.refusal])
+            return True
+        if reduction.remaining == 0:
+            kind, message = EventKind.EXIT_CANCELLED, "one-cancels-other: nothing left to close"
             result.cancelled.append(leg.unique_identifier)
         else:
-            leg.quantity = leg.filled_quantity + reduction.remaining
-            kind = "exit_reduced"
+            kind = EventKind.EXIT_REDUCED
             message = f"one-cancels-other: reduced to {reduction.remaining} open"
             result.reduced.append(leg.unique_identifier)
         leg.modification_count += 1
         leg.save(update_fields=["status", "quantity", "modification_count", "updated_at"])
-        record_event(
+        record_change(
             order=order,
             leg=leg,
             kind=kind,
@@ -239,33 +241,6 @@ def _apply_reduction(
             broker_response=ack.raw,
         )
     return True
-
-
-def send_and_record_legs(
-    *, account: BrokerAccount, pairs: list[tuple[OrderLeg, Order]], actor: str
-) -> list:
-    """POST legs already written ahead, then write the answers (the write-ahead's second
-    half for legs that are not a new order's entry)."""
-    outcomes = send_new_legs(account, pairs)
-    now = timezone.now()
-    with transaction.atomic():
-        events = []
-        for outcome, (_leg, order) in zip(outcomes, pairs, strict=True):
-            events.extend(apply_send_outcome(outcome, order, actor))
-            outcome.leg.updated_at = now
-        OrderLeg.objects.bulk_update(
-            [o.leg for o in outcomes],
-            [
-                "status",
-                "broker_order_id",
-                "broker_status",
-                "submitted_at",
-                "reject_reason",
-                "updated_at",
-            ],
-        )
-        OrderEvent.objects.bulk_create(events)
-    return outcomes
 
 
 def _protect_order(order_id: int, actor: str, result: ProtectionResult) -> None:
@@ -296,12 +271,12 @@ def _protect_order(order_id: int, actor: str, result: ProtectionResult) -> None:
             ]
             for leg in new_legs:
                 leg.save(force_insert=True)
-            OrderEvent.objects.bulk_create(
+            record_changes(
                 [
                     new_event(
                         order=order,
                         leg=leg,
-                        kind="exit_created",
+                        kind=EventKind.EXIT_CREATED,
                         actor=actor,
                         message=f"{leg.role} {leg.side} {leg.quantity} written ahead to cover "
                         f"the open position of {plan.position}",
@@ -311,7 +286,7 @@ def _protect_order(order_id: int, actor: str, result: ProtectionResult) -> None:
                 ]
             )
     if new_legs:
-        outcomes = send_and_record_legs(
+        outcomes = submit_legs(
             account=order.account, pairs=[(leg, order) for leg in new_legs], actor=actor
         )
         for outcome in outcomes:

@@ -20,11 +20,12 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from accounts.models import EntryRegeneratePermission
-from orders.models import Order, OrderEvent, RegenerationStage
+from orders.domain.vocabulary import EventKind
+from orders.models import Order, RegenerationStage
+from orders.services.audit import record_change
 from orders.services.placement import place_batch, place_single_order
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
 from trading_site.core.api.errors import ApiError
-from trading_site.core.realtime import ORDER_UPDATE, notify_user_on_commit
 
 ACTOR = "monitoring"
 
@@ -48,24 +49,14 @@ def archive_rejected_orders(*, user_id: int) -> list[int]:
                 continue
             order.archived_at = timezone.now()
             order.save(update_fields=["archived_at", "updated_at"])
-            OrderEvent.objects.create(
+            record_change(
                 order=order,
-                account_id=order.account_id,
-                user_id=order.user_id,
+                kind=EventKind.ARCHIVED,
                 actor=ACTOR,
-                kind="archived",
                 message="rejected order archived",
                 before={"archived_at": None},
                 after={"archived_at": order.archived_at.isoformat()},
-            )
-            notify_user_on_commit(
-                order.user_id,
-                {
-                    "type": ORDER_UPDATE,
-                    "order_id": order.pk,
-                    "status": order.status,
-                    "details": {"archived_at": order.archived_at.isoformat()},
-                },
+                notify={"archived_at": order.archived_at.isoformat()},
             )
             archived.append(order.pk)
     return archived

@@ -18,7 +18,9 @@ from orders.brokers.base import (
     BrokerPositionRow,
     BrokerTradeRow,
 )
+from orders.domain.lifecycle import LegEvent, LegEventKind, reported
 from orders.domain.rollup import derive_order_status
+from orders.domain.vocabulary import EventKind, LegStatus
 from orders.models import (
     BrokerOrder,
     BrokerPosition,
@@ -28,16 +30,15 @@ from orders.models import (
     OrderEvent,
     OrderLeg,
 )
-from orders.services.common import (
-    FINAL_LEG_STATUSES,
-    OPEN_LEG_STATUSES,
-    LegStatus,
+from orders.services.audit import (
     leg_state,
     new_event,
     notify_order,
     order_state,
-    record_event,
+    record_change,
+    record_changes,
 )
+from orders.services.lifecycle import apply_leg_event
 
 MONITORING_ACTOR = "monitoring"
 LIVE_ORDER_STATUSES = (
@@ -300,10 +301,8 @@ class _Book:
         return row
 
 
-def apply_book_row(leg: OrderLeg, row: BrokerOrderRow) -> bool:
-    """Copy the broker's view onto the leg (in memory). Fills only grow, a final leg never
-    goes back to open on a stale row, and a fill that raced our cancel wins."""
-    before = (
+def _book_view(leg: OrderLeg) -> tuple:
+    return (
         leg.status,
         leg.filled_quantity,
         leg.average_price,
@@ -312,35 +311,36 @@ def apply_book_row(leg: OrderLeg, row: BrokerOrderRow) -> bool:
         leg.broker_status,
         leg.quantity,
     )
-    status = row.status
-    if status in (LegStatus.PENDING_SUBMIT, LegStatus.UNKNOWN):
-        # In the book means the broker has it; an unknown status keeps what we knew.
-        status = LegStatus.OPEN if leg.status == LegStatus.PENDING_SUBMIT else leg.status
-    if leg.status in FINAL_LEG_STATUSES and status in OPEN_LEG_STATUSES:
-        status = leg.status
-    if leg.status == LegStatus.FILLED:
-        status = LegStatus.FILLED
-    leg.status = status
-    leg.filled_quantity = max(leg.filled_quantity, int(row.filled_quantity or 0))
+
+
+def apply_book_row(
+    leg: OrderLeg, row: BrokerOrderRow, *, actor: str
+) -> tuple[bool, OrderEvent | None]:
+    """Copy the broker's view onto the leg (in memory): its status and numbers through the
+    leg lifecycle (fills only grow, a final leg never goes back to open on a stale row, a
+    fill that raced our cancel wins), then the broker's id, average price, reject reason
+    and raw status. Returns whether the leg changed, and the audit row of a report the
+    lifecycle refused: the leg keeps the raw status it refused, so the same row read again
+    next minute is recorded once, not every minute."""
+    before = _book_view(leg)
+    raw_status = (row.raw_status or "")[:32]
+    event = reported(row.status, filled_quantity=row.filled_quantity, quantity=row.quantity)
+    transition = apply_leg_event(
+        leg, event, actor=actor, source="sync", order=leg.order, detail={"raw_status": raw_status}
+    )
+    if not transition.applied:
+        if leg.broker_status == raw_status:
+            return False, None
+        leg.broker_status = raw_status
+        return True, transition.refusal
     if row.average_price is not None and row.average_price > 0:
         leg.average_price = row.average_price
     if row.broker_order_id and not leg.broker_order_id:
         leg.broker_order_id = str(row.broker_order_id)[:40]
-    if status == LegStatus.REJECTED and row.reject_reason:
+    if leg.status == LegStatus.REJECTED and row.reject_reason:
         leg.reject_reason = row.reject_reason[:2000]
-    leg.broker_status = (row.raw_status or "")[:32]
-    if status in OPEN_LEG_STATUSES and row.quantity and row.quantity >= leg.filled_quantity:
-        leg.quantity = int(row.quantity)  # a modification at the broker is the truth
-    after = (
-        leg.status,
-        leg.filled_quantity,
-        leg.average_price,
-        leg.broker_order_id,
-        leg.reject_reason,
-        leg.broker_status,
-        leg.quantity,
-    )
-    return before != after
+    leg.broker_status = raw_status
+    return before != _book_view(leg), None
 
 
 _LEG_SYNC_FIELDS = [
@@ -380,17 +380,28 @@ def reconcile_pending_legs(
             before = leg_state(leg)
             row = book.find(leg)
             if row is not None:
-                apply_book_row(leg, row)
-                kind = "leg_reconciled"
+                _changed, refusal = apply_book_row(leg, row, actor=actor)
+                kind = EventKind.LEG_RECONCILED
                 message = f"found in the broker's order book as {leg.broker_order_id}"
             elif (leg.submitted_at or leg.created_at) <= cutoff:
-                leg.status = LegStatus.REJECTED
-                leg.reject_reason = (
-                    f"not found in the broker's order book {pending_grace_seconds()} s after "
-                    "submission: the broker never received it (not re-sent)"
+                transition = apply_leg_event(
+                    leg,
+                    LegEvent(LegEventKind.NOT_FOUND_AFTER_GRACE),
+                    actor=actor,
+                    source="reconcile",
+                    order=leg.order,
                 )
-                kind, message = "leg_unconfirmed", leg.reject_reason
+                refusal = transition.refusal
+                if refusal is None:
+                    leg.reject_reason = (
+                        f"not found in the broker's order book {pending_grace_seconds()} s "
+                        "after submission: the broker never received it (not re-sent)"
+                    )
+                kind, message = EventKind.LEG_UNCONFIRMED, leg.reject_reason
             else:
+                continue
+            if refusal is not None:  # a pending leg accepts every report: kept for safety
+                events.append(refusal)
                 continue
             leg.updated_at = now
             changed_legs.append(leg)
@@ -407,7 +418,7 @@ def reconcile_pending_legs(
             )
         if changed_legs:
             OrderLeg.objects.bulk_update(changed_legs, _LEG_SYNC_FIELDS)
-            OrderEvent.objects.bulk_create(events)
+        record_changes(events)
         order_ids = sorted({leg.order_id for leg in changed_legs})
         roll_up_orders(order_ids=order_ids, actor=actor)
     return order_ids
@@ -431,16 +442,16 @@ def roll_up_orders(*, order_ids: Iterable[int], actor: str, notify_all: bool = T
             Order.objects.filter(pk=order.pk).update(
                 status=status, filled_quantity=filled, updated_at=now
             )
-            record_event(
+            record_change(
                 order=order,
-                kind="order_status",
+                kind=EventKind.ORDER_STATUS,
                 actor=actor,
                 message=f"order {before['status']} -> {status}",
                 before=before,
                 after=order_state(order),
+                notify={"event": "status"},
             )
             changed.append(order.pk)
-            notify_order(order, event="status")
         elif notify_all:
             notify_order(order, event="legs")
     return changed
@@ -465,6 +476,8 @@ def sync_account_orders(
     # reconcile_pending_legs nested here): a failure rolls the whole account's sync back
     # anyway, and the savepoints were a quarter of the step's round trips.
     with transaction.atomic(savepoint=False):
+        # Locked (the legs only) so a cancel or modification finishing meanwhile applies
+        # its event before or after this sync, never in between.
         legs = {
             leg.pk: leg
             for leg in OrderLeg.objects.filter(account=account)
@@ -473,15 +486,28 @@ def sync_account_orders(
                 | Q(unique_identifier__in=list(book.by_identifier))
             )
             .exclude(status=LegStatus.PENDING_SUBMIT)
-            .select_related("order")
+            .select_for_update()
+            .order_by("id")
         }
+        # Their orders read apart: a join would lock the orders too (MariaDB has no FOR
+        # UPDATE OF).
+        orders = Order.objects.in_bulk({leg.order_id for leg in legs.values()})
+        for leg in legs.values():
+            leg.order = orders[leg.order_id]
         events, changed_legs, audited_legs = [], [], []
         for leg in legs.values():
             row = book.find(leg)
             if row is None:
                 continue
             before, reason_before = leg_state(leg), leg.reject_reason
-            if apply_book_row(leg, row):
+            changed, refusal = apply_book_row(leg, row, actor=actor)
+            if refusal is not None:
+                # Refused (recorded once): only the raw status it carried is stored.
+                leg.updated_at = now
+                changed_legs.append(leg)
+                events.append(refusal)
+                continue
+            if changed:
                 leg.updated_at = now
                 changed_legs.append(leg)
                 after = leg_state(leg)
@@ -495,7 +521,7 @@ def sync_account_orders(
                     new_event(
                         order=leg.order,
                         leg=leg,
-                        kind="leg_synced",
+                        kind=EventKind.LEG_SYNCED,
                         actor=actor,
                         message=f"broker status {row.raw_status or row.status}",
                         before=before,
@@ -504,8 +530,7 @@ def sync_account_orders(
                 )
         if changed_legs:
             OrderLeg.objects.bulk_update(changed_legs, _LEG_SYNC_FIELDS, batch_size=500)
-        if events:
-            OrderEvent.objects.bulk_create(events, batch_size=500)
+        record_changes(events, batch_size=500)
         touched = {leg.order_id for leg in audited_legs}
         roll_up_orders(order_ids=sorted(touched), actor=actor)
         touched.update(reconcile_pending_legs(account=account, order_book=rows, actor=actor))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from orders.domain.vocabulary import Side
+
 PRICE = {"max_digits": 15, "decimal_places": 4}
 MONEY = {"max_digits": 18, "decimal_places": 2}
 BIGINT_MAX = 2**63 - 1
@@ -42,7 +44,7 @@ class BrokerOrderBookPnlRowSerializer(serializers.Serializer):
     avg_fair_price = serializers.DecimalField(**PRICE, allow_null=True)
     lot_status = serializers.ChoiceField(choices=["MATCHED", "OPEN"])
     side = serializers.ChoiceField(
-        choices=["BUY", "SELL"], help_text="Entry side: BUY = long lot, SELL = short lot"
+        choices=Side.values, help_text="Entry side: BUY = long lot, SELL = short lot"
     )
 
 

@@ -20,6 +20,7 @@ from orders.brokers.base import (
 from orders.brokers.paper import matching as rules_mod
 from orders.brokers.paper.matching import InstrumentRules, OrderState, Quote
 from orders.brokers.paper.models import PaperBook, PaperOrder, PaperTrade
+from orders.domain.vocabulary import OrderType, Side
 from orders.market.models import Instrument
 
 _ZERO = Decimal("0")
@@ -198,7 +199,7 @@ def _position_totals(book: PaperBook) -> dict[tuple[str, int, str], _PositionTot
         "FROM paper_trades WHERE book_id = %s "
         "GROUP BY exchange_segment, exchange_instrument_id, product_type"
     )
-    buy, sell = rules_mod.BUY, rules_mod.SELL
+    buy, sell = Side.BUY.value, Side.SELL.value
     with connection.cursor() as cursor:
         cursor.execute(sql, [buy, sell, buy, sell, book.pk])
         grouped = cursor.fetchall()
@@ -287,7 +288,7 @@ def _open_order_exposure(book: PaperBook) -> Decimal:
         "SUM(CASE WHEN order_type = %s THEN 1 ELSE 0 END) "
         "FROM paper_orders WHERE book_id = %s AND status IN (%s, %s)"
     )
-    market = rules_mod.MARKET
+    market = OrderType.MARKET.value
     with connection.cursor() as cursor:
         cursor.execute(sql, [market, market, book.pk, *PaperOrder.OPEN_STATUSES])
         priced, markets = cursor.fetchone()
@@ -306,7 +307,7 @@ def resting_exposure(order: PaperOrder, instrument) -> Decimal:
     """What a new, unfilled open order adds to `_open_order_exposure` (same pricing)."""
     if order.status not in PaperOrder.OPEN_STATUSES:
         return _ZERO
-    if order.order_type == rules_mod.MARKET:
+    if order.order_type == OrderType.MARKET:
         price = quote_of(instrument).price_for(order.side)
     else:
         price = order.limit_price if order.limit_price is not None else order.stop_price

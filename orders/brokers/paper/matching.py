@@ -16,17 +16,7 @@ import random
 from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-BUY = "BUY"
-SELL = "SELL"
-MARKET = "MARKET"
-LIMIT = "LIMIT"
-STOPLIMIT = "STOPLIMIT"
-STOPMARKET = "STOPMARKET"
-ORDER_TYPES = (MARKET, LIMIT, STOPLIMIT, STOPMARKET)
-
-OPEN = "OPEN"
-PARTIALLY_FILLED = "PARTIALLY_FILLED"
-FILLED = "FILLED"
+from orders.domain.vocabulary import LegStatus, OrderType, Side
 
 _BPS = Decimal("10000")
 _PRICE_PLACES = Decimal("0.0001")
@@ -75,7 +65,7 @@ class Quote:
         )
 
     def price_for(self, side: str) -> Decimal | None:
-        return self.buy_price if side == BUY else self.sell_price
+        return self.buy_price if side == Side.BUY else self.sell_price
 
 
 @dataclass(frozen=True)
@@ -108,8 +98,8 @@ class OrderState:
     @property
     def status(self) -> str:
         if self.filled_quantity >= self.quantity:
-            return FILLED
-        return PARTIALLY_FILLED if self.filled_quantity else OPEN
+            return LegStatus.FILLED
+        return LegStatus.PARTIALLY_FILLED if self.filled_quantity else LegStatus.OPEN
 
 
 @dataclass(frozen=True)
@@ -147,7 +137,7 @@ def market_fill_price(side: str, quote: Quote, rules: InstrumentRules, config: P
     if price is None:
         return None
     slip = config.slippage_bps / _BPS
-    if side == BUY:
+    if side == Side.BUY:
         return snap_up(price * (1 + slip), rules.tick_size)
     return max(snap_down(price * (1 - slip), rules.tick_size), rules.tick_size)
 
@@ -157,9 +147,9 @@ def market_fill_price(side: str, quote: Quote, rules: InstrumentRules, config: P
 
 def reference_price(order: NewOrder | OrderState, quote: Quote) -> Decimal | None:
     """The price that margin is blocked at: the order's own price, else the market."""
-    if order.order_type in (LIMIT, STOPLIMIT) and order.limit_price is not None:
+    if order.order_type in (OrderType.LIMIT, OrderType.STOPLIMIT) and order.limit_price is not None:
         return order.limit_price
-    if order.order_type == STOPMARKET and order.stop_price is not None:
+    if order.order_type == OrderType.STOPMARKET and order.stop_price is not None:
         return order.stop_price
     return quote.price_for(order.side)
 
@@ -168,7 +158,7 @@ def required_margin(
     *, side: str, quantity: int, price: Decimal, net_position: int, config: PaperConfig
 ) -> Decimal:
     """Margin for the part of an order that opens exposure (closing a position is free)."""
-    closable = max(0, -net_position) if side == BUY else max(0, net_position)
+    closable = max(0, -net_position) if side == Side.BUY else max(0, net_position)
     opening = max(0, quantity - closable)
     return (Decimal(opening) * price * config.margin_rate).quantize(Decimal("0.01"))
 
@@ -182,9 +172,9 @@ def validate_new_order(
     margin_available: Decimal | None = None,
 ) -> str | None:
     """The exchange's placement rules; returns the reject reason, or None when accepted."""
-    if order.side not in (BUY, SELL):
+    if order.side not in (Side.BUY, Side.SELL):
         return f"Invalid order side {order.side!r}"
-    if order.order_type not in ORDER_TYPES:
+    if order.order_type not in OrderType:
         return f"Invalid order type {order.order_type!r}"
     if order.quantity <= 0:
         return "Order quantity must be positive"
@@ -192,8 +182,8 @@ def validate_new_order(
         return f"Quantity {order.quantity} is not a multiple of the lot size {rules.lot_size}"
     if rules.freeze_quantity and order.quantity > rules.freeze_quantity:
         return f"Quantity {order.quantity} exceeds the freeze quantity {rules.freeze_quantity}"
-    needs_limit = order.order_type in (LIMIT, STOPLIMIT)
-    needs_stop = order.order_type in (STOPLIMIT, STOPMARKET)
+    needs_limit = order.order_type in (OrderType.LIMIT, OrderType.STOPLIMIT)
+    needs_stop = order.order_type in (OrderType.STOPLIMIT, OrderType.STOPMARKET)
     if needs_limit and order.limit_price is None:
         return f"A {order.order_type} order needs a limit price"
     if needs_stop and order.stop_price is None:
@@ -214,12 +204,12 @@ def validate_new_order(
                 f"{label} price {price} is outside the price band "
                 f"[{rules.band_low}, {rules.band_high}]"
             )
-    if order.order_type == STOPLIMIT:
-        if order.side == BUY and order.limit_price < order.stop_price:
+    if order.order_type == OrderType.STOPLIMIT:
+        if order.side == Side.BUY and order.limit_price < order.stop_price:
             return "A buy stop-limit order's limit price must be at or above its stop price"
-        if order.side == SELL and order.limit_price > order.stop_price:
+        if order.side == Side.SELL and order.limit_price > order.stop_price:
             return "A sell stop-limit order's limit price must be at or below its stop price"
-    if order.order_type == MARKET and quote.price_for(order.side) is None:
+    if order.order_type == OrderType.MARKET and quote.price_for(order.side) is None:
         return "No market price is available for this instrument"
     if margin_available is not None and margin_required > margin_available:
         return f"Insufficient margin: required {margin_required}, available {margin_available}"
@@ -259,7 +249,7 @@ def is_stop_reached(state: OrderState, quote: Quote) -> bool:
     price = quote.price_for(state.side)
     if price is None or state.stop_price is None:
         return False
-    return price >= state.stop_price if state.side == BUY else price <= state.stop_price
+    return price >= state.stop_price if state.side == Side.BUY else price <= state.stop_price
 
 
 def limit_fill_price(state: OrderState, quote: Quote, rules: InstrumentRules) -> Decimal | None:
@@ -267,9 +257,9 @@ def limit_fill_price(state: OrderState, quote: Quote, rules: InstrumentRules) ->
     price = quote.price_for(state.side)
     if price is None or state.limit_price is None:
         return None
-    if state.side == BUY and price <= state.limit_price:
+    if state.side == Side.BUY and price <= state.limit_price:
         return min(snap_up(price, rules.tick_size), state.limit_price)
-    if state.side == SELL and price >= state.limit_price:
+    if state.side == Side.SELL and price >= state.limit_price:
         return max(snap_down(price, rules.tick_size), state.limit_price)
     return None
 
@@ -280,11 +270,11 @@ def match_order(
     """One tick for one open order: trigger stops, then fill up to the fill cap."""
     if state.remaining <= 0:
         return MatchResult(state=state, fill=None)
-    if state.order_type in (STOPLIMIT, STOPMARKET) and not state.triggered:
+    if state.order_type in (OrderType.STOPLIMIT, OrderType.STOPMARKET) and not state.triggered:
         if not is_stop_reached(state, quote):
             return MatchResult(state=state, fill=None)
         state = replace(state, triggered=True)
-    if state.order_type in (MARKET, STOPMARKET):
+    if state.order_type in (OrderType.MARKET, OrderType.STOPMARKET):
         price = market_fill_price(state.side, quote, rules, config)
     else:
         price = limit_fill_price(state, quote, rules)

@@ -12,6 +12,8 @@ from decimal import Decimal
 
 from django.db import models
 
+from orders.domain.vocabulary import VENUE_ORDER_STATUSES, LegStatus
+
 _PRICE = {"max_digits": 15, "decimal_places": 4}
 _MONEY = {"max_digits": 15, "decimal_places": 2}
 
@@ -46,16 +48,10 @@ class PaperBook(models.Model):
 
 
 class PaperOrder(models.Model):
-    """One order at the paper exchange, in our vocabulary (statuses of orders.brokers.base)."""
+    """One order at the paper exchange, in our vocabulary (a broker order's statuses)."""
 
-    class Status(models.TextChoices):
-        OPEN = "OPEN", "Open"
-        PARTIALLY_FILLED = "PARTIALLY_FILLED", "Partially filled"
-        FILLED = "FILLED", "Filled"
-        CANCELLED = "CANCELLED", "Cancelled"
-        REJECTED = "REJECTED", "Rejected"
-
-    OPEN_STATUSES = (Status.OPEN, Status.PARTIALLY_FILLED)
+    Status = LegStatus
+    OPEN_STATUSES = (LegStatus.OPEN, LegStatus.PARTIALLY_FILLED)
 
     book = models.ForeignKey(PaperBook, on_delete=models.CASCADE, related_name="orders")
     # The broker order id we hand out (XTS AppOrderID); set from the primary key on insert.
@@ -76,7 +72,11 @@ class PaperOrder(models.Model):
     stop_price = models.DecimalField(**_PRICE, null=True, blank=True)
     filled_quantity = models.PositiveIntegerField(default=0)
     average_price = models.DecimalField(**_PRICE, null=True, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    status = models.CharField(
+        max_length=16,
+        choices=[(status.value, status.label) for status in VENUE_ORDER_STATUSES],
+        default=LegStatus.OPEN,
+    )
     reject_reason = models.TextField(blank=True, default="")
     # A stop order becomes a limit/market order once the price reaches its stop.
     triggered = models.BooleanField(default=False)

@@ -85,6 +85,15 @@ from orders.brokers.paper.models import (
     PaperTrade,
 )
 from orders.brokers.xts import wire as xts_wire
+from orders.domain.vocabulary import (
+    FINAL_LEG_STATUSES,
+    STOP_ORDER_TYPES,
+    ExchangeSegment,
+    LegStatus,
+    OrderType,
+    ProductType,
+    Side,
+)
 from orders.market.instruments import format_master_line
 from orders.market.models import Instrument
 
@@ -92,10 +101,18 @@ logger = logging.getLogger(__name__)
 
 LOGIN_ROUTE = "POST /interactive/user/session"
 _FAULT_EXEMPT = {LOGIN_ROUTE}
-_SEGMENT_CODES = {"NSECM": 1, "NSEFO": 2, "NSECD": 3, "BSECM": 11, "BSEFO": 12, "MCXFO": 51}
-_SIDES = ("BUY", "SELL")
-_ORDER_TYPES = ("MARKET", "LIMIT", "STOPLIMIT", "STOPMARKET")
-_PRODUCTS = ("MIS", "NRML", "CNC")
+# XTS's numeric codes of our exchange segments.
+_SEGMENT_CODES = {
+    ExchangeSegment.NSECM: 1,
+    ExchangeSegment.NSEFO: 2,
+    ExchangeSegment.NSECD: 3,
+    ExchangeSegment.BSECM: 11,
+    ExchangeSegment.BSEFO: 12,
+    ExchangeSegment.MCXFO: 51,
+}
+_SIDES = tuple(Side)
+_ORDER_TYPES = tuple(OrderType)
+_PRODUCTS = tuple(ProductType)
 _TIME_IN_FORCE = ("DAY", "IOC")
 # The login answer's enums: the simulator's own choice of content (the real key is there).
 _ENUMS = {
@@ -681,7 +698,7 @@ def _record_state(order, status: str, at, reason: str = "") -> None:
 
 
 def _is_stop(order_type: str) -> bool:
-    return order_type in ("STOPLIMIT", "STOPMARKET")
+    return order_type in STOP_ORDER_TYPES
 
 
 def _place_request(book: _Book, request: PlaceOrderRequest) -> dict[str, Any]:
@@ -827,7 +844,7 @@ def _history(order, states: list, trades: list) -> list[_Step]:
     (placement, modifications, cancellation) merged with the fills, which carry the running
     filled quantity and average price."""
     if not states:  # an order from before the history was kept: its placement, then fills
-        opened = "Rejected" if order.status == "REJECTED" else "New"
+        opened = "Rejected" if order.status == LegStatus.REJECTED else "New"
         states = [
             _Snapshot.of(order, "PendingNew", order.created_at),
             _Snapshot.of(order, opened, order.created_at, order.reject_reason),
@@ -904,9 +921,8 @@ class _Snapshot:
 
 def _book_status(order, history: list[_Step]) -> str:
     """The order-book status of an order now, in XTS words."""
-    final = {"FILLED": "Filled", "CANCELLED": "Cancelled", "REJECTED": "Rejected"}
-    if order.status in final:
-        return final[order.status]
+    if order.status in FINAL_LEG_STATUSES:
+        return xts_wire.status_to_xts(order.status)
     if _is_stop(order.order_type) and not order.triggered and not order.filled_quantity:
         return "Trigger Pending"
     if history and history[-1].status == "Replaced":
@@ -950,7 +966,7 @@ def _order_book(book: _Book, query: dict, body: dict) -> list[dict[str, Any]]:
     rows = []
     for order, history in _orders_of(book):
         status = _book_status(order, history)
-        exchange_order_id = "" if order.status == "REJECTED" else _exchange_order_id(order)
+        exchange_order_id = "" if order.status == LegStatus.REJECTED else _exchange_order_id(order)
         rows.append(_wire_row(book, _row_of(order, exchange_order_id=exchange_order_id), status))
     return rows
 
@@ -1177,8 +1193,8 @@ def _square_off(book: _Book, query: dict, body: dict) -> dict[str, Any]:
     request = PlaceOrderRequest(
         exchange_segment=position.exchange_segment,
         exchange_instrument_id=position.exchange_instrument_id,
-        side="SELL" if position.net_qty > 0 else "BUY",
-        order_type="MARKET",
+        side=Side.SELL if position.net_qty > 0 else Side.BUY,
+        order_type=OrderType.MARKET,
         product_type=position.product_type,
         quantity=quantity,
         unique_identifier=f"SQOFF{secrets.token_hex(4)}",

@@ -17,17 +17,12 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from orders.brokers.base import (
-    CANCELLED,
-    FILLED,
-    OPEN,
-    PARTIALLY_FILLED,
-    REJECTED,
-    UNKNOWN,
     BrokerBalance,
     BrokerOrderRow,
     BrokerPositionRow,
     BrokerTradeRow,
 )
+from orders.domain.vocabulary import LegStatus, OrderType
 from trading_site.core.market_hours import MARKET_TZ
 
 logger = logging.getLogger(__name__)
@@ -48,42 +43,42 @@ class WireFormatError(ValueError):
 # ---- statuses, sides, order types ---------------------------------------------------
 
 _STATUS_FROM_XTS = {
-    "pendingnew": OPEN,
-    "new": OPEN,
-    "open": OPEN,
-    "pendingreplace": OPEN,
-    "replaced": OPEN,
-    "pendingcancel": OPEN,
+    "pendingnew": LegStatus.OPEN,
+    "new": LegStatus.OPEN,
+    "open": LegStatus.OPEN,
+    "pendingreplace": LegStatus.OPEN,
+    "replaced": LegStatus.OPEN,
+    "pendingcancel": LegStatus.OPEN,
     # A stop order whose trigger price has not been reached yet: working at the broker.
-    "triggerpending": OPEN,
-    "partiallyfilled": PARTIALLY_FILLED,
-    "filled": FILLED,
-    "cancelled": CANCELLED,
-    "canceled": CANCELLED,
-    "expired": CANCELLED,
-    "rejected": REJECTED,
+    "triggerpending": LegStatus.OPEN,
+    "partiallyfilled": LegStatus.PARTIALLY_FILLED,
+    "filled": LegStatus.FILLED,
+    "cancelled": LegStatus.CANCELLED,
+    "canceled": LegStatus.CANCELLED,
+    "expired": LegStatus.CANCELLED,
+    "rejected": LegStatus.REJECTED,
 }
 _STATUS_TO_XTS = {
-    OPEN: "New",
-    PARTIALLY_FILLED: "PartiallyFilled",
-    FILLED: "Filled",
-    CANCELLED: "Cancelled",
-    REJECTED: "Rejected",
+    LegStatus.OPEN: "New",
+    LegStatus.PARTIALLY_FILLED: "PartiallyFilled",
+    LegStatus.FILLED: "Filled",
+    LegStatus.CANCELLED: "Cancelled",
+    LegStatus.REJECTED: "Rejected",
 }
 _ORDER_TYPE_FROM_XTS = {
-    "market": "MARKET",
-    "limit": "LIMIT",
-    "stoplimit": "STOPLIMIT",
-    "sl": "STOPLIMIT",
-    "stopmarket": "STOPMARKET",
-    "slm": "STOPMARKET",
+    "market": OrderType.MARKET,
+    "limit": OrderType.LIMIT,
+    "stoplimit": OrderType.STOPLIMIT,
+    "sl": OrderType.STOPLIMIT,
+    "stopmarket": OrderType.STOPMARKET,
+    "slm": OrderType.STOPMARKET,
 }
 
 _ORDER_TYPE_TO_XTS = {
-    "MARKET": "Market",
-    "LIMIT": "Limit",
-    "STOPLIMIT": "StopLimit",
-    "STOPMARKET": "StopMarket",
+    OrderType.MARKET: "Market",
+    OrderType.LIMIT: "Limit",
+    OrderType.STOPLIMIT: "StopLimit",
+    OrderType.STOPMARKET: "StopMarket",
 }
 
 
@@ -96,9 +91,9 @@ def status_from_xts(raw: Any, *, filled_quantity: int = 0) -> str:
     status = _STATUS_FROM_XTS.get(_letters(raw))
     if status is None:
         logger.warning("unknown XTS order status %r mapped to UNKNOWN", raw)
-        return UNKNOWN
-    if status == OPEN and filled_quantity > 0:
-        return PARTIALLY_FILLED
+        return LegStatus.UNKNOWN
+    if status == LegStatus.OPEN and filled_quantity > 0:
+        return LegStatus.PARTIALLY_FILLED
     return status
 
 

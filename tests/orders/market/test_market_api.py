@@ -7,10 +7,11 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
-from orders.brokers.base import FILLED, PlaceOrderRequest
+from orders.brokers.base import PlaceOrderRequest
 from orders.brokers.paper import book as paper_book
 from orders.brokers.paper import exchange as paper_exchange
 from orders.brokers.paper.models import PaperOrder
+from orders.domain.vocabulary import LegStatus
 from orders.models import FairPrice
 from tests.factories import (
     api_client_for,
@@ -176,4 +177,4 @@ def test_a_fair_price_write_fills_resting_paper_orders(
         staff_api.post(
             "/api/fair-prices", [_row(reliance, buy="1499.00", sell="1498.90")], format="json"
         )
-    assert PaperOrder.objects.get(pk=order.pk).status == FILLED
+    assert PaperOrder.objects.get(pk=order.pk).status == LegStatus.FILLED

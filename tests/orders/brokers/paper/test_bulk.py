@@ -10,10 +10,11 @@ from decimal import Decimal
 import pytest
 from django.db import close_old_connections, connection
 
-from orders.brokers.base import FILLED, OPEN, REJECTED, OrderRejected, PlaceOrderRequest
+from orders.brokers.base import OrderRejected, PlaceOrderRequest
 from orders.brokers.paper import book as paper_book
 from orders.brokers.paper import exchange as paper_exchange
 from orders.brokers.paper.models import PaperOrder
+from orders.domain.vocabulary import LegStatus
 from tests.factories import make_account, make_fair_price, make_instrument
 
 D = Decimal
@@ -75,13 +76,13 @@ def test_a_batch_gives_the_same_orders_and_balance_as_one_by_one(instrument, set
 
     assert [_summary(answer) for answer in answers] == expected
     assert ("rejected", "Insufficient margin") in expected  # the margin check really bit
-    assert (FILLED, 100) in expected
+    assert (LegStatus.FILLED, 100) in expected
     assert paper_book.compute_balance(batched) == paper_book.compute_balance(one_by_one)
     # Rejected orders are in the book too, in input order, with AppOrderIDs from their ids.
     rows = list(PaperOrder.objects.filter(book=batched).order_by("id"))
     assert [row.unique_identifier for row in rows] == [f"B{n}" for n in range(1, 9)]
     assert all(row.app_order_id == paper_exchange.APP_ORDER_ID_BASE + row.pk for row in rows)
-    assert [row.status for row in rows].count(REJECTED) == 2
+    assert [row.status for row in rows].count(LegStatus.REJECTED) == 2
     assert answers[6].response == {"AppOrderID": rows[6].app_order_id}
 
 
@@ -124,4 +125,4 @@ def test_concurrent_placements_on_one_book_never_overdraw_the_margin(transaction
     balance = paper_book.compute_balance(book)
     assert balance.margin_utilized == D("870000.00")
     assert balance.net_margin >= 0
-    assert PaperOrder.objects.filter(book=book, status=OPEN).count() == 3
+    assert PaperOrder.objects.filter(book=book, status=LegStatus.OPEN).count() == 3

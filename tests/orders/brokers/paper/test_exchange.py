@@ -8,10 +8,6 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from orders.brokers.base import (
-    FILLED,
-    OPEN,
-    PARTIALLY_FILLED,
-    REJECTED,
     ModifyOrderRequest,
     OrderRejected,
     PlaceOrderRequest,
@@ -20,6 +16,7 @@ from orders.brokers.paper import book as paper_book
 from orders.brokers.paper import exchange as paper_exchange
 from orders.brokers.paper.models import PaperOrder, PaperTrade
 from orders.brokers.sessions import broker_client
+from orders.domain.vocabulary import LegStatus
 from orders.market.services import record_fair_prices
 from tests.factories import make_account, make_fair_price, make_instrument
 
@@ -84,14 +81,14 @@ def _submit(book, request):
 
 def test_market_buy_fills_at_once_at_the_buy_fair_price(book, instrument):
     order = _submit(book, _request(instrument, side="BUY"))
-    assert order.status == FILLED
+    assert order.status == LegStatus.FILLED
     assert order.average_price == D("1300.0500")
     assert PaperTrade.objects.get(order=order).quantity == 10
 
 
 def test_market_sell_fills_at_once_at_the_sell_fair_price(book, instrument):
     order = _submit(book, _request(instrument, side="SELL"))
-    assert (order.status, order.average_price) == (FILLED, D("1299.9500"))
+    assert (order.status, order.average_price) == (LegStatus.FILLED, D("1299.9500"))
 
 
 def test_market_orders_pay_the_configured_slippage(book, instrument, settings):
@@ -104,13 +101,13 @@ def test_market_orders_pay_the_configured_slippage(book, instrument, settings):
 
 def test_limit_buy_waits_until_the_price_falls_to_the_limit(move_price, book, instrument):
     order = _submit(book, _request(instrument, order_type="LIMIT", limit_price=D("1290.00")))
-    assert order.status == OPEN
+    assert order.status == LegStatus.OPEN
     move_price(instrument, "1295.00")
     order.refresh_from_db()
-    assert order.status == OPEN
+    assert order.status == LegStatus.OPEN
     move_price(instrument, "1288.00")
     order.refresh_from_db()
-    assert (order.status, order.average_price) == (FILLED, D("1288.0000"))
+    assert (order.status, order.average_price) == (LegStatus.FILLED, D("1288.0000"))
 
 
 def test_limit_sell_fills_when_the_price_rises_to_the_limit_at_the_limit_or_better(
@@ -119,10 +116,10 @@ def test_limit_sell_fills_when_the_price_rises_to_the_limit_at_the_limit_or_bett
     order = _submit(
         book, _request(instrument, side="SELL", order_type="LIMIT", limit_price=D("1310.00"))
     )
-    assert order.status == OPEN
+    assert order.status == LegStatus.OPEN
     move_price(instrument, "1312.50")
     order.refresh_from_db()
-    assert (order.status, order.average_price) == (FILLED, D("1312.5000"))
+    assert (order.status, order.average_price) == (LegStatus.FILLED, D("1312.5000"))
 
 
 def test_buy_stop_limit_triggers_at_the_stop_then_fills_as_a_limit(move_price, book, instrument):
@@ -134,13 +131,13 @@ def test_buy_stop_limit_triggers_at_the_stop_then_fills_as_a_limit(move_price, b
     )
     move_price(instrument, "1319.00")
     order.refresh_from_db()
-    assert (order.status, order.triggered) == (OPEN, False)
+    assert (order.status, order.triggered) == (LegStatus.OPEN, False)
     move_price(instrument, "1325.00")  # triggers, but above the limit: rests as a limit
     order.refresh_from_db()
-    assert (order.status, order.triggered) == (OPEN, True)
+    assert (order.status, order.triggered) == (LegStatus.OPEN, True)
     move_price(instrument, "1321.00")
     order.refresh_from_db()
-    assert (order.status, order.average_price) == (FILLED, D("1321.0000"))
+    assert (order.status, order.average_price) == (LegStatus.FILLED, D("1321.0000"))
 
 
 def test_sell_stop_limit_triggers_when_the_price_falls_to_the_stop(move_price, book, instrument):
@@ -156,18 +153,22 @@ def test_sell_stop_limit_triggers_when_the_price_falls_to_the_stop(move_price, b
     )
     move_price(instrument, "1281.00")
     order.refresh_from_db()
-    assert order.status == OPEN
+    assert order.status == LegStatus.OPEN
     move_price(instrument, "1279.00")
     order.refresh_from_db()
-    assert (order.status, order.average_price) == (FILLED, D("1279.0000"))
+    assert (order.status, order.average_price) == (LegStatus.FILLED, D("1279.0000"))
 
 
 def test_buy_stop_market_fills_at_the_market_once_triggered(move_price, book, instrument):
     order = _submit(book, _request(instrument, order_type="STOPMARKET", stop_price=D("1350.00")))
-    assert order.status == OPEN
+    assert order.status == LegStatus.OPEN
     move_price(instrument, "1352.00")
     order.refresh_from_db()
-    assert (order.status, order.average_price, order.triggered) == (FILLED, D("1352.0000"), True)
+    assert (order.status, order.average_price, order.triggered) == (
+        LegStatus.FILLED,
+        D("1352.0000"),
+        True,
+    )
 
 
 def test_sell_stop_market_fills_at_the_market_once_triggered(move_price, book, instrument):
@@ -176,22 +177,22 @@ def test_sell_stop_market_fills_at_the_market_once_triggered(move_price, book, i
     )
     move_price(instrument, "1260.00")
     order.refresh_from_db()
-    assert order.status == OPEN
+    assert order.status == LegStatus.OPEN
     move_price(instrument, "1249.00")
     order.refresh_from_db()
-    assert (order.status, order.average_price) == (FILLED, D("1249.0000"))
+    assert (order.status, order.average_price) == (LegStatus.FILLED, D("1249.0000"))
 
 
 def test_fill_cap_gives_partial_fills_one_per_price_tick(move_price, book, instrument, settings):
     settings.PAPER_FILL_CAP = 4
     order = _submit(book, _request(instrument, quantity=10))
-    assert (order.status, order.filled_quantity) == (PARTIALLY_FILLED, 4)
+    assert (order.status, order.filled_quantity) == (LegStatus.PARTIALLY_FILLED, 4)
     move_price(instrument, "1301.00")
     order.refresh_from_db()
-    assert (order.status, order.filled_quantity) == (PARTIALLY_FILLED, 8)
+    assert (order.status, order.filled_quantity) == (LegStatus.PARTIALLY_FILLED, 8)
     move_price(instrument, "1302.00")
     order.refresh_from_db()
-    assert (order.status, order.filled_quantity) == (FILLED, 10)
+    assert (order.status, order.filled_quantity) == (LegStatus.FILLED, 10)
     assert list(order.trades.order_by("id").values_list("quantity", flat=True)) == [4, 4, 2]
     # average of 4 @ 1300.05, 4 @ 1301.00, 2 @ 1302.00
     assert order.average_price == D("1300.8200")
@@ -214,7 +215,7 @@ def test_placement_rules_reject_at_once_and_keep_the_rejected_order(
         _submit(book, _request(instrument, **overrides))
     assert reason_part in caught.value.message
     stored = PaperOrder.objects.get(book=book)
-    assert stored.status == REJECTED and reason_part in stored.reject_reason
+    assert stored.status == LegStatus.REJECTED and reason_part in stored.reject_reason
 
 
 def test_quantity_not_a_lot_multiple_is_rejected(book):
@@ -234,7 +235,7 @@ def test_closing_a_position_needs_no_margin(book, instrument, settings):
     settings.PAPER_MARGIN_RATE = "1"
     _submit(book, _request(instrument, quantity=700, uid="OPEN"))
     closing = _submit(book, _request(instrument, side="SELL", quantity=700, uid="CLOSE"))
-    assert closing.status == FILLED
+    assert closing.status == LegStatus.FILLED
 
 
 def test_unknown_instrument_is_rejected(book, instrument):
@@ -255,8 +256,8 @@ def test_reject_rate_accepts_then_shows_the_order_rejected_in_the_book(book, ins
     settings.PAPER_REJECT_RATE = "1"
     order = _submit(book, _request(instrument))
     rows = paper_book.order_rows(book)
-    assert order.status == REJECTED
-    assert rows[0].status == REJECTED and "simulated" in rows[0].reject_reason
+    assert order.status == LegStatus.REJECTED
+    assert rows[0].status == LegStatus.REJECTED and "simulated" in rows[0].reject_reason
 
 
 def test_same_seed_rejects_the_same_orders(instrument, settings):
@@ -270,7 +271,7 @@ def test_same_seed_rejects_the_same_orders(instrument, settings):
 
     first, second = fates(), fates()
     assert first == second
-    assert REJECTED in first and FILLED in first
+    assert LegStatus.REJECTED in first and LegStatus.FILLED in first
     settings.PAPER_SEED = 8
     assert fates() != first
 
@@ -289,7 +290,7 @@ def test_modify_moves_the_limit_and_fills_when_marketable(book, instrument):
         ),
     )
     order.refresh_from_db()
-    assert (order.status, order.limit_price) == (FILLED, D("1305.0000"))
+    assert (order.status, order.limit_price) == (LegStatus.FILLED, D("1305.0000"))
 
 
 def test_cancel_closes_an_open_order_and_a_second_cancel_is_rejected(book, instrument):
@@ -319,7 +320,7 @@ def test_broker_client_places_and_reads_a_paper_account(instrument):
     ack = async_to_sync(client.place_order)(_request(instrument, quantity=5, uid="PAPER1"))
     (row,) = async_to_sync(client.order_book)()
     (trade,) = async_to_sync(client.trade_book)()
-    assert row.broker_order_id == ack.broker_order_id and row.status == FILLED
+    assert row.broker_order_id == ack.broker_order_id and row.status == LegStatus.FILLED
     assert trade.quantity == 5 and trade.unique_identifier == "PAPER1"
     assert account.broker_session.expires_at is not None
 
@@ -332,4 +333,4 @@ def test_reading_the_book_matches_against_a_price_written_without_the_service(in
     )
     make_fair_price(instrument, "1249.00")  # e.g. an admin edit: no matching trigger ran
     (row,) = async_to_sync(client.order_book)()
-    assert row.status == FILLED
+    assert row.status == LegStatus.FILLED

@@ -7,9 +7,6 @@ from decimal import Decimal
 import pytest
 
 from orders.brokers.paper.matching import (
-    FILLED,
-    OPEN,
-    PARTIALLY_FILLED,
     InstrumentRules,
     NewOrder,
     OrderState,
@@ -20,6 +17,7 @@ from orders.brokers.paper.matching import (
     required_margin,
     validate_new_order,
 )
+from orders.domain.vocabulary import LegStatus
 
 D = Decimal
 RULES = InstrumentRules(
@@ -41,7 +39,7 @@ def test_market_buy_fills_in_full_at_the_buy_price():
     assert (result.fill.quantity, result.fill.price, result.state.status) == (
         10,
         D("100.1000"),
-        FILLED,
+        LegStatus.FILLED,
     )
 
 
@@ -82,7 +80,7 @@ def test_stop_market_triggers_when_the_price_reaches_the_stop(side, untriggered,
     waiting = match_order(order, quote(untriggered), RULES, CONFIG)
     assert (waiting.fill, waiting.state.triggered) == (None, False)
     fired = match_order(order, quote(triggered), RULES, CONFIG)
-    assert fired.state.triggered and fired.state.status == FILLED
+    assert fired.state.triggered and fired.state.status == LegStatus.FILLED
 
 
 def test_triggered_stop_limit_rests_when_the_price_is_beyond_its_limit():
@@ -97,7 +95,7 @@ def test_fill_cap_is_rounded_to_whole_lots():
     rules = InstrumentRules(lot_size=25, tick_size=D("0.05"))
     config = PaperConfig(fill_cap=60)  # 2 lots per tick
     result = match_order(state(order_type="MARKET", quantity=100), quote("100"), rules, config)
-    assert (result.fill.quantity, result.state.status) == (50, PARTIALLY_FILLED)
+    assert (result.fill.quantity, result.state.status) == (50, LegStatus.PARTIALLY_FILLED)
 
 
 def test_average_price_weights_partial_fills():
@@ -170,4 +168,4 @@ def test_reject_rate_is_deterministic_per_seed_and_order():
 
 def test_open_orders_without_a_price_wait():
     result = match_order(state(order_type="MARKET"), Quote(None, None), RULES, CONFIG)
-    assert (result.fill, result.state.status) == (None, OPEN)
+    assert (result.fill, result.state.status) == (None, LegStatus.OPEN)

@@ -11,10 +11,6 @@ from django.db import connection
 
 from accounts.models import Broker, BrokerSession
 from orders.brokers.base import (
-    CANCELLED,
-    FILLED,
-    OPEN,
-    REJECTED,
     BrokerUnavailable,
     ModifyOrderRequest,
     OrderRejected,
@@ -22,6 +18,7 @@ from orders.brokers.base import (
     RateLimited,
 )
 from orders.brokers.sessions import broker_client, connect_account
+from orders.domain.vocabulary import LegStatus
 from orders.market.services import record_fair_prices
 from tests.factories import make_account, make_fair_price, make_instrument
 
@@ -92,13 +89,17 @@ def test_place_then_fill_after_the_price_moves(simulator, instrument):
     (row,) = async_to_sync(client.order_book)()
     assert (row.broker_order_id, row.status, row.unique_identifier) == (
         ack.broker_order_id,
-        OPEN,
+        LegStatus.OPEN,
         "X1",
     )
     assert row.average_price is None  # XTS sends "" before a fill
     _move_price(instrument, "1539.00")
     (row,) = async_to_sync(client.order_book)()
-    assert (row.status, row.filled_quantity, row.average_price) == (FILLED, 10, D("1539.00"))
+    assert (row.status, row.filled_quantity, row.average_price) == (
+        LegStatus.FILLED,
+        10,
+        D("1539.00"),
+    )
     (trade,) = async_to_sync(client.trade_book)()
     assert (trade.broker_order_id, trade.quantity, trade.price) == (
         ack.broker_order_id,
@@ -129,7 +130,7 @@ def test_modify_and_cancel(simulator, instrument):
     assert (row.quantity, row.limit_price) == (20, D("1510.00"))
     async_to_sync(client.cancel_order)(ack.broker_order_id, "M1")
     (row,) = async_to_sync(client.order_book)()
-    assert row.status == CANCELLED
+    assert row.status == LegStatus.CANCELLED
 
 
 def test_a_price_band_breach_is_accepted_then_shows_rejected_with_the_reason(simulator, instrument):
@@ -140,7 +141,7 @@ def test_a_price_band_breach_is_accepted_then_shows_rejected_with_the_reason(sim
     (row,) = async_to_sync(client.order_book)()
     assert (row.broker_order_id, row.status, row.raw_status) == (
         ack.broker_order_id,
-        REJECTED,
+        LegStatus.REJECTED,
         "Rejected",
     )
     assert "price band" in row.reject_reason
@@ -231,7 +232,7 @@ def test_a_timed_out_order_post_is_sent_once_and_is_found_in_the_book(
     assert simulator.stats()["order_posts_by_uid"] == {"T1": 1}
     # The broker did act: the next sync resolves the pending leg by its unique identifier.
     (row,) = async_to_sync(client.order_book)()
-    assert (row.unique_identifier, row.status) == ("T1", OPEN)
+    assert (row.unique_identifier, row.status) == ("T1", LegStatus.OPEN)
 
 
 def test_a_timed_out_read_gives_unavailable(simulator, settings):

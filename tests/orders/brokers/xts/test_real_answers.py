@@ -20,8 +20,6 @@ from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from orders.brokers.base import (
-    FILLED,
-    OPEN,
     BrokerBalance,
     BrokerUnavailable,
     Credentials,
@@ -42,6 +40,7 @@ from orders.brokers.xts.wire import (
     position_row_from_xts,
     trade_row_from_xts,
 )
+from orders.domain.vocabulary import LegStatus
 
 D = Decimal
 REAL = json.loads((Path(__file__).parent / "data" / "xts_real_answers.json").read_text())
@@ -205,7 +204,7 @@ def test_the_real_order_book_row_reads_every_field(replay):
         "DAY",
     )
     assert (row.quantity, row.filled_quantity, row.leaves_quantity) == (75, 75, 0)
-    assert (row.status, row.raw_status, row.reject_reason) == (FILLED, "Filled", "")
+    assert (row.status, row.raw_status, row.reject_reason) == (LegStatus.FILLED, "Filled", "")
     assert row.average_price == D("31.80")
     assert (row.limit_price, row.stop_price) == (D("0"), D("0"))
     assert row.generated_at == _ist(2020, 12, 21, 14, 49, 16, 28726)
@@ -217,9 +216,9 @@ def test_the_real_order_history_reads_one_row_per_state_oldest_first(replay):
     replay.answer("GET /interactive/orders?appOrderID", REAL["order_history"])
     rows = async_to_sync(_gateway(replay).order_history)(_session(replay), "10026325")
     assert [(r.raw_status, r.status) for r in rows] == [
-        ("PendingNew", OPEN),
-        ("New", OPEN),
-        ("Filled", FILLED),
+        ("PendingNew", LegStatus.OPEN),
+        ("New", LegStatus.OPEN),
+        ("Filled", LegStatus.FILLED),
     ]
     assert [r.average_price for r in rows] == [None, None, D("31.80")]
     assert [r.exchange_order_id for r in rows] == ["", "X_30698343", "X_30698343"]
@@ -323,7 +322,12 @@ def test_the_real_trade_event_reads_as_an_order_row_and_a_fill():
     event = REAL["trade_event_2024"]
     row = order_row_from_xts(event)
     assert row.average_price == D("2853.50")  # "2,853.50"
-    assert (row.status, row.filled_quantity, row.quantity, row.side) == (FILLED, 3, 3, "SELL")
+    assert (row.status, row.filled_quantity, row.quantity, row.side) == (
+        LegStatus.FILLED,
+        3,
+        3,
+        "SELL",
+    )
     assert (row.client_id, row.trading_symbol, row.exchange_instrument_id) == (
         "PR03",
         "BALKRISIND",
@@ -389,7 +393,11 @@ def test_trigger_pending_is_a_working_order():
         OrderStatus="Trigger Pending",
     )
     row = order_row_from_xts(stop)
-    assert (row.status, row.raw_status, row.order_type) == (OPEN, "Trigger Pending", "STOPLIMIT")
+    assert (row.status, row.raw_status, row.order_type) == (
+        LegStatus.OPEN,
+        "Trigger Pending",
+        "STOPLIMIT",
+    )
 
 
 # ---- envelopes: classified by type and code ---------------------------------------------------

@@ -9,12 +9,6 @@ from decimal import Decimal
 import pytest
 
 from orders.brokers.base import (
-    CANCELLED,
-    FILLED,
-    OPEN,
-    PARTIALLY_FILLED,
-    REJECTED,
-    UNKNOWN,
     BrokerBalance,
 )
 from orders.brokers.xts.wire import (
@@ -25,6 +19,7 @@ from orders.brokers.xts.wire import (
     position_row_from_xts,
     status_from_xts,
 )
+from orders.domain.vocabulary import LegStatus
 
 
 def _row(**overrides):
@@ -54,14 +49,14 @@ def _row(**overrides):
 @pytest.mark.parametrize(
     ("raw", "filled", "ours"),
     [
-        ("PendingNew", 0, OPEN),
-        ("New", 0, OPEN),
-        ("Replaced", 4, PARTIALLY_FILLED),
-        ("PartiallyFilled", 4, PARTIALLY_FILLED),
-        ("Filled", 10, FILLED),
-        ("Cancelled", 0, CANCELLED),
-        ("Expired", 0, CANCELLED),
-        ("REJECTED", 0, REJECTED),
+        ("PendingNew", 0, LegStatus.OPEN),
+        ("New", 0, LegStatus.OPEN),
+        ("Replaced", 4, LegStatus.PARTIALLY_FILLED),
+        ("PartiallyFilled", 4, LegStatus.PARTIALLY_FILLED),
+        ("Filled", 10, LegStatus.FILLED),
+        ("Cancelled", 0, LegStatus.CANCELLED),
+        ("Expired", 0, LegStatus.CANCELLED),
+        ("REJECTED", 0, LegStatus.REJECTED),
     ],
 )
 def test_statuses_map_to_ours(raw, filled, ours):
@@ -71,7 +66,7 @@ def test_statuses_map_to_ours(raw, filled, ours):
 def test_an_unknown_status_is_unknown_and_logged(caplog):
     with caplog.at_level(logging.WARNING, logger="orders.brokers.xts.wire"):
         row = order_row_from_xts(_row(OrderStatus="Frozen"))
-    assert (row.status, row.raw_status) == (UNKNOWN, "Frozen")
+    assert (row.status, row.raw_status) == (LegStatus.UNKNOWN, "Frozen")
     assert "Frozen" in caplog.text
 
 

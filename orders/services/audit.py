@@ -1,0 +1,143 @@
+"""The audit trail and the owner's order_update: every order service records through here.
+
+Zulip's `do_*` actions in one helper: a service changes the state, then `record_change`
+writes the OrderEvent and hands the owner's order_update to the realtime publisher once the
+transaction commits, so nothing is announced that was rolled back and nothing is announced
+without its audit row. `record_changes` does the same for a batch (one INSERT).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from orders.domain.vocabulary import EventKind
+from orders.models import Order, OrderEvent, OrderLeg
+from trading_site.core.realtime import ORDER_UPDATE, notify_user_on_commit, notify_users_on_commit
+
+
+def user_actor(user) -> str:
+    return f"user:{user.pk}"
+
+
+def decimal_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def leg_state(leg: OrderLeg) -> dict[str, Any]:
+    """The audited view of a leg (before/after in OrderEvent)."""
+    return {
+        "status": leg.status,
+        "quantity": leg.quantity,
+        "filled_quantity": leg.filled_quantity,
+        "limit_price": decimal_or_none(leg.limit_price),
+        "stop_price": decimal_or_none(leg.stop_price),
+        "broker_order_id": leg.broker_order_id,
+        "average_price": decimal_or_none(leg.average_price),
+    }
+
+
+def order_state(order: Order) -> dict[str, Any]:
+    return {"status": order.status, "filled_quantity": order.filled_quantity}
+
+
+def new_event(
+    *,
+    order: Order | None,
+    kind: EventKind,
+    actor: str,
+    leg: OrderLeg | None = None,
+    message: str = "",
+    before: dict | None = None,
+    after: dict | None = None,
+    broker_response: dict | None = None,
+) -> OrderEvent:
+    """An unsaved event (bulk_create them, or call .save())."""
+    return OrderEvent(
+        order=order,
+        leg=leg,
+        account_id=(order.account_id if order is not None else getattr(leg, "account_id", None)),
+        user_id=order.user_id if order is not None else None,
+        actor=actor,
+        kind=EventKind(kind),
+        message=message[:4000],
+        before=before,
+        after=after,
+        broker_response=_jsonable(broker_response),
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    return str(value)
+
+
+def order_update_message(order: Order, **details: Any) -> dict[str, Any]:
+    payload = {
+        "symbol": order.symbol,
+        "side": order.side,
+        "quantity": order.quantity,
+        "filled_quantity": order.filled_quantity,
+        "kind": order.kind,
+        "account_id": order.account_id,
+    }
+    payload.update(details)
+    return {"type": ORDER_UPDATE, "order_id": order.pk, "status": order.status, "details": payload}
+
+
+def notify_order(order: Order, **details: Any) -> None:
+    """The owner's order_update, sent once the current transaction commits."""
+    notify_user_on_commit(order.user_id, order_update_message(order, **details))
+
+
+def record_change(
+    *,
+    order: Order | None,
+    kind: EventKind,
+    actor: str,
+    leg: OrderLeg | None = None,
+    message: str = "",
+    before: dict | None = None,
+    after: dict | None = None,
+    broker_response: dict | None = None,
+    notify: dict[str, Any] | None = None,
+) -> OrderEvent:
+    """Write one audit row; with `notify` (the order_update's details), the owner hears of
+    the change once the transaction commits."""
+    event = new_event(
+        order=order,
+        kind=kind,
+        actor=actor,
+        leg=leg,
+        message=message,
+        before=before,
+        after=after,
+        broker_response=broker_response,
+    )
+    event.save()
+    if notify is not None and order is not None:
+        notify_order(order, **notify)
+    return event
+
+
+def record_changes(
+    events: list[OrderEvent],
+    notifications: list[tuple[int, dict[str, Any]]] | None = None,
+    *,
+    batch_size: int | None = None,
+) -> None:
+    """Many audit rows in one INSERT and their order_updates after commit (in order per
+    user); `notifications` are (user id, order_update_message(...)) pairs."""
+    if events:
+        OrderEvent.objects.bulk_create(events, batch_size=batch_size)
+    if notifications:
+        notify_users_on_commit(notifications)

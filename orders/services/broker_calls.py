@@ -1,0 +1,285 @@
+"""The one path from our legs to a broker and back: send once, record the answer.
+
+Write-ahead discipline (SPEC 5): callers commit the legs as PENDING_SUBMIT first (and their
+Order as PENDING), then call `submit_legs`, which POSTs each leg once (never retried: a
+timeout's outcome is unknown and the order book settles it) outside any transaction, then
+writes every answer through the leg lifecycle (orders.services.lifecycle), with its audit
+row, in one transaction; the owners hear of it after commit. Placement, protection, the
+kill switch's exits and regeneration all send through here. Modifications and
+cancellations are one call each (`modify_at_broker`, `cancel_at_broker`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.db import transaction
+from django.utils import timezone
+
+from orders.brokers.base import (
+    BrokerError,
+    BrokerUnavailable,
+    ModifyOrderRequest,
+    OrderAck,
+    OrderRejected,
+    PlaceOrderRequest,
+    RateLimited,
+    SessionExpired,
+)
+from orders.brokers.sessions import BrokerClient, broker_client
+from orders.domain.lifecycle import LegEvent, LegEventKind
+from orders.domain.rollup import derive_order_status
+from orders.domain.vocabulary import EventKind, LegStatus
+from orders.models import Order, OrderEvent, OrderLeg
+from orders.services.audit import leg_state, new_event, order_update_message, record_changes
+from orders.services.bulk_update import bulk_update_rows
+from orders.services.lifecycle import apply_leg_event, lock_legs
+from trading_site.core import metrics
+
+logger = logging.getLogger("orders.services")
+
+# How many new legs one batch sends to a broker at the same time.
+SEND_CONCURRENCY = 8
+
+OUTCOME_ACCEPTED = "accepted"
+OUTCOME_REJECTED = "rejected"
+OUTCOME_UNKNOWN = "unknown"
+
+_SENT_LEG_FIELDS = [
+    "status",
+    "broker_order_id",
+    "broker_status",
+    "submitted_at",
+    "reject_reason",
+    "updated_at",
+]
+
+
+def client_for(account) -> BrokerClient:
+    return broker_client(account)
+
+
+def count_metric(name: str, value: int = 1, **labels: str) -> None:
+    """Counters on /metrics; a metrics failure never fails an order."""
+    try:
+        metrics.inc(name, value, **labels)
+    except Exception:
+        logger.debug("metric %s not recorded", name, exc_info=True)
+
+
+def place_request(leg: OrderLeg, order: Order) -> PlaceOrderRequest:
+    return PlaceOrderRequest(
+        exchange_segment=order.exchange_segment,
+        exchange_instrument_id=int(order.exchange_instrument_id),
+        side=leg.side,
+        order_type=leg.order_type,
+        product_type=order.product_type,
+        quantity=int(leg.quantity),
+        unique_identifier=leg.unique_identifier,
+        limit_price=leg.limit_price,
+        stop_price=leg.stop_price,
+    )
+
+
+@dataclass
+class SendOutcome:
+    """What happened to one broker POST. `accepted` -> ack; `rejected` -> the broker refused
+    (nothing placed); otherwise the outcome is unknown and the leg stays PENDING_SUBMIT."""
+
+    leg: OrderLeg
+    ack: OrderAck | None = None
+    rejected_reason: str = ""
+    unknown_reason: str = ""
+    response: dict | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.ack is not None
+
+    @property
+    def result(self) -> str:
+        if self.accepted:
+            return OUTCOME_ACCEPTED
+        return OUTCOME_REJECTED if self.rejected_reason else OUTCOME_UNKNOWN
+
+
+def _outcome_of_error(leg: OrderLeg, exc: Exception) -> SendOutcome:
+    if isinstance(exc, OrderRejected):
+        return SendOutcome(leg=leg, rejected_reason=exc.message, response=exc.response)
+    if isinstance(exc, (SessionExpired, RateLimited)):
+        # Refused before the broker acted (bad token after a re-login, or our own
+        # outbound limit): nothing was placed, so the leg is rejected, not pending.
+        return SendOutcome(leg=leg, rejected_reason=f"not sent: {exc.message}")
+    if isinstance(exc, (BrokerUnavailable, BrokerError)):
+        return SendOutcome(leg=leg, unknown_reason=exc.message, response=exc.response)
+    # A bug or a raw network error: the outcome is unknown.
+    logger.error("order POST failed", exc_info=exc, extra={"leg": leg.unique_identifier})
+    return SendOutcome(leg=leg, unknown_reason=f"{type(exc).__name__}: {exc}")
+
+
+async def _send_one(
+    client: BrokerClient, leg: OrderLeg, order: Order, gate: asyncio.Semaphore
+) -> SendOutcome:
+    async with gate:
+        try:
+            ack = await client.place_order(place_request(leg, order))
+            return SendOutcome(leg=leg, ack=ack, response=ack.raw)
+        except Exception as exc:
+            return _outcome_of_error(leg, exc)
+
+
+async def _send_bulk(
+    client: BrokerClient, pairs: list[tuple[OrderLeg, Order]]
+) -> list[SendOutcome]:
+    """One broker call for many legs (the paper exchange): each answer stands alone."""
+    try:
+        answers = await client.place_orders([place_request(leg, order) for leg, order in pairs])
+    except Exception as exc:
+        return [_outcome_of_error(leg, exc) for leg, _ in pairs]
+    outcomes = []
+    for (leg, _order), answer in zip(pairs, answers, strict=True):
+        if isinstance(answer, OrderAck):
+            outcomes.append(SendOutcome(leg=leg, ack=answer, response=answer.raw))
+        else:
+            outcomes.append(_outcome_of_error(leg, answer))
+    return outcomes
+
+
+async def _send_all(account, pairs: list[tuple[OrderLeg, Order]]) -> list[SendOutcome]:
+    client = client_for(account)
+    if len(pairs) > 1 and client.can_place_in_bulk:
+        return await _send_bulk(client, pairs)
+    gate = asyncio.Semaphore(SEND_CONCURRENCY)
+    return list(
+        await asyncio.gather(*(_send_one(client, leg, order, gate) for leg, order in pairs))
+    )
+
+
+def send_new_legs(account, pairs: list[tuple[OrderLeg, Order]]) -> list[SendOutcome]:
+    """POST each (leg, order) once, concurrently; never retried (SPEC 5). Writes nothing."""
+    if not pairs:
+        return []
+    return async_to_sync(_send_all)(account, pairs)
+
+
+def record_send_outcome(outcome: SendOutcome, order: Order, actor: str) -> list[OrderEvent]:
+    """Write the broker's answer onto the (locked, PENDING_SUBMIT) leg in memory, through
+    the lifecycle, and return the audit rows; the caller saves both in its transaction."""
+    leg = outcome.leg
+    before = leg_state(leg)
+    now = timezone.now()
+    if outcome.accepted:
+        event = LegEvent(LegEventKind.SUBMIT_ACCEPTED)
+    elif outcome.rejected_reason:
+        event = LegEvent(LegEventKind.SUBMIT_REJECTED)
+    else:
+        event = LegEvent(LegEventKind.SUBMIT_OUTCOME_UNKNOWN)
+    transition = apply_leg_event(leg, event, actor=actor, source="submit", order=order)
+    if not transition.applied:
+        return [transition.refusal]
+    if outcome.accepted:
+        leg.broker_order_id = outcome.ack.broker_order_id
+        leg.submitted_at = now
+        # A broker that names the new order's status in its answer (the paper broker)
+        # gives the raw status the first sync would store: stored now, that sync finds the
+        # leg unchanged. Only when it agrees with OPEN (a fill is left for the sync).
+        raw_status = (outcome.ack.raw or {}).get("status")
+        if isinstance(raw_status, str) and raw_status == LegStatus.OPEN == leg.status:
+            leg.broker_status = raw_status[:32]
+        kind, message = EventKind.LEG_ACCEPTED, f"broker order {leg.broker_order_id}"
+    elif outcome.rejected_reason:
+        leg.reject_reason = outcome.rejected_reason[:2000]
+        broker_id = (outcome.response or {}).get("AppOrderID")
+        if broker_id and not leg.broker_order_id:
+            leg.broker_order_id = str(broker_id)
+        kind, message = EventKind.LEG_REJECTED, outcome.rejected_reason
+    else:
+        leg.submitted_at = now
+        kind = EventKind.LEG_SUBMIT_UNKNOWN
+        message = (
+            f"broker did not answer ({outcome.unknown_reason}); the leg stays pending until "
+            "the order book shows it (never re-sent)"
+        )
+    return [
+        new_event(
+            order=order,
+            leg=leg,
+            kind=kind,
+            actor=actor,
+            message=message,
+            before=before,
+            after=leg_state(leg),
+            broker_response=outcome.response,
+        )
+    ]
+
+
+def submit_legs(
+    *,
+    account,
+    pairs: list[tuple[OrderLeg, Order]],
+    actor: str,
+    new_orders: bool = False,
+) -> list[SendOutcome]:
+    """Send legs already written ahead, once each, then record every answer (leg, audit)
+    in one transaction. With `new_orders` each pair is a new order and its entry leg: the
+    order's status is derived from the answer and its owner told "placed" or "rejected";
+    otherwise the caller rolls the orders up (orders.services.sync.roll_up_orders)."""
+    outcomes = send_new_legs(account, pairs)
+    if not outcomes:
+        return []
+    now = timezone.now()
+    with transaction.atomic():
+        lock_legs(leg for leg, _ in pairs)
+        events: list[OrderEvent] = []
+        for outcome, (_leg, order) in zip(outcomes, pairs, strict=True):
+            events.extend(record_send_outcome(outcome, order, actor))
+            outcome.leg.updated_at = now
+        bulk_update_rows(OrderLeg, [outcome.leg for outcome in outcomes], _SENT_LEG_FIELDS)
+        notifications: list[tuple[int, dict[str, Any]]] = []
+        if new_orders:
+            orders = [order for _leg, order in pairs]
+            for outcome, order in zip(outcomes, orders, strict=True):
+                status, filled = derive_order_status(
+                    kind=order.kind, current=order.status, legs=[outcome.leg]
+                )
+                order.status, order.filled_quantity, order.updated_at = status, filled, now
+                notifications.append(
+                    (
+                        order.user_id,
+                        order_update_message(
+                            order,
+                            event="placed" if outcome.result != OUTCOME_REJECTED else "rejected",
+                            reject_reason=outcome.leg.reject_reason or None,
+                            broker_order_id=outcome.leg.broker_order_id,
+                        ),
+                    )
+                )
+            bulk_update_rows(Order, orders, ["status", "filled_quantity", "updated_at"])
+        record_changes(events, notifications)
+    return outcomes
+
+
+def modify_at_broker(
+    leg: OrderLeg, order: Order, *, quantity: int, limit_price, stop_price
+) -> OrderAck:
+    request = ModifyOrderRequest(
+        broker_order_id=leg.broker_order_id,
+        unique_identifier=leg.unique_identifier,
+        order_type=leg.order_type,
+        product_type=order.product_type,
+        quantity=int(quantity),
+        limit_price=limit_price,
+        stop_price=stop_price,
+    )
+    return async_to_sync(client_for(order.account).modify_order)(request)
+
+
+def cancel_at_broker(leg: OrderLeg, account) -> OrderAck:
+    return async_to_sync(client_for(account).cancel_order)(
+        leg.broker_order_id, leg.unique_identifier
+    )

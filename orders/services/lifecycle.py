@@ -1,0 +1,154 @@
+"""The one gate every change of a leg's status goes through (the table: orders.domain.lifecycle).
+
+A writer locks the legs it is about to change (`lock_legs`, inside its transaction, so two
+sources, say the sync and a cancel, apply their events one after the other to the state the
+database holds), then hands each event to `apply_leg_event`. An allowed event is applied
+to the leg in memory (status, quantity, filled quantity; the writer saves the leg); a
+refused one changes nothing, is logged at WARNING and comes back as an unsaved
+"illegal_transition" OrderEvent (before: the leg, after: the event and its source) that the
+writer saves with its other audit rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from orders.domain.lifecycle import (
+    INITIAL_STATUS,
+    IllegalTransition,
+    LegEvent,
+    LegState,
+    apply_event,
+)
+from orders.domain.vocabulary import EventKind, LegStatus
+from orders.models import Order, OrderEvent, OrderLeg
+from orders.services.audit import leg_state, new_event
+
+logger = logging.getLogger("orders.lifecycle")
+
+__all__ = ["INITIAL_STATUS", "LegTransition", "apply_leg_event", "lock_legs"]
+
+# What the lock re-reads: every field a writer of a leg's state decides from.
+_LOCKED_FIELDS = (
+    "status",
+    "quantity",
+    "filled_quantity",
+    "broker_order_id",
+    "broker_status",
+    "average_price",
+    "reject_reason",
+    "limit_price",
+    "stop_price",
+    "modification_count",
+    "submitted_at",
+)
+
+
+@dataclass
+class LegTransition:
+    """The outcome of one event: `refusal` is the audit row of a refused event (unsaved)."""
+
+    leg: OrderLeg
+    before: LegStatus
+    refusal: OrderEvent | None = None
+
+    @property
+    def applied(self) -> bool:
+        return self.refusal is None
+
+    @property
+    def status_changed(self) -> bool:
+        return self.applied and self.leg.status != self.before
+
+
+def lock_legs(legs: Iterable[OrderLeg]) -> None:
+    """SELECT ... FOR UPDATE the legs (in id order: no deadlock between two writers) and
+    bring the in-memory legs up to what the database holds. Call inside a transaction."""
+    by_pk = {leg.pk: leg for leg in legs}
+    if not by_pk:
+        return
+    rows = (
+        OrderLeg.objects.select_for_update()
+        .filter(pk__in=list(by_pk))
+        .order_by("pk")
+        .values("pk", *_LOCKED_FIELDS)
+    )
+    for row in rows:
+        leg = by_pk[row.pop("pk")]
+        for name, value in row.items():
+            setattr(leg, name, value)
+
+
+def apply_leg_event(
+    leg: OrderLeg,
+    event: LegEvent,
+    *,
+    actor: str,
+    source: str,
+    order: Order | None = None,
+    detail: dict[str, Any] | None = None,
+) -> LegTransition:
+    """Apply `event` to the leg in memory, or refuse it (see the module docstring).
+    `source` names the writer in a refusal ("sync", "cancel", "submit", ...); `detail` is
+    kept with it (e.g. the broker's raw status)."""
+    state = LegState(
+        status=LegStatus(leg.status),
+        quantity=int(leg.quantity),
+        filled_quantity=int(leg.filled_quantity),
+    )
+    try:
+        after = apply_event(state, event)
+    except IllegalTransition as refused:
+        return LegTransition(
+            leg=leg,
+            before=state.status,
+            refusal=_refusal(
+                leg, refused, actor=actor, source=source, order=order, detail=detail or {}
+            ),
+        )
+    leg.status, leg.quantity, leg.filled_quantity = (
+        after.status,
+        after.quantity,
+        after.filled_quantity,
+    )
+    return LegTransition(leg=leg, before=state.status)
+
+
+def _refusal(
+    leg: OrderLeg,
+    refused: IllegalTransition,
+    *,
+    actor: str,
+    source: str,
+    order: Order | None,
+    detail: dict[str, Any],
+) -> OrderEvent:
+    event = refused.event
+    logger.warning(
+        "illegal leg transition refused: leg %s %s + %s from %s (%s)",
+        leg.unique_identifier,
+        refused.state.status,
+        event.kind,
+        source,
+        refused.reason,
+        extra={"leg_id": leg.pk, "order_id": leg.order_id, "source": source},
+    )
+    return new_event(
+        order=order if order is not None else leg.order,
+        leg=leg,
+        kind=EventKind.ILLEGAL_TRANSITION,
+        actor=actor,
+        message=f"{source}: {event.kind} refused for a {refused.state.status} leg: "
+        f"{refused.reason}",
+        before=leg_state(leg),
+        after={
+            "event": str(event.kind),
+            "filled_quantity": event.filled_quantity,
+            "quantity": event.quantity,
+            "source": source,
+            **detail,
+        },
+    )
