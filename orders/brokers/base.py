@@ -11,6 +11,7 @@ import abc
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import ClassVar
 
 from asgiref.sync import async_to_sync
 
@@ -212,7 +213,17 @@ class BrokerSnapshot:
 
 class BrokerGateway(abc.ABC):
     """One implementation per broker family. Every method is a coroutine; use `sync` from
-    synchronous code. Reads may retry internally; order POSTs never do."""
+    synchronous code. Reads may retry internally; order POSTs never do.
+
+    Everything orders.brokers.sessions and the services use is declared here: the abstract
+    methods every gateway implements, and two capabilities with working defaults that a
+    gateway switches on when it does better (the paper exchange does both)."""
+
+    # Places many orders in one call (`place_orders`) rather than one POST each.
+    can_place_in_bulk: ClassVar[bool] = False
+    # Reads the order book, trades, positions and balance of one moment in one call
+    # (`snapshot`) rather than four independent reads.
+    reads_snapshot_at_once: ClassVar[bool] = False
 
     @abc.abstractmethod
     async def login(self, credentials: Credentials) -> BrokerLogin: ...
@@ -224,6 +235,19 @@ class BrokerGateway(abc.ABC):
     async def place_order(
         self, session: SessionContext, request: PlaceOrderRequest
     ) -> OrderAck: ...
+
+    async def place_orders(
+        self, session: SessionContext, requests: list[PlaceOrderRequest]
+    ) -> list[OrderAck | BrokerError]:
+        """Per request, the ack or the broker's refusal; an error of the whole call is
+        raised as for one order. The default POSTs them one by one (each once)."""
+        answers: list[OrderAck | BrokerError] = []
+        for request in requests:
+            try:
+                answers.append(await self.place_order(session, request))
+            except OrderRejected as refused:
+                answers.append(refused)
+        return answers
 
     @abc.abstractmethod
     async def modify_order(
@@ -247,6 +271,20 @@ class BrokerGateway(abc.ABC):
     @abc.abstractmethod
     async def balance(self, session: SessionContext) -> BrokerBalance | None:
         """The balance, or None when the login has none to read (an XTS dealer)."""
+
+    async def snapshot(
+        self, session: SessionContext
+    ) -> tuple[
+        list[BrokerOrderRow], list[BrokerTradeRow], list[BrokerPositionRow], BrokerBalance | None
+    ]:
+        """The order book, trades, positions and balance together (they stand or fall
+        together). The default reads them one after the other."""
+        return (
+            await self.order_book(session),
+            await self.trade_book(session),
+            await self.positions(session),
+            await self.balance(session),
+        )
 
     async def aclose(self) -> None:
         """Release pooled connections."""

@@ -315,7 +315,7 @@ class BrokerClient:
     @property
     def can_place_in_bulk(self) -> bool:
         """The gateway places many orders in one call (the paper exchange does)."""
-        return callable(getattr(self.gateway, "place_orders", None))
+        return self.gateway.can_place_in_bulk
 
     async def place_orders(self, requests: list[PlaceOrderRequest]) -> list[OrderAck | BrokerError]:
         """Many orders in one broker call (only when `can_place_in_bulk`): per request the
@@ -349,7 +349,7 @@ class BrokerClient:
         be read, and the error of each read that failed. A gateway that reads all four in
         one call (the paper exchange: one load of its book instead of four) does, and then
         they stand or fall together."""
-        if callable(getattr(self.gateway, "snapshot", None)):
+        if self.gateway.reads_snapshot_at_once:
             try:
                 order_book, trades, positions, balance = await self._call(
                     self.gateway.snapshot, is_order=False

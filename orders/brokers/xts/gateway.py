@@ -74,6 +74,9 @@ def _price(value: Decimal | None) -> float:
 
 
 class XtsGateway(BrokerGateway):
+    """An XTS broker's interactive API. XTS has no bulk order POST and no combined read, so
+    the interface's defaults hold: one POST per leg, four independent snapshot reads."""
+
     def __init__(
         self,
         *,

@@ -100,9 +100,7 @@ def test_a_late_partial_fill_keeps_the_cancelled_leg_cancelled_with_its_fills(
     assert not _illegal(leg)
 
 
-def test_a_stale_open_row_never_reopens_a_filled_leg_and_is_recorded(
-    trader, account, instrument
-):
+def test_a_stale_open_row_never_reopens_a_filled_leg_and_is_recorded(trader, account, instrument):
     order, leg = _placed_leg(trader, account)
     OrderLeg.objects.filter(pk=leg.pk).update(status=LegStatus.FILLED, filled_quantity=10)
     sync_account_orders(account=account, order_book=[_row(leg, LegStatus.OPEN, 0, "New")])

@@ -12,9 +12,10 @@ from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from accounts.models import Broker
+from orders.brokers.base import OrderAck, OrderRejected, PlaceOrderRequest
 from orders.brokers.sessions import broker_client, connect_account
 from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
-from orders.models import Order, OrderLeg
+from orders.models import Instrument, Order, OrderLeg
 from orders.services import place_single_order, reconcile_pending_legs, sync_account_orders
 from tests.factories import (
     api_client_for,
@@ -135,3 +136,26 @@ def test_a_pending_leg_the_broker_never_saw_is_rejected_after_the_grace_period(
     order.refresh_from_db()
     assert leg.status == "REJECTED" and "not found in the broker's order book" in leg.reject_reason
     assert order.status == Order.Status.REJECTED
+
+
+def test_xts_places_a_batch_one_post_per_leg_through_the_interface_default(simulator, iifl):
+    """XTS has no bulk POST: the gateway interface's default posts each order once and keeps
+    each answer on its own (a refusal does not cost the others)."""
+    _user, account = iifl
+    instrument = Instrument.objects.get(trading_symbol="RELIANCE")
+    requests = [
+        PlaceOrderRequest(
+            exchange_segment=instrument.exchange_segment,
+            exchange_instrument_id=instrument.exchange_instrument_id,
+            side="BUY",
+            order_type="LIMIT",
+            product_type=product,
+            quantity=1,
+            unique_identifier=f"BULK{n}",
+            limit_price=D("99.00"),
+        )
+        for n, product in enumerate(("MIS", "BRACKET", "NRML"))  # XTS refuses the second
+    ]
+    answers = async_to_sync(broker_client(account).place_orders)(requests)
+    assert [type(answer) for answer in answers] == [OrderAck, OrderRejected, OrderAck]
+    assert _posts(simulator) == {"BULK0": 1, "BULK1": 1, "BULK2": 1}
