@@ -17,7 +17,7 @@ from accounts.models import (
     Strategy,
     User,
 )
-from trading_site.core.api.errors import InvalidInput
+from trading_site.core.errors import ValidationFailed
 
 
 class _ReadOnlyAdmin(admin.ModelAdmin):
@@ -136,7 +136,7 @@ class BrokerAccountAdminForm(forms.ModelForm):
         broker = cleaned.get("broker") or self.instance.broker
         try:
             self._credentials = services.validate_credentials(broker=broker, credentials=merged)
-        except InvalidInput as exc:
+        except ValidationFailed as exc:
             raise forms.ValidationError(exc.message) from None
         return cleaned
 

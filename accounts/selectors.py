@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.models import AuthSession, BrokerAccount, Strategy, User
-from trading_site.core.api.errors import NotFound
+from trading_site.core.errors import NotFound
 
 
 def broker_accounts_for(*, user: User, active_only: bool = False) -> QuerySet[BrokerAccount]:

@@ -33,8 +33,8 @@ from accounts.models import (
     Strategy,
     User,
 )
-from trading_site.core.api.errors import InvalidInput, RateLimited
 from trading_site.core.api.ratelimit import take_group_token
+from trading_site.core.errors import RateLimitExceeded, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class LoginResult:
 
 
 def check_login_rate(*, username: str, client_ip: str | None) -> None:
-    """Raise RateLimited when this username or this IP has guessed too often."""
+    """Raise RateLimitExceeded when this username or this IP has guessed too often."""
 
     if not settings.RATE_LIMIT_ENABLED:
         return
@@ -249,7 +249,7 @@ def check_login_rate(*, username: str, client_ip: str | None) -> None:
     for group, subject in (("login_user", username_key), ("login_ip", client_ip or "unknown")):
         result = take_group_token(group, f"{group}:{subject}")
         if result is not None and not result.allowed:
-            raise RateLimited(retry_after=result.retry_after, limit_headers=result.headers())
+            raise RateLimitExceeded(retry_after=result.retry_after, limit_headers=result.headers())
 
 
 def login(*, username: str, password: str, client_ip: str | None, user_agent: str) -> LoginResult:
@@ -272,10 +272,10 @@ XTS_REQUIRED_CREDENTIALS = ("app_key", "secret_key")
 
 
 def validate_credentials(*, broker: str, credentials: dict[str, Any]) -> dict[str, str]:
-    """The credentials a broker needs, cleaned; raises InvalidInput naming the bad keys."""
+    """The credentials a broker needs, cleaned; raises ValidationFailed naming the bad keys."""
     unknown = sorted(set(credentials) - set(CREDENTIAL_FIELDS))
     if unknown:
-        raise InvalidInput(
+        raise ValidationFailed(
             "Unknown credential keys",
             details={"credentials": [f"unknown key: {key}" for key in unknown]},
         )
@@ -284,7 +284,7 @@ def validate_credentials(*, broker: str, credentials: dict[str, Any]) -> dict[st
         if value is None:
             continue
         if not isinstance(value, str):
-            raise InvalidInput(
+            raise ValidationFailed(
                 f"credentials.{key} must be a string",
                 details={"credentials": {key: ["must be a string"]}},
             )
@@ -294,7 +294,7 @@ def validate_credentials(*, broker: str, credentials: dict[str, Any]) -> dict[st
     if broker in XTS_BROKERS:
         missing = [key for key in XTS_REQUIRED_CREDENTIALS if key not in cleaned]
         if missing:
-            raise InvalidInput(
+            raise ValidationFailed(
                 f"{broker} accounts need {', '.join(missing)}",
                 details={"credentials": {key: ["this credential is required"] for key in missing}},
             )
@@ -305,10 +305,10 @@ def create_broker_account(
     *, user: User, account_name: str, broker: str, credentials: dict[str, Any] | None = None
 ) -> BrokerAccount:
     if broker not in Broker.values:
-        raise InvalidInput("Unknown broker", details={"broker": [f"unknown broker: {broker}"]})
+        raise ValidationFailed("Unknown broker", details={"broker": [f"unknown broker: {broker}"]})
     cleaned = validate_credentials(broker=broker, credentials=credentials or {})
     if BrokerAccount.objects.filter(user=user, account_name=account_name).exists():
-        raise InvalidInput(
+        raise ValidationFailed(
             "An account with this name exists",
             details={"account_name": ["you already have an account with this name"]},
         )
@@ -332,7 +332,7 @@ def update_broker_account(
             .exclude(pk=account.pk)
             .exists()
         ):
-            raise InvalidInput(
+            raise ValidationFailed(
                 "An account with this name exists",
                 details={"account_name": ["you already have an account with this name"]},
             )
@@ -366,7 +366,7 @@ def deactivate_broker_account(*, account: BrokerAccount) -> BrokerAccount:
 
 def create_strategy(*, user: User, name: str, **settings_fields: Any) -> Strategy:
     if Strategy.objects.filter(user=user, name=name).exists():
-        raise InvalidInput(
+        raise ValidationFailed(
             "A strategy with this name exists",
             details={"name": ["you already have a strategy with this name"]},
         )
@@ -382,7 +382,7 @@ def update_strategy(*, strategy: Strategy, **changes: Any) -> Strategy:
         .exclude(pk=strategy.pk)
         .exists()
     ):
-        raise InvalidInput(
+        raise ValidationFailed(
             "A strategy with this name exists",
             details={"name": ["you already have a strategy with this name"]},
         )
@@ -411,7 +411,7 @@ def set_regenerate_permission(
     owned = set(Strategy.objects.filter(user=user, pk__in=wanted).values_list("pk", flat=True))
     foreign = sorted(wanted - owned)
     if foreign:
-        raise InvalidInput(
+        raise ValidationFailed(
             "Unknown strategies",
             details={"strategy_ids": [f"no strategy with id {pk}" for pk in foreign]},
         )

@@ -27,7 +27,7 @@ from accounts.web_forms import (
     StrategyForm,
     add_service_errors,
 )
-from trading_site.core.api.errors import ApiError, RateLimited
+from trading_site.core.errors import DomainError, RateLimitExceeded
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -53,7 +53,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
         try:
             # The same per-username and per-IP throttle as POST /api/login.
             services.check_login_rate(username=username, client_ip=client_ip(request))
-        except RateLimited as exc:
+        except RateLimitExceeded as exc:
             retry_after = exc.retry_after
             form.add_error(None, f"Too many login attempts. Try again in {retry_after} seconds.")
             status = 429
@@ -97,7 +97,7 @@ def account_create(request: HttpRequest) -> HttpResponse:
                 broker=form.cleaned_data["broker"],
                 credentials=form.credentials(),
             )
-        except ApiError as exc:
+        except DomainError as exc:
             add_service_errors(form, exc.details, fallback=exc.message)
         else:
             messages.success(request, f"Account “{account.account_name}” added.")
@@ -119,7 +119,7 @@ def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 account_name=form.cleaned_data["account_name"],
                 credentials=form.credentials() or None,
             )
-        except ApiError as exc:
+        except DomainError as exc:
             add_service_errors(form, exc.details, fallback=exc.message)
         else:
             messages.success(request, f"Account “{account.account_name}” saved.")
@@ -153,7 +153,7 @@ def strategy_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
                 strategy = services.create_strategy(user=request.user, **fields)
             else:
                 services.update_strategy(strategy=strategy, **fields)
-        except ApiError as exc:
+        except DomainError as exc:
             add_service_errors(form, exc.details, fallback=exc.message)
         else:
             messages.success(request, f"Strategy “{strategy.name}” saved.")
@@ -182,7 +182,7 @@ def regenerate_permission(request: HttpRequest) -> HttpResponse:
                 enabled=form.cleaned_data["enabled"],
                 strategy_ids=[s.pk for s in form.cleaned_data["strategies"]],
             )
-        except ApiError as exc:
+        except DomainError as exc:
             messages.error(request, exc.message)
         else:
             messages.success(request, "Entry-regenerate permission saved.")

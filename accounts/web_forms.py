@@ -1,7 +1,7 @@
 """Forms of the web UI's account pages (login, broker accounts, strategies, permission).
 
 Forms only parse and show errors; the rules live in accounts.services. `add_service_errors`
-puts a service's `InvalidInput.details` next to the form fields they name (used by every
+puts a service's `ValidationFailed.details` (any DomainError's) next to the form fields they name (used by every
 app's web forms).
 """
 

@@ -9,7 +9,7 @@ from django.db.models import Prefetch, QuerySet
 
 from accounts.models import Strategy
 from orders.models import Order, OrderEvent, OrderLeg
-from trading_site.core.api.errors import NotFound
+from trading_site.core.errors import NotFound
 
 # The columns the order list shows; the legs it needs for entry/sl/tp statuses.
 _LIST_LEG_FIELDS = ("id", "order_id", "role", "status", "broker_order_id", "reject_reason")

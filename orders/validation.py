@@ -1,7 +1,7 @@
 """Validation of order requests before anything is written or sent (SPEC 5).
 
 The request dataclasses carry the API's own field names, so every failure names the field
-the client sent. `validate_*` functions raise `InvalidInput` (400) with every broken rule in
+the client sent. `validate_*` functions raise `ValidationFailed` (400) with every broken rule in
 `details`, `NotFound` (404) for an account that is not the caller's or not active, and
 `MarketClosed` for a live broker outside the trading window. They only read the database.
 """
@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from accounts.models import BrokerAccount, Strategy
 from orders.models import Instrument, OrderType, ProductType, Side
-from trading_site.core.api.errors import InvalidInput, MarketClosed, NotFound
+from trading_site.core.errors import MarketClosed, NotFound, ValidationFailed
 from trading_site.core.market_hours import is_trading_window_open, next_opening
 
 FieldErrors = dict[str, list[str]]
@@ -106,7 +106,7 @@ def resolve_account(*, user, account_id) -> BrokerAccount:
     try:
         account_pk = int(account_id)
     except (TypeError, ValueError):
-        raise InvalidInput(
+        raise ValidationFailed(
             "account_id must be an integer", details={"account_id": ["must be an integer"]}
         ) from None
     account = BrokerAccount.objects.filter(pk=account_pk, user=user, is_active=True).first()
@@ -193,7 +193,7 @@ def _add(errors: FieldErrors, name: str, message: str) -> None:
 def _raise_if(errors: FieldErrors) -> None:
     if errors:
         first_field, messages = next(iter(errors.items()))
-        raise InvalidInput(f"{first_field}: {messages[0]}", details=errors)
+        raise ValidationFailed(f"{first_field}: {messages[0]}", details=errors)
 
 
 def check_choice(errors: FieldErrors, name: str, value: str, choices) -> None:

@@ -39,7 +39,7 @@ from orders.web_forms import (
     SingleOrderForm,
     parse_batch_csv,
 )
-from trading_site.core.api.errors import ApiError
+from trading_site.core.errors import DomainError
 
 ORDERS_PER_PAGE = 50
 SEARCH_LIMIT = 20
@@ -211,7 +211,7 @@ def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     order = get_object_or_404(Order, pk=pk, user=request.user)
     try:
         services.cancel_order(order=order, actor=_actor(request))
-    except ApiError as exc:
+    except DomainError as exc:
         messages.error(request, f"Could not cancel order {order.pk}: {exc.message}")
     else:
         messages.success(request, f"Cancel sent for order {order.pk}.")
@@ -228,7 +228,7 @@ def order_modify(request: HttpRequest, pk: int) -> HttpResponse:
         changes = {k: v for k, v in form.cleaned_data.items() if v is not None}
         try:
             services.modify_order(order=order, actor=_actor(request), **changes)
-        except ApiError as exc:
+        except DomainError as exc:
             add_service_errors(form, exc.details, fallback=exc.message)
         else:
             messages.success(request, f"Order {order.pk} modified.")
@@ -269,7 +269,7 @@ def place_order(request: HttpRequest) -> HttpResponse:
                         source=Order.Source.MANUAL,
                         actor=_actor(request),
                     )
-            except ApiError as exc:
+            except DomainError as exc:
                 add_service_errors(form, exc.details, fallback=exc.message)
             else:
                 order = getattr(order, "order", order)
@@ -358,7 +358,7 @@ def batch_orders(request: HttpRequest) -> HttpResponse:
                 source=Order.Source.BATCH,
                 actor=_actor(request),
             )
-        except ApiError as exc:
+        except DomainError as exc:
             add_service_errors(
                 form, exc.details, fallback=exc.message, field_map={"orders": "csv_text"}
             )
@@ -376,7 +376,7 @@ def batch_orders(request: HttpRequest) -> HttpResponse:
             continue
         try:
             validate_bracket_order(user=request.user, request=row.request, resolver=resolver)
-        except ApiError as exc:
+        except DomainError as exc:
             row.errors = {
                 k: [str(m) for m in (v if isinstance(v, list) else [v])]
                 for k, v in (exc.details or {"row": [exc.message]}).items()
@@ -417,7 +417,7 @@ def account_connect(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("settings")
     try:
         broker_session = connect_account(account)
-    except (BrokerError, ApiError) as exc:
+    except (BrokerError, DomainError) as exc:
         messages.error(request, f"Could not connect “{account.account_name}”: {exc}")
     else:
         expires = timezone.localtime(broker_session.expires_at).strftime("%d %b %H:%M IST")
@@ -435,7 +435,7 @@ def account_kill_switch(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             result = kill_switch(account=account, actor=f"user:{request.user.pk}")
-        except ApiError as exc:
+        except DomainError as exc:
             form.add_error(None, exc.message)
         else:
             messages.warning(

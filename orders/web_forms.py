@@ -1,7 +1,7 @@
 """Forms of the order pages: single and bracket orders, modify, filters, and batch CSV.
 
-The field names are the API's (SPEC 4), so the `details` of H4's `InvalidInput` land next to
-the field they name without a mapping. The rules themselves live in orders.validation.
+The field names are the API's (SPEC 4), so the `details` of a service's `ValidationFailed`
+land next to the field they name without a mapping. The rules themselves live in orders.validation.
 """
 
 from __future__ import annotations

@@ -19,12 +19,7 @@ from orders.brokers.base import BrokerUnavailable, OrderRejected, RateLimited, S
 from orders.brokers.sessions import connect_account
 from orders.services.audit import user_actor
 from orders.services.kill_switch import kill_switch
-from trading_site.core.api.errors import (
-    BrokerRejectedError,
-    BrokerUnavailableError,
-    Conflict,
-    NotFound,
-)
+from trading_site.core.errors import BrokerRejectedError, BrokerUnavailableError, Conflict, NotFound
 
 
 class AccountConnectView(APIView):

@@ -40,13 +40,9 @@ from orders.services.placement import (
     BatchItemError,
     PlacementResult,
 )
-from trading_site.core.api.errors import (
-    BrokerRejectedError,
-    InvalidInput,
-    _plain_details,
-    _validation_message,
-)
+from trading_site.core.api.errors import _plain_details, _validation_message
 from trading_site.core.api.pagination import LimitOffsetTotalPagination
+from trading_site.core.errors import BrokerRejectedError, ValidationFailed
 
 
 class OrdersGroupMixin:
@@ -60,12 +56,12 @@ class OrdersGroupMixin:
 def _idempotency_key(request, body_key: str) -> str:
     header = (request.headers.get("Idempotency-Key") or "").strip()
     if len(header) > 64:
-        raise InvalidInput(
+        raise ValidationFailed(
             "Idempotency-Key must be at most 64 characters",
             details={"Idempotency-Key": ["at most 64 characters"]},
         )
     if header and body_key and header != body_key:
-        raise InvalidInput(
+        raise ValidationFailed(
             "Idempotency-Key and client_order_id differ",
             details={
                 "client_order_id": ["must equal the Idempotency-Key header when both are given"]
@@ -124,7 +120,7 @@ def _parse_when(raw: str | None, name: str, *, end_of_day: bool = False):
         value = day = None
     if value is None:
         if day is None:
-            raise InvalidInput(
+            raise ValidationFailed(
                 f"{name} must be an ISO date or date-time",
                 details={name: [f"{raw!r} is not an ISO date or date-time"]},
             )
@@ -142,7 +138,7 @@ def _parse_int(raw: str | None, name: str) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise InvalidInput(
+        raise ValidationFailed(
             f"{name} must be an integer", details={name: [f"{raw!r} is not an integer"]}
         ) from None
 
@@ -153,7 +149,7 @@ def _parse_statuses(raw: str | None) -> list[str] | None:
     statuses = [part.strip().upper() for part in raw.split(",") if part.strip()]
     bad = [value for value in statuses if value not in Order.Status.values]
     if bad:
-        raise InvalidInput(
+        raise ValidationFailed(
             f"status must be among {', '.join(Order.Status.values)}",
             details={"status": [f"unknown status {value!r}" for value in bad]},
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from orders.scheduled.models import ScheduledOrder
-from trading_site.core.api.errors import NotFound
+from trading_site.core.errors import NotFound
 
 
 def scheduled_orders_for(*, user) -> QuerySet[ScheduledOrder]:

@@ -33,7 +33,7 @@ from orders.validation import (
     validate_single_order,
 )
 from trading_site.core import market_hours
-from trading_site.core.api.errors import ApiError, InvalidInput, MarketClosed
+from trading_site.core.errors import DomainError, MarketClosed, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def validate_template(*, user, kind: str, account_id: int, template: dict) -> No
     try:
         request = build_request(kind=kind, account_id=account_id, template=template)
     except TemplateError as exc:
-        raise InvalidInput("Invalid order template", details=exc.details) from None
+        raise ValidationFailed("Invalid order template", details=exc.details) from None
     validate = validate_bracket_order if kind == Order.Kind.BRACKET else validate_single_order
     try:
         validate(user=user, request=request)
@@ -235,7 +235,7 @@ def _run(schedule: ScheduledOrder, run: ScheduledOrderRun, day: date) -> Schedul
         if status == RunStatus.REJECTED:
             entry = order.legs.order_by("id").first()
             run.error = entry.reject_reason if entry else ""
-    except (ApiError, TemplateError) as exc:
+    except (DomainError, TemplateError) as exc:
         run.status, run.error = RunStatus.FAILED, str(getattr(exc, "message", exc))
     except Exception as exc:  # recorded on the run; the next schedules still run
         logger.exception("scheduled order failed", extra={"schedule_id": schedule.pk})

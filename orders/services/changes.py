@@ -20,12 +20,12 @@ from orders.services.broker_calls import cancel_at_broker, modify_at_broker
 from orders.services.lifecycle import apply_leg_event, lock_legs
 from orders.services.sync import roll_up_orders
 from orders.validation import check_leg_change
-from trading_site.core.api.errors import (
+from trading_site.core.errors import (
     BrokerRejectedError,
     BrokerUnavailableError,
     Conflict,
-    InvalidInput,
     NotFound,
+    ValidationFailed,
 )
 
 Role = OrderLeg.Role
@@ -86,13 +86,13 @@ def modify_order(
     or `leg_id`). Only a single order's quantity may change: a bracket's exit quantities
     follow its fills (step 4)."""
     if limit_price is None and stop_price is None and quantity is None:
-        raise InvalidInput(
+        raise ValidationFailed(
             "Nothing to change",
             details={"non_field_errors": ["give limit_price, stop_price or quantity"]},
         )
     leg = _working_leg(order, leg_id)
     if quantity is not None and (order.kind == Order.Kind.BRACKET or leg.role != Role.ENTRY):
-        raise InvalidInput(
+        raise ValidationFailed(
             "Only a single order's quantity can change",
             details={"quantity": ["a bracket's quantities follow its fills"]},
         )
@@ -131,12 +131,12 @@ def _check_bracket_prices(order: Order, leg: OrderLeg, limit, stop) -> None:
     sl = [p for p in (order.sl_price, order.sl_stop_price) if p is not None]
     targets = [Decimal(str(t["price"])) for t in order.targets or []]
     if sl and ((buy and limit <= max(sl)) or (not buy and limit >= min(sl))):
-        raise InvalidInput(
+        raise ValidationFailed(
             "limit_price: must stay on the entry side of the stop-loss",
             details={"limit_price": ["must stay on the entry side of the stop-loss"]},
         )
     if targets and ((buy and limit >= min(targets)) or (not buy and limit <= max(targets))):
-        raise InvalidInput(
+        raise ValidationFailed(
             "limit_price: must stay short of the targets",
             details={"limit_price": ["must stay short of the targets"]},
         )

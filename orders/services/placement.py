@@ -42,7 +42,7 @@ from orders.validation import (
     validate_bracket_order,
     validate_single_order,
 )
-from trading_site.core.api.errors import ApiError, Conflict, InvalidInput
+from trading_site.core.errors import Conflict, DomainError, ValidationFailed
 
 MAX_BATCH_ITEMS = 500
 
@@ -408,7 +408,7 @@ def place_batch(
     (a bad item never blocks the rest); the results follow the input order. The valid
     items are written ahead together and their entries sent concurrently."""
     if len(items) > MAX_BATCH_ITEMS:
-        raise InvalidInput(
+        raise ValidationFailed(
             f"a batch holds at most {MAX_BATCH_ITEMS} orders",
             details={"orders": [f"{len(items)} given; at most {MAX_BATCH_ITEMS}"]},
         )
@@ -447,7 +447,7 @@ def place_batch(
             valid = validate_bracket_order(
                 user=user, request=item, account=account, resolver=resolver
             )
-        except ApiError as exc:
+        except DomainError as exc:
             results[index] = _failure(item.external_id, exc)
             continue
         plan = _bracket_plan(
@@ -478,7 +478,7 @@ def place_batch(
                 if replay is None:
                     raise
                 results[index] = _success(items[index].external_id, replay.order)
-        except ApiError as exc:
+        except DomainError as exc:
             results[index] = _failure(items[index].external_id, exc)
     if placed:
         outcomes = submit_and_record(
@@ -499,7 +499,7 @@ def place_batch(
     return results
 
 
-def _failure(external_id: str, exc: ApiError) -> BatchItemResult:
+def _failure(external_id: str, exc: DomainError) -> BatchItemResult:
     return BatchItemResult(
         external_id=external_id,
         status="error",

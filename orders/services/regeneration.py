@@ -25,7 +25,7 @@ from orders.models import Order, RegenerationStage
 from orders.services.audit import record_change
 from orders.services.placement import place_batch, place_single_order
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
-from trading_site.core.api.errors import ApiError
+from trading_site.core.errors import DomainError
 
 ACTOR = "monitoring"
 
@@ -205,7 +205,7 @@ def place_regenerations(*, user_id: int) -> RegenerationResult:
             new_order_id, _ = _place_single_again(source)
             _mark(stage, status=RegenerationStage.Status.PLACED, new_order_id=new_order_id)
             result.placed.append(new_order_id)
-        except ApiError as exc:
+        except DomainError as exc:
             _fail(stage, exc.message, result)
     for account_id, account_stages in brackets.items():
         user = account_stages[0].source_order.user
@@ -217,7 +217,7 @@ def place_regenerations(*, user_id: int) -> RegenerationResult:
                 source=Order.Source.REGENERATED,
                 actor=ACTOR,
             )
-        except ApiError as exc:  # the whole batch refused (e.g. the account was deactivated)
+        except DomainError as exc:  # the whole batch refused (e.g. the account was deactivated)
             for stage in account_stages:
                 _fail(stage, exc.message, result)
             continue

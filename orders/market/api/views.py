@@ -24,10 +24,8 @@ from orders.market.api.serializers import (
 )
 from orders.market.services import FairPriceInput, record_fair_prices
 from orders.models import FairPrice, Instrument
-from trading_site.core.api.errors import (
-    InvalidInput,
-)
 from trading_site.core.api.pagination import LimitOffsetTotalPagination
+from trading_site.core.errors import ValidationFailed
 
 # ---- instruments --------------------------------------------------------------------
 
@@ -153,7 +151,7 @@ def _resolve_instruments(rows: list[dict]) -> list[FairPriceInput]:
             )
         )
     if errors:
-        raise InvalidInput("Some rows name no instrument", details={"prices": errors})
+        raise ValidationFailed("Some rows name no instrument", details={"prices": errors})
     return resolved
 
 
@@ -178,7 +176,7 @@ class FairPriceView(APIView):
         ids = _csv_param(request, "instrument_ids")
         if ids:
             if not all(item.isdigit() for item in ids):
-                raise InvalidInput(
+                raise ValidationFailed(
                     "instrument_ids must be comma-separated integers",
                     details={"instrument_ids": ids},
                 )

@@ -1,14 +1,14 @@
-"""The one error envelope of the API (SPEC 4), and the exceptions services raise to reach it.
+"""The one error envelope of the API (SPEC 4).
 
 Every error under /api/ is `{"error": str, "code": CODE, "details": {...}}`. Services raise
-the `ApiError` subclasses below (or Django/DRF's own exceptions); the exception handler and
-the Django-level fallbacks turn each into the envelope with the right HTTP status.
+the domain errors of trading_site.core.errors; views may also meet Django's and DRF's own
+exceptions. The exception handler (and the Django-level fallbacks) turns each into the
+envelope, the domain errors through one table of HTTP statuses (`HTTP_STATUS_OF`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -19,82 +19,43 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
 
+from trading_site.core.errors import (
+    AUTHENTICATION_FAILED,
+    INTERNAL_ERROR,
+    NOT_FOUND,
+    PERMISSION_DENIED,
+    RATE_LIMITED,
+    VALIDATION_ERROR,
+    BrokerRejectedError,
+    BrokerUnavailableError,
+    Conflict,
+    DomainError,
+    MarketClosed,
+    NotFound,
+    PermissionDenied,
+    RateLimitExceeded,
+    ValidationFailed,
+)
 from trading_site.core.request_context import current_request_id
 
 logger = logging.getLogger("trading_site.core.api")
 
-VALIDATION_ERROR = "VALIDATION_ERROR"
-AUTHENTICATION_FAILED = "AUTHENTICATION_FAILED"
-PERMISSION_DENIED = "PERMISSION_DENIED"
-NOT_FOUND = "NOT_FOUND"
-RATE_LIMITED = "RATE_LIMITED"
-CONFLICT = "CONFLICT"
-MARKET_CLOSED = "MARKET_CLOSED"
-BROKER_REJECTED = "BROKER_REJECTED"
-BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"
-INTERNAL_ERROR = "INTERNAL_ERROR"
+# Each domain error's HTTP status (the first class of the error's MRO found here).
+HTTP_STATUS_OF: dict[type[DomainError], int] = {
+    ValidationFailed: status.HTTP_400_BAD_REQUEST,
+    NotFound: status.HTTP_404_NOT_FOUND,
+    PermissionDenied: status.HTTP_403_FORBIDDEN,
+    Conflict: status.HTTP_409_CONFLICT,
+    MarketClosed: status.HTTP_409_CONFLICT,
+    BrokerRejectedError: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    BrokerUnavailableError: status.HTTP_503_SERVICE_UNAVAILABLE,
+    RateLimitExceeded: status.HTTP_429_TOO_MANY_REQUESTS,
+    DomainError: status.HTTP_400_BAD_REQUEST,
+}
 
 
-class ApiError(drf_exceptions.APIException):
-    """Base of the product's API errors: a message, a code from SPEC 4, and details."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = VALIDATION_ERROR
-    default_detail = "Bad request"
-
-    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None):
-        self.message = message or str(self.default_detail)
-        self.details = details or {}
-        super().__init__(self.message)
-
-
-class InvalidInput(ApiError):
-    """A request that breaks a business rule; `details` names the field(s)."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = VALIDATION_ERROR
-    default_detail = "Validation error"
-
-
-class Conflict(ApiError):
-    status_code = status.HTTP_409_CONFLICT
-    code = CONFLICT
-    default_detail = "Conflict"
-
-
-class MarketClosed(ApiError):
-    status_code = status.HTTP_409_CONFLICT
-    code = MARKET_CLOSED
-    default_detail = "The market is closed"
-
-
-class BrokerRejectedError(ApiError):
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    code = BROKER_REJECTED
-    default_detail = "The broker rejected the request"
-
-
-class BrokerUnavailableError(ApiError):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    code = BROKER_UNAVAILABLE
-    default_detail = "The broker is unavailable; try again shortly"
-
-
-class NotFound(ApiError):
-    status_code = status.HTTP_404_NOT_FOUND
-    code = NOT_FOUND
-    default_detail = "Not found"
-
-
-class RateLimited(ApiError):
-    status_code = status.HTTP_429_TOO_MANY_REQUESTS
-    code = RATE_LIMITED
-    default_detail = "Rate limit exceeded"
-
-    def __init__(self, retry_after: float, limit_headers: dict[str, str] | None = None):
-        self.retry_after = max(1, math.ceil(retry_after))
-        self.limit_headers = limit_headers or {}
-        super().__init__("Rate limit exceeded", details={"retry_after": self.retry_after})
+def http_status_of(error: DomainError) -> int:
+    return next(HTTP_STATUS_OF[cls] for cls in type(error).__mro__ if cls in HTTP_STATUS_OF)
 
 
 def envelope(message: str, code: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -133,19 +94,19 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf_exceptions.PermissionDenied()
     elif isinstance(exc, DjangoValidationError):
-        exc = InvalidInput(
+        exc = ValidationFailed(
             "; ".join(exc.messages),
             details=getattr(exc, "message_dict", None) or {"non_field_errors": exc.messages},
         )
 
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimitExceeded):
         body = envelope(exc.message, exc.code, exc.details)
         body["retry_after"] = exc.retry_after
         headers.update(exc.limit_headers)
         headers["Retry-After"] = str(exc.retry_after)
-        return Response(body, status=exc.status_code, headers=headers)
-    if isinstance(exc, ApiError):
-        return Response(envelope(exc.message, exc.code, exc.details), status=exc.status_code)
+        return Response(body, status=http_status_of(exc), headers=headers)
+    if isinstance(exc, DomainError):
+        return Response(envelope(exc.message, exc.code, exc.details), status=http_status_of(exc))
     if isinstance(exc, drf_exceptions.Throttled):
         wait = int(exc.wait or 1)
         body = envelope("Rate limit exceeded", RATE_LIMITED, {"retry_after": wait})

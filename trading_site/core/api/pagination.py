@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 
-from trading_site.core.api.errors import InvalidInput
+from trading_site.core.errors import ValidationFailed
 
 
 class LimitOffsetTotalPagination(LimitOffsetPagination):
@@ -20,9 +20,9 @@ class LimitOffsetTotalPagination(LimitOffsetPagination):
         try:
             limit = int(raw)
         except ValueError:
-            raise InvalidInput("limit must be an integer", details={"limit": [raw]}) from None
+            raise ValidationFailed("limit must be an integer", details={"limit": [raw]}) from None
         if limit < 1 or limit > self.max_limit:
-            raise InvalidInput(
+            raise ValidationFailed(
                 f"limit must be between 1 and {self.max_limit}", details={"limit": [raw]}
             )
         return limit
@@ -32,9 +32,9 @@ class LimitOffsetTotalPagination(LimitOffsetPagination):
         try:
             offset = int(raw)
         except ValueError:
-            raise InvalidInput("offset must be an integer", details={"offset": [raw]}) from None
+            raise ValidationFailed("offset must be an integer", details={"offset": [raw]}) from None
         if offset < 0:
-            raise InvalidInput("offset must be zero or more", details={"offset": [raw]})
+            raise ValidationFailed("offset must be zero or more", details={"offset": [raw]})
         return offset
 
     def get_paginated_response(self, data):

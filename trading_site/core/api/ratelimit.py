@@ -24,7 +24,7 @@ from django.core.cache import cache
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import BaseThrottle
 
-from trading_site.core.api.errors import RateLimited
+from trading_site.core.errors import RateLimitExceeded
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ class UserRateLimit(BaseThrottle):
         # The Django request outlives DRF's wrapper: the middleware reads it there.
         request._request.rate_limit_result = result
         if not result.allowed:
-            raise RateLimited(
+            raise RateLimitExceeded(
                 retry_after=math.ceil(result.retry_after), limit_headers=result.headers()
             )
         return True
