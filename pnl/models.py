@@ -6,6 +6,8 @@ from decimal import Decimal
 
 from django.db import models
 
+from orders.domain.vocabulary import Side
+
 PRICE = {"max_digits": 15, "decimal_places": 4}
 MONEY = {"max_digits": 15, "decimal_places": 2}
 
@@ -24,7 +26,7 @@ class PnlLot(models.Model):
     exchange_instrument_id = models.BigIntegerField()
     trading_symbol = models.CharField(max_length=100, blank=True, default="")
     kind = models.CharField(max_length=7, choices=Kind.choices)
-    entry_side = models.CharField(max_length=4)  # BUY = long lot, SELL = short lot
+    entry_side = models.CharField(max_length=4, choices=Side.choices)  # BUY: a long lot
     quantity = models.PositiveIntegerField()
     entry_order_id = models.CharField(max_length=40)
     entry_leg = models.ForeignKey(
@@ -49,6 +51,10 @@ class PnlLot(models.Model):
             models.Index(fields=["account", "exchange_instrument_id", "entry_time"]),
             models.Index(fields=["account", "kind"]),
         ]
+
+    @property
+    def is_long(self) -> bool:
+        return self.entry_side == Side.BUY
 
 
 class PnlDaily(models.Model):

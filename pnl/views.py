@@ -13,6 +13,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.models import BrokerAccount
+from orders.domain.vocabulary import Side
 from pnl.models import PnlDaily, PnlLot
 from trading_site.core.templatetags.desk import inr
 
@@ -104,8 +105,8 @@ def pnl_page(request: HttpRequest) -> HttpResponse:
                 realized=Sum("realized_pnl", filter=Q(kind=PnlLot.Kind.MATCHED)),
                 unrealized=Sum("unrealized_pnl", filter=Q(kind=PnlLot.Kind.OPEN)),
                 matched_qty=Sum("quantity", filter=Q(kind=PnlLot.Kind.MATCHED)),
-                open_long=Sum("quantity", filter=Q(kind=PnlLot.Kind.OPEN, entry_side="BUY")),
-                open_short=Sum("quantity", filter=Q(kind=PnlLot.Kind.OPEN, entry_side="SELL")),
+                open_long=Sum("quantity", filter=Q(kind=PnlLot.Kind.OPEN, entry_side=Side.BUY)),
+                open_short=Sum("quantity", filter=Q(kind=PnlLot.Kind.OPEN, entry_side=Side.SELL)),
                 lots=Count("id"),
             )
             .order_by("trading_symbol")

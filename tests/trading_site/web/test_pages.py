@@ -422,6 +422,27 @@ def test_pnl_page_sums_lots_per_instrument_and_draws_the_history(web, account):
     assert "<svg" in body and "bar-pos" in body
 
 
+def test_pnl_page_names_a_bought_lot_long_and_a_sold_lot_short(web, account):
+    now = timezone.now()
+    for side, symbol in (("BUY", "LONGSYM"), ("SELL", "SHORTSYM")):
+        PnlLot.objects.create(
+            account=account,
+            exchange_segment="NSECM",
+            exchange_instrument_id=8,
+            trading_symbol=symbol,
+            kind="OPEN",
+            entry_side=side,
+            quantity=1,
+            entry_order_id="1",
+            entry_time=now,
+            computed_at=now,
+            entry_price=Decimal("100"),
+        )
+    body = web.get(reverse("pnl")).content.decode()
+    assert "<td>LONGSYM</td><td>Long</td>" in body
+    assert "<td>SHORTSYM</td><td>Short</td>" in body
+
+
 def test_pnl_of_another_users_account_is_404(web, account, other_trader):
     theirs = make_account(user=other_trader)
     assert web.get(reverse("pnl"), {"account": theirs.pk}).status_code == 404
