@@ -7,6 +7,7 @@ from django.db import models
 
 # The holiday calendar's model lives with the trading window that reads it (trading_site.core);
 # it stays in this app (label, table and migrations unchanged).
+from monitoring.pipeline import CycleStatus
 from trading_site.core.models import TradingHoliday
 
 __all__ = ["Heartbeat", "MonitoringRun", "TradingHoliday"]
@@ -15,11 +16,7 @@ __all__ = ["Heartbeat", "MonitoringRun", "TradingHoliday"]
 class MonitoringRun(models.Model):
     """One user's monitoring cycle; unique per (user, cycle key), so it never runs twice."""
 
-    class Status(models.TextChoices):
-        RUNNING = "RUNNING", "Running"
-        OK = "OK", "OK"
-        ERRORS = "ERRORS", "Completed with errors"
-        FAILED = "FAILED", "Stopped early"
+    Status = CycleStatus
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="monitoring_runs"

@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from orders.domain.vocabulary import Vocabulary
+
 
 class Outcome(enum.StrEnum):
     OK = "ok"
@@ -31,10 +33,13 @@ class OnFailure(enum.StrEnum):
     CONTINUE = "continue"  # record the error and go on
 
 
-class CycleStatus(enum.StrEnum):
-    OK = "OK"
-    ERRORS = "ERRORS"  # completed, with errors
-    FAILED = "FAILED"  # stopped early
+class CycleStatus(Vocabulary):
+    """A cycle's status, as MonitoringRun stores it (its choices)."""
+
+    RUNNING = "RUNNING", "Running"  # started, not finished
+    OK = "OK", "OK"
+    ERRORS = "ERRORS", "Completed with errors"
+    FAILED = "FAILED", "Stopped early"
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,15 @@
 - sync (monitoring steps 1 and 3): `store_broker_snapshots`, `sync_account_orders`,
   `reconcile_pending_legs`
 - protection (monitoring step 4): `place_protective_legs`
+- regeneration (monitoring steps 7-9): archive, stage and re-place rejected orders
+
+What they share, one module per job:
+- lifecycle: the one gate for every change of a leg's status (the table itself is
+  orders.domain.lifecycle); `lock_legs`, `apply_leg_event`
+- broker_calls: the one path to send legs and record the answers (`submit_legs`), and
+  the modify and cancel calls
+- audit: OrderEvent rows and the owner's order_update after commit (`record_change`)
+- bulk_update: many rows in one UPDATE; identifiers: the daily counter
 """
 
 from orders.services.changes import cancel_order, modify_order, reprice_leg
