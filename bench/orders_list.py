@@ -21,8 +21,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Server, seed_traders, setup_django, summarize
+from orders.domain.vocabulary import OrderStatus
 
-STATUSES = ["OPEN", "FILLED", "COMPLETED", "CANCELLED", "REJECTED", "PARTIALLY_FILLED"]
+# The spread of the seeded orders' statuses (every status but PENDING, in turn).
+STATUSES = [
+    OrderStatus.OPEN,
+    OrderStatus.FILLED,
+    OrderStatus.COMPLETED,
+    OrderStatus.CANCELLED,
+    OrderStatus.REJECTED,
+    OrderStatus.PARTIALLY_FILLED,
+]
 INSERT_ORDER = (
     "INSERT INTO orders (user_id, account_id, instrument_id, symbol, exchange_segment, "
     "exchange_instrument_id, side, product_type, quantity, kind, source, external_id, "

@@ -59,10 +59,6 @@ class LegTransition:
     def applied(self) -> bool:
         return self.refusal is None
 
-    @property
-    def status_changed(self) -> bool:
-        return self.applied and self.leg.status != self.before
-
 
 def lock_legs(legs: Iterable[OrderLeg]) -> None:
     """SELECT ... FOR UPDATE the legs (in id order: no deadlock between two writers) and
