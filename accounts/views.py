@@ -222,6 +222,7 @@ def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def account_connect(request: HttpRequest, pk: int) -> HttpResponse:
     from orders.brokers.base import BrokerError
+    from orders.brokers.messages import trader_message
     from orders.brokers.sessions import connect_account
 
     account = _own_account(request, pk)
@@ -231,7 +232,8 @@ def account_connect(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         broker_session = connect_account(account)
     except (BrokerError, ApiError) as exc:
-        messages.error(request, f"Could not connect “{account.account_name}”: {exc}")
+        reason = trader_message(exc, account_id=account.pk)
+        messages.error(request, f"Could not connect “{account.account_name}”: {reason}")
     else:
         expires = timezone.localtime(broker_session.expires_at).strftime("%d %b %H:%M IST")
         messages.success(

@@ -60,6 +60,7 @@ def _fail_if(errors: list[str]) -> None:
 
 def _reestablish_invalidated_sessions(accounts: list[BrokerAccount]) -> list[str]:
     """A session marked for re-login by an earlier cycle is logged in again first."""
+    from orders.brokers.messages import trader_message
     from orders.brokers.sessions import connect_account
 
     errors = []
@@ -73,7 +74,8 @@ def _reestablish_invalidated_sessions(accounts: list[BrokerAccount]) -> list[str
             try:
                 connect_account(account)
             except Exception as exc:
-                errors.append(f"{account.account_name}: broker login failed: {exc}")
+                reason = trader_message(exc, account_id=account.pk)
+                errors.append(f"{account.account_name}: broker login failed: {reason}")
     return errors
 
 
@@ -86,6 +88,7 @@ async def _fetch_all(clients: list[tuple[BrokerAccount, Any]]) -> list[Any]:
 
 
 def fetch_broker_data(state: CycleState) -> dict:
+    from orders.brokers.messages import trader_message
     from orders.brokers.sessions import broker_client, mark_session_invalid
     from orders.services import store_broker_snapshots
 
@@ -104,7 +107,8 @@ def fetch_broker_data(state: CycleState) -> dict:
                 ctx.expired_account_ids.append(account.pk)
                 errors.append(f"{account.account_name}: broker session expired; will log in again")
             else:
-                errors.append(f"{account.account_name}: broker data unavailable: {first}")
+                reason = trader_message(first, account_id=account.pk)
+                errors.append(f"{account.account_name}: broker data unavailable: {reason}")
             continue
         order_book, trades, positions, balance = results
         store_broker_snapshots(

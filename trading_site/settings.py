@@ -260,6 +260,13 @@ XTS_BASE_URLS = {
     ),
     "NIRMAL_BANG": os.environ.get("XTS_BASE_URL_NIRMAL_BANG", "https://xts.nirmalbang.com"),
 }
+# Where a live account's base_url may point (orders.brokers.host_policy): these hosts
+# ("host" or "host:port"; by default the brokers' own), over https in the full stack; a
+# loopback or private address only when BROKER_ALLOW_PRIVATE_HOSTS (the XTS simulator, the
+# embedded demo, the tests).
+BROKER_ALLOWED_HOSTS = env_list("BROKER_ALLOWED_HOSTS", list(XTS_BASE_URLS.values()))
+BROKER_ALLOW_PRIVATE_HOSTS = env_bool("BROKER_ALLOW_PRIVATE_HOSTS", EMBEDDED)
+BROKER_REQUIRE_HTTPS = env_bool("BROKER_REQUIRE_HTTPS", not EMBEDDED)
 XTS_SOURCE = os.environ.get("XTS_SOURCE", "WEBAPI")
 BROKER_TIMEOUT_SECONDS = float(os.environ.get("BROKER_TIMEOUT_SECONDS", "5"))
 BROKER_ORDERS_PER_SECOND = env_int("BROKER_ORDERS_PER_SECOND", 10)

@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerUnavailable, OrderRejected, RateLimited, SessionExpired
+from orders.brokers.messages import trader_message
 from orders.brokers.sessions import connect_account
 from orders.market_services import FairPriceInput, record_fair_prices
 from orders.models import FairPrice, Instrument
@@ -366,9 +367,13 @@ class AccountConnectView(APIView):
         try:
             session = connect_account(account)
         except OrderRejected as exc:
-            raise BrokerRejectedError(exc.message, details={"account_id": pk}) from exc
+            raise BrokerRejectedError(
+                trader_message(exc, account_id=pk), details={"account_id": pk}
+            ) from exc
         except (BrokerUnavailable, SessionExpired, RateLimited) as exc:
-            raise BrokerUnavailableError(exc.message, details={"account_id": pk}) from exc
+            raise BrokerUnavailableError(
+                trader_message(exc, account_id=pk), details={"account_id": pk}
+            ) from exc
         return Response(
             {
                 "account_id": account.pk,

@@ -43,6 +43,7 @@ from orders.brokers.base import (
     SessionContext,
     SessionExpired,
 )
+from orders.brokers.host_policy import guarded_transport
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,11 @@ class XtsGateway(BrokerGateway):
             timeout = self.timeout or float(settings.BROKER_TIMEOUT_SECONDS)
             client = httpx.AsyncClient(
                 timeout=httpx.Timeout(timeout),
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+                # Every request is judged by the broker-host policy (SSRF); no redirects.
+                transport=guarded_transport(
+                    limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
+                ),
+                follow_redirects=False,
                 headers={"Content-Type": "application/json", "Accept": "application/json"},
             )
             self._clients[loop] = client
