@@ -28,7 +28,7 @@ from django.conf import settings
 
 from monitoring import presence, window
 from monitoring.ws_auth import identify
-from trading_site import realtime
+from trading_site import realtime, safe_json
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,10 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
         if self.user_id is None:
             return
         try:
-            message = json.loads(raw)
+            message = safe_json.loads(raw)
+        except safe_json.JsonTooDeep as exc:
+            await self._send_error(str(exc))
+            return
         except (ValueError, UnicodeDecodeError):
             await self._send_error("malformed JSON")
             return

@@ -16,6 +16,7 @@ from django import forms
 from accounts.models import BrokerAccount, Strategy
 from orders.models import Order, OrderType, ProductType, Side
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
+from trading_site.safe_json import DepthLimitedJSONField
 
 PRICE_FIELD = {"max_digits": 15, "decimal_places": 4, "required": False, "min_value": Decimal("0")}
 
@@ -379,7 +380,7 @@ class ScheduledOrderForm(forms.Form):
         initial=[0, 1, 2, 3, 4],
     )
     enabled = forms.BooleanField(required=False, initial=True)
-    template = forms.JSONField(
+    template = DepthLimitedJSONField(
         label="Order fields (JSON)",
         help_text='The fields of POST /api/orders (single), e.g. {"symbol": "RELIANCE", '
         '"order_side": "BUY", "order_type": "MARKET", "order_quantity": 1}, or of '

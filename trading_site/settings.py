@@ -226,7 +226,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "trading_site.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["trading_site.api.parsers.SafeJSONParser"],
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -237,6 +237,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "PREPROCESSING_HOOKS": ["trading_site.api.schema.drop_trailing_slash_aliases"],
 }
+
+# Outside JSON (trading_site.safe_json): deeper nesting is a 400, before the parser recurses.
+JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 32)
+# The largest request body (bytes): more is a 413. A batch of 500 orders is about 150 KB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 
 # Auth tokens (accounts.services): lifetime and cache time-to-live.
 AUTH_TOKEN_TTL_SECONDS = env_int("AUTH_TOKEN_TTL_SECONDS", 12 * 3600)
@@ -355,6 +360,7 @@ LOGGING = {
     "filters": {
         "request_id": {"()": "trading_site.logging.RequestIdFilter"},
         "redact": {"()": "trading_site.logging.RedactSecretsFilter"},
+        "client_error": {"()": "trading_site.log_filters.ClientErrorAsWarning"},
     },
     "formatters": {"json": {"()": "trading_site.logging.JsonFormatter"}},
     "handlers": {
@@ -378,5 +384,7 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        # A body over DATA_UPLOAD_MAX_MEMORY_SIZE (answered 413): a warning, no traceback.
+        "django.security.RequestDataTooBig": {"filters": ["client_error"]},
     },
 }

@@ -28,5 +28,7 @@ urlpatterns = [
     path("", include("trading_site.web_urls")),
 ]
 
+handler400 = "trading_site.views.bad_request"
+handler403 = "trading_site.views.permission_denied"
 handler404 = "trading_site.views.not_found"
 handler500 = "trading_site.views.server_error"
