@@ -10,6 +10,7 @@ deeper than JSON_MAX_DEPTH with an ordinary ValueError before parsing it.
 from __future__ import annotations
 
 import json
+import math
 import re
 from itertools import accumulate
 from typing import Any
@@ -48,11 +49,20 @@ def check_depth(text: str, limit: int | None = None) -> None:
         raise JsonTooDeep(limit)
 
 
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):  # 1e309: json would hand an infinity on to the validators
+        raise ValueError(f"number out of range: {literal[:40]}")
+    return value
+
+
 def loads(text: str | bytes, *, limit: int | None = None, **kwargs: Any) -> Any:
-    """json.loads for outside input: JsonTooDeep (a ValueError) past the depth limit."""
+    """json.loads for outside input: JsonTooDeep (a ValueError) past the depth limit, and a
+    ValueError for a number literal too large for a float."""
     if isinstance(text, bytes | bytearray):
         text = text.decode("utf-8")
     check_depth(text, limit)
+    kwargs.setdefault("parse_float", _finite_float)
     try:
         return json.loads(text, **kwargs)
     except RecursionError:  # a backstop: the depth check should have caught it

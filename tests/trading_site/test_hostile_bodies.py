@@ -69,7 +69,7 @@ def owned(db):
         user=user,
         account=account,
         name="nightly",
-        kind="single",
+        kind="SINGLE",
         template={"symbol": "X", "order_side": "BUY", "order_type": "MARKET"},
         time_of_day="10:00",
         weekdays=[0],
@@ -151,7 +151,7 @@ def test_deep_json_in_the_web_schedule_form_is_a_form_error(caplog):
             {
                 "name": "deep",
                 "account_id": account.pk,
-                "kind": "single",
+                "kind": "SINGLE",
                 "time_of_day": "10:00",
                 "weekdays": ["0"],
                 "template": DEEP_OBJECT,

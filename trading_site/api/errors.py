@@ -142,6 +142,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
     if isinstance(exc, RequestDataTooBig):
         return Response(too_big_body(), status=413)
+    if isinstance(exc, OverflowError):
+        # A number past what the database holds (SQLite raises this for a 20-digit id):
+        # the client's input, not our fault. Validators bound the known fields; this is the
+        # net under the rest.
+        logger.warning("number out of range in a request: %s", exc)
+        return Response(
+            envelope("A number in the request is out of range", VALIDATION_ERROR), status=400
+        )
     if isinstance(exc, RateLimited):
         body = envelope(exc.message, exc.code, exc.details)
         body["retry_after"] = exc.retry_after
