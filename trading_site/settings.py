@@ -277,6 +277,8 @@ BROKER_TIMEOUT_SECONDS = float(os.environ.get("BROKER_TIMEOUT_SECONDS", "5"))
 BROKER_ORDERS_PER_SECOND = env_int("BROKER_ORDERS_PER_SECOND", 10)
 PAPER_SEED = env_int("PAPER_SEED", 0)
 FAIR_PRICE_FEED_TOKEN = os.environ.get("FAIR_PRICE_FEED_TOKEN", "")
+# GET /metrics answers this bearer token (Prometheus `authorization`) or a staff session.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 PRICE_FEED_ENABLED = env_bool("PRICE_FEED_ENABLED", EMBEDDED)
 PRICE_FEED_INTERVAL_SECONDS = float(os.environ.get("PRICE_FEED_INTERVAL_SECONDS", "3"))
 # Paper exchange (orders.brokers.paper): slippage of market orders in basis points, the most
