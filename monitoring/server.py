@@ -19,7 +19,9 @@ def build_server(*, host: str, port: int, on_ready: Callable[[object], None] | N
     from django.conf import settings
 
     from trading_site.asgi import application
+    from trading_site.exposure import warn_if_exposed
 
+    warn_if_exposed(host)
     limit = int(settings.WS_MAX_MESSAGE_BYTES)
     server: Server
 

@@ -187,7 +187,8 @@ def test_ten_megabyte_api_body_is_413_in_the_envelope(live_server, path, caplog)
 
 
 @pytest.mark.django_db
-def test_ten_megabyte_form_post_is_a_plain_413_page(live_server, caplog):
+def test_ten_megabyte_form_post_is_a_plain_413_page(live_server, caplog, settings):
+    settings.CSRF_COOKIE_SECURE = False  # plain http to the test server
     with httpx.Client(base_url=live_server.url, timeout=30) as browser:
         assert browser.get("/login/").status_code == 200  # the CSRF cookie
         with caplog.at_level(logging.INFO):
