@@ -8,6 +8,19 @@ from django.dispatch import receiver
 from accounts.models import User
 
 
+@receiver(post_save, sender=User, dispatch_uid="accounts.revoke_sessions_on_password_change")
+def revoke_sessions_on_password_change(sender, instance: User, created: bool, **kwargs):
+    # AbstractBaseUser.set_password keeps the raw password in `_password` until save() has
+    # sent this signal (Django's silent hash upgrade at login clears it first): a real change
+    # of password, by the web page, the admin or a shell. Every API token ends; browser
+    # sessions end through Django's session hash, open sockets through their re-check.
+    if created or getattr(instance, "_password", None) is None:
+        return
+    from accounts.services import revoke_user_sessions
+
+    revoke_user_sessions(user=instance)
+
+
 @receiver(post_save, sender=User, dispatch_uid="accounts.forget_cached_sessions")
 def forget_cached_sessions_on_user_change(sender, instance: User, created: bool, **kwargs):
     # Cached token entries hold a copy of the user: a deactivation or a staff change must be

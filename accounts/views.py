@@ -73,6 +73,27 @@ def login_view(request: HttpRequest) -> HttpResponse:
     return response
 
 
+@login_required
+@require_http_methods(["GET", "POST"])
+def password_change(request: HttpRequest) -> HttpResponse:
+    """Change the password. Saving it ends the user's API tokens (accounts.signals), other
+    browsers' sessions (Django's session hash) and their live sockets
+    (monitoring.ws_revalidation); this browser's session is carried over."""
+    from django.contrib.auth import update_session_auth_hash
+    from django.contrib.auth.forms import PasswordChangeForm
+
+    form = PasswordChangeForm(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        update_session_auth_hash(request, user)
+        messages.success(
+            request, "Password changed. Your other sessions and API tokens have been ended."
+        )
+        return redirect("settings")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "accounts/password_change.html", {"form": form}, status=status)
+
+
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
     auth_logout(request)

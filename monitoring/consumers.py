@@ -26,7 +26,7 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from monitoring import presence, window
+from monitoring import presence, window, ws_revalidation
 from monitoring.ws_auth import identify
 from trading_site import realtime, safe_json
 
@@ -82,10 +82,12 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
             }
         )
         _keep_alive_for_this_loop().add(self)
+        ws_revalidation.watch(self, identity.credential)
         await _run_sync(_count_connection, 1)
 
     async def disconnect(self, code):
         _keep_alive_for_this_loop().discard(self)
+        ws_revalidation.forget(self)
         if self.user_id is None:
             return
         try:

@@ -327,6 +327,9 @@ TRADING_WINDOW_OPEN = time.fromisoformat(os.environ.get("TRADING_WINDOW_OPEN", "
 TRADING_WINDOW_CLOSE = time.fromisoformat(os.environ.get("TRADING_WINDOW_CLOSE", "15:30"))
 TRADING_WEEKDAYS = [int(d) for d in env_list("TRADING_WEEKDAYS", ["0", "1", "2", "3", "4"])]
 WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 4096)
+# Open WebSockets re-check their token or session this often (monitoring.ws_revalidation):
+# a revoked or expired token, a logout or a password change closes them with 4401.
+WS_AUTH_RECHECK_SECONDS = float(os.environ.get("WS_AUTH_RECHECK_SECONDS", "5"))
 PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 90)
 # Most concurrent channel-layer group operations per web process (monitoring.consumers).
 WS_LAYER_CONCURRENCY = env_int("WS_LAYER_CONCURRENCY", 200)
