@@ -245,6 +245,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "PREPROCESSING_HOOKS": ["trading_site.api.schema.drop_trailing_slash_aliases"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # Every operation's error answers (the envelope) and the list bounds.
+        "trading_site.api.schema_errors.document_errors",
+    ],
 }
 
 # Outside JSON (trading_site.safe_json): deeper nesting is a 400, before the parser recurses.
