@@ -88,6 +88,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "trading_site.security_headers.SecurityHeadersMiddleware",
     "trading_site.api.ratelimit.RateLimitHeadersMiddleware",
     "trading_site.metrics.MetricsMiddleware",
 ]

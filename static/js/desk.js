@@ -299,6 +299,11 @@
       el.textContent = formatINR(el.getAttribute("data-inr"));
     });
     wireConfirmations(document);
+    // A select that submits its form when changed (no inline handlers: the CSP forbids them).
+    document.addEventListener("change", function (event) {
+      var el = event.target;
+      if (el && el.hasAttribute && el.hasAttribute("data-autosubmit") && el.form) el.form.submit();
+    });
     var path = document.body.getAttribute("data-ws-path");
     if (path && "WebSocket" in window) {
       var conn = new LiveConnection(path);
