@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserCreationForm
 
@@ -17,7 +18,27 @@ from accounts.models import (
     Strategy,
     User,
 )
-from trading_site.core.errors import ValidationFailed
+from trading_site.core.errors import RateLimitExceeded, ValidationFailed
+
+
+class ThrottledAdminLoginForm(AdminAuthenticationForm):
+    """The admin login, throttled per username and per IP by the limiter of POST /api/login
+    and the web login (the same buckets: guesses on one page count on the others)."""
+
+    def clean(self):
+        username = self.cleaned_data.get("username") or ""
+        client_ip = self.request.META.get("REMOTE_ADDR") if self.request else None
+        try:
+            services.check_login_rate(username=username, client_ip=client_ip or None)
+        except RateLimitExceeded as exc:
+            raise forms.ValidationError(
+                f"Too many login attempts. Try again in {exc.retry_after} seconds.",
+                code="throttled",
+            ) from None
+        return super().clean()
+
+
+admin.site.login_form = ThrottledAdminLoginForm
 
 
 class _ReadOnlyAdmin(admin.ModelAdmin):

@@ -33,6 +33,7 @@ from accounts.models import (
     Strategy,
     User,
 )
+from orders.brokers.host_policy import BrokerHostNotAllowed, validate_base_url
 from trading_site.core.api.ratelimit import take_group_token
 from trading_site.core.errors import RateLimitExceeded, ValidationFailed
 
@@ -291,6 +292,8 @@ def validate_credentials(*, broker: str, credentials: dict[str, Any]) -> dict[st
         value = value.strip()
         if value:
             cleaned[key] = value
+    if "base_url" in cleaned:
+        _check_base_url(cleaned["base_url"])
     if broker in XTS_BROKERS:
         missing = [key for key in XTS_REQUIRED_CREDENTIALS if key not in cleaned]
         if missing:
@@ -299,6 +302,16 @@ def validate_credentials(*, broker: str, credentials: dict[str, Any]) -> dict[st
                 details={"credentials": {key: ["this credential is required"] for key in missing}},
             )
     return cleaned
+
+
+def _check_base_url(url: str) -> None:
+    """Only broker hosts the operator allows (server-side request forgery)."""
+    try:
+        validate_base_url(url)
+    except BrokerHostNotAllowed as exc:
+        raise ValidationFailed(
+            exc.message, details={"credentials": {"base_url": [exc.reason]}}
+        ) from None
 
 
 def create_broker_account(

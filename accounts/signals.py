@@ -6,7 +6,18 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from accounts.models import User
-from accounts.services import forget_cached_sessions
+from accounts.services import forget_cached_sessions, revoke_user_sessions
+
+
+@receiver(post_save, sender=User, dispatch_uid="accounts.revoke_sessions_on_password_change")
+def revoke_sessions_on_password_change(sender, instance: User, created: bool, **kwargs):
+    # AbstractBaseUser.set_password keeps the raw password in `_password` until save() has
+    # sent this signal (Django's silent hash upgrade at login clears it first): a real change
+    # of password, by the web page, the admin or a shell. Every API token ends; browser
+    # sessions end through Django's session hash, open sockets through their re-check.
+    if created or getattr(instance, "_password", None) is None:
+        return
+    revoke_user_sessions(user=instance)
 
 
 @receiver(post_save, sender=User, dispatch_uid="accounts.forget_cached_sessions")

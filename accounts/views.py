@@ -1,6 +1,7 @@
-"""Web pages of the accounts app: login/logout and the settings pages for broker accounts,
-strategies and the regenerate permission (the settings home and dashboard, which show other
-apps' data too, are in trading_site.pages; connect and the kill switch in orders.views).
+"""Web pages of the accounts app: login/logout, the password change and the settings pages
+for broker accounts, strategies and the regenerate permission (the settings home and
+dashboard, which show other apps' data too, are in trading_site.pages; connect and the kill
+switch in orders.views).
 
 Views are thin: parse a form, call one service, render. The rules (credential checks, unique
 names, the login throttle) live in the services they call.
@@ -9,10 +10,11 @@ names, the login throttle) live in the services they call.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, update_session_auth_hash
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -69,6 +71,24 @@ def login_view(request: HttpRequest) -> HttpResponse:
     if status == 429:
         response["Retry-After"] = str(retry_after)
     return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def password_change(request: HttpRequest) -> HttpResponse:
+    """Change the password. Saving it ends the user's API tokens (accounts.signals), other
+    browsers' sessions (Django's session hash) and their live sockets
+    (monitoring.ws_revalidation); this browser's session is carried over."""
+    form = PasswordChangeForm(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        update_session_auth_hash(request, user)
+        messages.success(
+            request, "Password changed. Your other sessions and API tokens have been ended."
+        )
+        return redirect("settings")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "accounts/password_change.html", {"form": form}, status=status)
 
 
 @require_POST

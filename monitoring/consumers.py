@@ -26,9 +26,9 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from monitoring import presence
+from monitoring import presence, ws_revalidation
 from monitoring.ws_auth import identify
-from trading_site.core import market_hours, metrics, realtime
+from trading_site.core import market_hours, metrics, realtime, safe_json
 
 logger = logging.getLogger(__name__)
 
@@ -81,10 +81,12 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
             }
         )
         _keep_alive_for_this_loop().add(self)
+        ws_revalidation.watch(self, identity.credential)
         await _run_sync(_count_connection, 1)
 
     async def disconnect(self, code):
         _keep_alive_for_this_loop().discard(self)
+        ws_revalidation.forget(self)
         if self.user_id is None:
             return
         try:
@@ -105,7 +107,10 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
         if self.user_id is None:
             return
         try:
-            message = json.loads(raw)
+            message = safe_json.loads(raw)
+        except safe_json.JsonTooDeep as exc:
+            await self._send_error(str(exc))
+            return
         except (ValueError, UnicodeDecodeError):
             await self._send_error("malformed JSON")
             return

@@ -19,6 +19,7 @@ from monitoring import repricing
 from monitoring.pipeline import CycleState, StepFailed
 from orders import services as order_services
 from orders.brokers.base import SessionExpired
+from orders.brokers.messages import trader_message
 from orders.brokers.sessions import broker_client, connect_account
 from orders.models import FairPrice, Order, OrderLeg
 from orders.services import regeneration, store_broker_snapshots, sync_account_orders
@@ -65,7 +66,6 @@ def _fail_if(errors: list[str]) -> None:
 
 def _reestablish_invalidated_sessions(accounts: list[BrokerAccount]) -> list[str]:
     """A session marked for re-login by an earlier cycle is logged in again first."""
-
     errors = []
     invalid = set(
         BrokerSession.objects.filter(
@@ -77,7 +77,8 @@ def _reestablish_invalidated_sessions(accounts: list[BrokerAccount]) -> list[str
             try:
                 connect_account(account)
             except Exception as exc:
-                errors.append(f"{account.account_name}: broker login failed: {exc}")
+                reason = trader_message(exc, account_id=account.pk)
+                errors.append(f"{account.account_name}: broker login failed: {reason}")
     return errors
 
 
@@ -110,7 +111,8 @@ def fetch_broker_data(state: CycleState) -> dict:
     for (account, _client), snapshot in zip(clients, fetched, strict=True):
         name = account.account_name
         if isinstance(snapshot, BaseException):
-            errors.append(f"{name}: broker data unavailable: {snapshot}")
+            reason = trader_message(snapshot, account_id=account.pk)
+            errors.append(f"{name}: broker data unavailable: {reason}")
             continue
         expired = any(isinstance(e, SessionExpired) for e in snapshot.errors.values())
         if expired:
@@ -120,7 +122,8 @@ def fetch_broker_data(state: CycleState) -> dict:
             errors.append(f"{name}: broker session expired; will log in again")
         else:
             for read, exc in snapshot.errors.items():
-                message = f"{name}: broker {_READ_NAMES[read]} unavailable: {exc}"
+                reason = trader_message(exc, account_id=account.pk)
+                message = f"{name}: broker {_READ_NAMES[read]} unavailable: {reason}"
                 if read in _NEEDED_READS:
                     errors.append(message)
                 else:

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.security.websocket import OriginValidator
-from django.conf import settings
 
-from accounts.services import authenticate_token
+from accounts.services import authenticate_token, hash_token
+from monitoring.ws_origin import SameOriginValidator
+from monitoring.ws_revalidation import Credential
 
 BEARER_SUBPROTOCOL = "bearer"
 
@@ -29,6 +29,8 @@ BEARER_SUBPROTOCOL = "bearer"
 class WsIdentity:
     user_id: int | None
     subprotocol: str | None = None
+    # What to re-check while the socket is open (monitoring.ws_revalidation).
+    credential: Credential | None = None
 
 
 def token_from_scope(scope) -> tuple[str | None, str | None]:
@@ -58,23 +60,16 @@ async def identify(scope) -> WsIdentity:
     token, subprotocol = token_from_scope(scope)
     user = scope.get("user")
     if user is not None and getattr(user, "is_authenticated", False) and user.is_active:
-        return WsIdentity(user.pk, subprotocol)
+        session = scope.get("session")
+        key = getattr(session, "session_key", None) or ""
+        return WsIdentity(user.pk, subprotocol, Credential(user_id=user.pk, session_key=key))
     if token:
-        return WsIdentity(await database_sync_to_async(_user_for_token)(token), subprotocol)
+        user_id = await database_sync_to_async(_user_for_token)(token)
+        credential = Credential(user_id=user_id, token_hash=hash_token(token)) if user_id else None
+        return WsIdentity(user_id, subprotocol, credential)
     return WsIdentity(None, subprotocol)
 
 
-class AllowedHostsOrMissingOriginValidator(OriginValidator):
-    """channels' AllowedHostsOriginValidator, except that a missing Origin is allowed."""
-
-    def valid_origin(self, parsed_origin):
-        if parsed_origin is None:
-            return True
-        return self.validate_origin(parsed_origin)
-
-
 def origin_validated(application):
-    allowed = list(settings.ALLOWED_HOSTS)
-    if settings.DEBUG and not allowed:
-        allowed = ["localhost", "127.0.0.1", "[::1]"]
-    return AllowedHostsOrMissingOriginValidator(application, allowed)
+    """Scheme, host and port compared, not the host alone (monitoring.ws_origin)."""
+    return SameOriginValidator(application)

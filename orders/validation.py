@@ -18,6 +18,35 @@ from trading_site.core.market_hours import is_trading_window_open, next_opening
 
 FieldErrors = dict[str, list[str]]
 
+# What the database can hold (orders.models: prices are 15 digits with 4 places, quantities
+# positive 32-bit integers, ids 64-bit). Larger values are a 400 here, for every way an
+# order enters (API, web form, batch CSV, scheduled template), not a crash further down:
+# `1e40 % tick` raises decimal.InvalidOperation, and an id or quantity past the column's
+# range makes the database raise.
+PRICE_PLACES = 4
+MAX_PRICE = Decimal("99999999999.9999")
+MAX_QUANTITY = 2**31 - 1
+MAX_ID = 2**63 - 1
+
+
+def as_id(value) -> int | None:
+    """A database id from outside input (int, integral float or digits), or None when it
+    is not one or lies outside 1..MAX_ID."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not value.is_integer():
+            return None
+        value = int(value)
+    if isinstance(value, str):
+        value = value.strip()
+        if not value.isdigit() or len(value) > 19:
+            return None
+        value = int(value)
+    if not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        return None
+    return value
+
 
 @dataclass
 class SingleOrderRequest:
@@ -109,6 +138,8 @@ def resolve_account(*, user, account_id) -> BrokerAccount:
         raise ValidationFailed(
             "account_id must be an integer", details={"account_id": ["must be an integer"]}
         ) from None
+    if as_id(account_pk) is None:  # out of any id's range: nobody's account
+        raise NotFound("Account not found", details={"account_id": account_pk})
     account = BrokerAccount.objects.filter(pk=account_pk, user=user, is_active=True).first()
     if account is None:
         raise NotFound("Account not found", details={"account_id": account_pk})
@@ -151,6 +182,10 @@ class InstrumentResolver:
     ) -> Instrument | None:
         segment = (segment or "").strip().upper()
         if instrument_id is not None:
+            if as_id(instrument_id) is None:
+                _add(errors, id_field, "must be a positive integer (an exchange instrument id)")
+                return None
+            instrument_id = as_id(instrument_id)
             filters = {"exchange_instrument_id": instrument_id}
             if segment:
                 filters["exchange_segment"] = segment
@@ -205,15 +240,27 @@ def check_quantity(errors: FieldErrors, name: str, quantity: int, instrument: In
     if quantity is None or quantity <= 0:
         _add(errors, name, "must be a positive integer")
         return
+    if quantity > MAX_QUANTITY:
+        _add(errors, name, f"must be at most {MAX_QUANTITY}")
+        return
     if quantity % instrument.lot_size:
         _add(errors, name, f"must be a multiple of the lot size {instrument.lot_size}")
     if instrument.freeze_quantity and quantity > instrument.freeze_quantity:
         _add(errors, name, f"exceeds the freeze quantity {instrument.freeze_quantity}")
 
 
+_PLACES = Decimal(1).scaleb(-PRICE_PLACES)
+
+
 def check_price(errors: FieldErrors, name: str, price: Decimal, instrument: Instrument) -> bool:
     """Positive, a multiple of the tick size, inside the price band. True when it passes."""
     before = len(errors.get(name, []))
+    if not price.is_finite() or abs(price) > MAX_PRICE:
+        _add(errors, name, f"must be a number below {MAX_PRICE:,.0f}")
+        return False
+    if price.as_tuple().exponent < -PRICE_PLACES and price != price.quantize(_PLACES):
+        _add(errors, name, f"may have at most {PRICE_PLACES} decimal places")
+        return False
     if price <= 0:
         _add(errors, name, "must be positive")
         return False
@@ -365,6 +412,9 @@ def validate_bracket_order(
     lots = request.no_of_lots
     if lots is None or lots <= 0:
         _add(errors, "no_of_lots", "must be a positive integer")
+    elif instrument is not None and lots * instrument.lot_size > MAX_QUANTITY:
+        _add(errors, "no_of_lots", f"{lots} lots is more than {MAX_QUANTITY} units")
+        lots = None
     if request.entry_price is None:
         _add(errors, "entry_price", "is required")
     if request.sl_price is None:

@@ -25,6 +25,7 @@ from accounts.models import BrokerAccount
 from accounts.web_forms import KillSwitchForm, add_service_errors
 from orders import services
 from orders.brokers.base import BrokerError
+from orders.brokers.messages import trader_message
 from orders.brokers.sessions import connect_account
 from orders.models import BrokerTrade, Instrument, Order, OrderLeg
 from orders.services.kill_switch import kill_switch
@@ -418,7 +419,8 @@ def account_connect(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         broker_session = connect_account(account)
     except (BrokerError, DomainError) as exc:
-        messages.error(request, f"Could not connect “{account.account_name}”: {exc}")
+        reason = trader_message(exc, account_id=account.pk)
+        messages.error(request, f"Could not connect “{account.account_name}”: {reason}")
     else:
         expires = timezone.localtime(broker_session.expires_at).strftime("%d %b %H:%M IST")
         messages.success(

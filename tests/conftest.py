@@ -24,6 +24,14 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _broker_hosts_on_loopback(_clean_cache, settings):
+    """The XTS simulator and the test servers listen on 127.0.0.1: the operator setting that
+    allows private broker hosts is on, as in development; the host-policy tests turn it off.
+    (After _clean_cache: the settings are restored before the cache is cleared.)"""
+    settings.BROKER_ALLOW_PRIVATE_HOSTS = True
+
+
 # ---- the XTS simulator over a real socket (broker, market and order tests) ----
 
 SIM_USERS = (

@@ -36,6 +36,7 @@ def subprocess_env(**extra) -> dict:
         SECRET_KEY=settings.SECRET_KEY,
         FERNET_KEYS=",".join(settings.FERNET_KEYS),
         TRADING_WINDOW_ALWAYS_OPEN="1",
+        BROKER_ALLOW_PRIVATE_HOSTS="1",
         LOG_LEVEL="WARNING",
     )
     env.update({k: str(v) for k, v in extra.items()})

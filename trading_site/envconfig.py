@@ -32,6 +32,11 @@ def env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, not {raw!r}") from exc
 
 
+def env_is_set(name: str) -> bool:
+    """Whether the operator gave `name` a non-blank value (not merely left the default)."""
+    return bool(os.environ.get(name, "").strip())
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:

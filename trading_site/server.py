@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from trading_site.core.exposure import warn_if_exposed
+
 
 def build_server(*, host: str, port: int, on_ready: Callable[[object], None] | None = None):
     # daphne.server installs Twisted's asyncio reactor on import: import it before Twisted.
@@ -19,6 +21,7 @@ def build_server(*, host: str, port: int, on_ready: Callable[[object], None] | N
 
     from trading_site.asgi import application  # reason: after daphne installed its reactor
 
+    warn_if_exposed(host)
     limit = int(settings.WS_MAX_MESSAGE_BYTES)
     server: Server
 

@@ -16,13 +16,21 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from trading_site.envconfig import env_bool, env_int, env_list, load_or_create_secret
+from trading_site.envconfig import (
+    env_bool,
+    env_int,
+    env_is_set,
+    env_list,
+    load_or_create_secret,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
+# Off unless asked for (DJANGO_DEBUG=1), the embedded default included: a debug page shows
+# the URL list, local variables and settings to whoever triggers it.
+DEBUG = env_bool("DJANGO_DEBUG", False)
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 EMBEDDED = not REDIS_URL
 
@@ -55,6 +63,9 @@ if not FERNET_KEYS:
     )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+# Whether the operator named the hosts (trading_site.core.exposure warns at start when a server
+# binds beyond loopback with only the default list).
+ALLOWED_HOSTS_CONFIGURED = env_is_set("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -68,6 +79,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our own static files, not a CDN
     "channels",
     # trading_site.core: template filters, the trading window; trading_site: the web server
     # commands (serve_web, start_embedded).
@@ -89,6 +101,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "trading_site.core.security_headers.SecurityHeadersMiddleware",
     "trading_site.core.api.ratelimit.RateLimitHeadersMiddleware",
     "trading_site.core.metrics.MetricsMiddleware",
 ]
@@ -163,6 +176,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns per process without it
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
@@ -230,7 +244,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "trading_site.core.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["trading_site.core.api.parsers.SafeJSONParser"],
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -239,8 +253,23 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Orders, PnL and monitoring for XTS broker accounts.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    # No validator badge: Swagger UI would fetch it from validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "PREPROCESSING_HOOKS": ["trading_site.core.api.schema.drop_trailing_slash_aliases"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # Every operation's error answers (the envelope) and the list bounds.
+        "trading_site.core.api.schema_errors.document_errors",
+    ],
 }
+
+# Outside JSON (trading_site.core.safe_json): deeper nesting is a 400, before the parser recurses.
+JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 32)
+# The largest request body (bytes): more is a 413. A batch of 500 orders is about 150 KB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 
 # Auth tokens (accounts.services): lifetime and cache time-to-live.
 AUTH_TOKEN_TTL_SECONDS = env_int("AUTH_TOKEN_TTL_SECONDS", 12 * 3600)
@@ -264,11 +293,20 @@ XTS_BASE_URLS = {
     ),
     "NIRMAL_BANG": os.environ.get("XTS_BASE_URL_NIRMAL_BANG", "https://xts.nirmalbang.com"),
 }
+# Where a live account's base_url may point (orders.brokers.host_policy): these hosts
+# ("host" or "host:port"; by default the brokers' own), over https in the full stack; a
+# loopback or private address only when BROKER_ALLOW_PRIVATE_HOSTS (the XTS simulator, the
+# embedded demo, the tests).
+BROKER_ALLOWED_HOSTS = env_list("BROKER_ALLOWED_HOSTS", list(XTS_BASE_URLS.values()))
+BROKER_ALLOW_PRIVATE_HOSTS = env_bool("BROKER_ALLOW_PRIVATE_HOSTS", EMBEDDED)
+BROKER_REQUIRE_HTTPS = env_bool("BROKER_REQUIRE_HTTPS", not EMBEDDED)
 XTS_SOURCE = os.environ.get("XTS_SOURCE", "WEBAPI")
 BROKER_TIMEOUT_SECONDS = float(os.environ.get("BROKER_TIMEOUT_SECONDS", "5"))
 BROKER_ORDERS_PER_SECOND = env_int("BROKER_ORDERS_PER_SECOND", 10)
 PAPER_SEED = env_int("PAPER_SEED", 0)
 FAIR_PRICE_FEED_TOKEN = os.environ.get("FAIR_PRICE_FEED_TOKEN", "")
+# GET /metrics answers this bearer token (Prometheus `authorization`) or a staff session.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 PRICE_FEED_ENABLED = env_bool("PRICE_FEED_ENABLED", EMBEDDED)
 PRICE_FEED_INTERVAL_SECONDS = float(os.environ.get("PRICE_FEED_INTERVAL_SECONDS", "3"))
 # Paper exchange (orders.brokers.paper): slippage of market orders in basis points, the most
@@ -318,6 +356,9 @@ TRADING_WINDOW_OPEN = time.fromisoformat(os.environ.get("TRADING_WINDOW_OPEN", "
 TRADING_WINDOW_CLOSE = time.fromisoformat(os.environ.get("TRADING_WINDOW_CLOSE", "15:30"))
 TRADING_WEEKDAYS = [int(d) for d in env_list("TRADING_WEEKDAYS", ["0", "1", "2", "3", "4"])]
 WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 4096)
+# Open WebSockets re-check their token or session this often (monitoring.ws_revalidation):
+# a revoked or expired token, a logout or a password change closes them with 4401.
+WS_AUTH_RECHECK_SECONDS = float(os.environ.get("WS_AUTH_RECHECK_SECONDS", "5"))
 PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 90)
 # Most concurrent channel-layer group operations per web process (monitoring.consumers).
 WS_LAYER_CONCURRENCY = env_int("WS_LAYER_CONCURRENCY", 200)
@@ -362,6 +403,7 @@ LOGGING = {
     "filters": {
         "request_id": {"()": "trading_site.core.logging.RequestIdFilter"},
         "redact": {"()": "trading_site.core.logging.RedactSecretsFilter"},
+        "client_error": {"()": "trading_site.core.log_filters.ClientErrorAsWarning"},
     },
     "formatters": {"json": {"()": "trading_site.core.logging.JsonFormatter"}},
     "handlers": {
@@ -385,5 +427,7 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        # A body over DATA_UPLOAD_MAX_MEMORY_SIZE (answered 413): a warning, no traceback.
+        "django.security.RequestDataTooBig": {"filters": ["client_error"]},
     },
 }

@@ -28,6 +28,7 @@ urlpatterns = [
     path("monitoring/", monitoring_views.monitoring_page, name="monitoring"),
     # Settings
     path("settings/", pages.settings_home, name="settings"),
+    path("settings/password/", account_views.password_change, name="password_change"),
     path("settings/accounts/new/", account_views.account_create, name="account_create"),
     path("settings/accounts/<int:pk>/", account_views.account_edit, name="account_edit"),
     path(

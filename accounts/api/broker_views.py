@@ -16,6 +16,7 @@ from accounts import selectors
 from accounts.api.serializers import KillSwitchResponseSerializer, KillSwitchSerializer
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerUnavailable, OrderRejected, RateLimited, SessionExpired
+from orders.brokers.messages import trader_message
 from orders.brokers.sessions import connect_account
 from orders.services.audit import user_actor
 from orders.services.kill_switch import kill_switch
@@ -50,9 +51,13 @@ class AccountConnectView(APIView):
         try:
             session = connect_account(account)
         except OrderRejected as exc:
-            raise BrokerRejectedError(exc.message, details={"account_id": pk}) from exc
+            raise BrokerRejectedError(
+                trader_message(exc, account_id=pk), details={"account_id": pk}
+            ) from exc
         except (BrokerUnavailable, SessionExpired, RateLimited) as exc:
-            raise BrokerUnavailableError(exc.message, details={"account_id": pk}) from exc
+            raise BrokerUnavailableError(
+                trader_message(exc, account_id=pk), details={"account_id": pk}
+            ) from exc
         return Response(
             {
                 "account_id": account.pk,

@@ -127,7 +127,9 @@ class StrategySerializer(serializers.ModelSerializer):
 class RegeneratePermissionSerializer(serializers.Serializer):
     enabled = serializers.BooleanField()
     strategy_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), allow_empty=True, max_length=1000
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        allow_empty=True,
+        max_length=1000,
     )
 
 

@@ -41,6 +41,7 @@ class MonitoringRunListView(APIView):
     """The caller's monitoring cycles, newest first."""
 
     rate_limit_group = "read"
+    pagination_class = RunsPagination  # the schema shows the {runs, total, ...} envelope
 
     @extend_schema(responses=MonitoringRunSerializer(many=True))
     def get(self, request):

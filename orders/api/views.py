@@ -40,6 +40,7 @@ from orders.services.placement import (
     BatchItemError,
     PlacementResult,
 )
+from orders.validation import as_id
 from trading_site.core.api.errors import _plain_details, _validation_message
 from trading_site.core.api.pagination import LimitOffsetTotalPagination
 from trading_site.core.errors import BrokerRejectedError, ValidationFailed
@@ -136,11 +137,14 @@ def _parse_int(raw: str | None, name: str) -> int | None:
     if raw in (None, ""):
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ValidationFailed(
             f"{name} must be an integer", details={name: [f"{raw!r} is not an integer"]}
         ) from None
+    if as_id(value) is None:  # past the database's integers (a 500 on SQLite otherwise)
+        raise ValidationFailed(f"{name} is out of range", details={name: ["not an id"]})
+    return value
 
 
 def _parse_statuses(raw: str | None) -> list[str] | None:

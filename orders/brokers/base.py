@@ -35,6 +35,12 @@ class OrderRejected(BrokerError):
     """The broker refused the request; `message` is the broker's reason."""
 
 
+class AccountMisconfigured(OrderRejected):
+    """The broker accepted the login but the account's settings do not fit it (a dealer
+    login without the client code to act for). `message` is our own words telling the
+    trader what to set, safe to show as it is (orders.brokers.messages)."""
+
+
 class BrokerUnavailable(BrokerError):
     """Timeout, connection error or 5xx. For an order POST the outcome is UNKNOWN."""
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 
 from orders.scheduled.models import ScheduledOrder, ScheduledOrderRun
+from orders.scheduled.services import validate_template
 from trading_site.core.admin import ReadOnlyAdmin, ReadOnlyInline
+from trading_site.core.errors import DomainError
+from trading_site.core.safe_json import DepthLimitedJSONField
 
 
 class ScheduledOrderRunInline(ReadOnlyInline):
@@ -15,8 +19,47 @@ class ScheduledOrderRunInline(ReadOnlyInline):
     ordering = ("-trading_date",)
 
 
+class ScheduledOrderAdminForm(forms.ModelForm):
+    """An admin edit passes the template validation of the API and the web form."""
+
+    class Meta:
+        model = ScheduledOrder
+        fields = (
+            "user",
+            "account",
+            "name",
+            "kind",
+            "template",
+            "time_of_day",
+            "weekdays",
+            "enabled",
+        )
+        field_classes = {"template": DepthLimitedJSONField, "weekdays": DepthLimitedJSONField}
+
+    def clean(self):
+        cleaned = super().clean()
+        user, account = cleaned.get("user"), cleaned.get("account")
+        if user is None or account is None or "template" not in cleaned:
+            return cleaned
+        if account.user_id != user.pk:
+            raise forms.ValidationError("The account must belong to the schedule's user.")
+        try:
+            validate_template(
+                user=user,
+                kind=cleaned.get("kind") or ScheduledOrder._meta.get_field("kind").default,
+                account_id=account.pk,
+                template=cleaned["template"],
+            )
+        except DomainError as exc:
+            raise forms.ValidationError(
+                {"template": [f"{k}: {v}" for k, v in (exc.details or {}).items()] or exc.message}
+            ) from None
+        return cleaned
+
+
 @admin.register(ScheduledOrder)
 class ScheduledOrderAdmin(admin.ModelAdmin):
+    form = ScheduledOrderAdminForm
     list_display = ("name", "user", "account", "kind", "time_of_day", "weekdays", "enabled")
     list_filter = ("enabled", "kind")
     search_fields = ("name", "user__username", "account__account_name")

@@ -6,6 +6,7 @@ from django import forms
 
 from orders.models import Order
 from orders.web_forms import account_choices
+from trading_site.core.safe_json import DepthLimitedJSONField
 
 WEEKDAY_CHOICES = [
     (0, "Mon"),
@@ -34,7 +35,7 @@ class ScheduledOrderForm(forms.Form):
         initial=[0, 1, 2, 3, 4],
     )
     enabled = forms.BooleanField(required=False, initial=True)
-    template = forms.JSONField(
+    template = DepthLimitedJSONField(
         label="Order fields (JSON)",
         help_text='The fields of POST /api/orders (single), e.g. {"symbol": "RELIANCE", '
         '"order_side": "BUY", "order_type": "MARKET", "order_quantity": 1}, or of '

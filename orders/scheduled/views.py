@@ -8,8 +8,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.web_forms import add_service_errors
 from orders.scheduled.forms import ScheduledOrderForm
 from orders.scheduled.models import ScheduledOrder
+from orders.scheduled.services import create_scheduled_order, update_scheduled_order
+from trading_site.core.errors import DomainError
 
 
 @login_required
@@ -39,14 +42,23 @@ def scheduled_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
             "enabled": d["enabled"],
             "template": d["template"],
         }
-        if schedule is None:
-            schedule = ScheduledOrder.objects.create(user=request.user, **fields)
+        # The services validate the template as the API does (the one validator).
+        try:
+            if schedule is None:
+                schedule = create_scheduled_order(user=request.user, **fields)
+            else:
+                schedule = update_scheduled_order(schedule=schedule, **fields)
+        except DomainError as exc:
+            # The template's own fields (order_quantity, ...) are shown on the template box.
+            details = exc.details or {}
+            inner = {k: v for k, v in details.items() if k not in form.fields}
+            outer = {k: v for k, v in details.items() if k in form.fields}
+            add_service_errors(
+                form, {**outer, **({"template": inner} if inner else {})}, fallback=exc.message
+            )
         else:
-            for name, value in fields.items():
-                setattr(schedule, name, value)
-            schedule.save()
-        messages.success(request, f"Scheduled order “{schedule.name}” saved.")
-        return redirect("settings")
+            messages.success(request, f"Scheduled order “{schedule.name}” saved.")
+            return redirect("settings")
     return render(
         request,
         "orders/scheduled_form.html",

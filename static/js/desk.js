@@ -223,6 +223,7 @@
     this.socket = socket;
     socket.addEventListener("open", function () {
       self.attempt = 0;
+      self.wasOpen = true;
       self.setState("live", "Live");
       self.pingTimer = setInterval(function () {
         if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "ping" }));
@@ -232,7 +233,11 @@
       var msg;
       try { msg = JSON.parse(event.data); } catch (e) { return; }
       if (!msg || typeof msg.type !== "string") return;
-      if (msg.type === "connection_established") { self.marketClosed = false; banner(""); }
+      if (msg.type === "connection_established") {
+        self.marketClosed = false;
+        self.authRetried = false;
+        banner("");
+      }
       if (msg.type === "market_closed") self.marketClosed = true;
       var handler = handlers[msg.type];
       if (handler) handler(msg);
@@ -240,6 +245,16 @@
     });
     socket.addEventListener("close", function (event) {
       clearInterval(self.pingTimer);
+      var opened = self.wasOpen;
+      self.wasOpen = false;
+      if (event.code === 4401 && opened && !self.authRetried) {
+        // The credential ended while open. A password change in another tab gave this
+        // browser a new session cookie: one fresh attempt tells the two cases apart.
+        self.authRetried = true;
+        self.setState("connecting", "Reconnecting\u2026");
+        setTimeout(function () { self.connect(); }, 500);
+        return;
+      }
       if (event.code === 4401 || event.code === 4403) {
         self.setState("denied", "Not signed in");
         return; // reconnecting cannot help until the user signs in again
@@ -284,6 +299,11 @@
       el.textContent = formatINR(el.getAttribute("data-inr"));
     });
     wireConfirmations(document);
+    // A select that submits its form when changed (no inline handlers: the CSP forbids them).
+    document.addEventListener("change", function (event) {
+      var el = event.target;
+      if (el && el.hasAttribute && el.hasAttribute("data-autosubmit") && el.form) el.form.submit();
+    });
     var path = document.body.getAttribute("data-ws-path");
     if (path && "WebSocket" in window) {
       var conn = new LiveConnection(path);

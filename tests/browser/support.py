@@ -1,5 +1,5 @@
-"""What the browser tests do besides driving the page: keep screenshots, and run server-side
-code off Playwright's event loop."""
+"""What the browser tests do besides driving the page: sign in, keep screenshots, and run
+server-side code off Playwright's event loop."""
 
 from __future__ import annotations
 
@@ -7,8 +7,19 @@ import threading
 from pathlib import Path
 
 from django.db import connections
+from playwright.sync_api import expect
+
+from tests.factories import DEFAULT_PASSWORD
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+
+
+def log_in(page, base: str, user) -> None:
+    page.goto(f"{base}/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", DEFAULT_PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{base}/")
 
 
 def screenshot(page, name: str) -> Path:

@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import expect
 
 from orders.models import Order
-from tests.browser.support import off_loop, screenshot
-from tests.factories import DEFAULT_PASSWORD, make_account, make_instrument, make_user
+from tests.browser.support import log_in, off_loop, screenshot
+from tests.factories import make_account, make_instrument, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -36,14 +36,6 @@ def run_cycle(user, key: str):
     run = MonitoringRun.objects.get(user=user, cycle_key=key)
     assert run.status != MonitoringRun.Status.FAILED, run.steps
     return run
-
-
-def log_in(page, base: str, user) -> None:
-    page.goto(f"{base}/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", DEFAULT_PASSWORD)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(f"{base}/")
 
 
 @pytest.fixture

@@ -26,6 +26,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpResponse
 
+from trading_site.core.metrics_access import metrics_access_denied
+
 logger = logging.getLogger(__name__)
 
 COUNTER, HISTOGRAM, GAUGE = "counter", "histogram", "gauge"
@@ -42,6 +44,8 @@ DESCRIPTIONS = {
     "cycle_step_failures_total": "Monitoring steps that failed, by step",
     "websocket_connections": "Open WebSocket connections",
 }
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 _SEP = "\x1f"  # between a histogram series' labels and its bucket/sum/count suffix
 
@@ -226,7 +230,12 @@ def render_prometheus() -> str:
 
 
 def metrics_view(request):
-    """GET /metrics for Prometheus."""
+    """GET /metrics for Prometheus: with the METRICS_TOKEN (`Authorization: Bearer <token>`
+    or `X-Metrics-Token`), or for a signed-in staff member. Anyone else learns nothing,
+    not even whether metrics exist."""
+    denied = metrics_access_denied(request)
+    if denied is not None:
+        return denied
     return HttpResponse(
         render_prometheus(), content_type="text/plain; version=0.0.4; charset=utf-8"
     )
@@ -247,7 +256,9 @@ class MetricsMiddleware:
         observe(
             "http_request_duration_seconds",
             time.perf_counter() - started,
-            method=request.method,
+            # A client may send any method name: each new one would be a series kept in
+            # Redis forever. Known methods by name, the rest as one "OTHER".
+            method=request.method if request.method in KNOWN_METHODS else "OTHER",
             route=route,
             status=response.status_code,
         )

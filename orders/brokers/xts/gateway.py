@@ -31,6 +31,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from orders.brokers.base import (
+    AccountMisconfigured,
     BrokerBalance,
     BrokerGateway,
     BrokerLogin,
@@ -47,6 +48,7 @@ from orders.brokers.base import (
     SessionContext,
     SessionExpired,
 )
+from orders.brokers.host_policy import guarded_transport
 from orders.brokers.xts import wire as xts_wire
 
 logger = logging.getLogger(__name__)
@@ -102,7 +104,11 @@ class XtsGateway(BrokerGateway):
             timeout = self.timeout or float(settings.BROKER_TIMEOUT_SECONDS)
             client = httpx.AsyncClient(
                 timeout=httpx.Timeout(timeout),
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+                # Every request is judged by the broker-host policy (SSRF); no redirects.
+                transport=guarded_transport(
+                    limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
+                ),
+                follow_redirects=False,
                 headers={"Content-Type": "application/json", "Accept": "application/json"},
             )
             self._clients[loop] = client
@@ -410,26 +416,43 @@ def session_expiry(token: str) -> datetime:
     return now + timedelta(seconds=int(settings.XTS_SESSION_TTL_SECONDS))
 
 
+# What of a login answer an error message may repeat to the trader: code-shaped values only,
+# so a server at the base URL cannot put its own text (an error page, an address) in front of
+# the trader through the codes it lists (orders.brokers.messages).
+_SHOWABLE_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
+_MAX_CODES_SHOWN = 20
+
+
+def _showable(value: str) -> str:
+    return value if _SHOWABLE_CODE.fullmatch(value) else "(unreadable)"
+
+
 def _dealer_client_id(configured: str, codes: tuple[str, ...], user_id: str) -> str:
     """The client code a dealer login acts for: the account's `client_id` (one of the
-    login's codes), or the login's only code. Raises OrderRejected with what to set."""
+    login's codes), or the login's only code. Raises AccountMisconfigured with what to set."""
     configured = (configured or "").strip()
-    listed = ", ".join(codes)
+    readable = [code for code in codes if _SHOWABLE_CODE.fullmatch(code)]
+    shown = readable[:_MAX_CODES_SHOWN]
+    listed = ", ".join(shown)
+    if len(codes) > len(shown):
+        more = f"{len(codes) - len(shown)} more" if shown else f"{len(codes)} unreadable"
+        listed = f"{listed} and {more}" if shown else more
+    user_id = _showable(user_id)
     if configured:
         if codes and configured not in codes:
-            raise OrderRejected(
-                f"client_id {configured!r} is not one of the client codes of dealer login "
-                f"{user_id} ({listed}): set the account's client_id to one of them"
+            raise AccountMisconfigured(
+                f"client_id {_showable(configured)!r} is not one of the client codes of "
+                f"dealer login {user_id} ({listed}): set the account's client_id to one of them"
             )
         return configured
     if len(codes) == 1:
         return codes[0]
     if not codes:
-        raise OrderRejected(
+        raise AccountMisconfigured(
             f"dealer login {user_id} lists no client codes: set the account's client_id "
             "to the client code it trades for"
         )
-    raise OrderRejected(
+    raise AccountMisconfigured(
         f"dealer login {user_id} acts for several clients ({listed}): set the account's "
         "client_id to the one this account trades for"
     )

@@ -159,6 +159,7 @@ class FairPriceView(APIView):
     """GET the current fair prices (filter by instrument_ids or symbols); POST a bulk update."""
 
     permission_classes = [FairPriceFeedPermission]
+    pagination_class = FairPricePagination  # the schema shows the {fair_prices, ...} envelope
 
     @property
     def rate_limit_group(self) -> str:

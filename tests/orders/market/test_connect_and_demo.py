@@ -48,7 +48,9 @@ def test_connect_with_wrong_credentials_is_broker_rejected(simulator):
     response = api_client_for(account.user).post(f"/api/accounts/{account.pk}/connect")
     body = response.json()
     assert response.status_code == 422 and body["code"] == "BROKER_REJECTED"
-    assert "Invalid appKey" in body["error"]
+    # Our own words (issue 10: a foreign server's text never reaches the trader).
+    assert "refused the login" in body["error"]
+    assert "Invalid appKey" not in body["error"]
 
 
 @pytest.mark.django_db

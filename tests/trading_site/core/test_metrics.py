@@ -22,8 +22,14 @@ def _fresh_metrics():
     metrics.reset_metrics()
 
 
+@pytest.fixture(autouse=True)
+def _scrape_token(settings):
+    settings.METRICS_TOKEN = "scrape-token-for-tests"
+
+
 def _metrics_text(client) -> str:
-    response = client.get("/metrics")
+    # The scraper's token (issue 10: /metrics is not anonymous).
+    response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-for-tests")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain; version=0.0.4")
     return response.content.decode()

@@ -592,6 +592,8 @@ def test_regenerate_permission_refuses_another_users_strategy(web, trader, other
 
 
 def test_scheduled_order_is_created_and_listed(web, account):
+    # The template is validated as the API validates it (issue 10): the instrument must exist.
+    make_instrument(symbol="RELIANCE")
     response = web.post(
         reverse("scheduled_create"),
         {

@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -99,6 +101,16 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             details=getattr(exc, "message_dict", None) or {"non_field_errors": exc.messages},
         )
 
+    if isinstance(exc, RequestDataTooBig):
+        return Response(too_big_body(), status=413)
+    if isinstance(exc, OverflowError):
+        # A number past what the database holds (SQLite raises this for a 20-digit id):
+        # the client's input, not our fault. Validators bound the known fields; this is the
+        # net under the rest.
+        logger.warning("number out of range in a request: %s", exc)
+        return Response(
+            envelope("A number in the request is out of range", VALIDATION_ERROR), status=400
+        )
     if isinstance(exc, RateLimitExceeded):
         body = envelope(exc.message, exc.code, exc.details)
         body["retry_after"] = exc.retry_after
@@ -165,6 +177,22 @@ def json_error_response(message: str, code: str, status_code: int, **details: An
 @csrf_exempt  # an unknown path is a 404 for every method, not a CSRF failure
 def api_not_found(request, exception=None) -> JsonResponse:
     return json_error_response("Not found", NOT_FOUND, 404, path=request.path)
+
+
+def too_big_body() -> dict[str, Any]:
+    return envelope(
+        "Request body too large",
+        VALIDATION_ERROR,
+        {"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
+    )
+
+
+def api_bad_request(request, exception=None) -> JsonResponse:
+    """Django's 400 (a SuspiciousOperation outside a DRF view); a body over
+    DATA_UPLOAD_MAX_MEMORY_SIZE is a 413."""
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse(too_big_body(), status=413)
+    return json_error_response("Bad request", VALIDATION_ERROR, 400)
 
 
 def api_server_error(request) -> JsonResponse:

@@ -7,6 +7,9 @@ from rest_framework.response import Response
 
 from trading_site.core.errors import ValidationFailed
 
+# Past this the database refuses the OFFSET (and no list is that long).
+MAX_OFFSET = 2**63 - 1
+
 
 class LimitOffsetTotalPagination(LimitOffsetPagination):
     default_limit = 50
@@ -33,8 +36,10 @@ class LimitOffsetTotalPagination(LimitOffsetPagination):
             offset = int(raw)
         except ValueError:
             raise ValidationFailed("offset must be an integer", details={"offset": [raw]}) from None
-        if offset < 0:
-            raise ValidationFailed("offset must be zero or more", details={"offset": [raw]})
+        if offset < 0 or offset > MAX_OFFSET:
+            raise ValidationFailed(
+                f"offset must be between 0 and {MAX_OFFSET}", details={"offset": [raw]}
+            )
         return offset
 
     def get_paginated_response(self, data):

@@ -139,6 +139,31 @@ def test_connecting_a_misconfigured_dealer_is_a_clear_422(simulator):
 
 
 @pytest.fixture
+def chatty_dealer(transactional_db):
+    """A login answer whose client codes carry text that is not a client code."""
+    running = serve_in_thread(
+        XtsSimulator(
+            users=parse_users("chatty-app:chatty-secret:DLR5:dealer:CL1;<h1>internal admin</h1>"),
+            seed=1,
+        )
+    )
+    yield running
+    running.stop()
+
+
+def test_a_misconfigured_dealer_error_repeats_only_code_shaped_values(chatty_dealer):
+    # The 422 shows our own words and the login's codes, but a server at the base URL must
+    # not get its own text in front of the trader through them (issue 10, SSRF).
+    user = make_user()
+    account = _account(chatty_dealer, app_key="chatty-app", secret="chatty-secret", user=user)
+    response = api_client_for(user).post(f"/api/accounts/{account.pk}/connect")
+    body = response.json()
+    assert response.status_code == 422 and body["code"] == "BROKER_REJECTED"
+    assert "several clients (CL1 and 1 more): set the account's client_id" in body["error"]
+    assert "internal admin" not in body["error"] and "<h1>" not in body["error"]
+
+
+@pytest.fixture
 def solo_dealer(transactional_db):
     running = serve_in_thread(
         XtsSimulator(users=parse_users("solo-app:solo-secret:DLR9:dealer:ONLY1"), seed=1)
