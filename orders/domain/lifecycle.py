@@ -186,7 +186,3 @@ def _why_not(status: LegStatus, kind: LegEventKind) -> str:
     if status == PENDING:
         return "the broker has not acknowledged the leg yet"
     return f"a {status} leg cannot be {kind.replace('_', ' ')}"
-
-
-def is_final(status: str) -> bool:
-    return status in FINAL_STATUSES
