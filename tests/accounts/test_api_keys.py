@@ -47,9 +47,7 @@ def _key_client(raw: str) -> APIClient:
 def test_a_key_is_created_with_a_session_token_shown_once_and_stored_hashed():
     user = make_user()
     session = api_client_for(user)
-    response = session.post(
-        "/api/api-keys", {"name": "amibroker", "scope": "trade"}, format="json"
-    )
+    response = session.post("/api/api-keys", {"name": "amibroker", "scope": "trade"}, format="json")
     assert response.status_code == 201
     raw = response.json()["key"]
     assert raw.startswith("tdk_") and len(raw) >= 40

@@ -313,9 +313,7 @@ def test_the_web_login_with_the_code_opens_the_admin_to_staff():
     root = make_user(username="root", is_staff=True, is_superuser=True)
     secret = enable_two_factor(root)
     browser = Client()
-    browser.post(
-        "/login/", {"username": "root", "password": DEFAULT_PASSWORD, "next": "/admin/"}
-    )
+    browser.post("/login/", {"username": "root", "password": DEFAULT_PASSWORD, "next": "/admin/"})
     response = browser.post("/login/code/", {"code": totp_code(secret)})
     assert response["Location"] == "/admin/"
     assert browser.get("/admin/").status_code == 200
@@ -362,13 +360,11 @@ def test_enrolment_shows_the_secret_and_a_server_rendered_qr_code_then_recovery_
 
 
 def test_a_staff_user_enrolling_reaches_the_admin_with_the_same_session():
-    root = make_user(username="root", is_staff=True, is_superuser=True)
+    make_user(username="root", is_staff=True, is_superuser=True)
     browser = Client()
     browser.post("/login/", {"username": "root", "password": DEFAULT_PASSWORD})
     secret = _enrol(browser)
-    browser.post(
-        "/settings/two-factor/confirm/", {"code": totp_code(secret), "next": "/admin/"}
-    )
+    browser.post("/settings/two-factor/confirm/", {"code": totp_code(secret), "next": "/admin/"})
     assert browser.get("/admin/").status_code == 200
 
 
