@@ -345,6 +345,20 @@ def _instrument_for(order: AlertOrder, segment: str) -> Instrument | None:
     return matches[0] if len(matches) == 1 else None
 
 
+def _split_lots(targets: tuple, lots: int) -> list[TargetSpec]:
+    """The bracket's lots shared across the alert's targets as evenly as whole lots allow
+    (the nearer targets take the remainder)."""
+    if not targets:
+        return []
+    if lots < len(targets):
+        raise AlertInvalid({"target": [f"{len(targets)} targets need at least as many lots"]})
+    share, extra = divmod(lots, len(targets))
+    return [
+        TargetSpec(price=price, lots=share + (1 if n < extra else 0))
+        for n, price in enumerate(targets)
+    ]
+
+
 def _place(webhook: AlertWebhook, order: AlertOrder) -> PlacementResult:
     segment = order.exchange_segment
     product = order.product or webhook.default_product
@@ -372,15 +386,16 @@ def _place(webhook: AlertWebhook, order: AlertOrder) -> PlacementResult:
                     }
                 )
             lots = order.quantity // instrument.lot_size
+        lots = lots if lots is not None else order.quantity  # no instrument: validation says so
         request = BracketOrderRequest(
             **common,
-            no_of_lots=lots if lots is not None else order.quantity,
+            no_of_lots=lots,
             entry_price=order.price,
             entry_stop_price=order.trigger_price if order.order_type == "STOPLIMIT" else None,
             sl_price=order.stop_loss,
             order_side=order.side,
             trading_symbol=order.symbol,
-            targets=[TargetSpec(price=price) for price in order.targets],
+            targets=_split_lots(order.targets, lots),
             targets_field="target",
         )
         return place_bracket_order(
