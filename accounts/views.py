@@ -86,7 +86,6 @@ def _enrolment_url(next_url: str) -> str:
     return f"{reverse('two_factor')}?{urlencode({REDIRECT_FIELD_NAME: next_url or '/'})}"
 
 
-@never_cache
 @require_http_methods(["GET", "POST"])
 def login_view(request: HttpRequest) -> HttpResponse:
     next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next") or "")

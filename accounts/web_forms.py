@@ -186,12 +186,20 @@ class RegeneratePermissionForm(forms.Form):
 # ---- two-factor login and API keys -----------------------------------------------------------
 
 
+class OneTimeCodeInput(forms.TextInput):
+    """A code field that comes back empty after a failed try: a spent or wrong code is
+    worth nothing, and the next one is typed fresh."""
+
+    def format_value(self, value):
+        return None
+
+
 def _code_field(label: str = "Code from your authenticator app") -> forms.CharField:
     return forms.CharField(
         label=label,
         max_length=32,
         strip=True,
-        widget=forms.TextInput(
+        widget=OneTimeCodeInput(
             attrs={
                 "autocomplete": "one-time-code",
                 "inputmode": "numeric",
