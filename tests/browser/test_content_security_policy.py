@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.support import log_in, off_loop
 from orders.alerts.services import receive_alert, save_webhook
+from tests.browser.support import log_in, off_loop
 from tests.factories import (
     enable_two_factor,
     make_account,
