@@ -285,6 +285,9 @@ TWO_FACTOR_ISSUER = os.environ.get("TWO_FACTOR_ISSUER", "Trading desk")
 # How long a password-checked web login waits for its two-factor code.
 TWO_FACTOR_LOGIN_TIMEOUT_SECONDS = env_int("TWO_FACTOR_LOGIN_TIMEOUT_SECONDS", 300)
 
+# Alert webhooks (orders.alerts): how long received alerts are kept.
+ALERT_RETENTION_DAYS = env_int("ALERT_RETENTION_DAYS", 90)
+
 # Rate limits per endpoint group: "capacity/refill-per-second". Login has its own.
 RATE_LIMITS = {
     "default": os.environ.get("RATE_LIMIT_DEFAULT", "120/2"),

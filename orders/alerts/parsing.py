@@ -335,6 +335,15 @@ def parse_openalgo_strategy_alert(body: Mapping[str, Any]) -> AlertOrder:
     """
     fields = normalize_keys(body)
     sized = "position_size" in fields
+    if not sized and _text(fields.get("quantity")) == "":
+        raise AlertInvalid(
+            {
+                "position_size": [
+                    "is required: this webhook places position_size units (a strategy's "
+                    "own quantity, OpenAlgo's long-only mode, is not known here)"
+                ]
+            }
+        )
     if sized:
         size = fields.pop("position_size")
         if _is_zero(size):

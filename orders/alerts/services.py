@@ -18,8 +18,10 @@ import logging
 import math
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -127,6 +129,15 @@ def rotate_webhook_secret(*, webhook: AlertWebhook) -> AlertWebhook:
     webhook.secret_rotated_at = timezone.now()
     webhook.save(update_fields=["secret", "secret_rotated_at"])
     return webhook
+
+
+def purge_old_received_alerts(*, older_than_days: int | None = None) -> int:
+    """Delete received alerts older than ALERT_RETENTION_DAYS (housekeeping); the orders
+    they placed stay, with their own audit trail."""
+    days = settings.ALERT_RETENTION_DAYS if older_than_days is None else older_than_days
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted, _ = ReceivedAlert.objects.filter(received_at__lt=cutoff).delete()
+    return deleted
 
 
 # ---- receiving an alert ---------------------------------------------------------------------

@@ -126,3 +126,8 @@ def test_openalgo_position_size_is_the_quantity_and_zero_is_refused_with_the_rea
     assert "position_size" in _invalid(
         {"symbol": "SBIN", "action": "SELL", "position_size": "-2"}, parse_openalgo_strategy_alert
     )
+
+
+def test_openalgo_without_position_size_names_it():
+    details = _invalid({"symbol": "SBIN", "action": "BUY"}, parse_openalgo_strategy_alert)
+    assert "is required" in details["position_size"][0]

@@ -5,6 +5,7 @@ path on the strategy's account, once per alert id; a wrong secret or an unknown 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -322,3 +323,13 @@ def test_several_targets_share_the_lots(hook):
         (Decimal("210"), 100),
         (Decimal("220"), 50),
     ]
+
+
+def test_old_received_alerts_are_purged_and_their_orders_stay(hook):
+    _post(_url(hook), MARKET_BUY)
+    _post(_url(hook), {**MARKET_BUY, "id": "tv-2"})
+    old = ReceivedAlert.objects.order_by("id").first()
+    ReceivedAlert.objects.filter(pk=old.pk).update(received_at=old.received_at - timedelta(days=91))
+    assert services.purge_old_received_alerts() == 1
+    assert ReceivedAlert.objects.count() == 1
+    assert Order.objects.count() == 2
