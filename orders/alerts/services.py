@@ -218,7 +218,9 @@ def receive_alert(
     if not secret and parsed is not None:
         body_secret = parsed.get(BODY_SECRET_FIELD)
         secret = body_secret if isinstance(body_secret, str) else ""
-    if webhook is None or not _secret_matches(webhook, secret):
+    if webhook is None or not webhook.user.is_active:
+        return _refuse_bad_secret(None, client_ip=client_ip, shape=shape)
+    if not _secret_matches(webhook, secret):
         return _refuse_bad_secret(webhook, client_ip=client_ip, shape=shape)
 
     stored, truncated = _stored_body(raw_body, webhook.secret)
@@ -241,7 +243,9 @@ def receive_alert(
     return answer
 
 
-def _refuse_bad_secret(webhook: AlertWebhook | None, *, client_ip: str | None, shape: str):
+def _refuse_bad_secret(
+    webhook: AlertWebhook | None, *, client_ip: str | None, shape: str
+) -> AlertAnswer:
     # Counted per address, so guessing is slow; right secrets never touch this bucket (alert
     # senders such as TradingView share a few addresses among all their users).
     result = take_group_token("webhook_bad_secret", f"webhook_bad_secret:{client_ip or '-'}")

@@ -333,3 +333,20 @@ def test_old_received_alerts_are_purged_and_their_orders_stay(hook):
     assert services.purge_old_received_alerts() == 1
     assert ReceivedAlert.objects.count() == 1
     assert Order.objects.count() == 2
+
+
+def test_the_secret_in_the_path_is_not_written_to_the_log(hook, caplog):
+    caplog.set_level("INFO")
+    _post(_url(hook), {"symbol": "ALERTSYM", "action": "HOLD", "quantity": 1})  # a 400
+    _post(_url(hook), MARKET_BUY)
+    assert caplog.records, "the webhook logs its answers"
+    logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert hook.secret not in logged
+    assert hook.public_id in logged
+
+
+def test_a_deactivated_users_webhook_is_a_404(hook):
+    hook.user.is_active = False
+    hook.user.save()
+    assert _post(_url(hook), MARKET_BUY).status_code == 404
+    assert not Order.objects.exists() and not ReceivedAlert.objects.exists()
