@@ -22,6 +22,7 @@ from monitoring.tasks import (
     dispatch_monitoring_cycles,
     place_due_scheduled_orders,
     purge_expired_auth_sessions,
+    purge_old_received_alerts,
     refresh_broker_sessions,
 )
 from orders.market.demo import tick_price_feed
@@ -56,6 +57,10 @@ def _purge_sessions() -> object:
     return purge_expired_auth_sessions()
 
 
+def _purge_alerts() -> object:
+    return purge_old_received_alerts()
+
+
 def _refresh_broker_sessions() -> object:
     return refresh_broker_sessions()
 
@@ -68,6 +73,7 @@ def embedded_jobs() -> list[Job]:
         Job("heartbeat", min(30.0, interval), _heartbeat),
         Job("refresh-broker-sessions", 300.0, _refresh_broker_sessions),
         Job("purge-auth-sessions", 3600.0, _purge_sessions),
+        Job("purge-received-alerts", 6 * 3600.0, _purge_alerts),
     ]
     if settings.PRICE_FEED_ENABLED:
         jobs.append(Job("price-feed", float(settings.PRICE_FEED_INTERVAL_SECONDS), _price_feed))

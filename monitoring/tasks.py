@@ -17,6 +17,7 @@ from monitoring.services import (
     refresh_expiring_broker_sessions,
     run_user_cycle,
 )
+from orders.alerts.services import purge_old_received_alerts as purge_alerts
 from orders.scheduled.services import place_due_scheduled_orders as place_due
 from trading_site.core.market_hours import is_trading_window_open
 
@@ -59,6 +60,11 @@ def beat_heartbeat() -> None:
 @shared_task(name="monitoring.tasks.purge_expired_auth_sessions", ignore_result=True)
 def purge_expired_auth_sessions() -> int:
     return purge()
+
+
+@shared_task(name="monitoring.tasks.purge_old_received_alerts", ignore_result=True)
+def purge_old_received_alerts() -> int:
+    return purge_alerts()
 
 
 @shared_task(name="monitoring.tasks.refresh_broker_sessions", ignore_result=True)

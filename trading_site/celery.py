@@ -43,6 +43,11 @@ def beat_schedule(interval_seconds: int) -> dict:
             "schedule": timedelta(hours=1),
             "options": {"expires": 3600},
         },
+        "purge-old-received-alerts": {
+            "task": "monitoring.tasks.purge_old_received_alerts",
+            "schedule": timedelta(hours=6),
+            "options": {"expires": 3600},
+        },
     }
 
 

@@ -70,7 +70,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    # django.contrib.admin, its site requiring two-factor login of staff (accounts.admin_site)
+    "accounts.apps.TwoFactorAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -237,7 +238,11 @@ REST_FRAMEWORK = {
         "accounts.auth.BearerTokenAuthentication",
         "accounts.auth.CsrfSessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        # A read-only API key cannot write; a bound key is refused (accounts.permissions).
+        "accounts.permissions.ApiKeyScope",
+    ],
     "DEFAULT_THROTTLE_CLASSES": ["trading_site.core.api.ratelimit.UserRateLimit"],
     "DEFAULT_PAGINATION_CLASS": "trading_site.core.api.pagination.LimitOffsetTotalPagination",
     "PAGE_SIZE": 50,
@@ -275,6 +280,14 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 AUTH_TOKEN_TTL_SECONDS = env_int("AUTH_TOKEN_TTL_SECONDS", 12 * 3600)
 AUTH_TOKEN_CACHE_SECONDS = env_int("AUTH_TOKEN_CACHE_SECONDS", 300)
 
+# Two-factor login (accounts.two_factor): the issuer name authenticator apps show.
+TWO_FACTOR_ISSUER = os.environ.get("TWO_FACTOR_ISSUER", "Trading desk")
+# How long a password-checked web login waits for its two-factor code.
+TWO_FACTOR_LOGIN_TIMEOUT_SECONDS = env_int("TWO_FACTOR_LOGIN_TIMEOUT_SECONDS", 300)
+
+# Alert webhooks (orders.alerts): how long received alerts are kept.
+ALERT_RETENTION_DAYS = env_int("ALERT_RETENTION_DAYS", 90)
+
 # Rate limits per endpoint group: "capacity/refill-per-second". Login has its own.
 RATE_LIMITS = {
     "default": os.environ.get("RATE_LIMIT_DEFAULT", "120/2"),
@@ -282,6 +295,9 @@ RATE_LIMITS = {
     "orders": os.environ.get("RATE_LIMIT_ORDERS", "60/1"),
     "login_user": os.environ.get("RATE_LIMIT_LOGIN_USER", "5/0.05"),
     "login_ip": os.environ.get("RATE_LIMIT_LOGIN_IP", "20/0.2"),
+    # Alert webhooks (orders.alerts): per webhook, and per address for wrong secrets.
+    "webhook": os.environ.get("RATE_LIMIT_WEBHOOK", "30/0.5"),
+    "webhook_bad_secret": os.environ.get("RATE_LIMIT_WEBHOOK_BAD_SECRET", "10/0.1"),
 }
 RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
 
