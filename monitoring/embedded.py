@@ -20,6 +20,7 @@ from django.conf import settings
 from monitoring.tasks import (
     beat_heartbeat,
     dispatch_monitoring_cycles,
+    mark_abandoned_runs,
     place_due_scheduled_orders,
     purge_expired_auth_sessions,
     purge_old_received_alerts,
@@ -53,6 +54,10 @@ def _heartbeat() -> object:
     return beat_heartbeat()
 
 
+def _mark_abandoned_runs() -> object:
+    return mark_abandoned_runs()
+
+
 def _purge_sessions() -> object:
     return purge_expired_auth_sessions()
 
@@ -72,6 +77,7 @@ def embedded_jobs() -> list[Job]:
         Job("scheduled-orders", min(60.0, interval), _scheduled_orders),
         Job("heartbeat", min(30.0, interval), _heartbeat),
         Job("refresh-broker-sessions", 300.0, _refresh_broker_sessions),
+        Job("abandoned-runs", 60.0, _mark_abandoned_runs),
         Job("purge-auth-sessions", 3600.0, _purge_sessions),
         Job("purge-received-alerts", 6 * 3600.0, _purge_alerts),
     ]

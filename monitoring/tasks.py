@@ -11,6 +11,7 @@ from celery import shared_task
 
 from accounts.services import purge_expired_auth_sessions as purge
 from monitoring.services import (
+    abandon_dead_runs,
     cycle_key_for,
     monitored_user_ids,
     record_heartbeat,
@@ -70,3 +71,10 @@ def purge_old_received_alerts() -> int:
 @shared_task(name="monitoring.tasks.refresh_broker_sessions", ignore_result=True)
 def refresh_broker_sessions() -> int:
     return refresh_expiring_broker_sessions()
+
+
+@shared_task(name="monitoring.tasks.mark_abandoned_runs", ignore_result=True)
+def mark_abandoned_runs() -> int:
+    """Runs whose worker died (nobody holds their user's cycle lease) become ABANDONED, also
+    for users no longer monitored (their next cycle would have marked them)."""
+    return abandon_dead_runs()

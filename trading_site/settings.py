@@ -367,6 +367,22 @@ XTS_SIMULATOR_RATE_LIMIT_PER_SECOND = env_int("XTS_SIMULATOR_RATE_LIMIT_PER_SECO
 MONITOR_INTERVAL_SECONDS = env_int("MONITOR_INTERVAL_SECONDS", 60)
 MONITOR_OPEN_ORDER_USERS = env_bool("MONITOR_OPEN_ORDER_USERS", True)
 MONITOR_IN_PROCESS = env_bool("MONITOR_IN_PROCESS", EMBEDDED)
+# The user's cycle lease (monitoring.services): renewed every third of this while a cycle
+# runs, so it only bounds how long a killed worker blocks the user's next cycle.
+# Default: half the interval, between 2 and 30 s.
+MONITOR_LOCK_TTL_SECONDS = float(os.environ.get("MONITOR_LOCK_TTL_SECONDS", "0")) or None
+# An account's exclusion (orders.services.exclusion): the cycle, broker events, modify,
+# cancel, the kill switch and protection take it. TTL: how long a dead holder blocks (a live
+# one renews it); WAIT: how long a change waits for the holder before answering "busy".
+ACCOUNT_LOCK_TTL_SECONDS = float(os.environ.get("ACCOUNT_LOCK_TTL_SECONDS", "15"))
+ACCOUNT_LOCK_WAIT_SECONDS = float(os.environ.get("ACCOUNT_LOCK_WAIT_SECONDS", "10"))
+# What the broker event streams call (dotted paths): one event, and a REST sync of one
+# account after a (re)connect. monitoring.events: the handler needs PnL (pnl sits above
+# orders in the layers), so it lives at the top of the apps.
+BROKER_EVENT_HANDLER = os.environ.get(
+    "BROKER_EVENT_HANDLER", "monitoring.events.handle_broker_event"
+)
+BROKER_RESYNC_HANDLER = os.environ.get("BROKER_RESYNC_HANDLER", "monitoring.events.resync_account")
 TRADING_WINDOW_ALWAYS_OPEN = env_bool("TRADING_WINDOW_ALWAYS_OPEN", EMBEDDED)
 TRADING_WINDOW_OPEN = time.fromisoformat(os.environ.get("TRADING_WINDOW_OPEN", "09:26"))
 TRADING_WINDOW_CLOSE = time.fromisoformat(os.environ.get("TRADING_WINDOW_CLOSE", "15:30"))
