@@ -31,6 +31,7 @@ from rest_framework.views import APIView
 
 from orders import selectors, services
 from orders.api import serializers as s
+from orders.api.every_error import every_error, parsed_fields
 from orders.models import Order
 from orders.services.common import user_actor
 from orders.services.placement import (
@@ -40,7 +41,7 @@ from orders.services.placement import (
     BatchItemError,
     PlacementResult,
 )
-from orders.validation import as_id
+from orders.validation import as_id, bracket_order_errors, single_order_errors
 from trading_site.core.api.errors import (
     BrokerRejectedError,
     InvalidInput,
@@ -164,6 +165,21 @@ def _parse_statuses(raw: str | None) -> list[str] | None:
     return statuses
 
 
+def _single_order_every_error(serializer: s.PlaceOrderSerializer, user) -> Exception:
+    """The parse errors and the order-rule errors of the fields that did parse, at once."""
+    if not isinstance(serializer.initial_data, dict):
+        return ValidationError(serializer.errors)
+    request = s.PlaceOrderSerializer.request_from(parsed_fields(serializer))
+    return every_error(serializer.errors, single_order_errors(user=user, request=request).errors)
+
+
+def _bracket_order_every_error(serializer: s.AlgoOrderSerializer, user) -> Exception:
+    if not isinstance(serializer.initial_data, dict):
+        return ValidationError(serializer.errors)
+    request = serializer.request_from(parsed_fields(serializer))
+    return every_error(serializer.errors, bracket_order_errors(user=user, request=request).errors)
+
+
 class OrderPagination(LimitOffsetTotalPagination):
     results_key = "orders"
 
@@ -209,7 +225,8 @@ class OrdersView(OrdersGroupMixin, APIView):
     @extend_schema(request=s.PlaceOrderSerializer, responses=_PLACEMENT_RESPONSES)
     def post(self, request):
         serializer = s.PlaceOrderSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        if not serializer.is_valid():
+            raise _single_order_every_error(serializer, request.user)
         key = _idempotency_key(request, serializer.validated_data["client_order_id"])
         result = services.place_single_order(
             user=request.user,
@@ -226,7 +243,8 @@ class AlgoOrderView(OrdersGroupMixin, APIView):
     @extend_schema(request=s.AlgoOrderSerializer, responses=_PLACEMENT_RESPONSES)
     def post(self, request):
         serializer = s.AlgoOrderSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        if not serializer.is_valid():
+            raise _bracket_order_every_error(serializer, request.user)
         key = _idempotency_key(request, serializer.validated_data["client_order_id"])
         result = services.place_bracket_order(
             user=request.user,
