@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Max, Q, QuerySet
+from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from orders.domain.ticket import instrument_class
@@ -157,14 +159,22 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def executed_orders(*, account: BrokerAccount, day: date) -> list[charges_mod.ExecutedOrder]:
-    """The account's orders that traded on `day` (Asia/Kolkata), each with its turnover: from
-    the trade book, or (an account whose broker reports no trades) from the order book."""
-    start, end = _day_bounds(day)
-    fills = list(
-        BrokerTrade.objects.filter(account=account, traded_at__gte=start, traded_at__lt=end)
+def executed_orders_by_day(
+    *, account: BrokerAccount, first: date, last: date
+) -> dict[date, list[charges_mod.ExecutedOrder]]:
+    """The account's orders that traded on each day from `first` to `last` (Asia/Kolkata),
+    each with its turnover: from the trade book, or (an account whose broker reports no
+    trades) from the order book. One query for the fills, one for their instruments."""
+    start, _ = _day_bounds(first)
+    _, end = _day_bounds(last)
+    fills = [
+        (timezone.localtime(at, MARKET_TZ).date(), *rest)
+        for at, *rest in BrokerTrade.objects.filter(
+            account=account, traded_at__gte=start, traded_at__lt=end
+        )
         .order_by("id")
         .values_list(
+            "traded_at",
             "broker_order_id",
             "exchange_segment",
             "exchange_instrument_id",
@@ -173,17 +183,18 @@ def executed_orders(*, account: BrokerAccount, day: date) -> list[charges_mod.Ex
             "quantity",
             "price",
         )
-    )
+    ]
     if not fills and not BrokerTrade.objects.filter(account=account).exists():
         fills = [
-            (oid, seg, iid, side, product, qty, price)
-            for oid, seg, iid, side, product, qty, price in BrokerOrder.objects.filter(
+            (timezone.localtime(at, MARKET_TZ).date(), *rest)
+            for at, *rest in BrokerOrder.objects.filter(
                 account=account,
                 cumulative_quantity__gt=0,
                 average_traded_price__isnull=False,
                 exchange_transact_time__gte=start,
                 exchange_transact_time__lt=end,
             ).values_list(
+                "exchange_transact_time",
                 "broker_order_id",
                 "exchange_segment",
                 "exchange_instrument_id",
@@ -193,14 +204,13 @@ def executed_orders(*, account: BrokerAccount, day: date) -> list[charges_mod.Ex
                 "average_traded_price",
             )
         ]
-    keys = {(segment, instrument_id) for _o, segment, instrument_id, *_rest in fills}
-    instruments = _instruments(keys)
-    orders: dict[str, dict] = {}
-    for order_id, segment, instrument_id, side, product, quantity, price in fills:
+    instruments = _instruments({(fill[2], fill[3]) for fill in fills})
+    orders: dict[tuple[date, str], dict] = {}
+    for day, order_id, segment, instrument_id, side, product, quantity, price in fills:
         instrument = instruments.get((segment, instrument_id))
         multiplier = instrument.multiplier if instrument is not None else 1
         entry = orders.setdefault(
-            order_id,
+            (day, order_id),
             {
                 "instrument_class": instrument_class(
                     segment=segment,
@@ -215,7 +225,14 @@ def executed_orders(*, account: BrokerAccount, day: date) -> list[charges_mod.Ex
             },
         )
         entry["turnover"] += price * quantity * multiplier
-    return [charges_mod.ExecutedOrder(**entry) for entry in orders.values()]
+    by_day: dict[date, list[charges_mod.ExecutedOrder]] = defaultdict(list)
+    for (day, _order_id), entry in orders.items():
+        by_day[day].append(charges_mod.ExecutedOrder(**entry))
+    return dict(by_day)
+
+
+def executed_orders(*, account: BrokerAccount, day: date) -> list[charges_mod.ExecutedOrder]:
+    return executed_orders_by_day(account=account, first=day, last=day).get(day, [])
 
 
 def _instruments(keys) -> dict[tuple[str, int], Instrument]:
@@ -233,9 +250,61 @@ def _instruments(keys) -> dict[tuple[str, int], Instrument]:
     }
 
 
+def charges_by_day(
+    *, account: BrokerAccount, first: date, last: date
+) -> dict[date, charges_mod.ChargesSummary]:
+    plan, rates = brokerage_plan_for(account), charge_rates()
+    return {
+        day: charges_mod.total_charges(orders, plan=plan, rates=rates)
+        for day, orders in executed_orders_by_day(account=account, first=first, last=last).items()
+    }
+
+
 def charges_for_day(*, account: BrokerAccount, day: date) -> charges_mod.ChargesSummary:
     return charges_mod.total_charges(
         executed_orders(account=account, day=day),
         plan=brokerage_plan_for(account),
         rates=charge_rates(),
+    )
+
+
+# ---- one day of one account, or of one kind of money ------------------------------------------
+
+
+@dataclass
+class DayReport:
+    """The intraday curve with its drawdown, and gross PnL, estimated charges and net PnL of
+    some accounts on one trading day (never paper and live together)."""
+
+    day: date
+    account_ids: list[int]
+    points: list[curve_mod.Point]
+    drawdown: curve_mod.Drawdown
+    gross: Decimal
+    charges: charges_mod.ChargesSummary
+
+    @property
+    def net(self) -> Decimal:
+        return self.gross - self.charges.charges.total
+
+
+def day_report(*, accounts: list[BrokerAccount], day: date) -> DayReport:
+    points = mtm_curve(accounts=accounts, day=day)
+    gross = Decimal("0")
+    for row in PnlDaily.objects.filter(account__in=accounts, trading_date=day):
+        gross += row.realized + row.unrealized
+    total = charges_mod.Charges()
+    counted = skipped = 0
+    for account in accounts:
+        summary = charges_for_day(account=account, day=day)
+        total += summary.charges
+        counted += summary.orders
+        skipped += summary.not_estimated
+    return DayReport(
+        day=day,
+        account_ids=[a.pk for a in accounts],
+        points=points,
+        drawdown=curve_mod.max_drawdown([value for _minute, value in points]),
+        gross=gross,
+        charges=charges_mod.ChargesSummary(charges=total, orders=counted, not_estimated=skipped),
     )

@@ -18,6 +18,7 @@ api_patterns = [
     path("", include("orders.market.api.urls")),
     path("", include("orders.api.urls")),
     path("", include("orders.positions.api.urls")),
+    path("", include("orders.tradebook.api.urls")),
     path("", include("orders.scheduled.api.urls")),
     path("", include("pnl.api.urls")),
     path("", include("monitoring.api.urls")),

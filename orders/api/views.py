@@ -41,6 +41,7 @@ from orders.services.placement import (
     BatchItemError,
     PlacementResult,
 )
+from orders.tradebook import csv_export
 from orders.validation import as_id, bracket_order_errors, single_order_errors
 from trading_site.core.api.errors import (
     BrokerRejectedError,
@@ -180,6 +181,21 @@ def _bracket_order_every_error(serializer: s.AlgoOrderSerializer, user) -> Excep
     return every_error(serializer.errors, bracket_order_errors(user=user, request=request).errors)
 
 
+def _filtered_order_list(request):
+    """The caller's orders with the list's filters (also the CSV export's)."""
+    params = request.query_params
+    return selectors.order_list(
+        user=request.user,
+        account_id=_parse_int(params.get("account_id"), "account_id"),
+        statuses=_parse_statuses(params.get("status")),
+        symbol=params.get("symbol") or None,
+        strategy=params.get("strategy") or None,
+        since=_parse_when(params.get("since"), "since"),
+        until=_parse_when(params.get("until"), "until", end_of_day=True),
+        prefetch_legs=False,
+    )
+
+
 class OrderPagination(LimitOffsetTotalPagination):
     results_key = "orders"
 
@@ -207,17 +223,7 @@ class OrdersView(OrdersGroupMixin, APIView):
         responses=s.OrderSummarySerializer(many=True),
     )
     def get(self, request):
-        params = request.query_params
-        queryset = selectors.order_list(
-            user=request.user,
-            account_id=_parse_int(params.get("account_id"), "account_id"),
-            statuses=_parse_statuses(params.get("status")),
-            symbol=params.get("symbol") or None,
-            strategy=params.get("strategy") or None,
-            since=_parse_when(params.get("since"), "since"),
-            until=_parse_when(params.get("until"), "until", end_of_day=True),
-            prefetch_legs=False,
-        )
+        queryset = _filtered_order_list(request)
         paginator = self.pagination_class()
         page = selectors.attach_list_legs(paginator.paginate_queryset(queryset, request, view=self))
         return paginator.get_paginated_response([s.order_summary(order) for order in page])
@@ -235,6 +241,29 @@ class OrdersView(OrdersGroupMixin, APIView):
             actor=user_actor(request.user),
         )
         return _placement_response(result)
+
+
+class OrdersExportView(APIView):
+    """GET: the order list as a streamed CSV, with the list's filters (no paging)."""
+
+    rate_limit_group = "read"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("account_id", int),
+            OpenApiParameter("status", str, description="one or several, comma-separated"),
+            OpenApiParameter("symbol", str),
+            OpenApiParameter("strategy", str, description="strategy name"),
+            OpenApiParameter("since", str, description="ISO date or date-time (inclusive)"),
+            OpenApiParameter("until", str, description="ISO date or date-time (exclusive)"),
+        ],
+        responses={(200, "text/csv"): OpenApiResponse(description="The orders as CSV")},
+    )
+    def get(self, request):
+        return csv_export.csv_response(
+            csv_export.order_rows(_filtered_order_list(request)),
+            filename=csv_export.export_name("orders"),
+        )
 
 
 class AlgoOrderView(OrdersGroupMixin, APIView):
