@@ -94,6 +94,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "trading_site.core.request_context.RequestIdMiddleware",
+    "trading_site.core.access_log.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -410,6 +411,7 @@ LOGGING = {
         "request_id": {"()": "trading_site.core.logging.RequestIdFilter"},
         "redact": {"()": "trading_site.core.logging.RedactSecretsFilter"},
         "client_error": {"()": "trading_site.core.log_filters.ClientErrorAsWarning"},
+        "drop_client_errors": {"()": "trading_site.core.access_log.DropClientErrors"},
     },
     "formatters": {"json": {"()": "trading_site.core.logging.JsonFormatter"}},
     "handlers": {
@@ -435,5 +437,8 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         # A body over DATA_UPLOAD_MAX_MEMORY_SIZE (answered 413): a warning, no traceback.
         "django.security.RequestDataTooBig": {"filters": ["client_error"]},
+        # One line per request (trading_site.core.access_log): no second one for a 4xx.
+        "django.request": {"filters": ["drop_client_errors"]},
+        "django.server": {"level": "WARNING"},
     },
 }

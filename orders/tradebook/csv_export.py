@@ -19,6 +19,7 @@ from orders.tradebook.selectors import owners_of
 from trading_site.core.market_hours import MARKET_TZ
 
 CHUNK = 1000
+CENTS = Decimal("0.01")
 
 TRADE_COLUMNS = (
     "traded_at",
@@ -113,7 +114,7 @@ def trade_rows(trades: QuerySet[BrokerTrade]) -> Iterator[list[str]]:
                 trade.product_type,
                 number(trade.quantity),
                 number(trade.price),
-                number(trade.price * trade.quantity),
+                number((trade.price * trade.quantity).quantize(CENTS)),
                 text(trade.execution_id),
                 text(trade.broker_order_id),
                 number(owner.order_id) if owner else "",
