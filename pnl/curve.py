@@ -76,6 +76,8 @@ class LineChart:
     drawdown: tuple[float, float, float, float] | None  # x1, y1, x2, y2 of peak -> trough
     last_x: float
     last_y: float
+    bottom_label_y: float  # the lowest value's label, just above the plot's bottom edge
+    time_label_y: float  # the times, under the plot
 
 
 def line_chart(
@@ -94,7 +96,7 @@ def line_chart(
     values = [value for _minute, value in points]
     top, bottom = max(max(values), ZERO), min(min(values), ZERO)
     span = (top - bottom) or Decimal("1")
-    pad_top, pad_bottom, pad_left, pad_right = 14, 22, 4, 8
+    pad_top, pad_bottom, pad_left, pad_right = 14, 18, 4, 8
     plot_w, plot_h = width - pad_left - pad_right, height - pad_top - pad_bottom
     start = points[0][0]
     seconds = max((points[-1][0] - start).total_seconds(), 60.0)
@@ -123,4 +125,6 @@ def line_chart(
         ),
         last_x=coordinates[-1][0] if len(points) > 1 else coordinates[0][0],
         last_y=coordinates[-1][1],
+        bottom_label_y=round(pad_top + plot_h - 3, 2),
+        time_label_y=height - 3,
     )

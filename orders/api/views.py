@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -257,7 +258,9 @@ class OrdersExportView(APIView):
             OpenApiParameter("since", str, description="ISO date or date-time (inclusive)"),
             OpenApiParameter("until", str, description="ISO date or date-time (exclusive)"),
         ],
-        responses={(200, "text/csv"): OpenApiResponse(description="The orders as CSV")},
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="The orders as CSV")
+        },
     )
     def get(self, request):
         return csv_export.csv_response(

@@ -34,6 +34,8 @@ class TradeFilterForm(forms.Form):
         ]
 
     def filters(self) -> selectors.TradeFilters:
+        if not self.is_bound:
+            return selectors.TradeFilters()
         if not self.is_valid():
             return selectors.TradeFilters(account_id=-1)  # a bad filter shows nothing
         data = self.cleaned_data

@@ -135,12 +135,14 @@
       if (empty) empty.hidden = false;
       if (list) list.hidden = true;
       out("facts-title", "Instrument");
+      out("facts-line", "");
       this.update();
       return;
     }
     if (empty) empty.hidden = true;
     if (list) list.hidden = false;
     out("facts-title", facts.symbol + " \u00b7 " + facts.segment);
+    out("facts-line", "LTP " + (facts.ltp ? window.Desk.formatINR(facts.ltp) : "\u2014") + " \u00b7 lot " + facts.lot_size + " \u00b7 tick " + facts.tick_size);
     var ltp = this.root.querySelector("[data-ltp]");
     if (ltp) {
       ltp.textContent = facts.ltp ? window.Desk.formatINR(facts.ltp) : "\u2014";
@@ -259,7 +261,7 @@
   };
 
   Ticket.prototype.out = function (name, text) {
-    this.root.querySelectorAll('[data-out="' + name + '"]').forEach(function (el) { el.textContent = text; });
+    this.form.querySelectorAll('[data-out="' + name + '"]').forEach(function (el) { el.textContent = text; });
   };
 
   Ticket.prototype.money = function (name, amount) {

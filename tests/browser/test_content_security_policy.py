@@ -61,6 +61,9 @@ PAGES = [
     "/orders/new/?kind=bracket",
     "/orders/batch/",
     "/pnl/",
+    "/pnl/?account=all",
+    "/positions/",
+    "/trades/",
     "/monitoring/",
     "/settings/",
     "/settings/accounts/new/",
@@ -80,7 +83,7 @@ def test_every_page_runs_under_the_policy_without_a_violation(asgi_server, page,
     watch = Watch(page, asgi_server)
     log_in(page, asgi_server, user)
     expect(page.locator("#ws-indicator")).to_have_attribute("data-state", "live")
-    for path in PAGES:
+    for path in [*PAGES, f"/pnl/brokerage/{_account.pk}/"]:
         response = page.goto(f"{asgi_server}{path}")
         policy = response.headers.get("content-security-policy", "")
         assert "script-src 'self'" in policy and "style-src 'self'" in policy, path

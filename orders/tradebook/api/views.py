@@ -5,6 +5,7 @@ Another user's account is a 404; a bad filter a 400."""
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.views import APIView
 
@@ -59,7 +60,9 @@ class TradesExportView(APIView):
 
     @extend_schema(
         parameters=FILTERS,
-        responses={(200, "text/csv"): OpenApiResponse(description="The trades as CSV")},
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="The trades as CSV")
+        },
     )
     def get(self, request):
         trades = selectors.trade_list(user=request.user, filters=parse_filters(request))

@@ -182,7 +182,7 @@ def test_the_trade_book_page_and_its_download_use_the_same_filters(book):
     page = web.get(f"/trades/?account={first.pk}&date=2026-11-27")
     assert page.status_code == 200
     text = page.content.decode()
-    assert "TCSTB" in text and "B3" not in text
+    assert "TCSTB" in text and "2 fills" in text
     assert f"/trades/export.csv?account={first.pk}&amp;date=2026-11-27" in text
     _header, *rows = read_csv(web.get(f"/trades/export.csv?account={first.pk}&date=2026-11-27"))
     assert sorted(r[11] for r in rows) == ["B1", "B2"]
@@ -197,6 +197,15 @@ def test_the_trade_book_page_refuses_another_users_account(book):
     assert web.login(username=stranger.username, password=DEFAULT_PASSWORD)
     page = web.get(f"/trades/?account={first.pk}")
     assert page.status_code == 400
-    assert "B1" not in page.content.decode()
+    assert "No fills match." in page.content.decode()
+    assert "INFYTB" not in page.content.decode()
     _header, *rows = read_csv(web.get(f"/trades/export.csv?account={first.pk}"))
     assert rows == []
+
+
+def test_the_trade_book_page_without_filters_lists_every_fill(book):
+    user, *_ = book
+    web = Client()
+    assert web.login(username=user.username, password=DEFAULT_PASSWORD)
+    text = web.get("/trades/").content.decode()
+    assert "TCSTB" in text and "4 fills" in text

@@ -129,6 +129,18 @@ def test_dashboard_shows_own_accounts_in_indian_format_and_not_others(web, accou
     assert "Someone else" not in body
 
 
+def test_dashboard_never_adds_paper_and_live_money(web, account):
+    account.cash_available = Decimal("1000000.00")
+    account.save()
+    make_account(
+        user=account.user, name="Live one", broker="IIFL", cash_available=Decimal("500000")
+    )
+    body = web.get(reverse("dashboard")).content.decode()
+    assert "Paper accounts" in body and "Live accounts" in body
+    assert "₹15,00,000.00" not in body  # 10 lakh paper + 5 lakh live
+    assert "₹10,00,000.00" in body and "₹5,00,000.00" in body
+
+
 def test_dashboard_shows_todays_pnl_from_the_daily_row(web, account):
     PnlDaily.objects.create(
         account=account,
