@@ -84,7 +84,8 @@ def revalue_and_push(accounts: list[BrokerAccount], *, at: datetime | None = Non
         return 0
     at = at or timezone.now()
     book = position_book(accounts=accounts)
-    record_samples(book.accounts, at=at)
+    # An account without any position has no curve to draw: no point, no message.
+    record_samples([a for a in book.accounts if a.rows], at=at)
     owners = {account.pk: account.user_id for account in accounts}
     realtime.notify_users(
         [

@@ -140,3 +140,11 @@ def test_the_curve_of_several_accounts_is_their_sum(holder, tick):
     day = MtmSample.objects.first().trading_date
     [(minute, total)] = mtm_curve(accounts=[account, second], day=day)
     assert total == D("30.00")
+
+
+def test_a_cycle_keeps_no_point_for_an_account_without_positions(holder):
+    user, account, _instrument = holder
+    empty = make_account(user=user)
+    revalue_and_push([account, empty])
+    assert MtmSample.objects.filter(account=account).count() == 1
+    assert not MtmSample.objects.filter(account=empty).exists()
