@@ -49,7 +49,7 @@ migrate: install
 
 # HTTP through gunicorn (WSGI, persistent DB connections are safe here).
 web: install
-	DB_CONN_MAX_AGE=60 $(VENV)/bin/gunicorn trading_site.wsgi -w $${WEB_WORKERS:-2} -b $(HOST):$(PORT) --access-logfile -
+	DB_CONN_MAX_AGE=60 $(VENV)/bin/gunicorn trading_site.wsgi -w $${WEB_WORKERS:-2} -b $(HOST):$(PORT)
 
 # WebSockets (and HTTP too, if you run only one web process) through daphne.
 asgi: install

@@ -24,6 +24,7 @@ from orders.brokers.sessions import broker_client, connect_account
 from orders.models import FairPrice, Order, OrderLeg
 from orders.services import regeneration, store_broker_snapshots, sync_account_orders
 from orders.services.sync import readable_trades
+from pnl.intraday import record_cycle_samples
 from pnl.services import compute_account_pnl_if_changed
 from trading_site.core import realtime
 
@@ -170,6 +171,8 @@ def compute_pnl(state: CycleState) -> dict:
         except Exception as exc:
             logger.exception("pnl failed", extra={"account_id": account.pk})
             errors.append(f"{account.account_name}: PnL failed: {exc}")
+    # The intraday MTM curve's point of this cycle, and the positions pushed live.
+    record_cycle_samples(ctx.accounts)
     _fail_if(errors)
     return {"accounts": len(ctx.pnl), "unchanged": skipped}
 

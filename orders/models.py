@@ -320,6 +320,12 @@ class BrokerPosition(models.Model):
                 name="uniq_broker_position",
             )
         ]
+        # A price tick finds the accounts holding the instrument (live MTM, orders.positions).
+        indexes = [
+            models.Index(
+                fields=["exchange_segment", "exchange_instrument_id"], name="broker_pos_instrument"
+            )
+        ]
 
 
 class RegenerationStage(models.Model):

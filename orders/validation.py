@@ -4,6 +4,10 @@ The request dataclasses carry the API's own field names, so every failure names 
 the client sent. `validate_*` functions raise `ValidationFailed` (400) with every broken rule in
 `details`, `NotFound` (404) for an account that is not the caller's or not active, and
 `MarketClosed` for a live broker outside the trading window. They only read the database.
+
+Every rule is checked in one round: a price off the tick is still compared with the band and
+with the bracket's other prices, and `*_order_errors` run on a request whose other fields
+failed to parse (None), so a form or API answer lists all that is wrong at once.
 """
 
 from __future__ import annotations
@@ -252,6 +256,16 @@ def check_quantity(errors: FieldErrors, name: str, quantity: int, instrument: In
 _PLACES = Decimal(1).scaleb(-PRICE_PLACES)
 
 
+def plain(value: Decimal) -> str:
+    """150.00 -> "150", 0.05 -> "0.05" (normalize() alone writes 150 as 1.5E+2)."""
+    return format(value.normalize(), "f")
+
+
+def comparable_price(price: Decimal | None) -> bool:
+    """A number the bracket's price relations can use, whatever its tick or band."""
+    return price is not None and price.is_finite() and 0 < price <= MAX_PRICE
+
+
 def check_price(errors: FieldErrors, name: str, price: Decimal, instrument: Instrument) -> bool:
     """Positive, a multiple of the tick size, inside the price band. True when it passes."""
     before = len(errors.get(name, []))
@@ -266,11 +280,11 @@ def check_price(errors: FieldErrors, name: str, price: Decimal, instrument: Inst
         return False
     tick = instrument.tick_size
     if tick and price % tick:
-        _add(errors, name, f"must be a multiple of the tick size {tick.normalize()}")
+        _add(errors, name, f"must be a multiple of the tick size {plain(tick)}")
     if instrument.price_band_low is not None and price < instrument.price_band_low:
-        _add(errors, name, f"is below the price band {instrument.price_band_low.normalize()}")
+        _add(errors, name, f"is below the price band {plain(instrument.price_band_low)}")
     if instrument.price_band_high is not None and price > instrument.price_band_high:
-        _add(errors, name, f"is above the price band {instrument.price_band_high.normalize()}")
+        _add(errors, name, f"is above the price band {plain(instrument.price_band_high)}")
     return len(errors.get(name, [])) == before
 
 
@@ -336,10 +350,29 @@ def check_leg_change(
 # ---- whole requests ----------------------------------------------------------------------
 
 
-def validate_single_order(
+@dataclass
+class SingleOrderFindings:
+    """Every broken rule of a single order, and what could be looked up on the way."""
+
+    errors: FieldErrors
+    instrument: Instrument | None
+    strategy: Strategy | None
+
+
+@dataclass
+class BracketOrderFindings:
+    errors: FieldErrors
+    instrument: Instrument | None
+    strategy: Strategy | None
+    quantity: int
+    targets: list[dict]
+
+
+def single_order_errors(
     *, user, request: SingleOrderRequest, resolver: InstrumentResolver | None = None
-) -> ValidatedSingle:
-    account = resolve_account(user=user, account_id=request.account_id)
+) -> SingleOrderFindings:
+    """Every rule of a single order checked at once; raises nothing. Fields the caller could
+    not parse may be None: their own rule reports them, the others are still checked."""
     errors: FieldErrors = {}
     check_choice(errors, "order_side", request.order_side, Side)
     check_choice(errors, "order_type", request.order_type, OrderType)
@@ -360,6 +393,8 @@ def validate_single_order(
             price = getattr(request, name)
             if price is not None:
                 check_price(errors, name, price, instrument)
+    elif request.order_quantity is None or request.order_quantity <= 0:
+        _add(errors, "order_quantity", "must be a positive integer")
     if request.order_type in OrderType.values and request.order_side in Side.values:
         check_type_prices(
             errors,
@@ -370,12 +405,20 @@ def validate_single_order(
             limit_field="limit_price",
             stop_field="stop_price",
         )
-    _raise_if(errors)
+    return SingleOrderFindings(errors=errors, instrument=instrument, strategy=strategy)
+
+
+def validate_single_order(
+    *, user, request: SingleOrderRequest, resolver: InstrumentResolver | None = None
+) -> ValidatedSingle:
+    account = resolve_account(user=user, account_id=request.account_id)
+    found = single_order_errors(user=user, request=request, resolver=resolver)
+    _raise_if(found.errors)
     check_trading_window(account)
     return ValidatedSingle(
         account=account,
-        instrument=instrument,
-        strategy=strategy,
+        instrument=found.instrument,
+        strategy=found.strategy,
         side=request.order_side,
         order_type=request.order_type,
         product_type=request.product_type,
@@ -385,16 +428,12 @@ def validate_single_order(
     )
 
 
-def validate_bracket_order(
-    *,
-    user,
-    request: BracketOrderRequest,
-    account: BrokerAccount | None = None,
-    resolver: InstrumentResolver | None = None,
-) -> ValidatedBracket:
-    """A bracket: entry (LIMIT, or STOPLIMIT with entry_stop_price), a stop-loss below the
-    entry for a BUY (above for a SELL) and targets beyond it, split into whole lots."""
-    account = account or resolve_account(user=user, account_id=request.account_id)
+def bracket_order_errors(
+    *, user, request: BracketOrderRequest, resolver: InstrumentResolver | None = None
+) -> BracketOrderFindings:
+    """Every rule of a bracket checked at once; raises nothing (see single_order_errors).
+    The price relations (stop-loss below the entry of a BUY, targets above it) are checked
+    on every price that is a number, even one off the tick or outside the band."""
     errors: FieldErrors = {}
     side = request.order_side
     check_choice(errors, "order_side", side, Side)
@@ -422,13 +461,12 @@ def validate_bracket_order(
     target_rows: list[dict] = []
     quantity = 0
     if instrument is not None:
-        prices_ok = True
         for name in ("entry_price", "entry_stop_price", "sl_price", "sl_stop_price"):
             price = getattr(request, name)
             if price is not None:
-                prices_ok &= check_price(errors, name, price, instrument)
+                check_price(errors, name, price, instrument)
         for target in request.targets:
-            prices_ok &= check_price(errors, request.targets_field, target.price, instrument)
+            check_price(errors, request.targets_field, target.price, instrument)
         if lots is not None and lots > 0:
             quantity = lots * instrument.lot_size
             if instrument.freeze_quantity and quantity > instrument.freeze_quantity:
@@ -441,23 +479,43 @@ def validate_bracket_order(
             target_rows = _split_targets(
                 errors, request.targets, lots, instrument.lot_size, request.targets_field
             )
-        if prices_ok and side in Side.values and "entry_price" not in errors:
-            _check_bracket_relation(errors, request, side)
-    _raise_if(errors)
+    if side in Side.values:
+        _check_bracket_relation(errors, request, side)
+    return BracketOrderFindings(
+        errors=errors,
+        instrument=instrument,
+        strategy=strategy,
+        quantity=quantity,
+        targets=target_rows,
+    )
+
+
+def validate_bracket_order(
+    *,
+    user,
+    request: BracketOrderRequest,
+    account: BrokerAccount | None = None,
+    resolver: InstrumentResolver | None = None,
+) -> ValidatedBracket:
+    """A bracket: entry (LIMIT, or STOPLIMIT with entry_stop_price), a stop-loss below the
+    entry for a BUY (above for a SELL) and targets beyond it, split into whole lots."""
+    account = account or resolve_account(user=user, account_id=request.account_id)
+    found = bracket_order_errors(user=user, request=request, resolver=resolver)
+    _raise_if(found.errors)
     check_trading_window(account)
     return ValidatedBracket(
         account=account,
-        instrument=instrument,
-        strategy=strategy,
-        side=side,
+        instrument=found.instrument,
+        strategy=found.strategy,
+        side=request.order_side,
         product_type=request.product_type,
-        quantity=quantity,
+        quantity=found.quantity,
         entry_type=OrderType.STOPLIMIT if request.entry_stop_price else OrderType.LIMIT,
         entry_price=request.entry_price,
         entry_stop_price=request.entry_stop_price,
         sl_price=request.sl_price,
         sl_stop_price=request.sl_stop_price,
-        targets=target_rows,
+        targets=found.targets,
     )
 
 
@@ -472,28 +530,39 @@ def _check_client_id(errors: FieldErrors, client_order_id: str) -> None:
 
 def _check_bracket_relation(errors: FieldErrors, request: BracketOrderRequest, side: str) -> None:
     """BUY: every stop-loss price < every entry price < every target; SELL mirrored. The
-    stop-loss leg is the opposite side, so its stop-limit relation is the opposite too."""
-    entry = request.entry_price
-    entry_prices = [p for p in (entry, request.entry_stop_price) if p is not None]
-    sl_prices = [p for p in (request.sl_price, request.sl_stop_price) if p is not None]
+    stop-loss leg is the opposite side, so its stop-limit relation is the opposite too.
+    Prices that are not numbers at all (missing, negative, too large) are left out."""
+
+    def usable(price: Decimal | None) -> Decimal | None:
+        return price if comparable_price(price) else None
+
+    entry = usable(request.entry_price)
+    entry_stop = usable(request.entry_stop_price)
+    sl, sl_stop = usable(request.sl_price), usable(request.sl_stop_price)
+    entry_prices = [p for p in (entry, entry_stop) if p is not None]
+    sl_prices = [p for p in (sl, sl_stop) if p is not None]
     buy = side == Side.BUY
-    if request.entry_stop_price is not None:
-        if buy and entry < request.entry_stop_price:
+    if entry is not None and entry_stop is not None:
+        if buy and entry < entry_stop:
             _add(errors, "entry_price", "must be at or above entry_stop_price for a BUY entry")
-        if not buy and entry > request.entry_stop_price:
+        if not buy and entry > entry_stop:
             _add(errors, "entry_price", "must be at or below entry_stop_price for a SELL entry")
-    if request.sl_stop_price is not None and request.sl_price is not None:
+    if sl_stop is not None and sl is not None:
         # The stop-loss of a long position sells: its limit sits at or below its trigger.
-        if buy and request.sl_price > request.sl_stop_price:
+        if buy and sl > sl_stop:
             _add(errors, "sl_price", "must be at or below sl_stop_price for a BUY bracket")
-        if not buy and request.sl_price < request.sl_stop_price:
+        if not buy and sl < sl_stop:
             _add(errors, "sl_price", "must be at or above sl_stop_price for a SELL bracket")
+    if not entry_prices:
+        return
     if sl_prices:
         if buy and max(sl_prices) >= min(entry_prices):
             _add(errors, "sl_price", "must be below the entry price for a BUY bracket")
         if not buy and min(sl_prices) <= max(entry_prices):
             _add(errors, "sl_price", "must be above the entry price for a SELL bracket")
     for target in request.targets:
+        if not comparable_price(target.price):
+            continue
         if buy and target.price <= max(entry_prices):
             _add(errors, request.targets_field, "must be above the entry price for a BUY bracket")
             break

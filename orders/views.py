@@ -9,8 +9,10 @@ a 404.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, time, timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -24,20 +26,23 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.models import BrokerAccount
 from accounts.web_forms import KillSwitchForm, add_service_errors
 from orders import services
+from orders.audit_words import describe_events
 from orders.brokers.base import BrokerError
 from orders.brokers.messages import trader_message
 from orders.brokers.sessions import connect_account
-from orders.models import BrokerTrade, Instrument, Order, OrderLeg
+from orders.domain.ticket import MARGIN_RATES, OPTION_SELL_RATE, instrument_class
+from orders.models import BrokerTrade, Instrument, Order, OrderLeg, Side
 from orders.services.kill_switch import kill_switch
 from orders.services.placement import BatchItemError
-from orders.validation import InstrumentResolver, validate_bracket_order
+from orders.tradebook import csv_export
+from orders.validation import InstrumentResolver, as_id, validate_bracket_order
 from orders.web_forms import (
     BATCH_COLUMNS,
+    KIND_BRACKET,
     BatchForm,
-    BracketOrderForm,
     ModifyOrderForm,
     OrderFilterForm,
-    SingleOrderForm,
+    OrderTicketForm,
     parse_batch_csv,
 )
 from trading_site.core.errors import DomainError
@@ -150,6 +155,17 @@ def order_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
+def order_list_csv(request: HttpRequest) -> HttpResponse:
+    """The order list as CSV, with the page's filters (all pages)."""
+    form = OrderFilterForm(request.GET or None, user=request.user)
+    return csv_export.csv_response(
+        csv_export.order_rows(_filtered_orders(request, form)),
+        filename=csv_export.export_name("orders"),
+    )
+
+
+@login_required
+@require_GET
 def order_row(request: HttpRequest, pk: int) -> HttpResponse:
     """One table row, re-rendered when an order_update arrives."""
     order = get_object_or_404(_with_legs(Order.objects.filter(user=request.user)), pk=pk)
@@ -182,7 +198,10 @@ def _order_context(request: HttpRequest, pk: int) -> dict:
     leg_by_broker_id = {leg.broker_order_id: leg for leg in legs}
     for fill in fills:
         fill.leg = leg_by_broker_id.get(fill.broker_order_id)
-    events = list(order.events.order_by("created_at", "id"))
+    events = describe_events(
+        list(order.events.select_related("leg").order_by("created_at", "id")),
+        viewer=request.user,
+    )
     open_legs = [leg for leg in legs if leg.status in OrderLeg.OPEN_STATUSES]
     return {
         "order": order,
@@ -196,13 +215,33 @@ def _order_context(request: HttpRequest, pk: int) -> dict:
     }
 
 
+def _modify_forms(context: dict, *, posted: ModifyOrderForm | None = None) -> list:
+    """One pre-filled form per working leg the broker knows (the one just posted, with its
+    errors, in its place)."""
+    order = context["order"]
+    if not context["can_change"]:
+        return []
+    forms_ = []
+    for leg in context["open_legs"]:
+        if not leg.broker_order_id or leg.status == OrderLeg.Status.PENDING_SUBMIT:
+            continue
+        if posted is not None and posted.leg.pk == leg.pk:
+            forms_.append(posted)
+        else:
+            forms_.append(ModifyOrderForm(leg=leg, order=order))
+    return forms_
+
+
 @login_required
 @require_GET
 def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = _order_context(request, pk)
     if _is_fragment(request):
-        return render(request, "orders/_order_live.html", context)
-    context["modify_form"] = ModifyOrderForm()
+        part = {"status": "orders/_order_status.html", "trail": "orders/_order_trail.html"}
+        return render(
+            request, part.get(request.GET.get("part"), "orders/_order_live.html"), context
+        )
+    context["modify_forms"] = _modify_forms(context)
     return render(request, "orders/order_detail.html", context)
 
 
@@ -224,63 +263,113 @@ def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 def order_modify(request: HttpRequest, pk: int) -> HttpResponse:
     context = _order_context(request, pk)
     order = context["order"]
-    form = ModifyOrderForm(request.POST)
+    leg_id = as_id(request.POST.get("leg_id"))
+    if leg_id is None and context["legs"]:  # a form without leg_id changes the entry
+        leg_id = context["legs"][0].pk
+    leg = next((leg for leg in context["open_legs"] if leg.pk == leg_id), None)
+    if leg is None:
+        messages.error(request, "That leg is no longer working; nothing was changed.")
+        return redirect("order_detail", pk=order.pk)
+    form = ModifyOrderForm(request.POST, leg=leg, order=order)
     if form.is_valid():
-        changes = {k: v for k, v in form.cleaned_data.items() if v is not None}
-        try:
-            services.modify_order(order=order, actor=_actor(request), **changes)
-        except DomainError as exc:
-            add_service_errors(form, exc.details, fallback=exc.message)
+        changes = form.changes()
+        if not changes:
+            form.add_error(None, "Nothing changed. Give a new price or a new quantity.")
         else:
-            messages.success(request, f"Order {order.pk} modified.")
-            return redirect("order_detail", pk=order.pk)
-    context["modify_form"] = form
+            try:
+                services.modify_order(order=order, actor=_actor(request), leg_id=leg.pk, **changes)
+            except DomainError as exc:
+                add_service_errors(form, exc.details, fallback=exc.message)
+            else:
+                messages.success(request, f"Order {order.pk}: {form.title.lower()} modified.")
+                return redirect("order_detail", pk=order.pk)
+    context["modify_forms"] = _modify_forms(context, posted=form)
     return render(request, "orders/order_detail.html", context, status=400)
 
 
 # ---- placing orders -------------------------------------------------------------------
 
 
+def ticket_context(form: OrderTicketForm, *, user) -> dict:
+    """What the ticket partial needs beside its form: the instrument facts of the symbol the
+    form holds (so a failed submit keeps LTP, lot and tick in view), which accounts are paper
+    (their margin is the paper exchange's flat rate), and the search and facts URLs."""
+    facts = None
+    symbol = (form["symbol"].value() or "").strip() if form["symbol"].value() else ""
+    instrument_id = as_id(form["exchange_instrument_id"].value())
+    segment = (form["exchange_segment"].value() or "").strip().upper()
+    found = Instrument.objects.select_related("fair_price")
+    instrument = None
+    if instrument_id is not None:
+        filters = {"exchange_instrument_id": instrument_id}
+        if segment:
+            filters["exchange_segment"] = segment
+        instrument = found.filter(**filters).first()
+    elif symbol:
+        instrument = found.filter(trading_symbol__iexact=symbol).first()
+    if instrument is not None:
+        facts = _instrument_json(instrument)
+    paper = list(
+        BrokerAccount.objects.filter(user=user, is_active=True, broker="PAPER").values_list(
+            "pk", flat=True
+        )
+    )
+    return {
+        "form": form,
+        "kind": form.current_kind.lower(),
+        "search_url": reverse("instrument_search"),
+        "facts_url": reverse("instrument_facts"),
+        "facts_json": json.dumps(facts) if facts else "",
+        "paper_accounts": ",".join(str(pk) for pk in paper),
+        "paper_margin_rate": settings.PAPER_MARGIN_RATE,
+        "margin_rates": json.dumps(
+            {f"{cls}:{product}": str(rate) for (cls, product), rate in MARGIN_RATES.items()}
+            | {"OPTIONS:SELL": str(OPTION_SELL_RATE)}
+        ),
+    }
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def place_order(request: HttpRequest) -> HttpResponse:
-    kind = request.POST.get("kind") or request.GET.get("kind") or "single"
-    kind = "bracket" if kind == "bracket" else "single"
-    form_class = BracketOrderForm if kind == "bracket" else SingleOrderForm
-    data = request.POST if request.method == "POST" else None
-    initial = {}
-    if request.GET.get("symbol"):
-        initial["symbol" if kind == "single" else "trading_symbol"] = request.GET["symbol"]
-    form = form_class(data, user=request.user, initial=initial)
+    initial: dict = {}
+    if request.method == "GET":
+        initial["kind"] = (request.GET.get("kind") or "single").upper()
+        if request.GET.get("symbol"):
+            initial["symbol"] = request.GET["symbol"][:100]
+        if request.GET.get("side", "").upper() in Side.values:
+            initial["order_side"] = request.GET["side"].upper()
+    form = OrderTicketForm(
+        request.POST if request.method == "POST" else None, user=request.user, initial=initial
+    )
     status = 200
     if request.method == "POST":
         if form.is_valid():
+            placing = (
+                services.place_bracket_order
+                if form.cleaned_data["kind"] == KIND_BRACKET
+                else services.place_single_order
+            )
             try:
-                if kind == "bracket":
-                    order = services.place_bracket_order(
-                        user=request.user,
-                        request=form.to_request(),
-                        source=Order.Source.MANUAL,
-                        actor=_actor(request),
-                    )
-                else:
-                    order = services.place_single_order(
-                        user=request.user,
-                        request=form.to_request(),
-                        source=Order.Source.MANUAL,
-                        actor=_actor(request),
-                    )
+                order = placing(
+                    user=request.user,
+                    request=form.to_request(),
+                    source=Order.Source.MANUAL,
+                    actor=_actor(request),
+                )
             except DomainError as exc:
-                add_service_errors(form, exc.details, fallback=exc.message)
+                form.add_rule_errors(exc.details, fallback=exc.message)
             else:
                 order = getattr(order, "order", order)
                 messages.success(request, f"Order {order.pk} placed: {order.get_status_display()}.")
                 return redirect("order_detail", pk=order.pk)
+        else:
+            form.collect_rule_errors()
         status = 400
     return render(
         request,
         "orders/place_order.html",
-        {"form": form, "kind": kind, "search_url": reverse("instrument_search")},
+        ticket_context(form, user=request.user),
         status=status,
     )
 
@@ -306,6 +395,28 @@ def instrument_search(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"instruments": [_instrument_json(i) for i in found]})
 
 
+@login_required
+@require_GET
+def instrument_facts(request: HttpRequest) -> JsonResponse:
+    """One instrument's facts and its latest LTP (the ticket polls it while open)."""
+    instrument_id = as_id(request.GET.get("id"))
+    segment = (request.GET.get("segment") or "").strip().upper()[:10]
+    if instrument_id is None or not segment:
+        return JsonResponse({"error": "give segment and id"}, status=400)
+    instrument = (
+        Instrument.objects.select_related("fair_price")
+        .filter(exchange_segment=segment, exchange_instrument_id=instrument_id)
+        .first()
+    )
+    if instrument is None:
+        return JsonResponse({"error": "unknown instrument"}, status=404)
+    return JsonResponse(_instrument_json(instrument))
+
+
+def _plain(value) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
+
+
 def _instrument_json(instrument: Instrument) -> dict:
     fair = getattr(instrument, "fair_price", None)
     ltp = fair.last_traded_price if fair is not None else None
@@ -317,7 +428,18 @@ def _instrument_json(instrument: Instrument) -> dict:
         "segment": instrument.exchange_segment,
         "exchange_instrument_id": instrument.exchange_instrument_id,
         "lot_size": instrument.lot_size,
-        "tick_size": str(instrument.tick_size.normalize()),
+        "tick_size": _plain(instrument.tick_size),
+        "freeze_quantity": instrument.freeze_quantity,
+        "band_low": _plain(instrument.price_band_low),
+        "band_high": _plain(instrument.price_band_high),
+        "multiplier": instrument.multiplier,
+        "strike": _plain(instrument.strike_price),
+        "instrument_class": instrument_class(
+            segment=instrument.exchange_segment,
+            instrument_type=instrument.instrument_type,
+            series=instrument.series,
+            option_type=instrument.option_type,
+        ),
         "ltp": str(ltp) if ltp is not None else None,
     }
 

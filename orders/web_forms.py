@@ -14,8 +14,15 @@ from decimal import Decimal, InvalidOperation
 from django import forms
 
 from accounts.models import BrokerAccount, Strategy
+from accounts.web_forms import add_service_errors
 from orders.models import Order, OrderType, ProductType, Side
-from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
+from orders.validation import (
+    BracketOrderRequest,
+    SingleOrderRequest,
+    TargetSpec,
+    bracket_order_errors,
+    single_order_errors,
+)
 
 PRICE_FIELD = {"max_digits": 15, "decimal_places": 4, "required": False, "min_value": Decimal("0")}
 
@@ -50,129 +57,354 @@ def _strategy_choices(user) -> list[tuple[str, str]]:
     return [("", "— none —"), *((n, n) for n in names)]
 
 
-class _OrderFormBase(forms.Form):
+KIND_SINGLE, KIND_BRACKET = "SINGLE", "BRACKET"
+TICKET_KINDS = [
+    (KIND_SINGLE, "Single order"),
+    (KIND_BRACKET, "Bracket: entry, stop-loss, targets"),
+]
+ENTRY_TYPES = [(OrderType.LIMIT, "Limit"), (OrderType.STOPLIMIT, "Stop-limit")]
+MAX_TARGET_ROWS = 10
+# Where the rules' field names differ from the ticket's (a bracket names its instrument as
+# /api/algo-orders does).
+BRACKET_TO_TICKET = {
+    "trading_symbol": "symbol",
+    "exchange_token": "exchange_instrument_id",
+    "tp_price": "targets",
+}
+
+
+def _strip(value) -> str:
+    return (value or "").strip() if isinstance(value, str) else ""
+
+
+class OrderTicketForm(forms.Form):
+    """The order ticket of the place-order page and of scheduled orders: one form for a single
+    order and a bracket (`kind`); the fields of the other kind are ignored. Field names are
+    the API's (SPEC 4), so the rules' errors land beside their field. Targets are rows of
+    `target_price` and `target_lots` (posted lists); one target without lots takes them all.
+
+    `collect_rule_errors()` runs the order rules (orders.validation) on the fields that did
+    parse, so one submit shows every error."""
+
+    kind = forms.ChoiceField(
+        label="Order", choices=TICKET_KINDS, initial=KIND_SINGLE, widget=forms.RadioSelect
+    )
     account_id = forms.TypedChoiceField(label="Account", coerce=int, choices=())
-    exchange_segment = forms.CharField(required=False, widget=forms.HiddenInput)
-    order_side = forms.ChoiceField(label="Side", choices=Side.choices, initial=Side.BUY)
+    symbol = forms.CharField(label="Instrument", max_length=100, required=False)
+    exchange_instrument_id = forms.IntegerField(
+        required=False, min_value=1, widget=forms.HiddenInput
+    )
+    exchange_segment = forms.CharField(required=False, max_length=10, widget=forms.HiddenInput)
+    order_side = forms.ChoiceField(
+        label="Side", choices=Side.choices, initial=Side.BUY, widget=forms.RadioSelect
+    )
     product_type = forms.ChoiceField(
         label="Product", choices=ProductType.choices, initial=ProductType.MIS
     )
-    strategy_name = forms.ChoiceField(label="Strategy", required=False, choices=())
-
-    def __init__(self, *args, user, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["account_id"].choices = account_choices(user)
-        self.fields["strategy_name"].choices = _strategy_choices(user)
-
-
-class SingleOrderForm(_OrderFormBase):
-    symbol = forms.CharField(label="Instrument", max_length=100, required=False)
-    exchange_instrument_id = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    # A single order.
     order_type = forms.ChoiceField(
-        label="Order type", choices=OrderType.choices, initial=OrderType.LIMIT
+        label="Order type", choices=OrderType.choices, initial=OrderType.LIMIT, required=False
     )
-    order_quantity = forms.IntegerField(label="Quantity", min_value=1)
+    order_quantity = forms.IntegerField(label="Quantity", required=False)
     limit_price = forms.DecimalField(label="Limit price", **PRICE_FIELD)
-    stop_price = forms.DecimalField(label="Stop (trigger) price", **PRICE_FIELD)
-
-    field_order = [
-        "account_id",
-        "symbol",
-        "exchange_instrument_id",
-        "exchange_segment",
-        "order_side",
-        "order_type",
-        "product_type",
-        "order_quantity",
-        "limit_price",
-        "stop_price",
-        "strategy_name",
-    ]
-
-    def to_request(self) -> SingleOrderRequest:
-        d = self.cleaned_data
-        return SingleOrderRequest(
-            account_id=d["account_id"],
-            order_side=d["order_side"],
-            order_type=d["order_type"],
-            order_quantity=d["order_quantity"],
-            product_type=d["product_type"],
-            symbol=d.get("symbol") or "",
-            exchange_instrument_id=d.get("exchange_instrument_id"),
-            exchange_segment=d.get("exchange_segment") or "",
-            limit_price=d.get("limit_price"),
-            stop_price=d.get("stop_price"),
-            strategy_name=d.get("strategy_name") or "",
-        )
-
-
-class BracketOrderForm(_OrderFormBase):
-    trading_symbol = forms.CharField(label="Instrument", max_length=100, required=False)
-    exchange_token = forms.IntegerField(required=False, widget=forms.HiddenInput)
-    no_of_lots = forms.IntegerField(label="Lots", min_value=1)
-    entry_price = forms.DecimalField(label="Entry limit price", **PRICE_FIELD)
-    entry_stop_price = forms.DecimalField(
-        label="Entry stop (trigger) price",
-        help_text="Leave blank for a plain limit entry.",
+    stop_price = forms.DecimalField(label="Trigger price", **PRICE_FIELD)
+    # A bracket.
+    no_of_lots = forms.IntegerField(label="Lots", required=False)
+    entry_type = forms.ChoiceField(
+        label="Entry type", choices=ENTRY_TYPES, initial=OrderType.LIMIT, required=False
+    )
+    entry_price = forms.DecimalField(label="Entry price", **PRICE_FIELD)
+    entry_stop_price = forms.DecimalField(label="Entry trigger", **PRICE_FIELD)
+    sl_price = forms.DecimalField(label="Stop-loss price", **PRICE_FIELD)
+    sl_stop_price = forms.DecimalField(
+        label="Stop-loss trigger",
+        help_text="Optional: where the stop-loss wakes up.",
         **PRICE_FIELD,
     )
-    sl_price = forms.DecimalField(label="Stop-loss limit price", **PRICE_FIELD)
-    sl_stop_price = forms.DecimalField(label="Stop-loss trigger price", **PRICE_FIELD)
-    tp_price = forms.DecimalField(label="Take-profit price", **PRICE_FIELD)
+    # Errors about the target rows are shown here (the rows themselves are posted lists).
+    targets = forms.CharField(required=False, widget=forms.HiddenInput)
+    strategy_name = forms.ChoiceField(label="Strategy", required=False, choices=())
 
-    field_order = [
-        "account_id",
-        "trading_symbol",
-        "exchange_token",
-        "exchange_segment",
-        "order_side",
-        "product_type",
+    SINGLE_FIELDS = ("order_type", "order_quantity", "limit_price", "stop_price")
+    BRACKET_FIELDS = (
         "no_of_lots",
+        "entry_type",
         "entry_price",
         "entry_stop_price",
         "sl_price",
         "sl_stop_price",
-        "tp_price",
-        "strategy_name",
-    ]
+        "targets",
+    )
 
-    def to_request(self) -> BracketOrderRequest:
-        d = self.cleaned_data
-        targets = (
-            [TargetSpec(price=d["tp_price"], percent=Decimal("100"))]
-            if d.get("tp_price") is not None
-            else []
-        )
-        return BracketOrderRequest(
-            account_id=d["account_id"],
-            no_of_lots=d["no_of_lots"],
-            entry_price=d.get("entry_price"),
-            sl_price=d.get("sl_price"),
-            order_side=d["order_side"],
-            product_type=d["product_type"],
-            trading_symbol=d.get("trading_symbol") or "",
-            exchange_token=d.get("exchange_token"),
-            exchange_segment=d.get("exchange_segment") or "",
-            entry_stop_price=d.get("entry_stop_price"),
-            sl_stop_price=d.get("sl_stop_price"),
-            targets=targets,
-            strategy_name=d.get("strategy_name") or "",
-            targets_field="tp_price",
-        )
+    def __init__(self, data=None, *args, user, target_rows=None, **kwargs):
+        if data is not None and hasattr(data, "copy"):
+            data = data.copy()
+            # Links and older forms say "single" / "bracket".
+            data["kind"] = _strip(data.get("kind") or KIND_SINGLE).upper()
+        super().__init__(data, *args, **kwargs)
+        self.user = user
+        self.fields["account_id"].choices = account_choices(user)
+        self.fields["strategy_name"].choices = _strategy_choices(user)
+        self._initial_targets = target_rows or []
+        self.target_specs: list[TargetSpec] = []
 
+    # ---- what the page shows --------------------------------------------------------
 
-class ModifyOrderForm(forms.Form):
-    """New price and/or quantity for the order's open legs (PATCH /api/orders/{id})."""
+    @property
+    def current_kind(self) -> str:
+        value = self.data.get("kind") if self.is_bound else self.initial.get("kind")
+        return KIND_BRACKET if _strip(value).upper() == KIND_BRACKET else KIND_SINGLE
 
-    limit_price = forms.DecimalField(label="New limit price", **PRICE_FIELD)
-    stop_price = forms.DecimalField(label="New stop price", **PRICE_FIELD)
-    quantity = forms.IntegerField(label="New quantity", required=False, min_value=1)
+    @property
+    def target_rows(self) -> list[tuple[str, str]]:
+        """(price, lots) of each target row to show (at least one, empty)."""
+        if self.is_bound:
+            prices = self.data.getlist("target_price") if hasattr(self.data, "getlist") else []
+            lots = self.data.getlist("target_lots") if hasattr(self.data, "getlist") else []
+            rows = [
+                (_strip(p), _strip(q))
+                for p, q in zip(prices, lots + [""] * (len(prices) - len(lots)), strict=False)
+            ]
+        else:
+            rows = [(str(p), str(q)) for p, q in self._initial_targets]
+        return rows or [("", "")]
+
+    # ---- parsing ------------------------------------------------------------------
 
     def clean(self):
         data = super().clean()
-        if not any(data.get(k) is not None for k in ("limit_price", "stop_price", "quantity")):
-            raise forms.ValidationError("Give a new price or a new quantity.")
+        kind = data.get("kind")
+        if kind == KIND_SINGLE:
+            if data.get("order_quantity") is None and "order_quantity" not in self.errors:
+                self.add_error("order_quantity", "is required")
+            if not data.get("order_type") and "order_type" not in self.errors:
+                self.add_error("order_type", "is required")
+        elif kind == KIND_BRACKET:
+            if data.get("no_of_lots") is None and "no_of_lots" not in self.errors:
+                self.add_error("no_of_lots", "is required")
+            entry_type = data.get("entry_type") or OrderType.LIMIT
+            stop = data.get("entry_stop_price")
+            if entry_type == OrderType.LIMIT and stop is not None:
+                self.add_error(
+                    "entry_stop_price", "leave it empty for a limit entry, or choose Stop-limit"
+                )
+            if (
+                entry_type == OrderType.STOPLIMIT
+                and stop is None
+                and "entry_stop_price" not in self.errors
+            ):
+                self.add_error("entry_stop_price", "is required for a stop-limit entry")
+            self.target_specs = self._parse_targets()
         return data
+
+    def _parse_targets(self) -> list[TargetSpec]:
+        rows = [(p, q) for p, q in self.target_rows if p or q]
+        if not rows and self.is_bound and _strip(self.data.get("tp_price")):
+            rows = [(_strip(self.data.get("tp_price")), "")]  # the one-target form of old
+        if len(rows) > MAX_TARGET_ROWS:
+            self.add_error("targets", f"at most {MAX_TARGET_ROWS} targets")
+            return []
+        specs = []
+        for number, (price_text, lots_text) in enumerate(rows, start=1):
+            try:
+                price = Decimal(price_text.replace(",", ""))
+                if not price.is_finite():
+                    raise InvalidOperation
+            except InvalidOperation:
+                self.add_error("targets", f"target {number}: {price_text!r} is not a price")
+                return []
+            if not lots_text:
+                if len(rows) > 1:
+                    self.add_error(
+                        "targets", f"target {number}: give its lots (several targets split them)"
+                    )
+                    return []
+                specs.append(TargetSpec(price=price, percent=Decimal("100")))
+                continue
+            if not lots_text.isdigit() or int(lots_text) <= 0:
+                self.add_error("targets", f"target {number}: lots must be a whole number above 0")
+                return []
+            specs.append(TargetSpec(price=price, lots=int(lots_text)))
+        return specs
+
+    # ---- requests -----------------------------------------------------------------
+
+    def _value(self, name: str):
+        return (getattr(self, "cleaned_data", {}) or {}).get(name)
+
+    def to_request(self) -> SingleOrderRequest | BracketOrderRequest:
+        """The placement request (fields that failed to parse are None)."""
+        value = self._value
+        if value("kind") == KIND_BRACKET or self.current_kind == KIND_BRACKET:
+            return BracketOrderRequest(
+                account_id=value("account_id"),
+                no_of_lots=value("no_of_lots"),
+                entry_price=value("entry_price"),
+                sl_price=value("sl_price"),
+                order_side=value("order_side"),
+                product_type=value("product_type"),
+                trading_symbol=value("symbol") or "",
+                exchange_token=value("exchange_instrument_id"),
+                exchange_segment=value("exchange_segment") or "",
+                entry_stop_price=value("entry_stop_price")
+                if (value("entry_type") or OrderType.LIMIT) == OrderType.STOPLIMIT
+                else None,
+                sl_stop_price=value("sl_stop_price"),
+                targets=self.target_specs,
+                strategy_name=value("strategy_name") or "",
+                targets_field="targets",
+            )
+        return SingleOrderRequest(
+            account_id=value("account_id"),
+            order_side=value("order_side"),
+            order_type=value("order_type"),
+            order_quantity=value("order_quantity"),
+            product_type=value("product_type"),
+            symbol=value("symbol") or "",
+            exchange_instrument_id=value("exchange_instrument_id"),
+            exchange_segment=value("exchange_segment") or "",
+            limit_price=value("limit_price"),
+            stop_price=value("stop_price"),
+            strategy_name=value("strategy_name") or "",
+        )
+
+    def add_rule_errors(self, details: dict | None, *, fallback: str = "") -> None:
+        """A service's ValidationFailed details, beside the ticket's fields."""
+        add_service_errors(self, details, fallback=fallback, field_map=BRACKET_TO_TICKET)
+
+    def collect_rule_errors(self) -> None:
+        """After a failed is_valid(): the order rules on what did parse, added to the fields
+        without an error yet (so the trader fixes everything in one go)."""
+        request = self.to_request()
+        if isinstance(request, BracketOrderRequest):
+            errors = bracket_order_errors(user=self.user, request=request).errors
+        else:
+            errors = single_order_errors(user=self.user, request=request).errors
+        for name, messages in errors.items():
+            field = BRACKET_TO_TICKET.get(name, name)
+            if field not in self.fields or field in self.errors:
+                continue
+            for message in messages:
+                self.add_error(field, message)
+
+    def to_template(self) -> dict:
+        """The scheduled-order template (the API's fields) this ticket describes."""
+        request = self.to_request()
+
+        def text(value):
+            return None if value is None else str(value)
+
+        if isinstance(request, BracketOrderRequest):
+            template = {
+                "trading_symbol": request.trading_symbol,
+                "exchange_token": request.exchange_token,
+                "exchange_segment": request.exchange_segment,
+                "order_side": request.order_side,
+                "product_type": request.product_type,
+                "no_of_lots": request.no_of_lots,
+                "entry_price": text(request.entry_price),
+                "entry_stop_price": text(request.entry_stop_price),
+                "sl_price": text(request.sl_price),
+                "sl_stop_price": text(request.sl_stop_price),
+                "targets": [
+                    {"price": str(t.price), "lots": t.lots}
+                    if t.lots is not None
+                    else {"price": str(t.price), "percent": str(t.percent)}
+                    for t in request.targets
+                ],
+                "strategy_name": request.strategy_name,
+            }
+        else:
+            template = {
+                "symbol": request.symbol,
+                "exchange_instrument_id": request.exchange_instrument_id,
+                "exchange_segment": request.exchange_segment,
+                "order_side": request.order_side,
+                "order_type": request.order_type,
+                "order_quantity": request.order_quantity,
+                "product_type": request.product_type,
+                "limit_price": text(request.limit_price),
+                "stop_price": text(request.stop_price),
+                "strategy_name": request.strategy_name,
+            }
+        return {k: v for k, v in template.items() if v not in (None, "", [])}
+
+
+def ticket_initial_from_template(kind: str, template: dict) -> tuple[dict, list[tuple]]:
+    """A stored scheduled-order template -> the ticket's initial values and target rows."""
+    template = template if isinstance(template, dict) else {}
+    initial = {"kind": KIND_BRACKET if kind == KIND_BRACKET else KIND_SINGLE}
+    rows: list[tuple] = []
+    if initial["kind"] == KIND_BRACKET:
+        renames = {"trading_symbol": "symbol", "exchange_token": "exchange_instrument_id"}
+        for name, value in template.items():
+            if name in ("targets", "tp_price"):
+                continue
+            initial[renames.get(name, name)] = value
+        initial["entry_type"] = (
+            OrderType.STOPLIMIT
+            if template.get("entry_stop_price") not in (None, "")
+            else OrderType.LIMIT
+        )
+        for target in template.get("targets") or []:
+            if isinstance(target, dict):
+                rows.append((target.get("price", ""), target.get("lots") or ""))
+        if not rows and template.get("tp_price") not in (None, ""):
+            rows.append((template["tp_price"], ""))
+    else:
+        initial.update(template)
+    return initial, rows
+
+
+def _shown(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
+
+
+class ModifyOrderForm(forms.Form):
+    """New price and/or quantity for one working leg (PATCH /api/orders/{id}), pre-filled
+    with the leg's current values; only the fields its order type has are shown, and only
+    what the trader changed is sent."""
+
+    leg_id = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    limit_price = forms.DecimalField(label="Limit price", **PRICE_FIELD)
+    stop_price = forms.DecimalField(label="Trigger price", **PRICE_FIELD)
+    quantity = forms.IntegerField(label="Quantity", required=False, min_value=1)
+
+    def __init__(self, *args, leg, order, **kwargs):
+        kwargs.setdefault(
+            "initial",
+            {
+                "leg_id": leg.pk,
+                "limit_price": _shown(leg.limit_price),
+                "stop_price": _shown(leg.stop_price),
+                "quantity": leg.quantity,
+            },
+        )
+        super().__init__(*args, auto_id=f"leg{leg.pk}_%s", **kwargs)
+        self.leg = leg
+        if leg.order_type not in (OrderType.LIMIT, OrderType.STOPLIMIT):
+            del self.fields["limit_price"]
+        if leg.order_type not in (OrderType.STOPLIMIT, OrderType.STOPMARKET):
+            del self.fields["stop_price"]
+        if order.kind == Order.Kind.BRACKET or leg.role != "ENTRY":
+            del self.fields["quantity"]  # a bracket's quantities follow its fills
+
+    @property
+    def title(self) -> str:
+        return f"{self.leg.get_role_display()} leg ({self.leg.get_order_type_display()})"
+
+    def changes(self) -> dict:
+        """The values that differ from the leg's, by the names modify_order takes."""
+        current = {
+            "limit_price": self.leg.limit_price,
+            "stop_price": self.leg.stop_price,
+            "quantity": self.leg.quantity,
+        }
+        return {
+            name: value
+            for name, value in self.cleaned_data.items()
+            if name in current and value is not None and value != current[name]
+        }
 
 
 class OrderFilterForm(forms.Form):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from pnl import services
-from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
+from pnl.models import BrokeragePlanSetting, MtmSample, PnlDaily, PnlInstrumentState, PnlLot
 from trading_site.core.admin import ReadOnlyAdmin
 
 
@@ -105,3 +105,29 @@ class PnlInstrumentStateAdmin(_ReadOnlyAdmin):
         "account__user__username",
     )
     actions = [recompute_accounts]
+
+
+@admin.register(MtmSample)
+class MtmSampleAdmin(_ReadOnlyAdmin):
+    list_display = ("account", "trading_date", "minute", "mtm")
+    list_filter = ("trading_date",)
+    search_fields = ("account__account_name", "account__user__username")
+    date_hierarchy = "trading_date"
+
+
+@admin.register(BrokeragePlanSetting)
+class BrokeragePlanSettingAdmin(admin.ModelAdmin):
+    """The traders' own brokerage plans (they edit them on the PnL page)."""
+
+    list_display = (
+        "account",
+        "mode",
+        "flat_per_order",
+        "percent",
+        "cap_per_order",
+        "delivery_free",
+    )
+    list_filter = ("mode", "delivery_free")
+    search_fields = ("account__account_name", "account__user__username")
+    list_select_related = ("account",)
+    raw_id_fields = ("account",)

@@ -109,3 +109,52 @@ class PnlInstrumentState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.exchange_segment}:{self.exchange_instrument_id} of {self.account_id}"
+
+
+class MtmSample(models.Model):
+    """The account's MTM at a minute of a trading day: the intraday curve. One row per account
+    and minute (the last value seen in it), written each monitoring cycle and on price ticks
+    that move the account's positions; rows older than MTM_SAMPLE_RETENTION_DAYS are deleted
+    by the daily housekeeping."""
+
+    account = models.ForeignKey(
+        "accounts.BrokerAccount", on_delete=models.CASCADE, related_name="mtm_samples"
+    )
+    trading_date = models.DateField()
+    minute = models.DateTimeField()  # the minute's start
+    mtm = models.DecimalField(**MONEY)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "pnl_mtm_samples"
+        constraints = [
+            models.UniqueConstraint(fields=["account", "minute"], name="uniq_mtm_sample_minute")
+        ]
+        indexes = [models.Index(fields=["account", "trading_date", "minute"])]
+
+
+class BrokeragePlanSetting(models.Model):
+    """The trader's brokerage plan for one account (estimated charges: pnl.charges). No row:
+    the default plan, a flat Rs 20 per executed order."""
+
+    class Mode(models.TextChoices):
+        FLAT = "FLAT", "Flat per executed order"
+        PERCENT = "PERCENT", "Percentage of turnover, capped per order"
+
+    account = models.OneToOneField(
+        "accounts.BrokerAccount", on_delete=models.CASCADE, related_name="brokerage_plan"
+    )
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.FLAT)
+    flat_per_order = models.DecimalField(max_digits=9, decimal_places=2, default=Decimal("20"))
+    percent = models.DecimalField(max_digits=7, decimal_places=4, default=Decimal("0.03"))
+    cap_per_order = models.DecimalField(
+        max_digits=9, decimal_places=2, null=True, blank=True, default=Decimal("20")
+    )
+    delivery_free = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "pnl_brokerage_plans"
+
+    def __str__(self) -> str:
+        return f"brokerage plan of account {self.account_id}"

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Max, Q, QuerySet
+from django.utils import timezone
 
 from accounts.models import BrokerAccount
-from orders.models import FairPrice
-from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
+from orders.domain.ticket import instrument_class
+from orders.models import BrokerOrder, BrokerTrade, FairPrice, Instrument
+from pnl import charges as charges_mod
+from pnl import curve as curve_mod
+from pnl.models import BrokeragePlanSetting, MtmSample, PnlDaily, PnlInstrumentState, PnlLot
 from trading_site.core.db_router import reporting_alias
+from trading_site.core.market_hours import MARKET_TZ
 
 FAIR_PRICE_FIELDS = ("buy_fair_price", "sell_fair_price", "avg_fair_price", "last_traded_price")
 
@@ -94,3 +102,209 @@ def fair_prices_by_instrument(*, keys: Iterable[tuple[str, int]]) -> dict[tuple[
         }
         for row in rows
     }
+
+
+# ---- the intraday MTM curve ------------------------------------------------------------------
+
+
+def mtm_curve(*, accounts: Iterable[BrokerAccount], day: date) -> list[curve_mod.Point]:
+    """The day's MTM points of one account, or of several summed minute by minute (the
+    caller never mixes paper and live accounts)."""
+    curves: dict[int, list[curve_mod.Point]] = defaultdict(list)
+    ids = [account.pk for account in accounts]
+    rows = (
+        MtmSample.objects.filter(account_id__in=ids, trading_date=day)
+        .order_by("minute")
+        .values_list("account_id", "minute", "mtm")
+    )
+    for account_id, minute, mtm in rows:
+        curves[account_id].append((minute, mtm))
+    if len(curves) <= 1:
+        return next(iter(curves.values()), [])
+    return curve_mod.summed_curve(curves)
+
+
+def sample_days(*, accounts: Iterable[BrokerAccount], limit: int = 30) -> list[date]:
+    """The latest days with curve points, newest first."""
+    return list(
+        MtmSample.objects.filter(account__in=list(accounts))
+        .values_list("trading_date", flat=True)
+        .distinct()
+        .order_by("-trading_date")[:limit]
+    )
+
+
+# ---- estimated charges ----------------------------------------------------------------------
+
+
+def charge_rates() -> charges_mod.ChargeRates:
+    return charges_mod.rates_with(settings.CHARGE_RATES)
+
+
+def brokerage_plan_for(account: BrokerAccount) -> charges_mod.BrokeragePlan:
+    row = BrokeragePlanSetting.objects.filter(account=account).first()
+    if row is None:
+        return charges_mod.BrokeragePlan()
+    return charges_mod.BrokeragePlan(
+        mode=row.mode,
+        flat_per_order=row.flat_per_order,
+        percent=row.percent,
+        cap_per_order=row.cap_per_order,
+        delivery_free=row.delivery_free,
+    )
+
+
+def _day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time.min, tzinfo=MARKET_TZ)
+    return start, start + timedelta(days=1)
+
+
+def executed_orders_by_day(
+    *, account: BrokerAccount, first: date, last: date
+) -> dict[date, list[charges_mod.ExecutedOrder]]:
+    """The account's orders that traded on each day from `first` to `last` (Asia/Kolkata),
+    each with its turnover: from the trade book, or (an account whose broker reports no
+    trades) from the order book. One query for the fills, one for their instruments."""
+    start, _ = _day_bounds(first)
+    _, end = _day_bounds(last)
+    fills = [
+        (timezone.localtime(at, MARKET_TZ).date(), *rest)
+        for at, *rest in BrokerTrade.objects.filter(
+            account=account, traded_at__gte=start, traded_at__lt=end
+        )
+        .order_by("id")
+        .values_list(
+            "traded_at",
+            "broker_order_id",
+            "exchange_segment",
+            "exchange_instrument_id",
+            "side",
+            "product_type",
+            "quantity",
+            "price",
+        )
+    ]
+    if not fills and not BrokerTrade.objects.filter(account=account).exists():
+        fills = [
+            (timezone.localtime(at, MARKET_TZ).date(), *rest)
+            for at, *rest in BrokerOrder.objects.filter(
+                account=account,
+                cumulative_quantity__gt=0,
+                average_traded_price__isnull=False,
+                exchange_transact_time__gte=start,
+                exchange_transact_time__lt=end,
+            ).values_list(
+                "exchange_transact_time",
+                "broker_order_id",
+                "exchange_segment",
+                "exchange_instrument_id",
+                "side",
+                "product_type",
+                "cumulative_quantity",
+                "average_traded_price",
+            )
+        ]
+    instruments = _instruments({(fill[2], fill[3]) for fill in fills})
+    orders: dict[tuple[date, str], dict] = {}
+    for day, order_id, segment, instrument_id, side, product, quantity, price in fills:
+        instrument = instruments.get((segment, instrument_id))
+        multiplier = instrument.multiplier if instrument is not None else 1
+        entry = orders.setdefault(
+            (day, order_id),
+            {
+                "instrument_class": instrument_class(
+                    segment=segment,
+                    instrument_type=instrument.instrument_type if instrument else "",
+                    series=instrument.series if instrument else "",
+                    option_type=instrument.option_type if instrument else "",
+                ),
+                "exchange": "BSE" if segment.startswith("BSE") else "NSE",
+                "side": side,
+                "product": product or "MIS",
+                "turnover": Decimal("0"),
+            },
+        )
+        entry["turnover"] += price * quantity * multiplier
+    by_day: dict[date, list[charges_mod.ExecutedOrder]] = defaultdict(list)
+    for (day, _order_id), entry in orders.items():
+        by_day[day].append(charges_mod.ExecutedOrder(**entry))
+    return dict(by_day)
+
+
+def executed_orders(*, account: BrokerAccount, day: date) -> list[charges_mod.ExecutedOrder]:
+    return executed_orders_by_day(account=account, first=day, last=day).get(day, [])
+
+
+def _instruments(keys) -> dict[tuple[str, int], Instrument]:
+    by_segment: dict[str, list[int]] = defaultdict(list)
+    for segment, instrument_id in keys:
+        by_segment[segment].append(instrument_id)
+    if not by_segment:
+        return {}
+    condition = Q(pk__in=[])
+    for segment, ids in by_segment.items():
+        condition |= Q(exchange_segment=segment, exchange_instrument_id__in=ids)
+    return {
+        (i.exchange_segment, i.exchange_instrument_id): i
+        for i in Instrument.objects.filter(condition)
+    }
+
+
+def charges_by_day(
+    *, account: BrokerAccount, first: date, last: date
+) -> dict[date, charges_mod.ChargesSummary]:
+    plan, rates = brokerage_plan_for(account), charge_rates()
+    return {
+        day: charges_mod.total_charges(orders, plan=plan, rates=rates)
+        for day, orders in executed_orders_by_day(account=account, first=first, last=last).items()
+    }
+
+
+def charges_for_day(*, account: BrokerAccount, day: date) -> charges_mod.ChargesSummary:
+    return charges_mod.total_charges(
+        executed_orders(account=account, day=day),
+        plan=brokerage_plan_for(account),
+        rates=charge_rates(),
+    )
+
+
+# ---- one day of one account, or of one kind of money ------------------------------------------
+
+
+@dataclass
+class DayReport:
+    """The intraday curve with its drawdown, and gross PnL, estimated charges and net PnL of
+    some accounts on one trading day (never paper and live together)."""
+
+    day: date
+    account_ids: list[int]
+    points: list[curve_mod.Point]
+    drawdown: curve_mod.Drawdown
+    gross: Decimal
+    charges: charges_mod.ChargesSummary
+
+    @property
+    def net(self) -> Decimal:
+        return self.gross - self.charges.charges.total
+
+
+def day_report(*, accounts: list[BrokerAccount], day: date) -> DayReport:
+    points = mtm_curve(accounts=accounts, day=day)
+    gross = Decimal("0")
+    for row in PnlDaily.objects.filter(account__in=accounts, trading_date=day):
+        gross += row.realized + row.unrealized
+    total = charges_mod.Charges()
+    counted = skipped = 0
+    for account in accounts:
+        summary = charges_for_day(account=account, day=day)
+        total += summary.charges
+        counted += summary.orders
+        skipped += summary.not_estimated
+    return DayReport(
+        day=day,
+        account_ids=[a.pk for a in accounts],
+        points=points,
+        drawdown=curve_mod.max_drawdown([value for _minute, value in points]),
+        gross=gross,
+        charges=charges_mod.ChargesSummary(charges=total, orders=counted, not_estimated=skipped),
+    )

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q, Sum
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from orders.domain.vocabulary import Side
-from pnl.models import PnlDaily, PnlLot
+from pnl import selectors
+from pnl.curve import line_chart
+from pnl.models import BrokeragePlanSetting, PnlDaily, PnlLot
+from trading_site.core.market_hours import MARKET_TZ
 from trading_site.core.templatetags.desk import inr
 
 HISTORY_DAYS = 60
@@ -82,22 +88,78 @@ def build_daily_chart(days: list[PnlDaily], *, width: int = 720, height: int = 2
     )
 
 
+def _day_of(request: HttpRequest) -> date:
+    raw = request.GET.get("day")
+    if not raw:
+        return timezone.localdate(timezone.now(), MARKET_TZ)
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise Http404("No such day") from None
+
+
+def _chart(report: selectors.DayReport):
+    return line_chart(
+        report.points,
+        drawdown=report.drawdown,
+        money=inr,
+        clock=lambda at: timezone.localtime(at, MARKET_TZ).strftime("%H:%M"),
+    )
+
+
+def _report_context(accounts: list[BrokerAccount], day: date) -> dict:
+    report = selectors.day_report(accounts=accounts, day=day)
+    return {"report": report, "curve": _chart(report)}
+
+
+def _all_accounts_context(accounts: list[BrokerAccount], day: date) -> dict:
+    """Per kind of money (paper and live are never added): the summed curve and figures, and
+    each account's own figures."""
+    groups = []
+    for money, label in (("paper", "Paper accounts"), ("live", "Live accounts")):
+        chosen = [a for a in accounts if (a.broker == "PAPER") == (money == "paper")]
+        if not chosen:
+            continue
+        rows = [
+            {"account": a, "report": selectors.day_report(accounts=[a], day=day)} for a in chosen
+        ]
+        groups.append(
+            {"money": money, "label": label, "rows": rows, **_report_context(chosen, day)}
+        )
+    return {"groups": groups}
+
+
 @login_required
 def pnl_page(request: HttpRequest) -> HttpResponse:
     accounts = list(
         BrokerAccount.objects.filter(user=request.user).order_by("-is_active", "account_name")
     )
     account = None
+    show_all = False
     raw = request.GET.get("account")
-    if raw:
+    if raw == "all":
+        show_all = True
+    elif raw:
         try:
             account = next(a for a in accounts if a.pk == int(raw))
         except (ValueError, StopIteration):
             raise Http404("No such account") from None
     elif accounts:
         account = accounts[0]
-    context: dict = {"accounts": accounts, "account": account}
-    if account is not None:
+    day = _day_of(request)
+    context: dict = {
+        "accounts": accounts,
+        "account": account,
+        "show_all": show_all,
+        "day": day,
+        "curve_days": selectors.sample_days(accounts=[account] if account else accounts),
+    }
+    if show_all:
+        context.update(_all_accounts_context(accounts, day))
+    elif account is not None:
+        context.update(_report_context([account], day))
+        context["plan"] = selectors.brokerage_plan_for(account)
+    if account is not None and not show_all:
         lots = PnlLot.objects.filter(account=account)
         summary = (
             lots.values("exchange_segment", "exchange_instrument_id", "trading_symbol")
@@ -125,6 +187,13 @@ def pnl_page(request: HttpRequest) -> HttpResponse:
                 "trading_date"
             )
         )
+        charges = selectors.charges_by_day(
+            account=account, first=since, last=timezone.localdate(timezone.now(), MARKET_TZ)
+        )
+        for day_row in days:
+            summary = charges.get(day_row.trading_date)
+            day_row.charges = summary.charges.total if summary else Decimal("0")
+            day_row.net = day_row.realized + day_row.unrealized - day_row.charges
         context.update(
             {
                 "summary": rows,
@@ -151,3 +220,45 @@ def pnl_page(request: HttpRequest) -> HttpResponse:
         else "pnl/pnl.html"
     )
     return render(request, template, context)
+
+
+class BrokeragePlanForm(forms.ModelForm):
+    class Meta:
+        model = BrokeragePlanSetting
+        fields = ["mode", "flat_per_order", "percent", "cap_per_order", "delivery_free"]
+        labels = {
+            "flat_per_order": "Flat brokerage per executed order (₹)",
+            "percent": "Brokerage, % of the order's turnover",
+            "cap_per_order": "At most, per order (₹; empty: no cap)",
+            "delivery_free": "No brokerage on delivery (CNC)",
+        }
+
+    def clean(self):
+        data = super().clean()
+        for name in ("flat_per_order", "percent", "cap_per_order"):
+            value = data.get(name)
+            if value is not None and value < 0:
+                self.add_error(name, "must not be negative")
+        if data.get("percent") is not None and data["percent"] > 5:
+            self.add_error("percent", "more than 5 % of turnover is not a brokerage plan")
+        return data
+
+
+@login_required
+def brokerage_plan(request: HttpRequest, pk: int) -> HttpResponse:
+    """The account's brokerage plan (estimated charges on the PnL page)."""
+    account = get_object_or_404(BrokerAccount, pk=pk, user=request.user)
+    plan = BrokeragePlanSetting.objects.filter(account=account).first() or BrokeragePlanSetting(
+        account=account
+    )
+    form = BrokeragePlanForm(request.POST or None, instance=plan)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, f"Brokerage plan of “{account.account_name}” saved.")
+        return redirect(f"{reverse('pnl')}?account={account.pk}")
+    return render(
+        request,
+        "pnl/brokerage_plan.html",
+        {"form": form, "account": account},
+        status=400 if request.method == "POST" else 200,
+    )

@@ -38,16 +38,26 @@ def _dashboard_context(user) -> dict:
         row = today_rows.get(account.pk)
         account.today_pnl = (row["realized"] + row["unrealized"]) if row else zero
         account.today_fills = row["fills"] if row else 0
-    totals = {
-        "cash_available": sum((a.cash_available for a in accounts), zero),
-        "margin_utilized": sum((a.margin_utilized for a in accounts), zero),
-        "net_margin": sum((a.net_margin for a in accounts), zero),
-        "realized": sum((a.realized_mtm for a in accounts), zero),
-        "unrealized": sum((a.unrealized_mtm for a in accounts), zero),
-        "total": sum((a.total_mtm for a in accounts), zero),
-        "today": sum((a.today_pnl for a in accounts), zero),
-    }
-    return {"accounts": accounts, "totals": totals, "today": today}
+    # Paper and live money are never added together: one row of totals per kind.
+    groups = []
+    for money, label in (("paper", "Paper accounts"), ("live", "Live accounts")):
+        chosen = [a for a in accounts if a.is_paper == (money == "paper")]
+        if not chosen:
+            continue
+        groups.append(
+            {
+                "money": money,
+                "label": label,
+                "cash_available": sum((a.cash_available for a in chosen), zero),
+                "margin_utilized": sum((a.margin_utilized for a in chosen), zero),
+                "net_margin": sum((a.net_margin for a in chosen), zero),
+                "realized": sum((a.realized_mtm for a in chosen), zero),
+                "unrealized": sum((a.unrealized_mtm for a in chosen), zero),
+                "total": sum((a.total_mtm for a in chosen), zero),
+                "today": sum((a.today_pnl for a in chosen), zero),
+            }
+        )
+    return {"accounts": accounts, "total_groups": groups, "today": today}
 
 
 @login_required

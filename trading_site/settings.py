@@ -9,6 +9,7 @@ Two shapes (SPEC 2):
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import time
 from pathlib import Path
@@ -94,6 +95,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "trading_site.core.request_context.RequestIdMiddleware",
+    "trading_site.core.access_log.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -334,6 +336,11 @@ PAPER_REJECT_RATE = os.environ.get("PAPER_REJECT_RATE", "0")
 PAPER_STARTING_CASH = os.environ.get("PAPER_STARTING_CASH", "1000000")
 PAPER_MARGIN_RATE = os.environ.get("PAPER_MARGIN_RATE", "0.2")
 PAPER_SESSION_TTL_SECONDS = env_int("PAPER_SESSION_TTL_SECONDS", 24 * 3600)
+# The intraday MTM curve keeps one point per account and minute for this many days.
+MTM_SAMPLE_RETENTION_DAYS = env_int("MTM_SAMPLE_RETENTION_DAYS", 30)
+# Estimated charges (pnl.charges): overrides of the statutory rates as JSON fractions, e.g.
+# {"EQUITY_INTRADAY": {"stt_sell": "0.00025"}, "gst": "0.18"}; empty: the rates in the module.
+CHARGE_RATES = json.loads(os.environ.get("CHARGE_RATES", "") or "{}")
 # Broker sessions (orders.brokers.sessions): log in again this long before expiry. An XTS
 # session is trusted until its JWT's exp (24 h); XTS_SESSION_TTL_SECONDS only for a token
 # that is not a JWT.
@@ -436,6 +443,7 @@ LOGGING = {
         "request_id": {"()": "trading_site.core.logging.RequestIdFilter"},
         "redact": {"()": "trading_site.core.logging.RedactSecretsFilter"},
         "client_error": {"()": "trading_site.core.log_filters.ClientErrorAsWarning"},
+        "drop_client_errors": {"()": "trading_site.core.access_log.DropClientErrors"},
     },
     "formatters": {"json": {"()": "trading_site.core.logging.JsonFormatter"}},
     "handlers": {
@@ -461,5 +469,8 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         # A body over DATA_UPLOAD_MAX_MEMORY_SIZE (answered 413): a warning, no traceback.
         "django.security.RequestDataTooBig": {"filters": ["client_error"]},
+        # One line per request (trading_site.core.access_log): no second one for a 4xx.
+        "django.request": {"filters": ["drop_client_errors"]},
+        "django.server": {"level": "WARNING"},
     },
 }

@@ -1,6 +1,8 @@
 """URL map: the REST API under /api/, the web UI, the admin, health and metrics."""
 
 from django.contrib import admin
+from django.http import HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
@@ -18,6 +20,8 @@ api_patterns = [
     path("", include("accounts.api.urls")),
     path("", include("orders.market.api.urls")),
     path("", include("orders.api.urls")),
+    path("", include("orders.positions.api.urls")),
+    path("", include("orders.tradebook.api.urls")),
     path("", include("orders.scheduled.api.urls")),
     path("", include("pnl.api.urls")),
     path("", include("monitoring.api.urls")),
@@ -51,6 +55,8 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),
+    # Browsers that ask for /favicon.ico regardless of the page's <link rel="icon">.
+    path("favicon.ico", lambda request: HttpResponsePermanentRedirect(static("favicon.svg"))),
     path("", include("trading_site.web_urls")),
 ]
 

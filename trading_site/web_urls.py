@@ -6,7 +6,9 @@ from accounts import views as account_views
 from monitoring import views as monitoring_views
 from orders import views as order_views
 from orders.alerts import views as alert_views
+from orders.positions import views as position_views
 from orders.scheduled import views as scheduled_views
+from orders.tradebook import views as tradebook_views
 from pnl import views as pnl_views
 from trading_site import pages
 
@@ -18,6 +20,7 @@ urlpatterns = [
     path("dashboard/numbers/", pages.dashboard_accounts, name="dashboard_accounts"),
     # Orders
     path("orders/", order_views.order_list, name="orders"),
+    path("orders/export.csv", order_views.order_list_csv, name="orders_csv"),
     path("orders/new/", order_views.place_order, name="place_order"),
     path("orders/batch/", order_views.batch_orders, name="batch_orders"),
     path("orders/<int:pk>/", order_views.order_detail, name="order_detail"),
@@ -25,8 +28,16 @@ urlpatterns = [
     path("orders/<int:pk>/cancel/", order_views.order_cancel, name="order_cancel"),
     path("orders/<int:pk>/modify/", order_views.order_modify, name="order_modify"),
     path("instruments/search/", order_views.instrument_search, name="instrument_search"),
+    path("instruments/facts/", order_views.instrument_facts, name="instrument_facts"),
+    # Positions, holdings and the trade book
+    path("positions/", position_views.positions_page, name="positions"),
+    path("positions/exit/", position_views.exit_position, name="positions_exit"),
+    path("positions/exit-all/", position_views.exit_all_positions, name="positions_exit_all"),
+    path("trades/", tradebook_views.trade_book, name="trades"),
+    path("trades/export.csv", tradebook_views.trade_book_csv, name="trades_csv"),
     # PnL and monitoring
     path("pnl/", pnl_views.pnl_page, name="pnl"),
+    path("pnl/brokerage/<int:pk>/", pnl_views.brokerage_plan, name="brokerage_plan"),
     path("monitoring/", monitoring_views.monitoring_page, name="monitoring"),
     # Settings
     path("settings/", pages.settings_home, name="settings"),

@@ -50,20 +50,24 @@ class PlaceOrderSerializer(serializers.Serializer):
     )
 
     def to_request(self, *, idempotency_key: str = "") -> SingleOrderRequest:
-        data = self.validated_data
+        return self.request_from(self.validated_data, idempotency_key=idempotency_key)
+
+    @staticmethod
+    def request_from(data: dict, *, idempotency_key: str = "") -> SingleOrderRequest:
+        """The request from parsed fields (a field that failed to parse is None)."""
         return SingleOrderRequest(
             account_id=data["account_id"],
             order_side=data["order_side"],
             order_type=data["order_type"],
             order_quantity=data["order_quantity"],
             product_type=data["product_type"],
-            symbol=data["symbol"],
+            symbol=data["symbol"] or "",
             exchange_instrument_id=data.get("exchange_instrument_id"),
-            exchange_segment=data["exchange_segment"],
+            exchange_segment=data["exchange_segment"] or "",
             limit_price=data.get("limit_price"),
             stop_price=data.get("stop_price"),
-            strategy_name=data["strategy_name"],
-            client_order_id=idempotency_key or data["client_order_id"],
+            strategy_name=data["strategy_name"] or "",
+            client_order_id=idempotency_key or data["client_order_id"] or "",
         )
 
 
@@ -97,13 +101,13 @@ class _BracketFields(serializers.Serializer):
             sl_price=data.get("sl_price"),
             order_side=data["order_side"],
             product_type=data["product_type"],
-            trading_symbol=data["trading_symbol"],
+            trading_symbol=data["trading_symbol"] or "",
             exchange_token=data.get("exchange_token"),
-            exchange_segment=data["exchange_segment"],
+            exchange_segment=data["exchange_segment"] or "",
             entry_stop_price=data.get("entry_stop_price"),
             sl_stop_price=data.get("sl_stop_price"),
-            strategy_name=data["strategy_name"],
-            client_order_id=data["client_order_id"],
+            strategy_name=data["strategy_name"] or "",
+            client_order_id=data["client_order_id"] or "",
             **extra,
         )
 
@@ -115,12 +119,16 @@ class AlgoOrderSerializer(_BracketFields):
     tp_price = price_field()
 
     def to_request(self, *, idempotency_key: str = "") -> BracketOrderRequest:
-        data = self.validated_data
+        return self.request_from(self.validated_data, idempotency_key=idempotency_key)
+
+    def request_from(self, data: dict, *, idempotency_key: str = "") -> BracketOrderRequest:
+        """The request from parsed fields (a field that failed to parse is None)."""
+        lots = data.get("no_of_lots")
         request = self._request(
             data,
             targets=(
-                [TargetSpec(price=data["tp_price"], lots=data["no_of_lots"])]
-                if data.get("tp_price") is not None and data["no_of_lots"] > 0
+                [TargetSpec(price=data["tp_price"], lots=lots)]
+                if data.get("tp_price") is not None and lots is not None and lots > 0
                 else []
             ),
             targets_field="tp_price",

@@ -11,6 +11,7 @@ def _both(route: str, view, name: str) -> list:
 
 urlpatterns = [
     *_both("orders", views.OrdersView.as_view(), "api-orders"),
+    *_both("orders/export", views.OrdersExportView.as_view(), "api-orders-export"),
     *_both("orders/<int:order_id>", views.OrderDetailView.as_view(), "api-order"),
     *_both("orders/<int:order_id>/cancel", views.CancelOrderView.as_view(), "api-order-cancel"),
     *_both("algo-orders", views.AlgoOrderView.as_view(), "api-algo-orders"),

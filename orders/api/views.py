@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -31,6 +32,7 @@ from rest_framework.views import APIView
 
 from orders import selectors, services
 from orders.api import serializers as s
+from orders.api.every_error import every_error, parsed_fields
 from orders.models import Order
 from orders.services.audit import user_actor
 from orders.services.placement import (
@@ -40,10 +42,11 @@ from orders.services.placement import (
     BatchItemError,
     PlacementResult,
 )
-from orders.validation import as_id
+from orders.tradebook import csv_export
+from orders.validation import as_id, bracket_order_errors, single_order_errors
 from trading_site.core.api.errors import _plain_details, _validation_message
-from trading_site.core.api.pagination import LimitOffsetTotalPagination
 from trading_site.core.errors import BrokerRejectedError, ValidationFailed
+from trading_site.core.api.pagination import LimitOffsetTotalPagination
 
 
 class OrdersGroupMixin:
@@ -160,6 +163,36 @@ def _parse_statuses(raw: str | None) -> list[str] | None:
     return statuses
 
 
+def _single_order_every_error(serializer: s.PlaceOrderSerializer, user) -> Exception:
+    """The parse errors and the order-rule errors of the fields that did parse, at once."""
+    if not isinstance(serializer.initial_data, dict):
+        return ValidationError(serializer.errors)
+    request = s.PlaceOrderSerializer.request_from(parsed_fields(serializer))
+    return every_error(serializer.errors, single_order_errors(user=user, request=request).errors)
+
+
+def _bracket_order_every_error(serializer: s.AlgoOrderSerializer, user) -> Exception:
+    if not isinstance(serializer.initial_data, dict):
+        return ValidationError(serializer.errors)
+    request = serializer.request_from(parsed_fields(serializer))
+    return every_error(serializer.errors, bracket_order_errors(user=user, request=request).errors)
+
+
+def _filtered_order_list(request):
+    """The caller's orders with the list's filters (also the CSV export's)."""
+    params = request.query_params
+    return selectors.order_list(
+        user=request.user,
+        account_id=_parse_int(params.get("account_id"), "account_id"),
+        statuses=_parse_statuses(params.get("status")),
+        symbol=params.get("symbol") or None,
+        strategy=params.get("strategy") or None,
+        since=_parse_when(params.get("since"), "since"),
+        until=_parse_when(params.get("until"), "until", end_of_day=True),
+        prefetch_legs=False,
+    )
+
+
 class OrderPagination(LimitOffsetTotalPagination):
     results_key = "orders"
 
@@ -187,17 +220,7 @@ class OrdersView(OrdersGroupMixin, APIView):
         responses=s.OrderSummarySerializer(many=True),
     )
     def get(self, request):
-        params = request.query_params
-        queryset = selectors.order_list(
-            user=request.user,
-            account_id=_parse_int(params.get("account_id"), "account_id"),
-            statuses=_parse_statuses(params.get("status")),
-            symbol=params.get("symbol") or None,
-            strategy=params.get("strategy") or None,
-            since=_parse_when(params.get("since"), "since"),
-            until=_parse_when(params.get("until"), "until", end_of_day=True),
-            prefetch_legs=False,
-        )
+        queryset = _filtered_order_list(request)
         paginator = self.pagination_class()
         page = selectors.attach_list_legs(paginator.paginate_queryset(queryset, request, view=self))
         return paginator.get_paginated_response([s.order_summary(order) for order in page])
@@ -205,7 +228,8 @@ class OrdersView(OrdersGroupMixin, APIView):
     @extend_schema(request=s.PlaceOrderSerializer, responses=_PLACEMENT_RESPONSES)
     def post(self, request):
         serializer = s.PlaceOrderSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        if not serializer.is_valid():
+            raise _single_order_every_error(serializer, request.user)
         key = _idempotency_key(request, serializer.validated_data["client_order_id"])
         result = services.place_single_order(
             user=request.user,
@@ -216,13 +240,39 @@ class OrdersView(OrdersGroupMixin, APIView):
         return _placement_response(result)
 
 
+class OrdersExportView(APIView):
+    """GET: the order list as a streamed CSV, with the list's filters (no paging)."""
+
+    rate_limit_group = "read"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("account_id", int),
+            OpenApiParameter("status", str, description="one or several, comma-separated"),
+            OpenApiParameter("symbol", str),
+            OpenApiParameter("strategy", str, description="strategy name"),
+            OpenApiParameter("since", str, description="ISO date or date-time (inclusive)"),
+            OpenApiParameter("until", str, description="ISO date or date-time (exclusive)"),
+        ],
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="The orders as CSV")
+        },
+    )
+    def get(self, request):
+        return csv_export.csv_response(
+            csv_export.order_rows(_filtered_order_list(request)),
+            filename=csv_export.export_name("orders"),
+        )
+
+
 class AlgoOrderView(OrdersGroupMixin, APIView):
     """POST: a bracket order (entry now; stop-loss and target once it fills)."""
 
     @extend_schema(request=s.AlgoOrderSerializer, responses=_PLACEMENT_RESPONSES)
     def post(self, request):
         serializer = s.AlgoOrderSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        if not serializer.is_valid():
+            raise _bracket_order_every_error(serializer, request.user)
         key = _idempotency_key(request, serializer.validated_data["client_order_id"])
         result = services.place_bracket_order(
             user=request.user,

@@ -197,6 +197,19 @@ class BrokerPositionRow:
 
 
 @dataclass(frozen=True)
+class BrokerHoldingRow:
+    """One delivery holding (shares in the demat account); None marks an unreadable number."""
+
+    exchange_segment: str
+    exchange_instrument_id: int
+    isin: str
+    quantity: int | None
+    average_price: Decimal | None
+    pledged_quantity: int | None = 0
+    trading_symbol: str = ""
+
+
+@dataclass(frozen=True)
 class BrokerBalance:
     """None: the broker sent no readable figure (the stored one is kept)."""
 
@@ -295,6 +308,11 @@ class BrokerGateway(abc.ABC):
             await self.positions(session),
             await self.balance(session),
         )
+
+    async def holdings(self, session: SessionContext) -> list[BrokerHoldingRow] | None:
+        """Delivery holdings, or None when the broker has none to tell (not abstract: a
+        gateway without holdings says so)."""
+        return None
 
     async def aclose(self) -> None:
         """Release pooled connections."""

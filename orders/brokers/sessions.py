@@ -43,6 +43,7 @@ from orders.brokers.base import (
     BrokerBalance,
     BrokerError,
     BrokerGateway,
+    BrokerHoldingRow,
     BrokerLogin,
     BrokerOrderRow,
     BrokerPositionRow,
@@ -343,6 +344,10 @@ class BrokerClient:
     async def balance(self) -> BrokerBalance | None:
         """None when the login has no balance to read (an XTS dealer login)."""
         return await self._call(self.gateway.balance, is_order=False)
+
+    async def holdings(self) -> list[BrokerHoldingRow] | None:
+        """None when the broker has no holdings to tell."""
+        return await self._call(self.gateway.holdings, is_order=False)
 
     async def snapshot(self) -> BrokerSnapshot:
         """Order book, trade book, positions and balance, each read on its own: what could

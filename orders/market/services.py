@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 
 from orders.brokers.paper.exchange import match_open_orders
+from orders.market.signals import fair_prices_recorded
 from orders.models import FairPrice, Instrument
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ def record_fair_prices(*, rows: Iterable[FairPriceInput | Mapping], source: str)
             **conflict_target,
         )
         transaction.on_commit(lambda: match_paper_orders(instrument_ids=instrument_ids))
+        transaction.on_commit(lambda: announce_fair_prices(instrument_ids=instrument_ids))
     return list(
         FairPrice.objects.filter(instrument_id__in=instrument_ids).order_by("instrument_id")
     )
@@ -98,3 +100,17 @@ def match_paper_orders(*, instrument_ids: list[int]) -> int:
     except Exception:
         logger.exception("paper matching failed", extra={"instrument_ids": instrument_ids[:20]})
         return 0
+
+
+def announce_fair_prices(*, instrument_ids: list[int]) -> None:
+    """Tell the receivers (live MTM) about the new prices; a failing receiver is logged, never
+    raised: the prices stand."""
+    for receiver, outcome in fair_prices_recorded.send_robust(
+        sender=FairPrice, instrument_ids=instrument_ids
+    ):
+        if isinstance(outcome, Exception):
+            logger.error(
+                "fair price receiver failed",
+                exc_info=outcome,
+                extra={"receiver": getattr(receiver, "__name__", str(receiver))},
+            )

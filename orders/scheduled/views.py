@@ -8,10 +8,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.web_forms import add_service_errors
 from orders.scheduled.forms import ScheduledOrderForm
 from orders.scheduled.models import ScheduledOrder
 from orders.scheduled.services import create_scheduled_order, update_scheduled_order
+from orders.views import ticket_context
+from orders.web_forms import ticket_initial_from_template
 from trading_site.core.errors import DomainError
 
 
@@ -19,50 +20,53 @@ from trading_site.core.errors import DomainError
 @require_http_methods(["GET", "POST"])
 def scheduled_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     schedule = get_object_or_404(ScheduledOrder, pk=pk, user=request.user) if pk else None
-    initial = {}
+    initial: dict = {}
+    target_rows: list = []
     if schedule is not None:
-        initial = {
-            "name": schedule.name,
-            "account_id": schedule.account_id,
-            "kind": schedule.kind,
-            "time_of_day": schedule.time_of_day,
-            "weekdays": schedule.weekdays,
-            "enabled": schedule.enabled,
-            "template": schedule.template,
-        }
-    form = ScheduledOrderForm(request.POST or None, user=request.user, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        d = form.cleaned_data
-        fields = {
-            "name": d["name"],
-            "account_id": d["account_id"],
-            "kind": d["kind"],
-            "time_of_day": d["time_of_day"],
-            "weekdays": sorted(d["weekdays"]),
-            "enabled": d["enabled"],
-            "template": d["template"],
-        }
-        # The services validate the template as the API does (the one validator).
-        try:
-            if schedule is None:
-                schedule = create_scheduled_order(user=request.user, **fields)
+        initial, target_rows = ticket_initial_from_template(schedule.kind, schedule.template)
+        initial.update(
+            {
+                "name": schedule.name,
+                "account_id": schedule.account_id,
+                "time_of_day": schedule.time_of_day,
+                "weekdays": schedule.weekdays,
+                "enabled": schedule.enabled,
+            }
+        )
+    form = ScheduledOrderForm(
+        request.POST or None, user=request.user, initial=initial, target_rows=target_rows
+    )
+    if request.method == "POST":
+        if form.is_valid():
+            d = form.cleaned_data
+            fields = {
+                "name": d["name"],
+                "account_id": d["account_id"],
+                "kind": d["kind"],
+                "time_of_day": d["time_of_day"],
+                "weekdays": sorted(d["weekdays"]),
+                "enabled": d["enabled"],
+                "template": form.to_template(),
+            }
+            # The services validate the template as the API does (the one validator).
+            try:
+                if schedule is None:
+                    schedule = create_scheduled_order(user=request.user, **fields)
+                else:
+                    schedule = update_scheduled_order(schedule=schedule, **fields)
+            except DomainError as exc:
+                form.add_rule_errors(exc.details, fallback=exc.message)
             else:
-                schedule = update_scheduled_order(schedule=schedule, **fields)
-        except DomainError as exc:
-            # The template's own fields (order_quantity, ...) are shown on the template box.
-            details = exc.details or {}
-            inner = {k: v for k, v in details.items() if k not in form.fields}
-            outer = {k: v for k, v in details.items() if k in form.fields}
-            add_service_errors(
-                form, {**outer, **({"template": inner} if inner else {})}, fallback=exc.message
-            )
+                messages.success(request, f"Scheduled order “{schedule.name}” saved.")
+                return redirect("settings")
         else:
-            messages.success(request, f"Scheduled order “{schedule.name}” saved.")
-            return redirect("settings")
+            form.collect_rule_errors()
+    context = ticket_context(form, user=request.user)
+    context["schedule"] = schedule
     return render(
         request,
         "orders/scheduled_form.html",
-        {"form": form, "schedule": schedule},
+        context,
         status=400 if request.method == "POST" else 200,
     )
 

@@ -114,7 +114,7 @@ def _kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
     except BrokerError as exc:
         result.errors.append(f"positions unavailable, nothing squared off: {exc.message}")
         positions = []
-    pairs = _write_ahead_exits(account=account, positions=positions, actor=actor, result=result)
+    pairs = write_ahead_exits(account=account, positions=positions, actor=actor, result=result)
     if pairs:
         outcomes = submit_legs(account=account, pairs=pairs, actor=actor)
         for outcome in outcomes:
@@ -135,9 +135,19 @@ def _chunks(quantity: int, freeze: int | None) -> list[int]:
     return [freeze] * full + ([rest] if rest else [])
 
 
-def _write_ahead_exits(*, account, positions, actor, result) -> list[tuple[OrderLeg, Order]]:
+def write_ahead_exits(
+    *,
+    account,
+    positions,
+    actor,
+    result,
+    source: str = Order.Source.KILL_SWITCH,
+    external_id: str = "kill-switch",
+    reason: str = "kill switch",
+) -> list[tuple[OrderLeg, Order]]:
     """MARKET exit legs for every non-flat position: first on the brackets holding it (so
-    their books close), the remainder as kill-switch orders; split at the freeze quantity."""
+    their books close), the remainder as new orders of `source`; split at the freeze
+    quantity. Also used by a trader's exit of one position (orders.positions.services)."""
     pairs: list[tuple[OrderLeg, Order]] = []
     ensure_daily_counter(account_id=account.pk)
     brackets = list(
@@ -207,7 +217,7 @@ def _write_ahead_exits(*, account, positions, actor, result) -> list[tuple[Order
                         leg=leg,
                         kind=EventKind.EXIT_CREATED,
                         actor=actor,
-                        message=f"kill switch: square off {chunk}",
+                        message=f"{reason}: square off {chunk}",
                         after=leg_state(leg),
                     )
                     pairs.append((leg, order))
@@ -218,14 +228,14 @@ def _write_ahead_exits(*, account, positions, actor, result) -> list[tuple[Order
                     instrument=instrument,
                     strategy=None,
                     kind=Order.Kind.SINGLE,
-                    source=Order.Source.KILL_SWITCH,
+                    source=source,
                     side=exit_side,
                     product_type=position.product_type,
                     quantity=chunk,
                     order_type=OrderType.MARKET,
                     limit_price=None,
                     stop_price=None,
-                    external_id="kill-switch",
+                    external_id=external_id,
                     leg_role=Role.EXIT,
                 )
                 for chunk in (_chunks(left, freeze) if left > 0 else [])

@@ -85,3 +85,48 @@ class PnlSummarySerializer(serializers.Serializer):
     computed_at = serializers.DateTimeField(allow_null=True)
     instruments = InstrumentSummarySerializer(many=True)
     today = DaySerializer(allow_null=True)
+
+
+class DayQuerySerializer(serializers.Serializer):
+    account_id = serializers.IntegerField(
+        required=False, min_value=1, max_value=BIGINT_MAX, help_text="Default: all accounts"
+    )
+    date = serializers.DateField(required=False, help_text="Trading day; default today (IST)")
+
+
+class CurvePointSerializer(serializers.Serializer):
+    minute = serializers.DateTimeField()
+    mtm = serializers.DecimalField(**MONEY)
+
+
+class DrawdownSerializer(serializers.Serializer):
+    amount = serializers.DecimalField(**MONEY)
+    peak_at = serializers.DateTimeField(allow_null=True)
+    trough_at = serializers.DateTimeField(allow_null=True)
+
+
+class ChargesSerializer(serializers.Serializer):
+    brokerage = serializers.DecimalField(**MONEY)
+    stt = serializers.DecimalField(**MONEY)
+    exchange = serializers.DecimalField(**MONEY)
+    sebi = serializers.DecimalField(**MONEY)
+    stamp = serializers.DecimalField(**MONEY)
+    gst = serializers.DecimalField(**MONEY)
+    total = serializers.DecimalField(**MONEY)
+    orders = serializers.IntegerField(help_text="Executed orders estimated")
+    not_estimated = serializers.IntegerField(help_text="Executed orders in other segments")
+
+
+class DayReportSerializer(serializers.Serializer):
+    account_ids = serializers.ListField(child=serializers.IntegerField())
+    date = serializers.DateField()
+    points = CurvePointSerializer(many=True)
+    max_drawdown = DrawdownSerializer()
+    gross = serializers.DecimalField(**MONEY)
+    charges = ChargesSerializer()
+    net = serializers.DecimalField(**MONEY)
+
+
+class IntradayResponseSerializer(serializers.Serializer):
+    paper = DayReportSerializer(allow_null=True, help_text="Paper accounts (never with live)")
+    live = DayReportSerializer(allow_null=True)

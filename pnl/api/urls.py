@@ -13,4 +13,5 @@ urlpatterns = [
     *_both("broker-order-book-pnl", views.BrokerOrderBookPnlView.as_view(), "api-pnl-lots"),
     *_both("pnl/summary", views.PnlSummaryView.as_view(), "api-pnl-summary"),
     *_both("pnl/history", views.PnlHistoryView.as_view(), "api-pnl-history"),
+    *_both("pnl/intraday", views.IntradayView.as_view(), "api-pnl-intraday"),
 ]

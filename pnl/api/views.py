@@ -14,17 +14,20 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.selectors import broker_account_for
+from accounts.selectors import broker_account_for, broker_accounts_for
 from pnl import selectors, services
 from pnl.api.serializers import (
     AccountQuerySerializer,
     BrokerOrderBookPnlSerializer,
+    DayQuerySerializer,
     DaySerializer,
     HistoryQuerySerializer,
+    IntradayResponseSerializer,
     PnlSummarySerializer,
 )
 from pnl.models import PnlDaily, PnlLot
 from trading_site.core.api.pagination import LimitOffsetTotalPagination
+from trading_site.core.market_hours import MARKET_TZ
 
 ACCOUNT_ID = OpenApiParameter("account_id", int, required=True, description="Broker account id")
 
@@ -166,3 +169,64 @@ class PnlHistoryView(APIView):
         return paginator.get_paginated_response(
             DaySerializer([_day_row(day) for day in page], many=True).data
         )
+
+
+def _report_body(report) -> dict:
+    points = report.points
+    marked = report.drawdown.peak_and_trough
+    charges = report.charges.charges
+    return {
+        "account_ids": report.account_ids,
+        "date": report.day,
+        "points": [{"minute": minute, "mtm": value} for minute, value in points],
+        "max_drawdown": {
+            "amount": report.drawdown.amount,
+            "peak_at": points[marked[0]][0] if marked else None,
+            "trough_at": points[marked[1]][0] if marked else None,
+        },
+        "gross": report.gross,
+        "charges": {
+            "brokerage": charges.brokerage,
+            "stt": charges.stt,
+            "exchange": charges.exchange,
+            "sebi": charges.sebi,
+            "stamp": charges.stamp,
+            "gst": charges.gst,
+            "total": charges.total,
+            "orders": report.charges.orders,
+            "not_estimated": report.charges.not_estimated,
+        },
+        "net": report.net,
+    }
+
+
+class IntradayView(APIView):
+    """The intraday MTM curve (one point a minute) with its maximum drawdown, and the day's
+    gross PnL, estimated charges and net PnL: of one account, or of all the caller's accounts
+    with paper and live apart (`paper`, `live`; null when the caller has none of that kind)."""
+
+    rate_limit_group = "read"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("account_id", int, description="One account (default: all)"),
+            OpenApiParameter("date", str, description="YYYY-MM-DD (IST); default today"),
+        ],
+        responses=IntradayResponseSerializer,
+    )
+    def get(self, request):
+        query = DayQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        day = query.validated_data.get("date") or timezone.localdate(timezone.now(), MARKET_TZ)
+        account_id = query.validated_data.get("account_id")
+        if account_id is not None:
+            accounts = [broker_account_for(user=request.user, account_id=account_id)]
+        else:
+            accounts = list(broker_accounts_for(user=request.user))
+        body = {}
+        for money in ("paper", "live"):
+            chosen = [a for a in accounts if (a.broker == "PAPER") == (money == "paper")]
+            body[money] = (
+                _report_body(selectors.day_report(accounts=chosen, day=day)) if chosen else None
+            )
+        return Response(IntradayResponseSerializer(body).data)

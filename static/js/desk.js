@@ -7,6 +7,8 @@
  *                        trail; the modify and cancel controls go once it is final)
  *   pnl_update        -> the account's numbers wherever they show, and the live fragments
  *                        that follow it (data-live-on="pnl_update")
+ *   positions_update  -> a position's LTP and MTM, its account's MTM and the paper / live
+ *                        totals (the positions page), on every price tick
  *   cycle_complete    -> the header's last-cycle indicator, and live fragments refresh
  *   monitoring_errors -> a toast per error (and the monitoring page refreshes)
  *   market_closed     -> a banner with the next opening time
@@ -193,6 +195,45 @@
     refreshLive("pnl_update");
   }
 
+  function setMoney(cell, value) {
+    var text = formatINR(value);
+    if (cell.textContent === text) return;
+    cell.textContent = text;
+    cell.classList.remove("pos", "neg", "zero");
+    cell.classList.add(pnlClass(value));
+    flash(cell);
+  }
+
+  function onPositionsUpdate(msg) {
+    (msg.positions || []).forEach(function (p) {
+      document.querySelectorAll('[data-position-key="' + String(p.key) + '"]').forEach(function (row) {
+        var ltp = row.querySelector('[data-field="ltp"]');
+        if (ltp && p.ltp !== null && p.ltp !== undefined) {
+          var text = formatIndian(p.ltp);
+          if (ltp.textContent !== text) { ltp.textContent = text; flash(ltp); }
+        }
+        var mtm = row.querySelector('[data-field="mtm"]');
+        if (mtm && p.mtm !== null && p.mtm !== undefined) setMoney(mtm, p.mtm);
+      });
+    });
+    document.querySelectorAll('[data-account-mtm="' + String(msg.account_id) + '"]').forEach(function (cell) {
+      cell.setAttribute("data-value", msg.mtm);
+      setMoney(cell, msg.mtm);
+    });
+    // The kind-of-money total: the sum of that kind's accounts shown (paper and live apart).
+    if (msg.money) {
+      var sum = 0;
+      var seen = false;
+      document.querySelectorAll('[data-money="' + msg.money + '"] [data-account-mtm]').forEach(function (cell) {
+        sum += Number(cell.getAttribute("data-value")) || 0;
+        seen = true;
+      });
+      if (seen) {
+        document.querySelectorAll('[data-money-total="' + msg.money + '"]').forEach(function (cell) { setMoney(cell, sum.toFixed(2)); });
+      }
+    }
+  }
+
   function onCycleComplete(msg) {
     var el = document.getElementById("cycle-indicator");
     if (el) {
@@ -224,6 +265,7 @@
   var handlers = {
     order_update: onOrderUpdate,
     pnl_update: onPnlUpdate,
+    positions_update: onPositionsUpdate,
     cycle_complete: onCycleComplete,
     monitoring_errors: onMonitoringErrors,
     market_closed: onMarketClosed,
@@ -333,7 +375,35 @@
     });
   }
 
+  // ---- the collapsible navigation (phones) --------------------------------------------
+  function wireNavigation() {
+    var header = document.querySelector(".site-header");
+    var toggle = header && header.querySelector("[data-nav-toggle]");
+    if (!toggle) return;
+    header.setAttribute("data-nav", "collapsible");
+    function setOpen(open) {
+      header.setAttribute("data-nav-open", open ? "true" : "false");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    }
+    setOpen(false);
+    toggle.addEventListener("click", function () {
+      var open = toggle.getAttribute("aria-expanded") !== "true";
+      setOpen(open);
+      if (open) {
+        var first = header.querySelector(".site-nav a");
+        if (first) first.focus();
+      }
+    });
+    header.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && toggle.getAttribute("aria-expanded") === "true") {
+        setOpen(false);
+        toggle.focus();
+      }
+    });
+  }
+
   function init() {
+    wireNavigation();
     document.querySelectorAll("[data-inr]").forEach(function (el) {
       el.textContent = formatINR(el.getAttribute("data-inr"));
     });

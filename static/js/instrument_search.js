@@ -70,6 +70,8 @@
         var first = results.querySelector("button");
         if (first) { event.preventDefault(); first.focus(); }
       } else if (event.key === "Escape") {
+        // Close the list only: a search field would otherwise clear the chosen symbol.
+        if (results.children.length || query.value) event.preventDefault();
         results.innerHTML = "";
       }
     });

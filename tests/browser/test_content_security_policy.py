@@ -77,6 +77,9 @@ PAGES = [
     "/orders/new/?kind=bracket",
     "/orders/batch/",
     "/pnl/",
+    "/pnl/?account=all",
+    "/positions/",
+    "/trades/",
     "/monitoring/",
     "/settings/",
     "/settings/accounts/new/",
@@ -98,7 +101,7 @@ def test_every_page_runs_under_the_policy_without_a_violation(asgi_server, page,
     watch = Watch(page, asgi_server)
     log_in(page, asgi_server, user, totp_secret=secret)
     expect(page.locator("#ws-indicator")).to_have_attribute("data-state", "live")
-    for path in [*PAGES, f"/settings/strategies/{strategy.pk}/"]:
+    for path in [*PAGES, f"/settings/strategies/{strategy.pk}/", f"/pnl/brokerage/{_account.pk}/"]:
         response = page.goto(f"{asgi_server}{path}")
         policy = response.headers.get("content-security-policy", "")
         assert "script-src 'self'" in policy and "style-src 'self'" in policy, path

@@ -123,6 +123,7 @@ def test_bracket_template_with_a_1e309_target_is_a_400(trader):
 
 
 def _web_schedule(user, account, template) -> dict:
+    """The web form is the order ticket now (issue 13): the template's fields are its fields."""
     return {
         "name": "web nightly",
         "account_id": account.pk,
@@ -130,7 +131,8 @@ def _web_schedule(user, account, template) -> dict:
         "time_of_day": "10:15",
         "weekdays": ["0", "2"],
         "enabled": "on",
-        "template": json.dumps(template),
+        "product_type": "MIS",
+        **template,
     }
 
 
@@ -168,7 +170,7 @@ def test_web_schedule_form_still_saves_a_valid_template(trader):
     }
     response = _web(user).post("/settings/scheduled/new/", _web_schedule(user, account, template))
     assert response.status_code == 302
-    assert ScheduledOrder.objects.get(user=user).template == template
+    assert ScheduledOrder.objects.get(user=user).template == {**template, "product_type": "MIS"}
 
 
 def test_web_schedule_form_edit_cannot_store_a_zero_quantity(trader):

@@ -237,3 +237,53 @@ def test_a_known_strategy_is_attached(client, trader, account, instruments):
     response = client.post("/api/orders", _single(account, strategy_name="momentum"), format="json")
     assert response.status_code == 201
     assert response.json()["order"]["strategy"] == "momentum"
+
+
+# ---- every error in one round (issue 13) ---------------------------------------------------
+
+
+def test_a_missing_quantity_does_not_hide_the_price_errors(client, account, instruments):
+    body = _single(
+        account, symbol="NIFTYFUT", order_quantity=None, limit_price="151.03", stop_price="140"
+    )
+    response = client.post("/api/orders", body, format="json")
+    assert response.status_code == 400
+    envelope = response.json()
+    assert envelope["code"] == "VALIDATION_ERROR"
+    details = envelope["details"]
+    assert details["order_quantity"] == ["This field is required."]
+    assert details["limit_price"] == [
+        "must be a multiple of the tick size 0.05",
+        "is above the price band 150",
+    ]
+    assert details["stop_price"] == ["must be empty for a LIMIT order"]
+    assert envelope["error"] == "order_quantity: This field is required."
+    _nothing_written()
+
+
+def test_an_unparseable_field_is_reported_once_beside_the_rule_errors(client, account, instruments):
+    body = _single(account, order_quantity="ten", order_side="SIDEWAYS", limit_price="99.03")
+    details = client.post("/api/orders", body, format="json").json()["details"]
+    assert len(details["order_quantity"]) == 1
+    assert len(details["order_side"]) == 1
+    assert details["limit_price"] == ["must be a multiple of the tick size 0.05"]
+    _nothing_written()
+
+
+def test_a_bracket_price_off_the_tick_is_still_checked_against_the_other_prices(
+    client, account, instruments
+):
+    body = _algo(account, entry_price="100.03", sl_price="101.00", tp_price="99.00")
+    details = client.post("/api/algo-orders", body, format="json").json()["details"]
+    assert details["entry_price"] == ["must be a multiple of the tick size 0.05"]
+    assert details["sl_price"] == ["must be below the entry price for a BUY bracket"]
+    assert details["tp_price"] == ["must be above the entry price for a BUY bracket"]
+    _nothing_written()
+
+
+def test_a_bracket_missing_its_lots_still_reports_its_prices(client, account, instruments):
+    body = _algo(account, trading_symbol="NIFTYFUT", no_of_lots=None, entry_price="160.00")
+    details = client.post("/api/algo-orders", body, format="json").json()["details"]
+    assert details["no_of_lots"] == ["This field is required."]
+    assert details["entry_price"] == ["is above the price band 150"]
+    _nothing_written()

@@ -11,7 +11,6 @@ import re
 
 import httpx
 import pytest
-from django.test import Client
 from django.urls import get_resolver
 from django.urls.resolvers import URLResolver
 
@@ -138,30 +137,6 @@ def test_json_within_the_depth_limit_still_parses():
         content_type="application/json",
     )
     assert response.status_code == 200
-
-
-@pytest.mark.django_db
-def test_deep_json_in_the_web_schedule_form_is_a_form_error(caplog):
-    user = make_user()
-    account = make_account(user=user)
-    web = Client()
-    assert web.login(username=user.username, password=DEFAULT_PASSWORD)
-    with caplog.at_level(logging.INFO):
-        response = web.post(
-            "/settings/scheduled/new/",
-            {
-                "name": "deep",
-                "account_id": account.pk,
-                "kind": "SINGLE",
-                "time_of_day": "10:00",
-                "weekdays": ["0"],
-                "template": DEEP_OBJECT,
-            },
-        )
-    assert response.status_code == 400  # the form again, with its errors
-    assert "deeper than" in str(response.context["form"].errors["template"])
-    assert not ScheduledOrder.objects.filter(user=user).exists()
-    _assert_no_error_logged(caplog)
 
 
 # ---- 10 MB bodies ---------------------------------------------------------------------------

@@ -86,6 +86,11 @@ def trading_date(at: datetime | None = None) -> date:
 # ---- settings and the holiday table -------------------------------------------------------
 
 
+def trading_day_start(at: datetime | None = None) -> datetime:
+    """Midnight in Asia/Kolkata that starts the trading date of `at` (default: now)."""
+    return datetime.combine(trading_date(at), time.min, tzinfo=MARKET_TZ)
+
+
 def current_rules() -> WindowRules:
     from django.conf import settings
 

@@ -13,6 +13,7 @@ from django.db import connection
 
 from orders.brokers.base import (
     BrokerBalance,
+    BrokerHoldingRow,
     BrokerOrderRow,
     BrokerPositionRow,
     BrokerTradeRow,
@@ -275,6 +276,42 @@ def _positions_from(totals, marks) -> list[BrokerPositionRow]:
                 realized_mtm=realized.quantize(_CENTS),
                 unrealized_mtm=unrealized.quantize(_CENTS),
                 mtm=(realized + unrealized).quantize(_CENTS),
+            )
+        )
+    return rows
+
+
+def holding_rows(book: PaperBook, *, before) -> list[BrokerHoldingRow]:
+    """Delivery holdings: CNC positions carried over from the days before `before` (the
+    current trading day's start), bought net long, at their average buy price. Grouped in SQL
+    like the positions."""
+    sql = (
+        "SELECT exchange_segment, exchange_instrument_id, MAX(trading_symbol), "
+        "SUM(CASE WHEN side = %s THEN quantity ELSE 0 END), "
+        "SUM(CASE WHEN side = %s THEN quantity ELSE 0 END), "
+        "SUM(CASE WHEN side = %s THEN price * quantity ELSE 0 END) "
+        "FROM paper_trades WHERE book_id = %s AND product_type = %s AND traded_at < %s "
+        "GROUP BY exchange_segment, exchange_instrument_id"
+    )
+    buy, sell = rules_mod.BUY, rules_mod.SELL
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [buy, sell, buy, book.pk, "CNC", before])
+        grouped = cursor.fetchall()
+    rows = []
+    for segment, instrument_id, symbol, bought, sold, amount in sorted(grouped):
+        held = int(bought or 0) - int(sold or 0)
+        if held <= 0:
+            continue
+        average = (_exact(amount) / int(bought)).quantize(_PLACES) if bought else None
+        rows.append(
+            BrokerHoldingRow(
+                exchange_segment=segment,
+                exchange_instrument_id=int(instrument_id),
+                isin="",
+                quantity=held,
+                average_price=average,
+                pledged_quantity=0,
+                trading_symbol=symbol or "",
             )
         )
     return rows

@@ -32,6 +32,7 @@ from orders.brokers.base import (
 from orders.brokers.paper.book import (
     book_for_account,
     compute_balance,
+    holding_rows,
     order_row,
     order_rows,
     position_rows,
@@ -46,6 +47,7 @@ from orders.brokers.paper.exchange import (
     submit_orders,
 )
 from orders.brokers.paper.models import PaperBook, PaperOrder
+from trading_site.core.market_hours import trading_day_start
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +162,12 @@ class PaperGateway(BrokerGateway):
     @_guard_database
     async def balance(self, session: SessionContext) -> BrokerBalance:
         return await self._read(session, compute_balance)
+
+    @_guard_database
+    async def holdings(self, session: SessionContext) -> list[base.BrokerHoldingRow]:
+        """CNC positions carried over from earlier trading days."""
+        start = trading_day_start(timezone.now())
+        return await self._read(session, lambda book: holding_rows(book, before=start))
 
     @_guard_database
     async def snapshot(

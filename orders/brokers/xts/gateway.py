@@ -34,6 +34,7 @@ from orders.brokers.base import (
     AccountMisconfigured,
     BrokerBalance,
     BrokerGateway,
+    BrokerHoldingRow,
     BrokerLogin,
     BrokerOrderRow,
     BrokerPositionRow,
@@ -65,6 +66,7 @@ ORDERS_PATH = "/interactive/orders"
 TRADES_PATH = "/interactive/orders/trades"
 POSITIONS_PATH = "/interactive/portfolio/positions"
 BALANCE_PATH = "/interactive/user/balance"
+HOLDINGS_PATH = "/interactive/portfolio/holdings"
 # The dealer variants of the three books (XTS_DEALER_BOOK_ROUTES), each with `clientID`.
 DEALER_ORDERS_PATH = "/interactive/orders/dealerorderbook"
 DEALER_TRADES_PATH = "/interactive/orders/dealertradebook"
@@ -382,6 +384,14 @@ class XtsGateway(BrokerGateway):
         result = await self._read_session(session, path, {"dayOrNet": settings.XTS_POSITIONS_MODE})
         rows = result.get("positionList") if isinstance(result, dict) else result
         return self._rows(rows, "positions", xts_wire.position_row_from_xts)
+
+    async def holdings(self, session: SessionContext) -> list[BrokerHoldingRow]:
+        """Delivery holdings (`clientID` for a dealer, as for the other reads)."""
+        result = await self._read_session(session, HOLDINGS_PATH)
+        try:
+            return xts_wire.holding_rows_from_xts(result)
+        except xts_wire.WireFormatError as exc:
+            raise BrokerUnavailable(f"XTS holdings: {exc}") from exc
 
     async def balance(self, session: SessionContext) -> BrokerBalance | None:
         if not session.is_investor_client:

@@ -71,7 +71,7 @@ from orders.brokers.base import (
     OrderRejected,
     PlaceOrderRequest,
 )
-from orders.brokers.paper.book import book_named, compute_balance, position_rows
+from orders.brokers.paper.book import book_named, compute_balance, holding_rows, position_rows
 from orders.brokers.paper.exchange import (
     cancel_order,
     match_open_orders,
@@ -96,6 +96,7 @@ from orders.domain.vocabulary import (
 )
 from orders.market.instruments import format_master_line
 from orders.market.models import Instrument
+from trading_site.core.market_hours import trading_day_start
 
 logger = logging.getLogger(__name__)
 
@@ -1214,8 +1215,21 @@ def _balance(book: _Book, query: dict, body: dict) -> dict[str, Any]:
 
 
 def _holdings(book: _Book, query: dict, body: dict) -> dict[str, Any]:
-    # Paper books trade intraday and carry nothing into delivery: no holdings.
-    return {"RMSHoldings": {"ClientId": book.client_id, "Holdings": {}}}
+    """CNC positions the book carried over from earlier trading days, keyed as XTS keys them
+    (by ISIN; the paper book has none, so a made-up "SIM..." code stands in)."""
+    now = timezone.now()
+    rows = holding_rows(book.paper(), before=trading_day_start(now))
+    return {
+        "RMSHoldings": {
+            "ClientId": book.client_id,
+            "Holdings": {
+                f"SIM{row.exchange_instrument_id}": xts_wire.holding_row_to_xts(
+                    row, isin=f"SIM{row.exchange_instrument_id}", at=now
+                )
+                for row in rows
+            },
+        }
+    }
 
 
 def _master_text(segments: list[str]) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 from orders.brokers.base import (
     BrokerBalance,
+    BrokerHoldingRow,
     BrokerOrderRow,
     BrokerPositionRow,
     BrokerTradeRow,
@@ -606,6 +607,66 @@ def trade_row_to_xts(
         }
     )
     return row
+
+
+def holding_rows_from_xts(result: Any) -> list[BrokerHoldingRow]:
+    """`GET /interactive/portfolio/holdings`: `RMSHoldings.Holdings` is an object keyed by
+    ISIN (not a list). Each entry names the stock on both exchanges,
+    `ExchangeNSEInstrumentId` and `ExchangeBSEInstrumentId` (0 where not listed): NSE's is
+    used when there is one. `HoldingQuantity` is the quantity, `BuyAvgPrice` the average,
+    `CollateralQuantity` (or `PledgeQuantity`) what is pledged. A holding listed on neither
+    exchange is kept with segment "" and id 0 (shown by its ISIN)."""
+    wrapper = result.get("RMSHoldings") if isinstance(result, dict) else None
+    holdings = wrapper.get("Holdings") if isinstance(wrapper, dict) else None
+    if holdings in (None, "", []):
+        return []
+    if not isinstance(holdings, dict):
+        raise WireFormatError(f"XTS holdings are a {type(holdings).__name__}, not an object")
+    rows = []
+    for isin, row in holdings.items():
+        if not isinstance(row, dict):
+            continue
+        nse = _whole(row, "ExchangeNSEInstrumentId") or 0
+        bse = _whole(row, "ExchangeBSEInstrumentId") or 0
+        segment, instrument_id = (
+            ("NSECM", nse) if nse > 0 else ("BSECM", bse) if bse > 0 else ("", 0)
+        )
+        rows.append(
+            BrokerHoldingRow(
+                exchange_segment=segment,
+                exchange_instrument_id=instrument_id,
+                isin=_text(row, "ISIN") or str(isin),
+                quantity=_whole(row, "HoldingQuantity"),
+                average_price=_number(row, "BuyAvgPrice"),
+                pledged_quantity=_whole(row, "CollateralQuantity", "PledgeQuantity"),
+            )
+        )
+    return rows
+
+
+def holding_row_to_xts(row: BrokerHoldingRow, *, isin: str, at: datetime) -> dict[str, Any]:
+    """One entry of `RMSHoldings.Holdings` as XTS writes it (the simulator's answer)."""
+    stamp = format_time(at)
+    return {
+        "ISIN": isin,
+        "HoldingQuantity": row.quantity or 0,
+        "UsedQuantity": 0,
+        "UnusedQuantity": row.quantity or 0,
+        "IsNeedToDelete": False,
+        "IsBuyAvgPriceProvided": row.average_price is not None,
+        "BuyAvgPrice": json_number(row.average_price),
+        "ExchangeNSEInstrumentId": row.exchange_instrument_id
+        if row.exchange_segment == "NSECM"
+        else 0,
+        "ExchangeBSEInstrumentId": row.exchange_instrument_id
+        if row.exchange_segment == "BSECM"
+        else 0,
+        "IsCollateralHolding": False,
+        "CollateralQuantity": row.pledged_quantity or 0,
+        "CollateralValue": 0,
+        "CreatedOn": stamp,
+        "LastUpdatedOn": stamp,
+    }
 
 
 def position_row_to_xts(

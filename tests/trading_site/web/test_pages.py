@@ -129,6 +129,18 @@ def test_dashboard_shows_own_accounts_in_indian_format_and_not_others(web, accou
     assert "Someone else" not in body
 
 
+def test_dashboard_never_adds_paper_and_live_money(web, account):
+    account.cash_available = Decimal("1000000.00")
+    account.save()
+    make_account(
+        user=account.user, name="Live one", broker="IIFL", cash_available=Decimal("500000")
+    )
+    body = web.get(reverse("dashboard")).content.decode()
+    assert "Paper accounts" in body and "Live accounts" in body
+    assert "₹15,00,000.00" not in body  # 10 lakh paper + 5 lakh live
+    assert "₹10,00,000.00" in body and "₹5,00,000.00" in body
+
+
 def test_dashboard_shows_todays_pnl_from_the_daily_row(web, account):
     PnlDaily.objects.create(
         account=account,
@@ -286,7 +298,7 @@ def test_bracket_form_rejects_a_stop_loss_on_the_wrong_side(web, account):
         {
             "kind": "bracket",
             "account_id": account.pk,
-            "trading_symbol": instrument.trading_symbol,
+            "symbol": instrument.trading_symbol,
             "order_side": "BUY",
             "product_type": "MIS",
             "no_of_lots": 1,
@@ -296,8 +308,96 @@ def test_bracket_form_rejects_a_stop_loss_on_the_wrong_side(web, account):
         },
     )
     assert response.status_code == 400
-    assert response.context["form"].errors
+    assert response.context["form"].errors["sl_price"] == [
+        "must be below the entry price for a BUY bracket"
+    ]
     assert Order.objects.count() == 0
+
+
+def test_the_ticket_shows_tick_band_and_missing_quantity_in_one_round(web, account):
+    instrument = make_instrument(symbol="ONEGO", band=(Decimal("50"), Decimal("150")))
+    make_fair_price(instrument, "100")
+    response = web.post(
+        reverse("place_order"),
+        {
+            "kind": "SINGLE",
+            "account_id": account.pk,
+            "symbol": instrument.trading_symbol,
+            "order_side": "BUY",
+            "order_type": "LIMIT",
+            "product_type": "MIS",
+            "limit_price": "151.03",
+        },
+    )
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert errors["order_quantity"] == ["is required"]
+    assert errors["limit_price"] == [
+        "must be a multiple of the tick size 0.05",
+        "is above the price band 150",
+    ]
+    page = response.content.decode()
+    # The instrument's facts stay in view after the failed submit.
+    assert "ONEGO" in page and "&quot;ltp&quot;: &quot;100" in page
+    assert Order.objects.count() == 0
+
+
+def test_a_bracket_with_several_targets_splits_its_lots(web, account):
+    instrument = make_instrument(symbol="SPLITTER")
+    make_fair_price(instrument, "100")
+    response = web.post(
+        reverse("place_order"),
+        {
+            "kind": "BRACKET",
+            "account_id": account.pk,
+            "symbol": instrument.trading_symbol,
+            "order_side": "BUY",
+            "product_type": "MIS",
+            "no_of_lots": 5,
+            "entry_type": "LIMIT",
+            "entry_price": "99",
+            "sl_price": "95",
+            "target_price": ["105", "110", ""],
+            "target_lots": ["2", "3", ""],
+        },
+    )
+    assert response.status_code == 302, response.context["form"].errors
+    order = Order.objects.get(user=account.user)
+    assert order.targets == [{"price": "105", "quantity": 2}, {"price": "110", "quantity": 3}]
+
+
+def test_targets_that_do_not_cover_the_lots_are_named(web, account):
+    instrument = make_instrument(symbol="SHORTFALL")
+    response = web.post(
+        reverse("place_order"),
+        {
+            "kind": "BRACKET",
+            "account_id": account.pk,
+            "symbol": instrument.trading_symbol,
+            "order_side": "BUY",
+            "product_type": "MIS",
+            "no_of_lots": 5,
+            "entry_price": "99",
+            "sl_price": "95",
+            "target_price": ["105", "110"],
+            "target_lots": ["2", "1"],
+        },
+    )
+    assert response.status_code == 400
+    assert response.context["form"].errors["targets"] == [
+        "targets cover 3 lots; they must cover all 5"
+    ]
+
+
+def test_the_modify_form_is_prefilled_and_sends_only_what_changed(web, account):
+    order = make_order(account=account)
+    page = web.get(reverse("order_detail", args=[order.pk])).content.decode()
+    assert 'value="99"' in page  # the entry's limit price
+    unchanged = web.post(
+        reverse("order_modify", args=[order.pk]), {"limit_price": "99", "quantity": "10"}
+    )
+    assert unchanged.status_code == 400
+    assert "Nothing changed" in unchanged.content.decode()
 
 
 def test_place_order_cannot_use_another_users_account(web, account, other_trader):
@@ -591,8 +691,9 @@ def test_regenerate_permission_refuses_another_users_strategy(web, trader, other
     assert not EntryRegeneratePermission.objects.filter(user=trader).exists()
 
 
-def test_scheduled_order_is_created_and_listed(web, account):
+def test_scheduled_order_is_created_from_the_ticket_and_listed_with_day_names(web, account):
     # The template is validated as the API validates it (issue 10): the instrument must exist.
+    # The form is the order ticket (issue 13): no JSON to type.
     make_instrument(symbol="RELIANCE")
     response = web.post(
         reverse("scheduled_create"),
@@ -603,16 +704,60 @@ def test_scheduled_order_is_created_and_listed(web, account):
             "time_of_day": "09:30",
             "weekdays": [0, 2],
             "enabled": "on",
-            "template": '{"symbol": "RELIANCE", "order_side": "BUY", "order_type": "MARKET", "order_quantity": 1}',
+            "symbol": "RELIANCE",
+            "order_side": "BUY",
+            "order_type": "MARKET",
+            "order_quantity": 1,
+            "product_type": "MIS",
         },
     )
     assert response.status_code == 302
     schedule = ScheduledOrder.objects.get(user=account.user)
     assert schedule.weekdays == [0, 2]
-    assert "Open bell" in web.get(reverse("settings")).content.decode()
+    assert schedule.template == {
+        "symbol": "RELIANCE",
+        "order_side": "BUY",
+        "order_type": "MARKET",
+        "order_quantity": 1,
+        "product_type": "MIS",
+    }
+    page = web.get(reverse("settings")).content.decode()
+    assert "Open bell" in page
+    assert "Mon, Wed" in page
 
 
-def test_scheduled_order_template_must_be_a_json_object(web, account):
+def test_a_bracket_schedule_keeps_its_targets_and_edits_prefilled(web, account):
+    make_instrument(symbol="RELIANCE")
+    body = {
+        "name": "Bracket bell",
+        "account_id": account.pk,
+        "kind": "BRACKET",
+        "time_of_day": "09:30",
+        "weekdays": [0, 1, 2, 3, 4],
+        "enabled": "on",
+        "symbol": "RELIANCE",
+        "order_side": "BUY",
+        "product_type": "MIS",
+        "no_of_lots": 3,
+        "entry_type": "LIMIT",
+        "entry_price": "100",
+        "sl_price": "95",
+        "target_price": ["105", "110"],
+        "target_lots": ["1", "2"],
+    }
+    assert web.post(reverse("scheduled_create"), body).status_code == 302
+    schedule = ScheduledOrder.objects.get(user=account.user)
+    assert schedule.kind == "BRACKET"
+    assert schedule.template["targets"] == [
+        {"price": "105", "lots": 1},
+        {"price": "110", "lots": 2},
+    ]
+    page = web.get(reverse("scheduled_edit", args=[schedule.pk])).content.decode()
+    assert 'value="110"' in page and 'id="kind-bracket" checked' in page
+    assert "Mon to Fri" in web.get(reverse("settings")).content.decode()
+
+
+def test_the_schedule_ticket_shows_every_error_at_once(web, account):
     response = web.post(
         reverse("scheduled_create"),
         {
@@ -621,11 +766,16 @@ def test_scheduled_order_template_must_be_a_json_object(web, account):
             "kind": "SINGLE",
             "time_of_day": "09:30",
             "weekdays": [0],
-            "template": "[1, 2]",
+            "symbol": "NOSUCH",
+            "order_side": "BUY",
+            "order_type": "LIMIT",
+            "product_type": "MIS",
         },
     )
     assert response.status_code == 400
-    assert response.context["form"].errors.get("template")
+    errors = response.context["form"].errors
+    assert "order_quantity" in errors and "symbol" in errors and "limit_price" in errors
+    assert not ScheduledOrder.objects.exists()
 
 
 def test_another_users_schedule_is_404(web, other_trader):

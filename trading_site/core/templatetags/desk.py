@@ -113,3 +113,23 @@ def pnl_class(value):
 def status_class(value):
     """CSS class for an order / leg / cycle / step status, e.g. 'status-filled'."""
     return "status-" + str(value or "none").lower().replace("_", "-")
+
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@register.filter(name="weekday_names")
+def weekday_names(days) -> str:
+    """[0, 1, 2, 3, 4] -> "Mon to Fri"; [0, 2] -> "Mon, Wed"; all seven -> "Every day"
+    (0 = Monday, as Python's date.weekday())."""
+    try:
+        chosen = sorted({int(d) for d in days or [] if 0 <= int(d) <= 6})
+    except (TypeError, ValueError):
+        return ""
+    if not chosen:
+        return "No day"
+    if chosen == list(range(7)):
+        return "Every day"
+    if len(chosen) >= 3 and chosen == list(range(chosen[0], chosen[-1] + 1)):
+        return f"{_WEEKDAYS[chosen[0]]} to {_WEEKDAYS[chosen[-1]]}"
+    return ", ".join(_WEEKDAYS[d] for d in chosen)

@@ -1,0 +1,91 @@
+"""Positions (live MTM), exits, and delivery holdings (SPEC 13's later additions).
+
+GET /api/positions[?account_id=]: every position of the caller's active accounts (or one),
+valued at the latest price; totals per kind of money (paper and live never added).
+POST /api/positions/exit {account_id, exchange_segment, exchange_instrument_id,
+product_type}: a MARKET order for the net quantity through the write-ahead path (200 with
+what was sent; 409 when nothing could be sent, with why). POST /api/positions/exit-all
+{account_id, "confirm": "EXIT ALL"}: every position of the account. GET /api/holdings.
+Another user's account is a 404; a live broker outside the trading window is a 409.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.selectors import active_broker_account_for
+from orders.positions import holdings, selectors, services
+from orders.positions.api import serializers as s
+from orders.services.common import user_actor
+from orders.validation import check_trading_window
+from trading_site.core.errors import Conflict
+
+ACCOUNT_ID = OpenApiParameter("account_id", int, description="One account (default: all)")
+
+
+def _account_filter(request) -> int | None:
+    query = s.AccountFilterSerializer(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    account_id = query.validated_data.get("account_id")
+    if account_id is not None:
+        active_broker_account_for(user=request.user, account_id=account_id)  # 404 if not theirs
+    return account_id
+
+
+class PositionsView(APIView):
+    rate_limit_group = "read"
+
+    @extend_schema(parameters=[ACCOUNT_ID], responses=s.PositionsResponseSerializer)
+    def get(self, request):
+        book = selectors.positions_for(user=request.user, account_id=_account_filter(request))
+        return Response(s.PositionsResponseSerializer(s.positions_body(book)).data)
+
+
+def _exit_response(result: services.ExitResult) -> Response:
+    body = s.ExitResultSerializer(s.exit_body(result)).data
+    if not result.exited and result.errors:
+        raise Conflict("Nothing was sent: " + "; ".join(result.errors), details=dict(body))
+    return Response(body)
+
+
+class ExitPositionView(APIView):
+    rate_limit_group = "orders"
+
+    @extend_schema(request=s.ExitPositionSerializer, responses=s.ExitResultSerializer)
+    def post(self, request):
+        body = s.ExitPositionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        account = active_broker_account_for(user=request.user, account_id=data["account_id"])
+        check_trading_window(account)
+        key = (data["exchange_segment"], data["exchange_instrument_id"], data["product_type"])
+        result = services.exit_positions(
+            account=account, actor=user_actor(request.user), keys={key}
+        )
+        return _exit_response(result)
+
+
+class ExitAllPositionsView(APIView):
+    rate_limit_group = "orders"
+
+    @extend_schema(request=s.ExitAllSerializer, responses=s.ExitResultSerializer)
+    def post(self, request):
+        body = s.ExitAllSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        account = active_broker_account_for(
+            user=request.user, account_id=body.validated_data["account_id"]
+        )
+        check_trading_window(account)
+        result = services.exit_positions(account=account, actor=user_actor(request.user))
+        return _exit_response(result)
+
+
+class HoldingsView(APIView):
+    rate_limit_group = "read"
+
+    @extend_schema(parameters=[ACCOUNT_ID], responses=s.HoldingsResponseSerializer)
+    def get(self, request):
+        found = holdings.holdings_for(user=request.user, account_id=_account_filter(request))
+        return Response(s.HoldingsResponseSerializer(s.holdings_body(found)).data)

@@ -1,0 +1,215 @@
+"""Exiting positions: one (account, instrument, product), or all of an account's, with MARKET
+orders for the net quantity through the normal write-ahead path (split at the freeze
+quantity, as the kill switch does), every step audited.
+
+Unlike the kill switch, an exit leaves the account's other working orders alone, except the
+brackets holding the position: their stop-loss, targets and any unfilled entry are cancelled
+first (else a stop-loss left working would open the opposite position later), and they are
+marked exit-requested so the monitoring loop puts nothing back. If one of those legs cannot
+be cancelled, that position is not exited (its protection still stands); the trader sees why.
+
+Guards against double exits (a double click, two tabs): one exit per account at a time (a
+cache lock), the quantity read live from the broker rather than the last sync, and a
+position with an exit leg still working is refused until that leg settles.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+from asgiref.sync import async_to_sync
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import BrokerAccount
+from orders.brokers.base import BrokerError, BrokerPositionRow
+from orders.models import Order, OrderEvent, OrderLeg
+from orders.services.changes import cancel_leg
+from orders.services.common import OPEN_LEG_STATUSES, LegStatus, client_for, new_event
+from orders.services.kill_switch import write_ahead_exits
+from orders.services.protection import send_and_record_legs
+from orders.services.sync import LIVE_ORDER_STATUSES, roll_up_orders
+from trading_site.core.errors import Conflict
+
+PositionKey = tuple[str, int, str]  # (exchange segment, exchange instrument id, product)
+LOCK_SECONDS = 60
+EXTERNAL_ID = "position-exit"
+
+
+@dataclass
+class ExitResult:
+    exit_order_ids: list[int] = field(default_factory=list)
+    exit_legs: list[str] = field(default_factory=list)
+    cancelled_legs: list[str] = field(default_factory=list)
+    exited: list[PositionKey] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors
+
+
+def _key_of(position: BrokerPositionRow) -> PositionKey:
+    return (position.exchange_segment, int(position.exchange_instrument_id), position.product_type)
+
+
+def _describe(key: PositionKey) -> str:
+    return f"{key[0]}:{key[1]} {key[2]}"
+
+
+def _audit(account: BrokerAccount, actor: str, kind: str, message: str) -> None:
+    OrderEvent.objects.create(
+        account=account, user_id=account.user_id, actor=actor, kind=kind, message=message
+    )
+
+
+def _holding_brackets(account: BrokerAccount, keys: set[PositionKey] | None) -> list[Order]:
+    brackets = Order.objects.select_for_update().filter(
+        account=account, kind=Order.Kind.BRACKET, status__in=LIVE_ORDER_STATUSES
+    )
+    return [
+        order
+        for order in brackets
+        if keys is None
+        or (order.exchange_segment, order.exchange_instrument_id, order.product_type) in keys
+    ]
+
+
+def _working_exit_keys(account: BrokerAccount) -> set[tuple[str, int]]:
+    """Instruments with an EXIT leg still working at the broker (or not yet answered)."""
+    rows = OrderLeg.objects.filter(
+        account=account, role=OrderLeg.Role.EXIT, status__in=OPEN_LEG_STATUSES
+    ).values_list("order__exchange_segment", "order__exchange_instrument_id")
+    return {(segment, int(instrument_id)) for segment, instrument_id in rows}
+
+
+def exit_positions(
+    *, account: BrokerAccount, actor: str, keys: set[PositionKey] | None = None
+) -> ExitResult:
+    """Square off the account's positions named by `keys` (all of them when None)."""
+    lock = f"positions-exit:{account.pk}"
+    owner = secrets.token_hex(8)
+    if not cache.add(lock, owner, timeout=LOCK_SECONDS):
+        raise Conflict(
+            "An exit for this account is already being sent; look at the positions again "
+            "in a moment",
+            details={"account_id": account.pk},
+        )
+    try:
+        return _exit(account=account, actor=actor, keys=keys)
+    finally:
+        if cache.get(lock) == owner:
+            cache.delete(lock)
+
+
+def _exit(*, account: BrokerAccount, actor: str, keys: set[PositionKey] | None) -> ExitResult:
+    result = ExitResult()
+    what = "every position" if keys is None else ", ".join(_describe(k) for k in sorted(keys))
+    _audit(account, actor, "positions_exit_requested", f"exit requested: {what}")
+
+    # 1. The brackets holding these positions: marked, then their working legs cancelled.
+    now = timezone.now()
+    with transaction.atomic():
+        brackets = _holding_brackets(account, keys)
+        Order.objects.filter(pk__in=[o.pk for o in brackets]).update(
+            exit_requested_at=now, updated_at=now
+        )
+        OrderEvent.objects.bulk_create(
+            [
+                new_event(
+                    order=order,
+                    kind="position_exit",
+                    actor=actor,
+                    message="exit of the position: its open legs are cancelled first",
+                )
+                for order in brackets
+            ]
+        )
+    blocked: set[tuple[str, int, str]] = set()
+    working = OrderLeg.objects.filter(
+        order__in=brackets, status__in=OPEN_LEG_STATUSES
+    ).select_related("order", "order__account")
+    for leg in working.order_by("id"):
+        order = leg.order
+        order_key = (order.exchange_segment, order.exchange_instrument_id, order.product_type)
+        if leg.status == LegStatus.PENDING_SUBMIT or not leg.broker_order_id:
+            blocked.add(order_key)
+            result.errors.append(
+                f"{order.symbol}: leg {leg.unique_identifier} is not acknowledged by the broker "
+                "yet, so it cannot be cancelled; nothing was sent for this position (try again "
+                "after the next sync)"
+            )
+            continue
+        error = cancel_leg(
+            order=order, leg=leg, actor=actor, kind="position_exit_cancel", raise_errors=False
+        )
+        if error is None:
+            result.cancelled_legs.append(leg.unique_identifier)
+        else:
+            blocked.add(order_key)
+            result.errors.append(
+                f"{order.symbol}: could not cancel leg {leg.unique_identifier} ({error.message}); "
+                "nothing was sent for this position, its protection stands"
+            )
+
+    # 2. The positions as the broker holds them now.
+    try:
+        positions = async_to_sync(client_for(account).positions)()
+    except BrokerError as exc:
+        result.errors.append(f"positions unavailable, nothing sent: {exc.message}")
+        _audit(account, actor, "positions_exit_failed", result.errors[-1])
+        roll_up_orders(order_ids=[o.pk for o in brackets], actor=actor)
+        return result
+    busy = _working_exit_keys(account)
+    chosen = []
+    for position in positions:
+        key = _key_of(position)
+        if keys is not None and key not in keys:
+            continue
+        if not position.net_qty:
+            continue
+        if key in blocked:
+            continue
+        if (key[0], key[1]) in busy:
+            result.errors.append(
+                f"{position.trading_symbol or _describe(key)}: an exit order is still working; "
+                "nothing more was sent"
+            )
+            continue
+        chosen.append(position)
+        result.exited.append(key)
+    if keys is not None:
+        for key in sorted(keys - {_key_of(p) for p in positions if p.net_qty}):
+            result.errors.append(f"{_describe(key)}: the broker reports no open position")
+
+    # 3. Written ahead, then sent (orders.services, as for every order).
+    pairs = write_ahead_exits(
+        account=account,
+        positions=chosen,
+        actor=actor,
+        result=result,
+        source=Order.Source.MANUAL,
+        external_id=EXTERNAL_ID,
+        reason="position exit",
+    )
+    if pairs:
+        for outcome in send_and_record_legs(account=account, pairs=pairs, actor=actor):
+            if outcome.rejected_reason:
+                result.errors.append(
+                    f"exit {outcome.leg.unique_identifier} rejected: {outcome.rejected_reason}"
+                )
+            else:
+                result.exit_legs.append(outcome.leg.unique_identifier)
+    roll_up_orders(
+        order_ids=sorted({o.pk for o in brackets} | {o.pk for _, o in pairs}), actor=actor
+    )
+    _audit(
+        account,
+        actor,
+        "positions_exit_sent" if result.complete else "positions_exit_incomplete",
+        f"{len(result.exit_legs)} exit order(s) sent"
+        + (f"; problems: {'; '.join(result.errors)}" if result.errors else ""),
+    )
+    return result
