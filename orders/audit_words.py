@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterable
 
 from accounts.models import User
+from orders.domain.vocabulary import EventKind
 from orders.models import OrderEvent
 
 ACTORS = {
@@ -19,31 +20,38 @@ ACTORS = {
 }
 
 # {role} is the leg's role in lower case ("entry", "stop-loss", "take-profit", "exit").
-SENTENCES = {
-    "order_created": "Order saved, before anything was sent to the broker",
-    "leg_accepted": "The broker accepted the {role} leg",
-    "leg_rejected": "The broker rejected the {role} leg",
-    "leg_submit_unknown": "The broker did not answer for the {role} leg; the next sync settles it",
-    "leg_reconciled": "The {role} leg was found in the broker's order book",
-    "leg_unconfirmed": "The {role} leg was not found at the broker",
-    "leg_synced": "The {role} leg changed at the broker",
-    "order_status": "The order's status changed",
-    "archived": "Rejected order archived",
-    "kill_switch": "Kill switch: cancel everything and square off",
-    "kill_switch_cancel": "Kill switch cancelled the {role} leg",
-    "exit_created": "An exit leg was created to close the position",
-    "exit_reduced": "The {role} leg was reduced to what is still open",
-    "exit_cancelled": "The {role} leg was cancelled: nothing left to close",
-    "exit_reduce_failed": "The {role} leg could not be reduced",
-    "leg_modified": "The {role} leg was modified",
-    "leg_repriced": "The {role} leg was re-priced to the fair price",
-    "leg_cancelled": "The {role} leg was cancelled",
-    "position_exit": "Exit of the position: its open legs are cancelled first",
-    "position_exit_cancel": "The {role} leg was cancelled for the position exit",
-    "positions_exit_requested": "Exit of positions requested",
-    "positions_exit_sent": "Exit orders sent",
-    "positions_exit_incomplete": "Exit orders sent, with problems",
-    "positions_exit_failed": "Exit not sent",
+SENTENCES: dict[str, str] = {
+    EventKind.ORDER_CREATED: "Order saved, before anything was sent to the broker",
+    EventKind.LEG_ACCEPTED: "The broker accepted the {role} leg",
+    EventKind.LEG_REJECTED: "The broker rejected the {role} leg",
+    EventKind.LEG_SUBMIT_UNKNOWN: "The broker did not answer for the {role} leg; the next sync settles it",
+    EventKind.LEG_RECONCILED: "The {role} leg was found in the broker's order book",
+    EventKind.LEG_UNCONFIRMED: "The {role} leg was not found at the broker",
+    EventKind.LEG_SYNCED: "The {role} leg changed at the broker",
+    EventKind.ORDER_STATUS: "The order's status changed",
+    EventKind.ARCHIVED: "Rejected order archived",
+    EventKind.KILL_SWITCH: "Kill switch: cancel everything and square off",
+    EventKind.KILL_SWITCH_CANCEL: "Kill switch cancelled the {role} leg",
+    EventKind.EXIT_CREATED: "An exit leg was created to close the position",
+    EventKind.EXIT_REDUCED: "The {role} leg was reduced to what is still open",
+    EventKind.EXIT_CANCELLED: "The {role} leg was cancelled: nothing left to close",
+    EventKind.EXIT_REDUCE_FAILED: "The {role} leg could not be reduced",
+    EventKind.LEG_MODIFIED: "The {role} leg was modified",
+    EventKind.LEG_REPRICED: "The {role} leg was re-priced to the fair price",
+    EventKind.LEG_CANCELLED: "The {role} leg was cancelled",
+    EventKind.LEG_MODIFIED_FAILED: "The {role} leg could not be modified",
+    EventKind.LEG_REPRICED_FAILED: "The {role} leg could not be re-priced",
+    EventKind.LEG_CANCELLED_FAILED: "The {role} leg could not be cancelled",
+    EventKind.KILL_SWITCH_CANCEL_FAILED: "Kill switch could not cancel the {role} leg",
+    EventKind.POSITION_EXIT_CANCEL_FAILED: "The {role} leg could not be cancelled for the "
+    "position exit",
+    EventKind.ILLEGAL_TRANSITION: "A change the {role} leg cannot make was refused, not applied",
+    EventKind.POSITION_EXIT: "Exit of the position: its open legs are cancelled first",
+    EventKind.POSITION_EXIT_CANCEL: "The {role} leg was cancelled for the position exit",
+    EventKind.POSITIONS_EXIT_REQUESTED: "Exit of positions requested",
+    EventKind.POSITIONS_EXIT_SENT: "Exit orders sent",
+    EventKind.POSITIONS_EXIT_INCOMPLETE: "Exit orders sent, with problems",
+    EventKind.POSITIONS_EXIT_FAILED: "Exit not sent",
 }
 
 # Our internal words -> a trader's.

@@ -15,7 +15,7 @@ from django import forms
 
 from accounts.models import BrokerAccount, Strategy
 from accounts.web_forms import add_service_errors
-from orders.models import Order, OrderType, ProductType, Side
+from orders.models import Order, OrderLeg, OrderType, ProductType, Side
 from orders.validation import (
     BracketOrderRequest,
     SingleOrderRequest,
@@ -386,7 +386,7 @@ class ModifyOrderForm(forms.Form):
             del self.fields["limit_price"]
         if leg.order_type not in (OrderType.STOPLIMIT, OrderType.STOPMARKET):
             del self.fields["stop_price"]
-        if order.kind == Order.Kind.BRACKET or leg.role != "ENTRY":
+        if order.kind == Order.Kind.BRACKET or leg.role != OrderLeg.Role.ENTRY:
             del self.fields["quantity"]  # a bracket's quantities follow its fills
 
     @property

@@ -29,6 +29,7 @@ from dataclasses import dataclass, fields, replace
 from decimal import ROUND_HALF_UP, Decimal
 
 from orders.domain.ticket import EQUITY, FUTURES, OPTIONS
+from orders.domain.vocabulary import ProductType, Side
 
 CENTS = Decimal("0.01")
 ZERO = Decimal("0")
@@ -201,7 +202,7 @@ def _paise(value: Decimal) -> Decimal:
 
 def segment_of(order: ExecutedOrder) -> str | None:
     if order.instrument_class == EQUITY:
-        return EQUITY_DELIVERY if order.product == "CNC" else EQUITY_INTRADAY
+        return EQUITY_DELIVERY if order.product == ProductType.CNC else EQUITY_INTRADAY
     if order.instrument_class in (FUTURES, OPTIONS):
         return order.instrument_class
     return None
@@ -216,7 +217,7 @@ def charges_of(
         return None
     rate = rates.segments[segment]
     turnover = order.turnover
-    buy = order.side == "BUY"
+    buy = order.side == Side.BUY
     brokerage = _paise(plan.brokerage(turnover=turnover, delivery=segment == EQUITY_DELIVERY))
     stt = _paise(turnover * (rate.stt_buy if buy else rate.stt_sell))
     exchange_rate = rate.exchange_bse if order.exchange == "BSE" else rate.exchange_nse

@@ -45,8 +45,8 @@ from orders.services.placement import (
 from orders.tradebook import csv_export
 from orders.validation import as_id, bracket_order_errors, single_order_errors
 from trading_site.core.api.errors import _plain_details, _validation_message
-from trading_site.core.errors import BrokerRejectedError, ValidationFailed
 from trading_site.core.api.pagination import LimitOffsetTotalPagination
+from trading_site.core.errors import BrokerRejectedError, ValidationFailed
 
 
 class OrdersGroupMixin:

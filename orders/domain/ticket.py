@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from orders.domain.vocabulary import OrderType, ProductType, Side
+
 EQUITY = "EQUITY"
 FUTURES = "FUTURES"
 OPTIONS = "OPTIONS"
@@ -32,12 +34,12 @@ CENTS = Decimal("0.01")
 # paid in full; index and stock futures need SPAN + exposure, about 12-20 % of the contract
 # value (15 % here); a bought option costs its premium.
 MARGIN_RATES: dict[tuple[str, str], Decimal] = {
-    (EQUITY, "MIS"): Decimal("0.20"),
-    (EQUITY, "CNC"): Decimal("1"),
-    (EQUITY, "NRML"): Decimal("1"),
-    (FUTURES, "MIS"): Decimal("0.15"),
-    (FUTURES, "NRML"): Decimal("0.15"),
-    (FUTURES, "CNC"): Decimal("0.15"),
+    (EQUITY, ProductType.MIS): Decimal("0.20"),
+    (EQUITY, ProductType.CNC): Decimal("1"),
+    (EQUITY, ProductType.NRML): Decimal("1"),
+    (FUTURES, ProductType.MIS): Decimal("0.15"),
+    (FUTURES, ProductType.NRML): Decimal("0.15"),
+    (FUTURES, ProductType.CNC): Decimal("0.15"),
 }
 OPTION_SELL_RATE = Decimal("0.15")
 
@@ -97,11 +99,11 @@ def order_price(
     ltp: Decimal | None,
 ) -> Decimal | None:
     """The price the order is valued at."""
-    if order_type in ("LIMIT", "STOPLIMIT") and limit_price is not None:
+    if order_type in (OrderType.LIMIT, OrderType.STOPLIMIT) and limit_price is not None:
         return limit_price
-    if order_type == "STOPMARKET" and stop_price is not None:
+    if order_type == OrderType.STOPMARKET and stop_price is not None:
         return stop_price
-    if order_type == "MARKET":
+    if order_type == OrderType.MARKET:
         return ltp
     return None
 
@@ -112,7 +114,7 @@ def margin_estimate(
     if facts.paper_margin_rate is not None:
         return _money(value * facts.paper_margin_rate)
     if facts.instrument_class == OPTIONS:
-        if side == "BUY":
+        if side == Side.BUY:
             return _money(value)
         if facts.strike is None:
             return None

@@ -193,3 +193,12 @@ class EventKind(Vocabulary):
     KILL_SWITCH_CANCEL_FAILED = "kill_switch_cancel_failed", "Kill switch cancellation failed"
     # A move the leg lifecycle refused (orders.domain.lifecycle): recorded, never applied.
     ILLEGAL_TRANSITION = "illegal_transition", "Illegal transition refused"
+    # A trader's exit of positions (orders.positions.services): the brackets holding them
+    # marked, their working legs cancelled (or not), and the account-level outcome.
+    POSITION_EXIT = "position_exit", "Position exit"
+    POSITION_EXIT_CANCEL = "position_exit_cancel", "Position exit cancelled a leg"
+    POSITION_EXIT_CANCEL_FAILED = "position_exit_cancel_failed", "Position exit cancellation failed"
+    POSITIONS_EXIT_REQUESTED = "positions_exit_requested", "Exit of positions requested"
+    POSITIONS_EXIT_SENT = "positions_exit_sent", "Exit orders sent"
+    POSITIONS_EXIT_INCOMPLETE = "positions_exit_incomplete", "Exit orders sent, with problems"
+    POSITIONS_EXIT_FAILED = "positions_exit_failed", "Exit not sent"

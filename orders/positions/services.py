@@ -8,33 +8,37 @@ first (else a stop-loss left working would open the opposite position later), an
 marked exit-requested so the monitoring loop puts nothing back. If one of those legs cannot
 be cancelled, that position is not exited (its protection still stands); the trader sees why.
 
-Guards against double exits (a double click, two tabs): one exit per account at a time (a
-cache lock), the quantity read live from the broker rather than the last sync, and a
-position with an exit leg still working is refused until that leg settles.
+Guards against double exits (a double click, two tabs): one change of the account at a time
+(the account's exclusion, orders.services.exclusion, which the kill switch, the monitoring
+cycle and the broker-event handler take too), the legs refreshed from the broker's order book
+and the quantity read live from the broker rather than the last sync, and a position with an
+exit leg still working is refused until that leg settles.
 """
 
 from __future__ import annotations
 
-import secrets
+import logging
 from dataclasses import dataclass, field
 
 from asgiref.sync import async_to_sync
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerError, BrokerPositionRow
+from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
 from orders.models import Order, OrderEvent, OrderLeg
+from orders.services.audit import new_event, record_changes
+from orders.services.broker_calls import client_for, submit_legs
 from orders.services.changes import cancel_leg
-from orders.services.common import OPEN_LEG_STATUSES, LegStatus, client_for, new_event
+from orders.services.exclusion import account_exclusion
 from orders.services.kill_switch import write_ahead_exits
-from orders.services.protection import send_and_record_legs
+from orders.services.resync import refresh_legs_from_broker
 from orders.services.sync import LIVE_ORDER_STATUSES, roll_up_orders
-from trading_site.core.errors import Conflict
+
+logger = logging.getLogger("orders.services")
 
 PositionKey = tuple[str, int, str]  # (exchange segment, exchange instrument id, product)
-LOCK_SECONDS = 60
 EXTERNAL_ID = "position-exit"
 
 
@@ -59,7 +63,7 @@ def _describe(key: PositionKey) -> str:
     return f"{key[0]}:{key[1]} {key[2]}"
 
 
-def _audit(account: BrokerAccount, actor: str, kind: str, message: str) -> None:
+def _audit(account: BrokerAccount, actor: str, kind: EventKind, message: str) -> None:
     OrderEvent.objects.create(
         account=account, user_id=account.user_id, actor=actor, kind=kind, message=message
     )
@@ -88,45 +92,44 @@ def _working_exit_keys(account: BrokerAccount) -> set[tuple[str, int]]:
 def exit_positions(
     *, account: BrokerAccount, actor: str, keys: set[PositionKey] | None = None
 ) -> ExitResult:
-    """Square off the account's positions named by `keys` (all of them when None)."""
-    lock = f"positions-exit:{account.pk}"
-    owner = secrets.token_hex(8)
-    if not cache.add(lock, owner, timeout=LOCK_SECONDS):
-        raise Conflict(
-            "An exit for this account is already being sent; look at the positions again "
-            "in a moment",
-            details={"account_id": account.pk},
-        )
-    try:
+    """Square off the account's positions named by `keys` (all of them when None), under
+    the account's exclusion (AccountBusy, a Conflict, when another change of the account
+    does not finish in time): a second exit waits for the first, then finds its exit leg
+    working (or the position flat) and sends nothing."""
+    with account_exclusion(account.pk, purpose="position exit"):
         return _exit(account=account, actor=actor, keys=keys)
-    finally:
-        if cache.get(lock) == owner:
-            cache.delete(lock)
 
 
 def _exit(*, account: BrokerAccount, actor: str, keys: set[PositionKey] | None) -> ExitResult:
     result = ExitResult()
     what = "every position" if keys is None else ", ".join(_describe(k) for k in sorted(keys))
-    _audit(account, actor, "positions_exit_requested", f"exit requested: {what}")
+    _audit(account, actor, EventKind.POSITIONS_EXIT_REQUESTED, f"exit requested: {what}")
 
-    # 1. The brackets holding these positions: marked, then their working legs cancelled.
+    # 1. The brackets holding these positions: marked, then (on the broker's order book as it
+    # is now: a stop-loss that just filled is not cancelled) their working legs cancelled.
     now = timezone.now()
     with transaction.atomic():
         brackets = _holding_brackets(account, keys)
         Order.objects.filter(pk__in=[o.pk for o in brackets]).update(
             exit_requested_at=now, updated_at=now
         )
-        OrderEvent.objects.bulk_create(
+        record_changes(
             [
                 new_event(
                     order=order,
-                    kind="position_exit",
+                    kind=EventKind.POSITION_EXIT,
                     actor=actor,
                     message="exit of the position: its open legs are cancelled first",
                 )
                 for order in brackets
             ]
         )
+    try:
+        refresh_legs_from_broker(account=account, actor=actor)
+    except BrokerError:
+        # Acting on the last known leg states is safe here: a leg that already settled
+        # refuses its cancel below and holds its position back, with the reason shown.
+        logger.warning("position exit: order book unreadable", extra={"account_id": account.pk})
     blocked: set[tuple[str, int, str]] = set()
     working = OrderLeg.objects.filter(
         order__in=brackets, status__in=OPEN_LEG_STATUSES
@@ -143,7 +146,12 @@ def _exit(*, account: BrokerAccount, actor: str, keys: set[PositionKey] | None) 
             )
             continue
         error = cancel_leg(
-            order=order, leg=leg, actor=actor, kind="position_exit_cancel", raise_errors=False
+            order=order,
+            leg=leg,
+            actor=actor,
+            kind=EventKind.POSITION_EXIT_CANCEL,
+            failed_kind=EventKind.POSITION_EXIT_CANCEL_FAILED,
+            raise_errors=False,
         )
         if error is None:
             result.cancelled_legs.append(leg.unique_identifier)
@@ -159,7 +167,7 @@ def _exit(*, account: BrokerAccount, actor: str, keys: set[PositionKey] | None) 
         positions = async_to_sync(client_for(account).positions)()
     except BrokerError as exc:
         result.errors.append(f"positions unavailable, nothing sent: {exc.message}")
-        _audit(account, actor, "positions_exit_failed", result.errors[-1])
+        _audit(account, actor, EventKind.POSITIONS_EXIT_FAILED, result.errors[-1])
         roll_up_orders(order_ids=[o.pk for o in brackets], actor=actor)
         return result
     busy = _working_exit_keys(account)
@@ -195,7 +203,7 @@ def _exit(*, account: BrokerAccount, actor: str, keys: set[PositionKey] | None) 
         reason="position exit",
     )
     if pairs:
-        for outcome in send_and_record_legs(account=account, pairs=pairs, actor=actor):
+        for outcome in submit_legs(account=account, pairs=pairs, actor=actor):
             if outcome.rejected_reason:
                 result.errors.append(
                     f"exit {outcome.leg.unique_identifier} rejected: {outcome.rejected_reason}"
@@ -208,7 +216,7 @@ def _exit(*, account: BrokerAccount, actor: str, keys: set[PositionKey] | None) 
     _audit(
         account,
         actor,
-        "positions_exit_sent" if result.complete else "positions_exit_incomplete",
+        EventKind.POSITIONS_EXIT_SENT if result.complete else EventKind.POSITIONS_EXIT_INCOMPLETE,
         f"{len(result.exit_legs)} exit order(s) sent"
         + (f"; problems: {'; '.join(result.errors)}" if result.errors else ""),
     )

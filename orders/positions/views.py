@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.models import BrokerAccount
 from orders.models import ExchangeSegment, ProductType
 from orders.positions import holdings, selectors, services
-from orders.services.common import user_actor
+from orders.services.audit import user_actor
 from orders.validation import as_id, check_trading_window
 from trading_site.core.errors import DomainError
 

@@ -4,15 +4,37 @@ It is the only access log: gunicorn runs without `--access-logfile`, daphne with
 access stream, and Django's own "django.request" warnings for 4xx answers are dropped
 (`DropClientErrors`): the line here already says 404 or 400. 5xx errors still log their
 traceback through "django.request". The query string is left out (it can carry tokens:
-`?token=` on the WebSocket path, filters the trader typed).
+`?token=` on the WebSocket path, filters the trader typed), and so is a secret the URL
+carries in its path (an alert webhook's `/hooks/alerts/<id>/<secret>`): the route's
+`secret` part is logged as "[redacted]"; on a path that matched no route (a webhook URL
+mistyped), every token-like segment is.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 logger = logging.getLogger("trading_site.access")
+
+# URL parameters (the route's named groups) whose value must never reach the log.
+SECRET_PATH_PARAMETERS = ("secret",)
+REDACTED = "[redacted]"
+# What a secret looks like when no route says which part is one (secrets are 32 characters).
+TOKEN_LIKE = re.compile(r"[A-Za-z0-9_-]{24,}")
+
+
+def _loggable_path(request) -> str:
+    path = request.path
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return TOKEN_LIKE.sub(REDACTED, path)
+    for name in SECRET_PATH_PARAMETERS:
+        value = match.kwargs.get(name)
+        if value:
+            path = path.replace(value, REDACTED)
+    return path
 
 
 def _user_id(request) -> int | None:
@@ -35,15 +57,16 @@ class AccessLogMiddleware:
         started = time.perf_counter()
         response = self.get_response(request)
         status = response.status_code
+        path = _loggable_path(request)
         logger.log(
             logging.WARNING if status >= 500 else logging.INFO,
             "%s %s %s",
             request.method,
-            request.path,
+            path,
             status,
             extra={
                 "method": request.method,
-                "path": request.path,
+                "path": path,
                 "status": status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 "user_id": _user_id(request),

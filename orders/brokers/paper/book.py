@@ -21,7 +21,7 @@ from orders.brokers.base import (
 from orders.brokers.paper import matching as rules_mod
 from orders.brokers.paper.matching import InstrumentRules, OrderState, Quote
 from orders.brokers.paper.models import PaperBook, PaperOrder, PaperTrade
-from orders.domain.vocabulary import OrderType, Side
+from orders.domain.vocabulary import OrderType, ProductType, Side
 from orders.market.models import Instrument
 
 _ZERO = Decimal("0")
@@ -293,9 +293,9 @@ def holding_rows(book: PaperBook, *, before) -> list[BrokerHoldingRow]:
         "FROM paper_trades WHERE book_id = %s AND product_type = %s AND traded_at < %s "
         "GROUP BY exchange_segment, exchange_instrument_id"
     )
-    buy, sell = rules_mod.BUY, rules_mod.SELL
+    buy, sell = Side.BUY.value, Side.SELL.value
     with connection.cursor() as cursor:
-        cursor.execute(sql, [buy, sell, buy, book.pk, "CNC", before])
+        cursor.execute(sql, [buy, sell, buy, book.pk, ProductType.CNC.value, before])
         grouped = cursor.fetchall()
     rows = []
     for segment, instrument_id, symbol, bought, sold, amount in sorted(grouped):

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from accounts.selectors import active_broker_account_for
 from orders.positions import holdings, selectors, services
 from orders.positions.api import serializers as s
-from orders.services.common import user_actor
+from orders.services.audit import user_actor
 from orders.validation import check_trading_window
 from trading_site.core.errors import Conflict
 

@@ -154,3 +154,20 @@ def test_the_settings_wire_json_and_redaction_into_every_handler(settings):
         assert handler["formatter"] == "json"
         assert set(handler["filters"]) == {"request_id", "redact"}
     assert settings.LOGGING["handlers"]["file"]["class"] == "logging.handlers.RotatingFileHandler"
+
+
+def test_a_secret_in_a_path_no_route_matched_is_not_logged(client):
+    # A webhook URL mistyped (a trailing segment): no route names the secret, so every
+    # token-like segment is redacted; the short parts still say what was asked for.
+    secret = "iqWJzHm0NOOeDlE7hUfBe1Y36fHusAMc"
+    handler = _Collect()
+    logger = logging.getLogger("trading_site.access")
+    logger.addHandler(handler)
+    try:
+        response = client.post(f"/hooks/alerts/TFqwTJWB/{secret}/extra")
+    finally:
+        logger.removeHandler(handler)
+    assert response.status_code == 404
+    (line,) = handler.lines
+    assert secret not in json.dumps(line)
+    assert line["path"] == "/hooks/alerts/TFqwTJWB/[redacted]/extra"
