@@ -27,6 +27,15 @@ def log_in(page, base: str, user, *, totp_secret: str | None = None) -> None:
     expect(page).to_have_url(f"{base}/")
 
 
+def log_out(page) -> None:
+    """Log out from the header; on a phone the menu is folded, so it is opened first."""
+    toggle = page.locator("[data-nav-toggle]")
+    if toggle.is_visible():
+        toggle.click()
+        expect(toggle).to_have_attribute("aria-expanded", "true")
+    page.get_by_role("button", name="Log out").click()
+
+
 def no_sideways_scroll(page) -> int:
     """The page's width in CSS pixels; a test asserts it is not wider than the viewport."""
     return page.evaluate("document.documentElement.scrollWidth")

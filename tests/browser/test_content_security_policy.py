@@ -12,13 +12,16 @@ import pytest
 from playwright.sync_api import expect
 
 from orders.alerts.services import receive_alert, save_webhook
+from orders.services import place_single_order
 from tests.browser.support import log_in, off_loop
 from tests.factories import (
     enable_two_factor,
     make_account,
+    make_fair_price,
     make_instrument,
     make_strategy,
     make_user,
+    single_request,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -57,6 +60,10 @@ def trader(transactional_db):
         secret = enable_two_factor(user)
         account = make_account(user=user, name="Paper desk")
         make_instrument(symbol="CSPTEST", lot_size=1, tick_size=Decimal("0.05"))
+        reliance = make_instrument(symbol="RELIANCE", lot_size=1, tick_size=Decimal("0.05"))
+        make_fair_price(reliance, "100.00")
+        # A working order: its page has the modify forms and the live fragments.
+        order = place_single_order(user=user, request=single_request(account)).order
         strategy = make_strategy(user=user, name="Momentum")
         webhook = save_webhook(strategy=strategy, account=account)
         receive_alert(
@@ -65,7 +72,7 @@ def trader(transactional_db):
             raw_body=b'{"symbol": "CSPTEST", "action": "HOLD"}',
             client_ip="127.0.0.1",
         )
-        return user, account, secret, strategy
+        return user, account, secret, strategy, order
 
     return off_loop(arrange)
 
@@ -97,11 +104,16 @@ PAGES = [
 
 
 def test_every_page_runs_under_the_policy_without_a_violation(asgi_server, page, trader):
-    user, _account, secret, strategy = trader
+    user, _account, secret, strategy, order = trader
     watch = Watch(page, asgi_server)
     log_in(page, asgi_server, user, totp_secret=secret)
     expect(page.locator("#ws-indicator")).to_have_attribute("data-state", "live")
-    for path in [*PAGES, f"/settings/strategies/{strategy.pk}/", f"/pnl/brokerage/{_account.pk}/"]:
+    for path in [
+        *PAGES,
+        f"/settings/strategies/{strategy.pk}/",
+        f"/pnl/brokerage/{_account.pk}/",
+        f"/orders/{order.pk}/",
+    ]:
         response = page.goto(f"{asgi_server}{path}")
         policy = response.headers.get("content-security-policy", "")
         assert "script-src 'self'" in policy and "style-src 'self'" in policy, path

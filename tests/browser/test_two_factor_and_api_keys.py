@@ -15,7 +15,7 @@ from accounts import two_factor
 from accounts.models import ApiKey
 from accounts.two_factor import code_at_step, current_step
 from orders.alerts.services import receive_alert, save_webhook
-from tests.browser.support import log_in, no_sideways_scroll, off_loop, screenshot
+from tests.browser.support import log_in, log_out, no_sideways_scroll, off_loop, screenshot
 from tests.factories import (
     DEFAULT_PASSWORD,
     make_account,
@@ -77,7 +77,7 @@ def test_enrol_then_log_in_with_a_code(asgi_server, page, trader, size):
     screenshot(page, f"2fa-2-recovery-codes-{size}")
     assert two_factor.has_two_factor(user)
 
-    page.get_by_role("button", name="Log out").click()
+    log_out(page)  # on a phone, through the folded menu
     page.fill("#id_username", user.username)
     page.fill("#id_password", DEFAULT_PASSWORD)
     page.click("button[type=submit]")
