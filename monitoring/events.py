@@ -12,7 +12,9 @@ and the kill switch take, so they act one after the other):
 2. at once, for the order it moved: protective legs for newly filled quantity and
    one-cancels-other (`orders.services.protection.protect_orders`);
 3. when fills changed: the account's FIFO PnL (re-matched for the instruments whose fills
-   changed only) and `pnl_update`, plus order_update for orders whose PnL moved.
+   changed only) and `pnl_update`, plus order_update for orders whose PnL moved;
+4. when a position row came: the account's positions valued now and `positions_update`
+   (the positions page re-renders a row whose quantity moved; pnl.intraday).
 Applying the same event twice, events out of order, or an event after the cycle already
 applied the same news changes nothing the second time: the lifecycle takes cumulative
 fills, protection plans from the legs as they are (so it never sends a leg or a cancel
@@ -36,6 +38,7 @@ from orders.brokers.events import BrokerEvent, BrokerEventKind
 from orders.services.events import EVENT_ACTOR, apply_broker_event
 from orders.services.exclusion import account_exclusion, default_wait
 from orders.services.protection import protect_orders
+from pnl.intraday import record_cycle_samples
 from pnl.services import compute_account_pnl
 from trading_site.core import realtime
 
@@ -90,6 +93,8 @@ def handle_broker_event(event: BrokerEvent) -> None:
                 )
                 errors.append(f"PnL failed: {exc}")
         messages.extend(moved_figures_messages(before))
+    if effect.positions_changed:
+        record_cycle_samples([account])  # never raises: the next cycle pushes them anyway
     if errors:
         logger.warning(
             "broker event handled with errors: %s",

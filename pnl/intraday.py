@@ -108,8 +108,8 @@ def on_fair_prices_recorded(sender, *, instrument_ids: list[int], **kwargs) -> i
 
 
 def record_cycle_samples(accounts: list[BrokerAccount]) -> None:
-    """The monitoring cycle's point (positions just synced): never raises, a failure is
-    logged (the curve misses a point, the cycle goes on)."""
+    """The point of positions just synced (the monitoring cycle, a broker's position event):
+    never raises, a failure is logged (the curve misses a point, the caller goes on)."""
     try:
         revalue_and_push(accounts)
     except Exception:

@@ -55,6 +55,7 @@ class EventEffect:
     new_trades: int = 0
     unknown: bool = False
     stale: bool = False
+    positions_changed: bool = False  # a position row was stored
 
     @property
     def fills_changed(self) -> bool:
@@ -72,6 +73,7 @@ def apply_broker_event(
         return _apply_trade_row(account, event.trade, actor=actor, source=event.source)
     if event.kind == BrokerEventKind.POSITION and event.position is not None:
         store_event_rows(account=account, positions=[event.position])
+        return EventEffect(positions_changed=True)
     return EventEffect()
 
 

@@ -8,7 +8,9 @@
  *   pnl_update        -> the account's numbers wherever they show, and the live fragments
  *                        that follow it (data-live-on="pnl_update")
  *   positions_update  -> a position's LTP and MTM, its account's MTM and the paper / live
- *                        totals (the positions page), on every price tick
+ *                        totals (the positions page), on every price tick; when a shown
+ *                        account's quantities moved (a broker's position event), the
+ *                        fragments that follow them (data-live-on="positions_moved")
  *   cycle_complete    -> the header's last-cycle indicator, and live fragments refresh
  *   monitoring_errors -> a toast per error (and the monitoring page refreshes)
  *   market_closed     -> a banner with the next opening time
@@ -204,7 +206,19 @@
     flash(cell);
   }
 
+  // A shown account whose message names a position the page lacks, or another quantity.
+  function quantitiesMoved(msg) {
+    var section = document.querySelector('[data-position-account="' + String(msg.account_id) + '"]');
+    if (!section) return false;
+    return (msg.positions || []).some(function (p) {
+      var row = section.querySelector('[data-position-key="' + String(p.key) + '"]');
+      var qty = p.net_qty === null || p.net_qty === undefined ? "" : String(p.net_qty);
+      return !row || row.getAttribute("data-net-qty") !== qty;
+    });
+  }
+
   function onPositionsUpdate(msg) {
+    if (quantitiesMoved(msg)) refreshLive("positions_moved");
     (msg.positions || []).forEach(function (p) {
       document.querySelectorAll('[data-position-key="' + String(p.key) + '"]').forEach(function (row) {
         var ltp = row.querySelector('[data-field="ltp"]');

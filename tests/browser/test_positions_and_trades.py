@@ -4,6 +4,7 @@ the pages at phone width."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -77,6 +78,68 @@ def test_mtm_moves_with_each_tick_and_exit_goes_through_the_confirmation(asgi_se
     page.get_by_test_id(f"exit-all-{second.pk}").click()
     expect(page.locator(".messages")).to_contain_text("every position of Paper two")
     assert Order.objects.filter(external_id="position-exit", account=second).count() == 1
+
+
+def _buy_at_the_terminal(account, instrument, quantity: int) -> None:
+    from orders.brokers.base import PlaceOrderRequest
+    from orders.brokers.paper.book import book_for_account
+    from orders.brokers.paper.exchange import submit_order
+
+    submit_order(
+        book=book_for_account(account.pk),
+        request=PlaceOrderRequest(
+            exchange_segment=instrument.exchange_segment,
+            exchange_instrument_id=instrument.exchange_instrument_id,
+            side="BUY",
+            order_type="MARKET",
+            product_type="MIS",
+            quantity=quantity,
+            unique_identifier="typed-at-terminal",
+        ),
+    )
+
+
+def _position_event(account, instrument):
+    """The paper exchange's position row of `instrument`, as its position event carries it,
+    through the handler the streams call."""
+    from monitoring.events import handle_broker_event
+    from orders.brokers.events import BrokerEvent, BrokerEventKind
+    from orders.brokers.paper.book import book_for_account, position_rows
+
+    (row,) = [
+        r
+        for r in position_rows(book_for_account(account.pk))
+        if r.exchange_instrument_id == instrument.exchange_instrument_id
+    ]
+    handle_broker_event(
+        BrokerEvent(
+            account_id=account.pk,
+            kind=BrokerEventKind.POSITION,
+            source="paper",
+            received_at=datetime.now(UTC),
+            position=row,
+        )
+    )
+
+
+def test_a_position_event_redraws_the_quantity_without_waiting_for_the_cycle(
+    asgi_server, page, holder
+):
+    user, paper, second, infy, tcs = holder
+    log_in(page, asgi_server, user)
+    page.goto(f"{asgi_server}/positions/?account={paper.pk}")
+    expect(page.locator("#ws-indicator")).to_have_attribute("data-state", "live")
+    row = page.locator(f'[data-position-key="{paper.pk}:NSECM:{infy.exchange_instrument_id}:MIS"]')
+    expect(row.locator('[data-field="net_qty"]')).to_have_text("10")
+    page.evaluate("window.__noReload = 'still here'")
+
+    # Bought at the broker's own terminal (so no order_update of the desk redraws the page),
+    # filled at once; no cycle runs. Only the position event tells the page.
+    off_loop(_buy_at_the_terminal, paper, infy, 5)
+    off_loop(_position_event, paper, infy)
+
+    expect(row.locator('[data-field="net_qty"]')).to_have_text("15")
+    assert page.evaluate("window.__noReload") == "still here"
 
 
 def test_positions_and_holdings_fit_a_phone(asgi_server, page, holder):

@@ -21,11 +21,11 @@ from monitoring.events import handle_broker_event, resync_account
 from monitoring.services import run_user_cycle
 from orders.brokers.base import PlaceOrderRequest
 from orders.brokers.events import BrokerEvent, BrokerEventKind
-from orders.brokers.paper.book import book_for_account, order_rows, trade_rows
+from orders.brokers.paper.book import book_for_account, order_rows, position_rows, trade_rows
 from orders.brokers.paper.exchange import submit_order
 from orders.brokers.paper.models import PaperOrder
 from orders.brokers.sessions import broker_client
-from orders.models import BrokerOrder, BrokerTrade, Order, OrderEvent, OrderLeg
+from orders.models import BrokerOrder, BrokerPosition, BrokerTrade, Order, OrderEvent, OrderLeg
 from tests.factories import (
     make_account,
     make_instrument,
@@ -363,3 +363,37 @@ def test_a_real_websocket_client_sees_the_fill_event_as_order_update_and_pnl_upd
         client.wait_for(lambda m: m["type"] == "pnl_update" and m["account_id"] == account.pk)
     finally:
         client.close()
+
+
+def test_a_position_event_stores_the_row_and_pushes_the_new_quantity(desk, listen):
+    # The positions page re-renders a row whose quantity moved (desk.js) on this message:
+    # without it, the page showed the quantity of the last cycle for up to a minute.
+    user, account, instrument = desk
+    order = _bracket(user, account, instrument)
+    set_price_and_match(instrument, "994")  # the entry fills: long 10 at the broker
+    (row,) = [
+        r
+        for r in position_rows(book_for_account(account.pk))
+        if r.exchange_instrument_id == instrument.exchange_instrument_id
+    ]
+    assert row.net_qty == 10
+    listener = listen(user.pk)
+
+    handle_broker_event(
+        BrokerEvent(
+            account_id=account.pk,
+            kind=BrokerEventKind.POSITION,
+            source="paper",
+            received_at=datetime.now(UTC),
+            position=row,
+        )
+    )
+
+    stored = BrokerPosition.objects.get(
+        account=account, exchange_instrument_id=instrument.exchange_instrument_id
+    )
+    assert stored.net_qty == 10
+    pushed = [m for m in listener.drain() if m["type"] == "positions_update"]
+    assert pushed and pushed[-1]["account_id"] == account.pk
+    assert [p["net_qty"] for p in pushed[-1]["positions"]] == [10]
+    assert order.legs.count() == 1  # a position row moves no leg
