@@ -1,0 +1,160 @@
+"""Stream health per account: connected, reconnecting or down, since when, the last event,
+how many reconnects; shown on the dashboard, the settings page and /readyz.
+
+Kept in the cache (Redis in the full stack, this process's memory when embedded) by the
+process running the stream, rewritten every scan with a TTL of
+BROKER_STREAM_HEALTH_TTL_SECONDS: a dead process's streams expire and read as "down",
+never as healthy. An XTS account's record is its own stream's; a paper account's comes from
+the reader of its event partition (state) plus its own last event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from accounts.models import XTS_BROKERS, Broker, BrokerAccount, BrokerSession
+from orders.brokers.paper import events as paper_events
+
+CONNECTED, RECONNECTING, WAITING, DOWN, NO_SESSION, OFF = (
+    "connected",
+    "reconnecting",
+    "waiting-for-session",
+    "down",
+    "no-session",
+    "off",
+)
+
+
+@dataclass
+class StreamHealth:
+    state: str  # connected | reconnecting | waiting-for-session | down | no-session | off
+    source: str = ""  # "xts-stream" | "paper"
+    since: str | None = None  # ISO 8601: in this state since
+    last_event_at: str | None = None
+    reconnects: int = 0
+    process: str = ""  # which process runs it
+    detail: str = ""  # why it is not connected
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _ttl() -> int:
+    return max(2, int(settings.BROKER_STREAM_HEALTH_TTL_SECONDS))
+
+
+def account_key(account_id: int) -> str:
+    return f"broker-stream-health:account:{account_id}"
+
+
+def partition_key(partition: int) -> str:
+    return f"broker-stream-health:paper:{partition}"
+
+
+def paper_event_key(account_id: int) -> str:
+    return f"broker-stream-health:paper-event:{account_id}"
+
+
+def write(records: dict[str, StreamHealth], *, last_paper_events: dict[int, str] | None = None):
+    """Store these records (by key: account_key / partition_key) for one TTL."""
+    values: dict[str, object] = {key: health.as_dict() for key, health in records.items()}
+    for account_id, at in (last_paper_events or {}).items():
+        values[paper_event_key(account_id)] = at
+    if values:
+        # A paper account's last event outlives the TTL: quiet accounts are not "down".
+        cache.set_many({k: v for k, v in values.items() if "paper-event" not in k}, _ttl())
+        events = {k: v for k, v in values.items() if "paper-event" in k}
+        if events:
+            cache.set_many(events, 86400)
+
+
+def forget(keys: list[str]) -> None:
+    if keys:
+        cache.delete_many(keys)
+
+
+def _stream_expected(account: BrokerAccount, live_sessions: set[int]) -> str | None:
+    """Why an account has no stream to show (None: it should have one)."""
+    if not account.is_active:
+        return OFF
+    if account.broker == Broker.PAPER:
+        return None if paper_events.transport() != paper_events.OFF else OFF
+    if account.broker in XTS_BROKERS:
+        return None if account.pk in live_sessions else NO_SESSION
+    return OFF
+
+
+def live_session_accounts(account_ids: list[int]) -> set[int]:
+    return set(
+        BrokerSession.objects.filter(
+            account_id__in=account_ids,
+            invalidated_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        ).values_list("account_id", flat=True)
+    )
+
+
+def health_of(accounts: list[BrokerAccount]) -> dict[int, StreamHealth]:
+    """Each account's stream health (one query and one cache round trip for all)."""
+    if not accounts:
+        return {}
+    live = live_session_accounts([a.pk for a in accounts])
+    keys = []
+    for account in accounts:
+        keys.append(account_key(account.pk))
+        if account.broker == Broker.PAPER:
+            keys.append(partition_key(paper_events.partition_of(account.pk)))
+            keys.append(paper_event_key(account.pk))
+    stored = cache.get_many(keys)
+    result: dict[int, StreamHealth] = {}
+    for account in accounts:
+        missing = _stream_expected(account, live)
+        if missing is not None:
+            result[account.pk] = StreamHealth(state=missing)
+            continue
+        if account.broker == Broker.PAPER:
+            record = stored.get(partition_key(paper_events.partition_of(account.pk)))
+            health = StreamHealth(**record) if record else StreamHealth(state=DOWN, source="paper")
+            health.last_event_at = stored.get(paper_event_key(account.pk))
+        else:
+            record = stored.get(account_key(account.pk))
+            health = (
+                StreamHealth(**record) if record else StreamHealth(state=DOWN, source="xts-stream")
+            )
+        result[account.pk] = health
+    return result
+
+
+def readiness() -> dict:
+    """The /readyz section: per active account that should stream, its state; "degraded"
+    when any is not connected."""
+    accounts = list(
+        BrokerAccount.objects.filter(is_active=True)
+        .only("pk", "broker", "is_active")
+        .order_by("pk")
+    )
+    health = health_of(accounts)
+    shown = {
+        str(account_id): {
+            "state": h.state,
+            "since": h.since,
+            "last_event_at": h.last_event_at,
+            "reconnects": h.reconnects,
+        }
+        for account_id, h in health.items()
+        if h.state not in (OFF, NO_SESSION)
+    }
+    counts: dict[str, int] = {}
+    for entry in shown.values():
+        counts[entry["state"]] = counts.get(entry["state"], 0) + 1
+    healthy = all(entry["state"] == CONNECTED for entry in shown.values())
+    return {"status": "ok" if healthy else "degraded", "counts": counts, "accounts": shown}
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
