@@ -103,11 +103,15 @@ class RedisLeases:
             client = redis.asyncio.Redis.from_url(
                 settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
             )
-        self.redis = client
         self.owner = owner or new_owner_id()
-        self._renew = self.redis.register_script(_RENEW)
-        self._release = self.redis.register_script(_RELEASE)
-        self._fenced_set = self.redis.register_script(_FENCED_SET)
+        self.bind(client)
+
+    def bind(self, client) -> None:
+        """Talk to Redis through `client` (tests cut a process off Redis this way)."""
+        self.redis = client
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+        self._fenced_set = client.register_script(_FENCED_SET)
 
     async def acquire(self, units: list[str], *, ttl: float) -> tuple[list[str], list[str]]:
         """Take the free leases among `units`: (acquired, the ones another process held
