@@ -30,6 +30,24 @@ CONNECTED, RECONNECTING, WAITING, DOWN, NO_SESSION, OFF = (
 )
 
 
+_LABELS = {
+    CONNECTED: "Live",
+    RECONNECTING: "Reconnecting",
+    WAITING: "Waiting for a new session",
+    DOWN: "Down",
+    NO_SESSION: "Not connected",
+    OFF: "Off",
+}
+_BADGES = {
+    CONNECTED: "status-ok",
+    RECONNECTING: "status-pending",
+    WAITING: "status-pending",
+    DOWN: "status-error",
+    NO_SESSION: "status-none",
+    OFF: "status-none",
+}
+
+
 @dataclass
 class StreamHealth:
     state: str  # connected | reconnecting | waiting-for-session | down | no-session | off
@@ -42,6 +60,23 @@ class StreamHealth:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def since_at(self) -> datetime | None:
+        return parse_time(self.since)
+
+    @property
+    def last_event(self) -> datetime | None:
+        return parse_time(self.last_event_at)
+
+    @property
+    def label(self) -> str:
+        return _LABELS.get(self.state, self.state)
+
+    @property
+    def badge(self) -> str:
+        """The CSS status class of the state (templates)."""
+        return _BADGES.get(self.state, "status-unknown")
 
 
 def _ttl() -> int:
@@ -130,15 +165,27 @@ def health_of(accounts: list[BrokerAccount]) -> dict[int, StreamHealth]:
     return result
 
 
+READINESS_MAX_ACCOUNTS = 500
+
+
 def readiness() -> dict:
-    """The /readyz section: per active account that should stream, its state; "degraded"
-    when any is not connected."""
+    """The /readyz section: each active account that should stream, with its state
+    ("degraded" when any is not connected). At most READINESS_MAX_ACCOUNTS are listed, those
+    not connected first; the counts cover them all."""
     accounts = list(
         BrokerAccount.objects.filter(is_active=True)
         .only("pk", "broker", "is_active")
         .order_by("pk")
     )
-    health = health_of(accounts)
+    streaming = {
+        account_id: h
+        for account_id, h in health_of(accounts).items()
+        if h.state not in (OFF, NO_SESSION)
+    }
+    counts: dict[str, int] = {}
+    for h in streaming.values():
+        counts[h.state] = counts.get(h.state, 0) + 1
+    listed = sorted(streaming.items(), key=lambda item: (item[1].state == CONNECTED, item[0]))
     shown = {
         str(account_id): {
             "state": h.state,
@@ -146,14 +193,15 @@ def readiness() -> dict:
             "last_event_at": h.last_event_at,
             "reconnects": h.reconnects,
         }
-        for account_id, h in health.items()
-        if h.state not in (OFF, NO_SESSION)
+        for account_id, h in listed[:READINESS_MAX_ACCOUNTS]
     }
-    counts: dict[str, int] = {}
-    for entry in shown.values():
-        counts[entry["state"]] = counts.get(entry["state"], 0) + 1
-    healthy = all(entry["state"] == CONNECTED for entry in shown.values())
-    return {"status": "ok" if healthy else "degraded", "counts": counts, "accounts": shown}
+    healthy = all(h.state == CONNECTED for h in streaming.values())
+    return {
+        "status": "ok" if healthy else "degraded",
+        "counts": counts,
+        "accounts": shown,
+        "truncated": len(listed) > READINESS_MAX_ACCOUNTS,
+    }
 
 
 def parse_time(value: str | None) -> datetime | None:

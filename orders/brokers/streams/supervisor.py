@@ -520,6 +520,7 @@ class StreamSupervisor:
 
     def paper_event_seen(self, account_id: int) -> None:
         self._paper_events[account_id] = _now().isoformat()
+        self.health_changed()  # written at most every 0.2 s however many events
 
     def health_changed(self) -> None:
         self._health_dirty.set()

@@ -10,6 +10,7 @@ import os
 import threading
 import time
 
+import redis
 from django_redis import get_redis_connection
 
 from orders.brokers.event_codec import decode_event, encode_event
@@ -22,8 +23,18 @@ _running: set[int] = set()
 overlaps: list[int] = []
 
 
+_clients: dict[str, redis.Redis] = {}
+
+
 def _redis():
-    return get_redis_connection("default")
+    """The test Redis: TEST_RECORDER_REDIS_URL in a process without Redis of its own (the
+    embedded server under test), else the cache's."""
+    url = os.environ.get("TEST_RECORDER_REDIS_URL", "")
+    if not url:
+        return get_redis_connection("default")
+    if url not in _clients:
+        _clients[url] = redis.Redis.from_url(url)
+    return _clients[url]
 
 
 def record_event(event) -> None:
