@@ -177,6 +177,22 @@ def observe(name: str, seconds: float, **labels: object) -> None:
     _guarded(lambda: _store().add(HISTOGRAM, name, increments))
 
 
+def observe_many(name: str, samples: list[float], **labels: object) -> None:
+    """Record many observations of one series in one write (a batch collected in memory)."""
+    if not samples:
+        return
+    series = _labels_text(labels)
+    increments: dict[str, float] = {
+        f"{series}{_SEP}sum": float(sum(samples)),
+        f"{series}{_SEP}count": float(len(samples)),
+    }
+    for seconds in samples:
+        index = next((i for i, bound in enumerate(BUCKETS) if seconds <= bound), len(BUCKETS))
+        field = f"{series}{_SEP}{index}"
+        increments[field] = increments.get(field, 0.0) + 1.0
+    _guarded(lambda: _store().add(HISTOGRAM, name, increments))
+
+
 def set_gauge(name: str, value: float, **labels: object) -> None:
     """Set the gauge `name` (the last write wins, whichever process wrote it)."""
     field = _labels_text(labels)

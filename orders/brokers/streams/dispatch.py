@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from collections import deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -62,6 +63,34 @@ def resolve_handlers() -> Handlers:
     return Handlers(*resolved)
 
 
+class MetricsBuffer:
+    """Counts and latencies collected in memory and written in one batch (`flush`, from a
+    worker thread): a metrics write is a Redis round trip in the full stack, too slow to make
+    on the event loop for every event."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter = Counter()
+        self._samples: dict[tuple, list[float]] = defaultdict(list)
+
+    def inc(self, name: str, **labels) -> None:
+        with self._lock:
+            self._counts[(name, tuple(sorted(labels.items())))] += 1
+
+    def observe(self, name: str, seconds: float, **labels) -> None:
+        with self._lock:
+            self._samples[(name, tuple(sorted(labels.items())))].append(seconds)
+
+    def flush(self) -> None:
+        with self._lock:
+            counts, self._counts = self._counts, Counter()
+            samples, self._samples = self._samples, defaultdict(list)
+        for (name, labels), value in counts.items():
+            metrics.inc(name, value, **dict(labels))
+        for (name, labels), values in samples.items():
+            metrics.observe_many(name, values, **dict(labels))
+
+
 def _call(function, *args, **kwargs):
     close_old_connections()
     try:
@@ -77,6 +106,7 @@ class Dispatcher:
             max_workers=max(1, threads or int(settings.BROKER_EVENT_HANDLER_THREADS)),
             thread_name_prefix="broker-events",
         )
+        self.metrics = MetricsBuffer()
         self._queues: dict[int, deque] = {}
         self._workers: dict[int, asyncio.Task] = {}
         self.handled = 0
@@ -85,7 +115,7 @@ class Dispatcher:
     def submit(self, event: BrokerEvent) -> asyncio.Future:
         """Queue the event behind the account's earlier ones; the future resolves once the
         handler (and for CONNECTED, the resync) returned, or failed."""
-        metrics.inc("broker_events_received_total", source=event.source, kind=str(event.kind))
+        self.metrics.inc("broker_events_received_total", source=event.source, kind=str(event.kind))
         done = asyncio.get_running_loop().create_future()
         self._queues.setdefault(event.account_id, deque()).append((event, done))
         worker = self._workers.get(event.account_id)
@@ -125,14 +155,14 @@ class Dispatcher:
             raise
         except Exception:
             self.failed += 1
-            metrics.inc("broker_event_handler_errors_total", **labels)
+            self.metrics.inc("broker_event_handler_errors_total", **labels)
             logger.exception(
                 "broker event handler failed",
                 extra={"account_id": event.account_id, "kind": str(event.kind)},
             )
         finally:
             latency = (datetime.now(tz=UTC) - event.received_at).total_seconds()
-            metrics.observe("broker_event_handler_seconds", max(0.0, latency), **labels)
+            self.metrics.observe("broker_event_handler_seconds", max(0.0, latency), **labels)
 
     def pending(self) -> int:
         return sum(len(queue) for queue in self._queues.values()) + len(self._workers)
@@ -148,3 +178,4 @@ class Dispatcher:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.metrics.flush()

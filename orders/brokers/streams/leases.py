@@ -69,9 +69,11 @@ class LocalLeases:
         self._held: set[str] = set()
         self._values: dict[str, str] = {}
 
-    async def acquire(self, units: list[str], *, ttl: float) -> tuple[list[str], list[str]]:
+    async def acquire(
+        self, units: list[str], *, ttl: float, limit: int | None = None
+    ) -> tuple[list[str], list[str]]:
         """(acquired, taken over from another owner)"""
-        fresh = [unit for unit in units if unit not in self._held]
+        fresh = [unit for unit in units if unit not in self._held][:limit]
         self._held.update(fresh)
         return fresh, []
 
@@ -113,13 +115,16 @@ class RedisLeases:
         self._release = client.register_script(_RELEASE)
         self._fenced_set = client.register_script(_FENCED_SET)
 
-    async def acquire(self, units: list[str], *, ttl: float) -> tuple[list[str], list[str]]:
-        """Take the free leases among `units`: (acquired, the ones another process held
-        last: a takeover)."""
+    async def acquire(
+        self, units: list[str], *, ttl: float, limit: int | None = None
+    ) -> tuple[list[str], list[str]]:
+        """Take free leases among `units`, at most `limit`: (acquired, the ones another
+        process held last: a takeover)."""
         if not units:
             return [], []
         holders = await self.redis.mget([lease_key(unit) for unit in units])
         free = [unit for unit, holder in zip(units, holders, strict=True) if holder is None]
+        free = free[:limit]
         if not free:
             return [], []
         pipe = self.redis.pipeline(transaction=False)

@@ -485,9 +485,7 @@ class StreamSupervisor:
         if not free:
             return
         sent = time.monotonic()
-        acquired, taken_over = await self.leases.acquire(
-            free[: max(room * 4, room)], ttl=self.lease_seconds
-        )
+        acquired, taken_over = await self.leases.acquire(free, ttl=self.lease_seconds, limit=room)
         for unit in acquired[:room]:
             self.renewed_at[unit] = sent
             runner = await self._start(unit)
@@ -544,4 +542,5 @@ class StreamSupervisor:
                 await _db(health.write)(self.health_records(), last_paper_events=events)
             except Exception:
                 logger.warning("writing broker stream health failed", exc_info=True)
+            await _db(self.dispatcher.metrics.flush)()
             await asyncio.sleep(0.2)

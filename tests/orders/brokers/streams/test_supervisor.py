@@ -4,9 +4,11 @@ Redis; leases that cannot be renewed close their stream in time."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
 
+import httpx
 import pytest
 import redis.asyncio
 from asgiref.sync import async_to_sync
@@ -130,8 +132,6 @@ def test_a_session_that_ends_stops_its_stream_and_a_new_login_starts_it_again(
 def test_the_other_program_s_login_ends_the_stream_until_a_fresh_session(
     simulator, recording, fast, supervisors
 ):
-    import httpx
-
     account = _xts_account(simulator)
     supervisors(build_supervisor(in_process=True))
     wait_for(lambda: recording.events(account.pk, BrokerEventKind.CONNECTED))
@@ -215,8 +215,6 @@ def test_an_owner_that_cannot_renew_stops_its_stream_before_the_lease_can_expire
 
 
 def test_local_leases_grant_everything_in_one_process():
-    import asyncio
-
     leases = LocalLeases()
 
     async def run():

@@ -16,6 +16,7 @@ import pytest
 import socketio
 import websockets.sync.client
 
+from orders.market.services import record_fair_prices
 from tests.factories import make_fair_price, make_instrument
 
 D = Decimal
@@ -215,8 +216,6 @@ def test_a_fill_by_a_price_move_in_another_process_is_pushed(simulator, instrume
     wait_for(lambda: len(client.rows("order")) == 2)
     # The price moves through the limit: matching runs where the price is written (here,
     # the test's process), not in the simulator's.
-    from orders.market.services import record_fair_prices
-
     record_fair_prices(
         rows=[
             {"instrument_id": instrument.pk, "buy_fair_price": "1525", "sell_fair_price": "1525"}

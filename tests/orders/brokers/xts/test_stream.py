@@ -15,13 +15,18 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from accounts.models import Broker, BrokerSession
-from orders.brokers.base import PlaceOrderRequest
+from orders.brokers.base import ModifyOrderRequest, PlaceOrderRequest
 from orders.brokers.events import BrokerEventKind
 from orders.brokers.sessions import broker_client, connect_account
 from orders.brokers.streams.supervisor import load_stream_session
 from orders.brokers.xts import socketio_v2 as sio
 from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
-from orders.brokers.xts.stream import Backoff, StreamStatus, XtsStream
+from orders.brokers.xts.stream import (
+    Backoff,
+    StreamStatus,
+    XtsStream,
+    mark_stream_session_ended,
+)
 from orders.domain.vocabulary import LegStatus
 from tests.conftest import SIM_USERS, SimulatorHandle
 from tests.factories import make_account, make_fair_price, make_instrument
@@ -84,8 +89,6 @@ class RunningStream:
             self.events.append(event)
 
         async def ended(session, reason):
-            from orders.brokers.xts.stream import mark_stream_session_ended
-
             self.ended.append((session.token, reason))
             await mark_stream_session_ended(session, reason)
 
@@ -184,8 +187,6 @@ def test_modify_cancel_and_an_rms_reject_each_arrive_as_an_order_event(
     resting = async_to_sync(client.place_order)(
         _order(instrument, "uid-rest", order_type="LIMIT", limit=D("1500.00"))
     )
-    from orders.brokers.base import ModifyOrderRequest
-
     async_to_sync(client.modify_order)(
         ModifyOrderRequest(
             broker_order_id=resting.broker_order_id,
