@@ -91,7 +91,9 @@ class MetricsBuffer:
             metrics.observe_many(name, values, **dict(labels))
 
 
-def _call(function, *args, **kwargs):
+def call_with_connection(function, *args, **kwargs):
+    """Run synchronous Django code from a worker thread: stale or broken database connections
+    are replaced before and closed after, as around a request."""
     close_old_connections()
     try:
         return function(*args, **kwargs)
@@ -136,9 +138,9 @@ class Dispatcher:
         self._workers.pop(account_id, None)
 
     async def _run(self, function, *args, **kwargs):
-        return await sync_to_async(_call, thread_sensitive=False, executor=self.executor)(
-            function, *args, **kwargs
-        )
+        return await sync_to_async(
+            call_with_connection, thread_sensitive=False, executor=self.executor
+        )(function, *args, **kwargs)
 
     async def _handle(self, event: BrokerEvent) -> None:
         labels = {"source": event.source, "kind": str(event.kind)}

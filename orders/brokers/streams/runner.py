@@ -33,10 +33,14 @@ def build_supervisor(
     handlers = resolve_handlers()
     mode = paper_events.transport()
     if in_process:
-        client = None
-        if mode == paper_events.REDIS:
+        # One process, but with Redis at hand its leases (and the paper cursors they fence)
+        # still live there: a restart resumes where it stopped, and a second process that
+        # runs streams too cannot double them.
+        client = leases = None
+        if settings.REDIS_URL:
             client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
-        leases = LocalLeases()
+            leases = RedisLeases()
+        leases = leases or LocalLeases()
     else:
         if not settings.REDIS_URL:
             raise ImproperlyConfigured(

@@ -31,6 +31,7 @@ import logging
 import math
 import time
 from datetime import UTC, datetime
+from functools import partial
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -43,7 +44,7 @@ from orders.brokers.events import BrokerEvent
 from orders.brokers.paper import events as paper_events
 from orders.brokers.sessions import credentials_of
 from orders.brokers.streams import health
-from orders.brokers.streams.dispatch import Dispatcher
+from orders.brokers.streams.dispatch import Dispatcher, call_with_connection
 from orders.brokers.xts.stream import Backoff, StreamSession, StreamStatus, XtsStream
 from trading_site.core import metrics
 
@@ -110,7 +111,9 @@ def load_stream_session(account_id: int) -> StreamSession | None:
 
 
 def _db(function):
-    return sync_to_async(function, thread_sensitive=False)
+    """`function` in a worker thread, with a fresh database connection when the old one is
+    stale or broken (a long-running process outlives connections)."""
+    return sync_to_async(partial(call_with_connection, function), thread_sensitive=False)
 
 
 # ---- units ---------------------------------------------------------------------------------
@@ -266,8 +269,10 @@ class _PaperUnit:
         return [health.partition_key(self.partition)]
 
     async def stop(self) -> None:
+        # The batch in hand may finish (its cursor is then stored); a batch cut short is
+        # read again by the next owner (the handler is idempotent).
         self._stopping = True
-        await _finish(self.task, grace=1.5)
+        await _finish(self.task, grace=5.0)
 
 
 class _PaperMemoryUnit:
@@ -383,8 +388,9 @@ class StreamSupervisor:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for unit in list(self.units):
-            await self._drop(unit, release=True, reason="shutting down")
+        await asyncio.gather(
+            *(self._drop(unit, release=True, reason="shutting down") for unit in list(self.units))
+        )
         if self._memory_unit is not None:
             await self._memory_unit.stop()
             await _db(health.forget)(self._memory_unit.health_keys())
@@ -414,24 +420,29 @@ class StreamSupervisor:
             return
         sent = time.monotonic()
         renewed = await self.leases.renew(owned, ttl=self.lease_seconds)
+        lost = []
         for unit in owned:
             if unit in renewed:
                 self.renewed_at[unit] = sent
             elif unit in self.units:
                 logger.warning("broker stream lease lost", extra={"unit": unit})
-                await self._drop(unit, release=False, reason="lease lost")
+                lost.append(self._drop(unit, release=False, reason="lease lost"))
+        await asyncio.gather(*lost)
 
     async def enforce_fence(self) -> None:
         """Stop every unit whose lease may have expired (no renewal for fence_seconds)."""
         now = time.monotonic()
+        drops = []
         for unit, renewed in list(self.renewed_at.items()):
             if now - renewed > self.fence_seconds and unit in self.units:
                 logger.warning("broker stream lease not renewed in time", extra={"unit": unit})
-                await self._drop(unit, release=True, reason="lease not renewed")
+                drops.append(self._drop(unit, release=True, reason="lease not renewed"))
         for unit, runner in list(self.units.items()):
             task = getattr(runner, "task", None)
             if task is not None and task.done():
-                await self._drop(unit, release=True, reason="stopped")
+                drops.append(self._drop(unit, release=True, reason="stopped"))
+        # All at once: one slow close must not delay fencing the others.
+        await asyncio.gather(*drops)
 
     async def _drop(self, unit: str, *, release: bool, reason: str) -> None:
         runner = self.units.pop(unit, None)

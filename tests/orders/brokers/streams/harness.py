@@ -27,5 +27,5 @@ class RunningSupervisor:
     def stop(self):
         if self.thread.is_alive():
             self.loop.call_soon_threadsafe(self.supervisor.shutdown)
-            self.thread.join(20)
+            self.thread.join(40)
         assert not self.thread.is_alive(), "the supervisor did not stop"

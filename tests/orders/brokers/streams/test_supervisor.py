@@ -106,8 +106,8 @@ def test_an_xts_session_gets_one_stream_whose_events_and_resyncs_reach_the_handl
     assert simulator.stats()["streams"]["open"] == {"inv-app": 1}
     # an account without a live session has no stream
     assert recording.events(idle.pk) == []
-    states = wait_for(lambda: health.health_of([account, idle]))
     wait_for(lambda: health.health_of([account])[account.pk].last_event_at)
+    states = health.health_of([account, idle])
     assert states[account.pk].state == health.CONNECTED
     assert states[idle.pk].state == health.NO_SESSION
     xts_units = {unit for unit in running.supervisor.units if unit.startswith("xts:")}
@@ -174,13 +174,13 @@ def test_full_stack_paper_events_are_read_from_redis_once_even_across_restarts(
     # published while no reader runs: kept for the reader to come
     async_to_sync(broker_client(account).place_order)(_order(instrument, "fs-1"))
     first = supervisors(build_supervisor(in_process=False))
-    wait_for(lambda: len(recording.events(account.pk)) == 2)
+    wait_for(lambda: len(recording.events(account.pk)) == 2, timeout=20)
     async_to_sync(broker_client(other).place_order)(_order(instrument, "fs-2"))
-    wait_for(lambda: len(recording.events(other.pk)) == 2)
+    wait_for(lambda: len(recording.events(other.pk)) == 2, timeout=20)
     first.stop()
     async_to_sync(broker_client(account).place_order)(_order(instrument, "fs-3"))
     supervisors(build_supervisor(in_process=False))
-    wait_for(lambda: len(recording.events(account.pk)) == 4)
+    wait_for(lambda: len(recording.events(account.pk)) == 4, timeout=20)
     time.sleep(1.0)
     uids = [(e.order or e.trade).unique_identifier for e in recording.events(account.pk)]
     assert uids == ["fs-1", "fs-1", "fs-3", "fs-3"]  # each once, in order
