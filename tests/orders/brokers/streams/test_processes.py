@@ -36,7 +36,8 @@ RECORDER = "tests.orders.brokers.streams.recorder"
 APP_KEYS = [f"app{n}" for n in range(1, 5)]
 
 
-def _stream_process(**env) -> subprocess.Popen:
+def _stream_process(log_path, **env) -> subprocess.Popen:
+    # The log goes to a file: a pipe nobody reads fills up and freezes the process.
     return subprocess.Popen(
         [sys.executable, "manage.py", "run_broker_streams"],
         cwd=REPO,
@@ -50,7 +51,7 @@ def _stream_process(**env) -> subprocess.Popen:
             **env,
         ),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=open(log_path, "w"),
     )
 
 
@@ -82,7 +83,10 @@ def simulator4(transactional_db):
     running.stop()
 
 
-def test_two_processes_run_one_stream_per_session_and_take_over_a_killed_one(simulator4, recording):
+def test_two_processes_run_one_stream_per_session_and_take_over_a_killed_one(
+    simulator4, recording, settings, tmp_path
+):
+    settings.PAPER_EVENT_PARTITIONS = 2  # as the stream processes are told
     metrics.reset_metrics()
     streams = simulator4.app.streams
     accounts = []
@@ -104,11 +108,11 @@ def test_two_processes_run_one_stream_per_session_and_take_over_a_killed_one(sim
     def all_open():
         return streams.stats()["open"] == dict.fromkeys(APP_KEYS, 1)
 
-    first = _stream_process()
+    first = _stream_process(tmp_path / "first.log")
     second = None
     try:
         wait_for(all_open, timeout=30)
-        second = _stream_process()
+        second = _stream_process(tmp_path / "second.log")
         # The second process joins and takes its share: both run some of the streams.
         wait_for(lambda: len({_pid(o) for o in _owners(accounts).values()}) == 2, timeout=30)
         wait_for(all_open, timeout=10)
@@ -151,7 +155,12 @@ def test_two_processes_run_one_stream_per_session_and_take_over_a_killed_one(sim
                 unique_identifier="proc-paper",
             )
         )
-        wait_for(lambda: len(recording.events(paper.pk)) == 2, timeout=15)
+        try:
+            wait_for(lambda: len(recording.events(paper.pk)) == 2, timeout=15)
+        except AssertionError:
+            for name in ("first.log", "second.log"):
+                print(name, (tmp_path / name).read_text()[-3000:])
+            raise
         time.sleep(1)
         handled = [e for e in recording.recorded() if e["event"].account_id == paper.pk]
         assert len(handled) == 2 and {e["pid"] for e in handled} == {survivor.pid}
@@ -190,18 +199,19 @@ def test_the_embedded_server_hands_paper_events_to_the_handler_in_its_loop(tmp_p
         MONITOR_INTERVAL_SECONDS="3600",
         LOG_LEVEL="WARNING",
     )
+    log_path = tmp_path / "server.log"
     server = subprocess.Popen(
         [sys.executable, "manage.py", "start_embedded", "--port", str(port)],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=open(log_path, "w"),
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         banner = [server.stdout.readline() for _ in range(3)]  # printed once serving
-        assert "running at" in banner[0], server.stderr.read()[-3000:]
+        assert "running at" in banner[0], log_path.read_text()[-3000:]
         assert "broker event streams in process" in banner[2]
         login = httpx.post(
             f"{base}/api/login",
