@@ -95,17 +95,18 @@ def paper_event_key(account_id: int) -> str:
     return f"broker-stream-health:paper-event:{account_id}"
 
 
-def write(records: dict[str, StreamHealth], *, last_paper_events: dict[int, str] | None = None):
-    """Store these records (by key: account_key / partition_key) for one TTL."""
-    values: dict[str, object] = {key: health.as_dict() for key, health in records.items()}
-    for account_id, at in (last_paper_events or {}).items():
-        values[paper_event_key(account_id)] = at
-    if values:
-        # A paper account's last event outlives the TTL: quiet accounts are not "down".
-        cache.set_many({k: v for k, v in values.items() if "paper-event" not in k}, _ttl())
-        events = {k: v for k, v in values.items() if "paper-event" in k}
-        if events:
-            cache.set_many(events, 86400)
+def write(
+    records: dict[str, StreamHealth], *, last_paper_events: dict[int, str] | None = None
+) -> None:
+    """Store these records (by key: account_key / partition_key) for one TTL, and the paper
+    accounts' last events for a day (a quiet account is not a down stream)."""
+    if records:
+        cache.set_many({key: health.as_dict() for key, health in records.items()}, _ttl())
+    if last_paper_events:
+        cache.set_many(
+            {paper_event_key(account_id): at for account_id, at in last_paper_events.items()},
+            86400,
+        )
 
 
 def forget(keys: list[str]) -> None:

@@ -37,6 +37,13 @@ rate_limit_status, 400 by default, and nothing is done), and `POST /_sim/expire-
 per orderUniqueIdentifier, so a test can prove a timed-out POST was sent once.
 `POST /_sim/reset` clears counters and restores the start-up knobs. The /_sim endpoints are
 a test harness: bind the simulator to localhost.
+
+The interactive event stream (orders.brokers.xts.simulator_stream) is served at
+`/interactive/socket.io` as at real brokers: every state of the login's orders and every
+fill pushed as `order` / `trade` rows, `logout` to the old stream on a new login, a dead
+token refused. `POST /_sim/drop-streams` cuts every stream; the `stream_refuse` knob refuses
+every handshake; `/_sim/stats` "streams" counts open streams per appKey and the most ever
+open at once.
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ Why our own client over `websockets` (orders.brokers.xts.socketio_v2 holds the f
 - the part of the protocol XTS uses is small: a handshake packet, the `40` namespace connect,
   `42[...]` events, client pings `2` answered by `3`, close `1`/`41`, error `44`. It fits in
   one short module over `websockets` (maintained, asyncio-native, already our dependency),
-  and is proven against real sockets: the simulator's stream and python-socketio 4.6.1 as
-  an independent client (tests/orders/brokers/xts/test_stream.py).
+  and is proven against real sockets: against the simulator's stream
+  (tests/orders/brokers/xts/test_stream.py), which python-socketio 4.6.1, the client of the
+  official SDK, drives too (tests/orders/brokers/xts/test_simulator_stream.py).
 
 Behaviour of `XtsStream` (one per broker session, run by orders.brokers.streams):
 - connects with the token of the account's current session; the URL's host is judged by the
@@ -60,7 +61,7 @@ from datetime import UTC, datetime
 
 import websockets
 from asgiref.sync import sync_to_async
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from orders.brokers.base import BrokerError
 from orders.brokers.events import BrokerEvent, BrokerEventKind
@@ -251,12 +252,17 @@ class XtsStream:
                 raise
             except _Connected as connected:
                 connected_at, failure = connected.at, connected.reason
-            except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, StreamDead) as exc:
+            except (OSError, TimeoutError, WebSocketException, StreamDead) as exc:
                 failure = f"{type(exc).__name__}: {exc}"
             except (BrokerError, sio.ProtocolError, ValueError) as exc:
                 failure = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # a bug must not end the stream for good
+                logger.exception("broker stream failed", extra={"account_id": self.account_id})
+                failure = f"{type(exc).__name__}: {exc}"
             finally:
                 self._websocket = None
+            if session.token:
+                failure = failure.replace(session.token, "[REDACTED]")
             if self._stopping:
                 break
             if connected_at is not None and time.monotonic() - connected_at >= self.stable_after:

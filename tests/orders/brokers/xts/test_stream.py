@@ -4,6 +4,7 @@ stream over a real socket: events, logout, refused tokens, reconnects, backoff, 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import threading
 import time
@@ -12,6 +13,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+import websockets
 from asgiref.sync import async_to_sync
 
 from accounts.models import Broker, BrokerSession
@@ -23,6 +25,7 @@ from orders.brokers.xts import socketio_v2 as sio
 from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
 from orders.brokers.xts.stream import (
     Backoff,
+    StreamSession,
     StreamStatus,
     XtsStream,
     mark_stream_session_ended,
@@ -383,3 +386,91 @@ def test_a_dealer_stream_keeps_only_the_account_s_client_code(simulator, instrum
     uids = {e.order.unique_identifier for e in stream.kinds(BrokerEventKind.ORDER)}
     assert uids == {"uid-client7"}
     assert simulator.stats()["streams"]["events_sent"]["trade"] == 2  # both were streamed
+
+
+def test_every_xts_event_kind_over_a_scripted_socket_io_v2_server():
+    """A broker scripted frame by frame: positions are events too, joined / tradeConversion
+    / error are not acted on, an unreadable row is skipped, a namespace disconnect (`41`)
+    means reconnect, and the client's pings are answered."""
+    position = {
+        "AccountID": "C1",
+        "TradingSymbol": "INFY",
+        "ExchangeSegment": "NSECM",
+        "ExchangeInstrumentID": "1594",
+        "ProductType": "MIS",
+        "Quantity": "5",
+        "OpenBuyQuantity": "5",
+        "OpenSellQuantity": "0",
+        "BuyAveragePrice": "1,545.00",
+    }
+    order = {
+        "AppOrderID": 7,
+        "OrderUniqueIdentifier": "u7",
+        "ExchangeSegment": "NSECM",
+        "ExchangeInstrumentID": 1594,
+        "OrderSide": "Buy",
+        "OrderType": "Limit",
+        "ProductType": "MIS",
+        "OrderQuantity": 5,
+        "CumulativeQuantity": 0,
+        "OrderStatus": "New",
+        "ClientID": "C1",
+    }
+    pings = []
+
+    async def broker(websocket):
+        await websocket.send(sio.encode_open("sid1", ping_interval=0.2, ping_timeout=1))
+        await websocket.send(sio.CONNECT_FRAME)
+        await websocket.send(sio.encode_event("joined", "welcome"))
+        await websocket.send(sio.encode_event("position", json.dumps(position)))
+        await websocket.send(sio.encode_event("tradeConversion", "{}"))
+        await websocket.send(sio.encode_event("error", "something"))
+        await websocket.send(
+            sio.encode_event("order", json.dumps({**order, "ExchangeInstrumentID": "NaN"}))
+        )
+        await websocket.send(sio.encode_event("order", order))  # an object, not a string
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:  # answer pings for a while
+            try:
+                frame = await asyncio.wait_for(websocket.recv(), 0.1)
+            except TimeoutError:
+                continue
+            if frame == sio.EIO_PING:
+                pings.append(frame)
+                await websocket.send(sio.EIO_PONG)
+        await websocket.send(sio.DISCONNECT_FRAME)
+        await asyncio.sleep(1)
+
+    events = []
+    loop = asyncio.new_event_loop()
+
+    async def main():
+        async with websockets.serve(broker, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+
+            async def sink(event):
+                events.append(event)
+
+            stream = XtsStream(
+                StreamSession(1, f"http://127.0.0.1:{port}", "tok", "U1", client_id="C1"),
+                on_event=sink,
+                backoff=Backoff(base=0.01, cap=0.05),
+            )
+            task = asyncio.ensure_future(stream.run())
+            deadline = time.monotonic() + 10
+            while len([e for e in events if e.kind == BrokerEventKind.CONNECTED]) < 2:
+                assert time.monotonic() < deadline, events
+                await asyncio.sleep(0.02)
+            await stream.stop()
+            await asyncio.wait_for(task, 5)
+            return stream
+
+    stream = loop.run_until_complete(main())
+    loop.close()
+    kinds = [e.kind for e in events]
+    assert kinds[:3] == [BrokerEventKind.CONNECTED, BrokerEventKind.POSITION, BrokerEventKind.ORDER]
+    assert kinds[3] == BrokerEventKind.CONNECTED  # after `41`, reconnected
+    assert events[1].position.net_qty == 5 and events[1].position.buy_avg_price == D("1545.00")
+    assert events[2].order.broker_order_id == "7" and events[2].order.status == LegStatus.OPEN
+    assert len(pings) >= 3  # every pingInterval (0.2 s) for a second
+    assert stream.reconnects == 1
