@@ -129,6 +129,20 @@ def test_a_session_that_ends_stops_its_stream_and_a_new_login_starts_it_again(
     assert simulator.stats()["streams"]["max_open"] == {"inv-app": 1}
 
 
+def test_a_session_renewed_while_streaming_moves_the_stream_to_the_new_token(
+    simulator, recording, fast, supervisors
+):
+    account = _xts_account(simulator)
+    supervisors(build_supervisor(in_process=True))
+    wait_for(lambda: recording.events(account.pk, BrokerEventKind.CONNECTED))
+    connect_account(account)  # the ahead-of-expiry refresh: a new login, a new token
+    wait_for(lambda: len(recording.events(account.pk, BrokerEventKind.CONNECTED)) == 2)
+    wait_for(lambda: simulator.stats()["streams"]["open"] == {"inv-app": 1})
+    assert BrokerSession.objects.get(account=account).invalidated_at is None
+    assert simulator.stats()["streams"]["max_open"] == {"inv-app": 1}
+    wait_for(lambda: len(recording.resyncs(account.pk)) == 2)
+
+
 def test_the_other_program_s_login_ends_the_stream_until_a_fresh_session(
     simulator, recording, fast, supervisors
 ):

@@ -277,3 +277,27 @@ def test_a_dealer_stream_carries_every_client_code(simulator, instrument, sdk_so
     _place(simulator, token, "for-client8", clientID="CLIENT8")
     wait_for(lambda: len(client.rows("trade")) == 2)
     assert {r["ClientID"] for r in client.rows("trade")} == {"CLIENT7", "CLIENT8"}
+
+
+def test_a_partial_fill_then_the_rest_each_stream_an_order_row_and_a_trade(
+    simulator, instrument, sdk_sockets, settings
+):
+    settings.PAPER_FILL_CAP = 2  # at most 2 per matching tick
+    token, user_id = _login(simulator)
+    client = sdk_sockets(simulator.base_url, token, user_id)
+    client.connect()
+    wait_for(lambda: "joined" in client.names())
+    _place(simulator, token, "sdk-partial", orderQuantity=4)
+    wait_for(lambda: len(client.rows("trade")) == 1)
+    record_fair_prices(  # the next tick fills the rest
+        rows=[
+            {"instrument_id": instrument.pk, "buy_fair_price": "1545", "sell_fair_price": "1545"}
+        ],
+        source="test",
+    )
+    wait_for(lambda: len(client.rows("trade")) == 2)
+    wait_for(lambda: client.rows("order")[-1]["OrderStatus"] == "Filled")
+    orders = client.rows("order")
+    assert [r["OrderStatus"] for r in orders] == ["PendingNew", "New", "PartiallyFilled", "Filled"]
+    assert [r["CumulativeQuantity"] for r in orders] == [0, 0, 2, 4]
+    assert [t["LastTradedQuantity"] for t in client.rows("trade")] == [2, 2]
