@@ -678,8 +678,12 @@ class XtsSimulator:
         at a time (the watcher awaits it)."""
         books = {b.pk: b.name for b in PaperBook.objects.filter(name__in=list(watched))}
         now = time.monotonic()
-        for key in [k for k, at in self._pushed.items() if now - at > 3 * _STREAM_LOOKBACK.seconds]:
+        # A step is remembered 3 lookbacks and considered only within 2: it is never sent
+        # twice, and a late change of an old order does not resend its old steps.
+        forget_after = 3 * _STREAM_LOOKBACK.total_seconds()
+        for key in [k for k, at in self._pushed.items() if now - at > forget_after]:
             del self._pushed[key]
+        horizon = timezone.now() - 2 * _STREAM_LOOKBACK
         if not books:
             return []
         orders = list(
@@ -712,8 +716,8 @@ class XtsSimulator:
             history = _history(order, states[order.pk], trades[order.pk])
             for index, step in enumerate(history, start=1):
                 at = step.row.updated_at
-                if at is None or at < watched[name]:
-                    continue  # before the stream connected
+                if at is None or at < watched[name] or at < horizon:
+                    continue  # before the stream connected, or long since sent
                 row = step.row
                 key = (
                     order.pk,

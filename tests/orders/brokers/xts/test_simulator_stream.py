@@ -301,3 +301,31 @@ def test_a_partial_fill_then_the_rest_each_stream_an_order_row_and_a_trade(
     assert [r["OrderStatus"] for r in orders] == ["PendingNew", "New", "PartiallyFilled", "Filled"]
     assert [r["CumulativeQuantity"] for r in orders] == [0, 0, 2, 4]
     assert [t["LastTradedQuantity"] for t in client.rows("trade")] == [2, 2]
+
+
+def test_an_old_order_filled_later_streams_only_its_new_steps(
+    simulator, instrument, sdk_sockets, monkeypatch
+):
+    from datetime import timedelta
+
+    from orders.brokers.xts import simulator as simulator_module
+
+    # The watcher's memory of sent steps is short here, so it has long forgotten the order's
+    # first steps when it fills.
+    monkeypatch.setattr(simulator_module, "_STREAM_LOOKBACK", timedelta(seconds=0.3))
+    token, user_id = _login(simulator)
+    client = sdk_sockets(simulator.base_url, token, user_id)
+    client.connect()
+    wait_for(lambda: "joined" in client.names())
+    _place(simulator, token, "sdk-old", orderType="LIMIT", limitPrice=1530)
+    wait_for(lambda: len(client.rows("order")) == 2)
+    time.sleep(1.5)  # past 3 lookbacks: the sent steps are forgotten
+    record_fair_prices(
+        rows=[
+            {"instrument_id": instrument.pk, "buy_fair_price": "1525", "sell_fair_price": "1525"}
+        ],
+        source="test",
+    )
+    wait_for(lambda: client.rows("trade"))
+    time.sleep(0.5)
+    assert [r["OrderStatus"] for r in client.rows("order")] == ["PendingNew", "New", "Filled"]
