@@ -124,6 +124,10 @@ class OrderAck:
     broker_order_id: str
     unique_identifier: str
     raw: dict = field(default_factory=dict)
+    # The order as the broker holds it right after the call, when its answer says (the paper
+    # exchange: a market order may already be filled); None when it does not (XTS: accepted
+    # means open, the stream and the order book tell the rest).
+    row: BrokerOrderRow | None = None
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,9 @@ from orders.domain.vocabulary import EventKind, LegStatus
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.services.audit import leg_state, new_event, order_update_message, record_changes
 from orders.services.bulk_update import bulk_update_rows
+from orders.services.exclusion import account_exclusion, default_wait, fence
 from orders.services.lifecycle import apply_leg_event, lock_legs
+from orders.services.sync import apply_book_row, is_stale_report
 from trading_site.core import metrics
 
 logger = logging.getLogger("orders.services")
@@ -51,6 +53,9 @@ OUTCOME_UNKNOWN = "unknown"
 
 _SENT_LEG_FIELDS = [
     "status",
+    "quantity",
+    "filled_quantity",
+    "average_price",
     "broker_order_id",
     "broker_status",
     "submitted_at",
@@ -191,6 +196,19 @@ def record_send_outcome(outcome: SendOutcome, order: Order, actor: str) -> list[
         if isinstance(raw_status, str) and raw_status == LegStatus.OPEN == leg.status:
             leg.broker_status = raw_status[:32]
         kind, message = EventKind.LEG_ACCEPTED, f"broker order {leg.broker_order_id}"
+        accepted = new_event(
+            order=order,
+            leg=leg,
+            kind=kind,
+            actor=actor,
+            message=message,
+            before=before,
+            after=leg_state(leg),
+            broker_response=outcome.response,
+        )
+        # The broker said more than "accepted" (the paper exchange filled a market order
+        # at once): known now, not at the next sync.
+        return [accepted, *apply_answer_row(leg, order, outcome.ack, actor=actor)]
     elif outcome.rejected_reason:
         leg.reject_reason = outcome.rejected_reason[:2000]
         broker_id = (outcome.response or {}).get("AppOrderID")
@@ -218,6 +236,35 @@ def record_send_outcome(outcome: SendOutcome, order: Order, actor: str) -> list[
     ]
 
 
+def apply_answer_row(leg: OrderLeg, order: Order, ack: OrderAck, *, actor: str) -> list[OrderEvent]:
+    """Apply the order's state a broker's answer carries (`OrderAck.row`) to the leg in
+    memory, through the lifecycle as a sync would, when it tells more than the leg shows
+    (a fill, a rejection after acceptance). Returns the audit rows; the caller saves."""
+    row = ack.row
+    if row is None or is_stale_report(leg, row):
+        return []
+    if leg.status == row.status and leg.filled_quantity == (row.filled_quantity or 0):
+        return []
+    before = leg_state(leg)
+    leg.order = order
+    changed, refusal = apply_book_row(leg, row, actor=actor)
+    if refusal is not None:
+        return [refusal]
+    if not changed or leg_state(leg) == before:
+        return []
+    return [
+        new_event(
+            order=order,
+            leg=leg,
+            kind=EventKind.LEG_SYNCED,
+            actor=actor,
+            message=f"broker status {row.raw_status or row.status} (in its answer)",
+            before=before,
+            after=leg_state(leg),
+        )
+    ]
+
+
 def submit_legs(
     *,
     account,
@@ -229,9 +276,27 @@ def submit_legs(
     in one transaction. With `new_orders` each pair is a new order and its entry leg: the
     order's status is derived from the answer and its owner told "placed" or "rejected";
     otherwise the caller rolls the orders up (orders.services.sync.roll_up_orders)."""
+    fence(account.pk)  # a holder whose exclusion ended sends nothing more
     outcomes = send_new_legs(account, pairs)
     if not outcomes:
         return []
+    # The answers are recorded under the account's exclusion (after an event or a cycle that
+    # is applying the same legs, never in between); the broker already acted, so they are
+    # recorded even when the exclusion stays busy (the leg locks keep the writes atomic).
+    with account_exclusion(
+        account.pk, purpose="recording broker answers", wait=2 * default_wait(), required=False
+    ):
+        _record_outcomes(outcomes, pairs, actor=actor, new_orders=new_orders)
+    return outcomes
+
+
+def _record_outcomes(
+    outcomes: list[SendOutcome],
+    pairs: list[tuple[OrderLeg, Order]],
+    *,
+    actor: str,
+    new_orders: bool,
+) -> None:
     now = timezone.now()
     with transaction.atomic():
         lock_legs(leg for leg, _ in pairs)
@@ -261,7 +326,6 @@ def submit_legs(
                 )
             bulk_update_rows(Order, orders, ["status", "filled_quantity", "updated_at"])
         record_changes(events, notifications)
-    return outcomes
 
 
 def modify_at_broker(
@@ -276,10 +340,12 @@ def modify_at_broker(
         limit_price=limit_price,
         stop_price=stop_price,
     )
+    fence(order.account_id)
     return async_to_sync(client_for(order.account).modify_order)(request)
 
 
 def cancel_at_broker(leg: OrderLeg, account) -> OrderAck:
+    fence(account.pk)
     return async_to_sync(client_for(account).cancel_order)(
         leg.broker_order_id, leg.unique_identifier
     )

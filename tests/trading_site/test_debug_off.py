@@ -45,9 +45,6 @@ def test_the_embedded_default_serves_product_pages_not_debug_pages(tmp_path):
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         VAR_DIR=str(tmp_path / "var"),
         PRICE_FEED_ENABLED="0",
-        # About pages, not streams (tests/orders/brokers/streams run the embedded streams
-        # with a handler of their own).
-        BROKER_STREAMS_IN_PROCESS="0",
     )
     env.pop("ALLOWED_HOSTS", None)
     server = subprocess.Popen(

@@ -116,7 +116,7 @@ def order_state_of(order: PaperOrder) -> OrderState:
 # ---- reads --------------------------------------------------------------------------
 
 
-def order_row(order: PaperOrder) -> BrokerOrderRow:
+def _order_row(order: PaperOrder) -> BrokerOrderRow:
     return BrokerOrderRow(
         broker_order_id=str(order.app_order_id),
         unique_identifier=order.unique_identifier,
@@ -144,11 +144,16 @@ def order_row(order: PaperOrder) -> BrokerOrderRow:
     )
 
 
+def order_row(order: PaperOrder) -> BrokerOrderRow:
+    """One order's row, as the order book shows it (a gateway's answer carries it)."""
+    return _order_row(order)
+
+
 def order_rows(book: PaperBook) -> list[BrokerOrderRow]:
-    return [order_row(order) for order in PaperOrder.objects.filter(book=book).order_by("id")]
+    return [_order_row(order) for order in PaperOrder.objects.filter(book=book).order_by("id")]
 
 
-def trade_row(trade: PaperTrade, order: PaperOrder) -> BrokerTradeRow:
+def _trade_row(trade: PaperTrade, order: PaperOrder) -> BrokerTradeRow:
     return BrokerTradeRow(
         execution_id=trade.execution_id,
         broker_order_id=str(order.app_order_id),
@@ -164,9 +169,14 @@ def trade_row(trade: PaperTrade, order: PaperOrder) -> BrokerTradeRow:
     )
 
 
+def trade_row(trade: PaperTrade, order: PaperOrder) -> BrokerTradeRow:
+    """One fill's row, as the trade book shows it (the paper exchange's events carry it)."""
+    return _trade_row(trade, order)
+
+
 def trade_rows(book: PaperBook) -> list[BrokerTradeRow]:
     return [
-        trade_row(trade, trade.order)
+        _trade_row(trade, trade.order)
         for trade in PaperTrade.objects.filter(book=book).select_related("order").order_by("id")
     ]
 
@@ -396,7 +406,7 @@ def snapshot_of(
     (with their instruments' prices): about five queries instead of some thirty."""
     by_id = {order.pk: order for order in orders}
     trades = [
-        trade_row(trade, by_id[trade.order_id])
+        _trade_row(trade, by_id[trade.order_id])
         for trade in PaperTrade.objects.filter(book=book).order_by("id")
     ]
     totals = _position_totals(book)
@@ -413,4 +423,4 @@ def snapshot_of(
         marks.update(_marks(missing))
     positions = _positions_from(totals, marks)
     balance = _state_from(book, positions, marks, _open_exposure_of(orders), config).balance
-    return [order_row(order) for order in orders], trades, positions, balance
+    return [_order_row(order) for order in orders], trades, positions, balance

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from monitoring.events import handle_broker_event, resync_account
 from orders.brokers.base import BrokerOrderRow
 from orders.brokers.events import BrokerEvent, BrokerEventKind
 from orders.brokers.streams.dispatch import Dispatcher, resolve_handlers
@@ -51,9 +52,10 @@ def test_a_handler_that_does_not_import_stops_the_runner_from_starting(settings)
         resolve_handlers()
 
 
-def test_the_default_handlers_are_the_desk_s_services(settings):
-    assert settings.BROKER_EVENT_HANDLER == "orders.services.events.handle_broker_event"
-    assert settings.BROKER_RESYNC_HANDLER == "orders.services.events.resync_account"
+def test_the_default_handlers_are_the_desk_s_and_they_resolve():
+    handlers = resolve_handlers()
+    assert handlers.handle_event is handle_broker_event
+    assert handlers.resync_account is resync_account
 
 
 def test_events_of_one_account_run_one_at_a_time_in_order_accounts_in_parallel(
