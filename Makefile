@@ -8,7 +8,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format migrate web asgi worker beat xts-simulator bench
+.PHONY: install run test lint format migrate web asgi worker beat streams xts-simulator bench
 
 install: $(VENV)/.installed
 
@@ -61,6 +61,11 @@ worker: install
 # Exactly one beat per deployment.
 beat: install
 	$(VENV)/bin/celery -A trading_site beat -l info --schedule var/celerybeat-schedule
+
+# Broker event streams (XTS interactive streams, paper exchange events): run one or more;
+# they share the streams through leases in Redis (BROKER_STREAMS_CAPACITY per process).
+streams: install
+	$(PY) manage.py run_broker_streams
 
 xts-simulator: install
 	$(PY) manage.py run_xts_simulator --port $${XTS_SIM_PORT:-8701}

@@ -1,5 +1,6 @@
 """The embedded default's loop (SPEC 2): the same task functions the Celery beat runs, called
-by timers inside the ASGI server's own event loop.
+by timers inside the ASGI server's own event loop; and the broker event streams (the XTS
+interactive streams and the paper exchange's events), in that same loop.
 
 Inside the loop, not beside it: the in-memory channel layer only delivers within one event
 loop, so each job runs in a worker thread through `sync_to_async`, whose `async_to_sync`
@@ -26,6 +27,8 @@ from monitoring.tasks import (
     purge_old_received_alerts,
     refresh_broker_sessions,
 )
+from orders.brokers.streams.runner import start_in_process
+from orders.brokers.streams.supervisor import StreamSupervisor
 from orders.market.demo import tick_price_feed
 
 logger = logging.getLogger(__name__)
@@ -103,3 +106,12 @@ def start_embedded_jobs(loop: asyncio.AbstractEventLoop | None = None) -> list[a
     """Start every job on `loop` (the server's, by default the current one)."""
     loop = loop or asyncio.get_event_loop()
     return [loop.create_task(_run_every(job), name=job.name) for job in embedded_jobs()]
+
+
+def start_broker_streams(loop: asyncio.AbstractEventLoop | None = None) -> StreamSupervisor | None:
+    """Run the broker event streams on `loop` when BROKER_STREAMS_IN_PROCESS (the embedded
+    default). Raises ImproperlyConfigured when the handler does not import: a server that
+    would drop every event must not start."""
+    if not settings.BROKER_STREAMS_IN_PROCESS:
+        return None
+    return start_in_process(loop or asyncio.get_event_loop())

@@ -45,7 +45,8 @@ from trading_site.core import realtime
 logger = logging.getLogger("monitoring.events")
 
 # The kinds that change legs, fills or positions; CONNECTED and LOGOUT are the stream
-# side's (it calls resync_account on a connect, and re-logs in on a logout).
+# side's (it calls resync_account on a connect; on a logout it marks the session replaced
+# and waits for the next login: orders.brokers.xts.stream).
 _APPLIED_KINDS = (BrokerEventKind.ORDER, BrokerEventKind.TRADE, BrokerEventKind.POSITION)
 
 # Steps 1-4 of the matrix: fetch, PnL, order sync, protection.

@@ -10,6 +10,12 @@
   process out of rotation because of beat would turn a monitoring outage into a full outage.
   Alert on `checks.beat.status` instead. The embedded mode has no beat (its timer runs in
   the web process), so the check reports "embedded".
+- streams: per active account that should have a broker event stream (an XTS account with a
+  live session, a paper account while paper events are on), its state (connected,
+  reconnecting, waiting-for-session, down), since when, its last event and reconnect count
+  (orders.brokers.streams.health; kept with a TTL by the process running the stream, so a
+  dead process's streams read "down"). Any stream not connected is "degraded", reported
+  like a stale beat: the 60-second cycle still syncs those accounts, so the API stays ready.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from django.http import JsonResponse
 from django.utils import timezone
 
 from monitoring.models import Heartbeat
+from orders.brokers.streams import health as stream_health
 
 BEAT_HEARTBEAT_NAME = "beat"
 BEAT_STALE_AFTER_INTERVALS = 3
@@ -84,9 +91,16 @@ def readyz(request):
             checks["beat"] = _check_beat()
         except Exception as exc:
             checks["beat"] = {"status": "error", "error": type(exc).__name__}
+        try:
+            checks["streams"] = stream_health.readiness()
+        except Exception as exc:
+            checks["streams"] = {"status": "error", "error": type(exc).__name__}
     else:
         checks["beat"] = {"status": "unknown"}
-    degraded = checks["beat"]["status"] not in ("ok", "embedded")
+        checks["streams"] = {"status": "unknown"}
+    degraded = (
+        checks["beat"]["status"] not in ("ok", "embedded") or checks["streams"]["status"] != "ok"
+    )
     status_text = "unavailable" if not ready else ("degraded" if degraded else "ok")
     return JsonResponse(
         {"status": status_text, "checks": checks, "embedded": settings.EMBEDDED},

@@ -17,6 +17,7 @@ from accounts.api_keys import live_api_keys
 from accounts.models import BrokerAccount, Strategy
 from accounts.two_factor import has_two_factor
 from accounts.web_forms import BrokerAccountForm, RegeneratePermissionForm
+from orders.brokers.streams.health import health_of
 from orders.models import Order
 from orders.scheduled.models import ScheduledOrder
 from pnl.models import PnlDaily
@@ -34,7 +35,9 @@ def _dashboard_context(user) -> dict:
         )
     }
     zero = Decimal("0.00")
+    streams = health_of(accounts)
     for account in accounts:
+        account.stream = streams[account.pk]
         row = today_rows.get(account.pk)
         account.today_pnl = (row["realized"] + row["unrealized"]) if row else zero
         account.today_fills = row["fills"] if row else 0
@@ -89,10 +92,14 @@ def dashboard_accounts(request: HttpRequest) -> HttpResponse:
 @login_required
 def settings_home(request: HttpRequest) -> HttpResponse:
     permission = services.get_or_create_regenerate_permission(user=request.user)
+    accounts = list(
+        BrokerAccount.objects.filter(user=request.user).order_by("-is_active", "account_name")
+    )
+    streams = health_of(accounts)
+    for account in accounts:
+        account.stream = streams[account.pk]
     context = {
-        "accounts": BrokerAccount.objects.filter(user=request.user).order_by(
-            "-is_active", "account_name"
-        ),
+        "accounts": accounts,
         "strategies": Strategy.objects.filter(user=request.user).order_by("name"),
         "permission": permission,
         "permission_form": RegeneratePermissionForm(

@@ -369,6 +369,39 @@ XTS_SIMULATOR_TOKEN_TTL_SECONDS = env_int("XTS_SIMULATOR_TOKEN_TTL_SECONDS", 24 
 XTS_SIMULATOR_THOUSANDS_SEPARATORS = env_bool("XTS_SIMULATOR_THOUSANDS_SEPARATORS", True)
 # Answer e-apirl-0004 past this many requests per second per login (0: no limit).
 XTS_SIMULATOR_RATE_LIMIT_PER_SECOND = env_int("XTS_SIMULATOR_RATE_LIMIT_PER_SECOND", 0)
+# The simulator's event stream looks for changed orders of its watched books this often.
+XTS_SIMULATOR_STREAM_POLL_SECONDS = float(
+    os.environ.get("XTS_SIMULATOR_STREAM_POLL_SECONDS", "0.2")
+)
+
+# Broker event streams (orders.brokers.streams; issue 12). They call BROKER_EVENT_HANDLER and
+# BROKER_RESYNC_HANDLER (below), resolved when a stream runner starts, which fails loudly
+# when they do not import (never drops events silently).
+# Run the streams inside the server's event loop (the embedded default); the full stack runs
+# `manage.py run_broker_streams` processes instead.
+BROKER_STREAMS_IN_PROCESS = env_bool("BROKER_STREAMS_IN_PROCESS", EMBEDDED)
+# How many streams (XTS sessions and paper event partitions) one process runs at most.
+BROKER_STREAMS_CAPACITY = env_int("BROKER_STREAMS_CAPACITY", 500)
+# Leases (full stack): the TTL of a stream's lease in Redis; its owner renews it every
+# BROKER_STREAMS_SCAN_SECONDS and closes the stream when it could not for TTL - 1 s, so a
+# dead process's streams move to another within about TTL + one scan.
+BROKER_STREAM_LEASE_SECONDS = float(os.environ.get("BROKER_STREAM_LEASE_SECONDS", "5"))
+BROKER_STREAMS_SCAN_SECONDS = float(os.environ.get("BROKER_STREAMS_SCAN_SECONDS", "1"))
+# Reconnect backoff: full jitter within min(cap, base * 2^attempt).
+BROKER_STREAM_BACKOFF_BASE_SECONDS = float(
+    os.environ.get("BROKER_STREAM_BACKOFF_BASE_SECONDS", "0.5")
+)
+BROKER_STREAM_BACKOFF_CAP_SECONDS = float(os.environ.get("BROKER_STREAM_BACKOFF_CAP_SECONDS", "30"))
+# Stream health (dashboard, settings, /readyz) lives this long unless its owner refreshes it.
+BROKER_STREAM_HEALTH_TTL_SECONDS = env_int("BROKER_STREAM_HEALTH_TTL_SECONDS", 15)
+# Threads running the (synchronous) handler: one account at a time each, in order.
+BROKER_EVENT_HANDLER_THREADS = env_int("BROKER_EVENT_HANDLER_THREADS", 4)
+# The paper exchange's events after each commit: "redis" (a Redis Stream per partition, read
+# by run_broker_streams), "memory" (this process's event loop: the embedded default), "off".
+PAPER_EVENTS_TRANSPORT = os.environ.get("PAPER_EVENTS_TRANSPORT", "memory" if EMBEDDED else "redis")
+PAPER_EVENT_PARTITIONS = env_int("PAPER_EVENT_PARTITIONS", 4)
+# The most events kept per partition while no stream process reads them (oldest dropped).
+PAPER_EVENT_BACKLOG = env_int("PAPER_EVENT_BACKLOG", 10000)
 
 # Monitoring loop (monitoring/) and the trading window (Asia/Kolkata).
 MONITOR_INTERVAL_SECONDS = env_int("MONITOR_INTERVAL_SECONDS", 60)

@@ -186,6 +186,23 @@ class BrokerHostGuard(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+async def judged_address(url: str) -> str:
+    """The call-time check for a connection that is not an httpx request (the XTS event
+    stream's WebSocket): the address to connect to, judged as `BrokerHostGuard` judges a
+    request (resolved here, so the connection goes to the address that was judged).
+    Raises BrokerHostNotAllowed, or OSError when the name does not resolve."""
+    scheme, host, port = _parse(url, request=True)
+    if _ip(host) is not None:
+        _judge(scheme, host, port, None)
+        return host
+    try:
+        addresses = await _resolve(host, port)
+    except httpx.ConnectError as exc:
+        raise OSError(str(exc)) from exc
+    _judge(scheme, host, port, addresses)
+    return str(addresses[0])
+
+
 def guarded_transport(**transport_options) -> BrokerHostGuard:
     """An httpx transport for broker calls (options as for httpx.AsyncHTTPTransport)."""
     return BrokerHostGuard(httpx.AsyncHTTPTransport(**transport_options))

@@ -43,6 +43,14 @@ DESCRIPTIONS = {
     "cycle_duration_seconds": "Duration of one user's monitoring cycle",
     "cycle_step_failures_total": "Monitoring steps that failed, by step",
     "websocket_connections": "Open WebSocket connections",
+    "broker_events_received_total": "Broker events received from the streams, by source and kind",
+    "broker_event_handler_seconds": "From receiving a broker event to its handler's return",
+    "broker_event_handler_errors_total": "Broker events whose handler raised",
+    "broker_stream_reconnects_total": "Broker stream reconnects, by source",
+    "broker_stream_lease_takeovers_total": "Streams taken over from another (dead) process",
+    "broker_stream_events_not_dispatched_total": "Stream events not acted on (joined, ...)",
+    "paper_events_dropped_total": "Paper events dropped by the backlog cap before a reader",
+    "paper_events_publish_errors_total": "Paper events that could not be published",
 }
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -166,6 +174,22 @@ def observe(name: str, seconds: float, **labels: object) -> None:
         f"{series}{_SEP}sum": float(seconds),
         f"{series}{_SEP}count": 1.0,
     }
+    _guarded(lambda: _store().add(HISTOGRAM, name, increments))
+
+
+def observe_many(name: str, samples: list[float], **labels: object) -> None:
+    """Record many observations of one series in one write (a batch collected in memory)."""
+    if not samples:
+        return
+    series = _labels_text(labels)
+    increments: dict[str, float] = {
+        f"{series}{_SEP}sum": float(sum(samples)),
+        f"{series}{_SEP}count": float(len(samples)),
+    }
+    for seconds in samples:
+        index = next((i for i, bound in enumerate(BUCKETS) if seconds <= bound), len(BUCKETS))
+        field = f"{series}{_SEP}{index}"
+        increments[field] = increments.get(field, 0.0) + 1.0
     _guarded(lambda: _store().add(HISTOGRAM, name, increments))
 
 

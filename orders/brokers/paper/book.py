@@ -170,6 +170,11 @@ def _trade_row(trade: PaperTrade, order: PaperOrder) -> BrokerTradeRow:
     )
 
 
+def trade_row(trade: PaperTrade, order: PaperOrder) -> BrokerTradeRow:
+    """One fill's row, as the trade book shows it (the paper exchange's events carry it)."""
+    return _trade_row(trade, order)
+
+
 def trade_rows(book: PaperBook) -> list[BrokerTradeRow]:
     return [
         _trade_row(trade, trade.order)

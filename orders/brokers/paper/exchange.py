@@ -40,6 +40,7 @@ from orders.brokers.paper.book import (
     rules_of,
     snapshot_of,
 )
+from orders.brokers.paper.events import publish_on_commit
 from orders.brokers.paper.matching import NewOrder, OrderState
 from orders.brokers.paper.models import PaperBook, PaperOrder, PaperTrade
 from orders.market.models import Instrument
@@ -128,6 +129,8 @@ def match_open_orders(*, instrument_ids=None, book: PaperBook | None = None) -> 
             )
         if fills:
             PaperTrade.objects.bulk_create(fills)
+            # The fills' events go out once this transaction commits (none on a rollback).
+            publish_on_commit(orders=[fill.order for fill in fills], fills=fills)
     return len(fills)
 
 
@@ -213,6 +216,7 @@ def _submit_many(
     """
     config = paper_config()
     results: list[tuple[PaperOrder, str | None]] = []
+    fills: list[PaperTrade] = []
     with transaction.atomic():
         book = PaperBook.objects.select_for_update().get(pk=book.pk)
         instruments = _instruments_for(requests)
@@ -301,8 +305,10 @@ def _submit_many(
             fill.order = order
             fill.execution_id = f"{order.app_order_id}-{order.filled_quantity}"
             fill.save()
+            fills.append(fill)
             state = None  # positions and equity changed: read them again when needed
         _insert_orders(unsaved)
+        publish_on_commit(orders=[order for order, _ in results], fills=fills, book=book)
     return results
 
 
@@ -386,6 +392,7 @@ def modify_order(*, book: PaperBook, request: ModifyOrderRequest) -> PaperOrder:
         order.save()
         if fill is not None:
             fill.save()
+        publish_on_commit(orders=[order], fills=[fill] if fill else [], book=book)
         return order
 
 
@@ -394,6 +401,7 @@ def cancel_order(*, book: PaperBook, broker_order_id: str) -> PaperOrder:
         order = _locked_order(book, broker_order_id)
         order.status = PaperOrder.Status.CANCELLED
         order.save(update_fields=["status", "updated_at"])
+        publish_on_commit(orders=[order], book=book)
         return order
 
 

@@ -37,6 +37,13 @@ rate_limit_status, 400 by default, and nothing is done), and `POST /_sim/expire-
 per orderUniqueIdentifier, so a test can prove a timed-out POST was sent once.
 `POST /_sim/reset` clears counters and restores the start-up knobs. The /_sim endpoints are
 a test harness: bind the simulator to localhost.
+
+The interactive event stream (orders.brokers.xts.simulator_stream) is served at
+`/interactive/socket.io` as at real brokers: every state of the login's orders and every
+fill pushed as `order` / `trade` rows, `logout` to the old stream on a new login, a dead
+token refused. `POST /_sim/drop-streams` cuts every stream; the `stream_refuse` knob refuses
+every handshake; `/_sim/stats` "streams" counts open streams per appKey and the most ever
+open at once.
 """
 
 from __future__ import annotations
@@ -53,7 +60,7 @@ import threading
 import time
 from collections import Counter, defaultdict, deque
 from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qs
@@ -79,12 +86,15 @@ from orders.brokers.paper.exchange import (
     submit_orders,
 )
 from orders.brokers.paper.models import (
+    PaperBook,
     PaperOrder,
     PaperOrderState,
     PaperPositionConversion,
     PaperTrade,
 )
+from orders.brokers.xts import socketio_v2 as sio
 from orders.brokers.xts import wire as xts_wire
+from orders.brokers.xts.simulator_stream import SimulatorStreams
 from orders.domain.vocabulary import (
     FINAL_LEG_STATUSES,
     STOP_ORDER_TYPES,
@@ -101,6 +111,17 @@ from trading_site.core.market_hours import trading_day_start
 logger = logging.getLogger(__name__)
 
 LOGIN_ROUTE = "POST /interactive/user/session"
+# Order calls after which the stream looks for changes at once.
+_ORDER_ROUTES = {
+    "POST /interactive/orders",
+    "PUT /interactive/orders",
+    "DELETE /interactive/orders",
+    "POST /interactive/orders/cancelall",
+    "PUT /interactive/portfolio/squareoff",
+}
+# How far back the stream watcher looks for changed orders (a state row written just after
+# its order's change, a transaction committed late).
+_STREAM_LOOKBACK = timedelta(seconds=10)
 _FAULT_EXEMPT = {LOGIN_ROUTE}
 # XTS's numeric codes of our exchange segments.
 _SEGMENT_CODES = {
@@ -191,6 +212,7 @@ class Faults:
     rate_limit_per_second: int = 0
     rate_limit_status: int = 400
     routes: list[str] = field(default_factory=list)
+    stream_refuse: bool = False  # refuse every stream handshake (a broker's socket down)
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}
@@ -303,6 +325,9 @@ class XtsSimulator:
         users: dict[str, SimUser] | None = None,
         faults: Faults | None = None,
         seed: int | None = None,
+        stream_ping_interval: float = 25.0,
+        stream_ping_timeout: float = 60.0,
+        stream_poll_seconds: float | None = None,
     ):
         self.users = users if users is not None else parse_users(settings.XTS_SIMULATOR_USERS)
         self.faults = faults or Faults(
@@ -316,6 +341,21 @@ class XtsSimulator:
         self._tokens: dict[str, _Token] = {}
         self._recent: dict[str, deque] = defaultdict(deque)
         self._lock = threading.Lock()
+        self._pushed: dict[tuple, float] = {}  # order steps the stream has sent
+        self.streams = SimulatorStreams(
+            token_owner=self._token_owner,
+            books_of=self._stream_books,
+            collect=self._stream_changes,
+            run_sync=_db,
+            refuse=lambda: self.faults.stream_refuse,
+            ping_interval=stream_ping_interval,
+            ping_timeout=stream_ping_timeout,
+            poll_seconds=(
+                float(settings.XTS_SIMULATOR_STREAM_POLL_SECONDS)
+                if stream_poll_seconds is None
+                else stream_poll_seconds
+            ),
+        )
         self.reset_stats()
 
     # ---- counters -----------------------------------------------------------------------
@@ -327,6 +367,8 @@ class XtsSimulator:
             self.client_ids: deque = deque(maxlen=500)
             self.logins = 0
             self.rate_limited = 0
+        if hasattr(self, "streams"):
+            self.streams.reset_stats()
 
     def stats(self) -> dict[str, Any]:
         now = time.time()
@@ -339,6 +381,7 @@ class XtsSimulator:
             "rate_limited": self.rate_limited,
             "live_tokens": sum(1 for t in self._tokens.values() if t.expires_at > now),
             "faults": asdict(self.faults),
+            "streams": self.streams.stats(),
         }
 
     def expire_sessions(self) -> None:
@@ -356,6 +399,13 @@ class XtsSimulator:
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+        if scope["type"] == "websocket":
+            if scope["path"].rstrip("/") == sio.SOCKETIO_PATH:
+                await self.streams.serve(scope, receive, send)
+            else:
+                await receive()
+                await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             return
         body = b""
@@ -392,6 +442,8 @@ class XtsSimulator:
             body = _parse_body(raw_body, headers.get("content-type", ""))
         except _Answer as answer:
             return answer.status, answer.body
+        if path == "/_sim/drop-streams" and method == "POST":
+            return 200, {"dropped": await self.streams.drop_all()}
         if path.startswith("/_sim/"):
             return self._admin(method, path, body)
         route = f"{method} {path}"
@@ -419,6 +471,8 @@ class XtsSimulator:
             _garble(payload, set(self.faults.unreadable_fields))
         if bare and status == 200:
             payload = payload["result"]  # HTTP 200 without the envelope (a proxy, a bug)
+        if route in _ORDER_ROUTES:
+            self.streams.nudge()
         if hold_answer:
             # The request took effect; only the answer is late (a broker on a bad day).
             await asyncio.sleep(self.faults.timeout_seconds)
@@ -521,8 +575,10 @@ class XtsSimulator:
         user = self._user_for(headers)
         self._check_rate(user)
         if route == "DELETE /interactive/user/session":
+            token = headers.get("authorization", "").strip()
             with self._lock:
-                self._tokens.pop(headers.get("authorization", "").strip(), None)
+                self._tokens.pop(token, None)
+            self.streams.ended([token], "Logged out")
             return _ok({}, "User logged out successfully", "s-user-0004")
         if route == "GET /interactive/user/profile":
             return _ok(
@@ -578,12 +634,13 @@ class XtsSimulator:
         )
         with self._lock:
             # A new login kills the appKey's previous token, as at XTS.
-            for old in [
-                t for t, entry in self._tokens.items() if entry.user.app_key == user.app_key
-            ]:
+            killed = [t for t, entry in self._tokens.items() if entry.user.app_key == user.app_key]
+            for old in killed:
                 del self._tokens[old]
             self._tokens[token] = _Token(user, float(expires))
             self.logins += 1
+        # ... and the streams of those tokens hear `logout` (one session per appKey).
+        self.streams.ended(killed, "Another session logged in with this appKey")
         return _ok(
             {
                 "enums": _ENUMS,
@@ -598,6 +655,93 @@ class XtsSimulator:
             "Valid Session",
             "s-user-0001",
         )
+
+    # ---- the interactive stream (orders.brokers.xts.simulator_stream) --------------------
+
+    def _token_owner(self, token: str) -> SimUser | None:
+        """The login a live token belongs to (None: unknown or expired)."""
+        with self._lock:
+            entry = self._tokens.get(token)
+            if entry is None or entry.expires_at <= time.time():
+                return None
+            return entry.user
+
+    @staticmethod
+    def _stream_books(user: SimUser) -> tuple[str, ...]:
+        """The paper books a login's stream reports: its own, or a dealer's per client code."""
+        if user.is_investor_client:
+            return (f"xts:{user.app_key}",)
+        return tuple(f"xts:{user.app_key}:{code}" for code in user.client_codes)
+
+    def _stream_changes(self, watched: dict[str, datetime]) -> list[tuple[str, str, dict]]:
+        """The order steps of the watched books not streamed yet, oldest first: per step an
+        `order` row, and for a fill also its `trade` row. Runs in a worker thread, one call
+        at a time (the watcher awaits it)."""
+        books = {b.pk: b.name for b in PaperBook.objects.filter(name__in=list(watched))}
+        now = time.monotonic()
+        # A step is remembered 3 lookbacks and considered only within 2: it is never sent
+        # twice, and a late change of an old order does not resend its old steps.
+        forget_after = 3 * _STREAM_LOOKBACK.total_seconds()
+        for key in [k for k, at in self._pushed.items() if now - at > forget_after]:
+            del self._pushed[key]
+        horizon = timezone.now() - 2 * _STREAM_LOOKBACK
+        if not books:
+            return []
+        orders = list(
+            PaperOrder.objects.filter(
+                book_id__in=list(books), updated_at__gte=timezone.now() - _STREAM_LOOKBACK
+            ).order_by("id")
+        )
+        if not orders:
+            return []
+        states: dict[int, list] = defaultdict(list)
+        for state in PaperOrderState.objects.filter(order__in=orders).order_by("at", "id"):
+            states[state.order_id].append(state)
+        trades: dict[int, list] = defaultdict(list)
+        for trade in PaperTrade.objects.filter(order__in=orders).order_by("traded_at", "id"):
+            trades[trade.order_id].append(trade)
+        steps = []
+        for order in orders:
+            if not states[order.pk]:
+                continue  # placed this instant: its states are being written
+            name = books[order.book_id]
+            user = self.users.get(name.split(":")[1])
+            if user is None:
+                continue
+            book = _Book(
+                name=name,
+                client_id=order.client_id,
+                login_id=user.user_id,
+                separators=self.faults.thousands_separators,
+            )
+            history = _history(order, states[order.pk], trades[order.pk])
+            for index, step in enumerate(history, start=1):
+                at = step.row.updated_at
+                if at is None or at < watched[name] or at < horizon:
+                    continue  # before the stream connected, or long since sent
+                row = step.row
+                key = (
+                    order.pk,
+                    step.status,
+                    row.filled_quantity,
+                    row.quantity,
+                    row.order_type,
+                    str(row.limit_price),
+                    str(row.stop_price),
+                    step.trade.pk if step.trade is not None else None,
+                )
+                if key in self._pushed:
+                    continue
+                self._pushed[key] = now
+                steps.append(
+                    ((at, order.pk, index), name, "order", _wire_row(book, row, step.status))
+                )
+                if step.trade is not None:
+                    steps.append(
+                        ((at, order.pk, index), name, "trade", _trade_wire_row(book, step, index))
+                    )
+        steps.sort(key=lambda item: item[0])
+        return [(name, event, row) for _key, name, event, row in steps]
 
 
 # ---- the paper book behind the wire (sync; run in a worker thread) ----------------------
@@ -972,6 +1116,28 @@ def _order_book(book: _Book, query: dict, body: dict) -> list[dict[str, Any]]:
     return rows
 
 
+def _trade_wire_row(book: _Book, step: _Step, execution_report_index: int) -> dict[str, Any]:
+    """The trade-book row of one fill: the order row as of that fill plus the execution."""
+    trade = step.trade
+    return xts_wire.trade_row_to_xts(
+        _wire_row(book, step.row, step.status),
+        BrokerTradeRow(
+            execution_id=trade.execution_id,
+            broker_order_id=step.row.broker_order_id,
+            unique_identifier=step.row.unique_identifier,
+            exchange_segment=trade.exchange_segment,
+            exchange_instrument_id=trade.exchange_instrument_id,
+            trading_symbol=trade.trading_symbol,
+            side=trade.side,
+            product_type=trade.product_type,
+            quantity=trade.quantity,
+            price=trade.price,
+            traded_at=trade.traded_at,
+        ),
+        execution_report_index=execution_report_index,
+    )
+
+
 def _trade_book(book: _Book, query: dict, body: dict) -> list[dict[str, Any]]:
     """One row per fill: the order row as of that fill plus the execution fields."""
     fills = []
@@ -979,29 +1145,10 @@ def _trade_book(book: _Book, query: dict, body: dict) -> list[dict[str, Any]]:
         for index, step in enumerate(history, start=1):
             if step.trade is None:
                 continue
-            trade = step.trade
-            row = xts_wire.trade_row_to_xts(
-                _wire_row(book, step.row, step.status),
-                BrokerTradeRow(
-                    execution_id=trade.execution_id,
-                    broker_order_id=step.row.broker_order_id,
-                    unique_identifier=step.row.unique_identifier,
-                    exchange_segment=trade.exchange_segment,
-                    exchange_instrument_id=trade.exchange_instrument_id,
-                    trading_symbol=trade.trading_symbol,
-                    side=trade.side,
-                    product_type=trade.product_type,
-                    quantity=trade.quantity,
-                    price=trade.price,
-                    traded_at=trade.traded_at,
-                ),
-                execution_report_index=index,
+            fills.append(
+                ((step.trade.traded_at, step.trade.pk), _trade_wire_row(book, step, index))
             )
-            fills.append(((trade.traded_at, trade.pk), row))
     return [row for _key, row in sorted(fills, key=lambda fill: fill[0])]
-
-
-# ---- positions, conversions, square off, balance, holdings ------------------------------
 
 
 def _scaled(value: Decimal | None, share: Decimal) -> Decimal:

@@ -1,0 +1,90 @@
+"""BrokerEvents as JSON, for the trip through Redis (the paper exchange's events in the full
+stack): Decimals as strings (exact), datetimes in ISO 8601 with their offset."""
+
+from __future__ import annotations
+
+import json
+import typing
+from dataclasses import fields
+from datetime import datetime
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from orders.brokers.base import BrokerOrderRow, BrokerPositionRow, BrokerTradeRow
+from orders.brokers.events import BrokerEvent, BrokerEventKind
+
+_ROWS = {"order": BrokerOrderRow, "trade": BrokerTradeRow, "position": BrokerPositionRow}
+
+
+class UnreadableEvent(ValueError):
+    """Not a BrokerEvent this version can read."""
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _row_dict(row) -> dict[str, Any]:
+    return {f.name: _plain(getattr(row, f.name)) for f in fields(row)}
+
+
+def encode_event(event: BrokerEvent) -> str:
+    data: dict[str, Any] = {
+        "account_id": event.account_id,
+        "kind": str(event.kind),
+        "source": event.source,
+        "received_at": event.received_at.isoformat(),
+        "detail": event.detail,
+    }
+    for name in _ROWS:
+        row = getattr(event, name)
+        if row is not None:
+            data[name] = _row_dict(row)
+    return json.dumps(data, separators=(",", ":"))
+
+
+@cache
+def _field_types(row_class) -> dict[str, Any]:
+    return typing.get_type_hints(row_class)
+
+
+def _read(value: Any, kind: Any) -> Any:
+    if value is None:
+        return None
+    options = typing.get_args(kind) or (kind,)
+    if Decimal in options:
+        return Decimal(str(value))
+    if datetime in options:
+        return datetime.fromisoformat(value)
+    if int in options:
+        return int(value)
+    return value
+
+
+def _row(row_class, data: dict[str, Any]):
+    types = _field_types(row_class)
+    return row_class(**{name: _read(value, types[name]) for name, value in data.items()})
+
+
+def decode_event(text: str | bytes) -> BrokerEvent:
+    try:
+        data = json.loads(text)
+        rows = {
+            name: _row(row_class, data[name]) if data.get(name) is not None else None
+            for name, row_class in _ROWS.items()
+        }
+        return BrokerEvent(
+            account_id=int(data["account_id"]),
+            kind=BrokerEventKind(data["kind"]),
+            source=str(data["source"]),
+            received_at=datetime.fromisoformat(data["received_at"]),
+            detail=str(data.get("detail") or ""),
+            **rows,
+        )
+    except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+        raise UnreadableEvent(f"not a broker event: {exc}") from exc

@@ -1,0 +1,183 @@
+"""Hands BrokerEvents to the desk: the handler and the resync, named by dotted path in
+settings (BROKER_EVENT_HANDLER, BROKER_RESYNC_HANDLER), because the brokers layer must not
+import the services that act on them.
+
+The handler is synchronous Django code. It runs in a thread pool of
+BROKER_EVENT_HANDLER_THREADS threads (through `sync_to_async`, so its `async_to_sync` calls,
+e.g. the WebSocket notifications of the embedded in-memory channel layer, hop back onto the
+runner's event loop), one account at a time and in the order the events arrived: a queue
+and a worker task per account. A CONNECTED event (a stream (re)connected: the gap since is
+unknown) is followed by the resync of that account in the same queue, so the events that
+arrive meanwhile are handled after the REST sync.
+
+A handler that raises is logged and counted; the events after it are still handled (the
+60-second cycle reconciles whatever one event failed to do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import close_old_connections
+from django.utils.module_loading import import_string
+
+from orders.brokers.events import BrokerEvent, BrokerEventKind
+from trading_site.core import metrics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Handlers:
+    handle_event: Callable[[BrokerEvent], object]
+    resync_account: Callable[..., object]
+
+
+def resolve_handlers() -> Handlers:
+    """The configured handler and resync callables. Raises ImproperlyConfigured when either
+    does not import: a stream runner must refuse to start rather than drop events."""
+    resolved = []
+    for setting in ("BROKER_EVENT_HANDLER", "BROKER_RESYNC_HANDLER"):
+        path = str(getattr(settings, setting, "") or "")
+        try:
+            target = import_string(path)
+        except ImportError as exc:
+            raise ImproperlyConfigured(
+                f"{setting}={path!r} does not import ({exc}); the broker event streams cannot "
+                "start without it"
+            ) from exc
+        if not callable(target):
+            raise ImproperlyConfigured(f"{setting}={path!r} is not callable")
+        resolved.append(target)
+    return Handlers(*resolved)
+
+
+class MetricsBuffer:
+    """Counts and latencies collected in memory and written in one batch (`flush`, from a
+    worker thread): a metrics write is a Redis round trip in the full stack, too slow to make
+    on the event loop for every event."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter = Counter()
+        self._samples: dict[tuple, list[float]] = defaultdict(list)
+
+    def inc(self, name: str, **labels) -> None:
+        with self._lock:
+            self._counts[(name, tuple(sorted(labels.items())))] += 1
+
+    def observe(self, name: str, seconds: float, **labels) -> None:
+        with self._lock:
+            self._samples[(name, tuple(sorted(labels.items())))].append(seconds)
+
+    def flush(self) -> None:
+        with self._lock:
+            counts, self._counts = self._counts, Counter()
+            samples, self._samples = self._samples, defaultdict(list)
+        for (name, labels), value in counts.items():
+            metrics.inc(name, value, **dict(labels))
+        for (name, labels), values in samples.items():
+            metrics.observe_many(name, values, **dict(labels))
+
+
+def call_with_connection(function, *args, **kwargs):
+    """Run synchronous Django code from a worker thread: stale or broken database connections
+    are replaced before and closed after, as around a request."""
+    close_old_connections()
+    try:
+        return function(*args, **kwargs)
+    finally:
+        close_old_connections()
+
+
+class Dispatcher:
+    def __init__(self, handlers: Handlers, *, threads: int | None = None):
+        self.handlers = handlers
+        self.executor = ThreadPoolExecutor(
+            max_workers=max(1, threads or int(settings.BROKER_EVENT_HANDLER_THREADS)),
+            thread_name_prefix="broker-events",
+        )
+        self.metrics = MetricsBuffer()
+        self._queues: dict[int, deque] = {}
+        self._workers: dict[int, asyncio.Task] = {}
+        self.handled = 0
+        self.failed = 0
+
+    def submit(self, event: BrokerEvent) -> asyncio.Future:
+        """Queue the event behind the account's earlier ones; the future resolves once the
+        handler (and for CONNECTED, the resync) returned, or failed."""
+        self.metrics.inc("broker_events_received_total", source=event.source, kind=str(event.kind))
+        done = asyncio.get_running_loop().create_future()
+        self._queues.setdefault(event.account_id, deque()).append((event, done))
+        worker = self._workers.get(event.account_id)
+        if worker is None or worker.done():
+            self._workers[event.account_id] = asyncio.ensure_future(self._work(event.account_id))
+        return done
+
+    async def _work(self, account_id: int) -> None:
+        queue = self._queues[account_id]
+        while queue:
+            event, done = queue.popleft()
+            try:
+                await self._handle(event)
+            finally:
+                if not done.done():
+                    done.set_result(None)
+        self._queues.pop(account_id, None)
+        self._workers.pop(account_id, None)
+
+    async def _run(self, function, *args, **kwargs):
+        return await sync_to_async(
+            call_with_connection, thread_sensitive=False, executor=self.executor
+        )(function, *args, **kwargs)
+
+    async def _handle(self, event: BrokerEvent) -> None:
+        labels = {"source": event.source, "kind": str(event.kind)}
+        try:
+            await self._run(self.handlers.handle_event, event)
+            if event.kind == BrokerEventKind.CONNECTED:
+                await self._run(
+                    self.handlers.resync_account,
+                    event.account_id,
+                    reason=f"{event.source} connected ({event.detail})".strip(),
+                )
+            self.handled += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.failed += 1
+            self.metrics.inc("broker_event_handler_errors_total", **labels)
+            logger.exception(
+                "broker event handler failed",
+                extra={"account_id": event.account_id, "kind": str(event.kind)},
+            )
+        finally:
+            latency = (datetime.now(tz=UTC) - event.received_at).total_seconds()
+            self.metrics.observe("broker_event_handler_seconds", max(0.0, latency), **labels)
+
+    def pending(self) -> int:
+        return sum(len(queue) for queue in self._queues.values()) + len(self._workers)
+
+    async def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued event is handled (True) or `timeout` passed."""
+        deadline = time.monotonic() + timeout
+        while self._workers:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.metrics.flush()

@@ -1,0 +1,557 @@
+"""Where the event streams run: one `StreamSupervisor` per process, in the embedded server's
+event loop (orders.brokers.streams.runner.start_in_process) or in each `manage.py
+run_broker_streams` process of the full stack.
+
+A process runs "units": `xts:<account id>`, the XTS interactive stream of an active XTS
+account with a live broker session, and `paper:<partition>`, the reader of one partition of
+the paper exchange's events (orders.brokers.paper.events; the embedded default has one
+in-memory "partition" and no lease). Every BROKER_STREAMS_SCAN_SECONDS it:
+
+1. renews the leases of its units (orders.brokers.streams.leases); a unit whose lease is
+   gone is stopped, and a watchdog stops any unit whose last successful renewal is older
+   than the lease TTL minus a margin (fencing: it stops before another process may start);
+2. reads which XTS accounts have a live session (one query: account ids and when each
+   session was created, no token decrypted); a unit whose session ended is stopped and its
+   lease released, a unit whose session was renewed gets the new token (the stream
+   reconnects with it);
+3. counts the live stream processes (a Redis sorted set with heartbeats) and aims at its
+   fair share of the units, at most BROKER_STREAMS_CAPACITY: it takes free leases up to
+   that share, and above share + 1 releases one unit per scan (scale-out without churn);
+4. writes the health of its units (orders.brokers.streams.health) with a TTL.
+
+Events from every unit go to one Dispatcher (orders.brokers.streams.dispatch): per account,
+in order, in a thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from datetime import UTC, datetime
+from functools import partial
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from accounts.models import XTS_BROKERS, BrokerSession
+from orders.brokers.event_codec import UnreadableEvent, decode_event
+from orders.brokers.events import BrokerEvent
+from orders.brokers.paper import events as paper_events
+from orders.brokers.sessions import credentials_of
+from orders.brokers.streams import health
+from orders.brokers.streams.dispatch import Dispatcher, call_with_connection
+from orders.brokers.xts.stream import Backoff, StreamSession, StreamStatus, XtsStream
+from trading_site.core import metrics
+
+logger = logging.getLogger(__name__)
+
+XTS_PREFIX = "xts:"
+PAPER_PREFIX = "paper:"
+
+_STATES = {
+    StreamStatus.CONNECTED: health.CONNECTED,
+    StreamStatus.CONNECTING: health.RECONNECTING,
+    StreamStatus.RECONNECTING: health.RECONNECTING,
+    StreamStatus.WAITING: health.WAITING,
+    StreamStatus.STOPPED: health.DOWN,
+}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+# ---- the database side (sync; run in threads) -----------------------------------------------
+
+
+def xts_candidates() -> dict[int, str]:
+    """Active XTS accounts with a live broker session: account id -> the session's identity
+    (its creation time: a new login changes it)."""
+    rows = BrokerSession.objects.filter(
+        account__is_active=True,
+        account__broker__in=XTS_BROKERS,
+        invalidated_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    ).values_list("account_id", "created_at")
+    return {account_id: created_at.isoformat() for account_id, created_at in rows}
+
+
+def load_stream_session(account_id: int) -> StreamSession | None:
+    row = (
+        BrokerSession.objects.select_related("account")
+        .filter(
+            account_id=account_id,
+            account__is_active=True,
+            invalidated_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        )
+        .first()
+    )
+    if row is None or not row.access_token:
+        return None
+    credentials = credentials_of(row.account)
+    return StreamSession(
+        account_id=account_id,
+        base_url=credentials.base_url,
+        token=row.access_token,
+        user_id=row.broker_user_id or credentials.user_id,
+        is_investor_client=row.is_investor_client,
+        client_id=row.client_id or credentials.client_id,
+        identity=row.created_at.isoformat(),
+    )
+
+
+def _db(function):
+    """`function` in a worker thread, with a fresh database connection when the old one is
+    stale or broken (a long-running process outlives connections)."""
+    return sync_to_async(partial(call_with_connection, function), thread_sensitive=False)
+
+
+# ---- units ---------------------------------------------------------------------------------
+
+
+class _XtsUnit:
+    def __init__(self, supervisor: StreamSupervisor, session: StreamSession):
+        self.supervisor = supervisor
+        self.account_id = session.account_id
+        self.identity = session.identity
+        self.stream = XtsStream(
+            session,
+            on_event=self._on_event,
+            on_status=self._on_status,
+            backoff=Backoff(
+                base=float(settings.BROKER_STREAM_BACKOFF_BASE_SECONDS),
+                cap=float(settings.BROKER_STREAM_BACKOFF_CAP_SECONDS),
+            ),
+        )
+        self.task = asyncio.ensure_future(self.stream.run())
+
+    async def _on_event(self, event: BrokerEvent) -> None:
+        self.supervisor.dispatcher.submit(event)
+
+    def _on_status(self, stream: XtsStream, status: StreamStatus, detail: str) -> None:
+        self.supervisor.health_changed()
+
+    def update(self, session: StreamSession | None) -> None:
+        if session is not None:
+            self.identity = session.identity
+        self.stream.update_session(session)
+
+    def health(self) -> dict[str, health.StreamHealth]:
+        stream = self.stream
+        return {
+            health.account_key(self.account_id): health.StreamHealth(
+                state=_STATES[stream.status],
+                source="xts-stream",
+                since=_iso(stream.status_since),
+                last_event_at=_iso(stream.last_event_at),
+                reconnects=stream.reconnects,
+                process=self.supervisor.leases.owner,
+                detail=stream.detail[:300],
+            )
+        }
+
+    def health_keys(self) -> list[str]:
+        return [health.account_key(self.account_id)]
+
+    async def stop(self) -> None:
+        await self.stream.stop()
+        await _finish(self.task)
+
+
+class _PaperUnit:
+    """The reader of one partition of the paper exchange's events in Redis."""
+
+    def __init__(self, supervisor: StreamSupervisor, unit: str, partition: int):
+        self.supervisor = supervisor
+        self.unit = unit
+        self.partition = partition
+        self.key = paper_events.stream_key(partition)
+        self.cursor_key = cache.make_key(f"broker-events:paper:{partition}:cursor")
+        self.state = health.RECONNECTING
+        self.since = _now()
+        self.detail = ""
+        self.reconnects = 0
+        self.last_event_at: datetime | None = None
+        self._stopping = False
+        self.task = asyncio.ensure_future(self.run())
+
+    def _set(self, state: str, detail: str = "") -> None:
+        if state != self.state:
+            self.since = _now()
+            self.supervisor.health_changed()
+        self.state, self.detail = state, detail
+
+    async def run(self) -> None:
+        redis = self.supervisor.redis
+        cursor = None
+        while not self._stopping:
+            try:
+                if cursor is None:
+                    cursor = await self.supervisor.leases.get(self.cursor_key) or "0"
+                    await self._report_trimmed(cursor)
+                    self._set(health.CONNECTED)
+                reply = await redis.xread({self.key: cursor}, count=500, block=500)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis away: try again
+                self.reconnects += 1
+                metrics.inc("broker_stream_reconnects_total", source=paper_events.SOURCE)
+                self._set(health.RECONNECTING, f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(1.0)
+                continue
+            if not reply:
+                continue
+            entries = reply[0][1]
+            done = []
+            for _entry_id, fields in entries:
+                try:
+                    event = decode_event(fields[b"e"])
+                except (UnreadableEvent, KeyError) as exc:
+                    logger.warning("unreadable paper event skipped: %s", exc)
+                    continue
+                self.last_event_at = _now()
+                self.supervisor.paper_event_seen(event.account_id)
+                done.append(self.supervisor.dispatcher.submit(event))
+            if done:
+                await asyncio.gather(*done)
+            last_id = entries[-1][0].decode()
+            try:
+                kept = await self.supervisor.leases.fenced_set(self.unit, self.cursor_key, last_id)
+            except Exception:
+                kept = False
+            if not kept:
+                # Not ours any more: the next owner starts from the stored cursor.
+                self._set(health.DOWN, "lease lost")
+                return
+            cursor = last_id
+
+    async def _report_trimmed(self, cursor: str) -> None:
+        """Events dropped by the backlog cap before we read them (Redis 7 tells)."""
+        try:
+            info = await self.supervisor.redis.xinfo_stream(self.key)
+        except Exception:
+            return  # no stream yet
+        deleted = info.get("max-deleted-entry-id") or info.get(b"max-deleted-entry-id")
+        if isinstance(deleted, bytes):
+            deleted = deleted.decode()
+        if deleted and deleted != "0-0" and _id(deleted) > _id(cursor):
+            metrics.inc("paper_events_dropped_total")
+            logger.warning(
+                "paper events were dropped by the backlog cap before a reader came; the "
+                "monitoring cycle reconciles those accounts",
+                extra={"partition": self.partition, "cursor": cursor, "deleted_up_to": deleted},
+            )
+
+    def health(self) -> dict[str, health.StreamHealth]:
+        return {
+            health.partition_key(self.partition): health.StreamHealth(
+                state=self.state,
+                source=paper_events.SOURCE,
+                since=_iso(self.since),
+                last_event_at=_iso(self.last_event_at),
+                reconnects=self.reconnects,
+                process=self.supervisor.leases.owner,
+                detail=self.detail,
+            )
+        }
+
+    def health_keys(self) -> list[str]:
+        return [health.partition_key(self.partition)]
+
+    async def stop(self) -> None:
+        # The batch in hand may finish (its cursor is then stored); a batch cut short is
+        # read again by the next owner (the handler is idempotent).
+        self._stopping = True
+        await _finish(self.task, grace=5.0)
+
+
+class _PaperMemoryUnit:
+    """The embedded default: the paper exchange hands its events to this event loop."""
+
+    def __init__(self, supervisor: StreamSupervisor):
+        self.supervisor = supervisor
+        self.since = _now()
+        self.last_event_at: datetime | None = None
+        paper_events.memory_bus.attach(asyncio.get_running_loop(), self._deliver)
+
+    def _deliver(self, events: list[BrokerEvent]) -> None:
+        for event in events:
+            self.last_event_at = _now()
+            self.supervisor.paper_event_seen(event.account_id)
+            self.supervisor.dispatcher.submit(event)
+
+    def health(self) -> dict[str, health.StreamHealth]:
+        return {
+            health.partition_key(0): health.StreamHealth(
+                state=health.CONNECTED,
+                source=paper_events.SOURCE,
+                since=_iso(self.since),
+                last_event_at=_iso(self.last_event_at),
+                process=self.supervisor.leases.owner,
+            )
+        }
+
+    def health_keys(self) -> list[str]:
+        return [health.partition_key(0)]
+
+    async def stop(self) -> None:
+        paper_events.memory_bus.detach()
+
+
+async def _finish(task: asyncio.Task, grace: float = 3.0) -> None:
+    if task.done():
+        return
+    with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+        await asyncio.wait_for(asyncio.shield(task), timeout=grace)
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+def _id(entry_id: str) -> tuple[int, int]:
+    millis, _, sequence = entry_id.partition("-")
+    return int(millis or 0), int(sequence or 0)
+
+
+# ---- the supervisor ---------------------------------------------------------------------------
+
+
+class StreamSupervisor:
+    def __init__(
+        self,
+        *,
+        leases,
+        dispatcher: Dispatcher,
+        paper_mode: str = paper_events.OFF,
+        redis=None,
+        capacity: int | None = None,
+        scan_seconds: float | None = None,
+        lease_seconds: float | None = None,
+    ):
+        self.leases = leases
+        self.dispatcher = dispatcher
+        self.paper_mode = paper_mode
+        self.redis = redis
+        self.capacity = int(capacity or settings.BROKER_STREAMS_CAPACITY)
+        self.scan_seconds = float(scan_seconds or settings.BROKER_STREAMS_SCAN_SECONDS)
+        self.lease_seconds = float(lease_seconds or settings.BROKER_STREAM_LEASE_SECONDS)
+        # Stop a unit this long after its last renewal was sent (before the key can expire).
+        self.fence_seconds = self.lease_seconds - max(1.0, self.lease_seconds * 0.2)
+        self.units: dict[str, object] = {}
+        self.renewed_at: dict[str, float] = {}
+        self.live_processes = 1
+        self.takeovers = 0
+        self._memory_unit: _PaperMemoryUnit | None = None
+        self._paper_events: dict[int, str] = {}
+        self._health_dirty = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self.task: asyncio.Task | None = None  # set by whoever runs `run()` as a task
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run until `stop` is set (or `shutdown()` is called), then stop every unit."""
+        if self.paper_mode == paper_events.MEMORY:
+            self._memory_unit = _PaperMemoryUnit(self)
+        self._tasks = [
+            asyncio.ensure_future(self._every(self.scan_seconds, self.renew)),
+            asyncio.ensure_future(self._every(0.2, self.enforce_fence)),
+            asyncio.ensure_future(self._every(self.scan_seconds, self.scan)),
+            asyncio.ensure_future(self._health_loop()),
+        ]
+        waiters = [asyncio.ensure_future(self._stop.wait())]
+        if stop is not None:
+            waiters.append(asyncio.ensure_future(stop.wait()))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await self._close()
+
+    def shutdown(self) -> None:
+        self._stop.set()
+
+    async def _close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(
+            *(self._drop(unit, release=True, reason="shutting down") for unit in list(self.units))
+        )
+        if self._memory_unit is not None:
+            await self._memory_unit.stop()
+            await _db(health.forget)(self._memory_unit.health_keys())
+        await self.dispatcher.drain(timeout=10)
+        with contextlib.suppress(Exception):
+            if hasattr(self.leases, "leave"):
+                await self.leases.leave()
+        self.dispatcher.close()
+
+    async def _every(self, seconds: float, step) -> None:
+        while True:
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception(
+                    "broker stream supervisor step failed", extra={"step": step.__name__}
+                )
+            await asyncio.sleep(seconds)
+
+    # ---- leases --------------------------------------------------------------------------
+
+    async def renew(self) -> None:
+        owned = [unit for unit in self.units if unit in self.renewed_at]
+        if not owned:
+            return
+        sent = time.monotonic()
+        renewed = await self.leases.renew(owned, ttl=self.lease_seconds)
+        lost = []
+        for unit in owned:
+            if unit in renewed:
+                self.renewed_at[unit] = sent
+            elif unit in self.units:
+                logger.warning("broker stream lease lost", extra={"unit": unit})
+                lost.append(self._drop(unit, release=False, reason="lease lost"))
+        await asyncio.gather(*lost)
+
+    async def enforce_fence(self) -> None:
+        """Stop every unit whose lease may have expired (no renewal for fence_seconds)."""
+        now = time.monotonic()
+        drops = []
+        for unit, renewed in list(self.renewed_at.items()):
+            if now - renewed > self.fence_seconds and unit in self.units:
+                logger.warning("broker stream lease not renewed in time", extra={"unit": unit})
+                drops.append(self._drop(unit, release=True, reason="lease not renewed"))
+        for unit, runner in list(self.units.items()):
+            task = getattr(runner, "task", None)
+            if task is not None and task.done():
+                drops.append(self._drop(unit, release=True, reason="stopped"))
+        # All at once: one slow close must not delay fencing the others.
+        await asyncio.gather(*drops)
+
+    async def _drop(self, unit: str, *, release: bool, reason: str) -> None:
+        runner = self.units.pop(unit, None)
+        self.renewed_at.pop(unit, None)
+        if runner is None:
+            return
+        await runner.stop()
+        with contextlib.suppress(Exception):
+            await _db(health.forget)(runner.health_keys())
+        if release:
+            with contextlib.suppress(Exception):
+                await self.leases.release(unit)
+        logger.info("broker stream stopped", extra={"unit": unit, "reason": reason})
+
+    # ---- discovery ------------------------------------------------------------------------
+
+    def _paper_units(self) -> list[str]:
+        if self.paper_mode != paper_events.REDIS:
+            return []
+        return [f"{PAPER_PREFIX}{p}" for p in range(paper_events.partitions())]
+
+    async def scan(self) -> None:
+        candidates = await _db(xts_candidates)()
+        # Owned XTS units: session gone -> stop; session renewed -> hand the new token over.
+        for unit, runner in list(self.units.items()):
+            if not unit.startswith(XTS_PREFIX):
+                continue
+            identity = candidates.get(runner.account_id)
+            if identity is None:
+                await self._drop(unit, release=True, reason="no live broker session")
+            elif identity != runner.identity:
+                runner.update(await _db(load_stream_session)(runner.account_id))
+        wanted = self._paper_units() + [f"{XTS_PREFIX}{a}" for a in sorted(candidates)]
+        self.live_processes = await self.leases.heartbeat(ttl=self.lease_seconds)
+        share = min(self.capacity, math.ceil(len(wanted) / self.live_processes))
+        room = share - len(self.units)
+        if room > 0:
+            free = [unit for unit in wanted if unit not in self.units]
+            await self._acquire(free, room, candidates)
+        elif len(self.units) > share + 1:
+            # Above our share (another process joined): hand one unit back per scan.
+            newest = max(
+                (u for u in self.units if u.startswith(XTS_PREFIX)),
+                key=lambda u: self.renewed_at.get(u, 0),
+                default=None,
+            )
+            if newest is not None:
+                await self._drop(newest, release=True, reason="rebalancing")
+
+    async def _acquire(self, free: list[str], room: int, candidates: dict[int, str]) -> None:
+        if not free:
+            return
+        sent = time.monotonic()
+        acquired, taken_over = await self.leases.acquire(free, ttl=self.lease_seconds, limit=room)
+        for unit in acquired[:room]:
+            self.renewed_at[unit] = sent
+            runner = await self._start(unit)
+            if runner is None:
+                self.renewed_at.pop(unit, None)
+                await self.leases.release(unit)
+                continue
+            self.units[unit] = runner
+            if unit in taken_over:
+                self.takeovers += 1
+                metrics.inc("broker_stream_lease_takeovers_total", unit=unit.split(":")[0])
+            logger.info(
+                "broker stream started", extra={"unit": unit, "takeover": unit in taken_over}
+            )
+        for unit in acquired[room:]:
+            await self.leases.release(unit)
+        if acquired:
+            self.health_changed()
+
+    async def _start(self, unit: str):
+        kind, _, ident = unit.partition(":")
+        if kind + ":" == PAPER_PREFIX:
+            return _PaperUnit(self, unit, int(ident))
+        session = await _db(load_stream_session)(int(ident))
+        if session is None:
+            return None
+        return _XtsUnit(self, session)
+
+    # ---- health ---------------------------------------------------------------------------
+
+    def paper_event_seen(self, account_id: int) -> None:
+        self._paper_events[account_id] = _now().isoformat()
+        self.health_changed()  # written at most every 0.2 s however many events
+
+    def health_changed(self) -> None:
+        self._health_dirty.set()
+
+    def health_records(self) -> dict[str, health.StreamHealth]:
+        records: dict[str, health.StreamHealth] = {}
+        for runner in list(self.units.values()):
+            records.update(runner.health())
+        if self._memory_unit is not None:
+            records.update(self._memory_unit.health())
+        return records
+
+    async def _health_loop(self) -> None:
+        """Health on every change (at most every 0.2 s) and at least every scan."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._health_dirty.wait(), timeout=self.scan_seconds)
+            self._health_dirty.clear()
+            events, self._paper_events = self._paper_events, {}
+            try:
+                await _db(health.write)(self.health_records(), last_paper_events=events)
+            except Exception:
+                logger.warning("writing broker stream health failed", exc_info=True)
+            await _db(self.dispatcher.metrics.flush)()
+            await asyncio.sleep(0.2)

@@ -1,0 +1,120 @@
+"""The dispatcher: the handler by dotted path (refusing to start without it), one account at a
+time and in order, the resync after every CONNECTED, a failing handler contained."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from monitoring.events import handle_broker_event, resync_account
+from orders.brokers.base import BrokerOrderRow
+from orders.brokers.events import BrokerEvent, BrokerEventKind
+from orders.brokers.streams.dispatch import Dispatcher, resolve_handlers
+from trading_site.core import metrics
+
+
+def _order_event(account_id: int, n: int) -> BrokerEvent:
+    row = BrokerOrderRow(
+        broker_order_id=str(1000 + n),
+        unique_identifier=f"uid-{n}",
+        exchange_segment="NSECM",
+        exchange_instrument_id=1594,
+        trading_symbol="INFY",
+        side="BUY",
+        order_type="LIMIT",
+        product_type="MIS",
+        quantity=n,
+        filled_quantity=0,
+        leaves_quantity=n,
+        status="OPEN",
+        raw_status="New",
+    )
+    return BrokerEvent(account_id, BrokerEventKind.ORDER, "paper", datetime.now(tz=UTC), order=row)
+
+
+def _connected(account_id: int) -> BrokerEvent:
+    return BrokerEvent(
+        account_id, BrokerEventKind.CONNECTED, "xts-stream", datetime.now(tz=UTC), detail="#1"
+    )
+
+
+def test_a_handler_that_does_not_import_stops_the_runner_from_starting(settings):
+    settings.BROKER_EVENT_HANDLER = "orders.services.no_such_module.handle_broker_event"
+    with pytest.raises(ImproperlyConfigured, match="BROKER_EVENT_HANDLER"):
+        resolve_handlers()
+    settings.BROKER_EVENT_HANDLER = "tests.orders.brokers.streams.recorder.record_event"
+    settings.BROKER_RESYNC_HANDLER = "tests.orders.brokers.streams.recorder.no_such_function"
+    with pytest.raises(ImproperlyConfigured, match="BROKER_RESYNC_HANDLER"):
+        resolve_handlers()
+
+
+def test_the_default_handlers_are_the_desk_s_and_they_resolve():
+    handlers = resolve_handlers()
+    assert handlers.handle_event is handle_broker_event
+    assert handlers.resync_account is resync_account
+
+
+def test_events_of_one_account_run_one_at_a_time_in_order_accounts_in_parallel(
+    recording, monkeypatch
+):
+    monkeypatch.setenv("TEST_RECORDER_DELAY", "0.1")
+    dispatcher = Dispatcher(resolve_handlers(), threads=4)
+
+    async def run():
+        futures = [
+            dispatcher.submit(_order_event(account, n)) for n in range(1, 5) for account in (1, 2)
+        ]
+        started = time.monotonic()
+        await asyncio.gather(*futures)
+        return time.monotonic() - started
+
+    elapsed = asyncio.run(run())
+    dispatcher.close()
+    for account in (1, 2):
+        quantities = [e.order.quantity for e in recording.events(account)]
+        assert quantities == [1, 2, 3, 4]
+    assert recording.overlaps == []
+    # 2 accounts x 4 events x 0.1 s: the accounts overlap, each account's events do not
+    assert 0.4 <= elapsed < 0.75
+
+
+def test_connected_is_followed_by_the_resync_of_that_account(recording):
+    dispatcher = Dispatcher(resolve_handlers(), threads=2)
+
+    async def run():
+        await asyncio.gather(
+            dispatcher.submit(_connected(7)),
+            dispatcher.submit(_order_event(7, 1)),
+            dispatcher.submit(_order_event(8, 1)),
+        )
+
+    asyncio.run(run())
+    dispatcher.close()
+    [resync] = recording.resyncs()
+    assert resync["account_id"] == 7 and "xts-stream connected" in resync["reason"]
+    kinds = [e.kind for e in recording.events(7)]
+    assert kinds == [BrokerEventKind.CONNECTED, BrokerEventKind.ORDER]
+    # the resync ran before the order that came after the connect was handled
+    order_at = [e["at"] for e in recording.recorded() if e["event"].account_id == 7][1]
+    assert resync["at"] <= order_at
+
+
+def test_a_failing_handler_is_counted_and_the_next_events_still_run(recording, settings):
+    metrics.reset_metrics()
+    settings.BROKER_EVENT_HANDLER = "tests.orders.brokers.streams.recorder.fail_on_purpose"
+    dispatcher = Dispatcher(resolve_handlers(), threads=1)
+
+    async def run():
+        await asyncio.gather(*(dispatcher.submit(_order_event(3, n)) for n in range(3)))
+
+    asyncio.run(run())
+    dispatcher.close()
+    assert dispatcher.failed == 3
+    text = metrics.render_prometheus()
+    assert 'broker_event_handler_errors_total{kind="order",source="paper"} 3' in text
+    assert 'broker_events_received_total{kind="order",source="paper"} 3' in text
+    assert 'broker_event_handler_seconds_count{kind="order",source="paper"} 3' in text

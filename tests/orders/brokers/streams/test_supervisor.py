@@ -1,0 +1,275 @@
+"""The stream supervisor in one process: which accounts get a stream, what reaches the
+handler, health; the embedded shape (in memory) and the full stack's paper partitions in
+Redis; leases that cannot be renewed close their stream in time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+
+import httpx
+import pytest
+import redis.asyncio
+from asgiref.sync import async_to_sync
+from django.core.cache import cache
+
+from accounts.models import Broker, BrokerSession
+from monitoring.tasks import beat_heartbeat
+from orders.brokers.base import PlaceOrderRequest
+from orders.brokers.events import BrokerEventKind
+from orders.brokers.paper import events as paper_events
+from orders.brokers.sessions import broker_client, connect_account, mark_session_invalid
+from orders.brokers.streams import health
+from orders.brokers.streams.dispatch import Dispatcher, resolve_handlers
+from orders.brokers.streams.leases import LocalLeases, RedisLeases, lease_key
+from orders.brokers.streams.runner import build_supervisor
+from orders.brokers.streams.supervisor import StreamSupervisor
+from orders.domain.vocabulary import LegStatus
+from tests.factories import make_account, make_fair_price, make_instrument
+from tests.orders.brokers.streams.harness import RunningSupervisor
+from tests.orders.brokers.streams.recorder import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+D = Decimal
+
+
+@pytest.fixture
+def instrument():
+    inst = make_instrument(symbol="INFY", instrument_id=1594, band=(D("1300"), D("1800")))
+    make_fair_price(inst, "1545.00", spread="0.10")
+    return inst
+
+
+@pytest.fixture
+def fast(settings):
+    settings.BROKER_STREAMS_SCAN_SECONDS = 0.2
+    settings.BROKER_STREAM_LEASE_SECONDS = 3
+    settings.BROKER_STREAM_BACKOFF_BASE_SECONDS = 0.05
+    settings.BROKER_STREAM_BACKOFF_CAP_SECONDS = 0.5
+
+
+@pytest.fixture
+def supervisors():
+    running = []
+
+    def start(supervisor):
+        handle = RunningSupervisor(supervisor)
+        running.append(handle)
+        return handle
+
+    yield start
+    for handle in running:
+        handle.stop()
+
+
+def _order(instrument, uid, quantity=5):
+    return PlaceOrderRequest(
+        exchange_segment=instrument.exchange_segment,
+        exchange_instrument_id=instrument.exchange_instrument_id,
+        side="BUY",
+        order_type="MARKET",
+        product_type="MIS",
+        quantity=quantity,
+        unique_identifier=uid,
+    )
+
+
+def _xts_account(simulator, app_key="inv-app", secret="inv-secret"):
+    account = make_account(
+        broker=Broker.IIFL,
+        credentials={"app_key": app_key, "secret_key": secret, "base_url": simulator.base_url},
+    )
+    connect_account(account)
+    return account
+
+
+def test_an_xts_session_gets_one_stream_whose_events_and_resyncs_reach_the_handler(
+    simulator, instrument, recording, fast, supervisors
+):
+    account = _xts_account(simulator)
+    idle = make_account(broker=Broker.IIFL, credentials={"base_url": simulator.base_url})
+    running = supervisors(build_supervisor(in_process=True))
+    wait_for(lambda: recording.events(account.pk, BrokerEventKind.CONNECTED))
+    wait_for(lambda: recording.resyncs(account.pk))
+    ack = async_to_sync(broker_client(account).place_order)(_order(instrument, "sup-1"))
+    filled = wait_for(
+        lambda: [
+            e
+            for e in recording.events(account.pk, BrokerEventKind.ORDER)
+            if e.order.status == LegStatus.FILLED
+        ]
+    )
+    assert filled[0].order.broker_order_id == ack.broker_order_id
+    wait_for(lambda: recording.events(account.pk, BrokerEventKind.TRADE))
+    assert simulator.stats()["streams"]["open"] == {"inv-app": 1}
+    # an account without a live session has no stream
+    assert recording.events(idle.pk) == []
+    wait_for(lambda: health.health_of([account])[account.pk].last_event_at)
+    states = health.health_of([account, idle])
+    assert states[account.pk].state == health.CONNECTED
+    assert states[idle.pk].state == health.NO_SESSION
+    xts_units = {unit for unit in running.supervisor.units if unit.startswith("xts:")}
+    assert xts_units == {f"xts:{account.pk}"}
+
+
+def test_a_session_that_ends_stops_its_stream_and_a_new_login_starts_it_again(
+    simulator, recording, fast, supervisors
+):
+    account = _xts_account(simulator)
+    supervisors(build_supervisor(in_process=True))
+    wait_for(lambda: simulator.stats()["streams"]["open"] == {"inv-app": 1})
+    mark_session_invalid(account_id=account.pk, reason="test: the session ended")
+    wait_for(lambda: simulator.stats()["streams"]["open"] == {})
+    assert health.health_of([account])[account.pk].state == health.NO_SESSION
+    connect_account(account)
+    wait_for(lambda: len(recording.events(account.pk, BrokerEventKind.CONNECTED)) == 2)
+    wait_for(lambda: len(recording.resyncs(account.pk)) == 2)
+    assert simulator.stats()["streams"]["max_open"] == {"inv-app": 1}
+
+
+def test_a_session_renewed_while_streaming_moves_the_stream_to_the_new_token(
+    simulator, recording, fast, supervisors
+):
+    account = _xts_account(simulator)
+    supervisors(build_supervisor(in_process=True))
+    wait_for(lambda: recording.events(account.pk, BrokerEventKind.CONNECTED))
+    connect_account(account)  # the ahead-of-expiry refresh: a new login, a new token
+    wait_for(lambda: len(recording.events(account.pk, BrokerEventKind.CONNECTED)) == 2)
+    wait_for(lambda: simulator.stats()["streams"]["open"] == {"inv-app": 1})
+    assert BrokerSession.objects.get(account=account).invalidated_at is None
+    assert simulator.stats()["streams"]["max_open"] == {"inv-app": 1}
+    wait_for(lambda: len(recording.resyncs(account.pk)) == 2)
+
+
+def test_the_other_program_s_login_ends_the_stream_until_a_fresh_session(
+    simulator, recording, fast, supervisors
+):
+    account = _xts_account(simulator)
+    supervisors(build_supervisor(in_process=True))
+    wait_for(lambda: recording.events(account.pk, BrokerEventKind.CONNECTED))
+    logins = simulator.stats()["logins"]
+    httpx.post(
+        f"{simulator.base_url}/interactive/user/session",
+        json={"appKey": "inv-app", "secretKey": "inv-secret"},
+        timeout=5,
+    ).raise_for_status()
+    wait_for(lambda: recording.events(account.pk, BrokerEventKind.LOGOUT))
+    wait_for(lambda: BrokerSession.objects.get(account=account).invalidated_at is not None)
+    time.sleep(1.0)
+    assert simulator.stats()["logins"] == logins + 1  # the streams never log in
+    assert simulator.stats()["streams"]["open"] == {}
+
+
+def test_embedded_shape_paper_events_reach_the_handler_in_process(
+    instrument, recording, fast, settings, supervisors
+):
+    settings.PAPER_EVENTS_TRANSPORT = "memory"
+    account = make_account()
+    supervisors(build_supervisor(in_process=True))
+    wait_for(lambda: paper_events.memory_bus.attached)
+    ack = async_to_sync(broker_client(account).place_order)(_order(instrument, "emb-1"))
+    events = wait_for(lambda: recording.events(account.pk))
+    wait_for(lambda: len(recording.events(account.pk)) == 2)
+    kinds = [e.kind for e in recording.events(account.pk)]
+    assert kinds == [BrokerEventKind.ORDER, BrokerEventKind.TRADE]
+    assert events[0].order.broker_order_id == ack.broker_order_id
+    state = wait_for(lambda: health.health_of([account])[account.pk].last_event_at)
+    assert state
+    assert health.health_of([account])[account.pk].state == health.CONNECTED
+
+
+def test_full_stack_paper_events_are_read_from_redis_once_even_across_restarts(
+    instrument, recording, fast, settings, supervisors
+):
+    settings.PAPER_EVENT_PARTITIONS = 2
+    account, other = make_account(), make_account()
+    # published while no reader runs: kept for the reader to come
+    async_to_sync(broker_client(account).place_order)(_order(instrument, "fs-1"))
+    first = supervisors(build_supervisor(in_process=False))
+    wait_for(lambda: len(recording.events(account.pk)) == 2, timeout=20)
+    async_to_sync(broker_client(other).place_order)(_order(instrument, "fs-2"))
+    wait_for(lambda: len(recording.events(other.pk)) == 2, timeout=20)
+    first.stop()
+    async_to_sync(broker_client(account).place_order)(_order(instrument, "fs-3"))
+    supervisors(build_supervisor(in_process=False))
+    wait_for(lambda: len(recording.events(account.pk)) == 4, timeout=20)
+    time.sleep(1.0)
+    uids = [(e.order or e.trade).unique_identifier for e in recording.events(account.pk)]
+    assert uids == ["fs-1", "fs-1", "fs-3", "fs-3"]  # each once, in order
+    assert len(recording.events(other.pk)) == 2
+
+
+def test_an_owner_that_cannot_renew_stops_its_stream_before_the_lease_can_expire(
+    simulator, recording, settings
+):
+    settings.BROKER_STREAMS_SCAN_SECONDS = 0.2
+    account = _xts_account(simulator)
+    leases = RedisLeases()
+    supervisor = StreamSupervisor(
+        leases=leases, dispatcher=Dispatcher(resolve_handlers()), lease_seconds=3
+    )
+    handle = RunningSupervisor(supervisor)
+    try:
+        wait_for(lambda: simulator.stats()["streams"]["open"] == {"inv-app": 1})
+        key = lease_key(f"xts:{account.pk}")
+        cut_at = time.monotonic()
+
+        # Redis becomes unreachable for this process (a network partition).
+        dead = redis.asyncio.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+        handle.loop.call_soon_threadsafe(leases.bind, dead)
+        wait_for(lambda: simulator.stats()["streams"]["open"] == {}, timeout=6)
+        stopped_after = time.monotonic() - cut_at
+        # closed while its lease still stood: nobody else could have taken it yet
+        assert cache.client.get_client().pttl(key) > 0
+        assert stopped_after < 3
+    finally:
+        handle.stop()
+
+
+def test_local_leases_grant_everything_in_one_process():
+    leases = LocalLeases()
+
+    async def run():
+        acquired, taken = await leases.acquire(["a", "b"], ttl=1)
+        again, _ = await leases.acquire(["a", "c"], ttl=1)
+        renewed = await leases.renew(["a", "b", "z"], ttl=1)
+        return acquired, taken, again, renewed
+
+    acquired, taken, again, renewed = asyncio.run(run())
+    assert acquired == ["a", "b"] and taken == [] and again == ["c"]
+    assert renewed == {"a", "b"}
+
+
+def test_readiness_reports_each_streaming_account(
+    simulator, recording, fast, settings, supervisors, client
+):
+    settings.PAPER_EVENTS_TRANSPORT = "memory"
+    beat_heartbeat()
+    xts = _xts_account(simulator)
+    paper = make_account()
+    supervisors(build_supervisor(in_process=True))
+    wait_for(lambda: health.health_of([xts])[xts.pk].state == health.CONNECTED)
+    wait_for(lambda: health.health_of([paper])[paper.pk].state == health.CONNECTED)
+    body = client.get("/readyz").json()
+    streams = body["checks"]["streams"]
+    assert streams["status"] == "ok"
+    assert streams["accounts"][str(xts.pk)]["state"] == "connected"
+    assert streams["accounts"][str(paper.pk)]["state"] == "connected"
+    assert body["status"] == "ok"
+
+
+def test_readiness_reports_a_stream_down_when_its_process_is_gone(simulator, settings, client):
+    settings.BROKER_STREAM_HEALTH_TTL_SECONDS = 2
+    xts = _xts_account(simulator)
+    # a stream process wrote its health, then died: its record expires
+    health.write({health.account_key(xts.pk): health.StreamHealth(state=health.CONNECTED)})
+    assert client.get("/readyz").json()["checks"]["streams"]["accounts"][str(xts.pk)]["state"] == (
+        "connected"
+    )
+    time.sleep(2.2)
+    body = client.get("/readyz").json()
+    assert body["checks"]["streams"]["accounts"][str(xts.pk)]["state"] == "down"
+    assert body["checks"]["streams"]["status"] == "degraded"
+    assert body["status"] == "degraded"
