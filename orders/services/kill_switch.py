@@ -1,5 +1,7 @@
-"""The kill switch: cancel every working leg of an account and square off every position
-with MARKET exits, all audited. Broker calls happen outside any transaction, as in changes.
+"""The kill switch: lock the account's trading, cancel every working leg and square off
+every position with MARKET exits, all audited. Broker calls happen outside any transaction,
+as in changes. The lock comes first (orders.services.trading_lock): no new order gets in
+while the rest runs, and none after it until the trader re-enables trading.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from orders.services.identifiers import ensure_daily_counter, next_unique_identi
 from orders.services.lifecycle import INITIAL_STATUS
 from orders.services.placement import OrderPlan, write_ahead
 from orders.services.sync import LIVE_ORDER_STATUSES, roll_up_orders
+from orders.services.trading_lock import lock_trading
 
 Role = OrderLeg.Role
 
@@ -32,10 +35,30 @@ class KillSwitchResult:
     exit_legs: list[str] = field(default_factory=list)
     exit_order_ids: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # The orders whose working legs were cancelled, and one phrase per position squared
+    # off ("RELIANCE 10 sold at market").
+    cancelled_order_ids: list[int] = field(default_factory=list)
+    squared_off: list[str] = field(default_factory=list)
+    trading_locked: bool = True
 
     @property
     def complete(self) -> bool:
         return not self.errors
+
+    @property
+    def summary(self) -> str:
+        """What was done, in plain words, for the trader."""
+        orders = len(self.cancelled_order_ids)
+        positions = len(self.squared_off)
+        parts = [
+            f"Cancelled {orders} open order{'' if orders == 1 else 's'}",
+            f"squared off {positions} position{'' if positions == 1 else 's'}"
+            + (f" ({', '.join(self.squared_off)})" if self.squared_off else ""),
+        ]
+        text = ", ".join(parts) + "; trading is locked until you re-enable it."
+        if self.errors:
+            text += f" Not done ({len(self.errors)}): " + "; ".join(self.errors)
+        return text
 
 
 def kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
@@ -44,6 +67,7 @@ def kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
     and the rest still proceed. Live orders are marked exit-requested first, so the
     monitoring loop does not put new stop-losses or targets back meanwhile."""
     result = KillSwitchResult()
+    lock_trading(account=account, actor=actor)
     now = timezone.now()
     with transaction.atomic():
         live = list(
@@ -87,6 +111,8 @@ def kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
         )
         if error is None:
             result.cancelled_legs.append(leg.unique_identifier)
+            if leg.order_id not in result.cancelled_order_ids:
+                result.cancelled_order_ids.append(leg.order_id)
         else:
             result.errors.append(f"cancel {leg.unique_identifier}: {error.message}")
     try:
@@ -97,13 +123,20 @@ def kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
     pairs = _write_ahead_exits(account=account, positions=positions, actor=actor, result=result)
     if pairs:
         outcomes = submit_legs(account=account, pairs=pairs, actor=actor)
-        for outcome in outcomes:
+        sent: dict[tuple[str, str], int] = {}
+        for outcome, (_leg, order) in zip(outcomes, pairs, strict=True):
             if outcome.rejected_reason:
                 result.errors.append(
                     f"exit {outcome.leg.unique_identifier} rejected: {outcome.rejected_reason}"
                 )
             else:
                 result.exit_legs.append(outcome.leg.unique_identifier)
+                key = (order.symbol, outcome.leg.side)
+                sent[key] = sent.get(key, 0) + outcome.leg.quantity
+        result.squared_off = [
+            f"{symbol} {quantity} {'sold' if side == Side.SELL else 'bought'} at market"
+            for (symbol, side), quantity in sent.items()
+        ]
     roll_up_orders(order_ids=sorted({o.pk for o in live} | {o.pk for _, o in pairs}), actor=actor)
     return result
 
