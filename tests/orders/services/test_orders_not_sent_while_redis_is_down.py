@@ -23,6 +23,8 @@ import httpx
 import pytest
 import redis
 from django.db import connection
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Broker, BrokerLoginLease, BrokerSession
@@ -31,6 +33,7 @@ from orders.brokers.paper.models import PaperOrder
 from orders.brokers.sessions import connect_account
 from orders.models import Order, OrderEvent, OrderLeg
 from tests.factories import (
+    DEFAULT_PASSWORD,
     api_client_for,
     make_account,
     make_fair_price,
@@ -417,3 +420,29 @@ def test_a_broker_that_refuses_the_connection_is_answered_not_sent(
     order = Order.objects.get(pk=response.json()["details"]["order_id"])
     assert order.status == Order.Status.REJECTED
     assert OrderLeg.objects.get(order=order).reject_reason.startswith("not sent: ")
+
+
+def test_the_web_form_says_when_an_order_was_not_sent(simulator, xts_account, settings):
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True
+    settings.BROKER_ORDERS_PER_SECOND = 1
+    settings.BROKER_RATE_LIMIT_MAX_WAIT_SECONDS = 0
+    user, account, _token = xts_account
+    browser = Client()
+    assert browser.login(username=user.username, password=DEFAULT_PASSWORD)
+    form = {
+        "kind": "single",
+        "account_id": account.pk,
+        "symbol": "RELIANCE",
+        "order_side": "BUY",
+        "order_type": "LIMIT",
+        "product_type": "MIS",
+        "order_quantity": 1,
+        "limit_price": "99.00",
+    }
+    assert browser.post(reverse("place_order"), form).status_code == 302  # placed
+
+    response = browser.post(reverse("place_order"), form)  # over the outbound limit
+
+    assert response.status_code == 503
+    assert "was not sent to the broker, nothing was placed" in response.content.decode()
+    assert len(simulator.stats()["order_posts_by_uid"]) == 1
