@@ -8,15 +8,19 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserCreationForm
 
-from accounts import services
+from accounts import api_keys, services, two_factor
+from accounts.admin_site import VERIFIED_BY_LOGIN_FORM
 from accounts.models import (
     CREDENTIAL_FIELDS,
+    ApiKey,
     AuthSession,
     BrokerAccount,
     BrokerLoginLease,
     BrokerSession,
     EntryRegeneratePermission,
+    RecoveryCode,
     Strategy,
+    TwoFactorDevice,
     User,
 )
 from trading_site.core.errors import RateLimitExceeded, ValidationFailed
@@ -24,7 +28,20 @@ from trading_site.core.errors import RateLimitExceeded, ValidationFailed
 
 class ThrottledAdminLoginForm(AdminAuthenticationForm):
     """The admin login, throttled per username and per IP by the limiter of POST /api/login
-    and the web login (the same buckets: guesses on one page count on the others)."""
+    and the web login (the same buckets: guesses on one page count on the others). A user
+    with two-factor login gives the code in the same form; each attempt, whichever part is
+    wrong, takes one token from the limiter."""
+
+    otp = forms.CharField(
+        label="Two-factor code",
+        required=False,
+        max_length=32,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "spellcheck": "false"}
+        ),
+        help_text="From your authenticator app, or one of your recovery codes.",
+    )
 
     def clean(self):
         username = self.cleaned_data.get("username") or ""
@@ -36,7 +53,21 @@ class ThrottledAdminLoginForm(AdminAuthenticationForm):
                 f"Too many login attempts. Try again in {exc.retry_after} seconds.",
                 code="throttled",
             ) from None
-        return super().clean()
+        cleaned = super().clean()
+        user = self.get_user()
+        if user is not None and two_factor.has_two_factor(user):
+            code = self.cleaned_data.get("otp") or ""
+            if not code:
+                raise forms.ValidationError(
+                    "Enter the code from your authenticator app.", code="otp_required"
+                )
+            if two_factor.verify_second_factor(user=user, code=code) is None:
+                raise forms.ValidationError(
+                    "That two-factor code is wrong, expired or already used.", code="otp_invalid"
+                )
+            if self.request is not None:
+                setattr(self.request, VERIFIED_BY_LOGIN_FORM, user.pk)
+        return cleaned
 
 
 admin.site.login_form = ThrottledAdminLoginForm
@@ -67,12 +98,15 @@ class UserAdmin(DjangoUserAdmin):
     list_display = ("username", "email", "is_active", "is_staff", "date_joined", "last_login")
     list_filter = ("is_active", "is_staff", "is_superuser")
     search_fields = ("username", "email", "first_name", "last_name")
-    actions = ["revoke_api_sessions", "deactivate_users"]
+    actions = ["revoke_api_sessions", "deactivate_users", "reset_two_factor"]
 
-    @admin.action(description="Revoke all API sessions of the selected users")
+    @admin.action(description="Revoke all API sessions and API keys of the selected users")
     def revoke_api_sessions(self, request, queryset):
         count = sum(services.revoke_user_sessions(user=user) for user in queryset)
-        self.message_user(request, f"Revoked {count} session(s).", messages.SUCCESS)
+        keys = sum(api_keys.revoke_user_api_keys(user=user) for user in queryset)
+        self.message_user(
+            request, f"Revoked {count} session(s) and {keys} API key(s).", messages.SUCCESS
+        )
 
     @admin.action(description="Deactivate the selected users (and revoke their sessions)")
     def deactivate_users(self, request, queryset):
@@ -80,7 +114,19 @@ class UserAdmin(DjangoUserAdmin):
             user.is_active = False
             user.save(update_fields=["is_active", "updated_at"])
             services.revoke_user_sessions(user=user)
+            api_keys.revoke_user_api_keys(user=user)
         self.message_user(request, f"Deactivated {queryset.count()} user(s).", messages.SUCCESS)
+
+    @admin.action(description="Reset two-factor login (the user lost phone and recovery codes)")
+    def reset_two_factor(self, request, queryset):
+        for user in queryset:
+            two_factor.reset_two_factor(user=user)
+        self.message_user(
+            request,
+            f"Two-factor login reset for {queryset.count()} user(s); staff among them must "
+            "set it up again at their next login.",
+            messages.SUCCESS,
+        )
 
 
 @admin.register(AuthSession)
@@ -107,6 +153,34 @@ class AuthSessionAdmin(_ReadOnlyAdmin):
         for session in sessions:
             services.revoke_auth_session(session=session)
         self.message_user(request, f"Revoked {len(sessions)} session(s).", messages.SUCCESS)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(_ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "user",
+        "name",
+        "scope",
+        "display_prefix",
+        "bound_account",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    )
+    list_filter = ("scope", ("revoked_at", admin.EmptyFieldListFilter), "created_at")
+    search_fields = ("user__username", "name", "display_prefix")
+    list_select_related = ("user", "bound_account")
+    exclude = ("key_hash",)
+    actions = ["revoke_keys"]
+
+    @admin.action(description="Revoke the selected API keys now")
+    def revoke_keys(self, request, queryset):
+        keys = list(queryset.filter(revoked_at__isnull=True))
+        for api_key in keys:
+            api_keys.revoke_api_key(api_key=api_key)
+        self.message_user(request, f"Revoked {len(keys)} API key(s).", messages.SUCCESS)
 
 
 class BrokerAccountAdminForm(forms.ModelForm):
@@ -272,3 +346,24 @@ class EntryRegeneratePermissionAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user").prefetch_related("strategies")
+
+
+@admin.register(TwoFactorDevice)
+class TwoFactorDeviceAdmin(_ReadOnlyAdmin):
+    """Whether a user has two-factor login; the secret is never shown. To reset a user's,
+    use the action on the users list."""
+
+    list_display = ("user", "confirmed_at", "created_at")
+    list_filter = (("confirmed_at", admin.EmptyFieldListFilter),)
+    search_fields = ("user__username",)
+    list_select_related = ("user",)
+    exclude = ("secret", "last_used_step")
+
+
+@admin.register(RecoveryCode)
+class RecoveryCodeAdmin(_ReadOnlyAdmin):
+    list_display = ("user", "created_at", "used_at")
+    list_filter = (("used_at", admin.EmptyFieldListFilter),)
+    search_fields = ("user__username",)
+    list_select_related = ("user",)
+    exclude = ("code_hash",)

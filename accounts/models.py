@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils import timezone
 
 from accounts.crypto import EncryptedJSONField, EncryptedTextField
 
@@ -189,3 +190,92 @@ class EntryRegeneratePermission(models.Model):
 
     def __str__(self) -> str:
         return f"regenerate permission of {self.user_id}"
+
+
+class TwoFactorDevice(models.Model):
+    """A user's TOTP authenticator (RFC 6238). Unconfirmed until the user proves a first code.
+
+    `last_used_step` is the time step of the last code accepted: a code of that step or an
+    older one is refused, so a code seen over someone's shoulder cannot be replayed.
+    """
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="two_factor_device")
+    secret = EncryptedTextField()
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    last_used_step = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "two_factor_devices"
+
+    def __str__(self) -> str:
+        return f"authenticator of {self.user_id}"
+
+    @property
+    def is_confirmed(self) -> bool:
+        return self.confirmed_at is not None
+
+
+class RecoveryCode(models.Model):
+    """A one-time two-factor code for a lost phone. Only its SHA-256 hash is stored."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="recovery_codes")
+    code_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "two_factor_recovery_codes"
+        indexes = [models.Index(fields=["user", "used_at"])]
+
+    def __str__(self) -> str:
+        return f"recovery code {self.pk} of {self.user_id}"
+
+
+class ApiKey(models.Model):
+    """A long-lived, named API key. Only its SHA-256 hash is stored; the key is shown once.
+
+    `read` keys may only read; `trade` keys may also place, modify and cancel. A key bound to
+    a broker account acts for that account alone (the account-scoped OpenAlgo API); the desk's
+    own API, which spans every account, refuses bound keys.
+    """
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read only"
+        TRADE = "trade", "Trade (includes read)"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.READ)
+    bound_account = models.ForeignKey(
+        BrokerAccount,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="api_keys",
+    )
+    # The key's first characters, shown in lists so a trader can tell keys apart.
+    display_prefix = models.CharField(max_length=16)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        db_table = "api_keys"
+        indexes = [models.Index(fields=["user", "revoked_at"])]
+
+    def __str__(self) -> str:
+        return f"API key {self.name!r} ({self.display_prefix}…) of {self.user_id}"
+
+    @property
+    def allows_trading(self) -> bool:
+        return self.scope == self.Scope.TRADE
+
+    @property
+    def is_live(self) -> bool:
+        return self.revoked_at is None and (
+            self.expires_at is None or self.expires_at > timezone.now()
+        )

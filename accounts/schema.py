@@ -11,7 +11,11 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "The session_token from POST /api/login.",
+            "description": (
+                "The session_token from POST /api/login, or an API key (`tdk_...`, from "
+                "/api/api-keys or Settings, API keys). A read-scoped key gets 403 "
+                "PERMISSION_DENIED on every write."
+            ),
         }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from accounts.models import AuthSession, BrokerAccount, Strategy, User
+from accounts.models import ApiKey, AuthSession, BrokerAccount, Strategy, User
 from trading_site.core.errors import NotFound
 
 
@@ -45,3 +45,15 @@ def live_auth_sessions_for(*, user: User) -> QuerySet[AuthSession]:
     return AuthSession.objects.filter(
         user=user, revoked_at__isnull=True, expires_at__gt=timezone.now()
     ).order_by("-created_at")
+
+
+def api_keys_for(*, user: User, include_revoked: bool = False) -> QuerySet[ApiKey]:
+    """The user's keys, newest first (revoked ones only when asked: the page lists them
+    a while so a trader sees what was revoked)."""
+    keys = ApiKey.objects.filter(user=user).select_related("bound_account").order_by("-id")
+    return keys if include_revoked else keys.filter(revoked_at__isnull=True)
+
+
+def api_key_for(*, user: User, key_id: int) -> ApiKey:
+    """One of the user's keys; another user's (or no) key is a 404."""
+    return get_object_or_404(ApiKey.objects.select_related("bound_account"), pk=key_id, user=user)

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.api_keys import API_KEY_PREFIX
 from accounts.models import (
     CREDENTIAL_FIELDS,
     XTS_BROKERS,
@@ -33,6 +34,7 @@ from accounts.models import (
     Strategy,
     User,
 )
+from accounts.two_factor import has_two_factor, verify_second_factor
 from orders.brokers.host_policy import BrokerHostNotAllowed, validate_base_url
 from trading_site.core.api.ratelimit import take_group_token
 from trading_site.core.errors import RateLimitExceeded, ValidationFailed
@@ -102,6 +104,8 @@ def create_auth_session(
 ) -> tuple[str, AuthSession]:
     """Start an API session for `user`; returns (raw token, row). The token is never stored."""
     token = secrets.token_urlsafe(32)
+    while token.startswith(API_KEY_PREFIX):  # the prefix alone says "API key" (1 in 16.7M)
+        token = secrets.token_urlsafe(32)
     now = timezone.now()
     session = AuthSession.objects.create(
         user=user,
@@ -234,6 +238,18 @@ class InvalidCredentials(Exception):
     """Wrong username or password, or an inactive user (indistinguishable on purpose)."""
 
 
+class SecondFactorRequired(Exception):
+    """The password was right; the user has two-factor login and sent no code."""
+
+
+class SecondFactorInvalid(Exception):
+    """The password was right; the code was wrong, expired or already used."""
+
+
+class TwoFactorEnrolmentRequired(Exception):
+    """A staff user without two-factor login: they must set it up (in the browser) first."""
+
+
 @dataclass(frozen=True)
 class LoginResult:
     token: str
@@ -253,12 +269,31 @@ def check_login_rate(*, username: str, client_ip: str | None) -> None:
             raise RateLimitExceeded(retry_after=result.retry_after, limit_headers=result.headers())
 
 
-def login(*, username: str, password: str, client_ip: str | None, user_agent: str) -> LoginResult:
-    """Check the password (throttled per username and per IP) and start an API session."""
+def login(
+    *,
+    username: str,
+    password: str,
+    client_ip: str | None,
+    user_agent: str,
+    otp: str = "",
+) -> LoginResult:
+    """Check the password and, for a user with two-factor login, the code `otp` (an
+    authenticator code or a recovery code) in the same request; then start an API session.
+
+    Each call is one attempt on the login limiter (per username and per IP), whichever part
+    is wrong: guessing codes is throttled exactly like guessing passwords.
+    """
     check_login_rate(username=username, client_ip=client_ip)
     user = django_authenticate(username=username, password=password)
     if user is None or not user.is_active:
         raise InvalidCredentials()
+    if has_two_factor(user):
+        if not otp:
+            raise SecondFactorRequired()
+        if verify_second_factor(user=user, code=otp) is None:
+            raise SecondFactorInvalid()
+    elif user.is_staff:
+        raise TwoFactorEnrolmentRequired()
     token, session = create_auth_session(user=user, client_ip=client_ip, user_agent=user_agent)
     return LoginResult(token=token, session=session, user=user)
 

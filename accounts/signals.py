@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
+from accounts.api_keys import forget_cached_api_keys, revoke_user_api_keys
 from accounts.models import User
 from accounts.services import forget_cached_sessions, revoke_user_sessions
 
@@ -15,9 +16,12 @@ def revoke_sessions_on_password_change(sender, instance: User, created: bool, **
     # sent this signal (Django's silent hash upgrade at login clears it first): a real change
     # of password, by the web page, the admin or a shell. Every API token ends; browser
     # sessions end through Django's session hash, open sockets through their re-check.
+    # API keys end too: whoever changes a password after a leak must not have to remember
+    # every key (the key page says so before the change).
     if created or getattr(instance, "_password", None) is None:
         return
     revoke_user_sessions(user=instance)
+    revoke_user_api_keys(user=instance)
 
 
 @receiver(post_save, sender=User, dispatch_uid="accounts.forget_cached_sessions")
@@ -29,3 +33,4 @@ def forget_cached_sessions_on_user_change(sender, instance: User, created: bool,
         return
 
     forget_cached_sessions(user_id=instance.pk)
+    forget_cached_api_keys(user_id=instance.pk)

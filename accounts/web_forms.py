@@ -12,7 +12,7 @@ from typing import Any
 
 from django import forms
 
-from accounts.models import CREDENTIAL_FIELDS, Broker, Strategy
+from accounts.models import CREDENTIAL_FIELDS, ApiKey, Broker, BrokerAccount, Strategy
 
 CREDENTIAL_LABELS = {
     "app_key": "App key",
@@ -181,3 +181,86 @@ class RegeneratePermissionForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["strategies"].queryset = Strategy.objects.filter(user=user).order_by("name")
+
+
+# ---- two-factor login and API keys -----------------------------------------------------------
+
+
+class OneTimeCodeInput(forms.TextInput):
+    """A code field that comes back empty after a failed try: a spent or wrong code is
+    worth nothing, and the next one is typed fresh."""
+
+    def format_value(self, value):
+        return None
+
+
+def _code_field(label: str = "Code from your authenticator app") -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        max_length=32,
+        strip=True,
+        widget=OneTimeCodeInput(
+            attrs={
+                "autocomplete": "one-time-code",
+                "inputmode": "numeric",
+                "spellcheck": "false",
+                "autofocus": True,
+            }
+        ),
+    )
+
+
+class TwoFactorCodeForm(forms.Form):
+    """The login's second step, and every page that asks for a code."""
+
+    code = _code_field()
+
+    def __init__(self, *args, allow_recovery: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        if allow_recovery:
+            self.fields["code"].help_text = "Lost your phone? Enter one of your recovery codes."
+
+
+class TwoFactorDisableForm(forms.Form):
+    password = forms.CharField(
+        label="Current password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+    code = _code_field("Code from your authenticator app (or a recovery code)")
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        help_text="What the key is for, e.g. “Amibroker on the office PC”.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    scope = forms.ChoiceField(
+        choices=ApiKey.Scope.choices,
+        initial=ApiKey.Scope.READ,
+        widget=forms.RadioSelect,
+        help_text="Read only: orders, positions, PnL. Trade: also place, modify and cancel.",
+    )
+    bound_account = forms.ModelChoiceField(
+        queryset=BrokerAccount.objects.none(),
+        required=False,
+        empty_label="Not bound (desk API, every account)",
+        label="Bound to account",
+        help_text=(
+            "A bound key acts for that one account, on the account-scoped (OpenAlgo) API; "
+            "the desk API refuses it."
+        ),
+    )
+    expires_on = forms.DateField(
+        required=False,
+        label="Expires after (optional)",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="The key stops working at midnight (IST) after this day.",
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["bound_account"].queryset = BrokerAccount.objects.filter(
+            user=user, is_active=True
+        ).order_by("account_name")

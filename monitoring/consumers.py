@@ -2,7 +2,8 @@
 
 Close codes:
 - 4401: not authenticated (no session cookie, no valid token);
-- 4403: authenticated, but the path names another user (no data byte is sent first);
+- 4403: authenticated, but the path names another user, or the credential is an API key
+  bound to one broker account (no data byte is sent first);
 - 4000: the trading window is closed; a `market_closed` message with the next opening is
   sent first, and the connection is closed the same way when the window closes later;
 - 1009: a frame larger than WS_MAX_MESSAGE_BYTES. daphne started through trading_site.server
@@ -61,7 +62,7 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
         if identity.user_id is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        if identity.user_id != path_user:
+        if identity.forbidden or identity.user_id != path_user:
             await self.close(code=CLOSE_FORBIDDEN)
             return
         if not await market_hours.ais_trading_window_open():

@@ -20,8 +20,10 @@ from django.conf import settings
 from monitoring.tasks import (
     beat_heartbeat,
     dispatch_monitoring_cycles,
+    mark_abandoned_runs,
     place_due_scheduled_orders,
     purge_expired_auth_sessions,
+    purge_old_received_alerts,
     refresh_broker_sessions,
 )
 from orders.market.demo import tick_price_feed
@@ -52,8 +54,16 @@ def _heartbeat() -> object:
     return beat_heartbeat()
 
 
+def _mark_abandoned_runs() -> object:
+    return mark_abandoned_runs()
+
+
 def _purge_sessions() -> object:
     return purge_expired_auth_sessions()
+
+
+def _purge_alerts() -> object:
+    return purge_old_received_alerts()
 
 
 def _refresh_broker_sessions() -> object:
@@ -67,7 +77,9 @@ def embedded_jobs() -> list[Job]:
         Job("scheduled-orders", min(60.0, interval), _scheduled_orders),
         Job("heartbeat", min(30.0, interval), _heartbeat),
         Job("refresh-broker-sessions", 300.0, _refresh_broker_sessions),
+        Job("abandoned-runs", 60.0, _mark_abandoned_runs),
         Job("purge-auth-sessions", 3600.0, _purge_sessions),
+        Job("purge-received-alerts", 6 * 3600.0, _purge_alerts),
     ]
     if settings.PRICE_FEED_ENABLED:
         jobs.append(Job("price-feed", float(settings.PRICE_FEED_INTERVAL_SECONDS), _price_feed))

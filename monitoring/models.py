@@ -23,7 +23,7 @@ class MonitoringRun(models.Model):
     )
     cycle_key = models.CharField(max_length=32)
     trigger = models.CharField(max_length=16, default="beat")  # beat, embedded, admin, manual
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)

@@ -40,6 +40,9 @@ class CycleStatus(Vocabulary):
     OK = "OK", "OK"
     ERRORS = "ERRORS", "Completed with errors"
     FAILED = "FAILED", "Stopped early"
+    # The worker running it died (killed, lost its host) before it finished: marked by the
+    # next cycle of the user or by housekeeping (monitoring.services.abandon_dead_runs).
+    ABANDONED = "ABANDONED", "Abandoned (worker died)"
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,28 @@
-"""Running monitoring cycles: exactly once per user and cycle key (SPEC 8).
+"""Running monitoring cycles: exactly once per user and cycle key (SPEC 8), never two of one
+user at the same time, and never beside another change of the same account.
 
 `run_user_cycle` is what the Celery task, the embedded timer and the admin action call.
-Two guards make a cycle run at most once: a per-user lock in the cache (Redis in full
-stack) with a time-to-live shorter than the interval, so a slow cycle never overlaps the
-next and a crashed worker's lock expires before the next beat; and the unique
-`MonitoringRun(user, cycle_key)`, written (and committed) before any step runs, so a
-redelivered task or a second beat in the same slot finds the row and returns.
+Three guards:
+- the user's cycle lease (`trading_site.core.leases`: Redis in the full stack, renewed by a
+  heartbeat while the cycle runs, so a slow cycle keeps it however long it takes and a
+  killed worker's lease lapses within `MONITOR_LOCK_TTL_SECONDS`): the next cycle of the
+  same user skips while one runs;
+- the unique `MonitoringRun(user, cycle_key)`, written (and committed) before any step
+  runs, so a redelivered task or a second beat in the same slot finds the row and returns;
+- each account's exclusion (`orders.services.exclusion`), held from step 1 to step 9, so
+  a broker event, a trader's cancel or the kill switch acts before or after the cycle's
+  work on that account, never in the middle of it.
+A run left RUNNING by a worker that died is marked ABANDONED by the next cycle of the same
+user (it holds the lease, so nobody else is running one) or by the housekeeping task.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -27,8 +33,9 @@ from monitoring.pipeline import REGENERATION_PERMITTED, Outcome
 from monitoring.steps import STEP_FUNCTIONS, CycleContext
 from orders.brokers.sessions import connect_account
 from orders.models import BrokerPosition, Order, OrderLeg
+from orders.services.exclusion import accounts_exclusion
 from orders.services.regeneration import regeneration_permitted
-from trading_site.core import market_hours, metrics, realtime
+from trading_site.core import leases, market_hours, metrics, realtime
 
 logger = logging.getLogger(__name__)
 
@@ -55,21 +62,63 @@ def cycle_key_for(at: datetime | None = None) -> str:
     return slot.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _lock_ttl() -> int:
+def cycle_lease_ttl() -> float:
+    """How long a dead worker's cycle lease outlives it (a live one renews it every third)."""
+    configured = getattr(settings, "MONITOR_LOCK_TTL_SECONDS", None)
+    if configured:
+        return float(configured)
     interval = int(settings.MONITOR_INTERVAL_SECONDS)
-    return max(1, min(interval - 1, int(interval * 0.9)))
+    return float(max(2, min(30, interval // 2)))
 
 
-def _lock_key(user_id: int) -> str:
-    return f"monitoring:cycle-lock:{int(user_id)}"
+def cycle_lease_name(user_id: int) -> str:
+    return f"monitoring:cycle:{int(user_id)}"
 
 
-def _order_figures(user_id: int) -> dict[int, tuple]:
+def order_figures(*, user_id: int | None = None, account_id: int | None = None) -> dict[int, tuple]:
+    """The pnl_update-worthy figures of the user's (or account's) live orders, by order id."""
+    orders = Order.objects.filter(status__in=_LIVE_ORDER_STATUSES, archived_at=None)
+    if user_id is not None:
+        orders = orders.filter(user_id=user_id)
+    if account_id is not None:
+        orders = orders.filter(account_id=account_id)
+    return {row[0]: row[1:] for row in orders.values_list("id", *_WATCHED_FIELDS)}
+
+
+def moved_figures_messages(before: dict[int, tuple]) -> list[dict]:
+    """order_update for the orders whose figures moved without a status change (a status
+    change was already announced by the order services)."""
+    messages: list[dict] = []
+    if not before:
+        return messages
+    after = Order.objects.filter(pk__in=before).values_list("id", *_WATCHED_FIELDS)
+    for order_id, *figures in after:
+        old = before[order_id]
+        if tuple(figures) != old and figures[0] == old[0]:
+            status, pnl, open_position, filled, ltp = figures
+            messages.append(
+                {
+                    "type": realtime.ORDER_UPDATE,
+                    "order_id": order_id,
+                    "status": status,
+                    "details": {
+                        "pnl": pnl,
+                        "open_position": open_position,
+                        "filled_quantity": filled,
+                        "ltp": ltp,
+                    },
+                }
+            )
+    return messages
+
+
+def pnl_update_message(account: BrokerAccount) -> dict:
     return {
-        row[0]: row[1:]
-        for row in Order.objects.filter(
-            user_id=user_id, status__in=_LIVE_ORDER_STATUSES, archived_at=None
-        ).values_list("id", *_WATCHED_FIELDS)
+        "type": realtime.PNL_UPDATE,
+        "account_id": account.pk,
+        "realized": account.realized_mtm,
+        "unrealized": account.unrealized_mtm,
+        "total": account.total_mtm,
     }
 
 
@@ -94,38 +143,11 @@ def _push_after_cycle(
             "timestamp": realtime.now_iso(),
         }
     ]
-    if before:
-        after = Order.objects.filter(pk__in=before).values_list("id", *_WATCHED_FIELDS)
-        for order_id, *figures in after:
-            old = before[order_id]
-            if tuple(figures) != old and figures[0] == old[0]:
-                status, pnl, open_position, filled, ltp = figures
-                messages.append(
-                    {
-                        "type": realtime.ORDER_UPDATE,
-                        "order_id": order_id,
-                        "status": status,
-                        "details": {
-                            "pnl": pnl,
-                            "open_position": open_position,
-                            "filled_quantity": filled,
-                            "ltp": ltp,
-                        },
-                    }
-                )
-    if result.outcome_of(2) == Outcome.OK:
+    messages.extend(moved_figures_messages(before))
+    if result.outcomes and result.outcome_of(2) == Outcome.OK:
         # The cycle's own account instances: step 2 wrote the new figures onto them (and
         # left them as read when nothing changed), so no second read is needed.
-        messages.extend(
-            {
-                "type": realtime.PNL_UPDATE,
-                "account_id": account.pk,
-                "realized": account.realized_mtm,
-                "unrealized": account.unrealized_mtm,
-                "total": account.total_mtm,
-            }
-            for account in accounts
-        )
+        messages.extend(pnl_update_message(account) for account in accounts)
     # One hand-over for the whole cycle (one event-loop hop in embedded mode), in this order.
     realtime.notify_users([(user_id, message) for message in messages])
 
@@ -153,21 +175,46 @@ def _claim_run(*, user_id: int, cycle_key: str, trigger: str) -> MonitoringRun |
 def run_user_cycle(*, user_id: int, cycle_key: str, trigger: str) -> MonitoringRun | None:
     """Run the user's cycle for `cycle_key` unless it ran (or is running) already. Returns
     the finished run, or None when this call did not run it."""
-    lock_key, token = _lock_key(user_id), uuid.uuid4().hex
-    if not cache.add(lock_key, token, timeout=_lock_ttl()):
+    try:
+        lease = leases.acquire(cycle_lease_name(user_id), ttl=cycle_lease_ttl())
+    except leases.LeaseBusy:
         logger.info(
-            "cycle skipped: user's previous cycle still holds the lock",
+            "cycle skipped: user's previous cycle is still running",
             extra={"user_id": user_id, "cycle": cycle_key},
         )
         return None
     try:
+        # Holding the lease, no other cycle of this user runs: a RUNNING run is a dead one.
+        abandon_dead_runs(user_id=user_id)
         run = _claim_run(user_id=user_id, cycle_key=cycle_key, trigger=trigger)
         if run is None:
             return None
         return _execute(run)
     finally:
-        if cache.get(lock_key) == token:
-            cache.delete(lock_key)
+        leases.release(lease)
+
+
+def _run_steps(context: CycleContext, user_id: int) -> pipeline.CycleResult:
+    """Steps 1-10 with every account's exclusion held (those not free in time are left out
+    of this cycle, reported as an error: the next cycle takes them)."""
+    with accounts_exclusion(
+        [account.pk for account in context.accounts], purpose="monitoring cycle"
+    ) as (_held, busy):
+        skipped = [account for account in context.accounts if account.pk in busy]
+        context.accounts = [account for account in context.accounts if account.pk not in busy]
+        result = pipeline.run_cycle(
+            STEP_FUNCTIONS,
+            context=context,
+            flags={REGENERATION_PERMITTED: lambda: regeneration_permitted(user_id=user_id)},
+        )
+    if skipped:
+        result.errors.extend(
+            f"{account.account_name}: busy with another change; left to the next cycle"
+            for account in skipped
+        )
+        if result.status == pipeline.CycleStatus.OK:
+            result.status = pipeline.CycleStatus.ERRORS
+    return result
 
 
 def _execute(run: MonitoringRun) -> MonitoringRun:
@@ -175,13 +222,9 @@ def _execute(run: MonitoringRun) -> MonitoringRun:
     user_id = run.user_id
     accounts = list(BrokerAccount.objects.filter(user_id=user_id, is_active=True).order_by("id"))
     context = CycleContext(user_id=user_id, cycle_key=run.cycle_key, accounts=accounts)
-    before = _order_figures(user_id)
+    before = order_figures(user_id=user_id)
     try:
-        result = pipeline.run_cycle(
-            STEP_FUNCTIONS,
-            context=context,
-            flags={REGENERATION_PERMITTED: lambda: regeneration_permitted(user_id=user_id)},
-        )
+        result = _run_steps(context, user_id)
     except Exception as exc:  # the executor itself never raises; belt and braces for the run row
         logger.exception("cycle crashed", extra={"user_id": user_id})
         result = pipeline.CycleResult(
@@ -199,10 +242,53 @@ def _execute(run: MonitoringRun) -> MonitoringRun:
     run.save(update_fields=["steps", "errors", "status", "finished_at", "duration_ms"])
     _record_metrics(elapsed, result)
     try:
-        _push_after_cycle(user_id=user_id, run=run, result=result, before=before, accounts=accounts)
+        _push_after_cycle(
+            user_id=user_id, run=run, result=result, before=before, accounts=context.accounts
+        )
     except Exception:  # notifications never undo a recorded cycle
         logger.exception("cycle notifications failed", extra={"user_id": user_id})
     return run
+
+
+# ---- abandoned runs ---------------------------------------------------------------------------
+
+ABANDONED_MESSAGE = (
+    "abandoned: the worker running this cycle stopped before it finished (its lease "
+    "lapsed); the next cycle re-read everything from the broker"
+)
+
+
+def abandon_dead_runs(*, user_id: int | None = None) -> int:
+    """Mark ABANDONED the RUNNING runs whose worker died. With `user_id` the caller holds
+    that user's cycle lease, so every RUNNING run of the user is dead; without it (the
+    housekeeping task) a run is dead when nobody holds its user's lease and it started more
+    than a lease's lifetime ago. Returns how many were marked."""
+    running = MonitoringRun.objects.filter(status=MonitoringRun.Status.RUNNING)
+    if user_id is not None:
+        dead = list(running.filter(user_id=user_id).values_list("pk", flat=True))
+    else:
+        cutoff = timezone.now() - timedelta(seconds=cycle_lease_ttl())
+        candidates = running.filter(started_at__lt=cutoff).values_list("pk", "user_id")
+        dead = [pk for pk, owner in candidates if not leases.is_held(cycle_lease_name(owner))]
+    if not dead:
+        return 0
+    now = timezone.now()
+    marked = 0
+    for run in MonitoringRun.objects.filter(pk__in=dead, status=MonitoringRun.Status.RUNNING):
+        updated = MonitoringRun.objects.filter(
+            pk=run.pk, status=MonitoringRun.Status.RUNNING
+        ).update(
+            status=MonitoringRun.Status.ABANDONED,
+            finished_at=now,
+            errors=[*run.errors, ABANDONED_MESSAGE],
+        )
+        if updated:
+            marked += 1
+            logger.warning(
+                "cycle run abandoned",
+                extra={"user_id": run.user_id, "cycle": run.cycle_key, "run_id": run.pk},
+            )
+    return marked
 
 
 # ---- who is monitored ---------------------------------------------------------------------

@@ -11,12 +11,14 @@ from celery import shared_task
 
 from accounts.services import purge_expired_auth_sessions as purge
 from monitoring.services import (
+    abandon_dead_runs,
     cycle_key_for,
     monitored_user_ids,
     record_heartbeat,
     refresh_expiring_broker_sessions,
     run_user_cycle,
 )
+from orders.alerts.services import purge_old_received_alerts as purge_alerts
 from orders.scheduled.services import place_due_scheduled_orders as place_due
 from trading_site.core.market_hours import is_trading_window_open
 
@@ -61,6 +63,18 @@ def purge_expired_auth_sessions() -> int:
     return purge()
 
 
+@shared_task(name="monitoring.tasks.purge_old_received_alerts", ignore_result=True)
+def purge_old_received_alerts() -> int:
+    return purge_alerts()
+
+
 @shared_task(name="monitoring.tasks.refresh_broker_sessions", ignore_result=True)
 def refresh_broker_sessions() -> int:
     return refresh_expiring_broker_sessions()
+
+
+@shared_task(name="monitoring.tasks.mark_abandoned_runs", ignore_result=True)
+def mark_abandoned_runs() -> int:
+    """Runs whose worker died (nobody holds their user's cycle lease) become ABANDONED, also
+    for users no longer monitored (their next cycle would have marked them)."""
+    return abandon_dead_runs()

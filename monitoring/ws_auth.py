@@ -1,7 +1,9 @@
 """Who is on the other end of a WebSocket, and may they open it (SPEC 9).
 
 Browsers authenticate with the Django session cookie (channels' AuthMiddlewareStack puts
-the user in the scope); programs with an API token, either `?token=<token>` or the
+the user in the scope); programs with an API session token or an API key (`tdk_...`, told
+apart by the prefix; a key bound to one broker account is refused with 4403, as on the REST
+API), either `?token=<token>` or the
 `Sec-WebSocket-Protocol` header: `bearer, <token>` (the server then answers the subprotocol
 `bearer`, so the token is never echoed) or the bare token alone (echoed, as the protocol
 requires the server to pick one of the offered values).
@@ -18,6 +20,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 
+from accounts.api_keys import authenticate_api_key, hash_api_key, looks_like_api_key
 from accounts.services import authenticate_token, hash_token
 from monitoring.ws_origin import SameOriginValidator
 from monitoring.ws_revalidation import Credential
@@ -31,6 +34,8 @@ class WsIdentity:
     subprotocol: str | None = None
     # What to re-check while the socket is open (monitoring.ws_revalidation).
     credential: Credential | None = None
+    # Authenticated, but with a credential this socket does not take (a bound API key).
+    forbidden: bool = False
 
 
 def token_from_scope(scope) -> tuple[str | None, str | None]:
@@ -55,6 +60,16 @@ def _user_for_token(token: str) -> int | None:
     return user.pk if user.is_active else None
 
 
+def _identity_for_api_key(raw: str, subprotocol: str | None) -> WsIdentity:
+    api_key = authenticate_api_key(raw)
+    if api_key is None:
+        return WsIdentity(None, subprotocol)
+    if api_key.bound_account_id is not None:
+        return WsIdentity(api_key.user_id, subprotocol, forbidden=True)
+    credential = Credential(user_id=api_key.user_id, api_key_hash=hash_api_key(raw))
+    return WsIdentity(api_key.user_id, subprotocol, credential)
+
+
 async def identify(scope) -> WsIdentity:
     """The authenticated user id (session cookie first, then token), or None."""
     token, subprotocol = token_from_scope(scope)
@@ -63,6 +78,8 @@ async def identify(scope) -> WsIdentity:
         session = scope.get("session")
         key = getattr(session, "session_key", None) or ""
         return WsIdentity(user.pk, subprotocol, Credential(user_id=user.pk, session_key=key))
+    if token and looks_like_api_key(token):
+        return await database_sync_to_async(_identity_for_api_key)(token, subprotocol)
     if token:
         user_id = await database_sync_to_async(_user_for_token)(token)
         credential = Credential(user_id=user_id, token_hash=hash_token(token)) if user_id else None

@@ -6,6 +6,7 @@ The handshake checks credentials once; without this, a socket opened with a toke
 the trader's orders for as long as it stayed open. One task per web process (not one per
 connection) re-reads every open socket's credential in a few batched queries:
 - a token: its AuthSession row must be unrevoked, unexpired and its user active;
+- an API key: its ApiKey row likewise (no expiry set means none);
 - a browser session: the session must still exist, unexpired, name the same user, and carry
   the user's current session-auth hash (a password change alters it; Django's own
   `update_session_auth_hash` keeps the changer's session valid).
@@ -23,10 +24,11 @@ from importlib import import_module
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
-from accounts.models import AuthSession, User
+from accounts.models import ApiKey, AuthSession, User
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +38,13 @@ _CHUNK = 1000
 
 @dataclass(frozen=True)
 class Credential:
-    """What a socket was opened with: a token's hash, or a browser session's key."""
+    """What a socket was opened with: a token's hash, an API key's hash, or a browser
+    session's key."""
 
     user_id: int
     token_hash: str = ""
     session_key: str = ""
+    api_key_hash: str = ""
 
 
 def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
@@ -59,6 +63,21 @@ def _valid_token_hashes(hashes: set[str]) -> set[str]:
                 expires_at__gt=now,
                 user__is_active=True,
             ).values_list("token_hash", flat=True)
+        )
+    return valid
+
+
+def _valid_api_key_hashes(hashes: set[str]) -> set[str]:
+    valid: set[str] = set()
+    now = timezone.now()
+    for chunk in _chunks(sorted(hashes)):
+        valid.update(
+            ApiKey.objects.filter(
+                Q(expires_at__isnull=True) | Q(expires_at__gt=now),
+                key_hash__in=chunk,
+                revoked_at__isnull=True,
+                user__is_active=True,
+            ).values_list("key_hash", flat=True)
         )
     return valid
 
@@ -111,15 +130,20 @@ def _valid_session_keys(credentials: list[Credential]) -> set[str]:
 def still_valid(credentials: list[Credential]) -> set[Credential]:
     """The credentials, of those given, that may keep streaming (database reads only)."""
     tokens = {c.token_hash for c in credentials if c.token_hash}
-    sessions = [c for c in credentials if c.session_key and not c.token_hash]
+    api_keys = {c.api_key_hash for c in credentials if c.api_key_hash}
+    sessions = [c for c in credentials if c.session_key and not c.token_hash and not c.api_key_hash]
     valid_hashes = _valid_token_hashes(tokens) if tokens else set()
+    valid_api_keys = _valid_api_key_hashes(api_keys) if api_keys else set()
     valid_keys = _valid_session_keys(sessions) if sessions else set()
-    return {
-        c
-        for c in credentials
-        if (c.token_hash and c.token_hash in valid_hashes)
-        or (not c.token_hash and c.session_key in valid_keys)
-    }
+
+    def holds(c: Credential) -> bool:
+        if c.token_hash:
+            return c.token_hash in valid_hashes
+        if c.api_key_hash:
+            return c.api_key_hash in valid_api_keys
+        return bool(c.session_key) and c.session_key in valid_keys
+
+    return {c for c in credentials if holds(c)}
 
 
 class _Revalidator:

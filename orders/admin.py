@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 # The admin of each feature's models lives beside them; importing registers it.
+from orders.alerts import admin as alerts_admin  # noqa: F401
 from orders.brokers.paper import admin as paper_admin  # noqa: F401
 from orders.market import admin as market_admin  # noqa: F401
 from orders.models import (

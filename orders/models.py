@@ -41,6 +41,7 @@ class Order(models.Model):
         SCHEDULED = "SCHEDULED", "Scheduled"
         REGENERATED = "REGENERATED", "Regenerated"
         KILL_SWITCH = "KILL_SWITCH", "Kill switch"
+        ALERT = "ALERT", "Alert webhook"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     account = models.ForeignKey(
@@ -349,12 +350,14 @@ class RegenerationStage(models.Model):
 
 
 # Models that live beside their feature (they need Order, so they come after it).
+from orders.alerts.models import AlertWebhook, ReceivedAlert  # noqa: E402
 from orders.brokers.paper.models import PaperBook, PaperOrder, PaperTrade  # noqa: E402
 from orders.scheduled.models import ScheduledOrder, ScheduledOrderRun  # noqa: E402
 
 __all__ = [
     "MONEY",
     "PRICE",
+    "AlertWebhook",
     "BrokerOrder",
     "BrokerPosition",
     "BrokerTrade",
@@ -370,6 +373,7 @@ __all__ = [
     "PaperOrder",
     "PaperTrade",
     "ProductType",
+    "ReceivedAlert",
     "RegenerationStage",
     "ScheduledOrder",
     "ScheduledOrderRun",

@@ -11,10 +11,14 @@ from datetime import datetime
 from decimal import Decimal
 
 from asgiref.sync import async_to_sync
+from django.test import Client
+from django.utils.timezone import now as timezone_now
 from rest_framework.test import APIClient
 
-from accounts.models import Broker, BrokerAccount, Strategy, User
+from accounts.api_keys import create_api_key
+from accounts.models import ApiKey, Broker, BrokerAccount, Strategy, TwoFactorDevice, User
 from accounts.services import create_auth_session
+from accounts.two_factor import SESSION_VERIFIED_KEY, code_at_step, current_step, new_secret
 from orders.brokers.sessions import broker_client
 from orders.market.services import match_paper_orders
 from orders.models import (
@@ -99,6 +103,45 @@ def make_fair_price(instrument: Instrument, price: Decimal | str, spread: str = 
 
 def make_strategy(*, user: User, name: str | None = None, **extra) -> Strategy:
     return Strategy.objects.create(user=user, name=name or f"strategy-{next(_seq)}", **extra)
+
+
+def enable_two_factor(user: User) -> str:
+    """Turn two-factor login on for `user` (as a finished enrolment would); returns the
+    TOTP secret, for `totp_code`."""
+    secret = new_secret()
+    TwoFactorDevice.objects.update_or_create(
+        user=user, defaults={"secret": secret, "confirmed_at": timezone_now()}
+    )
+    return secret
+
+
+def totp_code(secret: str, *, steps_from_now: int = 0) -> str:
+    """The code an authenticator app would show now (or so many 30 s steps away)."""
+    return code_at_step(secret, current_step() + steps_from_now)
+
+
+def staff_client(user: User | None = None, client=None):
+    """A Django test client logged in as staff the way the admin requires it: two-factor
+    login set up and this session past the code."""
+    user = user or make_user(is_staff=True, is_superuser=True)
+    client = client or Client()
+    if not TwoFactorDevice.objects.filter(user=user, confirmed_at__isnull=False).exists():
+        enable_two_factor(user)
+    client.force_login(user)
+    session = client.session
+    session[SESSION_VERIFIED_KEY] = user.pk
+    session.save()
+    return client
+
+
+def api_key_client_for(
+    user: User, *, scope: str = ApiKey.Scope.READ, **extra
+) -> tuple[APIClient, str, ApiKey]:
+    """An API client authenticated by a new API key; returns (client, raw key, row)."""
+    raw, api_key = create_api_key(user=user, name=extra.pop("name", "tests"), scope=scope, **extra)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client, raw, api_key
 
 
 def api_client_for(user: User) -> APIClient:

@@ -33,6 +33,11 @@ def beat_schedule(interval_seconds: int) -> dict:
             "schedule": timedelta(seconds=min(30, interval)),
             "options": {"expires": 30},
         },
+        "mark-abandoned-runs": {
+            "task": "monitoring.tasks.mark_abandoned_runs",
+            "schedule": timedelta(seconds=60),
+            "options": {"expires": 60},
+        },
         "refresh-broker-sessions": {
             "task": "monitoring.tasks.refresh_broker_sessions",
             "schedule": timedelta(minutes=5),
@@ -41,6 +46,11 @@ def beat_schedule(interval_seconds: int) -> dict:
         "purge-expired-auth-sessions": {
             "task": "monitoring.tasks.purge_expired_auth_sessions",
             "schedule": timedelta(hours=1),
+            "options": {"expires": 3600},
+        },
+        "purge-old-received-alerts": {
+            "task": "monitoring.tasks.purge_old_received_alerts",
+            "schedule": timedelta(hours=6),
             "options": {"expires": 3600},
         },
     }

@@ -13,7 +13,9 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from accounts import services
+from accounts.api_keys import live_api_keys
 from accounts.models import BrokerAccount, Strategy
+from accounts.two_factor import has_two_factor
 from accounts.web_forms import BrokerAccountForm, RegeneratePermissionForm
 from orders.models import Order
 from orders.scheduled.models import ScheduledOrder
@@ -91,5 +93,7 @@ def settings_home(request: HttpRequest) -> HttpResponse:
         .select_related("account")
         .order_by("time_of_day", "name"),
         "account_form": BrokerAccountForm(),
+        "two_factor_on": has_two_factor(request.user),
+        "api_key_count": live_api_keys(user=request.user).count(),
     }
     return render(request, "accounts/settings.html", context)

@@ -70,7 +70,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    # django.contrib.admin, its site requiring two-factor login of staff (accounts.admin_site)
+    "accounts.apps.TwoFactorAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -237,7 +238,11 @@ REST_FRAMEWORK = {
         "accounts.auth.BearerTokenAuthentication",
         "accounts.auth.CsrfSessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        # A read-only API key cannot write; a bound key is refused (accounts.permissions).
+        "accounts.permissions.ApiKeyScope",
+    ],
     "DEFAULT_THROTTLE_CLASSES": ["trading_site.core.api.ratelimit.UserRateLimit"],
     "DEFAULT_PAGINATION_CLASS": "trading_site.core.api.pagination.LimitOffsetTotalPagination",
     "PAGE_SIZE": 50,
@@ -275,6 +280,14 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 AUTH_TOKEN_TTL_SECONDS = env_int("AUTH_TOKEN_TTL_SECONDS", 12 * 3600)
 AUTH_TOKEN_CACHE_SECONDS = env_int("AUTH_TOKEN_CACHE_SECONDS", 300)
 
+# Two-factor login (accounts.two_factor): the issuer name authenticator apps show.
+TWO_FACTOR_ISSUER = os.environ.get("TWO_FACTOR_ISSUER", "Trading desk")
+# How long a password-checked web login waits for its two-factor code.
+TWO_FACTOR_LOGIN_TIMEOUT_SECONDS = env_int("TWO_FACTOR_LOGIN_TIMEOUT_SECONDS", 300)
+
+# Alert webhooks (orders.alerts): how long received alerts are kept.
+ALERT_RETENTION_DAYS = env_int("ALERT_RETENTION_DAYS", 90)
+
 # Rate limits per endpoint group: "capacity/refill-per-second". Login has its own.
 RATE_LIMITS = {
     "default": os.environ.get("RATE_LIMIT_DEFAULT", "120/2"),
@@ -282,6 +295,9 @@ RATE_LIMITS = {
     "orders": os.environ.get("RATE_LIMIT_ORDERS", "60/1"),
     "login_user": os.environ.get("RATE_LIMIT_LOGIN_USER", "5/0.05"),
     "login_ip": os.environ.get("RATE_LIMIT_LOGIN_IP", "20/0.2"),
+    # Alert webhooks (orders.alerts): per webhook, and per address for wrong secrets.
+    "webhook": os.environ.get("RATE_LIMIT_WEBHOOK", "30/0.5"),
+    "webhook_bad_secret": os.environ.get("RATE_LIMIT_WEBHOOK_BAD_SECRET", "10/0.1"),
 }
 RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
 
@@ -355,6 +371,22 @@ XTS_SIMULATOR_RATE_LIMIT_PER_SECOND = env_int("XTS_SIMULATOR_RATE_LIMIT_PER_SECO
 MONITOR_INTERVAL_SECONDS = env_int("MONITOR_INTERVAL_SECONDS", 60)
 MONITOR_OPEN_ORDER_USERS = env_bool("MONITOR_OPEN_ORDER_USERS", True)
 MONITOR_IN_PROCESS = env_bool("MONITOR_IN_PROCESS", EMBEDDED)
+# The user's cycle lease (monitoring.services): renewed every third of this while a cycle
+# runs, so it only bounds how long a killed worker blocks the user's next cycle.
+# Default: half the interval, between 2 and 30 s.
+MONITOR_LOCK_TTL_SECONDS = float(os.environ.get("MONITOR_LOCK_TTL_SECONDS", "0")) or None
+# An account's exclusion (orders.services.exclusion): the cycle, broker events, modify,
+# cancel, the kill switch and protection take it. TTL: how long a dead holder blocks (a live
+# one renews it); WAIT: how long a change waits for the holder before answering "busy".
+ACCOUNT_LOCK_TTL_SECONDS = float(os.environ.get("ACCOUNT_LOCK_TTL_SECONDS", "15"))
+ACCOUNT_LOCK_WAIT_SECONDS = float(os.environ.get("ACCOUNT_LOCK_WAIT_SECONDS", "10"))
+# What the broker event streams call (dotted paths): one event, and a REST sync of one
+# account after a (re)connect. monitoring.events: the handler needs PnL (pnl sits above
+# orders in the layers), so it lives at the top of the apps.
+BROKER_EVENT_HANDLER = os.environ.get(
+    "BROKER_EVENT_HANDLER", "monitoring.events.handle_broker_event"
+)
+BROKER_RESYNC_HANDLER = os.environ.get("BROKER_RESYNC_HANDLER", "monitoring.events.resync_account")
 TRADING_WINDOW_ALWAYS_OPEN = env_bool("TRADING_WINDOW_ALWAYS_OPEN", EMBEDDED)
 TRADING_WINDOW_OPEN = time.fromisoformat(os.environ.get("TRADING_WINDOW_OPEN", "09:26"))
 TRADING_WINDOW_CLOSE = time.fromisoformat(os.environ.get("TRADING_WINDOW_CLOSE", "15:30"))

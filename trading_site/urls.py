@@ -5,6 +5,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from monitoring import health
+from orders.alerts import views as alert_views
 from trading_site.core import metrics
 from trading_site.core.api.errors import api_not_found
 
@@ -24,8 +25,28 @@ api_patterns = [
     re_path(r"^.*$", api_not_found),
 ]
 
+# Alert webhooks (orders.alerts): the webhook id, then optionally the secret, in the path.
+_HOOK_ID = r"(?P<public_id>[A-Za-z0-9_-]{1,64})"
+_HOOK_SECRET = r"(?P<secret>[A-Za-z0-9_-]{1,128})"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    re_path(rf"^hooks/alerts/{_HOOK_ID}/?$", alert_views.receive_alert, name="alert_webhook"),
+    re_path(
+        rf"^hooks/alerts/{_HOOK_ID}/{_HOOK_SECRET}/?$",
+        alert_views.receive_alert,
+        name="alert_webhook_secret",
+    ),
+    re_path(
+        rf"^strategy/webhook/{_HOOK_ID}/?$",
+        alert_views.receive_openalgo_strategy_alert,
+        name="openalgo_strategy_webhook",
+    ),
+    re_path(
+        rf"^strategy/webhook/{_HOOK_ID}/{_HOOK_SECRET}/?$",
+        alert_views.receive_openalgo_strategy_alert,
+        name="openalgo_strategy_webhook_secret",
+    ),
     path("api/", include(api_patterns)),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

@@ -5,6 +5,7 @@ from django.urls import path
 from accounts import views as account_views
 from monitoring import views as monitoring_views
 from orders import views as order_views
+from orders.alerts import views as alert_views
 from orders.scheduled import views as scheduled_views
 from pnl import views as pnl_views
 from trading_site import pages
@@ -12,6 +13,7 @@ from trading_site import pages
 urlpatterns = [
     path("", pages.dashboard, name="dashboard"),
     path("login/", account_views.login_view, name="login"),
+    path("login/code/", account_views.login_code, name="login_code"),
     path("logout/", account_views.logout_view, name="logout"),
     path("dashboard/numbers/", pages.dashboard_accounts, name="dashboard_accounts"),
     # Orders
@@ -29,6 +31,25 @@ urlpatterns = [
     # Settings
     path("settings/", pages.settings_home, name="settings"),
     path("settings/password/", account_views.password_change, name="password_change"),
+    path("settings/two-factor/", account_views.two_factor_settings, name="two_factor"),
+    path("settings/two-factor/start/", account_views.two_factor_start, name="two_factor_start"),
+    path(
+        "settings/two-factor/confirm/",
+        account_views.two_factor_confirm,
+        name="two_factor_confirm",
+    ),
+    path(
+        "settings/two-factor/recovery-codes/",
+        account_views.two_factor_recovery_codes,
+        name="two_factor_recovery_codes",
+    ),
+    path(
+        "settings/two-factor/disable/",
+        account_views.two_factor_disable,
+        name="two_factor_disable",
+    ),
+    path("settings/api-keys/", account_views.api_keys_page, name="api_keys"),
+    path("settings/api-keys/<int:pk>/revoke/", account_views.api_key_revoke, name="api_key_revoke"),
     path("settings/accounts/new/", account_views.account_create, name="account_create"),
     path("settings/accounts/<int:pk>/", account_views.account_edit, name="account_edit"),
     path(
@@ -54,6 +75,16 @@ urlpatterns = [
     path("kill-switch/", order_views.kill_switch_chooser, name="kill_switch"),
     path("settings/strategies/new/", account_views.strategy_edit, name="strategy_create"),
     path("settings/strategies/<int:pk>/", account_views.strategy_edit, name="strategy_edit"),
+    path(
+        "settings/strategies/<int:pk>/webhook/",
+        alert_views.webhook_save,
+        name="strategy_webhook_save",
+    ),
+    path(
+        "settings/strategies/<int:pk>/webhook/rotate/",
+        alert_views.webhook_rotate,
+        name="strategy_webhook_rotate",
+    ),
     path(
         "settings/strategies/<int:pk>/delete/",
         account_views.strategy_delete,

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from accounts.models import CREDENTIAL_FIELDS, Broker, BrokerAccount, Strategy, User
+from accounts.models import CREDENTIAL_FIELDS, ApiKey, Broker, BrokerAccount, Strategy, User
 
 
 class LoginSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150, trim_whitespace=True)
     password = serializers.CharField(max_length=256, trim_whitespace=False)
+    otp = serializers.CharField(
+        max_length=32,
+        required=False,
+        allow_blank=True,
+        help_text=(
+            "Two-factor code, in the same request as the password: the 6-digit code of the "
+            "authenticator app, or one of the recovery codes (each works once). Required "
+            "for users with two-factor login; ignored for others."
+        ),
+    )
 
 
 class SessionUserSerializer(serializers.ModelSerializer):
@@ -174,3 +184,51 @@ class EnableTradingResponseSerializer(serializers.Serializer):
     account_id = serializers.IntegerField()
     trading_locked = serializers.BooleanField()
     changed = serializers.BooleanField(help_text="false when trading was not locked")
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    """A key as listed: never the key itself (shown once, at creation)."""
+
+    bound_account_id = serializers.IntegerField(allow_null=True, read_only=True)
+    bound_account_name = serializers.SerializerMethodField()
+    is_active = serializers.BooleanField(source="is_live", read_only=True)
+
+    class Meta:
+        model = ApiKey
+        fields = [
+            "id",
+            "name",
+            "scope",
+            "display_prefix",
+            "bound_account_id",
+            "bound_account_name",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+            "revoked_at",
+            "is_active",
+        ]
+        read_only_fields = fields
+
+    def get_bound_account_name(self, api_key: ApiKey) -> str | None:
+        account = api_key.bound_account
+        return account.account_name if account else None
+
+
+class ApiKeyCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, trim_whitespace=True)
+    scope = serializers.ChoiceField(choices=ApiKey.Scope.choices, default=ApiKey.Scope.READ)
+    bound_account_id = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="Bind the key to one of your broker accounts (the account-scoped API).",
+    )
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Optional; the key stops working then."
+    )
+
+
+class ApiKeyCreatedSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="The API key: shown in this answer only.")
+    api_key = ApiKeySerializer()

@@ -17,6 +17,8 @@ urlpatterns = [
     *_both("accounts/<int:account_id>", views.BrokerAccountDetailView.as_view(), "api-account"),
     *_both("strategies", views.StrategyListView.as_view(), "api-strategies"),
     *_both("strategies/<int:strategy_id>", views.StrategyDetailView.as_view(), "api-strategy"),
+    *_both("api-keys", views.ApiKeyListView.as_view(), "api-keys"),
+    *_both("api-keys/<int:key_id>", views.ApiKeyDetailView.as_view(), "api-key"),
     *_both(
         "entry-regenerate-permission",
         views.EntryRegeneratePermissionView.as_view(),

@@ -8,14 +8,22 @@ object is a 404.
 from __future__ import annotations
 
 from django.contrib.auth import logout as django_logout
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import selectors, services
+from accounts import api_keys, selectors, services
 from accounts.api.serializers import (
+    ApiKeyCreatedSerializer,
+    ApiKeyCreateSerializer,
+    ApiKeySerializer,
     BrokerAccountCreateSerializer,
     BrokerAccountSerializer,
     BrokerAccountUpdateSerializer,
@@ -25,7 +33,8 @@ from accounts.api.serializers import (
     SessionUserSerializer,
     StrategySerializer,
 )
-from trading_site.core.api.errors import AUTHENTICATION_FAILED, envelope
+from accounts.permissions import ApiKeyScope, SessionCredentialsOnly
+from trading_site.core.api.errors import AUTHENTICATION_FAILED, PERMISSION_DENIED, envelope
 
 
 def client_ip_of(request) -> str | None:
@@ -33,8 +42,24 @@ def client_ip_of(request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+def _unauthorized(message: str, details: dict | None = None) -> Response:
+    response = Response(
+        envelope(message, AUTHENTICATION_FAILED, details), status=status.HTTP_401_UNAUTHORIZED
+    )
+    response["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response
+
+
 class LoginView(APIView):
-    """Exchange a username and password for a session token (shown once)."""
+    """Exchange a username and password for a session token (shown once).
+
+    Two-factor login is one request, not two steps: a user with two-factor login sends the
+    code in `otp` beside the password (an authenticator code or a recovery code). Without
+    it the answer is 401 with `details.otp` = ["required"]; with a wrong, expired or already
+    used code, 401 with `details.otp` = ["invalid"]. Every attempt, whichever part is wrong,
+    counts against the same per-username and per-IP limit (429 past it). A staff user who
+    has not set up two-factor login gets 403 until they do (in the browser, Settings).
+    """
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -43,7 +68,17 @@ class LoginView(APIView):
 
     @extend_schema(
         request=LoginSerializer,
-        responses={200: LoginResponseSerializer, 401: OpenApiResponse(description="Invalid")},
+        responses={
+            200: LoginResponseSerializer,
+            401: OpenApiResponse(
+                description="Wrong username or password; or, for a user with two-factor "
+                'login, `details.otp` is ["required"] (no code sent) or ["invalid"] '
+                "(wrong, expired or already used code)."
+            ),
+            403: OpenApiResponse(
+                description="A staff user without two-factor login: set it up first."
+            ),
+        },
         auth=[],
     )
     def post(self, request):
@@ -53,16 +88,26 @@ class LoginView(APIView):
             result = services.login(
                 username=data.validated_data["username"],
                 password=data.validated_data["password"],
+                otp=data.validated_data.get("otp") or "",
                 client_ip=client_ip_of(request),
                 user_agent=request.META.get("HTTP_USER_AGENT", ""),
             )
         except services.InvalidCredentials:
-            response = Response(
-                envelope("Invalid credentials", AUTHENTICATION_FAILED),
-                status=status.HTTP_401_UNAUTHORIZED,
+            return _unauthorized("Invalid credentials")
+        except services.SecondFactorRequired:
+            return _unauthorized("A two-factor code is required", {"otp": ["required"]})
+        except services.SecondFactorInvalid:
+            return _unauthorized(
+                "The two-factor code is wrong, expired or already used", {"otp": ["invalid"]}
             )
-            response["WWW-Authenticate"] = 'Bearer realm="api"'
-            return response
+        except services.TwoFactorEnrolmentRequired:
+            return Response(
+                envelope(
+                    "Staff accounts must set up two-factor login first (Settings, in the browser)",
+                    PERMISSION_DENIED,
+                ),
+                status=status.HTTP_403_FORBIDDEN,
+            )
         return Response(
             {
                 "session_token": result.token,
@@ -248,3 +293,70 @@ class EntryRegeneratePermissionView(APIView):
             ),
         )
         return Response(_permission_body(permission))
+
+
+# ---- API keys ----------------------------------------------------------------------------
+
+
+class ApiKeyListView(APIView):
+    """The caller's API keys (never the keys themselves), and creating one.
+
+    Needs a session token or the browser session: an API key cannot manage keys.
+    """
+
+    permission_classes = [IsAuthenticated, ApiKeyScope, SessionCredentialsOnly]
+
+    @extend_schema(
+        operation_id="api_keys_list",
+        parameters=[
+            OpenApiParameter(
+                "include_revoked", bool, description="also list revoked keys (default: no)"
+            )
+        ],
+        responses=inline_serializer("ApiKeyList", {"api_keys": ApiKeySerializer(many=True)}),
+    )
+    def get(self, request):
+        include_revoked = request.query_params.get("include_revoked", "") in ("1", "true")
+        keys = selectors.api_keys_for(user=request.user, include_revoked=include_revoked)
+        return Response({"api_keys": ApiKeySerializer(keys, many=True).data})
+
+    @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})
+    def post(self, request):
+        data = ApiKeyCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        bound_id = data.validated_data.get("bound_account_id")
+        bound = (
+            selectors.active_broker_account_for(user=request.user, account_id=bound_id)
+            if bound_id
+            else None
+        )
+        raw, api_key = api_keys.create_api_key(
+            user=request.user,
+            name=data.validated_data["name"],
+            scope=data.validated_data["scope"],
+            bound_account=bound,
+            expires_at=data.validated_data.get("expires_at"),
+            client_ip=client_ip_of(request),
+        )
+        return Response(
+            {"key": raw, "api_key": ApiKeySerializer(api_key).data},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class ApiKeyDetailView(APIView):
+    """One of the caller's keys; DELETE revokes it at once (every process, open sockets
+    within seconds). Another user's key is a 404."""
+
+    permission_classes = [IsAuthenticated, ApiKeyScope, SessionCredentialsOnly]
+
+    @extend_schema(responses=inline_serializer("ApiKeyDetail", {"api_key": ApiKeySerializer()}))
+    def get(self, request, key_id: int):
+        api_key = selectors.api_key_for(user=request.user, key_id=key_id)
+        return Response({"api_key": ApiKeySerializer(api_key).data})
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, key_id: int):
+        api_key = selectors.api_key_for(user=request.user, key_id=key_id)
+        api_keys.revoke_api_key(api_key=api_key)
+        return Response(status=status.HTTP_204_NO_CONTENT)

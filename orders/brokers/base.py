@@ -46,8 +46,8 @@ class BrokerUnavailable(BrokerError):
 
 
 class BrokerNotReached(BrokerUnavailable):
-    """No connection to the broker could be made (refused, no route, connect timeout, a host
-    the policy refuses): the request never left, so for an order nothing was sent."""
+    """No connection to the broker could be made (refused, no route, connect timeout, a name
+    that does not resolve): the request never left, so for an order nothing was sent."""
 
 
 class OrderNotSent(BrokerError):
@@ -139,6 +139,10 @@ class OrderAck:
     broker_order_id: str
     unique_identifier: str
     raw: dict = field(default_factory=dict)
+    # The order as the broker holds it right after the call, when its answer says (the paper
+    # exchange: a market order may already be filled); None when it does not (XTS: accepted
+    # means open, the stream and the order book tell the rest).
+    row: BrokerOrderRow | None = None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Two sources produce them: the XTS interactive stream (Socket.IO, one connection per broker
 session) and the paper exchange as it matches. Both speak this one shape, in our vocabulary
-(the rows of `orders.brokers.base`), so one handler (`orders.services.events`) serves both.
+(the rows of `orders.brokers.base`), so one handler serves both (settings.BROKER_EVENT_HANDLER:
+`monitoring.events.handle_broker_event`, which applies the rows through `orders.services.events`).
 The 60-second monitoring cycle remains the safety net: an event that never arrives is
 reconciled by the next sync, and an event that arrives twice or late changes nothing twice.
 """

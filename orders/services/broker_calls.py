@@ -43,7 +43,9 @@ from orders.domain.vocabulary import EventKind, LegStatus
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.services.audit import leg_state, new_event, order_update_message, record_changes
 from orders.services.bulk_update import bulk_update_rows
+from orders.services.exclusion import account_exclusion, default_wait, fence
 from orders.services.lifecycle import apply_leg_event, lock_legs
+from orders.services.sync import apply_book_row, is_stale_report
 from orders.services.trading_lock import LOCKED_REASON, is_trading_locked
 from trading_site.core import metrics
 
@@ -62,6 +64,9 @@ NOT_SENT_PREFIX = "not sent: "
 
 _SENT_LEG_FIELDS = [
     "status",
+    "quantity",
+    "filled_quantity",
+    "average_price",
     "broker_order_id",
     "broker_status",
     "submitted_at",
@@ -234,6 +239,19 @@ def record_send_outcome(outcome: SendOutcome, order: Order, actor: str) -> list[
         if isinstance(raw_status, str) and raw_status == LegStatus.OPEN == leg.status:
             leg.broker_status = raw_status[:32]
         kind, message = EventKind.LEG_ACCEPTED, f"broker order {leg.broker_order_id}"
+        accepted = new_event(
+            order=order,
+            leg=leg,
+            kind=kind,
+            actor=actor,
+            message=message,
+            before=before,
+            after=leg_state(leg),
+            broker_response=outcome.response,
+        )
+        # The broker said more than "accepted" (the paper exchange filled a market order
+        # at once): known now, not at the next sync.
+        return [accepted, *apply_answer_row(leg, order, outcome.ack, actor=actor)]
     elif outcome.rejected_reason:
         leg.reject_reason = outcome.rejected_reason[:2000]
         broker_id = (outcome.response or {}).get("AppOrderID")
@@ -277,6 +295,35 @@ def _release_key(order: Order, actor: str) -> OrderEvent:
     )
 
 
+def apply_answer_row(leg: OrderLeg, order: Order, ack: OrderAck, *, actor: str) -> list[OrderEvent]:
+    """Apply the order's state a broker's answer carries (`OrderAck.row`) to the leg in
+    memory, through the lifecycle as a sync would, when it tells more than the leg shows
+    (a fill, a rejection after acceptance). Returns the audit rows; the caller saves."""
+    row = ack.row
+    if row is None or is_stale_report(leg, row):
+        return []
+    if leg.status == row.status and leg.filled_quantity == (row.filled_quantity or 0):
+        return []
+    before = leg_state(leg)
+    leg.order = order
+    changed, refusal = apply_book_row(leg, row, actor=actor)
+    if refusal is not None:
+        return [refusal]
+    if not changed or leg_state(leg) == before:
+        return []
+    return [
+        new_event(
+            order=order,
+            leg=leg,
+            kind=EventKind.LEG_SYNCED,
+            actor=actor,
+            message=f"broker status {row.raw_status or row.status} (in its answer)",
+            before=before,
+            after=leg_state(leg),
+        )
+    ]
+
+
 def submit_legs(
     *,
     account,
@@ -293,12 +340,30 @@ def submit_legs(
     is sent once the account's trading is locked (the kill switch fired meanwhile)."""
     if not pairs:
         return []
+    fence(account.pk)  # a holder whose exclusion ended sends nothing more
     if unless_trading_locked and is_trading_locked(account.pk):
         outcomes = [
             not_sent_outcome(leg, LOCKED_REASON, trading_locked=True) for leg, _order in pairs
         ]
     else:
         outcomes = send_new_legs(account, pairs)
+    # The answers are recorded under the account's exclusion (after an event or a cycle that
+    # is applying the same legs, never in between); the broker already acted, so they are
+    # recorded even when the exclusion stays busy (the leg locks keep the writes atomic).
+    with account_exclusion(
+        account.pk, purpose="recording broker answers", wait=2 * default_wait(), required=False
+    ):
+        _record_outcomes(outcomes, pairs, actor=actor, new_orders=new_orders)
+    return outcomes
+
+
+def _record_outcomes(
+    outcomes: list[SendOutcome],
+    pairs: list[tuple[OrderLeg, Order]],
+    *,
+    actor: str,
+    new_orders: bool,
+) -> None:
     now = timezone.now()
     with transaction.atomic():
         lock_legs(leg for leg, _ in pairs)
@@ -333,7 +398,6 @@ def submit_legs(
                 )
             bulk_update_rows(Order, orders, order_fields)
         record_changes(events, notifications)
-    return outcomes
 
 
 def modify_at_broker(
@@ -348,10 +412,12 @@ def modify_at_broker(
         limit_price=limit_price,
         stop_price=stop_price,
     )
+    fence(order.account_id)
     return async_to_sync(client_for(order.account).modify_order)(request)
 
 
 def cancel_at_broker(leg: OrderLeg, account) -> OrderAck:
+    fence(account.pk)
     return async_to_sync(client_for(account).cancel_order)(
         leg.broker_order_id, leg.unique_identifier
     )

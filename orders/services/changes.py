@@ -16,7 +16,8 @@ from orders.domain.rollup import primary_leg
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
 from orders.models import Order, OrderLeg, OrderType, Side
 from orders.services.audit import leg_state, record_change, record_changes
-from orders.services.broker_calls import cancel_at_broker, modify_at_broker
+from orders.services.broker_calls import apply_answer_row, cancel_at_broker, modify_at_broker
+from orders.services.exclusion import account_exclusion
 from orders.services.lifecycle import apply_leg_event, lock_legs
 from orders.services.sync import roll_up_orders
 from orders.validation import check_leg_change
@@ -90,6 +91,31 @@ def modify_order(
             "Nothing to change",
             details={"non_field_errors": ["give limit_price, stop_price or quantity"]},
         )
+    # Decided and sent under the account's exclusion: on the leg as the last event or
+    # cycle left it, never while one of them is changing it.
+    with account_exclusion(order.account_id, purpose="modify"):
+        order.refresh_from_db()
+        _modify_order(
+            order=order,
+            actor=actor,
+            limit_price=limit_price,
+            stop_price=stop_price,
+            quantity=quantity,
+            leg_id=leg_id,
+        )
+    order.refresh_from_db()
+    return order
+
+
+def _modify_order(
+    *,
+    order: Order,
+    actor: str,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+    quantity: int | None,
+    leg_id: int | None,
+) -> None:
     leg = _working_leg(order, leg_id)
     if quantity is not None and (order.kind == Order.Kind.BRACKET or leg.role != Role.ENTRY):
         raise ValidationFailed(
@@ -119,8 +145,6 @@ def modify_order(
         kind=EventKind.LEG_MODIFIED,
         failed_kind=EventKind.LEG_MODIFIED_FAILED,
     )
-    order.refresh_from_db()
-    return order
 
 
 def _check_bracket_prices(order: Order, leg: OrderLeg, limit, stop) -> None:
@@ -216,7 +240,31 @@ def _modify_leg(
             broker_response=ack.raw,
             notify={"event": str(kind), "leg_id": leg.pk},
         )
+        _apply_answer(order, leg, ack, actor=actor)
     return leg
+
+
+def _apply_answer(order: Order, leg: OrderLeg, ack, *, actor: str) -> None:
+    """What the broker's answer says beyond "done" (the paper exchange may have filled the
+    modified leg at once): applied now, and the order rolled up, in the caller's
+    transaction."""
+    events = apply_answer_row(leg, order, ack, actor=actor)
+    if not events:
+        return
+    leg.save(
+        update_fields=[
+            "status",
+            "quantity",
+            "filled_quantity",
+            "average_price",
+            "broker_order_id",
+            "broker_status",
+            "reject_reason",
+            "updated_at",
+        ]
+    )
+    record_changes(events)
+    roll_up_orders(order_ids=[order.pk], actor=actor)
 
 
 def reprice_leg(
@@ -228,6 +276,19 @@ def reprice_leg(
 ) -> OrderLeg:
     """Steps 5-6: move a working leg's limit (and optionally stop) price at the broker.
     Raises BrokerRejectedError / BrokerUnavailableError (audited) when the broker refuses."""
+    with account_exclusion(leg.account_id, purpose="re-price"):
+        return _reprice_leg(
+            leg=leg, new_limit_price=new_limit_price, new_stop_price=new_stop_price, actor=actor
+        )
+
+
+def _reprice_leg(
+    *,
+    leg: OrderLeg,
+    new_limit_price: Decimal | None,
+    new_stop_price: Decimal | None,
+    actor: str,
+) -> OrderLeg:
     leg = OrderLeg.objects.select_related("order", "order__account").get(pk=leg.pk)
     order = leg.order
     if leg.status not in WORKING or not leg.broker_order_id:
@@ -261,6 +322,14 @@ def cancel_order(*, order: Order, actor: str) -> Order:
     """POST /api/orders/{id}/cancel: cancel the order's unfilled entry at the broker. For a
     bracket whose entry already filled in part, the stop-loss and targets keep protecting
     the filled part (use the kill switch to flatten everything)."""
+    with account_exclusion(order.account_id, purpose="cancel"):
+        order.refresh_from_db()
+        _cancel_order(order=order, actor=actor)
+    order.refresh_from_db()
+    return order
+
+
+def _cancel_order(*, order: Order, actor: str) -> None:
     legs = list(order.legs.order_by("id"))
     entry = primary_leg(order.kind, legs)
     if entry is None or entry.status not in OPEN_LEG_STATUSES:
@@ -282,8 +351,6 @@ def cancel_order(*, order: Order, actor: str) -> Order:
         raise_errors=True,
     )
     roll_up_orders(order_ids=[order.pk], actor=actor)
-    order.refresh_from_db()
-    return order
 
 
 def cancel_leg(

@@ -20,9 +20,11 @@ from orders.models import Instrument, Order, OrderLeg, OrderType, Side
 from orders.services.audit import leg_state, new_event, record_change, record_changes
 from orders.services.broker_calls import client_for, submit_legs
 from orders.services.changes import cancel_leg
+from orders.services.exclusion import account_exclusion
 from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
 from orders.services.lifecycle import INITIAL_STATUS
 from orders.services.placement import OrderPlan, write_ahead
+from orders.services.resync import refresh_legs_from_broker
 from orders.services.sync import LIVE_ORDER_STATUSES, roll_up_orders
 from orders.services.trading_lock import lock_trading
 
@@ -65,9 +67,20 @@ def kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
     """Cancel every working leg of the account and square off every position the broker
     reports with MARKET exit legs. Each step is audited; a failure of one leg is reported
     and the rest still proceed. Live orders are marked exit-requested first, so the
-    monitoring loop does not put new stop-losses or targets back meanwhile."""
-    result = KillSwitchResult()
+    monitoring loop does not put new stop-losses or targets back meanwhile.
+
+    All of it under the account's exclusion, and on fresh knowledge: the broker's order
+    book is read and applied first, so a stop-loss that filled a moment ago is known as
+    filled (its position is squared off, it is not cancelled). Trading is locked before
+    anything else, even before waiting for the exclusion: if the account stays busy and
+    the rest must be asked again, no new order gets in meanwhile."""
     lock_trading(account=account, actor=actor)
+    with account_exclusion(account.pk, purpose="kill switch"):
+        return _kill_switch(account=account, actor=actor)
+
+
+def _kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
+    result = KillSwitchResult()
     now = timezone.now()
     with transaction.atomic():
         live = list(
@@ -89,6 +102,15 @@ def kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
                 for o in live
             ]
         )
+    try:
+        snapshot = refresh_legs_from_broker(account=account, actor=actor)
+        if "order_book" in snapshot.errors:
+            reason = snapshot.errors["order_book"].message
+            result.errors.append(
+                f"order book unavailable ({reason}): acting on the last known leg states"
+            )
+    except BrokerError as exc:
+        result.errors.append(f"broker unavailable ({exc.message}): acting on the last known state")
     working = list(
         OrderLeg.objects.filter(account=account, status__in=OPEN_LEG_STATUSES)
         .select_related("order", "order__account")

@@ -26,6 +26,7 @@ from orders.domain.lifecycle import (
 from orders.domain.vocabulary import EventKind, LegStatus
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.services.audit import leg_state, new_event
+from orders.services.exclusion import fence
 
 logger = logging.getLogger("orders.lifecycle")
 
@@ -62,7 +63,9 @@ class LegTransition:
 
 def lock_legs(legs: Iterable[OrderLeg]) -> None:
     """SELECT ... FOR UPDATE the legs (in id order: no deadlock between two writers) and
-    bring the in-memory legs up to what the database holds. Call inside a transaction."""
+    bring the in-memory legs up to what the database holds, then check the writer still
+    holds each account's exclusion (`orders.services.exclusion.fence`: a holder whose lease
+    ended meanwhile must not write). Call inside a transaction."""
     by_pk = {leg.pk: leg for leg in legs}
     if not by_pk:
         return
@@ -76,6 +79,8 @@ def lock_legs(legs: Iterable[OrderLeg]) -> None:
         leg = by_pk[row.pop("pk")]
         for name, value in row.items():
             setattr(leg, name, value)
+    for account_id in sorted({leg.account_id for leg in by_pk.values()}):
+        fence(account_id)
 
 
 def apply_leg_event(

@@ -28,6 +28,7 @@ from orders.domain.vocabulary import EXIT_ROLES, OPEN_LEG_STATUSES, EventKind, L
 from orders.models import Order, OrderLeg, OrderType, Side
 from orders.services.audit import leg_state, new_event, record_change, record_changes
 from orders.services.broker_calls import cancel_at_broker, modify_at_broker, submit_legs
+from orders.services.exclusion import account_exclusion, fence
 from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
 from orders.services.lifecycle import INITIAL_STATUS, apply_leg_event, lock_legs
 from orders.services.sync import MONITORING_ACTOR, roll_up_orders
@@ -174,6 +175,7 @@ def _may_add(order: Order, legs: list[OrderLeg]) -> bool:
 
 def _locked_legs(order_id: int) -> tuple[Order, list[OrderLeg]]:
     order = Order.objects.select_for_update().get(pk=order_id)
+    fence(order.account_id)
     return order, list(order.legs.order_by("id"))
 
 
@@ -306,18 +308,18 @@ def _protect_order(order_id: int, actor: str, result: ProtectionResult) -> None:
             result.completed_order_ids.append(order_id)
 
 
-def place_protective_legs(
-    *, account: BrokerAccount, actor: str = MONITORING_ACTOR
-) -> ProtectionResult:
-    """Step 4 for one account (see the module docstring). Raises ProtectiveLegsIncomplete
-    after trying every bracket when any broker call failed."""
+def _brackets_to_protect(account_id: int, order_ids: list[int] | None = None) -> list[int]:
     open_exit = Q(
         legs__role__in=EXIT_ROLES,
         legs__status__in=[LegStatus.OPEN, LegStatus.PARTIALLY_FILLED],
     )
-    order_ids = list(
-        Order.objects.filter(account=account, kind=Order.Kind.BRACKET, archived_at=None)
-        .filter(
+    brackets = Order.objects.filter(
+        account_id=account_id, kind=Order.Kind.BRACKET, archived_at=None
+    )
+    if order_ids is not None:
+        brackets = brackets.filter(pk__in=order_ids)
+    return list(
+        brackets.filter(
             Q(status__in=[Order.Status.PARTIALLY_FILLED, Order.Status.FILLED])
             | (Q(status=Order.Status.COMPLETED) & open_exit)
         )
@@ -325,6 +327,9 @@ def place_protective_legs(
         .distinct()
         .order_by("pk")
     )
+
+
+def _protect_each(order_ids: list[int], actor: str) -> ProtectionResult:
     result = ProtectionResult()
     for order_id in order_ids:
         try:
@@ -332,6 +337,27 @@ def place_protective_legs(
         except Exception as exc:
             logger.exception("protecting order failed", extra={"order_id": order_id})
             result.errors.append(f"order {order_id}: {type(exc).__name__}: {exc}")
+    return result
+
+
+def place_protective_legs(
+    *, account: BrokerAccount, actor: str = MONITORING_ACTOR
+) -> ProtectionResult:
+    """Step 4 for one account (see the module docstring), under the account's exclusion.
+    Raises ProtectiveLegsIncomplete after trying every bracket when any broker call failed."""
+    with account_exclusion(account.pk, purpose="protection"):
+        result = _protect_each(_brackets_to_protect(account.pk), actor)
     if result.errors:
         raise ProtectiveLegsIncomplete("; ".join(result.errors))
     return result
+
+
+def protect_orders(
+    *, account_id: int, order_ids: list[int], actor: str = MONITORING_ACTOR
+) -> ProtectionResult:
+    """Step 4 for some orders only (those a broker event just changed), under the account's
+    exclusion: protective legs for newly filled quantity, one-cancels-other, completion.
+    Orders that are not brackets needing it are left alone. Errors are returned (and
+    audited by the broker calls), not raised: the next cycle tries again."""
+    with account_exclusion(account_id, purpose="protection"):
+        return _protect_each(_brackets_to_protect(account_id, order_ids), actor)

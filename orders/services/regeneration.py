@@ -30,8 +30,8 @@ from trading_site.core.errors import DomainError
 
 ACTOR = "monitoring"
 
-# Orders a client placed (API or web) and was answered for.
-CLIENT_SOURCES = (Order.Source.MANUAL, Order.Source.ALGO, Order.Source.BATCH)
+# Orders a client placed (API, web, an alert webhook) and was answered for.
+CLIENT_SOURCES = (Order.Source.MANUAL, Order.Source.ALGO, Order.Source.BATCH, Order.Source.ALERT)
 
 
 def archive_rejected_orders(*, user_id: int) -> list[int]:

@@ -20,7 +20,7 @@ from orders.brokers.base import (
 )
 from orders.domain.lifecycle import LegEvent, LegEventKind, reported
 from orders.domain.rollup import derive_order_status
-from orders.domain.vocabulary import EventKind, LegStatus
+from orders.domain.vocabulary import FINAL_LEG_STATUSES, EventKind, LegStatus
 from orders.models import (
     BrokerOrder,
     BrokerPosition,
@@ -38,6 +38,7 @@ from orders.services.audit import (
     record_change,
     record_changes,
 )
+from orders.services.exclusion import fence
 from orders.services.lifecycle import apply_leg_event
 
 MONITORING_ACTOR = "monitoring"
@@ -149,6 +150,46 @@ def store_broker_snapshots(
         for name, value in fields.items():
             setattr(account, name, value)
     return problems
+
+
+def store_event_rows(
+    *,
+    account: BrokerAccount,
+    orders: Sequence[BrokerOrderRow] = (),
+    trades: Sequence[BrokerTradeRow] = (),
+    positions: Sequence[BrokerPositionRow] = (),
+) -> int:
+    """What one broker event reported, into the snapshot tables: order rows upserted, trades
+    added by execution id (a trade known already is not added twice), position rows upserted
+    (none deleted: an event reports one position, not the whole book). Returns how many
+    trades were new."""
+    now = timezone.now()
+    readable = readable_trades(trades)
+    with transaction.atomic():
+        if orders:
+            _upsert_broker_orders(account, orders, now)
+        new_trades = 0
+        if readable:
+            ids = [str(row.execution_id)[:64] for row in readable if row.execution_id]
+            known = BrokerTrade.objects.filter(account=account, execution_id__in=ids).count()
+            _insert_trades(account, readable, now)
+            new_trades = (
+                BrokerTrade.objects.filter(account=account, execution_id__in=ids).count() - known
+            )
+        if positions:
+            _upsert_positions(account, positions, now)
+    return new_trades
+
+
+def _upsert_positions(account, rows: Sequence[BrokerPositionRow], now) -> None:
+    for row in rows:
+        BrokerPosition.objects.update_or_create(
+            account=account,
+            exchange_segment=row.exchange_segment[:10],
+            exchange_instrument_id=int(row.exchange_instrument_id),
+            product_type=row.product_type[:4],
+            defaults={**_position_fields(row), "synced_at": now},
+        )
 
 
 def readable_trades(trades: Sequence[BrokerTradeRow]) -> list[BrokerTradeRow]:
@@ -313,6 +354,29 @@ def _book_view(leg: OrderLeg) -> tuple:
     )
 
 
+_WORKING_REPORTS = (
+    LegStatus.PENDING_SUBMIT,
+    LegStatus.UNKNOWN,
+    LegStatus.OPEN,
+    LegStatus.PARTIALLY_FILLED,
+)
+
+
+def is_stale_report(leg: OrderLeg, row: BrokerOrderRow) -> bool:
+    """Whether a report is older than what the leg shows: fewer fills than it holds, or a
+    working status for a leg already final with no new fill. Events arrive out of order (a
+    PartiallyFilled after the Filled, an answer after the stream): such a report is old
+    news, not a contradiction to audit."""
+    filled = row.filled_quantity
+    if filled is not None and filled < leg.filled_quantity:
+        return True
+    return (
+        leg.status in FINAL_LEG_STATUSES
+        and row.status in _WORKING_REPORTS
+        and (filled or 0) <= leg.filled_quantity
+    )
+
+
 def apply_book_row(
     leg: OrderLeg, row: BrokerOrderRow, *, actor: str
 ) -> tuple[bool, OrderEvent | None]:
@@ -343,7 +407,7 @@ def apply_book_row(
     return before != _book_view(leg), None
 
 
-_LEG_SYNC_FIELDS = [
+LEG_SYNC_FIELDS = [
     "status",
     "filled_quantity",
     "average_price",
@@ -375,6 +439,7 @@ def reconcile_pending_legs(
             .select_related("order")
             .order_by("id")
         )
+        fence(account.pk)
         events, changed_legs = [], []
         for leg in pending:
             before = leg_state(leg)
@@ -417,7 +482,7 @@ def reconcile_pending_legs(
                 )
             )
         if changed_legs:
-            OrderLeg.objects.bulk_update(changed_legs, _LEG_SYNC_FIELDS)
+            OrderLeg.objects.bulk_update(changed_legs, LEG_SYNC_FIELDS)
         record_changes(events)
         order_ids = sorted({leg.order_id for leg in changed_legs})
         roll_up_orders(order_ids=order_ids, actor=actor)
@@ -489,6 +554,7 @@ def sync_account_orders(
             .select_for_update()
             .order_by("id")
         }
+        fence(account.pk)
         # Their orders read apart: a join would lock the orders too (MariaDB has no FOR
         # UPDATE OF).
         orders = Order.objects.in_bulk({leg.order_id for leg in legs.values()})
@@ -529,7 +595,7 @@ def sync_account_orders(
                     )
                 )
         if changed_legs:
-            OrderLeg.objects.bulk_update(changed_legs, _LEG_SYNC_FIELDS, batch_size=500)
+            OrderLeg.objects.bulk_update(changed_legs, LEG_SYNC_FIELDS, batch_size=500)
         record_changes(events, batch_size=500)
         touched = {leg.order_id for leg in audited_legs}
         roll_up_orders(order_ids=sorted(touched), actor=actor)

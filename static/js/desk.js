@@ -3,8 +3,10 @@
  * One connection per tab to /ws/<user_id>/ (the session cookie authenticates it), reconnected
  * with exponential backoff, pinged every 30 s. Each server message is dispatched as a DOM
  * event "desk:<type>" and handled here:
- *   order_update      -> re-render that order's row / page section from the server
- *   pnl_update        -> the account's numbers on the dashboard
+ *   order_update      -> re-render that order's row / page (status, legs, fills, audit
+ *                        trail; the modify and cancel controls go once it is final)
+ *   pnl_update        -> the account's numbers wherever they show, and the live fragments
+ *                        that follow it (data-live-on="pnl_update")
  *   cycle_complete    -> the header's last-cycle indicator, and live fragments refresh
  *   monitoring_errors -> a toast per error (and the monitoring page refreshes)
  *   market_closed     -> a banner with the next opening time
@@ -84,36 +86,73 @@
   }
 
   // ---- fragments re-rendered by the server ------------------------------------------
+  // One fetch per element at a time. An update that arrives while a fetch is in flight is
+  // not dropped: that fetch may have read the state from before the update, so the element
+  // is fetched once more when it completes (any number of updates meanwhile coalesce into
+  // that one refetch). The check and the hand-back happen in one microtask chain, so no
+  // message (a task) can slip in between them.
   var pending = new WeakMap();
 
-  function refresh(el, url, mode) {
-    if (!url) return Promise.resolve();
-    if (pending.get(el)) return pending.get(el);
-    var p = fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
+  function swapIn(entry, html, mode) {
+    var el = entry.el;
+    if (mode === "outer") {
+      var tpl = document.createElement("template");
+      tpl.innerHTML = html.trim();
+      var fresh = tpl.content.firstElementChild;
+      if (fresh && el.parentNode) {
+        el.parentNode.replaceChild(fresh, el);
+        entry.el = fresh;
+        pending.set(fresh, entry);
+        flash(fresh);
+        afterRefresh(fresh);
+      }
+    } else {
+      el.innerHTML = html;
+      flash(el);
+      afterRefresh(el);
+    }
+  }
+
+  function load(entry, url, mode) {
+    entry.again = false;
+    return fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
       .then(function (r) {
         if (r.status === 404) { return null; }
         if (!r.ok) throw new Error("HTTP " + r.status);
         return r.text();
       })
-      .then(function (html) {
-        if (html === null) return;
-        if (mode === "outer") {
-          var tpl = document.createElement("template");
-          tpl.innerHTML = html.trim();
-          var fresh = tpl.content.firstElementChild;
-          if (fresh && el.parentNode) {
-            el.parentNode.replaceChild(fresh, el);
-            flash(fresh);
-          }
-        } else {
-          el.innerHTML = html;
-          flash(el);
-        }
-      })
+      .then(function (html) { if (html !== null) swapIn(entry, html, mode); })
       .catch(function () { /* the next message or cycle retries */ })
-      .finally(function () { pending.delete(el); });
-    pending.set(el, p);
-    return p;
+      .then(function () { if (entry.again) return load(entry, url, mode); });
+  }
+
+  function refresh(el, url, mode) {
+    if (!url) return Promise.resolve();
+    var entry = pending.get(el);
+    if (entry) {
+      entry.again = true;
+      return entry.promise;
+    }
+    entry = { el: el, again: false, promise: null };
+    pending.set(el, entry);
+    entry.promise = load(entry, url, mode).then(function () {
+      pending.delete(el);
+      pending.delete(entry.el);
+    });
+    return entry.promise;
+  }
+
+  // After a fragment was re-rendered: an order that became final loses its modify and cancel
+  // controls (they live outside the live fragment, so a half-typed change is not wiped by
+  // every update while the order still works).
+  function afterRefresh(root) {
+    root.querySelectorAll("[data-order-state]").forEach(function (state) {
+      var id = state.getAttribute("data-order-state");
+      var changeable = state.getAttribute("data-can-change") === "1";
+      document.querySelectorAll('[data-order-change="' + id + '"]').forEach(function (section) {
+        section.hidden = !changeable;
+      });
+    });
   }
 
   function refreshLive(eventType) {

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from accounts.models import AuthSession, Broker, BrokerAccount, BrokerSession
 from accounts.services import authenticate_token, create_auth_session
+from tests import factories
 from tests.factories import make_account, make_strategy, make_user
 
 pytestmark = pytest.mark.django_db
@@ -17,8 +18,7 @@ SECRETS = {"app_key": "ADMIN-APP-KEY", "secret_key": "ADMIN-SECRET-KEY"}
 @pytest.fixture
 def staff_client(client):
     admin_user = make_user(username="root-admin", is_staff=True, is_superuser=True)
-    client.force_login(admin_user)
-    return client
+    return factories.staff_client(admin_user, client)
 
 
 @pytest.mark.parametrize(

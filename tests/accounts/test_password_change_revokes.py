@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import AuthSession
 from accounts.services import create_auth_session
+from tests import factories
 from tests.factories import DEFAULT_PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
@@ -69,7 +70,7 @@ def test_an_admin_password_change_ends_the_users_tokens():
     user = make_user()
     api, _ = _token_client(user)
     victim_browser = _browser(user)
-    admin = _browser(make_user(is_staff=True, is_superuser=True))
+    admin = factories.staff_client()
     response = admin.post(
         f"/admin/accounts/user/{user.pk}/password/",
         {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"},

@@ -11,8 +11,10 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from accounts.management.commands.rotate_fernet_keys import encrypted_fields
 from accounts.models import Broker, BrokerAccount, BrokerSession
-from tests.factories import make_account
+from orders.alerts.services import save_webhook
+from tests.factories import enable_two_factor, make_account, make_strategy, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -87,3 +89,19 @@ def test_rotation_does_not_touch_updated_at(settings):
     settings.FERNET_KEYS = [KEY_B, KEY_A]
     call_command("rotate_fernet_keys")
     assert BrokerAccount.objects.get(pk=account.pk).updated_at == before
+
+
+def test_rotation_covers_two_factor_and_webhook_secrets(settings):
+    fields = {(model.__name__, name) for model, name in encrypted_fields()}
+    assert {("TwoFactorDevice", "secret"), ("AlertWebhook", "secret")} <= fields
+    settings.FERNET_KEYS = [KEY_A]
+    user = make_user()
+    totp_secret = enable_two_factor(user)
+    webhook = save_webhook(strategy=make_strategy(user=user), account=make_account(user=user))
+    settings.FERNET_KEYS = [KEY_B, KEY_A]
+    call_command("rotate_fernet_keys")
+    only_b = Fernet(KEY_B.encode())
+    raw_totp = _raw("two_factor_devices", "secret", user.two_factor_device.pk)
+    raw_hook = _raw("alert_webhooks", "secret", webhook.pk)
+    assert only_b.decrypt(raw_totp.encode()).decode() == totp_secret
+    assert only_b.decrypt(raw_hook.encode()).decode() == webhook.secret

@@ -9,17 +9,27 @@ from pathlib import Path
 from django.db import connections
 from playwright.sync_api import expect
 
-from tests.factories import DEFAULT_PASSWORD
+from tests.factories import DEFAULT_PASSWORD, totp_code
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
-def log_in(page, base: str, user) -> None:
+def log_in(page, base: str, user, *, totp_secret: str | None = None) -> None:
+    """The web login; with `totp_secret`, its second step too (the authenticator's code)."""
     page.goto(f"{base}/login/")
     page.fill("#id_username", user.username)
     page.fill("#id_password", DEFAULT_PASSWORD)
     page.click("button[type=submit]")
+    if totp_secret is not None:
+        expect(page).to_have_url(f"{base}/login/code/")
+        page.fill("#id_code", totp_code(totp_secret))
+        page.click("button[type=submit]")
     expect(page).to_have_url(f"{base}/")
+
+
+def no_sideways_scroll(page) -> int:
+    """The page's width in CSS pixels; a test asserts it is not wider than the viewport."""
+    return page.evaluate("document.documentElement.scrollWidth")
 
 
 def screenshot(page, name: str) -> Path:

@@ -11,8 +11,15 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
+from orders.alerts.services import receive_alert, save_webhook
 from tests.browser.support import log_in, off_loop
-from tests.factories import make_account, make_instrument, make_strategy, make_user
+from tests.factories import (
+    enable_two_factor,
+    make_account,
+    make_instrument,
+    make_strategy,
+    make_user,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -46,10 +53,19 @@ class Watch:
 def trader(transactional_db):
     def arrange():
         user = make_user(username="csp-trader", is_staff=True, is_superuser=True)
+        # Staff need two-factor login for the admin (issue 13).
+        secret = enable_two_factor(user)
         account = make_account(user=user, name="Paper desk")
         make_instrument(symbol="CSPTEST", lot_size=1, tick_size=Decimal("0.05"))
-        make_strategy(user=user, name="Momentum")
-        return user, account
+        strategy = make_strategy(user=user, name="Momentum")
+        webhook = save_webhook(strategy=strategy, account=account)
+        receive_alert(
+            public_id=webhook.public_id,
+            secret=webhook.secret,
+            raw_body=b'{"symbol": "CSPTEST", "action": "HOLD"}',
+            client_ip="127.0.0.1",
+        )
+        return user, account, secret, strategy
 
     return off_loop(arrange)
 
@@ -67,6 +83,8 @@ PAGES = [
     "/settings/strategies/new/",
     "/settings/scheduled/new/",
     "/settings/password/",
+    "/settings/two-factor/",
+    "/settings/api-keys/",
     "/no/such/page/",
     "/admin/",
     "/admin/orders/order/",
@@ -76,11 +94,11 @@ PAGES = [
 
 
 def test_every_page_runs_under_the_policy_without_a_violation(asgi_server, page, trader):
-    user, _account = trader
+    user, _account, secret, strategy = trader
     watch = Watch(page, asgi_server)
-    log_in(page, asgi_server, user)
+    log_in(page, asgi_server, user, totp_secret=secret)
     expect(page.locator("#ws-indicator")).to_have_attribute("data-state", "live")
-    for path in PAGES:
+    for path in [*PAGES, f"/settings/strategies/{strategy.pk}/"]:
         response = page.goto(f"{asgi_server}{path}")
         policy = response.headers.get("content-security-policy", "")
         assert "script-src 'self'" in policy and "style-src 'self'" in policy, path

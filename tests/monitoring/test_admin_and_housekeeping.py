@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.admin.sites import site
-from django.test import Client
 from django.utils import timezone
 
 from accounts.models import BrokerSession, User
@@ -14,6 +13,7 @@ from monitoring.models import Heartbeat, MonitoringRun
 from monitoring.services import run_user_cycle
 from monitoring.tasks import beat_heartbeat, refresh_broker_sessions
 from orders.brokers.sessions import connect_account
+from tests import factories
 from tests.factories import make_account, make_user
 
 pytestmark = pytest.mark.django_db
@@ -49,9 +49,7 @@ def test_monitoring_run_admin_shows_steps_readably_and_is_read_only():
     user = make_user()
     make_account(user=user)
     run = run_user_cycle(user_id=user.pk, cycle_key="k1", trigger="test")
-    admin_user = make_user(is_staff=True, is_superuser=True)
-    client = Client()
-    client.force_login(admin_user)
+    client = factories.staff_client()
     page = client.get(f"/admin/monitoring/monitoringrun/{run.pk}/change/")
     assert page.status_code == 200
     assert b"fetch_broker_data: <strong>ok</strong>" in page.content

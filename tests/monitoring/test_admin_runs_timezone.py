@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django.utils import timezone
 
 from monitoring.models import MonitoringRun
-from tests.factories import DEFAULT_PASSWORD, make_user
+from tests import factories
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -34,9 +34,7 @@ def test_the_run_list_and_its_date_filter_work_without_time_zone_tables():
             user=trader, cycle_key=f"k{days}", status=MonitoringRun.Status.OK
         )
         MonitoringRun.objects.filter(pk=run.pk).update(started_at=now - timedelta(days=days))
-    admin = Client()
-    staff = make_user(is_staff=True, is_superuser=True)
-    assert admin.login(username=staff.username, password=DEFAULT_PASSWORD)
+    admin = factories.staff_client()
     page = admin.get("/admin/monitoring/monitoringrun/")
     assert page.status_code == 200
     assert "k40" in page.content.decode()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
-from django.core.cache import cache
 
 from accounts.models import Broker
 from monitoring.models import MonitoringRun
-from monitoring.services import _lock_key, run_user_cycle
+from monitoring.services import cycle_lease_name, cycle_lease_ttl, run_user_cycle
 from tests.factories import make_account, make_user, place_bracket, set_price_and_match
+from trading_site.core import leases
 
 pytestmark = pytest.mark.django_db
 
@@ -43,8 +45,23 @@ def test_same_cycle_key_runs_once():
 def test_a_cycle_still_holding_the_users_lock_blocks_another():
     user = make_user()
     make_account(user=user)
-    cache.add(_lock_key(user.pk), "someone-else", timeout=30)
-    assert run_user_cycle(user_id=user.pk, cycle_key="k2", trigger="test") is None
+    # Another worker's cycle holds the user's lease (taken in another thread: a lease is
+    # re-entrant within its own thread).
+    holding, done = threading.Event(), threading.Event()
+
+    def other_worker():
+        with leases.held(cycle_lease_name(user.pk), ttl=cycle_lease_ttl()):
+            holding.set()
+            done.wait(10)
+
+    worker = threading.Thread(target=other_worker)
+    worker.start()
+    try:
+        assert holding.wait(5)
+        assert run_user_cycle(user_id=user.pk, cycle_key="k2", trigger="test") is None
+    finally:
+        done.set()
+        worker.join(5)
     assert not MonitoringRun.objects.filter(user=user).exists()
 
 

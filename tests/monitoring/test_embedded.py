@@ -73,5 +73,6 @@ def test_the_embedded_timer_runs_every_periodic_task_beat_runs(settings):
         "scheduled_orders": "place_due_scheduled_orders",
         "heartbeat": "beat_heartbeat",
         "purge_sessions": "purge_expired_auth_sessions",
+        "purge_alerts": "purge_old_received_alerts",
     }
     assert {aliases.get(name, name) for name in embedded} == beat_tasks

@@ -6,14 +6,12 @@ from django.test import Client
 
 from orders.models import OrderEvent
 from orders.services import place_single_order
-from tests.factories import DEFAULT_PASSWORD, make_user, single_request
+from tests import factories
+from tests.factories import single_request
 
 
 def _staff_client() -> Client:
-    admin_user = make_user(is_staff=True, is_superuser=True)
-    client = Client()
-    assert client.login(username=admin_user.username, password=DEFAULT_PASSWORD)
-    return client
+    return factories.staff_client()
 
 
 def test_an_order_page_shows_its_legs_and_events(trader, account, instrument):

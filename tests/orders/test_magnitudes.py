@@ -13,6 +13,7 @@ from django.test import Client
 
 from orders.models import Order
 from orders.scheduled.models import ScheduledOrder
+from tests import factories
 from tests.factories import (
     DEFAULT_PASSWORD,
     api_client_for,
@@ -193,8 +194,7 @@ def test_web_schedule_form_edit_cannot_store_a_zero_quantity(trader):
 
 def test_admin_schedule_form_refuses_a_zero_quantity(trader):
     user, account, instrument = trader
-    admin_user = make_user(is_staff=True, is_superuser=True)
-    response = _web(admin_user).post(
+    response = factories.staff_client().post(
         "/admin/orders/scheduledorder/add/",
         {
             "user": user.pk,

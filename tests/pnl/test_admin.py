@@ -5,22 +5,19 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from pnl.models import PnlInstrumentState, PnlLot
 from pnl.services import compute_account_pnl
-from tests.factories import make_account, make_instrument, make_trade, make_user
+from tests import factories
+from tests.factories import make_account, make_instrument, make_trade
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def admin_client_():
-    admin_user = make_user(is_staff=True, is_superuser=True)
-    client = Client()
-    client.force_login(admin_user)
-    return client
+    return factories.staff_client()
 
 
 @pytest.fixture

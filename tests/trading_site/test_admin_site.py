@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.urls import reverse
 
 from accounts.models import Broker, BrokerSession
+from tests import factories
 from tests.factories import make_account, make_fair_price, make_instrument, make_user
 
 PRODUCT_APPS = ("accounts", "orders", "pnl", "monitoring")
@@ -17,8 +18,7 @@ PRODUCT_MODELS = [m for m in apps.get_models() if m._meta.app_label in PRODUCT_A
 @pytest.fixture
 def staff_client(client):
     admin_user = make_user(username="operator", is_staff=True, is_superuser=True)
-    client.force_login(admin_user)
-    return client
+    return factories.staff_client(admin_user, client)
 
 
 @pytest.mark.parametrize("model", PRODUCT_MODELS, ids=lambda m: m._meta.label)

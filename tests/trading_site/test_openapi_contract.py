@@ -21,6 +21,7 @@ from orders.scheduled.models import ScheduledOrder
 from pnl.models import PnlDaily
 from tests.factories import (
     api_client_for,
+    api_key_client_for,
     make_account,
     make_fair_price,
     make_instrument,
@@ -118,6 +119,7 @@ def world(settings):
         "order_id": order.pk,
         "strategy_id": strategy.pk,
         "schedule_id": schedule.pk,
+        "key_id": api_key_client_for(user)[2].pk,
     }
     return user, ids
 

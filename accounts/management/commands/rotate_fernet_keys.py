@@ -7,12 +7,12 @@ per transaction, so a concurrent writer is never overwritten with an older value
 
 from __future__ import annotations
 
+from django.apps import apps
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from accounts.crypto import DecryptionError
-from accounts.models import BrokerAccount, BrokerSession
+from accounts.crypto import DecryptionError, EncryptedJSONField, EncryptedTextField
 
 BATCH_SIZE = 200
 
@@ -37,17 +37,31 @@ def _rotate(model, field: str, *, stdout) -> tuple[int, list[int]]:
     return rotated, unreadable
 
 
+def encrypted_fields() -> list[tuple[type, str]]:
+    """Every (model, field) stored encrypted, in every app: broker credentials and access
+    tokens, two-factor secrets, alert-webhook secrets, and whatever is added later."""
+    return [
+        (model, field.name)
+        for model in apps.get_models()
+        for field in model._meta.concrete_fields
+        if isinstance(field, EncryptedTextField | EncryptedJSONField)
+    ]
+
+
 class Command(BaseCommand):
-    help = "Re-encrypt broker credentials and access tokens with the newest FERNET_KEYS key."
+    help = "Re-encrypt every encrypted column (credentials, tokens, secrets) with the newest key."
 
     def handle(self, *args, **options):
         if not settings.FERNET_KEYS:
             raise CommandError("FERNET_KEYS is empty")
-        _, bad_accounts = _rotate(BrokerAccount, "credentials", stdout=self.stdout)
-        _, bad_sessions = _rotate(BrokerSession, "access_token", stdout=self.stdout)
-        if bad_accounts or bad_sessions:
+        unreadable = {}
+        for model, field in encrypted_fields():
+            _, bad = _rotate(model, field, stdout=self.stdout)
+            if bad:
+                unreadable[f"{model.__name__}.{field}"] = bad
+        if unreadable:
             raise CommandError(
                 "Some rows cannot be decrypted with any key in FERNET_KEYS and were left as they "
-                f"are: BrokerAccount ids {bad_accounts}, BrokerSession ids {bad_sessions}"
+                f"are (ids): {unreadable}"
             )
         self.stdout.write(self.style.SUCCESS("All secrets now use the newest key."))

@@ -144,6 +144,11 @@ def _order_row(order: PaperOrder) -> BrokerOrderRow:
     )
 
 
+def order_row(order: PaperOrder) -> BrokerOrderRow:
+    """One order's row, as the order book shows it (a gateway's answer carries it)."""
+    return _order_row(order)
+
+
 def order_rows(book: PaperBook) -> list[BrokerOrderRow]:
     return [_order_row(order) for order in PaperOrder.objects.filter(book=book).order_by("id")]
 

@@ -32,6 +32,7 @@ from orders.brokers.base import (
 from orders.brokers.paper.book import (
     book_for_account,
     compute_balance,
+    order_row,
     order_rows,
     position_rows,
     trade_rows,
@@ -75,6 +76,7 @@ def _ack(order: PaperOrder) -> OrderAck:
         broker_order_id=str(order.app_order_id),
         unique_identifier=order.unique_identifier,
         raw={"AppOrderID": order.app_order_id, "status": order.status},
+        row=order_row(order),
     )
 
 

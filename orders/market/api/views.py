@@ -17,6 +17,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import ApiKeyScope
 from orders.market.api.serializers import (
     FairPriceSerializer,
     FairPriceWriteSerializer,
@@ -158,7 +159,7 @@ def _resolve_instruments(rows: list[dict]) -> list[FairPriceInput]:
 class FairPriceView(APIView):
     """GET the current fair prices (filter by instrument_ids or symbols); POST a bulk update."""
 
-    permission_classes = [FairPriceFeedPermission]
+    permission_classes = [ApiKeyScope, FairPriceFeedPermission]
     pagination_class = FairPricePagination  # the schema shows the {fair_prices, ...} envelope
 
     @property

@@ -20,6 +20,7 @@ from django.test import Client
 
 from accounts.models import Broker, BrokerAccount
 from orders.brokers.host_policy import BrokerHostNotAllowed, validate_base_url
+from tests import factories
 from tests.factories import DEFAULT_PASSWORD, api_client_for, make_account, make_user
 
 BANNER = "SSH-2.0-OpenSSH_9.6 internal-redis-6379 secret banner"
@@ -188,10 +189,8 @@ def test_web_form_refuses_a_loopback_base_url(full_stack_policy):
 
 @pytest.mark.django_db
 def test_admin_form_refuses_a_loopback_base_url(full_stack_policy):
-    admin_user = make_user(is_staff=True, is_superuser=True)
     owner = make_user()
-    web = Client()
-    assert web.login(username=admin_user.username, password=DEFAULT_PASSWORD)
+    web = factories.staff_client()
     response = web.post(
         "/admin/accounts/brokeraccount/add/",
         {

@@ -1,12 +1,13 @@
 """The kill switch stops trading (issue 10, item 16): an order placed right after it was once
 accepted. Now the account refuses every new order (API single, bracket and batch; the web
 form and batch page; scheduled runs; regeneration) with TRADING_LOCKED, writing and sending
-nothing, until the trader re-enables trading; exits of existing positions still go out; the
+nothing, until the trader re-enables trading (alert webhooks too); exits of existing positions still go out; the
 audit trail shows the lock and the unlock; the switch is in every page's navigation and its
 result reads in plain words."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -15,6 +16,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from orders.alerts.models import ReceivedAlert
+from orders.alerts.services import save_webhook
 from orders.brokers.paper.models import PaperOrder
 from orders.models import Order, OrderEvent, OrderLeg, RegenerationStage, ScheduledOrder
 from orders.scheduled.services import place_due_scheduled_orders
@@ -33,6 +36,7 @@ from tests.factories import (
     legs_of,
     make_fair_price,
     make_order,
+    make_strategy,
     single_request,
     sync_from_broker,
 )
@@ -325,3 +329,23 @@ def test_the_web_kill_switch_locks_and_the_settings_button_re_enables(web, trade
     assert not account.trading_locked
     assert OrderEvent.objects.filter(account=account, kind="trading_unlocked").count() == 1
     assert OrderLeg.objects.filter(account=account).count() == 0
+
+
+def test_an_alert_webhook_after_the_kill_switch_is_refused_and_places_nothing(
+    client, trader, account, instrument, settings
+):
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True
+    webhook = save_webhook(strategy=make_strategy(user=trader), account=account)
+    _kill(client, account)
+    orders, paper = Order.objects.count(), PaperOrder.objects.count()
+
+    response = Client().post(
+        f"/hooks/alerts/{webhook.public_id}/{webhook.secret}",
+        data=json.dumps({"id": "a-1", "symbol": "RELIANCE", "action": "BUY", "quantity": 1}),
+        content_type="application/json",
+    )
+
+    assert response.status_code == 409, response.content
+    assert response.json()["code"] == "TRADING_LOCKED"
+    assert ReceivedAlert.objects.get().outcome == ReceivedAlert.Outcome.REFUSED
+    _nothing_new(orders, paper)

@@ -12,6 +12,7 @@ a retry with the same Idempotency-Key places each missing order exactly once."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -29,6 +30,7 @@ from django.utils import timezone
 
 from accounts.models import Broker, BrokerLoginLease, BrokerSession
 from accounts.services import create_auth_session
+from orders.alerts.services import save_webhook
 from orders.brokers.paper.models import PaperOrder
 from orders.brokers.sessions import connect_account
 from orders.models import Order, OrderEvent, OrderLeg
@@ -38,6 +40,7 @@ from tests.factories import (
     make_account,
     make_fair_price,
     make_instrument,
+    make_strategy,
     make_user,
 )
 from tests.servers import REPO, free_port, subprocess_env
@@ -446,3 +449,36 @@ def test_the_web_form_says_when_an_order_was_not_sent(simulator, xts_account, se
     assert response.status_code == 503
     assert "was not sent to the broker, nothing was placed" in response.content.decode()
     assert len(simulator.stats()["order_posts_by_uid"]) == 1
+
+
+def test_an_alert_not_sent_is_answered_retryable_and_its_id_places_once_later(
+    simulator, xts_account, settings
+):
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True
+    settings.BROKER_ORDERS_PER_SECOND = 1
+    settings.BROKER_RATE_LIMIT_MAX_WAIT_SECONDS = 0
+    user, account, _token = xts_account
+    webhook = save_webhook(strategy=make_strategy(user=user), account=account)
+
+    def alert(alert_id: str):
+        return Client().post(
+            f"/hooks/alerts/{webhook.public_id}/{webhook.secret}",
+            data=json.dumps({"id": alert_id, "symbol": "RELIANCE", "action": "BUY", "quantity": 1}),
+            content_type="application/json",
+        )
+
+    assert alert("a-1").status_code == 201
+    refused = alert("a-2")  # over the outbound limit: not sent
+    assert refused.status_code == 503, refused.content
+    assert refused.json()["details"]["sent"] is False
+    assert int(refused["Retry-After"]) >= 1
+    first_try = OrderLeg.objects.get(order_id=refused.json()["order_id"])
+    time.sleep(1.1)
+
+    again = alert("a-2")
+
+    assert again.status_code == 201, again.content
+    assert alert("a-2").status_code == 200  # and only once
+    placed = OrderLeg.objects.get(order_id=again.json()["order_id"])
+    assert _placed_at_the_broker(placed.unique_identifier) == 1
+    assert _placed_at_the_broker(first_try.unique_identifier) == 0

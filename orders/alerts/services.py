@@ -1,0 +1,505 @@
+"""Alert webhooks: set up, rotate, and turn a received alert into an order.
+
+An alert goes through the one placement path (orders.services: write-ahead, then the
+broker) on the webhook's account, attributed to its strategy. The alert's `id` becomes the
+order's client_order_id (namespaced by webhook), so the same alert delivered twice places
+once: the second delivery answers with the first order. Every alert that names a known
+webhook leaves a ReceivedAlert row, written before anything is placed and updated with the
+outcome; an unknown webhook or a wrong secret is a 404 that places nothing (and only the
+known webhook's owner sees a wrong-secret row, without the body).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import math
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import BrokerAccount, Strategy, User
+from orders.alerts.models import AlertWebhook, ReceivedAlert
+from orders.alerts.parsing import (
+    AlertInvalid,
+    AlertOrder,
+    parse_alert,
+    parse_openalgo_strategy_alert,
+)
+from orders.models import Instrument, Order, ProductType
+from orders.services import place_bracket_order, place_single_order
+from orders.services.placement import (
+    OUTCOME_NOT_SENT,
+    OUTCOME_REJECTED,
+    OUTCOME_REPLAYED,
+    OUTCOME_UNKNOWN,
+    PlacementResult,
+    not_sent_details,
+)
+from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
+from trading_site.core import safe_json
+from trading_site.core.api.errors import http_status_of
+from trading_site.core.api.ratelimit import take_group_token
+from trading_site.core.errors import (
+    BROKER_UNAVAILABLE,
+    NOT_FOUND,
+    PERMISSION_DENIED,
+    RATE_LIMITED,
+    TRADING_LOCKED,
+    VALIDATION_ERROR,
+    DomainError,
+    TradingLocked,
+    ValidationFailed,
+)
+
+logger = logging.getLogger(__name__)
+
+# A TradingView alert is a few hundred bytes; more than this is not an alert.
+ALERT_MAX_BODY_BYTES = 16 * 1024
+ALERT_BODY_STORED_CHARS = 4096
+SECRET_PLACEHOLDER = "[secret]"
+BODY_SECRET_FIELD = "secret"
+BROKER_REJECTED = "BROKER_REJECTED"
+INTERNAL_ERROR = "INTERNAL_ERROR"
+
+Outcome = ReceivedAlert.Outcome
+
+
+# ---- set-up ---------------------------------------------------------------------------------
+
+
+def _new_public_id() -> str:
+    return secrets.token_urlsafe(12)  # 96 bits: not guessable, short enough for a URL
+
+
+def _new_secret() -> str:
+    return secrets.token_urlsafe(24)  # 192 bits
+
+
+def _check_account(*, user: User, account: BrokerAccount) -> None:
+    if account.user_id != user.pk or not account.is_active:
+        raise ValidationFailed(
+            "Choose one of your active broker accounts",
+            details={"account": ["not one of your active broker accounts"]},
+        )
+
+
+def _check_product(product: str) -> None:
+    if product not in ProductType.values:
+        raise ValidationFailed(
+            "Unknown product",
+            details={"default_product": [f"must be one of {', '.join(ProductType.values)}"]},
+        )
+
+
+@transaction.atomic
+def save_webhook(
+    *,
+    strategy: Strategy,
+    account: BrokerAccount,
+    default_product: str = ProductType.MIS,
+    enabled: bool = True,
+) -> AlertWebhook:
+    """Create the strategy's webhook, or change its account, product or state (the URL and
+    secret stay)."""
+    _check_account(user=strategy.user, account=account)
+    _check_product(default_product)
+    webhook = AlertWebhook.objects.select_for_update().filter(strategy=strategy).first()
+    if webhook is None:
+        return AlertWebhook.objects.create(
+            user_id=strategy.user_id,
+            strategy=strategy,
+            account=account,
+            public_id=_new_public_id(),
+            secret=_new_secret(),
+            default_product=default_product,
+            enabled=enabled,
+        )
+    webhook.account = account
+    webhook.default_product = default_product
+    webhook.enabled = enabled
+    webhook.save(update_fields=["account", "default_product", "enabled"])
+    return webhook
+
+
+def rotate_webhook_secret(*, webhook: AlertWebhook) -> AlertWebhook:
+    """A new secret: every URL or alert carrying the old one is a 404 from now on."""
+    webhook.secret = _new_secret()
+    webhook.secret_rotated_at = timezone.now()
+    webhook.save(update_fields=["secret", "secret_rotated_at"])
+    return webhook
+
+
+def purge_old_received_alerts(*, older_than_days: int | None = None) -> int:
+    """Delete received alerts older than ALERT_RETENTION_DAYS (housekeeping); the orders
+    they placed stay, with their own audit trail."""
+    days = settings.ALERT_RETENTION_DAYS if older_than_days is None else older_than_days
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted, _ = ReceivedAlert.objects.filter(received_at__lt=cutoff).delete()
+    return deleted
+
+
+# ---- receiving an alert ---------------------------------------------------------------------
+
+
+@dataclass
+class AlertAnswer:
+    """What the webhook answers: an HTTP status and a JSON body."""
+
+    status: int
+    body: dict[str, Any]
+    outcome: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _error_answer(
+    status: int, message: str, code: str, outcome: str, details: dict | None = None, **extra
+) -> AlertAnswer:
+    body = {"error": message, "code": code, "details": details or {}, "outcome": outcome}
+    body.update(extra)
+    return AlertAnswer(status=status, body=body, outcome=outcome)
+
+
+def _not_found() -> AlertAnswer:
+    # The same answer for an unknown webhook and a wrong secret: nothing to learn from it.
+    return _error_answer(404, "Not found", NOT_FOUND, Outcome.BAD_SECRET)
+
+
+def _parse_json_object(raw: bytes) -> dict | None:
+    try:
+        parsed = safe_json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _secret_matches(webhook: AlertWebhook, presented: str) -> bool:
+    return bool(presented) and hmac.compare_digest(
+        presented.encode("utf-8", "replace"), webhook.secret.encode()
+    )
+
+
+def _stored_body(raw: bytes, secret: str) -> tuple[str, bool]:
+    """The body to keep: decoded, the secret blanked wherever it appears, size-limited."""
+    text = raw.decode("utf-8", "replace")
+    if secret:
+        text = text.replace(secret, SECRET_PLACEHOLDER)
+    truncated = len(text) > ALERT_BODY_STORED_CHARS
+    return text[:ALERT_BODY_STORED_CHARS], truncated
+
+
+def client_order_id_for(webhook: AlertWebhook, alert_id: str) -> str:
+    """The placement's idempotency key for an alert id: the same id on the same webhook is
+    the same order; ids on different webhooks (or the API's own keys) never collide."""
+    key = f"alert:{webhook.pk}:{alert_id}"
+    if len(key) <= 64:
+        return key
+    return f"alert:{webhook.pk}:h:{hashlib.sha256(alert_id.encode()).hexdigest()[:40]}"
+
+
+def receive_alert(
+    *,
+    public_id: str,
+    secret: str,
+    raw_body: bytes,
+    client_ip: str | None,
+    shape: str = ReceivedAlert.Shape.ALERT,
+) -> AlertAnswer:
+    """Authenticate, rate-limit, audit, parse and place one alert; never raises for the
+    sender's mistakes (each is an answer with its status and an audit row)."""
+    webhook = (
+        AlertWebhook.objects.select_related("user", "strategy", "account")
+        .filter(public_id=public_id)
+        .first()
+    )
+    too_big = len(raw_body) > ALERT_MAX_BODY_BYTES
+    parsed = None if too_big else _parse_json_object(raw_body)
+    if not secret and parsed is not None:
+        body_secret = parsed.get(BODY_SECRET_FIELD)
+        secret = body_secret if isinstance(body_secret, str) else ""
+    if webhook is None or not webhook.user.is_active:
+        return _refuse_bad_secret(None, client_ip=client_ip, shape=shape)
+    if not _secret_matches(webhook, secret):
+        return _refuse_bad_secret(webhook, client_ip=client_ip, shape=shape)
+
+    stored, truncated = _stored_body(raw_body, webhook.secret)
+    alert = ReceivedAlert.objects.create(
+        user_id=webhook.user_id,
+        webhook=webhook,
+        source_ip=client_ip or None,
+        shape=shape,
+        body=stored,
+        body_truncated=truncated,
+    )
+    AlertWebhook.objects.filter(pk=webhook.pk).update(last_alert_at=alert.received_at)
+    try:
+        answer = _handle(webhook, alert, parsed=parsed, too_big=too_big, shape=shape)
+    except Exception:
+        logger.exception("alert webhook failed", extra={"alert": alert.pk})
+        answer = _error_answer(500, "Internal error", INTERNAL_ERROR, Outcome.ERROR)
+    _record(alert, answer)
+    answer.body.setdefault("alert", alert.pk)
+    return answer
+
+
+def _refuse_bad_secret(
+    webhook: AlertWebhook | None, *, client_ip: str | None, shape: str
+) -> AlertAnswer:
+    # Counted per address, so guessing is slow; right secrets never touch this bucket (alert
+    # senders such as TradingView share a few addresses among all their users).
+    result = take_group_token("webhook_bad_secret", f"webhook_bad_secret:{client_ip or '-'}")
+    if webhook is not None and (result is None or result.allowed):
+        ReceivedAlert.objects.create(
+            user_id=webhook.user_id,
+            webhook=webhook,
+            source_ip=client_ip or None,
+            shape=shape,
+            outcome=Outcome.BAD_SECRET,
+            http_status=404,
+            error="wrong or missing secret (body not kept)",
+        )
+    if result is not None and not result.allowed:
+        answer = _error_answer(429, "Too many requests", RATE_LIMITED, Outcome.RATE_LIMITED)
+        answer.headers["Retry-After"] = str(max(1, math.ceil(result.retry_after)))
+        return answer
+    return _not_found()
+
+
+def _record(alert: ReceivedAlert, answer: AlertAnswer) -> None:
+    alert.outcome = answer.outcome
+    alert.http_status = answer.status
+    alert.order_id = answer.body.get("order_id")
+    alert.error = answer.body.get("error", "")[:1000]
+    details = answer.body.get("details") or {}
+    alert.details = json.loads(json.dumps(details, default=str))
+    alert.save(update_fields=["outcome", "http_status", "order", "error", "details", "alert_id"])
+
+
+def _handle(
+    webhook: AlertWebhook, alert: ReceivedAlert, *, parsed: dict | None, too_big: bool, shape: str
+) -> AlertAnswer:
+    if not webhook.enabled:
+        return _error_answer(
+            403, "This webhook is switched off", PERMISSION_DENIED, Outcome.REFUSED
+        )
+    limit = take_group_token("webhook", f"webhook:{webhook.pk}")
+    if limit is not None and not limit.allowed:
+        answer = _error_answer(
+            429, "Too many alerts for this webhook", RATE_LIMITED, Outcome.RATE_LIMITED
+        )
+        answer.headers["Retry-After"] = str(max(1, math.ceil(limit.retry_after)))
+        return answer
+    if too_big:
+        return _error_answer(
+            413,
+            f"An alert is at most {ALERT_MAX_BODY_BYTES} bytes",
+            VALIDATION_ERROR,
+            Outcome.INVALID,
+        )
+    if parsed is None:
+        return _error_answer(
+            400, "The alert must be a JSON object", VALIDATION_ERROR, Outcome.INVALID
+        )
+    fields = {k: v for k, v in parsed.items() if str(k).strip().lower() != BODY_SECRET_FIELD}
+    try:
+        order = (
+            parse_openalgo_strategy_alert(fields)
+            if shape == ReceivedAlert.Shape.OPENALGO
+            else parse_alert(fields)
+        )
+    except AlertInvalid as exc:
+        return _error_answer(400, str(exc), VALIDATION_ERROR, Outcome.INVALID, exc.details)
+    alert.alert_id = order.alert_id
+    try:
+        result = _place(webhook, order)
+    except AlertInvalid as exc:
+        return _error_answer(400, str(exc), VALIDATION_ERROR, Outcome.INVALID, exc.details)
+    except DomainError as exc:
+        status = http_status_of(exc)
+        outcome = Outcome.INVALID if status == 400 else Outcome.REFUSED
+        details = _in_alert_words(exc.details)
+        return _error_answer(status, exc.message, exc.code, outcome, details)
+    return _placed_answer(result, order)
+
+
+# The placement requests' field names -> the alert's, so errors name what the sender sent.
+_ALERT_FIELD_NAMES = {
+    "symbol": "symbol",
+    "trading_symbol": "symbol",
+    "exchange_segment": "exchange",
+    "order_side": "action",
+    "order_quantity": "quantity",
+    "no_of_lots": "quantity",
+    "limit_price": "price",
+    "entry_price": "price",
+    "stop_price": "trigger_price",
+    "entry_stop_price": "trigger_price",
+    "sl_price": "stop_loss",
+    "targets": "target",
+    "product_type": "product",
+    "order_type": "order_type",
+    "client_order_id": "id",
+    "external_id": "id",
+    "account_id": "account",
+}
+
+
+def _in_alert_words(details: Any) -> dict:
+    if not isinstance(details, dict):
+        return {}
+    return {_ALERT_FIELD_NAMES.get(k, k): v for k, v in details.items()}
+
+
+def _instrument_for(order: AlertOrder, segment: str) -> Instrument | None:
+    """The instrument, only to turn lots into units (or back); validation names the
+    problem when there is none or several."""
+    found = Instrument.objects.filter(trading_symbol=order.symbol)
+    if segment:
+        found = found.filter(exchange_segment=segment)
+    matches = list(found[:2])
+    return matches[0] if len(matches) == 1 else None
+
+
+def _split_lots(targets: tuple, lots: int) -> list[TargetSpec]:
+    """The bracket's lots shared across the alert's targets as evenly as whole lots allow
+    (the nearer targets take the remainder)."""
+    if not targets:
+        return []
+    if lots < len(targets):
+        raise AlertInvalid({"target": [f"{len(targets)} targets need at least as many lots"]})
+    share, extra = divmod(lots, len(targets))
+    return [
+        TargetSpec(price=price, lots=share + (1 if n < extra else 0))
+        for n, price in enumerate(targets)
+    ]
+
+
+def _place(webhook: AlertWebhook, order: AlertOrder) -> PlacementResult:
+    segment = order.exchange_segment
+    product = order.product or webhook.default_product
+    key = client_order_id_for(webhook, order.alert_id) if order.alert_id else ""
+    common = {
+        "account_id": webhook.account_id,
+        "product_type": product,
+        "exchange_segment": segment,
+        "strategy_name": webhook.strategy.name,
+        "client_order_id": key,
+        "external_id": order.alert_id,
+    }
+    instrument = _instrument_for(order, segment)
+    actor = f"webhook:{webhook.public_id}"
+    if order.is_bracket:
+        lots = order.lots
+        if lots is None and instrument is not None:
+            if order.quantity % instrument.lot_size:
+                raise AlertInvalid(
+                    {
+                        "quantity": [
+                            f"{order.quantity} is not a whole number of lots "
+                            f"(lot size {instrument.lot_size})"
+                        ]
+                    }
+                )
+            lots = order.quantity // instrument.lot_size
+        lots = lots if lots is not None else order.quantity  # no instrument: validation says so
+        request = BracketOrderRequest(
+            **common,
+            no_of_lots=lots,
+            entry_price=order.price,
+            entry_stop_price=order.trigger_price if order.order_type == "STOPLIMIT" else None,
+            sl_price=order.stop_loss,
+            order_side=order.side,
+            trading_symbol=order.symbol,
+            targets=_split_lots(order.targets, lots),
+            targets_field="target",
+        )
+        return place_bracket_order(
+            user=webhook.user, request=request, source=Order.Source.ALERT, actor=actor
+        )
+    quantity = order.quantity
+    if quantity is None:
+        lot_size = instrument.lot_size if instrument is not None else 1
+        quantity = order.lots * lot_size
+    request = SingleOrderRequest(
+        **common,
+        order_side=order.side,
+        order_type=order.order_type,
+        order_quantity=quantity,
+        symbol=order.symbol,
+        limit_price=order.price,
+        stop_price=order.trigger_price,
+    )
+    return place_single_order(
+        user=webhook.user, request=request, source=Order.Source.ALERT, actor=actor
+    )
+
+
+def _placed_answer(result: PlacementResult, order: AlertOrder) -> AlertAnswer:
+    placed = result.order
+    body = {
+        "order_id": placed.pk,
+        "order_status": placed.status,
+        "kind": placed.kind,
+        "alert_id": order.alert_id,
+    }
+    if result.outcome == OUTCOME_REPLAYED:
+        body["outcome"] = Outcome.DUPLICATE
+        body["detail"] = "This alert id was placed before; the first order is answered."
+        return AlertAnswer(status=200, body=body, outcome=Outcome.DUPLICATE)
+    if result.outcome == OUTCOME_NOT_SENT and result.send is not None:
+        # Nothing reached the broker: the same alert (same id) may be sent again and places
+        # the order once (its key was released).
+        send = result.send
+        details = {**not_sent_details(send), "reject_reason": send.rejected_reason}
+        if send.trading_locked:
+            return _error_answer(
+                409,
+                TradingLocked.default_message,
+                TRADING_LOCKED,
+                Outcome.REFUSED,
+                details,
+                order_id=placed.pk,
+                order_status=placed.status,
+                alert_id=order.alert_id,
+            )
+        answer = _error_answer(
+            503,
+            "The order was not sent to the broker, nothing was placed: "
+            f"{send.rejected_reason.removeprefix('not sent: ')}. Send the alert again.",
+            BROKER_UNAVAILABLE,
+            Outcome.NOT_SENT,
+            details,
+            order_id=placed.pk,
+            order_status=placed.status,
+            alert_id=order.alert_id,
+        )
+        answer.headers["Retry-After"] = str(details.get("retry_after", 1))
+        return answer
+    if result.outcome == OUTCOME_REJECTED:
+        reason = result.reject_reason
+        return _error_answer(
+            422,
+            f"The broker rejected the order: {reason}",
+            BROKER_REJECTED,
+            Outcome.REJECTED,
+            {"reject_reason": reason},
+            order_id=placed.pk,
+            order_status=placed.status,
+            alert_id=order.alert_id,
+        )
+    if result.outcome == OUTCOME_UNKNOWN:
+        body["outcome"] = Outcome.PENDING
+        body["detail"] = (
+            "The broker did not answer; the order is stored and will be settled from the "
+            "broker's order book. It is never sent twice."
+        )
+        return AlertAnswer(status=202, body=body, outcome=Outcome.PENDING)
+    body["outcome"] = Outcome.PLACED
+    return AlertAnswer(status=201, body=body, outcome=Outcome.PLACED)

@@ -1,0 +1,121 @@
+"""The order page follows broker events live (issue 12 item 6): a fill handled through
+`handle_broker_event` turns it from Open to Filled and takes the modify and cancel controls
+away, without a reload; an update that arrives while the page is fetching is not lost."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from playwright.sync_api import expect
+
+from orders.models import Order
+from tests.browser.support import log_in, off_loop, screenshot
+from tests.factories import make_account, make_instrument, make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _arrange():
+    from orders.services import place_single_order
+    from tests.factories import make_fair_price, single_request
+
+    user = make_user(username="meera")
+    account = make_account(user=user, name="Paper desk")
+    instrument = make_instrument(symbol="RELIANCE", lot_size=1, tick_size=Decimal("0.05"))
+    make_fair_price(instrument, "100.00")
+    order = place_single_order(user=user, request=single_request(account)).order
+    return user, account, instrument, order
+
+
+def _fill_and_handle(account, instrument, order):
+    """The price falls through the limit: the paper exchange fills the order; its row goes
+    to the handler as the paper exchange's event would."""
+    from monitoring.events import handle_broker_event
+    from orders.brokers.events import BrokerEvent, BrokerEventKind
+    from orders.brokers.paper.book import book_for_account, order_rows
+    from tests.factories import set_price_and_match
+
+    set_price_and_match(instrument, "98.50")
+    leg = order.legs.get()
+    row = next(
+        r
+        for r in order_rows(book_for_account(account.pk))
+        if r.unique_identifier == leg.unique_identifier
+    )
+    assert row.status == "FILLED"
+    handle_broker_event(
+        BrokerEvent(
+            account_id=account.pk,
+            kind=BrokerEventKind.ORDER,
+            source="paper",
+            received_at=datetime.now(UTC),
+            order=row,
+        )
+    )
+
+
+def test_a_fill_event_turns_the_order_page_filled_and_removes_its_controls_live(asgi_server, page):
+    user, account, instrument, order = off_loop(_arrange)
+    log_in(page, asgi_server, user)
+    page.goto(f"{asgi_server}/orders/{order.pk}/")
+    expect(page.locator("#ws-indicator")).to_have_attribute("data-state", "live")
+    expect(page.get_by_test_id("order-status")).to_have_text("Open")
+    change = page.locator(f'[data-order-change="{order.pk}"]')
+    expect(change).to_be_visible()
+    expect(change.locator("button", has_text="Modify open legs")).to_be_visible()
+    page.evaluate("window.__noReload = 'still here'")
+
+    off_loop(_fill_and_handle, account, instrument, order)
+
+    expect(page.get_by_test_id("order-status")).to_have_text("Filled")
+    expect(change).to_be_hidden()
+    audit = page.get_by_test_id("audit")
+    expect(audit).to_contain_text("broker event (paper): status FILLED")
+    expect(page.locator("table").nth(0)).to_contain_text("Filled")  # the legs table
+    assert page.evaluate("window.__noReload") == "still here"
+    screenshot(page, "order-page-filled-live")
+
+
+def test_an_update_arriving_during_a_fetch_is_fetched_again_not_dropped(asgi_server, page):
+    from orders.services.audit import order_update_message
+    from trading_site.core.realtime import flush_notifications, notify_user
+
+    user, account, instrument, order = off_loop(_arrange)
+    log_in(page, asgi_server, user)
+    page.goto(f"{asgi_server}/orders/{order.pk}/")
+    expect(page.locator("#ws-indicator")).to_have_attribute("data-state", "live")
+    expect(page.get_by_test_id("order-status")).to_have_text("Open")
+
+    # Hold the first fragment fetch's answer (read while the order is still open) until a
+    # second update has arrived.
+    held = []
+
+    def hold(route):
+        if held:  # the later fetches go through
+            route.continue_()
+            return
+        held.append((route, route.fetch()))
+
+    page.route(f"**/orders/{order.pk}/", hold)
+
+    def announce():
+        notify_user(user.pk, order_update_message(Order.objects.get(pk=order.pk)))
+        flush_notifications()
+
+    off_loop(announce)  # update 1: the page fetches (and we hold the answer)
+    for _ in range(100):  # Playwright runs the route handler while the test waits
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the first update did not make the page fetch"
+
+    off_loop(_fill_and_handle, account, instrument, order)  # update 2 while fetching
+    page.wait_for_timeout(300)
+    route, stale = held[0]
+    route.fulfill(response=stale)  # the first answer arrives: it still says Open
+
+    # The update that came meanwhile is fetched again: the page ends on what is true.
+    expect(page.get_by_test_id("order-status")).to_have_text("Filled")
+    expect(page.locator(f'[data-order-change="{order.pk}"]')).to_be_hidden()

@@ -1,0 +1,365 @@
+"""Broker events handled at once (issue 12 item 4): an order row or a trade, built from the
+paper exchange's real rows after a real fill (or read from the XTS simulator over its
+socket), applied through `monitoring.events.handle_broker_event`: the leg moves, protection
+and one-cancels-other happen at once, the PnL follows, and the browser hears of it. The same
+event twice, events out of order and an event racing the cycle never send anything twice."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from accounts.models import Broker
+from accounts.services import create_auth_session
+from monitoring.events import handle_broker_event, resync_account
+from monitoring.services import run_user_cycle
+from orders.brokers.base import PlaceOrderRequest
+from orders.brokers.events import BrokerEvent, BrokerEventKind
+from orders.brokers.paper.book import book_for_account, order_rows, trade_rows
+from orders.brokers.paper.exchange import submit_order
+from orders.brokers.paper.models import PaperOrder
+from orders.brokers.sessions import broker_client
+from orders.models import BrokerOrder, BrokerTrade, Order, OrderEvent, OrderLeg
+from tests.factories import (
+    make_account,
+    make_instrument,
+    make_user,
+    place_bracket,
+    set_price_and_match,
+)
+from tests.servers import WsClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+Role = OrderLeg.Role
+
+
+def _event(account, *, order=None, trade=None, source="paper") -> BrokerEvent:
+    return BrokerEvent(
+        account_id=account.pk,
+        kind=BrokerEventKind.ORDER if order is not None else BrokerEventKind.TRADE,
+        source=source,
+        received_at=datetime.now(UTC),
+        order=order,
+        trade=trade,
+    )
+
+
+def _paper_order_row(account, leg):
+    book = book_for_account(account.pk)
+    return next(row for row in order_rows(book) if row.unique_identifier == leg.unique_identifier)
+
+
+def _paper_trade_rows(account, leg):
+    book = book_for_account(account.pk)
+    return [row for row in trade_rows(book) if row.unique_identifier == leg.unique_identifier]
+
+
+def _paper_orders(account) -> int:
+    return PaperOrder.objects.filter(book__account_id=account.pk).count()
+
+
+def _legs(order, role):
+    return list(order.legs.filter(role=role).order_by("id"))
+
+
+@pytest.fixture
+def desk():
+    user = make_user()
+    account = make_account(user=user)
+    instrument = make_instrument(symbol="HDFCBANK", band=(D("100"), D("5000")))
+    set_price_and_match(instrument, "1000")
+    return user, account, instrument
+
+
+def _bracket(user, account, instrument, **extra):
+    return place_bracket(
+        user=user,
+        account=account,
+        instrument=instrument,
+        entry="995",
+        sl="979",
+        sl_stop="980",
+        tp="1010",
+        lots=10,
+        **extra,
+    )
+
+
+def test_an_entry_fill_event_protects_at_once_updates_pnl_and_tells_the_browser(desk, listen):
+    user, account, instrument = desk
+    order = _bracket(user, account, instrument)
+    [entry] = _legs(order, Role.ENTRY)
+    set_price_and_match(instrument, "994")  # the paper exchange fills the entry
+    listener = listen(user.pk)
+
+    handle_broker_event(_event(account, order=_paper_order_row(account, entry)))
+    for trade in _paper_trade_rows(account, entry):
+        handle_broker_event(_event(account, trade=trade))
+
+    order.refresh_from_db()
+    assert (order.status, order.filled_quantity) == (Order.Status.FILLED, 10)
+    [sl] = _legs(order, Role.STOP_LOSS)
+    [tp] = _legs(order, Role.TAKE_PROFIT)
+    assert (sl.status, sl.quantity, tp.status, tp.quantity) == ("OPEN", 10, "OPEN", 10)
+    assert _paper_orders(account) == 3  # entry, stop-loss, target: at the broker now
+    assert BrokerTrade.objects.filter(account=account).count() == 1
+    account.refresh_from_db()
+    # Long 10 at 994 (the fill), marked at 994: the FIFO ran for the fill.
+    order.refresh_from_db()
+    assert order.open_position == 10
+    messages = listener.drain()
+    updates = [m for m in messages if m["type"] == "order_update" and m["order_id"] == order.pk]
+    assert updates and updates[-1]["status"] == "FILLED"
+    pnl = [m for m in messages if m["type"] == "pnl_update"]
+    assert pnl and pnl[-1]["account_id"] == account.pk
+
+
+def test_the_same_events_twice_place_nothing_twice_and_write_nothing_twice(desk):
+    user, account, instrument = desk
+    order = _bracket(user, account, instrument)
+    [entry] = _legs(order, Role.ENTRY)
+    set_price_and_match(instrument, "994")
+    row = _paper_order_row(account, entry)
+    [trade] = _paper_trade_rows(account, entry)
+    handle_broker_event(_event(account, order=row))
+    handle_broker_event(_event(account, trade=trade))
+    legs, audit, paper = order.legs.count(), OrderEvent.objects.count(), _paper_orders(account)
+
+    handle_broker_event(_event(account, order=row))
+    handle_broker_event(_event(account, trade=trade))
+    handle_broker_event(_event(account, order=row))
+
+    assert order.legs.count() == legs == 3
+    assert _paper_orders(account) == paper == 3
+    assert OrderEvent.objects.count() == audit  # not even an audit row
+    assert BrokerTrade.objects.filter(account=account).count() == 1
+
+
+def test_a_trade_before_its_order_row_fills_the_leg_and_the_row_changes_nothing(desk):
+    user, account, instrument = desk
+    order = _bracket(user, account, instrument)
+    [entry] = _legs(order, Role.ENTRY)
+    set_price_and_match(instrument, "994")
+    [trade] = _paper_trade_rows(account, entry)
+
+    handle_broker_event(_event(account, trade=trade))
+    entry.refresh_from_db()
+    assert (entry.status, entry.filled_quantity, entry.average_price) == ("FILLED", 10, trade.price)
+    assert len(_legs(order, Role.STOP_LOSS)) == len(_legs(order, Role.TAKE_PROFIT)) == 1
+    audit = OrderEvent.objects.count()
+
+    handle_broker_event(_event(account, order=_paper_order_row(account, entry)))
+    assert order.legs.count() == 3 and _paper_orders(account) == 3
+    assert OrderEvent.objects.count() == audit
+
+
+def test_a_filled_row_before_the_partially_filled_one_is_not_undone_nor_protected_twice(
+    desk, settings
+):
+    user, account, instrument = desk
+    order = _bracket(user, account, instrument)
+    [entry] = _legs(order, Role.ENTRY)
+    settings.PAPER_FILL_CAP = 4
+    set_price_and_match(instrument, "994")  # one tick: 4 of 10
+    partial = _paper_order_row(account, entry)
+    assert (partial.status, partial.filled_quantity) == ("PARTIALLY_FILLED", 4)
+    set_price_and_match(instrument, "994")
+    set_price_and_match(instrument, "994")  # 8, then 10
+    filled = _paper_order_row(account, entry)
+    assert (filled.status, filled.filled_quantity) == ("FILLED", 10)
+
+    handle_broker_event(_event(account, order=filled))
+    handle_broker_event(_event(account, order=partial))  # late, older news
+
+    entry.refresh_from_db()
+    assert (entry.status, entry.filled_quantity) == ("FILLED", 10)
+    [sl] = _legs(order, Role.STOP_LOSS)
+    [tp] = _legs(order, Role.TAKE_PROFIT)
+    assert sl.quantity == tp.quantity == 10
+    assert _paper_orders(account) == 3
+    assert not OrderEvent.objects.filter(kind="illegal_transition").exists()
+
+
+def test_an_event_for_an_order_placed_outside_the_desk_is_stored_and_logged_once(desk, caplog):
+    user, account, instrument = desk
+    book = book_for_account(account.pk)
+    outside = submit_order(
+        book=book,
+        request=PlaceOrderRequest(
+            exchange_segment=instrument.exchange_segment,
+            exchange_instrument_id=instrument.exchange_instrument_id,
+            side="BUY",
+            order_type="LIMIT",
+            product_type="MIS",
+            quantity=5,
+            unique_identifier="typed-at-terminal",
+            limit_price=D("990"),
+        ),
+    )
+    row = next(r for r in order_rows(book) if r.broker_order_id == str(outside.app_order_id))
+    caplog.set_level(logging.INFO, logger="orders.events")
+
+    handle_broker_event(_event(account, order=row))
+    handle_broker_event(_event(account, order=row))
+
+    assert BrokerOrder.objects.filter(account=account, broker_order_id=row.broker_order_id).exists()
+    assert not OrderLeg.objects.filter(account=account).exists()
+    assert not Order.objects.filter(account=account).exists()
+    logged = [r for r in caplog.records if "did not place" in r.getMessage()]
+    assert len(logged) == 1
+
+
+# ---- XTS: the simulator's rows over its socket, its request counters ------------------------
+
+
+def _xts_account(simulator, user):
+    return make_account(
+        user=user,
+        broker=Broker.IIFL,
+        credentials={
+            "app_key": "inv-app",
+            "secret_key": "inv-secret",
+            "client_id": "",
+            "base_url": simulator.base_url,
+        },
+    )
+
+
+def _xts_row(account, leg):
+    book = async_to_sync(broker_client(account).order_book)()
+    return next(row for row in book if row.unique_identifier == leg.unique_identifier)
+
+
+def _cancels(simulator) -> int:
+    return simulator.stats()["requests"].get("DELETE /interactive/orders", 0)
+
+
+def test_xts_stop_loss_fill_event_cancels_the_target_once_at_the_broker(simulator):
+    user = make_user()
+    account = _xts_account(simulator, user)
+    instrument = make_instrument(symbol="RELIANCE", band=(D("100"), D("5000")))
+    set_price_and_match(instrument, "1000")
+    order = _bracket(user, account, instrument)
+    [entry] = _legs(order, Role.ENTRY)
+    set_price_and_match(instrument, "994")
+
+    handle_broker_event(_event(account, order=_xts_row(account, entry), source="xts-stream"))
+    [sl] = _legs(order, Role.STOP_LOSS)
+    [tp] = _legs(order, Role.TAKE_PROFIT)
+    posts = simulator.stats()["order_posts_by_uid"]
+    assert posts[sl.unique_identifier] == posts[tp.unique_identifier] == 1
+
+    set_price_and_match(instrument, "979.5")  # the stop-loss fills at the broker
+    sl_row = _xts_row(account, sl)
+    assert sl_row.status == "FILLED"
+    handle_broker_event(_event(account, order=sl_row, source="xts-stream"))
+    handle_broker_event(_event(account, order=sl_row, source="xts-stream"))  # told twice
+
+    tp.refresh_from_db()
+    order.refresh_from_db()
+    assert tp.status == "CANCELLED"
+    assert order.status == Order.Status.COMPLETED
+    assert _cancels(simulator) == 1
+    assert not OrderEvent.objects.filter(kind="exit_reduce_failed").exists()
+    # The cycle after it finds nothing left to do: no cancel again, no error.
+    run = run_user_cycle(user_id=user.pk, cycle_key="after-event", trigger="test")
+    assert run.status == "OK", (run.errors, run.steps)
+    assert _cancels(simulator) == 1
+    posts = simulator.stats()["order_posts_by_uid"]
+    assert all(count == 1 for count in posts.values()), posts
+
+
+def test_an_event_racing_the_cycle_sends_one_cancel_and_no_false_error(simulator):
+    user = make_user()
+    account = _xts_account(simulator, user)
+    instrument = make_instrument(symbol="INFY", band=(D("100"), D("5000")))
+    set_price_and_match(instrument, "1000")
+    order = _bracket(user, account, instrument)
+    [entry] = _legs(order, Role.ENTRY)
+    set_price_and_match(instrument, "994")
+    run_user_cycle(user_id=user.pk, cycle_key="protect", trigger="test")
+    [sl] = _legs(order, Role.STOP_LOSS)
+    set_price_and_match(instrument, "979.5")
+    sl_row = _xts_row(account, sl)
+    # A slow broker: the cycle is still reading the books when the stream tells of the fill,
+    # so the event's one-cancels-other is in flight when the cycle would plan its own.
+    simulator.set_faults(latency_ms=400)
+    errors: list[BaseException] = []
+    runs = []
+
+    def cycle():
+        try:
+            runs.append(run_user_cycle(user_id=user.pk, cycle_key="race", trigger="test"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    def event():
+        try:
+            handle_broker_event(_event(account, order=sl_row, source="xts-stream"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=cycle), threading.Thread(target=event)]
+    threads[0].start()
+    time.sleep(0.2)
+    threads[1].start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    [run] = runs
+    assert run.status == "OK", (run.errors, run.steps)
+    order.refresh_from_db()
+    assert order.status == Order.Status.COMPLETED
+    assert _cancels(simulator) == 1
+    assert not OrderEvent.objects.filter(kind="exit_reduce_failed").exists()
+    assert len(_legs(order, Role.STOP_LOSS)) == len(_legs(order, Role.TAKE_PROFIT)) == 1
+
+
+def test_resync_runs_steps_one_to_four_for_the_account(desk):
+    user, account, instrument = desk
+    order = _bracket(user, account, instrument)
+    set_price_and_match(instrument, "994")
+
+    resync_account(account.pk, reason="connected")
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.FILLED
+    assert len(_legs(order, Role.STOP_LOSS)) == len(_legs(order, Role.TAKE_PROFIT)) == 1
+    assert BrokerTrade.objects.filter(account=account).count() == 1
+    assert order.open_position == 10
+
+
+@pytest.mark.slow
+def test_a_real_websocket_client_sees_the_fill_event_as_order_update_and_pnl_update(
+    desk, daphne_server
+):
+    user, account, instrument = desk
+    token, _ = create_auth_session(user=user, client_ip="127.0.0.1", user_agent="events")
+    client = WsClient(daphne_server.url(f"/ws/{user.pk}/?token={token}"))
+    try:
+        client.wait_for(lambda m: m["type"] == "connection_established")
+        order = _bracket(user, account, instrument)
+        [entry] = _legs(order, Role.ENTRY)
+        set_price_and_match(instrument, "994")
+        [trade] = _paper_trade_rows(account, entry)
+
+        handle_broker_event(_event(account, trade=trade))
+
+        update = client.wait_for(
+            lambda m: (
+                m["type"] == "order_update"
+                and m["order_id"] == order.pk
+                and m["status"] == "FILLED"
+            )
+        )
+        assert update["details"]["filled_quantity"] == 10
+        client.wait_for(lambda m: m["type"] == "pnl_update" and m["account_id"] == account.pk)
+    finally:
+        client.close()

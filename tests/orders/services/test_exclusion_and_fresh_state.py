@@ -1,0 +1,229 @@
+"""The account's exclusion (issue 10 item 12, issue 12 item 4) and the desk's own actions
+knowing the order's new state at once (issue 12 item 5)."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django_redis import get_redis_connection
+
+from orders.brokers.paper.exchange import match_open_orders
+from orders.brokers.paper.models import PaperOrder
+from orders.models import Order, OrderEvent, OrderLeg
+from orders.services import (
+    cancel_order,
+    place_bracket_order,
+    place_protective_legs,
+    place_single_order,
+)
+from orders.services.exclusion import ExclusionLost, account_exclusion, lease_name
+from orders.services.kill_switch import kill_switch
+from tests.factories import (
+    bracket_request,
+    legs_of,
+    make_fair_price,
+    single_request,
+    sync_from_broker,
+)
+from tests.monitoring.conftest import GroupListener
+from trading_site.core import leases
+from trading_site.core.realtime import flush_notifications
+
+D = Decimal
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def listen_user():
+    listeners: list[GroupListener] = []
+
+    def make(user_id: int) -> GroupListener:
+        listeners.append(GroupListener(user_id))
+        return listeners[-1]
+
+    yield make
+    for listener in listeners:
+        listener.loop.close()
+
+
+def _hold_in_another_thread(account_id: int):
+    """Another worker holds the account's exclusion until the returned event is set."""
+    holding, done = threading.Event(), threading.Event()
+
+    def worker():
+        with account_exclusion(account_id, purpose="test holder"):
+            holding.set()
+            done.wait(10)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert holding.wait(5)
+    return done, thread
+
+
+def test_a_cancel_while_the_account_is_busy_answers_409_and_sends_nothing(
+    client, trader, account, instrument, settings
+):
+    order = place_single_order(user=trader, request=single_request(account)).order
+    settings.ACCOUNT_LOCK_WAIT_SECONDS = 0.3
+    done, thread = _hold_in_another_thread(account.pk)
+    try:
+        response = client.post(f"/api/orders/{order.pk}/cancel")
+    finally:
+        done.set()
+        thread.join(5)
+    assert response.status_code == 409
+    body = response.json()
+    assert body["code"] == "CONFLICT" and "busy" in body["error"]
+    (leg,) = legs_of(order)
+    assert leg.status == "OPEN"
+    assert PaperOrder.objects.get(unique_identifier=leg.unique_identifier).status == "OPEN"
+    # Once the holder is done, the same cancel goes through.
+    assert client.post(f"/api/orders/{order.pk}/cancel").status_code == 200
+
+
+def test_a_cancel_waits_for_the_holder_and_then_acts_on_what_it_left(
+    trader, account, instrument, settings
+):
+    order = place_single_order(user=trader, request=single_request(account)).order
+    done, thread = _hold_in_another_thread(account.pk)
+    finished = threading.Event()
+    threading.Timer(0.5, done.set).start()
+
+    def cancel():
+        cancel_order(order=Order.objects.get(pk=order.pk), actor="test")
+        finished.set()
+
+    canceller = threading.Thread(target=cancel)
+    canceller.start()
+    assert not finished.wait(0.3)  # waiting for the holder
+    canceller.join(10)
+    thread.join(5)
+    assert finished.is_set()
+    assert legs_of(order)[0].status == "CANCELLED"
+
+
+def test_a_holder_whose_lease_ended_meanwhile_sends_and_writes_nothing(trader, account, instrument):
+    order = place_single_order(user=trader, request=single_request(account)).order
+    with account_exclusion(account.pk, purpose="a stalled holder"):
+        # It stalled past its ttl and the lease went (to someone else, perhaps).
+        get_redis_connection("default").delete(f"td:lease:{lease_name(account.pk)}")
+        with pytest.raises(ExclusionLost):
+            cancel_order(order=order, actor="stale")
+    (leg,) = legs_of(order)
+    assert leg.status == "OPEN"
+    assert PaperOrder.objects.get(unique_identifier=leg.unique_identifier).status == "OPEN"
+    assert not order.events.filter(kind__startswith="leg_cancelled").exists()
+
+
+def test_embedded_leases_are_process_local_locks(settings):
+    settings.EMBEDDED = True
+    name = "test:embedded"
+    lease = leases.acquire(name, ttl=1)
+    assert lease.backend == leases.LOCAL
+    assert leases.is_held(name)
+    assert leases.acquire(name, ttl=1) is lease  # re-entrant in its own thread
+    outcome: list = []
+
+    def other():
+        try:
+            outcome.append(leases.acquire(name, ttl=1, wait=0.2))
+        except leases.LeaseBusy:
+            outcome.append("busy")
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join(5)
+    assert outcome == ["busy"]
+    leases.release(lease)
+    assert leases.is_held(name)  # still held once: acquired twice
+    leases.release(lease)
+    assert not leases.is_held(name)
+
+
+def test_a_release_never_deletes_the_next_holders_lease():
+    name = "test:expired"
+    first = leases.acquire(name, ttl=5)
+    redis = get_redis_connection("default")
+    redis.set(f"td:lease:{name}", "next-holder", px=5000)  # ours lapsed, someone took it
+    leases.release(first)
+    assert redis.get(f"td:lease:{name}") == b"next-holder"
+
+
+# ---- the desk's own actions know the new state at once ----------------------------------------
+
+
+def test_a_market_order_the_paper_exchange_fills_at_once_is_filled_in_answer_page_and_update(
+    client, trader, account, instrument, listen_user
+):
+    listener = listen_user(trader.pk)
+    response = client.post(
+        "/api/orders",
+        {
+            "account_id": account.pk,
+            "symbol": "RELIANCE",
+            "exchange_segment": "NSECM",
+            "product_type": "MIS",
+            "order_side": "BUY",
+            "order_quantity": 10,
+            "order_type": "MARKET",
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    body = response.json()["order"]
+    assert body["order_status"] == "FILLED"
+    order = Order.objects.get(pk=body["id"])
+    assert (order.status, order.filled_quantity) == ("FILLED", 10)
+    (leg,) = legs_of(order)
+    assert (leg.status, leg.filled_quantity) == ("FILLED", 10)
+    assert leg.average_price is not None
+    web = Client()
+    web.force_login(trader)
+    page = web.get(f"/orders/{order.pk}/").content.decode()
+    assert 'data-testid="order-status">Filled<' in page
+    flush_notifications()
+    updates = [m for m in listener.drain() if m.get("type") == "order_update"]
+    assert updates and updates[-1]["status"] == "FILLED"
+
+
+def test_a_modification_the_paper_exchange_fills_at_once_is_filled_at_once(
+    client, trader, account, instrument
+):
+    order = place_single_order(user=trader, request=single_request(account)).order
+    response = client.patch(f"/api/orders/{order.pk}", {"limit_price": "100.10"}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["order_status"] == "FILLED"
+    (leg,) = legs_of(order)
+    assert (leg.status, leg.filled_quantity) == ("FILLED", 10)
+
+
+def test_the_kill_switch_reads_the_broker_first_and_never_cancels_a_filled_stop_loss(
+    trader, account, instrument
+):
+    bracket = place_bracket_order(user=trader, request=bracket_request(account)).order
+    make_fair_price(instrument, "98.90")
+    sync_from_broker(account)  # the entry filled
+    make_fair_price(instrument, "100.00")
+    place_protective_legs(account=account)
+    (sl,) = legs_of(bracket, "STOP_LOSS")
+    # The stop-loss fills at the broker; the desk has not synced since.
+    make_fair_price(instrument, "95.20")
+    match_open_orders()
+    assert PaperOrder.objects.get(unique_identifier=sl.unique_identifier).status == "FILLED"
+    sl.refresh_from_db()
+    assert sl.status == "OPEN"  # stale until something reads the broker
+
+    result = kill_switch(account=account, actor="test")
+
+    assert result.complete, result.errors
+    assert sl.unique_identifier not in result.cancelled_legs
+    assert not OrderEvent.objects.filter(kind="kill_switch_cancel_failed").exists()
+    sl.refresh_from_db()
+    assert sl.status == "FILLED"
+    # The stop-loss closed the position: nothing left to square off.
+    assert not OrderLeg.objects.filter(account=account, role="EXIT").exists()
+    assert not Order.objects.filter(account=account, source="KILL_SWITCH").exists()
