@@ -30,6 +30,7 @@ from tests.factories import (
     make_user,
     place_bracket,
     set_price_and_match,
+    staff_client,
 )
 from tests.servers import REPO, subprocess_env
 from trading_site.core import leases
@@ -181,8 +182,7 @@ def test_a_cycle_whose_worker_is_killed_is_marked_abandoned_in_api_page_and_admi
     page.force_login(user)
     html = page.get("/monitoring/").content.decode()
     assert "status-abandoned" in html and "Abandoned (worker died)" in html
-    admin = Client()
-    admin.force_login(make_user(is_staff=True, is_superuser=True))
+    admin = staff_client()  # the admin needs a two-factor-verified staff session
     listing = admin.get("/admin/monitoring/monitoringrun/?status__exact=ABANDONED")
     assert listing.status_code == 200 and "Abandoned (worker died)" in listing.content.decode()
 
