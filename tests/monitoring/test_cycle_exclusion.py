@@ -182,7 +182,7 @@ def test_a_cycle_whose_worker_is_killed_is_marked_abandoned_in_api_page_and_admi
     page.force_login(user)
     html = page.get("/monitoring/").content.decode()
     assert "status-abandoned" in html and "Abandoned (worker died)" in html
-    admin = staff_client()  # the admin needs a two-factor-verified staff session
+    admin = staff_client()
     listing = admin.get("/admin/monitoring/monitoringrun/?status__exact=ABANDONED")
     assert listing.status_code == 200 and "Abandoned (worker died)" in listing.content.decode()
 
