@@ -79,6 +79,10 @@ class BrokerAccount(models.Model):
     unrealized_mtm = models.DecimalField(**MONEY)
     realized_mtm = models.DecimalField(**MONEY)
     is_active = models.BooleanField(default=True)
+    # Set by the kill switch: no new order until the trader re-enables trading; exits of
+    # existing positions still go out (orders.services.trading_lock).
+    trading_locked_at = models.DateTimeField(null=True, blank=True)
+    trading_locked_by = models.CharField(max_length=64, blank=True, default="")
     last_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -96,6 +100,10 @@ class BrokerAccount(models.Model):
     @property
     def is_paper(self) -> bool:
         return self.broker == Broker.PAPER
+
+    @property
+    def trading_locked(self) -> bool:
+        return self.trading_locked_at is not None
 
 
 class BrokerSession(models.Model):
@@ -120,6 +128,25 @@ class BrokerSession(models.Model):
 
     def __str__(self) -> str:
         return f"broker session of account {self.account_id}"
+
+
+class BrokerLoginLease(models.Model):
+    """Who is logging an account in to its broker right now: an XTS login kills the previous
+    token of its appKey, so two processes must never log one account in at once. Taken by
+    a conditional UPDATE (orders.brokers.sessions), so the database, not Redis, is the lock:
+    it holds while Redis is down. `expires_at` frees it when its holder died mid-login."""
+
+    account = models.OneToOneField(
+        BrokerAccount, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    owner = models.CharField(max_length=32, blank=True, default="")
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "broker_login_leases"
+
+    def __str__(self) -> str:
+        return f"login lease of account {self.account_id}"
 
 
 class Strategy(models.Model):

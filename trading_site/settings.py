@@ -353,6 +353,10 @@ BROKER_RETRY_BACKOFF_SECONDS = float(os.environ.get("BROKER_RETRY_BACKOFF_SECOND
 BROKER_RATE_LIMIT_MAX_WAIT_SECONDS = float(
     os.environ.get("BROKER_RATE_LIMIT_MAX_WAIT_SECONDS", "2")
 )
+# While Redis is down, the per-account outbound limit falls back to a bucket per process at
+# BROKER_ORDERS_PER_SECOND / this: set it to the number of processes that send orders
+# (web workers + Celery worker processes) so their sum stays within the broker's limit.
+BROKER_RATE_LIMIT_PROCESSES = env_int("BROKER_RATE_LIMIT_PROCESSES", 4)
 XTS_API_ORDER_SOURCE = os.environ.get("XTS_API_ORDER_SOURCE", "TradingDesk")
 XTS_POSITIONS_MODE = os.environ.get("XTS_POSITIONS_MODE", "NetWise")
 # Read a dealer login's order book, trade book and positions from the dealer routes

@@ -52,6 +52,7 @@ class ReceivedAlert(models.Model):
         PLACED = "placed", "Placed"
         PENDING = "pending", "Sent, broker did not answer"
         REJECTED = "rejected", "Rejected by the broker"
+        NOT_SENT = "not_sent", "Not sent to the broker (nothing placed; send it again)"
         DUPLICATE = "duplicate", "Duplicate (same id: not placed again)"
         INVALID = "invalid", "Invalid alert"
         REFUSED = "refused", "Refused"

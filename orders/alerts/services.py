@@ -36,21 +36,26 @@ from orders.alerts.parsing import (
 from orders.models import Instrument, Order, ProductType
 from orders.services import place_bracket_order, place_single_order
 from orders.services.placement import (
+    OUTCOME_NOT_SENT,
     OUTCOME_REJECTED,
     OUTCOME_REPLAYED,
     OUTCOME_UNKNOWN,
     PlacementResult,
+    not_sent_details,
 )
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
 from trading_site.core import safe_json
 from trading_site.core.api.errors import http_status_of
 from trading_site.core.api.ratelimit import take_group_token
 from trading_site.core.errors import (
+    BROKER_UNAVAILABLE,
     NOT_FOUND,
     PERMISSION_DENIED,
     RATE_LIMITED,
+    TRADING_LOCKED,
     VALIDATION_ERROR,
     DomainError,
+    TradingLocked,
     ValidationFailed,
 )
 
@@ -448,6 +453,35 @@ def _placed_answer(result: PlacementResult, order: AlertOrder) -> AlertAnswer:
         body["outcome"] = Outcome.DUPLICATE
         body["detail"] = "This alert id was placed before; the first order is answered."
         return AlertAnswer(status=200, body=body, outcome=Outcome.DUPLICATE)
+    if result.outcome == OUTCOME_NOT_SENT and result.send is not None:
+        # Nothing reached the broker: the same alert (same id) may be sent again and places
+        # the order once (its key was released).
+        send = result.send
+        details = {**not_sent_details(send), "reject_reason": send.rejected_reason}
+        if send.trading_locked:
+            return _error_answer(
+                409,
+                TradingLocked.default_message,
+                TRADING_LOCKED,
+                Outcome.REFUSED,
+                details,
+                order_id=placed.pk,
+                order_status=placed.status,
+                alert_id=order.alert_id,
+            )
+        answer = _error_answer(
+            503,
+            "The order was not sent to the broker, nothing was placed: "
+            f"{send.rejected_reason.removeprefix('not sent: ')}. Send the alert again.",
+            BROKER_UNAVAILABLE,
+            Outcome.NOT_SENT,
+            details,
+            order_id=placed.pk,
+            order_status=placed.status,
+            alert_id=order.alert_id,
+        )
+        answer.headers["Retry-After"] = str(details.get("retry_after", 1))
+        return answer
     if result.outcome == OUTCOME_REJECTED:
         reason = result.reject_reason
         return _error_answer(

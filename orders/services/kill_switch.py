@@ -1,5 +1,7 @@
-"""The kill switch: cancel every working leg of an account and square off every position
-with MARKET exits, all audited. Broker calls happen outside any transaction, as in changes.
+"""The kill switch: lock the account's trading, cancel every working leg and square off
+every position with MARKET exits, all audited. Broker calls happen outside any transaction,
+as in changes. The lock comes first (orders.services.trading_lock): no new order gets in
+while the rest runs, and none after it until the trader re-enables trading.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from orders.services.lifecycle import INITIAL_STATUS
 from orders.services.placement import OrderPlan, write_ahead
 from orders.services.resync import refresh_legs_from_broker
 from orders.services.sync import LIVE_ORDER_STATUSES, roll_up_orders
+from orders.services.trading_lock import lock_trading
 
 Role = OrderLeg.Role
 
@@ -34,10 +37,30 @@ class KillSwitchResult:
     exit_legs: list[str] = field(default_factory=list)
     exit_order_ids: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # The orders whose working legs were cancelled, and one phrase per position squared
+    # off ("RELIANCE 10 sold at market").
+    cancelled_order_ids: list[int] = field(default_factory=list)
+    squared_off: list[str] = field(default_factory=list)
+    trading_locked: bool = True
 
     @property
     def complete(self) -> bool:
         return not self.errors
+
+    @property
+    def summary(self) -> str:
+        """What was done, in plain words, for the trader."""
+        orders = len(self.cancelled_order_ids)
+        positions = len(self.squared_off)
+        parts = [
+            f"Cancelled {orders} open order{'' if orders == 1 else 's'}",
+            f"squared off {positions} position{'' if positions == 1 else 's'}"
+            + (f" ({', '.join(self.squared_off)})" if self.squared_off else ""),
+        ]
+        text = ", ".join(parts) + "; trading is locked until you re-enable it."
+        if self.errors:
+            text += f" Not done ({len(self.errors)}): " + "; ".join(self.errors)
+        return text
 
 
 def kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
@@ -48,7 +71,10 @@ def kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
 
     All of it under the account's exclusion, and on fresh knowledge: the broker's order
     book is read and applied first, so a stop-loss that filled a moment ago is known as
-    filled (its position is squared off, it is not cancelled)."""
+    filled (its position is squared off, it is not cancelled). Trading is locked before
+    anything else, even before waiting for the exclusion: if the account stays busy and
+    the rest must be asked again, no new order gets in meanwhile."""
+    lock_trading(account=account, actor=actor)
     with account_exclusion(account.pk, purpose="kill switch"):
         return _kill_switch(account=account, actor=actor)
 
@@ -107,6 +133,8 @@ def _kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
         )
         if error is None:
             result.cancelled_legs.append(leg.unique_identifier)
+            if leg.order_id not in result.cancelled_order_ids:
+                result.cancelled_order_ids.append(leg.order_id)
         else:
             result.errors.append(f"cancel {leg.unique_identifier}: {error.message}")
     try:
@@ -117,13 +145,20 @@ def _kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
     pairs = write_ahead_exits(account=account, positions=positions, actor=actor, result=result)
     if pairs:
         outcomes = submit_legs(account=account, pairs=pairs, actor=actor)
-        for outcome in outcomes:
+        sent: dict[tuple[str, str], int] = {}
+        for outcome, (_leg, order) in zip(outcomes, pairs, strict=True):
             if outcome.rejected_reason:
                 result.errors.append(
                     f"exit {outcome.leg.unique_identifier} rejected: {outcome.rejected_reason}"
                 )
             else:
                 result.exit_legs.append(outcome.leg.unique_identifier)
+                key = (order.symbol, outcome.leg.side)
+                sent[key] = sent.get(key, 0) + outcome.leg.quantity
+        result.squared_off = [
+            f"{symbol} {quantity} {'sold' if side == Side.SELL else 'bought'} at market"
+            for (symbol, side), quantity in sent.items()
+        ]
     roll_up_orders(order_ids=sorted({o.pk for o in live} | {o.pk for _, o in pairs}), actor=actor)
     return result
 
