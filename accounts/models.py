@@ -80,6 +80,11 @@ class BrokerAccount(models.Model):
     realized_mtm = models.DecimalField(**MONEY)
     is_active = models.BooleanField(default=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    # Set on the paper account that stands in for this one in OpenAlgo's analyzer mode (made
+    # on first use, same owner): its own paper book, its money never added to the live one.
+    paper_twin_of = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="paper_twin"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -96,6 +101,10 @@ class BrokerAccount(models.Model):
     @property
     def is_paper(self) -> bool:
         return self.broker == Broker.PAPER
+
+    @property
+    def is_paper_twin(self) -> bool:
+        return self.paper_twin_of_id is not None
 
 
 class BrokerSession(models.Model):
@@ -235,6 +244,8 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     created_ip = models.GenericIPAddressField(null=True, blank=True)
+    # OpenAlgo's analyzer mode: the key's orders go to the paper twin of its bound account.
+    analyzer_mode = models.BooleanField(default=False)
 
     class Meta:
         db_table = "api_keys"

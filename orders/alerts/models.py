@@ -53,6 +53,7 @@ class ReceivedAlert(models.Model):
         PENDING = "pending", "Sent, broker did not answer"
         REJECTED = "rejected", "Rejected by the broker"
         DUPLICATE = "duplicate", "Duplicate (same id: not placed again)"
+        NO_ACTION = "no_action", "Position already at the target (nothing placed)"
         INVALID = "invalid", "Invalid alert"
         REFUSED = "refused", "Refused"
         RATE_LIMITED = "rate_limited", "Rate limited"
