@@ -13,15 +13,19 @@ from accounts.permissions import ApiKeyScope
 INVALID_KEY = "Invalid openalgo apikey"
 
 
+KEY_HEADER = "X-API-KEY"
+
+
 class BodyApiKeyAuthentication(BaseAuthentication):
-    """`{"apikey": "tdk_..."}` in the JSON body. Missing, malformed, unknown, expired or
-    revoked: refused (OpenAlgo answers 403 for all of them, and so does this API)."""
+    """`{"apikey": "tdk_..."}` in the JSON body (or, as some OpenAlgo endpoints take it, the
+    `X-API-KEY` header; never the query string, which proxies log). Missing, malformed,
+    unknown, expired or revoked: refused (OpenAlgo answers 403 for all, and so does this)."""
 
     def authenticate(self, request):
         data = request.data
         if not isinstance(data, dict):
             raise ParseError("The body must be a JSON object")
-        raw = data.get("apikey")
+        raw = data.get("apikey") or request.headers.get(KEY_HEADER)
         if not isinstance(raw, str) or not raw.strip():
             raise AuthenticationFailed("apikey is required")
         api_key = authenticate_api_key(raw.strip())

@@ -18,8 +18,9 @@ The trade-off: two genuinely identical orders within the window place once. A st
 means two must make them differ: another quantity, or any extra field (the desk ignores
 unknown fields but counts them here), such as `"tag": "2"`.
 
-An answer that placed nothing (a validation error, a closed market) releases the claim, so
-a corrected or later retry is evaluated afresh.
+An answer that placed nothing (a validation error, a closed market) is given to the copies
+that arrived while it was being decided; a copy arriving after it takes the claim over and
+is evaluated afresh (the market may have opened).
 """
 
 from __future__ import annotations
@@ -83,12 +84,12 @@ def _replay(claim: OpenAlgoRequest) -> Answer:
     """The first request's answer, waiting for it while the first is still being handled."""
     deadline = time.monotonic() + settings.OPENALGO_IDEMPOTENCY_WAIT_SECONDS
     while True:
-        claim.refresh_from_db(fields=["http_status", "answer"])
-        if claim.answer is not None:
-            body = dict(claim.answer)
+        found = OpenAlgoRequest.objects.filter(pk=claim.pk).values("http_status", "answer").first()
+        if found is not None and found["answer"] is not None:
+            body = dict(found["answer"])
             body["replayed"] = True
-            return Answer(status=claim.http_status or 200, body=body)
-        if time.monotonic() >= deadline:
+            return Answer(status=found["http_status"] or 200, body=body)
+        if found is None or time.monotonic() >= deadline:
             return Answer(
                 status=409,
                 body={
@@ -99,6 +100,46 @@ def _replay(claim: OpenAlgoRequest) -> Answer:
                 },
             )
         time.sleep(POLL_SECONDS)
+
+
+def _claim(
+    request_print: str, window_seconds: int, api_key: ApiKey, account: BrokerAccount, endpoint: str
+) -> tuple[OpenAlgoRequest | None, OpenAlgoRequest | None]:
+    """(our claim, None), or (None, the earlier claim of the same request to answer with).
+    An earlier request that was answered without placing anything is taken over (one copy
+    wins the conditional update) and evaluated again: a refusal is not a reason to refuse a
+    later retry, only the copies that arrived while it was being decided."""
+    now = timezone.now()
+    window = int(now.timestamp() // window_seconds)
+    earlier = (
+        OpenAlgoRequest.objects.filter(
+            fingerprint=request_print,
+            window__in=(window, window - 1),
+            created_at__gte=now - timedelta(seconds=window_seconds),
+        )
+        .order_by("id")
+        .first()
+    )
+    if earlier is None:
+        try:
+            with transaction.atomic():
+                claim = OpenAlgoRequest.objects.create(
+                    api_key=api_key,
+                    account=account,
+                    endpoint=endpoint,
+                    fingerprint=request_print,
+                    window=window,
+                )
+            return claim, None
+        except IntegrityError:
+            earlier = OpenAlgoRequest.objects.get(fingerprint=request_print, window=window)
+    if earlier.answered_at is not None and not earlier.placed:
+        taken = OpenAlgoRequest.objects.filter(
+            pk=earlier.pk, answered_at=earlier.answered_at, placed=False
+        ).update(answer=None, http_status=None, answered_at=None)
+        if taken:
+            return earlier, None
+    return None, earlier
 
 
 def run_once(
@@ -116,30 +157,9 @@ def run_once(
         return handle(None)
     _purge_old_claims(api_key)
     request_print = fingerprint(endpoint=endpoint, api_key=api_key, account=account, body=body)
-    now = timezone.now()
-    window = int(now.timestamp() // window_seconds)
-    earlier = (
-        OpenAlgoRequest.objects.filter(
-            fingerprint=request_print,
-            window__in=(window, window - 1),
-            created_at__gte=now - timedelta(seconds=window_seconds),
-        )
-        .order_by("id")
-        .first()
-    )
-    if earlier is not None:
+    claim, earlier = _claim(request_print, window_seconds, api_key, account, endpoint)
+    if claim is None:
         return _replay(earlier)
-    try:
-        with transaction.atomic():
-            claim = OpenAlgoRequest.objects.create(
-                api_key=api_key,
-                account=account,
-                endpoint=endpoint,
-                fingerprint=request_print,
-                window=window,
-            )
-    except IntegrityError:
-        return _replay(OpenAlgoRequest.objects.get(fingerprint=request_print, window=window))
     try:
         answer = handle(claim.pk)
     except BaseException:
@@ -148,13 +168,14 @@ def run_once(
         OpenAlgoRequest.objects.filter(pk=claim.pk).update(
             http_status=500,
             answer={"status": "error", "message": UNKNOWN_OUTCOME},
+            placed=True,  # perhaps: never taken over within the window
             answered_at=timezone.now(),
         )
         raise
-    if answer.placed:
-        OpenAlgoRequest.objects.filter(pk=claim.pk).update(
-            http_status=answer.status, answer=answer.body, answered_at=timezone.now()
-        )
-    else:
-        OpenAlgoRequest.objects.filter(pk=claim.pk).delete()
+    OpenAlgoRequest.objects.filter(pk=claim.pk).update(
+        http_status=answer.status,
+        answer=answer.body,
+        placed=answer.placed,
+        answered_at=timezone.now(),
+    )
     return answer

@@ -25,9 +25,11 @@ class OpenAlgoRequest(models.Model):
     endpoint = models.CharField(max_length=32)
     fingerprint = models.CharField(max_length=64)
     window = models.BigIntegerField()
-    # The answer sent (None while the request is being handled).
+    # The answer sent (None while the request is being handled), and whether it wrote
+    # anything: an answer that placed nothing is taken over by a later copy (re-evaluated).
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     answer = models.JSONField(null=True, blank=True)
+    placed = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     answered_at = models.DateTimeField(null=True, blank=True)
 

@@ -17,13 +17,14 @@ class BodyApiKeyScheme(OpenApiAuthenticationExtension):
     def get_security_definition(self, auto_schema):
         return {
             "type": "apiKey",
-            "in": "query",
-            "name": "apikey",
+            "in": "header",
+            "name": "X-API-KEY",
             "description": (
                 "One of the desk's API keys (`tdk_...`) bound to one broker account, sent "
-                "as OpenAlgo clients do: `apikey` in the JSON body (the query parameter "
-                "`apikey` is read too). A `read` key may call every read; placing, changing "
-                "and cancelling need a `trade` key. A bad key is 403."
+                "as OpenAlgo clients do: `apikey` in the JSON body (OpenAPI cannot describe a "
+                "body credential; the `X-API-KEY` header is read too). A `read` key may call "
+                "every read; placing, changing and cancelling need a `trade` key. A bad key "
+                "is 403."
             ),
         }
 

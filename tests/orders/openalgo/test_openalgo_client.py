@@ -12,6 +12,7 @@ from datetime import date, datetime
 from datetime import time as clock
 from decimal import Decimal
 
+import httpx
 import openalgo
 import pytest
 
@@ -21,7 +22,14 @@ from orders.brokers.paper.models import PaperOrder
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.openalgo.models import OpenAlgoRequest
 from orders.services import place_protective_legs, place_single_order
-from tests.factories import make_strategy, set_price_and_match, single_request, sync_from_broker
+from tests.factories import (
+    make_fair_price,
+    make_instrument,
+    make_strategy,
+    set_price_and_match,
+    single_request,
+    sync_from_broker,
+)
 from trading_site.core.market_hours import MARKET_TZ
 from trading_site.core.models import TradingHoliday
 
@@ -686,11 +694,43 @@ def test_openalgos_strategy_client_moves_the_position_through_the_alert_webhook(
     assert {o.strategy.name for o in Order.objects.all()} == {"TV"}
 
 
-def test_the_request_ledger_keeps_what_placed_and_releases_what_did_not(desk):
+def test_a_refused_request_is_evaluated_afresh_when_sent_again(desk):
     client = desk.client()
-    refused(client.placeorder(symbol="NOSUCH", action="BUY", exchange="NSE"), 400)
-    assert not OpenAlgoRequest.objects.exists()
-    placed = ok(client.placeorder(symbol="RELIANCE", action="BUY", exchange="NSE"))
+    args = {"symbol": "NEWLIST", "action": "BUY", "exchange": "NSE", "quantity": 1}
+    assert "NEWLIST" in refused(client.placeorder(**args), 400)
     claim = OpenAlgoRequest.objects.get()
-    assert claim.endpoint == "placeorder" and claim.answer["orderid"] == placed["orderid"]
+    assert claim.endpoint == "placeorder" and claim.placed is False
+    listed = make_instrument(symbol="NEWLIST")
+    make_fair_price(listed, "50.00")
+    placed = ok(client.placeorder(**args))  # the same request, within the window
+    claim.refresh_from_db()
+    assert claim.placed is True and claim.answer["orderid"] == placed["orderid"]
     assert Order.objects.get().client_order_id == f"openalgo:{claim.pk}:0"
+    assert ok(client.placeorder(**args))["orderid"] == placed["orderid"]  # and now it holds
+
+
+def test_copies_of_a_refused_request_at_once_are_all_refused_and_place_nothing(desk):
+    answers: list[dict] = []
+
+    def send():
+        answers.append(
+            desk.client().placeorder(symbol="NOSUCH", action="BUY", exchange="NSE", quantity=1)
+        )
+
+    threads = [threading.Thread(target=send) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 10
+    assert all("NOSUCH" in refused(answer, 400) for answer in answers)
+    assert not Order.objects.exists() and PaperOrder.objects.count() == 0
+
+
+def test_the_key_may_come_in_the_x_api_key_header_but_not_the_query_string(desk):
+    header = httpx.post(
+        f"{desk.url}/api/v1/funds", json={}, headers={"X-API-KEY": desk.read_key}, timeout=10
+    )
+    assert header.status_code == 200 and header.json()["status"] == "success"
+    query = httpx.post(f"{desk.url}/api/v1/funds?apikey={desk.read_key}", json={}, timeout=10)
+    assert query.status_code == 403 and query.json()["status"] == "error"

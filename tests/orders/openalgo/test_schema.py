@@ -30,7 +30,7 @@ def test_every_openalgo_call_is_in_the_schema_under_its_tag(contract):
         body = operation["requestBody"]["content"]["application/json"]["schema"]
         assert "$ref" in body, call
     scheme = contract.document["components"]["securitySchemes"]["openalgoApiKey"]
-    assert scheme["name"] == "apikey"
+    assert scheme["name"] == "X-API-KEY" and "apikey" in scheme["description"]
 
 
 def test_real_answers_match_the_documented_ones(contract):
