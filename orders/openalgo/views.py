@@ -580,23 +580,25 @@ class ClosePositionView(OpenAlgoView):
         reader.raise_errors()
         result = services.close_positions(caller=caller, strategy_name=strategy, claim_id=claim_id)
         order_ids = [str(o.pk) for change in result.changes for o in change.orders]
-        if result.errors:
-            status, shape = (200, show.success) if result.placed_anything else (400, show.error)
+        if result.errors and not result.placed_anything:
             return Answer(
-                status=status,
-                body=shape(
-                    message="Some positions were not closed: " + "; ".join(result.errors),
-                    orderids=order_ids,
-                    errors=result.errors,
-                    mode=caller.mode,
-                )
-                if shape is show.success
-                else shape(
+                status=400,
+                body=show.error(
                     "No position was closed: " + "; ".join(result.errors),
                     orderids=order_ids,
                     mode=caller.mode,
                 ),
-                placed=result.placed_anything,
+            )
+        if result.errors:
+            return Answer(
+                status=200,
+                body=show.success(
+                    message="Some positions were not closed: " + "; ".join(result.errors),
+                    orderids=order_ids,
+                    errors=result.errors,
+                    mode=caller.mode,
+                ),
+                placed=True,
             )
         if not result.changes:
             return Answer(

@@ -29,6 +29,7 @@ class Desk:
     future: Instrument
     option: Instrument
     trade_key: str
+    trade_key_row: ApiKey
     read_key: str
     unbound_key: str
     stranger: User
@@ -80,7 +81,7 @@ def desk(live_server, settings) -> Desk:
     option.name = "NIFTY"
     option.save(update_fields=["name"])
     make_fair_price(option, "180.00", spread="0.50")
-    trade_key, _ = create_api_key(
+    trade_key, trade_key_row = create_api_key(
         user=user, name="amibroker", scope=ApiKey.Scope.TRADE, bound_account=account
     )
     read_key, _ = create_api_key(
@@ -101,6 +102,7 @@ def desk(live_server, settings) -> Desk:
         future=future,
         option=option,
         trade_key=trade_key,
+        trade_key_row=trade_key_row,
         read_key=read_key,
         unbound_key=unbound_key,
         stranger=stranger,

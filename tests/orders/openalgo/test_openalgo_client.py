@@ -18,7 +18,7 @@ import pytest
 
 from accounts.models import BrokerAccount, Strategy
 from orders.alerts.services import save_webhook
-from orders.brokers.paper.models import PaperOrder
+from orders.brokers.paper.models import PaperBook, PaperOrder
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.openalgo.models import OpenAlgoRequest
 from orders.services import place_protective_legs, place_single_order
@@ -99,8 +99,19 @@ def test_placeorder_places_through_the_desks_write_ahead_path(desk):
     assert order.client_order_id.startswith("openalgo:")
     entry = order.legs.get()
     assert PaperOrder.objects.get(unique_identifier=entry.unique_identifier).quantity == 3
-    kinds = list(OrderEvent.objects.filter(order=order).values_list("kind", flat=True))
-    assert "order_created" in kinds and "leg_accepted" in kinds
+    events = OrderEvent.objects.filter(order=order)
+    assert {"order_created", "leg_accepted"} <= set(events.values_list("kind", flat=True))
+    assert set(events.values_list("actor", flat=True)) == {f"openalgo:key:{desk.trade_key_row.pk}"}
+
+
+def test_the_orders_rate_limit_holds_for_openalgo_calls(desk, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "orders": "1/0.01"}
+    client = desk.client()
+    ok(client.placeorder(symbol="RELIANCE", action="BUY", exchange="NSE", quantity=1))
+    before = state()
+    assert refused(client.placeorder(symbol="RELIANCE", action="SELL", exchange="NSE"), 429)
+    assert state() == before
+    ok(client.orderbook())  # reads draw on their own bucket
 
 
 def test_placeorder_in_openalgos_futures_and_options_symbols(desk):
@@ -541,10 +552,12 @@ def test_analyzer_mode_sends_orders_to_a_paper_twin_of_the_bound_account(desk):
     assert Order.objects.get(pk=int(sandbox["orderid"])).account_id == twin.pk
     assert [o["orderid"] for o in ok(client.orderbook())["data"]["orders"]] == [sandbox["orderid"]]
     assert positions(client) == {("RELIANCE", "MIS"): 2}
-    # The twin's money is its own paper book's, not the live account's.
-    assert ok(client.funds())["data"]["availablecash"] != ""
+    # The twin's money is its own paper book's, never added to the live account's.
+    twin_cash = ok(client.funds())["data"]["availablecash"]
+    assert PaperBook.objects.get(account=twin) != PaperBook.objects.get(account=desk.account)
     assert ok(client.analyzerstatus())["data"]["total_logs"] == 1
     ok(client.analyzertoggle(mode=False))
+    assert ok(client.funds())["data"]["availablecash"] != twin_cash
     assert [o["orderid"] for o in ok(client.orderbook())["data"]["orders"]] == [live["orderid"]]
     assert positions(client) == {("RELIANCE", "MIS"): 1}
     ok(client.analyzertoggle(mode=True))
