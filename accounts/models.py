@@ -84,6 +84,11 @@ class BrokerAccount(models.Model):
     trading_locked_at = models.DateTimeField(null=True, blank=True)
     trading_locked_by = models.CharField(max_length=64, blank=True, default="")
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    # Set on the paper account that stands in for this one in OpenAlgo's analyzer mode (made
+    # on first use, same owner): its own paper book, its money never added to the live one.
+    paper_twin_of = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="paper_twin"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -104,6 +109,10 @@ class BrokerAccount(models.Model):
     @property
     def trading_locked(self) -> bool:
         return self.trading_locked_at is not None
+
+    @property
+    def is_paper_twin(self) -> bool:
+        return self.paper_twin_of_id is not None
 
 
 class BrokerSession(models.Model):
@@ -262,6 +271,8 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     created_ip = models.GenericIPAddressField(null=True, blank=True)
+    # OpenAlgo's analyzer mode: the key's orders go to the paper twin of its bound account.
+    analyzer_mode = models.BooleanField(default=False)
 
     class Meta:
         db_table = "api_keys"

@@ -289,6 +289,12 @@ TWO_FACTOR_LOGIN_TIMEOUT_SECONDS = env_int("TWO_FACTOR_LOGIN_TIMEOUT_SECONDS", 3
 
 # Alert webhooks (orders.alerts): how long received alerts are kept.
 ALERT_RETENTION_DAYS = env_int("ALERT_RETENTION_DAYS", 90)
+# The OpenAlgo-compatible API (orders.openalgo): the same write request (key, account,
+# strategy and every field) within this many seconds places once and answers the first
+# answer again (0: off); a copy arriving while the first is still being handled waits up to
+# OPENALGO_IDEMPOTENCY_WAIT_SECONDS for its answer.
+OPENALGO_IDEMPOTENCY_SECONDS = env_int("OPENALGO_IDEMPOTENCY_SECONDS", 10)
+OPENALGO_IDEMPOTENCY_WAIT_SECONDS = env_int("OPENALGO_IDEMPOTENCY_WAIT_SECONDS", 10)
 
 # Rate limits per endpoint group: "capacity/refill-per-second". Login has its own.
 RATE_LIMITS = {

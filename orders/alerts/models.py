@@ -54,6 +54,7 @@ class ReceivedAlert(models.Model):
         REJECTED = "rejected", "Rejected by the broker"
         NOT_SENT = "not_sent", "Not sent to the broker (nothing placed; send it again)"
         DUPLICATE = "duplicate", "Duplicate (same id: not placed again)"
+        NO_ACTION = "no_action", "Position already at the target (nothing placed)"
         INVALID = "invalid", "Invalid alert"
         REFUSED = "refused", "Refused"
         RATE_LIMITED = "rate_limited", "Rate limited"

@@ -34,7 +34,11 @@ from orders.alerts.parsing import (
     parse_openalgo_strategy_alert,
 )
 from orders.models import Instrument, Order, ProductType
+from orders.openalgo.fields import OpenAlgoInvalid
+from orders.openalgo.mapping import change_to_target, exchange_of_segment
+from orders.openalgo.selectors import resolve_instrument, resolve_instrument_anywhere
 from orders.services import place_bracket_order, place_single_order
+from orders.services.broker_reads import read_positions
 from orders.services.placement import (
     OUTCOME_NOT_SENT,
     OUTCOME_REJECTED,
@@ -43,6 +47,7 @@ from orders.services.placement import (
     PlacementResult,
     not_sent_details,
 )
+from orders.services.position_changes import change_position, net_quantity
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
 from trading_site.core import safe_json
 from trading_site.core.api.errors import http_status_of
@@ -318,6 +323,8 @@ def _handle(
         return _error_answer(400, str(exc), VALIDATION_ERROR, Outcome.INVALID, exc.details)
     alert.alert_id = order.alert_id
     try:
+        if order.target_position is not None:
+            return _reach_target(webhook, order)
         result = _place(webhook, order)
     except AlertInvalid as exc:
         return _error_answer(400, str(exc), VALIDATION_ERROR, Outcome.INVALID, exc.details)
@@ -439,6 +446,78 @@ def _place(webhook: AlertWebhook, order: AlertOrder) -> PlacementResult:
     return place_single_order(
         user=webhook.user, request=request, source=Order.Source.ALERT, actor=actor
     )
+
+
+def _target_instrument(order: AlertOrder) -> Instrument:
+    """The instrument of an OpenAlgo strategy alert: OpenAlgo's symbol (or the broker's) on
+    the exchange it names, or wherever the symbol is unique."""
+    try:
+        if order.exchange_segment:
+            return resolve_instrument(
+                exchange=exchange_of_segment(order.exchange_segment), symbol=order.symbol
+            )
+        return resolve_instrument_anywhere(symbol=order.symbol)
+    except OpenAlgoInvalid as exc:
+        raise AlertInvalid(exc.details) from None
+
+
+def _reach_target(webhook: AlertWebhook, order: AlertOrder) -> AlertAnswer:
+    """OpenAlgo's strategy webhook: the order for the difference between the account's live
+    position (this instrument and product) and the alert's target; none when it is there.
+    Reductions exit brackets holding the position first (orders.services.position_changes).
+    """
+    instrument = _target_instrument(order)
+    product = order.product or webhook.default_product
+    account = webhook.account
+    current = net_quantity(
+        instrument=instrument, product_type=product, positions=read_positions(account)
+    )
+    change = change_to_target(target=order.target_position, current=current)
+    body: dict[str, Any] = {
+        "target_position": order.target_position,
+        "current_position": current,
+        "alert_id": order.alert_id,
+    }
+    if change is None:
+        body.update(outcome=Outcome.NO_ACTION, detail="The position is already at the target.")
+        return AlertAnswer(status=200, body=body, outcome=Outcome.NO_ACTION)
+    key = client_order_id_for(webhook, order.alert_id) if order.alert_id else ""
+    result = change_position(
+        user=webhook.user,
+        account=account,
+        instrument=instrument,
+        product_type=product,
+        side=change.side,
+        quantity=change.quantity,
+        current=current,
+        actor=f"webhook:{webhook.public_id}",
+        source=Order.Source.ALERT,
+        strategy_name=webhook.strategy.name,
+        order_type=order.order_type,
+        limit_price=order.price,
+        stop_price=order.trigger_price,
+        client_order_id=key,
+        external_id=order.alert_id,
+    )
+    body.update(action=change.side, quantity=change.quantity)
+    if result.exit_legs:
+        body["exited_brackets"] = [o.pk for o in result.bracket_orders]
+    if result.placement is not None:
+        answer = _placed_answer(result.placement, order)
+        answer.body.update(body)
+        return answer
+    primary = result.primary_order
+    if result.errors:
+        return _error_answer(
+            422,
+            "The broker rejected the exit: " + "; ".join(result.errors),
+            BROKER_REJECTED,
+            Outcome.REJECTED,
+            order_id=primary.pk if primary else None,
+            **body,
+        )
+    body.update(order_id=primary.pk, order_status=primary.status, outcome=Outcome.PLACED)
+    return AlertAnswer(status=201, body=body, outcome=Outcome.PLACED)
 
 
 def _placed_answer(result: PlacementResult, order: AlertOrder) -> AlertAnswer:
