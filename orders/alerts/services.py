@@ -38,7 +38,6 @@ from orders.openalgo.fields import OpenAlgoInvalid
 from orders.openalgo.mapping import change_to_target, exchange_of_segment
 from orders.openalgo.selectors import resolve_instrument, resolve_instrument_anywhere
 from orders.services import place_bracket_order, place_single_order
-from orders.services.broker_reads import read_positions
 from orders.services.placement import (
     OUTCOME_NOT_SENT,
     OUTCOME_REJECTED,
@@ -47,7 +46,7 @@ from orders.services.placement import (
     PlacementResult,
     not_sent_details,
 )
-from orders.services.position_changes import change_position, net_quantity
+from orders.services.position_changes import change_position_live
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
 from trading_site.core import safe_json
 from trading_site.core.api.errors import http_status_of
@@ -464,32 +463,18 @@ def _target_instrument(order: AlertOrder) -> Instrument:
 def _reach_target(webhook: AlertWebhook, order: AlertOrder) -> AlertAnswer:
     """OpenAlgo's strategy webhook: the order for the difference between the account's live
     position (this instrument and product) and the alert's target; none when it is there.
-    Reductions exit brackets holding the position first (orders.services.position_changes).
-    """
+    Reductions exit brackets holding the position first; the position is read and changed
+    under the account's exclusion, and a locked account refuses the alert as a whole
+    (orders.services.position_changes.change_position_live)."""
     instrument = _target_instrument(order)
     product = order.product or webhook.default_product
-    account = webhook.account
-    current = net_quantity(
-        instrument=instrument, product_type=product, positions=read_positions(account)
-    )
-    change = change_to_target(target=order.target_position, current=current)
-    body: dict[str, Any] = {
-        "target_position": order.target_position,
-        "current_position": current,
-        "alert_id": order.alert_id,
-    }
-    if change is None:
-        body.update(outcome=Outcome.NO_ACTION, detail="The position is already at the target.")
-        return AlertAnswer(status=200, body=body, outcome=Outcome.NO_ACTION)
     key = client_order_id_for(webhook, order.alert_id) if order.alert_id else ""
-    result = change_position(
-        user=webhook.user,
-        account=account,
+    live = change_position_live(
+        account=webhook.account,
         instrument=instrument,
         product_type=product,
-        side=change.side,
-        quantity=change.quantity,
-        current=current,
+        decide=lambda current: change_to_target(target=order.target_position, current=current),
+        user=webhook.user,
         actor=f"webhook:{webhook.public_id}",
         source=Order.Source.ALERT,
         strategy_name=webhook.strategy.name,
@@ -499,7 +484,16 @@ def _reach_target(webhook: AlertWebhook, order: AlertOrder) -> AlertAnswer:
         client_order_id=key,
         external_id=order.alert_id,
     )
-    body.update(action=change.side, quantity=change.quantity)
+    body: dict[str, Any] = {
+        "target_position": order.target_position,
+        "current_position": live.current,
+        "alert_id": order.alert_id,
+    }
+    if live.change is None:
+        body.update(outcome=Outcome.NO_ACTION, detail="The position is already at the target.")
+        return AlertAnswer(status=200, body=body, outcome=Outcome.NO_ACTION)
+    result = live.result
+    body.update(action=live.change.side, quantity=live.change.quantity)
     if result.exit_legs:
         body["exited_brackets"] = [o.pk for o in result.bracket_orders]
     if result.placement is not None:
@@ -507,6 +501,21 @@ def _reach_target(webhook: AlertWebhook, order: AlertOrder) -> AlertAnswer:
         answer.body.update(body)
         return answer
     primary = result.primary_order
+    if result.nothing_sent:
+        # No exit reached the broker: the same alert sent again reads the position afresh.
+        answer = _error_answer(
+            503,
+            "The exit was not sent to the broker, nothing was placed: "
+            + "; ".join(result.errors)
+            + ". Send the alert again.",
+            BROKER_UNAVAILABLE,
+            Outcome.NOT_SENT,
+            {"sent": False, "retryable": True},
+            order_id=primary.pk if primary else None,
+            **body,
+        )
+        answer.headers["Retry-After"] = "1"
+        return answer
     if result.errors:
         return _error_answer(
             422,

@@ -28,6 +28,7 @@ from orders.openalgo.mapping import (
     price_type_of_order_type,
     spec_of_instrument,
 )
+from orders.positions.holdings import AccountHoldings
 
 _ZERO = Decimal("0")
 _CENTS = Decimal("0.01")
@@ -250,30 +251,32 @@ def funds_data(balance: BrokerBalance | None, positions: list[BrokerPositionRow]
 
 
 def holdings_data(
-    positions: list[BrokerPositionRow], instruments: dict[tuple[str, int], Instrument]
+    holdings: AccountHoldings, instruments: dict[tuple[str, int], Instrument]
 ) -> dict[str, Any]:
-    """Delivery holdings: the account's long CNC positions, valued at the LTP."""
-    holdings = []
+    """Delivery holdings as the broker reports them (orders.positions.holdings: XTS
+    portfolio/holdings; the paper exchange: CNC bought on earlier days), valued at the LTP
+    (at cost while no price is known), in OpenAlgo's shape."""
+    rows = []
     total_value = total_cost = _ZERO
-    for row in positions:
-        if row.product_type != "CNC" or not row.net_qty or row.net_qty <= 0:
+    for row in holdings.rows:
+        if not row.quantity or row.quantity <= 0:
             continue
         instrument = instruments.get(_key(row.exchange_segment, row.exchange_instrument_id))
-        cost_price = row.buy_avg_price or _ZERO
-        ltp = _ltp(instrument) or cost_price
-        cost = cost_price * row.net_qty
-        value = ltp * row.net_qty
+        cost_price = row.average_price or _ZERO
+        ltp = row.ltp if row.ltp is not None else cost_price
+        cost = cost_price * row.quantity
+        value = ltp * row.quantity
         pnl = value - cost
         total_value += value
         total_cost += cost
-        holdings.append(
+        rows.append(
             {
                 "symbol": symbol_of(instrument) if instrument is not None else row.trading_symbol,
                 "exchange": exchange_of_segment(row.exchange_segment),
                 "product": "CNC",
-                "quantity": row.net_qty,
+                "quantity": row.quantity,
                 "t1_quantity": 0,
-                "pledged_quantity": 0,
+                "pledged_quantity": row.pledged_quantity or 0,
                 "average_price": number(cost_price),
                 "ltp": number(ltp),
                 "pnl": number(pnl.quantize(_CENTS)),
@@ -282,7 +285,7 @@ def holdings_data(
         )
     total_pnl = total_value - total_cost
     return {
-        "holdings": holdings,
+        "holdings": rows,
         "statistics": {
             "totalholdingvalue": number(total_value.quantize(_CENTS)),
             "totalinvvalue": number(total_cost.quantize(_CENTS)),

@@ -21,20 +21,21 @@ from orders.models import Instrument, Order
 from orders.openalgo.fields import OpenAlgoInvalid, OrderFields
 from orders.openalgo.mapping import PositionChange, smart_order_change, split_quantities
 from orders.openalgo.selectors import order_on_account, resolve_instrument, working_orders
+from orders.positions.services import ExitOrders, ExitResult, exit_positions
 from orders.services import cancel_order, modify_order, place_bracket_order, place_single_order
 from orders.services.broker_reads import read_positions
 from orders.services.placement import PlacementResult
 from orders.services.position_changes import (
     PositionChangeResult,
-    SquareOffResult,
-    change_position,
+    change_position_live,
     net_quantity,
-    square_off_positions,
 )
+from orders.services.trading_lock import ensure_trading_allowed_now
 from orders.validation import (
     BracketOrderRequest,
     SingleOrderRequest,
     TargetSpec,
+    check_trading_window,
     validate_bracket_order,
     validate_single_order,
 )
@@ -256,7 +257,8 @@ def place_basket(
 ) -> list[ItemResult]:
     """basketorder: each order stands or falls alone; BUY orders go before SELL orders (as
     OpenAlgo does, so a hedge's margin benefit is there when the sell goes). Results follow
-    the input order."""
+    the input order. A locked account refuses the whole basket (TradingLocked)."""
+    ensure_trading_allowed_now(caller.account.pk)
     if not items:
         raise OpenAlgoInvalid({"orders": ["is required: a list of orders"]})
     if len(items) > MAX_BASKET_ORDERS:
@@ -292,7 +294,9 @@ def place_split(
     """splitorder: `quantity` in orders of `split_size` (the remainder last), each placed on
     its own; one refused does not stop the rest. The first piece is validated before
     anything is placed: it speaks for them all (same symbol, prices and sizes but the
-    remainder), so a bad request is one refusal rather than N identical ones."""
+    remainder), so a bad request is one refusal rather than N identical ones. A locked
+    account refuses the whole split (TradingLocked)."""
+    ensure_trading_allowed_now(caller.account.pk)
     instrument = resolve_instrument(exchange=order.exchange, symbol=order.symbol)
     pieces = split_quantities(order.quantity, split_size)
     requests = [
@@ -342,30 +346,22 @@ def place_smart_order(
     claim_id: int | None,
 ) -> SmartOrderResult:
     """placesmartorder: the order for the difference between the live position (this
-    symbol and product) and `position_size`; none when it already matches."""
+    symbol and product) and `position_size`; none when it already matches. The position is
+    read and changed under the account's exclusion; a locked account refuses it before
+    anything is read (TradingLocked), even a change that would only reduce."""
     instrument = resolve_instrument(exchange=order.exchange, symbol=order.symbol)
-    current = net_quantity(
-        instrument=instrument,
-        product_type=order.product_type,
-        positions=read_positions(caller.account),
-    )
-    change = smart_order_change(
-        action=order.side,
-        quantity=order.quantity or 0,
-        position_size=position_size,
-        current=current,
-    )
-    if change is None:
-        return SmartOrderResult(current=current, change=None)
     try:
-        result = change_position(
-            user=caller.user,
+        live = change_position_live(
             account=caller.account,
             instrument=instrument,
             product_type=order.product_type,
-            side=change.side,
-            quantity=change.quantity,
-            current=current,
+            decide=lambda current: smart_order_change(
+                action=order.side,
+                quantity=order.quantity or 0,
+                position_size=position_size,
+                current=current,
+            ),
+            user=caller.user,
             actor=caller.actor,
             source=SOURCE,
             strategy_name=strategy_name,
@@ -377,7 +373,7 @@ def place_smart_order(
         )
     except ValidationFailed as exc:
         raise in_openalgo_words(exc) from None
-    return SmartOrderResult(current=current, change=change, result=result)
+    return SmartOrderResult(current=live.current, change=live.change, result=live.result)
 
 
 def open_position(*, caller: Caller, exchange: str, symbol: str, product_type: str) -> int:
@@ -389,17 +385,21 @@ def open_position(*, caller: Caller, exchange: str, symbol: str, product_type: s
     )
 
 
-def close_positions(*, caller: Caller, strategy_name: str, claim_id: int | None) -> SquareOffResult:
-    """closeposition: MARKET orders closing every open position of the account (positions
+def close_positions(*, caller: Caller, strategy_name: str) -> ExitResult:
+    """closeposition: MARKET exits of every open position of the account, the desk's own
+    position exit (orders.positions.services.exit_positions: under the account's
+    exclusion, the brackets holding a position stripped of their working legs and exited
+    through their own legs, a position with an exit still working left alone). Positions
     are the account's at the broker, not a strategy's; the strategy is credited with the
-    closing orders, made when the first one is)."""
-    return square_off_positions(
-        user=caller.user,
+    new closing orders (made when the first one is). Exits close positions: the kill
+    switch's trading lock does not refuse them."""
+    check_trading_window(caller.account)
+    return exit_positions(
         account=caller.account,
         actor=caller.actor,
-        source=SOURCE,
-        strategy_name=strategy_name.strip(),
-        client_order_id_prefix=f"openalgo:{claim_id}:" if claim_id else "",
+        orders=ExitOrders(
+            source=SOURCE, external_id="close-position", strategy_name=strategy_name.strip()
+        ),
     )
 
 

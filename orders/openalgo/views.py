@@ -42,21 +42,24 @@ from orders.openalgo.mapping import (
     epoch_millis,
     product_type_of_product,
 )
-from orders.services.broker_calls import OUTCOME_REJECTED, OUTCOME_UNKNOWN
+from orders.positions.holdings import account_holdings
+from orders.services.broker_calls import OUTCOME_NOT_SENT, OUTCOME_REJECTED, OUTCOME_UNKNOWN
 from orders.services.broker_reads import (
     read_balance,
     read_positions,
     read_trade_book,
-    refresh_orders_from_broker,
 )
-from orders.services.placement import PlacementResult
+from orders.services.placement import PlacementResult, not_sent_details
+from orders.services.resync import refresh_orders_from_broker
 from trading_site.core.errors import (
+    TRADING_LOCKED,
     BrokerRejectedError,
     BrokerUnavailableError,
     DomainError,
     NotFound,
     PermissionDenied,
     RateLimitExceeded,
+    TradingLocked,
 )
 from trading_site.core.market_hours import MARKET_TZ, market_now
 from trading_site.core.request_context import current_request_id
@@ -64,8 +67,13 @@ from trading_site.core.request_context import current_request_id
 logger = logging.getLogger(__name__)
 
 # OpenAlgo's statuses for the desk's refusals: it has no 409 or 422 (a conflict, a closed
-# market, a broker's rejection are 400), and a broker that did not answer is its 500.
+# market, a broker's rejection are 400), and a broker that did not answer is its 500. Two
+# answers are the desk's own, with a `code` beside OpenAlgo's `message` so a program can
+# tell them apart: the kill switch's trading lock is 409 TRADING_LOCKED (send nothing more
+# until the trader re-enables trading), and an order provably never sent to the broker is
+# 503 NOT_SENT with Retry-After (`_not_sent`).
 _STATUS_OF: list[tuple[type[DomainError], int]] = [
+    (TradingLocked, 409),
     (NotFound, 404),
     (PermissionDenied, 403),
     (RateLimitExceeded, 429),
@@ -87,6 +95,8 @@ def error_answer(exc: Exception) -> Answer:
     if isinstance(exc, RateLimitExceeded):
         headers = {**exc.limit_headers, "Retry-After": str(exc.retry_after)}
         return Answer(status=429, body=show.error("Rate limit exceeded"), headers=headers)
+    if isinstance(exc, TradingLocked):
+        return Answer(status=409, body=show.error(exc.message, code=TRADING_LOCKED))
     if isinstance(exc, DomainError):
         return Answer(status=status_of(exc), body=show.error(exc.message))
     raise exc
@@ -174,6 +184,8 @@ def _placed(result: PlacementResult, caller: services.Caller, **extra) -> Answer
     error naming the (stored, rejected) order; no answer from the broker is a success
     whose order settles at the next sync (it is never sent twice)."""
     order = result.order
+    if result.outcome == OUTCOME_NOT_SENT and result.send is not None:
+        return _not_sent(result, caller, **extra)
     if result.outcome == OUTCOME_REJECTED:
         return Answer(
             status=400,
@@ -191,6 +203,74 @@ def _placed(result: PlacementResult, caller: services.Caller, **extra) -> Answer
             "(it is never sent twice)"
         )
     return Answer(status=200, body=body, placed=True)
+
+
+NOT_SENT = "NOT_SENT"
+
+
+def _not_sent(result: PlacementResult, caller: services.Caller, **extra) -> Answer:
+    """An order that provably never reached the broker (our outbound limit, no session, no
+    connection; or the kill switch locked the account between the check and the send):
+    OpenAlgo has no word for it, so the desk's own answer, an error a client does not take
+    for a placement. Not sent: 503 with Retry-After and `retryable`; the order's key was
+    released and the request's claim is not kept (`placed=False`), so the same request sent
+    again is evaluated afresh and places once. Locked: 409 TRADING_LOCKED."""
+    send = result.send
+    fields = {"orderid": str(result.order.pk), "mode": caller.mode, **extra}
+    if send.trading_locked:
+        return Answer(
+            status=409,
+            body=show.error(TradingLocked.default_message, code=TRADING_LOCKED, **fields),
+        )
+    details = not_sent_details(send)
+    retry_after = str(details.get("retry_after", 1))
+    return Answer(
+        status=503,
+        body=show.error(
+            "The order was not sent to the broker, nothing was placed: "
+            f"{send.rejected_reason.removeprefix('not sent: ')}. Send the same request again.",
+            code=NOT_SENT,
+            retryable=True,
+            **fields,
+        ),
+        headers={"Retry-After": retry_after},
+    )
+
+
+def _item_row(row: dict[str, Any], placement: PlacementResult | None, error: str) -> dict:
+    """One basket or split order's row: success, or an error saying why (an order not
+    sent says so, `retryable`: send that order again)."""
+    if placement is not None and placement.outcome not in (OUTCOME_REJECTED, OUTCOME_NOT_SENT):
+        row.update(status="success", orderid=str(placement.order.pk))
+        return row
+    if placement is not None and placement.outcome == OUTCOME_NOT_SENT:
+        send = placement.send
+        row.update(
+            status="error",
+            message=(
+                TradingLocked.default_message
+                if send is not None and send.trading_locked
+                else "Not sent to the broker, nothing was placed: "
+                f"{placement.reject_reason.removeprefix('not sent: ')}"
+            ),
+            code=TRADING_LOCKED if send is not None and send.trading_locked else NOT_SENT,
+            retryable=not (send is not None and send.trading_locked),
+        )
+    else:
+        row.update(
+            status="error",
+            message=error or f"The broker rejected the order: {placement.reject_reason}",
+        )
+    if placement is not None:
+        row["orderid"] = str(placement.order.pk)
+    return row
+
+
+def _all_not_sent(results) -> bool:
+    placements = [r.placement for r in results]
+    return bool(placements) and all(
+        p is not None and p.outcome == OUTCOME_NOT_SENT for p in placements
+    )
 
 
 # ---- placing --------------------------------------------------------------------------------
@@ -294,6 +374,22 @@ class PlaceSmartOrderView(OpenAlgoView):
                 "Part or all of the change exits desk brackets holding the position "
                 f"(orders {', '.join(str(o.pk) for o in change.bracket_orders)})"
             )
+        if change.nothing_sent:
+            # The exits never reached the broker: answered as an order not sent would be;
+            # the same request sent again reads the position afresh and places once.
+            return Answer(
+                status=503,
+                body=show.error(
+                    "The exit was not sent to the broker, nothing was placed: "
+                    + "; ".join(change.errors)
+                    + ". Send the same request again.",
+                    code=NOT_SENT,
+                    retryable=True,
+                    mode=caller.mode,
+                    **extra,
+                ),
+                headers={"Retry-After": "1"},
+            )
         if change.errors and not change.placement:
             return Answer(
                 status=400,
@@ -301,6 +397,8 @@ class PlaceSmartOrderView(OpenAlgoView):
                 placed=True,
             )
         if change.placement is not None:
+            if change.errors:
+                extra["errors"] = change.errors
             return _placed(change.placement, caller, **extra)
         primary = change.primary_order
         return Answer(
@@ -353,19 +451,24 @@ class BasketOrderView(OpenAlgoView):
         rows = []
         for result, raw in zip(results, raw_items, strict=True):
             symbol = result.order.symbol if result.order else str(_get(raw, "symbol"))
-            row: dict[str, Any] = {"symbol": symbol}
-            placement = result.placement
-            if placement is not None and placement.outcome != OUTCOME_REJECTED:
-                row.update(status="success", orderid=str(placement.order.pk))
-            else:
-                message = (
-                    result.error or f"The broker rejected the order: {placement.reject_reason}"
-                )
-                row.update(status="error", message=message)
-                if placement is not None:
-                    row["orderid"] = str(placement.order.pk)
-            rows.append(row)
-        placed = any(result.placement is not None for result in results)
+            rows.append(_item_row({"symbol": symbol}, result.placement, result.error))
+        placed = any(
+            result.placement is not None and result.placement.outcome != OUTCOME_NOT_SENT
+            for result in results
+        )
+        if _all_not_sent(results):
+            return Answer(
+                status=503,
+                body=show.error(
+                    "No order of the basket was sent to the broker, nothing was placed; "
+                    "send the same request again",
+                    code=NOT_SENT,
+                    retryable=True,
+                    results=rows,
+                    mode=caller.mode,
+                ),
+                headers={"Retry-After": "1"},
+            )
         if not any(row["status"] == "success" for row in rows):
             return Answer(
                 status=400,
@@ -425,18 +528,22 @@ class SplitOrderView(OpenAlgoView):
         rows = []
         for result in results:
             row: dict[str, Any] = {"order_num": result.index + 1, "quantity": result.quantity}
-            placement = result.placement
-            if placement is not None and placement.outcome != OUTCOME_REJECTED:
-                row.update(status="success", orderid=str(placement.order.pk))
-            else:
-                row.update(
-                    status="error",
-                    message=result.error
-                    or f"The broker rejected the order: {placement.reject_reason}",
-                )
-                if placement is not None:
-                    row["orderid"] = str(placement.order.pk)
-            rows.append(row)
+            rows.append(_item_row(row, result.placement, result.error))
+        if _all_not_sent(results):
+            return Answer(
+                status=503,
+                body=show.error(
+                    "No order of the split was sent to the broker, nothing was placed; "
+                    "send the same request again",
+                    code=NOT_SENT,
+                    retryable=True,
+                    split_size=split_size,
+                    total_quantity=order.quantity,
+                    results=rows,
+                    mode=caller.mode,
+                ),
+                headers={"Retry-After": "1"},
+            )
         body = show.success(
             split_size=split_size,
             total_quantity=order.quantity,
@@ -578,9 +685,29 @@ class ClosePositionView(OpenAlgoView):
         reader = _read(body)
         strategy = read_strategy(reader)
         reader.raise_errors()
-        result = services.close_positions(caller=caller, strategy_name=strategy, claim_id=claim_id)
-        order_ids = [str(o.pk) for change in result.changes for o in change.orders]
-        if result.errors and not result.placed_anything:
+        result = services.close_positions(caller=caller, strategy_name=strategy)
+        order_ids = [str(pk) for pk in result.exit_order_ids + result.bracket_order_ids]
+        written = bool(order_ids)
+        if not written and not result.errors:
+            return Answer(
+                status=200,
+                body=show.success(message="No open positions to close", mode=caller.mode),
+            )
+        if result.not_sent and not result.exit_legs and len(result.not_sent) == len(result.errors):
+            return Answer(
+                status=503,
+                body=show.error(
+                    "No exit was sent to the broker, nothing was placed: "
+                    + "; ".join(result.errors)
+                    + ". Send the same request again.",
+                    code=NOT_SENT,
+                    retryable=True,
+                    orderids=order_ids,
+                    mode=caller.mode,
+                ),
+                headers={"Retry-After": "1"},
+            )
+        if result.errors and not result.exit_legs:
             return Answer(
                 status=400,
                 body=show.error(
@@ -588,6 +715,7 @@ class ClosePositionView(OpenAlgoView):
                     orderids=order_ids,
                     mode=caller.mode,
                 ),
+                placed=written,
             )
         if result.errors:
             return Answer(
@@ -599,11 +727,6 @@ class ClosePositionView(OpenAlgoView):
                     mode=caller.mode,
                 ),
                 placed=True,
-            )
-        if not result.changes:
-            return Answer(
-                status=200,
-                body=show.success(message="No open positions to close", mode=caller.mode),
             )
         return Answer(
             status=200,
@@ -636,7 +759,7 @@ class OrderStatusView(OpenAlgoView):
         order_id = read_order_id(reader)
         reader.raise_errors()
         selectors.order_on_account(account=caller.account, order_id=order_id)  # 404 first
-        refresh_orders_from_broker(caller.account, actor=caller.actor)
+        refresh_orders_from_broker(account=caller.account, actor=caller.actor)
         order = selectors.order_on_account(account=caller.account, order_id=order_id)
         return Answer(status=200, body=show.success(data=show.order_data(order)))
 
@@ -684,7 +807,7 @@ class OrderBookView(OpenAlgoView):
         return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
-        refresh_orders_from_broker(caller.account, actor=caller.actor)
+        refresh_orders_from_broker(account=caller.account, actor=caller.actor)
         orders = selectors.orders_of_the_day(account=caller.account)
         return Answer(status=200, body=show.success(data=show.order_book(orders)))
 
@@ -743,7 +866,7 @@ class HoldingsView(OpenAlgoView):
 
     @extend_schema(
         tags=[doc.TAG],
-        summary="holdings: delivery (CNC) long positions, with statistics",
+        summary="holdings: the broker's delivery holdings, valued at the LTP, with statistics",
         request=doc.request_body("Holdings"),
         responses=doc.answer("Holdings", data=doc.any_object("holdings and statistics")),
     )
@@ -751,8 +874,16 @@ class HoldingsView(OpenAlgoView):
         return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
-        positions = read_positions(caller.account)
-        data = show.holdings_data(positions, _position_instruments(positions))
+        holdings = account_holdings(caller.account)
+        if holdings.error:
+            raise BrokerUnavailableError(
+                f"The broker's holdings could not be read: {holdings.error}",
+                details={"account_id": caller.account.pk},
+            )
+        instruments = selectors.instruments_by_key(
+            {(row.exchange_segment, int(row.exchange_instrument_id)) for row in holdings.rows}
+        )
+        data = show.holdings_data(holdings, instruments)
         return Answer(status=200, body=show.success(data=data))
 
 

@@ -1,5 +1,5 @@
-"""Live reads of an account's books at its broker: positions, trade book, balance, and the
-order book applied to the desk's orders on demand.
+"""Live reads of an account's books at its broker: positions, trade book, balance (the order
+book applied to the desk's orders on demand is orders.services.resync's).
 
 For the callers that must see the broker's state now rather than the last sync's snapshot:
 a position target is only as good as the position it is measured from, and programs asking
@@ -17,7 +17,6 @@ from asgiref.sync import async_to_sync
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerBalance, BrokerError, BrokerPositionRow, BrokerTradeRow
 from orders.services.broker_calls import client_for
-from orders.services.sync import store_broker_snapshots, sync_account_orders
 from trading_site.core.errors import BrokerUnavailableError
 
 logger = logging.getLogger("orders.services")
@@ -50,19 +49,3 @@ def read_balance(account: BrokerAccount) -> BrokerBalance | None:
         return async_to_sync(client_for(account).balance)()
     except BrokerError as exc:
         raise _unavailable(account, "balance", exc) from exc
-
-
-def refresh_orders_from_broker(account: BrokerAccount, *, actor: str) -> list[int]:
-    """Monitoring's order sync (step 3) now, for one account: the broker's order book read
-    and applied to the desk's legs and orders (through the lifecycle gate, audited). For
-    callers that answer an order's status to a program polling for it. A broker that
-    cannot be read leaves the desk's state as it is (returns [])."""
-    try:
-        book = async_to_sync(client_for(account).order_book)()
-    except BrokerError:
-        logger.warning("order book unavailable; answering the desk's last state", exc_info=True)
-        return []
-    store_broker_snapshots(
-        account=account, order_book=book, trades=None, positions=None, balance=None
-    )
-    return sync_account_orders(account=account, order_book=book, actor=actor)

@@ -14,16 +14,13 @@ from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerError
-from orders.domain.rollup import open_position_of
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
-from orders.models import Instrument, Order, OrderLeg, OrderType, Side
-from orders.services.audit import leg_state, new_event, record_change, record_changes
+from orders.models import Order, OrderLeg, Side
+from orders.services.audit import new_event, record_changes
 from orders.services.broker_calls import client_for, submit_legs
 from orders.services.changes import cancel_leg
 from orders.services.exclusion import account_exclusion
-from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
-from orders.services.lifecycle import INITIAL_STATUS
-from orders.services.placement import OrderPlan, write_ahead
+from orders.services.position_changes import write_ahead_exits
 from orders.services.resync import refresh_legs_from_broker
 from orders.services.sync import LIVE_ORDER_STATUSES, roll_up_orders
 from orders.services.trading_lock import lock_trading
@@ -161,121 +158,3 @@ def _kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
         ]
     roll_up_orders(order_ids=sorted({o.pk for o in live} | {o.pk for _, o in pairs}), actor=actor)
     return result
-
-
-def _chunks(quantity: int, freeze: int | None) -> list[int]:
-    if not freeze or quantity <= freeze:
-        return [quantity]
-    full, rest = divmod(quantity, freeze)
-    return [freeze] * full + ([rest] if rest else [])
-
-
-def write_ahead_exits(
-    *,
-    account,
-    positions,
-    actor,
-    result,
-    source: str = Order.Source.KILL_SWITCH,
-    external_id: str = "kill-switch",
-    reason: str = "kill switch",
-) -> list[tuple[OrderLeg, Order]]:
-    """MARKET exit legs for every non-flat position: first on the brackets holding it (so
-    their books close), the remainder as new orders of `source`; split at the freeze
-    quantity. Also used by a trader's exit of one position (orders.positions.services)."""
-    pairs: list[tuple[OrderLeg, Order]] = []
-    ensure_daily_counter(account_id=account.pk)
-    brackets = list(
-        Order.objects.filter(
-            account=account,
-            kind=Order.Kind.BRACKET,
-            filled_quantity__gt=0,
-            status__in=(Order.Status.PARTIALLY_FILLED, Order.Status.FILLED),
-        )
-        .prefetch_related("legs")
-        .select_related("instrument")
-    )
-    for position in positions:
-        if position.net_qty is None:
-            # Never guess (nor skip quietly): the trader must square this one off by hand.
-            result.errors.append(
-                f"position {position.exchange_segment}:{position.exchange_instrument_id} "
-                f"{position.product_type}: the broker's quantity is unreadable, nothing "
-                "squared off; square it off at the broker"
-            )
-            continue
-        if not position.net_qty:
-            continue
-        exit_side = Side.SELL if position.net_qty > 0 else Side.BUY
-        left = abs(position.net_qty)
-        instrument = Instrument.objects.filter(
-            exchange_segment=position.exchange_segment,
-            exchange_instrument_id=position.exchange_instrument_id,
-        ).first()
-        if instrument is None:
-            result.errors.append(
-                f"position {position.exchange_segment}:{position.exchange_instrument_id} has no "
-                "known instrument; square it off at the broker"
-            )
-            continue
-        freeze = instrument.freeze_quantity
-        with transaction.atomic():
-            specs: list[tuple[Order, int]] = []
-            for order in brackets:
-                if left <= 0:
-                    break
-                if (
-                    order.instrument_id != instrument.pk
-                    or order.product_type != position.product_type
-                    or order.side == exit_side
-                ):
-                    continue
-                open_qty = min(open_position_of(list(order.legs.all())), left)
-                for chunk in _chunks(open_qty, freeze) if open_qty > 0 else []:
-                    specs.append((order, chunk))
-                left -= max(open_qty, 0)
-            if specs:
-                identifiers = next_unique_identifiers(account_id=account.pk, count=len(specs))
-                for (order, chunk), identifier in zip(specs, identifiers, strict=True):
-                    leg = OrderLeg.objects.create(
-                        order=order,
-                        account=account,
-                        role=Role.EXIT,
-                        order_type=OrderType.MARKET,
-                        side=exit_side,
-                        quantity=chunk,
-                        unique_identifier=identifier,
-                        status=INITIAL_STATUS,
-                    )
-                    record_change(
-                        order=order,
-                        leg=leg,
-                        kind=EventKind.EXIT_CREATED,
-                        actor=actor,
-                        message=f"{reason}: square off {chunk}",
-                        after=leg_state(leg),
-                    )
-                    pairs.append((leg, order))
-            plans = [
-                OrderPlan(
-                    user_id=account.user_id,
-                    account=account,
-                    instrument=instrument,
-                    strategy=None,
-                    kind=Order.Kind.SINGLE,
-                    source=source,
-                    side=exit_side,
-                    product_type=position.product_type,
-                    quantity=chunk,
-                    order_type=OrderType.MARKET,
-                    limit_price=None,
-                    stop_price=None,
-                    external_id=external_id,
-                    leg_role=Role.EXIT,
-                )
-                for chunk in (_chunks(left, freeze) if left > 0 else [])
-            ]
-            for order in write_ahead(plans=plans, actor=actor):
-                pairs.append((order.entry_leg, order))
-                result.exit_order_ids.append(order.pk)
-    return pairs

@@ -2,7 +2,9 @@
 
 While an account is locked, every path that opens a position refuses with TRADING_LOCKED:
 single, bracket and batch orders (API and web), scheduled orders and regeneration, all of
-which place through orders.services.placement. What closes or protects existing positions
+which place through orders.services.placement, and the OpenAlgo API's placements and
+position changes (placeorder, placesmartorder, basketorder, splitorder, the strategy
+webhook: orders.services.position_changes.change_position refuses a change as a whole). What closes or protects existing positions
 still goes out: the kill switch's own cancellations and square-off exits, cancellations the
 trader asks for, and the protective legs of positions already held.
 
@@ -43,6 +45,18 @@ def ensure_trading_allowed(account: BrokerAccount) -> None:
     """Refuse a new order on a locked account before anything is written."""
     if account.trading_locked_at is not None:
         raise _locked_error(account.pk, account.trading_locked_at)
+
+
+def ensure_trading_allowed_now(account_id: int) -> None:
+    """As `ensure_trading_allowed`, from the account row as it is now (for a change decided
+    on a live read of the position, which may come a while after the account was loaded)."""
+    locked_at = (
+        BrokerAccount.objects.filter(pk=account_id)
+        .values_list("trading_locked_at", flat=True)
+        .first()
+    )
+    if locked_at is not None:
+        raise _locked_error(account_id, locked_at)
 
 
 def refuse_if_locked(account_id: int) -> None:
