@@ -391,7 +391,7 @@ def close_positions(*, caller: Caller, strategy_name: str) -> ExitResult:
     exclusion, the brackets holding a position stripped of their working legs and exited
     through their own legs, a position with an exit still working left alone). Positions
     are the account's at the broker, not a strategy's; the strategy is credited with the
-    new closing orders (made when the first one is). Exits close positions: the kill
+    new closing orders (made once there is a position to close). Exits close positions: the kill
     switch's trading lock does not refuse them."""
     check_trading_window(caller.account)
     return exit_positions(

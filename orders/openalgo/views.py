@@ -4,7 +4,9 @@ selectors, answering in OpenAlgo's formats.
 Every call is a POST with `apikey` in the JSON body. Answers are
 `{"status": "success", ...}` (200) or `{"status": "error", "message": ...}` with OpenAlgo's
 HTTP statuses: 400 a bad field (named), 403 a bad key or scope, 404 an unknown order, 429
-rate limited, 500 a broker that did not answer. The writes that place (placeorder,
+rate limited, 500 a broker that did not answer; and two of the desk's own, with a `code`:
+409 TRADING_LOCKED (the kill switch's lock) and 503 NOT_SENT (retryable: the same request
+sent again places once). The writes that place (placeorder,
 placesmartorder, basketorder, splitorder, closeposition) run once per request content
 within OPENALGO_IDEMPOTENCY_SECONDS (orders.openalgo.idempotency).
 """

@@ -98,7 +98,7 @@ def _working_exit_keys(account: BrokerAccount) -> set[tuple[str, int]]:
 class ExitOrders:
     """Who the exit's new orders are for: the desk's trader by default; OpenAlgo's
     closeposition credits its strategy (orders.openalgo.services), made on first use once
-    there is something to exit."""
+    there is a position to exit."""
 
     source: str = Order.Source.MANUAL
     external_id: str = EXTERNAL_ID

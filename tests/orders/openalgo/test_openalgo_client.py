@@ -437,6 +437,43 @@ def test_closeposition_squares_off_every_position(desk):
     assert ok(client.closeposition(strategy="EOD again"))["message"] == "No open positions to close"
 
 
+def test_closeposition_exits_a_brackets_position_through_the_bracket_and_sends_once(desk):
+    # closeposition is the desk's own position exit (orders.positions.services): the
+    # bracket's stop-loss and target are cancelled first, its position leaves through its
+    # own exit leg, and a later closeposition finds nothing more to send.
+    client = desk.client()
+    answer = ok(
+        client.placeorder(
+            symbol="RELIANCE",
+            action="BUY",
+            exchange="NSE",
+            quantity=10,
+            price_type="LIMIT",
+            price="99",
+            stoploss="95",
+            target="110",
+        )
+    )
+    bracket = Order.objects.get(pk=int(answer["orderid"]))
+    set_price_and_match(desk.stock, "98.50")
+    sync_from_broker(desk.account)
+    place_protective_legs(account=desk.account)
+
+    closed = ok(client.closeposition(strategy="EOD"))
+
+    assert closed["orderids"] == [str(bracket.pk)]
+    legs = {leg.role: leg for leg in bracket.legs.all()}
+    assert legs["STOP_LOSS"].status == "CANCELLED" and legs["TAKE_PROFIT"].status == "CANCELLED"
+    assert (legs["EXIT"].side, legs["EXIT"].quantity) == ("SELL", 10)
+    assert positions(client)[("RELIANCE", "MIS")] == 0
+    assert Order.objects.count() == 1  # no stray order beside the bracket
+    replayed = ok(client.closeposition(strategy="EOD"))  # the same request: its first answer
+    assert replayed["replayed"] is True and replayed["orderids"] == closed["orderids"]
+    again = ok(client.closeposition(strategy="EOD 2"))
+    assert again["message"] == "No open positions to close"
+    assert OrderLeg.objects.filter(order=bracket, role="EXIT").count() == 1
+
+
 # ---- books ------------------------------------------------------------------------------------------
 
 
