@@ -10,16 +10,12 @@ nothing is guessed.
 
 from __future__ import annotations
 
-import logging
-
 from asgiref.sync import async_to_sync
 
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerBalance, BrokerError, BrokerPositionRow, BrokerTradeRow
 from orders.services.broker_calls import client_for
 from trading_site.core.errors import BrokerUnavailableError
-
-logger = logging.getLogger("orders.services")
 
 
 def _unavailable(account: BrokerAccount, what: str, exc: BrokerError) -> BrokerUnavailableError:
