@@ -15,6 +15,7 @@ from accounts.models import (
     ApiKey,
     AuthSession,
     BrokerAccount,
+    BrokerLoginLease,
     BrokerSession,
     EntryRegeneratePermission,
     RecoveryCode,
@@ -248,6 +249,7 @@ class BrokerAccountAdmin(admin.ModelAdmin):
         "user",
         "broker",
         "is_active",
+        "trading_locked_at",
         "cash_available",
         "net_margin",
         "total_mtm",
@@ -256,7 +258,15 @@ class BrokerAccountAdmin(admin.ModelAdmin):
     list_filter = ("broker", "is_active")
     search_fields = ("account_name", "user__username", "user__email")
     list_select_related = ("user",)
-    readonly_fields = ("credential_keys", "last_synced_at", "created_at", "updated_at")
+    # The trading lock is the kill switch's and the trader's (audited there), not the admin's.
+    readonly_fields = (
+        "credential_keys",
+        "trading_locked_at",
+        "trading_locked_by",
+        "last_synced_at",
+        "created_at",
+        "updated_at",
+    )
     raw_id_fields = ("user",)
     actions = ["deactivate_accounts"]
 
@@ -279,6 +289,14 @@ class BrokerSessionAdmin(_ReadOnlyAdmin):
     search_fields = ("account__account_name", "account__user__username", "broker_user_id")
     list_select_related = ("account",)
     exclude = ("access_token",)
+
+
+@admin.register(BrokerLoginLease)
+class BrokerLoginLeaseAdmin(_ReadOnlyAdmin):
+    """Who is logging an account in right now (an empty owner: nobody)."""
+
+    list_display = ("account", "owner", "expires_at")
+    list_select_related = ("account",)
 
 
 @admin.register(Strategy)

@@ -195,6 +195,18 @@ def _touch(api_key: ApiKey, now: datetime) -> bool:
     return True
 
 
+# ---- OpenAlgo's analyzer mode -------------------------------------------------------------
+
+
+def set_analyzer_mode(*, api_key: ApiKey, enabled: bool) -> ApiKey:
+    """Switch the key's analyzer mode (its orders go to the paper twin of its bound
+    account). The cached copy is dropped so every process reads the new mode at once."""
+    ApiKey.objects.filter(pk=api_key.pk).update(analyzer_mode=enabled)
+    api_key.analyzer_mode = enabled
+    _drop([_CACHE_PREFIX + api_key.key_hash])
+    return api_key
+
+
 # ---- revoking -------------------------------------------------------------------------------
 
 

@@ -79,7 +79,16 @@ class BrokerAccount(models.Model):
     unrealized_mtm = models.DecimalField(**MONEY)
     realized_mtm = models.DecimalField(**MONEY)
     is_active = models.BooleanField(default=True)
+    # Set by the kill switch: no new order until the trader re-enables trading; exits of
+    # existing positions still go out (orders.services.trading_lock).
+    trading_locked_at = models.DateTimeField(null=True, blank=True)
+    trading_locked_by = models.CharField(max_length=64, blank=True, default="")
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    # Set on the paper account that stands in for this one in OpenAlgo's analyzer mode (made
+    # on first use, same owner): its own paper book, its money never added to the live one.
+    paper_twin_of = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="paper_twin"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -96,6 +105,14 @@ class BrokerAccount(models.Model):
     @property
     def is_paper(self) -> bool:
         return self.broker == Broker.PAPER
+
+    @property
+    def trading_locked(self) -> bool:
+        return self.trading_locked_at is not None
+
+    @property
+    def is_paper_twin(self) -> bool:
+        return self.paper_twin_of_id is not None
 
 
 class BrokerSession(models.Model):
@@ -120,6 +137,25 @@ class BrokerSession(models.Model):
 
     def __str__(self) -> str:
         return f"broker session of account {self.account_id}"
+
+
+class BrokerLoginLease(models.Model):
+    """Who is logging an account in to its broker right now: an XTS login kills the previous
+    token of its appKey, so two processes must never log one account in at once. Taken by
+    a conditional UPDATE (orders.brokers.sessions), so the database, not Redis, is the lock:
+    it holds while Redis is down. `expires_at` frees it when its holder died mid-login."""
+
+    account = models.OneToOneField(
+        BrokerAccount, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    owner = models.CharField(max_length=32, blank=True, default="")
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "broker_login_leases"
+
+    def __str__(self) -> str:
+        return f"login lease of account {self.account_id}"
 
 
 class Strategy(models.Model):
@@ -235,6 +271,8 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     created_ip = models.GenericIPAddressField(null=True, blank=True)
+    # OpenAlgo's analyzer mode: the key's orders go to the paper twin of its bound account.
+    analyzer_mode = models.BooleanField(default=False)
 
     class Meta:
         db_table = "api_keys"

@@ -14,12 +14,13 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate as django_authenticate
 from django.core.cache import cache
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -409,6 +410,42 @@ def deactivate_broker_account(*, account: BrokerAccount) -> BrokerAccount:
     return account
 
 
+PAPER_TWIN_SUFFIX = " (analyzer)"
+
+
+def paper_twin_for(*, account: BrokerAccount) -> BrokerAccount:
+    """The paper account standing in for `account` in OpenAlgo's analyzer mode: made on first
+    use, owned by the same user, marked as the twin (`paper_twin_of`). It trades in its own
+    paper book, so its money is never added to the live account's. Two first uses at once
+    make one twin (the one-to-one column decides)."""
+    twin = BrokerAccount.objects.filter(paper_twin_of=account).first()
+    if twin is not None:
+        return twin
+    base = account.account_name[: 100 - len(PAPER_TWIN_SUFFIX) - 4] + PAPER_TWIN_SUFFIX
+    starting_cash = Decimal(str(settings.PAPER_STARTING_CASH))
+    for attempt in range(20):
+        name = base if attempt == 0 else f"{base} {attempt + 1}"
+        try:
+            with transaction.atomic():
+                return BrokerAccount.objects.create(
+                    user_id=account.user_id,
+                    account_name=name,
+                    broker=Broker.PAPER,
+                    paper_twin_of=account,
+                    cash_available=starting_cash,
+                    net_margin=starting_cash,
+                )
+        except IntegrityError:
+            twin = BrokerAccount.objects.filter(paper_twin_of=account).first()
+            if twin is not None:
+                return twin  # made by a request running alongside this one
+            # else the name is taken by another of the user's accounts: try the next one
+    raise ValidationFailed(
+        "Could not name the analyzer's paper account",
+        details={"account": [f"rename your accounts named {base!r}..."]},
+    )
+
+
 # Strategies and the entry-regenerate permission.
 
 
@@ -419,6 +456,26 @@ def create_strategy(*, user: User, name: str, **settings_fields: Any) -> Strateg
             details={"name": ["you already have a strategy with this name"]},
         )
     return Strategy.objects.create(user=user, name=name, **settings_fields)
+
+
+def strategy_named(*, user: User, name: str) -> Strategy:
+    """The user's strategy called `name`, created with the defaults on first use (programs
+    that name strategies, such as OpenAlgo clients, get per-strategy regeneration rights and
+    PnL attribution without setting them up first)."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise ValidationFailed(
+            "A strategy name is 1 to 100 characters",
+            details={"strategy": ["must be 1 to 100 characters"]},
+        )
+    strategy = Strategy.objects.filter(user=user, name=name).first()
+    if strategy is not None:
+        return strategy
+    try:
+        with transaction.atomic():
+            return Strategy.objects.create(user=user, name=name)
+    except IntegrityError:  # created by a request running alongside this one
+        return Strategy.objects.get(user=user, name=name)
 
 
 def update_strategy(*, strategy: Strategy, **changes: Any) -> Strategy:

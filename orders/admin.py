@@ -22,6 +22,7 @@ from orders.models import (
     OrderLeg,
     RegenerationStage,
 )
+from orders.openalgo import admin as openalgo_admin  # noqa: F401
 from orders.scheduled import admin as scheduled_admin  # noqa: F401
 from trading_site.core.admin import ReadOnlyAdmin, ReadOnlyInline
 

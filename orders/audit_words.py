@@ -52,6 +52,11 @@ SENTENCES: dict[str, str] = {
     EventKind.POSITIONS_EXIT_SENT: "Exit orders sent",
     EventKind.POSITIONS_EXIT_INCOMPLETE: "Exit orders sent, with problems",
     EventKind.POSITIONS_EXIT_FAILED: "Exit not sent",
+    EventKind.TRADING_LOCKED: "Trading locked by the kill switch: no new orders until you "
+    "re-enable it",
+    EventKind.TRADING_UNLOCKED: "Trading re-enabled: new orders are accepted again",
+    EventKind.KEY_RELEASED: "Not sent to the broker: the order's idempotency key was released "
+    "so a retry places it",
 }
 
 # Our internal words -> a trader's.

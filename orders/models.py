@@ -42,6 +42,7 @@ class Order(models.Model):
         REGENERATED = "REGENERATED", "Regenerated"
         KILL_SWITCH = "KILL_SWITCH", "Kill switch"
         ALERT = "ALERT", "Alert webhook"
+        OPENALGO = "OPENALGO", "OpenAlgo API"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     account = models.ForeignKey(
@@ -358,6 +359,7 @@ class RegenerationStage(models.Model):
 # Models that live beside their feature (they need Order, so they come after it).
 from orders.alerts.models import AlertWebhook, ReceivedAlert  # noqa: E402
 from orders.brokers.paper.models import PaperBook, PaperOrder, PaperTrade  # noqa: E402
+from orders.openalgo.models import OpenAlgoRequest  # noqa: E402
 from orders.scheduled.models import ScheduledOrder, ScheduledOrderRun  # noqa: E402
 
 __all__ = [
@@ -371,6 +373,7 @@ __all__ = [
     "ExchangeSegment",
     "FairPrice",
     "Instrument",
+    "OpenAlgoRequest",
     "Order",
     "OrderEvent",
     "OrderLeg",

@@ -34,6 +34,7 @@ from orders.domain.ticket import MARGIN_RATES, OPTION_SELL_RATE, instrument_clas
 from orders.models import BrokerTrade, Instrument, Order, OrderLeg, Side
 from orders.services.kill_switch import kill_switch
 from orders.services.placement import BatchItemError
+from orders.services.trading_lock import unlock_trading
 from orders.tradebook import csv_export
 from orders.validation import InstrumentResolver, as_id, validate_bracket_order
 from orders.web_forms import (
@@ -45,7 +46,7 @@ from orders.web_forms import (
     OrderTicketForm,
     parse_batch_csv,
 )
-from trading_site.core.errors import DomainError
+from trading_site.core.errors import DomainError, TradingLocked
 
 ORDERS_PER_PAGE = 50
 SEARCH_LIMIT = 20
@@ -357,15 +358,31 @@ def place_order(request: HttpRequest) -> HttpResponse:
                     source=Order.Source.MANUAL,
                     actor=_actor(request),
                 )
+            except TradingLocked as exc:
+                form.add_error(None, exc.message)
+                status = 409
             except DomainError as exc:
                 form.add_rule_errors(exc.details, fallback=exc.message)
             else:
+                if order.send is not None and order.send.not_sent:
+                    # Nothing reached the broker: say so on the form, ready to submit again.
+                    form.add_error(
+                        None,
+                        f"Order {order.order.pk} was not sent to the broker, nothing was "
+                        f"placed ({order.send.rejected_reason}). Submit again to place it.",
+                    )
+                    return render(
+                        request,
+                        "orders/place_order.html",
+                        ticket_context(form, user=request.user),
+                        status=409 if order.send.trading_locked else 503,
+                    )
                 order = getattr(order, "order", order)
                 messages.success(request, f"Order {order.pk} placed: {order.get_status_display()}.")
                 return redirect("order_detail", pk=order.pk)
         else:
             form.collect_rule_errors()
-        status = 400
+        status = status if status != 200 else 400
     return render(
         request,
         "orders/place_order.html",
@@ -481,6 +498,9 @@ def batch_orders(request: HttpRequest) -> HttpResponse:
                 source=Order.Source.BATCH,
                 actor=_actor(request),
             )
+        except TradingLocked as exc:
+            form.add_error(None, exc.message)
+            return render(request, "orders/batch.html", context, status=409)
         except DomainError as exc:
             add_service_errors(
                 form, exc.details, fallback=exc.message, field_map={"orders": "csv_text"}
@@ -552,9 +572,22 @@ def account_connect(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@require_GET
+def kill_switch_chooser(request: HttpRequest) -> HttpResponse:
+    """The navigation's kill switch: straight to the confirmation of the trader's one active
+    account, else a choice of account (each confirmation names its account)."""
+    accounts = list(
+        BrokerAccount.objects.filter(user=request.user, is_active=True).order_by("account_name")
+    )
+    if len(accounts) == 1:
+        return redirect("account_kill_switch", pk=accounts[0].pk)
+    return render(request, "accounts/kill_switch_choose.html", {"accounts": accounts})
+
+
+@login_required
 @require_http_methods(["GET", "POST"])
 def account_kill_switch(request: HttpRequest, pk: int) -> HttpResponse:
-    account = get_object_or_404(BrokerAccount, pk=pk, user=request.user)
+    account = get_object_or_404(BrokerAccount, pk=pk, user=request.user, is_active=True)
     form = KillSwitchForm(request.POST or None, account_name=account.account_name)
     if request.method == "POST" and form.is_valid():
         try:
@@ -562,24 +595,20 @@ def account_kill_switch(request: HttpRequest, pk: int) -> HttpResponse:
         except DomainError as exc:
             form.add_error(None, exc.message)
         else:
-            messages.warning(
-                request,
-                f"Kill switch done for “{account.account_name}”: {_describe_kill(result)}",
-            )
+            messages.warning(request, f"Kill switch on “{account.account_name}”: {result.summary}")
             return redirect("settings")
     return render(request, "accounts/kill_switch.html", {"form": form, "account": account})
 
 
-def _describe_kill(result) -> str:
-    """A one-line summary of whatever counts the kill switch reports."""
-    if result is None:
-        return "open orders cancelled and positions squared off."
-    fields = getattr(result, "__dataclass_fields__", None)
-    values = {name: getattr(result, name) for name in fields} if fields else result
-    if isinstance(values, dict):
-        parts = [
-            f"{str(k).replace('_', ' ')}: {len(v) if isinstance(v, list | tuple) else v}"
-            for k, v in values.items()
-        ]
-        return "; ".join(parts) + "."
-    return str(result)
+@login_required
+@require_POST
+def account_enable_trading(request: HttpRequest, pk: int) -> HttpResponse:
+    """The settings page's "Re-enable trading" after the kill switch (audited)."""
+    account = get_object_or_404(BrokerAccount, pk=pk, user=request.user, is_active=True)
+    if unlock_trading(account=account, actor=_actor(request)):
+        messages.success(
+            request, f"Trading re-enabled on “{account.account_name}”: new orders are accepted."
+        )
+    else:
+        messages.info(request, f"Trading was not locked on “{account.account_name}”.")
+    return redirect("settings")

@@ -289,6 +289,12 @@ TWO_FACTOR_LOGIN_TIMEOUT_SECONDS = env_int("TWO_FACTOR_LOGIN_TIMEOUT_SECONDS", 3
 
 # Alert webhooks (orders.alerts): how long received alerts are kept.
 ALERT_RETENTION_DAYS = env_int("ALERT_RETENTION_DAYS", 90)
+# The OpenAlgo-compatible API (orders.openalgo): the same write request (key, account,
+# strategy and every field) within this many seconds places once and answers the first
+# answer again (0: off); a copy arriving while the first is still being handled waits up to
+# OPENALGO_IDEMPOTENCY_WAIT_SECONDS for its answer.
+OPENALGO_IDEMPOTENCY_SECONDS = env_int("OPENALGO_IDEMPOTENCY_SECONDS", 10)
+OPENALGO_IDEMPOTENCY_WAIT_SECONDS = env_int("OPENALGO_IDEMPOTENCY_WAIT_SECONDS", 10)
 
 # Rate limits per endpoint group: "capacity/refill-per-second". Login has its own.
 RATE_LIMITS = {
@@ -353,6 +359,10 @@ BROKER_RETRY_BACKOFF_SECONDS = float(os.environ.get("BROKER_RETRY_BACKOFF_SECOND
 BROKER_RATE_LIMIT_MAX_WAIT_SECONDS = float(
     os.environ.get("BROKER_RATE_LIMIT_MAX_WAIT_SECONDS", "2")
 )
+# While Redis is down, the per-account outbound limit falls back to a bucket per process at
+# BROKER_ORDERS_PER_SECOND / this: set it to the number of processes that send orders
+# (web workers + Celery worker processes) so their sum stays within the broker's limit.
+BROKER_RATE_LIMIT_PROCESSES = env_int("BROKER_RATE_LIMIT_PROCESSES", 4)
 XTS_API_ORDER_SOURCE = os.environ.get("XTS_API_ORDER_SOURCE", "TradingDesk")
 XTS_POSITIONS_MODE = os.environ.get("XTS_POSITIONS_MODE", "NetWise")
 # Read a dealer login's order book, trade book and positions from the dealer routes

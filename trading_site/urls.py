@@ -25,6 +25,8 @@ api_patterns = [
     path("", include("orders.scheduled.api.urls")),
     path("", include("pnl.api.urls")),
     path("", include("monitoring.api.urls")),
+    # The OpenAlgo-compatible API (orders.openalgo): OpenAlgo's calls and answers.
+    path("v1/", include("orders.openalgo.urls")),
     # Last: any other /api/ path is the JSON 404 envelope, in DEBUG too (no HTML, no redirect).
     re_path(r"^.*$", api_not_found),
 ]

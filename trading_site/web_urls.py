@@ -78,6 +78,12 @@ urlpatterns = [
         order_views.account_kill_switch,
         name="account_kill_switch",
     ),
+    path(
+        "settings/accounts/<int:pk>/enable-trading/",
+        order_views.account_enable_trading,
+        name="account_enable_trading",
+    ),
+    path("kill-switch/", order_views.kill_switch_chooser, name="kill_switch"),
     path("settings/strategies/new/", account_views.strategy_edit, name="strategy_create"),
     path("settings/strategies/<int:pk>/", account_views.strategy_edit, name="strategy_edit"),
     path(

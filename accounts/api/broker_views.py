@@ -1,4 +1,5 @@
-"""Account endpoints that act on the broker: connect now, and the kill switch.
+"""Account endpoints that act on the broker: connect now, the kill switch, and re-enabling
+trading after it.
 
 They are the accounts API's (paths under /api/accounts/<id>/), but the work is the orders
 app's (a broker login through orders.brokers.sessions; cancelling and squaring off through
@@ -13,13 +14,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors
-from accounts.api.serializers import KillSwitchResponseSerializer, KillSwitchSerializer
+from accounts.api.serializers import (
+    EnableTradingResponseSerializer,
+    EnableTradingSerializer,
+    KillSwitchResponseSerializer,
+    KillSwitchSerializer,
+)
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerUnavailable, OrderRejected, RateLimited, SessionExpired
 from orders.brokers.messages import trader_message
 from orders.brokers.sessions import connect_account
 from orders.services.audit import user_actor
 from orders.services.kill_switch import kill_switch
+from orders.services.trading_lock import unlock_trading
 from trading_site.core.errors import BrokerRejectedError, BrokerUnavailableError, Conflict, NotFound
 
 
@@ -71,10 +78,12 @@ class AccountConnectView(APIView):
 
 
 class KillSwitchView(APIView):
-    """POST {"confirm": "KILL"}: cancel every working leg of the account and square off
-    every position with MARKET exits. 200 with what was done; `complete` is false and
-    `errors` lists what could not be done (e.g. a leg the broker has not acknowledged yet,
-    or positions the broker could not report): run it again after the next sync."""
+    """POST {"confirm": "KILL"}: lock the account's trading, cancel every working leg and
+    square off every position with MARKET exits. 200 with what was done (`summary` in plain
+    words); `complete` is false and `errors` lists what could not be done (e.g. a leg the
+    broker has not acknowledged yet, or positions the broker could not report): run it
+    again after the next sync. New orders on the account answer 409 TRADING_LOCKED until
+    POST /api/accounts/{id}/enable-trading."""
 
     rate_limit_group = "orders"
 
@@ -86,9 +95,27 @@ class KillSwitchView(APIView):
         return Response(
             {
                 "complete": result.complete,
+                "summary": result.summary,
+                "trading_locked": result.trading_locked,
+                "cancelled_order_ids": result.cancelled_order_ids,
+                "squared_off": result.squared_off,
                 "cancelled_legs": result.cancelled_legs,
                 "exit_legs": result.exit_legs,
                 "exit_order_ids": result.exit_order_ids,
                 "errors": result.errors,
             }
         )
+
+
+class EnableTradingView(APIView):
+    """POST {"confirm": "ENABLE"}: the trader lifts the kill switch's trading lock; new
+    orders are accepted again. Audited (OrderEvent trading_unlocked)."""
+
+    rate_limit_group = "orders"
+
+    @extend_schema(request=EnableTradingSerializer, responses=EnableTradingResponseSerializer)
+    def post(self, request, account_id: int):
+        account = selectors.active_broker_account_for(user=request.user, account_id=account_id)
+        EnableTradingSerializer(data=request.data).is_valid(raise_exception=True)
+        changed = unlock_trading(account=account, actor=user_actor(request.user))
+        return Response({"account_id": account.pk, "trading_locked": False, "changed": changed})

@@ -65,6 +65,9 @@ class BrokerAccountSerializer(serializers.ModelSerializer):
     """What the API shows of an account: never a credential, only which keys are set."""
 
     credential_keys = serializers.SerializerMethodField()
+    trading_locked = serializers.BooleanField(
+        read_only=True, help_text="The kill switch locked new orders until trading is re-enabled"
+    )
 
     class Meta:
         model = BrokerAccount
@@ -79,6 +82,8 @@ class BrokerAccountSerializer(serializers.ModelSerializer):
             "realized_mtm",
             "unrealized_mtm",
             "is_active",
+            "trading_locked",
+            "trading_locked_at",
             "credential_keys",
             "last_synced_at",
             "created_at",
@@ -154,10 +159,31 @@ class KillSwitchSerializer(serializers.Serializer):
 
 class KillSwitchResponseSerializer(serializers.Serializer):
     complete = serializers.BooleanField()
+    summary = serializers.CharField(help_text="What was done, in plain words")
+    trading_locked = serializers.BooleanField()
+    cancelled_order_ids = serializers.ListField(child=serializers.IntegerField())
     cancelled_legs = serializers.ListField(child=serializers.CharField())
+    squared_off = serializers.ListField(
+        child=serializers.CharField(), help_text='e.g. "RELIANCE 10 sold at market"'
+    )
     exit_legs = serializers.ListField(child=serializers.CharField())
     exit_order_ids = serializers.ListField(child=serializers.IntegerField())
     errors = serializers.ListField(child=serializers.CharField())
+
+
+class EnableTradingSerializer(serializers.Serializer):
+    confirm = serializers.CharField(help_text='Must be exactly "ENABLE".')
+
+    def validate_confirm(self, value: str) -> str:
+        if value != "ENABLE":
+            raise serializers.ValidationError('type "ENABLE" to confirm')
+        return value
+
+
+class EnableTradingResponseSerializer(serializers.Serializer):
+    account_id = serializers.IntegerField()
+    trading_locked = serializers.BooleanField()
+    changed = serializers.BooleanField(help_text="false when trading was not locked")
 
 
 class ApiKeySerializer(serializers.ModelSerializer):

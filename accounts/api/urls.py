@@ -34,4 +34,9 @@ urlpatterns = [
         broker_views.KillSwitchView.as_view(),
         "api-account-kill-switch",
     ),
+    *_both(
+        "accounts/<int:account_id>/enable-trading",
+        broker_views.EnableTradingView.as_view(),
+        "api-account-enable-trading",
+    ),
 ]

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from orders.openalgo.mapping import MappingError, webhook_target
+
 MAX_ALERT_ID_LENGTH = 64
 MAX_SYMBOL_LENGTH = 100
 MAX_INTEGER = 2**31 - 1
@@ -111,6 +113,8 @@ class AlertOrder:
     targets: tuple[Decimal, ...]
     product: str  # "" = the webhook's default
     alert_id: str
+    # OpenAlgo's strategy webhook: the signed position to reach (quantity and lots are None).
+    target_position: int | None = None
 
     @property
     def is_bracket(self) -> bool:
@@ -326,38 +330,76 @@ def parse_alert(body: Mapping[str, Any]) -> AlertOrder:
 
 def parse_openalgo_strategy_alert(body: Mapping[str, Any]) -> AlertOrder:
     """OpenAlgo's strategy webhook (`symbol`, `action`, `position_size`; optionally
-    `exchange`, `product`, `pricetype`, `price`, `id`) as a plain alert.
+    `exchange`, `product`, `pricetype`, `price`, `id`): `position_size` is the position to
+    reach, as OpenAlgo's BOTH mode reads it (orders.openalgo.mapping.webhook_target): BUY 5
+    is long 5, SELL 0 (or BUY 0) is flat, SELL -5 (or SELL 5, the openalgo client's own
+    example) is short 5. The order placed is the difference to the live position.
 
-    Mapped for now: a positive `position_size` is the order's quantity in units, placed at
-    market unless a price type says otherwise. OpenAlgo reads it as the position to reach
-    (0 = close); that needs the account's position and comes with the OpenAlgo API (issue
-    14): 0 is refused here with that reason, and nothing is placed.
+    Without `position_size` the alert is refused: OpenAlgo's long-only and short-only modes
+    take the quantity from the strategy's settings in OpenAlgo, which the desk does not
+    have. A `quantity` beside it, a stop-loss or a target could mean something else than
+    the target: refused too.
     """
     fields = normalize_keys(body)
-    sized = "position_size" in fields
-    if not sized and _text(fields.get("quantity")) == "":
+    errors: dict[str, list[str]] = {}
+    if _text(fields.get("position_size")) == "":
         raise AlertInvalid(
             {
                 "position_size": [
-                    "is required: this webhook places position_size units (a strategy's "
-                    "own quantity, OpenAlgo's long-only mode, is not known here)"
+                    "is required: the position to reach (OpenAlgo's long-only mode takes its "
+                    "quantity from settings the desk does not have)"
                 ]
             }
         )
-    if sized:
-        size = fields.pop("position_size")
-        if _is_zero(size):
-            raise AlertInvalid(
-                {"position_size": ["0 (close the position) is not supported on this webhook yet"]}
-            )
-        if "quantity" in fields and not _same(fields["quantity"], size):
-            raise AlertInvalid({"position_size": ["differs from quantity: give one"]})
-        fields["quantity"] = size
+    size = _signed_int(fields.pop("position_size"))
+    if size is None:
+        errors["position_size"] = ["is not a whole number (the signed position to reach)"]
+    for name in ("quantity", "lots"):
+        if _text(fields.pop(name, None)) != "":
+            errors[name] = ["position_size is the position to reach: leave quantity out"]
+    for name in ("stop_loss", "target"):
+        if fields.get(name) not in (None, "", []) and not _is_zero(fields.get(name)):
+            errors[name] = ["is not taken by OpenAlgo's strategy webhook (use /hooks/alerts/)"]
+        fields.pop(name, None)
+    # Validated by the plain alert's rules, with a stand-in quantity.
     try:
-        return parse_alert(fields)
+        plain = parse_alert({**fields, "quantity": 1})
     except AlertInvalid as exc:
-        if sized and "quantity" in exc.details:
-            details = dict(exc.details)
-            details["position_size"] = details.pop("quantity")
-            raise AlertInvalid(details) from None
-        raise
+        errors = {**exc.details, **errors}
+        plain = None
+    target = None
+    if plain is not None and size is not None:
+        try:
+            target = webhook_target(action=plain.side, position_size=size)
+        except MappingError as exc:
+            errors[exc.field] = [exc.message]
+    if errors:
+        raise AlertInvalid(errors)
+    return AlertOrder(
+        symbol=plain.symbol,
+        exchange_segment=plain.exchange_segment,
+        side=plain.side,
+        quantity=None,
+        lots=None,
+        order_type=plain.order_type,
+        price=plain.price,
+        trigger_price=plain.trigger_price,
+        stop_loss=None,
+        targets=(),
+        product=plain.product,
+        alert_id=plain.alert_id,
+        target_position=target,
+    )
+
+
+def _signed_int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    text = str(value).strip().replace(",", "")
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not number.is_finite() or number != number.to_integral_value() or abs(number) > MAX_INTEGER:
+        return None
+    return int(number)

@@ -34,23 +34,32 @@ from orders.alerts.parsing import (
     parse_openalgo_strategy_alert,
 )
 from orders.models import Instrument, Order, ProductType
+from orders.openalgo.fields import OpenAlgoInvalid
+from orders.openalgo.mapping import change_to_target, exchange_of_segment
+from orders.openalgo.selectors import resolve_instrument, resolve_instrument_anywhere
 from orders.services import place_bracket_order, place_single_order
 from orders.services.placement import (
+    OUTCOME_NOT_SENT,
     OUTCOME_REJECTED,
     OUTCOME_REPLAYED,
     OUTCOME_UNKNOWN,
     PlacementResult,
+    not_sent_details,
 )
+from orders.services.position_changes import change_position_live
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
 from trading_site.core import safe_json
 from trading_site.core.api.errors import http_status_of
 from trading_site.core.api.ratelimit import take_group_token
 from trading_site.core.errors import (
+    BROKER_UNAVAILABLE,
     NOT_FOUND,
     PERMISSION_DENIED,
     RATE_LIMITED,
+    TRADING_LOCKED,
     VALIDATION_ERROR,
     DomainError,
+    TradingLocked,
     ValidationFailed,
 )
 
@@ -313,6 +322,8 @@ def _handle(
         return _error_answer(400, str(exc), VALIDATION_ERROR, Outcome.INVALID, exc.details)
     alert.alert_id = order.alert_id
     try:
+        if order.target_position is not None:
+            return _reach_target(webhook, order)
         result = _place(webhook, order)
     except AlertInvalid as exc:
         return _error_answer(400, str(exc), VALIDATION_ERROR, Outcome.INVALID, exc.details)
@@ -436,6 +447,88 @@ def _place(webhook: AlertWebhook, order: AlertOrder) -> PlacementResult:
     )
 
 
+def _target_instrument(order: AlertOrder) -> Instrument:
+    """The instrument of an OpenAlgo strategy alert: OpenAlgo's symbol (or the broker's) on
+    the exchange it names, or wherever the symbol is unique."""
+    try:
+        if order.exchange_segment:
+            return resolve_instrument(
+                exchange=exchange_of_segment(order.exchange_segment), symbol=order.symbol
+            )
+        return resolve_instrument_anywhere(symbol=order.symbol)
+    except OpenAlgoInvalid as exc:
+        raise AlertInvalid(exc.details) from None
+
+
+def _reach_target(webhook: AlertWebhook, order: AlertOrder) -> AlertAnswer:
+    """OpenAlgo's strategy webhook: the order for the difference between the account's live
+    position (this instrument and product) and the alert's target; none when it is there.
+    Reductions exit brackets holding the position first; the position is read and changed
+    under the account's exclusion, and a locked account refuses the alert as a whole
+    (orders.services.position_changes.change_position_live)."""
+    instrument = _target_instrument(order)
+    product = order.product or webhook.default_product
+    key = client_order_id_for(webhook, order.alert_id) if order.alert_id else ""
+    live = change_position_live(
+        account=webhook.account,
+        instrument=instrument,
+        product_type=product,
+        decide=lambda current: change_to_target(target=order.target_position, current=current),
+        user=webhook.user,
+        actor=f"webhook:{webhook.public_id}",
+        source=Order.Source.ALERT,
+        strategy_name=webhook.strategy.name,
+        order_type=order.order_type,
+        limit_price=order.price,
+        stop_price=order.trigger_price,
+        client_order_id=key,
+        external_id=order.alert_id,
+    )
+    body: dict[str, Any] = {
+        "target_position": order.target_position,
+        "current_position": live.current,
+        "alert_id": order.alert_id,
+    }
+    if live.change is None:
+        body.update(outcome=Outcome.NO_ACTION, detail="The position is already at the target.")
+        return AlertAnswer(status=200, body=body, outcome=Outcome.NO_ACTION)
+    result = live.result
+    body.update(action=live.change.side, quantity=live.change.quantity)
+    if result.exit_legs:
+        body["exited_brackets"] = [o.pk for o in result.bracket_orders]
+    if result.placement is not None:
+        answer = _placed_answer(result.placement, order)
+        answer.body.update(body)
+        return answer
+    primary = result.primary_order
+    if result.nothing_sent:
+        # No exit reached the broker: the same alert sent again reads the position afresh.
+        answer = _error_answer(
+            503,
+            "The exit was not sent to the broker, nothing was placed: "
+            + "; ".join(result.errors)
+            + ". Send the alert again.",
+            BROKER_UNAVAILABLE,
+            Outcome.NOT_SENT,
+            {"sent": False, "retryable": True},
+            order_id=primary.pk if primary else None,
+            **body,
+        )
+        answer.headers["Retry-After"] = "1"
+        return answer
+    if result.errors:
+        return _error_answer(
+            422,
+            "The broker rejected the exit: " + "; ".join(result.errors),
+            BROKER_REJECTED,
+            Outcome.REJECTED,
+            order_id=primary.pk if primary else None,
+            **body,
+        )
+    body.update(order_id=primary.pk, order_status=primary.status, outcome=Outcome.PLACED)
+    return AlertAnswer(status=201, body=body, outcome=Outcome.PLACED)
+
+
 def _placed_answer(result: PlacementResult, order: AlertOrder) -> AlertAnswer:
     placed = result.order
     body = {
@@ -448,6 +541,35 @@ def _placed_answer(result: PlacementResult, order: AlertOrder) -> AlertAnswer:
         body["outcome"] = Outcome.DUPLICATE
         body["detail"] = "This alert id was placed before; the first order is answered."
         return AlertAnswer(status=200, body=body, outcome=Outcome.DUPLICATE)
+    if result.outcome == OUTCOME_NOT_SENT and result.send is not None:
+        # Nothing reached the broker: the same alert (same id) may be sent again and places
+        # the order once (its key was released).
+        send = result.send
+        details = {**not_sent_details(send), "reject_reason": send.rejected_reason}
+        if send.trading_locked:
+            return _error_answer(
+                409,
+                TradingLocked.default_message,
+                TRADING_LOCKED,
+                Outcome.REFUSED,
+                details,
+                order_id=placed.pk,
+                order_status=placed.status,
+                alert_id=order.alert_id,
+            )
+        answer = _error_answer(
+            503,
+            "The order was not sent to the broker, nothing was placed: "
+            f"{send.rejected_reason.removeprefix('not sent: ')}. Send the alert again.",
+            BROKER_UNAVAILABLE,
+            Outcome.NOT_SENT,
+            details,
+            order_id=placed.pk,
+            order_status=placed.status,
+            alert_id=order.alert_id,
+        )
+        answer.headers["Retry-After"] = str(details.get("retry_after", 1))
+        return answer
     if result.outcome == OUTCOME_REJECTED:
         reason = result.reject_reason
         return _error_answer(

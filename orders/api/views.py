@@ -11,11 +11,20 @@ Answers of the placement endpoints (POST /api/orders and POST /api/algo-orders):
   unique identifier; it is never re-sent. Do not place it again: poll GET /api/orders/{id};
 - 422 BROKER_REJECTED: the broker refused it; the stored, REJECTED order is in
   details.order (and details.order_id, details.reject_reason);
+- 503 BROKER_UNAVAILABLE with Retry-After and details.sent false: the order provably never
+  reached the broker (our outbound limit, no broker session could be had, no connection).
+  It is stored REJECTED "not sent" and its Idempotency-Key is free again: send the same
+  request with the same key to place it (once);
+- 409 TRADING_LOCKED: the kill switch locked the account; nothing was sent (when the lock
+  came between writing and sending, details.order_id names the order stored REJECTED
+  "not sent"); re-enable trading first;
 - 400 VALIDATION_ERROR (nothing written), 404 for an account that is not yours,
   409 MARKET_CLOSED for a live broker outside the trading window.
 POST /api/algo-place-batch-orders answers 201 with one result per item, in input order, even
 when items failed: {"external_id", "status": "success" | "error", "order_id", "order_status",
-"error", "code", "details"} (a broker rejection is an "error" that still has its order_id).
+"error", "code", "details"} (a broker rejection is an "error" that still has its order_id; an
+item not sent has code BROKER_UNAVAILABLE and details.sent false: send it again with its key).
+A locked account refuses the whole batch (409 TRADING_LOCKED).
 """
 
 from __future__ import annotations
@@ -36,17 +45,24 @@ from orders.api.every_error import every_error, parsed_fields
 from orders.models import Order
 from orders.services.audit import user_actor
 from orders.services.placement import (
+    OUTCOME_NOT_SENT,
     OUTCOME_REJECTED,
     OUTCOME_REPLAYED,
     OUTCOME_UNKNOWN,
     BatchItemError,
     PlacementResult,
+    not_sent_details,
 )
 from orders.tradebook import csv_export
 from orders.validation import as_id, bracket_order_errors, single_order_errors
 from trading_site.core.api.errors import _plain_details, _validation_message
 from trading_site.core.api.pagination import LimitOffsetTotalPagination
-from trading_site.core.errors import BrokerRejectedError, ValidationFailed
+from trading_site.core.errors import (
+    BrokerRejectedError,
+    BrokerUnavailableError,
+    TradingLocked,
+    ValidationFailed,
+)
 
 
 class OrdersGroupMixin:
@@ -82,6 +98,24 @@ def _placement_response(result: PlacementResult) -> Response:
     body = {"order": s.order_summary(order)}
     if result.outcome == OUTCOME_REPLAYED:
         return Response(body, status=status.HTTP_200_OK)
+    if result.outcome == OUTCOME_NOT_SENT and result.send is not None:
+        reason = result.send.rejected_reason
+        details = {
+            **not_sent_details(result.send),
+            "order_id": order.pk,
+            "order_status": order.status,
+            "reject_reason": reason,
+            "order": body["order"],
+        }
+        if result.send.trading_locked:
+            raise TradingLocked(details=details)
+        raise BrokerUnavailableError(
+            "The order was not sent to the broker, nothing was placed: "
+            f"{reason.removeprefix('not sent: ')}. Send it again with the same "
+            "Idempotency-Key.",
+            details=details,
+            retry_after=details.get("retry_after", 1),
+        )
     if result.outcome == OUTCOME_REJECTED:
         reason = result.reject_reason
         raise BrokerRejectedError(
@@ -108,8 +142,12 @@ _PLACEMENT_RESPONSES = {
     202: OpenApiResponse(s.OrderEnvelopeSerializer, description="Broker did not answer"),
     400: OpenApiResponse(description="VALIDATION_ERROR"),
     404: OpenApiResponse(description="NOT_FOUND (account)"),
-    409: OpenApiResponse(description="CONFLICT or MARKET_CLOSED"),
+    409: OpenApiResponse(description="CONFLICT, MARKET_CLOSED or TRADING_LOCKED"),
     422: OpenApiResponse(description="BROKER_REJECTED"),
+    503: OpenApiResponse(
+        description="BROKER_UNAVAILABLE: not sent, nothing placed (details.sent false); "
+        "retry after Retry-After with the same Idempotency-Key"
+    ),
 }
 
 

@@ -45,6 +45,21 @@ class BrokerUnavailable(BrokerError):
     """Timeout, connection error or 5xx. For an order POST the outcome is UNKNOWN."""
 
 
+class BrokerNotReached(BrokerUnavailable):
+    """No connection to the broker could be made (refused, no route, connect timeout, a name
+    that does not resolve): the request never left, so for an order nothing was sent."""
+
+
+class OrderNotSent(BrokerError):
+    """An order call failed before its request left for the broker: no session could be had
+    (the login failed or its lock could not be taken), or our side failed on the way. The
+    broker never saw it; placing it again is safe."""
+
+    def __init__(self, message: str, *, retry_after: float = 1.0):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class RateLimited(BrokerError):
     """The broker (or our own outbound limit) says slow down."""
 

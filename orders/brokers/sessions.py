@@ -3,10 +3,14 @@
 Rules (SPEC 6, issue 3):
 - the account's `BrokerSession` (access token encrypted at rest) is reused while it is valid
   and not within BROKER_SESSION_REFRESH_MARGIN_SECONDS of expiry; otherwise we log in again;
-- only one login per account runs at a time, across processes (a cache lock, Redis in full
-  stack), because an XTS login kills the previous token of its appKey: two racing logins
-  would kill each other. A caller that waited for the lock uses the session the holder just
-  stored instead of logging in again (also for an explicit connect);
+- only one login per account runs at a time, across processes, because an XTS login kills
+  the previous token of its appKey: two racing logins would kill each other. The lock is a
+  lease row in the database (BrokerLoginLease, taken by a conditional UPDATE), behind a
+  process-local lock so one process's waiters do not all poll the database. It needs no
+  Redis: a lock that moved from Redis to a fallback during an outage could be held twice at
+  the switch, and a login is rare enough for the database. A caller that waited for the
+  lock uses the session the holder just stored instead of logging in again (also for an
+  explicit connect);
 - a SessionExpired answer marks the session invalid (only while the refused token is still
   the stored one: another process may have logged in meanwhile), logs in once and repeats
   the call once. That is safe for order calls too: the broker refused the token, so it did
@@ -19,6 +23,12 @@ Rules (SPEC 6, issue 3):
   unknown and the caller leaves the leg pending for the next sync to resolve;
 - order calls to live brokers pass a per-account outbound token bucket
   (BROKER_ORDERS_PER_SECOND, shared through Redis); the paper exchange has no such limit.
+  While Redis is down each process sends under its own bucket at
+  BROKER_ORDERS_PER_SECOND / BROKER_RATE_LIMIT_PROCESSES (logged as degraded), so orders
+  still go out and the account's total stays within the limit;
+- an order call that fails before its request leaves (our outbound limit: RateLimited; no
+  session could be had, or anything else on our side: OrderNotSent) was not sent: the
+  caller may say so and the client may place it again.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import asyncio
 import logging
 import math
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -34,11 +45,11 @@ from typing import TypeVar
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import CREDENTIAL_FIELDS, Broker, BrokerSession
+from accounts.models import CREDENTIAL_FIELDS, Broker, BrokerLoginLease, BrokerSession
 from orders.brokers.base import (
     BrokerBalance,
     BrokerError,
@@ -53,13 +64,19 @@ from orders.brokers.base import (
     Credentials,
     ModifyOrderRequest,
     OrderAck,
+    OrderNotSent,
+    OrderRejected,
     PlaceOrderRequest,
     RateLimited,
     SessionContext,
     SessionExpired,
 )
 from orders.brokers.registry import default_base_url, gateway_for
-from trading_site.core.api.ratelimit import take_token
+from trading_site.core.api.ratelimit import (
+    STORE_UNAVAILABLE_ERRORS,
+    take_process_token,
+    take_token,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +161,56 @@ def mark_session_invalid(*, account_id: int, reason: str, token: str | None = No
     return True
 
 
+_local_login_locks: dict[int, threading.Lock] = {}
+_local_login_locks_guard = threading.Lock()
+
+
+def _local_login_lock(account_id: int) -> threading.Lock:
+    """This process's lock of one account's login (threads and event loops alike)."""
+    with _local_login_locks_guard:
+        return _local_login_locks.setdefault(account_id, threading.Lock())
+
+
+def _take_login_lease(account_id: int, owner: str, hold_seconds: int) -> bool:
+    """Take the account's login lease if it is free or its holder's time ran out: one
+    conditional UPDATE, atomic across every process sharing the database."""
+    BrokerLoginLease.objects.get_or_create(account_id=account_id)
+    now = timezone.now()
+    free = Q(owner="") | Q(expires_at__isnull=True) | Q(expires_at__lte=now)
+    taken = (
+        BrokerLoginLease.objects.filter(account_id=account_id)
+        .filter(free)
+        .update(owner=owner, expires_at=now + timedelta(seconds=hold_seconds))
+    )
+    return taken == 1
+
+
+def _release_login_lease(account_id: int, owner: str) -> None:
+    # Only our own lease (one that outlived its hold may belong to someone else now).
+    BrokerLoginLease.objects.filter(account_id=account_id, owner=owner).update(
+        owner="", expires_at=None
+    )
+
+
+_degraded_logged_at: dict[int, float] = {}
+_DEGRADED_LOG_EVERY_SECONDS = 10.0
+
+
+def _log_degraded_limit(account_id: int, rate: float) -> None:
+    """Say so, once every few seconds per account, while orders go out under the
+    per-process fallback limit."""
+    now = time.monotonic()
+    if now - _degraded_logged_at.get(account_id, -math.inf) < _DEGRADED_LOG_EVERY_SECONDS:
+        return
+    _degraded_logged_at[account_id] = now
+    logger.warning(
+        "degraded: the shared outbound order limit is unavailable (Redis); sending under "
+        "this process's fallback limit of %.2f orders/s",
+        rate,
+        extra={"account_id": account_id, "degraded": "broker_outbound_limit"},
+    )
+
+
 def _record_login_error(account_id: int, reason: str) -> None:
     BrokerSession.objects.filter(account_id=account_id).update(
         last_error=reason[:1000], updated_at=timezone.now()
@@ -191,26 +258,40 @@ class BrokerClient:
         (logging in again would kill its token)."""
         return _identity(row) != seen and _is_alive(row) and self._acts_as_configured(row)
 
-    async def _acquire_login_lock(self) -> tuple[str, str]:
-        key = f"broker-login:{self.account_id}"
+    async def _acquire_login_lock(self) -> tuple[threading.Lock, str]:
+        """This process's lock of the account, then the account's lease in the database.
+        Polled, never blocking a thread: the callers are event loops."""
+        local = _local_login_lock(self.account_id)
         owner = secrets.token_hex(8)
         hold = login_lock_seconds()
-        # The holder's lock expires on its own after `hold` (a crashed process); waiting
+        # The holder's lease expires on its own after `hold` (a crashed process); waiting
         # longer than that means something is wrong: fail rather than log in twice.
         deadline = time.monotonic() + hold + 2
-        while not await sync_to_async(cache.add)(key, owner, timeout=hold):
-            if time.monotonic() > deadline:
-                raise BrokerUnavailable(
-                    f"another login of broker account {self.account_id} is still running"
-                )
-            await asyncio.sleep(_LOGIN_LOCK_POLL_SECONDS)
-        return key, owner
 
-    @staticmethod
-    async def _release_login_lock(key: str, owner: str) -> None:
-        # Only our own lock (one that outlived its hold may belong to someone else now).
-        if await sync_to_async(cache.get)(key) == owner:
-            await sync_to_async(cache.delete)(key)
+        def waited_too_long() -> BrokerUnavailable:
+            return BrokerUnavailable(
+                f"another login of broker account {self.account_id} is still running"
+            )
+
+        while not local.acquire(blocking=False):
+            if time.monotonic() > deadline:
+                raise waited_too_long()
+            await asyncio.sleep(_LOGIN_LOCK_POLL_SECONDS)
+        try:
+            while not await sync_to_async(_take_login_lease)(self.account_id, owner, hold):
+                if time.monotonic() > deadline:
+                    raise waited_too_long()
+                await asyncio.sleep(_LOGIN_LOCK_POLL_SECONDS)
+        except BaseException:
+            local.release()
+            raise
+        return local, owner
+
+    async def _release_login_lock(self, local: threading.Lock, owner: str) -> None:
+        try:
+            await sync_to_async(_release_login_lease)(self.account_id, owner)
+        finally:
+            local.release()
 
     async def session(self) -> SessionContext:
         """A usable session: the stored one, or a fresh login (one login at a time)."""
@@ -222,14 +303,14 @@ class BrokerClient:
     async def _login_once(self, *, seen: tuple | None, force: bool) -> SessionContext:
         """Log in under the account's lock, unless the stored session will do: usable (and
         no login was asked for), or stored by another login since we looked (`seen`)."""
-        key, owner = await self._acquire_login_lock()
+        local, owner = await self._acquire_login_lock()
         try:
             row = await sync_to_async(_load_session)(self.account_id)
             if self._replaced_since(row, seen) or (not force and self._usable(row)):
                 return self._context(row)
             return self._context(await self._login())
         finally:
-            await self._release_login_lock(key, owner)
+            await self._release_login_lock(local, owner)
 
     async def _login(self) -> BrokerSession:
         try:
@@ -269,9 +350,7 @@ class BrokerClient:
         rate = int(settings.BROKER_ORDERS_PER_SECOND)
         deadline = time.monotonic() + float(settings.BROKER_RATE_LIMIT_MAX_WAIT_SECONDS)
         while True:
-            result = await sync_to_async(take_token)(
-                f"broker-out:{self.account_id}", capacity=rate, refill_per_second=float(rate)
-            )
+            result = await sync_to_async(self._take_outbound_bucket)(rate)
             if result.allowed:
                 return
             wait = max(float(result.retry_after), 0.01)
@@ -282,12 +361,43 @@ class BrokerClient:
                 )
             await asyncio.sleep(wait)
 
+    def _take_outbound_bucket(self, rate: int):
+        """The account's shared bucket; while Redis is down, this process's share of it."""
+        key = f"broker-out:{self.account_id}"
+        try:
+            return take_token(key, capacity=rate, refill_per_second=float(rate))
+        except STORE_UNAVAILABLE_ERRORS:
+            share = rate / max(1, int(settings.BROKER_RATE_LIMIT_PROCESSES))
+            _log_degraded_limit(self.account_id, share)
+            return take_process_token(
+                key, capacity=max(1, math.floor(share)), refill_per_second=share
+            )
+
     # ---- calls --------------------------------------------------------------------------
 
-    async def _call(self, call: Callable[[SessionContext], Awaitable[T]], *, is_order: bool) -> T:
-        if is_order:
+    async def _ready_to_send(self, *, is_order: bool) -> SessionContext:
+        """The outbound token (orders) and a session. For an order, whatever fails here
+        failed before the request left: OrderNotSent (our own limit stays RateLimited, and a
+        login the broker refused stays OrderRejected: a final answer, not a retryable one)."""
+        if not is_order:
+            return await self.session()
+        try:
             await self._take_outbound_token()
-        context = await self.session()
+            return await self.session()
+        except (RateLimited, OrderNotSent, OrderRejected):
+            raise
+        except Exception as exc:
+            if not isinstance(exc, BrokerError):
+                logger.error(
+                    "order call failed before sending",
+                    exc_info=exc,
+                    extra={"account_id": self.account_id},
+                )
+            reason = exc.message if isinstance(exc, BrokerError) else type(exc).__name__
+            raise OrderNotSent(f"no broker session: {reason}") from exc
+
+    async def _call(self, call: Callable[[SessionContext], Awaitable[T]], *, is_order: bool) -> T:
+        context = await self._ready_to_send(is_order=is_order)
         try:
             return await call(context)
         except SessionExpired as exc:
@@ -299,9 +409,7 @@ class BrokerClient:
             )
         # The broker refused the token, so it did not act: one fresh login (or the session
         # another process has logged in since), one more try.
-        context = await self.session()
-        if is_order:
-            await self._take_outbound_token()
+        context = await self._ready_to_send(is_order=is_order)
         try:
             return await call(context)
         except SessionExpired as exc:

@@ -191,6 +191,13 @@ class EventKind(Vocabulary):
     KILL_SWITCH = "kill_switch", "Kill switch"
     KILL_SWITCH_CANCEL = "kill_switch_cancel", "Kill switch cancelled a leg"
     KILL_SWITCH_CANCEL_FAILED = "kill_switch_cancel_failed", "Kill switch cancellation failed"
+    # The account's trading lock (orders.services.trading_lock): set by the kill switch,
+    # lifted by the trader.
+    TRADING_LOCKED = "trading_locked", "Trading locked"
+    TRADING_UNLOCKED = "trading_unlocked", "Trading re-enabled"
+    # An order that provably never reached the broker gave its Idempotency-Key back, so a
+    # retry with the key places it anew.
+    KEY_RELEASED = "key_released", "Idempotency key released (not sent)"
     # A move the leg lifecycle refused (orders.domain.lifecycle): recorded, never applied.
     ILLEGAL_TRANSITION = "illegal_transition", "Illegal transition refused"
     # A trader's exit of positions (orders.positions.services): the brackets holding them

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import BrokerAccount
+from accounts.services import strategy_named
 from orders.brokers.base import BrokerError, BrokerPositionRow
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
 from orders.models import Order, OrderEvent, OrderLeg
@@ -32,7 +33,7 @@ from orders.services.audit import new_event, record_changes
 from orders.services.broker_calls import client_for, submit_legs
 from orders.services.changes import cancel_leg
 from orders.services.exclusion import account_exclusion
-from orders.services.kill_switch import write_ahead_exits
+from orders.services.position_changes import write_ahead_exits
 from orders.services.resync import refresh_legs_from_broker
 from orders.services.sync import LIVE_ORDER_STATUSES, roll_up_orders
 
@@ -49,6 +50,10 @@ class ExitResult:
     cancelled_legs: list[str] = field(default_factory=list)
     exited: list[PositionKey] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # The brackets given exit legs of their own, and the exits never sent (not sent: the
+    # same exit asked again sends them).
+    bracket_order_ids: list[int] = field(default_factory=list)
+    not_sent: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -89,18 +94,36 @@ def _working_exit_keys(account: BrokerAccount) -> set[tuple[str, int]]:
     return {(segment, int(instrument_id)) for segment, instrument_id in rows}
 
 
+@dataclass(frozen=True)
+class ExitOrders:
+    """Who the exit's new orders are for: the desk's trader by default; OpenAlgo's
+    closeposition credits its strategy (orders.openalgo.services), made on first use once
+    there is a position to exit."""
+
+    source: str = Order.Source.MANUAL
+    external_id: str = EXTERNAL_ID
+    strategy_name: str = ""
+
+
 def exit_positions(
-    *, account: BrokerAccount, actor: str, keys: set[PositionKey] | None = None
+    *,
+    account: BrokerAccount,
+    actor: str,
+    keys: set[PositionKey] | None = None,
+    orders: ExitOrders | None = None,
 ) -> ExitResult:
     """Square off the account's positions named by `keys` (all of them when None), under
     the account's exclusion (AccountBusy, a Conflict, when another change of the account
     does not finish in time): a second exit waits for the first, then finds its exit leg
-    working (or the position flat) and sends nothing."""
+    working (or the position flat) and sends nothing. Exits close positions, so the kill
+    switch's trading lock does not refuse them."""
     with account_exclusion(account.pk, purpose="position exit"):
-        return _exit(account=account, actor=actor, keys=keys)
+        return _exit(account=account, actor=actor, keys=keys, orders=orders or ExitOrders())
 
 
-def _exit(*, account: BrokerAccount, actor: str, keys: set[PositionKey] | None) -> ExitResult:
+def _exit(
+    *, account: BrokerAccount, actor: str, keys: set[PositionKey] | None, orders: ExitOrders
+) -> ExitResult:
     result = ExitResult()
     what = "every position" if keys is None else ", ".join(_describe(k) for k in sorted(keys))
     _audit(account, actor, EventKind.POSITIONS_EXIT_REQUESTED, f"exit requested: {what}")
@@ -198,12 +221,22 @@ def _exit(*, account: BrokerAccount, actor: str, keys: set[PositionKey] | None) 
         positions=chosen,
         actor=actor,
         result=result,
-        source=Order.Source.MANUAL,
-        external_id=EXTERNAL_ID,
+        source=orders.source,
+        external_id=orders.external_id,
         reason="position exit",
+        strategy=(
+            strategy_named(user=account.user, name=orders.strategy_name)
+            if orders.strategy_name and chosen
+            else None
+        ),
+    )
+    result.bracket_order_ids = sorted(
+        {o.pk for _, o in pairs if o.kind == Order.Kind.BRACKET} - set(result.exit_order_ids)
     )
     if pairs:
         for outcome in submit_legs(account=account, pairs=pairs, actor=actor):
+            if outcome.not_sent:
+                result.not_sent.append(outcome.leg.unique_identifier)
             if outcome.rejected_reason:
                 result.errors.append(
                     f"exit {outcome.leg.unique_identifier} rejected: {outcome.rejected_reason}"

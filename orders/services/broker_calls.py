@@ -4,7 +4,11 @@ Write-ahead discipline (SPEC 5): callers commit the legs as PENDING_SUBMIT first
 Order as PENDING), then call `submit_legs`, which POSTs each leg once (never retried: a
 timeout's outcome is unknown and the order book settles it) outside any transaction, then
 writes every answer through the leg lifecycle (orders.services.lifecycle), with its audit
-row, in one transaction; the owners hear of it after commit. Placement, protection, the
+row, in one transaction; the owners hear of it after commit. Three answers: accepted;
+rejected (the broker refused, or the request provably never reached it: "not sent", which a
+client may place again: a new order's Idempotency-Key is released for that retry); unknown
+(a timeout or 5xx after the request left: it may have reached the broker, so the leg stays
+pending and is never re-sent). Placement, protection, the
 kill switch's exits and regeneration all send through here. Modifications and
 cancellations are one call each (`modify_at_broker`, `cancel_at_broker`).
 """
@@ -22,9 +26,11 @@ from django.utils import timezone
 
 from orders.brokers.base import (
     BrokerError,
+    BrokerNotReached,
     BrokerUnavailable,
     ModifyOrderRequest,
     OrderAck,
+    OrderNotSent,
     OrderRejected,
     PlaceOrderRequest,
     RateLimited,
@@ -40,6 +46,7 @@ from orders.services.bulk_update import bulk_update_rows
 from orders.services.exclusion import account_exclusion, default_wait, fence
 from orders.services.lifecycle import apply_leg_event, lock_legs
 from orders.services.sync import apply_book_row, is_stale_report
+from orders.services.trading_lock import LOCKED_REASON, is_trading_locked
 from trading_site.core import metrics
 
 logger = logging.getLogger("orders.services")
@@ -50,6 +57,10 @@ SEND_CONCURRENCY = 8
 OUTCOME_ACCEPTED = "accepted"
 OUTCOME_REJECTED = "rejected"
 OUTCOME_UNKNOWN = "unknown"
+OUTCOME_NOT_SENT = "not_sent"
+
+# How a leg's reject reason starts when the order never reached the broker.
+NOT_SENT_PREFIX = "not sent: "
 
 _SENT_LEG_FIELDS = [
     "status",
@@ -93,13 +104,19 @@ def place_request(leg: OrderLeg, order: Order) -> PlaceOrderRequest:
 @dataclass
 class SendOutcome:
     """What happened to one broker POST. `accepted` -> ack; `rejected` -> the broker refused
-    (nothing placed); otherwise the outcome is unknown and the leg stays PENDING_SUBMIT."""
+    or the request never reached it (`not_sent`: nothing placed, safe to place again);
+    otherwise the outcome is unknown and the leg stays PENDING_SUBMIT."""
 
     leg: OrderLeg
     ack: OrderAck | None = None
     rejected_reason: str = ""
     unknown_reason: str = ""
     response: dict | None = None
+    not_sent: bool = False
+    # When a retry may succeed (not sent): seconds.
+    retry_after: float | None = None
+    # Not sent because the account's trading is locked (the kill switch).
+    trading_locked: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -109,16 +126,42 @@ class SendOutcome:
     def result(self) -> str:
         if self.accepted:
             return OUTCOME_ACCEPTED
+        if self.not_sent:
+            return OUTCOME_NOT_SENT
         return OUTCOME_REJECTED if self.rejected_reason else OUTCOME_UNKNOWN
+
+
+def not_sent_outcome(
+    leg: OrderLeg,
+    reason: str,
+    *,
+    retry_after: float | None = None,
+    trading_locked: bool = False,
+    response: dict | None = None,
+) -> SendOutcome:
+    return SendOutcome(
+        leg=leg,
+        rejected_reason=NOT_SENT_PREFIX + reason,
+        response=response or None,
+        not_sent=True,
+        retry_after=retry_after,
+        trading_locked=trading_locked,
+    )
 
 
 def _outcome_of_error(leg: OrderLeg, exc: Exception) -> SendOutcome:
     if isinstance(exc, OrderRejected):
         return SendOutcome(leg=leg, rejected_reason=exc.message, response=exc.response)
-    if isinstance(exc, (SessionExpired, RateLimited)):
-        # Refused before the broker acted (bad token after a re-login, or our own
-        # outbound limit): nothing was placed, so the leg is rejected, not pending.
-        return SendOutcome(leg=leg, rejected_reason=f"not sent: {exc.message}")
+    if isinstance(exc, (SessionExpired, RateLimited, OrderNotSent, BrokerNotReached)):
+        # Refused before the broker acted (bad token after a re-login, a rate limit, ours
+        # or the broker's), or never sent (no session, no connection): nothing was placed,
+        # so the leg is rejected, not pending, and placing it again is safe.
+        return not_sent_outcome(
+            leg,
+            exc.message,
+            retry_after=getattr(exc, "retry_after", 1.0),
+            response=exc.response,
+        )
     if isinstance(exc, (BrokerUnavailable, BrokerError)):
         return SendOutcome(leg=leg, unknown_reason=exc.message, response=exc.response)
     # A bug or a raw network error: the outcome is unknown.
@@ -236,6 +279,22 @@ def record_send_outcome(outcome: SendOutcome, order: Order, actor: str) -> list[
     ]
 
 
+def _release_key(order: Order, actor: str) -> OrderEvent:
+    """A new order that provably never reached the broker gives its Idempotency-Key back:
+    a retry with the key places the order anew (once: the key's unique constraint)."""
+    key = order.client_order_id
+    order.client_order_id = None
+    return new_event(
+        order=order,
+        kind=EventKind.KEY_RELEASED,
+        actor=actor,
+        message=f"not sent to the broker: the Idempotency-Key {key!r} is free again, a "
+        "retry with it places the order anew",
+        before={"client_order_id": key},
+        after={"client_order_id": None},
+    )
+
+
 def apply_answer_row(leg: OrderLeg, order: Order, ack: OrderAck, *, actor: str) -> list[OrderEvent]:
     """Apply the order's state a broker's answer carries (`OrderAck.row`) to the leg in
     memory, through the lifecycle as a sync would, when it tells more than the leg shows
@@ -271,15 +330,23 @@ def submit_legs(
     pairs: list[tuple[OrderLeg, Order]],
     actor: str,
     new_orders: bool = False,
+    unless_trading_locked: bool = False,
 ) -> list[SendOutcome]:
     """Send legs already written ahead, once each, then record every answer (leg, audit)
     in one transaction. With `new_orders` each pair is a new order and its entry leg: the
-    order's status is derived from the answer and its owner told "placed" or "rejected";
-    otherwise the caller rolls the orders up (orders.services.sync.roll_up_orders)."""
-    fence(account.pk)  # a holder whose exclusion ended sends nothing more
-    outcomes = send_new_legs(account, pairs)
-    if not outcomes:
+    order's status is derived from the answer and its owner told "placed" or "rejected",
+    and an order not sent gives its Idempotency-Key back; otherwise the caller rolls the
+    orders up (orders.services.sync.roll_up_orders). With `unless_trading_locked` nothing
+    is sent once the account's trading is locked (the kill switch fired meanwhile)."""
+    if not pairs:
         return []
+    fence(account.pk)  # a holder whose exclusion ended sends nothing more
+    if unless_trading_locked and is_trading_locked(account.pk):
+        outcomes = [
+            not_sent_outcome(leg, LOCKED_REASON, trading_locked=True) for leg, _order in pairs
+        ]
+    else:
+        outcomes = send_new_legs(account, pairs)
     # The answers are recorded under the account's exclusion (after an event or a cycle that
     # is applying the same legs, never in between); the broker already acted, so they are
     # recorded even when the exclusion stays busy (the leg locks keep the writes atomic).
@@ -308,23 +375,28 @@ def _record_outcomes(
         notifications: list[tuple[int, dict[str, Any]]] = []
         if new_orders:
             orders = [order for _leg, order in pairs]
+            order_fields = ["status", "filled_quantity", "updated_at"]
             for outcome, order in zip(outcomes, orders, strict=True):
                 status, filled = derive_order_status(
                     kind=order.kind, current=order.status, legs=[outcome.leg]
                 )
                 order.status, order.filled_quantity, order.updated_at = status, filled, now
+                if outcome.not_sent and order.client_order_id:
+                    events.append(_release_key(order, actor))
+                    if "client_order_id" not in order_fields:
+                        order_fields.append("client_order_id")
                 notifications.append(
                     (
                         order.user_id,
                         order_update_message(
                             order,
-                            event="placed" if outcome.result != OUTCOME_REJECTED else "rejected",
+                            event="placed" if outcome.rejected_reason == "" else "rejected",
                             reject_reason=outcome.leg.reject_reason or None,
                             broker_order_id=outcome.leg.broker_order_id,
                         ),
                     )
                 )
-            bulk_update_rows(Order, orders, ["status", "filled_quantity", "updated_at"])
+            bulk_update_rows(Order, orders, order_fields)
         record_changes(events, notifications)
 
 

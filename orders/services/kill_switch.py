@@ -1,5 +1,7 @@
-"""The kill switch: cancel every working leg of an account and square off every position
-with MARKET exits, all audited. Broker calls happen outside any transaction, as in changes.
+"""The kill switch: lock the account's trading, cancel every working leg and square off
+every position with MARKET exits, all audited. Broker calls happen outside any transaction,
+as in changes. The lock comes first (orders.services.trading_lock): no new order gets in
+while the rest runs, and none after it until the trader re-enables trading.
 """
 
 from __future__ import annotations
@@ -12,18 +14,16 @@ from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerError
-from orders.domain.rollup import open_position_of
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
-from orders.models import Instrument, Order, OrderLeg, OrderType, Side
-from orders.services.audit import leg_state, new_event, record_change, record_changes
+from orders.models import Order, OrderLeg, Side
+from orders.services.audit import new_event, record_changes
 from orders.services.broker_calls import client_for, submit_legs
 from orders.services.changes import cancel_leg
 from orders.services.exclusion import account_exclusion
-from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
-from orders.services.lifecycle import INITIAL_STATUS
-from orders.services.placement import OrderPlan, write_ahead
+from orders.services.position_changes import write_ahead_exits
 from orders.services.resync import refresh_legs_from_broker
 from orders.services.sync import LIVE_ORDER_STATUSES, roll_up_orders
+from orders.services.trading_lock import lock_trading
 
 Role = OrderLeg.Role
 
@@ -34,10 +34,30 @@ class KillSwitchResult:
     exit_legs: list[str] = field(default_factory=list)
     exit_order_ids: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # The orders whose working legs were cancelled, and one phrase per position squared
+    # off ("RELIANCE 10 sold at market").
+    cancelled_order_ids: list[int] = field(default_factory=list)
+    squared_off: list[str] = field(default_factory=list)
+    trading_locked: bool = True
 
     @property
     def complete(self) -> bool:
         return not self.errors
+
+    @property
+    def summary(self) -> str:
+        """What was done, in plain words, for the trader."""
+        orders = len(self.cancelled_order_ids)
+        positions = len(self.squared_off)
+        parts = [
+            f"Cancelled {orders} open order{'' if orders == 1 else 's'}",
+            f"squared off {positions} position{'' if positions == 1 else 's'}"
+            + (f" ({', '.join(self.squared_off)})" if self.squared_off else ""),
+        ]
+        text = ", ".join(parts) + "; trading is locked until you re-enable it."
+        if self.errors:
+            text += f" Not done ({len(self.errors)}): " + "; ".join(self.errors)
+        return text
 
 
 def kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
@@ -48,7 +68,10 @@ def kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
 
     All of it under the account's exclusion, and on fresh knowledge: the broker's order
     book is read and applied first, so a stop-loss that filled a moment ago is known as
-    filled (its position is squared off, it is not cancelled)."""
+    filled (its position is squared off, it is not cancelled). Trading is locked before
+    anything else, even before waiting for the exclusion: if the account stays busy and
+    the rest must be asked again, no new order gets in meanwhile."""
+    lock_trading(account=account, actor=actor)
     with account_exclusion(account.pk, purpose="kill switch"):
         return _kill_switch(account=account, actor=actor)
 
@@ -107,6 +130,8 @@ def _kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
         )
         if error is None:
             result.cancelled_legs.append(leg.unique_identifier)
+            if leg.order_id not in result.cancelled_order_ids:
+                result.cancelled_order_ids.append(leg.order_id)
         else:
             result.errors.append(f"cancel {leg.unique_identifier}: {error.message}")
     try:
@@ -117,130 +142,19 @@ def _kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
     pairs = write_ahead_exits(account=account, positions=positions, actor=actor, result=result)
     if pairs:
         outcomes = submit_legs(account=account, pairs=pairs, actor=actor)
-        for outcome in outcomes:
+        sent: dict[tuple[str, str], int] = {}
+        for outcome, (_leg, order) in zip(outcomes, pairs, strict=True):
             if outcome.rejected_reason:
                 result.errors.append(
                     f"exit {outcome.leg.unique_identifier} rejected: {outcome.rejected_reason}"
                 )
             else:
                 result.exit_legs.append(outcome.leg.unique_identifier)
+                key = (order.symbol, outcome.leg.side)
+                sent[key] = sent.get(key, 0) + outcome.leg.quantity
+        result.squared_off = [
+            f"{symbol} {quantity} {'sold' if side == Side.SELL else 'bought'} at market"
+            for (symbol, side), quantity in sent.items()
+        ]
     roll_up_orders(order_ids=sorted({o.pk for o in live} | {o.pk for _, o in pairs}), actor=actor)
     return result
-
-
-def _chunks(quantity: int, freeze: int | None) -> list[int]:
-    if not freeze or quantity <= freeze:
-        return [quantity]
-    full, rest = divmod(quantity, freeze)
-    return [freeze] * full + ([rest] if rest else [])
-
-
-def write_ahead_exits(
-    *,
-    account,
-    positions,
-    actor,
-    result,
-    source: str = Order.Source.KILL_SWITCH,
-    external_id: str = "kill-switch",
-    reason: str = "kill switch",
-) -> list[tuple[OrderLeg, Order]]:
-    """MARKET exit legs for every non-flat position: first on the brackets holding it (so
-    their books close), the remainder as new orders of `source`; split at the freeze
-    quantity. Also used by a trader's exit of one position (orders.positions.services)."""
-    pairs: list[tuple[OrderLeg, Order]] = []
-    ensure_daily_counter(account_id=account.pk)
-    brackets = list(
-        Order.objects.filter(
-            account=account,
-            kind=Order.Kind.BRACKET,
-            filled_quantity__gt=0,
-            status__in=(Order.Status.PARTIALLY_FILLED, Order.Status.FILLED),
-        )
-        .prefetch_related("legs")
-        .select_related("instrument")
-    )
-    for position in positions:
-        if position.net_qty is None:
-            # Never guess (nor skip quietly): the trader must square this one off by hand.
-            result.errors.append(
-                f"position {position.exchange_segment}:{position.exchange_instrument_id} "
-                f"{position.product_type}: the broker's quantity is unreadable, nothing "
-                "squared off; square it off at the broker"
-            )
-            continue
-        if not position.net_qty:
-            continue
-        exit_side = Side.SELL if position.net_qty > 0 else Side.BUY
-        left = abs(position.net_qty)
-        instrument = Instrument.objects.filter(
-            exchange_segment=position.exchange_segment,
-            exchange_instrument_id=position.exchange_instrument_id,
-        ).first()
-        if instrument is None:
-            result.errors.append(
-                f"position {position.exchange_segment}:{position.exchange_instrument_id} has no "
-                "known instrument; square it off at the broker"
-            )
-            continue
-        freeze = instrument.freeze_quantity
-        with transaction.atomic():
-            specs: list[tuple[Order, int]] = []
-            for order in brackets:
-                if left <= 0:
-                    break
-                if (
-                    order.instrument_id != instrument.pk
-                    or order.product_type != position.product_type
-                    or order.side == exit_side
-                ):
-                    continue
-                open_qty = min(open_position_of(list(order.legs.all())), left)
-                for chunk in _chunks(open_qty, freeze) if open_qty > 0 else []:
-                    specs.append((order, chunk))
-                left -= max(open_qty, 0)
-            if specs:
-                identifiers = next_unique_identifiers(account_id=account.pk, count=len(specs))
-                for (order, chunk), identifier in zip(specs, identifiers, strict=True):
-                    leg = OrderLeg.objects.create(
-                        order=order,
-                        account=account,
-                        role=Role.EXIT,
-                        order_type=OrderType.MARKET,
-                        side=exit_side,
-                        quantity=chunk,
-                        unique_identifier=identifier,
-                        status=INITIAL_STATUS,
-                    )
-                    record_change(
-                        order=order,
-                        leg=leg,
-                        kind=EventKind.EXIT_CREATED,
-                        actor=actor,
-                        message=f"{reason}: square off {chunk}",
-                        after=leg_state(leg),
-                    )
-                    pairs.append((leg, order))
-            plans = [
-                OrderPlan(
-                    user_id=account.user_id,
-                    account=account,
-                    instrument=instrument,
-                    strategy=None,
-                    kind=Order.Kind.SINGLE,
-                    source=source,
-                    side=exit_side,
-                    product_type=position.product_type,
-                    quantity=chunk,
-                    order_type=OrderType.MARKET,
-                    limit_price=None,
-                    stop_price=None,
-                    external_id=external_id,
-                    leg_role=Role.EXIT,
-                )
-                for chunk in (_chunks(left, freeze) if left > 0 else [])
-            ]
-            for order in write_ahead(plans=plans, actor=actor):
-                pairs.append((order.entry_leg, order))
-                result.exit_order_ids.append(order.pk)
-    return pairs

@@ -7,6 +7,12 @@
 4. one transaction: write the broker's answers (OPEN with the broker id, REJECTED with the
    reason, or left PENDING_SUBMIT when the outcome is unknown), audit, notify on commit.
 
+An order that provably never reached the broker (our outbound limit, no broker session, no
+connection, the account locked meanwhile) is REJECTED "not sent" and gives its
+Idempotency-Key back (broker_calls): the same key places it again, once. A locked account
+(the kill switch: orders.services.trading_lock) refuses new orders before step 2, and step 2
+itself re-checks under the account's row lock.
+
 A bracket's stop-loss and targets are stored on the Order and sent later, for the filled
 quantity, by `place_protective_legs` (monitoring step 4).
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -27,13 +34,16 @@ from orders.models import FairPrice, Instrument, Order, OrderLeg, OrderType
 from orders.services.audit import new_event, record_changes, user_actor
 from orders.services.broker_calls import (
     OUTCOME_ACCEPTED,
+    OUTCOME_NOT_SENT,
     OUTCOME_REJECTED,
     OUTCOME_UNKNOWN,
+    SendOutcome,
     count_metric,
     submit_legs,
 )
 from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
 from orders.services.lifecycle import INITIAL_STATUS
+from orders.services.trading_lock import ensure_trading_allowed, refuse_if_locked
 from orders.validation import (
     BracketOrderRequest,
     InstrumentResolver,
@@ -42,7 +52,13 @@ from orders.validation import (
     validate_bracket_order,
     validate_single_order,
 )
-from trading_site.core.errors import Conflict, DomainError, ValidationFailed
+from trading_site.core.errors import (
+    BROKER_UNAVAILABLE,
+    TRADING_LOCKED,
+    Conflict,
+    DomainError,
+    ValidationFailed,
+)
 
 MAX_BATCH_ITEMS = 500
 
@@ -53,7 +69,9 @@ OUTCOME_REPLAYED = "replayed"
 class PlacementResult:
     order: Order
     created: bool
-    outcome: str  # accepted | rejected | unknown | replayed
+    outcome: str  # accepted | rejected | not_sent | unknown | replayed
+    # The broker call's answer (None for a replay).
+    send: SendOutcome | None = None
 
     @property
     def reject_reason(self) -> str:
@@ -168,6 +186,9 @@ def write_ahead(*, plans: list[OrderPlan], actor: str) -> list[Order]:
     account = plans[0].account
     ensure_daily_counter(account_id=account.pk)
     with transaction.atomic():
+        if any(plan.leg_role != OrderLeg.Role.EXIT for plan in plans):
+            # A new position: not on a locked account (exits, the kill switch's own, go).
+            refuse_if_locked(account.pk)
         identifiers = next_unique_identifiers(account_id=account.pk, count=len(plans))
         orders = [
             Order(
@@ -254,23 +275,26 @@ def _insert(model, rows: list) -> None:
         raise RuntimeError(f"{model.__name__} bulk insert did not return primary keys")
 
 
-def submit_and_record(*, account: BrokerAccount, orders: list[Order], actor: str) -> list[str]:
-    """Send each new order's entry leg once, then write the answers (broker_calls). Returns
-    the outcomes (accepted | rejected | unknown)."""
+def submit_and_record(
+    *, account: BrokerAccount, orders: list[Order], actor: str
+) -> list[SendOutcome]:
+    """Send each new order's entry leg once (none once the account's trading is locked),
+    then write the answers (broker_calls). Returns each order's outcome."""
     outcomes = submit_legs(
         account=account,
         pairs=[(order.entry_leg, order) for order in orders],
         actor=actor,
         new_orders=True,
+        unless_trading_locked=True,
     )
     results = [outcome.result for outcome in outcomes]
     accepted = results.count(OUTCOME_ACCEPTED) + results.count(OUTCOME_UNKNOWN)
-    rejected = results.count(OUTCOME_REJECTED)
+    rejected = results.count(OUTCOME_REJECTED) + results.count(OUTCOME_NOT_SENT)
     if accepted:
         count_metric("orders_placed_total", accepted, broker=account.broker)
     if rejected:
         count_metric("orders_rejected_total", rejected, broker=account.broker)
-    return results
+    return outcomes
 
 
 # ---- single and bracket -----------------------------------------------------------------------
@@ -288,7 +312,7 @@ def _place_one(*, user, plan: OrderPlan, actor: str) -> PlacementResult:
                 return replay
         raise
     [outcome] = submit_and_record(account=plan.account, orders=[order], actor=actor)
-    return PlacementResult(order=order, created=True, outcome=outcome)
+    return PlacementResult(order=order, created=True, outcome=outcome.result, send=outcome)
 
 
 def place_single_order(
@@ -305,6 +329,7 @@ def place_single_order(
     if key and (replay := _replay(user=user, key=key, fingerprint=fingerprint)):
         return replay
     valid = validate_single_order(user=user, request=request)
+    ensure_trading_allowed(valid.account)
     plan = OrderPlan(
         user_id=user.pk,
         account=valid.account,
@@ -382,6 +407,7 @@ def place_bracket_order(
     if key and (replay := _replay(user=user, key=key, fingerprint=fingerprint)):
         return replay
     valid = validate_bracket_order(user=user, request=request)
+    ensure_trading_allowed(valid.account)
     plan = _bracket_plan(
         user=user,
         request=request,
@@ -414,6 +440,7 @@ def place_batch(
         )
     actor = actor or user_actor(user)
     account = resolve_account(user=user, account_id=account_id)
+    ensure_trading_allowed(account)  # the whole batch: nothing written
     resolver = InstrumentResolver()
     results: list[BatchItemResult | None] = [None] * len(items)
     plans: list[tuple[int, OrderPlan]] = []
@@ -485,7 +512,17 @@ def place_batch(
             account=account, orders=[order for _, order in placed], actor=actor
         )
         for (index, order), outcome in zip(placed, outcomes, strict=True):
-            if outcome == OUTCOME_REJECTED:
+            if outcome.not_sent:
+                results[index] = BatchItemResult(
+                    external_id=items[index].external_id,
+                    status="error",
+                    order_id=order.pk,
+                    order_status=order.status,
+                    error=order.entry_leg.reject_reason,
+                    code=TRADING_LOCKED if outcome.trading_locked else BROKER_UNAVAILABLE,
+                    details=not_sent_details(outcome),
+                )
+            elif outcome.result == OUTCOME_REJECTED:
                 results[index] = BatchItemResult(
                     external_id=items[index].external_id,
                     status="error",
@@ -497,6 +534,15 @@ def place_batch(
             else:
                 results[index] = _success(items[index].external_id, order)
     return results
+
+
+def not_sent_details(outcome: SendOutcome) -> dict:
+    """What an answer says of an order that never reached the broker: nothing was sent,
+    the same request (and Idempotency-Key) may be sent again, after `retry_after`."""
+    details: dict = {"sent": False, "retryable": not outcome.trading_locked}
+    if outcome.retry_after is not None and not outcome.trading_locked:
+        details["retry_after"] = max(1, math.ceil(outcome.retry_after))
+    return details
 
 
 def _failure(external_id: str, exc: DomainError) -> BatchItemResult:

@@ -21,13 +21,17 @@ from django.utils import timezone
 
 from accounts.models import EntryRegeneratePermission
 from orders.domain.vocabulary import EventKind
-from orders.models import Order, RegenerationStage
+from orders.models import Order, OrderLeg, RegenerationStage
 from orders.services.audit import record_change
+from orders.services.broker_calls import NOT_SENT_PREFIX
 from orders.services.placement import place_batch, place_single_order
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
 from trading_site.core.errors import DomainError
 
 ACTOR = "monitoring"
+
+# Orders a client placed (API, web, an alert webhook) and was answered for.
+CLIENT_SOURCES = (Order.Source.MANUAL, Order.Source.ALGO, Order.Source.BATCH, Order.Source.ALERT)
 
 
 def archive_rejected_orders(*, user_id: int) -> list[int]:
@@ -86,6 +90,13 @@ def stage_regenerations(*, user_id: int, cycle_key: str) -> list[RegenerationSta
     if not strategy_ids:
         return []
     already_staged = RegenerationStage.objects.filter(source_order=OuterRef("pk"))
+    # An order a client placed that never reached the broker was answered "not sent, send
+    # it again": the client re-places it, so regenerating it too would place it twice.
+    not_sent_to_a_client = OrderLeg.objects.filter(
+        order=OuterRef("pk"),
+        role=OrderLeg.Role.ENTRY,
+        reject_reason__startswith=NOT_SENT_PREFIX,
+    )
     candidates = (
         Order.objects.filter(
             user_id=user_id,
@@ -96,6 +107,7 @@ def stage_regenerations(*, user_id: int, cycle_key: str) -> list[RegenerationSta
             account__is_active=True,
         )
         .exclude(Exists(already_staged))
+        .exclude(Exists(not_sent_to_a_client), source__in=CLIENT_SOURCES)
         .order_by("id")
     )
     staged: list[RegenerationStage] = []

@@ -318,7 +318,9 @@ def test_a_read_key_gets_403_on_every_write_endpoint_and_changes_nothing(owned):
     before = _state(user)
     tried = []
     for route, view_class in _api_routes():
-        if view_class is LoginView:
+        if view_class is LoginView or route.startswith("api/v1/"):
+            # /api/v1/ is the OpenAlgo API: its key comes in the body and its refusals are
+            # OpenAlgo's envelope (tests/orders/openalgo hold read keys to it there).
             continue
         path = "/" + re.sub(r"<int:(\w+)>", lambda m: str(ids[m.group(1)]), route)
         for method in WRITE_METHODS:

@@ -20,6 +20,7 @@ NOT_FOUND = "NOT_FOUND"
 RATE_LIMITED = "RATE_LIMITED"
 CONFLICT = "CONFLICT"
 MARKET_CLOSED = "MARKET_CLOSED"
+TRADING_LOCKED = "TRADING_LOCKED"
 BROKER_REJECTED = "BROKER_REJECTED"
 BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"
 INTERNAL_ERROR = "INTERNAL_ERROR"
@@ -69,6 +70,16 @@ class MarketClosed(DomainError):
     default_message = "The market is closed"
 
 
+class TradingLocked(Conflict):
+    """The account's trading is locked (the kill switch fired): no new order until the
+    trader re-enables trading. Exits of existing positions are not refused."""
+
+    code = TRADING_LOCKED
+    default_message = (
+        "Trading is locked on this account by the kill switch; re-enable trading to place orders"
+    )
+
+
 class BrokerRejectedError(DomainError):
     """The broker refused (named apart from orders.brokers.base.OrderRejected, the
     gateway's error that a service turns into this one)."""
@@ -83,6 +94,17 @@ class BrokerUnavailableError(DomainError):
 
     code = BROKER_UNAVAILABLE
     default_message = "The broker is unavailable; try again shortly"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+    ):
+        # When set, the answer carries Retry-After: nothing was sent, a retry is safe then.
+        self.retry_after = None if retry_after is None else max(1, math.ceil(retry_after))
+        super().__init__(message, details=details)
 
 
 class RateLimitExceeded(DomainError):

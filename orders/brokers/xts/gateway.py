@@ -36,6 +36,7 @@ from orders.brokers.base import (
     BrokerGateway,
     BrokerHoldingRow,
     BrokerLogin,
+    BrokerNotReached,
     BrokerOrderRow,
     BrokerPositionRow,
     BrokerTradeRow,
@@ -146,6 +147,9 @@ class XtsGateway(BrokerGateway):
             response = await self._http().request(
                 method, url, json=body, params=params, headers=headers
             )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # No connection was made: the request never left (for an order: not sent).
+            raise BrokerNotReached(f"{self.name} unreachable: {exc}") from exc
         except httpx.TimeoutException as exc:
             raise BrokerUnavailable(f"{self.name} timed out on {method} {url}") from exc
         except httpx.HTTPError as exc:

@@ -116,16 +116,31 @@ def test_the_same_field_twice_with_the_same_value_is_fine():
     )
 
 
-def test_openalgo_position_size_is_the_quantity_and_zero_is_refused_with_the_reason():
-    order = parse_openalgo_strategy_alert({"symbol": "SBIN", "action": "BUY", "position_size": "5"})
-    assert order.quantity == 5 and order.order_type == "MARKET"
-    details = _invalid(
-        {"symbol": "SBIN", "action": "SELL", "position_size": 0}, parse_openalgo_strategy_alert
+@pytest.mark.parametrize(
+    "action,size,target",
+    [("BUY", "5", 5), ("BUY", 0, 0), ("SELL", "0", 0), ("SELL", "-5", -5), ("SELL", "5", -5)],
+)
+def test_openalgo_position_size_is_the_target_position(action, size, target):
+    # OpenAlgo's BOTH mode: BUY 5 long 5, SELL 0 flat, SELL -5 (or the client's SELL 5) short.
+    order = parse_openalgo_strategy_alert(
+        {"symbol": "SBIN", "action": action, "position_size": size}
     )
-    assert "not supported" in details["position_size"][0]
-    assert "position_size" in _invalid(
-        {"symbol": "SBIN", "action": "SELL", "position_size": "-2"}, parse_openalgo_strategy_alert
-    )
+    assert order.target_position == target and order.quantity is None and order.lots is None
+    assert order.order_type == "MARKET"
+
+
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"symbol": "SBIN", "action": "BUY", "position_size": "-2"}, "position_size"),
+        ({"symbol": "SBIN", "action": "BUY", "position_size": "2.5"}, "position_size"),
+        ({"symbol": "SBIN", "action": "BUY", "position_size": "2", "quantity": "2"}, "quantity"),
+        ({"symbol": "SBIN", "action": "BUY", "position_size": "2", "stoploss": "90"}, "stop_loss"),
+        ({"symbol": "SBIN", "action": "HOLD", "position_size": "2"}, "action"),
+    ],
+)
+def test_openalgo_alerts_that_could_mean_two_things_are_refused(body, field):
+    assert field in _invalid(body, parse_openalgo_strategy_alert)
 
 
 def test_openalgo_without_position_size_names_it():

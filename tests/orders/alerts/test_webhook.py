@@ -238,16 +238,49 @@ def test_only_post_is_accepted(hook):
     assert not ReceivedAlert.objects.exists()
 
 
-def test_openalgos_strategy_webhook_shape_places_through_the_same_handler(hook):
+def test_openalgos_strategy_webhook_moves_the_position_to_position_size(hook):
+    # The payload OpenAlgo documents (and its Strategy client sends): symbol, action and
+    # position_size, the position to reach; the order is the difference to the live one.
     url = f"/strategy/webhook/{hook.public_id}/{hook.secret}"
     response = _post(url, {"symbol": "ALERTSYM", "action": "BUY", "position_size": "4"})
-    assert response.status_code == 201
-    assert Order.objects.get().quantity == 4
+    assert response.status_code == 201, response.content
+    assert response.json()["current_position"] == 0 and response.json()["quantity"] == 4
+    first = Order.objects.get()
+    assert first.quantity == 4 and first.side == "BUY"
     assert ReceivedAlert.objects.get().shape == ReceivedAlert.Shape.OPENALGO
-    close = _post(url, {"symbol": "ALERTSYM", "action": "SELL", "position_size": 0})
-    assert close.status_code == 400
-    assert "position_size" in close.json()["details"]
+
+    again = _post(url, {"symbol": "ALERTSYM", "action": "BUY", "position_size": "4"})
+    assert again.status_code == 200 and again.json()["outcome"] == "no_action"
     assert Order.objects.count() == 1
+
+    flip = _post(url, {"symbol": "ALERTSYM", "action": "SELL", "position_size": "-2"})
+    assert flip.status_code == 201, flip.content
+    sell = Order.objects.get(pk=flip.json()["order_id"])
+    assert (sell.side, sell.quantity) == ("SELL", 6)
+
+    close = _post(url, {"symbol": "ALERTSYM", "action": "BUY", "position_size": 0})
+    assert close.status_code == 201, close.content
+    cover = Order.objects.get(pk=close.json()["order_id"])
+    assert (cover.side, cover.quantity) == ("BUY", 2)
+    flat = _post(url, {"symbol": "ALERTSYM", "action": "SELL", "position_size": 0})
+    assert flat.status_code == 200 and flat.json()["outcome"] == "no_action"
+    assert Order.objects.count() == 3
+    outcomes = list(ReceivedAlert.objects.order_by("id").values_list("outcome", flat=True))
+    assert outcomes == [
+        Outcome.PLACED,
+        Outcome.NO_ACTION,
+        Outcome.PLACED,
+        Outcome.PLACED,
+        Outcome.NO_ACTION,
+    ]
+
+
+def test_openalgos_strategy_webhook_without_position_size_places_nothing(hook):
+    url = f"/strategy/webhook/{hook.public_id}/{hook.secret}"
+    response = _post(url, {"symbol": "ALERTSYM", "action": "BUY"})
+    assert response.status_code == 400
+    assert "position_size" in response.json()["details"]
+    assert not Order.objects.exists()
 
 
 # ---- the strategy page -------------------------------------------------------------------------

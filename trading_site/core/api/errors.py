@@ -36,6 +36,7 @@ from trading_site.core.errors import (
     NotFound,
     PermissionDenied,
     RateLimitExceeded,
+    TradingLocked,
     ValidationFailed,
 )
 from trading_site.core.request_context import current_request_id
@@ -49,6 +50,7 @@ HTTP_STATUS_OF: dict[type[DomainError], int] = {
     PermissionDenied: status.HTTP_403_FORBIDDEN,
     Conflict: status.HTTP_409_CONFLICT,
     MarketClosed: status.HTTP_409_CONFLICT,
+    TradingLocked: status.HTTP_409_CONFLICT,
     BrokerRejectedError: status.HTTP_422_UNPROCESSABLE_ENTITY,
     BrokerUnavailableError: status.HTTP_503_SERVICE_UNAVAILABLE,
     RateLimitExceeded: status.HTTP_429_TOO_MANY_REQUESTS,
@@ -117,8 +119,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         headers.update(exc.limit_headers)
         headers["Retry-After"] = str(exc.retry_after)
         return Response(body, status=http_status_of(exc), headers=headers)
+    if isinstance(exc, BrokerUnavailableError) and exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, DomainError):
-        return Response(envelope(exc.message, exc.code, exc.details), status=http_status_of(exc))
+        return Response(
+            envelope(exc.message, exc.code, exc.details),
+            status=http_status_of(exc),
+            headers=headers or None,
+        )
     if isinstance(exc, drf_exceptions.Throttled):
         wait = int(exc.wait or 1)
         body = envelope("Rate limit exceeded", RATE_LIMITED, {"retry_after": wait})

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import RedisError
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import BaseThrottle
 
@@ -29,6 +31,13 @@ from trading_site.core.errors import RateLimitExceeded
 logger = logging.getLogger(__name__)
 
 _KEY_PREFIX = "rl:"
+
+# What the shared store (Redis) raises when it is down or unreachable.
+STORE_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    RedisError,
+    ConnectionInterrupted,
+    OSError,
+)
 
 # KEYS[1] bucket hash; ARGV capacity, refill per second. Returns {allowed, tokens-as-string}.
 _LUA_TAKE_TOKEN = """
@@ -132,6 +141,25 @@ def _take_token_local(key: str, *, capacity: int, rate: float) -> BucketResult:
         ttl = math.ceil((capacity - tokens) / rate) + 1 if rate > 0 else 3600
         cache.set(key, (tokens, now), ttl)
     return _result(allowed=allowed, tokens=tokens, capacity=capacity, rate=rate)
+
+
+_process_buckets: dict[str, tuple[float, float]] = {}
+
+
+def take_process_token(key: str, *, capacity: int, refill_per_second: float) -> BucketResult:
+    """Take one token from a bucket of this process alone (plain memory, no cache): the
+    fallback while the shared store is down, at a share of the shared limit."""
+    if capacity < 1:
+        raise ValueError("capacity must be at least 1")
+    with _local_lock:
+        now = time.monotonic()
+        tokens, ts = _process_buckets.get(key, (float(capacity), now))
+        tokens = min(float(capacity), tokens + max(0.0, now - ts) * refill_per_second)
+        allowed = tokens >= 1
+        if allowed:
+            tokens -= 1
+        _process_buckets[key] = (tokens, now)
+    return _result(allowed=allowed, tokens=tokens, capacity=capacity, rate=refill_per_second)
 
 
 def parse_rate(spec: str) -> tuple[int, float]:

@@ -22,6 +22,7 @@ _CODES = [
     errors.RATE_LIMITED,
     errors.CONFLICT,
     errors.MARKET_CLOSED,
+    errors.TRADING_LOCKED,
     errors.BROKER_REJECTED,
     errors.BROKER_UNAVAILABLE,
     errors.INTERNAL_ERROR,

@@ -1,0 +1,1105 @@
+"""The OpenAlgo-compatible API under /api/v1/: thin views over orders.openalgo.services and
+selectors, answering in OpenAlgo's formats.
+
+Every call is a POST with `apikey` in the JSON body. Answers are
+`{"status": "success", ...}` (200) or `{"status": "error", "message": ...}` with OpenAlgo's
+HTTP statuses: 400 a bad field (named), 403 a bad key or scope, 404 an unknown order, 429
+rate limited, 500 a broker that did not answer; and two of the desk's own, with a `code`:
+409 TRADING_LOCKED (the kill switch's lock) and 503 NOT_SENT (retryable: the same request
+sent again places once). The writes that place (placeorder,
+placesmartorder, basketorder, splitorder, closeposition) run once per request content
+within OPENALGO_IDEMPOTENCY_SECONDS (orders.openalgo.idempotency).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from orders.models import Order
+from orders.openalgo import presenters as show
+from orders.openalgo import schema as doc
+from orders.openalgo import selectors, services
+from orders.openalgo.auth import BodyApiKeyAuthentication, BoundApiKeyScope
+from orders.openalgo.fields import (
+    FieldReader,
+    OpenAlgoInvalid,
+    read_date,
+    read_order,
+    read_order_id,
+    read_strategy,
+    read_year,
+)
+from orders.openalgo.idempotency import Answer, run_once
+from orders.openalgo.mapping import (
+    EXCHANGES,
+    MappingError,
+    epoch_millis,
+    product_type_of_product,
+)
+from orders.positions.holdings import account_holdings
+from orders.services.broker_calls import OUTCOME_NOT_SENT, OUTCOME_REJECTED, OUTCOME_UNKNOWN
+from orders.services.broker_reads import (
+    read_balance,
+    read_positions,
+    read_trade_book,
+)
+from orders.services.placement import PlacementResult, not_sent_details
+from orders.services.resync import refresh_orders_from_broker
+from trading_site.core.errors import (
+    TRADING_LOCKED,
+    BrokerRejectedError,
+    BrokerUnavailableError,
+    DomainError,
+    NotFound,
+    PermissionDenied,
+    RateLimitExceeded,
+    TradingLocked,
+)
+from trading_site.core.market_hours import MARKET_TZ, market_now
+from trading_site.core.request_context import current_request_id
+
+logger = logging.getLogger(__name__)
+
+# OpenAlgo's statuses for the desk's refusals: it has no 409 or 422 (a conflict, a closed
+# market, a broker's rejection are 400), and a broker that did not answer is its 500. Two
+# answers are the desk's own, with a `code` beside OpenAlgo's `message` so a program can
+# tell them apart: the kill switch's trading lock is 409 TRADING_LOCKED (send nothing more
+# until the trader re-enables trading), and an order provably never sent to the broker is
+# 503 NOT_SENT with Retry-After (`_not_sent`).
+_STATUS_OF: list[tuple[type[DomainError], int]] = [
+    (TradingLocked, 409),
+    (NotFound, 404),
+    (PermissionDenied, 403),
+    (RateLimitExceeded, 429),
+    (BrokerUnavailableError, 500),
+    (BrokerRejectedError, 400),
+    (DomainError, 400),
+]
+
+
+def status_of(exc: DomainError) -> int:
+    return next(status for cls, status in _STATUS_OF if isinstance(exc, cls))
+
+
+def error_answer(exc: Exception) -> Answer:
+    if isinstance(exc, OpenAlgoInvalid):
+        return Answer(status=400, body=show.error(exc.message))
+    if isinstance(exc, MappingError):
+        return Answer(status=400, body=show.error(str(exc)))
+    if isinstance(exc, RateLimitExceeded):
+        headers = {**exc.limit_headers, "Retry-After": str(exc.retry_after)}
+        return Answer(status=429, body=show.error("Rate limit exceeded"), headers=headers)
+    if isinstance(exc, TradingLocked):
+        return Answer(status=409, body=show.error(exc.message, code=TRADING_LOCKED))
+    if isinstance(exc, DomainError):
+        return Answer(status=status_of(exc), body=show.error(exc.message))
+    raise exc
+
+
+def openalgo_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """Everything raised before or around a view's own work, in OpenAlgo's envelope."""
+    if isinstance(exc, RequestDataTooBig):
+        return Response(show.error("Request body too large"), status=413)
+    if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
+        return Response(show.error(str(exc.detail)), status=403)
+    if isinstance(exc, drf_exceptions.PermissionDenied):
+        return Response(show.error(str(exc.detail)), status=403)
+    if isinstance(exc, drf_exceptions.Throttled):
+        wait = int(exc.wait or 1)
+        return Response(
+            show.error("Rate limit exceeded"), status=429, headers={"Retry-After": str(wait)}
+        )
+    if isinstance(exc, drf_exceptions.MethodNotAllowed):
+        return Response(show.error(f"{exc.detail} OpenAlgo calls are POSTs."), status=405)
+    if isinstance(exc, (drf_exceptions.ParseError, drf_exceptions.UnsupportedMediaType)):
+        return Response(show.error(f"Malformed request: {exc.detail}"), status=400)
+    if isinstance(exc, drf_exceptions.APIException):
+        return Response(show.error(str(exc.detail)), status=exc.status_code)
+    try:
+        answer = error_answer(exc)
+    except Exception:
+        logger.exception("unhandled OpenAlgo API error", exc_info=exc)
+        return Response(
+            show.error(f"Internal server error (request {current_request_id()})"), status=500
+        )
+    return Response(answer.body, status=answer.status, headers=answer.headers)
+
+
+class OpenAlgoView(APIView):
+    """One OpenAlgo endpoint. `respond` does the work and returns the Answer; refusals
+    raised in it (a bad field, a domain error) become OpenAlgo's error answers."""
+
+    authentication_classes = [BodyApiKeyAuthentication]
+    permission_classes = [BoundApiKeyScope]
+    accepts_bound_api_keys = True
+    rate_limit_group = "read"
+    places_orders = False
+    # Run once per request content within the idempotency window (the placing calls).
+    runs_once = False
+    endpoint = ""
+
+    def get_exception_handler(self):
+        return openalgo_exception_handler
+
+    def post(self, request, *args, **kwargs):
+        caller = services.caller_for(request.auth)
+        body = dict(request.data)
+
+        def handle(claim_id: int | None) -> Answer:
+            try:
+                return self.respond(caller, body, claim_id)
+            except (OpenAlgoInvalid, MappingError, DomainError) as exc:
+                return error_answer(exc)
+
+        if self.runs_once:
+            answer = run_once(
+                endpoint=self.endpoint,
+                api_key=caller.api_key,
+                account=caller.account,
+                body=body,
+                handle=handle,
+            )
+        else:
+            answer = handle(None)
+        return Response(answer.body, status=answer.status, headers=answer.headers)
+
+    def respond(
+        self, caller: services.Caller, body: dict, claim_id: int | None
+    ) -> Answer:  # pragma: no cover - every endpoint overrides it
+        raise NotImplementedError
+
+
+def _read(body: dict) -> FieldReader:
+    return FieldReader(body)
+
+
+def _placed(result: PlacementResult, caller: services.Caller, **extra) -> Answer:
+    """A placement's answer: success with the desk's order id; a broker's refusal is an
+    error naming the (stored, rejected) order; no answer from the broker is a success
+    whose order settles at the next sync (it is never sent twice)."""
+    order = result.order
+    if result.outcome == OUTCOME_NOT_SENT and result.send is not None:
+        return _not_sent(result, caller, **extra)
+    if result.outcome == OUTCOME_REJECTED:
+        return Answer(
+            status=400,
+            body=show.error(
+                f"The broker rejected the order: {result.reject_reason}",
+                orderid=str(order.pk),
+                mode=caller.mode,
+            ),
+            placed=True,
+        )
+    body = show.success(orderid=str(order.pk), mode=caller.mode, **extra)
+    if result.outcome == OUTCOME_UNKNOWN:
+        body["message"] = (
+            "The broker did not answer; the order is stored and settles at the next sync "
+            "(it is never sent twice)"
+        )
+    return Answer(status=200, body=body, placed=True)
+
+
+NOT_SENT = "NOT_SENT"
+
+
+def _not_sent(result: PlacementResult, caller: services.Caller, **extra) -> Answer:
+    """An order that provably never reached the broker (our outbound limit, no session, no
+    connection; or the kill switch locked the account between the check and the send):
+    OpenAlgo has no word for it, so the desk's own answer, an error a client does not take
+    for a placement. Not sent: 503 with Retry-After and `retryable`; the order's key was
+    released and the request's claim is not kept (`placed=False`), so the same request sent
+    again is evaluated afresh and places once. Locked: 409 TRADING_LOCKED."""
+    send = result.send
+    fields = {"orderid": str(result.order.pk), "mode": caller.mode, **extra}
+    if send.trading_locked:
+        return Answer(
+            status=409,
+            body=show.error(TradingLocked.default_message, code=TRADING_LOCKED, **fields),
+        )
+    details = not_sent_details(send)
+    retry_after = str(details.get("retry_after", 1))
+    return Answer(
+        status=503,
+        body=show.error(
+            "The order was not sent to the broker, nothing was placed: "
+            f"{send.rejected_reason.removeprefix('not sent: ')}. Send the same request again.",
+            code=NOT_SENT,
+            retryable=True,
+            **fields,
+        ),
+        headers={"Retry-After": retry_after},
+    )
+
+
+def _item_row(row: dict[str, Any], placement: PlacementResult | None, error: str) -> dict:
+    """One basket or split order's row: success, or an error saying why (an order not
+    sent says so, `retryable`: send that order again)."""
+    if placement is not None and placement.outcome not in (OUTCOME_REJECTED, OUTCOME_NOT_SENT):
+        row.update(status="success", orderid=str(placement.order.pk))
+        return row
+    if placement is not None and placement.outcome == OUTCOME_NOT_SENT:
+        send = placement.send
+        row.update(
+            status="error",
+            message=(
+                TradingLocked.default_message
+                if send is not None and send.trading_locked
+                else "Not sent to the broker, nothing was placed: "
+                f"{placement.reject_reason.removeprefix('not sent: ')}"
+            ),
+            code=TRADING_LOCKED if send is not None and send.trading_locked else NOT_SENT,
+            retryable=not (send is not None and send.trading_locked),
+        )
+    else:
+        row.update(
+            status="error",
+            message=error or f"The broker rejected the order: {placement.reject_reason}",
+        )
+    if placement is not None:
+        row["orderid"] = str(placement.order.pk)
+    return row
+
+
+def _all_not_sent(results) -> bool:
+    placements = [r.placement for r in results]
+    return bool(placements) and all(
+        p is not None and p.outcome == OUTCOME_NOT_SENT for p in placements
+    )
+
+
+# ---- placing --------------------------------------------------------------------------------
+
+
+def _mode() -> serializers.ChoiceField:
+    return serializers.ChoiceField(choices=["live", "analyze"])
+
+
+def inline_order_item() -> serializers.Serializer:
+    return inline_serializer(name="OpenAlgoBasketItem", fields=dict(doc.ORDER_FIELDS))
+
+
+class PlaceOrderView(OpenAlgoView):
+    rate_limit_group = "orders"
+    places_orders = True
+    runs_once = True
+    endpoint = "placeorder"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="placeorder: one order (with stoploss/target: a desk bracket)",
+        request=doc.request_body(
+            "PlaceOrder", **doc.STRATEGY, **doc.ORDER_FIELDS, **doc.BRACKET_FIELDS
+        ),
+        responses=doc.answer("PlaceOrder", orderid=serializers.CharField(), mode=_mode()),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        reader = _read(body)
+        strategy = read_strategy(reader)
+        order = read_order(reader)
+        reader.raise_errors()
+        result = services.place_order(
+            caller=caller,
+            order=order,
+            strategy_name=strategy,
+            key=services.order_key(claim_id),
+        )
+        return _placed(result, caller, kind=result.order.kind)
+
+
+class PlaceSmartOrderView(OpenAlgoView):
+    rate_limit_group = "orders"
+    places_orders = True
+    runs_once = True
+    endpoint = "placesmartorder"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="placesmartorder: the order for the difference to a target position",
+        request=doc.request_body(
+            "PlaceSmartOrder",
+            **doc.STRATEGY,
+            **doc.ORDER_FIELDS,
+            position_size=doc._text("the position to reach (signed; 0 = flat)", True),
+        ),
+        responses=doc.answer(
+            "PlaceSmartOrder",
+            orderid=serializers.CharField(required=False),
+            message=serializers.CharField(required=False),
+            mode=_mode(),
+        ),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        reader = _read(body)
+        strategy = read_strategy(reader)
+        order = read_order(reader, quantity_minimum=0, brackets=False)
+        position_size = reader.integer("position_size", required=True, minimum=None)
+        reader.raise_errors()
+        smart = services.place_smart_order(
+            caller=caller,
+            order=order,
+            position_size=position_size,
+            strategy_name=strategy,
+            claim_id=claim_id,
+        )
+        if smart.change is None:
+            return Answer(
+                status=200,
+                body=show.success(
+                    message="Positions Already Matched. No Action needed.",
+                    current_position=smart.current,
+                    mode=caller.mode,
+                ),
+            )
+        change = smart.result
+        extra = {
+            "action": smart.change.side,
+            "quantity": smart.change.quantity,
+            "current_position": smart.current,
+        }
+        if change.exit_legs:
+            extra["orderids"] = [str(order.pk) for order in change.orders]
+            extra["message"] = (
+                "Part or all of the change exits desk brackets holding the position "
+                f"(orders {', '.join(str(o.pk) for o in change.bracket_orders)})"
+            )
+        if change.nothing_sent:
+            # The exits never reached the broker: answered as an order not sent would be;
+            # the same request sent again reads the position afresh and places once.
+            return Answer(
+                status=503,
+                body=show.error(
+                    "The exit was not sent to the broker, nothing was placed: "
+                    + "; ".join(change.errors)
+                    + ". Send the same request again.",
+                    code=NOT_SENT,
+                    retryable=True,
+                    mode=caller.mode,
+                    **extra,
+                ),
+                headers={"Retry-After": "1"},
+            )
+        if change.errors and not change.placement:
+            return Answer(
+                status=400,
+                body=show.error("; ".join(change.errors), mode=caller.mode, **extra),
+                placed=True,
+            )
+        if change.placement is not None:
+            if change.errors:
+                extra["errors"] = change.errors
+            return _placed(change.placement, caller, **extra)
+        primary = change.primary_order
+        return Answer(
+            status=200,
+            body=show.success(orderid=str(primary.pk), mode=caller.mode, **extra),
+            placed=True,
+        )
+
+
+class BasketOrderView(OpenAlgoView):
+    rate_limit_group = "orders"
+    places_orders = True
+    runs_once = True
+    endpoint = "basketorder"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="basketorder: several orders, each standing alone (BUYs before SELLs)",
+        request=doc.request_body(
+            "BasketOrder",
+            **doc.STRATEGY,
+            orders=serializers.ListField(
+                child=inline_order_item(), help_text="the orders (at most 100)"
+            ),
+        ),
+        responses=doc.answer("BasketOrder", results=doc.any_list(), mode=_mode()),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        reader = _read(body)
+        strategy = read_strategy(reader)
+        raw_items = body.get("orders")
+        if not isinstance(raw_items, list):
+            reader.fail("orders", "is required: a list of orders")
+        reader.raise_errors()
+        items: list = []
+        for index, raw in enumerate(raw_items):
+            try:
+                item_reader = FieldReader(raw, prefix=f"orders[{index}].")
+                item = read_order(item_reader, brackets=False)
+                item_reader.raise_errors()
+                items.append(item)
+            except OpenAlgoInvalid as exc:
+                items.append(exc)
+        results = services.place_basket(
+            caller=caller, items=items, strategy_name=strategy, claim_id=claim_id
+        )
+        rows = []
+        for result, raw in zip(results, raw_items, strict=True):
+            symbol = result.order.symbol if result.order else str(_get(raw, "symbol"))
+            rows.append(_item_row({"symbol": symbol}, result.placement, result.error))
+        placed = any(
+            result.placement is not None and result.placement.outcome != OUTCOME_NOT_SENT
+            for result in results
+        )
+        if _all_not_sent(results):
+            return Answer(
+                status=503,
+                body=show.error(
+                    "No order of the basket was sent to the broker, nothing was placed; "
+                    "send the same request again",
+                    code=NOT_SENT,
+                    retryable=True,
+                    results=rows,
+                    mode=caller.mode,
+                ),
+                headers={"Retry-After": "1"},
+            )
+        if not any(row["status"] == "success" for row in rows):
+            return Answer(
+                status=400,
+                body=show.error(
+                    "No order of the basket was placed: " + rows[0].get("message", ""),
+                    results=rows,
+                    mode=caller.mode,
+                ),
+                placed=placed,
+            )
+        return Answer(status=200, body=show.success(results=rows, mode=caller.mode), placed=placed)
+
+
+def _get(raw: Any, name: str) -> Any:
+    return raw.get(name, "") if isinstance(raw, dict) else ""
+
+
+class SplitOrderView(OpenAlgoView):
+    rate_limit_group = "orders"
+    places_orders = True
+    runs_once = True
+    endpoint = "splitorder"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="splitorder: one quantity in several orders of splitsize (remainder last)",
+        request=doc.request_body(
+            "SplitOrder",
+            **doc.STRATEGY,
+            **doc.ORDER_FIELDS,
+            splitsize=doc._text("units per order (at most 100 orders)", True),
+        ),
+        responses=doc.answer(
+            "SplitOrder",
+            split_size=serializers.IntegerField(),
+            total_quantity=serializers.IntegerField(),
+            results=doc.any_list(),
+            mode=_mode(),
+        ),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        reader = _read(body)
+        strategy = read_strategy(reader)
+        order = read_order(reader, brackets=False)
+        split_size = reader.integer("splitsize", required=True)
+        reader.raise_errors()
+        results = services.place_split(
+            caller=caller,
+            order=order,
+            split_size=split_size,
+            strategy_name=strategy,
+            claim_id=claim_id,
+        )
+        rows = []
+        for result in results:
+            row: dict[str, Any] = {"order_num": result.index + 1, "quantity": result.quantity}
+            rows.append(_item_row(row, result.placement, result.error))
+        if _all_not_sent(results):
+            return Answer(
+                status=503,
+                body=show.error(
+                    "No order of the split was sent to the broker, nothing was placed; "
+                    "send the same request again",
+                    code=NOT_SENT,
+                    retryable=True,
+                    split_size=split_size,
+                    total_quantity=order.quantity,
+                    results=rows,
+                    mode=caller.mode,
+                ),
+                headers={"Retry-After": "1"},
+            )
+        body = show.success(
+            split_size=split_size,
+            total_quantity=order.quantity,
+            results=rows,
+            mode=caller.mode,
+        )
+        if not any(row["status"] == "success" for row in rows):
+            body = show.error(
+                "No order of the split was placed: " + rows[0].get("message", ""),
+                split_size=split_size,
+                total_quantity=order.quantity,
+                results=rows,
+                mode=caller.mode,
+            )
+            return Answer(status=400, body=body, placed=True)
+        return Answer(status=200, body=body, placed=True)
+
+
+# ---- changing -------------------------------------------------------------------------------
+
+
+class ModifyOrderView(OpenAlgoView):
+    rate_limit_group = "orders"
+    places_orders = True
+    endpoint = "modifyorder"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="modifyorder: new price, trigger price or (a single order's) quantity",
+        request=doc.request_body(
+            "ModifyOrder",
+            orderid=doc._text("the desk's order id", True),
+            **doc.STRATEGY,
+            **doc.ORDER_FIELDS,
+        ),
+        responses=doc.answer("ModifyOrder", orderid=serializers.CharField(), mode=_mode()),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        reader = _read(body)
+        order_id = read_order_id(reader)
+        order = read_order(reader, brackets=False)
+        reader.raise_errors()
+        modified = services.modify(caller=caller, order_id=order_id, order=order)
+        return Answer(
+            status=200, body=show.success(orderid=str(modified.pk), mode=caller.mode), placed=True
+        )
+
+
+class CancelOrderView(OpenAlgoView):
+    rate_limit_group = "orders"
+    places_orders = True
+    endpoint = "cancelorder"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="cancelorder: cancel one order's unfilled entry",
+        request=doc.request_body(
+            "CancelOrder", orderid=doc._text("the desk's order id", True), **doc.STRATEGY
+        ),
+        responses=doc.answer("CancelOrder", orderid=serializers.CharField(), mode=_mode()),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        reader = _read(body)
+        order_id = read_order_id(reader)
+        reader.raise_errors()
+        cancelled = services.cancel(caller=caller, order_id=order_id)
+        return Answer(
+            status=200, body=show.success(orderid=str(cancelled.pk), mode=caller.mode), placed=True
+        )
+
+
+class CancelAllOrderView(OpenAlgoView):
+    rate_limit_group = "orders"
+    places_orders = True
+    endpoint = "cancelallorder"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="cancelallorder: cancel every working order of the key's account",
+        request=doc.request_body("CancelAllOrder", **doc.STRATEGY),
+        responses=doc.answer(
+            "CancelAllOrder",
+            message=serializers.CharField(),
+            canceled_orders=serializers.ListField(child=serializers.CharField()),
+            failed_cancellations=doc.any_list(),
+            mode=_mode(),
+        ),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        result = services.cancel_all(caller=caller)
+        message = (
+            f"Canceled {len(result.cancelled)} orders. "
+            f"Failed to cancel {len(result.failed)} orders."
+        )
+        return Answer(
+            status=200,
+            body=show.success(
+                message=message,
+                canceled_orders=[str(pk) for pk in result.cancelled],
+                failed_cancellations=[
+                    {"orderid": str(pk), "reason": reason} for pk, reason in result.failed
+                ],
+                mode=caller.mode,
+            ),
+            placed=bool(result.cancelled),
+        )
+
+
+class ClosePositionView(OpenAlgoView):
+    rate_limit_group = "orders"
+    places_orders = True
+    runs_once = True
+    endpoint = "closeposition"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="closeposition: MARKET orders closing every open position of the account",
+        request=doc.request_body("ClosePosition", **doc.STRATEGY),
+        responses=doc.answer(
+            "ClosePosition",
+            message=serializers.CharField(),
+            orderids=serializers.ListField(child=serializers.CharField()),
+            mode=_mode(),
+        ),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        reader = _read(body)
+        strategy = read_strategy(reader)
+        reader.raise_errors()
+        result = services.close_positions(caller=caller, strategy_name=strategy)
+        order_ids = [str(pk) for pk in result.exit_order_ids + result.bracket_order_ids]
+        written = bool(order_ids)
+        if not written and not result.errors:
+            return Answer(
+                status=200,
+                body=show.success(message="No open positions to close", mode=caller.mode),
+            )
+        if result.not_sent and not result.exit_legs and len(result.not_sent) == len(result.errors):
+            return Answer(
+                status=503,
+                body=show.error(
+                    "No exit was sent to the broker, nothing was placed: "
+                    + "; ".join(result.errors)
+                    + ". Send the same request again.",
+                    code=NOT_SENT,
+                    retryable=True,
+                    orderids=order_ids,
+                    mode=caller.mode,
+                ),
+                headers={"Retry-After": "1"},
+            )
+        if result.errors and not result.exit_legs:
+            return Answer(
+                status=400,
+                body=show.error(
+                    "No position was closed: " + "; ".join(result.errors),
+                    orderids=order_ids,
+                    mode=caller.mode,
+                ),
+                placed=written,
+            )
+        if result.errors:
+            return Answer(
+                status=200,
+                body=show.success(
+                    message="Some positions were not closed: " + "; ".join(result.errors),
+                    orderids=order_ids,
+                    errors=result.errors,
+                    mode=caller.mode,
+                ),
+                placed=True,
+            )
+        return Answer(
+            status=200,
+            body=show.success(
+                message="All Open Positions Squared Off", orderids=order_ids, mode=caller.mode
+            ),
+            placed=True,
+        )
+
+
+# ---- orders and books -----------------------------------------------------------------------
+
+
+class OrderStatusView(OpenAlgoView):
+    endpoint = "orderstatus"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="orderstatus: one order of the key's account",
+        request=doc.request_body(
+            "OrderStatus", orderid=doc._text("the desk's order id", True), **doc.STRATEGY
+        ),
+        responses=doc.answer("OrderStatus", data=doc.any_object("the order")),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        reader = _read(body)
+        order_id = read_order_id(reader)
+        reader.raise_errors()
+        selectors.order_on_account(account=caller.account, order_id=order_id)  # 404 first
+        refresh_orders_from_broker(account=caller.account, actor=caller.actor)
+        order = selectors.order_on_account(account=caller.account, order_id=order_id)
+        return Answer(status=200, body=show.success(data=show.order_data(order)))
+
+
+class OpenPositionView(OpenAlgoView):
+    endpoint = "openposition"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="openposition: the net quantity of one symbol and product (live)",
+        request=doc.request_body(
+            "OpenPosition",
+            **doc.STRATEGY,
+            symbol=doc.ORDER_FIELDS["symbol"],
+            exchange=doc.ORDER_FIELDS["exchange"],
+            product=doc._text("MIS, NRML, CNC", True),
+        ),
+        responses=doc.answer("OpenPosition", quantity=serializers.CharField()),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        reader = _read(body)
+        symbol = reader.text("symbol", required=True)
+        exchange = reader.text("exchange", required=True)
+        product = reader.mapped("product", product_type_of_product, required=True)
+        reader.raise_errors()
+        quantity = services.open_position(
+            caller=caller, exchange=exchange, symbol=symbol, product_type=product
+        )
+        return Answer(status=200, body=show.success(quantity=str(quantity)))
+
+
+class OrderBookView(OpenAlgoView):
+    endpoint = "orderbook"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="orderbook: today's orders of the key's account, with statistics",
+        request=doc.request_body("OrderBook"),
+        responses=doc.answer("OrderBook", data=doc.any_object("orders and statistics")),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        refresh_orders_from_broker(account=caller.account, actor=caller.actor)
+        orders = selectors.orders_of_the_day(account=caller.account)
+        return Answer(status=200, body=show.success(data=show.order_book(orders)))
+
+
+class TradeBookView(OpenAlgoView):
+    endpoint = "tradebook"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="tradebook: the broker's fills (live read)",
+        request=doc.request_body("TradeBook"),
+        responses=doc.answer("TradeBook", data=doc.any_list("fills")),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        trades = read_trade_book(caller.account)
+        instruments = selectors.instruments_by_key(
+            {(t.exchange_segment, int(t.exchange_instrument_id)) for t in trades}
+        )
+        order_ids = selectors.order_ids_by_leg_identifier(
+            account=caller.account, identifiers={t.unique_identifier for t in trades}
+        )
+        rows = [show.trade_data(t, instruments, order_ids) for t in trades]
+        return Answer(status=200, body=show.success(data=rows))
+
+
+def _position_instruments(positions) -> dict:
+    return selectors.instruments_by_key(
+        {(p.exchange_segment, int(p.exchange_instrument_id)) for p in positions}
+    )
+
+
+class PositionBookView(OpenAlgoView):
+    endpoint = "positionbook"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="positionbook: the broker's positions (live read)",
+        request=doc.request_body("PositionBook"),
+        responses=doc.answer("PositionBook", data=doc.any_list("positions")),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        positions = read_positions(caller.account)
+        instruments = _position_instruments(positions)
+        rows = [show.position_data(p, instruments) for p in positions]
+        return Answer(status=200, body=show.success(data=rows))
+
+
+class HoldingsView(OpenAlgoView):
+    endpoint = "holdings"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="holdings: the broker's delivery holdings, valued at the LTP, with statistics",
+        request=doc.request_body("Holdings"),
+        responses=doc.answer("Holdings", data=doc.any_object("holdings and statistics")),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        holdings = account_holdings(caller.account)
+        if holdings.error:
+            raise BrokerUnavailableError(
+                f"The broker's holdings could not be read: {holdings.error}",
+                details={"account_id": caller.account.pk},
+            )
+        instruments = selectors.instruments_by_key(
+            {(row.exchange_segment, int(row.exchange_instrument_id)) for row in holdings.rows}
+        )
+        data = show.holdings_data(holdings, instruments)
+        return Answer(status=200, body=show.success(data=data))
+
+
+class FundsView(OpenAlgoView):
+    endpoint = "funds"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="funds: available cash, margin used and M2M (live read)",
+        request=doc.request_body("Funds"),
+        responses=doc.answer("Funds", data=doc.any_object("funds")),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        balance = read_balance(caller.account)
+        positions = read_positions(caller.account)
+        return Answer(status=200, body=show.success(data=show.funds_data(balance, positions)))
+
+
+# ---- market data and symbols ----------------------------------------------------------------
+
+
+def _instrument_from(body: dict):
+    reader = _read(body)
+    symbol = reader.text("symbol", required=True)
+    exchange = reader.text("exchange", required=True)
+    reader.raise_errors()
+    return selectors.resolve_instrument(exchange=exchange, symbol=symbol)
+
+
+class QuotesView(OpenAlgoView):
+    endpoint = "quotes"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="quotes: LTP, bid and ask from the desk's fair prices",
+        request=doc.request_body(
+            "Quotes", symbol=doc.ORDER_FIELDS["symbol"], exchange=doc.ORDER_FIELDS["exchange"]
+        ),
+        responses=doc.answer("Quotes", data=doc.any_object("ltp, bid, ask (OHLC, volume: 0)")),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        instrument = _instrument_from(body)
+        return Answer(status=200, body=show.success(data=show.quote_data(instrument)))
+
+
+class SymbolView(OpenAlgoView):
+    endpoint = "symbol"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="symbol: one instrument's details (lot size, tick size, token...)",
+        request=doc.request_body(
+            "Symbol", symbol=doc.ORDER_FIELDS["symbol"], exchange=doc.ORDER_FIELDS["exchange"]
+        ),
+        responses=doc.answer("Symbol", data=doc.any_object("the instrument")),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        instrument = _instrument_from(body)
+        return Answer(status=200, body=show.success(data=show.instrument_data(instrument)))
+
+
+class SearchView(OpenAlgoView):
+    endpoint = "search"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="search: instruments matching every word of the query (at most 100)",
+        request=doc.request_body(
+            "Search",
+            query=doc._text("e.g. NIFTY 26000 DEC CE", True),
+            exchange=doc._text("NSE, BSE, NFO, BFO, CDS, MCX (optional)"),
+        ),
+        responses=doc.answer(
+            "Search", message=serializers.CharField(), data=doc.any_list("instruments")
+        ),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        reader = _read(body)
+        query = reader.text("query", required=True)
+        exchange = reader.text("exchange")
+        reader.raise_errors()
+        found = selectors.search_instruments(query=query, exchange=exchange)
+        return Answer(
+            status=200,
+            body=show.success(
+                message=f"Found {len(found)} matching symbols",
+                data=[show.instrument_data(i) for i in found],
+            ),
+        )
+
+
+# ---- the calendar ---------------------------------------------------------------------------
+
+
+class TimingsView(OpenAlgoView):
+    endpoint = "market/timings"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="market/timings: when the desk takes live orders on a date (epoch ms)",
+        request=doc.request_body("Timings", date=doc._text("YYYY-MM-DD (default: today)")),
+        responses=doc.answer("Timings", data=doc.any_list("one row per exchange; [] closed")),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        reader = _read(body)
+        day = read_date(reader, "date", default=market_now().date())
+        reader.raise_errors()
+        session = selectors.trading_session(day)
+        rows = []
+        if session is not None:
+            start, end = (epoch_millis(moment) for moment in session)
+            rows = [{"exchange": ex, "start_time": start, "end_time": end} for ex in EXCHANGES]
+        return Answer(status=200, body=show.success(data=rows))
+
+
+class HolidaysView(OpenAlgoView):
+    endpoint = "market/holidays"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="market/holidays: the desk's trading holidays of a year",
+        request=doc.request_body("Holidays", year=doc._text("2020 to 2050 (default: this year)")),
+        responses=doc.answer(
+            "Holidays",
+            year=serializers.IntegerField(),
+            timezone=serializers.CharField(),
+            data=doc.any_list("holidays"),
+        ),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        reader = _read(body)
+        year = read_year(reader, default=market_now().year)
+        reader.raise_errors()
+        rows = [
+            {
+                "date": holiday.date.isoformat(),
+                "description": holiday.description,
+                "holiday_type": "TRADING_HOLIDAY",
+                "closed_exchanges": list(EXCHANGES),
+                "open_exchanges": [],
+            }
+            for holiday in selectors.holidays_of_year(year)
+        ]
+        return Answer(status=200, body=show.success(year=year, timezone=str(MARKET_TZ), data=rows))
+
+
+# ---- the analyzer ---------------------------------------------------------------------------
+
+
+def _analyzer_data(caller: services.Caller) -> dict[str, Any]:
+    twin = caller.account if caller.analyze else getattr(caller.bound_account, "paper_twin", None)
+    return {
+        "analyze_mode": caller.analyze,
+        "mode": caller.mode,
+        "total_logs": Order.objects.filter(account=twin).count() if twin is not None else 0,
+        "paper_account": twin.account_name if twin is not None else "",
+    }
+
+
+class AnalyzerStatusView(OpenAlgoView):
+    endpoint = "analyzer"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="analyzer: is the key in analyzer mode (orders to the paper twin)?",
+        request=doc.request_body("Analyzer"),
+        responses=doc.answer("Analyzer", data=doc.any_object("analyze_mode, mode, total_logs")),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        return Answer(status=200, body=show.success(data=_analyzer_data(caller)))
+
+
+class AnalyzerToggleView(OpenAlgoView):
+    # Where the key's orders go is a trading decision: a trade key's.
+    places_orders = True
+    endpoint = "analyzer/toggle"
+
+    @extend_schema(
+        tags=[doc.TAG],
+        summary="analyzer/toggle: mode true sends the key's orders to a paper twin",
+        request=doc.request_body(
+            "AnalyzerToggle", mode=serializers.BooleanField(help_text="true: analyze")
+        ),
+        responses=doc.answer("AnalyzerToggle", data=doc.any_object("the new mode")),
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def respond(self, caller, body, claim_id):
+        reader = _read(body)
+        enabled = reader.flag("mode", required=True)
+        reader.raise_errors()
+        caller = services.set_analyzer(caller=caller, enabled=enabled)
+        data = _analyzer_data(caller)
+        data["message"] = f"Analyzer mode switched to {caller.mode}"
+        return Answer(status=200, body=show.success(data=data), placed=True)

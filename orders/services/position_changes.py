@@ -1,0 +1,529 @@
+"""Changing a position by an amount or to a target, and exiting positions, without leaving
+a bracket's protection behind: the one place that decides which part of an exit the
+brackets holding a position take.
+
+A position on the desk may be held by brackets, whose stop-loss and targets keep working at
+the broker. A plain opposite order would flatten the position but leave those legs working:
+one of them fills later and opens the position again the other way, unprotected. So the
+part of a change that reduces a position is given first to the brackets holding it
+(`brackets_holding`, `allocate_to_brackets`: oldest first), as MARKET exit legs on those
+brackets (`write_ahead_bracket_exits`); their stop-loss and targets then shrink with the
+exit (protection's one-cancels-other). The rest is an order of its own.
+
+Three callers share this:
+- `write_ahead_exits`: whole positions squared off with MARKET exits, the rest as new orders
+  whose one leg is an EXIT (not refused by the kill switch's trading lock): the kill switch
+  and a trader's position exit (orders.positions.services, also OpenAlgo's closeposition).
+- `change_position`: a change by an amount (OpenAlgo's placesmartorder, its strategy
+  webhook), a bracket exited in full has its working legs cancelled first and is marked
+  exit-requested; the rest is one single order through the one placement path
+  (validation, write-ahead, idempotency), refused on a locked account.
+- `change_position_live`: the live position read and changed under the account's exclusion.
+
+The broker's positions are read live (`net_quantity`): a target is only as good as the
+position it is measured from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import BrokerAccount, Strategy
+from accounts.services import strategy_named
+from orders.brokers.base import BrokerPositionRow
+from orders.domain.rollup import open_position_of
+from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
+from orders.models import Instrument, Order, OrderLeg, OrderType, Side
+from orders.services.audit import leg_state, new_event, record_changes
+from orders.services.broker_calls import submit_legs
+from orders.services.broker_reads import read_positions
+from orders.services.changes import cancel_leg
+from orders.services.exclusion import account_exclusion
+from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
+from orders.services.lifecycle import INITIAL_STATUS
+from orders.services.placement import OrderPlan, PlacementResult, place_single_order, write_ahead
+from orders.services.sync import roll_up_orders
+from orders.services.trading_lock import ensure_trading_allowed_now
+from orders.validation import SingleOrderRequest, check_trading_window, validate_single_order
+from trading_site.core.errors import BrokerUnavailableError, ValidationFailed
+
+Role = OrderLeg.Role
+
+
+# ---- reading positions ----------------------------------------------------------------------
+
+
+def net_quantity(
+    *,
+    instrument: Instrument,
+    product_type: str,
+    positions: list[BrokerPositionRow],
+) -> int:
+    """The net quantity of one instrument and product in `positions` (0 when flat). A
+    quantity the broker sent unreadable is never guessed: BrokerUnavailableError."""
+    total = 0
+    for row in positions:
+        if (
+            row.exchange_segment != instrument.exchange_segment
+            or int(row.exchange_instrument_id) != int(instrument.exchange_instrument_id)
+            or row.product_type != product_type
+        ):
+            continue
+        if row.net_qty is None:
+            raise BrokerUnavailableError(
+                "The broker sent this position's quantity unreadable; nothing was placed",
+                details={"symbol": instrument.trading_symbol},
+            )
+        total += row.net_qty
+    return total
+
+
+# ---- the brackets holding a position, and their exit legs ----------------------------------
+
+
+def chunks(quantity: int, freeze: int | None) -> list[int]:
+    """`quantity` in orders of at most the exchange's freeze quantity."""
+    if quantity <= 0:
+        return []
+    if not freeze or quantity <= freeze:
+        return [quantity]
+    full, rest = divmod(quantity, freeze)
+    return [freeze] * full + ([rest] if rest else [])
+
+
+def _working_exit_quantity(legs: list[OrderLeg]) -> int:
+    return sum(
+        max(0, leg.quantity - leg.filled_quantity)
+        for leg in legs
+        if leg.role == Role.EXIT and leg.status in OPEN_LEG_STATUSES
+    )
+
+
+@dataclass
+class BracketExit:
+    """The part of an exit one bracket takes."""
+
+    order: Order
+    legs: list[OrderLeg]
+    quantity: int
+    closes_all: bool
+
+
+def brackets_holding(
+    *, account: BrokerAccount, instrument: Instrument, product_type: str, exit_side: str
+) -> list[tuple[Order, list[OrderLeg], int]]:
+    """The brackets whose open position an order on `exit_side` would reduce, oldest
+    first, each with its legs and the quantity still free to exit (open position minus the
+    exits already on their way)."""
+    holding_side = Side.BUY if exit_side == Side.SELL else Side.SELL
+    brackets = (
+        Order.objects.filter(
+            account=account,
+            kind=Order.Kind.BRACKET,
+            instrument=instrument,
+            product_type=product_type,
+            side=holding_side,
+            filled_quantity__gt=0,
+            status__in=(Order.Status.PARTIALLY_FILLED, Order.Status.FILLED),
+            archived_at=None,
+        )
+        .select_related("instrument")
+        .prefetch_related("legs")
+        .order_by("id")
+    )
+    found = []
+    for order in brackets:
+        legs = list(order.legs.all())
+        free = open_position_of(legs) - _working_exit_quantity(legs)
+        if free > 0:
+            found.append((order, legs, free))
+    return found
+
+
+def allocate_to_brackets(
+    holders: list[tuple[Order, list[OrderLeg], int]], reducing: int
+) -> list[BracketExit]:
+    """`reducing` units of exit spread over the holders, oldest first."""
+    allocations = []
+    for order, legs, free in holders:
+        if reducing <= 0:
+            break
+        take = min(free, reducing)
+        allocations.append(
+            BracketExit(order=order, legs=legs, quantity=take, closes_all=take == free)
+        )
+        reducing -= take
+    return allocations
+
+
+def write_ahead_bracket_exits(
+    allocations: list[BracketExit],
+    *,
+    account: BrokerAccount,
+    exit_side: str,
+    actor: str,
+    reason: str,
+) -> list[tuple[OrderLeg, Order]]:
+    """MARKET exit legs on the brackets, split at the freeze quantity, written (with their
+    audit) in one transaction before anything is sent."""
+    specs = [
+        (allocation.order, chunk)
+        for allocation in allocations
+        for chunk in chunks(allocation.quantity, allocation.order.instrument.freeze_quantity)
+    ]
+    if not specs:
+        return []
+    ensure_daily_counter(account_id=account.pk)
+    pairs = []
+    with transaction.atomic():
+        identifiers = next_unique_identifiers(account_id=account.pk, count=len(specs))
+        events = []
+        for (order, chunk), identifier in zip(specs, identifiers, strict=True):
+            leg = OrderLeg.objects.create(
+                order=order,
+                account=account,
+                role=Role.EXIT,
+                order_type=OrderType.MARKET,
+                side=exit_side,
+                quantity=chunk,
+                unique_identifier=identifier,
+                status=INITIAL_STATUS,
+            )
+            events.append(
+                new_event(
+                    order=order,
+                    leg=leg,
+                    kind=EventKind.EXIT_CREATED,
+                    actor=actor,
+                    message=f"{reason}: exit {chunk} of the bracket",
+                    after=leg_state(leg),
+                )
+            )
+            pairs.append((leg, order))
+        record_changes(events)
+    return pairs
+
+
+# ---- squaring positions off -----------------------------------------------------------------
+
+
+def write_ahead_exits(
+    *,
+    account: BrokerAccount,
+    positions: list[BrokerPositionRow],
+    actor: str,
+    result,
+    source: str = Order.Source.KILL_SWITCH,
+    external_id: str = "kill-switch",
+    reason: str = "kill switch",
+    strategy: Strategy | None = None,
+) -> list[tuple[OrderLeg, Order]]:
+    """MARKET exit legs for every non-flat position in `positions`: first on the brackets
+    holding it (so their books close), the remainder as new orders of `source` whose one
+    leg is an EXIT (so the kill switch's trading lock lets them out); split at the freeze
+    quantity. Problems go to `result.errors`, new orders' ids to `result.exit_order_ids`.
+    Used by the kill switch and by a trader's (or OpenAlgo's) exit of positions."""
+    pairs: list[tuple[OrderLeg, Order]] = []
+    for position in positions:
+        if position.net_qty is None:
+            # Never guess (nor skip quietly): the trader must square this one off by hand.
+            result.errors.append(
+                f"position {position.exchange_segment}:{position.exchange_instrument_id} "
+                f"{position.product_type}: the broker's quantity is unreadable, nothing "
+                "squared off; square it off at the broker"
+            )
+            continue
+        if not position.net_qty:
+            continue
+        exit_side = Side.SELL if position.net_qty > 0 else Side.BUY
+        instrument = Instrument.objects.filter(
+            exchange_segment=position.exchange_segment,
+            exchange_instrument_id=position.exchange_instrument_id,
+        ).first()
+        if instrument is None:
+            result.errors.append(
+                f"position {position.exchange_segment}:{position.exchange_instrument_id} has no "
+                "known instrument; square it off at the broker"
+            )
+            continue
+        quantity = abs(position.net_qty)
+        holders = brackets_holding(
+            account=account,
+            instrument=instrument,
+            product_type=position.product_type,
+            exit_side=exit_side,
+        )
+        allocations = allocate_to_brackets(holders, quantity)
+        pairs += write_ahead_bracket_exits(
+            allocations, account=account, exit_side=exit_side, actor=actor, reason=reason
+        )
+        left = quantity - sum(a.quantity for a in allocations)
+        plans = [
+            OrderPlan(
+                user_id=account.user_id,
+                account=account,
+                instrument=instrument,
+                strategy=strategy,
+                kind=Order.Kind.SINGLE,
+                source=source,
+                side=exit_side,
+                product_type=position.product_type,
+                quantity=chunk,
+                order_type=OrderType.MARKET,
+                limit_price=None,
+                stop_price=None,
+                external_id=external_id,
+                leg_role=Role.EXIT,
+            )
+            for chunk in chunks(left, instrument.freeze_quantity)
+        ]
+        for order in write_ahead(plans=plans, actor=actor):
+            pairs.append((order.entry_leg, order))
+            result.exit_order_ids.append(order.pk)
+    return pairs
+
+
+# ---- changing a position --------------------------------------------------------------------
+
+
+@dataclass
+class PositionChangeResult:
+    """What a change placed: exit legs on brackets and/or one single order."""
+
+    exit_legs: list[OrderLeg] = field(default_factory=list)
+    bracket_orders: list[Order] = field(default_factory=list)
+    placement: PlacementResult | None = None
+    errors: list[str] = field(default_factory=list)
+    # Exit legs that never reached the broker (not sent: retry the change).
+    not_sent: list[str] = field(default_factory=list)
+
+    @property
+    def orders(self) -> list[Order]:
+        found = [self.placement.order] if self.placement is not None else []
+        return found + [o for o in self.bracket_orders if o not in found]
+
+    @property
+    def primary_order(self) -> Order | None:
+        return self.orders[0] if self.orders else None
+
+    @property
+    def placed_anything(self) -> bool:
+        return bool(self.exit_legs) or self.placement is not None
+
+    @property
+    def nothing_sent(self) -> bool:
+        """Every exit leg was not sent and there is no single order (a retry may place)."""
+        return (
+            self.placement is None
+            and bool(self.exit_legs)
+            and len(self.not_sent) == len(self.exit_legs)
+        )
+
+
+def _stand_down(allocation: BracketExit, *, actor: str) -> None:
+    """A bracket exited in full: no new protection (exit requested), its working entry,
+    stop-loss and target legs cancelled before the exit goes out (a stop-loss left working
+    would open the position again the other way)."""
+    order = allocation.order
+    now = timezone.now()
+    Order.objects.filter(pk=order.pk).update(exit_requested_at=now, updated_at=now)
+    order.exit_requested_at = now
+    for leg in allocation.legs:
+        if leg.role == Role.EXIT or leg.status not in OPEN_LEG_STATUSES:
+            continue
+        if leg.status == LegStatus.PENDING_SUBMIT or not leg.broker_order_id:
+            continue  # not acknowledged yet: the next sync settles it, protection trims it
+        cancel_leg(
+            order=order,
+            leg=leg,
+            actor=actor,
+            kind=EventKind.LEG_CANCELLED if leg.role == Role.ENTRY else EventKind.EXIT_CANCELLED,
+            failed_kind=EventKind.LEG_CANCELLED_FAILED,
+            raise_errors=False,
+        )
+
+
+def change_position(
+    *,
+    user,
+    account: BrokerAccount,
+    instrument: Instrument,
+    product_type: str,
+    side: str,
+    quantity: int,
+    current: int,
+    actor: str,
+    source: str,
+    strategy_name: str = "",
+    order_type: str = OrderType.MARKET,
+    limit_price: Decimal | None = None,
+    stop_price: Decimal | None = None,
+    client_order_id: str = "",
+    external_id: str = "",
+) -> PositionChangeResult:
+    """An order of `quantity` on `side` against a position of `current` (signed). The part
+    that reduces the position goes to the brackets holding it first (MARKET only: a priced
+    reduction of a bracket's position is refused, as it would leave the bracket's own
+    exits working while it rests); the rest is one single order. Everything is validated
+    before anything is written; the strategy named is the user's, made on first use (once
+    the change is known to be valid). A strategy's change, so refused as a whole on an
+    account the kill switch locked (TradingLocked). Runs under the account's exclusion."""
+    if quantity <= 0:
+        raise ValidationFailed(
+            "quantity must be positive", details={"quantity": ["must be positive"]}
+        )
+    ensure_trading_allowed_now(account.pk)
+    with account_exclusion(account.pk, purpose="position change"):
+        return _change_position(
+            user=user,
+            account=account,
+            instrument=instrument,
+            product_type=product_type,
+            side=side,
+            quantity=quantity,
+            current=current,
+            actor=actor,
+            source=source,
+            strategy_name=strategy_name,
+            order_type=order_type,
+            limit_price=limit_price,
+            stop_price=stop_price,
+            client_order_id=client_order_id,
+            external_id=external_id,
+        )
+
+
+def _change_position(
+    *,
+    user,
+    account: BrokerAccount,
+    instrument: Instrument,
+    product_type: str,
+    side: str,
+    quantity: int,
+    current: int,
+    actor: str,
+    source: str,
+    strategy_name: str,
+    order_type: str,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+    client_order_id: str,
+    external_id: str,
+) -> PositionChangeResult:
+    reduces = current > 0 if side == Side.SELL else current < 0
+    reducing = min(quantity, abs(current)) if reduces else 0
+    holders = (
+        brackets_holding(
+            account=account, instrument=instrument, product_type=product_type, exit_side=side
+        )
+        if reducing
+        else []
+    )
+    allocations = allocate_to_brackets(holders, reducing)
+    allocated = sum(a.quantity for a in allocations)
+    if allocated and order_type != OrderType.MARKET:
+        raise ValidationFailed(
+            "This position is held by desk brackets: reduce it with a MARKET order",
+            details={
+                "order_type": [
+                    "a priced order would rest while the brackets' own stop-loss and targets "
+                    "keep working; use MARKET, or exit the brackets "
+                    + ", ".join(str(a.order.pk) for a in allocations)
+                ]
+            },
+        )
+    remainder = quantity - allocated
+    single = None
+    if remainder:
+        single = SingleOrderRequest(
+            account_id=account.pk,
+            order_side=side,
+            order_type=order_type,
+            order_quantity=remainder,
+            product_type=product_type,
+            exchange_instrument_id=instrument.exchange_instrument_id,
+            exchange_segment=instrument.exchange_segment,
+            limit_price=limit_price,
+            stop_price=stop_price,
+            client_order_id=client_order_id,
+            external_id=external_id,
+        )
+        validate_single_order(user=user, request=single)  # nothing written if it fails
+    else:
+        check_trading_window(account)
+    if single is not None and strategy_name:
+        single.strategy_name = strategy_named(user=user, name=strategy_name).name
+
+    result = PositionChangeResult()
+    if allocations:
+        for allocation in allocations:
+            if allocation.closes_all:
+                _stand_down(allocation, actor=actor)
+        pairs = write_ahead_bracket_exits(
+            allocations, account=account, exit_side=side, actor=actor, reason="position change"
+        )
+        for outcome in submit_legs(account=account, pairs=pairs, actor=actor):
+            result.exit_legs.append(outcome.leg)
+            if outcome.not_sent:
+                result.not_sent.append(outcome.leg.unique_identifier)
+            if outcome.rejected_reason:
+                result.errors.append(
+                    f"exit {outcome.leg.unique_identifier} rejected: {outcome.rejected_reason}"
+                )
+        result.bracket_orders = [a.order for a in allocations]
+        roll_up_orders(order_ids=[a.order.pk for a in allocations], actor=actor)
+        for order in result.bracket_orders:
+            order.refresh_from_db()
+    if single is not None:
+        result.placement = place_single_order(user=user, request=single, source=source, actor=actor)
+    return result
+
+
+@dataclass
+class LiveChange:
+    """A change decided on the live position: `current` as the broker reported it, the
+    (side, quantity) decided (None: already there) and what was placed."""
+
+    current: int
+    change: object | None
+    result: PositionChangeResult | None = None
+
+
+def change_position_live(
+    *,
+    account: BrokerAccount,
+    instrument: Instrument,
+    product_type: str,
+    decide: Callable[[int], object | None],
+    **change: object,
+) -> LiveChange:
+    """Read the live position, `decide(current)` the change (an object with `side` and
+    `quantity`, or None when there is nothing to do) and make it with `change_position`,
+    all under the account's exclusion: two changes at once act one after the other, the
+    second on what the first left. A locked account is refused before anything is read."""
+    ensure_trading_allowed_now(account.pk)
+    with account_exclusion(account.pk, purpose="position change"):
+        current = net_quantity(
+            instrument=instrument,
+            product_type=product_type,
+            positions=read_positions(account),
+        )
+        decided = decide(current)
+        if decided is None:
+            return LiveChange(current=current, change=None)
+        result = change_position(
+            account=account,
+            instrument=instrument,
+            product_type=product_type,
+            side=decided.side,
+            quantity=decided.quantity,
+            current=current,
+            **change,
+        )
+    return LiveChange(current=current, change=decided, result=result)

@@ -1,0 +1,111 @@
+"""The OpenAlgo API's test world: a trader with a paper account, instruments in OpenAlgo's
+three symbol shapes, and keys of every kind; the `openalgo` client (from PyPI, unmodified)
+talks to a live server over real HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+import openalgo
+import pytest
+
+from accounts.api_keys import create_api_key
+from accounts.models import ApiKey, BrokerAccount, User
+from orders.models import Instrument
+from tests.factories import make_account, make_fair_price, make_instrument, make_user
+
+EXPIRY = date(2026, 12, 29)
+
+
+@dataclass
+class Desk:
+    url: str
+    user: User
+    account: BrokerAccount
+    other_account: BrokerAccount
+    stock: Instrument
+    future: Instrument
+    option: Instrument
+    trade_key: str
+    trade_key_row: ApiKey
+    read_key: str
+    unbound_key: str
+    stranger: User
+    stranger_account: BrokerAccount
+    stranger_key: str
+
+    def client(self, key: str | None = None) -> openalgo.api:
+        return openalgo.api(api_key=key or self.trade_key, host=self.url, timeout=30)
+
+
+@pytest.fixture
+def desk(live_server, settings) -> Desk:
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True
+    settings.PAPER_REJECT_RATE = "0"
+    settings.PAPER_FILL_CAP = 0
+    user = make_user(username="algo")
+    account = make_account(user=user, name="Paper desk")
+    other_account = make_account(user=user, name="Second paper")
+    stock = make_instrument(symbol="RELIANCE", instrument_id=2885, tick_size=Decimal("0.05"))
+    make_fair_price(stock, "100.00", spread="0.10")
+    future = make_instrument(
+        symbol="NIFTY26DECFUT",
+        segment="NSEFO",
+        instrument_id=52001,
+        lot_size=65,
+        tick_size=Decimal("0.05"),
+        freeze_quantity=1755,
+        underlying="NIFTY",
+        expiry=EXPIRY,
+        instrument_type="2",
+    )
+    future.name = "NIFTY"
+    future.series = "FUTIDX"
+    future.save(update_fields=["name", "series"])
+    make_fair_price(future, "26100.00", spread="1.00")
+    option = make_instrument(
+        symbol="NIFTY26DEC26000CE",
+        segment="NSEFO",
+        instrument_id=52011,
+        lot_size=65,
+        tick_size=Decimal("0.05"),
+        freeze_quantity=1755,
+        underlying="NIFTY",
+        expiry=EXPIRY,
+        strike_price=Decimal("26000"),
+        option_type="CE",
+        band=(Decimal("0.05"), Decimal("5000")),
+    )
+    option.name = "NIFTY"
+    option.save(update_fields=["name"])
+    make_fair_price(option, "180.00", spread="0.50")
+    trade_key, trade_key_row = create_api_key(
+        user=user, name="amibroker", scope=ApiKey.Scope.TRADE, bound_account=account
+    )
+    read_key, _ = create_api_key(
+        user=user, name="dashboard", scope=ApiKey.Scope.READ, bound_account=account
+    )
+    unbound_key, _ = create_api_key(user=user, name="desk", scope=ApiKey.Scope.TRADE)
+    stranger = make_user(username="stranger")
+    stranger_account = make_account(user=stranger, name="Paper desk")
+    stranger_key, _ = create_api_key(
+        user=stranger, name="theirs", scope=ApiKey.Scope.TRADE, bound_account=stranger_account
+    )
+    return Desk(
+        url=live_server.url,
+        user=user,
+        account=account,
+        other_account=other_account,
+        stock=stock,
+        future=future,
+        option=option,
+        trade_key=trade_key,
+        trade_key_row=trade_key_row,
+        read_key=read_key,
+        unbound_key=unbound_key,
+        stranger=stranger,
+        stranger_account=stranger_account,
+        stranger_key=stranger_key,
+    )
