@@ -53,7 +53,8 @@ class ThrottledAdminLoginForm(AdminAuthenticationForm):
                 f"Too many login attempts. Try again in {exc.retry_after} seconds.",
                 code="throttled",
             ) from None
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         user = self.get_user()
         if user is not None and two_factor.has_two_factor(user):
             code = self.cleaned_data.get("otp") or ""
@@ -221,7 +222,8 @@ class BrokerAccountAdminForm(forms.ModelForm):
             )
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         merged = dict(self.instance.credentials or {}) if self.instance.pk else {}
         for key in cleaned.get("clear_credentials") or []:
             merged.pop(key, None)
@@ -322,7 +324,8 @@ class EntryRegeneratePermissionAdminForm(forms.ModelForm):
         fields = ("user", "enabled", "strategies")
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         user, strategies = cleaned.get("user"), cleaned.get("strategies")
         if user is not None and strategies is not None:
             foreign = [s.name for s in strategies if s.user_id != user.pk]

@@ -16,11 +16,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Set as AbstractSet
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import models
 from django.utils import timezone
 
 from accounts.models import ApiKey, BrokerAccount, User
@@ -105,11 +107,13 @@ def live_api_keys(*, user: User):
 
 # ---- authenticating -------------------------------------------------------------------------
 
+_M = TypeVar("_M", bound=models.Model)
+
 # Never copied into the cache: the password hash stays in the database only.
 _USER_FIELDS_NOT_CACHED = {"password"}
 
 
-def _row_fields(instance, *, skip: set[str] = frozenset()) -> dict[str, Any]:
+def _row_fields(instance: models.Model, *, skip: AbstractSet[str] = frozenset()) -> dict[str, Any]:
     return {
         f.attname: getattr(instance, f.attname)
         for f in type(instance)._meta.concrete_fields
@@ -117,7 +121,7 @@ def _row_fields(instance, *, skip: set[str] = frozenset()) -> dict[str, Any]:
     }
 
 
-def _from_cached_fields(model, fields: dict[str, Any]):
+def _from_cached_fields(model: type[_M], fields: dict[str, Any]) -> _M:
     names = [f.attname for f in model._meta.concrete_fields if f.attname in fields]
     return model.from_db("default", names, [fields[name] for name in names])
 
@@ -167,6 +171,7 @@ def authenticate_api_key(raw: str) -> ApiKey | None:
     if found.get(tombstone):
         return None
     entry = found.get(entry_key)
+    api_key: ApiKey | None
     if entry is not None:
         user = _from_cached_fields(User, entry["user"])
         api_key = _from_cached_fields(ApiKey, entry["key"])

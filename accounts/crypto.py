@@ -7,8 +7,9 @@ FERNET_KEYS lists keys newest first: the first encrypts, all of them decrypt, an
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
@@ -63,7 +64,14 @@ class EncryptedTextField(models.TextField):
         return encrypt_text(str(value))
 
 
-class EncryptedJSONField(models.TextField):
+if TYPE_CHECKING:
+    # The model attribute is a dict (django-stubs would type a TextField's as a str).
+    _JSONTextField = models.TextField[Mapping[str, object] | None, dict[str, Any]]
+else:
+    _JSONTextField = models.TextField
+
+
+class EncryptedJSONField(_JSONTextField):
     """A JSON object encrypted at rest as one Fernet token."""
 
     description = "JSON encrypted at rest with MultiFernet"

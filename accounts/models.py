@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
@@ -10,8 +11,8 @@ from django.utils import timezone
 
 from accounts.crypto import EncryptedJSONField, EncryptedTextField
 
-MONEY = {"max_digits": 15, "decimal_places": 2, "default": Decimal("0.00")}
-PRICE = {"max_digits": 15, "decimal_places": 4}
+MONEY: dict[str, Any] = {"max_digits": 15, "decimal_places": 2, "default": Decimal("0.00")}
+PRICE: dict[str, Any] = {"max_digits": 15, "decimal_places": 4}
 
 
 class User(AbstractUser):
@@ -91,6 +92,12 @@ class BrokerAccount(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # Set by the dashboard and settings pages for their tables (trading_site.pages), never
+    # stored: the stream's health (orders.brokers.streams.health.StreamHealth) and today's PnL.
+    stream: Any
+    today_pnl: Decimal
+    today_fills: int
 
     class Meta:
         db_table = "broker_accounts"

@@ -19,7 +19,7 @@ def broker_account_for(*, user: User, account_id: int) -> BrokerAccount:
     return get_object_or_404(BrokerAccount, pk=account_id, user=user)
 
 
-def active_broker_account_for(*, user: User, account_id) -> BrokerAccount:
+def active_broker_account_for(*, user: User, account_id: int | str) -> BrokerAccount:
     """One of the user's active accounts (404 otherwise)."""
     try:
         pk = int(account_id)

@@ -12,15 +12,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth import authenticate as django_authenticate
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -67,11 +68,13 @@ def _cache_seconds(expires_at: datetime, now: datetime) -> int:
     return max(0, min(settings.AUTH_TOKEN_CACHE_SECONDS, remaining))
 
 
+_M = TypeVar("_M", bound=models.Model)
+
 # Never copied into the cache: the password hash stays in the database only.
 _USER_FIELDS_NOT_CACHED = {"password"}
 
 
-def _row_fields(instance, *, skip: set[str] = frozenset()) -> dict[str, Any]:
+def _row_fields(instance: models.Model, *, skip: AbstractSet[str] = frozenset()) -> dict[str, Any]:
     return {
         f.attname: getattr(instance, f.attname)
         for f in type(instance)._meta.concrete_fields
@@ -79,7 +82,7 @@ def _row_fields(instance, *, skip: set[str] = frozenset()) -> dict[str, Any]:
     }
 
 
-def _from_cached_fields(model, fields: dict[str, Any]):
+def _from_cached_fields(model: type[_M], fields: dict[str, Any]) -> _M:
     """Rebuild a row; fields absent from the cache (the password) load lazily if touched,
     and `save()` writes only the loaded fields, so it cannot blank them."""
     names = [f.attname for f in model._meta.concrete_fields if f.attname in fields]
@@ -136,6 +139,7 @@ def authenticate_token(token: str) -> tuple[User, AuthSession] | None:
     if found.get(tombstone):
         return None
     entry: dict[str, Any] | None = found.get(key)
+    session: AuthSession | None
     if entry is not None:
         user = _from_cached_fields(User, entry["user"])
         session = _from_cached_fields(AuthSession, entry["session"])

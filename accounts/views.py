@@ -36,6 +36,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import api_keys, selectors, services, two_factor
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import BrokerAccount, Strategy, User
 from accounts.web_forms import (
     ApiKeyForm,
@@ -134,7 +135,10 @@ def _pending_login(request: HttpRequest) -> tuple[User, dict] | None:
     if age > settings.TWO_FACTOR_LOGIN_TIMEOUT_SECONDS:
         request.session.pop(PENDING_LOGIN_KEY, None)
         return None
-    user = User.objects.filter(pk=pending.get("user_id"), is_active=True).first()
+    user_id = pending.get("user_id")
+    if user_id is None:
+        return None
+    user = User.objects.filter(pk=user_id, is_active=True).first()
     if user is None:
         return None
     return user, pending
@@ -184,7 +188,7 @@ def login_code(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def password_change(request: HttpRequest) -> HttpResponse:
+def password_change(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Change the password. Saving it ends the user's API tokens (accounts.signals), other
     browsers' sessions (Django's session hash) and their live sockets
     (monitoring.ws_revalidation); this browser's session is carried over."""
@@ -217,7 +221,7 @@ def _own_account(request: HttpRequest, pk: int) -> BrokerAccount:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def account_create(request: HttpRequest) -> HttpResponse:
+def account_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = BrokerAccountForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -237,7 +241,7 @@ def account_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def account_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     account = _own_account(request, pk)
     form = BrokerAccountForm(
         request.POST or None, editing=True, initial={"account_name": account.account_name}
@@ -264,7 +268,7 @@ def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def account_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
+def account_deactivate(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     account = _own_account(request, pk)
     services.deactivate_broker_account(account=account)
     messages.success(request, f"“{account.account_name}” is deactivated; its history is kept.")
@@ -273,7 +277,7 @@ def account_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def strategy_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+def strategy_edit(request: AuthenticatedHttpRequest, pk: int | None = None) -> HttpResponse:
     strategy = get_object_or_404(Strategy, pk=pk, user=request.user) if pk else None
     form = StrategyForm(request.POST or None, instance=strategy)
     if request.method == "POST" and form.is_valid():
@@ -293,7 +297,7 @@ def strategy_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 
 @login_required
 @require_POST
-def strategy_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def strategy_delete(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     strategy = get_object_or_404(Strategy, pk=pk, user=request.user)
     name = strategy.name
     services.delete_strategy(strategy=strategy)
@@ -303,7 +307,7 @@ def strategy_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def regenerate_permission(request: HttpRequest) -> HttpResponse:
+def regenerate_permission(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = RegeneratePermissionForm(request.POST, user=request.user)
     if form.is_valid():
         try:
@@ -324,7 +328,7 @@ def regenerate_permission(request: HttpRequest) -> HttpResponse:
 # ---- two-factor login -----------------------------------------------------------------------
 
 
-def _two_factor_context(request: HttpRequest, **extra) -> dict:
+def _two_factor_context(request: AuthenticatedHttpRequest, **extra) -> dict:
     user = request.user
     device = two_factor.confirmed_device(user)
     pending = None if device else two_factor.pending_device(user)
@@ -356,7 +360,7 @@ def _counted_code_attempt(request: HttpRequest, form) -> int | None:
 @never_cache
 @login_required
 @require_http_methods(["GET"])
-def two_factor_settings(request: HttpRequest) -> HttpResponse:
+def two_factor_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Two-factor login: its state, the enrolment (secret and QR code) when being set up,
     new recovery codes, and turning it off."""
     return render(request, "accounts/two_factor.html", _two_factor_context(request))
@@ -364,7 +368,7 @@ def two_factor_settings(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def two_factor_start(request: HttpRequest) -> HttpResponse:
+def two_factor_start(request: AuthenticatedHttpRequest) -> HttpResponse:
     try:
         two_factor.start_enrolment(user=request.user)
     except two_factor.TwoFactorError as exc:
@@ -377,9 +381,10 @@ def two_factor_start(request: HttpRequest) -> HttpResponse:
 @never_cache
 @login_required
 @require_POST
-def two_factor_confirm(request: HttpRequest) -> HttpResponse:
+def two_factor_confirm(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = TwoFactorCodeForm(request.POST, allow_recovery=False)
-    status, retry_after = 400, 0
+    status = 400
+    retry_after: int | None = 0
     if form.is_valid():
         retry_after = _counted_code_attempt(request, form)
         if retry_after is not None:
@@ -402,9 +407,10 @@ def two_factor_confirm(request: HttpRequest) -> HttpResponse:
 @never_cache
 @login_required
 @require_POST
-def two_factor_recovery_codes(request: HttpRequest) -> HttpResponse:
+def two_factor_recovery_codes(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = TwoFactorCodeForm(request.POST)
-    status, retry_after = 400, 0
+    status = 400
+    retry_after: int | None = 0
     if form.is_valid():
         retry_after = _counted_code_attempt(request, form)
         if retry_after is not None:
@@ -425,9 +431,10 @@ def two_factor_recovery_codes(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def two_factor_disable(request: HttpRequest) -> HttpResponse:
+def two_factor_disable(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = TwoFactorDisableForm(request.POST)
-    status, retry_after = 400, 0
+    status = 400
+    retry_after: int | None = 0
     if form.is_valid():
         retry_after = _counted_code_attempt(request, form)
         if retry_after is not None:
@@ -459,7 +466,7 @@ def _expiry_from_date(day) -> datetime | None:
     return datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=MARKET_TZ)
 
 
-def _api_keys_context(request: HttpRequest, **extra) -> dict:
+def _api_keys_context(request: AuthenticatedHttpRequest, **extra) -> dict:
     context = {
         "api_keys": selectors.api_keys_for(user=request.user, include_revoked=True)[:100],
         "form": ApiKeyForm(user=request.user),
@@ -472,7 +479,7 @@ def _api_keys_context(request: HttpRequest, **extra) -> dict:
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
-def api_keys_page(request: HttpRequest) -> HttpResponse:
+def api_keys_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     """List, create (the key shown on this answer only) and revoke API keys."""
     if request.method == "GET":
         return render(request, "accounts/api_keys.html", _api_keys_context(request))
@@ -502,7 +509,7 @@ def api_keys_page(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def api_key_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+def api_key_revoke(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     api_key = selectors.api_key_for(user=request.user, key_id=pk)
     api_keys.revoke_api_key(api_key=api_key)
     messages.success(request, f"API key “{api_key.name}” is revoked; it stopped working now.")

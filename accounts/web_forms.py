@@ -40,7 +40,7 @@ def _messages(value: Any) -> list[str]:
 
 
 def add_service_errors(
-    form: forms.Form,
+    form: forms.BaseForm,
     details: Mapping[str, Any] | None,
     *,
     fallback: str = "",
@@ -180,7 +180,9 @@ class RegeneratePermissionForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["strategies"].queryset = Strategy.objects.filter(user=user).order_by("name")
+        strategies = self.fields["strategies"]
+        assert isinstance(strategies, forms.ModelMultipleChoiceField)
+        strategies.queryset = Strategy.objects.filter(user=user).order_by("name")
 
 
 # ---- two-factor login and API keys -----------------------------------------------------------
@@ -261,6 +263,8 @@ class ApiKeyForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["bound_account"].queryset = BrokerAccount.objects.filter(
-            user=user, is_active=True
-        ).order_by("account_name")
+        bound_account = self.fields["bound_account"]
+        assert isinstance(bound_account, forms.ModelChoiceField)
+        bound_account.queryset = BrokerAccount.objects.filter(user=user, is_active=True).order_by(
+            "account_name"
+        )

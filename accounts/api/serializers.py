@@ -168,7 +168,9 @@ class KillSwitchResponseSerializer(serializers.Serializer):
     )
     exit_legs = serializers.ListField(child=serializers.CharField())
     exit_order_ids = serializers.ListField(child=serializers.IntegerField())
-    errors = serializers.ListField(child=serializers.CharField())
+    # The metaclass moves declared fields off the class, so this shadows Serializer.errors
+    # for the type checker only.
+    errors = serializers.ListField(child=serializers.CharField())  # type: ignore[assignment]
 
 
 class EnableTradingSerializer(serializers.Serializer):
