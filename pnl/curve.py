@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 ZERO = Decimal("0")
 
@@ -44,7 +45,7 @@ def max_drawdown(values: Sequence[Decimal]) -> Drawdown:
     return best
 
 
-def summed_curve(curves: Mapping[object, Sequence[Point]]) -> list[Point]:
+def summed_curve(curves: Mapping[Any, Sequence[Point]]) -> list[Point]:
     """Several accounts' curves added minute by minute: at each minute any account has a
     point, every account counts with its latest value so far (carried forward; an account
     with no point yet counts 0)."""

@@ -410,7 +410,12 @@ def merged_lots(
         quantity, pnl = matched.get(key, (0, Decimal(0)))
         matched[key] = (quantity + lot.quantity, pnl + lot.realized_pnl)
     open_rows: dict[tuple, int] = {}
-    for lot in result.open_lots:
-        key = (lot.entry_side, lot.entry_order_id, lot.entry_time, lot.entry_price)
-        open_rows[key] = open_rows.get(key, 0) + lot.quantity
+    for open_lot in result.open_lots:
+        open_key = (
+            open_lot.entry_side,
+            open_lot.entry_order_id,
+            open_lot.entry_time,
+            open_lot.entry_price,
+        )
+        open_rows[open_key] = open_rows.get(open_key, 0) + open_lot.quantity
     return matched, open_rows

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -57,7 +58,7 @@ def record_samples(accounts: Iterable[AccountPositions], *, at: datetime) -> int
     ]
     if not rows:
         return 0
-    conflict_target = (
+    conflict_target: dict[str, Any] = (
         {"unique_fields": ["account", "minute"]}
         if connection.features.supports_update_conflicts_with_target
         else {}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.db import models
 
 from orders.domain.vocabulary import Side
 
-PRICE = {"max_digits": 15, "decimal_places": 4}
-MONEY = {"max_digits": 15, "decimal_places": 2}
+PRICE: dict[str, Any] = {"max_digits": 15, "decimal_places": 4}
+MONEY: dict[str, Any] = {"max_digits": 15, "decimal_places": 2}
 
 
 class PnlLot(models.Model):
@@ -69,6 +70,10 @@ class PnlDaily(models.Model):
     turnover = models.DecimalField(max_digits=18, decimal_places=2, default=Decimal("0"))
     fills = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # Set by the P&L page for its table (pnl.views), never stored.
+    charges: Decimal
+    net: Decimal
 
     class Meta:
         db_table = "pnl_daily"

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -167,7 +168,7 @@ def executed_orders_by_day(
     trades) from the order book. One query for the fills, one for their instruments."""
     start, _ = _day_bounds(first)
     _, end = _day_bounds(last)
-    fills = [
+    fills: list[tuple[Any, ...]] = [
         (timezone.localtime(at, MARKET_TZ).date(), *rest)
         for at, *rest in BrokerTrade.objects.filter(
             account=account, traded_at__gte=start, traded_at__lt=end
@@ -235,7 +236,7 @@ def executed_orders(*, account: BrokerAccount, day: date) -> list[charges_mod.Ex
     return executed_orders_by_day(account=account, first=day, last=day).get(day, [])
 
 
-def _instruments(keys) -> dict[tuple[str, int], Instrument]:
+def _instruments(keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Instrument]:
     by_segment: dict[str, list[int]] = defaultdict(list)
     for segment, instrument_id in keys:
         by_segment[segment].append(instrument_id)

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as clock
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -122,7 +124,7 @@ def _read_fills(account: BrokerAccount) -> _AccountFills:
             "traded_at",
         )
     )
-    rows = list(trades)
+    rows: list[tuple[Any, ...]] = list(trades)
     if not rows:
         # No trade book: one fill per traded order, from the order book snapshot.
         rows = list(
@@ -166,6 +168,7 @@ def _legs_by_broker_order_id(account: BrokerAccount) -> dict[str, tuple[int, int
         .values_list("broker_order_id", "id", "order_id")
     )
     for broker_order_id, leg_id, order_id in rows:
+        assert broker_order_id is not None  # filtered out above
         legs.setdefault(broker_order_id, (leg_id, order_id))
     return legs
 
@@ -178,7 +181,7 @@ def _leg_salt(fills: list[fifo.Fill], legs: dict[str, tuple[int, int]]) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def _instrument_filter(keys) -> Q:
+def _instrument_filter(keys: Iterable[InstrumentKey]) -> Q:
     by_segment: dict[str, list[int]] = defaultdict(list)
     for segment, instrument_id in keys:
         by_segment[segment].append(instrument_id)
@@ -272,7 +275,8 @@ def _insert_lot_rows(rows: list[dict], *, batch_size: int = 1000) -> None:
     adapt = [isinstance(f, (models.DateTimeField, models.DecimalField)) for f in fields]
     defaults = [f.get_default() for f in fields]
     table = connection.ops.quote_name(PnlLot._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    # A concrete field always has its column (Field.column is Optional only before setup).
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)  # type: ignore[arg-type]
     placeholders = ", ".join(["%s"] * len(fields))
     # Identifiers come from the model's metadata (quoted), values only through parameters.
     sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608
@@ -629,6 +633,7 @@ def _save_states(
             state.open_quantity = result.open_quantity
             state.matched_at = now
         else:
+            assert state is not None  # an instrument FIFO did not rematch has a stored state
             to_update.append(state)
         state.unrealized = unrealized_by_key.get(key, ZERO)
         state.computed_at = now

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.contrib import messages
@@ -15,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import BrokerAccount
 from orders.domain.vocabulary import Side
 from pnl import selectors
@@ -130,7 +132,7 @@ def _all_accounts_context(accounts: list[BrokerAccount], day: date) -> dict:
 
 
 @login_required
-def pnl_page(request: HttpRequest) -> HttpResponse:
+def pnl_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     accounts = list(
         BrokerAccount.objects.filter(user=request.user).order_by("-is_active", "account_name")
     )
@@ -175,7 +177,8 @@ def pnl_page(request: HttpRequest) -> HttpResponse:
         )
         rows = []
         zero = Decimal("0")
-        for row in summary:
+        for values in summary:
+            row: dict[str, Any] = dict(values)
             row["realized"] = row["realized"] or zero
             row["unrealized"] = row["unrealized"] or zero
             row["total"] = row["realized"] + row["unrealized"]
@@ -191,8 +194,8 @@ def pnl_page(request: HttpRequest) -> HttpResponse:
             account=account, first=since, last=timezone.localdate(timezone.now(), MARKET_TZ)
         )
         for day_row in days:
-            summary = charges.get(day_row.trading_date)
-            day_row.charges = summary.charges.total if summary else Decimal("0")
+            day_charges = charges.get(day_row.trading_date)
+            day_row.charges = day_charges.charges.total if day_charges else Decimal("0")
             day_row.net = day_row.realized + day_row.unrealized - day_row.charges
         context.update(
             {
@@ -233,8 +236,9 @@ class BrokeragePlanForm(forms.ModelForm):
             "delivery_free": "No brokerage on delivery (CNC)",
         }
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         for name in ("flat_per_order", "percent", "cap_per_order"):
             value = data.get(name)
             if value is not None and value < 0:
@@ -245,7 +249,7 @@ class BrokeragePlanForm(forms.ModelForm):
 
 
 @login_required
-def brokerage_plan(request: HttpRequest, pk: int) -> HttpResponse:
+def brokerage_plan(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """The account's brokerage plan (estimated charges on the PnL page)."""
     account = get_object_or_404(BrokerAccount, pk=pk, user=request.user)
     plan = BrokeragePlanSetting.objects.filter(account=account).first() or BrokeragePlanSetting(

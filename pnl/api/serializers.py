@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from orders.domain.vocabulary import Side
 
-PRICE = {"max_digits": 15, "decimal_places": 4}
-MONEY = {"max_digits": 18, "decimal_places": 2}
+PRICE: dict[str, Any] = {"max_digits": 15, "decimal_places": 4}
+MONEY: dict[str, Any] = {"max_digits": 18, "decimal_places": 2}
 BIGINT_MAX = 2**63 - 1
 
 

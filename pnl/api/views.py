@@ -166,6 +166,7 @@ class PnlHistoryView(APIView):
         days = selectors.pnl_days_for(account=account, since=query.get("since"))
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(days, request, view=self)
+        assert page is not None  # the paginator always has a limit (default_limit)
         return paginator.get_paginated_response(
             DaySerializer([_day_row(day) for day in page], many=True).data
         )
