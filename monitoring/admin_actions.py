@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.contrib import admin, messages
+from django.contrib.admin.exceptions import NotRegistered
 from django.utils import timezone
 
 from monitoring.tasks import run_monitoring_cycle
@@ -31,7 +32,7 @@ def attach_to_user_admin() -> None:
 
     try:
         user_admin = admin.site.get_model_admin(get_user_model())
-    except admin.sites.NotRegistered:
+    except NotRegistered:
         return
     actions = list(user_admin.actions or [])
     if run_cycle_now not in actions:

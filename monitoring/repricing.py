@@ -55,11 +55,13 @@ def repriced_limit(
         return None
     bound = limit_price * max_slippage_pct / Decimal(100)
     if side == BUY:
+        assert buy_fair is not None  # is_stuck needs it
         # Round towards filling (up), but never past the slippage bound.
         target = _to_tick(buy_fair, tick_size, ROUND_CEILING)
         cap = limit_price + bound
         new = target if target <= cap else _to_tick(cap, tick_size, ROUND_FLOOR)
         return new if new > limit_price else None
+    assert sell_fair is not None  # is_stuck needs it
     target = _to_tick(sell_fair, tick_size, ROUND_FLOOR)
     floor = limit_price - bound
     new = target if target >= floor else _to_tick(floor, tick_size, ROUND_CEILING)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
+from accounts.http import AuthenticatedHttpRequest
 from monitoring.models import MonitoringRun
 
 CYCLES_PER_PAGE = 25
 
 
 @login_required
-def monitoring_page(request: HttpRequest) -> HttpResponse:
+def monitoring_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     runs = MonitoringRun.objects.filter(user=request.user).order_by("-started_at", "-id")
     only_errors = request.GET.get("errors") == "1"
     if only_errors:

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
-from django.http.request import is_same_domain, split_domain_port, validate_host
+from django.http.request import split_domain_port, validate_host
+from django.utils.http import is_same_domain
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -52,7 +53,7 @@ def _is_secure(scope) -> bool:
         header, value = proxy
         name = header.removeprefix("HTTP_").replace("_", "-").lower().encode()
         forwarded = _header(scope, name)
-        return bool(forwarded) and forwarded.split(",")[0].strip() == value
+        return bool(forwarded and forwarded.split(",")[0].strip() == value)
     return False
 
 

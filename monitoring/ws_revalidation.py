@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from importlib import import_module
 
 from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.db.models import Q
@@ -150,15 +151,15 @@ class _Revalidator:
     """This process's open sockets and the one task that re-checks them."""
 
     def __init__(self) -> None:
-        self.sockets: dict[object, Credential] = {}
+        self.sockets: dict[AsyncWebsocketConsumer, Credential] = {}
         self.task: asyncio.Task | None = None
 
-    def watch(self, consumer, credential: Credential) -> None:
+    def watch(self, consumer: AsyncWebsocketConsumer, credential: Credential) -> None:
         self.sockets[consumer] = credential
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._run())
 
-    def forget(self, consumer) -> None:
+    def forget(self, consumer: AsyncWebsocketConsumer) -> None:
         self.sockets.pop(consumer, None)
         if not self.sockets and self.task is not None:
             self.task.cancel()
@@ -204,10 +205,10 @@ def _for_this_loop() -> _Revalidator:
     return revalidator
 
 
-def watch(consumer, credential: Credential | None) -> None:
+def watch(consumer: AsyncWebsocketConsumer, credential: Credential | None) -> None:
     if credential is not None:
         _for_this_loop().watch(consumer, credential)
 
 
-def forget(consumer) -> None:
+def forget(consumer: AsyncWebsocketConsumer) -> None:
     _for_this_loop().forget(consumer)
