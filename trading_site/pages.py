@@ -8,12 +8,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
 from accounts import services
 from accounts.api_keys import live_api_keys
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import BrokerAccount, Strategy
 from accounts.two_factor import has_two_factor
 from accounts.web_forms import BrokerAccountForm, RegeneratePermissionForm
@@ -64,7 +65,7 @@ def _dashboard_context(user) -> dict:
 
 
 @login_required
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: AuthenticatedHttpRequest) -> HttpResponse:
     context = _dashboard_context(request.user)
     open_statuses = [
         Order.Status.PENDING,
@@ -84,13 +85,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def dashboard_accounts(request: HttpRequest) -> HttpResponse:
+def dashboard_accounts(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The dashboard's numbers alone, re-fetched by the page after each cycle."""
     return render(request, "accounts/_dashboard_numbers.html", _dashboard_context(request.user))
 
 
 @login_required
-def settings_home(request: HttpRequest) -> HttpResponse:
+def settings_home(request: AuthenticatedHttpRequest) -> HttpResponse:
     permission = services.get_or_create_regenerate_permission(user=request.user)
     accounts = list(
         BrokerAccount.objects.filter(user=request.user).order_by("-is_active", "account_name")

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.http import HttpResponsePermanentRedirect
 from django.templatetags.static import static
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from monitoring import health
@@ -11,7 +11,7 @@ from orders.alerts import views as alert_views
 from trading_site.core import metrics
 from trading_site.core.api.errors import api_not_found
 
-api_patterns = [
+api_patterns: list[URLPattern | URLResolver] = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI from our own static files (drf-spectacular-sidecar), its start-up script
     # a separate request: no CDN, no inline script (the Content-Security-Policy allows
