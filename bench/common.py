@@ -16,6 +16,10 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "mysql://root@127.0.0.1:3306/bench_orders"
@@ -219,6 +223,7 @@ class Server:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                assert self.process.stderr is not None
                 raise RuntimeError(
                     f"gunicorn exited: {self.process.stderr.read().decode()[-2000:]}"
                 )
@@ -285,8 +290,8 @@ class HttpConnection:
         self.host, self.port = host, port
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self._fixed = f"Host: {host}:{port}\r\n{extra}"
-        self._reader = None
-        self._writer = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
 
     async def _open(self) -> None:
         import asyncio
@@ -301,6 +306,7 @@ class HttpConnection:
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
         if self._writer is None:
             await self._open()
+        assert self._writer is not None
         head = f"{method} {path} HTTP/1.1\r\n{self._fixed}"
         if body or method in ("POST", "PUT", "PATCH"):
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
@@ -316,6 +322,7 @@ class HttpConnection:
 
     async def _read_response(self) -> tuple[int, bytes]:
         reader = self._reader
+        assert reader is not None
         status_line = await reader.readline()
         if not status_line:
             raise ConnectionError("connection closed")
@@ -371,6 +378,8 @@ def run_clients(
     from urllib.parse import urlsplit
 
     url = urlsplit(base_url)
+    host, port = url.hostname, url.port
+    assert host is not None and port is not None
     per_client = [
         total // len(clients) + (1 if i < total % len(clients) else 0) for i in range(len(clients))
     ]
@@ -378,7 +387,7 @@ def run_clients(
     statuses: Counter = Counter()
 
     async def one(index: int, count: int) -> None:
-        connection = HttpConnection(url.hostname, url.port, clients[index])
+        connection = HttpConnection(host, port, clients[index])
         try:
             for n in range(count):
                 body = body_for(index, n)

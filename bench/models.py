@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.db import models
 
 
@@ -10,6 +12,9 @@ class BenchRow(models.Model):
 
     actor = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    # bench is installed by bench/settings.py only, so django-stubs does not see this model.
+    objects: ClassVar[models.Manager[BenchRow]]
 
     class Meta:
         db_table = "bench_rows"

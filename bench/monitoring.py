@@ -114,7 +114,7 @@ def wait_for_runs(user_ids: list[int], cycle_key: str, started: float, timeout: 
         time.sleep(0.05)
     elapsed = time.perf_counter() - started
     runs = MonitoringRun.objects.filter(user_id__in=user_ids, cycle_key=cycle_key)
-    durations = [r.duration_ms / 1000 for r in runs]
+    durations = [r.duration_ms / 1000 for r in runs if r.duration_ms is not None]
     statuses: dict[str, int] = {}
     for r in runs:
         statuses[r.status] = statuses.get(r.status, 0) + 1

@@ -153,6 +153,7 @@ async def broadcast(user_ids: list[int], marker: str) -> float:
     from trading_site.core.realtime import FORWARD_EVENT, user_group
 
     layer = get_channel_layer()
+    assert layer is not None
     gate = asyncio.Semaphore(50)  # within the channel layer's connection pool
 
     async def send(uid: int) -> None:
@@ -176,6 +177,7 @@ def start_client(port: int, chunk: list[tuple[int, str]], tabs: int, env: dict):
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert process.stdin is not None
     process.stdin.write(json.dumps(chunk) + "\n")
     process.stdin.flush()
     return process
