@@ -7,6 +7,7 @@ alone.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol, TypeVar
 
 from orders.domain.vocabulary import LegRole as Role
 from orders.domain.vocabulary import LegStatus, OrderKind, OrderStatus
@@ -33,7 +34,23 @@ _ROLE_PRECEDENCE = (
 )
 
 
-def primary_leg(kind: str, legs: list) -> object | None:
+class LegLike(Protocol):
+    """What the roll-up reads of a leg (an OrderLeg, or a plain object in the tests)."""
+
+    @property
+    def pk(self) -> int | None: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def filled_quantity(self) -> int: ...
+
+
+_Leg = TypeVar("_Leg", bound=LegLike)
+
+
+def primary_leg(kind: str, legs: list[_Leg]) -> _Leg | None:
     """The leg whose fate is the order's: a bracket's entry, a single order's only leg."""
     ordered = sorted(legs, key=lambda leg: leg.pk or 0)
     if kind == OrderKind.BRACKET:

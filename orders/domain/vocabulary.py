@@ -22,21 +22,25 @@ class _VocabularyType(EnumType):
             return value in cls._value2member_map_
         return super().__contains__(value)
 
+    def _members(cls) -> list[Vocabulary]:
+        members: list[Vocabulary] = list(cls)
+        return members
+
     @property
     def choices(cls) -> list[tuple[str, str]]:
-        return [(member.value, member.label) for member in cls]
+        return [(member.value, member.label) for member in cls._members()]
 
     @property
     def values(cls) -> list[str]:
-        return [member.value for member in cls]
+        return [member.value for member in cls._members()]
 
     @property
     def labels(cls) -> list[str]:
-        return [member.label for member in cls]
+        return [member.label for member in cls._members()]
 
     @property
     def names(cls) -> list[str]:
-        return [member.name for member in cls]
+        return [member.name for member in cls._members()]
 
 
 class Vocabulary(StrEnum, metaclass=_VocabularyType):

@@ -11,12 +11,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from accounts.models import User
 from orders.domain.vocabulary import EventKind
 from orders.models import Order, OrderEvent, OrderLeg
 from trading_site.core.realtime import ORDER_UPDATE, notify_user_on_commit, notify_users_on_commit
 
 
-def user_actor(user) -> str:
+def user_actor(user: User) -> str:
     return f"user:{user.pk}"
 
 

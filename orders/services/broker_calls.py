@@ -18,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import BrokerAccount
 from orders.brokers.base import (
     BrokerError,
     BrokerNotReached,
@@ -75,7 +77,7 @@ _SENT_LEG_FIELDS = [
 ]
 
 
-def client_for(account) -> BrokerClient:
+def client_for(account: BrokerAccount) -> BrokerClient:
     return broker_client(account)
 
 
@@ -197,7 +199,9 @@ async def _send_bulk(
     return outcomes
 
 
-async def _send_all(account, pairs: list[tuple[OrderLeg, Order]]) -> list[SendOutcome]:
+async def _send_all(
+    account: BrokerAccount, pairs: list[tuple[OrderLeg, Order]]
+) -> list[SendOutcome]:
     client = client_for(account)
     if len(pairs) > 1 and client.can_place_in_bulk:
         return await _send_bulk(client, pairs)
@@ -207,7 +211,7 @@ async def _send_all(account, pairs: list[tuple[OrderLeg, Order]]) -> list[SendOu
     )
 
 
-def send_new_legs(account, pairs: list[tuple[OrderLeg, Order]]) -> list[SendOutcome]:
+def send_new_legs(account: BrokerAccount, pairs: list[tuple[OrderLeg, Order]]) -> list[SendOutcome]:
     """POST each (leg, order) once, concurrently; never retried (SPEC 5). Writes nothing."""
     if not pairs:
         return []
@@ -227,9 +231,9 @@ def record_send_outcome(outcome: SendOutcome, order: Order, actor: str) -> list[
     else:
         event = LegEvent(LegEventKind.SUBMIT_OUTCOME_UNKNOWN)
     transition = apply_leg_event(leg, event, actor=actor, source="submit", order=order)
-    if not transition.applied:
+    if transition.refusal is not None:  # not applied
         return [transition.refusal]
-    if outcome.accepted:
+    if outcome.ack is not None:  # accepted
         leg.broker_order_id = outcome.ack.broker_order_id
         leg.submitted_at = now
         # A broker that names the new order's status in its answer (the paper broker)
@@ -326,7 +330,7 @@ def apply_answer_row(leg: OrderLeg, order: Order, ack: OrderAck, *, actor: str) 
 
 def submit_legs(
     *,
-    account,
+    account: BrokerAccount,
     pairs: list[tuple[OrderLeg, Order]],
     actor: str,
     new_orders: bool = False,
@@ -401,8 +405,14 @@ def _record_outcomes(
 
 
 def modify_at_broker(
-    leg: OrderLeg, order: Order, *, quantity: int, limit_price, stop_price
+    leg: OrderLeg,
+    order: Order,
+    *,
+    quantity: int,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
 ) -> OrderAck:
+    assert leg.broker_order_id  # only a leg the broker acknowledged is modified
     request = ModifyOrderRequest(
         broker_order_id=leg.broker_order_id,
         unique_identifier=leg.unique_identifier,
@@ -416,7 +426,8 @@ def modify_at_broker(
     return async_to_sync(client_for(order.account).modify_order)(request)
 
 
-def cancel_at_broker(leg: OrderLeg, account) -> OrderAck:
+def cancel_at_broker(leg: OrderLeg, account: BrokerAccount) -> OrderAck:
+    assert leg.broker_order_id  # only a leg the broker acknowledged is cancelled
     fence(account.pk)
     return async_to_sync(client_for(account).cancel_order)(
         leg.broker_order_id, leg.unique_identifier

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from django.db import connection
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection, models
 
 
-def bulk_update_rows(model, rows: list, fields: list[str]) -> None:
+def bulk_update_rows(model: type[Any], rows: Sequence[models.Model], fields: list[str]) -> None:
     """`bulk_update` without its per-row CASE WHEN expressions (Python-heavy for hundreds of
     rows): on MariaDB one UPDATE joined to the new values as a derived table. Parameterised
     like every query; other databases use Django's bulk_update."""

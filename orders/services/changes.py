@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from orders.brokers.base import BrokerError, BrokerUnavailable, OrderRejected
+from orders.brokers.base import BrokerError, BrokerUnavailable, OrderAck, OrderRejected
 from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.rollup import primary_leg
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
@@ -33,7 +33,9 @@ Role = OrderLeg.Role
 WORKING = (LegStatus.OPEN, LegStatus.PARTIALLY_FILLED)
 
 
-def _broker_failure(exc: BrokerError, *, order: Order, leg: OrderLeg, what: str):
+def _broker_failure(
+    exc: BrokerError, *, order: Order, leg: OrderLeg, what: str
+) -> BrokerRejectedError | BrokerUnavailableError:
     """The API error for a failed broker call (after it was audited)."""
     details = {"order_id": order.pk, "leg_id": leg.pk, "reason": exc.message}
     if isinstance(exc, OrderRejected):
@@ -147,7 +149,9 @@ def _modify_order(
     )
 
 
-def _check_bracket_prices(order: Order, leg: OrderLeg, limit, stop) -> None:
+def _check_bracket_prices(
+    order: Order, leg: OrderLeg, limit: Decimal | None, stop: Decimal | None
+) -> None:
     """A bracket's entry must stay between its stop-loss and its targets."""
     if order.kind != Order.Kind.BRACKET or leg.role != Role.ENTRY or limit is None:
         return
@@ -171,8 +175,8 @@ def _modify_leg(
     order: Order,
     leg: OrderLeg,
     quantity: int,
-    limit_price,
-    stop_price,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
     actor: str,
     kind: EventKind,
     failed_kind: EventKind,
@@ -197,7 +201,7 @@ def _modify_leg(
         before = leg_state(leg)
         event = LegEvent(LegEventKind.MODIFY_ACCEPTED, quantity=quantity)
         transition = apply_leg_event(leg, event, actor=actor, source="modify", order=order)
-        if not transition.applied:
+        if transition.refusal is not None:  # not applied
             # The broker took the change, but the leg had moved on meanwhile (it filled,
             # or was cancelled): recorded, and the leg is left as it is.
             record_changes([transition.refusal])
@@ -244,7 +248,7 @@ def _modify_leg(
     return leg
 
 
-def _apply_answer(order: Order, leg: OrderLeg, ack, *, actor: str) -> None:
+def _apply_answer(order: Order, leg: OrderLeg, ack: OrderAck, *, actor: str) -> None:
     """What the broker's answer says beyond "done" (the paper exchange may have filled the
     modified leg at once): applied now, and the order rolled up, in the caller's
     transaction."""
@@ -385,7 +389,7 @@ def cancel_leg(
         transition = apply_leg_event(
             leg, LegEvent(LegEventKind.CANCEL_CONFIRMED), actor=actor, source="cancel", order=order
         )
-        if not transition.applied:
+        if transition.refusal is not None:  # not applied
             # A fill that raced the cancel won: the leg stays filled, the refusal is kept.
             record_changes([transition.refusal])
             return None

@@ -77,7 +77,9 @@ def apply_broker_event(
     return EventEffect()
 
 
-def _find_leg(account: BrokerAccount, unique_identifier: str, broker_order_id: str):
+def _find_leg(
+    account: BrokerAccount, unique_identifier: str, broker_order_id: str
+) -> OrderLeg | None:
     legs = OrderLeg.objects.filter(account=account)
     leg = None
     if unique_identifier:
@@ -194,7 +196,7 @@ def _apply_trade_row(
             order=leg.order,
             detail={"execution_id": row.execution_id},
         )
-        if not transition.applied:
+        if transition.refusal is not None:  # not applied
             record_changes([transition.refusal])
             return effect
         if average is not None:

@@ -25,10 +25,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
+from typing import cast
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 
-from accounts.models import BrokerAccount, Strategy
+from accounts.models import BrokerAccount, Strategy, User
 from orders.domain.vocabulary import EventKind
 from orders.models import FairPrice, Instrument, Order, OrderLeg, OrderType
 from orders.services.audit import new_event, record_changes, user_actor
@@ -48,6 +49,7 @@ from orders.validation import (
     BracketOrderRequest,
     InstrumentResolver,
     SingleOrderRequest,
+    ValidatedBracket,
     resolve_account,
     validate_bracket_order,
     validate_single_order,
@@ -141,7 +143,7 @@ def request_fingerprint(request: SingleOrderRequest | BracketOrderRequest) -> st
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _canonical(value):
+def _canonical(value: object) -> str:
     if isinstance(value, Decimal):
         return format(value.normalize(), "f")
     return str(value)
@@ -155,7 +157,7 @@ def _check_same_request(existing: Order, *, key: str, fingerprint: str) -> None:
         )
 
 
-def _replay(*, user, key: str, fingerprint: str) -> PlacementResult | None:
+def _replay(*, user: User, key: str, fingerprint: str) -> PlacementResult | None:
     existing = Order.objects.filter(user=user, client_order_id=key).first()
     if existing is None:
         return None
@@ -265,12 +267,12 @@ def _show_fair_prices(orders: list[Order]) -> None:
             order.buy_fair_price, order.sell_fair_price, order.avg_fair_price, order.ltp = prices
 
 
-def _insert(model, rows: list) -> None:
+def _insert(model: type[models.Model], rows: Sequence[models.Model]) -> None:
     """bulk_create that guarantees primary keys (MariaDB >= 10.5 and SQLite return them)."""
     if len(rows) == 1:
         rows[0].save(force_insert=True)
         return
-    model.objects.bulk_create(rows)
+    model._default_manager.bulk_create(rows)
     if any(row.pk is None for row in rows):  # a database that cannot return ids
         raise RuntimeError(f"{model.__name__} bulk insert did not return primary keys")
 
@@ -300,7 +302,7 @@ def submit_and_record(
 # ---- single and bracket -----------------------------------------------------------------------
 
 
-def _place_one(*, user, plan: OrderPlan, actor: str) -> PlacementResult:
+def _place_one(*, user: User, plan: OrderPlan, actor: str) -> PlacementResult:
     try:
         [order] = write_ahead(plans=[plan], actor=actor)
     except IntegrityError:
@@ -317,7 +319,7 @@ def _place_one(*, user, plan: OrderPlan, actor: str) -> PlacementResult:
 
 def place_single_order(
     *,
-    user,
+    user: User,
     request: SingleOrderRequest,
     source: str = Order.Source.MANUAL,
     actor: str | None = None,
@@ -352,9 +354,9 @@ def place_single_order(
 
 def _bracket_plan(
     *,
-    user,
+    user: User,
     request: BracketOrderRequest,
-    valid,
+    valid: ValidatedBracket,
     source: str,
     fingerprint: str,
     regeneration_counts: dict[int, int],
@@ -386,7 +388,7 @@ def _bracket_plan(
     )
 
 
-def _regeneration_counts(user, requests: Sequence[BracketOrderRequest]) -> dict[int, int]:
+def _regeneration_counts(user: User, requests: Sequence[BracketOrderRequest]) -> dict[int, int]:
     ids = {r.regenerated_from_id for r in requests if r.regenerated_from_id}
     if not ids:
         return {}
@@ -395,7 +397,7 @@ def _regeneration_counts(user, requests: Sequence[BracketOrderRequest]) -> dict[
 
 def place_bracket_order(
     *,
-    user,
+    user: User,
     request: BracketOrderRequest,
     source: str = Order.Source.ALGO,
     actor: str | None = None,
@@ -424,7 +426,7 @@ def place_bracket_order(
 
 def place_batch(
     *,
-    user,
+    user: User,
     account_id: int,
     items: Sequence[BracketOrderRequest | BatchItemError],
     source: str = Order.Source.BATCH,
@@ -501,6 +503,7 @@ def place_batch(
                 # Taken meanwhile, or by an earlier item of this batch. A Conflict raised here
                 # must stay this item's error: the orders written ahead above are still to
                 # be sent below.
+                assert plan.client_order_id  # only keyed plans are inserted one by one
                 replay = _replay(user=user, key=plan.client_order_id, fingerprint=plan.fingerprint)
                 if replay is None:
                     raise
@@ -533,7 +536,7 @@ def place_batch(
                 )
             else:
                 results[index] = _success(items[index].external_id, order)
-    return results
+    return cast(list[BatchItemResult], results)  # every index was answered above
 
 
 def not_sent_details(outcome: SendOutcome) -> dict:

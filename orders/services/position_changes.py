@@ -29,11 +29,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any, Protocol
 
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import BrokerAccount, Strategy
+from accounts.models import BrokerAccount, Strategy, User
 from accounts.services import strategy_named
 from orders.brokers.base import BrokerPositionRow
 from orders.domain.rollup import open_position_of
@@ -212,12 +213,19 @@ def write_ahead_bracket_exits(
 # ---- squaring positions off -----------------------------------------------------------------
 
 
+class ExitReport(Protocol):
+    """Where write_ahead_exits reports (the kill switch's and the positions page's results)."""
+
+    errors: list[str]
+    exit_order_ids: list[int]
+
+
 def write_ahead_exits(
     *,
     account: BrokerAccount,
     positions: list[BrokerPositionRow],
     actor: str,
-    result,
+    result: ExitReport,
     source: str = Order.Source.KILL_SWITCH,
     external_id: str = "kill-switch",
     reason: str = "kill switch",
@@ -350,7 +358,7 @@ def _stand_down(allocation: BracketExit, *, actor: str) -> None:
 
 def change_position(
     *,
-    user,
+    user: User,
     account: BrokerAccount,
     instrument: Instrument,
     product_type: str,
@@ -400,7 +408,7 @@ def change_position(
 
 def _change_position(
     *,
-    user,
+    user: User,
     account: BrokerAccount,
     instrument: Instrument,
     product_type: str,
@@ -485,13 +493,22 @@ def _change_position(
     return result
 
 
+class PositionDecision(Protocol):
+    """A decided change of the live position: which way and how much."""
+
+    @property
+    def side(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+
+
 @dataclass
 class LiveChange:
     """A change decided on the live position: `current` as the broker reported it, the
     (side, quantity) decided (None: already there) and what was placed."""
 
     current: int
-    change: object | None
+    change: PositionDecision | None
     result: PositionChangeResult | None = None
 
 
@@ -500,8 +517,8 @@ def change_position_live(
     account: BrokerAccount,
     instrument: Instrument,
     product_type: str,
-    decide: Callable[[int], object | None],
-    **change: object,
+    decide: Callable[[int], PositionDecision | None],
+    **change: Any,
 ) -> LiveChange:
     """Read the live position, `decide(current)` the change (an object with `side` and
     `quantity`, or None when there is nothing to do) and make it with `change_position`,

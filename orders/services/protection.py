@@ -136,6 +136,8 @@ def _exit_side(order: Order) -> str:
 
 
 def _exit_leg(order: Order, spec: NewExit, identifier: str) -> OrderLeg:
+    limit: Decimal | None
+    stop: Decimal | None
     if spec.role == Role.STOP_LOSS:
         if order.sl_stop_price is not None:
             order_type, limit, stop = OrderType.STOPLIMIT, order.sl_price, order.sl_stop_price
@@ -218,7 +220,7 @@ def _apply_reduction(
         else:
             event = LegEvent(LegEventKind.MODIFY_ACCEPTED, quantity=new_quantity)
         transition = apply_leg_event(leg, event, actor=actor, source="protection", order=order)
-        if not transition.applied:
+        if transition.refusal is not None:  # not applied
             # The leg moved meanwhile (typically: it filled before the broker took the
             # change); the next cycle plans again from what it is now.
             record_changes([transition.refusal])

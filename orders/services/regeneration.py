@@ -139,7 +139,7 @@ def _lots(quantity: int, lot_size: int) -> int:
     return quantity // max(1, lot_size)
 
 
-def _bracket_request(order: Order):
+def _bracket_request(order: Order) -> BracketOrderRequest:
     lot_size = order.instrument.lot_size
     return BracketOrderRequest(
         account_id=order.account_id,
@@ -164,7 +164,7 @@ def _bracket_request(order: Order):
     )
 
 
-def _place_single_again(order: Order) -> tuple[int | None, str]:
+def _place_single_again(order: Order) -> tuple[int, str]:
     """A rejected single order goes through the single path, then is linked to its source."""
 
     request = SingleOrderRequest(

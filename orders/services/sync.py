@@ -4,7 +4,8 @@ line with them (and settle legs a crash or timeout left PENDING_SUBMIT)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -138,7 +139,7 @@ def store_broker_snapshots(
             _insert_trades(account, readable_trades(trades), now)
         if positions is not None:
             _replace_positions(account, positions, now)
-        fields = {"last_synced_at": now, "updated_at": now}
+        fields: dict[str, Any] = {"last_synced_at": now, "updated_at": now}
         if balance is not None:
             figures = {
                 "cash_available": balance.cash_available,
@@ -181,7 +182,9 @@ def store_event_rows(
     return new_trades
 
 
-def _upsert_positions(account, rows: Sequence[BrokerPositionRow], now) -> None:
+def _upsert_positions(
+    account: BrokerAccount, rows: Sequence[BrokerPositionRow], now: datetime
+) -> None:
     for row in rows:
         BrokerPosition.objects.update_or_create(
             account=account,
@@ -197,7 +200,9 @@ def readable_trades(trades: Sequence[BrokerTradeRow]) -> list[BrokerTradeRow]:
     return [row for row in trades if row.price is not None and row.quantity is not None]
 
 
-def _upsert_broker_orders(account, rows: Sequence[BrokerOrderRow], now) -> None:
+def _upsert_broker_orders(
+    account: BrokerAccount, rows: Sequence[BrokerOrderRow], now: datetime
+) -> None:
     by_id = {str(row.broker_order_id): row for row in rows if row.broker_order_id}
     existing = {
         bo.broker_order_id: bo
@@ -226,7 +231,7 @@ def _upsert_broker_orders(account, rows: Sequence[BrokerOrderRow], now) -> None:
         BrokerOrder.objects.bulk_update(changed, [*update_fields, "synced_at"], batch_size=500)
 
 
-def _insert_trades(account, rows: Sequence[BrokerTradeRow], now) -> None:
+def _insert_trades(account: BrokerAccount, rows: Sequence[BrokerTradeRow], now: datetime) -> None:
     ids = [row.execution_id for row in rows if row.execution_id]
     if not ids:
         return
@@ -246,8 +251,9 @@ def _insert_trades(account, rows: Sequence[BrokerTradeRow], now) -> None:
             trading_symbol=(row.trading_symbol or "")[:100],
             side=_side(row.side),
             product_type=(row.product_type or "")[:4],
-            quantity=int(row.quantity),
-            price=row.price,
+            # A trade row always carries both (BrokerTradeRow allows None for unreadable ones).
+            quantity=int(row.quantity),  # type: ignore[arg-type]
+            price=row.price,  # type: ignore[misc]
             traded_at=row.traded_at,
             synced_at=now,
         )
@@ -258,7 +264,9 @@ def _insert_trades(account, rows: Sequence[BrokerTradeRow], now) -> None:
         BrokerTrade.objects.bulk_create(fresh, batch_size=500, ignore_conflicts=True)
 
 
-def _replace_positions(account, rows: Sequence[BrokerPositionRow], now) -> None:
+def _replace_positions(
+    account: BrokerAccount, rows: Sequence[BrokerPositionRow], now: datetime
+) -> None:
     existing = {
         (p.exchange_segment, p.exchange_instrument_id, p.product_type): p
         for p in BrokerPosition.objects.filter(account=account)

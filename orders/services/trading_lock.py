@@ -20,6 +20,9 @@ Lock and unlock are audited (OrderEvent TRADING_LOCKED / TRADING_UNLOCKED on the
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -31,7 +34,7 @@ from trading_site.core.errors import TradingLocked
 LOCKED_REASON = "trading is locked on this account by the kill switch"
 
 
-def _locked_error(account_id: int, locked_at) -> TradingLocked:
+def _locked_error(account_id: int, locked_at: datetime | None) -> TradingLocked:
     return TradingLocked(
         details={
             "account_id": account_id,
@@ -76,7 +79,15 @@ def is_trading_locked(account_id: int) -> bool:
     return BrokerAccount.objects.filter(pk=account_id, trading_locked_at__isnull=False).exists()
 
 
-def _audit(account: BrokerAccount, *, kind: EventKind, actor: str, message: str, before, after):
+def _audit(
+    account: BrokerAccount,
+    *,
+    kind: EventKind,
+    actor: str,
+    message: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> None:
     OrderEvent.objects.create(
         account=account,
         user_id=account.user_id,
