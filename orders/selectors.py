@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from django.db.models import Prefetch, QuerySet
 
-from accounts.models import Strategy
+from accounts.models import Strategy, User
 from orders.models import Order, OrderEvent, OrderLeg
 from trading_site.core.errors import NotFound
 
@@ -17,7 +17,7 @@ _LIST_LEG_FIELDS = ("id", "order_id", "role", "status", "broker_order_id", "reje
 
 def order_list(
     *,
-    user,
+    user: User,
     account_id: int | None = None,
     statuses: list[str] | None = None,
     symbol: str | None = None,
@@ -62,7 +62,7 @@ class ListLeg(NamedTuple):
 
     role: str
     status: str
-    broker_order_id: str
+    broker_order_id: str | None
     reject_reason: str
 
 
@@ -76,14 +76,14 @@ def attach_list_legs(orders: list[Order]) -> list[Order]:
             .order_by("id")
             .values_list("order_id", "role", "status", "broker_order_id", "reject_reason")
         )
-        for order_id, *fields in rows:
-            by_order[order_id].append(ListLeg(*fields))
+        for order_id, role, status, broker_order_id, reject_reason in rows:
+            by_order[order_id].append(ListLeg(role, status, broker_order_id, reject_reason))
     for order in orders:
         order.list_legs = by_order[order.pk]
     return orders
 
 
-def order_for_user(*, user, order_id) -> Order:
+def order_for_user(*, user: User, order_id: int | str) -> Order:
     """One of the user's orders (404 for anyone else's)."""
     try:
         pk = int(order_id)
@@ -99,7 +99,7 @@ def order_for_user(*, user, order_id) -> Order:
     return order
 
 
-def order_detail(*, user, order_id) -> Order:
+def order_detail(*, user: User, order_id: int | str) -> Order:
     order = order_for_user(user=user, order_id=order_id)
     order.detail_legs = list(order.legs.order_by("id"))
     order.detail_events = list(OrderEvent.objects.filter(order=order).order_by("created_at", "id"))

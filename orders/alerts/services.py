@@ -164,7 +164,12 @@ class AlertAnswer:
 
 
 def _error_answer(
-    status: int, message: str, code: str, outcome: str, details: dict | None = None, **extra
+    status: int,
+    message: str,
+    code: str,
+    outcome: str,
+    details: dict | None = None,
+    **extra: Any,
 ) -> AlertAnswer:
     body = {"error": message, "code": code, "details": details or {}, "outcome": outcome}
     body.update(extra)
@@ -391,7 +396,7 @@ def _place(webhook: AlertWebhook, order: AlertOrder) -> PlacementResult:
     segment = order.exchange_segment
     product = order.product or webhook.default_product
     key = client_order_id_for(webhook, order.alert_id) if order.alert_id else ""
-    common = {
+    common: dict[str, Any] = {
         "account_id": webhook.account_id,
         "product_type": product,
         "exchange_segment": segment,
@@ -404,6 +409,7 @@ def _place(webhook: AlertWebhook, order: AlertOrder) -> PlacementResult:
     if order.is_bracket:
         lots = order.lots
         if lots is None and instrument is not None:
+            assert order.quantity is not None  # an alert names its lots or its quantity
             if order.quantity % instrument.lot_size:
                 raise AlertInvalid(
                     {
@@ -415,6 +421,7 @@ def _place(webhook: AlertWebhook, order: AlertOrder) -> PlacementResult:
                 )
             lots = order.quantity // instrument.lot_size
         lots = lots if lots is not None else order.quantity  # no instrument: validation says so
+        assert lots is not None  # an alert names its lots or its quantity
         request = BracketOrderRequest(
             **common,
             no_of_lots=lots,
@@ -432,8 +439,9 @@ def _place(webhook: AlertWebhook, order: AlertOrder) -> PlacementResult:
     quantity = order.quantity
     if quantity is None:
         lot_size = instrument.lot_size if instrument is not None else 1
+        assert order.lots is not None  # an alert names its lots or its quantity
         quantity = order.lots * lot_size
-    request = SingleOrderRequest(
+    single = SingleOrderRequest(
         **common,
         order_side=order.side,
         order_type=order.order_type,
@@ -443,7 +451,7 @@ def _place(webhook: AlertWebhook, order: AlertOrder) -> PlacementResult:
         stop_price=order.trigger_price,
     )
     return place_single_order(
-        user=webhook.user, request=request, source=Order.Source.ALERT, actor=actor
+        user=webhook.user, request=single, source=Order.Source.ALERT, actor=actor
     )
 
 
@@ -469,11 +477,13 @@ def _reach_target(webhook: AlertWebhook, order: AlertOrder) -> AlertAnswer:
     instrument = _target_instrument(order)
     product = order.product or webhook.default_product
     key = client_order_id_for(webhook, order.alert_id) if order.alert_id else ""
+    target = order.target_position
+    assert target is not None  # a target-position alert names it
     live = change_position_live(
         account=webhook.account,
         instrument=instrument,
         product_type=product,
-        decide=lambda current: change_to_target(target=order.target_position, current=current),
+        decide=lambda current: change_to_target(target=target, current=current),
         user=webhook.user,
         actor=f"webhook:{webhook.public_id}",
         source=Order.Source.ALERT,
@@ -493,6 +503,7 @@ def _reach_target(webhook: AlertWebhook, order: AlertOrder) -> AlertAnswer:
         body.update(outcome=Outcome.NO_ACTION, detail="The position is already at the target.")
         return AlertAnswer(status=200, body=body, outcome=Outcome.NO_ACTION)
     result = live.result
+    assert result is not None  # a decided change was made
     body.update(action=live.change.side, quantity=live.change.quantity)
     if result.exit_legs:
         body["exited_brackets"] = [o.pk for o in result.bracket_orders]
@@ -525,6 +536,7 @@ def _reach_target(webhook: AlertWebhook, order: AlertOrder) -> AlertAnswer:
             order_id=primary.pk if primary else None,
             **body,
         )
+    assert primary is not None  # something was sent, without errors
     body.update(order_id=primary.pk, order_status=primary.status, outcome=Outcome.PLACED)
     return AlertAnswer(status=201, body=body, outcome=Outcome.PLACED)
 

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection, transaction
 
@@ -29,7 +30,7 @@ class FairPriceInput:
     last_traded_price: Decimal | None = None
 
 
-def _as_input(row: FairPriceInput | Mapping) -> FairPriceInput:
+def _as_input(row: FairPriceInput | Mapping[str, Any]) -> FairPriceInput:
     if isinstance(row, FairPriceInput):
         return row
     instrument = row.get("instrument")
@@ -41,10 +42,11 @@ def _as_input(row: FairPriceInput | Mapping) -> FairPriceInput:
         value = row.get(name)
         return None if value is None else Decimal(str(value))
 
+    # A mapping row always carries both sides (the price feed's and the tests' rows).
     return FairPriceInput(
-        instrument_id=int(instrument_id),
-        buy_fair_price=price("buy_fair_price"),
-        sell_fair_price=price("sell_fair_price"),
+        instrument_id=int(instrument_id),  # type: ignore[arg-type]
+        buy_fair_price=price("buy_fair_price"),  # type: ignore[arg-type]
+        sell_fair_price=price("sell_fair_price"),  # type: ignore[arg-type]
         avg_fair_price=price("avg_fair_price"),
         last_traded_price=price("last_traded_price"),
     )
@@ -72,7 +74,7 @@ def record_fair_prices(*, rows: Iterable[FairPriceInput | Mapping], source: str)
                 source=source[:20],
             )
         )
-    conflict_target = (
+    conflict_target: dict[str, Any] = (
         {"unique_fields": ["instrument"]}
         if connection.features.supports_update_conflicts_with_target
         else {}

@@ -19,7 +19,7 @@ from accounts.services import paper_twin_for, strategy_named
 from orders.domain.vocabulary import OrderType
 from orders.models import Instrument, Order
 from orders.openalgo.fields import OpenAlgoInvalid, OrderFields
-from orders.openalgo.mapping import PositionChange, smart_order_change, split_quantities
+from orders.openalgo.mapping import smart_order_change, split_quantities
 from orders.openalgo.selectors import order_on_account, resolve_instrument, working_orders
 from orders.positions.services import ExitOrders, ExitResult, exit_positions
 from orders.services import cancel_order, modify_order, place_bracket_order, place_single_order
@@ -27,6 +27,7 @@ from orders.services.broker_reads import read_positions
 from orders.services.placement import PlacementResult
 from orders.services.position_changes import (
     PositionChangeResult,
+    PositionDecision,
     change_position_live,
     net_quantity,
 )
@@ -72,9 +73,11 @@ class Caller:
 
 
 def caller_for(api_key: ApiKey) -> Caller:
-    bound = BrokerAccount.objects.filter(
-        pk=api_key.bound_account_id, user_id=api_key.user_id
-    ).first()
+    bound = (
+        BrokerAccount.objects.filter(pk=api_key.bound_account_id, user_id=api_key.user_id).first()
+        if api_key.bound_account_id is not None
+        else None
+    )
     if bound is None or not bound.is_active:
         raise PermissionDenied(
             "The broker account this API key is bound to is deactivated",
@@ -179,6 +182,7 @@ def _single_request(
 def _bracket_request(
     *, caller: Caller, order: OrderFields, instrument: Instrument, key: str
 ) -> BracketOrderRequest:
+    assert order.quantity is not None  # placeorder requires it (orders.openalgo.fields)
     if order.quantity % instrument.lot_size:
         raise OpenAlgoInvalid(
             {
@@ -225,13 +229,14 @@ def place_order(
             return place_bracket_order(
                 user=caller.user, request=request, source=SOURCE, actor=caller.actor
             )
-        request = _single_request(
+        assert order.quantity is not None  # placeorder requires it (orders.openalgo.fields)
+        single = _single_request(
             caller=caller, order=order, instrument=instrument, key=key, quantity=order.quantity
         )
-        validate_single_order(user=caller.user, request=request)
-        request.strategy_name = strategy_name_for(caller=caller, name=strategy_name)
+        validate_single_order(user=caller.user, request=single)
+        single.strategy_name = strategy_name_for(caller=caller, name=strategy_name)
         return place_single_order(
-            user=caller.user, request=request, source=SOURCE, actor=caller.actor
+            user=caller.user, request=single, source=SOURCE, actor=caller.actor
         )
     except ValidationFailed as exc:
         raise in_openalgo_words(exc, prefix=prefix) from None
@@ -264,20 +269,19 @@ def place_basket(
     if len(items) > MAX_BASKET_ORDERS:
         raise OpenAlgoInvalid({"orders": [f"at most {MAX_BASKET_ORDERS} orders per basket"]})
     results = [ItemResult(index=i, order=None) for i in range(len(items))]
-    runnable = []
+    runnable: list[tuple[int, OrderFields]] = []
     for index, item in enumerate(items):
         if isinstance(item, OpenAlgoInvalid):
             results[index].error = item.message
         else:
             results[index].order = item
-            runnable.append(index)
-    runnable.sort(key=lambda i: (items[i].side != "BUY", i))
-    for index in runnable:
-        item = items[index]
+            runnable.append((index, item))
+    runnable.sort(key=lambda pair: (pair[1].side != "BUY", pair[0]))
+    for index, fields in runnable:
         try:
             results[index].placement = place_order(
                 caller=caller,
-                order=item,
+                order=fields,
                 strategy_name=strategy_name,
                 key=order_key(claim_id, index),
             )
@@ -289,7 +293,12 @@ def place_basket(
 
 
 def place_split(
-    *, caller: Caller, order: OrderFields, split_size: int, strategy_name: str, claim_id
+    *,
+    caller: Caller,
+    order: OrderFields,
+    split_size: int,
+    strategy_name: str,
+    claim_id: int | None,
 ) -> list[ItemResult]:
     """splitorder: `quantity` in orders of `split_size` (the remainder last), each placed on
     its own; one refused does not stop the rest. The first piece is validated before
@@ -298,6 +307,7 @@ def place_split(
     account refuses the whole split (TradingLocked)."""
     ensure_trading_allowed_now(caller.account.pk)
     instrument = resolve_instrument(exchange=order.exchange, symbol=order.symbol)
+    assert order.quantity is not None  # splitorder requires it (orders.openalgo.fields)
     pieces = split_quantities(order.quantity, split_size)
     requests = [
         _single_request(
@@ -333,7 +343,7 @@ def place_split(
 @dataclass
 class SmartOrderResult:
     current: int
-    change: PositionChange | None
+    change: PositionDecision | None
     result: PositionChangeResult | None = None
 
 

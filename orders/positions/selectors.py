@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from django.db.models import Q, QuerySet
 
-from accounts.models import Broker, BrokerAccount
+from accounts.models import Broker, BrokerAccount, User
 from orders.domain.positions import PositionFigures, average_price, live_mtm
 from orders.models import BrokerPosition, Instrument
 
@@ -123,7 +123,11 @@ def instrument_prices(
     return found
 
 
-def _row(position: BrokerPosition, account: BrokerAccount, priced) -> PositionRow:
+def _row(
+    position: BrokerPosition,
+    account: BrokerAccount,
+    priced: tuple[Decimal | None, Instrument] | None,
+) -> PositionRow:
     ltp, instrument = priced if priced is not None else (None, None)
     net = position.net_qty
     figures = PositionFigures(
@@ -158,7 +162,7 @@ def _row(position: BrokerPosition, account: BrokerAccount, priced) -> PositionRo
     )
 
 
-def _accounts(*, user, account_id: int | None) -> QuerySet[BrokerAccount]:
+def _accounts(*, user: User, account_id: int | None) -> QuerySet[BrokerAccount]:
     queryset = BrokerAccount.objects.filter(user=user, is_active=True)
     if account_id is not None:
         queryset = queryset.filter(pk=account_id)
@@ -188,7 +192,7 @@ def position_book(*, accounts: Iterable[BrokerAccount]) -> PositionBook:
     return PositionBook(accounts=list(book.values()))
 
 
-def positions_for(*, user, account_id: int | None = None) -> PositionBook:
+def positions_for(*, user: User, account_id: int | None = None) -> PositionBook:
     """The user's positions (one account, or all their active accounts)."""
     return position_book(accounts=_accounts(user=user, account_id=account_id))
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import fields
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from accounts.models import BrokerAccount, User
 from orders.models import Order, ScheduledOrder, ScheduledOrderRun
 from orders.services.placement import place_bracket_order, place_single_order
 from orders.validation import (
@@ -83,7 +84,9 @@ def _integer(name: str, value: Any) -> int | None:
     return value
 
 
-def build_request(*, kind: str, account_id: int, template: dict, key: str = ""):
+def build_request(
+    *, kind: str, account_id: int, template: dict, key: str = ""
+) -> SingleOrderRequest | BracketOrderRequest:
     """The placement request a template describes: the fields of POST /api/orders (single)
     or POST /api/algo-orders (bracket; `tp_price` or `targets`)."""
 
@@ -117,14 +120,18 @@ def build_request(*, kind: str, account_id: int, template: dict, key: str = ""):
                 raise TemplateError({"targets": ["each target needs a price"]})
             targets.append(
                 TargetSpec(
-                    price=_decimal("targets", target["price"]),
+                    # None (a blank price) is reported by placement's validation, as from the API
+                    price=_decimal("targets", target["price"]),  # type: ignore[arg-type]
                     lots=_integer("targets", target.get("lots")),
                     percent=_decimal("targets", target.get("percent")),
                 )
             )
         if not targets and template.get("tp_price") not in (None, ""):
             targets = [
-                TargetSpec(price=_decimal("tp_price", template["tp_price"]), percent=Decimal("100"))
+                TargetSpec(
+                    price=_decimal("tp_price", template["tp_price"]),  # type: ignore[arg-type]
+                    percent=Decimal("100"),
+                )
             ]
         values["targets"] = targets
     try:
@@ -133,7 +140,7 @@ def build_request(*, kind: str, account_id: int, template: dict, key: str = ""):
         raise TemplateError({"template": [str(exc)]}) from None
 
 
-def validate_template(*, user, kind: str, account_id: int, template: dict) -> None:
+def validate_template(*, user: User, kind: str, account_id: int, template: dict) -> None:
     """Raise the API errors placement would raise for this template now (the trading
     window aside: a schedule is usually created while the market is closed)."""
 
@@ -141,9 +148,11 @@ def validate_template(*, user, kind: str, account_id: int, template: dict) -> No
         request = build_request(kind=kind, account_id=account_id, template=template)
     except TemplateError as exc:
         raise ValidationFailed("Invalid order template", details=exc.details) from None
-    validate = validate_bracket_order if kind == Order.Kind.BRACKET else validate_single_order
     try:
-        validate(user=user, request=request)
+        if isinstance(request, BracketOrderRequest):  # kind == BRACKET
+            validate_bracket_order(user=user, request=request)
+        else:
+            validate_single_order(user=user, request=request)
     except MarketClosed:
         pass
 
@@ -166,7 +175,7 @@ def _place(schedule: ScheduledOrder, day: date) -> tuple[Order, str]:
         template=schedule.template,
         key=f"sched-{schedule.pk}-{day.isoformat()}",
     )
-    if schedule.kind == Order.Kind.BRACKET:
+    if isinstance(request, BracketOrderRequest):  # kind == BRACKET
         result = place_bracket_order(
             user=schedule.user, request=request, source=Order.Source.SCHEDULED, actor=ACTOR
         )
@@ -247,18 +256,18 @@ def _run(schedule: ScheduledOrder, run: ScheduledOrderRun, day: date) -> Schedul
 # ---- CRUD (the /api/scheduled-orders endpoints) -------------------------------------------
 
 
-def _account_of(*, user, account_id: int):
+def _account_of(*, user: User, account_id: int) -> BrokerAccount:
     return resolve_account(user=user, account_id=account_id)
 
 
 def create_scheduled_order(
     *,
-    user,
+    user: User,
     account_id: int,
     name: str,
     kind: str,
     template: dict,
-    time_of_day,
+    time_of_day: time,
     weekdays: list[int],
     enabled: bool = True,
 ) -> ScheduledOrder:

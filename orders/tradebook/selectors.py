@@ -9,6 +9,7 @@ from datetime import date, datetime, time, timedelta
 
 from django.db.models import Q, QuerySet
 
+from accounts.models import User
 from orders.models import BrokerTrade, OrderLeg
 from trading_site.core.market_hours import MARKET_TZ
 
@@ -27,7 +28,7 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=MARKET_TZ)
 
 
-def trade_list(*, user, filters: TradeFilters) -> QuerySet[BrokerTrade]:
+def trade_list(*, user: User, filters: TradeFilters) -> QuerySet[BrokerTrade]:
     trades = BrokerTrade.objects.filter(account__user=user)
     if filters.account_id is not None:
         trades = trades.filter(account_id=filters.account_id)
@@ -63,4 +64,5 @@ def owners_of(trades: list[BrokerTrade]) -> dict[tuple[int, str], FillOwner]:
     rows = OrderLeg.objects.filter(condition).values_list(
         "account_id", "broker_order_id", "order_id", "role"
     )
-    return {(a, b): FillOwner(order_id=o, role=r) for a, b, o, r in rows}
+    # b is never None: the query asks for these broker order ids.
+    return {(a, b): FillOwner(order_id=o, role=r) for a, b, o, r in rows if b is not None}
