@@ -185,6 +185,8 @@ class InstrumentResolver:
         errors: FieldErrors,
     ) -> Instrument | None:
         segment = (segment or "").strip().upper()
+        filters: dict[str, object]
+        shown: object
         if instrument_id is not None:
             if as_id(instrument_id) is None:
                 _add(errors, id_field, "must be a positive integer (an exchange instrument id)")
@@ -272,7 +274,8 @@ def check_price(errors: FieldErrors, name: str, price: Decimal, instrument: Inst
     if not price.is_finite() or abs(price) > MAX_PRICE:
         _add(errors, name, f"must be a number below {MAX_PRICE:,.0f}")
         return False
-    if price.as_tuple().exponent < -PRICE_PLACES and price != price.quantize(_PLACES):
+    exponent = price.as_tuple().exponent  # an int: the price is finite
+    if isinstance(exponent, int) and exponent < -PRICE_PLACES and price != price.quantize(_PLACES):
         _add(errors, name, f"may have at most {PRICE_PLACES} decimal places")
         return False
     if price <= 0:
@@ -414,6 +417,7 @@ def validate_single_order(
     account = resolve_account(user=user, account_id=request.account_id)
     found = single_order_errors(user=user, request=request, resolver=resolver)
     _raise_if(found.errors)
+    assert found.instrument is not None  # an unknown instrument is among the errors
     check_trading_window(account)
     return ValidatedSingle(
         account=account,
@@ -448,7 +452,7 @@ def bracket_order_errors(
         errors=errors,
     )
     strategy = resolve_strategy(user=user, name=request.strategy_name, errors=errors)
-    lots = request.no_of_lots
+    lots: int | None = request.no_of_lots
     if lots is None or lots <= 0:
         _add(errors, "no_of_lots", "must be a positive integer")
     elif instrument is not None and lots * instrument.lot_size > MAX_QUANTITY:
@@ -502,6 +506,8 @@ def validate_bracket_order(
     account = account or resolve_account(user=user, account_id=request.account_id)
     found = bracket_order_errors(user=user, request=request, resolver=resolver)
     _raise_if(found.errors)
+    # An unknown instrument and a missing stop-loss are among the errors.
+    assert found.instrument is not None and request.sl_price is not None
     check_trading_window(account)
     return ValidatedBracket(
         account=account,
@@ -594,6 +600,7 @@ def _split_targets(
                 return []
             split.append(target.lots)
         else:
+            assert target.percent is not None  # exactly one of lots or percent
             if target.percent <= 0 or target.percent > 100:
                 _add(errors, name, "target percent must be above 0 and at most 100")
                 return []

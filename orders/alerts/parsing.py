@@ -375,6 +375,7 @@ def parse_openalgo_strategy_alert(body: Mapping[str, Any]) -> AlertOrder:
             errors[exc.field] = [exc.message]
     if errors:
         raise AlertInvalid(errors)
+    assert plain is not None  # its errors were raised above
     return AlertOrder(
         symbol=plain.symbol,
         exchange_segment=plain.exchange_segment,

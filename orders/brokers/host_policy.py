@@ -141,7 +141,7 @@ def validate_base_url(url: str) -> str:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError:
             raise BrokerHostNotAllowed("the host name does not resolve") from None
-        addresses = [_ip(info[4][0]) for info in infos]
+        addresses = [_ip(str(info[4][0])) for info in infos]
     _judge(scheme, host, port, [a for a in addresses if a] if addresses else None)
     return url.strip()
 
@@ -154,7 +154,7 @@ async def _resolve(host: str, port: int) -> list:
         raise httpx.ConnectError(f"cannot resolve {host}") from exc
     addresses = []
     for info in infos:
-        address = _ip(info[4][0])
+        address = _ip(str(info[4][0]))
         if address is not None and address not in addresses:
             addresses.append(address)
     if not addresses:

@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import TypeGuard, TypeVar
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
@@ -94,14 +94,14 @@ def credentials_of(account) -> Credentials:
     return Credentials(**values)
 
 
-def _is_usable(row: BrokerSession | None) -> bool:
+def _is_usable(row: BrokerSession | None) -> TypeGuard[BrokerSession]:
     if row is None or row.invalidated_at is not None or not row.access_token:
         return False
     margin = timedelta(seconds=int(settings.BROKER_SESSION_REFRESH_MARGIN_SECONDS))
     return row.expires_at - margin > timezone.now()
 
 
-def _is_alive(row: BrokerSession | None) -> bool:
+def _is_alive(row: BrokerSession | None) -> TypeGuard[BrokerSession]:
     """Valid and not expired, though maybe within the refresh margin."""
     if row is None or row.invalidated_at is not None or not row.access_token:
         return False
@@ -250,10 +250,12 @@ class BrokerClient:
         configured = self.credentials.client_id.strip()
         return bool(row.client_id) and (not configured or configured == row.client_id)
 
-    def _usable(self, row: BrokerSession | None) -> bool:
+    def _usable(self, row: BrokerSession | None) -> TypeGuard[BrokerSession]:
         return _is_usable(row) and self._acts_as_configured(row)
 
-    def _replaced_since(self, row: BrokerSession | None, seen: tuple | None) -> bool:
+    def _replaced_since(
+        self, row: BrokerSession | None, seen: tuple | None
+    ) -> TypeGuard[BrokerSession]:
         """Another caller logged in while we waited for the lock: its session is the live one
         (logging in again would kill its token)."""
         return _identity(row) != seen and _is_alive(row) and self._acts_as_configured(row)

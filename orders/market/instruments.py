@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 from django.db import connection, transaction
 
@@ -209,7 +210,7 @@ def load_instrument_master(*, lines: Iterable[str], batch_size: int = 1000) -> L
     if not parsed:
         return summary
     items = list(parsed.values())
-    conflict_target = (
+    conflict_target: dict[str, Any] = (
         {"unique_fields": ["exchange_segment", "exchange_instrument_id"]}
         if connection.features.supports_update_conflicts_with_target
         else {}

@@ -257,7 +257,12 @@ def _positions_from(totals, marks) -> list[BrokerPositionRow]:
         if mark is None:
             mark = (buy_avg if net > 0 else sell_avg) or _ZERO
         closed = min(t.buy_qty, t.sell_qty)
-        realized = (sell_avg - buy_avg) * closed if closed else _ZERO
+        # Something closed: both sides traded, so both averages are there.
+        realized = (
+            (sell_avg - buy_avg) * closed
+            if closed and sell_avg is not None and buy_avg is not None
+            else _ZERO
+        )
         if net > 0:
             unrealized = (mark - buy_avg) * net
         elif net < 0:
@@ -400,16 +405,18 @@ def _state_from(
 ) -> BookState:
     """The margin maths, in one place: equity = starting cash + the positions' MTM; exposure =
     the open orders' plus each net position at its mark (its average price when unpriced)."""
-    equity = book.starting_cash + sum((p.mtm for p in positions), _ZERO)
+    # The paper book's own rows (position_rows) always carry their numbers: `or` only types.
+    equity = book.starting_cash + sum((p.mtm or _ZERO for p in positions), _ZERO)
     exposure = open_exposure
     net_positions: dict[tuple[str, int], int] = {}
     for p in positions:
         key = (p.exchange_segment, p.exchange_instrument_id)
+        net = p.net_qty or 0
         mark = marks.get(key)
         if mark is None:
-            mark = p.buy_avg_price if p.net_qty > 0 else p.sell_avg_price
-        exposure += abs(p.net_qty) * (mark or _ZERO)
-        net_positions[key] = net_positions.get(key, 0) + p.net_qty
+            mark = p.buy_avg_price if net > 0 else p.sell_avg_price
+        exposure += abs(net) * (mark or _ZERO)
+        net_positions[key] = net_positions.get(key, 0) + net
     return BookState(
         equity=equity.quantize(_CENTS),
         exposure=exposure,

@@ -226,6 +226,7 @@ def _submit_many(
             instrument = instruments.get(
                 (request.exchange_segment, int(request.exchange_instrument_id))
             )
+            reason: str | None
             if instrument is None:
                 reason = (
                     f"Instrument {request.exchange_segment}:{request.exchange_instrument_id} "

@@ -205,6 +205,8 @@ def validate_new_order(
                 f"[{rules.band_low}, {rules.band_high}]"
             )
     if order.order_type == OrderType.STOPLIMIT:
+        # Both prices are there: checked above for every limit and stop order.
+        assert order.limit_price is not None and order.stop_price is not None
         if order.side == Side.BUY and order.limit_price < order.stop_price:
             return "A buy stop-limit order's limit price must be at or above its stop price"
         if order.side == Side.SELL and order.limit_price > order.stop_price:

@@ -9,13 +9,14 @@ from the fills (orders.brokers.paper.exchange), so there is nothing to keep in s
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.db import models
 
 from orders.domain.vocabulary import VENUE_ORDER_STATUSES, LegStatus
 
-_PRICE = {"max_digits": 15, "decimal_places": 4}
-_MONEY = {"max_digits": 15, "decimal_places": 2}
+_PRICE: dict[str, Any] = {"max_digits": 15, "decimal_places": 4}
+_MONEY: dict[str, Any] = {"max_digits": 15, "decimal_places": 2}
 
 __all__ = [
     "PaperBook",

@@ -36,7 +36,8 @@ def build_supervisor(
         # One process, but with Redis at hand its leases (and the paper cursors they fence)
         # still live there: a restart resumes where it stopped, and a second process that
         # runs streams too cannot double them.
-        client = leases = None
+        client = None
+        leases: RedisLeases | LocalLeases | None = None
         if settings.REDIS_URL:
             client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
             leases = RedisLeases()

@@ -348,7 +348,7 @@ class StreamSupervisor:
         self.lease_seconds = float(lease_seconds or settings.BROKER_STREAM_LEASE_SECONDS)
         # Stop a unit this long after its last renewal was sent (before the key can expire).
         self.fence_seconds = self.lease_seconds - max(1.0, self.lease_seconds * 0.2)
-        self.units: dict[str, object] = {}
+        self.units: dict[str, _XtsUnit | _PaperUnit] = {}
         self.renewed_at: dict[str, float] = {}
         self.live_processes = 1
         self.takeovers = 0
@@ -470,6 +470,7 @@ class StreamSupervisor:
         for unit, runner in list(self.units.items()):
             if not unit.startswith(XTS_PREFIX):
                 continue
+            assert isinstance(runner, _XtsUnit)
             identity = candidates.get(runner.account_id)
             if identity is None:
                 await self._drop(unit, release=True, reason="no live broker session")

@@ -915,7 +915,7 @@ def _cancel(book: _Book, query: dict, body: dict) -> dict[str, Any]:
     return _ack(order)
 
 
-def _cancel_open_orders(book: _Book, segment: str, instrument_id: int) -> list[int]:
+def _cancel_open_orders(book: _Book, segment: str, instrument_id: int) -> list[int | None]:
 
     paper = book.paper()
     open_orders = PaperOrder.objects.filter(
@@ -1080,10 +1080,10 @@ def _orders_of(book: _Book, app_order_id: int | None = None) -> list[tuple[Any, 
 
     paper = book.paper()
     match_open_orders(book=paper)
-    orders = PaperOrder.objects.filter(book=paper).order_by("id")
+    query = PaperOrder.objects.filter(book=paper).order_by("id")
     if app_order_id is not None:
-        orders = orders.filter(app_order_id=app_order_id)
-    orders = list(orders)
+        query = query.filter(app_order_id=app_order_id)
+    orders = list(query)
     states: dict[int, list] = defaultdict(list)
     for state in PaperOrderState.objects.filter(order__in=orders).order_by("at", "id"):
         states[state.order_id].append(state)
@@ -1160,10 +1160,14 @@ def _move(row: BrokerPositionRow, quantity: int) -> tuple[BrokerPositionRow, Bro
     The moved part carries its open quantity at the row's average price and its share of
     the unrealized MTM; realized MTM stays where it was made."""
     zero = Decimal("0")
+    assert row.net_qty is not None  # the paper book's rows carry their numbers
     share = Decimal(quantity) / Decimal(row.net_qty)
     long = quantity > 0
     price = (row.buy_avg_price if long else row.sell_avg_price) or zero
     moved_amount = (price * abs(quantity)).quantize(Decimal("0.01"))
+    moved_buy_qty, moved_sell_qty = (abs(quantity), 0) if long else (0, abs(quantity))
+    moved_buy_amount, moved_sell_amount = (moved_amount, zero) if long else (zero, moved_amount)
+    moved_net_amount = -moved_amount if long else moved_amount
     unrealized = _scaled(row.unrealized_mtm, share)
     moved = BrokerPositionRow(
         exchange_segment=row.exchange_segment,
@@ -1171,13 +1175,13 @@ def _move(row: BrokerPositionRow, quantity: int) -> tuple[BrokerPositionRow, Bro
         trading_symbol=row.trading_symbol,
         product_type=row.product_type,
         net_qty=quantity,
-        buy_qty=abs(quantity) if long else 0,
-        sell_qty=0 if long else abs(quantity),
+        buy_qty=moved_buy_qty,
+        sell_qty=moved_sell_qty,
         buy_avg_price=price if long else None,
         sell_avg_price=None if long else price,
-        buy_amount=moved_amount if long else zero,
-        sell_amount=zero if long else moved_amount,
-        net_amount=-moved_amount if long else moved_amount,
+        buy_amount=moved_buy_amount,
+        sell_amount=moved_sell_amount,
+        net_amount=moved_net_amount,
         realized_mtm=zero,
         unrealized_mtm=unrealized,
         mtm=unrealized,
@@ -1185,11 +1189,11 @@ def _move(row: BrokerPositionRow, quantity: int) -> tuple[BrokerPositionRow, Bro
     stays = replace(
         row,
         net_qty=row.net_qty - quantity,
-        buy_qty=(row.buy_qty or 0) - moved.buy_qty,
-        sell_qty=(row.sell_qty or 0) - moved.sell_qty,
-        buy_amount=(row.buy_amount or zero) - moved.buy_amount,
-        sell_amount=(row.sell_amount or zero) - moved.sell_amount,
-        net_amount=(row.net_amount or zero) - moved.net_amount,
+        buy_qty=(row.buy_qty or 0) - moved_buy_qty,
+        sell_qty=(row.sell_qty or 0) - moved_sell_qty,
+        buy_amount=(row.buy_amount or zero) - moved_buy_amount,
+        sell_amount=(row.sell_amount or zero) - moved_sell_amount,
+        net_amount=(row.net_amount or zero) - moved_net_amount,
         unrealized_mtm=(row.unrealized_mtm or zero) - unrealized,
         mtm=(row.mtm or zero) - unrealized,
     )
@@ -1299,6 +1303,7 @@ def _convert(book: _Book, query: dict, body: dict) -> dict[str, Any]:
     target = _integer(body, "targetQty")
     new_product = _choice(body, "newProductType", _PRODUCTS)
     position = _open_position(book, body, "oldProductType")
+    assert position.net_qty is not None  # an open position's quantity is known
     if target <= 0 or target > abs(position.net_qty):
         raise _bad_request("targetQty", f"targetQty must be between 1 and {abs(position.net_qty)}")
     if new_product == position.product_type:
@@ -1328,6 +1333,7 @@ def _square_off(book: _Book, query: dict, body: dict) -> dict[str, Any]:
     kind = _choice(body, "positionSquareOffQuantityType", ("ExactQty", "Percentage"))
     value = _decimal(body, "squareOffQtyValue")
     position = _open_position(book, body, "productType")
+    assert position.net_qty is not None  # an open position's quantity is known
     net = abs(position.net_qty)
     if value is None:
         raise _bad_request("squareOffQtyValue", "squareOffQtyValue must be positive")

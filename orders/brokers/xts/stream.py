@@ -169,7 +169,7 @@ class XtsStream:
         self._wakeup = asyncio.Event()
         self._closing: set[asyncio.Future] = set()
         self._stopping = False
-        self._websocket = None
+        self._websocket: websockets.ClientConnection | None = None
         self._renewed = False
 
     # ---- control (from the runner) --------------------------------------------------------

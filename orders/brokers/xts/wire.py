@@ -59,7 +59,7 @@ _STATUS_FROM_XTS = {
     "expired": LegStatus.CANCELLED,
     "rejected": LegStatus.REJECTED,
 }
-_STATUS_TO_XTS = {
+_STATUS_TO_XTS: dict[str, str] = {
     LegStatus.OPEN: "New",
     LegStatus.PARTIALLY_FILLED: "PartiallyFilled",
     LegStatus.FILLED: "Filled",
@@ -75,7 +75,7 @@ _ORDER_TYPE_FROM_XTS = {
     "slm": OrderType.STOPMARKET,
 }
 
-_ORDER_TYPE_TO_XTS = {
+_ORDER_TYPE_TO_XTS: dict[str, str] = {
     OrderType.MARKET: "Market",
     OrderType.LIMIT: "Limit",
     OrderType.STOPLIMIT: "StopLimit",
@@ -180,6 +180,7 @@ def parse_time(value: Any) -> datetime | None:
     text = str(value).strip()
     if not text:
         return None
+    parsed: datetime | None
     match = _DOTNET_DATE.match(text)
     if match:
         parsed = datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC)
