@@ -8,6 +8,7 @@ finds them: instruments and fair prices (orders.market.models), scheduled orders
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -25,7 +26,7 @@ from orders.domain.vocabulary import (
 )
 from orders.market.models import PRICE, ExchangeSegment, FairPrice, Instrument
 
-MONEY = {"max_digits": 15, "decimal_places": 2}
+MONEY: dict[str, Any] = {"max_digits": 15, "decimal_places": 2}
 
 
 class Order(models.Model):
@@ -98,6 +99,14 @@ class Order(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # Set by the services and pages that load an order with its legs, never stored: the entry
+    # leg placement wrote, the legs a list or detail page shows, each leg role's status.
+    entry_leg: OrderLeg
+    list_legs: list[Any]  # OrderLeg or orders.selectors.ListLeg rows
+    detail_legs: list[OrderLeg]
+    detail_events: list[OrderEvent]
+    leg_status: dict[str, str]
 
     class Meta:
         db_table = "orders"
@@ -187,6 +196,11 @@ class OrderEvent(models.Model):
     after = models.JSONField(null=True, blank=True)
     broker_response = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    # Set for the audit trail's display (orders.audit_words), never stored.
+    sentence: str
+    by: str
+    plain: str
 
     class Meta:
         db_table = "order_events"
@@ -280,6 +294,12 @@ class BrokerTrade(models.Model):
     price = models.DecimalField(**PRICE)
     traded_at = models.DateTimeField()
     synced_at = models.DateTimeField(auto_now=True)
+
+    # Set by the trade book and order pages for display, never stored: our order and leg
+    # role (orders.tradebook.selectors.FillOwner), the fill's value, the leg it filled.
+    owner: Any
+    value: Decimal
+    leg: OrderLeg | None
 
     class Meta:
         db_table = "broker_trade_book"

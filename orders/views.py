@@ -10,6 +10,7 @@ a 404.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 
 from django.conf import settings
@@ -17,12 +18,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Prefetch, Q
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import BrokerAccount
 from accounts.web_forms import KillSwitchForm, add_service_errors
 from orders import services
@@ -36,7 +38,7 @@ from orders.services.kill_switch import kill_switch
 from orders.services.placement import BatchItemError
 from orders.services.trading_lock import unlock_trading
 from orders.tradebook import csv_export
-from orders.validation import InstrumentResolver, as_id, validate_bracket_order
+from orders.validation import BracketOrderRequest, InstrumentResolver, as_id, validate_bracket_order
 from orders.web_forms import (
     BATCH_COLUMNS,
     KIND_BRACKET,
@@ -75,7 +77,7 @@ def leg_statuses(order: Order) -> dict[str, str]:
     by_role: dict[str, list[OrderLeg]] = {}
     for leg in order.legs.all():
         by_role.setdefault(leg.role, []).append(leg)
-    result = {}
+    result: dict[str, str] = {}
     for role, key in (
         (OrderLeg.Role.ENTRY, "entry"),
         (OrderLeg.Role.STOP_LOSS, "sl"),
@@ -105,7 +107,7 @@ def _decorate(orders: list[Order]) -> list[Order]:
     return orders
 
 
-def _filtered_orders(request: HttpRequest, form: OrderFilterForm):
+def _filtered_orders(request: AuthenticatedHttpRequest, form: OrderFilterForm):
     qs = Order.objects.filter(user=request.user)
     if form.is_valid():
         d = form.cleaned_data
@@ -128,7 +130,7 @@ def _filtered_orders(request: HttpRequest, form: OrderFilterForm):
 
 @login_required
 @require_GET
-def order_list(request: HttpRequest) -> HttpResponse:
+def order_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = OrderFilterForm(request.GET or None, user=request.user)
     page = Paginator(_filtered_orders(request, form), ORDERS_PER_PAGE).get_page(
         request.GET.get("page")
@@ -156,7 +158,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def order_list_csv(request: HttpRequest) -> HttpResponse:
+def order_list_csv(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     """The order list as CSV, with the page's filters (all pages)."""
     form = OrderFilterForm(request.GET or None, user=request.user)
     return csv_export.csv_response(
@@ -167,7 +169,7 @@ def order_list_csv(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def order_row(request: HttpRequest, pk: int) -> HttpResponse:
+def order_row(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """One table row, re-rendered when an order_update arrives."""
     order = get_object_or_404(_with_legs(Order.objects.filter(user=request.user)), pk=pk)
     _decorate([order])
@@ -180,7 +182,7 @@ def order_row(request: HttpRequest, pk: int) -> HttpResponse:
 # ---- one order ------------------------------------------------------------------------
 
 
-def _order_context(request: HttpRequest, pk: int) -> dict:
+def _order_context(request: AuthenticatedHttpRequest, pk: int) -> dict:
     order = get_object_or_404(
         Order.objects.filter(user=request.user).select_related("account", "strategy", "instrument"),
         pk=pk,
@@ -235,12 +237,12 @@ def _modify_forms(context: dict, *, posted: ModifyOrderForm | None = None) -> li
 
 @login_required
 @require_GET
-def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def order_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     context = _order_context(request, pk)
     if _is_fragment(request):
         part = {"status": "orders/_order_status.html", "trail": "orders/_order_trail.html"}
         return render(
-            request, part.get(request.GET.get("part"), "orders/_order_live.html"), context
+            request, part.get(request.GET.get("part", ""), "orders/_order_live.html"), context
         )
     context["modify_forms"] = _modify_forms(context)
     return render(request, "orders/order_detail.html", context)
@@ -248,7 +250,7 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+def order_cancel(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     order = get_object_or_404(Order, pk=pk, user=request.user)
     try:
         services.cancel_order(order=order, actor=_actor(request))
@@ -261,7 +263,7 @@ def order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def order_modify(request: HttpRequest, pk: int) -> HttpResponse:
+def order_modify(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     context = _order_context(request, pk)
     order = context["order"]
     leg_id = as_id(request.POST.get("leg_id"))
@@ -302,7 +304,7 @@ def ticket_context(form: OrderTicketForm, *, user) -> dict:
     found = Instrument.objects.select_related("fair_price")
     instrument = None
     if instrument_id is not None:
-        filters = {"exchange_instrument_id": instrument_id}
+        filters: dict[str, object] = {"exchange_instrument_id": instrument_id}
         if segment:
             filters["exchange_segment"] = segment
         instrument = found.filter(**filters).first()
@@ -332,7 +334,7 @@ def ticket_context(form: OrderTicketForm, *, user) -> dict:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def place_order(request: HttpRequest) -> HttpResponse:
+def place_order(request: AuthenticatedHttpRequest) -> HttpResponse:
     initial: dict = {}
     if request.method == "GET":
         initial["kind"] = (request.GET.get("kind") or "single").upper()
@@ -346,7 +348,7 @@ def place_order(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         if form.is_valid():
-            placing = (
+            placing: Callable[..., services.PlacementResult] = (
                 services.place_bracket_order
                 if form.cleaned_data["kind"] == KIND_BRACKET
                 else services.place_single_order
@@ -377,9 +379,11 @@ def place_order(request: HttpRequest) -> HttpResponse:
                         ticket_context(form, user=request.user),
                         status=409 if order.send.trading_locked else 503,
                     )
-                order = getattr(order, "order", order)
-                messages.success(request, f"Order {order.pk} placed: {order.get_status_display()}.")
-                return redirect("order_detail", pk=order.pk)
+                placed = order.order
+                messages.success(
+                    request, f"Order {placed.pk} placed: {placed.get_status_display()}."
+                )
+                return redirect("order_detail", pk=placed.pk)
         else:
             form.collect_rule_errors()
         status = status if status != 200 else 400
@@ -393,7 +397,7 @@ def place_order(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def instrument_search(request: HttpRequest) -> JsonResponse:
+def instrument_search(request: AuthenticatedHttpRequest) -> JsonResponse:
     """Instruments whose symbol starts with (then contains) `q`, with lot and tick size."""
     q = (request.GET.get("q") or "").strip()[:50]
     if not q:
@@ -414,7 +418,7 @@ def instrument_search(request: HttpRequest) -> JsonResponse:
 
 @login_required
 @require_GET
-def instrument_facts(request: HttpRequest) -> JsonResponse:
+def instrument_facts(request: AuthenticatedHttpRequest) -> JsonResponse:
     """One instrument's facts and its latest LTP (the ticket polls it while open)."""
     instrument_id = as_id(request.GET.get("id"))
     segment = (request.GET.get("segment") or "").strip().upper()[:10]
@@ -466,7 +470,7 @@ def _instrument_json(instrument: Instrument) -> dict:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def batch_orders(request: HttpRequest) -> HttpResponse:
+def batch_orders(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = BatchForm(request.POST or None, request.FILES or None, user=request.user)
     context: dict = {"form": form, "columns": BATCH_COLUMNS}
     if request.method != "POST" or not form.is_valid():
@@ -482,9 +486,9 @@ def batch_orders(request: HttpRequest) -> HttpResponse:
 
     if action == "place":
         # Rows that could not be parsed go in as BatchItemError so every row gets a result.
-        items = [
+        items: list[BracketOrderRequest | BatchItemError] = [
             row.request
-            if row.ok
+            if row.ok and row.request is not None
             else BatchItemError(
                 external_id=row.external_id, message="invalid row", details=row.errors
             )
@@ -553,7 +557,7 @@ def _apply_outcome(row, outcome) -> None:
 
 @login_required
 @require_POST
-def account_connect(request: HttpRequest, pk: int) -> HttpResponse:
+def account_connect(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(BrokerAccount, pk=pk, user=request.user)
     if not account.is_active:
         messages.error(request, f"“{account.account_name}” is deactivated.")
@@ -573,7 +577,7 @@ def account_connect(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def kill_switch_chooser(request: HttpRequest) -> HttpResponse:
+def kill_switch_chooser(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The navigation's kill switch: straight to the confirmation of the trader's one active
     account, else a choice of account (each confirmation names its account)."""
     accounts = list(
@@ -586,7 +590,7 @@ def kill_switch_chooser(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def account_kill_switch(request: HttpRequest, pk: int) -> HttpResponse:
+def account_kill_switch(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(BrokerAccount, pk=pk, user=request.user, is_active=True)
     form = KillSwitchForm(request.POST or None, account_name=account.account_name)
     if request.method == "POST" and form.is_valid():
@@ -602,7 +606,7 @@ def account_kill_switch(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def account_enable_trading(request: HttpRequest, pk: int) -> HttpResponse:
+def account_enable_trading(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """The settings page's "Re-enable trading" after the kill switch (audited)."""
     account = get_object_or_404(BrokerAccount, pk=pk, user=request.user, is_active=True)
     if unlock_trading(account=account, actor=_actor(request)):

@@ -10,6 +10,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django import forms
 
@@ -24,7 +25,12 @@ from orders.validation import (
     single_order_errors,
 )
 
-PRICE_FIELD = {"max_digits": 15, "decimal_places": 4, "required": False, "min_value": Decimal("0")}
+PRICE_FIELD: dict[str, Any] = {
+    "max_digits": 15,
+    "decimal_places": 4,
+    "required": False,
+    "min_value": Decimal("0"),
+}
 
 MAX_BATCH_ROWS = 500
 MAX_CSV_BYTES = 512 * 1024
@@ -75,6 +81,13 @@ BRACKET_TO_TICKET = {
 
 def _strip(value) -> str:
     return (value or "").strip() if isinstance(value, str) else ""
+
+
+def choice_field(form: forms.BaseForm, name: str) -> forms.ChoiceField:
+    """The form's choice field `name`, to set its choices per user."""
+    field = form.fields[name]
+    assert isinstance(field, forms.ChoiceField)
+    return field
 
 
 class OrderTicketForm(forms.Form):
@@ -143,8 +156,8 @@ class OrderTicketForm(forms.Form):
             data["kind"] = _strip(data.get("kind") or KIND_SINGLE).upper()
         super().__init__(data, *args, **kwargs)
         self.user = user
-        self.fields["account_id"].choices = account_choices(user)
-        self.fields["strategy_name"].choices = _strategy_choices(user)
+        choice_field(self, "account_id").choices = account_choices(user)
+        choice_field(self, "strategy_name").choices = _strategy_choices(user)
         self._initial_targets = target_rows or []
         self.target_specs: list[TargetSpec] = []
 
@@ -172,7 +185,8 @@ class OrderTicketForm(forms.Form):
     # ---- parsing ------------------------------------------------------------------
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         kind = data.get("kind")
         if kind == KIND_SINGLE:
             if data.get("order_quantity") is None and "order_quantity" not in self.errors:
@@ -380,7 +394,8 @@ class ModifyOrderForm(forms.Form):
                 "quantity": leg.quantity,
             },
         )
-        super().__init__(*args, auto_id=f"leg{leg.pk}_%s", **kwargs)
+        kwargs["auto_id"] = f"leg{leg.pk}_%s"
+        super().__init__(*args, **kwargs)
         self.leg = leg
         if leg.order_type not in (OrderType.LIMIT, OrderType.STOPLIMIT):
             del self.fields["limit_price"]
@@ -421,7 +436,7 @@ class OrderFilterForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["account"].choices = [
+        choice_field(self, "account").choices = [
             ("", "All accounts"),
             *(
                 (a.pk, a.account_name)
@@ -429,10 +444,11 @@ class OrderFilterForm(forms.Form):
             ),
         ]
         names = Strategy.objects.filter(user=user).order_by("name").values_list("name", flat=True)
-        self.fields["strategy"].choices = [("", "Any strategy"), *((n, n) for n in names)]
+        choice_field(self, "strategy").choices = [("", "Any strategy"), *((n, n) for n in names)]
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("since") and data.get("until") and data["since"] > data["until"]:
             self.add_error("until", "must be on or after the start date")
         return data
@@ -449,10 +465,11 @@ class BatchForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["account_id"].choices = account_choices(user)
+        choice_field(self, "account_id").choices = account_choices(user)
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         upload = data.get("csv_file")
         if upload:
             if upload.size > MAX_CSV_BYTES:
@@ -563,6 +580,7 @@ def parse_batch_csv(text: str, *, account_id: int) -> tuple[list[BatchRow], list
         sl_stop = _decimal(row, "sl_stop_price", required=False)
         targets = parse_targets(row, clean.get("targets", ""))
         if not row.errors:
+            assert lots is not None  # an unreadable number is among the errors
             row.request = BracketOrderRequest(
                 account_id=account_id,
                 no_of_lots=lots,

@@ -23,6 +23,8 @@ class WebhookForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["account"].queryset = BrokerAccount.objects.filter(
-            user=user, is_active=True
-        ).order_by("account_name")
+        account = self.fields["account"]
+        assert isinstance(account, forms.ModelChoiceField)
+        account.queryset = BrokerAccount.objects.filter(user=user, is_active=True).order_by(
+            "account_name"
+        )

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Strategy
 from orders.alerts import services
 from orders.alerts.forms import WebhookForm
@@ -35,7 +36,7 @@ def _answer(answer: services.AlertAnswer, public_id: str) -> JsonResponse:
         response[name] = value
     # Django would log "Bad Request: <path>" for a 4xx, and the path may carry the secret:
     # one line of our own instead, with the webhook id only.
-    response._has_been_logged = True
+    response._has_been_logged = True  # type: ignore[attr-defined]  # Django's own flag
     logger.log(
         logging.INFO if answer.status < 400 else logging.WARNING,
         "alert webhook answered",
@@ -86,7 +87,7 @@ def _back_to(strategy: Strategy) -> HttpResponse:
 
 
 @login_required
-def webhook_save(request: HttpRequest, pk: int) -> HttpResponse:
+def webhook_save(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     strategy = get_object_or_404(Strategy, pk=pk, user=request.user)
     if request.method != "POST":
         return _back_to(strategy)
@@ -109,7 +110,7 @@ def webhook_save(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def webhook_rotate(request: HttpRequest, pk: int) -> HttpResponse:
+def webhook_rotate(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     strategy = get_object_or_404(Strategy, pk=pk, user=request.user)
     if request.method == "POST":
         webhook = get_object_or_404(AlertWebhook, strategy=strategy)

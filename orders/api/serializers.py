@@ -11,7 +11,12 @@ from orders.domain.rollup import role_status
 from orders.models import ExchangeSegment, Order, OrderEvent, OrderLeg, OrderType, ProductType, Side
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
 
-PRICE_FIELD = {"max_digits": 15, "decimal_places": 4, "required": False, "allow_null": True}
+PRICE_FIELD: dict[str, Any] = {
+    "max_digits": 15,
+    "decimal_places": 4,
+    "required": False,
+    "allow_null": True,
+}
 
 
 class UpperChoiceField(serializers.ChoiceField):
@@ -212,7 +217,7 @@ def order_summary(order: Order) -> dict[str, Any]:
         "filled_quantity": order.filled_quantity,
         "kind": order.kind,
         "source": order.source,
-        "strategy": order.strategy.name if order.strategy_id else None,
+        "strategy": order.strategy.name if order.strategy is not None else None,
         "external_id": order.external_id,
         "client_order_id": order.client_order_id,
         "order_status": order.status,
@@ -298,7 +303,9 @@ class OrderSummarySerializer(serializers.Serializer):
     order_quantity = serializers.IntegerField()
     filled_quantity = serializers.IntegerField()
     kind = serializers.CharField()
-    source = serializers.CharField()
+    # The metaclass moves declared fields off the class: this shadows Field.source for the
+    # type checker only.
+    source = serializers.CharField()  # type: ignore[assignment]
     strategy = serializers.CharField(allow_null=True)
     external_id = serializers.CharField()
     client_order_id = serializers.CharField(allow_null=True)

@@ -29,6 +29,8 @@ A locked account refuses the whole batch (409 TRADING_LOCKED).
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -54,7 +56,7 @@ from orders.services.placement import (
     not_sent_details,
 )
 from orders.tradebook import csv_export
-from orders.validation import as_id, bracket_order_errors, single_order_errors
+from orders.validation import BracketOrderRequest, as_id, bracket_order_errors, single_order_errors
 from trading_site.core.api.errors import _plain_details, _validation_message
 from trading_site.core.api.pagination import LimitOffsetTotalPagination
 from trading_site.core.errors import (
@@ -67,6 +69,8 @@ from trading_site.core.errors import (
 
 class OrdersGroupMixin:
     """Reads count against the "read" bucket, writes against the tighter "orders" one."""
+
+    request: Any  # the view's (a DRF Request in an APIView)
 
     @property
     def rate_limit_group(self) -> str:
@@ -95,7 +99,7 @@ def _placement_response(result: PlacementResult) -> Response:
     if result.created and getattr(order, "entry_leg", None) is not None:
         # A new order has exactly its entry leg, already in memory: no query to show it.
         order.list_legs = [order.entry_leg]
-    body = {"order": s.order_summary(order)}
+    body: dict[str, Any] = {"order": s.order_summary(order)}
     if result.outcome == OUTCOME_REPLAYED:
         return Response(body, status=status.HTTP_200_OK)
     if result.outcome == OUTCOME_NOT_SENT and result.send is not None:
@@ -260,7 +264,9 @@ class OrdersView(OrdersGroupMixin, APIView):
     def get(self, request):
         queryset = _filtered_order_list(request)
         paginator = self.pagination_class()
-        page = selectors.attach_list_legs(paginator.paginate_queryset(queryset, request, view=self))
+        orders: list[Order] | None = paginator.paginate_queryset(queryset, request, view=self)
+        assert orders is not None  # the paginator always has a limit (default_limit)
+        page = selectors.attach_list_legs(orders)
         return paginator.get_paginated_response([s.order_summary(order) for order in page])
 
     @extend_schema(request=s.PlaceOrderSerializer, responses=_PLACEMENT_RESPONSES)
@@ -329,7 +335,7 @@ class BatchOrdersView(OrdersGroupMixin, APIView):
         outer = s.BatchSerializer(data=request.data)
         outer.is_valid(raise_exception=True)
         account_id = outer.validated_data["account_id"]
-        items = []
+        items: list[BracketOrderRequest | BatchItemError] = []
         validator = s.BatchItemSerializer()
         for raw in outer.validated_data["orders"]:
             try:

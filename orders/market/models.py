@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.db import models
 
 from orders.domain.vocabulary import ExchangeSegment
 
-PRICE = {"max_digits": 15, "decimal_places": 4}
+PRICE: dict[str, Any] = {"max_digits": 15, "decimal_places": 4}
 
 
 class Instrument(models.Model):

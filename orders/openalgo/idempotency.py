@@ -159,6 +159,7 @@ def run_once(
     request_print = fingerprint(endpoint=endpoint, api_key=api_key, account=account, body=body)
     claim, earlier = _claim(request_print, window_seconds, api_key, account, endpoint)
     if claim is None:
+        assert earlier is not None  # no claim: an earlier request holds it
         return _replay(earlier)
     try:
         answer = handle(claim.pk)

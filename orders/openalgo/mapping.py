@@ -291,7 +291,7 @@ REJECTED = "rejected"
 TRIGGER_PENDING = "trigger pending"
 PENDING = "pending"
 
-_STATUS_OF_ORDER = {
+_STATUS_OF_ORDER: dict[str, str] = {
     OrderStatus.PENDING: PENDING,
     OrderStatus.OPEN: OPEN,
     OrderStatus.PARTIALLY_FILLED: OPEN,

@@ -153,7 +153,7 @@ def order_data(order: Order) -> dict[str, Any]:
         "product": order.product_type,
         "order_status": order_status_text(order.status, order.order_type),
         "timestamp": openalgo_timestamp(order.created_at),
-        "strategy": order.strategy.name if order.strategy_id else "",
+        "strategy": order.strategy.name if order.strategy is not None else "",
         "kind": order.kind,
         "rejection_reason": (entry.reject_reason if entry is not None else "") or "",
     }

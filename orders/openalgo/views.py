@@ -113,7 +113,7 @@ def openalgo_exception_handler(exc: Exception, context: dict[str, Any]) -> Respo
     if isinstance(exc, drf_exceptions.PermissionDenied):
         return Response(show.error(str(exc.detail)), status=403)
     if isinstance(exc, drf_exceptions.Throttled):
-        wait = int(exc.wait or 1)
+        wait = int(exc.wait or 1)  # type: ignore[attr-defined]  # set in __init__, not in the stubs
         return Response(
             show.error("Rate limit exceeded"), status=429, headers={"Retry-After": str(wait)}
         )
@@ -218,6 +218,7 @@ def _not_sent(result: PlacementResult, caller: services.Caller, **extra) -> Answ
     released and the request's claim is not kept (`placed=False`), so the same request sent
     again is evaluated afresh and places once. Locked: 409 TRADING_LOCKED."""
     send = result.send
+    assert send is not None  # a not-sent order was sent for
     fields = {"orderid": str(result.order.pk), "mode": caller.mode, **extra}
     if send.trading_locked:
         return Answer(
@@ -259,10 +260,8 @@ def _item_row(row: dict[str, Any], placement: PlacementResult | None, error: str
             retryable=not (send is not None and send.trading_locked),
         )
     else:
-        row.update(
-            status="error",
-            message=error or f"The broker rejected the order: {placement.reject_reason}",
-        )
+        reason = placement.reject_reason if placement is not None else ""
+        row.update(status="error", message=error or f"The broker rejected the order: {reason}")
     if placement is not None:
         row["orderid"] = str(placement.order.pk)
     return row
@@ -348,6 +347,7 @@ class PlaceSmartOrderView(OpenAlgoView):
         order = read_order(reader, quantity_minimum=0, brackets=False)
         position_size = reader.integer("position_size", required=True, minimum=None)
         reader.raise_errors()
+        assert position_size is not None  # required: raise_errors refused it missing
         smart = services.place_smart_order(
             caller=caller,
             order=order,
@@ -365,6 +365,7 @@ class PlaceSmartOrderView(OpenAlgoView):
                 ),
             )
         change = smart.result
+        assert change is not None and smart.change is not None  # a change was decided and made
         extra = {
             "action": smart.change.side,
             "quantity": smart.change.quantity,
@@ -403,6 +404,7 @@ class PlaceSmartOrderView(OpenAlgoView):
                 extra["errors"] = change.errors
             return _placed(change.placement, caller, **extra)
         primary = change.primary_order
+        assert primary is not None  # something was sent, without errors
         return Answer(
             status=200,
             body=show.success(orderid=str(primary.pk), mode=caller.mode, **extra),
@@ -520,6 +522,7 @@ class SplitOrderView(OpenAlgoView):
         order = read_order(reader, brackets=False)
         split_size = reader.integer("splitsize", required=True)
         reader.raise_errors()
+        assert split_size is not None  # required: raise_errors refused it missing
         results = services.place_split(
             caller=caller,
             order=order,
@@ -591,6 +594,7 @@ class ModifyOrderView(OpenAlgoView):
         order_id = read_order_id(reader)
         order = read_order(reader, brackets=False)
         reader.raise_errors()
+        assert order_id is not None  # required: raise_errors refused it missing
         modified = services.modify(caller=caller, order_id=order_id, order=order)
         return Answer(
             status=200, body=show.success(orderid=str(modified.pk), mode=caller.mode), placed=True
@@ -617,6 +621,7 @@ class CancelOrderView(OpenAlgoView):
         reader = _read(body)
         order_id = read_order_id(reader)
         reader.raise_errors()
+        assert order_id is not None  # required: raise_errors refused it missing
         cancelled = services.cancel(caller=caller, order_id=order_id)
         return Answer(
             status=200, body=show.success(orderid=str(cancelled.pk), mode=caller.mode), placed=True
@@ -760,6 +765,7 @@ class OrderStatusView(OpenAlgoView):
         reader = _read(body)
         order_id = read_order_id(reader)
         reader.raise_errors()
+        assert order_id is not None  # required: raise_errors refused it missing
         selectors.order_on_account(account=caller.account, order_id=order_id)  # 404 first
         refresh_orders_from_broker(account=caller.account, actor=caller.actor)
         order = selectors.order_on_account(account=caller.account, order_id=order_id)
@@ -1099,6 +1105,7 @@ class AnalyzerToggleView(OpenAlgoView):
         reader = _read(body)
         enabled = reader.flag("mode", required=True)
         reader.raise_errors()
+        assert enabled is not None  # required: raise_errors refused it missing
         caller = services.set_analyzer(caller=caller, enabled=enabled)
         data = _analyzer_data(caller)
         data["message"] = f"Analyzer mode switched to {caller.mode}"

@@ -3,12 +3,15 @@ position and Exit all behind a confirmation, and delivery holdings."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import BrokerAccount
 from orders.models import ExchangeSegment, ProductType
 from orders.positions import holdings, selectors, services
@@ -29,7 +32,7 @@ def _chosen_account(request: HttpRequest, accounts: list[BrokerAccount]) -> Brok
 
 @login_required
 @require_GET
-def positions_page(request: HttpRequest) -> HttpResponse:
+def positions_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     accounts = list(
         BrokerAccount.objects.filter(user=request.user, is_active=True).order_by(
             "account_name", "pk"
@@ -38,7 +41,7 @@ def positions_page(request: HttpRequest) -> HttpResponse:
     account = _chosen_account(request, accounts)
     chosen = [account] if account else accounts
     book = selectors.position_book(accounts=chosen)
-    context = {
+    context: dict[str, Any] = {
         "accounts": accounts,
         "account": account,
         "book": book,
@@ -82,7 +85,7 @@ def _account_from_post(request: HttpRequest) -> BrokerAccount:
 
 @login_required
 @require_POST
-def exit_position(request: HttpRequest) -> HttpResponse:
+def exit_position(request: AuthenticatedHttpRequest) -> HttpResponse:
     account = _account_from_post(request)
     segment = request.POST.get("exchange_segment", "")
     instrument_id = as_id(request.POST.get("exchange_instrument_id"))
@@ -110,7 +113,7 @@ def exit_position(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def exit_all_positions(request: HttpRequest) -> HttpResponse:
+def exit_all_positions(request: AuthenticatedHttpRequest) -> HttpResponse:
     account = _account_from_post(request)
     try:
         check_trading_window(account)

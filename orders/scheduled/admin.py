@@ -37,7 +37,8 @@ class ScheduledOrderAdminForm(forms.ModelForm):
         field_classes = {"template": DepthLimitedJSONField, "weekdays": DepthLimitedJSONField}
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         user, account = cleaned.get("user"), cleaned.get("account")
         if user is None or account is None or "template" not in cleaned:
             return cleaned

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.http import AuthenticatedHttpRequest
 from orders.scheduled.forms import ScheduledOrderForm
 from orders.scheduled.models import ScheduledOrder
 from orders.scheduled.services import create_scheduled_order, update_scheduled_order
@@ -18,7 +19,7 @@ from trading_site.core.errors import DomainError
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def scheduled_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+def scheduled_edit(request: AuthenticatedHttpRequest, pk: int | None = None) -> HttpResponse:
     schedule = get_object_or_404(ScheduledOrder, pk=pk, user=request.user) if pk else None
     initial: dict = {}
     target_rows: list = []
@@ -73,7 +74,7 @@ def scheduled_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 
 @login_required
 @require_POST
-def scheduled_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def scheduled_delete(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     schedule = get_object_or_404(ScheduledOrder, pk=pk, user=request.user)
     name = schedule.name
     schedule.delete()

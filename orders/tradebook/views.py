@@ -6,10 +6,11 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import BrokerAccount
 from orders.tradebook import csv_export, selectors
 
@@ -25,7 +26,9 @@ class TradeFilterForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["account"].choices = [
+        account = self.fields["account"]
+        assert isinstance(account, forms.ChoiceField)
+        account.choices = [
             ("", "All accounts"),
             *(
                 (a.pk, a.account_name)
@@ -49,7 +52,7 @@ class TradeFilterForm(forms.Form):
 
 @login_required
 @require_GET
-def trade_book(request: HttpRequest) -> HttpResponse:
+def trade_book(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = TradeFilterForm(request.GET or None, user=request.user)
     trades = selectors.trade_list(user=request.user, filters=form.filters())
     page = Paginator(trades, TRADES_PER_PAGE).get_page(request.GET.get("page"))
@@ -70,7 +73,7 @@ def trade_book(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def trade_book_csv(request: HttpRequest) -> HttpResponse:
+def trade_book_csv(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     form = TradeFilterForm(request.GET or None, user=request.user)
     trades = selectors.trade_list(user=request.user, filters=form.filters())
     return csv_export.csv_response(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -10,7 +11,7 @@ from rest_framework import serializers
 from orders.market.models import FairPrice, Instrument
 
 MAX_FAIR_PRICE_ROWS = 1000
-_PRICE = {"max_digits": 15, "decimal_places": 4, "min_value": Decimal("0.0001")}
+_PRICE: dict[str, Any] = {"max_digits": 15, "decimal_places": 4, "min_value": Decimal("0.0001")}
 
 
 class FairPriceSerializer(serializers.ModelSerializer):

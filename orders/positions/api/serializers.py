@@ -12,8 +12,8 @@ from orders.positions.selectors import AccountPositions, PositionBook
 from orders.positions.services import ExitResult
 
 BIGINT_MAX = 2**63 - 1
-MONEY = {"max_digits": 18, "decimal_places": 2}
-PRICE = {"max_digits": 15, "decimal_places": 4}
+MONEY: dict[str, Any] = {"max_digits": 18, "decimal_places": 2}
+PRICE: dict[str, Any] = {"max_digits": 15, "decimal_places": 4}
 
 
 class AccountFilterSerializer(serializers.Serializer):
@@ -77,7 +77,9 @@ class ExitResultSerializer(serializers.Serializer):
     exit_order_ids = serializers.ListField(child=serializers.IntegerField())
     exit_legs = serializers.ListField(child=serializers.CharField())
     cancelled_legs = serializers.ListField(child=serializers.CharField())
-    errors = serializers.ListField(child=serializers.CharField())
+    # The metaclass moves declared fields off the class: this shadows Serializer.errors for
+    # the type checker only.
+    errors = serializers.ListField(child=serializers.CharField())  # type: ignore[assignment]
 
 
 class HoldingSerializer(serializers.Serializer):

@@ -55,4 +55,4 @@ class ScheduledOrderSerializer(serializers.ModelSerializer):
     @extend_schema_field(ScheduledOrderRunSerializer(many=True))
     def get_recent_runs(self, schedule: ScheduledOrder) -> list[dict]:
         runs = schedule.runs.order_by("-trading_date")[:5]
-        return ScheduledOrderRunSerializer(runs, many=True).data
+        return list(ScheduledOrderRunSerializer(runs, many=True).data)

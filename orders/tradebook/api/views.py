@@ -49,7 +49,9 @@ class TradesView(APIView):
     def get(self, request):
         trades = selectors.trade_list(user=request.user, filters=parse_filters(request))
         paginator = self.pagination_class()
-        page = list(paginator.paginate_queryset(trades, request, view=self))
+        found = paginator.paginate_queryset(trades, request, view=self)
+        assert found is not None  # the paginator always has a limit (default_limit)
+        page = list(found)
         owners = selectors.owners_of(page)
         rows = [trade_row(t, owners.get((t.account_id, t.broker_order_id))) for t in page]
         return paginator.get_paginated_response(TradeSerializer(rows, many=True).data)
