@@ -16,15 +16,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Set as AbstractSet
 from datetime import datetime
-from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import models
 from django.utils import timezone
 
+from accounts.cached_rows import USER_FIELDS_NOT_CACHED, from_cached_fields, row_fields
 from accounts.models import ApiKey, BrokerAccount, User
 from trading_site.core.errors import ValidationFailed
 
@@ -107,24 +105,6 @@ def live_api_keys(*, user: User):
 
 # ---- authenticating -------------------------------------------------------------------------
 
-_M = TypeVar("_M", bound=models.Model)
-
-# Never copied into the cache: the password hash stays in the database only.
-_USER_FIELDS_NOT_CACHED = {"password"}
-
-
-def _row_fields(instance: models.Model, *, skip: AbstractSet[str] = frozenset()) -> dict[str, Any]:
-    return {
-        f.attname: getattr(instance, f.attname)
-        for f in type(instance)._meta.concrete_fields
-        if f.attname not in skip
-    }
-
-
-def _from_cached_fields(model: type[_M], fields: dict[str, Any]) -> _M:
-    names = [f.attname for f in model._meta.concrete_fields if f.attname in fields]
-    return model.from_db("default", names, [fields[name] for name in names])
-
 
 def _cache_seconds(api_key: ApiKey, now: datetime) -> int:
     seconds = settings.AUTH_TOKEN_CACHE_SECONDS
@@ -138,8 +118,8 @@ def _cache_key(api_key: ApiKey, now: datetime) -> None:
     if ttl <= 0:
         return
     entry = {
-        "user": _row_fields(api_key.user, skip=_USER_FIELDS_NOT_CACHED),
-        "key": _row_fields(api_key),
+        "user": row_fields(api_key.user, skip=USER_FIELDS_NOT_CACHED),
+        "key": row_fields(api_key),
     }
     try:
         cache.set(_CACHE_PREFIX + api_key.key_hash, entry, ttl)
@@ -173,8 +153,8 @@ def authenticate_api_key(raw: str) -> ApiKey | None:
     entry = found.get(entry_key)
     api_key: ApiKey | None
     if entry is not None:
-        user = _from_cached_fields(User, entry["user"])
-        api_key = _from_cached_fields(ApiKey, entry["key"])
+        user = from_cached_fields(User, entry["user"])
+        api_key = from_cached_fields(ApiKey, entry["key"])
         api_key.user = user
         if not _is_usable(api_key, user, now):
             _drop([entry_key])

@@ -12,20 +12,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate as django_authenticate
 from django.core.cache import cache
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.api_keys import API_KEY_PREFIX
+from accounts.cached_rows import USER_FIELDS_NOT_CACHED, from_cached_fields, row_fields
 from accounts.models import (
     CREDENTIAL_FIELDS,
     XTS_BROKERS,
@@ -68,34 +68,13 @@ def _cache_seconds(expires_at: datetime, now: datetime) -> int:
     return max(0, min(settings.AUTH_TOKEN_CACHE_SECONDS, remaining))
 
 
-_M = TypeVar("_M", bound=models.Model)
-
-# Never copied into the cache: the password hash stays in the database only.
-_USER_FIELDS_NOT_CACHED = {"password"}
-
-
-def _row_fields(instance: models.Model, *, skip: AbstractSet[str] = frozenset()) -> dict[str, Any]:
-    return {
-        f.attname: getattr(instance, f.attname)
-        for f in type(instance)._meta.concrete_fields
-        if f.attname not in skip
-    }
-
-
-def _from_cached_fields(model: type[_M], fields: dict[str, Any]) -> _M:
-    """Rebuild a row; fields absent from the cache (the password) load lazily if touched,
-    and `save()` writes only the loaded fields, so it cannot blank them."""
-    names = [f.attname for f in model._meta.concrete_fields if f.attname in fields]
-    return model.from_db("default", names, [fields[name] for name in names])
-
-
 def _cache_session(session: AuthSession, now: datetime) -> None:
     ttl = _cache_seconds(session.expires_at, now)
     if ttl <= 0:
         return
     entry = {
-        "user": _row_fields(session.user, skip=_USER_FIELDS_NOT_CACHED),
-        "session": _row_fields(session),
+        "user": row_fields(session.user, skip=USER_FIELDS_NOT_CACHED),
+        "session": row_fields(session),
     }
     try:
         cache.set(_cache_key(session.token_hash), entry, ttl)
@@ -141,8 +120,8 @@ def authenticate_token(token: str) -> tuple[User, AuthSession] | None:
     entry: dict[str, Any] | None = found.get(key)
     session: AuthSession | None
     if entry is not None:
-        user = _from_cached_fields(User, entry["user"])
-        session = _from_cached_fields(AuthSession, entry["session"])
+        user = from_cached_fields(User, entry["user"])
+        session = from_cached_fields(AuthSession, entry["session"])
         session.user = user
         if session.expires_at <= now or session.revoked_at is not None or not user.is_active:
             _drop_cache_keys([key])

@@ -81,14 +81,11 @@ class Fill:
     time: datetime
 
 
-@dataclass(slots=True)
-class MatchedLot:
-    """`quantity` units of the `entry` fill closed by the `exit` fill (parts of either)."""
+class _FromEntry:
+    """The entry fill's side, order id, time and price, read through `entry` (lots)."""
 
+    __slots__ = ()
     entry: Fill
-    exit: Fill
-    quantity: int
-    realized_pnl: Decimal
 
     @property
     def entry_side(self) -> str:  # BUY = long lot, SELL = short lot
@@ -106,6 +103,16 @@ class MatchedLot:
     def entry_price(self) -> Decimal:
         return self.entry.price
 
+
+@dataclass(slots=True)
+class MatchedLot(_FromEntry):
+    """`quantity` units of the `entry` fill closed by the `exit` fill (parts of either)."""
+
+    entry: Fill
+    exit: Fill
+    quantity: int
+    realized_pnl: Decimal
+
     @property
     def exit_order_id(self) -> str:
         return self.exit.order_id
@@ -120,27 +127,11 @@ class MatchedLot:
 
 
 @dataclass(slots=True)
-class OpenLot:
+class OpenLot(_FromEntry):
     """The still-open `quantity` of the `entry` fill."""
 
     entry: Fill
     quantity: int
-
-    @property
-    def entry_side(self) -> str:
-        return self.entry.side
-
-    @property
-    def entry_order_id(self) -> str:
-        return self.entry.order_id
-
-    @property
-    def entry_time(self) -> datetime:
-        return self.entry.time
-
-    @property
-    def entry_price(self) -> Decimal:
-        return self.entry.price
 
 
 @dataclass(slots=True)

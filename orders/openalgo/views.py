@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -145,6 +145,14 @@ class OpenAlgoView(APIView):
     # Run once per request content within the idempotency window (the placing calls).
     runs_once = False
     endpoint = ""
+
+    # Its OpenAPI operation (summary, request, responses), tagged OpenAlgo on its `post`.
+    openapi: dict = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.openapi:
+            extend_schema_view(post=extend_schema(tags=[doc.TAG], **cls.openapi))(cls)
 
     def get_exception_handler(self):
         return openalgo_exception_handler
@@ -291,16 +299,13 @@ class PlaceOrderView(OpenAlgoView):
     runs_once = True
     endpoint = "placeorder"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="placeorder: one order (with stoploss/target: a desk bracket)",
         request=doc.request_body(
             "PlaceOrder", **doc.STRATEGY, **doc.ORDER_FIELDS, **doc.BRACKET_FIELDS
         ),
         responses=doc.answer("PlaceOrder", orderid=serializers.CharField(), mode=_mode()),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -322,8 +327,7 @@ class PlaceSmartOrderView(OpenAlgoView):
     runs_once = True
     endpoint = "placesmartorder"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="placesmartorder: the order for the difference to a target position",
         request=doc.request_body(
             "PlaceSmartOrder",
@@ -338,8 +342,6 @@ class PlaceSmartOrderView(OpenAlgoView):
             mode=_mode(),
         ),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -418,8 +420,7 @@ class BasketOrderView(OpenAlgoView):
     runs_once = True
     endpoint = "basketorder"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="basketorder: several orders, each standing alone (BUYs before SELLs)",
         request=doc.request_body(
             "BasketOrder",
@@ -430,8 +431,6 @@ class BasketOrderView(OpenAlgoView):
         ),
         responses=doc.answer("BasketOrder", results=doc.any_list(), mode=_mode()),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -496,8 +495,7 @@ class SplitOrderView(OpenAlgoView):
     runs_once = True
     endpoint = "splitorder"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="splitorder: one quantity in several orders of splitsize (remainder last)",
         request=doc.request_body(
             "SplitOrder",
@@ -513,8 +511,6 @@ class SplitOrderView(OpenAlgoView):
             mode=_mode(),
         ),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -575,8 +571,7 @@ class ModifyOrderView(OpenAlgoView):
     places_orders = True
     endpoint = "modifyorder"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="modifyorder: new price, trigger price or (a single order's) quantity",
         request=doc.request_body(
             "ModifyOrder",
@@ -586,8 +581,6 @@ class ModifyOrderView(OpenAlgoView):
         ),
         responses=doc.answer("ModifyOrder", orderid=serializers.CharField(), mode=_mode()),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -606,16 +599,13 @@ class CancelOrderView(OpenAlgoView):
     places_orders = True
     endpoint = "cancelorder"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="cancelorder: cancel one order's unfilled entry",
         request=doc.request_body(
             "CancelOrder", orderid=doc._text("the desk's order id", True), **doc.STRATEGY
         ),
         responses=doc.answer("CancelOrder", orderid=serializers.CharField(), mode=_mode()),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -633,8 +623,7 @@ class CancelAllOrderView(OpenAlgoView):
     places_orders = True
     endpoint = "cancelallorder"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="cancelallorder: cancel every working order of the key's account",
         request=doc.request_body("CancelAllOrder", **doc.STRATEGY),
         responses=doc.answer(
@@ -645,8 +634,6 @@ class CancelAllOrderView(OpenAlgoView):
             mode=_mode(),
         ),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         result = services.cancel_all(caller=caller)
@@ -674,8 +661,7 @@ class ClosePositionView(OpenAlgoView):
     runs_once = True
     endpoint = "closeposition"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="closeposition: MARKET orders closing every open position of the account",
         request=doc.request_body("ClosePosition", **doc.STRATEGY),
         responses=doc.answer(
@@ -685,8 +671,6 @@ class ClosePositionView(OpenAlgoView):
             mode=_mode(),
         ),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -750,16 +734,13 @@ class ClosePositionView(OpenAlgoView):
 class OrderStatusView(OpenAlgoView):
     endpoint = "orderstatus"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="orderstatus: one order of the key's account",
         request=doc.request_body(
             "OrderStatus", orderid=doc._text("the desk's order id", True), **doc.STRATEGY
         ),
         responses=doc.answer("OrderStatus", data=doc.any_object("the order")),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -775,8 +756,7 @@ class OrderStatusView(OpenAlgoView):
 class OpenPositionView(OpenAlgoView):
     endpoint = "openposition"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="openposition: the net quantity of one symbol and product (live)",
         request=doc.request_body(
             "OpenPosition",
@@ -787,8 +767,6 @@ class OpenPositionView(OpenAlgoView):
         ),
         responses=doc.answer("OpenPosition", quantity=serializers.CharField()),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -805,14 +783,11 @@ class OpenPositionView(OpenAlgoView):
 class OrderBookView(OpenAlgoView):
     endpoint = "orderbook"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="orderbook: today's orders of the key's account, with statistics",
         request=doc.request_body("OrderBook"),
         responses=doc.answer("OrderBook", data=doc.any_object("orders and statistics")),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         refresh_orders_from_broker(account=caller.account, actor=caller.actor)
@@ -823,14 +798,11 @@ class OrderBookView(OpenAlgoView):
 class TradeBookView(OpenAlgoView):
     endpoint = "tradebook"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="tradebook: the broker's fills (live read)",
         request=doc.request_body("TradeBook"),
         responses=doc.answer("TradeBook", data=doc.any_list("fills")),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         trades = read_trade_book(caller.account)
@@ -853,14 +825,11 @@ def _position_instruments(positions) -> dict:
 class PositionBookView(OpenAlgoView):
     endpoint = "positionbook"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="positionbook: the broker's positions (live read)",
         request=doc.request_body("PositionBook"),
         responses=doc.answer("PositionBook", data=doc.any_list("positions")),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         positions = read_positions(caller.account)
@@ -872,14 +841,11 @@ class PositionBookView(OpenAlgoView):
 class HoldingsView(OpenAlgoView):
     endpoint = "holdings"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="holdings: the broker's delivery holdings, valued at the LTP, with statistics",
         request=doc.request_body("Holdings"),
         responses=doc.answer("Holdings", data=doc.any_object("holdings and statistics")),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         holdings = account_holdings(caller.account)
@@ -898,14 +864,11 @@ class HoldingsView(OpenAlgoView):
 class FundsView(OpenAlgoView):
     endpoint = "funds"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="funds: available cash, margin used and M2M (live read)",
         request=doc.request_body("Funds"),
         responses=doc.answer("Funds", data=doc.any_object("funds")),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         balance = read_balance(caller.account)
@@ -927,16 +890,13 @@ def _instrument_from(body: dict):
 class QuotesView(OpenAlgoView):
     endpoint = "quotes"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="quotes: LTP, bid and ask from the desk's fair prices",
         request=doc.request_body(
             "Quotes", symbol=doc.ORDER_FIELDS["symbol"], exchange=doc.ORDER_FIELDS["exchange"]
         ),
         responses=doc.answer("Quotes", data=doc.any_object("ltp, bid, ask (OHLC, volume: 0)")),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         instrument = _instrument_from(body)
@@ -946,16 +906,13 @@ class QuotesView(OpenAlgoView):
 class SymbolView(OpenAlgoView):
     endpoint = "symbol"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="symbol: one instrument's details (lot size, tick size, token...)",
         request=doc.request_body(
             "Symbol", symbol=doc.ORDER_FIELDS["symbol"], exchange=doc.ORDER_FIELDS["exchange"]
         ),
         responses=doc.answer("Symbol", data=doc.any_object("the instrument")),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         instrument = _instrument_from(body)
@@ -965,8 +922,7 @@ class SymbolView(OpenAlgoView):
 class SearchView(OpenAlgoView):
     endpoint = "search"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="search: instruments matching every word of the query (at most 100)",
         request=doc.request_body(
             "Search",
@@ -977,8 +933,6 @@ class SearchView(OpenAlgoView):
             "Search", message=serializers.CharField(), data=doc.any_list("instruments")
         ),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -1001,14 +955,11 @@ class SearchView(OpenAlgoView):
 class TimingsView(OpenAlgoView):
     endpoint = "market/timings"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="market/timings: when the desk takes live orders on a date (epoch ms)",
         request=doc.request_body("Timings", date=doc._text("YYYY-MM-DD (default: today)")),
         responses=doc.answer("Timings", data=doc.any_list("one row per exchange; [] closed")),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -1025,8 +976,7 @@ class TimingsView(OpenAlgoView):
 class HolidaysView(OpenAlgoView):
     endpoint = "market/holidays"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="market/holidays: the desk's trading holidays of a year",
         request=doc.request_body("Holidays", year=doc._text("2020 to 2050 (default: this year)")),
         responses=doc.answer(
@@ -1036,8 +986,6 @@ class HolidaysView(OpenAlgoView):
             data=doc.any_list("holidays"),
         ),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -1072,14 +1020,11 @@ def _analyzer_data(caller: services.Caller) -> dict[str, Any]:
 class AnalyzerStatusView(OpenAlgoView):
     endpoint = "analyzer"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="analyzer: is the key in analyzer mode (orders to the paper twin)?",
         request=doc.request_body("Analyzer"),
         responses=doc.answer("Analyzer", data=doc.any_object("analyze_mode, mode, total_logs")),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         return Answer(status=200, body=show.success(data=_analyzer_data(caller)))
@@ -1090,16 +1035,13 @@ class AnalyzerToggleView(OpenAlgoView):
     places_orders = True
     endpoint = "analyzer/toggle"
 
-    @extend_schema(
-        tags=[doc.TAG],
+    openapi = dict(
         summary="analyzer/toggle: mode true sends the key's orders to a paper twin",
         request=doc.request_body(
             "AnalyzerToggle", mode=serializers.BooleanField(help_text="true: analyze")
         ),
         responses=doc.answer("AnalyzerToggle", data=doc.any_object("the new mode")),
     )
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)

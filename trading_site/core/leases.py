@@ -42,13 +42,15 @@ DEGRADED = "local-degraded"  # Redis was unreachable: held in this process only
 
 _KEY_PREFIX = "td:lease:"
 
-_RENEW = """
+# Lua run atomically by Redis: renew or release a key only while it still holds our token
+# (the streams' leases use them too).
+RENEW_SCRIPT = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
 end
 return 0
 """
-_RELEASE = """
+RELEASE_SCRIPT = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
 end
@@ -187,7 +189,7 @@ def release(lease: Lease) -> None:
         with _registry_lock:
             _redis_leases.pop(lease.token, None)
         try:
-            _redis().eval(_RELEASE, 1, _key(lease.name), lease.token)
+            _redis().eval(RELEASE_SCRIPT, 1, _key(lease.name), lease.token)
         except Exception:  # it expires on its own within its ttl
             logger.warning("lease %s not released: Redis unavailable", lease.name, exc_info=True)
     else:
@@ -275,7 +277,7 @@ class _Heartbeat:
     def _renew(self, lease: Lease) -> None:
         try:
             renewed = _redis().eval(
-                _RENEW, 1, _key(lease.name), lease.token, max(1, int(lease.ttl * 1000))
+                RENEW_SCRIPT, 1, _key(lease.name), lease.token, max(1, int(lease.ttl * 1000))
             )
         except Exception:
             logger.warning("lease %s not renewed: Redis unavailable", lease.name, exc_info=True)

@@ -117,7 +117,9 @@ def order_state_of(order: PaperOrder) -> OrderState:
 # ---- reads --------------------------------------------------------------------------
 
 
-def _order_row(order: PaperOrder) -> BrokerOrderRow:
+def order_row(order: PaperOrder, *, exchange_order_id: str | None = None) -> BrokerOrderRow:
+    """One order's row, as the order book shows it (a gateway's answer carries it); the
+    exchange's order id is ours unless given (the XTS simulator numbers its own)."""
     return BrokerOrderRow(
         broker_order_id=str(order.app_order_id),
         unique_identifier=order.unique_identifier,
@@ -136,7 +138,7 @@ def _order_row(order: PaperOrder) -> BrokerOrderRow:
         stop_price=order.stop_price,
         average_price=order.average_price,
         reject_reason=order.reject_reason,
-        exchange_order_id=str(order.app_order_id),
+        exchange_order_id=exchange_order_id or str(order.app_order_id),
         client_id=order.client_id,
         time_in_force=order.time_in_force,
         generated_at=order.created_at,
@@ -145,13 +147,8 @@ def _order_row(order: PaperOrder) -> BrokerOrderRow:
     )
 
 
-def order_row(order: PaperOrder) -> BrokerOrderRow:
-    """One order's row, as the order book shows it (a gateway's answer carries it)."""
-    return _order_row(order)
-
-
 def order_rows(book: PaperBook) -> list[BrokerOrderRow]:
-    return [_order_row(order) for order in PaperOrder.objects.filter(book=book).order_by("id")]
+    return [order_row(order) for order in PaperOrder.objects.filter(book=book).order_by("id")]
 
 
 def _trade_row(trade: PaperTrade, order: PaperOrder) -> BrokerTradeRow:
@@ -467,4 +464,4 @@ def snapshot_of(
         marks.update(_marks(missing))
     positions = _positions_from(totals, marks)
     balance = _state_from(book, positions, marks, _open_exposure_of(orders), config).balance
-    return [_order_row(order) for order in orders], trades, positions, balance
+    return [order_row(order) for order in orders], trades, positions, balance

@@ -24,18 +24,8 @@ import redis.asyncio
 from django.conf import settings
 from django.core.cache import cache
 
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
-end
-return 0
-"""
+from trading_site.core.leases import RELEASE_SCRIPT, RENEW_SCRIPT
+
 _FENCED_SET = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   redis.call('set', KEYS[2], ARGV[2])
@@ -111,8 +101,8 @@ class RedisLeases:
     def bind(self, client) -> None:
         """Talk to Redis through `client` (tests cut a process off Redis this way)."""
         self.redis = client
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(RENEW_SCRIPT)
+        self._release = client.register_script(RELEASE_SCRIPT)
         self._fenced_set = client.register_script(_FENCED_SET)
 
     async def acquire(

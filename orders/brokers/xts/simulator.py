@@ -78,7 +78,13 @@ from orders.brokers.base import (
     OrderRejected,
     PlaceOrderRequest,
 )
-from orders.brokers.paper.book import book_named, compute_balance, holding_rows, position_rows
+from orders.brokers.paper.book import (
+    book_named,
+    compute_balance,
+    holding_rows,
+    order_row,
+    position_rows,
+)
 from orders.brokers.paper.exchange import (
     cancel_order,
     match_open_orders,
@@ -953,32 +959,7 @@ class _Step:
 
 
 def _row_of(order, **changes) -> BrokerOrderRow:
-    row = BrokerOrderRow(
-        broker_order_id=str(order.app_order_id),
-        unique_identifier=order.unique_identifier,
-        exchange_segment=order.exchange_segment,
-        exchange_instrument_id=order.exchange_instrument_id,
-        trading_symbol=order.trading_symbol,
-        side=order.side,
-        order_type=order.order_type,
-        product_type=order.product_type,
-        quantity=order.quantity,
-        filled_quantity=order.filled_quantity,
-        leaves_quantity=order.leaves_quantity,
-        status=order.status,
-        raw_status=order.status,
-        limit_price=order.limit_price,
-        stop_price=order.stop_price,
-        average_price=order.average_price,
-        reject_reason=order.reject_reason,
-        exchange_order_id=_exchange_order_id(order),
-        client_id=order.client_id,
-        time_in_force=order.time_in_force,
-        generated_at=order.created_at,
-        transact_time=order.last_fill_at or order.updated_at,
-        updated_at=order.updated_at,
-    )
-    return replace(row, **changes)
+    return replace(order_row(order, exchange_order_id=_exchange_order_id(order)), **changes)
 
 
 _FINAL = ("Filled", "Cancelled", "Rejected")
@@ -1405,23 +1386,8 @@ _ROUTES = {
     "DELETE /interactive/orders": (_cancel, "Request sent", "s-orders-0001"),
     "POST /interactive/orders/cancelall": (_cancel_all, "Request sent", "s-orders-0001"),
     "GET /interactive/orders": (_order_book, "Success order book", "s-orders-0001"),
-    "GET /interactive/orders/dealerorderbook": (
-        _order_book,
-        "Success order book",
-        "s-orders-0001",
-    ),
     "GET /interactive/orders/trades": (_trade_book, "Success trade book", "s-orders-0001"),
-    "GET /interactive/orders/dealertradebook": (
-        _trade_book,
-        "Success trade book",
-        "s-orders-0001",
-    ),
     "GET /interactive/portfolio/positions": (_positions, "Success position", "s-portfolio-0001"),
-    "GET /interactive/portfolio/dealerpositions": (
-        _positions,
-        "Success position",
-        "s-portfolio-0001",
-    ),
     "GET /interactive/portfolio/holdings": (_holdings, "Success holdings", "s-portfolio-0001"),
     "PUT /interactive/portfolio/positions/convert": (
         _convert,
@@ -1430,6 +1396,12 @@ _ROUTES = {
     ),
     "PUT /interactive/portfolio/squareoff": (_square_off, "Request sent", "s-portfolio-0001"),
     "GET /interactive/user/balance": (_balance, "OK", "s-user-0002"),
+}
+# A dealer's books answer as the investor's do, for the clientID it names.
+_ROUTES |= {
+    "GET /interactive/orders/dealerorderbook": _ROUTES["GET /interactive/orders"],
+    "GET /interactive/orders/dealertradebook": _ROUTES["GET /interactive/orders/trades"],
+    "GET /interactive/portfolio/dealerpositions": _ROUTES["GET /interactive/portfolio/positions"],
 }
 
 

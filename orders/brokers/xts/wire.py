@@ -12,9 +12,10 @@ import base64
 import json
 import logging
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from orders.brokers.base import (
     BrokerBalance,
@@ -34,6 +35,8 @@ TIME_FORMAT = "%d-%m-%Y %H:%M:%S"
 # XTS writes 1980-01-01 00:00 for a time that has not happened yet (an expiry, a fill).
 NOT_YET_ISO = "1980-01-01T00:00:00"
 NOT_YET_API = "01-01-1980 00:00:00"
+
+T = TypeVar("T")
 
 
 class WireFormatError(ValueError):
@@ -272,29 +275,26 @@ def _text(row: dict, *keys: str) -> str:
     return ""
 
 
-def _number(row: dict, *keys: str) -> Decimal | None:
-    """The first readable of these fields (the main field, then its `...API` twin)."""
+def _first(parse: Callable[[Any], T | None], row: dict, keys: tuple[str, ...]) -> T | None:
+    """The first of these fields that `parse` can read (the main field, then its `...API`
+    twin)."""
     for key in keys:
-        number = parse_decimal(row.get(key))
-        if number is not None:
-            return number
+        value = parse(row.get(key))
+        if value is not None:
+            return value
     return None
+
+
+def _number(row: dict, *keys: str) -> Decimal | None:
+    return _first(parse_decimal, row, keys)
 
 
 def _whole(row: dict, *keys: str) -> int | None:
-    for key in keys:
-        number = parse_int(row.get(key))
-        if number is not None:
-            return number
-    return None
+    return _first(parse_int, row, keys)
 
 
 def _time(row: dict, *keys: str) -> datetime | None:
-    for key in keys:
-        parsed = parse_time(row.get(key))
-        if parsed is not None:
-            return parsed
-    return None
+    return _first(parse_time, row, keys)
 
 
 def _instrument_id(row: dict) -> int:

@@ -7,14 +7,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import ClassVar
 
 import openalgo
 import pytest
 
 from accounts.api_keys import create_api_key
 from accounts.models import ApiKey, BrokerAccount, User
-from orders.models import Instrument
-from tests.factories import make_account, make_fair_price, make_instrument, make_user
+from orders.models import Instrument, Order
+from orders.services import place_protective_legs
+from tests.factories import (
+    make_account,
+    make_fair_price,
+    make_instrument,
+    make_user,
+    set_price_and_match,
+    sync_from_broker,
+)
 
 EXPIRY = date(2026, 12, 29)
 
@@ -38,6 +47,32 @@ class Desk:
 
     def client(self, key: str | None = None) -> openalgo.api:
         return openalgo.api(api_key=key or self.trade_key, host=self.url, timeout=30)
+
+    # placeorder's fields for the tests' bracket on RELIANCE (at 100): a LIMIT entry at 99,
+    # stop-loss 95, target 110.
+    BRACKET: ClassVar[dict] = dict(
+        symbol="RELIANCE",
+        action="BUY",
+        exchange="NSE",
+        quantity=10,
+        price_type="LIMIT",
+        price="99",
+        stoploss="95",
+        target="110",
+    )
+
+    # ... and for a working order that does not fill: 3 RELIANCE bought LIMIT at 95.
+    WORKING: ClassVar[dict] = dict(
+        symbol="RELIANCE", action="BUY", exchange="NSE", quantity=3, price_type="LIMIT", price="95"
+    )
+
+    def fill_and_protect(self, order_id: str) -> Order:
+        """The bracket's entry fills at the exchange (98.50), the desk reads it and places
+        the stop-loss and target."""
+        set_price_and_match(self.stock, "98.50")
+        sync_from_broker(self.account)
+        place_protective_legs(account=self.account)
+        return Order.objects.get(pk=int(order_id))
 
 
 @pytest.fixture

@@ -22,14 +22,12 @@ from orders.alerts.services import save_webhook
 from orders.brokers.paper.models import PaperBook, PaperOrder, PaperTrade
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.openalgo.models import OpenAlgoRequest
-from orders.services import place_protective_legs, place_single_order
+from orders.services import place_single_order
 from tests.factories import (
     make_fair_price,
     make_instrument,
     make_strategy,
-    set_price_and_match,
     single_request,
-    sync_from_broker,
 )
 from trading_site.core.market_hours import MARKET_TZ
 from trading_site.core.models import TradingHoliday
@@ -185,25 +183,12 @@ def test_after_the_window_the_same_request_is_a_new_order(desk, settings):
 
 
 def test_placeorder_with_stoploss_and_target_is_a_bracket_protected_after_the_fill(desk):
-    answer = ok(
-        desk.client().placeorder(
-            symbol="RELIANCE",
-            action="BUY",
-            exchange="NSE",
-            quantity=10,
-            price_type="LIMIT",
-            price="99",
-            stoploss="95",
-            target="110",
-        )
-    )
+    answer = ok(desk.client().placeorder(**desk.BRACKET))
     assert answer["kind"] == "BRACKET"
     bracket = Order.objects.get(pk=int(answer["orderid"]))
     assert bracket.kind == Order.Kind.BRACKET and bracket.sl_price == Decimal("95")
     assert bracket.targets == [{"price": "110", "quantity": 10}]
-    set_price_and_match(desk.stock, "98.50")
-    sync_from_broker(desk.account)
-    place_protective_legs(account=desk.account)
+    desk.fill_and_protect(answer["orderid"])
     legs = {leg.role: leg for leg in bracket.legs.all()}
     assert legs["ENTRY"].status == "FILLED"
     sl, tp = legs["STOP_LOSS"], legs["TAKE_PROFIT"]
@@ -251,22 +236,8 @@ def test_placesmartorder_moves_the_position_to_position_size(desk):
 
 def test_flattening_a_brackets_position_exits_through_the_bracket(desk):
     client = desk.client()
-    answer = ok(
-        client.placeorder(
-            symbol="RELIANCE",
-            action="BUY",
-            exchange="NSE",
-            quantity=10,
-            price_type="LIMIT",
-            price="99",
-            stoploss="95",
-            target="110",
-        )
-    )
-    bracket = Order.objects.get(pk=int(answer["orderid"]))
-    set_price_and_match(desk.stock, "98.50")
-    sync_from_broker(desk.account)
-    place_protective_legs(account=desk.account)
+    answer = ok(client.placeorder(**desk.BRACKET))
+    bracket = desk.fill_and_protect(answer["orderid"])
     flat = ok(
         client.placesmartorder(
             symbol="RELIANCE", action="SELL", exchange="NSE", quantity=0, position_size=0
@@ -339,16 +310,7 @@ def test_splitorder_places_the_quantity_in_pieces_remainder_last(desk):
 
 def test_modifyorder_changes_price_and_quantity_at_the_exchange(desk):
     client = desk.client()
-    placed = ok(
-        client.placeorder(
-            symbol="RELIANCE",
-            action="BUY",
-            exchange="NSE",
-            quantity=3,
-            price_type="LIMIT",
-            price="95",
-        )
-    )
+    placed = ok(client.placeorder(**desk.WORKING))
     answer = ok(
         client.modifyorder(
             order_id=placed["orderid"],
@@ -381,16 +343,7 @@ def test_modifyorder_changes_price_and_quantity_at_the_exchange(desk):
 
 def test_cancelorder_and_orderstatus(desk):
     client = desk.client()
-    placed = ok(
-        client.placeorder(
-            symbol="RELIANCE",
-            action="BUY",
-            exchange="NSE",
-            quantity=3,
-            price_type="LIMIT",
-            price="95",
-        )
-    )
+    placed = ok(client.placeorder(**desk.WORKING))
     status = ok(client.orderstatus(order_id=placed["orderid"]))["data"]
     assert (status["order_status"], status["pricetype"], status["price"]) == ("open", "LIMIT", 95.0)
     assert (status["symbol"], status["exchange"], status["quantity"]) == ("RELIANCE", "NSE", "3")
@@ -442,22 +395,8 @@ def test_closeposition_exits_a_brackets_position_through_the_bracket_and_sends_o
     # bracket's stop-loss and target are cancelled first, its position leaves through its
     # own exit leg, and a later closeposition finds nothing more to send.
     client = desk.client()
-    answer = ok(
-        client.placeorder(
-            symbol="RELIANCE",
-            action="BUY",
-            exchange="NSE",
-            quantity=10,
-            price_type="LIMIT",
-            price="99",
-            stoploss="95",
-            target="110",
-        )
-    )
-    bracket = Order.objects.get(pk=int(answer["orderid"]))
-    set_price_and_match(desk.stock, "98.50")
-    sync_from_broker(desk.account)
-    place_protective_legs(account=desk.account)
+    answer = ok(client.placeorder(**desk.BRACKET))
+    bracket = desk.fill_and_protect(answer["orderid"])
 
     closed = ok(client.closeposition(strategy="EOD"))
 

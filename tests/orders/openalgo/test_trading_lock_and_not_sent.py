@@ -56,18 +56,7 @@ def test_every_openalgo_placement_on_a_locked_account_is_refused_and_writes_noth
     before = state()
 
     locked(client.placeorder(symbol="RELIANCE", action="BUY", exchange="NSE", quantity=1))
-    locked(
-        client.placeorder(
-            symbol="RELIANCE",
-            action="BUY",
-            exchange="NSE",
-            quantity=10,
-            price_type="LIMIT",
-            price="99",
-            stoploss="95",
-            target="110",
-        )
-    )
+    locked(client.placeorder(**desk.BRACKET))
     for size in (10, 0, -3):  # more, flat (a reduction only), the other way
         locked(
             client.placesmartorder(
