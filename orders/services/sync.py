@@ -251,7 +251,7 @@ def _insert_trades(account: BrokerAccount, rows: Sequence[BrokerTradeRow], now: 
             trading_symbol=(row.trading_symbol or "")[:100],
             side=_side(row.side),
             product_type=(row.product_type or "")[:4],
-            # A trade row always carries both (BrokerTradeRow allows None for unreadable ones).
+            # readable_trades() left out the rows whose quantity or price was unreadable (None).
             quantity=int(row.quantity),  # type: ignore[arg-type]
             price=row.price,  # type: ignore[misc]
             traded_at=row.traded_at,
