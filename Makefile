@@ -81,5 +81,5 @@ xts-simulator: install
 
 bench: install
 	@scripts/ensure-services.sh
-	@for b in bench/fifo.py bench/orders_place.py bench/orders_batch.py bench/orders_list.py bench/monitoring.py bench/ws.py; do \
+	@for b in bench/fifo.py bench/orders_place.py bench/orders_batch.py bench/orders_list.py bench/monitoring.py bench/ws.py bench/events.py; do \
 		echo "== $$b"; $(PY) $$b || exit 1; done

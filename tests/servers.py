@@ -4,6 +4,7 @@ or worker process needs to share the test's database and Redis."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -78,7 +79,9 @@ class WsClient:
     """A WebSocket client in a thread, recording every message until the socket closes."""
 
     def __init__(self, url: str, **kwargs):
-        self.ws = connect(url, open_timeout=10, **kwargs)
+        # websockets wants its connection used as a context manager (closed on exit).
+        self._stack = contextlib.ExitStack()
+        self.ws = self._stack.enter_context(connect(url, open_timeout=10, **kwargs))
         self.messages: list[dict] = []
         self.close_code: int | None = None
         self._thread = threading.Thread(target=self._read, daemon=True)
@@ -106,5 +109,5 @@ class WsClient:
         return self.close_code
 
     def close(self):
-        self.ws.close()
+        self._stack.close()
         self._thread.join(5)

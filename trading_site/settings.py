@@ -409,6 +409,9 @@ BROKER_STREAM_BACKOFF_CAP_SECONDS = float(os.environ.get("BROKER_STREAM_BACKOFF_
 BROKER_STREAM_HEALTH_TTL_SECONDS = env_int("BROKER_STREAM_HEALTH_TTL_SECONDS", 15)
 # Threads running the (synchronous) handler: one account at a time each, in order.
 BROKER_EVENT_HANDLER_THREADS = env_int("BROKER_EVENT_HANDLER_THREADS", 4)
+# An event whose account stays busy (a cycle holds its exclusion) is tried again after 0.5, 1,
+# 2, ... s, this many times, before it is left to the next cycle (logged, counted).
+BROKER_EVENT_BUSY_RETRIES = env_int("BROKER_EVENT_BUSY_RETRIES", 6)
 # The paper exchange's events after each commit: "redis" (a Redis Stream per partition, read
 # by run_broker_streams), "memory" (this process's event loop: the embedded default), "off".
 PAPER_EVENTS_TRANSPORT = os.environ.get("PAPER_EVENTS_TRANSPORT", "memory" if EMBEDDED else "redis")

@@ -29,12 +29,12 @@ from contextlib import ExitStack, contextmanager
 from django.conf import settings
 
 from trading_site.core import leases
-from trading_site.core.errors import Conflict
+from trading_site.core.errors import Busy
 
 logger = logging.getLogger("orders.exclusion")
 
 
-class AccountBusy(Conflict):
+class AccountBusy(Busy):
     """Another change of the account (the monitoring cycle, another request, a broker event)
     did not finish within the wait: nothing was done, try again."""
 

@@ -49,7 +49,11 @@ class _ThreadedUvicorn:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         config = uvicorn.Config(
-            application, log_level="warning", lifespan="off", ws="websockets", ws_ping_interval=None
+            application,
+            log_level="warning",
+            lifespan="off",
+            ws="websockets-sansio",
+            ws_ping_interval=None,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, name="asgi-test-server", daemon=True)

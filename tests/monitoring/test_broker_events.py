@@ -6,6 +6,7 @@ event twice, events out of order and an event racing the cycle never send anythi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -25,7 +26,9 @@ from orders.brokers.paper.book import book_for_account, order_rows, position_row
 from orders.brokers.paper.exchange import submit_order
 from orders.brokers.paper.models import PaperOrder
 from orders.brokers.sessions import broker_client
+from orders.brokers.streams.dispatch import Dispatcher, resolve_handlers
 from orders.models import BrokerOrder, BrokerPosition, BrokerTrade, Order, OrderEvent, OrderLeg
+from orders.services.exclusion import account_exclusion
 from tests.factories import (
     make_account,
     make_instrument,
@@ -397,3 +400,46 @@ def test_a_position_event_stores_the_row_and_pushes_the_new_quantity(desk, liste
     assert pushed and pushed[-1]["account_id"] == account.pk
     assert [p["net_qty"] for p in pushed[-1]["positions"]] == [10]
     assert order.legs.count() == 1  # a position row moves no leg
+
+
+def test_an_event_for_a_busy_account_is_retried_without_a_traceback_and_applied_after(
+    desk, settings, caplog
+):
+    """A cycle holds the account's exclusion when the fill event comes: the handler finds
+    the account busy (an expected condition, logged at info without a traceback), the
+    dispatcher tries the same event again, and once the cycle lets go the event is applied:
+    protection placed once, nothing lost."""
+    settings.ACCOUNT_LOCK_WAIT_SECONDS = 0.1  # the handler waits 0.2 s, then AccountBusy
+    user, account, instrument = desk
+    order = _bracket(user, account, instrument)
+    [entry] = _legs(order, Role.ENTRY)
+    set_price_and_match(instrument, "994")
+    events = [_event(account, order=_paper_order_row(account, entry))]
+    events += [_event(account, trade=trade) for trade in _paper_trade_rows(account, entry)]
+    dispatcher = Dispatcher(resolve_handlers(), threads=2)
+    caplog.set_level(logging.INFO, logger="orders.brokers.streams.dispatch")
+
+    async def deliver():
+        await asyncio.gather(*(dispatcher.submit(event) for event in events))
+
+    with account_exclusion(account.pk, purpose="a cycle in the test"):
+        runner = threading.Thread(target=asyncio.run, args=(deliver(),))
+        runner.start()
+        deadline = time.monotonic() + 10
+        while dispatcher.busy_retried < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert dispatcher.busy_retried >= 2  # tried, found busy, tried again
+        assert not _legs(order, Role.STOP_LOSS)  # nothing done while the cycle holds it
+    runner.join(30)
+    dispatcher.close()
+
+    assert not runner.is_alive()
+    assert (dispatcher.failed, dispatcher.handled) == (0, len(events))
+    order.refresh_from_db()
+    assert (order.status, order.filled_quantity) == (Order.Status.FILLED, 10)
+    assert len(_legs(order, Role.STOP_LOSS)) == len(_legs(order, Role.TAKE_PROFIT)) == 1
+    assert _paper_orders(account) == 3
+    records = [r for r in caplog.records if r.name == "orders.brokers.streams.dispatch"]
+    busy = [r for r in records if "account busy" in r.getMessage()]
+    assert busy and all(r.levelno == logging.INFO and r.exc_info is None for r in busy)
+    assert not [r for r in records if r.levelno >= logging.ERROR]

@@ -65,6 +65,14 @@ class Conflict(DomainError):
     default_message = "Conflict"
 
 
+class Busy(Conflict):
+    """Something else holds what this work needs (an account's exclusion) and did not let go
+    within the wait: nothing was done, and the same work may simply be tried again later.
+    Expected under load; callers that retry log it without a traceback."""
+
+    default_message = "Busy with another change; try again in a few seconds"
+
+
 class MarketClosed(DomainError):
     code = MARKET_CLOSED
     default_message = "The market is closed"

@@ -10,8 +10,13 @@ and a worker task per account. A CONNECTED event (a stream (re)connected: the ga
 unknown) is followed by the resync of that account in the same queue, so the events that
 arrive meanwhile are handled after the REST sync.
 
-A handler that raises is logged and counted; the events after it are still handled (the
-60-second cycle reconciles whatever one event failed to do).
+An account that stays busy (the handler raises `Busy`: a cycle or a trader's change holds
+the account's exclusion past the handler's wait) is expected, not a fault: the same event is
+tried again after 0.5, 1, 2, ... seconds (BROKER_EVENT_BUSY_RETRIES times), ahead of the
+account's later events, logged at info without a traceback. Only when every retry found the
+account busy is it left to the next cycle (a warning and broker_events_busy_dropped_total).
+A handler that raises anything else is logged and counted; the events after it are still
+handled (the 60-second cycle reconciles whatever one event failed to do).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from django.utils.module_loading import import_string
 
 from orders.brokers.events import BrokerEvent, BrokerEventKind
 from trading_site.core import metrics
+from trading_site.core.errors import Busy
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +119,9 @@ class Dispatcher:
         self._workers: dict[int, asyncio.Task] = {}
         self.handled = 0
         self.failed = 0
+        self.busy_retried = 0
+        self.busy_retries = max(0, int(settings.BROKER_EVENT_BUSY_RETRIES))
+        self.busy_first_delay = 0.5
 
     def submit(self, event: BrokerEvent) -> asyncio.Future:
         """Queue the event behind the account's earlier ones; the future resolves once the
@@ -145,9 +154,10 @@ class Dispatcher:
     async def _handle(self, event: BrokerEvent) -> None:
         labels = {"source": event.source, "kind": str(event.kind)}
         try:
-            await self._run(self.handlers.handle_event, event)
+            await self._run_retrying_busy(event, self.handlers.handle_event, event)
             if event.kind == BrokerEventKind.CONNECTED:
-                await self._run(
+                await self._run_retrying_busy(
+                    event,
                     self.handlers.resync_account,
                     event.account_id,
                     reason=f"{event.source} connected ({event.detail})".strip(),
@@ -155,6 +165,14 @@ class Dispatcher:
             self.handled += 1
         except asyncio.CancelledError:
             raise
+        except Busy:
+            self.failed += 1
+            self.metrics.inc("broker_events_busy_dropped_total", **labels)
+            logger.warning(
+                "account still busy after %s retries: broker event left to the next cycle",
+                self.busy_retries,
+                extra={"account_id": event.account_id, "kind": str(event.kind)},
+            )
         except Exception:
             self.failed += 1
             self.metrics.inc("broker_event_handler_errors_total", **labels)
@@ -165,6 +183,27 @@ class Dispatcher:
         finally:
             latency = (datetime.now(tz=UTC) - event.received_at).total_seconds()
             self.metrics.observe("broker_event_handler_seconds", max(0.0, latency), **labels)
+
+    async def _run_retrying_busy(self, event: BrokerEvent, function, *args, **kwargs):
+        """`function` in the pool; when the account is busy, again after a pause (the
+        account's later events wait behind this one: their order is kept). Raises Busy
+        when the last retry found it busy too."""
+        delay = self.busy_first_delay
+        for attempt in range(self.busy_retries + 1):
+            try:
+                return await self._run(function, *args, **kwargs)
+            except Busy:
+                if attempt == self.busy_retries:
+                    raise
+            self.busy_retried += 1
+            self.metrics.inc("broker_events_busy_retried_total", source=event.source)
+            logger.info(
+                "account busy: broker event retried in %.1f s",
+                delay,
+                extra={"account_id": event.account_id, "kind": str(event.kind)},
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 8.0)
 
     def pending(self) -> int:
         return sum(len(queue) for queue in self._queues.values()) + len(self._workers)

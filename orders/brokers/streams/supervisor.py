@@ -309,14 +309,25 @@ class _PaperMemoryUnit:
 
 
 async def _finish(task: asyncio.Task, grace: float = 3.0) -> None:
+    """Let a unit's task end by itself within `grace` s, then cancel it and wait for it.
+    The unit's own end (an error, its cancellation) is not the caller's; the caller's own
+    cancellation (the supervisor shutting down while it stops a unit) always propagates, with
+    the unit cancelled on the way: swallowing it would leave the caller's loop running."""
     if task.done():
+        _retrieve(task)
         return
-    with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
-        await asyncio.wait_for(asyncio.shield(task), timeout=grace)
-    if not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    try:
+        await asyncio.wait({task}, timeout=grace)
+    finally:
+        if not task.done():
+            task.cancel()
+    await asyncio.wait({task})
+    _retrieve(task)
+
+
+def _retrieve(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("broker stream unit ended with %r", task.exception())
 
 
 def _id(entry_id: str) -> tuple[int, int]:

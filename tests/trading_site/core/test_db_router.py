@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
+
 import pytest
+from django.conf import settings
+from django.test import override_settings
 
 from monitoring.selectors import monitoring_runs_for
 from pnl.selectors import pnl_days_for
@@ -10,9 +15,25 @@ from tests.factories import make_account
 from trading_site.core.db_router import PrimaryReplicaRouter, reporting_alias
 
 
+@contextmanager
+def _quietly_overriding_databases():
+    # Django warns that its open connections do not follow a DATABASES override; these tests
+    # only ask which alias reporting reads choose and never open the replica.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Overriding setting DATABASES", UserWarning)
+        yield
+
+
 @pytest.fixture
-def with_replica(settings):
-    settings.DATABASES = {**settings.DATABASES, "replica": dict(settings.DATABASES["default"])}
+def with_replica():
+    replica = override_settings(
+        DATABASES={**settings.DATABASES, "replica": dict(settings.DATABASES["default"])}
+    )
+    with _quietly_overriding_databases():
+        replica.enable()
+    yield
+    with _quietly_overriding_databases():
+        replica.disable()
 
 
 def test_without_a_replica_reporting_reads_use_the_primary():

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.orders.brokers.streams import recorder
+from tests.orders.brokers.streams import harness, recorder
 
 
 @pytest.fixture
@@ -13,3 +13,13 @@ def recording(settings):
     recorder.clear()
     yield recorder
     recorder.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_supervisor_outlives_its_test():
+    """A supervisor thread left running (its test failed before stopping it, or its stop
+    timed out) is stopped here, and the test fails: none scans a database after the session
+    dropped it."""
+    yield
+    problems = harness.stop_all()
+    assert not problems, problems

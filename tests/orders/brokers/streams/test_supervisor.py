@@ -24,7 +24,7 @@ from orders.brokers.streams import health
 from orders.brokers.streams.dispatch import Dispatcher, resolve_handlers
 from orders.brokers.streams.leases import LocalLeases, RedisLeases, lease_key
 from orders.brokers.streams.runner import build_supervisor
-from orders.brokers.streams.supervisor import StreamSupervisor
+from orders.brokers.streams.supervisor import StreamSupervisor, _finish
 from orders.domain.vocabulary import LegStatus
 from tests.factories import make_account, make_fair_price, make_instrument
 from tests.orders.brokers.streams.harness import RunningSupervisor
@@ -273,3 +273,39 @@ def test_readiness_reports_a_stream_down_when_its_process_is_gone(simulator, set
     assert body["checks"]["streams"]["accounts"][str(xts.pk)]["state"] == "down"
     assert body["checks"]["streams"]["status"] == "degraded"
     assert body["status"] == "degraded"
+
+
+def test_a_supervisor_cancelled_while_it_stops_a_unit_is_cancelled_and_so_is_the_unit():
+    """Shutting down while a scan stops a unit: the cancellation reaches the scan (it was
+    swallowed before, and the supervisor's loop ran on past its shutdown), the unit's task is
+    cancelled, not left running."""
+
+    async def run():
+        unit = asyncio.ensure_future(asyncio.sleep(30))
+        stopping = asyncio.ensure_future(_finish(unit, grace=5.0))
+        await asyncio.sleep(0.05)
+        stopping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stopping
+        await asyncio.sleep(0)
+        return unit
+
+    unit = asyncio.run(run())
+    assert unit.cancelled()
+
+
+def test_a_unit_that_fails_or_ignores_its_grace_is_finished_without_raising():
+    async def run():
+        async def fails():
+            raise RuntimeError("the unit's own problem")
+
+        failed = asyncio.ensure_future(fails())
+        slow = asyncio.ensure_future(asyncio.sleep(30))
+        started = time.monotonic()
+        await _finish(failed, grace=1.0)
+        await _finish(slow, grace=0.1)
+        return failed, slow, time.monotonic() - started
+
+    failed, slow, took = asyncio.run(run())
+    assert isinstance(failed.exception(), RuntimeError)
+    assert slow.cancelled() and took < 2
