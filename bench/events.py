@@ -321,7 +321,7 @@ def _leg_rows(desks: list[Desk]):
     )
     by_order: dict[int, dict[str, list[dict]]] = {}
     for leg in legs:
-        by_order.setdefault(leg["order_id"], {}).setdefault(leg["role"], []).append(leg)
+        by_order.setdefault(leg["order_id"], {}).setdefault(leg["role"], []).append(dict(leg))
     return by_order
 
 
@@ -554,6 +554,7 @@ def run_once(
             [sys.executable, __file__, "--loop", "--interval", str(args.interval)],
             env,
         )
+        assert loop_process.stdin is not None  # started with stdin=PIPE
         loop_process.stdin.write((json.dumps([d.user_id for d in desks]) + "\n").encode())
         loop_process.stdin.flush()
         timeout = 3 * args.interval + 60
