@@ -588,9 +588,11 @@ def batch_orders(request: HttpRequest) -> HttpResponse:
         user=request.user,
         initial={"account_id": default_account_id(user=request.user)},
     )
-    context: dict = {"form": form, "columns": BATCH_COLUMNS}
-    if request.method == "POST":
-        context["selected_account"] = _selected_account(form, user=request.user)
+    context: dict = {
+        "form": form,
+        "columns": BATCH_COLUMNS,
+        "selected_account": _selected_account(form, user=request.user),
+    }
     if request.method != "POST" or not form.is_valid():
         return render(
             request, "orders/batch.html", context, status=400 if request.method == "POST" else 200
