@@ -614,7 +614,8 @@ def _external_ids_free(
     wanted = {plan.external_id[:64] for _, plan in plans if plan.external_id_day}
     taken: dict[str, int] = {}
     if wanted:
-        account_id, day = plans[0][1].account.pk, plans[0][1].external_id_day
+        account_id = plans[0][1].account.pk
+        day = next(plan.external_id_day for _, plan in plans if plan.external_id_day)
         taken = dict(
             Order.objects.filter(
                 account_id=account_id, external_id_day=day, external_id__in=wanted

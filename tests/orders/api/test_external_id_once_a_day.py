@@ -123,3 +123,12 @@ def test_a_batch_item_repeating_an_external_id_fails_alone(client, account, inst
     assert [r["status"] for r in later] == ["error", "success"]
     assert "already used on this account today" in later[0]["error"]
     assert Order.objects.count() == 3
+    # An item without an id first changes nothing: the repeat behind it still fails alone.
+    mixed = client.post(
+        "/api/algo-place-batch-orders",
+        {"account_id": account.pk, "orders": [item, {**item, "external_id": "b-1"}]},
+        format="json",
+    ).json()["results"]
+    assert [r["status"] for r in mixed] == ["success", "error"]
+    assert "already used today" in mixed[1]["details"]["external_id"][0]
+    assert Order.objects.count() == 4
