@@ -201,6 +201,7 @@ class BrokerAccountAdminForm(forms.ModelForm):
             "account_name",
             "broker",
             "is_active",
+            "confirm_live_orders",
             "cash_available",
             "margin_utilized",
             "net_margin",

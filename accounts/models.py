@@ -19,6 +19,15 @@ class User(AbstractUser):
     """A trader or an admin. Deactivated (is_active=False), never deleted."""
 
     email = models.EmailField(unique=True)
+    # The account of the user's last successful placement from a web form: the forms'
+    # default (else a paper account), so live money is never chosen by the alphabet.
+    last_used_account = models.ForeignKey(
+        "accounts.BrokerAccount",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -84,6 +93,11 @@ class BrokerAccount(models.Model):
     # existing positions still go out (orders.services.trading_lock).
     trading_locked_at = models.DateTimeField(null=True, blank=True)
     trading_locked_by = models.CharField(max_length=64, blank=True, default="")
+    # A live account's web order forms ask "place with real money?" before placing (API
+    # clients are never asked). Ignored for paper accounts.
+    confirm_live_orders = models.BooleanField(
+        default=True, help_text="Live accounts: web order forms ask for a confirmation first."
+    )
     last_synced_at = models.DateTimeField(null=True, blank=True)
     # Set on the paper account that stands in for this one in OpenAlgo's analyzer mode (made
     # on first use, same owner): its own paper book, its money never added to the live one.

@@ -5,13 +5,32 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from accounts.models import ApiKey, AuthSession, BrokerAccount, Strategy, User
+from accounts.models import ApiKey, AuthSession, Broker, BrokerAccount, Strategy, User
 from trading_site.core.errors import NotFound
 
 
 def broker_accounts_for(*, user: User, active_only: bool = False) -> QuerySet[BrokerAccount]:
     accounts = BrokerAccount.objects.filter(user=user).order_by("id")
     return accounts.filter(is_active=True) if active_only else accounts
+
+
+def default_account_id(*, user: User) -> int | None:
+    """The account a web order form starts on: the user's last-used active account, else a
+    paper one (never a live account because its name sorts first), else any active one."""
+    active = BrokerAccount.objects.filter(user=user, is_active=True)
+    if user.last_used_account_id and active.filter(pk=user.last_used_account_id).exists():
+        return user.last_used_account_id
+    for chosen in (active.filter(broker=Broker.PAPER), active):
+        pk = chosen.order_by("account_name", "id").values_list("pk", flat=True).first()
+        if pk is not None:
+            return pk
+    return None
+
+
+def paper_account_ids(*, user: User) -> set[int]:
+    return set(
+        BrokerAccount.objects.filter(user=user, broker=Broker.PAPER).values_list("pk", flat=True)
+    )
 
 
 def broker_account_for(*, user: User, account_id: int) -> BrokerAccount:

@@ -334,7 +334,12 @@ def _check_base_url(url: str) -> None:
 
 
 def create_broker_account(
-    *, user: User, account_name: str, broker: str, credentials: dict[str, Any] | None = None
+    *,
+    user: User,
+    account_name: str,
+    broker: str,
+    credentials: dict[str, Any] | None = None,
+    confirm_live_orders: bool = True,
 ) -> BrokerAccount:
     if broker not in Broker.values:
         raise ValidationFailed("Unknown broker", details={"broker": [f"unknown broker: {broker}"]})
@@ -345,7 +350,11 @@ def create_broker_account(
             details={"account_name": ["you already have an account with this name"]},
         )
     return BrokerAccount.objects.create(
-        user=user, account_name=account_name, broker=broker, credentials=cleaned
+        user=user,
+        account_name=account_name,
+        broker=broker,
+        credentials=cleaned,
+        confirm_live_orders=confirm_live_orders,
     )
 
 
@@ -355,9 +364,14 @@ def update_broker_account(
     account_name: str | None = None,
     credentials: dict[str, Any] | None = None,
     is_active: bool | None = None,
+    confirm_live_orders: bool | None = None,
 ) -> BrokerAccount:
-    """Change name, credentials (merged key by key; a blank value keeps the old one) or state."""
+    """Change name, credentials (merged key by key; a blank value keeps the old one), state
+    or whether its web order forms ask before a live order."""
     fields: list[str] = []
+    if confirm_live_orders is not None and confirm_live_orders != account.confirm_live_orders:
+        account.confirm_live_orders = confirm_live_orders
+        fields.append("confirm_live_orders")
     if account_name is not None and account_name != account.account_name:
         if (
             BrokerAccount.objects.filter(user_id=account.user_id, account_name=account_name)
@@ -383,6 +397,13 @@ def update_broker_account(
     if fields:
         account.save(update_fields=[*fields, "updated_at"])
     return account
+
+
+def remember_last_account(*, user: User, account_id: int) -> None:
+    """The account of a successful web placement becomes the forms' default."""
+    if user.last_used_account_id != account_id:
+        User.objects.filter(pk=user.pk).update(last_used_account_id=account_id)
+        user.last_used_account_id = account_id
 
 
 def deactivate_broker_account(*, account: BrokerAccount) -> BrokerAccount:

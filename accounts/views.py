@@ -230,6 +230,7 @@ def account_create(request: AuthenticatedHttpRequest) -> HttpResponse:
                 account_name=form.cleaned_data["account_name"],
                 broker=form.cleaned_data["broker"],
                 credentials=form.credentials(),
+                confirm_live_orders=form.cleaned_data["confirm_live_orders"],
             )
         except DomainError as exc:
             add_service_errors(form, exc.details, fallback=exc.message)
@@ -244,7 +245,12 @@ def account_create(request: AuthenticatedHttpRequest) -> HttpResponse:
 def account_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     account = _own_account(request, pk)
     form = BrokerAccountForm(
-        request.POST or None, editing=True, initial={"account_name": account.account_name}
+        request.POST or None,
+        editing=True,
+        initial={
+            "account_name": account.account_name,
+            "confirm_live_orders": account.confirm_live_orders,
+        },
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -252,6 +258,9 @@ def account_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
                 account=account,
                 account_name=form.cleaned_data["account_name"],
                 credentials=form.credentials() or None,
+                confirm_live_orders=None
+                if account.is_paper
+                else form.cleaned_data["confirm_live_orders"],
             )
         except DomainError as exc:
             add_service_errors(form, exc.details, fallback=exc.message)

@@ -101,6 +101,13 @@ def _credential_fields() -> dict[str, forms.Field]:
 class BrokerAccountForm(forms.Form):
     account_name = forms.CharField(max_length=100)
     broker = forms.ChoiceField(choices=Broker.choices, initial=Broker.PAPER)
+    confirm_live_orders = forms.BooleanField(
+        label="Ask before placing a live order",
+        required=False,
+        initial=True,
+        help_text="Live accounts: the web order forms show a confirmation step first "
+        "(API clients are never asked).",
+    )
 
     def __init__(self, *args, editing: bool = False, **kwargs):
         super().__init__(*args, **kwargs)

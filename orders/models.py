@@ -64,6 +64,9 @@ class Order(models.Model):
         "accounts.Strategy", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     external_id = models.CharField(max_length=64, blank=True, default="")
+    # The trading day of a client's own external_id (null when it has none, or gave it back:
+    # not sent): one external_id per account and trading day (uniq_external_id_per_day).
+    external_id_day = models.DateField(null=True, blank=True)
     client_order_id = models.CharField(max_length=64, null=True, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True, default="")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
@@ -111,7 +114,13 @@ class Order(models.Model):
     class Meta:
         db_table = "orders"
         constraints = [
-            models.UniqueConstraint(fields=["user", "client_order_id"], name="uniq_client_order_id")
+            models.UniqueConstraint(
+                fields=["user", "client_order_id"], name="uniq_client_order_id"
+            ),
+            models.UniqueConstraint(
+                fields=["account", "external_id_day", "external_id"],
+                name="uniq_external_id_per_day",
+            ),
         ]
         indexes = [
             models.Index(fields=["user", "account"]),

@@ -26,6 +26,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.http import AuthenticatedHttpRequest
 from accounts.models import BrokerAccount
+from accounts.selectors import default_account_id
+from accounts.services import remember_last_account
 from accounts.web_forms import KillSwitchForm, add_service_errors
 from orders import services
 from orders.audit_words import describe_events
@@ -35,7 +37,7 @@ from orders.brokers.sessions import connect_account
 from orders.domain.ticket import MARGIN_RATES, OPTION_SELL_RATE, instrument_class
 from orders.models import BrokerTrade, Instrument, Order, OrderLeg, Side
 from orders.services.kill_switch import kill_switch
-from orders.services.placement import BatchItemError
+from orders.services.placement import OUTCOME_REPLAYED, BatchItemError
 from orders.services.trading_lock import unlock_trading
 from orders.tradebook import csv_export
 from orders.validation import BracketOrderRequest, InstrumentResolver, as_id, validate_bracket_order
@@ -43,15 +45,21 @@ from orders.web_forms import (
     BATCH_COLUMNS,
     KIND_BRACKET,
     BatchForm,
+    BatchRow,
     ModifyOrderForm,
     OrderFilterForm,
     OrderTicketForm,
     parse_batch_csv,
 )
-from trading_site.core.errors import DomainError, TradingLocked
+from trading_site.core.errors import Conflict, DomainError, TradingLocked
+from trading_site.core.form_keys import claim_form_key, new_form_key, posted_form_key
 
 ORDERS_PER_PAGE = 50
 SEARCH_LIMIT = 20
+# A web form's key becomes its orders' Idempotency-Key under this prefix (a batch row's
+# adds its CSV line): the same rendered form posted again replays its first result.
+WEB_KEY_PREFIX = "web:"
+BATCH_RESULTS_KEPT = 3
 
 
 def _actor(request: HttpRequest) -> str:
@@ -252,6 +260,9 @@ def order_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def order_cancel(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     order = get_object_or_404(Order, pk=pk, user=request.user)
+    if not claim_form_key(user_id=request.user.pk, key=posted_form_key(request.POST)):
+        messages.info(request, f"This cancel of order {order.pk} was already sent; nothing more.")
+        return redirect("order_detail", pk=order.pk)
     try:
         services.cancel_order(order=order, actor=_actor(request))
     except DomainError as exc:
@@ -274,6 +285,9 @@ def order_modify(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "That leg is no longer working; nothing was changed.")
         return redirect("order_detail", pk=order.pk)
     form = ModifyOrderForm(request.POST, leg=leg, order=order)
+    if not claim_form_key(user_id=request.user.pk, key=posted_form_key(request.POST)):
+        messages.info(request, "This change was already sent; nothing more was changed.")
+        return redirect("order_detail", pk=order.pk)
     if form.is_valid():
         changes = form.changes()
         if not changes:
@@ -319,6 +333,7 @@ def ticket_context(form: OrderTicketForm, *, user) -> dict:
     )
     return {
         "form": form,
+        "selected_account": _selected_account(form, user=user),
         "kind": form.current_kind.lower(),
         "search_url": reverse("instrument_search"),
         "facts_url": reverse("instrument_facts"),
@@ -332,11 +347,75 @@ def ticket_context(form: OrderTicketForm, *, user) -> dict:
     }
 
 
+def _selected_account(form, *, user) -> BrokerAccount | None:
+    """The account the form shows (posted or preselected): its PAPER / LIVE badge."""
+    pk = as_id(form["account_id"].value())
+    if pk is None:
+        return None
+    return BrokerAccount.objects.filter(pk=pk, user=user).first()
+
+
+def needs_live_confirmation(request: HttpRequest, account: BrokerAccount | None) -> bool:
+    """A live account whose web forms ask first, and the trader has not said yes yet."""
+    return (
+        account is not None
+        and not account.is_paper
+        and account.confirm_live_orders
+        and request.POST.get("confirm_live") != "yes"
+    )
+
+
+def confirm_live_page(
+    request: HttpRequest, *, account: BrokerAccount, summary: list[str], posted: list
+) -> HttpResponse:
+    """The step before a live order: what will be placed, on which real-money account; the
+    same fields (and form key) posted again with confirm_live=yes place it."""
+    return render(
+        request,
+        "orders/confirm_live.html",
+        {"account": account, "summary": summary, "posted": posted, "action": request.path},
+    )
+
+
+def _posted_fields(request: HttpRequest) -> list[tuple[str, str]]:
+    skip = {"csrfmiddlewaretoken", "confirm_live"}
+    return [
+        (name, value)
+        for name, values in request.POST.lists()
+        if name not in skip
+        for value in values
+    ]
+
+
+def _ticket_summary(form: OrderTicketForm) -> list[str]:
+    d = form.cleaned_data
+    symbol = d.get("symbol") or f"instrument {d.get('exchange_instrument_id')}"
+    if d["kind"] == KIND_BRACKET:
+        lines = [
+            f"{d['order_side']} {d['no_of_lots']} lot(s) of {symbol}, bracket, {d['product_type']}",
+            f"Entry {d['entry_type'] or 'LIMIT'} at {d['entry_price']}"
+            + (f" (trigger {d['entry_stop_price']})" if d.get("entry_stop_price") else ""),
+            f"Stop-loss {d['sl_price']}",
+        ]
+        lines += [
+            f"Target {t.price}" + (f" for {t.lots} lot(s)" if t.lots else "")
+            for t in form.target_specs
+        ]
+        return lines
+    price = f" at {d['limit_price']}" if d.get("limit_price") is not None else ""
+    trigger = f" (trigger {d['stop_price']})" if d.get("stop_price") is not None else ""
+    return [
+        f"{d['order_side']} {d['order_quantity']} {symbol}, {d['order_type']}{price}{trigger}, "
+        f"{d['product_type']}"
+    ]
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def place_order(request: AuthenticatedHttpRequest) -> HttpResponse:
     initial: dict = {}
     if request.method == "GET":
+        initial["account_id"] = default_account_id(user=request.user)
         initial["kind"] = (request.GET.get("kind") or "single").upper()
         if request.GET.get("symbol"):
             initial["symbol"] = request.GET["symbol"][:100]
@@ -347,20 +426,48 @@ def place_order(request: AuthenticatedHttpRequest) -> HttpResponse:
     )
     status = 200
     if request.method == "POST":
+        account = _selected_account(form, user=request.user)
+        if form.is_valid() and account is not None and needs_live_confirmation(request, account):
+            if request.POST.get("confirm_live") != "back":
+                return confirm_live_page(
+                    request,
+                    account=account,
+                    summary=_ticket_summary(form),
+                    posted=_posted_fields(request),
+                )
+            # "Back to the form": the ticket again as it was, nothing placed.
+            return render(
+                request, "orders/place_order.html", ticket_context(form, user=request.user)
+            )
         if form.is_valid():
             placing: Callable[..., services.PlacementResult] = (
                 services.place_bracket_order
                 if form.cleaned_data["kind"] == KIND_BRACKET
                 else services.place_single_order
             )
+            placement = form.to_request()
+            key = posted_form_key(request.POST)
+            if key:
+                placement.client_order_id = WEB_KEY_PREFIX + key
             try:
                 order = placing(
                     user=request.user,
-                    request=form.to_request(),
+                    request=placement,
                     source=Order.Source.MANUAL,
                     actor=_actor(request),
                 )
             except TradingLocked as exc:
+                form.add_error(None, exc.message)
+                status = 409
+            except Conflict as exc:
+                first = (exc.details or {}).get("order_id")
+                if first and (exc.details or {}).get("client_order_id"):
+                    # The same rendered form sent again with other values: its order stands.
+                    messages.info(
+                        request,
+                        f"This form already placed order {first}; nothing new was placed.",
+                    )
+                    return redirect("order_detail", pk=first)
                 form.add_error(None, exc.message)
                 status = 409
             except DomainError as exc:
@@ -379,7 +486,15 @@ def place_order(request: AuthenticatedHttpRequest) -> HttpResponse:
                         ticket_context(form, user=request.user),
                         status=409 if order.send.trading_locked else 503,
                     )
+                if order.outcome == OUTCOME_REPLAYED:
+                    messages.info(
+                        request,
+                        f"Order {order.order.pk} was already placed from this form; nothing "
+                        "new was placed.",
+                    )
+                    return redirect("order_detail", pk=order.order.pk)
                 placed = order.order
+                remember_last_account(user=request.user, account_id=placed.account_id)
                 messages.success(
                     request, f"Order {placed.pk} placed: {placed.get_status_display()}."
                 )
@@ -471,8 +586,17 @@ def _instrument_json(instrument: Instrument) -> dict:
 @login_required
 @require_http_methods(["GET", "POST"])
 def batch_orders(request: AuthenticatedHttpRequest) -> HttpResponse:
-    form = BatchForm(request.POST or None, request.FILES or None, user=request.user)
-    context: dict = {"form": form, "columns": BATCH_COLUMNS}
+    form = BatchForm(
+        request.POST or None,
+        request.FILES or None,
+        user=request.user,
+        initial={"account_id": default_account_id(user=request.user)},
+    )
+    context: dict = {
+        "form": form,
+        "columns": BATCH_COLUMNS,
+        "selected_account": _selected_account(form, user=request.user),
+    }
     if request.method != "POST" or not form.is_valid():
         return render(
             request, "orders/batch.html", context, status=400 if request.method == "POST" else 200
@@ -484,16 +608,48 @@ def batch_orders(request: AuthenticatedHttpRequest) -> HttpResponse:
     if not rows:
         return render(request, "orders/batch.html", context, status=400)
 
-    if action == "place":
-        # Rows that could not be parsed go in as BatchItemError so every row gets a result.
-        items: list[BracketOrderRequest | BatchItemError] = [
-            row.request
-            if row.ok and row.request is not None
-            else BatchItemError(
-                external_id=row.external_id, message="invalid row", details=row.errors
+    account = context["selected_account"]
+    if action == "place" and needs_live_confirmation(request, account):
+        if request.POST.get("confirm_live") != "back":
+            valid = [row for row in rows if row.ok]
+            return confirm_live_page(
+                request,
+                account=account,
+                summary=[
+                    f"{len(valid)} bracket order(s) from the CSV "
+                    f"({len(rows) - len(valid)} invalid row(s) not placed)",
+                    *(
+                        f"Line {row.line}: {row.values.get('order_side') or 'BUY'} "
+                        f"{row.values.get('no_of_lots')} lot(s) "
+                        f"{row.values.get('trading_symbol')} at {row.values.get('entry_price')}, "
+                        f"SL {row.values.get('sl_price')}"
+                        for row in valid[:20]
+                    ),
+                ],
+                posted=[
+                    ("account_id", str(account_id)),
+                    ("csv_text", form.cleaned_data["csv_text"]),
+                    ("action", "place"),
+                    ("form_key", posted_form_key(request.POST)),
+                ],
             )
-            for row in rows
-        ]
+        action = "preview"  # "Back to the form": shown again as a preview, nothing placed
+
+    if action == "place":
+        key = posted_form_key(request.POST)
+        # Rows that could not be parsed go in as BatchItemError so every row gets a result.
+        items: list[BracketOrderRequest | BatchItemError] = []
+        for row in rows:
+            if not row.ok or row.request is None:
+                items.append(
+                    BatchItemError(
+                        external_id=row.external_id, message="invalid row", details=row.errors
+                    )
+                )
+                continue
+            if key:
+                row.request.client_order_id = f"{WEB_KEY_PREFIX}{key}:{row.line}"
+            items.append(row.request)
         try:
             outcomes = services.place_batch(
                 user=request.user,
@@ -512,9 +668,26 @@ def batch_orders(request: AuthenticatedHttpRequest) -> HttpResponse:
             return render(request, "orders/batch.html", context, status=400)
         for row, outcome in zip(rows, outcomes, strict=True):
             _apply_outcome(row, outcome)
-        context["placed"] = True
-        context["placed_count"] = sum(1 for r in rows if r.status == "success")
-        return render(request, "orders/batch.html", context)
+        if any(row.status == "success" for row in rows):
+            remember_last_account(user=request.user, account_id=account_id)
+        # Post/redirect/get: the results page is a GET; reloading it places nothing.
+        token = key or new_form_key()
+        kept = dict(list(request.session.get("batch_results", {}).items())[-BATCH_RESULTS_KEPT:])
+        kept[token] = {
+            "account_id": account_id,
+            "rows": [
+                {
+                    "line": row.line,
+                    "values": row.values,
+                    "status": row.status,
+                    "order_id": row.order_id,
+                    "error": row.error,
+                }
+                for row in rows
+            ],
+        }
+        request.session["batch_results"] = dict(list(kept.items())[-BATCH_RESULTS_KEPT:])
+        return redirect("batch_results", key=token)
 
     # Preview: H4's validation per row (one instrument cache for the batch), nothing written.
     resolver = InstrumentResolver()
@@ -530,6 +703,42 @@ def batch_orders(request: AuthenticatedHttpRequest) -> HttpResponse:
             }
     context["previewed"] = True
     context["valid_count"] = sum(1 for r in rows if r.ok)
+    return render(request, "orders/batch.html", context)
+
+
+@login_required
+@require_GET
+def batch_results(request: AuthenticatedHttpRequest, key: str) -> HttpResponse:
+    """The results of one placed batch (the redirect after placing): reading it again
+    places nothing. A fresh, empty form above it starts the next batch."""
+    stored = request.session.get("batch_results", {}).get(key)
+    form = BatchForm(
+        user=request.user, initial={"account_id": default_account_id(user=request.user)}
+    )
+    context: dict = {"form": form, "columns": BATCH_COLUMNS}
+    if stored is None:
+        messages.info(request, "Those batch results are no longer kept; see the order list.")
+        return redirect("batch_orders")
+    rows = [
+        BatchRow(
+            line=item["line"],
+            values=item["values"],
+            status=item["status"],
+            order_id=item["order_id"],
+            error=item["error"],
+        )
+        for item in stored["rows"]
+    ]
+    context.update(
+        {
+            "rows": rows,
+            "placed": True,
+            "placed_count": sum(1 for row in rows if row.status == "success"),
+            "selected_account": BrokerAccount.objects.filter(
+                pk=stored["account_id"], user=request.user
+            ).first(),
+        }
+    )
     return render(request, "orders/batch.html", context)
 
 

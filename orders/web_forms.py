@@ -15,6 +15,7 @@ from typing import Any
 from django import forms
 
 from accounts.models import BrokerAccount, Strategy
+from accounts.selectors import default_account_id, paper_account_ids
 from accounts.web_forms import add_service_errors
 from orders.models import Order, OrderLeg, OrderType, ProductType, Side
 from orders.validation import (
@@ -52,10 +53,19 @@ REQUIRED_COLUMNS = ("trading_symbol", "no_of_lots", "entry_price", "sl_price")
 
 
 def account_choices(user) -> list[tuple[int, str]]:
+    """Every active account, each saying whether it trades paper or real money."""
     return [
-        (a.pk, f"{a.account_name} ({a.get_broker_display()})")
+        (a.pk, f"{a.account_name} ({a.get_broker_display()}) · {'PAPER' if a.is_paper else 'LIVE'}")
         for a in BrokerAccount.objects.filter(user=user, is_active=True).order_by("account_name")
     ]
+
+
+def money_select(field: forms.Field, user) -> None:
+    """The account select tells static/js/forms.js which accounts are paper (the badge
+    beside it follows the choice)."""
+    field.widget.attrs["data-paper-accounts"] = ",".join(
+        str(pk) for pk in sorted(paper_account_ids(user=user))
+    )
 
 
 def _strategy_choices(user) -> list[tuple[str, str]]:
@@ -157,6 +167,10 @@ class OrderTicketForm(forms.Form):
         super().__init__(data, *args, **kwargs)
         self.user = user
         choice_field(self, "account_id").choices = account_choices(user)
+        money_select(self.fields["account_id"], user)
+        if not self.is_bound and not self.initial.get("account_id"):
+            # The last-used account, else a paper one: never the alphabet's first.
+            self.initial["account_id"] = default_account_id(user=user)
         choice_field(self, "strategy_name").choices = _strategy_choices(user)
         self._initial_targets = target_rows or []
         self.target_specs: list[TargetSpec] = []
@@ -466,6 +480,9 @@ class BatchForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         choice_field(self, "account_id").choices = account_choices(user)
+        money_select(self.fields["account_id"], user)
+        if not self.is_bound and not self.initial.get("account_id"):
+            self.initial["account_id"] = default_account_id(user=user)
 
     def clean(self):
         super().clean()
@@ -594,7 +611,9 @@ def parse_batch_csv(text: str, *, account_id: int) -> tuple[list[BatchRow], list
                 sl_stop_price=sl_stop,
                 targets=targets,
                 strategy_name=clean.get("strategy_name", ""),
-                external_id=row.external_id,
+                # The client's own id only (unique per account and day); a row without one
+                # is shown by its line but holds no id.
+                external_id=clean.get("external_id", ""),
             )
         rows.append(row)
     if not rows:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from accounts.http import AuthenticatedHttpRequest
 from accounts.models import BrokerAccount
+from accounts.selectors import default_account_id
 from orders.domain.vocabulary import Side
 from pnl import selectors
 from pnl.curve import line_chart
@@ -147,7 +148,9 @@ def pnl_page(request: AuthenticatedHttpRequest) -> HttpResponse:
         except (ValueError, StopIteration):
             raise Http404("No such account") from None
     elif accounts:
-        account = accounts[0]
+        # The trader's last-used account, else a paper one: never the alphabet's first.
+        preferred = default_account_id(user=request.user)
+        account = next((a for a in accounts if a.pk == preferred), accounts[0])
     day = _day_of(request)
     context: dict = {
         "accounts": accounts,

@@ -23,6 +23,7 @@ urlpatterns = [
     path("orders/export.csv", order_views.order_list_csv, name="orders_csv"),
     path("orders/new/", order_views.place_order, name="place_order"),
     path("orders/batch/", order_views.batch_orders, name="batch_orders"),
+    path("orders/batch/results/<str:key>/", order_views.batch_results, name="batch_results"),
     path("orders/<int:pk>/", order_views.order_detail, name="order_detail"),
     path("orders/<int:pk>/row/", order_views.order_row, name="order_row"),
     path("orders/<int:pk>/cancel/", order_views.order_cancel, name="order_cancel"),

@@ -53,6 +53,14 @@ class PlaceOrderSerializer(serializers.Serializer):
     client_order_id = serializers.CharField(
         required=False, allow_blank=True, max_length=64, default=""
     )
+    external_id = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        default="",
+        help_text="Your own id for the order: unique per account and trading day (a repeat "
+        "is a 409 CONFLICT and places nothing).",
+    )
 
     def to_request(self, *, idempotency_key: str = "") -> SingleOrderRequest:
         return self.request_from(self.validated_data, idempotency_key=idempotency_key)
@@ -73,6 +81,7 @@ class PlaceOrderSerializer(serializers.Serializer):
             stop_price=data.get("stop_price"),
             strategy_name=data["strategy_name"] or "",
             client_order_id=idempotency_key or data["client_order_id"] or "",
+            external_id=data.get("external_id") or "",
         )
 
 
@@ -122,6 +131,14 @@ class AlgoOrderSerializer(_BracketFields):
 
     account_id = serializers.IntegerField()
     tp_price = price_field()
+    external_id = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        default="",
+        help_text="Your own id for the order: unique per account and trading day (a repeat "
+        "is a 409 CONFLICT and places nothing).",
+    )
 
     def to_request(self, *, idempotency_key: str = "") -> BracketOrderRequest:
         return self.request_from(self.validated_data, idempotency_key=idempotency_key)
@@ -137,6 +154,7 @@ class AlgoOrderSerializer(_BracketFields):
                 else []
             ),
             targets_field="tp_price",
+            external_id=data.get("external_id") or "",
         )
         if idempotency_key:
             request.client_order_id = idempotency_key

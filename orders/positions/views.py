@@ -18,6 +18,7 @@ from orders.positions import holdings, selectors, services
 from orders.services.audit import user_actor
 from orders.validation import as_id, check_trading_window
 from trading_site.core.errors import DomainError
+from trading_site.core.form_keys import claim_form_key, posted_form_key
 
 
 def _chosen_account(request: HttpRequest, accounts: list[BrokerAccount]) -> BrokerAccount | None:
@@ -97,6 +98,9 @@ def exit_position(request: AuthenticatedHttpRequest) -> HttpResponse:
         messages.error(request, "Unknown product type.")
         return _back(request)
     symbol = request.POST.get("symbol", "")[:100] or f"{segment}:{instrument_id}"
+    if not claim_form_key(user_id=request.user.pk, key=posted_form_key(request.POST)):
+        messages.info(request, f"The exit of {symbol} was already sent; nothing more was sent.")
+        return _back(request)
     try:
         check_trading_window(account)
         result = services.exit_positions(
@@ -115,6 +119,9 @@ def exit_position(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_POST
 def exit_all_positions(request: AuthenticatedHttpRequest) -> HttpResponse:
     account = _account_from_post(request)
+    if not claim_form_key(user_id=request.user.pk, key=posted_form_key(request.POST)):
+        messages.info(request, "That exit was already sent; nothing more was sent.")
+        return _back(request)
     try:
         check_trading_window(account)
         result = services.exit_positions(account=account, actor=user_actor(request.user))

@@ -15,6 +15,7 @@ from orders.scheduled.services import create_scheduled_order, update_scheduled_o
 from orders.views import ticket_context
 from orders.web_forms import ticket_initial_from_template
 from trading_site.core.errors import DomainError
+from trading_site.core.form_keys import claim_form_key, posted_form_key
 
 
 @login_required
@@ -38,6 +39,10 @@ def scheduled_edit(request: AuthenticatedHttpRequest, pk: int | None = None) -> 
         request.POST or None, user=request.user, initial=initial, target_rows=target_rows
     )
     if request.method == "POST":
+        if not claim_form_key(user_id=request.user.pk, key=posted_form_key(request.POST)):
+            # The same rendered form posted twice (a double click, a resubmitted reload).
+            messages.info(request, "This schedule form was already saved; nothing was added.")
+            return redirect("settings")
         if form.is_valid():
             d = form.cleaned_data
             fields = {

@@ -284,18 +284,26 @@ def record_send_outcome(outcome: SendOutcome, order: Order, actor: str) -> list[
 
 
 def _release_key(order: Order, actor: str) -> OrderEvent:
-    """A new order that provably never reached the broker gives its Idempotency-Key back:
-    a retry with the key places the order anew (once: the key's unique constraint)."""
+    """A new order that provably never reached the broker gives its Idempotency-Key (and
+    its client's external_id for the day) back: a retry with the key places the order anew
+    (once: the key's unique constraint)."""
     key = order.client_order_id
+    day = order.external_id_day
     order.client_order_id = None
+    order.external_id_day = None
+    before: dict = {"client_order_id": key}
+    after: dict = {"client_order_id": None}
+    if day is not None:
+        before["external_id_day"], after["external_id_day"] = day.isoformat(), None
+    freed = f"the Idempotency-Key {key!r}" if key else "its external_id"
     return new_event(
         order=order,
         kind=EventKind.KEY_RELEASED,
         actor=actor,
-        message=f"not sent to the broker: the Idempotency-Key {key!r} is free again, a "
-        "retry with it places the order anew",
-        before={"client_order_id": key},
-        after={"client_order_id": None},
+        message=f"not sent to the broker: {freed} is free again, a retry with it places the "
+        "order anew",
+        before=before,
+        after=after,
     )
 
 
@@ -385,10 +393,11 @@ def _record_outcomes(
                     kind=order.kind, current=order.status, legs=[outcome.leg]
                 )
                 order.status, order.filled_quantity, order.updated_at = status, filled, now
-                if outcome.not_sent and order.client_order_id:
+                if outcome.not_sent and (order.client_order_id or order.external_id_day):
                     events.append(_release_key(order, actor))
-                    if "client_order_id" not in order_fields:
-                        order_fields.append("client_order_id")
+                    for name in ("client_order_id", "external_id_day"):
+                        if name not in order_fields:
+                            order_fields.append(name)
                 notifications.append(
                     (
                         order.user_id,

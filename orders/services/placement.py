@@ -24,6 +24,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import cast
 
@@ -61,6 +62,7 @@ from trading_site.core.errors import (
     DomainError,
     ValidationFailed,
 )
+from trading_site.core.market_hours import trading_date
 
 MAX_BATCH_ITEMS = 500
 
@@ -124,6 +126,8 @@ class OrderPlan:
     sl_stop_price: Decimal | None = None
     targets: list = field(default_factory=list)
     external_id: str = ""
+    # Set for a client's own external_id: unique per account and trading day.
+    external_id_day: date | None = None
     client_order_id: str | None = None
     fingerprint: str = ""
     regenerated_from_id: int | None = None
@@ -155,6 +159,48 @@ def _check_same_request(existing: Order, *, key: str, fingerprint: str) -> None:
             "This idempotency key was already used for a different order",
             details={"client_order_id": key, "order_id": existing.pk},
         )
+
+
+class DuplicateExternalId(Conflict):
+    """The client's external_id was already used on this account this trading day."""
+
+    def __init__(self, *, external_id: str, order_id: int):
+        super().__init__(
+            f"external_id {external_id!r} was already used on this account today "
+            f"(order {order_id}); nothing was placed",
+            details={
+                "external_id": [f"already used today by order {order_id}"],
+                "order_id": order_id,
+            },
+        )
+
+
+def client_external_id_day(external_id: str) -> date | None:
+    """The trading day a client's own external_id is held for (None: it has none)."""
+    return trading_date() if external_id else None
+
+
+def ensure_external_id_free(*, user: User, plan: OrderPlan) -> PlacementResult | None:
+    """DuplicateExternalId when the plan's external_id is taken today (the database's
+    unique constraint settles a race between two requests), unless it is taken by this very
+    request (its Idempotency-Key, placed a moment ago by a concurrent copy): that order's
+    replay."""
+    if plan.external_id_day is None:
+        return None
+    holder = (
+        Order.objects.filter(
+            account_id=plan.account.pk,
+            external_id_day=plan.external_id_day,
+            external_id=plan.external_id[:64],
+        )
+        .values_list("pk", "client_order_id")
+        .first()
+    )
+    if holder is None:
+        return None
+    if plan.client_order_id and holder[1] == plan.client_order_id:
+        return _replay(user=user, key=plan.client_order_id, fingerprint=plan.fingerprint)
+    raise DuplicateExternalId(external_id=plan.external_id, order_id=holder[0])
 
 
 def _replay(*, user: User, key: str, fingerprint: str) -> PlacementResult | None:
@@ -207,6 +253,7 @@ def write_ahead(*, plans: list[OrderPlan], actor: str) -> list[Order]:
                 source=plan.source,
                 strategy=plan.strategy,
                 external_id=plan.external_id[:64],
+                external_id_day=plan.external_id_day,
                 client_order_id=plan.client_order_id or None,
                 request_fingerprint=plan.fingerprint,
                 status=Order.Status.PENDING,
@@ -303,6 +350,8 @@ def submit_and_record(
 
 
 def _place_one(*, user: User, plan: OrderPlan, actor: str) -> PlacementResult:
+    if replay := ensure_external_id_free(user=user, plan=plan):
+        return replay
     try:
         [order] = write_ahead(plans=[plan], actor=actor)
     except IntegrityError:
@@ -312,6 +361,9 @@ def _place_one(*, user: User, plan: OrderPlan, actor: str) -> PlacementResult:
             replay = _replay(user=user, key=plan.client_order_id, fingerprint=plan.fingerprint)
             if replay is not None:
                 return replay
+        # The same external_id placed a moment ago.
+        if replay := ensure_external_id_free(user=user, plan=plan):
+            return replay
         raise
     [outcome] = submit_and_record(account=plan.account, orders=[order], actor=actor)
     return PlacementResult(order=order, created=True, outcome=outcome.result, send=outcome)
@@ -346,6 +398,7 @@ def place_single_order(
         limit_price=valid.limit_price,
         stop_price=valid.stop_price,
         external_id=request.external_id,
+        external_id_day=client_external_id_day(request.external_id),
         client_order_id=key,
         fingerprint=fingerprint,
     )
@@ -379,6 +432,7 @@ def _bracket_plan(
         sl_stop_price=valid.sl_stop_price,
         targets=valid.targets,
         external_id=request.external_id,
+        external_id_day=client_external_id_day(request.external_id),
         client_order_id=request.client_order_id or None,
         fingerprint=fingerprint,
         regenerated_from_id=regenerated_from,
@@ -489,13 +543,23 @@ def place_batch(
         )
         (keyed if plan.client_order_id else plans).append((index, plan))
 
+    plans = _external_ids_free(plans, results=results, items=items)
     placed: list[tuple[int, Order]] = []
     if plans:
-        orders = write_ahead(plans=[plan for _, plan in plans], actor=actor)
-        placed.extend(zip([index for index, _ in plans], orders, strict=True))
+        try:
+            orders = write_ahead(plans=[plan for _, plan in plans], actor=actor)
+        except IntegrityError:
+            # An external_id taken meanwhile by another request: one by one, so only that
+            # item fails.
+            keyed = sorted(plans + keyed, key=lambda pair: pair[0])
+        else:
+            placed.extend(zip([index for index, _ in plans], orders, strict=True))
     for index, plan in keyed:
         # Keyed items go one by one so a taken key fails only its own item.
         try:
+            if replay := ensure_external_id_free(user=user, plan=plan):
+                results[index] = _success(items[index].external_id, replay.order)
+                continue
             try:
                 [order] = write_ahead(plans=[plan], actor=actor)
                 placed.append((index, order))
@@ -503,8 +567,13 @@ def place_batch(
                 # Taken meanwhile, or by an earlier item of this batch. A Conflict raised here
                 # must stay this item's error: the orders written ahead above are still to
                 # be sent below.
-                assert plan.client_order_id  # only keyed plans are inserted one by one
-                replay = _replay(user=user, key=plan.client_order_id, fingerprint=plan.fingerprint)
+                replay = (
+                    _replay(user=user, key=plan.client_order_id, fingerprint=plan.fingerprint)
+                    if plan.client_order_id
+                    else None
+                )
+                if replay is None:
+                    replay = ensure_external_id_free(user=user, plan=plan)
                 if replay is None:
                     raise
                 results[index] = _success(items[index].external_id, replay.order)
@@ -537,6 +606,48 @@ def place_batch(
             else:
                 results[index] = _success(items[index].external_id, order)
     return cast(list[BatchItemResult], results)  # every index was answered above
+
+
+def _external_ids_free(
+    plans: list[tuple[int, OrderPlan]], *, results: list, items: Sequence
+) -> list[tuple[int, OrderPlan]]:
+    """The unkeyed plans whose external_id is free today and not repeated by an earlier
+    item; the others fail alone (DuplicateExternalId)."""
+    wanted = {plan.external_id[:64] for _, plan in plans if plan.external_id_day}
+    taken: dict[str, int] = {}
+    if wanted:
+        account_id = plans[0][1].account.pk
+        day = next(plan.external_id_day for _, plan in plans if plan.external_id_day)
+        taken = dict(
+            Order.objects.filter(
+                account_id=account_id, external_id_day=day, external_id__in=wanted
+            ).values_list("external_id", "pk")
+        )
+    free = []
+    first_in_batch: dict[str, int] = {}
+    for index, plan in plans:
+        external_id = plan.external_id[:64]
+        if plan.external_id_day is not None:
+            holder = taken.get(external_id)
+            if holder is None and external_id in first_in_batch:
+                results[index] = _failure(
+                    items[index].external_id,
+                    Conflict(
+                        f"external_id {external_id!r} is repeated in this batch (item "
+                        f"{first_in_batch[external_id] + 1}); nothing was placed for this item",
+                        details={"external_id": ["repeated in this batch"]},
+                    ),
+                )
+                continue
+            if holder is not None:
+                results[index] = _failure(
+                    items[index].external_id,
+                    DuplicateExternalId(external_id=external_id, order_id=holder),
+                )
+                continue
+            first_in_batch[external_id] = index
+        free.append((index, plan))
+    return free
 
 
 def not_sent_details(outcome: SendOutcome) -> dict:

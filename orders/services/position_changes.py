@@ -333,20 +333,28 @@ class PositionChangeResult:
         )
 
 
-def _stand_down(allocation: BracketExit, *, actor: str) -> None:
+def _stand_down(allocation: BracketExit, *, actor: str) -> list[str]:
     """A bracket exited in full: no new protection (exit requested), its working entry,
     stop-loss and target legs cancelled before the exit goes out (a stop-loss left working
-    would open the position again the other way)."""
+    would open the position again the other way). Returns the problems: a leg the broker
+    would not cancel, or one it has not acknowledged yet (so it cannot be cancelled). Any
+    problem holds this bracket's exit back (as orders.positions.services does): its
+    protection stands, the failure is audited and reported."""
     order = allocation.order
     now = timezone.now()
     Order.objects.filter(pk=order.pk).update(exit_requested_at=now, updated_at=now)
     order.exit_requested_at = now
+    problems = []
     for leg in allocation.legs:
         if leg.role == Role.EXIT or leg.status not in OPEN_LEG_STATUSES:
             continue
         if leg.status == LegStatus.PENDING_SUBMIT or not leg.broker_order_id:
-            continue  # not acknowledged yet: the next sync settles it, protection trims it
-        cancel_leg(
+            problems.append(
+                f"{order.symbol}: leg {leg.unique_identifier} is not acknowledged by the broker "
+                "yet, so it cannot be cancelled"
+            )
+            continue
+        error = cancel_leg(
             order=order,
             leg=leg,
             actor=actor,
@@ -354,6 +362,23 @@ def _stand_down(allocation: BracketExit, *, actor: str) -> None:
             failed_kind=EventKind.LEG_CANCELLED_FAILED,
             raise_errors=False,
         )
+        if error is not None:
+            problems.append(
+                f"{order.symbol}: could not cancel leg {leg.unique_identifier} ({error.message})"
+            )
+    if problems:
+        record_changes(
+            [
+                new_event(
+                    order=order,
+                    kind=EventKind.POSITIONS_EXIT_FAILED,
+                    actor=actor,
+                    message="exit of bracket not sent, its protection stands: "
+                    + "; ".join(problems),
+                )
+            ]
+        )
+    return problems
 
 
 def change_position(
@@ -470,11 +495,20 @@ def _change_position(
 
     result = PositionChangeResult()
     if allocations:
+        standing = []
         for allocation in allocations:
-            if allocation.closes_all:
-                _stand_down(allocation, actor=actor)
+            problems = _stand_down(allocation, actor=actor) if allocation.closes_all else []
+            if problems:
+                # A leg still working at the broker would open the position the other way
+                # once the exit filled: this bracket's exit is not sent.
+                result.errors.append(
+                    f"bracket {allocation.order.pk}: nothing was sent for it, its protection "
+                    "stands (" + "; ".join(problems) + ")"
+                )
+            else:
+                standing.append(allocation)
         pairs = write_ahead_bracket_exits(
-            allocations, account=account, exit_side=side, actor=actor, reason="position change"
+            standing, account=account, exit_side=side, actor=actor, reason="position change"
         )
         for outcome in submit_legs(account=account, pairs=pairs, actor=actor):
             result.exit_legs.append(outcome.leg)

@@ -243,7 +243,9 @@ def test_web_batch_csv_with_absurd_numbers_is_a_row_error(trader, row, action, c
         sym=instrument.trading_symbol
     )
     response = _web(user).post(
-        "/orders/batch/", {"account_id": account.pk, "csv_text": csv_text, "action": action}
+        "/orders/batch/",
+        {"account_id": account.pk, "csv_text": csv_text, "action": action},
+        follow=True,  # placing redirects to the results page
     )
     assert response.status_code in (200, 400), response.status_code
     assert not Order.objects.filter(user=user).exclude(status=Order.Status.REJECTED).exists()

@@ -441,6 +441,7 @@ def test_the_web_form_says_when_an_order_was_not_sent(simulator, xts_account, se
         "product_type": "MIS",
         "order_quantity": 1,
         "limit_price": "99.00",
+        "confirm_live": "yes",  # a live account: the trader said yes on the confirmation step
     }
     assert browser.post(reverse("place_order"), form).status_code == 302  # placed
 

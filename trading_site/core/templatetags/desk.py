@@ -11,7 +11,9 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import template
 from django.utils import timezone
+from django.utils.html import format_html
 
+from trading_site.core.form_keys import FORM_KEY, new_form_key
 from trading_site.core.market_hours import MARKET_TZ
 
 register = template.Library()
@@ -133,3 +135,25 @@ def weekday_names(days) -> str:
     if len(chosen) >= 3 and chosen == list(range(chosen[0], chosen[-1] + 1)):
         return f"{_WEEKDAYS[chosen[0]]} to {_WEEKDAYS[chosen[-1]]}"
     return ", ".join(_WEEKDAYS[d] for d in chosen)
+
+
+@register.simple_tag(takes_context=True)
+def form_key_input(context) -> str:
+    """The hidden field carrying the rendered form's key: the view's `form_key` (a form
+    shown again for confirmation keeps its key), else a fresh one."""
+    key = context.get("form_key") or new_form_key()
+    return format_html('<input type="hidden" name="{}" value="{}">', FORM_KEY, key)
+
+
+@register.simple_tag
+def money_badge(account) -> str:
+    """PAPER or LIVE beside an account wherever it is shown (paper and live money are
+    never mixed up)."""
+    if account is None:
+        return ""
+    paper = account.is_paper if hasattr(account, "is_paper") else account == "paper"
+    return format_html(
+        '<span class="badge money-{}" data-money-badge>{}</span>',
+        "paper" if paper else "live",
+        "PAPER" if paper else "LIVE",
+    )

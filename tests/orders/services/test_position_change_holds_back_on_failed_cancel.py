@@ -1,0 +1,117 @@
+"""A position change that exits a bracket in full (OpenAlgo's placesmartorder, the strategy
+webhook) cancels the bracket's working stop-loss and targets first. When the broker refuses
+such a cancel, the bracket's exit is held back: a stop-loss left working would otherwise
+open the position again the other way once the exit filled. Over the XTS simulator, whose
+fault knobs make every cancel fail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+
+from accounts.models import Broker
+from orders.brokers.sessions import connect_account
+from orders.models import Order, OrderEvent, OrderLeg
+from orders.services import place_protective_legs
+from orders.services.position_changes import change_position_live
+from tests.factories import (
+    make_account,
+    make_instrument,
+    make_user,
+    place_bracket,
+    set_price_and_match,
+    sync_from_broker,
+)
+
+CANCEL_ROUTE = "DELETE /interactive/orders"
+
+
+@dataclass
+class Change:
+    side: str
+    quantity: int
+
+
+@pytest.fixture
+def protected_bracket(simulator, settings):
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True
+    settings.PAPER_REJECT_RATE = "0"
+    settings.PAPER_FILL_CAP = 0
+    user = make_user()
+    account = make_account(
+        user=user,
+        broker=Broker.IIFL,
+        credentials={
+            "app_key": "inv-app",
+            "secret_key": "inv-secret",
+            "base_url": simulator.base_url,
+        },
+    )
+    stock = make_instrument(symbol="RELIANCE", tick_size=Decimal("0.05"))
+    set_price_and_match(stock, "100.00")
+    connect_account(account)
+    bracket = place_bracket(
+        user=user, account=account, instrument=stock, entry="99", sl="95", tp="110", lots=10
+    )
+    set_price_and_match(stock, "98.50")
+    sync_from_broker(account)
+    place_protective_legs(account=account)
+    roles = {leg.role: leg.status for leg in bracket.legs.all()}
+    assert roles == {"ENTRY": "FILLED", "STOP_LOSS": "OPEN", "TAKE_PROFIT": "OPEN"}, roles
+    return user, account, stock, bracket
+
+
+def test_a_failed_stop_loss_cancel_holds_the_brackets_exit_back(simulator, protected_bracket):
+    user, account, stock, bracket = protected_bracket
+    simulator.set_faults(error_rate=1.0, routes=[CANCEL_ROUTE])
+    posts_before = sum(simulator.stats()["order_posts_by_uid"].values())
+
+    live = change_position_live(
+        account=account,
+        instrument=stock,
+        product_type="MIS",
+        decide=lambda current: Change(side="SELL", quantity=current),
+        user=user,
+        actor=f"user:{user.pk}",
+        source=Order.Source.OPENALGO,
+    )
+
+    assert live.current == 10
+    result = live.result
+    # Nothing went out: no exit leg written, no order POSTed to the broker.
+    assert not result.exit_legs and result.placement is None
+    assert not OrderLeg.objects.filter(order=bracket, role="EXIT").exists()
+    assert sum(simulator.stats()["order_posts_by_uid"].values()) == posts_before
+    # The protection stands and the trader is told why.
+    legs = {leg.role: leg.status for leg in bracket.legs.all()}
+    assert legs["STOP_LOSS"] == "OPEN"
+    assert len(result.errors) == 1
+    assert f"bracket {bracket.pk}: nothing was sent" in result.errors[0]
+    assert "could not cancel leg" in result.errors[0]
+    # Audited: the failed cancels and the exit held back.
+    kinds = list(OrderEvent.objects.filter(order=bracket).values_list("kind", flat=True))
+    assert "leg_cancelled_failed" in kinds
+    assert "positions_exit_failed" in kinds
+
+
+def test_with_cancels_working_the_same_change_exits_through_the_bracket(
+    simulator, protected_bracket
+):
+    user, account, stock, bracket = protected_bracket
+
+    live = change_position_live(
+        account=account,
+        instrument=stock,
+        product_type="MIS",
+        decide=lambda current: Change(side="SELL", quantity=current),
+        user=user,
+        actor=f"user:{user.pk}",
+        source=Order.Source.OPENALGO,
+    )
+
+    assert not live.result.errors
+    legs = {leg.role: leg for leg in bracket.legs.all()}
+    assert legs["STOP_LOSS"].status == "CANCELLED"
+    assert (legs["EXIT"].side, legs["EXIT"].quantity) == ("SELL", 10)
