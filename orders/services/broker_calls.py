@@ -188,13 +188,7 @@ async def _send_bulk(
         answers = await client.place_orders([place_request(leg, order) for leg, order in pairs])
     except Exception as exc:
         return [_outcome_of_error(leg, exc) for leg, _ in pairs]
-    outcomes = []
-    for (leg, _order), answer in zip(pairs, answers, strict=True):
-        if isinstance(answer, OrderAck):
-            outcomes.append(SendOutcome(leg=leg, ack=answer, response=answer.raw))
-        else:
-            outcomes.append(_outcome_of_error(leg, answer))
-    return outcomes
+    return _outcomes_of_answers(pairs, answers)
 
 
 async def _send_all(account, pairs: list[tuple[OrderLeg, Order]]) -> list[SendOutcome]:
@@ -205,6 +199,29 @@ async def _send_all(account, pairs: list[tuple[OrderLeg, Order]]) -> list[SendOu
     return list(
         await asyncio.gather(*(_send_one(client, leg, order, gate) for leg, order in pairs))
     )
+
+
+def _outcomes_of_answers(
+    pairs: list[tuple[OrderLeg, Order]], answers: list[OrderAck | Exception]
+) -> list[SendOutcome]:
+    outcomes = []
+    for (leg, _order), answer in zip(pairs, answers, strict=True):
+        if isinstance(answer, OrderAck):
+            outcomes.append(SendOutcome(leg=leg, ack=answer, response=answer.raw))
+        else:
+            outcomes.append(_outcome_of_error(leg, answer))
+    return outcomes
+
+
+def _send_here(client: BrokerClient, context, pairs: list[tuple[OrderLeg, Order]]):
+    """One call to a broker in our database, in this thread and transaction."""
+    try:
+        answers = client.place_orders_here(
+            context, [place_request(leg, order) for leg, order in pairs]
+        )
+    except Exception as exc:
+        return [_outcome_of_error(leg, exc) for leg, _ in pairs]
+    return _outcomes_of_answers(pairs, answers)
 
 
 def send_new_legs(account, pairs: list[tuple[OrderLeg, Order]]) -> list[SendOutcome]:
@@ -341,6 +358,18 @@ def submit_legs(
     if not pairs:
         return []
     fence(account.pk)  # a holder whose exclusion ended sends nothing more
+    client = client_for(account)
+    context = client.session_here() if client.shares_database else None
+    if context is not None:
+        return _submit_in_one_transaction(
+            account,
+            client,
+            context,
+            pairs,
+            actor=actor,
+            new_orders=new_orders,
+            unless_trading_locked=unless_trading_locked,
+        )
     if unless_trading_locked and is_trading_locked(account.pk):
         outcomes = [
             not_sent_outcome(leg, LOCKED_REASON, trading_locked=True) for leg, _order in pairs
@@ -357,6 +386,36 @@ def submit_legs(
     return outcomes
 
 
+def _submit_in_one_transaction(
+    account,
+    client: BrokerClient,
+    context,
+    pairs: list[tuple[OrderLeg, Order]],
+    *,
+    actor: str,
+    new_orders: bool,
+    unless_trading_locked: bool,
+) -> list[SendOutcome]:
+    """A broker in our own database (the paper exchange): its placement and our record of
+    the answers are one transaction, under the account's exclusion (the legs were
+    committed ahead by the caller). No event loop, no transaction of the exchange's own:
+    either both the exchange's orders and our answers are written, or neither is (and the
+    legs stay PENDING_SUBMIT, written ahead, for the order book to settle)."""
+    with account_exclusion(
+        account.pk, purpose="recording broker answers", wait=2 * default_wait(), required=False
+    ):
+        with transaction.atomic():
+            if unless_trading_locked and is_trading_locked(account.pk):
+                outcomes = [
+                    not_sent_outcome(leg, LOCKED_REASON, trading_locked=True)
+                    for leg, _order in pairs
+                ]
+            else:
+                outcomes = _send_here(client, context, pairs)
+            _record_outcomes(outcomes, pairs, actor=actor, new_orders=new_orders)
+    return outcomes
+
+
 def _record_outcomes(
     outcomes: list[SendOutcome],
     pairs: list[tuple[OrderLeg, Order]],
@@ -365,7 +424,8 @@ def _record_outcomes(
     new_orders: bool,
 ) -> None:
     now = timezone.now()
-    with transaction.atomic():
+    # No savepoint inside `_submit_in_one_transaction`'s transaction: one unit with it.
+    with transaction.atomic(savepoint=False):
         lock_legs(leg for leg, _ in pairs)
         events: list[OrderEvent] = []
         for outcome, (_leg, order) in zip(outcomes, pairs, strict=True):
