@@ -279,6 +279,7 @@ def main() -> None:
         f"{percentile(base_durations, 95) * 1000:.0f} ms"
     )
     print(f"ratio                           {total / base_total:.1f}x the no-op dispatch")
+    print(f"ratio (steady)                  {steady_total / base_total:.1f}x the no-op dispatch")
 
 
 if __name__ == "__main__":
