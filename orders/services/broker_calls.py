@@ -412,7 +412,9 @@ def _submit_in_one_transaction(
                 ]
             else:
                 outcomes = _send_here(client, context, pairs)
-            _record_outcomes(outcomes, pairs, actor=actor, new_orders=new_orders)
+            _record_outcomes(
+                outcomes, pairs, actor=actor, new_orders=new_orders, own_transaction=False
+            )
     return outcomes
 
 
@@ -422,10 +424,12 @@ def _record_outcomes(
     *,
     actor: str,
     new_orders: bool,
+    own_transaction: bool = True,
 ) -> None:
     now = timezone.now()
-    # No savepoint inside `_submit_in_one_transaction`'s transaction: one unit with it.
-    with transaction.atomic(savepoint=False):
+    # Without `own_transaction` (inside `_submit_in_one_transaction`'s): one unit with it,
+    # no savepoint.
+    with transaction.atomic(savepoint=own_transaction):
         lock_legs(leg for leg, _ in pairs)
         events: list[OrderEvent] = []
         for outcome, (_leg, order) in zip(outcomes, pairs, strict=True):
