@@ -249,6 +249,40 @@ class Server:
         self.stop()
 
 
+def process_tree_rss(pid: int) -> list[tuple[int, str, int]]:
+    """(pid, command name, RSS in KiB) of a process and all its descendants (Linux /proc):
+    a gunicorn master and its workers, a Celery worker and its pool children."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            status = (Path("/proc") / str(current) / "status").read_text().splitlines()
+        except OSError:
+            continue
+        values = dict(line.split(":", 1) for line in status if ":" in line)
+        rss = int(values.get("VmRSS", "0 kB").split()[0])
+        found.append((current, values.get("Name", "?").strip(), rss))
+        todo.extend(children.get(current, []))
+    return found
+
+
+def print_rss(label: str, pid: int) -> None:
+    """One line: the RSS of the process tree at `pid`, per process (MiB)."""
+    tree = process_tree_rss(pid)
+    shown = ", ".join(f"{name} {pid_} {rss / 1024:.0f}" for pid_, name, rss in tree)
+    total = sum(rss for _pid, _name, rss in tree) / 1024
+    print(f"RSS {label:<28} {total:.0f} MiB in {len(tree)} processes ({shown} MiB)")
+
+
 def percentile(values: list[float], pct: float) -> float:
     if not values:
         return float("nan")

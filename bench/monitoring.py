@@ -153,6 +153,19 @@ def start_workers(count: int, concurrency: int, env: dict) -> list[subprocess.Po
     return workers
 
 
+def start_streams(env: dict) -> subprocess.Popen:
+    """One `manage.py run_broker_streams` process (the paper exchange's event streams), as
+    the full stack runs it next to the workers."""
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "run_broker_streams"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def stop(workers: list[subprocess.Popen]) -> None:
     for w in workers:
         if w.poll() is None:
@@ -171,11 +184,17 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument(
+        "--no-streams",
+        dest="streams",
+        action="store_false",
+        help="without the broker event streams process running during the cycles",
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("BENCH_DATABASE_URL", "mysql://root@127.0.0.1:3306/bench_monitoring")
     os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
-    from bench.common import percentile, setup_django
+    from bench.common import percentile, print_rss, setup_django
 
     env = {**os.environ, **setup_django(database_url=os.environ["BENCH_DATABASE_URL"])}
     env["MONITOR_OPEN_ORDER_USERS"] = "1"
@@ -200,6 +219,8 @@ def main() -> None:
 
     assert set(user_ids) <= set(monitored_user_ids())
     workers = start_workers(args.workers, args.concurrency, env)
+    if args.streams:
+        workers.append(start_streams(env))
     try:
         time.sleep(8)  # workers up and connected
 
@@ -226,6 +247,12 @@ def main() -> None:
         steady_total, steady_durations, steady_statuses = wait_for_runs(
             user_ids, steady_key, started, 1800
         )
+        # Warm, after two full cycles: each Celery worker (its parent and pool children)
+        # and the stream process.
+        for n, process in enumerate(workers[: args.workers]):
+            print_rss(f"celery worker {n}", process.pid)
+        if args.streams:
+            print_rss("broker streams process", workers[-1].pid)
     finally:
         stop(workers)
 
@@ -235,6 +262,7 @@ def main() -> None:
         f"({n * args.accounts * args.orders} orders)"
     )
     print(f"workers                         {args.workers} x concurrency {args.concurrency}")
+    print(f"broker event streams            {'one process running' if args.streams else 'off'}")
     print(f"dispatch (beat task)            {dispatched} cycles queued in {dispatch_seconds:.2f} s")
     print(f"full dispatch, all users done   {total:.1f} s (goal 15 s); statuses {statuses}")
     print(
@@ -251,6 +279,7 @@ def main() -> None:
         f"{percentile(base_durations, 95) * 1000:.0f} ms"
     )
     print(f"ratio                           {total / base_total:.1f}x the no-op dispatch")
+    print(f"ratio (steady)                  {steady_total / base_total:.1f}x the no-op dispatch")
 
 
 if __name__ == "__main__":

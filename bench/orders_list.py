@@ -176,6 +176,10 @@ def main() -> None:
             server.base_url, token, "/api/orders?limit=50&status=FILLED", args.requests
         )
         summarize("GET /api/orders?status=", lat, elapsed)
+        lat, elapsed = measure(
+            server.base_url, token, f"/api/orders?limit=50&account_id={measured.pk}", args.requests
+        )
+        by_account = summarize("GET /api/orders?account_id=", lat, elapsed)
         try:
             lat, elapsed = measure(server.base_url, token, f"/api/orders/{one_id}", args.requests)
             summarize("GET /api/orders/{id}", lat, elapsed)
@@ -183,8 +187,11 @@ def main() -> None:
             print(f"GET /api/orders/{{id}} not measured: {type(exc).__name__}: {exc}")
         lat, elapsed = measure(server.base_url, token, "/api/bench/order-by-pk", args.requests)
         floor = summarize("floor: bare PK SELECT", lat, elapsed)
-    print(f"ratio list/floor p95: {listed['p95_ms'] / floor['p95_ms']:.2f}x")
-    print(f"goal p95 <= 10 ms: {'met' if listed['p95_ms'] <= 10 else 'MISSED'}")
+    ratio = listed["p95_ms"] / floor["p95_ms"]
+    print(
+        f"ratio list/floor p95: {ratio:.2f}x (by account {by_account['p95_ms'] / floor['p95_ms']:.2f}x)"
+    )
+    print(f"goal p95 <= 1.3x the floor's (issue 15): {'met' if ratio <= 1.3 else 'MISSED'}")
     _ = env
 
 

@@ -20,7 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Server, run_clients, seed_traders, setup_django, summarize
+from bench.common import (
+    Server,
+    print_rss,
+    run_clients,
+    seed_traders,
+    setup_django,
+    summarize,
+)
 
 
 def drive(base_url: str, traders, *, path: str, body_for, total: int) -> tuple[list, float, dict]:
@@ -98,6 +105,8 @@ def main() -> None:
             total=args.requests,
         )
         placed = summarize("POST /api/orders", lat, elapsed)
+        # After the run: the master and each WSGI worker, warm.
+        print_rss("gunicorn (master + workers)", server.process.pid)
     print(f"status codes: floor {dict(codes)}, orders {dict(codes_orders)}")
     print(
         f"ratio orders/floor: throughput {placed['per_second'] / floor['per_second']:.2f}x, "

@@ -182,6 +182,10 @@ def run_user_cycle(*, user_id: int, cycle_key: str, trigger: str) -> MonitoringR
             "cycle skipped: user's previous cycle is still running",
             extra={"user_id": user_id, "cycle": cycle_key},
         )
+        try:  # the saturation signal: cycles outlast the interval
+            metrics.inc("cycles_skipped_total")
+        except Exception:
+            logger.debug("cycles_skipped_total not recorded", exc_info=True)
         return None
     try:
         # Holding the lease, no other cycle of this user runs: a RUNNING run is a dead one.

@@ -51,6 +51,9 @@ class CycleContext:
     pnl: dict[int, Any] = field(default_factory=dict)
     expired_account_ids: list[int] = field(default_factory=list)
     synced_account_ids: list[int] = field(default_factory=list)
+    # The working STOPLIMIT stop-losses read by step 5 together with its entries (one
+    # query for both steps); step 6 uses them (step 5 never touches a stop-loss).
+    stop_loss_legs: list[OrderLeg] | None = None
 
 
 def _ctx(state: CycleState) -> CycleContext:
@@ -212,11 +215,11 @@ def place_protective_legs(state: CycleState) -> dict:
 # ---- steps 5-6 ----------------------------------------------------------------------------
 
 
-def _stop_limit_legs(ctx: CycleContext, role: str):
+def _stop_limit_legs(ctx: CycleContext, roles: list[str]):
     return (
         OrderLeg.objects.filter(
             account__in=ctx.accounts,
-            role=role,
+            role__in=roles,
             order_type="STOPLIMIT",
             status__in=UNFILLED,
             order__archived_at=None,
@@ -228,6 +231,8 @@ def _stop_limit_legs(ctx: CycleContext, role: str):
 
 def _fair_prices(legs: list[OrderLeg]) -> dict[int, FairPrice]:
     ids = {leg.order.instrument_id for leg in legs}
+    if not ids:
+        return {}
     return {fp.instrument_id: fp for fp in FairPrice.objects.filter(instrument_id__in=ids)}
 
 
@@ -264,8 +269,11 @@ def _reprice_stuck(
 
 
 def reprice_entry_legs(state: CycleState) -> dict:
-    legs = list(_stop_limit_legs(_ctx(state), OrderLeg.Role.ENTRY))
-    repriced, errors = _reprice_stuck(legs, _fair_prices(legs))
+    ctx = _ctx(state)
+    both = list(_stop_limit_legs(ctx, [OrderLeg.Role.ENTRY, OrderLeg.Role.STOP_LOSS]))
+    legs = [leg for leg in both if leg.role == OrderLeg.Role.ENTRY]
+    ctx.stop_loss_legs = [leg for leg in both if leg.role == OrderLeg.Role.STOP_LOSS]
+    repriced, errors = _reprice_stuck(legs, _fair_prices(both))
     _fail_if(errors)
     return {"repriced": len(repriced)}
 
@@ -310,14 +318,21 @@ def _trail(leg: OrderLeg, fair: FairPrice) -> tuple[bool, str | None]:
 
 def reprice_stop_loss_legs(state: CycleState) -> dict:
     ctx = _ctx(state)
-    legs = list(_stop_limit_legs(ctx, OrderLeg.Role.STOP_LOSS))
+    legs = ctx.stop_loss_legs
+    if legs is None:  # step 5 did not run
+        legs = list(_stop_limit_legs(ctx, [OrderLeg.Role.STOP_LOSS]))
     fairs = _fair_prices(legs)
     repriced, errors = _reprice_stuck(legs, fairs)
     trailed = 0
-    for leg in legs:
-        if leg.pk in repriced or leg.order.instrument_id not in fairs:
-            continue
-        leg.refresh_from_db()
+    to_trail = [leg for leg in legs if leg.pk not in repriced and leg.order.instrument_id in fairs]
+    # What the trailing reads is re-read after the re-pricing above, in one query for all
+    # of them (with their orders and strategies), not one per leg.
+    fresh = (
+        _stop_limit_legs(ctx, [OrderLeg.Role.STOP_LOSS]).filter(pk__in=[leg.pk for leg in to_trail])
+        if to_trail
+        else []
+    )
+    for leg in fresh:
         moved, error = _trail(leg, fairs[leg.order.instrument_id])
         if error:
             errors.append(error)

@@ -123,7 +123,9 @@ class Order(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["user", "account"]),
+            models.Index(
+                fields=["user", "account", "-created_at", "-id"], name="order_user_account_recent"
+            ),
             models.Index(fields=["account", "status"]),
             models.Index(fields=["user", "-created_at", "-id"], name="order_user_recent"),
             models.Index(fields=["user", "status", "-created_at"], name="order_user_status"),

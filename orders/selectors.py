@@ -27,8 +27,9 @@ def order_list(
     prefetch_legs: bool = True,
 ) -> QuerySet[Order]:
     """The user's orders, newest first. Filters start from the user so every query uses an
-    index that begins with user_id ((user, -created_at, -id), (user, status, -created_at),
-    (user, symbol, -created_at)); the page's legs come in one extra query (prefetch), and
+    index that begins with user_id ((user, -created_at, -id), (user, account, -created_at,
+    -id), (user, status, -created_at), (user, symbol, -created_at)), each in the list's
+    order, so a page reads its rows off the index without a sort; the page's legs come in one extra query (prefetch), and
     only the columns the list shows are read."""
     queryset = Order.objects.filter(user=user)
     if account_id is not None:

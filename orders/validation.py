@@ -171,7 +171,10 @@ class InstrumentResolver:
 
     def _lookup(self, key: tuple, **filters) -> list[Instrument]:
         if key not in self._cache:
-            self._cache[key] = list(Instrument.objects.filter(**filters)[:2])
+            # With its fair price: the write-ahead shows it on the new order (no second read).
+            self._cache[key] = list(
+                Instrument.objects.select_related("fair_price").filter(**filters)[:2]
+            )
         return self._cache[key]
 
     def resolve(

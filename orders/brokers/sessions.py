@@ -433,6 +433,24 @@ class BrokerClient:
         ack or the broker's refusal. An error of the whole call is raised as for one order."""
         return await self._call(lambda s: self.gateway.place_orders(s, requests), is_order=True)
 
+    @property
+    def shares_database(self) -> bool:
+        """The broker lives in our database (the paper exchange): see `place_orders_here`."""
+        return self.gateway.shares_database
+
+    def session_here(self) -> SessionContext | None:
+        """The stored session if it is usable, read in this thread; None when a login is
+        needed (then the caller goes the ordinary way, which logs in)."""
+        row = _load_session(self.account_id)
+        return self._context(row) if self._usable(row) else None
+
+    def place_orders_here(
+        self, context: SessionContext, requests: list[PlaceOrderRequest]
+    ) -> list[OrderAck | BrokerError]:
+        """`place_orders` of a broker in our database, in the caller's thread and
+        transaction (only when `shares_database`; a session from `session_here`)."""
+        return self.gateway.place_orders_here(context, requests)
+
     async def modify_order(self, request: ModifyOrderRequest) -> OrderAck:
         return await self._call(lambda s: self.gateway.modify_order(s, request), is_order=True)
 

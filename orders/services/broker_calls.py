@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -190,13 +191,7 @@ async def _send_bulk(
         answers = await client.place_orders([place_request(leg, order) for leg, order in pairs])
     except Exception as exc:
         return [_outcome_of_error(leg, exc) for leg, _ in pairs]
-    outcomes = []
-    for (leg, _order), answer in zip(pairs, answers, strict=True):
-        if isinstance(answer, OrderAck):
-            outcomes.append(SendOutcome(leg=leg, ack=answer, response=answer.raw))
-        else:
-            outcomes.append(_outcome_of_error(leg, answer))
-    return outcomes
+    return _outcomes_of_answers(pairs, answers)
 
 
 async def _send_all(
@@ -209,6 +204,31 @@ async def _send_all(
     return list(
         await asyncio.gather(*(_send_one(client, leg, order, gate) for leg, order in pairs))
     )
+
+
+def _outcomes_of_answers(
+    pairs: list[tuple[OrderLeg, Order]], answers: Sequence[OrderAck | Exception]
+) -> list[SendOutcome]:
+    outcomes: list[SendOutcome] = []
+    for (leg, _order), answer in zip(pairs, answers, strict=True):
+        if isinstance(answer, OrderAck):
+            outcomes.append(SendOutcome(leg=leg, ack=answer, response=answer.raw))
+        else:
+            outcomes.append(_outcome_of_error(leg, answer))
+    return outcomes
+
+
+def _send_here(
+    client: BrokerClient, context: Any, pairs: list[tuple[OrderLeg, Order]]
+) -> list[SendOutcome]:
+    """One call to a broker in our database, in this thread and transaction."""
+    try:
+        answers = client.place_orders_here(
+            context, [place_request(leg, order) for leg, order in pairs]
+        )
+    except Exception as exc:
+        return [_outcome_of_error(leg, exc) for leg, _ in pairs]
+    return _outcomes_of_answers(pairs, answers)
 
 
 def send_new_legs(account: BrokerAccount, pairs: list[tuple[OrderLeg, Order]]) -> list[SendOutcome]:
@@ -353,6 +373,18 @@ def submit_legs(
     if not pairs:
         return []
     fence(account.pk)  # a holder whose exclusion ended sends nothing more
+    client = client_for(account)
+    context = client.session_here() if client.shares_database else None
+    if context is not None:
+        return _submit_in_one_transaction(
+            account,
+            client,
+            context,
+            pairs,
+            actor=actor,
+            new_orders=new_orders,
+            unless_trading_locked=unless_trading_locked,
+        )
     if unless_trading_locked and is_trading_locked(account.pk):
         outcomes = [
             not_sent_outcome(leg, LOCKED_REASON, trading_locked=True) for leg, _order in pairs
@@ -369,15 +401,50 @@ def submit_legs(
     return outcomes
 
 
+def _submit_in_one_transaction(
+    account: BrokerAccount,
+    client: BrokerClient,
+    context: Any,
+    pairs: list[tuple[OrderLeg, Order]],
+    *,
+    actor: str,
+    new_orders: bool,
+    unless_trading_locked: bool,
+) -> list[SendOutcome]:
+    """A broker in our own database (the paper exchange): its placement and our record of
+    the answers are one transaction, under the account's exclusion (the legs were
+    committed ahead by the caller). No event loop, no transaction of the exchange's own:
+    either both the exchange's orders and our answers are written, or neither is (and the
+    legs stay PENDING_SUBMIT, written ahead, for the order book to settle)."""
+    with account_exclusion(
+        account.pk, purpose="recording broker answers", wait=2 * default_wait(), required=False
+    ):
+        with transaction.atomic():
+            if unless_trading_locked and is_trading_locked(account.pk):
+                outcomes = [
+                    not_sent_outcome(leg, LOCKED_REASON, trading_locked=True)
+                    for leg, _order in pairs
+                ]
+            else:
+                outcomes = _send_here(client, context, pairs)
+            _record_outcomes(
+                outcomes, pairs, actor=actor, new_orders=new_orders, own_transaction=False
+            )
+    return outcomes
+
+
 def _record_outcomes(
     outcomes: list[SendOutcome],
     pairs: list[tuple[OrderLeg, Order]],
     *,
     actor: str,
     new_orders: bool,
+    own_transaction: bool = True,
 ) -> None:
     now = timezone.now()
-    with transaction.atomic():
+    # Without `own_transaction` (inside `_submit_in_one_transaction`'s): one unit with it,
+    # no savepoint.
+    with transaction.atomic(savepoint=own_transaction):
         lock_legs(leg for leg, _ in pairs)
         events: list[OrderEvent] = []
         for outcome, (_leg, order) in zip(outcomes, pairs, strict=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Func
 from django.utils import timezone
 
 from orders.domain.identifiers import format_identifier
@@ -50,6 +50,14 @@ def reserve_sequence(*, account_id: int, count: int = 1, trading_date: date | No
     if not transaction.get_connection().in_atomic_block:
         ensure_daily_counter(account_id=account_id, trading_date=trading_date)
     counters = DailyCounter.objects.filter(account_id=account_id, trading_date=trading_date)
+    connection = transaction.get_connection()
+    if connection.vendor == "mysql":
+        # One round trip: LAST_INSERT_ID(expr) hands the new value back in the UPDATE's own
+        # answer (read from the connection, no SELECT); the row lock serialises as above.
+        with transaction.atomic(savepoint=False):
+            if counters.update(last_value=Func(F("last_value") + count, function="LAST_INSERT_ID")):
+                connection.ensure_connection()
+                return connection.connection.insert_id() - count + 1
     # No savepoint: inside the caller's transaction the increment commits or rolls back with it.
     with transaction.atomic(savepoint=False):
         if not counters.update(last_value=F("last_value") + count):

@@ -301,17 +301,31 @@ def write_ahead(*, plans: list[OrderPlan], actor: str) -> list[Order]:
 
 def _show_fair_prices(orders: list[Order]) -> None:
     """The instrument's current fair prices and LTP on each new order, as the monitoring
-    sync would copy them: its first run then finds them current and writes nothing."""
-    fairs = FairPrice.objects.filter(
-        instrument_id__in={order.instrument_id for order in orders}
-    ).values_list(
-        "instrument_id", "buy_fair_price", "sell_fair_price", "avg_fair_price", "last_traded_price"
-    )
-    by_instrument = {row[0]: row[1:] for row in fairs}
+    sync would copy them: its first run then finds them current and writes nothing. The
+    instruments validation read came with their prices (a moment ago); others are read."""
+    by_instrument: dict[int, tuple | None] = {}
+    for order in orders:
+        instrument = order.instrument
+        if Instrument.fair_price.is_cached(instrument):
+            fair = getattr(instrument, "fair_price", None)
+            by_instrument[instrument.pk] = None if fair is None else _fair_row(fair)
+    missing = {order.instrument_id for order in orders} - set(by_instrument)
+    if missing:
+        for fair in FairPrice.objects.filter(instrument_id__in=missing):
+            by_instrument[fair.instrument_id] = _fair_row(fair)
     for order in orders:
         prices = by_instrument.get(order.instrument_id)
         if prices is not None:
             order.buy_fair_price, order.sell_fair_price, order.avg_fair_price, order.ltp = prices
+
+
+def _fair_row(fair: FairPrice) -> tuple:
+    return (
+        fair.buy_fair_price,
+        fair.sell_fair_price,
+        fair.avg_fair_price,
+        fair.last_traded_price,
+    )
 
 
 def _insert(model: type[models.Model], rows: Sequence[models.Model]) -> None:

@@ -26,12 +26,13 @@ position it is measured from.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, Strategy, User
@@ -122,13 +123,18 @@ def brackets_holding(
     first, each with its legs and the quantity still free to exit (open position minus the
     exits already on their way)."""
     holding_side = Side.BUY if exit_side == Side.SELL else Side.SELL
-    brackets = (
+    brackets = _filled_brackets(account=account, instrument_ids=[instrument.pk]).filter(
+        product_type=product_type, side=holding_side
+    )
+    return _free_to_exit(brackets)
+
+
+def _filled_brackets(*, account: BrokerAccount, instrument_ids: Iterable[int]) -> QuerySet[Order]:
+    return (
         Order.objects.filter(
             account=account,
             kind=Order.Kind.BRACKET,
-            instrument=instrument,
-            product_type=product_type,
-            side=holding_side,
+            instrument_id__in=list(instrument_ids),
             filled_quantity__gt=0,
             status__in=(Order.Status.PARTIALLY_FILLED, Order.Status.FILLED),
             archived_at=None,
@@ -137,6 +143,9 @@ def brackets_holding(
         .prefetch_related("legs")
         .order_by("id")
     )
+
+
+def _free_to_exit(brackets: Iterable[Order]) -> list[tuple[Order, list[OrderLeg], int]]:
     found = []
     for order in brackets:
         legs = list(order.legs.all())
@@ -144,6 +153,26 @@ def brackets_holding(
         if free > 0:
             found.append((order, legs, free))
     return found
+
+
+def _instruments_of(positions: list[BrokerPositionRow]) -> dict[tuple[str, int], Instrument]:
+    """The positions' instruments (with their fair prices), in one query."""
+    keys = {
+        (p.exchange_segment, int(p.exchange_instrument_id))
+        for p in positions
+        if p.net_qty and p.exchange_instrument_id is not None
+    }
+    if not keys:
+        return {}
+    found = Instrument.objects.select_related("fair_price").filter(
+        exchange_instrument_id__in={iid for _segment, iid in keys}
+    )
+    by_key: dict[tuple[str, int], Instrument] = {}
+    for instrument in found.order_by("id"):
+        key = (instrument.exchange_segment, instrument.exchange_instrument_id)
+        if key in keys:
+            by_key.setdefault(key, instrument)
+    return by_key
 
 
 def allocate_to_brackets(
@@ -237,6 +266,13 @@ def write_ahead_exits(
     quantity. Problems go to `result.errors`, new orders' ids to `result.exit_order_ids`.
     Used by the kill switch and by a trader's (or OpenAlgo's) exit of positions."""
     pairs: list[tuple[OrderLeg, Order]] = []
+    # One read of the instruments and one of the brackets holding them, for every position.
+    instruments = _instruments_of(positions)
+    brackets = (
+        list(_filled_brackets(account=account, instrument_ids=[i.pk for i in instruments.values()]))
+        if instruments
+        else []
+    )
     for position in positions:
         if position.net_qty is None:
             # Never guess (nor skip quietly): the trader must square this one off by hand.
@@ -249,10 +285,9 @@ def write_ahead_exits(
         if not position.net_qty:
             continue
         exit_side = Side.SELL if position.net_qty > 0 else Side.BUY
-        instrument = Instrument.objects.filter(
-            exchange_segment=position.exchange_segment,
-            exchange_instrument_id=position.exchange_instrument_id,
-        ).first()
+        instrument = instruments.get(
+            (position.exchange_segment, int(position.exchange_instrument_id))
+        )
         if instrument is None:
             result.errors.append(
                 f"position {position.exchange_segment}:{position.exchange_instrument_id} has no "
@@ -260,11 +295,13 @@ def write_ahead_exits(
             )
             continue
         quantity = abs(position.net_qty)
-        holders = brackets_holding(
-            account=account,
-            instrument=instrument,
-            product_type=position.product_type,
-            exit_side=exit_side,
+        holding_side = Side.BUY if exit_side == Side.SELL else Side.SELL
+        holders = _free_to_exit(
+            order
+            for order in brackets
+            if order.instrument_id == instrument.pk
+            and order.product_type == position.product_type
+            and order.side == holding_side
         )
         allocations = allocate_to_brackets(holders, quantity)
         pairs += write_ahead_bracket_exits(

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerError
 from orders.domain.lifecycle import LegEvent, LegEventKind
-from orders.domain.rollup import open_position_of
+from orders.domain.rollup import derive_order_status, open_position_of
 from orders.domain.vocabulary import EXIT_ROLES, OPEN_LEG_STATUSES, EventKind, LegStatus
 from orders.models import Order, OrderLeg, OrderType, Side
 from orders.services.audit import leg_state, new_event, record_change, record_changes
@@ -331,9 +331,33 @@ def _brackets_to_protect(account_id: int, order_ids: list[int] | None = None) ->
     )
 
 
+def _needs_protection(order: Order, legs: list[OrderLeg]) -> bool:
+    """Whether `_protect_order` would change anything, judged from a read without locks:
+    an exit to reduce or cancel, a new exit to place, or a status to roll up. The steady
+    state of a protected bracket is none of these, and costs no per-order queries."""
+    targets = _target_quantities(order)
+    if plan_exits(legs=legs, target_quantities=targets, may_add=False).reductions:
+        return True
+    if plan_exits(legs=legs, target_quantities=targets, may_add=_may_add(order, legs)).new_exits:
+        return True
+    status, filled = derive_order_status(kind=order.kind, current=order.status, legs=legs)
+    return (status, filled) != (order.status, order.filled_quantity)
+
+
+def _orders_needing_protection(order_ids: list[int]) -> list[int]:
+    """The orders of `order_ids` that need `_protect_order`: two queries for all of them."""
+    if not order_ids:
+        return []
+    orders = Order.objects.filter(pk__in=order_ids).prefetch_related(
+        Prefetch("legs", queryset=OrderLeg.objects.order_by("id"))
+    )
+    needing = {order.pk for order in orders if _needs_protection(order, list(order.legs.all()))}
+    return [order_id for order_id in order_ids if order_id in needing]
+
+
 def _protect_each(order_ids: list[int], actor: str) -> ProtectionResult:
     result = ProtectionResult()
-    for order_id in order_ids:
+    for order_id in _orders_needing_protection(order_ids):
         try:
             _protect_order(order_id, actor, result)
         except Exception as exc:

@@ -26,7 +26,6 @@ from orders.models import (
     BrokerOrder,
     BrokerPosition,
     BrokerTrade,
-    FairPrice,
     Order,
     OrderEvent,
     OrderLeg,
@@ -617,25 +616,24 @@ def _refresh_fair_prices(account: BrokerAccount) -> None:
     row): one UPDATE per instrument whose orders show other prices, none when they already
     show the current ones (the usual case between two price ticks)."""
     live = Order.objects.filter(account=account, status__in=LIVE_ORDER_STATUSES)
-    shown: dict[int, list[tuple[int, tuple]]] = {}
-    for order_id, instrument_id, *prices in live.values_list(
-        "id", "instrument_id", "buy_fair_price", "sell_fair_price", "avg_fair_price", "ltp"
+    # The orders' shown prices and their instruments' current ones in one read (a join).
+    stale: dict[tuple, list[int]] = {}
+    for order_id, *prices in live.values_list(
+        "id",
+        "buy_fair_price",
+        "sell_fair_price",
+        "avg_fair_price",
+        "ltp",
+        "instrument__fair_price__instrument_id",
+        "instrument__fair_price__buy_fair_price",
+        "instrument__fair_price__sell_fair_price",
+        "instrument__fair_price__avg_fair_price",
+        "instrument__fair_price__last_traded_price",
     ):
-        shown.setdefault(instrument_id, []).append((order_id, tuple(prices)))
-    if not shown:
-        return
-    for fair in FairPrice.objects.filter(instrument_id__in=list(shown)):
-        current = (
-            fair.buy_fair_price,
-            fair.sell_fair_price,
-            fair.avg_fair_price,
-            fair.last_traded_price,
+        shown, (priced, *current) = tuple(prices[:4]), prices[4:]
+        if priced is not None and shown != tuple(current):
+            stale.setdefault(tuple(current), []).append(order_id)
+    for (buy, sell, avg, ltp), order_ids in stale.items():
+        Order.objects.filter(pk__in=order_ids).update(
+            buy_fair_price=buy, sell_fair_price=sell, avg_fair_price=avg, ltp=ltp
         )
-        stale = [order_id for order_id, prices in shown[fair.instrument_id] if prices != current]
-        if stale:
-            Order.objects.filter(pk__in=stale).update(
-                buy_fair_price=fair.buy_fair_price,
-                sell_fair_price=fair.sell_fair_price,
-                avg_fair_price=fair.avg_fair_price,
-                ltp=fair.last_traded_price,
-            )

@@ -10,7 +10,7 @@ from accounts.models import Broker
 from monitoring.models import MonitoringRun
 from monitoring.services import cycle_lease_name, cycle_lease_ttl, run_user_cycle
 from tests.factories import make_account, make_user, place_bracket, set_price_and_match
-from trading_site.core import leases
+from trading_site.core import leases, metrics
 
 pytestmark = pytest.mark.django_db
 
@@ -58,11 +58,14 @@ def test_a_cycle_still_holding_the_users_lock_blocks_another():
     worker.start()
     try:
         assert holding.wait(5)
+        metrics.reset_metrics()
         assert run_user_cycle(user_id=user.pk, cycle_key="k2", trigger="test") is None
     finally:
         done.set()
         worker.join(5)
     assert not MonitoringRun.objects.filter(user=user).exists()
+    # The saturation signal on /metrics: the workers are behind the interval.
+    assert "cycles_skipped_total 1" in metrics.render_prometheus()
 
 
 def test_unreachable_broker_fails_step_one_stops_the_cycle_and_sends_errors(listen):

@@ -42,6 +42,8 @@ DESCRIPTIONS = {
     "orders_rejected_total": "Orders rejected by validation or a broker",
     "cycle_duration_seconds": "Duration of one user's monitoring cycle",
     "cycle_step_failures_total": "Monitoring steps that failed, by step",
+    "cycles_skipped_total": "Cycles not run because the user's previous one still ran "
+    "(the workers are behind the interval: add workers)",
     "websocket_connections": "Open WebSocket connections",
     "broker_events_received_total": "Broker events received from the streams, by source and kind",
     "broker_event_handler_seconds": "From receiving a broker event to its handler's return",

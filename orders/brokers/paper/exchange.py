@@ -218,7 +218,8 @@ def _submit_many(
     results: list[tuple[PaperOrder, str | None]] = []
     fills: list[PaperTrade] = []
     with transaction.atomic():
-        book = PaperBook.objects.select_for_update().get(pk=book.pk)
+        # By pk and owner: `book` may be a reference remembered by the gateway.
+        book = PaperBook.objects.select_for_update().get(pk=book.pk, account_id=book.account_id)
         instruments = _instruments_for(requests)
         state: BookState | None = None
         unsaved: list[PaperOrder] = []

@@ -69,8 +69,36 @@ def _guard_database(function):
     return wrapper
 
 
+# account id -> its paper book's id, for placement: the book is locked (and so read) by
+# pk inside the placement transaction anyway, so a stale entry only costs a fallback.
+_book_ids: dict[int, int] = {}
+
+
 def _book_for_session(session: SessionContext) -> PaperBook:
-    return book_for_account(session.account_id)
+    book = book_for_account(session.account_id)
+    _book_ids[session.account_id] = book.pk
+    return book
+
+
+def _book_to_lock(account_id: int) -> PaperBook:
+    """The account's book as a reference for `submit_orders` (which locks and reads it by
+    pk): from this process's memory after the first placement, without a query."""
+    book_id = _book_ids.get(account_id)
+    if book_id is None:
+        book_id = book_for_account(account_id).pk
+        if len(_book_ids) > 100_000:
+            _book_ids.clear()
+        _book_ids[account_id] = book_id
+    return PaperBook(pk=book_id, account_id=account_id)
+
+
+def _submit_for_account(account_id: int, requests: list[PlaceOrderRequest]):
+    try:
+        return submit_orders(book=_book_to_lock(account_id), requests=requests)
+    except PaperBook.DoesNotExist:
+        # The remembered book is gone (the account was deleted and its id reused).
+        _book_ids.pop(account_id, None)
+        return submit_orders(book=_book_to_lock(account_id), requests=requests)
 
 
 def _ack(order: PaperOrder) -> OrderAck:
@@ -85,9 +113,11 @@ def _ack(order: PaperOrder) -> OrderAck:
 class PaperGateway(BrokerGateway):
     """The PAPER broker behind the one interface; every call is a short DB transaction."""
 
-    # A batch is one transaction, a snapshot one load of the book instead of four.
+    # A batch is one transaction, a snapshot one load of the book instead of four; the
+    # book is in our database, so placement joins the caller's transaction.
     can_place_in_bulk = True
     reads_snapshot_at_once = True
+    shares_database = True
 
     @_guard_database
     async def login(self, credentials: Credentials) -> BrokerLogin:
@@ -122,6 +152,18 @@ class PaperGateway(BrokerGateway):
             answer if isinstance(answer, OrderRejected) else _ack(answer)
             for answer in await sync_to_async(place)()
         ]
+
+    def place_orders_here(
+        self, session: SessionContext, requests: list[PlaceOrderRequest]
+    ) -> list[OrderAck | base.BrokerError]:
+        """`place_orders` without the event loop: the caller's thread and transaction (the
+        exchange's own is a savepoint in it). A database failure is 'unavailable'."""
+        try:
+            answers = _submit_for_account(session.account_id, requests)
+        except DatabaseError as exc:
+            logger.warning("paper exchange database error: %s", exc)
+            raise BrokerUnavailable(f"paper exchange unavailable: {exc}") from exc
+        return [answer if isinstance(answer, OrderRejected) else _ack(answer) for answer in answers]
 
     @_guard_database
     async def modify_order(self, session: SessionContext, request: ModifyOrderRequest) -> OrderAck:

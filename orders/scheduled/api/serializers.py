@@ -54,5 +54,7 @@ class ScheduledOrderSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(ScheduledOrderRunSerializer(many=True))
     def get_recent_runs(self, schedule: ScheduledOrder) -> list[dict]:
-        runs = schedule.runs.order_by("-trading_date")[:5]
+        runs = getattr(schedule, "recent_runs", None)  # prefetched by the list
+        if runs is None:
+            runs = schedule.runs.order_by("-trading_date")[:5]
         return list(ScheduledOrderRunSerializer(runs, many=True).data)

@@ -23,7 +23,7 @@ class ScheduledOrderListView(APIView):
         )
     )
     def get(self, request):
-        schedules = selectors.scheduled_orders_for(user=request.user)
+        schedules = selectors.scheduled_orders_with_recent_runs(user=request.user)
         return Response({"scheduled_orders": ScheduledOrderSerializer(schedules, many=True).data})
 
     @extend_schema(request=ScheduledOrderSerializer, responses={201: _ONE})

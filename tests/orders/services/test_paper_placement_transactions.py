@@ -1,0 +1,88 @@
+"""A paper placement is two transactions (issue 15): the write-ahead, committed before the
+paper exchange sees the order, then the exchange's placement and our record of its answer
+together. Counted with MariaDB's own commit counter on a real (non-test-wrapped) connection."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection, connections
+
+from orders.brokers.paper import gateway as paper_gateway
+from orders.brokers.paper.models import PaperOrder
+from orders.models import Order, OrderLeg
+from orders.services import place_single_order
+from tests.factories import (
+    make_account,
+    make_fair_price,
+    make_instrument,
+    make_user,
+    single_request,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def desk():
+    user = make_user()
+    account = make_account(user=user)
+    instrument = make_instrument(symbol="RELIANCE", lot_size=1, freeze_quantity=10000)
+    make_fair_price(instrument, Decimal("100.00"))
+    return user, account
+
+
+def _commits() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW SESSION STATUS LIKE 'Com_commit'")
+        return int(cursor.fetchone()[1])
+
+
+def test_a_steady_paper_placement_commits_twice(desk):
+    user, account = desk
+    place_single_order(user=user, request=single_request(account))  # logs in, opens the book
+    before = _commits()
+    result = place_single_order(user=user, request=single_request(account))
+    assert _commits() - before == 2
+    assert result.outcome == "accepted"
+    leg = OrderLeg.objects.get(order=result.order)
+    assert leg.status == "OPEN"
+    assert PaperOrder.objects.get(unique_identifier=leg.unique_identifier).app_order_id == int(
+        leg.broker_order_id
+    )
+
+
+def test_the_write_ahead_is_committed_before_the_exchange_sees_the_order(desk, monkeypatch):
+    user, account = desk
+    place_single_order(user=user, request=single_request(account))
+    seen = {}
+    submit = paper_gateway.submit_orders
+
+    def spying_submit(*, book, requests):
+        # What another process (a new connection) sees while the exchange places it.
+        other = connections.create_connection("default")
+        try:
+            with other.cursor() as cursor:
+                cursor.execute(
+                    "SELECT status FROM order_legs WHERE unique_identifier = %s",
+                    [requests[0].unique_identifier],
+                )
+                seen["status"] = cursor.fetchone()
+        finally:
+            other.close()
+        return submit(book=book, requests=requests)
+
+    monkeypatch.setattr(paper_gateway, "submit_orders", spying_submit)
+    result = place_single_order(user=user, request=single_request(account))
+    assert seen["status"] == ("PENDING_SUBMIT",)
+    assert Order.objects.get(pk=result.order.pk).status == "OPEN"
+
+
+def test_a_remembered_paper_book_that_is_gone_is_looked_up_again(desk):
+    user, account = desk
+    place_single_order(user=user, request=single_request(account))
+    paper_gateway._book_ids[account.pk] = 987654321  # a book that does not exist
+    result = place_single_order(user=user, request=single_request(account))
+    assert result.outcome == "accepted"
+    assert paper_gateway._book_ids[account.pk] != 987654321
