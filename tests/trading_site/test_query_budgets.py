@@ -42,7 +42,8 @@ D = Decimal
 # schedule): each bound is today's count; lower it when a path gets cheaper.
 SINGLE_ORDER = 26
 BRACKET_ORDER = 26
-BATCH_OF_20 = 26
+# +1 since external_id became unique per account and trading day: one read of the batch's ids.
+BATCH_OF_20 = 27
 BATCH_PER_EXTRA_ITEM = 0  # beyond the 20 above: queries per extra item (x 20 more)
 CYCLE_20_ORDERS = 30
 CYCLE_PER_EXTRA_ORDER = 0
