@@ -101,14 +101,27 @@ def ensure_schema() -> None:
                     editor.create_model(model)
                     existing.add(model._meta.db_table)
                     continue
-                # A reused database gets the indexes added to the models since (a bench
-                # must measure the schema in the working tree).
+                # A reused database gets the columns, indexes and constraints added to the
+                # models since (a bench must measure the schema in the working tree).
+                table = model._meta.db_table
                 with connection.cursor() as cursor:
-                    present = connection.introspection.get_constraints(cursor, model._meta.db_table)
+                    columns = {
+                        column.name
+                        for column in connection.introspection.get_table_description(cursor, table)
+                    }
+                    present = connection.introspection.get_constraints(cursor, table)
+                for field in model._meta.local_concrete_fields:
+                    if field.column not in columns:
+                        print(f"adding column {field.column} to {table} ...")
+                        editor.add_field(model, field)
                 for index in model._meta.indexes:
                     if index.name not in present:
-                        print(f"adding index {index.name} to {model._meta.db_table} ...")
+                        print(f"adding index {index.name} to {table} ...")
                         editor.add_index(model, index)
+                for constraint in model._meta.constraints:
+                    if constraint.name not in present:
+                        print(f"adding constraint {constraint.name} to {table} ...")
+                        editor.add_constraint(model, constraint)
 
 
 @dataclass

@@ -28,6 +28,7 @@ exactly as the cycle runs them, under the same exclusion: what a stream calls on
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from accounts.models import BrokerAccount
 from monitoring import pipeline
@@ -62,29 +63,57 @@ def _wait() -> float:
     return 2 * default_wait()
 
 
-def handle_broker_event(event: BrokerEvent) -> None:
-    """Act on one broker event at once (see the module docstring). Raises AccountBusy when
-    the account's exclusion stayed busy (the next cycle reconciles the event then)."""
-    if event.kind not in _APPLIED_KINDS:
-        return
-    account = _active_account(event.account_id)
+def handle_broker_events(events: Sequence[BrokerEvent]) -> None:
+    """Act on a run of one account's broker events at once, in order (see the module
+    docstring): each is applied, then protection, the PnL and the notifications run once for
+    all of them. The dispatcher hands a run when events queued up behind a busy handler (a
+    burst of fills); one event is a run of one. Raises AccountBusy when the account's
+    exclusion stayed busy (the dispatcher retries; the next cycle reconciles otherwise)."""
+    applied = [event for event in events if event.kind in _APPLIED_KINDS]
+    for account_id in dict.fromkeys(event.account_id for event in applied):
+        _handle_account_events(account_id, [e for e in applied if e.account_id == account_id])
+
+
+class _EventHandler:
+    """`handle_broker_event(event)`: one broker event (a run of one). Its `many` takes a run
+    of one account's queued events at once (the dispatcher uses it when a handler offers
+    it)."""
+
+    many = staticmethod(handle_broker_events)
+
+    def __call__(self, event: BrokerEvent) -> None:
+        handle_broker_events([event])
+
+
+handle_broker_event = _EventHandler()
+
+
+def _handle_account_events(account_id: int, events: list[BrokerEvent]) -> None:
+    account = _active_account(account_id)
     if account is None:
         logger.info(
             "broker event for an unknown or inactive account ignored",
-            extra={"account_id": event.account_id},
+            extra={"account_id": account_id},
         )
         return
-    with account_exclusion(account.pk, purpose=f"broker event {event.kind}", wait=_wait()):
+    kinds = ",".join(sorted({str(event.kind) for event in events}))
+    with account_exclusion(account.pk, purpose=f"broker event {kinds}", wait=_wait()):
         before = order_figures(account_id=account.pk)
-        effect = apply_broker_event(account=account, event=event)
+        order_ids: list[int] = []
+        fills_changed = positions_changed = False
+        for event in events:
+            effect = apply_broker_event(account=account, event=event)
+            order_ids.extend(i for i in effect.order_ids if i not in order_ids)
+            fills_changed = fills_changed or effect.fills_changed
+            positions_changed = positions_changed or effect.positions_changed
         errors: list[str] = []
-        if effect.order_ids:
+        if order_ids:
             protection = protect_orders(
-                account_id=account.pk, order_ids=effect.order_ids, actor=EVENT_ACTOR
+                account_id=account.pk, order_ids=order_ids, actor=EVENT_ACTOR
             )
             errors.extend(protection.errors)
         messages: list[dict] = []
-        if effect.fills_changed:
+        if fills_changed:
             try:
                 compute_account_pnl(account=account)
                 messages.append(pnl_update_message(account))
@@ -94,7 +123,7 @@ def handle_broker_event(event: BrokerEvent) -> None:
                 )
                 errors.append(f"PnL failed: {exc}")
         messages.extend(moved_figures_messages(before))
-    if effect.positions_changed:
+    if positions_changed:
         record_cycle_samples([account])  # never raises: the next cycle pushes them anyway
     if errors:
         logger.warning(

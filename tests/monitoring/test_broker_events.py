@@ -18,7 +18,7 @@ from asgiref.sync import async_to_sync
 
 from accounts.models import Broker
 from accounts.services import create_auth_session
-from monitoring.events import handle_broker_event, resync_account
+from monitoring.events import handle_broker_event, handle_broker_events, resync_account
 from monitoring.services import run_user_cycle
 from orders.brokers.base import PlaceOrderRequest
 from orders.brokers.events import BrokerEvent, BrokerEventKind
@@ -122,6 +122,35 @@ def test_an_entry_fill_event_protects_at_once_updates_pnl_and_tells_the_browser(
     assert updates and updates[-1]["status"] == "FILLED"
     pnl = [m for m in messages if m["type"] == "pnl_update"]
     assert pnl and pnl[-1]["account_id"] == account.pk
+
+
+def test_a_run_of_events_protects_every_filled_bracket_once_with_one_pnl_update(desk, listen):
+    # A burst of two brackets' fills handed as one run (the dispatcher does so when events
+    # queue up), repeated in the same run: each bracket gets one stop-loss and one target,
+    # the FIFO runs and the browser hears of the PnL once.
+    user, account, instrument = desk
+    orders = [_bracket(user, account, instrument) for _ in range(2)]
+    set_price_and_match(instrument, "994")
+    events = []
+    for order in orders:
+        [entry] = _legs(order, Role.ENTRY)
+        events.append(_event(account, order=_paper_order_row(account, entry)))
+        events += [_event(account, trade=trade) for trade in _paper_trade_rows(account, entry)]
+    listener = listen(user.pk)
+
+    handle_broker_events(events + events)
+
+    for order in orders:
+        order.refresh_from_db()
+        assert (order.status, order.filled_quantity, order.open_position) == ("FILLED", 10, 10)
+        [sl] = _legs(order, Role.STOP_LOSS)
+        [tp] = _legs(order, Role.TAKE_PROFIT)
+        assert (sl.status, sl.quantity, tp.status, tp.quantity) == ("OPEN", 10, "OPEN", 10)
+    assert _paper_orders(account) == 6
+    messages = listener.drain()
+    assert [m["account_id"] for m in messages if m["type"] == "pnl_update"] == [account.pk]
+    filled = {m["order_id"] for m in messages if m["type"] == "order_update"}
+    assert filled >= {order.pk for order in orders}
 
 
 def test_the_same_events_twice_place_nothing_twice_and_write_nothing_twice(desk):

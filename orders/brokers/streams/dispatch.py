@@ -10,6 +10,12 @@ and a worker task per account. A CONNECTED event (a stream (re)connected: the ga
 unknown) is followed by the resync of that account in the same queue, so the events that
 arrive meanwhile are handled after the REST sync.
 
+When events queue up behind a running handler (a burst of fills: the entry's order row and
+trade, then its stop-loss and target accepted), and the handler offers `many` (a callable
+taking a list), the account's queued ORDER, TRADE and POSITION events go to it as one run, in
+order (at most MAX_RUN): the run is applied event by event, then protection, PnL and the
+notifications run once for all of it, instead of once per event.
+
 An account that stays busy (the handler raises `Busy`: a cycle or a trader's change holds
 the account's exclusion past the handler's wait) is expected, not a fault: the same event is
 tried again after 0.5, 1, 2, ... seconds (BROKER_EVENT_BUSY_RETRIES times), ahead of the
@@ -43,11 +49,18 @@ from trading_site.core.errors import Busy
 
 logger = logging.getLogger(__name__)
 
+# The kinds a handler's `many` takes as one run (CONNECTED and LOGOUT go alone: a connect is
+# followed by its resync), and the longest run.
+RUN_KINDS = frozenset({BrokerEventKind.ORDER, BrokerEventKind.TRADE, BrokerEventKind.POSITION})
+MAX_RUN = 100
+
 
 @dataclass(frozen=True)
 class Handlers:
     handle_event: Callable[[BrokerEvent], object]
     resync_account: Callable[..., object]
+    # A run of one account's queued events at once, when the handler offers it (`many`).
+    handle_events: Callable[[list[BrokerEvent]], object] | None = None
 
 
 def resolve_handlers() -> Handlers:
@@ -66,7 +79,9 @@ def resolve_handlers() -> Handlers:
         if not callable(target):
             raise ImproperlyConfigured(f"{setting}={path!r} is not callable")
         resolved.append(target)
-    return Handlers(*resolved)
+    handle_event, resync = resolved
+    many = getattr(handle_event, "many", None)
+    return Handlers(handle_event, resync, handle_events=many if callable(many) else None)
 
 
 class MetricsBuffer:
@@ -137,12 +152,20 @@ class Dispatcher:
     async def _work(self, account_id: int) -> None:
         queue = self._queues[account_id]
         while queue:
-            event, done = queue.popleft()
+            run = [queue.popleft()]
+            if self.handlers.handle_events is not None and run[0][0].kind in RUN_KINDS:
+                # Events that queued up meanwhile (a burst of fills) go as one run, in order.
+                while queue and queue[0][0].kind in RUN_KINDS and len(run) < MAX_RUN:
+                    run.append(queue.popleft())
             try:
-                await self._handle(event)
+                if len(run) == 1:
+                    await self._handle(run[0][0])
+                else:
+                    await self._handle_run([event for event, _ in run])
             finally:
-                if not done.done():
-                    done.set_result(None)
+                for _, done in run:
+                    if not done.done():
+                        done.set_result(None)
         self._queues.pop(account_id, None)
         self._workers.pop(account_id, None)
 
@@ -183,6 +206,50 @@ class Dispatcher:
         finally:
             latency = (datetime.now(tz=UTC) - event.received_at).total_seconds()
             self.metrics.observe("broker_event_handler_seconds", max(0.0, latency), **labels)
+
+    async def _handle_run(self, events: list[BrokerEvent]) -> None:
+        """A run of one account's events through the handler's `many`, as `_handle` does
+        for one (retried while the account is busy; a failure is logged and counted)."""
+        first = events[0]
+        assert self.handlers.handle_events is not None
+        try:
+            await self._run_retrying_busy(first, self.handlers.handle_events, events)
+            self.handled += len(events)
+            self.metrics.inc("broker_event_runs_total", source=first.source)
+        except asyncio.CancelledError:
+            raise
+        except Busy:
+            self.failed += len(events)
+            for event in events:
+                self.metrics.inc(
+                    "broker_events_busy_dropped_total", source=event.source, kind=str(event.kind)
+                )
+            logger.warning(
+                "account still busy after %s retries: %s broker events left to the next cycle",
+                self.busy_retries,
+                len(events),
+                extra={"account_id": first.account_id},
+            )
+        except Exception:
+            self.failed += len(events)
+            for event in events:
+                self.metrics.inc(
+                    "broker_event_handler_errors_total", source=event.source, kind=str(event.kind)
+                )
+            logger.exception(
+                "broker event handler failed on a run of %s events",
+                len(events),
+                extra={"account_id": first.account_id},
+            )
+        finally:
+            now = datetime.now(tz=UTC)
+            for event in events:
+                self.metrics.observe(
+                    "broker_event_handler_seconds",
+                    max(0.0, (now - event.received_at).total_seconds()),
+                    source=event.source,
+                    kind=str(event.kind),
+                )
 
     async def _run_retrying_busy(self, event: BrokerEvent, function, *args, **kwargs):
         """`function` in the pool; when the account is busy, again after a pause (the

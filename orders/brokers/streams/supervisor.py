@@ -30,6 +30,7 @@ import contextlib
 import logging
 import math
 import time
+from collections import deque
 from datetime import UTC, datetime
 from functools import partial
 
@@ -49,6 +50,10 @@ from orders.brokers.xts.stream import Backoff, StreamSession, StreamStatus, XtsS
 from trading_site.core import metrics
 
 logger = logging.getLogger(__name__)
+
+# A paper partition's reader hands on at most this many events not yet handled before it
+# waits for the oldest (back-pressure on a backlog).
+MAX_UNHANDLED = 5_000
 
 XTS_PREFIX = "xts:"
 PAPER_PREFIX = "paper:"
@@ -192,15 +197,28 @@ class _PaperUnit:
         self.state, self.detail = state, detail
 
     async def run(self) -> None:
+        """Read the partition and hand its events to the dispatcher without waiting for
+        them: the dispatcher keeps each account's events in order, and one slow or busy
+        account must not hold up the others' (head-of-line blocking). The stored cursor
+        moves only past events already handled (the handled prefix), so a new owner after a
+        crash or a lost lease reads again from the first unhandled one (the handler is
+        idempotent)."""
         redis = self.supervisor.redis
-        cursor = None
+        read_from: str | None = None
+        pending: deque[tuple[str, asyncio.Future]] = deque()
         while not self._stopping:
             try:
-                if cursor is None:
-                    cursor = await self.supervisor.leases.get(self.cursor_key) or "0"
-                    await self._report_trimmed(cursor)
+                if read_from is None:
+                    read_from = await self.supervisor.leases.get(self.cursor_key) or "0"
+                    await self._report_trimmed(read_from)
                     self._set(health.CONNECTED)
-                reply = await redis.xread({self.key: cursor}, count=500, block=500)
+                if len(pending) >= MAX_UNHANDLED:  # back-pressure: the oldest first
+                    await asyncio.wait({pending[0][1]}, timeout=1.0)
+                    reply = None
+                else:
+                    reply = await redis.xread(
+                        {self.key: read_from}, count=500, block=50 if pending else 500
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis away: try again
@@ -209,31 +227,37 @@ class _PaperUnit:
                 self._set(health.RECONNECTING, f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(1.0)
                 continue
-            if not reply:
+            if reply:
+                entries = reply[0][1]
+                for entry_id, fields in entries:
+                    pending.append((entry_id.decode(), self._submit(fields)))
+                read_from = entries[-1][0].decode()
+            handled = None
+            while pending and pending[0][1].done():
+                handled = pending.popleft()[0]
+            if handled is None:
                 continue
-            entries = reply[0][1]
-            done = []
-            for _entry_id, fields in entries:
-                try:
-                    event = decode_event(fields[b"e"])
-                except (UnreadableEvent, KeyError) as exc:
-                    logger.warning("unreadable paper event skipped: %s", exc)
-                    continue
-                self.last_event_at = _now()
-                self.supervisor.paper_event_seen(event.account_id)
-                done.append(self.supervisor.dispatcher.submit(event))
-            if done:
-                await asyncio.gather(*done)
-            last_id = entries[-1][0].decode()
             try:
-                kept = await self.supervisor.leases.fenced_set(self.unit, self.cursor_key, last_id)
+                kept = await self.supervisor.leases.fenced_set(self.unit, self.cursor_key, handled)
             except Exception:
                 kept = False
             if not kept:
                 # Not ours any more: the next owner starts from the stored cursor.
                 self._set(health.DOWN, "lease lost")
                 return
-            cursor = last_id
+
+    def _submit(self, fields: dict) -> asyncio.Future:
+        """The entry's event to the dispatcher; an unreadable one is skipped (done at once)."""
+        try:
+            event = decode_event(fields[b"e"])
+        except (UnreadableEvent, KeyError) as exc:
+            logger.warning("unreadable paper event skipped: %s", exc)
+            skipped = asyncio.get_running_loop().create_future()
+            skipped.set_result(None)
+            return skipped
+        self.last_event_at = _now()
+        self.supervisor.paper_event_seen(event.account_id)
+        return self.supervisor.dispatcher.submit(event)
 
     async def _report_trimmed(self, cursor: str) -> None:
         """Events dropped by the backlog cap before we read them (Redis 7 tells)."""

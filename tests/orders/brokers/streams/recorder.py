@@ -16,6 +16,7 @@ from django_redis import get_redis_connection
 from orders.brokers.event_codec import decode_event, encode_event
 
 EVENTS_KEY = "test-recorder:events"
+RUNS_KEY = "test-recorder:runs"
 RESYNCS_KEY = "test-recorder:resyncs"
 _lock = threading.Lock()
 # Handler calls of one account must never overlap (the dispatcher runs them one at a time).
@@ -53,6 +54,26 @@ def record_event(event) -> None:
             _running.discard(event.account_id)
 
 
+class _RecordingRuns:
+    """`record_event`, offering `many` (a run of one account's queued events at once, as the
+    desk's handler does): each run's kinds are recorded, then its events one by one."""
+
+    def __call__(self, event) -> None:
+        record_event(event)
+
+    def many(self, events) -> None:
+        _redis().rpush(RUNS_KEY, json.dumps([str(event.kind) for event in events]))
+        for event in events:
+            record_event(event)
+
+
+record_event_runs = _RecordingRuns()
+
+
+def runs() -> list[list[str]]:
+    return [json.loads(raw) for raw in _redis().lrange(RUNS_KEY, 0, -1)]
+
+
 def record_resync(account_id: int, *, reason: str) -> None:
     entry = {"account_id": account_id, "reason": reason, "pid": os.getpid(), "at": time.time()}
     _redis().rpush(RESYNCS_KEY, json.dumps(entry))
@@ -84,7 +105,7 @@ def resyncs(account_id: int | None = None) -> list[dict]:
 
 
 def clear() -> None:
-    _redis().delete(EVENTS_KEY, RESYNCS_KEY)
+    _redis().delete(EVENTS_KEY, RESYNCS_KEY, RUNS_KEY)
     overlaps.clear()
 
 

@@ -103,6 +103,50 @@ def test_connected_is_followed_by_the_resync_of_that_account(recording):
     assert resync["at"] <= order_at
 
 
+def _position_event(account_id: int) -> BrokerEvent:
+    return BrokerEvent(account_id, BrokerEventKind.POSITION, "paper", datetime.now(tz=UTC))
+
+
+def test_events_queued_behind_a_running_handler_go_to_its_many_as_one_run_in_order(
+    recording, settings, monkeypatch
+):
+    # A burst: the first event is being handled (slowly) while the rest arrive; they queue
+    # and go to `many` together, in order; a CONNECTED never joins a run (its resync follows
+    # it alone), and a handler without `many` gets every event alone (the test above).
+    settings.BROKER_EVENT_HANDLER = "tests.orders.brokers.streams.recorder.record_event_runs"
+    monkeypatch.setenv("TEST_RECORDER_DELAY", "0.2")
+    handlers = resolve_handlers()
+    assert handlers.handle_events is not None
+    dispatcher = Dispatcher(handlers, threads=2)
+
+    async def run():
+        first = dispatcher.submit(_order_event(5, 1))
+        await asyncio.sleep(0.05)  # the first is in the handler now
+        rest = [
+            dispatcher.submit(_order_event(5, 2)),
+            dispatcher.submit(_position_event(5)),
+            dispatcher.submit(_order_event(5, 3)),
+            dispatcher.submit(_connected(5)),
+            dispatcher.submit(_order_event(5, 4)),
+        ]
+        await asyncio.gather(first, *rest)
+
+    asyncio.run(run())
+    dispatcher.close()
+    assert recording.runs() == [["order", "position", "order"]]
+    kinds = [(str(e.kind), e.order.quantity if e.order else None) for e in recording.events(5)]
+    assert kinds == [
+        ("order", 1),
+        ("order", 2),
+        ("position", None),
+        ("order", 3),
+        ("connected", None),
+        ("order", 4),
+    ]
+    [resync] = recording.resyncs(5)
+    assert dispatcher.handled == 6 and dispatcher.failed == 0 and recording.overlaps == []
+
+
 def test_a_failing_handler_is_counted_and_the_next_events_still_run(recording, settings):
     metrics.reset_metrics()
     settings.BROKER_EVENT_HANDLER = "tests.orders.brokers.streams.recorder.fail_on_purpose"
