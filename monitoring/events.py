@@ -20,6 +20,10 @@ applied the same news changes nothing the second time: the lifecycle takes cumul
 fills, protection plans from the legs as they are (so it never sends a leg or a cancel
 twice), trades are stored once by execution id.
 
+A run of one account's queued events (`handle_broker_events`, what the dispatcher hands over
+when events queued up behind a running handler) is applied event by event under one
+exclusion, then steps 2-4 run once for the whole run.
+
 `resync_account` is monitoring steps 1-4 for one account (fetch, PnL, legs, protection),
 exactly as the cycle runs them, under the same exclusion: what a stream calls on every
 (re)connect to fill the gap it may have missed.
