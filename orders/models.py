@@ -117,8 +117,10 @@ class Order(models.Model):
             models.UniqueConstraint(
                 fields=["user", "client_order_id"], name="uniq_client_order_id"
             ),
+            # The day first: an index led by the account would tempt MariaDB away from
+            # order_user_account_recent for the account-filtered order list (a filesort).
             models.UniqueConstraint(
-                fields=["account", "external_id_day", "external_id"],
+                fields=["external_id_day", "account", "external_id"],
                 name="uniq_external_id_per_day",
             ),
         ]

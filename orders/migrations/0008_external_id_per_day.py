@@ -20,6 +20,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='order',
-            constraint=models.UniqueConstraint(fields=('account', 'external_id_day', 'external_id'), name='uniq_external_id_per_day'),
+            constraint=models.UniqueConstraint(fields=('external_id_day', 'account', 'external_id'), name='uniq_external_id_per_day'),
         ),
     ]
