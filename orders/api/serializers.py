@@ -19,6 +19,17 @@ PRICE_FIELD: dict[str, Any] = {
 }
 
 
+def external_id_field() -> serializers.CharField:
+    return serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        default="",
+        help_text="Your own id for the order: unique per account and trading day (a repeat "
+        "is a 409 CONFLICT and places nothing).",
+    )
+
+
 class UpperChoiceField(serializers.ChoiceField):
     """Choices compared case-insensitively (XTS sends Buy/BUY alike)."""
 
@@ -53,14 +64,7 @@ class PlaceOrderSerializer(serializers.Serializer):
     client_order_id = serializers.CharField(
         required=False, allow_blank=True, max_length=64, default=""
     )
-    external_id = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        max_length=64,
-        default="",
-        help_text="Your own id for the order: unique per account and trading day (a repeat "
-        "is a 409 CONFLICT and places nothing).",
-    )
+    external_id = external_id_field()
 
     def to_request(self, *, idempotency_key: str = "") -> SingleOrderRequest:
         return self.request_from(self.validated_data, idempotency_key=idempotency_key)
@@ -131,14 +135,7 @@ class AlgoOrderSerializer(_BracketFields):
 
     account_id = serializers.IntegerField()
     tp_price = price_field()
-    external_id = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        max_length=64,
-        default="",
-        help_text="Your own id for the order: unique per account and trading day (a repeat "
-        "is a 409 CONFLICT and places nothing).",
-    )
+    external_id = external_id_field()
 
     def to_request(self, *, idempotency_key: str = "") -> BracketOrderRequest:
         return self.request_from(self.validated_data, idempotency_key=idempotency_key)

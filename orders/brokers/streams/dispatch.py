@@ -219,11 +219,7 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except Busy:
-            self.failed += len(events)
-            for event in events:
-                self.metrics.inc(
-                    "broker_events_busy_dropped_total", source=event.source, kind=str(event.kind)
-                )
+            self._count_failed(events, "broker_events_busy_dropped_total")
             logger.warning(
                 "account still busy after %s retries: %s broker events left to the next cycle",
                 self.busy_retries,
@@ -231,11 +227,7 @@ class Dispatcher:
                 extra={"account_id": first.account_id},
             )
         except Exception:
-            self.failed += len(events)
-            for event in events:
-                self.metrics.inc(
-                    "broker_event_handler_errors_total", source=event.source, kind=str(event.kind)
-                )
+            self._count_failed(events, "broker_event_handler_errors_total")
             logger.exception(
                 "broker event handler failed on a run of %s events",
                 len(events),
@@ -250,6 +242,11 @@ class Dispatcher:
                     source=event.source,
                     kind=str(event.kind),
                 )
+
+    def _count_failed(self, events: list[BrokerEvent], metric: str) -> None:
+        self.failed += len(events)
+        for event in events:
+            self.metrics.inc(metric, source=event.source, kind=str(event.kind))
 
     async def _run_retrying_busy(self, event: BrokerEvent, function, *args, **kwargs):
         """`function` in the pool; when the account is busy, again after a pause (the
