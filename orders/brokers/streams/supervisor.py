@@ -51,6 +51,18 @@ from trading_site.core import metrics
 
 logger = logging.getLogger(__name__)
 
+
+async def cancel_until_done(tasks: list[asyncio.Task], *, every: float = 1.0) -> None:
+    """Cancel the tasks and wait for them to end, cancelling again whatever still runs after
+    `every` seconds: a step that swallowed a cancellation (code that catches CancelledError
+    while it waits for a thread) must not keep a supervisor from stopping."""
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _done, pending = await asyncio.wait(pending, timeout=every)
+
+
 # A paper partition's reader hands on at most this many events not yet handled before it
 # waits for the oldest (back-pressure on a backlog).
 MAX_UNHANDLED = 5_000
@@ -420,9 +432,8 @@ class StreamSupervisor:
         self._stop.set()
 
     async def _close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._stop.set()  # the loops end at their next turn even if a cancellation is lost
+        await cancel_until_done(self._tasks)
         await asyncio.gather(
             *(self._drop(unit, release=True, reason="shutting down") for unit in list(self.units))
         )
@@ -436,7 +447,7 @@ class StreamSupervisor:
         self.dispatcher.close()
 
     async def _every(self, seconds: float, step) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 await step()
             except asyncio.CancelledError:
@@ -580,7 +591,7 @@ class StreamSupervisor:
 
     async def _health_loop(self) -> None:
         """Health on every change (at most every 0.2 s) and at least every scan."""
-        while True:
+        while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._health_dirty.wait(), timeout=self.scan_seconds)
             self._health_dirty.clear()

@@ -24,7 +24,7 @@ from orders.brokers.streams import health
 from orders.brokers.streams.dispatch import Dispatcher, resolve_handlers
 from orders.brokers.streams.leases import LocalLeases, RedisLeases, lease_key
 from orders.brokers.streams.runner import build_supervisor
-from orders.brokers.streams.supervisor import StreamSupervisor, _finish
+from orders.brokers.streams.supervisor import StreamSupervisor, _finish, cancel_until_done
 from orders.domain.vocabulary import LegStatus
 from tests.factories import make_account, make_fair_price, make_instrument
 from tests.orders.brokers.streams.harness import RunningSupervisor
@@ -309,3 +309,25 @@ def test_a_unit_that_fails_or_ignores_its_grace_is_finished_without_raising():
     failed, slow, took = asyncio.run(run())
     assert isinstance(failed.exception(), RuntimeError)
     assert slow.cancelled() and took < 2
+
+
+def test_a_step_that_swallows_its_cancellation_is_cancelled_again_until_it_ends():
+    # Seen in CI: a supervisor whose step caught the shutdown's cancellation (while waiting
+    # for a thread) went on sleeping and scanning, and never stopped.
+    async def stubborn(log):
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            log.append("swallowed")
+        await asyncio.sleep(60)  # goes on as if nothing happened
+
+    async def run():
+        log: list[str] = []
+        task = asyncio.ensure_future(stubborn(log))
+        await asyncio.sleep(0)
+        started = time.monotonic()
+        await cancel_until_done([task], every=0.1)
+        return log, task, time.monotonic() - started
+
+    log, task, elapsed = asyncio.run(run())
+    assert log == ["swallowed"] and task.cancelled() and elapsed < 2
