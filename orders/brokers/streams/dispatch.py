@@ -158,10 +158,7 @@ class Dispatcher:
                 while queue and queue[0][0].kind in RUN_KINDS and len(run) < MAX_RUN:
                     run.append(queue.popleft())
             try:
-                if len(run) == 1:
-                    await self._handle(run[0][0])
-                else:
-                    await self._handle_run([event for event, _ in run])
+                await self._handle([event for event, _ in run])
             finally:
                 for _, done in run:
                     if not done.done():
@@ -174,64 +171,42 @@ class Dispatcher:
             call_with_connection, thread_sensitive=False, executor=self.executor
         )(function, *args, **kwargs)
 
-    async def _handle(self, event: BrokerEvent) -> None:
-        labels = {"source": event.source, "kind": str(event.kind)}
-        try:
-            await self._run_retrying_busy(event, self.handlers.handle_event, event)
-            if event.kind == BrokerEventKind.CONNECTED:
-                await self._run_retrying_busy(
-                    event,
-                    self.handlers.resync_account,
-                    event.account_id,
-                    reason=f"{event.source} connected ({event.detail})".strip(),
-                )
-            self.handled += 1
-        except asyncio.CancelledError:
-            raise
-        except Busy:
-            self.failed += 1
-            self.metrics.inc("broker_events_busy_dropped_total", **labels)
-            logger.warning(
-                "account still busy after %s retries: broker event left to the next cycle",
-                self.busy_retries,
-                extra={"account_id": event.account_id, "kind": str(event.kind)},
-            )
-        except Exception:
-            self.failed += 1
-            self.metrics.inc("broker_event_handler_errors_total", **labels)
-            logger.exception(
-                "broker event handler failed",
-                extra={"account_id": event.account_id, "kind": str(event.kind)},
-            )
-        finally:
-            latency = (datetime.now(tz=UTC) - event.received_at).total_seconds()
-            self.metrics.observe("broker_event_handler_seconds", max(0.0, latency), **labels)
-
-    async def _handle_run(self, events: list[BrokerEvent]) -> None:
-        """A run of one account's events through the handler's `many`, as `_handle` does
-        for one (retried while the account is busy; a failure is logged and counted)."""
+    async def _handle(self, events: list[BrokerEvent]) -> None:
+        """One event through the handler (a CONNECTED then through the resync), or a run of
+        one account's events through its `many`; retried while the account is busy, a
+        failure logged and counted per event."""
         first = events[0]
-        assert self.handlers.handle_events is not None
         try:
-            await self._run_retrying_busy(first, self.handlers.handle_events, events)
+            if len(events) > 1:
+                assert self.handlers.handle_events is not None  # runs only with `many`
+                await self._run_retrying_busy(first, self.handlers.handle_events, events)
+                self.metrics.inc("broker_event_runs_total", source=first.source)
+            else:
+                await self._run_retrying_busy(first, self.handlers.handle_event, first)
+                if first.kind == BrokerEventKind.CONNECTED:
+                    await self._run_retrying_busy(
+                        first,
+                        self.handlers.resync_account,
+                        first.account_id,
+                        reason=f"{first.source} connected ({first.detail})".strip(),
+                    )
             self.handled += len(events)
-            self.metrics.inc("broker_event_runs_total", source=first.source)
         except asyncio.CancelledError:
             raise
         except Busy:
             self._count_failed(events, "broker_events_busy_dropped_total")
             logger.warning(
-                "account still busy after %s retries: %s broker events left to the next cycle",
+                "account still busy after %s retries: %s broker event(s) left to the next cycle",
                 self.busy_retries,
                 len(events),
-                extra={"account_id": first.account_id},
+                extra={"account_id": first.account_id, "kind": str(first.kind)},
             )
         except Exception:
             self._count_failed(events, "broker_event_handler_errors_total")
             logger.exception(
-                "broker event handler failed on a run of %s events",
+                "broker event handler failed (%s event(s))",
                 len(events),
-                extra={"account_id": first.account_id},
+                extra={"account_id": first.account_id, "kind": str(first.kind)},
             )
         finally:
             now = datetime.now(tz=UTC)
