@@ -8,11 +8,15 @@ streams running, against the same run with the streams off (the monitoring loop 
 Seeds its own MariaDB database (bench_events, or BENCH_DATABASE_URL) and uses its own Redis
 (BENCH_REDIS_URL, default DB 7, flushed at the start of each run). Started as the full stack
 runs them: the XTS simulator (`manage.py run_xts_simulator`, one login per XTS account), the
-web server (`manage.py serve_web`, daphne), ONE `manage.py run_broker_streams` process (with
-streams only), and the monitoring loop: `run_user_cycle` for every account's user every
---interval seconds in a process of its own with two threads (what the beat and two Celery
-workers do; the product's interval is 60 s, shortened here to keep the baseline short; its
-first tick comes one interval after the start, in both runs).
+web server (`manage.py serve_web`, daphne), --stream-processes `manage.py run_broker_streams`
+processes (one by default; with streams only), and the monitoring loop: `run_user_cycle` for
+every account's user every --interval seconds in a process of its own with two threads (what
+the beat and two Celery workers do; the product's interval is 60 s, shortened here to keep
+the baseline short; its first tick comes one interval after the start, in both runs). With
+streams, the prices move once the stream processes' start-up catch-up (every account's
+resync on connect, the seeding's paper events) is over: their CPU use under 5% of a core.
+Each run prints the CPU seconds every process used from the first price move to the last
+cancel (MariaDB's and Redis's too, where /proc shows them): on two cores, where they go.
 
 Each run: every account (N at the simulator, N at the paper exchange, one user each, one
 WebSocket open per user as a browser tab holds it) places one bracket (BUY 1 at 99, stop-loss
@@ -23,7 +27,7 @@ brokers' own rows (the paper tables both brokers write, with microseconds):
 - entry fill -> stop-loss and target accepted at the broker (the later of the two rows);
 - stop-loss fill -> target cancelled at the broker;
 - broker fill -> the first order_update showing the order filled, on its user's WebSocket;
-- with streams only: events per second the one stream process handles (a burst of the
+- with streams only: events per second the stream process(es) handle (a burst of the
   entries' order and trade events published again on the paper exchange's Redis Streams:
   each is handled in full, under the account's exclusion, and changes nothing twice).
 Duplicates, in every run: a second stop-loss or target leg for an order, a second order at a
@@ -79,6 +83,8 @@ class RunResult:
     oco: list[float] = field(default_factory=list)
     order_update: list[float] = field(default_factory=list)
     events_per_second: float | None = None
+    stream_processes: int = 1
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process, this run
     burst: int = 0
     duplicates: int = 0
     duplicate_detail: Counter = field(default_factory=Counter)
@@ -117,6 +123,49 @@ def start(name: str, command: list[str], env: dict) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def cpu_seconds(process: subprocess.Popen | int | None) -> float:
+    """User + system CPU seconds a process (or pid) used so far (Linux /proc; 0 elsewhere)."""
+    if isinstance(process, subprocess.Popen):
+        process = process.pid if process.poll() is None else None
+    if process is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_idle(processes: list[subprocess.Popen], timeout: float = 120.0) -> float:
+    """Wait until the processes' CPU use over one second falls under 5% of a core (the
+    stream processes' start-up catch-up, the resync of every account, is over); returns the
+    seconds waited."""
+    started = time.monotonic()
+    last = sum(cpu_seconds(p) for p in processes)
+    while time.monotonic() - started < timeout:
+        time.sleep(1.0)
+        now = sum(cpu_seconds(p) for p in processes)
+        if now - last < 0.05:
+            break
+        last = now
+    return time.monotonic() - started
+
+
+def service_pids() -> dict[str, int]:
+    """MariaDB's and Redis's pids on this machine, for their CPU seconds (when readable)."""
+    found = {}
+    for name, command in (("MariaDB", "mariadbd"), ("Redis", "redis-server")):
+        out = subprocess.run(["pgrep", "-o", "-x", command], capture_output=True, text=True)
+        if out.stdout.strip():
+            found[name] = int(out.stdout.split()[0])
+    return found
+
+
+def own_cpu_seconds() -> float:
+    usage = os.times()
+    return usage.user + usage.system
 
 
 def stop(process: subprocess.Popen | None) -> None:
@@ -513,7 +562,15 @@ def burst(desks: list[Desk], repeat: int) -> tuple[int, float]:
 
 
 def run_once(
-    args, *, streams: bool, env: dict, web_port: int, sim_url: str, sim_keys: list[str], tag: str
+    args,
+    *,
+    streams: bool,
+    env: dict,
+    web_port: int,
+    sim_url: str,
+    sim_keys: list[str],
+    tag: str,
+    servers: dict[str, subprocess.Popen | int],
 ) -> RunResult:
     import httpx
     from django_redis import get_redis_connection
@@ -535,19 +592,25 @@ def run_once(
     desks = seed_run(
         tag=tag, accounts=args.accounts, instruments=instruments, sim_url=sim_url, sim_keys=sim_keys
     )
-    stream_process = loop_process = browsers = None
+    stream_processes: list[subprocess.Popen] = []
+    loop_process = browsers = None
     try:
         if streams:
-            stream_process = start(
-                "streams", [sys.executable, "manage.py", "run_broker_streams"], env
-            )
+            result.stream_processes = args.stream_processes
+            stream_processes = [
+                start(f"streams{n}", [sys.executable, "manage.py", "run_broker_streams"], env)
+                for n in range(args.stream_processes)
+            ]
 
             def open_streams() -> int:
                 stats = httpx.get(f"{sim_url}/_sim/stats", timeout=10).json()
                 return sum(stats["streams"]["open"].values())
 
             wait_until(open_streams, args.accounts, 60, "XTS streams connected")
-            time.sleep(1.0)  # the reconnect resyncs settle
+            # The start-up catch-up (every account's resync, the seeding's paper events)
+            # is over before the prices move: the run measures the streams at work.
+            settled = wait_idle(stream_processes)
+            print(f"  stream process(es) settled after {settled:.0f} s", flush=True)
         browsers = Browsers(web_port, desks)
         loop_process = start(
             "loop",
@@ -560,11 +623,22 @@ def run_once(
         timeout = 3 * args.interval + 60
         instrument_ids = [i.pk for i in instruments]
 
+        cpu_before = {name: cpu_seconds(p) for name, p in servers.items()}
+        cpu_before["bench (prices, browsers)"] = own_cpu_seconds()
+        cpu_before["monitoring loop"] = cpu_seconds(loop_process)
+        for n, process in enumerate(stream_processes):
+            cpu_before[f"stream process {n + 1}"] = cpu_seconds(process)
         move_prices(instrument_ids, FILL_ENTRY, args.moves_per_second)
         wait_until(lambda: protected(desks), len(desks), timeout, "orders protected")
         move_prices(instrument_ids, FILL_STOP, args.moves_per_second)
         wait_until(lambda: targets_cancelled(desks), len(desks), timeout, "targets cancelled")
         time.sleep(1.0)  # the last order_updates in flight
+        cpu_after = {name: cpu_seconds(p) for name, p in servers.items()}
+        cpu_after["bench (prices, browsers)"] = own_cpu_seconds()
+        cpu_after["monitoring loop"] = cpu_seconds(loop_process)
+        for n, process in enumerate(stream_processes):
+            cpu_after[f"stream process {n + 1}"] = cpu_seconds(process)
+        result.cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_before}
         if streams:
             result.burst, seconds = burst(desks, args.burst_repeat)
             result.events_per_second = result.burst / seconds if seconds else float("nan")
@@ -577,7 +651,8 @@ def run_once(
         if browsers is not None:
             browsers.close()
         stop(loop_process)
-        stop(stream_process)
+        for process in stream_processes:
+            stop(process)
     return result
 
 
@@ -591,6 +666,11 @@ def report(result: RunResult) -> None:
         return percentile(values, pct) * 1000
 
     print(f"run: {result.name}")
+    if result.cpu:
+        print(
+            "  CPU seconds from the first price move to the last cancel: "
+            + ", ".join(f"{name} {seconds:.1f}" for name, seconds in result.cpu.items())
+        )
     p = result.protection
     print(
         f"  entry fill -> stop-loss and target accepted  n={len(p):<4} p50={ms(p, 50):.0f} ms  "
@@ -606,7 +686,8 @@ def report(result: RunResult) -> None:
     )
     if result.events_per_second is not None:
         print(
-            f"  events/s, one stream process                {result.events_per_second:.0f} "
+            f"  events/s, {result.stream_processes} stream process(es)             "
+            f"{result.events_per_second:.0f} "
             f"({result.burst} events)"
         )
     if result.missing:
@@ -625,6 +706,12 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=30.0, help="monitoring loop, seconds")
     parser.add_argument("--moves-per-second", type=float, default=4.0)
     parser.add_argument("--burst-repeat", type=int, default=10)
+    parser.add_argument(
+        "--stream-processes",
+        type=int,
+        default=1,
+        help="run_broker_streams processes sharing the sessions (with streams)",
+    )
     parser.add_argument("--quick", action="store_true", help="10 + 10 accounts, a 3 s loop")
     parser.add_argument("--loop", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -692,6 +779,7 @@ def main() -> None:
                     sim_url=sim_url,
                     sim_keys=keys[tag],
                     tag=f"{stamp}{tag}",
+                    servers={"XTS simulator": simulator, "web (daphne)": web, **service_pids()},
                 )
             )
     finally:

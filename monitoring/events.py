@@ -15,14 +15,20 @@ and the kill switch take, so they act one after the other):
    changed only) and `pnl_update`, plus order_update for orders whose PnL moved;
 4. when a position row came: the account's positions valued now and `positions_update`
    (the positions page re-renders a row whose quantity moved; pnl.intraday).
+Steps 1-2 are what cannot wait (`act_on_broker_events`), 3-4 what can wait for the end of
+the account's burst (`finish_broker_events`): the dispatcher runs them apart (its `act` and
+`finish`), so that in a burst of fills every account's protection comes before anyone's
+PnL, and an account's PnL is computed once per burst. Called directly, `handle_broker_event`
+does both before it returns.
 Applying the same event twice, events out of order, or an event after the cycle already
 applied the same news changes nothing the second time: the lifecycle takes cumulative
 fills, protection plans from the legs as they are (so it never sends a leg or a cancel
 twice), trades are stored once by execution id.
 
-A run of one account's queued events (`handle_broker_events`, what the dispatcher hands over
-when events queued up behind a running handler) is applied event by event under one
-exclusion, then steps 2-4 run once for the whole run.
+A run of one account's queued events (what the dispatcher hands over when events queued up
+behind a running handler) is applied in one pass under one exclusion (stored together, its
+legs locked together, each event applied in turn), then steps 2-4 run once for the whole
+run.
 
 `resync_account` is monitoring steps 1-4 for one account (fetch, PnL, legs, protection),
 exactly as the cycle runs them, under the same exclusion: what a stream calls on every
@@ -32,7 +38,7 @@ exactly as the cycle runs them, under the same exclusion: what a stream calls on
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from accounts.models import BrokerAccount
 from monitoring import pipeline
@@ -40,7 +46,7 @@ from monitoring.pipeline import Outcome
 from monitoring.services import moved_figures_messages, order_figures, pnl_update_message
 from monitoring.steps import STEP_FUNCTIONS, CycleContext
 from orders.brokers.events import BrokerEvent, BrokerEventKind
-from orders.services.events import EVENT_ACTOR, apply_broker_event
+from orders.services.events import EVENT_ACTOR, apply_broker_events
 from orders.services.exclusion import account_exclusion, default_wait
 from orders.services.protection import protect_orders
 from pnl.intraday import record_cycle_samples
@@ -67,57 +73,96 @@ def _wait() -> float:
     return 2 * default_wait()
 
 
+# What a run leaves for after the account's burst of events (`finish_broker_events`).
+PNL, POSITIONS = "pnl", "positions"
+
+
 def handle_broker_events(events: Sequence[BrokerEvent]) -> None:
     """Act on a run of one account's broker events at once, in order (see the module
     docstring): each is applied, then protection, the PnL and the notifications run once for
-    all of them. The dispatcher hands a run when events queued up behind a busy handler (a
-    burst of fills); one event is a run of one. Raises AccountBusy when the account's
-    exclusion stayed busy (the dispatcher retries; the next cycle reconciles otherwise)."""
+    all of them. One event is a run of one. Raises AccountBusy when the account's exclusion
+    stayed busy (the dispatcher retries; the next cycle reconciles otherwise)."""
+    for account_id, left in _act(events).items():
+        finish_broker_events(account_id, left)
+
+
+def act_on_broker_events(events: Sequence[BrokerEvent]) -> dict[int, frozenset[str]]:
+    """Steps 1-2 for a run (the events applied, protection and one-cancels-other, the
+    order_updates): what cannot wait. Returns, per account, what is left for
+    `finish_broker_events` (PNL when fills changed, POSITIONS when a position row came),
+    which the dispatcher runs once the account's burst of events is over, at a lower
+    priority than other accounts' protection."""
+    return _act(events)
+
+
+def _act(events: Sequence[BrokerEvent]) -> dict[int, frozenset[str]]:
     applied = [event for event in events if event.kind in _APPLIED_KINDS]
+    left = {}
     for account_id in dict.fromkeys(event.account_id for event in applied):
-        _handle_account_events(account_id, [e for e in applied if e.account_id == account_id])
+        left[account_id] = _act_on_account_events(
+            account_id, [e for e in applied if e.account_id == account_id]
+        )
+    return {account_id: work for account_id, work in left.items() if work}
 
 
 class _EventHandler:
-    """`handle_broker_event(event)`: one broker event (a run of one). Its `many` takes a run
-    of one account's queued events at once (the dispatcher uses it when a handler offers
-    it)."""
+    """`handle_broker_event(event)`: one broker event (a run of one), everything done before
+    it returns. For the dispatcher: `many` takes a run of one account's queued events at
+    once; `act` and `finish` split a run's urgent part from what can wait for the end of the
+    account's burst (see `act_on_broker_events`)."""
 
     many = staticmethod(handle_broker_events)
+    act = staticmethod(act_on_broker_events)
 
     def __call__(self, event: BrokerEvent) -> None:
         handle_broker_events([event])
+
+    @staticmethod
+    def finish(account_id: int, left: frozenset[str]) -> None:
+        finish_broker_events(account_id, left)
 
 
 handle_broker_event = _EventHandler()
 
 
-def _handle_account_events(account_id: int, events: list[BrokerEvent]) -> None:
+def _act_on_account_events(account_id: int, events: list[BrokerEvent]) -> frozenset[str]:
     account = _active_account(account_id)
     if account is None:
         logger.info(
             "broker event for an unknown or inactive account ignored",
             extra={"account_id": account_id},
         )
-        return
+        return frozenset()
     kinds = ",".join(sorted({str(event.kind) for event in events}))
+    errors: list[str] = []
     with account_exclusion(account.pk, purpose=f"broker event {kinds}", wait=_wait()):
-        before = order_figures(account_id=account.pk)
-        order_ids: list[int] = []
-        fills_changed = positions_changed = False
-        for event in events:
-            effect = apply_broker_event(account=account, event=event)
-            order_ids.extend(i for i in effect.order_ids if i not in order_ids)
-            fills_changed = fills_changed or effect.fills_changed
-            positions_changed = positions_changed or effect.positions_changed
-        errors: list[str] = []
-        if order_ids:
+        effect = apply_broker_events(account=account, events=events)
+        if effect.order_ids:
             protection = protect_orders(
-                account_id=account.pk, order_ids=order_ids, actor=EVENT_ACTOR
+                account_id=account.pk, order_ids=effect.order_ids, actor=EVENT_ACTOR
             )
             errors.extend(protection.errors)
-        messages: list[dict] = []
-        if fills_changed:
+    _tell_errors(account, errors, "broker event handled with errors")
+    left = {PNL} if effect.fills_changed else set()
+    if effect.positions_changed:
+        left.add(POSITIONS)
+    return frozenset(left)
+
+
+def finish_broker_events(account_id: int, left: Collection[str]) -> None:
+    """Steps 3-4 after a run (or a burst of runs) of the account's events: its FIFO PnL,
+    re-matched for the instruments whose fills changed, with `pnl_update` and order_update
+    for the orders whose PnL moved (PNL); its positions valued now and `positions_update`
+    (POSITIONS). Under the account's exclusion; a failure is logged and told, not raised
+    (the cycle computes it again)."""
+    account = _active_account(account_id)
+    if account is None or not left:
+        return
+    messages: list[dict] = []
+    errors: list[str] = []
+    if PNL in left:
+        with account_exclusion(account.pk, purpose="PnL after broker events", wait=_wait()):
+            before = order_figures(account_id=account.pk)
             try:
                 compute_account_pnl(account=account)
                 messages.append(pnl_update_message(account))
@@ -126,24 +171,24 @@ def _handle_account_events(account_id: int, events: list[BrokerEvent]) -> None:
                     "PnL after a broker event failed", extra={"account_id": account.pk}
                 )
                 errors.append(f"PnL failed: {exc}")
-        messages.extend(moved_figures_messages(before))
-    if positions_changed:
+            messages.extend(moved_figures_messages(before))
+    if POSITIONS in left:
         record_cycle_samples([account])  # never raises: the next cycle pushes them anyway
-    if errors:
-        logger.warning(
-            "broker event handled with errors: %s",
-            "; ".join(errors),
-            extra={"account_id": account.pk},
-        )
-        messages.append(
-            {
-                "type": realtime.MONITORING_ERRORS,
-                "errors": [f"{account.account_name}: {error}" for error in errors],
-                "timestamp": realtime.now_iso(),
-                "cycle": "event",
-            }
-        )
     realtime.notify_users([(account.user_id, message) for message in messages])
+    _tell_errors(account, errors, "PnL after broker events failed")
+
+
+def _tell_errors(account: BrokerAccount, errors: list[str], what: str) -> None:
+    if not errors:
+        return
+    logger.warning("%s: %s", what, "; ".join(errors), extra={"account_id": account.pk})
+    message = {
+        "type": realtime.MONITORING_ERRORS,
+        "errors": [f"{account.account_name}: {error}" for error in errors],
+        "timestamp": realtime.now_iso(),
+        "cycle": "event",
+    }
+    realtime.notify_users([(account.user_id, message)])
 
 
 def resync_account(account_id: int, *, reason: str) -> None:

@@ -248,47 +248,21 @@ def _apply_reduction(
 
 
 def _protect_order(order_id: int, actor: str, result: ProtectionResult) -> None:
+    """Reduce or cancel exits beyond the position (at the broker first), then write ahead and
+    send the exits the filled quantity still lacks. Without reductions (the common case: an
+    entry just filled) the plan and the new legs are one locked transaction."""
     with transaction.atomic():
         order, legs = _locked_legs(order_id)
         plan = plan_exits(legs=legs, target_quantities=_target_quantities(order), may_add=False)
-    ensure_daily_counter(account_id=order.account_id)
-    reduced_exits = bool(plan.reductions)
-    reductions_ok = all([_apply_reduction(order, r, actor, result) for r in plan.reductions])
-    if not reductions_ok:
-        roll_up_orders(order_ids=[order_id], actor=actor)
-        return
-    with transaction.atomic():
-        order, legs = _locked_legs(order_id)
-        plan = plan_exits(
-            legs=legs,
-            target_quantities=_target_quantities(order),
-            may_add=_may_add(order, legs),
-        )
-        new_legs: list[OrderLeg] = []
-        if plan.new_exits and not plan.reductions:
-            identifiers = next_unique_identifiers(
-                account_id=order.account_id, count=len(plan.new_exits)
-            )
-            new_legs = [
-                _exit_leg(order, spec, identifier)
-                for spec, identifier in zip(plan.new_exits, identifiers, strict=True)
-            ]
-            for leg in new_legs:
-                leg.save(force_insert=True)
-            record_changes(
-                [
-                    new_event(
-                        order=order,
-                        leg=leg,
-                        kind=EventKind.EXIT_CREATED,
-                        actor=actor,
-                        message=f"{leg.role} {leg.side} {leg.quantity} written ahead to cover "
-                        f"the open position of {plan.position}",
-                        after=leg_state(leg),
-                    )
-                    for leg in new_legs
-                ]
-            )
+        reduced_exits = bool(plan.reductions)
+        new_legs = [] if reduced_exits else _write_new_exits(order, legs, actor)
+    if reduced_exits:
+        if not all([_apply_reduction(order, r, actor, result) for r in plan.reductions]):
+            roll_up_orders(order_ids=[order_id], actor=actor)
+            return
+        with transaction.atomic():
+            order, legs = _locked_legs(order_id)
+            new_legs = _write_new_exits(order, legs, actor)
     if new_legs:
         outcomes = submit_legs(
             account=order.account, pairs=[(leg, order) for leg in new_legs], actor=actor
@@ -308,6 +282,38 @@ def _protect_order(order_id: int, actor: str, result: ProtectionResult) -> None:
         order.refresh_from_db(fields=["status"])
         if order.status == Order.Status.COMPLETED:
             result.completed_order_ids.append(order_id)
+
+
+def _write_new_exits(order: Order, legs: list[OrderLeg], actor: str) -> list[OrderLeg]:
+    """The exits the locked legs lack, written ahead with their audit rows (inside the
+    caller's transaction; the account's daily counter exists: `_protect_each`)."""
+    plan = plan_exits(
+        legs=legs, target_quantities=_target_quantities(order), may_add=_may_add(order, legs)
+    )
+    if not plan.new_exits or plan.reductions:
+        return []
+    identifiers = next_unique_identifiers(account_id=order.account_id, count=len(plan.new_exits))
+    new_legs = [
+        _exit_leg(order, spec, identifier)
+        for spec, identifier in zip(plan.new_exits, identifiers, strict=True)
+    ]
+    for leg in new_legs:
+        leg.save(force_insert=True)
+    record_changes(
+        [
+            new_event(
+                order=order,
+                leg=leg,
+                kind=EventKind.EXIT_CREATED,
+                actor=actor,
+                message=f"{leg.role} {leg.side} {leg.quantity} written ahead to cover "
+                f"the open position of {plan.position}",
+                after=leg_state(leg),
+            )
+            for leg in new_legs
+        ]
+    )
+    return new_legs
 
 
 def _brackets_to_protect(account_id: int, order_ids: list[int] | None = None) -> list[int]:
@@ -355,9 +361,13 @@ def _orders_needing_protection(order_ids: list[int]) -> list[int]:
     return [order_id for order_id in order_ids if order_id in needing]
 
 
-def _protect_each(order_ids: list[int], actor: str) -> ProtectionResult:
+def _protect_each(account_id: int, order_ids: list[int], actor: str) -> ProtectionResult:
     result = ProtectionResult()
-    for order_id in _orders_needing_protection(order_ids):
+    needing = _orders_needing_protection(order_ids)
+    if needing:
+        # Before any transaction that takes numbers (orders.services.identifiers).
+        ensure_daily_counter(account_id=account_id)
+    for order_id in needing:
         try:
             _protect_order(order_id, actor, result)
         except Exception as exc:
@@ -372,7 +382,7 @@ def place_protective_legs(
     """Step 4 for one account (see the module docstring), under the account's exclusion.
     Raises ProtectiveLegsIncomplete after trying every bracket when any broker call failed."""
     with account_exclusion(account.pk, purpose="protection"):
-        result = _protect_each(_brackets_to_protect(account.pk), actor)
+        result = _protect_each(account.pk, _brackets_to_protect(account.pk), actor)
     if result.errors:
         raise ProtectiveLegsIncomplete("; ".join(result.errors))
     return result
@@ -386,4 +396,4 @@ def protect_orders(
     Orders that are not brackets needing it are left alone. Errors are returned (and
     audited by the broker calls), not raised: the next cycle tries again."""
     with account_exclusion(account_id, purpose="protection"):
-        return _protect_each(_brackets_to_protect(account_id, order_ids), actor)
+        return _protect_each(account_id, _brackets_to_protect(account_id, order_ids), actor)

@@ -15,6 +15,8 @@ from decimal import Decimal as D
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Broker
 from accounts.services import create_auth_session
@@ -28,6 +30,7 @@ from orders.brokers.paper.models import PaperOrder
 from orders.brokers.sessions import broker_client
 from orders.brokers.streams.dispatch import Dispatcher, resolve_handlers
 from orders.models import BrokerOrder, BrokerPosition, BrokerTrade, Order, OrderEvent, OrderLeg
+from orders.services.events import apply_broker_events
 from orders.services.exclusion import account_exclusion
 from tests.factories import (
     make_account,
@@ -472,3 +475,36 @@ def test_an_event_for_a_busy_account_is_retried_without_a_traceback_and_applied_
     busy = [r for r in records if "account busy" in r.getMessage()]
     assert busy and all(r.levelno == logging.INFO and r.exc_info is None for r in busy)
     assert not [r for r in records if r.levelno >= logging.ERROR]
+
+
+def test_a_run_is_applied_in_one_pass_and_every_leg_that_moved_is_audited(desk):
+    # Two brackets' fills (each an order row and a trade) applied as one run: stored
+    # together, the legs found and locked together, each leg's move audited once (the trade
+    # after its Filled row tells nothing new), in the round trips of one pass, not four
+    # times one event's (23 queries for these four).
+    user, account, instrument = desk
+    orders = [_bracket(user, account, instrument) for _ in range(2)]
+    set_price_and_match(instrument, "994")
+    events, entries = [], []
+    for order in orders:
+        [entry] = _legs(order, Role.ENTRY)
+        entries.append(entry)
+        events.append(_event(account, order=_paper_order_row(account, entry)))
+        events += [_event(account, trade=trade) for trade in _paper_trade_rows(account, entry)]
+    assert len(events) == 4
+
+    with (
+        account_exclusion(account.pk, purpose="test"),
+        CaptureQueriesContext(connection) as queries,
+    ):
+        effect = apply_broker_events(account=account, events=events)
+
+    assert effect.order_ids == [order.pk for order in orders]
+    assert effect.filled_order_ids == [order.pk for order in orders]
+    assert effect.new_trades == 2
+    for entry in entries:
+        entry.refresh_from_db()
+        assert (entry.status, entry.filled_quantity) == ("FILLED", 10)
+        synced = OrderEvent.objects.filter(leg=entry, kind="leg_synced", actor="broker-event")
+        assert synced.count() == 1
+    assert len(queries) <= 24, [q["sql"][:80] for q in queries]

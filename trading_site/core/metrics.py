@@ -48,6 +48,8 @@ DESCRIPTIONS = {
     "broker_events_received_total": "Broker events received from the streams, by source and kind",
     "broker_event_handler_seconds": "From receiving a broker event to its handler's return",
     "broker_event_handler_errors_total": "Broker events whose handler raised",
+    "broker_event_finish_errors_total": "Accounts whose PnL after a burst of broker events "
+    "failed or stayed busy (the next cycle computes it)",
     "broker_stream_reconnects_total": "Broker stream reconnects, by source",
     "broker_stream_lease_takeovers_total": "Streams taken over from another (dead) process",
     "broker_stream_events_not_dispatched_total": "Stream events not acted on (joined, ...)",

@@ -16,6 +16,12 @@ taking a list), the account's queued ORDER, TRADE and POSITION events go to it a
 order (at most MAX_RUN): the run is applied event by event, then protection, PnL and the
 notifications run once for all of it, instead of once per event.
 
+A handler that offers `act` and `finish` splits a run in two: `act(events)` does what cannot
+wait (the legs, protection, one-cancels-other) and returns per account what it left
+(e.g. the PnL); the account's `finish(account_id, left)` runs once that account has no more
+events queued, in a pool of one thread, so that during a burst every account's protection
+comes before anyone's PnL, and an account's PnL is computed once per burst, not per run.
+
 An account that stays busy (the handler raises `Busy`: a cycle or a trader's change holds
 the account's exclusion past the handler's wait) is expected, not a fault: the same event is
 tried again after 0.5, 1, 2, ... seconds (BROKER_EVENT_BUSY_RETRIES times), ahead of the
@@ -32,7 +38,7 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,6 +67,10 @@ class Handlers:
     resync_account: Callable[..., object]
     # A run of one account's queued events at once, when the handler offers it (`many`).
     handle_events: Callable[[list[BrokerEvent]], object] | None = None
+    # A run's urgent part, returning per account what it left, and that left part, run once
+    # the account's queue is empty (when the handler offers both: `act`, `finish`).
+    act: Callable[[list[BrokerEvent]], Mapping[int, Collection[str]]] | None = None
+    finish: Callable[[int, frozenset[str]], object] | None = None
 
 
 def resolve_handlers() -> Handlers:
@@ -80,8 +90,15 @@ def resolve_handlers() -> Handlers:
             raise ImproperlyConfigured(f"{setting}={path!r} is not callable")
         resolved.append(target)
     handle_event, resync = resolved
-    many = getattr(handle_event, "many", None)
-    return Handlers(handle_event, resync, handle_events=many if callable(many) else None)
+    many, act, finish = (getattr(handle_event, name, None) for name in ("many", "act", "finish"))
+    split = callable(act) and callable(finish)
+    return Handlers(
+        handle_event,
+        resync,
+        handle_events=many if callable(many) else None,
+        act=act if split else None,
+        finish=finish if split else None,
+    )
 
 
 class MetricsBuffer:
@@ -129,7 +146,12 @@ class Dispatcher:
             max_workers=max(1, threads or int(settings.BROKER_EVENT_HANDLER_THREADS)),
             thread_name_prefix="broker-events",
         )
+        # `finish` work (PnL after a burst) in a pool of its own: one thread, behind the rest.
+        self.finish_executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="broker-events-finish"
+        )
         self.metrics = MetricsBuffer()
+        self._left: dict[int, set[str]] = {}
         self._queues: dict[int, deque] = {}
         self._workers: dict[int, asyncio.Task] = {}
         self.handled = 0
@@ -151,9 +173,14 @@ class Dispatcher:
 
     async def _work(self, account_id: int) -> None:
         queue = self._queues[account_id]
-        while queue:
+        batching = self.handlers.handle_events is not None or self.handlers.act is not None
+        while queue or account_id in self._left:
+            if not queue:
+                # The account's burst is over: what its runs left (its PnL), once.
+                await self._finish(account_id, frozenset(self._left.pop(account_id)))
+                continue
             run = [queue.popleft()]
-            if self.handlers.handle_events is not None and run[0][0].kind in RUN_KINDS:
+            if batching and run[0][0].kind in RUN_KINDS:
                 # Events that queued up meanwhile (a burst of fills) go as one run, in order.
                 while queue and queue[0][0].kind in RUN_KINDS and len(run) < MAX_RUN:
                     run.append(queue.popleft())
@@ -166,10 +193,34 @@ class Dispatcher:
         self._queues.pop(account_id, None)
         self._workers.pop(account_id, None)
 
-    async def _run(self, function, *args, **kwargs):
+    async def _run(self, function, *args, executor=None, **kwargs):
         return await sync_to_async(
-            call_with_connection, thread_sensitive=False, executor=self.executor
+            call_with_connection, thread_sensitive=False, executor=executor or self.executor
         )(function, *args, **kwargs)
+
+    async def _finish(self, account_id: int, left: frozenset[str]) -> None:
+        assert self.handlers.finish is not None  # work is left only by `act`
+        try:
+            await self._run_retrying_busy(
+                account_id, self.handlers.finish, account_id, left, executor=self.finish_executor
+            )
+        except asyncio.CancelledError:
+            raise
+        except Busy:
+            self.metrics.inc("broker_event_finish_errors_total")
+            logger.warning(
+                "account still busy: %s after broker events left to the next cycle",
+                ", ".join(sorted(left)),
+                extra={"account_id": account_id},
+            )
+        except Exception:
+            self.failed += 1
+            self.metrics.inc("broker_event_finish_errors_total")
+            logger.exception(
+                "finishing broker events failed (%s); the next cycle does it",
+                ", ".join(sorted(left)),
+                extra={"account_id": account_id},
+            )
 
     async def _handle(self, events: list[BrokerEvent]) -> None:
         """One event through the handler (a CONNECTED then through the resync), or a run of
@@ -177,7 +228,13 @@ class Dispatcher:
         failure logged and counted per event."""
         first = events[0]
         try:
-            if len(events) > 1:
+            if self.handlers.act is not None and first.kind in RUN_KINDS:
+                left = await self._run_retrying_busy(first, self.handlers.act, events)
+                for account_id, work in (left or {}).items():
+                    self._left.setdefault(account_id, set()).update(work)
+                if len(events) > 1:
+                    self.metrics.inc("broker_event_runs_total", source=first.source)
+            elif len(events) > 1:
                 assert self.handlers.handle_events is not None  # runs only with `many`
                 await self._run_retrying_busy(first, self.handlers.handle_events, events)
                 self.metrics.inc("broker_event_runs_total", source=first.source)
@@ -223,10 +280,15 @@ class Dispatcher:
         for event in events:
             self.metrics.inc(metric, source=event.source, kind=str(event.kind))
 
-    async def _run_retrying_busy(self, event: BrokerEvent, function, *args, **kwargs):
-        """`function` in the pool; when the account is busy, again after a pause (the
-        account's later events wait behind this one: their order is kept). Raises Busy
-        when the last retry found it busy too."""
+    async def _run_retrying_busy(self, about: BrokerEvent | int, function, *args, **kwargs):
+        """`function` in the pool (`executor=` another); when the account is busy, again
+        after a pause (the account's later events wait behind this one: their order is
+        kept). `about` is the event (or the account id) the call is for. Raises Busy when
+        the last retry found it busy too."""
+        if isinstance(about, BrokerEvent):
+            account_id, kind, source = about.account_id, str(about.kind), about.source
+        else:
+            account_id, kind, source = about, "finish", "finish"
         delay = self.busy_first_delay
         for attempt in range(self.busy_retries + 1):
             try:
@@ -235,11 +297,11 @@ class Dispatcher:
                 if attempt == self.busy_retries:
                     raise
             self.busy_retried += 1
-            self.metrics.inc("broker_events_busy_retried_total", source=event.source)
+            self.metrics.inc("broker_events_busy_retried_total", source=source)
             logger.info(
                 "account busy: broker event retried in %.1f s",
                 delay,
-                extra={"account_id": event.account_id, "kind": str(event.kind)},
+                extra={"account_id": account_id, "kind": kind},
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 8.0)
@@ -258,4 +320,5 @@ class Dispatcher:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.finish_executor.shutdown(wait=False, cancel_futures=True)
         self.metrics.flush()

@@ -69,6 +69,34 @@ class _RecordingRuns:
 
 record_event_runs = _RecordingRuns()
 
+FINISHES_KEY = "test-recorder:finishes"
+
+
+class _RecordingSplit(_RecordingRuns):
+    """`record_event_runs` offering `act` and `finish` too (as the desk's handler does):
+    `act` records the run and leaves "pnl" for its account; `finish` records when, on which
+    thread and with what it ran."""
+
+    def act(self, events) -> dict[int, set[str]]:
+        self.many(events)
+        return {event.account_id: {"pnl"} for event in events}
+
+    def finish(self, account_id: int, left) -> None:
+        entry = {
+            "account_id": account_id,
+            "left": sorted(left),
+            "thread": threading.current_thread().name,
+            "at": time.time(),
+        }
+        _redis().rpush(FINISHES_KEY, json.dumps(entry))
+
+
+record_event_split = _RecordingSplit()
+
+
+def finishes() -> list[dict]:
+    return [json.loads(raw) for raw in _redis().lrange(FINISHES_KEY, 0, -1)]
+
 
 def runs() -> list[list[str]]:
     return [json.loads(raw) for raw in _redis().lrange(RUNS_KEY, 0, -1)]
@@ -105,7 +133,7 @@ def resyncs(account_id: int | None = None) -> list[dict]:
 
 
 def clear() -> None:
-    _redis().delete(EVENTS_KEY, RESYNCS_KEY, RUNS_KEY)
+    _redis().delete(EVENTS_KEY, RESYNCS_KEY, RUNS_KEY, FINISHES_KEY)
     overlaps.clear()
 
 

@@ -56,6 +56,39 @@ def test_the_default_handlers_are_the_desk_s_and_they_resolve():
     handlers = resolve_handlers()
     assert handlers.handle_event is handle_broker_event
     assert handlers.resync_account is resync_account
+    # the desk's handler splits a run: protection at once, the PnL after the burst
+    assert handlers.act is not None and handlers.finish is not None
+
+
+def test_what_runs_leave_is_finished_once_per_account_after_its_burst_on_its_own_thread(
+    recording, settings, monkeypatch
+):
+    # Account 5 gets a burst (its first run is slow, four more events queue behind it);
+    # account 6 one event. Each account's `finish` runs once, after all of its events, with
+    # what its runs left, in the finish pool (one thread, behind the event handlers).
+    settings.BROKER_EVENT_HANDLER = "tests.orders.brokers.streams.recorder.record_event_split"
+    monkeypatch.setenv("TEST_RECORDER_DELAY", "0.2")
+    dispatcher = Dispatcher(resolve_handlers(), threads=2)
+
+    async def run():
+        first = dispatcher.submit(_order_event(5, 1))
+        await asyncio.sleep(0.05)  # the first is in the handler now
+        rest = [dispatcher.submit(_order_event(5, n)) for n in range(2, 6)]
+        await asyncio.gather(first, *rest, dispatcher.submit(_order_event(6, 1)))
+        assert await dispatcher.drain(10)
+
+    asyncio.run(run())
+    dispatcher.close()
+    assert recording.runs().count(["order"] * 4) == 1  # the queued four as one run
+    finishes = {f["account_id"]: f for f in recording.finishes()}
+    assert len(recording.finishes()) == 2 and set(finishes) == {5, 6}
+    for account_id in (5, 6):
+        assert finishes[account_id]["left"] == ["pnl"]
+        assert finishes[account_id]["thread"].startswith("broker-events-finish")
+        last_event_at = max(
+            e["at"] for e in recording.recorded() if e["event"].account_id == account_id
+        )
+        assert finishes[account_id]["at"] >= last_event_at
 
 
 def test_events_of_one_account_run_one_at_a_time_in_order_accounts_in_parallel(
