@@ -84,6 +84,8 @@ class RunResult:
     order_update: list[float] = field(default_factory=list)
     events_per_second: float | None = None
     stream_processes: int = 1
+    window: tuple[float, float] = (0.0, 0.0)  # first price move .. last cancel (epoch)
+    cycles: list[dict] = field(default_factory=list)  # the loop's cycles that overlapped it
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process, this run
     burst: int = 0
     duplicates: int = 0
@@ -191,7 +193,8 @@ def loop_main(interval: float) -> None:
 
     from monitoring.services import run_user_cycle
 
-    user_ids = json.loads(sys.stdin.readline())
+    setup = json.loads(sys.stdin.readline())
+    user_ids, first_tick = setup["users"], float(setup["first_tick"])
 
     def one(user_id: int, key: str) -> None:
         try:
@@ -199,12 +202,23 @@ def loop_main(interval: float) -> None:
         finally:
             close_old_connections()
 
-    started = time.monotonic()
+    started = time.monotonic() + first_tick - interval
     with ThreadPoolExecutor(max_workers=2) as pool:
         for tick in range(1, 10**6):
             time.sleep(max(0.0, started + tick * interval - time.monotonic()))
             key = f"bench-{os.getpid()}-{tick}"
+            began = time.time()
             list(pool.map(lambda uid, key=key: one(uid, key), user_ids))
+            print(json.dumps({"cycle": tick, "began": began, "ended": time.time()}), flush=True)
+
+
+def loop_cycles() -> list[dict]:
+    """The loop process's finished cycles (its log), each with when it began and ended."""
+    cycles = []
+    for line in (LOG_DIR / "bench_events_loop.log").read_text().splitlines():
+        if line.startswith('{"cycle"'):
+            cycles.append(json.loads(line))
+    return cycles
 
 
 # ---- seeding -------------------------------------------------------------------------------------
@@ -618,7 +632,11 @@ def run_once(
             env,
         )
         assert loop_process.stdin is not None  # started with stdin=PIPE
-        loop_process.stdin.write((json.dumps([d.user_id for d in desks]) + "\n").encode())
+        # With streams, a full cycle of every user starts with the price moves (the streams
+        # must keep their pace while the safety net runs); the baseline's first cycle comes
+        # one interval after the start, as a beat's would.
+        setup = {"users": [d.user_id for d in desks], "first_tick": 0 if streams else args.interval}
+        loop_process.stdin.write((json.dumps(setup) + "\n").encode())
         loop_process.stdin.flush()
         timeout = 3 * args.interval + 60
         instrument_ids = [i.pk for i in instruments]
@@ -628,10 +646,12 @@ def run_once(
         cpu_before["monitoring loop"] = cpu_seconds(loop_process)
         for n, process in enumerate(stream_processes):
             cpu_before[f"stream process {n + 1}"] = cpu_seconds(process)
+        moves_began = time.time()
         move_prices(instrument_ids, FILL_ENTRY, args.moves_per_second)
         wait_until(lambda: protected(desks), len(desks), timeout, "orders protected")
         move_prices(instrument_ids, FILL_STOP, args.moves_per_second)
         wait_until(lambda: targets_cancelled(desks), len(desks), timeout, "targets cancelled")
+        result.window = (moves_began, time.time())
         time.sleep(1.0)  # the last order_updates in flight
         cpu_after = {name: cpu_seconds(p) for name, p in servers.items()}
         cpu_after["bench (prices, browsers)"] = own_cpu_seconds()
@@ -651,6 +671,8 @@ def run_once(
         if browsers is not None:
             browsers.close()
         stop(loop_process)
+        began, ended = result.window
+        result.cycles = [c for c in loop_cycles() if c["began"] < ended and c["ended"] > began]
         for process in stream_processes:
             stop(process)
     return result
@@ -670,6 +692,13 @@ def report(result: RunResult) -> None:
         print(
             "  CPU seconds from the first price move to the last cancel: "
             + ", ".join(f"{name} {seconds:.1f}" for name, seconds in result.cpu.items())
+        )
+    began, ended = result.window
+    print(f"  first price move to last cancel: {ended - began:.1f} s")
+    for cycle in result.cycles:
+        print(
+            f"  monitoring cycle {cycle['cycle']} of every user ran {cycle['began'] - began:+.1f} s "
+            f"to {cycle['ended'] - began:+.1f} s of it ({cycle['ended'] - cycle['began']:.1f} s)"
         )
     p = result.protection
     print(
