@@ -22,18 +22,20 @@ from dataclasses import dataclass, field
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from accounts.services import strategy_named
 from orders.brokers.base import BrokerError, BrokerPositionRow
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
 from orders.models import Order, OrderEvent, OrderLeg
-from orders.services.audit import new_event, record_changes
-from orders.services.broker_calls import client_for, submit_legs
+from orders.services.broker_calls import client_for
 from orders.services.changes import cancel_leg
 from orders.services.exclusion import account_exclusion
-from orders.services.position_changes import write_ahead_exits
+from orders.services.position_changes import (
+    mark_exit_requested,
+    send_exits,
+    write_ahead_exits,
+)
 from orders.services.resync import refresh_legs_from_broker
 from orders.services.sync import LIVE_ORDER_STATUSES, roll_up_orders
 
@@ -130,22 +132,13 @@ def _exit(
 
     # 1. The brackets holding these positions: marked, then (on the broker's order book as it
     # is now: a stop-loss that just filled is not cancelled) their working legs cancelled.
-    now = timezone.now()
     with transaction.atomic():
         brackets = _holding_brackets(account, keys)
-        Order.objects.filter(pk__in=[o.pk for o in brackets]).update(
-            exit_requested_at=now, updated_at=now
-        )
-        record_changes(
-            [
-                new_event(
-                    order=order,
-                    kind=EventKind.POSITION_EXIT,
-                    actor=actor,
-                    message="exit of the position: its open legs are cancelled first",
-                )
-                for order in brackets
-            ]
+        mark_exit_requested(
+            orders=brackets,
+            actor=actor,
+            kind=EventKind.POSITION_EXIT,
+            message="exit of the position: its open legs are cancelled first",
         )
     try:
         refresh_legs_from_broker(account=account, actor=actor)
@@ -233,16 +226,9 @@ def _exit(
     result.bracket_order_ids = sorted(
         {o.pk for _, o in pairs if o.kind == Order.Kind.BRACKET} - set(result.exit_order_ids)
     )
-    if pairs:
-        for outcome in submit_legs(account=account, pairs=pairs, actor=actor):
-            if outcome.not_sent:
-                result.not_sent.append(outcome.leg.unique_identifier)
-            if outcome.rejected_reason:
-                result.errors.append(
-                    f"exit {outcome.leg.unique_identifier} rejected: {outcome.rejected_reason}"
-                )
-            else:
-                result.exit_legs.append(outcome.leg.unique_identifier)
+    for outcome in send_exits(account=account, pairs=pairs, actor=actor, result=result):
+        if outcome.not_sent:
+            result.not_sent.append(outcome.leg.unique_identifier)
     roll_up_orders(
         order_ids=sorted({o.pk for o in brackets} | {o.pk for _, o in pairs}), actor=actor
     )
