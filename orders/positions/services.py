@@ -27,7 +27,8 @@ from accounts.models import BrokerAccount
 from accounts.services import strategy_named
 from orders.brokers.base import BrokerError, BrokerPositionRow
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
-from orders.models import Order, OrderEvent, OrderLeg
+from orders.models import Order, OrderLeg
+from orders.services.audit import record_account_event
 from orders.services.broker_calls import client_for
 from orders.services.changes import cancel_leg
 from orders.services.exclusion import account_exclusion
@@ -68,12 +69,6 @@ def _key_of(position: BrokerPositionRow) -> PositionKey:
 
 def _describe(key: PositionKey) -> str:
     return f"{key[0]}:{key[1]} {key[2]}"
-
-
-def _audit(account: BrokerAccount, actor: str, kind: EventKind, message: str) -> None:
-    OrderEvent.objects.create(
-        account=account, user_id=account.user_id, actor=actor, kind=kind, message=message
-    )
 
 
 def _holding_brackets(account: BrokerAccount, keys: set[PositionKey] | None) -> list[Order]:
@@ -128,7 +123,12 @@ def _exit(
 ) -> ExitResult:
     result = ExitResult()
     what = "every position" if keys is None else ", ".join(_describe(k) for k in sorted(keys))
-    _audit(account, actor, EventKind.POSITIONS_EXIT_REQUESTED, f"exit requested: {what}")
+    record_account_event(
+        account,
+        actor=actor,
+        kind=EventKind.POSITIONS_EXIT_REQUESTED,
+        message=f"exit requested: {what}",
+    )
 
     # 1. The brackets holding these positions: marked, then (on the broker's order book as it
     # is now: a stop-loss that just filled is not cancelled) their working legs cancelled.
@@ -183,7 +183,9 @@ def _exit(
         positions = async_to_sync(client_for(account).positions)()
     except BrokerError as exc:
         result.errors.append(f"positions unavailable, nothing sent: {exc.message}")
-        _audit(account, actor, EventKind.POSITIONS_EXIT_FAILED, result.errors[-1])
+        record_account_event(
+            account, actor=actor, kind=EventKind.POSITIONS_EXIT_FAILED, message=result.errors[-1]
+        )
         roll_up_orders(order_ids=[o.pk for o in brackets], actor=actor)
         return result
     busy = _working_exit_keys(account)
@@ -232,11 +234,15 @@ def _exit(
     roll_up_orders(
         order_ids=sorted({o.pk for o in brackets} | {o.pk for _, o in pairs}), actor=actor
     )
-    _audit(
+    record_account_event(
         account,
-        actor,
-        EventKind.POSITIONS_EXIT_SENT if result.complete else EventKind.POSITIONS_EXIT_INCOMPLETE,
-        f"{len(result.exit_legs)} exit order(s) sent"
+        actor=actor,
+        kind=(
+            EventKind.POSITIONS_EXIT_SENT
+            if result.complete
+            else EventKind.POSITIONS_EXIT_INCOMPLETE
+        ),
+        message=f"{len(result.exit_legs)} exit order(s) sent"
         + (f"; problems: {'; '.join(result.errors)}" if result.errors else ""),
     )
     return result

@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from accounts.models import User
+from accounts.models import BrokerAccount, User
 from orders.brokers.base import BrokerError
 from orders.domain.vocabulary import EventKind
 from orders.models import Order, OrderEvent, OrderLeg
@@ -158,4 +158,26 @@ def record_broker_error(
         message=exc.message,
         before=leg_state(leg),
         broker_response=exc.response,
+    )
+
+
+def record_account_event(
+    account: BrokerAccount,
+    *,
+    kind: EventKind,
+    actor: str,
+    message: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> OrderEvent:
+    """An audit row of the account as a whole, of no one order (trading locked, positions
+    exited)."""
+    return OrderEvent.objects.create(
+        account=account,
+        user_id=account.user_id,
+        actor=actor,
+        kind=kind,
+        message=message,
+        before=before,
+        after=after,
     )
