@@ -205,6 +205,18 @@ class Strategy(models.Model):
         return self.name
 
 
+# What a trader sets on a strategy (the API's and the settings page's fields).
+STRATEGY_SETTINGS = [
+    "name",
+    "allow_regeneration",
+    "max_regenerations",
+    "trailing_sl_enabled",
+    "trailing_sl_trigger",
+    "trailing_sl_step",
+    "max_slippage_pct",
+]
+
+
 class EntryRegeneratePermission(models.Model):
     """Whether the monitoring loop may re-place this user's rejected entries, and for which."""
 

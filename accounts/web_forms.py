@@ -12,7 +12,14 @@ from typing import Any
 
 from django import forms
 
-from accounts.models import CREDENTIAL_FIELDS, ApiKey, Broker, BrokerAccount, Strategy
+from accounts.models import (
+    CREDENTIAL_FIELDS,
+    STRATEGY_SETTINGS,
+    ApiKey,
+    Broker,
+    BrokerAccount,
+    Strategy,
+)
 
 CREDENTIAL_LABELS = {
     "app_key": "App key",
@@ -148,15 +155,7 @@ class KillSwitchForm(forms.Form):
 class StrategyForm(forms.ModelForm):
     class Meta:
         model = Strategy
-        fields = [
-            "name",
-            "allow_regeneration",
-            "max_regenerations",
-            "trailing_sl_enabled",
-            "trailing_sl_trigger",
-            "trailing_sl_step",
-            "max_slippage_pct",
-        ]
+        fields = STRATEGY_SETTINGS
         labels = {
             "allow_regeneration": "Re-place rejected entries",
             "max_regenerations": "Most regenerations per order",

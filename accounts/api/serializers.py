@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from accounts.models import CREDENTIAL_FIELDS, ApiKey, Broker, BrokerAccount, Strategy, User
+from accounts.models import (
+    CREDENTIAL_FIELDS,
+    STRATEGY_SETTINGS,
+    ApiKey,
+    Broker,
+    BrokerAccount,
+    Strategy,
+    User,
+)
 
 
 class LoginSerializer(serializers.Serializer):
@@ -115,18 +123,7 @@ class BrokerAccountUpdateSerializer(serializers.Serializer):
 class StrategySerializer(serializers.ModelSerializer):
     class Meta:
         model = Strategy
-        fields = [
-            "id",
-            "name",
-            "allow_regeneration",
-            "max_regenerations",
-            "trailing_sl_enabled",
-            "trailing_sl_trigger",
-            "trailing_sl_step",
-            "max_slippage_pct",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *STRATEGY_SETTINGS, "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
         # Uniqueness per user is checked by the service (the user is not a field here).
         validators: list = []
