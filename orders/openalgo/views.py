@@ -384,7 +384,7 @@ class PlaceSmartOrderView(OrderWriteView):
             )
         change = smart.result
         assert change is not None and smart.change is not None  # a change was decided and made
-        extra = {
+        extra: dict[str, Any] = {
             "action": smart.change.side,
             "quantity": smart.change.quantity,
             "current_position": smart.current,
@@ -530,7 +530,7 @@ class SplitOrderView(OrderWriteView):
         for result in results:
             row: dict[str, Any] = {"order_num": result.index + 1, "quantity": result.quantity}
             rows.append(_item_row(row, result.placement, result.error))
-        fields = dict(
+        fields: dict[str, Any] = dict(
             split_size=split_size, total_quantity=order.quantity, results=rows, mode=caller.mode
         )
         if _all_not_sent(results):
