@@ -12,14 +12,7 @@ from typing import Any
 
 from django import forms
 
-from accounts.models import (
-    CREDENTIAL_FIELDS,
-    STRATEGY_SETTINGS,
-    ApiKey,
-    Broker,
-    BrokerAccount,
-    Strategy,
-)
+from accounts.models import CREDENTIAL_FIELDS, ApiKey, Broker, BrokerAccount, Strategy
 
 CREDENTIAL_LABELS = {
     "app_key": "App key",
@@ -155,7 +148,7 @@ class KillSwitchForm(forms.Form):
 class StrategyForm(forms.ModelForm):
     class Meta:
         model = Strategy
-        fields = STRATEGY_SETTINGS
+        fields = Strategy.SETTINGS
         labels = {
             "allow_regeneration": "Re-place rejected entries",
             "max_regenerations": "Most regenerations per order",

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from accounts.models import (
-    CREDENTIAL_FIELDS,
-    STRATEGY_SETTINGS,
-    ApiKey,
-    Broker,
-    BrokerAccount,
-    Strategy,
-    User,
-)
+from accounts.models import CREDENTIAL_FIELDS, ApiKey, Broker, BrokerAccount, Strategy, User
 
 
 class LoginSerializer(serializers.Serializer):
@@ -123,7 +115,7 @@ class BrokerAccountUpdateSerializer(serializers.Serializer):
 class StrategySerializer(serializers.ModelSerializer):
     class Meta:
         model = Strategy
-        fields = ["id", *STRATEGY_SETTINGS, "created_at", "updated_at"]
+        fields = ["id", *Strategy.SETTINGS, "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
         # Uniqueness per user is checked by the service (the user is not a field here).
         validators: list = []
