@@ -196,6 +196,17 @@ class Strategy(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # What a trader sets (the API's and the settings page's fields).
+    SETTINGS = [
+        "name",
+        "allow_regeneration",
+        "max_regenerations",
+        "trailing_sl_enabled",
+        "trailing_sl_trigger",
+        "trailing_sl_step",
+        "max_slippage_pct",
+    ]
+
     class Meta:
         db_table = "strategies"
         constraints = [models.UniqueConstraint(fields=["user", "name"], name="uniq_strategy")]

@@ -14,9 +14,12 @@ right code there logs in. Every code attempt takes a token from the login limite
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import (
@@ -53,6 +56,9 @@ from trading_site.core.market_hours import MARKET_TZ
 
 # The password-checked user waiting for the second step of the web login.
 PENDING_LOGIN_KEY = "two_factor_pending_login"
+
+# What a two-factor action returns to its answer (recovery codes, or nothing).
+_Done = TypeVar("_Done")
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -366,6 +372,34 @@ def _counted_code_attempt(request: HttpRequest, form) -> int | None:
     return None
 
 
+def _with_current_code(
+    request: AuthenticatedHttpRequest,
+    form: forms.Form,
+    *,
+    form_name: str,
+    act: Callable[[dict[str, Any]], _Done],
+    answer: Callable[[_Done], HttpResponse],
+) -> HttpResponse:
+    """A two-factor POST that needs a current code: an invalid form is a 400, too many code
+    attempts a 429, a refusal of the service (TwoFactorError) is shown on the form; else
+    `act(cleaned_data)` does the work and `answer(what it returned)` responds."""
+    status = 400
+    retry_after: int | None = 0
+    if form.is_valid():
+        retry_after = _counted_code_attempt(request, form)
+        if retry_after is not None:
+            status = 429
+        else:
+            try:
+                done = act(form.cleaned_data)
+            except two_factor.TwoFactorError as exc:
+                add_service_errors(form, exc.details, fallback=exc.message)
+            else:
+                return answer(done)
+    context = _two_factor_context(request, **{form_name: form})
+    return _render_status(request, "accounts/two_factor.html", context, status, retry_after or 0)
+
+
 @never_cache
 @login_required
 @require_http_methods(["GET"])
@@ -391,78 +425,54 @@ def two_factor_start(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def two_factor_confirm(request: AuthenticatedHttpRequest) -> HttpResponse:
-    form = TwoFactorCodeForm(request.POST, allow_recovery=False)
-    status = 400
-    retry_after: int | None = 0
-    if form.is_valid():
-        retry_after = _counted_code_attempt(request, form)
-        if retry_after is not None:
-            status = 429
-        else:
-            try:
-                codes = two_factor.confirm_enrolment(
-                    user=request.user, code=form.cleaned_data["code"]
-                )
-            except two_factor.TwoFactorError as exc:
-                add_service_errors(form, exc.details, fallback=exc.message)
-            else:
-                two_factor.mark_session_verified(request.session, request.user)
-                context = _two_factor_context(request, recovery_codes=codes, just_enabled=True)
-                return render(request, "accounts/two_factor.html", context)
-    context = _two_factor_context(request, code_form=form)
-    return _render_status(request, "accounts/two_factor.html", context, status, retry_after or 0)
+    def enabled(codes: list[str]) -> HttpResponse:
+        two_factor.mark_session_verified(request.session, request.user)
+        context = _two_factor_context(request, recovery_codes=codes, just_enabled=True)
+        return render(request, "accounts/two_factor.html", context)
+
+    return _with_current_code(
+        request,
+        TwoFactorCodeForm(request.POST, allow_recovery=False),
+        form_name="code_form",
+        act=lambda data: two_factor.confirm_enrolment(user=request.user, code=data["code"]),
+        answer=enabled,
+    )
 
 
 @never_cache
 @login_required
 @require_POST
 def two_factor_recovery_codes(request: AuthenticatedHttpRequest) -> HttpResponse:
-    form = TwoFactorCodeForm(request.POST)
-    status = 400
-    retry_after: int | None = 0
-    if form.is_valid():
-        retry_after = _counted_code_attempt(request, form)
-        if retry_after is not None:
-            status = 429
-        else:
-            try:
-                codes = two_factor.regenerate_recovery_codes(
-                    user=request.user, code=form.cleaned_data["code"]
-                )
-            except two_factor.TwoFactorError as exc:
-                add_service_errors(form, exc.details, fallback=exc.message)
-            else:
-                context = _two_factor_context(request, recovery_codes=codes)
-                return render(request, "accounts/two_factor.html", context)
-    context = _two_factor_context(request, regenerate_form=form)
-    return _render_status(request, "accounts/two_factor.html", context, status, retry_after or 0)
+    return _with_current_code(
+        request,
+        TwoFactorCodeForm(request.POST),
+        form_name="regenerate_form",
+        act=lambda data: two_factor.regenerate_recovery_codes(user=request.user, code=data["code"]),
+        answer=lambda codes: render(
+            request,
+            "accounts/two_factor.html",
+            _two_factor_context(request, recovery_codes=codes),
+        ),
+    )
 
 
 @login_required
 @require_POST
 def two_factor_disable(request: AuthenticatedHttpRequest) -> HttpResponse:
-    form = TwoFactorDisableForm(request.POST)
-    status = 400
-    retry_after: int | None = 0
-    if form.is_valid():
-        retry_after = _counted_code_attempt(request, form)
-        if retry_after is not None:
-            status = 429
-        else:
-            try:
-                two_factor.disable_two_factor(
-                    user=request.user,
-                    password=form.cleaned_data["password"],
-                    code=form.cleaned_data["code"],
-                )
-            except two_factor.TwoFactorError as exc:
-                add_service_errors(form, exc.details, fallback=exc.message)
-            else:
-                request.session.pop(two_factor.SESSION_VERIFIED_KEY, None)
-                messages.success(request, "Two-factor login is off.")
-                return redirect("two_factor")
-    context = _two_factor_context(request, disable_form=form)
-    return _render_status(request, "accounts/two_factor.html", context, status, retry_after or 0)
+    def disabled(_: None) -> HttpResponse:
+        request.session.pop(two_factor.SESSION_VERIFIED_KEY, None)
+        messages.success(request, "Two-factor login is off.")
+        return redirect("two_factor")
+
+    return _with_current_code(
+        request,
+        TwoFactorDisableForm(request.POST),
+        form_name="disable_form",
+        act=lambda data: two_factor.disable_two_factor(
+            user=request.user, password=data["password"], code=data["code"]
+        ),
+        answer=disabled,
+    )
 
 
 # ---- API keys -------------------------------------------------------------------------------

@@ -148,15 +148,7 @@ class KillSwitchForm(forms.Form):
 class StrategyForm(forms.ModelForm):
     class Meta:
         model = Strategy
-        fields = [
-            "name",
-            "allow_regeneration",
-            "max_regenerations",
-            "trailing_sl_enabled",
-            "trailing_sl_trigger",
-            "trailing_sl_step",
-            "max_slippage_pct",
-        ]
+        fields = Strategy.SETTINGS
         labels = {
             "allow_regeneration": "Re-place rejected entries",
             "max_regenerations": "Most regenerations per order",

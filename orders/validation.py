@@ -382,17 +382,14 @@ def single_order_errors(
     errors: FieldErrors = {}
     check_choice(errors, "order_side", request.order_side, Side)
     check_choice(errors, "order_type", request.order_type, OrderType)
-    _check_product(errors, request.product_type)
-    _check_client_id(errors, request.client_order_id)
-    instrument = (resolver or InstrumentResolver()).resolve(
-        symbol=request.symbol,
-        instrument_id=request.exchange_instrument_id,
-        segment=request.exchange_segment,
-        symbol_field="symbol",
-        id_field="exchange_instrument_id",
-        errors=errors,
+    instrument, strategy = _check_subject(
+        errors,
+        user=user,
+        request=request,
+        resolver=resolver,
+        symbol=(request.symbol, "symbol"),
+        instrument_id=(request.exchange_instrument_id, "exchange_instrument_id"),
     )
-    strategy = resolve_strategy(user=user, name=request.strategy_name, errors=errors)
     if instrument is not None:
         check_quantity(errors, "order_quantity", request.order_quantity, instrument)
         for name in ("limit_price", "stop_price"):
@@ -444,17 +441,14 @@ def bracket_order_errors(
     errors: FieldErrors = {}
     side = request.order_side
     check_choice(errors, "order_side", side, Side)
-    _check_product(errors, request.product_type)
-    _check_client_id(errors, request.client_order_id)
-    instrument = (resolver or InstrumentResolver()).resolve(
-        symbol=request.trading_symbol,
-        instrument_id=request.exchange_token,
-        segment=request.exchange_segment,
-        symbol_field="trading_symbol",
-        id_field="exchange_token",
-        errors=errors,
+    instrument, strategy = _check_subject(
+        errors,
+        user=user,
+        request=request,
+        resolver=resolver,
+        symbol=(request.trading_symbol, "trading_symbol"),
+        instrument_id=(request.exchange_token, "exchange_token"),
     )
-    strategy = resolve_strategy(user=user, name=request.strategy_name, errors=errors)
     lots: int | None = request.no_of_lots
     if lots is None or lots <= 0:
         _add(errors, "no_of_lots", "must be a positive integer")
@@ -526,6 +520,31 @@ def validate_bracket_order(
         sl_stop_price=request.sl_stop_price,
         targets=found.targets,
     )
+
+
+def _check_subject(
+    errors: FieldErrors,
+    *,
+    user,
+    request: SingleOrderRequest | BracketOrderRequest,
+    resolver: InstrumentResolver | None,
+    symbol: tuple[str, str],
+    instrument_id: tuple[int | None, str],
+) -> tuple[Instrument | None, Strategy | None]:
+    """The rules every kind of order shares: its product, client order id, instrument (by
+    symbol or id, each a (value, field name)) and strategy."""
+    _check_product(errors, request.product_type)
+    _check_client_id(errors, request.client_order_id)
+    instrument = (resolver or InstrumentResolver()).resolve(
+        symbol=symbol[0],
+        instrument_id=instrument_id[0],
+        segment=request.exchange_segment,
+        symbol_field=symbol[1],
+        id_field=instrument_id[1],
+        errors=errors,
+    )
+    strategy = resolve_strategy(user=user, name=request.strategy_name, errors=errors)
+    return instrument, strategy
 
 
 def _check_product(errors: FieldErrors, product_type: str) -> None:

@@ -115,18 +115,7 @@ class BrokerAccountUpdateSerializer(serializers.Serializer):
 class StrategySerializer(serializers.ModelSerializer):
     class Meta:
         model = Strategy
-        fields = [
-            "id",
-            "name",
-            "allow_regeneration",
-            "max_regenerations",
-            "trailing_sl_enabled",
-            "trailing_sl_trigger",
-            "trailing_sl_step",
-            "max_slippage_pct",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *Strategy.SETTINGS, "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
         # Uniqueness per user is checked by the service (the user is not a field here).
         validators: list = []

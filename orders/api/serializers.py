@@ -19,12 +19,16 @@ PRICE_FIELD: dict[str, Any] = {
 }
 
 
-def external_id_field() -> serializers.CharField:
+def optional_text(max_length: int, **extra: Any) -> serializers.CharField:
+    """A text field that may be left out or blank (then "")."""
     return serializers.CharField(
-        required=False,
-        allow_blank=True,
-        max_length=64,
-        default="",
+        required=False, allow_blank=True, max_length=max_length, default="", **extra
+    )
+
+
+def external_id_field() -> serializers.CharField:
+    return optional_text(
+        64,
         help_text="Your own id for the order: unique per account and trading day (a repeat "
         "is a 409 CONFLICT and places nothing).",
     )
@@ -47,7 +51,7 @@ class PlaceOrderSerializer(serializers.Serializer):
     """POST /api/orders."""
 
     account_id = serializers.IntegerField()
-    symbol = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
+    symbol = optional_text(100)
     exchange_instrument_id = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     exchange_segment = UpperChoiceField(
         choices=ExchangeSegment.choices, required=False, allow_blank=True, default=""
@@ -58,12 +62,8 @@ class PlaceOrderSerializer(serializers.Serializer):
     order_type = UpperChoiceField(choices=OrderType.choices)
     limit_price = price_field()
     stop_price = price_field()
-    strategy_name = serializers.CharField(
-        required=False, allow_blank=True, max_length=100, default=""
-    )
-    client_order_id = serializers.CharField(
-        required=False, allow_blank=True, max_length=64, default=""
-    )
+    strategy_name = optional_text(100)
+    client_order_id = optional_text(64)
     external_id = external_id_field()
 
     def to_request(self, *, idempotency_key: str = "") -> SingleOrderRequest:
@@ -90,9 +90,7 @@ class PlaceOrderSerializer(serializers.Serializer):
 
 
 class _BracketFields(serializers.Serializer):
-    trading_symbol = serializers.CharField(
-        required=False, allow_blank=True, max_length=100, default=""
-    )
+    trading_symbol = optional_text(100)
     exchange_token = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     exchange_segment = UpperChoiceField(
         choices=ExchangeSegment.choices, required=False, allow_blank=True, default=""
@@ -104,12 +102,8 @@ class _BracketFields(serializers.Serializer):
     sl_stop_price = price_field()
     order_side = UpperChoiceField(choices=Side.choices, default=Side.BUY)
     product_type = UpperChoiceField(choices=ProductType.choices, default=ProductType.MIS)
-    strategy_name = serializers.CharField(
-        required=False, allow_blank=True, max_length=100, default=""
-    )
-    client_order_id = serializers.CharField(
-        required=False, allow_blank=True, max_length=64, default=""
-    )
+    strategy_name = optional_text(100)
+    client_order_id = optional_text(64)
 
     def _request(self, data: dict, **extra) -> BracketOrderRequest:
         return BracketOrderRequest(
@@ -169,7 +163,7 @@ class TargetSerializer(serializers.Serializer):
 class BatchItemSerializer(_BracketFields):
     """One item of POST /api/algo-place-batch-orders (validated on its own)."""
 
-    external_id = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
+    external_id = optional_text(64)
     targets = TargetSerializer(many=True, required=False, default=list)
 
     def request_from(self, data: dict, *, account_id: int) -> BracketOrderRequest:

@@ -29,6 +29,7 @@ A locked account refuses the whole batch (409 TRADING_LOCKED).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.utils import timezone
@@ -205,19 +206,31 @@ def _parse_statuses(raw: str | None) -> list[str] | None:
     return statuses
 
 
-def _single_order_every_error(serializer: s.PlaceOrderSerializer, user) -> Exception:
-    """The parse errors and the order-rule errors of the fields that did parse, at once."""
-    if not isinstance(serializer.initial_data, dict):
-        return ValidationError(serializer.errors)
-    request = s.PlaceOrderSerializer.request_from(parsed_fields(serializer))
-    return every_error(serializer.errors, single_order_errors(user=user, request=request).errors)
-
-
-def _bracket_order_every_error(serializer: s.AlgoOrderSerializer, user) -> Exception:
-    if not isinstance(serializer.initial_data, dict):
-        return ValidationError(serializer.errors)
-    request = serializer.request_from(parsed_fields(serializer))
-    return every_error(serializer.errors, bracket_order_errors(user=user, request=request).errors)
+def _placed_from_body(
+    request,
+    serializer_class: type[s.PlaceOrderSerializer] | type[s.AlgoOrderSerializer],
+    *,
+    rule_errors: Callable[..., Any],
+    place: Callable[..., PlacementResult],
+    source: str,
+) -> Response:
+    """POST of one order: parsed by `serializer_class` (a refusal lists the parse errors and
+    `rule_errors` of the fields that did parse, at once), placed by `place`."""
+    serializer = serializer_class(data=request.data)
+    if not serializer.is_valid():
+        if not isinstance(serializer.initial_data, dict):
+            raise ValidationError(serializer.errors)
+        parsed = serializer.request_from(parsed_fields(serializer))
+        found = rule_errors(user=request.user, request=parsed)
+        raise every_error(serializer.errors, found.errors)
+    key = _idempotency_key(request, serializer.validated_data["client_order_id"])
+    result = place(
+        user=request.user,
+        request=serializer.to_request(idempotency_key=key),
+        source=source,
+        actor=user_actor(request.user),
+    )
+    return _placement_response(result)
 
 
 def _filtered_order_list(request):
@@ -271,17 +284,13 @@ class OrdersView(OrdersGroupMixin, APIView):
 
     @extend_schema(request=s.PlaceOrderSerializer, responses=_PLACEMENT_RESPONSES)
     def post(self, request):
-        serializer = s.PlaceOrderSerializer(data=request.data)
-        if not serializer.is_valid():
-            raise _single_order_every_error(serializer, request.user)
-        key = _idempotency_key(request, serializer.validated_data["client_order_id"])
-        result = services.place_single_order(
-            user=request.user,
-            request=serializer.to_request(idempotency_key=key),
+        return _placed_from_body(
+            request,
+            s.PlaceOrderSerializer,
+            rule_errors=single_order_errors,
+            place=services.place_single_order,
             source=Order.Source.MANUAL,
-            actor=user_actor(request.user),
         )
-        return _placement_response(result)
 
 
 class OrdersExportView(APIView):
@@ -314,17 +323,13 @@ class AlgoOrderView(OrdersGroupMixin, APIView):
 
     @extend_schema(request=s.AlgoOrderSerializer, responses=_PLACEMENT_RESPONSES)
     def post(self, request):
-        serializer = s.AlgoOrderSerializer(data=request.data)
-        if not serializer.is_valid():
-            raise _bracket_order_every_error(serializer, request.user)
-        key = _idempotency_key(request, serializer.validated_data["client_order_id"])
-        result = services.place_bracket_order(
-            user=request.user,
-            request=serializer.to_request(idempotency_key=key),
+        return _placed_from_body(
+            request,
+            s.AlgoOrderSerializer,
+            rule_errors=bracket_order_errors,
+            place=services.place_bracket_order,
             source=Order.Source.ALGO,
-            actor=user_actor(request.user),
         )
-        return _placement_response(result)
 
 
 class BatchOrdersView(OrdersGroupMixin, APIView):

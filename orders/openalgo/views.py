@@ -185,8 +185,23 @@ class OpenAlgoView(APIView):
         raise NotImplementedError
 
 
+class OrderWriteView(OpenAlgoView):
+    """An endpoint that places, changes or cancels: the orders rate limit, a trade key."""
+
+    rate_limit_group = "orders"
+    places_orders = True
+
+
 def _read(body: dict) -> FieldReader:
     return FieldReader(body)
+
+
+def _read_order_id(body: dict) -> int:
+    reader = _read(body)
+    order_id = read_order_id(reader)
+    reader.raise_errors()
+    assert order_id is not None  # required: raise_errors refused it missing
+    return order_id
 
 
 def _placed(result: PlacementResult, caller: services.Caller, **extra) -> Answer:
@@ -218,6 +233,16 @@ def _placed(result: PlacementResult, caller: services.Caller, **extra) -> Answer
 NOT_SENT = "NOT_SENT"
 
 
+def _nothing_sent(message: str, retry_after: str = "1", **fields: Any) -> Answer:
+    """503 NOT_SENT, retryable: nothing reached the broker, the same request sent again
+    places once."""
+    return Answer(
+        status=503,
+        body=show.error(message, code=NOT_SENT, retryable=True, **fields),
+        headers={"Retry-After": retry_after},
+    )
+
+
 def _not_sent(result: PlacementResult, caller: services.Caller, **extra) -> Answer:
     """An order that provably never reached the broker (our outbound limit, no session, no
     connection; or the kill switch locked the account between the check and the send):
@@ -235,16 +260,11 @@ def _not_sent(result: PlacementResult, caller: services.Caller, **extra) -> Answ
         )
     details = not_sent_details(send)
     retry_after = str(details.get("retry_after", 1))
-    return Answer(
-        status=503,
-        body=show.error(
-            "The order was not sent to the broker, nothing was placed: "
-            f"{send.rejected_reason.removeprefix('not sent: ')}. Send the same request again.",
-            code=NOT_SENT,
-            retryable=True,
-            **fields,
-        ),
-        headers={"Retry-After": retry_after},
+    return _nothing_sent(
+        "The order was not sent to the broker, nothing was placed: "
+        f"{send.rejected_reason.removeprefix('not sent: ')}. Send the same request again.",
+        retry_after,
+        **fields,
     )
 
 
@@ -293,9 +313,7 @@ def inline_order_item() -> serializers.Serializer:
     return inline_serializer(name="OpenAlgoBasketItem", fields=dict(doc.ORDER_FIELDS))
 
 
-class PlaceOrderView(OpenAlgoView):
-    rate_limit_group = "orders"
-    places_orders = True
+class PlaceOrderView(OrderWriteView):
     runs_once = True
     endpoint = "placeorder"
 
@@ -321,9 +339,7 @@ class PlaceOrderView(OpenAlgoView):
         return _placed(result, caller, kind=result.order.kind)
 
 
-class PlaceSmartOrderView(OpenAlgoView):
-    rate_limit_group = "orders"
-    places_orders = True
+class PlaceSmartOrderView(OrderWriteView):
     runs_once = True
     endpoint = "placesmartorder"
 
@@ -368,7 +384,7 @@ class PlaceSmartOrderView(OpenAlgoView):
             )
         change = smart.result
         assert change is not None and smart.change is not None  # a change was decided and made
-        extra = {
+        extra: dict[str, Any] = {
             "action": smart.change.side,
             "quantity": smart.change.quantity,
             "current_position": smart.current,
@@ -382,18 +398,12 @@ class PlaceSmartOrderView(OpenAlgoView):
         if change.nothing_sent:
             # The exits never reached the broker: answered as an order not sent would be;
             # the same request sent again reads the position afresh and places once.
-            return Answer(
-                status=503,
-                body=show.error(
-                    "The exit was not sent to the broker, nothing was placed: "
-                    + "; ".join(change.errors)
-                    + ". Send the same request again.",
-                    code=NOT_SENT,
-                    retryable=True,
-                    mode=caller.mode,
-                    **extra,
-                ),
-                headers={"Retry-After": "1"},
+            return _nothing_sent(
+                "The exit was not sent to the broker, nothing was placed: "
+                + "; ".join(change.errors)
+                + ". Send the same request again.",
+                mode=caller.mode,
+                **extra,
             )
         if change.errors and not change.placement:
             return Answer(
@@ -414,9 +424,7 @@ class PlaceSmartOrderView(OpenAlgoView):
         )
 
 
-class BasketOrderView(OpenAlgoView):
-    rate_limit_group = "orders"
-    places_orders = True
+class BasketOrderView(OrderWriteView):
     runs_once = True
     endpoint = "basketorder"
 
@@ -460,17 +468,11 @@ class BasketOrderView(OpenAlgoView):
             for result in results
         )
         if _all_not_sent(results):
-            return Answer(
-                status=503,
-                body=show.error(
-                    "No order of the basket was sent to the broker, nothing was placed; "
-                    "send the same request again",
-                    code=NOT_SENT,
-                    retryable=True,
-                    results=rows,
-                    mode=caller.mode,
-                ),
-                headers={"Retry-After": "1"},
+            return _nothing_sent(
+                "No order of the basket was sent to the broker, nothing was placed; "
+                "send the same request again",
+                results=rows,
+                mode=caller.mode,
             )
         if not any(row["status"] == "success" for row in rows):
             return Answer(
@@ -489,9 +491,7 @@ def _get(raw: Any, name: str) -> Any:
     return raw.get(name, "") if isinstance(raw, dict) else ""
 
 
-class SplitOrderView(OpenAlgoView):
-    rate_limit_group = "orders"
-    places_orders = True
+class SplitOrderView(OrderWriteView):
     runs_once = True
     endpoint = "splitorder"
 
@@ -530,34 +530,19 @@ class SplitOrderView(OpenAlgoView):
         for result in results:
             row: dict[str, Any] = {"order_num": result.index + 1, "quantity": result.quantity}
             rows.append(_item_row(row, result.placement, result.error))
-        if _all_not_sent(results):
-            return Answer(
-                status=503,
-                body=show.error(
-                    "No order of the split was sent to the broker, nothing was placed; "
-                    "send the same request again",
-                    code=NOT_SENT,
-                    retryable=True,
-                    split_size=split_size,
-                    total_quantity=order.quantity,
-                    results=rows,
-                    mode=caller.mode,
-                ),
-                headers={"Retry-After": "1"},
-            )
-        body = show.success(
-            split_size=split_size,
-            total_quantity=order.quantity,
-            results=rows,
-            mode=caller.mode,
+        fields: dict[str, Any] = dict(
+            split_size=split_size, total_quantity=order.quantity, results=rows, mode=caller.mode
         )
+        if _all_not_sent(results):
+            return _nothing_sent(
+                "No order of the split was sent to the broker, nothing was placed; "
+                "send the same request again",
+                **fields,
+            )
+        body = show.success(**fields)
         if not any(row["status"] == "success" for row in rows):
             body = show.error(
-                "No order of the split was placed: " + rows[0].get("message", ""),
-                split_size=split_size,
-                total_quantity=order.quantity,
-                results=rows,
-                mode=caller.mode,
+                "No order of the split was placed: " + rows[0].get("message", ""), **fields
             )
             return Answer(status=400, body=body, placed=True)
         return Answer(status=200, body=body, placed=True)
@@ -566,9 +551,7 @@ class SplitOrderView(OpenAlgoView):
 # ---- changing -------------------------------------------------------------------------------
 
 
-class ModifyOrderView(OpenAlgoView):
-    rate_limit_group = "orders"
-    places_orders = True
+class ModifyOrderView(OrderWriteView):
     endpoint = "modifyorder"
 
     openapi = dict(
@@ -594,9 +577,7 @@ class ModifyOrderView(OpenAlgoView):
         )
 
 
-class CancelOrderView(OpenAlgoView):
-    rate_limit_group = "orders"
-    places_orders = True
+class CancelOrderView(OrderWriteView):
     endpoint = "cancelorder"
 
     openapi = dict(
@@ -608,19 +589,14 @@ class CancelOrderView(OpenAlgoView):
     )
 
     def respond(self, caller, body, claim_id):
-        reader = _read(body)
-        order_id = read_order_id(reader)
-        reader.raise_errors()
-        assert order_id is not None  # required: raise_errors refused it missing
+        order_id = _read_order_id(body)
         cancelled = services.cancel(caller=caller, order_id=order_id)
         return Answer(
             status=200, body=show.success(orderid=str(cancelled.pk), mode=caller.mode), placed=True
         )
 
 
-class CancelAllOrderView(OpenAlgoView):
-    rate_limit_group = "orders"
-    places_orders = True
+class CancelAllOrderView(OrderWriteView):
     endpoint = "cancelallorder"
 
     openapi = dict(
@@ -655,9 +631,7 @@ class CancelAllOrderView(OpenAlgoView):
         )
 
 
-class ClosePositionView(OpenAlgoView):
-    rate_limit_group = "orders"
-    places_orders = True
+class ClosePositionView(OrderWriteView):
     runs_once = True
     endpoint = "closeposition"
 
@@ -685,18 +659,12 @@ class ClosePositionView(OpenAlgoView):
                 body=show.success(message="No open positions to close", mode=caller.mode),
             )
         if result.not_sent and not result.exit_legs and len(result.not_sent) == len(result.errors):
-            return Answer(
-                status=503,
-                body=show.error(
-                    "No exit was sent to the broker, nothing was placed: "
-                    + "; ".join(result.errors)
-                    + ". Send the same request again.",
-                    code=NOT_SENT,
-                    retryable=True,
-                    orderids=order_ids,
-                    mode=caller.mode,
-                ),
-                headers={"Retry-After": "1"},
+            return _nothing_sent(
+                "No exit was sent to the broker, nothing was placed: "
+                + "; ".join(result.errors)
+                + ". Send the same request again.",
+                orderids=order_ids,
+                mode=caller.mode,
             )
         if result.errors and not result.exit_legs:
             return Answer(
@@ -743,10 +711,7 @@ class OrderStatusView(OpenAlgoView):
     )
 
     def respond(self, caller, body, claim_id):
-        reader = _read(body)
-        order_id = read_order_id(reader)
-        reader.raise_errors()
-        assert order_id is not None  # required: raise_errors refused it missing
+        order_id = _read_order_id(body)
         selectors.order_on_account(account=caller.account, order_id=order_id)  # 404 first
         refresh_orders_from_broker(account=caller.account, actor=caller.actor)
         order = selectors.order_on_account(account=caller.account, order_id=order_id)

@@ -22,18 +22,21 @@ from dataclasses import dataclass, field
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from accounts.services import strategy_named
 from orders.brokers.base import BrokerError, BrokerPositionRow
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
-from orders.models import Order, OrderEvent, OrderLeg
-from orders.services.audit import new_event, record_changes
-from orders.services.broker_calls import client_for, submit_legs
+from orders.models import Order, OrderLeg
+from orders.services.audit import record_account_event
+from orders.services.broker_calls import client_for
 from orders.services.changes import cancel_leg
 from orders.services.exclusion import account_exclusion
-from orders.services.position_changes import write_ahead_exits
+from orders.services.position_changes import (
+    mark_exit_requested,
+    send_exits,
+    write_ahead_exits,
+)
 from orders.services.resync import refresh_legs_from_broker
 from orders.services.sync import LIVE_ORDER_STATUSES, roll_up_orders
 
@@ -66,12 +69,6 @@ def _key_of(position: BrokerPositionRow) -> PositionKey:
 
 def _describe(key: PositionKey) -> str:
     return f"{key[0]}:{key[1]} {key[2]}"
-
-
-def _audit(account: BrokerAccount, actor: str, kind: EventKind, message: str) -> None:
-    OrderEvent.objects.create(
-        account=account, user_id=account.user_id, actor=actor, kind=kind, message=message
-    )
 
 
 def _holding_brackets(account: BrokerAccount, keys: set[PositionKey] | None) -> list[Order]:
@@ -126,26 +123,22 @@ def _exit(
 ) -> ExitResult:
     result = ExitResult()
     what = "every position" if keys is None else ", ".join(_describe(k) for k in sorted(keys))
-    _audit(account, actor, EventKind.POSITIONS_EXIT_REQUESTED, f"exit requested: {what}")
+    record_account_event(
+        account,
+        actor=actor,
+        kind=EventKind.POSITIONS_EXIT_REQUESTED,
+        message=f"exit requested: {what}",
+    )
 
     # 1. The brackets holding these positions: marked, then (on the broker's order book as it
     # is now: a stop-loss that just filled is not cancelled) their working legs cancelled.
-    now = timezone.now()
     with transaction.atomic():
         brackets = _holding_brackets(account, keys)
-        Order.objects.filter(pk__in=[o.pk for o in brackets]).update(
-            exit_requested_at=now, updated_at=now
-        )
-        record_changes(
-            [
-                new_event(
-                    order=order,
-                    kind=EventKind.POSITION_EXIT,
-                    actor=actor,
-                    message="exit of the position: its open legs are cancelled first",
-                )
-                for order in brackets
-            ]
+        mark_exit_requested(
+            orders=brackets,
+            actor=actor,
+            kind=EventKind.POSITION_EXIT,
+            message="exit of the position: its open legs are cancelled first",
         )
     try:
         refresh_legs_from_broker(account=account, actor=actor)
@@ -190,7 +183,9 @@ def _exit(
         positions = async_to_sync(client_for(account).positions)()
     except BrokerError as exc:
         result.errors.append(f"positions unavailable, nothing sent: {exc.message}")
-        _audit(account, actor, EventKind.POSITIONS_EXIT_FAILED, result.errors[-1])
+        record_account_event(
+            account, actor=actor, kind=EventKind.POSITIONS_EXIT_FAILED, message=result.errors[-1]
+        )
         roll_up_orders(order_ids=[o.pk for o in brackets], actor=actor)
         return result
     busy = _working_exit_keys(account)
@@ -233,24 +228,21 @@ def _exit(
     result.bracket_order_ids = sorted(
         {o.pk for _, o in pairs if o.kind == Order.Kind.BRACKET} - set(result.exit_order_ids)
     )
-    if pairs:
-        for outcome in submit_legs(account=account, pairs=pairs, actor=actor):
-            if outcome.not_sent:
-                result.not_sent.append(outcome.leg.unique_identifier)
-            if outcome.rejected_reason:
-                result.errors.append(
-                    f"exit {outcome.leg.unique_identifier} rejected: {outcome.rejected_reason}"
-                )
-            else:
-                result.exit_legs.append(outcome.leg.unique_identifier)
+    for outcome in send_exits(account=account, pairs=pairs, actor=actor, result=result):
+        if outcome.not_sent:
+            result.not_sent.append(outcome.leg.unique_identifier)
     roll_up_orders(
         order_ids=sorted({o.pk for o in brackets} | {o.pk for _, o in pairs}), actor=actor
     )
-    _audit(
+    record_account_event(
         account,
-        actor,
-        EventKind.POSITIONS_EXIT_SENT if result.complete else EventKind.POSITIONS_EXIT_INCOMPLETE,
-        f"{len(result.exit_legs)} exit order(s) sent"
+        actor=actor,
+        kind=(
+            EventKind.POSITIONS_EXIT_SENT
+            if result.complete
+            else EventKind.POSITIONS_EXIT_INCOMPLETE
+        ),
+        message=f"{len(result.exit_legs)} exit order(s) sent"
         + (f"; problems: {'; '.join(result.errors)}" if result.errors else ""),
     )
     return result

@@ -11,7 +11,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from accounts.models import User
+from accounts.models import BrokerAccount, User
+from orders.brokers.base import BrokerError
 from orders.domain.vocabulary import EventKind
 from orders.models import Order, OrderEvent, OrderLeg
 from trading_site.core.realtime import ORDER_UPDATE, notify_user_on_commit, notify_users_on_commit
@@ -142,3 +143,41 @@ def record_changes(
         OrderEvent.objects.bulk_create(events, batch_size=batch_size)
     if notifications:
         notify_users_on_commit(notifications)
+
+
+def record_broker_error(
+    exc: BrokerError, *, order: Order, leg: OrderLeg, kind: EventKind, actor: str
+) -> OrderEvent:
+    """A broker call on a leg failed: the audit row names the error and keeps the broker's
+    answer, with the leg as it stands (unchanged)."""
+    return record_change(
+        order=order,
+        leg=leg,
+        kind=kind,
+        actor=actor,
+        message=exc.message,
+        before=leg_state(leg),
+        broker_response=exc.response,
+    )
+
+
+def record_account_event(
+    account: BrokerAccount,
+    *,
+    kind: EventKind,
+    actor: str,
+    message: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> OrderEvent:
+    """An audit row of the account as a whole, of no one order (trading locked, positions
+    exited)."""
+    return OrderEvent.objects.create(
+        account=account,
+        user_id=account.user_id,
+        actor=actor,
+        kind=kind,
+        message=message,
+        before=before,
+        after=after,
+    )

@@ -263,19 +263,6 @@ def record_send_outcome(outcome: SendOutcome, order: Order, actor: str) -> list[
         if isinstance(raw_status, str) and raw_status == LegStatus.OPEN == leg.status:
             leg.broker_status = raw_status[:32]
         kind, message = EventKind.LEG_ACCEPTED, f"broker order {leg.broker_order_id}"
-        accepted = new_event(
-            order=order,
-            leg=leg,
-            kind=kind,
-            actor=actor,
-            message=message,
-            before=before,
-            after=leg_state(leg),
-            broker_response=outcome.response,
-        )
-        # The broker said more than "accepted" (the paper exchange filled a market order
-        # at once): known now, not at the next sync.
-        return [accepted, *apply_answer_row(leg, order, outcome.ack, actor=actor)]
     elif outcome.rejected_reason:
         leg.reject_reason = outcome.rejected_reason[:2000]
         broker_id = (outcome.response or {}).get("AppOrderID")
@@ -289,18 +276,21 @@ def record_send_outcome(outcome: SendOutcome, order: Order, actor: str) -> list[
             f"broker did not answer ({outcome.unknown_reason}); the leg stays pending until "
             "the order book shows it (never re-sent)"
         )
-    return [
-        new_event(
-            order=order,
-            leg=leg,
-            kind=kind,
-            actor=actor,
-            message=message,
-            before=before,
-            after=leg_state(leg),
-            broker_response=outcome.response,
-        )
-    ]
+    answered = new_event(
+        order=order,
+        leg=leg,
+        kind=kind,
+        actor=actor,
+        message=message,
+        before=before,
+        after=leg_state(leg),
+        broker_response=outcome.response,
+    )
+    if outcome.ack is not None:
+        # The broker said more than "accepted" (the paper exchange filled a market order
+        # at once): known now, not at the next sync.
+        return [answered, *apply_answer_row(leg, order, outcome.ack, actor=actor)]
+    return [answered]
 
 
 def _release_key(order: Order, actor: str) -> OrderEvent:

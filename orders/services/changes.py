@@ -15,7 +15,7 @@ from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.rollup import primary_leg
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
 from orders.models import Order, OrderLeg, OrderType, Side
-from orders.services.audit import leg_state, record_change, record_changes
+from orders.services.audit import leg_state, record_broker_error, record_change, record_changes
 from orders.services.broker_calls import apply_answer_row, cancel_at_broker, modify_at_broker
 from orders.services.exclusion import account_exclusion
 from orders.services.lifecycle import apply_leg_event, lock_legs
@@ -186,15 +186,7 @@ def _modify_leg(
             leg, order, quantity=quantity, limit_price=limit_price, stop_price=stop_price
         )
     except BrokerError as exc:
-        record_change(
-            order=order,
-            leg=leg,
-            kind=failed_kind,
-            actor=actor,
-            message=exc.message,
-            before=leg_state(leg),
-            broker_response=exc.response,
-        )
+        record_broker_error(exc, order=order, leg=leg, kind=failed_kind, actor=actor)
         raise _broker_failure(exc, order=order, leg=leg, what="modification") from exc
     with transaction.atomic():
         lock_legs([leg])
@@ -371,15 +363,7 @@ def cancel_leg(
     try:
         ack = cancel_at_broker(leg, order.account)
     except BrokerError as exc:
-        record_change(
-            order=order,
-            leg=leg,
-            kind=failed_kind,
-            actor=actor,
-            message=exc.message,
-            before=leg_state(leg),
-            broker_response=exc.response,
-        )
+        record_broker_error(exc, order=order, leg=leg, kind=failed_kind, actor=actor)
         if raise_errors:
             raise _broker_failure(exc, order=order, leg=leg, what="cancellation") from exc
         return exc

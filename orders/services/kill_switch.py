@@ -10,17 +10,19 @@ from dataclasses import dataclass, field
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerError
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
 from orders.models import Order, OrderLeg, Side
-from orders.services.audit import new_event, record_changes
-from orders.services.broker_calls import client_for, submit_legs
+from orders.services.broker_calls import client_for
 from orders.services.changes import cancel_leg
 from orders.services.exclusion import account_exclusion
-from orders.services.position_changes import write_ahead_exits
+from orders.services.position_changes import (
+    mark_exit_requested,
+    send_exits,
+    write_ahead_exits,
+)
 from orders.services.resync import refresh_legs_from_broker
 from orders.services.sync import LIVE_ORDER_STATUSES, roll_up_orders
 from orders.services.trading_lock import lock_trading
@@ -78,26 +80,17 @@ def kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
 
 def _kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
     result = KillSwitchResult()
-    now = timezone.now()
     with transaction.atomic():
         live = list(
             Order.objects.select_for_update().filter(
                 account=account, status__in=LIVE_ORDER_STATUSES
             )
         )
-        Order.objects.filter(pk__in=[o.pk for o in live]).update(
-            exit_requested_at=now, updated_at=now
-        )
-        record_changes(
-            [
-                new_event(
-                    order=o,
-                    kind=EventKind.KILL_SWITCH,
-                    actor=actor,
-                    message="kill switch: cancel all and square off",
-                )
-                for o in live
-            ]
+        mark_exit_requested(
+            orders=live,
+            actor=actor,
+            kind=EventKind.KILL_SWITCH,
+            message="kill switch: cancel all and square off",
         )
     try:
         snapshot = refresh_legs_from_broker(account=account, actor=actor)
@@ -140,21 +133,15 @@ def _kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
         result.errors.append(f"positions unavailable, nothing squared off: {exc.message}")
         positions = []
     pairs = write_ahead_exits(account=account, positions=positions, actor=actor, result=result)
-    if pairs:
-        outcomes = submit_legs(account=account, pairs=pairs, actor=actor)
-        sent: dict[tuple[str, str], int] = {}
-        for outcome, (_leg, order) in zip(outcomes, pairs, strict=True):
-            if outcome.rejected_reason:
-                result.errors.append(
-                    f"exit {outcome.leg.unique_identifier} rejected: {outcome.rejected_reason}"
-                )
-            else:
-                result.exit_legs.append(outcome.leg.unique_identifier)
-                key = (order.symbol, outcome.leg.side)
-                sent[key] = sent.get(key, 0) + outcome.leg.quantity
-        result.squared_off = [
-            f"{symbol} {quantity} {'sold' if side == Side.SELL else 'bought'} at market"
-            for (symbol, side), quantity in sent.items()
-        ]
+    outcomes = send_exits(account=account, pairs=pairs, actor=actor, result=result)
+    sent: dict[tuple[str, str], int] = {}
+    for outcome, (_leg, order) in zip(outcomes, pairs, strict=True):
+        if not outcome.rejected_reason:
+            key = (order.symbol, outcome.leg.side)
+            sent[key] = sent.get(key, 0) + outcome.leg.quantity
+    result.squared_off = [
+        f"{symbol} {quantity} {'sold' if side == Side.SELL else 'bought'} at market"
+        for (symbol, side), quantity in sent.items()
+    ]
     roll_up_orders(order_ids=sorted({o.pk for o in live} | {o.pk for _, o in pairs}), actor=actor)
     return result

@@ -51,6 +51,7 @@ from orders.validation import (
     InstrumentResolver,
     SingleOrderRequest,
     ValidatedBracket,
+    ValidatedSingle,
     resolve_account,
     validate_bracket_order,
     validate_single_order,
@@ -383,6 +384,44 @@ def _place_one(*, user: User, plan: OrderPlan, actor: str) -> PlacementResult:
     return PlacementResult(order=order, created=True, outcome=outcome.result, send=outcome)
 
 
+def _replay_of_request(
+    *, user: User, request: SingleOrderRequest | BracketOrderRequest
+) -> tuple[str, PlacementResult | None]:
+    """The request's fingerprint, and the order already placed under its client_order_id
+    (None when it has no key or the key is new)."""
+    fingerprint = request_fingerprint(request)
+    key = request.client_order_id or None
+    return fingerprint, (_replay(user=user, key=key, fingerprint=fingerprint) if key else None)
+
+
+def _plan_identity(
+    *,
+    user: User,
+    request: SingleOrderRequest | BracketOrderRequest,
+    valid: ValidatedSingle | ValidatedBracket,
+    kind: str,
+    source: str,
+    fingerprint: str,
+) -> dict:
+    """The OrderPlan fields every kind of order takes the same way: who, what, how many, and
+    the client's identifiers."""
+    return dict(
+        user_id=user.pk,
+        account=valid.account,
+        instrument=valid.instrument,
+        strategy=valid.strategy,
+        kind=kind,
+        source=source,
+        side=valid.side,
+        product_type=valid.product_type,
+        quantity=valid.quantity,
+        external_id=request.external_id,
+        external_id_day=client_external_id_day(request.external_id),
+        client_order_id=request.client_order_id or None,
+        fingerprint=fingerprint,
+    )
+
+
 def place_single_order(
     *,
     user: User,
@@ -392,29 +431,23 @@ def place_single_order(
 ) -> PlacementResult:
     """POST /api/orders and scheduled single orders."""
     actor = actor or user_actor(user)
-    fingerprint = request_fingerprint(request)
-    key = request.client_order_id or None
-    if key and (replay := _replay(user=user, key=key, fingerprint=fingerprint)):
+    fingerprint, replay = _replay_of_request(user=user, request=request)
+    if replay:
         return replay
     valid = validate_single_order(user=user, request=request)
     ensure_trading_allowed(valid.account)
     plan = OrderPlan(
-        user_id=user.pk,
-        account=valid.account,
-        instrument=valid.instrument,
-        strategy=valid.strategy,
-        kind=Order.Kind.SINGLE,
-        source=source,
-        side=valid.side,
-        product_type=valid.product_type,
-        quantity=valid.quantity,
+        **_plan_identity(
+            user=user,
+            request=request,
+            valid=valid,
+            kind=Order.Kind.SINGLE,
+            source=source,
+            fingerprint=fingerprint,
+        ),
         order_type=valid.order_type,
         limit_price=valid.limit_price,
         stop_price=valid.stop_price,
-        external_id=request.external_id,
-        external_id_day=client_external_id_day(request.external_id),
-        client_order_id=key,
-        fingerprint=fingerprint,
     )
     return _place_one(user=user, plan=plan, actor=actor)
 
@@ -430,25 +463,20 @@ def _bracket_plan(
 ) -> OrderPlan:
     regenerated_from = request.regenerated_from_id
     return OrderPlan(
-        user_id=user.pk,
-        account=valid.account,
-        instrument=valid.instrument,
-        strategy=valid.strategy,
-        kind=Order.Kind.BRACKET,
-        source=source,
-        side=valid.side,
-        product_type=valid.product_type,
-        quantity=valid.quantity,
+        **_plan_identity(
+            user=user,
+            request=request,
+            valid=valid,
+            kind=Order.Kind.BRACKET,
+            source=source,
+            fingerprint=fingerprint,
+        ),
         order_type=valid.entry_type,
         limit_price=valid.entry_price,
         stop_price=valid.entry_stop_price if valid.entry_type == OrderType.STOPLIMIT else None,
         sl_price=valid.sl_price,
         sl_stop_price=valid.sl_stop_price,
         targets=valid.targets,
-        external_id=request.external_id,
-        external_id_day=client_external_id_day(request.external_id),
-        client_order_id=request.client_order_id or None,
-        fingerprint=fingerprint,
         regenerated_from_id=regenerated_from,
         regeneration_count=(
             regeneration_counts.get(regenerated_from, 0) + 1 if regenerated_from else 0
@@ -472,9 +500,8 @@ def place_bracket_order(
 ) -> PlacementResult:
     """POST /api/algo-orders and scheduled brackets: the entry goes to the broker now."""
     actor = actor or user_actor(user)
-    fingerprint = request_fingerprint(request)
-    key = request.client_order_id or None
-    if key and (replay := _replay(user=user, key=key, fingerprint=fingerprint)):
+    fingerprint, replay = _replay_of_request(user=user, request=request)
+    if replay:
         return replay
     valid = validate_bracket_order(user=user, request=request)
     ensure_trading_allowed(valid.account)
@@ -598,25 +625,8 @@ def place_batch(
             account=account, orders=[order for _, order in placed], actor=actor
         )
         for (index, order), outcome in zip(placed, outcomes, strict=True):
-            if outcome.not_sent:
-                results[index] = BatchItemResult(
-                    external_id=items[index].external_id,
-                    status="error",
-                    order_id=order.pk,
-                    order_status=order.status,
-                    error=order.entry_leg.reject_reason,
-                    code=TRADING_LOCKED if outcome.trading_locked else BROKER_UNAVAILABLE,
-                    details=not_sent_details(outcome),
-                )
-            elif outcome.result == OUTCOME_REJECTED:
-                results[index] = BatchItemResult(
-                    external_id=items[index].external_id,
-                    status="error",
-                    order_id=order.pk,
-                    order_status=order.status,
-                    error=order.entry_leg.reject_reason,
-                    code="BROKER_REJECTED",
-                )
+            if outcome.not_sent or outcome.result == OUTCOME_REJECTED:
+                results[index] = _refused(items[index].external_id, order, outcome)
             else:
                 results[index] = _success(items[index].external_id, order)
     return cast(list[BatchItemResult], results)  # every index was answered above
@@ -680,6 +690,23 @@ def _failure(external_id: str, exc: DomainError) -> BatchItemResult:
         error=exc.message,
         code=exc.code,
         details=exc.details,
+    )
+
+
+def _refused(external_id: str, order: Order, outcome: SendOutcome) -> BatchItemResult:
+    """An item written ahead whose entry the broker rejected, or that never reached it."""
+    if outcome.not_sent:
+        code = TRADING_LOCKED if outcome.trading_locked else BROKER_UNAVAILABLE
+    else:
+        code = "BROKER_REJECTED"
+    return BatchItemResult(
+        external_id=external_id,
+        status="error",
+        order_id=order.pk,
+        order_status=order.status,
+        error=order.entry_leg.reject_reason,
+        code=code,
+        details=not_sent_details(outcome) if outcome.not_sent else None,
     )
 
 

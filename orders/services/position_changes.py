@@ -42,7 +42,7 @@ from orders.domain.rollup import open_position_of
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
 from orders.models import Instrument, Order, OrderLeg, OrderType, Side
 from orders.services.audit import leg_state, new_event, record_changes
-from orders.services.broker_calls import submit_legs
+from orders.services.broker_calls import SendOutcome, submit_legs
 from orders.services.broker_reads import read_positions
 from orders.services.changes import cancel_leg
 from orders.services.exclusion import account_exclusion
@@ -247,6 +247,41 @@ class ExitReport(Protocol):
 
     errors: list[str]
     exit_order_ids: list[int]
+    exit_legs: list[str]
+
+
+def mark_exit_requested(*, orders: list[Order], actor: str, kind: EventKind, message: str) -> None:
+    """The orders exit-requested (the monitoring loop puts no new stop-loss or target back on
+    them), each with its audit event. The caller holds their rows locked."""
+    now = timezone.now()
+    Order.objects.filter(pk__in=[o.pk for o in orders]).update(
+        exit_requested_at=now, updated_at=now
+    )
+    record_changes(
+        [new_event(order=order, kind=kind, actor=actor, message=message) for order in orders]
+    )
+
+
+def send_exits(
+    *,
+    account: BrokerAccount,
+    pairs: list[tuple[OrderLeg, Order]],
+    actor: str,
+    result: ExitReport,
+) -> list[SendOutcome]:
+    """Send the exit legs written ahead (write_ahead_exits): a rejected one is an error in
+    `result`, any other one an exit leg. Returns the outcomes, in the pairs' order."""
+    if not pairs:
+        return []
+    outcomes = submit_legs(account=account, pairs=pairs, actor=actor)
+    for outcome in outcomes:
+        if outcome.rejected_reason:
+            result.errors.append(
+                f"exit {outcome.leg.unique_identifier} rejected: {outcome.rejected_reason}"
+            )
+        else:
+            result.exit_legs.append(outcome.leg.unique_identifier)
+    return outcomes
 
 
 def write_ahead_exits(

@@ -21,14 +21,13 @@ Lock and unlock are audited (OrderEvent TRADING_LOCKED / TRADING_UNLOCKED on the
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from orders.domain.vocabulary import EventKind
-from orders.models import OrderEvent
+from orders.services.audit import record_account_event
 from trading_site.core.errors import TradingLocked
 
 LOCKED_REASON = "trading is locked on this account by the kill switch"
@@ -79,23 +78,13 @@ def is_trading_locked(account_id: int) -> bool:
     return BrokerAccount.objects.filter(pk=account_id, trading_locked_at__isnull=False).exists()
 
 
-def _audit(
-    account: BrokerAccount,
-    *,
-    kind: EventKind,
-    actor: str,
-    message: str,
-    before: dict[str, Any],
-    after: dict[str, Any],
-) -> None:
-    OrderEvent.objects.create(
-        account=account,
-        user_id=account.user_id,
-        actor=actor,
-        kind=kind,
-        message=message,
-        before=before,
-        after=after,
+def _locked_at_for_update(account: BrokerAccount) -> datetime | None:
+    """When the account's trading was locked (None: it is not), its row locked till commit."""
+    return (
+        BrokerAccount.objects.select_for_update()
+        .filter(pk=account.pk)
+        .values_list("trading_locked_at", flat=True)
+        .get()
     )
 
 
@@ -104,12 +93,7 @@ def lock_trading(*, account: BrokerAccount, actor: str) -> bool:
     was unlocked before; a second kill switch keeps the first lock's time and is audited."""
     now = timezone.now()
     with transaction.atomic():
-        locked_at = (
-            BrokerAccount.objects.select_for_update()
-            .filter(pk=account.pk)
-            .values_list("trading_locked_at", flat=True)
-            .get()
-        )
+        locked_at = _locked_at_for_update(account)
         if locked_at is None:
             BrokerAccount.objects.filter(pk=account.pk).update(
                 trading_locked_at=now, trading_locked_by=actor[:64], updated_at=now
@@ -117,7 +101,7 @@ def lock_trading(*, account: BrokerAccount, actor: str) -> bool:
             message = "kill switch: trading locked until the trader re-enables it"
         else:
             message = "kill switch fired again: trading stays locked"
-        _audit(
+        record_account_event(
             account,
             kind=EventKind.TRADING_LOCKED,
             actor=actor,
@@ -136,18 +120,13 @@ def unlock_trading(*, account: BrokerAccount, actor: str) -> bool:
     an unlocked account changes and records nothing)."""
     now = timezone.now()
     with transaction.atomic():
-        locked_at = (
-            BrokerAccount.objects.select_for_update()
-            .filter(pk=account.pk)
-            .values_list("trading_locked_at", flat=True)
-            .get()
-        )
+        locked_at = _locked_at_for_update(account)
         if locked_at is None:
             return False
         BrokerAccount.objects.filter(pk=account.pk).update(
             trading_locked_at=None, trading_locked_by="", updated_at=now
         )
-        _audit(
+        record_account_event(
             account,
             kind=EventKind.TRADING_UNLOCKED,
             actor=actor,

@@ -73,7 +73,6 @@ from django.utils import timezone
 from orders.brokers.base import (
     BrokerOrderRow,
     BrokerPositionRow,
-    BrokerTradeRow,
     ModifyOrderRequest,
     OrderRejected,
     PlaceOrderRequest,
@@ -84,6 +83,7 @@ from orders.brokers.paper.book import (
     holding_rows,
     order_row,
     position_rows,
+    trade_row,
 )
 from orders.brokers.paper.exchange import (
     cancel_order,
@@ -700,12 +700,7 @@ class XtsSimulator:
         )
         if not orders:
             return []
-        states: dict[int, list] = defaultdict(list)
-        for state in PaperOrderState.objects.filter(order__in=orders).order_by("at", "id"):
-            states[state.order_id].append(state)
-        trades: dict[int, list] = defaultdict(list)
-        for trade in PaperTrade.objects.filter(order__in=orders).order_by("traded_at", "id"):
-            trades[trade.order_id].append(trade)
+        states, trades = _states_and_trades(orders)
         steps = []
         for order in orders:
             if not states[order.pk]:
@@ -744,7 +739,12 @@ class XtsSimulator:
                 )
                 if step.trade is not None:
                     steps.append(
-                        ((at, order.pk, index), name, "trade", _trade_wire_row(book, step, index))
+                        (
+                            (at, order.pk, index),
+                            name,
+                            "trade",
+                            _trade_wire_row(book, order, step, index),
+                        )
                     )
         steps.sort(key=lambda item: item[0])
         return [(name, event, row) for _key, name, event, row in steps]
@@ -834,18 +834,18 @@ def _exchange_order_id(order) -> str:
 
 
 def _record_state(order, status: str, at, reason: str = "") -> None:
+    PaperOrderState.objects.create(order=order, **asdict(_Snapshot.of(order, status, at, reason)))
 
-    PaperOrderState.objects.create(
-        order=order,
-        status=status,
-        order_type=order.order_type,
-        product_type=order.product_type,
-        quantity=order.quantity,
-        limit_price=order.limit_price,
-        stop_price=order.stop_price,
-        reject_reason=reason,
-        at=at,
-    )
+
+def _states_and_trades(orders: list) -> tuple[dict[int, list], dict[int, list]]:
+    """The orders' recorded states and fills, each oldest first, by order id."""
+    states: dict[int, list] = defaultdict(list)
+    for state in PaperOrderState.objects.filter(order__in=orders).order_by("at", "id"):
+        states[state.order_id].append(state)
+    trades: dict[int, list] = defaultdict(list)
+    for trade in PaperTrade.objects.filter(order__in=orders).order_by("traded_at", "id"):
+        trades[trade.order_id].append(trade)
+    return states, trades
 
 
 def _is_stop(order_type: str) -> bool:
@@ -1065,12 +1065,7 @@ def _orders_of(book: _Book, app_order_id: int | None = None) -> list[tuple[Any, 
     if app_order_id is not None:
         query = query.filter(app_order_id=app_order_id)
     orders = list(query)
-    states: dict[int, list] = defaultdict(list)
-    for state in PaperOrderState.objects.filter(order__in=orders).order_by("at", "id"):
-        states[state.order_id].append(state)
-    trades: dict[int, list] = defaultdict(list)
-    for trade in PaperTrade.objects.filter(order__in=orders).order_by("traded_at", "id"):
-        trades[trade.order_id].append(trade)
+    states, trades = _states_and_trades(orders)
     return [(o, _history(o, states[o.pk], trades[o.pk])) for o in orders]
 
 
@@ -1097,24 +1092,11 @@ def _order_book(book: _Book, query: dict, body: dict) -> list[dict[str, Any]]:
     return rows
 
 
-def _trade_wire_row(book: _Book, step: _Step, execution_report_index: int) -> dict[str, Any]:
+def _trade_wire_row(book: _Book, order, step: _Step, execution_report_index: int) -> dict[str, Any]:
     """The trade-book row of one fill: the order row as of that fill plus the execution."""
-    trade = step.trade
     return xts_wire.trade_row_to_xts(
         _wire_row(book, step.row, step.status),
-        BrokerTradeRow(
-            execution_id=trade.execution_id,
-            broker_order_id=step.row.broker_order_id,
-            unique_identifier=step.row.unique_identifier,
-            exchange_segment=trade.exchange_segment,
-            exchange_instrument_id=trade.exchange_instrument_id,
-            trading_symbol=trade.trading_symbol,
-            side=trade.side,
-            product_type=trade.product_type,
-            quantity=trade.quantity,
-            price=trade.price,
-            traded_at=trade.traded_at,
-        ),
+        trade_row(step.trade, order),
         execution_report_index=execution_report_index,
     )
 
@@ -1122,12 +1104,12 @@ def _trade_wire_row(book: _Book, step: _Step, execution_report_index: int) -> di
 def _trade_book(book: _Book, query: dict, body: dict) -> list[dict[str, Any]]:
     """One row per fill: the order row as of that fill plus the execution fields."""
     fills = []
-    for _order, history in _orders_of(book):
+    for order, history in _orders_of(book):
         for index, step in enumerate(history, start=1):
             if step.trade is None:
                 continue
             fills.append(
-                ((step.trade.traded_at, step.trade.pk), _trade_wire_row(book, step, index))
+                ((step.trade.traded_at, step.trade.pk), _trade_wire_row(book, order, step, index))
             )
     return [row for _key, row in sorted(fills, key=lambda fill: fill[0])]
 

@@ -11,10 +11,14 @@ Another user's account is a 404; a live broker outside the trading window is a 4
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import BrokerAccount
 from accounts.selectors import active_broker_account_for
 from orders.positions import holdings, selectors, services
 from orders.positions.api import serializers as s
@@ -43,6 +47,18 @@ class PositionsView(APIView):
         return Response(s.PositionsResponseSerializer(s.positions_body(book)).data)
 
 
+def _exit_request(
+    request, serializer_class: type[serializers.Serializer]
+) -> tuple[BrokerAccount, dict[str, Any]]:
+    """The exit's body, parsed, and its account: the caller's, inside the trading window."""
+    body = serializer_class(data=request.data)
+    body.is_valid(raise_exception=True)
+    data = body.validated_data
+    account = active_broker_account_for(user=request.user, account_id=data["account_id"])
+    check_trading_window(account)
+    return account, data
+
+
 def _exit_response(result: services.ExitResult) -> Response:
     body = s.ExitResultSerializer(s.exit_body(result)).data
     if not result.exited and result.errors:
@@ -55,11 +71,7 @@ class ExitPositionView(APIView):
 
     @extend_schema(request=s.ExitPositionSerializer, responses=s.ExitResultSerializer)
     def post(self, request):
-        body = s.ExitPositionSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        account = active_broker_account_for(user=request.user, account_id=data["account_id"])
-        check_trading_window(account)
+        account, data = _exit_request(request, s.ExitPositionSerializer)
         key = (data["exchange_segment"], data["exchange_instrument_id"], data["product_type"])
         result = services.exit_positions(
             account=account, actor=user_actor(request.user), keys={key}
@@ -72,12 +84,7 @@ class ExitAllPositionsView(APIView):
 
     @extend_schema(request=s.ExitAllSerializer, responses=s.ExitResultSerializer)
     def post(self, request):
-        body = s.ExitAllSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        account = active_broker_account_for(
-            user=request.user, account_id=body.validated_data["account_id"]
-        )
-        check_trading_window(account)
+        account, _data = _exit_request(request, s.ExitAllSerializer)
         result = services.exit_positions(account=account, actor=user_actor(request.user))
         return _exit_response(result)
 
