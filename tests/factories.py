@@ -7,6 +7,7 @@ through the services (`place_bracket`, or the API)."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
@@ -168,12 +169,13 @@ def make_order(
     user: User | None = None,
     status: str = Order.Status.OPEN,
     entry_leg: bool = True,
+    entry_broker_order_id: str | None = None,
     audit_event: bool = False,
     **fields,
 ) -> Order:
     """An order row (BUY 10 LIMIT 99.00 by default) with its entry leg, whose status follows
-    the order's and which carries a broker order id, unless `entry_leg=False`; with an
-    'order_placed' audit event when `audit_event=True`."""
+    the order's and which carries a broker order id (`entry_broker_order_id`, or a fresh one),
+    unless `entry_leg=False`; with an 'order_placed' audit event when `audit_event=True`."""
     instrument = instrument or make_instrument()
     fields.setdefault("side", "BUY")
     fields.setdefault("quantity", 10)
@@ -192,7 +194,7 @@ def make_order(
     if entry_leg:
         make_leg(
             order=order,
-            broker_order_id=str(next(_seq)),
+            broker_order_id=entry_broker_order_id or str(next(_seq)),
             status=_LEG_STATUS_OF_ORDER.get(status, status),
         )
     if audit_event:
@@ -246,6 +248,26 @@ def make_trade(
         price=Decimal(price),
         traded_at=at,
     )
+
+
+# A fill or an order-book row in short: (broker order id, side, quantity, price, time).
+FillSpec = tuple[str, str, int, str | None, datetime]
+
+
+def make_trades(*, account, instrument, fills: Iterable[FillSpec]) -> list[BrokerTrade]:
+    """Several fills of one instrument in the broker's trade book, in the order given."""
+    return [
+        make_trade(
+            account=account,
+            instrument=instrument,
+            broker_order_id=broker_order_id,
+            side=side,
+            quantity=quantity,
+            price=price,
+            at=at,
+        )
+        for broker_order_id, side, quantity, price, at in fills
+    ]
 
 
 def make_broker_order(
