@@ -58,6 +58,24 @@ def make_account(
     )
 
 
+def make_xts_account(
+    base_url: str,
+    *,
+    user: User | None = None,
+    app_key: str = "inv-app",
+    secret: str = "inv-secret",
+    client_id: str | None = None,
+    **extra,
+) -> BrokerAccount:
+    """An IIFL account whose XTS credentials point at `base_url` (the simulator's, in tests:
+    the `simulator` fixture knows the users inv-app/inv-secret and dealer-app/dealer-secret).
+    Without `client_id` the credentials have no such key."""
+    credentials = {"app_key": app_key, "secret_key": secret, "base_url": base_url}
+    if client_id is not None:
+        credentials["client_id"] = client_id
+    return make_account(user=user, broker=Broker.IIFL, credentials=credentials, **extra)
+
+
 def make_instrument(
     *,
     symbol: str | None = None,
@@ -376,6 +394,25 @@ def set_price_and_match(instrument, price, spread="0.10") -> FairPrice:
     fair = make_fair_price(instrument, price, spread=spread)
     match_paper_orders(instrument_ids=[instrument.pk])
     return fair
+
+
+def make_desk(*, symbol: str | None = None, price: str = "1000", **account_fields):
+    """A trader, their account (paper unless told) and an instrument banded 100 to 5000 whose
+    fair price (1000 unless told) the paper exchange has matched: (user, account, instrument)."""
+    user = make_user()
+    account = make_account(user=user, **account_fields)
+    instrument = make_instrument(symbol=symbol, band=(Decimal("100"), Decimal("5000")))
+    set_price_and_match(instrument, price)
+    return user, account, instrument
+
+
+def place_bracket_near_1000(*, account, instrument, user=None, **overrides) -> Order:
+    """BUY 10 at 995, stop-loss 979 (trigger 980), target 1010: at a price of 1000 nothing
+    fills; at 994 the entry does, then at 1010 the target or at 979.5 the stop-loss."""
+    fields = {"entry": "995", "sl": "979", "sl_stop": "980", "tp": "1010", "lots": 10}
+    return place_bracket(
+        user=user or account.user, account=account, instrument=instrument, **fields | overrides
+    )
 
 
 def sync_from_broker(account) -> list[int]:

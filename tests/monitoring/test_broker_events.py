@@ -16,7 +16,6 @@ from decimal import Decimal as D
 import pytest
 from asgiref.sync import async_to_sync
 
-from accounts.models import Broker
 from accounts.services import create_auth_session
 from monitoring.events import handle_broker_event, handle_broker_events, resync_account
 from monitoring.services import run_user_cycle
@@ -33,6 +32,7 @@ from tests.factories import (
     make_account,
     make_instrument,
     make_user,
+    make_xts_account,
     place_bracket,
     set_price_and_match,
 )
@@ -251,19 +251,6 @@ def test_an_event_for_an_order_placed_outside_the_desk_is_stored_and_logged_once
 # ---- XTS: the simulator's rows over its socket, its request counters ------------------------
 
 
-def _xts_account(simulator, user):
-    return make_account(
-        user=user,
-        broker=Broker.IIFL,
-        credentials={
-            "app_key": "inv-app",
-            "secret_key": "inv-secret",
-            "client_id": "",
-            "base_url": simulator.base_url,
-        },
-    )
-
-
 def _xts_row(account, leg):
     book = async_to_sync(broker_client(account).order_book)()
     return next(row for row in book if row.unique_identifier == leg.unique_identifier)
@@ -275,7 +262,7 @@ def _cancels(simulator) -> int:
 
 def test_xts_stop_loss_fill_event_cancels_the_target_once_at_the_broker(simulator):
     user = make_user()
-    account = _xts_account(simulator, user)
+    account = make_xts_account(simulator.base_url, user=user)
     instrument = make_instrument(symbol="RELIANCE", band=(D("100"), D("5000")))
     set_price_and_match(instrument, "1000")
     order = _bracket(user, account, instrument)
@@ -310,7 +297,7 @@ def test_xts_stop_loss_fill_event_cancels_the_target_once_at_the_broker(simulato
 
 def test_an_event_racing_the_cycle_sends_one_cancel_and_no_false_error(simulator):
     user = make_user()
-    account = _xts_account(simulator, user)
+    account = make_xts_account(simulator.base_url, user=user)
     instrument = make_instrument(symbol="INFY", band=(D("100"), D("5000")))
     set_price_and_match(instrument, "1000")
     order = _bracket(user, account, instrument)

@@ -18,7 +18,6 @@ from decimal import Decimal as D
 import pytest
 from django.test import Client
 
-from accounts.models import Broker
 from monitoring.models import MonitoringRun
 from monitoring.services import abandon_dead_runs, cycle_lease_name, run_user_cycle
 from monitoring.tasks import mark_abandoned_runs
@@ -28,6 +27,7 @@ from tests.factories import (
     make_account,
     make_instrument,
     make_user,
+    make_xts_account,
     place_bracket,
     set_price_and_match,
     staff_client,
@@ -38,19 +38,6 @@ from trading_site.core import leases
 pytestmark = pytest.mark.django_db(transaction=True)
 
 Role = OrderLeg.Role
-
-
-def _xts_account(simulator, user):
-    return make_account(
-        user=user,
-        broker=Broker.IIFL,
-        credentials={
-            "app_key": "inv-app",
-            "secret_key": "inv-secret",
-            "client_id": "",
-            "base_url": simulator.base_url,
-        },
-    )
 
 
 def _cancels(simulator) -> int:
@@ -64,7 +51,7 @@ def test_a_slow_cycle_keeps_its_lease_so_the_next_never_overlaps_nor_cancels_twi
     settings.MONITOR_INTERVAL_SECONDS = 2
     settings.MONITOR_LOCK_TTL_SECONDS = None
     user = make_user()
-    account = _xts_account(simulator, user)
+    account = make_xts_account(simulator.base_url, user=user)
     instrument = make_instrument(symbol="TCS", band=(D("100"), D("5000")))
     set_price_and_match(instrument, "1000")
     order = place_bracket(
@@ -139,7 +126,7 @@ def test_a_cycle_whose_worker_is_killed_is_marked_abandoned_in_api_page_and_admi
 ):
     settings.MONITOR_LOCK_TTL_SECONDS = 2
     user = make_user()
-    _xts_account(simulator, user)
+    make_xts_account(simulator.base_url, user=user)
     simulator.set_faults(latency_ms=30000)  # step 1 hangs: the worker dies mid-run
     code = (
         "import django; django.setup()\n"

@@ -11,7 +11,6 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.utils import timezone
 
-from accounts.models import Broker
 from orders.brokers.base import OrderAck, OrderRejected, PlaceOrderRequest
 from orders.brokers.sessions import broker_client, connect_account
 from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
@@ -19,10 +18,10 @@ from orders.models import Instrument, Order, OrderLeg
 from orders.services import place_single_order, reconcile_pending_legs, sync_account_orders
 from tests.factories import (
     api_client_for,
-    make_account,
     make_fair_price,
     make_instrument,
     make_user,
+    make_xts_account,
     single_request,
 )
 
@@ -50,15 +49,7 @@ def iifl(simulator, settings):
     settings.TRADING_WINDOW_ALWAYS_OPEN = True
     settings.BROKER_TIMEOUT_SECONDS = 0.5
     user = make_user()
-    account = make_account(
-        user=user,
-        broker=Broker.IIFL,
-        credentials={
-            "app_key": "h4-app",
-            "secret_key": "h4-secret",
-            "base_url": simulator.base_url,
-        },
-    )
+    account = make_xts_account(simulator.base_url, user=user, app_key="h4-app", secret="h4-secret")
     make_fair_price(make_instrument(symbol="RELIANCE"), "100.00")
     connect_account(account)
     return user, account

@@ -10,14 +10,19 @@ from decimal import Decimal as D
 
 import pytest
 
-from accounts.models import Broker
 from monitoring.models import MonitoringRun
 from orders.brokers.paper import events as paper_events
 from orders.brokers.paper.models import PaperOrder
 from orders.brokers.sessions import connect_account
 from orders.brokers.streams.runner import build_supervisor
 from orders.models import OrderLeg
-from tests.factories import make_account, make_instrument, make_user, place_bracket
+from tests.factories import (
+    make_account,
+    make_instrument,
+    make_user,
+    make_xts_account,
+    place_bracket,
+)
 from tests.orders.brokers.streams.recorder import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -110,17 +115,10 @@ def test_an_entry_fill_at_the_paper_exchange_is_protected_through_the_stream(
 
 
 def test_an_entry_fill_at_an_xts_broker_is_protected_through_its_interactive_stream(
-    simulator, instrument, fast, supervisors
+    simulator, instrument, fast, supervisors, settings
 ):
-    account = make_account(
-        user=make_user(),
-        broker=Broker.IIFL,
-        credentials={
-            "app_key": "inv-app",
-            "secret_key": "inv-secret",
-            "base_url": simulator.base_url,
-        },
-    )
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True  # a live account: not after market hours
+    account = make_xts_account(simulator.base_url, user=make_user())
     connect_account(account)
     supervisors(build_supervisor(in_process=True))
     wait_for(lambda: simulator.stats()["streams"]["open"] == {"inv-app": 1})

@@ -18,13 +18,12 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django_redis import get_redis_connection
 
-from accounts.models import Broker
 from orders.brokers.base import PlaceOrderRequest
 from orders.brokers.events import BrokerEventKind
 from orders.brokers.sessions import broker_client, connect_account
 from orders.brokers.streams.leases import lease_key
 from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
-from tests.factories import make_account, make_fair_price, make_instrument
+from tests.factories import make_account, make_fair_price, make_instrument, make_xts_account
 from tests.orders.brokers.streams.recorder import wait_for
 from tests.servers import REPO, free_port, subprocess_env
 from trading_site.core import metrics
@@ -91,14 +90,7 @@ def test_two_processes_run_one_stream_per_session_and_take_over_a_killed_one(
     streams = simulator4.app.streams
     accounts = []
     for key in APP_KEYS:
-        account = make_account(
-            broker=Broker.IIFL,
-            credentials={
-                "app_key": key,
-                "secret_key": f"secret-{key}",
-                "base_url": simulator4.base_url,
-            },
-        )
+        account = make_xts_account(simulator4.base_url, app_key=key, secret=f"secret-{key}")
         connect_account(account)
         accounts.append(account)
     paper = make_account()

@@ -26,7 +26,7 @@ from orders.brokers.streams.leases import LocalLeases, RedisLeases, lease_key
 from orders.brokers.streams.runner import build_supervisor
 from orders.brokers.streams.supervisor import StreamSupervisor, _finish, cancel_until_done
 from orders.domain.vocabulary import LegStatus
-from tests.factories import make_account, make_fair_price, make_instrument
+from tests.factories import make_account, make_fair_price, make_instrument, make_xts_account
 from tests.orders.brokers.streams.harness import RunningSupervisor
 from tests.orders.brokers.streams.recorder import wait_for
 
@@ -77,10 +77,7 @@ def _order(instrument, uid, quantity=5):
 
 
 def _xts_account(simulator, app_key="inv-app", secret="inv-secret"):
-    account = make_account(
-        broker=Broker.IIFL,
-        credentials={"app_key": app_key, "secret_key": secret, "base_url": simulator.base_url},
-    )
+    account = make_xts_account(simulator.base_url, app_key=app_key, secret=secret)
     connect_account(account)
     return account
 

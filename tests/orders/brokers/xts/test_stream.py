@@ -17,7 +17,7 @@ import pytest
 import websockets
 from asgiref.sync import async_to_sync
 
-from accounts.models import Broker, BrokerSession
+from accounts.models import BrokerSession
 from orders.brokers.base import ModifyOrderRequest, PlaceOrderRequest
 from orders.brokers.events import BrokerEventKind
 from orders.brokers.sessions import broker_client, connect_account
@@ -33,7 +33,7 @@ from orders.brokers.xts.stream import (
 )
 from orders.domain.vocabulary import LegStatus
 from tests.conftest import SIM_USERS, SimulatorHandle
-from tests.factories import make_account, make_fair_price, make_instrument
+from tests.factories import make_fair_price, make_instrument, make_xts_account
 
 D = Decimal
 
@@ -43,18 +43,6 @@ def instrument(transactional_db):
     inst = make_instrument(symbol="INFY", instrument_id=1594, band=(D("1300"), D("1800")))
     make_fair_price(inst, "1545.00", spread="0.10")
     return inst
-
-
-def _account(simulator, *, app_key="inv-app", secret="inv-secret", client_id=""):
-    return make_account(
-        broker=Broker.IIFL,
-        credentials={
-            "app_key": app_key,
-            "secret_key": secret,
-            "client_id": client_id,
-            "base_url": simulator.base_url,
-        },
-    )
 
 
 def _order(instrument, uid, *, order_type="MARKET", quantity=5, limit=None):
@@ -140,7 +128,7 @@ def streams():
 
 
 def _connected_account(simulator, **kwargs):
-    account = _account(simulator, **kwargs)
+    account = make_xts_account(simulator.base_url, **kwargs)
     connect_account(account)
     return account, load_stream_session(account.pk)
 
