@@ -396,14 +396,20 @@ def set_price_and_match(instrument, price, spread="0.10") -> FairPrice:
     return fair
 
 
-def make_desk(*, symbol: str | None = None, price: str = "1000", **account_fields):
-    """A trader, their account (paper unless told) and an instrument banded 100 to 5000 whose
-    fair price (1000 unless told) the paper exchange has matched: (user, account, instrument)."""
-    user = make_user()
-    account = make_account(user=user, **account_fields)
+def make_priced_instrument(*, symbol: str | None = None, price: str = "1000") -> Instrument:
+    """An instrument banded 100 to 5000 whose fair price (1000 unless told) the paper
+    exchange has matched."""
     instrument = make_instrument(symbol=symbol, band=(Decimal("100"), Decimal("5000")))
     set_price_and_match(instrument, price)
-    return user, account, instrument
+    return instrument
+
+
+def make_desk(*, symbol: str | None = None, price: str = "1000"):
+    """A trader, their paper account and a priced instrument (`make_priced_instrument`):
+    (user, account, instrument)."""
+    user = make_user()
+    account = make_account(user=user)
+    return user, account, make_priced_instrument(symbol=symbol, price=price)
 
 
 def place_bracket_near_1000(*, account, instrument, user=None, **overrides) -> Order:

@@ -29,11 +29,11 @@ from orders.brokers.streams.dispatch import Dispatcher, resolve_handlers
 from orders.models import BrokerOrder, BrokerPosition, BrokerTrade, Order, OrderEvent, OrderLeg
 from orders.services.exclusion import account_exclusion
 from tests.factories import (
-    make_account,
-    make_instrument,
+    make_desk,
+    make_priced_instrument,
     make_user,
     make_xts_account,
-    place_bracket,
+    place_bracket_near_1000,
     set_price_and_match,
 )
 from tests.servers import WsClient
@@ -74,25 +74,11 @@ def _legs(order, role):
 
 @pytest.fixture
 def desk():
-    user = make_user()
-    account = make_account(user=user)
-    instrument = make_instrument(symbol="HDFCBANK", band=(D("100"), D("5000")))
-    set_price_and_match(instrument, "1000")
-    return user, account, instrument
+    return make_desk(symbol="HDFCBANK")
 
 
 def _bracket(user, account, instrument, **extra):
-    return place_bracket(
-        user=user,
-        account=account,
-        instrument=instrument,
-        entry="995",
-        sl="979",
-        sl_stop="980",
-        tp="1010",
-        lots=10,
-        **extra,
-    )
+    return place_bracket_near_1000(account=account, instrument=instrument, **extra)
 
 
 def test_an_entry_fill_event_protects_at_once_updates_pnl_and_tells_the_browser(desk, listen):
@@ -263,8 +249,7 @@ def _cancels(simulator) -> int:
 def test_xts_stop_loss_fill_event_cancels_the_target_once_at_the_broker(simulator):
     user = make_user()
     account = make_xts_account(simulator.base_url, user=user)
-    instrument = make_instrument(symbol="RELIANCE", band=(D("100"), D("5000")))
-    set_price_and_match(instrument, "1000")
+    instrument = make_priced_instrument(symbol="RELIANCE")
     order = _bracket(user, account, instrument)
     [entry] = _legs(order, Role.ENTRY)
     set_price_and_match(instrument, "994")
@@ -298,8 +283,7 @@ def test_xts_stop_loss_fill_event_cancels_the_target_once_at_the_broker(simulato
 def test_an_event_racing_the_cycle_sends_one_cancel_and_no_false_error(simulator):
     user = make_user()
     account = make_xts_account(simulator.base_url, user=user)
-    instrument = make_instrument(symbol="INFY", band=(D("100"), D("5000")))
-    set_price_and_match(instrument, "1000")
+    instrument = make_priced_instrument(symbol="INFY")
     order = _bracket(user, account, instrument)
     [entry] = _legs(order, Role.ENTRY)
     set_price_and_match(instrument, "994")

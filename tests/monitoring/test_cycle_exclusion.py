@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from decimal import Decimal as D
 
 import pytest
 from django.test import Client
@@ -25,10 +24,10 @@ from orders.models import Order, OrderEvent, OrderLeg
 from tests.factories import (
     api_client_for,
     make_account,
-    make_instrument,
+    make_priced_instrument,
     make_user,
     make_xts_account,
-    place_bracket,
+    place_bracket_near_1000,
     set_price_and_match,
     staff_client,
 )
@@ -52,18 +51,8 @@ def test_a_slow_cycle_keeps_its_lease_so_the_next_never_overlaps_nor_cancels_twi
     settings.MONITOR_LOCK_TTL_SECONDS = None
     user = make_user()
     account = make_xts_account(simulator.base_url, user=user)
-    instrument = make_instrument(symbol="TCS", band=(D("100"), D("5000")))
-    set_price_and_match(instrument, "1000")
-    order = place_bracket(
-        user=user,
-        account=account,
-        instrument=instrument,
-        entry="995",
-        sl="979",
-        sl_stop="980",
-        tp="1010",
-        lots=10,
-    )
+    instrument = make_priced_instrument(symbol="TCS")
+    order = place_bracket_near_1000(account=account, instrument=instrument)
     set_price_and_match(instrument, "994")
     assert run_user_cycle(user_id=user.pk, cycle_key="protect", trigger="test").status == "OK"
     set_price_and_match(instrument, "979.5")  # the stop-loss fills: the target must go

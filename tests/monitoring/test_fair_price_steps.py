@@ -12,10 +12,8 @@ from monitoring.steps import CycleContext, reprice_entry_legs, reprice_stop_loss
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.services import place_protective_legs
 from tests.factories import (
-    make_account,
-    make_instrument,
+    make_desk,
     make_strategy,
-    make_user,
     place_bracket,
     set_price_and_match,
     sync_from_broker,
@@ -26,11 +24,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def desk():
-    user = make_user()
-    account = make_account(user=user)
-    instrument = make_instrument(symbol="TCS", band=(D("100"), D("5000")))
-    set_price_and_match(instrument, "990")
-    return user, account, instrument
+    return make_desk(symbol="TCS", price="990")
 
 
 def _state(user, account) -> CycleState:

@@ -15,9 +15,10 @@ from orders.services import place_single_order
 from orders.services.kill_switch import kill_switch
 from tests.factories import (
     make_instrument,
+    make_priced_instrument,
     make_user,
     make_xts_account,
-    place_bracket,
+    place_bracket_near_1000,
     set_price_and_match,
     single_request,
 )
@@ -49,18 +50,8 @@ def test_a_dealer_account_runs_full_cycles_from_entry_to_target(simulator, liste
         secret="dealer-secret",
         client_id="CLIENT8",
     )
-    instrument = make_instrument(symbol="HDFCBANK", band=(D("100"), D("5000")))
-    set_price_and_match(instrument, "1000")
-    order = place_bracket(
-        user=user,
-        account=account,
-        instrument=instrument,
-        entry="995",
-        sl="979",
-        sl_stop="980",
-        tp="1010",
-        lots=10,
-    )
+    instrument = make_priced_instrument(symbol="HDFCBANK")
+    order = place_bracket_near_1000(account=account, instrument=instrument)
     set_price_and_match(instrument, "994")  # the entry fills at the simulator
     run = _cycle(user, "dealer-1")
     assert run.status == MonitoringRun.Status.OK, (run.errors, run.steps)

@@ -21,7 +21,7 @@ from tests.factories import (
     make_instrument,
     make_user,
     make_xts_account,
-    place_bracket,
+    place_bracket_near_1000,
 )
 from tests.orders.brokers.streams.recorder import wait_for
 
@@ -58,17 +58,7 @@ def _protected(order) -> bool:
 
 
 def _fill_entry_and_wait_for_protection(account, instrument, move_price) -> float:
-    user = account.user
-    order = place_bracket(
-        user=user,
-        account=account,
-        instrument=instrument,
-        entry="995",
-        sl="979",
-        sl_stop="980",
-        tp="1010",
-        lots=10,
-    )
+    order = place_bracket_near_1000(account=account, instrument=instrument)
     assert not _protected(order)
     started = time.monotonic()
     move_price("994")  # the broker fills the entry
