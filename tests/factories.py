@@ -20,6 +20,7 @@ from accounts.api_keys import create_api_key
 from accounts.models import ApiKey, Broker, BrokerAccount, Strategy, TwoFactorDevice, User
 from accounts.services import create_auth_session
 from accounts.two_factor import SESSION_VERIFIED_KEY, code_at_step, current_step, new_secret
+from orders.brokers.base import PlaceOrderRequest
 from orders.brokers.sessions import broker_client
 from orders.market.services import match_paper_orders
 from orders.models import (
@@ -349,6 +350,38 @@ def bracket_request(account, **overrides) -> BracketOrderRequest:
     }
     fields.update(overrides)
     return BracketOrderRequest(**fields)
+
+
+def order_request(
+    instrument,
+    uid: str,
+    *,
+    side: str = "BUY",
+    order_type: str = "MARKET",
+    quantity: int = 5,
+    limit: Decimal | None = None,
+    stop: Decimal | None = None,
+    product: str = "MIS",
+) -> PlaceOrderRequest:
+    """One order as a broker gateway takes it (`place_order`): MIS BUY 5 at market unless told."""
+    return PlaceOrderRequest(
+        exchange_segment=instrument.exchange_segment,
+        exchange_instrument_id=instrument.exchange_instrument_id,
+        side=side,
+        order_type=order_type,
+        product_type=product,
+        quantity=quantity,
+        unique_identifier=uid,
+        limit_price=limit,
+        stop_price=stop,
+    )
+
+
+def make_infy_as_the_simulator_lists_it() -> Instrument:
+    """INFY with the XTS simulator's instrument id (1594), banded 1300 to 1800, at 1545."""
+    instrument = make_instrument(symbol="INFY", instrument_id=1594, band=(D("1300"), D("1800")))
+    make_fair_price(instrument, "1545.00", spread="0.10")
+    return instrument
 
 
 # ---- the paper broker, driven as the monitoring loop drives it -----------------------------

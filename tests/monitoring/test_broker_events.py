@@ -19,7 +19,6 @@ from asgiref.sync import async_to_sync
 from accounts.services import create_auth_session
 from monitoring.events import handle_broker_event, handle_broker_events, resync_account
 from monitoring.services import run_user_cycle
-from orders.brokers.base import PlaceOrderRequest
 from orders.brokers.events import BrokerEvent, BrokerEventKind
 from orders.brokers.paper.book import book_for_account, order_rows, position_rows, trade_rows
 from orders.brokers.paper.exchange import submit_order
@@ -33,6 +32,7 @@ from tests.factories import (
     make_priced_instrument,
     make_user,
     make_xts_account,
+    order_request,
     place_bracket_near_1000,
     set_price_and_match,
 )
@@ -210,16 +210,7 @@ def test_an_event_for_an_order_placed_outside_the_desk_is_stored_and_logged_once
     book = book_for_account(account.pk)
     outside = submit_order(
         book=book,
-        request=PlaceOrderRequest(
-            exchange_segment=instrument.exchange_segment,
-            exchange_instrument_id=instrument.exchange_instrument_id,
-            side="BUY",
-            order_type="LIMIT",
-            product_type="MIS",
-            quantity=5,
-            unique_identifier="typed-at-terminal",
-            limit_price=D("990"),
-        ),
+        request=order_request(instrument, "typed-at-terminal", order_type="LIMIT", limit=D("990")),
     )
     row = next(r for r in order_rows(book) if r.broker_order_id == str(outside.app_order_id))
     caplog.set_level(logging.INFO, logger="orders.events")

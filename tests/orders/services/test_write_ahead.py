@@ -11,7 +11,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.utils import timezone
 
-from orders.brokers.base import OrderAck, OrderRejected, PlaceOrderRequest
+from orders.brokers.base import OrderAck, OrderRejected
 from orders.brokers.sessions import broker_client, connect_account
 from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
 from orders.models import Instrument, Order, OrderLeg
@@ -22,6 +22,7 @@ from tests.factories import (
     make_instrument,
     make_user,
     make_xts_account,
+    order_request,
     single_request,
 )
 
@@ -135,15 +136,13 @@ def test_xts_places_a_batch_one_post_per_leg_through_the_interface_default(simul
     _user, account = iifl
     instrument = Instrument.objects.get(trading_symbol="RELIANCE")
     requests = [
-        PlaceOrderRequest(
-            exchange_segment=instrument.exchange_segment,
-            exchange_instrument_id=instrument.exchange_instrument_id,
-            side="BUY",
+        order_request(
+            instrument,
+            f"BULK{n}",
             order_type="LIMIT",
-            product_type=product,
             quantity=1,
-            unique_identifier=f"BULK{n}",
-            limit_price=D("99.00"),
+            limit=D("99.00"),
+            product=product,
         )
         for n, product in enumerate(("MIS", "BRACKET", "NRML"))  # XTS refuses the second
     ]

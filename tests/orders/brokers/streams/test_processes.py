@@ -18,12 +18,17 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django_redis import get_redis_connection
 
-from orders.brokers.base import PlaceOrderRequest
 from orders.brokers.events import BrokerEventKind
 from orders.brokers.sessions import broker_client, connect_account
 from orders.brokers.streams.leases import lease_key
 from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
-from tests.factories import make_account, make_fair_price, make_instrument, make_xts_account
+from tests.factories import (
+    make_account,
+    make_fair_price,
+    make_instrument,
+    make_xts_account,
+    order_request,
+)
 from tests.orders.brokers.streams.recorder import wait_for
 from tests.servers import REPO, free_port, subprocess_env
 from trading_site.core import metrics
@@ -137,15 +142,7 @@ def test_two_processes_run_one_stream_per_session_and_take_over_a_killed_one(
 
         # The survivor also reads the paper partitions now: an order's events, once each.
         async_to_sync(broker_client(paper).place_order)(
-            PlaceOrderRequest(
-                exchange_segment=instrument.exchange_segment,
-                exchange_instrument_id=instrument.exchange_instrument_id,
-                side="BUY",
-                order_type="MARKET",
-                product_type="MIS",
-                quantity=3,
-                unique_identifier="proc-paper",
-            )
+            order_request(instrument, "proc-paper", quantity=3)
         )
         try:
             wait_for(lambda: len(recording.events(paper.pk)) == 2, timeout=15)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -20,30 +21,13 @@ from orders.brokers.base import (
 from orders.brokers.sessions import broker_client, connect_account
 from orders.domain.vocabulary import LegStatus
 from orders.market.services import record_fair_prices
-from tests.factories import make_fair_price, make_instrument, make_xts_account
+from tests.factories import make_xts_account, order_request
 
 D = Decimal
 
 
-@pytest.fixture
-def instrument(transactional_db):
-    inst = make_instrument(symbol="INFY", instrument_id=1594, band=(D("1300"), D("1800")))
-    make_fair_price(inst, "1545.00", spread="0.10")
-    return inst
-
-
-def _order(instrument, uid, *, side="BUY", order_type="LIMIT", quantity=10, limit=None, stop=None):
-    return PlaceOrderRequest(
-        exchange_segment=instrument.exchange_segment,
-        exchange_instrument_id=instrument.exchange_instrument_id,
-        side=side,
-        order_type=order_type,
-        product_type="MIS",
-        quantity=quantity,
-        unique_identifier=uid,
-        limit_price=limit,
-        stop_price=stop,
-    )
+# A limit order of 10 unless told.
+_order = partial(order_request, order_type="LIMIT", quantity=10)
 
 
 def _move_price(instrument, price):

@@ -18,7 +18,7 @@ import websockets
 from asgiref.sync import async_to_sync
 
 from accounts.models import BrokerSession
-from orders.brokers.base import ModifyOrderRequest, PlaceOrderRequest
+from orders.brokers.base import ModifyOrderRequest
 from orders.brokers.events import BrokerEventKind
 from orders.brokers.sessions import broker_client, connect_account
 from orders.brokers.streams.supervisor import load_stream_session
@@ -33,29 +33,9 @@ from orders.brokers.xts.stream import (
 )
 from orders.domain.vocabulary import LegStatus
 from tests.conftest import SIM_USERS, SimulatorHandle
-from tests.factories import make_fair_price, make_instrument, make_xts_account
+from tests.factories import make_xts_account, order_request
 
 D = Decimal
-
-
-@pytest.fixture
-def instrument(transactional_db):
-    inst = make_instrument(symbol="INFY", instrument_id=1594, band=(D("1300"), D("1800")))
-    make_fair_price(inst, "1545.00", spread="0.10")
-    return inst
-
-
-def _order(instrument, uid, *, order_type="MARKET", quantity=5, limit=None):
-    return PlaceOrderRequest(
-        exchange_segment=instrument.exchange_segment,
-        exchange_instrument_id=instrument.exchange_instrument_id,
-        side="BUY",
-        order_type=order_type,
-        product_type="MIS",
-        quantity=quantity,
-        unique_identifier=uid,
-        limit_price=limit,
-    )
 
 
 def wait_for(predicate, timeout=10.0, interval=0.05):
@@ -145,7 +125,9 @@ def test_an_order_that_fills_arrives_as_order_rows_and_a_trade(simulator, instru
     account, session = _connected_account(simulator)
     stream = streams(session)
     wait_for(lambda: stream.connected())
-    ack = async_to_sync(broker_client(account).place_order)(_order(instrument, "uid-stream-1"))
+    ack = async_to_sync(broker_client(account).place_order)(
+        order_request(instrument, "uid-stream-1")
+    )
 
     orders = wait_for(
         lambda: [
@@ -177,7 +159,7 @@ def test_modify_cancel_and_an_rms_reject_each_arrive_as_an_order_event(
     wait_for(lambda: stream.connected())
     client = broker_client(account)
     resting = async_to_sync(client.place_order)(
-        _order(instrument, "uid-rest", order_type="LIMIT", limit=D("1500.00"))
+        order_request(instrument, "uid-rest", order_type="LIMIT", limit=D("1500.00"))
     )
     async_to_sync(client.modify_order)(
         ModifyOrderRequest(
@@ -191,7 +173,7 @@ def test_modify_cancel_and_an_rms_reject_each_arrive_as_an_order_event(
     )
     async_to_sync(client.cancel_order)(resting.broker_order_id, "uid-rest")
     # a margin breach is accepted, then shows Rejected (as at real brokers)
-    async_to_sync(client.place_order)(_order(instrument, "uid-huge", quantity=9000))
+    async_to_sync(client.place_order)(order_request(instrument, "uid-huge", quantity=9000))
 
     def statuses():
         return [
@@ -369,7 +351,7 @@ def test_a_dealer_stream_keeps_only_the_account_s_client_code(simulator, instrum
         headers={"Authorization": token},
         timeout=5,
     ).raise_for_status()
-    async_to_sync(broker_client(account7).place_order)(_order(instrument, "uid-client7"))
+    async_to_sync(broker_client(account7).place_order)(order_request(instrument, "uid-client7"))
     wait_for(lambda: stream.kinds(BrokerEventKind.TRADE))
     time.sleep(0.5)
     uids = {e.order.unique_identifier for e in stream.kinds(BrokerEventKind.ORDER)}
