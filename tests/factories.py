@@ -20,7 +20,7 @@ from accounts.api_keys import create_api_key
 from accounts.models import ApiKey, Broker, BrokerAccount, Strategy, TwoFactorDevice, User
 from accounts.services import create_auth_session
 from accounts.two_factor import SESSION_VERIFIED_KEY, code_at_step, current_step, new_secret
-from orders.brokers.base import PlaceOrderRequest
+from orders.brokers.base import BrokerOrderRow, PlaceOrderRequest
 from orders.brokers.sessions import broker_client
 from orders.market.services import match_paper_orders
 from orders.models import (
@@ -32,7 +32,12 @@ from orders.models import (
     OrderEvent,
     OrderLeg,
 )
-from orders.services import place_bracket_order, store_broker_snapshots, sync_account_orders
+from orders.services import (
+    place_bracket_order,
+    place_single_order,
+    store_broker_snapshots,
+    sync_account_orders,
+)
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
 
 _seq = itertools.count(1)
@@ -377,6 +382,40 @@ def order_request(
     )
 
 
+def broker_order_row(
+    *,
+    broker_order_id: str,
+    status: str,
+    filled: int = 0,
+    uid: str = "",
+    raw_status: str | None = None,
+    quantity: int = 10,
+    side: str = "BUY",
+    symbol: str = "X",
+    instrument_id: int = 1,
+    limit: Decimal | None = D("99"),
+) -> BrokerOrderRow:
+    """A row of a broker's order book as a gateway returns it: NSECM LIMIT MIS 10 at 99 unless
+    told, `filled` of it filled at the limit (raw status: the status in title case)."""
+    return BrokerOrderRow(
+        broker_order_id=broker_order_id,
+        unique_identifier=uid,
+        exchange_segment="NSECM",
+        exchange_instrument_id=instrument_id,
+        trading_symbol=symbol,
+        side=side,
+        order_type="LIMIT",
+        product_type="MIS",
+        quantity=quantity,
+        filled_quantity=filled,
+        leaves_quantity=quantity - filled,
+        status=status,
+        raw_status=raw_status or status.title(),
+        limit_price=limit,
+        average_price=limit if filled else None,
+    )
+
+
 def make_infy_as_the_simulator_lists_it() -> Instrument:
     """INFY with the XTS simulator's instrument id (1594), banded 1300 to 1800, at 1545."""
     instrument = make_instrument(symbol="INFY", instrument_id=1594, band=(D("1300"), D("1800")))
@@ -454,9 +493,50 @@ def place_bracket_near_1000(*, account, instrument, user=None, **overrides) -> O
     )
 
 
+def place_bracket_the_broker_rejects(settings, *, account, instrument, strategy=None) -> Order:
+    """Entry 990, SL 980, TP 1010 with every paper order rejected while it is placed: the
+    broker accepts it, then its book says Rejected (seen at the next sync)."""
+    settings.PAPER_REJECT_RATE = "1"
+    order = place_bracket(
+        user=account.user,
+        account=account,
+        instrument=instrument,
+        entry="990",
+        sl="980",
+        tp="1010",
+        strategy=strategy,
+    )
+    settings.PAPER_REJECT_RATE = "0"
+    return order
+
+
 def sync_from_broker(account) -> list[int]:
     """Steps 1 and 3 of a cycle: one order-book read (exactly one paper-exchange tick, so
     partial fills advance one step per call), stored and synced onto our legs and orders."""
     book = async_to_sync(broker_client(account).order_book)()
     store_broker_snapshots(account=account, order_book=book, trades=[], positions=[], balance=None)
     return sync_account_orders(account=account, order_book=book, positions=[])
+
+
+def sync_positions(account) -> None:
+    """Steps 1 and 3 of a cycle for one account: books and positions read and stored."""
+    client = broker_client(account)
+    book = async_to_sync(client.order_book)()
+    trades = async_to_sync(client.trade_book)()
+    positions = async_to_sync(client.positions)()
+    store_broker_snapshots(
+        account=account, order_book=book, trades=trades, positions=positions, balance=None
+    )
+    sync_account_orders(account=account, order_book=book, positions=positions)
+
+
+def buy_at_market(account, instrument, quantity: int, *, product: str = "MIS") -> Order:
+    request = single_request(
+        account,
+        order_type="MARKET",
+        limit_price=None,
+        order_quantity=quantity,
+        symbol=instrument.trading_symbol,
+        product_type=product,
+    )
+    return place_single_order(user=account.user, request=request).order

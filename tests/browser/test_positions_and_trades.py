@@ -13,8 +13,7 @@ from playwright.sync_api import expect
 from orders.models import Order
 from tests.browser.support import log_in, off_loop, screenshot
 from tests.browser.test_trader_flow import move_price, run_cycle
-from tests.factories import make_account, make_instrument, make_user, order_request
-from tests.orders.positions.conftest import buy_at_market
+from tests.factories import buy_at_market, make_account, make_instrument, make_user, order_request
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 D = Decimal

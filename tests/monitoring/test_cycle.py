@@ -13,7 +13,7 @@ from tests.factories import (
     make_account,
     make_desk,
     make_user,
-    place_bracket,
+    place_bracket_the_broker_rejects,
 )
 from trading_site.core import leases, metrics
 
@@ -108,17 +108,9 @@ def test_with_permission_a_cycle_archives_stages_and_replaces_a_rejected_order(s
     strategy = make_strategy(user=user, allow_regeneration=True, max_regenerations=1)
     permission = EntryRegeneratePermission.objects.create(user=user, enabled=True)
     permission.strategies.set([strategy])
-    settings.PAPER_REJECT_RATE = "1"
-    rejected = place_bracket(
-        user=user,
-        account=account,
-        instrument=instrument,
-        entry="990",
-        sl="980",
-        tp="1010",
-        strategy=strategy,
+    rejected = place_bracket_the_broker_rejects(
+        settings, account=account, instrument=instrument, strategy=strategy
     )
-    settings.PAPER_REJECT_RATE = "0"
     listener = listen(user.pk)
 
     run = run_user_cycle(user_id=user.pk, cycle_key="r1", trigger="test")

@@ -16,7 +16,7 @@ from orders.services.regeneration import (
 from tests.factories import (
     make_desk,
     make_strategy,
-    place_bracket,
+    place_bracket_the_broker_rejects,
     sync_from_broker,
 )
 
@@ -32,17 +32,9 @@ def desk(settings):
 
 def _rejected_bracket(settings, desk):
     user, account, instrument, strategy = desk
-    settings.PAPER_REJECT_RATE = "1"  # the broker accepts, then its book says Rejected
-    order = place_bracket(
-        user=user,
-        account=account,
-        instrument=instrument,
-        entry="990",
-        sl="980",
-        tp="1010",
-        strategy=strategy,
+    order = place_bracket_the_broker_rejects(
+        settings, account=account, instrument=instrument, strategy=strategy
     )
-    settings.PAPER_REJECT_RATE = "0"
     sync_from_broker(account)
     order.refresh_from_db()
     assert order.status == Order.Status.REJECTED

@@ -13,13 +13,13 @@ from orders.brokers.xts.wire import holding_rows_from_xts
 from orders.market.services import record_fair_prices
 from tests.factories import (
     api_client_for,
+    buy_at_market,
     make_account,
     make_fair_price,
     make_instrument,
     make_user,
     make_xts_account,
 )
-from tests.orders.positions.conftest import buy_at_market
 
 D = Decimal
 

@@ -23,7 +23,7 @@ from tests.factories import (
     make_xts_account,
     place_bracket_near_1000,
 )
-from tests.orders.brokers.streams.recorder import wait_for
+from tests.servers import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -34,22 +34,6 @@ Role = OrderLeg.Role
 def fast(settings):
     settings.BROKER_STREAMS_SCAN_SECONDS = 0.2
     settings.BROKER_STREAM_LEASE_SECONDS = 3
-
-
-@pytest.fixture
-def supervisors():
-    from tests.orders.brokers.streams.harness import RunningSupervisor
-
-    running = []
-
-    def start(supervisor):
-        handle = RunningSupervisor(supervisor)
-        running.append(handle)
-        return handle
-
-    yield start
-    for handle in running:
-        handle.stop()
 
 
 def _protected(order) -> bool:

@@ -29,8 +29,7 @@ from tests.factories import (
     make_xts_account,
     order_request,
 )
-from tests.orders.brokers.streams.recorder import wait_for
-from tests.servers import REPO, free_port, subprocess_env
+from tests.servers import REPO, free_port, subprocess_env, wait_for
 from trading_site.core import metrics
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

@@ -32,7 +32,7 @@ from tests.factories import (
     order_request,
 )
 from tests.orders.brokers.streams.harness import RunningSupervisor
-from tests.orders.brokers.streams.recorder import wait_for
+from tests.servers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,20 +50,6 @@ def fast(settings):
     settings.BROKER_STREAM_LEASE_SECONDS = 3
     settings.BROKER_STREAM_BACKOFF_BASE_SECONDS = 0.05
     settings.BROKER_STREAM_BACKOFF_CAP_SECONDS = 0.5
-
-
-@pytest.fixture
-def supervisors():
-    running = []
-
-    def start(supervisor):
-        handle = RunningSupervisor(supervisor)
-        running.append(handle)
-        return handle
-
-    yield start
-    for handle in running:
-        handle.stop()
 
 
 def _xts_account(simulator, app_key="inv-app", secret="inv-secret"):

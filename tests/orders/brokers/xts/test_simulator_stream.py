@@ -17,17 +17,10 @@ import socketio
 import websockets.sync.client
 
 from orders.market.services import record_fair_prices
+from tests.servers import wait_for
 
 D = Decimal
 EVENTS = ("joined", "order", "trade", "position", "tradeConversion", "logout", "error")
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {predicate.__name__}")
-        time.sleep(0.05)
 
 
 def _login(simulator, app_key="inv-app", secret="inv-secret"):

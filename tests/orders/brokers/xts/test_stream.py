@@ -32,21 +32,10 @@ from orders.brokers.xts.stream import (
     mark_stream_session_ended,
 )
 from orders.domain.vocabulary import LegStatus
-from tests.conftest import SIM_USERS, SimulatorHandle
 from tests.factories import make_xts_account, order_request
+from tests.servers import SIM_USERS, SimulatorHandle, wait_for
 
 D = Decimal
-
-
-def wait_for(predicate, timeout=10.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {predicate.__name__}")
-        time.sleep(interval)
 
 
 class RunningStream:
