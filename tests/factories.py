@@ -342,6 +342,20 @@ def single_request(account, **overrides) -> SingleOrderRequest:
     return SingleOrderRequest(**fields)
 
 
+def single_order_body(account, **overrides) -> dict:
+    """The JSON body of POST /api/orders for `single_request`'s order: BUY 10 RELIANCE
+    LIMIT 99."""
+    return {
+        "account_id": account.pk,
+        "symbol": "RELIANCE",
+        "order_side": "BUY",
+        "order_quantity": 10,
+        "order_type": "LIMIT",
+        "limit_price": "99.00",
+        **overrides,
+    }
+
+
 def bracket_request(account, **overrides) -> BracketOrderRequest:
     """BUY 100 RELIANCE at 99, SL stop 95.50 / limit 95, targets 105 (50) and 110 (50)."""
     fields = {

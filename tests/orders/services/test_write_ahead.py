@@ -23,6 +23,7 @@ from tests.factories import (
     make_user,
     make_xts_account,
     order_request,
+    single_order_body,
     single_request,
 )
 
@@ -89,14 +90,7 @@ def test_the_next_sync_settles_the_pending_leg_from_the_order_book(simulator, ii
 def test_the_api_answers_202_when_the_broker_does_not(simulator, iifl):
     user, account = iifl
     _faults(simulator, timeout_next=1, timeout_seconds=1.5, routes=[ORDER_POST])
-    body = {
-        "account_id": account.pk,
-        "symbol": "RELIANCE",
-        "order_side": "BUY",
-        "order_quantity": 10,
-        "order_type": "LIMIT",
-        "limit_price": "99.00",
-    }
+    body = single_order_body(account)
     response = api_client_for(user).post("/api/orders", body, format="json")
     assert response.status_code == 202
     assert response.json()["order"]["order_status"] == "PENDING"
