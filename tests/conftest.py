@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from django.core.cache import cache
 
 from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
+from tests.servers import SIM_USERS, GroupListener, SimulatorHandle
 
 
 @pytest.fixture(autouse=True)
@@ -34,28 +34,6 @@ def _broker_hosts_on_loopback(_clean_cache, settings):
 
 # ---- the XTS simulator over a real socket (broker, market and order tests) ----
 
-SIM_USERS = (
-    "inv-app:inv-secret:INV001:investor,dealer-app:dealer-secret:DLR001:dealer:CLIENT7;CLIENT8"
-)
-
-
-class SimulatorHandle:
-    def __init__(self, running):
-        self.running = running
-        self.app = running.app
-        self.base_url = running.base_url
-
-    def set_faults(self, **knobs):
-        response = httpx.post(f"{self.base_url}/_sim/faults", json=knobs, timeout=5)
-        response.raise_for_status()
-        return response.json()
-
-    def stats(self):
-        return httpx.get(f"{self.base_url}/_sim/stats", timeout=5).json()
-
-    def expire_sessions(self):
-        httpx.post(f"{self.base_url}/_sim/expire-sessions", timeout=5).raise_for_status()
-
 
 @pytest.fixture
 def simulator(transactional_db):
@@ -64,3 +42,18 @@ def simulator(transactional_db):
     running = serve_in_thread(XtsSimulator(users=parse_users(SIM_USERS), seed=1))
     yield SimulatorHandle(running)
     running.stop()
+
+
+@pytest.fixture
+def listen():
+    """`listen(user_id)`: a GroupListener on the user's group (what every WebSocket tab of
+    the user would receive), closed at the end of the test."""
+    listeners: list[GroupListener] = []
+
+    def make(user_id: int) -> GroupListener:
+        listeners.append(GroupListener(user_id))
+        return listeners[-1]
+
+    yield make
+    for listener in listeners:
+        listener.loop.close()

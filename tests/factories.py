@@ -7,6 +7,7 @@ through the services (`place_bracket`, or the API)."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
@@ -19,6 +20,7 @@ from accounts.api_keys import create_api_key
 from accounts.models import ApiKey, Broker, BrokerAccount, Strategy, TwoFactorDevice, User
 from accounts.services import create_auth_session
 from accounts.two_factor import SESSION_VERIFIED_KEY, code_at_step, current_step, new_secret
+from orders.brokers.base import BrokerOrderRow, PlaceOrderRequest
 from orders.brokers.sessions import broker_client
 from orders.market.services import match_paper_orders
 from orders.models import (
@@ -30,7 +32,12 @@ from orders.models import (
     OrderEvent,
     OrderLeg,
 )
-from orders.services import place_bracket_order, store_broker_snapshots, sync_account_orders
+from orders.services import (
+    place_bracket_order,
+    place_single_order,
+    store_broker_snapshots,
+    sync_account_orders,
+)
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
 
 _seq = itertools.count(1)
@@ -55,6 +62,24 @@ def make_account(
     return BrokerAccount.objects.create(
         user=user, broker=broker, account_name=name or f"account-{next(_seq)}", **extra
     )
+
+
+def make_xts_account(
+    base_url: str,
+    *,
+    user: User | None = None,
+    app_key: str = "inv-app",
+    secret: str = "inv-secret",
+    client_id: str | None = None,
+    **extra,
+) -> BrokerAccount:
+    """An IIFL account whose XTS credentials point at `base_url` (the simulator's, in tests:
+    the `simulator` fixture knows the users inv-app/inv-secret and dealer-app/dealer-secret).
+    Without `client_id` the credentials have no such key."""
+    credentials = {"app_key": app_key, "secret_key": secret, "base_url": base_url}
+    if client_id is not None:
+        credentials["client_id"] = client_id
+    return make_account(user=user, broker=Broker.IIFL, credentials=credentials, **extra)
 
 
 def make_instrument(
@@ -168,12 +193,13 @@ def make_order(
     user: User | None = None,
     status: str = Order.Status.OPEN,
     entry_leg: bool = True,
+    entry_broker_order_id: str | None = None,
     audit_event: bool = False,
     **fields,
 ) -> Order:
     """An order row (BUY 10 LIMIT 99.00 by default) with its entry leg, whose status follows
-    the order's and which carries a broker order id, unless `entry_leg=False`; with an
-    'order_placed' audit event when `audit_event=True`."""
+    the order's and which carries a broker order id (`entry_broker_order_id`, or a fresh one),
+    unless `entry_leg=False`; with an 'order_placed' audit event when `audit_event=True`."""
     instrument = instrument or make_instrument()
     fields.setdefault("side", "BUY")
     fields.setdefault("quantity", 10)
@@ -192,7 +218,7 @@ def make_order(
     if entry_leg:
         make_leg(
             order=order,
-            broker_order_id=str(next(_seq)),
+            broker_order_id=entry_broker_order_id or str(next(_seq)),
             status=_LEG_STATUS_OF_ORDER.get(status, status),
         )
     if audit_event:
@@ -248,6 +274,26 @@ def make_trade(
     )
 
 
+# A fill or an order-book row in short: (broker order id, side, quantity, price, time).
+FillSpec = tuple[str, str, int, str | None, datetime]
+
+
+def make_trades(*, account, instrument, fills: Iterable[FillSpec]) -> list[BrokerTrade]:
+    """Several fills of one instrument in the broker's trade book, in the order given."""
+    return [
+        make_trade(
+            account=account,
+            instrument=instrument,
+            broker_order_id=broker_order_id,
+            side=side,
+            quantity=quantity,
+            price=price,
+            at=at,
+        )
+        for broker_order_id, side, quantity, price, at in fills
+    ]
+
+
 def make_broker_order(
     *,
     account,
@@ -296,6 +342,20 @@ def single_request(account, **overrides) -> SingleOrderRequest:
     return SingleOrderRequest(**fields)
 
 
+def single_order_body(account, **overrides) -> dict:
+    """The JSON body of POST /api/orders for `single_request`'s order: BUY 10 RELIANCE
+    LIMIT 99."""
+    return {
+        "account_id": account.pk,
+        "symbol": "RELIANCE",
+        "order_side": "BUY",
+        "order_quantity": 10,
+        "order_type": "LIMIT",
+        "limit_price": "99.00",
+        **overrides,
+    }
+
+
 def bracket_request(account, **overrides) -> BracketOrderRequest:
     """BUY 100 RELIANCE at 99, SL stop 95.50 / limit 95, targets 105 (50) and 110 (50)."""
     fields = {
@@ -309,6 +369,72 @@ def bracket_request(account, **overrides) -> BracketOrderRequest:
     }
     fields.update(overrides)
     return BracketOrderRequest(**fields)
+
+
+def order_request(
+    instrument,
+    uid: str,
+    *,
+    side: str = "BUY",
+    order_type: str = "MARKET",
+    quantity: int = 5,
+    limit: Decimal | None = None,
+    stop: Decimal | None = None,
+    product: str = "MIS",
+) -> PlaceOrderRequest:
+    """One order as a broker gateway takes it (`place_order`): MIS BUY 5 at market unless told."""
+    return PlaceOrderRequest(
+        exchange_segment=instrument.exchange_segment,
+        exchange_instrument_id=instrument.exchange_instrument_id,
+        side=side,
+        order_type=order_type,
+        product_type=product,
+        quantity=quantity,
+        unique_identifier=uid,
+        limit_price=limit,
+        stop_price=stop,
+    )
+
+
+def broker_order_row(
+    *,
+    broker_order_id: str,
+    status: str,
+    filled: int = 0,
+    uid: str = "",
+    raw_status: str | None = None,
+    quantity: int = 10,
+    side: str = "BUY",
+    symbol: str = "X",
+    instrument_id: int = 1,
+    limit: Decimal | None = D("99"),
+) -> BrokerOrderRow:
+    """A row of a broker's order book as a gateway returns it: NSECM LIMIT MIS 10 at 99 unless
+    told, `filled` of it filled at the limit (raw status: the status in title case)."""
+    return BrokerOrderRow(
+        broker_order_id=broker_order_id,
+        unique_identifier=uid,
+        exchange_segment="NSECM",
+        exchange_instrument_id=instrument_id,
+        trading_symbol=symbol,
+        side=side,
+        order_type="LIMIT",
+        product_type="MIS",
+        quantity=quantity,
+        filled_quantity=filled,
+        leaves_quantity=quantity - filled,
+        status=status,
+        raw_status=raw_status or status.title(),
+        limit_price=limit,
+        average_price=limit if filled else None,
+    )
+
+
+def make_infy_as_the_simulator_lists_it() -> Instrument:
+    """INFY with the XTS simulator's instrument id (1594), banded 1300 to 1800, at 1545."""
+    instrument = make_instrument(symbol="INFY", instrument_id=1594, band=(D("1300"), D("1800")))
+    make_fair_price(instrument, "1545.00", spread="0.10")
+    return instrument
 
 
 # ---- the paper broker, driven as the monitoring loop drives it -----------------------------
@@ -356,9 +482,75 @@ def set_price_and_match(instrument, price, spread="0.10") -> FairPrice:
     return fair
 
 
+def make_priced_instrument(*, symbol: str | None = None, price: str = "1000") -> Instrument:
+    """An instrument banded 100 to 5000 whose fair price (1000 unless told) the paper
+    exchange has matched."""
+    instrument = make_instrument(symbol=symbol, band=(Decimal("100"), Decimal("5000")))
+    set_price_and_match(instrument, price)
+    return instrument
+
+
+def make_desk(*, symbol: str | None = None, price: str = "1000"):
+    """A trader, their paper account and a priced instrument (`make_priced_instrument`):
+    (user, account, instrument)."""
+    user = make_user()
+    account = make_account(user=user)
+    return user, account, make_priced_instrument(symbol=symbol, price=price)
+
+
+def place_bracket_near_1000(*, account, instrument, user=None, **overrides) -> Order:
+    """BUY 10 at 995, stop-loss 979 (trigger 980), target 1010: at a price of 1000 nothing
+    fills; at 994 the entry does, then at 1010 the target or at 979.5 the stop-loss."""
+    fields = {"entry": "995", "sl": "979", "sl_stop": "980", "tp": "1010", "lots": 10}
+    return place_bracket(
+        user=user or account.user, account=account, instrument=instrument, **fields | overrides
+    )
+
+
+def place_bracket_the_broker_rejects(settings, *, account, instrument, strategy=None) -> Order:
+    """Entry 990, SL 980, TP 1010 with every paper order rejected while it is placed: the
+    broker accepts it, then its book says Rejected (seen at the next sync)."""
+    settings.PAPER_REJECT_RATE = "1"
+    order = place_bracket(
+        user=account.user,
+        account=account,
+        instrument=instrument,
+        entry="990",
+        sl="980",
+        tp="1010",
+        strategy=strategy,
+    )
+    settings.PAPER_REJECT_RATE = "0"
+    return order
+
+
 def sync_from_broker(account) -> list[int]:
     """Steps 1 and 3 of a cycle: one order-book read (exactly one paper-exchange tick, so
     partial fills advance one step per call), stored and synced onto our legs and orders."""
     book = async_to_sync(broker_client(account).order_book)()
     store_broker_snapshots(account=account, order_book=book, trades=[], positions=[], balance=None)
     return sync_account_orders(account=account, order_book=book, positions=[])
+
+
+def sync_positions(account) -> None:
+    """Steps 1 and 3 of a cycle for one account: books and positions read and stored."""
+    client = broker_client(account)
+    book = async_to_sync(client.order_book)()
+    trades = async_to_sync(client.trade_book)()
+    positions = async_to_sync(client.positions)()
+    store_broker_snapshots(
+        account=account, order_book=book, trades=trades, positions=positions, balance=None
+    )
+    sync_account_orders(account=account, order_book=book, positions=positions)
+
+
+def buy_at_market(account, instrument, quantity: int, *, product: str = "MIS") -> Order:
+    request = single_request(
+        account,
+        order_type="MARKET",
+        limit_price=None,
+        order_quantity=quantity,
+        symbol=instrument.trading_symbol,
+        product_type=product,
+    )
+    return place_single_order(user=account.user, request=request).order

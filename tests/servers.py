@@ -1,9 +1,11 @@
 """Real processes and sockets for the tests where the wire is the point: a daphne serving
-trading_site.asgi (`manage.py serve_web`), a WebSocket client, and the environment a server
-or worker process needs to share the test's database and Redis."""
+trading_site.asgi (`manage.py serve_web`), a WebSocket client, a listener on the channel
+layer, a handle on the XTS simulator, and the environment a server or worker process needs to
+share the test's database and Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -14,12 +16,28 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from trading_site.core.realtime import user_group
+
 REPO = Path(__file__).resolve().parents[1]
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
+    """Poll `predicate()` until it returns something truthy (returned) or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+        time.sleep(interval)
 
 
 def free_port() -> int:
@@ -111,3 +129,58 @@ class WsClient:
     def close(self):
         self._stack.close()
         self._thread.join(5)
+
+
+class GroupListener:
+    """Subscribed to a user's group on the real (Redis) channel layer."""
+
+    def __init__(self, user_id: int):
+        self.layer = get_channel_layer()
+        # One loop for every call: channels_redis binds a channel's receive buffer to the
+        # loop that first received on it.
+        self.loop = asyncio.new_event_loop()
+        self.channel = self.loop.run_until_complete(self.layer.new_channel())
+        self.loop.run_until_complete(self.layer.group_add(user_group(user_id), self.channel))
+        self.received: list[dict] = []
+
+    def drain(self, *, quiet_seconds: float = 0.3) -> list[dict]:
+        """Everything that arrived, waiting until nothing more comes for `quiet_seconds`."""
+
+        async def collect():
+            while True:
+                try:
+                    event = await asyncio.wait_for(self.layer.receive(self.channel), quiet_seconds)
+                except TimeoutError:
+                    return
+                self.received.append(event["message"])
+
+        self.loop.run_until_complete(collect())
+        return self.received
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [m for m in self.drain() if m.get("type") == kind]
+
+
+# ---- the XTS simulator over a real socket (broker, market and order tests) ----
+
+SIM_USERS = (
+    "inv-app:inv-secret:INV001:investor,dealer-app:dealer-secret:DLR001:dealer:CLIENT7;CLIENT8"
+)
+
+
+class SimulatorHandle:
+    def __init__(self, running):
+        self.running = running
+        self.app = running.app
+        self.base_url = running.base_url
+
+    def set_faults(self, **knobs):
+        response = httpx.post(f"{self.base_url}/_sim/faults", json=knobs, timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def stats(self):
+        return httpx.get(f"{self.base_url}/_sim/stats", timeout=5).json()
+
+    def expire_sessions(self):
+        httpx.post(f"{self.base_url}/_sim/expire-sessions", timeout=5).raise_for_status()

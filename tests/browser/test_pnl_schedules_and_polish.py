@@ -16,7 +16,7 @@ from orders.models import Order, ScheduledOrder
 from pnl.models import MtmSample, PnlDaily
 from tests.browser.support import log_in, off_loop, screenshot
 from tests.browser.test_trader_flow import move_price
-from tests.factories import make_account, make_instrument, make_order, make_trade, make_user
+from tests.factories import make_account, make_instrument, make_order, make_trades, make_user
 from trading_site.core.market_hours import MARKET_TZ
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -60,23 +60,13 @@ def a_trading_day(paper, live, instrument) -> datetime:
             )
     MtmSample.objects.bulk_create(rows)
     PnlDaily.objects.create(account=paper, trading_date=day, realized=D("850"), unrealized=D("120"))
-    make_trade(
+    make_trades(
         account=paper,
         instrument=instrument,
-        broker_order_id="D1",
-        side="BUY",
-        quantity=100,
-        price="100",
-        at=start + timedelta(minutes=5),
-    )
-    make_trade(
-        account=paper,
-        instrument=instrument,
-        broker_order_id="D2",
-        side="SELL",
-        quantity=100,
-        price="108.5",
-        at=start + timedelta(minutes=200),
+        fills=[
+            ("D1", "BUY", 100, "100", start + timedelta(minutes=5)),
+            ("D2", "SELL", 100, "108.5", start + timedelta(minutes=200)),
+        ],
     )
     return start
 

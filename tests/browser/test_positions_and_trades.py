@@ -13,8 +13,7 @@ from playwright.sync_api import expect
 from orders.models import Order
 from tests.browser.support import log_in, off_loop, screenshot
 from tests.browser.test_trader_flow import move_price, run_cycle
-from tests.factories import make_account, make_instrument, make_user
-from tests.orders.positions.conftest import buy_at_market
+from tests.factories import buy_at_market, make_account, make_instrument, make_user, order_request
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 D = Decimal
@@ -81,21 +80,12 @@ def test_mtm_moves_with_each_tick_and_exit_goes_through_the_confirmation(asgi_se
 
 
 def _buy_at_the_terminal(account, instrument, quantity: int) -> None:
-    from orders.brokers.base import PlaceOrderRequest
     from orders.brokers.paper.book import book_for_account
     from orders.brokers.paper.exchange import submit_order
 
     submit_order(
         book=book_for_account(account.pk),
-        request=PlaceOrderRequest(
-            exchange_segment=instrument.exchange_segment,
-            exchange_instrument_id=instrument.exchange_instrument_id,
-            side="BUY",
-            order_type="MARKET",
-            product_type="MIS",
-            quantity=quantity,
-            unique_identifier="typed-at-terminal",
-        ),
+        request=order_request(instrument, "typed-at-terminal", quantity=quantity),
     )
 
 

@@ -18,11 +18,9 @@ from asgiref.sync import async_to_sync
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts.models import Broker
 from accounts.services import create_auth_session
 from monitoring.events import handle_broker_event, handle_broker_events, resync_account
 from monitoring.services import run_user_cycle
-from orders.brokers.base import PlaceOrderRequest
 from orders.brokers.events import BrokerEvent, BrokerEventKind
 from orders.brokers.paper.book import book_for_account, order_rows, position_rows, trade_rows
 from orders.brokers.paper.exchange import submit_order
@@ -33,10 +31,12 @@ from orders.models import BrokerOrder, BrokerPosition, BrokerTrade, Order, Order
 from orders.services.events import apply_broker_events
 from orders.services.exclusion import account_exclusion
 from tests.factories import (
-    make_account,
-    make_instrument,
+    make_desk,
+    make_priced_instrument,
     make_user,
-    place_bracket,
+    make_xts_account,
+    order_request,
+    place_bracket_near_1000,
     set_price_and_match,
 )
 from tests.servers import WsClient
@@ -77,25 +77,11 @@ def _legs(order, role):
 
 @pytest.fixture
 def desk():
-    user = make_user()
-    account = make_account(user=user)
-    instrument = make_instrument(symbol="HDFCBANK", band=(D("100"), D("5000")))
-    set_price_and_match(instrument, "1000")
-    return user, account, instrument
+    return make_desk(symbol="HDFCBANK")
 
 
 def _bracket(user, account, instrument, **extra):
-    return place_bracket(
-        user=user,
-        account=account,
-        instrument=instrument,
-        entry="995",
-        sl="979",
-        sl_stop="980",
-        tp="1010",
-        lots=10,
-        **extra,
-    )
+    return place_bracket_near_1000(account=account, instrument=instrument, **extra)
 
 
 def test_an_entry_fill_event_protects_at_once_updates_pnl_and_tells_the_browser(desk, listen):
@@ -227,16 +213,7 @@ def test_an_event_for_an_order_placed_outside_the_desk_is_stored_and_logged_once
     book = book_for_account(account.pk)
     outside = submit_order(
         book=book,
-        request=PlaceOrderRequest(
-            exchange_segment=instrument.exchange_segment,
-            exchange_instrument_id=instrument.exchange_instrument_id,
-            side="BUY",
-            order_type="LIMIT",
-            product_type="MIS",
-            quantity=5,
-            unique_identifier="typed-at-terminal",
-            limit_price=D("990"),
-        ),
+        request=order_request(instrument, "typed-at-terminal", order_type="LIMIT", limit=D("990")),
     )
     row = next(r for r in order_rows(book) if r.broker_order_id == str(outside.app_order_id))
     caplog.set_level(logging.INFO, logger="orders.events")
@@ -254,19 +231,6 @@ def test_an_event_for_an_order_placed_outside_the_desk_is_stored_and_logged_once
 # ---- XTS: the simulator's rows over its socket, its request counters ------------------------
 
 
-def _xts_account(simulator, user):
-    return make_account(
-        user=user,
-        broker=Broker.IIFL,
-        credentials={
-            "app_key": "inv-app",
-            "secret_key": "inv-secret",
-            "client_id": "",
-            "base_url": simulator.base_url,
-        },
-    )
-
-
 def _xts_row(account, leg):
     book = async_to_sync(broker_client(account).order_book)()
     return next(row for row in book if row.unique_identifier == leg.unique_identifier)
@@ -278,9 +242,8 @@ def _cancels(simulator) -> int:
 
 def test_xts_stop_loss_fill_event_cancels_the_target_once_at_the_broker(simulator):
     user = make_user()
-    account = _xts_account(simulator, user)
-    instrument = make_instrument(symbol="RELIANCE", band=(D("100"), D("5000")))
-    set_price_and_match(instrument, "1000")
+    account = make_xts_account(simulator.base_url, user=user)
+    instrument = make_priced_instrument(symbol="RELIANCE")
     order = _bracket(user, account, instrument)
     [entry] = _legs(order, Role.ENTRY)
     set_price_and_match(instrument, "994")
@@ -313,9 +276,8 @@ def test_xts_stop_loss_fill_event_cancels_the_target_once_at_the_broker(simulato
 
 def test_an_event_racing_the_cycle_sends_one_cancel_and_no_false_error(simulator):
     user = make_user()
-    account = _xts_account(simulator, user)
-    instrument = make_instrument(symbol="INFY", band=(D("100"), D("5000")))
-    set_price_and_match(instrument, "1000")
+    account = make_xts_account(simulator.base_url, user=user)
+    instrument = make_priced_instrument(symbol="INFY")
     order = _bracket(user, account, instrument)
     [entry] = _legs(order, Role.ENTRY)
     set_price_and_match(instrument, "994")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.models import Broker, BrokerSession
+from accounts.models import BrokerSession
 from monitoring.models import MonitoringRun
 from monitoring.services import run_user_cycle
 from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
-from tests.factories import make_account, make_user
+from tests.factories import make_user, make_xts_account
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,21 +23,9 @@ def simulator():
     running.stop()
 
 
-def _account(simulator, user):
-    return make_account(
-        user=user,
-        broker=Broker.IIFL,
-        credentials={
-            "app_key": "h5-app",
-            "secret_key": "h5-secret",
-            "base_url": simulator.base_url,
-        },
-    )
-
-
 def test_expired_session_stops_the_cycle_and_the_next_cycle_logs_in_again(simulator, listen):
     user = make_user()
-    account = _account(simulator, user)
+    account = make_xts_account(simulator.base_url, user=user, app_key="h5-app", secret="h5-secret")
     listener = listen(user.pk)
     # Every token dies at once, even the one a re-login gets: the client's single retry fails.
     simulator.app.faults.update({"token_ttl_seconds": 0})
@@ -60,7 +48,7 @@ def test_expired_session_stops_the_cycle_and_the_next_cycle_logs_in_again(simula
 
 def test_broker_5xx_on_reads_fails_step_one_without_marking_the_session(simulator, listen):
     user = make_user()
-    account = _account(simulator, user)
+    account = make_xts_account(simulator.base_url, user=user, app_key="h5-app", secret="h5-secret")
     simulator.app.faults.update({"error_rate": 1.0})
     run = run_user_cycle(user_id=user.pk, cycle_key="c1", trigger="test")
     assert run.steps[0]["outcome"] == "failed"

@@ -9,7 +9,12 @@ import pytest
 from accounts.models import Broker
 from monitoring.models import MonitoringRun
 from monitoring.services import cycle_lease_name, cycle_lease_ttl, run_user_cycle
-from tests.factories import make_account, make_user, place_bracket, set_price_and_match
+from tests.factories import (
+    make_account,
+    make_desk,
+    make_user,
+    place_bracket_the_broker_rejects,
+)
 from trading_site.core import leases, metrics
 
 pytestmark = pytest.mark.django_db
@@ -95,30 +100,17 @@ def test_unreachable_broker_fails_step_one_stops_the_cycle_and_sends_errors(list
 
 @pytest.mark.django_db(transaction=True)  # order_update is sent on commit
 def test_with_permission_a_cycle_archives_stages_and_replaces_a_rejected_order(settings, listen):
-    from decimal import Decimal as D
-
     from accounts.models import EntryRegeneratePermission
     from orders.models import Order
-    from tests.factories import make_instrument, make_strategy
+    from tests.factories import make_strategy
 
-    user = make_user()
-    account = make_account(user=user)
-    instrument = make_instrument(band=(D("100"), D("5000")))
-    set_price_and_match(instrument, "1000")
+    user, account, instrument = make_desk()
     strategy = make_strategy(user=user, allow_regeneration=True, max_regenerations=1)
     permission = EntryRegeneratePermission.objects.create(user=user, enabled=True)
     permission.strategies.set([strategy])
-    settings.PAPER_REJECT_RATE = "1"
-    rejected = place_bracket(
-        user=user,
-        account=account,
-        instrument=instrument,
-        entry="990",
-        sl="980",
-        tp="1010",
-        strategy=strategy,
+    rejected = place_bracket_the_broker_rejects(
+        settings, account=account, instrument=instrument, strategy=strategy
     )
-    settings.PAPER_REJECT_RATE = "0"
     listener = listen(user.pk)
 
     run = run_user_cycle(user_id=user.pk, cycle_key="r1", trigger="test")

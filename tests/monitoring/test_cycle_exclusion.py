@@ -13,12 +13,10 @@ import subprocess
 import sys
 import threading
 import time
-from decimal import Decimal as D
 
 import pytest
 from django.test import Client
 
-from accounts.models import Broker
 from monitoring.models import MonitoringRun
 from monitoring.services import abandon_dead_runs, cycle_lease_name, run_user_cycle
 from monitoring.tasks import mark_abandoned_runs
@@ -26,9 +24,10 @@ from orders.models import Order, OrderEvent, OrderLeg
 from tests.factories import (
     api_client_for,
     make_account,
-    make_instrument,
+    make_priced_instrument,
     make_user,
-    place_bracket,
+    make_xts_account,
+    place_bracket_near_1000,
     set_price_and_match,
     staff_client,
 )
@@ -38,19 +37,6 @@ from trading_site.core import leases
 pytestmark = pytest.mark.django_db(transaction=True)
 
 Role = OrderLeg.Role
-
-
-def _xts_account(simulator, user):
-    return make_account(
-        user=user,
-        broker=Broker.IIFL,
-        credentials={
-            "app_key": "inv-app",
-            "secret_key": "inv-secret",
-            "client_id": "",
-            "base_url": simulator.base_url,
-        },
-    )
 
 
 def _cancels(simulator) -> int:
@@ -64,19 +50,9 @@ def test_a_slow_cycle_keeps_its_lease_so_the_next_never_overlaps_nor_cancels_twi
     settings.MONITOR_INTERVAL_SECONDS = 2
     settings.MONITOR_LOCK_TTL_SECONDS = None
     user = make_user()
-    account = _xts_account(simulator, user)
-    instrument = make_instrument(symbol="TCS", band=(D("100"), D("5000")))
-    set_price_and_match(instrument, "1000")
-    order = place_bracket(
-        user=user,
-        account=account,
-        instrument=instrument,
-        entry="995",
-        sl="979",
-        sl_stop="980",
-        tp="1010",
-        lots=10,
-    )
+    account = make_xts_account(simulator.base_url, user=user)
+    instrument = make_priced_instrument(symbol="TCS")
+    order = place_bracket_near_1000(account=account, instrument=instrument)
     set_price_and_match(instrument, "994")
     assert run_user_cycle(user_id=user.pk, cycle_key="protect", trigger="test").status == "OK"
     set_price_and_match(instrument, "979.5")  # the stop-loss fills: the target must go
@@ -139,7 +115,7 @@ def test_a_cycle_whose_worker_is_killed_is_marked_abandoned_in_api_page_and_admi
 ):
     settings.MONITOR_LOCK_TTL_SECONDS = 2
     user = make_user()
-    _xts_account(simulator, user)
+    make_xts_account(simulator.base_url, user=user)
     simulator.set_faults(latency_ms=30000)  # step 1 hangs: the worker dies mid-run
     code = (
         "import django; django.setup()\n"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,10 +14,9 @@ from monitoring.tasks import dispatch_monitoring_cycles, run_monitoring_cycle
 from tests.factories import (
     api_client_for,
     make_account,
-    make_instrument,
+    make_priced_instrument,
     make_user,
     place_bracket,
-    set_price_and_match,
 )
 
 pytestmark = pytest.mark.django_db
@@ -39,8 +37,7 @@ def test_connected_users_and_users_with_open_orders_are_monitored(settings):
     for user in (connected, with_orders, idle):
         make_account(user=user)
     presence.mark_connected(connected.pk, "tab")
-    instrument = make_instrument(band=(D("100"), D("5000")))
-    set_price_and_match(instrument, "1000")
+    instrument = make_priced_instrument()
     account = with_orders.broker_accounts.get()
     place_bracket(
         user=with_orders, account=account, instrument=instrument, entry="900", sl="890", tp="950"

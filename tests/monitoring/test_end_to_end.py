@@ -11,10 +11,8 @@ from accounts.services import create_auth_session
 from monitoring.services import run_user_cycle
 from orders.models import BrokerTrade, Order, OrderLeg
 from tests.factories import (
-    make_account,
-    make_instrument,
-    make_user,
-    place_bracket,
+    make_desk,
+    place_bracket_near_1000,
     set_price_and_match,
 )
 from tests.servers import WsClient
@@ -27,24 +25,12 @@ def _legs(order, role):
 
 
 def test_bracket_partial_fill_protection_target_and_pnl(daphne_server, settings):
-    user = make_user()
-    account = make_account(user=user)
-    instrument = make_instrument(symbol="HDFCBANK", band=(D("100"), D("5000")))
-    set_price_and_match(instrument, "1000")
+    user, account, instrument = make_desk(symbol="HDFCBANK")
     token, _ = create_auth_session(user=user, client_ip="127.0.0.1", user_agent="e2e")
     client = WsClient(daphne_server.url(f"/ws/{user.pk}/?token={token}"))
     client.wait_for(lambda m: m["type"] == "connection_established")
 
-    order = place_bracket(
-        user=user,
-        account=account,
-        instrument=instrument,
-        entry="995",
-        sl="979",
-        sl_stop="980",
-        tp="1010",
-        lots=10,
-    )
+    order = place_bracket_near_1000(account=account, instrument=instrument)
     # The price comes down to the entry; the exchange fills at most 4 per tick (this price
     # write is one tick, the cycle's read of the book another).
     settings.PAPER_FILL_CAP = 4

@@ -12,11 +12,10 @@ from monitoring.steps import CycleContext, reprice_entry_legs, reprice_stop_loss
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.services import place_protective_legs
 from tests.factories import (
-    make_account,
-    make_instrument,
+    make_desk,
     make_strategy,
-    make_user,
     place_bracket,
+    place_bracket_near_1000,
     set_price_and_match,
     sync_from_broker,
 )
@@ -26,25 +25,17 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def desk():
-    user = make_user()
-    account = make_account(user=user)
-    instrument = make_instrument(symbol="TCS", band=(D("100"), D("5000")))
-    set_price_and_match(instrument, "990")
-    return user, account, instrument
+    return make_desk(symbol="TCS", price="990")
 
 
 def _state(user, account) -> CycleState:
     return CycleState(context=CycleContext(user_id=user.pk, cycle_key="t", accounts=[account]))
 
 
-def _leg(order, role) -> OrderLeg:
-    return order.legs.filter(role=role).order_by("-id").first()
-
-
-def test_stuck_buy_entry_is_repriced_to_the_buy_fair_price_and_then_fills(desk):
+def _stop_limit_entry(desk, strategy=None):
+    """BUY 10, a stop-limit entry: stop 1000, limit 1001 (the price is 990); SL 970, TP 1100."""
     user, account, instrument = desk
-    strategy = make_strategy(user=user, max_slippage_pct=D("1"))
-    order = place_bracket(
+    return place_bracket(
         user=user,
         account=account,
         instrument=instrument,
@@ -54,9 +45,18 @@ def test_stuck_buy_entry_is_repriced_to_the_buy_fair_price_and_then_fills(desk):
         tp="1100",
         strategy=strategy,
     )
-    set_price_and_match(
-        instrument, "1005"
-    )  # through the stop, past the limit: triggered, not filled
+
+
+def _leg(order, role) -> OrderLeg:
+    return order.legs.filter(role=role).order_by("-id").first()
+
+
+def test_stuck_buy_entry_is_repriced_to_the_buy_fair_price_and_then_fills(desk):
+    user, account, instrument = desk
+    strategy = make_strategy(user=user, max_slippage_pct=D("1"))
+    order = _stop_limit_entry(desk, strategy)
+    # through the stop, past the limit: triggered, not filled
+    set_price_and_match(instrument, "1005")
     sync_from_broker(account)
     entry = _leg(order, OrderLeg.Role.ENTRY)
     assert entry.filled_quantity == 0
@@ -75,16 +75,7 @@ def test_stuck_buy_entry_is_repriced_to_the_buy_fair_price_and_then_fills(desk):
 def test_entry_repricing_stops_at_the_slippage_bound(desk):
     user, account, instrument = desk
     strategy = make_strategy(user=user, max_slippage_pct=D("0.5"))
-    order = place_bracket(
-        user=user,
-        account=account,
-        instrument=instrument,
-        entry="1001",
-        stop="1000",
-        sl="970",
-        tp="1100",
-        strategy=strategy,
-    )
+    order = _stop_limit_entry(desk, strategy)
     set_price_and_match(instrument, "1040")
     sync_from_broker(account)
     reprice_entry_legs(_state(user, account))
@@ -94,30 +85,15 @@ def test_entry_repricing_stops_at_the_slippage_bound(desk):
 
 def test_untriggered_entry_is_left_alone(desk):
     user, account, instrument = desk
-    order = place_bracket(
-        user=user,
-        account=account,
-        instrument=instrument,
-        entry="1001",
-        stop="1000",
-        sl="970",
-        tp="1100",
-    )
+    order = _stop_limit_entry(desk)
     assert reprice_entry_legs(_state(user, account)) == {"repriced": 0}
     assert _leg(order, OrderLeg.Role.ENTRY).limit_price == D("1001")
 
 
 def _protected_long(desk, strategy=None):
     user, account, instrument = desk
-    order = place_bracket(
-        user=user,
-        account=account,
-        instrument=instrument,
-        entry="995",
-        sl="979",
-        sl_stop="980",
-        tp="1100",
-        strategy=strategy,
+    order = place_bracket_near_1000(
+        account=account, instrument=instrument, tp="1100", strategy=strategy
     )
     sync_from_broker(account)  # the limit buy at 995 fills against 990
     place_protective_legs(account=account)

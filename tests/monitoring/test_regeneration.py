@@ -3,8 +3,6 @@ strategies, under their regeneration limit."""
 
 from __future__ import annotations
 
-from decimal import Decimal as D
-
 import pytest
 
 from accounts.models import EntryRegeneratePermission
@@ -16,12 +14,9 @@ from orders.services.regeneration import (
     stage_regenerations,
 )
 from tests.factories import (
-    make_account,
-    make_instrument,
+    make_desk,
     make_strategy,
-    make_user,
-    place_bracket,
-    set_price_and_match,
+    place_bracket_the_broker_rejects,
     sync_from_broker,
 )
 
@@ -30,27 +25,16 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def desk(settings):
-    user = make_user()
-    account = make_account(user=user)
-    instrument = make_instrument(symbol="RELIANCE", band=(D("100"), D("5000")))
-    set_price_and_match(instrument, "1000")
+    user, account, instrument = make_desk(symbol="RELIANCE")
     strategy = make_strategy(user=user, allow_regeneration=True, max_regenerations=2)
     return user, account, instrument, strategy
 
 
 def _rejected_bracket(settings, desk):
     user, account, instrument, strategy = desk
-    settings.PAPER_REJECT_RATE = "1"  # the broker accepts, then its book says Rejected
-    order = place_bracket(
-        user=user,
-        account=account,
-        instrument=instrument,
-        entry="990",
-        sl="980",
-        tp="1010",
-        strategy=strategy,
+    order = place_bracket_the_broker_rejects(
+        settings, account=account, instrument=instrument, strategy=strategy
     )
-    settings.PAPER_REJECT_RATE = "0"
     sync_from_broker(account)
     order.refresh_from_db()
     assert order.status == Order.Status.REJECTED

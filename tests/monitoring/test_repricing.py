@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
+import pytest
+
 from monitoring.repricing import is_stuck, repriced_limit, trailing_move
 
 TICK = D("0.05")
@@ -58,63 +60,46 @@ def test_sell_limit_never_moves_more_than_the_slippage_bound():
     assert reprice("SELL", "95", "94.90", "90.1", "90", pct="0.5") == D("94.45")
 
 
-def test_long_trailing_stop_moves_one_step_per_full_trigger():
-    move = trailing_move(
-        sl_side="SELL",
-        reference_price=D("100"),
-        stop_price=D("95"),
-        limit_price=D("94.90"),
-        fair_price=D("104.10"),
-        trigger=D("2"),
-        step=D("1.5"),
-    )
-    assert move.stop_price == D("98.0")
-    assert move.limit_price == D("97.90")
-    assert move.reference_price == D("104")
-
-
-def test_trailing_stop_does_not_move_before_the_trigger():
-    assert (
-        trailing_move(
-            sl_side="SELL",
-            reference_price=D("100"),
-            stop_price=D("95"),
-            limit_price=D("94.9"),
-            fair_price=D("101.95"),
-            trigger=D("2"),
-            step=D("1"),
-        )
-        is None
+def _trail(sl_side, reference, stop, limit, fair, trigger, step):
+    return trailing_move(
+        sl_side=sl_side,
+        reference_price=D(reference),
+        stop_price=D(stop),
+        limit_price=None if limit is None else D(limit),
+        fair_price=D(fair),
+        trigger=D(trigger),
+        step=D(step),
     )
 
 
-def test_short_trailing_stop_moves_down_as_the_price_falls():
-    move = trailing_move(
-        sl_side="BUY",
-        reference_price=D("100"),
-        stop_price=D("105"),
-        limit_price=D("105.10"),
-        fair_price=D("97"),
-        trigger=D("3"),
-        step=D("2"),
-    )
-    assert (move.stop_price, move.limit_price, move.reference_price) == (
-        D("103"),
-        D("103.10"),
-        D("97"),
+@pytest.mark.parametrize(
+    ("sl_side", "reference", "stop", "limit", "fair", "trigger", "step", "expected"),
+    [
+        ("SELL", "100", "95", "94.90", "104.10", "2", "1.5", ("98.0", "97.90", "104")),
+        ("BUY", "100", "105", "105.10", "97", "3", "2", ("103", "103.10", "97")),
+    ],
+    ids=[
+        "long_trailing_stop_moves_one_step_per_full_trigger",
+        "short_trailing_stop_moves_down_as_the_price_falls",
+    ],
+)
+def test_trailing_stop_moves(sl_side, reference, stop, limit, fair, trigger, step, expected):
+    move = _trail(sl_side, reference, stop, limit, fair, trigger, step)
+    assert (move.stop_price, move.limit_price, move.reference_price) == tuple(
+        D(value) for value in expected
     )
 
 
-def test_trailing_never_puts_the_stop_through_the_price():
-    assert (
-        trailing_move(
-            sl_side="SELL",
-            reference_price=D("100"),
-            stop_price=D("99"),
-            limit_price=None,
-            fair_price=D("102"),
-            trigger=D("1"),
-            step=D("5"),
-        )
-        is None
-    )
+@pytest.mark.parametrize(
+    ("sl_side", "reference", "stop", "limit", "fair", "trigger", "step"),
+    [
+        ("SELL", "100", "95", "94.9", "101.95", "2", "1"),
+        ("SELL", "100", "99", None, "102", "1", "5"),
+    ],
+    ids=[
+        "trailing_stop_does_not_move_before_the_trigger",
+        "trailing_never_puts_the_stop_through_the_price",
+    ],
+)
+def test_trailing_stop_stays(sl_side, reference, stop, limit, fair, trigger, step):
+    assert _trail(sl_side, reference, stop, limit, fair, trigger, step) is None

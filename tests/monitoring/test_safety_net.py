@@ -13,10 +13,8 @@ from monitoring.services import run_user_cycle
 from orders.brokers.paper.models import PaperOrder, PaperTrade
 from orders.models import Order, OrderLeg
 from tests.factories import (
-    make_account,
-    make_instrument,
-    make_user,
-    place_bracket,
+    make_desk,
+    place_bracket_near_1000,
     set_price_and_match,
 )
 
@@ -26,20 +24,8 @@ Role = OrderLeg.Role
 
 
 def test_with_no_events_one_cycle_protects_the_fill_and_the_next_closes_the_bracket():
-    user = make_user()
-    account = make_account(user=user)
-    instrument = make_instrument(symbol="SBIN", band=(D("100"), D("5000")))
-    set_price_and_match(instrument, "1000")
-    order = place_bracket(
-        user=user,
-        account=account,
-        instrument=instrument,
-        entry="995",
-        sl="979",
-        sl_stop="980",
-        tp="1010",
-        lots=10,
-    )
+    user, account, instrument = make_desk(symbol="SBIN")
+    order = place_bracket_near_1000(account=account, instrument=instrument)
     set_price_and_match(instrument, "994")  # filled at the broker; nobody told the desk
 
     run = run_user_cycle(user_id=user.pk, cycle_key="net-1", trigger="test")

@@ -8,35 +8,22 @@ from decimal import Decimal as D
 
 import pytest
 
-from accounts.models import Broker
 from monitoring.models import MonitoringRun
 from monitoring.services import run_user_cycle
 from orders.models import BrokerPosition, BrokerTrade, Order, OrderLeg
 from orders.services import place_single_order
 from orders.services.kill_switch import kill_switch
 from tests.factories import (
-    make_account,
     make_instrument,
+    make_priced_instrument,
     make_user,
-    place_bracket,
+    make_xts_account,
+    place_bracket_near_1000,
     set_price_and_match,
     single_request,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _account(simulator, user, *, app_key="inv-app", secret="inv-secret", client_id=""):
-    return make_account(
-        user=user,
-        broker=Broker.IIFL,
-        credentials={
-            "app_key": app_key,
-            "secret_key": secret,
-            "client_id": client_id,
-            "base_url": simulator.base_url,
-        },
-    )
 
 
 def _cycle(user, key: str) -> MonitoringRun:
@@ -56,21 +43,15 @@ def reliance(transactional_db):
 
 def test_a_dealer_account_runs_full_cycles_from_entry_to_target(simulator, listen):
     user = make_user()
-    account = _account(
-        simulator, user, app_key="dealer-app", secret="dealer-secret", client_id="CLIENT8"
-    )
-    instrument = make_instrument(symbol="HDFCBANK", band=(D("100"), D("5000")))
-    set_price_and_match(instrument, "1000")
-    order = place_bracket(
+    account = make_xts_account(
+        simulator.base_url,
         user=user,
-        account=account,
-        instrument=instrument,
-        entry="995",
-        sl="979",
-        sl_stop="980",
-        tp="1010",
-        lots=10,
+        app_key="dealer-app",
+        secret="dealer-secret",
+        client_id="CLIENT8",
     )
+    instrument = make_priced_instrument(symbol="HDFCBANK")
+    order = place_bracket_near_1000(account=account, instrument=instrument)
     set_price_and_match(instrument, "994")  # the entry fills at the simulator
     run = _cycle(user, "dealer-1")
     assert run.status == MonitoringRun.Status.OK, (run.errors, run.steps)
@@ -103,7 +84,7 @@ def test_a_dealer_account_runs_full_cycles_from_entry_to_target(simulator, liste
 def test_a_failed_balance_read_is_reported_and_the_cycle_goes_on(simulator, reliance, settings):
     settings.BROKER_READ_RETRIES = 0
     user = make_user()
-    account = _account(simulator, user)
+    account = make_xts_account(simulator.base_url, user=user)
     result = place_single_order(user=user, request=single_request(account, limit_price=D("101")))
     simulator.set_faults(error_rate=1.0, routes=["GET /interactive/user/balance"])
     run = _cycle(user, "balance-down")
@@ -122,7 +103,7 @@ def test_a_failed_order_book_read_stops_the_cycle_but_stores_the_other_reads(
 ):
     settings.BROKER_READ_RETRIES = 0
     user = make_user()
-    account = _account(simulator, user)
+    account = make_xts_account(simulator.base_url, user=user)
     place_single_order(user=user, request=single_request(account, limit_price=D("101")))
     simulator.set_faults(error_rate=1.0, routes=["GET /interactive/orders"])
     run = _cycle(user, "book-down")
@@ -136,7 +117,7 @@ def test_a_failed_order_book_read_stops_the_cycle_but_stores_the_other_reads(
 
 def test_a_placement_accepted_then_rejected_by_the_broker_is_rejected_at_sync(simulator, reliance):
     user = make_user()
-    account = _account(simulator, user)
+    account = make_xts_account(simulator.base_url, user=user)
     # 60,000 x 99 needs 11.9 lakh of margin: the broker accepts, then its RMS rejects.
     result = place_single_order(user=user, request=single_request(account, order_quantity=60000))
     leg = result.order.legs.get()
@@ -153,7 +134,7 @@ def test_a_placement_accepted_then_rejected_by_the_broker_is_rejected_at_sync(si
 def test_a_rate_limited_placement_is_rejected_and_nothing_is_placed(simulator, reliance):
     simulator.set_faults(rate_limit_per_second=1)
     user = make_user()
-    account = _account(simulator, user)
+    account = make_xts_account(simulator.base_url, user=user)
     first = place_single_order(user=user, request=single_request(account))
     second = place_single_order(user=user, request=single_request(account))
     assert first.outcome == "accepted"
@@ -175,7 +156,7 @@ def test_an_unreadable_position_quantity_is_stored_as_unknown_and_stops_the_kill
     simulator, reliance
 ):
     user = make_user()
-    account = _account(simulator, user)
+    account = make_xts_account(simulator.base_url, user=user)
     place_single_order(user=user, request=single_request(account, limit_price=D("101")))
     simulator.set_faults(
         unreadable_fields=["Quantity"], routes=["GET /interactive/portfolio/positions"]
@@ -197,7 +178,7 @@ def test_an_unreadable_position_quantity_is_stored_as_unknown_and_stops_the_kill
 
 def test_a_trade_with_an_unreadable_price_is_reported_and_stored_once_readable(simulator, reliance):
     user = make_user()
-    account = _account(simulator, user)
+    account = make_xts_account(simulator.base_url, user=user)
     place_single_order(user=user, request=single_request(account, limit_price=D("101")))
     simulator.set_faults(
         unreadable_fields=["LastTradedPrice"], routes=["GET /interactive/orders/trades"]

@@ -8,7 +8,13 @@ import pytest
 
 from accounts.models import Broker
 from orders.models import DailyCounter, Order, OrderEvent, OrderLeg
-from tests.factories import make_account, make_instrument, make_strategy, make_user
+from tests.factories import (
+    make_account,
+    make_instrument,
+    make_strategy,
+    make_user,
+    single_order_body,
+)
 
 D = Decimal
 
@@ -21,16 +27,7 @@ def _nothing_written():
 
 
 def _single(account, **overrides):
-    body = {
-        "account_id": account.pk,
-        "symbol": "RELIANCE",
-        "order_side": "BUY",
-        "order_quantity": 10,
-        "order_type": "LIMIT",
-        "limit_price": "99.00",
-        "product_type": "MIS",
-    }
-    body.update(overrides)
+    body = single_order_body(account, **{"product_type": "MIS", **overrides})
     return {k: v for k, v in body.items() if v is not None}
 
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from pnl.models import PnlInstrumentState, PnlLot
 from pnl.services import compute_account_pnl
 from tests import factories
-from tests.factories import make_account, make_instrument, make_trade
+from tests.factories import make_account, make_instrument, make_trades
 
 pytestmark = pytest.mark.django_db
 
@@ -23,14 +23,10 @@ def admin_client_():
 @pytest.fixture
 def computed_account():
     account = make_account()
-    make_trade(
+    make_trades(
         account=account,
         instrument=make_instrument(symbol="TCS"),
-        broker_order_id="E1",
-        side="BUY",
-        quantity=5,
-        price="10",
-        at=timezone.now() - timedelta(minutes=5),
+        fills=[("E1", "BUY", 5, "10", timezone.now() - timedelta(minutes=5))],
     )
     compute_account_pnl(account=account)
     return account

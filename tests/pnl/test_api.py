@@ -15,7 +15,7 @@ from tests.factories import (
     make_account,
     make_fair_price,
     make_instrument,
-    make_trade,
+    make_trades,
 )
 
 pytestmark = pytest.mark.django_db
@@ -32,23 +32,13 @@ def book():
     make_fair_price(instrument, "105", spread="2")
     account = make_account()
     now = timezone.now()
-    make_trade(
+    make_trades(
         account=account,
         instrument=instrument,
-        broker_order_id="E1",
-        side="BUY",
-        quantity=10,
-        price="100",
-        at=now - timedelta(minutes=30),
-    )
-    make_trade(
-        account=account,
-        instrument=instrument,
-        broker_order_id="T1",
-        side="SELL",
-        quantity=4,
-        price="110",
-        at=now - timedelta(minutes=10),
+        fills=[
+            ("E1", "BUY", 10, "100", now - timedelta(minutes=30)),
+            ("T1", "SELL", 4, "110", now - timedelta(minutes=10)),
+        ],
     )
     return account, instrument
 
@@ -81,14 +71,8 @@ def test_lots_endpoint_returns_matched_and_open_lots_with_the_design_field_names
 def test_lots_are_computed_fresh_when_the_stored_result_predates_the_last_sync(book):
     account, instrument = book
     compute_account_pnl(account=account)
-    make_trade(
-        account=account,
-        instrument=instrument,
-        broker_order_id="T2",
-        side="SELL",
-        quantity=6,
-        price="90",
-        at=timezone.now(),
+    make_trades(
+        account=account, instrument=instrument, fills=[("T2", "SELL", 6, "90", timezone.now())]
     )
     account.last_synced_at = timezone.now() + timedelta(seconds=1)
     account.save(update_fields=["last_synced_at"])
@@ -104,14 +88,8 @@ def test_lots_are_served_from_storage_when_newer_than_the_last_sync(book):
     account.last_synced_at = timezone.now() - timedelta(hours=1)
     account.save(update_fields=["last_synced_at"])
     compute_account_pnl(account=account)
-    make_trade(
-        account=account,
-        instrument=instrument,
-        broker_order_id="T2",
-        side="SELL",
-        quantity=6,
-        price="90",
-        at=timezone.now(),
+    make_trades(
+        account=account, instrument=instrument, fills=[("T2", "SELL", 6, "90", timezone.now())]
     )
 
     response = api_client_for(account.user).get(LOTS_URL, {"account_id": account.pk})

@@ -16,8 +16,14 @@ from orders.positions.selectors import position_book
 from pnl.intraday import record_samples, revalue_and_push
 from pnl.models import MtmSample
 from pnl.selectors import mtm_curve
-from tests.factories import make_account, make_fair_price, make_instrument, make_user
-from tests.orders.positions.conftest import buy_at_market, sync_positions
+from tests.factories import (
+    buy_at_market,
+    make_account,
+    make_fair_price,
+    make_instrument,
+    make_user,
+    sync_positions,
+)
 from trading_site.core import realtime
 
 D = Decimal

@@ -16,7 +16,7 @@ from tests.factories import (
     api_client_for,
     make_account,
     make_instrument,
-    make_trade,
+    make_trades,
     make_user,
 )
 from trading_site.core.market_hours import MARKET_TZ
@@ -43,23 +43,13 @@ def day_of_trading():
     PnlDaily.objects.create(account=paper, trading_date=DAY, realized=D("90"), unrealized=D("30"))
     inst = make_instrument(symbol="CHG")
     # 100 x 1,000 bought and 100 x 1,010 sold intraday: 30.22 + 52.51 at Rs 20 an order.
-    make_trade(
+    make_trades(
         account=paper,
         instrument=inst,
-        broker_order_id="P1",
-        side="BUY",
-        quantity=100,
-        price="1000",
-        at=at(1),
-    )
-    make_trade(
-        account=paper,
-        instrument=inst,
-        broker_order_id="P2",
-        side="SELL",
-        quantity=100,
-        price="1010",
-        at=at(3),
+        fills=[
+            ("P1", "BUY", 100, "1000", at(1)),
+            ("P2", "SELL", 100, "1010", at(3)),
+        ],
     )
     return user, paper, live
 

@@ -18,7 +18,7 @@ from tests.factories import (
     make_instrument,
     make_leg,
     make_order,
-    make_trade,
+    make_trades,
     make_user,
 )
 
@@ -37,37 +37,19 @@ def test_recomputing_one_account_replaces_its_lots_and_leaves_another_accounts_u
     instrument = make_instrument()
     mine, other = make_account(), make_account()
     for account in (mine, other):
-        make_trade(
+        make_trades(
             account=account,
             instrument=instrument,
-            broker_order_id="B1",
-            side="BUY",
-            quantity=10,
-            price="100",
-            at=at(30),
-        )
-        make_trade(
-            account=account,
-            instrument=instrument,
-            broker_order_id="S1",
-            side="SELL",
-            quantity=4,
-            price="101",
-            at=at(20),
+            fills=[
+                ("B1", "BUY", 10, "100", at(30)),
+                ("S1", "SELL", 4, "101", at(20)),
+            ],
         )
     compute_account_pnl(account=mine, now=NOW)
     compute_account_pnl(account=other, now=NOW)
     others_lots = list(PnlLot.objects.filter(account=other).values_list("id", "quantity"))
 
-    make_trade(
-        account=mine,
-        instrument=instrument,
-        broker_order_id="S2",
-        side="SELL",
-        quantity=6,
-        price="102",
-        at=at(10),
-    )
+    make_trades(account=mine, instrument=instrument, fills=[("S2", "SELL", 6, "102", at(10))])
     compute_account_pnl(account=mine, now=NOW)
 
     assert list(PnlLot.objects.filter(account=other).values_list("id", "quantity")) == others_lots
@@ -82,15 +64,7 @@ def test_open_lots_store_the_mark_and_unrealized_pnl():
     instrument = make_instrument()
     make_fair_price(instrument, "105", spread="2")  # buy 106, sell 104
     account = make_account()
-    make_trade(
-        account=account,
-        instrument=instrument,
-        broker_order_id="B1",
-        side="BUY",
-        quantity=10,
-        price="100",
-        at=at(30),
-    )
+    make_trades(account=account, instrument=instrument, fills=[("B1", "BUY", 10, "100", at(30))])
 
     compute_account_pnl(account=account, now=NOW)
 
@@ -108,32 +82,14 @@ def test_daily_row_counts_todays_fills_and_realized_of_lots_exited_today():
     make_fair_price(instrument, "103")
     account = make_account()
     yesterday = NOW - timedelta(days=1)
-    make_trade(
+    make_trades(
         account=account,
         instrument=instrument,
-        broker_order_id="B1",
-        side="BUY",
-        quantity=10,
-        price="100",
-        at=yesterday,
-    )
-    make_trade(
-        account=account,
-        instrument=instrument,
-        broker_order_id="S0",
-        side="SELL",
-        quantity=2,
-        price="99",
-        at=yesterday + timedelta(minutes=5),
-    )
-    make_trade(
-        account=account,
-        instrument=instrument,
-        broker_order_id="S1",
-        side="SELL",
-        quantity=5,
-        price="102",
-        at=at(15),
+        fills=[
+            ("B1", "BUY", 10, "100", yesterday),
+            ("S0", "SELL", 2, "99", yesterday + timedelta(minutes=5)),
+            ("S1", "SELL", 5, "102", at(15)),
+        ],
     )
 
     result = compute_account_pnl(account=account, now=NOW)
@@ -150,25 +106,9 @@ def test_daily_row_counts_todays_fills_and_realized_of_lots_exited_today():
 def test_daily_row_is_updated_in_place_on_the_next_run():
     instrument = make_instrument()
     account = make_account()
-    make_trade(
-        account=account,
-        instrument=instrument,
-        broker_order_id="B1",
-        side="BUY",
-        quantity=1,
-        price="10",
-        at=at(5),
-    )
+    make_trades(account=account, instrument=instrument, fills=[("B1", "BUY", 1, "10", at(5))])
     compute_account_pnl(account=account, now=NOW)
-    make_trade(
-        account=account,
-        instrument=instrument,
-        broker_order_id="S1",
-        side="SELL",
-        quantity=1,
-        price="12",
-        at=at(1),
-    )
+    make_trades(account=account, instrument=instrument, fills=[("S1", "SELL", 1, "12", at(1))])
 
     compute_account_pnl(account=account, now=NOW + timedelta(minutes=1))
 
@@ -184,10 +124,9 @@ def test_order_pnl_and_open_position_come_from_lots_whose_entry_leg_is_theirs():
         account=account,
         instrument=instrument,
         kind=Order.Kind.BRACKET,
-        entry_leg=False,
+        entry_broker_order_id="E1",
         status=Order.Status.FILLED,
     )
-    make_leg(order=bracket, broker_order_id="E1")
     make_leg(order=bracket, broker_order_id="T1", role="TAKE_PROFIT", side="SELL", quantity=4)
     manual_exit = make_order(
         account=account,
@@ -206,32 +145,14 @@ def test_order_pnl_and_open_position_come_from_lots_whose_entry_leg_is_theirs():
         entry_leg=False,
         status=Order.Status.FILLED,
     )
-    make_trade(
+    make_trades(
         account=account,
         instrument=instrument,
-        broker_order_id="E1",
-        side="BUY",
-        quantity=10,
-        price="100",
-        at=at(30),
-    )
-    make_trade(
-        account=account,
-        instrument=instrument,
-        broker_order_id="T1",
-        side="SELL",
-        quantity=4,
-        price="110",
-        at=at(20),
-    )
-    make_trade(
-        account=account,
-        instrument=instrument,
-        broker_order_id="X1",
-        side="SELL",
-        quantity=2,
-        price="95",
-        at=at(10),
+        fills=[
+            ("E1", "BUY", 10, "100", at(30)),
+            ("T1", "SELL", 4, "110", at(20)),
+            ("X1", "SELL", 2, "95", at(10)),
+        ],
     )
 
     compute_account_pnl(account=account, now=NOW)
@@ -259,19 +180,10 @@ def test_a_short_open_lot_gives_its_order_a_negative_open_position():
         instrument=instrument,
         side="SELL",
         quantity=5,
-        entry_leg=False,
+        entry_broker_order_id="S1",
         status=Order.Status.FILLED,
     )
-    make_leg(order=order, broker_order_id="S1")
-    make_trade(
-        account=account,
-        instrument=instrument,
-        broker_order_id="S1",
-        side="SELL",
-        quantity=5,
-        price="50",
-        at=at(5),
-    )
+    make_trades(account=account, instrument=instrument, fills=[("S1", "SELL", 5, "50", at(5))])
 
     compute_account_pnl(account=account, now=NOW)
 
@@ -283,23 +195,13 @@ def test_account_mtm_is_written_quantized_and_total_is_the_sum_of_the_parts():
     instrument = make_instrument()
     make_fair_price(instrument, "100.0050")
     account = make_account()
-    make_trade(
+    make_trades(
         account=account,
         instrument=instrument,
-        broker_order_id="B1",
-        side="BUY",
-        quantity=3,
-        price="100.0011",
-        at=at(10),
-    )
-    make_trade(
-        account=account,
-        instrument=instrument,
-        broker_order_id="S1",
-        side="SELL",
-        quantity=1,
-        price="100.0016",
-        at=at(5),
+        fills=[
+            ("B1", "BUY", 3, "100.0011", at(10)),
+            ("S1", "SELL", 1, "100.0016", at(5)),
+        ],
     )
 
     result = compute_account_pnl(account=account, now=NOW)
@@ -322,24 +224,8 @@ def test_unchanged_instruments_are_not_rematched_but_are_revalued():
     first, second = make_instrument(), make_instrument()
     fair = make_fair_price(second, "20")
     account = make_account()
-    make_trade(
-        account=account,
-        instrument=first,
-        broker_order_id="A1",
-        side="BUY",
-        quantity=1,
-        price="10",
-        at=at(30),
-    )
-    make_trade(
-        account=account,
-        instrument=second,
-        broker_order_id="B1",
-        side="BUY",
-        quantity=2,
-        price="15",
-        at=at(30),
-    )
+    make_trades(account=account, instrument=first, fills=[("A1", "BUY", 1, "10", at(30))])
+    make_trades(account=account, instrument=second, fills=[("B1", "BUY", 2, "15", at(30))])
     compute_account_pnl(account=account, now=NOW)
     kept_lot_ids = set(
         PnlLot.objects.filter(
@@ -347,15 +233,7 @@ def test_unchanged_instruments_are_not_rematched_but_are_revalued():
         ).values_list("id", flat=True)
     )
 
-    make_trade(
-        account=account,
-        instrument=first,
-        broker_order_id="A2",
-        side="SELL",
-        quantity=1,
-        price="11",
-        at=at(5),
-    )
+    make_trades(account=account, instrument=first, fills=[("A2", "SELL", 1, "11", at(5))])
     fair.sell_fair_price = D("21")
     fair.save()
     later = NOW + timedelta(minutes=1)
@@ -381,15 +259,7 @@ def test_unchanged_instruments_are_not_rematched_but_are_revalued():
 def test_a_second_run_with_nothing_changed_rematches_nothing():
     instrument = make_instrument()
     account = make_account()
-    make_trade(
-        account=account,
-        instrument=instrument,
-        broker_order_id="A1",
-        side="BUY",
-        quantity=1,
-        price="10",
-        at=at(30),
-    )
+    make_trades(account=account, instrument=instrument, fills=[("A1", "BUY", 1, "10", at(30))])
     compute_account_pnl(account=account, now=NOW)
 
     result = compute_account_pnl(account=account, now=NOW + timedelta(minutes=1))
@@ -406,15 +276,7 @@ def test_a_leg_learning_its_broker_order_id_later_relinks_the_stored_lots():
         account=account, instrument=instrument, entry_leg=False, status=Order.Status.FILLED
     )
     leg = make_leg(order=order, broker_order_id=None)
-    make_trade(
-        account=account,
-        instrument=instrument,
-        broker_order_id="E9",
-        side="BUY",
-        quantity=10,
-        price="100",
-        at=at(30),
-    )
+    make_trades(account=account, instrument=instrument, fills=[("E9", "BUY", 10, "100", at(30))])
     compute_account_pnl(account=account, now=NOW)
     assert PnlLot.objects.get(account=account).entry_leg_id is None
 
@@ -430,14 +292,8 @@ def test_a_leg_learning_its_broker_order_id_later_relinks_the_stored_lots():
 def test_an_instrument_whose_fills_disappear_loses_its_lots_and_state():
     instrument = make_instrument()
     account = make_account()
-    trade = make_trade(
-        account=account,
-        instrument=instrument,
-        broker_order_id="A1",
-        side="BUY",
-        quantity=1,
-        price="10",
-        at=at(30),
+    [trade] = make_trades(
+        account=account, instrument=instrument, fills=[("A1", "BUY", 1, "10", at(30))]
     )
     compute_account_pnl(account=account, now=NOW)
     trade.delete()
@@ -451,33 +307,20 @@ def test_an_instrument_whose_fills_disappear_loses_its_lots_and_state():
 def test_without_a_trade_book_each_traded_order_is_one_fill_at_its_average_price():
     instrument = make_instrument()
     account = make_account()
-    make_broker_order(
-        account=account,
-        instrument=instrument,
-        broker_order_id="B1",
-        side="BUY",
-        quantity=10,
-        average_price="100.5",
-        at=at(30),
-    )
-    make_broker_order(
-        account=account,
-        instrument=instrument,
-        broker_order_id="S1",
-        side="SELL",
-        quantity=4,
-        average_price="101",
-        at=at(20),
-    )
-    make_broker_order(
-        account=account,
-        instrument=instrument,
-        broker_order_id="S2",
-        side="SELL",
-        quantity=5,
-        average_price=None,
-        at=at(10),
-    )
+    for broker_order_id, side, quantity, average_price, minutes_ago in (
+        ("B1", "BUY", 10, "100.5", 30),
+        ("S1", "SELL", 4, "101", 20),
+        ("S2", "SELL", 5, None, 10),  # still open: no fill to count
+    ):
+        make_broker_order(
+            account=account,
+            instrument=instrument,
+            broker_order_id=broker_order_id,
+            side=side,
+            quantity=quantity,
+            average_price=average_price,
+            at=at(minutes_ago),
+        )
 
     result = compute_account_pnl(account=account, now=NOW)
 
@@ -504,18 +347,12 @@ def test_other_users_orders_are_never_attributed():
     account = make_account()
     stranger_account = make_account(user=make_user())
     foreign = make_order(
-        account=stranger_account, instrument=instrument, entry_leg=False, status=Order.Status.FILLED
-    )
-    make_leg(order=foreign, broker_order_id="E1")
-    make_trade(
-        account=account,
+        account=stranger_account,
         instrument=instrument,
-        broker_order_id="E1",
-        side="BUY",
-        quantity=10,
-        price="100",
-        at=at(30),
+        entry_broker_order_id="E1",
+        status=Order.Status.FILLED,
     )
+    make_trades(account=account, instrument=instrument, fills=[("E1", "BUY", 10, "100", at(30))])
 
     compute_account_pnl(account=account, now=NOW)
 
@@ -532,16 +369,11 @@ def test_concurrent_runs_for_one_account_never_duplicate_lots():
 
     instrument = make_instrument()
     account = make_account()
-    for n in range(6):
-        make_trade(
-            account=account,
-            instrument=instrument,
-            broker_order_id=f"O{n}",
-            side="BUY" if n % 2 == 0 else "SELL",
-            quantity=3,
-            price="100",
-            at=at(30 - n),
-        )
+    make_trades(
+        account=account,
+        instrument=instrument,
+        fills=[(f"O{n}", "BUY" if n % 2 == 0 else "SELL", 3, "100", at(30 - n)) for n in range(6)],
+    )
     errors: list[BaseException] = []
     start = threading.Barrier(3)
 

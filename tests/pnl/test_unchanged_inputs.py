@@ -11,7 +11,7 @@ from orders.brokers.base import BrokerTradeRow
 from pnl.models import PnlLot
 from pnl.selectors import pnl_is_stale
 from pnl.services import compute_account_pnl_if_changed
-from tests.factories import make_account, make_fair_price, make_instrument, make_trade
+from tests.factories import make_account, make_fair_price, make_instrument, make_trades
 
 pytestmark = pytest.mark.django_db
 
@@ -23,14 +23,10 @@ def traded_account():
     instrument = make_instrument()
     make_fair_price(instrument, "105")
     account = make_account()
-    trade = make_trade(
+    [trade] = make_trades(
         account=account,
         instrument=instrument,
-        broker_order_id="B1",
-        side="BUY",
-        quantity=10,
-        price="100",
-        at=NOW - timedelta(minutes=30),
+        fills=[("B1", "BUY", 10, "100", NOW - timedelta(minutes=30))],
     )
     row = BrokerTradeRow(
         execution_id=trade.execution_id,

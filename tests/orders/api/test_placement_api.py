@@ -17,6 +17,7 @@ from tests.factories import (
     make_fair_price,
     make_instrument,
     make_user,
+    single_order_body,
     sync_from_broker,
 )
 from trading_site.core.realtime import flush_notifications, user_group
@@ -25,18 +26,9 @@ D = Decimal
 
 
 def _body(account, **overrides):
-    body = {
-        "account_id": account.pk,
-        "symbol": "RELIANCE",
-        "exchange_segment": "NSECM",
-        "product_type": "MIS",
-        "order_side": "BUY",
-        "order_quantity": 10,
-        "limit_price": "99.00",
-        "order_type": "LIMIT",
-    }
-    body.update(overrides)
-    return body
+    return single_order_body(
+        account, **{"exchange_segment": "NSECM", "product_type": "MIS", **overrides}
+    )
 
 
 def test_a_limit_order_is_written_sent_and_answered_201(client, account, instrument):

@@ -18,10 +18,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.test import Client
 
-from accounts.models import Broker, BrokerAccount
+from accounts.models import BrokerAccount
 from orders.brokers.host_policy import BrokerHostNotAllowed, validate_base_url
 from tests import factories
-from tests.factories import DEFAULT_PASSWORD, api_client_for, make_account, make_user
+from tests.factories import (
+    DEFAULT_PASSWORD,
+    api_client_for,
+    make_user,
+    make_xts_account,
+)
 
 BANNER = "SSH-2.0-OpenSSH_9.6 internal-redis-6379 secret banner"
 
@@ -87,11 +92,7 @@ def full_stack_policy(settings):
 
 def _xts_account(base_url: str, **extra) -> BrokerAccount:
     """Written straight to the database, as a row from before the rule would be."""
-    return make_account(
-        broker=Broker.IIFL,
-        credentials={"app_key": "app-key-1", "secret_key": "secret-key-1", "base_url": base_url},
-        **extra,
-    )
+    return make_xts_account(base_url, app_key="app-key-1", secret="secret-key-1", **extra)
 
 
 SSRF_TARGETS = [
@@ -325,14 +326,7 @@ def test_a_listed_host_is_reached_through_the_address_that_was_checked(simulator
     still work against a real XTS server reached by name."""
     port = simulator.base_url.rsplit(":", 1)[1]
     settings.BROKER_ALLOWED_HOSTS = [f"localhost:{port}"]
-    account = make_account(
-        broker=Broker.IIFL,
-        credentials={
-            "app_key": "inv-app",
-            "secret_key": "inv-secret",
-            "base_url": f"http://localhost:{port}",
-        },
-    )
+    account = make_xts_account(f"http://localhost:{port}")
     response = api_client_for(account.user).post(f"/api/accounts/{account.pk}/connect")
     assert response.status_code == 200, response.content
     assert response.json()["connected"] is True

@@ -20,14 +20,20 @@ import pytest
 from django.test import Client
 
 from accounts.api_keys import create_api_key
-from accounts.models import ApiKey, Broker
+from accounts.models import ApiKey
 from orders.alerts.models import ReceivedAlert
 from orders.alerts.services import save_webhook
 from orders.brokers.paper.models import PaperOrder
 from orders.brokers.sessions import connect_account
 from orders.models import Order, OrderLeg
 from orders.services.trading_lock import lock_trading, unlock_trading
-from tests.factories import make_account, make_fair_price, make_instrument, make_strategy, make_user
+from tests.factories import (
+    make_fair_price,
+    make_instrument,
+    make_strategy,
+    make_user,
+    make_xts_account,
+)
 from tests.orders.openalgo.test_openalgo_client import ok, positions, state
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -142,15 +148,7 @@ def xts_desk(simulator, live_server, settings):
     """An XTS account (the simulator) with an OpenAlgo key bound to it, over live HTTP."""
     settings.TRADING_WINDOW_ALWAYS_OPEN = True
     user = make_user(username="xtsalgo")
-    account = make_account(
-        user=user,
-        broker=Broker.IIFL,
-        credentials={
-            "app_key": "inv-app",
-            "secret_key": "inv-secret",
-            "base_url": simulator.base_url,
-        },
-    )
+    account = make_xts_account(simulator.base_url, user=user)
     make_fair_price(make_instrument(symbol="RELIANCE", instrument_id=2885), "100.00")
     connect_account(account)
     key, _ = create_api_key(

@@ -17,12 +17,13 @@ from orders.services import place_bracket_order, place_protective_legs
 from orders.services.exclusion import account_exclusion
 from tests.factories import (
     bracket_request,
+    buy_at_market,
     legs_of,
     make_fair_price,
     make_instrument,
     sync_from_broker,
+    sync_positions,
 )
-from tests.orders.positions.conftest import buy_at_market, sync_positions
 from tests.orders.positions.test_exits import exit_body
 
 pytestmark = pytest.mark.django_db(transaction=True)

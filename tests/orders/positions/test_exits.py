@@ -14,13 +14,14 @@ from orders.services import place_bracket_order, place_protective_legs
 from tests.factories import (
     api_client_for,
     bracket_request,
+    buy_at_market,
     make_account,
     make_fair_price,
     make_instrument,
     make_user,
     sync_from_broker,
+    sync_positions,
 )
-from tests.orders.positions.conftest import buy_at_market, sync_positions
 
 D = Decimal
 pytestmark = pytest.mark.django_db

@@ -8,18 +8,18 @@ from decimal import Decimal
 
 import pytest
 
-from accounts.models import Broker
 from orders.brokers.paper.models import PaperTrade
 from orders.brokers.xts.wire import holding_rows_from_xts
 from orders.market.services import record_fair_prices
 from tests.factories import (
     api_client_for,
+    buy_at_market,
     make_account,
     make_fair_price,
     make_instrument,
     make_user,
+    make_xts_account,
 )
-from tests.orders.positions.conftest import buy_at_market
 
 D = Decimal
 
@@ -58,7 +58,8 @@ def test_holdings_of_another_users_account_are_a_404_and_a_bad_filter_a_400(clie
     assert client.get("/api/holdings?account_id=-1").status_code == 400
 
 
-def test_xts_holdings_come_over_the_wire_from_the_simulator(simulator):
+def test_xts_holdings_come_over_the_wire_from_the_simulator(simulator, settings):
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True  # a live account: not after market hours
     instrument = make_instrument(symbol="INFY", instrument_id=1594, band=(D("1300"), D("1800")))
     record_fair_prices(
         rows=[
@@ -67,16 +68,7 @@ def test_xts_holdings_come_over_the_wire_from_the_simulator(simulator):
         source="test",
     )
     user = make_user()
-    account = make_account(
-        user=user,
-        broker=Broker.IIFL,
-        credentials={
-            "app_key": "inv-app",
-            "secret_key": "inv-secret",
-            "client_id": "",
-            "base_url": simulator.base_url,
-        },
-    )
+    account = make_xts_account(simulator.base_url, user=user)
     client = api_client_for(user)
     buy_at_market(account, instrument, 4, product="CNC")
     PaperTrade.objects.update(traded_at=PaperTrade.objects.first().traded_at - timedelta(days=2))

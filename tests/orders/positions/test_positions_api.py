@@ -10,8 +10,14 @@ import pytest
 from accounts.models import Broker
 from orders.market.services import record_fair_prices
 from orders.models import BrokerPosition
-from tests.factories import api_client_for, make_account, make_instrument, make_user
-from tests.orders.positions.conftest import buy_at_market, sync_positions
+from tests.factories import (
+    api_client_for,
+    buy_at_market,
+    make_account,
+    make_instrument,
+    make_user,
+    sync_positions,
+)
 
 D = Decimal
 pytestmark = pytest.mark.django_db

@@ -7,8 +7,7 @@ import pytest
 from django.test import Client
 
 from orders.models import Order
-from tests.factories import DEFAULT_PASSWORD, make_account, make_user
-from tests.orders.positions.conftest import buy_at_market, sync_positions
+from tests.factories import DEFAULT_PASSWORD, buy_at_market, make_account, make_user, sync_positions
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from datetime import datetime, time
-from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,10 +13,8 @@ from orders.models import Order, ScheduledOrder, ScheduledOrderRun
 from orders.scheduled.services import place_due_scheduled_orders
 from tests.factories import (
     api_client_for,
-    make_account,
-    make_instrument,
+    make_desk,
     make_user,
-    set_price_and_match,
 )
 
 pytestmark = pytest.mark.django_db
@@ -34,10 +31,7 @@ def at(day: datetime, hh: int, mm: int) -> datetime:
 def schedule(settings):
     settings.TRADING_WINDOW_ALWAYS_OPEN = False
     settings.SCHEDULED_ORDER_GRACE_MINUTES = 5
-    user = make_user()
-    account = make_account(user=user)
-    instrument = make_instrument(symbol="SBIN", band=(D("100"), D("5000")))
-    set_price_and_match(instrument, "800")
+    user, account, instrument = make_desk(symbol="SBIN", price="800")
     return ScheduledOrder.objects.create(
         user=user,
         account=account,

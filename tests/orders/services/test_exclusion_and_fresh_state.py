@@ -28,25 +28,11 @@ from tests.factories import (
     single_request,
     sync_from_broker,
 )
-from tests.monitoring.conftest import GroupListener
 from trading_site.core import leases
 from trading_site.core.realtime import flush_notifications
 
 D = Decimal
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def listen_user():
-    listeners: list[GroupListener] = []
-
-    def make(user_id: int) -> GroupListener:
-        listeners.append(GroupListener(user_id))
-        return listeners[-1]
-
-    yield make
-    for listener in listeners:
-        listener.loop.close()
 
 
 def _hold_in_another_thread(account_id: int):
@@ -157,9 +143,9 @@ def test_a_release_never_deletes_the_next_holders_lease():
 
 
 def test_a_market_order_the_paper_exchange_fills_at_once_is_filled_in_answer_page_and_update(
-    client, trader, account, instrument, listen_user
+    client, trader, account, instrument, listen
 ):
-    listener = listen_user(trader.pk)
+    listener = listen(trader.pk)
     response = client.post(
         "/api/orders",
         {

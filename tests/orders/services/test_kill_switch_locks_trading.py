@@ -37,6 +37,7 @@ from tests.factories import (
     make_fair_price,
     make_order,
     make_strategy,
+    single_order_body,
     single_request,
     sync_from_broker,
 )
@@ -82,14 +83,7 @@ def test_every_api_placement_right_after_the_kill_switch_is_refused_and_nothing_
 
     single = client.post(
         "/api/orders",
-        {
-            "account_id": account.pk,
-            "symbol": "RELIANCE",
-            "order_side": "BUY",
-            "order_quantity": 10,
-            "order_type": "LIMIT",
-            "limit_price": "99.00",
-        },
+        single_order_body(account),
         format="json",
         HTTP_IDEMPOTENCY_KEY="after-kill-1",
     )
@@ -259,14 +253,7 @@ def test_re_enabling_trading_lets_orders_through_again_and_both_are_audited(
 
     response = client.post(
         "/api/orders",
-        {
-            "account_id": account.pk,
-            "symbol": "RELIANCE",
-            "order_side": "BUY",
-            "order_quantity": 10,
-            "order_type": "LIMIT",
-            "limit_price": "99.00",
-        },
+        single_order_body(account),
         format="json",
     )
     assert response.status_code == 201, response.content

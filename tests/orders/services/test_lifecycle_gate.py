@@ -13,29 +13,20 @@ from orders.domain.vocabulary import EventKind, LegStatus
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.services import cancel_order, place_single_order, sync_account_orders
 from orders.services.changes import cancel_leg
-from tests.factories import single_request
+from tests.factories import broker_order_row, single_request
 
 D = Decimal
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def _row(leg: OrderLeg, status: str, filled: int, raw: str) -> BrokerOrderRow:
-    return BrokerOrderRow(
+    return broker_order_row(
         broker_order_id=leg.broker_order_id,
-        unique_identifier=leg.unique_identifier,
-        exchange_segment="NSECM",
-        exchange_instrument_id=1,
-        trading_symbol="RELIANCE",
-        side="BUY",
-        order_type="LIMIT",
-        product_type="MIS",
-        quantity=10,
-        filled_quantity=filled,
-        leaves_quantity=10 - filled,
+        uid=leg.unique_identifier,
         status=status,
+        filled=filled,
         raw_status=raw,
-        limit_price=D("99"),
-        average_price=D("99") if filled else None,
+        symbol="RELIANCE",
     )
 
 

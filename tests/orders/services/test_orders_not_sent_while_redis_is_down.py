@@ -28,7 +28,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Broker, BrokerLoginLease, BrokerSession
+from accounts.models import BrokerLoginLease, BrokerSession
 from accounts.services import create_auth_session
 from orders.alerts.services import save_webhook
 from orders.brokers.paper.models import PaperOrder
@@ -37,11 +37,11 @@ from orders.models import Order, OrderEvent, OrderLeg
 from tests.factories import (
     DEFAULT_PASSWORD,
     api_client_for,
-    make_account,
     make_fair_price,
     make_instrument,
     make_strategy,
     make_user,
+    make_xts_account,
 )
 from tests.servers import REPO, free_port, subprocess_env
 
@@ -146,15 +146,7 @@ def private_redis(tmp_path):
 @pytest.fixture
 def xts_account(simulator):
     user = make_user()
-    account = make_account(
-        user=user,
-        broker=Broker.IIFL,
-        credentials={
-            "app_key": "inv-app",
-            "secret_key": "inv-secret",
-            "base_url": simulator.base_url,
-        },
-    )
+    account = make_xts_account(simulator.base_url, user=user)
     make_fair_price(make_instrument(symbol="RELIANCE"), "100.00")
     connect_account(account)
     token, _ = create_auth_session(user=user, client_ip="127.0.0.1", user_agent="outage test")

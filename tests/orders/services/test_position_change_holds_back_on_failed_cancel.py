@@ -11,15 +11,14 @@ from decimal import Decimal
 
 import pytest
 
-from accounts.models import Broker
 from orders.brokers.sessions import connect_account
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.services import place_protective_legs
 from orders.services.position_changes import change_position_live
 from tests.factories import (
-    make_account,
     make_instrument,
     make_user,
+    make_xts_account,
     place_bracket,
     set_price_and_match,
     sync_from_broker,
@@ -40,15 +39,7 @@ def protected_bracket(simulator, settings):
     settings.PAPER_REJECT_RATE = "0"
     settings.PAPER_FILL_CAP = 0
     user = make_user()
-    account = make_account(
-        user=user,
-        broker=Broker.IIFL,
-        credentials={
-            "app_key": "inv-app",
-            "secret_key": "inv-secret",
-            "base_url": simulator.base_url,
-        },
-    )
+    account = make_xts_account(simulator.base_url, user=user)
     stock = make_instrument(symbol="RELIANCE", tick_size=Decimal("0.05"))
     set_price_and_match(stock, "100.00")
     connect_account(account)

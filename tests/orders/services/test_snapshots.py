@@ -8,29 +8,15 @@ from decimal import Decimal
 from orders.brokers.base import BrokerBalance, BrokerOrderRow, BrokerPositionRow, BrokerTradeRow
 from orders.models import BrokerOrder, BrokerPosition, BrokerTrade, Order
 from orders.services import place_single_order, store_broker_snapshots, sync_account_orders
-from tests.factories import make_fair_price, single_request
+from tests.factories import broker_order_row, make_fair_price, single_request
 
 D = Decimal
 NOW = datetime(2025, 1, 2, 4, 0, tzinfo=UTC)
 
 
 def _row(broker_id: str, status: str, filled: int, uid: str = "") -> BrokerOrderRow:
-    return BrokerOrderRow(
-        broker_order_id=broker_id,
-        unique_identifier=uid,
-        exchange_segment="NSECM",
-        exchange_instrument_id=1,
-        trading_symbol="X",
-        side="Buy",
-        order_type="LIMIT",
-        product_type="MIS",
-        quantity=10,
-        filled_quantity=filled,
-        leaves_quantity=10 - filled,
-        status=status,
-        raw_status=status.title(),
-        limit_price=D("99"),
-        average_price=D("99") if filled else None,
+    return broker_order_row(
+        broker_order_id=broker_id, status=status, filled=filled, uid=uid, side="Buy"
     )
 
 

@@ -11,18 +11,19 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.utils import timezone
 
-from accounts.models import Broker
-from orders.brokers.base import OrderAck, OrderRejected, PlaceOrderRequest
+from orders.brokers.base import OrderAck, OrderRejected
 from orders.brokers.sessions import broker_client, connect_account
 from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
 from orders.models import Instrument, Order, OrderLeg
 from orders.services import place_single_order, reconcile_pending_legs, sync_account_orders
 from tests.factories import (
     api_client_for,
-    make_account,
     make_fair_price,
     make_instrument,
     make_user,
+    make_xts_account,
+    order_request,
+    single_order_body,
     single_request,
 )
 
@@ -50,15 +51,7 @@ def iifl(simulator, settings):
     settings.TRADING_WINDOW_ALWAYS_OPEN = True
     settings.BROKER_TIMEOUT_SECONDS = 0.5
     user = make_user()
-    account = make_account(
-        user=user,
-        broker=Broker.IIFL,
-        credentials={
-            "app_key": "h4-app",
-            "secret_key": "h4-secret",
-            "base_url": simulator.base_url,
-        },
-    )
+    account = make_xts_account(simulator.base_url, user=user, app_key="h4-app", secret="h4-secret")
     make_fair_price(make_instrument(symbol="RELIANCE"), "100.00")
     connect_account(account)
     return user, account
@@ -97,14 +90,7 @@ def test_the_next_sync_settles_the_pending_leg_from_the_order_book(simulator, ii
 def test_the_api_answers_202_when_the_broker_does_not(simulator, iifl):
     user, account = iifl
     _faults(simulator, timeout_next=1, timeout_seconds=1.5, routes=[ORDER_POST])
-    body = {
-        "account_id": account.pk,
-        "symbol": "RELIANCE",
-        "order_side": "BUY",
-        "order_quantity": 10,
-        "order_type": "LIMIT",
-        "limit_price": "99.00",
-    }
+    body = single_order_body(account)
     response = api_client_for(user).post("/api/orders", body, format="json")
     assert response.status_code == 202
     assert response.json()["order"]["order_status"] == "PENDING"
@@ -144,15 +130,13 @@ def test_xts_places_a_batch_one_post_per_leg_through_the_interface_default(simul
     _user, account = iifl
     instrument = Instrument.objects.get(trading_symbol="RELIANCE")
     requests = [
-        PlaceOrderRequest(
-            exchange_segment=instrument.exchange_segment,
-            exchange_instrument_id=instrument.exchange_instrument_id,
-            side="BUY",
+        order_request(
+            instrument,
+            f"BULK{n}",
             order_type="LIMIT",
-            product_type=product,
             quantity=1,
-            unique_identifier=f"BULK{n}",
-            limit_price=D("99.00"),
+            limit=D("99.00"),
+            product=product,
         )
         for n, product in enumerate(("MIS", "BRACKET", "NRML"))  # XTS refuses the second
     ]

@@ -20,7 +20,7 @@ from tests.factories import (
     make_instrument,
     make_leg,
     make_order,
-    make_trade,
+    make_trades,
     make_user,
 )
 from trading_site.core.market_hours import MARKET_TZ
@@ -41,41 +41,19 @@ def book():
     infy = make_instrument(symbol="INFYTB")
     tcs = make_instrument(symbol="TCSTB")
     trades = [
-        make_trade(
+        *make_trades(
             account=first,
             instrument=infy,
-            broker_order_id="B1",
-            side="BUY",
-            quantity=1500,
-            price="1234.5",
-            at=ist(27, 9, 30),
+            fills=[("B1", "BUY", 1500, "1234.5", ist(27, 9, 30))],
         ),
-        make_trade(
-            account=first,
-            instrument=tcs,
-            broker_order_id="B2",
-            side="SELL",
-            quantity=2,
-            price="3150.25",
-            at=ist(27, 11),
+        *make_trades(
+            account=first, instrument=tcs, fills=[("B2", "SELL", 2, "3150.25", ist(27, 11))]
         ),
-        make_trade(
-            account=first,
-            instrument=infy,
-            broker_order_id="B3",
-            side="SELL",
-            quantity=1500,
-            price="1240",
-            at=ist(28, 14),
+        *make_trades(
+            account=first, instrument=infy, fills=[("B3", "SELL", 1500, "1240", ist(28, 14))]
         ),
-        make_trade(
-            account=second,
-            instrument=infy,
-            broker_order_id="C1",
-            side="BUY",
-            quantity=5,
-            price="1200",
-            at=ist(28, 10),
+        *make_trades(
+            account=second, instrument=infy, fills=[("C1", "BUY", 5, "1200", ist(28, 10))]
         ),
     ]
     return user, first, second, infy, tcs, trades, None

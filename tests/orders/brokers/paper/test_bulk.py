@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 from decimal import Decimal
 
-import pytest
 from django.db import close_old_connections, connection
 
 from orders.brokers.base import OrderRejected, PlaceOrderRequest
@@ -15,29 +14,16 @@ from orders.brokers.paper import book as paper_book
 from orders.brokers.paper import exchange as paper_exchange
 from orders.brokers.paper.models import PaperOrder
 from orders.domain.vocabulary import LegStatus
-from tests.factories import make_account, make_fair_price, make_instrument
+from tests.factories import make_account, make_fair_price, make_instrument, order_request
 
 D = Decimal
 
 
-def _request(instrument, *, uid, side="BUY", order_type="LIMIT", quantity=100, limit="1290"):
-    return PlaceOrderRequest(
-        exchange_segment=instrument.exchange_segment,
-        exchange_instrument_id=instrument.exchange_instrument_id,
-        side=side,
-        order_type=order_type,
-        product_type="MIS",
-        quantity=quantity,
-        unique_identifier=uid,
-        limit_price=D(limit) if order_type == "LIMIT" else None,
+def _request(instrument, *, uid, order_type="LIMIT", quantity=100, limit="1290", **fields):
+    price = D(limit) if order_type == "LIMIT" else None
+    return order_request(
+        instrument, uid, order_type=order_type, quantity=quantity, limit=price, **fields
     )
-
-
-@pytest.fixture
-def instrument(db):
-    inst = make_instrument(symbol="RELIANCE", band=(D("1000.00"), D("1600.00")))
-    make_fair_price(inst, "1300.00", spread="0.10")
-    return inst
 
 
 def _mixed_requests(instrument, prefix: str) -> list[PlaceOrderRequest]:

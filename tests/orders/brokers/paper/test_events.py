@@ -12,7 +12,7 @@ from asgiref.sync import async_to_sync
 from django.db import transaction
 from django_redis import get_redis_connection
 
-from orders.brokers.base import ModifyOrderRequest, PlaceOrderRequest
+from orders.brokers.base import ModifyOrderRequest
 from orders.brokers.event_codec import decode_event
 from orders.brokers.events import BrokerEventKind
 from orders.brokers.paper import events as paper_events
@@ -21,7 +21,7 @@ from orders.brokers.paper.book import book_for_account, book_named
 from orders.brokers.sessions import broker_client
 from orders.domain.vocabulary import LegStatus
 from orders.market.services import record_fair_prices
-from tests.factories import make_account, make_fair_price, make_instrument
+from tests.factories import make_account, make_fair_price, make_instrument, order_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,19 +35,6 @@ def instrument():
     return inst
 
 
-def _request(instrument, uid, *, order_type="MARKET", quantity=5, limit=None):
-    return PlaceOrderRequest(
-        exchange_segment=instrument.exchange_segment,
-        exchange_instrument_id=instrument.exchange_instrument_id,
-        side="BUY",
-        order_type=order_type,
-        product_type="MIS",
-        quantity=quantity,
-        unique_identifier=uid,
-        limit_price=limit,
-    )
-
-
 def published(account_id: int | None = None) -> list:
     client = get_redis_connection("default")
     found = []
@@ -59,7 +46,7 @@ def published(account_id: int | None = None) -> list:
 
 def test_a_market_order_s_fill_is_published_after_commit(instrument):
     account = make_account()
-    ack = async_to_sync(broker_client(account).place_order)(_request(instrument, "p-1"))
+    ack = async_to_sync(broker_client(account).place_order)(order_request(instrument, "p-1"))
     events = published(account.pk)
     assert [e.kind for e in events] == [BrokerEventKind.ORDER, BrokerEventKind.TRADE]
     order, trade = events
@@ -76,8 +63,8 @@ def test_an_account_s_events_stay_in_one_partition(instrument, settings):
     settings.PAPER_EVENT_PARTITIONS = 3
     account = make_account()
     key = paper_events.stream_key(paper_events.partition_of(account.pk))
-    async_to_sync(broker_client(account).place_order)(_request(instrument, "p-a"))
-    async_to_sync(broker_client(account).place_order)(_request(instrument, "p-b"))
+    async_to_sync(broker_client(account).place_order)(order_request(instrument, "p-a"))
+    async_to_sync(broker_client(account).place_order)(order_request(instrument, "p-b"))
     assert get_redis_connection("default").xlen(key) == 4
     assert len(published(account.pk)) == 4
 
@@ -86,7 +73,7 @@ def test_a_rolled_back_transaction_publishes_nothing(instrument):
     account = make_account()
     book = book_for_account(account.pk)
     with pytest.raises(RuntimeError), transaction.atomic():
-        exchange.submit_order(book=book, request=_request(instrument, "p-rollback"))
+        exchange.submit_order(book=book, request=order_request(instrument, "p-rollback"))
         raise RuntimeError("the caller's transaction fails after the fill")
     assert published() == []
     # nothing was written either
@@ -97,10 +84,10 @@ def test_resting_then_filled_by_a_price_move_then_modify_and_cancel(instrument):
     account = make_account()
     client = broker_client(account)
     rest = async_to_sync(client.place_order)(
-        _request(instrument, "p-rest", order_type="LIMIT", limit=D("3400.00"))
+        order_request(instrument, "p-rest", order_type="LIMIT", limit=D("3400.00"))
     )
     other = async_to_sync(client.place_order)(
-        _request(instrument, "p-other", order_type="LIMIT", limit=D("3000.00"))
+        order_request(instrument, "p-other", order_type="LIMIT", limit=D("3000.00"))
     )
     async_to_sync(client.modify_order)(
         ModifyOrderRequest(
@@ -141,7 +128,9 @@ def test_resting_then_filled_by_a_price_move_then_modify_and_cancel(instrument):
 
 
 def test_a_simulator_login_s_book_publishes_nothing(instrument):
-    exchange.submit_order(book=book_named("xts:someone"), request=_request(instrument, "p-sim"))
+    exchange.submit_order(
+        book=book_named("xts:someone"), request=order_request(instrument, "p-sim")
+    )
     assert published() == []
 
 
@@ -151,7 +140,7 @@ def test_the_backlog_is_capped(instrument, settings):
     account = make_account()
     book = book_for_account(account.pk)
     for n in range(150):  # 300 events
-        exchange.submit_order(book=book, request=_request(instrument, f"cap-{n}", quantity=1))
+        exchange.submit_order(book=book, request=order_request(instrument, f"cap-{n}", quantity=1))
     length = get_redis_connection("default").xlen(paper_events.stream_key(0))
     assert 100 <= length < 300
 
@@ -160,7 +149,7 @@ def test_redis_gone_at_publish_time_loses_the_event_but_not_the_order(instrument
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     monkeypatch.setattr(paper_events, "get_redis_connection", lambda alias: dead)
     account = make_account()
-    ack = async_to_sync(broker_client(account).place_order)(_request(instrument, "p-lost"))
+    ack = async_to_sync(broker_client(account).place_order)(order_request(instrument, "p-lost"))
     [row] = async_to_sync(broker_client(account).order_book)()
     assert row.broker_order_id == ack.broker_order_id and row.status == LegStatus.FILLED
 
@@ -172,7 +161,7 @@ def test_in_memory_events_wait_for_a_consumer_then_arrive_in_order(instrument, s
     paper_events.memory_bus = bus
     try:
         account = make_account()
-        async_to_sync(broker_client(account).place_order)(_request(instrument, "m-1"))
+        async_to_sync(broker_client(account).place_order)(order_request(instrument, "m-1"))
         assert bus.waiting() == 2
         received = []
 
@@ -181,7 +170,7 @@ def test_in_memory_events_wait_for_a_consumer_then_arrive_in_order(instrument, s
             bus.attach(loop, received.extend)
             await asyncio.sleep(0.05)
             await asyncio.to_thread(
-                async_to_sync(broker_client(account).place_order), _request(instrument, "m-2")
+                async_to_sync(broker_client(account).place_order), order_request(instrument, "m-2")
             )
             await asyncio.sleep(0.05)
             bus.detach()
@@ -207,7 +196,9 @@ def test_in_memory_events_without_a_consumer_are_capped(instrument, settings):
     try:
         book = book_for_account(make_account().pk)
         for n in range(60):
-            exchange.submit_order(book=book, request=_request(instrument, f"mc-{n}", quantity=1))
+            exchange.submit_order(
+                book=book, request=order_request(instrument, f"mc-{n}", quantity=1)
+            )
         assert bus.waiting() == 100 and bus.dropped == 20
     finally:
         paper_events.memory_bus = original

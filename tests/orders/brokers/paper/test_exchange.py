@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -18,25 +19,15 @@ from orders.brokers.paper.models import PaperOrder, PaperTrade
 from orders.brokers.sessions import broker_client
 from orders.domain.vocabulary import LegStatus
 from orders.market.services import record_fair_prices
-from tests.factories import make_account, make_fair_price, make_instrument
+from tests.factories import make_account, make_fair_price, make_instrument, order_request
 
 pytestmark = pytest.mark.django_db
 
 D = Decimal
 
 
-def _request(instrument, *, side="BUY", order_type="MARKET", quantity=10, uid="UID1", **prices):
-    return PlaceOrderRequest(
-        exchange_segment=instrument.exchange_segment,
-        exchange_instrument_id=instrument.exchange_instrument_id,
-        side=side,
-        order_type=order_type,
-        product_type="MIS",
-        quantity=quantity,
-        unique_identifier=uid,
-        limit_price=prices.get("limit_price"),
-        stop_price=prices.get("stop_price"),
-    )
+# A market order of 10 (uid UID1) unless told.
+_request = partial(order_request, uid="UID1", quantity=10)
 
 
 @pytest.fixture
@@ -68,13 +59,6 @@ def book():
     return paper_book.book_for_account(make_account().pk)
 
 
-@pytest.fixture
-def instrument():
-    inst = make_instrument(symbol="RELIANCE", band=(D("1000.00"), D("1600.00")))
-    make_fair_price(inst, "1300.00", spread="0.10")
-    return inst
-
-
 def _submit(book, request):
     return paper_exchange.submit_order(book=book, request=request)
 
@@ -100,7 +84,7 @@ def test_market_orders_pay_the_configured_slippage(book, instrument, settings):
 
 
 def test_limit_buy_waits_until_the_price_falls_to_the_limit(move_price, book, instrument):
-    order = _submit(book, _request(instrument, order_type="LIMIT", limit_price=D("1290.00")))
+    order = _submit(book, _request(instrument, order_type="LIMIT", limit=D("1290.00")))
     assert order.status == LegStatus.OPEN
     move_price(instrument, "1295.00")
     order.refresh_from_db()
@@ -113,9 +97,7 @@ def test_limit_buy_waits_until_the_price_falls_to_the_limit(move_price, book, in
 def test_limit_sell_fills_when_the_price_rises_to_the_limit_at_the_limit_or_better(
     move_price, book, instrument
 ):
-    order = _submit(
-        book, _request(instrument, side="SELL", order_type="LIMIT", limit_price=D("1310.00"))
-    )
+    order = _submit(book, _request(instrument, side="SELL", order_type="LIMIT", limit=D("1310.00")))
     assert order.status == LegStatus.OPEN
     move_price(instrument, "1312.50")
     order.refresh_from_db()
@@ -125,9 +107,7 @@ def test_limit_sell_fills_when_the_price_rises_to_the_limit_at_the_limit_or_bett
 def test_buy_stop_limit_triggers_at_the_stop_then_fills_as_a_limit(move_price, book, instrument):
     order = _submit(
         book,
-        _request(
-            instrument, order_type="STOPLIMIT", stop_price=D("1320.00"), limit_price=D("1322.00")
-        ),
+        _request(instrument, order_type="STOPLIMIT", stop=D("1320.00"), limit=D("1322.00")),
     )
     move_price(instrument, "1319.00")
     order.refresh_from_db()
@@ -147,8 +127,8 @@ def test_sell_stop_limit_triggers_when_the_price_falls_to_the_stop(move_price, b
             instrument,
             side="SELL",
             order_type="STOPLIMIT",
-            stop_price=D("1280.00"),
-            limit_price=D("1278.00"),
+            stop=D("1280.00"),
+            limit=D("1278.00"),
         ),
     )
     move_price(instrument, "1281.00")
@@ -160,7 +140,7 @@ def test_sell_stop_limit_triggers_when_the_price_falls_to_the_stop(move_price, b
 
 
 def test_buy_stop_market_fills_at_the_market_once_triggered(move_price, book, instrument):
-    order = _submit(book, _request(instrument, order_type="STOPMARKET", stop_price=D("1350.00")))
+    order = _submit(book, _request(instrument, order_type="STOPMARKET", stop=D("1350.00")))
     assert order.status == LegStatus.OPEN
     move_price(instrument, "1352.00")
     order.refresh_from_db()
@@ -173,7 +153,7 @@ def test_buy_stop_market_fills_at_the_market_once_triggered(move_price, book, in
 
 def test_sell_stop_market_fills_at_the_market_once_triggered(move_price, book, instrument):
     order = _submit(
-        book, _request(instrument, side="SELL", order_type="STOPMARKET", stop_price=D("1250.00"))
+        book, _request(instrument, side="SELL", order_type="STOPMARKET", stop=D("1250.00"))
     )
     move_price(instrument, "1260.00")
     order.refresh_from_db()
@@ -201,9 +181,9 @@ def test_fill_cap_gives_partial_fills_one_per_price_tick(move_price, book, instr
 @pytest.mark.parametrize(
     ("overrides", "reason_part"),
     [
-        ({"order_type": "LIMIT", "limit_price": D("1700.00")}, "outside the price band"),
-        ({"order_type": "LIMIT", "limit_price": D("900.00")}, "outside the price band"),
-        ({"order_type": "LIMIT", "limit_price": D("1300.03")}, "tick size"),
+        ({"order_type": "LIMIT", "limit": D("1700.00")}, "outside the price band"),
+        ({"order_type": "LIMIT", "limit": D("900.00")}, "outside the price band"),
+        ({"order_type": "LIMIT", "limit": D("1300.03")}, "tick size"),
         ({"quantity": 20000}, "freeze quantity"),
         ({"quantity": 0}, "must be positive"),
     ],
@@ -277,7 +257,7 @@ def test_same_seed_rejects_the_same_orders(instrument, settings):
 
 
 def test_modify_moves_the_limit_and_fills_when_marketable(book, instrument):
-    order = _submit(book, _request(instrument, order_type="LIMIT", limit_price=D("1280.00")))
+    order = _submit(book, _request(instrument, order_type="LIMIT", limit=D("1280.00")))
     paper_exchange.modify_order(
         book=book,
         request=ModifyOrderRequest(
@@ -294,7 +274,7 @@ def test_modify_moves_the_limit_and_fills_when_marketable(book, instrument):
 
 
 def test_cancel_closes_an_open_order_and_a_second_cancel_is_rejected(book, instrument):
-    order = _submit(book, _request(instrument, order_type="LIMIT", limit_price=D("1200.00")))
+    order = _submit(book, _request(instrument, order_type="LIMIT", limit=D("1200.00")))
     paper_exchange.cancel_order(book=book, broker_order_id=str(order.app_order_id))
     with pytest.raises(OrderRejected, match="CANCELLED"):
         paper_exchange.cancel_order(book=book, broker_order_id=str(order.app_order_id))
@@ -329,7 +309,7 @@ def test_reading_the_book_matches_against_a_price_written_without_the_service(in
     account = make_account()
     client = broker_client(account)
     async_to_sync(client.place_order)(
-        _request(instrument, order_type="LIMIT", limit_price=D("1250.00"), uid="LATE")
+        _request(instrument, order_type="LIMIT", limit=D("1250.00"), uid="LATE")
     )
     make_fair_price(instrument, "1249.00")  # e.g. an admin edit: no matching trigger ran
     (row,) = async_to_sync(client.order_book)()

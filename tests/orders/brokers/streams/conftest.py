@@ -23,3 +23,19 @@ def _no_supervisor_outlives_its_test():
     yield
     problems = harness.stop_all()
     assert not problems, problems
+
+
+@pytest.fixture
+def supervisors():
+    """Starts supervisors in threads (`supervisors(build_supervisor(...))`) and stops them all
+    at the end of the test."""
+    running = []
+
+    def start(supervisor):
+        handle = harness.RunningSupervisor(supervisor)
+        running.append(handle)
+        return handle
+
+    yield start
+    for handle in running:
+        handle.stop()

@@ -135,15 +135,3 @@ def resyncs(account_id: int | None = None) -> list[dict]:
 def clear() -> None:
     _redis().delete(EVENTS_KEY, RESYNCS_KEY, RUNS_KEY, FINISHES_KEY)
     overlaps.clear()
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
-    """Poll `predicate()` until it returns something truthy (returned) or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
-        time.sleep(interval)

@@ -11,27 +11,22 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from monitoring.events import handle_broker_event, resync_account
-from orders.brokers.base import BrokerOrderRow
 from orders.brokers.events import BrokerEvent, BrokerEventKind
 from orders.brokers.streams.dispatch import Dispatcher, resolve_handlers
+from tests.factories import broker_order_row
 from trading_site.core import metrics
 
 
 def _order_event(account_id: int, n: int) -> BrokerEvent:
-    row = BrokerOrderRow(
+    row = broker_order_row(
         broker_order_id=str(1000 + n),
-        unique_identifier=f"uid-{n}",
-        exchange_segment="NSECM",
-        exchange_instrument_id=1594,
-        trading_symbol="INFY",
-        side="BUY",
-        order_type="LIMIT",
-        product_type="MIS",
-        quantity=n,
-        filled_quantity=0,
-        leaves_quantity=n,
+        uid=f"uid-{n}",
         status="OPEN",
         raw_status="New",
+        quantity=n,
+        symbol="INFY",
+        instrument_id=1594,
+        limit=None,
     )
     return BrokerEvent(account_id, BrokerEventKind.ORDER, "paper", datetime.now(tz=UTC), order=row)
 

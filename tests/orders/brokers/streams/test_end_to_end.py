@@ -10,15 +10,20 @@ from decimal import Decimal as D
 
 import pytest
 
-from accounts.models import Broker
 from monitoring.models import MonitoringRun
 from orders.brokers.paper import events as paper_events
 from orders.brokers.paper.models import PaperOrder
 from orders.brokers.sessions import connect_account
 from orders.brokers.streams.runner import build_supervisor
 from orders.models import OrderLeg
-from tests.factories import make_account, make_instrument, make_user, place_bracket
-from tests.orders.brokers.streams.recorder import wait_for
+from tests.factories import (
+    make_account,
+    make_instrument,
+    make_user,
+    make_xts_account,
+    place_bracket_near_1000,
+)
+from tests.servers import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -31,39 +36,13 @@ def fast(settings):
     settings.BROKER_STREAM_LEASE_SECONDS = 3
 
 
-@pytest.fixture
-def supervisors():
-    from tests.orders.brokers.streams.harness import RunningSupervisor
-
-    running = []
-
-    def start(supervisor):
-        handle = RunningSupervisor(supervisor)
-        running.append(handle)
-        return handle
-
-    yield start
-    for handle in running:
-        handle.stop()
-
-
 def _protected(order) -> bool:
     legs = {leg.role: leg.status for leg in order.legs.all()}
     return legs.get(Role.STOP_LOSS) == "OPEN" and legs.get(Role.TAKE_PROFIT) == "OPEN"
 
 
 def _fill_entry_and_wait_for_protection(account, instrument, move_price) -> float:
-    user = account.user
-    order = place_bracket(
-        user=user,
-        account=account,
-        instrument=instrument,
-        entry="995",
-        sl="979",
-        sl_stop="980",
-        tp="1010",
-        lots=10,
-    )
+    order = place_bracket_near_1000(account=account, instrument=instrument)
     assert not _protected(order)
     started = time.monotonic()
     move_price("994")  # the broker fills the entry
@@ -110,17 +89,10 @@ def test_an_entry_fill_at_the_paper_exchange_is_protected_through_the_stream(
 
 
 def test_an_entry_fill_at_an_xts_broker_is_protected_through_its_interactive_stream(
-    simulator, instrument, fast, supervisors
+    simulator, instrument, fast, supervisors, settings
 ):
-    account = make_account(
-        user=make_user(),
-        broker=Broker.IIFL,
-        credentials={
-            "app_key": "inv-app",
-            "secret_key": "inv-secret",
-            "base_url": simulator.base_url,
-        },
-    )
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True  # a live account: not after market hours
+    account = make_xts_account(simulator.base_url, user=make_user())
     connect_account(account)
     supervisors(build_supervisor(in_process=True))
     wait_for(lambda: simulator.stats()["streams"]["open"] == {"inv-app": 1})

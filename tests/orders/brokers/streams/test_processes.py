@@ -18,15 +18,18 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django_redis import get_redis_connection
 
-from accounts.models import Broker
-from orders.brokers.base import PlaceOrderRequest
 from orders.brokers.events import BrokerEventKind
 from orders.brokers.sessions import broker_client, connect_account
 from orders.brokers.streams.leases import lease_key
 from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
-from tests.factories import make_account, make_fair_price, make_instrument
-from tests.orders.brokers.streams.recorder import wait_for
-from tests.servers import REPO, free_port, subprocess_env
+from tests.factories import (
+    make_account,
+    make_fair_price,
+    make_instrument,
+    make_xts_account,
+    order_request,
+)
+from tests.servers import REPO, free_port, subprocess_env, wait_for
 from trading_site.core import metrics
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -91,14 +94,7 @@ def test_two_processes_run_one_stream_per_session_and_take_over_a_killed_one(
     streams = simulator4.app.streams
     accounts = []
     for key in APP_KEYS:
-        account = make_account(
-            broker=Broker.IIFL,
-            credentials={
-                "app_key": key,
-                "secret_key": f"secret-{key}",
-                "base_url": simulator4.base_url,
-            },
-        )
+        account = make_xts_account(simulator4.base_url, app_key=key, secret=f"secret-{key}")
         connect_account(account)
         accounts.append(account)
     paper = make_account()
@@ -145,15 +141,7 @@ def test_two_processes_run_one_stream_per_session_and_take_over_a_killed_one(
 
         # The survivor also reads the paper partitions now: an order's events, once each.
         async_to_sync(broker_client(paper).place_order)(
-            PlaceOrderRequest(
-                exchange_segment=instrument.exchange_segment,
-                exchange_instrument_id=instrument.exchange_instrument_id,
-                side="BUY",
-                order_type="MARKET",
-                product_type="MIS",
-                quantity=3,
-                unique_identifier="proc-paper",
-            )
+            order_request(instrument, "proc-paper", quantity=3)
         )
         try:
             wait_for(lambda: len(recording.events(paper.pk)) == 2, timeout=15)

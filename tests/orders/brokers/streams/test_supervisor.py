@@ -16,7 +16,6 @@ from django.core.cache import cache
 
 from accounts.models import Broker, BrokerSession
 from monitoring.tasks import beat_heartbeat
-from orders.brokers.base import PlaceOrderRequest
 from orders.brokers.events import BrokerEventKind
 from orders.brokers.paper import events as paper_events
 from orders.brokers.sessions import broker_client, connect_account, mark_session_invalid
@@ -26,9 +25,14 @@ from orders.brokers.streams.leases import LocalLeases, RedisLeases, lease_key
 from orders.brokers.streams.runner import build_supervisor
 from orders.brokers.streams.supervisor import StreamSupervisor, _finish, cancel_until_done
 from orders.domain.vocabulary import LegStatus
-from tests.factories import make_account, make_fair_price, make_instrument
+from tests.factories import (
+    make_account,
+    make_infy_as_the_simulator_lists_it,
+    make_xts_account,
+    order_request,
+)
 from tests.orders.brokers.streams.harness import RunningSupervisor
-from tests.orders.brokers.streams.recorder import wait_for
+from tests.servers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,9 +41,7 @@ D = Decimal
 
 @pytest.fixture
 def instrument():
-    inst = make_instrument(symbol="INFY", instrument_id=1594, band=(D("1300"), D("1800")))
-    make_fair_price(inst, "1545.00", spread="0.10")
-    return inst
+    return make_infy_as_the_simulator_lists_it()
 
 
 @pytest.fixture
@@ -50,37 +52,8 @@ def fast(settings):
     settings.BROKER_STREAM_BACKOFF_CAP_SECONDS = 0.5
 
 
-@pytest.fixture
-def supervisors():
-    running = []
-
-    def start(supervisor):
-        handle = RunningSupervisor(supervisor)
-        running.append(handle)
-        return handle
-
-    yield start
-    for handle in running:
-        handle.stop()
-
-
-def _order(instrument, uid, quantity=5):
-    return PlaceOrderRequest(
-        exchange_segment=instrument.exchange_segment,
-        exchange_instrument_id=instrument.exchange_instrument_id,
-        side="BUY",
-        order_type="MARKET",
-        product_type="MIS",
-        quantity=quantity,
-        unique_identifier=uid,
-    )
-
-
 def _xts_account(simulator, app_key="inv-app", secret="inv-secret"):
-    account = make_account(
-        broker=Broker.IIFL,
-        credentials={"app_key": app_key, "secret_key": secret, "base_url": simulator.base_url},
-    )
+    account = make_xts_account(simulator.base_url, app_key=app_key, secret=secret)
     connect_account(account)
     return account
 
@@ -93,7 +66,7 @@ def test_an_xts_session_gets_one_stream_whose_events_and_resyncs_reach_the_handl
     running = supervisors(build_supervisor(in_process=True))
     wait_for(lambda: recording.events(account.pk, BrokerEventKind.CONNECTED))
     wait_for(lambda: recording.resyncs(account.pk))
-    ack = async_to_sync(broker_client(account).place_order)(_order(instrument, "sup-1"))
+    ack = async_to_sync(broker_client(account).place_order)(order_request(instrument, "sup-1"))
     filled = wait_for(
         lambda: [
             e
@@ -169,7 +142,7 @@ def test_embedded_shape_paper_events_reach_the_handler_in_process(
     account = make_account()
     supervisors(build_supervisor(in_process=True))
     wait_for(lambda: paper_events.memory_bus.attached)
-    ack = async_to_sync(broker_client(account).place_order)(_order(instrument, "emb-1"))
+    ack = async_to_sync(broker_client(account).place_order)(order_request(instrument, "emb-1"))
     events = wait_for(lambda: recording.events(account.pk))
     wait_for(lambda: len(recording.events(account.pk)) == 2)
     kinds = [e.kind for e in recording.events(account.pk)]
@@ -186,13 +159,13 @@ def test_full_stack_paper_events_are_read_from_redis_once_even_across_restarts(
     settings.PAPER_EVENT_PARTITIONS = 2
     account, other = make_account(), make_account()
     # published while no reader runs: kept for the reader to come
-    async_to_sync(broker_client(account).place_order)(_order(instrument, "fs-1"))
+    async_to_sync(broker_client(account).place_order)(order_request(instrument, "fs-1"))
     first = supervisors(build_supervisor(in_process=False))
     wait_for(lambda: len(recording.events(account.pk)) == 2, timeout=20)
-    async_to_sync(broker_client(other).place_order)(_order(instrument, "fs-2"))
+    async_to_sync(broker_client(other).place_order)(order_request(instrument, "fs-2"))
     wait_for(lambda: len(recording.events(other.pk)) == 2, timeout=20)
     first.stop()
-    async_to_sync(broker_client(account).place_order)(_order(instrument, "fs-3"))
+    async_to_sync(broker_client(account).place_order)(order_request(instrument, "fs-3"))
     supervisors(build_supervisor(in_process=False))
     wait_for(lambda: len(recording.events(account.pk)) == 4, timeout=20)
     time.sleep(1.0)

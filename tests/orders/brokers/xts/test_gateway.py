@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
 
-from accounts.models import Broker, BrokerSession
+from accounts.models import BrokerSession
 from orders.brokers.base import (
     BrokerUnavailable,
     ModifyOrderRequest,
@@ -20,42 +21,13 @@ from orders.brokers.base import (
 from orders.brokers.sessions import broker_client, connect_account
 from orders.domain.vocabulary import LegStatus
 from orders.market.services import record_fair_prices
-from tests.factories import make_account, make_fair_price, make_instrument
+from tests.factories import make_xts_account, order_request
 
 D = Decimal
 
 
-@pytest.fixture
-def instrument(transactional_db):
-    inst = make_instrument(symbol="INFY", instrument_id=1594, band=(D("1300"), D("1800")))
-    make_fair_price(inst, "1545.00", spread="0.10")
-    return inst
-
-
-def _iifl_account(simulator, *, app_key="inv-app", secret="inv-secret", client_id=""):
-    return make_account(
-        broker=Broker.IIFL,
-        credentials={
-            "app_key": app_key,
-            "secret_key": secret,
-            "client_id": client_id,
-            "base_url": simulator.base_url,
-        },
-    )
-
-
-def _order(instrument, uid, *, side="BUY", order_type="LIMIT", quantity=10, limit=None, stop=None):
-    return PlaceOrderRequest(
-        exchange_segment=instrument.exchange_segment,
-        exchange_instrument_id=instrument.exchange_instrument_id,
-        side=side,
-        order_type=order_type,
-        product_type="MIS",
-        quantity=quantity,
-        unique_identifier=uid,
-        limit_price=limit,
-        stop_price=stop,
-    )
+# A limit order of 10 unless told.
+_order = partial(order_request, order_type="LIMIT", quantity=10)
 
 
 def _move_price(instrument, price):
@@ -67,7 +39,7 @@ def _move_price(instrument, price):
 
 
 def test_connect_logs_in_and_stores_the_token_encrypted(simulator):
-    account = _iifl_account(simulator)
+    account = make_xts_account(simulator.base_url)
     session = connect_account(account)
     assert session.broker_user_id == "INV001" and session.is_investor_client
     with connection.cursor() as cursor:
@@ -78,13 +50,13 @@ def test_connect_logs_in_and_stores_the_token_encrypted(simulator):
 
 
 def test_wrong_credentials_are_a_rejection(simulator):
-    account = _iifl_account(simulator, secret="wrong")
+    account = make_xts_account(simulator.base_url, secret="wrong")
     with pytest.raises(OrderRejected, match="Invalid appKey"):
         connect_account(account)
 
 
 def test_place_then_fill_after_the_price_moves(simulator, instrument):
-    client = broker_client(_iifl_account(simulator))
+    client = broker_client(make_xts_account(simulator.base_url))
     ack = async_to_sync(client.place_order)(_order(instrument, "X1", limit=D("1540.00")))
     (row,) = async_to_sync(client.order_book)()
     assert (row.broker_order_id, row.status, row.unique_identifier) == (
@@ -114,7 +86,7 @@ def test_place_then_fill_after_the_price_moves(simulator, instrument):
 
 
 def test_modify_and_cancel(simulator, instrument):
-    client = broker_client(_iifl_account(simulator))
+    client = broker_client(make_xts_account(simulator.base_url))
     ack = async_to_sync(client.place_order)(_order(instrument, "M1", limit=D("1500.00")))
     async_to_sync(client.modify_order)(
         ModifyOrderRequest(
@@ -136,7 +108,7 @@ def test_modify_and_cancel(simulator, instrument):
 def test_a_price_band_breach_is_accepted_then_shows_rejected_with_the_reason(simulator, instrument):
     # Changed with issue 11: real brokers accept such an order and reject it in the order
     # book (this test used to expect an immediate OrderRejected from the simulator).
-    client = broker_client(_iifl_account(simulator))
+    client = broker_client(make_xts_account(simulator.base_url))
     ack = async_to_sync(client.place_order)(_order(instrument, "R1", limit=D("1900.00")))
     (row,) = async_to_sync(client.order_book)()
     assert (row.broker_order_id, row.status, row.raw_status) == (
@@ -149,7 +121,7 @@ def test_a_price_band_breach_is_accepted_then_shows_rejected_with_the_reason(sim
 
 
 def test_an_unknown_instrument_is_refused_at_once(simulator, instrument):
-    client = broker_client(_iifl_account(simulator))
+    client = broker_client(make_xts_account(simulator.base_url))
     request = PlaceOrderRequest(
         exchange_segment="NSECM",
         exchange_instrument_id=999999,
@@ -166,7 +138,7 @@ def test_an_unknown_instrument_is_refused_at_once(simulator, instrument):
 
 
 def test_an_expired_session_is_renewed_by_one_transparent_login(simulator, instrument):
-    account = _iifl_account(simulator)
+    account = make_xts_account(simulator.base_url)
     client = broker_client(account)
     async_to_sync(client.order_book)()
     simulator.expire_sessions()
@@ -182,14 +154,14 @@ def test_a_session_near_expiry_is_refreshed_before_the_call(simulator, settings)
     # The session lives as long as the token's JWT says (here 60 s, inside the margin).
     simulator.set_faults(token_ttl_seconds=60)
     settings.BROKER_SESSION_REFRESH_MARGIN_SECONDS = 120  # every stored session is "near expiry"
-    client = broker_client(_iifl_account(simulator))
+    client = broker_client(make_xts_account(simulator.base_url))
     async_to_sync(client.order_book)()
     async_to_sync(client.order_book)()
     assert simulator.stats()["logins"] == 2
 
 
 def test_a_live_session_is_reused(simulator):
-    client = broker_client(_iifl_account(simulator))
+    client = broker_client(make_xts_account(simulator.base_url))
     for _ in range(3):
         async_to_sync(client.order_book)()
     assert simulator.stats()["logins"] == 1
@@ -197,7 +169,7 @@ def test_a_live_session_is_reused(simulator):
 
 def test_a_5xx_on_a_read_is_retried_then_gives_unavailable(simulator, settings):
     settings.BROKER_RETRY_BACKOFF_SECONDS = 0.01
-    client = broker_client(_iifl_account(simulator))
+    client = broker_client(make_xts_account(simulator.base_url))
     connect_account(client.account)
     simulator.set_faults(error_next=10, routes=["GET /interactive/orders"])
     with pytest.raises(BrokerUnavailable, match="HTTP 500"):
@@ -207,13 +179,13 @@ def test_a_5xx_on_a_read_is_retried_then_gives_unavailable(simulator, settings):
 
 def test_a_read_succeeds_when_the_5xx_passes(simulator, settings):
     settings.BROKER_RETRY_BACKOFF_SECONDS = 0.01
-    client = broker_client(_iifl_account(simulator))
+    client = broker_client(make_xts_account(simulator.base_url))
     simulator.set_faults(error_next=1, routes=["GET /interactive/orders"])
     assert async_to_sync(client.order_book)() == []
 
 
 def test_a_5xx_on_an_order_post_is_not_retried(simulator, instrument):
-    client = broker_client(_iifl_account(simulator))
+    client = broker_client(make_xts_account(simulator.base_url))
     simulator.set_faults(error_next=1, routes=["POST /interactive/orders"])
     with pytest.raises(BrokerUnavailable):
         async_to_sync(client.place_order)(_order(instrument, "E1", limit=D("1500.00")))
@@ -224,7 +196,7 @@ def test_a_timed_out_order_post_is_sent_once_and_is_found_in_the_book(
     simulator, instrument, settings
 ):
     settings.BROKER_TIMEOUT_SECONDS = 0.5
-    client = broker_client(_iifl_account(simulator))
+    client = broker_client(make_xts_account(simulator.base_url))
     connect_account(client.account)
     simulator.set_faults(timeout_next=1, timeout_seconds=1.5, routes=["POST /interactive/orders"])
     with pytest.raises(BrokerUnavailable, match="timed out"):
@@ -238,7 +210,7 @@ def test_a_timed_out_order_post_is_sent_once_and_is_found_in_the_book(
 def test_a_timed_out_read_gives_unavailable(simulator, settings):
     settings.BROKER_TIMEOUT_SECONDS = 0.3
     settings.BROKER_READ_RETRIES = 0
-    client = broker_client(_iifl_account(simulator))
+    client = broker_client(make_xts_account(simulator.base_url))
     connect_account(client.account)
     simulator.set_faults(timeout_next=1, timeout_seconds=1, routes=["GET /interactive/orders"])
     with pytest.raises(BrokerUnavailable, match="timed out"):
@@ -246,7 +218,7 @@ def test_a_timed_out_read_gives_unavailable(simulator, settings):
 
 
 def test_investor_logins_send_no_client_id(simulator, instrument):
-    client = broker_client(_iifl_account(simulator, client_id="INV001"))
+    client = broker_client(make_xts_account(simulator.base_url, client_id="INV001"))
     async_to_sync(client.place_order)(_order(instrument, "I1", limit=D("1500.00")))
     async_to_sync(client.order_book)()
     sent = simulator.stats()["client_ids"]
@@ -254,8 +226,8 @@ def test_investor_logins_send_no_client_id(simulator, instrument):
 
 
 def test_dealer_logins_send_the_accounts_client_id_on_every_call(simulator, instrument):
-    account = _iifl_account(
-        simulator, app_key="dealer-app", secret="dealer-secret", client_id="CLIENT8"
+    account = make_xts_account(
+        simulator.base_url, app_key="dealer-app", secret="dealer-secret", client_id="CLIENT8"
     )
     client = broker_client(account)
     ack = async_to_sync(client.place_order)(_order(instrument, "D1", limit=D("1500.00")))
@@ -274,14 +246,14 @@ def test_dealer_logins_send_the_accounts_client_id_on_every_call(simulator, inst
 
 
 def test_a_forced_rejection_is_a_typed_rejection(simulator, instrument):
-    client = broker_client(_iifl_account(simulator))
+    client = broker_client(make_xts_account(simulator.base_url))
     simulator.set_faults(reject_next=1)
     with pytest.raises(OrderRejected, match="RMS"):
         async_to_sync(client.place_order)(_order(instrument, "F1", limit=D("1500.00")))
 
 
 def test_concurrent_calls_of_one_account_share_one_login(simulator):
-    client = broker_client(_iifl_account(simulator))
+    client = broker_client(make_xts_account(simulator.base_url))
 
     async def monitoring_fetch():
         return await asyncio.gather(client.order_book(), client.positions(), client.balance())
@@ -293,7 +265,7 @@ def test_concurrent_calls_of_one_account_share_one_login(simulator):
 def test_the_outbound_order_limit_stops_a_burst_before_the_broker(simulator, instrument, settings):
     settings.BROKER_ORDERS_PER_SECOND = 1
     settings.BROKER_RATE_LIMIT_MAX_WAIT_SECONDS = 0
-    client = broker_client(_iifl_account(simulator))
+    client = broker_client(make_xts_account(simulator.base_url))
     async_to_sync(client.place_order)(_order(instrument, "L1", limit=D("1500.00")))
     with pytest.raises(RateLimited):
         async_to_sync(client.place_order)(_order(instrument, "L2", limit=D("1500.00")))

@@ -18,8 +18,6 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tests.factories import make_fair_price, make_instrument
-
 D = Decimal
 
 
@@ -106,13 +104,6 @@ class SdkShapedClient:
 
     def interactive_logout(self, client_id=None):
         return self._request("/interactive/user/session", "DELETE", self._client({}, client_id))
-
-
-@pytest.fixture
-def instrument(transactional_db):
-    inst = make_instrument(symbol="INFY", instrument_id=1594, band=(D("1300"), D("1800")))
-    make_fair_price(inst, "1545.00", spread="0.10")
-    return inst
 
 
 def _order(uid: str, **overrides) -> dict:

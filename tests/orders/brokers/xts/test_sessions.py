@@ -14,24 +14,11 @@ from asgiref.sync import async_to_sync
 from django.db import connection
 from django.utils import timezone
 
-from accounts.models import Broker, BrokerSession
+from accounts.models import BrokerSession
 from orders.brokers.base import OrderRejected, SessionExpired
 from orders.brokers.sessions import broker_client, connect_account, mark_session_invalid
 from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
-from tests.factories import api_client_for, make_account, make_user
-
-
-def _account(simulator, *, app_key="inv-app", secret="inv-secret", client_id="", user=None):
-    return make_account(
-        user=user or make_user(),
-        broker=Broker.IIFL,
-        credentials={
-            "app_key": app_key,
-            "secret_key": secret,
-            "client_id": client_id,
-            "base_url": simulator.base_url,
-        },
-    )
+from tests.factories import api_client_for, make_user, make_xts_account
 
 
 def _in_threads(count: int, work) -> list:
@@ -57,7 +44,7 @@ def _in_threads(count: int, work) -> list:
 
 
 def test_two_concurrent_connects_log_in_once(simulator):
-    account = _account(simulator)
+    account = make_xts_account(simulator.base_url)
     # A slow login: the second connect arrives while the first is still logging in.
     simulator.set_faults(latency_ms=400)
     results = _in_threads(2, lambda: connect_account(account).access_token)
@@ -70,7 +57,7 @@ def test_two_concurrent_connects_log_in_once(simulator):
 
 
 def test_two_processes_needing_a_session_log_in_once(simulator):
-    account = _account(simulator)
+    account = make_xts_account(simulator.base_url)
     simulator.set_faults(latency_ms=300)
     results = _in_threads(3, lambda: async_to_sync(broker_client(account).order_book)())
     assert results == [[], [], []]
@@ -78,7 +65,7 @@ def test_two_processes_needing_a_session_log_in_once(simulator):
 
 
 def test_a_token_refused_after_another_login_does_not_invalidate_the_new_session(simulator):
-    account = _account(simulator)
+    account = make_xts_account(simulator.base_url)
     client = broker_client(account)
     stale = async_to_sync(client.session)()
     connect_account(account)  # another process logs in: the simulator kills the first token
@@ -94,7 +81,7 @@ def test_a_token_refused_after_another_login_does_not_invalidate_the_new_session
 
 
 def test_expired_sessions_under_concurrent_reads_are_renewed_by_one_login(simulator):
-    client = broker_client(_account(simulator))
+    client = broker_client(make_xts_account(simulator.base_url))
     async_to_sync(client.order_book)()
     simulator.expire_sessions()
     snapshot = async_to_sync(client.snapshot)()
@@ -103,7 +90,7 @@ def test_expired_sessions_under_concurrent_reads_are_renewed_by_one_login(simula
 
 
 def test_the_session_is_trusted_until_the_jwt_expires(simulator):
-    account = _account(simulator)
+    account = make_xts_account(simulator.base_url)
     session = connect_account(account)
     lifetime = session.expires_at - timezone.now()
     assert timedelta(hours=23, minutes=59) < lifetime <= timedelta(hours=24)
@@ -116,7 +103,7 @@ def test_the_session_is_trusted_until_the_jwt_expires(simulator):
 
 
 def test_a_dealer_with_several_client_codes_must_choose_one(simulator):
-    account = _account(simulator, app_key="dealer-app", secret="dealer-secret")
+    account = make_xts_account(simulator.base_url, app_key="dealer-app", secret="dealer-secret")
     with pytest.raises(OrderRejected, match=r"several clients \(CLIENT7, CLIENT8\).*client_id"):
         connect_account(account)
     row = BrokerSession.objects.filter(account=account).first()
@@ -124,14 +111,18 @@ def test_a_dealer_with_several_client_codes_must_choose_one(simulator):
 
 
 def test_a_dealer_client_id_that_is_not_one_of_the_logins_codes_is_refused(simulator):
-    account = _account(simulator, app_key="dealer-app", secret="dealer-secret", client_id="X9")
+    account = make_xts_account(
+        simulator.base_url, app_key="dealer-app", secret="dealer-secret", client_id="X9"
+    )
     with pytest.raises(OrderRejected, match="'X9' is not one of the client codes"):
         connect_account(account)
 
 
 def test_connecting_a_misconfigured_dealer_is_a_clear_422(simulator):
     user = make_user()
-    account = _account(simulator, app_key="dealer-app", secret="dealer-secret", user=user)
+    account = make_xts_account(
+        simulator.base_url, app_key="dealer-app", secret="dealer-secret", user=user
+    )
     response = api_client_for(user).post(f"/api/accounts/{account.pk}/connect")
     assert response.status_code == 422
     body = response.json()
@@ -155,7 +146,9 @@ def test_a_misconfigured_dealer_error_repeats_only_code_shaped_values(chatty_dea
     # The 422 shows our own words and the login's codes, but a server at the base URL must
     # not get its own text in front of the trader through them (issue 10, SSRF).
     user = make_user()
-    account = _account(chatty_dealer, app_key="chatty-app", secret="chatty-secret", user=user)
+    account = make_xts_account(
+        chatty_dealer.base_url, app_key="chatty-app", secret="chatty-secret", user=user
+    )
     response = api_client_for(user).post(f"/api/accounts/{account.pk}/connect")
     body = response.json()
     assert response.status_code == 422 and body["code"] == "BROKER_REJECTED"
@@ -173,7 +166,7 @@ def solo_dealer(transactional_db):
 
 
 def test_a_dealer_with_one_client_code_acts_for_it_without_configuration(solo_dealer):
-    account = _account(solo_dealer, app_key="solo-app", secret="solo-secret")
+    account = make_xts_account(solo_dealer.base_url, app_key="solo-app", secret="solo-secret")
     session = connect_account(account)
     assert (session.is_investor_client, session.client_id, session.broker_user_id) == (
         False,
@@ -187,7 +180,9 @@ def test_a_dealer_with_one_client_code_acts_for_it_without_configuration(solo_de
 
 
 def test_changing_a_dealers_client_id_takes_a_new_login(simulator):
-    account = _account(simulator, app_key="dealer-app", secret="dealer-secret", client_id="CLIENT7")
+    account = make_xts_account(
+        simulator.base_url, app_key="dealer-app", secret="dealer-secret", client_id="CLIENT7"
+    )
     client = broker_client(account)
     async_to_sync(client.order_book)()
     account.credentials = {**account.credentials, "client_id": "CLIENT8"}

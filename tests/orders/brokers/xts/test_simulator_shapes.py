@@ -11,11 +11,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-import pytest
 
 from orders.brokers.xts.wire import ORDER_EXTRA_KEYS, TRADE_EXTRA_KEYS, token_claims
 from orders.market.services import record_fair_prices
-from tests.factories import make_fair_price, make_instrument
 
 D = Decimal
 REAL = json.loads((Path(__file__).parent / "data" / "xts_real_answers.json").read_text())
@@ -172,13 +170,6 @@ class Client:
                 "orderUniqueIdentifier": uid,
             },
         )["result"]
-
-
-@pytest.fixture
-def instrument(transactional_db):
-    inst = make_instrument(symbol="INFY", instrument_id=1594, band=(D("1300"), D("1800")))
-    make_fair_price(inst, "1545.00", spread="0.10")
-    return inst
 
 
 def _move_price(instrument, price):

@@ -17,25 +17,10 @@ import socketio
 import websockets.sync.client
 
 from orders.market.services import record_fair_prices
-from tests.factories import make_fair_price, make_instrument
+from tests.servers import wait_for
 
 D = Decimal
 EVENTS = ("joined", "order", "trade", "position", "tradeConversion", "logout", "error")
-
-
-@pytest.fixture
-def instrument(transactional_db):
-    inst = make_instrument(symbol="INFY", instrument_id=1594, band=(D("1300"), D("1800")))
-    make_fair_price(inst, "1545.00", spread="0.10")
-    return inst
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {predicate.__name__}")
-        time.sleep(0.05)
 
 
 def _login(simulator, app_key="inv-app", secret="inv-secret"):

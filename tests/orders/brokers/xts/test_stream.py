@@ -17,8 +17,8 @@ import pytest
 import websockets
 from asgiref.sync import async_to_sync
 
-from accounts.models import Broker, BrokerSession
-from orders.brokers.base import ModifyOrderRequest, PlaceOrderRequest
+from accounts.models import BrokerSession
+from orders.brokers.base import ModifyOrderRequest
 from orders.brokers.events import BrokerEventKind
 from orders.brokers.sessions import broker_client, connect_account
 from orders.brokers.streams.supervisor import load_stream_session
@@ -32,53 +32,10 @@ from orders.brokers.xts.stream import (
     mark_stream_session_ended,
 )
 from orders.domain.vocabulary import LegStatus
-from tests.conftest import SIM_USERS, SimulatorHandle
-from tests.factories import make_account, make_fair_price, make_instrument
+from tests.factories import make_xts_account, order_request
+from tests.servers import SIM_USERS, SimulatorHandle, wait_for
 
 D = Decimal
-
-
-@pytest.fixture
-def instrument(transactional_db):
-    inst = make_instrument(symbol="INFY", instrument_id=1594, band=(D("1300"), D("1800")))
-    make_fair_price(inst, "1545.00", spread="0.10")
-    return inst
-
-
-def _account(simulator, *, app_key="inv-app", secret="inv-secret", client_id=""):
-    return make_account(
-        broker=Broker.IIFL,
-        credentials={
-            "app_key": app_key,
-            "secret_key": secret,
-            "client_id": client_id,
-            "base_url": simulator.base_url,
-        },
-    )
-
-
-def _order(instrument, uid, *, order_type="MARKET", quantity=5, limit=None):
-    return PlaceOrderRequest(
-        exchange_segment=instrument.exchange_segment,
-        exchange_instrument_id=instrument.exchange_instrument_id,
-        side="BUY",
-        order_type=order_type,
-        product_type="MIS",
-        quantity=quantity,
-        unique_identifier=uid,
-        limit_price=limit,
-    )
-
-
-def wait_for(predicate, timeout=10.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {predicate.__name__}")
-        time.sleep(interval)
 
 
 class RunningStream:
@@ -140,7 +97,7 @@ def streams():
 
 
 def _connected_account(simulator, **kwargs):
-    account = _account(simulator, **kwargs)
+    account = make_xts_account(simulator.base_url, **kwargs)
     connect_account(account)
     return account, load_stream_session(account.pk)
 
@@ -157,7 +114,9 @@ def test_an_order_that_fills_arrives_as_order_rows_and_a_trade(simulator, instru
     account, session = _connected_account(simulator)
     stream = streams(session)
     wait_for(lambda: stream.connected())
-    ack = async_to_sync(broker_client(account).place_order)(_order(instrument, "uid-stream-1"))
+    ack = async_to_sync(broker_client(account).place_order)(
+        order_request(instrument, "uid-stream-1")
+    )
 
     orders = wait_for(
         lambda: [
@@ -189,7 +148,7 @@ def test_modify_cancel_and_an_rms_reject_each_arrive_as_an_order_event(
     wait_for(lambda: stream.connected())
     client = broker_client(account)
     resting = async_to_sync(client.place_order)(
-        _order(instrument, "uid-rest", order_type="LIMIT", limit=D("1500.00"))
+        order_request(instrument, "uid-rest", order_type="LIMIT", limit=D("1500.00"))
     )
     async_to_sync(client.modify_order)(
         ModifyOrderRequest(
@@ -203,7 +162,7 @@ def test_modify_cancel_and_an_rms_reject_each_arrive_as_an_order_event(
     )
     async_to_sync(client.cancel_order)(resting.broker_order_id, "uid-rest")
     # a margin breach is accepted, then shows Rejected (as at real brokers)
-    async_to_sync(client.place_order)(_order(instrument, "uid-huge", quantity=9000))
+    async_to_sync(client.place_order)(order_request(instrument, "uid-huge", quantity=9000))
 
     def statuses():
         return [
@@ -381,7 +340,7 @@ def test_a_dealer_stream_keeps_only_the_account_s_client_code(simulator, instrum
         headers={"Authorization": token},
         timeout=5,
     ).raise_for_status()
-    async_to_sync(broker_client(account7).place_order)(_order(instrument, "uid-client7"))
+    async_to_sync(broker_client(account7).place_order)(order_request(instrument, "uid-client7"))
     wait_for(lambda: stream.kinds(BrokerEventKind.TRADE))
     time.sleep(0.5)
     uids = {e.order.unique_identifier for e in stream.kinds(BrokerEventKind.ORDER)}
