@@ -681,6 +681,10 @@ def run_once(
 # ---- output -------------------------------------------------------------------------------------
 
 
+def _processes(count: int) -> str:
+    return "one stream process" if count == 1 else f"{count} stream processes"
+
+
 def report(result: RunResult) -> None:
     from bench.common import percentile
 
@@ -715,7 +719,7 @@ def report(result: RunResult) -> None:
     )
     if result.events_per_second is not None:
         print(
-            f"  events/s, {result.stream_processes} stream process(es)             "
+            f"  events/s, {_processes(result.stream_processes):<33}"
             f"{result.events_per_second:.0f} "
             f"({result.burst} events)"
         )

@@ -61,6 +61,9 @@ def test_the_quick_events_bench_prints_its_figures_and_no_duplicates():
         assert re.search(r"^\s+duplicates: 0$", text, flags=re.M), text
         figures[name] = int(protection.group(3))
     assert re.search(r"events/s, one stream process\s+\d+ \(100 events\)", sections["on"])
+    # where the CPU went, and the loop's full cycle running while the streams work
+    assert re.search(r"CPU seconds .*stream process 1 [\d.]+$", sections["on"], flags=re.M)
+    assert re.search(r"monitoring cycle 1 of every user ran", sections["on"]), sections["on"]
     assert "events/s" not in sections["off"]
     assert re.search(r"^\s+protection\s+[\d.]+x \(", out, flags=re.M), out
     # the streams act before the 3 s loop comes round
