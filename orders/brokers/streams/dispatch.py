@@ -19,8 +19,10 @@ notifications run once for all of it, instead of once per event.
 A handler that offers `act` and `finish` splits a run in two: `act(events)` does what cannot
 wait (the legs, protection, one-cancels-other) and returns per account what it left
 (e.g. the PnL); the account's `finish(account_id, left)` runs once that account has no more
-events queued, in a pool of one thread, so that during a burst every account's protection
-comes before anyone's PnL, and an account's PnL is computed once per burst, not per run.
+events queued (or FINISH_WITHIN_SECONDS after its first left work, for an account whose
+events never stop), in a pool of one thread, so that during a burst every account's
+protection comes before anyone's PnL, and an account's PnL is computed once per burst, not
+per run.
 
 An account that stays busy (the handler raises `Busy`: a cycle or a trader's change holds
 the account's exclusion past the handler's wait) is expected, not a fault: the same event is
@@ -59,6 +61,8 @@ logger = logging.getLogger(__name__)
 # followed by its resync), and the longest run.
 RUN_KINDS = frozenset({BrokerEventKind.ORDER, BrokerEventKind.TRADE, BrokerEventKind.POSITION})
 MAX_RUN = 100
+# An account whose events keep coming gets its `finish` (its PnL) at least this often anyway.
+FINISH_WITHIN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,10 @@ class Dispatcher:
             max_workers=1, thread_name_prefix="broker-events-finish"
         )
         self.metrics = MetricsBuffer()
+        # Per account: what its runs left for `finish`, and since when (monotonic).
         self._left: dict[int, set[str]] = {}
+        self._left_since: dict[int, float] = {}
+        self.finish_within = FINISH_WITHIN_SECONDS
         self._queues: dict[int, deque] = {}
         self._workers: dict[int, asyncio.Task] = {}
         self.handled = 0
@@ -175,8 +182,10 @@ class Dispatcher:
         queue = self._queues[account_id]
         batching = self.handlers.handle_events is not None or self.handlers.act is not None
         while queue or account_id in self._left:
-            if not queue:
-                # The account's burst is over: what its runs left (its PnL), once.
+            if not queue or self._left_overdue(account_id):
+                # The account's burst is over (or has gone on for long enough): what its
+                # runs left (its PnL), once.
+                self._left_since.pop(account_id, None)
                 await self._finish(account_id, frozenset(self._left.pop(account_id)))
                 continue
             run = [queue.popleft()]
@@ -192,6 +201,10 @@ class Dispatcher:
                         done.set_result(None)
         self._queues.pop(account_id, None)
         self._workers.pop(account_id, None)
+
+    def _left_overdue(self, account_id: int) -> bool:
+        since = self._left_since.get(account_id)
+        return since is not None and time.monotonic() - since >= self.finish_within
 
     async def _run(self, function, *args, executor=None, **kwargs):
         return await sync_to_async(
@@ -232,6 +245,7 @@ class Dispatcher:
                 left = await self._run_retrying_busy(first, self.handlers.act, events)
                 for account_id, work in (left or {}).items():
                     self._left.setdefault(account_id, set()).update(work)
+                    self._left_since.setdefault(account_id, time.monotonic())
                 if len(events) > 1:
                     self.metrics.inc("broker_event_runs_total", source=first.source)
             elif len(events) > 1:

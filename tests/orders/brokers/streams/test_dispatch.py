@@ -190,3 +190,30 @@ def test_a_failing_handler_is_counted_and_the_next_events_still_run(recording, s
     assert 'broker_event_handler_errors_total{kind="order",source="paper"} 3' in text
     assert 'broker_events_received_total{kind="order",source="paper"} 3' in text
     assert 'broker_event_handler_seconds_count{kind="order",source="paper"} 3' in text
+
+
+def test_an_account_whose_events_never_stop_still_gets_its_finish_within_the_bound(
+    recording, settings, monkeypatch
+):
+    # Events every 50 ms, each taking 50 ms to handle: the account's queue is never empty
+    # when a run ends. Its finish (the PnL) still comes every `finish_within` seconds, not
+    # only once the stream goes quiet.
+    settings.BROKER_EVENT_HANDLER = "tests.orders.brokers.streams.recorder.record_event_split"
+    monkeypatch.setenv("TEST_RECORDER_DELAY", "0.05")
+    dispatcher = Dispatcher(resolve_handlers(), threads=2)
+    dispatcher.finish_within = 0.4
+
+    async def run():
+        futures = []
+        for n in range(1, 41):  # 2 s of events
+            futures.append(dispatcher.submit(_order_event(5, n)))
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*futures)
+        assert await dispatcher.drain(10)
+
+    asyncio.run(run())
+    dispatcher.close()
+    last_event_at = max(e["at"] for e in recording.recorded())
+    during = [f for f in recording.finishes() if f["at"] < last_event_at]
+    assert len(during) >= 2, recording.finishes()
+    assert len(recording.events(5)) == 40  # none lost, none twice
