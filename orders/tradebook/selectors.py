@@ -1,6 +1,11 @@
 """The trade book: every fill the brokers reported (BrokerTrade, synced each cycle), of the
 user's accounts, filtered by account, day(s) and instrument, newest first; and which of our
-orders and legs each fill belongs to."""
+orders and legs each fill belongs to.
+
+A reporting read (the page, the API and the CSV export): served by the read replica when
+`DATABASE_REPLICA_URL` configures one (trading_site.core.db_router), so a long export does
+not load the primary; a fill shows there once the replica has it (typically within a
+second). Nothing acts on these reads."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from django.db.models import Q, QuerySet
 
 from accounts.models import User
 from orders.models import BrokerTrade, OrderLeg
+from trading_site.core.db_router import reporting_alias
 from trading_site.core.market_hours import MARKET_TZ
 
 
@@ -29,7 +35,7 @@ def _day_start(day: date) -> datetime:
 
 
 def trade_list(*, user: User, filters: TradeFilters) -> QuerySet[BrokerTrade]:
-    trades = BrokerTrade.objects.filter(account__user=user)
+    trades = BrokerTrade.objects.using(reporting_alias()).filter(account__user=user)
     if filters.account_id is not None:
         trades = trades.filter(account_id=filters.account_id)
     if filters.since is not None:
@@ -61,8 +67,10 @@ def owners_of(trades: list[BrokerTrade]) -> dict[tuple[int, str], FillOwner]:
     for account_id in {a for a, _ in pairs}:
         ids = [b for a, b in pairs if a == account_id]
         condition |= Q(account_id=account_id, broker_order_id__in=ids)
-    rows = OrderLeg.objects.filter(condition).values_list(
-        "account_id", "broker_order_id", "order_id", "role"
+    rows = (
+        OrderLeg.objects.using(reporting_alias())
+        .filter(condition)
+        .values_list("account_id", "broker_order_id", "order_id", "role")
     )
     # b is never None: the query asks for these broker order ids.
     return {(a, b): FillOwner(order_id=o, role=r) for a, b, o, r in rows if b is not None}

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from monitoring.selectors import monitoring_runs_for
+from orders.tradebook.selectors import TradeFilters, trade_list
 from pnl.selectors import pnl_days_for
 from tests.factories import make_account
 from trading_site.core.db_router import PrimaryReplicaRouter, reporting_alias
@@ -45,10 +46,17 @@ def test_with_a_replica_reporting_reads_use_it(with_replica):
 
 
 @pytest.mark.django_db
-def test_pnl_history_and_cycle_history_are_routed_to_the_replica(with_replica):
+def test_pnl_history_cycle_history_and_the_trade_book_are_routed_to_the_replica(with_replica):
     account = make_account()
     assert pnl_days_for(account=account).db == "replica"
     assert monitoring_runs_for(user=account.user).db == "replica"
+    assert trade_list(user=account.user, filters=TradeFilters()).db == "replica"
+
+
+@pytest.mark.django_db
+def test_the_trade_book_stays_on_the_primary_without_a_replica():
+    account = make_account()
+    assert trade_list(user=account.user, filters=TradeFilters()).db == "default"
 
 
 def test_writes_and_migrations_only_ever_touch_the_primary():
