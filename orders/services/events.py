@@ -36,7 +36,7 @@ from orders.services.audit import leg_state, new_event, record_changes
 from orders.services.lifecycle import apply_leg_event, lock_legs
 from orders.services.sync import (
     LEG_SYNC_FIELDS,
-    apply_book_row,
+    apply_report,
     is_stale_report,
     roll_up_orders,
     store_event_rows,
@@ -217,30 +217,17 @@ def _apply_order_row(
     move nothing)."""
     if is_stale_report(leg, row):
         return None
-    before, reason_before = leg_state(leg), leg.reject_reason
-    changed, refusal = apply_book_row(leg, row, actor=actor)
-    if refusal is not None:
-        state.changed(leg)
-        state.audit.append(refusal)
-        return False
-    if not changed:
-        return False
-    state.changed(leg)
-    after = leg_state(leg)
-    if after == before and leg.reject_reason == reason_before:
-        return False  # only the broker's raw status text moved
-    state.audit.append(
-        new_event(
-            order=leg.order,
-            leg=leg,
-            kind=EventKind.LEG_SYNCED,
-            actor=actor,
-            message=f"broker event ({source}): status {row.raw_status or row.status}",
-            before=before,
-            after=after,
-        )
+    report = apply_report(
+        leg,
+        row,
+        actor=actor,
+        message=f"broker event ({source}): status {row.raw_status or row.status}",
     )
-    return True
+    if report.write:
+        state.changed(leg)
+    if report.audit is not None:
+        state.audit.append(report.audit)
+    return report.moved
 
 
 def _trades_of(

@@ -4,6 +4,7 @@ line with them (and settle legs a crash or timeout left PENDING_SUBMIT)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -414,6 +415,42 @@ def apply_book_row(
     return before != _book_view(leg), None
 
 
+@dataclass(frozen=True)
+class ReportEffect:
+    """What an order-book row did to its leg (`apply_report`)."""
+
+    write: bool  # the leg changed in memory: save it (LEG_SYNC_FIELDS)
+    audit: OrderEvent | None  # its audit row: the state change, or the lifecycle's refusal
+    moved: bool  # the leg's state moved (roll its order up, announce it)
+
+
+def apply_report(leg: OrderLeg, row: BrokerOrderRow, *, actor: str, message: str) -> ReportEffect:
+    """An order-book row onto its leg (in memory), as the sync and the broker events both
+    apply one: `apply_book_row`, then an audit row (`message`) when the leg's state moved.
+    A refused report is written (the raw status it carried) with the refusal's audit row; a
+    change of the broker's raw status text alone (typically the first sight of a leg placed
+    moments ago) is written with no audit row, nothing to roll up or announce."""
+    before, reason_before = leg_state(leg), leg.reject_reason
+    changed, refusal = apply_book_row(leg, row, actor=actor)
+    if refusal is not None:
+        return ReportEffect(write=True, audit=refusal, moved=False)
+    if not changed:
+        return ReportEffect(write=False, audit=None, moved=False)
+    after = leg_state(leg)
+    if after == before and leg.reject_reason == reason_before:
+        return ReportEffect(write=True, audit=None, moved=False)
+    synced = new_event(
+        order=leg.order,
+        leg=leg,
+        kind=EventKind.LEG_SYNCED,
+        actor=actor,
+        message=message,
+        before=before,
+        after=after,
+    )
+    return ReportEffect(write=True, audit=synced, moved=True)
+
+
 LEG_SYNC_FIELDS = [
     "status",
     "filled_quantity",
@@ -572,35 +609,16 @@ def sync_account_orders(
             row = book.find(leg)
             if row is None:
                 continue
-            before, reason_before = leg_state(leg), leg.reject_reason
-            changed, refusal = apply_book_row(leg, row, actor=actor)
-            if refusal is not None:
-                # Refused (recorded once): only the raw status it carried is stored.
+            report = apply_report(
+                leg, row, actor=actor, message=f"broker status {row.raw_status or row.status}"
+            )
+            if report.write:
                 leg.updated_at = now
                 changed_legs.append(leg)
-                events.append(refusal)
-                continue
-            if changed:
-                leg.updated_at = now
-                changed_legs.append(leg)
-                after = leg_state(leg)
-                if after == before and leg.reject_reason == reason_before:
-                    # Only the broker's raw status text moved (typically the first sight of
-                    # a leg placed moments ago): stored, but no state change to audit,
-                    # roll up or announce.
-                    continue
+            if report.audit is not None:
+                events.append(report.audit)
+            if report.moved:
                 audited_legs.append(leg)
-                events.append(
-                    new_event(
-                        order=leg.order,
-                        leg=leg,
-                        kind=EventKind.LEG_SYNCED,
-                        actor=actor,
-                        message=f"broker status {row.raw_status or row.status}",
-                        before=before,
-                        after=after,
-                    )
-                )
         if changed_legs:
             OrderLeg.objects.bulk_update(changed_legs, LEG_SYNC_FIELDS, batch_size=500)
         record_changes(events, batch_size=500)
