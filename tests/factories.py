@@ -32,6 +32,7 @@ from orders.models import (
     OrderEvent,
     OrderLeg,
 )
+from orders.scheduled.models import ScheduledOrder
 from orders.services import (
     place_bracket_order,
     place_single_order,
@@ -231,6 +232,31 @@ def make_order(
             message="placed by the test",
         )
     return order
+
+
+def make_one_of_everything(*, user: User, instrument: Instrument) -> dict[str, int]:
+    """An account of `user`, an order of it on `instrument`, a strategy and a nightly schedule:
+    their ids by the names the API's routes give them (`pk` is the account's), so that a test
+    can reach every object route."""
+    account = make_account(user=user)
+    order = make_order(account=account, instrument=instrument)
+    strategy = make_strategy(user=user)
+    schedule = ScheduledOrder.objects.create(
+        user=user,
+        account=account,
+        name="nightly",
+        kind="SINGLE",
+        template={"symbol": instrument.trading_symbol, "order_side": "BUY", "order_type": "MARKET"},
+        time_of_day="10:00",
+        weekdays=[0],
+    )
+    return {
+        "account_id": account.pk,
+        "pk": account.pk,
+        "order_id": order.pk,
+        "strategy_id": strategy.pk,
+        "schedule_id": schedule.pk,
+    }
 
 
 def make_leg(
