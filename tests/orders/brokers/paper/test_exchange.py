@@ -55,6 +55,18 @@ def move_price(django_capture_on_commit_callbacks):
 
 
 @pytest.fixture
+def after_move(move_price, instrument):
+    """Move the instrument's price; the order then re-read as the exchange left it."""
+
+    def move(order, price):
+        move_price(instrument, price)
+        order.refresh_from_db()
+        return order
+
+    return move
+
+
+@pytest.fixture
 def book():
     return paper_book.book_for_account(make_account().pk)
 
@@ -83,44 +95,38 @@ def test_market_orders_pay_the_configured_slippage(book, instrument, settings):
     assert sell.average_price == D("1298.6500")
 
 
-def test_limit_buy_waits_until_the_price_falls_to_the_limit(move_price, book, instrument):
+def test_limit_buy_waits_until_the_price_falls_to_the_limit(after_move, book, instrument):
     order = _submit(book, _request(instrument, order_type="LIMIT", limit=D("1290.00")))
     assert order.status == LegStatus.OPEN
-    move_price(instrument, "1295.00")
-    order.refresh_from_db()
+    after_move(order, "1295.00")
     assert order.status == LegStatus.OPEN
-    move_price(instrument, "1288.00")
-    order.refresh_from_db()
+    after_move(order, "1288.00")
     assert (order.status, order.average_price) == (LegStatus.FILLED, D("1288.0000"))
 
 
 def test_limit_sell_fills_when_the_price_rises_to_the_limit_at_the_limit_or_better(
-    move_price, book, instrument
+    after_move, book, instrument
 ):
     order = _submit(book, _request(instrument, side="SELL", order_type="LIMIT", limit=D("1310.00")))
     assert order.status == LegStatus.OPEN
-    move_price(instrument, "1312.50")
-    order.refresh_from_db()
+    after_move(order, "1312.50")
     assert (order.status, order.average_price) == (LegStatus.FILLED, D("1312.5000"))
 
 
-def test_buy_stop_limit_triggers_at_the_stop_then_fills_as_a_limit(move_price, book, instrument):
+def test_buy_stop_limit_triggers_at_the_stop_then_fills_as_a_limit(after_move, book, instrument):
     order = _submit(
         book,
         _request(instrument, order_type="STOPLIMIT", stop=D("1320.00"), limit=D("1322.00")),
     )
-    move_price(instrument, "1319.00")
-    order.refresh_from_db()
+    after_move(order, "1319.00")
     assert (order.status, order.triggered) == (LegStatus.OPEN, False)
-    move_price(instrument, "1325.00")  # triggers, but above the limit: rests as a limit
-    order.refresh_from_db()
+    after_move(order, "1325.00")  # triggers, but above the limit: rests as a limit
     assert (order.status, order.triggered) == (LegStatus.OPEN, True)
-    move_price(instrument, "1321.00")
-    order.refresh_from_db()
+    after_move(order, "1321.00")
     assert (order.status, order.average_price) == (LegStatus.FILLED, D("1321.0000"))
 
 
-def test_sell_stop_limit_triggers_when_the_price_falls_to_the_stop(move_price, book, instrument):
+def test_sell_stop_limit_triggers_when_the_price_falls_to_the_stop(after_move, book, instrument):
     order = _submit(
         book,
         _request(
@@ -131,19 +137,16 @@ def test_sell_stop_limit_triggers_when_the_price_falls_to_the_stop(move_price, b
             limit=D("1278.00"),
         ),
     )
-    move_price(instrument, "1281.00")
-    order.refresh_from_db()
+    after_move(order, "1281.00")
     assert order.status == LegStatus.OPEN
-    move_price(instrument, "1279.00")
-    order.refresh_from_db()
+    after_move(order, "1279.00")
     assert (order.status, order.average_price) == (LegStatus.FILLED, D("1279.0000"))
 
 
-def test_buy_stop_market_fills_at_the_market_once_triggered(move_price, book, instrument):
+def test_buy_stop_market_fills_at_the_market_once_triggered(after_move, book, instrument):
     order = _submit(book, _request(instrument, order_type="STOPMARKET", stop=D("1350.00")))
     assert order.status == LegStatus.OPEN
-    move_price(instrument, "1352.00")
-    order.refresh_from_db()
+    after_move(order, "1352.00")
     assert (order.status, order.average_price, order.triggered) == (
         LegStatus.FILLED,
         D("1352.0000"),
@@ -151,27 +154,23 @@ def test_buy_stop_market_fills_at_the_market_once_triggered(move_price, book, in
     )
 
 
-def test_sell_stop_market_fills_at_the_market_once_triggered(move_price, book, instrument):
+def test_sell_stop_market_fills_at_the_market_once_triggered(after_move, book, instrument):
     order = _submit(
         book, _request(instrument, side="SELL", order_type="STOPMARKET", stop=D("1250.00"))
     )
-    move_price(instrument, "1260.00")
-    order.refresh_from_db()
+    after_move(order, "1260.00")
     assert order.status == LegStatus.OPEN
-    move_price(instrument, "1249.00")
-    order.refresh_from_db()
+    after_move(order, "1249.00")
     assert (order.status, order.average_price) == (LegStatus.FILLED, D("1249.0000"))
 
 
-def test_fill_cap_gives_partial_fills_one_per_price_tick(move_price, book, instrument, settings):
+def test_fill_cap_gives_partial_fills_one_per_price_tick(after_move, book, instrument, settings):
     settings.PAPER_FILL_CAP = 4
     order = _submit(book, _request(instrument, quantity=10))
     assert (order.status, order.filled_quantity) == (LegStatus.PARTIALLY_FILLED, 4)
-    move_price(instrument, "1301.00")
-    order.refresh_from_db()
+    after_move(order, "1301.00")
     assert (order.status, order.filled_quantity) == (LegStatus.PARTIALLY_FILLED, 8)
-    move_price(instrument, "1302.00")
-    order.refresh_from_db()
+    after_move(order, "1302.00")
     assert (order.status, order.filled_quantity) == (LegStatus.FILLED, 10)
     assert list(order.trades.order_by("id").values_list("quantity", flat=True)) == [4, 4, 2]
     # average of 4 @ 1300.05, 4 @ 1301.00, 2 @ 1302.00
