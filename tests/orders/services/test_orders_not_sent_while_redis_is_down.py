@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +42,7 @@ from tests.factories import (
     make_user,
     make_xts_account,
 )
-from tests.servers import REPO, free_port, subprocess_env
+from tests.servers import DaphneServer, free_port
 
 ORDERS = 100
 STOP_AFTER = 30
@@ -99,40 +98,30 @@ class PrivateRedis:
         self.process = None
 
 
-class ProductServer:
-    """`manage.py serve_web` (daphne: HTTP and WebSocket) on the test database and the
-    private Redis; its log goes to a file (a full pipe would stall the server)."""
+class ProductServer(DaphneServer):
+    """The product over HTTP, on the test database and the private Redis: up once /healthz
+    answers; its log goes to a file (a full pipe would stall the server)."""
 
     def __init__(self, log_path: Path, **env):
-        self.port = free_port()
+        self.log_path = log_path
         self.log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve_web", "--port", str(self.port)],
-            cwd=REPO,
-            env=subprocess_env(**env),
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(self.url("/healthz"), timeout=1).raise_for_status()
-                return
-            except httpx.HTTPError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(log_path.read_text()[-3000:]) from None
-                time.sleep(0.1)
+        self._serve(stderr=self.log, **env)
+
+    def _is_up(self) -> bool:
+        try:
+            httpx.get(self.url("/healthz"), timeout=1).raise_for_status()
+        except httpx.HTTPError:
+            return False
+        return True
+
+    def _errors(self) -> str:
+        return self.log_path.read_text()[-3000:]
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        super().stop()
         self.log.close()
 
 
