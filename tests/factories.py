@@ -382,6 +382,13 @@ def single_order_body(account, **overrides) -> dict:
     }
 
 
+def single_ticket_form(account, **overrides) -> dict:
+    """The order ticket's fields (POST /orders/new/) for a single order: BUY 1 RELIANCE
+    LIMIT 99, MIS."""
+    form = single_order_body(account, kind="single", product_type="MIS", order_quantity=1)
+    return {**form, **overrides}
+
+
 def bracket_request(account, **overrides) -> BracketOrderRequest:
     """BUY 100 RELIANCE at 99, SL stop 95.50 / limit 95, targets 105 (50) and 110 (50)."""
     fields = {

@@ -41,6 +41,8 @@ from tests.factories import (
     make_strategy,
     make_user,
     make_xts_account,
+    single_order_body,
+    single_ticket_form,
 )
 from tests.servers import DaphneServer, free_port
 
@@ -153,15 +155,7 @@ def _server(tmp_path, private_redis, name: str, **env) -> ProductServer:
 
 
 def _body(account, index: int) -> dict:
-    return {
-        "account_id": account.pk,
-        "symbol": "RELIANCE",
-        "order_side": "BUY",
-        "order_quantity": 1,
-        "order_type": "LIMIT",
-        "limit_price": "99.00",
-        "external_id": f"outage-{index}",
-    }
+    return single_order_body(account, order_quantity=1, external_id=f"outage-{index}")
 
 
 def test_no_order_is_answered_pending_without_being_sent_while_redis_is_down(
@@ -413,17 +407,8 @@ def test_the_web_form_says_when_an_order_was_not_sent(simulator, xts_account, se
     user, account, _token = xts_account
     browser = Client()
     assert browser.login(username=user.username, password=DEFAULT_PASSWORD)
-    form = {
-        "kind": "single",
-        "account_id": account.pk,
-        "symbol": "RELIANCE",
-        "order_side": "BUY",
-        "order_type": "LIMIT",
-        "product_type": "MIS",
-        "order_quantity": 1,
-        "limit_price": "99.00",
-        "confirm_live": "yes",  # a live account: the trader said yes on the confirmation step
-    }
+    # A live account: the trader said yes on the confirmation step.
+    form = single_ticket_form(account, confirm_live="yes")
     assert browser.post(reverse("place_order"), form).status_code == 302  # placed
 
     response = browser.post(reverse("place_order"), form)  # over the outbound limit
