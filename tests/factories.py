@@ -405,7 +405,7 @@ def bracket_request(account, **overrides) -> BracketOrderRequest:
 
 
 def order_request(
-    instrument,
+    instrument: Instrument | tuple[str, int],
     uid: str,
     *,
     side: str = "BUY",
@@ -415,10 +415,16 @@ def order_request(
     stop: Decimal | None = None,
     product: str = "MIS",
 ) -> PlaceOrderRequest:
-    """One order as a broker gateway takes it (`place_order`): MIS BUY 5 at market unless told."""
+    """One order as a broker gateway takes it (`place_order`): MIS BUY 5 at market unless told.
+    `instrument`: an Instrument, or (segment, exchange instrument id) for one the desk does not
+    list."""
+    if isinstance(instrument, tuple):
+        segment, instrument_id = instrument
+    else:
+        segment, instrument_id = instrument.exchange_segment, instrument.exchange_instrument_id
     return PlaceOrderRequest(
-        exchange_segment=instrument.exchange_segment,
-        exchange_instrument_id=instrument.exchange_instrument_id,
+        exchange_segment=segment,
+        exchange_instrument_id=instrument_id,
         side=side,
         order_type=order_type,
         product_type=product,

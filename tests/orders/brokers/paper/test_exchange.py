@@ -11,7 +11,6 @@ from asgiref.sync import async_to_sync
 from orders.brokers.base import (
     ModifyOrderRequest,
     OrderRejected,
-    PlaceOrderRequest,
 )
 from orders.brokers.paper import book as paper_book
 from orders.brokers.paper import exchange as paper_exchange
@@ -218,15 +217,7 @@ def test_closing_a_position_needs_no_margin(book, instrument, settings):
 
 
 def test_unknown_instrument_is_rejected(book, instrument):
-    request = PlaceOrderRequest(
-        exchange_segment="NSECM",
-        exchange_instrument_id=999999999,
-        side="BUY",
-        order_type="MARKET",
-        product_type="MIS",
-        quantity=1,
-        unique_identifier="X",
-    )
+    request = order_request(("NSECM", 999999999), "X", quantity=1)
     with pytest.raises(OrderRejected, match="not found"):
         _submit(book, request)
 

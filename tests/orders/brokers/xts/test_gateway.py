@@ -15,7 +15,6 @@ from orders.brokers.base import (
     BrokerUnavailable,
     ModifyOrderRequest,
     OrderRejected,
-    PlaceOrderRequest,
     RateLimited,
 )
 from orders.brokers.sessions import broker_client, connect_account
@@ -122,16 +121,7 @@ def test_a_price_band_breach_is_accepted_then_shows_rejected_with_the_reason(sim
 
 def test_an_unknown_instrument_is_refused_at_once(simulator, instrument):
     client = broker_client(make_xts_account(simulator.base_url))
-    request = PlaceOrderRequest(
-        exchange_segment="NSECM",
-        exchange_instrument_id=999999,
-        side="BUY",
-        order_type="LIMIT",
-        product_type="MIS",
-        quantity=1,
-        unique_identifier="U1",
-        limit_price=D("10"),
-    )
+    request = order_request(("NSECM", 999999), "U1", order_type="LIMIT", quantity=1, limit=D("10"))
     with pytest.raises(OrderRejected, match="not found"):
         async_to_sync(client.place_order)(request)
     assert async_to_sync(client.order_book)() == []
