@@ -160,6 +160,26 @@ def staff_client(user: User | None = None, client=None):
     return client
 
 
+def broker_account_admin_form(
+    *, user_id: int, account_name: str, broker: str, **credentials: str
+) -> dict:
+    """The admin's broker-account form as staff submit it: active, the money fields at zero,
+    and each of `credentials` in its credential_<key> field."""
+    return {
+        "user": user_id,
+        "account_name": account_name,
+        "broker": broker,
+        "is_active": "on",
+        "cash_available": "0",
+        "margin_utilized": "0",
+        "net_margin": "0",
+        "total_mtm": "0",
+        "unrealized_mtm": "0",
+        "realized_mtm": "0",
+        **{f"credential_{key}": value for key, value in credentials.items()},
+    }
+
+
 def api_key_client_for(
     user: User, *, scope: str = ApiKey.Scope.READ, **extra
 ) -> tuple[APIClient, str, ApiKey]:
