@@ -402,6 +402,35 @@ def single_order_body(account, **overrides) -> dict:
     }
 
 
+def bracket_order_body(account, **overrides) -> dict:
+    """The JSON body of POST /api/algo-orders: 10 lots of RELIANCE at 99, stop-loss 95,
+    target 105."""
+    return {
+        "account_id": account.pk,
+        "trading_symbol": "RELIANCE",
+        "no_of_lots": 10,
+        "entry_price": "99.00",
+        "sl_price": "95.00",
+        "tp_price": "105.00",
+        **overrides,
+    }
+
+
+def batch_item(n: int, **overrides) -> dict:
+    """Item `n` of POST /api/algo-place-batch-orders: BUY 2 lots of RELIANCE at 99, stop-loss
+    95, half out at 105 and half at 110; external_id ext-<n>."""
+    return {
+        "external_id": f"ext-{n}",
+        "trading_symbol": "RELIANCE",
+        "no_of_lots": 2,
+        "entry_price": "99.00",
+        "order_side": "BUY",
+        "sl_price": "95.00",
+        "targets": [{"price": "105.00", "percent": "50"}, {"price": "110.00", "percent": "50"}],
+        **overrides,
+    }
+
+
 def single_ticket_form(account, **overrides) -> dict:
     """The order ticket's fields (POST /orders/new/) for a single order: BUY 1 RELIANCE
     LIMIT 99, MIS."""

@@ -24,6 +24,8 @@ from orders.services import (
 from orders.validation import BracketOrderRequest, TargetSpec
 from tests.factories import (
     api_client_for,
+    batch_item,
+    bracket_order_body,
     bracket_request,
     make_account,
     make_fair_price,
@@ -86,18 +88,6 @@ SINGLE_BODY = {
 }
 
 
-def _batch_item(n: int) -> dict:
-    return {
-        "external_id": f"ext-{n}",
-        "trading_symbol": "RELIANCE",
-        "no_of_lots": 2,
-        "entry_price": "99.00",
-        "order_side": "BUY",
-        "sl_price": "95.00",
-        "targets": [{"price": "105.00", "percent": "50"}, {"price": "110.00", "percent": "50"}],
-    }
-
-
 def test_one_single_paper_order_through_the_api(desk):
     user, account, _instrument, client = desk
     body = {**SINGLE_BODY, "account_id": account.pk}
@@ -112,14 +102,7 @@ def test_one_single_paper_order_through_the_api(desk):
 
 def test_one_bracket_through_the_api(desk):
     user, account, _instrument, client = desk
-    body = {
-        "account_id": account.pk,
-        "trading_symbol": "RELIANCE",
-        "no_of_lots": 10,
-        "entry_price": "99.00",
-        "sl_price": "95.00",
-        "tp_price": "105.00",
-    }
+    body = bracket_order_body(account)
     assert client.post("/api/algo-orders", body, format="json").status_code == 201
     queries, response = count(lambda: client.post("/api/algo-orders", body, format="json"))
     assert response.status_code == 201, response.json()
@@ -131,7 +114,7 @@ def test_a_batch_costs_a_constant_not_a_query_per_item(desk):
     user, account, _instrument, client = desk
 
     def batch(size: int, start: int):
-        items = [_batch_item(start + n) for n in range(size)]
+        items = [batch_item(start + n) for n in range(size)]
         response = client.post(
             "/api/algo-place-batch-orders",
             {"account_id": account.pk, "orders": items},
@@ -143,7 +126,7 @@ def test_a_batch_costs_a_constant_not_a_query_per_item(desk):
 
     client.post(  # the account's first batch of the day creates its counter: not counted
         "/api/algo-place-batch-orders",
-        {"account_id": account.pk, "orders": [_batch_item(0)]},
+        {"account_id": account.pk, "orders": [batch_item(0)]},
         format="json",
     )
     small, _ = count(lambda: batch(20, 100))
