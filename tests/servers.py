@@ -197,3 +197,29 @@ class SimulatorHandle:
 
     def expire_sessions(self):
         httpx.post(f"{self.base_url}/_sim/expire-sessions", timeout=5).raise_for_status()
+
+    def place_order(self, token: str, uid: str, **overrides) -> str:
+        """POST /interactive/orders as a client would: BUY 4 of NSECM 1594 at market unless
+        told; the simulator's AppOrderID."""
+        body = {
+            "exchangeSegment": "NSECM",
+            "exchangeInstrumentID": 1594,
+            "productType": "MIS",
+            "orderType": "MARKET",
+            "orderSide": "BUY",
+            "timeInForce": "DAY",
+            "disclosedQuantity": 0,
+            "orderQuantity": 4,
+            "limitPrice": 0,
+            "stopPrice": 0,
+            "orderUniqueIdentifier": uid,
+            **overrides,
+        }
+        answer = httpx.post(
+            f"{self.base_url}/interactive/orders",
+            content=json.dumps(body),
+            headers={"Content-Type": "application/json", "Authorization": token},
+            timeout=5,
+        )
+        answer.raise_for_status()
+        return answer.json()["result"]["AppOrderID"]

@@ -322,24 +322,7 @@ def test_a_dealer_stream_keeps_only_the_account_s_client_code(simulator, instrum
     stream = streams(session7)
     wait_for(lambda: stream.connected())
     # the same dealer login acting for CLIENT8 (an order the account does not own)
-    token = session7.token
-    body = {
-        "exchangeSegment": "NSECM",
-        "exchangeInstrumentID": 1594,
-        "productType": "MIS",
-        "orderType": "MARKET",
-        "orderSide": "BUY",
-        "timeInForce": "DAY",
-        "orderQuantity": 3,
-        "orderUniqueIdentifier": "uid-client8",
-        "clientID": "CLIENT8",
-    }
-    httpx.post(
-        f"{simulator.base_url}/interactive/orders",
-        json=body,
-        headers={"Authorization": token},
-        timeout=5,
-    ).raise_for_status()
+    simulator.place_order(session7.token, "uid-client8", orderQuantity=3, clientID="CLIENT8")
     async_to_sync(broker_client(account7).place_order)(order_request(instrument, "uid-client7"))
     wait_for(lambda: stream.kinds(BrokerEventKind.TRADE))
     time.sleep(0.5)
