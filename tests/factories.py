@@ -20,7 +20,7 @@ from accounts.api_keys import create_api_key
 from accounts.models import ApiKey, Broker, BrokerAccount, Strategy, TwoFactorDevice, User
 from accounts.services import create_auth_session
 from accounts.two_factor import SESSION_VERIFIED_KEY, code_at_step, current_step, new_secret
-from orders.brokers.base import BrokerOrderRow, PlaceOrderRequest
+from orders.brokers.base import BrokerOrderRow, ModifyOrderRequest, PlaceOrderRequest
 from orders.brokers.sessions import broker_client
 from orders.market.services import match_paper_orders
 from orders.models import (
@@ -481,6 +481,20 @@ def order_request(
         unique_identifier=uid,
         limit_price=limit,
         stop_price=stop,
+    )
+
+
+def limit_modify_request(
+    broker_order_id: str, uid: str, *, quantity: int, limit: Decimal
+) -> ModifyOrderRequest:
+    """A MIS LIMIT order's new quantity and limit, as a broker gateway takes it."""
+    return ModifyOrderRequest(
+        broker_order_id=broker_order_id,
+        unique_identifier=uid,
+        order_type="LIMIT",
+        product_type="MIS",
+        quantity=quantity,
+        limit_price=limit,
     )
 
 

@@ -8,17 +8,20 @@ from functools import partial
 import pytest
 from asgiref.sync import async_to_sync
 
-from orders.brokers.base import (
-    ModifyOrderRequest,
-    OrderRejected,
-)
+from orders.brokers.base import OrderRejected
 from orders.brokers.paper import book as paper_book
 from orders.brokers.paper import exchange as paper_exchange
 from orders.brokers.paper.models import PaperOrder, PaperTrade
 from orders.brokers.sessions import broker_client
 from orders.domain.vocabulary import LegStatus
 from orders.market.services import record_fair_prices
-from tests.factories import make_account, make_fair_price, make_instrument, order_request
+from tests.factories import (
+    limit_modify_request,
+    make_account,
+    make_fair_price,
+    make_instrument,
+    order_request,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -250,13 +253,8 @@ def test_modify_moves_the_limit_and_fills_when_marketable(book, instrument):
     order = _submit(book, _request(instrument, order_type="LIMIT", limit=D("1280.00")))
     paper_exchange.modify_order(
         book=book,
-        request=ModifyOrderRequest(
-            broker_order_id=str(order.app_order_id),
-            unique_identifier=order.unique_identifier,
-            order_type="LIMIT",
-            product_type="MIS",
-            quantity=10,
-            limit_price=D("1305.00"),
+        request=limit_modify_request(
+            str(order.app_order_id), order.unique_identifier, quantity=10, limit=D("1305.00")
         ),
     )
     order.refresh_from_db()
