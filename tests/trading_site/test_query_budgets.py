@@ -88,24 +88,27 @@ SINGLE_BODY = {
 }
 
 
+def _steady_post_queries(client, path: str, body: dict) -> int:
+    """The queries of a POST placing an order, sent twice: the account's first order of the
+    day logs in to the paper broker and opens its book and counter, so the steady path is
+    the second."""
+    assert client.post(path, body, format="json").status_code == 201
+    queries, response = count(lambda: client.post(path, body, format="json"))
+    assert response.status_code == 201, response.json()
+    return queries
+
+
 def test_one_single_paper_order_through_the_api(desk):
     user, account, _instrument, client = desk
     body = {**SINGLE_BODY, "account_id": account.pk}
-    # The account's first order of the day logs in to the paper broker and opens its book
-    # and counter: the steady path is the second.
-    assert client.post("/api/orders", body, format="json").status_code == 201
-    queries, response = count(lambda: client.post("/api/orders", body, format="json"))
-    assert response.status_code == 201, response.json()
+    queries = _steady_post_queries(client, "/api/orders", body)
     print("single order queries", queries)
     assert queries <= SINGLE_ORDER
 
 
 def test_one_bracket_through_the_api(desk):
     user, account, _instrument, client = desk
-    body = bracket_order_body(account)
-    assert client.post("/api/algo-orders", body, format="json").status_code == 201
-    queries, response = count(lambda: client.post("/api/algo-orders", body, format="json"))
-    assert response.status_code == 201, response.json()
+    queries = _steady_post_queries(client, "/api/algo-orders", bracket_order_body(account))
     print("bracket queries", queries)
     assert queries <= BRACKET_ORDER
 
