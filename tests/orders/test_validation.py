@@ -94,20 +94,9 @@ SINGLE_CASES = [
 
 
 @pytest.fixture
-def instruments(db):
-    from tests.factories import make_fair_price
-
-    reliance = make_instrument(symbol="RELIANCE", lot_size=1, freeze_quantity=10000)
-    future = make_instrument(
-        symbol="NIFTYFUT",
-        segment="NSEFO",
-        lot_size=50,
-        freeze_quantity=1800,
-        band=(D("50.00"), D("150.00")),
-    )
-    for inst in (reliance, future):
-        make_fair_price(inst, "100.00")
-    return reliance, future
+def instruments(instrument, future):
+    """RELIANCE and NIFTYFUT, both at 100 (tests/orders/conftest.py)."""
+    return instrument, future
 
 
 @pytest.mark.parametrize(
