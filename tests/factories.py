@@ -20,7 +20,7 @@ from accounts.api_keys import create_api_key
 from accounts.models import ApiKey, Broker, BrokerAccount, Strategy, TwoFactorDevice, User
 from accounts.services import create_auth_session
 from accounts.two_factor import SESSION_VERIFIED_KEY, code_at_step, current_step, new_secret
-from orders.brokers.base import BrokerOrderRow, PlaceOrderRequest
+from orders.brokers.base import BrokerOrderRow, ModifyOrderRequest, PlaceOrderRequest
 from orders.brokers.sessions import broker_client
 from orders.market.services import match_paper_orders
 from orders.models import (
@@ -32,6 +32,7 @@ from orders.models import (
     OrderEvent,
     OrderLeg,
 )
+from orders.scheduled.models import ScheduledOrder
 from orders.services import (
     place_bracket_order,
     place_single_order,
@@ -159,6 +160,26 @@ def staff_client(user: User | None = None, client=None):
     return client
 
 
+def broker_account_admin_form(
+    *, user_id: int, account_name: str, broker: str, **credentials: str
+) -> dict:
+    """The admin's broker-account form as staff submit it: active, the money fields at zero,
+    and each of `credentials` in its credential_<key> field."""
+    return {
+        "user": user_id,
+        "account_name": account_name,
+        "broker": broker,
+        "is_active": "on",
+        "cash_available": "0",
+        "margin_utilized": "0",
+        "net_margin": "0",
+        "total_mtm": "0",
+        "unrealized_mtm": "0",
+        "realized_mtm": "0",
+        **{f"credential_{key}": value for key, value in credentials.items()},
+    }
+
+
 def api_key_client_for(
     user: User, *, scope: str = ApiKey.Scope.READ, **extra
 ) -> tuple[APIClient, str, ApiKey]:
@@ -231,6 +252,31 @@ def make_order(
             message="placed by the test",
         )
     return order
+
+
+def make_one_of_everything(*, user: User, instrument: Instrument) -> dict[str, int]:
+    """An account of `user`, an order of it on `instrument`, a strategy and a nightly schedule:
+    their ids by the names the API's routes give them (`pk` is the account's), so that a test
+    can reach every object route."""
+    account = make_account(user=user)
+    order = make_order(account=account, instrument=instrument)
+    strategy = make_strategy(user=user)
+    schedule = ScheduledOrder.objects.create(
+        user=user,
+        account=account,
+        name="nightly",
+        kind="SINGLE",
+        template={"symbol": instrument.trading_symbol, "order_side": "BUY", "order_type": "MARKET"},
+        time_of_day="10:00",
+        weekdays=[0],
+    )
+    return {
+        "account_id": account.pk,
+        "pk": account.pk,
+        "order_id": order.pk,
+        "strategy_id": strategy.pk,
+        "schedule_id": schedule.pk,
+    }
 
 
 def make_leg(
@@ -356,6 +402,42 @@ def single_order_body(account, **overrides) -> dict:
     }
 
 
+def bracket_order_body(account, **overrides) -> dict:
+    """The JSON body of POST /api/algo-orders: 10 lots of RELIANCE at 99, stop-loss 95,
+    target 105."""
+    return {
+        "account_id": account.pk,
+        "trading_symbol": "RELIANCE",
+        "no_of_lots": 10,
+        "entry_price": "99.00",
+        "sl_price": "95.00",
+        "tp_price": "105.00",
+        **overrides,
+    }
+
+
+def batch_item(n: int, **overrides) -> dict:
+    """Item `n` of POST /api/algo-place-batch-orders: BUY 2 lots of RELIANCE at 99, stop-loss
+    95, half out at 105 and half at 110; external_id ext-<n>."""
+    return {
+        "external_id": f"ext-{n}",
+        "trading_symbol": "RELIANCE",
+        "no_of_lots": 2,
+        "entry_price": "99.00",
+        "order_side": "BUY",
+        "sl_price": "95.00",
+        "targets": [{"price": "105.00", "percent": "50"}, {"price": "110.00", "percent": "50"}],
+        **overrides,
+    }
+
+
+def single_ticket_form(account, **overrides) -> dict:
+    """The order ticket's fields (POST /orders/new/) for a single order: BUY 1 RELIANCE
+    LIMIT 99, MIS."""
+    form = single_order_body(account, kind="single", product_type="MIS", order_quantity=1)
+    return {**form, **overrides}
+
+
 def bracket_request(account, **overrides) -> BracketOrderRequest:
     """BUY 100 RELIANCE at 99, SL stop 95.50 / limit 95, targets 105 (50) and 110 (50)."""
     fields = {
@@ -372,7 +454,7 @@ def bracket_request(account, **overrides) -> BracketOrderRequest:
 
 
 def order_request(
-    instrument,
+    instrument: Instrument | tuple[str, int],
     uid: str,
     *,
     side: str = "BUY",
@@ -382,10 +464,16 @@ def order_request(
     stop: Decimal | None = None,
     product: str = "MIS",
 ) -> PlaceOrderRequest:
-    """One order as a broker gateway takes it (`place_order`): MIS BUY 5 at market unless told."""
+    """One order as a broker gateway takes it (`place_order`): MIS BUY 5 at market unless told.
+    `instrument`: an Instrument, or (segment, exchange instrument id) for one the desk does not
+    list."""
+    if isinstance(instrument, tuple):
+        segment, instrument_id = instrument
+    else:
+        segment, instrument_id = instrument.exchange_segment, instrument.exchange_instrument_id
     return PlaceOrderRequest(
-        exchange_segment=instrument.exchange_segment,
-        exchange_instrument_id=instrument.exchange_instrument_id,
+        exchange_segment=segment,
+        exchange_instrument_id=instrument_id,
         side=side,
         order_type=order_type,
         product_type=product,
@@ -393,6 +481,20 @@ def order_request(
         unique_identifier=uid,
         limit_price=limit,
         stop_price=stop,
+    )
+
+
+def limit_modify_request(
+    broker_order_id: str, uid: str, *, quantity: int, limit: Decimal
+) -> ModifyOrderRequest:
+    """A MIS LIMIT order's new quantity and limit, as a broker gateway takes it."""
+    return ModifyOrderRequest(
+        broker_order_id=broker_order_id,
+        unique_identifier=uid,
+        order_type="LIMIT",
+        product_type="MIS",
+        quantity=quantity,
+        limit_price=limit,
     )
 
 

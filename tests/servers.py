@@ -63,24 +63,37 @@ def subprocess_env(**extra) -> dict:
 
 
 class DaphneServer:
+    """`manage.py serve_web` (daphne: HTTP and WebSocket) on a free port, sharing the test's
+    database and Redis; up once it takes connections (its stderr is the error if not)."""
+
     def __init__(self, **env):
+        self._serve(stderr=subprocess.PIPE, **env)
+
+    def _serve(self, *, stderr, **env) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "serve_web", "--port", str(self.port)],
             cwd=REPO,
             env=subprocess_env(**env),
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=stderr,
         )
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(self.process.stderr.read().decode()[-2000:]) from None
-                time.sleep(0.1)
+        while not self._is_up():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(self._errors())
+            time.sleep(0.1)
+
+    def _is_up(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def _errors(self) -> str:
+        return self.process.stderr.read().decode()[-2000:]
 
     def url(self, path: str) -> str:
         return f"ws://127.0.0.1:{self.port}{path}"
@@ -184,3 +197,29 @@ class SimulatorHandle:
 
     def expire_sessions(self):
         httpx.post(f"{self.base_url}/_sim/expire-sessions", timeout=5).raise_for_status()
+
+    def place_order(self, token: str, uid: str, **overrides) -> str:
+        """POST /interactive/orders as a client would: BUY 4 of NSECM 1594 at market unless
+        told; the simulator's AppOrderID."""
+        body = {
+            "exchangeSegment": "NSECM",
+            "exchangeInstrumentID": 1594,
+            "productType": "MIS",
+            "orderType": "MARKET",
+            "orderSide": "BUY",
+            "timeInForce": "DAY",
+            "disclosedQuantity": 0,
+            "orderQuantity": 4,
+            "limitPrice": 0,
+            "stopPrice": 0,
+            "orderUniqueIdentifier": uid,
+            **overrides,
+        }
+        answer = httpx.post(
+            f"{self.base_url}/interactive/orders",
+            content=json.dumps(body),
+            headers={"Content-Type": "application/json", "Authorization": token},
+            timeout=5,
+        )
+        answer.raise_for_status()
+        return answer.json()["result"]["AppOrderID"]

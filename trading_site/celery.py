@@ -17,42 +17,23 @@ app.autodiscover_tasks()
 def beat_schedule(interval_seconds: int) -> dict:
     """Every periodic task, with an `expires` so a backlog never runs stale ticks late."""
     interval = max(1, int(interval_seconds))
+    # monitoring.tasks.<name>: (how often, expires after so many seconds)
+    every = {
+        "dispatch_monitoring_cycles": (timedelta(seconds=interval), interval),
+        "place_due_scheduled_orders": (timedelta(seconds=min(60, interval)), 60),
+        "beat_heartbeat": (timedelta(seconds=min(30, interval)), 30),
+        "mark_abandoned_runs": (timedelta(seconds=60), 60),
+        "refresh_broker_sessions": (timedelta(minutes=5), 300),
+        "purge_expired_auth_sessions": (timedelta(hours=1), 3600),
+        "purge_old_received_alerts": (timedelta(hours=6), 3600),
+    }
     return {
-        "dispatch-monitoring-cycles": {
-            "task": "monitoring.tasks.dispatch_monitoring_cycles",
-            "schedule": timedelta(seconds=interval),
-            "options": {"expires": interval},
-        },
-        "place-due-scheduled-orders": {
-            "task": "monitoring.tasks.place_due_scheduled_orders",
-            "schedule": timedelta(seconds=min(60, interval)),
-            "options": {"expires": 60},
-        },
-        "beat-heartbeat": {
-            "task": "monitoring.tasks.beat_heartbeat",
-            "schedule": timedelta(seconds=min(30, interval)),
-            "options": {"expires": 30},
-        },
-        "mark-abandoned-runs": {
-            "task": "monitoring.tasks.mark_abandoned_runs",
-            "schedule": timedelta(seconds=60),
-            "options": {"expires": 60},
-        },
-        "refresh-broker-sessions": {
-            "task": "monitoring.tasks.refresh_broker_sessions",
-            "schedule": timedelta(minutes=5),
-            "options": {"expires": 300},
-        },
-        "purge-expired-auth-sessions": {
-            "task": "monitoring.tasks.purge_expired_auth_sessions",
-            "schedule": timedelta(hours=1),
-            "options": {"expires": 3600},
-        },
-        "purge-old-received-alerts": {
-            "task": "monitoring.tasks.purge_old_received_alerts",
-            "schedule": timedelta(hours=6),
-            "options": {"expires": 3600},
-        },
+        name.replace("_", "-"): {
+            "task": f"monitoring.tasks.{name}",
+            "schedule": schedule,
+            "options": {"expires": expires},
+        }
+        for name, (schedule, expires) in every.items()
     }
 
 

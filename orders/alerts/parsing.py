@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from orders.openalgo.fields import finite_decimal
 from orders.openalgo.mapping import MappingError, webhook_target
 
 MAX_ALERT_ID_LENGTH = 64
@@ -160,20 +161,8 @@ def _text(value: Any) -> str:
 
 def parse_decimal(value: Any) -> Decimal | None:
     """A positive finite number from a JSON number or a string; None when it is not one."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, float):
-        value = repr(value)
-    text = str(value).strip().replace(",", "")
-    if not text:
-        return None
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    if not number.is_finite() or number <= 0:
-        return None
-    return number
+    number = finite_decimal(value)
+    return number if number is not None and number > 0 else None
 
 
 def _is_zero(value: Any) -> bool:

@@ -30,7 +30,7 @@ A locked account refuses the whole batch (409 TRADING_LOCKED).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -206,31 +206,57 @@ def _parse_statuses(raw: str | None) -> list[str] | None:
     return statuses
 
 
-def _placed_from_body(
-    request,
-    serializer_class: type[s.PlaceOrderSerializer] | type[s.AlgoOrderSerializer],
-    *,
-    rule_errors: Callable[..., Any],
-    place: Callable[..., PlacementResult],
-    source: str,
-) -> Response:
-    """POST of one order: parsed by `serializer_class` (a refusal lists the parse errors and
-    `rule_errors` of the fields that did parse, at once), placed by `place`."""
-    serializer = serializer_class(data=request.data)
+class _OneOrderPost(NamedTuple):
+    """How a POST of one order is parsed (`serializer_class`), checked (`rule_errors`) and
+    placed (`place`, as from `source`)."""
+
+    serializer_class: type[s.PlaceOrderSerializer] | type[s.AlgoOrderSerializer]
+    rule_errors: Callable[..., Any]
+    place: Callable[..., PlacementResult]
+    source: str
+
+
+_SINGLE_ORDER_POST = _OneOrderPost(
+    s.PlaceOrderSerializer, single_order_errors, services.place_single_order, Order.Source.MANUAL
+)
+_BRACKET_ORDER_POST = _OneOrderPost(
+    s.AlgoOrderSerializer, bracket_order_errors, services.place_bracket_order, Order.Source.ALGO
+)
+
+
+def _placed_from_body(request, post: _OneOrderPost) -> Response:
+    """POST of one order: a refusal lists the parse errors and the rule errors of the fields
+    that did parse, at once."""
+    serializer = post.serializer_class(data=request.data)
     if not serializer.is_valid():
         if not isinstance(serializer.initial_data, dict):
             raise ValidationError(serializer.errors)
         parsed = serializer.request_from(parsed_fields(serializer))
-        found = rule_errors(user=request.user, request=parsed)
+        found = post.rule_errors(user=request.user, request=parsed)
         raise every_error(serializer.errors, found.errors)
     key = _idempotency_key(request, serializer.validated_data["client_order_id"])
-    result = place(
+    result = post.place(
         user=request.user,
         request=serializer.to_request(idempotency_key=key),
-        source=source,
+        source=post.source,
         actor=user_actor(request.user),
     )
     return _placement_response(result)
+
+
+# The query parameters `_filtered_order_list` reads.
+_ORDER_LIST_FILTERS = [
+    OpenApiParameter("account_id", int),
+    OpenApiParameter("status", str, description="one or several, comma-separated"),
+    OpenApiParameter("symbol", str),
+    OpenApiParameter("strategy", str, description="strategy name"),
+    OpenApiParameter("since", str, description="ISO date or date-time (inclusive)"),
+    OpenApiParameter(
+        "until",
+        str,
+        description="ISO date or date-time (exclusive; a date includes that whole day)",
+    ),
+]
 
 
 def _filtered_order_list(request):
@@ -259,16 +285,7 @@ class OrdersView(OrdersGroupMixin, APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("account_id", int),
-            OpenApiParameter("status", str, description="one or several, comma-separated"),
-            OpenApiParameter("symbol", str),
-            OpenApiParameter("strategy", str, description="strategy name"),
-            OpenApiParameter("since", str, description="ISO date or date-time (inclusive)"),
-            OpenApiParameter(
-                "until",
-                str,
-                description="ISO date or date-time (exclusive; a date includes that whole day)",
-            ),
+            *_ORDER_LIST_FILTERS,
             OpenApiParameter("limit", int),
             OpenApiParameter("offset", int),
         ],
@@ -284,13 +301,7 @@ class OrdersView(OrdersGroupMixin, APIView):
 
     @extend_schema(request=s.PlaceOrderSerializer, responses=_PLACEMENT_RESPONSES)
     def post(self, request):
-        return _placed_from_body(
-            request,
-            s.PlaceOrderSerializer,
-            rule_errors=single_order_errors,
-            place=services.place_single_order,
-            source=Order.Source.MANUAL,
-        )
+        return _placed_from_body(request, _SINGLE_ORDER_POST)
 
 
 class OrdersExportView(APIView):
@@ -299,14 +310,7 @@ class OrdersExportView(APIView):
     rate_limit_group = "read"
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("account_id", int),
-            OpenApiParameter("status", str, description="one or several, comma-separated"),
-            OpenApiParameter("symbol", str),
-            OpenApiParameter("strategy", str, description="strategy name"),
-            OpenApiParameter("since", str, description="ISO date or date-time (inclusive)"),
-            OpenApiParameter("until", str, description="ISO date or date-time (exclusive)"),
-        ],
+        parameters=_ORDER_LIST_FILTERS,
         responses={
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="The orders as CSV")
         },
@@ -323,13 +327,7 @@ class AlgoOrderView(OrdersGroupMixin, APIView):
 
     @extend_schema(request=s.AlgoOrderSerializer, responses=_PLACEMENT_RESPONSES)
     def post(self, request):
-        return _placed_from_body(
-            request,
-            s.AlgoOrderSerializer,
-            rule_errors=bracket_order_errors,
-            place=services.place_bracket_order,
-            source=Order.Source.ALGO,
-        )
+        return _placed_from_body(request, _BRACKET_ORDER_POST)
 
 
 class BatchOrdersView(OrdersGroupMixin, APIView):

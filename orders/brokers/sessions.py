@@ -399,26 +399,23 @@ class BrokerClient:
             raise OrderNotSent(f"no broker session: {reason}") from exc
 
     async def _call(self, call: Callable[[SessionContext], Awaitable[T]], *, is_order: bool) -> T:
-        context = await self._ready_to_send(is_order=is_order)
-        try:
-            return await call(context)
-        except SessionExpired as exc:
-            await sync_to_async(mark_session_invalid)(
-                account_id=self.account_id, reason=exc.message, token=context.access_token
-            )
-            logger.info(
-                "broker session expired; logging in again", extra={"account_id": self.account_id}
-            )
-        # The broker refused the token, so it did not act: one fresh login (or the session
+        # A refused token means the broker did not act: one fresh login (or the session
         # another process has logged in since), one more try.
-        context = await self._ready_to_send(is_order=is_order)
-        try:
-            return await call(context)
-        except SessionExpired as exc:
-            await sync_to_async(mark_session_invalid)(
-                account_id=self.account_id, reason=exc.message, token=context.access_token
-            )
-            raise
+        for last_try in (False, True):
+            context = await self._ready_to_send(is_order=is_order)
+            try:
+                return await call(context)
+            except SessionExpired as exc:
+                await sync_to_async(mark_session_invalid)(
+                    account_id=self.account_id, reason=exc.message, token=context.access_token
+                )
+                if last_try:
+                    raise
+                logger.info(
+                    "broker session expired; logging in again",
+                    extra={"account_id": self.account_id},
+                )
+        raise AssertionError("unreachable: the last try returns or raises")
 
     async def place_order(self, request: PlaceOrderRequest) -> OrderAck:
         return await self._call(lambda s: self.gateway.place_order(s, request), is_order=True)

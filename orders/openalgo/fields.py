@@ -44,7 +44,7 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
-def _decimal(value: Any) -> Decimal | None:
+def finite_decimal(value: Any) -> Decimal | None:
     """A finite number from a JSON number or string; None when it is not one."""
     if isinstance(value, bool) or value is None or isinstance(value, dict | list):
         return None
@@ -108,7 +108,7 @@ class FieldReader:
                 self.fail(name, "is required")
             return default
         raw = self.body.get(name)
-        number = _decimal(raw)
+        number = finite_decimal(raw)
         if number is None:
             self.fail(name, f"{_text(raw)!r} is not a number")
             return None
@@ -129,7 +129,7 @@ class FieldReader:
         if not self.present(name):
             return None
         raw = self.body.get(name)
-        number = _decimal(raw)
+        number = finite_decimal(raw)
         if number is None:
             self.fail(name, f"{_text(raw)!r} is not a number")
             return None

@@ -57,15 +57,20 @@ def _base(instrument: Instrument) -> str:
     return instrument.name or instrument.underlying
 
 
+def _master_row(instrument: Instrument) -> dict[str, Any]:
+    """The instrument as `spec_of_instrument` and `openalgo_symbol` read it."""
+    return {
+        "segment": instrument.exchange_segment,
+        "trading_symbol": instrument.trading_symbol,
+        "base": _base(instrument),
+        "expiry": instrument.expiry,
+        "strike": instrument.strike_price,
+        "option_type": instrument.option_type,
+    }
+
+
 def symbol_of(instrument: Instrument) -> str:
-    return openalgo_symbol(
-        segment=instrument.exchange_segment,
-        trading_symbol=instrument.trading_symbol,
-        base=_base(instrument),
-        expiry=instrument.expiry,
-        strike=instrument.strike_price,
-        option_type=instrument.option_type,
-    )
+    return openalgo_symbol(**_master_row(instrument))
 
 
 def exchange_of(instrument: Instrument) -> str:
@@ -74,14 +79,7 @@ def exchange_of(instrument: Instrument) -> str:
 
 def instrument_data(instrument: Instrument) -> dict[str, Any]:
     """An instrument as OpenAlgo's symbol and search answers show it."""
-    spec = spec_of_instrument(
-        segment=instrument.exchange_segment,
-        trading_symbol=instrument.trading_symbol,
-        base=_base(instrument),
-        expiry=instrument.expiry,
-        strike=instrument.strike_price,
-        option_type=instrument.option_type,
-    )
+    spec = spec_of_instrument(**_master_row(instrument))
     kind = spec.kind if spec is not None else (instrument.instrument_type or "")
     exchange = exchange_of(instrument)
     if kind == EQUITY or exchange in CASH_EXCHANGES:

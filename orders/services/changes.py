@@ -225,19 +225,37 @@ def _modify_leg(
                 order.sl_price = stop_price
                 order_fields.append("sl_price")
         order.save(update_fields=order_fields)
-        record_change(
-            order=order,
-            leg=leg,
-            kind=kind,
-            actor=actor,
-            message=f"{leg.role} leg {leg.unique_identifier} modified",
-            before=before,
-            after=leg_state(leg),
-            broker_response=ack.raw,
-            notify={"event": str(kind), "leg_id": leg.pk},
+        _record_answered_change(
+            order, leg, ack, kind=kind, actor=actor, before=before, done="modified", notify=True
         )
         _apply_answer(order, leg, ack, actor=actor)
     return leg
+
+
+def _record_answered_change(
+    order: Order,
+    leg: OrderLeg,
+    ack: OrderAck,
+    *,
+    kind: EventKind,
+    actor: str,
+    before: dict,
+    done: str,
+    notify: bool = False,
+) -> None:
+    """The audit row of a leg change the broker accepted: the leg before and after, and the
+    broker's answer; with `notify`, the owner hears of it."""
+    record_change(
+        order=order,
+        leg=leg,
+        kind=kind,
+        actor=actor,
+        message=f"{leg.role} leg {leg.unique_identifier} {done}",
+        before=before,
+        after=leg_state(leg),
+        broker_response=ack.raw,
+        notify={"event": str(kind), "leg_id": leg.pk} if notify else None,
+    )
 
 
 def _apply_answer(order: Order, leg: OrderLeg, ack: OrderAck, *, actor: str) -> None:
@@ -378,14 +396,7 @@ def cancel_leg(
             record_changes([transition.refusal])
             return None
         leg.save(update_fields=["status", "updated_at"])
-        record_change(
-            order=order,
-            leg=leg,
-            kind=kind,
-            actor=actor,
-            message=f"{leg.role} leg {leg.unique_identifier} cancelled",
-            before=before,
-            after=leg_state(leg),
-            broker_response=ack.raw,
+        _record_answered_change(
+            order, leg, ack, kind=kind, actor=actor, before=before, done="cancelled"
         )
     return None

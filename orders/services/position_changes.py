@@ -484,119 +484,84 @@ def change_position(
         )
     ensure_trading_allowed_now(account.pk)
     with account_exclusion(account.pk, purpose="position change"):
-        return _change_position(
-            user=user,
-            account=account,
-            instrument=instrument,
-            product_type=product_type,
-            side=side,
-            quantity=quantity,
-            current=current,
-            actor=actor,
-            source=source,
-            strategy_name=strategy_name,
-            order_type=order_type,
-            limit_price=limit_price,
-            stop_price=stop_price,
-            client_order_id=client_order_id,
-            external_id=external_id,
+        reduces = current > 0 if side == Side.SELL else current < 0
+        reducing = min(quantity, abs(current)) if reduces else 0
+        holders = (
+            brackets_holding(
+                account=account, instrument=instrument, product_type=product_type, exit_side=side
+            )
+            if reducing
+            else []
         )
+        allocations = allocate_to_brackets(holders, reducing)
+        allocated = sum(a.quantity for a in allocations)
+        if allocated and order_type != OrderType.MARKET:
+            raise ValidationFailed(
+                "This position is held by desk brackets: reduce it with a MARKET order",
+                details={
+                    "order_type": [
+                        "a priced order would rest while the brackets' own stop-loss and targets "
+                        "keep working; use MARKET, or exit the brackets "
+                        + ", ".join(str(a.order.pk) for a in allocations)
+                    ]
+                },
+            )
+        remainder = quantity - allocated
+        single = None
+        if remainder:
+            single = SingleOrderRequest(
+                account_id=account.pk,
+                order_side=side,
+                order_type=order_type,
+                order_quantity=remainder,
+                product_type=product_type,
+                exchange_instrument_id=instrument.exchange_instrument_id,
+                exchange_segment=instrument.exchange_segment,
+                limit_price=limit_price,
+                stop_price=stop_price,
+                client_order_id=client_order_id,
+                external_id=external_id,
+            )
+            validate_single_order(user=user, request=single)  # nothing written if it fails
+        else:
+            check_trading_window(account)
+        if single is not None and strategy_name:
+            single.strategy_name = strategy_named(user=user, name=strategy_name).name
 
-
-def _change_position(
-    *,
-    user: User,
-    account: BrokerAccount,
-    instrument: Instrument,
-    product_type: str,
-    side: str,
-    quantity: int,
-    current: int,
-    actor: str,
-    source: str,
-    strategy_name: str,
-    order_type: str,
-    limit_price: Decimal | None,
-    stop_price: Decimal | None,
-    client_order_id: str,
-    external_id: str,
-) -> PositionChangeResult:
-    reduces = current > 0 if side == Side.SELL else current < 0
-    reducing = min(quantity, abs(current)) if reduces else 0
-    holders = (
-        brackets_holding(
-            account=account, instrument=instrument, product_type=product_type, exit_side=side
-        )
-        if reducing
-        else []
-    )
-    allocations = allocate_to_brackets(holders, reducing)
-    allocated = sum(a.quantity for a in allocations)
-    if allocated and order_type != OrderType.MARKET:
-        raise ValidationFailed(
-            "This position is held by desk brackets: reduce it with a MARKET order",
-            details={
-                "order_type": [
-                    "a priced order would rest while the brackets' own stop-loss and targets "
-                    "keep working; use MARKET, or exit the brackets "
-                    + ", ".join(str(a.order.pk) for a in allocations)
-                ]
-            },
-        )
-    remainder = quantity - allocated
-    single = None
-    if remainder:
-        single = SingleOrderRequest(
-            account_id=account.pk,
-            order_side=side,
-            order_type=order_type,
-            order_quantity=remainder,
-            product_type=product_type,
-            exchange_instrument_id=instrument.exchange_instrument_id,
-            exchange_segment=instrument.exchange_segment,
-            limit_price=limit_price,
-            stop_price=stop_price,
-            client_order_id=client_order_id,
-            external_id=external_id,
-        )
-        validate_single_order(user=user, request=single)  # nothing written if it fails
-    else:
-        check_trading_window(account)
-    if single is not None and strategy_name:
-        single.strategy_name = strategy_named(user=user, name=strategy_name).name
-
-    result = PositionChangeResult()
-    if allocations:
-        standing = []
-        for allocation in allocations:
-            problems = _stand_down(allocation, actor=actor) if allocation.closes_all else []
-            if problems:
-                # A leg still working at the broker would open the position the other way
-                # once the exit filled: this bracket's exit is not sent.
-                result.errors.append(
-                    f"bracket {allocation.order.pk}: nothing was sent for it, its protection "
-                    "stands (" + "; ".join(problems) + ")"
-                )
-            else:
-                standing.append(allocation)
-        pairs = write_ahead_bracket_exits(
-            standing, account=account, exit_side=side, actor=actor, reason="position change"
-        )
-        for outcome in submit_legs(account=account, pairs=pairs, actor=actor):
-            result.exit_legs.append(outcome.leg)
-            if outcome.not_sent:
-                result.not_sent.append(outcome.leg.unique_identifier)
-            if outcome.rejected_reason:
-                result.errors.append(
-                    f"exit {outcome.leg.unique_identifier} rejected: {outcome.rejected_reason}"
-                )
-        result.bracket_orders = [a.order for a in allocations]
-        roll_up_orders(order_ids=[a.order.pk for a in allocations], actor=actor)
-        for order in result.bracket_orders:
-            order.refresh_from_db()
-    if single is not None:
-        result.placement = place_single_order(user=user, request=single, source=source, actor=actor)
-    return result
+        result = PositionChangeResult()
+        if allocations:
+            standing = []
+            for allocation in allocations:
+                problems = _stand_down(allocation, actor=actor) if allocation.closes_all else []
+                if problems:
+                    # A leg still working at the broker would open the position the other way
+                    # once the exit filled: this bracket's exit is not sent.
+                    result.errors.append(
+                        f"bracket {allocation.order.pk}: nothing was sent for it, its protection "
+                        "stands (" + "; ".join(problems) + ")"
+                    )
+                else:
+                    standing.append(allocation)
+            pairs = write_ahead_bracket_exits(
+                standing, account=account, exit_side=side, actor=actor, reason="position change"
+            )
+            for outcome in submit_legs(account=account, pairs=pairs, actor=actor):
+                result.exit_legs.append(outcome.leg)
+                if outcome.not_sent:
+                    result.not_sent.append(outcome.leg.unique_identifier)
+                if outcome.rejected_reason:
+                    result.errors.append(
+                        f"exit {outcome.leg.unique_identifier} rejected: {outcome.rejected_reason}"
+                    )
+            result.bracket_orders = [a.order for a in allocations]
+            roll_up_orders(order_ids=[a.order.pk for a in allocations], actor=actor)
+            for order in result.bracket_orders:
+                order.refresh_from_db()
+        if single is not None:
+            result.placement = place_single_order(
+                user=user, request=single, source=source, actor=actor
+            )
+        return result
 
 
 class PositionDecision(Protocol):

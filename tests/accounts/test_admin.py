@@ -8,7 +8,7 @@ from django.utils import timezone
 from accounts.models import AuthSession, Broker, BrokerAccount, BrokerSession
 from accounts.services import authenticate_token, create_auth_session
 from tests import factories
-from tests.factories import make_account, make_strategy, make_user
+from tests.factories import broker_account_admin_form, make_account, make_strategy, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -64,20 +64,12 @@ def test_broker_session_page_never_shows_the_access_token(staff_client):
 
 
 def _change_form(account: BrokerAccount, **credentials) -> dict:
-    data = {
-        "user": account.user_id,
-        "account_name": account.account_name,
-        "broker": account.broker,
-        "is_active": "on",
-        "cash_available": "0",
-        "margin_utilized": "0",
-        "net_margin": "0",
-        "total_mtm": "0",
-        "unrealized_mtm": "0",
-        "realized_mtm": "0",
-    }
-    data.update({f"credential_{k}": v for k, v in credentials.items()})
-    return data
+    return broker_account_admin_form(
+        user_id=account.user_id,
+        account_name=account.account_name,
+        broker=account.broker,
+        **credentials,
+    )
 
 
 def test_blank_credential_fields_keep_the_stored_values(staff_client):

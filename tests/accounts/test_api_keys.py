@@ -10,7 +10,6 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.test import Client
-from django.urls import URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -27,10 +26,10 @@ from tests.factories import (
     make_account,
     make_fair_price,
     make_instrument,
-    make_order,
-    make_strategy,
+    make_one_of_everything,
     make_user,
 )
+from tests.routes import api_routes
 
 pytestmark = pytest.mark.django_db
 
@@ -242,16 +241,9 @@ def test_the_key_lookup_takes_a_raw_key_for_other_ways_of_presenting_it():
 
 
 def _api_routes():
-    def walk(patterns, prefix=""):
-        for pattern in patterns:
-            if isinstance(pattern, URLResolver):
-                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern))
-            else:
-                yield prefix + str(pattern.pattern), pattern.callback
-
-    for route, callback in walk(get_resolver().url_patterns):
+    for route, callback in api_routes():
         view_class = getattr(callback, "view_class", None)
-        if route.startswith("api/") and not route.endswith("/") and view_class is not None:
+        if view_class is not None:
             yield route, view_class
 
 
@@ -275,30 +267,11 @@ def owned(settings):
     """A trader with one of everything a write endpoint could change."""
     settings.TRADING_WINDOW_ALWAYS_OPEN = True
     user = make_user()
-    account = make_account(user=user)
     instrument = make_instrument(symbol="SCOPE", lot_size=1, tick_size=Decimal("0.05"))
     make_fair_price(instrument, "100.00")
-    order = make_order(account=account, instrument=instrument)
-    strategy = make_strategy(user=user, name="kept")
-    schedule = ScheduledOrder.objects.create(
-        user=user,
-        account=account,
-        name="nightly",
-        kind="SINGLE",
-        template={"symbol": "SCOPE", "order_side": "BUY"},
-        time_of_day="10:00",
-        weekdays=[0],
-    )
+    ids = make_one_of_everything(user=user, instrument=instrument)
     _client, _raw, other_key = api_key_client_for(user, name="other")
-    ids = {
-        "account_id": account.pk,
-        "pk": account.pk,
-        "order_id": order.pk,
-        "strategy_id": strategy.pk,
-        "schedule_id": schedule.pk,
-        "key_id": other_key.pk,
-    }
-    return user, ids
+    return user, {**ids, "key_id": other_key.pk}
 
 
 def _state(user) -> tuple:

@@ -21,19 +21,26 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 D = Decimal
 
 
-@pytest.fixture
-def desk(transactional_db):
+def arrange_ticket_desk(*, username: str, symbol: str) -> tuple:
+    """A trader with a paper account, and an equity priced at 101.00 (tick 0.05, band 50 to
+    150): (user, account, instrument)."""
+
     def arrange():
-        user = make_user(username="kavya")
+        user = make_user(username=username)
         account = make_account(user=user, name="Paper desk")
         instrument = make_instrument(
-            symbol="INFYTKT", lot_size=1, tick_size=D("0.05"), band=(D("50"), D("150"))
+            symbol=symbol, lot_size=1, tick_size=D("0.05"), band=(D("50"), D("150"))
         )
         return user, account, instrument
 
     user, account, instrument = off_loop(arrange)
     move_price(instrument, "101.00")
     return user, account, instrument
+
+
+@pytest.fixture
+def desk(transactional_db):
+    return arrange_ticket_desk(username="kavya", symbol="INFYTKT")
 
 
 def choose_instrument_by_keyboard(page, text: str) -> None:

@@ -16,9 +16,8 @@ from orders.brokers.paper.models import PaperOrder
 from orders.brokers.sessions import connect_account
 from orders.models import Order
 from tests.browser.support import log_in, off_loop, screenshot
-from tests.browser.test_order_ticket import choose_instrument_by_keyboard
-from tests.browser.test_trader_flow import move_price
-from tests.factories import make_account, make_instrument, make_user
+from tests.browser.test_order_ticket import arrange_ticket_desk, choose_instrument_by_keyboard
+from tests.factories import make_account
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 D = Decimal
@@ -28,18 +27,7 @@ D = Decimal
 def desk(transactional_db, settings):
     settings.TRADING_WINDOW_ALWAYS_OPEN = True
     settings.PAPER_REJECT_RATE = "0"
-
-    def arrange():
-        user = make_user(username="meera")
-        account = make_account(user=user, name="Paper desk")
-        instrument = make_instrument(
-            symbol="INFYONCE", lot_size=1, tick_size=D("0.05"), band=(D("50"), D("150"))
-        )
-        return user, account, instrument
-
-    user, account, instrument = off_loop(arrange)
-    move_price(instrument, "101.00")
-    return user, account, instrument
+    return arrange_ticket_desk(username="meera", symbol="INFYONCE")
 
 
 def _fill_single(page, quantity="3", price="100") -> None:

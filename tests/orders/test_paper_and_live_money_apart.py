@@ -27,6 +27,7 @@ from tests.factories import (
     make_instrument,
     make_order,
     make_user,
+    single_ticket_form,
     staff_client,
 )
 
@@ -155,17 +156,9 @@ def test_orders_wear_their_badge_in_the_list_the_detail_and_the_dashboard(two_ac
 
 
 def _ticket(account) -> dict:
-    return {
-        "kind": "SINGLE",
-        "account_id": account.pk,
-        "symbol": "RELIANCE",
-        "order_side": "BUY",
-        "product_type": "MIS",
-        "order_type": "LIMIT",
-        "order_quantity": "2",
-        "limit_price": "99",
-        "form_key": "e" * 32,
-    }
+    return single_ticket_form(
+        account, kind="SINGLE", order_quantity="2", limit_price="99", form_key="e" * 32
+    )
 
 
 def test_a_live_ticket_asks_first_and_writes_nothing(two_accounts):

@@ -9,6 +9,7 @@ import pytest
 from accounts.models import Broker
 from orders.models import DailyCounter, Order, OrderEvent, OrderLeg
 from tests.factories import (
+    bracket_order_body,
     make_account,
     make_instrument,
     make_strategy,
@@ -93,20 +94,9 @@ SINGLE_CASES = [
 
 
 @pytest.fixture
-def instruments(db):
-    from tests.factories import make_fair_price
-
-    reliance = make_instrument(symbol="RELIANCE", lot_size=1, freeze_quantity=10000)
-    future = make_instrument(
-        symbol="NIFTYFUT",
-        segment="NSEFO",
-        lot_size=50,
-        freeze_quantity=1800,
-        band=(D("50.00"), D("150.00")),
-    )
-    for inst in (reliance, future):
-        make_fair_price(inst, "100.00")
-    return reliance, future
+def instruments(instrument, future):
+    """RELIANCE and NIFTYFUT, both at 100 (tests/orders/conftest.py)."""
+    return instrument, future
 
 
 @pytest.mark.parametrize(
@@ -132,16 +122,7 @@ def test_a_symbol_on_two_segments_needs_the_segment(client, account, instruments
 
 
 def _algo(account, **overrides):
-    body = {
-        "account_id": account.pk,
-        "trading_symbol": "RELIANCE",
-        "no_of_lots": 10,
-        "entry_price": "99.00",
-        "sl_price": "95.00",
-        "tp_price": "105.00",
-        "order_side": "BUY",
-    }
-    body.update(overrides)
+    body = bracket_order_body(account, **({"order_side": "BUY"} | overrides))
     return {k: v for k, v in body.items() if v is not None}
 
 

@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from orders.brokers.paper.models import PaperOrder
 from orders.models import Order, OrderEvent
-from tests.factories import DEFAULT_PASSWORD, make_order
+from tests.factories import DEFAULT_PASSWORD, make_order, single_ticket_form
 from trading_site.core.market_hours import trading_date
 
 CSV_HEADER = "external_id,trading_symbol,order_side,no_of_lots,entry_price,sl_price,targets\n"
@@ -137,18 +137,10 @@ def test_rows_without_an_external_id_never_clash_across_batches(web, account, in
 
 
 def _ticket(account, key: str, **extra) -> dict:
-    return {
-        "kind": "SINGLE",
-        "account_id": account.pk,
-        "symbol": "RELIANCE",
-        "order_side": "BUY",
-        "product_type": "MIS",
-        "order_type": "LIMIT",
-        "order_quantity": "5",
-        "limit_price": "99",
-        "form_key": key,
-        **extra,
-    }
+    form = single_ticket_form(
+        account, kind="SINGLE", order_quantity="5", limit_price="99", form_key=key
+    )
+    return {**form, **extra}
 
 
 def test_a_double_post_of_the_ticket_places_one_order_and_answers_with_it(web, account, instrument):

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from accounts.models import BrokerAccount
-from orders.models import Order
+from orders.models import Instrument, Order
 from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
 from pnl.services import compute_account_pnl
 from tests.factories import (
@@ -31,6 +31,10 @@ NOW = datetime(2025, 1, 6, 4, 30, tzinfo=UTC)
 
 def at(minutes: int) -> datetime:
     return NOW - timedelta(minutes=minutes)
+
+
+def filled_order(account: BrokerAccount, instrument: Instrument, **fields) -> Order:
+    return make_order(account=account, instrument=instrument, status=Order.Status.FILLED, **fields)
 
 
 def test_recomputing_one_account_replaces_its_lots_and_leaves_another_accounts_untouched():
@@ -120,31 +124,11 @@ def test_order_pnl_and_open_position_come_from_lots_whose_entry_leg_is_theirs():
     instrument = make_instrument()
     make_fair_price(instrument, "105")
     account = make_account()
-    bracket = make_order(
-        account=account,
-        instrument=instrument,
-        kind=Order.Kind.BRACKET,
-        entry_broker_order_id="E1",
-        status=Order.Status.FILLED,
-    )
+    bracket = filled_order(account, instrument, kind=Order.Kind.BRACKET, entry_broker_order_id="E1")
     make_leg(order=bracket, broker_order_id="T1", role="TAKE_PROFIT", side="SELL", quantity=4)
-    manual_exit = make_order(
-        account=account,
-        instrument=instrument,
-        side="SELL",
-        quantity=2,
-        entry_leg=False,
-        status=Order.Status.FILLED,
-    )
+    manual_exit = filled_order(account, instrument, side="SELL", quantity=2, entry_leg=False)
     make_leg(order=manual_exit, broker_order_id="X1", role="EXIT")
-    untouched = make_order(
-        account=account,
-        instrument=instrument,
-        pnl=D("9.99"),
-        open_position=3,
-        entry_leg=False,
-        status=Order.Status.FILLED,
-    )
+    untouched = filled_order(account, instrument, pnl=D("9.99"), open_position=3, entry_leg=False)
     make_trades(
         account=account,
         instrument=instrument,
@@ -175,14 +159,7 @@ def test_a_short_open_lot_gives_its_order_a_negative_open_position():
     instrument = make_instrument()
     make_fair_price(instrument, "48")
     account = make_account()
-    order = make_order(
-        account=account,
-        instrument=instrument,
-        side="SELL",
-        quantity=5,
-        entry_broker_order_id="S1",
-        status=Order.Status.FILLED,
-    )
+    order = filled_order(account, instrument, side="SELL", quantity=5, entry_broker_order_id="S1")
     make_trades(account=account, instrument=instrument, fills=[("S1", "SELL", 5, "50", at(5))])
 
     compute_account_pnl(account=account, now=NOW)
@@ -272,9 +249,7 @@ def test_a_second_run_with_nothing_changed_rematches_nothing():
 def test_a_leg_learning_its_broker_order_id_later_relinks_the_stored_lots():
     instrument = make_instrument()
     account = make_account()
-    order = make_order(
-        account=account, instrument=instrument, entry_leg=False, status=Order.Status.FILLED
-    )
+    order = filled_order(account, instrument, entry_leg=False)
     leg = make_leg(order=order, broker_order_id=None)
     make_trades(account=account, instrument=instrument, fills=[("E9", "BUY", 10, "100", at(30))])
     compute_account_pnl(account=account, now=NOW)
@@ -346,12 +321,7 @@ def test_other_users_orders_are_never_attributed():
     instrument = make_instrument()
     account = make_account()
     stranger_account = make_account(user=make_user())
-    foreign = make_order(
-        account=stranger_account,
-        instrument=instrument,
-        entry_broker_order_id="E1",
-        status=Order.Status.FILLED,
-    )
+    foreign = filled_order(stranger_account, instrument, entry_broker_order_id="E1")
     make_trades(account=account, instrument=instrument, fills=[("E1", "BUY", 10, "100", at(30))])
 
     compute_account_pnl(account=account, now=NOW)

@@ -11,20 +11,18 @@ import re
 
 import httpx
 import pytest
-from django.urls import get_resolver
-from django.urls.resolvers import URLResolver
 
 from orders.models import Order
-from orders.scheduled.models import ScheduledOrder
 from tests.factories import (
     DEFAULT_PASSWORD,
     api_client_for,
     make_account,
     make_instrument,
-    make_order,
+    make_one_of_everything,
     make_strategy,
     make_user,
 )
+from tests.routes import api_routes
 
 DEEP_JSON = "[" * 1000 + "]" * 1000  # 2,000 bytes
 DEEP_OBJECT = '{"a":' * 1000 + "1" + "}" * 1000
@@ -32,16 +30,9 @@ TEN_MB = 10 * 1024 * 1024
 
 
 def _api_routes():
-    def walk(patterns, prefix=""):
-        for pattern in patterns:
-            if isinstance(pattern, URLResolver):
-                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern))
-            else:
-                yield prefix + str(pattern.pattern), pattern.callback
-
-    for route, callback in walk(get_resolver().url_patterns):
+    for route, callback in api_routes():
         view = getattr(callback, "cls", None)
-        if not route.startswith("api/") or route.endswith("/") or view is None:
+        if view is None:
             continue
         for method in ("post", "put", "patch"):
             if hasattr(view, method):
@@ -62,26 +53,7 @@ def test_every_json_endpoint_is_covered():
 def owned(db):
     """A user with one of everything, so object routes reach their body parsing."""
     user = make_user(is_staff=True)  # staff may write fair prices
-    account = make_account(user=user)
-    order = make_order(account=account, instrument=make_instrument())
-    strategy = make_strategy(user=user)
-    schedule = ScheduledOrder.objects.create(
-        user=user,
-        account=account,
-        name="nightly",
-        kind="SINGLE",
-        template={"symbol": "X", "order_side": "BUY", "order_type": "MARKET"},
-        time_of_day="10:00",
-        weekdays=[0],
-    )
-    ids = {
-        "account_id": account.pk,
-        "pk": account.pk,
-        "order_id": order.pk,
-        "strategy_id": strategy.pk,
-        "schedule_id": schedule.pk,
-    }
-    return user, ids
+    return user, make_one_of_everything(user=user, instrument=make_instrument())
 
 
 def _path(route: str, ids: dict) -> str:

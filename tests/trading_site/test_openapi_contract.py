@@ -17,16 +17,13 @@ from referencing.jsonschema import DRAFT202012
 from rest_framework.test import APIClient
 
 from monitoring.models import MonitoringRun
-from orders.scheduled.models import ScheduledOrder
 from pnl.models import PnlDaily
 from tests.factories import (
     api_client_for,
     api_key_client_for,
-    make_account,
     make_fair_price,
     make_instrument,
-    make_order,
-    make_strategy,
+    make_one_of_everything,
     make_user,
 )
 
@@ -93,20 +90,9 @@ def world(settings):
     """A trader with something in every list."""
     settings.TRADING_WINDOW_ALWAYS_OPEN = True
     user = make_user(is_staff=True)
-    account = make_account(user=user)
     instrument = make_instrument()
     make_fair_price(instrument, "101.50", spread="0.10")
-    order = make_order(account=account, instrument=instrument)
-    strategy = make_strategy(user=user)
-    schedule = ScheduledOrder.objects.create(
-        user=user,
-        account=account,
-        name="nightly",
-        kind="SINGLE",
-        template={"symbol": instrument.trading_symbol, "order_side": "BUY"},
-        time_of_day="10:00",
-        weekdays=[0],
-    )
+    ids = make_one_of_everything(user=user, instrument=instrument)
     MonitoringRun.objects.create(
         user=user,
         cycle_key="2026-11-30T10:00",
@@ -117,20 +103,13 @@ def world(settings):
         errors=[],
     )
     PnlDaily.objects.create(
-        account=account,
+        account_id=ids["account_id"],
         trading_date=timezone.localdate(),
         realized=Decimal("12.50"),
         unrealized=Decimal("-2.00"),
         fills=2,
     )
-    ids = {
-        "account_id": account.pk,
-        "order_id": order.pk,
-        "strategy_id": strategy.pk,
-        "schedule_id": schedule.pk,
-        "key_id": api_key_client_for(user)[2].pk,
-    }
-    return user, ids
+    return user, {**ids, "key_id": api_key_client_for(user)[2].pk}
 
 
 def _get_paths(contract: Contract) -> list[str]:

@@ -24,6 +24,8 @@ from orders.services import (
 from orders.validation import BracketOrderRequest, TargetSpec
 from tests.factories import (
     api_client_for,
+    batch_item,
+    bracket_order_body,
     bracket_request,
     make_account,
     make_fair_price,
@@ -86,43 +88,27 @@ SINGLE_BODY = {
 }
 
 
-def _batch_item(n: int) -> dict:
-    return {
-        "external_id": f"ext-{n}",
-        "trading_symbol": "RELIANCE",
-        "no_of_lots": 2,
-        "entry_price": "99.00",
-        "order_side": "BUY",
-        "sl_price": "95.00",
-        "targets": [{"price": "105.00", "percent": "50"}, {"price": "110.00", "percent": "50"}],
-    }
+def _steady_post_queries(client, path: str, body: dict) -> int:
+    """The queries of a POST placing an order, sent twice: the account's first order of the
+    day logs in to the paper broker and opens its book and counter, so the steady path is
+    the second."""
+    assert client.post(path, body, format="json").status_code == 201
+    queries, response = count(lambda: client.post(path, body, format="json"))
+    assert response.status_code == 201, response.json()
+    return queries
 
 
 def test_one_single_paper_order_through_the_api(desk):
     user, account, _instrument, client = desk
     body = {**SINGLE_BODY, "account_id": account.pk}
-    # The account's first order of the day logs in to the paper broker and opens its book
-    # and counter: the steady path is the second.
-    assert client.post("/api/orders", body, format="json").status_code == 201
-    queries, response = count(lambda: client.post("/api/orders", body, format="json"))
-    assert response.status_code == 201, response.json()
+    queries = _steady_post_queries(client, "/api/orders", body)
     print("single order queries", queries)
     assert queries <= SINGLE_ORDER
 
 
 def test_one_bracket_through_the_api(desk):
     user, account, _instrument, client = desk
-    body = {
-        "account_id": account.pk,
-        "trading_symbol": "RELIANCE",
-        "no_of_lots": 10,
-        "entry_price": "99.00",
-        "sl_price": "95.00",
-        "tp_price": "105.00",
-    }
-    assert client.post("/api/algo-orders", body, format="json").status_code == 201
-    queries, response = count(lambda: client.post("/api/algo-orders", body, format="json"))
-    assert response.status_code == 201, response.json()
+    queries = _steady_post_queries(client, "/api/algo-orders", bracket_order_body(account))
     print("bracket queries", queries)
     assert queries <= BRACKET_ORDER
 
@@ -131,7 +117,7 @@ def test_a_batch_costs_a_constant_not_a_query_per_item(desk):
     user, account, _instrument, client = desk
 
     def batch(size: int, start: int):
-        items = [_batch_item(start + n) for n in range(size)]
+        items = [batch_item(start + n) for n in range(size)]
         response = client.post(
             "/api/algo-place-batch-orders",
             {"account_id": account.pk, "orders": items},
@@ -143,7 +129,7 @@ def test_a_batch_costs_a_constant_not_a_query_per_item(desk):
 
     client.post(  # the account's first batch of the day creates its counter: not counted
         "/api/algo-place-batch-orders",
-        {"account_id": account.pk, "orders": [_batch_item(0)]},
+        {"account_id": account.pk, "orders": [batch_item(0)]},
         format="json",
     )
     small, _ = count(lambda: batch(20, 100))

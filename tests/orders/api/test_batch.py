@@ -5,22 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from orders.models import Order
-from tests.factories import make_account, make_user
-
-
-def _item(n: int, **overrides) -> dict:
-    item = {
-        "external_id": f"ext-{n}",
-        "trading_symbol": "RELIANCE",
-        "no_of_lots": 2,
-        "entry_price": "99.00",
-        "order_side": "BUY",
-        "sl_price": "95.00",
-        "targets": [{"price": "105.00", "percent": "50"}, {"price": "110.00", "percent": "50"}],
-    }
-    item.update(overrides)
-    return item
-
+from tests.factories import batch_item, make_account, make_user
 
 BAD = [
     {"trading_symbol": "NOPE"},  # unknown instrument
@@ -37,10 +22,10 @@ def test_a_batch_of_500_with_bad_items_places_the_good_ones_in_order(client, acc
     bad_positions = set()
     for n in range(500):
         if n % 25 == 3:
-            items.append(_item(n, **BAD[len(bad_positions) % len(BAD)]))
+            items.append(batch_item(n, **BAD[len(bad_positions) % len(BAD)]))
             bad_positions.add(n)
         else:
-            items.append(_item(n))
+            items.append(batch_item(n))
     response = client.post(
         "/api/algo-place-batch-orders",
         {"account_id": account.pk, "orders": items},
@@ -68,7 +53,7 @@ def test_a_batch_of_500_with_bad_items_places_the_good_ones_in_order(client, acc
 def test_percent_targets_round_down_and_the_last_takes_the_rest(client, account, instrument):
     response = client.post(
         "/api/algo-place-batch-orders",
-        {"account_id": account.pk, "orders": [_item(1, no_of_lots=3)]},
+        {"account_id": account.pk, "orders": [batch_item(1, no_of_lots=3)]},
         format="json",
     )
     assert response.json()["results"][0]["status"] == "success"
@@ -80,7 +65,7 @@ def test_a_broker_rejection_is_an_error_item_with_its_order(client, account, ins
     settings.PAPER_STARTING_CASH = "10"
     response = client.post(
         "/api/algo-place-batch-orders",
-        {"account_id": account.pk, "orders": [_item(1, no_of_lots=5000)]},
+        {"account_id": account.pk, "orders": [batch_item(1, no_of_lots=5000)]},
         format="json",
     )
     (result,) = response.json()["results"]
@@ -96,7 +81,7 @@ def test_a_broker_rejection_is_an_error_item_with_its_order(client, account, ins
 def test_more_than_500_items_is_a_400(client, account, instrument):
     response = client.post(
         "/api/algo-place-batch-orders",
-        {"account_id": account.pk, "orders": [_item(n) for n in range(501)]},
+        {"account_id": account.pk, "orders": [batch_item(n) for n in range(501)]},
         format="json",
     )
     assert response.status_code == 400
@@ -108,7 +93,7 @@ def test_a_batch_for_another_users_account_is_404(client, instrument):
     stranger = make_account(user=make_user())
     response = client.post(
         "/api/algo-place-batch-orders",
-        {"account_id": stranger.pk, "orders": [_item(1)]},
+        {"account_id": stranger.pk, "orders": [batch_item(1)]},
         format="json",
     )
     assert response.status_code == 404
@@ -119,9 +104,9 @@ def test_two_items_with_one_key_and_different_bodies_fail_alone_and_the_rest_is_
     client, account, instrument
 ):
     items = [
-        _item(1, client_order_id="same-key"),
-        _item(2, client_order_id="same-key", entry_price="98.00"),
-        _item(3),
+        batch_item(1, client_order_id="same-key"),
+        batch_item(2, client_order_id="same-key", entry_price="98.00"),
+        batch_item(3),
     ]
     response = client.post(
         "/api/algo-place-batch-orders", {"account_id": account.pk, "orders": items}, format="json"

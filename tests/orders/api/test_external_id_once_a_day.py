@@ -9,7 +9,7 @@ import pytest
 
 from orders.brokers.paper.models import PaperOrder
 from orders.models import Order, OrderEvent, OrderLeg
-from tests.factories import make_account
+from tests.factories import make_account, single_order_body
 
 
 @pytest.fixture(autouse=True)
@@ -19,15 +19,7 @@ def _window_open(settings):
 
 
 def _single(account, **extra) -> dict:
-    return {
-        "account_id": account.pk,
-        "symbol": "RELIANCE",
-        "order_side": "BUY",
-        "order_quantity": 5,
-        "order_type": "LIMIT",
-        "limit_price": "99.00",
-        **extra,
-    }
+    return single_order_body(account, **({"order_quantity": 5} | extra))
 
 
 def _state() -> tuple:

@@ -194,21 +194,14 @@ def test_admin_form_refuses_a_loopback_base_url(full_stack_policy):
     web = factories.staff_client()
     response = web.post(
         "/admin/accounts/brokeraccount/add/",
-        {
-            "user": owner.pk,
-            "account_name": "probe",
-            "broker": "IIFL",
-            "is_active": "on",
-            "cash_available": "0",
-            "margin_utilized": "0",
-            "net_margin": "0",
-            "total_mtm": "0",
-            "unrealized_mtm": "0",
-            "realized_mtm": "0",
-            "credential_app_key": "a",
-            "credential_secret_key": "b",
-            "credential_base_url": "http://169.254.169.254/latest/meta-data",
-        },
+        factories.broker_account_admin_form(
+            user_id=owner.pk,
+            account_name="probe",
+            broker="IIFL",
+            app_key="a",
+            secret_key="b",
+            base_url="http://169.254.169.254/latest/meta-data",
+        ),
     )
     assert response.status_code == 200
     assert "not allowed" in response.content.decode()

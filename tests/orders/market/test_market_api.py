@@ -7,7 +7,6 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
-from orders.brokers.base import PlaceOrderRequest
 from orders.brokers.paper import book as paper_book
 from orders.brokers.paper import exchange as paper_exchange
 from orders.brokers.paper.models import PaperOrder
@@ -19,6 +18,7 @@ from tests.factories import (
     make_fair_price,
     make_instrument,
     make_user,
+    order_request,
 )
 
 pytestmark = pytest.mark.django_db
@@ -162,16 +162,7 @@ def test_a_fair_price_write_fills_resting_paper_orders(
     book = paper_book.book_for_account(make_account().pk)
     order = paper_exchange.submit_order(
         book=book,
-        request=PlaceOrderRequest(
-            exchange_segment="NSECM",
-            exchange_instrument_id=2885,
-            side="BUY",
-            order_type="LIMIT",
-            product_type="MIS",
-            quantity=5,
-            unique_identifier="API1",
-            limit_price=Decimal("1500.00"),
-        ),
+        request=order_request(reliance, "API1", order_type="LIMIT", limit=Decimal("1500.00")),
     )
     with django_capture_on_commit_callbacks(execute=True):
         staff_api.post(

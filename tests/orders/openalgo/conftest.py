@@ -75,6 +75,32 @@ class Desk:
         return Order.objects.get(pk=int(order_id))
 
 
+def make_nifty_december_contract(
+    symbol: str, instrument_id: int, *, fair: tuple[str, str], series: str = "", **fields
+) -> Instrument:
+    """A NIFTY future or option of the December expiry (lot 65), at its fair price and spread."""
+    contract = make_instrument(
+        symbol=symbol,
+        segment="NSEFO",
+        instrument_id=instrument_id,
+        lot_size=65,
+        tick_size=Decimal("0.05"),
+        freeze_quantity=1755,
+        underlying="NIFTY",
+        expiry=EXPIRY,
+        **fields,
+    )
+    contract.name = "NIFTY"
+    update_fields = ["name"]
+    if series:
+        contract.series = series
+        update_fields.append("series")
+    contract.save(update_fields=update_fields)
+    price, spread = fair
+    make_fair_price(contract, price, spread=spread)
+    return contract
+
+
 @pytest.fixture
 def desk(live_server, settings) -> Desk:
     settings.TRADING_WINDOW_ALWAYS_OPEN = True
@@ -85,37 +111,17 @@ def desk(live_server, settings) -> Desk:
     other_account = make_account(user=user, name="Second paper")
     stock = make_instrument(symbol="RELIANCE", instrument_id=2885, tick_size=Decimal("0.05"))
     make_fair_price(stock, "100.00", spread="0.10")
-    future = make_instrument(
-        symbol="NIFTY26DECFUT",
-        segment="NSEFO",
-        instrument_id=52001,
-        lot_size=65,
-        tick_size=Decimal("0.05"),
-        freeze_quantity=1755,
-        underlying="NIFTY",
-        expiry=EXPIRY,
-        instrument_type="2",
+    future = make_nifty_december_contract(
+        "NIFTY26DECFUT", 52001, fair=("26100.00", "1.00"), instrument_type="2", series="FUTIDX"
     )
-    future.name = "NIFTY"
-    future.series = "FUTIDX"
-    future.save(update_fields=["name", "series"])
-    make_fair_price(future, "26100.00", spread="1.00")
-    option = make_instrument(
-        symbol="NIFTY26DEC26000CE",
-        segment="NSEFO",
-        instrument_id=52011,
-        lot_size=65,
-        tick_size=Decimal("0.05"),
-        freeze_quantity=1755,
-        underlying="NIFTY",
-        expiry=EXPIRY,
+    option = make_nifty_december_contract(
+        "NIFTY26DEC26000CE",
+        52011,
+        fair=("180.00", "0.50"),
         strike_price=Decimal("26000"),
         option_type="CE",
         band=(Decimal("0.05"), Decimal("5000")),
     )
-    option.name = "NIFTY"
-    option.save(update_fields=["name"])
-    make_fair_price(option, "180.00", spread="0.50")
     trade_key, trade_key_row = create_api_key(
         user=user, name="amibroker", scope=ApiKey.Scope.TRADE, bound_account=account
     )

@@ -68,6 +68,47 @@ def refused(answer: dict, code: int) -> str:
     return message
 
 
+def limit_order(
+    client, *, symbol="RELIANCE", exchange="NSE", action="BUY", quantity=1, price="90", **fields
+) -> dict:
+    """placeorder for a LIMIT order (1 RELIANCE bought at 90 unless told otherwise)."""
+    return client.placeorder(
+        symbol=symbol,
+        action=action,
+        exchange=exchange,
+        quantity=quantity,
+        price_type="LIMIT",
+        price=price,
+        **fields,
+    )
+
+
+def modify_reliance(client, order_id: str, *, action="BUY", quantity: int, price: str, **fields):
+    """modifyorder on a RELIANCE MIS order at NSE."""
+    return client.modifyorder(
+        order_id=order_id,
+        symbol="RELIANCE",
+        action=action,
+        exchange="NSE",
+        product="MIS",
+        quantity=quantity,
+        price=price,
+        **fields,
+    )
+
+
+def send_at_once(copies: int, send) -> list[dict]:
+    """The answers of `copies` calls of `send` made at once, one thread each."""
+    answers: list[dict] = []
+    threads = [threading.Thread(target=lambda: answers.append(send())) for _ in range(copies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == copies
+    return answers
+
+
 def positions(client) -> dict:
     return {
         (row["symbol"], row["product"]): int(row["quantity"])
@@ -121,14 +162,7 @@ def test_placeorder_in_openalgos_futures_and_options_symbols(desk):
         )
     )
     option = ok(
-        client.placeorder(
-            symbol="NIFTY29DEC2626000CE",
-            action="BUY",
-            exchange="NFO",
-            quantity=130,
-            price_type="LIMIT",
-            price="150",
-        )
+        limit_order(client, symbol="NIFTY29DEC2626000CE", exchange="NFO", quantity=130, price="150")
     )
     assert Order.objects.get(pk=int(future["orderid"])).instrument == desk.future
     placed = Order.objects.get(pk=int(option["orderid"]))
@@ -149,26 +183,7 @@ def test_a_retried_placeorder_places_once_and_answers_the_first_order(desk):
 
 
 def test_twenty_copies_at_once_place_one_order(desk):
-    answers: list[dict] = []
-
-    def send():
-        answers.append(
-            desk.client().placeorder(
-                symbol="RELIANCE",
-                action="BUY",
-                exchange="NSE",
-                quantity=7,
-                price_type="LIMIT",
-                price="99",
-            )
-        )
-
-    threads = [threading.Thread(target=send) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(answers) == 20
+    answers = send_at_once(20, lambda: limit_order(desk.client(), quantity=7, price="99"))
     assert {ok(a)["orderid"] for a in answers} == {str(Order.objects.get().pk)}
     assert PaperOrder.objects.count() == 1
 
@@ -312,16 +327,7 @@ def test_modifyorder_changes_price_and_quantity_at_the_exchange(desk):
     client = desk.client()
     placed = ok(client.placeorder(**desk.WORKING))
     answer = ok(
-        client.modifyorder(
-            order_id=placed["orderid"],
-            symbol="RELIANCE",
-            action="BUY",
-            exchange="NSE",
-            price_type="LIMIT",
-            product="MIS",
-            quantity=4,
-            price="96",
-        )
+        modify_reliance(client, placed["orderid"], quantity=4, price="96", price_type="LIMIT")
     )
     assert answer["orderid"] == placed["orderid"]
     leg = Order.objects.get(pk=int(placed["orderid"])).legs.get()
@@ -329,15 +335,7 @@ def test_modifyorder_changes_price_and_quantity_at_the_exchange(desk):
     at_exchange = PaperOrder.objects.get(unique_identifier=leg.unique_identifier)
     assert (at_exchange.limit_price, at_exchange.quantity) == (Decimal("96"), 4)
     before = state()
-    changed_side = client.modifyorder(
-        order_id=placed["orderid"],
-        symbol="RELIANCE",
-        action="SELL",
-        exchange="NSE",
-        product="MIS",
-        quantity=4,
-        price="97",
-    )
+    changed_side = modify_reliance(client, placed["orderid"], action="SELL", quantity=4, price="97")
     assert "action" in refused(changed_side, 400) and state() == before
 
 
@@ -356,19 +354,7 @@ def test_cancelorder_and_orderstatus(desk):
 
 def test_cancelallorder_cancels_every_working_order_of_the_account(desk):
     client = desk.client()
-    ids = [
-        ok(
-            client.placeorder(
-                symbol="RELIANCE",
-                action="BUY",
-                exchange="NSE",
-                quantity=q,
-                price_type="LIMIT",
-                price="90",
-            )
-        )["orderid"]
-        for q in (1, 2)
-    ]
+    ids = [ok(limit_order(client, quantity=q))["orderid"] for q in (1, 2)]
     answer = ok(client.cancelallorder())
     assert sorted(answer["canceled_orders"]) == sorted(ids) and answer["failed_cancellations"] == []
     assert answer["message"] == "Canceled 2 orders. Failed to cancel 0 orders."
@@ -423,16 +409,7 @@ def test_orderbook_tradebook_positionbook_holdings_and_funds(desk):
             symbol="RELIANCE", action="BUY", exchange="NSE", quantity=4, product="CNC"
         )
     )
-    ok(
-        client.placeorder(
-            symbol="RELIANCE",
-            action="SELL",
-            exchange="NSE",
-            quantity=1,
-            price_type="LIMIT",
-            price="150",
-        )
-    )
+    ok(limit_order(client, action="SELL", price="150"))
     book = ok(client.orderbook())["data"]
     assert [o["orderid"] for o in book["orders"]][0] == bought["orderid"]
     assert book["orders"][0]["order_status"] == "complete"  # the fill, read from the broker
@@ -564,16 +541,7 @@ def test_a_bad_key_is_refused_and_nothing_changes(desk):
 
 
 def test_a_read_key_reads_but_cannot_place_change_or_cancel(desk):
-    placed = ok(
-        desk.client().placeorder(
-            symbol="RELIANCE",
-            action="BUY",
-            exchange="NSE",
-            quantity=1,
-            price_type="LIMIT",
-            price="90",
-        )
-    )
+    placed = ok(limit_order(desk.client()))
     reader = desk.client(desk.read_key)
     before = state()
     message = refused(reader.placeorder(symbol="RELIANCE", action="BUY", exchange="NSE"), 403)
@@ -629,16 +597,7 @@ def test_an_unknown_symbol_or_a_bad_field_is_named_and_nothing_is_placed(desk, f
 
 
 def test_another_users_order_id_is_not_found_and_stays_as_it_was(desk):
-    theirs = ok(
-        desk.client(desk.stranger_key).placeorder(
-            symbol="RELIANCE",
-            action="BUY",
-            exchange="NSE",
-            quantity=1,
-            price_type="LIMIT",
-            price="90",
-        )
-    )
+    theirs = ok(limit_order(desk.client(desk.stranger_key)))
     mine_elsewhere = place_single_order(
         user=desk.user,
         request=single_request(
@@ -654,18 +613,7 @@ def test_another_users_order_id_is_not_found_and_stays_as_it_was(desk):
     for order_id in (theirs["orderid"], str(mine_elsewhere.pk), "999999999"):
         assert refused(client.cancelorder(order_id=order_id), 404) == "Order not found"
         refused(client.orderstatus(order_id=order_id), 404)
-        refused(
-            client.modifyorder(
-                order_id=order_id,
-                symbol="RELIANCE",
-                action="BUY",
-                exchange="NSE",
-                product="MIS",
-                quantity=1,
-                price="91",
-            ),
-            404,
-        )
+        refused(modify_reliance(client, order_id, quantity=1, price="91"), 404)
     assert state() == before
     assert ok(client.cancelallorder())["canceled_orders"] == []
     assert state()[3] == before[3]  # the paper exchange: their orders still open
@@ -709,19 +657,10 @@ def test_a_refused_request_is_evaluated_afresh_when_sent_again(desk):
 
 
 def test_copies_of_a_refused_request_at_once_are_all_refused_and_place_nothing(desk):
-    answers: list[dict] = []
-
-    def send():
-        answers.append(
-            desk.client().placeorder(symbol="NOSUCH", action="BUY", exchange="NSE", quantity=1)
-        )
-
-    threads = [threading.Thread(target=send) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(answers) == 10
+    answers = send_at_once(
+        10,
+        lambda: desk.client().placeorder(symbol="NOSUCH", action="BUY", exchange="NSE", quantity=1),
+    )
     assert all("NOSUCH" in refused(answer, 400) for answer in answers)
     assert not Order.objects.exists() and PaperOrder.objects.count() == 0
 

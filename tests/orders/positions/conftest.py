@@ -1,4 +1,5 @@
-"""A trader with a paper account holding a position, synced as the monitoring loop syncs."""
+"""A trader with a paper account holding a position, synced as the monitoring loop syncs.
+(The API `client` is tests/orders/conftest.py's, for this trader.)"""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from decimal import Decimal
 import pytest
 
 from tests.factories import (
-    api_client_for,
     make_account,
     make_fair_price,
     make_instrument,
@@ -32,8 +32,3 @@ def instrument(db):
     inst = make_instrument(symbol="TATAPOS", lot_size=1, freeze_quantity=5000)
     make_fair_price(inst, D("100.00"))
     return inst
-
-
-@pytest.fixture
-def client(trader):
-    return api_client_for(trader)

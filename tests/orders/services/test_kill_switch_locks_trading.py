@@ -39,6 +39,7 @@ from tests.factories import (
     make_strategy,
     single_order_body,
     single_request,
+    single_ticket_form,
     sync_from_broker,
 )
 
@@ -111,19 +112,7 @@ def test_the_web_form_and_batch_page_refuse_after_the_kill_switch(web, client, a
     _kill(client, account)
     orders, paper = Order.objects.count(), PaperOrder.objects.count()
 
-    form = web.post(
-        reverse("place_order"),
-        {
-            "kind": "single",
-            "account_id": account.pk,
-            "symbol": "RELIANCE",
-            "order_side": "BUY",
-            "order_type": "LIMIT",
-            "product_type": "MIS",
-            "order_quantity": 1,
-            "limit_price": "99.00",
-        },
-    )
+    form = web.post(reverse("place_order"), single_ticket_form(account))
     batch = web.post(
         reverse("batch_orders"),
         {

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -42,8 +41,10 @@ from tests.factories import (
     make_strategy,
     make_user,
     make_xts_account,
+    single_order_body,
+    single_ticket_form,
 )
-from tests.servers import REPO, free_port, subprocess_env
+from tests.servers import DaphneServer, free_port
 
 ORDERS = 100
 STOP_AFTER = 30
@@ -99,40 +100,30 @@ class PrivateRedis:
         self.process = None
 
 
-class ProductServer:
-    """`manage.py serve_web` (daphne: HTTP and WebSocket) on the test database and the
-    private Redis; its log goes to a file (a full pipe would stall the server)."""
+class ProductServer(DaphneServer):
+    """The product over HTTP, on the test database and the private Redis: up once /healthz
+    answers; its log goes to a file (a full pipe would stall the server)."""
 
     def __init__(self, log_path: Path, **env):
-        self.port = free_port()
+        self.log_path = log_path
         self.log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve_web", "--port", str(self.port)],
-            cwd=REPO,
-            env=subprocess_env(**env),
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(self.url("/healthz"), timeout=1).raise_for_status()
-                return
-            except httpx.HTTPError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(log_path.read_text()[-3000:]) from None
-                time.sleep(0.1)
+        self._serve(stderr=self.log, **env)
+
+    def _is_up(self) -> bool:
+        try:
+            httpx.get(self.url("/healthz"), timeout=1).raise_for_status()
+        except httpx.HTTPError:
+            return False
+        return True
+
+    def _errors(self) -> str:
+        return self.log_path.read_text()[-3000:]
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        super().stop()
         self.log.close()
 
 
@@ -163,16 +154,12 @@ def _server(tmp_path, private_redis, name: str, **env) -> ProductServer:
     )
 
 
+def _key(index: int) -> str:
+    return f"outage-key-{index}"
+
+
 def _body(account, index: int) -> dict:
-    return {
-        "account_id": account.pk,
-        "symbol": "RELIANCE",
-        "order_side": "BUY",
-        "order_quantity": 1,
-        "order_type": "LIMIT",
-        "limit_price": "99.00",
-        "external_id": f"outage-{index}",
-    }
+    return single_order_body(account, order_quantity=1, external_id=f"outage-{index}")
 
 
 def test_no_order_is_answered_pending_without_being_sent_while_redis_is_down(
@@ -193,15 +180,19 @@ def test_no_order_is_answered_pending_without_being_sent_while_redis_is_down(
     answered = threading.Semaphore(0)
     stopped_at: list[float] = []
 
-    def place(index: int) -> None:
-        key = f"outage-key-{index}"
-        started = time.monotonic()
-        response = httpx.post(
+    def send(index: int, *, timeout: float) -> httpx.Response:
+        """Order `index`, under its own Idempotency-Key."""
+        return httpx.post(
             server.url("/api/orders"),
             json=_body(account, index),
-            headers=headers | {"Idempotency-Key": key},
-            timeout=60,
+            headers=headers | {"Idempotency-Key": _key(index)},
+            timeout=timeout,
         )
+
+    def place(index: int) -> None:
+        key = _key(index)
+        started = time.monotonic()
+        response = send(index, timeout=60)
         answers[key] = (response.status_code, response.json(), dict(response.headers), started)
         answered.release()
 
@@ -254,13 +245,7 @@ def test_no_order_is_answered_pending_without_being_sent_while_redis_is_down(
                 break
             still = []
             for key in missing:
-                index = int(key.rsplit("-", 1)[1])
-                response = httpx.post(
-                    server.url("/api/orders"),
-                    json=_body(account, index),
-                    headers=headers | {"Idempotency-Key": key},
-                    timeout=30,
-                )
+                response = send(int(key.rsplit("-", 1)[1]), timeout=30)
                 assert response.status_code in (201, 503), response.text
                 if response.status_code == 503:
                     still.append(key)
@@ -270,13 +255,7 @@ def test_no_order_is_answered_pending_without_being_sent_while_redis_is_down(
 
         # Every key again: the placed order, nothing new sent.
         for key in statuses:
-            index = int(key.rsplit("-", 1)[1])
-            replay = httpx.post(
-                server.url("/api/orders"),
-                json=_body(account, index),
-                headers=headers | {"Idempotency-Key": key},
-                timeout=30,
-            )
+            replay = send(int(key.rsplit("-", 1)[1]), timeout=30)
             assert replay.status_code == 200, replay.text
     finally:
         server.stop()
@@ -340,18 +319,25 @@ def _unexpected(answers: dict, status: int | None) -> list:
 # ---- the answers one by one, in process ---------------------------------------------------
 
 
+@pytest.fixture
+def one_order_a_second(settings):
+    """An outbound limit of one order a second that never waits: the second order within a
+    second is refused before it is sent."""
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True
+    settings.BROKER_ORDERS_PER_SECOND = 1
+    settings.BROKER_RATE_LIMIT_MAX_WAIT_SECONDS = 0
+
+
 def _api_order(client, account, key: str, index: int = 0):
     return client.post(
         "/api/orders", _body(account, index), format="json", HTTP_IDEMPOTENCY_KEY=key
     )
 
 
+@pytest.mark.usefixtures("one_order_a_second")
 def test_concurrent_retries_of_a_key_not_sent_place_the_order_exactly_once(
     simulator, xts_account, settings
 ):
-    settings.TRADING_WINDOW_ALWAYS_OPEN = True
-    settings.BROKER_ORDERS_PER_SECOND = 1
-    settings.BROKER_RATE_LIMIT_MAX_WAIT_SECONDS = 0
     user, account, _token = xts_account
     client = api_client_for(user)
     assert _api_order(client, account, "first", 1).status_code == 201
@@ -417,24 +403,13 @@ def test_a_broker_that_refuses_the_connection_is_answered_not_sent(
     assert OrderLeg.objects.get(order=order).reject_reason.startswith("not sent: ")
 
 
-def test_the_web_form_says_when_an_order_was_not_sent(simulator, xts_account, settings):
-    settings.TRADING_WINDOW_ALWAYS_OPEN = True
-    settings.BROKER_ORDERS_PER_SECOND = 1
-    settings.BROKER_RATE_LIMIT_MAX_WAIT_SECONDS = 0
+@pytest.mark.usefixtures("one_order_a_second")
+def test_the_web_form_says_when_an_order_was_not_sent(simulator, xts_account):
     user, account, _token = xts_account
     browser = Client()
     assert browser.login(username=user.username, password=DEFAULT_PASSWORD)
-    form = {
-        "kind": "single",
-        "account_id": account.pk,
-        "symbol": "RELIANCE",
-        "order_side": "BUY",
-        "order_type": "LIMIT",
-        "product_type": "MIS",
-        "order_quantity": 1,
-        "limit_price": "99.00",
-        "confirm_live": "yes",  # a live account: the trader said yes on the confirmation step
-    }
+    # A live account: the trader said yes on the confirmation step.
+    form = single_ticket_form(account, confirm_live="yes")
     assert browser.post(reverse("place_order"), form).status_code == 302  # placed
 
     response = browser.post(reverse("place_order"), form)  # over the outbound limit
@@ -444,12 +419,10 @@ def test_the_web_form_says_when_an_order_was_not_sent(simulator, xts_account, se
     assert len(simulator.stats()["order_posts_by_uid"]) == 1
 
 
+@pytest.mark.usefixtures("one_order_a_second")
 def test_an_alert_not_sent_is_answered_retryable_and_its_id_places_once_later(
-    simulator, xts_account, settings
+    simulator, xts_account
 ):
-    settings.TRADING_WINDOW_ALWAYS_OPEN = True
-    settings.BROKER_ORDERS_PER_SECOND = 1
-    settings.BROKER_RATE_LIMIT_MAX_WAIT_SECONDS = 0
     user, account, _token = xts_account
     webhook = save_webhook(strategy=make_strategy(user=user), account=account)
 

@@ -54,12 +54,9 @@ def protected_bracket(simulator, settings):
     return user, account, stock, bracket
 
 
-def test_a_failed_stop_loss_cancel_holds_the_brackets_exit_back(simulator, protected_bracket):
-    user, account, stock, bracket = protected_bracket
-    simulator.set_faults(error_rate=1.0, routes=[CANCEL_ROUTE])
-    posts_before = sum(simulator.stats()["order_posts_by_uid"].values())
-
-    live = change_position_live(
+def _sell_the_whole_position(user, account, stock):
+    """What an OpenAlgo flatten asks: sell all of the MIS position, as it stands now."""
+    return change_position_live(
         account=account,
         instrument=stock,
         product_type="MIS",
@@ -68,6 +65,14 @@ def test_a_failed_stop_loss_cancel_holds_the_brackets_exit_back(simulator, prote
         actor=f"user:{user.pk}",
         source=Order.Source.OPENALGO,
     )
+
+
+def test_a_failed_stop_loss_cancel_holds_the_brackets_exit_back(simulator, protected_bracket):
+    user, account, stock, bracket = protected_bracket
+    simulator.set_faults(error_rate=1.0, routes=[CANCEL_ROUTE])
+    posts_before = sum(simulator.stats()["order_posts_by_uid"].values())
+
+    live = _sell_the_whole_position(user, account, stock)
 
     assert live.current == 10
     result = live.result
@@ -92,15 +97,7 @@ def test_with_cancels_working_the_same_change_exits_through_the_bracket(
 ):
     user, account, stock, bracket = protected_bracket
 
-    live = change_position_live(
-        account=account,
-        instrument=stock,
-        product_type="MIS",
-        decide=lambda current: Change(side="SELL", quantity=current),
-        user=user,
-        actor=f"user:{user.pk}",
-        source=Order.Source.OPENALGO,
-    )
+    live = _sell_the_whole_position(user, account, stock)
 
     assert not live.result.errors
     legs = {leg.role: leg for leg in bracket.legs.all()}

@@ -43,13 +43,19 @@ def test_bracket_placement_sends_only_the_entry(trader, account, instrument):
     assert PaperOrder.objects.count() == 1
 
 
-def test_a_partial_fill_is_protected_at_once_for_exactly_the_filled_quantity(
-    trader, account, instrument, settings
-):
+def _bracket_filled_30(trader, account, instrument, settings) -> Order:
+    """A bracket of 100 whose entry has filled 30 (fills capped at 30 a price move), synced."""
     settings.PAPER_FILL_CAP = 30
     order = place_bracket_order(user=trader, request=bracket_request(account)).order
     make_fair_price(instrument, "98.90")
     sync_from_broker(account)
+    return order
+
+
+def test_a_partial_fill_is_protected_at_once_for_exactly_the_filled_quantity(
+    trader, account, instrument, settings
+):
+    order = _bracket_filled_30(trader, account, instrument, settings)
     order.refresh_from_db()
     assert (order.status, order.filled_quantity) == (Order.Status.PARTIALLY_FILLED, 30)
 
@@ -68,10 +74,7 @@ def test_a_partial_fill_is_protected_at_once_for_exactly_the_filled_quantity(
 def test_later_fills_add_legs_for_the_newly_filled_quantity_only(
     trader, account, instrument, settings
 ):
-    settings.PAPER_FILL_CAP = 30
-    order = place_bracket_order(user=trader, request=bracket_request(account)).order
-    make_fair_price(instrument, "98.90")
-    sync_from_broker(account)
+    order = _bracket_filled_30(trader, account, instrument, settings)
     place_protective_legs(account=account)
     sync_from_broker(account)  # the entry fills 30 more: 60
     place_protective_legs(account=account)

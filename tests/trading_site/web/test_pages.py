@@ -40,6 +40,27 @@ PAGES = [
 ]
 
 
+@pytest.fixture
+def ticket(web, account):
+    """Submits the order ticket: a MIS buy of `symbol` for the trader's account (or the one
+    given), with the other fields as given."""
+
+    def submit(symbol: str, *, kind="single", to: BrokerAccount = account, **fields):
+        return web.post(
+            reverse("place_order"),
+            {
+                "kind": kind,
+                "account_id": to.pk,
+                "symbol": symbol,
+                "order_side": "BUY",
+                "product_type": "MIS",
+                **fields,
+            },
+        )
+
+    return submit
+
+
 # ---- access -------------------------------------------------------------------------------
 
 
@@ -253,20 +274,10 @@ def test_modify_without_any_change_says_what_is_missing(web, account):
 # ---- placing ------------------------------------------------------------------------------
 
 
-def test_place_order_shows_the_services_error_next_to_the_field(web, account):
+def test_place_order_shows_the_services_error_next_to_the_field(ticket):
     instrument = make_instrument(symbol="TICKY", tick_size=Decimal("0.05"))
-    response = web.post(
-        reverse("place_order"),
-        {
-            "kind": "single",
-            "account_id": account.pk,
-            "symbol": instrument.trading_symbol,
-            "order_side": "BUY",
-            "order_type": "LIMIT",
-            "product_type": "MIS",
-            "order_quantity": 1,
-            "limit_price": "100.03",
-        },
+    response = ticket(
+        instrument.trading_symbol, order_type="LIMIT", order_quantity=1, limit_price="100.03"
     )
     assert response.status_code == 400
     form = response.context["form"]
@@ -274,38 +285,21 @@ def test_place_order_shows_the_services_error_next_to_the_field(web, account):
     assert Order.objects.count() == 0
 
 
-def test_place_order_names_an_unknown_symbol(web, account):
-    response = web.post(
-        reverse("place_order"),
-        {
-            "kind": "single",
-            "account_id": account.pk,
-            "symbol": "NOSUCHSYM",
-            "order_side": "BUY",
-            "order_type": "MARKET",
-            "product_type": "MIS",
-            "order_quantity": 1,
-        },
-    )
+def test_place_order_names_an_unknown_symbol(ticket):
+    response = ticket("NOSUCHSYM", order_type="MARKET", order_quantity=1)
     assert response.status_code == 400
     assert "unknown instrument" in " ".join(response.context["form"].errors["symbol"])
 
 
-def test_bracket_form_rejects_a_stop_loss_on_the_wrong_side(web, account):
+def test_bracket_form_rejects_a_stop_loss_on_the_wrong_side(ticket):
     instrument = make_instrument(symbol="BRKT")
-    response = web.post(
-        reverse("place_order"),
-        {
-            "kind": "bracket",
-            "account_id": account.pk,
-            "symbol": instrument.trading_symbol,
-            "order_side": "BUY",
-            "product_type": "MIS",
-            "no_of_lots": 1,
-            "entry_price": "100",
-            "sl_price": "110",
-            "tp_price": "120",
-        },
+    response = ticket(
+        instrument.trading_symbol,
+        kind="bracket",
+        no_of_lots=1,
+        entry_price="100",
+        sl_price="110",
+        tp_price="120",
     )
     assert response.status_code == 400
     assert response.context["form"].errors["sl_price"] == [
@@ -314,20 +308,11 @@ def test_bracket_form_rejects_a_stop_loss_on_the_wrong_side(web, account):
     assert Order.objects.count() == 0
 
 
-def test_the_ticket_shows_tick_band_and_missing_quantity_in_one_round(web, account):
+def test_the_ticket_shows_tick_band_and_missing_quantity_in_one_round(ticket):
     instrument = make_instrument(symbol="ONEGO", band=(Decimal("50"), Decimal("150")))
     make_fair_price(instrument, "100")
-    response = web.post(
-        reverse("place_order"),
-        {
-            "kind": "SINGLE",
-            "account_id": account.pk,
-            "symbol": instrument.trading_symbol,
-            "order_side": "BUY",
-            "order_type": "LIMIT",
-            "product_type": "MIS",
-            "limit_price": "151.03",
-        },
+    response = ticket(
+        instrument.trading_symbol, kind="SINGLE", order_type="LIMIT", limit_price="151.03"
     )
     assert response.status_code == 400
     errors = response.context["form"].errors
@@ -342,46 +327,32 @@ def test_the_ticket_shows_tick_band_and_missing_quantity_in_one_round(web, accou
     assert Order.objects.count() == 0
 
 
-def test_a_bracket_with_several_targets_splits_its_lots(web, account):
+# A bracket buy of 5 lots at 99, stop-loss 95, for the tests of its targets.
+FIVE_LOTS_BRACKET = {"kind": "BRACKET", "no_of_lots": 5, "entry_price": "99", "sl_price": "95"}
+
+
+def test_a_bracket_with_several_targets_splits_its_lots(ticket, account):
     instrument = make_instrument(symbol="SPLITTER")
     make_fair_price(instrument, "100")
-    response = web.post(
-        reverse("place_order"),
-        {
-            "kind": "BRACKET",
-            "account_id": account.pk,
-            "symbol": instrument.trading_symbol,
-            "order_side": "BUY",
-            "product_type": "MIS",
-            "no_of_lots": 5,
-            "entry_type": "LIMIT",
-            "entry_price": "99",
-            "sl_price": "95",
-            "target_price": ["105", "110", ""],
-            "target_lots": ["2", "3", ""],
-        },
+    response = ticket(
+        instrument.trading_symbol,
+        **FIVE_LOTS_BRACKET,
+        entry_type="LIMIT",
+        target_price=["105", "110", ""],
+        target_lots=["2", "3", ""],
     )
     assert response.status_code == 302, response.context["form"].errors
     order = Order.objects.get(user=account.user)
     assert order.targets == [{"price": "105", "quantity": 2}, {"price": "110", "quantity": 3}]
 
 
-def test_targets_that_do_not_cover_the_lots_are_named(web, account):
+def test_targets_that_do_not_cover_the_lots_are_named(ticket):
     instrument = make_instrument(symbol="SHORTFALL")
-    response = web.post(
-        reverse("place_order"),
-        {
-            "kind": "BRACKET",
-            "account_id": account.pk,
-            "symbol": instrument.trading_symbol,
-            "order_side": "BUY",
-            "product_type": "MIS",
-            "no_of_lots": 5,
-            "entry_price": "99",
-            "sl_price": "95",
-            "target_price": ["105", "110"],
-            "target_lots": ["2", "1"],
-        },
+    response = ticket(
+        instrument.trading_symbol,
+        **FIVE_LOTS_BRACKET,
+        target_price=["105", "110"],
+        target_lots=["2", "1"],
     )
     assert response.status_code == 400
     assert response.context["form"].errors["targets"] == [
@@ -400,41 +371,20 @@ def test_the_modify_form_is_prefilled_and_sends_only_what_changed(web, account):
     assert "Nothing changed" in unchanged.content.decode()
 
 
-def test_place_order_cannot_use_another_users_account(web, account, other_trader):
+def test_place_order_cannot_use_another_users_account(ticket, account, other_trader):
     theirs = make_account(user=other_trader)
     instrument = make_instrument(symbol="XUSER")
-    response = web.post(
-        reverse("place_order"),
-        {
-            "kind": "single",
-            "account_id": theirs.pk,
-            "symbol": instrument.trading_symbol,
-            "order_side": "BUY",
-            "order_type": "MARKET",
-            "product_type": "MIS",
-            "order_quantity": 1,
-        },
-    )
+    response = ticket(instrument.trading_symbol, to=theirs, order_type="MARKET", order_quantity=1)
     assert response.status_code == 400
     assert "account_id" in response.context["form"].errors
     assert Order.objects.count() == 0
 
 
-def test_placing_a_paper_order_shows_the_order_at_once(web, account):
+def test_placing_a_paper_order_shows_the_order_at_once(ticket, account):
     instrument = make_instrument(symbol="PLACEME")
     make_fair_price(instrument, "100")
-    response = web.post(
-        reverse("place_order"),
-        {
-            "kind": "single",
-            "account_id": account.pk,
-            "symbol": instrument.trading_symbol,
-            "order_side": "BUY",
-            "order_type": "LIMIT",
-            "product_type": "MIS",
-            "order_quantity": 2,
-            "limit_price": "99.00",
-        },
+    response = ticket(
+        instrument.trading_symbol, order_type="LIMIT", order_quantity=2, limit_price="99.00"
     )
     order = Order.objects.get(user=account.user)
     assert response.status_code == 302

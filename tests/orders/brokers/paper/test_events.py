@@ -12,7 +12,6 @@ from asgiref.sync import async_to_sync
 from django.db import transaction
 from django_redis import get_redis_connection
 
-from orders.brokers.base import ModifyOrderRequest
 from orders.brokers.event_codec import decode_event
 from orders.brokers.events import BrokerEventKind
 from orders.brokers.paper import events as paper_events
@@ -21,7 +20,13 @@ from orders.brokers.paper.book import book_for_account, book_named
 from orders.brokers.sessions import broker_client
 from orders.domain.vocabulary import LegStatus
 from orders.market.services import record_fair_prices
-from tests.factories import make_account, make_fair_price, make_instrument, order_request
+from tests.factories import (
+    limit_modify_request,
+    make_account,
+    make_fair_price,
+    make_instrument,
+    order_request,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,14 +95,7 @@ def test_resting_then_filled_by_a_price_move_then_modify_and_cancel(instrument):
         order_request(instrument, "p-other", order_type="LIMIT", limit=D("3000.00"))
     )
     async_to_sync(client.modify_order)(
-        ModifyOrderRequest(
-            broker_order_id=other.broker_order_id,
-            unique_identifier="p-other",
-            order_type="LIMIT",
-            product_type="MIS",
-            quantity=8,
-            limit_price=D("3001.00"),
-        )
+        limit_modify_request(other.broker_order_id, "p-other", quantity=8, limit=D("3001.00"))
     )
     async_to_sync(client.cancel_order)(other.broker_order_id, "p-other")
     record_fair_prices(

@@ -8,18 +8,20 @@ from functools import partial
 import pytest
 from asgiref.sync import async_to_sync
 
-from orders.brokers.base import (
-    ModifyOrderRequest,
-    OrderRejected,
-    PlaceOrderRequest,
-)
+from orders.brokers.base import OrderRejected
 from orders.brokers.paper import book as paper_book
 from orders.brokers.paper import exchange as paper_exchange
 from orders.brokers.paper.models import PaperOrder, PaperTrade
 from orders.brokers.sessions import broker_client
 from orders.domain.vocabulary import LegStatus
 from orders.market.services import record_fair_prices
-from tests.factories import make_account, make_fair_price, make_instrument, order_request
+from tests.factories import (
+    limit_modify_request,
+    make_account,
+    make_fair_price,
+    make_instrument,
+    order_request,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +57,18 @@ def move_price(django_capture_on_commit_callbacks):
 
 
 @pytest.fixture
+def after_move(move_price, instrument):
+    """Move the instrument's price; the order then re-read as the exchange left it."""
+
+    def move(order, price):
+        move_price(instrument, price)
+        order.refresh_from_db()
+        return order
+
+    return move
+
+
+@pytest.fixture
 def book():
     return paper_book.book_for_account(make_account().pk)
 
@@ -83,44 +97,38 @@ def test_market_orders_pay_the_configured_slippage(book, instrument, settings):
     assert sell.average_price == D("1298.6500")
 
 
-def test_limit_buy_waits_until_the_price_falls_to_the_limit(move_price, book, instrument):
+def test_limit_buy_waits_until_the_price_falls_to_the_limit(after_move, book, instrument):
     order = _submit(book, _request(instrument, order_type="LIMIT", limit=D("1290.00")))
     assert order.status == LegStatus.OPEN
-    move_price(instrument, "1295.00")
-    order.refresh_from_db()
+    after_move(order, "1295.00")
     assert order.status == LegStatus.OPEN
-    move_price(instrument, "1288.00")
-    order.refresh_from_db()
+    after_move(order, "1288.00")
     assert (order.status, order.average_price) == (LegStatus.FILLED, D("1288.0000"))
 
 
 def test_limit_sell_fills_when_the_price_rises_to_the_limit_at_the_limit_or_better(
-    move_price, book, instrument
+    after_move, book, instrument
 ):
     order = _submit(book, _request(instrument, side="SELL", order_type="LIMIT", limit=D("1310.00")))
     assert order.status == LegStatus.OPEN
-    move_price(instrument, "1312.50")
-    order.refresh_from_db()
+    after_move(order, "1312.50")
     assert (order.status, order.average_price) == (LegStatus.FILLED, D("1312.5000"))
 
 
-def test_buy_stop_limit_triggers_at_the_stop_then_fills_as_a_limit(move_price, book, instrument):
+def test_buy_stop_limit_triggers_at_the_stop_then_fills_as_a_limit(after_move, book, instrument):
     order = _submit(
         book,
         _request(instrument, order_type="STOPLIMIT", stop=D("1320.00"), limit=D("1322.00")),
     )
-    move_price(instrument, "1319.00")
-    order.refresh_from_db()
+    after_move(order, "1319.00")
     assert (order.status, order.triggered) == (LegStatus.OPEN, False)
-    move_price(instrument, "1325.00")  # triggers, but above the limit: rests as a limit
-    order.refresh_from_db()
+    after_move(order, "1325.00")  # triggers, but above the limit: rests as a limit
     assert (order.status, order.triggered) == (LegStatus.OPEN, True)
-    move_price(instrument, "1321.00")
-    order.refresh_from_db()
+    after_move(order, "1321.00")
     assert (order.status, order.average_price) == (LegStatus.FILLED, D("1321.0000"))
 
 
-def test_sell_stop_limit_triggers_when_the_price_falls_to_the_stop(move_price, book, instrument):
+def test_sell_stop_limit_triggers_when_the_price_falls_to_the_stop(after_move, book, instrument):
     order = _submit(
         book,
         _request(
@@ -131,19 +139,16 @@ def test_sell_stop_limit_triggers_when_the_price_falls_to_the_stop(move_price, b
             limit=D("1278.00"),
         ),
     )
-    move_price(instrument, "1281.00")
-    order.refresh_from_db()
+    after_move(order, "1281.00")
     assert order.status == LegStatus.OPEN
-    move_price(instrument, "1279.00")
-    order.refresh_from_db()
+    after_move(order, "1279.00")
     assert (order.status, order.average_price) == (LegStatus.FILLED, D("1279.0000"))
 
 
-def test_buy_stop_market_fills_at_the_market_once_triggered(move_price, book, instrument):
+def test_buy_stop_market_fills_at_the_market_once_triggered(after_move, book, instrument):
     order = _submit(book, _request(instrument, order_type="STOPMARKET", stop=D("1350.00")))
     assert order.status == LegStatus.OPEN
-    move_price(instrument, "1352.00")
-    order.refresh_from_db()
+    after_move(order, "1352.00")
     assert (order.status, order.average_price, order.triggered) == (
         LegStatus.FILLED,
         D("1352.0000"),
@@ -151,27 +156,23 @@ def test_buy_stop_market_fills_at_the_market_once_triggered(move_price, book, in
     )
 
 
-def test_sell_stop_market_fills_at_the_market_once_triggered(move_price, book, instrument):
+def test_sell_stop_market_fills_at_the_market_once_triggered(after_move, book, instrument):
     order = _submit(
         book, _request(instrument, side="SELL", order_type="STOPMARKET", stop=D("1250.00"))
     )
-    move_price(instrument, "1260.00")
-    order.refresh_from_db()
+    after_move(order, "1260.00")
     assert order.status == LegStatus.OPEN
-    move_price(instrument, "1249.00")
-    order.refresh_from_db()
+    after_move(order, "1249.00")
     assert (order.status, order.average_price) == (LegStatus.FILLED, D("1249.0000"))
 
 
-def test_fill_cap_gives_partial_fills_one_per_price_tick(move_price, book, instrument, settings):
+def test_fill_cap_gives_partial_fills_one_per_price_tick(after_move, book, instrument, settings):
     settings.PAPER_FILL_CAP = 4
     order = _submit(book, _request(instrument, quantity=10))
     assert (order.status, order.filled_quantity) == (LegStatus.PARTIALLY_FILLED, 4)
-    move_price(instrument, "1301.00")
-    order.refresh_from_db()
+    after_move(order, "1301.00")
     assert (order.status, order.filled_quantity) == (LegStatus.PARTIALLY_FILLED, 8)
-    move_price(instrument, "1302.00")
-    order.refresh_from_db()
+    after_move(order, "1302.00")
     assert (order.status, order.filled_quantity) == (LegStatus.FILLED, 10)
     assert list(order.trades.order_by("id").values_list("quantity", flat=True)) == [4, 4, 2]
     # average of 4 @ 1300.05, 4 @ 1301.00, 2 @ 1302.00
@@ -219,15 +220,7 @@ def test_closing_a_position_needs_no_margin(book, instrument, settings):
 
 
 def test_unknown_instrument_is_rejected(book, instrument):
-    request = PlaceOrderRequest(
-        exchange_segment="NSECM",
-        exchange_instrument_id=999999999,
-        side="BUY",
-        order_type="MARKET",
-        product_type="MIS",
-        quantity=1,
-        unique_identifier="X",
-    )
+    request = order_request(("NSECM", 999999999), "X", quantity=1)
     with pytest.raises(OrderRejected, match="not found"):
         _submit(book, request)
 
@@ -260,13 +253,8 @@ def test_modify_moves_the_limit_and_fills_when_marketable(book, instrument):
     order = _submit(book, _request(instrument, order_type="LIMIT", limit=D("1280.00")))
     paper_exchange.modify_order(
         book=book,
-        request=ModifyOrderRequest(
-            broker_order_id=str(order.app_order_id),
-            unique_identifier=order.unique_identifier,
-            order_type="LIMIT",
-            product_type="MIS",
-            quantity=10,
-            limit_price=D("1305.00"),
+        request=limit_modify_request(
+            str(order.app_order_id), order.unique_identifier, quantity=10, limit=D("1305.00")
         ),
     )
     order.refresh_from_db()

@@ -13,15 +13,13 @@ from django.db import connection
 from accounts.models import BrokerSession
 from orders.brokers.base import (
     BrokerUnavailable,
-    ModifyOrderRequest,
     OrderRejected,
-    PlaceOrderRequest,
     RateLimited,
 )
 from orders.brokers.sessions import broker_client, connect_account
 from orders.domain.vocabulary import LegStatus
 from orders.market.services import record_fair_prices
-from tests.factories import make_xts_account, order_request
+from tests.factories import limit_modify_request, make_xts_account, order_request
 
 D = Decimal
 
@@ -89,14 +87,7 @@ def test_modify_and_cancel(simulator, instrument):
     client = broker_client(make_xts_account(simulator.base_url))
     ack = async_to_sync(client.place_order)(_order(instrument, "M1", limit=D("1500.00")))
     async_to_sync(client.modify_order)(
-        ModifyOrderRequest(
-            broker_order_id=ack.broker_order_id,
-            unique_identifier="M1",
-            order_type="LIMIT",
-            product_type="MIS",
-            quantity=20,
-            limit_price=D("1510.00"),
-        )
+        limit_modify_request(ack.broker_order_id, "M1", quantity=20, limit=D("1510.00"))
     )
     (row,) = async_to_sync(client.order_book)()
     assert (row.quantity, row.limit_price) == (20, D("1510.00"))
@@ -122,16 +113,7 @@ def test_a_price_band_breach_is_accepted_then_shows_rejected_with_the_reason(sim
 
 def test_an_unknown_instrument_is_refused_at_once(simulator, instrument):
     client = broker_client(make_xts_account(simulator.base_url))
-    request = PlaceOrderRequest(
-        exchange_segment="NSECM",
-        exchange_instrument_id=999999,
-        side="BUY",
-        order_type="LIMIT",
-        product_type="MIS",
-        quantity=1,
-        unique_identifier="U1",
-        limit_price=D("10"),
-    )
+    request = order_request(("NSECM", 999999), "U1", order_type="LIMIT", quantity=1, limit=D("10"))
     with pytest.raises(OrderRejected, match="not found"):
         async_to_sync(client.place_order)(request)
     assert async_to_sync(client.order_book)() == []

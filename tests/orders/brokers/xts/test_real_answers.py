@@ -41,6 +41,7 @@ from orders.brokers.xts.wire import (
     trade_row_from_xts,
 )
 from orders.domain.vocabulary import LegStatus
+from tests.factories import order_request
 
 D = Decimal
 REAL = json.loads((Path(__file__).parent / "data" / "xts_real_answers.json").read_text())
@@ -162,15 +163,7 @@ def test_the_real_login_keys_give_an_investor_session_trusted_24_hours(replay):
 
 def test_the_real_place_answer_is_an_ack(replay):
     replay.answer("POST /interactive/orders", REAL["place"])
-    request = PlaceOrderRequest(
-        exchange_segment="NSEFO",
-        exchange_instrument_id=39972,
-        side="SELL",
-        order_type="MARKET",
-        product_type="MIS",
-        quantity=75,
-        unique_identifier="123777",
-    )
+    request = order_request(("NSEFO", 39972), "123777", side="SELL", quantity=75)
     ack = async_to_sync(_gateway(replay).place_order)(_session(replay), request)
     assert (ack.broker_order_id, ack.unique_identifier) == ("10026325", "123777")
     [(_route, _query, headers, body)] = replay.requests

@@ -86,31 +86,6 @@ def sdk_sockets():
         client.close()
 
 
-def _place(simulator, token, uid, **overrides):
-    body = {
-        "exchangeSegment": "NSECM",
-        "exchangeInstrumentID": 1594,
-        "productType": "MIS",
-        "orderType": "MARKET",
-        "orderSide": "BUY",
-        "timeInForce": "DAY",
-        "disclosedQuantity": 0,
-        "orderQuantity": 4,
-        "limitPrice": 0,
-        "stopPrice": 0,
-        "orderUniqueIdentifier": uid,
-    }
-    body.update(overrides)
-    answer = httpx.post(
-        f"{simulator.base_url}/interactive/orders",
-        content=json.dumps(body),
-        headers={"Content-Type": "application/json", "Authorization": token},
-        timeout=5,
-    )
-    answer.raise_for_status()
-    return answer.json()["result"]["AppOrderID"]
-
-
 def _get(simulator, token, path, **params):
     return httpx.get(
         f"{simulator.base_url}{path}",
@@ -129,7 +104,7 @@ def test_the_sdk_s_client_connects_joins_and_receives_order_and_trade_rows(
     wait_for(lambda: "joined" in client.names())
     assert client.names()[:2] == ["connect", "joined"]
 
-    app_order_id = _place(simulator, token, "sdk-stream-1")
+    app_order_id = simulator.place_order(token, "sdk-stream-1")
     wait_for(lambda: client.rows("trade"))
     wait_for(lambda: [r for r in client.rows("order") if r["OrderStatus"] == "Filled"])
     orders = client.rows("order")
@@ -149,7 +124,7 @@ def test_modified_cancelled_and_rejected_orders_are_streamed(simulator, instrume
     client = sdk_sockets(simulator.base_url, token, user_id)
     client.connect()
     wait_for(lambda: "joined" in client.names())
-    resting = _place(simulator, token, "sdk-rest", orderType="LIMIT", limitPrice=1500)
+    resting = simulator.place_order(token, "sdk-rest", orderType="LIMIT", limitPrice=1500)
     httpx.put(
         f"{simulator.base_url}/interactive/orders",
         content=json.dumps(
@@ -174,7 +149,7 @@ def test_modified_cancelled_and_rejected_orders_are_streamed(simulator, instrume
         headers={"Authorization": token},
         timeout=5,
     ).raise_for_status()
-    _place(simulator, token, "sdk-huge", orderQuantity=9000)  # breaks the margin: Rejected
+    simulator.place_order(token, "sdk-huge", orderQuantity=9000)  # breaks the margin: Rejected
 
     def statuses():
         return [(r["OrderUniqueIdentifier"], r["OrderStatus"]) for r in client.rows("order")]
@@ -197,7 +172,7 @@ def test_a_fill_by_a_price_move_in_another_process_is_pushed(simulator, instrume
     client = sdk_sockets(simulator.base_url, token, user_id)
     client.connect()
     wait_for(lambda: "joined" in client.names())
-    _place(simulator, token, "sdk-dip", orderType="LIMIT", limitPrice=1530)
+    simulator.place_order(token, "sdk-dip", orderType="LIMIT", limitPrice=1530)
     wait_for(lambda: len(client.rows("order")) == 2)
     # The price moves through the limit: matching runs where the price is written (here,
     # the test's process), not in the simulator's.
@@ -258,8 +233,8 @@ def test_a_dealer_stream_carries_every_client_code(simulator, instrument, sdk_so
     client = sdk_sockets(simulator.base_url, token, user_id)
     client.connect()
     wait_for(lambda: "joined" in client.names())
-    _place(simulator, token, "for-client7", clientID="CLIENT7")
-    _place(simulator, token, "for-client8", clientID="CLIENT8")
+    simulator.place_order(token, "for-client7", clientID="CLIENT7")
+    simulator.place_order(token, "for-client8", clientID="CLIENT8")
     wait_for(lambda: len(client.rows("trade")) == 2)
     assert {r["ClientID"] for r in client.rows("trade")} == {"CLIENT7", "CLIENT8"}
 
@@ -272,7 +247,7 @@ def test_a_partial_fill_then_the_rest_each_stream_an_order_row_and_a_trade(
     client = sdk_sockets(simulator.base_url, token, user_id)
     client.connect()
     wait_for(lambda: "joined" in client.names())
-    _place(simulator, token, "sdk-partial", orderQuantity=4)
+    simulator.place_order(token, "sdk-partial", orderQuantity=4)
     wait_for(lambda: len(client.rows("trade")) == 1)
     record_fair_prices(  # the next tick fills the rest
         rows=[
@@ -302,7 +277,7 @@ def test_an_old_order_filled_later_streams_only_its_new_steps(
     client = sdk_sockets(simulator.base_url, token, user_id)
     client.connect()
     wait_for(lambda: "joined" in client.names())
-    _place(simulator, token, "sdk-old", orderType="LIMIT", limitPrice=1530)
+    simulator.place_order(token, "sdk-old", orderType="LIMIT", limitPrice=1530)
     wait_for(lambda: len(client.rows("order")) == 2)
     time.sleep(1.5)  # past 3 lookbacks: the sent steps are forgotten
     record_fair_prices(

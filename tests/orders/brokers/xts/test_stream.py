@@ -18,7 +18,6 @@ import websockets
 from asgiref.sync import async_to_sync
 
 from accounts.models import BrokerSession
-from orders.brokers.base import ModifyOrderRequest
 from orders.brokers.events import BrokerEventKind
 from orders.brokers.sessions import broker_client, connect_account
 from orders.brokers.streams.supervisor import load_stream_session
@@ -32,7 +31,7 @@ from orders.brokers.xts.stream import (
     mark_stream_session_ended,
 )
 from orders.domain.vocabulary import LegStatus
-from tests.factories import make_xts_account, order_request
+from tests.factories import limit_modify_request, make_xts_account, order_request
 from tests.servers import SIM_USERS, SimulatorHandle, wait_for
 
 D = Decimal
@@ -151,14 +150,7 @@ def test_modify_cancel_and_an_rms_reject_each_arrive_as_an_order_event(
         order_request(instrument, "uid-rest", order_type="LIMIT", limit=D("1500.00"))
     )
     async_to_sync(client.modify_order)(
-        ModifyOrderRequest(
-            broker_order_id=resting.broker_order_id,
-            unique_identifier="uid-rest",
-            order_type="LIMIT",
-            product_type="MIS",
-            quantity=7,
-            limit_price=D("1501.00"),
-        )
+        limit_modify_request(resting.broker_order_id, "uid-rest", quantity=7, limit=D("1501.00"))
     )
     async_to_sync(client.cancel_order)(resting.broker_order_id, "uid-rest")
     # a margin breach is accepted, then shows Rejected (as at real brokers)
@@ -322,24 +314,7 @@ def test_a_dealer_stream_keeps_only_the_account_s_client_code(simulator, instrum
     stream = streams(session7)
     wait_for(lambda: stream.connected())
     # the same dealer login acting for CLIENT8 (an order the account does not own)
-    token = session7.token
-    body = {
-        "exchangeSegment": "NSECM",
-        "exchangeInstrumentID": 1594,
-        "productType": "MIS",
-        "orderType": "MARKET",
-        "orderSide": "BUY",
-        "timeInForce": "DAY",
-        "orderQuantity": 3,
-        "orderUniqueIdentifier": "uid-client8",
-        "clientID": "CLIENT8",
-    }
-    httpx.post(
-        f"{simulator.base_url}/interactive/orders",
-        json=body,
-        headers={"Authorization": token},
-        timeout=5,
-    ).raise_for_status()
+    simulator.place_order(session7.token, "uid-client8", orderQuantity=3, clientID="CLIENT8")
     async_to_sync(broker_client(account7).place_order)(order_request(instrument, "uid-client7"))
     wait_for(lambda: stream.kinds(BrokerEventKind.TRADE))
     time.sleep(0.5)
