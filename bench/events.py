@@ -208,8 +208,15 @@ def loop_main(interval: float) -> None:
             time.sleep(max(0.0, started + tick * interval - time.monotonic()))
             key = f"bench-{os.getpid()}-{tick}"
             began = time.time()
+            print(json.dumps({"cycle_began": tick, "at": began}), flush=True)
             list(pool.map(lambda uid, key=key: one(uid, key), user_ids))
             print(json.dumps({"cycle": tick, "began": began, "ended": time.time()}), flush=True)
+
+
+def loop_cycle_started() -> bool:
+    """Whether the loop process has begun its first cycle (its log says so)."""
+    path = LOG_DIR / "bench_events_loop.log"
+    return path.exists() and '{"cycle_began"' in path.read_text()
 
 
 def loop_cycles() -> list[dict]:
@@ -640,6 +647,9 @@ def run_once(
         loop_process.stdin.flush()
         timeout = 3 * args.interval + 60
         instrument_ids = [i.pk for i in instruments]
+        if streams:
+            # The prices move once the cycle has begun (the loop process starts Django first).
+            wait_until(lambda: int(loop_cycle_started()), 1, 60, "the loop's first cycle begun")
 
         cpu_before = {name: cpu_seconds(p) for name, p in servers.items()}
         cpu_before["bench (prices, browsers)"] = own_cpu_seconds()
