@@ -12,9 +12,11 @@ web server (`manage.py serve_web`, daphne), --stream-processes `manage.py run_br
 processes (one by default; with streams only), and the monitoring loop: `run_user_cycle` for
 every account's user every --interval seconds in a process of its own with two threads (what
 the beat and two Celery workers do; the product's interval is 60 s, shortened here to keep
-the baseline short; its first tick comes one interval after the start, in both runs). With
-streams, the prices move once the stream processes' start-up catch-up (every account's
-resync on connect, the seeding's paper events) is over: their CPU use under 5% of a core.
+the baseline short; its first tick comes one interval after the start, in both runs; with
+--cycle-during, the streams run's first cycle starts with the price moves instead, so that
+a full cycle of every user competes with the streams for the CPU). With streams, the prices
+move once the stream processes' start-up catch-up (every account's resync on connect, the
+seeding's paper events) is over: their CPU use under 5% of a core.
 Each run prints the CPU seconds every process used from the first price move to the last
 cancel (MariaDB's and Redis's too, where /proc shows them): on two cores, where they go.
 
@@ -639,15 +641,16 @@ def run_once(
             env,
         )
         assert loop_process.stdin is not None  # started with stdin=PIPE
-        # With streams, a full cycle of every user starts with the price moves (the streams
-        # must keep their pace while the safety net runs); the baseline's first cycle comes
-        # one interval after the start, as a beat's would.
-        setup = {"users": [d.user_id for d in desks], "first_tick": 0 if streams else args.interval}
+        # The loop's first cycle comes one interval after the start, as a beat's would; with
+        # --cycle-during, the streams run's first cycle of every user starts with the price
+        # moves instead (the streams keeping their pace while the safety net runs: issue 15).
+        during = streams and args.cycle_during
+        setup = {"users": [d.user_id for d in desks], "first_tick": 0 if during else args.interval}
         loop_process.stdin.write((json.dumps(setup) + "\n").encode())
         loop_process.stdin.flush()
         timeout = 3 * args.interval + 60
         instrument_ids = [i.pk for i in instruments]
-        if streams:
+        if during:
             # The prices move once the cycle has begun (the loop process starts Django first).
             wait_until(lambda: int(loop_cycle_started()), 1, 60, "the loop's first cycle begun")
 
@@ -749,6 +752,11 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=30.0, help="monitoring loop, seconds")
     parser.add_argument("--moves-per-second", type=float, default=4.0)
     parser.add_argument("--burst-repeat", type=int, default=10)
+    parser.add_argument(
+        "--cycle-during",
+        action="store_true",
+        help="with streams, a full monitoring cycle of every user runs during the price moves",
+    )
     parser.add_argument(
         "--stream-processes",
         type=int,

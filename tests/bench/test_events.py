@@ -1,5 +1,5 @@
-"""bench/events.py --quick runs end to end (10 XTS-simulator + 10 paper accounts, streams on
-and the loop alone) and prints its figures in the documented shape, with no duplicate leg,
+"""bench/events.py --quick --cycle-during runs end to end (10 XTS-simulator + 10 paper
+accounts, streams on with a full cycle of every user running meanwhile, and the loop alone) and prints its figures in the documented shape, with no duplicate leg,
 broker order or cancel in either run."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def _bench_environment() -> dict[str, str]:
 
 def test_the_quick_events_bench_prints_its_figures_and_no_duplicates():
     done = subprocess.run(
-        [sys.executable, "bench/events.py", "--quick"],
+        [sys.executable, "bench/events.py", "--quick", "--cycle-during"],
         cwd=ROOT,
         env=_bench_environment(),
         capture_output=True,
