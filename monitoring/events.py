@@ -82,7 +82,7 @@ def handle_broker_events(events: Sequence[BrokerEvent]) -> None:
     docstring): each is applied, then protection, the PnL and the notifications run once for
     all of them. One event is a run of one. Raises AccountBusy when the account's exclusion
     stayed busy (the dispatcher retries; the next cycle reconciles otherwise)."""
-    for account_id, left in _act(events).items():
+    for account_id, left in act_on_broker_events(events).items():
         finish_broker_events(account_id, left)
 
 
@@ -92,10 +92,6 @@ def act_on_broker_events(events: Sequence[BrokerEvent]) -> dict[int, frozenset[s
     `finish_broker_events` (PNL when fills changed, POSITIONS when a position row came),
     which the dispatcher runs once the account's burst of events is over, at a lower
     priority than other accounts' protection."""
-    return _act(events)
-
-
-def _act(events: Sequence[BrokerEvent]) -> dict[int, frozenset[str]]:
     applied = [event for event in events if event.kind in _APPLIED_KINDS]
     left = {}
     for account_id in dict.fromkeys(event.account_id for event in applied):
@@ -103,26 +99,6 @@ def _act(events: Sequence[BrokerEvent]) -> dict[int, frozenset[str]]:
             account_id, [e for e in applied if e.account_id == account_id]
         )
     return {account_id: work for account_id, work in left.items() if work}
-
-
-class _EventHandler:
-    """`handle_broker_event(event)`: one broker event (a run of one), everything done before
-    it returns. For the dispatcher: `many` takes a run of one account's queued events at
-    once; `act` and `finish` split a run's urgent part from what can wait for the end of the
-    account's burst (see `act_on_broker_events`)."""
-
-    many = staticmethod(handle_broker_events)
-    act = staticmethod(act_on_broker_events)
-
-    def __call__(self, event: BrokerEvent) -> None:
-        handle_broker_events([event])
-
-    @staticmethod
-    def finish(account_id: int, left: frozenset[str]) -> None:
-        finish_broker_events(account_id, left)
-
-
-handle_broker_event = _EventHandler()
 
 
 def _act_on_account_events(account_id: int, events: list[BrokerEvent]) -> frozenset[str]:
@@ -176,6 +152,21 @@ def finish_broker_events(account_id: int, left: Collection[str]) -> None:
         record_cycle_samples([account])  # never raises: the next cycle pushes them anyway
     realtime.notify_users([(account.user_id, message) for message in messages])
     _tell_errors(account, errors, "PnL after broker events failed")
+
+
+class _EventHandler:
+    """`handle_broker_event(event)`: one broker event (a run of one), everything done before
+    it returns. For the dispatcher, `act` and `finish` split a run's urgent part from what
+    can wait for the end of the account's burst (see `act_on_broker_events`)."""
+
+    act = staticmethod(act_on_broker_events)
+    finish = staticmethod(finish_broker_events)
+
+    def __call__(self, event: BrokerEvent) -> None:
+        handle_broker_events([event])
+
+
+handle_broker_event = _EventHandler()
 
 
 def _tell_errors(account: BrokerAccount, errors: list[str], what: str) -> None:

@@ -1,9 +1,9 @@
 """A broker event applied to the account's legs at once (the leg-level half of the handler).
 
-`apply_broker_event` takes one `orders.brokers.events.BrokerEvent` (an order-book row, a
-trade, a position) and applies it the way the monitoring sync applies the order book, for
-that one row: stored in the snapshot tables, then through the leg lifecycle gate with its
-audit row and the owner's order_update. It tells the caller what moved, so the caller
+`apply_broker_events` takes a run of one account's `orders.brokers.events.BrokerEvent`s
+(order-book rows, trades, positions) and applies them the way the monitoring sync applies
+the order book (`apply_report`), row by row in order: stored in the snapshot tables, then
+through the leg lifecycle gate with their audit rows and the owner's order_update. It tells the caller what moved, so the caller
 (`monitoring.events.handle_broker_event`, which holds the account's exclusion) can protect
 the fills, apply one-cancels-other and update the PnL at once.
 
@@ -64,18 +64,12 @@ class EventEffect:
         return bool(self.filled_order_ids or self.new_trades)
 
 
-def apply_broker_event(
-    *, account: BrokerAccount, event: BrokerEvent, actor: str = EVENT_ACTOR
-) -> EventEffect:
-    """Apply one ORDER, TRADE or POSITION event of `account` (see the module docstring).
-    Other kinds (CONNECTED, LOGOUT) change no leg: the stream side handles them."""
-    return apply_broker_events(account=account, events=[event], actor=actor)
-
-
 def apply_broker_events(
     *, account: BrokerAccount, events: Sequence[BrokerEvent], actor: str = EVENT_ACTOR
 ) -> EventEffect:
-    """Apply a run of `account`'s events, in order, as one: every row stored in one
+    """Apply a run of `account`'s ORDER, TRADE and POSITION events, in order, as one (other
+    kinds, CONNECTED and LOGOUT, change no leg: the stream side handles them): every row
+    stored in one
     transaction, then the legs they name locked together and each event applied to its leg
     in turn (so the audit trail keeps every step), each changed leg written once, the audit
     rows in one INSERT and the touched orders rolled up once. The same as applying them one
