@@ -53,6 +53,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -167,9 +168,9 @@ def service_pids() -> dict[str, int]:
     return found
 
 
-def own_cpu_seconds() -> float:
-    usage = os.times()
-    return usage.user + usage.system
+def cpu_of(processes: Mapping[str, subprocess.Popen | int | None]) -> dict[str, float]:
+    """CPU seconds so far of each named process (or pid)."""
+    return {name: cpu_seconds(process) for name, process in processes.items()}
 
 
 def stop(process: subprocess.Popen | None) -> None:
@@ -654,11 +655,13 @@ def run_once(
             # The prices move once the cycle has begun (the loop process starts Django first).
             wait_until(lambda: int(loop_cycle_started()), 1, 60, "the loop's first cycle begun")
 
-        cpu_before = {name: cpu_seconds(p) for name, p in servers.items()}
-        cpu_before["bench (prices, browsers)"] = own_cpu_seconds()
-        cpu_before["monitoring loop"] = cpu_seconds(loop_process)
-        for n, process in enumerate(stream_processes):
-            cpu_before[f"stream process {n + 1}"] = cpu_seconds(process)
+        processes = {
+            **servers,
+            "bench (prices, browsers)": os.getpid(),
+            "monitoring loop": loop_process,
+            **{f"stream process {n + 1}": p for n, p in enumerate(stream_processes)},
+        }
+        cpu_before = cpu_of(processes)
         moves_began = time.time()
         move_prices(instrument_ids, FILL_ENTRY, args.moves_per_second)
         wait_until(lambda: protected(desks), len(desks), timeout, "orders protected")
@@ -666,11 +669,7 @@ def run_once(
         wait_until(lambda: targets_cancelled(desks), len(desks), timeout, "targets cancelled")
         result.window = (moves_began, time.time())
         time.sleep(1.0)  # the last order_updates in flight
-        cpu_after = {name: cpu_seconds(p) for name, p in servers.items()}
-        cpu_after["bench (prices, browsers)"] = own_cpu_seconds()
-        cpu_after["monitoring loop"] = cpu_seconds(loop_process)
-        for n, process in enumerate(stream_processes):
-            cpu_after[f"stream process {n + 1}"] = cpu_seconds(process)
+        cpu_after = cpu_of(processes)
         result.cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_before}
         if streams:
             result.burst, seconds = burst(desks, args.burst_repeat)
