@@ -63,6 +63,7 @@ def setup_django(*, database_url: str | None = None) -> dict[str, str]:
 
     django.setup()
     ensure_schema()
+    ensure_instrument_master()
     return {key: os.environ[key] for key in env}
 
 
@@ -122,6 +123,45 @@ def ensure_schema() -> None:
                     if constraint.name not in present:
                         print(f"adding constraint {constraint.name} to {table} ...")
                         editor.add_constraint(model, constraint)
+
+
+# A real broker's instrument master lists some 100,000 contracts (NSE's derivatives alone
+# ~90,000); the demo's few hundred hid reads that scan it (see tests/trading_site/
+# test_index_use.py). Every bench database holds one of this size.
+MASTER_SIZE = int(os.environ.get("BENCH_INSTRUMENT_MASTER", "100000"))
+MASTER_FIRST_ID = 5_000_001
+
+
+def ensure_instrument_master(size: int = MASTER_SIZE) -> None:
+    """Top the bench database's instrument master up to `size` NSE F&O option contracts
+    (ids from MASTER_FIRST_ID, unpriced, never traded by a bench), in bulk."""
+    from orders.models import Instrument
+
+    have = Instrument.objects.filter(
+        exchange_segment="NSEFO", exchange_instrument_id__gte=MASTER_FIRST_ID
+    ).count()
+    if have >= size:
+        return
+    print(f"loading an instrument master of {size:,} contracts ...", flush=True)
+    strikes = range(have, size)
+    Instrument.objects.bulk_create(
+        (
+            Instrument(
+                exchange_segment="NSEFO",
+                exchange_instrument_id=MASTER_FIRST_ID + n,
+                instrument_type="OPTIDX",
+                trading_symbol=f"NIFTY{n // 2:06d}{'CE' if n % 2 else 'PE'}",
+                name="NIFTY",
+                series="OPTIDX",
+                lot_size=75,
+                underlying="NIFTY",
+                option_type="CE" if n % 2 else "PE",
+            )
+            for n in strikes
+        ),
+        batch_size=5000,
+        ignore_conflicts=True,
+    )
 
 
 @dataclass

@@ -85,6 +85,8 @@ class RunResult:
     protection: list[float] = field(default_factory=list)
     oco: list[float] = field(default_factory=list)
     order_update: list[float] = field(default_factory=list)
+    # The same latencies per broker kind: (metric, "xts" or "paper") -> seconds.
+    by_kind: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     events_per_second: float | None = None
     stream_processes: int = 1
     window: tuple[float, float] = (0.0, 0.0)  # first price move .. last cancel (epoch)
@@ -455,6 +457,10 @@ def _fill_time(rows: list) -> float | None:
 
 
 def measure(desks: list[Desk], browsers: Browsers, result: RunResult) -> None:
+    def add(metric: str, desk: Desk, seconds: float) -> None:
+        getattr(result, metric).append(seconds)
+        result.by_kind.setdefault((metric, desk.kind), []).append(seconds)
+
     by_order = _leg_rows(desks)
     rows = _broker_orders(desks)
     updates = browsers.first_filled()
@@ -473,17 +479,17 @@ def measure(desks: list[Desk], browsers: Browsers, result: RunResult) -> None:
             continue
         if stops and targets:
             accepted = max(min(r.created_at for r in stops), min(r.created_at for r in targets))
-            result.protection.append(accepted.timestamp() - filled)
+            add("protection", desk, accepted.timestamp() - filled)
         else:
             result.missing["not protected"] += 1
         if desk.order_id in updates:
-            result.order_update.append(updates[desk.order_id] - filled)
+            add("order_update", desk, updates[desk.order_id] - filled)
         else:
             result.missing["no order_update"] += 1
         stop_filled = _fill_time(stops)
         cancelled = [r.updated_at for r in targets if r.status == "CANCELLED"]
         if stop_filled is not None and cancelled:
-            result.oco.append(min(cancelled).timestamp() - stop_filled)
+            add("oco", desk, min(cancelled).timestamp() - stop_filled)
         else:
             result.missing["target not cancelled"] += 1
 
@@ -703,6 +709,17 @@ def report(result: RunResult) -> None:
     def ms(values, pct):
         return percentile(values, pct) * 1000
 
+    def kinds(metric: str) -> str:
+        return (
+            "  (p95 "
+            + ", ".join(
+                f"{kind} {ms(result.by_kind[(metric, kind)], 95):.0f} ms"
+                for kind in ("xts", "paper")
+                if result.by_kind.get((metric, kind))
+            )
+            + ")"
+        )
+
     print(f"run: {result.name}")
     if result.cpu:
         print(
@@ -719,15 +736,15 @@ def report(result: RunResult) -> None:
     p = result.protection
     print(
         f"  entry fill -> stop-loss and target accepted  n={len(p):<4} p50={ms(p, 50):.0f} ms  "
-        f"p95={ms(p, 95):.0f} ms  p99={ms(p, 99):.0f} ms"
+        f"p95={ms(p, 95):.0f} ms  p99={ms(p, 99):.0f} ms" + kinds("protection")
     )
     print(
         f"  stop-loss fill -> target cancelled          n={len(result.oco):<4} "
-        f"p95={ms(result.oco, 95):.0f} ms"
+        f"p95={ms(result.oco, 95):.0f} ms" + kinds("oco")
     )
     print(
         f"  broker fill -> browser order_update         n={len(result.order_update):<4} "
-        f"p95={ms(result.order_update, 95):.0f} ms"
+        f"p95={ms(result.order_update, 95):.0f} ms" + kinds("order_update")
     )
     if result.events_per_second is not None:
         print(

@@ -41,6 +41,10 @@ class Instrument(models.Model):
                 fields=["exchange_segment", "exchange_instrument_id"], name="uniq_instrument"
             )
         ]
+        # Position rows, paper marks and batches look instruments up by their ids alone
+        # (`exchange_instrument_id IN (...)`, the segment checked in Python): without this
+        # index each such read scans the whole master (some 100,000 rows at a real broker).
+        indexes = [models.Index(fields=["exchange_instrument_id"], name="instrument_by_id")]
 
     def __str__(self) -> str:
         return f"{self.trading_symbol} ({self.exchange_segment}:{self.exchange_instrument_id})"
