@@ -92,6 +92,8 @@ class RunResult:
     window: tuple[float, float] = (0.0, 0.0)  # first price move .. last cancel (epoch)
     cycles: list[dict] = field(default_factory=list)  # the loop's cycles that overlapped it
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process, this run
+    # The stream processes' dispatcher counters over the same window (metric -> count).
+    dispatch: dict[str, float] = field(default_factory=dict)
     burst: int = 0
     duplicates: int = 0
     duplicate_detail: Counter = field(default_factory=Counter)
@@ -158,6 +160,38 @@ def wait_idle(processes: list[subprocess.Popen], timeout: float = 120.0) -> floa
             break
         last = now
     return time.monotonic() - started
+
+
+def units_per_process(desks: list[Desk]) -> dict[str, Counter]:
+    """Lease holder (pid) -> how many paper partitions and XTS sessions of the run it holds."""
+    from django_redis import get_redis_connection
+
+    from orders.brokers.paper import events as paper_events
+    from orders.brokers.streams.leases import lease_key
+
+    units = [f"paper:{p}" for p in range(paper_events.partitions())] + [
+        f"xts:{d.account_id}" for d in desks if d.kind == "xts"
+    ]
+    owners = get_redis_connection("default").mget([lease_key(unit) for unit in units])
+    held: dict[str, Counter] = {}
+    for unit, owner in zip(units, owners, strict=True):
+        if owner is not None:
+            pid = owner.decode().split(":")[1]
+            held.setdefault(pid, Counter())[unit.split(":")[0]] += 1
+    return held
+
+
+def balanced(desks: list[Desk], processes: list[subprocess.Popen]) -> int:
+    """1 once every stream process holds paper partitions and XTS sessions within one of an
+    even part (and the XTS handover has stopped: within the supervisor's slack)."""
+    held = units_per_process(desks)
+    if len(held) < len(processes):
+        return 0
+    for kind in ("paper", "xts"):
+        counts = [held[pid][kind] for pid in held]
+        if max(counts) - min(counts) > (1 if kind == "paper" else 2):
+            return 0
+    return 1
 
 
 def service_pids() -> dict[str, int]:
@@ -637,6 +671,10 @@ def run_once(
                 return sum(stats["streams"]["open"].values())
 
             wait_until(open_streams, args.accounts, 60, "XTS streams connected")
+            if args.stream_processes > 1:
+                # The processes share the streams out (a tenth of a share per second).
+                wait_until(lambda: balanced(desks, stream_processes), 1, 120, "streams shared out")
+                print(f"  units per stream process: {units_per_process(desks)}", flush=True)
             # The start-up catch-up (every account's resync, the seeding's paper events)
             # is over before the prices move: the run measures the streams at work.
             settled = wait_idle(stream_processes)
@@ -667,7 +705,7 @@ def run_once(
             "monitoring loop": loop_process,
             **{f"stream process {n + 1}": p for n, p in enumerate(stream_processes)},
         }
-        cpu_before = cpu_of(processes)
+        cpu_before, dispatch_before = cpu_of(processes), dispatch_counts()
         moves_began = time.time()
         move_prices(instrument_ids, FILL_ENTRY, args.moves_per_second)
         wait_until(lambda: protected(desks), len(desks), timeout, "orders protected")
@@ -677,6 +715,9 @@ def run_once(
         time.sleep(1.0)  # the last order_updates in flight
         cpu_after = cpu_of(processes)
         result.cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_before}
+        if streams:
+            after = dispatch_counts()
+            result.dispatch = {k: v - dispatch_before.get(k, 0.0) for k, v in after.items()}
         if streams:
             result.burst, seconds = burst(desks, args.burst_repeat)
             result.events_per_second = result.burst / seconds if seconds else float("nan")
@@ -694,6 +735,27 @@ def run_once(
         for process in stream_processes:
             stop(process)
     return result
+
+
+DISPATCH_COUNTERS = (
+    "broker_events_received_total",
+    "broker_event_runs_total",
+    "broker_events_busy_retried_total",
+    "broker_events_busy_dropped_total",
+    "broker_event_handler_errors_total",
+    "broker_event_finish_errors_total",
+)
+
+
+def dispatch_counts() -> dict[str, float]:
+    """The dispatcher's counters (summed over their labels), as the stream processes wrote
+    them to the metrics store."""
+    from trading_site.core import metrics
+
+    snapshot = metrics._store().snapshot()
+    return {
+        name: sum(snapshot.get((metrics.COUNTER, name), {}).values()) for name in DISPATCH_COUNTERS
+    }
 
 
 # ---- output -------------------------------------------------------------------------------------
@@ -728,6 +790,14 @@ def report(result: RunResult) -> None:
         )
     began, ended = result.window
     print(f"  first price move to last cancel: {ended - began:.1f} s")
+    if result.dispatch:
+        print(
+            "  dispatcher: "
+            + ", ".join(
+                f"{name.removeprefix('broker_').removesuffix('_total')} {value:.0f}"
+                for name, value in result.dispatch.items()
+            )
+        )
     for cycle in result.cycles:
         print(
             f"  monitoring cycle {cycle['cycle']} of every user ran {cycle['began'] - began:+.1f} s "

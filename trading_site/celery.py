@@ -7,6 +7,8 @@ from datetime import timedelta
 from celery import Celery
 from celery.signals import setup_logging, task_postrun, task_prerun, worker_init
 
+from trading_site.core.db_router import keep_connections
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trading_site.settings")
 
 app = Celery("trading_site")
@@ -67,9 +69,7 @@ def keep_database_connections(**kwargs):
     main process before the pool starts, so prefork children and pool threads inherit it."""
     from django.conf import settings
 
-    for database in settings.DATABASES.values():
-        database["CONN_MAX_AGE"] = settings.WORKER_DB_CONN_MAX_AGE
-        database["CONN_HEALTH_CHECKS"] = True
+    keep_connections(settings.WORKER_DB_CONN_MAX_AGE)
 
 
 @task_prerun.connect

@@ -463,7 +463,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Celery's Django fixup closes the DB connection around every task unless this is set; the
 # worker keeps it instead (trading_site.celery: CONN_MAX_AGE, health checks, errors).
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
-# A worker keeps its database connection this long between tasks (trading_site.celery).
+# A Celery worker keeps its database connection this long between tasks, a stream process
+# between broker events (trading_site.core.db_router.keep_connections).
 WORKER_DB_CONN_MAX_AGE = env_int("WORKER_DB_CONN_MAX_AGE", 600)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE

@@ -1,4 +1,5 @@
-"""Primary/replica routing (SPEC 2: read replicas through a database router).
+"""Primary/replica routing (SPEC 2: read replicas through a database router), and how long
+a long-lived process keeps its database connections.
 
 Every write, and every ordinary read, goes to the primary (`default`): a trader must see
 an order the moment it is placed, and a replica may lag. Read-only reporting querysets
@@ -33,3 +34,16 @@ class PrimaryReplicaRouter:
 
     def allow_migrate(self, db, app_label, model_name=None, **hints):
         return db == DEFAULT_DB_ALIAS
+
+
+def keep_connections(max_age: int) -> None:
+    """Keep this process's database connections `max_age` seconds between units of work,
+    health-checked before reuse. For processes with a fixed set of threads (a Celery worker,
+    a `run_broker_streams` process): opening a MariaDB connection costs more than a short
+    task's or a broker event's own queries. The ASGI web process must not (one connection
+    per thread it ever ran: settings, CONN_MAX_AGE). Call it before the threads' first
+    query; each unit of work is still wrapped in `close_old_connections()`, which replaces a
+    connection that errored or outlived `max_age`."""
+    for database in settings.DATABASES.values():
+        database["CONN_MAX_AGE"] = max_age
+        database["CONN_HEALTH_CHECKS"] = True

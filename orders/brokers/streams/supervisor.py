@@ -15,8 +15,10 @@ in-memory "partition" and no lease). Every BROKER_STREAMS_SCAN_SECONDS it:
    lease released, a unit whose session was renewed gets the new token (the stream
    reconnects with it);
 3. counts the live stream processes (a Redis sorted set with heartbeats) and aims at its
-   fair share of the units, at most BROKER_STREAMS_CAPACITY: it takes free leases up to
-   that share, and above share + 1 releases one unit per scan (scale-out without churn);
+   fair share of each kind of unit (paper partitions, XTS sessions), at most
+   BROKER_STREAMS_CAPACITY in all: it takes free leases up to that share, and above it
+   (beyond one XTS unit of slack) releases a tenth of its share per scan, so that a process
+   that joins gets its part within seconds without every stream reconnecting at once;
 4. writes the health of its units (orders.brokers.streams.health) with a TTL.
 
 Events from every unit go to one Dispatcher (orders.brokers.streams.dispatch): per account,
@@ -371,6 +373,25 @@ def _id(entry_id: str) -> tuple[int, int]:
     return int(millis or 0), int(sequence or 0)
 
 
+# ---- sharing the units between processes ------------------------------------------------
+
+
+def fair_share(total: int, live_processes: int, capacity: int) -> int:
+    """The units of one kind a process aims to hold: an even part of them, at most
+    `capacity`."""
+    return max(0, min(capacity, math.ceil(total / max(1, live_processes))))
+
+
+def to_hand_back(held: int, share: int, *, slack: int) -> int:
+    """How many units a process above its share releases this scan: none within `slack`
+    of it; beyond, a tenth of the share (at least one) per scan, so that a process that
+    joins gets its part within seconds without every stream reconnecting at once."""
+    excess = held - share
+    if excess <= slack:
+        return 0
+    return min(excess, max(1, share // 10))
+
+
 # ---- the supervisor ---------------------------------------------------------------------------
 
 
@@ -397,6 +418,7 @@ class StreamSupervisor:
         self.fence_seconds = self.lease_seconds - max(1.0, self.lease_seconds * 0.2)
         self.units: dict[str, _XtsUnit | _PaperUnit] = {}
         self.renewed_at: dict[str, float] = {}
+        self.started_at: dict[str, float] = {}  # unit -> when this process took it (monotonic)
         self.live_processes = 1
         self.takeovers = 0
         self._memory_unit: _PaperMemoryUnit | None = None
@@ -493,6 +515,7 @@ class StreamSupervisor:
     async def _drop(self, unit: str, *, release: bool, reason: str) -> None:
         runner = self.units.pop(unit, None)
         self.renewed_at.pop(unit, None)
+        self.started_at.pop(unit, None)
         if runner is None:
             return
         await runner.stop()
@@ -522,22 +545,29 @@ class StreamSupervisor:
                 await self._drop(unit, release=True, reason="no live broker session")
             elif identity != runner.identity:
                 runner.update(await _db(load_stream_session)(runner.account_id))
-        wanted = self._paper_units() + [f"{XTS_PREFIX}{a}" for a in sorted(candidates)]
+        paper = self._paper_units()
+        xts = [f"{XTS_PREFIX}{a}" for a in sorted(candidates)]
         self.live_processes = await self.leases.heartbeat(ttl=self.lease_seconds)
-        share = min(self.capacity, math.ceil(len(wanted) / self.live_processes))
-        room = share - len(self.units)
-        if room > 0:
-            free = [unit for unit in wanted if unit not in self.units]
-            await self._acquire(free, room, candidates)
-        elif len(self.units) > share + 1:
-            # Above our share (another process joined): hand one unit back per scan.
-            newest = max(
-                (u for u in self.units if u.startswith(XTS_PREFIX)),
-                key=lambda u: self.renewed_at.get(u, 0),
-                default=None,
-            )
-            if newest is not None:
-                await self._drop(newest, release=True, reason="rebalancing")
+        paper_share = fair_share(len(paper), self.live_processes, self.capacity)
+        xts_share = fair_share(len(xts), self.live_processes, self.capacity - paper_share)
+        # Each kind balanced on its own: a paper partition carries a share of every paper
+        # account's events, an XTS unit one account's. Moving a partition costs nothing (its
+        # cursor is stored), moving an XTS stream a reconnect and a resync: one unit of slack.
+        for wanted, prefix, share, slack in (
+            (paper, PAPER_PREFIX, paper_share, 0),
+            (xts, XTS_PREFIX, xts_share, 1),
+        ):
+            held = [unit for unit in self.units if unit.startswith(prefix)]
+            room = share - len(held)
+            if room > 0:
+                free = [unit for unit in wanted if unit not in self.units]
+                await self._acquire(free, room, candidates)
+                continue
+            # Above our share (another process joined): hand some back, the most recently
+            # started first (the others' streams have been up longest).
+            newest_first = sorted(held, key=lambda u: self.started_at.get(u, 0), reverse=True)
+            for unit in newest_first[: to_hand_back(len(held), share, slack=slack)]:
+                await self._drop(unit, release=True, reason="rebalancing")
 
     async def _acquire(self, free: list[str], room: int, candidates: dict[int, str]) -> None:
         if not free:
@@ -546,9 +576,11 @@ class StreamSupervisor:
         acquired, taken_over = await self.leases.acquire(free, ttl=self.lease_seconds, limit=room)
         for unit in acquired[:room]:
             self.renewed_at[unit] = sent
+            self.started_at[unit] = sent
             runner = await self._start(unit)
             if runner is None:
                 self.renewed_at.pop(unit, None)
+                self.started_at.pop(unit, None)
                 await self.leases.release(unit)
                 continue
             self.units[unit] = runner

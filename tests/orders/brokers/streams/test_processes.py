@@ -74,6 +74,13 @@ def _owners(accounts) -> dict[int, str]:
     return {a.pk: v.decode() for a, v in zip(accounts, values, strict=True) if v is not None}
 
 
+def _partition_owners() -> dict[int, int]:
+    """Paper partition -> the pid of the process holding its lease."""
+    client = get_redis_connection("default")
+    values = client.mget([lease_key(f"paper:{p}") for p in range(2)])
+    return {p: _pid(v.decode()) for p, v in enumerate(values) if v is not None}
+
+
 def _pid(owner: str) -> int:
     return int(owner.split(":")[1])
 
@@ -109,8 +116,10 @@ def test_two_processes_run_one_stream_per_session_and_take_over_a_killed_one(
     try:
         wait_for(all_open, timeout=30)
         second = _stream_process(tmp_path / "second.log")
-        # The second process joins and takes its share: both run some of the streams.
+        # The second process joins and takes its share: both run some of the streams, and
+        # one paper partition each (paper accounts' events are not all left to the first).
         wait_for(lambda: len({_pid(o) for o in _owners(accounts).values()}) == 2, timeout=30)
+        wait_for(lambda: sorted(_partition_owners().values()) == sorted([first.pid, second.pid]))
         wait_for(all_open, timeout=10)
         owners = _owners(accounts)
         victim = second if _pid(owners[accounts[-1].pk]) == second.pid else first

@@ -23,7 +23,13 @@ from orders.brokers.streams import health
 from orders.brokers.streams.dispatch import Dispatcher, resolve_handlers
 from orders.brokers.streams.leases import LocalLeases, RedisLeases, lease_key
 from orders.brokers.streams.runner import build_supervisor
-from orders.brokers.streams.supervisor import StreamSupervisor, _finish, cancel_until_done
+from orders.brokers.streams.supervisor import (
+    StreamSupervisor,
+    _finish,
+    cancel_until_done,
+    fair_share,
+    to_hand_back,
+)
 from orders.domain.vocabulary import LegStatus
 from tests.factories import (
     make_account,
@@ -304,3 +310,31 @@ def test_a_step_that_swallows_its_cancellation_is_cancelled_again_until_it_ends(
 
     log, task, elapsed = asyncio.run(run())
     assert log == ["swallowed"] and task.cancelled() and elapsed < 2
+
+
+@pytest.mark.parametrize(
+    ("total", "live", "capacity", "share"),
+    [(100, 1, 500, 100), (100, 2, 500, 50), (101, 2, 500, 51), (4, 3, 500, 2), (100, 2, 30, 30)],
+)
+def test_a_process_aims_at_an_even_part_of_the_units_within_its_capacity(
+    total, live, capacity, share
+):
+    assert fair_share(total, live, capacity) == share
+
+
+@pytest.mark.parametrize(
+    ("held", "share", "slack", "released"),
+    [
+        (100, 50, 1, 5),  # a tenth of the share per scan: 50 handed over in ten scans
+        (52, 50, 1, 2),
+        (51, 50, 1, 0),  # within the slack: an XTS stream is not moved for one unit
+        (4, 2, 0, 1),  # paper partitions: no slack, one at a time
+        (3, 2, 0, 1),
+        (2, 2, 0, 0),
+        (10, 50, 1, 0),  # below the share: nothing to give
+    ],
+)
+def test_a_process_above_its_share_hands_back_part_of_the_excess_per_scan(
+    held, share, slack, released
+):
+    assert to_hand_back(held, share, slack=slack) == released
