@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from orders.models import BrokerOrder, BrokerTrade, Order, OrderLeg
+from orders.services.bulk_update import bulk_update_rows
 from pnl import fifo, selectors
 from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
 from trading_site.core.market_hours import MARKET_TZ
@@ -323,9 +324,7 @@ def _revalue_stored_open_lots(
             )
         lot.computed_at = now
         unrealized[key] += lot.unrealized_pnl
-    PnlLot.objects.bulk_update(
-        lots, ["fair_price_used", "unrealized_pnl", "computed_at"], batch_size=500
-    )
+    bulk_update_rows(PnlLot, lots, ["fair_price_used", "unrealized_pnl", "computed_at"])
     return unrealized
 
 
@@ -371,7 +370,7 @@ def _attribute_orders(
         if order.pnl != pnl or order.open_position != open_position:
             order.pnl, order.open_position, order.updated_at = pnl, open_position, now
             changed.append(order)
-    Order.objects.bulk_update(changed, ["pnl", "open_position", "updated_at"], batch_size=500)
+    bulk_update_rows(Order, changed, ["pnl", "open_position", "updated_at"])
     return len(changed)
 
 
@@ -650,7 +649,8 @@ def _save_states(
             )
         )
     PnlInstrumentState.objects.bulk_create(to_create)
-    PnlInstrumentState.objects.bulk_update(
+    bulk_update_rows(
+        PnlInstrumentState,
         to_update,
         [
             "trading_symbol",
@@ -662,7 +662,6 @@ def _save_states(
             "matched_at",
             "computed_at",
         ],
-        batch_size=500,
     )
     return instruments
 

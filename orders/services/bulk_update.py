@@ -8,11 +8,18 @@ from typing import Any
 from django.db import connection, models
 
 
-def bulk_update_rows(model: type[Any], rows: Sequence[models.Model], fields: list[str]) -> None:
-    """`bulk_update` without its per-row CASE WHEN expressions (Python-heavy for hundreds of
-    rows): on MariaDB one UPDATE joined to the new values as a derived table. Parameterised
-    like every query; other databases use Django's bulk_update."""
+def bulk_update_rows(
+    model: type[Any], rows: Sequence[models.Model], fields: list[str], *, batch_size: int = 500
+) -> None:
+    """`bulk_update` without its per-row CASE WHEN expressions (Python-heavy: for a handful
+    of rows its expressions cost more CPU than the round trip): on MariaDB one UPDATE per
+    `batch_size` rows, joined to the new values as a derived table. Parameterised like every
+    query; other databases use Django's bulk_update."""
     if not rows:
+        return
+    if len(rows) > batch_size:
+        for start in range(0, len(rows), batch_size):
+            bulk_update_rows(model, rows[start : start + batch_size], fields, batch_size=batch_size)
         return
     if len(rows) == 1:
         [row] = rows

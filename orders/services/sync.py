@@ -39,6 +39,7 @@ from orders.services.audit import (
     record_change,
     record_changes,
 )
+from orders.services.bulk_update import bulk_update_rows
 from orders.services.exclusion import fence
 from orders.services.lifecycle import apply_leg_event
 
@@ -228,7 +229,7 @@ def _upsert_broker_orders(
     if new:
         BrokerOrder.objects.bulk_create(new, batch_size=500)
     if changed:
-        BrokerOrder.objects.bulk_update(changed, [*update_fields, "synced_at"], batch_size=500)
+        bulk_update_rows(BrokerOrder, changed, [*update_fields, "synced_at"])
 
 
 def _insert_trades(account: BrokerAccount, rows: Sequence[BrokerTradeRow], now: datetime) -> None:
@@ -301,7 +302,7 @@ def _replace_positions(
         BrokerPosition.objects.bulk_create(new)
     if changed:
         fields = [*_position_fields(rows[0]).keys(), "synced_at"]
-        BrokerPosition.objects.bulk_update(changed, fields)
+        bulk_update_rows(BrokerPosition, changed, fields)
 
 
 # ---- step 3: legs from the order book ---------------------------------------------------------
@@ -526,7 +527,7 @@ def reconcile_pending_legs(
                 )
             )
         if changed_legs:
-            OrderLeg.objects.bulk_update(changed_legs, LEG_SYNC_FIELDS)
+            bulk_update_rows(OrderLeg, changed_legs, LEG_SYNC_FIELDS)
         record_changes(events)
         order_ids = sorted({leg.order_id for leg in changed_legs})
         roll_up_orders(order_ids=order_ids, actor=actor)
@@ -620,7 +621,7 @@ def sync_account_orders(
             if report.moved:
                 audited_legs.append(leg)
         if changed_legs:
-            OrderLeg.objects.bulk_update(changed_legs, LEG_SYNC_FIELDS, batch_size=500)
+            bulk_update_rows(OrderLeg, changed_legs, LEG_SYNC_FIELDS)
         record_changes(events, batch_size=500)
         touched = {leg.order_id for leg in audited_legs}
         roll_up_orders(order_ids=sorted(touched), actor=actor)
