@@ -718,7 +718,6 @@ def run_once(
         if streams:
             after = dispatch_counts()
             result.dispatch = {k: v - dispatch_before.get(k, 0.0) for k, v in after.items()}
-        if streams:
             result.burst, seconds = burst(desks, args.burst_repeat)
             result.events_per_second = result.burst / seconds if seconds else float("nan")
         stats = httpx.get(f"{sim_url}/_sim/stats", timeout=10).json()
@@ -752,9 +751,9 @@ def dispatch_counts() -> dict[str, float]:
     them to the metrics store."""
     from trading_site.core import metrics
 
-    snapshot = metrics._store().snapshot()
+    series = metrics.snapshot()
     return {
-        name: sum(snapshot.get((metrics.COUNTER, name), {}).values()) for name in DISPATCH_COUNTERS
+        name: sum(series.get((metrics.COUNTER, name), {}).values()) for name in DISPATCH_COUNTERS
     }
 
 

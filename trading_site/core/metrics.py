@@ -214,6 +214,12 @@ def reset_metrics() -> None:
     _store().clear()
 
 
+def snapshot() -> dict[tuple[str, str], dict[str, float]]:
+    """Every series as stored: (kind, name) -> {labels (and bucket) field: value} (tests and
+    benchmarks read figures from it)."""
+    return _store().snapshot()
+
+
 def _number(value: float) -> str:
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
