@@ -2,15 +2,16 @@
 accounts x 20 open orders inside 15 s).
 
     .venv/bin/python bench/monitoring.py [--users 1000 --accounts 2 --orders 20
-                                          --workers 2 --concurrency 2]
+                                          --workers 2 --concurrency 2 --users-per-task 10]
 
 Seeds its own MariaDB database (bench_monitoring, or BENCH_DATABASE_URL) through the real
 placement path (place_batch on the paper broker: every order is open at the broker), starts
 `celery worker` processes against Redis (BENCH_REDIS_URL, default DB 5), then calls the beat's
 dispatcher once and waits until every user's MonitoringRun for that slot is finished.
 Prints the total time, the per-user cycle p50/p95, and the ratio to a baseline measured in the
-same run: the same number of cycle tasks through the same workers for users with no account
-(no-op cycles: the dispatch, queue, lock and run-record overhead alone).
+same run: the same number of users' cycles, queued in the same batches (one task per
+MONITOR_USERS_PER_TASK users) through the same workers, for users with no account (no-op
+cycles: the dispatch, queue, lock and run-record overhead alone).
 """
 
 from __future__ import annotations
@@ -185,6 +186,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument(
+        "--users-per-task",
+        type=int,
+        default=None,
+        help="MONITOR_USERS_PER_TASK (default: the product's)",
+    )
+    parser.add_argument(
         "--no-streams",
         dest="streams",
         action="store_false",
@@ -199,6 +206,11 @@ def main() -> None:
     env = {**os.environ, **setup_django(database_url=os.environ["BENCH_DATABASE_URL"])}
     env["MONITOR_OPEN_ORDER_USERS"] = "1"
     env["MONITOR_INTERVAL_SECONDS"] = "60"
+    from django.conf import settings
+
+    if args.users_per_task is not None:
+        env["MONITOR_USERS_PER_TASK"] = str(args.users_per_task)
+        settings.MONITOR_USERS_PER_TASK = args.users_per_task
     from django.core.cache import cache
 
     cache.clear()  # no stale presence, locks or queued tasks from an earlier run
@@ -215,7 +227,7 @@ def main() -> None:
     noop_ids = empty_users(args.users)
 
     from monitoring.services import monitored_user_ids
-    from monitoring.tasks import dispatch_monitoring_cycles, run_monitoring_cycle
+    from monitoring.tasks import dispatch_monitoring_cycles, queue_cycles
 
     assert set(user_ids) <= set(monitored_user_ids())
     workers = start_workers(args.workers, args.concurrency, env)
@@ -226,8 +238,7 @@ def main() -> None:
 
         key = f"bench-noop-{int(time.time())}"
         started = time.perf_counter()
-        for uid in noop_ids:
-            run_monitoring_cycle.delay(uid, key, "bench")
+        queue_cycles(noop_ids, key, "bench")  # as the dispatcher queues them
         base_total, base_durations, _ = wait_for_runs(noop_ids, key, started, 600)
 
         from monitoring.services import cycle_key_for
@@ -242,8 +253,7 @@ def main() -> None:
         # broker since the first one, so only reads and the run records.
         steady_key = f"{key}-steady"
         started = time.perf_counter()
-        for uid in user_ids:
-            run_monitoring_cycle.delay(uid, steady_key, "bench")
+        queue_cycles(user_ids, steady_key, "bench")
         steady_total, steady_durations, steady_statuses = wait_for_runs(
             user_ids, steady_key, started, 1800
         )
@@ -261,7 +271,10 @@ def main() -> None:
         f"users x accounts x open orders  {n} x {args.accounts} x {args.orders} "
         f"({n * args.accounts * args.orders} orders)"
     )
-    print(f"workers                         {args.workers} x concurrency {args.concurrency}")
+    print(
+        f"workers                         {args.workers} x concurrency {args.concurrency}, "
+        f"{settings.MONITOR_USERS_PER_TASK} users per cycle task"
+    )
     print(f"broker event streams            {'one process running' if args.streams else 'off'}")
     print(f"dispatch (beat task)            {dispatched} cycles queued in {dispatch_seconds:.2f} s")
     print(f"full dispatch, all users done   {total:.1f} s (goal 15 s); statuses {statuses}")

@@ -423,6 +423,9 @@ PAPER_EVENT_BACKLOG = env_int("PAPER_EVENT_BACKLOG", 10000)
 MONITOR_INTERVAL_SECONDS = env_int("MONITOR_INTERVAL_SECONDS", 60)
 MONITOR_OPEN_ORDER_USERS = env_bool("MONITOR_OPEN_ORDER_USERS", True)
 MONITOR_IN_PROCESS = env_bool("MONITOR_IN_PROCESS", EMBEDDED)
+# Users per cycle task: the dispatcher queues one task per this many users, which run one
+# after another (a task's own queueing and bookkeeping cost, shared by the batch).
+MONITOR_USERS_PER_TASK = max(1, env_int("MONITOR_USERS_PER_TASK", 10))
 # The user's cycle lease (monitoring.services): renewed every third of this while a cycle
 # runs, so it only bounds how long a killed worker blocks the user's next cycle.
 # Default: half the interval, between 2 and 30 s.

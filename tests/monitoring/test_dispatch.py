@@ -6,11 +6,13 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import OperationalError
 
 from monitoring import presence
+from monitoring import services as monitoring_services
 from monitoring.models import MonitoringRun
-from monitoring.services import cycle_key_for, monitored_user_ids, run_user_cycle
-from monitoring.tasks import dispatch_monitoring_cycles, run_monitoring_cycle
+from monitoring.services import cycle_batches, cycle_key_for, monitored_user_ids, run_user_cycle
+from monitoring.tasks import dispatch_monitoring_cycles, run_monitoring_cycle, run_monitoring_cycles
 from tests.factories import (
     api_client_for,
     make_account,
@@ -18,6 +20,7 @@ from tests.factories import (
     make_user,
     place_bracket,
 )
+from trading_site.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
 IST = ZoneInfo("Asia/Kolkata")
@@ -94,3 +97,63 @@ def test_runs_api_lists_own_cycles_newest_first_with_step_outcomes():
     assert latest["cycle_key"] == "k2"
     assert [s["outcome"] for s in latest["steps"]][:2] == ["ok", "ok"]
     assert len(latest["steps"]) == 10
+
+
+def test_users_are_batched_in_order_by_the_configured_size(settings):
+    settings.MONITOR_USERS_PER_TASK = 10
+    assert cycle_batches(list(range(1, 26))) == [
+        list(range(1, 11)),
+        list(range(11, 21)),
+        list(range(21, 26)),
+    ]
+    assert cycle_batches([]) == []
+    settings.MONITOR_USERS_PER_TASK = 1
+    assert cycle_batches([7, 8]) == [[7], [8]]
+
+
+@pytest.fixture
+def eager_celery():
+    """Tasks run where they are queued (as in the embedded default), so a dispatch's
+    batches run in the test."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+def test_the_dispatch_runs_every_monitored_users_cycle_once_in_batches(settings, eager_celery):
+    settings.MONITOR_USERS_PER_TASK = 2
+    users = [make_user() for _ in range(5)]
+    for user in users:
+        make_account(user=user)
+        presence.mark_connected(user.pk, "tab")
+    assert dispatch_monitoring_cycles() == 5
+    key = cycle_key_for()
+    runs = MonitoringRun.objects.filter(cycle_key=key)
+    assert sorted(runs.values_list("user_id", flat=True)) == sorted(u.pk for u in users)
+    assert {run.status for run in runs} == {MonitoringRun.Status.OK}
+    # The beat's second dispatch in the same slot (a redelivered batch) runs nothing again.
+    assert run_monitoring_cycles.apply(args=([u.pk for u in users], key)).get() == 0
+    assert MonitoringRun.objects.filter(cycle_key=key).count() == 5
+
+
+def test_one_users_failure_does_not_cost_the_rest_of_the_batch_their_cycle(monkeypatch):
+    first, broken, last = make_user(), make_user(), make_user()
+    for user in (first, broken, last):
+        make_account(user=user)
+    real_cycle = monitoring_services.run_user_cycle
+
+    def cycle(*, user_id, cycle_key, trigger):
+        if user_id == broken.pk:  # a fault in this one user's cycle (say, the database)
+            raise OperationalError("lost connection to the database during the query")
+        return real_cycle(user_id=user_id, cycle_key=cycle_key, trigger=trigger)
+
+    monkeypatch.setattr(monitoring_services, "run_user_cycle", cycle)
+    ran = run_monitoring_cycles.apply(args=([first.pk, broken.pk, last.pk], "k")).get()
+    assert ran == 2
+    assert sorted(
+        MonitoringRun.objects.filter(cycle_key="k").values_list("user_id", flat=True)
+    ) == [
+        first.pk,
+        last.pk,
+    ]
