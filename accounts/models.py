@@ -99,6 +99,12 @@ class BrokerAccount(models.Model):
         default=True, help_text="Live accounts: web order forms ask for a confirmation first."
     )
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    # What the last complete sync of the monitoring cycle saw (orders.services.sync): a
+    # fingerprint of the broker's order and trade books, and of the legs the sync compares
+    # with them, after it. A cycle that reads the same books and finds the same legs has
+    # nothing to store or apply from them. Blank: never synced.
+    synced_book_digest = models.CharField(max_length=32, blank=True, default="", editable=False)
+    synced_legs_digest = models.CharField(max_length=32, blank=True, default="", editable=False)
     # Set on the paper account that stands in for this one in OpenAlgo's analyzer mode (made
     # on first use, same owner): its own paper book, its money never added to the live one.
     paper_twin_of = models.OneToOneField(

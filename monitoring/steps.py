@@ -23,7 +23,7 @@ from orders.brokers.messages import trader_message
 from orders.brokers.sessions import broker_client, connect_account
 from orders.models import FairPrice, Order, OrderLeg
 from orders.services import regeneration, store_broker_snapshots, sync_account_orders
-from orders.services.sync import readable_trades
+from orders.services.sync import books_digest, readable_trades
 from pnl.intraday import record_cycle_samples
 from pnl.services import compute_account_pnl_if_changed
 from trading_site.core import realtime
@@ -51,6 +51,9 @@ class CycleContext:
     pnl: dict[int, Any] = field(default_factory=dict)
     expired_account_ids: list[int] = field(default_factory=list)
     synced_account_ids: list[int] = field(default_factory=list)
+    # Each account's fingerprint of step 1's order and trade books (orders.services.sync.
+    # books_digest): steps 1 and 3 skip what unchanged books and legs leave to do.
+    book_digests: dict[int, str] = field(default_factory=dict)
     # The working STOPLIMIT stop-losses read by step 5 together with its entries (one
     # query for both steps); step 6 uses them (step 5 never touches a stop-loss).
     stop_loss_legs: list[OrderLeg] | None = None
@@ -132,6 +135,8 @@ def fetch_broker_data(state: CycleState) -> dict:
                     errors.append(message)
                 else:
                     state.report(message)
+        digest = books_digest(order_book=snapshot.order_book, trades=snapshot.trades)
+        ctx.book_digests[account.pk] = digest
         # Whatever could be read is stored, even when another read failed.
         problems = store_broker_snapshots(
             account=account,
@@ -139,6 +144,7 @@ def fetch_broker_data(state: CycleState) -> dict:
             trades=snapshot.trades,
             positions=snapshot.positions,
             balance=snapshot.balance,
+            book_digest=digest,
         )
         for problem in problems:
             state.report(f"{name}: {problem}")
@@ -189,7 +195,10 @@ def sync_orders(state: CycleState) -> dict:
             # One transaction per account: a failure rolls back that account's sync only.
             with transaction.atomic():
                 sync_account_orders(
-                    account=account, order_book=snapshot.order_book, positions=snapshot.positions
+                    account=account,
+                    order_book=snapshot.order_book,
+                    positions=snapshot.positions,
+                    book_digest=ctx.book_digests.get(account.pk),
                 )
             ctx.synced_account_ids.append(account.pk)
         except Exception as exc:

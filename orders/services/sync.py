@@ -3,6 +3,7 @@ line with them (and settle legs a crash or timeout left PENDING_SUBMIT)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -112,6 +113,21 @@ def _position_fields(row: BrokerPositionRow) -> dict:
     }
 
 
+def books_digest(
+    *,
+    order_book: Sequence[BrokerOrderRow] | None,
+    trades: Sequence[BrokerTradeRow] | None,
+) -> str:
+    """A fingerprint of one read of the broker's order book and trade book, whatever order
+    their rows came in; a book that could not be read counts as such. Equal fingerprints:
+    the same rows to the last figure, so storing and applying them again would change
+    nothing. (Positions and the balance move with the market: they are stored every time.)"""
+    parts = [
+        None if rows is None else sorted(repr(row) for row in rows) for rows in (order_book, trades)
+    ]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
 def store_broker_snapshots(
     *,
     account: BrokerAccount,
@@ -119,13 +135,19 @@ def store_broker_snapshots(
     trades: Sequence[BrokerTradeRow] | None,
     positions: Sequence[BrokerPositionRow] | None,
     balance: BrokerBalance | None,
+    book_digest: str | None = None,
 ) -> list[str]:
     """Upsert the order book (by broker order id), add new trades (by execution id), replace
     the positions (upsert by account+instrument+product; rows the broker no longer reports
     are deleted) and write the balances, in one transaction. A part that could not be read
     (None) is left as stored, and so is a balance figure the broker sent unreadable.
     Returns the problems found (a trade whose price or quantity is unreadable is not
-    stored: it is reported, and stored by a later sync that can read it)."""
+    stored: it is reported, and stored by a later sync that can read it).
+
+    With the read's `book_digest` (`books_digest`) equal to the account's last complete
+    sync's, the stored order and trade books already hold these rows (they were stored
+    then, and anything since that changed a row also changed the book): they are not
+    written again."""
     now = timezone.now()
     problems = [
         f"trade {row.execution_id} of order {row.broker_order_id}: the broker's "
@@ -133,10 +155,11 @@ def store_broker_snapshots(
         for row in trades or ()
         if row.price is None or row.quantity is None
     ]
+    books_stored = bool(book_digest) and book_digest == account.synced_book_digest
     with transaction.atomic():
-        if order_book is not None:
+        if order_book is not None and not books_stored:
             _upsert_broker_orders(account, order_book, now)
-        if trades is not None:
+        if trades is not None and not books_stored:
             _insert_trades(account, readable_trades(trades), now)
         if positions is not None:
             _replace_positions(account, positions, now)
@@ -567,20 +590,87 @@ def roll_up_orders(*, order_ids: Iterable[int], actor: str, notify_all: bool = T
     return changed
 
 
+# The leg states a sync compares with the order book: the legs it reads (live, or named in
+# the book) and the pending ones it reconciles.
+_SYNCED_LEG_STATUSES = [
+    LegStatus.OPEN,
+    LegStatus.PARTIALLY_FILLED,
+    LegStatus.UNKNOWN,
+    LegStatus.PENDING_SUBMIT,
+]
+_LEG_DIGEST_FIELDS = (
+    "id",
+    "status",
+    "quantity",
+    "filled_quantity",
+    "average_price",
+    "broker_order_id",
+    "broker_status",
+    "reject_reason",
+    "order_type",
+    "limit_price",
+    "stop_price",
+    "modification_count",
+    "updated_at",
+)
+
+
+def _legs_digest(account: BrokerAccount, book: _Book) -> tuple[str, bool]:
+    """A fingerprint of every leg the sync would read or reconcile against `book`, as
+    stored now (any write to one, by anyone, changes it: `updated_at` is in it), and
+    whether one is still PENDING_SUBMIT (its settling depends on the clock, not the book)."""
+    rows = list(
+        OrderLeg.objects.filter(account=account)
+        .filter(
+            Q(status__in=_SYNCED_LEG_STATUSES) | Q(unique_identifier__in=list(book.by_identifier))
+        )
+        .order_by("id")
+        .values_list(*_LEG_DIGEST_FIELDS)
+    )
+    pending = any(row[1] == LegStatus.PENDING_SUBMIT for row in rows)
+    return hashlib.sha256(repr(rows).encode()).hexdigest()[:32], pending
+
+
 def sync_account_orders(
     *,
     account: BrokerAccount,
     order_book: Sequence[BrokerOrderRow] | None,
     positions: Sequence[BrokerPositionRow] | None = None,
     actor: str = MONITORING_ACTOR,
+    book_digest: str | None = None,
 ) -> list[int]:
     """Step 3, one transaction: legs from the order book (status, fills, average price,
     reject reason, broker id), then pending legs reconciled, then each touched order's
     status rolled up, and the live orders' fair prices and LTP refreshed. Every change is
     an OrderEvent and an order_update after commit. Returns the changed order ids.
-    `positions` is accepted for the step's signature; positions are stored by step 1."""
+    `positions` is accepted for the step's signature; positions are stored by step 1.
+
+    With the read's `book_digest` (the monitoring cycle's), the sync remembers what it saw
+    on the account (`synced_book_digest`, `synced_legs_digest`); a later sync that gets
+    the same book and finds every leg it would compare as it left them, none pending, has
+    nothing to apply and only refreshes the prices. Anything else (a fill, a cancel, a
+    modification, a leg any process wrote, a pending leg) makes it a full sync."""
     rows = list(order_book) if order_book is not None else stored_order_book(account)
     book = _Book(rows)
+    with transaction.atomic(savepoint=False):  # see _sync_legs
+        if book_digest and book_digest == account.synced_book_digest:
+            legs_digest, pending = _legs_digest(account, book)
+            if not pending and legs_digest == account.synced_legs_digest:
+                _refresh_fair_prices(account)
+                return []
+        touched = _sync_legs(account=account, rows=rows, book=book, actor=actor)
+        if book_digest:
+            legs_digest, _pending = _legs_digest(account, book)
+            BrokerAccount.objects.filter(pk=account.pk).update(
+                synced_book_digest=book_digest, synced_legs_digest=legs_digest
+            )
+            account.synced_book_digest, account.synced_legs_digest = book_digest, legs_digest
+    return touched
+
+
+def _sync_legs(
+    *, account: BrokerAccount, rows: list[BrokerOrderRow], book: _Book, actor: str
+) -> list[int]:
     now = timezone.now()
     # No savepoint when nested in the monitoring step's per-account transaction (nor for
     # reconcile_pending_legs nested here): a failure rolls the whole account's sync back

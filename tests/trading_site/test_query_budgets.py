@@ -47,9 +47,11 @@ BRACKET_ORDER = 26
 # +1 since external_id became unique per account and trading day: one read of the batch's ids.
 BATCH_OF_20 = 27
 BATCH_PER_EXTRA_ITEM = 0  # beyond the 20 above: queries per extra item (x 20 more)
-CYCLE_20_ORDERS = 30
+# A steady cycle finds the same order and trade books and legs as the last one and skips
+# storing and applying them (orders.services.sync: synced digests): 30 and 40 before.
+CYCLE_20_ORDERS = 27
 CYCLE_PER_EXTRA_ORDER = 0
-CYCLE_4_STOP_LOSSES = 40
+CYCLE_4_STOP_LOSSES = 36
 CYCLE_PER_EXTRA_STOP_LOSS = 0
 ORDER_LIST = 3
 KILL_SWITCH_3_POSITIONS = 111
