@@ -22,7 +22,7 @@ from accounts.services import create_auth_session
 from accounts.two_factor import SESSION_VERIFIED_KEY, code_at_step, current_step, new_secret
 from orders.brokers.base import BrokerOrderRow, ModifyOrderRequest, PlaceOrderRequest
 from orders.brokers.sessions import broker_client
-from orders.market.services import match_paper_orders
+from orders.market.services import match_paper_orders, record_fair_prices
 from orders.models import (
     BrokerOrder,
     BrokerTrade,
@@ -582,6 +582,16 @@ def set_price_and_match(instrument, price, spread="0.10") -> FairPrice:
     fair = make_fair_price(instrument, price, spread=spread)
     match_paper_orders(instrument_ids=[instrument.pk])
     return fair
+
+
+def record_price(instrument, price) -> None:
+    """A fair price of `price` on both sides, written the way the feed writes it (through the
+    market service): after the commit the paper exchange matches and live MTM hears of it."""
+    price = Decimal(str(price))
+    record_fair_prices(
+        rows=[{"instrument_id": instrument.pk, "buy_fair_price": price, "sell_fair_price": price}],
+        source="test",
+    )
 
 
 def make_priced_instrument(*, symbol: str | None = None, price: str = "1000") -> Instrument:

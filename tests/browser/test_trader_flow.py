@@ -10,22 +10,13 @@ from playwright.sync_api import expect
 
 from orders.models import Order
 from tests.browser.support import log_in, off_loop, screenshot
-from tests.factories import make_account, make_instrument, make_user
+from tests.factories import make_account, make_instrument, make_user, record_price
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def move_price(instrument, price: str) -> None:
-    from orders.market.services import record_fair_prices
-
-    p = Decimal(price)
-    row = {
-        "instrument": instrument,
-        "buy_fair_price": p,
-        "sell_fair_price": p,
-        "last_traded_price": p,
-    }
-    off_loop(record_fair_prices, rows=[row], source="test")
+    off_loop(record_price, instrument, price)
 
 
 def run_cycle(user, key: str):

@@ -11,7 +11,6 @@ import pytest
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
-from orders.market.services import record_fair_prices
 from orders.positions.selectors import position_book
 from pnl.intraday import record_samples, revalue_and_push
 from pnl.models import MtmSample
@@ -22,6 +21,7 @@ from tests.factories import (
     make_fair_price,
     make_instrument,
     make_user,
+    record_price,
     sync_positions,
 )
 from trading_site.core import realtime
@@ -35,12 +35,8 @@ def tick(django_capture_on_commit_callbacks):
     """A price write; its after-commit work (matching, live MTM) runs as after a commit."""
 
     def write(instrument, price: str) -> None:
-        p = D(price)
         with django_capture_on_commit_callbacks(execute=True):
-            record_fair_prices(
-                rows=[{"instrument": instrument, "buy_fair_price": p, "sell_fair_price": p}],
-                source="t",
-            )
+            record_price(instrument, price)
 
     return write
 
