@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from asgiref.sync import async_to_sync
@@ -20,7 +20,14 @@ from accounts.api_keys import create_api_key
 from accounts.models import ApiKey, Broker, BrokerAccount, Strategy, TwoFactorDevice, User
 from accounts.services import create_auth_session
 from accounts.two_factor import SESSION_VERIFIED_KEY, code_at_step, current_step, new_secret
-from orders.brokers.base import BrokerOrderRow, ModifyOrderRequest, PlaceOrderRequest
+from orders.brokers.base import (
+    BrokerOrderRow,
+    BrokerPositionRow,
+    ModifyOrderRequest,
+    PlaceOrderRequest,
+)
+from orders.brokers.events import BrokerEvent, BrokerEventKind
+from orders.brokers.paper.book import book_for_account, order_rows, position_rows
 from orders.brokers.sessions import broker_client
 from orders.market.services import match_paper_orders, record_fair_prices
 from orders.models import (
@@ -529,6 +536,42 @@ def broker_order_row(
         raw_status=raw_status or status.title(),
         limit_price=limit,
         average_price=limit if filled else None,
+    )
+
+
+def paper_order_row(account, leg) -> BrokerOrderRow:
+    """The paper exchange's order-book row of `leg`, as its order event carries it."""
+    book = book_for_account(account.pk)
+    return next(row for row in order_rows(book) if row.unique_identifier == leg.unique_identifier)
+
+
+def paper_position_row(account, instrument) -> BrokerPositionRow:
+    """The paper exchange's one position row of `instrument`, as its position event carries it."""
+    (row,) = [
+        row
+        for row in position_rows(book_for_account(account.pk))
+        if row.exchange_instrument_id == instrument.exchange_instrument_id
+    ]
+    return row
+
+
+def broker_event(account, *, order=None, trade=None, position=None, source="paper") -> BrokerEvent:
+    """What a broker's stream hands the desk's handler for one row: an order-book row, a trade
+    or a position (exactly one of them)."""
+    rows = {
+        BrokerEventKind.ORDER: order,
+        BrokerEventKind.TRADE: trade,
+        BrokerEventKind.POSITION: position,
+    }
+    (kind,) = [kind for kind, row in rows.items() if row is not None]
+    return BrokerEvent(
+        account_id=account.pk,
+        kind=kind,
+        source=source,
+        received_at=datetime.now(UTC),
+        order=order,
+        trade=trade,
+        position=position,
     )
 
 

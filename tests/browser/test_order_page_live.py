@@ -4,7 +4,6 @@ away, without a reload; an update that arrives while the page is fetching is not
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -33,27 +32,12 @@ def _fill_and_handle(account, instrument, order):
     """The price falls through the limit: the paper exchange fills the order; its row goes
     to the handler as the paper exchange's event would."""
     from monitoring.events import handle_broker_event
-    from orders.brokers.events import BrokerEvent, BrokerEventKind
-    from orders.brokers.paper.book import book_for_account, order_rows
-    from tests.factories import set_price_and_match
+    from tests.factories import broker_event, paper_order_row, set_price_and_match
 
     set_price_and_match(instrument, "98.50")
-    leg = order.legs.get()
-    row = next(
-        r
-        for r in order_rows(book_for_account(account.pk))
-        if r.unique_identifier == leg.unique_identifier
-    )
+    row = paper_order_row(account, order.legs.get())
     assert row.status == "FILLED"
-    handle_broker_event(
-        BrokerEvent(
-            account_id=account.pk,
-            kind=BrokerEventKind.ORDER,
-            source="paper",
-            received_at=datetime.now(UTC),
-            order=row,
-        )
-    )
+    handle_broker_event(broker_event(account, order=row))
 
 
 def test_a_fill_event_turns_the_order_page_filled_and_removes_its_controls_live(asgi_server, page):
