@@ -197,11 +197,23 @@ def api_key_client_for(
     return client, raw, api_key
 
 
+def session_token_for(user: User) -> str:
+    """A real session token of `user`, as a login hands it to programs and the WebSocket."""
+    token, _session = create_auth_session(user=user, client_ip="127.0.0.1", user_agent="tests")
+    return token
+
+
+def make_trader_with_token() -> tuple[User, str]:
+    """A trader with a paper account and a session token: (user, token)."""
+    user = make_user()
+    make_account(user=user)
+    return user, session_token_for(user)
+
+
 def api_client_for(user: User) -> APIClient:
     """An API client authenticated the way programs are: a real Bearer session token."""
-    token, _session = create_auth_session(user=user, client_ip="127.0.0.1", user_agent="tests")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {session_token_for(user)}")
     return client
 
 
