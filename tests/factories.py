@@ -42,6 +42,7 @@ from orders.models import (
 from orders.scheduled.models import ScheduledOrder
 from orders.services import (
     place_bracket_order,
+    place_protective_legs,
     place_single_order,
     store_broker_snapshots,
     sync_account_orders,
@@ -663,6 +664,17 @@ def make_desk(*, symbol: str | None = None, price: str = "1000"):
     user = make_user()
     account = make_account(user=user)
     return user, account, make_priced_instrument(symbol=symbol, price=price)
+
+
+def place_protected_bracket(*, user, account, instrument, **overrides) -> Order:
+    """`bracket_request` placed at the paper broker, its entry filled (the price dips to 98.90,
+    synced), the price back at 100, and its stop-loss and targets sent."""
+    order = place_bracket_order(user=user, request=bracket_request(account, **overrides)).order
+    make_fair_price(instrument, "98.90")
+    sync_from_broker(account)  # the entry filled
+    make_fair_price(instrument, "100.00")
+    place_protective_legs(account=account)
+    return order
 
 
 def place_bracket_near_1000(*, account, instrument, user=None, **overrides) -> Order:

@@ -13,15 +13,13 @@ from orders.brokers.paper.exchange import match_open_orders
 from orders.brokers.paper.models import PaperOrder
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.positions.services import exit_positions
-from orders.services import place_bracket_order, place_protective_legs
 from orders.services.exclusion import account_exclusion
 from tests.factories import (
-    bracket_request,
     buy_at_market,
     legs_of,
     make_fair_price,
     make_instrument,
-    sync_from_broker,
+    place_protected_bracket,
     sync_positions,
 )
 from tests.orders.positions.test_exits import exit_body
@@ -98,11 +96,7 @@ def test_an_exit_while_the_account_is_busy_answers_409_and_sends_nothing(
 def test_an_exit_reads_the_broker_first_and_never_cancels_a_filled_stop_loss(trader, account):
     reliance = make_instrument(symbol="RELIANCE", freeze_quantity=10000)
     make_fair_price(reliance, "100.00")
-    bracket = place_bracket_order(user=trader, request=bracket_request(account)).order
-    make_fair_price(reliance, "98.90")
-    sync_from_broker(account)  # the entry filled
-    make_fair_price(reliance, "100.00")
-    place_protective_legs(account=account)
+    bracket = place_protected_bracket(user=trader, account=account, instrument=reliance)
     (sl,) = legs_of(bracket, "STOP_LOSS")
     # The stop-loss fills at the broker; the desk has not synced since.
     make_fair_price(reliance, "95.20")

@@ -15,18 +15,15 @@ from orders.brokers.paper.models import PaperOrder
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.services import (
     cancel_order,
-    place_bracket_order,
-    place_protective_legs,
     place_single_order,
 )
 from orders.services.exclusion import ExclusionLost, account_exclusion, lease_name
 from orders.services.kill_switch import kill_switch
 from tests.factories import (
-    bracket_request,
     legs_of,
     make_fair_price,
+    place_protected_bracket,
     single_request,
-    sync_from_broker,
 )
 from trading_site.core import leases
 from trading_site.core.realtime import flush_notifications
@@ -190,11 +187,7 @@ def test_a_modification_the_paper_exchange_fills_at_once_is_filled_at_once(
 def test_the_kill_switch_reads_the_broker_first_and_never_cancels_a_filled_stop_loss(
     trader, account, instrument
 ):
-    bracket = place_bracket_order(user=trader, request=bracket_request(account)).order
-    make_fair_price(instrument, "98.90")
-    sync_from_broker(account)  # the entry filled
-    make_fair_price(instrument, "100.00")
-    place_protective_legs(account=account)
+    bracket = place_protected_bracket(user=trader, account=account, instrument=instrument)
     (sl,) = legs_of(bracket, "STOP_LOSS")
     # The stop-loss fills at the broker; the desk has not synced since.
     make_fair_price(instrument, "95.20")
