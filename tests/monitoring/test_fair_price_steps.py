@@ -51,6 +51,15 @@ def _leg(order, role) -> OrderLeg:
     return order.legs.filter(role=role).order_by("-id").first()
 
 
+def _assert_fills_at(desk, leg, price):
+    """At `price` the paper exchange fills the repriced `leg`, and the desk reads it filled."""
+    _user, account, instrument = desk
+    set_price_and_match(instrument, price)
+    sync_from_broker(account)
+    leg.refresh_from_db()
+    assert leg.status == OrderLeg.Status.FILLED
+
+
 def test_stuck_buy_entry_is_repriced_to_the_buy_fair_price_and_then_fills(desk):
     user, account, instrument = desk
     strategy = make_strategy(user=user, max_slippage_pct=D("1"))
@@ -66,10 +75,7 @@ def test_stuck_buy_entry_is_repriced_to_the_buy_fair_price_and_then_fills(desk):
     entry.refresh_from_db()
     assert entry.limit_price == D("1005.05")  # buy fair 1005.05, on the tick grid
     assert OrderEvent.objects.filter(leg=entry, kind="leg_repriced").exists()
-    set_price_and_match(instrument, "1005")
-    sync_from_broker(account)
-    entry.refresh_from_db()
-    assert entry.status == OrderLeg.Status.FILLED
+    _assert_fills_at(desk, entry, "1005")
 
 
 def test_entry_repricing_stops_at_the_slippage_bound(desk):
@@ -113,10 +119,7 @@ def test_stuck_stop_loss_is_repriced_down_to_the_sell_fair_price(desk):
     reprice_stop_loss_legs(_state(user, account))
     sl.refresh_from_db()
     assert sl.limit_price == D("975.95")  # sell fair 975.95
-    set_price_and_match(instrument, "976")
-    sync_from_broker(account)
-    sl.refresh_from_db()
-    assert sl.status == OrderLeg.Status.FILLED
+    _assert_fills_at(desk, sl, "976")
 
 
 def test_trailing_stop_loss_follows_the_price_up_by_steps(desk):
