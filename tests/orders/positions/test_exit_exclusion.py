@@ -23,6 +23,7 @@ from tests.factories import (
     sync_positions,
 )
 from tests.orders.positions.test_exits import exit_body
+from tests.servers import held_by_another_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -68,22 +69,8 @@ def test_an_exit_while_the_account_is_busy_answers_409_and_sends_nothing(
     buy_at_market(account, instrument, 3)
     sync_positions(account)
     settings.ACCOUNT_LOCK_WAIT_SECONDS = 0.3
-    holding, done = threading.Event(), threading.Event()
-
-    def holder():
-        with account_exclusion(account.pk, purpose="test holder"):
-            holding.set()
-            done.wait(10)
-        connection.close()
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    assert holding.wait(5)
-    try:
+    with held_by_another_worker(lambda: account_exclusion(account.pk, purpose="test holder")):
         answer = client.post("/api/positions/exit", exit_body(account, instrument), format="json")
-    finally:
-        done.set()
-        thread.join(5)
     assert answer.status_code == 409
     assert answer.json()["code"] == "CONFLICT" and "busy" in answer.json()["error"]
     assert not OrderLeg.objects.filter(account=account, role="EXIT").exists()
