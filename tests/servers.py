@@ -221,6 +221,15 @@ class SimulatorHandle:
     def expire_sessions(self):
         httpx.post(f"{self.base_url}/_sim/expire-sessions", timeout=5).raise_for_status()
 
+    def log_in_elsewhere(self, app_key: str = "inv-app", secret: str = "inv-secret") -> None:
+        """Another program logs in with the same appKey: one session per appKey, so the
+        session the desk holds ends."""
+        httpx.post(
+            f"{self.base_url}/interactive/user/session",
+            json={"appKey": app_key, "secretKey": secret},
+            timeout=5,
+        ).raise_for_status()
+
     def place_order(self, token: str, uid: str, **overrides) -> str:
         """POST /interactive/orders as a client would: BUY 4 of NSECM 1594 at market unless
         told; the simulator's AppOrderID."""
