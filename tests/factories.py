@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from asgiref.sync import async_to_sync
@@ -20,9 +20,16 @@ from accounts.api_keys import create_api_key
 from accounts.models import ApiKey, Broker, BrokerAccount, Strategy, TwoFactorDevice, User
 from accounts.services import create_auth_session
 from accounts.two_factor import SESSION_VERIFIED_KEY, code_at_step, current_step, new_secret
-from orders.brokers.base import BrokerOrderRow, ModifyOrderRequest, PlaceOrderRequest
+from orders.brokers.base import (
+    BrokerOrderRow,
+    BrokerPositionRow,
+    ModifyOrderRequest,
+    PlaceOrderRequest,
+)
+from orders.brokers.events import BrokerEvent, BrokerEventKind
+from orders.brokers.paper.book import book_for_account, order_rows, position_rows
 from orders.brokers.sessions import broker_client
-from orders.market.services import match_paper_orders
+from orders.market.services import match_paper_orders, record_fair_prices
 from orders.models import (
     BrokerOrder,
     BrokerTrade,
@@ -35,6 +42,7 @@ from orders.models import (
 from orders.scheduled.models import ScheduledOrder
 from orders.services import (
     place_bracket_order,
+    place_protective_legs,
     place_single_order,
     store_broker_snapshots,
     sync_account_orders,
@@ -190,11 +198,23 @@ def api_key_client_for(
     return client, raw, api_key
 
 
+def session_token_for(user: User) -> str:
+    """A real session token of `user`, as a login hands it to programs and the WebSocket."""
+    token, _session = create_auth_session(user=user, client_ip="127.0.0.1", user_agent="tests")
+    return token
+
+
+def make_trader_with_token() -> tuple[User, str]:
+    """A trader with a paper account and a session token: (user, token)."""
+    user = make_user()
+    make_account(user=user)
+    return user, session_token_for(user)
+
+
 def api_client_for(user: User) -> APIClient:
     """An API client authenticated the way programs are: a real Bearer session token."""
-    token, _session = create_auth_session(user=user, client_ip="127.0.0.1", user_agent="tests")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {session_token_for(user)}")
     return client
 
 
@@ -532,6 +552,42 @@ def broker_order_row(
     )
 
 
+def paper_order_row(account, leg) -> BrokerOrderRow:
+    """The paper exchange's order-book row of `leg`, as its order event carries it."""
+    book = book_for_account(account.pk)
+    return next(row for row in order_rows(book) if row.unique_identifier == leg.unique_identifier)
+
+
+def paper_position_row(account, instrument) -> BrokerPositionRow:
+    """The paper exchange's one position row of `instrument`, as its position event carries it."""
+    (row,) = [
+        row
+        for row in position_rows(book_for_account(account.pk))
+        if row.exchange_instrument_id == instrument.exchange_instrument_id
+    ]
+    return row
+
+
+def broker_event(account, *, order=None, trade=None, position=None, source="paper") -> BrokerEvent:
+    """What a broker's stream hands the desk's handler for one row: an order-book row, a trade
+    or a position (exactly one of them)."""
+    rows = {
+        BrokerEventKind.ORDER: order,
+        BrokerEventKind.TRADE: trade,
+        BrokerEventKind.POSITION: position,
+    }
+    (kind,) = [kind for kind, row in rows.items() if row is not None]
+    return BrokerEvent(
+        account_id=account.pk,
+        kind=kind,
+        source=source,
+        received_at=datetime.now(UTC),
+        order=order,
+        trade=trade,
+        position=position,
+    )
+
+
 def make_infy_as_the_simulator_lists_it() -> Instrument:
     """INFY with the XTS simulator's instrument id (1594), banded 1300 to 1800, at 1545."""
     instrument = make_instrument(symbol="INFY", instrument_id=1594, band=(D("1300"), D("1800")))
@@ -584,6 +640,16 @@ def set_price_and_match(instrument, price, spread="0.10") -> FairPrice:
     return fair
 
 
+def record_price(instrument, price) -> None:
+    """A fair price of `price` on both sides, written the way the feed writes it (through the
+    market service): after the commit the paper exchange matches and live MTM hears of it."""
+    price = Decimal(str(price))
+    record_fair_prices(
+        rows=[{"instrument_id": instrument.pk, "buy_fair_price": price, "sell_fair_price": price}],
+        source="test",
+    )
+
+
 def make_priced_instrument(*, symbol: str | None = None, price: str = "1000") -> Instrument:
     """An instrument banded 100 to 5000 whose fair price (1000 unless told) the paper
     exchange has matched."""
@@ -598,6 +664,17 @@ def make_desk(*, symbol: str | None = None, price: str = "1000"):
     user = make_user()
     account = make_account(user=user)
     return user, account, make_priced_instrument(symbol=symbol, price=price)
+
+
+def place_protected_bracket(*, user, account, instrument, **overrides) -> Order:
+    """`bracket_request` placed at the paper broker, its entry filled (the price dips to 98.90,
+    synced), the price back at 100, and its stop-loss and targets sent."""
+    order = place_bracket_order(user=user, request=bracket_request(account, **overrides)).order
+    make_fair_price(instrument, "98.90")
+    sync_from_broker(account)  # the entry filled
+    make_fair_price(instrument, "100.00")
+    place_protective_legs(account=account)
+    return order
 
 
 def place_bracket_near_1000(*, account, instrument, user=None, **overrides) -> Order:

@@ -1,7 +1,7 @@
 """Real processes and sockets for the tests where the wire is the point: a daphne serving
 trading_site.asgi (`manage.py serve_web`), a WebSocket client, a listener on the channel
 layer, a handle on the XTS simulator, and the environment a server or worker process needs to
-share the test's database and Redis."""
+share the test's database and Redis; and a lock held by another worker (a thread)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,29 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def held_by_another_worker(hold):
+    """`hold()` (a lease, an account's exclusion) entered in another thread, as another worker
+    would hold it (both are re-entrant within their own thread), until the block ends or the
+    yielded event is set."""
+    holding, release = threading.Event(), threading.Event()
+
+    def worker():
+        with hold():
+            holding.set()
+            release.wait(10)
+        connection.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        assert holding.wait(5)
+        yield release
+    finally:
+        release.set()
+        thread.join(5)
 
 
 def free_port() -> int:
@@ -197,6 +220,15 @@ class SimulatorHandle:
 
     def expire_sessions(self):
         httpx.post(f"{self.base_url}/_sim/expire-sessions", timeout=5).raise_for_status()
+
+    def log_in_elsewhere(self, app_key: str = "inv-app", secret: str = "inv-secret") -> None:
+        """Another program logs in with the same appKey: one session per appKey, so the
+        session the desk holds ends."""
+        httpx.post(
+            f"{self.base_url}/interactive/user/session",
+            json={"appKey": app_key, "secretKey": secret},
+            timeout=5,
+        ).raise_for_status()
 
     def place_order(self, token: str, uid: str, **overrides) -> str:
         """POST /interactive/orders as a client would: BUY 4 of NSECM 1594 at market unless

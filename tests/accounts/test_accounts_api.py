@@ -24,6 +24,12 @@ ACCOUNT_FIELDS = {
 XTS_CREDENTIALS = {"app_key": "APPKEY-123456", "secret_key": "SECRET-abcdef", "client_id": "C1"}
 
 
+def _assert_400_on(response, field: str) -> None:
+    """A validation error that names `field`."""
+    assert response.status_code == 400
+    assert field in response.json()["details"]
+
+
 def test_account_list_shows_only_my_accounts_with_the_spec_fields():
     me = make_user()
     mine = make_account(user=me, name="main")
@@ -82,8 +88,7 @@ def test_unknown_credential_key_is_a_400():
         {"account_name": "p", "broker": "PAPER", "credentials": {"pin": "1234"}},
         format="json",
     )
-    assert response.status_code == 400
-    assert "credentials" in response.json()["details"]
+    _assert_400_on(response, "credentials")
 
 
 def test_duplicate_account_name_is_a_400_on_the_name():
@@ -92,16 +97,14 @@ def test_duplicate_account_name_is_a_400_on_the_name():
     response = api_client_for(me).post(
         "/api/accounts", {"account_name": "dup", "broker": "PAPER"}, format="json"
     )
-    assert response.status_code == 400
-    assert "account_name" in response.json()["details"]
+    _assert_400_on(response, "account_name")
 
 
 def test_unknown_broker_is_a_400():
     response = api_client_for(make_user()).post(
         "/api/accounts", {"account_name": "x", "broker": "ZERODHA"}, format="json"
     )
-    assert response.status_code == 400
-    assert "broker" in response.json()["details"]
+    _assert_400_on(response, "broker")
 
 
 def test_patch_merges_credentials_and_blank_keeps_the_old_value():
@@ -185,16 +188,14 @@ def test_strategy_with_negative_slippage_is_a_400():
     response = api_client_for(make_user()).post(
         "/api/strategies", {"name": "x", "max_slippage_pct": "-1"}, format="json"
     )
-    assert response.status_code == 400
-    assert "max_slippage_pct" in response.json()["details"]
+    _assert_400_on(response, "max_slippage_pct")
 
 
 def test_duplicate_strategy_name_is_a_400():
     me = make_user()
     make_strategy(user=me, name="same")
     response = api_client_for(me).post("/api/strategies", {"name": "same"}, format="json")
-    assert response.status_code == 400
-    assert "name" in response.json()["details"]
+    _assert_400_on(response, "name")
 
 
 def test_another_users_strategy_is_invisible():
@@ -240,6 +241,5 @@ def test_regenerate_permission_refuses_another_users_strategy():
         {"enabled": True, "strategy_ids": [mine.pk, theirs.pk]},
         format="json",
     )
-    assert response.status_code == 400
-    assert "strategy_ids" in response.json()["details"]
+    _assert_400_on(response, "strategy_ids")
     assert not EntryRegeneratePermission.objects.filter(user=me, enabled=True).exists()

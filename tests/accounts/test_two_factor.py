@@ -271,9 +271,15 @@ def test_a_staff_web_login_without_two_factor_goes_to_enrolment():
     assert response["Location"].startswith("/settings/two-factor/")
 
 
-def test_the_admin_login_needs_the_code_of_a_staff_user_with_two_factor():
+@pytest.fixture
+def root_with_two_factor():
+    """A superuser "root" who has set up two-factor login: (the user, its TOTP secret)."""
     root = make_user(username="root", is_staff=True, is_superuser=True)
-    secret = enable_two_factor(root)
+    return root, enable_two_factor(root)
+
+
+def test_the_admin_login_needs_the_code_of_a_staff_user_with_two_factor(root_with_two_factor):
+    _root, secret = root_with_two_factor
     browser = Client()
     missing = browser.post(
         "/admin/login/", {"username": "root", "password": DEFAULT_PASSWORD, "next": "/admin/"}
@@ -299,9 +305,8 @@ def test_the_admin_login_needs_the_code_of_a_staff_user_with_two_factor():
     assert browser.get("/admin/").status_code == 200
 
 
-def test_a_staff_session_that_skipped_the_code_cannot_reach_the_admin():
-    root = make_user(username="root", is_staff=True, is_superuser=True)
-    enable_two_factor(root)
+def test_a_staff_session_that_skipped_the_code_cannot_reach_the_admin(root_with_two_factor):
+    root, _secret = root_with_two_factor
     browser = Client()
     browser.force_login(root)  # a session from before two-factor login, or a stolen cookie
     response = browser.get("/admin/")
@@ -309,9 +314,8 @@ def test_a_staff_session_that_skipped_the_code_cannot_reach_the_admin():
     assert response["Location"].startswith("/admin/login/")
 
 
-def test_the_web_login_with_the_code_opens_the_admin_to_staff():
-    root = make_user(username="root", is_staff=True, is_superuser=True)
-    secret = enable_two_factor(root)
+def test_the_web_login_with_the_code_opens_the_admin_to_staff(root_with_two_factor):
+    _root, secret = root_with_two_factor
     browser = Client()
     browser.post("/login/", {"username": "root", "password": DEFAULT_PASSWORD, "next": "/admin/"})
     response = browser.post("/login/code/", {"code": totp_code(secret)})

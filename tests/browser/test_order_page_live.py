@@ -4,7 +4,6 @@ away, without a reload; an update that arrives while the page is fetching is not
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -29,39 +28,31 @@ def _arrange():
     return user, account, instrument, order
 
 
-def _fill_and_handle(account, instrument, order):
-    """The price falls through the limit: the paper exchange fills the order; its row goes
-    to the handler as the paper exchange's event would."""
-    from monitoring.events import handle_broker_event
-    from orders.brokers.events import BrokerEvent, BrokerEventKind
-    from orders.brokers.paper.book import book_for_account, order_rows
-    from tests.factories import set_price_and_match
-
-    set_price_and_match(instrument, "98.50")
-    leg = order.legs.get()
-    row = next(
-        r
-        for r in order_rows(book_for_account(account.pk))
-        if r.unique_identifier == leg.unique_identifier
-    )
-    assert row.status == "FILLED"
-    handle_broker_event(
-        BrokerEvent(
-            account_id=account.pk,
-            kind=BrokerEventKind.ORDER,
-            source="paper",
-            received_at=datetime.now(UTC),
-            order=row,
-        )
-    )
-
-
-def test_a_fill_event_turns_the_order_page_filled_and_removes_its_controls_live(asgi_server, page):
+def _open_order_page(asgi_server, page):
+    """meera's open order (`_arrange`), its page open in her browser with the live socket up:
+    (user, account, instrument, order)."""
     user, account, instrument, order = off_loop(_arrange)
     log_in(page, asgi_server, user)
     page.goto(f"{asgi_server}/orders/{order.pk}/")
     expect(page.locator("#ws-indicator")).to_have_attribute("data-state", "live")
     expect(page.get_by_test_id("order-status")).to_have_text("Open")
+    return user, account, instrument, order
+
+
+def _fill_and_handle(account, instrument, order):
+    """The price falls through the limit: the paper exchange fills the order; its row goes
+    to the handler as the paper exchange's event would."""
+    from monitoring.events import handle_broker_event
+    from tests.factories import broker_event, paper_order_row, set_price_and_match
+
+    set_price_and_match(instrument, "98.50")
+    row = paper_order_row(account, order.legs.get())
+    assert row.status == "FILLED"
+    handle_broker_event(broker_event(account, order=row))
+
+
+def test_a_fill_event_turns_the_order_page_filled_and_removes_its_controls_live(asgi_server, page):
+    user, account, instrument, order = _open_order_page(asgi_server, page)
     change = page.locator(f'[data-order-change="{order.pk}"]')
     expect(change).to_be_visible()
     # screens' layout: one modify form per working leg, and the cancel button.
@@ -84,11 +75,7 @@ def test_an_update_arriving_during_a_fetch_is_fetched_again_not_dropped(asgi_ser
     from orders.services.audit import order_update_message
     from trading_site.core.realtime import flush_notifications, notify_user
 
-    user, account, instrument, order = off_loop(_arrange)
-    log_in(page, asgi_server, user)
-    page.goto(f"{asgi_server}/orders/{order.pk}/")
-    expect(page.locator("#ws-indicator")).to_have_attribute("data-state", "live")
-    expect(page.get_by_test_id("order-status")).to_have_text("Open")
+    user, account, instrument, order = _open_order_page(asgi_server, page)
 
     # Hold the first fetch of the status fragment's answer (read while the order is still
     # open) until a second update has arrived. (The page refreshes its status and its trail

@@ -52,6 +52,15 @@ def choose_instrument_by_keyboard(page, text: str) -> None:
     expect(page.locator('[data-out="facts"]')).to_be_visible()
 
 
+def open_ticket_with_the_instrument(page, asgi_server, user, query: str = "") -> None:
+    """Signed in as `user`, the order ticket (`query`: "?kind=bracket" for a bracket) with the
+    desk's instrument chosen by keyboard."""
+    log_in(page, asgi_server, user)
+    page.goto(f"{asgi_server}/orders/new/{query}")
+    page.locator("#id_symbol").click()
+    choose_instrument_by_keyboard(page, "INFYT")
+
+
 @pytest.mark.parametrize("width", [1280, 390])
 def test_keyboard_only_sell_with_the_confirmation(asgi_server, page, desk, width):
     user, account, instrument = desk
@@ -107,10 +116,7 @@ def test_keyboard_only_sell_with_the_confirmation(asgi_server, page, desk, width
 
 def test_fields_follow_the_order_type_and_the_ltp_fills_the_price(asgi_server, page, desk):
     user, account, instrument = desk
-    log_in(page, asgi_server, user)
-    page.goto(f"{asgi_server}/orders/new/")
-    page.locator("#id_symbol").click()
-    choose_instrument_by_keyboard(page, "INFYT")
+    open_ticket_with_the_instrument(page, asgi_server, user)
     limit, stop = page.locator("#id_limit_price"), page.locator("#id_stop_price")
     expect(limit).to_be_visible()
     expect(stop).to_be_hidden()  # no stop field on a plain limit order
@@ -143,10 +149,7 @@ def test_the_pages_figures_are_the_python_formulas_for_a_bracket_with_two_target
     asgi_server, page, desk
 ):
     user, account, instrument = desk
-    log_in(page, asgi_server, user)
-    page.goto(f"{asgi_server}/orders/new/?kind=bracket")
-    page.locator("#id_symbol").click()
-    choose_instrument_by_keyboard(page, "INFYT")
+    open_ticket_with_the_instrument(page, asgi_server, user, "?kind=bracket")
     page.fill("#id_no_of_lots", "7")
     page.fill("#id_entry_price", "100.05")
     page.fill("#id_sl_price", "96.35")
@@ -187,10 +190,7 @@ def test_the_pages_figures_are_the_python_formulas_for_a_bracket_with_two_target
 
 def test_every_error_comes_back_in_one_round_with_the_facts_in_view(asgi_server, page, desk):
     user, account, instrument = desk
-    log_in(page, asgi_server, user)
-    page.goto(f"{asgi_server}/orders/new/")
-    page.locator("#id_symbol").click()
-    choose_instrument_by_keyboard(page, "INFYT")
+    open_ticket_with_the_instrument(page, asgi_server, user)
     page.fill("#id_limit_price", "151.03")  # off the tick and above the band; no quantity
     page.get_by_test_id("order-form").locator("[data-send]").click()
     page.locator("[data-confirm-yes]").click()
@@ -215,10 +215,7 @@ def test_every_error_comes_back_in_one_round_with_the_facts_in_view(asgi_server,
 def test_the_ticket_on_a_phone_puts_the_figures_first_and_fits(asgi_server, page, desk):
     user, account, instrument = desk
     page.set_viewport_size({"width": 390, "height": 844})
-    log_in(page, asgi_server, user)
-    page.goto(f"{asgi_server}/orders/new/?kind=bracket")
-    page.locator("#id_symbol").click()
-    choose_instrument_by_keyboard(page, "INFYT")
+    open_ticket_with_the_instrument(page, asgi_server, user, "?kind=bracket")
     page.keyboard.press("Escape")
     page.fill("#id_no_of_lots", "2")
     page.fill("#id_entry_price", "100")

@@ -96,6 +96,17 @@ def test_the_intraday_curve_with_drawdown_charges_and_net(asgi_server, page, tra
     screenshot(page, f"pnl-all-accounts-{width}")
 
 
+def _choose_hdfc_and_fill_the_bracket(page, *, lots: str, entry: str, sl: str) -> None:
+    """On a bracket ticket: the trader's instrument picked from the search, then the lots,
+    the entry and the stop-loss."""
+    page.locator("#id_symbol").click()
+    page.keyboard.type("HDFCS")
+    page.locator(".search-results button").first.click()
+    page.fill("#id_no_of_lots", lots)
+    page.fill("#id_entry_price", entry)
+    page.fill("#id_sl_price", sl)
+
+
 def test_a_scheduled_bracket_is_made_on_the_ticket_with_weekday_names(asgi_server, page, trader):
     user, paper, live, instrument = trader
     log_in(page, asgi_server, user)
@@ -103,12 +114,7 @@ def test_a_scheduled_bracket_is_made_on_the_ticket_with_weekday_names(asgi_serve
     page.fill("#id_name", "Morning breakout")
     page.fill("#id_time_of_day", "09:20")
     page.locator('label[for="kind-bracket"]').click()
-    page.locator("#id_symbol").click()
-    page.keyboard.type("HDFCS")
-    page.locator(".search-results button").first.click()
-    page.fill("#id_no_of_lots", "3")
-    page.fill("#id_entry_price", "101")
-    page.fill("#id_sl_price", "97")
+    _choose_hdfc_and_fill_the_bracket(page, lots="3", entry="101", sl="97")
     page.fill("#target-price-1", "105")
     page.fill("#target-lots-1", "1")
     page.locator("[data-add-target]").click()
@@ -272,12 +278,7 @@ def test_the_dark_theme_follows_the_system_and_stays_readable(asgi_server, page,
     for selector in ("h1", ".muted", ".field label", "#id_symbol", ".segmented label", "a.brand"):
         ratio = _contrast(page, selector)
         assert ratio >= 4.5, (selector, ratio)
-    page.locator("#id_symbol").click()
-    page.keyboard.type("HDFCS")
-    page.locator(".search-results button").first.click()
-    page.fill("#id_no_of_lots", "2")
-    page.fill("#id_entry_price", "100")
-    page.fill("#id_sl_price", "96")
+    _choose_hdfc_and_fill_the_bracket(page, lots="2", entry="100", sl="96")
     screenshot(page, "dark-ticket")
     page.goto(f"{asgi_server}/pnl/?account={paper.pk}")
     for selector in (".total .label", ".chart text", "td.num"):

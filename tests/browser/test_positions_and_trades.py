@@ -4,7 +4,6 @@ the pages at phone width."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -13,7 +12,15 @@ from playwright.sync_api import expect
 from orders.models import Order
 from tests.browser.support import log_in, off_loop, screenshot
 from tests.browser.test_trader_flow import move_price, run_cycle
-from tests.factories import buy_at_market, make_account, make_instrument, make_user, order_request
+from tests.factories import (
+    broker_event,
+    buy_at_market,
+    make_account,
+    make_instrument,
+    make_user,
+    order_request,
+    paper_position_row,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 D = Decimal
@@ -93,23 +100,8 @@ def _position_event(account, instrument):
     """The paper exchange's position row of `instrument`, as its position event carries it,
     through the handler the streams call."""
     from monitoring.events import handle_broker_event
-    from orders.brokers.events import BrokerEvent, BrokerEventKind
-    from orders.brokers.paper.book import book_for_account, position_rows
 
-    (row,) = [
-        r
-        for r in position_rows(book_for_account(account.pk))
-        if r.exchange_instrument_id == instrument.exchange_instrument_id
-    ]
-    handle_broker_event(
-        BrokerEvent(
-            account_id=account.pk,
-            kind=BrokerEventKind.POSITION,
-            source="paper",
-            received_at=datetime.now(UTC),
-            position=row,
-        )
-    )
+    handle_broker_event(broker_event(account, position=paper_position_row(account, instrument)))
 
 
 def test_a_position_event_redraws_the_quantity_without_waiting_for_the_cycle(

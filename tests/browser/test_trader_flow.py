@@ -10,22 +10,23 @@ from playwright.sync_api import expect
 
 from orders.models import Order
 from tests.browser.support import log_in, off_loop, screenshot
-from tests.factories import make_account, make_instrument, make_user
+from tests.factories import make_account, make_instrument, make_user, record_price
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def move_price(instrument, price: str) -> None:
-    from orders.market.services import record_fair_prices
+BATCH_COLUMNS = "external_id,trading_symbol,order_side,no_of_lots,entry_price,sl_price,targets\n"
 
-    p = Decimal(price)
-    row = {
-        "instrument": instrument,
-        "buy_fair_price": p,
-        "sell_fair_price": p,
-        "last_traded_price": p,
-    }
-    off_loop(record_fair_prices, rows=[row], source="test")
+
+def open_batch_page_with(page, base: str, user, *rows: str) -> None:
+    """Signed in as `user`, the batch page with `rows` under the batch columns in its CSV box."""
+    log_in(page, base, user)
+    page.goto(f"{base}/orders/batch/")
+    page.fill("#id_csv_text", BATCH_COLUMNS + "".join(f"{row}\n" for row in rows))
+
+
+def move_price(instrument, price: str) -> None:
+    off_loop(record_price, instrument, price)
 
 
 def run_cycle(user, key: str):
@@ -106,14 +107,13 @@ def test_bracket_order_row_and_pnl_update_live_without_reload(asgi_server, page,
 
 def test_batch_csv_places_the_valid_rows_and_shows_the_invalid_rows_error(asgi_server, page, desk):
     user, account, instrument = desk
-    log_in(page, asgi_server, user)
-    page.goto(f"{asgi_server}/orders/batch/")
-    page.fill(
-        "#id_csv_text",
-        "external_id,trading_symbol,order_side,no_of_lots,entry_price,sl_price,targets\n"
-        "ok-1,INFYWEB,BUY,1,100.00,95.00,110.00\n"
-        "bad-tick,INFYWEB,BUY,1,100.03,95.00,110.00\n"
-        "ok-2,INFYWEB,SELL,1,102.00,106.00,98.00\n",
+    open_batch_page_with(
+        page,
+        asgi_server,
+        user,
+        "ok-1,INFYWEB,BUY,1,100.00,95.00,110.00",
+        "bad-tick,INFYWEB,BUY,1,100.03,95.00,110.00",
+        "ok-2,INFYWEB,SELL,1,102.00,106.00,98.00",
     )
     page.get_by_test_id("place-batch").click()
     results = page.get_by_test_id("batch-results")

@@ -17,6 +17,7 @@ from orders.brokers.sessions import connect_account
 from orders.models import Order
 from tests.browser.support import log_in, off_loop, screenshot
 from tests.browser.test_order_ticket import arrange_ticket_desk, choose_instrument_by_keyboard
+from tests.browser.test_trader_flow import open_batch_page_with
 from tests.factories import make_account
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -62,13 +63,12 @@ def test_double_clicking_the_tickets_send_places_one_order(asgi_server, page, de
 
 def test_double_clicking_place_on_the_batch_page_posts_once(asgi_server, page, desk):
     user, account, instrument = desk
-    log_in(page, asgi_server, user)
-    page.goto(f"{asgi_server}/orders/batch/")
-    page.fill(
-        "#id_csv_text",
-        "external_id,trading_symbol,order_side,no_of_lots,entry_price,sl_price,targets\n"
-        "b-1,INFYONCE,BUY,1,100.00,95.00,110.00\n"
-        "b-2,INFYONCE,BUY,2,99.00,95.00,110.00\n",
+    open_batch_page_with(
+        page,
+        asgi_server,
+        user,
+        "b-1,INFYONCE,BUY,1,100.00,95.00,110.00",
+        "b-2,INFYONCE,BUY,2,99.00,95.00,110.00",
     )
     # Two clicks in a row (the second before anything came back): the page lets one
     # submission go (static/js/forms.js), counted by a listener that runs after its guard.

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import threading
 import time
-from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
@@ -21,8 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from accounts.services import create_auth_session
 from monitoring.events import handle_broker_event, handle_broker_events, resync_account
 from monitoring.services import run_user_cycle
-from orders.brokers.events import BrokerEvent, BrokerEventKind
-from orders.brokers.paper.book import book_for_account, order_rows, position_rows, trade_rows
+from orders.brokers.paper.book import book_for_account, order_rows, trade_rows
 from orders.brokers.paper.exchange import submit_order
 from orders.brokers.paper.models import PaperOrder
 from orders.brokers.sessions import broker_client
@@ -31,11 +29,14 @@ from orders.models import BrokerOrder, BrokerPosition, BrokerTrade, Order, Order
 from orders.services.events import apply_broker_events
 from orders.services.exclusion import account_exclusion
 from tests.factories import (
+    broker_event,
     make_desk,
     make_priced_instrument,
     make_user,
     make_xts_account,
     order_request,
+    paper_order_row,
+    paper_position_row,
     place_bracket_near_1000,
     set_price_and_match,
 )
@@ -44,22 +45,6 @@ from tests.servers import WsClient
 pytestmark = pytest.mark.django_db(transaction=True)
 
 Role = OrderLeg.Role
-
-
-def _event(account, *, order=None, trade=None, source="paper") -> BrokerEvent:
-    return BrokerEvent(
-        account_id=account.pk,
-        kind=BrokerEventKind.ORDER if order is not None else BrokerEventKind.TRADE,
-        source=source,
-        received_at=datetime.now(UTC),
-        order=order,
-        trade=trade,
-    )
-
-
-def _paper_order_row(account, leg):
-    book = book_for_account(account.pk)
-    return next(row for row in order_rows(book) if row.unique_identifier == leg.unique_identifier)
 
 
 def _paper_trade_rows(account, leg):
@@ -91,9 +76,9 @@ def test_an_entry_fill_event_protects_at_once_updates_pnl_and_tells_the_browser(
     set_price_and_match(instrument, "994")  # the paper exchange fills the entry
     listener = listen(user.pk)
 
-    handle_broker_event(_event(account, order=_paper_order_row(account, entry)))
+    handle_broker_event(broker_event(account, order=paper_order_row(account, entry)))
     for trade in _paper_trade_rows(account, entry):
-        handle_broker_event(_event(account, trade=trade))
+        handle_broker_event(broker_event(account, trade=trade))
 
     order.refresh_from_db()
     assert (order.status, order.filled_quantity) == (Order.Status.FILLED, 10)
@@ -123,8 +108,10 @@ def test_a_run_of_events_protects_every_filled_bracket_once_with_one_pnl_update(
     events = []
     for order in orders:
         [entry] = _legs(order, Role.ENTRY)
-        events.append(_event(account, order=_paper_order_row(account, entry)))
-        events += [_event(account, trade=trade) for trade in _paper_trade_rows(account, entry)]
+        events.append(broker_event(account, order=paper_order_row(account, entry)))
+        events += [
+            broker_event(account, trade=trade) for trade in _paper_trade_rows(account, entry)
+        ]
     listener = listen(user.pk)
 
     handle_broker_events(events + events)
@@ -147,15 +134,15 @@ def test_the_same_events_twice_place_nothing_twice_and_write_nothing_twice(desk)
     order = _bracket(user, account, instrument)
     [entry] = _legs(order, Role.ENTRY)
     set_price_and_match(instrument, "994")
-    row = _paper_order_row(account, entry)
+    row = paper_order_row(account, entry)
     [trade] = _paper_trade_rows(account, entry)
-    handle_broker_event(_event(account, order=row))
-    handle_broker_event(_event(account, trade=trade))
+    handle_broker_event(broker_event(account, order=row))
+    handle_broker_event(broker_event(account, trade=trade))
     legs, audit, paper = order.legs.count(), OrderEvent.objects.count(), _paper_orders(account)
 
-    handle_broker_event(_event(account, order=row))
-    handle_broker_event(_event(account, trade=trade))
-    handle_broker_event(_event(account, order=row))
+    handle_broker_event(broker_event(account, order=row))
+    handle_broker_event(broker_event(account, trade=trade))
+    handle_broker_event(broker_event(account, order=row))
 
     assert order.legs.count() == legs == 3
     assert _paper_orders(account) == paper == 3
@@ -170,13 +157,13 @@ def test_a_trade_before_its_order_row_fills_the_leg_and_the_row_changes_nothing(
     set_price_and_match(instrument, "994")
     [trade] = _paper_trade_rows(account, entry)
 
-    handle_broker_event(_event(account, trade=trade))
+    handle_broker_event(broker_event(account, trade=trade))
     entry.refresh_from_db()
     assert (entry.status, entry.filled_quantity, entry.average_price) == ("FILLED", 10, trade.price)
     assert len(_legs(order, Role.STOP_LOSS)) == len(_legs(order, Role.TAKE_PROFIT)) == 1
     audit = OrderEvent.objects.count()
 
-    handle_broker_event(_event(account, order=_paper_order_row(account, entry)))
+    handle_broker_event(broker_event(account, order=paper_order_row(account, entry)))
     assert order.legs.count() == 3 and _paper_orders(account) == 3
     assert OrderEvent.objects.count() == audit
 
@@ -189,15 +176,15 @@ def test_a_filled_row_before_the_partially_filled_one_is_not_undone_nor_protecte
     [entry] = _legs(order, Role.ENTRY)
     settings.PAPER_FILL_CAP = 4
     set_price_and_match(instrument, "994")  # one tick: 4 of 10
-    partial = _paper_order_row(account, entry)
+    partial = paper_order_row(account, entry)
     assert (partial.status, partial.filled_quantity) == ("PARTIALLY_FILLED", 4)
     set_price_and_match(instrument, "994")
     set_price_and_match(instrument, "994")  # 8, then 10
-    filled = _paper_order_row(account, entry)
+    filled = paper_order_row(account, entry)
     assert (filled.status, filled.filled_quantity) == ("FILLED", 10)
 
-    handle_broker_event(_event(account, order=filled))
-    handle_broker_event(_event(account, order=partial))  # late, older news
+    handle_broker_event(broker_event(account, order=filled))
+    handle_broker_event(broker_event(account, order=partial))  # late, older news
 
     entry.refresh_from_db()
     assert (entry.status, entry.filled_quantity) == ("FILLED", 10)
@@ -218,8 +205,8 @@ def test_an_event_for_an_order_placed_outside_the_desk_is_stored_and_logged_once
     row = next(r for r in order_rows(book) if r.broker_order_id == str(outside.app_order_id))
     caplog.set_level(logging.INFO, logger="orders.events")
 
-    handle_broker_event(_event(account, order=row))
-    handle_broker_event(_event(account, order=row))
+    handle_broker_event(broker_event(account, order=row))
+    handle_broker_event(broker_event(account, order=row))
 
     assert BrokerOrder.objects.filter(account=account, broker_order_id=row.broker_order_id).exists()
     assert not OrderLeg.objects.filter(account=account).exists()
@@ -240,15 +227,22 @@ def _cancels(simulator) -> int:
     return simulator.stats()["requests"].get("DELETE /interactive/orders", 0)
 
 
-def test_xts_stop_loss_fill_event_cancels_the_target_once_at_the_broker(simulator):
+def _xts_bracket_with_its_entry_filled(simulator, symbol):
+    """A bracket at an XTS-simulator account whose entry the broker has just filled, before
+    any event or cycle told the desk: (user, account, instrument, order)."""
     user = make_user()
     account = make_xts_account(simulator.base_url, user=user)
-    instrument = make_priced_instrument(symbol="RELIANCE")
+    instrument = make_priced_instrument(symbol=symbol)
     order = _bracket(user, account, instrument)
-    [entry] = _legs(order, Role.ENTRY)
     set_price_and_match(instrument, "994")
+    return user, account, instrument, order
 
-    handle_broker_event(_event(account, order=_xts_row(account, entry), source="xts-stream"))
+
+def test_xts_stop_loss_fill_event_cancels_the_target_once_at_the_broker(simulator):
+    user, account, instrument, order = _xts_bracket_with_its_entry_filled(simulator, "RELIANCE")
+    [entry] = _legs(order, Role.ENTRY)
+
+    handle_broker_event(broker_event(account, order=_xts_row(account, entry), source="xts-stream"))
     [sl] = _legs(order, Role.STOP_LOSS)
     [tp] = _legs(order, Role.TAKE_PROFIT)
     posts = simulator.stats()["order_posts_by_uid"]
@@ -257,8 +251,8 @@ def test_xts_stop_loss_fill_event_cancels_the_target_once_at_the_broker(simulato
     set_price_and_match(instrument, "979.5")  # the stop-loss fills at the broker
     sl_row = _xts_row(account, sl)
     assert sl_row.status == "FILLED"
-    handle_broker_event(_event(account, order=sl_row, source="xts-stream"))
-    handle_broker_event(_event(account, order=sl_row, source="xts-stream"))  # told twice
+    handle_broker_event(broker_event(account, order=sl_row, source="xts-stream"))
+    handle_broker_event(broker_event(account, order=sl_row, source="xts-stream"))  # told twice
 
     tp.refresh_from_db()
     order.refresh_from_db()
@@ -275,12 +269,7 @@ def test_xts_stop_loss_fill_event_cancels_the_target_once_at_the_broker(simulato
 
 
 def test_an_event_racing_the_cycle_sends_one_cancel_and_no_false_error(simulator):
-    user = make_user()
-    account = make_xts_account(simulator.base_url, user=user)
-    instrument = make_priced_instrument(symbol="INFY")
-    order = _bracket(user, account, instrument)
-    [entry] = _legs(order, Role.ENTRY)
-    set_price_and_match(instrument, "994")
+    user, account, instrument, order = _xts_bracket_with_its_entry_filled(simulator, "INFY")
     run_user_cycle(user_id=user.pk, cycle_key="protect", trigger="test")
     [sl] = _legs(order, Role.STOP_LOSS)
     set_price_and_match(instrument, "979.5")
@@ -299,7 +288,7 @@ def test_an_event_racing_the_cycle_sends_one_cancel_and_no_false_error(simulator
 
     def event():
         try:
-            handle_broker_event(_event(account, order=sl_row, source="xts-stream"))
+            handle_broker_event(broker_event(account, order=sl_row, source="xts-stream"))
         except BaseException as exc:
             errors.append(exc)
 
@@ -347,7 +336,7 @@ def test_a_real_websocket_client_sees_the_fill_event_as_order_update_and_pnl_upd
         set_price_and_match(instrument, "994")
         [trade] = _paper_trade_rows(account, entry)
 
-        handle_broker_event(_event(account, trade=trade))
+        handle_broker_event(broker_event(account, trade=trade))
 
         update = client.wait_for(
             lambda m: (
@@ -368,23 +357,11 @@ def test_a_position_event_stores_the_row_and_pushes_the_new_quantity(desk, liste
     user, account, instrument = desk
     order = _bracket(user, account, instrument)
     set_price_and_match(instrument, "994")  # the entry fills: long 10 at the broker
-    (row,) = [
-        r
-        for r in position_rows(book_for_account(account.pk))
-        if r.exchange_instrument_id == instrument.exchange_instrument_id
-    ]
+    row = paper_position_row(account, instrument)
     assert row.net_qty == 10
     listener = listen(user.pk)
 
-    handle_broker_event(
-        BrokerEvent(
-            account_id=account.pk,
-            kind=BrokerEventKind.POSITION,
-            source="paper",
-            received_at=datetime.now(UTC),
-            position=row,
-        )
-    )
+    handle_broker_event(broker_event(account, position=row))
 
     stored = BrokerPosition.objects.get(
         account=account, exchange_instrument_id=instrument.exchange_instrument_id
@@ -408,8 +385,8 @@ def test_an_event_for_a_busy_account_is_retried_without_a_traceback_and_applied_
     order = _bracket(user, account, instrument)
     [entry] = _legs(order, Role.ENTRY)
     set_price_and_match(instrument, "994")
-    events = [_event(account, order=_paper_order_row(account, entry))]
-    events += [_event(account, trade=trade) for trade in _paper_trade_rows(account, entry)]
+    events = [broker_event(account, order=paper_order_row(account, entry))]
+    events += [broker_event(account, trade=trade) for trade in _paper_trade_rows(account, entry)]
     dispatcher = Dispatcher(resolve_handlers(), threads=2)
     caplog.set_level(logging.INFO, logger="orders.brokers.streams.dispatch")
 
@@ -451,8 +428,10 @@ def test_a_run_is_applied_in_one_pass_and_every_leg_that_moved_is_audited(desk):
     for order in orders:
         [entry] = _legs(order, Role.ENTRY)
         entries.append(entry)
-        events.append(_event(account, order=_paper_order_row(account, entry)))
-        events += [_event(account, trade=trade) for trade in _paper_trade_rows(account, entry)]
+        events.append(broker_event(account, order=paper_order_row(account, entry)))
+        events += [
+            broker_event(account, trade=trade) for trade in _paper_trade_rows(account, entry)
+        ]
     assert len(events) == 4
 
     with (

@@ -12,9 +12,8 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.test import Client
 
-from accounts.services import create_auth_session
 from monitoring import presence
-from tests.factories import make_account, make_user
+from tests.factories import make_trader_with_token
 from trading_site.asgi import application
 from trading_site.core.realtime import anotify_user
 
@@ -26,12 +25,7 @@ def _window_open(settings):
     settings.TRADING_WINDOW_ALWAYS_OPEN = True
 
 
-@sync_to_async
-def _user_with_token():
-    user = make_user()
-    make_account(user=user)
-    token, _ = create_auth_session(user=user, client_ip="127.0.0.1", user_agent="ws-test")
-    return user, token
+_user_with_token = sync_to_async(make_trader_with_token)
 
 
 def _communicator(path: str, *, headers=None, subprotocols=None) -> WebsocketCommunicator:

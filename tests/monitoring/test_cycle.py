@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from accounts.models import Broker
@@ -15,6 +13,7 @@ from tests.factories import (
     make_user,
     place_bracket_the_broker_rejects,
 )
+from tests.servers import held_by_another_worker
 from trading_site.core import leases, metrics
 
 pytestmark = pytest.mark.django_db
@@ -50,24 +49,12 @@ def test_same_cycle_key_runs_once():
 def test_a_cycle_still_holding_the_users_lock_blocks_another():
     user = make_user()
     make_account(user=user)
-    # Another worker's cycle holds the user's lease (taken in another thread: a lease is
-    # re-entrant within its own thread).
-    holding, done = threading.Event(), threading.Event()
-
-    def other_worker():
-        with leases.held(cycle_lease_name(user.pk), ttl=cycle_lease_ttl()):
-            holding.set()
-            done.wait(10)
-
-    worker = threading.Thread(target=other_worker)
-    worker.start()
-    try:
-        assert holding.wait(5)
+    # Another worker's cycle holds the user's lease.
+    with held_by_another_worker(
+        lambda: leases.held(cycle_lease_name(user.pk), ttl=cycle_lease_ttl())
+    ):
         metrics.reset_metrics()
         assert run_user_cycle(user_id=user.pk, cycle_key="k2", trigger="test") is None
-    finally:
-        done.set()
-        worker.join(5)
     assert not MonitoringRun.objects.filter(user=user).exists()
     # The saturation signal on /metrics: the workers are behind the interval.
     assert "cycles_skipped_total 1" in metrics.render_prometheus()

@@ -31,7 +31,7 @@ from tests.factories import (
     set_price_and_match,
     staff_client,
 )
-from tests.servers import REPO, subprocess_env
+from tests.servers import REPO, held_by_another_worker, subprocess_env
 from trading_site.core import leases
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -180,21 +180,8 @@ def test_housekeeping_leaves_a_run_whose_lease_is_held_alone(settings):
     user = make_user()
     run = MonitoringRun.objects.create(user=user, cycle_key="alive", trigger="beat")
     MonitoringRun.objects.filter(pk=run.pk).update(started_at=run.started_at.replace(year=2020))
-    holding, done = threading.Event(), threading.Event()
-
-    def worker():
-        with leases.held(cycle_lease_name(user.pk), ttl=5):
-            holding.set()
-            done.wait(10)
-
-    thread = threading.Thread(target=worker)
-    thread.start()
-    try:
-        assert holding.wait(5)
+    with held_by_another_worker(lambda: leases.held(cycle_lease_name(user.pk), ttl=5)):
         assert abandon_dead_runs() == 0
-    finally:
-        done.set()
-        thread.join(5)
     assert abandon_dead_runs() == 1
     run.refresh_from_db()
     assert run.status == "ABANDONED"

@@ -9,10 +9,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from accounts.services import create_auth_session
 from monitoring.embedded import start_embedded_jobs
 from monitoring.models import MonitoringRun
-from tests.factories import make_account, make_user
+from tests.factories import make_trader_with_token
 from trading_site.asgi import application
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -33,14 +32,7 @@ def embedded(settings):
 
 
 async def test_in_process_timer_runs_cycles_and_the_browser_gets_them(embedded):
-    @sync_to_async
-    def arrange():
-        user = make_user()
-        make_account(user=user)
-        token, _ = create_auth_session(user=user, client_ip="127.0.0.1", user_agent="t")
-        return user, token
-
-    user, token = await arrange()
+    user, token = await sync_to_async(make_trader_with_token)()
     communicator = WebsocketCommunicator(application, f"/ws/{user.pk}/?token={token}")
     await communicator.connect()
     assert (await communicator.receive_json_from(timeout=3))["type"] == "connection_established"

@@ -51,13 +51,26 @@ def _leg(order, role) -> OrderLeg:
     return order.legs.filter(role=role).order_by("-id").first()
 
 
+def _price_moves(desk, price):
+    """The price moves to `price`, the paper exchange matches, and the desk reads the broker."""
+    _user, account, instrument = desk
+    set_price_and_match(instrument, price)
+    sync_from_broker(account)
+
+
+def _assert_fills_at(desk, leg, price):
+    """At `price` the paper exchange fills the repriced `leg`, and the desk reads it filled."""
+    _price_moves(desk, price)
+    leg.refresh_from_db()
+    assert leg.status == OrderLeg.Status.FILLED
+
+
 def test_stuck_buy_entry_is_repriced_to_the_buy_fair_price_and_then_fills(desk):
     user, account, instrument = desk
     strategy = make_strategy(user=user, max_slippage_pct=D("1"))
     order = _stop_limit_entry(desk, strategy)
     # through the stop, past the limit: triggered, not filled
-    set_price_and_match(instrument, "1005")
-    sync_from_broker(account)
+    _price_moves(desk, "1005")
     entry = _leg(order, OrderLeg.Role.ENTRY)
     assert entry.filled_quantity == 0
 
@@ -66,18 +79,14 @@ def test_stuck_buy_entry_is_repriced_to_the_buy_fair_price_and_then_fills(desk):
     entry.refresh_from_db()
     assert entry.limit_price == D("1005.05")  # buy fair 1005.05, on the tick grid
     assert OrderEvent.objects.filter(leg=entry, kind="leg_repriced").exists()
-    set_price_and_match(instrument, "1005")
-    sync_from_broker(account)
-    entry.refresh_from_db()
-    assert entry.status == OrderLeg.Status.FILLED
+    _assert_fills_at(desk, entry, "1005")
 
 
 def test_entry_repricing_stops_at_the_slippage_bound(desk):
     user, account, instrument = desk
     strategy = make_strategy(user=user, max_slippage_pct=D("0.5"))
     order = _stop_limit_entry(desk, strategy)
-    set_price_and_match(instrument, "1040")
-    sync_from_broker(account)
+    _price_moves(desk, "1040")
     reprice_entry_legs(_state(user, account))
     entry = _leg(order, OrderLeg.Role.ENTRY)
     assert entry.limit_price == D("1006.00")  # 1001 + 0.5 % = 1006.005, floored to the tick
@@ -106,17 +115,13 @@ def _protected_long(desk, strategy=None):
 def test_stuck_stop_loss_is_repriced_down_to_the_sell_fair_price(desk):
     user, account, instrument = desk
     order, sl = _protected_long(desk)
-    set_price_and_match(instrument, "976")  # through the 980 stop and below the 979 limit
-    sync_from_broker(account)
+    _price_moves(desk, "976")  # through the 980 stop and below the 979 limit
     sl.refresh_from_db()
     assert sl.filled_quantity == 0
     reprice_stop_loss_legs(_state(user, account))
     sl.refresh_from_db()
     assert sl.limit_price == D("975.95")  # sell fair 975.95
-    set_price_and_match(instrument, "976")
-    sync_from_broker(account)
-    sl.refresh_from_db()
-    assert sl.status == OrderLeg.Status.FILLED
+    _assert_fills_at(desk, sl, "976")
 
 
 def test_trailing_stop_loss_follows_the_price_up_by_steps(desk):
@@ -143,8 +148,7 @@ def test_trailing_stop_loss_follows_the_price_up_by_steps(desk):
 def test_a_broker_refusal_is_reported_as_the_steps_error(desk):
     user, account, instrument = desk
     order, sl = _protected_long(desk)
-    set_price_and_match(instrument, "976")
-    sync_from_broker(account)
+    _price_moves(desk, "976")
     # The leg was cancelled at the broker behind our back: the modify is refused.
     from asgiref.sync import async_to_sync
 

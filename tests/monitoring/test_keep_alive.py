@@ -11,10 +11,9 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from accounts.services import create_auth_session
 from monitoring import presence
 from monitoring.models import TradingHoliday
-from tests.factories import make_account, make_user
+from tests.factories import make_trader_with_token, make_user, session_token_for
 from trading_site.asgi import application
 from trading_site.core import market_hours
 
@@ -59,13 +58,7 @@ async def test_one_refresh_per_process_keeps_every_open_tab_present(settings, mo
 
     monkeypatch.setattr(presence, "refresh_connections", recording_refresh)
 
-    @sync_to_async
-    def user_with_token():
-        user = make_user()
-        make_account(user=user)
-        token, _ = create_auth_session(user=user, client_ip="127.0.0.1", user_agent="ws-test")
-        return user, token
-
+    user_with_token = sync_to_async(make_trader_with_token)
     (first, first_token), (second, second_token) = [await user_with_token() for _ in range(2)]
     tabs = [
         WebsocketCommunicator(application, f"/ws/{first.pk}/?token={first_token}"),
@@ -126,9 +119,7 @@ async def test_open_tabs_get_market_closed_and_close_when_the_window_closes(sett
     settings.TRADING_WINDOW_ALWAYS_OPEN = True
     settings.PRESENCE_TTL_SECONDS = 3  # checked every second
     user = await sync_to_async(make_user)()
-    token, _ = await sync_to_async(create_auth_session)(
-        user=user, client_ip="127.0.0.1", user_agent="ws-test"
-    )
+    token = await sync_to_async(session_token_for)(user)
     tabs = [WebsocketCommunicator(application, f"/ws/{user.pk}/?token={token}") for _ in range(2)]
     for tab in tabs:
         await tab.connect()

@@ -7,23 +7,15 @@ import json
 
 import pytest
 
-from accounts.services import create_auth_session
-from tests.factories import make_account, make_user
+from tests.factories import make_trader_with_token
 from tests.servers import WsClient
 from trading_site.core.realtime import notify_user
 
 
-def _user_and_token():
-    user = make_user()
-    make_account(user=user)
-    token, _ = create_auth_session(user=user, client_ip="127.0.0.1", user_agent="wire")
-    return user, token
-
-
 @pytest.mark.slow
 def test_close_codes_messages_and_frame_limit_on_the_wire(daphne_server):
-    user, token = _user_and_token()
-    other, _ = _user_and_token()
+    user, token = make_trader_with_token()
+    other, _ = make_trader_with_token()
 
     anonymous = WsClient(daphne_server.url(f"/ws/{user.pk}/"))
     assert anonymous.wait_closed() == 4401

@@ -152,14 +152,21 @@ def test_a_rate_limited_placement_is_rejected_and_nothing_is_placed(simulator, r
     assert [row.unique_identifier for row in book] == [first.order.legs.get().unique_identifier]
 
 
-def test_an_unreadable_position_quantity_is_stored_as_unknown_and_stops_the_kill_switch_for_it(
-    simulator, reliance
-):
+def _a_buy_of_10_then_unreadable(simulator, field: str, route: str):
+    """A buy of 10 at an XTS-simulator account, then the simulator sends `field` unreadable
+    in its answers to `route`: (user, account)."""
     user = make_user()
     account = make_xts_account(simulator.base_url, user=user)
     place_single_order(user=user, request=single_request(account, limit_price=D("101")))
-    simulator.set_faults(
-        unreadable_fields=["Quantity"], routes=["GET /interactive/portfolio/positions"]
+    simulator.set_faults(unreadable_fields=[field], routes=[route])
+    return user, account
+
+
+def test_an_unreadable_position_quantity_is_stored_as_unknown_and_stops_the_kill_switch_for_it(
+    simulator, reliance
+):
+    user, account = _a_buy_of_10_then_unreadable(
+        simulator, "Quantity", "GET /interactive/portfolio/positions"
     )
     run = _cycle(user, "garbled")
     assert run.status == MonitoringRun.Status.OK, (run.errors, run.steps)
@@ -177,11 +184,8 @@ def test_an_unreadable_position_quantity_is_stored_as_unknown_and_stops_the_kill
 
 
 def test_a_trade_with_an_unreadable_price_is_reported_and_stored_once_readable(simulator, reliance):
-    user = make_user()
-    account = make_xts_account(simulator.base_url, user=user)
-    place_single_order(user=user, request=single_request(account, limit_price=D("101")))
-    simulator.set_faults(
-        unreadable_fields=["LastTradedPrice"], routes=["GET /interactive/orders/trades"]
+    user, account = _a_buy_of_10_then_unreadable(
+        simulator, "LastTradedPrice", "GET /interactive/orders/trades"
     )
     run = _cycle(user, "bad-price")
     assert run.status == MonitoringRun.Status.ERRORS

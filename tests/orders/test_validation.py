@@ -27,6 +27,13 @@ def _nothing_written():
     assert DailyCounter.objects.count() == 0
 
 
+def _assert_refused_naming(response, field: str) -> None:
+    """A 400 that names `field`, and nothing written."""
+    assert response.status_code == 400, response.json()
+    assert field in response.json()["details"], response.json()
+    _nothing_written()
+
+
 def _single(account, **overrides):
     body = single_order_body(account, **{"product_type": "MIS", **overrides})
     return {k: v for k, v in body.items() if v is not None}
@@ -106,19 +113,15 @@ def test_single_order_rule_answers_400_naming_the_field_and_writes_nothing(
     client, account, instruments, case, overrides, field
 ):
     response = client.post("/api/orders", _single(account, **overrides), format="json")
-    assert response.status_code == 400, response.json()
-    body = response.json()
-    assert body["code"] == "VALIDATION_ERROR"
-    assert field in body["details"], body
-    _nothing_written()
+    _assert_refused_naming(response, field)
+    assert response.json()["code"] == "VALIDATION_ERROR"
 
 
 def test_a_symbol_on_two_segments_needs_the_segment(client, account, instruments):
     make_instrument(symbol="RELIANCE", segment="BSECM")
-    response = client.post("/api/orders", _single(account), format="json")
-    assert response.status_code == 400
-    assert "exchange_segment" in response.json()["details"]
-    _nothing_written()
+    _assert_refused_naming(
+        client.post("/api/orders", _single(account), format="json"), "exchange_segment"
+    )
 
 
 def _algo(account, **overrides):
@@ -162,9 +165,7 @@ def test_bracket_rule_answers_400_naming_the_field_and_writes_nothing(
     client, account, instruments, case, overrides, field
 ):
     response = client.post("/api/algo-orders", _algo(account, **overrides), format="json")
-    assert response.status_code == 400, response.json()
-    assert field in response.json()["details"], response.json()
-    _nothing_written()
+    _assert_refused_naming(response, field)
 
 
 def test_a_valid_sell_bracket_is_accepted(client, account, instruments):

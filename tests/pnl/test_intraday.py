@@ -3,15 +3,12 @@ curve point per account and minute, and pushes positions_update to their owners 
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from channels.layers import get_channel_layer
 from django.utils import timezone
 
-from orders.market.services import record_fair_prices
 from orders.positions.selectors import position_book
 from pnl.intraday import record_samples, revalue_and_push
 from pnl.models import MtmSample
@@ -22,6 +19,7 @@ from tests.factories import (
     make_fair_price,
     make_instrument,
     make_user,
+    record_price,
     sync_positions,
 )
 from trading_site.core import realtime
@@ -35,42 +33,10 @@ def tick(django_capture_on_commit_callbacks):
     """A price write; its after-commit work (matching, live MTM) runs as after a commit."""
 
     def write(instrument, price: str) -> None:
-        p = D(price)
         with django_capture_on_commit_callbacks(execute=True):
-            record_fair_prices(
-                rows=[{"instrument": instrument, "buy_fair_price": p, "sell_fair_price": p}],
-                source="t",
-            )
+            record_price(instrument, price)
 
     return write
-
-
-class Listener:
-    def __init__(self, user_id: int):
-        self.layer = get_channel_layer()
-        self.loop = asyncio.new_event_loop()
-        self.channel = self.loop.run_until_complete(self.layer.new_channel())
-        self.loop.run_until_complete(
-            self.layer.group_add(realtime.user_group(user_id), self.channel)
-        )
-
-    def messages(self, wait: float = 1.0) -> list[dict]:
-        assert realtime.flush_notifications(timeout=10)
-        found = []
-
-        async def drain():
-            while True:
-                try:
-                    event = await asyncio.wait_for(self.layer.receive(self.channel), wait)
-                except TimeoutError:
-                    return
-                found.append(event["message"])
-
-        self.loop.run_until_complete(drain())
-        return found
-
-    def close(self):
-        self.loop.close()
 
 
 @pytest.fixture
@@ -85,24 +51,21 @@ def holder():
     return user, account, instrument
 
 
-def test_a_tick_pushes_the_new_mtm_to_the_holder_and_keeps_a_curve_point(holder, tick):
+def test_a_tick_pushes_the_new_mtm_to_the_holder_and_keeps_a_curve_point(holder, tick, listen):
     user, account, instrument = holder
     bystander = make_user()
     make_account(user=bystander)
-    mine, theirs = Listener(user.pk), Listener(bystander.pk)
-    try:
-        tick(instrument, "103")
-        pushed = [m for m in mine.messages() if m["type"] == "positions_update"]
-        assert len(pushed) == 1
-        message = pushed[0]
-        assert message["account_id"] == account.pk and message["money"] == "paper"
-        assert D(message["mtm"]) == D("30.00")
-        [row] = message["positions"]
-        assert D(row["ltp"]) == D("103") and row["net_qty"] == 10
-        assert [m for m in theirs.messages(wait=0.3) if m["type"] == "positions_update"] == []
-    finally:
-        mine.close()
-        theirs.close()
+    mine, theirs = listen(user.pk), listen(bystander.pk)
+    tick(instrument, "103")
+    assert realtime.flush_notifications(timeout=10)
+    pushed = [m for m in mine.drain(quiet_seconds=1.0) if m["type"] == "positions_update"]
+    assert len(pushed) == 1
+    message = pushed[0]
+    assert message["account_id"] == account.pk and message["money"] == "paper"
+    assert D(message["mtm"]) == D("30.00")
+    [row] = message["positions"]
+    assert D(row["ltp"]) == D("103") and row["net_qty"] == 10
+    assert [m for m in theirs.drain(quiet_seconds=0.3) if m["type"] == "positions_update"] == []
     [sample] = MtmSample.objects.filter(account=account)
     assert sample.mtm == D("30.00")
 

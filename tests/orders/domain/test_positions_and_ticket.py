@@ -111,21 +111,17 @@ def test_a_market_order_is_valued_at_the_ltp_and_a_paper_account_at_its_own_rate
 
 def test_a_sold_option_is_margined_on_its_strike_and_a_bought_one_costs_its_premium():
     facts = TicketFacts(instrument_class=OPTIONS, strike=D("26000"))
-    sold = estimate(
-        facts=facts,
-        side="SELL",
-        product="NRML",
-        order_type="LIMIT",
-        quantity=65,
-        limit_price=D("100"),
-    )
+
+    def sixty_five_at_100(side):
+        return estimate(
+            facts=facts,
+            side=side,
+            product="NRML",
+            order_type="LIMIT",
+            quantity=65,
+            limit_price=D("100"),
+        )
+
+    sold = sixty_five_at_100("SELL")
     assert (sold.value, sold.margin) == (D("6500.00"), D("253500.00"))
-    bought = estimate(
-        facts=facts,
-        side="BUY",
-        product="NRML",
-        order_type="LIMIT",
-        quantity=65,
-        limit_price=D("100"),
-    )
-    assert bought.margin == D("6500.00")
+    assert sixty_five_at_100("BUY").margin == D("6500.00")

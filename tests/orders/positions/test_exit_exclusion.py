@@ -13,18 +13,17 @@ from orders.brokers.paper.exchange import match_open_orders
 from orders.brokers.paper.models import PaperOrder
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.positions.services import exit_positions
-from orders.services import place_bracket_order, place_protective_legs
 from orders.services.exclusion import account_exclusion
 from tests.factories import (
-    bracket_request,
     buy_at_market,
     legs_of,
     make_fair_price,
     make_instrument,
-    sync_from_broker,
+    place_protected_bracket,
     sync_positions,
 )
 from tests.orders.positions.test_exits import exit_body
+from tests.servers import held_by_another_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -70,22 +69,8 @@ def test_an_exit_while_the_account_is_busy_answers_409_and_sends_nothing(
     buy_at_market(account, instrument, 3)
     sync_positions(account)
     settings.ACCOUNT_LOCK_WAIT_SECONDS = 0.3
-    holding, done = threading.Event(), threading.Event()
-
-    def holder():
-        with account_exclusion(account.pk, purpose="test holder"):
-            holding.set()
-            done.wait(10)
-        connection.close()
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    assert holding.wait(5)
-    try:
+    with held_by_another_worker(lambda: account_exclusion(account.pk, purpose="test holder")):
         answer = client.post("/api/positions/exit", exit_body(account, instrument), format="json")
-    finally:
-        done.set()
-        thread.join(5)
     assert answer.status_code == 409
     assert answer.json()["code"] == "CONFLICT" and "busy" in answer.json()["error"]
     assert not OrderLeg.objects.filter(account=account, role="EXIT").exists()
@@ -98,11 +83,7 @@ def test_an_exit_while_the_account_is_busy_answers_409_and_sends_nothing(
 def test_an_exit_reads_the_broker_first_and_never_cancels_a_filled_stop_loss(trader, account):
     reliance = make_instrument(symbol="RELIANCE", freeze_quantity=10000)
     make_fair_price(reliance, "100.00")
-    bracket = place_bracket_order(user=trader, request=bracket_request(account)).order
-    make_fair_price(reliance, "98.90")
-    sync_from_broker(account)  # the entry filled
-    make_fair_price(reliance, "100.00")
-    place_protective_legs(account=account)
+    bracket = place_protected_bracket(user=trader, account=account, instrument=reliance)
     (sl,) = legs_of(bracket, "STOP_LOSS")
     # The stop-loss fills at the broker; the desk has not synced since.
     make_fair_price(reliance, "95.20")

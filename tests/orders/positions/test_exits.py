@@ -10,16 +10,14 @@ import pytest
 
 from accounts.models import Broker
 from orders.models import Order, OrderEvent, OrderLeg
-from orders.services import place_bracket_order, place_protective_legs
 from tests.factories import (
     api_client_for,
-    bracket_request,
     buy_at_market,
     make_account,
     make_fair_price,
     make_instrument,
     make_user,
-    sync_from_broker,
+    place_protected_bracket,
     sync_positions,
 )
 
@@ -86,11 +84,7 @@ def test_exiting_a_bracket_position_cancels_its_stop_loss_and_targets_first(
 ):
     inst = make_instrument(symbol="RELIANCE", freeze_quantity=10000)
     make_fair_price(inst, "100.00")
-    order = place_bracket_order(user=trader, request=bracket_request(account)).order
-    make_fair_price(inst, "98.90")
-    sync_from_broker(account)
-    make_fair_price(inst, "100.00")
-    place_protective_legs(account=account)
+    order = place_protected_bracket(user=trader, account=account, instrument=inst)
     protective = OrderLeg.objects.filter(order=order, role__in=["STOP_LOSS", "TAKE_PROFIT"])
     assert protective.filter(status="OPEN").count() == 3  # one SL, two targets
     sync_positions(account)

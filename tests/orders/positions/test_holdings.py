@@ -10,7 +10,6 @@ import pytest
 
 from orders.brokers.paper.models import PaperTrade
 from orders.brokers.xts.wire import holding_rows_from_xts
-from orders.market.services import record_fair_prices
 from tests.factories import (
     api_client_for,
     buy_at_market,
@@ -19,6 +18,7 @@ from tests.factories import (
     make_instrument,
     make_user,
     make_xts_account,
+    record_price,
 )
 
 D = Decimal
@@ -61,23 +61,13 @@ def test_holdings_of_another_users_account_are_a_404_and_a_bad_filter_a_400(clie
 def test_xts_holdings_come_over_the_wire_from_the_simulator(simulator, settings):
     settings.TRADING_WINDOW_ALWAYS_OPEN = True  # a live account: not after market hours
     instrument = make_instrument(symbol="INFY", instrument_id=1594, band=(D("1300"), D("1800")))
-    record_fair_prices(
-        rows=[
-            {"instrument": instrument, "buy_fair_price": D("1500"), "sell_fair_price": D("1500")}
-        ],
-        source="test",
-    )
+    record_price(instrument, "1500")
     user = make_user()
     account = make_xts_account(simulator.base_url, user=user)
     client = api_client_for(user)
     buy_at_market(account, instrument, 4, product="CNC")
     PaperTrade.objects.update(traded_at=PaperTrade.objects.first().traded_at - timedelta(days=2))
-    record_fair_prices(
-        rows=[
-            {"instrument": instrument, "buy_fair_price": D("1600"), "sell_fair_price": D("1600")}
-        ],
-        source="test",
-    )
+    record_price(instrument, "1600")
     body = client.get(f"/api/holdings?account_id={account.pk}").json()
     [holding] = body["accounts"][0]["holdings"]
     assert (holding["trading_symbol"], holding["quantity"]) == ("INFY", 4)

@@ -8,7 +8,6 @@ from decimal import Decimal
 import pytest
 
 from accounts.models import Broker
-from orders.market.services import record_fair_prices
 from orders.models import BrokerPosition
 from tests.factories import (
     api_client_for,
@@ -16,19 +15,12 @@ from tests.factories import (
     make_account,
     make_instrument,
     make_user,
+    record_price,
     sync_positions,
 )
 
 D = Decimal
 pytestmark = pytest.mark.django_db
-
-
-def move(instrument, price: str) -> None:
-    p = D(price)
-    record_fair_prices(
-        rows=[{"instrument": instrument, "buy_fair_price": p, "sell_fair_price": p}],
-        source="test",
-    )
 
 
 def test_a_position_shows_quantity_average_ltp_and_mtm_that_follows_the_price(
@@ -43,7 +35,7 @@ def test_a_position_shows_quantity_average_ltp_and_mtm_that_follows_the_price(
     assert D(row["average_price"]) == D("100")
     assert D(row["mtm"]) == D("0.00")
 
-    move(instrument, "104.50")  # no sync: only the price moved
+    record_price(instrument, "104.50")  # no sync: only the price moved
     body = client.get(f"/api/positions?account_id={account.pk}").json()
     row = body["accounts"][0]["positions"][0]
     assert D(row["ltp"]) == D("104.50")
@@ -119,6 +111,6 @@ def test_another_instrument_leaves_the_mtm_alone(client, account, instrument):
     buy_at_market(account, instrument, 2)
     sync_positions(account)
     other = make_instrument(symbol="OTHERPOS")
-    move(other, "50")
+    record_price(other, "50")
     row = client.get("/api/positions").json()["accounts"][0]["positions"][0]
     assert D(row["mtm"]) == D("0.00")

@@ -15,19 +15,17 @@ from orders.brokers.paper.models import PaperOrder
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.services import (
     cancel_order,
-    place_bracket_order,
-    place_protective_legs,
     place_single_order,
 )
 from orders.services.exclusion import ExclusionLost, account_exclusion, lease_name
 from orders.services.kill_switch import kill_switch
 from tests.factories import (
-    bracket_request,
     legs_of,
     make_fair_price,
+    place_protected_bracket,
     single_request,
-    sync_from_broker,
 )
+from tests.servers import held_by_another_worker
 from trading_site.core import leases
 from trading_site.core.realtime import flush_notifications
 
@@ -35,19 +33,10 @@ D = Decimal
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _hold_in_another_thread(account_id: int):
-    """Another worker holds the account's exclusion until the returned event is set."""
-    holding, done = threading.Event(), threading.Event()
-
-    def worker():
-        with account_exclusion(account_id, purpose="test holder"):
-            holding.set()
-            done.wait(10)
-
-    thread = threading.Thread(target=worker)
-    thread.start()
-    assert holding.wait(5)
-    return done, thread
+def _held_by_another_worker(account_id: int):
+    """Another worker holds the account's exclusion for the block (or until the yielded
+    event is set)."""
+    return held_by_another_worker(lambda: account_exclusion(account_id, purpose="test holder"))
 
 
 def test_a_cancel_while_the_account_is_busy_answers_409_and_sends_nothing(
@@ -55,12 +44,8 @@ def test_a_cancel_while_the_account_is_busy_answers_409_and_sends_nothing(
 ):
     order = place_single_order(user=trader, request=single_request(account)).order
     settings.ACCOUNT_LOCK_WAIT_SECONDS = 0.3
-    done, thread = _hold_in_another_thread(account.pk)
-    try:
+    with _held_by_another_worker(account.pk):
         response = client.post(f"/api/orders/{order.pk}/cancel")
-    finally:
-        done.set()
-        thread.join(5)
     assert response.status_code == 409
     body = response.json()
     assert body["code"] == "CONFLICT" and "busy" in body["error"]
@@ -75,19 +60,18 @@ def test_a_cancel_waits_for_the_holder_and_then_acts_on_what_it_left(
     trader, account, instrument, settings
 ):
     order = place_single_order(user=trader, request=single_request(account)).order
-    done, thread = _hold_in_another_thread(account.pk)
     finished = threading.Event()
-    threading.Timer(0.5, done.set).start()
 
     def cancel():
         cancel_order(order=Order.objects.get(pk=order.pk), actor="test")
         finished.set()
 
-    canceller = threading.Thread(target=cancel)
-    canceller.start()
-    assert not finished.wait(0.3)  # waiting for the holder
-    canceller.join(10)
-    thread.join(5)
+    with _held_by_another_worker(account.pk) as release:
+        threading.Timer(0.5, release.set).start()
+        canceller = threading.Thread(target=cancel)
+        canceller.start()
+        assert not finished.wait(0.3)  # waiting for the holder
+        canceller.join(10)
     assert finished.is_set()
     assert legs_of(order)[0].status == "CANCELLED"
 
@@ -190,11 +174,7 @@ def test_a_modification_the_paper_exchange_fills_at_once_is_filled_at_once(
 def test_the_kill_switch_reads_the_broker_first_and_never_cancels_a_filled_stop_loss(
     trader, account, instrument
 ):
-    bracket = place_bracket_order(user=trader, request=bracket_request(account)).order
-    make_fair_price(instrument, "98.90")
-    sync_from_broker(account)  # the entry filled
-    make_fair_price(instrument, "100.00")
-    place_protective_legs(account=account)
+    bracket = place_protected_bracket(user=trader, account=account, instrument=instrument)
     (sl,) = legs_of(bracket, "STOP_LOSS")
     # The stop-loss fills at the broker; the desk has not synced since.
     make_fair_price(instrument, "95.20")

@@ -11,7 +11,13 @@ from orders.brokers.paper.models import PaperOrder
 from orders.models import Order, OrderLeg
 from orders.services import place_bracket_order, place_protective_legs, plan_exits
 from orders.validation import TargetSpec
-from tests.factories import bracket_request, legs_of, make_fair_price, sync_from_broker
+from tests.factories import (
+    bracket_request,
+    legs_of,
+    make_fair_price,
+    place_protected_bracket,
+    sync_from_broker,
+)
 
 D = Decimal
 SL, TP, ENTRY = OrderLeg.Role.STOP_LOSS, OrderLeg.Role.TAKE_PROFIT, OrderLeg.Role.ENTRY
@@ -24,11 +30,9 @@ def _open_qty(legs) -> int:
 
 def _filled_bracket(trader, account, instrument, **overrides) -> Order:
     """A bracket whose entry filled completely, protected by one SL and the TP legs."""
-    order = place_bracket_order(user=trader, request=bracket_request(account, **overrides)).order
-    make_fair_price(instrument, "98.90")
-    sync_from_broker(account)
-    make_fair_price(instrument, "100.00")
-    place_protective_legs(account=account)
+    order = place_protected_bracket(
+        user=trader, account=account, instrument=instrument, **overrides
+    )
     order.refresh_from_db()
     assert order.status == Order.Status.FILLED
     return order

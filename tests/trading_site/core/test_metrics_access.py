@@ -29,11 +29,15 @@ def _signed_in(**user_fields) -> Client:
     return client
 
 
+def _assert_refused_and_silent(response, status: int) -> None:
+    """Refused with `status`, and not one figure in the answer."""
+    assert response.status_code == status
+    assert b"orders_placed_total" not in response.content
+
+
 @pytest.mark.django_db
 def test_anonymous_metrics_are_refused_and_say_nothing():
-    response = Client().get("/metrics")
-    assert response.status_code == 401
-    assert b"orders_placed_total" not in response.content
+    _assert_refused_and_silent(Client().get("/metrics"), 401)
 
 
 @pytest.mark.django_db
@@ -46,16 +50,12 @@ def test_anonymous_metrics_are_refused_and_say_nothing():
     ],
 )
 def test_a_wrong_token_is_refused(headers):
-    response = Client().get("/metrics", **headers)
-    assert response.status_code == 403
-    assert b"orders_placed_total" not in response.content
+    _assert_refused_and_silent(Client().get("/metrics", **headers), 403)
 
 
 @pytest.mark.django_db
 def test_a_trader_session_is_refused():
-    response = _signed_in().get("/metrics")
-    assert response.status_code == 403
-    assert b"orders_placed_total" not in response.content
+    _assert_refused_and_silent(_signed_in().get("/metrics"), 403)
 
 
 @pytest.mark.django_db

@@ -19,13 +19,13 @@ from orders.brokers.paper import exchange
 from orders.brokers.paper.book import book_for_account, book_named
 from orders.brokers.sessions import broker_client
 from orders.domain.vocabulary import LegStatus
-from orders.market.services import record_fair_prices
 from tests.factories import (
     limit_modify_request,
     make_account,
     make_fair_price,
     make_instrument,
     order_request,
+    record_price,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -98,12 +98,7 @@ def test_resting_then_filled_by_a_price_move_then_modify_and_cancel(instrument):
         limit_modify_request(other.broker_order_id, "p-other", quantity=8, limit=D("3001.00"))
     )
     async_to_sync(client.cancel_order)(other.broker_order_id, "p-other")
-    record_fair_prices(
-        rows=[
-            {"instrument_id": instrument.pk, "buy_fair_price": "3390", "sell_fair_price": "3390"}
-        ],
-        source="test",
-    )
+    record_price(instrument, "3390")
     events = published(account.pk)
     rows = [
         (

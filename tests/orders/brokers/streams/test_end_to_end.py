@@ -22,6 +22,7 @@ from tests.factories import (
     make_user,
     make_xts_account,
     place_bracket_near_1000,
+    record_price,
 )
 from tests.servers import wait_for
 
@@ -41,33 +42,19 @@ def _protected(order) -> bool:
     return legs.get(Role.STOP_LOSS) == "OPEN" and legs.get(Role.TAKE_PROFIT) == "OPEN"
 
 
-def _fill_entry_and_wait_for_protection(account, instrument, move_price) -> float:
+def _fill_entry_and_wait_for_protection(account, instrument) -> float:
     order = place_bracket_near_1000(account=account, instrument=instrument)
     assert not _protected(order)
     started = time.monotonic()
-    move_price("994")  # the broker fills the entry
+    record_price(instrument, "994")  # the broker fills the entry
     wait_for(lambda: _protected(order), timeout=15)
     return time.monotonic() - started
-
-
-def _record_price(instrument):
-    from orders.market.services import record_fair_prices
-
-    def move(price):
-        record_fair_prices(
-            rows=[
-                {"instrument_id": instrument.pk, "buy_fair_price": price, "sell_fair_price": price}
-            ],
-            source="test",
-        )
-
-    return move
 
 
 @pytest.fixture
 def instrument():
     inst = make_instrument(symbol="HDFCBANK", instrument_id=1333, band=(D("100"), D("5000")))
-    _record_price(inst)("1000")
+    record_price(inst, "1000")
     return inst
 
 
@@ -81,7 +68,7 @@ def test_an_entry_fill_at_the_paper_exchange_is_protected_through_the_stream(
     supervisors(build_supervisor(in_process=shape == "embedded"))
     if shape == "embedded":
         wait_for(lambda: paper_events.memory_bus.attached)
-    took = _fill_entry_and_wait_for_protection(account, instrument, _record_price(instrument))
+    took = _fill_entry_and_wait_for_protection(account, instrument)
     print(f"\n{shape}: entry fill -> stop-loss and target at the broker in {took:.2f} s")
     assert took < 5
     assert PaperOrder.objects.filter(book__account_id=account.pk).count() == 3
@@ -96,7 +83,7 @@ def test_an_entry_fill_at_an_xts_broker_is_protected_through_its_interactive_str
     connect_account(account)
     supervisors(build_supervisor(in_process=True))
     wait_for(lambda: simulator.stats()["streams"]["open"] == {"inv-app": 1})
-    took = _fill_entry_and_wait_for_protection(account, instrument, _record_price(instrument))
+    took = _fill_entry_and_wait_for_protection(account, instrument)
     print(f"\nxts: entry fill -> stop-loss and target accepted at the broker in {took:.2f} s")
     assert took < 5
     book = PaperOrder.objects.filter(book__name="xts:inv-app")

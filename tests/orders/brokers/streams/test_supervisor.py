@@ -8,7 +8,6 @@ import asyncio
 import time
 from decimal import Decimal
 
-import httpx
 import pytest
 import redis.asyncio
 from asgiref.sync import async_to_sync
@@ -129,11 +128,7 @@ def test_the_other_program_s_login_ends_the_stream_until_a_fresh_session(
     supervisors(build_supervisor(in_process=True))
     wait_for(lambda: recording.events(account.pk, BrokerEventKind.CONNECTED))
     logins = simulator.stats()["logins"]
-    httpx.post(
-        f"{simulator.base_url}/interactive/user/session",
-        json={"appKey": "inv-app", "secretKey": "inv-secret"},
-        timeout=5,
-    ).raise_for_status()
+    simulator.log_in_elsewhere()
     wait_for(lambda: recording.events(account.pk, BrokerEventKind.LOGOUT))
     wait_for(lambda: BrokerSession.objects.get(account=account).invalidated_at is not None)
     time.sleep(1.0)

@@ -18,22 +18,13 @@ from orders.brokers.base import (
 )
 from orders.brokers.sessions import broker_client, connect_account
 from orders.domain.vocabulary import LegStatus
-from orders.market.services import record_fair_prices
-from tests.factories import limit_modify_request, make_xts_account, order_request
+from tests.factories import limit_modify_request, make_xts_account, order_request, record_price
 
 D = Decimal
 
 
 # A limit order of 10 unless told.
 _order = partial(order_request, order_type="LIMIT", quantity=10)
-
-
-def _move_price(instrument, price):
-    price = D(price)
-    record_fair_prices(
-        rows=[{"instrument_id": instrument.pk, "buy_fair_price": price, "sell_fair_price": price}],
-        source="test",
-    )
 
 
 def test_connect_logs_in_and_stores_the_token_encrypted(simulator):
@@ -63,7 +54,7 @@ def test_place_then_fill_after_the_price_moves(simulator, instrument):
         "X1",
     )
     assert row.average_price is None  # XTS sends "" before a fill
-    _move_price(instrument, "1539.00")
+    record_price(instrument, "1539.00")
     (row,) = async_to_sync(client.order_book)()
     assert (row.status, row.filled_quantity, row.average_price) == (
         LegStatus.FILLED,

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from orders.brokers.xts.wire import ORDER_EXTRA_KEYS, TRADE_EXTRA_KEYS, token_claims
-from orders.market.services import record_fair_prices
+from tests.factories import record_price
 
 D = Decimal
 REAL = json.loads((Path(__file__).parent / "data" / "xts_real_answers.json").read_text())
@@ -172,14 +172,6 @@ class Client:
         )["result"]
 
 
-def _move_price(instrument, price):
-    price = D(price)
-    record_fair_prices(
-        rows=[{"instrument_id": instrument.pk, "buy_fair_price": price, "sell_fair_price": price}],
-        source="test",
-    )
-
-
 def test_login_result_has_the_real_keys_and_a_24_hour_jwt(simulator):
     client = Client(simulator.base_url)
     answer = client.login()
@@ -236,8 +228,8 @@ def test_order_book_history_and_trades_have_the_real_shapes(simulator, instrumen
         },
     )
     settings.PAPER_FILL_CAP = 5
-    _move_price(instrument, "1539")  # one tick: 5 of 12
-    _move_price(instrument, "1539")  # another: 10 of 12
+    record_price(instrument, "1539")  # one tick: 5 of 12
+    record_price(instrument, "1539")  # another: 10 of 12
     client.call("DELETE", "/interactive/orders", params={"appOrderID": app_order_id})
     settings.PAPER_FILL_CAP = 0
     client.place(instrument, "S2", quantity=2, limit="1550")  # fills at once (at 1539)

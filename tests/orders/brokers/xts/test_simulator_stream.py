@@ -16,7 +16,7 @@ import pytest
 import socketio
 import websockets.sync.client
 
-from orders.market.services import record_fair_prices
+from tests.factories import record_price
 from tests.servers import wait_for
 
 D = Decimal
@@ -86,6 +86,14 @@ def sdk_sockets():
         client.close()
 
 
+def _joined(sdk_sockets, simulator, token, user_id):
+    """An SDK socket for the session, connected and past the server's "joined"."""
+    client = sdk_sockets(simulator.base_url, token, user_id)
+    client.connect()
+    wait_for(lambda: "joined" in client.names())
+    return client
+
+
 def _get(simulator, token, path, **params):
     return httpx.get(
         f"{simulator.base_url}{path}",
@@ -99,9 +107,7 @@ def test_the_sdk_s_client_connects_joins_and_receives_order_and_trade_rows(
     simulator, instrument, sdk_sockets
 ):
     token, user_id = _login(simulator)
-    client = sdk_sockets(simulator.base_url, token, user_id)
-    client.connect()
-    wait_for(lambda: "joined" in client.names())
+    client = _joined(sdk_sockets, simulator, token, user_id)
     assert client.names()[:2] == ["connect", "joined"]
 
     app_order_id = simulator.place_order(token, "sdk-stream-1")
@@ -121,9 +127,7 @@ def test_the_sdk_s_client_connects_joins_and_receives_order_and_trade_rows(
 
 def test_modified_cancelled_and_rejected_orders_are_streamed(simulator, instrument, sdk_sockets):
     token, user_id = _login(simulator)
-    client = sdk_sockets(simulator.base_url, token, user_id)
-    client.connect()
-    wait_for(lambda: "joined" in client.names())
+    client = _joined(sdk_sockets, simulator, token, user_id)
     resting = simulator.place_order(token, "sdk-rest", orderType="LIMIT", limitPrice=1500)
     httpx.put(
         f"{simulator.base_url}/interactive/orders",
@@ -169,28 +173,19 @@ def test_modified_cancelled_and_rejected_orders_are_streamed(simulator, instrume
 
 def test_a_fill_by_a_price_move_in_another_process_is_pushed(simulator, instrument, sdk_sockets):
     token, user_id = _login(simulator)
-    client = sdk_sockets(simulator.base_url, token, user_id)
-    client.connect()
-    wait_for(lambda: "joined" in client.names())
+    client = _joined(sdk_sockets, simulator, token, user_id)
     simulator.place_order(token, "sdk-dip", orderType="LIMIT", limitPrice=1530)
     wait_for(lambda: len(client.rows("order")) == 2)
     # The price moves through the limit: matching runs where the price is written (here,
     # the test's process), not in the simulator's.
-    record_fair_prices(
-        rows=[
-            {"instrument_id": instrument.pk, "buy_fair_price": "1525", "sell_fair_price": "1525"}
-        ],
-        source="test",
-    )
+    record_price(instrument, "1525")
     wait_for(lambda: client.rows("trade"))
     assert client.rows("order")[-1]["OrderStatus"] == "Filled"
 
 
 def test_a_new_login_for_the_same_app_key_sends_logout_to_the_old_stream(simulator, sdk_sockets):
     token, user_id = _login(simulator)
-    client = sdk_sockets(simulator.base_url, token, user_id)
-    client.connect()
-    wait_for(lambda: "joined" in client.names())
+    client = _joined(sdk_sockets, simulator, token, user_id)
     _login(simulator)  # another session for the appKey
     wait_for(lambda: "logout" in client.names())
     wait_for(lambda: "disconnect" in client.names())
@@ -230,9 +225,7 @@ def test_an_engine_io_4_client_is_not_served(simulator):
 
 def test_a_dealer_stream_carries_every_client_code(simulator, instrument, sdk_sockets):
     token, user_id = _login(simulator, "dealer-app", "dealer-secret")
-    client = sdk_sockets(simulator.base_url, token, user_id)
-    client.connect()
-    wait_for(lambda: "joined" in client.names())
+    client = _joined(sdk_sockets, simulator, token, user_id)
     simulator.place_order(token, "for-client7", clientID="CLIENT7")
     simulator.place_order(token, "for-client8", clientID="CLIENT8")
     wait_for(lambda: len(client.rows("trade")) == 2)
@@ -244,17 +237,10 @@ def test_a_partial_fill_then_the_rest_each_stream_an_order_row_and_a_trade(
 ):
     settings.PAPER_FILL_CAP = 2  # at most 2 per matching tick
     token, user_id = _login(simulator)
-    client = sdk_sockets(simulator.base_url, token, user_id)
-    client.connect()
-    wait_for(lambda: "joined" in client.names())
+    client = _joined(sdk_sockets, simulator, token, user_id)
     simulator.place_order(token, "sdk-partial", orderQuantity=4)
     wait_for(lambda: len(client.rows("trade")) == 1)
-    record_fair_prices(  # the next tick fills the rest
-        rows=[
-            {"instrument_id": instrument.pk, "buy_fair_price": "1545", "sell_fair_price": "1545"}
-        ],
-        source="test",
-    )
+    record_price(instrument, "1545")  # the next tick fills the rest
     wait_for(lambda: len(client.rows("trade")) == 2)
     wait_for(lambda: client.rows("order")[-1]["OrderStatus"] == "Filled")
     orders = client.rows("order")
@@ -274,18 +260,11 @@ def test_an_old_order_filled_later_streams_only_its_new_steps(
     # first steps when it fills.
     monkeypatch.setattr(simulator_module, "_STREAM_LOOKBACK", timedelta(seconds=0.3))
     token, user_id = _login(simulator)
-    client = sdk_sockets(simulator.base_url, token, user_id)
-    client.connect()
-    wait_for(lambda: "joined" in client.names())
+    client = _joined(sdk_sockets, simulator, token, user_id)
     simulator.place_order(token, "sdk-old", orderType="LIMIT", limitPrice=1530)
     wait_for(lambda: len(client.rows("order")) == 2)
     time.sleep(1.5)  # past 3 lookbacks: the sent steps are forgotten
-    record_fair_prices(
-        rows=[
-            {"instrument_id": instrument.pk, "buy_fair_price": "1525", "sell_fair_price": "1525"}
-        ],
-        source="test",
-    )
+    record_price(instrument, "1525")
     wait_for(lambda: client.rows("trade"))
     time.sleep(0.5)
     assert [r["OrderStatus"] for r in client.rows("order")] == ["PendingNew", "New", "Filled"]

@@ -183,12 +183,7 @@ def test_a_logout_marks_the_session_replaced_and_the_stream_waits_without_loggin
     stream = streams(session)
     wait_for(lambda: stream.connected())
     logins_before = simulator.stats()["logins"]
-    # Another program logs in with the same appKey: one session per appKey.
-    httpx.post(
-        f"{simulator.base_url}/interactive/user/session",
-        json={"appKey": "inv-app", "secretKey": "inv-secret"},
-        timeout=5,
-    ).raise_for_status()
+    simulator.log_in_elsewhere()
 
     wait_for(lambda: stream.kinds(BrokerEventKind.LOGOUT))
     wait_for(lambda: stream.stream.status == StreamStatus.WAITING)
