@@ -105,6 +105,14 @@ def fair_prices_by_instrument(*, keys: Iterable[tuple[str, int]]) -> dict[tuple[
     }
 
 
+def fair_prices_for_rows(rows: Iterable[Any]) -> dict[tuple[str, int], dict]:
+    """`fair_prices_by_instrument` for the instruments some rows are on (lots, instrument
+    states: anything with exchange_segment and exchange_instrument_id)."""
+    return fair_prices_by_instrument(
+        keys={(row.exchange_segment, row.exchange_instrument_id) for row in rows}
+    )
+
+
 # ---- the intraday MTM curve ------------------------------------------------------------------
 
 
