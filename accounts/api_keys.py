@@ -14,29 +14,28 @@ every process at once.
 from __future__ import annotations
 
 import hashlib
-import logging
 import secrets
 from datetime import datetime
 
-from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 
-from accounts.cached_rows import USER_FIELDS_NOT_CACHED, from_cached_fields, row_fields
+from accounts.cached_rows import CredentialCache
 from accounts.models import ApiKey, BrokerAccount, User
 from trading_site.core.errors import ValidationFailed
-
-logger = logging.getLogger(__name__)
 
 API_KEY_PREFIX = "tdk_"
 API_KEY_NAME_MAX = 100
 # A runaway script creating keys in a loop stops here.
 MAX_LIVE_API_KEYS = 25
-# Writing last_used_at on every request would turn every read into a write.
-LAST_USED_RESOLUTION_SECONDS = 60
-_CACHE_PREFIX = "auth:apikey:"
-_TOMBSTONE_PREFIX = "auth:apikey-revoked:"
 _DISPLAY_CHARS = 8
+_CACHE = CredentialCache(
+    model=ApiKey,
+    hash_field="key_hash",
+    kind="key",
+    row_name="key",
+    entry_prefix="auth:apikey:",
+    tombstone_prefix="auth:apikey-revoked:",
+)
 
 
 def hash_api_key(raw: str) -> str:
@@ -106,78 +105,12 @@ def live_api_keys(*, user: User):
 # ---- authenticating -------------------------------------------------------------------------
 
 
-def _cache_seconds(api_key: ApiKey, now: datetime) -> int:
-    seconds = settings.AUTH_TOKEN_CACHE_SECONDS
-    if api_key.expires_at is not None:
-        seconds = min(seconds, int((api_key.expires_at - now).total_seconds()))
-    return max(0, seconds)
-
-
-def _cache_key(api_key: ApiKey, now: datetime) -> None:
-    ttl = _cache_seconds(api_key, now)
-    if ttl <= 0:
-        return
-    entry = {
-        "user": row_fields(api_key.user, skip=USER_FIELDS_NOT_CACHED),
-        "key": row_fields(api_key),
-    }
-    try:
-        cache.set(_CACHE_PREFIX + api_key.key_hash, entry, ttl)
-    except Exception:  # a cache outage slows authentication down; it must not break it
-        logger.warning("key cache unavailable; not caching the API key", exc_info=True)
-
-
-def _is_usable(api_key: ApiKey, user: User, now: datetime) -> bool:
-    return (
-        api_key.revoked_at is None
-        and (api_key.expires_at is None or api_key.expires_at > now)
-        and user.is_active
-    )
-
-
 def authenticate_api_key(raw: str) -> ApiKey | None:
     """The live key `raw` names (its `.user` loaded), or None: unknown, expired, revoked, or
     its user deactivated. For every caller that receives a raw key."""
     if not raw or not looks_like_api_key(raw):
         return None
-    key_hash = hash_api_key(raw)
-    entry_key, tombstone = _CACHE_PREFIX + key_hash, _TOMBSTONE_PREFIX + key_hash
-    now = timezone.now()
-    try:
-        found = cache.get_many([entry_key, tombstone])
-    except Exception:
-        logger.warning("key cache unavailable; authenticating from the database", exc_info=True)
-        found = {}
-    if found.get(tombstone):
-        return None
-    entry = found.get(entry_key)
-    api_key: ApiKey | None
-    if entry is not None:
-        user = from_cached_fields(User, entry["user"])
-        api_key = from_cached_fields(ApiKey, entry["key"])
-        api_key.user = user
-        if not _is_usable(api_key, user, now):
-            _drop([entry_key])
-            return None
-        if _touch(api_key, now):
-            _cache_key(api_key, now)  # so other processes see the new last_used_at
-        return api_key
-    api_key = ApiKey.objects.select_related("user").filter(key_hash=key_hash).first()
-    if api_key is None or not _is_usable(api_key, api_key.user, now):
-        return None
-    _touch(api_key, now)
-    _cache_key(api_key, now)
-    return api_key
-
-
-def _touch(api_key: ApiKey, now: datetime) -> bool:
-    """Record the use, at most once per LAST_USED_RESOLUTION_SECONDS; True if written."""
-    last = api_key.last_used_at
-    if last is not None and (now - last).total_seconds() < LAST_USED_RESOLUTION_SECONDS:
-        return False
-    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
-    api_key.last_used_at = now
-    return True
+    return _CACHE.authenticate(hash_api_key(raw))
 
 
 # ---- OpenAlgo's analyzer mode -------------------------------------------------------------
@@ -188,34 +121,11 @@ def set_analyzer_mode(*, api_key: ApiKey, enabled: bool) -> ApiKey:
     account). The cached copy is dropped so every process reads the new mode at once."""
     ApiKey.objects.filter(pk=api_key.pk).update(analyzer_mode=enabled)
     api_key.analyzer_mode = enabled
-    _drop([_CACHE_PREFIX + api_key.key_hash])
+    _CACHE.drop([api_key.key_hash])
     return api_key
 
 
 # ---- revoking -------------------------------------------------------------------------------
-
-
-def _drop(keys: list[str]) -> None:
-    if not keys:
-        return
-    try:
-        cache.delete_many(keys)
-    except Exception:
-        logger.warning("key cache unavailable; entries not dropped", exc_info=True)
-
-
-def _forget_hashes(hashes: list[str]) -> None:
-    if not hashes:
-        return
-    try:
-        cache.delete_many([_CACHE_PREFIX + h for h in hashes])
-        # Outlives any entry another process may be writing from a read just before.
-        cache.set_many(
-            {_TOMBSTONE_PREFIX + h: True for h in hashes}, settings.AUTH_TOKEN_CACHE_SECONDS + 5
-        )
-    except Exception:
-        # The database already says revoked; a cache that is down is not being read either.
-        logger.error("key cache unavailable while revoking API keys", exc_info=True)
 
 
 def revoke_api_key(*, api_key: ApiKey) -> ApiKey:
@@ -224,7 +134,7 @@ def revoke_api_key(*, api_key: ApiKey) -> ApiKey:
     now = timezone.now()
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now)
     api_key.revoked_at = api_key.revoked_at or now
-    _forget_hashes([api_key.key_hash])
+    _CACHE.forget_revoked([api_key.key_hash])
     return api_key
 
 
@@ -233,7 +143,7 @@ def revoke_user_api_keys(*, user: User) -> int:
     live = ApiKey.objects.filter(user=user, revoked_at__isnull=True)
     hashes = list(live.values_list("key_hash", flat=True))
     count = live.update(revoked_at=timezone.now())
-    _forget_hashes(hashes)
+    _CACHE.forget_revoked(hashes)
     return count
 
 
@@ -243,4 +153,4 @@ def forget_cached_api_keys(*, user_id: int) -> None:
     hashes = ApiKey.objects.filter(user_id=user_id, revoked_at__isnull=True).values_list(
         "key_hash", flat=True
     )
-    _drop([_CACHE_PREFIX + h for h in hashes])
+    _CACHE.drop(list(hashes))

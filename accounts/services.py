@@ -4,28 +4,27 @@ Tokens: the raw token is returned once by `create_auth_session`; only its SHA-25
 stored. Validation reads the shared cache first (Redis in full stack, so every process sees
 the same entries) and falls back to the database. A revocation deletes the cache entry and
 leaves a short-lived tombstone, so a process that read the row just before the revocation
-cannot put the token back into the cache.
+cannot put the token back into the cache (accounts.cached_rows.CredentialCache, shared with
+the API keys).
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate as django_authenticate
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.api_keys import API_KEY_PREFIX
-from accounts.cached_rows import USER_FIELDS_NOT_CACHED, from_cached_fields, row_fields
+from accounts.cached_rows import CredentialCache
 from accounts.models import (
     CREDENTIAL_FIELDS,
     XTS_BROKERS,
@@ -41,45 +40,19 @@ from orders.brokers.host_policy import BrokerHostNotAllowed, validate_base_url
 from trading_site.core.api.ratelimit import take_group_token
 from trading_site.core.errors import RateLimitExceeded, ValidationFailed
 
-logger = logging.getLogger(__name__)
-
-# Writing last_used_at on every request would turn every read into a write.
-LAST_USED_RESOLUTION_SECONDS = 60
-_CACHE_PREFIX = "auth:token:"
-_TOMBSTONE_PREFIX = "auth:revoked:"
 _USER_AGENT_MAX = 512
+_CACHE = CredentialCache(
+    model=AuthSession,
+    hash_field="token_hash",
+    kind="token",
+    row_name="session",
+    entry_prefix="auth:token:",
+    tombstone_prefix="auth:revoked:",
+)
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _cache_key(token_hash: str) -> str:
-    return _CACHE_PREFIX + token_hash
-
-
-def _tombstone_key(token_hash: str) -> str:
-    return _TOMBSTONE_PREFIX + token_hash
-
-
-def _cache_seconds(expires_at: datetime, now: datetime) -> int:
-    """Never cache a token past its expiry (nor for longer than AUTH_TOKEN_CACHE_SECONDS)."""
-    remaining = int((expires_at - now).total_seconds())
-    return max(0, min(settings.AUTH_TOKEN_CACHE_SECONDS, remaining))
-
-
-def _cache_session(session: AuthSession, now: datetime) -> None:
-    ttl = _cache_seconds(session.expires_at, now)
-    if ttl <= 0:
-        return
-    entry = {
-        "user": row_fields(session.user, skip=USER_FIELDS_NOT_CACHED),
-        "session": row_fields(session),
-    }
-    try:
-        cache.set(_cache_key(session.token_hash), entry, ttl)
-    except Exception:  # a cache outage slows authentication down; it must not break it
-        logger.warning("token cache unavailable; not caching the session", exc_info=True)
 
 
 def create_auth_session(
@@ -97,7 +70,7 @@ def create_auth_session(
         client_ip=client_ip or None,
         user_agent=(user_agent or "")[:_USER_AGENT_MAX],
     )
-    _cache_session(session, now)
+    _CACHE.store(session, now)
     return token, session
 
 
@@ -105,53 +78,8 @@ def authenticate_token(token: str) -> tuple[User, AuthSession] | None:
     """The (user, session) a raw token belongs to, or None if unknown, expired or revoked."""
     if not token:
         return None
-    token_hash = hash_token(token)
-    key, tombstone = _cache_key(token_hash), _tombstone_key(token_hash)
-    now = timezone.now()
-    # One round trip: the entry and the revocation tombstone together. If the cache is
-    # down, the database alone decides (a revocation is always written there first).
-    try:
-        found = cache.get_many([key, tombstone])
-    except Exception:
-        logger.warning("token cache unavailable; authenticating from the database", exc_info=True)
-        found = {}
-    if found.get(tombstone):
-        return None
-    entry: dict[str, Any] | None = found.get(key)
-    session: AuthSession | None
-    if entry is not None:
-        user = from_cached_fields(User, entry["user"])
-        session = from_cached_fields(AuthSession, entry["session"])
-        session.user = user
-        if session.expires_at <= now or session.revoked_at is not None or not user.is_active:
-            _drop_cache_keys([key])
-            return None
-    else:
-        session = (
-            AuthSession.objects.select_related("user")
-            .filter(token_hash=token_hash, revoked_at__isnull=True, expires_at__gt=now)
-            .first()
-        )
-        if session is None or not session.user.is_active:
-            return None
-        user = session.user
-        _touch(session, now)
-        _cache_session(session, now)
-        return user, session
-
-    if _touch(session, now):
-        _cache_session(session, now)  # so other processes see the new last_used_at
-    return user, session
-
-
-def _touch(session: AuthSession, now: datetime) -> bool:
-    """Record the use, at most once per LAST_USED_RESOLUTION_SECONDS; True if written."""
-    last_used = session.last_used_at
-    if last_used is not None and (now - last_used).total_seconds() < LAST_USED_RESOLUTION_SECONDS:
-        return False
-    AuthSession.objects.filter(pk=session.pk).update(last_used_at=now)
-    session.last_used_at = now
-    return True
+    session = _CACHE.authenticate(hash_token(token))
+    return (session.user, session) if session is not None else None
 
 
 def revoke_auth_session(*, session: AuthSession) -> None:
@@ -159,7 +87,7 @@ def revoke_auth_session(*, session: AuthSession) -> None:
     now = timezone.now()
     AuthSession.objects.filter(pk=session.pk, revoked_at__isnull=True).update(revoked_at=now)
     session.revoked_at = session.revoked_at or now
-    _forget_token_hashes([session.token_hash])
+    _CACHE.forget_revoked([session.token_hash])
 
 
 def revoke_user_sessions(*, user: User) -> int:
@@ -168,7 +96,7 @@ def revoke_user_sessions(*, user: User) -> int:
     live = AuthSession.objects.filter(user=user, revoked_at__isnull=True, expires_at__gt=now)
     hashes = list(live.values_list("token_hash", flat=True))
     count = live.update(revoked_at=now)
-    _forget_token_hashes(hashes)
+    _CACHE.forget_revoked(hashes)
     return count
 
 
@@ -181,32 +109,7 @@ def forget_cached_sessions(*, user_id: int) -> None:
     hashes = AuthSession.objects.filter(
         user_id=user_id, revoked_at__isnull=True, expires_at__gt=timezone.now()
     ).values_list("token_hash", flat=True)
-    _drop_cache_keys([_cache_key(h) for h in hashes])
-
-
-def _drop_cache_keys(keys: list[str]) -> None:
-    """Delete token-cache entries; a cache outage must not fail the caller (the database is
-    the truth, and a cache that is down is not being read either)."""
-    if not keys:
-        return
-    try:
-        cache.delete_many(keys)
-    except Exception:
-        logger.warning("token cache unavailable; entries not dropped", exc_info=True)
-
-
-def _forget_token_hashes(hashes: list[str]) -> None:
-    if not hashes:
-        return
-    try:
-        cache.delete_many([_cache_key(h) for h in hashes])
-        # Outlives any cache entry another process may be writing from a stale DB read.
-        cache.set_many(
-            {_tombstone_key(h): True for h in hashes}, settings.AUTH_TOKEN_CACHE_SECONDS + 5
-        )
-    except Exception:
-        # The database already says revoked; a cache that is down is not being read either.
-        logger.error("token cache unavailable while revoking sessions", exc_info=True)
+    _CACHE.drop(list(hashes))
 
 
 def purge_expired_auth_sessions(*, older_than: timedelta = timedelta(days=7)) -> int:

@@ -82,19 +82,26 @@ def pnl_is_stale(*, account: BrokerAccount) -> bool:
     return account.last_synced_at is not None and fresh_as_of < account.last_synced_at
 
 
-def fair_prices_by_instrument(*, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], dict]:
-    """(segment, instrument id) -> the instrument's fair prices and LTP (absent: no row)."""
+def instruments_filter(keys: Iterable[tuple[str, int]], *, via: str = "") -> Q:
+    """Rows on these (segment, instrument id) instruments: one IN per segment, OR-ed; it
+    matches nothing for no instruments. `via`: the path to the instrument ("instrument__")."""
     by_segment: dict[str, list[int]] = defaultdict(list)
     for segment, instrument_id in keys:
         by_segment[segment].append(instrument_id)
-    if not by_segment:
-        return {}
-    condition = Q()
+    condition = Q(pk__in=[])
     for segment, ids in by_segment.items():
         condition |= Q(
-            instrument__exchange_segment=segment, instrument__exchange_instrument_id__in=ids
+            **{f"{via}exchange_segment": segment, f"{via}exchange_instrument_id__in": ids}
         )
-    rows = FairPrice.objects.filter(condition).values(
+    return condition
+
+
+def fair_prices_by_instrument(*, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], dict]:
+    """(segment, instrument id) -> the instrument's fair prices and LTP (absent: no row)."""
+    keys = set(keys)
+    if not keys:
+        return {}
+    rows = FairPrice.objects.filter(instruments_filter(keys, via="instrument__")).values(
         "instrument__exchange_segment", "instrument__exchange_instrument_id", *FAIR_PRICE_FIELDS
     )
     return {
@@ -103,6 +110,14 @@ def fair_prices_by_instrument(*, keys: Iterable[tuple[str, int]]) -> dict[tuple[
         }
         for row in rows
     }
+
+
+def fair_prices_for_rows(rows: Iterable[Any]) -> dict[tuple[str, int], dict]:
+    """`fair_prices_by_instrument` for the instruments some rows are on (lots, instrument
+    states: anything with exchange_segment and exchange_instrument_id)."""
+    return fair_prices_by_instrument(
+        keys={(row.exchange_segment, row.exchange_instrument_id) for row in rows}
+    )
 
 
 # ---- the intraday MTM curve ------------------------------------------------------------------
@@ -236,18 +251,12 @@ def executed_orders(*, account: BrokerAccount, day: date) -> list[charges_mod.Ex
     return executed_orders_by_day(account=account, first=day, last=day).get(day, [])
 
 
-def _instruments(keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Instrument]:
-    by_segment: dict[str, list[int]] = defaultdict(list)
-    for segment, instrument_id in keys:
-        by_segment[segment].append(instrument_id)
-    if not by_segment:
+def _instruments(keys: set[tuple[str, int]]) -> dict[tuple[str, int], Instrument]:
+    if not keys:
         return {}
-    condition = Q(pk__in=[])
-    for segment, ids in by_segment.items():
-        condition |= Q(exchange_segment=segment, exchange_instrument_id__in=ids)
     return {
         (i.exchange_segment, i.exchange_instrument_id): i
-        for i in Instrument.objects.filter(condition)
+        for i in Instrument.objects.filter(instruments_filter(keys))
     }
 
 

@@ -85,9 +85,7 @@ class BrokerOrderBookPnlView(APIView):
     def get(self, request):
         account, _query = _fresh_account(request)
         lots = list(selectors.pnl_lots_for(account=account))
-        prices = selectors.fair_prices_by_instrument(
-            keys={(lot.exchange_segment, lot.exchange_instrument_id) for lot in lots}
-        )
+        prices = selectors.fair_prices_for_rows(lots)
         body = {
             "pnl_data": [_lot_row(lot, prices) for lot in lots],
             "computed_at": selectors.last_computed_at(account=account),
@@ -104,9 +102,7 @@ class PnlSummaryView(APIView):
     def get(self, request):
         account, _query = _fresh_account(request)
         states = list(selectors.instrument_states_for(account=account))
-        prices = selectors.fair_prices_by_instrument(
-            keys={(s.exchange_segment, s.exchange_instrument_id) for s in states}
-        )
+        prices = selectors.fair_prices_for_rows(states)
         instruments = []
         for state in states:
             fair = prices.get((state.exchange_segment, state.exchange_instrument_id), {})
