@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
@@ -65,6 +66,20 @@ class ListLeg(NamedTuple):
     status: str
     broker_order_id: str | None
     reject_reason: str
+
+
+def order_page(ids: Sequence[int]) -> list[Order]:
+    """One page of the order list from its ids, read first and in order (`order_list(...)
+    .values_list("id", flat=True)`, sliced): the orders by primary key with their strategy
+    and list legs (`attach_list_legs`), in the ids' order.
+
+    Two steps because MariaDB, asked for the whole rows of a user's newest orders
+    (`ORDER BY created_at DESC, id DESC LIMIT n`), may walk the created_at index across
+    every user's orders instead of the user's own: with 5,000,000 orders, 35 ms for a page
+    that takes 0.5 ms. The ids alone are answered from the user's index itself, whatever
+    the optimizer estimates."""
+    by_id = Order.objects.select_related("strategy").in_bulk(list(ids))
+    return attach_list_legs([by_id[pk] for pk in ids if pk in by_id])
 
 
 def attach_list_legs(orders: list[Order]) -> list[Order]:

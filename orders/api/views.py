@@ -294,9 +294,12 @@ class OrdersView(OrdersGroupMixin, APIView):
     def get(self, request):
         queryset = _filtered_order_list(request)
         paginator = self.pagination_class()
-        orders: list[Order] | None = paginator.paginate_queryset(queryset, request, view=self)
-        assert orders is not None  # the paginator always has a limit (default_limit)
-        page = selectors.attach_list_legs(orders)
+        # The page's ids first, then its rows (selectors.order_page says why).
+        ids: list[int] | None = paginator.paginate_queryset(
+            queryset.values_list("id", flat=True), request, view=self
+        )
+        assert ids is not None  # the paginator always has a limit (default_limit)
+        page = selectors.order_page(ids)
         return paginator.get_paginated_response([s.order_summary(order) for order in page])
 
     @extend_schema(request=s.PlaceOrderSerializer, responses=_PLACEMENT_RESPONSES)

@@ -10,11 +10,15 @@ statement that read `instruments`."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from decimal import Decimal
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from orders.models import Instrument
+from orders.models import Instrument, Order
 from orders.services.kill_switch import kill_switch
 from tests.factories import api_client_for, batch_item, buy_at_market, make_desk, sync_positions
 
@@ -37,6 +41,28 @@ def big_master():
             lot_size=50,
         )
         for n in range(MASTER_SIZE)
+    )
+
+
+def make_orders(account, instrument, count: int) -> None:
+    """`count` orders of the account's owner, one a minute, as bare rows."""
+    start = timezone.now() - timedelta(minutes=count)
+    Order.objects.bulk_create(
+        Order(
+            user_id=account.user_id,
+            account=account,
+            instrument=instrument,
+            symbol=instrument.trading_symbol,
+            exchange_segment=instrument.exchange_segment,
+            exchange_instrument_id=instrument.exchange_instrument_id,
+            side="BUY",
+            quantity=1,
+            order_type="LIMIT",
+            limit_price=Decimal("99"),
+            status=Order.Status.OPEN,
+            created_at=start + timedelta(minutes=n),
+        )
+        for n in range(count)
     )
 
 
@@ -108,3 +134,33 @@ def test_the_kill_switch_reads_the_master_by_index(big_master, settings):
     assert result.errors == []
     assert reads_of_instruments(ctx.captured_queries)
     assert full_scans_of_instruments(ctx.captured_queries) == []
+
+
+def test_the_order_lists_page_is_read_off_the_users_index_alone():
+    """The list's ordered, limited read takes only ids, answered from the (user, created_at,
+    id) index without touching a row ("Using index"): with whole rows MariaDB may walk the
+    created_at index over every user's orders instead (35 ms a page on 5,000,000 orders)."""
+    user, account, instrument = make_desk()
+    other = make_desk()[1]
+    make_orders(account, instrument, 300)
+    make_orders(other, instrument, 2000)
+    client = api_client_for(user)
+    client.get("/api/orders")  # the session's first-request bookkeeping
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get("/api/orders?limit=50&offset=10")
+    assert response.status_code == 200
+    listed = [order["id"] for order in response.json()["orders"]]
+    newest_first = Order.objects.filter(user=user).order_by("-created_at", "-id")
+    assert listed == list(newest_first.values_list("id", flat=True)[10:60])
+    [page_read] = [
+        q["sql"]
+        for q in ctx.captured_queries
+        if "FROM `orders`" in q["sql"] and "LIMIT" in q["sql"]
+    ]
+    assert page_read.startswith("SELECT `orders`.`id` AS `id` FROM `orders` "), page_read
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + page_read)
+        names = [column[0] for column in cursor.description]
+        [plan] = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    assert plan["key"] in {"order_user_recent", "uniq_client_order_id"}, plan
+    assert "Using index" in (plan["Extra"] or ""), plan

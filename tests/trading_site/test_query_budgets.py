@@ -53,7 +53,8 @@ CYCLE_20_ORDERS = 27
 CYCLE_PER_EXTRA_ORDER = 0
 CYCLE_4_STOP_LOSSES = 36
 CYCLE_PER_EXTRA_STOP_LOSS = 0
-ORDER_LIST = 3
+# The page's ids, then its rows (orders.selectors.order_page), the count, the legs.
+ORDER_LIST = 4
 KILL_SWITCH_3_POSITIONS = 111
 SCHEDULE_LIST = 2
 SCHEDULE_LIST_PER_EXTRA = 0
