@@ -549,6 +549,8 @@ def _placed_answer(result: PlacementResult, order: AlertOrder) -> AlertAnswer:
         "kind": placed.kind,
         "alert_id": order.alert_id,
     }
+    # What every refusal of a stored order names.
+    about = {"order_id": placed.pk, "order_status": placed.status, "alert_id": order.alert_id}
     if result.outcome == OUTCOME_REPLAYED:
         body["outcome"] = Outcome.DUPLICATE
         body["detail"] = "This alert id was placed before; the first order is answered."
@@ -565,9 +567,7 @@ def _placed_answer(result: PlacementResult, order: AlertOrder) -> AlertAnswer:
                 TRADING_LOCKED,
                 Outcome.REFUSED,
                 details,
-                order_id=placed.pk,
-                order_status=placed.status,
-                alert_id=order.alert_id,
+                **about,
             )
         answer = _error_answer(
             503,
@@ -576,9 +576,7 @@ def _placed_answer(result: PlacementResult, order: AlertOrder) -> AlertAnswer:
             BROKER_UNAVAILABLE,
             Outcome.NOT_SENT,
             details,
-            order_id=placed.pk,
-            order_status=placed.status,
-            alert_id=order.alert_id,
+            **about,
         )
         answer.headers["Retry-After"] = str(details.get("retry_after", 1))
         return answer
@@ -590,9 +588,7 @@ def _placed_answer(result: PlacementResult, order: AlertOrder) -> AlertAnswer:
             BROKER_REJECTED,
             Outcome.REJECTED,
             {"reject_reason": reason},
-            order_id=placed.pk,
-            order_status=placed.status,
-            alert_id=order.alert_id,
+            **about,
         )
     if result.outcome == OUTCOME_UNKNOWN:
         body["outcome"] = Outcome.PENDING
