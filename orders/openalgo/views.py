@@ -14,7 +14,7 @@ within OPENALGO_IDEMPOTENCY_SECONDS (orders.openalgo.idempotency).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -24,7 +24,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orders.models import Order
+from orders.models import Instrument, Order
 from orders.openalgo import presenters as show
 from orders.openalgo import schema as doc
 from orders.openalgo import selectors, services
@@ -781,28 +781,30 @@ def _instrument_from(body: dict):
     return selectors.resolve_instrument(exchange=exchange, symbol=symbol)
 
 
-class QuotesView(OpenAlgoView):
+# One instrument, named by symbol and exchange, answered as `present` shows it. (No
+# docstring: the schema describes an endpoint by the docstring its view inherits.)
+class _InstrumentView(OpenAlgoView):
+    request_fields = doc.INSTRUMENT_FIELDS
+    present: Callable[[Instrument], dict[str, Any]]
+
+    def respond(self, caller, body, claim_id):
+        return _ok(data=self.present(_instrument_from(body)))
+
+
+class QuotesView(_InstrumentView):
     endpoint = "quotes"
 
     summary = "LTP, bid and ask from the desk's fair prices"
-    request_fields = doc.INSTRUMENT_FIELDS
     answer_fields = dict(data=doc.any_object("ltp, bid, ask (OHLC, volume: 0)"))
-
-    def respond(self, caller, body, claim_id):
-        instrument = _instrument_from(body)
-        return _ok(data=show.quote_data(instrument))
+    present = staticmethod(show.quote_data)
 
 
-class SymbolView(OpenAlgoView):
+class SymbolView(_InstrumentView):
     endpoint = "symbol"
 
     summary = "one instrument's details (lot size, tick size, token...)"
-    request_fields = doc.INSTRUMENT_FIELDS
     answer_fields = dict(data=doc.any_object("the instrument"))
-
-    def respond(self, caller, body, claim_id):
-        instrument = _instrument_from(body)
-        return _ok(data=show.instrument_data(instrument))
+    present = staticmethod(show.instrument_data)
 
 
 class SearchView(OpenAlgoView):
