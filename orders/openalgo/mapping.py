@@ -350,10 +350,7 @@ def smart_order_change(
     order)."""
     if position_size == 0 and current == 0:
         return PositionChange(side=action, quantity=quantity) if quantity > 0 else None
-    if position_size == current:
-        return None
-    delta = position_size - current
-    return PositionChange(side=Side.BUY if delta > 0 else Side.SELL, quantity=abs(delta))
+    return change_to_target(target=position_size, current=current)
 
 
 def change_to_target(*, target: int, current: int) -> PositionChange | None:
@@ -377,6 +374,16 @@ def webhook_target(*, action: str, position_size: int) -> int:
             )
         return position_size
     return -abs(position_size)
+
+
+def whole_lots(quantity: int, lot_size: int) -> int:
+    """`quantity` in lots (a bracket is placed in lots): one that is not a whole number of
+    lots is refused on `quantity`."""
+    if quantity % lot_size:
+        raise MappingError(
+            "quantity", f"{quantity} is not a whole number of lots (lot size {lot_size})"
+        )
+    return quantity // lot_size
 
 
 MAX_SPLIT_ORDERS = 100
