@@ -573,7 +573,7 @@ class CancelAllOrderView(OrderWriteView):
     endpoint = "cancelallorder"
 
     summary = "cancel every working order of the key's account"
-    request_fields = dict(**doc.STRATEGY)
+    request_fields = doc.STRATEGY
     answer_fields = dict(
         message=serializers.CharField(),
         canceled_orders=serializers.ListField(child=serializers.CharField()),
@@ -603,7 +603,7 @@ class ClosePositionView(OrderWriteView):
     endpoint = "closeposition"
 
     summary = "MARKET orders closing every open position of the account"
-    request_fields = dict(**doc.STRATEGY)
+    request_fields = doc.STRATEGY
     answer_fields = dict(
         message=serializers.CharField(),
         orderids=serializers.ListField(child=serializers.CharField()),
