@@ -35,7 +35,12 @@ from orders.alerts.parsing import (
 )
 from orders.models import Instrument, Order, ProductType
 from orders.openalgo.fields import OpenAlgoInvalid
-from orders.openalgo.mapping import change_to_target, exchange_of_segment
+from orders.openalgo.mapping import (
+    MappingError,
+    change_to_target,
+    exchange_of_segment,
+    whole_lots,
+)
 from orders.openalgo.selectors import resolve_instrument, resolve_instrument_anywhere
 from orders.services import place_bracket_order, place_single_order
 from orders.services.placement import (
@@ -410,16 +415,10 @@ def _place(webhook: AlertWebhook, order: AlertOrder) -> PlacementResult:
         lots = order.lots
         if lots is None and instrument is not None:
             assert order.quantity is not None  # an alert names its lots or its quantity
-            if order.quantity % instrument.lot_size:
-                raise AlertInvalid(
-                    {
-                        "quantity": [
-                            f"{order.quantity} is not a whole number of lots "
-                            f"(lot size {instrument.lot_size})"
-                        ]
-                    }
-                )
-            lots = order.quantity // instrument.lot_size
+            try:
+                lots = whole_lots(order.quantity, instrument.lot_size)
+            except MappingError as exc:
+                raise AlertInvalid({exc.field: [exc.message]}) from None
         lots = lots if lots is not None else order.quantity  # no instrument: validation says so
         assert lots is not None  # an alert names its lots or its quantity
         request = BracketOrderRequest(
@@ -549,6 +548,8 @@ def _placed_answer(result: PlacementResult, order: AlertOrder) -> AlertAnswer:
         "kind": placed.kind,
         "alert_id": order.alert_id,
     }
+    # What every refusal of a stored order names.
+    about = {"order_id": placed.pk, "order_status": placed.status, "alert_id": order.alert_id}
     if result.outcome == OUTCOME_REPLAYED:
         body["outcome"] = Outcome.DUPLICATE
         body["detail"] = "This alert id was placed before; the first order is answered."
@@ -565,9 +566,7 @@ def _placed_answer(result: PlacementResult, order: AlertOrder) -> AlertAnswer:
                 TRADING_LOCKED,
                 Outcome.REFUSED,
                 details,
-                order_id=placed.pk,
-                order_status=placed.status,
-                alert_id=order.alert_id,
+                **about,
             )
         answer = _error_answer(
             503,
@@ -576,9 +575,7 @@ def _placed_answer(result: PlacementResult, order: AlertOrder) -> AlertAnswer:
             BROKER_UNAVAILABLE,
             Outcome.NOT_SENT,
             details,
-            order_id=placed.pk,
-            order_status=placed.status,
-            alert_id=order.alert_id,
+            **about,
         )
         answer.headers["Retry-After"] = str(details.get("retry_after", 1))
         return answer
@@ -590,9 +587,7 @@ def _placed_answer(result: PlacementResult, order: AlertOrder) -> AlertAnswer:
             BROKER_REJECTED,
             Outcome.REJECTED,
             {"reject_reason": reason},
-            order_id=placed.pk,
-            order_status=placed.status,
-            alert_id=order.alert_id,
+            **about,
         )
     if result.outcome == OUTCOME_UNKNOWN:
         body["outcome"] = Outcome.PENDING

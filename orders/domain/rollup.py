@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol, TypeVar
 
+from orders.domain.vocabulary import FINAL_LEG_STATUSES, LegStatus, OrderKind, OrderStatus
 from orders.domain.vocabulary import LegRole as Role
-from orders.domain.vocabulary import LegStatus, OrderKind, OrderStatus
 
 _SINGLE_STATUS = {
     LegStatus.PENDING_SUBMIT: OrderStatus.PENDING,
@@ -20,7 +20,6 @@ _SINGLE_STATUS = {
     LegStatus.CANCELLED: OrderStatus.CANCELLED,
     LegStatus.REJECTED: OrderStatus.REJECTED,
 }
-_FINAL = (LegStatus.FILLED, LegStatus.CANCELLED, LegStatus.REJECTED)
 # When several legs share a role (partial-fill SLs, several targets), the one that is most
 # "alive" speaks for the role in the order list.
 _ROLE_PRECEDENCE = (
@@ -73,7 +72,7 @@ def derive_order_status(*, kind: str, current: str, legs: list) -> tuple[str, in
             return OrderStatus.OPEN, 0
         return _SINGLE_STATUS.get(entry.status, current), 0
     exited = sum(leg.filled_quantity for leg in legs if leg.role != Role.ENTRY)
-    if entry.status in _FINAL:
+    if entry.status in FINAL_LEG_STATUSES:
         return (OrderStatus.COMPLETED if exited >= filled else OrderStatus.FILLED), filled
     return OrderStatus.PARTIALLY_FILLED, filled
 

@@ -107,13 +107,11 @@ class FieldReader:
             if required:
                 self.fail(name, "is required")
             return default
-        raw = self.body.get(name)
-        number = finite_decimal(raw)
+        number = self._number(name)
         if number is None:
-            self.fail(name, f"{_text(raw)!r} is not a number")
             return None
         if number != number.to_integral_value():
-            self.fail(name, f"{_text(raw)!r} is not a whole number")
+            self.fail(name, f"{_text(self.body.get(name))!r} is not a whole number")
             return None
         value = int(number)
         if abs(value) > MAX_INTEGER:
@@ -128,15 +126,21 @@ class FieldReader:
         """A price; absent or 0 (OpenAlgo's "does not apply") is None, a negative is refused."""
         if not self.present(name):
             return None
-        raw = self.body.get(name)
-        number = finite_decimal(raw)
+        number = self._number(name)
         if number is None:
-            self.fail(name, f"{_text(raw)!r} is not a number")
             return None
         if number < 0:
             self.fail(name, "must not be negative")
             return None
         return number if number != 0 else None
+
+    def _number(self, name: str) -> Decimal | None:
+        """The field as a finite number, or None with the field refused as not one."""
+        raw = self.body.get(name)
+        number = finite_decimal(raw)
+        if number is None:
+            self.fail(name, f"{_text(raw)!r} is not a number")
+        return number
 
     def mapped(self, name: str, mapper, *, required: bool = False):
         value = self.body.get(name)

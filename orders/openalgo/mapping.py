@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from typing import TypedDict, Unpack
 from zoneinfo import ZoneInfo
 
 from orders.domain.vocabulary import (
@@ -238,6 +239,18 @@ def format_symbol(spec: SymbolSpec) -> str:
     raise ValueError(f"unknown instrument kind {spec.kind!r}")
 
 
+class MasterRow(TypedDict):
+    """An instrument-master row as the symbol format reads it (`spec_of_instrument`'s and
+    `openalgo_symbol`'s keywords)."""
+
+    segment: str
+    trading_symbol: str
+    base: str
+    expiry: date | None
+    strike: Decimal | None
+    option_type: str
+
+
 def spec_of_instrument(
     *,
     segment: str,
@@ -262,24 +275,9 @@ def spec_of_instrument(
     return SymbolSpec(base=base.upper(), kind=FUTURE, expiry=expiry)
 
 
-def openalgo_symbol(
-    *,
-    segment: str,
-    trading_symbol: str,
-    base: str,
-    expiry: date | None,
-    strike: Decimal | None,
-    option_type: str,
-) -> str:
-    spec = spec_of_instrument(
-        segment=segment,
-        trading_symbol=trading_symbol,
-        base=base,
-        expiry=expiry,
-        strike=strike,
-        option_type=option_type,
-    )
-    return format_symbol(spec) if spec is not None else trading_symbol
+def openalgo_symbol(**row: Unpack[MasterRow]) -> str:
+    spec = spec_of_instrument(**row)
+    return format_symbol(spec) if spec is not None else row["trading_symbol"]
 
 
 # ---- statuses and times ---------------------------------------------------------------------
@@ -352,10 +350,7 @@ def smart_order_change(
     order)."""
     if position_size == 0 and current == 0:
         return PositionChange(side=action, quantity=quantity) if quantity > 0 else None
-    if position_size == current:
-        return None
-    delta = position_size - current
-    return PositionChange(side=Side.BUY if delta > 0 else Side.SELL, quantity=abs(delta))
+    return change_to_target(target=position_size, current=current)
 
 
 def change_to_target(*, target: int, current: int) -> PositionChange | None:
@@ -379,6 +374,16 @@ def webhook_target(*, action: str, position_size: int) -> int:
             )
         return position_size
     return -abs(position_size)
+
+
+def whole_lots(quantity: int, lot_size: int) -> int:
+    """`quantity` in lots (a bracket is placed in lots): one that is not a whole number of
+    lots is refused on `quantity`."""
+    if quantity % lot_size:
+        raise MappingError(
+            "quantity", f"{quantity} is not a whole number of lots (lot size {lot_size})"
+        )
+    return quantity // lot_size
 
 
 MAX_SPLIT_ORDERS = 100

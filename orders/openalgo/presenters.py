@@ -20,6 +20,7 @@ from orders.openalgo.mapping import (
     EQUITY,
     OPEN_WORDS,
     REJECTED,
+    MasterRow,
     exchange_of_segment,
     expiry_text,
     openalgo_symbol,
@@ -57,7 +58,7 @@ def _base(instrument: Instrument) -> str:
     return instrument.name or instrument.underlying
 
 
-def _master_row(instrument: Instrument) -> dict[str, Any]:
+def _master_row(instrument: Instrument) -> MasterRow:
     """The instrument as `spec_of_instrument` and `openalgo_symbol` read it."""
     return {
         "segment": instrument.exchange_segment,

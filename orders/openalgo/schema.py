@@ -46,6 +46,8 @@ ORDER_FIELDS = {
     "trigger_price": _text("SL and SL-M: the trigger price; 0 or absent otherwise"),
     "disclosed_quantity": _text("0 only (not supported)"),
 }
+INSTRUMENT_FIELDS = {name: ORDER_FIELDS[name] for name in ("symbol", "exchange")}
+ORDER_ID = {"orderid": _text("the desk's order id", True)}
 BRACKET_FIELDS = {
     "stoploss": _text("desk extension: with it the order is a bracket (LIMIT or SL entry)"),
     "target": _text("desk extension: the bracket's target price (needs stoploss)"),

@@ -49,6 +49,18 @@ def _spec_filter(spec: SymbolSpec) -> Q:
     return query & Q(option_type=spec.kind, strike_price=spec.strike)
 
 
+def _the_one(
+    found: list[Instrument], *, unknown: dict[str, list[str]], several: dict[str, list[str]]
+) -> Instrument:
+    """The one instrument a symbol names (`found` holds at most two); none, or several, is
+    the refusal given."""
+    if not found:
+        raise OpenAlgoInvalid(unknown)
+    if len(found) > 1:
+        raise OpenAlgoInvalid(several)
+    return found[0]
+
+
 def resolve_instrument(*, exchange: str, symbol: str) -> Instrument:
     """The instrument an OpenAlgo (exchange, symbol) names: an equity's base symbol, a
     future's or option's OpenAlgo symbol, or the broker's own trading symbol on that
@@ -65,13 +77,11 @@ def resolve_instrument(*, exchange: str, symbol: str) -> Instrument:
         found = list(rows.filter(_spec_filter(spec))[:2])
     if not found:
         found = list(rows.filter(trading_symbol=text)[:2])
-    if not found:
-        raise OpenAlgoInvalid({"symbol": [f"unknown symbol {symbol.strip()!r} on {exchange}"]})
-    if len(found) > 1:
-        raise OpenAlgoInvalid(
-            {"symbol": [f"{symbol.strip()!r} on {exchange} names several instruments"]}
-        )
-    return found[0]
+    return _the_one(
+        found,
+        unknown={"symbol": [f"unknown symbol {symbol.strip()!r} on {exchange}"]},
+        several={"symbol": [f"{symbol.strip()!r} on {exchange} names several instruments"]},
+    )
 
 
 def resolve_instrument_anywhere(*, symbol: str) -> Instrument:
@@ -86,13 +96,11 @@ def resolve_instrument_anywhere(*, symbol: str) -> Instrument:
         spec = parse_derivative_symbol(text)
         if spec is not None:
             found = list(rows.filter(_spec_filter(spec))[:2])
-    if not found:
-        raise OpenAlgoInvalid({"symbol": [f"unknown symbol {symbol.strip()!r}"]})
-    if len(found) > 1:
-        raise OpenAlgoInvalid(
-            {"exchange": [f"{symbol.strip()!r} is on several exchanges: name one"]}
-        )
-    return found[0]
+    return _the_one(
+        found,
+        unknown={"symbol": [f"unknown symbol {symbol.strip()!r}"]},
+        several={"exchange": [f"{symbol.strip()!r} is on several exchanges: name one"]},
+    )
 
 
 def instrument_by_segment_id(segment: str, instrument_id: int) -> Instrument | None:

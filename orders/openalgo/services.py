@@ -19,7 +19,7 @@ from accounts.services import paper_twin_for, strategy_named
 from orders.domain.vocabulary import OrderType
 from orders.models import Instrument, Order
 from orders.openalgo.fields import OpenAlgoInvalid, OrderFields
-from orders.openalgo.mapping import smart_order_change, split_quantities
+from orders.openalgo.mapping import MappingError, smart_order_change, split_quantities, whole_lots
 from orders.openalgo.selectors import order_on_account, resolve_instrument, working_orders
 from orders.positions.services import ExitOrders, ExitResult, exit_positions
 from orders.services import cancel_order, modify_order, place_bracket_order, place_single_order
@@ -183,19 +183,14 @@ def _bracket_request(
     *, caller: Caller, order: OrderFields, instrument: Instrument, key: str
 ) -> BracketOrderRequest:
     assert order.quantity is not None  # placeorder requires it (orders.openalgo.fields)
-    if order.quantity % instrument.lot_size:
-        raise OpenAlgoInvalid(
-            {
-                "quantity": [
-                    f"{order.quantity} is not a whole number of lots (lot size "
-                    f"{instrument.lot_size})"
-                ]
-            }
-        )
+    try:
+        lots = whole_lots(order.quantity, instrument.lot_size)
+    except MappingError as exc:
+        raise OpenAlgoInvalid({exc.field: [exc.message]}) from None
     stop_limit = order.order_type == OrderType.STOPLIMIT
     return BracketOrderRequest(
         account_id=caller.account.pk,
-        no_of_lots=order.quantity // instrument.lot_size,
+        no_of_lots=lots,
         entry_price=order.limit_price,
         entry_stop_price=order.stop_price if stop_limit else None,
         sl_price=order.stop_loss,

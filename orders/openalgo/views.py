@@ -14,6 +14,7 @@ within OPENALGO_IDEMPOTENCY_SECONDS (orders.openalgo.idempotency).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -23,7 +24,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orders.models import Order
+from orders.models import Instrument, Order
 from orders.openalgo import presenters as show
 from orders.openalgo import schema as doc
 from orders.openalgo import selectors, services
@@ -146,13 +147,25 @@ class OpenAlgoView(APIView):
     runs_once = False
     endpoint = ""
 
-    # Its OpenAPI operation (summary, request, responses), tagged OpenAlgo on its `post`.
-    openapi: dict = {}
+    # Its OpenAPI operation on `post`, tagged OpenAlgo: summarised as "<endpoint>: <summary>",
+    # the request's fields beside `apikey`, the success answer's beside `status`, both
+    # components named after the view (PlaceOrderView: OpenAlgoPlaceOrderRequest, ...Answer).
+    summary = ""
+    request_fields: Mapping[str, serializers.Field] = {}
+    answer_fields: Mapping[str, serializers.Field] = {}
+    schema_name = ""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.openapi:
-            extend_schema_view(post=extend_schema(tags=[doc.TAG], **cls.openapi))(cls)
+        if cls.summary:
+            name = cls.schema_name or cls.__name__.removesuffix("View")
+            operation = extend_schema(
+                tags=[doc.TAG],
+                summary=f"{cls.endpoint}: {cls.summary}",
+                request=doc.request_body(name, **cls.request_fields),
+                responses=doc.answer(name, **cls.answer_fields),
+            )
+            extend_schema_view(post=operation)(cls)
 
     def get_exception_handler(self):
         return openalgo_exception_handler
@@ -204,6 +217,16 @@ def _read_order_id(body: dict) -> int:
     return order_id
 
 
+def _ok(*, placed: bool = False, **fields: Any) -> Answer:
+    """OpenAlgo's success answer (200) with `fields`; `placed`: something was written."""
+    return Answer(status=200, body=show.success(**fields), placed=placed)
+
+
+def _refused(message: str, *, placed: bool = False, **fields: Any) -> Answer:
+    """OpenAlgo's error answer (400) for a request the desk or the broker turned down."""
+    return Answer(status=400, body=show.error(message, **fields), placed=placed)
+
+
 def _placed(result: PlacementResult, caller: services.Caller, **extra) -> Answer:
     """A placement's answer: success with the desk's order id; a broker's refusal is an
     error naming the (stored, rejected) order; no answer from the broker is a success
@@ -212,13 +235,10 @@ def _placed(result: PlacementResult, caller: services.Caller, **extra) -> Answer
     if result.outcome == OUTCOME_NOT_SENT and result.send is not None:
         return _not_sent(result, caller, **extra)
     if result.outcome == OUTCOME_REJECTED:
-        return Answer(
-            status=400,
-            body=show.error(
-                f"The broker rejected the order: {result.reject_reason}",
-                orderid=str(order.pk),
-                mode=caller.mode,
-            ),
+        return _refused(
+            f"The broker rejected the order: {result.reject_reason}",
+            orderid=str(order.pk),
+            mode=caller.mode,
             placed=True,
         )
     body = show.success(orderid=str(order.pk), mode=caller.mode, **extra)
@@ -317,13 +337,9 @@ class PlaceOrderView(OrderWriteView):
     runs_once = True
     endpoint = "placeorder"
 
-    openapi = dict(
-        summary="placeorder: one order (with stoploss/target: a desk bracket)",
-        request=doc.request_body(
-            "PlaceOrder", **doc.STRATEGY, **doc.ORDER_FIELDS, **doc.BRACKET_FIELDS
-        ),
-        responses=doc.answer("PlaceOrder", orderid=serializers.CharField(), mode=_mode()),
-    )
+    summary = "one order (with stoploss/target: a desk bracket)"
+    request_fields = dict(**doc.STRATEGY, **doc.ORDER_FIELDS, **doc.BRACKET_FIELDS)
+    answer_fields = dict(orderid=serializers.CharField(), mode=_mode())
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -343,20 +359,16 @@ class PlaceSmartOrderView(OrderWriteView):
     runs_once = True
     endpoint = "placesmartorder"
 
-    openapi = dict(
-        summary="placesmartorder: the order for the difference to a target position",
-        request=doc.request_body(
-            "PlaceSmartOrder",
-            **doc.STRATEGY,
-            **doc.ORDER_FIELDS,
-            position_size=doc._text("the position to reach (signed; 0 = flat)", True),
-        ),
-        responses=doc.answer(
-            "PlaceSmartOrder",
-            orderid=serializers.CharField(required=False),
-            message=serializers.CharField(required=False),
-            mode=_mode(),
-        ),
+    summary = "the order for the difference to a target position"
+    request_fields = dict(
+        **doc.STRATEGY,
+        **doc.ORDER_FIELDS,
+        position_size=doc._text("the position to reach (signed; 0 = flat)", True),
+    )
+    answer_fields = dict(
+        orderid=serializers.CharField(required=False),
+        message=serializers.CharField(required=False),
+        mode=_mode(),
     )
 
     def respond(self, caller, body, claim_id):
@@ -374,13 +386,10 @@ class PlaceSmartOrderView(OrderWriteView):
             claim_id=claim_id,
         )
         if smart.change is None:
-            return Answer(
-                status=200,
-                body=show.success(
-                    message="Positions Already Matched. No Action needed.",
-                    current_position=smart.current,
-                    mode=caller.mode,
-                ),
+            return _ok(
+                message="Positions Already Matched. No Action needed.",
+                current_position=smart.current,
+                mode=caller.mode,
             )
         change = smart.result
         assert change is not None and smart.change is not None  # a change was decided and made
@@ -406,39 +415,28 @@ class PlaceSmartOrderView(OrderWriteView):
                 **extra,
             )
         if change.errors and not change.placement:
-            return Answer(
-                status=400,
-                body=show.error("; ".join(change.errors), mode=caller.mode, **extra),
-                placed=True,
-            )
+            return _refused("; ".join(change.errors), mode=caller.mode, **extra, placed=True)
         if change.placement is not None:
             if change.errors:
                 extra["errors"] = change.errors
             return _placed(change.placement, caller, **extra)
         primary = change.primary_order
         assert primary is not None  # something was sent, without errors
-        return Answer(
-            status=200,
-            body=show.success(orderid=str(primary.pk), mode=caller.mode, **extra),
-            placed=True,
-        )
+        return _ok(orderid=str(primary.pk), mode=caller.mode, **extra, placed=True)
 
 
 class BasketOrderView(OrderWriteView):
     runs_once = True
     endpoint = "basketorder"
 
-    openapi = dict(
-        summary="basketorder: several orders, each standing alone (BUYs before SELLs)",
-        request=doc.request_body(
-            "BasketOrder",
-            **doc.STRATEGY,
-            orders=serializers.ListField(
-                child=inline_order_item(), help_text="the orders (at most 100)"
-            ),
+    summary = "several orders, each standing alone (BUYs before SELLs)"
+    request_fields = dict(
+        **doc.STRATEGY,
+        orders=serializers.ListField(
+            child=inline_order_item(), help_text="the orders (at most 100)"
         ),
-        responses=doc.answer("BasketOrder", results=doc.any_list(), mode=_mode()),
     )
+    answer_fields = dict(results=doc.any_list(), mode=_mode())
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -475,16 +473,13 @@ class BasketOrderView(OrderWriteView):
                 mode=caller.mode,
             )
         if not any(row["status"] == "success" for row in rows):
-            return Answer(
-                status=400,
-                body=show.error(
-                    "No order of the basket was placed: " + rows[0].get("message", ""),
-                    results=rows,
-                    mode=caller.mode,
-                ),
+            return _refused(
+                "No order of the basket was placed: " + rows[0].get("message", ""),
+                results=rows,
+                mode=caller.mode,
                 placed=placed,
             )
-        return Answer(status=200, body=show.success(results=rows, mode=caller.mode), placed=placed)
+        return _ok(results=rows, mode=caller.mode, placed=placed)
 
 
 def _get(raw: Any, name: str) -> Any:
@@ -495,21 +490,17 @@ class SplitOrderView(OrderWriteView):
     runs_once = True
     endpoint = "splitorder"
 
-    openapi = dict(
-        summary="splitorder: one quantity in several orders of splitsize (remainder last)",
-        request=doc.request_body(
-            "SplitOrder",
-            **doc.STRATEGY,
-            **doc.ORDER_FIELDS,
-            splitsize=doc._text("units per order (at most 100 orders)", True),
-        ),
-        responses=doc.answer(
-            "SplitOrder",
-            split_size=serializers.IntegerField(),
-            total_quantity=serializers.IntegerField(),
-            results=doc.any_list(),
-            mode=_mode(),
-        ),
+    summary = "one quantity in several orders of splitsize (remainder last)"
+    request_fields = dict(
+        **doc.STRATEGY,
+        **doc.ORDER_FIELDS,
+        splitsize=doc._text("units per order (at most 100 orders)", True),
+    )
+    answer_fields = dict(
+        split_size=serializers.IntegerField(),
+        total_quantity=serializers.IntegerField(),
+        results=doc.any_list(),
+        mode=_mode(),
     )
 
     def respond(self, caller, body, claim_id):
@@ -539,13 +530,10 @@ class SplitOrderView(OrderWriteView):
                 "send the same request again",
                 **fields,
             )
-        body = show.success(**fields)
         if not any(row["status"] == "success" for row in rows):
-            body = show.error(
-                "No order of the split was placed: " + rows[0].get("message", ""), **fields
-            )
-            return Answer(status=400, body=body, placed=True)
-        return Answer(status=200, body=body, placed=True)
+            message = "No order of the split was placed: " + rows[0].get("message", "")
+            return _refused(message, placed=True, **fields)
+        return _ok(placed=True, **fields)
 
 
 # ---- changing -------------------------------------------------------------------------------
@@ -554,16 +542,9 @@ class SplitOrderView(OrderWriteView):
 class ModifyOrderView(OrderWriteView):
     endpoint = "modifyorder"
 
-    openapi = dict(
-        summary="modifyorder: new price, trigger price or (a single order's) quantity",
-        request=doc.request_body(
-            "ModifyOrder",
-            orderid=doc._text("the desk's order id", True),
-            **doc.STRATEGY,
-            **doc.ORDER_FIELDS,
-        ),
-        responses=doc.answer("ModifyOrder", orderid=serializers.CharField(), mode=_mode()),
-    )
+    summary = "new price, trigger price or (a single order's) quantity"
+    request_fields = dict(**doc.ORDER_ID, **doc.STRATEGY, **doc.ORDER_FIELDS)
+    answer_fields = dict(orderid=serializers.CharField(), mode=_mode())
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -572,43 +553,32 @@ class ModifyOrderView(OrderWriteView):
         reader.raise_errors()
         assert order_id is not None  # required: raise_errors refused it missing
         modified = services.modify(caller=caller, order_id=order_id, order=order)
-        return Answer(
-            status=200, body=show.success(orderid=str(modified.pk), mode=caller.mode), placed=True
-        )
+        return _ok(orderid=str(modified.pk), mode=caller.mode, placed=True)
 
 
 class CancelOrderView(OrderWriteView):
     endpoint = "cancelorder"
 
-    openapi = dict(
-        summary="cancelorder: cancel one order's unfilled entry",
-        request=doc.request_body(
-            "CancelOrder", orderid=doc._text("the desk's order id", True), **doc.STRATEGY
-        ),
-        responses=doc.answer("CancelOrder", orderid=serializers.CharField(), mode=_mode()),
-    )
+    summary = "cancel one order's unfilled entry"
+    request_fields = dict(**doc.ORDER_ID, **doc.STRATEGY)
+    answer_fields = dict(orderid=serializers.CharField(), mode=_mode())
 
     def respond(self, caller, body, claim_id):
         order_id = _read_order_id(body)
         cancelled = services.cancel(caller=caller, order_id=order_id)
-        return Answer(
-            status=200, body=show.success(orderid=str(cancelled.pk), mode=caller.mode), placed=True
-        )
+        return _ok(orderid=str(cancelled.pk), mode=caller.mode, placed=True)
 
 
 class CancelAllOrderView(OrderWriteView):
     endpoint = "cancelallorder"
 
-    openapi = dict(
-        summary="cancelallorder: cancel every working order of the key's account",
-        request=doc.request_body("CancelAllOrder", **doc.STRATEGY),
-        responses=doc.answer(
-            "CancelAllOrder",
-            message=serializers.CharField(),
-            canceled_orders=serializers.ListField(child=serializers.CharField()),
-            failed_cancellations=doc.any_list(),
-            mode=_mode(),
-        ),
+    summary = "cancel every working order of the key's account"
+    request_fields = doc.STRATEGY
+    answer_fields = dict(
+        message=serializers.CharField(),
+        canceled_orders=serializers.ListField(child=serializers.CharField()),
+        failed_cancellations=doc.any_list(),
+        mode=_mode(),
     )
 
     def respond(self, caller, body, claim_id):
@@ -617,16 +587,13 @@ class CancelAllOrderView(OrderWriteView):
             f"Canceled {len(result.cancelled)} orders. "
             f"Failed to cancel {len(result.failed)} orders."
         )
-        return Answer(
-            status=200,
-            body=show.success(
-                message=message,
-                canceled_orders=[str(pk) for pk in result.cancelled],
-                failed_cancellations=[
-                    {"orderid": str(pk), "reason": reason} for pk, reason in result.failed
-                ],
-                mode=caller.mode,
-            ),
+        return _ok(
+            message=message,
+            canceled_orders=[str(pk) for pk in result.cancelled],
+            failed_cancellations=[
+                {"orderid": str(pk), "reason": reason} for pk, reason in result.failed
+            ],
+            mode=caller.mode,
             placed=bool(result.cancelled),
         )
 
@@ -635,15 +602,12 @@ class ClosePositionView(OrderWriteView):
     runs_once = True
     endpoint = "closeposition"
 
-    openapi = dict(
-        summary="closeposition: MARKET orders closing every open position of the account",
-        request=doc.request_body("ClosePosition", **doc.STRATEGY),
-        responses=doc.answer(
-            "ClosePosition",
-            message=serializers.CharField(),
-            orderids=serializers.ListField(child=serializers.CharField()),
-            mode=_mode(),
-        ),
+    summary = "MARKET orders closing every open position of the account"
+    request_fields = doc.STRATEGY
+    answer_fields = dict(
+        message=serializers.CharField(),
+        orderids=serializers.ListField(child=serializers.CharField()),
+        mode=_mode(),
     )
 
     def respond(self, caller, body, claim_id):
@@ -654,10 +618,7 @@ class ClosePositionView(OrderWriteView):
         order_ids = [str(pk) for pk in result.exit_order_ids + result.bracket_order_ids]
         written = bool(order_ids)
         if not written and not result.errors:
-            return Answer(
-                status=200,
-                body=show.success(message="No open positions to close", mode=caller.mode),
-            )
+            return _ok(message="No open positions to close", mode=caller.mode)
         if result.not_sent and not result.exit_legs and len(result.not_sent) == len(result.errors):
             return _nothing_sent(
                 "No exit was sent to the broker, nothing was placed: "
@@ -667,31 +628,24 @@ class ClosePositionView(OrderWriteView):
                 mode=caller.mode,
             )
         if result.errors and not result.exit_legs:
-            return Answer(
-                status=400,
-                body=show.error(
-                    "No position was closed: " + "; ".join(result.errors),
-                    orderids=order_ids,
-                    mode=caller.mode,
-                ),
+            return _refused(
+                "No position was closed: " + "; ".join(result.errors),
+                orderids=order_ids,
+                mode=caller.mode,
                 placed=written,
             )
         if result.errors:
-            return Answer(
-                status=200,
-                body=show.success(
-                    message="Some positions were not closed: " + "; ".join(result.errors),
-                    orderids=order_ids,
-                    errors=result.errors,
-                    mode=caller.mode,
-                ),
+            return _ok(
+                message="Some positions were not closed: " + "; ".join(result.errors),
+                orderids=order_ids,
+                errors=result.errors,
+                mode=caller.mode,
                 placed=True,
             )
-        return Answer(
-            status=200,
-            body=show.success(
-                message="All Open Positions Squared Off", orderids=order_ids, mode=caller.mode
-            ),
+        return _ok(
+            message="All Open Positions Squared Off",
+            orderids=order_ids,
+            mode=caller.mode,
             placed=True,
         )
 
@@ -702,36 +656,28 @@ class ClosePositionView(OrderWriteView):
 class OrderStatusView(OpenAlgoView):
     endpoint = "orderstatus"
 
-    openapi = dict(
-        summary="orderstatus: one order of the key's account",
-        request=doc.request_body(
-            "OrderStatus", orderid=doc._text("the desk's order id", True), **doc.STRATEGY
-        ),
-        responses=doc.answer("OrderStatus", data=doc.any_object("the order")),
-    )
+    summary = "one order of the key's account"
+    request_fields = dict(**doc.ORDER_ID, **doc.STRATEGY)
+    answer_fields = dict(data=doc.any_object("the order"))
 
     def respond(self, caller, body, claim_id):
         order_id = _read_order_id(body)
         selectors.order_on_account(account=caller.account, order_id=order_id)  # 404 first
         refresh_orders_from_broker(account=caller.account, actor=caller.actor)
         order = selectors.order_on_account(account=caller.account, order_id=order_id)
-        return Answer(status=200, body=show.success(data=show.order_data(order)))
+        return _ok(data=show.order_data(order))
 
 
 class OpenPositionView(OpenAlgoView):
     endpoint = "openposition"
 
-    openapi = dict(
-        summary="openposition: the net quantity of one symbol and product (live)",
-        request=doc.request_body(
-            "OpenPosition",
-            **doc.STRATEGY,
-            symbol=doc.ORDER_FIELDS["symbol"],
-            exchange=doc.ORDER_FIELDS["exchange"],
-            product=doc._text("MIS, NRML, CNC", True),
-        ),
-        responses=doc.answer("OpenPosition", quantity=serializers.CharField()),
+    summary = "the net quantity of one symbol and product (live)"
+    request_fields = dict(
+        **doc.STRATEGY,
+        **doc.INSTRUMENT_FIELDS,
+        product=doc._text("MIS, NRML, CNC", True),
     )
+    answer_fields = dict(quantity=serializers.CharField())
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -742,75 +688,63 @@ class OpenPositionView(OpenAlgoView):
         quantity = services.open_position(
             caller=caller, exchange=exchange, symbol=symbol, product_type=product
         )
-        return Answer(status=200, body=show.success(quantity=str(quantity)))
+        return _ok(quantity=str(quantity))
 
 
 class OrderBookView(OpenAlgoView):
     endpoint = "orderbook"
 
-    openapi = dict(
-        summary="orderbook: today's orders of the key's account, with statistics",
-        request=doc.request_body("OrderBook"),
-        responses=doc.answer("OrderBook", data=doc.any_object("orders and statistics")),
-    )
+    summary = "today's orders of the key's account, with statistics"
+    answer_fields = dict(data=doc.any_object("orders and statistics"))
 
     def respond(self, caller, body, claim_id):
         refresh_orders_from_broker(account=caller.account, actor=caller.actor)
         orders = selectors.orders_of_the_day(account=caller.account)
-        return Answer(status=200, body=show.success(data=show.order_book(orders)))
+        return _ok(data=show.order_book(orders))
+
+
+def _instruments_of(rows) -> dict:
+    """The desk's instruments of the broker's rows (fills, positions, holdings), each row
+    read by its (segment, exchange instrument id)."""
+    return selectors.instruments_by_key(
+        {(row.exchange_segment, int(row.exchange_instrument_id)) for row in rows}
+    )
 
 
 class TradeBookView(OpenAlgoView):
     endpoint = "tradebook"
 
-    openapi = dict(
-        summary="tradebook: the broker's fills (live read)",
-        request=doc.request_body("TradeBook"),
-        responses=doc.answer("TradeBook", data=doc.any_list("fills")),
-    )
+    summary = "the broker's fills (live read)"
+    answer_fields = dict(data=doc.any_list("fills"))
 
     def respond(self, caller, body, claim_id):
         trades = read_trade_book(caller.account)
-        instruments = selectors.instruments_by_key(
-            {(t.exchange_segment, int(t.exchange_instrument_id)) for t in trades}
-        )
+        instruments = _instruments_of(trades)
         order_ids = selectors.order_ids_by_leg_identifier(
             account=caller.account, identifiers={t.unique_identifier for t in trades}
         )
         rows = [show.trade_data(t, instruments, order_ids) for t in trades]
-        return Answer(status=200, body=show.success(data=rows))
-
-
-def _position_instruments(positions) -> dict:
-    return selectors.instruments_by_key(
-        {(p.exchange_segment, int(p.exchange_instrument_id)) for p in positions}
-    )
+        return _ok(data=rows)
 
 
 class PositionBookView(OpenAlgoView):
     endpoint = "positionbook"
 
-    openapi = dict(
-        summary="positionbook: the broker's positions (live read)",
-        request=doc.request_body("PositionBook"),
-        responses=doc.answer("PositionBook", data=doc.any_list("positions")),
-    )
+    summary = "the broker's positions (live read)"
+    answer_fields = dict(data=doc.any_list("positions"))
 
     def respond(self, caller, body, claim_id):
         positions = read_positions(caller.account)
-        instruments = _position_instruments(positions)
+        instruments = _instruments_of(positions)
         rows = [show.position_data(p, instruments) for p in positions]
-        return Answer(status=200, body=show.success(data=rows))
+        return _ok(data=rows)
 
 
 class HoldingsView(OpenAlgoView):
     endpoint = "holdings"
 
-    openapi = dict(
-        summary="holdings: the broker's delivery holdings, valued at the LTP, with statistics",
-        request=doc.request_body("Holdings"),
-        responses=doc.answer("Holdings", data=doc.any_object("holdings and statistics")),
-    )
+    summary = "the broker's delivery holdings, valued at the LTP, with statistics"
+    answer_fields = dict(data=doc.any_object("holdings and statistics"))
 
     def respond(self, caller, body, claim_id):
         holdings = account_holdings(caller.account)
@@ -819,26 +753,21 @@ class HoldingsView(OpenAlgoView):
                 f"The broker's holdings could not be read: {holdings.error}",
                 details={"account_id": caller.account.pk},
             )
-        instruments = selectors.instruments_by_key(
-            {(row.exchange_segment, int(row.exchange_instrument_id)) for row in holdings.rows}
-        )
+        instruments = _instruments_of(holdings.rows)
         data = show.holdings_data(holdings, instruments)
-        return Answer(status=200, body=show.success(data=data))
+        return _ok(data=data)
 
 
 class FundsView(OpenAlgoView):
     endpoint = "funds"
 
-    openapi = dict(
-        summary="funds: available cash, margin used and M2M (live read)",
-        request=doc.request_body("Funds"),
-        responses=doc.answer("Funds", data=doc.any_object("funds")),
-    )
+    summary = "available cash, margin used and M2M (live read)"
+    answer_fields = dict(data=doc.any_object("funds"))
 
     def respond(self, caller, body, claim_id):
         balance = read_balance(caller.account)
         positions = read_positions(caller.account)
-        return Answer(status=200, body=show.success(data=show.funds_data(balance, positions)))
+        return _ok(data=show.funds_data(balance, positions))
 
 
 # ---- market data and symbols ----------------------------------------------------------------
@@ -852,52 +781,41 @@ def _instrument_from(body: dict):
     return selectors.resolve_instrument(exchange=exchange, symbol=symbol)
 
 
-class QuotesView(OpenAlgoView):
+# One instrument, named by symbol and exchange, answered as `present` shows it. (No
+# docstring: the schema describes an endpoint by the docstring its view inherits.)
+class _InstrumentView(OpenAlgoView):
+    request_fields = doc.INSTRUMENT_FIELDS
+    present: Callable[[Instrument], dict[str, Any]]
+
+    def respond(self, caller, body, claim_id):
+        return _ok(data=self.present(_instrument_from(body)))
+
+
+class QuotesView(_InstrumentView):
     endpoint = "quotes"
 
-    openapi = dict(
-        summary="quotes: LTP, bid and ask from the desk's fair prices",
-        request=doc.request_body(
-            "Quotes", symbol=doc.ORDER_FIELDS["symbol"], exchange=doc.ORDER_FIELDS["exchange"]
-        ),
-        responses=doc.answer("Quotes", data=doc.any_object("ltp, bid, ask (OHLC, volume: 0)")),
-    )
-
-    def respond(self, caller, body, claim_id):
-        instrument = _instrument_from(body)
-        return Answer(status=200, body=show.success(data=show.quote_data(instrument)))
+    summary = "LTP, bid and ask from the desk's fair prices"
+    answer_fields = dict(data=doc.any_object("ltp, bid, ask (OHLC, volume: 0)"))
+    present = staticmethod(show.quote_data)
 
 
-class SymbolView(OpenAlgoView):
+class SymbolView(_InstrumentView):
     endpoint = "symbol"
 
-    openapi = dict(
-        summary="symbol: one instrument's details (lot size, tick size, token...)",
-        request=doc.request_body(
-            "Symbol", symbol=doc.ORDER_FIELDS["symbol"], exchange=doc.ORDER_FIELDS["exchange"]
-        ),
-        responses=doc.answer("Symbol", data=doc.any_object("the instrument")),
-    )
-
-    def respond(self, caller, body, claim_id):
-        instrument = _instrument_from(body)
-        return Answer(status=200, body=show.success(data=show.instrument_data(instrument)))
+    summary = "one instrument's details (lot size, tick size, token...)"
+    answer_fields = dict(data=doc.any_object("the instrument"))
+    present = staticmethod(show.instrument_data)
 
 
 class SearchView(OpenAlgoView):
     endpoint = "search"
 
-    openapi = dict(
-        summary="search: instruments matching every word of the query (at most 100)",
-        request=doc.request_body(
-            "Search",
-            query=doc._text("e.g. NIFTY 26000 DEC CE", True),
-            exchange=doc._text("NSE, BSE, NFO, BFO, CDS, MCX (optional)"),
-        ),
-        responses=doc.answer(
-            "Search", message=serializers.CharField(), data=doc.any_list("instruments")
-        ),
+    summary = "instruments matching every word of the query (at most 100)"
+    request_fields = dict(
+        query=doc._text("e.g. NIFTY 26000 DEC CE", True),
+        exchange=doc._text("NSE, BSE, NFO, BFO, CDS, MCX (optional)"),
     )
+    answer_fields = dict(message=serializers.CharField(), data=doc.any_list("instruments"))
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -905,12 +823,9 @@ class SearchView(OpenAlgoView):
         exchange = reader.text("exchange")
         reader.raise_errors()
         found = selectors.search_instruments(query=query, exchange=exchange)
-        return Answer(
-            status=200,
-            body=show.success(
-                message=f"Found {len(found)} matching symbols",
-                data=[show.instrument_data(i) for i in found],
-            ),
+        return _ok(
+            message=f"Found {len(found)} matching symbols",
+            data=[show.instrument_data(i) for i in found],
         )
 
 
@@ -920,11 +835,9 @@ class SearchView(OpenAlgoView):
 class TimingsView(OpenAlgoView):
     endpoint = "market/timings"
 
-    openapi = dict(
-        summary="market/timings: when the desk takes live orders on a date (epoch ms)",
-        request=doc.request_body("Timings", date=doc._text("YYYY-MM-DD (default: today)")),
-        responses=doc.answer("Timings", data=doc.any_list("one row per exchange; [] closed")),
-    )
+    summary = "when the desk takes live orders on a date (epoch ms)"
+    request_fields = dict(date=doc._text("YYYY-MM-DD (default: today)"))
+    answer_fields = dict(data=doc.any_list("one row per exchange; [] closed"))
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -935,21 +848,18 @@ class TimingsView(OpenAlgoView):
         if session is not None:
             start, end = (epoch_millis(moment) for moment in session)
             rows = [{"exchange": ex, "start_time": start, "end_time": end} for ex in EXCHANGES]
-        return Answer(status=200, body=show.success(data=rows))
+        return _ok(data=rows)
 
 
 class HolidaysView(OpenAlgoView):
     endpoint = "market/holidays"
 
-    openapi = dict(
-        summary="market/holidays: the desk's trading holidays of a year",
-        request=doc.request_body("Holidays", year=doc._text("2020 to 2050 (default: this year)")),
-        responses=doc.answer(
-            "Holidays",
-            year=serializers.IntegerField(),
-            timezone=serializers.CharField(),
-            data=doc.any_list("holidays"),
-        ),
+    summary = "the desk's trading holidays of a year"
+    request_fields = dict(year=doc._text("2020 to 2050 (default: this year)"))
+    answer_fields = dict(
+        year=serializers.IntegerField(),
+        timezone=serializers.CharField(),
+        data=doc.any_list("holidays"),
     )
 
     def respond(self, caller, body, claim_id):
@@ -966,7 +876,7 @@ class HolidaysView(OpenAlgoView):
             }
             for holiday in selectors.holidays_of_year(year)
         ]
-        return Answer(status=200, body=show.success(year=year, timezone=str(MARKET_TZ), data=rows))
+        return _ok(year=year, timezone=str(MARKET_TZ), data=rows)
 
 
 # ---- the analyzer ---------------------------------------------------------------------------
@@ -985,14 +895,12 @@ def _analyzer_data(caller: services.Caller) -> dict[str, Any]:
 class AnalyzerStatusView(OpenAlgoView):
     endpoint = "analyzer"
 
-    openapi = dict(
-        summary="analyzer: is the key in analyzer mode (orders to the paper twin)?",
-        request=doc.request_body("Analyzer"),
-        responses=doc.answer("Analyzer", data=doc.any_object("analyze_mode, mode, total_logs")),
-    )
+    summary = "is the key in analyzer mode (orders to the paper twin)?"
+    schema_name = "Analyzer"
+    answer_fields = dict(data=doc.any_object("analyze_mode, mode, total_logs"))
 
     def respond(self, caller, body, claim_id):
-        return Answer(status=200, body=show.success(data=_analyzer_data(caller)))
+        return _ok(data=_analyzer_data(caller))
 
 
 class AnalyzerToggleView(OpenAlgoView):
@@ -1000,13 +908,9 @@ class AnalyzerToggleView(OpenAlgoView):
     places_orders = True
     endpoint = "analyzer/toggle"
 
-    openapi = dict(
-        summary="analyzer/toggle: mode true sends the key's orders to a paper twin",
-        request=doc.request_body(
-            "AnalyzerToggle", mode=serializers.BooleanField(help_text="true: analyze")
-        ),
-        responses=doc.answer("AnalyzerToggle", data=doc.any_object("the new mode")),
-    )
+    summary = "mode true sends the key's orders to a paper twin"
+    request_fields = dict(mode=serializers.BooleanField(help_text="true: analyze"))
+    answer_fields = dict(data=doc.any_object("the new mode"))
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -1016,4 +920,4 @@ class AnalyzerToggleView(OpenAlgoView):
         caller = services.set_analyzer(caller=caller, enabled=enabled)
         data = _analyzer_data(caller)
         data["message"] = f"Analyzer mode switched to {caller.mode}"
-        return Answer(status=200, body=show.success(data=data), placed=True)
+        return _ok(data=data, placed=True)

@@ -52,6 +52,11 @@ from trading_site.core.market_hours import trading_day_start
 logger = logging.getLogger(__name__)
 
 
+def _unavailable(exc: DatabaseError) -> BrokerUnavailable:
+    logger.warning("paper exchange database error: %s", exc)
+    return BrokerUnavailable(f"paper exchange unavailable: {exc}")
+
+
 def _guard_database(function):
     """Only broker errors leave a gateway: a database failure is 'unavailable'."""
 
@@ -61,8 +66,7 @@ def _guard_database(function):
         except base.BrokerError:
             raise
         except DatabaseError as exc:
-            logger.warning("paper exchange database error: %s", exc)
-            raise BrokerUnavailable(f"paper exchange unavailable: {exc}") from exc
+            raise _unavailable(exc) from exc
 
     wrapper.__name__ = function.__name__
     wrapper.__doc__ = function.__doc__
@@ -134,24 +138,15 @@ class PaperGateway(BrokerGateway):
 
     @_guard_database
     async def place_order(self, session: SessionContext, request: PlaceOrderRequest) -> OrderAck:
-        def place():
-            return submit_order(book=_book_for_session(session), request=request)
-
-        return _ack(await sync_to_async(place)())
+        return _ack(await self._on_book(session, submit_order, request=request))
 
     @_guard_database
     async def place_orders(
         self, session: SessionContext, requests: list[PlaceOrderRequest]
     ) -> list[OrderAck | OrderRejected]:
         """Many orders in one transaction (a batch): the ack, or the rejection, per request."""
-
-        def place():
-            return submit_orders(book=_book_for_session(session), requests=requests)
-
-        return [
-            answer if isinstance(answer, OrderRejected) else _ack(answer)
-            for answer in await sync_to_async(place)()
-        ]
+        answers = await self._on_book(session, submit_orders, requests=requests)
+        return [answer if isinstance(answer, OrderRejected) else _ack(answer) for answer in answers]
 
     def place_orders_here(
         self, session: SessionContext, requests: list[PlaceOrderRequest]
@@ -161,25 +156,26 @@ class PaperGateway(BrokerGateway):
         try:
             answers = _submit_for_account(session.account_id, requests)
         except DatabaseError as exc:
-            logger.warning("paper exchange database error: %s", exc)
-            raise BrokerUnavailable(f"paper exchange unavailable: {exc}") from exc
+            raise _unavailable(exc) from exc
         return [answer if isinstance(answer, OrderRejected) else _ack(answer) for answer in answers]
 
     @_guard_database
     async def modify_order(self, session: SessionContext, request: ModifyOrderRequest) -> OrderAck:
-        def modify():
-            return modify_order(book=_book_for_session(session), request=request)
-
-        return _ack(await sync_to_async(modify)())
+        return _ack(await self._on_book(session, modify_order, request=request))
 
     @_guard_database
     async def cancel_order(
         self, session: SessionContext, broker_order_id: str, unique_identifier: str
     ) -> OrderAck:
-        def cancel():
-            return cancel_order(book=_book_for_session(session), broker_order_id=broker_order_id)
+        return _ack(await self._on_book(session, cancel_order, broker_order_id=broker_order_id))
 
-        return _ack(await sync_to_async(cancel)())
+    async def _on_book(self, session: SessionContext, action, **arguments):
+        """A change to the session's book, in a worker thread (the ORM is synchronous)."""
+
+        def act():
+            return action(book=_book_for_session(session), **arguments)
+
+        return await sync_to_async(act)()
 
     async def _read(self, session: SessionContext, reader):
         def read():

@@ -958,6 +958,15 @@ class _Step:
     trade: Any = None
 
 
+# What an order asks for: its states record these as they were at each moment, and each
+# row of its history shows the ones of that moment.
+_TERMS = ("order_type", "product_type", "quantity", "limit_price", "stop_price")
+
+
+def _terms(source) -> dict[str, Any]:
+    return {name: getattr(source, name) for name in _TERMS}
+
+
 def _row_of(order, **changes) -> BrokerOrderRow:
     return replace(order_row(order, exchange_order_id=_exchange_order_id(order)), **changes)
 
@@ -1000,11 +1009,7 @@ def _history(order, states: list, trades: list) -> list[_Step]:
                 trade=trade,
                 row=_row_of(
                     order,
-                    order_type=terms.order_type,
-                    product_type=terms.product_type,
-                    quantity=terms.quantity,
-                    limit_price=terms.limit_price,
-                    stop_price=terms.stop_price,
+                    **_terms(terms),
                     filled_quantity=filled,
                     leaves_quantity=0 if status in _FINAL else max(terms.quantity - filled, 0),
                     average_price=(amount / filled) if filled else None,
@@ -1033,16 +1038,7 @@ class _Snapshot:
 
     @classmethod
     def of(cls, order, status: str, at, reason: str = "") -> _Snapshot:
-        return cls(
-            status=status,
-            order_type=order.order_type,
-            product_type=order.product_type,
-            quantity=order.quantity,
-            limit_price=order.limit_price,
-            stop_price=order.stop_price,
-            reject_reason=reason,
-            at=at,
-        )
+        return cls(status=status, **_terms(order), reject_reason=reason, at=at)
 
 
 def _book_status(order, history: list[_Step]) -> str:
