@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.db import transaction
 
 from accounts.models import BrokerAccount, BrokerSession
 from monitoring import repricing
@@ -192,14 +191,14 @@ def sync_orders(state: CycleState) -> dict:
     for account in ctx.accounts:
         snapshot = ctx.snapshots[account.pk]
         try:
-            # One transaction per account: a failure rolls back that account's sync only.
-            with transaction.atomic():
-                sync_account_orders(
-                    account=account,
-                    order_book=snapshot.order_book,
-                    positions=snapshot.positions,
-                    book_digest=ctx.book_digests.get(account.pk),
-                )
+            # The sync is one transaction per account (none when the books and legs are
+            # unchanged): a failure rolls back that account's sync only.
+            sync_account_orders(
+                account=account,
+                order_book=snapshot.order_book,
+                positions=snapshot.positions,
+                book_digest=ctx.book_digests.get(account.pk),
+            )
             ctx.synced_account_ids.append(account.pk)
         except Exception as exc:
             logger.exception("order sync failed", extra={"account_id": account.pk})

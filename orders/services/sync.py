@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -156,24 +157,29 @@ def store_broker_snapshots(
         if row.price is None or row.quantity is None
     ]
     books_stored = bool(book_digest) and book_digest == account.synced_book_digest
-    with transaction.atomic():
+    fields: dict[str, Any] = {"last_synced_at": now, "updated_at": now}
+    if balance is not None:
+        figures = {
+            "cash_available": balance.cash_available,
+            "margin_utilized": balance.margin_utilized,
+            "net_margin": balance.net_margin,
+        }
+        fields.update({name: value for name, value in figures.items() if value is not None})
+    # Read first: with the books stored already and the positions as stored, the account's
+    # figures are the one write (one statement, no transaction around it).
+    positions_changes = (
+        _position_changes(account, positions, now) if positions is not None else None
+    )
+    with transaction.atomic() if not books_stored or positions_changes else nullcontext():
         if order_book is not None and not books_stored:
             _upsert_broker_orders(account, order_book, now)
         if trades is not None and not books_stored:
             _insert_trades(account, readable_trades(trades), now)
-        if positions is not None:
-            _replace_positions(account, positions, now)
-        fields: dict[str, Any] = {"last_synced_at": now, "updated_at": now}
-        if balance is not None:
-            figures = {
-                "cash_available": balance.cash_available,
-                "margin_utilized": balance.margin_utilized,
-                "net_margin": balance.net_margin,
-            }
-            fields.update({name: value for name, value in figures.items() if value is not None})
+        if positions_changes:
+            _write_position_changes(positions_changes)
         BrokerAccount.objects.filter(pk=account.pk).update(**fields)
-        for name, value in fields.items():
-            setattr(account, name, value)
+    for name, value in fields.items():
+        setattr(account, name, value)
     return problems
 
 
@@ -288,9 +294,24 @@ def _insert_trades(account: BrokerAccount, rows: Sequence[BrokerTradeRow], now: 
         BrokerTrade.objects.bulk_create(fresh, batch_size=500, ignore_conflicts=True)
 
 
-def _replace_positions(
+@dataclass
+class _PositionChanges:
+    """What storing a positions read changes: rows to add, to update, to delete."""
+
+    new: list[BrokerPosition]
+    changed: list[BrokerPosition]
+    gone: list[int]
+    fields: list[str]  # the columns a changed row updates
+
+    def __bool__(self) -> bool:
+        return bool(self.new or self.changed or self.gone)
+
+
+def _position_changes(
     account: BrokerAccount, rows: Sequence[BrokerPositionRow], now: datetime
-) -> None:
+) -> _PositionChanges:
+    """Compare a positions read with the stored rows (upsert by account+instrument+product;
+    rows the broker no longer reports are deleted). Reads only."""
     existing = {
         (p.exchange_segment, p.exchange_instrument_id, p.product_type): p
         for p in BrokerPosition.objects.filter(account=account)
@@ -319,13 +340,17 @@ def _replace_positions(
             current.synced_at = now
             changed.append(current)
     gone = [p.pk for key, p in existing.items() if key not in seen]
-    if gone:
-        BrokerPosition.objects.filter(pk__in=gone).delete()
-    if new:
-        BrokerPosition.objects.bulk_create(new)
-    if changed:
-        fields = [*_position_fields(rows[0]).keys(), "synced_at"]
-        bulk_update_rows(BrokerPosition, changed, fields)
+    fields = [*_position_fields(rows[0]), "synced_at"] if rows else []
+    return _PositionChanges(new=new, changed=changed, gone=gone, fields=fields)
+
+
+def _write_position_changes(changes: _PositionChanges) -> None:
+    if changes.gone:
+        BrokerPosition.objects.filter(pk__in=changes.gone).delete()
+    if changes.new:
+        BrokerPosition.objects.bulk_create(changes.new)
+    if changes.changed:
+        bulk_update_rows(BrokerPosition, changes.changed, changes.fields)
 
 
 # ---- step 3: legs from the order book ---------------------------------------------------------
@@ -652,12 +677,14 @@ def sync_account_orders(
     modification, a leg any process wrote, a pending leg) makes it a full sync."""
     rows = list(order_book) if order_book is not None else stored_order_book(account)
     book = _Book(rows)
-    with transaction.atomic(savepoint=False):  # see _sync_legs
-        if book_digest and book_digest == account.synced_book_digest:
-            legs_digest, pending = _legs_digest(account, book)
-            if not pending and legs_digest == account.synced_legs_digest:
-                _refresh_fair_prices(account)
-                return []
+    if book_digest and book_digest == account.synced_book_digest:
+        # Reads alone (no lock, no transaction): nothing is applied unless they differ.
+        legs_digest, pending = _legs_digest(account, book)
+        if not pending and legs_digest == account.synced_legs_digest:
+            _refresh_fair_prices(account)
+            return []
+    # One transaction (no savepoint when nested in a caller's: see _sync_legs).
+    with transaction.atomic(savepoint=False):
         touched = _sync_legs(account=account, rows=rows, book=book, actor=actor)
         if book_digest:
             legs_digest, _pending = _legs_digest(account, book)
@@ -742,7 +769,10 @@ def _refresh_fair_prices(account: BrokerAccount) -> None:
         shown, (priced, *current) = tuple(prices[:4]), prices[4:]
         if priced is not None and shown != tuple(current):
             stale.setdefault(tuple(current), []).append(order_id)
-    for (buy, sell, avg, ltp), order_ids in stale.items():
-        Order.objects.filter(pk__in=order_ids).update(
-            buy_fair_price=buy, sell_fair_price=sell, avg_fair_price=avg, ltp=ltp
-        )
+    if not stale:
+        return
+    with transaction.atomic(savepoint=False):  # one commit for every instrument's prices
+        for (buy, sell, avg, ltp), order_ids in stale.items():
+            Order.objects.filter(pk__in=order_ids).update(
+                buy_fair_price=buy, sell_fair_price=sell, avg_fair_price=avg, ltp=ltp
+            )

@@ -16,8 +16,9 @@ from accounts.models import BrokerAccount
 from monitoring.models import MonitoringRun
 from monitoring.services import run_user_cycle
 from orders.domain.vocabulary import EventKind, LegStatus
-from orders.models import OrderEvent, OrderLeg
+from orders.models import BrokerPosition, OrderEvent, OrderLeg
 from tests.factories import (
+    buy_at_market,
     make_desk,
     make_leg,
     make_order,
@@ -118,3 +119,22 @@ def test_the_prices_shown_on_live_orders_follow_the_market_on_an_unchanged_book(
     order.refresh_from_db()
     assert order.ltp == Decimal("1003")
     assert entry_of(order).status == LegStatus.OPEN
+
+
+def test_positions_and_figures_follow_the_market_on_unchanged_books(settings):
+    """An open position's books do not change while the price moves; its marks do, and the
+    cycle stores them every time."""
+    settings.PAPER_SLIPPAGE_BPS = "0"
+    user, account, instrument = make_desk()
+    buy_at_market(account, instrument, 10)
+    cycle(user)
+    cycle(user)
+    before = BrokerPosition.objects.get(account=account)
+    set_price_and_match(instrument, "1010")
+    cycle(user)
+    after = BrokerPosition.objects.get(account=account)
+    assert after.net_qty == before.net_qty == 10
+    assert after.mtm is not None and before.mtm is not None
+    assert after.mtm - before.mtm == Decimal("100.00")
+    account.refresh_from_db()
+    assert account.synced_book_digest  # the books were unchanged: the shortcut's cycle

@@ -48,10 +48,11 @@ BRACKET_ORDER = 26
 BATCH_OF_20 = 27
 BATCH_PER_EXTRA_ITEM = 0  # beyond the 20 above: queries per extra item (x 20 more)
 # A steady cycle finds the same order and trade books and legs as the last one and skips
-# storing and applying them (orders.services.sync: synced digests): 30 and 40 before.
-CYCLE_20_ORDERS = 27
+# storing and applying them, and opens no transaction for them (orders.services.sync:
+# synced digests): 30 and 40 before.
+CYCLE_20_ORDERS = 23
 CYCLE_PER_EXTRA_ORDER = 0
-CYCLE_4_STOP_LOSSES = 36
+CYCLE_4_STOP_LOSSES = 32
 CYCLE_PER_EXTRA_STOP_LOSS = 0
 # The page's ids, then its rows (orders.selectors.order_page), the count, the legs.
 ORDER_LIST = 4
