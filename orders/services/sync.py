@@ -140,7 +140,8 @@ def store_broker_snapshots(
 ) -> list[str]:
     """Upsert the order book (by broker order id), add new trades (by execution id), replace
     the positions (upsert by account+instrument+product; rows the broker no longer reports
-    are deleted) and write the balances, in one transaction. A part that could not be read
+    are deleted) and write the balances, in one transaction (none when the account's figures
+    are all there is to write). A part that could not be read
     (None) is left as stored, and so is a balance figure the broker sent unreadable.
     Returns the problems found (a trade whose price or quantity is unreadable is not
     stored: it is reported, and stored by a later sync that can read it).
@@ -699,7 +700,7 @@ def _sync_legs(
     *, account: BrokerAccount, rows: list[BrokerOrderRow], book: _Book, actor: str
 ) -> list[int]:
     now = timezone.now()
-    # No savepoint when nested in the monitoring step's per-account transaction (nor for
+    # No savepoint inside sync_account_orders' transaction or a caller's (nor for
     # reconcile_pending_legs nested here): a failure rolls the whole account's sync back
     # anyway, and the savepoints were a quarter of the step's round trips.
     with transaction.atomic(savepoint=False):
