@@ -116,6 +116,13 @@ def ensure_schema() -> None:
                         print(f"adding column {field.column} to {table} ...")
                         editor.add_field(model, field)
                 for index in model._meta.indexes:
+                    wanted = [
+                        model._meta.get_field(name.lstrip("-")).column for name in index.fields
+                    ]
+                    if index.name in present and present[index.name]["columns"] != wanted:
+                        print(f"replacing index {index.name} of {table} (its columns changed) ...")
+                        editor.remove_index(model, index)
+                        del present[index.name]
                     if index.name not in present:
                         print(f"adding index {index.name} to {table} ...")
                         editor.add_index(model, index)

@@ -130,8 +130,10 @@ class Order(models.Model):
             ),
             models.Index(fields=["account", "status"]),
             models.Index(fields=["user", "-created_at", "-id"], name="order_user_recent"),
-            models.Index(fields=["user", "status", "-created_at"], name="order_user_status"),
-            models.Index(fields=["user", "symbol", "-created_at"], name="order_user_symbol"),
+            # With "-id" the list's tie-break (newest first, then highest id) is in the index
+            # too: a filtered page is read in order, without a sort.
+            models.Index(fields=["user", "status", "-created_at", "-id"], name="order_user_status"),
+            models.Index(fields=["user", "symbol", "-created_at", "-id"], name="order_user_symbol"),
             models.Index(fields=["exchange_segment", "exchange_instrument_id"]),
         ]
 
