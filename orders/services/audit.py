@@ -9,7 +9,7 @@ without its audit row. `record_changes` does the same for a batch (one INSERT).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from accounts.models import BrokerAccount, User
 from orders.brokers.base import BrokerError
@@ -101,30 +101,27 @@ def notify_order(order: Order, **details: Any) -> None:
     notify_user_on_commit(order.user_id, order_update_message(order, **details))
 
 
+class EventDetails(TypedDict, total=False):
+    """`new_event`'s optional arguments, as `record_change` passes them on."""
+
+    leg: OrderLeg | None
+    message: str
+    before: dict | None
+    after: dict | None
+    broker_response: dict | None
+
+
 def record_change(
     *,
     order: Order | None,
     kind: EventKind,
     actor: str,
-    leg: OrderLeg | None = None,
-    message: str = "",
-    before: dict | None = None,
-    after: dict | None = None,
-    broker_response: dict | None = None,
     notify: dict[str, Any] | None = None,
+    **details: Unpack[EventDetails],
 ) -> OrderEvent:
-    """Write one audit row; with `notify` (the order_update's details), the owner hears of
-    the change once the transaction commits."""
-    event = new_event(
-        order=order,
-        kind=kind,
-        actor=actor,
-        leg=leg,
-        message=message,
-        before=before,
-        after=after,
-        broker_response=broker_response,
-    )
+    """Write one audit row (`new_event`); with `notify` (the order_update's details), the
+    owner hears of the change once the transaction commits."""
+    event = new_event(order=order, kind=kind, actor=actor, **details)
     event.save()
     if notify is not None and order is not None:
         notify_order(order, **notify)

@@ -48,7 +48,7 @@ from orders.services.audit import leg_state, new_event, order_update_message, re
 from orders.services.bulk_update import bulk_update_rows
 from orders.services.exclusion import account_exclusion, default_wait, fence
 from orders.services.lifecycle import apply_leg_event, lock_legs
-from orders.services.sync import apply_book_row, is_stale_report
+from orders.services.sync import LEG_SYNC_FIELDS, apply_book_row, is_stale_report
 from orders.services.trading_lock import LOCKED_REASON, is_trading_locked
 from trading_site.core import metrics
 
@@ -65,17 +65,9 @@ OUTCOME_NOT_SENT = "not_sent"
 # How a leg's reject reason starts when the order never reached the broker.
 NOT_SENT_PREFIX = "not sent: "
 
-_SENT_LEG_FIELDS = [
-    "status",
-    "quantity",
-    "filled_quantity",
-    "average_price",
-    "broker_order_id",
-    "broker_status",
-    "submitted_at",
-    "reject_reason",
-    "updated_at",
-]
+# What recording a broker's answer may change on a leg: what a book row changes (the
+# answer's own, `apply_answer_row`) and the submission time.
+_SENT_LEG_FIELDS = [*LEG_SYNC_FIELDS, "submitted_at"]
 
 
 def client_for(account: BrokerAccount) -> BrokerClient:

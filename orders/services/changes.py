@@ -19,7 +19,7 @@ from orders.services.audit import leg_state, record_broker_error, record_change,
 from orders.services.broker_calls import apply_answer_row, cancel_at_broker, modify_at_broker
 from orders.services.exclusion import account_exclusion
 from orders.services.lifecycle import apply_leg_event, lock_legs
-from orders.services.sync import roll_up_orders
+from orders.services.sync import LEG_SYNC_FIELDS, roll_up_orders
 from orders.validation import check_leg_change
 from trading_site.core.errors import (
     BrokerRejectedError,
@@ -265,18 +265,7 @@ def _apply_answer(order: Order, leg: OrderLeg, ack: OrderAck, *, actor: str) -> 
     events = apply_answer_row(leg, order, ack, actor=actor)
     if not events:
         return
-    leg.save(
-        update_fields=[
-            "status",
-            "quantity",
-            "filled_quantity",
-            "average_price",
-            "broker_order_id",
-            "broker_status",
-            "reject_reason",
-            "updated_at",
-        ]
-    )
+    leg.save(update_fields=LEG_SYNC_FIELDS)
     record_changes(events)
     roll_up_orders(order_ids=[order.pk], actor=actor)
 

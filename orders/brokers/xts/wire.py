@@ -305,6 +305,20 @@ def _instrument_id(row: dict) -> int:
     return number
 
 
+def _order_of(row: dict) -> dict[str, Any]:
+    """What an order-book row and a trade row tell alike of their order: its ids, instrument,
+    side and product."""
+    return {
+        "broker_order_id": _text(row, "AppOrderID"),
+        "unique_identifier": _text(row, "OrderUniqueIdentifier"),
+        "exchange_segment": _text(row, "ExchangeSegment"),
+        "exchange_instrument_id": _instrument_id(row),
+        "trading_symbol": _text(row, "TradingSymbol"),
+        "side": side_from_xts(_text(row, "OrderSide", "OrderSideAPI")),
+        "product_type": _text(row, "ProductType"),
+    }
+
+
 def order_row_from_xts(row: dict) -> BrokerOrderRow:
     quantity = _whole(row, "OrderQuantity")
     filled = _whole(row, "CumulativeQuantity")
@@ -315,14 +329,8 @@ def order_row_from_xts(row: dict) -> BrokerOrderRow:
     if filled == 0 or (average is not None and average <= 0):
         average = None  # "" (or 0) before the first fill
     return BrokerOrderRow(
-        broker_order_id=_text(row, "AppOrderID"),
-        unique_identifier=_text(row, "OrderUniqueIdentifier"),
-        exchange_segment=_text(row, "ExchangeSegment"),
-        exchange_instrument_id=_instrument_id(row),
-        trading_symbol=_text(row, "TradingSymbol"),
-        side=side_from_xts(_text(row, "OrderSide", "OrderSideAPI")),
+        **_order_of(row),
         order_type=order_type_from_xts(row.get("OrderType")),
-        product_type=_text(row, "ProductType"),
         quantity=quantity,
         filled_quantity=filled,
         leaves_quantity=leaves,
@@ -344,13 +352,7 @@ def order_row_from_xts(row: dict) -> BrokerOrderRow:
 def trade_row_from_xts(row: dict) -> BrokerTradeRow:
     return BrokerTradeRow(
         execution_id=_text(row, "ExecutionID"),
-        broker_order_id=_text(row, "AppOrderID"),
-        unique_identifier=_text(row, "OrderUniqueIdentifier"),
-        exchange_segment=_text(row, "ExchangeSegment"),
-        exchange_instrument_id=_instrument_id(row),
-        trading_symbol=_text(row, "TradingSymbol"),
-        side=side_from_xts(_text(row, "OrderSide", "OrderSideAPI")),
-        product_type=_text(row, "ProductType"),
+        **_order_of(row),
         quantity=_whole(row, "LastTradedQuantity"),
         price=_number(row, "LastTradedPrice"),
         traded_at=_time(
