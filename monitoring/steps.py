@@ -210,9 +210,13 @@ def sync_orders(state: CycleState) -> dict:
 def place_protective_legs(state: CycleState) -> dict:
     ctx = _ctx(state)
     errors = []
+    # Every account's candidates in one read (the cycle holds each account's exclusion).
+    candidates = order_services.brackets_to_protect([account.pk for account in ctx.accounts])
     for account in ctx.accounts:
         try:
-            order_services.place_protective_legs(account=account)
+            order_services.place_protective_legs(
+                account=account, candidates=candidates.get(account.pk, [])
+            )
         except Exception as exc:
             logger.exception("protective legs failed", extra={"account_id": account.pk})
             errors.append(f"{account.account_name}: placing SL/TP failed: {exc}")

@@ -31,6 +31,7 @@ from orders.services.placement import (
 from orders.services.protection import (
     ProtectionResult,
     ProtectiveLegsIncomplete,
+    brackets_to_protect,
     place_protective_legs,
     plan_exits,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "PlacementResult",
     "ProtectionResult",
     "ProtectiveLegsIncomplete",
+    "brackets_to_protect",
     "cancel_order",
     "modify_order",
     "place_batch",

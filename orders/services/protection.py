@@ -316,25 +316,37 @@ def _write_new_exits(order: Order, legs: list[OrderLeg], actor: str) -> list[Ord
     return new_legs
 
 
-def _brackets_to_protect(account_id: int, order_ids: list[int] | None = None) -> list[int]:
+def brackets_to_protect(
+    account_ids: list[int], order_ids: list[int] | None = None
+) -> dict[int, list[int]]:
+    """The brackets step 4 may have to act on, by account, in one read for every account:
+    filled or partly filled, or completed with an exit still working. (Those with nothing
+    to do are told apart later, without locks: `_orders_needing_protection`.)"""
     open_exit = Q(
         legs__role__in=EXIT_ROLES,
         legs__status__in=[LegStatus.OPEN, LegStatus.PARTIALLY_FILLED],
     )
     brackets = Order.objects.filter(
-        account_id=account_id, kind=Order.Kind.BRACKET, archived_at=None
+        account_id__in=account_ids, kind=Order.Kind.BRACKET, archived_at=None
     )
     if order_ids is not None:
         brackets = brackets.filter(pk__in=order_ids)
-    return list(
+    by_account: dict[int, list[int]] = {}
+    for account_id, order_id in (
         brackets.filter(
             Q(status__in=[Order.Status.PARTIALLY_FILLED, Order.Status.FILLED])
             | (Q(status=Order.Status.COMPLETED) & open_exit)
         )
-        .values_list("pk", flat=True)
+        .values_list("account_id", "pk")
         .distinct()
         .order_by("pk")
-    )
+    ):
+        by_account.setdefault(account_id, []).append(order_id)
+    return by_account
+
+
+def _brackets_to_protect(account_id: int, order_ids: list[int] | None = None) -> list[int]:
+    return brackets_to_protect([account_id], order_ids).get(account_id, [])
 
 
 def _needs_protection(order: Order, legs: list[OrderLeg]) -> bool:
@@ -377,12 +389,21 @@ def _protect_each(account_id: int, order_ids: list[int], actor: str) -> Protecti
 
 
 def place_protective_legs(
-    *, account: BrokerAccount, actor: str = MONITORING_ACTOR
+    *,
+    account: BrokerAccount,
+    actor: str = MONITORING_ACTOR,
+    candidates: list[int] | None = None,
 ) -> ProtectionResult:
     """Step 4 for one account (see the module docstring), under the account's exclusion.
+    `candidates`: the account's share of a `brackets_to_protect` read the caller made under
+    the exclusion (the monitoring cycle holds it from step 1): none, nothing to do.
     Raises ProtectiveLegsIncomplete after trying every bracket when any broker call failed."""
+    if candidates is not None and not candidates:
+        return ProtectionResult()
     with account_exclusion(account.pk, purpose="protection"):
-        result = _protect_each(account.pk, _brackets_to_protect(account.pk), actor)
+        if candidates is None:
+            candidates = _brackets_to_protect(account.pk)
+        result = _protect_each(account.pk, candidates, actor)
     if result.errors:
         raise ProtectiveLegsIncomplete("; ".join(result.errors))
     return result
