@@ -116,9 +116,8 @@ def ensure_schema() -> None:
                         print(f"adding column {field.column} to {table} ...")
                         editor.add_field(model, field)
                 for index in model._meta.indexes:
-                    wanted = [
-                        model._meta.get_field(name.lstrip("-")).column for name in index.fields
-                    ]
+                    fields = [model._meta.get_field(name.lstrip("-")) for name in index.fields]
+                    wanted = [getattr(field, "column", None) for field in fields]
                     if index.name in present and present[index.name]["columns"] != wanted:
                         print(f"replacing index {index.name} of {table} (its columns changed) ...")
                         editor.remove_index(model, index)
