@@ -12,7 +12,12 @@ from monitoring import presence
 from monitoring import services as monitoring_services
 from monitoring.models import MonitoringRun
 from monitoring.services import cycle_batches, cycle_key_for, monitored_user_ids, run_user_cycle
-from monitoring.tasks import dispatch_monitoring_cycles, run_monitoring_cycle, run_monitoring_cycles
+from monitoring.tasks import (
+    dispatch_monitoring_cycles,
+    queue_cycles,
+    run_monitoring_cycle,
+    run_monitoring_cycles,
+)
 from tests.factories import (
     api_client_for,
     make_account,
@@ -132,7 +137,9 @@ def test_the_dispatch_runs_every_monitored_users_cycle_once_in_batches(settings,
     runs = MonitoringRun.objects.filter(cycle_key=key)
     assert sorted(runs.values_list("user_id", flat=True)) == sorted(u.pk for u in users)
     assert {run.status for run in runs} == {MonitoringRun.Status.OK}
-    # The beat's second dispatch in the same slot (a redelivered batch) runs nothing again.
+    # The slot queued again (a redelivered batch): three tasks of at most two users, and
+    # nobody's cycle runs twice.
+    assert queue_cycles([u.pk for u in users], key, "test") == 3
     assert run_monitoring_cycles.apply(args=([u.pk for u in users], key)).get() == 0
     assert MonitoringRun.objects.filter(cycle_key=key).count() == 5
 
