@@ -684,7 +684,9 @@ def sync_account_orders(
         if not pending and legs_digest == account.synced_legs_digest:
             _refresh_fair_prices(account)
             return []
-    # One transaction (no savepoint when nested in a caller's: see _sync_legs).
+    # One transaction; no savepoint when nested in a caller's (nor for
+    # reconcile_pending_legs nested in it): a failure rolls the whole account's sync back
+    # anyway, and the savepoints were a quarter of the step's round trips.
     with transaction.atomic(savepoint=False):
         touched = _sync_legs(account=account, rows=rows, book=book, actor=actor)
         if book_digest:
@@ -699,52 +701,49 @@ def sync_account_orders(
 def _sync_legs(
     *, account: BrokerAccount, rows: list[BrokerOrderRow], book: _Book, actor: str
 ) -> list[int]:
+    """The order book applied to the account's legs, inside sync_account_orders' transaction."""
     now = timezone.now()
-    # No savepoint inside sync_account_orders' transaction or a caller's (nor for
-    # reconcile_pending_legs nested here): a failure rolls the whole account's sync back
-    # anyway, and the savepoints were a quarter of the step's round trips.
-    with transaction.atomic(savepoint=False):
-        # Locked (the legs only) so a cancel or modification finishing meanwhile applies
-        # its event before or after this sync, never in between.
-        legs = {
-            leg.pk: leg
-            for leg in OrderLeg.objects.filter(account=account)
-            .filter(
-                Q(status__in=[LegStatus.OPEN, LegStatus.PARTIALLY_FILLED, LegStatus.UNKNOWN])
-                | Q(unique_identifier__in=list(book.by_identifier))
-            )
-            .exclude(status=LegStatus.PENDING_SUBMIT)
-            .select_for_update()
-            .order_by("id")
-        }
-        fence(account.pk)
-        # Their orders read apart: a join would lock the orders too (MariaDB has no FOR
-        # UPDATE OF).
-        orders = Order.objects.in_bulk({leg.order_id for leg in legs.values()})
-        for leg in legs.values():
-            leg.order = orders[leg.order_id]
-        events, changed_legs, audited_legs = [], [], []
-        for leg in legs.values():
-            row = book.find(leg)
-            if row is None:
-                continue
-            report = apply_report(
-                leg, row, actor=actor, message=f"broker status {row.raw_status or row.status}"
-            )
-            if report.write:
-                leg.updated_at = now
-                changed_legs.append(leg)
-            if report.audit is not None:
-                events.append(report.audit)
-            if report.moved:
-                audited_legs.append(leg)
-        if changed_legs:
-            bulk_update_rows(OrderLeg, changed_legs, LEG_SYNC_FIELDS)
-        record_changes(events, batch_size=500)
-        touched = {leg.order_id for leg in audited_legs}
-        roll_up_orders(order_ids=sorted(touched), actor=actor)
-        touched.update(reconcile_pending_legs(account=account, order_book=rows, actor=actor))
-        _refresh_fair_prices(account)
+    # Locked (the legs only) so a cancel or modification finishing meanwhile applies
+    # its event before or after this sync, never in between.
+    legs = {
+        leg.pk: leg
+        for leg in OrderLeg.objects.filter(account=account)
+        .filter(
+            Q(status__in=[LegStatus.OPEN, LegStatus.PARTIALLY_FILLED, LegStatus.UNKNOWN])
+            | Q(unique_identifier__in=list(book.by_identifier))
+        )
+        .exclude(status=LegStatus.PENDING_SUBMIT)
+        .select_for_update()
+        .order_by("id")
+    }
+    fence(account.pk)
+    # Their orders read apart: a join would lock the orders too (MariaDB has no FOR
+    # UPDATE OF).
+    orders = Order.objects.in_bulk({leg.order_id for leg in legs.values()})
+    for leg in legs.values():
+        leg.order = orders[leg.order_id]
+    events, changed_legs, audited_legs = [], [], []
+    for leg in legs.values():
+        row = book.find(leg)
+        if row is None:
+            continue
+        report = apply_report(
+            leg, row, actor=actor, message=f"broker status {row.raw_status or row.status}"
+        )
+        if report.write:
+            leg.updated_at = now
+            changed_legs.append(leg)
+        if report.audit is not None:
+            events.append(report.audit)
+        if report.moved:
+            audited_legs.append(leg)
+    if changed_legs:
+        bulk_update_rows(OrderLeg, changed_legs, LEG_SYNC_FIELDS)
+    record_changes(events, batch_size=500)
+    touched = {leg.order_id for leg in audited_legs}
+    roll_up_orders(order_ids=sorted(touched), actor=actor)
+    touched.update(reconcile_pending_legs(account=account, order_book=rows, actor=actor))
+    _refresh_fair_prices(account)
     return sorted(touched)
 
 
