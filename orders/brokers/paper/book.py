@@ -301,8 +301,12 @@ def holding_rows(book: PaperBook, *, before) -> list[BrokerHoldingRow]:
         "GROUP BY exchange_segment, exchange_instrument_id"
     )
     buy, sell = Side.BUY.value, Side.SELL.value
+    # A raw query gets the instant as the column stores it (UTC): handed over as it is, the
+    # driver would write Asia/Kolkata's wall clock, and until 05:30 IST a trade of the day
+    # would count as a holding.
+    stored_before = connection.ops.adapt_datetimefield_value(before)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [buy, sell, buy, book.pk, ProductType.CNC.value, before])
+        cursor.execute(sql, [buy, sell, buy, book.pk, ProductType.CNC.value, stored_before])
         grouped = cursor.fetchall()
     rows = []
     for segment, instrument_id, symbol, bought, sold, amount in sorted(grouped):

@@ -20,6 +20,7 @@ from tests.factories import (
     make_xts_account,
     record_price,
 )
+from trading_site.core.market_hours import trading_day_start
 
 D = Decimal
 
@@ -49,6 +50,26 @@ def test_cnc_bought_on_an_earlier_day_is_a_holding_and_todays_trades_are_not(
     assert D(holding["pnl"]) == D("50.00")
     assert D(body["totals"]["paper"]) == D("550.00")
     assert body["totals"]["live"] is None
+
+
+@pytest.mark.django_db
+def test_the_day_starts_at_midnight_in_kolkata_whatever_the_clock(client, account, instrument):
+    """Midnight IST is 18:30 UTC the evening before: a CNC buy a minute after it is the
+    day's (a position), one a minute before it is a holding. The trades are placed on the
+    day's edges, so the test holds at any hour (before 05:30 IST the day's trades counted
+    as holdings)."""
+    start = trading_day_start()
+    buy_at_market(account, instrument, 5, product="CNC")
+    PaperTrade.objects.filter(book__account_id=account.pk).update(
+        traded_at=start - timedelta(minutes=1)
+    )
+    buy_at_market(account, instrument, 3, product="CNC")
+    PaperTrade.objects.filter(book__account_id=account.pk, quantity=3).update(
+        traded_at=start + timedelta(minutes=1)
+    )
+    [one] = client.get("/api/holdings").json()["accounts"]
+    [holding] = one["holdings"]
+    assert (holding["trading_symbol"], holding["quantity"]) == ("TATAPOS", 5)
 
 
 @pytest.mark.django_db
