@@ -27,17 +27,19 @@ HISTORY_URL = "/api/pnl/history"
 
 @pytest.fixture
 def book():
-    """An account that bought 10 @ 100, sold 4 @ 110; fair prices buy 106 / sell 104."""
+    """An account that bought 10 @ 100, sold 4 @ 110, both earlier today (Asia/Kolkata) at
+    whatever hour the test runs; fair prices buy 106 / sell 104."""
     instrument = make_instrument(symbol="INFY")
     make_fair_price(instrument, "105", spread="2")
     account = make_account()
     now = timezone.now()
+    _today, start, _end = trading_day_bounds(now)
     make_trades(
         account=account,
         instrument=instrument,
         fills=[
-            ("E1", "BUY", 10, "100", now - timedelta(minutes=30)),
-            ("T1", "SELL", 4, "110", now - timedelta(minutes=10)),
+            ("E1", "BUY", 10, "100", start + (now - start) / 3),
+            ("T1", "SELL", 4, "110", start + (now - start) * 2 / 3),
         ],
     )
     return account, instrument
