@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -9,6 +10,7 @@ from rest_framework import serializers
 
 from orders.domain.rollup import role_status
 from orders.models import ExchangeSegment, Order, OrderEvent, OrderLeg, OrderType, ProductType, Side
+from orders.selectors import ListLeg, OrderRow
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
 
 PRICE_FIELD: dict[str, Any] = {
@@ -204,12 +206,16 @@ def _when(value) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def order_summary(order: Order) -> dict[str, Any]:
-    """One row of the order list. Reads only legs already loaded (no query per row):
-    `list_legs` (selectors.attach_list_legs) or prefetched ones."""
-    legs = getattr(order, "list_legs", None)
-    if legs is None:
-        legs = list(order.legs.all())
+def order_summary(order: Order | OrderRow) -> dict[str, Any]:
+    """One row of the order list, from a list row (selectors.order_page) or an order. Reads
+    only legs already loaded (no query per row): `list_legs` or prefetched ones."""
+    legs: Sequence[OrderLeg | ListLeg]
+    if isinstance(order, OrderRow):
+        legs, strategy = order.list_legs, order.strategy_name
+    else:
+        loaded = getattr(order, "list_legs", None)
+        legs = loaded if loaded is not None else list(order.legs.all())
+        strategy = order.strategy.name if order.strategy is not None else None
     entry = next(
         (leg for leg in legs if leg.role == OrderLeg.Role.ENTRY), legs[0] if legs else None
     )
@@ -226,7 +232,7 @@ def order_summary(order: Order) -> dict[str, Any]:
         "filled_quantity": order.filled_quantity,
         "kind": order.kind,
         "source": order.source,
-        "strategy": order.strategy.name if order.strategy is not None else None,
+        "strategy": strategy,
         "external_id": order.external_id,
         "client_order_id": order.client_order_id,
         "order_status": order.status,

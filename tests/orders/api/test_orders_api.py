@@ -62,6 +62,55 @@ def test_the_list_shows_the_callers_orders_newest_first_with_leg_statuses(
         assert name in first
 
 
+def test_a_list_row_shows_every_column_as_the_order_itself_shows_it(
+    client, trader, account, instrument
+):
+    """The list renders plain rows (selectors.OrderRow), the order's own endpoint a model:
+    every column the two share must read the same, strategy, prices, targets and times
+    included."""
+    order = make_order(
+        user=trader,
+        account=account,
+        instrument=instrument,
+        kind="BRACKET",
+        strategy=make_strategy(user=trader, name="momentum"),
+        client_order_id="cli-1",
+        external_id="ext-1",
+        stop_price=D("98.50"),
+        sl_price=D("95.25"),
+        sl_stop_price=D("95.50"),
+        targets=[{"price": "105.00", "percent": "100"}],
+        pnl=D("-12.40"),
+        ltp=D("99.10"),
+        buy_fair_price=D("99.05"),
+        regeneration_count=2,
+        archived_at=timezone.now(),
+    )
+    OrderLeg.objects.create(
+        order=order,
+        account=account,
+        role="TAKE_PROFIT",
+        order_type="LIMIT",
+        side="SELL",
+        quantity=10,
+        limit_price=D("105"),
+        unique_identifier="TP1",
+        status="REJECTED",
+    )
+
+    [row] = client.get("/api/orders").json()["orders"]
+    detail = client.get(f"/api/orders/{order.pk}").json()
+
+    shown = {key: value for key, value in detail.items() if key not in ("legs", "events")}
+    assert row == shown
+    assert (row["strategy"], row["client_order_id"], row["archived"]) == ("momentum", "cli-1", True)
+    assert (row["sl_price"], row["tp_order_status"], row["regeneration_count"]) == (
+        "95.2500",
+        "REJECTED",
+        2,
+    )
+
+
 def test_the_list_filters_by_account_status_symbol_strategy_and_time(
     client, trader, account, instrument, future
 ):
