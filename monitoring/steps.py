@@ -19,7 +19,7 @@ from monitoring.pipeline import CycleState, StepFailed
 from orders import services as order_services
 from orders.brokers.base import SessionExpired
 from orders.brokers.messages import trader_message
-from orders.brokers.sessions import broker_client, connect_account
+from orders.brokers.sessions import BrokerClient, connect_account, stored_sessions
 from orders.models import FairPrice, Order, OrderLeg
 from orders.services import regeneration, store_broker_snapshots, sync_account_orders
 from orders.services.sync import books_digest, readable_trades
@@ -70,18 +70,17 @@ def _fail_if(errors: list[str]) -> None:
 # ---- step 1 -------------------------------------------------------------------------------
 
 
-def _reestablish_invalidated_sessions(accounts: list[BrokerAccount]) -> list[str]:
-    """A session marked for re-login by an earlier cycle is logged in again first."""
+def _reestablish_invalidated_sessions(
+    accounts: list[BrokerAccount], sessions: dict[int, BrokerSession]
+) -> list[str]:
+    """A session marked for re-login by an earlier cycle is logged in again first (the new
+    one replaces it in `sessions`)."""
     errors = []
-    invalid = set(
-        BrokerSession.objects.filter(
-            account__in=accounts, invalidated_at__isnull=False
-        ).values_list("account_id", flat=True)
-    )
     for account in accounts:
-        if account.pk in invalid:
+        row = sessions.get(account.pk)
+        if row is not None and row.invalidated_at is not None:
             try:
-                connect_account(account)
+                sessions[account.pk] = connect_account(account)
             except Exception as exc:
                 reason = trader_message(exc, account_id=account.pk)
                 errors.append(f"{account.account_name}: broker login failed: {reason}")
@@ -110,9 +109,15 @@ _NEEDED_READS = ("order_book", "trades")
 
 def fetch_broker_data(state: CycleState) -> dict:
     ctx = _ctx(state)
-    errors = _reestablish_invalidated_sessions(ctx.accounts)
+    # Every account's stored session in one read: the invalidated ones are logged in again
+    # here, the others are handed to their clients (no read per account at its first call).
+    sessions = stored_sessions([account.pk for account in ctx.accounts])
+    errors = _reestablish_invalidated_sessions(ctx.accounts, sessions)
     _fail_if(errors)
-    clients = [(account, broker_client(account)) for account in ctx.accounts]
+    clients = [
+        (account, BrokerClient(account, stored_session=sessions.get(account.pk)))
+        for account in ctx.accounts
+    ]
     fetched = async_to_sync(_fetch_all)(clients)
     for (account, _client), snapshot in zip(clients, fetched, strict=True):
         name = account.account_name

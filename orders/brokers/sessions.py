@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TypeGuard, TypeVar
+from typing import TypeGuard, TypeVar, cast
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
@@ -217,15 +217,38 @@ def _record_login_error(account_id: int, reason: str) -> None:
     )
 
 
-class BrokerClient:
-    """One account's view of its broker: the gateway's calls without the session argument."""
+# `BrokerClient(stored_session=...)` left out: the client reads the stored session itself.
+_NOT_READ = object()
 
-    def __init__(self, account, gateway: BrokerGateway | None = None):
+
+class BrokerClient:
+    """One account's view of its broker: the gateway's calls without the session argument.
+
+    `stored_session`, when given, is the account's `BrokerSession` row (or None: it has
+    none) just read by the caller, typically with other accounts' in one query: the first
+    call uses it instead of reading it again. Every later call, a login and a retry after
+    a refused token read the row afresh, as without it."""
+
+    def __init__(
+        self,
+        account,
+        gateway: BrokerGateway | None = None,
+        *,
+        stored_session: BrokerSession | None | object = _NOT_READ,
+    ):
         self.account = account
         self.account_id: int = account.pk
         self.gateway = gateway or gateway_for(account)
         self.credentials = credentials_of(account)
         self.is_paper = account.broker == Broker.PAPER
+        self._stored_session = stored_session
+
+    async def _stored_row(self) -> BrokerSession | None:
+        """The stored session: the row handed over at construction, once, else a read."""
+        row, self._stored_session = self._stored_session, _NOT_READ
+        if row is _NOT_READ:
+            return await sync_to_async(_load_session)(self.account_id)
+        return cast(BrokerSession | None, row)
 
     # ---- sessions -------------------------------------------------------------------
 
@@ -297,7 +320,7 @@ class BrokerClient:
 
     async def session(self) -> SessionContext:
         """A usable session: the stored one, or a fresh login (one login at a time)."""
-        row = await sync_to_async(_load_session)(self.account_id)
+        row = await self._stored_row()
         if self._usable(row):
             return self._context(row)
         return await self._login_once(seen=_identity(row), force=False)
@@ -512,6 +535,12 @@ class BrokerClient:
 def broker_client(account) -> BrokerClient:
     """The per-account facade every caller uses (sync code: async_to_sync(client.method))."""
     return BrokerClient(account)
+
+
+def stored_sessions(account_ids: list[int]) -> dict[int, BrokerSession]:
+    """The stored sessions of these accounts in one query, by account id (an account with
+    none is absent)."""
+    return {row.account_id: row for row in BrokerSession.objects.filter(account_id__in=account_ids)}
 
 
 def connect_account(account) -> BrokerSession:

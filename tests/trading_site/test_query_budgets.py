@@ -49,10 +49,11 @@ BATCH_OF_20 = 27
 BATCH_PER_EXTRA_ITEM = 0  # beyond the 20 above: queries per extra item (x 20 more)
 # A steady cycle finds the same order and trade books and legs as the last one and skips
 # storing and applying them, and opens no transaction for them (orders.services.sync:
-# synced digests): 30 and 40 before.
-CYCLE_20_ORDERS = 23
+# synced digests): 30 and 40 before; step 1 reads every account's stored broker session in
+# one query with the invalidated ones (orders.brokers.sessions.stored_sessions): 23 and 32 before.
+CYCLE_20_ORDERS = 22
 CYCLE_PER_EXTRA_ORDER = 0
-CYCLE_4_STOP_LOSSES = 32
+CYCLE_4_STOP_LOSSES = 31
 CYCLE_PER_EXTRA_STOP_LOSS = 0
 # The page's ids, then its rows (orders.selectors.order_page), the count, the legs.
 ORDER_LIST = 4

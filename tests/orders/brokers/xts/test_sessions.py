@@ -12,11 +12,18 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import BrokerSession
 from orders.brokers.base import OrderRejected, SessionExpired
-from orders.brokers.sessions import broker_client, connect_account, mark_session_invalid
+from orders.brokers.sessions import (
+    BrokerClient,
+    broker_client,
+    connect_account,
+    mark_session_invalid,
+    stored_sessions,
+)
 from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
 from tests.factories import api_client_for, make_user, make_xts_account
 
@@ -193,3 +200,32 @@ def test_changing_a_dealers_client_id_takes_a_new_login(simulator):
     sent = [client_id for _route, client_id in simulator.stats()["client_ids"]]
     assert sent == ["CLIENT7", "CLIENT8"]
     assert BrokerSession.objects.get(account=account).client_id == "CLIENT8"
+
+
+def test_a_session_handed_to_the_client_serves_its_first_call_only(simulator):
+    """The monitoring cycle reads every account's stored session at once and hands each
+    client its row (`stored_sessions`): the first call uses that row, every later one reads
+    the stored session again."""
+    account = make_xts_account(simulator.base_url)
+    connect_account(account)
+    [row] = stored_sessions([account.pk]).values()
+    client = BrokerClient(account, stored_session=row)
+    with CaptureQueriesContext(connection) as first:
+        assert async_to_sync(client.order_book)() == []
+    assert not [q for q in first.captured_queries if "broker_sessions" in q["sql"]]
+    with CaptureQueriesContext(connection) as second:
+        assert async_to_sync(client.order_book)() == []
+    assert [q for q in second.captured_queries if "broker_sessions" in q["sql"]]
+    assert simulator.stats()["logins"] == 1
+
+    # A handed row that looks unusable (a copy read before a refresh, say) is checked against
+    # the stored one under the login lock: the stored session is still good, so no second
+    # login (which on XTS would kill every other caller's token).
+    row.expires_at = timezone.now() - timedelta(seconds=1)
+    assert async_to_sync(BrokerClient(account, stored_session=row).order_book)() == []
+    assert async_to_sync(BrokerClient(account, stored_session=None).order_book)() == []
+    assert simulator.stats()["logins"] == 1
+    # Once the stored session itself is gone, a handed None logs in.
+    BrokerSession.objects.filter(account_id=account.pk).delete()
+    assert async_to_sync(BrokerClient(account, stored_session=None).order_book)() == []
+    assert simulator.stats()["logins"] == 2
