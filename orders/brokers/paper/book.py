@@ -5,6 +5,7 @@ fills, the margin state and balance, the whole account at once (`snapshot_of`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -223,6 +224,29 @@ def _position_totals(book: PaperBook) -> dict[tuple[str, int, str], _PositionTot
             grouped
         )
     }
+
+
+def _totals_of(trades: Iterable[PaperTrade]) -> dict[tuple[str, int, str], _PositionTotals]:
+    """`_position_totals` from the book's trades already loaded (the snapshot reads them
+    all anyway): the same sums, without the grouped query."""
+    totals: dict[tuple[str, int, str], _PositionTotals] = {}
+    for trade in trades:
+        key = (trade.exchange_segment, trade.exchange_instrument_id, trade.product_type)
+        t = totals.get(key)
+        if t is None:
+            t = totals[key] = _PositionTotals(trading_symbol=trade.trading_symbol)
+        else:
+            t.trading_symbol = max(t.trading_symbol, trade.trading_symbol)
+        if trade.side == Side.BUY:
+            t.buy_qty += trade.quantity
+            t.buy_amount += trade.price * trade.quantity
+        else:
+            t.sell_qty += trade.quantity
+            t.sell_amount += trade.price * trade.quantity
+    for t in totals.values():
+        t.buy_amount = _exact(t.buy_amount)
+        t.sell_amount = _exact(t.sell_amount)
+    return totals
 
 
 def _marks(keys) -> dict[tuple[str, int], Decimal | None]:
@@ -450,11 +474,9 @@ def snapshot_of(
     """Order book, trade book, positions and balance from the book's orders already loaded
     (with their instruments' prices): about five queries instead of some thirty."""
     by_id = {order.pk: order for order in orders}
-    trades = [
-        _trade_row(trade, by_id[trade.order_id])
-        for trade in PaperTrade.objects.filter(book=book).order_by("id")
-    ]
-    totals = _position_totals(book)
+    book_trades = list(PaperTrade.objects.filter(book=book).order_by("id"))
+    trades = [_trade_row(trade, by_id[trade.order_id]) for trade in book_trades]
+    totals = _totals_of(book_trades)
     keys = {(segment, iid) for segment, iid, _ in totals}
     marks: dict[tuple[str, int], Decimal | None] = {}
     for order in orders:

@@ -282,6 +282,33 @@ def test_positions_and_balance_follow_the_fills(move_price, book, instrument):
     assert balance.net_margin == balance.cash_available - balance.margin_utilized
 
 
+def test_the_snapshot_sums_its_loaded_trades_as_the_grouped_query_does(
+    move_price, book, instrument
+):
+    """The monitoring read (`book_snapshot`) sums the positions from the trades it loads;
+    every other read sums them in SQL: both must give the same rows, to the paisa."""
+    other = make_instrument(symbol="TCS", band=(D("3000.00"), D("4000.00")))
+    make_fair_price(other, "3500.00", spread="0.10")
+    _submit(book, _request(instrument, quantity=10, uid="A"))
+    _submit(book, _request(instrument, side="SELL", quantity=3, uid="B"))
+    _submit(book, _request(instrument, quantity=7, uid="C", product="CNC"))
+    move_price(instrument, "1307.35", spread="0.30")
+    _submit(book, _request(instrument, quantity=5, uid="D"))
+    _submit(book, _request(instrument, side="SELL", quantity=12, uid="E"))
+    _submit(book, _request(other, side="SELL", quantity=4, uid="F"))
+    move_price(instrument, "1311.10")
+
+    _orders, _trades, positions, balance = paper_exchange.book_snapshot(book)
+
+    assert positions == paper_book.position_rows(book)
+    assert balance == paper_book.compute_balance(book)
+    assert [(p.trading_symbol, p.product_type, p.net_qty) for p in positions] == [
+        ("RELIANCE", "CNC", 7),
+        ("RELIANCE", "MIS", 0),
+        ("TCS", "MIS", -4),
+    ]
+
+
 def test_broker_client_places_and_reads_a_paper_account(instrument):
     account = make_account()
     client = broker_client(account)
