@@ -33,6 +33,7 @@ from orders.services.broker_calls import client_for
 from orders.services.changes import cancel_leg
 from orders.services.exclusion import account_exclusion
 from orders.services.position_changes import (
+    ExitReport,
     mark_exit_requested,
     send_exits,
     write_ahead_exits,
@@ -47,20 +48,12 @@ EXTERNAL_ID = "position-exit"
 
 
 @dataclass
-class ExitResult:
-    exit_order_ids: list[int] = field(default_factory=list)
-    exit_legs: list[str] = field(default_factory=list)
-    cancelled_legs: list[str] = field(default_factory=list)
+class ExitResult(ExitReport):
     exited: list[PositionKey] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
     # The brackets given exit legs of their own, and the exits never sent (not sent: the
     # same exit asked again sends them).
     bracket_order_ids: list[int] = field(default_factory=list)
     not_sent: list[str] = field(default_factory=list)
-
-    @property
-    def complete(self) -> bool:
-        return not self.errors
 
 
 def _key_of(position: BrokerPositionRow) -> PositionKey:

@@ -19,6 +19,7 @@ from orders.services.broker_calls import client_for
 from orders.services.changes import cancel_leg
 from orders.services.exclusion import account_exclusion
 from orders.services.position_changes import (
+    ExitReport,
     mark_exit_requested,
     send_exits,
     write_ahead_exits,
@@ -31,20 +32,12 @@ Role = OrderLeg.Role
 
 
 @dataclass
-class KillSwitchResult:
-    cancelled_legs: list[str] = field(default_factory=list)
-    exit_legs: list[str] = field(default_factory=list)
-    exit_order_ids: list[int] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+class KillSwitchResult(ExitReport):
     # The orders whose working legs were cancelled, and one phrase per position squared
     # off ("RELIANCE 10 sold at market").
     cancelled_order_ids: list[int] = field(default_factory=list)
     squared_off: list[str] = field(default_factory=list)
     trading_locked: bool = True
-
-    @property
-    def complete(self) -> bool:
-        return not self.errors
 
     @property
     def summary(self) -> str:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 from django.db import IntegrityError, models, transaction
 
@@ -394,23 +394,50 @@ def _replay_of_request(
     return fingerprint, (_replay(user=user, key=key, fingerprint=fingerprint) if key else None)
 
 
-def _plan_identity(
+def _order_plan(
     *,
     user: User,
     request: SingleOrderRequest | BracketOrderRequest,
     valid: ValidatedSingle | ValidatedBracket,
-    kind: str,
     source: str,
     fingerprint: str,
-) -> dict:
-    """The OrderPlan fields every kind of order takes the same way: who, what, how many, and
-    the client's identifiers."""
-    return dict(
+    regeneration_counts: dict[int, int] | None = None,
+) -> OrderPlan:
+    """The plan of a validated request. Who, what, how many and the client's identifiers
+    are taken the same way for every kind; then the kind's own prices (a bracket's entry,
+    stop-loss, targets and regeneration). `regeneration_counts`: place_batch's, read once
+    for the whole batch; read here for a lone bracket."""
+    kind_fields: dict[str, Any]
+    if isinstance(valid, ValidatedSingle):
+        kind_fields = dict(
+            kind=Order.Kind.SINGLE,
+            order_type=valid.order_type,
+            limit_price=valid.limit_price,
+            stop_price=valid.stop_price,
+        )
+    else:
+        assert isinstance(request, BracketOrderRequest)  # what validated as a bracket
+        regenerated_from = request.regenerated_from_id
+        if regeneration_counts is None:
+            regeneration_counts = _regeneration_counts(user, [request])
+        kind_fields = dict(
+            kind=Order.Kind.BRACKET,
+            order_type=valid.entry_type,
+            limit_price=valid.entry_price,
+            stop_price=valid.entry_stop_price if valid.entry_type == OrderType.STOPLIMIT else None,
+            sl_price=valid.sl_price,
+            sl_stop_price=valid.sl_stop_price,
+            targets=valid.targets,
+            regenerated_from_id=regenerated_from,
+            regeneration_count=(
+                regeneration_counts.get(regenerated_from, 0) + 1 if regenerated_from else 0
+            ),
+        )
+    return OrderPlan(
         user_id=user.pk,
         account=valid.account,
         instrument=valid.instrument,
         strategy=valid.strategy,
-        kind=kind,
         source=source,
         side=valid.side,
         product_type=valid.product_type,
@@ -419,68 +446,7 @@ def _plan_identity(
         external_id_day=client_external_id_day(request.external_id),
         client_order_id=request.client_order_id or None,
         fingerprint=fingerprint,
-    )
-
-
-def place_single_order(
-    *,
-    user: User,
-    request: SingleOrderRequest,
-    source: str = Order.Source.MANUAL,
-    actor: str | None = None,
-) -> PlacementResult:
-    """POST /api/orders and scheduled single orders."""
-    actor = actor or user_actor(user)
-    fingerprint, replay = _replay_of_request(user=user, request=request)
-    if replay:
-        return replay
-    valid = validate_single_order(user=user, request=request)
-    ensure_trading_allowed(valid.account)
-    plan = OrderPlan(
-        **_plan_identity(
-            user=user,
-            request=request,
-            valid=valid,
-            kind=Order.Kind.SINGLE,
-            source=source,
-            fingerprint=fingerprint,
-        ),
-        order_type=valid.order_type,
-        limit_price=valid.limit_price,
-        stop_price=valid.stop_price,
-    )
-    return _place_one(user=user, plan=plan, actor=actor)
-
-
-def _bracket_plan(
-    *,
-    user: User,
-    request: BracketOrderRequest,
-    valid: ValidatedBracket,
-    source: str,
-    fingerprint: str,
-    regeneration_counts: dict[int, int],
-) -> OrderPlan:
-    regenerated_from = request.regenerated_from_id
-    return OrderPlan(
-        **_plan_identity(
-            user=user,
-            request=request,
-            valid=valid,
-            kind=Order.Kind.BRACKET,
-            source=source,
-            fingerprint=fingerprint,
-        ),
-        order_type=valid.entry_type,
-        limit_price=valid.entry_price,
-        stop_price=valid.entry_stop_price if valid.entry_type == OrderType.STOPLIMIT else None,
-        sl_price=valid.sl_price,
-        sl_stop_price=valid.sl_stop_price,
-        targets=valid.targets,
-        regenerated_from_id=regenerated_from,
-        regeneration_count=(
-            regeneration_counts.get(regenerated_from, 0) + 1 if regenerated_from else 0
-        ),
+        **kind_fields,
     )
 
 
@@ -491,6 +457,43 @@ def _regeneration_counts(user: User, requests: Sequence[BracketOrderRequest]) ->
     return dict(Order.objects.filter(user=user, pk__in=ids).values_list("pk", "regeneration_count"))
 
 
+def _place_request(
+    *,
+    user: User,
+    request: SingleOrderRequest | BracketOrderRequest,
+    source: str,
+    actor: str | None,
+) -> PlacementResult:
+    """One order from one request: the order its client_order_id placed already (nothing
+    validated again), or else the request validated, its account's trading allowed, and
+    its plan written ahead and sent."""
+    actor = actor or user_actor(user)
+    fingerprint, replay = _replay_of_request(user=user, request=request)
+    if replay:
+        return replay
+    valid: ValidatedSingle | ValidatedBracket
+    if isinstance(request, SingleOrderRequest):
+        valid = validate_single_order(user=user, request=request)
+    else:
+        valid = validate_bracket_order(user=user, request=request)
+    ensure_trading_allowed(valid.account)
+    plan = _order_plan(
+        user=user, request=request, valid=valid, source=source, fingerprint=fingerprint
+    )
+    return _place_one(user=user, plan=plan, actor=actor)
+
+
+def place_single_order(
+    *,
+    user: User,
+    request: SingleOrderRequest,
+    source: str = Order.Source.MANUAL,
+    actor: str | None = None,
+) -> PlacementResult:
+    """POST /api/orders and scheduled single orders."""
+    return _place_request(user=user, request=request, source=source, actor=actor)
+
+
 def place_bracket_order(
     *,
     user: User,
@@ -499,21 +502,7 @@ def place_bracket_order(
     actor: str | None = None,
 ) -> PlacementResult:
     """POST /api/algo-orders and scheduled brackets: the entry goes to the broker now."""
-    actor = actor or user_actor(user)
-    fingerprint, replay = _replay_of_request(user=user, request=request)
-    if replay:
-        return replay
-    valid = validate_bracket_order(user=user, request=request)
-    ensure_trading_allowed(valid.account)
-    plan = _bracket_plan(
-        user=user,
-        request=request,
-        valid=valid,
-        source=source,
-        fingerprint=fingerprint,
-        regeneration_counts=_regeneration_counts(user, [request]),
-    )
-    return _place_one(user=user, plan=plan, actor=actor)
+    return _place_request(user=user, request=request, source=source, actor=actor)
 
 
 # ---- batch --------------------------------------------------------------------------------------
@@ -574,7 +563,7 @@ def place_batch(
         except DomainError as exc:
             results[index] = _failure(item.external_id, exc)
             continue
-        plan = _bracket_plan(
+        plan = _order_plan(
             user=user,
             request=item,
             valid=valid,

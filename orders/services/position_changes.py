@@ -242,12 +242,20 @@ def write_ahead_bracket_exits(
 # ---- squaring positions off -----------------------------------------------------------------
 
 
-class ExitReport(Protocol):
-    """Where write_ahead_exits reports (the kill switch's and the positions page's results)."""
+@dataclass
+class ExitReport:
+    """What squaring positions off did: the working legs cancelled first (by the caller),
+    the exits' new orders and legs sent (write_ahead_exits, send_exits), and every problem.
+    The kill switch's and the positions page's results extend it."""
 
-    errors: list[str]
-    exit_order_ids: list[int]
-    exit_legs: list[str]
+    exit_order_ids: list[int] = field(default_factory=list)
+    exit_legs: list[str] = field(default_factory=list)
+    cancelled_legs: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors
 
 
 def mark_exit_requested(*, orders: list[Order], actor: str, kind: EventKind, message: str) -> None:
