@@ -185,8 +185,14 @@ def main() -> None:
             summarize("GET /api/orders/{id}", lat, elapsed)
         except Exception as exc:  # a reused database whose credentials need an older key
             print(f"GET /api/orders/{{id}} not measured: {type(exc).__name__}: {exc}")
-        lat, elapsed = measure(server.base_url, token, "/api/bench/order-by-pk", args.requests)
+        lat, elapsed = measure(
+            server.base_url, token, f"/api/bench/order-by-pk?id={one_id}", args.requests
+        )
         floor = summarize("floor: bare PK SELECT", lat, elapsed)
+        # The floor of stop 20 and before: the caller's newest order by id, which sorts the
+        # user's every order id (no index serves it), printed for comparison with old runs.
+        lat, elapsed = measure(server.base_url, token, "/api/bench/newest-order", args.requests)
+        summarize("old floor: newest order by id (sorts)", lat, elapsed)
     ratio = listed["p95_ms"] / floor["p95_ms"]
     print(
         f"ratio list/floor p95: {ratio:.2f}x (by account {by_account['p95_ms'] / floor['p95_ms']:.2f}x)"

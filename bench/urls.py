@@ -17,5 +17,6 @@ def _both(route: str, view, name: str) -> list:
 urlpatterns = [
     *_both("api/bench/bare-insert", views.BenchBareInsertView.as_view(), "api-bench-bare-insert"),
     *_both("api/bench/order-by-pk", views.BenchOrderByPkView.as_view(), "api-bench-order-by-pk"),
+    *_both("api/bench/newest-order", views.BenchNewestOrderView.as_view(), "api-bench-newest"),
     *product_urls.urlpatterns,
 ]
