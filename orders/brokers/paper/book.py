@@ -240,7 +240,7 @@ def _totals_of(trades: Iterable[PaperTrade]) -> dict[tuple[str, int, str], _Posi
         if trade.side == Side.BUY:
             t.buy_qty += trade.quantity
             t.buy_amount += trade.price * trade.quantity
-        else:
+        elif trade.side == Side.SELL:
             t.sell_qty += trade.quantity
             t.sell_amount += trade.price * trade.quantity
     for t in totals.values():
