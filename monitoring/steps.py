@@ -87,12 +87,28 @@ def _reestablish_invalidated_sessions(
     return errors
 
 
-async def _fetch_all(clients: list[tuple[BrokerAccount, Any]]) -> list[Any]:
+async def _fetch_all(clients: list[BrokerClient]) -> list[Any]:
     """Order book, trade book, positions and balance of every account, all at once: per
     account its `BrokerSnapshot` (each read on its own), or the exception that stopped it."""
-    return await asyncio.gather(
-        *(client.snapshot() for _account, client in clients), return_exceptions=True
-    )
+    return await asyncio.gather(*(client.snapshot() for client in clients), return_exceptions=True)
+
+
+def _fetch_snapshots(clients: list[BrokerClient]) -> list[Any]:
+    """`_fetch_all`'s answers in the clients' order. Brokers in our database (paper) are
+    read here, in this thread, one after the other (their reads would take turns on this
+    thread's connection anyway); the others all at once on an event loop."""
+    fetched: list[Any] = []
+    for client in clients:
+        try:
+            fetched.append(client.snapshot_here())
+        except Exception as exc:  # as gather(return_exceptions=True) hands it over
+            fetched.append(exc)
+    elsewhere = [n for n, snapshot in enumerate(fetched) if snapshot is None]
+    if elsewhere:
+        answers = async_to_sync(_fetch_all)([clients[n] for n in elsewhere])
+        for n, answer in zip(elsewhere, answers, strict=True):
+            fetched[n] = answer
+    return fetched
 
 
 # What each read of step 1 is called in an error, and whether later steps need it: PnL and
@@ -115,11 +131,10 @@ def fetch_broker_data(state: CycleState) -> dict:
     errors = _reestablish_invalidated_sessions(ctx.accounts, sessions)
     _fail_if(errors)
     clients = [
-        (account, BrokerClient(account, stored_session=sessions.get(account.pk)))
-        for account in ctx.accounts
+        BrokerClient(account, stored_session=sessions.get(account.pk)) for account in ctx.accounts
     ]
-    fetched = async_to_sync(_fetch_all)(clients)
-    for (account, _client), snapshot in zip(clients, fetched, strict=True):
+    fetched = _fetch_snapshots(clients)
+    for account, snapshot in zip(ctx.accounts, fetched, strict=True):
         name = account.account_name
         if isinstance(snapshot, BaseException):
             reason = trader_message(snapshot, account_id=account.pk)

@@ -262,14 +262,23 @@ class BrokerGateway(abc.ABC):
     # Reads the order book, trades, positions and balance of one moment in one call
     # (`snapshot`) rather than four independent reads.
     reads_snapshot_at_once: ClassVar[bool] = False
-    # Lives in our own database (the paper exchange): `place_orders_here` places from
-    # synchronous code, inside the caller's transaction, with no event loop in between.
+    # Lives in our own database (the paper exchange): `place_orders_here` places and
+    # `snapshot_here` reads from synchronous code, in the caller's thread (and transaction),
+    # with no event loop in between.
     shares_database: ClassVar[bool] = False
 
     def place_orders_here(
         self, session: SessionContext, requests: list[PlaceOrderRequest]
     ) -> list[OrderAck | BrokerError]:
         """`place_orders` in the caller's thread and transaction (only `shares_database`)."""
+        raise NotImplementedError("this broker is not in our database")
+
+    def snapshot_here(
+        self, session: SessionContext
+    ) -> tuple[
+        list[BrokerOrderRow], list[BrokerTradeRow], list[BrokerPositionRow], BrokerBalance | None
+    ]:
+        """`snapshot` in the caller's thread (only `shares_database`)."""
         raise NotImplementedError("this broker is not in our database")
 
     @abc.abstractmethod

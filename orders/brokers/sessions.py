@@ -243,9 +243,14 @@ class BrokerClient:
         self.is_paper = account.broker == Broker.PAPER
         self._stored_session = stored_session
 
+    def _handed_row(self) -> BrokerSession | None | object:
+        """The row handed over at construction, once; `_NOT_READ` after (or without) it."""
+        row, self._stored_session = self._stored_session, _NOT_READ
+        return row
+
     async def _stored_row(self) -> BrokerSession | None:
         """The stored session: the row handed over at construction, once, else a read."""
-        row, self._stored_session = self._stored_session, _NOT_READ
+        row = self._handed_row()
         if row is _NOT_READ:
             return await sync_to_async(_load_session)(self.account_id)
         return cast(BrokerSession | None, row)
@@ -459,10 +464,31 @@ class BrokerClient:
         return self.gateway.shares_database
 
     def session_here(self) -> SessionContext | None:
-        """The stored session if it is usable, read in this thread; None when a login is
-        needed (then the caller goes the ordinary way, which logs in)."""
-        row = _load_session(self.account_id)
+        """The stored session (the handed one, else read in this thread) if it is usable;
+        None when a login is needed (then the caller goes the ordinary way, which logs in)."""
+        row = self._handed_row()
+        if row is _NOT_READ:
+            row = _load_session(self.account_id)
+        row = cast(BrokerSession | None, row)
         return self._context(row) if self._usable(row) else None
+
+    def snapshot_here(self) -> BrokerSnapshot | None:
+        """`snapshot` of a broker in our database (`shares_database`), in this thread with no
+        event loop, when the stored session is usable; None otherwise (a broker elsewhere,
+        or a login needed, or a token refused: the caller goes the ordinary way, `snapshot`,
+        which logs in and retries)."""
+        if not (self.shares_database and self.gateway.reads_snapshot_at_once):
+            return None
+        context = self.session_here()
+        if context is None:
+            return None
+        try:
+            order_book, trades, positions, balance = self.gateway.snapshot_here(context)
+        except SessionExpired:
+            return None
+        except BrokerError as exc:
+            return BrokerSnapshot(errors=dict.fromkeys(SNAPSHOT_READS, exc))
+        return BrokerSnapshot(order_book, trades, positions, balance)
 
     def place_orders_here(
         self, context: SessionContext, requests: list[PlaceOrderRequest]

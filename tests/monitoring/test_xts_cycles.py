@@ -14,6 +14,7 @@ from orders.models import BrokerPosition, BrokerTrade, Order, OrderLeg
 from orders.services import place_single_order
 from orders.services.kill_switch import kill_switch
 from tests.factories import (
+    make_account,
     make_instrument,
     make_priced_instrument,
     make_user,
@@ -196,3 +197,26 @@ def test_a_trade_with_an_unreadable_price_is_reported_and_stored_once_readable(s
     assert run.status == MonitoringRun.Status.OK, run.errors
     (trade,) = BrokerTrade.objects.filter(account=account)
     assert (trade.quantity, trade.price) == (10, D("100.05"))
+
+
+def test_a_cycle_reads_a_paper_and_an_xts_account_of_one_user_each_its_own_way(simulator, reliance):
+    """Step 1 reads a paper book in the cycle's thread and an XTS account on the event loop;
+    each answer lands on its own account."""
+    user = make_user()
+    xts = make_xts_account(simulator.base_url, user=user)
+    paper = make_account(user=user)
+    for account, quantity in ((xts, 2), (paper, 3)):
+        market = single_request(
+            account, order_type="MARKET", limit_price=None, order_quantity=quantity
+        )
+        place_single_order(user=user, request=market)
+
+    run = _cycle(user, "mixed-1")
+
+    assert run.status == MonitoringRun.Status.OK, (run.errors, run.steps)
+    assert _step(run, 1)["details"]["accounts"] == 2
+    for account, quantity in ((xts, 2), (paper, 3)):
+        account.refresh_from_db()
+        assert account.last_synced_at is not None
+        (position,) = BrokerPosition.objects.filter(account=account)
+        assert position.net_qty == quantity

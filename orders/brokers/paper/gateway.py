@@ -207,13 +207,17 @@ class PaperGateway(BrokerGateway):
         start = trading_day_start(timezone.now())
         return await self._read(session, lambda book: holding_rows(book, before=start))
 
-    @_guard_database
     async def snapshot(
         self, session: SessionContext
     ) -> tuple[list[BrokerOrderRow], list[BrokerTradeRow], list[BrokerPositionRow], BrokerBalance]:
         """order_book, trade_book, positions and balance of one moment, in one read."""
+        return await sync_to_async(self.snapshot_here)(session)
 
-        def read():
+    def snapshot_here(
+        self, session: SessionContext
+    ) -> tuple[list[BrokerOrderRow], list[BrokerTradeRow], list[BrokerPositionRow], BrokerBalance]:
+        """`snapshot` in the caller's thread. A database failure is 'unavailable'."""
+        try:
             return book_snapshot(_book_for_session(session))
-
-        return await sync_to_async(read)()
+        except DatabaseError as exc:
+            raise _unavailable(exc) from exc

@@ -8,11 +8,12 @@ from functools import partial
 import pytest
 from asgiref.sync import async_to_sync
 
+from accounts.models import BrokerSession
 from orders.brokers.base import OrderRejected
 from orders.brokers.paper import book as paper_book
 from orders.brokers.paper import exchange as paper_exchange
 from orders.brokers.paper.models import PaperOrder, PaperTrade
-from orders.brokers.sessions import broker_client
+from orders.brokers.sessions import broker_client, connect_account
 from orders.domain.vocabulary import LegStatus
 from orders.market.services import record_fair_prices
 from tests.factories import (
@@ -20,6 +21,7 @@ from tests.factories import (
     make_account,
     make_fair_price,
     make_instrument,
+    make_xts_account,
     order_request,
 )
 
@@ -329,3 +331,35 @@ def test_reading_the_book_matches_against_a_price_written_without_the_service(in
     make_fair_price(instrument, "1249.00")  # e.g. an admin edit: no matching trigger ran
     (row,) = async_to_sync(client.order_book)()
     assert row.status == LegStatus.FILLED
+
+
+def test_a_paper_snapshot_is_read_in_the_callers_thread_as_the_event_loop_reads_it(instrument):
+    """The monitoring cycle reads a paper book in its own thread (`snapshot_here`, no event
+    loop): the same four answers as the ordinary `snapshot`."""
+    account = make_account()
+    async_to_sync(broker_client(account).place_order)(_request(instrument, quantity=5, uid="H1"))
+    async_to_sync(broker_client(account).place_order)(
+        _request(instrument, order_type="LIMIT", limit=D("1200.00"), uid="H2")
+    )
+
+    here = broker_client(account).snapshot_here()
+    there = async_to_sync(broker_client(account).snapshot)()
+
+    assert here is not None and here.errors == {}
+    assert here == there
+    assert [row.unique_identifier for row in here.order_book] == ["H1", "H2"]
+    assert len(here.trades) == 1 and len(here.positions) == 1
+
+
+def test_a_snapshot_here_needs_a_usable_session_and_a_broker_in_our_database(instrument, simulator):
+    """Without a usable stored session `snapshot_here` answers None (and logs nobody in):
+    the caller goes the ordinary way, which logs in. A broker elsewhere is never read here."""
+    account = make_account()
+    assert broker_client(account).snapshot_here() is None
+    assert not BrokerSession.objects.filter(account=account).exists()
+    assert async_to_sync(broker_client(account).snapshot)().errors == {}
+    assert broker_client(account).snapshot_here() is not None
+
+    xts = make_xts_account(simulator.base_url)
+    connect_account(xts)
+    assert broker_client(xts).snapshot_here() is None
