@@ -28,7 +28,7 @@ from datetime import date
 from decimal import Decimal
 from typing import cast
 
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, transaction
 
 from accounts.models import BrokerAccount, Strategy, User
 from orders.domain.vocabulary import EventKind
@@ -56,6 +56,7 @@ from orders.validation import (
     validate_bracket_order,
     validate_single_order,
 )
+from trading_site.core.bulk_rows import insert_rows
 from trading_site.core.errors import (
     BROKER_UNAVAILABLE,
     TRADING_LOCKED,
@@ -270,7 +271,7 @@ def write_ahead(*, plans: list[OrderPlan], actor: str) -> list[Order]:
             for plan in plans
         ]
         _show_fair_prices(orders)
-        _insert(Order, orders)
+        insert_rows(Order, orders)
         legs = [
             OrderLeg(
                 order=order,
@@ -281,7 +282,7 @@ def write_ahead(*, plans: list[OrderPlan], actor: str) -> list[Order]:
             )
             for order, plan, identifier in zip(orders, plans, identifiers, strict=True)
         ]
-        _insert(OrderLeg, legs)
+        insert_rows(OrderLeg, legs)
         events = []
         for order, leg in zip(orders, legs, strict=True):
             order.entry_leg = leg
@@ -327,16 +328,6 @@ def _fair_row(fair: FairPrice) -> tuple:
         fair.avg_fair_price,
         fair.last_traded_price,
     )
-
-
-def _insert(model: type[models.Model], rows: Sequence[models.Model]) -> None:
-    """bulk_create that guarantees primary keys (MariaDB >= 10.5 and SQLite return them)."""
-    if len(rows) == 1:
-        rows[0].save(force_insert=True)
-        return
-    model._default_manager.bulk_create(rows)
-    if any(row.pk is None for row in rows):  # a database that cannot return ids
-        raise RuntimeError(f"{model.__name__} bulk insert did not return primary keys")
 
 
 def submit_and_record(
