@@ -23,10 +23,10 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import date
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 from django.db import IntegrityError, transaction
 
@@ -142,11 +142,24 @@ class OrderPlan:
 
 def request_fingerprint(request: SingleOrderRequest | BracketOrderRequest) -> str:
     """sha256 of the canonical request (key excluded): same order asked again = same hash."""
-    body = asdict(request)
+    body = _fields_of(request)
     body.pop("client_order_id", None)
     body["__kind__"] = type(request).__name__
     canonical = json.dumps(body, sort_keys=True, default=_canonical, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _fields_of(value: Any) -> Any:
+    """`asdict`'s shape (dataclasses in lists as dicts) without its deep copies: the
+    canonical JSON, and so every stored fingerprint, stays the same at a fraction of the
+    CPU (a batch takes 500)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {item.name: _fields_of(getattr(value, item.name)) for item in fields(value)}
+    if isinstance(value, list | tuple):
+        return [_fields_of(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _fields_of(item) for key, item in value.items()}
+    return value
 
 
 def _canonical(value: object) -> str:
