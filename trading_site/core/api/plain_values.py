@@ -12,6 +12,8 @@ stay the only ones. So the result is always exactly the serializer's, or nothing
 from __future__ import annotations
 
 import re
+import weakref
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -46,20 +48,52 @@ def plain_validated(serializer: serializers.Serializer, data: object) -> dict[st
 
 
 def _read_serializer(serializer: serializers.Serializer, data: object) -> dict[str, Any]:
-    if type(data) is not dict or _has_rules_of_its_own(serializer):
+    plan = _plan_of(serializer)
+    if plan is None or type(data) is not dict:
         raise _NotPlain
     result: dict[str, Any] = {}
-    for field in serializer._writable_fields:
-        name = field.field_name
-        if name is None or field.source != name:
-            raise _NotPlain
+    for name, field, reader in plan:
         if name in data:
-            result[name] = _read_field(field, data[name])
+            value = data[name]
+            if value is None:
+                if not field.allow_null:
+                    raise _NotPlain
+                result[name] = None
+            else:
+                result[name] = reader(field, value)
         elif field.required:
             raise _NotPlain  # "This field is required."
         elif field.default is not empty:
             result[name] = field.get_default()
     return result
+
+
+_Plan = list[tuple[str, drf_fields.Field, Callable[[Any, Any], Any]]]
+# Per serializer instance (a batch's one validator and its targets' child): its fields'
+# readers, or None when it cannot be read plainly at all.
+_PLANS: weakref.WeakKeyDictionary[serializers.Serializer, _Plan | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _plan_of(serializer: serializers.Serializer) -> _Plan | None:
+    try:
+        return _PLANS[serializer]
+    except KeyError:
+        pass
+    plan: _Plan | None = []
+    if _has_rules_of_its_own(serializer):
+        plan = None
+    else:
+        for field in serializer._writable_fields:
+            reader = _reader_of(field)
+            name = field.field_name
+            if reader is None or name is None or field.source != name:
+                plan = None
+                break
+            plan.append((name, field, reader))
+    _PLANS[serializer] = plan
+    return plan
 
 
 def _has_rules_of_its_own(
@@ -75,22 +109,17 @@ def _has_rules_of_its_own(
     return any(hasattr(serializer, f"validate_{name}") for name in serializer.fields)
 
 
-def _read_field(field: drf_fields.Field, value: Any) -> Any:
+def _reader_of(field: drf_fields.Field) -> Callable[[Any, Any], Any] | None:
+    """How a field's non-null value is read, or None: a field this module does not know."""
     if field.read_only:
-        raise _NotPlain
-    if value is None:
-        if not field.allow_null:
-            raise _NotPlain
         return None
     if not all(isinstance(rule, _BUILT_IN_VALIDATORS) for rule in field.validators):
-        raise _NotPlain
+        return None
     reader = _READERS.get(type(field))
     if reader is None and isinstance(field, drf_fields.ChoiceField):
         # A choice field that only normalises its input first (`normalize_choice`).
         reader = _choice if hasattr(type(field), "normalize_choice") else None
-    if reader is None:
-        raise _NotPlain
-    return reader(field, value)
+    return reader
 
 
 def _text(field: drf_fields.CharField, value: Any) -> str:
