@@ -53,9 +53,9 @@ def insert_rows(model: type[Any], rows: Sequence[models.Model], *, batch_size: i
     """`bulk_create` of new rows that sets every row's primary key, at a fraction of its CPU:
     the values are converted once each (Django's own `pre_save` and `get_db_prep_save`,
     skipped only where they return a str or int unchanged) instead of compiled into SQL
-    expressions one by one. On MariaDB one INSERT ... RETURNING per `batch_size` rows;
-    other databases (and rows given a primary key) use bulk_create. No signals, as with
-    bulk_create."""
+    expressions one by one. On MariaDB one INSERT ... RETURNING per `batch_size` rows,
+    whose auto_now(_add) times are one instant (lists order ties by id); other databases
+    (and rows given a primary key) use bulk_create. No signals, as with bulk_create."""
     if not rows:
         return
     alias = router.db_for_write(model)
@@ -71,15 +71,7 @@ def insert_rows(model: type[Any], rows: Sequence[models.Model], *, batch_size: i
         return
     meta = model._meta
     fields = [field for field in meta.local_concrete_fields if field is not meta.pk]
-    plan = [
-        (
-            field,
-            field.attname,
-            _kind(field),
-            type(field).pre_save is not Field.pre_save,  # auto_now and the like
-        )
-        for field in fields
-    ]
+    plan = [(field, field.attname, _kind(field), _how_read(field)) for field in fields]
     related = [field for field in fields if field.is_relation]
     quote = db.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
@@ -87,12 +79,13 @@ def insert_rows(model: type[Any], rows: Sequence[models.Model], *, batch_size: i
     table, pk = quote(meta.db_table), quote(meta.pk.column)
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
-        params: list[Any] = []
         for row in chunk:
             _take_related_ids(row, related)
-            for field, attname, kind, has_pre_save in plan:
-                value = field.pre_save(row, True) if has_pre_save else getattr(row, attname)
-                params.append(_db_value(field, kind, value, db))
+        columns_values = [
+            _column_values(chunk, field, attname, kind, how, db)
+            for field, attname, kind, how in plan
+        ]
+        params = [value for row_values in zip(*columns_values, strict=True) for value in row_values]
         values = ", ".join([one_row] * len(chunk))
         # Only quoted names from the model's metadata are formatted in; every value is a %s.
         sql = f"INSERT INTO {table} ({columns}) VALUES {values} RETURNING {pk}"  # noqa: S608
@@ -105,6 +98,44 @@ def insert_rows(model: type[Any], rows: Sequence[models.Model], *, batch_size: i
             row.pk = new_id
             row._state.adding = False
             row._state.db = alias
+
+
+_READ, _PRE_SAVE, _STAMP = range(3)
+
+
+def _how_read(field: Field) -> int:
+    """A plain attribute; a field that computes its value on save (`pre_save`); or a time
+    stamped on creation or change (auto_now_add, auto_now): one instant per statement."""
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return _STAMP
+    return _PRE_SAVE if type(field).pre_save is not Field.pre_save else _READ
+
+
+def _column_values(
+    rows: Sequence[models.Model], field: Field, attname: str, kind: int, how: int, db: Any
+) -> list[Any]:
+    """One column's database values for `rows` (sets a stamped field on each row)."""
+    if how == _STAMP:
+        stamp = field.pre_save(rows[0], True)
+        for row in rows[1:]:
+            setattr(row, attname, stamp)
+        return [_db_value(field, kind, stamp, db)] * len(rows)
+    if how == _PRE_SAVE:
+        return _db_values(field, kind, [field.pre_save(row, True) for row in rows], db)
+    return _db_values(field, kind, [getattr(row, attname) for row in rows], db)
+
+
+def _db_values(field: Field, kind: int, values: list[Any], db: Any) -> list[Any]:
+    """`_db_value` of each, converting a value shared by consecutive rows (one `now` given
+    to every row, say) once."""
+    converted: list[Any] = []
+    last: Any = _db_values
+    last_db: Any = None
+    for value in values:
+        if value is not last:
+            last, last_db = value, _db_value(field, kind, value, db)
+        converted.append(last_db)
+    return converted
 
 
 def _db_value(field: Field, kind: int, value: Any, db: Any) -> Any:
@@ -168,14 +199,12 @@ def bulk_update_rows(
     )
     rest = ", ".join(["%s"] * (len(columns) + 1))
     selects = [f"SELECT {first}"] + [f"SELECT {rest}"] * (len(rows) - 1)
-    kinds = [(field, field.attname, _kind(field)) for field in columns]
-    params: list = []
-    for row in rows:
-        params.append(pk.get_db_prep_save(row.pk, connection))
-        params.extend(
-            _db_value(field, kind, getattr(row, attname), connection)
-            for field, attname, kind in kinds
-        )
+    columns_values = [[pk.get_db_prep_save(row.pk, connection) for row in rows]]
+    columns_values.extend(
+        _db_values(field, _kind(field), [getattr(row, field.attname) for row in rows], connection)
+        for field in columns
+    )
+    params = [value for row_values in zip(*columns_values, strict=True) for value in row_values]
     table = quote(meta.db_table)
     assignments = ", ".join(
         f"{table}.{quote(field.column)} = v.{quote(field.column)}" for field in columns

@@ -227,3 +227,30 @@ def test_an_expression_is_refused_not_written():
     with pytest.raises(TypeError, match="plain values only"):
         insert_rows(Order, [order])
     assert order.pk is None
+
+
+def test_the_rows_of_one_statement_are_stamped_with_one_instant():
+    order = make_order(account=make_account())
+    legs = [
+        OrderLeg(
+            order=order,
+            account=order.account,
+            role=OrderLeg.Role.ENTRY,
+            order_type="LIMIT",
+            side="BUY",
+            quantity=1,
+            unique_identifier=f"ST{n}",
+        )
+        for n in range(3)
+    ]
+    before = timezone.now()
+
+    insert_rows(OrderLeg, legs)
+
+    created, updated = {leg.created_at for leg in legs}, {leg.updated_at for leg in legs}
+    assert len(created) == 1 and len(updated) == 1
+    assert before <= created.pop() <= timezone.now()
+    stored = OrderLeg.objects.filter(pk__in=[leg.pk for leg in legs])
+    assert {(leg.created_at, leg.updated_at) for leg in stored} == {
+        (legs[0].created_at, legs[0].updated_at)
+    }
