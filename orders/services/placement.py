@@ -23,7 +23,7 @@ import functools
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date
 from decimal import Decimal
@@ -161,7 +161,7 @@ def _fields_of(value: Any) -> Any:
     kind = type(value)
     if kind in _SCALARS:
         return value
-    names = _dataclass_field_names(kind)
+    names = _dataclass_field_names(cast(Hashable, kind))
     if names is not None:
         return {name: _fields_of(getattr(value, name)) for name in names}
     if isinstance(value, list | tuple):
@@ -175,8 +175,11 @@ _SCALARS = frozenset({str, int, float, bool, Decimal, type(None)})
 
 
 @functools.cache
-def _dataclass_field_names(kind: type) -> tuple[str, ...] | None:
-    return tuple(item.name for item in fields(kind)) if is_dataclass(kind) else None
+def _dataclass_field_names(kind: Hashable) -> tuple[str, ...] | None:
+    """A dataclass's field names (asdict's order), None for any other type."""
+    if isinstance(kind, type) and is_dataclass(kind):
+        return tuple(item.name for item in fields(kind))
+    return None
 
 
 def _canonical(value: object) -> str:

@@ -81,18 +81,19 @@ def _plan_of(serializer: serializers.Serializer) -> _Plan | None:
         return _PLANS[serializer]
     except KeyError:
         pass
-    plan: _Plan | None = []
-    if _has_rules_of_its_own(serializer):
-        plan = None
-    else:
-        for field in serializer._writable_fields:
-            reader = _reader_of(field)
-            name = field.field_name
-            if reader is None or name is None or field.source != name:
-                plan = None
-                break
-            plan.append((name, field, reader))
+    plan: _Plan | None = None if _has_rules_of_its_own(serializer) else _field_readers(serializer)
     _PLANS[serializer] = plan
+    return plan
+
+
+def _field_readers(serializer: serializers.Serializer) -> _Plan | None:
+    plan: _Plan = []
+    for field in serializer._writable_fields:
+        reader = _reader_of(field)
+        name = field.field_name
+        if reader is None or name is None or field.source != name:
+            return None
+        plan.append((name, field, reader))
     return plan
 
 
