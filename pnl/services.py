@@ -35,9 +35,9 @@ from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from orders.models import BrokerOrder, BrokerTrade, Order, OrderLeg
-from orders.services.bulk_update import bulk_update_rows
 from pnl import fifo, selectors
 from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
+from trading_site.core.bulk_rows import bulk_update_rows
 from trading_site.core.market_hours import MARKET_TZ
 
 TRADING_TZ = MARKET_TZ

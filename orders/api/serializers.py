@@ -39,9 +39,14 @@ def external_id_field() -> serializers.CharField:
 class UpperChoiceField(serializers.ChoiceField):
     """Choices compared case-insensitively (XTS sends Buy/BUY alike)."""
 
+    @staticmethod
+    def normalize_choice(data: str) -> str:
+        """How text is read (trading_site.core.api.plain_values reads it the same way)."""
+        return data.strip().upper()
+
     def to_internal_value(self, data):
         if isinstance(data, str):
-            data = data.strip().upper()
+            data = self.normalize_choice(data)
         return super().to_internal_value(data)
 
 

@@ -60,6 +60,7 @@ from orders.tradebook import csv_export
 from orders.validation import BracketOrderRequest, as_id, bracket_order_errors, single_order_errors
 from trading_site.core.api.errors import _plain_details, _validation_message
 from trading_site.core.api.pagination import LimitOffsetTotalPagination
+from trading_site.core.api.plain_values import plain_validated
 from trading_site.core.errors import (
     BrokerRejectedError,
     BrokerUnavailableError,
@@ -345,7 +346,10 @@ class BatchOrdersView(OrdersGroupMixin, APIView):
         validator = s.BatchItemSerializer()
         for raw in outer.validated_data["orders"]:
             try:
-                data = validator.run_validation(raw)
+                # The plain reading of an ordinary item; the serializer judges the others.
+                data = plain_validated(validator, raw)
+                if data is None:
+                    data = validator.run_validation(raw)
             except ValidationError as exc:
                 errors = exc.detail if isinstance(exc.detail, dict) else {"item": exc.detail}
                 items.append(

@@ -15,6 +15,7 @@ from accounts.models import BrokerAccount, User
 from orders.brokers.base import BrokerError
 from orders.domain.vocabulary import EventKind
 from orders.models import Order, OrderEvent, OrderLeg
+from trading_site.core.bulk_rows import insert_rows
 from trading_site.core.realtime import ORDER_UPDATE, notify_user_on_commit, notify_users_on_commit
 
 
@@ -137,7 +138,7 @@ def record_changes(
     """Many audit rows in one INSERT and their order_updates after commit (in order per
     user); `notifications` are (user id, order_update_message(...)) pairs."""
     if events:
-        OrderEvent.objects.bulk_create(events, batch_size=batch_size)
+        insert_rows(OrderEvent, events, batch_size=batch_size or len(events))
     if notifications:
         notify_users_on_commit(notifications)
 

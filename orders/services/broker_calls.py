@@ -45,12 +45,12 @@ from orders.domain.rollup import derive_order_status
 from orders.domain.vocabulary import EventKind, LegStatus
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.services.audit import leg_state, new_event, order_update_message, record_changes
-from orders.services.bulk_update import bulk_update_rows
 from orders.services.exclusion import account_exclusion, default_wait, fence
 from orders.services.lifecycle import apply_leg_event, lock_legs
 from orders.services.sync import LEG_SYNC_FIELDS, apply_book_row, is_stale_report
 from orders.services.trading_lock import LOCKED_REASON, is_trading_locked
 from trading_site.core import metrics
+from trading_site.core.bulk_rows import bulk_update_rows
 
 logger = logging.getLogger("orders.services")
 

@@ -41,9 +41,9 @@ from orders.services.audit import (
     record_change,
     record_changes,
 )
-from orders.services.bulk_update import bulk_update_rows
 from orders.services.exclusion import fence
 from orders.services.lifecycle import apply_leg_event
+from trading_site.core.bulk_rows import bulk_update_rows
 
 MONITORING_ACTOR = "monitoring"
 LIVE_ORDER_STATUSES = (

@@ -70,11 +70,16 @@ class _Publisher:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
-    def submit(self, user_id: int, event: dict[str, Any]) -> None:
+    def submit(self, events: list[tuple[int, dict[str, Any]]]) -> None:
+        """Hand (user id, event) pairs to the loop in one wake-up, however many."""
         with self._idle:
-            self._pending += 1
+            self._pending += len(events)
         # call_soon_threadsafe keeps the callers' order (FIFO); _chain runs on the loop.
-        self.loop.call_soon_threadsafe(self._chain, user_id, event)
+        self.loop.call_soon_threadsafe(self._chain_all, events)
+
+    def _chain_all(self, events: list[tuple[int, dict[str, Any]]]) -> None:
+        for user_id, event in events:
+            self._chain(user_id, event)
 
     def _chain(self, user_id: int, event: dict[str, Any]) -> None:
         previous = self._tails.get(user_id)
@@ -168,9 +173,7 @@ def notify_users(messages: list[tuple[int, dict[str, Any]]]) -> None:
         if settings.EMBEDDED:
             _send_embedded(messages)
             return
-        publisher = _get_publisher()
-        for user_id, message in messages:
-            publisher.submit(int(user_id), _event(message))
+        _get_publisher().submit([(int(user_id), _event(message)) for user_id, message in messages])
     except Exception:
         logger.exception("websocket notify failed", extra={"messages": len(messages)})
 

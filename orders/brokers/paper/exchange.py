@@ -44,6 +44,7 @@ from orders.brokers.paper.events import publish_on_commit
 from orders.brokers.paper.matching import NewOrder, OrderState
 from orders.brokers.paper.models import PaperBook, PaperOrder, PaperTrade
 from orders.market.models import Instrument
+from trading_site.core.bulk_rows import insert_rows
 
 APP_ORDER_ID_BASE = 1_000_000_000
 
@@ -177,12 +178,7 @@ def _insert_orders(orders: list[PaperOrder]) -> None:
     INSERT and one UPDATE however many orders."""
     if not orders:
         return
-    if len(orders) == 1:
-        orders[0].save(force_insert=True)
-    else:
-        PaperOrder.objects.bulk_create(orders)
-        if any(order.pk is None for order in orders):  # a database that cannot return ids
-            raise RuntimeError("paper order bulk insert did not return primary keys")
+    insert_rows(PaperOrder, orders)
     PaperOrder.objects.filter(pk__in=[order.pk for order in orders]).update(
         app_order_id=F("id") + APP_ORDER_ID_BASE
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from orders.models import Order
+from orders.models import Order, OrderEvent, OrderLeg
 from tests.factories import batch_item, make_account, make_user
 
 BAD = [
@@ -119,3 +119,73 @@ def test_two_items_with_one_key_and_different_bodies_fail_alone_and_the_rest_is_
     sent = Order.objects.filter(account=account, external_id__in=["ext-1", "ext-3"])
     assert sorted(o.status for o in sent) == ["OPEN", "OPEN"]
     assert not Order.objects.filter(account=account, status="PENDING").exists()
+
+
+def test_a_replayed_batch_answers_with_the_first_orders_and_writes_nothing(
+    client, account, instrument
+):
+    items = [batch_item(n, client_order_id=f"key-{n}") for n in range(3)]
+    body = {"account_id": account.pk, "orders": items}
+    first = client.post("/api/algo-place-batch-orders", body, format="json").json()["results"]
+    written = (Order.objects.count(), OrderLeg.objects.count(), OrderEvent.objects.count())
+
+    again = client.post("/api/algo-place-batch-orders", body, format="json")
+
+    assert again.status_code == 201
+    replayed = again.json()["results"]
+    assert [r["order_id"] for r in replayed] == [r["order_id"] for r in first]
+    assert {r["status"] for r in replayed} == {"success"}
+    assert (Order.objects.count(), OrderLeg.objects.count(), OrderEvent.objects.count()) == written
+
+
+def test_every_order_of_a_batch_is_written_whole_and_audited(client, trader, account, instrument):
+    response = client.post(
+        "/api/algo-place-batch-orders",
+        {"account_id": account.pk, "orders": [batch_item(n) for n in range(3)]},
+        format="json",
+    )
+    results = response.json()["results"]
+
+    for n, result in enumerate(results):
+        order = Order.objects.get(pk=result["order_id"])
+        assert (order.user_id, order.account_id, order.instrument_id) == (
+            trader.pk,
+            account.pk,
+            instrument.pk,
+        )
+        assert (order.symbol, order.exchange_segment, order.exchange_instrument_id) == (
+            "RELIANCE",
+            instrument.exchange_segment,
+            instrument.exchange_instrument_id,
+        )
+        assert (order.kind, order.source, order.side, order.product_type) == (
+            "BRACKET",
+            "BATCH",
+            "BUY",
+            "MIS",
+        )
+        assert (order.quantity, order.order_type, order.status) == (2, "LIMIT", "OPEN")
+        assert (order.limit_price, order.stop_price) == (Decimal("99"), None)
+        assert (order.sl_price, order.sl_stop_price) == (Decimal("95"), None)
+        assert order.targets == [
+            {"price": "105.0000", "quantity": 1},
+            {"price": "110.0000", "quantity": 1},
+        ]
+        assert (order.external_id, order.client_order_id) == (f"ext-{n}", None)
+        assert order.external_id_day is not None and len(order.request_fingerprint) == 64
+        assert (order.ltp, order.avg_fair_price) == (Decimal("100"), Decimal("100"))
+        assert order.created_at is not None and order.updated_at is not None
+        (leg,) = order.legs.all()
+        assert (leg.account_id, leg.role, leg.order_type, leg.side) == (
+            account.pk,
+            "ENTRY",
+            "LIMIT",
+            "BUY",
+        )
+        assert (leg.quantity, leg.limit_price, leg.status) == (2, Decimal("99"), "OPEN")
+        assert leg.broker_order_id and leg.unique_identifier and leg.submitted_at is not None
+        events = list(order.events.order_by("id").values_list("kind", "leg_id", "actor"))
+        assert events == [
+            ("order_created", leg.pk, f"user:{trader.pk}"),
+            ("leg_accepted", leg.pk, f"user:{trader.pk}"),
+        ]

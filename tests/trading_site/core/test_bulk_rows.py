@@ -1,0 +1,256 @@
+"""`insert_rows`: the raw multi-row INSERT the batches write through stores exactly what the
+ORM's own save would, and hands every row its id in input order."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.db.models import F
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from orders.brokers.paper.book import book_for_account
+from orders.brokers.paper.models import PaperOrder
+from orders.domain.vocabulary import EventKind
+from orders.models import Order, OrderEvent, OrderLeg
+from tests.factories import make_account, make_instrument, make_order, make_strategy
+from trading_site.core.bulk_rows import insert_rows
+
+pytestmark = pytest.mark.django_db
+D = Decimal
+
+# Set by the database or the clock, so never equal between two rows.
+_OWN = {"id", "created_at", "updated_at"}
+
+
+def _stored(model, pk: int) -> dict:
+    row = model.objects.filter(pk=pk).values().get()
+    return {name: value for name, value in row.items() if name not in _OWN}
+
+
+def _order(account, instrument, strategy, **fields) -> Order:
+    values = dict(
+        user=account.user,
+        account=account,
+        instrument=instrument,
+        symbol=instrument.trading_symbol,
+        exchange_segment=instrument.exchange_segment,
+        exchange_instrument_id=instrument.exchange_instrument_id,
+        side="SELL",
+        product_type="NRML",
+        quantity=30,
+        kind=Order.Kind.BRACKET,
+        source=Order.Source.BATCH,
+        strategy=strategy,
+        external_id="ext-1",
+        external_id_day=date(2026, 11, 30),
+        client_order_id=None,
+        request_fingerprint="f" * 64,
+        status=Order.Status.PENDING,
+        order_type="STOPLIMIT",
+        limit_price=D("101.25"),
+        stop_price=D("101.5"),
+        sl_price=D("104.0000"),
+        sl_stop_price=None,
+        targets=[{"price": "95.0000", "quantity": 10}, {"price": "90", "quantity": 20}],
+        ltp=D("100.05"),
+        buy_fair_price=D("100.1"),
+        sell_fair_price=D("100"),
+        avg_fair_price=D("100.05"),
+        regeneration_count=2,
+        archived_at=datetime(2026, 11, 29, 10, 15, 30, 123456, tzinfo=UTC),
+    )
+    values.update(fields)
+    return Order(**values)
+
+
+def test_an_inserted_order_stores_every_column_as_save_does():
+    account = make_account()
+    instrument, strategy = make_instrument(), make_strategy(user=account.user)
+    saved = _order(account, instrument, strategy, client_order_id="key-a")
+    saved.save(force_insert=True)
+    rows = [
+        _order(account, instrument, strategy, client_order_id="key-b", external_id="ext-2"),
+        _order(account, instrument, strategy, client_order_id="key-c", external_id_day=None),
+    ]
+
+    insert_rows(Order, rows)
+
+    expected = _stored(Order, saved.pk)
+    assert _stored(Order, rows[0].pk) == {
+        **expected,
+        "client_order_id": "key-b",
+        "external_id": "ext-2",
+    }
+    assert _stored(Order, rows[1].pk) == {
+        **expected,
+        "client_order_id": "key-c",
+        "external_id_day": None,
+    }
+    stored = Order.objects.get(pk=rows[0].pk)
+    assert stored.created_at is not None and stored.updated_at is not None
+    assert abs(stored.created_at - timezone.now()) < timedelta(minutes=1)
+    assert not rows[0]._state.adding and rows[0]._state.db == "default"
+
+
+def test_inserted_audit_events_keep_their_json_and_text():
+    order = make_order(account=make_account())
+    events = [
+        OrderEvent(
+            order=order,
+            account_id=order.account_id,
+            user_id=order.user_id,
+            actor="user:1",
+            kind=EventKind.ORDER_CREATED,
+            message=f"event {n} ünïcode 'quoted' %s",
+            before=None if n == 0 else {"status": "PENDING", "n": n},
+            after={"leg": {"status": "OPEN", "prices": ["1.5", None, 2]}},
+            broker_response={"AppOrderID": 1000 + n, "ok": True},
+        )
+        for n in range(3)
+    ]
+
+    insert_rows(OrderEvent, events)
+
+    stored = {event.pk: event for event in OrderEvent.objects.filter(order=order)}
+    for n, event in enumerate(events):
+        row = stored[event.pk]
+        assert row.message == f"event {n} ünïcode 'quoted' %s"
+        assert row.before == (None if n == 0 else {"status": "PENDING", "n": n})
+        assert row.after == {"leg": {"status": "OPEN", "prices": ["1.5", None, 2]}}
+        assert row.broker_response == {"AppOrderID": 1000 + n, "ok": True}
+        assert row.kind == EventKind.ORDER_CREATED
+
+
+def test_inserted_paper_orders_keep_booleans_and_defaults():
+    account = make_account()
+    book = book_for_account(account.pk)
+    instrument = make_instrument()
+    rows = [
+        PaperOrder(
+            book=book,
+            unique_identifier=f"U{n}",
+            instrument=instrument,
+            exchange_segment="NSECM",
+            exchange_instrument_id=instrument.exchange_instrument_id,
+            trading_symbol=instrument.trading_symbol,
+            side="BUY",
+            order_type="LIMIT",
+            product_type="MIS",
+            quantity=5,
+            limit_price=D("99.05"),
+            triggered=bool(n),
+        )
+        for n in range(2)
+    ]
+
+    insert_rows(PaperOrder, rows)
+
+    stored = PaperOrder.objects.in_bulk([row.pk for row in rows])
+    assert [stored[row.pk].triggered for row in rows] == [False, True]
+    assert stored[rows[0].pk].time_in_force == "DAY"
+    assert stored[rows[0].pk].filled_quantity == 0
+    assert stored[rows[0].pk].limit_price == D("99.05")
+    assert stored[rows[0].pk].app_order_id is None
+
+
+def test_every_row_gets_its_own_id_in_input_order_across_batches():
+    order = make_order(account=make_account())
+    legs = [
+        OrderLeg(
+            order=order,
+            account=order.account,
+            role=OrderLeg.Role.ENTRY,
+            order_type="LIMIT",
+            side="BUY",
+            quantity=n + 1,
+            unique_identifier=f"IR{n}",
+        )
+        for n in range(5)
+    ]
+
+    with CaptureQueriesContext(connection) as queries:
+        insert_rows(OrderLeg, legs, batch_size=2)
+
+    assert len(queries.captured_queries) == 3
+    ids = [leg.pk for leg in legs]
+    assert len(set(ids)) == 5 and ids == sorted(ids)
+    stored = dict(OrderLeg.objects.filter(pk__in=ids).values_list("pk", "unique_identifier"))
+    assert [stored[leg.pk] for leg in legs] == [f"IR{n}" for n in range(5)]
+
+
+def test_a_related_row_saved_after_assignment_gives_its_id():
+    account = make_account()
+    instrument, strategy = make_instrument(), make_strategy(user=account.user)
+    order = _order(account, instrument, strategy, external_id="")
+    leg = OrderLeg(
+        order=order,
+        account=account,
+        role=OrderLeg.Role.ENTRY,
+        order_type="LIMIT",
+        side="SELL",
+        quantity=30,
+        unique_identifier="IR-late",
+    )
+    insert_rows(Order, [order])
+
+    insert_rows(OrderLeg, [leg])
+
+    assert OrderLeg.objects.get(pk=leg.pk).order_id == order.pk
+
+
+def test_an_unsaved_related_row_is_refused():
+    account = make_account()
+    order = _order(account, make_instrument(), None)
+    leg = OrderLeg(
+        order=order,
+        account=account,
+        role=OrderLeg.Role.ENTRY,
+        order_type="LIMIT",
+        side="SELL",
+        quantity=30,
+        unique_identifier="IR-unsaved",
+    )
+
+    with pytest.raises(ValueError, match="unsaved related object 'order'"):
+        insert_rows(OrderLeg, [leg])
+    assert not OrderLeg.objects.filter(unique_identifier="IR-unsaved").exists()
+
+
+def test_an_expression_is_refused_not_written():
+    account = make_account()
+    order = _order(account, make_instrument(), None, quantity=F("regeneration_count"))
+
+    with pytest.raises(TypeError, match="plain values only"):
+        insert_rows(Order, [order])
+    assert order.pk is None
+
+
+def test_the_rows_of_one_statement_are_stamped_with_one_instant():
+    order = make_order(account=make_account())
+    legs = [
+        OrderLeg(
+            order=order,
+            account=order.account,
+            role=OrderLeg.Role.ENTRY,
+            order_type="LIMIT",
+            side="BUY",
+            quantity=1,
+            unique_identifier=f"ST{n}",
+        )
+        for n in range(3)
+    ]
+    before = timezone.now()
+
+    insert_rows(OrderLeg, legs)
+
+    created, updated = {leg.created_at for leg in legs}, {leg.updated_at for leg in legs}
+    assert len(created) == 1 and len(updated) == 1
+    assert before <= created.pop() <= timezone.now()
+    stored = OrderLeg.objects.filter(pk__in=[leg.pk for leg in legs])
+    assert {(leg.created_at, leg.updated_at) for leg in stored} == {
+        (legs[0].created_at, legs[0].updated_at)
+    }
