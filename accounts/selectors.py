@@ -14,6 +14,12 @@ def broker_accounts_for(*, user: User, active_only: bool = False) -> QuerySet[Br
     return accounts.filter(is_active=True) if active_only else accounts
 
 
+def active_accounts_by_name(*, user: User) -> QuerySet[BrokerAccount]:
+    """The user's active accounts as the pages and forms list them (account names are
+    unique per user)."""
+    return BrokerAccount.objects.filter(user=user, is_active=True).order_by("account_name", "id")
+
+
 def default_account_id(*, user: User) -> int | None:
     """The account a web order form starts on: the user's last-used active account, else a
     paper one (never a live account because its name sorts first), else any active one."""

@@ -13,6 +13,7 @@ from typing import Any
 from django import forms
 
 from accounts.models import CREDENTIAL_FIELDS, ApiKey, Broker, BrokerAccount, Strategy
+from accounts.selectors import active_accounts_by_name
 
 CREDENTIAL_LABELS = {
     "app_key": "App key",
@@ -264,6 +265,4 @@ class ApiKeyForm(forms.Form):
         super().__init__(*args, **kwargs)
         bound_account = self.fields["bound_account"]
         assert isinstance(bound_account, forms.ModelChoiceField)
-        bound_account.queryset = BrokerAccount.objects.filter(user=user, is_active=True).order_by(
-            "account_name"
-        )
+        bound_account.queryset = active_accounts_by_name(user=user)

@@ -208,10 +208,23 @@ def bench_instrument(*, instrument_id: int, symbol: str, spread: Decimal = Decim
     return instrument
 
 
+def bench_account(*, user, name: str, **fields):
+    """A paper account (unless `fields` name another broker) with money for any run."""
+    from accounts.models import BrokerAccount
+
+    return BrokerAccount.objects.create(
+        user=user,
+        account_name=name,
+        cash_available=Decimal("100000000"),
+        net_margin=Decimal("100000000"),
+        **{"broker": "PAPER", **fields},
+    )
+
+
 def seed_traders(count: int, *, prefix: str) -> tuple[list[Trader], object]:
     """`count` users, each with a paper account and an API token, and one instrument priced
     at 100 (limit buys at 99 stay open: every request is a real placement)."""
-    from accounts.models import BrokerAccount, User
+    from accounts.models import User
     from accounts.services import create_auth_session
 
     instrument = bench_instrument(instrument_id=2885, symbol="RELIANCE")
@@ -223,13 +236,7 @@ def seed_traders(count: int, *, prefix: str) -> tuple[list[Trader], object]:
             email=f"{prefix}-{stamp}-{n}@bench.invalid",
             password="bench-password-123",
         )
-        account = BrokerAccount.objects.create(
-            user=user,
-            account_name=f"paper-{n}",
-            broker="PAPER",
-            cash_available=Decimal("100000000"),
-            net_margin=Decimal("100000000"),
-        )
+        account = bench_account(user=user, name=f"paper-{n}")
         token, _ = create_auth_session(user=user, client_ip="127.0.0.1", user_agent="bench")
         traders.append(Trader(user_id=user.pk, account_id=account.pk, token=token))
     return traders, instrument

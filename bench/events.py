@@ -275,8 +275,9 @@ def seed_run(
 ) -> list[Desk]:
     """`accounts` XTS accounts (one simulator login each) and `accounts` paper accounts, one
     user each, every one with a bracket open at its broker."""
-    from accounts.models import Broker, BrokerAccount, User
+    from accounts.models import Broker, User
     from accounts.services import create_auth_session
+    from bench.common import bench_account
     from orders.brokers.sessions import connect_account
     from orders.services import place_bracket_order
     from orders.validation import BracketOrderRequest, TargetSpec
@@ -299,13 +300,7 @@ def seed_run(
                     "base_url": sim_url,
                 },
             }
-        account = BrokerAccount.objects.create(
-            user=user,
-            account_name=f"{kind}-{n}",
-            cash_available=Decimal("100000000"),
-            net_margin=Decimal("100000000"),
-            **{"broker": "PAPER", **extra},
-        )
+        account = bench_account(user=user, name=f"{kind}-{n}", **extra)
         if kind == "xts":
             connect_account(account)
         token, _ = create_auth_session(user=user, client_ip="127.0.0.1", user_agent="bench")

@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 def seed(users: int, accounts: int, orders: int) -> list[int]:
     from django.contrib.auth.hashers import make_password
 
-    from accounts.models import BrokerAccount, User
-    from bench.common import bench_instrument
+    from accounts.models import User
+    from bench.common import bench_account, bench_instrument
     from orders.services import place_batch
     from orders.validation import BracketOrderRequest, TargetSpec
 
@@ -57,13 +57,7 @@ def seed(users: int, accounts: int, orders: int) -> list[int]:
     started = time.perf_counter()
     for i, user in enumerate(created):
         for a in range(accounts):
-            account = BrokerAccount.objects.create(
-                user=user,
-                account_name=f"paper-{a}",
-                broker="PAPER",
-                cash_available=Decimal("100000000"),
-                net_margin=Decimal("100000000"),
-            )
+            account = bench_account(user=user, name=f"paper-{a}")
             items = [
                 BracketOrderRequest(
                     account_id=account.pk,

@@ -21,7 +21,6 @@ import asyncio
 import json
 import logging
 import uuid
-import weakref
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -30,6 +29,7 @@ from django.conf import settings
 from monitoring import presence, ws_revalidation
 from monitoring.ws_auth import identify
 from trading_site.core import market_hours, metrics, realtime, safe_json
+from trading_site.core.per_loop import PerLoop
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
             return
         self.user_id = identity.user_id
         self.connection_id = str(uuid.uuid4())
-        async with _layer_gate():
+        async with _layer_gate.get():
             await self.channel_layer.group_add(realtime.user_group(self.user_id), self.channel_name)
         await self._touch_presence()
         await self._send_json(
@@ -81,17 +81,17 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
                 "timestamp": realtime.now_iso(),
             }
         )
-        _keep_alive_for_this_loop().add(self)
+        _keep_alive.get().add(self)
         ws_revalidation.watch(self, identity.credential)
         await _run_sync(_count_connection, 1)
 
     async def disconnect(self, code):
-        _keep_alive_for_this_loop().discard(self)
+        _keep_alive.get().discard(self)
         ws_revalidation.forget(self)
         if self.user_id is None:
             return
         try:
-            async with _layer_gate():
+            async with _layer_gate.get():
                 await self.channel_layer.group_discard(
                     realtime.user_group(self.user_id), self.channel_name
                 )
@@ -234,29 +234,17 @@ class _ProcessKeepAlive:
             logger.warning("market_closed close failed", extra={"connections": failed})
 
 
-_keep_alives: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_keep_alive: PerLoop[_ProcessKeepAlive] = PerLoop(_ProcessKeepAlive)
 
 
-def _keep_alive_for_this_loop() -> _ProcessKeepAlive:
-    loop = asyncio.get_running_loop()
-    keeper = _keep_alives.get(loop)
-    if keeper is None:
-        keeper = _keep_alives[loop] = _ProcessKeepAlive()
-    return keeper
-
-
-_gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _layer_gate() -> asyncio.Semaphore:
+def _new_layer_gate() -> asyncio.Semaphore:
     """Bounds this process's concurrent group_add/discard calls below the channel layer's
     connection pool (redis-py refuses, rather than queues, past it): a burst of thousands of
     connects or disconnects then waits its turn instead of crashing consumers."""
-    loop = asyncio.get_running_loop()
-    gate = _gates.get(loop)
-    if gate is None:
-        gate = _gates[loop] = asyncio.Semaphore(settings.WS_LAYER_CONCURRENCY)
-    return gate
+    return asyncio.Semaphore(settings.WS_LAYER_CONCURRENCY)
+
+
+_layer_gate: PerLoop[asyncio.Semaphore] = PerLoop(_new_layer_gate)
 
 
 async def _run_sync(func, *args):

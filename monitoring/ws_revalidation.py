@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import import_module
@@ -30,6 +29,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from accounts.models import ApiKey, AuthSession, User
+from trading_site.core.per_loop import PerLoop
 
 logger = logging.getLogger(__name__)
 
@@ -194,21 +194,13 @@ class _Revalidator:
             )
 
 
-_revalidators: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _for_this_loop() -> _Revalidator:
-    loop = asyncio.get_running_loop()
-    revalidator = _revalidators.get(loop)
-    if revalidator is None:
-        revalidator = _revalidators[loop] = _Revalidator()
-    return revalidator
+_revalidator: PerLoop[_Revalidator] = PerLoop(_Revalidator)
 
 
 def watch(consumer: AsyncWebsocketConsumer, credential: Credential | None) -> None:
     if credential is not None:
-        _for_this_loop().watch(consumer, credential)
+        _revalidator.get().watch(consumer, credential)
 
 
 def forget(consumer: AsyncWebsocketConsumer) -> None:
-    _for_this_loop().forget(consumer)
+    _revalidator.get().forget(consumer)

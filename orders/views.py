@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.http import AuthenticatedHttpRequest
 from accounts.models import BrokerAccount
-from accounts.selectors import default_account_id
+from accounts.selectors import active_accounts_by_name, default_account_id
 from accounts.services import remember_last_account
 from accounts.web_forms import KillSwitchForm, add_service_errors
 from orders import services
@@ -786,9 +786,7 @@ def account_connect(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 def kill_switch_chooser(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The navigation's kill switch: straight to the confirmation of the trader's one active
     account, else a choice of account (each confirmation names its account)."""
-    accounts = list(
-        BrokerAccount.objects.filter(user=request.user, is_active=True).order_by("account_name")
-    )
+    accounts = list(active_accounts_by_name(user=request.user))
     if len(accounts) == 1:
         return redirect("account_kill_switch", pk=accounts[0].pk)
     return render(request, "accounts/kill_switch_choose.html", {"accounts": accounts})

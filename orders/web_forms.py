@@ -15,7 +15,7 @@ from typing import Any
 from django import forms
 
 from accounts.models import BrokerAccount, Strategy
-from accounts.selectors import default_account_id, paper_account_ids
+from accounts.selectors import active_accounts_by_name, default_account_id, paper_account_ids
 from accounts.web_forms import add_service_errors
 from orders.models import Order, OrderLeg, OrderType, ProductType, Side
 from orders.validation import (
@@ -56,7 +56,7 @@ def account_choices(user) -> list[tuple[int, str]]:
     """Every active account, each saying whether it trades paper or real money."""
     return [
         (a.pk, f"{a.account_name} ({a.get_broker_display()}) · {'PAPER' if a.is_paper else 'LIVE'}")
-        for a in BrokerAccount.objects.filter(user=user, is_active=True).order_by("account_name")
+        for a in active_accounts_by_name(user=user)
     ]
 
 

@@ -259,13 +259,14 @@ def brokerage_plan(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         account=account
     )
     form = BrokeragePlanForm(request.POST or None, instance=plan)
+    back_url = f"{reverse('pnl')}?account={account.pk}"  # the account's PnL page
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, f"Brokerage plan of “{account.account_name}” saved.")
-        return redirect(f"{reverse('pnl')}?account={account.pk}")
+        return redirect(back_url)
     return render(
         request,
         "pnl/brokerage_plan.html",
-        {"form": form, "account": account},
+        {"form": form, "account": account, "back_url": back_url},
         status=400 if request.method == "POST" else 200,
     )

@@ -595,6 +595,25 @@ def make_infy_as_the_simulator_lists_it() -> Instrument:
     return instrument
 
 
+def xts_order_body(uid: str, **overrides) -> dict:
+    """The body of an XTS POST /interactive/orders as a client sends it: BUY 10 of NSECM 1594
+    (the simulator's INFY) MIS LIMIT 1540, DAY, unless `overrides` say otherwise."""
+    return {
+        "exchangeSegment": "NSECM",
+        "exchangeInstrumentID": 1594,
+        "productType": "MIS",
+        "orderType": "LIMIT",
+        "orderSide": "BUY",
+        "timeInForce": "DAY",
+        "disclosedQuantity": 0,
+        "orderQuantity": 10,
+        "limitPrice": 1540,
+        "stopPrice": 0,
+        "orderUniqueIdentifier": uid,
+        **overrides,
+    }
+
+
 # ---- the paper broker, driven as the monitoring loop drives it -----------------------------
 
 

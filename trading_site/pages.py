@@ -16,6 +16,7 @@ from accounts import services
 from accounts.api_keys import live_api_keys
 from accounts.http import AuthenticatedHttpRequest
 from accounts.models import BrokerAccount, Strategy
+from accounts.selectors import active_accounts_by_name
 from accounts.two_factor import has_two_factor
 from accounts.web_forms import BrokerAccountForm, RegeneratePermissionForm
 from orders.brokers.streams.health import health_of
@@ -26,9 +27,7 @@ from pnl.models import PnlDaily
 
 def _dashboard_context(user) -> dict:
     today = timezone.localdate()
-    accounts = list(
-        BrokerAccount.objects.filter(user=user, is_active=True).order_by("account_name")
-    )
+    accounts = list(active_accounts_by_name(user=user))
     today_rows = {
         row["account_id"]: row
         for row in PnlDaily.objects.filter(account__in=accounts, trading_date=today).values(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.models import CREDENTIAL_FIELDS, ApiKey, Broker, BrokerAccount, Strategy, User
+from trading_site.core.api.fields import ConfirmationField
 
 
 class LoginSerializer(serializers.Serializer):
@@ -138,12 +139,7 @@ class RegeneratePermissionSerializer(serializers.Serializer):
 
 
 class KillSwitchSerializer(serializers.Serializer):
-    confirm = serializers.CharField(help_text='Must be exactly "KILL".')
-
-    def validate_confirm(self, value: str) -> str:
-        if value != "KILL":
-            raise serializers.ValidationError('type "KILL" to confirm')
-        return value
+    confirm = ConfirmationField("KILL")
 
 
 class KillSwitchResponseSerializer(serializers.Serializer):
@@ -163,12 +159,7 @@ class KillSwitchResponseSerializer(serializers.Serializer):
 
 
 class EnableTradingSerializer(serializers.Serializer):
-    confirm = serializers.CharField(help_text='Must be exactly "ENABLE".')
-
-    def validate_confirm(self, value: str) -> str:
-        if value != "ENABLE":
-            raise serializers.ValidationError('type "ENABLE" to confirm')
-        return value
+    confirm = ConfirmationField("ENABLE")
 
 
 class EnableTradingResponseSerializer(serializers.Serializer):

@@ -1,14 +1,10 @@
 """Monitoring API routes: paths without a trailing slash, and the same with one."""
 
-from django.urls import path
-
 from monitoring.api import views
-
-
-def _both(route: str, view, name: str) -> list:
-    return [path(route, view, name=name), path(route + "/", view)]
-
+from trading_site.core.api.routes import slash_optional
 
 urlpatterns = [
-    *_both("monitoring/runs", views.MonitoringRunListView.as_view(), "api-monitoring-runs"),
+    *slash_optional(
+        "monitoring/runs", views.MonitoringRunListView.as_view(), "api-monitoring-runs"
+    ),
 ]

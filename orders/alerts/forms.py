@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from accounts.models import BrokerAccount
+from accounts.selectors import active_accounts_by_name
 from orders.models import ProductType
 
 
@@ -25,6 +26,4 @@ class WebhookForm(forms.Form):
         super().__init__(*args, **kwargs)
         account = self.fields["account"]
         assert isinstance(account, forms.ModelChoiceField)
-        account.queryset = BrokerAccount.objects.filter(user=user, is_active=True).order_by(
-            "account_name"
-        )
+        account.queryset = active_accounts_by_name(user=user)

@@ -1,13 +1,7 @@
 """The OpenAlgo-compatible API: /api/v1/<call>, as OpenAlgo serves it (and with a slash)."""
 
-from django.urls import path
-
 from orders.openalgo import views
-
-
-def _both(route: str, view, name: str) -> list:
-    return [path(route, view, name=name), path(route + "/", view)]
-
+from trading_site.core.api.routes import slash_optional
 
 _CALLS = [
     ("placeorder", views.PlaceOrderView),
@@ -37,5 +31,5 @@ _CALLS = [
 urlpatterns = [
     route
     for call, view in _CALLS
-    for route in _both(call, view.as_view(), "openalgo-" + call.replace("/", "-"))
+    for route in slash_optional(call, view.as_view(), "openalgo-" + call.replace("/", "-"))
 ]

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.http import AuthenticatedHttpRequest
 from accounts.models import BrokerAccount
+from accounts.selectors import active_accounts_by_name
 from orders.models import ExchangeSegment, ProductType
 from orders.positions import holdings, selectors, services
 from orders.services.audit import user_actor
@@ -34,11 +35,7 @@ def _chosen_account(request: HttpRequest, accounts: list[BrokerAccount]) -> Brok
 @login_required
 @require_GET
 def positions_page(request: AuthenticatedHttpRequest) -> HttpResponse:
-    accounts = list(
-        BrokerAccount.objects.filter(user=request.user, is_active=True).order_by(
-            "account_name", "pk"
-        )
-    )
+    accounts = list(active_accounts_by_name(user=request.user))
     account = _chosen_account(request, accounts)
     chosen = [account] if account else accounts
     book = selectors.position_book(accounts=chosen)

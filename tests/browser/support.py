@@ -4,12 +4,20 @@ server-side code off Playwright's event loop."""
 from __future__ import annotations
 
 import threading
+from decimal import Decimal
 from pathlib import Path
 
 from django.db import connections
 from playwright.sync_api import expect
 
-from tests.factories import DEFAULT_PASSWORD, totp_code
+from tests.factories import (
+    DEFAULT_PASSWORD,
+    make_account,
+    make_instrument,
+    make_user,
+    record_price,
+    totp_code,
+)
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
@@ -73,3 +81,22 @@ def off_loop(fn, *args, **kwargs):
     if "error" in box:
         raise box["error"]
     return box.get("result")
+
+
+def move_price(instrument, price: str) -> None:
+    off_loop(record_price, instrument, price)
+
+
+def arrange_paper_desk(*, username: str, symbol: str, **instrument) -> tuple:
+    """A trader with a paper account, and an equity (lot 1, tick 0.05; `instrument` adds to
+    make_instrument's fields) priced at 101.00: (user, account, instrument)."""
+
+    def arrange():
+        user = make_user(username=username)
+        account = make_account(user=user, name="Paper desk")
+        equity = make_instrument(symbol=symbol, lot_size=1, tick_size=Decimal("0.05"), **instrument)
+        return user, account, equity
+
+    user, account, equity = off_loop(arrange)
+    move_price(equity, "101.00")
+    return user, account, equity

@@ -13,29 +13,15 @@ from playwright.sync_api import expect
 
 from orders.domain.ticket import EQUITY, TicketFacts, TicketTarget, estimate
 from orders.models import Order
-from tests.browser.support import log_in, off_loop, screenshot
-from tests.browser.test_trader_flow import move_price
-from tests.factories import make_account, make_instrument, make_user
+from tests.browser.support import arrange_paper_desk, log_in, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 D = Decimal
 
 
 def arrange_ticket_desk(*, username: str, symbol: str) -> tuple:
-    """A trader with a paper account, and an equity priced at 101.00 (tick 0.05, band 50 to
-    150): (user, account, instrument)."""
-
-    def arrange():
-        user = make_user(username=username)
-        account = make_account(user=user, name="Paper desk")
-        instrument = make_instrument(
-            symbol=symbol, lot_size=1, tick_size=D("0.05"), band=(D("50"), D("150"))
-        )
-        return user, account, instrument
-
-    user, account, instrument = off_loop(arrange)
-    move_price(instrument, "101.00")
-    return user, account, instrument
+    """The paper desk with its equity's band 50 to 150: (user, account, instrument)."""
+    return arrange_paper_desk(username=username, symbol=symbol, band=(D("50"), D("150")))
 
 
 @pytest.fixture

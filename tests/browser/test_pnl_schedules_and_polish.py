@@ -14,8 +14,7 @@ from playwright.sync_api import expect
 
 from orders.models import Order, ScheduledOrder
 from pnl.models import MtmSample, PnlDaily
-from tests.browser.support import log_in, off_loop, screenshot
-from tests.browser.test_trader_flow import move_price
+from tests.browser.support import log_in, move_price, off_loop, screenshot
 from tests.factories import make_account, make_instrument, make_order, make_trades, make_user
 from trading_site.core.market_hours import MARKET_TZ
 

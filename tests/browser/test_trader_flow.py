@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 
 import pytest
 from playwright.sync_api import expect
 
 from orders.models import Order
-from tests.browser.support import log_in, off_loop, screenshot
-from tests.factories import make_account, make_instrument, make_user, record_price
+from tests.browser.support import arrange_paper_desk, log_in, move_price, off_loop, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -25,10 +23,6 @@ def open_batch_page_with(page, base: str, user, *rows: str) -> None:
     page.fill("#id_csv_text", BATCH_COLUMNS + "".join(f"{row}\n" for row in rows))
 
 
-def move_price(instrument, price: str) -> None:
-    off_loop(record_price, instrument, price)
-
-
 def run_cycle(user, key: str):
     from monitoring.models import MonitoringRun
     from monitoring.services import run_user_cycle
@@ -41,15 +35,7 @@ def run_cycle(user, key: str):
 
 @pytest.fixture
 def desk(transactional_db):
-    def arrange():
-        user = make_user(username="asha")
-        account = make_account(user=user, name="Paper desk")
-        instrument = make_instrument(symbol="INFYWEB", lot_size=1, tick_size=Decimal("0.05"))
-        return user, account, instrument
-
-    user, account, instrument = off_loop(arrange)
-    move_price(instrument, "101.00")
-    return user, account, instrument
+    return arrange_paper_desk(username="asha", symbol="INFYWEB")
 
 
 def test_bracket_order_row_and_pnl_update_live_without_reload(asgi_server, page, desk):

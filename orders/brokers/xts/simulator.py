@@ -59,6 +59,7 @@ import secrets
 import threading
 import time
 from collections import Counter, defaultdict, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -115,6 +116,9 @@ from orders.market.models import Instrument
 from trading_site.core.market_hours import trading_day_start
 
 logger = logging.getLogger(__name__)
+
+AsgiReceive = Callable[[], Awaitable[dict[str, Any]]]
+AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]
 
 LOGIN_ROUTE = "POST /interactive/user/session"
 # Order calls after which the stream looks for changes at once.
@@ -398,13 +402,8 @@ class XtsSimulator:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await answer_lifespan(receive, send)
+            return
         if scope["type"] == "websocket":
             if scope["path"].rstrip("/") == sio.SOCKETIO_PATH:
                 await self.streams.serve(scope, receive, send)
@@ -414,12 +413,7 @@ class XtsSimulator:
             return
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         status, payload = await self._handle(scope, body)
         data = json.dumps(payload, default=str).encode()
         await send(
@@ -1384,6 +1378,27 @@ _ROUTES |= {
 
 
 # ---- serving ----------------------------------------------------------------------------
+
+
+async def answer_lifespan(receive: AsgiReceive, send: AsgiSend) -> None:
+    """The ASGI lifespan protocol for an app with nothing to start or stop (uvicorn runs it)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def read_body(receive: AsgiReceive) -> bytes:
+    """An HTTP request's whole body (ASGI hands it over in parts)."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
 
 
 @dataclass

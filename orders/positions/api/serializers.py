@@ -10,6 +10,7 @@ from orders.models import ExchangeSegment, ProductType
 from orders.positions.holdings import AccountHoldings
 from orders.positions.selectors import AccountPositions, PositionBook
 from orders.positions.services import ExitResult
+from trading_site.core.api.fields import ConfirmationField
 
 BIGINT_MAX = 2**63 - 1
 MONEY: dict[str, Any] = {"max_digits": 18, "decimal_places": 2}
@@ -29,12 +30,11 @@ class ExitPositionSerializer(serializers.Serializer):
 
 class ExitAllSerializer(serializers.Serializer):
     account_id = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX)
-    confirm = serializers.CharField(help_text='Must be "EXIT ALL": a guard against a stray call')
-
-    def validate_confirm(self, value: str) -> str:
-        if value != "EXIT ALL":
-            raise serializers.ValidationError('must be "EXIT ALL"')
-        return value
+    confirm = ConfirmationField(
+        "EXIT ALL",
+        help_text='Must be "EXIT ALL": a guard against a stray call',
+        refusal='must be "EXIT ALL"',
+    )
 
 
 class PositionSerializer(serializers.Serializer):

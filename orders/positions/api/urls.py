@@ -1,17 +1,13 @@
 """Positions and holdings endpoints under /api/: slash-less paths, and the same with a slash."""
 
-from django.urls import path
-
 from orders.positions.api import views
-
-
-def _both(route: str, view, name: str) -> list:
-    return [path(route, view, name=name), path(route + "/", view)]
-
+from trading_site.core.api.routes import slash_optional
 
 urlpatterns = [
-    *_both("positions", views.PositionsView.as_view(), "api-positions"),
-    *_both("positions/exit", views.ExitPositionView.as_view(), "api-positions-exit"),
-    *_both("positions/exit-all", views.ExitAllPositionsView.as_view(), "api-positions-exit-all"),
-    *_both("holdings", views.HoldingsView.as_view(), "api-holdings"),
+    *slash_optional("positions", views.PositionsView.as_view(), "api-positions"),
+    *slash_optional("positions/exit", views.ExitPositionView.as_view(), "api-positions-exit"),
+    *slash_optional(
+        "positions/exit-all", views.ExitAllPositionsView.as_view(), "api-positions-exit-all"
+    ),
+    *slash_optional("holdings", views.HoldingsView.as_view(), "api-holdings"),
 ]

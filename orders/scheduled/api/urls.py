@@ -1,17 +1,13 @@
 """Scheduled-order routes: paths without a trailing slash, and the same with one."""
 
-from django.urls import path
-
 from orders.scheduled.api import views
-
-
-def _both(route: str, view, name: str) -> list:
-    return [path(route, view, name=name), path(route + "/", view)]
-
+from trading_site.core.api.routes import slash_optional
 
 urlpatterns = [
-    *_both("scheduled-orders", views.ScheduledOrderListView.as_view(), "api-scheduled-orders"),
-    *_both(
+    *slash_optional(
+        "scheduled-orders", views.ScheduledOrderListView.as_view(), "api-scheduled-orders"
+    ),
+    *slash_optional(
         "scheduled-orders/<int:schedule_id>",
         views.ScheduledOrderDetailView.as_view(),
         "api-scheduled-order",

@@ -30,7 +30,7 @@ from orders.brokers.base import (
     SessionExpired,
 )
 from orders.brokers.xts.gateway import XtsGateway
-from orders.brokers.xts.simulator import serve_in_thread
+from orders.brokers.xts.simulator import answer_lifespan, read_body, serve_in_thread
 from orders.brokers.xts.wire import (
     EXCHANGE_TZ,
     order_row_from_xts,
@@ -61,19 +61,9 @@ class Replay:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+            await answer_lifespan(receive, send)
+            return
+        body = await read_body(receive)
         query = {k: v[-1] for k, v in parse_qs(scope["query_string"].decode()).items()}
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         route = f"{scope['method']} {scope['path']}" + (

@@ -18,6 +18,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from tests.factories import xts_order_body
+
 D = Decimal
 
 
@@ -106,24 +108,6 @@ class SdkShapedClient:
         return self._request("/interactive/user/session", "DELETE", self._client({}, client_id))
 
 
-def _order(uid: str, **overrides) -> dict:
-    order = {
-        "exchangeSegment": "NSECM",
-        "exchangeInstrumentID": 1594,
-        "productType": "MIS",
-        "orderType": "LIMIT",
-        "orderSide": "BUY",
-        "timeInForce": "DAY",
-        "disclosedQuantity": 0,
-        "orderQuantity": 10,
-        "limitPrice": 1540,
-        "stopPrice": 0,
-        "orderUniqueIdentifier": uid,
-    }
-    order.update(overrides)
-    return order
-
-
 def test_an_sdk_shaped_investor_session_from_form_login_to_logout(simulator, instrument):
     sdk = SdkShapedClient(simulator.base_url, "inv-app", "inv-secret")
     login = sdk.interactive_login()
@@ -134,7 +118,7 @@ def test_an_sdk_shaped_investor_session_from_form_login_to_logout(simulator, ins
     assert "authorization" not in login_request.headers
     assert login["type"] == "success" and sdk.is_investor_client is True
 
-    placed = sdk.place_order(**_order("SDK1"))
+    placed = sdk.place_order(**xts_order_body("SDK1"))
     assert placed["type"] == "success"
     app_order_id = placed["result"]["AppOrderID"]
     assert sdk.sent[-1].headers["authorization"] == sdk.token
@@ -154,7 +138,7 @@ def test_an_sdk_shaped_investor_session_from_form_login_to_logout(simulator, ins
     history = sdk.get("/interactive/orders", appOrderID=app_order_id)["result"]
     assert [r["OrderStatus"] for r in history] == ["PendingNew", "New", "Replaced"]
     sdk.cancel_order(app_order_id, "SDK1")
-    sdk.place_order(**_order("SDK2", limitPrice=1550))  # fills at once
+    sdk.place_order(**xts_order_body("SDK2", limitPrice=1550))  # fills at once
     assert len(sdk.get("/interactive/orders/trades")["result"]) == 1
     for day_or_net in ("DayWise", "NetWise"):
         positions = sdk.get("/interactive/portfolio/positions", dayOrNet=day_or_net)
@@ -192,7 +176,7 @@ def test_an_sdk_shaped_investor_session_from_form_login_to_logout(simulator, ins
     }
     assert quantities == {("MIS", "0"), ("NRML", "0")}
     with pytest.raises(InputError):
-        sdk.place_order(**_order("SDK3", orderQuantity="ten"))
+        sdk.place_order(**xts_order_body("SDK3", orderQuantity="ten"))
     assert sdk.interactive_logout()["type"] == "success"
     with pytest.raises(TokenExpired):
         sdk.get("/interactive/orders")
@@ -212,7 +196,7 @@ def test_an_sdk_shaped_dealer_sends_client_id_everywhere(simulator, instrument):
     sdk = SdkShapedClient(simulator.base_url, "dealer-app", "dealer-secret")
     assert sdk.interactive_login()["result"]["clientCodes"] == ["CLIENT7", "CLIENT8"]
     assert sdk.is_investor_client is False
-    placed = sdk.place_order(client_id="CLIENT8", **_order("DSDK1"))
+    placed = sdk.place_order(client_id="CLIENT8", **xts_order_body("DSDK1"))
     assert placed["result"]["ClientID"] == "CLIENT8"
     for route in (
         "/interactive/orders",

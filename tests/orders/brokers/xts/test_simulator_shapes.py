@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from orders.brokers.xts.wire import ORDER_EXTRA_KEYS, TRADE_EXTRA_KEYS, token_claims
-from tests.factories import record_price
+from tests.factories import record_price, xts_order_body
 
 D = Decimal
 REAL = json.loads((Path(__file__).parent / "data" / "xts_real_answers.json").read_text())
@@ -156,19 +156,15 @@ class Client:
         return self.call(
             "POST",
             "/interactive/orders",
-            json={
-                "exchangeSegment": instrument.exchange_segment,
-                "exchangeInstrumentID": instrument.exchange_instrument_id,
-                "productType": "MIS",
-                "orderType": order_type,
-                "orderSide": "BUY",
-                "timeInForce": "DAY",
-                "disclosedQuantity": 0,
-                "orderQuantity": quantity,
-                "limitPrice": float(limit),
-                "stopPrice": stop,
-                "orderUniqueIdentifier": uid,
-            },
+            json=xts_order_body(
+                uid,
+                exchangeSegment=instrument.exchange_segment,
+                exchangeInstrumentID=instrument.exchange_instrument_id,
+                orderType=order_type,
+                orderQuantity=quantity,
+                limitPrice=float(limit),
+                stopPrice=stop,
+            ),
         )["result"]
 
 
@@ -448,19 +444,7 @@ def test_dealer_routes_need_a_dealer_and_a_client_code(simulator, instrument):
     dealer.call(
         "POST",
         "/interactive/orders",
-        json={
-            "exchangeSegment": "NSECM",
-            "exchangeInstrumentID": 1594,
-            "productType": "MIS",
-            "orderType": "LIMIT",
-            "orderSide": "BUY",
-            "timeInForce": "DAY",
-            "orderQuantity": 1,
-            "limitPrice": 1540,
-            "stopPrice": 0,
-            "orderUniqueIdentifier": "DL1",
-            "clientID": "CLIENT7",
-        },
+        json=xts_order_body("DL1", orderQuantity=1, clientID="CLIENT7"),
     )
     for path in ("/interactive/orders/dealerorderbook", "/interactive/orders"):
         (row,) = dealer.call("GET", path, params={"clientID": "CLIENT7"})["result"]

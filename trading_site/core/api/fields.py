@@ -1,0 +1,22 @@
+"""Serializer fields the apps' APIs share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+
+class ConfirmationField(serializers.CharField):
+    """A word the caller must type exactly (e.g. "KILL"): a guard against a stray call."""
+
+    def __init__(self, word: str, *, help_text: str = "", refusal: str = "", **kwargs: Any) -> None:
+        self.word = word
+        self.refusal = refusal or f'type "{word}" to confirm'
+        super().__init__(help_text=help_text or f'Must be exactly "{word}".', **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if value != self.word:
+            raise serializers.ValidationError(self.refusal)
+        return value
