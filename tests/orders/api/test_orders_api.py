@@ -17,6 +17,7 @@ from tests.factories import (
     legs_of,
     make_account,
     make_fair_price,
+    make_leg,
     make_order,
     make_strategy,
     make_user,
@@ -86,17 +87,7 @@ def test_a_list_row_shows_every_column_as_the_order_itself_shows_it(
         regeneration_count=2,
         archived_at=timezone.now(),
     )
-    OrderLeg.objects.create(
-        order=order,
-        account=account,
-        role="TAKE_PROFIT",
-        order_type="LIMIT",
-        side="SELL",
-        quantity=10,
-        limit_price=D("105"),
-        unique_identifier="TP1",
-        status="REJECTED",
-    )
+    make_leg(order=order, broker_order_id=None, role="TAKE_PROFIT", side="SELL", status="REJECTED")
 
     [row] = client.get("/api/orders").json()["orders"]
     detail = client.get(f"/api/orders/{order.pk}").json()

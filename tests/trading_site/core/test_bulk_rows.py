@@ -67,6 +67,19 @@ def _order(account, instrument, strategy, **fields) -> Order:
     return Order(**values)
 
 
+def _unsaved_leg(order: Order, uid: str, *, side: str = "BUY", quantity: int = 1) -> OrderLeg:
+    """An entry leg of `order`, not saved (insert_rows writes it)."""
+    return OrderLeg(
+        order=order,
+        account=order.account,
+        role=OrderLeg.Role.ENTRY,
+        order_type="LIMIT",
+        side=side,
+        quantity=quantity,
+        unique_identifier=uid,
+    )
+
+
 def test_an_inserted_order_stores_every_column_as_save_does():
     account = make_account()
     instrument, strategy = make_instrument(), make_strategy(user=account.user)
@@ -159,18 +172,7 @@ def test_inserted_paper_orders_keep_booleans_and_defaults():
 
 def test_every_row_gets_its_own_id_in_input_order_across_batches():
     order = make_order(account=make_account())
-    legs = [
-        OrderLeg(
-            order=order,
-            account=order.account,
-            role=OrderLeg.Role.ENTRY,
-            order_type="LIMIT",
-            side="BUY",
-            quantity=n + 1,
-            unique_identifier=f"IR{n}",
-        )
-        for n in range(5)
-    ]
+    legs = [_unsaved_leg(order, f"IR{n}", quantity=n + 1) for n in range(5)]
 
     with CaptureQueriesContext(connection) as queries:
         insert_rows(OrderLeg, legs, batch_size=2)
@@ -186,15 +188,7 @@ def test_a_related_row_saved_after_assignment_gives_its_id():
     account = make_account()
     instrument, strategy = make_instrument(), make_strategy(user=account.user)
     order = _order(account, instrument, strategy, external_id="")
-    leg = OrderLeg(
-        order=order,
-        account=account,
-        role=OrderLeg.Role.ENTRY,
-        order_type="LIMIT",
-        side="SELL",
-        quantity=30,
-        unique_identifier="IR-late",
-    )
+    leg = _unsaved_leg(order, "IR-late", side="SELL", quantity=30)
     insert_rows(Order, [order])
 
     insert_rows(OrderLeg, [leg])
@@ -205,15 +199,7 @@ def test_a_related_row_saved_after_assignment_gives_its_id():
 def test_an_unsaved_related_row_is_refused():
     account = make_account()
     order = _order(account, make_instrument(), None)
-    leg = OrderLeg(
-        order=order,
-        account=account,
-        role=OrderLeg.Role.ENTRY,
-        order_type="LIMIT",
-        side="SELL",
-        quantity=30,
-        unique_identifier="IR-unsaved",
-    )
+    leg = _unsaved_leg(order, "IR-unsaved", side="SELL", quantity=30)
 
     with pytest.raises(ValueError, match="unsaved related object 'order'"):
         insert_rows(OrderLeg, [leg])
@@ -231,18 +217,7 @@ def test_an_expression_is_refused_not_written():
 
 def test_the_rows_of_one_statement_are_stamped_with_one_instant():
     order = make_order(account=make_account())
-    legs = [
-        OrderLeg(
-            order=order,
-            account=order.account,
-            role=OrderLeg.Role.ENTRY,
-            order_type="LIMIT",
-            side="BUY",
-            quantity=1,
-            unique_identifier=f"ST{n}",
-        )
-        for n in range(3)
-    ]
+    legs = [_unsaved_leg(order, f"ST{n}") for n in range(3)]
     before = timezone.now()
 
     insert_rows(OrderLeg, legs)
