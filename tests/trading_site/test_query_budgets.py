@@ -51,15 +51,15 @@ BATCH_PER_EXTRA_ITEM = 0  # beyond the 20 above: queries per extra item (x 20 mo
 # storing and applying them, and opens no transaction for them (orders.services.sync:
 # synced digests): 30 and 40 before; step 1 reads every account's stored broker session in
 # one query with the invalidated ones (orders.brokers.sessions.stored_sessions), and a paper
-# book's positions are summed from the trades its snapshot loads (no grouped query): 23 and 32
-# before.
-CYCLE_20_ORDERS = 21
+# snapshot reads its book with its orders (one query) and sums its positions from the trades it
+# loads (no grouped query): 23 and 32 before.
+CYCLE_20_ORDERS = 20
 CYCLE_PER_EXTRA_ORDER = 0
-CYCLE_4_STOP_LOSSES = 30
+CYCLE_4_STOP_LOSSES = 29
 CYCLE_PER_EXTRA_STOP_LOSS = 0
 # The page's ids, then its rows (orders.selectors.order_page), the count, the legs.
 ORDER_LIST = 4
-KILL_SWITCH_3_POSITIONS = 111
+KILL_SWITCH_3_POSITIONS = 109
 SCHEDULE_LIST = 2
 SCHEDULE_LIST_PER_EXTRA = 0
 

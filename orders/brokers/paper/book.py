@@ -468,6 +468,19 @@ def book_orders(book: PaperBook) -> list[PaperOrder]:
     )
 
 
+def account_book_and_orders(account_id: int) -> tuple[PaperBook, list[PaperOrder]]:
+    """The account's book and its orders (`book_orders`) in one query, the book joined to
+    every order row; a book without orders (or none yet) is read (or created) on its own."""
+    orders = list(
+        PaperOrder.objects.filter(book__account_id=account_id)
+        .select_related("book", "instrument__fair_price")
+        .order_by("id")
+    )
+    if not orders:
+        return book_for_account(account_id), orders
+    return orders[0].book, orders
+
+
 def snapshot_of(
     book: PaperBook, orders: list[PaperOrder], config: rules_mod.PaperConfig
 ) -> tuple[list[BrokerOrderRow], list[BrokerTradeRow], list[BrokerPositionRow], BrokerBalance]:

@@ -407,14 +407,16 @@ def cancel_order(*, book: PaperBook, broker_order_id: str) -> PaperOrder:
 
 
 def book_snapshot(
-    book: PaperBook,
+    book: PaperBook, orders: list[PaperOrder] | None = None
 ) -> tuple[list[BrokerOrderRow], list[BrokerTradeRow], list[BrokerPositionRow], BrokerBalance]:
     """Order book, trade book, positions and balance in one pass: the four reads' answers
-    from one load of the book. Matching runs first, as before every read, but takes its locks
-    only when a quote really fills or triggers an open order; otherwise the orders already
-    loaded are the book."""
+    from one load of the book (`orders`, when the caller loaded them with the book:
+    `account_book_and_orders`). Matching runs first, as before every read, but takes its
+    locks only when a quote really fills or triggers an open order; otherwise the orders
+    already loaded are the book."""
     config = paper_config()
-    orders = book_orders(book)
+    if orders is None:
+        orders = book_orders(book)
     if _needs_matching(orders, config):
         match_open_orders(book=book)
         orders = book_orders(book)

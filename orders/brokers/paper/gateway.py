@@ -30,6 +30,7 @@ from orders.brokers.base import (
     SessionContext,
 )
 from orders.brokers.paper.book import (
+    account_book_and_orders,
     book_for_account,
     compute_balance,
     holding_rows,
@@ -216,8 +217,11 @@ class PaperGateway(BrokerGateway):
     def snapshot_here(
         self, session: SessionContext
     ) -> tuple[list[BrokerOrderRow], list[BrokerTradeRow], list[BrokerPositionRow], BrokerBalance]:
-        """`snapshot` in the caller's thread. A database failure is 'unavailable'."""
+        """`snapshot` in the caller's thread (the book and its orders in one read). A
+        database failure is 'unavailable'."""
         try:
-            return book_snapshot(_book_for_session(session))
+            book, orders = account_book_and_orders(session.account_id)
+            _book_ids[session.account_id] = book.pk
+            return book_snapshot(book, orders)
         except DatabaseError as exc:
             raise _unavailable(exc) from exc

@@ -335,7 +335,8 @@ def test_reading_the_book_matches_against_a_price_written_without_the_service(in
 
 def test_a_paper_snapshot_is_read_in_the_callers_thread_as_the_event_loop_reads_it(instrument):
     """The monitoring cycle reads a paper book in its own thread (`snapshot_here`, no event
-    loop): the same four answers as the ordinary `snapshot`."""
+    loop; the book and its orders in one query): the same four answers as the four
+    ordinary reads, each of its own."""
     account = make_account()
     async_to_sync(broker_client(account).place_order)(_request(instrument, quantity=5, uid="H1"))
     async_to_sync(broker_client(account).place_order)(
@@ -343,10 +344,14 @@ def test_a_paper_snapshot_is_read_in_the_callers_thread_as_the_event_loop_reads_
     )
 
     here = broker_client(account).snapshot_here()
-    there = async_to_sync(broker_client(account).snapshot)()
+    client = broker_client(account)
+    one_by_one = [
+        async_to_sync(read)()
+        for read in (client.order_book, client.trade_book, client.positions, client.balance)
+    ]
 
     assert here is not None and here.errors == {}
-    assert here == there
+    assert [here.order_book, here.trades, here.positions, here.balance] == one_by_one
     assert [row.unique_identifier for row in here.order_book] == ["H1", "H2"]
     assert len(here.trades) == 1 and len(here.positions) == 1
 
@@ -358,7 +363,10 @@ def test_a_snapshot_here_needs_a_usable_session_and_a_broker_in_our_database(ins
     assert broker_client(account).snapshot_here() is None
     assert not BrokerSession.objects.filter(account=account).exists()
     assert async_to_sync(broker_client(account).snapshot)().errors == {}
-    assert broker_client(account).snapshot_here() is not None
+    # A book with no orders yet: read (created) on its own.
+    empty = broker_client(account).snapshot_here()
+    assert empty is not None and empty.errors == {} and empty.order_book == []
+    assert empty.balance.cash_available == D("1000000.00")
 
     xts = make_xts_account(simulator.base_url)
     connect_account(xts)
