@@ -69,42 +69,6 @@ class ListLeg(NamedTuple):
     reject_reason: str
 
 
-# The order columns the list shows, in `OrderRow`'s order ("strategy__name" as strategy_name).
-_ORDER_ROW_FIELDS = (
-    "id",
-    "account_id",
-    "symbol",
-    "exchange_segment",
-    "exchange_instrument_id",
-    "side",
-    "product_type",
-    "order_type",
-    "quantity",
-    "filled_quantity",
-    "kind",
-    "source",
-    "strategy__name",
-    "external_id",
-    "client_order_id",
-    "status",
-    "limit_price",
-    "stop_price",
-    "sl_price",
-    "sl_stop_price",
-    "targets",
-    "pnl",
-    "open_position",
-    "ltp",
-    "buy_fair_price",
-    "sell_fair_price",
-    "avg_fair_price",
-    "regeneration_count",
-    "archived_at",
-    "created_at",
-    "updated_at",
-)
-
-
 class OrderRow(NamedTuple):
     """One row of the order list: the columns it shows, named as on `Order` (the strategy's
     name as `strategy_name`), and its legs. A plain tuple: building a model instance per
@@ -142,6 +106,14 @@ class OrderRow(NamedTuple):
     created_at: datetime
     updated_at: datetime
     list_legs: list[ListLeg]
+
+
+# The columns `order_page` reads, in `OrderRow`'s order: its fields but the legs, read as the
+# ORM names them.
+_ORDER_ROW_FIELDS = tuple(
+    {"pk": "id", "strategy_name": "strategy__name"}.get(name, name)
+    for name in OrderRow._fields[:-1]
+)
 
 
 def order_page(ids: Sequence[int]) -> list[OrderRow]:
