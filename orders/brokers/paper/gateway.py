@@ -79,9 +79,16 @@ def _guard_database(function):
 _book_ids: dict[int, int] = {}
 
 
+def _remember_book(account_id: int, book_id: int) -> None:
+    """Every read of a book keeps its id (bounded: a forgotten one costs one query)."""
+    if len(_book_ids) > 100_000:
+        _book_ids.clear()
+    _book_ids[account_id] = book_id
+
+
 def _book_for_session(session: SessionContext) -> PaperBook:
     book = book_for_account(session.account_id)
-    _book_ids[session.account_id] = book.pk
+    _remember_book(session.account_id, book.pk)
     return book
 
 
@@ -91,9 +98,7 @@ def _book_to_lock(account_id: int) -> PaperBook:
     book_id = _book_ids.get(account_id)
     if book_id is None:
         book_id = book_for_account(account_id).pk
-        if len(_book_ids) > 100_000:
-            _book_ids.clear()
-        _book_ids[account_id] = book_id
+        _remember_book(account_id, book_id)
     return PaperBook(pk=book_id, account_id=account_id)
 
 
@@ -221,7 +226,7 @@ class PaperGateway(BrokerGateway):
         database failure is 'unavailable'."""
         try:
             book, orders = account_book_and_orders(session.account_id)
-            _book_ids[session.account_id] = book.pk
+            _remember_book(session.account_id, book.pk)
             return book_snapshot(book, orders)
         except DatabaseError as exc:
             raise _unavailable(exc) from exc
