@@ -78,12 +78,17 @@ class _Publisher:
         self.loop.call_soon_threadsafe(self._chain_all, events)
 
     def _chain_all(self, events: list[tuple[int, dict[str, Any]]]) -> None:
+        # One task per user for the whole hand-over (a batch's 500 order_updates of one
+        # user): a task and a wait per message cost more CPU than their sends.
+        by_user: dict[int, list[dict[str, Any]]] = {}
         for user_id, event in events:
-            self._chain(user_id, event)
+            by_user.setdefault(user_id, []).append(event)
+        for user_id, user_events in by_user.items():
+            self._chain(user_id, user_events)
 
-    def _chain(self, user_id: int, event: dict[str, Any]) -> None:
+    def _chain(self, user_id: int, events: list[dict[str, Any]]) -> None:
         previous = self._tails.get(user_id)
-        task = self.loop.create_task(self._deliver(previous, user_id, event))
+        task = self.loop.create_task(self._deliver(previous, user_id, events))
         self._tails[user_id] = task
 
         def forget(done: asyncio.Future) -> None:
@@ -93,22 +98,24 @@ class _Publisher:
         task.add_done_callback(forget)
 
     async def _deliver(
-        self, previous: asyncio.Future | None, user_id: int, event: dict[str, Any]
+        self, previous: asyncio.Future | None, user_id: int, events: list[dict[str, Any]]
     ) -> None:
-        try:
-            if previous is not None:
-                # Its failure was logged by itself; we only wait for our turn.
-                await asyncio.wait([previous])
-            layer = get_channel_layer()
-            if layer is not None:
-                await layer.group_send(user_group(user_id), event)
-        except Exception:
-            logger.exception("websocket notify failed", extra={"user_id": user_id})
-        finally:
-            with self._idle:
-                self._pending -= 1
-                if self._pending == 0:
-                    self._idle.notify_all()
+        """Send the user's events one after the other, after the user's earlier ones."""
+        if previous is not None:
+            # Its failures were logged by itself; we only wait for our turn.
+            await asyncio.wait([previous])
+        for event in events:
+            try:
+                layer = get_channel_layer()
+                if layer is not None:
+                    await layer.group_send(user_group(user_id), event)
+            except Exception:
+                logger.exception("websocket notify failed", extra={"user_id": user_id})
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    if self._pending == 0:
+                        self._idle.notify_all()
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until everything handed over so far was sent (or failed); False on timeout."""
