@@ -15,7 +15,7 @@ from accounts.models import BrokerAccount, User
 from orders.brokers.base import BrokerError
 from orders.domain.vocabulary import EventKind
 from orders.models import Order, OrderEvent, OrderLeg
-from trading_site.core.bulk_rows import insert_rows
+from trading_site.core.bulk_rows import insert_rows, new_row
 from trading_site.core.realtime import ORDER_UPDATE, notify_user_on_commit, notify_users_on_commit
 
 
@@ -56,7 +56,8 @@ def new_event(
     broker_response: dict | None = None,
 ) -> OrderEvent:
     """An unsaved event (bulk_create them, or call .save())."""
-    return OrderEvent(
+    return new_row(
+        OrderEvent,
         order=order,
         leg=leg,
         account_id=(order.account_id if order is not None else getattr(leg, "account_id", None)),

@@ -57,7 +57,7 @@ from orders.validation import (
     validate_bracket_order,
     validate_single_order,
 )
-from trading_site.core.bulk_rows import insert_rows
+from trading_site.core.bulk_rows import insert_rows, new_row
 from trading_site.core.errors import (
     BROKER_UNAVAILABLE,
     TRADING_LOCKED,
@@ -274,7 +274,8 @@ def write_ahead(*, plans: list[OrderPlan], actor: str) -> list[Order]:
             refuse_if_locked(account.pk)
         identifiers = next_unique_identifiers(account_id=account.pk, count=len(plans))
         orders = [
-            Order(
+            new_row(
+                Order,
                 user_id=plan.user_id,
                 account=account,
                 instrument=plan.instrument,
@@ -306,7 +307,8 @@ def write_ahead(*, plans: list[OrderPlan], actor: str) -> list[Order]:
         _show_fair_prices(orders)
         insert_rows(Order, orders)
         legs = [
-            OrderLeg(
+            new_row(
+                OrderLeg,
                 order=order,
                 account=account,
                 unique_identifier=identifier,
@@ -316,6 +318,8 @@ def write_ahead(*, plans: list[OrderPlan], actor: str) -> list[Order]:
             for order, plan, identifier in zip(orders, plans, identifiers, strict=True)
         ]
         insert_rows(OrderLeg, legs)
+        # Every new order and leg starts so: one dict for all, converted to JSON once.
+        created = {"order": {"status": Order.Status.PENDING}, "leg": {"status": INITIAL_STATUS}}
         events = []
         for order, leg in zip(orders, legs, strict=True):
             order.entry_leg = leg
@@ -327,7 +331,7 @@ def write_ahead(*, plans: list[OrderPlan], actor: str) -> list[Order]:
                     actor=actor,
                     message=f"{order.kind} {order.side} {order.quantity} {order.symbol} "
                     f"({order.source}); entry {leg.unique_identifier} written ahead",
-                    after={"order": {"status": order.status}, "leg": {"status": leg.status}},
+                    after=created,
                 )
             )
         record_changes(events)

@@ -4,8 +4,9 @@ the new values). The order services' batches and the paper exchange write throug
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connection, connections, models, router
 from django.db.models.fields import Field
@@ -34,6 +35,7 @@ _NONE_AS_NULL = {
     models.JSONField,
 }
 _STR, _INT, _OTHER, _CUSTOM = range(4)
+_M = TypeVar("_M", bound=models.Model)
 
 
 def _kind(field: Field) -> int:
@@ -98,6 +100,54 @@ def insert_rows(model: type[Any], rows: Sequence[models.Model], *, batch_size: i
             row.pk = new_id
             row._state.adding = False
             row._state.db = alias
+
+
+def new_row(model: type[_M], /, **values: Any) -> _M:
+    """`model(**values)`, an unsaved row (for `insert_rows`), at a third of its CPU: Django's
+    positional constructor (the one its querysets use) given every concrete field in order,
+    each one not given its default. A related object given by field name is checked and
+    cached as the field's descriptor would (its id is read again on insert, when it was
+    unsaved here). Fields only, by name or attname: anything else is a TypeError."""
+    args = []
+    related = []
+    for name, attname, foreign_key, default, call_default in _construction_plan(model):
+        if foreign_key is not None and name in values:
+            target = values.pop(name)
+            if target is not None and not isinstance(target, foreign_key.remote_field.model):
+                raise ValueError(
+                    f"{model.__name__}.{name} must be a "
+                    f"{foreign_key.remote_field.model.__name__}, not {target!r}"
+                )
+            args.append(
+                None if target is None else getattr(target, foreign_key.target_field.attname)
+            )
+            related.append((foreign_key, target))
+        elif attname in values:
+            args.append(values.pop(attname))
+        else:
+            args.append(default() if call_default else default)
+    if values:
+        raise TypeError(f"{model.__name__}() got unexpected fields: {', '.join(values)}")
+    row = model(*args)
+    for foreign_key, target in related:
+        foreign_key.set_cached_value(row, target)
+        if target is not None and not foreign_key.remote_field.multiple:  # one-to-one
+            foreign_key.remote_field.set_cached_value(target, row)
+    return row
+
+
+@functools.cache
+def _construction_plan(model: type[models.Model]) -> tuple:
+    """Per concrete field (the positional order): its name, attname, the field when it is a
+    forward relation, and its default: a value, or a function called per row (a callable
+    default, a database default: each row gets its own)."""
+    plan = []
+    for field in model._meta.concrete_fields:
+        foreign_key = field if field.many_to_one or field.one_to_one else None
+        per_row = callable(field.default) or field.has_db_default()
+        default = field.get_default if per_row else field.get_default()
+        plan.append((field.name, field.attname, foreign_key, default, per_row))
+    return tuple(plan)
 
 
 _READ, _PRE_SAVE, _STAMP = range(3)

@@ -44,7 +44,7 @@ from orders.brokers.paper.events import publish_on_commit
 from orders.brokers.paper.matching import NewOrder, OrderState
 from orders.brokers.paper.models import PaperBook, PaperOrder, PaperTrade
 from orders.market.models import Instrument
-from trading_site.core.bulk_rows import insert_rows
+from trading_site.core.bulk_rows import insert_rows, new_row
 
 APP_ORDER_ID_BASE = 1_000_000_000
 
@@ -155,7 +155,8 @@ def _needs_matching(orders: list[PaperOrder], config) -> bool:
 
 def _new_order(book: PaperBook, request: PlaceOrderRequest, instrument, **fields) -> PaperOrder:
     """An unsaved order row (inserted by `_insert_orders`, which also sets app_order_id)."""
-    return PaperOrder(
+    return new_row(
+        PaperOrder,
         book=book,
         unique_identifier=request.unique_identifier,
         instrument=instrument,

@@ -17,7 +17,7 @@ from orders.brokers.paper.models import PaperOrder
 from orders.domain.vocabulary import EventKind
 from orders.models import Order, OrderEvent, OrderLeg
 from tests.factories import make_account, make_instrument, make_order, make_strategy
-from trading_site.core.bulk_rows import insert_rows
+from trading_site.core.bulk_rows import insert_rows, new_row
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -229,3 +229,74 @@ def test_the_rows_of_one_statement_are_stamped_with_one_instant():
     assert {(leg.created_at, leg.updated_at) for leg in stored} == {
         (legs[0].created_at, legs[0].updated_at)
     }
+
+
+def _fields(row) -> dict:
+    return {name: value for name, value in vars(row).items() if name != "_state"}
+
+
+def test_new_row_is_the_row_the_model_constructor_builds():
+    account = make_account()
+    instrument, strategy = make_instrument(), make_strategy(user=account.user)
+    values = dict(
+        user=account.user,
+        account=account,
+        instrument=instrument,
+        symbol=instrument.trading_symbol,
+        exchange_segment=instrument.exchange_segment,
+        exchange_instrument_id=instrument.exchange_instrument_id,
+        side="BUY",
+        quantity=2,
+        kind=Order.Kind.BRACKET,
+        strategy=strategy,
+        regenerated_from_id=None,
+        limit_price=D("99.5"),
+        targets=[{"price": "105", "quantity": 2}],
+    )
+
+    built, expected = new_row(Order, **values), Order(**values)
+
+    assert _fields(built) == _fields(expected)
+    assert built._state.adding and built._state.db is None and built.pk is None
+    # The related objects are the ones given (no query to read them back).
+    assert built.account is account and built.instrument is instrument
+    assert built.strategy is strategy and built.user is account.user
+
+
+def test_new_rows_do_not_share_a_default_made_per_row():
+    first = new_row(OrderEvent, account_id=1, actor="a", kind=EventKind.ORDER_CREATED)
+    second = new_row(OrderEvent, account_id=1, actor="a", kind=EventKind.ORDER_CREATED)
+    assert _fields(first) == _fields(
+        OrderEvent(account_id=1, actor="a", kind=EventKind.ORDER_CREATED)
+    )
+    order = new_row(Order, quantity=1)
+    assert order.targets == [] and new_row(Order, quantity=1).targets is not order.targets
+    assert first.order is None and second.leg is None
+
+
+def test_new_row_takes_an_unsaved_related_row_whose_id_insert_rows_reads_later():
+    account = make_account()
+    order = _order(account, make_instrument(), None, external_id="")
+    leg = new_row(
+        OrderLeg,
+        order=order,
+        account=account,
+        role=OrderLeg.Role.ENTRY,
+        order_type="LIMIT",
+        side="SELL",
+        quantity=30,
+        unique_identifier="NR1",
+    )
+    insert_rows(Order, [order])
+
+    insert_rows(OrderLeg, [leg])
+
+    assert OrderLeg.objects.get(pk=leg.pk).order_id == order.pk
+
+
+def test_new_row_refuses_what_is_not_a_field_and_a_related_row_of_another_model():
+    account = make_account()
+    with pytest.raises(TypeError, match="unexpected fields: colour"):
+        new_row(OrderLeg, account=account, colour="red")
+    with pytest.raises(ValueError, match="OrderLeg.order must be a Order"):
+        new_row(OrderLeg, order=account)
