@@ -241,7 +241,8 @@ def _raise_if(errors: FieldErrors) -> None:
 
 
 def check_choice(errors: FieldErrors, name: str, value: str, choices) -> None:
-    if value not in choices.values:
+    # `in choices`: a vocabulary's lookup by value, without building its list of values.
+    if not (isinstance(value, str) and value in choices):
         _add(errors, name, f"must be one of {', '.join(choices.values)}")
 
 

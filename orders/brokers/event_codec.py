@@ -30,7 +30,13 @@ def _plain(value: Any) -> Any:
 
 
 def _row_dict(row) -> dict[str, Any]:
-    return {f.name: _plain(getattr(row, f.name)) for f in fields(row)}
+    return {name: _plain(getattr(row, name)) for name in _field_names(type(row))}
+
+
+@cache
+def _field_names(row_class) -> tuple[str, ...]:
+    """A row dataclass's field names, read once (a batch encodes 500 rows of one class)."""
+    return tuple(f.name for f in fields(row_class))
 
 
 def encode_event(event: BrokerEvent) -> str:

@@ -159,6 +159,9 @@ def _fields_of(value: Any) -> Any:
     canonical JSON, and so every stored fingerprint, stays the same at a fraction of the
     CPU (a batch takes 500)."""
     kind = type(value)
+    if kind is Decimal:
+        # Its canonical text here: json.dumps then needs no Python callback per price.
+        return _canonical(value)
     if kind in _SCALARS:
         return value
     names = _dataclass_field_names(cast(Hashable, kind))
@@ -210,9 +213,12 @@ class DuplicateExternalId(Conflict):
         )
 
 
-def client_external_id_day(external_id: str) -> date | None:
-    """The trading day a client's own external_id is held for (None: it has none)."""
-    return trading_date() if external_id else None
+def client_external_id_day(external_id: str, *, day: date | None = None) -> date | None:
+    """The trading day a client's own external_id is held for (None: it has none): `day`
+    when the caller read it already (a batch, once), else today's."""
+    if not external_id:
+        return None
+    return day or trading_date()
 
 
 def ensure_external_id_free(*, user: User, plan: OrderPlan) -> PlacementResult | None:
@@ -430,11 +436,13 @@ def _order_plan(
     source: str,
     fingerprint: str,
     regeneration_counts: dict[int, int] | None = None,
+    day: date | None = None,
 ) -> OrderPlan:
     """The plan of a validated request. Who, what, how many and the client's identifiers
     are taken the same way for every kind; then the kind's own prices (a bracket's entry,
-    stop-loss, targets and regeneration). `regeneration_counts`: place_batch's, read once
-    for the whole batch; read here for a lone bracket."""
+    stop-loss, targets and regeneration). `regeneration_counts` and `day` (the trading day
+    an external_id is held for): place_batch's, read once for the whole batch; read here
+    for a lone order."""
     kind_fields: dict[str, Any]
     if isinstance(valid, ValidatedSingle):
         kind_fields = dict(
@@ -471,7 +479,7 @@ def _order_plan(
         product_type=valid.product_type,
         quantity=valid.quantity,
         external_id=request.external_id,
-        external_id_day=client_external_id_day(request.external_id),
+        external_id_day=client_external_id_day(request.external_id, day=day),
         client_order_id=request.client_order_id or None,
         fingerprint=fingerprint,
         **kind_fields,
@@ -561,6 +569,7 @@ def place_batch(
     keyed: list[tuple[int, OrderPlan]] = []
     requests = [item for item in items if isinstance(item, BracketOrderRequest)]
     counts = _regeneration_counts(user, requests)
+    today = trading_date()  # one trading day for the whole batch's external_ids
     keys = [r.client_order_id for r in requests if r.client_order_id]
     existing = (
         {o.client_order_id: o for o in Order.objects.filter(user=user, client_order_id__in=keys)}
@@ -598,6 +607,7 @@ def place_batch(
             source=source,
             fingerprint=fingerprint,
             regeneration_counts=counts,
+            day=today,
         )
         (keyed if plan.client_order_id else plans).append((index, plan))
 

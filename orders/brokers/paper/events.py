@@ -156,9 +156,13 @@ def publish(events: list[BrokerEvent]) -> None:
 def _publish_to_redis(events: list[BrokerEvent]) -> None:
     pipe = get_redis_connection("default").pipeline(transaction=False)
     cap = _backlog()
+    keys: dict[int, str] = {}  # per account (a batch's 500 events are of one)
     for event in events:
+        key = keys.get(event.account_id)
+        if key is None:
+            key = keys[event.account_id] = stream_key(partition_of(event.account_id))
         pipe.xadd(
-            stream_key(partition_of(event.account_id)),
+            key,
             {"e": encode_event(event)},
             maxlen=cap,
             approximate=True,
