@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from trading_site.core.exposure import warn_if_exposed
+from trading_site.core.gc_tuning import tune_for_server
 
 
 def build_server(*, host: str, port: int, on_ready: Callable[[object], None] | None = None):
@@ -26,7 +27,7 @@ def build_server(*, host: str, port: int, on_ready: Callable[[object], None] | N
     server: Server
 
     def ready():
-        _tune_garbage_collector()
+        tune_for_server()
         server.ws_factory.setProtocolOptions(failByDrop=False)
         # Read per connection by buildProtocol, so every WebSocket from now on uses it.
         server.ws_factory.protocol = _direct_write_protocol()
@@ -44,26 +45,6 @@ def build_server(*, host: str, port: int, on_ready: Callable[[object], None] | N
     if profile_path:
         server.run = _profiled(server.run, profile_path)
     return server
-
-
-# Generation-0 threshold for the web process (CPython's default is 700). A broadcast to
-# 10,000 connections allocates short-lived futures, tasks and dicts by the hundred thousand:
-# with the default, enough of them were promoted to set off a full collection mid-broadcast,
-# which walks every object of every open connection (1.7 million at 10,000 connections; one
-# such collection took 1.1 s under the profiler, the event loop stopped; bench/ws.py). Rarer young collections let those die
-# by reference counting first; cycles are still collected, just in larger, later batches.
-GC_YOUNG_THRESHOLD = 50_000
-
-
-def _tune_garbage_collector() -> None:
-    import gc
-
-    # Everything loaded so far (Django, the apps, daphne) lives as long as the process: keep
-    # it out of every future collection's walk.
-    gc.collect()
-    gc.freeze()
-    _young, middle, old = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def _direct_write_protocol():
