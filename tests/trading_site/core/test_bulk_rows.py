@@ -300,3 +300,26 @@ def test_new_row_refuses_what_is_not_a_field_and_a_related_row_of_another_model(
         new_row(OrderLeg, account=account, colour="red")
     with pytest.raises(ValueError, match="OrderLeg.order must be a Order"):
         new_row(OrderLeg, order=account)
+
+
+def test_a_column_empty_in_every_row_is_left_out_and_stored_null():
+    account = make_account()
+    instrument = make_instrument()
+    rows = [
+        _order(account, instrument, None, stop_price=None, archived_at=None, external_id="e1"),
+        _order(
+            account, instrument, None, stop_price=D("101.5"), archived_at=None, external_id="e2"
+        ),
+    ]
+
+    with CaptureQueriesContext(connection) as queries:
+        insert_rows(Order, rows)
+
+    [insert] = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    columns = insert.split(") VALUES")[0]
+    assert "`archived_at`" not in columns and "`strategy_id`" not in columns
+    assert "`stop_price`" in columns
+    stored = {o.pk: o for o in Order.objects.filter(pk__in=[row.pk for row in rows])}
+    assert stored[rows[0].pk].archived_at is None and stored[rows[0].pk].strategy_id is None
+    assert stored[rows[0].pk].stop_price is None
+    assert stored[rows[1].pk].stop_price == D("101.5")
