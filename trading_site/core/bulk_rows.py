@@ -8,7 +8,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from django.db import connection, connections, models, router
+from django.db import DEFAULT_DB_ALIAS, connections, models, router
 from django.db.models.fields import Field
 
 # Fields whose database value is the Python value itself when it is a str (or an int, or
@@ -236,9 +236,11 @@ def bulk_update_rows(
     model: type[Any], rows: Sequence[models.Model], fields: list[str], *, batch_size: int = 500
 ) -> None:
     """`bulk_update` without its per-row CASE WHEN expressions (Python-heavy: for a handful
-    of rows its expressions cost more CPU than the round trip): on MariaDB one UPDATE per
-    `batch_size` rows, joined to the new values as a derived table. Parameterised like every
-    query; other databases use Django's bulk_update."""
+    of rows its expressions cost more CPU than the round trip): on MySQL and MariaDB one
+    UPDATE per `batch_size` rows, joined to the new values as a derived table (on MariaDB a
+    table value constructor, which it plans in about two thirds of the time of as many
+    SELECTs joined by UNION ALL). Parameterised like every query; other databases use
+    Django's bulk_update."""
     if not rows:
         return
     if len(rows) > batch_size:
@@ -249,21 +251,26 @@ def bulk_update_rows(
         [row] = rows
         model.objects.filter(pk=row.pk).update(**{name: getattr(row, name) for name in fields})
         return
-    if connection.vendor != "mysql":
+    db = connections[DEFAULT_DB_ALIAS]  # what `connection` names, looked up once
+    if db.vendor != "mysql":
         model.objects.bulk_update(rows, fields)
         return
     meta = model._meta
     pk = meta.pk
     columns = [meta.get_field(name) for name in fields]
-    quote = connection.ops.quote_name
-    first = ", ".join(
-        ["%s AS " + quote("__pk")] + [f"%s AS {quote(field.column)}" for field in columns]
-    )
-    rest = ", ".join(["%s"] * (len(columns) + 1))
-    selects = [f"SELECT {first}"] + [f"SELECT {rest}"] * (len(rows) - 1)
-    columns_values = [[pk.get_db_prep_save(row.pk, connection) for row in rows]]
+    quote = db.ops.quote_name
+    names = [quote("__pk")] + [quote(field.column) for field in columns]
+    if db.mysql_is_mariadb:
+        one_row = "(" + ", ".join(["%s"] * len(names)) + ")"
+        values = ", ".join([one_row] * len(rows))
+        derived = f"WITH v ({', '.join(names)}) AS (VALUES {values}) SELECT * FROM v"  # noqa: S608
+    else:
+        first = ", ".join(f"%s AS {name}" for name in names)
+        rest = ", ".join(["%s"] * len(names))
+        derived = " UNION ALL ".join([f"SELECT {first}"] + [f"SELECT {rest}"] * (len(rows) - 1))
+    columns_values = [[pk.get_db_prep_save(row.pk, db) for row in rows]]
     columns_values.extend(
-        _db_values(field, _kind(field), [getattr(row, field.attname) for row in rows], connection)
+        _db_values(field, _kind(field), [getattr(row, field.attname) for row in rows], db)
         for field in columns
     )
     params = [value for row_values in zip(*columns_values, strict=True) for value in row_values]
@@ -271,9 +278,9 @@ def bulk_update_rows(
     assignments = ", ".join(
         f"{table}.{quote(field.column)} = v.{quote(field.column)}" for field in columns
     )
-    # Only quoted names from the model's metadata are formatted in; every value is a %s.
-    derived = " UNION ALL ".join(selects)
+    # Only quoted names from the model's metadata are formatted in (above too); every value
+    # is a %s.
     join = f"{table}.{quote(pk.column)} = v.{quote('__pk')}"
     sql = f"UPDATE {table} JOIN ({derived}) v ON {join} SET {assignments}"  # noqa: S608
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(sql, params)

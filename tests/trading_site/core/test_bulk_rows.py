@@ -17,7 +17,7 @@ from orders.brokers.paper.models import PaperOrder
 from orders.domain.vocabulary import EventKind
 from orders.models import Order, OrderEvent, OrderLeg
 from tests.factories import make_account, make_instrument, make_order, make_strategy
-from trading_site.core.bulk_rows import insert_rows, new_row
+from trading_site.core.bulk_rows import bulk_update_rows, insert_rows, new_row
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -323,3 +323,35 @@ def test_a_column_empty_in_every_row_is_left_out_and_stored_null():
     assert stored[rows[0].pk].archived_at is None and stored[rows[0].pk].strategy_id is None
     assert stored[rows[0].pk].stop_price is None
     assert stored[rows[1].pk].stop_price == D("101.5")
+
+
+def test_bulk_update_rows_gives_each_row_its_own_values_and_only_the_named_fields():
+    order = make_order(account=make_account())
+    legs = [_unsaved_leg(order, f"BU{n}", quantity=n + 1) for n in range(3)]
+    insert_rows(OrderLeg, legs)
+    answers = [
+        ("OPEN", "1001", D("99.5"), "it's open"),
+        ("REJECTED", "", None, 'no "margin"'),
+        ("FILLED", "1003", D("100.0500"), ""),
+    ]
+    for leg, (status, broker_id, price, reason) in zip(legs, answers, strict=True):
+        leg.status, leg.broker_order_id, leg.average_price = status, broker_id, price
+        leg.reject_reason, leg.quantity = reason, 99  # quantity is not among the fields
+
+    with CaptureQueriesContext(connection) as queries:
+        bulk_update_rows(
+            OrderLeg, legs, ["status", "broker_order_id", "average_price", "reject_reason"]
+        )
+
+    assert len(queries.captured_queries) == 1
+    stored = OrderLeg.objects.in_bulk([leg.pk for leg in legs])
+    assert [
+        (
+            stored[leg.pk].status,
+            stored[leg.pk].broker_order_id,
+            stored[leg.pk].average_price,
+            stored[leg.pk].reject_reason,
+            stored[leg.pk].quantity,
+        )
+        for leg in legs
+    ] == [(*answer, n + 1) for n, answer in enumerate(answers)]
