@@ -37,6 +37,7 @@ from orders.brokers.base import (
     OrderRejected,
     PlaceOrderRequest,
     RateLimited,
+    SessionContext,
     SessionExpired,
 )
 from orders.brokers.sessions import BrokerClient, broker_client
@@ -356,7 +357,7 @@ def submit_legs(
         return []
     fence(account.pk)  # a holder whose exclusion ended sends nothing more
     client = client_for(account)
-    context = client.session_here() if client.shares_database else None
+    context = _session_here(client) if client.shares_database else None
     if context is not None:
         return _submit_in_one_transaction(
             account,
@@ -381,6 +382,21 @@ def submit_legs(
     ):
         _record_outcomes(outcomes, pairs, actor=actor, new_orders=new_orders)
     return outcomes
+
+
+def _session_here(client: BrokerClient) -> SessionContext | None:
+    """A usable session of a broker in our database: the stored one, or a login now (the
+    paper broker's is local), so that even an account's first placement of the day is one
+    transaction with our record of the answers. None when the login fails: the ordinary
+    path then tries once more and reports it, as for any broker."""
+    context = client.session_here()
+    if context is not None:
+        return context
+    try:
+        return async_to_sync(client.session)()
+    except Exception:
+        logger.info("login before placing failed", extra={"account_id": client.account_id})
+        return None
 
 
 def _submit_in_one_transaction(

@@ -9,10 +9,11 @@ from decimal import Decimal
 import pytest
 from django.db import connection, connections
 
+from accounts.models import BrokerSession
 from orders.brokers.paper import gateway as paper_gateway
 from orders.brokers.paper.models import PaperOrder
 from orders.models import Order, OrderLeg
-from orders.services import place_single_order
+from orders.services import broker_calls, place_single_order
 from tests.factories import (
     make_account,
     make_fair_price,
@@ -86,3 +87,25 @@ def test_a_remembered_paper_book_that_is_gone_is_looked_up_again(desk):
     result = place_single_order(user=user, request=single_request(account))
     assert result.outcome == "accepted"
     assert paper_gateway._book_ids[account.pk] != 987654321
+
+
+def test_an_accounts_first_placement_logs_in_then_places_with_its_record_at_once(desk, monkeypatch):
+    """No broker session yet: the paper login runs first, then the exchange's placement and
+    our record of its answer are one transaction as on every later placement (not the event
+    loop's path, whose placement commits on its own)."""
+    user, account = desk
+    assert not BrokerSession.objects.filter(account=account).exists()
+
+    def no_event_loop_path(*args, **kwargs):
+        raise AssertionError("placed through the event loop's path")
+
+    monkeypatch.setattr(broker_calls, "send_new_legs", no_event_loop_path)
+    result = place_single_order(user=user, request=single_request(account))
+
+    assert result.outcome == "accepted"
+    assert BrokerSession.objects.filter(account=account).exists()
+    leg = OrderLeg.objects.get(order=result.order)
+    assert leg.status == "OPEN"
+    assert PaperOrder.objects.get(unique_identifier=leg.unique_identifier).app_order_id == int(
+        leg.broker_order_id
+    )
