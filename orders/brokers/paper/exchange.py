@@ -56,11 +56,13 @@ _ZERO = Decimal("0")
 # ---- matching ticks -------------------------------------------------------------------
 
 
-def _apply_tick(order: PaperOrder, instrument, config, now) -> PaperTrade | None:
-    """Match one locked open order against its instrument's quote; returns the new fill."""
-    result = rules_mod.match_order(
-        order_state_of(order), quote_of(instrument), rules_of(instrument), config
-    )
+def _apply_tick(
+    order: PaperOrder, instrument, config, now, *, market: tuple | None = None
+) -> PaperTrade | None:
+    """Match one locked open order against its instrument's quote; returns the new fill.
+    `market`: the instrument's (quote, rules) when the caller has them already."""
+    quote, rules = market or (quote_of(instrument), rules_of(instrument))
+    result = rules_mod.match_order(order_state_of(order), quote, rules, config)
     if result.state.triggered != order.triggered:
         order.triggered = result.state.triggered
     if result.fill is None:
@@ -220,6 +222,9 @@ def _submit_many(
         instruments = _instruments_for(requests)
         state: BookState | None = None
         unsaved: list[PaperOrder] = []
+        # Per instrument: its quote and rules, the same for every order of this submission
+        # (its prices were read once, above).
+        markets: dict[int, tuple] = {}
         for request in requests:
             instrument = instruments.get(
                 (request.exchange_segment, int(request.exchange_instrument_id))
@@ -249,7 +254,10 @@ def _submit_many(
                 limit_price=request.limit_price,
                 stop_price=request.stop_price,
             )
-            quote = quote_of(instrument)
+            market = markets.get(instrument.pk)
+            if market is None:
+                market = markets[instrument.pk] = (quote_of(instrument), rules_of(instrument))
+            quote, rules = market
             ref_price = rules_mod.reference_price(new, quote)
             margin_required = _ZERO
             margin_available = None
@@ -271,7 +279,7 @@ def _submit_many(
                 margin_available = state.net_margin
             reason = rules_mod.validate_new_order(
                 new,
-                rules_of(instrument),
+                rules,
                 quote,
                 margin_required=margin_required,
                 margin_available=margin_available,
@@ -294,7 +302,7 @@ def _submit_many(
             unsaved.append(order)
             results.append((order, None))
             # Market orders (and limits already through the market) deal at once.
-            fill = _apply_tick(order, instrument, config, timezone.now())
+            fill = _apply_tick(order, instrument, config, timezone.now(), market=market)
             if fill is None:
                 if state is not None:
                     state.exposure += resting_exposure(order, instrument)
