@@ -355,3 +355,26 @@ def test_bulk_update_rows_gives_each_row_its_own_values_and_only_the_named_field
         )
         for leg in legs
     ] == [(*answer, n + 1) for n, answer in enumerate(answers)]
+
+
+def test_rows_given_the_same_values_are_updated_by_one_plain_update():
+    order = make_order(account=make_account())
+    legs = [_unsaved_leg(order, f"BS{n}", quantity=n + 1) for n in range(3)]
+    insert_rows(OrderLeg, legs)
+    for leg in legs:
+        leg.status, leg.average_price = "OPEN", D("99.5")
+
+    with CaptureQueriesContext(connection) as queries:
+        bulk_update_rows(OrderLeg, legs, ["status", "average_price"])
+
+    [update] = [q["sql"] for q in queries.captured_queries]
+    assert " IN (" in update and "JOIN" not in update
+    stored = OrderLeg.objects.filter(pk__in=[leg.pk for leg in legs]).order_by("pk")
+    assert [(leg.status, leg.average_price, leg.quantity) for leg in stored] == [
+        ("OPEN", D("99.5"), n + 1) for n in range(3)
+    ]
+    # One row apart: the rows are joined to their own values.
+    legs[2].status = "FILLED"
+    bulk_update_rows(OrderLeg, legs, ["status", "average_price"])
+    assert OrderLeg.objects.get(pk=legs[2].pk).status == "FILLED"
+    assert OrderLeg.objects.get(pk=legs[0].pk).status == "OPEN"
