@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import typing
+from collections.abc import Hashable
 from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from orders.brokers.base import BrokerOrderRow, BrokerPositionRow, BrokerTradeRow
 from orders.brokers.events import BrokerEvent, BrokerEventKind
@@ -30,7 +31,7 @@ def _plain(value: Any) -> Any:
 
 
 def _row_dict(row) -> dict[str, Any]:
-    return {name: _plain(getattr(row, name)) for name in _field_names(type(row))}
+    return {name: _plain(getattr(row, name)) for name in _field_names(cast(Hashable, type(row)))}
 
 
 @cache

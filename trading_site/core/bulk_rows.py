@@ -275,7 +275,7 @@ def bulk_update_rows(
             cursor.execute(sql, [column_values[0] for column_values in new_values] + pks)
         return
     names = [quote("__pk")] + [quote(field.column) for field in columns]
-    if db.mysql_is_mariadb:
+    if db.mysql_is_mariadb:  # type: ignore[attr-defined]  # MySQL's wrapper has it
         one_row = "(" + ", ".join(["%s"] * len(names)) + ")"
         values = ", ".join([one_row] * len(rows))
         derived = f"WITH v ({', '.join(names)}) AS (VALUES {values}) SELECT * FROM v"  # noqa: S608

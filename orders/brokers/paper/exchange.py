@@ -224,11 +224,10 @@ def _submit_many(
         unsaved: list[PaperOrder] = []
         # Per instrument: its quote and rules, the same for every order of this submission
         # (its prices were read once, above).
-        markets: dict[int, tuple] = {}
+        markets: dict[tuple[str, int], tuple] = {}
         for request in requests:
-            instrument = instruments.get(
-                (request.exchange_segment, int(request.exchange_instrument_id))
-            )
+            key = (request.exchange_segment, int(request.exchange_instrument_id))
+            instrument = instruments.get(key)
             reason: str | None
             if instrument is None:
                 reason = (
@@ -254,9 +253,9 @@ def _submit_many(
                 limit_price=request.limit_price,
                 stop_price=request.stop_price,
             )
-            market = markets.get(instrument.pk)
+            market = markets.get(key)
             if market is None:
-                market = markets[instrument.pk] = (quote_of(instrument), rules_of(instrument))
+                market = markets[key] = (quote_of(instrument), rules_of(instrument))
             quote, rules = market
             ref_price = rules_mod.reference_price(new, quote)
             margin_required = _ZERO
