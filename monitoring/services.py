@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, BrokerSession, User
@@ -62,7 +63,7 @@ class _Figures(NamedTuple):
     ltp: Decimal | None
 
 
-def _live_orders():
+def _live_orders() -> QuerySet[Order]:
     return Order.objects.filter(status__in=_LIVE_ORDER_STATUSES, archived_at=None)
 
 

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from django.db import transaction
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerError
@@ -339,7 +339,9 @@ class _AccountOrder(NamedTuple):
     id: int
 
 
-def _brackets_to_protect_query(*, account_ids: list[int], order_ids: list[int] | None = None):
+def _brackets_to_protect_query(
+    *, account_ids: list[int], order_ids: list[int] | None = None
+) -> QuerySet[Order, tuple[int, int]]:
     open_exit = Q(
         legs__role__in=EXIT_ROLES,
         legs__status__in=[LegStatus.OPEN, LegStatus.PARTIALLY_FILLED],

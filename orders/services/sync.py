@@ -8,11 +8,11 @@ from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import BrokerAccount
@@ -642,10 +642,9 @@ _LEG_DIGEST_FIELDS = (
 )
 
 
-_DigestRow = NamedTuple("_DigestRow", [(name, Any) for name in _LEG_DIGEST_FIELDS])  # type: ignore[misc]
-
-
-def _digested_legs(*, account_id: int, identifiers: list[str] | None = None):
+def _digested_legs(
+    *, account_id: int, identifiers: list[str] | None = None
+) -> QuerySet[OrderLeg, tuple[Any, ...]]:
     synced = Q(status__in=_SYNCED_LEG_STATUSES)
     if identifiers is not None:
         synced |= Q(unique_identifier__in=identifiers)
@@ -654,8 +653,8 @@ def _digested_legs(*, account_id: int, identifiers: list[str] | None = None):
 
 
 # Read by every cycle and broker event of every account: compiled once (`PreparedRows`).
-_DIGESTED_LEGS = PreparedRows(_DigestRow, _digested_legs)
-_DIGESTED_LEGS_AND_NAMED = PreparedRows(_DigestRow, _digested_legs)
+_DIGESTED_LEGS = PreparedRows(tuple, _digested_legs)
+_DIGESTED_LEGS_AND_NAMED = PreparedRows(tuple, _digested_legs)
 
 
 def _legs_digest(account: BrokerAccount, book: _Book) -> tuple[str, bool]:
@@ -667,7 +666,7 @@ def _legs_digest(account: BrokerAccount, book: _Book) -> tuple[str, bool]:
         read = _DIGESTED_LEGS_AND_NAMED(account_id=account.pk, identifiers=identifiers)
     else:
         read = _DIGESTED_LEGS(account_id=account.pk)
-    rows = [tuple(row) for row in read]
+    rows = read
     pending = any(row[1] == LegStatus.PENDING_SUBMIT for row in rows)
     return hashlib.sha256(repr(rows).encode()).hexdigest()[:32], pending
 
@@ -774,11 +773,8 @@ _PRICE_COLUMNS = (
     "instrument__fair_price__avg_fair_price",
     "instrument__fair_price__last_traded_price",
 )
-_PricesRow = NamedTuple(  # type: ignore[misc]
-    "_PricesRow", [(name.replace("__", "_"), Any) for name in _PRICE_COLUMNS]
-)
 _SHOWN_AND_CURRENT_PRICES = PreparedRows(
-    _PricesRow,
+    tuple,
     lambda *, account_id: Order.objects.filter(
         account_id=account_id, status__in=LIVE_ORDER_STATUSES
     ).values_list(*_PRICE_COLUMNS),

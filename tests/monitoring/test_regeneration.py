@@ -16,8 +16,8 @@ from orders.services.regeneration import (
 )
 from tests.factories import (
     make_desk,
-    make_user,
     make_strategy,
+    make_user,
     place_bracket_the_broker_rejects,
     sync_from_broker,
 )

@@ -94,11 +94,14 @@ def _sentinels(shape: tuple) -> tuple[dict[str, Any], dict[tuple[type, Any], tup
 class PreparedRows(Generic[RowT]):
     """`build(**params)` returns a `values_list` of `row_type`'s fields, in that order;
     calling the PreparedRows with the same keyword parameters returns its rows as
-    `row_type`, from SQL compiled once per thread and shape."""
+    `row_type` (a NamedTuple, or `tuple` for plain rows), from SQL compiled once per
+    thread and shape."""
 
     def __init__(self, row_type: type[RowT], build: Callable[..., QuerySet]) -> None:
         self._row_type = row_type
-        self._make: Callable[[Sequence[Any]], RowT] = row_type._make  # type: ignore[attr-defined]
+        # A NamedTuple's rows are checked against its fields; `tuple` gives plain tuples.
+        self._make: Callable[[Sequence[Any]], RowT] = getattr(row_type, "_make", row_type)
+        self._fields: tuple[str, ...] | None = getattr(row_type, "_fields", None)
         self._build = build
         self._local = threading.local()
 
@@ -144,11 +147,10 @@ class PreparedRows(Generic[RowT]):
         queryset = self._build(**sentinels)
         compiler = queryset.query.get_compiler(using=queryset.db)
         sql, sql_params = compiler.as_sql()
-        fields = self._row_type._fields  # type: ignore[attr-defined]
         selected = [column for column, _sql, _alias in compiler.select[: compiler.col_count]]
-        if len(selected) != len(fields):
+        if self._fields is not None and len(selected) != len(self._fields):
             raise NotPreparable(
-                f"the queryset selects {len(selected)} columns for {len(fields)} fields "
+                f"the queryset selects {len(selected)} columns for {len(self._fields)} fields "
                 f"of {self._row_type.__name__}"
             )
         slots: list[tuple[str, int] | None] = []
