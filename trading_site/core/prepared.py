@@ -54,21 +54,36 @@ class _Compiled(NamedTuple):
     converters: tuple[tuple[int, tuple[Callable, ...], Any], ...]
 
 
+def _kind(value: Any) -> str | None:
+    """'int' or 'str' (a str subclass, such as a choices enum member, is a str), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, str):
+        return "str"
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """The value as the database gets it: a str subclass (a choices member) as its str."""
+    return str.__str__(value) if isinstance(value, str) and type(value) is not str else value
+
+
 def _shape(params: dict[str, Any]) -> tuple:
     shape = []
     for name in sorted(params):
         value = params[name]
-        if isinstance(value, bool) or value is None:
-            raise NotPreparable(f"{name}: {value!r} is not an int, a str or a list of them")
-        if isinstance(value, int | str):
-            shape.append((name, type(value).__name__, -1))
+        kind = _kind(value)
+        if kind is not None:
+            shape.append((name, kind, -1))
             continue
         if not isinstance(value, list | tuple):
-            raise NotPreparable(f"{name}: {type(value).__name__} is not an int, a str or a list")
-        kinds = {type(item) for item in value}
-        if len(kinds) > 1 or not kinds <= {int, str}:
+            raise NotPreparable(f"{name}: {value!r} is not an int, a str or a list of them")
+        kinds = {_kind(item) for item in value}
+        if len(kinds) > 1 or not kinds <= {"int", "str"}:
             raise NotPreparable(f"{name}: a list must hold ints only or strs only")
-        shape.append((name, next(iter(kinds)).__name__ if kinds else "", len(value)))
+        shape.append((name, next(iter(kinds)) if kinds else "", len(value)))
     return tuple(shape)
 
 
@@ -178,4 +193,4 @@ class PreparedRows(Generic[RowT]):
 
 
 def _value(param: Any, index: int) -> Any:
-    return param if index == -1 else param[index]
+    return _plain(param if index == -1 else param[index])

@@ -76,12 +76,13 @@ def test_rows_equal_the_querysets_own_for_each_new_value_and_list_length():
         ([first.pk, second.pk], ["OPEN", "REJECTED"]),
         ([second.pk, first.pk], ["REJECTED", "OPEN"]),
         ([first.pk], ["REJECTED"]),
+        ([first.pk], [Order.Status.REJECTED]),  # a choices member is its str
     ]
     for account_ids, statuses in cases:
         expected = [OrderBits(*row) for row in _orders(account_ids=account_ids, statuses=statuses)]
         assert read(account_ids=account_ids, statuses=statuses) == expected
         assert expected  # every case reads something
-    # Three shapes: (1 id, 1 status), (2, 2), and (1, 1) again is cached.
+    # Two shapes: (1 id, 1 status) and (2, 2); the others are cached.
     assert len(calls) == 2
     row = read(account_ids=[first.pk], statuses=["OPEN"])[0]
     assert row.id == made[0].pk
