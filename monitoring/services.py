@@ -39,7 +39,7 @@ from orders.models import BrokerPosition, Order, OrderLeg
 from orders.services.exclusion import accounts_exclusion
 from orders.services.regeneration import regeneration_permitted
 from trading_site.core import leases, market_hours, metrics, realtime
-from trading_site.core.prepared import PreparedRows
+from trading_site.core.prepared import PreparedModels, PreparedRows
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,10 @@ class _RunId(NamedTuple):
     id: int
 
 
+_ACTIVE_ACCOUNTS_OF_USER = PreparedModels(
+    BrokerAccount,
+    lambda *, user_id: BrokerAccount.objects.filter(user_id=user_id, is_active=True).order_by("id"),
+)
 _RUNNING_RUNS_OF_USER = PreparedRows(
     _RunId,
     lambda *, user_id: MonitoringRun.objects.filter(
@@ -301,7 +305,7 @@ def _run_steps(context: CycleContext, user_id: int) -> pipeline.CycleResult:
 def _execute(run: MonitoringRun) -> MonitoringRun:
     started = time.perf_counter()
     user_id = run.user_id
-    accounts = list(BrokerAccount.objects.filter(user_id=user_id, is_active=True).order_by("id"))
+    accounts = _ACTIVE_ACCOUNTS_OF_USER(user_id=user_id)
     context = CycleContext(user_id=user_id, cycle_key=run.cycle_key, accounts=accounts)
     before = order_figures(user_id=user_id)
     try:

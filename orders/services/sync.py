@@ -44,7 +44,7 @@ from orders.services.audit import (
 from orders.services.exclusion import fence
 from orders.services.lifecycle import apply_leg_event
 from trading_site.core.bulk_rows import bulk_update_rows
-from trading_site.core.prepared import PreparedRows
+from trading_site.core.prepared import PreparedModels, PreparedRows
 
 MONITORING_ACTOR = "monitoring"
 LIVE_ORDER_STATUSES = (
@@ -309,6 +309,13 @@ class _PositionChanges:
         return bool(self.new or self.changed or self.gone)
 
 
+# Read by every cycle of every account: compiled once (`PreparedModels`).
+_POSITIONS_OF_ACCOUNT = PreparedModels(
+    BrokerPosition,
+    lambda *, account_id: BrokerPosition.objects.filter(account_id=account_id),
+)
+
+
 def _position_changes(
     account: BrokerAccount, rows: Sequence[BrokerPositionRow], now: datetime
 ) -> _PositionChanges:
@@ -316,7 +323,7 @@ def _position_changes(
     rows the broker no longer reports are deleted). Reads only."""
     existing = {
         (p.exchange_segment, p.exchange_instrument_id, p.product_type): p
-        for p in BrokerPosition.objects.filter(account=account)
+        for p in _POSITIONS_OF_ACCOUNT(account_id=account.pk)
     }
     seen = set()
     new, changed = [], []

@@ -212,3 +212,29 @@ def test_the_shapes_kept_per_thread_are_bounded(monkeypatch):
     assert len(read._local.cache) == 2
     read(account_ids=[account.pk] * 5, statuses=["OPEN"])  # still kept
     assert len(calls) == 5
+
+
+def test_prepared_models_are_the_models_the_orm_would_build():
+    from trading_site.core.prepared import PreparedModels
+
+    user = make_user()
+    first = make_account(user=user, credentials={"api_key": "k-1"})
+    make_account(user=user, is_active=False)
+    read = PreparedModels(
+        BrokerAccount,
+        lambda *, user_id: BrokerAccount.objects.filter(user_id=user_id, is_active=True).order_by(
+            "id"
+        ),
+    )
+    (account,) = read(user_id=user.pk)
+    (orm,) = BrokerAccount.objects.filter(user_id=user.pk, is_active=True)
+    assert account == orm and account.pk == first.pk
+    for field in BrokerAccount._meta.concrete_fields:
+        assert getattr(account, field.attname) == getattr(orm, field.attname), field.name
+    assert account.credentials == {"api_key": "k-1"}
+    assert not account._state.adding and account._state.db == "default"
+    assert account.get_deferred_fields() == set()
+    account.account_name = "renamed"
+    account.save()  # an ordinary instance: saved as an update of its row
+    assert BrokerAccount.objects.get(pk=first.pk).account_name == "renamed"
+    assert read(user_id=make_user().pk) == []
