@@ -21,9 +21,12 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, BrokerSession, User
@@ -36,6 +39,7 @@ from orders.models import BrokerPosition, Order, OrderLeg
 from orders.services.exclusion import accounts_exclusion
 from orders.services.regeneration import regeneration_permitted
 from trading_site.core import leases, market_hours, metrics, realtime
+from trading_site.core.prepared import PreparedModels, PreparedRows
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +50,53 @@ _LIVE_ORDER_STATUSES = (
     Order.Status.PARTIALLY_FILLED,
     Order.Status.FILLED,
 )
-_WATCHED_FIELDS = ("status", "pnl", "open_position", "filled_quantity", "ltp")
+
+
+class _Figures(NamedTuple):
+    """An order's pnl_update-worthy figures."""
+
+    id: int
+    status: str
+    pnl: Decimal | None
+    open_position: int
+    filled_quantity: int
+    ltp: Decimal | None
+
+
+def _live_orders() -> QuerySet[Order]:
+    return Order.objects.filter(status__in=_LIVE_ORDER_STATUSES, archived_at=None)
+
+
+# Read twice by every cycle and every broker event: compiled once (`PreparedRows`).
+_FIGURES_OF_USER = PreparedRows(
+    _Figures,
+    lambda *, user_id: _live_orders().filter(user_id=user_id).values_list(*_Figures._fields),
+)
+_FIGURES_OF_ACCOUNT = PreparedRows(
+    _Figures,
+    lambda *, account_id: (
+        _live_orders().filter(account_id=account_id).values_list(*_Figures._fields)
+    ),
+)
+_FIGURES_OF_ORDERS = PreparedRows(
+    _Figures, lambda *, ids: Order.objects.filter(pk__in=ids).values_list(*_Figures._fields)
+)
+
+
+class _RunId(NamedTuple):
+    id: int
+
+
+_ACTIVE_ACCOUNTS_OF_USER = PreparedModels(
+    BrokerAccount,
+    lambda *, user_id: BrokerAccount.objects.filter(user_id=user_id, is_active=True).order_by("id"),
+)
+_RUNNING_RUNS_OF_USER = PreparedRows(
+    _RunId,
+    lambda *, user_id: MonitoringRun.objects.filter(
+        status=MonitoringRun.Status.RUNNING, user_id=user_id
+    ).values_list("pk"),
+)
 
 
 def cycle_key_for(at: datetime | None = None) -> str:
@@ -77,12 +127,13 @@ def cycle_lease_name(user_id: int) -> str:
 
 def order_figures(*, user_id: int | None = None, account_id: int | None = None) -> dict[int, tuple]:
     """The pnl_update-worthy figures of the user's (or account's) live orders, by order id."""
-    orders = Order.objects.filter(status__in=_LIVE_ORDER_STATUSES, archived_at=None)
-    if user_id is not None:
-        orders = orders.filter(user_id=user_id)
-    if account_id is not None:
-        orders = orders.filter(account_id=account_id)
-    return {row[0]: row[1:] for row in orders.values_list("id", *_WATCHED_FIELDS)}
+    if user_id is not None and account_id is None:
+        rows = _FIGURES_OF_USER(user_id=user_id)
+    elif account_id is not None and user_id is None:
+        rows = _FIGURES_OF_ACCOUNT(account_id=account_id)
+    else:
+        raise TypeError("order_figures takes a user_id or an account_id")
+    return {row[0]: row[1:] for row in rows}
 
 
 def moved_figures_messages(before: dict[int, tuple]) -> list[dict]:
@@ -91,8 +142,7 @@ def moved_figures_messages(before: dict[int, tuple]) -> list[dict]:
     messages: list[dict] = []
     if not before:
         return messages
-    after = Order.objects.filter(pk__in=before).values_list("id", *_WATCHED_FIELDS)
-    for order_id, *figures in after:
+    for order_id, *figures in _FIGURES_OF_ORDERS(ids=list(before)):
         old = before[order_id]
         if tuple(figures) != old and figures[0] == old[0]:
             status, pnl, open_position, filled, ltp = figures
@@ -255,7 +305,7 @@ def _run_steps(context: CycleContext, user_id: int) -> pipeline.CycleResult:
 def _execute(run: MonitoringRun) -> MonitoringRun:
     started = time.perf_counter()
     user_id = run.user_id
-    accounts = list(BrokerAccount.objects.filter(user_id=user_id, is_active=True).order_by("id"))
+    accounts = _ACTIVE_ACCOUNTS_OF_USER(user_id=user_id)
     context = CycleContext(user_id=user_id, cycle_key=run.cycle_key, accounts=accounts)
     before = order_figures(user_id=user_id)
     try:
@@ -300,7 +350,7 @@ def abandon_dead_runs(*, user_id: int | None = None) -> int:
     than a lease's lifetime ago. Returns how many were marked."""
     running = MonitoringRun.objects.filter(status=MonitoringRun.Status.RUNNING)
     if user_id is not None:
-        dead = list(running.filter(user_id=user_id).values_list("pk", flat=True))
+        dead = [run.id for run in _RUNNING_RUNS_OF_USER(user_id=user_id)]
     else:
         cutoff = timezone.now() - timedelta(seconds=cycle_lease_ttl())
         candidates = running.filter(started_at__lt=cutoff).values_list("pk", "user_id")

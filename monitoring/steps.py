@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import Any, NamedTuple
 
 from asgiref.sync import async_to_sync
+from django.db.models import QuerySet
 
 from accounts.models import BrokerAccount, BrokerSession
 from monitoring import repricing
@@ -20,12 +22,13 @@ from orders import services as order_services
 from orders.brokers.base import SessionExpired
 from orders.brokers.messages import trader_message
 from orders.brokers.sessions import BrokerClient, connect_account, stored_sessions
-from orders.models import FairPrice, Order, OrderLeg
+from orders.models import FairPrice, OrderLeg
 from orders.services import regeneration, store_broker_snapshots, sync_account_orders
 from orders.services.sync import books_digest, readable_trades
 from pnl.intraday import record_cycle_samples
 from pnl.services import compute_account_pnl_if_changed
 from trading_site.core import realtime
+from trading_site.core.prepared import PreparedRows
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ class CycleContext:
     book_digests: dict[int, str] = field(default_factory=dict)
     # The working STOPLIMIT stop-losses read by step 5 together with its entries (one
     # query for both steps); step 6 uses them (step 5 never touches a stop-loss).
-    stop_loss_legs: list[OrderLeg] | None = None
+    stop_loss_legs: list[StopLimitLeg] | None = None
 
 
 def _ctx(state: CycleState) -> CycleContext:
@@ -247,39 +250,99 @@ def place_protective_legs(state: CycleState) -> dict:
 # ---- steps 5-6 ----------------------------------------------------------------------------
 
 
-def _stop_limit_legs(ctx: CycleContext, roles: list[str]):
-    return (
-        OrderLeg.objects.filter(
-            account__in=ctx.accounts,
-            role__in=roles,
-            order_type="STOPLIMIT",
-            status__in=UNFILLED,
-            order__archived_at=None,
-        )
-        .select_related("order", "order__strategy", "order__instrument")
-        .order_by("id")
+class StopLimitLeg(NamedTuple):
+    """A working STOPLIMIT leg as steps 5 and 6 read it: the leg's own prices, its order's
+    instrument and tick size, its strategy's slippage bound and trailing settings (None
+    without a strategy). Plain values from one compiled read; no model instances."""
+
+    id: int
+    account_id: int
+    role: str
+    side: str
+    status: str
+    stop_price: Decimal | None
+    limit_price: Decimal | None
+    unique_identifier: str
+    trail_reference_price: Decimal | None
+    instrument_id: int | None
+    tick_size: Decimal | None
+    strategy_id: int | None
+    max_slippage_pct: Decimal | None
+    trailing_sl_enabled: bool | None
+    trailing_sl_trigger: Decimal | None
+    trailing_sl_step: Decimal | None
+
+
+_STOP_LIMIT_COLUMNS = (
+    "id",
+    "account_id",
+    "role",
+    "side",
+    "status",
+    "stop_price",
+    "limit_price",
+    "unique_identifier",
+    "trail_reference_price",
+    "order__instrument_id",
+    "order__instrument__tick_size",
+    "order__strategy_id",
+    "order__strategy__max_slippage_pct",
+    "order__strategy__trailing_sl_enabled",
+    "order__strategy__trailing_sl_trigger",
+    "order__strategy__trailing_sl_step",
+)
+
+
+def _stop_limit_query(
+    *, account_ids: list[int], roles: list[str], ids: list[int] | None = None
+) -> QuerySet[OrderLeg, tuple[Any, ...]]:
+    legs = OrderLeg.objects.filter(
+        account_id__in=account_ids,
+        role__in=roles,
+        order_type="STOPLIMIT",
+        status__in=UNFILLED,
+        order__archived_at=None,
     )
+    if ids is not None:
+        legs = legs.filter(pk__in=ids)
+    return legs.order_by("id").values_list(*_STOP_LIMIT_COLUMNS)
 
 
-def _fair_prices(legs: list[OrderLeg]) -> dict[int, FairPrice]:
-    ids = {leg.order.instrument_id for leg in legs}
+# Read by every user's every cycle: compiled once (`PreparedRows`).
+_STOP_LIMIT_LEGS = PreparedRows(StopLimitLeg, _stop_limit_query)
+_NAMED_STOP_LIMIT_LEGS = PreparedRows(StopLimitLeg, _stop_limit_query)
+
+
+def _stop_limit_legs(
+    ctx: CycleContext, roles: list[str], ids: list[int] | None = None
+) -> list[StopLimitLeg]:
+    account_ids = [account.pk for account in ctx.accounts]
+    if ids is None:
+        return _STOP_LIMIT_LEGS(account_ids=account_ids, roles=roles)
+    return _NAMED_STOP_LIMIT_LEGS(account_ids=account_ids, roles=roles, ids=ids)
+
+
+def _fair_prices(legs: list[StopLimitLeg]) -> dict[int, FairPrice]:
+    ids = {leg.instrument_id for leg in legs if leg.instrument_id is not None}
     if not ids:
         return {}
     return {fp.instrument_id: fp for fp in FairPrice.objects.filter(instrument_id__in=ids)}
 
 
-def _slippage(order: Order):
-    strategy = order.strategy
-    return strategy.max_slippage_pct if strategy else repricing.DEFAULT_MAX_SLIPPAGE_PCT
+def _slippage(leg: StopLimitLeg) -> Decimal:
+    # None only without a strategy (the column is not nullable).
+    if leg.max_slippage_pct is None:
+        return repricing.DEFAULT_MAX_SLIPPAGE_PCT
+    return leg.max_slippage_pct
 
 
 def _reprice_stuck(
-    legs: list[OrderLeg], fairs: dict[int, FairPrice]
+    legs: list[StopLimitLeg], fairs: dict[int, FairPrice]
 ) -> tuple[list[int], list[str]]:
     repriced, errors = [], []
     for leg in legs:
-        fair = fairs.get(leg.order.instrument_id)
-        if fair is None:
+        fair = fairs.get(leg.instrument_id) if leg.instrument_id is not None else None
+        if fair is None or leg.tick_size is None:  # no instrument, or no price for it
             continue
         new_limit = repricing.repriced_limit(
             side=leg.side,
@@ -287,14 +350,16 @@ def _reprice_stuck(
             limit_price=leg.limit_price,
             buy_fair=fair.buy_fair_price,
             sell_fair=fair.sell_fair_price,
-            max_slippage_pct=_slippage(leg.order),
-            tick_size=leg.order.instrument.tick_size,
+            max_slippage_pct=_slippage(leg),
+            tick_size=leg.tick_size,
         )
         if new_limit is None:
             continue
         try:
-            order_services.reprice_leg(leg=leg, new_limit_price=new_limit, actor=ACTOR)
-            repriced.append(leg.pk)
+            order_services.reprice_leg(
+                leg_id=leg.id, account_id=leg.account_id, new_limit_price=new_limit, actor=ACTOR
+            )
+            repriced.append(leg.id)
         except Exception as exc:
             errors.append(f"re-pricing {leg.role} leg {leg.unique_identifier} failed: {exc}")
     return repriced, errors
@@ -302,7 +367,7 @@ def _reprice_stuck(
 
 def reprice_entry_legs(state: CycleState) -> dict:
     ctx = _ctx(state)
-    both = list(_stop_limit_legs(ctx, [OrderLeg.Role.ENTRY, OrderLeg.Role.STOP_LOSS]))
+    both = _stop_limit_legs(ctx, [OrderLeg.Role.ENTRY, OrderLeg.Role.STOP_LOSS])
     legs = [leg for leg in both if leg.role == OrderLeg.Role.ENTRY]
     ctx.stop_loss_legs = [leg for leg in both if leg.role == OrderLeg.Role.STOP_LOSS]
     repriced, errors = _reprice_stuck(legs, _fair_prices(both))
@@ -310,11 +375,14 @@ def reprice_entry_legs(state: CycleState) -> dict:
     return {"repriced": len(repriced)}
 
 
-def _trail(leg: OrderLeg, fair: FairPrice) -> tuple[bool, str | None]:
+def _trail(leg: StopLimitLeg, fair: FairPrice) -> tuple[bool, str | None]:
     """Move one stop-loss leg per its strategy's trailing settings: (moved, error)."""
 
-    strategy = leg.order.strategy
-    if strategy is None or not strategy.trailing_sl_enabled or leg.status != OrderLeg.Status.OPEN:
+    trigger, step = leg.trailing_sl_trigger, leg.trailing_sl_step
+    # The settings are None only without a strategy (the columns are not nullable).
+    if not leg.trailing_sl_enabled or trigger is None or step is None:
+        return False, None
+    if leg.status != OrderLeg.Status.OPEN:
         return False, None
     price = fair.sell_fair_price if leg.side == repricing.SELL else fair.buy_fair_price
     if price is None or leg.stop_price is None:
@@ -322,7 +390,7 @@ def _trail(leg: OrderLeg, fair: FairPrice) -> tuple[bool, str | None]:
     reference = leg.trail_reference_price
     if reference is None:
         # The first sight of this leg sets the reference; moves start from here.
-        OrderLeg.objects.filter(pk=leg.pk).update(trail_reference_price=price)
+        OrderLeg.objects.filter(pk=leg.id).update(trail_reference_price=price)
         return False, None
     move = repricing.trailing_move(
         sl_side=leg.side,
@@ -330,21 +398,22 @@ def _trail(leg: OrderLeg, fair: FairPrice) -> tuple[bool, str | None]:
         stop_price=leg.stop_price,
         limit_price=leg.limit_price,
         fair_price=price,
-        trigger=strategy.trailing_sl_trigger,
-        step=strategy.trailing_sl_step,
+        trigger=trigger,
+        step=step,
     )
     if move is None:
         return False, None
     try:
         order_services.reprice_leg(
-            leg=leg,
+            leg_id=leg.id,
+            account_id=leg.account_id,
             new_limit_price=move.limit_price,
             new_stop_price=move.stop_price,
             actor=ACTOR,
         )
     except Exception as exc:
         return False, f"trailing stop-loss leg {leg.unique_identifier} failed: {exc}"
-    OrderLeg.objects.filter(pk=leg.pk).update(trail_reference_price=move.reference_price)
+    OrderLeg.objects.filter(pk=leg.id).update(trail_reference_price=move.reference_price)
     return True, None
 
 
@@ -352,20 +421,17 @@ def reprice_stop_loss_legs(state: CycleState) -> dict:
     ctx = _ctx(state)
     legs = ctx.stop_loss_legs
     if legs is None:  # step 5 did not run
-        legs = list(_stop_limit_legs(ctx, [OrderLeg.Role.STOP_LOSS]))
+        legs = _stop_limit_legs(ctx, [OrderLeg.Role.STOP_LOSS])
     fairs = _fair_prices(legs)
     repriced, errors = _reprice_stuck(legs, fairs)
     trailed = 0
-    to_trail = [leg for leg in legs if leg.pk not in repriced and leg.order.instrument_id in fairs]
+    to_trail = [leg.id for leg in legs if leg.id not in repriced and leg.instrument_id in fairs]
     # What the trailing reads is re-read after the re-pricing above, in one query for all
-    # of them (with their orders and strategies), not one per leg.
-    fresh = (
-        _stop_limit_legs(ctx, [OrderLeg.Role.STOP_LOSS]).filter(pk__in=[leg.pk for leg in to_trail])
-        if to_trail
-        else []
-    )
+    # of them (with their orders' strategies), not one per leg.
+    fresh = _stop_limit_legs(ctx, [OrderLeg.Role.STOP_LOSS], ids=to_trail) if to_trail else []
     for leg in fresh:
-        moved, error = _trail(leg, fairs[leg.order.instrument_id])
+        assert leg.instrument_id is not None  # as read for `to_trail`
+        moved, error = _trail(leg, fairs[leg.instrument_id])
         if error:
             errors.append(error)
         trailed += moved

@@ -77,6 +77,7 @@ from trading_site.core.api.ratelimit import (
     take_process_token,
     take_token,
 )
+from trading_site.core.prepared import PreparedModels
 
 logger = logging.getLogger(__name__)
 
@@ -566,7 +567,14 @@ def broker_client(account) -> BrokerClient:
 def stored_sessions(account_ids: list[int]) -> dict[int, BrokerSession]:
     """The stored sessions of these accounts in one query, by account id (an account with
     none is absent)."""
-    return {row.account_id: row for row in BrokerSession.objects.filter(account_id__in=account_ids)}
+    return {row.account_id: row for row in _SESSIONS_OF_ACCOUNTS(account_ids=account_ids)}
+
+
+# Read by every cycle: compiled once (`PreparedModels`).
+_SESSIONS_OF_ACCOUNTS = PreparedModels(
+    BrokerSession,
+    lambda *, account_ids: BrokerSession.objects.filter(account_id__in=account_ids),
+)
 
 
 def connect_account(account) -> BrokerSession:

@@ -20,6 +20,7 @@ from django.db.models import Q, QuerySet
 from accounts.models import Broker, BrokerAccount, User
 from orders.domain.positions import PositionFigures, average_price, live_mtm
 from orders.models import BrokerPosition, Instrument
+from trading_site.core.prepared import PreparedModels
 
 ZERO = Decimal("0")
 PAPER, LIVE = "paper", "live"
@@ -169,15 +170,20 @@ def _accounts(*, user: User, account_id: int | None) -> QuerySet[BrokerAccount]:
     return queryset.order_by("account_name", "pk")
 
 
+# Read by every cycle and every position event: compiled once (`PreparedModels`).
+_POSITIONS_OF_ACCOUNTS = PreparedModels(
+    BrokerPosition,
+    lambda *, account_ids: BrokerPosition.objects.filter(account_id__in=account_ids).order_by(
+        "trading_symbol", "exchange_instrument_id", "product_type"
+    ),
+)
+
+
 def position_book(*, accounts: Iterable[BrokerAccount]) -> PositionBook:
     """The positions of these accounts at the latest prices (two queries)."""
     accounts = list(accounts)
     by_id = {account.pk: account for account in accounts}
-    positions = list(
-        BrokerPosition.objects.filter(account_id__in=list(by_id)).order_by(
-            "trading_symbol", "exchange_instrument_id", "product_type"
-        )
-    )
+    positions = _POSITIONS_OF_ACCOUNTS(account_ids=list(by_id))
     prices = instrument_prices((p.exchange_segment, p.exchange_instrument_id) for p in positions)
     book = {
         account.pk: AccountPositions(

@@ -272,27 +272,36 @@ def _apply_answer(order: Order, leg: OrderLeg, ack: OrderAck, *, actor: str) -> 
 
 def reprice_leg(
     *,
-    leg: OrderLeg,
+    leg_id: int,
+    account_id: int,
     new_limit_price: Decimal | None,
     new_stop_price: Decimal | None = None,
     actor: str,
 ) -> OrderLeg:
-    """Steps 5-6: move a working leg's limit (and optionally stop) price at the broker.
-    Raises BrokerRejectedError / BrokerUnavailableError (audited) when the broker refuses."""
-    with account_exclusion(leg.account_id, purpose="re-price"):
+    """Steps 5-6: move a working leg's limit (and optionally stop) price at the broker; the
+    leg is read afresh under its account's exclusion. Raises BrokerRejectedError /
+    BrokerUnavailableError (audited) when the broker refuses."""
+    with account_exclusion(account_id, purpose="re-price"):
         return _reprice_leg(
-            leg=leg, new_limit_price=new_limit_price, new_stop_price=new_stop_price, actor=actor
+            leg_id=leg_id,
+            account_id=account_id,
+            new_limit_price=new_limit_price,
+            new_stop_price=new_stop_price,
+            actor=actor,
         )
 
 
 def _reprice_leg(
     *,
-    leg: OrderLeg,
+    leg_id: int,
+    account_id: int,
     new_limit_price: Decimal | None,
     new_stop_price: Decimal | None,
     actor: str,
 ) -> OrderLeg:
-    leg = OrderLeg.objects.select_related("order", "order__account").get(pk=leg.pk)
+    leg = OrderLeg.objects.select_related("order", "order__account").get(
+        pk=leg_id, account_id=account_id
+    )
     order = leg.order
     if leg.status not in WORKING or not leg.broker_order_id:
         raise Conflict(

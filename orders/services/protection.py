@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import transaction
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerError
@@ -32,6 +33,7 @@ from orders.services.exclusion import account_exclusion, fence
 from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
 from orders.services.lifecycle import INITIAL_STATUS, apply_leg_event, lock_legs
 from orders.services.sync import MONITORING_ACTOR, roll_up_orders
+from trading_site.core.prepared import PreparedRows
 
 logger = logging.getLogger("orders.services")
 Role = OrderLeg.Role
@@ -322,6 +324,24 @@ def brackets_to_protect(
     """The brackets step 4 may have to act on, by account, in one read for every account:
     filled or partly filled, or completed with an exit still working. (Those with nothing
     to do are told apart later, without locks: `_orders_needing_protection`.)"""
+    if order_ids is None:
+        rows = _BRACKETS_TO_PROTECT(account_ids=account_ids)
+    else:
+        rows = _NAMED_BRACKETS_TO_PROTECT(account_ids=account_ids, order_ids=order_ids)
+    by_account: dict[int, list[int]] = {}
+    for account_id, order_id in rows:
+        by_account.setdefault(account_id, []).append(order_id)
+    return by_account
+
+
+class _AccountOrder(NamedTuple):
+    account_id: int
+    id: int
+
+
+def _brackets_to_protect_query(
+    *, account_ids: list[int], order_ids: list[int] | None = None
+) -> QuerySet[Order, tuple[int, int]]:
     open_exit = Q(
         legs__role__in=EXIT_ROLES,
         legs__status__in=[LegStatus.OPEN, LegStatus.PARTIALLY_FILLED],
@@ -331,8 +351,7 @@ def brackets_to_protect(
     )
     if order_ids is not None:
         brackets = brackets.filter(pk__in=order_ids)
-    by_account: dict[int, list[int]] = {}
-    for account_id, order_id in (
+    return (
         brackets.filter(
             Q(status__in=[Order.Status.PARTIALLY_FILLED, Order.Status.FILLED])
             | (Q(status=Order.Status.COMPLETED) & open_exit)
@@ -340,9 +359,12 @@ def brackets_to_protect(
         .values_list("account_id", "pk")
         .distinct()
         .order_by("pk")
-    ):
-        by_account.setdefault(account_id, []).append(order_id)
-    return by_account
+    )
+
+
+# Read by every cycle and broker event: compiled once (`PreparedRows`).
+_BRACKETS_TO_PROTECT = PreparedRows(_AccountOrder, _brackets_to_protect_query)
+_NAMED_BRACKETS_TO_PROTECT = PreparedRows(_AccountOrder, _brackets_to_protect_query)
 
 
 def _brackets_to_protect(account_id: int, order_ids: list[int] | None = None) -> list[int]:

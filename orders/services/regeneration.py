@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
@@ -27,6 +28,7 @@ from orders.services.broker_calls import NOT_SENT_PREFIX
 from orders.services.placement import place_batch, place_single_order
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
 from trading_site.core.errors import DomainError
+from trading_site.core.prepared import PreparedRows
 
 ACTOR = "monitoring"
 
@@ -34,15 +36,40 @@ ACTOR = "monitoring"
 CLIENT_SOURCES = (Order.Source.MANUAL, Order.Source.ALGO, Order.Source.BATCH, Order.Source.ALERT)
 
 
+class _Id(NamedTuple):
+    id: int
+
+
+# Read by every user's every cycle: compiled once (`PreparedRows`).
+_REJECTED_UNARCHIVED = PreparedRows(
+    _Id,
+    lambda *, user_id: (
+        Order.objects.filter(user_id=user_id, status=Order.Status.REJECTED, archived_at=None)
+        .order_by("id")
+        .values_list("id")
+    ),
+)
+# The strategies of the user's enabled permission that are the user's own and allow
+# regeneration: one read through the permission's strategy links.
+_REGENERATION_STRATEGIES = PreparedRows(
+    _Id,
+    lambda *, user_id: (
+        EntryRegeneratePermission.strategies.through.objects.filter(
+            entryregeneratepermission__user_id=user_id,
+            entryregeneratepermission__enabled=True,
+            strategy__user_id=user_id,
+            strategy__allow_regeneration=True,
+        )
+        .order_by("strategy_id")
+        .values_list("strategy_id")
+    ),
+)
+
+
 def archive_rejected_orders(*, user_id: int) -> list[int]:
     """Archive the user's rejected, not yet archived orders. Returns their ids."""
     archived: list[int] = []
-    candidates = list(
-        Order.objects.filter(user_id=user_id, status=Order.Status.REJECTED, archived_at=None)
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
-    for order_id in candidates:
+    for (order_id,) in _REJECTED_UNARCHIVED(user_id=user_id):
         with transaction.atomic():
             order = (
                 Order.objects.select_for_update()
@@ -69,14 +96,7 @@ def archive_rejected_orders(*, user_id: int) -> list[int]:
 def regeneration_strategy_ids(*, user_id: int) -> list[int]:
     """Strategies whose rejected orders may be regenerated: the user's permission is enabled,
     covers them, and the strategy itself allows regeneration. Empty means step 8 is skipped."""
-    permission = EntryRegeneratePermission.objects.filter(user_id=user_id, enabled=True).first()
-    if permission is None:
-        return []
-    return list(
-        permission.strategies.filter(user_id=user_id, allow_regeneration=True).values_list(
-            "id", flat=True
-        )
-    )
+    return [row.id for row in _REGENERATION_STRATEGIES(user_id=user_id)]
 
 
 def regeneration_permitted(*, user_id: int) -> bool:

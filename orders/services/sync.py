@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import BrokerAccount
@@ -44,6 +44,7 @@ from orders.services.audit import (
 from orders.services.exclusion import fence
 from orders.services.lifecycle import apply_leg_event
 from trading_site.core.bulk_rows import bulk_update_rows
+from trading_site.core.prepared import PreparedModels, PreparedRows
 
 MONITORING_ACTOR = "monitoring"
 LIVE_ORDER_STATUSES = (
@@ -308,6 +309,13 @@ class _PositionChanges:
         return bool(self.new or self.changed or self.gone)
 
 
+# Read by every cycle of every account: compiled once (`PreparedModels`).
+_POSITIONS_OF_ACCOUNT = PreparedModels(
+    BrokerPosition,
+    lambda *, account_id: BrokerPosition.objects.filter(account_id=account_id),
+)
+
+
 def _position_changes(
     account: BrokerAccount, rows: Sequence[BrokerPositionRow], now: datetime
 ) -> _PositionChanges:
@@ -315,7 +323,7 @@ def _position_changes(
     rows the broker no longer reports are deleted). Reads only."""
     existing = {
         (p.exchange_segment, p.exchange_instrument_id, p.product_type): p
-        for p in BrokerPosition.objects.filter(account=account)
+        for p in _POSITIONS_OF_ACCOUNT(account_id=account.pk)
     }
     seen = set()
     new, changed = [], []
@@ -641,18 +649,31 @@ _LEG_DIGEST_FIELDS = (
 )
 
 
+def _digested_legs(
+    *, account_id: int, identifiers: list[str] | None = None
+) -> QuerySet[OrderLeg, tuple[Any, ...]]:
+    synced = Q(status__in=_SYNCED_LEG_STATUSES)
+    if identifiers is not None:
+        synced |= Q(unique_identifier__in=identifiers)
+    legs = OrderLeg.objects.filter(account_id=account_id).filter(synced).order_by("id")
+    return legs.values_list(*_LEG_DIGEST_FIELDS)
+
+
+# Read by every cycle and broker event of every account: compiled once (`PreparedRows`).
+_DIGESTED_LEGS = PreparedRows(tuple, _digested_legs)
+_DIGESTED_LEGS_AND_NAMED = PreparedRows(tuple, _digested_legs)
+
+
 def _legs_digest(account: BrokerAccount, book: _Book) -> tuple[str, bool]:
     """A fingerprint of every leg the sync would read or reconcile against `book`, as
     stored now (any write to one, by anyone, changes it: `updated_at` is in it), and
     whether one is still PENDING_SUBMIT (its settling depends on the clock, not the book)."""
-    rows = list(
-        OrderLeg.objects.filter(account=account)
-        .filter(
-            Q(status__in=_SYNCED_LEG_STATUSES) | Q(unique_identifier__in=list(book.by_identifier))
-        )
-        .order_by("id")
-        .values_list(*_LEG_DIGEST_FIELDS)
-    )
+    identifiers = list(book.by_identifier)
+    if identifiers:
+        read = _DIGESTED_LEGS_AND_NAMED(account_id=account.pk, identifiers=identifiers)
+    else:
+        read = _DIGESTED_LEGS(account_id=account.pk)
+    rows = read
     pending = any(row[1] == LegStatus.PENDING_SUBMIT for row in rows)
     return hashlib.sha256(repr(rows).encode()).hexdigest()[:32], pending
 
@@ -747,25 +768,33 @@ def _sync_legs(
     return sorted(touched)
 
 
+_PRICE_COLUMNS = (
+    "id",
+    "buy_fair_price",
+    "sell_fair_price",
+    "avg_fair_price",
+    "ltp",
+    "instrument__fair_price__instrument_id",
+    "instrument__fair_price__buy_fair_price",
+    "instrument__fair_price__sell_fair_price",
+    "instrument__fair_price__avg_fair_price",
+    "instrument__fair_price__last_traded_price",
+)
+_SHOWN_AND_CURRENT_PRICES = PreparedRows(
+    tuple,
+    lambda *, account_id: Order.objects.filter(
+        account_id=account_id, status__in=LIVE_ORDER_STATUSES
+    ).values_list(*_PRICE_COLUMNS),
+)
+
+
 def _refresh_fair_prices(account: BrokerAccount) -> None:
     """Copy each live order's instrument fair prices and LTP onto it (the design's wide
     row): one UPDATE per instrument whose orders show other prices, none when they already
     show the current ones (the usual case between two price ticks)."""
-    live = Order.objects.filter(account=account, status__in=LIVE_ORDER_STATUSES)
     # The orders' shown prices and their instruments' current ones in one read (a join).
     stale: dict[tuple, list[int]] = {}
-    for order_id, *prices in live.values_list(
-        "id",
-        "buy_fair_price",
-        "sell_fair_price",
-        "avg_fair_price",
-        "ltp",
-        "instrument__fair_price__instrument_id",
-        "instrument__fair_price__buy_fair_price",
-        "instrument__fair_price__sell_fair_price",
-        "instrument__fair_price__avg_fair_price",
-        "instrument__fair_price__last_traded_price",
-    ):
+    for order_id, *prices in _SHOWN_AND_CURRENT_PRICES(account_id=account.pk):
         shown, (priced, *current) = tuple(prices[:4]), prices[4:]
         if priced is not None and shown != tuple(current):
             stale.setdefault(tuple(current), []).append(order_id)

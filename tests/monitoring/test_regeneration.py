@@ -11,11 +11,13 @@ from orders.services.regeneration import (
     archive_rejected_orders,
     place_regenerations,
     regeneration_permitted,
+    regeneration_strategy_ids,
     stage_regenerations,
 )
 from tests.factories import (
     make_desk,
     make_strategy,
+    make_user,
     place_bracket_the_broker_rejects,
     sync_from_broker,
 )
@@ -45,6 +47,22 @@ def _permit(user, *strategies, enabled=True):
     permission = EntryRegeneratePermission.objects.create(user=user, enabled=enabled)
     permission.strategies.set(strategies)
     return permission
+
+
+def test_the_permitted_strategies_are_the_users_own_that_allow_regeneration(desk):
+    user, _account, _instrument, allowed = desk
+    forbidding = make_strategy(user=user, allow_regeneration=False)
+    someone_elses = make_strategy(user=make_user(), allow_regeneration=True)
+    also_allowed = make_strategy(user=user, allow_regeneration=True)
+    not_in_the_permission = make_strategy(user=user, allow_regeneration=True)
+    assert regeneration_strategy_ids(user_id=user.pk) == []  # no permission yet
+    permission = _permit(user, allowed, forbidding, someone_elses, also_allowed)
+    assert not_in_the_permission.pk not in regeneration_strategy_ids(user_id=user.pk)
+    assert regeneration_strategy_ids(user_id=user.pk) == sorted([allowed.pk, also_allowed.pk])
+    assert regeneration_strategy_ids(user_id=someone_elses.user_id) == []
+    permission.enabled = False
+    permission.save()
+    assert regeneration_strategy_ids(user_id=user.pk) == []
 
 
 def test_rejected_order_is_archived_with_an_audit_event_and_kept(settings, desk):

@@ -5,9 +5,11 @@ fills, the margin state and balance, the whole account at once (`snapshot_of`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection
@@ -24,6 +26,7 @@ from orders.brokers.paper.matching import InstrumentRules, OrderState, Quote
 from orders.brokers.paper.models import PaperBook, PaperOrder, PaperTrade
 from orders.domain.vocabulary import OrderType, ProductType, Side
 from orders.market.models import Instrument
+from trading_site.core.prepared import PreparedRows
 
 _ZERO = Decimal("0")
 _PLACES = Decimal("0.0001")
@@ -102,7 +105,7 @@ def mark_price_of(instrument) -> Decimal | None:
     return fair.buy_fair_price or fair.sell_fair_price
 
 
-def order_state_of(order: PaperOrder) -> OrderState:
+def order_state_of(order: BookOrder) -> OrderState:
     return OrderState(
         side=order.side,
         order_type=order.order_type,
@@ -118,7 +121,7 @@ def order_state_of(order: PaperOrder) -> OrderState:
 # ---- reads --------------------------------------------------------------------------
 
 
-def order_row(order: PaperOrder, *, exchange_order_id: str | None = None) -> BrokerOrderRow:
+def order_row(order: BookOrder, *, exchange_order_id: str | None = None) -> BrokerOrderRow:
     """One order's row, as the order book shows it (a gateway's answer carries it); the
     exchange's order id is ours unless given (the XTS simulator numbers its own)."""
     return BrokerOrderRow(
@@ -152,7 +155,7 @@ def order_rows(book: PaperBook) -> list[BrokerOrderRow]:
     return [order_row(order) for order in PaperOrder.objects.filter(book=book).order_by("id")]
 
 
-def _trade_row(trade: PaperTrade, order: PaperOrder) -> BrokerTradeRow:
+def _trade_row(trade: PaperTrade | LoadedTrade, order: BookOrder) -> BrokerTradeRow:
     return BrokerTradeRow(
         execution_id=trade.execution_id,
         broker_order_id=str(order.app_order_id),
@@ -226,7 +229,9 @@ def _position_totals(book: PaperBook) -> dict[tuple[str, int, str], _PositionTot
     }
 
 
-def _totals_of(trades: Iterable[PaperTrade]) -> dict[tuple[str, int, str], _PositionTotals]:
+def _totals_of(
+    trades: Iterable[PaperTrade | LoadedTrade],
+) -> dict[tuple[str, int, str], _PositionTotals]:
     """`_position_totals` from the book's trades already loaded (the snapshot reads them
     all anyway): the same sums, without the grouped query."""
     totals: dict[tuple[str, int, str], _PositionTotals] = {}
@@ -380,7 +385,7 @@ def _open_order_exposure(book: PaperBook) -> Decimal:
     return exposure
 
 
-def resting_exposure(order: PaperOrder, instrument) -> Decimal:
+def resting_exposure(order: BookOrder, instrument) -> Decimal:
     """What a new, unfilled open order adds to `_open_order_exposure` (same pricing)."""
     if order.status not in PaperOrder.OPEN_STATUSES:
         return _ZERO
@@ -391,7 +396,7 @@ def resting_exposure(order: PaperOrder, instrument) -> Decimal:
     return (price or _ZERO) * order.leaves_quantity
 
 
-def _open_exposure_of(orders: list[PaperOrder]) -> Decimal:
+def _open_exposure_of(orders: Sequence[BookOrder]) -> Decimal:
     """`_open_order_exposure` over orders already loaded (with their instruments' prices)."""
     return sum((resting_exposure(order, order.instrument) for order in orders), _ZERO)
 
@@ -468,26 +473,178 @@ def book_orders(book: PaperBook) -> list[PaperOrder]:
     )
 
 
-def account_book_and_orders(account_id: int) -> tuple[PaperBook, list[PaperOrder]]:
-    """The account's book and its orders (`book_orders`) in one query, the book joined to
-    every order row; a book without orders (or none yet) is read (or created) on its own."""
-    orders = list(
+class _LoadedFairPrice(NamedTuple):
+    buy_fair_price: Decimal | None
+    sell_fair_price: Decimal | None
+    avg_fair_price: Decimal | None
+    last_traded_price: Decimal | None
+
+
+class _LoadedInstrument(NamedTuple):
+    exchange_segment: str
+    exchange_instrument_id: int
+    lot_size: int
+    tick_size: Decimal
+    freeze_quantity: int | None
+    price_band_low: Decimal | None
+    price_band_high: Decimal | None
+    fair_price: _LoadedFairPrice | None
+
+
+_BOOK_FIELDS = ("id", "name", "account_id", "starting_cash", "created_at")
+_BOOK_COLUMNS = tuple(f"book__{name}" for name in _BOOK_FIELDS)
+_ORDER_COLUMNS = (
+    "id",
+    "app_order_id",
+    "unique_identifier",
+    "instrument_id",
+    "exchange_segment",
+    "exchange_instrument_id",
+    "trading_symbol",
+    "side",
+    "order_type",
+    "product_type",
+    "time_in_force",
+    "quantity",
+    "limit_price",
+    "stop_price",
+    "filled_quantity",
+    "average_price",
+    "status",
+    "reject_reason",
+    "triggered",
+    "client_id",
+    "created_at",
+    "updated_at",
+    "last_fill_at",
+)
+_INSTRUMENT_COLUMNS = (
+    "instrument__exchange_segment",
+    "instrument__exchange_instrument_id",
+    "instrument__lot_size",
+    "instrument__tick_size",
+    "instrument__freeze_quantity",
+    "instrument__price_band_low",
+    "instrument__price_band_high",
+    "instrument__fair_price__instrument_id",
+    "instrument__fair_price__buy_fair_price",
+    "instrument__fair_price__sell_fair_price",
+    "instrument__fair_price__avg_fair_price",
+    "instrument__fair_price__last_traded_price",
+)
+_ORDER_AT = len(_BOOK_COLUMNS)
+_INSTRUMENT_AT = _ORDER_AT + len(_ORDER_COLUMNS)
+_FAIR_AT = _INSTRUMENT_AT + 7
+
+
+class LoadedOrder(NamedTuple):
+    """A book's order as the monitoring snapshot reads it: the order's own columns (the
+    names of `PaperOrder`'s), with its instrument's rules and fair prices, from one joined
+    read of plain values (no model instances). The snapshot's functions read it as they
+    read a `PaperOrder` (`pk`, `leaves_quantity`, `instrument`, `instrument.fair_price`)."""
+
+    id: int
+    app_order_id: int | None
+    unique_identifier: str
+    instrument_id: int | None
+    exchange_segment: str
+    exchange_instrument_id: int
+    trading_symbol: str
+    side: str
+    order_type: str
+    product_type: str
+    time_in_force: str
+    quantity: int
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    filled_quantity: int
+    average_price: Decimal | None
+    status: str
+    reject_reason: str
+    triggered: bool
+    client_id: str
+    created_at: datetime
+    updated_at: datetime
+    last_fill_at: datetime | None
+    instrument: _LoadedInstrument | None
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+    @property
+    def leaves_quantity(self) -> int:
+        if self.status in PaperOrder.OPEN_STATUSES:
+            return self.quantity - self.filled_quantity
+        return 0
+
+
+# Read by every cycle for every paper account: compiled once (`PreparedRows`).
+_BOOK_AND_ORDERS = PreparedRows(
+    tuple,
+    lambda *, account_id: (
         PaperOrder.objects.filter(book__account_id=account_id)
-        .select_related("book", "instrument__fair_price")
         .order_by("id")
-    )
-    if not orders:
-        return book_for_account(account_id), orders
-    return orders[0].book, orders
+        .values_list(*_BOOK_COLUMNS, *_ORDER_COLUMNS, *_INSTRUMENT_COLUMNS)
+    ),
+)
+
+
+# What the snapshot's functions take: a model row, or the same columns read as values.
+BookOrder = PaperOrder | LoadedOrder
+
+
+class LoadedTrade(NamedTuple):
+    """A book's fill as the monitoring snapshot reads it (the names of `PaperTrade`'s)."""
+
+    order_id: int
+    execution_id: str
+    exchange_segment: str
+    exchange_instrument_id: int
+    trading_symbol: str
+    side: str
+    product_type: str
+    quantity: int
+    price: Decimal
+    traded_at: datetime
+
+
+_BOOK_TRADES = PreparedRows(
+    LoadedTrade,
+    lambda *, book_id: (
+        PaperTrade.objects.filter(book_id=book_id).order_by("id").values_list(*LoadedTrade._fields)
+    ),
+)
+
+
+def _loaded_order(row: tuple[Any, ...]) -> LoadedOrder:
+    instrument = None
+    if row[_ORDER_AT + 3] is not None:  # instrument_id
+        fair = None
+        if row[_FAIR_AT] is not None:
+            fair = _LoadedFairPrice._make(row[_FAIR_AT + 1 :])
+        instrument = _LoadedInstrument._make((*row[_INSTRUMENT_AT:_FAIR_AT], fair))
+    return LoadedOrder._make((*row[_ORDER_AT:_INSTRUMENT_AT], instrument))
+
+
+def account_book_and_orders(account_id: int) -> tuple[PaperBook, list[LoadedOrder]]:
+    """The account's book and its orders (as `book_orders` lists them, read as
+    `LoadedOrder`s) in one query, the book joined to every order row; a book without orders
+    (or none yet) is read (or created) on its own."""
+    rows = _BOOK_AND_ORDERS(account_id=account_id)
+    if not rows:
+        return book_for_account(account_id), []
+    book = PaperBook.from_db(PaperBook.objects.db, list(_BOOK_FIELDS), rows[0][:_ORDER_AT])
+    return book, [_loaded_order(row) for row in rows]
 
 
 def snapshot_of(
-    book: PaperBook, orders: list[PaperOrder], config: rules_mod.PaperConfig
+    book: PaperBook, orders: Sequence[BookOrder], config: rules_mod.PaperConfig
 ) -> tuple[list[BrokerOrderRow], list[BrokerTradeRow], list[BrokerPositionRow], BrokerBalance]:
     """Order book, trade book, positions and balance from the book's orders already loaded
     (with their instruments' prices): about five queries instead of some thirty."""
     by_id = {order.pk: order for order in orders}
-    book_trades = list(PaperTrade.objects.filter(book=book).order_by("id"))
+    book_trades = _BOOK_TRADES(book_id=book.pk)
     trades = [_trade_row(trade, by_id[trade.order_id]) for trade in book_trades]
     totals = _totals_of(book_trades)
     keys = {(segment, iid) for segment, iid, _ in totals}

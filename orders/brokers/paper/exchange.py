@@ -13,6 +13,7 @@ accepts the order and the order book then shows it Rejected with a reason.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 from django.db import transaction
@@ -30,6 +31,7 @@ from orders.brokers.base import (
 )
 from orders.brokers.paper import matching as rules_mod
 from orders.brokers.paper.book import (
+    BookOrder,
     BookState,
     book_orders,
     book_state,
@@ -137,7 +139,7 @@ def match_open_orders(*, instrument_ids=None, book: PaperBook | None = None) -> 
     return len(fills)
 
 
-def _needs_matching(orders: list[PaperOrder], config) -> bool:
+def _needs_matching(orders: Sequence[BookOrder], config) -> bool:
     """Whether a tick would fill or trigger any of these open orders at the current quotes:
     the same rules as `match_open_orders`, without locks or writes."""
     for order in orders:
@@ -415,7 +417,7 @@ def cancel_order(*, book: PaperBook, broker_order_id: str) -> PaperOrder:
 
 
 def book_snapshot(
-    book: PaperBook, orders: list[PaperOrder] | None = None
+    book: PaperBook, orders: Sequence[BookOrder] | None = None
 ) -> tuple[list[BrokerOrderRow], list[BrokerTradeRow], list[BrokerPositionRow], BrokerBalance]:
     """Order book, trade book, positions and balance in one pass: the four reads' answers
     from one load of the book (`orders`, when the caller loaded them with the book:

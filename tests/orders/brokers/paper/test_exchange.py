@@ -311,6 +311,63 @@ def test_the_snapshot_sums_its_loaded_trades_as_the_grouped_query_does(
     ]
 
 
+def test_the_snapshots_plain_rows_read_as_the_order_models_do(move_price, book, instrument):
+    """The monitoring read loads a book's orders as plain values (`LoadedOrder`), which the
+    snapshot's functions read as they read a `PaperOrder`: every column, `pk`,
+    `leaves_quantity`, the instrument's rules and its fair prices (or none) must equal the
+    model's, for orders of every kind and state, and the book must be the book."""
+    unpriced = make_instrument(symbol="UNPRICED", band=(D("10.00"), D("20.00")))
+    _submit(book, _request(instrument, quantity=4, uid="FILLED"))
+    _submit(book, _request(instrument, order_type="LIMIT", limit=D("1250.00"), uid="RESTING"))
+    _submit(
+        book,
+        _request(
+            instrument,
+            side="SELL",
+            order_type="STOPLIMIT",
+            limit=D("1240.00"),
+            stop=D("1245.00"),
+            uid="STOP",
+        ),
+    )
+    with pytest.raises(OrderRejected):
+        _submit(book, _request(instrument, order_type="LIMIT", limit=D("9.00"), uid="BAND"))
+    _submit(book, _request(unpriced, order_type="LIMIT", limit=D("15.00"), uid="NOPRICE"))
+    move_price(instrument, "1301.10", spread="0.20")
+
+    loaded_book, loaded = paper_book.account_book_and_orders(book.account_id)
+    models = paper_book.book_orders(book)
+
+    assert loaded_book == book
+    for name in ("id", "name", "account_id", "starting_cash", "created_at"):
+        assert getattr(loaded_book, name) == getattr(book, name)
+    assert [o.unique_identifier for o in loaded] == ["FILLED", "RESTING", "STOP", "BAND", "NOPRICE"]
+    assert len(loaded) == len(models)
+    for plain, model in zip(loaded, models, strict=True):
+        for name in plain._fields:
+            if name != "instrument":
+                assert getattr(plain, name) == getattr(model, name), name
+        assert (plain.pk, plain.leaves_quantity) == (model.pk, model.leaves_quantity)
+        assert paper_book.order_row(plain) == paper_book.order_row(model)
+        assert paper_book.order_state_of(plain) == paper_book.order_state_of(model)
+        assert paper_book.rules_of(plain.instrument) == paper_book.rules_of(model.instrument)
+        assert paper_book.quote_of(plain.instrument) == paper_book.quote_of(model.instrument)
+        assert paper_book.mark_price_of(plain.instrument) == paper_book.mark_price_of(
+            model.instrument
+        )
+        assert paper_book.resting_exposure(plain, plain.instrument) == (
+            paper_book.resting_exposure(model, model.instrument)
+        )
+    by_uid = {o.unique_identifier: o for o in loaded}
+    assert by_uid["NOPRICE"].instrument.fair_price is None
+    assert by_uid["RESTING"].leaves_quantity == 10 and by_uid["FILLED"].leaves_quantity == 0
+    assert by_uid["BAND"].reject_reason
+    config = paper_book.paper_config()
+    assert paper_book.snapshot_of(book, loaded, config) == paper_book.snapshot_of(
+        book, models, config
+    )
+
+
 def test_broker_client_places_and_reads_a_paper_account(instrument):
     account = make_account()
     client = broker_client(account)
