@@ -19,6 +19,7 @@ from accounts.models import BrokerAccount, Strategy
 from orders.models import Instrument, OrderType, ProductType, Side
 from trading_site.core.errors import MarketClosed, NotFound, ValidationFailed
 from trading_site.core.market_hours import is_trading_window_open, next_opening
+from trading_site.core.prepared import PreparedModels
 
 FieldErrors = dict[str, list[str]]
 
@@ -144,10 +145,19 @@ def resolve_account(*, user, account_id) -> BrokerAccount:
         ) from None
     if as_id(account_pk) is None:  # out of any id's range: nobody's account
         raise NotFound("Account not found", details={"account_id": account_pk})
-    account = BrokerAccount.objects.filter(pk=account_pk, user=user, is_active=True).first()
-    if account is None:
+    found = _ACTIVE_ACCOUNT_OF_USER(account_id=account_pk, user_id=user.pk)
+    if not found:
         raise NotFound("Account not found", details={"account_id": account_pk})
-    return account
+    return found[0]
+
+
+# Read by every placement: compiled once (`PreparedModels`).
+_ACTIVE_ACCOUNT_OF_USER = PreparedModels(
+    BrokerAccount,
+    lambda *, account_id, user_id: BrokerAccount.objects.filter(
+        pk=account_id, user_id=user_id, is_active=True
+    ),
+)
 
 
 def check_trading_window(account: BrokerAccount) -> None:

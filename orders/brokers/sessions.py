@@ -123,7 +123,14 @@ def login_lock_seconds() -> int:
 
 
 def _load_session(account_id: int) -> BrokerSession | None:
-    return BrokerSession.objects.filter(account_id=account_id).first()
+    found = _SESSION_OF_ACCOUNT(account_id=account_id)  # one at most (one-to-one)
+    return found[0] if found else None
+
+
+# Read by every broker call: compiled once (`PreparedModels`).
+_SESSION_OF_ACCOUNT = PreparedModels(
+    BrokerSession, lambda *, account_id: BrokerSession.objects.filter(account_id=account_id)
+)
 
 
 def _store_login(account_id: int, login: BrokerLogin) -> BrokerSession:

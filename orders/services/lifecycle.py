@@ -27,6 +27,7 @@ from orders.domain.vocabulary import EventKind, LegStatus
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.services.audit import leg_state, new_event
 from orders.services.exclusion import fence
+from trading_site.core.prepared import PreparedRows
 
 logger = logging.getLogger("orders.lifecycle")
 
@@ -61,6 +62,18 @@ class LegTransition:
         return self.refusal is None
 
 
+# Read by every leg change: compiled once (`PreparedRows`).
+_LEGS_FOR_UPDATE = PreparedRows(
+    tuple,
+    lambda *, ids: (
+        OrderLeg.objects.select_for_update()
+        .filter(pk__in=ids)
+        .order_by("pk")
+        .values_list("pk", *_LOCKED_FIELDS)
+    ),
+)
+
+
 def lock_legs(legs: Iterable[OrderLeg]) -> None:
     """SELECT ... FOR UPDATE the legs (in id order: no deadlock between two writers) and
     bring the in-memory legs up to what the database holds, then check the writer still
@@ -69,15 +82,9 @@ def lock_legs(legs: Iterable[OrderLeg]) -> None:
     by_pk = {leg.pk: leg for leg in legs}
     if not by_pk:
         return
-    rows = (
-        OrderLeg.objects.select_for_update()
-        .filter(pk__in=list(by_pk))
-        .order_by("pk")
-        .values("pk", *_LOCKED_FIELDS)
-    )
-    for row in rows:
-        leg = by_pk[row.pop("pk")]
-        for name, value in row.items():
+    for pk, *values in _LEGS_FOR_UPDATE(ids=list(by_pk)):
+        leg = by_pk[pk]
+        for name, value in zip(_LOCKED_FIELDS, values, strict=True):
             setattr(leg, name, value)
     for account_id in sorted({leg.account_id for leg in by_pk.values()}):
         fence(account_id)

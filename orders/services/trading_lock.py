@@ -21,6 +21,7 @@ Lock and unlock are audited (OrderEvent TRADING_LOCKED / TRADING_UNLOCKED on the
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 from django.db import transaction
 from django.utils import timezone
@@ -29,6 +30,7 @@ from accounts.models import BrokerAccount
 from orders.domain.vocabulary import EventKind
 from orders.services.audit import record_account_event
 from trading_site.core.errors import TradingLocked
+from trading_site.core.prepared import PreparedRows
 
 LOCKED_REASON = "trading is locked on this account by the kill switch"
 
@@ -52,30 +54,42 @@ def ensure_trading_allowed(account: BrokerAccount) -> None:
 def ensure_trading_allowed_now(account_id: int) -> None:
     """As `ensure_trading_allowed`, from the account row as it is now (for a change decided
     on a live read of the position, which may come a while after the account was loaded)."""
-    locked_at = (
-        BrokerAccount.objects.filter(pk=account_id)
-        .values_list("trading_locked_at", flat=True)
-        .first()
-    )
-    if locked_at is not None:
-        raise _locked_error(account_id, locked_at)
+    for (locked_at,) in _LOCKED_AT(account_id=account_id):
+        if locked_at is not None:
+            raise _locked_error(account_id, locked_at)
 
 
 def refuse_if_locked(account_id: int) -> None:
     """Inside the write-ahead transaction: lock the account row and refuse if trading is
     locked (the kill switch's UPDATE waits for this transaction, and this one for it)."""
-    locked_at = (
-        BrokerAccount.objects.select_for_update()
-        .filter(pk=account_id)
-        .values_list("trading_locked_at", flat=True)
-        .first()
-    )
-    if locked_at is not None:
-        raise _locked_error(account_id, locked_at)
+    for (locked_at,) in _LOCKED_AT_FOR_UPDATE(account_id=account_id):
+        if locked_at is not None:
+            raise _locked_error(account_id, locked_at)
 
 
 def is_trading_locked(account_id: int) -> bool:
-    return BrokerAccount.objects.filter(pk=account_id, trading_locked_at__isnull=False).exists()
+    return any(locked_at is not None for (locked_at,) in _LOCKED_AT(account_id=account_id))
+
+
+class _LockedAt(NamedTuple):
+    trading_locked_at: datetime | None
+
+
+# Read by every placement (twice) and every change: compiled once (`PreparedRows`).
+_LOCKED_AT = PreparedRows(
+    _LockedAt,
+    lambda *, account_id: BrokerAccount.objects.filter(pk=account_id).values_list(
+        "trading_locked_at"
+    ),
+)
+_LOCKED_AT_FOR_UPDATE = PreparedRows(
+    _LockedAt,
+    lambda *, account_id: (
+        BrokerAccount.objects.select_for_update()
+        .filter(pk=account_id)
+        .values_list("trading_locked_at")
+    ),
+)
 
 
 def _locked_at_for_update(account: BrokerAccount) -> datetime | None:

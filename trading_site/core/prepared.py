@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from django.db import connections, router
+from django.db.transaction import TransactionManagementError
 from django.db.models import Model, QuerySet
 
 RowT = TypeVar("RowT", bound=tuple)
@@ -49,6 +50,7 @@ class NotPreparable(TypeError):
 class _Compiled(NamedTuple):
     alias: str
     sql: str
+    for_update: bool  # SELECT ... FOR UPDATE: only inside a transaction, as the ORM insists
     # Per bound parameter of the SQL: (name, index in the list or -1 for a scalar), or
     # None for a constant of the queryset itself (kept in `constants`).
     slots: tuple[tuple[str, int] | None, ...]
@@ -132,6 +134,10 @@ class PreparedRows(Generic[RowT]):
             for slot, constant in zip(compiled.slots, compiled.constants, strict=True)
         ]
         connection = connections[compiled.alias]
+        if compiled.for_update and connection.get_autocommit():
+            raise TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction."
+            )
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, bound)
             rows = cursor.fetchall()
@@ -191,7 +197,14 @@ class PreparedRows(Generic[RowT]):
             (position, tuple(functions), expression)
             for position, (functions, expression) in compiler.get_converters(selected).items()
         )
-        return _Compiled(queryset.db, sql, tuple(slots), tuple(constants), converters)
+        return _Compiled(
+            queryset.db,
+            sql,
+            bool(queryset.query.select_for_update),
+            tuple(slots),
+            tuple(constants),
+            converters,
+        )
 
 
 class PreparedModels(Generic[ModelT]):

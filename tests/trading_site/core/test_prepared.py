@@ -238,3 +238,25 @@ def test_prepared_models_are_the_models_the_orm_would_build():
     account.save()  # an ordinary instance: saved as an update of its row
     assert BrokerAccount.objects.get(pk=first.pk).account_name == "renamed"
     assert read(user_id=make_user().pk) == []
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit between the test's own transactions
+def test_a_read_for_update_locks_and_is_refused_outside_a_transaction():
+    from django.db import transaction
+    from django.db.transaction import TransactionManagementError
+
+    account = make_account()
+    make_order(account=account)
+    read = PreparedRows(
+        OrderBits,
+        lambda *, account_ids, statuses: _orders(
+            account_ids=account_ids, statuses=statuses
+        ).select_for_update(),
+    )
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        assert len(read(account_ids=[account.pk], statuses=["OPEN"])) == 1
+        assert len(read(account_ids=[account.pk], statuses=["OPEN"])) == 1  # compiled once
+    assert all("FOR UPDATE" in q["sql"] for q in queries if "SELECT" in q["sql"])
+    assert len([q for q in queries if "FOR UPDATE" in q["sql"]]) == 2
+    with pytest.raises(TransactionManagementError):
+        read(account_ids=[account.pk], statuses=["OPEN"])  # autocommit: nothing to lock in
