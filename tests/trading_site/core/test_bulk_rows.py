@@ -32,6 +32,11 @@ def _stored(model, pk: int) -> dict:
 
 
 def _order(account, instrument, strategy, **fields) -> Order:
+    return Order(**_order_values(account, instrument, strategy, **fields))
+
+
+def _order_values(account, instrument, strategy, **fields) -> dict:
+    """Every column of an order set (the related ones as objects), `fields` on top."""
     values = dict(
         user=account.user,
         account=account,
@@ -64,7 +69,7 @@ def _order(account, instrument, strategy, **fields) -> Order:
         archived_at=datetime(2026, 11, 29, 10, 15, 30, 123456, tzinfo=UTC),
     )
     values.update(fields)
-    return Order(**values)
+    return values
 
 
 def _unsaved_leg(order: Order, uid: str, *, side: str = "BUY", quantity: int = 1) -> OrderLeg:
@@ -238,21 +243,7 @@ def _fields(row) -> dict:
 def test_new_row_is_the_row_the_model_constructor_builds():
     account = make_account()
     instrument, strategy = make_instrument(), make_strategy(user=account.user)
-    values = dict(
-        user=account.user,
-        account=account,
-        instrument=instrument,
-        symbol=instrument.trading_symbol,
-        exchange_segment=instrument.exchange_segment,
-        exchange_instrument_id=instrument.exchange_instrument_id,
-        side="BUY",
-        quantity=2,
-        kind=Order.Kind.BRACKET,
-        strategy=strategy,
-        regenerated_from_id=None,
-        limit_price=D("99.5"),
-        targets=[{"price": "105", "quantity": 2}],
-    )
+    values = _order_values(account, instrument, strategy, regenerated_from_id=None)
 
     built, expected = new_row(Order, **values), Order(**values)
 
