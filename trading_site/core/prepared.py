@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from django.db import connections, router
-from django.db.transaction import TransactionManagementError
 from django.db.models import Model, QuerySet
+from django.db.transaction import TransactionManagementError
 
 RowT = TypeVar("RowT", bound=tuple)
 ModelT = TypeVar("ModelT", bound=Model)
