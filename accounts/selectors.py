@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404
 
 from accounts.models import ApiKey, AuthSession, Broker, BrokerAccount, Strategy, User
 from trading_site.core.errors import NotFound
+from trading_site.core.prepared import PreparedModels
 
 
 def broker_accounts_for(*, user: User, active_only: bool = False) -> QuerySet[BrokerAccount]:
@@ -18,6 +19,39 @@ def active_accounts_by_name(*, user: User) -> QuerySet[BrokerAccount]:
     """The user's active accounts as the pages and forms list them (account names are
     unique per user)."""
     return BrokerAccount.objects.filter(user=user, is_active=True).order_by("account_name", "id")
+
+
+# The active-account reads of every placement, cycle and broker event: compiled once
+# (`PreparedModels`).
+_ACTIVE_ACCOUNTS_OF_USER = PreparedModels(
+    BrokerAccount,
+    lambda *, user_id: BrokerAccount.objects.filter(user_id=user_id, is_active=True).order_by("id"),
+)
+_ACTIVE_ACCOUNT = PreparedModels(
+    BrokerAccount,
+    lambda *, account_id: BrokerAccount.objects.filter(pk=account_id, is_active=True),
+)
+_ACTIVE_ACCOUNT_OF_USER = PreparedModels(
+    BrokerAccount,
+    lambda *, account_id, user_id: BrokerAccount.objects.filter(
+        pk=account_id, user_id=user_id, is_active=True
+    ),
+)
+
+
+def active_accounts_of(*, user_id: int) -> list[BrokerAccount]:
+    """The user's active accounts in id order (`broker_accounts_for(active_only=True)`, as
+    a list read by a compiled query)."""
+    return _ACTIVE_ACCOUNTS_OF_USER(user_id=user_id)
+
+
+def active_account(*, account_id: int, user_id: int | None = None) -> BrokerAccount | None:
+    """The active account `account_id` (of `user_id`, when given), or None."""
+    if user_id is None:
+        found = _ACTIVE_ACCOUNT(account_id=account_id)
+    else:
+        found = _ACTIVE_ACCOUNT_OF_USER(account_id=account_id, user_id=user_id)
+    return found[0] if found else None
 
 
 def default_account_id(*, user: User) -> int | None:
@@ -50,7 +84,7 @@ def active_broker_account_for(*, user: User, account_id: int | str) -> BrokerAcc
         pk = int(account_id)
     except (TypeError, ValueError):
         raise NotFound("Account not found") from None
-    account = BrokerAccount.objects.filter(pk=pk, user=user, is_active=True).first()
+    account = active_account(account_id=pk, user_id=user.pk)
     if account is None:
         raise NotFound("Account not found", details={"account_id": pk})
     return account

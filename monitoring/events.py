@@ -41,6 +41,7 @@ import logging
 from collections.abc import Collection, Sequence
 
 from accounts.models import BrokerAccount
+from accounts.selectors import active_account
 from monitoring import pipeline
 from monitoring.pipeline import Outcome
 from monitoring.services import moved_figures_messages, order_figures, pnl_update_message
@@ -52,7 +53,6 @@ from orders.services.protection import protect_orders
 from pnl.intraday import record_cycle_samples
 from pnl.services import compute_account_pnl
 from trading_site.core import realtime
-from trading_site.core.prepared import PreparedModels
 
 logger = logging.getLogger("monitoring.events")
 
@@ -66,15 +66,7 @@ RESYNC_MATRIX = tuple(spec for spec in pipeline.MATRIX if spec.number <= 4)
 
 
 def _active_account(account_id: int) -> BrokerAccount | None:
-    found = _ACTIVE_ACCOUNT(account_id=account_id)
-    return found[0] if found else None
-
-
-# Read two or three times per run of events: compiled once (`PreparedModels`).
-_ACTIVE_ACCOUNT = PreparedModels(
-    BrokerAccount,
-    lambda *, account_id: BrokerAccount.objects.filter(pk=account_id, is_active=True),
-)
+    return active_account(account_id=account_id)
 
 
 def _wait() -> float:

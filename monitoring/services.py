@@ -30,6 +30,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, BrokerSession, User
+from accounts.selectors import active_accounts_of
 from monitoring import pipeline, presence
 from monitoring.models import Heartbeat, MonitoringRun
 from monitoring.pipeline import REGENERATION_PERMITTED, Outcome
@@ -39,7 +40,7 @@ from orders.models import BrokerPosition, Order, OrderLeg
 from orders.services.exclusion import accounts_exclusion
 from orders.services.regeneration import regeneration_permitted
 from trading_site.core import leases, market_hours, metrics, realtime
-from trading_site.core.prepared import PreparedModels, PreparedRows
+from trading_site.core.prepared import PreparedRows
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +88,6 @@ class _RunId(NamedTuple):
     id: int
 
 
-_ACTIVE_ACCOUNTS_OF_USER = PreparedModels(
-    BrokerAccount,
-    lambda *, user_id: BrokerAccount.objects.filter(user_id=user_id, is_active=True).order_by("id"),
-)
 _RUNNING_RUNS_OF_USER = PreparedRows(
     _RunId,
     lambda *, user_id: MonitoringRun.objects.filter(
@@ -305,7 +302,7 @@ def _run_steps(context: CycleContext, user_id: int) -> pipeline.CycleResult:
 def _execute(run: MonitoringRun) -> MonitoringRun:
     started = time.perf_counter()
     user_id = run.user_id
-    accounts = _ACTIVE_ACCOUNTS_OF_USER(user_id=user_id)
+    accounts = active_accounts_of(user_id=user_id)
     context = CycleContext(user_id=user_id, cycle_key=run.cycle_key, accounts=accounts)
     before = order_figures(user_id=user_id)
     try:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from accounts.models import BrokerAccount, Strategy
+from accounts.selectors import active_account
 from orders.models import Instrument, OrderType, ProductType, Side
 from trading_site.core.errors import MarketClosed, NotFound, ValidationFailed
 from trading_site.core.market_hours import is_trading_window_open, next_opening
-from trading_site.core.prepared import PreparedModels
 
 FieldErrors = dict[str, list[str]]
 
@@ -145,19 +145,10 @@ def resolve_account(*, user, account_id) -> BrokerAccount:
         ) from None
     if as_id(account_pk) is None:  # out of any id's range: nobody's account
         raise NotFound("Account not found", details={"account_id": account_pk})
-    found = _ACTIVE_ACCOUNT_OF_USER(account_id=account_pk, user_id=user.pk)
-    if not found:
+    account = active_account(account_id=account_pk, user_id=user.pk)
+    if account is None:
         raise NotFound("Account not found", details={"account_id": account_pk})
-    return found[0]
-
-
-# Read by every placement: compiled once (`PreparedModels`).
-_ACTIVE_ACCOUNT_OF_USER = PreparedModels(
-    BrokerAccount,
-    lambda *, account_id, user_id: BrokerAccount.objects.filter(
-        pk=account_id, user_id=user_id, is_active=True
-    ),
-)
+    return account
 
 
 def check_trading_window(account: BrokerAccount) -> None:
