@@ -273,24 +273,18 @@ class StopLimitLeg(NamedTuple):
     trailing_sl_step: Decimal | None
 
 
-_STOP_LIMIT_COLUMNS = (
-    "id",
-    "account_id",
-    "role",
-    "side",
-    "status",
-    "stop_price",
-    "limit_price",
-    "unique_identifier",
-    "trail_reference_price",
-    "order__instrument_id",
-    "order__instrument__tick_size",
-    "order__strategy_id",
-    "order__strategy__max_slippage_pct",
-    "order__strategy__trailing_sl_enabled",
-    "order__strategy__trailing_sl_trigger",
-    "order__strategy__trailing_sl_step",
-)
+# StopLimitLeg's columns, in its order: the leg's own fields by their names, the others
+# through the leg's order.
+_THROUGH_ORDER = {
+    "instrument_id": "order__instrument_id",
+    "tick_size": "order__instrument__tick_size",
+    "strategy_id": "order__strategy_id",
+    "max_slippage_pct": "order__strategy__max_slippage_pct",
+    "trailing_sl_enabled": "order__strategy__trailing_sl_enabled",
+    "trailing_sl_trigger": "order__strategy__trailing_sl_trigger",
+    "trailing_sl_step": "order__strategy__trailing_sl_step",
+}
+_STOP_LIMIT_COLUMNS = tuple(_THROUGH_ORDER.get(name, name) for name in StopLimitLeg._fields)
 
 
 def _stop_limit_query(

@@ -491,52 +491,6 @@ class _LoadedInstrument(NamedTuple):
     fair_price: _LoadedFairPrice | None
 
 
-_BOOK_FIELDS = ("id", "name", "account_id", "starting_cash", "created_at")
-_BOOK_COLUMNS = tuple(f"book__{name}" for name in _BOOK_FIELDS)
-_ORDER_COLUMNS = (
-    "id",
-    "app_order_id",
-    "unique_identifier",
-    "instrument_id",
-    "exchange_segment",
-    "exchange_instrument_id",
-    "trading_symbol",
-    "side",
-    "order_type",
-    "product_type",
-    "time_in_force",
-    "quantity",
-    "limit_price",
-    "stop_price",
-    "filled_quantity",
-    "average_price",
-    "status",
-    "reject_reason",
-    "triggered",
-    "client_id",
-    "created_at",
-    "updated_at",
-    "last_fill_at",
-)
-_INSTRUMENT_COLUMNS = (
-    "instrument__exchange_segment",
-    "instrument__exchange_instrument_id",
-    "instrument__lot_size",
-    "instrument__tick_size",
-    "instrument__freeze_quantity",
-    "instrument__price_band_low",
-    "instrument__price_band_high",
-    "instrument__fair_price__instrument_id",
-    "instrument__fair_price__buy_fair_price",
-    "instrument__fair_price__sell_fair_price",
-    "instrument__fair_price__avg_fair_price",
-    "instrument__fair_price__last_traded_price",
-)
-_ORDER_AT = len(_BOOK_COLUMNS)
-_INSTRUMENT_AT = _ORDER_AT + len(_ORDER_COLUMNS)
-_FAIR_AT = _INSTRUMENT_AT + 7
-
-
 class LoadedOrder(NamedTuple):
     """A book's order as the monitoring snapshot reads it: the order's own columns (the
     names of `PaperOrder`'s), with its instrument's rules and fair prices, from one joined
@@ -579,13 +533,29 @@ class LoadedOrder(NamedTuple):
         return 0
 
 
+# The joined read's columns, in `LoadedOrder`'s order: the book's, the order's own (every
+# field but `instrument`), the instrument's rules, then its fair price (its instrument id
+# first: None when it has none).
+_BOOK_FIELDS = ("id", "name", "account_id", "starting_cash", "created_at")
+_BOOK_COLUMNS = tuple(f"book__{name}" for name in _BOOK_FIELDS)
+_ORDER_COLUMNS = LoadedOrder._fields[:-1]
+_INSTRUMENT_COLUMNS = tuple(f"instrument__{name}" for name in _LoadedInstrument._fields[:-1])
+_FAIR_COLUMNS = tuple(
+    f"instrument__fair_price__{name}" for name in ("instrument_id", *_LoadedFairPrice._fields)
+)
+_ORDER_AT = len(_BOOK_COLUMNS)
+_INSTRUMENT_ID_AT = _ORDER_AT + _ORDER_COLUMNS.index("instrument_id")
+_INSTRUMENT_AT = _ORDER_AT + len(_ORDER_COLUMNS)
+_FAIR_AT = _INSTRUMENT_AT + len(_INSTRUMENT_COLUMNS)
+
+
 # Read by every cycle for every paper account: compiled once (`PreparedRows`).
 _BOOK_AND_ORDERS = PreparedRows(
     tuple,
     lambda *, account_id: (
         PaperOrder.objects.filter(book__account_id=account_id)
         .order_by("id")
-        .values_list(*_BOOK_COLUMNS, *_ORDER_COLUMNS, *_INSTRUMENT_COLUMNS)
+        .values_list(*_BOOK_COLUMNS, *_ORDER_COLUMNS, *_INSTRUMENT_COLUMNS, *_FAIR_COLUMNS)
     ),
 )
 
@@ -619,7 +589,7 @@ _BOOK_TRADES = PreparedRows(
 
 def _loaded_order(row: tuple[Any, ...]) -> LoadedOrder:
     instrument = None
-    if row[_ORDER_AT + 3] is not None:  # instrument_id
+    if row[_INSTRUMENT_ID_AT] is not None:
         fair = None
         if row[_FAIR_AT] is not None:
             fair = _LoadedFairPrice._make(row[_FAIR_AT + 1 :])
