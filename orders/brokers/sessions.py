@@ -123,14 +123,7 @@ def login_lock_seconds() -> int:
 
 
 def _load_session(account_id: int) -> BrokerSession | None:
-    found = _SESSION_OF_ACCOUNT(account_id=account_id)  # one at most (one-to-one)
-    return found[0] if found else None
-
-
-# Read by every broker call: compiled once (`PreparedModels`).
-_SESSION_OF_ACCOUNT = PreparedModels(
-    BrokerSession, lambda *, account_id: BrokerSession.objects.filter(account_id=account_id)
-)
+    return stored_sessions([account_id]).get(account_id)
 
 
 def _store_login(account_id: int, login: BrokerLogin) -> BrokerSession:
@@ -577,7 +570,7 @@ def stored_sessions(account_ids: list[int]) -> dict[int, BrokerSession]:
     return {row.account_id: row for row in _SESSIONS_OF_ACCOUNTS(account_ids=account_ids)}
 
 
-# Read by every cycle: compiled once (`PreparedModels`).
+# Read by every cycle and every broker call: compiled once (`PreparedModels`).
 _SESSIONS_OF_ACCOUNTS = PreparedModels(
     BrokerSession,
     lambda *, account_ids: BrokerSession.objects.filter(account_id__in=account_ids),
