@@ -170,7 +170,8 @@ def _accounts(*, user: User, account_id: int | None) -> QuerySet[BrokerAccount]:
     return queryset.order_by("account_name", "pk")
 
 
-# Read by every cycle and every position event: compiled once (`PreparedModels`).
+# Read by every cycle (its sync and its position book) and every position event: compiled
+# once (`PreparedModels`).
 _POSITIONS_OF_ACCOUNTS = PreparedModels(
     BrokerPosition,
     lambda *, account_ids: BrokerPosition.objects.filter(account_id__in=account_ids).order_by(
@@ -179,11 +180,16 @@ _POSITIONS_OF_ACCOUNTS = PreparedModels(
 )
 
 
+def stored_positions(*, account_ids: list[int]) -> list[BrokerPosition]:
+    """The accounts' stored position rows (as the broker last reported them), by symbol."""
+    return _POSITIONS_OF_ACCOUNTS(account_ids=account_ids)
+
+
 def position_book(*, accounts: Iterable[BrokerAccount]) -> PositionBook:
     """The positions of these accounts at the latest prices (two queries)."""
     accounts = list(accounts)
     by_id = {account.pk: account for account in accounts}
-    positions = _POSITIONS_OF_ACCOUNTS(account_ids=list(by_id))
+    positions = stored_positions(account_ids=list(by_id))
     prices = instrument_prices((p.exchange_segment, p.exchange_instrument_id) for p in positions)
     book = {
         account.pk: AccountPositions(

@@ -33,6 +33,7 @@ from orders.models import (
     OrderEvent,
     OrderLeg,
 )
+from orders.positions.selectors import stored_positions
 from orders.services.audit import (
     leg_state,
     new_event,
@@ -44,7 +45,7 @@ from orders.services.audit import (
 from orders.services.exclusion import fence
 from orders.services.lifecycle import apply_leg_event
 from trading_site.core.bulk_rows import bulk_update_rows
-from trading_site.core.prepared import PreparedModels, PreparedRows
+from trading_site.core.prepared import PreparedRows
 
 MONITORING_ACTOR = "monitoring"
 LIVE_ORDER_STATUSES = (
@@ -309,13 +310,6 @@ class _PositionChanges:
         return bool(self.new or self.changed or self.gone)
 
 
-# Read by every cycle of every account: compiled once (`PreparedModels`).
-_POSITIONS_OF_ACCOUNT = PreparedModels(
-    BrokerPosition,
-    lambda *, account_id: BrokerPosition.objects.filter(account_id=account_id),
-)
-
-
 def _position_changes(
     account: BrokerAccount, rows: Sequence[BrokerPositionRow], now: datetime
 ) -> _PositionChanges:
@@ -323,7 +317,7 @@ def _position_changes(
     rows the broker no longer reports are deleted). Reads only."""
     existing = {
         (p.exchange_segment, p.exchange_instrument_id, p.product_type): p
-        for p in _POSITIONS_OF_ACCOUNT(account_id=account.pk)
+        for p in stored_positions(account_ids=[account.pk])
     }
     seen = set()
     new, changed = [], []
