@@ -302,18 +302,17 @@ def _stop_limit_query(
     return legs.order_by("id").values_list(*_STOP_LIMIT_COLUMNS)
 
 
-# Read by every user's every cycle: compiled once (`PreparedRows`).
+# Read by every user's every cycle: compiled once per shape (with `ids` or without).
 _STOP_LIMIT_LEGS = PreparedRows(StopLimitLeg, _stop_limit_query)
-_NAMED_STOP_LIMIT_LEGS = PreparedRows(StopLimitLeg, _stop_limit_query)
 
 
 def _stop_limit_legs(
     ctx: CycleContext, roles: list[str], ids: list[int] | None = None
 ) -> list[StopLimitLeg]:
-    account_ids = [account.pk for account in ctx.accounts]
-    if ids is None:
-        return _STOP_LIMIT_LEGS(account_ids=account_ids, roles=roles)
-    return _NAMED_STOP_LIMIT_LEGS(account_ids=account_ids, roles=roles, ids=ids)
+    named = {} if ids is None else {"ids": ids}
+    return _STOP_LIMIT_LEGS(
+        account_ids=[account.pk for account in ctx.accounts], roles=roles, **named
+    )
 
 
 def _fair_prices(legs: list[StopLimitLeg]) -> dict[int, FairPrice]:

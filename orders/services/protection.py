@@ -324,12 +324,9 @@ def brackets_to_protect(
     """The brackets step 4 may have to act on, by account, in one read for every account:
     filled or partly filled, or completed with an exit still working. (Those with nothing
     to do are told apart later, without locks: `_orders_needing_protection`.)"""
-    if order_ids is None:
-        rows = _BRACKETS_TO_PROTECT(account_ids=account_ids)
-    else:
-        rows = _NAMED_BRACKETS_TO_PROTECT(account_ids=account_ids, order_ids=order_ids)
+    named = {} if order_ids is None else {"order_ids": order_ids}
     by_account: dict[int, list[int]] = {}
-    for account_id, order_id in rows:
+    for account_id, order_id in _BRACKETS_TO_PROTECT(account_ids=account_ids, **named):
         by_account.setdefault(account_id, []).append(order_id)
     return by_account
 
@@ -362,9 +359,8 @@ def _brackets_to_protect_query(
     )
 
 
-# Read by every cycle and broker event: compiled once (`PreparedRows`).
+# Read by every cycle and broker event: compiled once per shape (with `order_ids` or not).
 _BRACKETS_TO_PROTECT = PreparedRows(_AccountOrder, _brackets_to_protect_query)
-_NAMED_BRACKETS_TO_PROTECT = PreparedRows(_AccountOrder, _brackets_to_protect_query)
 
 
 def _brackets_to_protect(account_id: int, order_ids: list[int] | None = None) -> list[int]:

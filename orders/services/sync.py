@@ -655,19 +655,15 @@ def _digested_legs(
 
 # Read by every cycle and broker event of every account: compiled once (`PreparedRows`).
 _DIGESTED_LEGS = PreparedRows(tuple, _digested_legs)
-_DIGESTED_LEGS_AND_NAMED = PreparedRows(tuple, _digested_legs)
 
 
 def _legs_digest(account: BrokerAccount, book: _Book) -> tuple[str, bool]:
     """A fingerprint of every leg the sync would read or reconcile against `book`, as
     stored now (any write to one, by anyone, changes it: `updated_at` is in it), and
     whether one is still PENDING_SUBMIT (its settling depends on the clock, not the book)."""
-    identifiers = list(book.by_identifier)
-    if identifiers:
-        read = _DIGESTED_LEGS_AND_NAMED(account_id=account.pk, identifiers=identifiers)
-    else:
-        read = _DIGESTED_LEGS(account_id=account.pk)
-    rows = read
+    # No identifiers: no such OR branch (an empty list would answer no rows at all).
+    named = {"identifiers": list(book.by_identifier)} if book.by_identifier else {}
+    rows = _DIGESTED_LEGS(account_id=account.pk, **named)
     pending = any(row[1] == LegStatus.PENDING_SUBMIT for row in rows)
     return hashlib.sha256(repr(rows).encode()).hexdigest()[:32], pending
 

@@ -3,9 +3,9 @@
 Building and compiling a queryset costs the ORM more CPU than MariaDB spends answering a
 small indexed read (about 0.3-0.9 ms against 0.1-0.3 ms, measured in the monitoring cycle,
 whose steady state is some twenty such reads per user). A `PreparedRows` compiles its
-`values_list` queryset once per thread and parameter shape, then only binds the new values
-into the same SQL and applies the same converters Django would (decimals, aware datetimes,
-JSON, encrypted fields). Rows come back as the given NamedTuple (or plain tuples), or, with
+`values_list` queryset once per thread and parameter shape (which parameters are given,
+and each list's length), then only binds the new values into the same SQL and applies the
+same converters Django would (decimals, aware datetimes, JSON, encrypted fields). Rows come back as the given NamedTuple (or plain tuples), or, with
 `PreparedModels`, as the model's own instances.
 
 What may be a parameter is checked, not assumed: an int, a str, or a non-empty list of

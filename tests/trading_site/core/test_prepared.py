@@ -260,3 +260,22 @@ def test_a_read_for_update_locks_and_is_refused_outside_a_transaction():
     assert len([q for q in queries if "FOR UPDATE" in q["sql"]]) == 2
     with pytest.raises(TransactionManagementError):
         read(account_ids=[account.pk], statuses=["OPEN"])  # autocommit: nothing to lock in
+
+
+def test_an_optional_parameter_is_a_shape_of_its_own():
+    user = make_user()
+    alpha, beta = make_account(user=user, name="alpha"), make_account(user=user, name="beta")
+
+    def accounts(*, user_id, name=None):
+        found = BrokerAccount.objects.filter(user_id=user_id)
+        if name is not None:
+            found = found.filter(account_name=name)
+        return found.order_by("id").values_list(*AccountBits._fields)
+
+    build, calls = _builds(accounts)
+    read = PreparedRows(AccountBits, build)
+    assert [row.id for row in read(user_id=user.pk)] == [alpha.pk, beta.pk]
+    assert [row.id for row in read(user_id=user.pk, name="beta")] == [beta.pk]
+    assert [row.id for row in read(user_id=user.pk)] == [alpha.pk, beta.pk]
+    assert [row.id for row in read(user_id=user.pk, name="alpha")] == [alpha.pk]
+    assert len(calls) == 2  # with the name and without, each compiled once
