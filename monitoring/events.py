@@ -116,7 +116,7 @@ def _act_on_account_events(account_id: int, events: list[BrokerEvent]) -> frozen
         effect = apply_broker_events(account=account, events=events)
         if effect.order_ids:
             protection = protect_orders(
-                account_id=account.pk, order_ids=effect.order_ids, actor=EVENT_ACTOR
+                account=account, order_ids=effect.order_ids, actor=EVENT_ACTOR
             )
             errors.extend(protection.errors)
     _tell_errors(account, errors, "broker event handled with errors")

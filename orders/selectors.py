@@ -1,4 +1,4 @@
-"""Reads of orders for the API, the web UI and the admin (no writes here)."""
+"""Reads of orders for the API, the web UI, the admin and the services (no writes here)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from django.db.models import Prefetch, QuerySet
 from accounts.models import Strategy, User
 from orders.models import Order, OrderEvent, OrderLeg
 from trading_site.core.errors import NotFound
+from trading_site.core.prepared import PreparedModels
 
 # The columns the order list shows; the legs it needs for entry/sl/tp statuses.
 _LIST_LEG_FIELDS = ("id", "order_id", "role", "status", "broker_order_id", "reject_reason")
@@ -168,3 +169,45 @@ def order_detail(*, user: User, order_id: int | str) -> Order:
     order.detail_legs = list(order.legs.order_by("id"))
     order.detail_events = list(OrderEvent.objects.filter(order=order).order_by("created_at", "id"))
     return order
+
+
+# Read by every broker event, protection and roll-up (several times a fill): compiled once.
+_ORDERS = PreparedModels(Order, lambda *, ids: Order.objects.filter(pk__in=ids).order_by("pk"))
+_ORDER_FOR_UPDATE = PreparedModels(
+    Order, lambda *, id: Order.objects.select_for_update().filter(pk=id)
+)
+_LEGS_OF_ORDERS = PreparedModels(
+    OrderLeg, lambda *, order_ids: OrderLeg.objects.filter(order_id__in=order_ids).order_by("id")
+)
+
+
+def orders_by_id(order_ids: Sequence[int]) -> dict[int, Order]:
+    """The orders of these ids (those that exist), by id, in one compiled read."""
+    return {order.pk: order for order in _ORDERS(ids=list(order_ids))}
+
+
+def orders_with_legs(order_ids: Sequence[int]) -> list[tuple[Order, list[OrderLeg]]]:
+    """The orders of these ids (those that exist, by id) with all their legs (by id), in
+    two compiled reads; each leg's `order` is its order (no query to reach it)."""
+    orders = _ORDERS(ids=list(order_ids))
+    return _with_legs(orders)
+
+
+def locked_order_with_legs(order_id: int) -> tuple[Order, list[OrderLeg]]:
+    """The order, SELECT ... FOR UPDATE (inside the caller's transaction), with all its
+    legs by id. Raises Order.DoesNotExist as `.get` would."""
+    found = _ORDER_FOR_UPDATE(id=order_id)
+    if not found:
+        raise Order.DoesNotExist(f"order {order_id} does not exist")
+    [(order, legs)] = _with_legs(found)
+    return order, legs
+
+
+def _with_legs(orders: list[Order]) -> list[tuple[Order, list[OrderLeg]]]:
+    by_order: dict[int, list[OrderLeg]] = {order.pk: [] for order in orders}
+    if by_order:
+        orders_by_pk = {order.pk: order for order in orders}
+        for leg in _LEGS_OF_ORDERS(order_ids=list(by_order)):
+            leg.order = orders_by_pk[leg.order_id]
+            by_order[leg.order_id].append(leg)
+    return [(order, by_order[order.pk]) for order in orders]

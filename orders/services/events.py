@@ -23,7 +23,7 @@ from decimal import Decimal
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import BrokerAccount
@@ -31,7 +31,8 @@ from orders.brokers.base import BrokerOrderRow, BrokerTradeRow
 from orders.brokers.events import BrokerEvent, BrokerEventKind
 from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.vocabulary import EventKind
-from orders.models import BrokerTrade, Order, OrderEvent, OrderLeg
+from orders.models import BrokerTrade, OrderEvent, OrderLeg
+from orders.selectors import orders_by_id
 from orders.services.audit import leg_state, new_event, record_changes
 from orders.services.lifecycle import apply_leg_event, lock_legs
 from orders.services.sync import (
@@ -41,6 +42,7 @@ from orders.services.sync import (
     roll_up_orders,
     store_event_rows,
 )
+from trading_site.core.prepared import PreparedModels, PreparedRows
 
 logger = logging.getLogger("orders.events")
 
@@ -107,6 +109,21 @@ def apply_broker_events(
     return effect
 
 
+def _legs_named(
+    *, account_id: int, identifiers: list[str] | None = None, broker_ids: list[str] | None = None
+) -> QuerySet[OrderLeg]:
+    named = Q()  # the caller names at least one of the two
+    if identifiers is not None:
+        named |= Q(unique_identifier__in=identifiers)
+    if broker_ids is not None:
+        named |= Q(broker_order_id__in=broker_ids)
+    return OrderLeg.objects.filter(account_id=account_id).filter(named).order_by("-id")
+
+
+# Read by every broker event: compiled once per shape (which of the two lists it names).
+_LEGS_NAMED = PreparedModels(OrderLeg, _legs_named)
+
+
 def _find_legs(
     account: BrokerAccount, rows: Sequence[BrokerOrderRow | BrokerTradeRow]
 ) -> dict[int, OrderLeg]:
@@ -119,11 +136,10 @@ def _find_legs(
         return {}
     by_identifier: dict[str, OrderLeg] = {}
     by_broker_id: dict[str, OrderLeg] = {}
-    for leg in (
-        OrderLeg.objects.filter(account=account)
-        .filter(Q(unique_identifier__in=identifiers) | Q(broker_order_id__in=broker_ids))
-        .order_by("-id")
-    ):
+    named = {"identifiers": sorted(identifiers)} if identifiers else {}
+    if broker_ids:
+        named["broker_ids"] = sorted(broker_ids)
+    for leg in _LEGS_NAMED(account_id=account.pk, **named):
         if leg.unique_identifier in identifiers:
             by_identifier.setdefault(leg.unique_identifier, leg)
         if leg.broker_order_id in broker_ids:
@@ -172,7 +188,7 @@ def _apply_to_legs(
     state = _RunState()
     with transaction.atomic():
         lock_legs(legs)
-        orders = Order.objects.in_bulk([leg.order_id for leg in legs])
+        orders = orders_by_id([leg.order_id for leg in legs])
         for leg in legs:
             leg.order = orders[leg.order_id]
         traded = _trades_of(
@@ -224,6 +240,14 @@ def _apply_order_row(
     return report.moved
 
 
+_TRADES_OF_ORDERS = PreparedRows(
+    tuple,
+    lambda *, account_id, broker_order_ids: BrokerTrade.objects.filter(
+        account_id=account_id, broker_order_id__in=broker_order_ids
+    ).values_list("broker_order_id", "quantity", "price"),
+)
+
+
 def _trades_of(
     account: BrokerAccount, broker_order_ids: set[str]
 ) -> dict[str, tuple[int, Decimal | None]]:
@@ -231,9 +255,9 @@ def _trades_of(
     trades (one query for the run)."""
     rows: dict[str, list[tuple[int, Decimal]]] = {}
     if broker_order_ids:
-        for broker_order_id, quantity, price in BrokerTrade.objects.filter(
-            account=account, broker_order_id__in=broker_order_ids
-        ).values_list("broker_order_id", "quantity", "price"):
+        for broker_order_id, quantity, price in _TRADES_OF_ORDERS(
+            account_id=account.pk, broker_order_ids=sorted(broker_order_ids)
+        ):
             rows.setdefault(broker_order_id, []).append((quantity, price))
     totals: dict[str, tuple[int, Decimal | None]] = {}
     for broker_order_id, trades in rows.items():

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from django.db import transaction
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Q, QuerySet
 
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerError
@@ -27,12 +27,14 @@ from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.rollup import derive_order_status, open_position_of
 from orders.domain.vocabulary import EXIT_ROLES, OPEN_LEG_STATUSES, EventKind, LegStatus
 from orders.models import Order, OrderLeg, OrderType, Side
+from orders.selectors import locked_order_with_legs, orders_with_legs
 from orders.services.audit import leg_state, new_event, record_change, record_changes
 from orders.services.broker_calls import cancel_at_broker, modify_at_broker, submit_legs
 from orders.services.exclusion import account_exclusion, fence
 from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
 from orders.services.lifecycle import INITIAL_STATUS, apply_leg_event, lock_legs
 from orders.services.sync import MONITORING_ACTOR, roll_up_orders
+from trading_site.core.bulk_rows import insert_rows
 from trading_site.core.prepared import PreparedRows
 
 logger = logging.getLogger("orders.services")
@@ -177,10 +179,13 @@ def _may_add(order: Order, legs: list[OrderLeg]) -> bool:
     )
 
 
-def _locked_legs(order_id: int) -> tuple[Order, list[OrderLeg]]:
-    order = Order.objects.select_for_update().get(pk=order_id)
+def _locked_legs(account: BrokerAccount, order_id: int) -> tuple[Order, list[OrderLeg]]:
+    """The order (locked) and its legs; `order.account` is the caller's `account` (the
+    candidates are read by account: `brackets_to_protect`), not read again."""
+    order, legs = locked_order_with_legs(order_id)
+    order.account = account
     fence(order.account_id)
-    return order, list(order.legs.order_by("id"))
+    return order, legs
 
 
 def _apply_reduction(
@@ -249,12 +254,14 @@ def _apply_reduction(
     return True
 
 
-def _protect_order(order_id: int, actor: str, result: ProtectionResult) -> None:
+def _protect_order(
+    account: BrokerAccount, order_id: int, actor: str, result: ProtectionResult
+) -> None:
     """Reduce or cancel exits beyond the position (at the broker first), then write ahead and
     send the exits the filled quantity still lacks. Without reductions (the common case: an
     entry just filled) the plan and the new legs are one locked transaction."""
     with transaction.atomic():
-        order, legs = _locked_legs(order_id)
+        order, legs = _locked_legs(account, order_id)
         plan = plan_exits(legs=legs, target_quantities=_target_quantities(order), may_add=False)
         reduced_exits = bool(plan.reductions)
         new_legs = [] if reduced_exits else _write_new_exits(order, legs, actor)
@@ -263,7 +270,7 @@ def _protect_order(order_id: int, actor: str, result: ProtectionResult) -> None:
             roll_up_orders(order_ids=[order_id], actor=actor)
             return
         with transaction.atomic():
-            order, legs = _locked_legs(order_id)
+            order, legs = _locked_legs(account, order_id)
             new_legs = _write_new_exits(order, legs, actor)
     if new_legs:
         outcomes = submit_legs(
@@ -299,8 +306,7 @@ def _write_new_exits(order: Order, legs: list[OrderLeg], actor: str) -> list[Ord
         _exit_leg(order, spec, identifier)
         for spec, identifier in zip(plan.new_exits, identifiers, strict=True)
     ]
-    for leg in new_legs:
-        leg.save(force_insert=True)
+    insert_rows(OrderLeg, new_legs)
     record_changes(
         [
             new_event(
@@ -384,22 +390,21 @@ def _orders_needing_protection(order_ids: list[int]) -> list[int]:
     """The orders of `order_ids` that need `_protect_order`: two queries for all of them."""
     if not order_ids:
         return []
-    orders = Order.objects.filter(pk__in=order_ids).prefetch_related(
-        Prefetch("legs", queryset=OrderLeg.objects.order_by("id"))
-    )
-    needing = {order.pk for order in orders if _needs_protection(order, list(order.legs.all()))}
+    needing = {
+        order.pk for order, legs in orders_with_legs(order_ids) if _needs_protection(order, legs)
+    }
     return [order_id for order_id in order_ids if order_id in needing]
 
 
-def _protect_each(account_id: int, order_ids: list[int], actor: str) -> ProtectionResult:
+def _protect_each(account: BrokerAccount, order_ids: list[int], actor: str) -> ProtectionResult:
     result = ProtectionResult()
     needing = _orders_needing_protection(order_ids)
     if needing:
         # Before any transaction that takes numbers (orders.services.identifiers).
-        ensure_daily_counter(account_id=account_id)
+        ensure_daily_counter(account_id=account.pk)
     for order_id in needing:
         try:
-            _protect_order(order_id, actor, result)
+            _protect_order(account, order_id, actor, result)
         except Exception as exc:
             logger.exception("protecting order failed", extra={"order_id": order_id})
             result.errors.append(f"order {order_id}: {type(exc).__name__}: {exc}")
@@ -421,18 +426,18 @@ def place_protective_legs(
     with account_exclusion(account.pk, purpose="protection"):
         if candidates is None:
             candidates = _brackets_to_protect(account.pk)
-        result = _protect_each(account.pk, candidates, actor)
+        result = _protect_each(account, candidates, actor)
     if result.errors:
         raise ProtectiveLegsIncomplete("; ".join(result.errors))
     return result
 
 
 def protect_orders(
-    *, account_id: int, order_ids: list[int], actor: str = MONITORING_ACTOR
+    *, account: BrokerAccount, order_ids: list[int], actor: str = MONITORING_ACTOR
 ) -> ProtectionResult:
     """Step 4 for some orders only (those a broker event just changed), under the account's
     exclusion: protective legs for newly filled quantity, one-cancels-other, completion.
     Orders that are not brackets needing it are left alone. Errors are returned (and
     audited by the broker calls), not raised: the next cycle tries again."""
-    with account_exclusion(account_id, purpose="protection"):
-        return _protect_each(account_id, _brackets_to_protect(account_id, order_ids), actor)
+    with account_exclusion(account.pk, purpose="protection"):
+        return _protect_each(account, _brackets_to_protect(account.pk, order_ids), actor)

@@ -34,6 +34,7 @@ from orders.models import (
     OrderLeg,
 )
 from orders.positions.selectors import stored_positions
+from orders.selectors import orders_with_legs
 from orders.services.audit import (
     leg_state,
     new_event,
@@ -202,14 +203,7 @@ def store_event_rows(
     with transaction.atomic():
         if orders:
             _upsert_broker_orders(account, orders, now)
-        new_trades = 0
-        if readable:
-            ids = [str(row.execution_id)[:64] for row in readable if row.execution_id]
-            known = BrokerTrade.objects.filter(account=account, execution_id__in=ids).count()
-            _insert_trades(account, readable, now)
-            new_trades = (
-                BrokerTrade.objects.filter(account=account, execution_id__in=ids).count() - known
-            )
+        new_trades = _insert_trades(account, readable, now) if readable else 0
         if positions:
             _upsert_positions(account, positions, now)
     return new_trades
@@ -264,15 +258,22 @@ def _upsert_broker_orders(
         bulk_update_rows(BrokerOrder, changed, [*update_fields, "synced_at"])
 
 
-def _insert_trades(account: BrokerAccount, rows: Sequence[BrokerTradeRow], now: datetime) -> None:
+def _insert_trades(account: BrokerAccount, rows: Sequence[BrokerTradeRow], now: datetime) -> int:
+    """Adds the trades not stored yet (by execution id; the first of a repeated one) and
+    returns how many it added. A trade another writer stores meanwhile is skipped by the
+    database (and still counted here: at worst the PnL is computed once more)."""
     ids = [row.execution_id for row in rows if row.execution_id]
     if not ids:
-        return
+        return 0
     known = set(
         BrokerTrade.objects.filter(account=account, execution_id__in=ids).values_list(
             "execution_id", flat=True
         )
     )
+    new: dict[str, BrokerTradeRow] = {}  # the first row of each new execution id
+    for row in rows:
+        if row.execution_id and row.execution_id not in known:
+            new.setdefault(row.execution_id, row)
     fresh = [
         BrokerTrade(
             account=account,
@@ -290,11 +291,11 @@ def _insert_trades(account: BrokerAccount, rows: Sequence[BrokerTradeRow], now: 
             traded_at=row.traded_at,
             synced_at=now,
         )
-        for row in rows
-        if row.execution_id and row.execution_id not in known
+        for row in new.values()
     ]
     if fresh:
         BrokerTrade.objects.bulk_create(fresh, batch_size=500, ignore_conflicts=True)
+    return len(fresh)
 
 
 @dataclass
@@ -594,8 +595,7 @@ def roll_up_orders(*, order_ids: Iterable[int], actor: str, notify_all: bool = T
         return []
     changed = []
     now = timezone.now()
-    for order in Order.objects.filter(pk__in=ids).prefetch_related("legs"):
-        legs = list(order.legs.all())
+    for order, legs in orders_with_legs(ids):
         status, filled = derive_order_status(kind=order.kind, current=order.status, legs=legs)
         if (status, filled) != (order.status, order.filled_quantity):
             before = order_state(order)
