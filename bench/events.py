@@ -11,7 +11,8 @@ runs them: the XTS simulator (`manage.py run_xts_simulator`, one login per XTS a
 web server (`manage.py serve_web`, daphne), --stream-processes `manage.py run_broker_streams`
 processes (one by default; with streams only), and the monitoring loop: `run_user_cycle` for
 every account's user every --interval seconds in a process of its own with two threads (what
-the beat and two Celery workers do; the product's interval is 60 s, shortened here to keep
+the beat and two Celery workers do, at the workers' lowered CPU priority, WORKER_NICENESS:
+trading_site.core.cpu_priority; the product's interval is 60 s, shortened here to keep
 the baseline short; its first tick comes one interval after the start, in both runs; with
 --cycle-during, the streams run's first cycle starts with the price moves instead, so that
 a full cycle of every user competes with the streams for the CPU). With streams, the prices
@@ -228,9 +229,14 @@ def loop_main(interval: float) -> None:
     from bench.common import setup_django
 
     setup_django(database_url=os.environ["DATABASE_URL"])
+    from django.conf import settings
     from django.db import close_old_connections
 
     from monitoring.services import run_user_cycle
+    from trading_site.core.cpu_priority import lower_priority
+
+    # As a Celery worker does when it starts (trading_site.celery): the loop gives way.
+    lower_priority(settings.WORKER_NICENESS)
 
     setup = json.loads(sys.stdin.readline())
     user_ids, first_tick = setup["users"], float(setup["first_tick"])

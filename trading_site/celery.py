@@ -7,6 +7,7 @@ from datetime import timedelta
 from celery import Celery
 from celery.signals import setup_logging, task_postrun, task_prerun, worker_init
 
+from trading_site.core.cpu_priority import lower_priority
 from trading_site.core.db_router import keep_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trading_site.settings")
@@ -70,6 +71,17 @@ def keep_database_connections(**kwargs):
     from django.conf import settings
 
     keep_connections(settings.WORKER_DB_CONN_MAX_AGE)
+
+
+@worker_init.connect
+def give_way_to_broker_events(**kwargs):
+    """The worker (the monitoring loop, the safety net) runs WORKER_NICENESS nicer than the
+    stream processes and the web server, so that on a shared machine broker events and
+    traders' requests get the CPU first (trading_site.core.cpu_priority). In the main
+    process before the pool starts: prefork children and pool threads inherit it."""
+    from django.conf import settings
+
+    lower_priority(settings.WORKER_NICENESS)
 
 
 @task_prerun.connect
