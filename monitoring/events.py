@@ -114,10 +114,8 @@ def _act_on_account_events(account_id: int, events: list[BrokerEvent]) -> frozen
     errors: list[str] = []
     with account_exclusion(account.pk, purpose=f"broker event {kinds}", wait=_wait()):
         effect = apply_broker_events(account=account, events=events)
-        if effect.order_ids:
-            protection = protect_orders(
-                account=account, order_ids=effect.order_ids, actor=EVENT_ACTOR
-            )
+        if effect.orders:
+            protection = protect_orders(account=account, orders=effect.orders, actor=EVENT_ACTOR)
             errors.extend(protection.errors)
     _tell_errors(account, errors, "broker event handled with errors")
     left = {PNL} if effect.fills_changed else set()

@@ -31,15 +31,15 @@ from orders.brokers.base import BrokerOrderRow, BrokerTradeRow
 from orders.brokers.events import BrokerEvent, BrokerEventKind
 from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.vocabulary import EventKind
-from orders.models import BrokerTrade, OrderEvent, OrderLeg
-from orders.selectors import orders_by_id
+from orders.models import BrokerTrade, Order, OrderEvent, OrderLeg
+from orders.selectors import orders_by_id, orders_with_legs
 from orders.services.audit import leg_state, new_event, record_changes
 from orders.services.lifecycle import apply_leg_event, lock_legs
 from orders.services.sync import (
     LEG_SYNC_FIELDS,
     apply_report,
     is_stale_report,
-    roll_up_orders,
+    roll_up,
     store_event_rows,
 )
 from trading_site.core.prepared import PreparedModels, PreparedRows
@@ -56,6 +56,9 @@ class EventEffect:
 
     order_ids: list[int] = field(default_factory=list)  # orders whose legs moved
     filled_order_ids: list[int] = field(default_factory=list)  # ... with new fills
+    # The orders whose legs moved, with all their legs, as rolled up and committed (what
+    # protection judges first, before it locks any: `protect_orders`).
+    orders: list[tuple[Order, list[OrderLeg]]] = field(default_factory=list)
     new_trades: int = 0
     unknown: bool = False
     stale: bool = False
@@ -70,12 +73,12 @@ def apply_broker_events(
     *, account: BrokerAccount, events: Sequence[BrokerEvent], actor: str = EVENT_ACTOR
 ) -> EventEffect:
     """Apply a run of `account`'s ORDER, TRADE and POSITION events, in order, as one (other
-    kinds, CONNECTED and LOGOUT, change no leg: the stream side handles them): every row
-    stored in one
-    transaction, then the legs they name locked together and each event applied to its leg
-    in turn (so the audit trail keeps every step), each changed leg written once, the audit
-    rows in one INSERT and the touched orders rolled up once. The same as applying them one
-    by one, in a fraction of the round trips (a burst of fills queues runs)."""
+    kinds, CONNECTED and LOGOUT, change no leg: the stream side handles them), in one
+    transaction: every row stored, then the legs they name locked together and each event
+    applied to its leg in turn (so the audit trail keeps every step), each changed leg
+    written once, the audit rows in one INSERT and the touched orders rolled up once. The
+    same as applying them one by one, in a fraction of the round trips (a burst of fills
+    queues runs)."""
     rows: list[tuple[BrokerEvent, BrokerOrderRow | BrokerTradeRow]] = []
     orders: list[BrokerOrderRow] = []
     trades: list[BrokerTradeRow] = []
@@ -92,20 +95,23 @@ def apply_broker_events(
     effect = EventEffect(positions_changed=bool(positions))
     if not (orders or trades or positions):
         return effect
-    effect.new_trades = store_event_rows(
-        account=account, orders=orders, trades=trades, positions=positions
-    )
-    if not rows:
-        return effect
-    legs = _find_legs(account, [row for _, row in rows])
-    known = [(event, row, legs[index]) for index, (event, row) in enumerate(rows) if index in legs]
-    for index, (_event, row) in enumerate(rows):
-        if index not in legs:
-            kind = "order" if isinstance(row, BrokerOrderRow) else "trade"
-            _note_unknown(account, str(row.broker_order_id), kind)
-            effect.unknown = True
-    if known:
-        _apply_to_legs(account, known, actor=actor, effect=effect)
+    with transaction.atomic():
+        effect.new_trades = store_event_rows(
+            account=account, orders=orders, trades=trades, positions=positions
+        )
+        if not rows:
+            return effect
+        legs = _find_legs(account, [row for _, row in rows])
+        known = [
+            (event, row, legs[index]) for index, (event, row) in enumerate(rows) if index in legs
+        ]
+        for index, (_event, row) in enumerate(rows):
+            if index not in legs:
+                kind = "order" if isinstance(row, BrokerOrderRow) else "trade"
+                _note_unknown(account, str(row.broker_order_id), kind)
+                effect.unknown = True
+        if known:
+            _apply_to_legs(account, known, actor=actor, effect=effect)
     return effect
 
 
@@ -184,39 +190,40 @@ def _apply_to_legs(
     actor: str,
     effect: EventEffect,
 ) -> None:
+    """Inside the caller's transaction (`apply_broker_events`)."""
     legs = list({leg.pk: leg for _, _, leg in known}.values())
     state = _RunState()
-    with transaction.atomic():
-        lock_legs(legs)
-        orders = orders_by_id([leg.order_id for leg in legs])
-        for leg in legs:
-            leg.order = orders[leg.order_id]
-        traded = _trades_of(
-            account,
-            {leg.broker_order_id for leg in legs if leg.broker_order_id}
-            | {str(row.broker_order_id) for _, row, _ in known if isinstance(row, BrokerTradeRow)},
-        )
-        for event, row, leg in known:
-            filled_before = leg.filled_quantity
-            if isinstance(row, BrokerOrderRow):
-                moved = _apply_order_row(leg, row, actor=actor, source=event.source, state=state)
-            else:
-                moved = _apply_trade_row(
-                    leg, row, actor=actor, source=event.source, state=state, traded=traded
-                )
-            if moved is None:
-                effect.stale = True
-            elif moved:
-                if leg.order_id not in effect.order_ids:
-                    effect.order_ids.append(leg.order_id)
-                if leg.filled_quantity > filled_before and leg.order_id not in (
-                    effect.filled_order_ids
-                ):
-                    effect.filled_order_ids.append(leg.order_id)
-        for leg in state.changed_legs.values():
-            leg.save(update_fields=LEG_SYNC_FIELDS)
-        record_changes(state.audit)
-        roll_up_orders(order_ids=effect.order_ids, actor=actor)
+    lock_legs(legs)
+    orders = orders_by_id([leg.order_id for leg in legs])
+    for leg in legs:
+        leg.order = orders[leg.order_id]
+    traded = _trades_of(
+        account,
+        {leg.broker_order_id for leg in legs if leg.broker_order_id}
+        | {str(row.broker_order_id) for _, row, _ in known if isinstance(row, BrokerTradeRow)},
+    )
+    for event, row, leg in known:
+        filled_before = leg.filled_quantity
+        if isinstance(row, BrokerOrderRow):
+            moved = _apply_order_row(leg, row, actor=actor, source=event.source, state=state)
+        else:
+            moved = _apply_trade_row(
+                leg, row, actor=actor, source=event.source, state=state, traded=traded
+            )
+        if moved is None:
+            effect.stale = True
+        elif moved:
+            if leg.order_id not in effect.order_ids:
+                effect.order_ids.append(leg.order_id)
+            if leg.filled_quantity > filled_before and leg.order_id not in (
+                effect.filled_order_ids
+            ):
+                effect.filled_order_ids.append(leg.order_id)
+    for leg in state.changed_legs.values():
+        leg.save(update_fields=LEG_SYNC_FIELDS)
+    record_changes(state.audit)
+    effect.orders = orders_with_legs(effect.order_ids)
+    roll_up(effect.orders, actor=actor)
 
 
 def _apply_order_row(

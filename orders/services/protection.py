@@ -324,15 +324,13 @@ def _write_new_exits(order: Order, legs: list[OrderLeg], actor: str) -> list[Ord
     return new_legs
 
 
-def brackets_to_protect(
-    account_ids: list[int], order_ids: list[int] | None = None
-) -> dict[int, list[int]]:
+def brackets_to_protect(account_ids: list[int]) -> dict[int, list[int]]:
     """The brackets step 4 may have to act on, by account, in one read for every account:
-    filled or partly filled, or completed with an exit still working. (Those with nothing
-    to do are told apart later, without locks: `_orders_needing_protection`.)"""
-    named = {} if order_ids is None else {"order_ids": order_ids}
+    filled or partly filled, or completed with an exit still working (for one order in
+    memory: `is_bracket_to_protect`). (Those with nothing to do are told apart later,
+    without locks: `_orders_needing_protection`.)"""
     by_account: dict[int, list[int]] = {}
-    for account_id, order_id in _BRACKETS_TO_PROTECT(account_ids=account_ids, **named):
+    for account_id, order_id in _BRACKETS_TO_PROTECT(account_ids=account_ids):
         by_account.setdefault(account_id, []).append(order_id)
     return by_account
 
@@ -342,9 +340,7 @@ class _AccountOrder(NamedTuple):
     id: int
 
 
-def _brackets_to_protect_query(
-    *, account_ids: list[int], order_ids: list[int] | None = None
-) -> QuerySet[Order, tuple[int, int]]:
+def _brackets_to_protect_query(*, account_ids: list[int]) -> QuerySet[Order, tuple[int, int]]:
     open_exit = Q(
         legs__role__in=EXIT_ROLES,
         legs__status__in=[LegStatus.OPEN, LegStatus.PARTIALLY_FILLED],
@@ -352,8 +348,6 @@ def _brackets_to_protect_query(
     brackets = Order.objects.filter(
         account_id__in=account_ids, kind=Order.Kind.BRACKET, archived_at=None
     )
-    if order_ids is not None:
-        brackets = brackets.filter(pk__in=order_ids)
     return (
         brackets.filter(
             Q(status__in=[Order.Status.PARTIALLY_FILLED, Order.Status.FILLED])
@@ -365,12 +359,25 @@ def _brackets_to_protect_query(
     )
 
 
-# Read by every cycle and broker event: compiled once per shape (with `order_ids` or not).
+# Read by every cycle: compiled once.
 _BRACKETS_TO_PROTECT = PreparedRows(_AccountOrder, _brackets_to_protect_query)
 
 
-def _brackets_to_protect(account_id: int, order_ids: list[int] | None = None) -> list[int]:
-    return brackets_to_protect([account_id], order_ids).get(account_id, [])
+def is_bracket_to_protect(order: Order, legs: list[OrderLeg]) -> bool:
+    """`brackets_to_protect`'s condition for one order read with all its legs: a bracket,
+    not archived, filled or partly filled, or completed with an exit still working."""
+    if order.kind != Order.Kind.BRACKET or order.archived_at is not None:
+        return False
+    if order.status in (Order.Status.PARTIALLY_FILLED, Order.Status.FILLED):
+        return True
+    return order.status == Order.Status.COMPLETED and any(
+        leg.role in EXIT_ROLES and leg.status in (LegStatus.OPEN, LegStatus.PARTIALLY_FILLED)
+        for leg in legs
+    )
+
+
+def _brackets_to_protect(account_id: int) -> list[int]:
+    return brackets_to_protect([account_id]).get(account_id, [])
 
 
 def _needs_protection(order: Order, legs: list[OrderLeg]) -> bool:
@@ -396,9 +403,21 @@ def _orders_needing_protection(order_ids: list[int]) -> list[int]:
     return [order_id for order_id in order_ids if order_id in needing]
 
 
-def _protect_each(account: BrokerAccount, order_ids: list[int], actor: str) -> ProtectionResult:
+def _protect_each(
+    account: BrokerAccount,
+    order_ids: list[int],
+    actor: str,
+    read: list[tuple[Order, list[OrderLeg]]] | None = None,
+) -> ProtectionResult:
+    """Protect those of `order_ids` that need it. `read`: those orders with all their legs
+    as the caller has just read them (no locks): which need protection is judged from them
+    instead of a read of its own (each is locked and read again before anything is done)."""
     result = ProtectionResult()
-    needing = _orders_needing_protection(order_ids)
+    if read is None:
+        needing = _orders_needing_protection(order_ids)
+    else:
+        wanted = set(order_ids)
+        needing = [o.pk for o, legs in read if o.pk in wanted and _needs_protection(o, legs)]
     if needing:
         # Before any transaction that takes numbers (orders.services.identifiers).
         ensure_daily_counter(account_id=account.pk)
@@ -433,11 +452,21 @@ def place_protective_legs(
 
 
 def protect_orders(
-    *, account: BrokerAccount, order_ids: list[int], actor: str = MONITORING_ACTOR
+    *,
+    account: BrokerAccount,
+    orders: list[tuple[Order, list[OrderLeg]]],
+    actor: str = MONITORING_ACTOR,
 ) -> ProtectionResult:
-    """Step 4 for some orders only (those a broker event just changed), under the account's
+    """Step 4 for some orders only (those a broker event just changed, with all their legs
+    as it left them: `orders.services.events.EventEffect.orders`), under the account's
     exclusion: protective legs for newly filled quantity, one-cancels-other, completion.
-    Orders that are not brackets needing it are left alone. Errors are returned (and
-    audited by the broker calls), not raised: the next cycle tries again."""
+    Orders that are not brackets needing it (`is_bracket_to_protect`) are left alone.
+    Errors are returned (and audited by the broker calls), not raised: the next cycle
+    tries again."""
+    candidates = [
+        order.pk
+        for order, legs in orders
+        if order.account_id == account.pk and is_bracket_to_protect(order, legs)
+    ]
     with account_exclusion(account.pk, purpose="protection"):
-        return _protect_each(account, _brackets_to_protect(account.pk, order_ids), actor)
+        return _protect_each(account, candidates, actor, read=orders)

@@ -200,7 +200,8 @@ def store_event_rows(
     trades were new."""
     now = timezone.now()
     readable = readable_trades(trades)
-    with transaction.atomic():
+    # No savepoint inside the event's transaction (apply_broker_events): it fails as one.
+    with transaction.atomic(savepoint=False):
         if orders:
             _upsert_broker_orders(account, orders, now)
         new_trades = _insert_trades(account, readable, now) if readable else 0
@@ -593,9 +594,18 @@ def roll_up_orders(*, order_ids: Iterable[int], actor: str, notify_all: bool = T
     ids = list(order_ids)
     if not ids:
         return []
+    return roll_up(orders_with_legs(ids), actor=actor, notify_all=notify_all)
+
+
+def roll_up(
+    read: list[tuple[Order, list[OrderLeg]]], *, actor: str, notify_all: bool = True
+) -> list[int]:
+    """`roll_up_orders` for orders the caller has just read with all their legs
+    (`orders.selectors.orders_with_legs`, after its last leg write, in its transaction):
+    the orders in memory show the rolled-up status afterwards."""
     changed = []
     now = timezone.now()
-    for order, legs in orders_with_legs(ids):
+    for order, legs in read:
         status, filled = derive_order_status(kind=order.kind, current=order.status, legs=legs)
         if (status, filled) != (order.status, order.filled_quantity):
             before = order_state(order)

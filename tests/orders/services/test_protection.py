@@ -6,15 +6,20 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
+from django.utils import timezone
 
 from orders.brokers.paper.models import PaperOrder
 from orders.models import Order, OrderLeg
+from orders.selectors import orders_with_legs
 from orders.services import place_bracket_order, place_protective_legs, plan_exits
+from orders.services.protection import brackets_to_protect, is_bracket_to_protect
 from orders.validation import TargetSpec
 from tests.factories import (
     bracket_request,
     legs_of,
     make_fair_price,
+    make_leg,
+    make_order,
     place_protected_bracket,
     sync_from_broker,
 )
@@ -222,3 +227,48 @@ def test_plan_exits_covers_the_gap_and_trims_the_excess(
     plan = plan_exits(legs=legs, target_quantities=targets, may_add=True)
     assert [(n.role, n.quantity, n.target_index) for n in plan.new_exits] == expected_new
     assert [(r.leg.pk, r.remaining) for r in plan.reductions] == expected_reductions
+
+
+def test_a_bracket_to_protect_is_judged_in_memory_as_the_cycles_read_judges_it(account, instrument):
+    # The broker event's protection judges the orders it just rolled up in memory
+    # (`is_bracket_to_protect`); the cycle reads them (`brackets_to_protect`): for orders of
+    # every kind, status and exit state, the two agree, and each side picks some and leaves
+    # some.
+    S = OrderLeg.Status
+    exits = [None, (SL, S.OPEN), (TP, S.PARTIALLY_FILLED), (SL, S.CANCELLED), (TP, S.FILLED)]
+    for kind in Order.Kind.values:
+        for status in Order.Status.values:
+            for exit_leg in exits:
+                for archived in (False, True):
+                    order = make_order(
+                        account=account,
+                        instrument=instrument,
+                        status=status,
+                        kind=kind,
+                        archived_at=timezone.now() if archived else None,
+                    )
+                    if exit_leg is not None:
+                        role, leg_status = exit_leg
+                        make_leg(
+                            order=order,
+                            broker_order_id=None,
+                            role=role,
+                            side="SELL",
+                            status=leg_status,
+                        )
+    read = orders_with_legs(
+        list(Order.objects.filter(account=account).values_list("pk", flat=True))
+    )
+    in_memory = [order.pk for order, legs in read if is_bracket_to_protect(order, legs)]
+    assert in_memory == brackets_to_protect([account.pk])[account.pk]
+    assert 0 < len(in_memory) < len(read)
+    picked = {(o.kind, o.status) for o, legs in read if o.pk in set(in_memory)}
+    assert picked == {
+        (Order.Kind.BRACKET, Order.Status.PARTIALLY_FILLED),
+        (Order.Kind.BRACKET, Order.Status.FILLED),
+        (Order.Kind.BRACKET, Order.Status.COMPLETED),  # only those with an exit working
+    }
+    working = {S.OPEN, S.PARTIALLY_FILLED}
+    for order, legs in read:
+        if order.pk in set(in_memory) and order.status == Order.Status.COMPLETED:
+            assert any(leg.role != ENTRY and leg.status in working for leg in legs)
