@@ -39,6 +39,7 @@ from pnl import fifo, selectors
 from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
 from trading_site.core.bulk_rows import bulk_update_rows
 from trading_site.core.market_hours import MARKET_TZ
+from trading_site.core.prepared import PreparedModels, PreparedRows
 
 TRADING_TZ = MARKET_TZ
 CENTS = Decimal("0.01")
@@ -107,11 +108,11 @@ def trading_day_bounds(at: datetime) -> tuple[date, datetime, datetime]:
     return day, start, start + timedelta(days=1)
 
 
-def _read_fills(account: BrokerAccount) -> _AccountFills:
-    by_instrument: dict[InstrumentKey, list[fifo.Fill]] = defaultdict(list)
-    symbols: dict[InstrumentKey, str] = {}
-    trades = (
-        BrokerTrade.objects.filter(account=account, quantity__gt=0)
+# Read by every PnL computation (each cycle's, each broker event's): compiled once.
+_TRADES = PreparedRows(
+    tuple,
+    lambda *, account_id: (
+        BrokerTrade.objects.filter(account_id=account_id, quantity__gt=0)
         .order_by("traded_at", "id")
         .values_list(
             "execution_id",
@@ -124,8 +125,30 @@ def _read_fills(account: BrokerAccount) -> _AccountFills:
             "price",
             "traded_at",
         )
-    )
-    rows: list[tuple[Any, ...]] = list(trades)
+    ),
+)
+_LEGS_AT_BROKER = PreparedRows(
+    tuple,
+    lambda *, account_id: (
+        OrderLeg.objects.filter(account_id=account_id, broker_order_id__isnull=False)
+        .exclude(broker_order_id="")
+        .order_by("id")
+        .values_list("broker_order_id", "id", "order_id")
+    ),
+)
+_STATES = PreparedModels(
+    PnlInstrumentState,
+    lambda *, account_id: PnlInstrumentState.objects.filter(account_id=account_id),
+)
+_ACCOUNT_FOR_UPDATE = PreparedModels(
+    BrokerAccount, lambda *, id: BrokerAccount.objects.select_for_update().filter(pk=id)
+)
+
+
+def _read_fills(account: BrokerAccount) -> _AccountFills:
+    by_instrument: dict[InstrumentKey, list[fifo.Fill]] = defaultdict(list)
+    symbols: dict[InstrumentKey, str] = {}
+    rows: list[tuple[Any, ...]] = _TRADES(account_id=account.pk)
     if not rows:
         # No trade book: one fill per traded order, from the order book snapshot.
         rows = list(
@@ -162,13 +185,7 @@ def _read_fills(account: BrokerAccount) -> _AccountFills:
 def _legs_by_broker_order_id(account: BrokerAccount) -> dict[str, tuple[int, int]]:
     """broker order id -> (leg id, order id) for the account's legs the broker knows."""
     legs: dict[str, tuple[int, int]] = {}
-    rows = (
-        OrderLeg.objects.filter(account=account, broker_order_id__isnull=False)
-        .exclude(broker_order_id="")
-        .order_by("id")
-        .values_list("broker_order_id", "id", "order_id")
-    )
-    for broker_order_id, leg_id, order_id in rows:
+    for broker_order_id, leg_id, order_id in _LEGS_AT_BROKER(account_id=account.pk):
         assert broker_order_id is not None  # filtered out above
         legs.setdefault(broker_order_id, (leg_id, order_id))
     return legs
@@ -415,12 +432,15 @@ def compute_account_pnl(*, account: BrokerAccount, now: datetime | None = None) 
     given = account
     with transaction.atomic():
         # The lock serialises runs for this account (the loop and a fresh API read).
-        account = BrokerAccount.objects.select_for_update().get(pk=given.pk)
+        found = _ACCOUNT_FOR_UPDATE(id=given.pk)
+        if not found:
+            raise BrokerAccount.DoesNotExist(f"account {given.pk} does not exist")
+        [account] = found
         fills = _read_fills(account)
         legs = _legs_by_broker_order_id(account)
         states = {
             (s.exchange_segment, s.exchange_instrument_id): s
-            for s in PnlInstrumentState.objects.filter(account=account)
+            for s in _STATES(account_id=account.pk)
         }
         salts = {key: _leg_salt(f, legs) for key, f in fills.by_instrument.items()}
         outcome = fifo.match_changed_instruments(
