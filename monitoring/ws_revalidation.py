@@ -24,7 +24,7 @@ from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
@@ -53,34 +53,29 @@ def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
         yield items[start : start + size]
 
 
+def _still_held(rows: QuerySet, field: str, values: set[str]) -> set[str]:
+    """Those of `values` that `rows` still holds in `field` (read in chunks)."""
+    held: set[str] = set()
+    for chunk in _chunks(sorted(values)):
+        held.update(rows.filter(**{f"{field}__in": chunk}).values_list(field, flat=True))
+    return held
+
+
 def _valid_token_hashes(hashes: set[str]) -> set[str]:
-    valid: set[str] = set()
-    now = timezone.now()
-    for chunk in _chunks(sorted(hashes)):
-        valid.update(
-            AuthSession.objects.filter(
-                token_hash__in=chunk,
-                revoked_at__isnull=True,
-                expires_at__gt=now,
-                user__is_active=True,
-            ).values_list("token_hash", flat=True)
-        )
-    return valid
+    live = AuthSession.objects.filter(
+        revoked_at__isnull=True, expires_at__gt=timezone.now(), user__is_active=True
+    )
+    return _still_held(live, "token_hash", hashes)
 
 
 def _valid_api_key_hashes(hashes: set[str]) -> set[str]:
-    valid: set[str] = set()
     now = timezone.now()
-    for chunk in _chunks(sorted(hashes)):
-        valid.update(
-            ApiKey.objects.filter(
-                Q(expires_at__isnull=True) | Q(expires_at__gt=now),
-                key_hash__in=chunk,
-                revoked_at__isnull=True,
-                user__is_active=True,
-            ).values_list("key_hash", flat=True)
-        )
-    return valid
+    live = ApiKey.objects.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now),
+        revoked_at__isnull=True,
+        user__is_active=True,
+    )
+    return _still_held(live, "key_hash", hashes)
 
 
 def _session_data(keys: set[str]) -> dict[str, dict]:

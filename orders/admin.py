@@ -126,8 +126,16 @@ class OrderEventAdmin(ReadOnlyAdmin):
         return actions
 
 
+class _AccountRowsAdmin(ReadOnlyAdmin):
+    """Rows of one broker account (its books, its counters): the account as a raw id, fetched
+    with the list."""
+
+    list_select_related = ("account",)
+    raw_id_fields = ("account",)
+
+
 @admin.register(BrokerOrder)
-class BrokerOrderAdmin(ReadOnlyAdmin):
+class BrokerOrderAdmin(_AccountRowsAdmin):
     list_display = (
         "broker_order_id",
         "account",
@@ -143,12 +151,10 @@ class BrokerOrderAdmin(ReadOnlyAdmin):
     )
     list_filter = ("status", "exchange_segment", "side")
     search_fields = ("=broker_order_id", "=unique_identifier", "trading_symbol")
-    list_select_related = ("account",)
-    raw_id_fields = ("account",)
 
 
 @admin.register(BrokerTrade)
-class BrokerTradeAdmin(ReadOnlyAdmin):
+class BrokerTradeAdmin(_AccountRowsAdmin):
     list_display = (
         "execution_id",
         "account",
@@ -161,12 +167,10 @@ class BrokerTradeAdmin(ReadOnlyAdmin):
     )
     list_filter = ("side", "exchange_segment")
     search_fields = ("=execution_id", "=broker_order_id", "trading_symbol")
-    list_select_related = ("account",)
-    raw_id_fields = ("account",)
 
 
 @admin.register(BrokerPosition)
-class BrokerPositionAdmin(ReadOnlyAdmin):
+class BrokerPositionAdmin(_AccountRowsAdmin):
     list_display = (
         "account",
         "trading_symbol",
@@ -181,19 +185,15 @@ class BrokerPositionAdmin(ReadOnlyAdmin):
     )
     list_filter = ("product_type", "exchange_segment")
     search_fields = ("trading_symbol", "account__account_name")
-    list_select_related = ("account",)
-    raw_id_fields = ("account",)
 
 
 @admin.register(DailyCounter)
-class DailyCounterAdmin(ReadOnlyAdmin):
+class DailyCounterAdmin(_AccountRowsAdmin):
     """Changing a counter by hand could hand out an identifier twice: read-only."""
 
     list_display = ("account", "trading_date", "last_value")
     list_filter = ("trading_date",)
     search_fields = ("account__account_name",)
-    list_select_related = ("account",)
-    raw_id_fields = ("account",)
 
 
 @admin.register(RegenerationStage)

@@ -227,6 +227,25 @@ _LEG_STATUS_OF_ORDER = {
 }
 
 
+def order_instrument_fields(instrument: Instrument) -> dict:
+    """The columns an order copies from its instrument."""
+    return dict(
+        instrument=instrument,
+        symbol=instrument.trading_symbol,
+        exchange_segment=instrument.exchange_segment,
+        exchange_instrument_id=instrument.exchange_instrument_id,
+    )
+
+
+def book_row_instrument_fields(instrument: Instrument) -> dict:
+    """The columns a row of the broker's books (a fill, an order) names its instrument by."""
+    return dict(
+        exchange_segment=instrument.exchange_segment,
+        exchange_instrument_id=instrument.exchange_instrument_id,
+        trading_symbol=instrument.trading_symbol,
+    )
+
+
 def make_order(
     *,
     account: BrokerAccount,
@@ -249,10 +268,7 @@ def make_order(
     order = Order.objects.create(
         user=user or account.user,
         account=account,
-        instrument=instrument,
-        symbol=instrument.trading_symbol,
-        exchange_segment=instrument.exchange_segment,
-        exchange_instrument_id=instrument.exchange_instrument_id,
+        **order_instrument_fields(instrument),
         status=status,
         **fields,
     )
@@ -330,9 +346,7 @@ def make_trade(
         account=account,
         execution_id=f"X{next(_seq)}",
         broker_order_id=broker_order_id,
-        exchange_segment=instrument.exchange_segment,
-        exchange_instrument_id=instrument.exchange_instrument_id,
-        trading_symbol=instrument.trading_symbol,
+        **book_row_instrument_fields(instrument),
         side=side,
         quantity=quantity,
         price=Decimal(price),
@@ -374,9 +388,7 @@ def make_broker_order(
     return BrokerOrder.objects.create(
         account=account,
         broker_order_id=broker_order_id,
-        exchange_segment=instrument.exchange_segment,
-        exchange_instrument_id=instrument.exchange_instrument_id,
-        trading_symbol=instrument.trading_symbol,
+        **book_row_instrument_fields(instrument),
         side=side,
         order_quantity=quantity,
         cumulative_quantity=quantity if average_price else 0,

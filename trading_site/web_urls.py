@@ -1,6 +1,6 @@
 """The server-rendered web UI (each app's pages live in its own views module)."""
 
-from django.urls import path
+from django.urls import include, path
 
 from accounts import views as account_views
 from monitoring import views as monitoring_views
@@ -11,6 +11,47 @@ from orders.scheduled import views as scheduled_views
 from orders.tradebook import views as tradebook_views
 from pnl import views as pnl_views
 from trading_site import pages
+
+# The pages of one order, two-factor setting, account, strategy or scheduled order, each
+# group under its one prefix.
+order_pages = [
+    path("", order_views.order_detail, name="order_detail"),
+    path("row/", order_views.order_row, name="order_row"),
+    path("cancel/", order_views.order_cancel, name="order_cancel"),
+    path("modify/", order_views.order_modify, name="order_modify"),
+]
+
+two_factor_pages = [
+    path("", account_views.two_factor_settings, name="two_factor"),
+    path("start/", account_views.two_factor_start, name="two_factor_start"),
+    path("confirm/", account_views.two_factor_confirm, name="two_factor_confirm"),
+    path(
+        "recovery-codes/",
+        account_views.two_factor_recovery_codes,
+        name="two_factor_recovery_codes",
+    ),
+    path("disable/", account_views.two_factor_disable, name="two_factor_disable"),
+]
+
+account_pages = [
+    path("", account_views.account_edit, name="account_edit"),
+    path("connect/", order_views.account_connect, name="account_connect"),
+    path("deactivate/", account_views.account_deactivate, name="account_deactivate"),
+    path("kill-switch/", order_views.account_kill_switch, name="account_kill_switch"),
+    path("enable-trading/", order_views.account_enable_trading, name="account_enable_trading"),
+]
+
+strategy_pages = [
+    path("", account_views.strategy_edit, name="strategy_edit"),
+    path("webhook/", alert_views.webhook_save, name="strategy_webhook_save"),
+    path("webhook/rotate/", alert_views.webhook_rotate, name="strategy_webhook_rotate"),
+    path("delete/", account_views.strategy_delete, name="strategy_delete"),
+]
+
+scheduled_pages = [
+    path("", scheduled_views.scheduled_edit, name="scheduled_edit"),
+    path("delete/", scheduled_views.scheduled_delete, name="scheduled_delete"),
+]
 
 urlpatterns = [
     path("", pages.dashboard, name="dashboard"),
@@ -24,10 +65,7 @@ urlpatterns = [
     path("orders/new/", order_views.place_order, name="place_order"),
     path("orders/batch/", order_views.batch_orders, name="batch_orders"),
     path("orders/batch/results/<str:key>/", order_views.batch_results, name="batch_results"),
-    path("orders/<int:pk>/", order_views.order_detail, name="order_detail"),
-    path("orders/<int:pk>/row/", order_views.order_row, name="order_row"),
-    path("orders/<int:pk>/cancel/", order_views.order_cancel, name="order_cancel"),
-    path("orders/<int:pk>/modify/", order_views.order_modify, name="order_modify"),
+    path("orders/<int:pk>/", include(order_pages)),
     path("instruments/search/", order_views.instrument_search, name="instrument_search"),
     path("instruments/facts/", order_views.instrument_facts, name="instrument_facts"),
     # Positions, holdings and the trade book
@@ -43,75 +81,19 @@ urlpatterns = [
     # Settings
     path("settings/", pages.settings_home, name="settings"),
     path("settings/password/", account_views.password_change, name="password_change"),
-    path("settings/two-factor/", account_views.two_factor_settings, name="two_factor"),
-    path("settings/two-factor/start/", account_views.two_factor_start, name="two_factor_start"),
-    path(
-        "settings/two-factor/confirm/",
-        account_views.two_factor_confirm,
-        name="two_factor_confirm",
-    ),
-    path(
-        "settings/two-factor/recovery-codes/",
-        account_views.two_factor_recovery_codes,
-        name="two_factor_recovery_codes",
-    ),
-    path(
-        "settings/two-factor/disable/",
-        account_views.two_factor_disable,
-        name="two_factor_disable",
-    ),
+    path("settings/two-factor/", include(two_factor_pages)),
     path("settings/api-keys/", account_views.api_keys_page, name="api_keys"),
     path("settings/api-keys/<int:pk>/revoke/", account_views.api_key_revoke, name="api_key_revoke"),
     path("settings/accounts/new/", account_views.account_create, name="account_create"),
-    path("settings/accounts/<int:pk>/", account_views.account_edit, name="account_edit"),
-    path(
-        "settings/accounts/<int:pk>/connect/",
-        order_views.account_connect,
-        name="account_connect",
-    ),
-    path(
-        "settings/accounts/<int:pk>/deactivate/",
-        account_views.account_deactivate,
-        name="account_deactivate",
-    ),
-    path(
-        "settings/accounts/<int:pk>/kill-switch/",
-        order_views.account_kill_switch,
-        name="account_kill_switch",
-    ),
-    path(
-        "settings/accounts/<int:pk>/enable-trading/",
-        order_views.account_enable_trading,
-        name="account_enable_trading",
-    ),
+    path("settings/accounts/<int:pk>/", include(account_pages)),
     path("kill-switch/", order_views.kill_switch_chooser, name="kill_switch"),
     path("settings/strategies/new/", account_views.strategy_edit, name="strategy_create"),
-    path("settings/strategies/<int:pk>/", account_views.strategy_edit, name="strategy_edit"),
-    path(
-        "settings/strategies/<int:pk>/webhook/",
-        alert_views.webhook_save,
-        name="strategy_webhook_save",
-    ),
-    path(
-        "settings/strategies/<int:pk>/webhook/rotate/",
-        alert_views.webhook_rotate,
-        name="strategy_webhook_rotate",
-    ),
-    path(
-        "settings/strategies/<int:pk>/delete/",
-        account_views.strategy_delete,
-        name="strategy_delete",
-    ),
+    path("settings/strategies/<int:pk>/", include(strategy_pages)),
     path(
         "settings/regenerate-permission/",
         account_views.regenerate_permission,
         name="regenerate_permission",
     ),
     path("settings/scheduled/new/", scheduled_views.scheduled_edit, name="scheduled_create"),
-    path("settings/scheduled/<int:pk>/", scheduled_views.scheduled_edit, name="scheduled_edit"),
-    path(
-        "settings/scheduled/<int:pk>/delete/",
-        scheduled_views.scheduled_delete,
-        name="scheduled_delete",
-    ),
+    path("settings/scheduled/<int:pk>/", include(scheduled_pages)),
 ]

@@ -322,6 +322,23 @@ def _all_not_sent(results) -> bool:
     )
 
 
+def _many_placed(what: str, outcomes, *, placed: bool, **fields: Any) -> Answer:
+    """A basket's or a split's answer from its orders' outcomes and rows (`fields["results"]`):
+    nothing sent is 503 NOT_SENT (send it all again), no row placed is a refusal naming the
+    first row's reason, anything placed is a success."""
+    rows = fields["results"]
+    if _all_not_sent(outcomes):
+        return _nothing_sent(
+            f"No order of the {what} was sent to the broker, nothing was placed; "
+            "send the same request again",
+            **fields,
+        )
+    if not any(row["status"] == "success" for row in rows):
+        message = f"No order of the {what} was placed: " + rows[0].get("message", "")
+        return _refused(message, placed=placed, **fields)
+    return _ok(placed=placed, **fields)
+
+
 # ---- placing --------------------------------------------------------------------------------
 
 
@@ -465,21 +482,7 @@ class BasketOrderView(OrderWriteView):
             result.placement is not None and result.placement.outcome != OUTCOME_NOT_SENT
             for result in results
         )
-        if _all_not_sent(results):
-            return _nothing_sent(
-                "No order of the basket was sent to the broker, nothing was placed; "
-                "send the same request again",
-                results=rows,
-                mode=caller.mode,
-            )
-        if not any(row["status"] == "success" for row in rows):
-            return _refused(
-                "No order of the basket was placed: " + rows[0].get("message", ""),
-                results=rows,
-                mode=caller.mode,
-                placed=placed,
-            )
-        return _ok(results=rows, mode=caller.mode, placed=placed)
+        return _many_placed("basket", results, placed=placed, results=rows, mode=caller.mode)
 
 
 def _get(raw: Any, name: str) -> Any:
@@ -524,16 +527,7 @@ class SplitOrderView(OrderWriteView):
         fields: dict[str, Any] = dict(
             split_size=split_size, total_quantity=order.quantity, results=rows, mode=caller.mode
         )
-        if _all_not_sent(results):
-            return _nothing_sent(
-                "No order of the split was sent to the broker, nothing was placed; "
-                "send the same request again",
-                **fields,
-            )
-        if not any(row["status"] == "success" for row in rows):
-            message = "No order of the split was placed: " + rows[0].get("message", "")
-            return _refused(message, placed=True, **fields)
-        return _ok(placed=True, **fields)
+        return _many_placed("split", results, placed=True, **fields)
 
 
 # ---- changing -------------------------------------------------------------------------------

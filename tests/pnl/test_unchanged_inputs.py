@@ -11,7 +11,13 @@ from orders.brokers.base import BrokerTradeRow
 from pnl.models import PnlLot
 from pnl.selectors import pnl_is_stale
 from pnl.services import compute_account_pnl_if_changed
-from tests.factories import make_account, make_fair_price, make_instrument, make_trades
+from tests.factories import (
+    book_row_instrument_fields,
+    make_account,
+    make_fair_price,
+    make_instrument,
+    make_trades,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -32,9 +38,7 @@ def traded_account():
         execution_id=trade.execution_id,
         broker_order_id="B1",
         unique_identifier="",
-        exchange_segment=instrument.exchange_segment,
-        exchange_instrument_id=instrument.exchange_instrument_id,
-        trading_symbol=instrument.trading_symbol,
+        **book_row_instrument_fields(instrument),
         side="BUY",
         product_type="MIS",
         quantity=10,

@@ -20,7 +20,14 @@ from django.utils import timezone
 
 from orders.models import Instrument, Order
 from orders.services.kill_switch import kill_switch
-from tests.factories import api_client_for, batch_item, buy_at_market, make_desk, sync_positions
+from tests.factories import (
+    api_client_for,
+    batch_item,
+    buy_at_market,
+    make_desk,
+    order_instrument_fields,
+    sync_positions,
+)
 
 pytestmark = [
     pytest.mark.django_db,
@@ -51,10 +58,7 @@ def make_orders(account, instrument, count: int) -> None:
         Order(
             user_id=account.user_id,
             account=account,
-            instrument=instrument,
-            symbol=instrument.trading_symbol,
-            exchange_segment=instrument.exchange_segment,
-            exchange_instrument_id=instrument.exchange_instrument_id,
+            **order_instrument_fields(instrument),
             side="BUY",
             quantity=1,
             order_type="LIMIT",

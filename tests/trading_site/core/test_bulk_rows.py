@@ -16,7 +16,13 @@ from orders.brokers.paper.book import book_for_account
 from orders.brokers.paper.models import PaperOrder
 from orders.domain.vocabulary import EventKind
 from orders.models import Order, OrderEvent, OrderLeg
-from tests.factories import make_account, make_instrument, make_order, make_strategy
+from tests.factories import (
+    make_account,
+    make_instrument,
+    make_order,
+    make_strategy,
+    order_instrument_fields,
+)
 from trading_site.core.bulk_rows import bulk_update_rows, insert_rows, new_row
 
 pytestmark = pytest.mark.django_db
@@ -40,10 +46,7 @@ def _order_values(account, instrument, strategy, **fields) -> dict:
     values = dict(
         user=account.user,
         account=account,
-        instrument=instrument,
-        symbol=instrument.trading_symbol,
-        exchange_segment=instrument.exchange_segment,
-        exchange_instrument_id=instrument.exchange_instrument_id,
+        **order_instrument_fields(instrument),
         side="SELL",
         product_type="NRML",
         quantity=30,
