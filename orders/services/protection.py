@@ -27,7 +27,13 @@ from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.rollup import derive_order_status, open_position_of
 from orders.domain.vocabulary import EXIT_ROLES, OPEN_LEG_STATUSES, EventKind, LegStatus
 from orders.models import Order, OrderLeg, OrderType, Side
-from orders.services.audit import leg_state, new_event, record_change, record_changes
+from orders.services.audit import (
+    leg_change,
+    leg_state,
+    record_broker_error,
+    record_changes,
+    record_event,
+)
 from orders.services.broker_calls import cancel_at_broker, modify_at_broker, submit_legs
 from orders.services.exclusion import account_exclusion, fence
 from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
@@ -200,14 +206,13 @@ def _apply_reduction(
                 stop_price=leg.stop_price,
             )
     except BrokerError as exc:
-        record_change(
+        record_broker_error(
+            exc,
             order=order,
             leg=leg,
             kind=EventKind.EXIT_REDUCE_FAILED,
             actor=actor,
-            message=f"could not reduce or cancel: {exc.message}",
-            before=leg_state(leg),
-            broker_response=exc.response,
+            doing="could not reduce or cancel",
         )
         result.errors.append(
             f"order {order.pk}: could not reduce {leg.role} leg {leg.unique_identifier}: "
@@ -236,15 +241,16 @@ def _apply_reduction(
             result.reduced.append(leg.unique_identifier)
         leg.modification_count += 1
         leg.save(update_fields=["status", "quantity", "modification_count", "updated_at"])
-        record_change(
-            order=order,
-            leg=leg,
-            kind=kind,
-            actor=actor,
-            message=message,
-            before=before,
-            after=leg_state(leg),
-            broker_response=ack.raw,
+        record_event(
+            leg_change(
+                order,
+                leg,
+                kind=kind,
+                actor=actor,
+                message=message,
+                before=before,
+                broker_response=ack.raw,
+            )
         )
     return True
 
@@ -303,14 +309,13 @@ def _write_new_exits(order: Order, legs: list[OrderLeg], actor: str) -> list[Ord
         leg.save(force_insert=True)
     record_changes(
         [
-            new_event(
-                order=order,
-                leg=leg,
+            leg_change(
+                order,
+                leg,
                 kind=EventKind.EXIT_CREATED,
                 actor=actor,
                 message=f"{leg.role} {leg.side} {leg.quantity} written ahead to cover "
                 f"the open position of {plan.position}",
-                after=leg_state(leg),
             )
             for leg in new_legs
         ]
