@@ -54,31 +54,28 @@ def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
 
 
 def _valid_token_hashes(hashes: set[str]) -> set[str]:
-    valid: set[str] = set()
-    now = timezone.now()
-    for chunk in _chunks(sorted(hashes)):
-        valid.update(
-            AuthSession.objects.filter(
-                token_hash__in=chunk,
-                revoked_at__isnull=True,
-                expires_at__gt=now,
-                user__is_active=True,
-            ).values_list("token_hash", flat=True)
-        )
-    return valid
+    return _live_hashes(AuthSession, "token_hash", hashes, Q(expires_at__gt=timezone.now()))
 
 
 def _valid_api_key_hashes(hashes: set[str]) -> set[str]:
+    unexpired = Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+    return _live_hashes(ApiKey, "key_hash", hashes, unexpired)
+
+
+def _live_hashes(
+    model: type[AuthSession] | type[ApiKey], hash_field: str, hashes: set[str], unexpired: Q
+) -> set[str]:
+    """The `hashes` whose `model` row is unexpired, not revoked and of an active user (read
+    in chunks)."""
     valid: set[str] = set()
-    now = timezone.now()
     for chunk in _chunks(sorted(hashes)):
         valid.update(
-            ApiKey.objects.filter(
-                Q(expires_at__isnull=True) | Q(expires_at__gt=now),
-                key_hash__in=chunk,
+            model.objects.filter(
+                unexpired,
                 revoked_at__isnull=True,
                 user__is_active=True,
-            ).values_list("key_hash", flat=True)
+                **{f"{hash_field}__in": chunk},
+            ).values_list(hash_field, flat=True)
         )
     return valid
 
