@@ -29,7 +29,6 @@ from orders.domain.vocabulary import EXIT_ROLES, OPEN_LEG_STATUSES, EventKind, L
 from orders.models import Order, OrderLeg, OrderType, Side
 from orders.services.audit import (
     leg_change,
-    leg_state,
     record_broker_error,
     record_changes,
     record_event,
@@ -37,7 +36,7 @@ from orders.services.audit import (
 from orders.services.broker_calls import cancel_at_broker, modify_at_broker, submit_legs
 from orders.services.exclusion import account_exclusion, fence
 from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
-from orders.services.lifecycle import INITIAL_STATUS, apply_leg_event, lock_legs
+from orders.services.lifecycle import INITIAL_STATUS, apply_accepted_change
 from orders.services.sync import MONITORING_ACTOR, roll_up_orders
 from trading_site.core.prepared import PreparedRows
 
@@ -220,17 +219,14 @@ def _apply_reduction(
         )
         return False
     with transaction.atomic():
-        lock_legs([leg])
-        before = leg_state(leg)
         if reduction.remaining == 0:
             event = LegEvent(LegEventKind.CANCEL_CONFIRMED)
         else:
             event = LegEvent(LegEventKind.MODIFY_ACCEPTED, quantity=new_quantity)
-        transition = apply_leg_event(leg, event, actor=actor, source="protection", order=order)
-        if transition.refusal is not None:  # not applied
+        before = apply_accepted_change(leg, event, actor=actor, source="protection", order=order)
+        if before is None:
             # The leg moved meanwhile (typically: it filled before the broker took the
             # change); the next cycle plans again from what it is now.
-            record_changes([transition.refusal])
             return True
         if reduction.remaining == 0:
             kind, message = EventKind.EXIT_CANCELLED, "one-cancels-other: nothing left to close"
