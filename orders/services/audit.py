@@ -123,11 +123,40 @@ def record_change(
 ) -> OrderEvent:
     """Write one audit row (`new_event`); with `notify` (the order_update's details), the
     owner hears of the change once the transaction commits."""
-    event = new_event(order=order, kind=kind, actor=actor, **details)
+    return record_event(new_event(order=order, kind=kind, actor=actor, **details), notify=notify)
+
+
+def record_event(event: OrderEvent, *, notify: dict[str, Any] | None = None) -> OrderEvent:
+    """Save an audit row built ahead (`new_event`, `leg_change`); with `notify`, as in
+    `record_change`."""
     event.save()
-    if notify is not None and order is not None:
-        notify_order(order, **notify)
+    if notify is not None and event.order is not None:
+        notify_order(event.order, **notify)
     return event
+
+
+def leg_change(
+    order: Order,
+    leg: OrderLeg,
+    *,
+    kind: EventKind,
+    actor: str,
+    message: str,
+    before: dict | None = None,
+    broker_response: dict | None = None,
+) -> OrderEvent:
+    """The unsaved audit row of a change to `leg`: `before` as the writer read the leg ahead
+    of the change (None for a leg it just created), after as the leg stands now."""
+    return new_event(
+        order=order,
+        leg=leg,
+        kind=kind,
+        actor=actor,
+        message=message,
+        before=before,
+        after=leg_state(leg),
+        broker_response=broker_response,
+    )
 
 
 def record_changes(
@@ -145,16 +174,23 @@ def record_changes(
 
 
 def record_broker_error(
-    exc: BrokerError, *, order: Order, leg: OrderLeg, kind: EventKind, actor: str
+    exc: BrokerError,
+    *,
+    order: Order,
+    leg: OrderLeg,
+    kind: EventKind,
+    actor: str,
+    doing: str = "",
 ) -> OrderEvent:
-    """A broker call on a leg failed: the audit row names the error and keeps the broker's
-    answer, with the leg as it stands (unchanged)."""
+    """A broker call on a leg failed: the audit row names the error (after `doing`, what the
+    call was for, when given) and keeps the broker's answer, with the leg as it stands
+    (unchanged)."""
     return record_change(
         order=order,
         leg=leg,
         kind=kind,
         actor=actor,
-        message=exc.message,
+        message=f"{doing}: {exc.message}" if doing else exc.message,
         before=leg_state(leg),
         broker_response=exc.response,
     )

@@ -45,7 +45,13 @@ from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.rollup import derive_order_status
 from orders.domain.vocabulary import EventKind, LegStatus
 from orders.models import Order, OrderEvent, OrderLeg
-from orders.services.audit import leg_state, new_event, order_update_message, record_changes
+from orders.services.audit import (
+    leg_change,
+    leg_state,
+    new_event,
+    order_update_message,
+    record_changes,
+)
 from orders.services.exclusion import account_exclusion, default_wait, fence
 from orders.services.lifecycle import apply_leg_event, lock_legs
 from orders.services.sync import LEG_SYNC_FIELDS, apply_book_row, is_stale_report
@@ -269,14 +275,13 @@ def record_send_outcome(outcome: SendOutcome, order: Order, actor: str) -> list[
             f"broker did not answer ({outcome.unknown_reason}); the leg stays pending until "
             "the order book shows it (never re-sent)"
         )
-    answered = new_event(
-        order=order,
-        leg=leg,
+    answered = leg_change(
+        order,
+        leg,
         kind=kind,
         actor=actor,
         message=message,
         before=before,
-        after=leg_state(leg),
         broker_response=outcome.response,
     )
     if outcome.ack is not None:
@@ -327,14 +332,13 @@ def apply_answer_row(leg: OrderLeg, order: Order, ack: OrderAck, *, actor: str) 
     if not changed or leg_state(leg) == before:
         return []
     return [
-        new_event(
-            order=order,
-            leg=leg,
+        leg_change(
+            order,
+            leg,
             kind=EventKind.LEG_SYNCED,
             actor=actor,
             message=f"broker status {row.raw_status or row.status} (in its answer)",
             before=before,
-            after=leg_state(leg),
         )
     ]
 

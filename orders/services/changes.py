@@ -15,10 +15,15 @@ from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.rollup import primary_leg
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
 from orders.models import Order, OrderLeg, OrderType, Side
-from orders.services.audit import leg_state, record_broker_error, record_change, record_changes
+from orders.services.audit import (
+    leg_change,
+    record_broker_error,
+    record_changes,
+    record_event,
+)
 from orders.services.broker_calls import apply_answer_row, cancel_at_broker, modify_at_broker
 from orders.services.exclusion import account_exclusion
-from orders.services.lifecycle import apply_leg_event, lock_legs
+from orders.services.lifecycle import apply_accepted_change
 from orders.services.sync import LEG_SYNC_FIELDS, roll_up_orders
 from orders.validation import check_leg_change
 from trading_site.core.errors import (
@@ -189,14 +194,11 @@ def _modify_leg(
         record_broker_error(exc, order=order, leg=leg, kind=failed_kind, actor=actor)
         raise _broker_failure(exc, order=order, leg=leg, what="modification") from exc
     with transaction.atomic():
-        lock_legs([leg])
-        before = leg_state(leg)
         event = LegEvent(LegEventKind.MODIFY_ACCEPTED, quantity=quantity)
-        transition = apply_leg_event(leg, event, actor=actor, source="modify", order=order)
-        if transition.refusal is not None:  # not applied
+        before = apply_accepted_change(leg, event, actor=actor, source="modify", order=order)
+        if before is None:
             # The broker took the change, but the leg had moved on meanwhile (it filled,
             # or was cancelled): recorded, and the leg is left as it is.
-            record_changes([transition.refusal])
             return leg
         leg.limit_price, leg.stop_price = limit_price, stop_price
         leg.modification_count += 1
@@ -245,15 +247,16 @@ def _record_answered_change(
 ) -> None:
     """The audit row of a leg change the broker accepted: the leg before and after, and the
     broker's answer; with `notify`, the owner hears of it."""
-    record_change(
-        order=order,
-        leg=leg,
-        kind=kind,
-        actor=actor,
-        message=f"{leg.role} leg {leg.unique_identifier} {done}",
-        before=before,
-        after=leg_state(leg),
-        broker_response=ack.raw,
+    record_event(
+        leg_change(
+            order,
+            leg,
+            kind=kind,
+            actor=actor,
+            message=f"{leg.role} leg {leg.unique_identifier} {done}",
+            before=before,
+            broker_response=ack.raw,
+        ),
         notify={"event": str(kind), "leg_id": leg.pk} if notify else None,
     )
 
@@ -384,14 +387,10 @@ def cancel_leg(
             raise _broker_failure(exc, order=order, leg=leg, what="cancellation") from exc
         return exc
     with transaction.atomic():
-        lock_legs([leg])
-        before = leg_state(leg)
-        transition = apply_leg_event(
-            leg, LegEvent(LegEventKind.CANCEL_CONFIRMED), actor=actor, source="cancel", order=order
-        )
-        if transition.refusal is not None:  # not applied
+        event = LegEvent(LegEventKind.CANCEL_CONFIRMED)
+        before = apply_accepted_change(leg, event, actor=actor, source="cancel", order=order)
+        if before is None:
             # A fill that raced the cancel won: the leg stays filled, the refusal is kept.
-            record_changes([transition.refusal])
             return None
         leg.save(update_fields=["status", "updated_at"])
         _record_answered_change(

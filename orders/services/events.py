@@ -33,7 +33,7 @@ from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.vocabulary import EventKind
 from orders.models import BrokerTrade, Order, OrderEvent, OrderLeg
 from orders.selectors import orders_by_id, orders_with_legs
-from orders.services.audit import leg_state, new_event, record_changes
+from orders.services.audit import leg_change, leg_state, record_changes
 from orders.services.lifecycle import apply_leg_event, lock_legs
 from orders.services.sync import (
     LEG_SYNC_FIELDS,
@@ -310,15 +310,14 @@ def _apply_trade_row(
         leg.average_price = average
     state.changed(leg)
     state.audit.append(
-        new_event(
-            order=leg.order,
-            leg=leg,
+        leg_change(
+            leg.order,
+            leg,
             kind=EventKind.LEG_SYNCED,
             actor=actor,
             message=f"broker event ({source}): trade {row.execution_id}, "
             f"{row.quantity} at {row.price}",
             before=before,
-            after=leg_state(leg),
         )
     )
     return True

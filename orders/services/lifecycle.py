@@ -25,13 +25,19 @@ from orders.domain.lifecycle import (
 )
 from orders.domain.vocabulary import EventKind, LegStatus
 from orders.models import Order, OrderEvent, OrderLeg
-from orders.services.audit import leg_state, new_event
+from orders.services.audit import leg_state, new_event, record_changes
 from orders.services.exclusion import fence
 from trading_site.core.prepared import PreparedRows
 
 logger = logging.getLogger("orders.lifecycle")
 
-__all__ = ["INITIAL_STATUS", "LegTransition", "apply_leg_event", "lock_legs"]
+__all__ = [
+    "INITIAL_STATUS",
+    "LegTransition",
+    "apply_accepted_change",
+    "apply_leg_event",
+    "lock_legs",
+]
 
 # What the lock re-reads: every field a writer of a leg's state decides from.
 _LOCKED_FIELDS = (
@@ -123,6 +129,22 @@ def apply_leg_event(
         after.filled_quantity,
     )
     return LegTransition(leg=leg, before=state.status)
+
+
+def apply_accepted_change(
+    leg: OrderLeg, event: LegEvent, *, actor: str, source: str, order: Order
+) -> dict[str, Any] | None:
+    """The broker accepted a change of `leg` (a modify or a cancel): inside the writer's
+    transaction, lock the leg and apply `event`. Returns the leg's audited state from before
+    the event (`leg_state`), for the writer's audit row once it saved the leg; None when the
+    leg had moved on meanwhile, the refusal then recorded and the leg left as it is."""
+    lock_legs([leg])
+    before = leg_state(leg)
+    transition = apply_leg_event(leg, event, actor=actor, source=source, order=order)
+    if transition.refusal is not None:
+        record_changes([transition.refusal])
+        return None
+    return before
 
 
 def _refusal(

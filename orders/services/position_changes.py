@@ -41,7 +41,7 @@ from orders.brokers.base import BrokerPositionRow
 from orders.domain.rollup import open_position_of
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
 from orders.models import Instrument, Order, OrderLeg, OrderType, Side
-from orders.services.audit import leg_state, new_event, record_changes
+from orders.services.audit import leg_change, new_event, record_changes
 from orders.services.broker_calls import SendOutcome, submit_legs
 from orders.services.broker_reads import read_positions
 from orders.services.changes import cancel_leg
@@ -225,13 +225,12 @@ def write_ahead_bracket_exits(
                 status=INITIAL_STATUS,
             )
             events.append(
-                new_event(
-                    order=order,
-                    leg=leg,
+                leg_change(
+                    order,
+                    leg,
                     kind=EventKind.EXIT_CREATED,
                     actor=actor,
                     message=f"{reason}: exit {chunk} of the bracket",
-                    after=leg_state(leg),
                 )
             )
             pairs.append((leg, order))

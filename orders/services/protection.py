@@ -28,11 +28,16 @@ from orders.domain.rollup import derive_order_status, open_position_of
 from orders.domain.vocabulary import EXIT_ROLES, OPEN_LEG_STATUSES, EventKind, LegStatus
 from orders.models import Order, OrderLeg, OrderType, Side
 from orders.selectors import locked_order_with_legs, orders_with_legs
-from orders.services.audit import leg_state, new_event, record_change, record_changes
+from orders.services.audit import (
+    leg_change,
+    record_broker_error,
+    record_changes,
+    record_event,
+)
 from orders.services.broker_calls import cancel_at_broker, modify_at_broker, submit_legs
 from orders.services.exclusion import account_exclusion, fence
 from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
-from orders.services.lifecycle import INITIAL_STATUS, apply_leg_event, lock_legs
+from orders.services.lifecycle import INITIAL_STATUS, apply_accepted_change
 from orders.services.sync import MONITORING_ACTOR, roll_up_orders
 from trading_site.core.bulk_rows import insert_rows
 from trading_site.core.prepared import PreparedRows
@@ -205,14 +210,13 @@ def _apply_reduction(
                 stop_price=leg.stop_price,
             )
     except BrokerError as exc:
-        record_change(
+        record_broker_error(
+            exc,
             order=order,
             leg=leg,
             kind=EventKind.EXIT_REDUCE_FAILED,
             actor=actor,
-            message=f"could not reduce or cancel: {exc.message}",
-            before=leg_state(leg),
-            broker_response=exc.response,
+            doing="could not reduce or cancel",
         )
         result.errors.append(
             f"order {order.pk}: could not reduce {leg.role} leg {leg.unique_identifier}: "
@@ -220,17 +224,14 @@ def _apply_reduction(
         )
         return False
     with transaction.atomic():
-        lock_legs([leg])
-        before = leg_state(leg)
         if reduction.remaining == 0:
             event = LegEvent(LegEventKind.CANCEL_CONFIRMED)
         else:
             event = LegEvent(LegEventKind.MODIFY_ACCEPTED, quantity=new_quantity)
-        transition = apply_leg_event(leg, event, actor=actor, source="protection", order=order)
-        if transition.refusal is not None:  # not applied
+        before = apply_accepted_change(leg, event, actor=actor, source="protection", order=order)
+        if before is None:
             # The leg moved meanwhile (typically: it filled before the broker took the
             # change); the next cycle plans again from what it is now.
-            record_changes([transition.refusal])
             return True
         if reduction.remaining == 0:
             kind, message = EventKind.EXIT_CANCELLED, "one-cancels-other: nothing left to close"
@@ -241,15 +242,16 @@ def _apply_reduction(
             result.reduced.append(leg.unique_identifier)
         leg.modification_count += 1
         leg.save(update_fields=["status", "quantity", "modification_count", "updated_at"])
-        record_change(
-            order=order,
-            leg=leg,
-            kind=kind,
-            actor=actor,
-            message=message,
-            before=before,
-            after=leg_state(leg),
-            broker_response=ack.raw,
+        record_event(
+            leg_change(
+                order,
+                leg,
+                kind=kind,
+                actor=actor,
+                message=message,
+                before=before,
+                broker_response=ack.raw,
+            )
         )
     return True
 
@@ -309,14 +311,13 @@ def _write_new_exits(order: Order, legs: list[OrderLeg], actor: str) -> list[Ord
     insert_rows(OrderLeg, new_legs)
     record_changes(
         [
-            new_event(
-                order=order,
-                leg=leg,
+            leg_change(
+                order,
+                leg,
                 kind=EventKind.EXIT_CREATED,
                 actor=actor,
                 message=f"{leg.role} {leg.side} {leg.quantity} written ahead to cover "
                 f"the open position of {plan.position}",
-                after=leg_state(leg),
             )
             for leg in new_legs
         ]

@@ -36,8 +36,8 @@ from orders.models import (
 from orders.positions.selectors import stored_positions
 from orders.selectors import orders_with_legs
 from orders.services.audit import (
+    leg_change,
     leg_state,
-    new_event,
     notify_order,
     order_state,
     record_change,
@@ -490,17 +490,10 @@ def apply_report(leg: OrderLeg, row: BrokerOrderRow, *, actor: str, message: str
         return ReportEffect(write=True, audit=refusal, moved=False)
     if not changed:
         return ReportEffect(write=False, audit=None, moved=False)
-    after = leg_state(leg)
-    if after == before and leg.reject_reason == reason_before:
+    if leg_state(leg) == before and leg.reject_reason == reason_before:
         return ReportEffect(write=True, audit=None, moved=False)
-    synced = new_event(
-        order=leg.order,
-        leg=leg,
-        kind=EventKind.LEG_SYNCED,
-        actor=actor,
-        message=message,
-        before=before,
-        after=after,
+    synced = leg_change(
+        leg.order, leg, kind=EventKind.LEG_SYNCED, actor=actor, message=message, before=before
     )
     return ReportEffect(write=True, audit=synced, moved=True)
 
@@ -569,15 +562,7 @@ def reconcile_pending_legs(
             leg.updated_at = now
             changed_legs.append(leg)
             events.append(
-                new_event(
-                    order=leg.order,
-                    leg=leg,
-                    kind=kind,
-                    actor=actor,
-                    message=message,
-                    before=before,
-                    after=leg_state(leg),
-                )
+                leg_change(leg.order, leg, kind=kind, actor=actor, message=message, before=before)
             )
         if changed_legs:
             bulk_update_rows(OrderLeg, changed_legs, LEG_SYNC_FIELDS)
