@@ -254,9 +254,15 @@ def _totals_of(
     return totals
 
 
-def _marks(keys) -> dict[tuple[str, int], Decimal | None]:
+def _marks(
+    keys, known: dict[tuple[str, int], Instrument] | None = None
+) -> dict[tuple[str, int], Decimal | None]:
+    """The mark price of each instrument of `keys`; `known`: instruments (with their fair
+    prices) the caller has read just now, used when they cover every key."""
     if not keys:
         return {}
+    if known is not None and keys <= known.keys():
+        return {key: mark_price_of(known[key]) for key in keys}
     instruments = Instrument.objects.select_related("fair_price").filter(
         exchange_instrument_id__in={instrument_id for _, instrument_id in keys}
     )
@@ -455,9 +461,16 @@ def _state_from(
     )
 
 
-def book_state(book: PaperBook, config: rules_mod.PaperConfig) -> BookState:
+def book_state(
+    book: PaperBook,
+    config: rules_mod.PaperConfig,
+    instruments: dict[tuple[str, int], Instrument] | None = None,
+) -> BookState:
+    """The book's positions, equity and margin now. `instruments`: those the caller read
+    with their fair prices just now (a submission's), whose marks need no read of their
+    own when the book holds positions in them only."""
     totals = _position_totals(book)
-    marks = _marks({(segment, iid) for segment, iid, _ in totals})
+    marks = _marks({(segment, iid) for segment, iid, _ in totals}, instruments)
     positions = _positions_from(totals, marks)
     return _state_from(book, positions, marks, _open_order_exposure(book), config)
 

@@ -267,7 +267,7 @@ def _submit_many(
                     # The database must hold every order placed so far before it is read.
                     _insert_orders(unsaved)
                     unsaved = []
-                    state = book_state(book, config)
+                    state = book_state(book, config, instruments)
                 margin_required = rules_mod.required_margin(
                     side=new.side,
                     quantity=new.quantity,
