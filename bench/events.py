@@ -65,6 +65,8 @@ sys.path.insert(0, str(ROOT))
 
 ENTRY, SL_STOP, SL_LIMIT, TARGET = "99", "97.5", "97", "103"
 FILL_ENTRY, FILL_STOP = "98.9", "97.2"
+# Each run's processes log into a folder of its own (main() makes it): two runs at once (two
+# checkouts' test suites) must not read each other's logs.
 LOG_DIR = Path(tempfile.gettempdir())
 
 
@@ -866,6 +868,8 @@ def main() -> None:
     if args.loop:
         loop_main(args.interval)
         return
+    global LOG_DIR
+    LOG_DIR = Path(tempfile.mkdtemp(prefix="bench_events_"))
 
     from bench.common import setup_django
 
@@ -903,7 +907,8 @@ def main() -> None:
         print(
             f"events bench: {args.accounts} XTS-simulator + {args.accounts} paper accounts, "
             f"{max(1, args.accounts // 2)} instruments moved {args.moves_per_second:g}/s, "
-            f"monitoring loop every {args.interval:g} s (2 threads), {os.cpu_count()} cores",
+            f"monitoring loop every {args.interval:g} s (2 threads), {os.cpu_count()} cores; "
+            f"logs in {LOG_DIR}",
             flush=True,
         )
         for tag, streams in runs:
