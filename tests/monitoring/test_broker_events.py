@@ -73,6 +73,18 @@ def desk():
     return make_desk(symbol="HDFCBANK")
 
 
+def _filled_bracket_events(desk):
+    """A bracket whose entry the paper exchange filled, and the fill's events as its stream
+    hands them over: the entry's order row, then its trades."""
+    user, account, instrument = desk
+    order = _bracket(user, account, instrument)
+    [entry] = _legs(order, Role.ENTRY)
+    set_price_and_match(instrument, "994")
+    events = [broker_event(account, order=paper_order_row(account, entry))]
+    events += [broker_event(account, trade=trade) for trade in _paper_trade_rows(account, entry)]
+    return order, events
+
+
 def _bracket(user, account, instrument, **extra):
     return place_bracket_near_1000(account=account, instrument=instrument, **extra)
 
@@ -389,12 +401,8 @@ def test_an_event_for_a_busy_account_is_retried_without_a_traceback_and_applied_
     dispatcher tries the same event again, and once the cycle lets go the event is applied:
     protection placed once, nothing lost."""
     settings.ACCOUNT_LOCK_WAIT_SECONDS = 0.1  # the handler waits 0.2 s, then AccountBusy
-    user, account, instrument = desk
-    order = _bracket(user, account, instrument)
-    [entry] = _legs(order, Role.ENTRY)
-    set_price_and_match(instrument, "994")
-    events = [broker_event(account, order=paper_order_row(account, entry))]
-    events += [broker_event(account, trade=trade) for trade in _paper_trade_rows(account, entry)]
+    _user, account, _instrument = desk
+    order, events = _filled_bracket_events(desk)
     dispatcher = Dispatcher(resolve_handlers(), threads=2)
     caplog.set_level(logging.INFO, logger="orders.brokers.streams.dispatch")
 
@@ -465,12 +473,8 @@ def test_an_entry_fill_is_acted_on_in_a_bounded_number_of_queries(desk):
     # applied, the order rolled up, its stop-loss and target written ahead, placed at the
     # paper broker (one transaction with the answers) and the order rolled up again. Each
     # read of the order and its legs is needed once: a cut that is undone shows here.
-    user, account, instrument = desk
-    order = _bracket(user, account, instrument)
-    [entry] = _legs(order, Role.ENTRY)
-    set_price_and_match(instrument, "994")
-    events = [broker_event(account, order=paper_order_row(account, entry))]
-    events += [broker_event(account, trade=trade) for trade in _paper_trade_rows(account, entry)]
+    _user, account, _instrument = desk
+    order, events = _filled_bracket_events(desk)
 
     with CaptureQueriesContext(connection) as queries:
         left = act_on_broker_events(events)
