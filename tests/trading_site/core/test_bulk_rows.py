@@ -369,3 +369,52 @@ def test_rows_given_the_same_values_are_updated_by_one_plain_update():
     bulk_update_rows(OrderLeg, legs, ["status", "average_price"])
     assert OrderLeg.objects.get(pk=legs[2].pk).status == "FILLED"
     assert OrderLeg.objects.get(pk=legs[0].pk).status == "OPEN"
+
+
+# Texts the escaping must keep as they are: quotes, backslashes, a NUL, a newline, what
+# looks like a parameter or a comment, non-ASCII; the same text twice (escaped once).
+_AWKWARD = ["it's", 'a "b"', "back\\slash\\'", "nul\x00end", "two\nlines", "%s %(x)s", "-- x"]
+_AWKWARD += ["ünïcode ₹ 🚀", "it's", ""]
+
+
+def test_values_written_as_escaped_literals_are_stored_exactly():
+    order = make_order(account=make_account())
+    prices = [D("99.05"), D("99.0500"), D("1E+2"), D("-0.05"), D("99.05"), None]
+    legs = [
+        _unsaved_leg(order, f"LT{n}", quantity=n + 1) for n in range(len(_AWKWARD) + len(prices))
+    ]
+    for n, leg in enumerate(legs):
+        leg.reject_reason = _AWKWARD[n % len(_AWKWARD)]
+        leg.limit_price = prices[n % len(prices)]
+
+    insert_rows(OrderLeg, legs)
+
+    stored = OrderLeg.objects.in_bulk([leg.pk for leg in legs])
+    assert [stored[leg.pk].reject_reason for leg in legs] == [leg.reject_reason for leg in legs]
+    assert [stored[leg.pk].limit_price for leg in legs] == [leg.limit_price for leg in legs]
+    # The same texts and prices the other way round, through the joined UPDATE.
+    for leg, text, price in zip(legs, reversed(_AWKWARD * 2), reversed(prices * 3), strict=False):
+        leg.reject_reason, leg.limit_price = text, price
+    bulk_update_rows(OrderLeg, legs, ["reject_reason", "limit_price"])
+    stored = OrderLeg.objects.in_bulk([leg.pk for leg in legs])
+    assert [(stored[leg.pk].reject_reason, stored[leg.pk].limit_price) for leg in legs] == [
+        (leg.reject_reason, leg.limit_price) for leg in legs
+    ]
+
+
+def test_an_insert_of_many_rows_sends_no_parameters():
+    """Its values are in the statement, escaped once each by the driver (not 30 parameters
+    a row, each a Python call of the driver's)."""
+    order = make_order(account=make_account())
+    legs = [_unsaved_leg(order, f"NP{n}") for n in range(3)]
+    sent = []
+
+    def watch(execute, sql, params, many, context):
+        sent.append(params)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
+        insert_rows(OrderLeg, legs)
+
+    assert sent == [None]
+    assert OrderLeg.objects.filter(unique_identifier__startswith="NP").count() == 3
