@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.db.models import F
+from django.db.models.signals import post_init
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -418,3 +419,46 @@ def test_an_insert_of_many_rows_sends_no_parameters():
 
     assert sent == [None]
     assert OrderLeg.objects.filter(unique_identifier__startswith="NP").count() == 3
+
+
+def test_new_row_runs_the_constructor_when_an_init_signal_listens():
+    account = make_account()
+    values = dict(account=account, actor="a", kind=EventKind.ORDER_CREATED, after={"n": 1})
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance)
+
+    post_init.connect(receiver, sender=OrderEvent)
+    try:
+        built = new_row(OrderEvent, **values)
+    finally:
+        post_init.disconnect(receiver, sender=OrderEvent)
+
+    assert seen == [built]
+    assert _fields(built) == _fields(OrderEvent(**values))
+    assert built.account is account
+
+
+def test_new_row_refuses_a_relation_given_both_as_object_and_as_id():
+    account = make_account()
+    with pytest.raises(TypeError, match="unexpected fields: account_id"):
+        new_row(OrderLeg, account=account, account_id=account.pk)
+
+
+def test_new_paper_orders_and_legs_are_the_rows_their_constructors_build():
+    account = make_account()
+    order = make_order(account=account)
+    book = book_for_account(account.pk)
+    leg_values = dict(order=order, account=account, side="SELL", quantity=3, unique_identifier="C1")
+    paper_values = dict(
+        book=book,
+        unique_identifier="C1",
+        instrument=order.instrument,
+        side="BUY",
+        quantity=5,
+        limit_price=D("99.05"),
+    )
+
+    assert _fields(new_row(OrderLeg, **leg_values)) == _fields(OrderLeg(**leg_values))
+    assert _fields(new_row(PaperOrder, **paper_values)) == _fields(PaperOrder(**paper_values))
