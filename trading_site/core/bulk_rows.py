@@ -9,6 +9,7 @@ import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import repeat
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections, models, router
@@ -353,23 +354,40 @@ def _values_list(db: Any, columns: Sequence[list[Any]]) -> str:
 
 
 def _column_literals(values: list[Any], literal: Any, encoding: str) -> list[str]:
-    """The driver's literal of each value; a str or int seen before in the column is looked
-    up (equal ones have one literal), a Decimal formatted as the driver formats it."""
-    seen: dict[Any, str] = {}
+    """The driver's literal of each value (what `literal(value)` gives, as text): a column
+    of one type takes a bulk conversion (ints and Decimals as the driver formats them, one
+    text repeated, NULLs); otherwise each value on its own, a text seen before in the
+    column looked up (equal texts escape alike)."""
+    count = len(values)
+    kinds = set(map(type, values))
+    if len(kinds) == 1:
+        kind = kinds.pop()
+        if kind is int:
+            return list(map(str, values))  # MySQLdb.converters.Thing2Str
+        if kind is Decimal:
+            return list(map(format, values, repeat("f", count)))  # Decimal2Literal
+        if kind is type(None):
+            return ["NULL"] * count
+        if kind is str and values.count(values[0]) == count:
+            return [literal(values[0]).decode(encoding)] * count
+    seen: dict[str, str] = {}
     texts: list[str] = []
     append = texts.append
     for value in values:
-        kind = value.__class__
-        if kind is str or kind is int:
+        if isinstance(value, str):
             text = seen.get(value)
             if text is None:
                 text = seen[value] = literal(value).decode(encoding)
         elif value is None:
             text = "NULL"
-        elif kind is Decimal:
-            text = format(value, "f")  # MySQLdb.converters.Decimal2Literal
         else:
-            text = literal(value).decode(encoding)
+            kind = value.__class__
+            if kind is int:
+                text = str(value)
+            elif kind is Decimal:
+                text = format(value, "f")
+            else:
+                text = literal(value).decode(encoding)
         append(text)
     return texts
 

@@ -462,3 +462,21 @@ def test_new_paper_orders_and_legs_are_the_rows_their_constructors_build():
 
     assert _fields(new_row(OrderLeg, **leg_values)) == _fields(OrderLeg(**leg_values))
     assert _fields(new_row(PaperOrder, **paper_values)) == _fields(PaperOrder(**paper_values))
+
+
+def test_columns_of_one_type_are_stored_exactly():
+    """Ids, Decimals of several exponents, one text in every row: each converted for the
+    whole column at once."""
+    order = make_order(account=make_account())
+    prices = [D("99.05"), D("99.0500"), D("1E+2"), D("-0.05"), D("0E-4")]
+    legs = [_unsaved_leg(order, f"OT{n}", quantity=n + 1) for n in range(len(prices))]
+    for leg, price in zip(legs, prices, strict=True):
+        leg.limit_price, leg.reject_reason = price, "it's \\ the same"
+
+    insert_rows(OrderLeg, legs)
+
+    stored = OrderLeg.objects.in_bulk([leg.pk for leg in legs])
+    assert [
+        (stored[leg.pk].limit_price, stored[leg.pk].reject_reason, stored[leg.pk].quantity)
+        for leg in legs
+    ] == [(price, "it's \\ the same", n + 1) for n, price in enumerate(prices)]
