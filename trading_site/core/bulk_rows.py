@@ -42,7 +42,7 @@ _NONE_AS_NULL = {
     models.DateTimeField,
     models.JSONField,
 }
-_STR, _INT, _OTHER, _CUSTOM = range(4)
+_STR, _INT, _DECIMAL, _OTHER, _CUSTOM = range(5)
 _M = TypeVar("_M", bound=models.Model)
 
 
@@ -56,6 +56,8 @@ def _kind(field: Field) -> int:
         return _STR
     if kind in _AS_INT:
         return _INT
+    if kind is models.DecimalField:
+        return _DECIMAL
     return _OTHER if kind in _NONE_AS_NULL else _CUSTOM
 
 
@@ -243,11 +245,13 @@ def _db_values(field: Field, kind: int, values: list[Any], db: Any) -> list[Any]
 
 
 def _db_value(field: Field, kind: int, value: Any, db: Any) -> Any:
-    """`field.get_db_prep_save(value, db)`, without the call where it returns the value."""
+    """`field.get_db_prep_save(value, db)`, without the call where it returns the value (a
+    DecimalField's a copy of a finite Decimal, equal in value and exponent)."""
     if (
         (value is None and kind != _CUSTOM)
         or (kind == _STR and isinstance(value, str))
         or (kind == _INT and type(value) is int)
+        or (kind == _DECIMAL and type(value) is Decimal and value.is_finite())
     ):
         return value
     if hasattr(value, "resolve_expression"):

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import F
 from django.db.models.signals import post_init
@@ -480,3 +481,13 @@ def test_columns_of_one_type_are_stored_exactly():
         (stored[leg.pk].limit_price, stored[leg.pk].reject_reason, stored[leg.pk].quantity)
         for leg in legs
     ] == [(price, "it's \\ the same", n + 1) for n, price in enumerate(prices)]
+
+
+def test_a_price_that_is_not_a_finite_number_is_refused_as_save_refuses_it():
+    order = make_order(account=make_account())
+    leg = _unsaved_leg(order, "NF1")
+    leg.limit_price = D("NaN")
+
+    with pytest.raises(ValidationError):
+        insert_rows(OrderLeg, [leg])
+    assert leg.pk is None
