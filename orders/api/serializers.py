@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -196,7 +196,7 @@ class AnyObjectField(serializers.DictField):
         assert "child" not in kwargs, "AnyObjectField takes every value as it is"
         super().__init__(**kwargs)
 
-    def run_child_validation(self, data: dict) -> dict:
+    def run_child_validation(self, data: Mapping[str, Any]) -> dict[str, Any]:
         return {str(key): value for key, value in data.items()}
 
 
