@@ -91,14 +91,15 @@ def insert_rows(model: type[Any], rows: Sequence[models.Model], *, batch_size: i
     quote = db.ops.quote_name
     null_if_left_out = {field for field in fields if field.null and not field.has_db_default()}
     table, pk = quote(meta.db_table), quote(meta.pk.column)
+    plain = _construction_plan(meta.model).plain
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
-        for row in chunk:
-            _take_related_ids(row, related)
+        for field in related:
+            _take_related_ids(chunk, field)
         written = [
             (field, column_values)
             for field, column_values in (
-                (field, _column_values(chunk, field, attname, kind, how, db))
+                (field, _column_values(chunk, field, attname, kind, how, db, plain=plain))
                 for field, attname, kind, how in plan
             )
             if field not in null_if_left_out or column_values.count(None) != len(chunk)
@@ -218,9 +219,18 @@ def _how_read(field: Field) -> int:
 
 
 def _column_values(
-    rows: Sequence[models.Model], field: Field, attname: str, kind: int, how: int, db: Any
+    rows: Sequence[models.Model],
+    field: Field,
+    attname: str,
+    kind: int,
+    how: int,
+    db: Any,
+    *,
+    plain: bool,
 ) -> list[Any]:
-    """One column's database values for `rows` (sets a stamped field on each row)."""
+    """One column's database values for `rows` (sets a stamped field on each row). With
+    `plain` (the model's field attributes are Django's own) a value is read from the row's
+    __dict__, as the attribute's descriptor reads it, without a Python call per row."""
     if how == _STAMP:
         stamp = field.pre_save(rows[0], True)
         for row in rows[1:]:
@@ -228,12 +238,32 @@ def _column_values(
         return [_db_value(field, kind, stamp, db)] * len(rows)
     if how == _PRE_SAVE:
         return _db_values(field, kind, [field.pre_save(row, True) for row in rows], db)
+    if plain:
+        try:
+            return _db_values(field, kind, [row.__dict__[attname] for row in rows], db)
+        except KeyError:  # a deferred field: its descriptor loads it
+            pass
     return _db_values(field, kind, [getattr(row, attname) for row in rows], db)
 
 
+# Per kind of field, the types whose values are their own database values (see _db_value).
+_OWN_VALUE_TYPES = {
+    _STR: {str, type(None)},
+    _INT: {int, type(None)},
+    _DECIMAL: {Decimal, type(None)},
+}
+
+
 def _db_values(field: Field, kind: int, values: list[Any], db: Any) -> list[Any]:
-    """`_db_value` of each, converting a value shared by consecutive rows (one `now` given
-    to every row, say) once."""
+    """`_db_value` of each: a column of values that are their own database values (texts,
+    ints, finite Decimals, NULLs, each in its kind of field) as it is; otherwise one by one,
+    converting a value shared by consecutive rows (one `now` given to every row, say)
+    once."""
+    own_types = _OWN_VALUE_TYPES.get(kind)
+    if own_types is not None and set(map(type, values)) <= own_types:
+        # filter(None, ...) leaves out NULLs and zeros (finite); NaN and infinity are true.
+        if kind != _DECIMAL or all(map(Decimal.is_finite, filter(None, values))):
+            return values
     converted: list[Any] = []
     last: Any = _db_values
     last_db: Any = None
@@ -259,23 +289,27 @@ def _db_value(field: Field, kind: int, value: Any, db: Any) -> Any:
     return field.get_db_prep_save(value, db)
 
 
-def _take_related_ids(row: models.Model, related: list[Field]) -> None:
+def _take_related_ids(rows: Sequence[models.Model], field: Any) -> None:
     """A related object assigned before it was saved gives its id now (as bulk_create's
-    `_prepare_related_fields_for_save`); an unsaved one is an error, not a NULL."""
-    for field in related:
-        if not field.is_cached(row):  # type: ignore[attr-defined]
-            continue
-        obj = field.get_cached_value(row)  # type: ignore[attr-defined]
+    `_prepare_related_fields_for_save`); an unsaved one is an error, not a NULL. The rows'
+    objects are mostly one (their account, their instrument): each one's id is read once."""
+    cache_name, attname = field.cache_name, field.attname
+    target_attname = field.target_field.attname
+    last: Any = None
+    target: Any = None
+    for row in rows:
+        obj = row._state.fields_cache.get(cache_name)
         if obj is None:
             continue
-        if obj.pk is None:
-            raise ValueError(
-                f"insert_rows() prohibited to prevent data loss due to unsaved related object "
-                f"'{field.name}'."
-            )
-        target = getattr(obj, field.target_field.attname)  # type: ignore[attr-defined]
-        if getattr(row, field.attname) != target:
-            setattr(row, field.attname, target)
+        if obj is not last:
+            if obj.pk is None:
+                raise ValueError(
+                    f"insert_rows() prohibited to prevent data loss due to unsaved related "
+                    f"object '{field.name}'."
+                )
+            last, target = obj, getattr(obj, target_attname)
+        if getattr(row, attname) != target:
+            setattr(row, attname, target)
 
 
 def bulk_update_rows(

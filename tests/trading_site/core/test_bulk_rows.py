@@ -491,3 +491,26 @@ def test_a_price_that_is_not_a_finite_number_is_refused_as_save_refuses_it():
     with pytest.raises(ValidationError):
         insert_rows(OrderLeg, [leg])
     assert leg.pk is None
+
+
+def test_rows_sharing_related_rows_saved_after_assignment_each_get_their_own_ids():
+    account = make_account()
+    instrument = make_instrument()
+    first = _order(account, instrument, None, external_id="s1")
+    second = _order(account, instrument, None, external_id="s2")
+    legs = [
+        _unsaved_leg(first, "SH1"),
+        _unsaved_leg(first, "SH2"),
+        _unsaved_leg(second, "SH3"),
+        _unsaved_leg(first, "SH4"),
+    ]
+    insert_rows(Order, [first, second])
+
+    insert_rows(OrderLeg, legs)
+
+    stored = dict(
+        OrderLeg.objects.filter(pk__in=[leg.pk for leg in legs]).values_list(
+            "unique_identifier", "order_id"
+        )
+    )
+    assert stored == {"SH1": first.pk, "SH2": first.pk, "SH3": second.pk, "SH4": first.pk}
