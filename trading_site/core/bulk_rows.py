@@ -187,7 +187,9 @@ def _construction_plan(model: type[models.Model]) -> _ConstructionPlan:
     plain = True
     for field in model._meta.concrete_fields:
         fixed[field.attname] = None  # its place in the order; the default below
-        if callable(field.default) or field.has_db_default():
+        # A field without a default has the class NOT_PROVIDED there: callable, but its
+        # default (None, or "") is one value for every row.
+        if (field.has_default() and callable(field.default)) or field.has_db_default():
             per_row.append((field.attname, field.get_default))
         else:
             fixed[field.attname] = field.get_default()
