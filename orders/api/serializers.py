@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -186,9 +186,23 @@ class BatchItemSerializer(_BracketFields):
         )
 
 
+class AnyObjectField(serializers.DictField):
+    """`DictField()`: any JSON object (its errors for anything else), its values handed on
+    as they are. DictField's default child gives every value back unchanged, so running it
+    on each key of a batch's 500 items (some 4,000 calls) only cost time; each item is
+    validated on its own afterwards (BatchItemSerializer)."""
+
+    def __init__(self, **kwargs):
+        assert "child" not in kwargs, "AnyObjectField takes every value as it is"
+        super().__init__(**kwargs)
+
+    def run_child_validation(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {str(key): value for key, value in data.items()}
+
+
 class BatchSerializer(serializers.Serializer):
     account_id = serializers.IntegerField()
-    orders = serializers.ListField(child=serializers.DictField(), allow_empty=False, max_length=500)
+    orders = serializers.ListField(child=AnyObjectField(), allow_empty=False, max_length=500)
 
 
 class ModifyOrderSerializer(serializers.Serializer):

@@ -22,22 +22,28 @@ class UnreadableEvent(ValueError):
     """Not a BrokerEvent this version can read."""
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
 def _row_dict(row) -> dict[str, Any]:
-    return {name: _plain(getattr(row, name)) for name in _field_names(cast(Hashable, type(row)))}
+    """The row's fields, Decimals as their text and datetimes in ISO 8601 (checked in this
+    loop: a batch encodes 500 rows of 23 fields)."""
+    data: dict[str, Any] = {}
+    for name in _field_names(cast(Hashable, type(row))):
+        value = getattr(row, name)
+        if isinstance(value, Decimal):
+            value = str(value)
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        data[name] = value
+    return data
 
 
 @cache
 def _field_names(row_class) -> tuple[str, ...]:
     """A row dataclass's field names, read once (a batch encodes 500 rows of one class)."""
     return tuple(f.name for f in fields(row_class))
+
+
+# json.dumps(data, separators=(",", ":")) without a new encoder per call (500 a batch).
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def encode_event(event: BrokerEvent) -> str:
@@ -52,7 +58,7 @@ def encode_event(event: BrokerEvent) -> str:
         row = getattr(event, name)
         if row is not None:
             data[name] = _row_dict(row)
-    return json.dumps(data, separators=(",", ":"))
+    return _compact_json(data)
 
 
 @cache

@@ -61,9 +61,9 @@ class Vocabulary(StrEnum, metaclass=_VocabularyType):
     def __str__(self) -> str:
         return str(self.value)
 
-    # Equal to its stored string, so it hashes as that string (Enum hashes the name).
-    def __hash__(self) -> int:
-        return str.__hash__(self)
+    # Equal to its stored string, so it hashes as that string (Enum hashes the name); str's
+    # own slot, not a Python function calling it (members are dict keys in every batch).
+    __hash__ = str.__hash__
 
 
 # ---- what an order asks for ------------------------------------------------------------

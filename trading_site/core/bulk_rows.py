@@ -5,11 +5,19 @@ the new values). The order services' batches and the paper exchange write throug
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from itertools import repeat
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections, models, router
+from django.db.models.base import ModelState
 from django.db.models.fields import Field
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
+from django.db.models.query_utils import DeferredAttribute
+from django.db.models.signals import post_init, pre_init
 
 # Fields whose database value is the Python value itself when it is a str (or an int, or
 # None): Django's own get_db_prep_save returns it unchanged. Exact types only: a subclass
@@ -34,7 +42,7 @@ _NONE_AS_NULL = {
     models.DateTimeField,
     models.JSONField,
 }
-_STR, _INT, _OTHER, _CUSTOM = range(4)
+_STR, _INT, _DECIMAL, _OTHER, _CUSTOM = range(5)
 _M = TypeVar("_M", bound=models.Model)
 
 
@@ -48,6 +56,8 @@ def _kind(field: Field) -> int:
         return _STR
     if kind in _AS_INT:
         return _INT
+    if kind is models.DecimalField:
+        return _DECIMAL
     return _OTHER if kind in _NONE_AS_NULL else _CUSTOM
 
 
@@ -81,30 +91,25 @@ def insert_rows(model: type[Any], rows: Sequence[models.Model], *, batch_size: i
     quote = db.ops.quote_name
     null_if_left_out = {field for field in fields if field.null and not field.has_db_default()}
     table, pk = quote(meta.db_table), quote(meta.pk.column)
+    plain = _construction_plan(meta.model).plain
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
-        for row in chunk:
-            _take_related_ids(row, related)
+        for field in related:
+            _take_related_ids(chunk, field)
         written = [
             (field, column_values)
             for field, column_values in (
-                (field, _column_values(chunk, field, attname, kind, how, db))
+                (field, _column_values(chunk, field, attname, kind, how, db, plain=plain))
                 for field, attname, kind, how in plan
             )
             if field not in null_if_left_out or column_values.count(None) != len(chunk)
         ]
         columns = ", ".join(quote(field.column) for field, _ in written)
-        one_row = "(" + ", ".join(["%s"] * len(written)) + ")"
-        params = [
-            value
-            for row_values in zip(*(column_values for _, column_values in written), strict=True)
-            for value in row_values
-        ]
-        values = ", ".join([one_row] * len(chunk))
-        # Only quoted names from the model's metadata are formatted in; every value is a %s.
+        values = _values_list(db, [column_values for _, column_values in written])
+        # Quoted names from the model's metadata, and values the driver escaped.
         sql = f"INSERT INTO {table} ({columns}) VALUES {values} RETURNING {pk}"  # noqa: S608
         with db.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(sql)
             ids = [found for (found,) in cursor.fetchall()]
         if len(ids) != len(chunk):
             raise RuntimeError(f"{model.__name__} insert returned {len(ids)} ids for {len(chunk)}")
@@ -115,32 +120,40 @@ def insert_rows(model: type[Any], rows: Sequence[models.Model], *, batch_size: i
 
 
 def new_row(model: type[_M], /, **values: Any) -> _M:
-    """`model(**values)`, an unsaved row (for `insert_rows`), at a third of its CPU: Django's
-    positional constructor (the one its querysets use) given every concrete field in order,
-    each one not given its default. A related object given by field name is checked and
-    cached as the field's descriptor would (its id is read again on insert, when it was
-    unsaved here). Fields only, by name or attname: anything else is a TypeError."""
-    args = []
+    """`model(**values)`, an unsaved row (for `insert_rows`), at a fraction of its CPU: the
+    instance's attributes written at once, each field not given its default, as Django's
+    constructor would set them (its descriptors store a new row's values unchanged), the
+    constructor itself only where a field has a descriptor of its own or a pre_init or
+    post_init receiver listens. A related object given by field name is checked and cached
+    as the field's descriptor would (its id is read again on insert, when it was unsaved
+    here). Fields only, by name or attname: anything else is a TypeError."""
+    plan = _construction_plan(model)
     related = []
-    for name, attname, foreign_key, default, call_default in _construction_plan(model):
-        if foreign_key is not None and name in values:
+    for name, foreign_key, attname, remote, target_attname in plan.relations:
+        if name in values:
             target = values.pop(name)
-            if target is not None and not isinstance(target, foreign_key.remote_field.model):
+            if target is not None and not isinstance(target, remote):
                 raise ValueError(
-                    f"{model.__name__}.{name} must be a "
-                    f"{foreign_key.remote_field.model.__name__}, not {target!r}"
+                    f"{model.__name__}.{name} must be a {remote.__name__}, not {target!r}"
                 )
-            args.append(
-                None if target is None else getattr(target, foreign_key.target_field.attname)
-            )
+            if attname in values:
+                raise TypeError(f"{model.__name__}() got unexpected fields: {attname}")
+            values[attname] = None if target is None else getattr(target, target_attname)
             related.append((foreign_key, target))
-        elif attname in values:
-            args.append(values.pop(attname))
-        else:
-            args.append(default() if call_default else default)
-    if values:
-        raise TypeError(f"{model.__name__}() got unexpected fields: {', '.join(values)}")
-    row = model(*args)
+    if not values.keys() <= plan.attnames:
+        unexpected = [name for name in values if name not in plan.attnames]
+        raise TypeError(f"{model.__name__}() got unexpected fields: {', '.join(unexpected)}")
+    state = plan.fixed.copy()
+    for attname, make_default in plan.per_row:
+        if attname not in values:
+            state[attname] = make_default()
+    state.update(values)
+    if plan.plain and not (pre_init.receivers or post_init.receivers):
+        row = model.__new__(model)
+        row._state = ModelState()
+        row.__dict__.update(state)
+    else:
+        row = model(*state.values())
     for foreign_key, target in related:
         foreign_key.set_cached_value(row, target)
         if target is not None and not foreign_key.remote_field.multiple:  # one-to-one
@@ -148,18 +161,52 @@ def new_row(model: type[_M], /, **values: Any) -> _M:
     return row
 
 
+@dataclass(frozen=True)
+class _ConstructionPlan:
+    # Every concrete field's attname (in the constructor's positional order) and its default
+    # shared by every row; then the fields whose default is made per row (a callable default,
+    # a database default: each row gets its own).
+    fixed: dict[str, Any]
+    per_row: tuple[tuple[str, Any], ...]
+    attnames: frozenset[str]
+    # Per forward relation: its name, the field, attname, related model and target attname.
+    relations: tuple[tuple[str, Any, str, type, str], ...]
+    # Whether every field's attribute is Django's plain one (what the constructor sets is
+    # what its __dict__ holds).
+    plain: bool
+
+
+_PLAIN_ATTRIBUTES = (DeferredAttribute, ForeignKeyDeferredAttribute)
+
+
 @functools.cache
-def _construction_plan(model: type[models.Model]) -> tuple:
-    """Per concrete field (the positional order): its name, attname, the field when it is a
-    forward relation, and its default: a value, or a function called per row (a callable
-    default, a database default: each row gets its own)."""
-    plan = []
+def _construction_plan(model: type[models.Model]) -> _ConstructionPlan:
+    fixed: dict[str, Any] = {}
+    per_row = []
+    relations = []
+    plain = True
     for field in model._meta.concrete_fields:
-        foreign_key = field if field.many_to_one or field.one_to_one else None
-        per_row = callable(field.default) or field.has_db_default()
-        default = field.get_default if per_row else field.get_default()
-        plan.append((field.name, field.attname, foreign_key, default, per_row))
-    return tuple(plan)
+        fixed[field.attname] = None  # its place in the order; the default below
+        # A field without a default has the class NOT_PROVIDED there: callable, but its
+        # default (None, or "") is one value for every row.
+        if (field.has_default() and callable(field.default)) or field.has_db_default():
+            per_row.append((field.attname, field.get_default))
+        else:
+            fixed[field.attname] = field.get_default()
+        if isinstance(field, models.ForeignKey):  # many-to-one and one-to-one
+            target = field.target_field
+            relations.append(
+                (field.name, field, field.attname, field.remote_field.model, target.attname)
+            )
+        attribute = inspect.getattr_static(model, field.attname, None)
+        plain = plain and type(attribute) in _PLAIN_ATTRIBUTES
+    return _ConstructionPlan(
+        fixed=fixed,
+        per_row=tuple(per_row),
+        attnames=frozenset(fixed),
+        relations=tuple(relations),
+        plain=plain,
+    )
 
 
 _READ, _PRE_SAVE, _STAMP = range(3)
@@ -174,9 +221,18 @@ def _how_read(field: Field) -> int:
 
 
 def _column_values(
-    rows: Sequence[models.Model], field: Field, attname: str, kind: int, how: int, db: Any
+    rows: Sequence[models.Model],
+    field: Field,
+    attname: str,
+    kind: int,
+    how: int,
+    db: Any,
+    *,
+    plain: bool,
 ) -> list[Any]:
-    """One column's database values for `rows` (sets a stamped field on each row)."""
+    """One column's database values for `rows` (sets a stamped field on each row). With
+    `plain` (the model's field attributes are Django's own) a value is read from the row's
+    __dict__, as the attribute's descriptor reads it, without a Python call per row."""
     if how == _STAMP:
         stamp = field.pre_save(rows[0], True)
         for row in rows[1:]:
@@ -184,12 +240,32 @@ def _column_values(
         return [_db_value(field, kind, stamp, db)] * len(rows)
     if how == _PRE_SAVE:
         return _db_values(field, kind, [field.pre_save(row, True) for row in rows], db)
+    if plain:
+        try:
+            return _db_values(field, kind, [row.__dict__[attname] for row in rows], db)
+        except KeyError:  # a deferred field: its descriptor loads it
+            pass
     return _db_values(field, kind, [getattr(row, attname) for row in rows], db)
 
 
+# Per kind of field, the types whose values are their own database values (see _db_value).
+_OWN_VALUE_TYPES = {
+    _STR: {str, type(None)},
+    _INT: {int, type(None)},
+    _DECIMAL: {Decimal, type(None)},
+}
+
+
 def _db_values(field: Field, kind: int, values: list[Any], db: Any) -> list[Any]:
-    """`_db_value` of each, converting a value shared by consecutive rows (one `now` given
-    to every row, say) once."""
+    """`_db_value` of each: a column of values that are their own database values (texts,
+    ints, finite Decimals, NULLs, each in its kind of field) as it is; otherwise one by one,
+    converting a value shared by consecutive rows (one `now` given to every row, say)
+    once."""
+    own_types = _OWN_VALUE_TYPES.get(kind)
+    if own_types is not None and set(map(type, values)) <= own_types:
+        # filter(None, ...) leaves out NULLs and zeros (finite); NaN and infinity are true.
+        if kind != _DECIMAL or all(map(Decimal.is_finite, filter(None, values))):
+            return values
     converted: list[Any] = []
     last: Any = _db_values
     last_db: Any = None
@@ -201,11 +277,13 @@ def _db_values(field: Field, kind: int, values: list[Any], db: Any) -> list[Any]
 
 
 def _db_value(field: Field, kind: int, value: Any, db: Any) -> Any:
-    """`field.get_db_prep_save(value, db)`, without the call where it returns the value."""
+    """`field.get_db_prep_save(value, db)`, without the call where it returns the value (a
+    DecimalField's a copy of a finite Decimal, equal in value and exponent)."""
     if (
         (value is None and kind != _CUSTOM)
         or (kind == _STR and isinstance(value, str))
         or (kind == _INT and type(value) is int)
+        or (kind == _DECIMAL and type(value) is Decimal and value.is_finite())
     ):
         return value
     if hasattr(value, "resolve_expression"):
@@ -213,23 +291,27 @@ def _db_value(field: Field, kind: int, value: Any, db: Any) -> Any:
     return field.get_db_prep_save(value, db)
 
 
-def _take_related_ids(row: models.Model, related: list[Field]) -> None:
+def _take_related_ids(rows: Sequence[models.Model], field: Any) -> None:
     """A related object assigned before it was saved gives its id now (as bulk_create's
-    `_prepare_related_fields_for_save`); an unsaved one is an error, not a NULL."""
-    for field in related:
-        if not field.is_cached(row):  # type: ignore[attr-defined]
-            continue
-        obj = field.get_cached_value(row)  # type: ignore[attr-defined]
+    `_prepare_related_fields_for_save`); an unsaved one is an error, not a NULL. The rows'
+    objects are mostly one (their account, their instrument): each one's id is read once."""
+    cache_name, attname = field.cache_name, field.attname
+    target_attname = field.target_field.attname
+    last: Any = None
+    target: Any = None
+    for row in rows:
+        obj = row._state.fields_cache.get(cache_name)
         if obj is None:
             continue
-        if obj.pk is None:
-            raise ValueError(
-                f"insert_rows() prohibited to prevent data loss due to unsaved related object "
-                f"'{field.name}'."
-            )
-        target = getattr(obj, field.target_field.attname)  # type: ignore[attr-defined]
-        if getattr(row, field.attname) != target:
-            setattr(row, field.attname, target)
+        if obj is not last:
+            if obj.pk is None:
+                raise ValueError(
+                    f"insert_rows() prohibited to prevent data loss due to unsaved related "
+                    f"object '{field.name}'."
+                )
+            last, target = obj, getattr(obj, target_attname)
+        if getattr(row, attname) != target:
+            setattr(row, attname, target)
 
 
 def bulk_update_rows(
@@ -240,8 +322,9 @@ def bulk_update_rows(
     UPDATE per `batch_size` rows, joined to the new values as a derived table (on MariaDB a
     table value constructor, which it plans in about two thirds of the time of as many
     SELECTs joined by UNION ALL); rows that all get the same values (a batch's orders all
-    going OPEN at one instant) take a plain UPDATE ... WHERE pk IN (...). Parameterised like
-    every query; other databases use Django's bulk_update."""
+    going OPEN at one instant) take a plain UPDATE ... WHERE pk IN (...). Every value
+    escaped by the driver (on MariaDB once per distinct value: `_values_list`); other
+    databases use Django's bulk_update."""
     if not rows:
         return
     if len(rows) > batch_size:
@@ -276,23 +359,77 @@ def bulk_update_rows(
         return
     names = [quote("__pk")] + [quote(field.column) for field in columns]
     if db.mysql_is_mariadb:  # type: ignore[attr-defined]  # MySQL's wrapper has it
-        one_row = "(" + ", ".join(["%s"] * len(names)) + ")"
-        values = ", ".join([one_row] * len(rows))
+        values = _values_list(db, [pks, *new_values])
         derived = f"WITH v ({', '.join(names)}) AS (VALUES {values}) SELECT * FROM v"  # noqa: S608
+        params = None
     else:
         first = ", ".join(f"%s AS {name}" for name in names)
         rest = ", ".join(["%s"] * len(names))
         derived = " UNION ALL ".join([f"SELECT {first}"] + [f"SELECT {rest}"] * (len(rows) - 1))
-    params = [value for row_values in zip(pks, *new_values, strict=True) for value in row_values]
+        params = [
+            value for row_values in zip(pks, *new_values, strict=True) for value in row_values
+        ]
     assignments = ", ".join(
         f"{table}.{quote(field.column)} = v.{quote(field.column)}" for field in columns
     )
     # Only quoted names from the model's metadata are formatted in (above too); every value
-    # is a %s.
+    # is a %s or a value the driver escaped.
     join = f"{table}.{quote(pk.column)} = v.{quote('__pk')}"
     sql = f"UPDATE {table} JOIN ({derived}) v ON {join} SET {assignments}"  # noqa: S608
     with db.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def _values_list(db: Any, columns: Sequence[list[Any]]) -> str:
+    """`(a, b, ...), (...)`: the rows of these columns (each a list of database values, one
+    per row) as SQL literals, each value escaped by the driver itself (MySQLdb's `literal`,
+    what it does to every %s parameter) and a value repeated in a column (an account id, a
+    side, a status; 30,000 values in a batch's INSERT) escaped once: the driver spends a
+    Python call per parameter, a batch's largest CPU cost after its own rows."""
+    db.ensure_connection()
+    literal = db.connection.literal
+    encoding = db.connection.encoding
+    texts = [_column_literals(values, literal, encoding) for values in columns]
+    return ", ".join(["(" + ", ".join(row) + ")" for row in zip(*texts, strict=True)])
+
+
+def _column_literals(values: list[Any], literal: Any, encoding: str) -> list[str]:
+    """The driver's literal of each value (what `literal(value)` gives, as text): a column
+    of one type takes a bulk conversion (ints and Decimals as the driver formats them, one
+    text repeated, NULLs); otherwise each value on its own, a text seen before in the
+    column looked up (equal texts escape alike)."""
+    count = len(values)
+    kinds = set(map(type, values))
+    if len(kinds) == 1:
+        kind = kinds.pop()
+        if kind is int:
+            return list(map(str, values))  # MySQLdb.converters.Thing2Str
+        if kind is Decimal:
+            return list(map(format, values, repeat("f", count)))  # Decimal2Literal
+        if kind is type(None):
+            return ["NULL"] * count
+        if kind is str and values.count(values[0]) == count:
+            return [literal(values[0]).decode(encoding)] * count
+    seen: dict[str, str] = {}
+    texts: list[str] = []
+    append = texts.append
+    for value in values:
+        if isinstance(value, str):
+            text = seen.get(value)
+            if text is None:
+                text = seen[value] = literal(value).decode(encoding)
+        elif value is None:
+            text = "NULL"
+        else:
+            kind = value.__class__
+            if kind is int:
+                text = str(value)
+            elif kind is Decimal:
+                text = format(value, "f")
+            else:
+                text = literal(value).decode(encoding)
+        append(text)
+    return texts
 
 
 def _all_equal(values: list[Any]) -> bool:

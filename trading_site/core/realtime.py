@@ -161,12 +161,17 @@ def flush_notifications(timeout: float = 5.0) -> bool:
     return publisher.wait_idle(timeout)
 
 
+# json.dumps(message, cls=DjangoJSONEncoder) without a new encoder per message (a batch
+# notifies 500).
+_MESSAGE_JSON = DjangoJSONEncoder()
+
+
 def _event(message: dict[str, Any]) -> dict[str, Any]:
     """The group event: the message, and its JSON text serialized once here, so the web
     process forwards the text to each of the user's connections without encoding it again."""
     import json
 
-    text = json.dumps(message, cls=DjangoJSONEncoder)
+    text = _MESSAGE_JSON.encode(message)
     return {"type": FORWARD_EVENT, "message": json.loads(text), "text": text}
 
 

@@ -7,8 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import F
+from django.db.models.signals import post_init
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -372,3 +374,146 @@ def test_rows_given_the_same_values_are_updated_by_one_plain_update():
     bulk_update_rows(OrderLeg, legs, ["status", "average_price"])
     assert OrderLeg.objects.get(pk=legs[2].pk).status == "FILLED"
     assert OrderLeg.objects.get(pk=legs[0].pk).status == "OPEN"
+
+
+# Texts the escaping must keep as they are: quotes, backslashes, a NUL, a newline, what
+# looks like a parameter or a comment, non-ASCII; the same text twice (escaped once).
+_AWKWARD = ["it's", 'a "b"', "back\\slash\\'", "nul\x00end", "two\nlines", "%s %(x)s", "-- x"]
+_AWKWARD += ["ünïcode ₹ 🚀", "it's", ""]
+
+
+def test_values_written_as_escaped_literals_are_stored_exactly():
+    order = make_order(account=make_account())
+    prices = [D("99.05"), D("99.0500"), D("1E+2"), D("-0.05"), D("99.05"), None]
+    legs = [
+        _unsaved_leg(order, f"LT{n}", quantity=n + 1) for n in range(len(_AWKWARD) + len(prices))
+    ]
+    for n, leg in enumerate(legs):
+        leg.reject_reason = _AWKWARD[n % len(_AWKWARD)]
+        leg.limit_price = prices[n % len(prices)]
+
+    insert_rows(OrderLeg, legs)
+
+    stored = OrderLeg.objects.in_bulk([leg.pk for leg in legs])
+    assert [stored[leg.pk].reject_reason for leg in legs] == [leg.reject_reason for leg in legs]
+    assert [stored[leg.pk].limit_price for leg in legs] == [leg.limit_price for leg in legs]
+    # The same texts and prices the other way round, through the joined UPDATE.
+    for leg, text, price in zip(legs, reversed(_AWKWARD * 2), reversed(prices * 3), strict=False):
+        leg.reject_reason, leg.limit_price = text, price
+    bulk_update_rows(OrderLeg, legs, ["reject_reason", "limit_price"])
+    stored = OrderLeg.objects.in_bulk([leg.pk for leg in legs])
+    assert [(stored[leg.pk].reject_reason, stored[leg.pk].limit_price) for leg in legs] == [
+        (leg.reject_reason, leg.limit_price) for leg in legs
+    ]
+
+
+def test_an_insert_of_many_rows_sends_no_parameters():
+    """Its values are in the statement, escaped once each by the driver (not 30 parameters
+    a row, each a Python call of the driver's)."""
+    order = make_order(account=make_account())
+    legs = [_unsaved_leg(order, f"NP{n}") for n in range(3)]
+    sent = []
+
+    def watch(execute, sql, params, many, context):
+        sent.append(params)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
+        insert_rows(OrderLeg, legs)
+
+    assert sent == [None]
+    assert OrderLeg.objects.filter(unique_identifier__startswith="NP").count() == 3
+
+
+def test_new_row_runs_the_constructor_when_an_init_signal_listens():
+    account = make_account()
+    values = dict(account=account, actor="a", kind=EventKind.ORDER_CREATED, after={"n": 1})
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance)
+
+    post_init.connect(receiver, sender=OrderEvent)
+    try:
+        built = new_row(OrderEvent, **values)
+    finally:
+        post_init.disconnect(receiver, sender=OrderEvent)
+
+    assert seen == [built]
+    assert _fields(built) == _fields(OrderEvent(**values))
+    assert built.account is account
+
+
+def test_new_row_refuses_a_relation_given_both_as_object_and_as_id():
+    account = make_account()
+    with pytest.raises(TypeError, match="unexpected fields: account_id"):
+        new_row(OrderLeg, account=account, account_id=account.pk)
+
+
+def test_new_paper_orders_and_legs_are_the_rows_their_constructors_build():
+    account = make_account()
+    order = make_order(account=account)
+    book = book_for_account(account.pk)
+    leg_values = dict(order=order, account=account, side="SELL", quantity=3, unique_identifier="C1")
+    paper_values = dict(
+        book=book,
+        unique_identifier="C1",
+        instrument=order.instrument,
+        side="BUY",
+        quantity=5,
+        limit_price=D("99.05"),
+    )
+
+    assert _fields(new_row(OrderLeg, **leg_values)) == _fields(OrderLeg(**leg_values))
+    assert _fields(new_row(PaperOrder, **paper_values)) == _fields(PaperOrder(**paper_values))
+
+
+def test_columns_of_one_type_are_stored_exactly():
+    """Ids, Decimals of several exponents, one text in every row: each converted for the
+    whole column at once."""
+    order = make_order(account=make_account())
+    prices = [D("99.05"), D("99.0500"), D("1E+2"), D("-0.05"), D("0E-4")]
+    legs = [_unsaved_leg(order, f"OT{n}", quantity=n + 1) for n in range(len(prices))]
+    for leg, price in zip(legs, prices, strict=True):
+        leg.limit_price, leg.reject_reason = price, "it's \\ the same"
+
+    insert_rows(OrderLeg, legs)
+
+    stored = OrderLeg.objects.in_bulk([leg.pk for leg in legs])
+    assert [
+        (stored[leg.pk].limit_price, stored[leg.pk].reject_reason, stored[leg.pk].quantity)
+        for leg in legs
+    ] == [(price, "it's \\ the same", n + 1) for n, price in enumerate(prices)]
+
+
+def test_a_price_that_is_not_a_finite_number_is_refused_as_save_refuses_it():
+    order = make_order(account=make_account())
+    leg = _unsaved_leg(order, "NF1")
+    leg.limit_price = D("NaN")
+
+    with pytest.raises(ValidationError):
+        insert_rows(OrderLeg, [leg])
+    assert leg.pk is None
+
+
+def test_rows_sharing_related_rows_saved_after_assignment_each_get_their_own_ids():
+    account = make_account()
+    instrument = make_instrument()
+    first = _order(account, instrument, None, external_id="s1")
+    second = _order(account, instrument, None, external_id="s2")
+    legs = [
+        _unsaved_leg(first, "SH1"),
+        _unsaved_leg(first, "SH2"),
+        _unsaved_leg(second, "SH3"),
+        _unsaved_leg(first, "SH4"),
+    ]
+    insert_rows(Order, [first, second])
+
+    insert_rows(OrderLeg, legs)
+
+    stored = dict(
+        OrderLeg.objects.filter(pk__in=[leg.pk for leg in legs]).values_list(
+            "unique_identifier", "order_id"
+        )
+    )
+    assert stored == {"SH1": first.pk, "SH2": first.pk, "SH3": second.pk, "SH4": first.pk}
