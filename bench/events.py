@@ -11,7 +11,7 @@ runs them: the XTS simulator (`manage.py run_xts_simulator`, one login per XTS a
 web server (`manage.py serve_web`, daphne), --stream-processes `manage.py run_broker_streams`
 processes (one by default; with streams only), and the monitoring loop: `run_user_cycle` for
 every account's user every --interval seconds in a process of its own with two threads (what
-the beat and two Celery workers do, at the workers' lowered CPU priority, WORKER_NICENESS:
+the beat and two Celery workers do, at the workers' CPU priority, WORKER_NICENESS:
 trading_site.core.cpu_priority; the product's interval is 60 s, shortened here to keep
 the baseline short; its first tick comes one interval after the start, in both runs; with
 --cycle-during, the streams run's first cycle starts with the price moves instead, so that

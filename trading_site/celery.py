@@ -75,10 +75,11 @@ def keep_database_connections(**kwargs):
 
 @worker_init.connect
 def give_way_to_broker_events(**kwargs):
-    """The worker (the monitoring loop, the safety net) runs WORKER_NICENESS nicer than the
-    stream processes and the web server, so that on a shared machine broker events and
-    traders' requests get the CPU first (trading_site.core.cpu_priority). In the main
-    process before the pool starts: prefork children and pool threads inherit it."""
+    """With WORKER_NICENESS set (off by default), the worker (the monitoring loop, the safety
+    net) runs that much nicer than the stream processes and the web server, so that on
+    shared cores broker events and traders' requests get the CPU first
+    (trading_site.core.cpu_priority). In the main process before the pool starts: prefork
+    children and pool threads inherit it."""
     from django.conf import settings
 
     lower_priority(settings.WORKER_NICENESS)
