@@ -191,7 +191,7 @@ def _insert_orders(orders: list[PaperOrder]) -> None:
         order.app_order_id = APP_ORDER_ID_BASE + order.pk
 
 
-def _instruments_for(requests) -> dict[tuple[str, int], object]:
+def _instruments_for(requests) -> dict[tuple[str, int], Instrument]:
     """The requests' instruments with their prices, in one query."""
     keys = {(r.exchange_segment, int(r.exchange_instrument_id)) for r in requests}
     found = Instrument.objects.select_related("fair_price").filter(
