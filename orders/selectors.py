@@ -196,10 +196,7 @@ def orders_with_legs(order_ids: Sequence[int]) -> list[tuple[Order, list[OrderLe
 def locked_order_with_legs(order_id: int) -> tuple[Order, list[OrderLeg]]:
     """The order, SELECT ... FOR UPDATE (inside the caller's transaction), with all its
     legs by id. Raises Order.DoesNotExist as `.get` would."""
-    found = _ORDER_FOR_UPDATE(id=order_id)
-    if not found:
-        raise Order.DoesNotExist(f"order {order_id} does not exist")
-    [(order, legs)] = _with_legs(found)
+    [(order, legs)] = _with_legs([_ORDER_FOR_UPDATE.get(id=order_id)])
     return order, legs
 
 

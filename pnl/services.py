@@ -432,10 +432,7 @@ def compute_account_pnl(*, account: BrokerAccount, now: datetime | None = None) 
     given = account
     with transaction.atomic():
         # The lock serialises runs for this account (the loop and a fresh API read).
-        found = _ACCOUNT_FOR_UPDATE(id=given.pk)
-        if not found:
-            raise BrokerAccount.DoesNotExist(f"account {given.pk} does not exist")
-        [account] = found
+        account = _ACCOUNT_FOR_UPDATE.get(id=given.pk)
         fills = _read_fills(account)
         legs = _legs_by_broker_order_id(account)
         states = {

@@ -227,6 +227,19 @@ class PreparedModels(Generic[ModelT]):
         alias = router.db_for_read(self._model)
         return [self._model.from_db(alias, self._names, row) for row in rows]
 
+    def get(self, **params: Param) -> ModelT:
+        """The one instance the read finds, as `QuerySet.get` answers: the model's
+        DoesNotExist when there is none, MultipleObjectsReturned when there are more."""
+        found = self(**params)
+        if len(found) == 1:
+            return found[0]
+        meta = self._model._meta
+        if not found:
+            raise self._model.DoesNotExist(f"{meta.object_name} matching query does not exist.")
+        raise self._model.MultipleObjectsReturned(
+            f"get() returned more than one {meta.object_name} -- it returned {len(found)}!"
+        )
+
 
 def _value(param: Any, index: int) -> Any:
     return _plain(param if index == -1 else param[index])

@@ -240,6 +240,24 @@ def test_prepared_models_are_the_models_the_orm_would_build():
     assert read(user_id=make_user().pk) == []
 
 
+def test_get_answers_one_instance_or_raises_as_the_orm_does():
+    from trading_site.core.prepared import PreparedModels
+
+    user = make_user()
+    first, second = make_account(user=user), make_account(user=user)
+    read = PreparedModels(
+        BrokerAccount,
+        lambda *, user_id: BrokerAccount.objects.filter(user_id=user_id).order_by("id"),
+    )
+    by_pk = PreparedModels(BrokerAccount, lambda *, id: BrokerAccount.objects.filter(pk=id))
+    assert by_pk.get(id=second.pk) == BrokerAccount.objects.get(pk=second.pk)
+    with pytest.raises(BrokerAccount.DoesNotExist):
+        by_pk.get(id=second.pk + 1000)
+    with pytest.raises(BrokerAccount.MultipleObjectsReturned):
+        read.get(user_id=user.pk)
+    assert [a.pk for a in read(user_id=user.pk)] == [first.pk, second.pk]
+
+
 @pytest.mark.django_db(transaction=True)  # autocommit between the test's own transactions
 def test_a_read_for_update_locks_and_is_refused_outside_a_transaction():
     from django.db import transaction
