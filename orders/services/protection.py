@@ -404,21 +404,10 @@ def _orders_needing_protection(order_ids: list[int]) -> list[int]:
     return [order_id for order_id in order_ids if order_id in needing]
 
 
-def _protect_each(
-    account: BrokerAccount,
-    order_ids: list[int],
-    actor: str,
-    read: list[tuple[Order, list[OrderLeg]]] | None = None,
-) -> ProtectionResult:
-    """Protect those of `order_ids` that need it. `read`: those orders with all their legs
-    as the caller has just read them (no locks): which need protection is judged from them
-    instead of a read of its own (each is locked and read again before anything is done)."""
+def _protect_each(account: BrokerAccount, needing: list[int], actor: str) -> ProtectionResult:
+    """`_protect_order` for each of `needing` (the account's orders judged to need it from a
+    read without locks: each is locked and read again before anything is done)."""
     result = ProtectionResult()
-    if read is None:
-        needing = _orders_needing_protection(order_ids)
-    else:
-        wanted = set(order_ids)
-        needing = [o.pk for o, legs in read if o.pk in wanted and _needs_protection(o, legs)]
     if needing:
         # Before any transaction that takes numbers (orders.services.identifiers).
         ensure_daily_counter(account_id=account.pk)
@@ -446,7 +435,7 @@ def place_protective_legs(
     with account_exclusion(account.pk, purpose="protection"):
         if candidates is None:
             candidates = _brackets_to_protect(account.pk)
-        result = _protect_each(account, candidates, actor)
+        result = _protect_each(account, _orders_needing_protection(candidates), actor)
     if result.errors:
         raise ProtectiveLegsIncomplete("; ".join(result.errors))
     return result
@@ -464,10 +453,12 @@ def protect_orders(
     Orders that are not brackets needing it (`is_bracket_to_protect`) are left alone.
     Errors are returned (and audited by the broker calls), not raised: the next cycle
     tries again."""
-    candidates = [
+    needing = [
         order.pk
         for order, legs in orders
-        if order.account_id == account.pk and is_bracket_to_protect(order, legs)
+        if order.account_id == account.pk
+        and is_bracket_to_protect(order, legs)
+        and _needs_protection(order, legs)
     ]
     with account_exclusion(account.pk, purpose="protection"):
-        return _protect_each(account, candidates, actor, read=orders)
+        return _protect_each(account, needing, actor)
