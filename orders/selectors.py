@@ -189,18 +189,19 @@ def orders_by_id(order_ids: Sequence[int]) -> dict[int, Order]:
 def orders_with_legs(order_ids: Sequence[int]) -> list[tuple[Order, list[OrderLeg]]]:
     """The orders of these ids (those that exist, by id) with all their legs (by id), in
     two compiled reads; each leg's `order` is its order (no query to reach it)."""
-    orders = _ORDERS(ids=list(order_ids))
-    return _with_legs(orders)
+    return with_legs(_ORDERS(ids=list(order_ids)))
 
 
 def locked_order_with_legs(order_id: int) -> tuple[Order, list[OrderLeg]]:
     """The order, SELECT ... FOR UPDATE (inside the caller's transaction), with all its
     legs by id. Raises Order.DoesNotExist as `.get` would."""
-    [(order, legs)] = _with_legs([_ORDER_FOR_UPDATE.get(id=order_id)])
+    [(order, legs)] = with_legs([_ORDER_FOR_UPDATE.get(id=order_id)])
     return order, legs
 
 
-def _with_legs(orders: list[Order]) -> list[tuple[Order, list[OrderLeg]]]:
+def with_legs(orders: list[Order]) -> list[tuple[Order, list[OrderLeg]]]:
+    """These orders, in their order, each with all its legs (by id) in one compiled read;
+    each leg's `order` is its order."""
     by_order: dict[int, list[OrderLeg]] = {order.pk: [] for order in orders}
     if by_order:
         orders_by_pk = {order.pk: order for order in orders}

@@ -32,7 +32,7 @@ from orders.brokers.events import BrokerEvent, BrokerEventKind
 from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.vocabulary import EventKind
 from orders.models import BrokerTrade, Order, OrderEvent, OrderLeg
-from orders.selectors import orders_by_id, orders_with_legs
+from orders.selectors import orders_by_id, with_legs
 from orders.services.audit import leg_change, leg_state, record_changes
 from orders.services.lifecycle import apply_leg_event, lock_legs
 from orders.services.sync import (
@@ -222,7 +222,8 @@ def _apply_to_legs(
     for leg in state.changed_legs.values():
         leg.save(update_fields=LEG_SYNC_FIELDS)
     record_changes(state.audit)
-    effect.orders = orders_with_legs(effect.order_ids)
+    # The moved orders (read above, in this transaction) with their legs as now written.
+    effect.orders = with_legs([orders[order_id] for order_id in sorted(effect.order_ids)])
     roll_up(effect.orders, actor=actor)
 
 
