@@ -233,10 +233,12 @@ class PreparedModels(Generic[ModelT]):
         found = self(**params)
         if len(found) == 1:
             return found[0]
-        meta = self._model._meta
+        # Each concrete model's own DoesNotExist (the stubs' Model declares none).
+        model: Any = self._model
+        meta = model._meta
         if not found:
-            raise self._model.DoesNotExist(f"{meta.object_name} matching query does not exist.")
-        raise self._model.MultipleObjectsReturned(
+            raise model.DoesNotExist(f"{meta.object_name} matching query does not exist.")
+        raise model.MultipleObjectsReturned(
             f"get() returned more than one {meta.object_name} -- it returned {len(found)}!"
         )
 
