@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
+from operator import attrgetter, itemgetter
+from typing import Any, NamedTuple
 
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Prefetch, QuerySet
 
 from accounts.models import Strategy, User
@@ -109,43 +112,110 @@ class OrderRow(NamedTuple):
     list_legs: list[ListLeg]
 
 
-# The columns `order_page` reads, in `OrderRow`'s order: its fields but the legs, read as the
-# ORM names them.
-_ORDER_ROW_FIELDS = tuple(
-    {"pk": "id", "strategy_name": "strategy__name"}.get(name, name)
-    for name in OrderRow._fields[:-1]
-)
+class OrderListPage(NamedTuple):
+    """One page of the order list and how many orders the whole (filtered) list holds."""
+
+    total: int
+    rows: list[OrderRow]
 
 
-def order_page(ids: Sequence[int]) -> list[OrderRow]:
-    """One page of the order list from its ids, read first and in order (`order_list(...)
-    .values_list("id", flat=True)`, sliced): the orders' list columns by primary key with
-    their list legs (`list_legs_of`), in the ids' order.
-
-    Two steps because MariaDB, asked for the whole rows of a user's newest orders
-    (`ORDER BY created_at DESC, id DESC LIMIT n`), may walk the created_at index across
-    every user's orders instead of the user's own: with 5,000,000 orders, 35 ms for a page
-    that takes 0.5 ms. The ids alone are answered from the user's index itself, whatever
-    the optimizer estimates."""
-    rows = Order.objects.filter(pk__in=list(ids)).values_list(*_ORDER_ROW_FIELDS)
-    by_id = {row[0]: row for row in rows}
-    legs = list_legs_of(list(by_id))
-    return [OrderRow._make((*by_id[pk], legs[pk])) for pk in ids if pk in by_id]
+class _PageColumns(NamedTuple):
+    select: str  # the select list
+    joins: str  # from the page's ids to its rows, their strategies and their legs
+    # (index in the row, Django's converters, their expression) for each column that has
+    # any, applied as the ORM would; the other columns come from the driver as they are.
+    converted: tuple[tuple[int, tuple[Callable, ...], Any], ...]
 
 
-def list_legs_of(order_ids: list[int]) -> dict[int, list[ListLeg]]:
-    """The list legs of these orders, by order id (every id present), from one query over
-    the legs' order index."""
-    by_order: dict[int, list[ListLeg]] = {pk: [] for pk in order_ids}
-    if by_order:
-        rows = (
-            OrderLeg.objects.filter(order_id__in=order_ids)
-            .order_by("id")
-            .values_list("order_id", "role", "status", "broker_order_id", "reject_reason")
-        )
-        for order_id, role, status, broker_order_id, reject_reason in rows:
-            by_order[order_id].append(ListLeg(role, status, broker_order_id, reject_reason))
-    return by_order
+# The page statement's row: its count, `OrderRow`'s columns but the legs (the strategy's
+# name from its table), then a list leg's id, its order's id and `ListLeg`'s columns.
+_ORDER_END = 1 + len(OrderRow._fields) - 1
+_LEG_ID, _LEG_ORDER_ID, _LEG_START = _ORDER_END, _ORDER_END + 1, _ORDER_END + 2
+
+
+def _page_columns(connection: BaseDatabaseWrapper) -> _PageColumns:
+    qn = connection.ops.quote_name
+    selected, converted = ["counted.total"], []
+    for table, model, names in (
+        ("o", Order, OrderRow._fields[:-1]),
+        ("l", OrderLeg, ("pk", "order_id", *ListLeg._fields)),
+    ):
+        for name in names:
+            field: Any
+            if name == "strategy_name":
+                field, alias = Strategy._meta.get_field("name"), "s"
+            else:
+                field, alias = model._meta.get_field("id" if name == "pk" else name), table
+            expression = field.get_col(alias)
+            converters = tuple(
+                connection.ops.get_db_converters(expression)
+                + expression.get_db_converters(connection)
+            )
+            if converters:
+                converted.append((len(selected), converters, expression))
+            selected.append(f"{alias}.{qn(field.column)}")
+    orders, strategies, legs = (qn(model._meta.db_table) for model in (Order, Strategy, OrderLeg))
+    joins = (
+        f"LEFT JOIN {orders} o ON o.{qn('id')} = page.{qn('id')} "
+        f"LEFT JOIN {strategies} s ON s.{qn('id')} = o.{qn('strategy_id')} "
+        f"LEFT JOIN {legs} l ON l.{qn('order_id')} = o.{qn('id')}"
+    )
+    return _PageColumns(", ".join(selected), joins, tuple(converted))
+
+
+_page_columns_by_vendor: dict[str, _PageColumns] = {}
+
+
+def order_list_page(orders: QuerySet[Order], *, limit: int, offset: int) -> OrderListPage:
+    """One page of `orders` (an `order_list(...)`, newest first), with its list legs and
+    strategy names, and the whole list's count: one statement, one round trip.
+
+    The page's ids are read first, in a derived table, off the user's index alone: asked
+    for whole rows in this order, MariaDB may walk the created_at index across every user's
+    orders instead of the user's own (with 5,000,000 orders, 35 ms for a page that takes
+    0.5 ms). The rows, their strategies and their legs are then joined by primary key, and
+    the count comes from a one-row derived table the page is LEFT JOINed to, so an empty
+    page still answers the count. The page's order is restored here: an ORDER BY over the
+    joined rows cost MariaDB a temporary table and a sort (0.3 ms of 0.9). Four separate
+    reads (count, ids, rows, legs) cost the list more in round trips and compiled querysets
+    than MariaDB spends answering them."""
+    connection = connections[orders.db]
+    columns = _page_columns_by_vendor.get(connection.vendor)
+    if columns is None:
+        columns = _page_columns_by_vendor[connection.vendor] = _page_columns(connection)
+    ids = orders.order_by("-created_at", "-id").values_list("id")
+    page_sql, page_params = ids[offset : offset + limit].query.get_compiler(orders.db).as_sql()
+    count_sql, count_params = (
+        orders.order_by().values_list("id").query.get_compiler(orders.db).as_sql()
+    )
+    # Names quoted by the backend and SQL compiled by the ORM; every value is a parameter.
+    counted = f"SELECT COUNT(*) AS total FROM ({count_sql}) counted_ids"  # noqa: S608
+    parts = (f"({counted}) counted", f"LEFT JOIN ({page_sql}) page ON 1 = 1", columns.joins)
+    sql = f"SELECT {columns.select} FROM {' '.join(parts)}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*count_params, *page_params))
+        fetched = cursor.fetchall()
+    rows: dict[int, OrderRow] = {}
+    legs: list[tuple[int, int, ListLeg]] = []
+    for fetched_row in fetched:
+        if fetched_row[1] is None:  # an empty page: the count's row alone
+            continue
+        values = list(fetched_row)
+        for index, converters, expression in columns.converted:
+            value = values[index]
+            if value is not None:
+                for converter in converters:
+                    value = converter(value, expression, connection)
+                values[index] = value
+        pk = values[1]
+        if pk not in rows:
+            rows[pk] = OrderRow._make((*values[1:_ORDER_END], []))
+        if values[_LEG_ID] is not None:  # an order with no leg has NULLs here
+            legs.append((values[_LEG_ID], pk, ListLeg._make(values[_LEG_START:])))
+    for _, pk, leg in sorted(legs, key=itemgetter(0)):
+        rows[pk].list_legs.append(leg)
+    page = sorted(rows.values(), key=attrgetter("created_at", "pk"), reverse=True)
+    return OrderListPage(fetched[0][0], page)
 
 
 def order_for_user(*, user: User, order_id: int | str) -> Order:

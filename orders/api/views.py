@@ -293,15 +293,16 @@ class OrdersView(OrdersGroupMixin, APIView):
         responses=s.OrderSummarySerializer(many=True),
     )
     def get(self, request):
-        queryset = _filtered_order_list(request)
+        orders = _filtered_order_list(request)
         paginator = self.pagination_class()
-        # The page's ids first, then its rows (selectors.order_page says why).
-        ids: list[int] | None = paginator.paginate_queryset(
-            queryset.values_list("id", flat=True), request, view=self
+        limit, offset = paginator.get_limit(request), paginator.get_offset(request)
+        page = selectors.order_list_page(orders, limit=limit, offset=offset)
+        return paginator.paginated_response(
+            [s.order_summary(order) for order in page.rows],
+            total=page.total,
+            limit=limit,
+            offset=offset,
         )
-        assert ids is not None  # the paginator always has a limit (default_limit)
-        page = selectors.order_page(ids)
-        return paginator.get_paginated_response([s.order_summary(order) for order in page])
 
     @extend_schema(request=s.PlaceOrderSerializer, responses=_PLACEMENT_RESPONSES)
     def post(self, request):

@@ -57,8 +57,9 @@ CYCLE_20_ORDERS = 20
 CYCLE_PER_EXTRA_ORDER = 0
 CYCLE_4_STOP_LOSSES = 29
 CYCLE_PER_EXTRA_STOP_LOSS = 0
-# The page's ids, then its rows (orders.selectors.order_page), the count, the legs.
-ORDER_LIST = 4
+# One statement: the count, the page's ids, its rows and their legs
+# (orders.selectors.order_list_page); 4 before (the count, the ids, the rows, the legs).
+ORDER_LIST = 1
 KILL_SWITCH_3_POSITIONS = 109
 SCHEDULE_LIST = 2
 SCHEDULE_LIST_PER_EXTRA = 0

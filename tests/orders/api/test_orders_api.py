@@ -135,6 +135,37 @@ def test_the_list_paginates_with_limit_and_offset(client, trader, account, instr
     assert [o["id"] for o in body["orders"]] == [orders[2].pk, orders[1].pk]
 
 
+def test_the_total_counts_the_whole_filtered_list_even_past_its_last_page(
+    client, trader, account, instrument
+):
+    """The page and the count are read in one statement (selectors.order_list_page): the
+    total is the filtered list's, not the page's, and a page past the end still has it. An
+    order with no leg is listed with no leg statuses; one with three legs shows each."""
+    bare = make_order(user=trader, account=account, instrument=instrument, entry_leg=False)
+    bracket = make_order(user=trader, account=account, instrument=instrument, kind="BRACKET")
+    make_leg(order=bracket, broker_order_id="SL-9", role="STOP_LOSS", side="SELL", status="OPEN")
+    make_leg(order=bracket, broker_order_id=None, role="TAKE_PROFIT", side="SELL", status="PENDING")
+    make_order(user=trader, account=account, instrument=instrument)
+    for _ in range(2):
+        make_order(user=trader, account=account, instrument=instrument, status="FILLED")
+
+    body = client.get("/api/orders?status=OPEN&limit=2").json()
+    assert body["total"] == 3 and len(body["orders"]) == 2
+    rows = {row["id"]: row for row in client.get("/api/orders").json()["orders"]}
+    assert len(rows) == 5
+    assert (rows[bare.pk]["entry_order_status"], rows[bare.pk]["sl_order_status"]) == (None, None)
+    assert (
+        rows[bracket.pk]["entry_order_status"],
+        rows[bracket.pk]["sl_order_status"],
+        rows[bracket.pk]["tp_order_status"],
+    ) == ("OPEN", "OPEN", "PENDING")
+    for query in ("status=OPEN&limit=2&offset=3", "status=OPEN&offset=9223372036854775807"):
+        body = client.get(f"/api/orders?{query}").json()
+        assert (body["total"], body["orders"]) == (3, []), query
+    body = client.get("/api/orders?status=CANCELLED").json()
+    assert (body["total"], body["orders"]) == (0, [])
+
+
 @pytest.mark.parametrize(
     "query", ["status=NOPE", "account_id=abc", "since=yesterday", "limit=0", "offset=-1"]
 )

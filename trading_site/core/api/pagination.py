@@ -43,14 +43,14 @@ class LimitOffsetTotalPagination(LimitOffsetPagination):
         return offset
 
     def get_paginated_response(self, data):
-        return Response(
-            {
-                self.results_key: data,
-                "total": self.count,
-                "limit": self.limit,
-                "offset": self.offset,
-            }
-        )
+        return self.paginated_response(data, total=self.count, limit=self.limit, offset=self.offset)
+
+    def paginated_response(
+        self, data, *, total: int | None, limit: int | None, offset: int | None
+    ) -> Response:
+        """The envelope, for a view that read its page and count itself (in one statement,
+        say) after `get_limit` and `get_offset` checked the request."""
+        return Response({self.results_key: data, "total": total, "limit": limit, "offset": offset})
 
     def get_paginated_response_schema(self, schema):
         return {
