@@ -140,7 +140,7 @@ def _filtered_orders(request: AuthenticatedHttpRequest, form: OrderFilterForm):
 @require_GET
 def order_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = OrderFilterForm(request.GET or None, user=request.user)
-    # The page's ids first, then its rows (orders.selectors.order_page says why).
+    # The page's ids first, then its rows (orders.selectors.order_list_page says why).
     page = Paginator(
         _filtered_orders(request, form).values_list("id", flat=True), ORDERS_PER_PAGE
     ).get_page(request.GET.get("page"))

@@ -226,7 +226,7 @@ def _when(value) -> str | None:
 
 
 def order_summary(order: Order | OrderRow) -> dict[str, Any]:
-    """One row of the order list, from a list row (selectors.order_page) or an order. Reads
+    """One row of the order list, from a list row (selectors.order_list_page) or an order. Reads
     only legs already loaded (no query per row): `list_legs` or prefetched ones."""
     legs: Sequence[OrderLeg | ListLeg]
     if isinstance(order, OrderRow):
