@@ -249,6 +249,26 @@ class DailyCounter(models.Model):
         ]
 
 
+class UserOrderCount(models.Model):
+    """How many orders a user has, kept by the database itself: triggers on `orders`
+    (migration orders 0012, `orders.order_count_triggers`) add one on every insert and take
+    one off on every delete, inside the writing transaction, so every snapshot's count is
+    exact. The order list's unfiltered total reads this row instead of counting the user's
+    every order (0.9 ms at 10,000 orders, and growing with them). No code writes it.
+
+    A plain user id, no foreign key: the row outlives nothing it points to (orders PROTECT
+    their user), and a key would make the triggers' upsert depend on the user row."""
+
+    user_id = models.BigIntegerField(primary_key=True)
+    total = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "order_counts"
+
+    def __str__(self) -> str:
+        return f"user {self.user_id}: {self.total} orders"
+
+
 class BrokerOrder(models.Model):
     """The latest order-book row the broker reported, typed (XTS.md 'Order-book row')."""
 

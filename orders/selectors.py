@@ -13,7 +13,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Prefetch, QuerySet
 
 from accounts.models import Strategy, User
-from orders.models import Order, OrderEvent, OrderLeg
+from orders.models import Order, OrderEvent, OrderLeg, UserOrderCount
 from trading_site.core.errors import NotFound
 from trading_site.core.prepared import PreparedModels
 
@@ -122,6 +122,7 @@ class OrderListPage(NamedTuple):
 class _PageColumns(NamedTuple):
     select: str  # the select list
     joins: str  # from the page's ids to its rows, their strategies and their legs
+    user_total: str  # the count of a user's every order (one parameter: the user's id)
     # (index in the row, Django's converters, their expression) for each column that has
     # any, applied as the ORM would; the other columns come from the driver as they are.
     converted: tuple[tuple[int, tuple[Callable, ...], Any], ...]
@@ -160,15 +161,22 @@ def _page_columns(connection: BaseDatabaseWrapper) -> _PageColumns:
         f"LEFT JOIN {strategies} s ON s.{qn('id')} = o.{qn('strategy_id')} "
         f"LEFT JOIN {legs} l ON l.{qn('order_id')} = o.{qn('id')}"
     )
-    return _PageColumns(", ".join(selected), joins, tuple(converted))
+    counts = UserOrderCount._meta
+    total = f"{qn('total')} FROM {qn(counts.db_table)} WHERE {qn('user_id')} = %s"
+    user_total = f"SELECT COALESCE((SELECT {total}), 0) AS total"
+    return _PageColumns(", ".join(selected), joins, user_total, tuple(converted))
 
 
 _page_columns_by_vendor: dict[str, _PageColumns] = {}
 
 
-def order_list_page(orders: QuerySet[Order], *, limit: int, offset: int) -> OrderListPage:
-    """One page of `orders` (an `order_list(...)`, newest first), with its list legs and
-    strategy names, and the whole list's count: one statement, one round trip.
+def order_list_page(
+    orders: QuerySet[Order], *, user: User, limit: int, offset: int
+) -> OrderListPage:
+    """One page of `orders` (an `order_list(user=user, ...)`, newest first), with its list
+    legs and strategy names, and the whole list's count: one statement, one round trip.
+    The count of the user's every order (no filter) is their row of `UserOrderCount`,
+    which the database keeps; a filtered list's is counted.
 
     The page's ids are read first, in a derived table, off the user's index alone: asked
     for whole rows in this order, MariaDB may walk the created_at index across every user's
@@ -185,11 +193,14 @@ def order_list_page(orders: QuerySet[Order], *, limit: int, offset: int) -> Orde
         columns = _page_columns_by_vendor[connection.vendor] = _page_columns(connection)
     ids = orders.order_by("-created_at", "-id").values_list("id")
     page_sql, page_params = ids[offset : offset + limit].query.get_compiler(orders.db).as_sql()
-    count_sql, count_params = (
-        orders.order_by().values_list("id").query.get_compiler(orders.db).as_sql()
-    )
     # Names quoted by the backend and SQL compiled by the ORM; every value is a parameter.
-    counted = f"SELECT COUNT(*) AS total FROM ({count_sql}) counted_ids"  # noqa: S608
+    if orders.query.where == Order.objects.filter(user=user).query.where:
+        counted, count_params = columns.user_total, (user.pk,)
+    else:
+        count_sql, count_params = (
+            orders.order_by().values_list("id").query.get_compiler(orders.db).as_sql()
+        )
+        counted = f"SELECT COUNT(*) AS total FROM ({count_sql}) counted_ids"  # noqa: S608
     parts = (f"({counted}) counted", f"LEFT JOIN ({page_sql}) page ON 1 = 1", columns.joins)
     sql = f"SELECT {columns.select} FROM {' '.join(parts)}"  # noqa: S608
     with connection.cursor() as cursor:

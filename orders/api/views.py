@@ -296,7 +296,7 @@ class OrdersView(OrdersGroupMixin, APIView):
         orders = _filtered_order_list(request)
         paginator = self.pagination_class()
         limit, offset = paginator.get_limit(request), paginator.get_offset(request)
-        page = selectors.order_list_page(orders, limit=limit, offset=offset)
+        page = selectors.order_list_page(orders, user=request.user, limit=limit, offset=offset)
         return paginator.paginated_response(
             [s.order_summary(order) for order in page.rows],
             total=page.total,

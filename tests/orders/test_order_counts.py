@@ -1,0 +1,125 @@
+"""`order_counts` (orders.models.UserOrderCount): each user's number of orders, kept by the
+database's own triggers (orders.order_count_triggers), whatever writes the orders. The
+order list's unfiltered total reads it."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal as D
+
+import pytest
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Count
+
+from orders.models import Order, UserOrderCount
+from orders.services import place_single_order
+from tests.factories import (
+    api_client_for,
+    batch_item,
+    make_account,
+    make_fair_price,
+    make_instrument,
+    make_order,
+    make_user,
+    single_order_body,
+    single_request,
+)
+
+
+def counts() -> dict[int, int]:
+    """The kept counts of every user with a row (0 included)."""
+    return dict(UserOrderCount.objects.values_list("user_id", "total"))
+
+
+def counted() -> dict[int, int]:
+    """The orders of every user, counted."""
+    rows = Order.objects.values("user_id").annotate(n=Count("id")).order_by()
+    return {row["user_id"]: row["n"] for row in rows}
+
+
+def test_the_count_follows_placement_batches_bare_rows_deletes_and_moves(
+    trader, account, instrument, client
+):
+    other = make_user()
+    second_account = make_account(user=trader)
+    assert client.post("/api/orders", single_order_body(account), format="json").status_code == 201
+    body = single_order_body(second_account, order_quantity=3)
+    assert client.post("/api/orders", body, format="json").status_code == 201
+    batch = {"account_id": account.pk, "orders": [batch_item(n) for n in range(4)]}
+    assert client.post("/api/algo-place-batch-orders", batch, format="json").status_code == 201
+    bare = Order.objects.bulk_create(
+        Order(
+            user=trader,
+            account=account,
+            instrument=instrument,
+            symbol="RELIANCE",
+            exchange_segment="NSECM",
+            exchange_instrument_id=instrument.exchange_instrument_id,
+            side="BUY",
+            quantity=1,
+            order_type="LIMIT",
+            limit_price=D("99"),
+        )
+        for _ in range(3)
+    )
+    make_order(user=other, account=make_account(user=other), instrument=instrument)
+    assert counts() == counted() == {trader.pk: 9, other.pk: 1}
+
+    Order.objects.filter(pk=bare[0].pk).delete()
+    Order.objects.filter(pk=bare[1].pk).update(user=other)
+    Order.objects.filter(pk=bare[2].pk).update(quantity=5)  # not a move: nothing changes
+    assert counts() == counted() == {trader.pk: 7, other.pk: 2}
+
+    # A placement that rolls back takes its +1 with it.
+    with pytest.raises(RuntimeError), transaction.atomic():
+        make_order(user=other, account=make_account(user=other), instrument=instrument)
+        raise RuntimeError("rolled back")
+    assert counts() == counted() == {trader.pk: 7, other.pk: 2}
+
+
+def test_the_unfiltered_lists_total_is_the_kept_count_and_a_filtered_one_is_counted(
+    trader, account, instrument, client
+):
+    for status in ("OPEN", "OPEN", "FILLED"):
+        make_order(user=trader, account=account, instrument=instrument, status=status)
+    assert client.get("/api/orders").json()["total"] == 3
+    # Read from the kept row: a wrong row would show (no code writes it; this test does).
+    UserOrderCount.objects.filter(user_id=trader.pk).update(total=41)
+    assert client.get("/api/orders?limit=1").json()["total"] == 41
+    assert client.get("/api/orders?status=OPEN").json()["total"] == 2
+    assert client.get(f"/api/orders?account_id={account.pk}").json()["total"] == 3
+    # A user with no order has no row yet: 0.
+    assert api_client_for(make_user()).get("/api/orders").json()["total"] == 0
+
+
+@pytest.mark.skipif(connection.vendor != "mysql", reason="row locks of MariaDB")
+def test_one_users_placements_on_two_accounts_at_once_count_exactly(transactional_db):
+    """Each order's insert holds its user's count row to the end of its write-ahead
+    transaction: eight threads placing for one user on two accounts queue on it, none
+    deadlocks, and the count is exact."""
+    trader = make_user()
+    accounts = [make_account(user=trader), make_account(user=trader)]
+    instrument = make_instrument(symbol="RELIANCE", lot_size=1, freeze_quantity=10000)
+    make_fair_price(instrument, D("100.00"))
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def place(n: int) -> None:
+        try:
+            start.wait()
+            for _ in range(3):
+                place_single_order(user=trader, request=single_request(accounts[n % 2]))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=place, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert counts() == counted() == {trader.pk: 24}
