@@ -21,6 +21,7 @@ from orders.models import (
     OrderEvent,
     OrderLeg,
     RegenerationStage,
+    UserOrderCount,
 )
 from orders.openalgo import admin as openalgo_admin  # noqa: F401
 from orders.scheduled import admin as scheduled_admin  # noqa: F401
@@ -194,6 +195,14 @@ class DailyCounterAdmin(_AccountRowsAdmin):
     list_display = ("account", "trading_date", "last_value")
     list_filter = ("trading_date",)
     search_fields = ("account__account_name",)
+
+
+@admin.register(UserOrderCount)
+class UserOrderCountAdmin(ReadOnlyAdmin):
+    """Kept by the database's triggers on orders (the order list's total): read-only."""
+
+    list_display = ("user_id", "total")
+    search_fields = ("=user_id",)
 
 
 @admin.register(RegenerationStage)
