@@ -610,20 +610,22 @@ def test_hostile_values_are_stored_or_refused_as_the_orm_stores_or_refuses_them(
     try:
         differences = []
         for n, (field, value) in enumerate(_HOSTILE):
-            for write in (_insert, _update):
+            # Inserted; written over one of two rows (the joined UPDATE); over both (one
+            # plain UPDATE with parameters).
+            for write, rows_given in ((_insert, 1), (_update, 1), (_update, 2)):
                 outcomes = []
                 for by_orm in (True, False):
-                    rows = [
-                        _unsaved_leg(order, f"H{n}{write.__name__[1]}{by_orm:d}{k}") for k in "ab"
-                    ]
+                    tag = f"H{n}{write.__name__[1]}{rows_given}{by_orm:d}"
+                    rows = [_unsaved_leg(order, f"{tag}{k}") for k in "ab"]
                     if write is _update:
                         OrderLeg.objects.bulk_create(rows)
-                    setattr(rows[0], field, value)
+                    for row in rows[:rows_given]:
+                        setattr(row, field, value)
                     outcomes.append(
                         _outcome(functools.partial(write, field=field, by_orm=by_orm), rows, field)
                     )
                 if outcomes[0] != outcomes[1]:
-                    differences.append((write.__name__, field, value, *outcomes))
+                    differences.append((write.__name__, rows_given, field, value, *outcomes))
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SET SESSION sql_mode = 'STRICT_TRANS_TABLES'")
