@@ -231,8 +231,8 @@ def parse_alert(body: Mapping[str, Any]) -> AlertOrder:
         errors["symbol"] = ["is required"]
     elif len(symbol) > MAX_SYMBOL_LENGTH:
         errors["symbol"] = [f"must be at most {MAX_SYMBOL_LENGTH} characters"]
-    elif unstorable_text(symbol) is not None:
-        errors["symbol"] = [unstorable_text(symbol)]
+    elif (unstorable := unstorable_text(symbol)) is not None:
+        errors["symbol"] = [unstorable]
     exchange = _choice(fields, "exchange", EXCHANGES, errors)
     if fields.get("action") is None or _text(fields.get("action")) == "":
         errors["action"] = ["is required: BUY or SELL"]
@@ -269,8 +269,8 @@ def parse_alert(body: Mapping[str, Any]) -> AlertOrder:
     alert_id = _text(fields.get("id"))
     if len(alert_id) > MAX_ALERT_ID_LENGTH:
         errors["id"] = [f"must be at most {MAX_ALERT_ID_LENGTH} characters"]
-    elif unstorable_text(alert_id) is not None:
-        errors["id"] = [unstorable_text(alert_id)]
+    elif (unstorable := unstorable_text(alert_id)) is not None:
+        errors["id"] = [unstorable]
 
     if order_type == "MARKET":
         price = None  # a reference price sent with a market order is not a limit
