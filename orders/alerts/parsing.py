@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from orders.openalgo.fields import finite_decimal
+from orders.openalgo.fields import finite_decimal, unstorable_text
 from orders.openalgo.mapping import MappingError, webhook_target
 
 MAX_ALERT_ID_LENGTH = 64
@@ -231,6 +231,8 @@ def parse_alert(body: Mapping[str, Any]) -> AlertOrder:
         errors["symbol"] = ["is required"]
     elif len(symbol) > MAX_SYMBOL_LENGTH:
         errors["symbol"] = [f"must be at most {MAX_SYMBOL_LENGTH} characters"]
+    elif (unstorable := unstorable_text(symbol)) is not None:
+        errors["symbol"] = [unstorable]
     exchange = _choice(fields, "exchange", EXCHANGES, errors)
     if fields.get("action") is None or _text(fields.get("action")) == "":
         errors["action"] = ["is required: BUY or SELL"]
@@ -267,6 +269,8 @@ def parse_alert(body: Mapping[str, Any]) -> AlertOrder:
     alert_id = _text(fields.get("id"))
     if len(alert_id) > MAX_ALERT_ID_LENGTH:
         errors["id"] = [f"must be at most {MAX_ALERT_ID_LENGTH} characters"]
+    elif (unstorable := unstorable_text(alert_id)) is not None:
+        errors["id"] = [unstorable]
 
     if order_type == "MARKET":
         price = None  # a reference price sent with a market order is not a limit
@@ -385,11 +389,7 @@ def parse_openalgo_strategy_alert(body: Mapping[str, Any]) -> AlertOrder:
 def _signed_int(value: Any) -> int | None:
     if isinstance(value, bool) or value is None:
         return None
-    text = str(value).strip().replace(",", "")
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    if not number.is_finite() or number != number.to_integral_value() or abs(number) > MAX_INTEGER:
+    number = finite_decimal(value)
+    if number is None or number != number.to_integral_value() or abs(number) > MAX_INTEGER:
         return None
     return int(number)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, getcontext
 from typing import Any
 
 from orders.domain.vocabulary import OrderType
@@ -44,8 +44,23 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
+def unstorable_text(text: str) -> str | None:
+    """Why `text` is refused as a value to store or look up, or None: a lone surrogate
+    (JSON's "\\ud800") has no UTF-8 form, so the database driver cannot send it (a 500);
+    NUL is refused as the desk's REST API (DRF's text fields) refuses it."""
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must not contain surrogate characters"
+    return None
+
+
 def finite_decimal(value: Any) -> Decimal | None:
-    """A finite number from a JSON number or string; None when it is not one."""
+    """A finite number from a JSON number or string; None when it is not one. A number
+    past decimal's exponent range (1e999999999) is not one either: its first arithmetic (an
+    abs, a difference) would raise Overflow."""
     if isinstance(value, bool) or value is None or isinstance(value, dict | list):
         return None
     if isinstance(value, float):
@@ -57,7 +72,7 @@ def finite_decimal(value: Any) -> Decimal | None:
         number = Decimal(text)
     except InvalidOperation:
         return None
-    return number if number.is_finite() else None
+    return number if number.is_finite() and number.adjusted() <= getcontext().Emax else None
 
 
 class FieldReader:
@@ -86,10 +101,14 @@ class FieldReader:
             self.fail(name, "must be a string")
             return ""
         text = _text(value)
+        unstorable = unstorable_text(text)
         if required and not text:
             self.fail(name, "is required")
         elif len(text) > max_length:
             self.fail(name, f"must be at most {max_length} characters")
+            return ""
+        elif unstorable is not None:
+            self.fail(name, unstorable)
             return ""
         return text
 
@@ -113,10 +132,11 @@ class FieldReader:
         if number != number.to_integral_value():
             self.fail(name, f"{_text(self.body.get(name))!r} is not a whole number")
             return None
-        value = int(number)
-        if abs(value) > MAX_INTEGER:
+        # Before int(): converting 1e999999 alone takes half a minute.
+        if abs(number) > MAX_INTEGER:
             self.fail(name, f"must be at most {MAX_INTEGER} in size")
             return None
+        value = int(number)
         if minimum is not None and value < minimum:
             self.fail(name, "must be positive" if minimum == 1 else f"must be at least {minimum}")
             return None

@@ -89,6 +89,45 @@ def test_deep_json_is_a_400_on_every_json_endpoint(owned, route, method, body, c
     assert Order.objects.filter(user=user).count() == 1  # nothing placed
 
 
+# A lone surrogate (JSON's "\\ud800" unpaired) has no UTF-8 form: the driver cannot store it
+# and the renderer cannot echo it (a refusal that quotes the value was a 500).
+LONE_SURROGATE = '{"account_id": 1, "symbol": "\\ud800", "order_side": "\\udc00", "x": ["\\udfff"]}'
+
+
+@pytest.mark.parametrize("route,method", API_BODY_ROUTES)
+def test_a_lone_surrogate_is_a_400_on_every_json_endpoint(owned, route, method, caplog, settings):
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True
+    user, ids = owned
+    client = api_client_for(user)
+    with caplog.at_level(logging.INFO):
+        response = getattr(client, method)(
+            _path(route, ids), data=LONE_SURROGATE, content_type="application/json"
+        )
+    _assert_no_error_logged(caplog)
+    if route in BODYLESS:
+        assert response.status_code < 500
+        return
+    assert response.status_code == 400, (route, method, response.content[:300])
+    payload = response.json()
+    message = payload["message"] if route.startswith("api/v1/") else payload["error"]
+    assert "lone surrogate" in message
+    assert Order.objects.filter(user=user).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_surrogate_pair_is_one_character_and_still_parses():
+    """An ASCII-only encoder (Python's json.dumps) sends 🚀 as "\\ud83d\\ude80"; a backslash
+    before "ud800" is text, not an escape."""
+    user = make_user()
+    client = api_client_for(user)
+    name = "🚀 \\ud800"
+    response = client.post(
+        "/api/strategies", data=json.dumps({"name": name}), content_type="application/json"
+    )
+    assert response.status_code == 201, response.content[:300]
+    assert user.strategies.get().name == name
+
+
 @pytest.mark.django_db
 def test_deep_json_login_over_a_real_socket_is_a_400(live_server, caplog):
     with caplog.at_level(logging.INFO):

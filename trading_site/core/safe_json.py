@@ -56,17 +56,45 @@ def _finite_float(literal: str) -> float:
     return value
 
 
+# A \u escape of a surrogate: the only way a JSON text holds one (its UTF-8 cannot). A pair
+# of them is one character (an emoji from an ASCII-only encoder); one alone is no text.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    """Whether a string (or key) in the parsed document has no UTF-8 form."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def loads(text: str | bytes, *, limit: int | None = None, **kwargs: Any) -> Any:
-    """json.loads for outside input: JsonTooDeep (a ValueError) past the depth limit, and a
-    ValueError for a number literal too large for a float."""
+    """json.loads for outside input: JsonTooDeep (a ValueError) past the depth limit, a
+    ValueError for a number literal too large for a float, and one for a lone surrogate
+    ("\\ud800" unpaired), which can be neither stored (the database driver cannot encode
+    it) nor echoed in an answer (the renderer cannot): a 500 wherever it went."""
     if isinstance(text, bytes | bytearray):
         text = text.decode("utf-8")
     check_depth(text, limit)
     kwargs.setdefault("parse_float", _finite_float)
     try:
-        return json.loads(text, **kwargs)
+        parsed = json.loads(text, **kwargs)
     except RecursionError:  # a backstop: the depth check should have caught it
         raise JsonTooDeep(limit if limit is not None else max_depth()) from None
+    if _SURROGATE_ESCAPE.search(text) and _holds_lone_surrogate(parsed):
+        raise ValueError("a string holds a lone surrogate (an unpaired \\ud800 to \\udfff)")
+    return parsed
 
 
 class DepthLimitedJSONField(forms.JSONField):

@@ -146,3 +146,36 @@ def test_openalgo_alerts_that_could_mean_two_things_are_refused(body, field):
 def test_openalgo_without_position_size_names_it():
     details = _invalid({"symbol": "SBIN", "action": "BUY"}, parse_openalgo_strategy_alert)
     assert "is required" in details["position_size"][0]
+
+
+@pytest.mark.parametrize("name", ["symbol", "id"])
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("tv\ud800", "must not contain surrogate characters"),  # JSON's "\ud800"
+        ("tv\x00", "must not contain NUL characters"),
+    ],
+)
+def test_text_the_database_cannot_take_is_refused_naming_the_field(name, value, message):
+    body = {"symbol": "X", "action": "BUY", "quantity": "1", name: value}
+    assert _invalid(body)[name] == [message]
+    assert _invalid({**body, "position_size": "1"}, parse_openalgo_strategy_alert)[name] == [
+        message
+    ]
+
+
+@pytest.mark.parametrize("name", ["price", "stop_loss", "target"])
+def test_a_price_past_decimals_range_is_not_a_number(name):
+    """Finite, but its first arithmetic (the price check's abs) would overflow: a 500."""
+    body = {"symbol": "X", "action": "BUY", "quantity": "1", "price": "100", "stop_loss": "95"}
+    assert _invalid({**body, name: "1e999999999"})[name] == [
+        "'1e999999999' is not a positive number"
+    ]
+
+
+@pytest.mark.parametrize("size", ["1e999999999", "-1e999999999"])
+def test_an_openalgo_position_size_past_decimals_range_is_not_a_whole_number(size):
+    body = {"symbol": "X", "action": "BUY", "position_size": size}
+    assert _invalid(body, parse_openalgo_strategy_alert) == {
+        "position_size": ["is not a whole number (the signed position to reach)"]
+    }

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
 
-from orders.openalgo.fields import FieldReader, OpenAlgoInvalid, read_order, read_order_id
+from orders.openalgo.fields import (
+    FieldReader,
+    OpenAlgoInvalid,
+    read_order,
+    read_order_id,
+    read_strategy,
+)
 
 
 def _order(body, **options):
@@ -79,3 +86,42 @@ def test_every_broken_field_is_named_at_once_with_the_item_prefix():
 def test_an_order_id_that_is_not_the_desks_is_named(value):
     reader = FieldReader({"orderid": value})
     assert read_order_id(reader) is None and "orderid" in reader.errors
+
+
+@pytest.mark.parametrize("name", ["symbol", "exchange"])
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("REL\ud800", "must not contain surrogate characters"),  # JSON's "\ud800"
+        ("REL\x00IANCE", "must not contain NUL characters"),
+    ],
+)
+def test_text_the_database_cannot_take_is_refused_naming_the_field(name, value, message):
+    """A lone surrogate has no UTF-8 form (the driver cannot send it: a 500 otherwise); NUL
+    is refused as the REST API refuses it."""
+    assert _errors({**BASE, name: value})[name] == [message]
+
+
+def test_a_strategy_name_the_database_cannot_take_is_refused():
+    reader = FieldReader({"strategy": "\udfff trend"})
+    assert read_strategy(reader) == ""
+    assert reader.errors == {"strategy": ["must not contain surrogate characters"]}
+
+
+@pytest.mark.parametrize("name", ["price", "trigger_price", "stoploss", "target"])
+def test_a_number_past_decimals_range_is_not_a_number(name):
+    """1e999999999 is finite, but its first arithmetic (the price check's abs) overflows:
+    refused here, as any other text that is not a number."""
+    body = {**BASE, "pricetype": "SL", "price": "100", "trigger_price": "99", "stoploss": "95"}
+    assert _errors({**body, name: "1e999999999"})[name] == ["'1e999999999' is not a number"]
+
+
+@pytest.mark.parametrize("value", ["1e500000", "-1e500000", "9e999999"])
+def test_a_huge_whole_number_is_refused_by_its_size_before_it_is_converted(value):
+    """int() of 1e500000 takes seconds (of 1e999999, half a minute): one request would hold
+    a worker."""
+    started = time.monotonic()
+    assert _errors({**BASE, "quantity": value})["quantity"] == [
+        "must be at most 2147483647 in size"
+    ]
+    assert time.monotonic() - started < 1

@@ -3,12 +3,13 @@ ORM's own save would, and hands every row its id in input order."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.signals import post_init
 from django.test.utils import CaptureQueriesContext
@@ -517,3 +518,138 @@ def test_rows_sharing_related_rows_saved_after_assignment_each_get_their_own_ids
         )
     )
     assert stored == {"SH1": first.pk, "SH2": first.pk, "SH3": second.pk, "SH4": first.pk}
+
+
+# ---- hostile values: the raw statements store or refuse exactly as the ORM does ----------
+
+# (field of OrderLeg, value): texts built to close a quoted literal early or end on an
+# escape, characters the driver escapes or the server's charset must take, texts past the
+# column, numbers past their columns or not numbers at all, times with and without a zone.
+_HOSTILE = [
+    ("reject_reason", "x'); DELETE FROM orders_orderleg; -- "),
+    ("reject_reason", 'x"); DELETE FROM orders_orderleg; -- '),
+    ("reject_reason", "ends in a backslash\\"),
+    ("reject_reason", "\\'"),
+    ("reject_reason", "\\"),
+    ("reject_reason", "`backticks` and \"double\" and 'single'"),
+    ("reject_reason", "nul\x00, ctrl-z\x1a, cr\r, tab\t, bell\x07"),
+    ("reject_reason", "%s %% %(name)s {0} {}"),
+    ("reject_reason", "¿' ＇ ʼ ’ 🚀 ₹ ünïcode"),  # multi-byte lead bytes before a quote
+    ("reject_reason", "x" * 70_000),  # past TEXT's 65,535 bytes
+    ("reject_reason", "lone \ud800 surrogate"),  # no UTF-8 form: the driver refuses it
+    ("reject_reason", b"bytes'"),
+    ("broker_status", "🚀" * 32),  # 32 characters of 4 bytes: fits utf8mb4
+    ("broker_status", "🚀" * 33),
+    ("broker_status", "y" * 33),
+    ("limit_price", D("-0")),
+    ("limit_price", D("1.123456789")),
+    ("limit_price", D("1E+30")),
+    ("limit_price", D("1E-30")),
+    ("limit_price", D("NaN")),
+    ("limit_price", D("-Infinity")),
+    ("limit_price", 1.1),
+    ("limit_price", "12.5"),
+    ("limit_price", "1 or 1=1"),
+    ("quantity", 2**70),
+    ("quantity", 2**32),
+    ("quantity", -1),
+    ("quantity", True),
+    ("quantity", "7"),
+    ("quantity", "1 or 1=1"),
+    ("target_index", 70_000),
+    ("submitted_at", datetime(2026, 1, 1, 10, 0, 0, 123456, tzinfo=UTC)),
+    ("submitted_at", datetime(2026, 1, 1, 10, 0, tzinfo=timezone.get_fixed_timezone(330))),
+    ("submitted_at", "2026-01-01 10:00'"),
+    ("submitted_at", datetime(1, 1, 1, tzinfo=timezone.get_fixed_timezone(330))),
+]
+_SQL_MODES = [
+    "STRICT_TRANS_TABLES",  # settings.py's
+    "STRICT_TRANS_TABLES,NO_BACKSLASH_ESCAPES",  # a backslash is a plain character
+    "ANSI,STRICT_TRANS_TABLES",  # ANSI_QUOTES: a double quote quotes names
+    "",  # not strict: too long or out of range is cut with a warning, not refused
+]
+
+
+def _outcome(write, rows: list[OrderLeg], field: str) -> tuple:
+    """What a write did (the error it raised, or none) and the rows' stored values of the
+    field after it (none inserted, or the old ones kept, when it was refused)."""
+    error = None
+    try:
+        with transaction.atomic():
+            write(rows)
+    except Exception as exc:  # compared with the ORM's, whatever it is
+        error = type(exc).__name__
+    uids = [row.unique_identifier for row in rows]
+    stored = OrderLeg.objects.filter(unique_identifier__in=uids).order_by("pk")
+    return error, list(stored.values_list(field, flat=True))
+
+
+def _insert(rows: list[OrderLeg], field: str, *, by_orm: bool) -> None:
+    if by_orm:
+        OrderLeg.objects.bulk_create(rows)
+    else:
+        insert_rows(OrderLeg, rows)
+
+
+def _update(rows: list[OrderLeg], field: str, *, by_orm: bool) -> None:
+    if by_orm:
+        OrderLeg.objects.bulk_update(rows, [field])
+    else:
+        bulk_update_rows(OrderLeg, rows, [field])
+
+
+@pytest.mark.parametrize("sql_mode", _SQL_MODES)
+def test_hostile_values_are_stored_or_refused_as_the_orm_stores_or_refuses_them(sql_mode):
+    """Each value in a first row beside an ordinary second one, inserted (insert_rows
+    against bulk_create) and written over existing rows (bulk_update_rows' joined UPDATE
+    against Django's bulk_update): the same values stored, or the same error and nothing
+    written."""
+    order = make_order(account=make_account())
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION sql_mode = %s", [sql_mode])
+    try:
+        differences = []
+        for n, (field, value) in enumerate(_HOSTILE):
+            # Inserted; written over one of two rows (the joined UPDATE); over both (one
+            # plain UPDATE with parameters).
+            for write, rows_given in ((_insert, 1), (_update, 1), (_update, 2)):
+                outcomes = []
+                for by_orm in (True, False):
+                    tag = f"H{n}{write.__name__[1]}{rows_given}{by_orm:d}"
+                    rows = [_unsaved_leg(order, f"{tag}{k}") for k in "ab"]
+                    if write is _update:
+                        OrderLeg.objects.bulk_create(rows)
+                    for row in rows[:rows_given]:
+                        setattr(row, field, value)
+                    outcomes.append(
+                        _outcome(functools.partial(write, field=field, by_orm=by_orm), rows, field)
+                    )
+                if outcomes[0] != outcomes[1]:
+                    differences.append((write.__name__, rows_given, field, value, *outcomes))
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION sql_mode = 'STRICT_TRANS_TABLES'")
+    assert differences == []
+
+
+def test_a_text_ending_in_a_backslash_beside_another_stays_two_values_in_every_sql_mode():
+    """The classic break-out: a value ending in a backslash escapes the closing quote when
+    the server reads backslashes as plain (or the other way round), and the next value is
+    read as SQL. The driver's escaping follows the session's sql_mode."""
+    order = make_order(account=make_account())
+    texts = ["a\\", ", (SELECT 'injected')) -- ", "\\'", "'; --"]
+    for sql_mode in ("STRICT_TRANS_TABLES,NO_BACKSLASH_ESCAPES", "STRICT_TRANS_TABLES"):
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION sql_mode = %s", [sql_mode])
+        legs = [_unsaved_leg(order, f"BS{sql_mode[-3:]}{n}") for n in range(len(texts))]
+        for leg, text in zip(legs, texts, strict=True):
+            leg.reject_reason = leg.broker_status = text
+        insert_rows(OrderLeg, legs)
+        for leg, text in zip(legs, reversed(texts), strict=True):
+            leg.reject_reason = text
+        bulk_update_rows(OrderLeg, legs, ["reject_reason"])
+
+        stored = OrderLeg.objects.in_bulk([leg.pk for leg in legs])
+        assert [(stored[leg.pk].broker_status, stored[leg.pk].reject_reason) for leg in legs] == [
+            (text, back) for text, back in zip(texts, reversed(texts), strict=True)
+        ]
