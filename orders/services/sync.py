@@ -35,6 +35,7 @@ from orders.models import (
 )
 from orders.positions.selectors import stored_positions
 from orders.selectors import orders_with_legs
+from orders.services.account_lock import lock_account_row
 from orders.services.audit import (
     leg_change,
     leg_state,
@@ -694,6 +695,10 @@ def sync_account_orders(
     # reconcile_pending_legs nested in it): a failure rolls the whole account's sync back
     # anyway, and the savepoints were a quarter of the step's round trips.
     with transaction.atomic(savepoint=False):
+        # The account row first, FOR UPDATE (it writes the digests below): taken after the
+        # legs and orders, it deadlocked with a PnL run holding it and waiting for one of
+        # those orders (the lock order: orders.services.account_lock).
+        lock_account_row(account.pk, exclusive=True)
         touched = _sync_legs(account=account, rows=rows, book=book, actor=actor)
         if book_digest:
             legs_digest, _pending = _legs_digest(account, book)
