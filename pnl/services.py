@@ -2,7 +2,8 @@
 
 `compute_account_pnl` reads the account's fills, re-matches with `pnl.fifo` only the
 instruments whose fills changed since the last run, and in one transaction (holding the
-account row's lock, so two runs for one account never interleave):
+account row's lock, taken first, so two runs for one account never interleave, and the
+account's exclusion: orders.services.account_lock):
 - replaces the lots of the re-matched instruments (delete those instruments' rows of this
   account, then bulk insert; nothing of any other account or instrument is touched, and
   never a table-wide truncate), and re-values every open lot at the current fair prices;

@@ -100,9 +100,10 @@ def apply_broker_events(
     # A lock conflict rolls the run back whole: RowsBusy, and the dispatcher applies it
     # again (idempotent: see the module docstring), ahead of the account's later events.
     with conflicts_are_busy(account.pk, work="broker events"), transaction.atomic():
-        # The account row first, in share mode (the lock order:
-        # orders.services.account_lock): a PnL run or a sync holding it finishes first.
-        lock_account_row(account.pk, exclusive=False)
+        # Legs to change: the account row first, in share mode (the lock order:
+        # orders.services.account_lock), so a PnL run or a sync holding it finishes first.
+        if rows:
+            lock_account_row(account.pk, exclusive=False)
         effect.new_trades = store_event_rows(
             account=account, orders=orders, trades=trades, positions=positions
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -9,6 +10,8 @@ import pytest
 
 from accounts.models import BrokerAccount
 from orders.models import Instrument, Order
+from orders.services.exclusion import AccountBusy, account_exclusion
+from pnl import services
 from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
 from pnl.services import compute_account_pnl
 from tests.factories import (
@@ -374,11 +377,6 @@ def test_a_pnl_run_holds_the_accounts_exclusion_and_a_busy_read_answers_the_stor
     # Every PnL run holds the account's exclusion, as every writer of its orders and legs
     # (orders.services.account_lock): beside a cycle or a broker event at work it waits;
     # a read waits a moment, then answers what is stored.
-    import threading
-
-    from orders.services.exclusion import AccountBusy, account_exclusion
-    from pnl import services
-
     settings.ACCOUNT_LOCK_WAIT_SECONDS = 0.2
     monkeypatch.setattr(services, "PNL_READ_WAIT_SECONDS", 0.2)
     account = make_account()
