@@ -28,8 +28,9 @@ legs touches the account row whether it names it or not. What each transaction d
   takes the counter and then reaches the account row through its new legs' foreign key;
 - the trading lock (`trading_lock.lock_trading` / `unlock_trading`): the account row FOR
   UPDATE, first, and no order or leg;
-- the snapshots (`sync.store_broker_snapshots`): the broker's rows, then the account row; no
-  order or leg;
+- the snapshots (`sync.store_broker_snapshots`): the account row (its UPDATE), first, then
+  the broker's rows (an event's apply run writes them too, after its share lock); no order
+  or leg;
 - protection, the recording of a placement's answers (with the paper exchange: its book
   first), modify and cancel (`lifecycle.apply_accepted_change`), the kill switch's
   cancels, archiving and exits: their order or legs first, then the account row in share

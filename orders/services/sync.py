@@ -176,13 +176,16 @@ def store_broker_snapshots(
         _position_changes(account, positions, now) if positions is not None else None
     )
     with transaction.atomic() if not books_stored or positions_changes else nullcontext():
+        # The account row first (the lock order: orders.services.account_lock): after the
+        # books, it waited for an event's run that holds it in share mode while it waits
+        # for one of those book rows.
+        BrokerAccount.objects.filter(pk=account.pk).update(**fields)
         if order_book is not None and not books_stored:
             _upsert_broker_orders(account, order_book, now)
         if trades is not None and not books_stored:
             _insert_trades(account, readable_trades(trades), now)
         if positions_changes:
             _write_position_changes(positions_changes)
-        BrokerAccount.objects.filter(pk=account.pk).update(**fields)
     for name, value in fields.items():
         setattr(account, name, value)
     return problems
