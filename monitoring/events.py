@@ -53,6 +53,7 @@ from orders.services.protection import protect_orders
 from pnl.intraday import record_cycle_samples
 from pnl.services import compute_account_pnl
 from trading_site.core import realtime
+from trading_site.core.errors import Busy
 
 logger = logging.getLogger("monitoring.events")
 
@@ -129,7 +130,8 @@ def finish_broker_events(account_id: int, left: Collection[str]) -> None:
     re-matched for the instruments whose fills changed, with `pnl_update` and order_update
     for the orders whose PnL moved (PNL); its positions valued now and `positions_update`
     (POSITIONS). Under the account's exclusion; a failure is logged and told, not raised
-    (the cycle computes it again)."""
+    (the cycle computes it again), except Busy (the exclusion, or a PnL rolled back by a
+    lock conflict: RowsBusy), which the dispatcher tries again."""
     account = _active_account(account_id)
     if account is None or not left:
         return
@@ -141,6 +143,10 @@ def finish_broker_events(account_id: int, left: Collection[str]) -> None:
             try:
                 compute_account_pnl(account=account)
                 messages.append(pnl_update_message(account))
+            except Busy:
+                # Rolled back by a lock conflict (RowsBusy): nothing written; raised so the
+                # dispatcher computes it again after a pause, as for a busy account.
+                raise
             except Exception as exc:  # the cycle computes it again; the leg work stands
                 logger.exception(
                     "PnL after a broker event failed", extra={"account_id": account.pk}

@@ -2,7 +2,8 @@
 
 `compute_account_pnl` reads the account's fills, re-matches with `pnl.fifo` only the
 instruments whose fills changed since the last run, and in one transaction (holding the
-account row's lock, so two runs for one account never interleave):
+account row's lock, taken first, so two runs for one account never interleave, and the
+account's exclusion: orders.services.account_lock):
 - replaces the lots of the re-matched instruments (delete those instruments' rows of this
   account, then bulk insert; nothing of any other account or instrument is touched, and
   never a table-wide truncate), and re-values every open lot at the current fair prices;
@@ -35,9 +36,12 @@ from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from orders.models import BrokerOrder, BrokerTrade, Order, OrderLeg
+from orders.services.account_lock import conflicts_are_busy
+from orders.services.exclusion import account_exclusion
 from pnl import fifo, selectors
 from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
 from trading_site.core.bulk_rows import bulk_update_rows
+from trading_site.core.errors import Busy
 from trading_site.core.market_hours import MARKET_TZ
 from trading_site.core.prepared import PreparedModels, PreparedRows
 
@@ -430,8 +434,20 @@ def compute_account_pnl(*, account: BrokerAccount, now: datetime | None = None) 
     """
     now = now or timezone.now()
     given = account
-    with transaction.atomic():
-        # The lock serialises runs for this account (the loop and a fresh API read).
+    # Under the account's exclusion, as every writer of its orders and legs: this run holds
+    # the account row while it writes lots (their legs in share mode) and orders' figures,
+    # which a protection, an answer or a cancel (that reach the account row only after their
+    # order and legs) must not hold meanwhile (orders.services.account_lock). Re-entrant:
+    # the cycle and the broker events' finish already hold it.
+    # A lock conflict rolls the run back whole: RowsBusy (a recompute from the stored rows is
+    # idempotent; the broker events' finish tries it again, the cycle next minute).
+    with (
+        account_exclusion(given.pk, purpose="PnL"),
+        conflicts_are_busy(given.pk, work="PnL"),
+        transaction.atomic(),
+    ):
+        # The account row first (the lock order: orders.services.account_lock); it also
+        # serialises runs for this account (the loop and a fresh API read).
         account = _ACCOUNT_FOR_UPDATE.get(id=given.pk)
         fills = _read_fills(account)
         legs = _legs_by_broker_order_id(account)
@@ -683,9 +699,19 @@ def _save_states(
     return instruments
 
 
+# A read waits this long for a change of the account in progress (a cycle, a broker event)
+# before answering the stored figures (which that change is about to refresh anyway).
+PNL_READ_WAIT_SECONDS = 2.0
+
+
 def refresh_account_pnl_if_stale(*, account: BrokerAccount) -> AccountPnl | None:
     """Compute now when the stored result is older than the account's last broker sync (or
-    there is none); otherwise leave it. Returns the fresh result, or None when it was fresh."""
+    there is none); otherwise leave it. Returns the fresh result, or None when it was fresh
+    or the account stayed busy for PNL_READ_WAIT_SECONDS (the stored result is answered)."""
     if not selectors.pnl_is_stale(account=account):
         return None
-    return compute_account_pnl(account=account)
+    try:
+        with account_exclusion(account.pk, purpose="PnL read", wait=PNL_READ_WAIT_SECONDS):
+            return compute_account_pnl(account=account)
+    except Busy:  # the exclusion, or the rows (RowsBusy)
+        return None

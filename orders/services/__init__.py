@@ -11,6 +11,8 @@
 What they share, one module per job:
 - lifecycle: the one gate for every change of a leg's status (the table itself is
   orders.domain.lifecycle); `lock_legs`, `apply_leg_event`
+- account_lock: the order in which a transaction locks an account's rows (the account row
+  first) and what each writer takes; `lock_account_row`
 - broker_calls: the one path to send legs and record the answers (`submit_legs`), and
   the modify and cancel calls
 - audit: OrderEvent rows and the owner's order_update after commit (`record_change`)

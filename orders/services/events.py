@@ -33,8 +33,10 @@ from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.vocabulary import EventKind
 from orders.models import BrokerTrade, Order, OrderEvent, OrderLeg
 from orders.selectors import orders_by_id, with_legs
+from orders.services.account_lock import conflicts_are_busy, lock_account_row
 from orders.services.audit import leg_change, leg_state, record_changes
-from orders.services.lifecycle import apply_leg_event, lock_legs
+from orders.services.exclusion import fence
+from orders.services.lifecycle import apply_leg_event
 from orders.services.sync import (
     LEG_SYNC_FIELDS,
     apply_report,
@@ -95,7 +97,13 @@ def apply_broker_events(
     effect = EventEffect(positions_changed=bool(positions))
     if not (orders or trades or positions):
         return effect
-    with transaction.atomic():
+    # A lock conflict rolls the run back whole: RowsBusy, and the dispatcher applies it
+    # again (idempotent: see the module docstring), ahead of the account's later events.
+    with conflicts_are_busy(account.pk, work="broker events"), transaction.atomic():
+        # Legs to change: the account row first, in share mode (the lock order:
+        # orders.services.account_lock), so a PnL run or a sync holding it finishes first.
+        if rows:
+            lock_account_row(account.pk, exclusive=False)
         effect.new_trades = store_event_rows(
             account=account, orders=orders, trades=trades, positions=positions
         )
@@ -123,19 +131,27 @@ def _legs_named(
         named |= Q(unique_identifier__in=identifiers)
     if broker_ids is not None:
         named |= Q(broker_order_id__in=broker_ids)
-    return OrderLeg.objects.filter(account_id=account_id).filter(named).order_by("-id")
+    # Locked here, in id order (as `lock_legs` locks), read once: the run's legs as the
+    # database holds them, till its commit.
+    return (
+        OrderLeg.objects.select_for_update()
+        .filter(account_id=account_id)
+        .filter(named)
+        .order_by("id")
+    )
 
 
 # Read by every broker event: compiled once per shape (which of the two lists it names).
-_LEGS_NAMED = PreparedModels(OrderLeg, _legs_named)
+_LEGS_NAMED_FOR_UPDATE = PreparedModels(OrderLeg, _legs_named)
 
 
 def _find_legs(
     account: BrokerAccount, rows: Sequence[BrokerOrderRow | BrokerTradeRow]
 ) -> dict[int, OrderLeg]:
     """Row index -> the leg it reports on: by orderUniqueIdentifier, else by the broker's
-    order id, the latest leg for either (one query for the run; one object per leg, so
-    events about the same leg apply one after the other)."""
+    order id, the latest leg for either (one query for the run, which locks the legs it
+    reads (inside the run's transaction); one object per leg, so events about the same leg
+    apply one after the other)."""
     identifiers = {row.unique_identifier for row in rows if row.unique_identifier}
     broker_ids = {str(row.broker_order_id) for row in rows if row.broker_order_id}
     if not identifiers and not broker_ids:
@@ -145,11 +161,12 @@ def _find_legs(
     named = {"identifiers": sorted(identifiers)} if identifiers else {}
     if broker_ids:
         named["broker_ids"] = sorted(broker_ids)
-    for leg in _LEGS_NAMED(account_id=account.pk, **named):
-        if leg.unique_identifier in identifiers:
-            by_identifier.setdefault(leg.unique_identifier, leg)
+    for leg in _LEGS_NAMED_FOR_UPDATE(account_id=account.pk, **named):  # in id order:
+        if leg.unique_identifier in identifiers:  # the latest leg of each id is the last
+            by_identifier[leg.unique_identifier] = leg
         if leg.broker_order_id in broker_ids:
-            by_broker_id.setdefault(leg.broker_order_id, leg)
+            by_broker_id[leg.broker_order_id] = leg
+    fence(account.pk)  # the legs are locked: a holder whose exclusion ended writes nothing
     found: dict[int, OrderLeg] = {}
     for index, row in enumerate(rows):
         match = by_identifier.get(row.unique_identifier) if row.unique_identifier else None
@@ -191,9 +208,8 @@ def _apply_to_legs(
     effect: EventEffect,
 ) -> None:
     """Inside the caller's transaction (`apply_broker_events`)."""
-    legs = list({leg.pk: leg for _, _, leg in known}.values())
+    legs = list({leg.pk: leg for _, _, leg in known}.values())  # locked by `_find_legs`
     state = _RunState()
-    lock_legs(legs)
     orders = orders_by_id([leg.order_id for leg in legs])
     for leg in legs:
         leg.order = orders[leg.order_id]

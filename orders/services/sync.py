@@ -35,6 +35,7 @@ from orders.models import (
 )
 from orders.positions.selectors import stored_positions
 from orders.selectors import orders_with_legs
+from orders.services.account_lock import lock_account_row
 from orders.services.audit import (
     leg_change,
     leg_state,
@@ -175,13 +176,16 @@ def store_broker_snapshots(
         _position_changes(account, positions, now) if positions is not None else None
     )
     with transaction.atomic() if not books_stored or positions_changes else nullcontext():
+        # The account row first (the lock order: orders.services.account_lock): after the
+        # books, it waited for an event's run that holds it in share mode while it waits
+        # for one of those book rows.
+        BrokerAccount.objects.filter(pk=account.pk).update(**fields)
         if order_book is not None and not books_stored:
             _upsert_broker_orders(account, order_book, now)
         if trades is not None and not books_stored:
             _insert_trades(account, readable_trades(trades), now)
         if positions_changes:
             _write_position_changes(positions_changes)
-        BrokerAccount.objects.filter(pk=account.pk).update(**fields)
     for name, value in fields.items():
         setattr(account, name, value)
     return problems
@@ -694,6 +698,10 @@ def sync_account_orders(
     # reconcile_pending_legs nested in it): a failure rolls the whole account's sync back
     # anyway, and the savepoints were a quarter of the step's round trips.
     with transaction.atomic(savepoint=False):
+        # The account row first, FOR UPDATE (it writes the digests below): taken after the
+        # legs and orders, it deadlocked with a PnL run holding it and waiting for one of
+        # those orders (the lock order: orders.services.account_lock).
+        lock_account_row(account.pk, exclusive=True)
         touched = _sync_legs(account=account, rows=rows, book=book, actor=actor)
         if book_digest:
             legs_digest, _pending = _legs_digest(account, book)

@@ -10,9 +10,9 @@ trader asks for, and the protective legs of positions already held.
 
 The lock cannot be slipped past by an order already on its way:
 - placement refuses before anything is written (`ensure_trading_allowed`);
-- the write-ahead transaction reads the account row FOR UPDATE (`refuse_if_locked`), and
-  `lock_trading` sets the lock with an UPDATE of that row, so once the lock commits no new
-  order can be written;
+- the write-ahead transaction locks the account row (in share mode: `refuse_if_locked`),
+  and `lock_trading` sets the lock with an UPDATE of that row, so once the lock commits no
+  new order can be written;
 - an order written just before the lock is checked again right before its broker call
   (`is_trading_locked`) and recorded as not sent (REJECTED "not sent: trading is locked").
 Lock and unlock are audited (OrderEvent TRADING_LOCKED / TRADING_UNLOCKED on the account).
@@ -20,10 +20,10 @@ Lock and unlock are audited (OrderEvent TRADING_LOCKED / TRADING_UNLOCKED on the
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import NamedTuple
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import BrokerAccount
@@ -60,9 +60,12 @@ def ensure_trading_allowed_now(account_id: int) -> None:
 
 
 def refuse_if_locked(account_id: int) -> None:
-    """Inside the write-ahead transaction: lock the account row and refuse if trading is
-    locked (the kill switch's UPDATE waits for this transaction, and this one for it)."""
-    for (locked_at,) in _LOCKED_AT_FOR_UPDATE(account_id=account_id):
+    """Inside the write-ahead transaction, first: lock the account row and refuse if trading
+    is locked (the kill switch's UPDATE waits for this transaction, and this one for it).
+    In share mode, not FOR UPDATE: the write-ahead then takes the day's counter, which
+    protection holds while it reaches the account row in share mode through its new legs
+    (the lock order: orders.services.account_lock)."""
+    for (locked_at,) in _locked_at_in_share_mode(account_id):
         if locked_at is not None:
             raise _locked_error(account_id, locked_at)
 
@@ -82,13 +85,25 @@ _LOCKED_AT = PreparedRows(
         "trading_locked_at"
     ),
 )
-_LOCKED_AT_FOR_UPDATE = PreparedRows(
-    _LockedAt,
-    lambda *, account_id: (
-        BrokerAccount.objects.select_for_update()
-        .filter(pk=account_id)
-        .values_list("trading_locked_at")
-    ),
+
+
+def _locked_at_in_share_mode(account_id: int) -> list[_LockedAt]:
+    """`_LOCKED_AT`, the row locked in share mode till commit (the ORM has no share mode).
+    SQLite (whose write transactions lock the whole database) reads it plainly."""
+    if connection.vendor != "mysql":
+        return _LOCKED_AT(account_id=account_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCKED_AT_IN_SHARE_MODE, [int(account_id)])
+        rows = cursor.fetchall()
+    # A raw read's datetime comes back naive, in the database's time zone (UTC).
+    return [
+        _LockedAt(timezone.make_aware(at, UTC) if at is not None and timezone.is_naive(at) else at)
+        for (at,) in rows
+    ]
+
+
+_LOCKED_AT_IN_SHARE_MODE = (
+    "SELECT `trading_locked_at` FROM `broker_accounts` WHERE `id` = %s LOCK IN SHARE MODE"
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -9,6 +10,8 @@ import pytest
 
 from accounts.models import BrokerAccount
 from orders.models import Instrument, Order
+from orders.services.exclusion import AccountBusy, account_exclusion
+from pnl import services
 from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
 from pnl.services import compute_account_pnl
 from tests.factories import (
@@ -365,3 +368,37 @@ def test_concurrent_runs_for_one_account_never_duplicate_lots():
     assert errors == []
     assert PnlLot.objects.filter(account=account).count() == 3
     assert PnlInstrumentState.objects.filter(account=account).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pnl_run_holds_the_accounts_exclusion_and_a_busy_read_answers_the_stored_figures(
+    monkeypatch, settings
+):
+    # Every PnL run holds the account's exclusion, as every writer of its orders and legs
+    # (orders.services.account_lock): beside a cycle or a broker event at work it waits;
+    # a read waits a moment, then answers what is stored.
+    settings.ACCOUNT_LOCK_WAIT_SECONDS = 0.2
+    monkeypatch.setattr(services, "PNL_READ_WAIT_SECONDS", 0.2)
+    account = make_account()
+    fills = [("O1", "BUY", 3, "100", at(5))]
+    make_trades(account=account, instrument=make_instrument(), fills=fills)
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with account_exclusion(account.pk, purpose="a cycle in the test"):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        with pytest.raises(AccountBusy):
+            compute_account_pnl(account=account)
+        assert services.refresh_account_pnl_if_stale(account=account) is None
+        assert not PnlLot.objects.filter(account=account).exists()
+    finally:
+        release.set()
+        holder.join(10)
+    assert services.refresh_account_pnl_if_stale(account=account) is not None
+    assert PnlLot.objects.filter(account=account).count() == 1
