@@ -247,7 +247,19 @@ def error_text(envelope: dict) -> str:
     details = result.get("errors") if isinstance(result, dict) else None
     if details:
         description = f"{description}: {json.dumps(details, default=str)[:500]}"
-    return description
+    return storable(description)
+
+
+def storable(text: str) -> str:
+    """A broker's text as our database can store it: a lone surrogate (an unpaired
+    "\\ud800" escape in its JSON) has no UTF-8 form, so the driver could not write it, and one
+    such character in a reject reason would fail every sync of the account. It becomes "?";
+    any other text is returned as it is."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def token_claims(token: str) -> dict[str, Any] | None:
@@ -271,7 +283,7 @@ def _text(row: dict, *keys: str) -> str:
     for key in keys:
         value = row.get(key)
         if value not in (None, ""):
-            return str(value).strip()
+            return storable(str(value).strip())
     return ""
 
 

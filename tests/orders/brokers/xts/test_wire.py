@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -14,12 +16,16 @@ from orders.brokers.base import (
 from orders.brokers.xts.wire import (
     EXCHANGE_TZ,
     balance_from_xts,
+    error_text,
     order_row_from_xts,
     parse_time,
     position_row_from_xts,
     status_from_xts,
 )
 from orders.domain.vocabulary import LegStatus
+from orders.models import BrokerOrder
+from orders.services.sync import store_broker_snapshots
+from tests.factories import make_account
 
 
 def _row(**overrides):
@@ -144,3 +150,29 @@ def test_non_finite_numbers_from_the_broker_are_read_as_absent(raw):
 
     assert parse_decimal(raw) is None
     assert parse_int(raw, default=7) == 7
+
+
+def _real_order_row(**changes) -> dict:
+    """The first row of a real XTS server's order book, with `changes`."""
+    path = Path(__file__).parent / "data" / "xts_real_answers.json"
+    real = json.loads(path.read_text())["order_book"]["result"][0]
+    return {**real, **changes}
+
+
+@pytest.mark.django_db
+def test_a_lone_surrogate_in_a_brokers_text_is_stored_as_a_question_mark():
+    """JSON may escape a lone surrogate ("\\ud800"), which has no UTF-8 form: written as it
+    is, the driver fails the account's every sync. The broker's text keeps all the rest."""
+    row = order_row_from_xts(
+        _real_order_row(CancelRejectReason="RMS: limit \ud800 exceeded", ClientID="C\udfff1")
+    )
+    assert (row.reject_reason, row.client_id) == ("RMS: limit ? exceeded", "C?1")
+    assert error_text({"description": "bad \ud83d request"}) == "bad ? request"
+    assert error_text({"description": "ok \U0001f680 ñ"}) == "ok \U0001f680 ñ"  # unchanged
+
+    account = make_account()
+    store_broker_snapshots(
+        account=account, order_book=[row], trades=None, positions=None, balance=None
+    )
+    stored = BrokerOrder.objects.get(account=account)
+    assert (stored.cancel_reject_reason, stored.client_id) == ("RMS: limit ? exceeded", "C?1")
