@@ -112,6 +112,20 @@ class OrderRow(NamedTuple):
     list_legs: list[ListLeg]
 
 
+def is_every_order_of(orders: QuerySet[Order], user: User) -> bool:
+    """Whether `orders` is `user`'s every order, filtered by nothing else (in any order)."""
+    return orders.query.where == Order.objects.filter(user=user).query.where
+
+
+def order_total(orders: QuerySet[Order], *, user: User) -> int:
+    """How many orders `orders` (a list of `user`'s orders) holds: their kept count
+    (`UserOrderCount`, one row by key) when it is their every order, else counted."""
+    if is_every_order_of(orders, user):
+        kept = UserOrderCount.objects.filter(user_id=user.pk).values_list("total", flat=True)
+        return next(iter(kept), 0)
+    return orders.count()
+
+
 class OrderListPage(NamedTuple):
     """One page of the order list and how many orders the whole (filtered) list holds."""
 
@@ -194,7 +208,7 @@ def order_list_page(
     ids = orders.order_by("-created_at", "-id").values_list("id")
     page_sql, page_params = ids[offset : offset + limit].query.get_compiler(orders.db).as_sql()
     # Names quoted by the backend and SQL compiled by the ORM; every value is a parameter.
-    if orders.query.where == Order.objects.filter(user=user).query.where:
+    if is_every_order_of(orders, user):
         counted, count_params = columns.user_total, (user.pk,)
     else:
         count_sql, count_params = (

@@ -29,7 +29,7 @@ from accounts.models import BrokerAccount
 from accounts.selectors import active_accounts_by_name, default_account_id
 from accounts.services import remember_last_account
 from accounts.web_forms import KillSwitchForm, add_service_errors
-from orders import services
+from orders import selectors, services
 from orders.audit_words import describe_events
 from orders.brokers.base import BrokerError
 from orders.brokers.messages import trader_message
@@ -136,14 +136,31 @@ def _filtered_orders(request: AuthenticatedHttpRequest, form: OrderFilterForm):
     return qs.order_by("-created_at", "-id")
 
 
+class _Counted:
+    """A list's items (sliced when read) with their count already known: what Django's
+    Paginator asks of a queryset, without its COUNT."""
+
+    def __init__(self, items, total: int) -> None:
+        self._items, self._total = items, total
+
+    def count(self) -> int:
+        return self._total
+
+    def __getitem__(self, key):
+        return self._items[key]
+
+
 @login_required
 @require_GET
 def order_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = OrderFilterForm(request.GET or None, user=request.user)
-    # The page's ids first, then its rows (orders.selectors.order_list_page says why).
-    page = Paginator(
-        _filtered_orders(request, form).values_list("id", flat=True), ORDERS_PER_PAGE
-    ).get_page(request.GET.get("page"))
+    filtered = _filtered_orders(request, form)
+    # The page's ids first, then its rows (orders.selectors.order_list_page says why); the
+    # total of an unfiltered list is the user's kept count, not a count of every order.
+    ids = _Counted(
+        filtered.values_list("id", flat=True), selectors.order_total(filtered, user=request.user)
+    )
+    page = Paginator(ids, ORDERS_PER_PAGE).get_page(request.GET.get("page"))
     orders = _decorate(
         list(_with_legs(Order.objects.filter(pk__in=list(page))).order_by("-created_at", "-id"))
     )

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.models import BrokerAccount, EntryRegeneratePermission, Strategy
 from monitoring.models import MonitoringRun
-from orders.models import Order, ScheduledOrder
+from orders.models import Order, ScheduledOrder, UserOrderCount
 from pnl.models import PnlDaily, PnlLot
 from tests.factories import (
     DEFAULT_PASSWORD,
@@ -228,6 +228,18 @@ def test_order_list_paginates(web, account):
     second = web.get(reverse("orders"), {"page": 2}).content.decode()
     assert first.count("data-order-row=") == 50
     assert second.count("data-order-row=") == 1
+
+
+def test_order_list_total_is_the_kept_count_unless_filtered(web, account):
+    """The unfiltered page's "N orders" is the user's row of order_counts (kept by the
+    database: orders.selectors.order_total); a filtered page's is counted."""
+    for status in (Order.Status.OPEN, Order.Status.OPEN, Order.Status.FILLED):
+        make_order(account=account, status=status)
+    assert "3 orders." in web.get(reverse("orders")).content.decode()
+    UserOrderCount.objects.filter(user_id=account.user_id).update(total=77)  # shows the read
+    assert "77 orders." in web.get(reverse("orders")).content.decode()
+    filtered = web.get(reverse("orders"), {"status": "OPEN"}).content.decode()
+    assert "2 orders." in filtered
 
 
 def test_order_rows_fragment_is_just_the_rows(web, account):
