@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.http import AuthenticatedHttpRequest
@@ -136,18 +137,17 @@ def _filtered_orders(request: AuthenticatedHttpRequest, form: OrderFilterForm):
     return qs.order_by("-created_at", "-id")
 
 
-class _Counted:
-    """A list's items (sliced when read) with their count already known: what Django's
-    Paginator asks of a queryset, without its COUNT."""
+class _CountedPaginator(Paginator):
+    """A Paginator told its list's count (the user's kept order count) instead of asking
+    the database for a COUNT."""
 
-    def __init__(self, items, total: int) -> None:
-        self._items, self._total = items, total
+    def __init__(self, object_list, per_page: int, *, count: int) -> None:
+        super().__init__(object_list, per_page)
+        self._known_count = count
 
+    @cached_property
     def count(self) -> int:
-        return self._total
-
-    def __getitem__(self, key):
-        return self._items[key]
+        return self._known_count
 
 
 @login_required
@@ -157,10 +157,9 @@ def order_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     filtered = _filtered_orders(request, form)
     # The page's ids first, then its rows (orders.selectors.order_list_page says why); the
     # total of an unfiltered list is the user's kept count, not a count of every order.
-    ids = _Counted(
-        filtered.values_list("id", flat=True), selectors.order_total(filtered, user=request.user)
-    )
-    page = Paginator(ids, ORDERS_PER_PAGE).get_page(request.GET.get("page"))
+    total = selectors.order_total(filtered, user=request.user)
+    ids = filtered.values_list("id", flat=True)
+    page = _CountedPaginator(ids, ORDERS_PER_PAGE, count=total).get_page(request.GET.get("page"))
     orders = _decorate(
         list(_with_legs(Order.objects.filter(pk__in=list(page))).order_by("-created_at", "-id"))
     )
