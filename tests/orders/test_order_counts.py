@@ -4,15 +4,15 @@ order list's unfiltered total reads it."""
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal as D
 
 import pytest
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Count
 
 from orders.models import Order, UserOrderCount
 from orders.services import place_single_order
+from tests.concurrency import in_threads
 from tests.factories import (
     api_client_for,
     batch_item,
@@ -101,25 +101,12 @@ def test_one_users_placements_on_two_accounts_at_once_count_exactly(transactiona
     accounts = [make_account(user=trader), make_account(user=trader)]
     instrument = make_instrument(symbol="RELIANCE", lot_size=1, freeze_quantity=10000)
     make_fair_price(instrument, D("100.00"))
-    start = threading.Barrier(8)
-    errors: list[BaseException] = []
 
     def place(n: int) -> None:
-        try:
-            start.wait()
-            for _ in range(3):
-                place_single_order(user=trader, request=single_request(accounts[n % 2]))
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            close_old_connections()
-            connection.close()
+        for _ in range(3):
+            place_single_order(user=trader, request=single_request(accounts[n % 2]))
 
-    threads = [threading.Thread(target=place, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    results = in_threads(8, place, timeout=120)
 
-    assert errors == []
+    assert [r for r in results if isinstance(r, BaseException)] == []
     assert counts() == counted() == {trader.pk: 24}

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from decimal import Decimal
 
 import pytest
 from channels.layers import get_channel_layer
-from django.db import connection
 
 from orders.models import Order, OrderEvent, OrderLeg
+from tests.concurrency import in_threads
 from tests.factories import (
     api_client_for,
     make_account,
@@ -134,26 +133,14 @@ def test_twenty_concurrent_identical_requests_create_exactly_one_order():
     account = make_account(user=user)
     make_fair_price(make_instrument(symbol="RELIANCE"), "100.00")
     clients = [api_client_for(user) for _ in range(20)]
-    barrier = threading.Barrier(20)
-    answers: list[tuple[int, int]] = []
-    lock = threading.Lock()
 
-    def post(api_client):
-        try:
-            barrier.wait(timeout=30)
-            response = api_client.post(
-                "/api/orders", _body(account), format="json", HTTP_IDEMPOTENCY_KEY="burst-1"
-            )
-            with lock:
-                answers.append((response.status_code, response.json().get("order", {}).get("id")))
-        finally:
-            connection.close()
+    def post(n: int) -> tuple[int, int]:
+        response = clients[n].post(
+            "/api/orders", _body(account), format="json", HTTP_IDEMPOTENCY_KEY="burst-1"
+        )
+        return response.status_code, response.json().get("order", {}).get("id")
 
-    threads = [threading.Thread(target=post, args=(c,)) for c in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    answers = in_threads(20, post, timeout=120)
 
     assert len(answers) == 20
     assert Order.objects.filter(user=user).count() == 1

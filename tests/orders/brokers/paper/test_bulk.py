@@ -4,16 +4,14 @@ on one book can never block more margin than the book has."""
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
-
-from django.db import close_old_connections, connection
 
 from orders.brokers.base import OrderRejected, PlaceOrderRequest
 from orders.brokers.paper import book as paper_book
 from orders.brokers.paper import exchange as paper_exchange
 from orders.brokers.paper.models import PaperOrder
 from orders.domain.vocabulary import LegStatus
+from tests.concurrency import in_threads
 from tests.factories import make_account, make_fair_price, make_instrument, order_request
 
 D = Decimal
@@ -80,30 +78,16 @@ def test_concurrent_placements_on_one_book_never_overdraw_the_margin(transaction
     inst = make_instrument(symbol="SBIN", band=(D("100.00"), D("500.00")))
     make_fair_price(inst, "300.00")
     book = paper_book.book_for_account(make_account().pk)
-    start = threading.Barrier(6)
-    outcomes: list[str] = []
-    lock = threading.Lock()
 
-    def place(n: int) -> None:
+    def place(n: int) -> str:
+        request = _request(inst, uid=f"C{n}", quantity=1000, limit="290")  # 2.9 lakh
         try:
-            start.wait()
-            request = _request(inst, uid=f"C{n}", quantity=1000, limit="290")  # 2.9 lakh
-            try:
-                paper_exchange.submit_order(book=book, request=request)
-                result = "accepted"
-            except OrderRejected as exc:
-                result = exc.message
-            with lock:
-                outcomes.append(result)
-        finally:
-            close_old_connections()
-            connection.close()
+            paper_exchange.submit_order(book=book, request=request)
+        except OrderRejected as exc:
+            return exc.message
+        return "accepted"
 
-    threads = [threading.Thread(target=place, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    outcomes = in_threads(6, place)
 
     assert len(outcomes) == 6
     assert outcomes.count("accepted") == 3

@@ -6,7 +6,6 @@ never harmless: it breaks every caller still holding the first token."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -25,36 +24,15 @@ from orders.brokers.sessions import (
     stored_sessions,
 )
 from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
+from tests.concurrency import in_threads
 from tests.factories import api_client_for, make_user, make_xts_account
-
-
-def _in_threads(count: int, work) -> list:
-    """Run `work` in `count` threads released together; each result or exception."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def run(index):
-        try:
-            barrier.wait()
-            results[index] = work()
-        except Exception as exc:  # reported to the test
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
 
 
 def test_two_concurrent_connects_log_in_once(simulator):
     account = make_xts_account(simulator.base_url)
     # A slow login: the second connect arrives while the first is still logging in.
     simulator.set_faults(latency_ms=400)
-    results = _in_threads(2, lambda: connect_account(account).access_token)
+    results = in_threads(2, lambda _: connect_account(account).access_token)
     assert not [r for r in results if isinstance(r, Exception)], results
     assert simulator.stats()["logins"] == 1
     # both callers hold the one live token
@@ -66,7 +44,7 @@ def test_two_concurrent_connects_log_in_once(simulator):
 def test_two_processes_needing_a_session_log_in_once(simulator):
     account = make_xts_account(simulator.base_url)
     simulator.set_faults(latency_ms=300)
-    results = _in_threads(3, lambda: async_to_sync(broker_client(account).order_book)())
+    results = in_threads(3, lambda _: async_to_sync(broker_client(account).order_book)())
     assert results == [[], [], []]
     assert simulator.stats()["logins"] == 1
 

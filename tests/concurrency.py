@@ -1,0 +1,34 @@
+"""Running test work in threads released together, each on its own database connection."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connection
+
+
+def in_threads(count: int, work: Callable[[int], Any], *, timeout: float = 60) -> list[Any]:
+    """Run `work(index)` in `count` threads released together by a barrier; each thread's
+    result, or the exception it raised, in index order. Each thread closes its own database
+    connection when done (a thread's connection is its own: the test's transaction does
+    not cover it, so the test needs `transactional_db` or `django_db(transaction=True)`)."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait(timeout=timeout)
+            results[index] = work(index)
+        except BaseException as exc:  # reported to the test
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    return results
