@@ -143,9 +143,9 @@ class _PageColumns(NamedTuple):
 
 
 # The page statement's row: its count, `OrderRow`'s columns but the legs (the strategy's
-# name from its table), then a list leg's id, its order's id and `ListLeg`'s columns.
+# name from its table), then a list leg's id and `ListLeg`'s columns.
 _ORDER_END = 1 + len(OrderRow._fields) - 1
-_LEG_ID, _LEG_ORDER_ID, _LEG_START = _ORDER_END, _ORDER_END + 1, _ORDER_END + 2
+_LEG_ID, _LEG_START = _ORDER_END, _ORDER_END + 1
 
 
 def _page_columns(connection: BaseDatabaseWrapper) -> _PageColumns:
@@ -153,7 +153,7 @@ def _page_columns(connection: BaseDatabaseWrapper) -> _PageColumns:
     selected, converted = ["counted.total"], []
     for table, model, names in (
         ("o", Order, OrderRow._fields[:-1]),
-        ("l", OrderLeg, ("pk", "order_id", *ListLeg._fields)),
+        ("l", OrderLeg, ("pk", *ListLeg._fields)),
     ):
         for name in names:
             field: Any
