@@ -4,10 +4,13 @@ that fills it from the orders already there. Used by migration orders 0012.
 
 Every order insert upserts its user's row (+1), every delete takes one off, and an update
 that moves an order to another user (nothing does; the admin could) moves one. The row is
-locked from the order's INSERT to its transaction's end. That is the last lock the
-write-ahead transaction (`orders.services.placement.write_ahead`, where every order is
-inserted) takes before it commits, so a transaction holding it never waits for another
-row: two placements of one user on different accounts queue on it, they cannot deadlock."""
+locked from the order's INSERT to its transaction's end. Every order is inserted by the
+write-ahead transaction (`orders.services.placement.write_ahead`), which by then holds the
+account row and the day's counter (`orders.services.account_lock`); after the INSERT it only
+adds its own legs and audit rows, whose foreign keys take share locks on rows it already
+holds or on the user's row, which no holder of this count row ever waits to write. So two
+placements of one user on different accounts queue on the row for a moment and cannot
+deadlock on it (tests/orders/test_order_counts.py races eight)."""
 
 from __future__ import annotations
 
