@@ -19,6 +19,7 @@ traded, its cumulative quantity at its average price, at its exchange transact t
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ from trading_site.core.bulk_rows import bulk_update_rows
 from trading_site.core.errors import Busy
 from trading_site.core.market_hours import MARKET_TZ
 from trading_site.core.prepared import PreparedModels, PreparedRows
+
+logger = logging.getLogger(__name__)
 
 TRADING_TZ = MARKET_TZ
 CENTS = Decimal("0.01")
@@ -517,7 +520,14 @@ def compute_account_pnl(*, account: BrokerAccount, now: datetime | None = None) 
             )
     # Whatever this run stored, the monitoring loop's input fingerprint no longer vouches
     # for it (it may have run on other prices): the loop's next run recomputes.
-    cache.delete(_inputs_cache_key(account))
+    try:
+        cache.delete(_inputs_cache_key(account))
+    except Exception:  # the run is committed; a cache outage must not turn it into an error
+        logger.warning(
+            "cache unavailable; the loop's PnL input fingerprint not dropped",
+            extra={"account_id": account.pk},
+            exc_info=True,
+        )
     # The caller's instance shows the new figures too (e.g. for the pnl_update message).
     given.realized_mtm, given.unrealized_mtm, given.total_mtm = (
         realized_mtm,
