@@ -9,6 +9,7 @@ lease): the admin recompute says so in a message, not a 500, and writes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import timedelta
 from decimal import Decimal as D
@@ -18,12 +19,24 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import BrokerAccount
-from monitoring.events import finish_broker_events
+from monitoring.events import finish_broker_events, handle_broker_events
+from orders.models import BrokerOrder, OrderLeg
 from orders.services.exclusion import account_exclusion
 from pnl.models import PnlInstrumentState, PnlLot
 from pnl.services import compute_account_pnl
 from tests import factories
-from tests.factories import api_client_for, make_account, make_instrument, make_trades
+from tests.factories import (
+    api_client_for,
+    broker_event,
+    legs_of,
+    make_account,
+    make_desk,
+    make_instrument,
+    make_trades,
+    paper_order_row,
+    place_bracket_near_1000,
+    set_price_and_match,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -116,3 +129,25 @@ def test_admin_recompute_of_a_busy_account_says_so_instead_of_a_500(settings):
     assert response.status_code == 200
     assert "Busy with another change, try again" in response.content.decode()
     assert not PnlLot.objects.filter(account=account).exists()  # nothing written meanwhile
+
+
+def test_with_redis_down_a_burst_with_an_unknown_order_still_fills_protects_and_computes(
+    settings,
+):
+    """The broker events' whole path with Redis unreachable: the exclusion degrades to this
+    process; an order the desk did not place (typed at the broker's terminal) in the same
+    run is stored and noted, and must not roll back the fill of ours beside it."""
+    _user, account, instrument = make_desk(symbol="LT")
+    order = place_bracket_near_1000(account=account, instrument=instrument)
+    [entry] = legs_of(order, OrderLeg.Role.ENTRY)
+    set_price_and_match(instrument, "994")
+    ours = paper_order_row(account, entry)
+    theirs = dataclasses.replace(ours, broker_order_id="990001", unique_identifier="")
+    settings.CACHES = DEAD_REDIS
+
+    handle_broker_events([broker_event(account, order=theirs), broker_event(account, order=ours)])
+
+    entry.refresh_from_db()
+    assert (entry.status, entry.filled_quantity) == ("FILLED", 10)
+    assert len(legs_of(order, OrderLeg.Role.STOP_LOSS)) == 1  # protected
+    assert BrokerOrder.objects.filter(account=account, broker_order_id="990001").exists()
