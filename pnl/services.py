@@ -613,12 +613,27 @@ def compute_account_pnl_if_changed(
         account=account, order_book=order_book, trades=trades, now=now
     )
     key = _inputs_cache_key(account)
-    if cache.get(key) == fingerprint:
-        # Still right as of now: readers must not take the newer sync for staleness.
-        selectors.mark_pnl_verified(account=account, at=now)
-        return None
+    try:
+        if cache.get(key) == fingerprint:
+            # Still right as of now: readers must not take the newer sync for staleness.
+            selectors.mark_pnl_verified(account=account, at=now)
+            return None
+    except Exception:  # a cache outage: computed, not failed (the cycle goes on)
+        logger.warning(
+            "cache unavailable; the PnL is computed without its input fingerprint",
+            extra={"account_id": account.pk},
+            exc_info=True,
+        )
+        return compute_account_pnl(account=account, now=now)
     result = compute_account_pnl(account=account, now=now)
-    cache.set(key, fingerprint, timeout=24 * 3600)
+    try:
+        cache.set(key, fingerprint, timeout=24 * 3600)
+    except Exception:  # the next cycle computes it again
+        logger.warning(
+            "cache unavailable; the PnL input fingerprint not kept",
+            extra={"account_id": account.pk},
+            exc_info=True,
+        )
     return result
 
 

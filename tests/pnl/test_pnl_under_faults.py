@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from monitoring.events import finish_broker_events, handle_broker_events
+from monitoring.services import run_user_cycle
 from orders.models import BrokerOrder, OrderLeg
 from orders.services.exclusion import account_exclusion
 from pnl.models import PnlInstrumentState, PnlLot
@@ -151,3 +152,19 @@ def test_with_redis_down_a_burst_with_an_unknown_order_still_fills_protects_and_
     assert (entry.status, entry.filled_quantity) == ("FILLED", 10)
     assert len(legs_of(order, OrderLeg.Role.STOP_LOSS)) == 1  # protected
     assert BrokerOrder.objects.filter(account=account, broker_order_id="990001").exists()
+
+
+def test_with_redis_down_a_cycle_already_running_still_computes_pnl_and_syncs(settings):
+    """A cycle that Celery started just before Redis went away: its PnL step computes (the
+    unchanged-inputs fingerprint cannot be read: computed, not failed) and the cycle goes
+    on to the sync, instead of stopping at step 2 for every account."""
+    user, account, instrument = make_desk(symbol="TITAN")
+    place_bracket_near_1000(account=account, instrument=instrument)
+    settings.CACHES = DEAD_REDIS
+
+    run = run_user_cycle(user_id=user.pk, cycle_key="redis-down", trigger="test")
+
+    steps = {step["name"]: step["outcome"] for step in run.steps}
+    assert steps["compute_pnl"] == "ok", run.steps
+    assert steps["sync_orders"] == "ok", run.steps
+    assert steps["place_protective_legs"] == "ok", run.steps
