@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from pnl import services
 from pnl.models import BrokeragePlanSetting, MtmSample, PnlDaily, PnlInstrumentState, PnlLot
 from trading_site.core.admin import ReadOnlyAdmin
+from trading_site.core.errors import Busy
 
 
 class _ReadOnlyAdmin(ReadOnlyAdmin):
@@ -20,13 +21,26 @@ class _ReadOnlyAdmin(ReadOnlyAdmin):
 @admin.action(description="Recompute FIFO PnL of the selected rows' accounts (full re-match)")
 def recompute_accounts(modeladmin, request, queryset):
     accounts = {row.account for row in queryset.select_related("account")}
+    busy = []
     for account in accounts:
         # Dropping the fingerprints makes the run re-match every instrument from scratch.
         PnlInstrumentState.objects.filter(account=account).delete()
-        services.compute_account_pnl(account=account)
-    modeladmin.message_user(
-        request, f"Recomputed PnL of {len(accounts)} account(s).", messages.SUCCESS
-    )
+        try:
+            services.compute_account_pnl(account=account)
+        except Busy:  # the account's exclusion stayed taken (a cycle, an event) or RowsBusy
+            busy.append(account)
+    if len(busy) < len(accounts):
+        modeladmin.message_user(
+            request,
+            f"Recomputed PnL of {len(accounts) - len(busy)} account(s).",
+            messages.SUCCESS,
+        )
+    if busy:
+        # Their run wrote nothing (a 500 before): the stored figures stand.
+        names = ", ".join(sorted(str(account) for account in busy))
+        modeladmin.message_user(
+            request, f"Busy with another change, try again: {names}.", messages.WARNING
+        )
 
 
 @admin.register(PnlLot)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from pnl import curve as curve_mod
 from pnl.models import BrokeragePlanSetting, MtmSample, PnlDaily, PnlInstrumentState, PnlLot
 from trading_site.core.db_router import reporting_alias
 from trading_site.core.market_hours import MARKET_TZ
+
+logger = logging.getLogger(__name__)
 
 FAIR_PRICE_FIELDS = ("buy_fair_price", "sell_fair_price", "avg_fair_price", "last_traded_price")
 
@@ -67,7 +70,12 @@ def mark_pnl_verified(*, account: BrokerAccount, at: datetime) -> None:
 
 
 def pnl_verified_at(*, account: BrokerAccount) -> datetime | None:
-    stamp = cache.get(_verified_key(account.pk))
+    """None when the cache is down too (not vouched for: the read recomputes)."""
+    try:
+        stamp = cache.get(_verified_key(account.pk))
+    except Exception:  # a cache outage costs the read a recompute; it must not break it
+        logger.warning("cache unavailable; the stored PnL is not vouched for", exc_info=True)
+        return None
     return datetime.fromtimestamp(stamp, UTC) if stamp is not None else None
 
 

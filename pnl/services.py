@@ -19,6 +19,7 @@ traded, its cumulative quantity at its average price, at its exchange transact t
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ from trading_site.core.bulk_rows import bulk_update_rows
 from trading_site.core.errors import Busy
 from trading_site.core.market_hours import MARKET_TZ
 from trading_site.core.prepared import PreparedModels, PreparedRows
+
+logger = logging.getLogger(__name__)
 
 TRADING_TZ = MARKET_TZ
 CENTS = Decimal("0.01")
@@ -517,7 +520,14 @@ def compute_account_pnl(*, account: BrokerAccount, now: datetime | None = None) 
             )
     # Whatever this run stored, the monitoring loop's input fingerprint no longer vouches
     # for it (it may have run on other prices): the loop's next run recomputes.
-    cache.delete(_inputs_cache_key(account))
+    try:
+        cache.delete(_inputs_cache_key(account))
+    except Exception:  # the run is committed; a cache outage must not turn it into an error
+        logger.warning(
+            "cache unavailable; the loop's PnL input fingerprint not dropped",
+            extra={"account_id": account.pk},
+            exc_info=True,
+        )
     # The caller's instance shows the new figures too (e.g. for the pnl_update message).
     given.realized_mtm, given.unrealized_mtm, given.total_mtm = (
         realized_mtm,
@@ -603,12 +613,27 @@ def compute_account_pnl_if_changed(
         account=account, order_book=order_book, trades=trades, now=now
     )
     key = _inputs_cache_key(account)
-    if cache.get(key) == fingerprint:
-        # Still right as of now: readers must not take the newer sync for staleness.
-        selectors.mark_pnl_verified(account=account, at=now)
-        return None
+    try:
+        if cache.get(key) == fingerprint:
+            # Still right as of now: readers must not take the newer sync for staleness.
+            selectors.mark_pnl_verified(account=account, at=now)
+            return None
+    except Exception:  # a cache outage: computed, not failed (the cycle goes on)
+        logger.warning(
+            "cache unavailable; the PnL is computed without its input fingerprint",
+            extra={"account_id": account.pk},
+            exc_info=True,
+        )
+        return compute_account_pnl(account=account, now=now)
     result = compute_account_pnl(account=account, now=now)
-    cache.set(key, fingerprint, timeout=24 * 3600)
+    try:
+        cache.set(key, fingerprint, timeout=24 * 3600)
+    except Exception:  # the next cycle computes it again
+        logger.warning(
+            "cache unavailable; the PnL input fingerprint not kept",
+            extra={"account_id": account.pk},
+            exc_info=True,
+        )
     return result
 
 

@@ -181,7 +181,11 @@ def _note_unknown(account: BrokerAccount, broker_order_id: str, what: str) -> No
     """An order the desk did not place (typed at the broker's own terminal): stored, not
     acted on; logged the first time it is seen."""
     key = f"events:unknown:{account.pk}:{broker_order_id}"
-    if cache.add(key, 1, timeout=_UNKNOWN_LOG_SECONDS):
+    try:
+        first = cache.add(key, 1, timeout=_UNKNOWN_LOG_SECONDS)
+    except Exception:  # a cache outage logs it again; it must not roll back the run
+        first = True
+    if first:
         logger.info(
             "broker event for an order the desk did not place: stored, not acted on",
             extra={"account_id": account.pk, "broker_order_id": broker_order_id, "what": what},
