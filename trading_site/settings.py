@@ -200,7 +200,15 @@ else:
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                # A Redis that stops answering (not one that refuses) fails a call within
+                # these seconds instead of holding the request, the lease or the cycle: the
+                # callers already fall back on a refused Redis (leases in-process, the PnL
+                # fingerprint recomputed, rate limits open).
+                "SOCKET_CONNECT_TIMEOUT": env_int("REDIS_CONNECT_TIMEOUT", 2),
+                "SOCKET_TIMEOUT": env_int("REDIS_SOCKET_TIMEOUT", 5),
+            },
             "KEY_PREFIX": "td",
         }
     }
