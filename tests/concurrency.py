@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from django.db import connection
@@ -32,3 +33,13 @@ def in_threads(count: int, work: Callable[[int], Any], *, timeout: float = 60) -
     for thread in threads:
         thread.join(timeout=timeout)
     return results
+
+
+@contextmanager
+def execute_wrappers(*wrappers: Callable) -> Iterator[None]:
+    """This thread's connection with the execute wrappers installed, innermost last
+    (`connection.execute_wrapper` for each)."""
+    with ExitStack() as stack:
+        for wrapper in wrappers:
+            stack.enter_context(connection.execute_wrapper(wrapper))
+        yield

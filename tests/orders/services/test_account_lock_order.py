@@ -36,6 +36,7 @@ from orders.services.events import apply_broker_events
 from orders.services.sync import stored_order_book
 from pnl.models import PnlLot
 from pnl.services import compute_account_pnl
+from tests.concurrency import execute_wrappers
 from tests.factories import (
     broker_event,
     legs_of,
@@ -91,7 +92,7 @@ def _in_thread(
 ) -> threading.Thread:
     def run():
         try:
-            with _wrapped(wrappers):
+            with execute_wrappers(*wrappers):
                 work()
         except BaseException as exc:  # reported by the test's assertion
             errors.append(exc)
@@ -101,21 +102,6 @@ def _in_thread(
     thread = threading.Thread(target=run)
     thread.start()
     return thread
-
-
-class _wrapped:
-    """This thread's connection with the execute wrappers installed, innermost last."""
-
-    def __init__(self, wrappers):
-        self.contexts = [connection.execute_wrapper(w) for w in wrappers]
-
-    def __enter__(self):
-        for context in self.contexts:
-            context.__enter__()
-
-    def __exit__(self, *exc):
-        for context in reversed(self.contexts):
-            context.__exit__(*exc)
 
 
 def _race(pnl_wrappers, other_work, other_wrappers, account) -> list[BaseException]:

@@ -23,6 +23,7 @@ from django.db import connection
 from orders.models import Order, OrderLeg, UserOrderCount
 from orders.services import place_protective_legs, place_single_order
 from pnl.services import compute_account_pnl
+from tests.concurrency import execute_wrappers
 from tests.factories import (
     legs_of,
     make_account,
@@ -58,7 +59,7 @@ def test_one_user_two_accounts_placement_protection_and_pnl_queue_on_the_count_r
     def run(work, *wrappers):
         def target():
             try:
-                with _wrapped(wrappers):
+                with execute_wrappers(*wrappers):
                     work()
             except BaseException as exc:
                 errors.append(exc)
@@ -97,18 +98,3 @@ def test_one_user_two_accounts_placement_protection_and_pnl_queue_on_the_count_r
     assert len(legs_of(bracket, OrderLeg.Role.STOP_LOSS)) == 1
     count = UserOrderCount.objects.get(user_id=user.pk).total
     assert count == Order.objects.filter(user_id=user.pk).count() == 4
-
-
-class _wrapped:
-    """This thread's connection with the execute wrappers installed."""
-
-    def __init__(self, wrappers):
-        self.contexts = [connection.execute_wrapper(w) for w in wrappers]
-
-    def __enter__(self):
-        for context in self.contexts:
-            context.__enter__()
-
-    def __exit__(self, *exc):
-        for context in reversed(self.contexts):
-            context.__exit__(*exc)
