@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from operator import attrgetter, itemgetter
@@ -15,7 +15,7 @@ from django.db.models import Prefetch, QuerySet
 from accounts.models import Strategy, User
 from orders.models import Order, OrderEvent, OrderLeg, UserOrderCount
 from trading_site.core.errors import NotFound
-from trading_site.core.prepared import PreparedModels
+from trading_site.core.prepared import Converters, PreparedModels, converted_rows, converters_for
 
 # The columns the order list shows; the legs it needs for entry/sl/tp statuses.
 _LIST_LEG_FIELDS = ("id", "order_id", "role", "status", "broker_order_id", "reject_reason")
@@ -137,9 +137,7 @@ class _PageColumns(NamedTuple):
     select: str  # the select list
     joins: str  # from the page's ids to its rows, their strategies and their legs
     user_total: str  # the count of a user's every order (one parameter: the user's id)
-    # (index in the row, Django's converters, their expression) for each column that has
-    # any, applied as the ORM would; the other columns come from the driver as they are.
-    converted: tuple[tuple[int, tuple[Callable, ...], Any], ...]
+    converters: Converters  # the row's, as the ORM would apply them
 
 
 # The page statement's row: its count, `OrderRow`'s columns but the legs (the strategy's
@@ -150,7 +148,7 @@ _LEG_ID, _LEG_START = _ORDER_END, _ORDER_END + 1
 
 def _page_columns(connection: BaseDatabaseWrapper) -> _PageColumns:
     qn = connection.ops.quote_name
-    selected, converted = ["counted.total"], []
+    selected, expressions = ["counted.total"], [None]  # the count needs no converter
     for table, model, names in (
         ("o", Order, OrderRow._fields[:-1]),
         ("l", OrderLeg, ("pk", *ListLeg._fields)),
@@ -161,13 +159,7 @@ def _page_columns(connection: BaseDatabaseWrapper) -> _PageColumns:
                 field, alias = Strategy._meta.get_field("name"), "s"
             else:
                 field, alias = model._meta.get_field("id" if name == "pk" else name), table
-            expression = field.get_col(alias)
-            converters = tuple(
-                connection.ops.get_db_converters(expression)
-                + expression.get_db_converters(connection)
-            )
-            if converters:
-                converted.append((len(selected), converters, expression))
+            expressions.append(field.get_col(alias))
             selected.append(f"{alias}.{qn(field.column)}")
     orders, strategies, legs = (qn(model._meta.db_table) for model in (Order, Strategy, OrderLeg))
     joins = (
@@ -178,7 +170,8 @@ def _page_columns(connection: BaseDatabaseWrapper) -> _PageColumns:
     counts = UserOrderCount._meta
     total = f"{qn('total')} FROM {qn(counts.db_table)} WHERE {qn('user_id')} = %s"
     user_total = f"SELECT COALESCE((SELECT {total}), 0) AS total"
-    return _PageColumns(", ".join(selected), joins, user_total, tuple(converted))
+    converters = converters_for(expressions, connection)
+    return _PageColumns(", ".join(selected), joins, user_total, converters)
 
 
 _page_columns_by_vendor: dict[str, _PageColumns] = {}
@@ -222,16 +215,9 @@ def order_list_page(
         fetched = cursor.fetchall()
     rows: dict[int, OrderRow] = {}
     legs: list[tuple[int, int, ListLeg]] = []
-    for fetched_row in fetched:
-        if fetched_row[1] is None:  # an empty page: the count's row alone
+    for values in converted_rows(fetched, columns.converters, connection):
+        if values[1] is None:  # an empty page: the count's row alone
             continue
-        values = list(fetched_row)
-        for index, converters, expression in columns.converted:
-            value = values[index]
-            if value is not None:
-                for converter in converters:
-                    value = converter(value, expression, connection)
-                values[index] = value
         pk = values[1]
         if pk not in rows:
             rows[pk] = OrderRow._make((*values[1:_ORDER_END], []))

@@ -25,7 +25,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, QuerySet
+from django.db.models.sql import Query
 from django.db.transaction import TransactionManagementError
 
 RowT = TypeVar("RowT", bound=tuple)
@@ -43,6 +45,36 @@ _STR_SENTINEL = "\x1fprepared-{}\x1f"
 MAX_SHAPES = 128
 
 
+# Per selected column that has any: (its position, Django's converters, their expression).
+Converters = tuple[tuple[int, tuple[Callable, ...], Any], ...]
+
+
+def converters_for(expressions: Sequence[Any], connection: BaseDatabaseWrapper) -> Converters:
+    """The converters Django applies to these selected expressions' values, found as its
+    compiler finds them (a falsy expression is a column that needs none)."""
+    compiler = Query(None).get_compiler(connection=connection)
+    return tuple(
+        (position, tuple(functions), expression)
+        for position, (functions, expression) in compiler.get_converters(expressions).items()
+    )
+
+
+def converted_rows(
+    rows: Sequence[Sequence[Any]], converters: Converters, connection: BaseDatabaseWrapper
+) -> list[list[Any]]:
+    """Each row's values as the ORM would hand them back (`converters_for`)."""
+    result = []
+    for row in rows:
+        values = list(row)
+        for position, functions, expression in converters:
+            value = values[position]
+            for function in functions:
+                value = function(value, expression, connection)
+            values[position] = value
+        result.append(values)
+    return result
+
+
 class NotPreparable(TypeError):
     """The read cannot be compiled once: a parameter shapes the SQL or is rewritten."""
 
@@ -55,7 +87,7 @@ class _Compiled(NamedTuple):
     # None for a constant of the queryset itself (kept in `constants`).
     slots: tuple[tuple[str, int] | None, ...]
     constants: tuple[Any, ...]
-    converters: tuple[tuple[int, tuple[Callable, ...], Any], ...]
+    converters: Converters
 
 
 def _kind(value: Any) -> str | None:
@@ -143,16 +175,9 @@ class PreparedRows(Generic[RowT]):
             rows = cursor.fetchall()
         if not compiled.converters:
             return [self._make(row) for row in rows]
-        converted = []
-        for row in rows:
-            values = list(row)
-            for position, functions, expression in compiled.converters:
-                value = values[position]
-                for function in functions:
-                    value = function(value, expression, connection)
-                values[position] = value
-            converted.append(self._make(values))
-        return converted
+        return [
+            self._make(values) for values in converted_rows(rows, compiled.converters, connection)
+        ]
 
     def _compiled(self, shape: tuple) -> _Compiled:
         cache = getattr(self._local, "cache", None)
@@ -193,10 +218,7 @@ class PreparedRows(Generic[RowT]):
                 f"{self._row_type.__name__}: parameter(s) {names} are not bound unchanged "
                 "(the ORM rewrites them or writes them into the SQL text)"
             )
-        converters = tuple(
-            (position, tuple(functions), expression)
-            for position, (functions, expression) in compiler.get_converters(selected).items()
-        )
+        converters = converters_for(selected, compiler.connection)
         return _Compiled(
             queryset.db,
             sql,
