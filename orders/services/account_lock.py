@@ -51,7 +51,7 @@ exclusion: the event is not lost.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from django.db import OperationalError, connection, transaction
@@ -62,21 +62,24 @@ from trading_site.core.errors import Busy
 LOCK_DEADLOCK = 1213
 LOCK_WAIT_TIMEOUT = 1205
 
-_LOCK_SQL = {
-    True: "SELECT `id` FROM `broker_accounts` WHERE `id` = %s FOR UPDATE",
-    False: "SELECT `id` FROM `broker_accounts` WHERE `id` = %s LOCK IN SHARE MODE",
-}
+_LOCK_MODE = {True: "FOR UPDATE", False: "LOCK IN SHARE MODE"}
 
 
-def lock_account_row(account_id: int, *, exclusive: bool) -> None:
+def lock_account_row(
+    account_id: int, *, exclusive: bool, columns: Sequence[str] = ("id",)
+) -> Sequence[tuple] | None:
     """The account row locked till the end of the caller's transaction (the first lock of
     its transaction: see the module docstring): FOR UPDATE when the transaction writes the
-    row, in share mode otherwise. SQLite (whose write transactions lock the whole database)
-    needs no row lock."""
+    row, in share mode otherwise. Returns the row's `columns` (our own column names) as read
+    under the lock, as the driver hands them (no row: []). None on SQLite, whose write
+    transactions lock the whole database: no row lock, nothing read."""
     if connection.vendor != "mysql":
-        return
+        return None
+    selected = ", ".join(f"`{column}`" for column in columns)
+    sql = f"SELECT {selected} FROM `broker_accounts` WHERE `id` = %s {_LOCK_MODE[exclusive]}"  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(_LOCK_SQL[exclusive], [int(account_id)])
+        cursor.execute(sql, [int(account_id)])
+        return cursor.fetchall()
 
 
 def is_lock_conflict(exc: BaseException) -> bool:

@@ -23,11 +23,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from orders.domain.vocabulary import EventKind
+from orders.services.account_lock import lock_account_row
 from orders.services.audit import record_account_event
 from trading_site.core.errors import TradingLocked
 from trading_site.core.prepared import PreparedRows
@@ -88,23 +89,17 @@ _LOCKED_AT = PreparedRows(
 
 
 def _locked_at_in_share_mode(account_id: int) -> list[_LockedAt]:
-    """`_LOCKED_AT`, the row locked in share mode till commit (the ORM has no share mode).
-    SQLite (whose write transactions lock the whole database) reads it plainly."""
-    if connection.vendor != "mysql":
+    """`_LOCKED_AT`, the row locked in share mode till commit (`lock_account_row`; the ORM
+    has no share mode). SQLite (whose write transactions lock the whole database) reads it
+    plainly."""
+    rows = lock_account_row(account_id, exclusive=False, columns=("trading_locked_at",))
+    if rows is None:
         return _LOCKED_AT(account_id=account_id)
-    with connection.cursor() as cursor:
-        cursor.execute(_LOCKED_AT_IN_SHARE_MODE, [int(account_id)])
-        rows = cursor.fetchall()
     # A raw read's datetime comes back naive, in the database's time zone (UTC).
     return [
         _LockedAt(timezone.make_aware(at, UTC) if at is not None and timezone.is_naive(at) else at)
         for (at,) in rows
     ]
-
-
-_LOCKED_AT_IN_SHARE_MODE = (
-    "SELECT `trading_locked_at` FROM `broker_accounts` WHERE `id` = %s LOCK IN SHARE MODE"
-)
 
 
 def _locked_at_for_update(account: BrokerAccount) -> datetime | None:
