@@ -43,3 +43,24 @@ def execute_wrappers(*wrappers: Callable) -> Iterator[None]:
         for wrapper in wrappers:
             stack.enter_context(connection.execute_wrapper(wrapper))
         yield
+
+
+def start_thread(
+    errors: list[BaseException], work: Callable[[], Any], *wrappers: Callable
+) -> threading.Thread:
+    """`work` started in a thread of its own, with these execute wrappers on its
+    connection (`execute_wrappers`); what it raises is appended to `errors`, and its
+    connection is closed when it ends. The caller joins it."""
+
+    def run() -> None:
+        try:
+            with execute_wrappers(*wrappers):
+                work()
+        except BaseException as exc:  # reported by the test's assertion
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread

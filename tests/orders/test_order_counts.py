@@ -21,6 +21,7 @@ from tests.factories import (
     make_instrument,
     make_order,
     make_user,
+    order_instrument_fields,
     single_order_body,
     single_request,
 )
@@ -51,10 +52,7 @@ def test_the_count_follows_placement_batches_bare_rows_deletes_and_moves(
         Order(
             user=trader,
             account=account,
-            instrument=instrument,
-            symbol="RELIANCE",
-            exchange_segment="NSECM",
-            exchange_instrument_id=instrument.exchange_instrument_id,
+            **order_instrument_fields(instrument),
             side="BUY",
             quantity=1,
             order_type="LIMIT",

@@ -36,7 +36,7 @@ from orders.services.events import apply_broker_events
 from orders.services.sync import stored_order_book
 from pnl.models import PnlLot
 from pnl.services import compute_account_pnl
-from tests.concurrency import execute_wrappers
+from tests.concurrency import start_thread
 from tests.factories import (
     broker_event,
     legs_of,
@@ -87,29 +87,12 @@ def _locks_the_account(sql: str) -> bool:
     return "`broker_accounts`" in sql and ("FOR UPDATE" in sql or "SHARE MODE" in sql)
 
 
-def _in_thread(
-    errors: list[BaseException], work: Callable[[], None], *wrappers
-) -> threading.Thread:
-    def run():
-        try:
-            with execute_wrappers(*wrappers):
-                work()
-        except BaseException as exc:  # reported by the test's assertion
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
-
-
 def _race(pnl_wrappers, other_work, other_wrappers, account) -> list[BaseException]:
     """The PnL of `account` first (it holds the account row), then `other_work` once it
     does; both to the end. Returns what either raised."""
     errors: list[BaseException] = []
-    pnl = _in_thread(errors, lambda: compute_account_pnl(account=account), *pnl_wrappers)
-    other = _in_thread(errors, other_work, *other_wrappers)
+    pnl = start_thread(errors, lambda: compute_account_pnl(account=account), *pnl_wrappers)
+    other = start_thread(errors, other_work, *other_wrappers)
     for thread in (pnl, other):
         thread.join(60)
         assert not thread.is_alive()
@@ -231,13 +214,13 @@ def test_a_placement_beside_protection_takes_the_account_row_in_share_mode_and_b
         placement_holds_account.wait(10)
         place_protective_legs(account=account)
 
-    placement = _in_thread(
+    placement = start_thread(
         errors,
         place,
         _tell(_locks_the_account, placement_holds_account, after=True),
         _hold_before("UPDATE `daily_counters`", until=protection_took_numbers),
     )
-    protection = _in_thread(
+    protection = start_thread(
         errors,
         protect,
         _tell(
@@ -270,7 +253,7 @@ def _account_row_held_elsewhere(account) -> Iterator[None]:
             release.wait(30)
 
     errors: list[BaseException] = []
-    holder = _in_thread(errors, hold)
+    holder = start_thread(errors, hold)
     try:
         assert held.wait(10)
         with connection.cursor() as cursor:

@@ -18,12 +18,11 @@ import time
 from decimal import Decimal as D
 
 import pytest
-from django.db import connection
 
 from orders.models import Order, OrderLeg, UserOrderCount
 from orders.services import place_protective_legs, place_single_order
 from pnl.services import compute_account_pnl
-from tests.concurrency import execute_wrappers
+from tests.concurrency import start_thread
 from tests.factories import (
     legs_of,
     make_account,
@@ -56,20 +55,6 @@ def test_one_user_two_accounts_placement_protection_and_pnl_queue_on_the_count_r
             time.sleep(HOLD)  # the count row, the account row and A's counter are held
         return result
 
-    def run(work, *wrappers):
-        def target():
-            try:
-                with execute_wrappers(*wrappers):
-                    work()
-            except BaseException as exc:
-                errors.append(exc)
-            finally:
-                connection.close()
-
-        thread = threading.Thread(target=target)
-        thread.start()
-        return thread
-
     def place(account):
         def work():
             request = single_request(
@@ -79,14 +64,14 @@ def test_one_user_two_accounts_placement_protection_and_pnl_queue_on_the_count_r
 
         return work
 
-    first = run(place(account_a), hold_after_the_orders_insert)
+    first = start_thread(errors, place(account_a), hold_after_the_orders_insert)
     assert holding.wait(10)
     others = [
-        run(place(account_a)),
-        run(place(account_b)),
-        run(lambda: place_protective_legs(account=account_a)),
-        run(lambda: compute_account_pnl(account=account_a)),
-        run(lambda: compute_account_pnl(account=account_b)),
+        start_thread(errors, place(account_a)),
+        start_thread(errors, place(account_b)),
+        start_thread(errors, lambda: place_protective_legs(account=account_a)),
+        start_thread(errors, lambda: compute_account_pnl(account=account_a)),
+        start_thread(errors, lambda: compute_account_pnl(account=account_b)),
     ]
     for thread in [first, *others]:
         thread.join(60)
