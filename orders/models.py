@@ -251,7 +251,7 @@ class DailyCounter(models.Model):
 
 class UserOrderCount(models.Model):
     """How many orders a user has, kept by the database itself: triggers on `orders`
-    (migration orders 0012, `orders.order_count_triggers`) add one on every insert and take
+    (the orders migration, `orders.order_count_triggers`) add one on every insert and take
     one off on every delete, inside the writing transaction, so every snapshot's count is
     exact. The order list's unfiltered total reads this row instead of counting the user's
     every order (0.9 ms at 10,000 orders, and growing with them). No code writes it.

@@ -1,6 +1,7 @@
 """The triggers that keep `order_counts` (`orders.models.UserOrderCount`) equal to each
 user's number of orders, for MariaDB and SQLite (the embedded default), and the statement
-that fills it from the orders already there. Used by migration orders 0012.
+that fills it from the orders already there. Used by the orders migration
+(0001_squashed_0012_user_order_counts, first written as 0012).
 
 Every order insert upserts its user's row (+1), every delete takes one off, and an update
 that moves an order to another user (nothing does; the admin could) moves one. The row is
