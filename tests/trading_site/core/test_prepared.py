@@ -258,6 +258,7 @@ def test_get_answers_one_instance_or_raises_as_the_orm_does():
     assert [a.pk for a in read(user_id=user.pk)] == [first.pk, second.pk]
 
 
+@pytest.mark.skipif(connection.vendor != "mysql", reason="SQLite has no SELECT ... FOR UPDATE")
 @pytest.mark.django_db(transaction=True)  # autocommit between the test's own transactions
 def test_a_read_for_update_locks_and_is_refused_outside_a_transaction():
     from django.db import transaction
