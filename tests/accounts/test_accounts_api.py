@@ -82,13 +82,22 @@ def test_paper_account_needs_no_credentials():
     assert response.json()["account"]["credential_keys"] == []
 
 
-def test_unknown_credential_key_is_a_400():
-    response = api_client_for(make_user()).post(
-        "/api/accounts",
-        {"account_name": "p", "broker": "PAPER", "credentials": {"pin": "1234"}},
-        format="json",
-    )
-    _assert_400_on(response, "credentials")
+@pytest.mark.parametrize(
+    ("url", "body", "field"),
+    [
+        (
+            "/api/accounts",
+            {"account_name": "p", "broker": "PAPER", "credentials": {"pin": "1234"}},
+            "credentials",
+        ),
+        ("/api/accounts", {"account_name": "x", "broker": "ZERODHA"}, "broker"),
+        ("/api/strategies", {"name": "x", "max_slippage_pct": "-1"}, "max_slippage_pct"),
+    ],
+    ids=["unknown-credential-key", "unknown-broker", "negative-slippage"],
+)
+def test_an_invalid_new_account_or_strategy_is_a_400_naming_the_field(url, body, field):
+    response = api_client_for(make_user()).post(url, body, format="json")
+    _assert_400_on(response, field)
 
 
 def test_duplicate_account_name_is_a_400_on_the_name():
@@ -98,13 +107,6 @@ def test_duplicate_account_name_is_a_400_on_the_name():
         "/api/accounts", {"account_name": "dup", "broker": "PAPER"}, format="json"
     )
     _assert_400_on(response, "account_name")
-
-
-def test_unknown_broker_is_a_400():
-    response = api_client_for(make_user()).post(
-        "/api/accounts", {"account_name": "x", "broker": "ZERODHA"}, format="json"
-    )
-    _assert_400_on(response, "broker")
 
 
 def test_patch_merges_credentials_and_blank_keeps_the_old_value():
@@ -182,13 +184,6 @@ def test_strategy_crud_round_trip():
     assert patched.json()["strategy"]["max_slippage_pct"] == "0.5000"
     assert client.delete(f"/api/strategies/{strategy_id}").status_code == 204
     assert not Strategy.objects.filter(pk=strategy_id).exists()
-
-
-def test_strategy_with_negative_slippage_is_a_400():
-    response = api_client_for(make_user()).post(
-        "/api/strategies", {"name": "x", "max_slippage_pct": "-1"}, format="json"
-    )
-    _assert_400_on(response, "max_slippage_pct")
 
 
 def test_duplicate_strategy_name_is_a_400():

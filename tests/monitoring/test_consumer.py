@@ -40,18 +40,12 @@ async def _close_code(communicator) -> int:
     return message.get("code")
 
 
-async def test_without_credentials_the_socket_closes_4401():
+@pytest.mark.parametrize("query", ["", "?token=not-a-token"], ids=["no-token", "invalid-token"])
+async def test_without_valid_credentials_the_socket_closes_4401(query):
     user, _ = await _user_with_token()
-    communicator = _communicator(f"/ws/{user.pk}/")
+    communicator = _communicator(f"/ws/{user.pk}/{query}")
     connected, _ = await communicator.connect()
     assert connected
-    assert await _close_code(communicator) == 4401
-
-
-async def test_an_invalid_token_closes_4401():
-    user, _ = await _user_with_token()
-    communicator = _communicator(f"/ws/{user.pk}/?token=not-a-token")
-    await communicator.connect()
     assert await _close_code(communicator) == 4401
 
 

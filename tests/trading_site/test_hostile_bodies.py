@@ -65,10 +65,9 @@ def _assert_no_error_logged(caplog):
     assert errors == [], [r.getMessage() for r in errors]
 
 
-@pytest.mark.parametrize("route,method", API_BODY_ROUTES)
-@pytest.mark.parametrize("body", [DEEP_JSON, DEEP_OBJECT], ids=["array", "object"])
-def test_deep_json_is_a_400_on_every_json_endpoint(owned, route, method, body, caplog, settings):
-    settings.TRADING_WINDOW_ALWAYS_OPEN = True
+def _refusal_of(owned, route: str, method: str, body: str, caplog) -> dict | None:
+    """Send `body` to `route` as the owner: nothing logged at ERROR, and a 400 whose payload
+    is returned; None for a route that never reads a body (after checking it is no 500)."""
     user, ids = owned
     client = api_client_for(user)
     with caplog.at_level(logging.INFO):
@@ -78,15 +77,24 @@ def test_deep_json_is_a_400_on_every_json_endpoint(owned, route, method, body, c
     _assert_no_error_logged(caplog)
     if route in BODYLESS:  # never reads a body, so nothing to parse
         assert response.status_code < 500
-        return
+        return None
     assert response.status_code == 400, (route, method, response.content[:300])
-    payload = response.json()
+    return response.json()
+
+
+@pytest.mark.parametrize("route,method", API_BODY_ROUTES)
+@pytest.mark.parametrize("body", [DEEP_JSON, DEEP_OBJECT], ids=["array", "object"])
+def test_deep_json_is_a_400_on_every_json_endpoint(owned, route, method, body, caplog, settings):
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True
+    payload = _refusal_of(owned, route, method, body, caplog)
+    if payload is None:
+        return
     if route.startswith("api/v1/"):  # the OpenAlgo API answers in OpenAlgo's envelope
         assert payload["status"] == "error" and "deeper than" in payload["message"]
     else:
         assert payload["code"] == "VALIDATION_ERROR"
         assert "deeper than" in payload["error"]
-    assert Order.objects.filter(user=user).count() == 1  # nothing placed
+    assert Order.objects.filter(user=owned[0]).count() == 1  # nothing placed
 
 
 # A lone surrogate (JSON's "\\ud800" unpaired) has no UTF-8 form: the driver cannot store it
@@ -97,21 +105,12 @@ LONE_SURROGATE = '{"account_id": 1, "symbol": "\\ud800", "order_side": "\\udc00"
 @pytest.mark.parametrize("route,method", API_BODY_ROUTES)
 def test_a_lone_surrogate_is_a_400_on_every_json_endpoint(owned, route, method, caplog, settings):
     settings.TRADING_WINDOW_ALWAYS_OPEN = True
-    user, ids = owned
-    client = api_client_for(user)
-    with caplog.at_level(logging.INFO):
-        response = getattr(client, method)(
-            _path(route, ids), data=LONE_SURROGATE, content_type="application/json"
-        )
-    _assert_no_error_logged(caplog)
-    if route in BODYLESS:
-        assert response.status_code < 500
+    payload = _refusal_of(owned, route, method, LONE_SURROGATE, caplog)
+    if payload is None:
         return
-    assert response.status_code == 400, (route, method, response.content[:300])
-    payload = response.json()
     message = payload["message"] if route.startswith("api/v1/") else payload["error"]
     assert "lone surrogate" in message
-    assert Order.objects.filter(user=user).count() == 1
+    assert Order.objects.filter(user=owned[0]).count() == 1
 
 
 @pytest.mark.django_db

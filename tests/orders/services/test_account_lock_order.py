@@ -99,13 +99,20 @@ def _race(pnl_wrappers, other_work, other_wrappers, account) -> list[BaseExcepti
     return errors
 
 
+def _bracket_with_its_entry_matched(symbol: str):
+    """A desk's bracket near 1,000 whose entry the paper exchange filled at 994; our books
+    do not show the fill until a sync or a broker event."""
+    user, account, instrument = make_desk(symbol=symbol)
+    order = place_bracket_near_1000(account=account, instrument=instrument)
+    set_price_and_match(instrument, "994")
+    return user, account, instrument, order
+
+
 def test_a_sync_beside_a_pnl_run_waits_for_the_account_row_and_both_complete():
     # A filled bracket whose PnL is stored; the price moves: the sync writes the order's
     # shown prices (and then the account's digests), the PnL the order's figures (holding
     # the account row). The old sync took the account row after the orders: 1213.
-    _user, account, instrument = make_desk(symbol="SBIN")
-    order = place_bracket_near_1000(account=account, instrument=instrument)
-    set_price_and_match(instrument, "994")
+    _user, account, instrument, order = _bracket_with_its_entry_matched("SBIN")
     sync_positions(account)  # the books stored, the entry FILLED
     compute_account_pnl(account=account)
     make_fair_price(instrument, "1003")
@@ -147,10 +154,8 @@ def test_a_broker_event_beside_a_pnl_run_waits_for_the_account_row_and_both_comp
     # yet; then the PnL re-matches (its new lot names the entry leg: a share lock on it)
     # while the fill's order event applies (the entry leg locked, then its audit row: the
     # account row in share mode). The old apply run took the account row last: 1213.
-    _user, account, instrument = make_desk(symbol="TCS")
-    order = place_bracket_near_1000(account=account, instrument=instrument)
+    _user, account, _instrument, order = _bracket_with_its_entry_matched("TCS")
     [entry] = legs_of(order, OrderLeg.Role.ENTRY)
-    set_price_and_match(instrument, "994")
     client = broker_client(account)
     store_broker_snapshots(
         account=account,
@@ -198,9 +203,7 @@ def test_a_placement_beside_protection_takes_the_account_row_in_share_mode_and_b
     # protection holds its order and the counter, then reaches the account row through its
     # new legs' foreign key. The write-ahead's FOR UPDATE made that a 1213; in share mode
     # the two share the account row.
-    user, account, instrument = make_desk(symbol="HDFC")
-    order = place_bracket_near_1000(account=account, instrument=instrument)
-    set_price_and_match(instrument, "994")
+    user, account, instrument, order = _bracket_with_its_entry_matched("HDFC")
     sync_positions(account)  # the entry FILLED, no exit yet
     placement_holds_account, protection_took_numbers = threading.Event(), threading.Event()
     errors: list[BaseException] = []
@@ -267,10 +270,8 @@ def _account_row_held_elsewhere(account) -> Iterator[None]:
 
 
 def test_an_apply_run_that_loses_a_lock_conflict_stores_nothing_says_busy_and_applies_again():
-    _user, account, instrument = make_desk(symbol="INFY")
-    order = place_bracket_near_1000(account=account, instrument=instrument)
+    _user, account, _instrument, order = _bracket_with_its_entry_matched("INFY")
     [entry] = legs_of(order, OrderLeg.Role.ENTRY)
-    set_price_and_match(instrument, "994")
     client = broker_client(account)
     events = [broker_event(account, order=paper_order_row(account, entry))]
     events += [broker_event(account, trade=row) for row in async_to_sync(client.trade_book)()]
@@ -287,9 +288,7 @@ def test_an_apply_run_that_loses_a_lock_conflict_stores_nothing_says_busy_and_ap
 def test_a_pnl_after_broker_events_that_loses_a_lock_conflict_is_left_for_a_retry():
     # Before: logged as "PnL failed" and dropped till the next cycle; now Busy, which the
     # dispatcher's finish tries again after a pause.
-    _user, account, instrument = make_desk(symbol="WIPRO")
-    place_bracket_near_1000(account=account, instrument=instrument)
-    set_price_and_match(instrument, "994")
+    _user, account, _instrument, _order = _bracket_with_its_entry_matched("WIPRO")
     sync_positions(account)
     with _account_row_held_elsewhere(account), pytest.raises(RowsBusy):
         finish_broker_events(account.pk, frozenset({"pnl"}))
