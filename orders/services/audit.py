@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, TypedDict, Unpack
 
 from accounts.models import BrokerAccount, User
-from orders.brokers.base import BrokerError
+from orders.brokers.base import BrokerError, OrderAck
 from orders.domain.vocabulary import EventKind
 from orders.models import Order, OrderEvent, OrderLeg
 from trading_site.core.bulk_rows import insert_rows, new_row
@@ -157,6 +157,25 @@ def leg_change(
         after=leg_state(leg),
         broker_response=broker_response,
     )
+
+
+def record_accepted_change(
+    order: Order,
+    leg: OrderLeg,
+    ack: OrderAck,
+    *,
+    kind: EventKind,
+    actor: str,
+    message: str,
+    before: dict,
+    notify: dict[str, Any] | None = None,
+) -> OrderEvent:
+    """The audit row of a leg change the broker accepted (a modification, a cancellation):
+    the leg before and after, and the broker's answer; with `notify`, as in `record_change`."""
+    event = leg_change(
+        order, leg, kind=kind, actor=actor, message=message, before=before, broker_response=ack.raw
+    )
+    return record_event(event, notify=notify)
 
 
 def record_changes(

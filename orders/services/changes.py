@@ -15,12 +15,7 @@ from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.rollup import primary_leg
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
 from orders.models import Order, OrderLeg, OrderType, Side
-from orders.services.audit import (
-    leg_change,
-    record_broker_error,
-    record_changes,
-    record_event,
-)
+from orders.services.audit import record_accepted_change, record_broker_error, record_changes
 from orders.services.broker_calls import apply_answer_row, cancel_at_broker, modify_at_broker
 from orders.services.exclusion import account_exclusion
 from orders.services.lifecycle import apply_accepted_change
@@ -245,18 +240,16 @@ def _record_answered_change(
     done: str,
     notify: bool = False,
 ) -> None:
-    """The audit row of a leg change the broker accepted: the leg before and after, and the
-    broker's answer; with `notify`, the owner hears of it."""
-    record_event(
-        leg_change(
-            order,
-            leg,
-            kind=kind,
-            actor=actor,
-            message=f"{leg.role} leg {leg.unique_identifier} {done}",
-            before=before,
-            broker_response=ack.raw,
-        ),
+    """`record_accepted_change` in this module's words: the leg's role and identifier, and
+    what was `done` to it; with `notify`, the owner hears of it."""
+    record_accepted_change(
+        order,
+        leg,
+        ack,
+        kind=kind,
+        actor=actor,
+        message=f"{leg.role} leg {leg.unique_identifier} {done}",
+        before=before,
         notify={"event": str(kind), "leg_id": leg.pk} if notify else None,
     )
 

@@ -30,9 +30,9 @@ from orders.models import Order, OrderLeg, OrderType, Side
 from orders.selectors import locked_order_with_legs, orders_with_legs
 from orders.services.audit import (
     leg_change,
+    record_accepted_change,
     record_broker_error,
     record_changes,
-    record_event,
 )
 from orders.services.broker_calls import cancel_at_broker, modify_at_broker, submit_legs
 from orders.services.exclusion import account_exclusion, fence
@@ -242,16 +242,8 @@ def _apply_reduction(
             result.reduced.append(leg.unique_identifier)
         leg.modification_count += 1
         leg.save(update_fields=["status", "quantity", "modification_count", "updated_at"])
-        record_event(
-            leg_change(
-                order,
-                leg,
-                kind=kind,
-                actor=actor,
-                message=message,
-                before=before,
-                broker_response=ack.raw,
-            )
+        record_accepted_change(
+            order, leg, ack, kind=kind, actor=actor, message=message, before=before
         )
     return True
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 from django.conf import settings
@@ -408,16 +409,18 @@ class _Book:
         return row
 
 
-def _book_view(leg: OrderLeg) -> tuple:
-    return (
-        leg.status,
-        leg.filled_quantity,
-        leg.average_price,
-        leg.broker_order_id,
-        leg.reject_reason,
-        leg.broker_status,
-        leg.quantity,
-    )
+# The leg's columns a book row may change (`apply_book_row`); saved with its updated_at as
+# LEG_SYNC_FIELDS. The leg changed when one of them did.
+_BOOK_ROW_FIELDS = (
+    "status",
+    "filled_quantity",
+    "average_price",
+    "broker_order_id",
+    "reject_reason",
+    "broker_status",
+    "quantity",
+)
+_book_view = attrgetter(*_BOOK_ROW_FIELDS)
 
 
 _WORKING_REPORTS = (
@@ -502,16 +505,7 @@ def apply_report(leg: OrderLeg, row: BrokerOrderRow, *, actor: str, message: str
     return ReportEffect(write=True, audit=synced, moved=True)
 
 
-LEG_SYNC_FIELDS = [
-    "status",
-    "filled_quantity",
-    "average_price",
-    "broker_order_id",
-    "reject_reason",
-    "broker_status",
-    "quantity",
-    "updated_at",
-]
+LEG_SYNC_FIELDS = [*_BOOK_ROW_FIELDS, "updated_at"]
 
 
 def reconcile_pending_legs(
