@@ -34,7 +34,6 @@ from typing import Any, NamedTuple
 
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -315,10 +314,7 @@ class OrdersExportView(APIView):
     rate_limit_group = "read"
 
     @extend_schema(
-        parameters=_ORDER_LIST_FILTERS,
-        responses={
-            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="The orders as CSV")
-        },
+        parameters=_ORDER_LIST_FILTERS, responses=csv_export.csv_answer("The orders as CSV")
     )
     def get(self, request):
         return csv_export.csv_response(

@@ -5,8 +5,7 @@ Another user's account is a 404; a bad filter a 400."""
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.views import APIView
 
 from accounts.selectors import broker_account_for
@@ -60,12 +59,7 @@ class TradesView(APIView):
 class TradesExportView(APIView):
     rate_limit_group = "read"
 
-    @extend_schema(
-        parameters=FILTERS,
-        responses={
-            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="The trades as CSV")
-        },
-    )
+    @extend_schema(parameters=FILTERS, responses=csv_export.csv_answer("The trades as CSV"))
     def get(self, request):
         trades = selectors.trade_list(user=request.user, filters=parse_filters(request))
         return csv_export.csv_response(
