@@ -13,8 +13,6 @@ from decimal import Decimal
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse
 
 from orders.models import BrokerTrade, Order
 from orders.tradebook.selectors import owners_of
@@ -161,11 +159,6 @@ def csv_response(rows: Iterable[list[str]], *, filename: str) -> StreamingHttpRe
     )
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
-
-
-def csv_answer(description: str) -> dict:
-    """The OpenAPI answer of an endpoint that returns a `csv_response`."""
-    return {(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description=description)}
 
 
 def export_name(kind: str) -> str:

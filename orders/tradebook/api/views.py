@@ -12,6 +12,7 @@ from accounts.selectors import broker_account_for
 from orders.tradebook import csv_export, selectors
 from orders.tradebook.api.serializers import TradeFilterSerializer, TradeSerializer, trade_row
 from trading_site.core.api.pagination import LimitOffsetTotalPagination
+from trading_site.core.api.schema import csv_answer
 
 FILTERS = [
     OpenApiParameter("account_id", int),
@@ -59,7 +60,7 @@ class TradesView(APIView):
 class TradesExportView(APIView):
     rate_limit_group = "read"
 
-    @extend_schema(parameters=FILTERS, responses=csv_export.csv_answer("The trades as CSV"))
+    @extend_schema(parameters=FILTERS, responses=csv_answer("The trades as CSV"))
     def get(self, request):
         trades = selectors.trade_list(user=request.user, filters=parse_filters(request))
         return csv_export.csv_response(
