@@ -225,25 +225,43 @@ def _own_account(request: HttpRequest, pk: int) -> BrokerAccount:
     return get_object_or_404(BrokerAccount, pk=pk, user=request.user)
 
 
+def _settings_form_page(
+    request: HttpRequest,
+    form: forms.BaseForm,
+    save: Callable[[], str],
+    template: str,
+    context: dict[str, Any],
+) -> HttpResponse:
+    """A settings form: a valid POST runs `save` (the service call, answering the success
+    message) and returns to the settings page; a service's refusal lands on the form, shown
+    again with `context`."""
+    if request.method == "POST" and form.is_valid():
+        try:
+            message = save()
+        except DomainError as exc:
+            add_service_errors(form, exc.details, fallback=exc.message)
+        else:
+            messages.success(request, message)
+            return redirect("settings")
+    return render(request, template, {"form": form, **context})
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def account_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = BrokerAccountForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            account = services.create_broker_account(
-                user=request.user,
-                account_name=form.cleaned_data["account_name"],
-                broker=form.cleaned_data["broker"],
-                credentials=form.credentials(),
-                confirm_live_orders=form.cleaned_data["confirm_live_orders"],
-            )
-        except DomainError as exc:
-            add_service_errors(form, exc.details, fallback=exc.message)
-        else:
-            messages.success(request, f"Account “{account.account_name}” added.")
-            return redirect("settings")
-    return render(request, "accounts/account_form.html", {"form": form, "account": None})
+
+    def save() -> str:
+        account = services.create_broker_account(
+            user=request.user,
+            account_name=form.cleaned_data["account_name"],
+            broker=form.cleaned_data["broker"],
+            credentials=form.credentials(),
+            confirm_live_orders=form.cleaned_data["confirm_live_orders"],
+        )
+        return f"Account “{account.account_name}” added."
+
+    return _settings_form_page(request, form, save, "accounts/account_form.html", {"account": None})
 
 
 @login_required
@@ -258,26 +276,26 @@ def account_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
             "confirm_live_orders": account.confirm_live_orders,
         },
     )
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.update_broker_account(
-                account=account,
-                account_name=form.cleaned_data["account_name"],
-                credentials=form.credentials() or None,
-                confirm_live_orders=None
-                if account.is_paper
-                else form.cleaned_data["confirm_live_orders"],
-            )
-        except DomainError as exc:
-            add_service_errors(form, exc.details, fallback=exc.message)
-        else:
-            messages.success(request, f"Account “{account.account_name}” saved.")
-            return redirect("settings")
+
+    def save() -> str:
+        services.update_broker_account(
+            account=account,
+            account_name=form.cleaned_data["account_name"],
+            credentials=form.credentials() or None,
+            confirm_live_orders=None
+            if account.is_paper
+            else form.cleaned_data["confirm_live_orders"],
+        )
+        return f"Account “{account.account_name}” saved."
+
+    # Read before `save`: a refused change leaves the stored credentials as they were.
     stored = sorted((account.credentials or {}).keys())
-    return render(
+    return _settings_form_page(
         request,
+        form,
+        save,
         "accounts/account_form.html",
-        {"form": form, "account": account, "stored_credentials": stored},
+        {"account": account, "stored_credentials": stored},
     )
 
 
@@ -295,19 +313,19 @@ def account_deactivate(request: AuthenticatedHttpRequest, pk: int) -> HttpRespon
 def strategy_edit(request: AuthenticatedHttpRequest, pk: int | None = None) -> HttpResponse:
     strategy = get_object_or_404(Strategy, pk=pk, user=request.user) if pk else None
     form = StrategyForm(request.POST or None, instance=strategy)
-    if request.method == "POST" and form.is_valid():
+
+    def save() -> str:
         fields = {name: form.cleaned_data[name] for name in StrategyForm.Meta.fields}
-        try:
-            if strategy is None:
-                strategy = services.create_strategy(user=request.user, **fields)
-            else:
-                services.update_strategy(strategy=strategy, **fields)
-        except DomainError as exc:
-            add_service_errors(form, exc.details, fallback=exc.message)
-        else:
-            messages.success(request, f"Strategy “{strategy.name}” saved.")
-            return redirect("settings")
-    return render(request, "accounts/strategy_form.html", {"form": form, "strategy": strategy})
+        saved = (
+            services.create_strategy(user=request.user, **fields)
+            if strategy is None
+            else services.update_strategy(strategy=strategy, **fields)
+        )
+        return f"Strategy “{saved.name}” saved."
+
+    return _settings_form_page(
+        request, form, save, "accounts/strategy_form.html", {"strategy": strategy}
+    )
 
 
 @login_required

@@ -77,6 +77,16 @@ class AccountConnectView(APIView):
         )
 
 
+def _confirmed_account(
+    request, account_id: int, confirmation: type[serializers.Serializer]
+) -> BrokerAccount:
+    """The caller's active account (404 otherwise), once the body carries the typed
+    confirmation (`confirmation`, a 400 without it)."""
+    account = selectors.active_broker_account_for(user=request.user, account_id=account_id)
+    confirmation(data=request.data).is_valid(raise_exception=True)
+    return account
+
+
 class KillSwitchView(APIView):
     """POST {"confirm": "KILL"}: lock the account's trading, cancel every working leg and
     square off every position with MARKET exits. 200 with what was done (`summary` in plain
@@ -89,8 +99,7 @@ class KillSwitchView(APIView):
 
     @extend_schema(request=KillSwitchSerializer, responses=KillSwitchResponseSerializer)
     def post(self, request, account_id: int):
-        account = selectors.active_broker_account_for(user=request.user, account_id=account_id)
-        KillSwitchSerializer(data=request.data).is_valid(raise_exception=True)
+        account = _confirmed_account(request, account_id, KillSwitchSerializer)
         result = kill_switch(account=account, actor=user_actor(request.user))
         return Response(
             {
@@ -115,7 +124,6 @@ class EnableTradingView(APIView):
 
     @extend_schema(request=EnableTradingSerializer, responses=EnableTradingResponseSerializer)
     def post(self, request, account_id: int):
-        account = selectors.active_broker_account_for(user=request.user, account_id=account_id)
-        EnableTradingSerializer(data=request.data).is_valid(raise_exception=True)
+        account = _confirmed_account(request, account_id, EnableTradingSerializer)
         changed = unlock_trading(account=account, actor=user_actor(request.user))
         return Response({"account_id": account.pk, "trading_locked": False, "changed": changed})

@@ -34,7 +34,6 @@ from typing import Any, NamedTuple
 
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -61,6 +60,7 @@ from orders.validation import BracketOrderRequest, as_id, bracket_order_errors, 
 from trading_site.core.api.errors import _plain_details, _validation_message
 from trading_site.core.api.pagination import LimitOffsetTotalPagination
 from trading_site.core.api.plain_values import plain_validated
+from trading_site.core.api.schema import csv_answer
 from trading_site.core.errors import (
     BrokerRejectedError,
     BrokerUnavailableError,
@@ -314,12 +314,7 @@ class OrdersExportView(APIView):
 
     rate_limit_group = "read"
 
-    @extend_schema(
-        parameters=_ORDER_LIST_FILTERS,
-        responses={
-            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="The orders as CSV")
-        },
-    )
+    @extend_schema(parameters=_ORDER_LIST_FILTERS, responses=csv_answer("The orders as CSV"))
     def get(self, request):
         return csv_export.csv_response(
             csv_export.order_rows(_filtered_order_list(request)),

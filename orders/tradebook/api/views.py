@@ -5,14 +5,14 @@ Another user's account is a 404; a bad filter a 400."""
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.views import APIView
 
 from accounts.selectors import broker_account_for
 from orders.tradebook import csv_export, selectors
 from orders.tradebook.api.serializers import TradeFilterSerializer, TradeSerializer, trade_row
 from trading_site.core.api.pagination import LimitOffsetTotalPagination
+from trading_site.core.api.schema import csv_answer
 
 FILTERS = [
     OpenApiParameter("account_id", int),
@@ -60,12 +60,7 @@ class TradesView(APIView):
 class TradesExportView(APIView):
     rate_limit_group = "read"
 
-    @extend_schema(
-        parameters=FILTERS,
-        responses={
-            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="The trades as CSV")
-        },
-    )
+    @extend_schema(parameters=FILTERS, responses=csv_answer("The trades as CSV"))
     def get(self, request):
         trades = selectors.trade_list(user=request.user, filters=parse_filters(request))
         return csv_export.csv_response(
