@@ -764,3 +764,13 @@ def buy_at_market(account, instrument, quantity: int, *, product: str = "MIS") -
         product_type=product,
     )
     return place_single_order(user=account.user, request=request).order
+
+
+def exit_body(account, instrument, product="MIS") -> dict:
+    """The JSON body of POST /api/positions/exit for the account's position in `instrument`."""
+    return {
+        "account_id": account.pk,
+        "exchange_segment": instrument.exchange_segment,
+        "exchange_instrument_id": instrument.exchange_instrument_id,
+        "product_type": product,
+    }

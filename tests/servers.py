@@ -27,6 +27,30 @@ from trading_site.core.realtime import user_group
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The environment of a fresh machine: none of the suite's service URLs or secrets.
+_SERVICE_VARIABLES = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "FERNET_KEYS", "DJANGO_DEBUG")
+
+
+def fresh_machine_env(**overrides: str) -> dict[str, str]:
+    """This process's environment without the suite's service URLs and secrets (a fresh
+    machine's), with `overrides`."""
+    env = {k: v for k, v in os.environ.items() if k not in _SERVICE_VARIABLES}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.update(overrides)
+    return env
+
+
+def run_manage(*args: str, env: dict[str, str], timeout: int = 180) -> subprocess.CompletedProcess:
+    """`manage.py *args` in a new process with `env`, its output captured."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
     """Poll `predicate()` until it returns something truthy (returned) or fail."""

@@ -10,6 +10,8 @@ from pathlib import Path
 from django.db import connections
 from playwright.sync_api import expect
 
+from monitoring.models import MonitoringRun
+from monitoring.services import run_user_cycle
 from tests.factories import (
     DEFAULT_PASSWORD,
     make_account,
@@ -56,6 +58,16 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
+BATCH_COLUMNS = "external_id,trading_symbol,order_side,no_of_lots,entry_price,sl_price,targets\n"
+
+
+def open_batch_page_with(page, base: str, user, *rows: str) -> None:
+    """Signed in as `user`, the batch page with `rows` under the batch columns in its CSV box."""
+    log_in(page, base, user)
+    page.goto(f"{base}/orders/batch/")
+    page.fill("#id_csv_text", BATCH_COLUMNS + "".join(f"{row}\n" for row in rows))
+
+
 def off_loop(fn, *args, **kwargs):
     """Run server-side code (services, the monitoring cycle) in a fresh thread.
 
@@ -100,3 +112,27 @@ def arrange_paper_desk(*, username: str, symbol: str, **instrument) -> tuple:
     user, account, equity = off_loop(arrange)
     move_price(equity, "101.00")
     return user, account, equity
+
+
+def arrange_ticket_desk(*, username: str, symbol: str) -> tuple:
+    """The paper desk with its equity's band 50 to 150: (user, account, instrument)."""
+    return arrange_paper_desk(
+        username=username, symbol=symbol, band=(Decimal("50"), Decimal("150"))
+    )
+
+
+def choose_instrument_by_keyboard(page, text: str) -> None:
+    page.keyboard.type(text)
+    first = page.locator(".search-results button").first
+    expect(first).to_be_visible()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(page.locator('[data-out="facts"]')).to_be_visible()
+
+
+def run_cycle(user, key: str) -> MonitoringRun:
+    """The user's monitoring cycle `key`, run now off the browser's loop (not failed)."""
+    off_loop(run_user_cycle, user_id=user.pk, cycle_key=key, trigger="manual")
+    run = MonitoringRun.objects.get(user=user, cycle_key=key)
+    assert run.status != MonitoringRun.Status.FAILED, run.steps
+    return run

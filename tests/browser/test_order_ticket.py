@@ -13,29 +13,20 @@ from playwright.sync_api import expect
 
 from orders.domain.ticket import EQUITY, TicketFacts, TicketTarget, estimate
 from orders.models import Order
-from tests.browser.support import arrange_paper_desk, log_in, screenshot
+from tests.browser.support import (
+    arrange_ticket_desk,
+    choose_instrument_by_keyboard,
+    log_in,
+    screenshot,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 D = Decimal
 
 
-def arrange_ticket_desk(*, username: str, symbol: str) -> tuple:
-    """The paper desk with its equity's band 50 to 150: (user, account, instrument)."""
-    return arrange_paper_desk(username=username, symbol=symbol, band=(D("50"), D("150")))
-
-
 @pytest.fixture
 def desk(transactional_db):
     return arrange_ticket_desk(username="kavya", symbol="INFYTKT")
-
-
-def choose_instrument_by_keyboard(page, text: str) -> None:
-    page.keyboard.type(text)
-    first = page.locator(".search-results button").first
-    expect(first).to_be_visible()
-    page.keyboard.press("ArrowDown")
-    page.keyboard.press("Enter")
-    expect(page.locator('[data-out="facts"]')).to_be_visible()
 
 
 def open_ticket_with_the_instrument(page, asgi_server, user, query: str = "") -> None:

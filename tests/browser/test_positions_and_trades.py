@@ -10,8 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from orders.models import Order
-from tests.browser.support import log_in, move_price, off_loop, screenshot
-from tests.browser.test_trader_flow import run_cycle
+from tests.browser.support import log_in, move_price, off_loop, run_cycle, screenshot
 from tests.factories import (
     broker_event,
     buy_at_market,

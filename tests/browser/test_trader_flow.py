@@ -8,29 +8,16 @@ import pytest
 from playwright.sync_api import expect
 
 from orders.models import Order
-from tests.browser.support import arrange_paper_desk, log_in, move_price, off_loop, screenshot
+from tests.browser.support import (
+    arrange_paper_desk,
+    log_in,
+    move_price,
+    open_batch_page_with,
+    run_cycle,
+    screenshot,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-BATCH_COLUMNS = "external_id,trading_symbol,order_side,no_of_lots,entry_price,sl_price,targets\n"
-
-
-def open_batch_page_with(page, base: str, user, *rows: str) -> None:
-    """Signed in as `user`, the batch page with `rows` under the batch columns in its CSV box."""
-    log_in(page, base, user)
-    page.goto(f"{base}/orders/batch/")
-    page.fill("#id_csv_text", BATCH_COLUMNS + "".join(f"{row}\n" for row in rows))
-
-
-def run_cycle(user, key: str):
-    from monitoring.models import MonitoringRun
-    from monitoring.services import run_user_cycle
-
-    off_loop(run_user_cycle, user_id=user.pk, cycle_key=key, trigger="manual")
-    run = MonitoringRun.objects.get(user=user, cycle_key=key)
-    assert run.status != MonitoringRun.Status.FAILED, run.steps
-    return run
 
 
 @pytest.fixture

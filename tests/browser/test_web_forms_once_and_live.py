@@ -15,9 +15,14 @@ from accounts.models import Broker
 from orders.brokers.paper.models import PaperOrder
 from orders.brokers.sessions import connect_account
 from orders.models import Order
-from tests.browser.support import log_in, off_loop, screenshot
-from tests.browser.test_order_ticket import arrange_ticket_desk, choose_instrument_by_keyboard
-from tests.browser.test_trader_flow import open_batch_page_with
+from tests.browser.support import (
+    arrange_ticket_desk,
+    choose_instrument_by_keyboard,
+    log_in,
+    off_loop,
+    open_batch_page_with,
+    screenshot,
+)
 from tests.factories import make_account
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

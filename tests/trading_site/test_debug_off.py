@@ -15,7 +15,7 @@ import httpx
 import pytest
 from django.test import Client
 
-from tests.trading_site.test_startup_modes import REPO, _clean_env, _manage
+from tests.servers import REPO, fresh_machine_env, run_manage
 from trading_site.core.exposure import warn_if_exposed
 
 _PRINT_DEBUG = "from django.conf import settings; print('DEBUG', settings.DEBUG)"
@@ -23,12 +23,12 @@ _PRINT_DEBUG = "from django.conf import settings; print('DEBUG', settings.DEBUG)
 
 @pytest.mark.slow
 def test_debug_is_off_unless_asked_for(tmp_path):
-    embedded = _clean_env(
+    embedded = fresh_machine_env(
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", VAR_DIR=str(tmp_path / "var")
     )
-    default = _manage("shell", "-c", _PRINT_DEBUG, env=embedded)
+    default = run_manage("shell", "-c", _PRINT_DEBUG, env=embedded)
     assert "DEBUG False" in default.stdout, default.stderr
-    asked = _manage("shell", "-c", _PRINT_DEBUG, env={**embedded, "DJANGO_DEBUG": "1"})
+    asked = run_manage("shell", "-c", _PRINT_DEBUG, env={**embedded, "DJANGO_DEBUG": "1"})
     assert "DEBUG True" in asked.stdout, asked.stderr
 
 
@@ -41,7 +41,7 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_the_embedded_default_serves_product_pages_not_debug_pages(tmp_path):
     port = _free_port()
-    env = _clean_env(
+    env = fresh_machine_env(
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         VAR_DIR=str(tmp_path / "var"),
         PRICE_FEED_ENABLED="0",

@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-# The environment of a fresh machine: none of the suite's service URLs or secrets.
-_SERVICE_VARIABLES = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "FERNET_KEYS", "DJANGO_DEBUG")
-
-
-def _clean_env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _SERVICE_VARIABLES}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    env.update(overrides)
-    return env
-
-
-def _manage(*args: str, env: dict[str, str], timeout: int = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
+from tests.servers import REPO, fresh_machine_env, run_manage
 
 _EMBEDDED_REQUESTS = """
 from django.conf import settings
@@ -56,15 +32,15 @@ print("after-logout", client.get("/api/accounts", HTTP_AUTHORIZATION="Bearer " +
 
 @pytest.mark.slow
 def test_embedded_mode_runs_on_sqlite_without_redis(tmp_path):
-    env = _clean_env(
+    env = fresh_machine_env(
         DATABASE_URL=f"sqlite:///{tmp_path / 'embedded.sqlite3'}",
         VAR_DIR=str(tmp_path / "var"),
     )
-    check = _manage("check", env=env)
+    check = run_manage("check", env=env)
     assert check.returncode == 0, check.stderr
-    migrate = _manage("migrate", "--noinput", env=env)
+    migrate = run_manage("migrate", "--noinput", env=env)
     assert migrate.returncode == 0, migrate.stderr
-    run = _manage("shell", "-c", _EMBEDDED_REQUESTS, env=env)
+    run = run_manage("shell", "-c", _EMBEDDED_REQUESTS, env=env)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.split("\n")
     assert "healthz 200" in lines
@@ -90,7 +66,9 @@ def _start_django(env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_production_refuses_to_start_without_secret_key(tmp_path):
-    env = _clean_env(DJANGO_DEBUG="0", REDIS_URL="redis://127.0.0.1:6379/1", VAR_DIR=str(tmp_path))
+    env = fresh_machine_env(
+        DJANGO_DEBUG="0", REDIS_URL="redis://127.0.0.1:6379/1", VAR_DIR=str(tmp_path)
+    )
     result = _start_django(env)
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
@@ -99,7 +77,7 @@ def test_production_refuses_to_start_without_secret_key(tmp_path):
 
 
 def test_production_refuses_to_start_without_fernet_keys(tmp_path):
-    env = _clean_env(
+    env = fresh_machine_env(
         DJANGO_DEBUG="0",
         REDIS_URL="redis://127.0.0.1:6379/1",
         SECRET_KEY="x" * 50,

@@ -5,7 +5,6 @@ protection, retries that place once, the analyzer's paper twin and the strategy 
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from datetime import date, datetime, timedelta
@@ -29,43 +28,11 @@ from tests.factories import (
     make_strategy,
     single_request,
 )
+from tests.orders.openalgo.support import ok, positions, refused, state
 from trading_site.core.market_hours import MARKET_TZ
 from trading_site.core.models import TradingHoliday
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def state() -> tuple:
-    """Everything an OpenAlgo call could change: desk orders and legs, the audit trail,
-    the paper exchange's orders, accounts and strategies."""
-    return (
-        list(Order.objects.order_by("id").values_list("id", "status", "quantity", "limit_price")),
-        list(OrderLeg.objects.order_by("id").values_list("id", "status", "quantity")),
-        OrderEvent.objects.count(),
-        list(
-            PaperOrder.objects.order_by("id").values_list("id", "status", "quantity", "limit_price")
-        ),
-        list(BrokerAccount.objects.order_by("id").values_list("id", "account_name")),
-        list(Strategy.objects.order_by("id").values_list("id", "name")),
-    )
-
-
-def ok(answer: dict) -> dict:
-    assert answer.get("status") == "success", answer
-    return answer
-
-
-def refused(answer: dict, code: int) -> str:
-    """The server's message of an error answer. (The client hands a non-200 answer over as
-    `HTTP <code>: <body>`; the body is OpenAlgo's error envelope.)"""
-    assert answer.get("status") == "error" and answer.get("code") == code, answer
-    message = answer["message"]
-    prefix = f"HTTP {code}: "
-    if message.startswith(prefix):
-        body = json.loads(message[len(prefix) :])
-        assert body["status"] == "error", body
-        return body["message"]
-    return message
 
 
 def limit_order(
@@ -107,13 +74,6 @@ def send_at_once(copies: int, send) -> list[dict]:
         thread.join()
     assert len(answers) == copies
     return answers
-
-
-def positions(client) -> dict:
-    return {
-        (row["symbol"], row["product"]): int(row["quantity"])
-        for row in ok(client.positionbook())["data"]
-    }
 
 
 # ---- placing ------------------------------------------------------------------------------------

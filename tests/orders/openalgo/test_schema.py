@@ -10,16 +10,14 @@ from accounts.api_keys import create_api_key
 from orders.openalgo.schema import TAG
 from orders.openalgo.urls import _CALLS
 from tests.factories import make_account, make_user
-from tests.trading_site.test_openapi_contract import Contract
+from tests.openapi_contract import published_contract
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def contract() -> Contract:
-    response = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
-    assert response.status_code == 200
-    return Contract(response.json())
+def contract():
+    return published_contract()
 
 
 def test_every_openalgo_call_is_in_the_schema_under_its_tag(contract):

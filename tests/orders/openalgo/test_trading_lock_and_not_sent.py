@@ -34,7 +34,7 @@ from tests.factories import (
     make_user,
     make_xts_account,
 )
-from tests.orders.openalgo.test_openalgo_client import ok, positions, state
+from tests.orders.openalgo.support import ok, positions, state
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

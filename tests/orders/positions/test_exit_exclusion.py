@@ -16,13 +16,13 @@ from orders.positions.services import exit_positions
 from orders.services.exclusion import account_exclusion
 from tests.factories import (
     buy_at_market,
+    exit_body,
     legs_of,
     make_fair_price,
     make_instrument,
     place_protected_bracket,
     sync_positions,
 )
-from tests.orders.positions.test_exits import exit_body
 from tests.servers import held_by_another_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)

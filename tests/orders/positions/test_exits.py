@@ -13,6 +13,7 @@ from orders.models import Order, OrderEvent, OrderLeg
 from tests.factories import (
     api_client_for,
     buy_at_market,
+    exit_body,
     make_account,
     make_fair_price,
     make_instrument,
@@ -23,15 +24,6 @@ from tests.factories import (
 
 D = Decimal
 pytestmark = pytest.mark.django_db
-
-
-def exit_body(account, instrument, product="MIS"):
-    return {
-        "account_id": account.pk,
-        "exchange_segment": instrument.exchange_segment,
-        "exchange_instrument_id": instrument.exchange_instrument_id,
-        "product_type": product,
-    }
 
 
 def net_of(client, instrument) -> int:
