@@ -103,12 +103,7 @@ class PnlInstrumentStateAdmin(_ReadOnlyAdmin):
         "trading_symbol",
         "exchange_segment",
         "exchange_instrument_id",
-        "fill_count",
-        "realized",
-        "unrealized",
-        "open_quantity",
-        "matched_at",
-        "computed_at",
+        *PnlInstrumentState.RESULT_FIELDS,
         "fingerprint",
     )
     list_filter = ("exchange_segment", "account__broker")

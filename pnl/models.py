@@ -103,6 +103,16 @@ class PnlInstrumentState(models.Model):
     matched_at = models.DateTimeField()  # when FIFO last re-matched this instrument's fills
     computed_at = models.DateTimeField()  # when the valuation was last refreshed
 
+    # What a run found for the instrument: pnl.services writes these, the admin lists them.
+    RESULT_FIELDS = (
+        "fill_count",
+        "realized",
+        "unrealized",
+        "open_quantity",
+        "matched_at",
+        "computed_at",
+    )
+
     class Meta:
         db_table = "pnl_instrument_states"
         constraints = [

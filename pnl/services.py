@@ -710,16 +710,7 @@ def _save_states(
     bulk_update_rows(
         PnlInstrumentState,
         to_update,
-        [
-            "trading_symbol",
-            "fingerprint",
-            "fill_count",
-            "realized",
-            "unrealized",
-            "open_quantity",
-            "matched_at",
-            "computed_at",
-        ],
+        ["trading_symbol", "fingerprint", *PnlInstrumentState.RESULT_FIELDS],
     )
     return instruments
 
