@@ -42,50 +42,23 @@ class Job:
 
 
 def _dispatch() -> object:
+    """Dispatch marked "embedded", so the runs it starts say where they came from."""
     return dispatch_monitoring_cycles(trigger="embedded")
-
-
-def _price_feed() -> object:
-    return tick_price_feed()
-
-
-def _scheduled_orders() -> object:
-    return place_due_scheduled_orders()
-
-
-def _heartbeat() -> object:
-    return beat_heartbeat()
-
-
-def _mark_abandoned_runs() -> object:
-    return mark_abandoned_runs()
-
-
-def _purge_sessions() -> object:
-    return purge_expired_auth_sessions()
-
-
-def _purge_alerts() -> object:
-    return purge_old_received_alerts()
-
-
-def _refresh_broker_sessions() -> object:
-    return refresh_broker_sessions()
 
 
 def embedded_jobs() -> list[Job]:
     interval = float(settings.MONITOR_INTERVAL_SECONDS)
     jobs = [
         Job("monitoring-dispatch", interval, _dispatch),
-        Job("scheduled-orders", min(60.0, interval), _scheduled_orders),
-        Job("heartbeat", min(30.0, interval), _heartbeat),
-        Job("refresh-broker-sessions", 300.0, _refresh_broker_sessions),
-        Job("abandoned-runs", 60.0, _mark_abandoned_runs),
-        Job("purge-auth-sessions", 3600.0, _purge_sessions),
-        Job("purge-received-alerts", 6 * 3600.0, _purge_alerts),
+        Job("scheduled-orders", min(60.0, interval), place_due_scheduled_orders),
+        Job("heartbeat", min(30.0, interval), beat_heartbeat),
+        Job("refresh-broker-sessions", 300.0, refresh_broker_sessions),
+        Job("abandoned-runs", 60.0, mark_abandoned_runs),
+        Job("purge-auth-sessions", 3600.0, purge_expired_auth_sessions),
+        Job("purge-received-alerts", 6 * 3600.0, purge_old_received_alerts),
     ]
     if settings.PRICE_FEED_ENABLED:
-        jobs.append(Job("price-feed", float(settings.PRICE_FEED_INTERVAL_SECONDS), _price_feed))
+        jobs.append(Job("price-feed", float(settings.PRICE_FEED_INTERVAL_SECONDS), tick_price_feed))
     return jobs
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any, ClassVar
 
 from accounts.models import BrokerAccount, Strategy
 from accounts.selectors import active_account
@@ -53,23 +54,36 @@ def as_id(value) -> int | None:
     return value
 
 
-@dataclass
-class SingleOrderRequest:
-    """POST /api/orders (and scheduled single orders)."""
+@dataclass(kw_only=True)
+class OrderRequest:
+    """What every kind of order request carries. Each kind names its own instrument fields
+    (the names its errors are reported under): `symbol_field` and `id_field`."""
+
+    symbol_field: ClassVar[str]
+    id_field: ClassVar[str]
 
     account_id: int
-    order_side: str
-    order_type: str
-    order_quantity: int
     product_type: str = "MIS"
-    symbol: str = ""
-    exchange_instrument_id: int | None = None
     exchange_segment: str = ""
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
     strategy_name: str = ""
     client_order_id: str = ""
     external_id: str = ""
+
+
+@dataclass
+class SingleOrderRequest(OrderRequest):
+    """POST /api/orders (and scheduled single orders)."""
+
+    symbol_field: ClassVar[str] = "symbol"
+    id_field: ClassVar[str] = "exchange_instrument_id"
+
+    order_side: str
+    order_type: str
+    order_quantity: int
+    symbol: str = ""
+    exchange_instrument_id: int | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
 
 
 @dataclass
@@ -80,50 +94,47 @@ class TargetSpec:
 
 
 @dataclass
-class BracketOrderRequest:
+class BracketOrderRequest(OrderRequest):
     """POST /api/algo-orders and each item of POST /api/algo-place-batch-orders."""
 
-    account_id: int
+    symbol_field: ClassVar[str] = "trading_symbol"
+    id_field: ClassVar[str] = "exchange_token"
+
     no_of_lots: int
     entry_price: Decimal | None
     sl_price: Decimal | None
     order_side: str = "BUY"
-    product_type: str = "MIS"
     trading_symbol: str = ""
     exchange_token: int | None = None
-    exchange_segment: str = ""
     entry_stop_price: Decimal | None = None
     sl_stop_price: Decimal | None = None
     targets: list[TargetSpec] = field(default_factory=list)
-    strategy_name: str = ""
-    client_order_id: str = ""
-    external_id: str = ""
     regenerated_from_id: int | None = None
     # The name errors about targets are reported under ("tp_price" for /api/algo-orders).
     targets_field: str = "targets"
 
 
 @dataclass
-class ValidatedSingle:
+class ValidatedOrder:
+    """What every validated order has (the order plan takes it the same way for each kind)."""
+
     account: BrokerAccount
     instrument: Instrument
     strategy: Strategy | None
     side: str
-    order_type: str
     product_type: str
     quantity: int
+
+
+@dataclass
+class ValidatedSingle(ValidatedOrder):
+    order_type: str
     limit_price: Decimal | None
     stop_price: Decimal | None
 
 
 @dataclass
-class ValidatedBracket:
-    account: BrokerAccount
-    instrument: Instrument
-    strategy: Strategy | None
-    side: str
-    product_type: str
-    quantity: int
+class ValidatedBracket(ValidatedOrder):
     entry_type: str
     entry_price: Decimal | None
     entry_stop_price: Decimal | None
@@ -303,11 +314,10 @@ def check_type_prices(
     order_type: str,
     limit_price: Decimal | None,
     stop_price: Decimal | None,
-    limit_field: str,
-    stop_field: str,
 ) -> None:
     """Each order type needs exactly its prices, and a stop-limit's limit must sit on the
     side of its trigger that lets it fill (BUY: limit >= stop; SELL: limit <= stop)."""
+    limit_field, stop_field = "limit_price", "stop_price"
     needs_limit = order_type in (OrderType.LIMIT, OrderType.STOPLIMIT)
     needs_stop = order_type in (OrderType.STOPLIMIT, OrderType.STOPMARKET)
     if needs_limit and limit_price is None:
@@ -344,13 +354,7 @@ def check_leg_change(
         if price is not None:
             check_price(errors, name, price, instrument)
     check_type_prices(
-        errors,
-        side=side,
-        order_type=order_type,
-        limit_price=limit_price,
-        stop_price=stop_price,
-        limit_field="limit_price",
-        stop_field="stop_price",
+        errors, side=side, order_type=order_type, limit_price=limit_price, stop_price=stop_price
     )
     _raise_if(errors)
 
@@ -359,8 +363,8 @@ def check_leg_change(
 
 
 @dataclass
-class SingleOrderFindings:
-    """Every broken rule of a single order, and what could be looked up on the way."""
+class OrderFindings:
+    """Every broken rule of an order, and what could be looked up on the way."""
 
     errors: FieldErrors
     instrument: Instrument | None
@@ -368,30 +372,20 @@ class SingleOrderFindings:
 
 
 @dataclass
-class BracketOrderFindings:
-    errors: FieldErrors
-    instrument: Instrument | None
-    strategy: Strategy | None
+class BracketOrderFindings(OrderFindings):
     quantity: int
     targets: list[dict]
 
 
 def single_order_errors(
     *, user, request: SingleOrderRequest, resolver: InstrumentResolver | None = None
-) -> SingleOrderFindings:
+) -> OrderFindings:
     """Every rule of a single order checked at once; raises nothing. Fields the caller could
     not parse may be None: their own rule reports them, the others are still checked."""
     errors: FieldErrors = {}
     check_choice(errors, "order_side", request.order_side, Side)
     check_choice(errors, "order_type", request.order_type, OrderType)
-    instrument, strategy = _check_subject(
-        errors,
-        user=user,
-        request=request,
-        resolver=resolver,
-        symbol=(request.symbol, "symbol"),
-        instrument_id=(request.exchange_instrument_id, "exchange_instrument_id"),
-    )
+    instrument, strategy = _check_subject(errors, user=user, request=request, resolver=resolver)
     if instrument is not None:
         check_quantity(errors, "order_quantity", request.order_quantity, instrument)
         for name in ("limit_price", "stop_price"):
@@ -407,10 +401,8 @@ def single_order_errors(
             order_type=request.order_type,
             limit_price=request.limit_price,
             stop_price=request.stop_price,
-            limit_field="limit_price",
-            stop_field="stop_price",
         )
-    return SingleOrderFindings(errors=errors, instrument=instrument, strategy=strategy)
+    return OrderFindings(errors=errors, instrument=instrument, strategy=strategy)
 
 
 def validate_single_order(
@@ -418,17 +410,10 @@ def validate_single_order(
 ) -> ValidatedSingle:
     account = resolve_account(user=user, account_id=request.account_id)
     found = single_order_errors(user=user, request=request, resolver=resolver)
-    _raise_if(found.errors)
-    assert found.instrument is not None  # an unknown instrument is among the errors
-    check_trading_window(account)
+    accepted = _accepted(found, account=account, request=request, quantity=request.order_quantity)
     return ValidatedSingle(
-        account=account,
-        instrument=found.instrument,
-        strategy=found.strategy,
-        side=request.order_side,
+        **accepted,
         order_type=request.order_type,
-        product_type=request.product_type,
-        quantity=request.order_quantity,
         limit_price=request.limit_price,
         stop_price=request.stop_price,
     )
@@ -443,14 +428,7 @@ def bracket_order_errors(
     errors: FieldErrors = {}
     side = request.order_side
     check_choice(errors, "order_side", side, Side)
-    instrument, strategy = _check_subject(
-        errors,
-        user=user,
-        request=request,
-        resolver=resolver,
-        symbol=(request.trading_symbol, "trading_symbol"),
-        instrument_id=(request.exchange_token, "exchange_token"),
-    )
+    instrument, strategy = _check_subject(errors, user=user, request=request, resolver=resolver)
     lots: int | None = request.no_of_lots
     if lots is None or lots <= 0:
         _add(errors, "no_of_lots", "must be a positive integer")
@@ -504,17 +482,10 @@ def validate_bracket_order(
     entry for a BUY (above for a SELL) and targets beyond it, split into whole lots."""
     account = account or resolve_account(user=user, account_id=request.account_id)
     found = bracket_order_errors(user=user, request=request, resolver=resolver)
-    _raise_if(found.errors)
-    # An unknown instrument and a missing stop-loss are among the errors.
-    assert found.instrument is not None and request.sl_price is not None
-    check_trading_window(account)
+    accepted = _accepted(found, account=account, request=request, quantity=found.quantity)
+    assert request.sl_price is not None  # a missing stop-loss is among the errors
     return ValidatedBracket(
-        account=account,
-        instrument=found.instrument,
-        strategy=found.strategy,
-        side=request.order_side,
-        product_type=request.product_type,
-        quantity=found.quantity,
+        **accepted,
         entry_type=OrderType.STOPLIMIT if request.entry_stop_price else OrderType.LIMIT,
         entry_price=request.entry_price,
         entry_stop_price=request.entry_stop_price,
@@ -524,25 +495,41 @@ def validate_bracket_order(
     )
 
 
-def _check_subject(
-    errors: FieldErrors,
+def _accepted(
+    found: OrderFindings,
     *,
-    user,
+    account: BrokerAccount,
     request: SingleOrderRequest | BracketOrderRequest,
-    resolver: InstrumentResolver | None,
-    symbol: tuple[str, str],
-    instrument_id: tuple[int | None, str],
+    quantity: int,
+) -> dict[str, Any]:
+    """The fields of ValidatedOrder, once the request breaks no rule (ValidationFailed with
+    every broken one otherwise) and its account may trade now (MarketClosed otherwise)."""
+    _raise_if(found.errors)
+    assert found.instrument is not None  # an unknown instrument is among the errors
+    check_trading_window(account)
+    return {
+        "account": account,
+        "instrument": found.instrument,
+        "strategy": found.strategy,
+        "side": request.order_side,
+        "product_type": request.product_type,
+        "quantity": quantity,
+    }
+
+
+def _check_subject(
+    errors: FieldErrors, *, user, request: OrderRequest, resolver: InstrumentResolver | None
 ) -> tuple[Instrument | None, Strategy | None]:
     """The rules every kind of order shares: its product, client order id, instrument (by
-    symbol or id, each a (value, field name)) and strategy."""
+    symbol or id, in the request's own fields) and strategy."""
     _check_product(errors, request.product_type)
     _check_client_id(errors, request.client_order_id)
     instrument = (resolver or InstrumentResolver()).resolve(
-        symbol=symbol[0],
-        instrument_id=instrument_id[0],
+        symbol=getattr(request, request.symbol_field),
+        instrument_id=getattr(request, request.id_field),
         segment=request.exchange_segment,
-        symbol_field=symbol[1],
-        id_field=instrument_id[1],
+        symbol_field=request.symbol_field,
+        id_field=request.id_field,
         errors=errors,
     )
     strategy = resolve_strategy(user=user, name=request.strategy_name, errors=errors)

@@ -263,37 +263,37 @@ class OrderTicketForm(forms.Form):
     def to_request(self) -> SingleOrderRequest | BracketOrderRequest:
         """The placement request (fields that failed to parse are None)."""
         value = self._value
+        # The ticket's fields both kinds of request take under the same names.
+        common: dict[str, Any] = {
+            "account_id": value("account_id"),
+            "order_side": value("order_side"),
+            "product_type": value("product_type"),
+            "exchange_segment": value("exchange_segment") or "",
+            "strategy_name": value("strategy_name") or "",
+        }
         if value("kind") == KIND_BRACKET or self.current_kind == KIND_BRACKET:
             return BracketOrderRequest(
-                account_id=value("account_id"),
+                **common,
                 no_of_lots=value("no_of_lots"),
                 entry_price=value("entry_price"),
                 sl_price=value("sl_price"),
-                order_side=value("order_side"),
-                product_type=value("product_type"),
                 trading_symbol=value("symbol") or "",
                 exchange_token=value("exchange_instrument_id"),
-                exchange_segment=value("exchange_segment") or "",
                 entry_stop_price=value("entry_stop_price")
                 if (value("entry_type") or OrderType.LIMIT) == OrderType.STOPLIMIT
                 else None,
                 sl_stop_price=value("sl_stop_price"),
                 targets=self.target_specs,
-                strategy_name=value("strategy_name") or "",
                 targets_field="targets",
             )
         return SingleOrderRequest(
-            account_id=value("account_id"),
-            order_side=value("order_side"),
+            **common,
             order_type=value("order_type"),
             order_quantity=value("order_quantity"),
-            product_type=value("product_type"),
             symbol=value("symbol") or "",
             exchange_instrument_id=value("exchange_instrument_id"),
-            exchange_segment=value("exchange_segment") or "",
             limit_price=value("limit_price"),
             stop_price=value("stop_price"),
-            strategy_name=value("strategy_name") or "",
         )
 
     def add_rule_errors(self, details: dict | None, *, fallback: str = "") -> None:

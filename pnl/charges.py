@@ -57,47 +57,29 @@ class ChargeRates:
     gst: Decimal
 
 
+# Each segment's rates as fractions of turnover, in SegmentRates' field order:
+# (stt_buy, stt_sell, stamp_buy, exchange_nse, exchange_bse).
+# STT: Finance (No. 2) Act 2004, Chapter VII, s. 98, as amended by the Finance (No. 2) Act 2024
+# from 1 October 2024: delivery 0.1 % on buy and sell; intraday 0.025 % on the sell; futures
+# 0.02 % on the sell; options 0.1 % of the premium on the sell.
+# Stamp duty: Indian Stamp Act 1899 as amended by the Finance Act 2019, in force from 1 July
+# 2020 (Notification S.O. 4419(E)), collected on the buyer only: delivery 0.015 %, intraday
+# 0.003 %, futures 0.002 %, options 0.003 % of the premium.
+# Exchange transaction charges: the flat, uniform rates of NSE and BSE in force from 1 October
+# 2024 (SEBI circular SEBI/HO/MRD/TPD-1/P/CIR/2024/116 on true-to-label charges, and the
+# exchanges' circulars following it): NSE cash 0.00297 %, futures 0.00173 %, options
+# 0.03503 % of the premium; BSE cash 0.00375 %, futures 0, options 0.0325 % of the premium.
+_SEGMENT_RATES = {
+    EQUITY_DELIVERY: ("0.001", "0.001", "0.00015", "0.0000297", "0.0000375"),
+    EQUITY_INTRADAY: ("0", "0.00025", "0.00003", "0.0000297", "0.0000375"),
+    FUTURES: ("0", "0.0002", "0.00002", "0.0000173", "0"),
+    OPTIONS: ("0", "0.001", "0.00003", "0.0003503", "0.000325"),
+}
+
 DEFAULT_RATES = ChargeRates(
     segments={
-        # STT: Finance (No. 2) Act 2004, Chapter VII, s. 98, as amended by the Finance (No. 2)
-        # Act 2024 from 1 October 2024: delivery 0.1 % on buy and sell; intraday 0.025 % on
-        # the sell; futures 0.02 % on the sell; options 0.1 % of the premium on the sell.
-        # Stamp duty: Indian Stamp Act 1899 as amended by the Finance Act 2019, in force from
-        # 1 July 2020 (Notification S.O. 4419(E)), collected on the buyer only: delivery
-        # 0.015 %, intraday 0.003 %, futures 0.002 %, options 0.003 % of the premium.
-        # Exchange transaction charges: the flat, uniform rates of NSE and BSE in force from
-        # 1 October 2024 (SEBI circular SEBI/HO/MRD/TPD-1/P/CIR/2024/116 on true-to-label
-        # charges, and the exchanges' circulars following it): NSE cash 0.00297 %, futures
-        # 0.00173 %, options 0.03503 % of the premium; BSE cash 0.00375 %, futures 0,
-        # options 0.0325 % of the premium.
-        EQUITY_DELIVERY: SegmentRates(
-            stt_buy=Decimal("0.001"),
-            stt_sell=Decimal("0.001"),
-            stamp_buy=Decimal("0.00015"),
-            exchange_nse=Decimal("0.0000297"),
-            exchange_bse=Decimal("0.0000375"),
-        ),
-        EQUITY_INTRADAY: SegmentRates(
-            stt_buy=ZERO,
-            stt_sell=Decimal("0.00025"),
-            stamp_buy=Decimal("0.00003"),
-            exchange_nse=Decimal("0.0000297"),
-            exchange_bse=Decimal("0.0000375"),
-        ),
-        FUTURES: SegmentRates(
-            stt_buy=ZERO,
-            stt_sell=Decimal("0.0002"),
-            stamp_buy=Decimal("0.00002"),
-            exchange_nse=Decimal("0.0000173"),
-            exchange_bse=ZERO,
-        ),
-        OPTIONS: SegmentRates(
-            stt_buy=ZERO,
-            stt_sell=Decimal("0.001"),
-            stamp_buy=Decimal("0.00003"),
-            exchange_nse=Decimal("0.0003503"),
-            exchange_bse=Decimal("0.000325"),
-        ),
+        segment: SegmentRates(*(Decimal(rate) for rate in rates))
+        for segment, rates in _SEGMENT_RATES.items()
     },
     # SEBI turnover fee: Rs 10 per crore (SEBI (Regulatory Fee on Stock Exchanges)
     # Regulations 2006, Schedule, as revised from 1 June 2021).

@@ -403,6 +403,7 @@ def _place(webhook: AlertWebhook, order: AlertOrder) -> PlacementResult:
     key = client_order_id_for(webhook, order.alert_id) if order.alert_id else ""
     common: dict[str, Any] = {
         "account_id": webhook.account_id,
+        "order_side": order.side,
         "product_type": product,
         "exchange_segment": segment,
         "strategy_name": webhook.strategy.name,
@@ -427,7 +428,6 @@ def _place(webhook: AlertWebhook, order: AlertOrder) -> PlacementResult:
             entry_price=order.price,
             entry_stop_price=order.trigger_price if order.order_type == "STOPLIMIT" else None,
             sl_price=order.stop_loss,
-            order_side=order.side,
             trading_symbol=order.symbol,
             targets=_split_lots(order.targets, lots),
             targets_field="target",
@@ -442,7 +442,6 @@ def _place(webhook: AlertWebhook, order: AlertOrder) -> PlacementResult:
         quantity = order.lots * lot_size
     single = SingleOrderRequest(
         **common,
-        order_side=order.side,
         order_type=order.order_type,
         order_quantity=quantity,
         symbol=order.symbol,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from accounts.api_keys import set_analyzer_mode
 from accounts.models import ApiKey, BrokerAccount, User
@@ -161,21 +162,31 @@ def in_openalgo_words(exc: ValidationFailed, *, prefix: str = "") -> OpenAlgoInv
 # ---- placing --------------------------------------------------------------------------------
 
 
+def _request_fields(
+    *, caller: Caller, order: OrderFields, instrument: Instrument, key: str
+) -> dict[str, Any]:
+    """What an OpenAlgo order gives either kind of request: the caller's account, the
+    order's side and product, the instrument's segment, and the key as both client ids."""
+    return {
+        "account_id": caller.account.pk,
+        "order_side": order.side,
+        "product_type": order.product_type,
+        "exchange_segment": instrument.exchange_segment,
+        "client_order_id": key,
+        "external_id": key,
+    }
+
+
 def _single_request(
     *, caller: Caller, order: OrderFields, instrument: Instrument, key: str, quantity: int
 ) -> SingleOrderRequest:
     return SingleOrderRequest(
-        account_id=caller.account.pk,
-        order_side=order.side,
+        **_request_fields(caller=caller, order=order, instrument=instrument, key=key),
         order_type=order.order_type,
         order_quantity=quantity,
-        product_type=order.product_type,
         exchange_instrument_id=instrument.exchange_instrument_id,
-        exchange_segment=instrument.exchange_segment,
         limit_price=order.limit_price,
         stop_price=order.stop_price,
-        client_order_id=key,
-        external_id=key,
     )
 
 
@@ -189,22 +200,17 @@ def _bracket_request(
         raise OpenAlgoInvalid({exc.field: [exc.message]}) from None
     stop_limit = order.order_type == OrderType.STOPLIMIT
     return BracketOrderRequest(
-        account_id=caller.account.pk,
+        **_request_fields(caller=caller, order=order, instrument=instrument, key=key),
         no_of_lots=lots,
         entry_price=order.limit_price,
         entry_stop_price=order.stop_price if stop_limit else None,
         sl_price=order.stop_loss,
-        order_side=order.side,
-        product_type=order.product_type,
         exchange_token=instrument.exchange_instrument_id,
-        exchange_segment=instrument.exchange_segment,
         targets=(
             [TargetSpec(price=order.target, percent=Decimal("100"))]
             if order.target is not None
             else []
         ),
-        client_order_id=key,
-        external_id=key,
         targets_field="target",
     )
 

@@ -16,6 +16,8 @@ import logging
 import re
 import time
 
+from trading_site.core.request_timing import TimedMiddleware
+
 logger = logging.getLogger("trading_site.access")
 
 # URL parameters (the route's named groups) whose value must never reach the log.
@@ -47,15 +49,10 @@ def _user_id(request) -> int | None:
         return None
 
 
-class AccessLogMiddleware:
+class AccessLogMiddleware(TimedMiddleware):
     """Right after RequestIdMiddleware, so the line carries the request id."""
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        started = time.perf_counter()
-        response = self.get_response(request)
+    def record(self, request, response, started: float) -> None:
         status = response.status_code
         path = _loggable_path(request)
         logger.log(
@@ -72,7 +69,6 @@ class AccessLogMiddleware:
                 "user_id": _user_id(request),
             },
         )
-        return response
 
 
 class DropClientErrors(logging.Filter):

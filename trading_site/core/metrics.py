@@ -27,6 +27,7 @@ from django.core.cache import cache
 from django.http import HttpResponse
 
 from trading_site.core.metrics_access import metrics_access_denied
+from trading_site.core.request_timing import TimedMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -275,15 +276,10 @@ def metrics_view(request):
     )
 
 
-class MetricsMiddleware:
+class MetricsMiddleware(TimedMiddleware):
     """Records every request's latency by method, URL route (the pattern) and status."""
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        started = time.perf_counter()
-        response = self.get_response(request)
+    def record(self, request, response, started: float) -> None:
         match = getattr(request, "resolver_match", None)
         # The pattern, not the path: /api/orders/<int:order_id> is one series, not millions.
         route = "/" + match.route if match is not None and match.route else "unmatched"
@@ -296,4 +292,3 @@ class MetricsMiddleware:
             route=route,
             status=response.status_code,
         )
-        return response

@@ -63,7 +63,7 @@ import websockets
 from asgiref.sync import sync_to_async
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from orders.brokers.base import BrokerError
+from orders.brokers.base import BrokerError, BrokerOrderRow, BrokerPositionRow, BrokerTradeRow
 from orders.brokers.events import BrokerEvent, BrokerEventKind
 from orders.brokers.host_policy import judged_address
 from orders.brokers.sessions import mark_session_invalid
@@ -418,32 +418,23 @@ class XtsStream:
     def _event_of(
         self, name: str, args: list, received_at: datetime, session: StreamSession
     ) -> BrokerEvent | None:
+        order: BrokerOrderRow | None = None
+        trade: BrokerTradeRow | None = None
+        position: BrokerPositionRow | None = None
         try:
             row = _row_of(args)
             if name == "order":
+                kind = BrokerEventKind.ORDER
                 order = xts_wire.order_row_from_xts(row)
                 client_id = order.client_id
-                event = BrokerEvent(
-                    self.account_id, BrokerEventKind.ORDER, SOURCE, received_at, order=order
-                )
             elif name == "trade":
+                kind = BrokerEventKind.TRADE
                 client_id = str(row.get("ClientID") or "")
-                event = BrokerEvent(
-                    self.account_id,
-                    BrokerEventKind.TRADE,
-                    SOURCE,
-                    received_at,
-                    trade=xts_wire.trade_row_from_xts(row),
-                )
+                trade = xts_wire.trade_row_from_xts(row)
             else:
+                kind = BrokerEventKind.POSITION
                 client_id = str(row.get("ClientID") or row.get("AccountID") or "")
-                event = BrokerEvent(
-                    self.account_id,
-                    BrokerEventKind.POSITION,
-                    SOURCE,
-                    received_at,
-                    position=xts_wire.position_row_from_xts(row),
-                )
+                position = xts_wire.position_row_from_xts(row)
         except (ValueError, TypeError, KeyError) as exc:
             # An unreadable row is not acted on; the next sync reads the book instead.
             logger.warning(
@@ -454,7 +445,9 @@ class XtsStream:
             return None
         if not session.is_investor_client and client_id and client_id != session.client_id:
             return None  # another client code of the dealer login
-        return event
+        return BrokerEvent(
+            self.account_id, kind, SOURCE, received_at, order=order, trade=trade, position=position
+        )
 
     def _count(self, name: str) -> None:
         metrics.inc("broker_stream_events_not_dispatched_total", source=SOURCE, event=name)

@@ -5,6 +5,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from orders.brokers.xts.simulator import Faults, XtsSimulator, parse_users
 
+# Fault knobs taken as they are: each a --flag named after its Faults field, with its default.
+PLAIN_FAULT_KNOBS = ("latency_ms", "error_rate", "timeout_rate", "timeout_seconds", "reject_rate")
+
 
 class Command(BaseCommand):
     help = "Serve the XTS simulator (uvicorn). Fault knobs here and at POST /_sim/faults."
@@ -19,11 +22,10 @@ class Command(BaseCommand):
             help="appKey:secretKey:userID:investor|dealer[:code1;code2] (repeatable; default "
             "settings.XTS_SIMULATOR_USERS)",
         )
-        parser.add_argument("--latency-ms", type=int, default=0)
-        parser.add_argument("--error-rate", type=float, default=0.0)
-        parser.add_argument("--timeout-rate", type=float, default=0.0)
-        parser.add_argument("--timeout-seconds", type=float, default=30.0)
-        parser.add_argument("--reject-rate", type=float, default=0.0)
+        defaults = Faults()
+        for knob in PLAIN_FAULT_KNOBS:
+            default = getattr(defaults, knob)
+            parser.add_argument("--" + knob.replace("_", "-"), type=type(default), default=default)
         parser.add_argument(
             "--token-ttl", type=float, default=float(settings.XTS_SIMULATOR_TOKEN_TTL_SECONDS)
         )
@@ -48,11 +50,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         faults = Faults(
-            latency_ms=options["latency_ms"],
-            error_rate=options["error_rate"],
-            timeout_rate=options["timeout_rate"],
-            timeout_seconds=options["timeout_seconds"],
-            reject_rate=options["reject_rate"],
+            **{knob: options[knob] for knob in PLAIN_FAULT_KNOBS},
             token_ttl_seconds=options["token_ttl"],
             thousands_separators=not options["no_thousands_separators"],
             rate_limit_per_second=options["rate_limit"],
