@@ -21,6 +21,7 @@ from tests.factories import (
     make_instrument,
     make_user,
 )
+from tests.servers import fresh_machine_env, run_manage
 
 pytestmark = pytest.mark.django_db
 
@@ -362,15 +363,13 @@ for name, response in probes.items():
 
 @pytest.mark.slow
 def test_out_of_range_ids_on_sqlite_are_404_or_400_not_500(tmp_path):
-    from tests.trading_site.test_startup_modes import _clean_env, _manage
-
-    env = _clean_env(
+    env = fresh_machine_env(
         DATABASE_URL=f"sqlite:///{tmp_path / 'ids.sqlite3'}",
         VAR_DIR=str(tmp_path / "var"),
         LOG_LEVEL="CRITICAL",
     )
-    assert _manage("migrate", "--noinput", env=env).returncode == 0
-    run = _manage("shell", "-c", _SQLITE_PROBES, env=env)
+    assert run_manage("migrate", "--noinput", env=env).returncode == 0
+    run = run_manage("shell", "-c", _SQLITE_PROBES, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     statuses = {
         line.split()[1]: int(line.split()[2])

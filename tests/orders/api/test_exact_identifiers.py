@@ -29,10 +29,6 @@ def _window_open(settings):
     settings.PAPER_REJECT_RATE = "0"
 
 
-def _single(account, **extra) -> dict:
-    return single_order_body(account, **({"order_quantity": 5} | extra))
-
-
 @pytest.mark.skipif(connection.vendor != "mysql", reason="SQLite compares text exactly")
 def test_the_identifying_columns_have_an_exact_collation(db):
     with connection.cursor() as cursor:
@@ -55,22 +51,24 @@ def test_the_identifying_columns_have_an_exact_collation(db):
 def test_idempotency_keys_that_differ_only_in_case_accent_or_emoji_place_two_orders(
     client, account, instrument, first, second
 ):
-    one = client.post("/api/orders", _single(account), format="json", HTTP_IDEMPOTENCY_KEY=first)
+    one = client.post(
+        "/api/orders", single_order_body(account), format="json", HTTP_IDEMPOTENCY_KEY=first
+    )
     two = client.post(
         "/api/orders",
-        _single(account, order_quantity=6),
+        single_order_body(account, order_quantity=6),
         format="json",
         HTTP_IDEMPOTENCY_KEY=second,
     )
 
     assert (one.status_code, two.status_code) == (201, 201), two.content
     assert sorted(Order.objects.values_list("client_order_id", "quantity")) == sorted(
-        [(first, 5), (second, 6)]
+        [(first, 10), (second, 6)]
     )
     # The same key, to the letter, is still a replay of its own order.
     again = client.post(
         "/api/orders",
-        _single(account, order_quantity=6),
+        single_order_body(account, order_quantity=6),
         format="json",
         HTTP_IDEMPOTENCY_KEY=second,
     )
@@ -82,9 +80,11 @@ def test_idempotency_keys_that_differ_only_in_case_accent_or_emoji_place_two_ord
 def test_external_ids_that_differ_only_in_case_are_two_orders_the_same_day(
     client, account, instrument
 ):
-    one = client.post("/api/orders", _single(account, external_id="sig-A"), format="json")
-    two = client.post("/api/orders", _single(account, external_id="sig-a"), format="json")
-    repeat = client.post("/api/orders", _single(account, external_id="sig-a"), format="json")
+    one = client.post("/api/orders", single_order_body(account, external_id="sig-A"), format="json")
+    two = client.post("/api/orders", single_order_body(account, external_id="sig-a"), format="json")
+    repeat = client.post(
+        "/api/orders", single_order_body(account, external_id="sig-a"), format="json"
+    )
 
     assert (one.status_code, two.status_code, repeat.status_code) == (201, 201, 409)
     assert sorted(Order.objects.values_list("external_id", flat=True)) == ["sig-A", "sig-a"]
@@ -108,8 +108,12 @@ def test_an_order_names_its_own_strategy_not_one_that_only_looks_alike(
 ):
     make_strategy(user=trader, name="📈 trend")
     make_strategy(user=trader, name="📉 trend")
-    first = client.post("/api/orders", _single(account, strategy_name="📈 trend"), format="json")
-    second = client.post("/api/orders", _single(account, strategy_name="📉 trend"), format="json")
+    first = client.post(
+        "/api/orders", single_order_body(account, strategy_name="📈 trend"), format="json"
+    )
+    second = client.post(
+        "/api/orders", single_order_body(account, strategy_name="📉 trend"), format="json"
+    )
 
     assert (first.status_code, second.status_code) == (201, 201), second.content
     assert [first.json()["order"]["strategy"], second.json()["order"]["strategy"]] == [
