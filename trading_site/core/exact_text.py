@@ -12,7 +12,11 @@ The columns that identify something a trader or a program names are given an exa
 collation: `utf8mb4_nopad_bin` on MariaDB (bytes, no padding: "a " is not "a"),
 `utf8mb4_0900_bin` on MySQL 8, else `utf8mb4_bin`. SQLite needs nothing. Used by a migration
 (orders 0002_exact_identifiers); the models do not name the collation, so that one set of
-migrations serves both databases.
+migrations serves both databases. Mind it when a later migration alters one of these columns
+(its length, say): MariaDB rewrites the column with the table's collation unless that
+migration sets the exact one again (`set_collation`).
+`tests/orders/api/test_exact_identifiers.py` reads the columns' collations after every
+migration and fails if one was lost.
 """
 
 from __future__ import annotations
