@@ -213,10 +213,13 @@ class InstrumentResolver:
             found = self._lookup(("id", instrument_id, segment), **filters)
             field_name, shown = id_field, instrument_id
         elif symbol:
-            filters = {"trading_symbol": symbol.strip()}
+            # Exchange symbols are upper case: "reliance" names RELIANCE on every database
+            # (MariaDB's column compares without case, SQLite's exactly), as on OpenAlgo's.
+            text = symbol.strip().upper()
+            filters = {"trading_symbol": text}
             if segment:
                 filters["exchange_segment"] = segment
-            found = self._lookup(("symbol", symbol.strip(), segment), **filters)
+            found = self._lookup(("symbol", text, segment), **filters)
             field_name, shown = symbol_field, symbol
         else:
             _add(errors, symbol_field, f"give {symbol_field} or {id_field}")

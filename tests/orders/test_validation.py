@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Broker
 from orders.models import DailyCounter, Order, OrderEvent, OrderLeg
@@ -209,6 +211,19 @@ def test_the_paper_broker_trades_outside_the_window(client, account, instruments
     settings.TRADING_WEEKDAYS = []
     response = client.post("/api/orders", _single(account), format="json")
     assert response.status_code == 201
+
+
+def test_a_symbol_in_lower_case_names_the_same_instrument_on_every_database(
+    client, account, instruments
+):
+    """The lookup asks for the upper-case symbol: SQLite (the embedded default) compares
+    exactly, so asking for "reliance" there would find nothing, while MariaDB found it."""
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post("/api/orders", _single(account, symbol=" reliance "), format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["order"]["symbol"] == "RELIANCE"
+    lookups = [q["sql"] for q in queries.captured_queries if "trading_symbol" in q["sql"]]
+    assert lookups and all("reliance" not in sql for sql in lookups), lookups
 
 
 def test_a_known_strategy_is_attached(client, trader, account, instruments):
