@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from accounts.models import BrokerAccount
@@ -45,6 +46,7 @@ from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.rollup import derive_order_status
 from orders.domain.vocabulary import EventKind, LegStatus
 from orders.models import Order, OrderEvent, OrderLeg
+from orders.services.account_lock import is_lock_conflict
 from orders.services.audit import (
     leg_change,
     leg_state,
@@ -71,6 +73,11 @@ OUTCOME_NOT_SENT = "not_sent"
 
 # How a leg's reject reason starts when the order never reached the broker.
 NOT_SENT_PREFIX = "not sent: "
+
+# How many times the recording of answers is run when it loses lock conflicts, and the pause
+# (seconds, growing) between runs.
+RECORD_ATTEMPTS = 4
+RECORD_RETRY_PAUSE = 0.05
 
 # What recording a broker's answer may change on a leg: what a book row changes (the
 # answer's own, `apply_answer_row`) and the submission time.
@@ -436,6 +443,45 @@ def _submit_in_one_transaction(
 
 
 def _record_outcomes(
+    outcomes: list[SendOutcome],
+    pairs: list[tuple[OrderLeg, Order]],
+    *,
+    actor: str,
+    new_orders: bool,
+    own_transaction: bool = True,
+) -> None:
+    """Write the answers; in a transaction of its own, once more after a lock conflict.
+
+    The broker has acted, so its answer must be written: a transaction that lost a lock
+    conflict (MariaDB rolled it back whole; with Redis down the account's exclusion is held
+    per process, so a sync or a broker event can meet this one on the same legs) is run
+    again, with the legs and orders in memory as they were before it (the legs are read
+    afresh under their locks; an order's released key, say, must be released again). Nested
+    in a caller's transaction, the conflict rolled back the caller's too: raised as it is."""
+    if not own_transaction or transaction.get_connection().in_atomic_block:
+        _record_outcomes_once(
+            outcomes, pairs, actor=actor, new_orders=new_orders, own_transaction=own_transaction
+        )
+        return
+    as_before = [(row, dict(row.__dict__)) for pair in pairs for row in pair]
+    for attempt in range(1, RECORD_ATTEMPTS + 1):
+        try:
+            _record_outcomes_once(outcomes, pairs, actor=actor, new_orders=new_orders)
+            return
+        except OperationalError as exc:
+            if attempt == RECORD_ATTEMPTS or not is_lock_conflict(exc):
+                raise
+            logger.warning(
+                "recording broker answers lost a lock conflict; trying again",
+                extra={"attempt": attempt, "error": exc.args[0], "legs": len(pairs)},
+            )
+        for row, state in as_before:
+            row.__dict__.clear()
+            row.__dict__.update(state)
+        time.sleep(RECORD_RETRY_PAUSE * attempt)
+
+
+def _record_outcomes_once(
     outcomes: list[SendOutcome],
     pairs: list[tuple[OrderLeg, Order]],
     *,

@@ -3,12 +3,15 @@ the order book by its unique identifier, without a second POST."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 
 import httpx
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from orders.brokers.base import OrderAck, OrderRejected
@@ -143,3 +146,54 @@ def test_xts_places_a_batch_one_post_per_leg_through_the_interface_default(simul
     answers = async_to_sync(broker_client(account).place_orders)(requests)
     assert [type(answer) for answer in answers] == [OrderAck, OrderRejected, OrderAck]
     assert _posts(simulator) == {"BULK0": 1, "BULK1": 1, "BULK2": 1}
+
+
+def test_an_answer_whose_recording_loses_a_lock_conflict_is_recorded_on_another_try(
+    simulator, iifl, settings, caplog
+):
+    """The broker accepted the order, then the transaction recording its answer lost a lock
+    conflict (another transaction held the leg past the lock wait: what a sync or a broker
+    event can do while Redis is down and the account's exclusion is per process) and was
+    rolled back whole. The answer is recorded on another try: the leg OPEN with the broker's
+    id, one acceptance in the audit, one POST, and no error for the trader (it was a 500)."""
+    user, account = iifl
+    settings.BROKER_TIMEOUT_SECONDS = 5
+    _faults(simulator, latency_ms=500, routes=[ORDER_POST])
+    held = threading.Event()
+
+    def hold_the_leg_while_its_answer_comes() -> None:
+        try:
+            deadline = time.monotonic() + 10
+            while not (
+                leg_id := OrderLeg.objects.filter(status="PENDING_SUBMIT")
+                .values_list("pk", flat=True)
+                .first()
+            ):
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            with transaction.atomic():
+                list(OrderLeg.objects.select_for_update().filter(pk=leg_id))
+                held.set()
+                time.sleep(2)  # past the answer (0.5 s) and one lock wait (1 s)
+        finally:
+            connections.close_all()
+
+    blocker = threading.Thread(target=hold_the_leg_while_its_answer_comes)
+    blocker.start()
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION innodb_lock_wait_timeout = 1")
+    try:
+        result = place_single_order(user=user, request=single_request(account))
+    finally:
+        blocker.join()
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION innodb_lock_wait_timeout = DEFAULT")
+
+    assert held.is_set()
+    assert "recording broker answers lost a lock conflict" in caplog.text
+    leg = OrderLeg.objects.get(order=result.order)
+    assert result.outcome == "accepted"
+    assert (leg.status, bool(leg.broker_order_id)) == ("OPEN", True)
+    assert result.order.events.filter(kind="leg_accepted").count() == 1
+    assert Order.objects.get(pk=result.order.pk).status == Order.Status.OPEN
+    assert _posts(simulator) == {leg.unique_identifier: 1}
