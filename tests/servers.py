@@ -52,6 +52,12 @@ def run_manage(*args: str, env: dict[str, str], timeout: int = 180) -> subproces
     )
 
 
+def python_process(args: list[str], *, env: dict[str, str], **streams) -> subprocess.Popen:
+    """`python *args` started in the repository with `env`; `streams` are Popen's (stdin,
+    stdout, stderr, text)."""
+    return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, **streams)
+
+
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
     """Poll `predicate()` until it returns something truthy (returned) or fail."""
     deadline = time.monotonic() + timeout
@@ -118,9 +124,8 @@ class DaphneServer:
 
     def _serve(self, *, stderr, **env) -> None:
         self.port = free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve_web", "--port", str(self.port)],
-            cwd=REPO,
+        self.process = python_process(
+            ["manage.py", "serve_web", "--port", str(self.port)],
             env=subprocess_env(**env),
             stdout=subprocess.DEVNULL,
             stderr=stderr,

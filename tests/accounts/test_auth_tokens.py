@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -23,10 +21,9 @@ from accounts.services import (
     revoke_user_sessions,
 )
 from tests.factories import api_client_for, make_user
+from tests.servers import python_process
 
 pytestmark = pytest.mark.django_db
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _new_session(user=None):
@@ -159,13 +156,8 @@ def test_logout_revokes_token_in_a_second_process_at_once():
         "DATABASE_URL": _url_of_test_database(),
         "REDIS_URL": settings.REDIS_URL,
     }
-    child = subprocess.Popen(
-        [sys.executable, "-c", _SECOND_PROCESS],
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+    child = python_process(
+        ["-c", _SECOND_PROCESS], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     try:
         assert child.stdout.readline().strip() == "READY"

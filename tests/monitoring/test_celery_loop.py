@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -14,7 +13,7 @@ import pytest
 from monitoring import presence
 from monitoring.models import Heartbeat, MonitoringRun
 from tests.factories import make_account, make_user
-from tests.servers import REPO, subprocess_env
+from tests.servers import python_process, subprocess_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -23,12 +22,8 @@ INTERVAL = 2
 
 def _celery(*args, env, tmp_path, name):
     log = open(tmp_path / f"{name}.log", "w")
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "trading_site", *args],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    return python_process(
+        ["-m", "celery", "-A", "trading_site", *args], env=env, stdout=log, stderr=subprocess.STDOUT
     )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -31,7 +30,7 @@ from tests.factories import (
     set_price_and_match,
     staff_client,
 )
-from tests.servers import REPO, held_by_another_worker, subprocess_env
+from tests.servers import held_by_another_worker, python_process, subprocess_env
 from trading_site.core import leases
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -122,9 +121,8 @@ def test_a_cycle_whose_worker_is_killed_is_marked_abandoned_in_api_page_and_admi
         "from monitoring.services import run_user_cycle\n"
         f"run_user_cycle(user_id={user.pk}, cycle_key='killed', trigger='test')\n"
     )
-    worker = subprocess.Popen(
-        [sys.executable, "-c", code],
-        cwd=REPO,
+    worker = python_process(
+        ["-c", code],
         env=subprocess_env(
             DJANGO_SETTINGS_MODULE="trading_site.settings", MONITOR_LOCK_TTL_SECONDS="2"
         ),

@@ -12,11 +12,16 @@ from monitoring.models import Heartbeat
 pytestmark = pytest.mark.django_db
 
 
+def _readyz(client, *, status_code: int = 200) -> dict:
+    """/readyz's body, once its status code is `status_code`."""
+    response = client.get("/readyz")
+    assert response.status_code == status_code
+    return response.json()
+
+
 def test_readyz_reports_database_and_redis_ok(client):
     Heartbeat.objects.create(name="beat", beat_at=timezone.now())
-    response = client.get("/readyz")
-    assert response.status_code == 200
-    body = response.json()
+    body = _readyz(client)
     assert body["status"] == "ok"
     assert body["checks"]["database"]["status"] == "ok"
     assert body["checks"]["redis"]["status"] == "ok"
@@ -27,9 +32,7 @@ def test_readyz_reports_database_and_redis_ok(client):
 def test_stale_beat_is_reported_as_degraded_but_stays_ready(client, settings):
     settings.MONITOR_INTERVAL_SECONDS = 60
     Heartbeat.objects.create(name="beat", beat_at=timezone.now() - timedelta(seconds=200))
-    response = client.get("/readyz")
-    assert response.status_code == 200
-    body = response.json()
+    body = _readyz(client)
     assert body["status"] == "degraded"
     assert body["checks"]["beat"]["status"] == "stale"
     assert body["checks"]["beat"]["age_seconds"] >= 200
@@ -44,9 +47,7 @@ def test_missing_beat_heartbeat_is_reported(client):
 
 def test_unreachable_redis_makes_readyz_503(client, settings):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
-    response = client.get("/readyz")
-    assert response.status_code == 503
-    body = response.json()
+    body = _readyz(client, status_code=503)
     assert body["status"] == "unavailable"
     assert body["checks"]["redis"]["status"] == "error"
     assert body["checks"]["database"]["status"] == "ok"

@@ -188,16 +188,9 @@ def test_account_mtm_is_written_quantized_and_total_is_the_sum_of_the_parts():
 
     account.refresh_from_db()
     # realized 0.0005 -> 0.00; unrealized 2 x 0.0039 = 0.0078 -> 0.01
-    assert (account.realized_mtm, account.unrealized_mtm, account.total_mtm) == (
-        D("0.00"),
-        D("0.01"),
-        D("0.01"),
-    )
-    assert (result.realized, result.unrealized, result.total) == (
-        D("0.00"),
-        D("0.01"),
-        D("0.01"),
-    )
+    quantized = (D("0.00"), D("0.01"), D("0.01"))
+    assert (account.realized_mtm, account.unrealized_mtm, account.total_mtm) == quantized
+    assert (result.realized, result.unrealized, result.total) == quantized
 
 
 def test_unchanged_instruments_are_not_rematched_but_are_revalued():

@@ -6,16 +6,14 @@ without ALLOWED_HOSTS logs a warning."""
 from __future__ import annotations
 
 import logging
-import socket
 import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 from django.test import Client
 
-from tests.servers import REPO, fresh_machine_env, run_manage
+from tests.servers import free_port, fresh_machine_env, python_process, run_manage
 from trading_site.core.exposure import warn_if_exposed
 
 _PRINT_DEBUG = "from django.conf import settings; print('DEBUG', settings.DEBUG)"
@@ -32,24 +30,17 @@ def test_debug_is_off_unless_asked_for(tmp_path):
     assert "DEBUG True" in asked.stdout, asked.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_the_embedded_default_serves_product_pages_not_debug_pages(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = fresh_machine_env(
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
         VAR_DIR=str(tmp_path / "var"),
         PRICE_FEED_ENABLED="0",
     )
     env.pop("ALLOWED_HOSTS", None)
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "start_embedded", "--host", "0.0.0.0", "--port", str(port)],
-        cwd=REPO,
+    server = python_process(
+        ["manage.py", "start_embedded", "--host", "0.0.0.0", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
