@@ -26,11 +26,11 @@ from django.db import transaction
 from accounts.models import BrokerAccount
 from accounts.services import strategy_named
 from orders.brokers.base import BrokerError, BrokerPositionRow
-from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
+from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind
 from orders.models import Order, OrderLeg
 from orders.services.audit import record_account_event
 from orders.services.broker_calls import client_for
-from orders.services.changes import cancel_leg
+from orders.services.changes import cancel_working_legs
 from orders.services.exclusion import account_exclusion
 from orders.services.position_changes import (
     ExitReport,
@@ -143,32 +143,29 @@ def _exit(
     working = OrderLeg.objects.filter(
         order__in=brackets, status__in=OPEN_LEG_STATUSES
     ).select_related("order", "order__account")
-    for leg in working.order_by("id"):
-        order = leg.order
-        order_key = (order.exchange_segment, order.exchange_instrument_id, order.product_type)
-        if leg.status == LegStatus.PENDING_SUBMIT or not leg.broker_order_id:
-            blocked.add(order_key)
+    attempts = cancel_working_legs(
+        working.order_by("id"),
+        actor=actor,
+        kind=EventKind.POSITION_EXIT_CANCEL,
+        failed_kind=EventKind.POSITION_EXIT_CANCEL_FAILED,
+    )
+    for attempt in attempts:
+        leg, order = attempt.leg, attempt.leg.order
+        if attempt.cancelled:
+            result.cancelled_legs.append(leg.unique_identifier)
+            continue
+        blocked.add((order.exchange_segment, order.exchange_instrument_id, order.product_type))
+        if attempt.error is None:
             result.errors.append(
                 f"{order.symbol}: leg {leg.unique_identifier} is not acknowledged by the broker "
                 "yet, so it cannot be cancelled; nothing was sent for this position (try again "
                 "after the next sync)"
             )
-            continue
-        error = cancel_leg(
-            order=order,
-            leg=leg,
-            actor=actor,
-            kind=EventKind.POSITION_EXIT_CANCEL,
-            failed_kind=EventKind.POSITION_EXIT_CANCEL_FAILED,
-            raise_errors=False,
-        )
-        if error is None:
-            result.cancelled_legs.append(leg.unique_identifier)
         else:
-            blocked.add(order_key)
             result.errors.append(
-                f"{order.symbol}: could not cancel leg {leg.unique_identifier} ({error.message}); "
-                "nothing was sent for this position, its protection stands"
+                f"{order.symbol}: could not cancel leg {leg.unique_identifier} "
+                f"({attempt.error.message}); nothing was sent for this position, its protection "
+                "stands"
             )
 
     # 2. The positions as the broker holds them now.

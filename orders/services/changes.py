@@ -6,6 +6,8 @@ after it, with an OrderEvent either way, and an order_update once committed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
@@ -345,7 +347,7 @@ def _cancel_order(*, order: Order, actor: str) -> None:
             f"The order is {order.status}; there is nothing to cancel",
             details={"order_id": order.pk, "status": order.status},
         )
-    if entry.status == LegStatus.PENDING_SUBMIT or not entry.broker_order_id:
+    if not acknowledged_by_broker(entry):
         raise Conflict(
             "The broker has not acknowledged the order yet; try again after the next sync",
             details={"order_id": order.pk, "status": order.status},
@@ -390,3 +392,48 @@ def cancel_leg(
             order, leg, ack, kind=kind, actor=actor, before=before, done="cancelled"
         )
     return None
+
+
+def acknowledged_by_broker(leg: OrderLeg) -> bool:
+    """Whether the broker knows the leg (it has the broker's id): one it has not acknowledged
+    yet cannot be cancelled or modified until the next sync."""
+    return leg.status != LegStatus.PENDING_SUBMIT and bool(leg.broker_order_id)
+
+
+@dataclass(frozen=True)
+class CancelAttempt:
+    """One working leg's cancellation, asked for without raising. `sent` is False for a leg
+    the broker has not acknowledged yet (nothing was sent); `error` is the broker's refusal
+    (already audited)."""
+
+    leg: OrderLeg
+    sent: bool
+    error: BrokerError | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.sent and self.error is None
+
+
+def try_cancel_leg(
+    *, order: Order, leg: OrderLeg, actor: str, kind: EventKind, failed_kind: EventKind
+) -> CancelAttempt:
+    """Cancel one working leg where it can be: an unacknowledged leg is left alone, a broker
+    refusal is audited and returned (the caller decides what it holds back)."""
+    if not acknowledged_by_broker(leg):
+        return CancelAttempt(leg=leg, sent=False)
+    error = cancel_leg(
+        order=order, leg=leg, actor=actor, kind=kind, failed_kind=failed_kind, raise_errors=False
+    )
+    return CancelAttempt(leg=leg, sent=True, error=error)
+
+
+def cancel_working_legs(
+    legs: Iterable[OrderLeg], *, actor: str, kind: EventKind, failed_kind: EventKind
+) -> list[CancelAttempt]:
+    """Each leg (with its order loaded) cancelled in turn, as `try_cancel_leg`: the bulk
+    cancels of a position exit and of the kill switch."""
+    return [
+        try_cancel_leg(order=leg.order, leg=leg, actor=actor, kind=kind, failed_kind=failed_kind)
+        for leg in legs
+    ]

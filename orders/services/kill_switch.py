@@ -13,10 +13,10 @@ from django.db import transaction
 
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerError
-from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
+from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind
 from orders.models import Order, OrderLeg, Side
 from orders.services.broker_calls import client_for
-from orders.services.changes import cancel_leg
+from orders.services.changes import cancel_working_legs
 from orders.services.exclusion import account_exclusion
 from orders.services.position_changes import (
     ExitReport,
@@ -94,32 +94,27 @@ def _kill_switch(*, account: BrokerAccount, actor: str) -> KillSwitchResult:
             )
     except BrokerError as exc:
         result.errors.append(f"broker unavailable ({exc.message}): acting on the last known state")
-    working = list(
+    attempts = cancel_working_legs(
         OrderLeg.objects.filter(account=account, status__in=OPEN_LEG_STATUSES)
         .select_related("order", "order__account")
-        .order_by("id")
+        .order_by("id"),
+        actor=actor,
+        kind=EventKind.KILL_SWITCH_CANCEL,
+        failed_kind=EventKind.KILL_SWITCH_CANCEL_FAILED,
     )
-    for leg in working:
-        if leg.status == LegStatus.PENDING_SUBMIT or not leg.broker_order_id:
+    for attempt in attempts:
+        leg = attempt.leg
+        if attempt.cancelled:
+            result.cancelled_legs.append(leg.unique_identifier)
+            if leg.order_id not in result.cancelled_order_ids:
+                result.cancelled_order_ids.append(leg.order_id)
+        elif attempt.error is None:
             result.errors.append(
                 f"leg {leg.unique_identifier} is not acknowledged by the broker yet; "
                 "it cannot be cancelled until the next sync"
             )
-            continue
-        error = cancel_leg(
-            order=leg.order,
-            leg=leg,
-            actor=actor,
-            kind=EventKind.KILL_SWITCH_CANCEL,
-            failed_kind=EventKind.KILL_SWITCH_CANCEL_FAILED,
-            raise_errors=False,
-        )
-        if error is None:
-            result.cancelled_legs.append(leg.unique_identifier)
-            if leg.order_id not in result.cancelled_order_ids:
-                result.cancelled_order_ids.append(leg.order_id)
         else:
-            result.errors.append(f"cancel {leg.unique_identifier}: {error.message}")
+            result.errors.append(f"cancel {leg.unique_identifier}: {attempt.error.message}")
     try:
         positions = async_to_sync(client_for(account).positions)()
     except BrokerError as exc:

@@ -39,12 +39,12 @@ from accounts.models import BrokerAccount, Strategy, User
 from accounts.services import strategy_named
 from orders.brokers.base import BrokerPositionRow
 from orders.domain.rollup import open_position_of
-from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
+from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind
 from orders.models import Instrument, Order, OrderLeg, OrderType, Side
 from orders.services.audit import leg_change, new_event, record_changes
 from orders.services.broker_calls import SendOutcome, submit_legs
 from orders.services.broker_reads import read_positions
-from orders.services.changes import cancel_leg
+from orders.services.changes import try_cancel_leg
 from orders.services.exclusion import account_exclusion
 from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
 from orders.services.lifecycle import INITIAL_STATUS
@@ -427,23 +427,22 @@ def _stand_down(allocation: BracketExit, *, actor: str) -> list[str]:
     for leg in allocation.legs:
         if leg.role == Role.EXIT or leg.status not in OPEN_LEG_STATUSES:
             continue
-        if leg.status == LegStatus.PENDING_SUBMIT or not leg.broker_order_id:
-            problems.append(
-                f"{order.symbol}: leg {leg.unique_identifier} is not acknowledged by the broker "
-                "yet, so it cannot be cancelled"
-            )
-            continue
-        error = cancel_leg(
+        attempt = try_cancel_leg(
             order=order,
             leg=leg,
             actor=actor,
             kind=EventKind.LEG_CANCELLED if leg.role == Role.ENTRY else EventKind.EXIT_CANCELLED,
             failed_kind=EventKind.LEG_CANCELLED_FAILED,
-            raise_errors=False,
         )
-        if error is not None:
+        if not attempt.sent:
             problems.append(
-                f"{order.symbol}: could not cancel leg {leg.unique_identifier} ({error.message})"
+                f"{order.symbol}: leg {leg.unique_identifier} is not acknowledged by the broker "
+                "yet, so it cannot be cancelled"
+            )
+        elif attempt.error is not None:
+            problems.append(
+                f"{order.symbol}: could not cancel leg {leg.unique_identifier} "
+                f"({attempt.error.message})"
             )
     if problems:
         record_changes(
