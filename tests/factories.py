@@ -54,6 +54,14 @@ D = Decimal
 
 DEFAULT_PASSWORD = "correct-horse-battery-9"
 
+# Text the database cannot take, each with the message that refuses it: a lone surrogate
+# (JSON's "\ud800") has no UTF-8 form; NUL is refused as the REST API refuses it. Every
+# reader of an outside body (alerts, OpenAlgo) is held to the same two.
+UNSTORABLE_TEXT = [
+    ("REL\ud800", "must not contain surrogate characters"),
+    ("REL\x00IANCE", "must not contain NUL characters"),
+]
+
 
 def make_user(*, username: str | None = None, password: str = DEFAULT_PASSWORD, **extra) -> User:
     n = next(_seq)

@@ -108,17 +108,6 @@ def instruments(instrument, future):
     return instrument, future
 
 
-@pytest.mark.parametrize(
-    ("case", "overrides", "field"), SINGLE_CASES, ids=[c[0] for c in SINGLE_CASES]
-)
-def test_single_order_rule_answers_400_naming_the_field_and_writes_nothing(
-    client, account, instruments, case, overrides, field
-):
-    response = client.post("/api/orders", _single(account, **overrides), format="json")
-    _assert_refused_naming(response, field)
-    assert response.json()["code"] == "VALIDATION_ERROR"
-
-
 def test_a_symbol_on_two_segments_needs_the_segment(client, account, instruments):
     make_instrument(symbol="RELIANCE", segment="BSECM")
     _assert_refused_naming(
@@ -160,14 +149,26 @@ BRACKET_CASES = [
 ]
 
 
+def _rule_cases(url: str, body, cases: list) -> list:
+    """`cases` (name, overrides, field) as requests to `url`: the body built by `body` from
+    the account and the overrides; each case's id its endpoint and name."""
+    return [
+        pytest.param(url, body, overrides, field, id=f"{url} {name}")
+        for name, overrides, field in cases
+    ]
+
+
 @pytest.mark.parametrize(
-    ("case", "overrides", "field"), BRACKET_CASES, ids=[c[0] for c in BRACKET_CASES]
+    ("url", "body", "overrides", "field"),
+    _rule_cases("/api/orders", _single, SINGLE_CASES)
+    + _rule_cases("/api/algo-orders", _algo, BRACKET_CASES),
 )
-def test_bracket_rule_answers_400_naming_the_field_and_writes_nothing(
-    client, account, instruments, case, overrides, field
+def test_every_rule_answers_400_naming_the_field_and_writes_nothing(
+    client, account, instruments, url, body, overrides, field
 ):
-    response = client.post("/api/algo-orders", _algo(account, **overrides), format="json")
+    response = client.post(url, body(account, **overrides), format="json")
     _assert_refused_naming(response, field)
+    assert response.json()["code"] == "VALIDATION_ERROR"
 
 
 def test_a_valid_sell_bracket_is_accepted(client, account, instruments):

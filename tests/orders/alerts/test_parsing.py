@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from orders.alerts.parsing import AlertInvalid, parse_alert, parse_openalgo_strategy_alert
+from tests.factories import UNSTORABLE_TEXT
 
 
 def _invalid(body, parser=parse_alert) -> dict:
@@ -149,13 +150,7 @@ def test_openalgo_without_position_size_names_it():
 
 
 @pytest.mark.parametrize("name", ["symbol", "id"])
-@pytest.mark.parametrize(
-    "value,message",
-    [
-        ("tv\ud800", "must not contain surrogate characters"),  # JSON's "\ud800"
-        ("tv\x00", "must not contain NUL characters"),
-    ],
-)
+@pytest.mark.parametrize("value,message", UNSTORABLE_TEXT)
 def test_text_the_database_cannot_take_is_refused_naming_the_field(name, value, message):
     body = {"symbol": "X", "action": "BUY", "quantity": "1", name: value}
     assert _invalid(body)[name] == [message]

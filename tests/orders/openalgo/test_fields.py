@@ -14,6 +14,7 @@ from orders.openalgo.fields import (
     read_order_id,
     read_strategy,
 )
+from tests.factories import UNSTORABLE_TEXT
 
 
 def _order(body, **options):
@@ -89,13 +90,7 @@ def test_an_order_id_that_is_not_the_desks_is_named(value):
 
 
 @pytest.mark.parametrize("name", ["symbol", "exchange"])
-@pytest.mark.parametrize(
-    "value,message",
-    [
-        ("REL\ud800", "must not contain surrogate characters"),  # JSON's "\ud800"
-        ("REL\x00IANCE", "must not contain NUL characters"),
-    ],
-)
+@pytest.mark.parametrize("value,message", UNSTORABLE_TEXT)
 def test_text_the_database_cannot_take_is_refused_naming_the_field(name, value, message):
     """A lone surrogate has no UTF-8 form (the driver cannot send it: a 500 otherwise); NUL
     is refused as the REST API refuses it."""

@@ -26,7 +26,7 @@ from orders.services import (
     place_protective_legs,
     place_single_order,
 )
-from orders.services.placement import OrderPlan, submit_and_record, write_ahead
+from orders.services.placement import _order_plan, submit_and_record, write_ahead
 from orders.services.regeneration import place_regenerations
 from orders.services.trading_lock import lock_trading
 from orders.validation import validate_single_order
@@ -179,21 +179,11 @@ def test_regeneration_after_the_kill_switch_places_nothing(client, trader, accou
 def test_an_order_written_just_before_the_lock_is_not_sent_after_it(trader, account, instrument):
     """The kill switch can land between an order's write-ahead and its broker call: the
     call is skipped and the order is recorded not sent."""
-    valid = validate_single_order(user=trader, request=single_request(account))
-    plan = OrderPlan(
-        user_id=trader.pk,
-        account=account,
-        instrument=valid.instrument,
-        strategy=None,
-        kind=Order.Kind.SINGLE,
-        source=Order.Source.MANUAL,
-        side=valid.side,
-        product_type=valid.product_type,
-        quantity=valid.quantity,
-        order_type=valid.order_type,
-        limit_price=valid.limit_price,
-        stop_price=None,
-        client_order_id="raced-the-kill",
+    request = single_request(account, client_order_id="raced-the-kill")
+    valid = validate_single_order(user=trader, request=request)
+    # The plan placement itself makes of the validated request.
+    plan = _order_plan(
+        user=trader, request=request, valid=valid, source=Order.Source.MANUAL, fingerprint=""
     )
     [order] = write_ahead(plans=[plan], actor="user:test")
     lock_trading(account=account, actor="user:test")

@@ -75,32 +75,33 @@ def book():
     return paper_book.book_for_account(make_account().pk)
 
 
-def _submit(book, request):
-    return paper_exchange.submit_order(book=book, request=request)
+def _submit(book, instrument, **fields):
+    """`_request(instrument, **fields)` submitted to the book's exchange."""
+    return paper_exchange.submit_order(book=book, request=_request(instrument, **fields))
 
 
 def test_market_buy_fills_at_once_at_the_buy_fair_price(book, instrument):
-    order = _submit(book, _request(instrument, side="BUY"))
+    order = _submit(book, instrument, side="BUY")
     assert order.status == LegStatus.FILLED
     assert order.average_price == D("1300.0500")
     assert PaperTrade.objects.get(order=order).quantity == 10
 
 
 def test_market_sell_fills_at_once_at_the_sell_fair_price(book, instrument):
-    order = _submit(book, _request(instrument, side="SELL"))
+    order = _submit(book, instrument, side="SELL")
     assert (order.status, order.average_price) == (LegStatus.FILLED, D("1299.9500"))
 
 
 def test_market_orders_pay_the_configured_slippage(book, instrument, settings):
     settings.PAPER_SLIPPAGE_BPS = "10"  # 0.1 %: 1300.05 * 1.001 = 1301.35 (snapped up)
-    buy = _submit(book, _request(instrument, side="BUY", uid="B"))
-    sell = _submit(book, _request(instrument, side="SELL", uid="S"))
+    buy = _submit(book, instrument, side="BUY", uid="B")
+    sell = _submit(book, instrument, side="SELL", uid="S")
     assert buy.average_price == D("1301.4000")
     assert sell.average_price == D("1298.6500")
 
 
 def test_limit_buy_waits_until_the_price_falls_to_the_limit(after_move, book, instrument):
-    order = _submit(book, _request(instrument, order_type="LIMIT", limit=D("1290.00")))
+    order = _submit(book, instrument, order_type="LIMIT", limit=D("1290.00"))
     assert order.status == LegStatus.OPEN
     after_move(order, "1295.00")
     assert order.status == LegStatus.OPEN
@@ -111,17 +112,14 @@ def test_limit_buy_waits_until_the_price_falls_to_the_limit(after_move, book, in
 def test_limit_sell_fills_when_the_price_rises_to_the_limit_at_the_limit_or_better(
     after_move, book, instrument
 ):
-    order = _submit(book, _request(instrument, side="SELL", order_type="LIMIT", limit=D("1310.00")))
+    order = _submit(book, instrument, side="SELL", order_type="LIMIT", limit=D("1310.00"))
     assert order.status == LegStatus.OPEN
     after_move(order, "1312.50")
     assert (order.status, order.average_price) == (LegStatus.FILLED, D("1312.5000"))
 
 
 def test_buy_stop_limit_triggers_at_the_stop_then_fills_as_a_limit(after_move, book, instrument):
-    order = _submit(
-        book,
-        _request(instrument, order_type="STOPLIMIT", stop=D("1320.00"), limit=D("1322.00")),
-    )
+    order = _submit(book, instrument, order_type="STOPLIMIT", stop=D("1320.00"), limit=D("1322.00"))
     after_move(order, "1319.00")
     assert (order.status, order.triggered) == (LegStatus.OPEN, False)
     after_move(order, "1325.00")  # triggers, but above the limit: rests as a limit
@@ -132,14 +130,7 @@ def test_buy_stop_limit_triggers_at_the_stop_then_fills_as_a_limit(after_move, b
 
 def test_sell_stop_limit_triggers_when_the_price_falls_to_the_stop(after_move, book, instrument):
     order = _submit(
-        book,
-        _request(
-            instrument,
-            side="SELL",
-            order_type="STOPLIMIT",
-            stop=D("1280.00"),
-            limit=D("1278.00"),
-        ),
+        book, instrument, side="SELL", order_type="STOPLIMIT", stop=D("1280.00"), limit=D("1278.00")
     )
     after_move(order, "1281.00")
     assert order.status == LegStatus.OPEN
@@ -148,7 +139,7 @@ def test_sell_stop_limit_triggers_when_the_price_falls_to_the_stop(after_move, b
 
 
 def test_buy_stop_market_fills_at_the_market_once_triggered(after_move, book, instrument):
-    order = _submit(book, _request(instrument, order_type="STOPMARKET", stop=D("1350.00")))
+    order = _submit(book, instrument, order_type="STOPMARKET", stop=D("1350.00"))
     assert order.status == LegStatus.OPEN
     after_move(order, "1352.00")
     assert (order.status, order.average_price, order.triggered) == (
@@ -159,9 +150,7 @@ def test_buy_stop_market_fills_at_the_market_once_triggered(after_move, book, in
 
 
 def test_sell_stop_market_fills_at_the_market_once_triggered(after_move, book, instrument):
-    order = _submit(
-        book, _request(instrument, side="SELL", order_type="STOPMARKET", stop=D("1250.00"))
-    )
+    order = _submit(book, instrument, side="SELL", order_type="STOPMARKET", stop=D("1250.00"))
     after_move(order, "1260.00")
     assert order.status == LegStatus.OPEN
     after_move(order, "1249.00")
@@ -170,7 +159,7 @@ def test_sell_stop_market_fills_at_the_market_once_triggered(after_move, book, i
 
 def test_fill_cap_gives_partial_fills_one_per_price_tick(after_move, book, instrument, settings):
     settings.PAPER_FILL_CAP = 4
-    order = _submit(book, _request(instrument, quantity=10))
+    order = _submit(book, instrument, quantity=10)
     assert (order.status, order.filled_quantity) == (LegStatus.PARTIALLY_FILLED, 4)
     after_move(order, "1301.00")
     assert (order.status, order.filled_quantity) == (LegStatus.PARTIALLY_FILLED, 8)
@@ -195,7 +184,7 @@ def test_placement_rules_reject_at_once_and_keep_the_rejected_order(
     book, instrument, overrides, reason_part
 ):
     with pytest.raises(OrderRejected) as caught:
-        _submit(book, _request(instrument, **overrides))
+        _submit(book, instrument, **overrides)
     assert reason_part in caught.value.message
     stored = PaperOrder.objects.get(book=book)
     assert stored.status == LegStatus.REJECTED and reason_part in stored.reject_reason
@@ -205,31 +194,30 @@ def test_quantity_not_a_lot_multiple_is_rejected(book):
     future = make_instrument(symbol="NIFTYFUT", segment="NSEFO", lot_size=65, freeze_quantity=1755)
     make_fair_price(future, "26000.00")
     with pytest.raises(OrderRejected, match="lot size 65"):
-        _submit(book, _request(future, quantity=100))
+        _submit(book, future, quantity=100)
 
 
 def test_insufficient_margin_is_rejected(book, instrument, settings):
     settings.PAPER_MARGIN_RATE = "1"  # cash: 10 lakh; 1000 x 1300 needs 13 lakh
     with pytest.raises(OrderRejected, match="Insufficient margin"):
-        _submit(book, _request(instrument, quantity=1000))
+        _submit(book, instrument, quantity=1000)
 
 
 def test_closing_a_position_needs_no_margin(book, instrument, settings):
     settings.PAPER_MARGIN_RATE = "1"
-    _submit(book, _request(instrument, quantity=700, uid="OPEN"))
-    closing = _submit(book, _request(instrument, side="SELL", quantity=700, uid="CLOSE"))
+    _submit(book, instrument, quantity=700, uid="OPEN")
+    closing = _submit(book, instrument, side="SELL", quantity=700, uid="CLOSE")
     assert closing.status == LegStatus.FILLED
 
 
 def test_unknown_instrument_is_rejected(book, instrument):
-    request = order_request(("NSECM", 999999999), "X", quantity=1)
     with pytest.raises(OrderRejected, match="not found"):
-        _submit(book, request)
+        _submit(book, ("NSECM", 999999999), uid="X", quantity=1)
 
 
 def test_reject_rate_accepts_then_shows_the_order_rejected_in_the_book(book, instrument, settings):
     settings.PAPER_REJECT_RATE = "1"
-    order = _submit(book, _request(instrument))
+    order = _submit(book, instrument)
     rows = paper_book.order_rows(book)
     assert order.status == LegStatus.REJECTED
     assert rows[0].status == LegStatus.REJECTED and "simulated" in rows[0].reject_reason
@@ -242,7 +230,7 @@ def test_same_seed_rejects_the_same_orders(instrument, settings):
 
     def fates():
         book = paper_book.book_for_account(make_account().pk)
-        return [_submit(book, _request(instrument, quantity=1, uid=u)).status for u in uids]
+        return [_submit(book, instrument, quantity=1, uid=u).status for u in uids]
 
     first, second = fates(), fates()
     assert first == second
@@ -252,7 +240,7 @@ def test_same_seed_rejects_the_same_orders(instrument, settings):
 
 
 def test_modify_moves_the_limit_and_fills_when_marketable(book, instrument):
-    order = _submit(book, _request(instrument, order_type="LIMIT", limit=D("1280.00")))
+    order = _submit(book, instrument, order_type="LIMIT", limit=D("1280.00"))
     paper_exchange.modify_order(
         book=book,
         request=limit_modify_request(
@@ -264,15 +252,15 @@ def test_modify_moves_the_limit_and_fills_when_marketable(book, instrument):
 
 
 def test_cancel_closes_an_open_order_and_a_second_cancel_is_rejected(book, instrument):
-    order = _submit(book, _request(instrument, order_type="LIMIT", limit=D("1200.00")))
+    order = _submit(book, instrument, order_type="LIMIT", limit=D("1200.00"))
     paper_exchange.cancel_order(book=book, broker_order_id=str(order.app_order_id))
     with pytest.raises(OrderRejected, match="CANCELLED"):
         paper_exchange.cancel_order(book=book, broker_order_id=str(order.app_order_id))
 
 
 def test_positions_and_balance_follow_the_fills(move_price, book, instrument):
-    _submit(book, _request(instrument, quantity=10, uid="A"))  # buy 10 @ 1300.05
-    _submit(book, _request(instrument, side="SELL", quantity=4, uid="B"))  # sell 4 @ 1299.95
+    _submit(book, instrument, quantity=10, uid="A")  # buy 10 @ 1300.05
+    _submit(book, instrument, side="SELL", quantity=4, uid="B")  # sell 4 @ 1299.95
     move_price(instrument, "1310.00")
     (position,) = paper_book.position_rows(book)
     assert (position.net_qty, position.buy_qty, position.sell_qty) == (6, 10, 4)
@@ -291,13 +279,13 @@ def test_the_snapshot_sums_its_loaded_trades_as_the_grouped_query_does(
     every other read sums them in SQL: both must give the same rows, to the paisa."""
     other = make_instrument(symbol="TCS", band=(D("3000.00"), D("4000.00")))
     make_fair_price(other, "3500.00", spread="0.10")
-    _submit(book, _request(instrument, quantity=10, uid="A"))
-    _submit(book, _request(instrument, side="SELL", quantity=3, uid="B"))
-    _submit(book, _request(instrument, quantity=7, uid="C", product="CNC"))
+    _submit(book, instrument, quantity=10, uid="A")
+    _submit(book, instrument, side="SELL", quantity=3, uid="B")
+    _submit(book, instrument, quantity=7, uid="C", product="CNC")
     move_price(instrument, "1307.35", spread="0.30")
-    _submit(book, _request(instrument, quantity=5, uid="D"))
-    _submit(book, _request(instrument, side="SELL", quantity=12, uid="E"))
-    _submit(book, _request(other, side="SELL", quantity=4, uid="F"))
+    _submit(book, instrument, quantity=5, uid="D")
+    _submit(book, instrument, side="SELL", quantity=12, uid="E")
+    _submit(book, other, side="SELL", quantity=4, uid="F")
     move_price(instrument, "1311.10")
 
     _orders, _trades, positions, balance = paper_exchange.book_snapshot(book)
@@ -317,22 +305,20 @@ def test_the_snapshots_plain_rows_read_as_the_order_models_do(move_price, book, 
     `leaves_quantity`, the instrument's rules and its fair prices (or none) must equal the
     model's, for orders of every kind and state, and the book must be the book."""
     unpriced = make_instrument(symbol="UNPRICED", band=(D("10.00"), D("20.00")))
-    _submit(book, _request(instrument, quantity=4, uid="FILLED"))
-    _submit(book, _request(instrument, order_type="LIMIT", limit=D("1250.00"), uid="RESTING"))
+    _submit(book, instrument, quantity=4, uid="FILLED")
+    _submit(book, instrument, order_type="LIMIT", limit=D("1250.00"), uid="RESTING")
     _submit(
         book,
-        _request(
-            instrument,
-            side="SELL",
-            order_type="STOPLIMIT",
-            limit=D("1240.00"),
-            stop=D("1245.00"),
-            uid="STOP",
-        ),
+        instrument,
+        side="SELL",
+        order_type="STOPLIMIT",
+        limit=D("1240.00"),
+        stop=D("1245.00"),
+        uid="STOP",
     )
     with pytest.raises(OrderRejected):
-        _submit(book, _request(instrument, order_type="LIMIT", limit=D("9.00"), uid="BAND"))
-    _submit(book, _request(unpriced, order_type="LIMIT", limit=D("15.00"), uid="NOPRICE"))
+        _submit(book, instrument, order_type="LIMIT", limit=D("9.00"), uid="BAND")
+    _submit(book, unpriced, order_type="LIMIT", limit=D("15.00"), uid="NOPRICE")
     move_price(instrument, "1301.10", spread="0.20")
 
     loaded_book, loaded = paper_book.account_book_and_orders(book.account_id)
