@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -84,6 +87,22 @@ class _ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+def _per_row_action(
+    *, description: str, pending: dict[str, Any], apply: Callable[[Any], object], done: str
+):
+    """An admin action that runs one service on each selected row it still applies to
+    (`pending` filters the selection), then says on how many (`done` takes `{count}`)."""
+
+    @admin.action(description=description)
+    def action(modeladmin, request, queryset):
+        rows = list(queryset.filter(**pending))
+        for row in rows:
+            apply(row)
+        modeladmin.message_user(request, done.format(count=len(rows)), messages.SUCCESS)
+
+    return action
+
+
 class TraderCreationForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = User
@@ -148,12 +167,12 @@ class AuthSessionAdmin(_ReadOnlyAdmin):
     exclude = ("token_hash",)
     actions = ["revoke_sessions"]
 
-    @admin.action(description="Revoke the selected sessions now")
-    def revoke_sessions(self, request, queryset):
-        sessions = list(queryset.filter(revoked_at__isnull=True))
-        for session in sessions:
-            services.revoke_auth_session(session=session)
-        self.message_user(request, f"Revoked {len(sessions)} session(s).", messages.SUCCESS)
+    revoke_sessions = _per_row_action(
+        description="Revoke the selected sessions now",
+        pending={"revoked_at__isnull": True},
+        apply=lambda session: services.revoke_auth_session(session=session),
+        done="Revoked {count} session(s).",
+    )
 
 
 @admin.register(ApiKey)
@@ -176,12 +195,12 @@ class ApiKeyAdmin(_ReadOnlyAdmin):
     exclude = ("key_hash",)
     actions = ["revoke_keys"]
 
-    @admin.action(description="Revoke the selected API keys now")
-    def revoke_keys(self, request, queryset):
-        keys = list(queryset.filter(revoked_at__isnull=True))
-        for api_key in keys:
-            api_keys.revoke_api_key(api_key=api_key)
-        self.message_user(request, f"Revoked {len(keys)} API key(s).", messages.SUCCESS)
+    revoke_keys = _per_row_action(
+        description="Revoke the selected API keys now",
+        pending={"revoked_at__isnull": True},
+        apply=lambda api_key: api_keys.revoke_api_key(api_key=api_key),
+        done="Revoked {count} API key(s).",
+    )
 
 
 class BrokerAccountAdminForm(forms.ModelForm):
@@ -277,12 +296,12 @@ class BrokerAccountAdmin(admin.ModelAdmin):
     def credential_keys(self, obj: BrokerAccount) -> str:
         return ", ".join(sorted(obj.credentials or {})) or "-"
 
-    @admin.action(description="Deactivate the selected accounts")
-    def deactivate_accounts(self, request, queryset):
-        accounts = list(queryset.filter(is_active=True))
-        for account in accounts:
-            services.deactivate_broker_account(account=account)
-        self.message_user(request, f"Deactivated {len(accounts)} account(s).", messages.SUCCESS)
+    deactivate_accounts = _per_row_action(
+        description="Deactivate the selected accounts",
+        pending={"is_active": True},
+        apply=lambda account: services.deactivate_broker_account(account=account),
+        done="Deactivated {count} account(s).",
+    )
 
 
 @admin.register(BrokerSession)
