@@ -25,17 +25,7 @@ class MonitoringRunAdmin(admin.ModelAdmin):
     list_filter = ("status", "trigger", ("started_at", admin.DateFieldListFilter))
     search_fields = ("user__username", "user__email", "cycle_key")
     list_select_related = ("user",)
-    readonly_fields = (
-        "user",
-        "cycle_key",
-        "trigger",
-        "status",
-        "started_at",
-        "finished_at",
-        "duration_ms",
-        "steps_table",
-        "error_list",
-    )
+    readonly_fields = ("user", *MonitoringRun.SUMMARY_FIELDS, "steps_table", "error_list")
     exclude = ("steps", "errors")
 
     def has_add_permission(self, request):
