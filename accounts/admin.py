@@ -26,6 +26,7 @@ from accounts.models import (
     TwoFactorDevice,
     User,
 )
+from trading_site.core.admin import DeletableReadOnlyAdmin
 from trading_site.core.errors import RateLimitExceeded, ValidationFailed
 
 
@@ -75,16 +76,6 @@ class ThrottledAdminLoginForm(AdminAuthenticationForm):
 
 
 admin.site.login_form = ThrottledAdminLoginForm
-
-
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written by the system: viewable, never added or edited by hand."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 def _per_row_action(
@@ -150,7 +141,7 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(AuthSession)
-class AuthSessionAdmin(_ReadOnlyAdmin):
+class AuthSessionAdmin(DeletableReadOnlyAdmin):
     list_display = (
         "id",
         "user",
@@ -176,7 +167,7 @@ class AuthSessionAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(_ReadOnlyAdmin):
+class ApiKeyAdmin(DeletableReadOnlyAdmin):
     list_display = (
         "id",
         "user",
@@ -305,7 +296,7 @@ class BrokerAccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(BrokerSession)
-class BrokerSessionAdmin(_ReadOnlyAdmin):
+class BrokerSessionAdmin(DeletableReadOnlyAdmin):
     list_display = ("account", "broker_user_id", "created_at", "expires_at", "invalidated_at")
     list_filter = (("invalidated_at", admin.EmptyFieldListFilter), "account__broker")
     search_fields = ("account__account_name", "account__user__username", "broker_user_id")
@@ -314,7 +305,7 @@ class BrokerSessionAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(BrokerLoginLease)
-class BrokerLoginLeaseAdmin(_ReadOnlyAdmin):
+class BrokerLoginLeaseAdmin(DeletableReadOnlyAdmin):
     """Who is logging an account in right now (an empty owner: nobody)."""
 
     list_display = ("account", "owner", "expires_at")
@@ -372,7 +363,7 @@ class EntryRegeneratePermissionAdmin(admin.ModelAdmin):
 
 
 @admin.register(TwoFactorDevice)
-class TwoFactorDeviceAdmin(_ReadOnlyAdmin):
+class TwoFactorDeviceAdmin(DeletableReadOnlyAdmin):
     """Whether a user has two-factor login; the secret is never shown. To reset a user's,
     use the action on the users list."""
 
@@ -384,7 +375,7 @@ class TwoFactorDeviceAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(RecoveryCode)
-class RecoveryCodeAdmin(_ReadOnlyAdmin):
+class RecoveryCodeAdmin(DeletableReadOnlyAdmin):
     list_display = ("user", "created_at", "used_at")
     list_filter = (("used_at", admin.EmptyFieldListFilter),)
     search_fields = ("user__username",)
