@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -23,6 +26,7 @@ from accounts.models import (
     TwoFactorDevice,
     User,
 )
+from trading_site.core.admin import DeletableReadOnlyAdmin
 from trading_site.core.errors import RateLimitExceeded, ValidationFailed
 
 
@@ -74,14 +78,20 @@ class ThrottledAdminLoginForm(AdminAuthenticationForm):
 admin.site.login_form = ThrottledAdminLoginForm
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written by the system: viewable, never added or edited by hand."""
+def _per_row_action(
+    *, description: str, pending: dict[str, Any], apply: Callable[[Any], object], done: str
+):
+    """An admin action that runs one service on each selected row it still applies to
+    (`pending` filters the selection), then says on how many (`done` takes `{count}`)."""
 
-    def has_add_permission(self, request):
-        return False
+    @admin.action(description=description)
+    def action(modeladmin, request, queryset):
+        rows = list(queryset.filter(**pending))
+        for row in rows:
+            apply(row)
+        modeladmin.message_user(request, done.format(count=len(rows)), messages.SUCCESS)
 
-    def has_change_permission(self, request, obj=None):
-        return False
+    return action
 
 
 class TraderCreationForm(UserCreationForm):
@@ -131,7 +141,7 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(AuthSession)
-class AuthSessionAdmin(_ReadOnlyAdmin):
+class AuthSessionAdmin(DeletableReadOnlyAdmin):
     list_display = (
         "id",
         "user",
@@ -148,16 +158,16 @@ class AuthSessionAdmin(_ReadOnlyAdmin):
     exclude = ("token_hash",)
     actions = ["revoke_sessions"]
 
-    @admin.action(description="Revoke the selected sessions now")
-    def revoke_sessions(self, request, queryset):
-        sessions = list(queryset.filter(revoked_at__isnull=True))
-        for session in sessions:
-            services.revoke_auth_session(session=session)
-        self.message_user(request, f"Revoked {len(sessions)} session(s).", messages.SUCCESS)
+    revoke_sessions = _per_row_action(
+        description="Revoke the selected sessions now",
+        pending={"revoked_at__isnull": True},
+        apply=lambda session: services.revoke_auth_session(session=session),
+        done="Revoked {count} session(s).",
+    )
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(_ReadOnlyAdmin):
+class ApiKeyAdmin(DeletableReadOnlyAdmin):
     list_display = (
         "id",
         "user",
@@ -176,12 +186,12 @@ class ApiKeyAdmin(_ReadOnlyAdmin):
     exclude = ("key_hash",)
     actions = ["revoke_keys"]
 
-    @admin.action(description="Revoke the selected API keys now")
-    def revoke_keys(self, request, queryset):
-        keys = list(queryset.filter(revoked_at__isnull=True))
-        for api_key in keys:
-            api_keys.revoke_api_key(api_key=api_key)
-        self.message_user(request, f"Revoked {len(keys)} API key(s).", messages.SUCCESS)
+    revoke_keys = _per_row_action(
+        description="Revoke the selected API keys now",
+        pending={"revoked_at__isnull": True},
+        apply=lambda api_key: api_keys.revoke_api_key(api_key=api_key),
+        done="Revoked {count} API key(s).",
+    )
 
 
 class BrokerAccountAdminForm(forms.ModelForm):
@@ -277,16 +287,16 @@ class BrokerAccountAdmin(admin.ModelAdmin):
     def credential_keys(self, obj: BrokerAccount) -> str:
         return ", ".join(sorted(obj.credentials or {})) or "-"
 
-    @admin.action(description="Deactivate the selected accounts")
-    def deactivate_accounts(self, request, queryset):
-        accounts = list(queryset.filter(is_active=True))
-        for account in accounts:
-            services.deactivate_broker_account(account=account)
-        self.message_user(request, f"Deactivated {len(accounts)} account(s).", messages.SUCCESS)
+    deactivate_accounts = _per_row_action(
+        description="Deactivate the selected accounts",
+        pending={"is_active": True},
+        apply=lambda account: services.deactivate_broker_account(account=account),
+        done="Deactivated {count} account(s).",
+    )
 
 
 @admin.register(BrokerSession)
-class BrokerSessionAdmin(_ReadOnlyAdmin):
+class BrokerSessionAdmin(DeletableReadOnlyAdmin):
     list_display = ("account", "broker_user_id", "created_at", "expires_at", "invalidated_at")
     list_filter = (("invalidated_at", admin.EmptyFieldListFilter), "account__broker")
     search_fields = ("account__account_name", "account__user__username", "broker_user_id")
@@ -295,7 +305,7 @@ class BrokerSessionAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(BrokerLoginLease)
-class BrokerLoginLeaseAdmin(_ReadOnlyAdmin):
+class BrokerLoginLeaseAdmin(DeletableReadOnlyAdmin):
     """Who is logging an account in right now (an empty owner: nobody)."""
 
     list_display = ("account", "owner", "expires_at")
@@ -353,7 +363,7 @@ class EntryRegeneratePermissionAdmin(admin.ModelAdmin):
 
 
 @admin.register(TwoFactorDevice)
-class TwoFactorDeviceAdmin(_ReadOnlyAdmin):
+class TwoFactorDeviceAdmin(DeletableReadOnlyAdmin):
     """Whether a user has two-factor login; the secret is never shown. To reset a user's,
     use the action on the users list."""
 
@@ -365,7 +375,7 @@ class TwoFactorDeviceAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(RecoveryCode)
-class RecoveryCodeAdmin(_ReadOnlyAdmin):
+class RecoveryCodeAdmin(DeletableReadOnlyAdmin):
     list_display = ("user", "created_at", "used_at")
     list_filter = (("used_at", admin.EmptyFieldListFilter),)
     search_fields = ("user__username",)

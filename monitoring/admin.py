@@ -6,10 +6,11 @@ from django.contrib import admin
 from django.utils.html import format_html_join
 
 from monitoring.models import Heartbeat, MonitoringRun, TradingHoliday
+from trading_site.core.admin import DeletableReadOnlyAdmin
 
 
 @admin.register(MonitoringRun)
-class MonitoringRunAdmin(admin.ModelAdmin):
+class MonitoringRunAdmin(DeletableReadOnlyAdmin):
     list_display = (
         "cycle_key",
         "user",
@@ -25,24 +26,8 @@ class MonitoringRunAdmin(admin.ModelAdmin):
     list_filter = ("status", "trigger", ("started_at", admin.DateFieldListFilter))
     search_fields = ("user__username", "user__email", "cycle_key")
     list_select_related = ("user",)
-    readonly_fields = (
-        "user",
-        "cycle_key",
-        "trigger",
-        "status",
-        "started_at",
-        "finished_at",
-        "duration_ms",
-        "steps_table",
-        "error_list",
-    )
+    readonly_fields = ("user", *MonitoringRun.SUMMARY_FIELDS, "steps_table", "error_list")
     exclude = ("steps", "errors")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="failed steps")
     def failed_steps(self, run: MonitoringRun) -> str:

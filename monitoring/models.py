@@ -32,6 +32,17 @@ class MonitoringRun(models.Model):
     steps = models.JSONField(default=list)
     errors = models.JSONField(default=list)
 
+    # A cycle at a glance (its key, what started it, how it ended, when, how long): the admin
+    # and the API show these beside its steps and errors.
+    SUMMARY_FIELDS = (
+        "cycle_key",
+        "trigger",
+        "status",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+    )
+
     class Meta:
         db_table = "monitoring_runs"
         constraints = [

@@ -26,7 +26,8 @@ from trading_site.core.market_hours import MARKET_TZ
 
 logger = logging.getLogger(__name__)
 
-FAIR_PRICE_FIELDS = ("buy_fair_price", "sell_fair_price", "avg_fair_price", "last_traded_price")
+# The keys of fair_prices_by_instrument's dicts: the model's four prices.
+FAIR_PRICE_FIELDS = FairPrice.PRICE_FIELDS
 
 
 def pnl_lots_for(*, account: BrokerAccount) -> QuerySet[PnlLot]:

@@ -21,17 +21,7 @@ class MonitoringRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = MonitoringRun
-        fields = [
-            "id",
-            "cycle_key",
-            "trigger",
-            "status",
-            "started_at",
-            "finished_at",
-            "duration_ms",
-            "steps",
-            "errors",
-        ]
+        fields = ["id", *MonitoringRun.SUMMARY_FIELDS, "steps", "errors"]
 
 
 class RunsPagination(LimitOffsetTotalPagination):

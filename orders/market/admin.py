@@ -28,10 +28,7 @@ class InstrumentAdmin(admin.ModelAdmin):
 class FairPriceAdmin(admin.ModelAdmin):
     list_display = (
         "instrument",
-        "buy_fair_price",
-        "sell_fair_price",
-        "avg_fair_price",
-        "last_traded_price",
+        *FairPrice.PRICE_FIELDS,
         "source",
         "updated_at",
     )

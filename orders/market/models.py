@@ -63,6 +63,10 @@ class FairPrice(models.Model):
     source = models.CharField(max_length=20, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
 
+    # The four prices, written together (orders.market.services) and shown together (the admin,
+    # the API).
+    PRICE_FIELDS = ("buy_fair_price", "sell_fair_price", "avg_fair_price", "last_traded_price")
+
     class Meta:
         db_table = "fair_prices"
 

@@ -16,8 +16,6 @@ from orders.models import FairPrice, Instrument
 
 logger = logging.getLogger(__name__)
 
-PRICE_FIELDS = ("buy_fair_price", "sell_fair_price", "avg_fair_price", "last_traded_price")
-
 
 @dataclass(frozen=True)
 class FairPriceInput:
@@ -84,7 +82,7 @@ def record_fair_prices(*, rows: Iterable[FairPriceInput | Mapping], source: str)
         FairPrice.objects.bulk_create(
             objects,
             update_conflicts=True,
-            update_fields=[*PRICE_FIELDS, "source", "updated_at"],
+            update_fields=[*FairPrice.PRICE_FIELDS, "source", "updated_at"],
             **conflict_target,
         )
         transaction.on_commit(lambda: match_paper_orders(instrument_ids=instrument_ids))

@@ -29,10 +29,7 @@ class FairPriceSerializer(serializers.ModelSerializer):
             "trading_symbol",
             "exchange_segment",
             "exchange_instrument_id",
-            "buy_fair_price",
-            "sell_fair_price",
-            "avg_fair_price",
-            "last_traded_price",
+            *FairPrice.PRICE_FIELDS,
             "source",
             "updated_at",
         ]
@@ -41,13 +38,7 @@ class FairPriceSerializer(serializers.ModelSerializer):
 class _EmbeddedFairPriceSerializer(serializers.ModelSerializer):
     class Meta:
         model = FairPrice
-        fields = [
-            "buy_fair_price",
-            "sell_fair_price",
-            "avg_fair_price",
-            "last_traded_price",
-            "updated_at",
-        ]
+        fields = [*FairPrice.PRICE_FIELDS, "updated_at"]
 
 
 class InstrumentSerializer(serializers.ModelSerializer):
