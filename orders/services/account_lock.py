@@ -57,10 +57,7 @@ from contextlib import contextmanager
 from django.db import OperationalError, connection, transaction
 
 from trading_site.core.errors import Busy
-
-# MariaDB's answers to a transaction that lost a lock conflict: it was rolled back whole.
-LOCK_DEADLOCK = 1213
-LOCK_WAIT_TIMEOUT = 1205
+from trading_site.core.lock_conflicts import is_lock_conflict
 
 _LOCK_MODE = {True: "FOR UPDATE", False: "LOCK IN SHARE MODE"}
 
@@ -80,20 +77,6 @@ def lock_account_row(
     with connection.cursor() as cursor:
         cursor.execute(sql, [int(account_id)])
         return cursor.fetchall()
-
-
-def is_lock_conflict(exc: BaseException) -> bool:
-    """Whether `exc` is MariaDB's deadlock or lock wait timeout (the transaction was rolled
-    back; running it again may succeed)."""
-    return (
-        isinstance(exc, OperationalError)
-        and bool(exc.args)
-        and exc.args[0]
-        in (
-            LOCK_DEADLOCK,
-            LOCK_WAIT_TIMEOUT,
-        )
-    )
 
 
 class RowsBusy(Busy):

@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import async_to_sync
 from django.db import OperationalError, transaction
@@ -46,7 +46,6 @@ from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.rollup import derive_order_status
 from orders.domain.vocabulary import EventKind, LegStatus
 from orders.models import Order, OrderEvent, OrderLeg
-from orders.services.account_lock import is_lock_conflict
 from orders.services.audit import (
     leg_change,
     leg_state,
@@ -60,8 +59,11 @@ from orders.services.sync import LEG_SYNC_FIELDS, apply_book_row, is_stale_repor
 from orders.services.trading_lock import LOCKED_REASON, is_trading_locked
 from trading_site.core import metrics
 from trading_site.core.bulk_rows import bulk_update_rows
+from trading_site.core.lock_conflicts import is_lock_conflict
 
 logger = logging.getLogger("orders.services")
+
+_T = TypeVar("_T")
 
 # How many new legs one batch sends to a broker at the same time.
 SEND_CONCURRENCY = 8
@@ -74,10 +76,11 @@ OUTCOME_NOT_SENT = "not_sent"
 # How a leg's reject reason starts when the order never reached the broker.
 NOT_SENT_PREFIX = "not sent: "
 
-# How many times the recording of answers is run when it loses lock conflicts, and the pause
-# (seconds, growing) between runs.
+# How many times the recording of answers (with the paper exchange: its placement too) is
+# run when it loses lock conflicts, and the pause (seconds, growing) between runs.
 RECORD_ATTEMPTS = 4
 RECORD_RETRY_PAUSE = 0.05
+PAPER_BUSY_REASON = "the paper exchange's book stayed busy with other changes; place it again"
 
 # What recording a broker's answer may change on a leg: what a book row changes (the
 # answer's own, `apply_answer_row`) and the submission time.
@@ -232,6 +235,10 @@ def _send_here(
         answers = client.place_orders_here(
             context, [place_request(leg, order) for leg, order in pairs]
         )
+    except OperationalError as exc:
+        if is_lock_conflict(exc):
+            raise  # the whole unit's, with our record (_submit_in_one_transaction)
+        return [_outcome_of_error(leg, exc) for leg, _ in pairs]
     except Exception as exc:
         return [_outcome_of_error(leg, exc) for leg, _ in pairs]
     return _outcomes_of_answers(pairs, answers)
@@ -423,11 +430,12 @@ def _submit_in_one_transaction(
     """A broker in our own database (the paper exchange): its placement and our record of
     the answers are one transaction, under the account's exclusion (the legs were
     committed ahead by the caller). No event loop, no transaction of the exchange's own:
-    either both the exchange's orders and our answers are written, or neither is (and the
-    legs stay PENDING_SUBMIT, written ahead, for the order book to settle)."""
-    with account_exclusion(
-        account.pk, purpose="recording broker answers", wait=2 * default_wait(), required=False
-    ):
+    either both the exchange's orders and our answers are written, or neither is. A unit
+    that loses a lock conflict was rolled back whole and is run again
+    (`_again_after_lock_conflicts`); when every try loses, nothing was placed: the legs are
+    recorded not sent (a new order's Idempotency-Key is free again)."""
+
+    def unit() -> list[SendOutcome]:
         with transaction.atomic():
             if unless_trading_locked and is_trading_locked(account.pk):
                 outcomes = [
@@ -436,10 +444,23 @@ def _submit_in_one_transaction(
                 ]
             else:
                 outcomes = _send_here(client, context, pairs)
-            _record_outcomes(
+            _record_outcomes_once(
                 outcomes, pairs, actor=actor, new_orders=new_orders, own_transaction=False
             )
-    return outcomes
+        return outcomes
+
+    with account_exclusion(
+        account.pk, purpose="recording broker answers", wait=2 * default_wait(), required=False
+    ):
+        try:
+            return _again_after_lock_conflicts(unit, pairs, doing="placing on the paper exchange")
+        except OperationalError as exc:
+            if not is_lock_conflict(exc) or transaction.get_connection().in_atomic_block:
+                raise
+            # Rolled back whole each time, the exchange's orders with it: none was placed.
+            outcomes = [not_sent_outcome(leg, PAPER_BUSY_REASON) for leg, _order in pairs]
+            _record_outcomes(outcomes, pairs, actor=actor, new_orders=new_orders)
+            return outcomes
 
 
 def _record_outcomes(
@@ -448,37 +469,48 @@ def _record_outcomes(
     *,
     actor: str,
     new_orders: bool,
-    own_transaction: bool = True,
 ) -> None:
-    """Write the answers; in a transaction of its own, once more after a lock conflict.
+    """Write the answers in a transaction of their own. The broker has acted, so its answer
+    must be written: a transaction that lost a lock conflict is run again
+    (`_again_after_lock_conflicts`)."""
+    _again_after_lock_conflicts(
+        lambda: _record_outcomes_once(outcomes, pairs, actor=actor, new_orders=new_orders),
+        pairs,
+        doing="recording broker answers",
+    )
 
-    The broker has acted, so its answer must be written: a transaction that lost a lock
-    conflict (MariaDB rolled it back whole; with Redis down the account's exclusion is held
-    per process, so a sync or a broker event can meet this one on the same legs) is run
-    again, with the legs and orders in memory as they were before it (the legs are read
-    afresh under their locks; an order's released key, say, must be released again). Nested
-    in a caller's transaction, the conflict rolled back the caller's too: raised as it is."""
-    if not own_transaction or transaction.get_connection().in_atomic_block:
-        _record_outcomes_once(
-            outcomes, pairs, actor=actor, new_orders=new_orders, own_transaction=own_transaction
-        )
-        return
+
+def _again_after_lock_conflicts(
+    work: Callable[[], _T], pairs: list[tuple[OrderLeg, Order]], *, doing: str
+) -> _T:
+    """`work()` (one transaction of its own, on these legs and orders), run again after it
+    lost a lock conflict (MariaDB rolled it back whole: with Redis down the account's
+    exclusion is held per process, so a sync or a broker event can meet it on the same rows),
+    up to RECORD_ATTEMPTS times, with the legs and orders in memory put back as they were
+    before it (the legs are read afresh under their locks, but an order's released key, say,
+    must be released again). The last conflict is raised. Nested in a caller's transaction,
+    the conflict rolled back the caller's too: raised at once."""
+    if transaction.get_connection().in_atomic_block:
+        return work()
     as_before = [(row, dict(row.__dict__)) for pair in pairs for row in pair]
-    for attempt in range(1, RECORD_ATTEMPTS + 1):
+    attempt = 1
+    while True:
         try:
-            _record_outcomes_once(outcomes, pairs, actor=actor, new_orders=new_orders)
-            return
+            return work()
         except OperationalError as exc:
-            if attempt == RECORD_ATTEMPTS or not is_lock_conflict(exc):
+            if not is_lock_conflict(exc):
+                raise
+            for row, state in as_before:
+                row.__dict__.clear()
+                row.__dict__.update(state)
+            if attempt == RECORD_ATTEMPTS:
                 raise
             logger.warning(
-                "recording broker answers lost a lock conflict; trying again",
+                f"{doing} lost a lock conflict; trying again",
                 extra={"attempt": attempt, "error": exc.args[0], "legs": len(pairs)},
             )
-        for row, state in as_before:
-            row.__dict__.clear()
-            row.__dict__.update(state)
         time.sleep(RECORD_RETRY_PAUSE * attempt)
+        attempt += 1
 
 
 def _record_outcomes_once(

@@ -48,6 +48,7 @@ from orders.brokers.paper.exchange import (
     submit_orders,
 )
 from orders.brokers.paper.models import PaperBook, PaperOrder
+from trading_site.core.lock_conflicts import is_lock_conflict
 from trading_site.core.market_hours import trading_day_start
 
 logger = logging.getLogger(__name__)
@@ -158,10 +159,13 @@ class PaperGateway(BrokerGateway):
         self, session: SessionContext, requests: list[PlaceOrderRequest]
     ) -> list[OrderAck | base.BrokerError]:
         """`place_orders` without the event loop: the caller's thread and transaction (the
-        exchange's own is a savepoint in it). A database failure is 'unavailable'."""
+        exchange's own is a savepoint in it). A database failure is 'unavailable', but for a
+        lost lock conflict: the caller's transaction's, raised as it is."""
         try:
             answers = _submit_for_account(session.account_id, requests)
         except DatabaseError as exc:
+            if is_lock_conflict(exc):
+                raise  # the caller's transaction lost it, not the exchange: run again there
             raise _unavailable(exc) from exc
         return [answer if isinstance(answer, OrderRejected) else _ack(answer) for answer in answers]
 

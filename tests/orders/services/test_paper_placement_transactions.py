@@ -4,14 +4,18 @@ together. Counted with MariaDB's own commit counter on a real (non-test-wrapped)
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 from accounts.models import BrokerSession
 from orders.brokers.paper import gateway as paper_gateway
-from orders.brokers.paper.models import PaperOrder
+from orders.brokers.paper.models import PaperBook, PaperOrder
 from orders.models import Order, OrderLeg
 from orders.services import broker_calls, place_single_order
 from tests.factories import (
@@ -109,3 +113,68 @@ def test_an_accounts_first_placement_logs_in_then_places_with_its_record_at_once
     assert PaperOrder.objects.get(unique_identifier=leg.unique_identifier).app_order_id == int(
         leg.broker_order_id
     )
+
+
+# ---- a lock conflict rolls the unit back whole: run again, or recorded not sent -----------
+
+
+@contextmanager
+def _book_held_by_another_transaction(account, seconds: float) -> Iterator[None]:
+    """The account's paper book locked FOR UPDATE by another connection for `seconds` (what
+    a fill or a sync of another process does while Redis is down), with this connection's
+    lock wait at 1 s: the placement's transaction loses the conflict and is rolled back."""
+    held = threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                PaperBook.objects.select_for_update().get(account=account)
+                held.set()
+                time.sleep(seconds)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION innodb_lock_wait_timeout = 1")
+    try:
+        yield
+    finally:
+        holder.join()
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION innodb_lock_wait_timeout = DEFAULT")
+
+
+def test_a_paper_placement_that_loses_a_lock_conflict_is_placed_on_another_try(desk, caplog):
+    user, account = desk
+    place_single_order(user=user, request=single_request(account))  # logs in, opens the book
+    with _book_held_by_another_transaction(account, seconds=1.6):
+        result = place_single_order(user=user, request=single_request(account))
+
+    assert "placing on the paper exchange lost a lock conflict" in caplog.text
+    assert result.outcome == "accepted"
+    leg = OrderLeg.objects.get(order=result.order)
+    assert leg.status == "OPEN"
+    assert PaperOrder.objects.filter(unique_identifier=leg.unique_identifier).count() == 1
+    assert result.order.events.filter(kind="leg_accepted").count() == 1
+
+
+def test_a_paper_placement_that_loses_every_try_is_not_sent_and_its_key_is_free(desk):
+    """Before, the first conflict answered "unknown" (the exchange's lock wait read as a
+    broker failure) or a 500 (a deadlock): the leg stayed pending though nothing was placed."""
+    user, account = desk
+    place_single_order(user=user, request=single_request(account))
+    request = single_request(account, client_order_id="busy-book-1")
+    with _book_held_by_another_transaction(account, seconds=6):
+        result = place_single_order(user=user, request=request)
+
+    assert result.outcome == "not_sent"
+    leg = OrderLeg.objects.get(order=result.order)
+    assert leg.status == "REJECTED"
+    assert leg.reject_reason == "not sent: " + broker_calls.PAPER_BUSY_REASON
+    assert not PaperOrder.objects.filter(unique_identifier=leg.unique_identifier).exists()
+    assert Order.objects.get(pk=result.order.pk).client_order_id is None
+    again = place_single_order(user=user, request=request)
+    assert (again.outcome, again.created) == ("accepted", True)
