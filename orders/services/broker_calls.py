@@ -80,7 +80,7 @@ NOT_SENT_PREFIX = "not sent: "
 # run when it loses lock conflicts, and the pause (seconds, growing) between runs.
 RECORD_ATTEMPTS = 4
 RECORD_RETRY_PAUSE = 0.05
-PAPER_BUSY_REASON = "the paper exchange's book stayed busy with other changes; place it again"
+PAPER_BUSY_REASON = "the paper exchange's book stayed busy with other changes"
 
 # What recording a broker's answer may change on a leg: what a book row changes (the
 # answer's own, `apply_answer_row`) and the submission time.
@@ -458,7 +458,9 @@ def _submit_in_one_transaction(
             if not is_lock_conflict(exc) or transaction.get_connection().in_atomic_block:
                 raise
             # Rolled back whole each time, the exchange's orders with it: none was placed.
-            outcomes = [not_sent_outcome(leg, PAPER_BUSY_REASON) for leg, _order in pairs]
+            outcomes = [
+                not_sent_outcome(leg, PAPER_BUSY_REASON, retry_after=1.0) for leg, _order in pairs
+            ]
             _record_outcomes(outcomes, pairs, actor=actor, new_orders=new_orders)
             return outcomes
 
