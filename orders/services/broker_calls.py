@@ -398,7 +398,12 @@ def submit_legs(
     with account_exclusion(
         account.pk, purpose="recording broker answers", wait=2 * default_wait(), required=False
     ):
-        _record_outcomes(outcomes, pairs, actor=actor, new_orders=new_orders)
+        # The broker has acted: its answer is written, again after a lost lock conflict.
+        _again_after_lock_conflicts(
+            lambda: _record_outcomes(outcomes, pairs, actor=actor, new_orders=new_orders),
+            pairs,
+            doing="recording broker answers",
+        )
     return outcomes
 
 
@@ -444,7 +449,7 @@ def _submit_in_one_transaction(
                 ]
             else:
                 outcomes = _send_here(client, context, pairs)
-            _record_outcomes_once(
+            _record_outcomes(
                 outcomes, pairs, actor=actor, new_orders=new_orders, own_transaction=False
             )
         return outcomes
@@ -461,25 +466,12 @@ def _submit_in_one_transaction(
             outcomes = [
                 not_sent_outcome(leg, PAPER_BUSY_REASON, retry_after=1.0) for leg, _order in pairs
             ]
-            _record_outcomes(outcomes, pairs, actor=actor, new_orders=new_orders)
+            _again_after_lock_conflicts(
+                lambda: _record_outcomes(outcomes, pairs, actor=actor, new_orders=new_orders),
+                pairs,
+                doing="recording the legs not sent",
+            )
             return outcomes
-
-
-def _record_outcomes(
-    outcomes: list[SendOutcome],
-    pairs: list[tuple[OrderLeg, Order]],
-    *,
-    actor: str,
-    new_orders: bool,
-) -> None:
-    """Write the answers in a transaction of their own. The broker has acted, so its answer
-    must be written: a transaction that lost a lock conflict is run again
-    (`_again_after_lock_conflicts`)."""
-    _again_after_lock_conflicts(
-        lambda: _record_outcomes_once(outcomes, pairs, actor=actor, new_orders=new_orders),
-        pairs,
-        doing="recording broker answers",
-    )
 
 
 def _again_after_lock_conflicts(
@@ -515,7 +507,7 @@ def _again_after_lock_conflicts(
         attempt += 1
 
 
-def _record_outcomes_once(
+def _record_outcomes(
     outcomes: list[SendOutcome],
     pairs: list[tuple[OrderLeg, Order]],
     *,
