@@ -138,6 +138,13 @@ def revoke_api_key(*, api_key: ApiKey) -> ApiKey:
     return api_key
 
 
+def forget_deleted_api_key(*, api_key: ApiKey) -> None:
+    """A key row deleted rather than revoked (the admin's delete, its user's deletion): its
+    copy in the shared cache would authenticate until it expired. Dropped, with a
+    revocation's tombstone."""
+    _CACHE.forget_revoked([api_key.key_hash])
+
+
 def revoke_user_api_keys(*, user: User) -> int:
     """Revoke every live key of `user` (a password change, a deactivation)."""
     live = ApiKey.objects.filter(user=user, revoked_at__isnull=True)

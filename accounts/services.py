@@ -90,6 +90,13 @@ def revoke_auth_session(*, session: AuthSession) -> None:
     _CACHE.forget_revoked([session.token_hash])
 
 
+def forget_deleted_session(*, session: AuthSession) -> None:
+    """A session row deleted rather than revoked (the admin's delete, its user's deletion):
+    its copy in the shared cache would authenticate until it expired. Dropped, with a
+    revocation's tombstone."""
+    _CACHE.forget_revoked([session.token_hash])
+
+
 def revoke_user_sessions(*, user: User) -> int:
     """Revoke every live API session of `user` (admin action, deactivation)."""
     now = timezone.now()

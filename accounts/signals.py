@@ -1,13 +1,14 @@
-"""Keep cached API sessions honest when a user row changes."""
+"""Keep cached API sessions and keys honest when a user row changes or a credential row is
+deleted."""
 
 from __future__ import annotations
 
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from accounts.api_keys import forget_cached_api_keys, revoke_user_api_keys
-from accounts.models import User
-from accounts.services import forget_cached_sessions, revoke_user_sessions
+from accounts.api_keys import forget_cached_api_keys, forget_deleted_api_key, revoke_user_api_keys
+from accounts.models import ApiKey, AuthSession, User
+from accounts.services import forget_cached_sessions, forget_deleted_session, revoke_user_sessions
 
 
 @receiver(post_save, sender=User, dispatch_uid="accounts.revoke_sessions_on_password_change")
@@ -34,3 +35,15 @@ def forget_cached_sessions_on_user_change(sender, instance: User, created: bool,
 
     forget_cached_sessions(user_id=instance.pk)
     forget_cached_api_keys(user_id=instance.pk)
+
+
+# A credential deleted instead of revoked (the admin's delete, a user's deletion cascading to
+# them) ends at once on every process, as a revocation does.
+@receiver(post_delete, sender=AuthSession, dispatch_uid="accounts.forget_deleted_session")
+def forget_deleted_session_everywhere(sender, instance: AuthSession, **kwargs):
+    forget_deleted_session(session=instance)
+
+
+@receiver(post_delete, sender=ApiKey, dispatch_uid="accounts.forget_deleted_api_key")
+def forget_deleted_api_key_everywhere(sender, instance: ApiKey, **kwargs):
+    forget_deleted_api_key(api_key=instance)

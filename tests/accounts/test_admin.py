@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from accounts.models import AuthSession, Broker, BrokerAccount, BrokerSession
+from accounts.api_keys import authenticate_api_key
+from accounts.models import ApiKey, AuthSession, Broker, BrokerAccount, BrokerSession
 from accounts.services import authenticate_token, create_auth_session
 from tests import factories
 from tests.factories import broker_account_admin_form, make_account, make_strategy, make_user
@@ -113,6 +114,33 @@ def test_revoke_sessions_action_ends_the_token_at_once(staff_client):
     )
     assert authenticate_token(token) is None
     assert AuthSession.objects.get(pk=session.pk).revoked_at is not None
+
+
+def test_deleting_a_cached_session_or_api_key_in_the_admin_ends_it_at_once(staff_client):
+    """A row deleted instead of revoked (the admin's delete, or its user's deletion): its
+    copy in the shared cache authenticated for up to AUTH_TOKEN_CACHE_SECONDS more."""
+    user = make_user()
+    token, session = create_auth_session(user=user, client_ip=None, user_agent="")
+    key_client, raw_key, key = factories.api_key_client_for(user)
+    assert authenticate_token(token) is not None  # both now cached
+    assert key_client.get("/api/accounts").status_code == 200
+    for model, row in (("authsession", session), ("apikey", key)):
+        response = staff_client.post(f"/admin/accounts/{model}/{row.pk}/delete/", {"post": "yes"})
+        assert response.status_code == 302, response.content
+    assert not AuthSession.objects.filter(pk=session.pk).exists()
+    assert not ApiKey.objects.filter(pk=key.pk).exists()
+    assert authenticate_token(token) is None
+    assert authenticate_api_key(raw_key) is None
+    assert key_client.get("/api/accounts").status_code == 401
+
+
+def test_deleting_a_user_ends_their_cached_tokens_at_once(staff_client):
+    user = make_user()
+    token, _session = create_auth_session(user=user, client_ip=None, user_agent="")
+    assert authenticate_token(token) is not None
+    response = staff_client.post(f"/admin/accounts/user/{user.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302, response.content
+    assert authenticate_token(token) is None
 
 
 def test_auth_sessions_cannot_be_added_by_hand(staff_client):
