@@ -8,6 +8,7 @@ shapes the stored rows. Reads share the "read" rate-limit group.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from decimal import Decimal
 
 from django.utils import timezone
@@ -201,12 +202,7 @@ def _report_body(report) -> dict:
         },
         "gross": report.gross,
         "charges": {
-            "brokerage": charges.brokerage,
-            "stt": charges.stt,
-            "exchange": charges.exchange,
-            "sebi": charges.sebi,
-            "stamp": charges.stamp,
-            "gst": charges.gst,
+            **asdict(charges),
             "total": charges.total,
             "orders": report.charges.orders,
             "not_estimated": report.charges.not_estimated,
