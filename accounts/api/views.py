@@ -35,6 +35,7 @@ from accounts.api.serializers import (
 )
 from accounts.permissions import ApiKeyScope, SessionCredentialsOnly
 from trading_site.core.api.errors import AUTHENTICATION_FAILED, PERMISSION_DENIED, envelope
+from trading_site.core.api.owned_rows import OwnedRowChangeView, OwnedRowView
 
 
 def client_ip_of(request) -> str | None:
@@ -165,26 +166,23 @@ class BrokerAccountListView(APIView):
 _ACCOUNT_RESPONSE = inline_serializer("BrokerAccountDetail", {"account": BrokerAccountSerializer()})
 
 
-class BrokerAccountDetailView(APIView):
-    @extend_schema(responses=_ACCOUNT_RESPONSE)
-    def get(self, request, account_id: int):
-        account = selectors.broker_account_for(user=request.user, account_id=account_id)
-        return Response({"account": BrokerAccountSerializer(account).data})
+class BrokerAccountDetailView(OwnedRowChangeView):
+    url_kwarg = "account_id"
+    envelope = "account"
+    serializer_class = BrokerAccountSerializer
+    changes_serializer_class = BrokerAccountUpdateSerializer
+    answer_schema = _ACCOUNT_RESPONSE
+    delete_answers_row = True
+    delete_description = "Deactivate (soft delete): monitoring and trading stop, the history stays."
 
-    @extend_schema(request=BrokerAccountUpdateSerializer, responses=_ACCOUNT_RESPONSE)
-    def patch(self, request, account_id: int):
-        account = selectors.broker_account_for(user=request.user, account_id=account_id)
-        data = BrokerAccountUpdateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        account = services.update_broker_account(account=account, **data.validated_data)
-        return Response({"account": BrokerAccountSerializer(account).data})
+    def find(self, request, row_id):
+        return selectors.broker_account_for(user=request.user, account_id=row_id)
 
-    @extend_schema(request=None, responses=_ACCOUNT_RESPONSE)
-    def delete(self, request, account_id: int):
-        """Deactivate (soft delete): monitoring and trading stop, the history stays."""
-        account = selectors.broker_account_for(user=request.user, account_id=account_id)
-        account = services.deactivate_broker_account(account=account)
-        return Response({"account": BrokerAccountSerializer(account).data})
+    def update(self, row, changes):
+        return services.update_broker_account(account=row, **changes)
+
+    def remove(self, row):
+        return services.deactivate_broker_account(account=row)
 
 
 class StrategyListView(APIView):
@@ -212,32 +210,24 @@ class StrategyListView(APIView):
 _STRATEGY_RESPONSE = inline_serializer("StrategyDetail", {"strategy": StrategySerializer()})
 
 
-class StrategyDetailView(APIView):
-    @extend_schema(responses=_STRATEGY_RESPONSE)
-    def get(self, request, strategy_id: int):
-        strategy = selectors.strategy_for(user=request.user, strategy_id=strategy_id)
-        return Response({"strategy": StrategySerializer(strategy).data})
+class StrategyDetailView(OwnedRowChangeView):
+    url_kwarg = "strategy_id"
+    envelope = "strategy"
+    serializer_class = StrategySerializer
+    answer_schema = _STRATEGY_RESPONSE
 
-    @extend_schema(request=StrategySerializer, responses=_STRATEGY_RESPONSE)
-    def patch(self, request, strategy_id: int):
-        return self._update(request, strategy_id, partial=True)
+    def find(self, request, row_id):
+        return selectors.strategy_for(user=request.user, strategy_id=row_id)
+
+    def update(self, row, changes):
+        return services.update_strategy(strategy=row, **changes)
+
+    def remove(self, row):
+        services.delete_strategy(strategy=row)
 
     @extend_schema(request=StrategySerializer, responses=_STRATEGY_RESPONSE)
     def put(self, request, strategy_id: int):
-        return self._update(request, strategy_id, partial=False)
-
-    def _update(self, request, strategy_id: int, *, partial: bool):
-        strategy = selectors.strategy_for(user=request.user, strategy_id=strategy_id)
-        data = StrategySerializer(strategy, data=request.data, partial=partial)
-        data.is_valid(raise_exception=True)
-        strategy = services.update_strategy(strategy=strategy, **data.validated_data)
-        return Response({"strategy": StrategySerializer(strategy).data})
-
-    @extend_schema(request=None, responses={204: None})
-    def delete(self, request, strategy_id: int):
-        strategy = selectors.strategy_for(user=request.user, strategy_id=strategy_id)
-        services.delete_strategy(strategy=strategy)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return self.change(request, partial=False)
 
 
 class _PermissionOut(serializers.Serializer):
@@ -344,19 +334,18 @@ class ApiKeyListView(APIView):
         )
 
 
-class ApiKeyDetailView(APIView):
+class ApiKeyDetailView(OwnedRowView):
     """One of the caller's keys; DELETE revokes it at once (every process, open sockets
     within seconds). Another user's key is a 404."""
 
     permission_classes = [IsAuthenticated, ApiKeyScope, SessionCredentialsOnly]
+    url_kwarg = "key_id"
+    envelope = "api_key"
+    serializer_class = ApiKeySerializer
+    answer_schema = inline_serializer("ApiKeyDetail", {"api_key": ApiKeySerializer()})
 
-    @extend_schema(responses=inline_serializer("ApiKeyDetail", {"api_key": ApiKeySerializer()}))
-    def get(self, request, key_id: int):
-        api_key = selectors.api_key_for(user=request.user, key_id=key_id)
-        return Response({"api_key": ApiKeySerializer(api_key).data})
+    def find(self, request, row_id):
+        return selectors.api_key_for(user=request.user, key_id=row_id)
 
-    @extend_schema(request=None, responses={204: None})
-    def delete(self, request, key_id: int):
-        api_key = selectors.api_key_for(user=request.user, key_id=key_id)
-        api_keys.revoke_api_key(api_key=api_key)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def remove(self, row):
+        api_keys.revoke_api_key(api_key=row)

@@ -54,6 +54,17 @@ def price_field(**extra) -> serializers.DecimalField:
     return serializers.DecimalField(**{**PRICE_FIELD, **extra})
 
 
+def _shared_request_fields(data: dict, *, client_order_id: str = "") -> dict[str, Any]:
+    """The fields every kind of order request carries (`OrderRequest`'s) from parsed fields;
+    `client_order_id`, when given, before the body's."""
+    return {
+        "product_type": data["product_type"],
+        "exchange_segment": data["exchange_segment"] or "",
+        "strategy_name": data["strategy_name"] or "",
+        "client_order_id": client_order_id or data["client_order_id"] or "",
+    }
+
+
 class PlaceOrderSerializer(serializers.Serializer):
     """POST /api/orders."""
 
@@ -84,15 +95,12 @@ class PlaceOrderSerializer(serializers.Serializer):
             order_side=data["order_side"],
             order_type=data["order_type"],
             order_quantity=data["order_quantity"],
-            product_type=data["product_type"],
             symbol=data["symbol"] or "",
             exchange_instrument_id=data.get("exchange_instrument_id"),
-            exchange_segment=data["exchange_segment"] or "",
             limit_price=data.get("limit_price"),
             stop_price=data.get("stop_price"),
-            strategy_name=data["strategy_name"] or "",
-            client_order_id=idempotency_key or data["client_order_id"] or "",
             external_id=data.get("external_id") or "",
+            **_shared_request_fields(data, client_order_id=idempotency_key),
         )
 
 
@@ -119,14 +127,11 @@ class _BracketFields(serializers.Serializer):
             entry_price=data.get("entry_price"),
             sl_price=data.get("sl_price"),
             order_side=data["order_side"],
-            product_type=data["product_type"],
             trading_symbol=data["trading_symbol"] or "",
             exchange_token=data.get("exchange_token"),
-            exchange_segment=data["exchange_segment"] or "",
             entry_stop_price=data.get("entry_stop_price"),
             sl_stop_price=data.get("sl_stop_price"),
-            strategy_name=data["strategy_name"] or "",
-            client_order_id=data["client_order_id"] or "",
+            **_shared_request_fields(data),
             **extra,
         )
 
@@ -278,44 +283,6 @@ def order_summary(order: Order | OrderRow) -> dict[str, Any]:
     }
 
 
-def leg_detail(leg: OrderLeg) -> dict[str, Any]:
-    return {
-        "id": leg.pk,
-        "role": leg.role,
-        "order_type": leg.order_type,
-        "order_side": leg.side,
-        "quantity": leg.quantity,
-        "filled_quantity": leg.filled_quantity,
-        "limit_price": _money(leg.limit_price),
-        "stop_price": _money(leg.stop_price),
-        "average_price": _money(leg.average_price),
-        "unique_identifier": leg.unique_identifier,
-        "broker_order_id": leg.broker_order_id,
-        "status": leg.status,
-        "broker_status": leg.broker_status,
-        "reject_reason": leg.reject_reason,
-        "target_index": leg.target_index,
-        "modification_count": leg.modification_count,
-        "submitted_at": _when(leg.submitted_at),
-        "created_at": _when(leg.created_at),
-        "updated_at": _when(leg.updated_at),
-    }
-
-
-def event_detail(event: OrderEvent) -> dict[str, Any]:
-    return {
-        "id": event.pk,
-        "leg_id": event.leg_id,
-        "actor": event.actor,
-        "kind": event.kind,
-        "message": event.message,
-        "before": event.before,
-        "after": event.after,
-        "broker_response": event.broker_response,
-        "created_at": _when(event.created_at),
-    }
-
-
 def order_detail(order: Order) -> dict[str, Any]:
     data = order_summary(order)
     data["legs"] = [leg_detail(leg) for leg in order.detail_legs]
@@ -369,11 +336,20 @@ class OrderSummarySerializer(serializers.Serializer):
         return order_summary(instance)
 
 
+class _MomentField(serializers.DateTimeField):
+    """A moment written as `order_summary` writes one (`_when`: isoformat, as stored)."""
+
+    def to_representation(self, value):
+        return _when(value)
+
+
+# One leg of an order's detail, rendered from the leg (`leg_detail`). (A comment: a docstring
+# would be the schema component's description.)
 class LegSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     role = serializers.ChoiceField(choices=OrderLeg.Role.choices)
     order_type = serializers.CharField()
-    order_side = serializers.CharField()
+    order_side = serializers.CharField(source="side")
     quantity = serializers.IntegerField()
     filled_quantity = serializers.IntegerField()
     limit_price = serializers.CharField(allow_null=True)
@@ -386,11 +362,12 @@ class LegSerializer(serializers.Serializer):
     reject_reason = serializers.CharField()
     target_index = serializers.IntegerField(allow_null=True)
     modification_count = serializers.IntegerField()
-    submitted_at = serializers.DateTimeField(allow_null=True)
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
+    submitted_at = _MomentField(allow_null=True)
+    created_at = _MomentField()
+    updated_at = _MomentField()
 
 
+# One event of an order's detail, rendered from the event (`event_detail`).
 class EventSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     leg_id = serializers.IntegerField(allow_null=True)
@@ -400,7 +377,15 @@ class EventSerializer(serializers.Serializer):
     before = serializers.JSONField(allow_null=True)
     after = serializers.JSONField(allow_null=True)
     broker_response = serializers.JSONField(allow_null=True)
-    created_at = serializers.DateTimeField()
+    created_at = _MomentField()
+
+
+def leg_detail(leg: OrderLeg) -> dict[str, Any]:
+    return LegSerializer(leg).data
+
+
+def event_detail(event: OrderEvent) -> dict[str, Any]:
+    return EventSerializer(event).data
 
 
 class OrderDetailSerializer(OrderSummarySerializer):

@@ -3,30 +3,29 @@ request bodies (OpenAlgo sends numbers as strings) and its own answer envelope."
 
 from __future__ import annotations
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
+
+from trading_site.core.api.schema import SecurityScheme
 
 TAG = "OpenAlgo-compatible API"
 
 
-class BodyApiKeyScheme(OpenApiAuthenticationExtension):
+class BodyApiKeyScheme(SecurityScheme):
     target_class = "orders.openalgo.auth.BodyApiKeyAuthentication"
     name = "openalgoApiKey"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "apiKey",
-            "in": "header",
-            "name": "X-API-KEY",
-            "description": (
-                "One of the desk's API keys (`tdk_...`) bound to one broker account, sent "
-                "as OpenAlgo clients do: `apikey` in the JSON body (OpenAPI cannot describe a "
-                "body credential; the `X-API-KEY` header is read too). A `read` key may call "
-                "every read; placing, changing and cancelling need a `trade` key. A bad key "
-                "is 403."
-            ),
-        }
+    definition = {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-KEY",
+        "description": (
+            "One of the desk's API keys (`tdk_...`) bound to one broker account, sent "
+            "as OpenAlgo clients do: `apikey` in the JSON body (OpenAPI cannot describe a "
+            "body credential; the `X-API-KEY` header is read too). A `read` key may call "
+            "every read; placing, changing and cancelling need a `trade` key. A bad key "
+            "is 403."
+        ),
+    }
 
 
 def _text(help_text: str = "", required: bool = False) -> serializers.CharField:

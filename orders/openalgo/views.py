@@ -32,6 +32,7 @@ from orders.openalgo.auth import BodyApiKeyAuthentication, BoundApiKeyScope
 from orders.openalgo.fields import (
     FieldReader,
     OpenAlgoInvalid,
+    OrderFields,
     read_date,
     read_order,
     read_order_id,
@@ -163,9 +164,13 @@ class OpenAlgoView(APIView):
                 tags=[doc.TAG],
                 summary=f"{cls.endpoint}: {cls.summary}",
                 request=doc.request_body(name, **cls.request_fields),
-                responses=doc.answer(name, **cls.answer_fields),
+                responses=doc.answer(name, **cls.documented_answer()),
             )
             extend_schema_view(post=operation)(cls)
+
+    @classmethod
+    def documented_answer(cls) -> Mapping[str, serializers.Field]:
+        return cls.answer_fields
 
     def get_exception_handler(self):
         return openalgo_exception_handler
@@ -198,11 +203,26 @@ class OpenAlgoView(APIView):
         raise NotImplementedError
 
 
+def _mode() -> serializers.ChoiceField:
+    return serializers.ChoiceField(choices=["live", "analyze"])
+
+
 class OrderWriteView(OpenAlgoView):
     """An endpoint that places, changes or cancels: the orders rate limit, a trade key."""
 
     rate_limit_group = "orders"
     places_orders = True
+
+    @classmethod
+    def documented_answer(cls) -> Mapping[str, serializers.Field]:
+        # Every write answers the mode it ran in (live or analyze), last.
+        return {**cls.answer_fields, "mode": _mode()}
+
+
+# An endpoint that places orders: it runs once per request content within the idempotency
+# window. (No docstring: the schema describes an endpoint by the docstring its view inherits.)
+class PlacingView(OrderWriteView):
+    runs_once = True
 
 
 def _read(body: dict) -> FieldReader:
@@ -215,6 +235,21 @@ def _read_order_id(body: dict) -> int:
     reader.raise_errors()
     assert order_id is not None  # required: raise_errors refused it missing
     return order_id
+
+
+def _read_placement(
+    body: dict, *, size_field: str = "", size_minimum: int | None = 1, **order_options: Any
+) -> tuple[str, OrderFields, int]:
+    """A placing request's strategy and order (`read_order`'s options) and, when
+    `size_field` names one, its required whole number (else 0); every bad field refused
+    at once."""
+    reader = _read(body)
+    strategy = read_strategy(reader)
+    order = read_order(reader, **order_options)
+    size = reader.integer(size_field, required=True, minimum=size_minimum) if size_field else 0
+    reader.raise_errors()
+    assert size is not None  # required: raise_errors refused it missing
+    return strategy, order, size
 
 
 def _ok(*, placed: bool = False, **fields: Any) -> Answer:
@@ -342,27 +377,19 @@ def _many_placed(what: str, outcomes, *, placed: bool, **fields: Any) -> Answer:
 # ---- placing --------------------------------------------------------------------------------
 
 
-def _mode() -> serializers.ChoiceField:
-    return serializers.ChoiceField(choices=["live", "analyze"])
-
-
 def inline_order_item() -> serializers.Serializer:
     return inline_serializer(name="OpenAlgoBasketItem", fields=dict(doc.ORDER_FIELDS))
 
 
-class PlaceOrderView(OrderWriteView):
-    runs_once = True
+class PlaceOrderView(PlacingView):
     endpoint = "placeorder"
 
     summary = "one order (with stoploss/target: a desk bracket)"
     request_fields = dict(**doc.STRATEGY, **doc.ORDER_FIELDS, **doc.BRACKET_FIELDS)
-    answer_fields = dict(orderid=serializers.CharField(), mode=_mode())
+    answer_fields = dict(orderid=serializers.CharField())
 
     def respond(self, caller, body, claim_id):
-        reader = _read(body)
-        strategy = read_strategy(reader)
-        order = read_order(reader)
-        reader.raise_errors()
+        strategy, order, _ = _read_placement(body)
         result = services.place_order(
             caller=caller,
             order=order,
@@ -372,8 +399,7 @@ class PlaceOrderView(OrderWriteView):
         return _placed(result, caller, kind=result.order.kind)
 
 
-class PlaceSmartOrderView(OrderWriteView):
-    runs_once = True
+class PlaceSmartOrderView(PlacingView):
     endpoint = "placesmartorder"
 
     summary = "the order for the difference to a target position"
@@ -385,16 +411,12 @@ class PlaceSmartOrderView(OrderWriteView):
     answer_fields = dict(
         orderid=serializers.CharField(required=False),
         message=serializers.CharField(required=False),
-        mode=_mode(),
     )
 
     def respond(self, caller, body, claim_id):
-        reader = _read(body)
-        strategy = read_strategy(reader)
-        order = read_order(reader, quantity_minimum=0, brackets=False)
-        position_size = reader.integer("position_size", required=True, minimum=None)
-        reader.raise_errors()
-        assert position_size is not None  # required: raise_errors refused it missing
+        strategy, order, position_size = _read_placement(
+            body, size_field="position_size", size_minimum=None, quantity_minimum=0, brackets=False
+        )
         smart = services.place_smart_order(
             caller=caller,
             order=order,
@@ -442,8 +464,7 @@ class PlaceSmartOrderView(OrderWriteView):
         return _ok(orderid=str(primary.pk), mode=caller.mode, **extra, placed=True)
 
 
-class BasketOrderView(OrderWriteView):
-    runs_once = True
+class BasketOrderView(PlacingView):
     endpoint = "basketorder"
 
     summary = "several orders, each standing alone (BUYs before SELLs)"
@@ -453,7 +474,7 @@ class BasketOrderView(OrderWriteView):
             child=inline_order_item(), help_text="the orders (at most 100)"
         ),
     )
-    answer_fields = dict(results=doc.any_list(), mode=_mode())
+    answer_fields = dict(results=doc.any_list())
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -489,8 +510,7 @@ def _get(raw: Any, name: str) -> Any:
     return raw.get(name, "") if isinstance(raw, dict) else ""
 
 
-class SplitOrderView(OrderWriteView):
-    runs_once = True
+class SplitOrderView(PlacingView):
     endpoint = "splitorder"
 
     summary = "one quantity in several orders of splitsize (remainder last)"
@@ -503,16 +523,10 @@ class SplitOrderView(OrderWriteView):
         split_size=serializers.IntegerField(),
         total_quantity=serializers.IntegerField(),
         results=doc.any_list(),
-        mode=_mode(),
     )
 
     def respond(self, caller, body, claim_id):
-        reader = _read(body)
-        strategy = read_strategy(reader)
-        order = read_order(reader, brackets=False)
-        split_size = reader.integer("splitsize", required=True)
-        reader.raise_errors()
-        assert split_size is not None  # required: raise_errors refused it missing
+        strategy, order, split_size = _read_placement(body, size_field="splitsize", brackets=False)
         results = services.place_split(
             caller=caller,
             order=order,
@@ -538,7 +552,7 @@ class ModifyOrderView(OrderWriteView):
 
     summary = "new price, trigger price or (a single order's) quantity"
     request_fields = dict(**doc.ORDER_ID, **doc.STRATEGY, **doc.ORDER_FIELDS)
-    answer_fields = dict(orderid=serializers.CharField(), mode=_mode())
+    answer_fields = dict(orderid=serializers.CharField())
 
     def respond(self, caller, body, claim_id):
         reader = _read(body)
@@ -555,7 +569,7 @@ class CancelOrderView(OrderWriteView):
 
     summary = "cancel one order's unfilled entry"
     request_fields = dict(**doc.ORDER_ID, **doc.STRATEGY)
-    answer_fields = dict(orderid=serializers.CharField(), mode=_mode())
+    answer_fields = dict(orderid=serializers.CharField())
 
     def respond(self, caller, body, claim_id):
         order_id = _read_order_id(body)
@@ -572,7 +586,6 @@ class CancelAllOrderView(OrderWriteView):
         message=serializers.CharField(),
         canceled_orders=serializers.ListField(child=serializers.CharField()),
         failed_cancellations=doc.any_list(),
-        mode=_mode(),
     )
 
     def respond(self, caller, body, claim_id):
@@ -592,8 +605,7 @@ class CancelAllOrderView(OrderWriteView):
         )
 
 
-class ClosePositionView(OrderWriteView):
-    runs_once = True
+class ClosePositionView(PlacingView):
     endpoint = "closeposition"
 
     summary = "MARKET orders closing every open position of the account"
@@ -601,7 +613,6 @@ class ClosePositionView(OrderWriteView):
     answer_fields = dict(
         message=serializers.CharField(),
         orderids=serializers.ListField(child=serializers.CharField()),
-        mode=_mode(),
     )
 
     def respond(self, caller, body, claim_id):
@@ -685,16 +696,31 @@ class OpenPositionView(OpenAlgoView):
         return _ok(quantity=str(quantity))
 
 
-class OrderBookView(OpenAlgoView):
+# A read answered as {"data": data_of(caller)}; `data_field` documents it. (No docstring: the
+# schema describes an endpoint by the docstring its view inherits.)
+class _DataView(OpenAlgoView):
+    data_field: serializers.Field
+    data_of: Callable[[services.Caller], Any]
+
+    @classmethod
+    def documented_answer(cls) -> Mapping[str, serializers.Field]:
+        return {"data": cls.data_field}
+
+    def respond(self, caller, body, claim_id):
+        return _ok(data=self.data_of(caller))
+
+
+def _order_book(caller: services.Caller) -> dict[str, Any]:
+    refresh_orders_from_broker(account=caller.account, actor=caller.actor)
+    return show.order_book(selectors.orders_of_the_day(account=caller.account))
+
+
+class OrderBookView(_DataView):
     endpoint = "orderbook"
 
     summary = "today's orders of the key's account, with statistics"
-    answer_fields = dict(data=doc.any_object("orders and statistics"))
-
-    def respond(self, caller, body, claim_id):
-        refresh_orders_from_broker(account=caller.account, actor=caller.actor)
-        orders = selectors.orders_of_the_day(account=caller.account)
-        return _ok(data=show.order_book(orders))
+    data_field = doc.any_object("orders and statistics")
+    data_of = staticmethod(_order_book)
 
 
 def _instruments_of(rows) -> dict:
@@ -705,63 +731,65 @@ def _instruments_of(rows) -> dict:
     )
 
 
-class TradeBookView(OpenAlgoView):
+def _trade_book(caller: services.Caller) -> list[dict[str, Any]]:
+    trades = read_trade_book(caller.account)
+    instruments = _instruments_of(trades)
+    order_ids = selectors.order_ids_by_leg_identifier(
+        account=caller.account, identifiers={t.unique_identifier for t in trades}
+    )
+    return [show.trade_data(t, instruments, order_ids) for t in trades]
+
+
+class TradeBookView(_DataView):
     endpoint = "tradebook"
 
     summary = "the broker's fills (live read)"
-    answer_fields = dict(data=doc.any_list("fills"))
-
-    def respond(self, caller, body, claim_id):
-        trades = read_trade_book(caller.account)
-        instruments = _instruments_of(trades)
-        order_ids = selectors.order_ids_by_leg_identifier(
-            account=caller.account, identifiers={t.unique_identifier for t in trades}
-        )
-        rows = [show.trade_data(t, instruments, order_ids) for t in trades]
-        return _ok(data=rows)
+    data_field = doc.any_list("fills")
+    data_of = staticmethod(_trade_book)
 
 
-class PositionBookView(OpenAlgoView):
+def _position_book(caller: services.Caller) -> list[dict[str, Any]]:
+    positions = read_positions(caller.account)
+    instruments = _instruments_of(positions)
+    return [show.position_data(p, instruments) for p in positions]
+
+
+class PositionBookView(_DataView):
     endpoint = "positionbook"
 
     summary = "the broker's positions (live read)"
-    answer_fields = dict(data=doc.any_list("positions"))
-
-    def respond(self, caller, body, claim_id):
-        positions = read_positions(caller.account)
-        instruments = _instruments_of(positions)
-        rows = [show.position_data(p, instruments) for p in positions]
-        return _ok(data=rows)
+    data_field = doc.any_list("positions")
+    data_of = staticmethod(_position_book)
 
 
-class HoldingsView(OpenAlgoView):
+def _holdings(caller: services.Caller) -> dict[str, Any]:
+    holdings = account_holdings(caller.account)
+    if holdings.error:
+        raise BrokerUnavailableError(
+            f"The broker's holdings could not be read: {holdings.error}",
+            details={"account_id": caller.account.pk},
+        )
+    return show.holdings_data(holdings, _instruments_of(holdings.rows))
+
+
+class HoldingsView(_DataView):
     endpoint = "holdings"
 
     summary = "the broker's delivery holdings, valued at the LTP, with statistics"
-    answer_fields = dict(data=doc.any_object("holdings and statistics"))
-
-    def respond(self, caller, body, claim_id):
-        holdings = account_holdings(caller.account)
-        if holdings.error:
-            raise BrokerUnavailableError(
-                f"The broker's holdings could not be read: {holdings.error}",
-                details={"account_id": caller.account.pk},
-            )
-        instruments = _instruments_of(holdings.rows)
-        data = show.holdings_data(holdings, instruments)
-        return _ok(data=data)
+    data_field = doc.any_object("holdings and statistics")
+    data_of = staticmethod(_holdings)
 
 
-class FundsView(OpenAlgoView):
+def _funds(caller: services.Caller) -> dict[str, Any]:
+    return show.funds_data(read_balance(caller.account), read_positions(caller.account))
+
+
+class FundsView(_DataView):
     endpoint = "funds"
 
     summary = "available cash, margin used and M2M (live read)"
-    answer_fields = dict(data=doc.any_object("funds"))
-
-    def respond(self, caller, body, claim_id):
-        balance = read_balance(caller.account)
-        positions = read_positions(caller.account)
-        return _ok(data=show.funds_data(balance, positions))
+    data_field = doc.any_object("funds")
+    data_of = staticmethod(_funds)
 
 
 # ---- market data and symbols ----------------------------------------------------------------
@@ -886,15 +914,13 @@ def _analyzer_data(caller: services.Caller) -> dict[str, Any]:
     }
 
 
-class AnalyzerStatusView(OpenAlgoView):
+class AnalyzerStatusView(_DataView):
     endpoint = "analyzer"
 
     summary = "is the key in analyzer mode (orders to the paper twin)?"
     schema_name = "Analyzer"
-    answer_fields = dict(data=doc.any_object("analyze_mode, mode, total_logs"))
-
-    def respond(self, caller, body, claim_id):
-        return _ok(data=_analyzer_data(caller))
+    data_field = doc.any_object("analyze_mode, mode, total_logs")
+    data_of = staticmethod(_analyzer_data)
 
 
 class AnalyzerToggleView(OpenAlgoView):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from rest_framework import serializers
 
 from orders.domain.vocabulary import Side
+from pnl.charges import Charges
 
 PRICE: dict[str, Any] = {"max_digits": 15, "decimal_places": 4}
 MONEY: dict[str, Any] = {"max_digits": 18, "decimal_places": 2}
@@ -108,15 +110,17 @@ class DrawdownSerializer(serializers.Serializer):
 
 
 class ChargesSerializer(serializers.Serializer):
-    brokerage = serializers.DecimalField(**MONEY)
-    stt = serializers.DecimalField(**MONEY)
-    exchange = serializers.DecimalField(**MONEY)
-    sebi = serializers.DecimalField(**MONEY)
-    stamp = serializers.DecimalField(**MONEY)
-    gst = serializers.DecimalField(**MONEY)
     total = serializers.DecimalField(**MONEY)
     orders = serializers.IntegerField(help_text="Executed orders estimated")
     not_estimated = serializers.IntegerField(help_text="Executed orders in other segments")
+
+    def get_fields(self):
+        # One money field per charge of pnl.charges.Charges (named there once), in its
+        # order, before the total.
+        each = {
+            charge.name: serializers.DecimalField(**MONEY) for charge in dataclasses.fields(Charges)
+        }
+        return {**each, **super().get_fields()}
 
 
 class DayReportSerializer(serializers.Serializer):

@@ -7,13 +7,17 @@ shapes the stored rows. Reads share the "read" rate-limit group.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import asdict
 from decimal import Decimal
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
+from accounts.models import BrokerAccount
 from accounts.selectors import broker_account_for, broker_accounts_for
 from pnl import selectors, services
 from pnl.api.serializers import (
@@ -76,65 +80,80 @@ def _day_row(day: PnlDaily) -> dict:
     }
 
 
-class BrokerOrderBookPnlView(APIView):
+def _lot_book_body(account: BrokerAccount) -> dict:
+    lots = list(selectors.pnl_lots_for(account=account))
+    prices = selectors.fair_prices_for_rows(lots)
+    return {
+        "pnl_data": [_lot_row(lot, prices) for lot in lots],
+        "computed_at": selectors.last_computed_at(account=account),
+    }
+
+
+def _summary_body(account: BrokerAccount) -> dict:
+    states = list(selectors.instrument_states_for(account=account))
+    prices = selectors.fair_prices_for_rows(states)
+    instruments = []
+    for state in states:
+        fair = prices.get((state.exchange_segment, state.exchange_instrument_id), {})
+        realized = services.to_money(state.realized)
+        unrealized = services.to_money(state.unrealized)
+        instruments.append(
+            {
+                "exchange_segment": state.exchange_segment,
+                "exchange_instrument_id": state.exchange_instrument_id,
+                "trading_symbol": state.trading_symbol,
+                "realized": realized,
+                "unrealized": unrealized,
+                "total": realized + unrealized,
+                "open_quantity": state.open_quantity,
+                "fills": state.fill_count,
+                **{name: fair.get(name) for name in selectors.FAIR_PRICE_FIELDS},
+            }
+        )
+    realized = services.to_money(sum((s.realized for s in states), Decimal(0)))
+    unrealized = services.to_money(sum((s.unrealized for s in states), Decimal(0)))
+    trading_date, _start, _end = services.trading_day_bounds(timezone.now())
+    today = selectors.pnl_day_for(account=account, trading_date=trading_date)
+    return {
+        "account_id": account.pk,
+        "realized": realized,
+        "unrealized": unrealized,
+        "total": realized + unrealized,
+        "computed_at": selectors.last_computed_at(account=account),
+        "instruments": instruments,
+        "today": _day_row(today) if today else None,
+    }
+
+
+# GET one account's stored PnL, brought up to date first (`_fresh_account`), shaped by
+# `present` and answered as `answer` documents it (its schema too). (No docstring: the schema
+# describes an endpoint by the docstring its view inherits.)
+class _AccountPnlView(APIView):
+    rate_limit_group = "read"
+    present: Callable[[BrokerAccount], dict]
+    answer: type[Serializer]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        extend_schema_view(get=extend_schema(parameters=[ACCOUNT_ID], responses=cls.answer))(cls)
+
+    def get(self, request):
+        account, _query = _fresh_account(request)
+        return Response(self.answer(self.present(account)).data)
+
+
+class BrokerOrderBookPnlView(_AccountPnlView):
     """Every FIFO lot of the account with the instrument's current fair prices."""
 
-    rate_limit_group = "read"
-
-    @extend_schema(parameters=[ACCOUNT_ID], responses=BrokerOrderBookPnlSerializer)
-    def get(self, request):
-        account, _query = _fresh_account(request)
-        lots = list(selectors.pnl_lots_for(account=account))
-        prices = selectors.fair_prices_for_rows(lots)
-        body = {
-            "pnl_data": [_lot_row(lot, prices) for lot in lots],
-            "computed_at": selectors.last_computed_at(account=account),
-        }
-        return Response(BrokerOrderBookPnlSerializer(body).data)
+    present = staticmethod(_lot_book_body)
+    answer = BrokerOrderBookPnlSerializer
 
 
-class PnlSummaryView(APIView):
+class PnlSummaryView(_AccountPnlView):
     """Realized, unrealized and total of the account, per instrument, and today's figures."""
 
-    rate_limit_group = "read"
-
-    @extend_schema(parameters=[ACCOUNT_ID], responses=PnlSummarySerializer)
-    def get(self, request):
-        account, _query = _fresh_account(request)
-        states = list(selectors.instrument_states_for(account=account))
-        prices = selectors.fair_prices_for_rows(states)
-        instruments = []
-        for state in states:
-            fair = prices.get((state.exchange_segment, state.exchange_instrument_id), {})
-            realized = services.to_money(state.realized)
-            unrealized = services.to_money(state.unrealized)
-            instruments.append(
-                {
-                    "exchange_segment": state.exchange_segment,
-                    "exchange_instrument_id": state.exchange_instrument_id,
-                    "trading_symbol": state.trading_symbol,
-                    "realized": realized,
-                    "unrealized": unrealized,
-                    "total": realized + unrealized,
-                    "open_quantity": state.open_quantity,
-                    "fills": state.fill_count,
-                    **{name: fair.get(name) for name in selectors.FAIR_PRICE_FIELDS},
-                }
-            )
-        realized = services.to_money(sum((s.realized for s in states), Decimal(0)))
-        unrealized = services.to_money(sum((s.unrealized for s in states), Decimal(0)))
-        trading_date, _start, _end = services.trading_day_bounds(timezone.now())
-        today = selectors.pnl_day_for(account=account, trading_date=trading_date)
-        body = {
-            "account_id": account.pk,
-            "realized": realized,
-            "unrealized": unrealized,
-            "total": realized + unrealized,
-            "computed_at": selectors.last_computed_at(account=account),
-            "instruments": instruments,
-            "today": _day_row(today) if today else None,
-        }
-        return Response(PnlSummarySerializer(body).data)
+    present = staticmethod(_summary_body)
+    answer = PnlSummarySerializer
 
 
 class HistoryPagination(LimitOffsetTotalPagination):
@@ -183,12 +202,7 @@ def _report_body(report) -> dict:
         },
         "gross": report.gross,
         "charges": {
-            "brokerage": charges.brokerage,
-            "stt": charges.stt,
-            "exchange": charges.exchange,
-            "sebi": charges.sebi,
-            "stamp": charges.stamp,
-            "gst": charges.gst,
+            **asdict(charges),
             "total": charges.total,
             "orders": report.charges.orders,
             "not_estimated": report.charges.not_estimated,

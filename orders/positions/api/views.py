@@ -11,9 +11,10 @@ Another user's account is a 404; a live broker outside the trading window is a 4
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -38,13 +39,28 @@ def _account_filter(request) -> int | None:
     return account_id
 
 
-class PositionsView(APIView):
+# GET the caller's book (every active account's, or `account_id`'s): `read` it, shape it with
+# `present` and answer it as `answer` documents it (its schema too). (No docstring: the schema
+# describes an endpoint by the docstring its view inherits.)
+class _AccountBookView(APIView):
     rate_limit_group = "read"
+    read: Callable[..., Any]
+    present: Callable[[Any], dict[str, Any]]
+    answer: type[serializers.Serializer]
 
-    @extend_schema(parameters=[ACCOUNT_ID], responses=s.PositionsResponseSerializer)
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        extend_schema_view(get=extend_schema(parameters=[ACCOUNT_ID], responses=cls.answer))(cls)
+
     def get(self, request):
-        book = selectors.positions_for(user=request.user, account_id=_account_filter(request))
-        return Response(s.PositionsResponseSerializer(s.positions_body(book)).data)
+        book = self.read(user=request.user, account_id=_account_filter(request))
+        return Response(self.answer(self.present(book)).data)
+
+
+class PositionsView(_AccountBookView):
+    read = staticmethod(selectors.positions_for)
+    present = staticmethod(s.positions_body)
+    answer = s.PositionsResponseSerializer
 
 
 def _exit_request(
@@ -66,33 +82,40 @@ def _exit_response(result: services.ExitResult) -> Response:
     return Response(body)
 
 
-class ExitPositionView(APIView):
+# POST an exit: the body parsed by `body` (documented as the request), the account's positions
+# named by `keys_of` (all of them when None) squared off. (No docstring, as above.)
+class _ExitView(APIView):
     rate_limit_group = "orders"
+    body: type[serializers.Serializer]
 
-    @extend_schema(request=s.ExitPositionSerializer, responses=s.ExitResultSerializer)
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        operation = extend_schema(request=cls.body, responses=s.ExitResultSerializer)
+        extend_schema_view(post=operation)(cls)
+
+    def keys_of(self, data: dict[str, Any]) -> set[services.PositionKey] | None:
+        return None
+
     def post(self, request):
-        account, data = _exit_request(request, s.ExitPositionSerializer)
-        key = (data["exchange_segment"], data["exchange_instrument_id"], data["product_type"])
+        account, data = _exit_request(request, self.body)
         result = services.exit_positions(
-            account=account, actor=user_actor(request.user), keys={key}
+            account=account, actor=user_actor(request.user), keys=self.keys_of(data)
         )
         return _exit_response(result)
 
 
-class ExitAllPositionsView(APIView):
-    rate_limit_group = "orders"
+class ExitPositionView(_ExitView):
+    body = s.ExitPositionSerializer
 
-    @extend_schema(request=s.ExitAllSerializer, responses=s.ExitResultSerializer)
-    def post(self, request):
-        account, _data = _exit_request(request, s.ExitAllSerializer)
-        result = services.exit_positions(account=account, actor=user_actor(request.user))
-        return _exit_response(result)
+    def keys_of(self, data):
+        return {(data["exchange_segment"], data["exchange_instrument_id"], data["product_type"])}
 
 
-class HoldingsView(APIView):
-    rate_limit_group = "read"
+class ExitAllPositionsView(_ExitView):
+    body = s.ExitAllSerializer
 
-    @extend_schema(parameters=[ACCOUNT_ID], responses=s.HoldingsResponseSerializer)
-    def get(self, request):
-        found = holdings.holdings_for(user=request.user, account_id=_account_filter(request))
-        return Response(s.HoldingsResponseSerializer(s.holdings_body(found)).data)
+
+class HoldingsView(_AccountBookView):
+    read = staticmethod(holdings.holdings_for)
+    present = staticmethod(s.holdings_body)
+    answer = s.HoldingsResponseSerializer

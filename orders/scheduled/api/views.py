@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from orders.scheduled import selectors
 from orders.scheduled import services as scheduling
 from orders.scheduled.api.serializers import ScheduledOrderSerializer
+from trading_site.core.api.owned_rows import OwnedRowChangeView
 
 _ONE = inline_serializer("ScheduledOrderDetail", {"scheduled_order": ScheduledOrderSerializer()})
 
@@ -37,24 +38,18 @@ class ScheduledOrderListView(APIView):
         )
 
 
-class ScheduledOrderDetailView(APIView):
+class ScheduledOrderDetailView(OwnedRowChangeView):
     rate_limit_group = "default"
+    url_kwarg = "schedule_id"
+    envelope = "scheduled_order"
+    serializer_class = ScheduledOrderSerializer
+    answer_schema = _ONE
 
-    @extend_schema(responses=_ONE)
-    def get(self, request, schedule_id: int):
-        schedule = selectors.scheduled_order_for(user=request.user, schedule_id=schedule_id)
-        return Response({"scheduled_order": ScheduledOrderSerializer(schedule).data})
+    def find(self, request, row_id):
+        return selectors.scheduled_order_for(user=request.user, schedule_id=row_id)
 
-    @extend_schema(request=ScheduledOrderSerializer, responses=_ONE)
-    def patch(self, request, schedule_id: int):
-        schedule = selectors.scheduled_order_for(user=request.user, schedule_id=schedule_id)
-        data = ScheduledOrderSerializer(schedule, data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        schedule = scheduling.update_scheduled_order(schedule=schedule, **data.validated_data)
-        return Response({"scheduled_order": ScheduledOrderSerializer(schedule).data})
+    def update(self, row, changes):
+        return scheduling.update_scheduled_order(schedule=row, **changes)
 
-    @extend_schema(request=None, responses={204: None})
-    def delete(self, request, schedule_id: int):
-        schedule = selectors.scheduled_order_for(user=request.user, schedule_id=schedule_id)
-        scheduling.delete_scheduled_order(schedule=schedule)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def remove(self, row):
+        scheduling.delete_scheduled_order(schedule=row)

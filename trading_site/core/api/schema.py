@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
 
@@ -19,3 +22,14 @@ def drop_trailing_slash_aliases(endpoints):
 def csv_answer(description: str) -> dict:
     """The documented answer of an endpoint that streams a CSV download."""
     return {(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description=description)}
+
+
+class SecurityScheme(OpenApiAuthenticationExtension):
+    """An authentication class's security scheme, declared as data: the class's dotted path
+    (`target_class`), the scheme's `name` and its OpenAPI Security Scheme Object
+    (`definition`)."""
+
+    definition: ClassVar[dict[str, str]] = {}
+
+    def get_security_definition(self, auto_schema):
+        return self.definition

@@ -1,0 +1,87 @@
+"""One of the caller's rows over the API, answered in an envelope ({"strategy": {...}}): GET
+it, DELETE it and (OwnedRowChangeView) PATCH it. The app says how its row is found (its
+selector: another user's row is a 404), changed and removed; the operations' schema follows
+from the same attributes."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+
+# No docstrings on these views or their HTTP methods: the schema describes an operation by the
+# docstring its view (or method) inherits.
+class OwnedRowView(APIView):
+    # The URL's keyword naming the row, the envelope's key and the row's serializer.
+    url_kwarg: ClassVar[str]
+    envelope: ClassVar[str]
+    serializer_class: ClassVar[type[serializers.Serializer]]
+    # The documented answer: {envelope: serializer_class()}, as an inline serializer.
+    answer_schema: ClassVar[serializers.Serializer]
+    # A soft delete answers the row it kept (else 204); its description in the schema.
+    delete_answers_row: ClassVar[bool] = False
+    delete_description: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if hasattr(cls, "answer_schema"):
+            extend_schema_view(**cls.operations())(cls)
+
+    @classmethod
+    def operations(cls) -> dict[str, Any]:
+        deleted = cls.answer_schema if cls.delete_answers_row else {204: None}
+        delete = extend_schema(
+            request=None, responses=deleted, description=cls.delete_description or None
+        )
+        return {"get": extend_schema(responses=cls.answer_schema), "delete": delete}
+
+    def find(self, request, row_id: int) -> Any:  # pragma: no cover - every view overrides it
+        raise NotImplementedError
+
+    def remove(self, row: Any) -> Any | None:  # pragma: no cover - every view overrides it
+        """Delete the row (None: answered 204) or keep it changed (answered)."""
+        raise NotImplementedError
+
+    def row(self, request) -> Any:
+        return self.find(request, self.kwargs[self.url_kwarg])
+
+    def answer(self, row: Any) -> Response:
+        return Response({self.envelope: self.serializer_class(row).data})
+
+    def get(self, request, **kwargs):
+        return self.answer(self.row(request))
+
+    def delete(self, request, **kwargs):
+        kept = self.remove(self.row(request))
+        return Response(status=status.HTTP_204_NO_CONTENT) if kept is None else self.answer(kept)
+
+
+class OwnedRowChangeView(OwnedRowView):
+    # The body of a change: `changes_serializer_class` (fields to set) when given, else
+    # `serializer_class` over the row.
+    changes_serializer_class: ClassVar[type[serializers.Serializer] | None] = None
+
+    @classmethod
+    def operations(cls) -> dict[str, Any]:
+        body = cls.changes_serializer_class or cls.serializer_class
+        patch = extend_schema(request=body, responses=cls.answer_schema)
+        return {**super().operations(), "patch": patch}
+
+    def update(self, row: Any, changes: dict[str, Any]) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def change(self, request, *, partial: bool) -> Response:
+        row = self.row(request)
+        if self.changes_serializer_class is not None:
+            body = self.changes_serializer_class(data=request.data)
+        else:
+            body = self.serializer_class(row, data=request.data, partial=partial)
+        body.is_valid(raise_exception=True)
+        return self.answer(self.update(row, body.validated_data))
+
+    def patch(self, request, **kwargs):
+        return self.change(request, partial=True)
