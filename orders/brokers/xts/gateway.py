@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import weakref
@@ -143,21 +144,31 @@ class XtsGateway(BrokerGateway):
     ) -> Any:
         """One HTTP exchange, every outcome turned into a result or a typed error."""
         headers = {"Authorization": token} if token else {}
+        client = self._http()
+        request = client.build_request(method, url, json=body, params=params, headers=headers)
+        timeout = self.timeout or float(settings.BROKER_TIMEOUT_SECONDS)
         try:
-            response = await self._http().request(
-                method, url, json=body, params=params, headers=headers
-            )
+            # The whole exchange within the timeout: httpx's own timeouts bound each phase
+            # and each read, so an answer dripped a byte at a time would never time out
+            # (and a login would outlive its lock: sessions.login_lock_seconds).
+            async with asyncio.timeout(timeout):
+                response = await client.send(request, stream=True)
+                try:
+                    content = await self._content(response)
+                finally:
+                    await response.aclose()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # No connection was made: the request never left (for an order: not sent).
             raise BrokerNotReached(f"{self.name} unreachable: {exc}") from exc
-        except httpx.TimeoutException as exc:
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise BrokerUnavailable(f"{self.name} timed out on {method} {url}") from exc
         except httpx.HTTPError as exc:
             raise BrokerUnavailable(f"{self.name} unreachable: {exc}") from exc
         try:
-            envelope = response.json()
-        except ValueError:
+            envelope = json.loads(content)
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             envelope = None
+        excerpt = content[:500].decode("utf-8", "replace")
         if isinstance(envelope, dict) and xts_wire.error_kind(envelope) == xts_wire.RATE_LIMITED:
             # e-apirl-*: brokers send it with HTTP 400 or even 200 rather than 429.
             raise RateLimited(
@@ -170,12 +181,12 @@ class XtsGateway(BrokerGateway):
         if response.status_code >= 500:
             raise BrokerUnavailable(
                 f"{self.name} answered HTTP {response.status_code}",
-                response={"status": response.status_code, "body": response.text[:500]},
+                response={"status": response.status_code, "body": excerpt},
             )
         if envelope is None:
             raise BrokerUnavailable(
                 f"{self.name} answered something that is not JSON (HTTP {response.status_code})",
-                response={"status": response.status_code, "body": response.text[:500]},
+                response={"status": response.status_code, "body": excerpt},
             )
         if not isinstance(envelope, dict):
             raise BrokerUnavailable(f"{self.name} answered an unexpected JSON shape")
@@ -196,9 +207,28 @@ class XtsGateway(BrokerGateway):
             # Not an empty book: an answer we cannot trust (a proxy page, a changed API).
             raise BrokerUnavailable(
                 f"{self.name} answered HTTP {response.status_code} without the XTS envelope",
-                response={"status": response.status_code, "body": response.text[:500]},
+                response={"status": response.status_code, "body": excerpt},
             )
         return envelope.get("result")
+
+    async def _content(self, response: httpx.Response) -> bytes:
+        """The answer's body, refused past BROKER_MAX_ANSWER_BYTES (the outcome of an order
+        call is then unknown, as for a timeout)."""
+        limit = int(settings.BROKER_MAX_ANSWER_BYTES)
+        declared = xts_wire.parse_int(response.headers.get("Content-Length"))
+        chunks: list[bytes] = []
+        size = 0
+        if declared is None or declared <= limit:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    break
+                chunks.append(chunk)
+        if size > limit or (declared is not None and declared > limit):
+            raise BrokerUnavailable(
+                f"{self.name} answered more than {limit} bytes (HTTP {response.status_code})"
+            )
+        return b"".join(chunks)
 
     @staticmethod
     def _retry_after(response: httpx.Response) -> float:

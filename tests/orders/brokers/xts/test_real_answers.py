@@ -7,6 +7,7 @@ makes of a real broker's bytes, which the simulator (written by us) cannot show.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from orders.brokers.base import (
     BrokerBalance,
+    BrokerNotReached,
     BrokerUnavailable,
     Credentials,
     OrderRejected,
@@ -53,11 +55,15 @@ class Replay:
 
     def __init__(self):
         self.answers: dict[str, tuple[int, bytes, str]] = {}
+        self.drips: dict[str, float] = {}  # route -> seconds between the body's bytes
         self.requests: list[tuple[str, dict, dict, bytes]] = []
 
-    def answer(self, route: str, body, *, status: int = 200, content_type="application/json"):
+    def answer(
+        self, route: str, body, *, status: int = 200, content_type="application/json", drip=0.0
+    ):
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.answers[route] = (status, data, content_type)
+        self.drips[route] = drip
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -80,6 +86,11 @@ class Replay:
                 "headers": [(b"content-type", (content_type or "application/json").encode())],
             }
         )
+        drip = self.drips.get(route, 0.0)
+        while drip and len(data) > 1:  # a slow proxy: a byte at a time
+            await send({"type": "http.response.body", "body": data[:1], "more_body": True})
+            data = data[1:]
+            await asyncio.sleep(drip)
         await send({"type": "http.response.body", "body": data})
 
 
@@ -494,3 +505,38 @@ def test_a_dealer_session_sends_its_client_code_on_the_books_and_may_use_dealer_
         ("GET /interactive/orders/dealertradebook", "PR03"),
         ("GET /interactive/portfolio/dealerpositions", "PR03"),
     ]
+
+
+# ---- answers that never end, or are too big or too deep to read ---------------------------------
+
+
+def test_an_answer_dripped_a_byte_at_a_time_times_out_as_a_whole(replay):
+    """httpx's timeout bounds each read, not the exchange: a place answer dripped one byte
+    every 50 ms (about 6 s for the real one) held the trader's request long past the 0.5 s
+    timeout and then counted as an answer. The whole exchange gets the timeout: the order's
+    outcome is unknown (found later in the book), not "never sent"."""
+    replay.answer("POST /interactive/orders", REAL["place"], drip=0.05)
+    gateway = XtsGateway(base_url=replay.base_url, name="IIFL", timeout=0.5, read_retries=0)
+    request = order_request(("NSEFO", 39972), "DRIP1", quantity=75)
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable, match="timed out") as raised:
+        async_to_sync(gateway.place_order)(_session(replay), request)
+    assert time.monotonic() - started < 2.5
+    assert not isinstance(raised.value, BrokerNotReached)
+
+
+def test_an_answer_bigger_than_the_limit_is_refused_unread(replay, settings):
+    settings.BROKER_MAX_ANSWER_BYTES = 100_000
+    rows = [REAL["order_book"]["result"][0]] * 200  # about 300 KB
+    replay.answer("GET /interactive/orders", _envelope(rows))
+    with pytest.raises(BrokerUnavailable, match="more than 100000 bytes"):
+        async_to_sync(_gateway(replay).order_book)(_session(replay))
+    settings.BROKER_MAX_ANSWER_BYTES = 1_000_000
+    assert len(async_to_sync(_gateway(replay).order_book)(_session(replay))) == 200
+
+
+def test_an_answer_nested_past_the_parsers_depth_is_unavailable_not_a_crash(replay):
+    """json.loads raises RecursionError (no ValueError) on 100,000 opening brackets."""
+    replay.answer("GET /interactive/orders", b"[" * 100_000)
+    with pytest.raises(BrokerUnavailable, match="not JSON"):
+        async_to_sync(_gateway(replay).order_book)(_session(replay))
