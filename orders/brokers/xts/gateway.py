@@ -307,7 +307,10 @@ class XtsGateway(BrokerGateway):
         result = result if isinstance(result, dict) else {}
         app_order_id = result.get("AppOrderID") or fallback_id
         if not app_order_id:
-            raise OrderRejected(f"{self.name} accepted without an AppOrderID", response=result)
+            # The broker said success: the order may be live there. Its outcome is unknown
+            # (the order book settles it by our identifier), never "rejected", which would
+            # let the trader place it again.
+            raise BrokerUnavailable(f"{self.name} accepted without an AppOrderID", response=result)
         return OrderAck(
             broker_order_id=str(app_order_id),
             unique_identifier=str(result.get("OrderUniqueIdentifier") or fallback_uid),

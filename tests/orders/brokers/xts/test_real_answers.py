@@ -178,6 +178,17 @@ def test_the_real_place_answer_is_an_ack(replay):
     )
 
 
+@pytest.mark.parametrize("result", [None, {}, {"OrderUniqueIdentifier": "ACK2", "AppOrderID": ""}])
+def test_a_success_without_an_order_id_is_an_unknown_outcome_not_a_rejection(replay, result):
+    """The broker said success, so the order may be working there: a rejection would let
+    the trader place it again (two orders); unknown leaves the leg pending for the book."""
+    replay.answer("POST /interactive/orders", _envelope(result, description="Request sent"))
+    request = order_request(("NSEFO", 39972), "ACK2", quantity=75)
+    with pytest.raises(BrokerUnavailable, match="without an AppOrderID") as raised:
+        async_to_sync(_gateway(replay).place_order)(_session(replay), request)
+    assert not isinstance(raised.value, BrokerNotReached)
+
+
 def test_the_real_order_book_row_reads_every_field(replay):
     replay.answer("GET /interactive/orders", REAL["order_book"])
     (row,) = async_to_sync(_gateway(replay).order_book)(_session(replay))
