@@ -451,15 +451,20 @@ def _flag(value: Any, *, default: bool) -> bool:
 def session_expiry(token: str) -> datetime:
     """When to stop trusting a session: the JWT's own lifetime (`exp - iat`, 24 h at XTS)
     counted from now, so a broker clock that is off does not shift it; its `exp` alone when
-    it has no `iat`; XTS_SESSION_TTL_SECONDS for a token that is not a JWT."""
+    it has no `iat`; XTS_SESSION_TTL_SECONDS for a token that is not a JWT, or whose times
+    lie past what a datetime holds."""
     now = timezone.now()
     claims = xts_wire.token_claims(token) or {}
     exp = xts_wire.parse_int(claims.get("exp"))
     iat = xts_wire.parse_int(claims.get("iat"))
-    if exp is not None and iat is not None and exp >= iat:
-        return now + timedelta(seconds=exp - iat)
-    if exp is not None:
-        return datetime.fromtimestamp(exp, tz=UTC)
+    try:
+        if exp is not None and iat is not None and exp >= iat:
+            return now + timedelta(seconds=exp - iat)
+        if exp is not None:
+            return datetime.fromtimestamp(exp, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        # Past what a datetime holds (e.g. an `exp` in milliseconds): as for no JWT.
+        pass
     return now + timedelta(seconds=int(settings.XTS_SESSION_TTL_SECONDS))
 
 

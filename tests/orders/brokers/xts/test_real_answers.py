@@ -162,6 +162,28 @@ def test_the_real_login_keys_give_an_investor_session_trusted_24_hours(replay):
     )
 
 
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"iat": 1_700_000_000, "exp": 1_700_086_400_000},  # exp in milliseconds
+        {"exp": 10**15},  # no iat, an exp past the year 9999
+    ],
+)
+def test_a_token_whose_expiry_overflows_a_datetime_is_trusted_for_the_default_ttl(
+    replay, settings, claims
+):
+    """The expiry came from `exp - iat` (or `exp`) unchecked: OverflowError or ValueError, an
+    untyped crash of every login of the account (the trader's Connect answered 500)."""
+    part = _jwt(86_400).split(".")
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    result = {"token": f"{part[0]}.{body}.{part[2]}", "userID": "IIFL24", "isInvestorClient": True}
+    replay.answer("POST /interactive/user/session", _envelope(result, "s-user-0001"))
+    login = async_to_sync(_gateway(replay).login)(Credentials(app_key="k", secret_key="s"))
+    lifetime = login.expires_at - timezone.now()
+    ttl = timedelta(seconds=settings.XTS_SESSION_TTL_SECONDS)
+    assert ttl - timedelta(minutes=1) < lifetime <= ttl
+
+
 def test_the_real_place_answer_is_an_ack(replay):
     replay.answer("POST /interactive/orders", REAL["place"])
     request = order_request(("NSEFO", 39972), "123777", side="SELL", quantity=75)
