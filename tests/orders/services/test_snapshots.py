@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from orders.brokers.base import BrokerBalance, BrokerOrderRow, BrokerPositionRow, BrokerTradeRow
+from orders.brokers.xts.wire import balance_from_xts
 from orders.models import BrokerOrder, BrokerPosition, BrokerTrade, Order
 from orders.services import place_single_order, store_broker_snapshots, sync_account_orders
 from tests.factories import broker_order_row, make_fair_price, single_request
@@ -105,3 +107,31 @@ def test_a_stale_open_row_never_reopens_a_cancelled_leg(trader, account, instrum
     )
     leg.refresh_from_db()
     assert leg.status == "CANCELLED"
+
+
+def test_a_figure_too_big_for_its_column_is_left_out_not_the_whole_sync(account):
+    """An RMS "unlimited" (999999999999999) or a double's maximum in a broker's answer
+    failed the write with DataError, and with it the account's every sync (orders, fills,
+    positions): such a figure is left out as an unreadable one is, the rest is stored."""
+    balance = balance_from_xts(
+        {"BalanceList": [{"limitObject": {"RMSSubLimits": {
+            "cashAvailable": "1000000000",
+            "marginUtilized": "20163.6",
+            "netMarginAvailable": "999999999999999",
+        }}}]}
+    )  # fmt: skip
+    net_margin_before = account.net_margin
+    position = replace(_position(1, 5), mtm=D("1.79769313486232E+308"), buy_amount=D("500.00"))
+    store_broker_snapshots(
+        account=account,
+        order_book=[replace(_row("1", "OPEN", 0), limit_price=D("1E+20"))],
+        trades=[],
+        positions=[position],
+        balance=balance,
+    )
+    account.refresh_from_db()
+    assert (account.cash_available, account.margin_utilized) == (D("1000000000"), D("20163.60"))
+    assert account.net_margin == net_margin_before  # the broker's figure left out
+    stored = BrokerPosition.objects.get(account=account)
+    assert (stored.net_qty, stored.buy_amount, stored.mtm) == (5, D("500.00"), None)
+    assert BrokerOrder.objects.get(account=account).order_price is None
