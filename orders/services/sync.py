@@ -280,21 +280,23 @@ def _upsert_broker_orders(
 
 
 def _insert_trades(account: BrokerAccount, rows: Sequence[BrokerTradeRow], now: datetime) -> int:
-    """Adds the trades not stored yet (by execution id; the first of a repeated one) and
-    returns how many it added. A trade another writer stores meanwhile is skipped by the
-    database (and still counted here: at worst the PnL is computed once more)."""
-    ids = [row.execution_id for row in rows if row.execution_id]
+    """Adds the trades not stored yet (by order and execution id: an exchange's trade
+    number repeats across segments and days; the first of a repeated one) and returns how
+    many it added. A trade another writer stores meanwhile is skipped by the database (and
+    still counted here: at worst the PnL is computed once more)."""
+    ids = sorted({row.execution_id for row in rows if row.execution_id})
     if not ids:
         return 0
     known = set(
         BrokerTrade.objects.filter(account=account, execution_id__in=ids).values_list(
-            "execution_id", flat=True
+            "broker_order_id", "execution_id"
         )
     )
-    new: dict[str, BrokerTradeRow] = {}  # the first row of each new execution id
+    new: dict[tuple[str, str], BrokerTradeRow] = {}  # the first row of each new fill
     for row in rows:
-        if row.execution_id and row.execution_id not in known:
-            new.setdefault(row.execution_id, row)
+        fill = (str(row.broker_order_id)[:40], str(row.execution_id)[:64])
+        if row.execution_id and fill not in known:
+            new.setdefault(fill, row)
     fresh = [
         BrokerTrade(
             account=account,

@@ -135,3 +135,41 @@ def test_a_figure_too_big_for_its_column_is_left_out_not_the_whole_sync(account)
     stored = BrokerPosition.objects.get(account=account)
     assert (stored.net_qty, stored.buy_amount, stored.mtm) == (5, D("500.00"), None)
     assert BrokerOrder.objects.get(account=account).order_price is None
+
+
+def test_fills_of_two_orders_with_the_same_exchange_trade_number_are_both_kept(account):
+    """XTS's ExecutionID is the exchange's trade number ("30901451" NSEFO, "2177829" NSECM
+    in the real answers): unique within a segment's day, not across segments or days, while
+    the trade book keeps every day. A fill whose number an earlier fill of the account had
+    was taken for that fill and dropped: the FIFO PnL missed it. A fill is its order's
+    (AppOrderID, unique at the broker) trade number."""
+
+    def fill(broker_order_id, segment, day, quantity):
+        return BrokerTradeRow(
+            execution_id="2177829",
+            broker_order_id=broker_order_id,
+            unique_identifier="",
+            exchange_segment=segment,
+            exchange_instrument_id=335,
+            trading_symbol="X",
+            side="BUY",
+            product_type="MIS",
+            quantity=quantity,
+            price=D("100"),
+            traded_at=datetime(2024, 12, day, 5, 0, tzinfo=UTC),
+        )
+
+    yesterday = fill("1110027100", "NSECM", 26, 3)
+    store_broker_snapshots(
+        account=account, order_book=None, trades=[yesterday], positions=None, balance=None
+    )
+    today = [fill("1110027235", "NSECM", 27, 5), fill("1110027236", "NSEFO", 27, 75)]
+    store_broker_snapshots(
+        account=account, order_book=None, trades=[yesterday, *today], positions=None, balance=None
+    )
+    stored = BrokerTrade.objects.filter(account=account).order_by("broker_order_id")
+    assert [(t.broker_order_id, t.quantity) for t in stored] == [
+        ("1110027100", 3),
+        ("1110027235", 5),
+        ("1110027236", 75),
+    ]
