@@ -435,8 +435,9 @@ class XtsStream:
                 kind = BrokerEventKind.POSITION
                 client_id = str(row.get("ClientID") or row.get("AccountID") or "")
                 position = xts_wire.position_row_from_xts(row)
-        except (ValueError, TypeError, KeyError) as exc:
-            # An unreadable row is not acted on; the next sync reads the book instead.
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            # An unreadable row (RecursionError: nested past the JSON parser's depth) is not
+            # acted on, and the connection stays; the next sync reads the book instead.
             logger.warning(
                 "unreadable broker stream row",
                 extra={"account_id": self.account_id, "stream_event": name, "error": str(exc)},
