@@ -391,36 +391,45 @@ class XtsGateway(BrokerGateway):
         return common
 
     @staticmethod
-    def _rows(result: Any, read: str, convert) -> list:
+    def _rows(result: Any, read: str, convert, session: SessionContext) -> list:
+        """The answer's rows; for a dealer login, only those of the session's client code:
+        a book asked for one client that answers with the dealer's other clients too must
+        not put their orders, fills or positions in this account (as the stream skips them)."""
         if result is None:
             return []
         if not isinstance(result, list):
             raise BrokerUnavailable(f"XTS {read} answered a {type(result).__name__}, not rows")
+        dealer = not session.is_investor_client and bool(session.client_id)
         try:
-            return [convert(row) for row in result if isinstance(row, dict)]
+            return [
+                convert(row)
+                for row in result
+                if isinstance(row, dict)
+                and (not dealer or xts_wire.is_for_client(row, session.client_id))
+            ]
         except xts_wire.WireFormatError as exc:
             raise BrokerUnavailable(f"XTS {read}: {exc}") from exc
 
     async def order_book(self, session: SessionContext) -> list[BrokerOrderRow]:
         path = self._book_path(session, ORDERS_PATH, DEALER_ORDERS_PATH)
         result = await self._read_session(session, path)
-        return self._rows(result, "order book", xts_wire.order_row_from_xts)
+        return self._rows(result, "order book", xts_wire.order_row_from_xts, session)
 
     async def order_history(self, session: SessionContext, broker_order_id: str) -> list:
         """One order's states, oldest first (GET /interactive/orders?appOrderID=)."""
         result = await self._read_session(session, ORDERS_PATH, {"appOrderID": broker_order_id})
-        return self._rows(result, "order history", xts_wire.order_row_from_xts)
+        return self._rows(result, "order history", xts_wire.order_row_from_xts, session)
 
     async def trade_book(self, session: SessionContext) -> list[BrokerTradeRow]:
         path = self._book_path(session, TRADES_PATH, DEALER_TRADES_PATH)
         result = await self._read_session(session, path)
-        return self._rows(result, "trade book", xts_wire.trade_row_from_xts)
+        return self._rows(result, "trade book", xts_wire.trade_row_from_xts, session)
 
     async def positions(self, session: SessionContext) -> list[BrokerPositionRow]:
         path = self._book_path(session, POSITIONS_PATH, DEALER_POSITIONS_PATH)
         result = await self._read_session(session, path, {"dayOrNet": settings.XTS_POSITIONS_MODE})
         rows = result.get("positionList") if isinstance(result, dict) else result
-        return self._rows(rows, "positions", xts_wire.position_row_from_xts)
+        return self._rows(rows, "positions", xts_wire.position_row_from_xts, session)
 
     async def holdings(self, session: SessionContext) -> list[BrokerHoldingRow]:
         """Delivery holdings (`clientID` for a dealer, as for the other reads)."""

@@ -520,7 +520,7 @@ def test_a_bad_request_carries_the_field_errors(replay):
 def test_a_dealer_session_sends_its_client_code_on_the_books_and_may_use_dealer_routes(
     replay, settings
 ):
-    session = _session(replay, investor=False, client_id="PR03")
+    session = _session(replay, investor=False, client_id="IIFL24")  # the real rows' client code
     replay.answer("GET /interactive/orders", REAL["order_book"])
     async_to_sync(_gateway(replay).order_book)(session)
     settings.XTS_DEALER_BOOK_ROUTES = True
@@ -533,10 +533,10 @@ def test_a_dealer_session_sends_its_client_code_on_the_books_and_may_use_dealer_
     assert len(async_to_sync(gateway.positions)(session)) == 1
     routes = [(route, query.get("clientID")) for route, query, _h, _b in replay.requests]
     assert routes == [
-        ("GET /interactive/orders", "PR03"),
-        ("GET /interactive/orders/dealerorderbook", "PR03"),
-        ("GET /interactive/orders/dealertradebook", "PR03"),
-        ("GET /interactive/portfolio/dealerpositions", "PR03"),
+        ("GET /interactive/orders", "IIFL24"),
+        ("GET /interactive/orders/dealerorderbook", "IIFL24"),
+        ("GET /interactive/orders/dealertradebook", "IIFL24"),
+        ("GET /interactive/portfolio/dealerpositions", "IIFL24"),
     ]
 
 
@@ -573,3 +573,33 @@ def test_an_answer_nested_past_the_parsers_depth_is_unavailable_not_a_crash(repl
     replay.answer("GET /interactive/orders", b"[" * 100_000)
     with pytest.raises(BrokerUnavailable, match="not JSON"):
         async_to_sync(_gateway(replay).order_book)(_session(replay))
+
+
+def test_a_dealer_book_keeps_only_the_accounts_client_code_whatever_the_broker_sends(replay):
+    """A dealer login trades for several client codes; the books are asked for one
+    (`clientID`), but a broker that answers with more (all the dealer's clients) put another
+    client's orders, fills and positions in this account: shown to its trader, and its
+    positions exited by the kill switch under this client's code. The stream already skips
+    rows of another client code; the books now do the same."""
+
+    def two_clients(row, key="ClientID"):
+        return [{**row, key: "PR03"}, {**row, key: "PR04", "AppOrderID": 10026999}]
+
+    real_position = REAL["positions_daywise"]["result"]["positionList"][0]
+    replay.answer(
+        "GET /interactive/orders", _envelope(two_clients(REAL["order_book"]["result"][0]))
+    )
+    replay.answer(
+        "GET /interactive/orders/trades", _envelope(two_clients(REAL["trade_book"]["result"][0]))
+    )
+    replay.answer(
+        "GET /interactive/portfolio/positions",
+        _envelope({"positionList": two_clients(real_position, key="AccountID")}),
+    )
+    gateway, session = _gateway(replay), _session(replay, investor=False, client_id="PR03")
+    orders = async_to_sync(gateway.order_book)(session)
+    trades = async_to_sync(gateway.trade_book)(session)
+    positions = async_to_sync(gateway.positions)(session)
+    assert [(row.client_id, row.broker_order_id) for row in orders] == [("PR03", "10026325")]
+    assert [trade.broker_order_id for trade in trades] == ["10026325"]
+    assert len(positions) == 1
