@@ -173,9 +173,10 @@ def store_broker_snapshots(
     now = timezone.now()
     problems = [
         f"trade {row.execution_id} of order {row.broker_order_id}: the broker's "
-        f"{'price' if row.price is None else 'quantity'} is unreadable; left out until it is"
+        f"{'price' if _fitting(row.price, PRICE) is None else 'quantity'} is unreadable; "
+        "left out until it is"
         for row in trades or ()
-        if row.price is None or row.quantity is None
+        if not _is_readable(row)
     ]
     books_stored = bool(book_digest) and book_digest == account.synced_book_digest
     fields: dict[str, Any] = {"last_synced_at": now, "updated_at": now}
@@ -243,9 +244,14 @@ def _upsert_positions(
         )
 
 
+def _is_readable(row: BrokerTradeRow) -> bool:
+    return row.quantity is not None and _fitting(row.price, PRICE) is not None
+
+
 def readable_trades(trades: Sequence[BrokerTradeRow]) -> list[BrokerTradeRow]:
-    """The trades whose price and quantity could be read (the others cannot be fills)."""
-    return [row for row in trades if row.price is not None and row.quantity is not None]
+    """The trades whose price and quantity could be read, the price within what a price
+    column holds (the others cannot be fills)."""
+    return [row for row in trades if _is_readable(row)]
 
 
 def _upsert_broker_orders(
@@ -483,8 +489,9 @@ def apply_book_row(
             return False, None
         leg.broker_status = raw_status
         return True, transition.refusal
-    if row.average_price is not None and row.average_price > 0:
-        leg.average_price = row.average_price
+    average = _fitting(row.average_price, PRICE)
+    if average is not None and average > 0:
+        leg.average_price = average
     if row.broker_order_id and not leg.broker_order_id:
         leg.broker_order_id = str(row.broker_order_id)[:40]
     if leg.status == LegStatus.REJECTED and row.reject_reason:
