@@ -157,10 +157,10 @@ def store_broker_snapshots(
     balance: BrokerBalance | None,
     book_digest: str | None = None,
 ) -> list[str]:
-    """Upsert the order book (by broker order id), add new trades (by execution id), replace
-    the positions (upsert by account+instrument+product; rows the broker no longer reports
-    are deleted) and write the balances, in one transaction (none when the account's figures
-    are all there is to write). A part that could not be read
+    """Upsert the order book (by broker order id), add new trades (by order and execution
+    id), replace the positions (upsert by account+instrument+product; rows the broker no
+    longer reports are deleted) and write the balances, in one transaction (none when the
+    account's figures are all there is to write). A part that could not be read
     (None) is left as stored, and so is a balance figure the broker sent unreadable (or too
     big for its column).
     Returns the problems found (a trade whose price or quantity is unreadable is not
@@ -216,9 +216,9 @@ def store_event_rows(
     positions: Sequence[BrokerPositionRow] = (),
 ) -> int:
     """What one broker event reported, into the snapshot tables: order rows upserted, trades
-    added by execution id (a trade known already is not added twice), position rows upserted
-    (none deleted: an event reports one position, not the whole book). Returns how many
-    trades were new."""
+    added by order and execution id (a trade known already is not added twice), position
+    rows upserted (none deleted: an event reports one position, not the whole book).
+    Returns how many trades were new."""
     now = timezone.now()
     readable = readable_trades(trades)
     # No savepoint inside the event's transaction (apply_broker_events): it fails as one.
