@@ -338,8 +338,14 @@ class BrokerTrade(models.Model):
 
     class Meta:
         db_table = "broker_trade_book"
+        # One fill: an order's exchange trade number. XTS's ExecutionID is the exchange's
+        # trade number, unique within a segment's day only, and the trade book keeps every
+        # day: the number alone would take a new fill for an old one of another order.
         constraints = [
-            models.UniqueConstraint(fields=["account", "execution_id"], name="uniq_broker_trade")
+            models.UniqueConstraint(
+                fields=["account", "broker_order_id", "execution_id"],
+                name="uniq_broker_trade_fill",
+            )
         ]
         indexes = [models.Index(fields=["account", "exchange_instrument_id", "traded_at"])]
 

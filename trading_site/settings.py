@@ -337,6 +337,9 @@ BROKER_ALLOW_PRIVATE_HOSTS = env_bool("BROKER_ALLOW_PRIVATE_HOSTS", EMBEDDED)
 BROKER_REQUIRE_HTTPS = env_bool("BROKER_REQUIRE_HTTPS", not EMBEDDED)
 XTS_SOURCE = os.environ.get("XTS_SOURCE", "WEBAPI")
 BROKER_TIMEOUT_SECONDS = float(os.environ.get("BROKER_TIMEOUT_SECONDS", "5"))
+# The biggest broker answer read (an order row is about 1.5 KB: a dealer's book of 10,000
+# orders is 15 MB); a bigger one is refused as unavailable rather than read into memory.
+BROKER_MAX_ANSWER_BYTES = env_int("BROKER_MAX_ANSWER_BYTES", 64 * 1024 * 1024)
 BROKER_ORDERS_PER_SECOND = env_int("BROKER_ORDERS_PER_SECOND", 10)
 PAPER_SEED = env_int("PAPER_SEED", 0)
 FAIR_PRICE_FEED_TOKEN = os.environ.get("FAIR_PRICE_FEED_TOKEN", "")

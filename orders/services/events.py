@@ -10,8 +10,8 @@ the fills, apply one-cancels-other and update the PnL at once.
 Idempotent and order-insensitive: a report is cumulative (its filled quantity is the leg's
 total), fills only grow, a report older than what the leg shows (a PartiallyFilled after the
 Filled, an answer after the stream) is old news and changes nothing, and a trade is stored
-once by its execution id. An event about an order the desk did not place is stored and
-otherwise ignored (logged once).
+once by its order and execution id. An event about an order the desk did not place is
+stored and otherwise ignored (logged once).
 """
 
 from __future__ import annotations

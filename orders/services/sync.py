@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from operator import attrgetter
 from typing import Any
 
@@ -27,6 +28,8 @@ from orders.domain.lifecycle import LegEvent, LegEventKind, reported
 from orders.domain.rollup import derive_order_status
 from orders.domain.vocabulary import FINAL_LEG_STATUSES, EventKind, LegStatus
 from orders.models import (
+    MONEY,
+    PRICE,
     BrokerOrder,
     BrokerPosition,
     BrokerTrade,
@@ -75,6 +78,17 @@ def _count(value: int | None) -> int | None:
     return None if value is None else max(0, int(value))
 
 
+def _fitting(value: Decimal | None, shape: dict[str, Any]) -> Decimal | None:
+    """A broker's figure as its column (MONEY or PRICE) can hold it, else None, as for an
+    unreadable figure: more whole digits than the column has (an RMS "unlimited" such as
+    999999999999999, a double's 1.79E+308) failed the write (DataError), and with it the
+    account's every sync: no order, fill or protection synced again."""
+    if value is None:
+        return None
+    whole_digits = shape["max_digits"] - shape["decimal_places"]
+    return value if abs(value) < Decimal(10) ** whole_digits - 1 else None
+
+
 def _broker_order_fields(row: BrokerOrderRow) -> dict:
     return {
         "exchange_order_id": (row.exchange_order_id or "")[:40],
@@ -86,12 +100,12 @@ def _broker_order_fields(row: BrokerOrderRow) -> dict:
         "order_type": (row.order_type or "")[:10],
         "product_type": (row.product_type or "")[:4],
         "time_in_force": (row.time_in_force or "")[:8],
-        "order_price": row.limit_price,
-        "order_stop_price": row.stop_price,
+        "order_price": _fitting(row.limit_price, PRICE),
+        "order_stop_price": _fitting(row.stop_price, PRICE),
         "order_quantity": _count(row.quantity),
         "cumulative_quantity": _count(row.filled_quantity),
         "leaves_quantity": _count(row.leaves_quantity),
-        "average_traded_price": row.average_price,
+        "average_traded_price": _fitting(row.average_price, PRICE),
         "status": row.status,
         "raw_status": (row.raw_status or "")[:32],
         "cancel_reject_reason": row.reject_reason or "",
@@ -108,14 +122,14 @@ def _position_fields(row: BrokerPositionRow) -> dict:
         "net_qty": None if row.net_qty is None else int(row.net_qty),
         "buy_qty": _count(row.buy_qty),
         "sell_qty": _count(row.sell_qty),
-        "buy_avg_price": row.buy_avg_price,
-        "sell_avg_price": row.sell_avg_price,
-        "buy_amount": row.buy_amount,
-        "sell_amount": row.sell_amount,
-        "net_amount": row.net_amount,
-        "realized_mtm": row.realized_mtm,
-        "unrealized_mtm": row.unrealized_mtm,
-        "mtm": row.mtm,
+        "buy_avg_price": _fitting(row.buy_avg_price, PRICE),
+        "sell_avg_price": _fitting(row.sell_avg_price, PRICE),
+        "buy_amount": _fitting(row.buy_amount, MONEY),
+        "sell_amount": _fitting(row.sell_amount, MONEY),
+        "net_amount": _fitting(row.net_amount, MONEY),
+        "realized_mtm": _fitting(row.realized_mtm, MONEY),
+        "unrealized_mtm": _fitting(row.unrealized_mtm, MONEY),
+        "mtm": _fitting(row.mtm, MONEY),
     }
 
 
@@ -143,11 +157,12 @@ def store_broker_snapshots(
     balance: BrokerBalance | None,
     book_digest: str | None = None,
 ) -> list[str]:
-    """Upsert the order book (by broker order id), add new trades (by execution id), replace
-    the positions (upsert by account+instrument+product; rows the broker no longer reports
-    are deleted) and write the balances, in one transaction (none when the account's figures
-    are all there is to write). A part that could not be read
-    (None) is left as stored, and so is a balance figure the broker sent unreadable.
+    """Upsert the order book (by broker order id), add new trades (by order and execution
+    id), replace the positions (upsert by account+instrument+product; rows the broker no
+    longer reports are deleted) and write the balances, in one transaction (none when the
+    account's figures are all there is to write). A part that could not be read
+    (None) is left as stored, and so is a balance figure the broker sent unreadable (or too
+    big for its column).
     Returns the problems found (a trade whose price or quantity is unreadable is not
     stored: it is reported, and stored by a later sync that can read it).
 
@@ -158,17 +173,18 @@ def store_broker_snapshots(
     now = timezone.now()
     problems = [
         f"trade {row.execution_id} of order {row.broker_order_id}: the broker's "
-        f"{'price' if row.price is None else 'quantity'} is unreadable; left out until it is"
+        f"{'price' if _fitting(row.price, PRICE) is None else 'quantity'} is unreadable; "
+        "left out until it is"
         for row in trades or ()
-        if row.price is None or row.quantity is None
+        if not _is_readable(row)
     ]
     books_stored = bool(book_digest) and book_digest == account.synced_book_digest
     fields: dict[str, Any] = {"last_synced_at": now, "updated_at": now}
     if balance is not None:
         figures = {
-            "cash_available": balance.cash_available,
-            "margin_utilized": balance.margin_utilized,
-            "net_margin": balance.net_margin,
+            "cash_available": _fitting(balance.cash_available, MONEY),
+            "margin_utilized": _fitting(balance.margin_utilized, MONEY),
+            "net_margin": _fitting(balance.net_margin, MONEY),
         }
         fields.update({name: value for name, value in figures.items() if value is not None})
     # Read first: with the books stored already and the positions as stored, the account's
@@ -200,9 +216,9 @@ def store_event_rows(
     positions: Sequence[BrokerPositionRow] = (),
 ) -> int:
     """What one broker event reported, into the snapshot tables: order rows upserted, trades
-    added by execution id (a trade known already is not added twice), position rows upserted
-    (none deleted: an event reports one position, not the whole book). Returns how many
-    trades were new."""
+    added by order and execution id (a trade known already is not added twice), position
+    rows upserted (none deleted: an event reports one position, not the whole book).
+    Returns how many trades were new."""
     now = timezone.now()
     readable = readable_trades(trades)
     # No savepoint inside the event's transaction (apply_broker_events): it fails as one.
@@ -228,9 +244,14 @@ def _upsert_positions(
         )
 
 
+def _is_readable(row: BrokerTradeRow) -> bool:
+    return row.quantity is not None and _fitting(row.price, PRICE) is not None
+
+
 def readable_trades(trades: Sequence[BrokerTradeRow]) -> list[BrokerTradeRow]:
-    """The trades whose price and quantity could be read (the others cannot be fills)."""
-    return [row for row in trades if row.price is not None and row.quantity is not None]
+    """The trades whose price and quantity could be read, the price within what a price
+    column holds (the others cannot be fills)."""
+    return [row for row in trades if _is_readable(row)]
 
 
 def _upsert_broker_orders(
@@ -265,21 +286,23 @@ def _upsert_broker_orders(
 
 
 def _insert_trades(account: BrokerAccount, rows: Sequence[BrokerTradeRow], now: datetime) -> int:
-    """Adds the trades not stored yet (by execution id; the first of a repeated one) and
-    returns how many it added. A trade another writer stores meanwhile is skipped by the
-    database (and still counted here: at worst the PnL is computed once more)."""
-    ids = [row.execution_id for row in rows if row.execution_id]
+    """Adds the trades not stored yet (by order and execution id: an exchange's trade
+    number repeats across segments and days; the first of a repeated one) and returns how
+    many it added. A trade another writer stores meanwhile is skipped by the database (and
+    still counted here: at worst the PnL is computed once more)."""
+    ids = sorted({row.execution_id for row in rows if row.execution_id})
     if not ids:
         return 0
     known = set(
         BrokerTrade.objects.filter(account=account, execution_id__in=ids).values_list(
-            "execution_id", flat=True
+            "broker_order_id", "execution_id"
         )
     )
-    new: dict[str, BrokerTradeRow] = {}  # the first row of each new execution id
+    new: dict[tuple[str, str], BrokerTradeRow] = {}  # the first row of each new fill
     for row in rows:
-        if row.execution_id and row.execution_id not in known:
-            new.setdefault(row.execution_id, row)
+        fill = (str(row.broker_order_id)[:40], str(row.execution_id)[:64])
+        if row.execution_id and fill not in known:
+            new.setdefault(fill, row)
     fresh = [
         BrokerTrade(
             account=account,
@@ -466,8 +489,9 @@ def apply_book_row(
             return False, None
         leg.broker_status = raw_status
         return True, transition.refusal
-    if row.average_price is not None and row.average_price > 0:
-        leg.average_price = row.average_price
+    average = _fitting(row.average_price, PRICE)
+    if average is not None and average > 0:
+        leg.average_price = average
     if row.broker_order_id and not leg.broker_order_id:
         leg.broker_order_id = str(row.broker_order_id)[:40]
     if leg.status == LegStatus.REJECTED and row.reject_reason:

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import weakref
@@ -143,21 +144,31 @@ class XtsGateway(BrokerGateway):
     ) -> Any:
         """One HTTP exchange, every outcome turned into a result or a typed error."""
         headers = {"Authorization": token} if token else {}
+        client = self._http()
+        request = client.build_request(method, url, json=body, params=params, headers=headers)
+        timeout = self.timeout or float(settings.BROKER_TIMEOUT_SECONDS)
         try:
-            response = await self._http().request(
-                method, url, json=body, params=params, headers=headers
-            )
+            # The whole exchange within the timeout: httpx's own timeouts bound each phase
+            # and each read, so an answer dripped a byte at a time would never time out
+            # (and a login would outlive its lock: sessions.login_lock_seconds).
+            async with asyncio.timeout(timeout):
+                response = await client.send(request, stream=True)
+                try:
+                    content = await self._content(response)
+                finally:
+                    await response.aclose()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # No connection was made: the request never left (for an order: not sent).
             raise BrokerNotReached(f"{self.name} unreachable: {exc}") from exc
-        except httpx.TimeoutException as exc:
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise BrokerUnavailable(f"{self.name} timed out on {method} {url}") from exc
         except httpx.HTTPError as exc:
             raise BrokerUnavailable(f"{self.name} unreachable: {exc}") from exc
         try:
-            envelope = response.json()
-        except ValueError:
+            envelope = json.loads(content)
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             envelope = None
+        excerpt = content[:500].decode("utf-8", "replace")
         if isinstance(envelope, dict) and xts_wire.error_kind(envelope) == xts_wire.RATE_LIMITED:
             # e-apirl-*: brokers send it with HTTP 400 or even 200 rather than 429.
             raise RateLimited(
@@ -170,12 +181,12 @@ class XtsGateway(BrokerGateway):
         if response.status_code >= 500:
             raise BrokerUnavailable(
                 f"{self.name} answered HTTP {response.status_code}",
-                response={"status": response.status_code, "body": response.text[:500]},
+                response={"status": response.status_code, "body": excerpt},
             )
         if envelope is None:
             raise BrokerUnavailable(
                 f"{self.name} answered something that is not JSON (HTTP {response.status_code})",
-                response={"status": response.status_code, "body": response.text[:500]},
+                response={"status": response.status_code, "body": excerpt},
             )
         if not isinstance(envelope, dict):
             raise BrokerUnavailable(f"{self.name} answered an unexpected JSON shape")
@@ -196,9 +207,28 @@ class XtsGateway(BrokerGateway):
             # Not an empty book: an answer we cannot trust (a proxy page, a changed API).
             raise BrokerUnavailable(
                 f"{self.name} answered HTTP {response.status_code} without the XTS envelope",
-                response={"status": response.status_code, "body": response.text[:500]},
+                response={"status": response.status_code, "body": excerpt},
             )
         return envelope.get("result")
+
+    async def _content(self, response: httpx.Response) -> bytes:
+        """The answer's body, refused past BROKER_MAX_ANSWER_BYTES (the outcome of an order
+        call is then unknown, as for a timeout)."""
+        limit = int(settings.BROKER_MAX_ANSWER_BYTES)
+        declared = xts_wire.parse_int(response.headers.get("Content-Length"))
+        chunks: list[bytes] = []
+        size = 0
+        if declared is None or declared <= limit:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    break
+                chunks.append(chunk)
+        if size > limit or (declared is not None and declared > limit):
+            raise BrokerUnavailable(
+                f"{self.name} answered more than {limit} bytes (HTTP {response.status_code})"
+            )
+        return b"".join(chunks)
 
     @staticmethod
     def _retry_after(response: httpx.Response) -> float:
@@ -277,7 +307,10 @@ class XtsGateway(BrokerGateway):
         result = result if isinstance(result, dict) else {}
         app_order_id = result.get("AppOrderID") or fallback_id
         if not app_order_id:
-            raise OrderRejected(f"{self.name} accepted without an AppOrderID", response=result)
+            # The broker said success: the order may be live there. Its outcome is unknown
+            # (the order book settles it by our identifier), never "rejected", which would
+            # let the trader place it again.
+            raise BrokerUnavailable(f"{self.name} accepted without an AppOrderID", response=result)
         return OrderAck(
             broker_order_id=str(app_order_id),
             unique_identifier=str(result.get("OrderUniqueIdentifier") or fallback_uid),
@@ -358,36 +391,45 @@ class XtsGateway(BrokerGateway):
         return common
 
     @staticmethod
-    def _rows(result: Any, read: str, convert) -> list:
+    def _rows(result: Any, read: str, convert, session: SessionContext) -> list:
+        """The answer's rows; for a dealer login, only those of the session's client code:
+        a book asked for one client that answers with the dealer's other clients too must
+        not put their orders, fills or positions in this account (as the stream skips them)."""
         if result is None:
             return []
         if not isinstance(result, list):
             raise BrokerUnavailable(f"XTS {read} answered a {type(result).__name__}, not rows")
+        dealer = not session.is_investor_client and bool(session.client_id)
         try:
-            return [convert(row) for row in result if isinstance(row, dict)]
+            return [
+                convert(row)
+                for row in result
+                if isinstance(row, dict)
+                and (not dealer or xts_wire.is_for_client(row, session.client_id))
+            ]
         except xts_wire.WireFormatError as exc:
             raise BrokerUnavailable(f"XTS {read}: {exc}") from exc
 
     async def order_book(self, session: SessionContext) -> list[BrokerOrderRow]:
         path = self._book_path(session, ORDERS_PATH, DEALER_ORDERS_PATH)
         result = await self._read_session(session, path)
-        return self._rows(result, "order book", xts_wire.order_row_from_xts)
+        return self._rows(result, "order book", xts_wire.order_row_from_xts, session)
 
     async def order_history(self, session: SessionContext, broker_order_id: str) -> list:
         """One order's states, oldest first (GET /interactive/orders?appOrderID=)."""
         result = await self._read_session(session, ORDERS_PATH, {"appOrderID": broker_order_id})
-        return self._rows(result, "order history", xts_wire.order_row_from_xts)
+        return self._rows(result, "order history", xts_wire.order_row_from_xts, session)
 
     async def trade_book(self, session: SessionContext) -> list[BrokerTradeRow]:
         path = self._book_path(session, TRADES_PATH, DEALER_TRADES_PATH)
         result = await self._read_session(session, path)
-        return self._rows(result, "trade book", xts_wire.trade_row_from_xts)
+        return self._rows(result, "trade book", xts_wire.trade_row_from_xts, session)
 
     async def positions(self, session: SessionContext) -> list[BrokerPositionRow]:
         path = self._book_path(session, POSITIONS_PATH, DEALER_POSITIONS_PATH)
         result = await self._read_session(session, path, {"dayOrNet": settings.XTS_POSITIONS_MODE})
         rows = result.get("positionList") if isinstance(result, dict) else result
-        return self._rows(rows, "positions", xts_wire.position_row_from_xts)
+        return self._rows(rows, "positions", xts_wire.position_row_from_xts, session)
 
     async def holdings(self, session: SessionContext) -> list[BrokerHoldingRow]:
         """Delivery holdings (`clientID` for a dealer, as for the other reads)."""
@@ -418,15 +460,20 @@ def _flag(value: Any, *, default: bool) -> bool:
 def session_expiry(token: str) -> datetime:
     """When to stop trusting a session: the JWT's own lifetime (`exp - iat`, 24 h at XTS)
     counted from now, so a broker clock that is off does not shift it; its `exp` alone when
-    it has no `iat`; XTS_SESSION_TTL_SECONDS for a token that is not a JWT."""
+    it has no `iat`; XTS_SESSION_TTL_SECONDS for a token that is not a JWT, or whose times
+    lie past what a datetime holds."""
     now = timezone.now()
     claims = xts_wire.token_claims(token) or {}
     exp = xts_wire.parse_int(claims.get("exp"))
     iat = xts_wire.parse_int(claims.get("iat"))
-    if exp is not None and iat is not None and exp >= iat:
-        return now + timedelta(seconds=exp - iat)
-    if exp is not None:
-        return datetime.fromtimestamp(exp, tz=UTC)
+    try:
+        if exp is not None and iat is not None and exp >= iat:
+            return now + timedelta(seconds=exp - iat)
+        if exp is not None:
+            return datetime.fromtimestamp(exp, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        # Past what a datetime holds (e.g. an `exp` in milliseconds): as for no JWT.
+        pass
     return now + timedelta(seconds=int(settings.XTS_SESSION_TTL_SECONDS))
 
 

@@ -426,24 +426,22 @@ class XtsStream:
             if name == "order":
                 kind = BrokerEventKind.ORDER
                 order = xts_wire.order_row_from_xts(row)
-                client_id = order.client_id
             elif name == "trade":
                 kind = BrokerEventKind.TRADE
-                client_id = str(row.get("ClientID") or "")
                 trade = xts_wire.trade_row_from_xts(row)
             else:
                 kind = BrokerEventKind.POSITION
-                client_id = str(row.get("ClientID") or row.get("AccountID") or "")
                 position = xts_wire.position_row_from_xts(row)
-        except (ValueError, TypeError, KeyError) as exc:
-            # An unreadable row is not acted on; the next sync reads the book instead.
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            # An unreadable row (RecursionError: nested past the JSON parser's depth) is not
+            # acted on, and the connection stays; the next sync reads the book instead.
             logger.warning(
                 "unreadable broker stream row",
                 extra={"account_id": self.account_id, "stream_event": name, "error": str(exc)},
             )
             self._count(f"{name}-unreadable")
             return None
-        if not session.is_investor_client and client_id and client_id != session.client_id:
+        if not session.is_investor_client and not xts_wire.is_for_client(row, session.client_id):
             return None  # another client code of the dealer login
         return BrokerEvent(
             self.account_id, kind, SOURCE, received_at, order=order, trade=trade, position=position

@@ -309,6 +309,19 @@ def _time(row: dict, *keys: str) -> datetime | None:
     return _first(parse_time, row, keys)
 
 
+def client_code(row: dict) -> str:
+    """The client code a row belongs to (order and trade rows: `ClientID`; position rows:
+    `AccountID`); "" when it names none."""
+    return _text(row, "ClientID", "AccountID")
+
+
+def is_for_client(row: dict, client_id: str) -> bool:
+    """Whether a row of a dealer login (which trades for several client codes) is this
+    client's: its own code, or none named."""
+    code = client_code(row)
+    return not code or code == client_id
+
+
 def _instrument_id(row: dict) -> int:
     value = row.get("ExchangeInstrumentID", row.get("ExchangeInstrumentId"))
     number = parse_int(value)

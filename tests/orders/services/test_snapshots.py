@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from orders.brokers.base import BrokerBalance, BrokerOrderRow, BrokerPositionRow, BrokerTradeRow
+from orders.brokers.xts.wire import balance_from_xts
 from orders.models import BrokerOrder, BrokerPosition, BrokerTrade, Order
 from orders.services import place_single_order, store_broker_snapshots, sync_account_orders
 from tests.factories import broker_order_row, make_fair_price, single_request
@@ -32,10 +34,11 @@ def _position(instrument_id: int, net: int) -> BrokerPositionRow:
     )
 
 
-def test_snapshots_are_upserted_by_key_and_gone_positions_deleted(account):
-    trade = BrokerTradeRow(
-        execution_id="E1",
-        broker_order_id="1",
+def _trade(execution_id: str, broker_order_id: str, **changes) -> BrokerTradeRow:
+    """A buy of 5 at 99 (NSECM, instrument 1) unless told."""
+    row = BrokerTradeRow(
+        execution_id=execution_id,
+        broker_order_id=broker_order_id,
         unique_identifier="",
         exchange_segment="NSECM",
         exchange_instrument_id=1,
@@ -46,6 +49,11 @@ def test_snapshots_are_upserted_by_key_and_gone_positions_deleted(account):
         price=D("99"),
         traded_at=NOW,
     )
+    return replace(row, **changes)
+
+
+def test_snapshots_are_upserted_by_key_and_gone_positions_deleted(account):
+    trade = _trade("E1", "1")
     store_broker_snapshots(
         account=account,
         order_book=[_row("1", "PARTIALLY_FILLED", 5)],
@@ -105,3 +113,86 @@ def test_a_stale_open_row_never_reopens_a_cancelled_leg(trader, account, instrum
     )
     leg.refresh_from_db()
     assert leg.status == "CANCELLED"
+
+
+def test_a_figure_too_big_for_its_column_is_left_out_not_the_whole_sync(account):
+    """An RMS "unlimited" (999999999999999) or a double's maximum in a broker's answer
+    failed the write with DataError, and with it the account's every sync (orders, fills,
+    positions): such a figure is left out as an unreadable one is, the rest is stored."""
+    balance = balance_from_xts(
+        {"BalanceList": [{"limitObject": {"RMSSubLimits": {
+            "cashAvailable": "1000000000",
+            "marginUtilized": "20163.6",
+            "netMarginAvailable": "999999999999999",
+        }}}]}
+    )  # fmt: skip
+    net_margin_before = account.net_margin
+    position = replace(_position(1, 5), mtm=D("1.79769313486232E+308"), buy_amount=D("500.00"))
+    problems = store_broker_snapshots(
+        account=account,
+        order_book=[replace(_row("1", "OPEN", 0), limit_price=D("1E+20"))],
+        trades=[_trade("E9", "1", price=D("1E+20"))],
+        positions=[position],
+        balance=balance,
+    )
+    account.refresh_from_db()
+    assert (account.cash_available, account.margin_utilized) == (D("1000000000"), D("20163.60"))
+    assert account.net_margin == net_margin_before  # the broker's figure left out
+    assert problems == [
+        "trade E9 of order 1: the broker's price is unreadable; left out until it is"
+    ]
+    assert not BrokerTrade.objects.filter(account=account).exists()
+    stored = BrokerPosition.objects.get(account=account)
+    assert (stored.net_qty, stored.buy_amount, stored.mtm) == (5, D("500.00"), None)
+    assert BrokerOrder.objects.get(account=account).order_price is None
+
+
+def test_an_average_price_too_big_for_the_leg_is_left_out_not_the_legs_sync(
+    trader, account, instrument
+):
+    """The leg took the row's average as it came: its save failed (DataError) and with it
+    the account's sync of every leg, each cycle, while the fill itself was readable."""
+    order = place_single_order(user=trader, request=single_request(account)).order
+    leg = order.legs.get()
+    row = replace(
+        _row(leg.broker_order_id, "PARTIALLY_FILLED", 4, leg.unique_identifier),
+        average_price=D("1E+20"),
+    )
+    assert sync_account_orders(account=account, order_book=[row]) == [order.pk]
+    leg.refresh_from_db()
+    assert (leg.status, leg.filled_quantity, leg.average_price) == ("PARTIALLY_FILLED", 4, None)
+
+
+def test_fills_of_two_orders_with_the_same_exchange_trade_number_are_both_kept(account):
+    """XTS's ExecutionID is the exchange's trade number ("30901451" NSEFO, "2177829" NSECM
+    in the real answers): unique within a segment's day, not across segments or days, while
+    the trade book keeps every day. A fill whose number an earlier fill of the account had
+    was taken for that fill and dropped: the FIFO PnL missed it. A fill is its order's
+    (AppOrderID, unique at the broker) trade number."""
+
+    def fill(broker_order_id, segment, day, quantity):
+        traded_at = datetime(2024, 12, day, 5, 0, tzinfo=UTC)
+        return _trade(
+            "2177829",
+            broker_order_id,
+            exchange_segment=segment,
+            exchange_instrument_id=335,
+            quantity=quantity,
+            price=D("100"),
+            traded_at=traded_at,
+        )
+
+    yesterday = fill("1110027100", "NSECM", 26, 3)
+    store_broker_snapshots(
+        account=account, order_book=None, trades=[yesterday], positions=None, balance=None
+    )
+    today = [fill("1110027235", "NSECM", 27, 5), fill("1110027236", "NSEFO", 27, 75)]
+    store_broker_snapshots(
+        account=account, order_book=None, trades=[yesterday, *today], positions=None, balance=None
+    )
+    stored = BrokerTrade.objects.filter(account=account).order_by("broker_order_id")
+    assert [(t.broker_order_id, t.quantity) for t in stored] == [
+        ("1110027100", 3),
+        ("1110027235", 5),
+        ("1110027236", 75),
+    ]

@@ -7,6 +7,7 @@ makes of a real broker's bytes, which the simulator (written by us) cannot show.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from orders.brokers.base import (
     BrokerBalance,
+    BrokerNotReached,
     BrokerUnavailable,
     Credentials,
     OrderRejected,
@@ -53,11 +55,15 @@ class Replay:
 
     def __init__(self):
         self.answers: dict[str, tuple[int, bytes, str]] = {}
+        self.drips: dict[str, float] = {}  # route -> seconds between the body's bytes
         self.requests: list[tuple[str, dict, dict, bytes]] = []
 
-    def answer(self, route: str, body, *, status: int = 200, content_type="application/json"):
+    def answer(
+        self, route: str, body, *, status: int = 200, content_type="application/json", drip=0.0
+    ):
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.answers[route] = (status, data, content_type)
+        self.drips[route] = drip
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -80,6 +86,11 @@ class Replay:
                 "headers": [(b"content-type", (content_type or "application/json").encode())],
             }
         )
+        drip = self.drips.get(route, 0.0)
+        while drip and len(data) > 1:  # a slow proxy: a byte at a time
+            await send({"type": "http.response.body", "body": data[:1], "more_body": True})
+            data = data[1:]
+            await asyncio.sleep(drip)
         await send({"type": "http.response.body", "body": data})
 
 
@@ -151,6 +162,28 @@ def test_the_real_login_keys_give_an_investor_session_trusted_24_hours(replay):
     )
 
 
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"iat": 1_700_000_000, "exp": 1_700_086_400_000},  # exp in milliseconds
+        {"exp": 10**15},  # no iat, an exp past the year 9999
+    ],
+)
+def test_a_token_whose_expiry_overflows_a_datetime_is_trusted_for_the_default_ttl(
+    replay, settings, claims
+):
+    """The expiry came from `exp - iat` (or `exp`) unchecked: OverflowError or ValueError, an
+    untyped crash of every login of the account (the trader's Connect answered 500)."""
+    part = _jwt(86_400).split(".")
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    result = {"token": f"{part[0]}.{body}.{part[2]}", "userID": "IIFL24", "isInvestorClient": True}
+    replay.answer("POST /interactive/user/session", _envelope(result, "s-user-0001"))
+    login = async_to_sync(_gateway(replay).login)(Credentials(app_key="k", secret_key="s"))
+    lifetime = login.expires_at - timezone.now()
+    ttl = timedelta(seconds=settings.XTS_SESSION_TTL_SECONDS)
+    assert ttl - timedelta(minutes=1) < lifetime <= ttl
+
+
 def test_the_real_place_answer_is_an_ack(replay):
     replay.answer("POST /interactive/orders", REAL["place"])
     request = order_request(("NSEFO", 39972), "123777", side="SELL", quantity=75)
@@ -165,6 +198,17 @@ def test_the_real_place_answer_is_an_ack(replay):
         75,
         39972,
     )
+
+
+@pytest.mark.parametrize("result", [None, {}, {"OrderUniqueIdentifier": "ACK2", "AppOrderID": ""}])
+def test_a_success_without_an_order_id_is_an_unknown_outcome_not_a_rejection(replay, result):
+    """The broker said success, so the order may be working there: a rejection would let
+    the trader place it again (two orders); unknown leaves the leg pending for the book."""
+    replay.answer("POST /interactive/orders", _envelope(result, description="Request sent"))
+    request = order_request(("NSEFO", 39972), "ACK2", quantity=75)
+    with pytest.raises(BrokerUnavailable, match="without an AppOrderID") as raised:
+        async_to_sync(_gateway(replay).place_order)(_session(replay), request)
+    assert not isinstance(raised.value, BrokerNotReached)
 
 
 def test_the_real_order_book_row_reads_every_field(replay):
@@ -476,7 +520,7 @@ def test_a_bad_request_carries_the_field_errors(replay):
 def test_a_dealer_session_sends_its_client_code_on_the_books_and_may_use_dealer_routes(
     replay, settings
 ):
-    session = _session(replay, investor=False, client_id="PR03")
+    session = _session(replay, investor=False, client_id="IIFL24")  # the real rows' client code
     replay.answer("GET /interactive/orders", REAL["order_book"])
     async_to_sync(_gateway(replay).order_book)(session)
     settings.XTS_DEALER_BOOK_ROUTES = True
@@ -489,8 +533,73 @@ def test_a_dealer_session_sends_its_client_code_on_the_books_and_may_use_dealer_
     assert len(async_to_sync(gateway.positions)(session)) == 1
     routes = [(route, query.get("clientID")) for route, query, _h, _b in replay.requests]
     assert routes == [
-        ("GET /interactive/orders", "PR03"),
-        ("GET /interactive/orders/dealerorderbook", "PR03"),
-        ("GET /interactive/orders/dealertradebook", "PR03"),
-        ("GET /interactive/portfolio/dealerpositions", "PR03"),
+        ("GET /interactive/orders", "IIFL24"),
+        ("GET /interactive/orders/dealerorderbook", "IIFL24"),
+        ("GET /interactive/orders/dealertradebook", "IIFL24"),
+        ("GET /interactive/portfolio/dealerpositions", "IIFL24"),
     ]
+
+
+# ---- answers that never end, or are too big or too deep to read ---------------------------------
+
+
+def test_an_answer_dripped_a_byte_at_a_time_times_out_as_a_whole(replay):
+    """httpx's timeout bounds each read, not the exchange: a place answer dripped one byte
+    every 50 ms (about 6 s for the real one) held the trader's request long past the 0.5 s
+    timeout and then counted as an answer. The whole exchange gets the timeout: the order's
+    outcome is unknown (found later in the book), not "never sent"."""
+    replay.answer("POST /interactive/orders", REAL["place"], drip=0.05)
+    gateway = XtsGateway(base_url=replay.base_url, name="IIFL", timeout=0.5, read_retries=0)
+    request = order_request(("NSEFO", 39972), "DRIP1", quantity=75)
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable, match="timed out") as raised:
+        async_to_sync(gateway.place_order)(_session(replay), request)
+    assert time.monotonic() - started < 2.5
+    assert not isinstance(raised.value, BrokerNotReached)
+
+
+def test_an_answer_bigger_than_the_limit_is_refused_unread(replay, settings):
+    settings.BROKER_MAX_ANSWER_BYTES = 100_000
+    rows = [REAL["order_book"]["result"][0]] * 200  # about 300 KB
+    replay.answer("GET /interactive/orders", _envelope(rows))
+    with pytest.raises(BrokerUnavailable, match="more than 100000 bytes"):
+        async_to_sync(_gateway(replay).order_book)(_session(replay))
+    settings.BROKER_MAX_ANSWER_BYTES = 1_000_000
+    assert len(async_to_sync(_gateway(replay).order_book)(_session(replay))) == 200
+
+
+def test_an_answer_nested_past_the_parsers_depth_is_unavailable_not_a_crash(replay):
+    """json.loads raises RecursionError (no ValueError) on 100,000 opening brackets."""
+    replay.answer("GET /interactive/orders", b"[" * 100_000)
+    with pytest.raises(BrokerUnavailable, match="not JSON"):
+        async_to_sync(_gateway(replay).order_book)(_session(replay))
+
+
+def test_a_dealer_book_keeps_only_the_accounts_client_code_whatever_the_broker_sends(replay):
+    """A dealer login trades for several client codes; the books are asked for one
+    (`clientID`), but a broker that answers with more (all the dealer's clients) put another
+    client's orders, fills and positions in this account: shown to its trader, and its
+    positions exited by the kill switch under this client's code. The stream already skips
+    rows of another client code; the books now do the same."""
+
+    def two_clients(row, key="ClientID"):
+        return [{**row, key: "PR03"}, {**row, key: "PR04", "AppOrderID": 10026999}]
+
+    real_position = REAL["positions_daywise"]["result"]["positionList"][0]
+    replay.answer(
+        "GET /interactive/orders", _envelope(two_clients(REAL["order_book"]["result"][0]))
+    )
+    replay.answer(
+        "GET /interactive/orders/trades", _envelope(two_clients(REAL["trade_book"]["result"][0]))
+    )
+    replay.answer(
+        "GET /interactive/portfolio/positions",
+        _envelope({"positionList": two_clients(real_position, key="AccountID")}),
+    )
+    gateway, session = _gateway(replay), _session(replay, investor=False, client_id="PR03")
+    orders = async_to_sync(gateway.order_book)(session)
+    trades = async_to_sync(gateway.trade_book)(session)
+    positions = async_to_sync(gateway.positions)(session)
+    assert [(row.client_id, row.broker_order_id) for row in orders] == [("PR03", "10026325")]
+    assert [trade.broker_order_id for trade in trades] == ["10026325"]
+    assert len(positions) == 1

@@ -318,6 +318,41 @@ def test_a_dealer_stream_keeps_only_the_account_s_client_code(simulator, instrum
     assert simulator.stats()["streams"]["events_sent"]["trade"] == 2  # both were streamed
 
 
+def _against_scripted_broker(broker, until, *, must=True, timeout=10.0, client_id=""):
+    """An XtsStream against `broker` (a websockets handler scripted frame by frame) until
+    `until(events)` (or `timeout`: a failure when `must`); (the stopped stream, its events)."""
+    events = []
+
+    async def main():
+        async with websockets.serve(broker, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+
+            async def sink(event):
+                events.append(event)
+
+            stream = XtsStream(
+                StreamSession(1, f"http://127.0.0.1:{port}", "tok", "U1", client_id=client_id),
+                on_event=sink,
+                backoff=Backoff(base=0.01, cap=0.05),
+            )
+            task = asyncio.ensure_future(stream.run())
+            deadline = time.monotonic() + timeout
+            while not until(events):
+                if time.monotonic() > deadline:
+                    assert not must, events
+                    break
+                await asyncio.sleep(0.02)
+            await stream.stop()
+            await asyncio.wait_for(task, 5)
+            return stream
+
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(main()), events
+    finally:
+        loop.close()
+
+
 def test_every_xts_event_kind_over_a_scripted_socket_io_v2_server():
     """A broker scripted frame by frame: positions are events too, joined / tradeConversion
     / error are not acted on, an unreadable row is skipped, a namespace disconnect (`41`)
@@ -374,32 +409,10 @@ def test_every_xts_event_kind_over_a_scripted_socket_io_v2_server():
             await websocket.send(sio.DISCONNECT_FRAME)
         await asyncio.sleep(1)
 
-    events = []
-    loop = asyncio.new_event_loop()
+    def reconnected(events):
+        return len([e for e in events if e.kind == BrokerEventKind.CONNECTED]) >= 2
 
-    async def main():
-        async with websockets.serve(broker, "127.0.0.1", 0) as server:
-            port = server.sockets[0].getsockname()[1]
-
-            async def sink(event):
-                events.append(event)
-
-            stream = XtsStream(
-                StreamSession(1, f"http://127.0.0.1:{port}", "tok", "U1", client_id="C1"),
-                on_event=sink,
-                backoff=Backoff(base=0.01, cap=0.05),
-            )
-            task = asyncio.ensure_future(stream.run())
-            deadline = time.monotonic() + 10
-            while len([e for e in events if e.kind == BrokerEventKind.CONNECTED]) < 2:
-                assert time.monotonic() < deadline, events
-                await asyncio.sleep(0.02)
-            await stream.stop()
-            await asyncio.wait_for(task, 5)
-            return stream
-
-    stream = loop.run_until_complete(main())
-    loop.close()
+    stream, events = _against_scripted_broker(broker, reconnected, client_id="C1")
     kinds = [e.kind for e in events]
     assert kinds[:3] == [BrokerEventKind.CONNECTED, BrokerEventKind.POSITION, BrokerEventKind.ORDER]
     assert kinds[3] == BrokerEventKind.CONNECTED  # after `41`, reconnected
@@ -407,3 +420,35 @@ def test_every_xts_event_kind_over_a_scripted_socket_io_v2_server():
     assert events[2].order.broker_order_id == "7" and events[2].order.status == LegStatus.OPEN
     assert len(pings) >= 3  # every pingInterval (0.2 s) for a second
     assert stream.reconnects == 1
+
+
+def test_a_row_nested_past_the_json_parsers_depth_is_skipped_on_the_same_connection():
+    """json.loads raises RecursionError (no ValueError) on a row of 100,000 brackets: it
+    escaped the row check and dropped the connection (a reconnect and a full resync per such
+    row). It is an unreadable row like any other; the next event comes on the same socket."""
+    order = {
+        "AppOrderID": 8,
+        "OrderUniqueIdentifier": "u8",
+        "ExchangeSegment": "NSECM",
+        "ExchangeInstrumentID": 1594,
+        "OrderSide": "Buy",
+        "OrderQuantity": 5,
+        "CumulativeQuantity": 0,
+        "OrderStatus": "New",
+    }
+
+    async def broker(websocket):
+        await websocket.send(sio.encode_open("sid1", ping_interval=5, ping_timeout=5))
+        await websocket.send(sio.CONNECT_FRAME)
+        await websocket.send(sio.encode_event("order", "[" * 100_000))
+        await websocket.send(sio.encode_event("order", json.dumps(order)))
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await websocket.wait_closed()
+
+    def ordered(events):
+        return any(e.kind == BrokerEventKind.ORDER for e in events)
+
+    stream, events = _against_scripted_broker(broker, ordered, must=False, timeout=5)
+    assert [e.kind for e in events] == [BrokerEventKind.CONNECTED, BrokerEventKind.ORDER]
+    assert events[1].order.unique_identifier == "u8"
+    assert stream.reconnects == 0
