@@ -303,6 +303,17 @@ def _handle(
         return _error_answer(
             403, "This webhook is switched off", PERMISSION_DENIED, Outcome.REFUSED
         )
+    if not webhook.account.is_active:
+        # A deactivated account is no longer traded: not even the exits of its brackets
+        # that OpenAlgo's strategy webhook would send (its placements check the account,
+        # its exits alone did not), nor a read of its position at the broker.
+        return _error_answer(
+            403,
+            "This webhook's broker account is deactivated: choose an active account for it "
+            "on the strategy page",
+            PERMISSION_DENIED,
+            Outcome.REFUSED,
+        )
     limit = take_group_token("webhook", f"webhook:{webhook.pk}")
     if limit is not None and not limit.allowed:
         answer = _error_answer(

@@ -11,10 +11,19 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
+from accounts.services import deactivate_broker_account
 from orders.alerts import services
 from orders.alerts.models import ReceivedAlert
-from orders.models import Order
-from tests.factories import make_account, make_fair_price, make_instrument, make_strategy, make_user
+from orders.brokers.paper.models import PaperOrder
+from orders.models import Order, OrderLeg
+from tests.factories import (
+    make_account,
+    make_fair_price,
+    make_instrument,
+    make_strategy,
+    make_user,
+    place_protected_bracket,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -383,3 +392,29 @@ def test_a_deactivated_users_webhook_is_a_404(hook):
     hook.user.save()
     assert _post(_url(hook), MARKET_BUY).status_code == 404
     assert not Order.objects.exists() and not ReceivedAlert.objects.exists()
+
+
+def test_a_deactivated_accounts_webhook_places_and_exits_nothing(hook):
+    # The trader deleted (deactivated) the webhook's account: it is no longer traded. A
+    # plain alert's placement refused it, but OpenAlgo's strategy webhook read its position
+    # at the broker and exited the bracket holding it (201, a SELL sent).
+    reliance = make_instrument(symbol="RELIANCE", lot_size=1, tick_size=Decimal("0.05"))
+    make_fair_price(reliance, "100.00")
+    bracket = place_protected_bracket(user=hook.user, account=hook.account, instrument=reliance)
+    deactivate_broker_account(account=hook.account)
+    legs = list(OrderLeg.objects.order_by("id").values_list("id", "status"))
+    paper_orders = PaperOrder.objects.count()
+
+    flat = _post(
+        f"/strategy/webhook/{hook.public_id}/{hook.secret}",
+        {"symbol": "RELIANCE", "action": "SELL", "position_size": 0},
+    )
+    buy = _post(_url(hook), {**MARKET_BUY, "symbol": "RELIANCE"})
+    for refused in (flat, buy):
+        assert refused.status_code == 403, refused.content
+        assert "account is deactivated" in refused.json()["error"]
+    assert list(Order.objects.values_list("id", flat=True)) == [bracket.pk]
+    assert list(OrderLeg.objects.order_by("id").values_list("id", "status")) == legs
+    assert PaperOrder.objects.count() == paper_orders
+    outcomes = set(ReceivedAlert.objects.values_list("outcome", flat=True))
+    assert outcomes == {Outcome.REFUSED}
