@@ -284,6 +284,20 @@ def test_openalgos_strategy_webhook_moves_the_position_to_position_size(hook):
     ]
 
 
+def test_openalgos_strategy_webhook_sent_twice_without_an_id_places_once(hook):
+    # OpenAlgo's strategy module sends no id. A relay's retry (or a duplicate delivery) of
+    # a LIMIT target while the first order still works read the position without it: two
+    # working BUY 5 for a target of 5, long 10 once they fill.
+    url = f"/strategy/webhook/{hook.public_id}/{hook.secret}"
+    body = {"symbol": "ALERTSYM", "action": "BUY", "position_size": 5, "pricetype": "LIMIT"}
+    first = _post(url, {**body, "price": "95"})
+    again = _post(url, {**body, "price": "95.00"})
+    assert first.status_code == 201, first.content
+    assert again.status_code == 200 and again.json()["outcome"] == "duplicate", again.content
+    assert again.json()["order_id"] == first.json()["order_id"]
+    assert list(Order.objects.values_list("side", "quantity", "status")) == [("BUY", 5, "OPEN")]
+
+
 def test_openalgos_strategy_webhook_without_position_size_places_nothing(hook):
     url = f"/strategy/webhook/{hook.public_id}/{hook.secret}"
     response = _post(url, {"symbol": "ALERTSYM", "action": "BUY"})
