@@ -299,7 +299,7 @@ def read_order_id(reader: FieldReader) -> int | None:
         reader.fail("orderid", "is required")
         return None
     raw = _text(reader.body.get("orderid"))
-    if not raw.isdigit() or len(raw) > 18 or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or int(raw) < 1:
         reader.fail("orderid", f"{raw!r} is not an order id of this desk")
         return None
     return int(raw)
