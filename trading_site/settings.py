@@ -512,6 +512,7 @@ LOGGING = {
         "redact": {"()": "trading_site.core.logging.RedactSecretsFilter"},
         "client_error": {"()": "trading_site.core.log_filters.ClientErrorAsWarning"},
         "drop_client_errors": {"()": "trading_site.core.access_log.DropClientErrors"},
+        "redact_path_secrets": {"()": "trading_site.core.access_log.RedactPathSecrets"},
     },
     "formatters": {"json": {"()": "trading_site.core.logging.JsonFormatter"}},
     "handlers": {
@@ -538,7 +539,8 @@ LOGGING = {
         # A body over DATA_UPLOAD_MAX_MEMORY_SIZE (answered 413): a warning, no traceback.
         "django.security.RequestDataTooBig": {"filters": ["client_error"]},
         # One line per request (trading_site.core.access_log): no second one for a 4xx.
-        "django.request": {"filters": ["drop_client_errors"]},
+        # ... and a 5xx's line names the path without a webhook's secret.
+        "django.request": {"filters": ["drop_client_errors", "redact_path_secrets"]},
         "django.server": {"level": "WARNING"},
     },
 }

@@ -5,7 +5,8 @@ Lenient about form, strict about meaning:
 - keys in any case, with `-` or spaces for `_` ("Stop-Loss" is `stop_loss`), and a few
   common aliases (`ticker` for `symbol`, `qty` for `quantity`, `sl` for `stop_loss`...);
   unknown keys are ignored (alert templates carry notes, times, indicator values);
-- numbers as JSON numbers or strings ("2450.5", " 10 ", "1,250");
+- numbers as JSON numbers or strings ("2450.5", " 10 ", "1,250", "1,25,000"; a comma
+  that groups no thousands, a decimal comma's "1,5", is refused, not read as 15);
 - but an alert that could mean two things is refused: a key given twice under two names
   with different values, both `quantity` and `lots`, a fractional quantity, a target
   without a stop-loss, a limit order without a price, an unknown action or order type.

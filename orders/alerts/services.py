@@ -26,6 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, Strategy, User
+from orders.alerts import selectors
 from orders.alerts.models import AlertWebhook, ReceivedAlert
 from orders.alerts.parsing import (
     AlertInvalid,
@@ -303,6 +304,17 @@ def _handle(
         return _error_answer(
             403, "This webhook is switched off", PERMISSION_DENIED, Outcome.REFUSED
         )
+    if not webhook.account.is_active:
+        # A deactivated account is no longer traded: not even the exits of its brackets
+        # that OpenAlgo's strategy webhook would send (its placements check the account,
+        # its exits alone did not), nor a read of its position at the broker.
+        return _error_answer(
+            403,
+            "This webhook's broker account is deactivated: choose an active account for it "
+            "on the strategy page",
+            PERMISSION_DENIED,
+            Outcome.REFUSED,
+        )
     limit = take_group_token("webhook", f"webhook:{webhook.pk}")
     if limit is not None and not limit.allowed:
         answer = _error_answer(
@@ -466,6 +478,33 @@ def _target_instrument(order: AlertOrder) -> Instrument:
         raise AlertInvalid(exc.details) from None
 
 
+def _repeat_key(webhook: AlertWebhook, order: AlertOrder, product: str) -> str:
+    """The idempotency key of an OpenAlgo strategy alert sent without an `id` (OpenAlgo's
+    strategy module sends none): the same alert again within OPENALGO_IDEMPOTENCY_SECONDS (a
+    relay's retry, a duplicate delivery) is the same order, as the same request is on the
+    OpenAlgo API (orders.openalgo.idempotency). Its target is a state, not a trade: a copy
+    arriving while the first order still worked read the position without it and placed the
+    difference again (long 10 for a target of 5). The previous window's key is kept while
+    its order is younger than a window, so a retry across a window's edge still finds it."""
+    seconds = int(settings.OPENALGO_IDEMPOTENCY_SECONDS)
+    if seconds <= 0:
+        return ""
+    prices = [p.normalize() if p is not None else None for p in (order.price, order.trigger_price)]
+    content = repr(
+        (order.symbol.upper(), order.exchange_segment, order.side, order.order_type, *prices)
+        + (product, order.target_position)
+    )
+    digest = hashlib.sha256(content.encode()).hexdigest()[:24]
+    now = timezone.now()
+    window = int(now.timestamp() // seconds)
+    previous = client_order_id_for(webhook, f"auto-{window - 1}-{digest}")
+    if selectors.placed_with_key_since(
+        user_id=webhook.user_id, client_order_id=previous, since=now - timedelta(seconds=seconds)
+    ):
+        return previous
+    return client_order_id_for(webhook, f"auto-{window}-{digest}")
+
+
 def _reach_target(webhook: AlertWebhook, order: AlertOrder) -> AlertAnswer:
     """OpenAlgo's strategy webhook: the order for the difference between the account's live
     position (this instrument and product) and the alert's target; none when it is there.
@@ -474,7 +513,11 @@ def _reach_target(webhook: AlertWebhook, order: AlertOrder) -> AlertAnswer:
     (orders.services.position_changes.change_position_live)."""
     instrument = _target_instrument(order)
     product = order.product or webhook.default_product
-    key = client_order_id_for(webhook, order.alert_id) if order.alert_id else ""
+    key = (
+        client_order_id_for(webhook, order.alert_id)
+        if order.alert_id
+        else _repeat_key(webhook, order, product)
+    )
     target = order.target_position
     assert target is not None  # a target-position alert names it
     live = change_position_live(

@@ -9,6 +9,7 @@ placed. Unknown fields are ignored (they still count for idempotency: see servic
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -25,6 +26,8 @@ from orders.openalgo.mapping import (
 
 MAX_INTEGER = 2**31 - 1
 MAX_TEXT = 100
+# Commas that group thousands, as the West writes them (1,250,000) or India (12,50,000).
+_GROUPED = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d{1,2}(?:,\d{2})*,\d{3})(?:\.\d*)?")
 
 
 class OpenAlgoInvalid(ValueError):
@@ -58,14 +61,19 @@ def unstorable_text(text: str) -> str | None:
 
 
 def finite_decimal(value: Any) -> Decimal | None:
-    """A finite number from a JSON number or string; None when it is not one. A number
-    past decimal's exponent range (1e999999999) is not one either: its first arithmetic (an
-    abs, a difference) would raise Overflow."""
+    """A finite number from a JSON number or string (commas only grouping thousands);
+    None when it is not one. A number past decimal's exponent range (1e999999999) is not
+    one either: its first arithmetic (an abs, a difference) would raise Overflow."""
     if isinstance(value, bool) or value is None or isinstance(value, dict | list):
         return None
     if isinstance(value, float):
         value = repr(value)
-    text = str(value).strip().replace(",", "")
+    text = str(value).strip()
+    if "," in text:
+        # Only thousands separators: a decimal comma's "1,5" is not 15.
+        if not _GROUPED.fullmatch(text):
+            return None
+        text = text.replace(",", "")
     if not text:
         return None
     try:
@@ -299,7 +307,7 @@ def read_order_id(reader: FieldReader) -> int | None:
         reader.fail("orderid", "is required")
         return None
     raw = _text(reader.body.get("orderid"))
-    if not raw.isdigit() or len(raw) > 18 or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or int(raw) < 1:
         reader.fail("orderid", f"{raw!r} is not an order id of this desk")
         return None
     return int(raw)

@@ -397,10 +397,12 @@ def split_quantities(total: int, size: int) -> list[int]:
     if size <= 0:
         raise MappingError("splitsize", "must be a positive whole number")
     full, rest = divmod(total, size)
-    pieces = [size] * full + ([rest] if rest else [])
-    if len(pieces) > MAX_SPLIT_ORDERS:
+    count = full + (1 if rest else 0)
+    # Counted before any piece is made: 2,147,483,647 in pieces of 1 is a list of two
+    # billion pieces (17 GB), which took the web process down before it was refused.
+    if count > MAX_SPLIT_ORDERS:
         raise MappingError(
             "splitsize",
-            f"{total} in pieces of {size} is {len(pieces)} orders; at most {MAX_SPLIT_ORDERS}",
+            f"{total} in pieces of {size} is {count} orders; at most {MAX_SPLIT_ORDERS}",
         )
-    return pieces
+    return [size] * full + ([rest] if rest else [])

@@ -73,7 +73,9 @@ class Caller:
         return f"openalgo:key:{self.api_key.pk}"
 
 
-def caller_for(api_key: ApiKey) -> Caller:
+def caller_for(api_key: ApiKey, *, switching_analyzer: bool = False) -> Caller:
+    """The key's caller; `switching_analyzer`: for analyzer/toggle, which acts on the key
+    itself, so a deactivated paper twin does not refuse it (switching off is the way out)."""
     bound = (
         BrokerAccount.objects.filter(pk=api_key.bound_account_id, user_id=api_key.user_id).first()
         if api_key.bound_account_id is not None
@@ -85,19 +87,27 @@ def caller_for(api_key: ApiKey) -> Caller:
             details={"apikey": ["bound to a deactivated broker account"]},
         )
     account = bound
-    if api_key.analyzer_mode:
-        account = paper_twin_for(account=bound)
-        if not account.is_active:
-            raise PermissionDenied(
-                f"The analyzer's paper account {account.account_name!r} is deactivated: "
-                "reactivate it, or switch analyzer mode off",
-                details={"apikey": ["analyzer mode on a deactivated paper account"]},
-            )
+    if api_key.analyzer_mode and not switching_analyzer:
+        account = _active_twin(bound)
     return Caller(api_key=api_key, user=api_key.user, bound_account=bound, account=account)
 
 
+def _active_twin(bound: BrokerAccount) -> BrokerAccount:
+    twin = paper_twin_for(account=bound)
+    if not twin.is_active:
+        raise PermissionDenied(
+            f"The analyzer's paper account {twin.account_name!r} is deactivated: "
+            "reactivate it, or switch analyzer mode off",
+            details={"apikey": ["analyzer mode on a deactivated paper account"]},
+        )
+    return twin
+
+
 def set_analyzer(*, caller: Caller, enabled: bool) -> Caller:
-    """Switch the key's analyzer mode; the twin is made now when switching it on."""
+    """Switch the key's analyzer mode; the twin is made now when switching it on (and a
+    deactivated twin refuses that before the mode changes)."""
+    if enabled:
+        _active_twin(caller.bound_account)
     set_analyzer_mode(api_key=caller.api_key, enabled=enabled)
     return caller_for(caller.api_key)
 

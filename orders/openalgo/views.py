@@ -146,6 +146,9 @@ class OpenAlgoView(APIView):
     places_orders = False
     # Run once per request content within the idempotency window (the placing calls).
     runs_once = False
+    # Acts on the key's analyzer mode itself (analyzer/toggle): its paper twin's state does
+    # not refuse it.
+    switches_analyzer = False
     endpoint = ""
 
     # Its OpenAPI operation on `post`, tagged OpenAlgo: summarised as "<endpoint>: <summary>",
@@ -176,7 +179,7 @@ class OpenAlgoView(APIView):
         return openalgo_exception_handler
 
     def post(self, request, *args, **kwargs):
-        caller = services.caller_for(request.auth)
+        caller = services.caller_for(request.auth, switching_analyzer=self.switches_analyzer)
         body = dict(request.data)
 
         def handle(claim_id: int | None) -> Answer:
@@ -926,6 +929,7 @@ class AnalyzerStatusView(_DataView):
 class AnalyzerToggleView(OpenAlgoView):
     # Where the key's orders go is a trading decision: a trade key's.
     places_orders = True
+    switches_analyzer = True
     endpoint = "analyzer/toggle"
 
     summary = "mode true sends the key's orders to a paper twin"

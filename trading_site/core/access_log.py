@@ -3,7 +3,8 @@
 It is the only access log: gunicorn runs without `--access-logfile`, daphne without an
 access stream, and Django's own "django.request" warnings for 4xx answers are dropped
 (`DropClientErrors`): the line here already says 404 or 400. 5xx errors still log their
-traceback through "django.request". The query string is left out (it can carry tokens:
+traceback through "django.request", naming the path as this line does (`RedactPathSecrets`).
+The query string is left out (it can carry tokens:
 `?token=` on the WebSocket path, filters the trader typed), and so is a secret the URL
 carries in its path (an alert webhook's `/hooks/alerts/<id>/<secret>`): the route's
 `secret` part is logged as "[redacted]"; on a path that matched no route (a webhook URL
@@ -77,3 +78,25 @@ class DropClientErrors(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         status = getattr(record, "status_code", None)
         return not (isinstance(status, int) and status < 500)
+
+
+class RedactPathSecrets(logging.Filter):
+    """On "django.request": a 5xx's "Internal Server Error: <path>" line, and the request it
+    carries (logged as its text, query string included), name the path as the access line
+    does. A webhook failing inside the desk (MariaDB restarting, a lock wait) logged its
+    secret there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        path = getattr(request, "path", None)
+        if request is None or not isinstance(path, str):
+            return True
+        loggable = _loggable_path(request)
+        record.msg = record.getMessage().replace(path, loggable)
+        record.args = None
+        # The request's own id, read before the request itself is replaced by its text.
+        record.request_id = getattr(record, "request_id", None) or getattr(
+            request, "request_id", "-"
+        )
+        record.request = f"{request.method} {loggable}"
+        return True

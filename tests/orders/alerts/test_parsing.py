@@ -82,6 +82,9 @@ def test_order_types_in_broker_words():
         ({"symbol": "X", "action": "BUY", "quantity": "1.5"}, "quantity"),
         ({"symbol": "X", "action": "BUY", "quantity": -3}, "quantity"),
         ({"symbol": "X", "action": "BUY", "quantity": True}, "quantity"),
+        # A decimal comma: "1,5" lots were read as 15, a price of "2450,5" as 24505.
+        ({"symbol": "X", "action": "BUY", "lots": "1,5"}, "lots"),
+        ({"symbol": "X", "action": "BUY", "quantity": 1, "price": "2450,5"}, "price"),
         ({"symbol": "X", "action": "BUY", "quantity": 1, "lots": 1}, "quantity"),
         ({"symbol": "X", "action": "BUY", "quantity": 1, "price": "abc"}, "price"),
         ({"symbol": "X", "action": "BUY", "quantity": 1, "price": "NaN"}, "price"),

@@ -11,10 +11,19 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
+from accounts.services import deactivate_broker_account
 from orders.alerts import services
 from orders.alerts.models import ReceivedAlert
-from orders.models import Order
-from tests.factories import make_account, make_fair_price, make_instrument, make_strategy, make_user
+from orders.brokers.paper.models import PaperOrder
+from orders.models import Order, OrderLeg
+from tests.factories import (
+    make_account,
+    make_fair_price,
+    make_instrument,
+    make_strategy,
+    make_user,
+    place_protected_bracket,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -275,6 +284,20 @@ def test_openalgos_strategy_webhook_moves_the_position_to_position_size(hook):
     ]
 
 
+def test_openalgos_strategy_webhook_sent_twice_without_an_id_places_once(hook):
+    # OpenAlgo's strategy module sends no id. A relay's retry (or a duplicate delivery) of
+    # a LIMIT target while the first order still works read the position without it: two
+    # working BUY 5 for a target of 5, long 10 once they fill.
+    url = f"/strategy/webhook/{hook.public_id}/{hook.secret}"
+    body = {"symbol": "ALERTSYM", "action": "BUY", "position_size": 5, "pricetype": "LIMIT"}
+    first = _post(url, {**body, "price": "95"})
+    again = _post(url, {**body, "price": "95.00"})
+    assert first.status_code == 201, first.content
+    assert again.status_code == 200 and again.json()["outcome"] == "duplicate", again.content
+    assert again.json()["order_id"] == first.json()["order_id"]
+    assert list(Order.objects.values_list("side", "quantity", "status")) == [("BUY", 5, "OPEN")]
+
+
 def test_openalgos_strategy_webhook_without_position_size_places_nothing(hook):
     url = f"/strategy/webhook/{hook.public_id}/{hook.secret}"
     response = _post(url, {"symbol": "ALERTSYM", "action": "BUY"})
@@ -383,3 +406,29 @@ def test_a_deactivated_users_webhook_is_a_404(hook):
     hook.user.save()
     assert _post(_url(hook), MARKET_BUY).status_code == 404
     assert not Order.objects.exists() and not ReceivedAlert.objects.exists()
+
+
+def test_a_deactivated_accounts_webhook_places_and_exits_nothing(hook):
+    # The trader deleted (deactivated) the webhook's account: it is no longer traded. A
+    # plain alert's placement refused it, but OpenAlgo's strategy webhook read its position
+    # at the broker and exited the bracket holding it (201, a SELL sent).
+    reliance = make_instrument(symbol="RELIANCE", lot_size=1, tick_size=Decimal("0.05"))
+    make_fair_price(reliance, "100.00")
+    bracket = place_protected_bracket(user=hook.user, account=hook.account, instrument=reliance)
+    deactivate_broker_account(account=hook.account)
+    legs = list(OrderLeg.objects.order_by("id").values_list("id", "status"))
+    paper_orders = PaperOrder.objects.count()
+
+    flat = _post(
+        f"/strategy/webhook/{hook.public_id}/{hook.secret}",
+        {"symbol": "RELIANCE", "action": "SELL", "position_size": 0},
+    )
+    buy = _post(_url(hook), {**MARKET_BUY, "symbol": "RELIANCE"})
+    for refused in (flat, buy):
+        assert refused.status_code == 403, refused.content
+        assert "account is deactivated" in refused.json()["error"]
+    assert list(Order.objects.values_list("id", flat=True)) == [bracket.pk]
+    assert list(OrderLeg.objects.order_by("id").values_list("id", "status")) == legs
+    assert PaperOrder.objects.count() == paper_orders
+    outcomes = set(ReceivedAlert.objects.values_list("outcome", flat=True))
+    assert outcomes == {Outcome.REFUSED}

@@ -10,6 +10,7 @@ import pytest
 from orders.openalgo.fields import (
     FieldReader,
     OpenAlgoInvalid,
+    finite_decimal,
     read_order,
     read_order_id,
     read_strategy,
@@ -83,7 +84,9 @@ def test_every_broken_field_is_named_at_once_with_the_item_prefix():
     assert {"orders[2].symbol", "orders[2].action", "orders[2].quantity"} <= set(reader.errors)
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-3", "1" * 19, ""])
+# "²" is a digit to str.isdigit but not to int(): orderstatus, cancelorder and modifyorder
+# answered 500; "١٢٣" (Arabic-Indic digits) named order 123.
+@pytest.mark.parametrize("value", ["abc", "0", "-3", "1" * 19, "", "²", "١٢٣"])
 def test_an_order_id_that_is_not_the_desks_is_named(value):
     reader = FieldReader({"orderid": value})
     assert read_order_id(reader) is None and "orderid" in reader.errors
@@ -120,3 +123,12 @@ def test_a_huge_whole_number_is_refused_by_its_size_before_it_is_converted(value
         "must be at most 2147483647 in size"
     ]
     assert time.monotonic() - started < 1
+
+
+@pytest.mark.parametrize("text", ["1,5", "2450,5", "1,2,5,0", "10,00", "1,2345", ",5", "5,"])
+def test_a_comma_that_groups_no_thousands_is_not_a_number(text):
+    # Every comma was dropped: a decimal comma's "1,5" lots read as 15, "2450,5" as 24505.
+    # Thousands as written in the West and in India still read.
+    assert finite_decimal(text) is None
+    assert finite_decimal("1,250") == 1250 and finite_decimal("2,450.50") == Decimal("2450.50")
+    assert finite_decimal("1,25,000") == 125000 and finite_decimal("-1,000,000") == -1000000

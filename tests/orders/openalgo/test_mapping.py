@@ -242,3 +242,12 @@ def test_split_quantities_put_the_remainder_last_and_cap_the_count():
     with pytest.raises(MappingError) as caught:
         m.split_quantities(1000, 1)
     assert caught.value.field == "splitsize"
+
+
+def test_a_split_into_too_many_pieces_is_refused_before_a_piece_is_made():
+    # Any trade key's splitorder of the largest quantity in pieces of 1 built a list of two
+    # billion pieces (17 GB) before counting them: the web process was killed.
+    with pytest.raises(MappingError) as caught:
+        m.split_quantities(2**31 - 1, 1)
+    assert caught.value.field == "splitsize"
+    assert "2147483647 orders" in caught.value.message

@@ -17,6 +17,7 @@ import pytest
 from django.core.cache import cache
 
 from accounts.models import BrokerAccount, Strategy
+from accounts.services import deactivate_broker_account
 from orders.alerts.services import save_webhook
 from orders.brokers.paper.models import PaperBook, PaperOrder, PaperTrade
 from orders.models import Order, OrderEvent, OrderLeg
@@ -485,6 +486,23 @@ def test_analyzer_mode_sends_orders_to_a_paper_twin_of_the_bound_account(desk):
     assert positions(client) == {("RELIANCE", "MIS"): 1}
     ok(client.analyzertoggle(mode=True))
     assert BrokerAccount.objects.filter(paper_twin_of=desk.account).count() == 1  # the same twin
+
+
+def test_a_key_whose_paper_twin_was_deleted_can_switch_analyzer_mode_off(desk):
+    # The trader deleted the "(analyzer)" paper account: every call says "reactivate it, or
+    # switch analyzer mode off", and switching it off was refused with that same answer
+    # (the toggle is a call of the key too): the key was stuck until the account came back.
+    client = desk.client()
+    ok(client.analyzertoggle(mode=True))
+    deactivate_broker_account(account=BrokerAccount.objects.get(paper_twin_of=desk.account))
+    order = dict(symbol="RELIANCE", action="BUY", exchange="NSE", quantity=1)
+    assert "switch analyzer mode off" in refused(client.placeorder(**order), 403)
+    assert "is deactivated" in refused(client.analyzertoggle(mode=True), 403)
+
+    assert ok(client.analyzertoggle(mode=False))["data"]["mode"] == "live"
+    live = ok(client.placeorder(**order))
+    assert live["mode"] == "live"
+    assert Order.objects.get(pk=int(live["orderid"])).account_id == desk.account.pk
 
 
 # ---- errors change nothing ------------------------------------------------------------------------

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 
 import pytest
+from django.db import connection, transaction
+from django.test import Client
 
+from orders.alerts.models import AlertWebhook
+from orders.alerts.services import save_webhook
+from tests.factories import make_account, make_strategy, make_user
+from tests.servers import held_by_another_worker
 from trading_site.core.logging import JsonFormatter, RedactSecretsFilter, RequestIdFilter
 from trading_site.core.request_context import request_id_var
 
@@ -171,3 +178,41 @@ def test_a_secret_in_a_path_no_route_matched_is_not_logged(client):
     (line,) = handler.lines
     assert secret not in json.dumps(line)
     assert line["path"] == "/hooks/alerts/TFqwTJWB/[redacted]/extra"
+
+
+@contextmanager
+def _row_locked(webhook):
+    with transaction.atomic():
+        AlertWebhook.objects.select_for_update().get(pk=webhook.pk)
+        yield
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_failing_inside_the_desk_does_not_log_its_secret():
+    # The alert cannot be written (its webhook's row is locked by another worker past this
+    # connection's lock wait, as when MariaDB is restarting): a 500, whose "django.request"
+    # line named the path, secret included, in its message and in its request.
+    user = make_user()
+    webhook = save_webhook(strategy=make_strategy(user=user), account=make_account(user=user))
+    handler = _Collect()
+    logger = logging.getLogger("django.request")
+    logger.addHandler(handler)
+    try:
+        with held_by_another_worker(lambda: _row_locked(webhook)):
+            with connection.cursor() as cursor:
+                cursor.execute("SET SESSION innodb_lock_wait_timeout = 1")
+            response = Client(raise_request_exception=False).post(
+                f"/hooks/alerts/{webhook.public_id}/{webhook.secret}",
+                data=json.dumps({"symbol": "X", "action": "BUY", "quantity": 1}),
+                content_type="application/json",
+                HTTP_X_REQUEST_ID="req-500",
+            )
+    finally:
+        logger.removeHandler(handler)
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION innodb_lock_wait_timeout = DEFAULT")
+    assert response.status_code == 500
+    (line,) = handler.lines
+    assert webhook.secret not in json.dumps(line)
+    assert line["message"] == f"Internal Server Error: /hooks/alerts/{webhook.public_id}/[redacted]"
+    assert line["request_id"] == "req-500" and "Lock wait timeout" in line["exc"]
