@@ -86,17 +86,22 @@ def trailing_move(
     fair_price: Decimal,
     trigger: Decimal,
     step: Decimal,
+    tick_size: Decimal,
 ) -> TrailMove | None:
     """Move the stop (and the limit by as much, keeping the gap) by `step` for every full
     `trigger` the price has run in the position's favour since the reference. A SELL stop
-    protects a long (price rising is favourable); a BUY stop protects a short."""
+    protects a long (price rising is favourable); a BUY stop protects a short. The move is
+    a whole number of ticks (a strategy's step is one number for instruments of every tick
+    size): rounded down, never further than the steps asked; less than a tick is no move."""
     if trigger <= 0 or step <= 0:
         return None
     favourable = fair_price - reference_price if sl_side == SELL else reference_price - fair_price
     if favourable < trigger:
         return None
     times = (favourable / trigger).to_integral_value(rounding=ROUND_FLOOR)
-    shift = step * times
+    shift = _to_tick(step * times, tick_size, ROUND_FLOOR)
+    if shift <= 0:
+        return None
     direction = 1 if sl_side == SELL else -1
     new_stop = stop_price + direction * shift
     # A stop never crosses the price it protects against.

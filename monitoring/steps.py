@@ -393,6 +393,7 @@ def _trail(leg: StopLimitLeg, fair: FairPrice) -> tuple[bool, str | None]:
         fair_price=price,
         trigger=trigger,
         step=step,
+        tick_size=leg.tick_size or Decimal(0),
     )
     if move is None:
         return False, None

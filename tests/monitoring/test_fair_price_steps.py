@@ -145,6 +145,21 @@ def test_trailing_stop_loss_follows_the_price_up_by_steps(desk):
     assert Order.objects.get(pk=order.pk).status in (Order.Status.FILLED, "FILLED")
 
 
+def test_a_trailing_step_off_the_tick_grid_moves_whole_ticks(desk):
+    # One strategy serves instruments of every tick size: a step of 0.03 on this 0.05 tick
+    # sent 980.06 to the broker, which refused it every cycle, so the stop never trailed.
+    user, account, instrument = desk
+    strategy = make_strategy(
+        user=user, trailing_sl_enabled=True, trailing_sl_trigger=D("5"), trailing_sl_step=D("0.03")
+    )
+    _order, sl = _protected_long(desk, strategy)
+    reprice_stop_loss_legs(_state(user, account))  # first sight: the reference is set
+    set_price_and_match(instrument, "1001")  # two full triggers: 0.06, one whole tick
+    assert reprice_stop_loss_legs(_state(user, account))["trailed"] == 1
+    sl.refresh_from_db()
+    assert (sl.stop_price, sl.limit_price) == (D("980.05"), D("979.05"))
+
+
 def test_a_broker_refusal_is_reported_as_the_steps_error(desk):
     user, account, instrument = desk
     order, sl = _protected_long(desk)
