@@ -47,23 +47,27 @@ def repriced_limit(
     sell_fair: Decimal | None,
     max_slippage_pct: Decimal,
     tick_size: Decimal,
+    anchor_price: Decimal | None = None,
 ) -> Decimal | None:
-    """The new limit for a stuck stop-limit leg, or None when it needs no change."""
+    """The new limit for a stuck stop-limit leg, or None when it needs no change. The bound
+    is measured from `anchor_price` (the limit before re-pricing began: cycle after cycle
+    the limit never runs further than the bound from it), else from the current limit."""
     if limit_price is None or not is_stuck(
         side=side, stop_price=stop_price, buy_fair=buy_fair, sell_fair=sell_fair
     ):
         return None
-    bound = limit_price * max_slippage_pct / Decimal(100)
+    anchor = limit_price if anchor_price is None else anchor_price
+    bound = anchor * max_slippage_pct / Decimal(100)
     if side == BUY:
         assert buy_fair is not None  # is_stuck needs it
         # Round towards filling (up), but never past the slippage bound.
         target = _to_tick(buy_fair, tick_size, ROUND_CEILING)
-        cap = limit_price + bound
+        cap = anchor + bound
         new = target if target <= cap else _to_tick(cap, tick_size, ROUND_FLOOR)
         return new if new > limit_price else None
     assert sell_fair is not None  # is_stuck needs it
     target = _to_tick(sell_fair, tick_size, ROUND_FLOOR)
-    floor = limit_price - bound
+    floor = anchor - bound
     new = target if target >= floor else _to_tick(floor, tick_size, ROUND_CEILING)
     return new if new < limit_price and new > 0 else None
 

@@ -10,7 +10,7 @@ import pytest
 from monitoring.pipeline import CycleState, StepFailed
 from monitoring.steps import CycleContext, reprice_entry_legs, reprice_stop_loss_legs
 from orders.models import Order, OrderEvent, OrderLeg
-from orders.services import place_protective_legs
+from orders.services import modify_order, place_protective_legs
 from tests.factories import (
     make_desk,
     make_strategy,
@@ -92,6 +92,34 @@ def test_entry_repricing_stops_at_the_slippage_bound(desk):
     assert entry.limit_price == D("1006.00")  # 1001 + 0.5 % = 1006.005, floored to the tick
 
 
+def test_entry_repricing_never_runs_past_the_bound_from_the_traders_limit(desk):
+    # The bound is the trader's limit on slippage, not a step per cycle: with the market
+    # away for good, each minute's re-pricing moved the limit one more bound up (1006, 1011,
+    # 1016, ...) until it paid whatever the market asked.
+    user, account, instrument = desk
+    strategy = make_strategy(user=user, max_slippage_pct=D("0.5"))
+    order = _stop_limit_entry(desk, strategy)
+    _price_moves(desk, "1040")
+    assert reprice_entry_legs(_state(user, account)) == {"repriced": 1}
+    for _cycle in range(2):
+        assert reprice_entry_legs(_state(user, account)) == {"repriced": 0}
+    entry = _leg(order, OrderLeg.Role.ENTRY)
+    assert entry.limit_price == D("1006.00")  # 1001 + 0.5 %, however many cycles
+    assert OrderEvent.objects.filter(leg=entry, kind="leg_repriced").count() == 1
+
+
+def test_a_traders_own_new_limit_is_the_bound_from_then_on(desk):
+    user, account, instrument = desk
+    strategy = make_strategy(user=user, max_slippage_pct=D("0.5"))
+    order = _stop_limit_entry(desk, strategy)
+    _price_moves(desk, "1040")
+    reprice_entry_legs(_state(user, account))  # 1006.00, the bound from 1001
+    modify_order(order=order, actor=f"user:{user.pk}", limit_price=D("1020"))
+    _price_moves(desk, "1040")
+    assert reprice_entry_legs(_state(user, account)) == {"repriced": 1}
+    assert _leg(order, OrderLeg.Role.ENTRY).limit_price == D("1025.10")  # 1020 + 0.5 %
+
+
 def test_untriggered_entry_is_left_alone(desk):
     user, account, instrument = desk
     order = _stop_limit_entry(desk)
@@ -124,10 +152,13 @@ def test_stuck_stop_loss_is_repriced_down_to_the_sell_fair_price(desk):
     _assert_fills_at(desk, sl, "976")
 
 
-def test_trailing_stop_loss_follows_the_price_up_by_steps(desk):
+def _trail_two_triggers(desk, step):
+    """A protected long under a strategy trailing by `step` per trigger of 5: the first
+    sight sets the reference, then the price runs two full triggers up and step 6 runs.
+    Returns the order, its stop-loss leg (read again) and step 6's details."""
     user, account, instrument = desk
     strategy = make_strategy(
-        user=user, trailing_sl_enabled=True, trailing_sl_trigger=D("5"), trailing_sl_step=D("2")
+        user=user, trailing_sl_enabled=True, trailing_sl_trigger=D("5"), trailing_sl_step=D(step)
     )
     order, sl = _protected_long(desk, strategy)
     reprice_stop_loss_legs(_state(user, account))  # first sight: the reference is set
@@ -138,8 +169,13 @@ def test_trailing_stop_loss_follows_the_price_up_by_steps(desk):
         instrument, "1001"
     )  # sell fair 1000.95: two full triggers above the reference
     details = reprice_stop_loss_legs(_state(user, account))
-    assert details["trailed"] == 1
     sl.refresh_from_db()
+    return order, sl, details
+
+
+def test_trailing_stop_loss_follows_the_price_up_by_steps(desk):
+    order, sl, details = _trail_two_triggers(desk, "2")
+    assert details["trailed"] == 1
     assert (sl.stop_price, sl.limit_price) == (D("984"), D("983"))
     assert sl.trail_reference_price == D("999.95")
     assert Order.objects.get(pk=order.pk).status in (Order.Status.FILLED, "FILLED")
@@ -148,15 +184,8 @@ def test_trailing_stop_loss_follows_the_price_up_by_steps(desk):
 def test_a_trailing_step_off_the_tick_grid_moves_whole_ticks(desk):
     # One strategy serves instruments of every tick size: a step of 0.03 on this 0.05 tick
     # sent 980.06 to the broker, which refused it every cycle, so the stop never trailed.
-    user, account, instrument = desk
-    strategy = make_strategy(
-        user=user, trailing_sl_enabled=True, trailing_sl_trigger=D("5"), trailing_sl_step=D("0.03")
-    )
-    _order, sl = _protected_long(desk, strategy)
-    reprice_stop_loss_legs(_state(user, account))  # first sight: the reference is set
-    set_price_and_match(instrument, "1001")  # two full triggers: 0.06, one whole tick
-    assert reprice_stop_loss_legs(_state(user, account))["trailed"] == 1
-    sl.refresh_from_db()
+    _order, sl, details = _trail_two_triggers(desk, "0.03")  # 0.06: one whole tick
+    assert details["trailed"] == 1
     assert (sl.stop_price, sl.limit_price) == (D("980.05"), D("979.05"))
 
 
