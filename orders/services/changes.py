@@ -22,7 +22,7 @@ from orders.services.broker_calls import apply_answer_row, cancel_at_broker, mod
 from orders.services.exclusion import account_exclusion
 from orders.services.lifecycle import apply_accepted_change
 from orders.services.sync import LEG_SYNC_FIELDS, roll_up_orders
-from orders.validation import check_leg_change
+from orders.validation import check_leg_change, plain
 from trading_site.core.errors import (
     BrokerRejectedError,
     BrokerUnavailableError,
@@ -223,6 +223,13 @@ def _modify_leg(
             else:
                 order.sl_price = stop_price
                 order_fields.append("sl_price")
+        elif leg.role == Role.TAKE_PROFIT and leg.target_index is not None:
+            # Likewise a moved target: later fills' legs for it use its new price.
+            targets = [dict(target) for target in order.targets or []]
+            if limit_price is not None and leg.target_index < len(targets):
+                targets[leg.target_index]["price"] = plain(limit_price)
+                order.targets = targets
+                order_fields.append("targets")
         order.save(update_fields=order_fields)
         _record_answered_change(
             order, leg, ack, kind=kind, actor=actor, before=before, done="modified", notify=True
