@@ -372,10 +372,11 @@ def _reprice_stuck(
     repriced, errors = [], []
     for leg, new_limit in moves:
         try:
-            order_services.reprice_leg(
+            changed = order_services.reprice_leg(
                 leg_id=leg.id, account_id=leg.account_id, new_limit_price=new_limit, actor=ACTOR
             )
-            repriced.append(leg.id)
+            if changed.limit_price != leg.limit_price:  # the service may hold it back
+                repriced.append(leg.id)
         except Exception as exc:
             errors.append(f"re-pricing {leg.role} leg {leg.unique_identifier} failed: {exc}")
     return repriced, errors

@@ -304,7 +304,7 @@ def _reprice_leg(
     new_stop_price: Decimal | None,
     actor: str,
 ) -> OrderLeg:
-    leg = OrderLeg.objects.select_related("order", "order__account").get(
+    leg = OrderLeg.objects.select_related("order", "order__account", "order__instrument").get(
         pk=leg_id, account_id=account_id
     )
     order = leg.order
@@ -318,6 +318,7 @@ def _reprice_leg(
         (new_limit_price if new_limit_price is not None else leg.limit_price) if has_limit else None
     )
     stop = new_stop_price if new_stop_price is not None else leg.stop_price
+    limit = _short_of_targets(order, leg, limit)
     if limit == leg.limit_price and stop == leg.stop_price:
         return leg
     return _modify_leg(
@@ -330,6 +331,21 @@ def _reprice_leg(
         kind=EventKind.LEG_REPRICED,
         failed_kind=EventKind.LEG_REPRICED_FAILED,
     )
+
+
+def _short_of_targets(order: Order, leg: OrderLeg, limit: Decimal | None) -> Decimal | None:
+    """A re-priced bracket entry's limit kept where a trader's modify may put it
+    (`_check_bracket_prices`): at most one tick short of the nearest target, so the desk
+    never buys above (or sells below) the price the trader means to take profit at."""
+    if order.kind != Order.Kind.BRACKET or leg.role != Role.ENTRY or limit is None:
+        return limit
+    targets = [Decimal(str(t["price"])) for t in order.targets or []]
+    if not targets:
+        return limit
+    tick = order.instrument.tick_size or Decimal("0.0001")
+    if order.side == Side.BUY:
+        return min(limit, min(targets) - tick)
+    return max(limit, max(targets) + tick)
 
 
 # ---- cancel ------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def _state(user, account) -> CycleState:
     return CycleState(context=CycleContext(user_id=user.pk, cycle_key="t", accounts=[account]))
 
 
-def _stop_limit_entry(desk, strategy=None):
+def _stop_limit_entry(desk, strategy=None, tp="1100"):
     """BUY 10, a stop-limit entry: stop 1000, limit 1001 (the price is 990); SL 970, TP 1100."""
     user, account, instrument = desk
     return place_bracket(
@@ -42,7 +42,7 @@ def _stop_limit_entry(desk, strategy=None):
         entry="1001",
         stop="1000",
         sl="970",
-        tp="1100",
+        tp=tp,
         strategy=strategy,
     )
 
@@ -118,6 +118,19 @@ def test_a_traders_own_new_limit_is_the_bound_from_then_on(desk):
     _price_moves(desk, "1040")
     assert reprice_entry_legs(_state(user, account)) == {"repriced": 1}
     assert _leg(order, OrderLeg.Role.ENTRY).limit_price == D("1025.10")  # 1020 + 0.5 %
+
+
+def test_entry_repricing_stays_short_of_the_brackets_target(desk):
+    # A bracket's entry must stay short of its targets (a trader's modify is refused past
+    # them): re-pricing bought at 1011 above the 1005 target, which then sold at a loss.
+    user, account, instrument = desk
+    strategy = make_strategy(user=user, max_slippage_pct=D("1"))
+    order = _stop_limit_entry(desk, strategy, tp="1005")
+    _price_moves(desk, "1040")
+    assert reprice_entry_legs(_state(user, account)) == {"repriced": 1}
+    entry = _leg(order, OrderLeg.Role.ENTRY)
+    assert entry.limit_price == D("1004.95")  # one tick short of the target
+    assert reprice_entry_legs(_state(user, account)) == {"repriced": 0}
 
 
 def test_untriggered_entry_is_left_alone(desk):
