@@ -3,7 +3,10 @@ strategies, under their regeneration limit."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from accounts.models import EntryRegeneratePermission
 from orders.models import Order, OrderEvent, RegenerationStage
@@ -118,6 +121,19 @@ def test_order_at_its_regeneration_limit_is_not_staged(settings, desk):
     _permit(user, strategy)
     archive_rejected_orders(user_id=user.pk)
     assert stage_regenerations(user_id=user.pk, cycle_key="c1") == []
+
+
+def test_an_order_rejected_on_an_earlier_trading_day_is_not_staged(settings, desk):
+    # Re-placing last week's entry at last week's prices (the permission enabled today, or
+    # a rejection at the close regenerated at the next open) is an order the trader never
+    # asked for today: regeneration re-places the day's own rejections only.
+    user, _account, _instrument, strategy = desk
+    order = _rejected_bracket(settings, desk)
+    Order.objects.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(days=3))
+    _permit(user, strategy)
+    archive_rejected_orders(user_id=user.pk)
+    assert stage_regenerations(user_id=user.pk, cycle_key="c1") == []
+    assert place_regenerations(user_id=user.pk).placed == []
 
 
 def test_strategy_that_forbids_regeneration_is_not_staged(settings, desk):
