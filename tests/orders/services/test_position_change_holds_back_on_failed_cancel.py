@@ -7,22 +7,12 @@ fault knobs make every cancel fail."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 import pytest
 
-from orders.brokers.sessions import connect_account
 from orders.models import Order, OrderEvent, OrderLeg
-from orders.services import place_protective_legs
 from orders.services.position_changes import change_position_live
-from tests.factories import (
-    make_instrument,
-    make_user,
-    make_xts_account,
-    place_bracket,
-    set_price_and_match,
-    sync_from_broker,
-)
+from tests.factories import xts_protected_bracket
 
 CANCEL_ROUTE = "DELETE /interactive/orders"
 
@@ -35,23 +25,7 @@ class Change:
 
 @pytest.fixture
 def protected_bracket(simulator, settings):
-    settings.TRADING_WINDOW_ALWAYS_OPEN = True
-    settings.PAPER_REJECT_RATE = "0"
-    settings.PAPER_FILL_CAP = 0
-    user = make_user()
-    account = make_xts_account(simulator.base_url, user=user)
-    stock = make_instrument(symbol="RELIANCE", tick_size=Decimal("0.05"))
-    set_price_and_match(stock, "100.00")
-    connect_account(account)
-    bracket = place_bracket(
-        user=user, account=account, instrument=stock, entry="99", sl="95", tp="110", lots=10
-    )
-    set_price_and_match(stock, "98.50")
-    sync_from_broker(account)
-    place_protective_legs(account=account)
-    roles = {leg.role: leg.status for leg in bracket.legs.all()}
-    assert roles == {"ENTRY": "FILLED", "STOP_LOSS": "OPEN", "TAKE_PROFIT": "OPEN"}, roles
-    return user, account, stock, bracket
+    return xts_protected_bracket(simulator, settings)
 
 
 def _sell_the_whole_position(user, account, stock):
