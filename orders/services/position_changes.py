@@ -449,6 +449,7 @@ def _stand_down(allocation: BracketExit, *, actor: str) -> list[str]:
     problem holds this bracket's exit back (as orders.positions.services does): its
     protection stands, the failure is audited and reported."""
     order = allocation.order
+    marked_before = order.exit_requested_at
     now = timezone.now()
     Order.objects.filter(pk=order.pk).update(exit_requested_at=now, updated_at=now)
     order.exit_requested_at = now
@@ -474,14 +475,18 @@ def _stand_down(allocation: BracketExit, *, actor: str) -> list[str]:
                 f"({attempt.error.message})"
             )
     if problems:
+        # Some of its legs may be cancelled already: unmarked, so step 4 places again what
+        # its position lacks (marked, it never would: no stop-loss at all).
+        Order.objects.filter(pk=order.pk).update(exit_requested_at=marked_before)
+        order.exit_requested_at = marked_before
         record_changes(
             [
                 new_event(
                     order=order,
                     kind=EventKind.POSITIONS_EXIT_FAILED,
                     actor=actor,
-                    message="exit of bracket not sent, its protection stands: "
-                    + "; ".join(problems),
+                    message="exit of bracket not sent, its protection stands (what was "
+                    "cancelled is placed again): " + "; ".join(problems),
                 )
             ]
         )

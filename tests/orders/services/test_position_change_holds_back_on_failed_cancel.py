@@ -9,10 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from asgiref.sync import async_to_sync
 
+from orders.brokers.sessions import broker_client
 from orders.models import Order, OrderEvent, OrderLeg
+from orders.services import place_protective_legs
 from orders.services.position_changes import change_position_live
-from tests.factories import xts_protected_bracket
+from tests.factories import sync_from_broker, xts_protected_bracket
 
 CANCEL_ROUTE = "DELETE /interactive/orders"
 
@@ -77,3 +80,29 @@ def test_with_cancels_working_the_same_change_exits_through_the_bracket(
     legs = {leg.role: leg for leg in bracket.legs.all()}
     assert legs["STOP_LOSS"].status == "CANCELLED"
     assert (legs["EXIT"].side, legs["EXIT"].quantity) == ("SELL", 10)
+
+
+def test_a_bracket_held_back_after_a_partial_stand_down_is_protected_again(
+    simulator, protected_bracket
+):
+    # The target was cancelled at the broker behind the desk's back: the stand-down cancels
+    # the stop-loss, the target's cancel is refused, the exit is held back. The bracket
+    # stayed exit-requested, so step 4 never put a stop-loss back: an open position with
+    # no protection at all.
+    user, account, stock, bracket = protected_bracket
+    target = bracket.legs.get(role=OrderLeg.Role.TAKE_PROFIT)
+    async_to_sync(broker_client(account).cancel_order)(
+        target.broker_order_id, target.unique_identifier
+    )
+
+    live = _sell_the_whole_position(user, account, stock)
+    assert not live.result.exit_legs and "could not cancel leg" in live.result.errors[0]
+    assert bracket.legs.get(role=OrderLeg.Role.STOP_LOSS).status == "CANCELLED"
+
+    sync_from_broker(account)
+    place_protective_legs(account=account)  # the next cycle's step 4
+    working = bracket.legs.filter(status=OrderLeg.Status.OPEN)
+    assert sorted(working.values_list("role", "quantity")) == [
+        (OrderLeg.Role.STOP_LOSS, 10),
+        (OrderLeg.Role.TAKE_PROFIT, 10),
+    ]
