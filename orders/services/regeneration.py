@@ -33,8 +33,14 @@ from trading_site.core.prepared import PreparedRows
 
 ACTOR = "monitoring"
 
-# Orders a client placed (API, web, an alert webhook) and was answered for.
-CLIENT_SOURCES = (Order.Source.MANUAL, Order.Source.ALGO, Order.Source.BATCH, Order.Source.ALERT)
+# Orders a client placed (API, web, an alert webhook, the OpenAlgo API) and was answered for.
+CLIENT_SOURCES = (
+    Order.Source.MANUAL,
+    Order.Source.ALGO,
+    Order.Source.BATCH,
+    Order.Source.ALERT,
+    Order.Source.OPENALGO,
+)
 
 
 class _Id(NamedTuple):
