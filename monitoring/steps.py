@@ -22,7 +22,7 @@ from orders import services as order_services
 from orders.brokers.base import SessionExpired
 from orders.brokers.messages import trader_message
 from orders.brokers.sessions import BrokerClient, connect_account, stored_sessions
-from orders.models import FairPrice, OrderLeg
+from orders.models import FairPrice, OrderLeg, OrderType
 from orders.selectors import repricing_anchors
 from orders.services import regeneration, store_broker_snapshots, sync_account_orders
 from orders.services.sync import books_digest, readable_trades
@@ -57,8 +57,8 @@ class CycleContext:
     # Each account's fingerprint of step 1's order and trade books (orders.services.sync.
     # books_digest): steps 1 and 3 skip what unchanged books and legs leave to do.
     book_digests: dict[int, str] = field(default_factory=dict)
-    # The working STOPLIMIT stop-losses read by step 5 together with its entries (one
-    # query for both steps); step 6 uses them (step 5 never touches a stop-loss).
+    # The working stop-losses (stop-limit and stop-market) read by step 5 together with its
+    # entries (one query for both steps); step 6 uses them (step 5 never touches one).
     stop_loss_legs: list[StopLimitLeg] | None = None
 
 
@@ -252,9 +252,10 @@ def place_protective_legs(state: CycleState) -> dict:
 
 
 class StopLimitLeg(NamedTuple):
-    """A working STOPLIMIT leg as steps 5 and 6 read it: the leg's own prices, its order's
-    instrument and tick size, its strategy's slippage bound and trailing settings (None
-    without a strategy). Plain values from one compiled read; no model instances."""
+    """A working stop leg (STOPLIMIT; or STOPMARKET: no limit, so never re-priced, but
+    trailed) as steps 5 and 6 read it: the leg's own prices, its order's instrument and tick
+    size, its strategy's slippage bound and trailing settings (None without a strategy).
+    Plain values from one compiled read; no model instances."""
 
     id: int
     account_id: int
@@ -294,7 +295,9 @@ def _stop_limit_query(
     legs = OrderLeg.objects.filter(
         account_id__in=account_ids,
         role__in=roles,
-        order_type="STOPLIMIT",
+        # Stop-market legs too: they carry no limit to re-price, but a stop-loss of either
+        # kind trails (step 6).
+        order_type__in=(OrderType.STOPLIMIT, OrderType.STOPMARKET),
         status__in=UNFILLED,
         order__archived_at=None,
     )

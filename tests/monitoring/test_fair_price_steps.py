@@ -140,16 +140,19 @@ def test_untriggered_entry_is_left_alone(desk):
     assert _leg(order, OrderLeg.Role.ENTRY).limit_price == D("1001")
 
 
-def _protected_long(desk, strategy=None):
+def _protected_long(desk, strategy=None, sl_type="STOPLIMIT"):
+    """The bracket near 1000 filled and protected: its stop-loss a STOPLIMIT (stop 980,
+    limit 979), or with `sl_type="STOPMARKET"` a stop-market at 979."""
     user, account, instrument = desk
+    sl_stop = {"STOPLIMIT": {}, "STOPMARKET": {"sl_stop": None}}[sl_type]
     order = place_bracket_near_1000(
-        account=account, instrument=instrument, tp="1100", strategy=strategy
+        account=account, instrument=instrument, tp="1100", strategy=strategy, **sl_stop
     )
     sync_from_broker(account)  # the limit buy at 995 fills against 990
     place_protective_legs(account=account)
     sync_from_broker(account)
     sl = _leg(order, OrderLeg.Role.STOP_LOSS)
-    assert sl.status == OrderLeg.Status.OPEN and sl.order_type == "STOPLIMIT"
+    assert sl.status == OrderLeg.Status.OPEN and sl.order_type == sl_type
     return order, sl
 
 
@@ -165,7 +168,7 @@ def test_stuck_stop_loss_is_repriced_down_to_the_sell_fair_price(desk):
     _assert_fills_at(desk, sl, "976")
 
 
-def _trail_two_triggers(desk, step):
+def _trail_two_triggers(desk, step, sl_type="STOPLIMIT"):
     """A protected long under a strategy trailing by `step` per trigger of 5: the first
     sight sets the reference, then the price runs two full triggers up and step 6 runs.
     Returns the order, its stop-loss leg (read again) and step 6's details."""
@@ -173,11 +176,11 @@ def _trail_two_triggers(desk, step):
     strategy = make_strategy(
         user=user, trailing_sl_enabled=True, trailing_sl_trigger=D("5"), trailing_sl_step=D(step)
     )
-    order, sl = _protected_long(desk, strategy)
+    order, sl = _protected_long(desk, strategy, sl_type)
     reprice_stop_loss_legs(_state(user, account))  # first sight: the reference is set
     sl.refresh_from_db()
     assert sl.trail_reference_price == D("989.95")
-    assert sl.stop_price == D("980")
+    assert sl.stop_price == D("980" if sl_type == "STOPLIMIT" else "979")
     set_price_and_match(
         instrument, "1001"
     )  # sell fair 1000.95: two full triggers above the reference
@@ -200,6 +203,14 @@ def test_a_trailing_step_off_the_tick_grid_moves_whole_ticks(desk):
     _order, sl, details = _trail_two_triggers(desk, "0.03")  # 0.06: one whole tick
     assert details["trailed"] == 1
     assert (sl.stop_price, sl.limit_price) == (D("980.05"), D("979.05"))
+
+
+def test_a_stop_market_stop_loss_trails_too(desk):
+    # A bracket without an SL trigger price is protected by a stop-market: steps 5 and 6
+    # read stop-limit legs only, so the strategy's trailing never moved such a stop-loss.
+    _order, sl, details = _trail_two_triggers(desk, "2", sl_type="STOPMARKET")
+    assert details["trailed"] == 1
+    assert (sl.stop_price, sl.limit_price) == (D("983"), None)
 
 
 def test_a_broker_refusal_is_reported_as_the_steps_error(desk):
