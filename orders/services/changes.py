@@ -22,6 +22,7 @@ from orders.services.broker_calls import apply_answer_row, cancel_at_broker, mod
 from orders.services.exclusion import account_exclusion
 from orders.services.lifecycle import apply_accepted_change
 from orders.services.sync import LEG_SYNC_FIELDS, roll_up_orders
+from orders.services.trading_lock import ensure_trading_allowed_now
 from orders.validation import check_leg_change, plain
 from trading_site.core.errors import (
     BrokerRejectedError,
@@ -127,6 +128,10 @@ def _modify_order(
             details={"quantity": ["a bracket's quantities follow its fills"]},
         )
     new_quantity = quantity if quantity is not None else leg.quantity
+    if leg.role == Role.ENTRY and new_quantity > leg.quantity:
+        # A bigger entry is more of a new position: not on an account the kill switch
+        # locked (an entry it could not cancel may still be working there).
+        ensure_trading_allowed_now(order.account_id)
     new_limit = limit_price if limit_price is not None else leg.limit_price
     new_stop = stop_price if stop_price is not None else leg.stop_price
     check_leg_change(
