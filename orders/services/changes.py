@@ -22,7 +22,7 @@ from orders.services.broker_calls import apply_answer_row, cancel_at_broker, mod
 from orders.services.exclusion import account_exclusion
 from orders.services.lifecycle import apply_accepted_change
 from orders.services.sync import LEG_SYNC_FIELDS, roll_up_orders
-from orders.services.trading_lock import ensure_trading_allowed_now
+from orders.services.trading_lock import ensure_trading_allowed_now, is_trading_locked
 from orders.validation import check_leg_change, plain
 from trading_site.core.errors import (
     BrokerRejectedError,
@@ -318,6 +318,10 @@ def _reprice_leg(
             f"The leg is {leg.status}; only working legs can be re-priced",
             details={"leg_id": leg.pk},
         )
+    if leg.role == Role.ENTRY and is_trading_locked(account_id):
+        # No chasing the market into a new position on an account the kill switch locked
+        # (an entry it could not cancel may still be working there): left as it is.
+        return leg
     has_limit = leg.order_type in (OrderType.LIMIT, OrderType.STOPLIMIT)
     limit = (
         (new_limit_price if new_limit_price is not None else leg.limit_price) if has_limit else None

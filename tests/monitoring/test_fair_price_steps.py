@@ -11,6 +11,7 @@ from monitoring.pipeline import CycleState, StepFailed
 from monitoring.steps import CycleContext, reprice_entry_legs, reprice_stop_loss_legs
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.services import modify_order, place_protective_legs
+from orders.services.trading_lock import lock_trading
 from tests.factories import (
     make_desk,
     make_strategy,
@@ -131,6 +132,17 @@ def test_entry_repricing_stays_short_of_the_brackets_target(desk):
     entry = _leg(order, OrderLeg.Role.ENTRY)
     assert entry.limit_price == D("1004.95")  # one tick short of the target
     assert reprice_entry_legs(_state(user, account)) == {"repriced": 0}
+
+
+def test_no_entry_is_repriced_on_an_account_the_kill_switch_locked(desk):
+    # An entry the kill switch could not cancel stays working on the locked account: step 5
+    # went on chasing the market with it, helping open the position the lock was to stop.
+    user, account, instrument = desk
+    order = _stop_limit_entry(desk, make_strategy(user=user, max_slippage_pct=D("1")))
+    _price_moves(desk, "1040")
+    lock_trading(account=account, actor="user:test")
+    assert reprice_entry_legs(_state(user, account)) == {"repriced": 0}
+    assert _leg(order, OrderLeg.Role.ENTRY).limit_price == D("1001")
 
 
 def test_untriggered_entry_is_left_alone(desk):
