@@ -47,23 +47,27 @@ def repriced_limit(
     sell_fair: Decimal | None,
     max_slippage_pct: Decimal,
     tick_size: Decimal,
+    anchor_price: Decimal | None = None,
 ) -> Decimal | None:
-    """The new limit for a stuck stop-limit leg, or None when it needs no change."""
+    """The new limit for a stuck stop-limit leg, or None when it needs no change. The bound
+    is measured from `anchor_price` (the limit before re-pricing began: cycle after cycle
+    the limit never runs further than the bound from it), else from the current limit."""
     if limit_price is None or not is_stuck(
         side=side, stop_price=stop_price, buy_fair=buy_fair, sell_fair=sell_fair
     ):
         return None
-    bound = limit_price * max_slippage_pct / Decimal(100)
+    anchor = limit_price if anchor_price is None else anchor_price
+    bound = anchor * max_slippage_pct / Decimal(100)
     if side == BUY:
         assert buy_fair is not None  # is_stuck needs it
         # Round towards filling (up), but never past the slippage bound.
         target = _to_tick(buy_fair, tick_size, ROUND_CEILING)
-        cap = limit_price + bound
+        cap = anchor + bound
         new = target if target <= cap else _to_tick(cap, tick_size, ROUND_FLOOR)
         return new if new > limit_price else None
     assert sell_fair is not None  # is_stuck needs it
     target = _to_tick(sell_fair, tick_size, ROUND_FLOOR)
-    floor = limit_price - bound
+    floor = anchor - bound
     new = target if target >= floor else _to_tick(floor, tick_size, ROUND_CEILING)
     return new if new < limit_price and new > 0 else None
 
@@ -86,17 +90,22 @@ def trailing_move(
     fair_price: Decimal,
     trigger: Decimal,
     step: Decimal,
+    tick_size: Decimal,
 ) -> TrailMove | None:
     """Move the stop (and the limit by as much, keeping the gap) by `step` for every full
     `trigger` the price has run in the position's favour since the reference. A SELL stop
-    protects a long (price rising is favourable); a BUY stop protects a short."""
+    protects a long (price rising is favourable); a BUY stop protects a short. The move is
+    a whole number of ticks (a strategy's step is one number for instruments of every tick
+    size): rounded down, never further than the steps asked; less than a tick is no move."""
     if trigger <= 0 or step <= 0:
         return None
     favourable = fair_price - reference_price if sl_side == SELL else reference_price - fair_price
     if favourable < trigger:
         return None
     times = (favourable / trigger).to_integral_value(rounding=ROUND_FLOOR)
-    shift = step * times
+    shift = _to_tick(step * times, tick_size, ROUND_FLOOR)
+    if shift <= 0:
+        return None
     direction = 1 if sl_side == SELL else -1
     new_stop = stop_price + direction * shift
     # A stop never crosses the price it protects against.

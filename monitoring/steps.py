@@ -22,7 +22,8 @@ from orders import services as order_services
 from orders.brokers.base import SessionExpired
 from orders.brokers.messages import trader_message
 from orders.brokers.sessions import BrokerClient, connect_account, stored_sessions
-from orders.models import FairPrice, OrderLeg
+from orders.models import FairPrice, OrderLeg, OrderType
+from orders.selectors import repricing_anchors
 from orders.services import regeneration, store_broker_snapshots, sync_account_orders
 from orders.services.sync import books_digest, readable_trades
 from pnl.intraday import record_cycle_samples
@@ -56,8 +57,8 @@ class CycleContext:
     # Each account's fingerprint of step 1's order and trade books (orders.services.sync.
     # books_digest): steps 1 and 3 skip what unchanged books and legs leave to do.
     book_digests: dict[int, str] = field(default_factory=dict)
-    # The working STOPLIMIT stop-losses read by step 5 together with its entries (one
-    # query for both steps); step 6 uses them (step 5 never touches a stop-loss).
+    # The working stop-losses (stop-limit and stop-market) read by step 5 together with its
+    # entries (one query for both steps); step 6 uses them (step 5 never touches one).
     stop_loss_legs: list[StopLimitLeg] | None = None
 
 
@@ -251,9 +252,10 @@ def place_protective_legs(state: CycleState) -> dict:
 
 
 class StopLimitLeg(NamedTuple):
-    """A working STOPLIMIT leg as steps 5 and 6 read it: the leg's own prices, its order's
-    instrument and tick size, its strategy's slippage bound and trailing settings (None
-    without a strategy). Plain values from one compiled read; no model instances."""
+    """A working stop leg (STOPLIMIT; or STOPMARKET: no limit, so never re-priced, but
+    trailed) as steps 5 and 6 read it: the leg's own prices, its order's instrument and tick
+    size, its strategy's slippage bound and trailing settings (None without a strategy).
+    Plain values from one compiled read; no model instances."""
 
     id: int
     account_id: int
@@ -293,7 +295,9 @@ def _stop_limit_query(
     legs = OrderLeg.objects.filter(
         account_id__in=account_ids,
         role__in=roles,
-        order_type="STOPLIMIT",
+        # Stop-market legs too: they carry no limit to re-price, but a stop-loss of either
+        # kind trails (step 6).
+        order_type__in=(OrderType.STOPLIMIT, OrderType.STOPMARKET),
         status__in=UNFILLED,
         order__archived_at=None,
     )
@@ -329,10 +333,15 @@ def _slippage(leg: StopLimitLeg) -> Decimal:
     return leg.max_slippage_pct
 
 
-def _reprice_stuck(
-    legs: list[StopLimitLeg], fairs: dict[int, FairPrice]
-) -> tuple[list[int], list[str]]:
-    repriced, errors = [], []
+def _new_limits(
+    legs: list[StopLimitLeg],
+    fairs: dict[int, FairPrice],
+    anchors: dict[int, Decimal] | None = None,
+) -> list[tuple[StopLimitLeg, Decimal]]:
+    """The stuck legs and their new limits; `anchors`: the limits the slippage bound of legs
+    re-priced before is measured from (`orders.selectors.repricing_anchors`)."""
+    anchors = anchors or {}
+    moves = []
     for leg in legs:
         fair = fairs.get(leg.instrument_id) if leg.instrument_id is not None else None
         if fair is None or leg.tick_size is None:  # no instrument, or no price for it
@@ -345,14 +354,32 @@ def _reprice_stuck(
             sell_fair=fair.sell_fair_price,
             max_slippage_pct=_slippage(leg),
             tick_size=leg.tick_size,
+            anchor_price=anchors.get(leg.id),
         )
-        if new_limit is None:
-            continue
+        if new_limit is not None:
+            moves.append((leg, new_limit))
+    return moves
+
+
+def _reprice_stuck(
+    legs: list[StopLimitLeg], fairs: dict[int, FairPrice], *, anchored: bool = False
+) -> tuple[list[int], list[str]]:
+    """Re-price the stuck legs. `anchored`: the bound of a leg re-priced before holds from
+    its limit before the first re-pricing, not afresh each cycle (read only for the legs
+    that would move: a bound from the anchor never moves a leg further than from its limit)."""
+    moves = _new_limits(legs, fairs)
+    if anchored and moves:
+        anchors = repricing_anchors([leg.id for leg, _limit in moves])
+        if anchors:
+            moves = _new_limits([leg for leg, _limit in moves], fairs, anchors)
+    repriced, errors = [], []
+    for leg, new_limit in moves:
         try:
-            order_services.reprice_leg(
+            changed = order_services.reprice_leg(
                 leg_id=leg.id, account_id=leg.account_id, new_limit_price=new_limit, actor=ACTOR
             )
-            repriced.append(leg.id)
+            if changed.limit_price != leg.limit_price:  # the service may hold it back
+                repriced.append(leg.id)
         except Exception as exc:
             errors.append(f"re-pricing {leg.role} leg {leg.unique_identifier} failed: {exc}")
     return repriced, errors
@@ -363,7 +390,9 @@ def reprice_entry_legs(state: CycleState) -> dict:
     both = _stop_limit_legs(ctx, [OrderLeg.Role.ENTRY, OrderLeg.Role.STOP_LOSS])
     legs = [leg for leg in both if leg.role == OrderLeg.Role.ENTRY]
     ctx.stop_loss_legs = [leg for leg in both if leg.role == OrderLeg.Role.STOP_LOSS]
-    repriced, errors = _reprice_stuck(legs, _fair_prices(both))
+    # An entry's bound holds from the trader's limit, not afresh each cycle: otherwise the
+    # limit ran one more bound up (or down) every minute the market stayed away.
+    repriced, errors = _reprice_stuck(legs, _fair_prices(both), anchored=True)
     _fail_if(errors)
     return {"repriced": len(repriced)}
 
@@ -393,6 +422,7 @@ def _trail(leg: StopLimitLeg, fair: FairPrice) -> tuple[bool, str | None]:
         fair_price=price,
         trigger=trigger,
         step=step,
+        tick_size=leg.tick_size or Decimal(0),
     )
     if move is None:
         return False, None

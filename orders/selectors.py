@@ -13,6 +13,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Prefetch, QuerySet
 
 from accounts.models import Strategy, User
+from orders.domain.vocabulary import EventKind
 from orders.models import Order, OrderEvent, OrderLeg, UserOrderCount
 from trading_site.core.errors import NotFound
 from trading_site.core.prepared import Converters, PreparedModels, converted_rows, converters_for
@@ -290,3 +291,24 @@ def with_legs(orders: list[Order]) -> list[tuple[Order, list[OrderLeg]]]:
             leg.order = orders_by_pk[leg.order_id]
             by_order[leg.order_id].append(leg)
     return [(order, by_order[order.pk]) for order in orders]
+
+
+def repricing_anchors(leg_ids: Sequence[int]) -> dict[int, Decimal]:
+    """Each leg's limit price from before the desk began re-pricing it (the `before` of its
+    first `leg_repriced` since the trader last modified it), for the legs the desk has
+    re-priced: what the strategy's slippage bound is measured from. One read."""
+    anchors: dict[int, Decimal | None] = {}
+    events = (
+        OrderEvent.objects.filter(
+            leg_id__in=list(leg_ids), kind__in=[EventKind.LEG_MODIFIED, EventKind.LEG_REPRICED]
+        )
+        .order_by("id")
+        .values_list("leg_id", "kind", "before")
+    )
+    for leg_id, kind, before in events:
+        limit = (before or {}).get("limit_price")
+        if kind == EventKind.LEG_MODIFIED:
+            anchors[leg_id] = None  # the trader's own new price starts afresh
+        elif anchors.get(leg_id) is None and limit is not None:
+            anchors[leg_id] = Decimal(str(limit))
+    return {leg_id: anchor for leg_id, anchor in anchors.items() if anchor is not None}

@@ -28,7 +28,7 @@ from orders.brokers.base import (
 )
 from orders.brokers.events import BrokerEvent, BrokerEventKind
 from orders.brokers.paper.book import book_for_account, order_rows, position_rows
-from orders.brokers.sessions import broker_client
+from orders.brokers.sessions import broker_client, connect_account
 from orders.market.services import match_paper_orders, record_fair_prices
 from orders.models import (
     BrokerOrder,
@@ -740,6 +740,29 @@ def place_bracket_the_broker_rejects(settings, *, account, instrument, strategy=
     )
     settings.PAPER_REJECT_RATE = "0"
     return order
+
+
+def xts_protected_bracket(simulator, settings):
+    """On the XTS simulator: a trader's bracket BUY 10 RELIANCE (entry 99, SL 95, TP 110)
+    whose entry filled, protected by a working stop-loss and target. Returns (user, account,
+    instrument, bracket)."""
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True
+    settings.PAPER_REJECT_RATE = "0"
+    settings.PAPER_FILL_CAP = 0
+    user = make_user()
+    account = make_xts_account(simulator.base_url, user=user)
+    stock = make_instrument(symbol="RELIANCE", tick_size=Decimal("0.05"))
+    set_price_and_match(stock, "100.00")
+    connect_account(account)
+    bracket = place_bracket(
+        user=user, account=account, instrument=stock, entry="99", sl="95", tp="110", lots=10
+    )
+    set_price_and_match(stock, "98.50")
+    sync_from_broker(account)
+    place_protective_legs(account=account)
+    roles = {leg.role: leg.status for leg in bracket.legs.all()}
+    assert roles == {"ENTRY": "FILLED", "STOP_LOSS": "OPEN", "TAKE_PROFIT": "OPEN"}, roles
+    return user, account, stock, bracket
 
 
 def sync_from_broker(account) -> list[int]:

@@ -35,6 +35,7 @@ from orders.services.exclusion import account_exclusion
 from orders.services.position_changes import (
     ExitReport,
     mark_exit_requested,
+    resume_protection,
     send_exits,
     write_ahead_exits,
 )
@@ -176,6 +177,9 @@ def _exit(
         record_account_event(
             account, actor=actor, kind=EventKind.POSITIONS_EXIT_FAILED, message=result.errors[-1]
         )
+        resume_protection(
+            marked=brackets, on_their_way=[], actor=actor, kind=EventKind.POSITIONS_EXIT_FAILED
+        )
         roll_up_orders(order_ids=[o.pk for o in brackets], actor=actor)
         return result
     busy = _working_exit_keys(account)
@@ -218,9 +222,20 @@ def _exit(
     result.bracket_order_ids = sorted(
         {o.pk for _, o in pairs if o.kind == Order.Kind.BRACKET} - set(result.exit_order_ids)
     )
-    for outcome in send_exits(account=account, pairs=pairs, actor=actor, result=result):
+    outcomes = send_exits(account=account, pairs=pairs, actor=actor, result=result)
+    for outcome in outcomes:
         if outcome.not_sent:
             result.not_sent.append(outcome.leg.unique_identifier)
+    resume_protection(
+        marked=brackets,
+        on_their_way=[
+            order.pk
+            for outcome, (_leg, order) in zip(outcomes, pairs, strict=True)
+            if not outcome.rejected_reason
+        ],
+        actor=actor,
+        kind=EventKind.POSITIONS_EXIT_FAILED,
+    )
     roll_up_orders(
         order_ids=sorted({o.pk for o in brackets} | {o.pk for _, o in pairs}), actor=actor
     )

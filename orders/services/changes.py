@@ -22,7 +22,8 @@ from orders.services.broker_calls import apply_answer_row, cancel_at_broker, mod
 from orders.services.exclusion import account_exclusion
 from orders.services.lifecycle import apply_accepted_change
 from orders.services.sync import LEG_SYNC_FIELDS, roll_up_orders
-from orders.validation import check_leg_change
+from orders.services.trading_lock import ensure_trading_allowed_now, is_trading_locked
+from orders.validation import check_leg_change, plain
 from trading_site.core.errors import (
     BrokerRejectedError,
     BrokerUnavailableError,
@@ -127,6 +128,10 @@ def _modify_order(
             details={"quantity": ["a bracket's quantities follow its fills"]},
         )
     new_quantity = quantity if quantity is not None else leg.quantity
+    if leg.role == Role.ENTRY and new_quantity > leg.quantity:
+        # A bigger entry is more of a new position: not on an account the kill switch
+        # locked (an entry it could not cancel may still be working there).
+        ensure_trading_allowed_now(order.account_id)
     new_limit = limit_price if limit_price is not None else leg.limit_price
     new_stop = stop_price if stop_price is not None else leg.stop_price
     check_leg_change(
@@ -223,6 +228,13 @@ def _modify_leg(
             else:
                 order.sl_price = stop_price
                 order_fields.append("sl_price")
+        elif leg.role == Role.TAKE_PROFIT and leg.target_index is not None:
+            # Likewise a moved target: later fills' legs for it use its new price.
+            targets = [dict(target) for target in order.targets or []]
+            if limit_price is not None and leg.target_index < len(targets):
+                targets[leg.target_index]["price"] = plain(limit_price)
+                order.targets = targets
+                order_fields.append("targets")
         order.save(update_fields=order_fields)
         _record_answered_change(
             order, leg, ack, kind=kind, actor=actor, before=before, done="modified", notify=True
@@ -297,7 +309,7 @@ def _reprice_leg(
     new_stop_price: Decimal | None,
     actor: str,
 ) -> OrderLeg:
-    leg = OrderLeg.objects.select_related("order", "order__account").get(
+    leg = OrderLeg.objects.select_related("order", "order__account", "order__instrument").get(
         pk=leg_id, account_id=account_id
     )
     order = leg.order
@@ -306,11 +318,16 @@ def _reprice_leg(
             f"The leg is {leg.status}; only working legs can be re-priced",
             details={"leg_id": leg.pk},
         )
+    if leg.role == Role.ENTRY and is_trading_locked(account_id):
+        # No chasing the market into a new position on an account the kill switch locked
+        # (an entry it could not cancel may still be working there): left as it is.
+        return leg
     has_limit = leg.order_type in (OrderType.LIMIT, OrderType.STOPLIMIT)
     limit = (
         (new_limit_price if new_limit_price is not None else leg.limit_price) if has_limit else None
     )
     stop = new_stop_price if new_stop_price is not None else leg.stop_price
+    limit = _short_of_targets(order, leg, limit)
     if limit == leg.limit_price and stop == leg.stop_price:
         return leg
     return _modify_leg(
@@ -323,6 +340,21 @@ def _reprice_leg(
         kind=EventKind.LEG_REPRICED,
         failed_kind=EventKind.LEG_REPRICED_FAILED,
     )
+
+
+def _short_of_targets(order: Order, leg: OrderLeg, limit: Decimal | None) -> Decimal | None:
+    """A re-priced bracket entry's limit kept where a trader's modify may put it
+    (`_check_bracket_prices`): at most one tick short of the nearest target, so the desk
+    never buys above (or sells below) the price the trader means to take profit at."""
+    if order.kind != Order.Kind.BRACKET or leg.role != Role.ENTRY or limit is None:
+        return limit
+    targets = [Decimal(str(t["price"])) for t in order.targets or []]
+    if not targets:
+        return limit
+    tick = order.instrument.tick_size or Decimal("0.0001")
+    if order.side == Side.BUY:
+        return min(limit, min(targets) - tick)
+    return max(limit, max(targets) + tick)
 
 
 # ---- cancel ------------------------------------------------------------------------------------

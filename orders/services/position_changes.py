@@ -269,6 +269,35 @@ def mark_exit_requested(*, orders: list[Order], actor: str, kind: EventKind, mes
     )
 
 
+def resume_protection(
+    *, marked: list[Order], on_their_way: Iterable[int], actor: str, kind: EventKind
+) -> None:
+    """The orders `marked` exit-requested by this exit whose exit never went out (nothing
+    of theirs in `on_their_way`, the orders with an exit leg sent or still unanswered) are
+    unmarked, each with its audit event: their stop-loss and targets may have been cancelled
+    already, and step 4 must cover their position again. Orders marked before (`marked` as
+    read before the mark) keep it."""
+    sent = set(on_their_way)
+    resumed = [o for o in marked if o.exit_requested_at is None and o.pk not in sent]
+    if not resumed:
+        return
+    Order.objects.filter(pk__in=[o.pk for o in resumed]).update(
+        exit_requested_at=None, updated_at=timezone.now()
+    )
+    record_changes(
+        [
+            new_event(
+                order=order,
+                kind=kind,
+                actor=actor,
+                message="exit not sent: the position stays protected (stop-loss and targets "
+                "are placed again for what it holds)",
+            )
+            for order in resumed
+        ]
+    )
+
+
 def send_exits(
     *,
     account: BrokerAccount,
@@ -420,6 +449,7 @@ def _stand_down(allocation: BracketExit, *, actor: str) -> list[str]:
     problem holds this bracket's exit back (as orders.positions.services does): its
     protection stands, the failure is audited and reported."""
     order = allocation.order
+    marked_before = order.exit_requested_at
     now = timezone.now()
     Order.objects.filter(pk=order.pk).update(exit_requested_at=now, updated_at=now)
     order.exit_requested_at = now
@@ -445,14 +475,18 @@ def _stand_down(allocation: BracketExit, *, actor: str) -> list[str]:
                 f"({attempt.error.message})"
             )
     if problems:
+        # Some of its legs may be cancelled already: unmarked, so step 4 places again what
+        # its position lacks (marked, it never would: no stop-loss at all).
+        Order.objects.filter(pk=order.pk).update(exit_requested_at=marked_before)
+        order.exit_requested_at = marked_before
         record_changes(
             [
                 new_event(
                     order=order,
                     kind=EventKind.POSITIONS_EXIT_FAILED,
                     actor=actor,
-                    message="exit of bracket not sent, its protection stands: "
-                    + "; ".join(problems),
+                    message="exit of bracket not sent, its protection stands (what was "
+                    "cancelled is placed again): " + "; ".join(problems),
                 )
             ]
         )

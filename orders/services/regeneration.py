@@ -2,9 +2,9 @@
 strategy allows to be regenerated (SPEC 8, 12).
 
 Rejected orders are never deleted: archiving sets `archived_at` and writes an OrderEvent.
-Each archived rejected order is staged at most once; the order it is re-placed as carries
-`regenerated_from` and `regeneration_count + 1`, so if that one is rejected too it is
-regenerated in turn until the strategy's `max_regenerations`. A staged row whose placement
+Only the current trading day's orders are staged, each at most once; the order it is
+re-placed as carries `regenerated_from` and `regeneration_count + 1`, so if that one is
+rejected too it is regenerated in turn until the strategy's `max_regenerations`. A staged row whose placement
 fails is marked FAILED with the reason and not retried (a retry every minute would repeat
 the same failure); a placement the broker rejects is a PLACED row whose new order is
 rejected, which the next cycles archive and regenerate under the limit.
@@ -28,12 +28,19 @@ from orders.services.broker_calls import NOT_SENT_PREFIX
 from orders.services.placement import place_batch, place_single_order
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
 from trading_site.core.errors import DomainError
+from trading_site.core.market_hours import trading_day_start
 from trading_site.core.prepared import PreparedRows
 
 ACTOR = "monitoring"
 
-# Orders a client placed (API, web, an alert webhook) and was answered for.
-CLIENT_SOURCES = (Order.Source.MANUAL, Order.Source.ALGO, Order.Source.BATCH, Order.Source.ALERT)
+# Orders a client placed (API, web, an alert webhook, the OpenAlgo API) and was answered for.
+CLIENT_SOURCES = (
+    Order.Source.MANUAL,
+    Order.Source.ALGO,
+    Order.Source.BATCH,
+    Order.Source.ALERT,
+    Order.Source.OPENALGO,
+)
 
 
 class _Id(NamedTuple):
@@ -125,6 +132,9 @@ def stage_regenerations(*, user_id: int, cycle_key: str) -> list[RegenerationSta
             strategy_id__in=strategy_ids,
             regeneration_count__lt=F("strategy__max_regenerations"),
             account__is_active=True,
+            # The day's own rejections only: an entry of an earlier day, at that day's
+            # prices, is not an order the trader asked for today.
+            created_at__gte=trading_day_start(),
         )
         .exclude(Exists(already_staged))
         .exclude(Exists(not_sent_to_a_client), source__in=CLIENT_SOURCES)

@@ -10,7 +10,8 @@ import pytest
 from monitoring.pipeline import CycleState, StepFailed
 from monitoring.steps import CycleContext, reprice_entry_legs, reprice_stop_loss_legs
 from orders.models import Order, OrderEvent, OrderLeg
-from orders.services import place_protective_legs
+from orders.services import modify_order, place_protective_legs
+from orders.services.trading_lock import lock_trading
 from tests.factories import (
     make_desk,
     make_strategy,
@@ -32,7 +33,7 @@ def _state(user, account) -> CycleState:
     return CycleState(context=CycleContext(user_id=user.pk, cycle_key="t", accounts=[account]))
 
 
-def _stop_limit_entry(desk, strategy=None):
+def _stop_limit_entry(desk, strategy=None, tp="1100"):
     """BUY 10, a stop-limit entry: stop 1000, limit 1001 (the price is 990); SL 970, TP 1100."""
     user, account, instrument = desk
     return place_bracket(
@@ -42,7 +43,7 @@ def _stop_limit_entry(desk, strategy=None):
         entry="1001",
         stop="1000",
         sl="970",
-        tp="1100",
+        tp=tp,
         strategy=strategy,
     )
 
@@ -92,6 +93,58 @@ def test_entry_repricing_stops_at_the_slippage_bound(desk):
     assert entry.limit_price == D("1006.00")  # 1001 + 0.5 % = 1006.005, floored to the tick
 
 
+def test_entry_repricing_never_runs_past_the_bound_from_the_traders_limit(desk):
+    # The bound is the trader's limit on slippage, not a step per cycle: with the market
+    # away for good, each minute's re-pricing moved the limit one more bound up (1006, 1011,
+    # 1016, ...) until it paid whatever the market asked.
+    user, account, instrument = desk
+    strategy = make_strategy(user=user, max_slippage_pct=D("0.5"))
+    order = _stop_limit_entry(desk, strategy)
+    _price_moves(desk, "1040")
+    assert reprice_entry_legs(_state(user, account)) == {"repriced": 1}
+    for _cycle in range(2):
+        assert reprice_entry_legs(_state(user, account)) == {"repriced": 0}
+    entry = _leg(order, OrderLeg.Role.ENTRY)
+    assert entry.limit_price == D("1006.00")  # 1001 + 0.5 %, however many cycles
+    assert OrderEvent.objects.filter(leg=entry, kind="leg_repriced").count() == 1
+
+
+def test_a_traders_own_new_limit_is_the_bound_from_then_on(desk):
+    user, account, instrument = desk
+    strategy = make_strategy(user=user, max_slippage_pct=D("0.5"))
+    order = _stop_limit_entry(desk, strategy)
+    _price_moves(desk, "1040")
+    reprice_entry_legs(_state(user, account))  # 1006.00, the bound from 1001
+    modify_order(order=order, actor=f"user:{user.pk}", limit_price=D("1020"))
+    _price_moves(desk, "1040")
+    assert reprice_entry_legs(_state(user, account)) == {"repriced": 1}
+    assert _leg(order, OrderLeg.Role.ENTRY).limit_price == D("1025.10")  # 1020 + 0.5 %
+
+
+def test_entry_repricing_stays_short_of_the_brackets_target(desk):
+    # A bracket's entry must stay short of its targets (a trader's modify is refused past
+    # them): re-pricing bought at 1011 above the 1005 target, which then sold at a loss.
+    user, account, instrument = desk
+    strategy = make_strategy(user=user, max_slippage_pct=D("1"))
+    order = _stop_limit_entry(desk, strategy, tp="1005")
+    _price_moves(desk, "1040")
+    assert reprice_entry_legs(_state(user, account)) == {"repriced": 1}
+    entry = _leg(order, OrderLeg.Role.ENTRY)
+    assert entry.limit_price == D("1004.95")  # one tick short of the target
+    assert reprice_entry_legs(_state(user, account)) == {"repriced": 0}
+
+
+def test_no_entry_is_repriced_on_an_account_the_kill_switch_locked(desk):
+    # An entry the kill switch could not cancel stays working on the locked account: step 5
+    # went on chasing the market with it, helping open the position the lock was to stop.
+    user, account, instrument = desk
+    order = _stop_limit_entry(desk, make_strategy(user=user, max_slippage_pct=D("1")))
+    _price_moves(desk, "1040")
+    lock_trading(account=account, actor="user:test")
+    assert reprice_entry_legs(_state(user, account)) == {"repriced": 0}
+    assert _leg(order, OrderLeg.Role.ENTRY).limit_price == D("1001")
+
+
 def test_untriggered_entry_is_left_alone(desk):
     user, account, instrument = desk
     order = _stop_limit_entry(desk)
@@ -99,16 +152,19 @@ def test_untriggered_entry_is_left_alone(desk):
     assert _leg(order, OrderLeg.Role.ENTRY).limit_price == D("1001")
 
 
-def _protected_long(desk, strategy=None):
+def _protected_long(desk, strategy=None, sl_type="STOPLIMIT"):
+    """The bracket near 1000 filled and protected: its stop-loss a STOPLIMIT (stop 980,
+    limit 979), or with `sl_type="STOPMARKET"` a stop-market at 979."""
     user, account, instrument = desk
+    sl_stop = {"STOPLIMIT": {}, "STOPMARKET": {"sl_stop": None}}[sl_type]
     order = place_bracket_near_1000(
-        account=account, instrument=instrument, tp="1100", strategy=strategy
+        account=account, instrument=instrument, tp="1100", strategy=strategy, **sl_stop
     )
     sync_from_broker(account)  # the limit buy at 995 fills against 990
     place_protective_legs(account=account)
     sync_from_broker(account)
     sl = _leg(order, OrderLeg.Role.STOP_LOSS)
-    assert sl.status == OrderLeg.Status.OPEN and sl.order_type == "STOPLIMIT"
+    assert sl.status == OrderLeg.Status.OPEN and sl.order_type == sl_type
     return order, sl
 
 
@@ -124,25 +180,49 @@ def test_stuck_stop_loss_is_repriced_down_to_the_sell_fair_price(desk):
     _assert_fills_at(desk, sl, "976")
 
 
-def test_trailing_stop_loss_follows_the_price_up_by_steps(desk):
+def _trail_two_triggers(desk, step, sl_type="STOPLIMIT"):
+    """A protected long under a strategy trailing by `step` per trigger of 5: the first
+    sight sets the reference, then the price runs two full triggers up and step 6 runs.
+    Returns the order, its stop-loss leg (read again) and step 6's details."""
     user, account, instrument = desk
     strategy = make_strategy(
-        user=user, trailing_sl_enabled=True, trailing_sl_trigger=D("5"), trailing_sl_step=D("2")
+        user=user, trailing_sl_enabled=True, trailing_sl_trigger=D("5"), trailing_sl_step=D(step)
     )
-    order, sl = _protected_long(desk, strategy)
+    order, sl = _protected_long(desk, strategy, sl_type)
     reprice_stop_loss_legs(_state(user, account))  # first sight: the reference is set
     sl.refresh_from_db()
     assert sl.trail_reference_price == D("989.95")
-    assert sl.stop_price == D("980")
+    assert sl.stop_price == D("980" if sl_type == "STOPLIMIT" else "979")
     set_price_and_match(
         instrument, "1001"
     )  # sell fair 1000.95: two full triggers above the reference
     details = reprice_stop_loss_legs(_state(user, account))
-    assert details["trailed"] == 1
     sl.refresh_from_db()
+    return order, sl, details
+
+
+def test_trailing_stop_loss_follows_the_price_up_by_steps(desk):
+    order, sl, details = _trail_two_triggers(desk, "2")
+    assert details["trailed"] == 1
     assert (sl.stop_price, sl.limit_price) == (D("984"), D("983"))
     assert sl.trail_reference_price == D("999.95")
     assert Order.objects.get(pk=order.pk).status in (Order.Status.FILLED, "FILLED")
+
+
+def test_a_trailing_step_off_the_tick_grid_moves_whole_ticks(desk):
+    # One strategy serves instruments of every tick size: a step of 0.03 on this 0.05 tick
+    # sent 980.06 to the broker, which refused it every cycle, so the stop never trailed.
+    _order, sl, details = _trail_two_triggers(desk, "0.03")  # 0.06: one whole tick
+    assert details["trailed"] == 1
+    assert (sl.stop_price, sl.limit_price) == (D("980.05"), D("979.05"))
+
+
+def test_a_stop_market_stop_loss_trails_too(desk):
+    # A bracket without an SL trigger price is protected by a stop-market: steps 5 and 6
+    # read stop-limit legs only, so the strategy's trailing never moved such a stop-loss.
+    _order, sl, details = _trail_two_triggers(desk, "2", sl_type="STOPMARKET")
+    assert details["trailed"] == 1
+    assert (sl.stop_price, sl.limit_price) == (D("983"), None)
 
 
 def test_a_broker_refusal_is_reported_as_the_steps_error(desk):

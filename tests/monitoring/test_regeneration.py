@@ -3,10 +3,14 @@ strategies, under their regeneration limit."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from accounts.models import EntryRegeneratePermission
 from orders.models import Order, OrderEvent, RegenerationStage
+from orders.services.broker_calls import NOT_SENT_PREFIX
 from orders.services.regeneration import (
     archive_rejected_orders,
     place_regenerations,
@@ -16,6 +20,7 @@ from orders.services.regeneration import (
 )
 from tests.factories import (
     make_desk,
+    make_order,
     make_strategy,
     make_user,
     place_bracket_the_broker_rejects,
@@ -115,6 +120,38 @@ def test_order_at_its_regeneration_limit_is_not_staged(settings, desk):
     user, _account, _instrument, strategy = desk
     order = _rejected_bracket(settings, desk)
     Order.objects.filter(pk=order.pk).update(regeneration_count=strategy.max_regenerations)
+    _permit(user, strategy)
+    archive_rejected_orders(user_id=user.pk)
+    assert stage_regenerations(user_id=user.pk, cycle_key="c1") == []
+
+
+def test_an_order_rejected_on_an_earlier_trading_day_is_not_staged(settings, desk):
+    # Re-placing last week's entry at last week's prices (the permission enabled today, or
+    # a rejection at the close regenerated at the next open) is an order the trader never
+    # asked for today: regeneration re-places the day's own rejections only.
+    user, _account, _instrument, strategy = desk
+    order = _rejected_bracket(settings, desk)
+    Order.objects.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(days=3))
+    _permit(user, strategy)
+    archive_rejected_orders(user_id=user.pk)
+    assert stage_regenerations(user_id=user.pk, cycle_key="c1") == []
+    assert place_regenerations(user_id=user.pk).placed == []
+
+
+@pytest.mark.parametrize("source", [Order.Source.MANUAL, Order.Source.OPENALGO])
+def test_an_order_a_client_was_told_to_send_again_is_not_regenerated(desk, source):
+    # Not sent, the client was answered "send it again" (the API's 503 BROKER_UNAVAILABLE,
+    # OpenAlgo's 503 NOT_SENT) and re-sends it: regenerating it too placed it twice.
+    user, account, instrument, strategy = desk
+    order = make_order(
+        account=account,
+        instrument=instrument,
+        status=Order.Status.REJECTED,
+        source=source,
+        strategy=strategy,
+        entry_broker_order_id="",
+    )
+    order.legs.update(reject_reason=NOT_SENT_PREFIX + "the broker could not be reached")
     _permit(user, strategy)
     archive_rejected_orders(user_id=user.pk)
     assert stage_regenerations(user_id=user.pk, cycle_key="c1") == []

@@ -60,7 +60,7 @@ def test_sell_limit_never_moves_more_than_the_slippage_bound():
     assert reprice("SELL", "95", "94.90", "90.1", "90", pct="0.5") == D("94.45")
 
 
-def _trail(sl_side, reference, stop, limit, fair, trigger, step):
+def _trail(sl_side, reference, stop, limit, fair, trigger, step, tick="0.05"):
     return trailing_move(
         sl_side=sl_side,
         reference_price=D(reference),
@@ -69,6 +69,7 @@ def _trail(sl_side, reference, stop, limit, fair, trigger, step):
         fair_price=D(fair),
         trigger=D(trigger),
         step=D(step),
+        tick_size=D(tick),
     )
 
 
@@ -77,10 +78,13 @@ def _trail(sl_side, reference, stop, limit, fair, trigger, step):
     [
         ("SELL", "100", "95", "94.90", "104.10", "2", "1.5", ("98.0", "97.90", "104")),
         ("BUY", "100", "105", "105.10", "97", "3", "2", ("103", "103.10", "97")),
+        # Steps of 0.03 on a 0.05 tick: two steps (0.06) move one tick, never off the grid.
+        ("SELL", "100", "95", "94.90", "104.10", "2", "0.03", ("95.05", "94.95", "104")),
     ],
     ids=[
         "long_trailing_stop_moves_one_step_per_full_trigger",
         "short_trailing_stop_moves_down_as_the_price_falls",
+        "trailing_moves_whole_ticks_only",
     ],
 )
 def test_trailing_stop_moves(sl_side, reference, stop, limit, fair, trigger, step, expected):
@@ -95,10 +99,12 @@ def test_trailing_stop_moves(sl_side, reference, stop, limit, fair, trigger, ste
     [
         ("SELL", "100", "95", "94.9", "101.95", "2", "1"),
         ("SELL", "100", "99", None, "102", "1", "5"),
+        ("SELL", "100", "95", "94.9", "102.5", "2", "0.03"),
     ],
     ids=[
         "trailing_stop_does_not_move_before_the_trigger",
         "trailing_never_puts_the_stop_through_the_price",
+        "trailing_less_than_a_tick_is_no_move",
     ],
 )
 def test_trailing_stop_stays(sl_side, reference, stop, limit, fair, trigger, step):

@@ -365,8 +365,13 @@ def _locked_order(book: PaperBook, broker_order_id: str) -> PaperOrder:
 
 
 def modify_order(*, book: PaperBook, request: ModifyOrderRequest) -> PaperOrder:
-    """Change an open order's type, quantity or prices; it is matched again at once."""
+    """Change an open order's type, quantity or prices; it is matched again at once. The
+    changed order must pass the placement rules, its margin included (what the order holds
+    now counts as available again), as at a real broker."""
+    config = paper_config()
     with transaction.atomic():
+        # The book first, as a submission locks it: margin checks of one login take turns.
+        book = PaperBook.objects.select_for_update().get(pk=book.pk, account_id=book.account_id)
         order = _locked_order(book, request.broker_order_id)
         new = NewOrder(
             unique_identifier=order.unique_identifier,
@@ -377,7 +382,15 @@ def modify_order(*, book: PaperBook, request: ModifyOrderRequest) -> PaperOrder:
             stop_price=request.stop_price,
         )
         instrument = order.instrument
-        reason = rules_mod.validate_new_order(new, rules_of(instrument), quote_of(instrument))
+        quote = quote_of(instrument)
+        required, available = _modify_margin(book, order, new, quote, config)
+        reason = rules_mod.validate_new_order(
+            new,
+            rules_of(instrument),
+            quote,
+            margin_required=required,
+            margin_available=available,
+        )
         if reason is None and new.quantity < order.filled_quantity:
             reason = f"Quantity {new.quantity} is below the {order.filled_quantity} already filled"
         if reason is not None:
@@ -396,12 +409,39 @@ def modify_order(*, book: PaperBook, request: ModifyOrderRequest) -> PaperOrder:
             quantity=order.quantity,
             filled_quantity=order.filled_quantity,
         ).status
-        fill = _apply_tick(order, instrument, paper_config(), timezone.now())
+        fill = _apply_tick(order, instrument, config, timezone.now())
         order.save()
         if fill is not None:
             fill.save()
         publish_on_commit(orders=[order], fills=[fill] if fill else [], book=book)
         return order
+
+
+def _modify_margin(
+    book: PaperBook, order: PaperOrder, new: NewOrder, quote, config
+) -> tuple[Decimal, Decimal | None]:
+    """(required, available) margin for `order` changed to `new`: its unfilled rest priced
+    as a new order, against the book's free margin plus what the order holds now. A change
+    that needs no more than the order holds (a reduction) is not checked: (0, None)."""
+    ref_price = rules_mod.reference_price(new, quote)
+    remaining = new.quantity - order.filled_quantity
+    if ref_price is None or remaining <= 0:
+        return _ZERO, None
+    state = book_state(book, config)
+    key = (order.exchange_segment, int(order.exchange_instrument_id))
+    required = rules_mod.required_margin(
+        side=new.side,
+        quantity=remaining,
+        price=ref_price,
+        net_position=state.net_positions.get(key, 0),
+        config=config,
+    )
+    held = (resting_exposure(order, order.instrument) * config.margin_rate).quantize(
+        Decimal("0.01")
+    )
+    if required <= held:
+        return _ZERO, None
+    return required, state.net_margin + held
 
 
 def cancel_order(*, book: PaperBook, broker_order_id: str) -> PaperOrder:

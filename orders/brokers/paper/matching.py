@@ -131,15 +131,26 @@ def is_tick_multiple(price: Decimal, tick: Decimal) -> bool:
     return tick <= 0 or (price % tick) == 0
 
 
+def within_band(price: Decimal, rules: InstrumentRules) -> Decimal:
+    """No trade happens outside the instrument's price band (the exchange's circuit limits):
+    a deal price beyond it is dealt at the band's edge."""
+    if rules.band_high is not None and price > rules.band_high:
+        return rules.band_high
+    if rules.band_low is not None and price < rules.band_low:
+        return rules.band_low
+    return price
+
+
 def market_fill_price(side: str, quote: Quote, rules: InstrumentRules, config: PaperConfig):
-    """Where a market order deals: the quote moved against the order by the slippage."""
+    """Where a market order deals: the quote moved against the order by the slippage, never
+    outside the price band."""
     price = quote.price_for(side)
     if price is None:
         return None
     slip = config.slippage_bps / _BPS
     if side == Side.BUY:
-        return snap_up(price * (1 + slip), rules.tick_size)
-    return max(snap_down(price * (1 - slip), rules.tick_size), rules.tick_size)
+        return within_band(snap_up(price * (1 + slip), rules.tick_size), rules)
+    return within_band(max(snap_down(price * (1 - slip), rules.tick_size), rules.tick_size), rules)
 
 
 # ---- placement ----------------------------------------------------------------------
@@ -255,14 +266,18 @@ def is_stop_reached(state: OrderState, quote: Quote) -> bool:
 
 
 def limit_fill_price(state: OrderState, quote: Quote, rules: InstrumentRules) -> Decimal | None:
-    """The deal price when the market crosses the limit (the limit or better), else None."""
+    """The deal price when the market crosses the limit (the limit or better, inside the
+    price band), else None."""
     price = quote.price_for(state.side)
     if price is None or state.limit_price is None:
         return None
-    if state.side == Side.BUY and price <= state.limit_price:
-        return min(snap_up(price, rules.tick_size), state.limit_price)
-    if state.side == Side.SELL and price >= state.limit_price:
-        return max(snap_down(price, rules.tick_size), state.limit_price)
+    limit = state.limit_price
+    if state.side == Side.BUY and price <= limit:
+        deal = within_band(min(snap_up(price, rules.tick_size), limit), rules)
+        return deal if deal <= limit else None  # a limit below the band cannot deal
+    if state.side == Side.SELL and price >= limit:
+        deal = within_band(max(snap_down(price, rules.tick_size), limit), rules)
+        return deal if deal >= limit else None
     return None
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from accounts.models import Broker
 from orders.models import Order, OrderEvent, OrderLeg
+from orders.positions.services import exit_positions
+from orders.services import place_protective_legs
 from tests.factories import (
     api_client_for,
     buy_at_market,
@@ -20,10 +22,12 @@ from tests.factories import (
     make_user,
     place_protected_bracket,
     sync_positions,
+    xts_protected_bracket,
 )
 
 D = Decimal
 pytestmark = pytest.mark.django_db
+POSITIONS_ROUTE = "GET /interactive/portfolio/positions"
 
 
 def net_of(client, instrument) -> int:
@@ -185,3 +189,22 @@ def test_a_live_account_outside_the_trading_window_cannot_exit(
     answer = client.post("/api/positions/exit", exit_body(live, instrument), format="json")
     assert answer.status_code == 409
     assert answer.json()["code"] == "MARKET_CLOSED"
+
+
+def test_an_exit_that_sent_nothing_leaves_the_bracket_protected_again(simulator, settings):
+    # The bracket's stop-loss and target were cancelled first, then the broker's positions
+    # could not be read: nothing was sent, and the bracket, still marked exit-requested,
+    # was never protected again: the position stayed open without any stop-loss.
+    user, account, _stock, bracket = xts_protected_bracket(simulator, settings)
+    simulator.set_faults(error_rate=1.0, routes=[POSITIONS_ROUTE])
+    result = exit_positions(account=account, actor=f"user:{user.pk}")
+    assert any("positions unavailable, nothing sent" in error for error in result.errors)
+    assert not bracket.legs.filter(role=OrderLeg.Role.EXIT).exists()
+
+    simulator.set_faults(error_rate=0.0, routes=[])
+    place_protective_legs(account=account)  # the next cycle's step 4
+    working = bracket.legs.filter(status=OrderLeg.Status.OPEN)
+    assert sorted(working.values_list("role", "quantity")) == [
+        (OrderLeg.Role.STOP_LOSS, 10),
+        (OrderLeg.Role.TAKE_PROFIT, 10),
+    ]

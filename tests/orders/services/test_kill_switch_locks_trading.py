@@ -315,3 +315,19 @@ def test_an_alert_webhook_after_the_kill_switch_is_refused_and_places_nothing(
     assert response.json()["code"] == "TRADING_LOCKED"
     assert ReceivedAlert.objects.get().outcome == ReceivedAlert.Outcome.REFUSED
     _nothing_new(orders, paper)
+
+
+def test_a_working_entry_cannot_grow_while_trading_is_locked(client, trader, account, instrument):
+    # An entry the kill switch could not cancel (not yet acknowledged then) is working on a
+    # locked account: modifying it from 10 to 1,000 opened ten times the position the lock
+    # was there to stop. Growing an entry is refused; shrinking it is still allowed.
+    order = place_single_order(user=trader, request=single_request(account)).order
+    lock_trading(account=account, actor="user:test")
+
+    grown = client.patch(f"/api/orders/{order.pk}", {"quantity": 1000}, format="json")
+
+    assert grown.status_code == 409 and grown.json()["code"] == "TRADING_LOCKED"
+    [paper] = PaperOrder.objects.filter(unique_identifier=legs_of(order)[0].unique_identifier)
+    assert paper.quantity == 10
+    shrunk = client.patch(f"/api/orders/{order.pk}", {"quantity": 5}, format="json")
+    assert shrunk.status_code == 200, shrunk.content

@@ -7,22 +7,15 @@ fault knobs make every cancel fail."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 import pytest
+from asgiref.sync import async_to_sync
 
-from orders.brokers.sessions import connect_account
+from orders.brokers.sessions import broker_client
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.services import place_protective_legs
 from orders.services.position_changes import change_position_live
-from tests.factories import (
-    make_instrument,
-    make_user,
-    make_xts_account,
-    place_bracket,
-    set_price_and_match,
-    sync_from_broker,
-)
+from tests.factories import sync_from_broker, xts_protected_bracket
 
 CANCEL_ROUTE = "DELETE /interactive/orders"
 
@@ -35,23 +28,7 @@ class Change:
 
 @pytest.fixture
 def protected_bracket(simulator, settings):
-    settings.TRADING_WINDOW_ALWAYS_OPEN = True
-    settings.PAPER_REJECT_RATE = "0"
-    settings.PAPER_FILL_CAP = 0
-    user = make_user()
-    account = make_xts_account(simulator.base_url, user=user)
-    stock = make_instrument(symbol="RELIANCE", tick_size=Decimal("0.05"))
-    set_price_and_match(stock, "100.00")
-    connect_account(account)
-    bracket = place_bracket(
-        user=user, account=account, instrument=stock, entry="99", sl="95", tp="110", lots=10
-    )
-    set_price_and_match(stock, "98.50")
-    sync_from_broker(account)
-    place_protective_legs(account=account)
-    roles = {leg.role: leg.status for leg in bracket.legs.all()}
-    assert roles == {"ENTRY": "FILLED", "STOP_LOSS": "OPEN", "TAKE_PROFIT": "OPEN"}, roles
-    return user, account, stock, bracket
+    return xts_protected_bracket(simulator, settings)
 
 
 def _sell_the_whole_position(user, account, stock):
@@ -103,3 +80,29 @@ def test_with_cancels_working_the_same_change_exits_through_the_bracket(
     legs = {leg.role: leg for leg in bracket.legs.all()}
     assert legs["STOP_LOSS"].status == "CANCELLED"
     assert (legs["EXIT"].side, legs["EXIT"].quantity) == ("SELL", 10)
+
+
+def test_a_bracket_held_back_after_a_partial_stand_down_is_protected_again(
+    simulator, protected_bracket
+):
+    # The target was cancelled at the broker behind the desk's back: the stand-down cancels
+    # the stop-loss, the target's cancel is refused, the exit is held back. The bracket
+    # stayed exit-requested, so step 4 never put a stop-loss back: an open position with
+    # no protection at all.
+    user, account, stock, bracket = protected_bracket
+    target = bracket.legs.get(role=OrderLeg.Role.TAKE_PROFIT)
+    async_to_sync(broker_client(account).cancel_order)(
+        target.broker_order_id, target.unique_identifier
+    )
+
+    live = _sell_the_whole_position(user, account, stock)
+    assert not live.result.exit_legs and "could not cancel leg" in live.result.errors[0]
+    assert bracket.legs.get(role=OrderLeg.Role.STOP_LOSS).status == "CANCELLED"
+
+    sync_from_broker(account)
+    place_protective_legs(account=account)  # the next cycle's step 4
+    working = bracket.legs.filter(status=OrderLeg.Status.OPEN)
+    assert sorted(working.values_list("role", "quantity")) == [
+        (OrderLeg.Role.STOP_LOSS, 10),
+        (OrderLeg.Role.TAKE_PROFIT, 10),
+    ]

@@ -11,7 +11,7 @@ from django.utils import timezone
 from orders.brokers.paper.models import PaperOrder
 from orders.models import Order, OrderLeg
 from orders.selectors import orders_with_legs
-from orders.services import place_bracket_order, place_protective_legs, plan_exits
+from orders.services import modify_order, place_bracket_order, place_protective_legs, plan_exits
 from orders.services.protection import brackets_to_protect, is_bracket_to_protect
 from orders.validation import TargetSpec
 from tests.factories import (
@@ -97,6 +97,24 @@ def test_later_fills_add_legs_for_the_newly_filled_quantity_only(
     # Target 1 takes the first 50 filled, target 2 the next 10.
     assert by_target == {0: 50, 1: 10}
     assert len(legs_of(order, SL)) == 2
+
+
+def test_later_fills_protect_at_the_target_price_the_trader_moved_to(
+    trader, account, instrument, settings
+):
+    # The trader moved target 1 from 105 to 106 while the entry was part filled: the legs
+    # later fills add for target 1 were still sent at 105 (stop-loss moves were followed).
+    order = _bracket_filled_30(trader, account, instrument, settings)
+    place_protective_legs(account=account)
+    (tp,) = legs_of(order, TP)
+    modify_order(order=order, actor=f"user:{trader.pk}", leg_id=tp.pk, limit_price=D("106"))
+    sync_from_broker(account)  # the entry fills 30 more: 60
+    place_protective_legs(account=account)
+
+    prices = {(leg.target_index, leg.limit_price) for leg in legs_of(order, TP)}
+    assert prices == {(0, D("106")), (1, D("110"))}
+    order.refresh_from_db()
+    assert [target["price"] for target in order.targets] == ["106", "110"]
 
 
 def test_a_filled_target_cancels_the_stop_loss_and_completes_the_order(trader, account, instrument):

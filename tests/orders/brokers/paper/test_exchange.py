@@ -414,3 +414,22 @@ def test_a_snapshot_here_needs_a_usable_session_and_a_broker_in_our_database(ins
     xts = make_xts_account(simulator.base_url)
     connect_account(xts)
     assert broker_client(xts).snapshot_here() is None
+
+
+def test_a_modify_beyond_the_margin_is_rejected_and_changes_nothing(book, instrument, settings):
+    # A real broker checks the margin of a modification as of a new order: the paper
+    # exchange took a resting buy of 10 grown to 1,000 (12.8 lakh against 10 lakh of cash).
+    settings.PAPER_MARGIN_RATE = "1"
+    order = _submit(book, instrument, order_type="LIMIT", limit=D("1280.00"))
+    grow = limit_modify_request(
+        str(order.app_order_id), order.unique_identifier, quantity=1000, limit=D("1280.00")
+    )
+    with pytest.raises(OrderRejected, match="Insufficient margin"):
+        paper_exchange.modify_order(book=book, request=grow)
+    order.refresh_from_db()
+    assert (order.quantity, order.status) == (10, LegStatus.OPEN)
+    # Within the margin (its own 12,800 counts as available again), the same order grows.
+    within = limit_modify_request(
+        str(order.app_order_id), order.unique_identifier, quantity=780, limit=D("1280.00")
+    )
+    assert paper_exchange.modify_order(book=book, request=within).quantity == 780

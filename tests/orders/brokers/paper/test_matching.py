@@ -169,3 +169,28 @@ def test_reject_rate_is_deterministic_per_seed_and_order():
 def test_open_orders_without_a_price_wait():
     result = match_order(state(order_type="MARKET"), Quote(None, None), RULES, CONFIG)
     assert (result.fill, result.state.status) == (None, LegStatus.OPEN)
+
+
+@pytest.mark.parametrize(
+    ("side", "order_type", "price", "dealt"),
+    [
+        # 109.90 + 25 bps = 110.17: past the band's 110 high, where no trade happens.
+        ("BUY", "MARKET", "109.90", "110"),
+        ("SELL", "MARKET", "90.10", "90"),
+        # A quote outside the band (a stale or bad print) deals at the edge, not beyond it.
+        ("BUY", "LIMIT", "85.00", "90"),
+        ("SELL", "LIMIT", "115.00", "110"),
+    ],
+)
+def test_no_fill_is_dealt_outside_the_price_band(side, order_type, price, dealt):
+    config = PaperConfig(slippage_bps=D("25"))
+    limit = D("100") if order_type == "LIMIT" else None
+    order = state(side=side, order_type=order_type, limit_price=limit)
+    result = match_order(order, quote(price), RULES, config)
+    assert result.fill.price == D(dealt)
+
+
+def test_a_buy_limit_below_the_band_does_not_deal_above_its_limit():
+    # The band moved above a resting buy limit: no price inside the band honours the limit.
+    order = state(side="BUY", limit_price=D("85.00"))
+    assert match_order(order, quote("84.00"), RULES, CONFIG).fill is None
