@@ -299,7 +299,8 @@ def read_order_id(reader: FieldReader) -> int | None:
         reader.fail("orderid", "is required")
         return None
     raw = _text(reader.body.get("orderid"))
-    if not raw.isdigit() or len(raw) > 18 or int(raw) < 1:
+    # isdecimal, not isdigit: "²" is a digit that int() refuses.
+    if not raw.isdecimal() or len(raw) > 18 or int(raw) < 1:
         reader.fail("orderid", f"{raw!r} is not an order id of this desk")
         return None
     return int(raw)

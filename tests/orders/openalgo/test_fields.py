@@ -83,7 +83,7 @@ def test_every_broken_field_is_named_at_once_with_the_item_prefix():
     assert {"orders[2].symbol", "orders[2].action", "orders[2].quantity"} <= set(reader.errors)
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-3", "1" * 19, ""])
+@pytest.mark.parametrize("value", ["abc", "0", "-3", "1" * 19, "", "\u00b2", "1\u2460"])
 def test_an_order_id_that_is_not_the_desks_is_named(value):
     reader = FieldReader({"orderid": value})
     assert read_order_id(reader) is None and "orderid" in reader.errors
