@@ -249,7 +249,8 @@ class OrderTicketForm(forms.Form):
                     return []
                 specs.append(TargetSpec(price=price, percent=Decimal("100")))
                 continue
-            if not lots_text.isdigit() or int(lots_text) <= 0:
+            # isdecimal, not isdigit: "²" is a digit that int() refuses.
+            if not lots_text.isdecimal() or int(lots_text) <= 0:
                 self.add_error("targets", f"target {number}: lots must be a whole number above 0")
                 return []
             specs.append(TargetSpec(price=price, lots=int(lots_text)))

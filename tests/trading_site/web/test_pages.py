@@ -372,6 +372,23 @@ def test_targets_that_do_not_cover_the_lots_are_named(ticket):
     ]
 
 
+@pytest.mark.parametrize("lots", ["\u00b2", "1\u2460"])
+def test_target_lots_int_cannot_read_are_named_not_a_500(ticket, lots):
+    # A digit to str.isdigit that int() refuses: it was a ValueError, a 500 page.
+    instrument = make_instrument(symbol="SUPERSCRIPT")
+    response = ticket(
+        instrument.trading_symbol,
+        **FIVE_LOTS_BRACKET,
+        target_price=["105", "110"],
+        target_lots=[lots, "3"],
+    )
+    assert response.status_code == 400
+    assert response.context["form"].errors["targets"] == [
+        "target 1: lots must be a whole number above 0"
+    ]
+    assert Order.objects.count() == 0
+
+
 def test_the_modify_form_is_prefilled_and_sends_only_what_changed(web, account):
     order = make_order(account=account)
     page = web.get(reverse("order_detail", args=[order.pk])).content.decode()
