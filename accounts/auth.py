@@ -31,7 +31,8 @@ class BearerTokenAuthentication(BaseAuthentication):
         if not header:
             return None
         parts = header.split()
-        if parts[0].lower() != self.keyword:
+        # Whitespace alone (" ", or a latin-1 byte str.split() takes for a space): no scheme.
+        if not parts or parts[0].lower() != self.keyword:
             return None
         if len(parts) != 2 or not _TOKEN_SHAPE.match(parts[1]):
             raise AuthenticationFailed("Malformed Authorization header; use 'Bearer <token>'")

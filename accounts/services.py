@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -20,7 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import authenticate as django_authenticate
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.api_keys import API_KEY_PREFIX
@@ -243,6 +245,27 @@ def _check_base_url(url: str) -> None:
         ) from None
 
 
+def _name_taken(what: str, field: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"{what.capitalize()} with this name exists",
+        details={field: [f"you already have {what} with this name"]},
+    )
+
+
+@contextmanager
+def _under_a_free_name(rows: QuerySet, *, name: str, what: str, field: str) -> Iterator[None]:
+    """The insert or save of a row named `name` among the user's `rows`. Two requests at once
+    (a client retrying a create whose answer it lost) both pass the check that the name is
+    free; the unique index refuses the second, which answers the check's 400, not a 500."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError:
+        if not rows.filter(**{field: name}).exists():
+            raise
+        raise _name_taken(what, field) from None
+
+
 def create_broker_account(
     *,
     user: User,
@@ -254,18 +277,14 @@ def create_broker_account(
     if broker not in Broker.values:
         raise ValidationFailed("Unknown broker", details={"broker": [f"unknown broker: {broker}"]})
     cleaned = validate_credentials(broker=broker, credentials=credentials or {})
-    if BrokerAccount.objects.filter(user=user, account_name=account_name).exists():
-        raise ValidationFailed(
-            "An account with this name exists",
-            details={"account_name": ["you already have an account with this name"]},
-        )
-    return BrokerAccount.objects.create(
-        user=user,
-        account_name=account_name,
-        broker=broker,
-        credentials=cleaned,
-        confirm_live_orders=confirm_live_orders,
-    )
+    mine = BrokerAccount.objects.filter(user=user)
+    if mine.filter(account_name=account_name).exists():
+        raise _name_taken("an account", "account_name")
+    account = BrokerAccount(user=user, account_name=account_name, broker=broker)
+    account.credentials, account.confirm_live_orders = cleaned, confirm_live_orders
+    with _under_a_free_name(mine, name=account_name, what="an account", field="account_name"):
+        account.save(force_insert=True)
+    return account
 
 
 def update_broker_account(
@@ -282,16 +301,10 @@ def update_broker_account(
     if confirm_live_orders is not None and confirm_live_orders != account.confirm_live_orders:
         account.confirm_live_orders = confirm_live_orders
         fields.append("confirm_live_orders")
+    others = BrokerAccount.objects.filter(user_id=account.user_id).exclude(pk=account.pk)
     if account_name is not None and account_name != account.account_name:
-        if (
-            BrokerAccount.objects.filter(user_id=account.user_id, account_name=account_name)
-            .exclude(pk=account.pk)
-            .exists()
-        ):
-            raise ValidationFailed(
-                "An account with this name exists",
-                details={"account_name": ["you already have an account with this name"]},
-            )
+        if others.filter(account_name=account_name).exists():
+            raise _name_taken("an account", "account_name")
         account.account_name = account_name
         fields.append("account_name")
     if credentials is not None:
@@ -305,7 +318,10 @@ def update_broker_account(
         account.is_active = is_active
         fields.append("is_active")
     if fields:
-        account.save(update_fields=[*fields, "updated_at"])
+        with _under_a_free_name(
+            others, name=account.account_name, what="an account", field="account_name"
+        ):
+            account.save(update_fields=[*fields, "updated_at"])
     return account
 
 
@@ -364,12 +380,11 @@ def paper_twin_for(*, account: BrokerAccount) -> BrokerAccount:
 
 
 def create_strategy(*, user: User, name: str, **settings_fields: Any) -> Strategy:
-    if Strategy.objects.filter(user=user, name=name).exists():
-        raise ValidationFailed(
-            "A strategy with this name exists",
-            details={"name": ["you already have a strategy with this name"]},
-        )
-    return Strategy.objects.create(user=user, name=name, **settings_fields)
+    mine = Strategy.objects.filter(user=user)
+    if mine.filter(name=name).exists():
+        raise _name_taken("a strategy", "name")
+    with _under_a_free_name(mine, name=name, what="a strategy", field="name"):
+        return Strategy.objects.create(user=user, name=name, **settings_fields)
 
 
 def strategy_named(*, user: User, name: str) -> Strategy:
@@ -394,21 +409,14 @@ def strategy_named(*, user: User, name: str) -> Strategy:
 
 def update_strategy(*, strategy: Strategy, **changes: Any) -> Strategy:
     name = changes.get("name")
-    if (
-        name
-        and name != strategy.name
-        and Strategy.objects.filter(user_id=strategy.user_id, name=name)
-        .exclude(pk=strategy.pk)
-        .exists()
-    ):
-        raise ValidationFailed(
-            "A strategy with this name exists",
-            details={"name": ["you already have a strategy with this name"]},
-        )
+    others = Strategy.objects.filter(user_id=strategy.user_id).exclude(pk=strategy.pk)
+    if name and name != strategy.name and others.filter(name=name).exists():
+        raise _name_taken("a strategy", "name")
     for field, value in changes.items():
         setattr(strategy, field, value)
     if changes:
-        strategy.save(update_fields=[*changes, "updated_at"])
+        with _under_a_free_name(others, name=strategy.name, what="a strategy", field="name"):
+            strategy.save(update_fields=[*changes, "updated_at"])
     return strategy
 
 

@@ -66,9 +66,15 @@ def code_at_step(secret: str, step: int) -> str:
     return pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_PERIOD_SECONDS).generate_otp(step)
 
 
+def _ascii_digits(code: str) -> bool:
+    """0-9 only: str.isdigit also takes full-width and superscript digits, which
+    hmac.compare_digest refuses (TypeError) and no authenticator shows."""
+    return code.isascii() and code.isdigit()
+
+
 def matching_step(secret: str, code: str, *, now: float | None = None) -> int | None:
     """The time step (within the window) whose code equals `code`, or None."""
-    if len(code) != TOTP_DIGITS or not code.isdigit():
+    if len(code) != TOTP_DIGITS or not _ascii_digits(code):
         return None
     step = current_step(now)
     found = None
@@ -166,7 +172,7 @@ def verify_second_factor(*, user: User, code: str) -> str | None:
     if device is None:
         return None
     normalized = normalize_code(code)
-    if normalized.isdigit():
+    if _ascii_digits(normalized):
         return METHOD_TOTP if _accept_totp(device, normalized) else None
     if _looks_like_recovery_code(normalized) and _consume_recovery_code(user, normalized):
         return METHOD_RECOVERY

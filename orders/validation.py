@@ -46,7 +46,8 @@ def as_id(value) -> int | None:
         value = int(value)
     if isinstance(value, str):
         value = value.strip()
-        if not value.isdigit() or len(value) > 19:
+        # isdecimal, not isdigit: "²" is a digit that int() refuses.
+        if not value.isdecimal() or len(value) > 19:
             return None
         value = int(value)
     if not isinstance(value, int) or not 1 <= value <= MAX_ID:

@@ -25,6 +25,7 @@ from orders.validation import (
     bracket_order_errors,
     single_order_errors,
 )
+from trading_site.core.market_hours import FILTER_DAY_VALIDATORS
 
 PRICE_FIELD: dict[str, Any] = {
     "max_digits": 15,
@@ -249,7 +250,8 @@ class OrderTicketForm(forms.Form):
                     return []
                 specs.append(TargetSpec(price=price, percent=Decimal("100")))
                 continue
-            if not lots_text.isdigit() or int(lots_text) <= 0:
+            # isdecimal, not isdigit: "²" is a digit that int() refuses.
+            if not lots_text.isdecimal() or int(lots_text) <= 0:
                 self.add_error("targets", f"target {number}: lots must be a whole number above 0")
                 return []
             specs.append(TargetSpec(price=price, lots=int(lots_text)))
@@ -442,10 +444,16 @@ class OrderFilterForm(forms.Form):
     symbol = forms.CharField(required=False, max_length=100)
     strategy = forms.ChoiceField(required=False, choices=())
     since = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+        required=False,
+        label="From",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=FILTER_DAY_VALIDATORS,
     )
     until = forms.DateField(
-        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+        required=False,
+        label="To",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=FILTER_DAY_VALIDATORS,
     )
 
     def __init__(self, *args, user, **kwargs):

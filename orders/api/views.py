@@ -161,9 +161,11 @@ def _parse_when(raw: str | None, name: str, *, end_of_day: bool = False):
     if not raw:
         return None
     # Well-formed but impossible values (2024-02-30) raise ValueError: a 400, not a 500.
+    # A date first: parse_datetime also reads a bare date (as its midnight), which would make
+    # "until=<day>" leave that whole day out.
     try:
-        value = parse_datetime(raw)
-        day = parse_date(raw) if value is None else None
+        day = parse_date(raw)
+        value = parse_datetime(raw) if day is None else None
     except ValueError:
         value = day = None
     if value is None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 
 from accounts.models import Broker, BrokerAccount, EntryRegeneratePermission, Strategy
+from tests.concurrency import start_thread
 from tests.factories import api_client_for, make_account, make_strategy, make_user
 
 pytestmark = pytest.mark.django_db
@@ -191,6 +193,47 @@ def test_duplicate_strategy_name_is_a_400():
     make_strategy(user=me, name="same")
     response = api_client_for(me).post("/api/strategies", {"name": "same"}, format="json")
     _assert_400_on(response, "name")
+
+
+def _rival_right_after_the_name_check(model, make_rival):
+    """An execute wrapper: once the first SELECT from `model`'s table (the name's check) has
+    run, a second request (another connection) creates the same name before this one
+    inserts."""
+    checked: list[bool] = []
+    table = f"FROM `{model._meta.db_table}`"
+
+    def wrapper(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not checked and sql.startswith("SELECT") and table in sql:
+            checked.append(True)
+            errors: list[BaseException] = []
+            start_thread(errors, make_rival).join()
+            assert not errors
+        return result
+
+    return wrapper
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "url,field,model,make_rival",
+    [
+        ("/api/strategies", "name", Strategy, make_strategy),
+        ("/api/accounts", "account_name", BrokerAccount, make_account),
+    ],
+    ids=["strategy", "account"],
+)
+def test_a_name_taken_by_a_request_running_alongside_is_a_400_not_a_500(
+    url, field, model, make_rival
+):
+    # A client retrying a create whose first answer it did not get: both pass the "name is
+    # free" check, the second insert hits the unique index. It was an IntegrityError: a 500.
+    me = make_user()
+    wrapper = _rival_right_after_the_name_check(model, lambda: make_rival(user=me, name="twice"))
+    with connection.execute_wrapper(wrapper):
+        response = api_client_for(me).post(url, {field: "twice"}, format="json")
+    _assert_400_on(response, field)
+    assert model.objects.filter(user=me).count() == 1
 
 
 def test_another_users_strategy_is_invisible():

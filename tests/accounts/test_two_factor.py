@@ -114,6 +114,24 @@ def test_a_wrong_password_with_a_right_code_is_still_refused_without_saying_more
     assert response.json()["details"] == {}
 
 
+@pytest.mark.parametrize(
+    "typed",
+    [
+        # The right code from a phone's full-width keyboard (an IME), and superscripts: digits
+        # to str.isdigit, which hmac.compare_digest refused with a TypeError (a 500).
+        lambda code: code.translate({ord(d): 0xFF10 + int(d) for d in "0123456789"}),
+        lambda code: "\u00b2" * len(code),
+    ],
+    ids=["full-width", "superscript"],
+)
+def test_a_code_of_non_ascii_digits_is_an_invalid_code_not_a_500(typed):
+    user = make_user(username="alice")
+    secret = enable_two_factor(user)
+    response = _api_login("alice", otp=typed(totp_code(secret)))
+    assert response.status_code == 401
+    assert response.json()["details"] == {"otp": ["invalid"]}
+
+
 def test_a_used_code_cannot_be_replayed_within_its_window():
     user = make_user(username="alice")
     secret = enable_two_factor(user)

@@ -16,9 +16,18 @@ from datetime import date, datetime, time, timedelta
 from time import monotonic
 from zoneinfo import ZoneInfo
 
+from django.core.validators import MaxValueValidator, MinValueValidator
+
 from trading_site.core.models import TradingHoliday
 
 MARKET_TZ = ZoneInfo("Asia/Kolkata")
+# The days a date filter may name: the start and the end of each, in the market's time zone,
+# must exist in UTC too (what the database compares); the first and last days Python knows
+# do not (an OverflowError in the query, a 500).
+FILTER_DAY_VALIDATORS = [
+    MinValueValidator(date(1, 1, 2)),
+    MaxValueValidator(date(9999, 12, 30)),
+]
 # Far enough to cross any run of weekends and holidays; a calendar with no trading day in a
 # year is a misconfiguration, answered with None.
 _SEARCH_DAYS = 366

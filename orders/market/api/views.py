@@ -177,7 +177,8 @@ class FairPriceView(APIView):
         queryset = FairPrice.objects.select_related("instrument").order_by("instrument_id")
         ids = _csv_param(request, "instrument_ids")
         if ids:
-            if not all(item.isdigit() for item in ids):
+            # isdecimal, not isdigit: "²" is a digit that int() refuses.
+            if not all(item.isdecimal() for item in ids):
                 raise ValidationFailed(
                     "instrument_ids must be comma-separated integers",
                     details={"instrument_ids": ids},

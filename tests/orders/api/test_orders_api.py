@@ -128,6 +128,24 @@ def test_the_list_filters_by_account_status_symbol_strategy_and_time(
     assert ids(f"until={since}") == {a.pk}
 
 
+def test_until_a_date_includes_that_whole_day_in_the_list_and_its_export(
+    client, trader, account, instrument
+):
+    # The documented reading: "until" is exclusive, but a bare date includes that whole day.
+    # A date-only value once parsed as that day's midnight: "until=today" dropped all of today.
+    placed_now = make_order(user=trader, account=account, instrument=instrument)
+    today = timezone.localdate()
+    listed = client.get(f"/api/orders?until={today.isoformat()}").json()["orders"]
+    assert [o["id"] for o in listed] == [placed_now.pk]
+    exported = b"".join(client.get(f"/api/orders/export?until={today}").streaming_content)
+    assert exported.decode().splitlines()[1].startswith(f"{placed_now.pk},")
+    yesterday = (today - timedelta(days=1)).isoformat()
+    assert client.get(f"/api/orders?until={yesterday}").json()["orders"] == []
+    # A date-time stays exact (exclusive).
+    moment = placed_now.created_at.isoformat()
+    assert client.get("/api/orders", {"until": moment}).json()["orders"] == []
+
+
 def test_the_list_paginates_with_limit_and_offset(client, trader, account, instrument):
     orders = [make_order(user=trader, account=account, instrument=instrument) for _ in range(5)]
     body = client.get("/api/orders?limit=2&offset=2").json()

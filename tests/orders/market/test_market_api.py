@@ -73,8 +73,17 @@ def test_fair_prices_filter_by_symbols(trader_api, reliance):
     assert [row["trading_symbol"] for row in body["fair_prices"]] == ["INFY"]
 
 
-def test_fair_prices_bad_filter_is_a_400(trader_api):
-    response = trader_api.get("/api/fair-prices", {"instrument_ids": "1,x"})
+@pytest.mark.parametrize(
+    "ids",
+    [
+        "1,x",
+        # A digit to str.isdigit but no number to int(): it was a ValueError, a 500.
+        "1,\u00b2",
+        "\u2460",
+    ],
+)
+def test_fair_prices_bad_filter_is_a_400(trader_api, ids):
+    response = trader_api.get("/api/fair-prices", {"instrument_ids": ids})
     assert response.status_code == 400 and response.json()["code"] == "VALIDATION_ERROR"
 
 

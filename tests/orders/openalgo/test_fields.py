@@ -86,7 +86,7 @@ def test_every_broken_field_is_named_at_once_with_the_item_prefix():
 
 # "²" is a digit to str.isdigit but not to int(): orderstatus, cancelorder and modifyorder
 # answered 500; "١٢٣" (Arabic-Indic digits) named order 123.
-@pytest.mark.parametrize("value", ["abc", "0", "-3", "1" * 19, "", "²", "١٢٣"])
+@pytest.mark.parametrize("value", ["abc", "0", "-3", "1" * 19, "", "²", "1\u2460", "١٢٣"])
 def test_an_order_id_that_is_not_the_desks_is_named(value):
     reader = FieldReader({"orderid": value})
     assert read_order_id(reader) is None and "orderid" in reader.errors

@@ -151,6 +151,18 @@ def test_api_rejects_an_invalid_template_and_writes_nothing(schedule):
     assert ScheduledOrder.objects.count() == 1
 
 
+@pytest.mark.parametrize("instrument_id", ["\u00b2", "1\u2460"])
+def test_a_template_instrument_id_int_cannot_read_is_a_400(schedule, instrument_id):
+    # A digit to str.isdigit that int() refuses: it was a ValueError, a 500.
+    template = {**schedule.template, "exchange_instrument_id": instrument_id}
+    response = api_client_for(schedule.user).post(
+        "/api/scheduled-orders", _body(schedule, template=template), format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["details"]["exchange_instrument_id"]
+    assert ScheduledOrder.objects.count() == 1
+
+
 def test_another_users_schedule_is_a_404(schedule):
     stranger = api_client_for(make_user())
     assert stranger.get(f"/api/scheduled-orders/{schedule.pk}").status_code == 404

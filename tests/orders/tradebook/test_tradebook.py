@@ -153,6 +153,25 @@ def test_the_orders_csv_has_the_lists_filters(book):
     assert api_client_for(user).get("/api/orders/export?status=NOPE").status_code == 400
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/orders/export?since=0001-01-01",
+        "/api/orders/export?until=0001-01-01T01:00:00",
+        "/api/trades/export?since=0001-01-01",
+        "/api/trades/export?date=0001-01-01",
+    ],
+)
+def test_an_export_whose_query_fails_is_a_400_not_a_200_cut_after_its_header(book, path):
+    # A day before year 1 in UTC cannot be queried. The export's query used to run only once
+    # the 200 and the header line were on their way: the download broke off (or, to a client
+    # that reads to the end of the connection, looked like an empty book).
+    answer = api_client_for(book[0]).get(path)
+    assert answer.status_code == 400
+    assert not answer.streaming
+    assert answer.json()["code"] == "VALIDATION_ERROR"
+
+
 def test_the_trade_book_page_and_its_download_use_the_same_filters(book):
     user, first, *_ = book
     web = Client()

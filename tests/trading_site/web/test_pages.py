@@ -372,6 +372,41 @@ def test_targets_that_do_not_cover_the_lots_are_named(ticket):
     ]
 
 
+@pytest.mark.parametrize("lots", ["\u00b2", "1\u2460"])
+def test_target_lots_int_cannot_read_are_named_not_a_500(ticket, lots):
+    # A digit to str.isdigit that int() refuses: it was a ValueError, a 500 page.
+    instrument = make_instrument(symbol="SUPERSCRIPT")
+    response = ticket(
+        instrument.trading_symbol,
+        **FIVE_LOTS_BRACKET,
+        target_price=["105", "110"],
+        target_lots=[lots, "3"],
+    )
+    assert response.status_code == 400
+    assert response.context["form"].errors["targets"] == [
+        "target 1: lots must be a whole number above 0"
+    ]
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "page,query,field",
+    [
+        ("orders", "since=0001-01-01", "since"),
+        ("orders", "until=9999-12-31", "until"),
+        ("trades", "date=0001-01-01", "date"),
+    ],
+)
+def test_a_filter_day_past_what_the_database_compares_is_named_not_a_500(
+    web, account, page, query, field
+):
+    # The day's start or end in IST is no time in UTC: the query raised OverflowError.
+    make_order(account=account)
+    response = web.get(f"{reverse(page)}?{query}")
+    assert response.status_code in (200, 400)
+    assert field in response.context["form"].errors
+
+
 def test_the_modify_form_is_prefilled_and_sends_only_what_changed(web, account):
     order = make_order(account=account)
     page = web.get(reverse("order_detail", args=[order.pk])).content.decode()

@@ -60,6 +60,15 @@ def test_malformed_bearer_header_is_a_401_envelope(header):
     _assert_envelope(response, 401, "AUTHENTICATION_FAILED")
 
 
+# A header of whitespace alone: a proxy or client that blanks the credential. The servers trim
+# only spaces and tabs; a latin-1 byte such as 0xA0 or 0x1C reaches the view and is
+# whitespace to str.split(). It was an IndexError: a 500 for a client's bad header.
+@pytest.mark.parametrize("header", [" ", "\t", "\xa0", "\x1c \x1d"])
+def test_a_whitespace_only_authorization_header_is_a_401_envelope_not_a_500(header):
+    response = APIClient().get("/api/accounts", HTTP_AUTHORIZATION=header)
+    _assert_envelope(response, 401, "AUTHENTICATION_FAILED")
+
+
 def test_unknown_token_is_a_401_envelope():
     response = APIClient().get("/api/accounts", HTTP_AUTHORIZATION="Bearer " + "a" * 43)
     body = _assert_envelope(response, 401, "AUTHENTICATION_FAILED")
