@@ -54,6 +54,13 @@ def _permit(user, *strategies, enabled=True):
     return permission
 
 
+def _staged_once_permitted(user, strategy) -> list:
+    """What step 8 stages in a cycle once `strategy` is permitted (rejections archived first)."""
+    _permit(user, strategy)
+    archive_rejected_orders(user_id=user.pk)
+    return stage_regenerations(user_id=user.pk, cycle_key="c1")
+
+
 def test_the_permitted_strategies_are_the_users_own_that_allow_regeneration(desk):
     user, _account, _instrument, allowed = desk
     forbidding = make_strategy(user=user, allow_regeneration=False)
@@ -120,9 +127,7 @@ def test_order_at_its_regeneration_limit_is_not_staged(settings, desk):
     user, _account, _instrument, strategy = desk
     order = _rejected_bracket(settings, desk)
     Order.objects.filter(pk=order.pk).update(regeneration_count=strategy.max_regenerations)
-    _permit(user, strategy)
-    archive_rejected_orders(user_id=user.pk)
-    assert stage_regenerations(user_id=user.pk, cycle_key="c1") == []
+    assert _staged_once_permitted(user, strategy) == []
 
 
 def test_an_order_rejected_on_an_earlier_trading_day_is_not_staged(settings, desk):
@@ -132,9 +137,7 @@ def test_an_order_rejected_on_an_earlier_trading_day_is_not_staged(settings, des
     user, _account, _instrument, strategy = desk
     order = _rejected_bracket(settings, desk)
     Order.objects.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(days=3))
-    _permit(user, strategy)
-    archive_rejected_orders(user_id=user.pk)
-    assert stage_regenerations(user_id=user.pk, cycle_key="c1") == []
+    assert _staged_once_permitted(user, strategy) == []
     assert place_regenerations(user_id=user.pk).placed == []
 
 
@@ -152,9 +155,7 @@ def test_an_order_a_client_was_told_to_send_again_is_not_regenerated(desk, sourc
         entry_broker_order_id="",
     )
     order.legs.update(reject_reason=NOT_SENT_PREFIX + "the broker could not be reached")
-    _permit(user, strategy)
-    archive_rejected_orders(user_id=user.pk)
-    assert stage_regenerations(user_id=user.pk, cycle_key="c1") == []
+    assert _staged_once_permitted(user, strategy) == []
 
 
 def test_strategy_that_forbids_regeneration_is_not_staged(settings, desk):
@@ -162,9 +163,7 @@ def test_strategy_that_forbids_regeneration_is_not_staged(settings, desk):
     order = _rejected_bracket(settings, desk)
     strategy.allow_regeneration = False
     strategy.save()
-    _permit(user, strategy)
-    archive_rejected_orders(user_id=user.pk)
-    assert stage_regenerations(user_id=user.pk, cycle_key="c1") == []
+    assert _staged_once_permitted(user, strategy) == []
     assert order.pk  # still there, archived
 
 
