@@ -25,6 +25,7 @@ from orders.validation import (
     bracket_order_errors,
     single_order_errors,
 )
+from trading_site.core.market_hours import validate_nameable_day
 
 PRICE_FIELD: dict[str, Any] = {
     "max_digits": 15,
@@ -442,10 +443,16 @@ class OrderFilterForm(forms.Form):
     symbol = forms.CharField(required=False, max_length=100)
     strategy = forms.ChoiceField(required=False, choices=())
     since = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+        required=False,
+        label="From",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[validate_nameable_day],
     )
     until = forms.DateField(
-        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+        required=False,
+        label="To",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[validate_nameable_day],
     )
 
     def __init__(self, *args, user, **kwargs):

@@ -23,7 +23,7 @@ from orders.domain.vocabulary import Side
 from pnl import selectors
 from pnl.curve import line_chart
 from pnl.models import BrokeragePlanSetting, PnlDaily, PnlLot
-from trading_site.core.market_hours import MARKET_TZ
+from trading_site.core.market_hours import MARKET_TZ, is_nameable_day
 from trading_site.core.templatetags.desk import inr
 
 HISTORY_DAYS = 60
@@ -96,9 +96,12 @@ def _day_of(request: HttpRequest) -> date:
     if not raw:
         return timezone.localdate(timezone.now(), MARKET_TZ)
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise Http404("No such day") from None
+    if not is_nameable_day(day):
+        raise Http404("No such day")
+    return day
 
 
 def _chart(report: selectors.DayReport):

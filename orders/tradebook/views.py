@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET
 from accounts.http import AuthenticatedHttpRequest
 from accounts.models import BrokerAccount
 from orders.tradebook import csv_export, selectors
+from trading_site.core.market_hours import validate_nameable_day
 
 TRADES_PER_PAGE = 100
 
@@ -20,7 +21,10 @@ TRADES_PER_PAGE = 100
 class TradeFilterForm(forms.Form):
     account = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, choices=())
     date = forms.DateField(
-        required=False, label="Day", widget=forms.DateInput(attrs={"type": "date"})
+        required=False,
+        label="Day",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[validate_nameable_day],
     )
     symbol = forms.CharField(required=False, max_length=100, label="Instrument")
 

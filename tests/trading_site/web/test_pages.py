@@ -220,6 +220,34 @@ def test_order_list_filters_by_date(web, account):
     assert "NEWONE" in body and "OLDONE" not in body
 
 
+# A day typed with a wrong year: its start in IST, or the day after, is past what a
+# datetime holds (they answered 500, the CSV downloads broke off).
+IMPOSSIBLE_DAYS = [
+    ("orders", {"since": "0001-01-01"}, 200),
+    ("orders", {"until": "9999-12-31"}, 200),
+    ("trades", {"date": "0001-01-01"}, 400),
+    ("trades", {"date": "9999-12-31"}, 400),
+]
+
+
+@pytest.mark.parametrize("name,query,status", IMPOSSIBLE_DAYS)
+def test_a_filter_day_out_of_range_is_a_form_error(web, account, name, query, status):
+    make_order(account=account, instrument=make_instrument(symbol="KEPT"))
+    response = web.get(reverse(name), query)
+    assert response.status_code == status
+    assert "Give a day between 01 Jan 1970 and 31 Dec 2999." in response.content.decode()
+    csv = web.get(reverse(f"{name}_csv"), query)
+    assert csv.status_code == 200
+    assert b"".join(csv.streaming_content).splitlines()[0]
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31"])
+@pytest.mark.parametrize("account_query", ["all", None])
+def test_a_pnl_day_out_of_range_is_404(web, account, day, account_query):
+    query = {"day": day, **({"account": account_query} if account_query else {})}
+    assert web.get(reverse("pnl"), query).status_code == 404
+
+
 def test_order_list_paginates(web, account):
     instrument = make_instrument(symbol="PAGED")
     for _ in range(51):
