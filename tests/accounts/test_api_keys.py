@@ -372,3 +372,16 @@ def test_an_expiry_date_ends_the_key_after_that_day_in_ist():
     )
     key = ApiKey.objects.get(user=user)
     assert key.expires_at.isoformat() == "2099-03-31T18:30:00+00:00"  # 1 April 00:00 IST
+
+
+def test_an_expiry_date_out_of_range_is_a_form_error_and_creates_no_key():
+    """9999-12-31: the day after it, when the key would stop, overflowed (a 500)."""
+    user = make_user()
+    browser = Client()
+    browser.force_login(user)
+    page = browser.post(
+        "/settings/api-keys/", {"name": "typo", "scope": "read", "expires_on": "9999-12-31"}
+    )
+    assert page.status_code == 400
+    assert "Give a day between 01 Jan 1970 and 31 Dec 2999." in page.content.decode()
+    assert not ApiKey.objects.filter(user=user).exists()
