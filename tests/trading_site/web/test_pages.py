@@ -22,6 +22,7 @@ from tests.factories import (
     make_fair_price,
     make_instrument,
     make_order,
+    make_user,
 )
 
 pytestmark = pytest.mark.django_db
@@ -104,6 +105,19 @@ def test_repeated_failed_logins_are_locked_out_with_429(client, trader, settings
     )
     assert response.status_code == 429
     assert "Too many login attempts" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+# Spellings of "target" the database's collation takes for it (accents, full-width letters,
+# an ignorable zero-width space): each logged in, each with a throttle bucket of its own.
+@pytest.mark.parametrize("spelling", ["tàrget", "ＴＡＲＧＥＴ", "tar\u200bget"])
+def test_another_spelling_of_a_locked_out_username_is_locked_out_too(client, settings, spelling):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_user": "3/0.001", "login_ip": "100/1"}
+    make_user(username="target")
+    for _ in range(3):
+        client.post(reverse("login"), {"username": "target", "password": "nope"})
+    response = client.post(reverse("login"), {"username": spelling, "password": DEFAULT_PASSWORD})
+    assert response.status_code == 429
     assert "_auth_user_id" not in client.session
 
 
