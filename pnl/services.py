@@ -40,7 +40,7 @@ from orders.models import BrokerOrder, BrokerTrade, Order, OrderLeg
 from orders.services.account_lock import conflicts_are_busy
 from orders.services.exclusion import account_exclusion
 from pnl import fifo, selectors
-from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
+from pnl.models import BrokeragePlanSetting, PnlDaily, PnlInstrumentState, PnlLot
 from trading_site.core.bulk_rows import bulk_update_rows
 from trading_site.core.errors import Busy
 from trading_site.core.market_hours import MARKET_TZ
@@ -731,3 +731,11 @@ def refresh_account_pnl_if_stale(*, account: BrokerAccount) -> AccountPnl | None
             return compute_account_pnl(account=account)
     except Busy:  # the exclusion, or the rows (RowsBusy)
         return None
+
+
+def save_brokerage_plan(*, account: BrokerAccount, **plan: Any) -> BrokeragePlanSetting:
+    """The account's brokerage plan set to `plan` (mode, flat_per_order, percent,
+    cap_per_order, delivery_free): its row made the first time, changed after. Two first
+    saves at once (two tabs, a double post) both land on the one row."""
+    row, _created = BrokeragePlanSetting.objects.update_or_create(account=account, defaults=plan)
+    return row

@@ -20,7 +20,7 @@ from accounts.http import AuthenticatedHttpRequest
 from accounts.models import BrokerAccount
 from accounts.selectors import default_account_id
 from orders.domain.vocabulary import Side
-from pnl import selectors
+from pnl import selectors, services
 from pnl.curve import line_chart
 from pnl.models import BrokeragePlanSetting, PnlDaily, PnlLot
 from trading_site.core.market_hours import MARKET_TZ, is_nameable_day
@@ -264,7 +264,10 @@ def brokerage_plan(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     form = BrokeragePlanForm(request.POST or None, instance=plan)
     back_url = f"{reverse('pnl')}?account={account.pk}"  # the account's PnL page
     if request.method == "POST" and form.is_valid():
-        form.save()
+        fields = BrokeragePlanForm.Meta.fields
+        services.save_brokerage_plan(
+            account=account, **{name: form.cleaned_data[name] for name in fields}
+        )
         messages.success(request, f"Brokerage plan of “{account.account_name}” saved.")
         return redirect(back_url)
     return render(
