@@ -11,7 +11,7 @@ from django.test import Client
 
 from accounts.models import Broker
 from pnl.models import BrokeragePlanSetting, MtmSample, PnlDaily
-from tests.concurrency import in_threads
+from tests.concurrency import posted_from_tabs_at_once
 from tests.factories import (
     DEFAULT_PASSWORD,
     api_client_for,
@@ -139,12 +139,7 @@ def test_a_first_brokerage_plan_saved_from_two_tabs_at_once_is_saved_once():
     inserted it, the second lost on the unique account and answered 500."""
     user = make_user()
     account = make_account(user=user)
-    tabs = [Client() for _ in range(4)]
-    for tab in tabs:
-        tab.force_login(user)
     plan = {"mode": "FLAT", "flat_per_order": "15", "percent": "0.03", "cap_per_order": "20"}
-    answers = in_threads(
-        len(tabs), lambda n: tabs[n].post(f"/pnl/brokerage/{account.pk}/", plan).status_code
-    )
-    assert answers == [302] * len(tabs)
+    answers = posted_from_tabs_at_once(user, f"/pnl/brokerage/{account.pk}/", plan)
+    assert answers == [302] * 4
     assert BrokeragePlanSetting.objects.get(account=account).flat_per_order == D("15")
