@@ -372,12 +372,17 @@ def paper_twin_for(*, account: BrokerAccount) -> BrokerAccount:
 
 
 def create_strategy(*, user: User, name: str, **settings_fields: Any) -> Strategy:
+    taken = ValidationFailed(
+        "A strategy with this name exists",
+        details={"name": ["you already have a strategy with this name"]},
+    )
     if Strategy.objects.filter(user=user, name=name).exists():
-        raise ValidationFailed(
-            "A strategy with this name exists",
-            details={"name": ["you already have a strategy with this name"]},
-        )
-    return Strategy.objects.create(user=user, name=name, **settings_fields)
+        raise taken
+    try:
+        with transaction.atomic():
+            return Strategy.objects.create(user=user, name=name, **settings_fields)
+    except IntegrityError:  # the same name saved at this moment (a second tab, a double post)
+        raise taken from None
 
 
 def strategy_named(*, user: User, name: str) -> Strategy:

@@ -16,6 +16,7 @@ from accounts.models import BrokerAccount, EntryRegeneratePermission, Strategy
 from monitoring.models import MonitoringRun
 from orders.models import Order, ScheduledOrder, UserOrderCount
 from pnl.models import PnlDaily, PnlLot
+from tests.concurrency import posted_from_tabs_at_once
 from tests.factories import (
     DEFAULT_PASSWORD,
     make_account,
@@ -666,6 +667,22 @@ def test_strategy_with_a_duplicate_name_is_refused_on_the_name_field(web, trader
     )
     assert response.status_code == 200
     assert response.context["form"].errors.get("name")
+    assert Strategy.objects.filter(user=trader).count() == 1
+
+
+# Saved from two tabs at one moment: both found the name free, the later insert lost on the
+# unique name and answered 500 instead of the form's "already have one" error.
+@pytest.mark.django_db(transaction=True)
+def test_a_strategy_saved_from_two_tabs_at_once_is_made_once(trader):
+    form = {
+        "name": "Twice",
+        "max_regenerations": 1,
+        "trailing_sl_trigger": "0",
+        "trailing_sl_step": "0",
+        "max_slippage_pct": "1",
+    }
+    answers = posted_from_tabs_at_once(trader, reverse("strategy_create"), form)
+    assert sorted(answers) == [200, 200, 200, 302]
     assert Strategy.objects.filter(user=trader).count() == 1
 
 
