@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.messages import get_messages
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -477,6 +478,30 @@ def test_batch_preview_marks_the_invalid_row_and_writes_nothing(web, account):
     assert rows["good-1"].ok
     assert "no_of_lots" in rows["bad-1"].errors
     assert "trading_symbol" in rows["bad-2"].errors
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "external_id,error",
+    [("x" * 65, "must be at most 64 characters"), ("ab\x00cd", "must not contain NUL")],
+)
+def test_an_uploaded_batch_row_with_an_id_the_api_refuses_is_not_placed(
+    web, account, external_id, error
+):
+    """An uploaded file's id of 65 characters was cut to 64 (two ids alike in their first
+    64 taken for one); its NUL (refused in the pasted text) was stored."""
+    make_fair_price(make_instrument(symbol="BATCHID"), "100")
+    upload = SimpleUploadedFile(
+        "batch.csv",
+        "external_id,trading_symbol,order_side,no_of_lots,entry_price,sl_price\n"
+        f"{external_id},BATCHID,BUY,1,99,95\n".encode(),
+    )
+    response = web.post(
+        reverse("batch_orders"), {"account_id": account.pk, "csv_file": upload, "action": "place"}
+    )
+    assert response.status_code == 302
+    row = web.get(response["Location"]).context["rows"][0]
+    assert row.status != "success" and error in row.error
     assert Order.objects.count() == 0
 
 
