@@ -17,6 +17,7 @@ import hashlib
 import secrets
 from datetime import datetime
 
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.cached_rows import CredentialCache
@@ -78,22 +79,26 @@ def create_api_key(
     now = timezone.now()
     if expires_at is not None and expires_at <= now:
         errors["expires_at"] = ["must be in the future"]
-    if live_api_keys(user=user).count() >= MAX_LIVE_API_KEYS:
-        errors["name"] = [f"you already have {MAX_LIVE_API_KEYS} keys; revoke one first"]
-    if errors:
-        first_field, messages = next(iter(errors.items()))
-        raise ValidationFailed(f"{first_field}: {messages[0]}", details=errors)
-    raw = _new_raw_key()
-    api_key = ApiKey.objects.create(
-        user=user,
-        name=name,
-        scope=scope,
-        bound_account=bound_account,
-        display_prefix=raw[: len(API_KEY_PREFIX) + _DISPLAY_CHARS],
-        key_hash=hash_api_key(raw),
-        expires_at=expires_at,
-        created_ip=client_ip or None,
-    )
+    with transaction.atomic():
+        # The user's row locked: keys made at the same moment (two tabs) are counted one
+        # after the other, so together they cannot pass MAX_LIVE_API_KEYS.
+        User.objects.select_for_update().filter(pk=user.pk).exists()
+        if live_api_keys(user=user).count() >= MAX_LIVE_API_KEYS:
+            errors["name"] = [f"you already have {MAX_LIVE_API_KEYS} keys; revoke one first"]
+        if errors:
+            first_field, messages = next(iter(errors.items()))
+            raise ValidationFailed(f"{first_field}: {messages[0]}", details=errors)
+        raw = _new_raw_key()
+        api_key = ApiKey.objects.create(
+            user=user,
+            name=name,
+            scope=scope,
+            bound_account=bound_account,
+            display_prefix=raw[: len(API_KEY_PREFIX) + _DISPLAY_CHARS],
+            key_hash=hash_api_key(raw),
+            expires_at=expires_at,
+            created_ip=client_ip or None,
+        )
     return raw, api_key
 
 

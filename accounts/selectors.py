@@ -113,6 +113,13 @@ def api_keys_for(*, user: User, include_revoked: bool = False) -> QuerySet[ApiKe
     return keys if include_revoked else keys.filter(revoked_at__isnull=True)
 
 
+def user_id_by_login_name(username: str) -> int | None:
+    """The user a login name finds, compared as the database compares it when the login
+    looks the user up: under its case- and accent-insensitive collation "Tàrget",
+    "ｔａｒｇｅｔ" and "tar\u200bget" all find "target"."""
+    return User.objects.filter(username=username).values_list("pk", flat=True).first()
+
+
 def api_key_for(*, user: User, key_id: int) -> ApiKey:
     """One of the user's keys; another user's (or no) key is a 404."""
     return get_object_or_404(ApiKey.objects.select_related("bound_account"), pk=key_id, user=user)

@@ -37,6 +37,7 @@ from accounts.models import (
     Strategy,
     User,
 )
+from accounts.selectors import user_id_by_login_name
 from accounts.two_factor import has_two_factor, verify_second_factor
 from orders.brokers.host_policy import BrokerHostNotAllowed, validate_base_url
 from trading_site.core.api.ratelimit import take_group_token
@@ -158,7 +159,14 @@ def check_login_rate(*, username: str, client_ip: str | None) -> None:
 
     if not settings.RATE_LIMIT_ENABLED:
         return
-    username_key = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
+    # One bucket per user the name finds (every spelling the database takes for it), else
+    # per name: a login name's variants must not each get their own guesses.
+    user_id = user_id_by_login_name(username.strip())
+    username_key = (
+        f"user-{user_id}"
+        if user_id is not None
+        else hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
+    )
     for group, subject in (("login_user", username_key), ("login_ip", client_ip or "unknown")):
         result = take_group_token(group, f"{group}:{subject}")
         if result is not None and not result.allowed:

@@ -27,7 +27,7 @@ import pyotp
 import segno
 from django.conf import settings
 from django.contrib.auth import authenticate as django_authenticate
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -208,7 +208,15 @@ def start_enrolment(*, user: User) -> TwoFactorDevice:
             "Two-factor login is already on", details={"code": ["already enabled"]}
         )
     TwoFactorDevice.objects.filter(user=user, confirmed_at__isnull=True).delete()
-    return TwoFactorDevice.objects.create(user=user, secret=new_secret())
+    try:
+        with transaction.atomic():
+            return TwoFactorDevice.objects.create(user=user, secret=new_secret())
+    except IntegrityError:
+        # Started at this moment by another click (a second tab): that enrolment is the one.
+        device = pending_device(user)
+        if device is None:
+            raise TwoFactorError("Two-factor setup changed meanwhile: start it again") from None
+        return device
 
 
 def _replace_recovery_codes(user: User) -> list[str]:

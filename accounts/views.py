@@ -76,8 +76,12 @@ def _safe_next(request: HttpRequest, candidate: str) -> str:
     return ""
 
 
+def _too_many_attempts(exc: RateLimitExceeded) -> str:
+    return f"Too many login attempts. Try again in {exc.retry_after} seconds."
+
+
 def _throttled(form, exc: RateLimitExceeded) -> int:
-    form.add_error(None, f"Too many login attempts. Try again in {exc.retry_after} seconds.")
+    form.add_error(None, _too_many_attempts(exc))
     return exc.retry_after
 
 
@@ -199,6 +203,20 @@ def password_change(request: AuthenticatedHttpRequest) -> HttpResponse:
     browsers' sessions (Django's session hash) and their live sockets
     (monitoring.ws_revalidation); this browser's session is carried over."""
     form = PasswordChangeForm(request.user, request.POST or None)
+    if request.method == "POST":
+        # Each try of the old password is a guess like a login's (the same limiter): a
+        # session left open must not be an unthrottled way to find the password.
+        try:
+            services.check_login_rate(
+                username=request.user.get_username(), client_ip=client_ip(request)
+            )
+        except RateLimitExceeded as exc:
+            messages.error(request, _too_many_attempts(exc))
+            # A blank form, the old password unchecked: the answer tells nothing about it.
+            context = {"form": PasswordChangeForm(request.user)}
+            return _render_status(
+                request, "accounts/password_change.html", context, 429, exc.retry_after
+            )
     if request.method == "POST" and form.is_valid():
         user = form.save()
         update_session_auth_hash(request, user)

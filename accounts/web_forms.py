@@ -14,6 +14,7 @@ from django import forms
 
 from accounts.models import CREDENTIAL_FIELDS, ApiKey, Broker, BrokerAccount, Strategy
 from accounts.selectors import active_accounts_by_name
+from trading_site.core.market_hours import validate_nameable_day
 
 CREDENTIAL_LABELS = {
     "app_key": "App key",
@@ -259,6 +260,7 @@ class ApiKeyForm(forms.Form):
         label="Expires after (optional)",
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text="The key stops working at midnight (IST) after this day.",
+        validators=[validate_nameable_day],
     )
 
     def __init__(self, *args, user, **kwargs):

@@ -18,6 +18,7 @@ from accounts.models import BrokerAccount, Strategy
 from accounts.selectors import active_accounts_by_name, default_account_id, paper_account_ids
 from accounts.web_forms import add_service_errors
 from orders.models import Order, OrderLeg, OrderType, ProductType, Side
+from orders.openalgo.fields import unstorable_text
 from orders.validation import (
     BracketOrderRequest,
     SingleOrderRequest,
@@ -25,7 +26,7 @@ from orders.validation import (
     bracket_order_errors,
     single_order_errors,
 )
-from trading_site.core.market_hours import FILTER_DAY_VALIDATORS
+from trading_site.core.market_hours import validate_nameable_day
 
 PRICE_FIELD: dict[str, Any] = {
     "max_digits": 15,
@@ -51,6 +52,10 @@ BATCH_COLUMNS = (
     "exchange_segment",
 )
 REQUIRED_COLUMNS = ("trading_symbol", "no_of_lots", "entry_price", "sl_price")
+# The client's own id is at most this long, as the API's external_id (the order keeps it
+# whole: a longer one would be cut, and two ids alike in their first 64 characters taken
+# for one).
+MAX_EXTERNAL_ID_LENGTH = 64
 
 
 def account_choices(user) -> list[tuple[int, str]]:
@@ -447,13 +452,13 @@ class OrderFilterForm(forms.Form):
         required=False,
         label="From",
         widget=forms.DateInput(attrs={"type": "date"}),
-        validators=FILTER_DAY_VALIDATORS,
+        validators=[validate_nameable_day],
     )
     until = forms.DateField(
         required=False,
         label="To",
         widget=forms.DateInput(attrs={"type": "date"}),
-        validators=FILTER_DAY_VALIDATORS,
+        validators=[validate_nameable_day],
     )
 
     def __init__(self, *args, user, **kwargs):
@@ -570,6 +575,18 @@ def parse_targets(row: BatchRow, raw: str) -> list[TargetSpec]:
     return targets
 
 
+def _check_text(row: BatchRow) -> None:
+    """A row's text as the API takes it: no NUL (an uploaded file is not a form field, whose
+    NUL Django refuses) and an external_id of at most MAX_EXTERNAL_ID_LENGTH characters."""
+    for name, value in row.values.items():
+        if (unstorable := unstorable_text(value)) is not None:
+            row.errors.setdefault(name, []).append(unstorable)
+    if len(row.values.get("external_id", "")) > MAX_EXTERNAL_ID_LENGTH:
+        row.errors.setdefault("external_id", []).append(
+            f"must be at most {MAX_EXTERNAL_ID_LENGTH} characters"
+        )
+
+
 def parse_batch_csv(text: str, *, account_id: int) -> tuple[list[BatchRow], list[str]]:
     """CSV text -> rows with their requests (or their parse errors), and file-level errors."""
     reader = csv.DictReader(io.StringIO(text.strip()))
@@ -593,6 +610,7 @@ def parse_batch_csv(text: str, *, account_id: int) -> tuple[list[BatchRow], list
         if not any(clean.values()):
             continue
         row = BatchRow(line=reader.line_num, values=clean)
+        _check_text(row)
         lots_raw = clean.get("no_of_lots", "")
         lots = None
         try:

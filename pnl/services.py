@@ -30,7 +30,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -40,7 +40,7 @@ from orders.models import BrokerOrder, BrokerTrade, Order, OrderLeg
 from orders.services.account_lock import conflicts_are_busy
 from orders.services.exclusion import account_exclusion
 from pnl import fifo, selectors
-from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
+from pnl.models import BrokeragePlanSetting, PnlDaily, PnlInstrumentState, PnlLot
 from trading_site.core.bulk_rows import bulk_update_rows
 from trading_site.core.errors import Busy
 from trading_site.core.market_hours import MARKET_TZ
@@ -731,3 +731,19 @@ def refresh_account_pnl_if_stale(*, account: BrokerAccount) -> AccountPnl | None
             return compute_account_pnl(account=account)
     except Busy:  # the exclusion, or the rows (RowsBusy)
         return None
+
+
+def save_brokerage_plan(*, account: BrokerAccount, **plan: Any) -> None:
+    """The account's brokerage plan set to `plan` (mode, flat_per_order, percent,
+    cap_per_order, delivery_free): its row made the first time, changed after. Each step is
+    a statement of its own, never a transaction holding one lock while asking for another:
+    two first saves at once (two tabs, a double post) neither fail on the unique account
+    nor deadlock; the row holds the later one's values."""
+    plan["updated_at"] = timezone.now()
+    if BrokeragePlanSetting.objects.filter(account=account).update(**plan):
+        return
+    try:
+        with transaction.atomic():
+            BrokeragePlanSetting.objects.create(account=account, **plan)
+    except IntegrityError:  # made at this moment by another save: change it
+        BrokeragePlanSetting.objects.filter(account=account).update(**plan)

@@ -20,10 +20,10 @@ from accounts.http import AuthenticatedHttpRequest
 from accounts.models import BrokerAccount
 from accounts.selectors import default_account_id
 from orders.domain.vocabulary import Side
-from pnl import selectors
+from pnl import selectors, services
 from pnl.curve import line_chart
 from pnl.models import BrokeragePlanSetting, PnlDaily, PnlLot
-from trading_site.core.market_hours import MARKET_TZ
+from trading_site.core.market_hours import MARKET_TZ, is_nameable_day
 from trading_site.core.templatetags.desk import inr
 
 HISTORY_DAYS = 60
@@ -96,9 +96,12 @@ def _day_of(request: HttpRequest) -> date:
     if not raw:
         return timezone.localdate(timezone.now(), MARKET_TZ)
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise Http404("No such day") from None
+    if not is_nameable_day(day):
+        raise Http404("No such day")
+    return day
 
 
 def _chart(report: selectors.DayReport):
@@ -261,7 +264,10 @@ def brokerage_plan(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     form = BrokeragePlanForm(request.POST or None, instance=plan)
     back_url = f"{reverse('pnl')}?account={account.pk}"  # the account's PnL page
     if request.method == "POST" and form.is_valid():
-        form.save()
+        fields = BrokeragePlanForm.Meta.fields
+        services.save_brokerage_plan(
+            account=account, **{name: form.cleaned_data[name] for name in fields}
+        )
         messages.success(request, f"Brokerage plan of “{account.account_name}” saved.")
         return redirect(back_url)
     return render(

@@ -8,6 +8,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from django.db import connection
+from django.test import Client
 
 
 def in_threads(count: int, work: Callable[[int], Any], *, timeout: float = 60) -> list[Any]:
@@ -64,3 +65,12 @@ def start_thread(
     thread = threading.Thread(target=run)
     thread.start()
     return thread
+
+
+def posted_from_tabs_at_once(user, path: str, data: dict, *, tabs: int = 4) -> list[Any]:
+    """The same web form posted by `tabs` signed-in browser tabs of `user` at one moment
+    (`in_threads`): each answer's status code, or what its request raised."""
+    clients = [Client() for _ in range(tabs)]
+    for client in clients:
+        client.force_login(user)
+    return in_threads(tabs, lambda n: clients[n].post(path, data).status_code)

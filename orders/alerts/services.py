@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, Strategy, User
@@ -109,7 +109,6 @@ def _check_product(product: str) -> None:
         )
 
 
-@transaction.atomic
 def save_webhook(
     *,
     strategy: Strategy,
@@ -118,24 +117,32 @@ def save_webhook(
     enabled: bool = True,
 ) -> AlertWebhook:
     """Create the strategy's webhook, or change its account, product or state (the URL and
-    secret stay)."""
+    secret stay). The first save inserts in a transaction of its own: two at once (two
+    tabs, a double post) cannot both make one, and the one that lost the insert, its
+    transaction over, changes the other's in the next (no lock held while asking for
+    another, so no deadlock)."""
     _check_account(user=strategy.user, account=account)
     _check_product(default_product)
-    webhook = AlertWebhook.objects.select_for_update().filter(strategy=strategy).first()
-    if webhook is None:
-        return AlertWebhook.objects.create(
-            user_id=strategy.user_id,
-            strategy=strategy,
-            account=account,
-            public_id=_new_public_id(),
-            secret=_new_secret(),
-            default_product=default_product,
-            enabled=enabled,
-        )
-    webhook.account = account
-    webhook.default_product = default_product
-    webhook.enabled = enabled
-    webhook.save(update_fields=["account", "default_product", "enabled"])
+    if not AlertWebhook.objects.filter(strategy=strategy).exists():
+        try:
+            with transaction.atomic():
+                return AlertWebhook.objects.create(
+                    user_id=strategy.user_id,
+                    strategy=strategy,
+                    account=account,
+                    public_id=_new_public_id(),
+                    secret=_new_secret(),
+                    default_product=default_product,
+                    enabled=enabled,
+                )
+        except IntegrityError:
+            pass  # made at this moment by another save: that one is changed below
+    with transaction.atomic():
+        webhook = AlertWebhook.objects.select_for_update().get(strategy=strategy)
+        webhook.account = account
+        webhook.default_product = default_product
+        webhook.enabled = enabled
+        webhook.save(update_fields=["account", "default_product", "enabled"])
     return webhook
 
 

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 from accounts.http import AuthenticatedHttpRequest
 from accounts.models import BrokerAccount
 from orders.tradebook import csv_export, selectors
-from trading_site.core.market_hours import FILTER_DAY_VALIDATORS
+from trading_site.core.market_hours import validate_nameable_day
 
 TRADES_PER_PAGE = 100
 
@@ -24,7 +24,7 @@ class TradeFilterForm(forms.Form):
         required=False,
         label="Day",
         widget=forms.DateInput(attrs={"type": "date"}),
-        validators=FILTER_DAY_VALIDATORS,
+        validators=[validate_nameable_day],
     )
     symbol = forms.CharField(required=False, max_length=100, label="Instrument")
 

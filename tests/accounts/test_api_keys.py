@@ -19,6 +19,7 @@ from accounts.models import ApiKey, AuthSession, BrokerAccount, Strategy
 from accounts.permissions import ApiKeyScope
 from orders.models import Order
 from orders.scheduled.models import ScheduledOrder
+from tests.concurrency import posted_from_tabs_at_once
 from tests.factories import (
     DEFAULT_PASSWORD,
     api_client_for,
@@ -372,3 +373,30 @@ def test_an_expiry_date_ends_the_key_after_that_day_in_ist():
     )
     key = ApiKey.objects.get(user=user)
     assert key.expires_at.isoformat() == "2099-03-31T18:30:00+00:00"  # 1 April 00:00 IST
+
+
+def test_an_expiry_date_out_of_range_is_a_form_error_and_creates_no_key():
+    """9999-12-31: the day after it, when the key would stop, overflowed (a 500)."""
+    user = make_user()
+    browser = Client()
+    browser.force_login(user)
+    page = browser.post(
+        "/settings/api-keys/", {"name": "typo", "scope": "read", "expires_on": "9999-12-31"}
+    )
+    assert page.status_code == 400
+    assert "Give a day between 01 Jan 1970 and 31 Dec 2999." in page.content.decode()
+    assert not ApiKey.objects.filter(user=user).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_keys_made_from_tabs_at_once_stay_within_the_cap():
+    """Each post counted the live keys before any of the others had made its key: four
+    tabs at 24 keys made 28."""
+    user = make_user()
+    for n in range(api_keys.MAX_LIVE_API_KEYS - 1):
+        api_keys.create_api_key(user=user, name=f"k{n}", scope="read")
+    answers = posted_from_tabs_at_once(
+        user, "/settings/api-keys/", {"name": "tab", "scope": "read"}
+    )
+    assert sorted(answers) == [200, 400, 400, 400]
+    assert api_keys.live_api_keys(user=user).count() == api_keys.MAX_LIVE_API_KEYS

@@ -66,6 +66,22 @@ def test_a_wrong_old_password_changes_nothing():
     assert api.get("/api/accounts").status_code == 200
 
 
+def test_guessing_the_old_password_is_throttled_like_a_login(settings):
+    """A session left open tried old passwords without limit (the login limiter guards
+    every other place the password is checked)."""
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_user": "3/0.001", "login_ip": "100/1"}
+    user = make_user()
+    changer = _browser(user)
+    change = {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    for guess in ("guess-1", "guess-2", "guess-3"):
+        changer.post("/settings/password/", {"old_password": guess, **change})
+    response = changer.post("/settings/password/", {"old_password": DEFAULT_PASSWORD, **change})
+    assert response.status_code == 429
+    assert "Too many login attempts" in response.content.decode()
+    user.refresh_from_db()
+    assert user.check_password(DEFAULT_PASSWORD)
+
+
 def test_an_admin_password_change_ends_the_users_tokens():
     user = make_user()
     api, _ = _token_client(user)

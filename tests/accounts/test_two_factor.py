@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from accounts import two_factor
 from accounts.models import RecoveryCode, TwoFactorDevice
+from tests.concurrency import posted_from_tabs_at_once
 from tests.factories import (
     DEFAULT_PASSWORD,
     enable_two_factor,
@@ -436,3 +437,12 @@ def test_new_recovery_codes_end_the_old_ones():
     assert len(new) == 10 and not set(new) & set(old)
     assert _api_login("alice", otp=old[0]).status_code == 401
     assert _api_login("alice", otp=new[0]).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_setting_up_two_factor_from_two_tabs_at_once_starts_one_enrolment():
+    """Both clicks found no unconfirmed authenticator, both inserted one, and the later lost
+    on the one device a user has: a 500 page."""
+    user = make_user()
+    assert posted_from_tabs_at_once(user, "/settings/two-factor/start/", {}) == [302] * 4
+    assert TwoFactorDevice.objects.filter(user=user, confirmed_at__isnull=True).count() == 1

@@ -11,6 +11,7 @@ from django.test import Client
 
 from accounts.models import Broker
 from pnl.models import BrokeragePlanSetting, MtmSample, PnlDaily
+from tests.concurrency import posted_from_tabs_at_once
 from tests.factories import (
     DEFAULT_PASSWORD,
     api_client_for,
@@ -130,3 +131,15 @@ def test_the_day_picker_lists_only_days_with_points(day_of_trading):
     assert web.login(username=user.username, password=DEFAULT_PASSWORD)
     text = web.get(f"/pnl/?account={paper.pk}&day=2026-11-27").content.decode()
     assert "day=2026-11-26" in text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_brokerage_plan_saved_from_two_tabs_at_once_is_saved_once():
+    """The account's first plan posted twice at the same moment: both found no row, both
+    inserted it, the second lost on the unique account and answered 500."""
+    user = make_user()
+    account = make_account(user=user)
+    plan = {"mode": "FLAT", "flat_per_order": "15", "percent": "0.03", "cap_per_order": "20"}
+    answers = posted_from_tabs_at_once(user, f"/pnl/brokerage/{account.pk}/", plan)
+    assert answers == [302] * 4
+    assert BrokeragePlanSetting.objects.get(account=account).flat_per_order == D("15")

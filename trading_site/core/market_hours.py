@@ -16,18 +16,16 @@ from datetime import date, datetime, time, timedelta
 from time import monotonic
 from zoneinfo import ZoneInfo
 
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.exceptions import ValidationError
 
 from trading_site.core.models import TradingHoliday
 
 MARKET_TZ = ZoneInfo("Asia/Kolkata")
-# The days a date filter may name: the start and the end of each, in the market's time zone,
-# must exist in UTC too (what the database compares); the first and last days Python knows
-# do not (an OverflowError in the query, a 500).
-FILTER_DAY_VALIDATORS = [
-    MinValueValidator(date(1, 1, 2)),
-    MaxValueValidator(date(9999, 12, 30)),
-]
+# The days a trader may name in a page's filter or report (From, To, Day): the day's start in
+# Asia/Kolkata, the day after and both in UTC exist for each of them. Outside are typos
+# (0001-01-01, 9999-12-31) whose arithmetic overflows: a form error, not a server error.
+FIRST_NAMEABLE_DAY = date(1970, 1, 1)
+LAST_NAMEABLE_DAY = date(2999, 12, 31)
 # Far enough to cross any run of weekends and holidays; a calendar with no trading day in a
 # year is a misconfiguration, answered with None.
 _SEARCH_DAYS = 366
@@ -50,6 +48,19 @@ def market_now(at: datetime | None = None) -> datetime:
     if at.tzinfo is None:
         at = at.replace(tzinfo=ZoneInfo("UTC"))
     return at.astimezone(MARKET_TZ)
+
+
+def is_nameable_day(day: date) -> bool:
+    return FIRST_NAMEABLE_DAY <= day <= LAST_NAMEABLE_DAY
+
+
+def validate_nameable_day(day: date) -> None:
+    """A form field's validator: a day outside FIRST_NAMEABLE_DAY..LAST_NAMEABLE_DAY is
+    refused with the range in the message."""
+    if not is_nameable_day(day):
+        raise ValidationError(
+            f"Give a day between {FIRST_NAMEABLE_DAY:%d %b %Y} and {LAST_NAMEABLE_DAY:%d %b %Y}."
+        )
 
 
 def is_trading_day(day: date, rules: WindowRules, holidays: Iterable[date]) -> bool:

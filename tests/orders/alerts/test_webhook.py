@@ -13,9 +13,10 @@ from django.test import Client
 
 from accounts.services import deactivate_broker_account
 from orders.alerts import services
-from orders.alerts.models import ReceivedAlert
+from orders.alerts.models import AlertWebhook, ReceivedAlert
 from orders.brokers.paper.models import PaperOrder
 from orders.models import Order, OrderLeg
+from tests.concurrency import posted_from_tabs_at_once
 from tests.factories import (
     make_account,
     make_fair_price,
@@ -336,6 +337,22 @@ def test_a_webhook_is_made_and_changed_from_the_strategy_page(settings):
     browser.post(f"/settings/strategies/{strategy.pk}/webhook/rotate/")
     webhook.refresh_from_db()
     assert webhook.secret != old_secret and webhook.secret_rotated_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_made_from_two_tabs_at_once_is_made_once():
+    """Both posts found no webhook, both inserted one, the later lost on the unique strategy
+    and answered 500."""
+    user = make_user()
+    account = make_account(user=user)
+    strategy = make_strategy(user=user)
+    answers = posted_from_tabs_at_once(
+        user,
+        f"/settings/strategies/{strategy.pk}/webhook/",
+        {"account": account.pk, "default_product": "NRML", "enabled": "on"},
+    )
+    assert answers == [302] * 4
+    assert AlertWebhook.objects.get(strategy=strategy).default_product == "NRML"
 
 
 def test_another_users_strategy_or_account_cannot_be_used(hook):

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.messages import get_messages
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -16,12 +17,14 @@ from accounts.models import BrokerAccount, EntryRegeneratePermission, Strategy
 from monitoring.models import MonitoringRun
 from orders.models import Order, ScheduledOrder, UserOrderCount
 from pnl.models import PnlDaily, PnlLot
+from tests.concurrency import posted_from_tabs_at_once
 from tests.factories import (
     DEFAULT_PASSWORD,
     make_account,
     make_fair_price,
     make_instrument,
     make_order,
+    make_user,
 )
 
 pytestmark = pytest.mark.django_db
@@ -104,6 +107,19 @@ def test_repeated_failed_logins_are_locked_out_with_429(client, trader, settings
     )
     assert response.status_code == 429
     assert "Too many login attempts" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+# Spellings of "target" the database's collation takes for it (accents, full-width letters,
+# an ignorable zero-width space): each logged in, each with a throttle bucket of its own.
+@pytest.mark.parametrize("spelling", ["tàrget", "ＴＡＲＧＥＴ", "tar\u200bget"])
+def test_another_spelling_of_a_locked_out_username_is_locked_out_too(client, settings, spelling):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_user": "3/0.001", "login_ip": "100/1"}
+    make_user(username="target")
+    for _ in range(3):
+        client.post(reverse("login"), {"username": "target", "password": "nope"})
+    response = client.post(reverse("login"), {"username": spelling, "password": DEFAULT_PASSWORD})
+    assert response.status_code == 429
     assert "_auth_user_id" not in client.session
 
 
@@ -218,6 +234,34 @@ def test_order_list_filters_by_date(web, account):
     since = (timezone.localdate() - timedelta(days=1)).isoformat()
     body = web.get(reverse("orders"), {"since": since}).content.decode()
     assert "NEWONE" in body and "OLDONE" not in body
+
+
+# A day typed with a wrong year: its start in IST, or the day after, is past what a
+# datetime holds (they answered 500, the CSV downloads broke off).
+IMPOSSIBLE_DAYS = [
+    ("orders", {"since": "0001-01-01"}, 200),
+    ("orders", {"until": "9999-12-31"}, 200),
+    ("trades", {"date": "0001-01-01"}, 400),
+    ("trades", {"date": "9999-12-31"}, 400),
+]
+
+
+@pytest.mark.parametrize("name,query,status", IMPOSSIBLE_DAYS)
+def test_a_filter_day_out_of_range_is_a_form_error(web, account, name, query, status):
+    make_order(account=account, instrument=make_instrument(symbol="KEPT"))
+    response = web.get(reverse(name), query)
+    assert response.status_code == status
+    assert "Give a day between 01 Jan 1970 and 31 Dec 2999." in response.content.decode()
+    csv = web.get(reverse(f"{name}_csv"), query)
+    assert csv.status_code == 200
+    assert b"".join(csv.streaming_content).splitlines()[0]
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31"])
+@pytest.mark.parametrize("account_query", ["all", None])
+def test_a_pnl_day_out_of_range_is_404(web, account, day, account_query):
+    query = {"day": day, **({"account": account_query} if account_query else {})}
+    assert web.get(reverse("pnl"), query).status_code == 404
 
 
 def test_order_list_paginates(web, account):
@@ -472,6 +516,30 @@ def test_batch_preview_marks_the_invalid_row_and_writes_nothing(web, account):
     assert Order.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    "external_id,error",
+    [("x" * 65, "must be at most 64 characters"), ("ab\x00cd", "must not contain NUL")],
+)
+def test_an_uploaded_batch_row_with_an_id_the_api_refuses_is_not_placed(
+    web, account, external_id, error
+):
+    """An uploaded file's id of 65 characters was cut to 64 (two ids alike in their first
+    64 taken for one); its NUL (refused in the pasted text) was stored."""
+    make_fair_price(make_instrument(symbol="BATCHID"), "100")
+    upload = SimpleUploadedFile(
+        "batch.csv",
+        "external_id,trading_symbol,order_side,no_of_lots,entry_price,sl_price\n"
+        f"{external_id},BATCHID,BUY,1,99,95\n".encode(),
+    )
+    response = web.post(
+        reverse("batch_orders"), {"account_id": account.pk, "csv_file": upload, "action": "place"}
+    )
+    assert response.status_code == 302
+    row = web.get(response["Location"]).context["rows"][0]
+    assert row.status != "success" and error in row.error
+    assert Order.objects.count() == 0
+
+
 def test_batch_without_required_columns_explains_the_header(web, account):
     response = web.post(
         reverse("batch_orders"), {"account_id": account.pk, "csv_text": "a,b\n1,2\n"}
@@ -659,6 +727,22 @@ def test_strategy_with_a_duplicate_name_is_refused_on_the_name_field(web, trader
     )
     assert response.status_code == 200
     assert response.context["form"].errors.get("name")
+    assert Strategy.objects.filter(user=trader).count() == 1
+
+
+# Saved from two tabs at one moment: both found the name free, the later insert lost on the
+# unique name and answered 500 instead of the form's "already have one" error.
+@pytest.mark.django_db(transaction=True)
+def test_a_strategy_saved_from_two_tabs_at_once_is_made_once(trader):
+    form = {
+        "name": "Twice",
+        "max_regenerations": 1,
+        "trailing_sl_trigger": "0",
+        "trailing_sl_step": "0",
+        "max_slippage_pct": "1",
+    }
+    answers = posted_from_tabs_at_once(trader, reverse("strategy_create"), form)
+    assert sorted(answers) == [200, 200, 200, 302]
     assert Strategy.objects.filter(user=trader).count() == 1
 
 
