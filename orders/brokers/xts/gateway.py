@@ -56,6 +56,9 @@ from orders.brokers.xts import wire as xts_wire
 
 logger = logging.getLogger(__name__)
 
+# A broker's rate-limit hint past this is read as this (a day of waiting is no hint).
+MAX_RETRY_AFTER_SECONDS = 3600.0
+
 # Only for an error envelope without a code (the code decides whenever there is one).
 _SESSION_ERROR = re.compile(
     r"(invalid|expired|not\s*found|no\s+active|missing).{0,40}(token|session)"
@@ -232,7 +235,12 @@ class XtsGateway(BrokerGateway):
 
     @staticmethod
     def _retry_after(response: httpx.Response) -> float:
-        return float(xts_wire.parse_decimal(response.headers.get("Retry-After")) or 1)
+        """The broker's Retry-After in seconds: 1 when absent, unreadable or negative; at
+        most MAX_RETRY_AFTER_SECONDS ("1e400" is a Decimal but an infinite float)."""
+        hint = xts_wire.parse_decimal(response.headers.get("Retry-After"))
+        if not hint or hint < 0:
+            return 1.0
+        return min(float(hint), MAX_RETRY_AFTER_SECONDS)
 
     async def _read(self, method: str, url: str, **kwargs) -> Any:
         """Reads are safe to repeat: retry on unavailable / rate limited with backoff."""

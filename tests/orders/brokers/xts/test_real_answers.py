@@ -56,14 +56,23 @@ class Replay:
     def __init__(self):
         self.answers: dict[str, tuple[int, bytes, str]] = {}
         self.drips: dict[str, float] = {}  # route -> seconds between the body's bytes
+        self.headers: dict[str, list[tuple[bytes, bytes]]] = {}  # route -> more headers
         self.requests: list[tuple[str, dict, dict, bytes]] = []
 
     def answer(
-        self, route: str, body, *, status: int = 200, content_type="application/json", drip=0.0
+        self,
+        route: str,
+        body,
+        *,
+        status: int = 200,
+        content_type="application/json",
+        drip=0.0,
+        headers: dict[str, str] | None = None,
     ):
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.answers[route] = (status, data, content_type)
         self.drips[route] = drip
+        self.headers[route] = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -83,7 +92,10 @@ class Replay:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(b"content-type", (content_type or "application/json").encode())],
+                "headers": [
+                    (b"content-type", (content_type or "application/json").encode()),
+                    *self.headers.get(route, []),
+                ],
             }
         )
         drip = self.drips.get(route, 0.0)
@@ -444,6 +456,24 @@ def test_a_rate_limit_code_is_a_rate_limit_whatever_the_http_status(replay, stat
     request = PlaceOrderRequest("NSECM", 2885, "BUY", "MARKET", "MIS", 1, "RL1")
     with pytest.raises(RateLimited):
         async_to_sync(_gateway(replay).place_order)(_session(replay), request)
+
+
+@pytest.mark.parametrize(
+    ("hint", "seconds"),
+    [("1e400", 3600.0), ("86400", 3600.0), ("2.5", 2.5), ("-3", 1.0), ("soon", 1.0), (None, 1.0)],
+)
+def test_a_rate_limits_retry_after_is_a_bounded_number_of_seconds(replay, hint, seconds):
+    """ "1e400" made retry_after infinite: the API's not-sent answer (math.ceil) was a 500."""
+    replay.answer(
+        "POST /interactive/orders",
+        _error("e-apirl-0004", "You have exceeded the rate limit"),
+        status=429,
+        headers={"Retry-After": hint} if hint is not None else None,
+    )
+    request = PlaceOrderRequest("NSECM", 2885, "BUY", "MARKET", "MIS", 1, "RL2")
+    with pytest.raises(RateLimited) as limited:
+        async_to_sync(_gateway(replay).place_order)(_session(replay), request)
+    assert limited.value.retry_after == seconds
 
 
 @pytest.mark.parametrize(
