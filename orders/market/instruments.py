@@ -152,7 +152,8 @@ def parse_master_line(line: str) -> Instrument:
         freeze_quantity=freeze or None,
         price_band_high=high,
         price_band_low=low,
-        multiplier=int(multiplier) if multiplier.isdigit() and int(multiplier) > 0 else 1,
+        # isdecimal, not isdigit: "²" is a digit that int() refuses (the whole load failed).
+        multiplier=int(multiplier) if multiplier.isdecimal() and int(multiplier) > 0 else 1,
         underlying=lenient(2)[:100] if is_derivative else "",
         expiry=_lenient_date(lenient(3)) if is_derivative and lenient(3) else None,
         strike_price=strike if strike and strike > 0 else None,

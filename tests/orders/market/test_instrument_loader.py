@@ -60,6 +60,8 @@ def test_derivative_fields_are_read_leniently():
     assert future.expiry.isoformat() == "2026-12-29"
     odd = parse_master_line(GOOD_FUTURE.replace("2026-12-29T14:30:00", "someday"))
     assert odd.expiry is None  # a field after the thirteenth never fails a line
+    # Nor an unreadable multiplier ("²" is a digit to str.isdigit, not to int()): it is 1.
+    assert parse_master_line(GOOD_CASH.removesuffix("|1") + "|\u00b2").multiplier == 1
 
 
 def test_the_bundled_master_loads_cleanly():
