@@ -93,6 +93,19 @@ def held_by_another_worker(hold):
         thread.join(5)
 
 
+@contextlib.contextmanager
+def short_lock_waits():
+    """This thread's connection gives up a row lock after 1 s (MariaDB's 1205) until the
+    block ends: a row `held_by_another_worker` makes its transaction lose the conflict."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION innodb_lock_wait_timeout = 1")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION innodb_lock_wait_timeout = DEFAULT")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -5,7 +5,6 @@ together. Counted with MariaDB's own commit counter on a real (non-test-wrapped)
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -25,6 +24,7 @@ from tests.factories import (
     make_user,
     single_request,
 )
+from tests.servers import held_by_another_worker, short_lock_waits
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -119,38 +119,31 @@ def test_an_accounts_first_placement_logs_in_then_places_with_its_record_at_once
 
 
 @contextmanager
-def _book_held_by_another_transaction(account, seconds: float) -> Iterator[None]:
-    """The account's paper book locked FOR UPDATE by another connection for `seconds` (what
-    a fill or a sync of another process does while Redis is down), with this connection's
-    lock wait at 1 s: the placement's transaction loses the conflict and is rolled back."""
-    held = threading.Event()
-
-    def hold() -> None:
-        try:
-            with transaction.atomic():
-                PaperBook.objects.select_for_update().get(account=account)
-                held.set()
-                time.sleep(seconds)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert held.wait(10)
-    with connection.cursor() as cursor:
-        cursor.execute("SET SESSION innodb_lock_wait_timeout = 1")
-    try:
+def _book_locked(account) -> Iterator[None]:
+    with transaction.atomic():
+        PaperBook.objects.select_for_update().get(account=account)
         yield
-    finally:
-        holder.join()
-        with connection.cursor() as cursor:
-            cursor.execute("SET SESSION innodb_lock_wait_timeout = DEFAULT")
+
+
+@contextmanager
+def _book_held_by_another_worker(account, *, seconds: float) -> Iterator[None]:
+    """The account's paper book locked FOR UPDATE by another worker for `seconds` at most
+    (what a fill or a sync of another process does while Redis is down), with this
+    connection's lock wait at 1 s: the placement's transaction loses the conflict and is
+    rolled back."""
+    with held_by_another_worker(lambda: _book_locked(account)) as release, short_lock_waits():
+        timer = threading.Timer(seconds, release.set)
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
 
 
 def test_a_paper_placement_that_loses_a_lock_conflict_is_placed_on_another_try(desk, caplog):
     user, account = desk
     place_single_order(user=user, request=single_request(account))  # logs in, opens the book
-    with _book_held_by_another_transaction(account, seconds=1.6):
+    with _book_held_by_another_worker(account, seconds=1.6):
         result = place_single_order(user=user, request=single_request(account))
 
     assert "placing on the paper exchange lost a lock conflict" in caplog.text
@@ -167,7 +160,7 @@ def test_a_paper_placement_that_loses_every_try_is_not_sent_and_its_key_is_free(
     user, account = desk
     place_single_order(user=user, request=single_request(account))
     request = single_request(account, client_order_id="busy-book-1")
-    with _book_held_by_another_transaction(account, seconds=6):
+    with _book_held_by_another_worker(account, seconds=6):
         result = place_single_order(user=user, request=request)
 
     assert result.outcome == "not_sent"

@@ -11,7 +11,7 @@ from decimal import Decimal
 import httpx
 import pytest
 from asgiref.sync import async_to_sync
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from orders.brokers.base import OrderAck, OrderRejected
@@ -29,6 +29,7 @@ from tests.factories import (
     single_order_body,
     single_request,
 )
+from tests.servers import short_lock_waits
 
 D = Decimal
 ORDER_POST = "POST /interactive/orders"
@@ -180,14 +181,11 @@ def test_an_answer_whose_recording_loses_a_lock_conflict_is_recorded_on_another_
 
     blocker = threading.Thread(target=hold_the_leg_while_its_answer_comes)
     blocker.start()
-    with connection.cursor() as cursor:
-        cursor.execute("SET SESSION innodb_lock_wait_timeout = 1")
     try:
-        result = place_single_order(user=user, request=single_request(account))
+        with short_lock_waits():
+            result = place_single_order(user=user, request=single_request(account))
     finally:
         blocker.join()
-        with connection.cursor() as cursor:
-            cursor.execute("SET SESSION innodb_lock_wait_timeout = DEFAULT")
 
     assert held.is_set()
     assert "recording broker answers lost a lock conflict" in caplog.text

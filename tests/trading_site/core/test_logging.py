@@ -7,13 +7,13 @@ import logging
 from contextlib import contextmanager
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.test import Client
 
 from orders.alerts.models import AlertWebhook
 from orders.alerts.services import save_webhook
 from tests.factories import make_account, make_strategy, make_user
-from tests.servers import held_by_another_worker
+from tests.servers import held_by_another_worker, short_lock_waits
 from trading_site.core.logging import JsonFormatter, RedactSecretsFilter, RequestIdFilter
 from trading_site.core.request_context import request_id_var
 
@@ -198,9 +198,7 @@ def test_a_webhook_failing_inside_the_desk_does_not_log_its_secret():
     logger = logging.getLogger("django.request")
     logger.addHandler(handler)
     try:
-        with held_by_another_worker(lambda: _row_locked(webhook)):
-            with connection.cursor() as cursor:
-                cursor.execute("SET SESSION innodb_lock_wait_timeout = 1")
+        with held_by_another_worker(lambda: _row_locked(webhook)), short_lock_waits():
             response = Client(raise_request_exception=False).post(
                 f"/hooks/alerts/{webhook.public_id}/{webhook.secret}",
                 data=json.dumps({"symbol": "X", "action": "BUY", "quantity": 1}),
@@ -209,8 +207,6 @@ def test_a_webhook_failing_inside_the_desk_does_not_log_its_secret():
             )
     finally:
         logger.removeHandler(handler)
-        with connection.cursor() as cursor:
-            cursor.execute("SET SESSION innodb_lock_wait_timeout = DEFAULT")
     assert response.status_code == 500
     (line,) = handler.lines
     assert webhook.secret not in json.dumps(line)
