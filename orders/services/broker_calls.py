@@ -235,11 +235,9 @@ def _send_here(
         answers = client.place_orders_here(
             context, [place_request(leg, order) for leg, order in pairs]
         )
-    except OperationalError as exc:
+    except Exception as exc:
         if is_lock_conflict(exc):
             raise  # the whole unit's, with our record (_submit_in_one_transaction)
-        return [_outcome_of_error(leg, exc) for leg, _ in pairs]
-    except Exception as exc:
         return [_outcome_of_error(leg, exc) for leg, _ in pairs]
     return _outcomes_of_answers(pairs, answers)
 
