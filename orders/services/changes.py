@@ -156,6 +156,11 @@ def _modify_order(
     )
 
 
+def _target_prices(order: Order) -> list[Decimal]:
+    """A bracket's take-profit prices, as stored on the order (JSON)."""
+    return [Decimal(str(target["price"])) for target in order.targets or []]
+
+
 def _check_bracket_prices(
     order: Order, leg: OrderLeg, limit: Decimal | None, stop: Decimal | None
 ) -> None:
@@ -164,7 +169,7 @@ def _check_bracket_prices(
         return
     buy = order.side == Side.BUY
     sl = [p for p in (order.sl_price, order.sl_stop_price) if p is not None]
-    targets = [Decimal(str(t["price"])) for t in order.targets or []]
+    targets = _target_prices(order)
     if sl and ((buy and limit <= max(sl)) or (not buy and limit >= min(sl))):
         raise ValidationFailed(
             "limit_price: must stay on the entry side of the stop-loss",
@@ -348,7 +353,7 @@ def _short_of_targets(order: Order, leg: OrderLeg, limit: Decimal | None) -> Dec
     never buys above (or sells below) the price the trader means to take profit at."""
     if order.kind != Order.Kind.BRACKET or leg.role != Role.ENTRY or limit is None:
         return limit
-    targets = [Decimal(str(t["price"])) for t in order.targets or []]
+    targets = _target_prices(order)
     if not targets:
         return limit
     tick = order.instrument.tick_size or Decimal("0.0001")
