@@ -26,6 +26,8 @@ from tests.factories import (
 )
 
 EXPIRY = date(2026, 12, 29)
+# What the tests' orders have in common: LIMIT buys of RELIANCE on NSE.
+RELIANCE_LIMIT_BUY = dict(symbol="RELIANCE", action="BUY", exchange="NSE", price_type="LIMIT")
 
 
 @dataclass
@@ -51,20 +53,11 @@ class Desk:
     # placeorder's fields for the tests' bracket on RELIANCE (at 100): a LIMIT entry at 99,
     # stop-loss 95, target 110.
     BRACKET: ClassVar[dict] = dict(
-        symbol="RELIANCE",
-        action="BUY",
-        exchange="NSE",
-        quantity=10,
-        price_type="LIMIT",
-        price="99",
-        stoploss="95",
-        target="110",
+        RELIANCE_LIMIT_BUY, quantity=10, price="99", stoploss="95", target="110"
     )
 
     # ... and for a working order that does not fill: 3 RELIANCE bought LIMIT at 95.
-    WORKING: ClassVar[dict] = dict(
-        symbol="RELIANCE", action="BUY", exchange="NSE", quantity=3, price_type="LIMIT", price="95"
-    )
+    WORKING: ClassVar[dict] = dict(RELIANCE_LIMIT_BUY, quantity=3, price="95")
 
     def fill_and_protect(self, order_id: str) -> Order:
         """The bracket's entry fills at the exchange (98.50), the desk reads it and places
