@@ -40,23 +40,20 @@ def test_an_exchange_the_desk_does_not_trade_is_an_error_naming_the_field(code):
 
 @pytest.mark.parametrize(
     "price_type,order_type",
-    [
-        ("MARKET", "MARKET"),
-        ("LIMIT", "LIMIT"),
-        ("SL", "STOPLIMIT"),
-        ("SL-M", "STOPMARKET"),
-        ("sl-m", "STOPMARKET"),
-        ("SLM", "STOPMARKET"),
-        ("", "MARKET"),
-    ],
+    [("MARKET", "MARKET"), ("LIMIT", "LIMIT"), ("SL", "STOPLIMIT"), ("SL-M", "STOPMARKET")],
 )
-def test_price_types_map_to_order_types(price_type, order_type):
+def test_price_types_map_to_order_types_and_back(price_type, order_type):
     assert m.order_type_of_price_type(price_type) == order_type
+    assert m.price_type_of_order_type(order_type) == price_type
 
 
-@pytest.mark.parametrize("price_type", ["MARKET", "LIMIT", "SL", "SL-M"])
-def test_price_types_round_trip(price_type):
-    assert m.price_type_of_order_type(m.order_type_of_price_type(price_type)) == price_type
+@pytest.mark.parametrize("spelling,order_type", [("sl-m", "STOPMARKET"), ("SLM", "STOPMARKET")])
+def test_other_spellings_of_a_price_type_are_read_too(spelling, order_type):
+    assert m.order_type_of_price_type(spelling) == order_type
+
+
+def test_no_price_type_is_openalgos_default_market():
+    assert m.order_type_of_price_type("") == "MARKET"
 
 
 @pytest.mark.parametrize(
