@@ -471,6 +471,22 @@ def batch_item(n: int, **overrides) -> dict:
     }
 
 
+def openalgo_order_body(key: str, **overrides) -> dict:
+    """The JSON body of OpenAlgo's POST /api/v1/placeorder with API key `key`, in its strings:
+    strategy "s" buys 1 RELIANCE on NSE, LIMIT at 99."""
+    return {
+        "apikey": key,
+        "strategy": "s",
+        "symbol": "RELIANCE",
+        "exchange": "NSE",
+        "action": "BUY",
+        "quantity": "1",
+        "pricetype": "LIMIT",
+        "price": "99",
+        **overrides,
+    }
+
+
 def single_ticket_form(account, **overrides) -> dict:
     """The order ticket's fields (POST /orders/new/) for a single order: BUY 1 RELIANCE
     LIMIT 99, MIS."""
