@@ -726,18 +726,10 @@ def place_bracket_near_1000(*, account, instrument, user=None, **overrides) -> O
 
 
 def place_bracket_the_broker_rejects(settings, *, account, instrument, strategy=None) -> Order:
-    """Entry 990, SL 980, TP 1010 with every paper order rejected while it is placed: the
+    """`place_bracket_near_1000` with every paper order rejected while it is placed: the
     broker accepts it, then its book says Rejected (seen at the next sync)."""
     settings.PAPER_REJECT_RATE = "1"
-    order = place_bracket(
-        user=account.user,
-        account=account,
-        instrument=instrument,
-        entry="990",
-        sl="980",
-        tp="1010",
-        strategy=strategy,
-    )
+    order = place_bracket_near_1000(account=account, instrument=instrument, strategy=strategy)
     settings.PAPER_REJECT_RATE = "0"
     return order
 
