@@ -789,6 +789,13 @@ def buy_at_market(account, instrument, quantity: int, *, product: str = "MIS") -
     return place_single_order(user=account.user, request=request).order
 
 
+def buy_and_sync(account, instrument, quantity: int) -> None:
+    """`buy_at_market`, then the account's books synced as a cycle syncs them: a position the
+    desk holds."""
+    buy_at_market(account, instrument, quantity)
+    sync_positions(account)
+
+
 def exit_body(account, instrument, product="MIS") -> dict:
     """The JSON body of POST /api/positions/exit for the account's position in `instrument`."""
     return {
