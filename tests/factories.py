@@ -382,28 +382,23 @@ def make_trades(*, account, instrument, fills: Iterable[FillSpec]) -> list[Broke
     ]
 
 
-def make_broker_order(
-    *,
-    account,
-    instrument,
-    broker_order_id: str,
-    side: str,
-    quantity: int,
-    average_price: str | None,
-    at: datetime,
-) -> BrokerOrder:
-    """A row of the broker's order book: FILLED at `average_price`, or OPEN without one."""
-    return BrokerOrder.objects.create(
-        account=account,
-        broker_order_id=broker_order_id,
-        **book_row_instrument_fields(instrument),
-        side=side,
-        order_quantity=quantity,
-        cumulative_quantity=quantity if average_price else 0,
-        average_traded_price=Decimal(average_price) if average_price else None,
-        status="FILLED" if average_price else "OPEN",
-        exchange_transact_time=at,
-    )
+def make_broker_orders(*, account, instrument, rows: Iterable[FillSpec]) -> list[BrokerOrder]:
+    """Rows of one instrument in the broker's order book, in the order given: each FILLED at
+    its price, or OPEN where the price is None."""
+    return [
+        BrokerOrder.objects.create(
+            account=account,
+            broker_order_id=broker_order_id,
+            **book_row_instrument_fields(instrument),
+            side=side,
+            order_quantity=quantity,
+            cumulative_quantity=quantity if average_price else 0,
+            average_traded_price=Decimal(average_price) if average_price else None,
+            status="FILLED" if average_price else "OPEN",
+            exchange_transact_time=at,
+        )
+        for broker_order_id, side, quantity, average_price, at in rows
+    ]
 
 
 def legs_of(order: Order, role: str | None = None) -> list[OrderLeg]:
