@@ -29,7 +29,17 @@ CHROMIUM_ARGS = [
 ]
 
 
+BROWSER_TESTS = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # marked before -m selects and pytest-django orders the tests
 def pytest_collection_modifyitems(config, items):
+    """Every test in this folder is a `browser` test with a transactional database (the
+    server thread must see its rows); all of them are skipped when chromium is missing."""
+    for item in items:
+        if item.path.is_relative_to(BROWSER_TESTS):
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.django_db(transaction=True))
     if Path(CHROMIUM).exists():
         return
     skip = pytest.mark.skip(reason=f"{CHROMIUM} is missing: install Debian's chromium package")

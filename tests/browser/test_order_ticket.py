@@ -20,7 +20,6 @@ from tests.browser.support import (
     screenshot,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 D = Decimal
 
 

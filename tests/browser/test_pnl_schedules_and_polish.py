@@ -18,7 +18,6 @@ from tests.browser.support import log_in, move_price, off_loop, screenshot
 from tests.factories import make_account, make_instrument, make_order, make_trades, make_user
 from trading_site.core.market_hours import MARKET_TZ
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 D = Decimal
 
 

@@ -21,7 +21,6 @@ from tests.factories import (
     paper_position_row,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 D = Decimal
 
 

@@ -17,8 +17,6 @@ from tests.browser.support import (
     screenshot,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
 
 @pytest.fixture
 def desk(transactional_db):

@@ -25,7 +25,6 @@ from tests.browser.support import (
 )
 from tests.factories import make_account
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 D = Decimal
 
 
