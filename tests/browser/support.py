@@ -58,16 +58,6 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
-BATCH_COLUMNS = "external_id,trading_symbol,order_side,no_of_lots,entry_price,sl_price,targets\n"
-
-
-def open_batch_page_with(page, base: str, user, *rows: str) -> None:
-    """Signed in as `user`, the batch page with `rows` under the batch columns in its CSV box."""
-    log_in(page, base, user)
-    page.goto(f"{base}/orders/batch/")
-    page.fill("#id_csv_text", BATCH_COLUMNS + "".join(f"{row}\n" for row in rows))
-
-
 def off_loop(fn, *args, **kwargs):
     """Run server-side code (services, the monitoring cycle) in a fresh thread.
 
