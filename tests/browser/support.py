@@ -89,9 +89,9 @@ def move_price(instrument, price: str) -> None:
     off_loop(record_price, instrument, price)
 
 
-def arrange_paper_desk(*, username: str, symbol: str, **instrument) -> tuple:
+def arrange_paper_desk(*, username: str, symbol: str, price: str = "101.00", **instrument) -> tuple:
     """A trader with a paper account, and an equity (lot 1, tick 0.05; `instrument` adds to
-    make_instrument's fields) priced at 101.00: (user, account, instrument)."""
+    make_instrument's fields) priced at `price`: (user, account, instrument)."""
 
     def arrange():
         user = make_user(username=username)
@@ -100,7 +100,7 @@ def arrange_paper_desk(*, username: str, symbol: str, **instrument) -> tuple:
         return user, account, equity
 
     user, account, equity = off_loop(arrange)
-    move_price(equity, "101.00")
+    move_price(equity, price)
     return user, account, equity
 
 
