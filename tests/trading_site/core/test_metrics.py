@@ -16,15 +16,12 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True)
-def _fresh_metrics():
+def _fresh_metrics(settings):
+    """No samples before or after each test, and the scraper's token set."""
+    settings.METRICS_TOKEN = "scrape-token-for-tests"
     metrics.reset_metrics()
     yield
     metrics.reset_metrics()
-
-
-@pytest.fixture(autouse=True)
-def _scrape_token(settings):
-    settings.METRICS_TOKEN = "scrape-token-for-tests"
 
 
 def _metrics_text(client) -> str:
