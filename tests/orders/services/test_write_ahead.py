@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
@@ -149,20 +151,15 @@ def test_xts_places_a_batch_one_post_per_leg_through_the_interface_default(simul
     assert _posts(simulator) == {"BULK0": 1, "BULK1": 1, "BULK2": 1}
 
 
-def test_an_answer_whose_recording_loses_a_lock_conflict_is_recorded_on_another_try(
-    simulator, iifl, settings, caplog
-):
-    """The broker accepted the order, then the transaction recording its answer lost a lock
-    conflict (another transaction held the leg past the lock wait: what a sync or a broker
-    event can do while Redis is down and the account's exclusion is per process) and was
-    rolled back whole. The answer is recorded on another try: the leg OPEN with the broker's
-    id, one acceptance in the audit, one POST, and no error for the trader (it was a 500)."""
-    user, account = iifl
-    settings.BROKER_TIMEOUT_SECONDS = 5
-    _faults(simulator, latency_ms=500, routes=[ORDER_POST])
+@contextmanager
+def _the_new_leg_held_by_another_worker(*, seconds: float) -> Iterator[threading.Event]:
+    """Another worker locks the new leg FOR UPDATE as soon as it is written ahead, for
+    `seconds` (what a sync or a broker event of another process can do while Redis is down
+    and the account's exclusion is per process): the recording of its answer waits for it.
+    Yields an event set once the leg is held."""
     held = threading.Event()
 
-    def hold_the_leg_while_its_answer_comes() -> None:
+    def hold() -> None:
         try:
             deadline = time.monotonic() + 10
             while not (
@@ -175,20 +172,38 @@ def test_an_answer_whose_recording_loses_a_lock_conflict_is_recorded_on_another_
             with transaction.atomic():
                 list(OrderLeg.objects.select_for_update().filter(pk=leg_id))
                 held.set()
-                time.sleep(2)  # past the answer (0.5 s) and one lock wait (1 s)
+                time.sleep(seconds)
         finally:
             connections.close_all()
 
-    blocker = threading.Thread(target=hold_the_leg_while_its_answer_comes)
+    blocker = threading.Thread(target=hold)
     blocker.start()
     try:
-        with short_lock_waits():
-            result = place_single_order(user=user, request=single_request(account))
+        yield held
     finally:
         blocker.join()
 
+
+def test_an_answer_whose_recording_loses_a_lock_conflict_is_recorded_on_another_try(
+    simulator, iifl, settings, caplog
+):
+    """The broker accepted the order, then the transaction recording its answer lost a lock
+    conflict (another worker held the leg past the lock wait) and was rolled back whole. The
+    answer is recorded on another try: the leg OPEN with the broker's id, one acceptance in
+    the audit, one POST, and no error for the trader (it was a 500)."""
+    user, account = iifl
+    settings.BROKER_TIMEOUT_SECONDS = 5
+    _faults(simulator, latency_ms=500, routes=[ORDER_POST])
+    # Held past the answer (0.5 s) and one lock wait (1 s).
+    with _the_new_leg_held_by_another_worker(seconds=2) as held, short_lock_waits():
+        result = place_single_order(user=user, request=single_request(account))
+
     assert held.is_set()
     assert "recording broker answers lost a lock conflict" in caplog.text
+    _assert_accepted_once(simulator, result)
+
+
+def _assert_accepted_once(simulator, result) -> None:
     leg = OrderLeg.objects.get(order=result.order)
     assert result.outcome == "accepted"
     assert (leg.status, bool(leg.broker_order_id)) == ("OPEN", True)
@@ -201,17 +216,20 @@ def test_an_answer_whose_exclusion_ends_while_it_is_recorded_is_recorded_without
     simulator, iifl, settings, caplog
 ):
     """The broker accepted the order; the account's lease taken to record its answer ended
-    before the record was written (Redis lost it, or a stall past its ttl). The fence rolled
-    the record back; it is written again without the exclusion, as when the exclusion is
-    busy. Before, the trader got a 500 for an order the broker holds, and the leg stayed
-    pending until a sync."""
+    before the record was written (Redis lost it, or a stall past its ttl: here a ttl of a
+    millisecond, and the leg held by another worker until 0.5 s past the broker's answer, so
+    the heartbeat finds the lease gone). The fence rolled the record back; it is written again without
+    the exclusion, as when the exclusion is busy. Before, the trader got a 500 for an order
+    the broker holds, and the leg stayed pending until a sync."""
     user, account = iifl
-    with leases_of_a_millisecond(settings):
+    settings.BROKER_TIMEOUT_SECONDS = 5
+    _faults(simulator, latency_ms=500, routes=[ORDER_POST])
+    with (
+        _the_new_leg_held_by_another_worker(seconds=1) as held,
+        leases_of_a_millisecond(settings),
+    ):
         result = place_single_order(user=user, request=single_request(account))
 
+    assert held.is_set()
     assert "exclusion ended while recording broker answers" in caplog.text
-    leg = OrderLeg.objects.get(order=result.order)
-    assert result.outcome == "accepted"
-    assert (leg.status, bool(leg.broker_order_id)) == ("OPEN", True)
-    assert result.order.events.filter(kind="leg_accepted").count() == 1
-    assert _posts(simulator) == {leg.unique_identifier: 1}
+    _assert_accepted_once(simulator, result)
