@@ -6,6 +6,8 @@ Close codes:
   bound to one broker account (no data byte is sent first);
 - 4000: the trading window is closed; a `market_closed` message with the next opening is
   sent first, and the connection is closed the same way when the window closes later;
+- 4429: the user already has WS_MAX_CONNECTIONS_PER_USER connections open (counted across
+  every web process through presence); closed right after the handshake, no data sent;
 - 1009: a frame larger than WS_MAX_MESSAGE_BYTES. daphne started through trading_site.server
   (start_embedded, serve_web) refuses it at the protocol level with 1009; this consumer checks
   again for servers that do not, and where the server will not send 1009 from an application
@@ -18,6 +20,7 @@ messages arrive through the channel layer as `forward` events.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import uuid
@@ -38,6 +41,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_MARKET_CLOSED = 4000
 CLOSE_TOO_BIG = 1009
 CLOSE_TOO_BIG_PRIVATE = 4009
+CLOSE_TOO_MANY_CONNECTIONS = 4429
 _UNKNOWN = object()
 # Events whose handlers use no database connection (see UserUpdatesConsumer.dispatch).
 _NO_DATABASE_EVENTS = frozenset({realtime.FORWARD_EVENT, "websocket.receive"})
@@ -68,11 +72,21 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
         if not await market_hours.ais_trading_window_open():
             await self._send_market_closed_and_close()
             return
+        connection_id = str(uuid.uuid4())
+        limit = settings.WS_MAX_CONNECTIONS_PER_USER
+        claim = functools.partial(presence.claim_connection, limit=limit)
+        if not await _run_sync(claim, identity.user_id, connection_id):
+            logger.warning(
+                "websocket refused: connections per user at the limit",
+                extra={"user_id": identity.user_id, "limit": limit},
+            )
+            await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
+            return
+        # From here on disconnect() gives the claimed slot back.
         self.user_id = identity.user_id
-        self.connection_id = str(uuid.uuid4())
+        self.connection_id = connection_id
         async with _layer_gate.get():
             await self.channel_layer.group_add(realtime.user_group(self.user_id), self.channel_name)
-        await self._touch_presence()
         await self._send_json(
             {
                 "type": realtime.CONNECTION_ESTABLISHED,

@@ -462,6 +462,11 @@ WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 4096)
 # a revoked or expired token, a logout or a password change closes them with 4401.
 WS_AUTH_RECHECK_SECONDS = float(os.environ.get("WS_AUTH_RECHECK_SECONDS", "5"))
 PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 90)
+# A user's open WebSockets, across every web process (monitoring.presence); past it a new one
+# is closed with 4429. A crashed process's slots free themselves within PRESENCE_TTL_SECONDS.
+WS_MAX_CONNECTIONS_PER_USER = env_int("WS_MAX_CONNECTIONS_PER_USER", 20)
+if WS_MAX_CONNECTIONS_PER_USER < 1:
+    raise ImproperlyConfigured("WS_MAX_CONNECTIONS_PER_USER must be at least 1")
 # Most concurrent channel-layer group operations per web process (monitoring.consumers).
 WS_LAYER_CONCURRENCY = env_int("WS_LAYER_CONCURRENCY", 200)
 # Performance work only (trading_site.server): cProfile the web process's event loop into this
