@@ -1,10 +1,11 @@
 """The WebSocket against a hostile or careless client: at most WS_MAX_CONNECTIONS_PER_USER
-open sockets per user, across every web process (closed 4429). Over real daphne processes
-where the wire is the point; through the ASGI application in this process for the embedded
-mode and the logs."""
+open sockets per user, across every web process (closed 4429), and a token bucket on the
+frames each socket sends (closed 1008). Over real daphne processes where the wire is the
+point; through the ASGI application in this process for the embedded mode and the logs."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -13,6 +14,7 @@ import time
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from websockets.exceptions import ConnectionClosed
 
 from monitoring import presence
 from tests.factories import make_trader_with_token
@@ -130,3 +132,80 @@ async def test_embedded_the_cap_is_counted_in_process_and_a_refusal_logged(setti
     for tab in (tabs[1], again):
         await tab.disconnect()
     assert presence.connection_count(user.pk) == 0
+
+
+# ---- frames per second ------------------------------------------------------------------------
+
+
+def _flood(send, count: int) -> None:
+    try:
+        for _ in range(count):
+            send()
+    except ConnectionClosed:
+        pass  # the server closed it part way: the point
+
+
+@pytest.mark.slow
+def test_a_ping_message_flood_is_closed_1008_after_the_burst(daphne_server, settings):
+    user, token = make_trader_with_token()
+    tab = _open(daphne_server, user, token)
+    bystander = _open(daphne_server, user, token)  # the same user's other tab
+
+    started = time.monotonic()
+    _flood(tab.send_ping, 500)
+    assert tab.wait_closed() == 1008
+    lasted = time.monotonic() - started
+    pongs = [m for m in tab.messages if m["type"] == "pong"]
+    # The burst is answered, then at most the refill of the flood's short life; not 500.
+    refill = settings.WS_INBOUND_MESSAGES_PER_SECOND * lasted
+    assert settings.WS_INBOUND_BURST <= len(pongs) <= settings.WS_INBOUND_BURST + refill, lasted
+    bystander.ping()
+    assert bystander.close_code is None
+    bystander.close()
+
+
+@pytest.mark.slow
+def test_a_full_burst_and_a_steady_pace_within_the_rate_stay_open(daphne_server, settings):
+    user, token = make_trader_with_token()
+    tab = _open(daphne_server, user, token)
+    for _ in range(settings.WS_INBOUND_BURST):
+        tab.send_ping()
+    wait_for(lambda: sum(m["type"] == "pong" for m in tab.messages) == settings.WS_INBOUND_BURST)
+    for _ in range(10):  # well under WS_INBOUND_MESSAGES_PER_SECOND once the burst is spent
+        time.sleep(2 / settings.WS_INBOUND_MESSAGES_PER_SECOND)
+        tab.send_ping()
+    wait_for(
+        lambda: sum(m["type"] == "pong" for m in tab.messages) == settings.WS_INBOUND_BURST + 10
+    )
+    assert tab.close_code is None
+    tab.close()
+
+
+@pytest.mark.slow
+def test_a_protocol_ping_flood_is_closed_1008(daphne_server):
+    """Ping frames never reach the application (autobahn answers them itself): the server's
+    protocol counts them."""
+    user, token = make_trader_with_token()
+    tab = _open(daphne_server, user, token)
+    _flood(tab.ws.ping, 500)
+    assert tab.wait_closed() == 1008
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_frames_past_the_bucket_close_1008_and_are_logged(settings, caplog):
+    settings.WS_INBOUND_BURST = 5
+    settings.WS_INBOUND_MESSAGES_PER_SECOND = 0.5
+    user, token = await sync_to_async(make_trader_with_token)()
+    tab = WebsocketCommunicator(application, f"/ws/{user.pk}/?token={token}")
+    await tab.connect()
+    await tab.receive_json_from(timeout=3)
+    with caplog.at_level(logging.WARNING, logger="monitoring.consumers"):
+        for _ in range(8):
+            await tab.send_json_to({"type": "ping"})
+        answers = [await tab.receive_output(timeout=3) for _ in range(6)]
+        assert await tab.receive_nothing(timeout=0.3)  # the frames behind the close: dropped
+    assert [a.get("code") for a in answers] == [None] * 5 + [1008]
+    assert all(json.loads(a["text"])["type"] == "pong" for a in answers[:5])
+    flood = [r for r in caplog.records if "faster than the inbound limit" in r.getMessage()]
+    assert len(flood) == 1 and flood[0].user_id == user.pk
+    await tab.disconnect()
