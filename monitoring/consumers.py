@@ -6,10 +6,15 @@ Close codes:
   bound to one broker account (no data byte is sent first);
 - 4000: the trading window is closed; a `market_closed` message with the next opening is
   sent first, and the connection is closed the same way when the window closes later;
+- 4429: the user already has WS_MAX_CONNECTIONS_PER_USER connections open (counted across
+  every web process through presence); closed right after the handshake, no data sent;
 - 1009: a frame larger than WS_MAX_MESSAGE_BYTES. daphne started through trading_site.server
   (start_embedded, serve_web) refuses it at the protocol level with 1009; this consumer checks
   again for servers that do not, and where the server will not send 1009 from an application
-  (a bare `daphne` process) it closes with 4009 instead.
+  (a bare `daphne` process) it closes with 4009 instead;
+- 1008: frames faster than the connection's token bucket allows (WS_INBOUND_BURST at once,
+  WS_INBOUND_MESSAGES_PER_SECOND sustained); 4008 where the server will not send 1008 from an
+  application (a bare `daphne`).
 
 The consumer never runs a cycle: the monitoring loop (monitoring.tasks) does, and its
 messages arrive through the channel layer as `forward` events.
@@ -18,6 +23,7 @@ messages arrive through the channel layer as `forward` events.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import uuid
@@ -29,6 +35,7 @@ from django.conf import settings
 from monitoring import presence, ws_revalidation
 from monitoring.ws_auth import identify
 from trading_site.core import market_hours, metrics, realtime, safe_json
+from trading_site.core.api.ratelimit import TokenBucket
 from trading_site.core.per_loop import PerLoop
 
 logger = logging.getLogger(__name__)
@@ -38,6 +45,9 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_MARKET_CLOSED = 4000
 CLOSE_TOO_BIG = 1009
 CLOSE_TOO_BIG_PRIVATE = 4009
+CLOSE_TOO_FAST = 1008
+CLOSE_TOO_FAST_PRIVATE = 4008
+CLOSE_TOO_MANY_CONNECTIONS = 4429
 _UNKNOWN = object()
 # Events whose handlers use no database connection (see UserUpdatesConsumer.dispatch).
 _NO_DATABASE_EVENTS = frozenset({realtime.FORWARD_EVENT, "websocket.receive"})
@@ -52,6 +62,16 @@ def _count_connection(delta: int) -> None:
 class UserUpdatesConsumer(AsyncWebsocketConsumer):
     connection_id: str = ""
     user_id: int | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.inbound = TokenBucket(
+            capacity=settings.WS_INBOUND_BURST,
+            refill_per_second=settings.WS_INBOUND_MESSAGES_PER_SECOND,
+        )
+        # Set once this consumer has asked for a close: frames still queued behind it are
+        # dropped, not answered (nor counted toward another close).
+        self.closing = False
 
     async def connect(self):
         identity = await identify(self.scope)
@@ -68,11 +88,21 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
         if not await market_hours.ais_trading_window_open():
             await self._send_market_closed_and_close()
             return
+        connection_id = str(uuid.uuid4())
+        limit = settings.WS_MAX_CONNECTIONS_PER_USER
+        claim = functools.partial(presence.claim_connection, limit=limit)
+        if not await _run_sync(claim, identity.user_id, connection_id):
+            logger.warning(
+                "websocket refused: connections per user at the limit",
+                extra={"user_id": identity.user_id, "limit": limit},
+            )
+            await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
+            return
+        # From here on disconnect() gives the claimed slot back.
         self.user_id = identity.user_id
-        self.connection_id = str(uuid.uuid4())
+        self.connection_id = connection_id
         async with _layer_gate.get():
             await self.channel_layer.group_add(realtime.user_group(self.user_id), self.channel_name)
-        await self._touch_presence()
         await self._send_json(
             {
                 "type": realtime.CONNECTION_ESTABLISHED,
@@ -101,9 +131,22 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
             logger.warning("websocket cleanup failed", extra={"user_id": self.user_id})
 
     async def receive(self, text_data=None, bytes_data=None):
+        if self.closing:
+            return
+        if not self.inbound.take():
+            logger.warning(
+                "websocket closed: frames faster than the inbound limit",
+                extra={
+                    "user_id": self.user_id,
+                    "burst": self.inbound.capacity,
+                    "per_second": self.inbound.refill_per_second,
+                },
+            )
+            await self._close_with(CLOSE_TOO_FAST, private_code=CLOSE_TOO_FAST_PRIVATE)
+            return
         raw = text_data.encode("utf-8") if text_data is not None else (bytes_data or b"")
         if len(raw) > settings.WS_MAX_MESSAGE_BYTES:
-            await self._close_too_big()
+            await self._close_with(CLOSE_TOO_BIG, private_code=CLOSE_TOO_BIG_PRIVATE)
             return
         if self.user_id is None:
             return
@@ -151,13 +194,15 @@ class UserUpdatesConsumer(AsyncWebsocketConsumer):
             {"type": realtime.ERROR, "error": error, "timestamp": realtime.now_iso()}
         )
 
-    async def _close_too_big(self) -> None:
+    async def _close_with(self, code: int, *, private_code: int) -> None:
+        """Close with a protocol code (1008, 1009), or `private_code` where the server refuses
+        one from an application: a bare daphne (autobahn) lets it send only 1000 and
+        3000-4999, while trading_site.server's protocol sends these as well."""
+        self.closing = True
         try:
-            await self.close(code=CLOSE_TOO_BIG)
+            await self.close(code=code)
         except Exception:
-            # daphne (autobahn) lets an application send only 1000 and 3000-4999; its own
-            # protocol layer sends 1009 when started through trading_site.server.
-            await self.close(code=CLOSE_TOO_BIG_PRIVATE)
+            await self.close(code=private_code)
 
     async def _send_market_closed_and_close(self, opening=_UNKNOWN) -> None:
         if opening is _UNKNOWN:

@@ -6,6 +6,11 @@ web process does not leave users "connected" forever. A connect or disconnect wr
 at once; the periodic refresh is one batched write per web process for all of its open
 connections (`refresh_connections`, driven by monitoring.consumers), not one per connection.
 
+The same entries cap a user's open connections (WS_MAX_CONNECTIONS_PER_USER,
+`claim_connection`): a connection is counted from its claim until its disconnect, or until its
+entry expires when the process holding it died, so a dead process frees its slots within the
+TTL.
+
 Full stack: two Redis sorted sets scored by expiry time (one per user: connection ids; one
 global: user ids), shared by every web process and read by the dispatcher. Embedded: the
 same structure in this process's memory (there is only one process).
@@ -33,22 +38,42 @@ def _ttl() -> int:
     return int(settings.PRESENCE_TTL_SECONDS)
 
 
+# KEYS[1] the user's connections, KEYS[2] the users; ARGV now, expiry, limit (0: none),
+# connection id, user id, key TTL. Expired entries go first, so only live ones count; one
+# script, so concurrent claims from several processes cannot all pass the count. Returns 1
+# (recorded) or 0 (limit reached, nothing written).
+_CLAIM_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local limit = tonumber(ARGV[3])
+if limit > 0 and not redis.call('ZSCORE', KEYS[1], ARGV[4])
+    and redis.call('ZCARD', KEYS[1]) >= limit then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+-- The user's score only grows while any tab refreshes it (GT keeps the latest expiry).
+redis.call('ZADD', KEYS[2], 'GT', ARGV[2], ARGV[5])
+return 1
+"""
+
+
 class _RedisPresence:
     def _redis(self):
         from django_redis import get_redis_connection
 
         return get_redis_connection("default")
 
-    def touch(self, user_id: int, connection_id: str) -> None:
+    def claim(self, user_id: int, connection_id: str, limit: int) -> bool:
         now = time.time()
-        expires = now + _ttl()
-        pipe = self._redis().pipeline()
-        pipe.zadd(_user_key(user_id), {connection_id: expires})
-        pipe.zremrangebyscore(_user_key(user_id), "-inf", now)
-        pipe.expire(_user_key(user_id), _ttl() + 5)
-        # The user's score only grows while any tab refreshes it (GT keeps the latest expiry).
-        pipe.zadd(_USERS_KEY, {str(int(user_id)): expires}, gt=True)
-        pipe.execute()
+        claim = self._redis().register_script(_CLAIM_SCRIPT)
+        recorded = claim(
+            keys=[_user_key(user_id), _USERS_KEY],
+            args=[now, now + _ttl(), limit, connection_id, int(user_id), _ttl() + 5],
+        )
+        return bool(int(recorded))
+
+    def touch(self, user_id: int, connection_id: str) -> None:
+        self.claim(user_id, connection_id, 0)
 
     def touch_many(self, entries: list[tuple[int, str]]) -> None:
         """The same writes as `touch` for every (user, connection) entry, in one round trip
@@ -103,9 +128,18 @@ class _MemoryPresence:
             del entries[conn]
         return entries
 
-    def touch(self, user_id: int, connection_id: str) -> None:
+    def claim(self, user_id: int, connection_id: str, limit: int) -> bool:
         with self._lock:
-            self._entries.setdefault(int(user_id), {})[connection_id] = time.time() + _ttl()
+            now = time.time()
+            live = self._live(user_id, now)
+            if limit > 0 and connection_id not in live and len(live) >= limit:
+                return False
+            self._entries[int(user_id)] = live
+            live[connection_id] = now + _ttl()
+            return True
+
+    def touch(self, user_id: int, connection_id: str) -> None:
+        self.claim(user_id, connection_id, 0)
 
     def touch_many(self, entries: list[tuple[int, str]]) -> None:
         with self._lock:
@@ -140,8 +174,18 @@ def _store():
     return _memory if settings.EMBEDDED else _RedisPresence()
 
 
+def claim_connection(user_id: int, connection_id: str, *, limit: int) -> bool:
+    """Record one new open connection of the user unless `limit` of theirs are open already
+    (in every web process); False: refused, nothing recorded. Counted and recorded at once,
+    so connections opened together cannot all pass the count."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    return _store().claim(user_id, connection_id, limit)
+
+
 def mark_connected(user_id: int, connection_id: str) -> None:
-    """Record (or refresh) one open connection of the user for another TTL."""
+    """Record (or refresh) one open connection of the user for another TTL (no limit: it is
+    for connections already claimed)."""
     _store().touch(user_id, connection_id)
 
 

@@ -202,14 +202,26 @@ class WsClient:
             pass
         self.close_code = self.ws.close_code
 
-    def wait_for(self, predicate, timeout: float = 10.0) -> dict:
+    def wait_for(self, predicate, timeout: float = 10.0, *, after: int = 0) -> dict:
+        """The first message (from the `after`-th on) `predicate` accepts."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for message in list(self.messages):
+            for message in self.messages[after:]:
                 if predicate(message):
                     return message
             time.sleep(0.02)
         raise AssertionError(f"no matching message; got {self.messages}")
+
+    def send_ping(self) -> None:
+        """A `ping` message (the application's, not a protocol ping frame)."""
+        self.ws.send(json.dumps({"type": "ping"}))
+
+    def ping(self) -> dict:
+        """Send a `ping` message and wait for the `pong` that answers it: the socket is up
+        and served."""
+        before = len(self.messages)
+        self.send_ping()
+        return self.wait_for(lambda m: m["type"] == "pong", after=before)
 
     def wait_closed(self, timeout: float = 10.0) -> int | None:
         self._thread.join(timeout)

@@ -3,15 +3,28 @@
 Used by `manage.py start_embedded` (with the in-process loop) and `manage.py serve_web` (the
 full stack's web process). Frames over WS_MAX_MESSAGE_BYTES are refused by the protocol
 layer itself, with a proper close frame carrying 1009 (autobahn's default would drop the TCP
-connection without one, which the client sees as 1006).
+connection without one, which the client sees as 1006). The application may close with the
+protocol codes 1008 and 1009 (a bare daphne allows it only 1000 and 3000-4999), and a
+protocol-level ping flood, which autobahn would answer pong by pong without the application
+ever seeing it, is closed with 1008 past the same inbound limit as messages
+(WS_INBOUND_BURST, WS_INBOUND_MESSAGES_PER_SECOND; monitoring.consumers counts messages).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+from trading_site.core.api.ratelimit import TokenBucket
 from trading_site.core.exposure import warn_if_exposed
 from trading_site.core.gc_tuning import tune_for_server
+
+logger = logging.getLogger(__name__)
+
+# Close codes the application may send although autobahn's sendClose refuses them from one:
+# 1008 policy violation (frames too fast), 1009 message too big.
+APPLICATION_PROTOCOL_CLOSE_CODES = frozenset({1008, 1009})
+CLOSE_POLICY_VIOLATION = 1008
 
 
 def build_server(*, host: str, port: int, on_ready: Callable[[object], None] | None = None):
@@ -30,7 +43,11 @@ def build_server(*, host: str, port: int, on_ready: Callable[[object], None] | N
         tune_for_server()
         server.ws_factory.setProtocolOptions(failByDrop=False)
         # Read per connection by buildProtocol, so every WebSocket from now on uses it.
-        server.ws_factory.protocol = _direct_write_protocol()
+        server.ws_factory.protocol = _limited_protocol(
+            _direct_write_protocol(),
+            burst=int(settings.WS_INBOUND_BURST),
+            per_second=float(settings.WS_INBOUND_MESSAGES_PER_SECOND),
+        )
         if on_ready is not None:
             on_ready(server)
 
@@ -84,6 +101,36 @@ def _direct_write_protocol():
             super().sendData(data, sync, chopsize)
 
     return DirectWriteWebSocketProtocol
+
+
+def _limited_protocol(base: type, *, burst: int, per_second: float) -> type:
+    """`base` with the product's protocol-level close codes and ping limit (module docstring).
+    Each connection has its own ping bucket, made at its first ping."""
+
+    class LimitedWebSocketProtocol(base):
+        ping_bucket: TokenBucket | None = None
+
+        def serverClose(self, code: int | None = None) -> None:
+            if code in APPLICATION_PROTOCOL_CLOSE_CODES:
+                self.sendCloseFrame(code=code, isReply=False)
+                return
+            super().serverClose(code)
+
+        def onPing(self, payload: bytes) -> None:
+            if self.state != self.STATE_OPEN:
+                return  # closing: no pong, and no second close
+            if self.ping_bucket is None:
+                self.ping_bucket = TokenBucket(capacity=burst, refill_per_second=per_second)
+            if self.ping_bucket.take():
+                super().onPing(payload)
+                return
+            logger.warning(
+                "websocket closed: pings faster than the inbound limit",
+                extra={"client": self.client_addr, "burst": burst, "per_second": per_second},
+            )
+            self.sendCloseFrame(code=CLOSE_POLICY_VIOLATION, isReply=False)
+
+    return LimitedWebSocketProtocol
 
 
 def _profiled(run: Callable[[], None], path: str) -> Callable[[], None]:

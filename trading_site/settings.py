@@ -462,6 +462,20 @@ WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 4096)
 # a revoked or expired token, a logout or a password change closes them with 4401.
 WS_AUTH_RECHECK_SECONDS = float(os.environ.get("WS_AUTH_RECHECK_SECONDS", "5"))
 PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 90)
+# A user's open WebSockets, across every web process (monitoring.presence); past it a new one
+# is closed with 4429. A crashed process's slots free themselves within PRESENCE_TTL_SECONDS.
+WS_MAX_CONNECTIONS_PER_USER = env_int("WS_MAX_CONNECTIONS_PER_USER", 20)
+# Frames a WebSocket may send (a token bucket per connection: this many at once, refilled at
+# this rate); faster closes it with 1008 (monitoring.consumers; pings: trading_site.server).
+WS_INBOUND_BURST = env_int("WS_INBOUND_BURST", 40)
+WS_INBOUND_MESSAGES_PER_SECOND = float(os.environ.get("WS_INBOUND_MESSAGES_PER_SECOND", "20"))
+if min(WS_MAX_CONNECTIONS_PER_USER, WS_INBOUND_BURST) < 1 or not (
+    0 < WS_INBOUND_MESSAGES_PER_SECOND < float("inf")
+):
+    raise ImproperlyConfigured(
+        "WS_MAX_CONNECTIONS_PER_USER and WS_INBOUND_BURST must be at least 1, "
+        "WS_INBOUND_MESSAGES_PER_SECOND a number above 0"
+    )
 # Most concurrent channel-layer group operations per web process (monitoring.consumers).
 WS_LAYER_CONCURRENCY = env_int("WS_LAYER_CONCURRENCY", 200)
 # Performance work only (trading_site.server): cProfile the web process's event loop into this

@@ -4,7 +4,6 @@ Origin that differs from the server's only by its port."""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import timedelta
 
@@ -40,8 +39,7 @@ def test_a_2000_level_frame_gets_an_error_message_and_the_socket_stays_up(daphne
     tab.ws.send(deep_object)
     tab.wait_for(lambda m: m["type"] == "error" and m is not error)
     # Still open and serving: a ping is answered.
-    tab.ws.send(json.dumps({"type": "ping"}))
-    tab.wait_for(lambda m: m["type"] == "pong")
+    tab.ping()
     assert tab.close_code is None
     tab.close()
 
@@ -82,8 +80,7 @@ def test_a_revoked_token_stops_streaming_within_the_default_recheck(daphne_serve
     elapsed = _seconds_until_closed(tab, started)
     assert elapsed <= django_settings.WS_AUTH_RECHECK_SECONDS + 2, elapsed
     # Another user's socket is untouched.
-    bystander.ws.send(json.dumps({"type": "ping"}))
-    bystander.wait_for(lambda m: m["type"] == "pong")
+    bystander.ping()
     assert bystander.close_code is None
     bystander.close()
 
@@ -151,8 +148,7 @@ def test_a_password_change_ends_other_sessions_and_tokens_but_not_the_changers(
     assert new_cookie != changer_cookie
     again = _open_as_browser(fast_recheck_server, user, new_cookie)
     time.sleep(RECHECK + 0.5)  # past another re-check: it stays
-    again.ws.send(json.dumps({"type": "ping"}))
-    again.wait_for(lambda m: m["type"] == "pong")
+    again.ping()
     again.close()
     for refused in (
         WsClient(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import logging
 import socket
 import textwrap
 
@@ -14,6 +15,7 @@ import autobahn
 import pytest
 import twisted
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from daphne.ws_protocol import WebSocketProtocol as DaphneWebSocketProtocol
 from twisted.internet import tcp
 from twisted.internet.testing import MemoryReactor
 
@@ -41,11 +43,11 @@ def socket_pair():
     theirs.close()
 
 
-def _open_protocol(transport_socket):
-    """The server's protocol class over a real TCP transport of a connected socket, in the
-    state autobahn leaves it once the WebSocket handshake is done."""
+def _open_protocol(transport_socket, protocol_class=None):
+    """The server's protocol class (or `protocol_class`) over a real TCP transport of a
+    connected socket, in the state autobahn leaves it once the WebSocket handshake is done."""
     reactor = MemoryReactor()
-    protocol = server._direct_write_protocol()()
+    protocol = (protocol_class or server._direct_write_protocol())()
     protocol.factory = WebSocketServerFactory()
     transport = tcp.Connection(transport_socket, protocol, reactor)
     transport.connected = 1  # as Twisted marks an accepted connection
@@ -114,3 +116,54 @@ def test_a_frame_behind_a_backlog_takes_twisteds_ordinary_path(socket_pair):
     theirs.setblocking(False)
     with pytest.raises(BlockingIOError):
         theirs.recv(16)
+
+
+# ---- the limits the server adds (trading_site/server.py's _limited_protocol) ----------------
+
+# What _limited_protocol overrides or calls of daphne's and autobahn's WebSocket protocol.
+LIMITED_PROTOCOL_ATTRIBUTES = ("serverClose", "sendCloseFrame", "onPing")
+CLOSE_1008 = b"\x88\x02" + (1008).to_bytes(2, "big")  # an unmasked close frame, code 1008
+
+
+def _limited(burst: int = 2):
+    base = server._direct_write_protocol()
+    return server._limited_protocol(base, burst=burst, per_second=0.001)
+
+
+@pytest.mark.parametrize("name", LIMITED_PROTOCOL_ATTRIBUTES)
+def test_daphnes_websocket_protocol_still_has(name, socket_pair):
+    protocol, _transport, _reactor = _open_protocol(socket_pair[0])
+    assert hasattr(protocol, name), (
+        f"daphne/autobahn {autobahn.__version__}: WebSocketProtocol has no {name!r}; "
+        "re-check trading_site/server.py's _limited_protocol against this version"
+    )
+
+
+@pytest.mark.parametrize("code", [1008, 1009])
+def test_the_application_may_close_with_a_protocol_code(socket_pair, code):
+    ours, theirs = socket_pair
+    protocol, _transport, _reactor = _open_protocol(ours, _limited())
+    protocol.serverClose(code=code)
+    theirs.settimeout(2)
+    assert theirs.recv(16) == b"\x88\x02" + code.to_bytes(2, "big")
+    assert protocol.state == protocol.STATE_CLOSING
+
+
+def test_daphne_still_names_the_client_address_on_connect():
+    """The ping limit's log line names the client by daphne's `client_addr`."""
+    assert "self.client_addr =" in inspect.getsource(DaphneWebSocketProtocol.onConnect)
+
+
+def test_pings_past_the_burst_close_the_connection_1008_and_are_logged(socket_pair, caplog):
+    ours, theirs = socket_pair
+    protocol, _transport, _reactor = _open_protocol(ours, _limited(burst=2))
+    protocol.client_addr = ["127.0.0.1", 50000]  # as daphne's onConnect sets it
+    with caplog.at_level(logging.WARNING, logger="trading_site.server"):
+        for _ in range(4):
+            protocol.onPing(b"p")
+    theirs.settimeout(2)
+    pong = b"\x8a\x01p"
+    # Two pongs (the burst), one close, and nothing for the ping after it.
+    assert theirs.recv(64) == pong + pong + CLOSE_1008
+    [logged] = [r for r in caplog.records if "pings faster" in r.getMessage()]
+    assert logged.client == ["127.0.0.1", 50000]

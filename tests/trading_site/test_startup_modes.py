@@ -86,3 +86,20 @@ def test_production_refuses_to_start_without_fernet_keys(tmp_path):
     result = _start_django(env)
     assert result.returncode != 0
     assert "FERNET_KEYS must be set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"WS_MAX_CONNECTIONS_PER_USER": "0"},
+        {"WS_INBOUND_BURST": "0"},
+        {"WS_INBOUND_MESSAGES_PER_SECOND": "0"},
+        {"WS_INBOUND_MESSAGES_PER_SECOND": "nan"},
+    ],
+    ids=["no-connections", "no-burst", "no-rate", "nan-rate"],
+)
+def test_websocket_limits_out_of_range_stop_the_start(tmp_path, setting):
+    result = _start_django(fresh_machine_env(VAR_DIR=str(tmp_path), **setting))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert next(iter(setting)) in result.stderr

@@ -1,4 +1,5 @@
-"""The one token-bucket rate limiter: API limits per user and group, login, broker calls.
+"""The one token-bucket rate limiter: API limits per user and group, login, broker calls,
+and the frames of one WebSocket connection (`TokenBucket`, held by its owner).
 
 A bucket holds up to `capacity` tokens and refills at `refill_per_second`; each request takes
 one. Full stack: a Lua script in Redis does read-refill-take-write atomically with Redis's own
@@ -17,6 +18,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -101,6 +103,52 @@ def _result(*, allowed: bool, tokens: float, capacity: int, rate: float) -> Buck
     )
 
 
+def _check_bucket(capacity: int, refill_per_second: float) -> None:
+    if capacity < 1:
+        raise ValueError("capacity must be at least 1")
+    if refill_per_second < 0:
+        raise ValueError("refill_per_second must not be negative")
+
+
+def _refill_and_take(
+    tokens: float, elapsed: float, *, capacity: int, rate: float
+) -> tuple[bool, float]:
+    """(allowed, tokens left): the bucket refilled for `elapsed` seconds, then one taken."""
+    tokens = min(float(capacity), tokens + max(0.0, elapsed) * rate)
+    if tokens >= 1:
+        return True, tokens - 1
+    return False, tokens
+
+
+class TokenBucket:
+    """A bucket of one owner that lives on one thread or event loop (a WebSocket
+    connection): plain attributes, no lock and no shared store, so taking a token for every
+    frame costs no round trip."""
+
+    def __init__(
+        self,
+        *,
+        capacity: int,
+        refill_per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        _check_bucket(capacity, refill_per_second)
+        self.capacity = capacity
+        self.refill_per_second = refill_per_second
+        self._clock = clock
+        self._tokens = float(capacity)
+        self._at = clock()
+
+    def take(self) -> bool:
+        """Take one token; False (nothing taken) when the bucket is empty."""
+        now = self._clock()
+        allowed, self._tokens = _refill_and_take(
+            self._tokens, now - self._at, capacity=self.capacity, rate=self.refill_per_second
+        )
+        self._at = now
+        return allowed
+
+
 def _redis_script():
     from django_redis import get_redis_connection
 
@@ -113,10 +161,7 @@ _local_lock = threading.Lock()
 
 def take_token(key: str, *, capacity: int, refill_per_second: float) -> BucketResult:
     """Take one token from the bucket `key`, atomically across every process sharing it."""
-    if capacity < 1:
-        raise ValueError("capacity must be at least 1")
-    if refill_per_second < 0:
-        raise ValueError("refill_per_second must not be negative")
+    _check_bucket(capacity, refill_per_second)
     if settings.EMBEDDED:
         return _take_token_local(_KEY_PREFIX + key, capacity=capacity, rate=refill_per_second)
     # Same prefix as the cache's own keys, so cache.clear() and key listings include buckets.
@@ -134,10 +179,7 @@ def _take_token_local(key: str, *, capacity: int, rate: float) -> BucketResult:
         now = time.monotonic()
         state = cache.get(key)
         tokens, ts = (float(capacity), now) if state is None else state
-        tokens = min(float(capacity), tokens + max(0.0, now - ts) * rate)
-        allowed = tokens >= 1
-        if allowed:
-            tokens -= 1
+        allowed, tokens = _refill_and_take(tokens, now - ts, capacity=capacity, rate=rate)
         ttl = math.ceil((capacity - tokens) / rate) + 1 if rate > 0 else 3600
         cache.set(key, (tokens, now), ttl)
     return _result(allowed=allowed, tokens=tokens, capacity=capacity, rate=rate)
@@ -154,10 +196,9 @@ def take_process_token(key: str, *, capacity: int, refill_per_second: float) -> 
     with _local_lock:
         now = time.monotonic()
         tokens, ts = _process_buckets.get(key, (float(capacity), now))
-        tokens = min(float(capacity), tokens + max(0.0, now - ts) * refill_per_second)
-        allowed = tokens >= 1
-        if allowed:
-            tokens -= 1
+        allowed, tokens = _refill_and_take(
+            tokens, now - ts, capacity=capacity, rate=refill_per_second
+        )
         _process_buckets[key] = (tokens, now)
     return _result(allowed=allowed, tokens=tokens, capacity=capacity, rate=refill_per_second)
 

@@ -9,7 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.factories import api_client_for, make_user
-from trading_site.core.api.ratelimit import parse_rate, take_token
+from trading_site.core.api.ratelimit import TokenBucket, parse_rate, take_token
 
 pytestmark = pytest.mark.django_db
 
@@ -105,6 +105,35 @@ def test_embedded_bucket_path_limits_the_same_way(settings):
     results = [take_token("test:embedded", capacity=2, refill_per_second=0) for _ in range(3)]
     assert [r.allowed for r in results] == [True, True, False]
     assert [r.remaining for r in results] == [1, 0, 0]
+
+
+class _Clock:
+    """A clock the test moves by hand: a bucket's refill without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_connections_bucket_allows_its_burst_then_its_rate():
+    clock = _Clock()
+    bucket = TokenBucket(capacity=3, refill_per_second=2, clock=clock)
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    clock.now += 0.4  # 0.8 of a token back: not yet one
+    assert not bucket.take()
+    clock.now += 0.1
+    assert bucket.take()
+    clock.now += 60  # a long quiet spell refills up to the burst, never past it
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+
+
+def test_a_connections_bucket_refuses_a_nonsense_size():
+    with pytest.raises(ValueError):
+        TokenBucket(capacity=0, refill_per_second=1)
+    with pytest.raises(ValueError):
+        TokenBucket(capacity=1, refill_per_second=-1)
 
 
 def test_parse_rate_rejects_nonsense():
