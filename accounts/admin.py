@@ -94,6 +94,32 @@ def _per_row_action(
     return action
 
 
+def _revoke_action(*, noun: str, revoke: Callable[[Any], object]):
+    """Revoke each selected credential (session, API key) not revoked yet."""
+    return _per_row_action(
+        description=f"Revoke the selected {noun}s now",
+        pending={"revoked_at__isnull": True},
+        apply=revoke,
+        done=f"Revoked {{count}} {noun}(s).",
+    )
+
+
+class _UserRecordsAdmin(DeletableReadOnlyAdmin):
+    """Records the system keeps of one user (the two-factor device, recovery codes): found
+    by username, the user fetched with the list."""
+
+    search_fields = ("user__username",)
+    list_select_related = ("user",)
+
+
+class _UserSettingsAdmin(admin.ModelAdmin):
+    """A user's own rows, edited here (broker accounts, strategies): the user as a raw id, so
+    no page loads every user, and fetched with the list."""
+
+    list_select_related = ("user",)
+    raw_id_fields = ("user",)
+
+
 class TraderCreationForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = User
@@ -158,11 +184,8 @@ class AuthSessionAdmin(DeletableReadOnlyAdmin):
     exclude = ("token_hash",)
     actions = ["revoke_sessions"]
 
-    revoke_sessions = _per_row_action(
-        description="Revoke the selected sessions now",
-        pending={"revoked_at__isnull": True},
-        apply=lambda session: services.revoke_auth_session(session=session),
-        done="Revoked {count} session(s).",
+    revoke_sessions = _revoke_action(
+        noun="session", revoke=lambda session: services.revoke_auth_session(session=session)
     )
 
 
@@ -186,11 +209,8 @@ class ApiKeyAdmin(DeletableReadOnlyAdmin):
     exclude = ("key_hash",)
     actions = ["revoke_keys"]
 
-    revoke_keys = _per_row_action(
-        description="Revoke the selected API keys now",
-        pending={"revoked_at__isnull": True},
-        apply=lambda api_key: api_keys.revoke_api_key(api_key=api_key),
-        done="Revoked {count} API key(s).",
+    revoke_keys = _revoke_action(
+        noun="API key", revoke=lambda api_key: api_keys.revoke_api_key(api_key=api_key)
     )
 
 
@@ -255,7 +275,7 @@ class BrokerAccountAdminForm(forms.ModelForm):
 
 
 @admin.register(BrokerAccount)
-class BrokerAccountAdmin(admin.ModelAdmin):
+class BrokerAccountAdmin(_UserSettingsAdmin):
     form = BrokerAccountAdminForm
     list_display = (
         "account_name",
@@ -270,7 +290,6 @@ class BrokerAccountAdmin(admin.ModelAdmin):
     )
     list_filter = ("broker", "is_active")
     search_fields = ("account_name", "user__username", "user__email")
-    list_select_related = ("user",)
     # The trading lock is the kill switch's and the trader's (audited there), not the admin's.
     readonly_fields = (
         "credential_keys",
@@ -280,7 +299,6 @@ class BrokerAccountAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
-    raw_id_fields = ("user",)
     actions = ["deactivate_accounts"]
 
     @admin.display(description="stored credential keys")
@@ -313,7 +331,7 @@ class BrokerLoginLeaseAdmin(DeletableReadOnlyAdmin):
 
 
 @admin.register(Strategy)
-class StrategyAdmin(admin.ModelAdmin):
+class StrategyAdmin(_UserSettingsAdmin):
     list_display = (
         "name",
         "user",
@@ -325,8 +343,6 @@ class StrategyAdmin(admin.ModelAdmin):
     )
     list_filter = ("allow_regeneration", "trailing_sl_enabled")
     search_fields = ("name", "user__username")
-    list_select_related = ("user",)
-    raw_id_fields = ("user",)
 
 
 class EntryRegeneratePermissionAdminForm(forms.ModelForm):
@@ -363,21 +379,17 @@ class EntryRegeneratePermissionAdmin(admin.ModelAdmin):
 
 
 @admin.register(TwoFactorDevice)
-class TwoFactorDeviceAdmin(DeletableReadOnlyAdmin):
+class TwoFactorDeviceAdmin(_UserRecordsAdmin):
     """Whether a user has two-factor login; the secret is never shown. To reset a user's,
     use the action on the users list."""
 
     list_display = ("user", "confirmed_at", "created_at")
     list_filter = (("confirmed_at", admin.EmptyFieldListFilter),)
-    search_fields = ("user__username",)
-    list_select_related = ("user",)
     exclude = ("secret", "last_used_step")
 
 
 @admin.register(RecoveryCode)
-class RecoveryCodeAdmin(DeletableReadOnlyAdmin):
+class RecoveryCodeAdmin(_UserRecordsAdmin):
     list_display = ("user", "created_at", "used_at")
     list_filter = (("used_at", admin.EmptyFieldListFilter),)
-    search_fields = ("user__username",)
-    list_select_related = ("user",)
     exclude = ("code_hash",)

@@ -24,7 +24,7 @@ from orders.domain.vocabulary import (
     ProductType,
     Side,
 )
-from orders.market.models import PRICE, ExchangeSegment, FairPrice, Instrument
+from orders.market.models import PRICE, ExchangeSegment, FairPrice, Instrument, InstrumentFields
 
 MONEY: dict[str, Any] = {"max_digits": 15, "decimal_places": 2}
 
@@ -269,7 +269,7 @@ class UserOrderCount(models.Model):
         return f"user {self.user_id}: {self.total} orders"
 
 
-class BrokerOrder(models.Model):
+class BrokerOrder(InstrumentFields):
     """The latest order-book row the broker reported, typed (XTS.md 'Order-book row')."""
 
     account = models.ForeignKey(
@@ -278,9 +278,6 @@ class BrokerOrder(models.Model):
     broker_order_id = models.CharField(max_length=40)
     exchange_order_id = models.CharField(max_length=40, blank=True, default="")
     client_id = models.CharField(max_length=40, blank=True, default="")
-    exchange_segment = models.CharField(max_length=10)
-    exchange_instrument_id = models.BigIntegerField()
-    trading_symbol = models.CharField(max_length=100, blank=True, default="")
     side = models.CharField(max_length=4, choices=Side.choices)
     order_type = models.CharField(max_length=10, blank=True, default="")
     product_type = models.CharField(max_length=4, blank=True, default="")
@@ -311,7 +308,7 @@ class BrokerOrder(models.Model):
         ]
 
 
-class BrokerTrade(models.Model):
+class BrokerTrade(InstrumentFields):
     """One fill from the broker's trade book: the best source for FIFO (XTS.md)."""
 
     account = models.ForeignKey(
@@ -320,9 +317,6 @@ class BrokerTrade(models.Model):
     execution_id = models.CharField(max_length=64)
     broker_order_id = models.CharField(max_length=40, db_index=True)
     unique_identifier = models.CharField(max_length=40, blank=True, default="")
-    exchange_segment = models.CharField(max_length=10)
-    exchange_instrument_id = models.BigIntegerField()
-    trading_symbol = models.CharField(max_length=100, blank=True, default="")
     side = models.CharField(max_length=4, choices=Side.choices)
     product_type = models.CharField(max_length=4, blank=True, default="")
     quantity = models.PositiveIntegerField()
@@ -350,16 +344,13 @@ class BrokerTrade(models.Model):
         indexes = [models.Index(fields=["account", "exchange_instrument_id", "traded_at"])]
 
 
-class BrokerPosition(models.Model):
+class BrokerPosition(InstrumentFields):
     """The latest position row per account, instrument and product (XTS.md 'Position row')."""
 
     account = models.ForeignKey(
         "accounts.BrokerAccount", on_delete=models.CASCADE, related_name="broker_positions"
     )
-    exchange_segment = models.CharField(max_length=10)
-    exchange_instrument_id = models.BigIntegerField()
     product_type = models.CharField(max_length=4)
-    trading_symbol = models.CharField(max_length=100, blank=True, default="")
     # NULL: the broker sent the number unreadable (it is never stored as 0).
     net_qty = models.IntegerField(null=True, blank=True, default=0)
     buy_qty = models.PositiveIntegerField(null=True, blank=True, default=0)

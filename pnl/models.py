@@ -8,12 +8,13 @@ from typing import Any
 from django.db import models
 
 from orders.domain.vocabulary import Side
+from orders.market.models import InstrumentFields
 
 PRICE: dict[str, Any] = {"max_digits": 15, "decimal_places": 4}
 MONEY: dict[str, Any] = {"max_digits": 15, "decimal_places": 2}
 
 
-class PnlLot(models.Model):
+class PnlLot(InstrumentFields):
     """One FIFO lot of an account: a matched entry/exit pair, or an open lot."""
 
     class Kind(models.TextChoices):
@@ -23,9 +24,6 @@ class PnlLot(models.Model):
     account = models.ForeignKey(
         "accounts.BrokerAccount", on_delete=models.CASCADE, related_name="pnl_lots"
     )
-    exchange_segment = models.CharField(max_length=10)
-    exchange_instrument_id = models.BigIntegerField()
-    trading_symbol = models.CharField(max_length=100, blank=True, default="")
     kind = models.CharField(max_length=7, choices=Kind.choices)
     entry_side = models.CharField(max_length=4, choices=Side.choices)  # BUY: a long lot
     quantity = models.PositiveIntegerField()
@@ -82,7 +80,7 @@ class PnlDaily(models.Model):
         ]
 
 
-class PnlInstrumentState(models.Model):
+class PnlInstrumentState(InstrumentFields):
     """What the last FIFO run saw per (account, instrument): lets the next run skip it.
 
     `fingerprint` digests the instrument's fills (and which order legs they belong to); when it
@@ -92,9 +90,6 @@ class PnlInstrumentState(models.Model):
     account = models.ForeignKey(
         "accounts.BrokerAccount", on_delete=models.CASCADE, related_name="pnl_instrument_states"
     )
-    exchange_segment = models.CharField(max_length=10)
-    exchange_instrument_id = models.BigIntegerField()
-    trading_symbol = models.CharField(max_length=100, blank=True, default="")
     fingerprint = models.CharField(max_length=64)
     fill_count = models.PositiveIntegerField(default=0)
     realized = models.DecimalField(**PRICE, default=Decimal("0"))

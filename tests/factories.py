@@ -382,28 +382,23 @@ def make_trades(*, account, instrument, fills: Iterable[FillSpec]) -> list[Broke
     ]
 
 
-def make_broker_order(
-    *,
-    account,
-    instrument,
-    broker_order_id: str,
-    side: str,
-    quantity: int,
-    average_price: str | None,
-    at: datetime,
-) -> BrokerOrder:
-    """A row of the broker's order book: FILLED at `average_price`, or OPEN without one."""
-    return BrokerOrder.objects.create(
-        account=account,
-        broker_order_id=broker_order_id,
-        **book_row_instrument_fields(instrument),
-        side=side,
-        order_quantity=quantity,
-        cumulative_quantity=quantity if average_price else 0,
-        average_traded_price=Decimal(average_price) if average_price else None,
-        status="FILLED" if average_price else "OPEN",
-        exchange_transact_time=at,
-    )
+def make_broker_orders(*, account, instrument, rows: Iterable[FillSpec]) -> list[BrokerOrder]:
+    """Rows of one instrument in the broker's order book, in the order given: each FILLED at
+    its price, or OPEN where the price is None."""
+    return [
+        BrokerOrder.objects.create(
+            account=account,
+            broker_order_id=broker_order_id,
+            **book_row_instrument_fields(instrument),
+            side=side,
+            order_quantity=quantity,
+            cumulative_quantity=quantity if average_price else 0,
+            average_traded_price=Decimal(average_price) if average_price else None,
+            status="FILLED" if average_price else "OPEN",
+            exchange_transact_time=at,
+        )
+        for broker_order_id, side, quantity, average_price, at in rows
+    ]
 
 
 def legs_of(order: Order, role: str | None = None) -> list[OrderLeg]:
@@ -467,6 +462,22 @@ def batch_item(n: int, **overrides) -> dict:
         "order_side": "BUY",
         "sl_price": "95.00",
         "targets": [{"price": "105.00", "percent": "50"}, {"price": "110.00", "percent": "50"}],
+        **overrides,
+    }
+
+
+def openalgo_order_body(key: str, **overrides) -> dict:
+    """The JSON body of OpenAlgo's POST /api/v1/placeorder with API key `key`, in its strings:
+    strategy "s" buys 1 RELIANCE on NSE, LIMIT at 99."""
+    return {
+        "apikey": key,
+        "strategy": "s",
+        "symbol": "RELIANCE",
+        "exchange": "NSE",
+        "action": "BUY",
+        "quantity": "1",
+        "pricetype": "LIMIT",
+        "price": "99",
         **overrides,
     }
 
@@ -726,18 +737,10 @@ def place_bracket_near_1000(*, account, instrument, user=None, **overrides) -> O
 
 
 def place_bracket_the_broker_rejects(settings, *, account, instrument, strategy=None) -> Order:
-    """Entry 990, SL 980, TP 1010 with every paper order rejected while it is placed: the
+    """`place_bracket_near_1000` with every paper order rejected while it is placed: the
     broker accepts it, then its book says Rejected (seen at the next sync)."""
     settings.PAPER_REJECT_RATE = "1"
-    order = place_bracket(
-        user=account.user,
-        account=account,
-        instrument=instrument,
-        entry="990",
-        sl="980",
-        tp="1010",
-        strategy=strategy,
-    )
+    order = place_bracket_near_1000(account=account, instrument=instrument, strategy=strategy)
     settings.PAPER_REJECT_RATE = "0"
     return order
 
@@ -795,6 +798,13 @@ def buy_at_market(account, instrument, quantity: int, *, product: str = "MIS") -
         product_type=product,
     )
     return place_single_order(user=account.user, request=request).order
+
+
+def buy_and_sync(account, instrument, quantity: int) -> None:
+    """`buy_at_market`, then the account's books synced as a cycle syncs them: a position the
+    desk holds."""
+    buy_at_market(account, instrument, quantity)
+    sync_positions(account)
 
 
 def exit_body(account, instrument, product="MIS") -> dict:

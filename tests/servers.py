@@ -106,6 +106,17 @@ def short_lock_waits():
             cursor.execute("SET SESSION innodb_lock_wait_timeout = DEFAULT")
 
 
+@contextlib.contextmanager
+def leases_of_a_millisecond(settings):
+    """Every account lease taken in the block ends at once (no heartbeat keeps a ttl this
+    short): what a stall past the ttl, or Redis losing the key, does to a holder."""
+    settings.ACCOUNT_LOCK_TTL_SECONDS = 0.001
+    try:
+        yield
+    finally:
+        settings.ACCOUNT_LOCK_TTL_SECONDS = 15
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

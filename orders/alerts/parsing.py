@@ -17,7 +17,7 @@ Lenient about form, strict about meaning:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -370,20 +370,9 @@ def parse_openalgo_strategy_alert(body: Mapping[str, Any]) -> AlertOrder:
     if errors:
         raise AlertInvalid(errors)
     assert plain is not None  # its errors were raised above
-    return AlertOrder(
-        symbol=plain.symbol,
-        exchange_segment=plain.exchange_segment,
-        side=plain.side,
-        quantity=None,
-        lots=None,
-        order_type=plain.order_type,
-        price=plain.price,
-        trigger_price=plain.trigger_price,
-        stop_loss=None,
-        targets=(),
-        product=plain.product,
-        alert_id=plain.alert_id,
-        target_position=target,
+    # The plain alert's order, its stand-in quantity (and any exits) replaced by the target.
+    return replace(
+        plain, quantity=None, lots=None, stop_loss=None, targets=(), target_position=target
     )
 
 

@@ -41,6 +41,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.selectors import broker_account_for
 from orders import selectors, services
 from orders.api import serializers as s
 from orders.api.every_error import every_error, parsed_fields
@@ -263,11 +264,16 @@ _ORDER_LIST_FILTERS = [
 
 
 def _filtered_order_list(request):
-    """The caller's orders with the list's filters (also the CSV export's)."""
+    """The caller's orders with the list's filters (also the CSV export's). Another user's
+    account is a 404, as on every other endpoint that names one (a deactivated account of the
+    caller's still lists its orders)."""
     params = request.query_params
+    account_id = _parse_int(params.get("account_id"), "account_id")
+    if account_id is not None:
+        broker_account_for(user=request.user, account_id=account_id)
     return selectors.order_list(
         user=request.user,
-        account_id=_parse_int(params.get("account_id"), "account_id"),
+        account_id=account_id,
         statuses=_parse_statuses(params.get("status")),
         symbol=params.get("symbol") or None,
         strategy=params.get("strategy") or None,

@@ -50,6 +50,19 @@ class Instrument(models.Model):
         return f"{self.trading_symbol} ({self.exchange_segment}:{self.exchange_instrument_id})"
 
 
+class InstrumentFields(models.Model):
+    """The instrument a row of a broker's books (or a figure drawn from them) is about, as the
+    broker names it: its segment, its instrument id, and the symbol sent with it (blank when
+    none was)."""
+
+    exchange_segment = models.CharField(max_length=10)
+    exchange_instrument_id = models.BigIntegerField()
+    trading_symbol = models.CharField(max_length=100, blank=True, default="")
+
+    class Meta:
+        abstract = True
+
+
 class FairPrice(models.Model):
     """The latest fair prices and LTP of one instrument (feed, admin or simulated)."""
 

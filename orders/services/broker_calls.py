@@ -53,7 +53,13 @@ from orders.services.audit import (
     order_update_message,
     record_changes,
 )
-from orders.services.exclusion import account_exclusion, default_wait, fence
+from orders.services.exclusion import (
+    ExclusionLost,
+    account_exclusion,
+    default_wait,
+    fence,
+    holds,
+)
 from orders.services.lifecycle import apply_leg_event, lock_legs
 from orders.services.sync import LEG_SYNC_FIELDS, apply_book_row, is_stale_report
 from orders.services.trading_lock import LOCKED_REASON, is_trading_locked
@@ -390,18 +396,16 @@ def submit_legs(
         ]
     else:
         outcomes = send_new_legs(account, pairs)
-    # The answers are recorded under the account's exclusion (after an event or a cycle that
-    # is applying the same legs, never in between); the broker already acted, so they are
-    # recorded even when the exclusion stays busy (the leg locks keep the writes atomic).
-    with account_exclusion(
-        account.pk, purpose="recording broker answers", wait=2 * default_wait(), required=False
-    ):
-        # The broker has acted: its answer is written, again after a lost lock conflict.
-        _again_after_lock_conflicts(
+    # The broker has acted: its answer is written, again after a lost lock conflict.
+    _recorded_under_the_exclusion(
+        account.pk,
+        lambda: _again_after_lock_conflicts(
             lambda: _record_outcomes(outcomes, pairs, actor=actor, new_orders=new_orders),
             pairs,
             doing="recording broker answers",
-        )
+        ),
+        pairs,
+    )
     return outcomes
 
 
@@ -452,9 +456,7 @@ def _submit_in_one_transaction(
             )
         return outcomes
 
-    with account_exclusion(
-        account.pk, purpose="recording broker answers", wait=2 * default_wait(), required=False
-    ):
+    def placed_and_recorded() -> list[SendOutcome]:
         try:
             return _again_after_lock_conflicts(unit, pairs, doing="placing on the paper exchange")
         except OperationalError as exc:
@@ -471,6 +473,48 @@ def _submit_in_one_transaction(
             )
             return outcomes
 
+    return _recorded_under_the_exclusion(account.pk, placed_and_recorded, pairs)
+
+
+def _recorded_under_the_exclusion(
+    account_id: int, work: Callable[[], _T], pairs: list[tuple[OrderLeg, Order]]
+) -> _T:
+    """`work()`, the recording of answers a broker gave (on the paper exchange, its
+    placement with them), under the account's exclusion: after an event or a cycle that is
+    applying the same legs, never in between. The broker has acted, so it runs even when the
+    exclusion stays busy (the leg row locks keep the writes atomic), and likewise when the
+    exclusion this call took ends while it runs (Redis lost the lease, or a stall past its
+    ttl): the fence rolled `work` back whole (a paper unit's orders with it: nothing was
+    placed), and it runs again without the exclusion, the legs and orders in memory put back
+    as they were. A caller that held the exclusion before is the stale holder: it stops."""
+    held_before = holds(account_id)
+    as_before = _memory_of(pairs)
+    try:
+        with account_exclusion(
+            account_id, purpose="recording broker answers", wait=2 * default_wait(), required=False
+        ):
+            return work()
+    except ExclusionLost:
+        if held_before:
+            raise
+        logger.warning(
+            "the account's exclusion ended while recording broker answers; recorded without it",
+            extra={"account_id": account_id, "legs": len(pairs)},
+        )
+        _put_back(as_before)
+        return work()
+
+
+def _memory_of(pairs: list[tuple[OrderLeg, Order]]) -> list[tuple[Order | OrderLeg, dict]]:
+    """The legs and orders in memory as they are now, for `_put_back`."""
+    return [(row, dict(row.__dict__)) for pair in pairs for row in pair]
+
+
+def _put_back(memory: list[tuple[Order | OrderLeg, dict]]) -> None:
+    for row, state in memory:
+        row.__dict__.clear()
+        row.__dict__.update(state)
+
 
 def _again_after_lock_conflicts(
     work: Callable[[], _T], pairs: list[tuple[OrderLeg, Order]], *, doing: str
@@ -484,7 +528,7 @@ def _again_after_lock_conflicts(
     the conflict rolled back the caller's too: raised at once."""
     if transaction.get_connection().in_atomic_block:
         return work()
-    as_before = [(row, dict(row.__dict__)) for pair in pairs for row in pair]
+    as_before = _memory_of(pairs)
     attempt = 1
     while True:
         try:
@@ -492,9 +536,7 @@ def _again_after_lock_conflicts(
         except OperationalError as exc:
             if not is_lock_conflict(exc):
                 raise
-            for row, state in as_before:
-                row.__dict__.clear()
-                row.__dict__.update(state)
+            _put_back(as_before)
             if attempt == RECORD_ATTEMPTS:
                 raise
             logger.warning(

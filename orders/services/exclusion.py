@@ -41,8 +41,16 @@ class AccountBusy(Busy):
     default_message = "The account is busy with another change; try again in a few seconds"
 
 
-class ExclusionLost(Exception):
-    """This holder's exclusion ended while it worked: it stops (its transaction rolls back)."""
+class ExclusionLost(Busy):
+    """This holder's exclusion ended while it worked (a stall past its ttl, Redis losing
+    it): it stops, its transaction rolls back, and the work may be tried again, as after
+    AccountBusy (a broker event is retried; the API answers 409)."""
+
+    default_message = (
+        "The account's exclusion ended before this change was recorded (another change may be "
+        "at work); nothing of it was recorded, and the next sync shows what the broker did: try "
+        "again in a few seconds"
+    )
 
 
 def lease_name(account_id: int) -> str:
@@ -116,4 +124,4 @@ def fence(account_id: int) -> None:
     try:
         leases.check(lease_name(account_id))
     except leases.LeaseLost as lost:
-        raise ExclusionLost(str(lost)) from None
+        raise ExclusionLost(details={"account_id": account_id, "reason": str(lost)}) from None

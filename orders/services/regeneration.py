@@ -26,12 +26,11 @@ from orders.models import Order, OrderLeg, RegenerationStage
 from orders.services.audit import record_change
 from orders.services.broker_calls import NOT_SENT_PREFIX
 from orders.services.placement import place_batch, place_single_order
+from orders.services.sync import MONITORING_ACTOR
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
 from trading_site.core.errors import DomainError
 from trading_site.core.market_hours import trading_day_start
 from trading_site.core.prepared import PreparedRows
-
-ACTOR = "monitoring"
 
 # Orders a client placed (API, web, an alert webhook, the OpenAlgo API) and was answered for.
 CLIENT_SOURCES = (
@@ -90,7 +89,7 @@ def archive_rejected_orders(*, user_id: int) -> list[int]:
             record_change(
                 order=order,
                 kind=EventKind.ARCHIVED,
-                actor=ACTOR,
+                actor=MONITORING_ACTOR,
                 message="rejected order archived",
                 before={"archived_at": None},
                 after={"archived_at": order.archived_at.isoformat()},
@@ -212,7 +211,7 @@ def _place_single_again(order: Order) -> tuple[int, str]:
         external_id=_regeneration_key(order),
     )
     result = place_single_order(
-        user=order.user, request=request, source=Order.Source.REGENERATED, actor=ACTOR
+        user=order.user, request=request, source=Order.Source.REGENERATED, actor=MONITORING_ACTOR
     )
     Order.objects.filter(pk=result.order.pk, regenerated_from=None).update(
         regenerated_from=order, regeneration_count=order.regeneration_count + 1
@@ -257,7 +256,7 @@ def place_regenerations(*, user_id: int) -> RegenerationResult:
                 account_id=account_id,
                 items=[_bracket_request(stage.source_order) for stage in account_stages],
                 source=Order.Source.REGENERATED,
-                actor=ACTOR,
+                actor=MONITORING_ACTOR,
             )
         except DomainError as exc:  # the whole batch refused (e.g. the account was deactivated)
             for stage in account_stages:

@@ -116,6 +116,20 @@ def test_revoke_sessions_action_ends_the_token_at_once(staff_client):
     assert AuthSession.objects.get(pk=session.pk).revoked_at is not None
 
 
+def test_revoke_keys_action_ends_the_key_at_once_and_says_how_many(staff_client):
+    user = make_user()
+    _key_client, raw_key, key = factories.api_key_client_for(user)
+    assert authenticate_api_key(raw_key) is not None
+    response = staff_client.post(
+        "/admin/accounts/apikey/",
+        {"action": "revoke_keys", "_selected_action": [key.pk]},
+        follow=True,
+    )
+    assert "Revoked 1 API key(s)." in response.content.decode()
+    assert authenticate_api_key(raw_key) is None
+    assert ApiKey.objects.get(pk=key.pk).revoked_at is not None
+
+
 def test_deleting_a_cached_session_or_api_key_in_the_admin_ends_it_at_once(staff_client):
     """A row deleted instead of revoked (the admin's delete, or its user's deletion): its
     copy in the shared cache authenticated for up to AUTH_TOKEN_CACHE_SECONDS more."""

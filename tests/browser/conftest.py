@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.support import arrange_ticket_desk, log_in
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -29,7 +31,17 @@ CHROMIUM_ARGS = [
 ]
 
 
+BROWSER_TESTS = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # marked before -m selects and pytest-django orders the tests
 def pytest_collection_modifyitems(config, items):
+    """Every test in this folder is a `browser` test with a transactional database (the
+    server thread must see its rows); all of them are skipped when chromium is missing."""
+    for item in items:
+        if item.path.is_relative_to(BROWSER_TESTS):
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.django_db(transaction=True))
     if Path(CHROMIUM).exists():
         return
     skip = pytest.mark.skip(reason=f"{CHROMIUM} is missing: install Debian's chromium package")
@@ -120,3 +132,30 @@ def page(chromium):
         yield pg
     finally:
         context.close()
+
+
+@pytest.fixture
+def desk(transactional_db, settings):
+    """A trader with a paper account and an equity priced at 101.00, banded 50 to 150
+    (support.arrange_ticket_desk), the paper exchange open and rejecting nothing:
+    (user, account, instrument)."""
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True
+    settings.PAPER_REJECT_RATE = "0"
+    return arrange_ticket_desk(username="asha", symbol="INFYDESK")
+
+
+BATCH_COLUMNS = "external_id,trading_symbol,order_side,no_of_lots,entry_price,sl_price,targets\n"
+
+
+@pytest.fixture
+def batch_page(page, asgi_server, desk):
+    """`batch_page(*rows)`: the desk's trader signed in, on the batch page with `rows` under
+    the batch columns in its CSV box."""
+    user, _account, _instrument = desk
+
+    def open_with(*rows: str) -> None:
+        log_in(page, asgi_server, user)
+        page.goto(f"{asgi_server}/orders/batch/")
+        page.fill("#id_csv_text", BATCH_COLUMNS + "".join(f"{row}\n" for row in rows))
+
+    return open_with

@@ -58,16 +58,6 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
-BATCH_COLUMNS = "external_id,trading_symbol,order_side,no_of_lots,entry_price,sl_price,targets\n"
-
-
-def open_batch_page_with(page, base: str, user, *rows: str) -> None:
-    """Signed in as `user`, the batch page with `rows` under the batch columns in its CSV box."""
-    log_in(page, base, user)
-    page.goto(f"{base}/orders/batch/")
-    page.fill("#id_csv_text", BATCH_COLUMNS + "".join(f"{row}\n" for row in rows))
-
-
 def off_loop(fn, *args, **kwargs):
     """Run server-side code (services, the monitoring cycle) in a fresh thread.
 
@@ -99,9 +89,9 @@ def move_price(instrument, price: str) -> None:
     off_loop(record_price, instrument, price)
 
 
-def arrange_paper_desk(*, username: str, symbol: str, **instrument) -> tuple:
+def arrange_paper_desk(*, username: str, symbol: str, price: str = "101.00", **instrument) -> tuple:
     """A trader with a paper account, and an equity (lot 1, tick 0.05; `instrument` adds to
-    make_instrument's fields) priced at 101.00: (user, account, instrument)."""
+    make_instrument's fields) priced at `price`: (user, account, instrument)."""
 
     def arrange():
         user = make_user(username=username)
@@ -110,7 +100,7 @@ def arrange_paper_desk(*, username: str, symbol: str, **instrument) -> tuple:
         return user, account, equity
 
     user, account, equity = off_loop(arrange)
-    move_price(equity, "101.00")
+    move_price(equity, price)
     return user, account, equity
 
 

@@ -24,8 +24,6 @@ from tests.factories import (
     single_request,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
 
 class Watch:
     """CSP violations and requests to other origins, as the page reports them."""

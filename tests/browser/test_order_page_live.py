@@ -6,14 +6,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
 from playwright.sync_api import expect
 
 from orders.models import Order
 from tests.browser.support import log_in, off_loop, screenshot
 from tests.factories import make_account, make_instrument, make_user
-
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def _arrange():

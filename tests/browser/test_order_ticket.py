@@ -14,19 +14,12 @@ from playwright.sync_api import expect
 from orders.domain.ticket import EQUITY, TicketFacts, TicketTarget, estimate
 from orders.models import Order
 from tests.browser.support import (
-    arrange_ticket_desk,
     choose_instrument_by_keyboard,
     log_in,
     screenshot,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 D = Decimal
-
-
-@pytest.fixture
-def desk(transactional_db):
-    return arrange_ticket_desk(username="kavya", symbol="INFYTKT")
 
 
 def open_ticket_with_the_instrument(page, asgi_server, user, query: str = "") -> None:
@@ -35,7 +28,7 @@ def open_ticket_with_the_instrument(page, asgi_server, user, query: str = "") ->
     log_in(page, asgi_server, user)
     page.goto(f"{asgi_server}/orders/new/{query}")
     page.locator("#id_symbol").click()
-    choose_instrument_by_keyboard(page, "INFYT")
+    choose_instrument_by_keyboard(page, "INFYD")
 
 
 @pytest.mark.parametrize("width", [1280, 390])
@@ -49,7 +42,7 @@ def test_keyboard_only_sell_with_the_confirmation(asgi_server, page, desk, width
     page.keyboard.press("s")
     expect(page.locator("[data-ticket]")).to_have_attribute("data-side", "SELL")
     expect(page.locator("#id_symbol")).to_be_focused()
-    choose_instrument_by_keyboard(page, "INFYT")
+    choose_instrument_by_keyboard(page, "INFYD")
     expect(page.locator("[data-ltp]")).to_have_text("\u20b9101.00")
     # Tab: product, order type, quantity (typing B or S in a field changes nothing).
     page.keyboard.press("Tab")
@@ -69,7 +62,7 @@ def test_keyboard_only_sell_with_the_confirmation(asgi_server, page, desk, width
     page.keyboard.press("Enter")
     dialog = page.locator("[data-confirm-dialog]")
     expect(dialog).to_be_visible()
-    expect(dialog).to_contain_text("Sell INFYTKT (paper)")
+    expect(dialog).to_contain_text("Sell INFYDESK (paper)")
     expect(page.locator("[data-confirm-yes]")).to_be_focused()
     screenshot(page, f"ticket-confirm-{width}")
     page.keyboard.press("Escape")

@@ -14,25 +14,17 @@ from playwright.sync_api import expect
 
 from orders.models import Order, ScheduledOrder
 from pnl.models import MtmSample, PnlDaily
-from tests.browser.support import log_in, move_price, off_loop, screenshot
-from tests.factories import make_account, make_instrument, make_order, make_trades, make_user
+from tests.browser.support import arrange_paper_desk, log_in, off_loop, screenshot
+from tests.factories import make_account, make_order, make_trades
 from trading_site.core.market_hours import MARKET_TZ
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 D = Decimal
 
 
 @pytest.fixture
 def trader(transactional_db):
-    def arrange():
-        user = make_user(username="nisha")
-        paper = make_account(user=user, name="Paper desk")
-        live = make_account(user=user, name="IIFL live", broker="IIFL")
-        instrument = make_instrument(symbol="HDFCSCH", lot_size=1)
-        return user, paper, live, instrument
-
-    user, paper, live, instrument = off_loop(arrange)
-    move_price(instrument, "100.00")
+    user, paper, instrument = arrange_paper_desk(username="nisha", symbol="HDFCSCH", price="100.00")
+    live = off_loop(make_account, user=user, name="IIFL live", broker="IIFL")
     return user, paper, live, instrument
 
 

@@ -10,33 +10,38 @@ import pytest
 from playwright.sync_api import expect
 
 from orders.models import Order
-from tests.browser.support import log_in, move_price, off_loop, run_cycle, screenshot
+from tests.browser.support import (
+    arrange_paper_desk,
+    log_in,
+    move_price,
+    off_loop,
+    run_cycle,
+    screenshot,
+)
 from tests.factories import (
     broker_event,
     buy_at_market,
     make_account,
     make_instrument,
-    make_user,
     order_request,
     paper_position_row,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 D = Decimal
 
 
 @pytest.fixture
 def holder(transactional_db):
-    def arrange():
-        user = make_user(username="arjun")
-        paper = make_account(user=user, name="Paper desk")
-        second = make_account(user=user, name="Paper two")
-        infy = make_instrument(symbol="INFYPOS", lot_size=1, freeze_quantity=5000)
-        tcs = make_instrument(symbol="TCSPOS", lot_size=1, freeze_quantity=5000)
-        return user, paper, second, infy, tcs
+    user, paper, infy = arrange_paper_desk(
+        username="arjun", symbol="INFYPOS", price="100.00", freeze_quantity=5000
+    )
 
-    user, paper, second, infy, tcs = off_loop(arrange)
-    move_price(infy, "100.00")
+    def arrange():
+        second = make_account(user=user, name="Paper two")
+        tcs = make_instrument(symbol="TCSPOS", lot_size=1, freeze_quantity=5000)
+        return second, tcs
+
+    second, tcs = off_loop(arrange)
     move_price(tcs, "200.00")
     off_loop(buy_at_market, paper, infy, 10)
     off_loop(buy_at_market, paper, tcs, 4)

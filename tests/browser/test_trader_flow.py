@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from playwright.sync_api import expect
 
 from orders.models import Order
 from tests.browser.support import (
-    arrange_paper_desk,
     log_in,
     move_price,
-    open_batch_page_with,
     run_cycle,
     screenshot,
 )
-
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def desk(transactional_db):
-    return arrange_paper_desk(username="asha", symbol="INFYWEB")
 
 
 def test_bracket_order_row_and_pnl_update_live_without_reload(asgi_server, page, desk):
@@ -34,7 +24,7 @@ def test_bracket_order_row_and_pnl_update_live_without_reload(asgi_server, page,
     # Place a bracket order, choosing the instrument through the search box.
     # (Issue 13: the ticket's one instrument box, target rows, and a confirmation to send.)
     page.goto(f"{asgi_server}/orders/new/?kind=bracket")
-    page.fill("#id_symbol", "INFYW")
+    page.fill("#id_symbol", "INFYD")
     page.locator(".search-results button").first.click()
     expect(page.locator('[data-out="lot"]')).to_have_text("1")
     page.fill("#id_no_of_lots", "2")
@@ -78,15 +68,12 @@ def test_bracket_order_row_and_pnl_update_live_without_reload(asgi_server, page,
     screenshot(page, "06-dashboard-after")
 
 
-def test_batch_csv_places_the_valid_rows_and_shows_the_invalid_rows_error(asgi_server, page, desk):
+def test_batch_csv_places_the_valid_rows_and_shows_the_invalid_rows_error(page, desk, batch_page):
     user, account, instrument = desk
-    open_batch_page_with(
-        page,
-        asgi_server,
-        user,
-        "ok-1,INFYWEB,BUY,1,100.00,95.00,110.00",
-        "bad-tick,INFYWEB,BUY,1,100.03,95.00,110.00",
-        "ok-2,INFYWEB,SELL,1,102.00,106.00,98.00",
+    batch_page(
+        "ok-1,INFYDESK,BUY,1,100.00,95.00,110.00",
+        "bad-tick,INFYDESK,BUY,1,100.03,95.00,110.00",
+        "ok-2,INFYDESK,SELL,1,102.00,106.00,98.00",
     )
     page.get_by_test_id("place-batch").click()
     results = page.get_by_test_id("batch-results")

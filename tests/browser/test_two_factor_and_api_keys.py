@@ -25,8 +25,6 @@ from tests.factories import (
     make_user,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
 WIDTHS = {"desktop": 1280, "phone": 390}
 
 

@@ -16,29 +16,19 @@ from orders.brokers.paper.models import PaperOrder
 from orders.brokers.sessions import connect_account
 from orders.models import Order
 from tests.browser.support import (
-    arrange_ticket_desk,
     choose_instrument_by_keyboard,
     log_in,
     off_loop,
-    open_batch_page_with,
     screenshot,
 )
 from tests.factories import make_account
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 D = Decimal
-
-
-@pytest.fixture
-def desk(transactional_db, settings):
-    settings.TRADING_WINDOW_ALWAYS_OPEN = True
-    settings.PAPER_REJECT_RATE = "0"
-    return arrange_ticket_desk(username="meera", symbol="INFYONCE")
 
 
 def _fill_single(page, quantity="3", price="100") -> None:
     page.locator("#id_symbol").click()
-    choose_instrument_by_keyboard(page, "INFYON")
+    choose_instrument_by_keyboard(page, "INFYD")
     page.fill("#id_order_quantity", quantity)
     page.fill("#id_limit_price", price)
 
@@ -66,15 +56,8 @@ def test_double_clicking_the_tickets_send_places_one_order(asgi_server, page, de
     expect(page.locator("main")).to_contain_text("PAPER")
 
 
-def test_double_clicking_place_on_the_batch_page_posts_once(asgi_server, page, desk):
-    user, account, instrument = desk
-    open_batch_page_with(
-        page,
-        asgi_server,
-        user,
-        "b-1,INFYONCE,BUY,1,100.00,95.00,110.00",
-        "b-2,INFYONCE,BUY,2,99.00,95.00,110.00",
-    )
+def test_double_clicking_place_on_the_batch_page_posts_once(page, batch_page):
+    batch_page("b-1,INFYDESK,BUY,1,100.00,95.00,110.00", "b-2,INFYDESK,BUY,2,99.00,95.00,110.00")
     # Two clicks in a row (the second before anything came back): the page lets one
     # submission go (static/js/forms.js), counted by a listener that runs after its guard.
     submitted = page.evaluate(
@@ -134,7 +117,7 @@ def test_a_live_order_waits_for_the_confirmation_step(asgi_server, page, simulat
     page.locator("[data-confirm-yes]").click()
     # The server's confirmation step: nothing placed yet.
     expect(page.get_by_test_id("live-warning")).to_contain_text("A live IIFL")
-    expect(page.get_by_test_id("live-summary")).to_contain_text("BUY 2 INFYONCE")
+    expect(page.get_by_test_id("live-summary")).to_contain_text("BUY 2 INFYDESK")
     screenshot(page, "live-confirmation")
     assert Order.objects.count() == 0
     assert sum(simulator.stats()["order_posts_by_uid"].values()) == 0

@@ -19,7 +19,6 @@ from django.test import Client
 from monitoring.models import MonitoringRun
 from monitoring.services import abandon_dead_runs, cycle_lease_name, run_user_cycle
 from monitoring.tasks import mark_abandoned_runs
-from orders.models import Order, OrderEvent, OrderLeg
 from tests.factories import (
     api_client_for,
     make_account,
@@ -30,16 +29,11 @@ from tests.factories import (
     set_price_and_match,
     staff_client,
 )
+from tests.monitoring.support import assert_closed_by_one_cancel
 from tests.servers import held_by_another_worker, python_process, subprocess_env
 from trading_site.core import leases
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-Role = OrderLeg.Role
-
-
-def _cancels(simulator) -> int:
-    return simulator.stats()["requests"].get("DELETE /interactive/orders", 0)
 
 
 def test_a_slow_cycle_keeps_its_lease_so_the_next_never_overlaps_nor_cancels_twice(
@@ -73,10 +67,7 @@ def test_a_slow_cycle_keeps_its_lease_so_the_next_never_overlaps_nor_cancels_twi
     assert not MonitoringRun.objects.filter(user=user, cycle_key="next").exists()
     [run] = first
     assert run.status == "OK", (run.errors, run.steps)
-    order.refresh_from_db()
-    assert order.status == Order.Status.COMPLETED
-    assert _cancels(simulator) == 1
-    assert not OrderEvent.objects.filter(kind="exit_reduce_failed").exists()
+    assert_closed_by_one_cancel(order, simulator)
 
 
 def test_a_lease_held_past_its_ttl_by_a_live_holder_is_not_taken(settings):

@@ -14,13 +14,12 @@ from pnl.intraday import record_samples, revalue_and_push
 from pnl.models import MtmSample
 from pnl.selectors import mtm_curve
 from tests.factories import (
-    buy_at_market,
+    buy_and_sync,
     make_account,
     make_fair_price,
     make_instrument,
     make_user,
     record_price,
-    sync_positions,
 )
 from trading_site.core import realtime
 
@@ -45,8 +44,7 @@ def holder():
     account = make_account(user=user)
     instrument = make_instrument(symbol="TICKER")
     make_fair_price(instrument, "100")
-    buy_at_market(account, instrument, 10)
-    sync_positions(account)
+    buy_and_sync(account, instrument, 10)
     MtmSample.objects.all().delete()
     return user, account, instrument
 
@@ -103,8 +101,7 @@ def test_points_older_than_the_retention_are_pruned_on_a_new_day(holder, setting
 def test_the_curve_of_several_accounts_is_their_sum(holder, tick):
     user, account, instrument = holder
     second = make_account(user=user)
-    buy_at_market(second, instrument, 5)
-    sync_positions(second)
+    buy_and_sync(second, instrument, 5)
     tick(instrument, "102")  # account 20.00, second 10.00
     day = MtmSample.objects.first().trading_date
     [(minute, total)] = mtm_curve(accounts=[account, second], day=day)

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from accounts.models import BrokerAccount
-from orders.models import Instrument, Order
+from orders.models import BrokerOrder, BrokerTrade, Instrument, Order
 from orders.services.exclusion import AccountBusy, account_exclusion
 from pnl import services
 from pnl.models import PnlDaily, PnlInstrumentState, PnlLot
 from pnl.services import compute_account_pnl
 from tests.factories import (
+    FillSpec,
     make_account,
-    make_broker_order,
+    make_broker_orders,
     make_fair_price,
     make_instrument,
     make_leg,
@@ -40,23 +42,50 @@ def filled_order(account: BrokerAccount, instrument: Instrument, **fields) -> Or
     return make_order(account=account, instrument=instrument, status=Order.Status.FILLED, **fields)
 
 
-def test_recomputing_one_account_replaces_its_lots_and_leaves_another_accounts_untouched():
-    instrument = make_instrument()
+@dataclass(frozen=True)
+class BrokerBooks:
+    """The account's books at the broker for one instrument, filled in as a test tells:
+    `fills` go to its trade book, `orders` to its order book."""
+
+    account: BrokerAccount
+    instrument: Instrument
+
+    def fills(self, *fills: FillSpec) -> list[BrokerTrade]:
+        return make_trades(account=self.account, instrument=self.instrument, fills=fills)
+
+    def orders(self, *rows: FillSpec) -> list[BrokerOrder]:
+        return make_broker_orders(account=self.account, instrument=self.instrument, rows=rows)
+
+
+@pytest.fixture
+def account() -> BrokerAccount:
+    return make_account()
+
+
+@pytest.fixture
+def instrument() -> Instrument:
+    return make_instrument()
+
+
+@pytest.fixture
+def books(account, instrument) -> BrokerBooks:
+    """Most tests here: one account trading one instrument."""
+    return BrokerBooks(account, instrument)
+
+
+def test_recomputing_one_account_replaces_its_lots_and_leaves_another_accounts_untouched(
+    instrument,
+):
     mine, other = make_account(), make_account()
     for account in (mine, other):
-        make_trades(
-            account=account,
-            instrument=instrument,
-            fills=[
-                ("B1", "BUY", 10, "100", at(30)),
-                ("S1", "SELL", 4, "101", at(20)),
-            ],
+        BrokerBooks(account, instrument).fills(
+            ("B1", "BUY", 10, "100", at(30)), ("S1", "SELL", 4, "101", at(20))
         )
     compute_account_pnl(account=mine, now=NOW)
     compute_account_pnl(account=other, now=NOW)
     others_lots = list(PnlLot.objects.filter(account=other).values_list("id", "quantity"))
 
-    make_trades(account=mine, instrument=instrument, fills=[("S2", "SELL", 6, "102", at(10))])
+    BrokerBooks(mine, instrument).fills(("S2", "SELL", 6, "102", at(10)))
     compute_account_pnl(account=mine, now=NOW)
 
     assert list(PnlLot.objects.filter(account=other).values_list("id", "quantity")) == others_lots
@@ -67,11 +96,9 @@ def test_recomputing_one_account_replaces_its_lots_and_leaves_another_accounts_u
     ]
 
 
-def test_open_lots_store_the_mark_and_unrealized_pnl():
-    instrument = make_instrument()
+def test_open_lots_store_the_mark_and_unrealized_pnl(account, instrument, books):
     make_fair_price(instrument, "105", spread="2")  # buy 106, sell 104
-    account = make_account()
-    make_trades(account=account, instrument=instrument, fills=[("B1", "BUY", 10, "100", at(30))])
+    books.fills(("B1", "BUY", 10, "100", at(30)))
 
     compute_account_pnl(account=account, now=NOW)
 
@@ -84,19 +111,15 @@ def test_open_lots_store_the_mark_and_unrealized_pnl():
     )
 
 
-def test_daily_row_counts_todays_fills_and_realized_of_lots_exited_today():
-    instrument = make_instrument()
+def test_daily_row_counts_todays_fills_and_realized_of_lots_exited_today(
+    account, instrument, books
+):
     make_fair_price(instrument, "103")
-    account = make_account()
     yesterday = NOW - timedelta(days=1)
-    make_trades(
-        account=account,
-        instrument=instrument,
-        fills=[
-            ("B1", "BUY", 10, "100", yesterday),
-            ("S0", "SELL", 2, "99", yesterday + timedelta(minutes=5)),
-            ("S1", "SELL", 5, "102", at(15)),
-        ],
+    books.fills(
+        ("B1", "BUY", 10, "100", yesterday),
+        ("S0", "SELL", 2, "99", yesterday + timedelta(minutes=5)),
+        ("S1", "SELL", 5, "102", at(15)),
     )
 
     result = compute_account_pnl(account=account, now=NOW)
@@ -110,12 +133,10 @@ def test_daily_row_counts_todays_fills_and_realized_of_lots_exited_today():
     assert result.realized == D("8.00")  # the whole book: -2 + 10
 
 
-def test_daily_row_is_updated_in_place_on_the_next_run():
-    instrument = make_instrument()
-    account = make_account()
-    make_trades(account=account, instrument=instrument, fills=[("B1", "BUY", 1, "10", at(5))])
+def test_daily_row_is_updated_in_place_on_the_next_run(account, books):
+    books.fills(("B1", "BUY", 1, "10", at(5)))
     compute_account_pnl(account=account, now=NOW)
-    make_trades(account=account, instrument=instrument, fills=[("S1", "SELL", 1, "12", at(1))])
+    books.fills(("S1", "SELL", 1, "12", at(1)))
 
     compute_account_pnl(account=account, now=NOW + timedelta(minutes=1))
 
@@ -123,23 +144,19 @@ def test_daily_row_is_updated_in_place_on_the_next_run():
     assert (day.realized, day.fills, day.turnover) == (D("2.00"), 2, D("22.00"))
 
 
-def test_order_pnl_and_open_position_come_from_lots_whose_entry_leg_is_theirs():
-    instrument = make_instrument()
+def test_order_pnl_and_open_position_come_from_lots_whose_entry_leg_is_theirs(
+    account, instrument, books
+):
     make_fair_price(instrument, "105")
-    account = make_account()
     bracket = filled_order(account, instrument, kind=Order.Kind.BRACKET, entry_broker_order_id="E1")
     make_leg(order=bracket, broker_order_id="T1", role="TAKE_PROFIT", side="SELL", quantity=4)
     manual_exit = filled_order(account, instrument, side="SELL", quantity=2, entry_leg=False)
     make_leg(order=manual_exit, broker_order_id="X1", role="EXIT")
     untouched = filled_order(account, instrument, pnl=D("9.99"), open_position=3, entry_leg=False)
-    make_trades(
-        account=account,
-        instrument=instrument,
-        fills=[
-            ("E1", "BUY", 10, "100", at(30)),
-            ("T1", "SELL", 4, "110", at(20)),
-            ("X1", "SELL", 2, "95", at(10)),
-        ],
+    books.fills(
+        ("E1", "BUY", 10, "100", at(30)),
+        ("T1", "SELL", 4, "110", at(20)),
+        ("X1", "SELL", 2, "95", at(10)),
     )
 
     compute_account_pnl(account=account, now=NOW)
@@ -158,12 +175,10 @@ def test_order_pnl_and_open_position_come_from_lots_whose_entry_leg_is_theirs():
     ]
 
 
-def test_a_short_open_lot_gives_its_order_a_negative_open_position():
-    instrument = make_instrument()
+def test_a_short_open_lot_gives_its_order_a_negative_open_position(account, instrument, books):
     make_fair_price(instrument, "48")
-    account = make_account()
     order = filled_order(account, instrument, side="SELL", quantity=5, entry_broker_order_id="S1")
-    make_trades(account=account, instrument=instrument, fills=[("S1", "SELL", 5, "50", at(5))])
+    books.fills(("S1", "SELL", 5, "50", at(5)))
 
     compute_account_pnl(account=account, now=NOW)
 
@@ -171,18 +186,11 @@ def test_a_short_open_lot_gives_its_order_a_negative_open_position():
     assert (order.pnl, order.open_position) == (D("10.00"), -5)
 
 
-def test_account_mtm_is_written_quantized_and_total_is_the_sum_of_the_parts():
-    instrument = make_instrument()
+def test_account_mtm_is_written_quantized_and_total_is_the_sum_of_the_parts(
+    account, instrument, books
+):
     make_fair_price(instrument, "100.0050")
-    account = make_account()
-    make_trades(
-        account=account,
-        instrument=instrument,
-        fills=[
-            ("B1", "BUY", 3, "100.0011", at(10)),
-            ("S1", "SELL", 1, "100.0016", at(5)),
-        ],
-    )
+    books.fills(("B1", "BUY", 3, "100.0011", at(10)), ("S1", "SELL", 1, "100.0016", at(5)))
 
     result = compute_account_pnl(account=account, now=NOW)
 
@@ -193,10 +201,9 @@ def test_account_mtm_is_written_quantized_and_total_is_the_sum_of_the_parts():
     assert (result.realized, result.unrealized, result.total) == quantized
 
 
-def test_unchanged_instruments_are_not_rematched_but_are_revalued():
+def test_unchanged_instruments_are_not_rematched_but_are_revalued(account):
     first, second = make_instrument(), make_instrument()
     fair = make_fair_price(second, "20")
-    account = make_account()
     make_trades(account=account, instrument=first, fills=[("A1", "BUY", 1, "10", at(30))])
     make_trades(account=account, instrument=second, fills=[("B1", "BUY", 2, "15", at(30))])
     compute_account_pnl(account=account, now=NOW)
@@ -229,10 +236,8 @@ def test_unchanged_instruments_are_not_rematched_but_are_revalued():
     assert result.realized == D("1.00")
 
 
-def test_a_second_run_with_nothing_changed_rematches_nothing():
-    instrument = make_instrument()
-    account = make_account()
-    make_trades(account=account, instrument=instrument, fills=[("A1", "BUY", 1, "10", at(30))])
+def test_a_second_run_with_nothing_changed_rematches_nothing(account, books):
+    books.fills(("A1", "BUY", 1, "10", at(30)))
     compute_account_pnl(account=account, now=NOW)
 
     result = compute_account_pnl(account=account, now=NOW + timedelta(minutes=1))
@@ -242,12 +247,12 @@ def test_a_second_run_with_nothing_changed_rematches_nothing():
     assert PnlLot.objects.filter(account=account).count() == 1
 
 
-def test_a_leg_learning_its_broker_order_id_later_relinks_the_stored_lots():
-    instrument = make_instrument()
-    account = make_account()
+def test_a_leg_learning_its_broker_order_id_later_relinks_the_stored_lots(
+    account, instrument, books
+):
     order = filled_order(account, instrument, entry_leg=False)
     leg = make_leg(order=order, broker_order_id=None)
-    make_trades(account=account, instrument=instrument, fills=[("E9", "BUY", 10, "100", at(30))])
+    books.fills(("E9", "BUY", 10, "100", at(30)))
     compute_account_pnl(account=account, now=NOW)
     assert PnlLot.objects.get(account=account).entry_leg_id is None
 
@@ -260,12 +265,8 @@ def test_a_leg_learning_its_broker_order_id_later_relinks_the_stored_lots():
     assert order.open_position == 10
 
 
-def test_an_instrument_whose_fills_disappear_loses_its_lots_and_state():
-    instrument = make_instrument()
-    account = make_account()
-    [trade] = make_trades(
-        account=account, instrument=instrument, fills=[("A1", "BUY", 1, "10", at(30))]
-    )
+def test_an_instrument_whose_fills_disappear_loses_its_lots_and_state(account, books):
+    [trade] = books.fills(("A1", "BUY", 1, "10", at(30)))
     compute_account_pnl(account=account, now=NOW)
     trade.delete()
 
@@ -275,23 +276,12 @@ def test_an_instrument_whose_fills_disappear_loses_its_lots_and_state():
     assert not PnlInstrumentState.objects.filter(account=account).exists()
 
 
-def test_without_a_trade_book_each_traded_order_is_one_fill_at_its_average_price():
-    instrument = make_instrument()
-    account = make_account()
-    for broker_order_id, side, quantity, average_price, minutes_ago in (
-        ("B1", "BUY", 10, "100.5", 30),
-        ("S1", "SELL", 4, "101", 20),
-        ("S2", "SELL", 5, None, 10),  # still open: no fill to count
-    ):
-        make_broker_order(
-            account=account,
-            instrument=instrument,
-            broker_order_id=broker_order_id,
-            side=side,
-            quantity=quantity,
-            average_price=average_price,
-            at=at(minutes_ago),
-        )
+def test_without_a_trade_book_each_traded_order_is_one_fill_at_its_average_price(account, books):
+    books.orders(
+        ("B1", "BUY", 10, "100.5", at(30)),
+        ("S1", "SELL", 4, "101", at(20)),
+        ("S2", "SELL", 5, None, at(10)),  # still open: no fill to count
+    )
 
     result = compute_account_pnl(account=account, now=NOW)
 
@@ -313,12 +303,10 @@ def test_an_account_without_fills_gets_zero_mtm_and_an_empty_day():
     assert PnlDaily.objects.get(account=account).fills == 0
 
 
-def test_other_users_orders_are_never_attributed():
-    instrument = make_instrument()
-    account = make_account()
+def test_other_users_orders_are_never_attributed(account, instrument, books):
     stranger_account = make_account(user=make_user())
     foreign = filled_order(stranger_account, instrument, entry_broker_order_id="E1")
-    make_trades(account=account, instrument=instrument, fills=[("E1", "BUY", 10, "100", at(30))])
+    books.fills(("E1", "BUY", 10, "100", at(30)))
 
     compute_account_pnl(account=account, now=NOW)
 
@@ -328,17 +316,13 @@ def test_other_users_orders_are_never_attributed():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_runs_for_one_account_never_duplicate_lots():
+def test_concurrent_runs_for_one_account_never_duplicate_lots(account, books):
     import threading
 
     from django.db import connection
 
-    instrument = make_instrument()
-    account = make_account()
-    make_trades(
-        account=account,
-        instrument=instrument,
-        fills=[(f"O{n}", "BUY" if n % 2 == 0 else "SELL", 3, "100", at(30 - n)) for n in range(6)],
+    books.fills(
+        *[(f"O{n}", "BUY" if n % 2 == 0 else "SELL", 3, "100", at(30 - n)) for n in range(6)]
     )
     errors: list[BaseException] = []
     start = threading.Barrier(3)
@@ -365,16 +349,14 @@ def test_concurrent_runs_for_one_account_never_duplicate_lots():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_pnl_run_holds_the_accounts_exclusion_and_a_busy_read_answers_the_stored_figures(
-    monkeypatch, settings
+    account, books, monkeypatch, settings
 ):
     # Every PnL run holds the account's exclusion, as every writer of its orders and legs
     # (orders.services.account_lock): beside a cycle or a broker event at work it waits;
     # a read waits a moment, then answers what is stored.
     settings.ACCOUNT_LOCK_WAIT_SECONDS = 0.2
     monkeypatch.setattr(services, "PNL_READ_WAIT_SECONDS", 0.2)
-    account = make_account()
-    fills = [("O1", "BUY", 3, "100", at(5))]
-    make_trades(account=account, instrument=make_instrument(), fills=fills)
+    books.fills(("O1", "BUY", 3, "100", at(5)))
     held, release = threading.Event(), threading.Event()
 
     def hold():

@@ -14,6 +14,7 @@ from typing import Any
 from django.db import models
 
 from orders.domain.vocabulary import VENUE_ORDER_STATUSES, LegStatus
+from orders.market.models import InstrumentFields
 
 _PRICE: dict[str, Any] = {"max_digits": 15, "decimal_places": 4}
 _MONEY: dict[str, Any] = {"max_digits": 15, "decimal_places": 2}
@@ -48,7 +49,7 @@ class PaperBook(models.Model):
         return self.name
 
 
-class PaperOrder(models.Model):
+class PaperOrder(InstrumentFields):
     """One order at the paper exchange, in our vocabulary (a broker order's statuses)."""
 
     Status = LegStatus
@@ -61,9 +62,6 @@ class PaperOrder(models.Model):
     instrument = models.ForeignKey(
         "orders.Instrument", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    exchange_segment = models.CharField(max_length=10)
-    exchange_instrument_id = models.BigIntegerField()
-    trading_symbol = models.CharField(max_length=100, blank=True, default="")
     side = models.CharField(max_length=4)
     order_type = models.CharField(max_length=10)
     product_type = models.CharField(max_length=4)
@@ -117,15 +115,12 @@ class PaperOrder(models.Model):
         return 0
 
 
-class PaperTrade(models.Model):
+class PaperTrade(InstrumentFields):
     """One fill of a paper order (a trade-book row)."""
 
     order = models.ForeignKey(PaperOrder, on_delete=models.CASCADE, related_name="trades")
     book = models.ForeignKey(PaperBook, on_delete=models.CASCADE, related_name="trades")
     execution_id = models.CharField(max_length=40, unique=True)
-    exchange_segment = models.CharField(max_length=10)
-    exchange_instrument_id = models.BigIntegerField()
-    trading_symbol = models.CharField(max_length=100, blank=True, default="")
     side = models.CharField(max_length=4)
     product_type = models.CharField(max_length=4)
     quantity = models.PositiveIntegerField()

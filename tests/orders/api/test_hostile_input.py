@@ -14,7 +14,13 @@ from accounts.models import ApiKey, Strategy
 from orders.alerts import services as alerts
 from orders.alerts.models import ReceivedAlert
 from orders.models import Order
-from tests.factories import batch_item, bracket_order_body, make_strategy, single_order_body
+from tests.factories import (
+    batch_item,
+    bracket_order_body,
+    make_strategy,
+    openalgo_order_body,
+    single_order_body,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -195,17 +201,7 @@ def openalgo_key(trader, account, market_open) -> str:
 
 
 def _placeorder(client, key: str, **fields):
-    body = dict(
-        apikey=key,
-        strategy="s",
-        symbol="RELIANCE",
-        exchange="NSE",
-        action="BUY",
-        quantity="1",
-        pricetype="LIMIT",
-        price="99",
-    )
-    return _post(client, "/api/v1/placeorder", {**body, **fields})
+    return _post(client, "/api/v1/placeorder", openalgo_order_body(key, **fields))
 
 
 @pytest.mark.parametrize("text", STORED_AS_SENT)

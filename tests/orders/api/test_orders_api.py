@@ -319,7 +319,9 @@ def test_another_users_order_is_404_on_every_endpoint(client, strangers_order):
     )
     assert client.post(f"/api/orders/{pk}/cancel").status_code == 404
     assert client.get("/api/orders").json()["total"] == 0
-    assert client.get(f"/api/orders?account_id={strangers_order.account_id}").json()["total"] == 0
+    for listing in ("/api/orders", "/api/orders/export"):
+        response = client.get(f"{listing}?account_id={strangers_order.account_id}")
+        assert (response.status_code, response.json()["code"]) == (404, "NOT_FOUND")
     kill = client.post(
         f"/api/accounts/{strangers_order.account_id}/kill-switch",
         {"confirm": "KILL"},
@@ -339,6 +341,14 @@ def test_another_users_order_is_404_on_every_endpoint(client, strangers_order):
         format="json",
     )
     assert algo.status_code == 404
+
+
+def test_a_deactivated_account_still_lists_its_orders(client, trader, account, instrument):
+    order = place_single_order(user=trader, request=single_request(account)).order
+    account.is_active = False
+    account.save(update_fields=["is_active"])
+    body = client.get(f"/api/orders?account_id={account.pk}").json()
+    assert [row["id"] for row in body["orders"]] == [order.pk]
 
 
 def test_anonymous_callers_get_401(instrument):

@@ -26,6 +26,8 @@ from tests.factories import (
 )
 
 EXPIRY = date(2026, 12, 29)
+# What the tests' orders have in common: LIMIT buys of RELIANCE on NSE.
+RELIANCE_LIMIT_BUY = dict(symbol="RELIANCE", action="BUY", exchange="NSE", price_type="LIMIT")
 
 
 @dataclass
@@ -51,20 +53,11 @@ class Desk:
     # placeorder's fields for the tests' bracket on RELIANCE (at 100): a LIMIT entry at 99,
     # stop-loss 95, target 110.
     BRACKET: ClassVar[dict] = dict(
-        symbol="RELIANCE",
-        action="BUY",
-        exchange="NSE",
-        quantity=10,
-        price_type="LIMIT",
-        price="99",
-        stoploss="95",
-        target="110",
+        RELIANCE_LIMIT_BUY, quantity=10, price="99", stoploss="95", target="110"
     )
 
     # ... and for a working order that does not fill: 3 RELIANCE bought LIMIT at 95.
-    WORKING: ClassVar[dict] = dict(
-        symbol="RELIANCE", action="BUY", exchange="NSE", quantity=3, price_type="LIMIT", price="95"
-    )
+    WORKING: ClassVar[dict] = dict(RELIANCE_LIMIT_BUY, quantity=3, price="95")
 
     def fill_and_protect(self, order_id: str) -> Order:
         """The bracket's entry fills at the exchange (98.50), the desk reads it and places
@@ -101,6 +94,12 @@ def make_nifty_december_contract(
     return contract
 
 
+def raw_key(user: User, name: str, scope: str, account: BrokerAccount | None = None) -> str:
+    """A new API key of `user` (bound to `account` if given), as a client sends it."""
+    key, _row = create_api_key(user=user, name=name, scope=scope, bound_account=account)
+    return key
+
+
 @pytest.fixture
 def desk(live_server, settings) -> Desk:
     settings.TRADING_WINDOW_ALWAYS_OPEN = True
@@ -108,45 +107,35 @@ def desk(live_server, settings) -> Desk:
     settings.PAPER_FILL_CAP = 0
     user = make_user(username="algo")
     account = make_account(user=user, name="Paper desk")
-    other_account = make_account(user=user, name="Second paper")
     stock = make_instrument(symbol="RELIANCE", instrument_id=2885, tick_size=Decimal("0.05"))
     make_fair_price(stock, "100.00", spread="0.10")
-    future = make_nifty_december_contract(
-        "NIFTY26DECFUT", 52001, fair=("26100.00", "1.00"), instrument_type="2", series="FUTIDX"
-    )
-    option = make_nifty_december_contract(
-        "NIFTY26DEC26000CE",
-        52011,
-        fair=("180.00", "0.50"),
-        strike_price=Decimal("26000"),
-        option_type="CE",
-        band=(Decimal("0.05"), Decimal("5000")),
-    )
     trade_key, trade_key_row = create_api_key(
         user=user, name="amibroker", scope=ApiKey.Scope.TRADE, bound_account=account
     )
-    read_key, _ = create_api_key(
-        user=user, name="dashboard", scope=ApiKey.Scope.READ, bound_account=account
-    )
-    unbound_key, _ = create_api_key(user=user, name="desk", scope=ApiKey.Scope.TRADE)
     stranger = make_user(username="stranger")
     stranger_account = make_account(user=stranger, name="Paper desk")
-    stranger_key, _ = create_api_key(
-        user=stranger, name="theirs", scope=ApiKey.Scope.TRADE, bound_account=stranger_account
-    )
     return Desk(
         url=live_server.url,
         user=user,
         account=account,
-        other_account=other_account,
+        other_account=make_account(user=user, name="Second paper"),
         stock=stock,
-        future=future,
-        option=option,
+        future=make_nifty_december_contract(
+            "NIFTY26DECFUT", 52001, fair=("26100.00", "1.00"), instrument_type="2", series="FUTIDX"
+        ),
+        option=make_nifty_december_contract(
+            "NIFTY26DEC26000CE",
+            52011,
+            fair=("180.00", "0.50"),
+            strike_price=Decimal("26000"),
+            option_type="CE",
+            band=(Decimal("0.05"), Decimal("5000")),
+        ),
         trade_key=trade_key,
         trade_key_row=trade_key_row,
-        read_key=read_key,
-        unbound_key=unbound_key,
+        read_key=raw_key(user, "dashboard", ApiKey.Scope.READ, account),
+        unbound_key=raw_key(user, "desk", ApiKey.Scope.TRADE),
         stranger=stranger,
         stranger_account=stranger_account,
-        stranger_key=stranger_key,
+        stranger_key=raw_key(stranger, "theirs", ApiKey.Scope.TRADE, stranger_account),
     )

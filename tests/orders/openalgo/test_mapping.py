@@ -40,23 +40,20 @@ def test_an_exchange_the_desk_does_not_trade_is_an_error_naming_the_field(code):
 
 @pytest.mark.parametrize(
     "price_type,order_type",
-    [
-        ("MARKET", "MARKET"),
-        ("LIMIT", "LIMIT"),
-        ("SL", "STOPLIMIT"),
-        ("SL-M", "STOPMARKET"),
-        ("sl-m", "STOPMARKET"),
-        ("SLM", "STOPMARKET"),
-        ("", "MARKET"),
-    ],
+    [("MARKET", "MARKET"), ("LIMIT", "LIMIT"), ("SL", "STOPLIMIT"), ("SL-M", "STOPMARKET")],
 )
-def test_price_types_map_to_order_types(price_type, order_type):
+def test_price_types_map_to_order_types_and_back(price_type, order_type):
     assert m.order_type_of_price_type(price_type) == order_type
+    assert m.price_type_of_order_type(order_type) == price_type
 
 
-@pytest.mark.parametrize("price_type", ["MARKET", "LIMIT", "SL", "SL-M"])
-def test_price_types_round_trip(price_type):
-    assert m.price_type_of_order_type(m.order_type_of_price_type(price_type)) == price_type
+@pytest.mark.parametrize("spelling,order_type", [("sl-m", "STOPMARKET"), ("SLM", "STOPMARKET")])
+def test_other_spellings_of_a_price_type_are_read_too(spelling, order_type):
+    assert m.order_type_of_price_type(spelling) == order_type
+
+
+def test_no_price_type_is_openalgos_default_market():
+    assert m.order_type_of_price_type("") == "MARKET"
 
 
 @pytest.mark.parametrize(
@@ -115,42 +112,26 @@ def test_an_equity_is_its_base_symbol_even_when_it_looks_like_something_else():
     assert m.parse_symbol("BAJAJ-AUTO", "BSE") == SymbolSpec("BAJAJ-AUTO", "EQ")
 
 
-def test_master_rows_map_to_openalgo_symbols():
-    expiry = date(2026, 12, 29)
-    common = {"expiry": expiry, "trading_symbol": "X"}
-    assert (
-        m.openalgo_symbol(segment="NSEFO", base="NIFTY", strike=None, option_type="", **common)
-        == "NIFTY29DEC26FUT"
-    )
-    assert (
-        m.openalgo_symbol(
-            segment="NSEFO", base="NIFTY", strike=Decimal("26000.0000"), option_type="CE", **common
-        )
-        == "NIFTY29DEC2626000CE"
-    )
-    assert (
-        m.openalgo_symbol(
-            segment="NSECM",
-            trading_symbol="RELIANCE",
-            base="RELIANCE",
-            expiry=None,
-            strike=None,
-            option_type="",
-        )
-        == "RELIANCE"
-    )
-    # A derivative row without an expiry keeps the broker's symbol rather than guess.
-    assert (
-        m.openalgo_symbol(
-            segment="NSEFO",
-            trading_symbol="ODD",
-            base="ODD",
-            expiry=None,
-            strike=None,
-            option_type="",
-        )
-        == "ODD"
-    )
+# An instrument-master row's columns, in the order the cases below give them.
+_MASTER_COLUMNS = ("segment", "trading_symbol", "base", "expiry", "strike", "option_type")
+
+
+@pytest.mark.parametrize(
+    "columns,symbol",
+    [
+        (("NSEFO", "X", "NIFTY", date(2026, 12, 29), None, ""), "NIFTY29DEC26FUT"),
+        (
+            ("NSEFO", "X", "NIFTY", date(2026, 12, 29), Decimal("26000.0000"), "CE"),
+            "NIFTY29DEC2626000CE",
+        ),
+        (("NSECM", "RELIANCE", "RELIANCE", None, None, ""), "RELIANCE"),
+        # A derivative row without an expiry keeps the broker's symbol rather than guess.
+        (("NSEFO", "ODD", "ODD", None, None, ""), "ODD"),
+    ],
+)
+def test_master_rows_map_to_openalgo_symbols(columns, symbol):
+    row = dict(zip(_MASTER_COLUMNS, columns, strict=True))
+    assert m.openalgo_symbol(**row) == symbol
 
 
 _bases = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ&", min_size=1, max_size=12)

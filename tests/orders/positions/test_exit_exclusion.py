@@ -15,13 +15,12 @@ from orders.models import Order, OrderEvent, OrderLeg
 from orders.positions.services import exit_positions
 from orders.services.exclusion import account_exclusion
 from tests.factories import (
-    buy_at_market,
+    buy_and_sync,
     exit_body,
     legs_of,
     make_fair_price,
     make_instrument,
     place_protected_bracket,
-    sync_positions,
 )
 from tests.servers import held_by_another_worker
 
@@ -33,8 +32,7 @@ def _key(instrument, product="MIS"):
 
 
 def test_two_exits_at_once_send_one_exit_order(account, instrument, settings):
-    buy_at_market(account, instrument, 4)
-    sync_positions(account)
+    buy_and_sync(account, instrument, 4)
     settings.PAPER_FILL_CAP = 1  # the first exit is still working when the second looks
     start = threading.Barrier(2)
     results, failures = [], []
@@ -66,8 +64,7 @@ def test_two_exits_at_once_send_one_exit_order(account, instrument, settings):
 def test_an_exit_while_the_account_is_busy_answers_409_and_sends_nothing(
     client, account, instrument, settings
 ):
-    buy_at_market(account, instrument, 3)
-    sync_positions(account)
+    buy_and_sync(account, instrument, 3)
     settings.ACCOUNT_LOCK_WAIT_SECONDS = 0.3
     with held_by_another_worker(lambda: account_exclusion(account.pk, purpose="test holder")):
         answer = client.post("/api/positions/exit", exit_body(account, instrument), format="json")

@@ -14,6 +14,7 @@ from orders.positions.services import exit_positions
 from orders.services import place_protective_legs
 from tests.factories import (
     api_client_for,
+    buy_and_sync,
     buy_at_market,
     exit_body,
     make_account,
@@ -38,8 +39,7 @@ def net_of(client, instrument) -> int:
 def test_exit_squares_off_the_net_quantity_with_an_audited_market_order(
     client, account, instrument
 ):
-    buy_at_market(account, instrument, 7)
-    sync_positions(account)
+    buy_and_sync(account, instrument, 7)
     answer = client.post("/api/positions/exit", exit_body(account, instrument), format="json")
     assert answer.status_code == 200, answer.json()
     body = answer.json()
@@ -99,8 +99,7 @@ def test_exiting_a_bracket_position_cancels_its_stop_loss_and_targets_first(
 def test_a_second_exit_while_the_first_is_still_working_sends_nothing(
     client, account, instrument, settings
 ):
-    buy_at_market(account, instrument, 4)
-    sync_positions(account)
+    buy_and_sync(account, instrument, 4)
     settings.PAPER_FILL_CAP = 1  # the exit fills one share per tick: still working after
     first = client.post("/api/positions/exit", exit_body(account, instrument), format="json")
     orders_before = Order.objects.count()
@@ -119,8 +118,7 @@ def test_exiting_a_flat_position_is_a_conflict(client, account, instrument):
 
 
 def test_exit_all_needs_the_typed_confirmation(client, account, instrument):
-    buy_at_market(account, instrument, 2)
-    sync_positions(account)
+    buy_and_sync(account, instrument, 2)
     wrong = client.post(
         "/api/positions/exit-all", {"account_id": account.pk, "confirm": "yes"}, format="json"
     )
@@ -150,8 +148,7 @@ def test_exit_all_closes_every_open_position_of_the_account(trader, client, acco
 
 
 def test_another_users_account_is_a_404_and_nothing_is_written(account, instrument):
-    buy_at_market(account, instrument, 2)
-    sync_positions(account)
+    buy_and_sync(account, instrument, 2)
     stranger = api_client_for(make_user())
     events = OrderEvent.objects.count()
     one = stranger.post("/api/positions/exit", exit_body(account, instrument), format="json")

@@ -11,12 +11,11 @@ from accounts.models import Broker
 from orders.models import BrokerPosition
 from tests.factories import (
     api_client_for,
-    buy_at_market,
+    buy_and_sync,
     make_account,
     make_instrument,
     make_user,
     record_price,
-    sync_positions,
 )
 
 D = Decimal
@@ -26,8 +25,7 @@ pytestmark = pytest.mark.django_db
 def test_a_position_shows_quantity_average_ltp_and_mtm_that_follows_the_price(
     client, account, instrument
 ):
-    buy_at_market(account, instrument, 10)
-    sync_positions(account)
+    buy_and_sync(account, instrument, 10)
     body = client.get("/api/positions").json()
     [only] = body["accounts"]
     [row] = only["positions"]
@@ -85,8 +83,7 @@ def test_positions_need_authentication(db):
 
 
 def test_only_the_owners_positions_are_listed(account, instrument):
-    buy_at_market(account, instrument, 3)
-    sync_positions(account)
+    buy_and_sync(account, instrument, 3)
     stranger = api_client_for(make_user())
     assert stranger.get("/api/positions").json()["accounts"] == []
 
@@ -108,8 +105,7 @@ def test_a_position_whose_quantity_the_broker_sent_unreadable_keeps_the_brokers_
 
 
 def test_another_instrument_leaves_the_mtm_alone(client, account, instrument):
-    buy_at_market(account, instrument, 2)
-    sync_positions(account)
+    buy_and_sync(account, instrument, 2)
     other = make_instrument(symbol="OTHERPOS")
     record_price(other, "50")
     row = client.get("/api/positions").json()["accounts"][0]["positions"][0]

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 
 from orders.models import Order
-from tests.factories import DEFAULT_PASSWORD, buy_at_market, make_account, make_user, sync_positions
+from tests.factories import DEFAULT_PASSWORD, buy_and_sync, make_account, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -19,8 +19,7 @@ def web_for(user, *, csrf=False) -> Client:
 
 
 def test_the_page_lists_positions_with_exit_buttons_and_paper_totals(trader, account, instrument):
-    buy_at_market(account, instrument, 6)
-    sync_positions(account)
+    buy_and_sync(account, instrument, 6)
     page = web_for(trader).get("/positions/")
     assert page.status_code == 200
     text = page.content.decode()
@@ -31,8 +30,7 @@ def test_the_page_lists_positions_with_exit_buttons_and_paper_totals(trader, acc
 
 
 def test_exit_from_the_page_sends_a_market_order_and_says_so(trader, account, instrument):
-    buy_at_market(account, instrument, 6)
-    sync_positions(account)
+    buy_and_sync(account, instrument, 6)
     response = web_for(trader).post(
         "/positions/exit/",
         {
@@ -49,16 +47,14 @@ def test_exit_from_the_page_sends_a_market_order_and_says_so(trader, account, in
 
 
 def test_exit_all_from_the_page(trader, account, instrument):
-    buy_at_market(account, instrument, 2)
-    sync_positions(account)
+    buy_and_sync(account, instrument, 2)
     response = web_for(trader).post("/positions/exit-all/", {"account_id": account.pk})
     assert response.status_code == 302
     assert Order.objects.filter(external_id="position-exit").count() == 1
 
 
 def test_another_users_account_is_a_404_on_the_page_and_its_exits(trader, account, instrument):
-    buy_at_market(account, instrument, 2)
-    sync_positions(account)
+    buy_and_sync(account, instrument, 2)
     stranger = web_for(make_user())
     assert stranger.get(f"/positions/?account={account.pk}").status_code == 404
     assert stranger.post("/positions/exit-all/", {"account_id": account.pk}).status_code == 404

@@ -25,7 +25,7 @@ from tests.factories import (
     place_protected_bracket,
     single_request,
 )
-from tests.servers import held_by_another_worker
+from tests.servers import held_by_another_worker, leases_of_a_millisecond
 from trading_site.core import leases
 from trading_site.core.realtime import flush_notifications
 
@@ -39,20 +39,29 @@ def _held_by_another_worker(account_id: int):
     return held_by_another_worker(lambda: account_exclusion(account_id, purpose="test holder"))
 
 
-def test_a_cancel_while_the_account_is_busy_answers_409_and_sends_nothing(
-    client, trader, account, instrument, settings
+@pytest.mark.parametrize("obstacle, words", [("busy", "busy"), ("lease ended", "try again")])
+def test_a_cancel_that_cannot_hold_the_account_answers_409_and_changes_nothing(
+    client, trader, account, instrument, settings, obstacle, words
 ):
+    """Another worker holds the account past the wait; or the lease the cancel took ends
+    before it acts, and the fence stops it (that was a 500). Either way a 409 to try again,
+    and nothing sent or recorded."""
     order = place_single_order(user=trader, request=single_request(account)).order
     settings.ACCOUNT_LOCK_WAIT_SECONDS = 0.3
-    with _held_by_another_worker(account.pk):
+    with (
+        _held_by_another_worker(account.pk)
+        if obstacle == "busy"
+        else leases_of_a_millisecond(settings)
+    ):
         response = client.post(f"/api/orders/{order.pk}/cancel")
     assert response.status_code == 409
     body = response.json()
-    assert body["code"] == "CONFLICT" and "busy" in body["error"]
+    assert body["code"] == "CONFLICT" and words in body["error"]
     (leg,) = legs_of(order)
     assert leg.status == "OPEN"
     assert PaperOrder.objects.get(unique_identifier=leg.unique_identifier).status == "OPEN"
-    # Once the holder is done, the same cancel goes through.
+    assert not order.events.filter(kind__startswith="leg_cancelled").exists()
+    # Once the obstacle is gone, the same cancel goes through.
     assert client.post(f"/api/orders/{order.pk}/cancel").status_code == 200
 
 

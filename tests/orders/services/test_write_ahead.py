@@ -29,7 +29,7 @@ from tests.factories import (
     single_order_body,
     single_request,
 )
-from tests.servers import short_lock_waits
+from tests.servers import leases_of_a_millisecond, short_lock_waits
 
 D = Decimal
 ORDER_POST = "POST /interactive/orders"
@@ -194,4 +194,24 @@ def test_an_answer_whose_recording_loses_a_lock_conflict_is_recorded_on_another_
     assert (leg.status, bool(leg.broker_order_id)) == ("OPEN", True)
     assert result.order.events.filter(kind="leg_accepted").count() == 1
     assert Order.objects.get(pk=result.order.pk).status == Order.Status.OPEN
+    assert _posts(simulator) == {leg.unique_identifier: 1}
+
+
+def test_an_answer_whose_exclusion_ends_while_it_is_recorded_is_recorded_without_it(
+    simulator, iifl, settings, caplog
+):
+    """The broker accepted the order; the account's lease taken to record its answer ended
+    before the record was written (Redis lost it, or a stall past its ttl). The fence rolled
+    the record back; it is written again without the exclusion, as when the exclusion is
+    busy. Before, the trader got a 500 for an order the broker holds, and the leg stayed
+    pending until a sync."""
+    user, account = iifl
+    with leases_of_a_millisecond(settings):
+        result = place_single_order(user=user, request=single_request(account))
+
+    assert "exclusion ended while recording broker answers" in caplog.text
+    leg = OrderLeg.objects.get(order=result.order)
+    assert result.outcome == "accepted"
+    assert (leg.status, bool(leg.broker_order_id)) == ("OPEN", True)
+    assert result.order.events.filter(kind="leg_accepted").count() == 1
     assert _posts(simulator) == {leg.unique_identifier: 1}

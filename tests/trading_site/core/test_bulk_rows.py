@@ -80,7 +80,12 @@ def _order_values(account, instrument, strategy, **fields) -> dict:
 
 def _unsaved_leg(order: Order, uid: str, *, side: str = "BUY", quantity: int = 1) -> OrderLeg:
     """An entry leg of `order`, not saved (insert_rows writes it)."""
-    return OrderLeg(
+    return OrderLeg(**_leg_values(order, uid, side=side, quantity=quantity))
+
+
+def _leg_values(order: Order, uid: str, *, side: str, quantity: int) -> dict:
+    """The columns of a LIMIT entry leg of `order` (the related ones as objects)."""
+    return dict(
         order=order,
         account=order.account,
         role=OrderLeg.Role.ENTRY,
@@ -274,16 +279,7 @@ def test_new_rows_do_not_share_a_default_made_per_row():
 def test_new_row_takes_an_unsaved_related_row_whose_id_insert_rows_reads_later():
     account = make_account()
     order = _order(account, make_instrument(), None, external_id="")
-    leg = new_row(
-        OrderLeg,
-        order=order,
-        account=account,
-        role=OrderLeg.Role.ENTRY,
-        order_type="LIMIT",
-        side="SELL",
-        quantity=30,
-        unique_identifier="NR1",
-    )
+    leg = new_row(OrderLeg, **_leg_values(order, "NR1", side="SELL", quantity=30))
     insert_rows(Order, [order])
 
     insert_rows(OrderLeg, [leg])

@@ -16,15 +16,12 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True)
-def _fresh_metrics():
+def _fresh_metrics(settings):
+    """No samples before or after each test, and the scraper's token set."""
+    settings.METRICS_TOKEN = "scrape-token-for-tests"
     metrics.reset_metrics()
     yield
     metrics.reset_metrics()
-
-
-@pytest.fixture(autouse=True)
-def _scrape_token(settings):
-    settings.METRICS_TOKEN = "scrape-token-for-tests"
 
 
 def _metrics_text(client) -> str:
@@ -53,10 +50,9 @@ def test_histogram_buckets_are_cumulative(client):
         metrics.observe("cycle_duration_seconds", seconds)
     text = _metrics_text(client)
     assert "# TYPE cycle_duration_seconds histogram" in text
-    assert 'cycle_duration_seconds_bucket{le="0.005"} 1' in text
-    assert 'cycle_duration_seconds_bucket{le="0.025"} 2' in text
-    assert 'cycle_duration_seconds_bucket{le="10"} 3' in text
-    assert 'cycle_duration_seconds_bucket{le="+Inf"} 3' in text
+    # Each bucket counts every sample at or below its bound: 0.003; 0.003 and 0.02; all three.
+    for bound, count in {"0.005": 1, "0.025": 2, "10": 3, "+Inf": 3}.items():
+        assert f'cycle_duration_seconds_bucket{{le="{bound}"}} {count}' in text
     assert "cycle_duration_seconds_count 3" in text
     assert "cycle_duration_seconds_sum 7.023" in text
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from decimal import Decimal
 
 import pytest
 import redis.asyncio
@@ -40,8 +39,6 @@ from tests.orders.brokers.streams.harness import RunningSupervisor
 from tests.servers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-D = Decimal
 
 
 @pytest.fixture

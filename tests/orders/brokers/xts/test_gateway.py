@@ -12,6 +12,7 @@ from django.db import connection
 
 from accounts.models import BrokerSession
 from orders.brokers.base import (
+    BrokerOrderRow,
     BrokerUnavailable,
     OrderRejected,
     RateLimited,
@@ -25,6 +26,14 @@ D = Decimal
 
 # A limit order of 10 unless told.
 _order = partial(order_request, order_type="LIMIT", quantity=10)
+
+
+def _place_and_read_back(client, instrument, uid: str, limit: Decimal) -> BrokerOrderRow:
+    """Places a limit order of 10; the order book's one row, which is that order's."""
+    ack = async_to_sync(client.place_order)(_order(instrument, uid, limit=limit))
+    (row,) = async_to_sync(client.order_book)()
+    assert (row.broker_order_id, row.unique_identifier) == (ack.broker_order_id, uid)
+    return row
 
 
 def test_connect_logs_in_and_stores_the_token_encrypted(simulator):
@@ -46,14 +55,10 @@ def test_wrong_credentials_are_a_rejection(simulator):
 
 def test_place_then_fill_after_the_price_moves(simulator, instrument):
     client = broker_client(make_xts_account(simulator.base_url))
-    ack = async_to_sync(client.place_order)(_order(instrument, "X1", limit=D("1540.00")))
-    (row,) = async_to_sync(client.order_book)()
-    assert (row.broker_order_id, row.status, row.unique_identifier) == (
-        ack.broker_order_id,
-        LegStatus.OPEN,
-        "X1",
-    )
+    row = _place_and_read_back(client, instrument, "X1", D("1540.00"))
+    assert row.status == LegStatus.OPEN
     assert row.average_price is None  # XTS sends "" before a fill
+    broker_order_id = row.broker_order_id
     record_price(instrument, "1539.00")
     (row,) = async_to_sync(client.order_book)()
     assert (row.status, row.filled_quantity, row.average_price) == (
@@ -63,7 +68,7 @@ def test_place_then_fill_after_the_price_moves(simulator, instrument):
     )
     (trade,) = async_to_sync(client.trade_book)()
     assert (trade.broker_order_id, trade.quantity, trade.price) == (
-        ack.broker_order_id,
+        broker_order_id,
         10,
         D("1539.00"),
     )
@@ -91,13 +96,8 @@ def test_a_price_band_breach_is_accepted_then_shows_rejected_with_the_reason(sim
     # Changed with issue 11: real brokers accept such an order and reject it in the order
     # book (this test used to expect an immediate OrderRejected from the simulator).
     client = broker_client(make_xts_account(simulator.base_url))
-    ack = async_to_sync(client.place_order)(_order(instrument, "R1", limit=D("1900.00")))
-    (row,) = async_to_sync(client.order_book)()
-    assert (row.broker_order_id, row.status, row.raw_status) == (
-        ack.broker_order_id,
-        LegStatus.REJECTED,
-        "Rejected",
-    )
+    row = _place_and_read_back(client, instrument, "R1", D("1900.00"))
+    assert (row.status, row.raw_status) == (LegStatus.REJECTED, "Rejected")
     assert "price band" in row.reject_reason
     assert (row.filled_quantity, row.leaves_quantity, row.exchange_order_id) == (0, 0, "")
 

@@ -47,6 +47,10 @@ from tests.factories import order_request
 
 D = Decimal
 REAL = json.loads((Path(__file__).parent / "data" / "xts_real_answers.json").read_text())
+# The real answers' one order (75 NIFTY 24DEC2020 CE 13650 sold at market): its AppOrderID
+# and OrderUniqueIdentifier, which its placement, book row, history and fill all carry.
+REAL_ORDER_ID = "10026325"
+REAL_UID = "123777"
 IST = EXCHANGE_TZ
 
 
@@ -198,9 +202,9 @@ def test_a_token_whose_expiry_overflows_a_datetime_is_trusted_for_the_default_tt
 
 def test_the_real_place_answer_is_an_ack(replay):
     replay.answer("POST /interactive/orders", REAL["place"])
-    request = order_request(("NSEFO", 39972), "123777", side="SELL", quantity=75)
+    request = order_request(("NSEFO", 39972), REAL_UID, side="SELL", quantity=75)
     ack = async_to_sync(_gateway(replay).place_order)(_session(replay), request)
-    assert (ack.broker_order_id, ack.unique_identifier) == ("10026325", "123777")
+    assert (ack.broker_order_id, ack.unique_identifier) == (REAL_ORDER_ID, REAL_UID)
     [(_route, _query, headers, body)] = replay.requests
     assert headers["authorization"] == "token-1"  # as is, no "Bearer"
     sent = json.loads(body)
@@ -227,8 +231,8 @@ def test_the_real_order_book_row_reads_every_field(replay):
     replay.answer("GET /interactive/orders", REAL["order_book"])
     (row,) = async_to_sync(_gateway(replay).order_book)(_session(replay))
     assert (row.broker_order_id, row.unique_identifier, row.exchange_order_id) == (
-        "10026325",
-        "123777",
+        REAL_ORDER_ID,
+        REAL_UID,
         "X_30698343",
     )
     assert (row.exchange_segment, row.exchange_instrument_id, row.client_id) == (
@@ -253,7 +257,7 @@ def test_the_real_order_book_row_reads_every_field(replay):
 
 def test_the_real_order_history_reads_one_row_per_state_oldest_first(replay):
     replay.answer("GET /interactive/orders?appOrderID", REAL["order_history"])
-    rows = async_to_sync(_gateway(replay).order_history)(_session(replay), "10026325")
+    rows = async_to_sync(_gateway(replay).order_history)(_session(replay), REAL_ORDER_ID)
     assert [(r.raw_status, r.status) for r in rows] == [
         ("PendingNew", LegStatus.OPEN),
         ("New", LegStatus.OPEN),
@@ -264,7 +268,7 @@ def test_the_real_order_history_reads_one_row_per_state_oldest_first(replay):
     assert [(r.filled_quantity, r.leaves_quantity) for r in rows] == [(0, 75), (0, 75), (75, 0)]
     # "2020-12-21T14:49:16.0287269+05:30": a seven-digit fraction with a zone
     assert rows[0].transact_time == _ist(2020, 12, 21, 14, 49, 16, 28726)
-    assert replay.requests[-1][1] == {"appOrderID": "10026325"}
+    assert replay.requests[-1][1] == {"appOrderID": REAL_ORDER_ID}
 
 
 def test_the_real_trade_book_row_is_one_fill(replay):
@@ -272,8 +276,8 @@ def test_the_real_trade_book_row_is_one_fill(replay):
     (trade,) = async_to_sync(_gateway(replay).trade_book)(_session(replay))
     assert (trade.execution_id, trade.broker_order_id, trade.unique_identifier) == (
         "30901451",
-        "10026325",
-        "123777",
+        REAL_ORDER_ID,
+        REAL_UID,
     )
     assert (trade.side, trade.product_type, trade.quantity, trade.price) == (
         "SELL",
@@ -630,6 +634,6 @@ def test_a_dealer_book_keeps_only_the_accounts_client_code_whatever_the_broker_s
     orders = async_to_sync(gateway.order_book)(session)
     trades = async_to_sync(gateway.trade_book)(session)
     positions = async_to_sync(gateway.positions)(session)
-    assert [(row.client_id, row.broker_order_id) for row in orders] == [("PR03", "10026325")]
-    assert [trade.broker_order_id for trade in trades] == ["10026325"]
+    assert [(row.client_id, row.broker_order_id) for row in orders] == [("PR03", REAL_ORDER_ID)]
+    assert [trade.broker_order_id for trade in trades] == [REAL_ORDER_ID]
     assert len(positions) == 1

@@ -42,41 +42,35 @@ ORDINARY = [
     batch_item(8, targets=[{"price": "105", "percent": None, "lots": 2}]),
 ]
 
+# Each field's unusual values (wrong types, spellings at the edge, values out of range),
+# each tried alone in an otherwise ordinary item.
+UNUSUAL_VALUES = {
+    "no_of_lots": ["2", "many", True, 2.0, None],
+    "entry_price": ["99.12345", "1e3", "NaN", "", "  ", 99.5, "123456789012.5", "+99"],
+    "trading_symbol": [None, 5, "X" * 101, "RELIANCE\u00e9", "REL\x00IANCE"],
+    "order_side": ["HOLD", ""],
+    "exchange_token": [0, "2885"],
+    "exchange_segment": ["MARS"],
+    "targets": [
+        "105",
+        [1],
+        [{"price": None}],
+        [{"percent": "50"}],
+        [{"price": "105", "lots": "1"}],
+        [{"price": "105", "percent": "1000"}],
+        None,
+    ],
+    "external_id": ["E" * 65],
+    "client_order_id": ["   "],
+    "product_type": [None],
+}
 UNUSUAL = [
-    batch_item(10, no_of_lots="2"),
-    batch_item(11, no_of_lots="many"),
-    batch_item(12, no_of_lots=True),
-    batch_item(13, no_of_lots=2.0),
-    batch_item(14, no_of_lots=None),
-    {k: v for k, v in batch_item(15).items() if k != "no_of_lots"},
-    batch_item(16, entry_price="99.12345"),
-    batch_item(17, entry_price="1e3"),
-    batch_item(18, entry_price="NaN"),
-    batch_item(19, entry_price=""),
-    batch_item(20, entry_price="  "),
-    batch_item(21, entry_price=99.5),
-    batch_item(22, entry_price="123456789012.5"),
-    batch_item(23, entry_price="+99"),
-    batch_item(24, trading_symbol=None),
-    batch_item(25, trading_symbol=5),
-    batch_item(26, trading_symbol="X" * 101),
-    batch_item(27, trading_symbol="RELIANCE\u00e9"),
-    batch_item(28, trading_symbol="REL\x00IANCE"),
-    batch_item(29, order_side="HOLD"),
-    batch_item(30, order_side=""),
-    batch_item(31, exchange_token=0),
-    batch_item(32, exchange_token="2885"),
-    batch_item(33, exchange_segment="MARS"),
-    batch_item(34, targets="105"),
-    batch_item(35, targets=[1]),
-    batch_item(36, targets=[{"price": None}]),
-    batch_item(37, targets=[{"percent": "50"}]),
-    batch_item(38, targets=[{"price": "105", "lots": "1"}]),
-    batch_item(39, targets=[{"price": "105", "percent": "1000"}]),
-    batch_item(40, targets=None),
-    batch_item(41, external_id="E" * 65),
-    batch_item(42, client_order_id="   "),
-    batch_item(43, product_type=None),
+    {k: v for k, v in batch_item(10).items() if k != "no_of_lots"},
+    *(
+        batch_item(10, **{field: value})
+        for field, values in UNUSUAL_VALUES.items()
+        for value in values
+    ),
 ]
 
 
