@@ -6,16 +6,24 @@ closes the oldest open lots first, splitting a lot when only part of it is close
 is larger than the whole position it closes everything and opens a lot on its own side for the
 rest (long -> short and back).
 
+Money and the contract multiplier
+- A quantity is in units of the contract and a price is per unit; one unit is worth price x
+  `multiplier` rupees (the instrument master's Multiplier: 1 for shares and NSE derivatives,
+  10 or 100 for MCX contracts). Every money figure below (a lot's realized and unrealized PnL,
+  `realized`, `open_cost`, `cash_flow`) is in rupees, i.e. already x multiplier, as XTS
+  reports its position amounts; quantities and prices are never scaled.
+
 Sign conventions
-- Realized PnL of a matched lot: (exit - entry) x quantity for a long lot (entry side BUY),
-  (entry - exit) x quantity for a short lot (entry side SELL).
+- Realized PnL of a matched lot: (exit - entry) x quantity x multiplier for a long lot (entry
+  side BUY), (entry - exit) x quantity x multiplier for a short lot (entry side SELL).
 - Unrealized PnL of an open lot: the same formula with a mark price in place of the exit: the
   sell fair price for long lots (what we could sell at), the buy fair price for short lots
   (what we could buy back at); the last traded price when that fair price is missing; no mark
   at all leaves the lot unvalued (unrealized 0, `mark_price` None).
 - Open quantity is signed: positive long, negative short.
-- Cash flow = sum(sell quantity x price) - sum(buy quantity x price) (money in minus money out).
-  Open value = sum(long open quantity x entry price) - sum(short open quantity x entry price).
+- Cash flow = (sum(sell quantity x price) - sum(buy quantity x price)) x multiplier (money in
+  minus money out). Open value = (sum(long open quantity x entry price) - sum(short open
+  quantity x entry price)) x multiplier.
   Identity (tested): realized total = cash flow + open value, i.e. what the fills paid out,
   minus what is still tied up in the open position at its entry prices.
 
@@ -23,8 +31,10 @@ Exactness and speed: prices are converted once to integer ticks of 1/10,000 (the
 of the database; a price with more decimal places is rejected rather than rounded), and all
 matching arithmetic and every total is on Python ints, so no Decimal context precision or
 rounding can touch a sum; lots carry the fills' own Decimal prices, and per-lot PnL goes back
-to Decimal through a cache (amounts recur). A million fills (~970,000 lots) match in about
-1.1 s on an idle core, ~1.9 s with the 2-core machine loaded (`bench/fifo.py`).
+to Decimal through a cache (amounts recur). The multiplier is applied where tick amounts become
+Decimal (the totals once, a lot's PnL on a cache miss), never per fill. A million fills
+(~970,000 lots) match in about 1.1 s on an idle core, ~1.9 s with the 2-core machine loaded
+(`bench/fifo.py`).
 
 Independence from partial fills (what is guaranteed, precisely): let F' be F with any fill
 replaced by several consecutive fills of the same order id, side, price and time whose
@@ -142,8 +152,8 @@ class FifoResult:
     open_lots: list[OpenLot]
     realized: Decimal
     open_quantity: int  # signed: + long, - short
-    open_cost: Decimal  # sum(open quantity x entry price), unsigned
-    cash_flow: Decimal  # sum(sell qty x price) - sum(buy qty x price)
+    open_cost: Decimal  # sum(open quantity x entry price) x multiplier, unsigned
+    cash_flow: Decimal  # (sum(sell qty x price) - sum(buy qty x price)) x multiplier
     fill_count: int
     buy_quantity: int
     sell_quantity: int
@@ -195,18 +205,27 @@ def ticks_to_price(ticks: int) -> Decimal:
     return Decimal(ticks) / _TICKS_DEC
 
 
-def match_fills(fills: Sequence[Fill]) -> FifoResult:
+def _check_multiplier(multiplier: int) -> None:
+    if type(multiplier) is not int or multiplier <= 0:
+        raise ValueError(f"multiplier must be a positive int, not {multiplier!r}")
+
+
+def match_fills(fills: Sequence[Fill], *, multiplier: int = 1) -> FifoResult:
     """FIFO-match one instrument's fills (time order; ties keep their input order).
 
+    `multiplier`: rupees per unit of quantity per rupee of price (see the module docstring).
     Lots reference the input `Fill` objects (their prices are the fills' own Decimals, equal
     to the ticks used inside). Raises ValueError for a side other than BUY/SELL, a quantity
-    that is not a positive int, a price finer than 0.0001, or fills out of time order.
+    that is not a positive int, a price finer than 0.0001, fills out of time order, or a
+    multiplier that is not a positive int.
     """
+    _check_multiplier(multiplier)
     lots: deque[list] = deque()  # [remaining quantity, entry ticks, entry fill]
     long = True  # side of the open lots; meaningful only while `lots` is not empty
     matched: list[MatchedLot] = []
     add_match = matched.append
-    # PnL figures go back to Decimal through a cache: the same amounts recur often.
+    # PnL figures go back to Decimal (x multiplier) through a cache, keyed by the unscaled
+    # ticks: the same amounts recur often.
     pnl_cache: dict[int, Decimal] = {}
     realized = 0
     buy_qty = sell_qty = buy_value = sell_value = 0
@@ -261,7 +280,7 @@ def match_fills(fills: Sequence[Fill]) -> FifoResult:
             realized += pnl_ticks
             pnl = pnl_cache.get(pnl_ticks)
             if pnl is None:
-                pnl = pnl_cache[pnl_ticks] = decimal(pnl_ticks) / scale
+                pnl = pnl_cache[pnl_ticks] = decimal(pnl_ticks * multiplier) / scale
             add_match(matched_lot(lot[2], fill, closed, pnl))
         if quantity:
             # Larger than the whole position: the rest opens a lot on the fill's side.
@@ -275,10 +294,10 @@ def match_fills(fills: Sequence[Fill]) -> FifoResult:
     return FifoResult(
         matched=matched,
         open_lots=[OpenLot(entry, quantity) for quantity, _ticks, entry in lots],
-        realized=ticks_to_price(realized),
+        realized=ticks_to_price(realized * multiplier),
         open_quantity=open_quantity if long else -open_quantity,
-        open_cost=ticks_to_price(open_cost),
-        cash_flow=ticks_to_price(sell_value - buy_value),
+        open_cost=ticks_to_price(open_cost * multiplier),
+        cash_flow=ticks_to_price((sell_value - buy_value) * multiplier),
         fill_count=len(fills),
         buy_quantity=buy_qty,
         sell_quantity=sell_qty,
@@ -293,21 +312,27 @@ def mark_price_for(entry_side: str, quote: Quote | None) -> Decimal | None:
     return fair if fair is not None else quote.last_traded_price
 
 
-def unrealized_pnl(lot: OpenLot, mark_price: Decimal) -> Decimal:
-    return lot_unrealized_pnl(lot.entry_side, lot.entry_price, lot.quantity, mark_price)
+def unrealized_pnl(lot: OpenLot, mark_price: Decimal, *, multiplier: int = 1) -> Decimal:
+    return lot_unrealized_pnl(
+        lot.entry_side, lot.entry_price, lot.quantity, mark_price, multiplier=multiplier
+    )
 
 
 def lot_unrealized_pnl(
-    entry_side: str, entry_price: Decimal, quantity: int, mark_price: Decimal
+    entry_side: str, entry_price: Decimal, quantity: int, mark_price: Decimal, *, multiplier: int
 ) -> Decimal:
-    # Exact: both prices have at most 4 decimal places and quantities are ints.
+    """In rupees: the price move x quantity x the contract multiplier."""
+    # Exact: both prices have at most 4 decimal places and quantity and multiplier are ints.
     if entry_side == BUY:
-        return (mark_price - entry_price) * quantity
-    return (entry_price - mark_price) * quantity
+        return (mark_price - entry_price) * (quantity * multiplier)
+    return (entry_price - mark_price) * (quantity * multiplier)
 
 
-def value_open_lots(open_lots: Iterable[OpenLot], quote: Quote | None) -> Valuation:
-    """Unrealized PnL of open lots at the current marks (see the module docstring)."""
+def value_open_lots(
+    open_lots: Iterable[OpenLot], quote: Quote | None, *, multiplier: int = 1
+) -> Valuation:
+    """Unrealized PnL of open lots at the current marks, x `multiplier` (module docstring)."""
+    _check_multiplier(multiplier)
     valued: list[LotValuation] = []
     total = Decimal(0)
     unvalued = 0
@@ -317,20 +342,25 @@ def value_open_lots(open_lots: Iterable[OpenLot], quote: Quote | None) -> Valuat
             valued.append(LotValuation(lot, None, Decimal(0)))
             unvalued += lot.quantity
             continue
-        pnl = unrealized_pnl(lot, mark)
+        pnl = unrealized_pnl(lot, mark, multiplier=multiplier)
         valued.append(LotValuation(lot, mark, pnl))
         total += pnl
     return Valuation(lots=valued, unrealized=total, unvalued_quantity=unvalued)
 
 
-def fingerprint_fills(fills: Iterable[Fill], *, salt: str = "") -> str:
-    """A stable digest of an instrument's fills (and of `salt`): equal digests, same result.
+def fingerprint_fills(fills: Iterable[Fill], *, salt: str = "", multiplier: int = 1) -> str:
+    """A stable digest of an instrument's fills (and of `salt` and `multiplier`): equal
+    digests, same result.
 
     Prices enter as ticks so that 100.5 and 100.5000 hash alike; any change to a fill's id,
-    order id, side, quantity, price, time or position in the sequence changes the digest.
+    order id, side, quantity, price, time or position in the sequence changes the digest, and
+    so does the multiplier. A multiplier of 1 adds nothing: the digests of instruments that
+    never had another one stay what they were before the multiplier counted.
     """
     digest = hashlib.blake2b(digest_size=20)
     digest.update(salt.encode())
+    if multiplier != 1:
+        digest.update(f"\x1dmultiplier={multiplier}".encode())
     for fill in fills:
         digest.update(
             (
@@ -346,24 +376,29 @@ def match_changed_instruments(
     previous_fingerprints: Mapping[K, str],
     *,
     salts: Mapping[K, str] | None = None,
+    multipliers: Mapping[K, int] | None = None,
 ) -> IncrementalResult[K]:
-    """Re-match only instruments whose fills (or salt) changed since `previous_fingerprints`.
+    """Re-match only instruments whose fills, salt or multiplier changed since
+    `previous_fingerprints`.
 
     `salts` lets the caller fold other inputs of its own into the digest (the service folds in
-    which order legs the fills' order ids belong to). Instruments in `previous_fingerprints`
-    with no fills now are reported in `removed`.
+    which order legs the fills' order ids belong to). `multipliers`: each instrument's contract
+    multiplier (absent: 1); a change of it re-matches the instrument. Instruments in
+    `previous_fingerprints` with no fills now are reported in `removed`.
     """
     salts = salts or {}
+    multipliers = multipliers or {}
     results: dict[K, FifoResult] = {}
     fingerprints: dict[K, str] = {}
     unchanged: set[K] = set()
     for key, fills in fills_by_instrument.items():
-        digest = fingerprint_fills(fills, salt=salts.get(key, ""))
+        multiplier = multipliers.get(key, 1)
+        digest = fingerprint_fills(fills, salt=salts.get(key, ""), multiplier=multiplier)
         fingerprints[key] = digest
         if previous_fingerprints.get(key) == digest:
             unchanged.add(key)
         else:
-            results[key] = match_fills(fills)
+            results[key] = match_fills(fills, multiplier=multiplier)
     removed = frozenset(key for key in previous_fingerprints if key not in fills_by_instrument)
     return IncrementalResult(
         results=results,
@@ -373,9 +408,15 @@ def match_changed_instruments(
     )
 
 
-def match_instruments(fills_by_instrument: Mapping[K, Sequence[Fill]]) -> dict[K, FifoResult]:
-    """`match_fills` for every instrument of an account."""
-    return {key: match_fills(fills) for key, fills in fills_by_instrument.items()}
+def match_instruments(
+    fills_by_instrument: Mapping[K, Sequence[Fill]], *, multipliers: Mapping[K, int] | None = None
+) -> dict[K, FifoResult]:
+    """`match_fills` for every instrument of an account (`multipliers`: absent means 1)."""
+    multipliers = multipliers or {}
+    return {
+        key: match_fills(fills, multiplier=multipliers.get(key, 1))
+        for key, fills in fills_by_instrument.items()
+    }
 
 
 def merged_lots(

@@ -121,6 +121,40 @@ def fair_prices_by_instrument(*, keys: Iterable[tuple[str, int]]) -> dict[tuple[
     }
 
 
+@dataclass(frozen=True)
+class InstrumentTerms:
+    """What turns an instrument's fills into rupees: its contract multiplier (rupees per unit
+    of quantity per rupee of price, from the instrument master) and its latest marks (None:
+    no fair price row)."""
+
+    multiplier: int
+    buy_fair_price: Decimal | None
+    sell_fair_price: Decimal | None
+    avg_fair_price: Decimal | None
+    last_traded_price: Decimal | None
+
+
+def instrument_terms(*, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], InstrumentTerms]:
+    """(segment, instrument id) -> the instrument's multiplier and fair prices, in one query
+    (absent: not in the instrument master; the caller values it at multiplier 1, unmarked)."""
+    keys = set(keys)
+    if not keys:
+        return {}
+    rows = Instrument.objects.filter(instruments_filter(keys)).values(
+        "exchange_segment",
+        "exchange_instrument_id",
+        "multiplier",
+        *(f"fair_price__{name}" for name in FAIR_PRICE_FIELDS),
+    )
+    return {
+        (row["exchange_segment"], row["exchange_instrument_id"]): InstrumentTerms(
+            multiplier=row["multiplier"],
+            **{name: row[f"fair_price__{name}"] for name in FAIR_PRICE_FIELDS},
+        )
+        for row in rows
+    }
+
+
 def fair_prices_for_rows(rows: Iterable[Any]) -> dict[tuple[str, int], dict]:
     """`fair_prices_by_instrument` for the instruments some rows are on (lots, instrument
     states: anything with exchange_segment and exchange_instrument_id)."""

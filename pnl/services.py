@@ -14,6 +14,10 @@ account's exclusion: orders.services.account_lock):
 Fills come from the trade book (`BrokerTrade`, one row per execution). An account with no
 trade rows at all falls back to its order book (`BrokerOrder`): one fill per order that
 traded, its cumulative quantity at its average price, at its exchange transact time.
+
+Money is in rupees: each fill's figures (lots, marks, turnover) are x its instrument's
+contract multiplier from the instrument master (1 for an instrument the master lacks), as
+XTS's own position amounts are.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ CENTS = Decimal("0.01")
 ZERO = Decimal("0")
 
 InstrumentKey = tuple[str, int]  # (exchange segment, exchange instrument id)
+Terms = dict[InstrumentKey, selectors.InstrumentTerms]  # multiplier and marks per instrument
 
 
 def to_money(value: Decimal) -> Decimal:
@@ -216,15 +221,21 @@ def _instrument_filter(keys: Iterable[InstrumentKey]) -> Q:
     return condition
 
 
-def _quote(prices: dict[InstrumentKey, dict], key: InstrumentKey) -> fifo.Quote | None:
-    row = prices.get(key)
-    if row is None:
+def _quote(terms: Terms, key: InstrumentKey) -> fifo.Quote | None:
+    found = terms.get(key)
+    if found is None:
         return None
     return fifo.Quote(
-        buy_fair_price=row["buy_fair_price"],
-        sell_fair_price=row["sell_fair_price"],
-        last_traded_price=row["last_traded_price"],
+        buy_fair_price=found.buy_fair_price,
+        sell_fair_price=found.sell_fair_price,
+        last_traded_price=found.last_traded_price,
     )
+
+
+def _multipliers(terms: Terms, keys: Iterable[InstrumentKey]) -> dict[InstrumentKey, int]:
+    """Each instrument's contract multiplier; 1 for one the instrument master lacks (a fill of
+    it is re-matched when the master brings another: the multiplier is in its fingerprint)."""
+    return {key: terms[key].multiplier if key in terms else 1 for key in keys}
 
 
 def _new_lot_rows(
@@ -324,10 +335,12 @@ def _revalue_stored_open_lots(
     *,
     account: BrokerAccount,
     keys: set[InstrumentKey],
-    prices: dict[InstrumentKey, dict],
+    terms: Terms,
+    multipliers: dict[InstrumentKey, int],
     now: datetime,
 ) -> dict[InstrumentKey, Decimal]:
-    """Fills unchanged, prices moved: re-mark the stored open lots of these instruments."""
+    """Fills unchanged, prices moved: re-mark the stored open lots of these instruments (their
+    multipliers are unchanged too: a new one changes the fingerprint, and so re-matches)."""
     unrealized: dict[InstrumentKey, Decimal] = dict.fromkeys(keys, ZERO)
     if not keys:
         return unrealized
@@ -338,13 +351,13 @@ def _revalue_stored_open_lots(
     )
     for lot in lots:
         key = (lot.exchange_segment, lot.exchange_instrument_id)
-        mark = fifo.mark_price_for(lot.entry_side, _quote(prices, key))
+        mark = fifo.mark_price_for(lot.entry_side, _quote(terms, key))
         if mark is None:
             lot.fair_price_used, lot.unrealized_pnl = None, ZERO
         else:
             lot.fair_price_used = mark
             lot.unrealized_pnl = fifo.lot_unrealized_pnl(
-                lot.entry_side, lot.entry_price, lot.quantity, mark
+                lot.entry_side, lot.entry_price, lot.quantity, mark, multiplier=multipliers[key]
             )
         lot.computed_at = now
         unrealized[key] += lot.unrealized_pnl
@@ -399,11 +412,17 @@ def _attribute_orders(
 
 
 def _daily_figures(
-    *, account: BrokerAccount, fills: _AccountFills, unrealized: Decimal, now: datetime
+    *,
+    account: BrokerAccount,
+    fills: _AccountFills,
+    multipliers: dict[InstrumentKey, int],
+    unrealized: Decimal,
+    now: datetime,
 ) -> DailyFigures:
     """Today (Asia/Kolkata): realized of the lots whose EXIT happened today (the day the
     profit was booked, wherever the entry was), unrealized at this computation, turnover =
-    sum(quantity x price) of today's fills of both sides, fills = how many of them."""
+    sum(quantity x price x multiplier) of today's fills of both sides (rupees, as the
+    charges count it), fills = how many of them."""
     day, start, end = trading_day_bounds(now)
     realized = (
         PnlLot.objects.filter(
@@ -412,10 +431,11 @@ def _daily_figures(
         or ZERO
     )
     turnover, count = ZERO, 0
-    for instrument_fills in fills.by_instrument.values():
+    for key, instrument_fills in fills.by_instrument.items():
+        multiplier = multipliers[key]
         for fill in instrument_fills:
             if start <= fill.time < end:
-                turnover += fill.price * fill.quantity
+                turnover += fill.price * fill.quantity * multiplier
                 count += 1
     return DailyFigures(
         trading_date=day,
@@ -459,12 +479,14 @@ def compute_account_pnl(*, account: BrokerAccount, now: datetime | None = None) 
             for s in _STATES(account_id=account.pk)
         }
         salts = {key: _leg_salt(f, legs) for key, f in fills.by_instrument.items()}
+        terms = selectors.instrument_terms(keys=fills.by_instrument.keys())
+        multipliers = _multipliers(terms, fills.by_instrument)
         outcome = fifo.match_changed_instruments(
             fills.by_instrument,
             {key: state.fingerprint for key, state in states.items()},
             salts=salts,
+            multipliers=multipliers,
         )
-        prices = selectors.fair_prices_by_instrument(keys=fills.by_instrument.keys())
 
         stale = set(outcome.results) | set(outcome.removed)
         if stale:
@@ -472,7 +494,9 @@ def compute_account_pnl(*, account: BrokerAccount, now: datetime | None = None) 
         new_rows: list[dict] = []
         unrealized_by_key: dict[InstrumentKey, Decimal] = {}
         for key, result in outcome.results.items():
-            valuation = fifo.value_open_lots(result.open_lots, _quote(prices, key))
+            valuation = fifo.value_open_lots(
+                result.open_lots, _quote(terms, key), multiplier=multipliers[key]
+            )
             unrealized_by_key[key] = valuation.unrealized
             new_rows += _new_lot_rows(
                 account=account,
@@ -486,7 +510,11 @@ def compute_account_pnl(*, account: BrokerAccount, now: datetime | None = None) 
         _insert_lot_rows(new_rows)
         unrealized_by_key.update(
             _revalue_stored_open_lots(
-                account=account, keys=set(outcome.unchanged), prices=prices, now=now
+                account=account,
+                keys=set(outcome.unchanged),
+                terms=terms,
+                multipliers=multipliers,
+                now=now,
             )
         )
 
@@ -500,7 +528,9 @@ def compute_account_pnl(*, account: BrokerAccount, now: datetime | None = None) 
         )
         realized = sum((i.realized for i in instruments), ZERO)
         unrealized = sum((i.unrealized for i in instruments), ZERO)
-        today = _daily_figures(account=account, fills=fills, unrealized=unrealized, now=now)
+        today = _daily_figures(
+            account=account, fills=fills, multipliers=multipliers, unrealized=unrealized, now=now
+        )
         _save_daily(account=account, today=today)
         orders_updated = _attribute_orders(account=account, legs=legs, now=now)
         realized_mtm, unrealized_mtm = to_money(realized), to_money(unrealized)
@@ -556,9 +586,10 @@ def _snapshot_inputs_fingerprint(
 ) -> str:
     """What the stored PnL of the account is a function of, as the broker just reported it:
     the filled order-book rows and the trade book (the fills), the legs those orders map to
-    (the lots' attribution), the fair prices of the traded instruments (the open lots'
-    marks) and the trading day (the daily row). Over-inclusive on purpose: any doubt means a
-    recompute. With no fill at all it costs no query; otherwise two small ones."""
+    (the lots' attribution), the multipliers and fair prices of the traded instruments (the
+    money per unit, the open lots' marks) and the trading day (the daily row).
+    Over-inclusive on purpose: any doubt means a recompute. With no fill at all it costs no
+    query; otherwise two small ones."""
     # An unreadable quantity (None) is no fill to fingerprint.
     filled = [row for row in order_book if (row.filled_quantity or 0) > 0]
     traded = [row for row in trades if (row.quantity or 0) > 0]
@@ -570,15 +601,15 @@ def _snapshot_inputs_fingerprint(
         | {(t.exchange_segment, t.exchange_instrument_id) for t in traded}
     )
     legs: list = []
-    prices: list = []
+    terms: list = []
     if order_ids:
         legs = sorted(
             OrderLeg.objects.filter(account=account, broker_order_id__in=order_ids).values_list(
                 "broker_order_id", "id", "order_id"
             )
         )
-        found = selectors.fair_prices_by_instrument(keys=keys)
-        prices = [(key, sorted(found.get(key, {}).items())) for key in keys]
+        found = selectors.instrument_terms(keys=keys)
+        terms = [(key, found.get(key)) for key in keys]
     text = repr(
         (
             settings.DATABASES["default"]["NAME"],
@@ -588,7 +619,7 @@ def _snapshot_inputs_fingerprint(
             filled,
             traded,
             legs,
-            prices,
+            terms,
         )
     )
     return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
@@ -603,8 +634,8 @@ def compute_account_pnl_if_changed(
 ) -> AccountPnl | None:
     """The monitoring loop's step 2: `compute_account_pnl`, unless nothing it depends on
     changed since this function last computed it (same broker fills, same leg links, same
-    fair prices of the traded instruments, same trading day), in which case the stored
-    figures are still right and nothing is read or written: returns None then.
+    multipliers and fair prices of the traded instruments, same trading day), in which case
+    the stored figures are still right and nothing is read or written: returns None then.
 
     `order_book` and `trades` are the broker's answer that step 1 just stored. The
     fingerprint lives in the cache; `compute_account_pnl` from anywhere else clears it."""

@@ -3,7 +3,9 @@
 MTM = (sell amount - buy amount) + net quantity x LTP x multiplier: the realized part of what
 was bought and sold, plus the open quantity at the market. With average-cost positions (the
 paper exchange's, XTS's) this equals realized + unrealized; it moves with every price tick
-while the amounts stay as the last broker sync left them.
+while the amounts stay as the last broker sync left them. Amounts are rupees, already x the
+contract multiplier (XTS's BuyAmount and SellAmount are); an amount the broker left out is
+average price x quantity x multiplier.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ class PositionFigures:
     broker_mtm: Decimal | None  # what the broker said at the last sync
 
 
-def _amount(amount: Decimal | None, average: Decimal | None, quantity: int) -> Decimal | None:
+def _amount(
+    amount: Decimal | None, average: Decimal | None, quantity: int, multiplier: int
+) -> Decimal | None:
     if amount is not None:
         return amount
     if average is not None:
-        return average * quantity
+        return average * quantity * multiplier
     return ZERO if quantity == 0 else None
 
 
@@ -48,8 +52,8 @@ def live_mtm(
     figures: PositionFigures, *, ltp: Decimal | None, multiplier: int = 1
 ) -> Decimal | None:
     """MTM at `ltp`; without a price (or the amounts), the broker's last figure."""
-    bought = _amount(figures.buy_amount, figures.buy_avg_price, figures.buy_qty)
-    sold = _amount(figures.sell_amount, figures.sell_avg_price, figures.sell_qty)
+    bought = _amount(figures.buy_amount, figures.buy_avg_price, figures.buy_qty, multiplier)
+    sold = _amount(figures.sell_amount, figures.sell_avg_price, figures.sell_qty, multiplier)
     if bought is None or sold is None:
         return figures.broker_mtm
     if figures.net_qty == 0:

@@ -13,8 +13,10 @@ from pnl.fifo import (
     Fill,
     Quote,
     fingerprint_fills,
+    lot_unrealized_pnl,
     match_changed_instruments,
     match_fills,
+    match_instruments,
     value_open_lots,
 )
 
@@ -202,3 +204,87 @@ def test_incremental_matching_recomputes_only_changed_instruments():
     gone = match_changed_instruments({"B": second["B"]}, later.fingerprints)
     assert gone.removed == {"A"}
     assert gone.unchanged == {"B"}
+
+
+# ---- the contract multiplier: one unit is worth price x multiplier rupees -----------------
+
+
+def test_one_unit_of_a_multiplier_10_contract_bought_at_100_and_sold_at_101_realizes_10():
+    result = match_fills(fills(("E", BUY, 1, "100"), ("X", SELL, 1, "101")), multiplier=10)
+
+    assert lot_rows(result) == [("E", "X", 1, D("100"), D("101"), D("10"))]
+    assert (result.realized, result.cash_flow) == (D("10"), D("10"))
+
+
+def test_the_multiplier_scales_money_but_never_quantities_or_prices():
+    rows = fills(("E1", BUY, 3, "100"), ("E2", BUY, 2, "102.5"), ("X", SELL, 4, "101.25"))
+
+    plain = match_fills(rows)
+    scaled = match_fills(rows, multiplier=100)
+
+    # 3 x 1.25 - 1 x 1.25 = 2.50 a unit of price; x 100.
+    assert [lot.realized_pnl for lot in scaled.matched] == [D("375"), D("-125")]
+    assert scaled.realized == plain.realized * 100 == D("250")
+    assert scaled.open_cost == plain.open_cost * 100 == D("10250")  # 1 x 102.5 x 100
+    assert scaled.cash_flow == plain.cash_flow * 100
+    assert (scaled.open_quantity, scaled.buy_quantity, scaled.sell_quantity) == (1, 5, 4)
+    assert [(lot.quantity, lot.entry_price) for lot in scaled.open_lots] == [(1, D("102.5"))]
+    # The identity of the module docstring holds in rupees.
+    assert scaled.realized == scaled.cash_flow + scaled.open_cost
+
+
+def test_lots_with_recurring_amounts_each_carry_the_multiplied_pnl():
+    # Equal tick amounts are converted once (a cache): every lot must still be x multiplier.
+    rows = fills(
+        ("E1", BUY, 2, "10"), ("X1", SELL, 2, "11"), ("E2", BUY, 2, "20"), ("X2", SELL, 2, "21")
+    )
+
+    result = match_fills(rows, multiplier=10)
+
+    assert [lot.realized_pnl for lot in result.matched] == [D("20"), D("20")]
+    assert result.realized == D("40")
+
+
+def test_open_lots_are_valued_with_the_multiplier():
+    quote = Quote(buy_fair_price=D("106"), sell_fair_price=D("104"), last_traded_price=D("105"))
+    long_lots = match_fills(fills(("E", BUY, 3, "100")), multiplier=10).open_lots
+    short_lots = match_fills(fills(("E", SELL, 3, "100")), multiplier=10).open_lots
+
+    long_value = value_open_lots(long_lots, quote, multiplier=10)
+    short_value = value_open_lots(short_lots, quote, multiplier=10)
+
+    assert (long_value.lots[0].unrealized_pnl, long_value.unrealized) == (D("120"), D("120"))
+    assert short_value.unrealized == D("-180")  # 3 x (100 - 106) x 10
+    assert lot_unrealized_pnl(BUY, D("100"), 3, D("104"), multiplier=10) == D("120")
+
+
+@pytest.mark.parametrize("bad", [0, -10, 1.5, D("10"), "10", True, None])
+def test_a_multiplier_that_is_not_a_positive_int_is_rejected(bad):
+    one = fills(("E", BUY, 1, "100"))
+    with pytest.raises(ValueError, match="multiplier"):
+        match_fills(one, multiplier=bad)
+    with pytest.raises(ValueError, match="multiplier"):
+        value_open_lots(match_fills(one).open_lots, None, multiplier=bad)
+
+
+def test_the_fingerprint_sees_the_multiplier_and_one_leaves_it_as_it_was():
+    rows = fills(("A", BUY, 1, "100"), ("B", SELL, 1, "101"))
+
+    assert fingerprint_fills(rows, multiplier=1) == fingerprint_fills(rows)
+    assert fingerprint_fills(rows, multiplier=10) != fingerprint_fills(rows)
+    assert fingerprint_fills(rows, multiplier=10) != fingerprint_fills(rows, multiplier=100)
+
+
+def test_a_changed_multiplier_rematches_the_instrument_with_it():
+    book = {
+        "MCX": fills(("A", BUY, 1, "100"), ("B", SELL, 1, "101")),
+        "NSE": fills(("C", BUY, 1, "5")),
+    }
+    before = match_changed_instruments(book, {})  # the master did not know the contract yet
+    assert before.results["MCX"].realized == D("1")
+
+    after = match_changed_instruments(book, before.fingerprints, multipliers={"MCX": 10})
+
+    assert set(after.results) == {"MCX"} and after.unchanged == {"NSE"}
+    assert after.results["MCX"].realized == D("10")
+    assert match_instruments(book, multipliers={"MCX": 10})["MCX"].realized == D("10")

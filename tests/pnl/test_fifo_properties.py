@@ -152,3 +152,25 @@ def test_open_lots_are_all_on_one_side_and_sum_to_the_open_quantity(fills):
         lot.quantity if lot.entry_side == BUY else -lot.quantity for lot in result.open_lots
     )
     assert signed == result.open_quantity == result.buy_quantity - result.sell_quantity
+
+
+@settings(max_examples=200, deadline=None)
+@given(fill_sequences(), st.sampled_from([2, 10, 100, 1000]))
+def test_a_multiplier_scales_every_money_figure_and_nothing_else(fills, multiplier):
+    plain = match_fills(fills)
+    scaled = match_fills(fills, multiplier=multiplier)
+
+    assert [lot.realized_pnl for lot in scaled.matched] == [
+        lot.realized_pnl * multiplier for lot in plain.matched
+    ]
+    assert scaled.realized == plain.realized * multiplier
+    assert scaled.open_cost == plain.open_cost * multiplier
+    assert scaled.cash_flow == plain.cash_flow * multiplier
+    assert [(lot.entry.fill_id, lot.quantity) for lot in scaled.matched] == [
+        (lot.entry.fill_id, lot.quantity) for lot in plain.matched
+    ]
+    assert (scaled.open_quantity, scaled.buy_quantity, scaled.sell_quantity) == (
+        plain.open_quantity,
+        plain.buy_quantity,
+        plain.sell_quantity,
+    )

@@ -377,3 +377,58 @@ def test_a_pnl_run_holds_the_accounts_exclusion_and_a_busy_read_answers_the_stor
         holder.join(10)
     assert services.refresh_account_pnl_if_stale(account=account) is not None
     assert PnlLot.objects.filter(account=account).count() == 1
+
+
+def test_a_contracts_multiplier_scales_its_lots_day_orders_and_account_but_not_others(account):
+    crude = BrokerBooks(account, make_instrument(segment="MCXFO", multiplier=100))
+    shares = BrokerBooks(account, make_instrument())
+    make_fair_price(crude.instrument, "5010")
+    buy = filled_order(account, crude.instrument, quantity=3, entry_broker_order_id="B1")
+    crude.fills(("B1", "BUY", 3, "5000", at(30)), ("S1", "SELL", 1, "5004.5", at(20)))
+    shares.fills(("B2", "BUY", 1, "10", at(30)), ("S2", "SELL", 1, "11", at(20)))
+
+    result = compute_account_pnl(account=account, now=NOW)
+
+    # Crude: 1 x 4.5 x 100 realized, 2 x 10 x 100 open; the shares 1 x 1.
+    lots = PnlLot.objects.filter(
+        account=account, exchange_instrument_id=crude.instrument.exchange_instrument_id
+    )
+    assert lots.get(kind=PnlLot.Kind.MATCHED).realized_pnl == D("450")
+    assert lots.get(kind=PnlLot.Kind.OPEN).unrealized_pnl == D("2000")
+    assert (result.realized, result.unrealized, result.total) == (
+        D("451.00"),
+        D("2000.00"),
+        D("2451.00"),
+    )
+    day = PnlDaily.objects.get(account=account)
+    assert day.turnover == D("2000450.00") + D("21")  # (3 x 5000 + 5004.5) x 100, + 10 + 11
+    buy.refresh_from_db()
+    assert (buy.pnl, buy.open_position) == (D("2450.00"), 2)
+
+
+def test_a_multiplier_learned_after_the_fills_were_matched_rematches_them_with_it(account):
+    # The contract traded before the instrument master gave its multiplier (or gave 1): the
+    # stored result must not outlive the master's correction.
+    crude = BrokerBooks(account, make_instrument(segment="MCXFO"))
+    make_fair_price(crude.instrument, "102")
+    crude.fills(("B1", "BUY", 2, "100", at(30)), ("S1", "SELL", 1, "101", at(20)))
+    assert compute_account_pnl(account=account, now=NOW).realized == D("1.00")
+
+    Instrument.objects.filter(pk=crude.instrument.pk).update(multiplier=10)
+    result = compute_account_pnl(account=account, now=NOW + timedelta(minutes=1))
+
+    key = (crude.instrument.exchange_segment, crude.instrument.exchange_instrument_id)
+    assert result.rematched_instruments == [key]
+    assert (result.realized, result.unrealized) == (D("10.00"), D("20.00"))
+    assert PnlLot.objects.get(account=account, kind=PnlLot.Kind.MATCHED).realized_pnl == D("10")
+    assert PnlInstrumentState.objects.get(account=account).realized == D("10")
+
+
+def test_without_a_trade_book_the_order_books_fills_use_the_multiplier_too(account):
+    crude = BrokerBooks(account, make_instrument(segment="MCXFO", multiplier=10))
+    crude.orders(("B1", "BUY", 1, "100", at(30)), ("S1", "SELL", 1, "101", at(20)))
+
+    result = compute_account_pnl(account=account, now=NOW)
+
+    assert result.realized == D("10.00")
+    assert PnlDaily.objects.get(account=account).turnover == D("2010.00")

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from orders.brokers.base import BrokerTradeRow
+from orders.models import Instrument
 from pnl.models import PnlLot
 from pnl.selectors import pnl_is_stale
 from pnl.services import compute_account_pnl_if_changed
@@ -86,3 +87,15 @@ def test_a_skipped_recompute_still_counts_as_fresh_for_readers(traded_account):
 
     assert skipped is None
     assert pnl_is_stale(account=account) is False
+
+
+def test_a_changed_contract_multiplier_recomputes(traded_account):
+    account, instrument, trades = traded_account
+    compute_account_pnl_if_changed(account=account, order_book=[], trades=trades, now=NOW)
+    Instrument.objects.filter(pk=instrument.pk).update(multiplier=10)
+
+    again = compute_account_pnl_if_changed(
+        account=account, order_book=[], trades=trades, now=NOW + timedelta(minutes=1)
+    )
+
+    assert again is not None and again.unrealized == Decimal("500.00")  # 10 x 5 x 10

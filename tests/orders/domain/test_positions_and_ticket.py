@@ -71,6 +71,26 @@ def test_without_amounts_the_averages_stand_in_and_without_a_price_the_broker_fi
     assert live_mtm(averaged, ltp=None) == D("7.77")
 
 
+def test_a_multiplier_contract_moves_multiplier_rupees_a_point_on_the_brokers_amounts():
+    # XTS reports amounts already x multiplier: 1 unit of a x10 contract bought at 100.
+    long = figures(
+        net_qty=1, buy_qty=1, buy_avg_price=D("100"), buy_amount=D("1000"), sell_amount=D("0")
+    )
+    assert live_mtm(long, ltp=D("101"), multiplier=10) == D("10.00")
+
+
+def test_without_amounts_the_averages_stand_in_at_the_contract_multiplier():
+    averaged = figures(
+        net_qty=1, buy_qty=3, sell_qty=2, buy_avg_price=D("10"), sell_avg_price=D("11")
+    )
+    # (22 - 30 + 12) x 10: every rupee figure, not only the open quantity's, x multiplier.
+    assert live_mtm(averaged, ltp=D("12"), multiplier=10) == D("40.00")
+    flat = figures(
+        net_qty=0, buy_qty=1, sell_qty=1, buy_avg_price=D("100"), sell_avg_price=D("101")
+    )
+    assert live_mtm(flat, ltp=None, multiplier=10) == D("10.00")
+
+
 def test_instrument_classes_follow_segment_and_type():
     assert instrument_class(segment="NSECM", instrument_type="8") == EQUITY
     assert instrument_class(segment="NSEFO", instrument_type="2", series="FUTIDX") == FUTURES
