@@ -32,6 +32,10 @@ SENTENCES: dict[str, str] = {
     EventKind.ARCHIVED: "Rejected order archived",
     EventKind.KILL_SWITCH: "Kill switch: cancel everything and square off",
     EventKind.KILL_SWITCH_CANCEL: "Kill switch cancelled the {role} leg",
+    EventKind.KILL_SWITCH_PROTECTION_KEPT: "Kill switch could not square this position off: "
+    "its stop-loss and targets stay working",
+    EventKind.KILL_SWITCH_COMPLETED: "Kill switch: everything cancelled and squared off",
+    EventKind.KILL_SWITCH_INCOMPLETE: "Kill switch: not everything could be done",
     EventKind.EXIT_CREATED: "An exit leg was created to close the position",
     EventKind.EXIT_REDUCED: "The {role} leg was reduced to what is still open",
     EventKind.EXIT_CANCELLED: "The {role} leg was cancelled: nothing left to close",

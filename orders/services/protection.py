@@ -140,6 +140,13 @@ def plan_exits(*, legs: list[OrderLeg], target_quantities: list[int], may_add: b
     return plan
 
 
+def lacks_stop_loss(order: Order, legs: list[OrderLeg]) -> bool:
+    """Whether part of the bracket's open position has no working (or unanswered) stop-loss
+    leg to close it: what step 4 would place a stop-loss for."""
+    plan = plan_exits(legs=legs, target_quantities=_target_quantities(order), may_add=True)
+    return any(spec.role == Role.STOP_LOSS for spec in plan.new_exits)
+
+
 def _exit_side(order: Order) -> str:
     return Side.SELL if order.side == Side.BUY else Side.BUY
 
