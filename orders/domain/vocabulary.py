@@ -191,6 +191,8 @@ class EventKind(Vocabulary):
     EXIT_REDUCED = "exit_reduced", "Exit leg reduced"
     EXIT_CANCELLED = "exit_cancelled", "Exit leg cancelled"
     EXIT_REDUCE_FAILED = "exit_reduce_failed", "Exit leg reduction failed"
+    # An exit asked for (kill switch, position exit) was refused: step 4 protects it again.
+    EXIT_REFUSED = "exit_refused", "Exit refused, protected again"
     # The kill switch: the order marked, each working leg's cancellation and its failure.
     KILL_SWITCH = "kill_switch", "Kill switch"
     KILL_SWITCH_CANCEL = "kill_switch_cancel", "Kill switch cancelled a leg"

@@ -246,6 +246,34 @@ def test_a_market_exit_the_paper_exchange_refuses_gets_the_protection_back_at_on
     assert "kill_switch_incomplete" in _account_kinds(account)
 
 
+def test_an_exit_the_exchange_rejects_after_accepting_it_gets_the_protection_back(
+    trader, account, instrument, settings
+):
+    bracket = place_protected_bracket(user=trader, account=account, instrument=instrument)
+    protected = _working(bracket)
+    # The exchange accepts the exit, then its book shows it Rejected.
+    settings.PAPER_REJECT_RATE = "1"
+    result = kill_switch(account=account, actor=f"user:{trader.pk}")
+    settings.PAPER_REJECT_RATE = "0"
+    assert result.squared_off == ["RELIANCE 100 sold at market"]
+    assert _working(bracket) == []
+
+    sync_from_broker(account)  # the next cycle's steps 1 and 3: the exit was rejected
+    (exit_leg,) = legs_of(bracket, "EXIT")
+    assert exit_leg.status == "REJECTED"
+    place_protective_legs(account=account)  # step 4
+
+    assert _working(bracket) == protected
+    assert _working_at_the_broker(account, bracket) == protected
+    bracket.refresh_from_db()
+    assert bracket.exit_requested_at is None
+    assert "exit_refused" in _kinds(bracket)
+    # Protected once: the next cycle places nothing more.
+    sync_from_broker(account)
+    place_protective_legs(account=account)
+    assert _working(bracket) == protected
+
+
 def test_the_paper_kill_switch_that_squares_off_leaves_nothing_working_and_says_so(
     trader, account, instrument
 ):
