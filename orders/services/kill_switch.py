@@ -34,7 +34,7 @@ from orders.models import Order, OrderLeg, Side
 from orders.selectors import orders_with_legs
 from orders.services.audit import record_account_event
 from orders.services.broker_calls import client_for
-from orders.services.changes import CancelAttempt, cancel_working_legs
+from orders.services.changes import cancel_working_legs
 from orders.services.exclusion import account_exclusion
 from orders.services.position_changes import (
     ExitReport,
@@ -202,7 +202,7 @@ def _square_off(
     the exit legs written, with their orders, and why each bracket of `marked` whose
     position was not squared off was not (by order id)."""
     held_back = _held_back(positions, still_working, result)
-    chosen = [p for p in positions if p.net_qty is None or position_key(p) not in held_back]
+    chosen = [p for p in positions if position_key(p) not in held_back]
     pairs = write_ahead_exits(account=account, positions=chosen, actor=actor, result=result)
     outcomes = send_exits(account=account, pairs=pairs, actor=actor, result=result)
     sent: dict[tuple[str, str], int] = {}
@@ -244,7 +244,7 @@ def _square_off(
 def _cancel(legs: list[OrderLeg], *, actor: str, result: KillSwitchResult) -> list[OrderLeg]:
     """Cancel `legs` at the broker, reporting each one that was not; returns those that may
     still be working there."""
-    attempts: list[CancelAttempt] = cancel_working_legs(
+    attempts = cancel_working_legs(
         legs,
         actor=actor,
         kind=EventKind.KILL_SWITCH_CANCEL,
@@ -287,16 +287,16 @@ def _held_back(
     working at the broker (not cancelled) could close the position too, and a market exit
     beside it would then exit twice (a stop-loss filling after the exit reverses the
     position)."""
-    working_sides: dict[PositionKey, list[OrderLeg]] = {}
+    working_by_position: dict[PositionKey, list[OrderLeg]] = {}
     for leg in still_working:
-        working_sides.setdefault(order_position_key(leg.order), []).append(leg)
+        working_by_position.setdefault(order_position_key(leg.order), []).append(leg)
     held: dict[PositionKey, str] = {}
     for position in positions:
         if not position.net_qty:
             continue
         key = position_key(position)
         exit_side = Side.SELL if position.net_qty > 0 else Side.BUY
-        closing = [leg for leg in working_sides.get(key, []) if leg.side == exit_side]
+        closing = [leg for leg in working_by_position.get(key, []) if leg.side == exit_side]
         if not closing:
             continue
         names = ", ".join(leg.unique_identifier for leg in closing)
