@@ -53,6 +53,8 @@ SENTENCES: dict[str, str] = {
     EventKind.ILLEGAL_TRANSITION: "A change the {role} leg cannot make was refused, not applied",
     EventKind.POSITION_EXIT: "Exit of the position: its open legs are cancelled first",
     EventKind.POSITION_EXIT_CANCEL: "The {role} leg was cancelled for the position exit",
+    EventKind.POSITION_EXIT_PROTECTION_KEPT: "The exit could not square this position off: "
+    "its stop-loss and targets stay working",
     EventKind.POSITIONS_EXIT_REQUESTED: "Exit of positions requested",
     EventKind.POSITIONS_EXIT_SENT: "Exit orders sent",
     EventKind.POSITIONS_EXIT_INCOMPLETE: "Exit orders sent, with problems",

@@ -6,6 +6,7 @@ import pytest
 from django.core.cache import cache
 
 from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
+from tests.factories import xts_protected_bracket
 from tests.servers import SIM_USERS, GroupListener, SimulatorHandle
 
 
@@ -42,6 +43,14 @@ def simulator(transactional_db):
     running = serve_in_thread(XtsSimulator(users=parse_users(SIM_USERS), seed=1))
     yield SimulatorHandle(running)
     running.stop()
+
+
+@pytest.fixture
+def protected_bracket(simulator, settings):
+    """On the simulator: a trader's filled bracket BUY 10 RELIANCE with its stop-loss and
+    target working (tests.factories.xts_protected_bracket): (user, account, instrument,
+    bracket)."""
+    return xts_protected_bracket(simulator, settings)
 
 
 @pytest.fixture

@@ -219,6 +219,14 @@ def make_trader_with_token() -> tuple[User, str]:
     return user, session_token_for(user)
 
 
+def web_client_for(user: User) -> Client:
+    """A browser's client, logged in through the login form's password check (the user's
+    password is DEFAULT_PASSWORD)."""
+    client = Client()
+    assert client.login(username=user.username, password=DEFAULT_PASSWORD)
+    return client
+
+
 def api_client_for(user: User) -> APIClient:
     """An API client authenticated the way programs are: a real Bearer session token."""
     client = APIClient()
@@ -766,6 +774,46 @@ def xts_protected_bracket(simulator, settings):
     roles = {leg.role: leg.status for leg in bracket.legs.all()}
     assert roles == {"ENTRY": "FILLED", "STOP_LOSS": "OPEN", "TAKE_PROFIT": "OPEN"}, roles
     return user, account, stock, bracket
+
+
+PROTECTIVE_ROLES = ("STOP_LOSS", "TAKE_PROFIT")
+
+
+def order_event_kinds(order: Order) -> list[str]:
+    """The kinds of the order's audit events, oldest first."""
+    return list(
+        OrderEvent.objects.filter(order=order).order_by("id").values_list("kind", flat=True)
+    )
+
+
+def account_event_kinds(account) -> list[str]:
+    """The kinds of the account's own audit events (no order's), oldest first."""
+    return list(
+        OrderEvent.objects.filter(account=account, order__isnull=True)
+        .order_by("id")
+        .values_list("kind", flat=True)
+    )
+
+
+def working_protection(order: Order) -> list[tuple[str, int]]:
+    """The order's working stop-loss and target legs: (role, quantity), sorted."""
+    return sorted(
+        (leg.role, leg.quantity)
+        for leg in legs_of(order)
+        if leg.role in PROTECTIVE_ROLES and leg.status == "OPEN"
+    )
+
+
+def working_protection_at_the_broker(account, order: Order) -> list[tuple[str, int]]:
+    """`working_protection`, counting only the legs the broker's own order book shows
+    working."""
+    book = async_to_sync(broker_client(account).order_book)()
+    at_broker = {row.unique_identifier for row in book if row.status == "OPEN"}
+    return sorted(
+        (leg.role, leg.quantity)
+        for leg in legs_of(order)
+        if leg.role in PROTECTIVE_ROLES and leg.unique_identifier in at_broker
+    )
 
 
 def sync_from_broker(account) -> list[int]:

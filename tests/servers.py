@@ -269,6 +269,12 @@ SIM_USERS = (
 )
 
 
+# Routes as the simulator's fault knobs name them (`routes`).
+SIM_POSITIONS_ROUTE = "GET /interactive/portfolio/positions"
+SIM_ORDER_POST = "POST /interactive/orders"
+SIM_CANCEL_ROUTE = "DELETE /interactive/orders"
+
+
 class SimulatorHandle:
     def __init__(self, running):
         self.running = running
@@ -282,6 +288,22 @@ class SimulatorHandle:
 
     def stats(self):
         return httpx.get(f"{self.base_url}/_sim/stats", timeout=5).json()
+
+    def fail_after_answering(self, name: str, *, failing: list[str], monkeypatch) -> None:
+        """The routes `failing` (e.g. "GET /interactive/portfolio/positions") start failing
+        (HTTP 500) right after the simulator answered a request to route `name` (a hiccup
+        between two calls of the desk's)."""
+        app = self.app
+        route = app._route
+
+        async def then_fail(method, path, route_name, query, headers, body):
+            answer = await route(method, path, route_name, query, headers, body)
+            if route_name == name:
+                with app._lock:
+                    app.faults.update({"error_rate": 1.0, "routes": failing})
+            return answer
+
+        monkeypatch.setattr(app, "_route", then_fail)
 
     def expire_sessions(self):
         httpx.post(f"{self.base_url}/_sim/expire-sessions", timeout=5).raise_for_status()

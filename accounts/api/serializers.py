@@ -142,7 +142,23 @@ class KillSwitchSerializer(serializers.Serializer):
     confirm = ConfirmationField("KILL")
 
 
-class KillSwitchResponseSerializer(serializers.Serializer):
+class NotSquaredOffSerializer(serializers.Serializer):
+    """The brackets whose position a kill switch or a position exit did not square off
+    (orders.services.square_off), protected or not: the answers of both extend it."""
+
+    protected_order_ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Brackets not squared off whose stop-loss and targets stay working (kept, "
+        "or placed again at once)",
+    )
+    unprotected_order_ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Brackets not squared off (or only in part) whose stop-loss could not be "
+        "placed again: square them off at the broker",
+    )
+
+
+class KillSwitchResponseSerializer(NotSquaredOffSerializer):
     complete = serializers.BooleanField()
     summary = serializers.CharField(help_text="What was done, in plain words")
     trading_locked = serializers.BooleanField()
@@ -153,16 +169,6 @@ class KillSwitchResponseSerializer(serializers.Serializer):
     )
     exit_legs = serializers.ListField(child=serializers.CharField())
     exit_order_ids = serializers.ListField(child=serializers.IntegerField())
-    protected_order_ids = serializers.ListField(
-        child=serializers.IntegerField(),
-        help_text="Brackets not squared off whose stop-loss and targets stay working (kept, "
-        "or placed again at once)",
-    )
-    unprotected_order_ids = serializers.ListField(
-        child=serializers.IntegerField(),
-        help_text="Brackets not squared off whose stop-loss could not be placed again: "
-        "square them off at the broker",
-    )
     # The metaclass moves declared fields off the class, so this shadows Serializer.errors
     # for the type checker only.
     errors = serializers.ListField(child=serializers.CharField())  # type: ignore[assignment]

@@ -220,6 +220,12 @@ class EventKind(Vocabulary):
     POSITION_EXIT = "position_exit", "Position exit"
     POSITION_EXIT_CANCEL = "position_exit_cancel", "Position exit cancelled a leg"
     POSITION_EXIT_CANCEL_FAILED = "position_exit_cancel_failed", "Position exit cancellation failed"
+    # A bracket whose position the exit did not square off: its stop-loss and targets kept
+    # (never cancelled) or placed again at once, as the kill switch's.
+    POSITION_EXIT_PROTECTION_KEPT = (
+        "position_exit_protection_kept",
+        "Position exit left the position protected",
+    )
     POSITIONS_EXIT_REQUESTED = "positions_exit_requested", "Exit of positions requested"
     POSITIONS_EXIT_SENT = "positions_exit_sent", "Exit orders sent"
     POSITIONS_EXIT_INCOMPLETE = "positions_exit_incomplete", "Exit orders sent, with problems"

@@ -1,12 +1,15 @@
 """Exiting positions: one (account, instrument, product), or all of an account's, with MARKET
-orders for the net quantity through the normal write-ahead path (split at the freeze
-quantity, as the kill switch does), every step audited.
+orders for the net quantity through the normal write-ahead path (split at the freeze quantity,
+as the kill switch does), every step audited.
 
 Unlike the kill switch, an exit leaves the account's other working orders alone, except the
-brackets holding the position: their stop-loss, targets and any unfilled entry are cancelled
-first (else a stop-loss left working would open the opposite position later), and they are
-marked exit-requested so the monitoring loop puts nothing back. If one of those legs cannot
-be cancelled, that position is not exited (its protection still stands); the trader sees why.
+brackets holding the position: they are marked exit-requested (the monitoring loop puts
+nothing back), and their working legs cancelled in the kill switch's order
+(orders.services.square_off): any unfilled entry first (else a stop-loss left working would
+open the opposite position later), the stop-loss and targets only once the broker's
+positions can be read. A position one of their legs could still close (a cancel refused or
+not yet possible) is not exited; a bracket whose position was not exited keeps its
+stop-loss and targets, or gets them back at once, and the answer names it.
 
 Guards against double exits (a double click, two tabs): one change of the account at a time
 (the account's exclusion, orders.services.exclusion, which the kill switch, the monitoring
@@ -19,29 +22,24 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 
-from asgiref.sync import async_to_sync
 from django.db import transaction
 
 from accounts.models import BrokerAccount
-from accounts.services import strategy_named
-from orders.brokers.base import BrokerError
+from orders.brokers.base import BrokerError, BrokerPositionRow
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind
 from orders.models import Order, OrderLeg
 from orders.services.audit import record_account_event
-from orders.services.broker_calls import client_for
-from orders.services.changes import cancel_working_legs
 from orders.services.exclusion import account_exclusion
 from orders.services.position_changes import (
     ExitReport,
     PositionKey,
     mark_exit_requested,
     position_key,
-    resume_protection,
-    send_exits,
-    write_ahead_exits,
 )
 from orders.services.resync import refresh_legs_from_broker
+from orders.services.square_off import SquareOffTerms, square_off
 from orders.services.sync import LIVE_ORDER_STATUSES, roll_up_orders
 
 logger = logging.getLogger("orders.services")
@@ -121,8 +119,9 @@ def _exit(
         message=f"exit requested: {what}",
     )
 
-    # 1. The brackets holding these positions: marked, then (on the broker's order book as it
-    # is now: a stop-loss that just filled is not cancelled) their working legs cancelled.
+    # The brackets holding these positions, marked; then (on the broker's order book as it
+    # is now: a stop-loss that just filled is not cancelled) their working legs cancelled
+    # and the positions squared off, in the kill switch's order.
     with transaction.atomic():
         brackets = _holding_brackets(account, keys)
         mark_exit_requested(
@@ -135,116 +134,83 @@ def _exit(
         refresh_legs_from_broker(account=account, actor=actor)
     except BrokerError:
         # Acting on the last known leg states is safe here: a leg that already settled
-        # refuses its cancel below and holds its position back, with the reason shown.
+        # refuses its cancel and holds its position back, with the reason shown.
         logger.warning("position exit: order book unreadable", extra={"account_id": account.pk})
-    blocked: set[tuple[str, int, str]] = set()
     working = OrderLeg.objects.filter(
         order__in=brackets, status__in=OPEN_LEG_STATUSES
     ).select_related("order", "order__account")
-    attempts = cancel_working_legs(
-        working.order_by("id"),
-        actor=actor,
-        kind=EventKind.POSITION_EXIT_CANCEL,
-        failed_kind=EventKind.POSITION_EXIT_CANCEL_FAILED,
-    )
-    for attempt in attempts:
-        leg, order = attempt.leg, attempt.leg.order
-        if attempt.cancelled:
-            result.cancelled_legs.append(leg.unique_identifier)
-            continue
-        blocked.add((order.exchange_segment, order.exchange_instrument_id, order.product_type))
-        if attempt.error is None:
-            result.errors.append(
-                f"{order.symbol}: leg {leg.unique_identifier} is not acknowledged by the broker "
-                "yet, so it cannot be cancelled; nothing was sent for this position (try again "
-                "after the next sync)"
-            )
-        else:
-            result.errors.append(
-                f"{order.symbol}: could not cancel leg {leg.unique_identifier} "
-                f"({attempt.error.message}); nothing was sent for this position, its protection "
-                "stands"
-            )
 
-    # 2. The positions as the broker holds them now.
-    try:
-        positions = async_to_sync(client_for(account).positions)()
-    except BrokerError as exc:
-        result.errors.append(f"positions unavailable, nothing sent: {exc.message}")
-        record_account_event(
-            account, actor=actor, kind=EventKind.POSITIONS_EXIT_FAILED, message=result.errors[-1]
+    done = square_off(
+        account=account,
+        actor=actor,
+        brackets=brackets,
+        working=list(working.order_by("id")),
+        terms=SquareOffTerms(
+            who="position exit",
+            cancel_kind=EventKind.POSITION_EXIT_CANCEL,
+            cancel_failed_kind=EventKind.POSITION_EXIT_CANCEL_FAILED,
+            kept_kind=EventKind.POSITION_EXIT_PROTECTION_KEPT,
+            source=orders.source,
+            external_id=orders.external_id,
+            strategy_name=orders.strategy_name,
+        ),
+        result=result,
+        choose=partial(_chosen, account, keys=keys, result=result),
+    )
+    result.exited = [position_key(p) for p in done.chosen]
+    result.bracket_order_ids = sorted(
+        {o.pk for _, o in done.pairs if o.kind == Order.Kind.BRACKET} - set(result.exit_order_ids)
+    )
+    result.not_sent = [
+        outcome.leg.unique_identifier for outcome in done.outcomes if outcome.not_sent
+    ]
+    roll_up_orders(
+        order_ids=sorted({o.pk for o in brackets} | {o.pk for _, o in done.pairs}), actor=actor
+    )
+    if keys is not None and done.positions is not None:
+        held = {position_key(p) for p in done.positions if p.net_qty}
+        for key in sorted(keys - held):
+            result.errors.append(f"{_describe(key)}: the broker reports no open position")
+    if done.positions is None:
+        kind = EventKind.POSITIONS_EXIT_FAILED
+        message = "; ".join(result.errors)
+    else:
+        kind = (
+            EventKind.POSITIONS_EXIT_SENT
+            if result.complete
+            else EventKind.POSITIONS_EXIT_INCOMPLETE
         )
-        resume_protection(
-            marked=brackets, on_their_way=[], actor=actor, kind=EventKind.POSITIONS_EXIT_FAILED
+        message = f"{len(result.exit_legs)} exit order(s) sent" + (
+            f"; problems: {'; '.join(result.errors)}" if result.errors else ""
         )
-        roll_up_orders(order_ids=[o.pk for o in brackets], actor=actor)
-        return result
+    record_account_event(account, actor=actor, kind=kind, message=message)
+    return result
+
+
+def _chosen(
+    account: BrokerAccount,
+    positions: list[BrokerPositionRow],
+    /,
+    *,
+    keys: set[PositionKey] | None,
+    result: ExitResult,
+) -> tuple[list[BrokerPositionRow], dict[PositionKey, str]]:
+    """The positions to exit among `positions` (none held back): those of `keys` (every one
+    when None) the broker holds, but one with an exit leg still working (left alone, with
+    why)."""
     busy = _working_exit_keys(account)
     chosen = []
+    skipped: dict[PositionKey, str] = {}
     for position in positions:
         key = position_key(position)
-        if keys is not None and key not in keys:
-            continue
-        if not position.net_qty:
-            continue
-        if key in blocked:
+        if (keys is not None and key not in keys) or not position.net_qty:
             continue
         if (key[0], key[1]) in busy:
+            skipped[key] = "an exit order is still working"
             result.errors.append(
                 f"{position.trading_symbol or _describe(key)}: an exit order is still working; "
                 "nothing more was sent"
             )
             continue
         chosen.append(position)
-        result.exited.append(key)
-    if keys is not None:
-        for key in sorted(keys - {position_key(p) for p in positions if p.net_qty}):
-            result.errors.append(f"{_describe(key)}: the broker reports no open position")
-
-    # 3. Written ahead, then sent (orders.services, as for every order).
-    pairs = write_ahead_exits(
-        account=account,
-        positions=chosen,
-        actor=actor,
-        result=result,
-        source=orders.source,
-        external_id=orders.external_id,
-        reason="position exit",
-        strategy=(
-            strategy_named(user=account.user, name=orders.strategy_name)
-            if orders.strategy_name and chosen
-            else None
-        ),
-    )
-    result.bracket_order_ids = sorted(
-        {o.pk for _, o in pairs if o.kind == Order.Kind.BRACKET} - set(result.exit_order_ids)
-    )
-    outcomes = send_exits(account=account, pairs=pairs, actor=actor, result=result)
-    for outcome in outcomes:
-        if outcome.not_sent:
-            result.not_sent.append(outcome.leg.unique_identifier)
-    resume_protection(
-        marked=brackets,
-        on_their_way=[
-            order.pk
-            for outcome, (_leg, order) in zip(outcomes, pairs, strict=True)
-            if not outcome.rejected_reason
-        ],
-        actor=actor,
-        kind=EventKind.POSITIONS_EXIT_FAILED,
-    )
-    roll_up_orders(
-        order_ids=sorted({o.pk for o in brackets} | {o.pk for _, o in pairs}), actor=actor
-    )
-    record_account_event(
-        account,
-        actor=actor,
-        kind=(
-            EventKind.POSITIONS_EXIT_SENT
-            if result.complete
-            else EventKind.POSITIONS_EXIT_INCOMPLETE
-        ),
-        message=f"{len(result.exit_legs)} exit order(s) sent"
-        + (f"; problems: {'; '.join(result.errors)}" if result.errors else ""),
-    )
-    return result
+    return chosen, skipped

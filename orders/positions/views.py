@@ -70,6 +70,10 @@ def _report(request: HttpRequest, result: services.ExitResult, what: str) -> Non
         )
     for error in result.errors:
         messages.error(request, error)
+    if result.unprotected_words:
+        messages.error(request, result.unprotected_words)
+    if result.protected_words:
+        messages.warning(request, result.protected_words)
     if not result.exited and not result.errors:
         messages.info(request, "No open position to exit.")
 

@@ -263,10 +263,36 @@ class ExitReport:
     exit_legs: list[str] = field(default_factory=list)
     cancelled_legs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Brackets whose position was not squared off (orders.services.square_off): protected
+    # (their stop-loss and targets kept, or placed again at once), or not (the stop-loss
+    # could not be placed: the trader must act at the broker). One phrase each ("RELIANCE
+    # (order 12): stop-loss and targets kept").
+    protected_order_ids: list[int] = field(default_factory=list)
+    unprotected_order_ids: list[int] = field(default_factory=list)
+    protected: list[str] = field(default_factory=list)
+    unprotected: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
         return not self.errors
+
+    @property
+    def unprotected_words(self) -> str:
+        """The brackets not squared off and without a stop-loss, for the trader ('' when none)."""
+        if not self.unprotected:
+            return ""
+        return (
+            "NOT squared off and WITHOUT a stop-loss, square off at the broker now: "
+            + "; ".join(self.unprotected)
+            + "."
+        )
+
+    @property
+    def protected_words(self) -> str:
+        """The brackets not squared off that stay protected, for the trader ('' when none)."""
+        if not self.protected:
+            return ""
+        return "Not squared off, still protected: " + "; ".join(self.protected) + "."
 
 
 def mark_exit_requested(*, orders: list[Order], actor: str, kind: EventKind, message: str) -> None:
@@ -300,28 +326,6 @@ def clear_exit_requested(
         )
     for order in orders:
         order.exit_requested_at = None
-
-
-def resume_protection(
-    *, marked: list[Order], on_their_way: Iterable[int], actor: str, kind: EventKind
-) -> None:
-    """The orders `marked` exit-requested by this exit whose exit never went out (nothing
-    of theirs in `on_their_way`, the orders with an exit leg sent or still unanswered) are
-    unmarked, each with its audit event: their stop-loss and targets may have been cancelled
-    already, and step 4 must cover their position again. Orders marked before (`marked` as
-    read before the mark) keep it."""
-    sent = set(on_their_way)
-    resumed = [o for o in marked if o.exit_requested_at is None and o.pk not in sent]
-    message = (
-        "exit not sent: the position stays protected (stop-loss and targets are placed again "
-        "for what it holds)"
-    )
-    clear_exit_requested(
-        orders=resumed,
-        actor=actor,
-        kind=kind,
-        messages=dict.fromkeys([o.pk for o in resumed], message),
-    )
 
 
 def send_exits(

@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from accounts.api.serializers import NotSquaredOffSerializer
 from orders.models import ExchangeSegment, ProductType
 from orders.positions.holdings import AccountHoldings
 from orders.positions.selectors import AccountPositions, PositionBook
@@ -71,12 +72,18 @@ class PositionsResponseSerializer(serializers.Serializer):
     totals = MoneyTotalsSerializer(help_text="Paper and live money are never added together")
 
 
-class ExitResultSerializer(serializers.Serializer):
+class ExitResultSerializer(NotSquaredOffSerializer):
     complete = serializers.BooleanField()
     exited = serializers.ListField(child=serializers.CharField())
     exit_order_ids = serializers.ListField(child=serializers.IntegerField())
     exit_legs = serializers.ListField(child=serializers.CharField())
     cancelled_legs = serializers.ListField(child=serializers.CharField())
+    protected = serializers.ListField(
+        child=serializers.CharField(),
+        help_text='One phrase per protected bracket ("RELIANCE (order 12): stop-loss and '
+        'targets kept")',
+    )
+    unprotected = serializers.ListField(child=serializers.CharField())
     # The metaclass moves declared fields off the class: this shadows Serializer.errors for
     # the type checker only.
     errors = serializers.ListField(child=serializers.CharField())  # type: ignore[assignment]
@@ -157,6 +164,10 @@ def exit_body(result: ExitResult) -> dict[str, Any]:
         "exit_order_ids": result.exit_order_ids,
         "exit_legs": result.exit_legs,
         "cancelled_legs": result.cancelled_legs,
+        "protected_order_ids": result.protected_order_ids,
+        "unprotected_order_ids": result.unprotected_order_ids,
+        "protected": result.protected,
+        "unprotected": result.unprotected,
         "errors": result.errors,
     }
 

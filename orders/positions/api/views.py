@@ -5,7 +5,10 @@ valued at the latest price; totals per kind of money (paper and live never added
 POST /api/positions/exit {account_id, exchange_segment, exchange_instrument_id,
 product_type}: a MARKET order for the net quantity through the write-ahead path (200 with
 what was sent; 409 when nothing could be sent, with why). POST /api/positions/exit-all
-{account_id, "confirm": "EXIT ALL"}: every position of the account. GET /api/holdings.
+{account_id, "confirm": "EXIT ALL"}: every position of the account. A bracket whose position
+was not exited keeps its stop-loss and targets, or gets them back at once
+(`protected_order_ids`, and `protected` in words); `unprotected_order_ids` are those whose
+stop-loss could not be placed (act at the broker). GET /api/holdings.
 Another user's account is a 404; a live broker outside the trading window is a 409.
 """
 
@@ -78,7 +81,13 @@ def _exit_request(
 def _exit_response(result: services.ExitResult) -> Response:
     body = s.ExitResultSerializer(s.exit_body(result)).data
     if not result.exited and result.errors:
-        raise Conflict("Nothing was sent: " + "; ".join(result.errors), details=dict(body))
+        protection = " ".join(w for w in (result.unprotected_words, result.protected_words) if w)
+        raise Conflict(
+            "Nothing was sent: "
+            + "; ".join(result.errors)
+            + (f". {protection}" if protection else ""),
+            details=dict(body),
+        )
     return Response(body)
 
 

@@ -195,7 +195,7 @@ def test_an_exit_that_sent_nothing_leaves_the_bracket_protected_again(simulator,
     user, account, _stock, bracket = xts_protected_bracket(simulator, settings)
     simulator.set_faults(error_rate=1.0, routes=[POSITIONS_ROUTE])
     result = exit_positions(account=account, actor=f"user:{user.pk}")
-    assert any("positions unavailable, nothing sent" in error for error in result.errors)
+    assert any("positions unavailable, nothing squared off" in error for error in result.errors)
     assert not bracket.legs.filter(role=OrderLeg.Role.EXIT).exists()
 
     simulator.set_faults(error_rate=0.0, routes=[])
