@@ -99,6 +99,9 @@ class Order(models.Model):
     # Set when the trader or the kill switch asked to close the order: step 4 then places no
     # new stop-loss or target legs for it.
     exit_requested_at = models.DateTimeField(null=True, blank=True)
+    # With it, the entry's filled quantity that exit covers: what the entry fills beyond it
+    # (an entry the exit could not cancel) came later, and step 4 squares it off at once.
+    exit_requested_entry_filled = models.PositiveIntegerField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)

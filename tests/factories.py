@@ -753,13 +753,13 @@ def place_bracket_the_broker_rejects(settings, *, account, instrument, strategy=
     return order
 
 
-def xts_protected_bracket(simulator, settings):
-    """On the XTS simulator: a trader's bracket BUY 10 RELIANCE (entry 99, SL 95, TP 110)
-    whose entry filled, protected by a working stop-loss and target. Returns (user, account,
-    instrument, bracket)."""
+def xts_resting_bracket(simulator, settings, *, fill_cap: int = 0):
+    """On the XTS simulator: a trader's bracket BUY 10 RELIANCE (entry 99, SL 95, TP 110),
+    its entry resting at the broker with the price at 100 (`fill_cap`: at most so many shares
+    fill per matching tick, 0 for all). Returns (user, account, instrument, bracket)."""
     settings.TRADING_WINDOW_ALWAYS_OPEN = True
     settings.PAPER_REJECT_RATE = "0"
-    settings.PAPER_FILL_CAP = 0
+    settings.PAPER_FILL_CAP = fill_cap
     user = make_user()
     account = make_xts_account(simulator.base_url, user=user)
     stock = make_instrument(symbol="RELIANCE", tick_size=Decimal("0.05"))
@@ -768,6 +768,14 @@ def xts_protected_bracket(simulator, settings):
     bracket = place_bracket(
         user=user, account=account, instrument=stock, entry="99", sl="95", tp="110", lots=10
     )
+    return user, account, stock, bracket
+
+
+def xts_protected_bracket(simulator, settings):
+    """On the XTS simulator: a trader's bracket BUY 10 RELIANCE (entry 99, SL 95, TP 110)
+    whose entry filled, protected by a working stop-loss and target. Returns (user, account,
+    instrument, bracket)."""
+    user, account, stock, bracket = xts_resting_bracket(simulator, settings)
     set_price_and_match(stock, "98.50")
     sync_from_broker(account)
     place_protective_legs(account=account)

@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 
 import httpx
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import connection
+from django.db import close_old_connections, connection
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -289,21 +290,39 @@ class SimulatorHandle:
     def stats(self):
         return httpx.get(f"{self.base_url}/_sim/stats", timeout=5).json()
 
+    def after_answering(self, name: str, then, *, monkeypatch) -> None:
+        """`then()` runs (in a worker thread: it may use the database) right after the
+        simulator first answered a request to route `name` (e.g. "GET /interactive/orders"):
+        something that happens between two calls of the desk's."""
+        app = self.app
+        route = app._route
+        done = []
+
+        def run_then():
+            try:
+                then()
+            finally:
+                close_old_connections()
+
+        async def and_then(method, path, route_name, query, headers, body):
+            answer = await route(method, path, route_name, query, headers, body)
+            if route_name == name and not done:
+                done.append(route_name)
+                await sync_to_async(run_then, thread_sensitive=False)()
+            return answer
+
+        monkeypatch.setattr(app, "_route", and_then)
+
     def fail_after_answering(self, name: str, *, failing: list[str], monkeypatch) -> None:
         """The routes `failing` (e.g. "GET /interactive/portfolio/positions") start failing
         (HTTP 500) right after the simulator answered a request to route `name` (a hiccup
         between two calls of the desk's)."""
-        app = self.app
-        route = app._route
 
-        async def then_fail(method, path, route_name, query, headers, body):
-            answer = await route(method, path, route_name, query, headers, body)
-            if route_name == name:
-                with app._lock:
-                    app.faults.update({"error_rate": 1.0, "routes": failing})
-            return answer
+        def fail():
+            with self.app._lock:
+                self.app.faults.update({"error_rate": 1.0, "routes": failing})
 
-        monkeypatch.setattr(app, "_route", then_fail)
+        self.after_answering(name, fail, monkeypatch=monkeypatch)
 
     def expire_sessions(self):
         httpx.post(f"{self.base_url}/_sim/expire-sessions", timeout=5).raise_for_status()

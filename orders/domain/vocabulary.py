@@ -193,6 +193,9 @@ class EventKind(Vocabulary):
     EXIT_REDUCE_FAILED = "exit_reduce_failed", "Exit leg reduction failed"
     # An exit asked for (kill switch, position exit) was refused: step 4 protects it again.
     EXIT_REFUSED = "exit_refused", "Exit refused, protected again"
+    # An exit-requested bracket's entry (one the exit could not cancel) filled later: step 4
+    # squares the fill off at once (orders.services.late_fills).
+    LATE_FILL = "late_fill", "Entry filled after the exit was asked for"
     # The kill switch: the order marked, each working leg's cancellation and its failure.
     KILL_SWITCH = "kill_switch", "Kill switch"
     KILL_SWITCH_CANCEL = "kill_switch_cancel", "Kill switch cancelled a leg"

@@ -9,7 +9,8 @@ nothing back), and their working legs cancelled in the kill switch's order
 open the opposite position later), the stop-loss and targets only once the broker's
 positions can be read. A position one of their legs could still close (a cancel refused or
 not yet possible) is not exited; a bracket whose position was not exited keeps its
-stop-loss and targets, or gets them back at once, and the answer names it.
+stop-loss and targets, or gets them back at once, and the answer names it. An entry that
+could not be cancelled and fills later is squared off at once (orders.services.late_fills).
 
 Guards against double exits (a double click, two tabs): one change of the account at a time
 (the account's exclusion, orders.services.exclusion, which the kill switch, the monitoring

@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, OuterRef, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, Strategy, User
@@ -70,6 +70,11 @@ def position_key(position: BrokerPositionRow) -> PositionKey:
 def order_position_key(order: Order) -> PositionKey:
     """The position an order's fills go to."""
     return (order.exchange_segment, int(order.exchange_instrument_id), order.product_type)
+
+
+def exit_side_of(order: Order) -> str:
+    """The side that closes what the order's entry opened."""
+    return Side.SELL if order.side == Side.BUY else Side.BUY
 
 
 def net_quantity(
@@ -110,12 +115,18 @@ def chunks(quantity: int, freeze: int | None) -> list[int]:
     return [freeze] * full + ([rest] if rest else [])
 
 
-def _working_exit_quantity(legs: list[OrderLeg]) -> int:
+def working_quantity(legs: Iterable[OrderLeg], role: str = Role.EXIT) -> int:
+    """What the legs of `role` still working (or unanswered) may yet fill."""
     return sum(
         max(0, leg.quantity - leg.filled_quantity)
         for leg in legs
-        if leg.role == Role.EXIT and leg.status in OPEN_LEG_STATUSES
+        if leg.role == role and leg.status in OPEN_LEG_STATUSES
     )
+
+
+def entry_filled(legs: Iterable[OrderLeg]) -> int:
+    """What the order's entry has filled."""
+    return sum(leg.filled_quantity for leg in legs if leg.role == Role.ENTRY)
 
 
 @dataclass
@@ -161,7 +172,7 @@ def _free_to_exit(brackets: Iterable[Order]) -> list[tuple[Order, list[OrderLeg]
     found = []
     for order in brackets:
         legs = list(order.legs.all())
-        free = open_position_of(legs) - _working_exit_quantity(legs)
+        free = open_position_of(legs) - working_quantity(legs)
         if free > 0:
             found.append((order, legs, free))
     return found
@@ -297,10 +308,14 @@ class ExitReport:
 
 def mark_exit_requested(*, orders: list[Order], actor: str, kind: EventKind, message: str) -> None:
     """The orders exit-requested (the monitoring loop puts no new stop-loss or target back on
-    them), each with its audit event. The caller holds their rows locked."""
+    them), each with its audit event. The caller holds their rows locked. The exit covers
+    the entry's fills as last rolled up; `note_exit_covers` brings that up to date once the
+    exit is measured."""
     now = timezone.now()
     Order.objects.filter(pk__in=[o.pk for o in orders]).update(
-        exit_requested_at=now, updated_at=now
+        exit_requested_at=now,
+        exit_requested_entry_filled=F("filled_quantity"),
+        updated_at=now,
     )
     record_changes(
         [new_event(order=order, kind=kind, actor=actor, message=message) for order in orders]
@@ -316,7 +331,7 @@ def clear_exit_requested(
         return
     with transaction.atomic():
         Order.objects.filter(pk__in=[o.pk for o in orders]).update(
-            exit_requested_at=None, updated_at=timezone.now()
+            exit_requested_at=None, exit_requested_entry_filled=None, updated_at=timezone.now()
         )
         record_changes(
             [
@@ -326,6 +341,25 @@ def clear_exit_requested(
         )
     for order in orders:
         order.exit_requested_at = None
+        order.exit_requested_entry_filled = None
+
+
+def note_exit_covers(*, order_ids: list[int]) -> None:
+    """Those of the orders still exit-requested cover their entry's fills as the legs show
+    them now: the exit was measured from the broker's positions, read after the legs were
+    (orders.services.square_off). What the entry fills beyond that came later
+    (orders.services.late_fills)."""
+    if not order_ids:
+        return
+    filled = (
+        OrderLeg.objects.filter(order=OuterRef("pk"), role=Role.ENTRY)
+        .values("order")
+        .annotate(total=Sum("filled_quantity"))
+        .values("total")
+    )
+    Order.objects.filter(pk__in=order_ids, exit_requested_at__isnull=False).update(
+        exit_requested_entry_filled=Subquery(filled)
+    )
 
 
 def send_exits(
@@ -479,10 +513,13 @@ def _stand_down(allocation: BracketExit, *, actor: str) -> list[str]:
     problem holds this bracket's exit back (as orders.positions.services does): its
     protection stands, the failure is audited and reported."""
     order = allocation.order
-    marked_before = order.exit_requested_at
+    marked_before = (order.exit_requested_at, order.exit_requested_entry_filled)
     now = timezone.now()
-    Order.objects.filter(pk=order.pk).update(exit_requested_at=now, updated_at=now)
-    order.exit_requested_at = now
+    covers = entry_filled(allocation.legs)
+    Order.objects.filter(pk=order.pk).update(
+        exit_requested_at=now, exit_requested_entry_filled=covers, updated_at=now
+    )
+    order.exit_requested_at, order.exit_requested_entry_filled = now, covers
     problems = []
     for leg in allocation.legs:
         if leg.role == Role.EXIT or leg.status not in OPEN_LEG_STATUSES:
@@ -507,8 +544,10 @@ def _stand_down(allocation: BracketExit, *, actor: str) -> list[str]:
     if problems:
         # Some of its legs may be cancelled already: unmarked, so step 4 places again what
         # its position lacks (marked, it never would: no stop-loss at all).
-        Order.objects.filter(pk=order.pk).update(exit_requested_at=marked_before)
-        order.exit_requested_at = marked_before
+        Order.objects.filter(pk=order.pk).update(
+            exit_requested_at=marked_before[0], exit_requested_entry_filled=marked_before[1]
+        )
+        order.exit_requested_at, order.exit_requested_entry_filled = marked_before
         record_changes(
             [
                 new_event(

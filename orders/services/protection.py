@@ -8,6 +8,9 @@ For every bracket whose entry has filled quantity:
   later fills add more legs. Targets fill in the order given (target 1 takes the first lots).
   An exit asked for that the broker refused (at once or after accepting it) closes nothing:
   the position is protected again, and the order no longer exit-requested;
+- an exit-requested bracket whose entry (one the exit could not cancel) fills later has the
+  fill squared off at once, and what of the entry still works cancelled
+  (orders.services.late_fills);
 - once the entry is final and the exits have closed the whole position, the Order is
   COMPLETED and any exit still working is cancelled.
 The plan itself (`plan_exits`) is pure arithmetic on the legs.
@@ -28,7 +31,7 @@ from orders.brokers.base import BrokerError
 from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.rollup import derive_order_status, open_position_of
 from orders.domain.vocabulary import EXIT_ROLES, OPEN_LEG_STATUSES, EventKind, LegStatus
-from orders.models import Order, OrderLeg, OrderType, Side
+from orders.models import Order, OrderLeg, OrderType
 from orders.selectors import locked_order_with_legs, orders_with_legs
 from orders.services.audit import (
     leg_change,
@@ -39,8 +42,9 @@ from orders.services.audit import (
 from orders.services.broker_calls import cancel_at_broker, modify_at_broker, submit_legs
 from orders.services.exclusion import account_exclusion, fence
 from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
+from orders.services.late_fills import late_fill_quantity, square_off_late_fill
 from orders.services.lifecycle import INITIAL_STATUS, apply_accepted_change
-from orders.services.position_changes import clear_exit_requested
+from orders.services.position_changes import clear_exit_requested, exit_side_of, working_quantity
 from orders.services.sync import MONITORING_ACTOR, roll_up_orders
 from trading_site.core.bulk_rows import insert_rows
 from trading_site.core.prepared import PreparedRows
@@ -150,10 +154,6 @@ def lacks_stop_loss(order: Order, legs: list[OrderLeg]) -> bool:
     return any(spec.role == Role.STOP_LOSS for spec in plan.new_exits)
 
 
-def _exit_side(order: Order) -> str:
-    return Side.SELL if order.side == Side.BUY else Side.BUY
-
-
 def _exit_leg(order: Order, spec: NewExit, identifier: str) -> OrderLeg:
     limit: Decimal | None
     stop: Decimal | None
@@ -170,7 +170,7 @@ def _exit_leg(order: Order, spec: NewExit, identifier: str) -> OrderLeg:
         account_id=order.account_id,
         role=spec.role,
         order_type=order_type,
-        side=_exit_side(order),
+        side=exit_side_of(order),
         quantity=spec.quantity,
         limit_price=limit,
         stop_price=stop,
@@ -185,26 +185,36 @@ def _target_quantities(order: Order) -> list[int]:
 
 
 def exit_refused(order: Order, legs: list[OrderLeg]) -> bool:
-    """Whether an exit was asked for (the kill switch, a position exit or change) and every
-    exit leg written for it since ended without a fill (rejected, at once or after the broker
-    had accepted it, or cancelled): nothing is closing the position any more."""
+    """Whether an exit was asked for (the kill switch, a position exit or change, a late
+    fill's square-off) and every exit leg written for it since ended without a fill
+    (rejected, at once or after the broker had accepted it, or cancelled), none other
+    working: nothing is closing the position any more."""
     if order.exit_requested_at is None:
         return False
-    since = [
-        leg for leg in legs if leg.role == Role.EXIT and leg.created_at >= order.exit_requested_at
-    ]
-    return bool(since) and all(
-        leg.status in (LegStatus.REJECTED, LegStatus.CANCELLED) and not leg.filled_quantity
-        for leg in since
+    exits = [leg for leg in legs if leg.role == Role.EXIT]
+    since = [leg for leg in exits if leg.created_at >= order.exit_requested_at]
+    return (
+        bool(since)
+        and all(
+            leg.status in (LegStatus.REJECTED, LegStatus.CANCELLED) and not leg.filled_quantity
+            for leg in since
+        )
+        and not working_quantity(exits)
     )
+
+
+def _late_fill(order: Order, legs: list[OrderLeg]) -> int:
+    """What of an exit-requested bracket's entry filled late, to square off now
+    (`late_fill_quantity`); none once its exit was refused (it is protected instead)."""
+    return 0 if exit_refused(order, legs) else late_fill_quantity(order, legs)
 
 
 def _may_add(order: Order, legs: list[OrderLeg]) -> bool:
     """No new protection once an exit was asked for (kill switch, position exit) or is on
     its way; but when that exit was refused (`exit_refused`), the position is protected
-    again."""
-    if order.exit_requested_at is not None and not exit_refused(order, legs):
-        return False
+    again (an earlier exit that filled part of it, before a late fill's, notwithstanding)."""
+    if order.exit_requested_at is not None:
+        return exit_refused(order, legs)
     return not any(
         leg.role == Role.EXIT and (leg.status in OPEN_LEG_STATUSES or leg.filled_quantity)
         for leg in legs
@@ -283,9 +293,16 @@ def _protect_order(
     entry just filled) the plan and the new legs are one locked transaction."""
     with transaction.atomic():
         order, legs = _locked_legs(account, order_id)
+        late = _late_fill(order, legs)
         plan = plan_exits(legs=legs, target_quantities=_target_quantities(order), may_add=False)
         reduced_exits = bool(plan.reductions)
-        new_legs = [] if reduced_exits else _write_new_exits(order, legs, actor)
+        new_legs = [] if reduced_exits or late else _write_new_exits(order, legs, actor)
+    if late:
+        squared = square_off_late_fill(account=account, order_id=order_id, actor=actor)
+        result.placed += squared.exit_legs
+        result.errors += squared.errors
+        roll_up_orders(order_ids=[order_id], actor=actor, notify_all=True)
+        return
     if reduced_exits:
         if not all([_apply_reduction(order, r, actor, result) for r in plan.reductions]):
             roll_up_orders(order_ids=[order_id], actor=actor)
@@ -416,6 +433,8 @@ def _needs_protection(order: Order, legs: list[OrderLeg]) -> bool:
     an exit to reduce or cancel, a new exit to place, or a status to roll up. The steady
     state of a protected bracket is none of these, and costs no per-order queries."""
     targets = _target_quantities(order)
+    if _late_fill(order, legs):
+        return True
     if plan_exits(legs=legs, target_quantities=targets, may_add=False).reductions:
         return True
     if plan_exits(legs=legs, target_quantities=targets, may_add=_may_add(order, legs)).new_exits:

@@ -17,6 +17,9 @@ order book; then `square_off`:
    chosen or never written) back, at once, what the cancels took from it: no longer
    exit-requested, protected by step 4's `protect_orders`. The report names every such
    bracket, and any whose stop-loss could not be placed.
+A bracket left exit-requested covers its entry's fills as they are then (`note_exit_covers`):
+an entry that could not be cancelled and fills later is squared off at once
+(orders.services.late_fills).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from orders.services.position_changes import (
     ExitReport,
     PositionKey,
     clear_exit_requested,
+    note_exit_covers,
     order_position_key,
     position_key,
     send_exits,
@@ -136,6 +140,7 @@ def square_off(
         actor=actor,
         result=result,
     )
+    note_exit_covers(order_ids=[o.pk for o in brackets])
     return done
 
 
