@@ -178,10 +178,10 @@ class BrokerAccountDetailView(OwnedRowChangeView):
     def find(self, request, row_id):
         return selectors.broker_account_for(user=request.user, account_id=row_id)
 
-    def update(self, row, changes):
+    def update(self, request, row, changes):
         return services.update_broker_account(account=row, **changes)
 
-    def remove(self, row):
+    def remove(self, request, row):
         return services.deactivate_broker_account(account=row)
 
 
@@ -219,10 +219,10 @@ class StrategyDetailView(OwnedRowChangeView):
     def find(self, request, row_id):
         return selectors.strategy_for(user=request.user, strategy_id=row_id)
 
-    def update(self, row, changes):
+    def update(self, request, row, changes):
         return services.update_strategy(strategy=row, **changes)
 
-    def remove(self, row):
+    def remove(self, request, row):
         services.delete_strategy(strategy=row)
 
     @extend_schema(request=StrategySerializer, responses=_STRATEGY_RESPONSE)
@@ -347,5 +347,5 @@ class ApiKeyDetailView(OwnedRowView):
     def find(self, request, row_id):
         return selectors.api_key_for(user=request.user, key_id=row_id)
 
-    def remove(self, row):
+    def remove(self, request, row):
         api_keys.revoke_api_key(api_key=row)

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.db import transaction
 
 from orders.scheduled.models import ScheduledOrder, ScheduledOrderRun
-from orders.scheduled.services import validate_template
+from orders.scheduled.services import (
+    delete_scheduled_order,
+    record_schedule_saved,
+    schedule_state,
+    validate_template,
+)
+from orders.services.audit import admin_actor
 from trading_site.core.admin import ReadOnlyAdmin, ReadOnlyInline
 from trading_site.core.errors import DomainError
 from trading_site.core.safe_json import DepthLimitedJSONField
@@ -67,6 +74,22 @@ class ScheduledOrderAdmin(admin.ModelAdmin):
     list_select_related = ("user", "account")
     raw_id_fields = ("user", "account")
     inlines = (ScheduledOrderRunInline,)
+
+    # Audited as the API's and the settings pages' changes are, with the admin as the actor.
+    def save_model(self, request, obj, form, change):
+        stored = ScheduledOrder.objects.filter(pk=obj.pk).first() if change else None
+        before = schedule_state(stored) if stored is not None else None
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            record_schedule_saved(schedule=obj, before=before, actor=admin_actor(request.user))
+
+    def delete_model(self, request, obj):
+        delete_scheduled_order(schedule=obj, actor=admin_actor(request.user))
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for schedule in queryset.select_related("account").order_by("pk"):
+                delete_scheduled_order(schedule=schedule, actor=admin_actor(request.user))
 
 
 @admin.register(ScheduledOrderRun)

@@ -11,16 +11,16 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, TypedDict, Unpack
 
-from accounts.models import BrokerAccount, User
+# Who did it: defined with the users (accounts audits its own changes too), named here for
+# the order services.
+from accounts.audit import admin_actor as admin_actor
+from accounts.audit import user_actor as user_actor
+from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerError, OrderAck
 from orders.domain.vocabulary import EventKind
 from orders.models import Order, OrderEvent, OrderLeg
 from trading_site.core.bulk_rows import insert_rows, new_row
 from trading_site.core.realtime import ORDER_UPDATE, notify_user_on_commit, notify_users_on_commit
-
-
-def user_actor(user: User) -> str:
-    return f"user:{user.pk}"
 
 
 def decimal_or_none(value: Any) -> str | None:
