@@ -12,9 +12,15 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from orders.models import Order, OrderEvent, ScheduledOrder
+from orders.models import OrderEvent, ScheduledOrder
 from tests import factories
-from tests.factories import DEFAULT_PASSWORD, api_client_for, make_desk
+from tests.factories import (
+    DEFAULT_PASSWORD,
+    api_client_for,
+    make_desk,
+    make_schedule,
+    schedule_template,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -26,30 +32,10 @@ def desk():
     return make_desk(symbol="SBIN", price="800")
 
 
-def _template(instrument, **overrides) -> dict:
-    return {
-        "exchange_segment": instrument.exchange_segment,
-        "exchange_instrument_id": instrument.exchange_instrument_id,
-        "order_side": "BUY",
-        "order_type": "LIMIT",
-        "order_quantity": 5,
-        "limit_price": "790",
-        **overrides,
-    }
-
-
 @pytest.fixture
 def schedule(desk):
     user, account, instrument = desk
-    return ScheduledOrder.objects.create(
-        user=user,
-        account=account,
-        name="morning buy",
-        kind=Order.Kind.SINGLE,
-        template=_template(instrument),
-        time_of_day=time(9, 30),
-        weekdays=[0, 1, 2, 3, 4],
-    )
+    return make_schedule(user=user, account=account, instrument=instrument)
 
 
 def _state(schedule: ScheduledOrder, **changed) -> dict:
@@ -88,7 +74,7 @@ def test_api_create_records_who_created_the_schedule_and_what_it_places(desk):
             "name": "open bell",
             "account_id": account.pk,
             "kind": "SINGLE",
-            "template": _template(instrument),
+            "template": schedule_template(instrument),
             "time_of_day": "09:15:00",
             "weekdays": [4, 0],
         },
@@ -120,7 +106,7 @@ def test_api_disabling_a_schedule_records_the_switch_before_and_after(schedule):
 
 def test_api_change_of_template_and_time_records_both_templates(schedule, desk):
     _, _, instrument = desk
-    new_template = _template(instrument, order_quantity=7, limit_price="780")
+    new_template = schedule_template(instrument, order_quantity=7, limit_price="780")
     response = api_client_for(schedule.user).patch(
         f"/api/scheduled-orders/{schedule.pk}",
         {"template": new_template, "time_of_day": "11:00:00"},
@@ -128,7 +114,7 @@ def test_api_change_of_template_and_time_records_both_templates(schedule, desk):
     )
     assert response.status_code == 200, response.json()
     [event] = _events(CHANGED)
-    assert event.before["template"] == _template(instrument)
+    assert event.before["template"] == schedule_template(instrument)
     assert event.before["time_of_day"] == "09:30:00"
     assert event.after["template"] == new_template
     assert event.after["time_of_day"] == "11:00:00"
@@ -149,7 +135,7 @@ def test_a_refused_change_writes_no_audit_row(schedule, desk):
     _, _, instrument = desk
     response = api_client_for(schedule.user).patch(
         f"/api/scheduled-orders/{schedule.pk}",
-        {"template": _template(instrument, order_quantity=-3)},
+        {"template": schedule_template(instrument, order_quantity=-3)},
         format="json",
     )
     assert response.status_code == 400
@@ -217,7 +203,7 @@ def _admin_form(schedule_or_desk, **overrides) -> dict:
         "account": account.pk,
         "name": "admin bell",
         "kind": "SINGLE",
-        "template": json.dumps(_template(instrument)),
+        "template": json.dumps(schedule_template(instrument)),
         "time_of_day": "09:20:00",
         "weekdays": "[0, 1]",
         "enabled": "on",
@@ -244,7 +230,7 @@ def test_admin_add_change_and_delete_are_recorded_as_the_admin(desk, schedule):
     assert created.before is None and created.after == _state(new)
 
     before = _state(schedule)
-    changed_template = _template(instrument, order_quantity=9)
+    changed_template = schedule_template(instrument, order_quantity=9)
     response = admin.post(
         f"/admin/orders/scheduledorder/{schedule.pk}/change/",
         _admin_form(
