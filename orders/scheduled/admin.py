@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
-from django.db import transaction
 
+from accounts.admin_audit import AuditedAdmin
 from orders.scheduled.models import ScheduledOrder, ScheduledOrderRun
 from orders.scheduled.services import (
     delete_scheduled_order,
@@ -13,7 +13,6 @@ from orders.scheduled.services import (
     schedule_state,
     validate_template,
 )
-from orders.services.audit import admin_actor
 from trading_site.core.admin import ReadOnlyAdmin, ReadOnlyInline
 from trading_site.core.errors import DomainError
 from trading_site.core.safe_json import DepthLimitedJSONField
@@ -66,7 +65,7 @@ class ScheduledOrderAdminForm(forms.ModelForm):
 
 
 @admin.register(ScheduledOrder)
-class ScheduledOrderAdmin(admin.ModelAdmin):
+class ScheduledOrderAdmin(AuditedAdmin):
     form = ScheduledOrderAdminForm
     list_display = ("name", "user", "account", "kind", "time_of_day", "weekdays", "enabled")
     list_filter = ("enabled", "kind")
@@ -76,20 +75,14 @@ class ScheduledOrderAdmin(admin.ModelAdmin):
     inlines = (ScheduledOrderRunInline,)
 
     # Audited as the API's and the settings pages' changes are, with the admin as the actor.
-    def save_model(self, request, obj, form, change):
-        stored = ScheduledOrder.objects.filter(pk=obj.pk).first() if change else None
-        before = schedule_state(stored) if stored is not None else None
-        with transaction.atomic():
-            super().save_model(request, obj, form, change)
-            record_schedule_saved(schedule=obj, before=before, actor=admin_actor(request.user))
+    def audited_state(self, obj):
+        return schedule_state(obj)
 
-    def delete_model(self, request, obj):
-        delete_scheduled_order(schedule=obj, actor=admin_actor(request.user))
+    def record_saved(self, obj, *, before, actor):
+        record_schedule_saved(schedule=obj, before=before, actor=actor)
 
-    def delete_queryset(self, request, queryset):
-        with transaction.atomic():
-            for schedule in queryset.select_related("account").order_by("pk"):
-                delete_scheduled_order(schedule=schedule, actor=admin_actor(request.user))
+    def delete_audited(self, obj, *, actor):
+        delete_scheduled_order(schedule=obj, actor=actor)
 
 
 @admin.register(ScheduledOrderRun)

@@ -22,6 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from accounts.audit import change_words
 from accounts.models import BrokerAccount, User
 from orders.domain.vocabulary import EventKind
 from orders.models import Order, OrderEvent, ScheduledOrder, ScheduledOrderRun
@@ -285,16 +286,12 @@ def record_schedule_saved(
     `before` (the schedule as the writer read it ahead of the change); none when nothing
     the schedule does changed."""
     after = schedule_state(schedule)
-    if before is None:
-        kind, words = EventKind.SCHEDULE_CREATED, "created"
-    elif before == after:
+    words = change_words(before, after)
+    if words is None:
         return None
-    else:
-        changed = ", ".join(name for name in after if before.get(name) != after[name])
-        kind, words = EventKind.SCHEDULE_CHANGED, f"changed ({changed})"
     return record_account_event(
         schedule.account,
-        kind=kind,
+        kind=EventKind.SCHEDULE_CREATED if before is None else EventKind.SCHEDULE_CHANGED,
         actor=actor,
         message=f"scheduled order “{schedule.name}” {words}",
         before=before,

@@ -235,3 +235,25 @@ def record_account_event(
         before=before,
         after=after,
     )
+
+
+def record_user_event(
+    *,
+    user_id: int,
+    kind: str,
+    actor: str,
+    message: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> OrderEvent:
+    """An audit row of the user's, of no account or order (a strategy, the entry-regenerate
+    permission): accounts' changes reach it through settings.USER_AUDIT_RECORDER. A kind
+    outside the vocabulary is refused (ValueError), so the change with it."""
+    return OrderEvent.objects.create(
+        user_id=user_id,
+        actor=actor,
+        kind=EventKind(kind),
+        message=message,
+        before=before,
+        after=after,
+    )
