@@ -216,44 +216,31 @@ def record_broker_error(
 
 
 def record_account_event(
-    account: BrokerAccount,
+    account: BrokerAccount | None,
     *,
-    kind: EventKind,
+    kind: EventKind | str,
     actor: str,
     message: str,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
+    user_id: int | None = None,
 ) -> OrderEvent:
     """An audit row of the account as a whole, of no one order (trading locked, positions
-    exited)."""
+    exited); with no account, the user `user_id`'s (a strategy, the entry-regenerate
+    permission: `record_user_event`). A kind outside the vocabulary is refused (ValueError),
+    and the change with it."""
     return OrderEvent.objects.create(
         account=account,
-        user_id=account.user_id,
-        actor=actor,
-        kind=kind,
-        message=message,
-        before=before,
-        after=after,
-    )
-
-
-def record_user_event(
-    *,
-    user_id: int,
-    kind: str,
-    actor: str,
-    message: str,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> OrderEvent:
-    """An audit row of the user's, of no account or order (a strategy, the entry-regenerate
-    permission): accounts' changes reach it through settings.USER_AUDIT_RECORDER. A kind
-    outside the vocabulary is refused (ValueError), so the change with it."""
-    return OrderEvent.objects.create(
-        user_id=user_id,
+        user_id=account.user_id if account is not None else user_id,
         actor=actor,
         kind=EventKind(kind),
         message=message,
         before=before,
         after=after,
     )
+
+
+def record_user_event(*, user_id: int, **fields: Any) -> OrderEvent:
+    """`record_account_event` of no account: a row of the user's own. Accounts' changes
+    reach it through settings.USER_AUDIT_RECORDER (accounts may not import orders)."""
+    return record_account_event(None, user_id=user_id, **fields)
