@@ -1,6 +1,6 @@
 """The trade book: every fill the brokers reported (BrokerTrade, synced each cycle), of the
-user's accounts, filtered by account, day(s) and instrument, newest first; and which of our
-orders and legs each fill belongs to.
+user's accounts, filtered by account, day(s) and instrument, newest first; which of our
+orders and legs each fill belongs to, and what each fill is worth in rupees.
 
 A reporting read (the page, the API and the CSV export): served by the read replica when
 `DATABASE_REPLICA_URL` configures one (trading_site.core.db_router), so a long export does
@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 
 from django.db.models import Q, QuerySet
 
 from accounts.models import User
-from orders.models import BrokerTrade, OrderLeg
+from orders.models import BrokerTrade, Instrument, OrderLeg
 from trading_site.core.db_router import reporting_alias
 from trading_site.core.market_hours import MARKET_TZ
 
@@ -74,3 +75,27 @@ def owners_of(trades: list[BrokerTrade]) -> dict[tuple[int, str], FillOwner]:
     )
     # b is never None: the query asks for these broker order ids.
     return {(a, b): FillOwner(order_id=o, role=r) for a, b, o, r in rows if b is not None}
+
+
+def values_of(trades: list[BrokerTrade]) -> dict[int, Decimal]:
+    """Fill id -> its value in rupees: price x quantity x its contract's multiplier (10 for
+    some MCX contracts; 1 for an instrument the master lacks), for one page of fills (one
+    query on the master's (segment, instrument id) key)."""
+    if not trades:
+        return {}
+    keys = {(t.exchange_segment, t.exchange_instrument_id) for t in trades}
+    condition = Q(pk__in=[])
+    for segment in {s for s, _ in keys}:
+        ids = [i for s, i in keys if s == segment]
+        condition |= Q(exchange_segment=segment, exchange_instrument_id__in=ids)
+    rows = (
+        Instrument.objects.using(reporting_alias())
+        .filter(condition)
+        .values_list("exchange_segment", "exchange_instrument_id", "multiplier")
+    )
+    multipliers = {(segment, iid): multiplier for segment, iid, multiplier in rows}
+    values = {}
+    for t in trades:
+        multiplier = multipliers.get((t.exchange_segment, t.exchange_instrument_id), 1)
+        values[t.pk] = t.price * t.quantity * multiplier
+    return values
