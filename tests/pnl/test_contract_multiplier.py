@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from accounts.models import BrokerAccount, User
 from monitoring.models import MonitoringRun
 from monitoring.services import run_user_cycle
+from orders.brokers.sessions import connect_account
 from orders.models import BrokerPosition, Instrument, Order
 from pnl.models import MtmSample
 from pnl.services import trading_day_bounds
@@ -28,6 +29,7 @@ from tests.factories import (
     make_fair_price,
     make_instrument,
     make_user,
+    make_xts_account,
     record_price,
     set_price_and_match,
 )
@@ -86,12 +88,25 @@ class CrudeDesk:
         cycle(self.user)
 
 
-@pytest.fixture
-def desk() -> CrudeDesk:
-    user = make_user()
+def crude_desk(account: BrokerAccount) -> CrudeDesk:
     crude = make_instrument(symbol="CRUDEOILM", segment="MCXFO", multiplier=10)
     make_fair_price(crude, "100")
-    return CrudeDesk(user, make_account(user=user), crude, api_client_for(user))
+    return CrudeDesk(account.user, account, crude, api_client_for(account.user))
+
+
+@pytest.fixture
+def desk() -> CrudeDesk:
+    """At the paper exchange."""
+    return crude_desk(make_account(user=make_user()))
+
+
+@pytest.fixture
+def xts_desk(simulator, settings) -> CrudeDesk:
+    """At an XTS broker (the simulator, over HTTP), whose amounts are in rupees too."""
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True
+    account = make_xts_account(simulator.base_url, user=make_user())
+    connect_account(account)
+    return crude_desk(account)
 
 
 def test_a_multiplier_10_contract_realizes_and_marks_ten_rupees_a_point(desk, listen):
@@ -152,18 +167,24 @@ def test_a_multiplier_10_contract_realizes_and_marks_ten_rupees_a_point(desk, li
     )
 
 
-def test_positions_value_the_contract_in_rupees_at_every_tick(desk):
+@pytest.mark.parametrize(
+    "broker",
+    # The simulator reads the desk's instruments on its own connection: committed rows.
+    ["desk", pytest.param("xts_desk", marks=pytest.mark.django_db(transaction=True))],
+)
+def test_positions_value_the_contract_in_rupees_at_every_tick(broker, request):
     """The paper exchange reports its amounts in rupees, as an XTS broker does: the position's
-    MTM is (1,010 sold - 2,000 bought) + 1 open x 103 x 10 = 40.00 (it showed 911.00, the
-    amounts of one unit mixed with the open unit at 10 x its price), and a tick moves it 10
-    rupees a point without a sync."""
+    MTM is (1,010 sold - 2,000 bought) + 1 open x 103 x 10 = 40.00 (the paper exchange's
+    showed 931.00: amounts of one unit mixed with the open unit at 10 x its price), and a
+    tick moves it 10 rupees a point without a sync."""
+    desk = request.getfixturevalue(broker)
     desk.trade_and_mark_at_103()
     body = desk.client.get("/api/positions", {"account_id": desk.account.pk}).json()
     [account] = body["accounts"]
     [row] = account["positions"]
     assert (row["net_qty"], row["buy_qty"], row["sell_qty"]) == (1, 2, 1)
     assert (row["average_price"], row["ltp"], row["mtm"]) == ("100.0000", "103.0000", "40.00")
-    assert (account["mtm"], body["totals"]["paper"]) == ("40.00", "40.00")
+    assert (account["mtm"], body["totals"][account["money"]]) == ("40.00", "40.00")
     stored = BrokerPosition.objects.get(account=desk.account)
     assert (stored.buy_amount, stored.sell_amount, stored.net_amount) == (
         D("2000.00"),
