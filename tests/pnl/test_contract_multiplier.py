@@ -185,17 +185,19 @@ def test_positions_value_the_contract_in_rupees_at_every_tick(broker, request):
     assert (row["net_qty"], row["buy_qty"], row["sell_qty"]) == (1, 2, 1)
     assert (row["average_price"], row["ltp"], row["mtm"]) == ("100.0000", "103.0000", "40.00")
     assert (account["mtm"], body["totals"][account["money"]]) == ("40.00", "40.00")
-    stored = BrokerPosition.objects.get(account=desk.account)
-    assert (stored.buy_amount, stored.sell_amount, stored.net_amount) == (
-        D("2000.00"),
-        D("1010.00"),
-        D("-990.00"),
+    # As the broker reported them at the last sync: rupees.
+    stored = BrokerPosition.objects.filter(account=desk.account).values(
+        "buy_amount", "sell_amount", "net_amount", "realized_mtm", "unrealized_mtm"
     )
-    assert (stored.realized_mtm, stored.unrealized_mtm, stored.mtm) == (
-        D("10.00"),
-        D("30.00"),
-        D("40.00"),
-    )
+    assert list(stored) == [
+        {
+            "buy_amount": D("2000.00"),
+            "sell_amount": D("1010.00"),
+            "net_amount": D("-990.00"),
+            "realized_mtm": D("10.00"),
+            "unrealized_mtm": D("30.00"),
+        }
+    ]
 
     record_price(desk.crude, "104.50")
     [row] = desk.client.get("/api/positions").json()["accounts"][0]["positions"]

@@ -293,17 +293,12 @@ def test_an_x10_contracts_amounts_mtm_and_margin_are_in_rupees_as_a_broker_repor
     move_price(crude, "103.00")
 
     (position,) = paper_book.position_rows(book)
+    assert (position.net_qty, position.buy_qty, position.sell_qty) == (1, 2, 1)
     assert (position.buy_avg_price, position.sell_avg_price) == (D("100"), D("101"))
-    assert (position.buy_amount, position.sell_amount, position.net_amount) == (
-        D("2000.00"),
-        D("1010.00"),
-        D("-990.00"),
-    )
-    assert (position.realized_mtm, position.unrealized_mtm, position.mtm) == (
-        D("10.00"),
-        D("30.00"),
-        D("40.00"),
-    )
+    amounts = (position.buy_amount, position.sell_amount, position.net_amount)
+    assert amounts == (D("2000.00"), D("1010.00"), D("-990.00"))
+    mtm = (position.realized_mtm, position.unrealized_mtm, position.mtm)
+    assert mtm == (D("10.00"), D("30.00"), D("40.00"))
     balance = paper_book.compute_balance(book)
     assert balance.cash_available == D("1000040.00")
     # (the open unit at 103 + the resting buy of 1 at 95) x 10 x the 0.2 margin rate
