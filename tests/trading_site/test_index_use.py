@@ -239,9 +239,6 @@ def test_a_paper_books_open_order_exposure_is_read_off_its_index_alone():
         for book in books
         for n in range(200)
     )
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE TABLE paper_orders")
-        cursor.fetchall()
     with CaptureQueriesContext(connection) as ctx:
         compute_balance(books[3])
     [exposure] = [q["sql"] for q in ctx.captured_queries if "paper_orders" in q["sql"]]
