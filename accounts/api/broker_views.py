@@ -92,7 +92,10 @@ class KillSwitchView(APIView):
     square off every position with MARKET exits. 200 with what was done (`summary` in plain
     words); `complete` is false and `errors` lists what could not be done (e.g. a leg the
     broker has not acknowledged yet, or positions the broker could not report): run it
-    again after the next sync. New orders on the account answer 409 TRADING_LOCKED until
+    again after the next sync. A bracket whose position was not squared off keeps its
+    stop-loss and targets (or gets them back at once): `protected_order_ids`;
+    `unprotected_order_ids` are those whose stop-loss could not be placed (act at the broker).
+    New orders on the account answer 409 TRADING_LOCKED until
     POST /api/accounts/{id}/enable-trading."""
 
     rate_limit_group = "orders"
@@ -111,6 +114,8 @@ class KillSwitchView(APIView):
                 "cancelled_legs": result.cancelled_legs,
                 "exit_legs": result.exit_legs,
                 "exit_order_ids": result.exit_order_ids,
+                "protected_order_ids": result.protected_order_ids,
+                "unprotected_order_ids": result.unprotected_order_ids,
                 "errors": result.errors,
             }
         )

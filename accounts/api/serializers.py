@@ -153,6 +153,16 @@ class KillSwitchResponseSerializer(serializers.Serializer):
     )
     exit_legs = serializers.ListField(child=serializers.CharField())
     exit_order_ids = serializers.ListField(child=serializers.IntegerField())
+    protected_order_ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Brackets not squared off whose stop-loss and targets stay working (kept, "
+        "or placed again at once)",
+    )
+    unprotected_order_ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Brackets not squared off whose stop-loss could not be placed again: "
+        "square them off at the broker",
+    )
     # The metaclass moves declared fields off the class, so this shadows Serializer.errors
     # for the type checker only.
     errors = serializers.ListField(child=serializers.CharField())  # type: ignore[assignment]

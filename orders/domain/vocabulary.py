@@ -191,10 +191,21 @@ class EventKind(Vocabulary):
     EXIT_REDUCED = "exit_reduced", "Exit leg reduced"
     EXIT_CANCELLED = "exit_cancelled", "Exit leg cancelled"
     EXIT_REDUCE_FAILED = "exit_reduce_failed", "Exit leg reduction failed"
+    # An exit asked for (kill switch, position exit) was refused: step 4 protects it again.
+    EXIT_REFUSED = "exit_refused", "Exit refused, protected again"
     # The kill switch: the order marked, each working leg's cancellation and its failure.
     KILL_SWITCH = "kill_switch", "Kill switch"
     KILL_SWITCH_CANCEL = "kill_switch_cancel", "Kill switch cancelled a leg"
     KILL_SWITCH_CANCEL_FAILED = "kill_switch_cancel_failed", "Kill switch cancellation failed"
+    # A bracket whose position the kill switch did not square off: its stop-loss and targets
+    # kept (never cancelled) or placed again at once; and the kill switch's outcome, whole or
+    # in part, for the account.
+    KILL_SWITCH_PROTECTION_KEPT = (
+        "kill_switch_protection_kept",
+        "Kill switch left the position protected",
+    )
+    KILL_SWITCH_COMPLETED = "kill_switch_completed", "Kill switch done"
+    KILL_SWITCH_INCOMPLETE = "kill_switch_incomplete", "Kill switch done in part"
     # The account's trading lock (orders.services.trading_lock): set by the kill switch,
     # lifted by the trader.
     TRADING_LOCKED = "trading_locked", "Trading locked"

@@ -25,7 +25,7 @@ from django.db import transaction
 
 from accounts.models import BrokerAccount
 from accounts.services import strategy_named
-from orders.brokers.base import BrokerError, BrokerPositionRow
+from orders.brokers.base import BrokerError
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind
 from orders.models import Order, OrderLeg
 from orders.services.audit import record_account_event
@@ -34,7 +34,9 @@ from orders.services.changes import cancel_working_legs
 from orders.services.exclusion import account_exclusion
 from orders.services.position_changes import (
     ExitReport,
+    PositionKey,
     mark_exit_requested,
+    position_key,
     resume_protection,
     send_exits,
     write_ahead_exits,
@@ -44,7 +46,6 @@ from orders.services.sync import LIVE_ORDER_STATUSES, roll_up_orders
 
 logger = logging.getLogger("orders.services")
 
-PositionKey = tuple[str, int, str]  # (exchange segment, exchange instrument id, product)
 EXTERNAL_ID = "position-exit"
 
 
@@ -55,10 +56,6 @@ class ExitResult(ExitReport):
     # same exit asked again sends them).
     bracket_order_ids: list[int] = field(default_factory=list)
     not_sent: list[str] = field(default_factory=list)
-
-
-def _key_of(position: BrokerPositionRow) -> PositionKey:
-    return (position.exchange_segment, int(position.exchange_instrument_id), position.product_type)
 
 
 def _describe(key: PositionKey) -> str:
@@ -185,7 +182,7 @@ def _exit(
     busy = _working_exit_keys(account)
     chosen = []
     for position in positions:
-        key = _key_of(position)
+        key = position_key(position)
         if keys is not None and key not in keys:
             continue
         if not position.net_qty:
@@ -201,7 +198,7 @@ def _exit(
         chosen.append(position)
         result.exited.append(key)
     if keys is not None:
-        for key in sorted(keys - {_key_of(p) for p in positions if p.net_qty}):
+        for key in sorted(keys - {position_key(p) for p in positions if p.net_qty}):
             result.errors.append(f"{_describe(key)}: the broker reports no open position")
 
     # 3. Written ahead, then sent (orders.services, as for every order).

@@ -59,6 +59,18 @@ Role = OrderLeg.Role
 
 # ---- reading positions ----------------------------------------------------------------------
 
+PositionKey = tuple[str, int, str]  # (exchange segment, exchange instrument id, product)
+
+
+def position_key(position: BrokerPositionRow) -> PositionKey:
+    """The position a broker's row is of."""
+    return (position.exchange_segment, int(position.exchange_instrument_id), position.product_type)
+
+
+def order_position_key(order: Order) -> PositionKey:
+    """The position an order's fills go to."""
+    return (order.exchange_segment, int(order.exchange_instrument_id), order.product_type)
+
 
 def net_quantity(
     *,
@@ -269,6 +281,27 @@ def mark_exit_requested(*, orders: list[Order], actor: str, kind: EventKind, mes
     )
 
 
+def clear_exit_requested(
+    *, orders: list[Order], actor: str, kind: EventKind, messages: dict[int, str]
+) -> None:
+    """The orders no longer exit-requested (step 4 covers their position again), each with
+    its audit event (`messages`, by order id), in one transaction."""
+    if not orders:
+        return
+    with transaction.atomic():
+        Order.objects.filter(pk__in=[o.pk for o in orders]).update(
+            exit_requested_at=None, updated_at=timezone.now()
+        )
+        record_changes(
+            [
+                new_event(order=order, kind=kind, actor=actor, message=messages[order.pk])
+                for order in orders
+            ]
+        )
+    for order in orders:
+        order.exit_requested_at = None
+
+
 def resume_protection(
     *, marked: list[Order], on_their_way: Iterable[int], actor: str, kind: EventKind
 ) -> None:
@@ -279,22 +312,15 @@ def resume_protection(
     read before the mark) keep it."""
     sent = set(on_their_way)
     resumed = [o for o in marked if o.exit_requested_at is None and o.pk not in sent]
-    if not resumed:
-        return
-    Order.objects.filter(pk__in=[o.pk for o in resumed]).update(
-        exit_requested_at=None, updated_at=timezone.now()
+    message = (
+        "exit not sent: the position stays protected (stop-loss and targets are placed again "
+        "for what it holds)"
     )
-    record_changes(
-        [
-            new_event(
-                order=order,
-                kind=kind,
-                actor=actor,
-                message="exit not sent: the position stays protected (stop-loss and targets "
-                "are placed again for what it holds)",
-            )
-            for order in resumed
-        ]
+    clear_exit_requested(
+        orders=resumed,
+        actor=actor,
+        kind=kind,
+        messages=dict.fromkeys([o.pk for o in resumed], message),
     )
 
 

@@ -5,7 +5,9 @@ For every bracket whose entry has filled quantity:
   stop-loss filled, partly or fully) are reduced or cancelled at the broker, newest first;
 - then, unless the trader or the kill switch asked to exit, new SL and TP legs are written
   ahead and sent for exactly the uncovered quantity: a partial fill is protected at once and
-  later fills add more legs. Targets fill in the order given (target 1 takes the first lots);
+  later fills add more legs. Targets fill in the order given (target 1 takes the first lots).
+  An exit asked for that the broker refused (at once or after accepting it) closes nothing:
+  the position is protected again, and the order no longer exit-requested;
 - once the entry is final and the exits have closed the whole position, the Order is
   COMPLETED and any exit still working is cancelled.
 The plan itself (`plan_exits`) is pure arithmetic on the legs.
@@ -38,6 +40,7 @@ from orders.services.broker_calls import cancel_at_broker, modify_at_broker, sub
 from orders.services.exclusion import account_exclusion, fence
 from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
 from orders.services.lifecycle import INITIAL_STATUS, apply_accepted_change
+from orders.services.position_changes import clear_exit_requested
 from orders.services.sync import MONITORING_ACTOR, roll_up_orders
 from trading_site.core.bulk_rows import insert_rows
 from trading_site.core.prepared import PreparedRows
@@ -140,6 +143,13 @@ def plan_exits(*, legs: list[OrderLeg], target_quantities: list[int], may_add: b
     return plan
 
 
+def lacks_stop_loss(order: Order, legs: list[OrderLeg]) -> bool:
+    """Whether part of the bracket's open position has no working (or unanswered) stop-loss
+    leg to close it: what step 4 would place a stop-loss for."""
+    plan = plan_exits(legs=legs, target_quantities=_target_quantities(order), may_add=True)
+    return any(spec.role == Role.STOP_LOSS for spec in plan.new_exits)
+
+
 def _exit_side(order: Order) -> str:
     return Side.SELL if order.side == Side.BUY else Side.BUY
 
@@ -174,9 +184,26 @@ def _target_quantities(order: Order) -> list[int]:
     return [int(target["quantity"]) for target in (order.targets or [])]
 
 
+def exit_refused(order: Order, legs: list[OrderLeg]) -> bool:
+    """Whether an exit was asked for (the kill switch, a position exit or change) and every
+    exit leg written for it since ended without a fill (rejected, at once or after the broker
+    had accepted it, or cancelled): nothing is closing the position any more."""
+    if order.exit_requested_at is None:
+        return False
+    since = [
+        leg for leg in legs if leg.role == Role.EXIT and leg.created_at >= order.exit_requested_at
+    ]
+    return bool(since) and all(
+        leg.status in (LegStatus.REJECTED, LegStatus.CANCELLED) and not leg.filled_quantity
+        for leg in since
+    )
+
+
 def _may_add(order: Order, legs: list[OrderLeg]) -> bool:
-    """No new protection once an exit was asked for (kill switch) or is on its way."""
-    if order.exit_requested_at is not None:
+    """No new protection once an exit was asked for (kill switch, position exit) or is on
+    its way; but when that exit was refused (`exit_refused`), the position is protected
+    again."""
+    if order.exit_requested_at is not None and not exit_refused(order, legs):
         return False
     return not any(
         leg.role == Role.EXIT and (leg.status in OPEN_LEG_STATUSES or leg.filled_quantity)
@@ -295,6 +322,17 @@ def _write_new_exits(order: Order, legs: list[OrderLeg], actor: str) -> list[Ord
     )
     if not plan.new_exits or plan.reductions:
         return []
+    if order.exit_requested_at is not None:
+        # Its exit was refused (`_may_add`): protected again, and no longer exit-requested.
+        clear_exit_requested(
+            orders=[order],
+            actor=actor,
+            kind=EventKind.EXIT_REFUSED,
+            messages={
+                order.pk: "the exit asked for was refused and nothing else closes the "
+                "position: its stop-loss and targets are placed again"
+            },
+        )
     identifiers = next_unique_identifiers(account_id=order.account_id, count=len(plan.new_exits))
     new_legs = [
         _exit_leg(order, spec, identifier)

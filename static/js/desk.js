@@ -317,9 +317,7 @@
     }
     this.socket = socket;
     socket.addEventListener("open", function () {
-      self.attempt = 0;
       self.wasOpen = true;
-      self.setState("live", "Live");
       self.pingTimer = setInterval(function () {
         if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "ping" }));
       }, PING_MS);
@@ -329,6 +327,10 @@
       try { msg = JSON.parse(event.data); } catch (e) { return; }
       if (!msg || typeof msg.type !== "string") return;
       if (msg.type === "connection_established") {
+        // Live, and the backoff starts again, only once the server has taken the socket: a
+        // socket it refuses right after the handshake (4429, too many open) keeps backing off.
+        self.attempt = 0;
+        self.setState("live", "Live");
         self.marketClosed = false;
         self.authRetried = false;
         banner("");
@@ -355,6 +357,7 @@
         return; // reconnecting cannot help until the user signs in again
       }
       if (self.marketClosed) self.setState("closed", "Market closed");
+      else if (event.code === 4429) self.setState("offline", "Too many open tabs \u2014 retrying");
       else self.setState("offline", "Offline \u2014 reconnecting");
       self.scheduleReconnect();
     });

@@ -4,6 +4,7 @@ away, without a reload; an update that arrives while the page is fetching is not
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 from playwright.sync_api import expect
@@ -107,3 +108,24 @@ def test_an_update_arriving_during_a_fetch_is_fetched_again_not_dropped(asgi_ser
     # The update that came meanwhile is fetched again: the page ends on what is true.
     expect(page.get_by_test_id("order-status")).to_have_text("Filled")
     expect(page.locator(f'[data-order-change="{order.pk}"]')).to_be_hidden()
+
+
+def test_a_tab_past_the_connection_cap_says_so_and_backs_off(asgi_server, page, settings):
+    """The user's second tab meets the cap of one open socket (4429, right after the
+    handshake). It says why, and backs off 1 s, 2 s, 4 s as for any refusal, where it used to
+    reset its backoff on every `open` and knock about once a second for as long as the
+    first tab stayed open. The first tab stays live."""
+    settings.WS_MAX_CONNECTIONS_PER_USER = 1
+    _open_order_page(asgi_server, page)  # the first tab, live
+    second = page.context.new_page()
+    attempts: list[float] = []
+    second.on("websocket", lambda socket: attempts.append(time.monotonic()))
+    second.goto(page.url)
+    indicator = second.locator("#ws-indicator")
+    expect(indicator).to_have_attribute("data-state", "offline")
+    expect(indicator).to_contain_text("Too many open tabs")
+    second.wait_for_timeout(6000)
+    # Backing off (0.5-1 s, then 1-2 s, then 2-4 s): four sockets at most in six seconds;
+    # the old reset of the backoff on `open` made six or more.
+    assert 1 <= len(attempts) <= 4, [round(t - attempts[0], 2) for t in attempts]
+    expect(page.locator("#ws-indicator")).to_have_attribute("data-state", "live")

@@ -243,6 +243,7 @@ def test_re_enabling_trading_lets_orders_through_again_and_both_are_audited(
     )
     assert kinds == [
         ("trading_locked", f"user:{trader.pk}"),
+        ("kill_switch_completed", f"user:{trader.pk}"),
         ("trading_unlocked", f"user:{trader.pk}"),
     ]
     assert legs_of(placed)[0].status == "CANCELLED"
