@@ -12,7 +12,14 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserCreationForm
 
 from accounts import api_keys, services, two_factor
+from accounts.admin_audit import AuditedAdmin
 from accounts.admin_site import VERIFIED_BY_LOGIN_FORM
+from accounts.audit import (
+    permission_state,
+    record_permission_saved,
+    record_strategy_saved,
+    strategy_state,
+)
 from accounts.models import (
     CREDENTIAL_FIELDS,
     ApiKey,
@@ -331,7 +338,7 @@ class BrokerLoginLeaseAdmin(DeletableReadOnlyAdmin):
 
 
 @admin.register(Strategy)
-class StrategyAdmin(_UserSettingsAdmin):
+class StrategyAdmin(AuditedAdmin, _UserSettingsAdmin):
     list_display = (
         "name",
         "user",
@@ -343,6 +350,16 @@ class StrategyAdmin(_UserSettingsAdmin):
     )
     list_filter = ("allow_regeneration", "trailing_sl_enabled")
     search_fields = ("name", "user__username")
+
+    # Audited as the API's and the settings page's changes are, with the admin as the actor.
+    def audited_state(self, obj):
+        return strategy_state(obj)
+
+    def record_saved(self, obj, *, before, actor):
+        record_strategy_saved(strategy=obj, before=before, actor=actor)
+
+    def delete_audited(self, obj, *, actor):
+        services.delete_strategy(strategy=obj, actor=actor)
 
 
 class EntryRegeneratePermissionAdminForm(forms.ModelForm):
@@ -362,7 +379,7 @@ class EntryRegeneratePermissionAdminForm(forms.ModelForm):
 
 
 @admin.register(EntryRegeneratePermission)
-class EntryRegeneratePermissionAdmin(admin.ModelAdmin):
+class EntryRegeneratePermissionAdmin(AuditedAdmin):
     form = EntryRegeneratePermissionAdminForm
     list_display = ("user", "enabled", "strategy_names", "updated_at")
     list_filter = ("enabled",)
@@ -376,6 +393,16 @@ class EntryRegeneratePermissionAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user").prefetch_related("strategies")
+
+    # Audited as the API's and the settings page's changes are, with the admin as the actor.
+    def audited_state(self, obj):
+        return permission_state(obj)
+
+    def record_saved(self, obj, *, before, actor):
+        record_permission_saved(permission=obj, before=before, actor=actor)
+
+    def delete_audited(self, obj, *, actor):
+        services.delete_regenerate_permission(permission=obj, actor=actor)
 
 
 @admin.register(TwoFactorDevice)

@@ -26,6 +26,14 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.api_keys import API_KEY_PREFIX
+from accounts.audit import (
+    permission_state,
+    record_permission_deleted,
+    record_permission_saved,
+    record_strategy_deleted,
+    record_strategy_saved,
+    strategy_state,
+)
 from accounts.cached_rows import CredentialCache
 from accounts.models import (
     CREDENTIAL_FIELDS,
@@ -384,15 +392,18 @@ def paper_twin_for(*, account: BrokerAccount) -> BrokerAccount:
     )
 
 
-# Strategies and the entry-regenerate permission.
+# Strategies and the entry-regenerate permission. Each change is audited (accounts.audit): who
+# did it (`actor`), the settings before and after.
 
 
-def create_strategy(*, user: User, name: str, **settings_fields: Any) -> Strategy:
+def create_strategy(*, user: User, name: str, actor: str, **settings_fields: Any) -> Strategy:
     mine = Strategy.objects.filter(user=user)
     if mine.filter(name=name).exists():
         raise _name_taken("a strategy", "name")
     with _under_a_free_name(mine, name=name, what="a strategy", field="name"):
-        return Strategy.objects.create(user=user, name=name, **settings_fields)
+        strategy = Strategy.objects.create(user=user, name=name, **settings_fields)
+        record_strategy_saved(strategy=strategy, before=None, actor=actor)
+    return strategy
 
 
 def strategy_named(*, user: User, name: str) -> Strategy:
@@ -415,7 +426,8 @@ def strategy_named(*, user: User, name: str) -> Strategy:
         return Strategy.objects.get(user=user, name=name)
 
 
-def update_strategy(*, strategy: Strategy, **changes: Any) -> Strategy:
+def update_strategy(*, strategy: Strategy, actor: str, **changes: Any) -> Strategy:
+    before = strategy_state(strategy)
     name = changes.get("name")
     others = Strategy.objects.filter(user_id=strategy.user_id).exclude(pk=strategy.pk)
     if name and name != strategy.name and others.filter(name=name).exists():
@@ -425,11 +437,15 @@ def update_strategy(*, strategy: Strategy, **changes: Any) -> Strategy:
     if changes:
         with _under_a_free_name(others, name=strategy.name, what="a strategy", field="name"):
             strategy.save(update_fields=[*changes, "updated_at"])
+            record_strategy_saved(strategy=strategy, before=before, actor=actor)
     return strategy
 
 
-def delete_strategy(*, strategy: Strategy) -> None:
-    strategy.delete()
+def delete_strategy(*, strategy: Strategy, actor: str) -> None:
+    """The regenerate permission stops covering it (its row in the permission goes with it)."""
+    with transaction.atomic():
+        record_strategy_deleted(strategy=strategy, actor=actor)
+        strategy.delete()
 
 
 def get_or_create_regenerate_permission(*, user: User) -> EntryRegeneratePermission:
@@ -439,7 +455,7 @@ def get_or_create_regenerate_permission(*, user: User) -> EntryRegeneratePermiss
 
 @transaction.atomic
 def set_regenerate_permission(
-    *, user: User, enabled: bool, strategy_ids: list[int]
+    *, user: User, enabled: bool, strategy_ids: list[int], actor: str
 ) -> EntryRegeneratePermission:
     """Replace the user's permission; every strategy must be the user's own."""
     wanted = set(strategy_ids)
@@ -451,7 +467,17 @@ def set_regenerate_permission(
             details={"strategy_ids": [f"no strategy with id {pk}" for pk in foreign]},
         )
     permission, _ = EntryRegeneratePermission.objects.select_for_update().get_or_create(user=user)
+    before = permission_state(permission)
     permission.enabled = enabled
     permission.save(update_fields=["enabled", "updated_at"])
     permission.strategies.set(owned)
+    record_permission_saved(permission=permission, before=before, actor=actor)
     return permission
+
+
+def delete_regenerate_permission(*, permission: EntryRegeneratePermission, actor: str) -> None:
+    """The admin's delete: the user's rejected entries are no longer re-placed (a trader
+    switches the permission off instead, set_regenerate_permission)."""
+    with transaction.atomic():
+        record_permission_deleted(permission=permission, actor=actor)
+        permission.delete()

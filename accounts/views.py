@@ -39,6 +39,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import api_keys, selectors, services, two_factor
+from accounts.audit import user_actor
 from accounts.http import AuthenticatedHttpRequest
 from accounts.models import BrokerAccount, Strategy, User
 from accounts.web_forms import (
@@ -334,10 +335,11 @@ def strategy_edit(request: AuthenticatedHttpRequest, pk: int | None = None) -> H
 
     def save() -> str:
         fields = {name: form.cleaned_data[name] for name in StrategyForm.Meta.fields}
+        actor = user_actor(request.user)
         saved = (
-            services.create_strategy(user=request.user, **fields)
+            services.create_strategy(user=request.user, actor=actor, **fields)
             if strategy is None
-            else services.update_strategy(strategy=strategy, **fields)
+            else services.update_strategy(strategy=strategy, actor=actor, **fields)
         )
         return f"Strategy “{saved.name}” saved."
 
@@ -351,7 +353,7 @@ def strategy_edit(request: AuthenticatedHttpRequest, pk: int | None = None) -> H
 def strategy_delete(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     strategy = get_object_or_404(Strategy, pk=pk, user=request.user)
     name = strategy.name
-    services.delete_strategy(strategy=strategy)
+    services.delete_strategy(strategy=strategy, actor=user_actor(request.user))
     messages.success(request, f"Strategy “{name}” deleted.")
     return redirect("settings")
 
@@ -366,6 +368,7 @@ def regenerate_permission(request: AuthenticatedHttpRequest) -> HttpResponse:
                 user=request.user,
                 enabled=form.cleaned_data["enabled"],
                 strategy_ids=[s.pk for s in form.cleaned_data["strategies"]],
+                actor=user_actor(request.user),
             )
         except DomainError as exc:
             messages.error(request, exc.message)

@@ -66,6 +66,13 @@ SENTENCES: dict[str, str] = {
     EventKind.TRADING_UNLOCKED: "Trading re-enabled: new orders are accepted again",
     EventKind.KEY_RELEASED: "Not sent to the broker: the order's idempotency key was released "
     "so a retry places it",
+    EventKind.SCHEDULE_CREATED: "Scheduled order created: it places this order on its days",
+    EventKind.SCHEDULE_CHANGED: "Scheduled order changed",
+    EventKind.SCHEDULE_DELETED: "Scheduled order deleted: it places no more orders",
+    EventKind.STRATEGY_CREATED: "Strategy created",
+    EventKind.STRATEGY_CHANGED: "Strategy settings changed",
+    EventKind.STRATEGY_DELETED: "Strategy deleted",
+    EventKind.REGENERATE_PERMISSION_CHANGED: "Permission to re-place rejected entries changed",
 }
 
 # Our internal words -> a trader's.

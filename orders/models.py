@@ -328,7 +328,8 @@ class BrokerTrade(InstrumentFields):
     synced_at = models.DateTimeField(auto_now=True)
 
     # Set by the trade book and order pages for display, never stored: our order and leg
-    # role (orders.tradebook.selectors.FillOwner), the fill's value, the leg it filled.
+    # role (orders.tradebook.selectors.FillOwner), the fill's value in rupees (from
+    # orders.tradebook.selectors.values_of), the leg it filled.
     owner: Any
     value: Decimal
     leg: OrderLeg | None

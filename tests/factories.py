@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal
 
 from asgiref.sync import async_to_sync
@@ -722,6 +722,34 @@ def make_desk(*, symbol: str | None = None, price: str = "1000"):
     user = make_user()
     account = make_account(user=user)
     return user, account, make_priced_instrument(symbol=symbol, price=price)
+
+
+def schedule_template(instrument: Instrument, **overrides) -> dict:
+    """A scheduled order's template (the API's fields): BUY 5 of `instrument` LIMIT 790."""
+    return {
+        "exchange_segment": instrument.exchange_segment,
+        "exchange_instrument_id": instrument.exchange_instrument_id,
+        "order_side": "BUY",
+        "order_type": "LIMIT",
+        "order_quantity": 5,
+        "limit_price": "790",
+        **overrides,
+    }
+
+
+def make_schedule(
+    *, user: User, account: BrokerAccount, instrument: Instrument, **overrides
+) -> ScheduledOrder:
+    """ "morning buy": `schedule_template` at 09:30 IST, Monday to Friday."""
+    fields = {
+        "name": "morning buy",
+        "kind": Order.Kind.SINGLE,
+        "template": schedule_template(instrument),
+        "time_of_day": time(9, 30),
+        "weekdays": [0, 1, 2, 3, 4],
+        **overrides,
+    }
+    return ScheduledOrder.objects.create(user=user, account=account, **fields)
 
 
 def place_protected_bracket(*, user, account, instrument, **overrides) -> Order:

@@ -453,6 +453,9 @@ BROKER_EVENT_HANDLER = os.environ.get(
     "BROKER_EVENT_HANDLER", "monitoring.events.handle_broker_event"
 )
 BROKER_RESYNC_HANDLER = os.environ.get("BROKER_RESYNC_HANDLER", "monitoring.events.resync_account")
+# Who writes the audit rows of accounts' own changes (strategies, the entry-regenerate
+# permission): the audit trail is orders', a layer above accounts (accounts.audit).
+USER_AUDIT_RECORDER = "orders.services.audit.record_user_event"
 TRADING_WINDOW_ALWAYS_OPEN = env_bool("TRADING_WINDOW_ALWAYS_OPEN", EMBEDDED)
 TRADING_WINDOW_OPEN = time.fromisoformat(os.environ.get("TRADING_WINDOW_OPEN", "09:26"))
 TRADING_WINDOW_CLOSE = time.fromisoformat(os.environ.get("TRADING_WINDOW_CLOSE", "15:30"))

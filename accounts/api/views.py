@@ -33,6 +33,7 @@ from accounts.api.serializers import (
     SessionUserSerializer,
     StrategySerializer,
 )
+from accounts.audit import user_actor
 from accounts.permissions import ApiKeyScope, SessionCredentialsOnly
 from trading_site.core.api.errors import AUTHENTICATION_FAILED, PERMISSION_DENIED, envelope
 from trading_site.core.api.owned_rows import OwnedRowChangeView, OwnedRowView
@@ -178,10 +179,10 @@ class BrokerAccountDetailView(OwnedRowChangeView):
     def find(self, request, row_id):
         return selectors.broker_account_for(user=request.user, account_id=row_id)
 
-    def update(self, row, changes):
+    def update(self, request, row, changes):
         return services.update_broker_account(account=row, **changes)
 
-    def remove(self, row):
+    def remove(self, request, row):
         return services.deactivate_broker_account(account=row)
 
 
@@ -201,7 +202,9 @@ class StrategyListView(APIView):
     def post(self, request):
         data = StrategySerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        strategy = services.create_strategy(user=request.user, **data.validated_data)
+        strategy = services.create_strategy(
+            user=request.user, actor=user_actor(request.user), **data.validated_data
+        )
         return Response(
             {"strategy": StrategySerializer(strategy).data}, status=status.HTTP_201_CREATED
         )
@@ -219,11 +222,11 @@ class StrategyDetailView(OwnedRowChangeView):
     def find(self, request, row_id):
         return selectors.strategy_for(user=request.user, strategy_id=row_id)
 
-    def update(self, row, changes):
-        return services.update_strategy(strategy=row, **changes)
+    def update(self, request, row, changes):
+        return services.update_strategy(strategy=row, actor=user_actor(request.user), **changes)
 
-    def remove(self, row):
-        services.delete_strategy(strategy=row)
+    def remove(self, request, row):
+        services.delete_strategy(strategy=row, actor=user_actor(request.user))
 
     @extend_schema(request=StrategySerializer, responses=_STRATEGY_RESPONSE)
     def put(self, request, strategy_id: int):
@@ -267,6 +270,7 @@ class EntryRegeneratePermissionView(APIView):
             user=request.user,
             enabled=data.validated_data["enabled"],
             strategy_ids=data.validated_data["strategy_ids"],
+            actor=user_actor(request.user),
         )
         return Response(_permission_body(permission))
 
@@ -281,6 +285,7 @@ class EntryRegeneratePermissionView(APIView):
             strategy_ids=data.validated_data.get(
                 "strategy_ids", list(current.strategies.values_list("id", flat=True))
             ),
+            actor=user_actor(request.user),
         )
         return Response(_permission_body(permission))
 
@@ -347,5 +352,5 @@ class ApiKeyDetailView(OwnedRowView):
     def find(self, request, row_id):
         return selectors.api_key_for(user=request.user, key_id=row_id)
 
-    def remove(self, row):
+    def remove(self, request, row):
         api_keys.revoke_api_key(api_key=row)

@@ -233,3 +233,16 @@ class EventKind(Vocabulary):
     POSITIONS_EXIT_SENT = "positions_exit_sent", "Exit orders sent"
     POSITIONS_EXIT_INCOMPLETE = "positions_exit_incomplete", "Exit orders sent, with problems"
     POSITIONS_EXIT_FAILED = "positions_exit_failed", "Exit not sent"
+    # What the desk will do with the trader's money unasked, set up, changed or removed (who
+    # did it; the settings before and after): a scheduled order (on its account), a strategy's
+    # automation and the entry-regenerate permission (the user's, of no account).
+    SCHEDULE_CREATED = "schedule_created", "Scheduled order created"
+    SCHEDULE_CHANGED = "schedule_changed", "Scheduled order changed"
+    SCHEDULE_DELETED = "schedule_deleted", "Scheduled order deleted"
+    STRATEGY_CREATED = "strategy_created", "Strategy created"
+    STRATEGY_CHANGED = "strategy_changed", "Strategy changed"
+    STRATEGY_DELETED = "strategy_deleted", "Strategy deleted"
+    REGENERATE_PERMISSION_CHANGED = (
+        "regenerate_permission_changed",
+        "Entry-regenerate permission changed",
+    )

@@ -5,8 +5,14 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
+from accounts.admin_audit import AuditedAdmin
 from orders.scheduled.models import ScheduledOrder, ScheduledOrderRun
-from orders.scheduled.services import validate_template
+from orders.scheduled.services import (
+    delete_scheduled_order,
+    record_schedule_saved,
+    schedule_state,
+    validate_template,
+)
 from trading_site.core.admin import ReadOnlyAdmin, ReadOnlyInline
 from trading_site.core.errors import DomainError
 from trading_site.core.safe_json import DepthLimitedJSONField
@@ -59,7 +65,7 @@ class ScheduledOrderAdminForm(forms.ModelForm):
 
 
 @admin.register(ScheduledOrder)
-class ScheduledOrderAdmin(admin.ModelAdmin):
+class ScheduledOrderAdmin(AuditedAdmin):
     form = ScheduledOrderAdminForm
     list_display = ("name", "user", "account", "kind", "time_of_day", "weekdays", "enabled")
     list_filter = ("enabled", "kind")
@@ -67,6 +73,16 @@ class ScheduledOrderAdmin(admin.ModelAdmin):
     list_select_related = ("user", "account")
     raw_id_fields = ("user", "account")
     inlines = (ScheduledOrderRunInline,)
+
+    # Audited as the API's and the settings pages' changes are, with the admin as the actor.
+    def audited_state(self, obj):
+        return schedule_state(obj)
+
+    def record_saved(self, obj, *, before, actor):
+        record_schedule_saved(schedule=obj, before=before, actor=actor)
+
+    def delete_audited(self, obj, *, actor):
+        delete_scheduled_order(schedule=obj, actor=actor)
 
 
 @admin.register(ScheduledOrderRun)

@@ -22,8 +22,11 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from accounts.audit import change_words
 from accounts.models import BrokerAccount, User
-from orders.models import Order, ScheduledOrder, ScheduledOrderRun
+from orders.domain.vocabulary import EventKind
+from orders.models import Order, OrderEvent, ScheduledOrder, ScheduledOrderRun
+from orders.services.audit import record_account_event
 from orders.services.placement import place_bracket_order, place_single_order
 from orders.validation import (
     BracketOrderRequest,
@@ -253,7 +256,47 @@ def _run(schedule: ScheduledOrder, run: ScheduledOrderRun, day: date) -> Schedul
     return run
 
 
-# ---- CRUD (the /api/scheduled-orders endpoints) -------------------------------------------
+# ---- CRUD (the /api/scheduled-orders endpoints, the settings pages, the admin) ------------
+#
+# Each is audited on the schedule's account (SCHEDULE_CREATED / _CHANGED / _DELETED): who did
+# it, and the schedule before and after (`schedule_state`), in the change's transaction.
+
+
+def schedule_state(schedule: ScheduledOrder) -> dict[str, Any]:
+    """The audited view of a schedule (before/after in its OrderEvents): what it places,
+    for which account, when, and whether it is on."""
+    time_of_day = schedule.time_of_day
+    return {
+        "id": schedule.pk,
+        "name": schedule.name,
+        "account_id": schedule.account_id,
+        "kind": str(schedule.kind),
+        "template": schedule.template,
+        # A time, or the text of one when the row was given as text and not read back.
+        "time_of_day": time_of_day if isinstance(time_of_day, str) else time_of_day.isoformat(),
+        "weekdays": list(schedule.weekdays),
+        "enabled": schedule.enabled,
+    }
+
+
+def record_schedule_saved(
+    *, schedule: ScheduledOrder, before: dict[str, Any] | None, actor: str
+) -> OrderEvent | None:
+    """The audit row of a schedule just saved: created (`before` None) or changed from
+    `before` (the schedule as the writer read it ahead of the change); none when nothing
+    the schedule does changed."""
+    after = schedule_state(schedule)
+    words = change_words(before, after)
+    if words is None:
+        return None
+    return record_account_event(
+        schedule.account,
+        kind=EventKind.SCHEDULE_CREATED if before is None else EventKind.SCHEDULE_CHANGED,
+        actor=actor,
+        message=f"scheduled order “{schedule.name}” {words}",
+        before=before,
+        after=after,
+    )
 
 
 def _account_of(*, user: User, account_id: int) -> BrokerAccount:
@@ -263,6 +306,7 @@ def _account_of(*, user: User, account_id: int) -> BrokerAccount:
 def create_scheduled_order(
     *,
     user: User,
+    actor: str,
     account_id: int,
     name: str,
     kind: str,
@@ -273,19 +317,25 @@ def create_scheduled_order(
 ) -> ScheduledOrder:
     account = _account_of(user=user, account_id=account_id)
     validate_template(user=user, kind=kind, account_id=account.pk, template=template)
-    return ScheduledOrder.objects.create(
-        user=user,
-        account=account,
-        name=name,
-        kind=kind,
-        template=template,
-        time_of_day=time_of_day,
-        weekdays=sorted(set(weekdays)),
-        enabled=enabled,
-    )
+    with transaction.atomic():
+        schedule = ScheduledOrder.objects.create(
+            user=user,
+            account=account,
+            name=name,
+            kind=kind,
+            template=template,
+            time_of_day=time_of_day,
+            weekdays=sorted(set(weekdays)),
+            enabled=enabled,
+        )
+        record_schedule_saved(schedule=schedule, before=None, actor=actor)
+    return schedule
 
 
-def update_scheduled_order(*, schedule: ScheduledOrder, **changes: Any) -> ScheduledOrder:
+def update_scheduled_order(
+    *, schedule: ScheduledOrder, actor: str, **changes: Any
+) -> ScheduledOrder:
+    before = schedule_state(schedule)
     if "account_id" in changes:
         schedule.account = _account_of(user=schedule.user, account_id=changes.pop("account_id"))
     if "weekdays" in changes:
@@ -298,11 +348,22 @@ def update_scheduled_order(*, schedule: ScheduledOrder, **changes: Any) -> Sched
         account_id=schedule.account_id,
         template=schedule.template,
     )
-    schedule.save()
+    with transaction.atomic():
+        schedule.save()
+        record_schedule_saved(schedule=schedule, before=before, actor=actor)
     return schedule
 
 
-def delete_scheduled_order(*, schedule: ScheduledOrder) -> None:
+def delete_scheduled_order(*, schedule: ScheduledOrder, actor: str) -> None:
     """Its runs go with it; the orders it placed stay (ScheduledOrderRun.order is SET_NULL
-    from the order's side, and orders never reference schedules)."""
-    schedule.delete()
+    from the order's side, and orders never reference schedules). The audit row keeps what
+    it was."""
+    with transaction.atomic():
+        record_account_event(
+            schedule.account,
+            kind=EventKind.SCHEDULE_DELETED,
+            actor=actor,
+            message=f"scheduled order “{schedule.name}” deleted",
+            before=schedule_state(schedule),
+        )
+        schedule.delete()

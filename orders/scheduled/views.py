@@ -11,7 +11,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.http import AuthenticatedHttpRequest
 from orders.scheduled.forms import ScheduledOrderForm
 from orders.scheduled.models import ScheduledOrder
-from orders.scheduled.services import create_scheduled_order, update_scheduled_order
+from orders.scheduled.services import (
+    create_scheduled_order,
+    delete_scheduled_order,
+    update_scheduled_order,
+)
+from orders.services.audit import user_actor
 from orders.views import ticket_context
 from orders.web_forms import ticket_initial_from_template
 from trading_site.core.errors import DomainError
@@ -55,11 +60,12 @@ def scheduled_edit(request: AuthenticatedHttpRequest, pk: int | None = None) -> 
                 "template": form.to_template(),
             }
             # The services validate the template as the API does (the one validator).
+            actor = user_actor(request.user)
             try:
                 if schedule is None:
-                    schedule = create_scheduled_order(user=request.user, **fields)
+                    schedule = create_scheduled_order(user=request.user, actor=actor, **fields)
                 else:
-                    schedule = update_scheduled_order(schedule=schedule, **fields)
+                    schedule = update_scheduled_order(schedule=schedule, actor=actor, **fields)
             except DomainError as exc:
                 form.add_rule_errors(exc.details, fallback=exc.message)
             else:
@@ -82,6 +88,6 @@ def scheduled_edit(request: AuthenticatedHttpRequest, pk: int | None = None) -> 
 def scheduled_delete(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     schedule = get_object_or_404(ScheduledOrder, pk=pk, user=request.user)
     name = schedule.name
-    schedule.delete()
+    delete_scheduled_order(schedule=schedule, actor=user_actor(request.user))
     messages.success(request, f"Scheduled order “{name}” deleted.")
     return redirect("settings")

@@ -11,16 +11,16 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, TypedDict, Unpack
 
-from accounts.models import BrokerAccount, User
+# Who did it: defined with the users (accounts audits its own changes too), named here for
+# the order services.
+from accounts.audit import admin_actor as admin_actor
+from accounts.audit import user_actor as user_actor
+from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerError, OrderAck
 from orders.domain.vocabulary import EventKind
 from orders.models import Order, OrderEvent, OrderLeg
 from trading_site.core.bulk_rows import insert_rows, new_row
 from trading_site.core.realtime import ORDER_UPDATE, notify_user_on_commit, notify_users_on_commit
-
-
-def user_actor(user: User) -> str:
-    return f"user:{user.pk}"
 
 
 def decimal_or_none(value: Any) -> str | None:
@@ -216,22 +216,31 @@ def record_broker_error(
 
 
 def record_account_event(
-    account: BrokerAccount,
+    account: BrokerAccount | None,
     *,
-    kind: EventKind,
+    kind: EventKind | str,
     actor: str,
     message: str,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
+    user_id: int | None = None,
 ) -> OrderEvent:
     """An audit row of the account as a whole, of no one order (trading locked, positions
-    exited)."""
+    exited); with no account, the user `user_id`'s (a strategy, the entry-regenerate
+    permission: `record_user_event`). A kind outside the vocabulary is refused (ValueError),
+    and the change with it."""
     return OrderEvent.objects.create(
         account=account,
-        user_id=account.user_id,
+        user_id=account.user_id if account is not None else user_id,
         actor=actor,
-        kind=kind,
+        kind=EventKind(kind),
         message=message,
         before=before,
         after=after,
     )
+
+
+def record_user_event(*, user_id: int, **fields: Any) -> OrderEvent:
+    """`record_account_event` of no account: a row of the user's own. Accounts' changes
+    reach it through settings.USER_AUDIT_RECORDER (accounts may not import orders)."""
+    return record_account_event(None, user_id=user_id, **fields)

@@ -16,7 +16,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from orders.models import BrokerTrade, Order
-from orders.tradebook.selectors import owners_of
+from orders.tradebook.selectors import owners_of, values_of
 from trading_site.core.market_hours import MARKET_TZ
 
 CHUNK = 1000
@@ -103,6 +103,7 @@ def trade_rows(trades: QuerySet[BrokerTrade]) -> Iterator[list[str]]:
     yield list(TRADE_COLUMNS)
     for batch in _chunks(trades):
         owners = owners_of(batch)
+        values = values_of(batch)
         for trade in batch:
             owner = owners.get((trade.account_id, trade.broker_order_id))
             yield [
@@ -115,7 +116,7 @@ def trade_rows(trades: QuerySet[BrokerTrade]) -> Iterator[list[str]]:
                 trade.product_type,
                 number(trade.quantity),
                 number(trade.price),
-                number((trade.price * trade.quantity).quantize(CENTS)),
+                number(values[trade.pk].quantize(CENTS)),
                 text(trade.execution_id),
                 text(trade.broker_order_id),
                 number(owner.order_id) if owner else "",

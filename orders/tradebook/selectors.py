@@ -1,6 +1,6 @@
 """The trade book: every fill the brokers reported (BrokerTrade, synced each cycle), of the
-user's accounts, filtered by account, day(s) and instrument, newest first; and which of our
-orders and legs each fill belongs to.
+user's accounts, filtered by account, day(s) and instrument, newest first; which of our
+orders and legs each fill belongs to, and what each fill is worth in rupees.
 
 A reporting read (the page, the API and the CSV export): served by the read replica when
 `DATABASE_REPLICA_URL` configures one (trading_site.core.db_router), so a long export does
@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
 
 from django.db.models import Q, QuerySet
 
 from accounts.models import User
-from orders.models import BrokerTrade, OrderLeg
+from orders.models import BrokerTrade, Instrument, OrderLeg
 from trading_site.core.db_router import reporting_alias
 from trading_site.core.market_hours import MARKET_TZ
 
@@ -51,6 +53,14 @@ def trade_list(*, user: User, filters: TradeFilters) -> QuerySet[BrokerTrade]:
     return trades.select_related("account").order_by("-traded_at", "-id")
 
 
+def _one_of(pairs: set[tuple[Any, Any]], first: str, second: str) -> Q:
+    """Rows whose (`first`, `second`) columns are one of `pairs`: one IN per first value."""
+    condition = Q(pk__in=[])
+    for value in {a for a, _ in pairs}:
+        condition |= Q(**{first: value, f"{second}__in": [b for a, b in pairs if a == value]})
+    return condition
+
+
 @dataclass(frozen=True)
 class FillOwner:
     order_id: int
@@ -63,14 +73,30 @@ def owners_of(trades: list[BrokerTrade]) -> dict[tuple[int, str], FillOwner]:
     pairs = {(t.account_id, t.broker_order_id) for t in trades if t.broker_order_id}
     if not pairs:
         return {}
-    condition = Q(pk__in=[])
-    for account_id in {a for a, _ in pairs}:
-        ids = [b for a, b in pairs if a == account_id]
-        condition |= Q(account_id=account_id, broker_order_id__in=ids)
     rows = (
         OrderLeg.objects.using(reporting_alias())
-        .filter(condition)
+        .filter(_one_of(pairs, "account_id", "broker_order_id"))
         .values_list("account_id", "broker_order_id", "order_id", "role")
     )
     # b is never None: the query asks for these broker order ids.
     return {(a, b): FillOwner(order_id=o, role=r) for a, b, o, r in rows if b is not None}
+
+
+def values_of(trades: list[BrokerTrade]) -> dict[int, Decimal]:
+    """Fill id -> its value in rupees: price x quantity x its contract's multiplier (10 for
+    some MCX contracts; 1 for an instrument the master lacks), for one page of fills (one
+    query on the master's (segment, instrument id) key)."""
+    if not trades:
+        return {}
+    keys = {(t.exchange_segment, t.exchange_instrument_id) for t in trades}
+    rows = (
+        Instrument.objects.using(reporting_alias())
+        .filter(_one_of(keys, "exchange_segment", "exchange_instrument_id"))
+        .values_list("exchange_segment", "exchange_instrument_id", "multiplier")
+    )
+    multipliers = {(segment, iid): multiplier for segment, iid, multiplier in rows}
+    values = {}
+    for t in trades:
+        multiplier = multipliers.get((t.exchange_segment, t.exchange_instrument_id), 1)
+        values[t.pk] = t.price * t.quantity * multiplier
+    return values

@@ -62,9 +62,10 @@ def trade_book(request: AuthenticatedHttpRequest) -> HttpResponse:
     page = Paginator(trades, TRADES_PER_PAGE).get_page(request.GET.get("page"))
     rows = list(page)
     owners = selectors.owners_of(rows)
+    values = selectors.values_of(rows)
     for trade in rows:
         trade.owner = owners.get((trade.account_id, trade.broker_order_id))
-        trade.value = trade.price * trade.quantity
+        trade.value = values[trade.pk]
     query = request.GET.copy()
     query.pop("page", None)
     return render(

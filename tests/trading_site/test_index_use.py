@@ -18,13 +18,18 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from orders.brokers.paper.book import book_for_account, compute_balance
+from orders.brokers.paper.models import PaperOrder
 from orders.models import Instrument, Order, OrderLeg
 from orders.services.kill_switch import kill_switch
 from tests.factories import (
     api_client_for,
     batch_item,
+    book_row_instrument_fields,
     buy_at_market,
+    make_account,
     make_desk,
+    make_instrument,
     order_instrument_fields,
     sync_positions,
 )
@@ -211,3 +216,37 @@ def test_the_order_lists_page_is_read_off_the_users_index_alone():
             assert "Using index" in plan["counted"]["Extra"], (query, plan)
         assert plan["o"]["type"] == "eq_ref" and plan["o"]["key"] == "PRIMARY", (query, plan)
         assert plan["l"]["type"] == "ref", (query, plan)
+
+
+def test_a_paper_books_open_order_exposure_is_read_off_its_index_alone():
+    """Summed on every paper placement: the book's open orders from the covering index
+    paper_book_open_exposure without touching a row, each one's contract multiplier from
+    its instrument by primary key (a desk holds many books and each many orders)."""
+    books = [book_for_account(make_account().pk) for _ in range(20)]
+    instruments = [make_instrument(symbol=f"EXPOSE{n}") for n in range(5)]
+    PaperOrder.objects.bulk_create(
+        PaperOrder(
+            book=book,
+            instrument=instruments[n % 5],
+            **book_row_instrument_fields(instruments[n % 5]),
+            side="BUY",
+            order_type="LIMIT",
+            product_type="MIS",
+            quantity=1,
+            limit_price=Decimal("90"),
+            status="OPEN" if n % 3 else "FILLED",
+        )
+        for book in books
+        for n in range(200)
+    )
+    with CaptureQueriesContext(connection) as ctx:
+        compute_balance(books[3])
+    [exposure] = [q["sql"] for q in ctx.captured_queries if "paper_orders" in q["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + exposure)
+        names = [column[0] for column in cursor.description]
+        plan = {row[2]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+    assert plan["o"]["key"] == "paper_book_open_exposure", plan
+    # "Using index", not "Using index condition" (that one reads the rows)
+    assert "Using index" in (plan["o"]["Extra"] or "").split("; "), plan
+    assert (plan["i"]["type"], plan["i"]["key"]) == ("eq_ref", "PRIMARY"), plan

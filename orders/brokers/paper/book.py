@@ -1,6 +1,10 @@
 """The paper exchange's book: which book a login trades in, how an instrument's rules and
 prices read, and everything read from the book: order and trade rows, positions from the
 fills, the margin state and balance, the whole account at once (`snapshot_of`).
+
+Money is in rupees, as a real XTS broker reports it: a position's amounts and MTM, and every
+exposure and margin, are price x quantity x the instrument's contract multiplier (10 for some
+MCX contracts; 1 for an instrument the master lacks). Averages and marks stay prices.
 """
 
 from __future__ import annotations
@@ -77,7 +81,13 @@ def rules_of(instrument) -> InstrumentRules:
         freeze_quantity=instrument.freeze_quantity,
         band_low=instrument.price_band_low,
         band_high=instrument.price_band_high,
+        multiplier=multiplier_of(instrument),
     )
+
+
+def multiplier_of(instrument) -> int:
+    """The contract multiplier; 1 for no instrument (one the master lacks)."""
+    return (instrument.multiplier or 1) if instrument is not None else 1
 
 
 def quote_of(instrument) -> Quote:
@@ -254,20 +264,36 @@ def _totals_of(
     return totals
 
 
-def _marks(
+class Valuation(NamedTuple):
+    """What values an instrument's position: its mark price (None: unpriced) and its
+    contract multiplier."""
+
+    mark: Decimal | None
+    multiplier: int
+
+
+# An instrument the master lacks: no price, and a unit worth its price.
+_UNKNOWN = Valuation(mark=None, multiplier=1)
+
+
+def valuation_of(instrument) -> Valuation:
+    return Valuation(mark=mark_price_of(instrument), multiplier=multiplier_of(instrument))
+
+
+def _valuations(
     keys, known: dict[tuple[str, int], Instrument] | None = None
-) -> dict[tuple[str, int], Decimal | None]:
-    """The mark price of each instrument of `keys`; `known`: instruments (with their fair
+) -> dict[tuple[str, int], Valuation]:
+    """The valuation of each instrument of `keys`; `known`: instruments (with their fair
     prices) the caller has read just now, used when they cover every key."""
     if not keys:
         return {}
     if known is not None and keys <= known.keys():
-        return {key: mark_price_of(known[key]) for key in keys}
+        return {key: valuation_of(known[key]) for key in keys}
     instruments = Instrument.objects.select_related("fair_price").filter(
         exchange_instrument_id__in={instrument_id for _, instrument_id in keys}
     )
     return {
-        (i.exchange_segment, i.exchange_instrument_id): mark_price_of(i)
+        (i.exchange_segment, i.exchange_instrument_id): valuation_of(i)
         for i in instruments
         if (i.exchange_segment, i.exchange_instrument_id) in keys
     }
@@ -276,31 +302,38 @@ def _marks(
 def position_rows(book: PaperBook) -> list[BrokerPositionRow]:
     """Net positions from the fills, valued at the mark (average-cost realized PnL)."""
     totals = _position_totals(book)
-    return _positions_from(totals, _marks({(segment, iid) for segment, iid, _ in totals}))
+    return _positions_from(totals, _valuations({(segment, iid) for segment, iid, _ in totals}))
 
 
-def _positions_from(totals, marks) -> list[BrokerPositionRow]:
+def _positions_from(
+    totals: dict[tuple[str, int, str], _PositionTotals],
+    valuations: dict[tuple[str, int], Valuation],
+) -> list[BrokerPositionRow]:
     rows = []
     for (segment, instrument_id, product), t in sorted(totals.items()):
         net = t.buy_qty - t.sell_qty
+        # The averages are prices (the totals are price x quantity); the amounts and MTM
+        # below are rupees: x the multiplier.
         buy_avg = (t.buy_amount / t.buy_qty).quantize(_PLACES) if t.buy_qty else None
         sell_avg = (t.sell_amount / t.sell_qty).quantize(_PLACES) if t.sell_qty else None
-        mark = marks.get((segment, instrument_id))
+        mark, multiplier = valuations.get((segment, instrument_id), _UNKNOWN)
         if mark is None:
             mark = (buy_avg if net > 0 else sell_avg) or _ZERO
         closed = min(t.buy_qty, t.sell_qty)
         # Something closed: both sides traded, so both averages are there.
         realized = (
-            (sell_avg - buy_avg) * closed
+            (sell_avg - buy_avg) * closed * multiplier
             if closed and sell_avg is not None and buy_avg is not None
             else _ZERO
         )
-        if net > 0:
-            unrealized = (mark - buy_avg) * net
-        elif net < 0:
-            unrealized = (sell_avg - mark) * -net
+        # Long: something was bought, so its average is there (short: sold, likewise).
+        if net > 0 and buy_avg is not None:
+            unrealized = (mark - buy_avg) * net * multiplier
+        elif net < 0 and sell_avg is not None:
+            unrealized = (sell_avg - mark) * -net * multiplier
         else:
             unrealized = _ZERO
+        buy_amount, sell_amount = t.buy_amount * multiplier, t.sell_amount * multiplier
         rows.append(
             BrokerPositionRow(
                 exchange_segment=segment,
@@ -312,9 +345,9 @@ def _positions_from(totals, marks) -> list[BrokerPositionRow]:
                 sell_qty=t.sell_qty,
                 buy_avg_price=buy_avg,
                 sell_avg_price=sell_avg,
-                buy_amount=t.buy_amount.quantize(_CENTS),
-                sell_amount=t.sell_amount.quantize(_CENTS),
-                net_amount=(t.sell_amount - t.buy_amount).quantize(_CENTS),
+                buy_amount=buy_amount.quantize(_CENTS),
+                sell_amount=sell_amount.quantize(_CENTS),
+                net_amount=(sell_amount - buy_amount).quantize(_CENTS),
                 realized_mtm=realized.quantize(_CENTS),
                 unrealized_mtm=unrealized.quantize(_CENTS),
                 mtm=(realized + unrealized).quantize(_CENTS),
@@ -367,14 +400,16 @@ def holding_rows(book: PaperBook, *, before) -> list[BrokerHoldingRow]:
 
 
 def _open_order_exposure(book: PaperBook) -> Decimal:
-    """Rupees blocked by open orders: priced orders summed in SQL, market orders (rare: they
-    fill at once unless there is no price) at the market. One query (index-only, see
-    paper_book_open_exposure) when there are no open market orders."""
+    """Rupees blocked by open orders (x their contracts' multipliers): priced orders summed in
+    SQL, market orders (rare: they fill at once unless there is no price) at the market. One
+    query (index-only on the orders, see paper_book_open_exposure; each instrument's
+    multiplier by its primary key) when there are no open market orders."""
     sql = (
-        "SELECT SUM(CASE WHEN order_type <> %s THEN (quantity - filled_quantity) * "
-        "COALESCE(limit_price, stop_price, 0) ELSE 0 END), "
-        "SUM(CASE WHEN order_type = %s THEN 1 ELSE 0 END) "
-        "FROM paper_orders WHERE book_id = %s AND status IN (%s, %s)"
+        "SELECT SUM(CASE WHEN o.order_type <> %s THEN (o.quantity - o.filled_quantity) * "
+        "COALESCE(o.limit_price, o.stop_price, 0) * COALESCE(i.multiplier, 1) ELSE 0 END), "
+        "SUM(CASE WHEN o.order_type = %s THEN 1 ELSE 0 END) "
+        "FROM paper_orders o LEFT JOIN instruments i ON i.id = o.instrument_id "
+        "WHERE o.book_id = %s AND o.status IN (%s, %s)"
     )
     market = OrderType.MARKET.value
     with connection.cursor() as cursor:
@@ -386,8 +421,7 @@ def _open_order_exposure(book: PaperBook) -> Decimal:
             book=book, status__in=PaperOrder.OPEN_STATUSES, order_type=market
         ).select_related("instrument__fair_price")
         for order in open_market:
-            price = quote_of(order.instrument).price_for(order.side)
-            exposure += (price or _ZERO) * order.leaves_quantity
+            exposure += resting_exposure(order, order.instrument)
     return exposure
 
 
@@ -399,7 +433,7 @@ def resting_exposure(order: BookOrder, instrument) -> Decimal:
         price = quote_of(instrument).price_for(order.side)
     else:
         price = order.limit_price if order.limit_price is not None else order.stop_price
-    return (price or _ZERO) * order.leaves_quantity
+    return (price or _ZERO) * (order.leaves_quantity * multiplier_of(instrument))
 
 
 def _open_exposure_of(orders: Sequence[BookOrder]) -> Decimal:
@@ -435,12 +469,13 @@ class BookState:
 def _state_from(
     book: PaperBook,
     positions: list[BrokerPositionRow],
-    marks: dict[tuple[str, int], Decimal | None],
+    valuations: dict[tuple[str, int], Valuation],
     open_exposure: Decimal,
     config: rules_mod.PaperConfig,
 ) -> BookState:
     """The margin maths, in one place: equity = starting cash + the positions' MTM; exposure =
-    the open orders' plus each net position at its mark (its average price when unpriced)."""
+    the open orders' plus each net position at its mark (its average price when unpriced)
+    x its contract multiplier."""
     # The paper book's own rows (position_rows) always carry their numbers: `or` only types.
     equity = book.starting_cash + sum((p.mtm or _ZERO for p in positions), _ZERO)
     exposure = open_exposure
@@ -448,10 +483,10 @@ def _state_from(
     for p in positions:
         key = (p.exchange_segment, p.exchange_instrument_id)
         net = p.net_qty or 0
-        mark = marks.get(key)
+        mark, multiplier = valuations.get(key, _UNKNOWN)
         if mark is None:
             mark = p.buy_avg_price if net > 0 else p.sell_avg_price
-        exposure += abs(net) * (mark or _ZERO)
+        exposure += abs(net) * multiplier * (mark or _ZERO)
         net_positions[key] = net_positions.get(key, 0) + net
     return BookState(
         equity=equity.quantize(_CENTS),
@@ -470,9 +505,9 @@ def book_state(
     with their fair prices just now (a submission's), whose marks need no read of their
     own when the book holds positions in them only."""
     totals = _position_totals(book)
-    marks = _marks({(segment, iid) for segment, iid, _ in totals}, instruments)
-    positions = _positions_from(totals, marks)
-    return _state_from(book, positions, marks, _open_order_exposure(book), config)
+    valuations = _valuations({(segment, iid) for segment, iid, _ in totals}, instruments)
+    positions = _positions_from(totals, valuations)
+    return _state_from(book, positions, valuations, _open_order_exposure(book), config)
 
 
 def compute_balance(book: PaperBook) -> BrokerBalance:
@@ -501,6 +536,7 @@ class _LoadedInstrument(NamedTuple):
     freeze_quantity: int | None
     price_band_low: Decimal | None
     price_band_high: Decimal | None
+    multiplier: int
     fair_price: _LoadedFairPrice | None
 
 
@@ -631,16 +667,16 @@ def snapshot_of(
     trades = [_trade_row(trade, by_id[trade.order_id]) for trade in book_trades]
     totals = _totals_of(book_trades)
     keys = {(segment, iid) for segment, iid, _ in totals}
-    marks: dict[tuple[str, int], Decimal | None] = {}
+    valuations: dict[tuple[str, int], Valuation] = {}
     for order in orders:
         instrument = order.instrument
         if instrument is not None:
             key = (instrument.exchange_segment, instrument.exchange_instrument_id)
             if key in keys:
-                marks[key] = mark_price_of(instrument)
-    missing = keys - marks.keys()
+                valuations[key] = valuation_of(instrument)
+    missing = keys - valuations.keys()
     if missing:
-        marks.update(_marks(missing))
-    positions = _positions_from(totals, marks)
-    balance = _state_from(book, positions, marks, _open_exposure_of(orders), config).balance
+        valuations.update(_valuations(missing))
+    positions = _positions_from(totals, valuations)
+    balance = _state_from(book, positions, valuations, _open_exposure_of(orders), config).balance
     return [order_row(order) for order in orders], trades, positions, balance

@@ -35,6 +35,7 @@ from orders.brokers.paper.book import (
     BookState,
     book_orders,
     book_state,
+    multiplier_of,
     order_state_of,
     paper_config,
     quote_of,
@@ -276,6 +277,7 @@ def _submit_many(
                         (request.exchange_segment, int(request.exchange_instrument_id)), 0
                     ),
                     config=config,
+                    multiplier=rules.multiplier,
                 )
                 margin_available = state.net_margin
             reason = rules_mod.validate_new_order(
@@ -435,6 +437,7 @@ def _modify_margin(
         price=ref_price,
         net_position=state.net_positions.get(key, 0),
         config=config,
+        multiplier=multiplier_of(order.instrument),
     )
     held = (resting_exposure(order, order.instrument) * config.margin_rate).quantize(
         Decimal("0.01")

@@ -40,6 +40,9 @@ class InstrumentRules:
     freeze_quantity: int | None = None
     band_low: Decimal | None = None
     band_high: Decimal | None = None
+    # Rupees per unit of quantity per rupee of price (the instrument master's Multiplier:
+    # 10 for some MCX contracts): what a quantity at a price is worth, and so margins.
+    multiplier: int = 1
 
 
 @dataclass(frozen=True)
@@ -166,12 +169,20 @@ def reference_price(order: NewOrder | OrderState, quote: Quote) -> Decimal | Non
 
 
 def required_margin(
-    *, side: str, quantity: int, price: Decimal, net_position: int, config: PaperConfig
+    *,
+    side: str,
+    quantity: int,
+    price: Decimal,
+    net_position: int,
+    config: PaperConfig,
+    multiplier: int = 1,
 ) -> Decimal:
-    """Margin for the part of an order that opens exposure (closing a position is free)."""
+    """Margin for the part of an order that opens exposure (closing a position is free): its
+    value (quantity x price x the contract multiplier) x the margin rate."""
     closable = max(0, -net_position) if side == Side.BUY else max(0, net_position)
     opening = max(0, quantity - closable)
-    return (Decimal(opening) * price * config.margin_rate).quantize(Decimal("0.01"))
+    value = Decimal(opening * multiplier) * price
+    return (value * config.margin_rate).quantize(Decimal("0.01"))
 
 
 def validate_new_order(

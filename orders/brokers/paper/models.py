@@ -90,7 +90,8 @@ class PaperOrder(InstrumentFields):
             models.Index(fields=["status", "instrument"], name="paper_open_by_instrument"),
             models.Index(fields=["book", "created_at"], name="paper_book_recent"),
             models.Index(fields=["book", "unique_identifier"], name="paper_book_uid"),
-            # Covers the open-order exposure summed on every placement (index-only).
+            # Covers the open-order exposure summed on every placement (index-only; the
+            # instrument for its contract multiplier, read by primary key).
             models.Index(
                 fields=[
                     "book",
@@ -100,6 +101,7 @@ class PaperOrder(InstrumentFields):
                     "filled_quantity",
                     "limit_price",
                     "stop_price",
+                    "instrument",
                 ],
                 name="paper_book_open_exposure",
             ),

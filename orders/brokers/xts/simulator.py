@@ -63,7 +63,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
@@ -1108,16 +1108,19 @@ def _scaled(value: Decimal | None, share: Decimal) -> Decimal:
     return ((value or Decimal("0")) * share).quantize(Decimal("0.01"))
 
 
-def _move(row: BrokerPositionRow, quantity: int) -> tuple[BrokerPositionRow, BrokerPositionRow]:
+def _move(
+    row: BrokerPositionRow, quantity: int, multiplier: int
+) -> tuple[BrokerPositionRow, BrokerPositionRow]:
     """Split `quantity` (signed like the net) off a position row: (what stays, what moves).
-    The moved part carries its open quantity at the row's average price and its share of
-    the unrealized MTM; realized MTM stays where it was made."""
+    The moved part carries its open quantity at the row's average price (in rupees: x the
+    contract's `multiplier`, as the row's amounts are) and its share of the unrealized MTM;
+    realized MTM stays where it was made."""
     zero = Decimal("0")
     assert row.net_qty is not None  # the paper book's rows carry their numbers
     share = Decimal(quantity) / Decimal(row.net_qty)
     long = quantity > 0
     price = (row.buy_avg_price if long else row.sell_avg_price) or zero
-    moved_amount = (price * abs(quantity)).quantize(Decimal("0.01"))
+    moved_amount = (price * abs(quantity) * multiplier).quantize(Decimal("0.01"))
     moved_buy_qty, moved_sell_qty = (abs(quantity), 0) if long else (0, abs(quantity))
     moved_buy_amount, moved_sell_amount = (moved_amount, zero) if long else (zero, moved_amount)
     moved_net_amount = -moved_amount if long else moved_amount
@@ -1187,7 +1190,9 @@ def _position_rows(book: _Book) -> list[BrokerPositionRow]:
         (r.exchange_segment, r.exchange_instrument_id, r.product_type): r
         for r in position_rows(paper)
     }
-    for conversion in PaperPositionConversion.objects.filter(book=paper).order_by("id"):
+    conversions = list(PaperPositionConversion.objects.filter(book=paper).order_by("id"))
+    contracts = _contracts(list(rows.values())) if conversions else {}
+    for conversion in conversions:
         source_key = (
             conversion.exchange_segment,
             conversion.exchange_instrument_id,
@@ -1203,39 +1208,52 @@ def _position_rows(book: _Book) -> list[BrokerPositionRow]:
         quantity = conversion.quantity
         if abs(quantity) > abs(source.net_qty):
             quantity = source.net_qty
-        stays, moved = _move(source, quantity)
+        contract = contracts.get(source.exchange_instrument_id, _UNLISTED)
+        stays, moved = _move(source, quantity, contract.multiplier)
         rows[source_key] = stays
         target_key = (*source_key[:2], conversion.to_product)
         rows[target_key] = _add(rows.get(target_key), moved, conversion.to_product)
     return [rows[key] for key in sorted(rows)]
 
 
-def _lots(rows: list[BrokerPositionRow]) -> dict[int, int]:
+class _Contract(NamedTuple):
+    lot_size: int
+    multiplier: int
 
-    return dict(
-        Instrument.objects.filter(
+
+# An instrument the master lacks: lots of one, a unit worth its price.
+_UNLISTED = _Contract(lot_size=1, multiplier=1)
+
+
+def _contracts(rows: list[BrokerPositionRow]) -> dict[int, _Contract]:
+    """Exchange instrument id -> the lot size and contract multiplier of the rows' instruments."""
+    return {
+        instrument_id: _Contract(lot_size, multiplier)
+        for instrument_id, lot_size, multiplier in Instrument.objects.filter(
             exchange_instrument_id__in=[r.exchange_instrument_id for r in rows]
-        ).values_list("exchange_instrument_id", "lot_size")
-    )
+        ).values_list("exchange_instrument_id", "lot_size", "multiplier")
+    }
 
 
 def _positions(book: _Book, query: dict, body: dict) -> dict[str, Any]:
     _choice(query, "dayOrNet", ("DayWise", "NetWise"), default="NetWise")
     rows = _position_rows(book)
-    lots = _lots(rows)
+    contracts = _contracts(rows)
     now = timezone.now()
-    return {
-        "positionList": [
+    listed = []
+    for row in rows:
+        contract = contracts.get(row.exchange_instrument_id, _UNLISTED)
+        listed.append(
             xts_wire.position_row_to_xts(
                 row,
                 account_id=book.client_id,
-                lot_size=lots.get(row.exchange_instrument_id, 1),
+                lot_size=contract.lot_size,
+                multiplier=contract.multiplier,
                 separators=book.separators,
                 at=now,
             )
-            for row in rows
-        ]
-    }
+        )
+    return {"positionList": listed}
 
 
 def _open_position(book: _Book, body: dict, product_field: str) -> BrokerPositionRow:
@@ -1291,7 +1309,7 @@ def _square_off(book: _Book, query: dict, body: dict) -> dict[str, Any]:
     if value is None:
         raise _bad_request("squareOffQtyValue", "squareOffQtyValue must be positive")
     quantity = int(value) if kind == "ExactQty" else int(net * value / 100)
-    lot = _lots([position]).get(position.exchange_instrument_id, 1) or 1
+    lot = _contracts([position]).get(position.exchange_instrument_id, _UNLISTED).lot_size or 1
     quantity = min(quantity - quantity % lot, net)
     if quantity <= 0:
         raise _bad_request("squareOffQtyValue", "nothing to square off at that value")

@@ -702,15 +702,19 @@ def position_row_to_xts(
     *,
     account_id: str,
     lot_size: int = 1,
+    multiplier: int = 1,
     separators: bool = True,
     at: datetime | None = None,
 ) -> dict[str, Any]:
+    """A position row as XTS sends it: quantities in units, averages and BEP prices, the
+    amounts and MTM in rupees (the row's own: already x `multiplier`, the contract's)."""
+
     def amount(value: Decimal | None) -> str:
         return format_amount(value or Decimal("0"), separators=separators)
 
     net = row.net_qty or 0
     # Break-even price of what is still open (0.00 when flat), as XTS reports it.
-    bep = abs((row.net_amount or Decimal("0")) / net) if net else Decimal("0")
+    bep = abs((row.net_amount or Decimal("0")) / (net * multiplier)) if net else Decimal("0")
     return {
         "AccountID": account_id,
         "TradingSymbol": row.trading_symbol,
@@ -718,7 +722,7 @@ def position_row_to_xts(
         "ExchangeInstrumentId": str(row.exchange_instrument_id),
         "ProductType": row.product_type,
         "Marketlot": str(lot_size),
-        "Multiplier": "1",
+        "Multiplier": str(multiplier),
         "BuyAveragePrice": amount(row.buy_avg_price),
         "SellAveragePrice": amount(row.sell_avg_price),
         "OpenBuyQuantity": str(row.buy_qty or 0),
@@ -731,8 +735,9 @@ def position_row_to_xts(
         "RealizedMTM": amount(row.realized_mtm),
         "MTM": amount(row.mtm),
         "BEP": amount(bep),
-        "SumOfTradedQuantityAndPriceBuy": amount(row.buy_amount),
-        "SumOfTradedQuantityAndPriceSell": amount(row.sell_amount),
+        # Quantity x price, as named (equal to the amounts at a multiplier of 1).
+        "SumOfTradedQuantityAndPriceBuy": amount((row.buy_amount or Decimal("0")) / multiplier),
+        "SumOfTradedQuantityAndPriceSell": amount((row.sell_amount or Decimal("0")) / multiplier),
         "MessageCode": 9002,
         "MessageVersion": 1,
         "TokenID": 0,

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from orders.scheduled import selectors
 from orders.scheduled import services as scheduling
 from orders.scheduled.api.serializers import ScheduledOrderSerializer
+from orders.services.audit import user_actor
 from trading_site.core.api.owned_rows import OwnedRowChangeView
 
 _ONE = inline_serializer("ScheduledOrderDetail", {"scheduled_order": ScheduledOrderSerializer()})
@@ -31,7 +32,9 @@ class ScheduledOrderListView(APIView):
     def post(self, request):
         data = ScheduledOrderSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        schedule = scheduling.create_scheduled_order(user=request.user, **data.validated_data)
+        schedule = scheduling.create_scheduled_order(
+            user=request.user, actor=user_actor(request.user), **data.validated_data
+        )
         return Response(
             {"scheduled_order": ScheduledOrderSerializer(schedule).data},
             status=status.HTTP_201_CREATED,
@@ -48,8 +51,10 @@ class ScheduledOrderDetailView(OwnedRowChangeView):
     def find(self, request, row_id):
         return selectors.scheduled_order_for(user=request.user, schedule_id=row_id)
 
-    def update(self, row, changes):
-        return scheduling.update_scheduled_order(schedule=row, **changes)
+    def update(self, request, row, changes):
+        return scheduling.update_scheduled_order(
+            schedule=row, actor=user_actor(request.user), **changes
+        )
 
-    def remove(self, row):
-        scheduling.delete_scheduled_order(schedule=row)
+    def remove(self, request, row):
+        scheduling.delete_scheduled_order(schedule=row, actor=user_actor(request.user))

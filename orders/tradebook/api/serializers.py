@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from rest_framework import serializers
@@ -64,7 +65,7 @@ class TradeSerializer(serializers.Serializer):
     leg_role = serializers.CharField(allow_null=True)
 
 
-def trade_row(trade: BrokerTrade, owner: FillOwner | None) -> dict[str, Any]:
+def trade_row(trade: BrokerTrade, owner: FillOwner | None, value: Decimal) -> dict[str, Any]:
     return {
         "id": trade.pk,
         "account_id": trade.account_id,
@@ -77,7 +78,7 @@ def trade_row(trade: BrokerTrade, owner: FillOwner | None) -> dict[str, Any]:
         "product_type": trade.product_type,
         "quantity": trade.quantity,
         "price": trade.price,
-        "value": trade.price * trade.quantity,
+        "value": value,
         "execution_id": trade.execution_id,
         "broker_order_id": trade.broker_order_id,
         "order_id": owner.order_id if owner else None,

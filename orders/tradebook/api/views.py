@@ -53,7 +53,10 @@ class TradesView(APIView):
         assert found is not None  # the paginator always has a limit (default_limit)
         page = list(found)
         owners = selectors.owners_of(page)
-        rows = [trade_row(t, owners.get((t.account_id, t.broker_order_id))) for t in page]
+        values = selectors.values_of(page)
+        rows = [
+            trade_row(t, owners.get((t.account_id, t.broker_order_id)), values[t.pk]) for t in page
+        ]
         return paginator.get_paginated_response(TradeSerializer(rows, many=True).data)
 
 

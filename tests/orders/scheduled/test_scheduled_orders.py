@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,6 +14,7 @@ from orders.scheduled.services import place_due_scheduled_orders
 from tests.factories import (
     api_client_for,
     make_desk,
+    make_schedule,
     make_user,
 )
 
@@ -32,22 +33,7 @@ def schedule(settings):
     settings.TRADING_WINDOW_ALWAYS_OPEN = False
     settings.SCHEDULED_ORDER_GRACE_MINUTES = 5
     user, account, instrument = make_desk(symbol="SBIN", price="800")
-    return ScheduledOrder.objects.create(
-        user=user,
-        account=account,
-        name="morning buy",
-        kind=Order.Kind.SINGLE,
-        template={
-            "exchange_segment": instrument.exchange_segment,
-            "exchange_instrument_id": instrument.exchange_instrument_id,
-            "order_side": "BUY",
-            "order_type": "LIMIT",
-            "order_quantity": 5,
-            "limit_price": "790",
-        },
-        time_of_day=time(9, 30),
-        weekdays=[0, 1, 2, 3, 4],
-    )
+    return make_schedule(user=user, account=account, instrument=instrument)
 
 
 def test_not_placed_before_its_time(schedule):

@@ -1,7 +1,7 @@
 """One of the caller's rows over the API, answered in an envelope ({"strategy": {...}}): GET
 it, DELETE it and (OwnedRowChangeView) PATCH it. The app says how its row is found (its
-selector: another user's row is a 404), changed and removed; the operations' schema follows
-from the same attributes."""
+selector: another user's row is a 404), changed and removed (by the request's user, for the
+audit trail); the operations' schema follows from the same attributes."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ class OwnedRowView(APIView):
     def find(self, request, row_id: int) -> Any:  # pragma: no cover - every view overrides it
         raise NotImplementedError
 
-    def remove(self, row: Any) -> Any | None:  # pragma: no cover - every view overrides it
+    def remove(self, request, row: Any) -> Any | None:  # pragma: no cover - overridden
         """Delete the row (None: answered 204) or keep it changed (answered)."""
         raise NotImplementedError
 
@@ -56,7 +56,7 @@ class OwnedRowView(APIView):
         return self.answer(self.row(request))
 
     def delete(self, request, **kwargs):
-        kept = self.remove(self.row(request))
+        kept = self.remove(request, self.row(request))
         return Response(status=status.HTTP_204_NO_CONTENT) if kept is None else self.answer(kept)
 
 
@@ -71,7 +71,7 @@ class OwnedRowChangeView(OwnedRowView):
         patch = extend_schema(request=body, responses=cls.answer_schema)
         return {**super().operations(), "patch": patch}
 
-    def update(self, row: Any, changes: dict[str, Any]) -> Any:  # pragma: no cover - overridden
+    def update(self, request, row: Any, changes: dict[str, Any]) -> Any:  # pragma: no cover
         raise NotImplementedError
 
     def change(self, request, *, partial: bool) -> Response:
@@ -81,7 +81,7 @@ class OwnedRowChangeView(OwnedRowView):
         else:
             body = self.serializer_class(row, data=request.data, partial=partial)
         body.is_valid(raise_exception=True)
-        return self.answer(self.update(row, body.validated_data))
+        return self.answer(self.update(request, row, body.validated_data))
 
     def patch(self, request, **kwargs):
         return self.change(request, partial=True)

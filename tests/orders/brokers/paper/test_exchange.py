@@ -272,6 +272,69 @@ def test_positions_and_balance_follow_the_fills(move_price, book, instrument):
     assert balance.net_margin == balance.cash_available - balance.margin_utilized
 
 
+@pytest.fixture
+def crude(db):
+    """CRUDEOILM of the MCX, one unit of quantity worth 10 x its price, at 100 (no spread)."""
+    contract = make_instrument(symbol="CRUDEOILM", segment="MCXFO", multiplier=10)
+    make_fair_price(contract, "100.00")
+    return contract
+
+
+def test_an_x10_contracts_amounts_mtm_and_margin_are_in_rupees_as_a_broker_reports_them(
+    move_price, book, crude
+):
+    """Buy 2 at 100, sell 1 at 101, the price then at 103: 2,000 bought and 1,010 sold,
+    realized (101 - 100) x 1 x 10, the open unit (103 - 100) x 1 x 10; the averages stay
+    prices. The monitoring snapshot (its own sums over the loaded rows) says the same."""
+    _submit(book, crude, quantity=2, uid="A")
+    move_price(crude, "101.00")
+    _submit(book, crude, side="SELL", quantity=1, uid="B")
+    _submit(book, crude, order_type="LIMIT", limit=D("95.00"), quantity=1, uid="REST")
+    move_price(crude, "103.00")
+
+    (position,) = paper_book.position_rows(book)
+    assert (position.net_qty, position.buy_qty, position.sell_qty) == (1, 2, 1)
+    assert (position.buy_avg_price, position.sell_avg_price) == (D("100"), D("101"))
+    amounts = (position.buy_amount, position.sell_amount, position.net_amount)
+    assert amounts == (D("2000.00"), D("1010.00"), D("-990.00"))
+    mtm = (position.realized_mtm, position.unrealized_mtm, position.mtm)
+    assert mtm == (D("10.00"), D("30.00"), D("40.00"))
+    balance = paper_book.compute_balance(book)
+    assert balance.cash_available == D("1000040.00")
+    # (the open unit at 103 + the resting buy of 1 at 95) x 10 x the 0.2 margin rate
+    assert balance.margin_utilized == D("396.00")
+    _orders, _trades, positions, snapshot_balance = paper_exchange.book_snapshot(book)
+    assert (positions, snapshot_balance) == ([position], balance)
+
+
+def test_an_x10_contract_needs_ten_times_the_margin_of_an_x1_at_the_same_price(
+    book, crude, settings
+):
+    settings.PAPER_MARGIN_RATE = "1"  # cash: 10 lakh
+    share = make_instrument(symbol="ONEX")
+    make_fair_price(share, "100.00")
+    _submit(book, share, order_type="LIMIT", limit=D("99.00"), quantity=100, uid="S1")
+    assert paper_book.compute_balance(book).margin_utilized == D("9900.00")
+    resting = _submit(book, crude, order_type="LIMIT", limit=D("99.00"), quantity=100, uid="C1")
+    assert paper_book.compute_balance(book).margin_utilized == D("108900.00")  # + 99,000
+
+    # 8,91,100 free: 900 of the contract at 100 need 9 lakh, 900 of the share 90,000.
+    with pytest.raises(OrderRejected, match="required 900000.00, available 891100.00"):
+        _submit(book, crude, quantity=900, uid="C2")
+    assert _submit(book, share, quantity=900, uid="S2").status == LegStatus.FILLED
+    # The share's 900 held at its mark: 8,01,100 free, plus the 99,000 the resting order
+    # holds when it is changed.
+    grow = limit_modify_request(
+        str(resting.app_order_id), resting.unique_identifier, quantity=910, limit=D("99.00")
+    )
+    with pytest.raises(OrderRejected, match="required 900900.00, available 900100.00"):
+        paper_exchange.modify_order(book=book, request=grow)
+    within = limit_modify_request(
+        str(resting.app_order_id), resting.unique_identifier, quantity=900, limit=D("99.00")
+    )
+    assert paper_exchange.modify_order(book=book, request=within).quantity == 900
+
+
 def test_the_snapshot_sums_its_loaded_trades_as_the_grouped_query_does(
     move_price, book, instrument
 ):

@@ -13,7 +13,12 @@ from pathlib import Path
 import httpx
 
 from orders.brokers.xts.wire import ORDER_EXTRA_KEYS, TRADE_EXTRA_KEYS, token_claims
-from tests.factories import record_price, xts_order_body
+from tests.factories import (
+    make_fair_price,
+    make_instrument,
+    record_price,
+    xts_order_body,
+)
 
 D = Decimal
 REAL = json.loads((Path(__file__).parent / "data" / "xts_real_answers.json").read_text())
@@ -310,6 +315,79 @@ def test_positions_and_balance_have_the_real_shapes_with_separators(simulator, i
     assert limits["RMSSubLimits"]["cashAvailable"] == "999999.5"  # MTM -0.50 included
     for group in ("marginAvailable", "marginUtilized", "limitsAssigned"):
         assert all(re.match(NUMBER_TEXT, value) for value in limits[group].values())
+
+
+def crude_at_100():
+    """CRUDEOILM of the MCX, one unit worth 10 x its price, at 100 (no spread)."""
+    crude = make_instrument(symbol="CRUDEOILM", segment="MCXFO", multiplier=10)
+    make_fair_price(crude, "100.00")
+    return crude
+
+
+def place_crude(client, crude, uid, *, side="BUY", quantity, limit):
+    client.call(
+        "POST",
+        "/interactive/orders",
+        json=xts_order_body(
+            uid,
+            exchangeSegment="MCXFO",
+            exchangeInstrumentID=crude.exchange_instrument_id,
+            orderSide=side,
+            orderQuantity=quantity,
+            limitPrice=limit,
+        ),
+    )
+
+
+def test_an_x10_contracts_position_row_gives_its_multiplier_and_amounts_in_rupees(simulator):
+    """Bought 2 at 100, sold 1 at 101, the price at 103: as a real XTS server reports an MCX
+    contract, the averages and the break-even are prices and the amounts and MTM rupees."""
+    crude = crude_at_100()
+    client = Client(simulator.base_url)
+    client.login()
+    place_crude(client, crude, "M1", quantity=2, limit=100)
+    record_price(crude, "101")
+    place_crude(client, crude, "M2", side="SELL", quantity=1, limit=101)
+    record_price(crude, "103")
+    (row,) = client.call("GET", "/interactive/portfolio/positions")["result"]["positionList"]
+    assert_formats(row, POSITION_FORMATS, "position")
+    assert (row["Multiplier"], row["Marketlot"], row["Quantity"]) == ("10", "1", "1")
+    assert (row["BuyAveragePrice"], row["SellAveragePrice"]) == ("100.00", "101.00")
+    assert (row["BuyAmount"], row["SellAmount"], row["NetAmount"]) == (
+        "2,000.00",
+        "1,010.00",
+        "-990.00",
+    )
+    assert (row["RealizedMTM"], row["UnrealizedMTM"], row["MTM"]) == ("10.00", "30.00", "40.00")
+    assert row["BEP"] == "99.00"  # 990 paid for 1 unit of 10
+    assert (row["SumOfTradedQuantityAndPriceBuy"], row["SumOfTradedQuantityAndPriceSell"]) == (
+        "200.00",
+        "101.00",
+    )
+
+
+def test_a_converted_part_of_an_x10_position_moves_its_amount_in_rupees(simulator):
+    crude = crude_at_100()
+    client = Client(simulator.base_url)
+    client.login()
+    place_crude(client, crude, "M1", quantity=2, limit=100)
+    client.call(
+        "PUT",
+        "/interactive/portfolio/positions/convert",
+        json={
+            "exchangeSegment": "MCXFO",
+            "exchangeInstrumentID": crude.exchange_instrument_id,
+            "targetQty": 1,
+            "isDayWise": True,
+            "oldProductType": "MIS",
+            "newProductType": "NRML",
+        },
+    )
+    rows = client.call("GET", "/interactive/portfolio/positions")["result"]["positionList"]
+    assert {(r["ProductType"], r["Quantity"], r["BuyAmount"], r["BEP"]) for r in rows} == {
+        ("MIS", "1", "1,000.00", "100.00"),
+        ("NRML", "1", "1,000.00", "100.00"),
+    }
 
 
 def test_the_separator_switch_writes_plain_amounts(simulator, instrument):
