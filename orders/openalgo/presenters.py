@@ -186,10 +186,12 @@ def trade_data(
     order_ids: dict[str, int],
 ) -> dict[str, Any]:
     """A fill; `orderid` is the desk order the fill belongs to (matched by the leg's unique
-    identifier), else the broker's order id (an order placed outside the desk)."""
+    identifier), else the broker's order id (an order placed outside the desk). Its value is
+    in rupees, with its contract's multiplier, as the desk's trade book shows it."""
     instrument = instruments.get(_key(trade.exchange_segment, trade.exchange_instrument_id))
     quantity = trade.quantity or 0
     price = trade.price or _ZERO
+    multiplier = instrument.multiplier if instrument is not None else 1
     order_id = order_ids.get(trade.unique_identifier)
     return {
         "orderid": str(order_id) if order_id is not None else trade.broker_order_id,
@@ -199,7 +201,7 @@ def trade_data(
         "product": trade.product_type,
         "quantity": float(quantity),
         "average_price": number(price),
-        "trade_value": number(price * quantity),
+        "trade_value": number(price * quantity * multiplier),
         "timestamp": openalgo_timestamp(trade.traded_at),
     }
 
