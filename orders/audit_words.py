@@ -73,6 +73,10 @@ SENTENCES: dict[str, str] = {
     EventKind.STRATEGY_CHANGED: "Strategy settings changed",
     EventKind.STRATEGY_DELETED: "Strategy deleted",
     EventKind.REGENERATE_PERMISSION_CHANGED: "Permission to re-place rejected entries changed",
+    EventKind.WEBHOOK_CREATED: "Alert webhook created: alerts sent to it place orders",
+    EventKind.WEBHOOK_CHANGED: "Alert webhook changed",
+    EventKind.WEBHOOK_SECRET_ROTATED: "Alert webhook secret rotated: the old URL and secret "
+    "now get 404",
 }
 
 # Our internal words -> a trader's.

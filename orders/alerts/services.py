@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.audit import change_words
 from accounts.models import BrokerAccount, Strategy, User
 from orders.alerts import selectors
 from orders.alerts.models import AlertWebhook, ReceivedAlert
@@ -34,6 +35,7 @@ from orders.alerts.parsing import (
     parse_alert,
     parse_openalgo_strategy_alert,
 )
+from orders.domain.vocabulary import EventKind
 from orders.models import Instrument, Order, ProductType
 from orders.openalgo.fields import OpenAlgoInvalid
 from orders.openalgo.mapping import (
@@ -44,6 +46,7 @@ from orders.openalgo.mapping import (
 )
 from orders.openalgo.selectors import resolve_instrument, resolve_instrument_anywhere
 from orders.services import place_bracket_order, place_single_order
+from orders.services.audit import record_account_event
 from orders.services.placement import (
     OUTCOME_NOT_SENT,
     OUTCOME_REJECTED,
@@ -109,24 +112,36 @@ def _check_product(product: str) -> None:
         )
 
 
+def _webhook_state(webhook: AlertWebhook) -> dict[str, Any]:
+    """The audited view of a webhook (before/after): never its secret."""
+    return {
+        "id": webhook.pk,
+        "strategy_id": webhook.strategy_id,
+        "account_id": webhook.account_id,
+        "default_product": webhook.default_product,
+        "enabled": webhook.enabled,
+    }
+
+
 def save_webhook(
     *,
     strategy: Strategy,
     account: BrokerAccount,
+    actor: str,
     default_product: str = ProductType.MIS,
     enabled: bool = True,
 ) -> AlertWebhook:
     """Create the strategy's webhook, or change its account, product or state (the URL and
-    secret stay). The first save inserts in a transaction of its own: two at once (two
-    tabs, a double post) cannot both make one, and the one that lost the insert, its
-    transaction over, changes the other's in the next (no lock held while asking for
-    another, so no deadlock)."""
+    secret stay), audited on its account with who did it (none when nothing changed). The
+    first save inserts in a transaction of its own: two at once (two tabs, a double post)
+    cannot both make one, and the one that lost the insert, its transaction over, changes
+    the other's in the next (no lock held while asking for another, so no deadlock)."""
     _check_account(user=strategy.user, account=account)
     _check_product(default_product)
     if not AlertWebhook.objects.filter(strategy=strategy).exists():
         try:
             with transaction.atomic():
-                return AlertWebhook.objects.create(
+                webhook = AlertWebhook.objects.create(
                     user_id=strategy.user_id,
                     strategy=strategy,
                     account=account,
@@ -135,22 +150,48 @@ def save_webhook(
                     default_product=default_product,
                     enabled=enabled,
                 )
+                record_account_event(
+                    account,
+                    kind=EventKind.WEBHOOK_CREATED,
+                    actor=actor,
+                    message=f"alert webhook of strategy {strategy.name!r} created",
+                    after=_webhook_state(webhook),
+                )
+                return webhook
         except IntegrityError:
             pass  # made at this moment by another save: that one is changed below
     with transaction.atomic():
         webhook = AlertWebhook.objects.select_for_update().get(strategy=strategy)
+        before = _webhook_state(webhook)
         webhook.account = account
         webhook.default_product = default_product
         webhook.enabled = enabled
         webhook.save(update_fields=["account", "default_product", "enabled"])
+        after = _webhook_state(webhook)
+        if words := change_words(before, after):
+            record_account_event(
+                account,
+                kind=EventKind.WEBHOOK_CHANGED,
+                actor=actor,
+                message=f"alert webhook of strategy {strategy.name!r} {words}",
+                before=before,
+                after=after,
+            )
     return webhook
 
 
-def rotate_webhook_secret(*, webhook: AlertWebhook) -> AlertWebhook:
+def rotate_webhook_secret(*, webhook: AlertWebhook, actor: str) -> AlertWebhook:
     """A new secret: every URL or alert carrying the old one is a 404 from now on."""
-    webhook.secret = _new_secret()
-    webhook.secret_rotated_at = timezone.now()
-    webhook.save(update_fields=["secret", "secret_rotated_at"])
+    with transaction.atomic():
+        webhook.secret = _new_secret()
+        webhook.secret_rotated_at = timezone.now()
+        webhook.save(update_fields=["secret", "secret_rotated_at"])
+        record_account_event(
+            webhook.account,
+            kind=EventKind.WEBHOOK_SECRET_ROTATED,
+            actor=actor,
+            message=f"alert webhook {webhook.public_id}: new secret; the old one now gets 404",
+        )
     return webhook
 
 

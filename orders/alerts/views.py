@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
+from accounts.audit import user_actor
 from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Strategy
 from orders.alerts import services
@@ -101,6 +102,7 @@ def webhook_save(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
             account=form.cleaned_data["account"],
             default_product=form.cleaned_data["default_product"],
             enabled=form.cleaned_data["enabled"],
+            actor=user_actor(request.user),
         )
     except DomainError as exc:
         messages.error(request, exc.message)
@@ -114,7 +116,7 @@ def webhook_rotate(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     strategy = get_object_or_404(Strategy, pk=pk, user=request.user)
     if request.method == "POST":
         webhook = get_object_or_404(AlertWebhook, strategy=strategy)
-        services.rotate_webhook_secret(webhook=webhook)
+        services.rotate_webhook_secret(webhook=webhook, actor=user_actor(request.user))
         messages.success(
             request, "New secret made: alerts still using the old URL or secret now get 404."
         )

@@ -234,8 +234,9 @@ class EventKind(Vocabulary):
     POSITIONS_EXIT_INCOMPLETE = "positions_exit_incomplete", "Exit orders sent, with problems"
     POSITIONS_EXIT_FAILED = "positions_exit_failed", "Exit not sent"
     # What the desk will do with the trader's money unasked, set up, changed or removed (who
-    # did it; the settings before and after): a scheduled order (on its account), a strategy's
-    # automation and the entry-regenerate permission (the user's, of no account).
+    # did it; the settings before and after): a scheduled order and a strategy's alert webhook
+    # (on their account), a strategy's automation and the entry-regenerate permission (the
+    # user's, of no account).
     SCHEDULE_CREATED = "schedule_created", "Scheduled order created"
     SCHEDULE_CHANGED = "schedule_changed", "Scheduled order changed"
     SCHEDULE_DELETED = "schedule_deleted", "Scheduled order deleted"
@@ -246,3 +247,6 @@ class EventKind(Vocabulary):
         "regenerate_permission_changed",
         "Entry-regenerate permission changed",
     )
+    WEBHOOK_CREATED = "webhook_created", "Alert webhook created"
+    WEBHOOK_CHANGED = "webhook_changed", "Alert webhook changed"
+    WEBHOOK_SECRET_ROTATED = "webhook_secret_rotated", "Alert webhook secret rotated"

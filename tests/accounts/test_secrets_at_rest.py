@@ -97,7 +97,9 @@ def test_rotation_covers_two_factor_and_webhook_secrets(settings):
     settings.FERNET_KEYS = [KEY_A]
     user = make_user()
     totp_secret = enable_two_factor(user)
-    webhook = save_webhook(strategy=make_strategy(user=user), account=make_account(user=user))
+    webhook = save_webhook(
+        actor="test", strategy=make_strategy(user=user), account=make_account(user=user)
+    )
     settings.FERNET_KEYS = [KEY_B, KEY_A]
     call_command("rotate_fernet_keys")
     only_b = Fernet(KEY_B.encode())

@@ -63,7 +63,7 @@ def trader(transactional_db):
         # A working order: its page has the modify forms and the live fragments.
         order = place_single_order(user=user, request=single_request(account)).order
         strategy = make_strategy(user=user, name="Momentum")
-        webhook = save_webhook(strategy=strategy, account=account)
+        webhook = save_webhook(actor="test", strategy=strategy, account=account)
         receive_alert(
             public_id=webhook.public_id,
             secret=webhook.secret,

@@ -146,7 +146,7 @@ def test_the_strategy_page_shows_the_webhook_and_its_alerts(asgi_server, page, t
 
     def arrange():
         strategy = make_strategy(user=user, name="Opening range")
-        webhook = save_webhook(strategy=strategy, account=account)
+        webhook = save_webhook(actor="test", strategy=strategy, account=account)
         for body in (
             b'{"symbol": "KEYSYM", "action": "BUY", "quantity": 1, "id": "orb-1"}',
             b'{"symbol": "KEYSYM", "action": "HOLD", "quantity": 1}',

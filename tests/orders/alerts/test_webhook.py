@@ -15,7 +15,7 @@ from accounts.services import deactivate_broker_account
 from orders.alerts import services
 from orders.alerts.models import AlertWebhook, ReceivedAlert
 from orders.brokers.paper.models import PaperOrder
-from orders.models import Order, OrderLeg
+from orders.models import Order, OrderEvent, OrderLeg
 from tests.concurrency import posted_from_tabs_at_once
 from tests.factories import (
     make_account,
@@ -44,7 +44,7 @@ def hook(settings):
     )
     make_fair_price(future, "200.00")
     strategy = make_strategy(user=user, name="Breakout")
-    webhook = services.save_webhook(strategy=strategy, account=account)
+    webhook = services.save_webhook(actor="test", strategy=strategy, account=account)
     return webhook
 
 
@@ -177,7 +177,7 @@ def test_guessing_secrets_from_one_address_is_throttled(hook, settings):
 
 def test_rotating_the_secret_ends_the_old_url_at_once(hook):
     old_url = _url(hook)
-    services.rotate_webhook_secret(webhook=hook)
+    services.rotate_webhook_secret(webhook=hook, actor="test")
     assert _post(old_url, MARKET_BUY).status_code == 404
     assert _post(_url(hook), MARKET_BUY).status_code == 201
 
@@ -225,7 +225,7 @@ def test_an_oversized_alert_is_a_413_and_only_a_slice_is_kept(hook):
 
 
 def test_a_switched_off_webhook_refuses_alerts(hook):
-    services.save_webhook(strategy=hook.strategy, account=hook.account, enabled=False)
+    services.save_webhook(actor="test", strategy=hook.strategy, account=hook.account, enabled=False)
     response = _post(_url(hook), MARKET_BUY)
     assert response.status_code == 403
     assert not Order.objects.exists()
@@ -334,9 +334,30 @@ def test_a_webhook_is_made_and_changed_from_the_strategy_page(settings):
     webhook = strategy.alert_webhook
     assert webhook.account_id == account.pk and webhook.default_product == "NRML"
     old_secret = webhook.secret
+    # Switched off and to MIS; then saved again unchanged (no row for that).
+    for _ in range(2):
+        browser.post(
+            f"/settings/strategies/{strategy.pk}/webhook/",
+            {"account": account.pk, "default_product": "MIS"},
+        )
     browser.post(f"/settings/strategies/{strategy.pk}/webhook/rotate/")
     webhook.refresh_from_db()
     assert webhook.secret != old_secret and webhook.secret_rotated_at is not None
+    # Each change on the account's audit trail, with who did it, never the secret.
+    rows = OrderEvent.objects.filter(account=account).order_by("pk")
+    assert [(e.kind, e.actor) for e in rows] == [
+        ("webhook_created", f"user:{user.pk}"),
+        ("webhook_changed", f"user:{user.pk}"),
+        ("webhook_secret_rotated", f"user:{user.pk}"),
+    ]
+    created, changed, rotated = rows
+    assert (created.before, created.after["default_product"]) == (None, "NRML")
+    assert (changed.before["enabled"], changed.after["enabled"]) == (True, False)
+    assert changed.after["default_product"] == "MIS"
+    assert "changed (default_product, enabled)" in changed.message
+    for row in rows:
+        assert webhook.secret not in f"{row.message}{row.before}{row.after}"
+        assert old_secret not in f"{row.message}{row.before}{row.after}"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -353,6 +374,8 @@ def test_a_webhook_made_from_two_tabs_at_once_is_made_once():
     )
     assert answers == [302] * 4
     assert AlertWebhook.objects.get(strategy=strategy).default_product == "NRML"
+    # Made once, audited once: the saves that lost the insert changed nothing.
+    assert list(OrderEvent.objects.values_list("kind", flat=True)) == ["webhook_created"]
 
 
 def test_another_users_strategy_or_account_cannot_be_used(hook):

@@ -131,7 +131,7 @@ def test_account_names_apart_by_an_emoji_are_two_accounts(trader):
 
 
 def test_an_alert_webhook_answers_only_to_its_own_public_id(trader, account, instrument):
-    webhook = save_webhook(strategy=make_strategy(user=trader), account=account)
+    webhook = save_webhook(actor="test", strategy=make_strategy(user=trader), account=account)
     other_case = webhook.public_id.swapcase()
     assert other_case != webhook.public_id  # token_urlsafe(12): letters in it
 

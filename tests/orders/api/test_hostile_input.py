@@ -243,7 +243,7 @@ def test_openalgo_text_or_numbers_it_cannot_take_are_a_400_that_writes_nothing(
 @pytest.fixture
 def webhook(trader, account, instrument, market_open):
     strategy = Strategy.objects.create(user=trader, name="Breakout")
-    return alerts.save_webhook(strategy=strategy, account=account)
+    return alerts.save_webhook(actor="test", strategy=strategy, account=account)
 
 
 @pytest.mark.parametrize(

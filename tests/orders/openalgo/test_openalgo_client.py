@@ -601,7 +601,9 @@ def test_another_users_order_id_is_not_found_and_stays_as_it_was(desk):
 
 
 def test_openalgos_strategy_client_moves_the_position_through_the_alert_webhook(desk):
-    webhook = save_webhook(strategy=make_strategy(user=desk.user, name="TV"), account=desk.account)
+    webhook = save_webhook(
+        actor="test", strategy=make_strategy(user=desk.user, name="TV"), account=desk.account
+    )
     strategy = openalgo.Strategy(
         host_url=desk.url, webhook_id=f"{webhook.public_id}/{webhook.secret}"
     )

@@ -116,7 +116,9 @@ def test_every_openalgo_placement_on_a_locked_account_is_refused_and_writes_noth
 
 
 def test_the_strategy_webhook_on_a_locked_account_is_refused_and_places_nothing(desk):
-    webhook = save_webhook(strategy=make_strategy(user=desk.user, name="TV"), account=desk.account)
+    webhook = save_webhook(
+        actor="test", strategy=make_strategy(user=desk.user, name="TV"), account=desk.account
+    )
     url = f"/strategy/webhook/{webhook.public_id}/{webhook.secret}"
 
     def alert(action: str, size: int):

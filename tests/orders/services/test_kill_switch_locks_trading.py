@@ -302,7 +302,7 @@ def test_an_alert_webhook_after_the_kill_switch_is_refused_and_places_nothing(
     client, trader, account, instrument, settings
 ):
     settings.TRADING_WINDOW_ALWAYS_OPEN = True
-    webhook = save_webhook(strategy=make_strategy(user=trader), account=account)
+    webhook = save_webhook(actor="test", strategy=make_strategy(user=trader), account=account)
     _kill(client, account)
     orders, paper = Order.objects.count(), PaperOrder.objects.count()
 

@@ -424,7 +424,7 @@ def test_an_alert_not_sent_is_answered_retryable_and_its_id_places_once_later(
     simulator, xts_account
 ):
     user, account, _token = xts_account
-    webhook = save_webhook(strategy=make_strategy(user=user), account=account)
+    webhook = save_webhook(actor="test", strategy=make_strategy(user=user), account=account)
 
     def alert(alert_id: str):
         return Client().post(

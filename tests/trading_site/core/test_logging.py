@@ -193,7 +193,9 @@ def test_a_webhook_failing_inside_the_desk_does_not_log_its_secret():
     # connection's lock wait, as when MariaDB is restarting): a 500, whose "django.request"
     # line named the path, secret included, in its message and in its request.
     user = make_user()
-    webhook = save_webhook(strategy=make_strategy(user=user), account=make_account(user=user))
+    webhook = save_webhook(
+        actor="test", strategy=make_strategy(user=user), account=make_account(user=user)
+    )
     handler = _Collect()
     logger = logging.getLogger("django.request")
     logger.addHandler(handler)
