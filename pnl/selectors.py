@@ -12,11 +12,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from accounts.models import BrokerAccount
 from orders.domain.ticket import instrument_class
+from orders.market.selectors import instruments_filter
 from orders.models import BrokerOrder, BrokerTrade, FairPrice, Instrument
 from pnl import charges as charges_mod
 from pnl import curve as curve_mod
@@ -89,20 +90,6 @@ def pnl_is_stale(*, account: BrokerAccount) -> bool:
     verified = pnl_verified_at(account=account)
     fresh_as_of = max(computed, verified) if verified else computed
     return account.last_synced_at is not None and fresh_as_of < account.last_synced_at
-
-
-def instruments_filter(keys: Iterable[tuple[str, int]], *, via: str = "") -> Q:
-    """Rows on these (segment, instrument id) instruments: one IN per segment, OR-ed; it
-    matches nothing for no instruments. `via`: the path to the instrument ("instrument__")."""
-    by_segment: dict[str, list[int]] = defaultdict(list)
-    for segment, instrument_id in keys:
-        by_segment[segment].append(instrument_id)
-    condition = Q(pk__in=[])
-    for segment, ids in by_segment.items():
-        condition |= Q(
-            **{f"{via}exchange_segment": segment, f"{via}exchange_instrument_id__in": ids}
-        )
-    return condition
 
 
 def fair_prices_by_instrument(*, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], dict]:

@@ -40,6 +40,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import BrokerAccount
+from orders.market.selectors import instruments_filter
 from orders.models import BrokerOrder, BrokerTrade, Order, OrderLeg
 from orders.services.account_lock import conflicts_are_busy
 from orders.services.exclusion import account_exclusion
@@ -211,16 +212,6 @@ def _leg_salt(fills: list[fifo.Fill], legs: dict[str, tuple[int, int]]) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def _instrument_filter(keys: Iterable[InstrumentKey]) -> Q:
-    by_segment: dict[str, list[int]] = defaultdict(list)
-    for segment, instrument_id in keys:
-        by_segment[segment].append(instrument_id)
-    condition = Q(pk__in=[])
-    for segment, ids in by_segment.items():
-        condition |= Q(exchange_segment=segment, exchange_instrument_id__in=ids)
-    return condition
-
-
 def _quote(terms: Terms, key: InstrumentKey) -> fifo.Quote | None:
     found = terms.get(key)
     if found is None:
@@ -346,7 +337,7 @@ def _revalue_stored_open_lots(
         return unrealized
     lots = list(
         PnlLot.objects.filter(account=account, kind=PnlLot.Kind.OPEN).filter(
-            _instrument_filter(keys)
+            instruments_filter(keys)
         )
     )
     for lot in lots:
@@ -490,7 +481,7 @@ def compute_account_pnl(*, account: BrokerAccount, now: datetime | None = None) 
 
         stale = set(outcome.results) | set(outcome.removed)
         if stale:
-            PnlLot.objects.filter(account=account).filter(_instrument_filter(stale)).delete()
+            PnlLot.objects.filter(account=account).filter(instruments_filter(stale)).delete()
         new_rows: list[dict] = []
         unrealized_by_key: dict[InstrumentKey, Decimal] = {}
         for key, result in outcome.results.items():
@@ -698,7 +689,7 @@ def _save_states(
     """Write what this run saw per instrument, so the next run can skip unchanged ones."""
     if outcome.removed:
         PnlInstrumentState.objects.filter(account=account).filter(
-            _instrument_filter(outcome.removed)
+            instruments_filter(outcome.removed)
         ).delete()
     instruments = []
     to_create, to_update = [], []

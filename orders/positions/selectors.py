@@ -9,16 +9,16 @@ are never added together: totals are per account and per kind of money.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from accounts.models import Broker, BrokerAccount, User
 from orders.domain.positions import PositionFigures, average_price, live_mtm
+from orders.market.selectors import instruments_filter
 from orders.models import BrokerPosition, Instrument
 from trading_site.core.prepared import PreparedModels
 
@@ -104,14 +104,9 @@ def instrument_prices(
     keys = set(keys)
     if not keys:
         return {}
-    condition = Q(pk__in=[])
-    by_segment: dict[str, list[int]] = defaultdict(list)
-    for segment, instrument_id in keys:
-        by_segment[segment].append(instrument_id)
-    for segment, ids in by_segment.items():
-        condition |= Q(exchange_segment=segment, exchange_instrument_id__in=ids)
     found = {}
-    for instrument in Instrument.objects.filter(condition).select_related("fair_price"):
+    instruments = Instrument.objects.filter(instruments_filter(keys)).select_related("fair_price")
+    for instrument in instruments:
         fair = getattr(instrument, "fair_price", None)
         ltp = None
         if fair is not None:
@@ -212,16 +207,11 @@ def positions_for(*, user: User, account_id: int | None = None) -> PositionBook:
 def accounts_holding(keys: Iterable[InstrumentKey]) -> list[BrokerAccount]:
     """Active accounts with an open position in any of these instruments (a price tick's
     audience); one query on the positions' instrument index."""
-    condition = Q(pk__in=[])
-    by_segment: dict[str, list[int]] = defaultdict(list)
-    for segment, instrument_id in keys:
-        by_segment[segment].append(instrument_id)
-    if not by_segment:
+    keys = set(keys)
+    if not keys:
         return []
-    for segment, ids in by_segment.items():
-        condition |= Q(exchange_segment=segment, exchange_instrument_id__in=ids)
     account_ids = (
-        BrokerPosition.objects.filter(condition)
+        BrokerPosition.objects.filter(instruments_filter(keys))
         .exclude(net_qty=0)
         .exclude(net_qty__isnull=True)
         .values_list("account_id", flat=True)

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
 
 from django.db.models import Q, QuerySet
 
 from accounts.models import User
+from orders.market.selectors import instruments_filter
 from orders.models import BrokerTrade, Instrument, OrderLeg
 from trading_site.core.db_router import reporting_alias
 from trading_site.core.market_hours import MARKET_TZ
@@ -53,14 +53,6 @@ def trade_list(*, user: User, filters: TradeFilters) -> QuerySet[BrokerTrade]:
     return trades.select_related("account").order_by("-traded_at", "-id")
 
 
-def _one_of(pairs: set[tuple[Any, Any]], first: str, second: str) -> Q:
-    """Rows whose (`first`, `second`) columns are one of `pairs`: one IN per first value."""
-    condition = Q(pk__in=[])
-    for value in {a for a, _ in pairs}:
-        condition |= Q(**{first: value, f"{second}__in": [b for a, b in pairs if a == value]})
-    return condition
-
-
 @dataclass(frozen=True)
 class FillOwner:
     order_id: int
@@ -73,9 +65,13 @@ def owners_of(trades: list[BrokerTrade]) -> dict[tuple[int, str], FillOwner]:
     pairs = {(t.account_id, t.broker_order_id) for t in trades if t.broker_order_id}
     if not pairs:
         return {}
+    condition = Q(pk__in=[])
+    for account_id in {a for a, _ in pairs}:
+        ids = [b for a, b in pairs if a == account_id]
+        condition |= Q(account_id=account_id, broker_order_id__in=ids)
     rows = (
         OrderLeg.objects.using(reporting_alias())
-        .filter(_one_of(pairs, "account_id", "broker_order_id"))
+        .filter(condition)
         .values_list("account_id", "broker_order_id", "order_id", "role")
     )
     # b is never None: the query asks for these broker order ids.
@@ -91,7 +87,7 @@ def values_of(trades: list[BrokerTrade]) -> dict[int, Decimal]:
     keys = {(t.exchange_segment, t.exchange_instrument_id) for t in trades}
     rows = (
         Instrument.objects.using(reporting_alias())
-        .filter(_one_of(keys, "exchange_segment", "exchange_instrument_id"))
+        .filter(instruments_filter(keys))
         .values_list("exchange_segment", "exchange_instrument_id", "multiplier")
     )
     multipliers = {(segment, iid): multiplier for segment, iid, multiplier in rows}
