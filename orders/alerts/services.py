@@ -25,7 +25,6 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.audit import change_words
 from accounts.models import BrokerAccount, Strategy, User
 from orders.alerts import selectors
 from orders.alerts.models import AlertWebhook, ReceivedAlert
@@ -46,7 +45,7 @@ from orders.openalgo.mapping import (
 )
 from orders.openalgo.selectors import resolve_instrument, resolve_instrument_anywhere
 from orders.services import place_bracket_order, place_single_order
-from orders.services.audit import record_account_event
+from orders.services.audit import record_account_event, record_account_setting_saved
 from orders.services.placement import (
     OUTCOME_NOT_SENT,
     OUTCOME_REJECTED,
@@ -123,6 +122,19 @@ def _webhook_state(webhook: AlertWebhook) -> dict[str, Any]:
     }
 
 
+def _record_webhook_saved(
+    webhook: AlertWebhook, *, strategy: Strategy, before: dict[str, Any] | None, actor: str
+) -> None:
+    record_account_setting_saved(
+        webhook.account,
+        what=f"alert webhook of strategy {strategy.name!r}",
+        kinds=(EventKind.WEBHOOK_CREATED, EventKind.WEBHOOK_CHANGED),
+        before=before,
+        after=_webhook_state(webhook),
+        actor=actor,
+    )
+
+
 def save_webhook(
     *,
     strategy: Strategy,
@@ -150,13 +162,7 @@ def save_webhook(
                     default_product=default_product,
                     enabled=enabled,
                 )
-                record_account_event(
-                    account,
-                    kind=EventKind.WEBHOOK_CREATED,
-                    actor=actor,
-                    message=f"alert webhook of strategy {strategy.name!r} created",
-                    after=_webhook_state(webhook),
-                )
+                _record_webhook_saved(webhook, strategy=strategy, before=None, actor=actor)
                 return webhook
         except IntegrityError:
             pass  # made at this moment by another save: that one is changed below
@@ -167,16 +173,7 @@ def save_webhook(
         webhook.default_product = default_product
         webhook.enabled = enabled
         webhook.save(update_fields=["account", "default_product", "enabled"])
-        after = _webhook_state(webhook)
-        if words := change_words(before, after):
-            record_account_event(
-                account,
-                kind=EventKind.WEBHOOK_CHANGED,
-                actor=actor,
-                message=f"alert webhook of strategy {strategy.name!r} {words}",
-                before=before,
-                after=after,
-            )
+        _record_webhook_saved(webhook, strategy=strategy, before=before, actor=actor)
     return webhook
 
 

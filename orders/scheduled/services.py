@@ -22,11 +22,10 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from accounts.audit import change_words
 from accounts.models import BrokerAccount, User
 from orders.domain.vocabulary import EventKind
 from orders.models import Order, OrderEvent, ScheduledOrder, ScheduledOrderRun
-from orders.services.audit import record_account_event
+from orders.services.audit import record_account_event, record_account_setting_saved
 from orders.services.placement import place_bracket_order, place_single_order
 from orders.validation import (
     BracketOrderRequest,
@@ -285,17 +284,13 @@ def record_schedule_saved(
     """The audit row of a schedule just saved: created (`before` None) or changed from
     `before` (the schedule as the writer read it ahead of the change); none when nothing
     the schedule does changed."""
-    after = schedule_state(schedule)
-    words = change_words(before, after)
-    if words is None:
-        return None
-    return record_account_event(
+    return record_account_setting_saved(
         schedule.account,
-        kind=EventKind.SCHEDULE_CREATED if before is None else EventKind.SCHEDULE_CHANGED,
-        actor=actor,
-        message=f"scheduled order “{schedule.name}” {words}",
+        what=f"scheduled order “{schedule.name}”",
+        kinds=(EventKind.SCHEDULE_CREATED, EventKind.SCHEDULE_CHANGED),
         before=before,
-        after=after,
+        after=schedule_state(schedule),
+        actor=actor,
     )
 
 

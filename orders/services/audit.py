@@ -11,9 +11,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, TypedDict, Unpack
 
-# Who did it: defined with the users (accounts audits its own changes too), named here for
-# the order services.
+# Who did it, and what a save changed: defined with the users (accounts audits its own
+# changes too), named here for the order services.
 from accounts.audit import admin_actor as admin_actor
+from accounts.audit import change_words
 from accounts.audit import user_actor as user_actor
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerError, OrderAck
@@ -244,3 +245,29 @@ def record_user_event(*, user_id: int, **fields: Any) -> OrderEvent:
     """`record_account_event` of no account: a row of the user's own. Accounts' changes
     reach it through settings.USER_AUDIT_RECORDER (accounts may not import orders)."""
     return record_account_event(None, user_id=user_id, **fields)
+
+
+def record_account_setting_saved(
+    account: BrokerAccount,
+    *,
+    what: str,
+    kinds: tuple[EventKind, EventKind],
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    actor: str,
+) -> OrderEvent | None:
+    """The audit row of a standing instruction on the account just saved (a schedule, an
+    alert webhook): `kinds` (created, changed), created when there is no `before`, else
+    changed from `before` (as the writer read it ahead of the change), its message `what`
+    and the fields that differ; none when nothing did."""
+    words = change_words(before, after)
+    if words is None:
+        return None
+    return record_account_event(
+        account,
+        kind=kinds[0] if before is None else kinds[1],
+        actor=actor,
+        message=f"{what} {words}",
+        before=before,
+        after=after,
+    )
