@@ -406,10 +406,12 @@ def create_strategy(*, user: User, name: str, actor: str, **settings_fields: Any
     return strategy
 
 
-def strategy_named(*, user: User, name: str) -> Strategy:
+def strategy_named(*, user: User, name: str, actor: str) -> Strategy:
     """The user's strategy called `name`, created with the defaults on first use (programs
     that name strategies, such as OpenAlgo clients, get per-strategy regeneration rights and
-    PnL attribution without setting them up first)."""
+    PnL attribution without setting them up first). A creation is audited as one through the
+    API is (`strategy_created`, by `actor`: who made the request that named it), in its
+    transaction: two first uses at once make one strategy and one audit row."""
     name = name.strip()
     if not name or len(name) > 100:
         raise ValidationFailed(
@@ -421,8 +423,10 @@ def strategy_named(*, user: User, name: str) -> Strategy:
         return strategy
     try:
         with transaction.atomic():
-            return Strategy.objects.create(user=user, name=name)
-    except IntegrityError:  # created by a request running alongside this one
+            strategy = Strategy.objects.create(user=user, name=name)
+            record_strategy_saved(strategy=strategy, before=None, actor=actor)
+            return strategy
+    except IntegrityError:  # created (and audited) by a request running alongside this one
         return Strategy.objects.get(user=user, name=name)
 
 

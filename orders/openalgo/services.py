@@ -119,7 +119,7 @@ def strategy_name_for(*, caller: Caller, name: str) -> str:
     if not name:
         return ""
     try:
-        return strategy_named(user=caller.user, name=name).name
+        return strategy_named(user=caller.user, name=name, actor=caller.actor).name
     except ValidationFailed as exc:
         raise OpenAlgoInvalid(
             {"strategy": [exc.details.get("strategy", [exc.message])[0]]}

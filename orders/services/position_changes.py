@@ -635,7 +635,7 @@ def change_position(
         else:
             check_trading_window(account)
         if single is not None and strategy_name:
-            single.strategy_name = strategy_named(user=user, name=strategy_name).name
+            single.strategy_name = strategy_named(user=user, name=strategy_name, actor=actor).name
 
         result = PositionChangeResult()
         if allocations:

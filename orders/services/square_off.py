@@ -164,7 +164,7 @@ def _exits(
     chosen, skipped = choose(candidates) if choose is not None else (candidates, {})
     done.chosen = chosen
     strategy = (
-        strategy_named(user=account.user, name=terms.strategy_name)
+        strategy_named(user=account.user, name=terms.strategy_name, actor=actor)
         if terms.strategy_name and any(p.net_qty for p in chosen)
         else None
     )

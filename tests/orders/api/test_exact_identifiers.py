@@ -91,13 +91,13 @@ def test_external_ids_that_differ_only_in_case_are_two_orders_the_same_day(
 
 
 def test_strategies_named_apart_by_an_emoji_or_case_are_apart(trader):
-    rocket = strategy_named(user=trader, name="🚀 scalper")
-    moon = strategy_named(user=trader, name="🌙 scalper")
-    upper = strategy_named(user=trader, name="Scalper")
-    lower = strategy_named(user=trader, name="scalper")
+    rocket = strategy_named(user=trader, name="🚀 scalper", actor="test")
+    moon = strategy_named(user=trader, name="🌙 scalper", actor="test")
+    upper = strategy_named(user=trader, name="Scalper", actor="test")
+    lower = strategy_named(user=trader, name="scalper", actor="test")
 
     assert len({rocket.pk, moon.pk, upper.pk, lower.pk}) == 4
-    assert strategy_named(user=trader, name="🌙 scalper").pk == moon.pk
+    assert strategy_named(user=trader, name="🌙 scalper", actor="test").pk == moon.pk
     assert sorted(Strategy.objects.filter(user=trader).values_list("name", flat=True)) == sorted(
         ["🚀 scalper", "🌙 scalper", "Scalper", "scalper"]
     )
