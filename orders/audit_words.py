@@ -17,6 +17,7 @@ ACTORS = {
     "scheduler": "Scheduler",
     "system": "The desk",
     "regeneration": "Regeneration",
+    "recompute_pnl": "PnL recompute (operator)",
 }
 
 # {role} is the leg's role in lower case ("entry", "stop-loss", "take-profit", "exit").
@@ -77,6 +78,7 @@ SENTENCES: dict[str, str] = {
     EventKind.WEBHOOK_CHANGED: "Alert webhook changed",
     EventKind.WEBHOOK_SECRET_ROTATED: "Alert webhook secret rotated: the old URL and secret "
     "now get 404",
+    EventKind.PNL_DAY_RECOMPUTED: "The day's PnL was recomputed from the stored trades",
 }
 
 # Our internal words -> a trader's.

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Max, QuerySet
+from django.db.models import Exists, Max, OuterRef, QuerySet
 from django.utils import timezone
 
 from accounts.models import BrokerAccount
@@ -148,6 +148,21 @@ def fair_prices_for_rows(rows: Iterable[Any]) -> dict[tuple[str, int], dict]:
     return fair_prices_by_instrument(
         keys={(row.exchange_segment, row.exchange_instrument_id) for row in rows}
     )
+
+
+def accounts_trading_multiplier_contracts() -> QuerySet[BrokerAccount]:
+    """The accounts with a fill of an instrument whose contract multiplier is not 1 (an MCX
+    x10 or x100 contract), in their trade book or, for an account without one, their order
+    book: those whose past PnL the multiplier changes."""
+    contract = Instrument.objects.filter(
+        exchange_segment=OuterRef("exchange_segment"),
+        exchange_instrument_id=OuterRef("exchange_instrument_id"),
+    ).exclude(multiplier=1)
+    traded = BrokerTrade.objects.filter(account=OuterRef("pk"), quantity__gt=0)
+    ordered = BrokerOrder.objects.filter(account=OuterRef("pk"), cumulative_quantity__gt=0)
+    return BrokerAccount.objects.filter(
+        Exists(traded.filter(Exists(contract))) | Exists(ordered.filter(Exists(contract)))
+    ).order_by("pk")
 
 
 # ---- the intraday MTM curve ------------------------------------------------------------------

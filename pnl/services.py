@@ -40,9 +40,11 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import BrokerAccount
+from orders.domain.vocabulary import EventKind
 from orders.market.selectors import instruments_filter
 from orders.models import BrokerOrder, BrokerTrade, Order, OrderLeg
 from orders.services.account_lock import conflicts_are_busy
+from orders.services.audit import record_account_event
 from orders.services.exclusion import account_exclusion
 from pnl import fifo, selectors
 from pnl.models import BrokeragePlanSetting, PnlDaily, PnlInstrumentState, PnlLot
@@ -117,8 +119,13 @@ class _AccountFills:
 def trading_day_bounds(at: datetime) -> tuple[date, datetime, datetime]:
     """The Asia/Kolkata trading date of `at` and its [start, end) instants."""
     day = timezone.localtime(at, TRADING_TZ).date()
+    return day, *day_bounds(day)
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The [start, end) instants of an Asia/Kolkata trading date."""
     start = datetime.combine(day, clock.min, tzinfo=TRADING_TZ)
-    return day, start, start + timedelta(days=1)
+    return start, start + timedelta(days=1)
 
 
 # Read by every PnL computation (each cycle's, each broker event's): compiled once.
@@ -402,19 +409,20 @@ def _attribute_orders(
     return len(changed)
 
 
-def _daily_figures(
+def _day_figures(
     *,
     account: BrokerAccount,
     fills: _AccountFills,
     multipliers: dict[InstrumentKey, int],
     unrealized: Decimal,
-    now: datetime,
+    day: date,
 ) -> DailyFigures:
-    """Today (Asia/Kolkata): realized of the lots whose EXIT happened today (the day the
-    profit was booked, wherever the entry was), unrealized at this computation, turnover =
-    sum(quantity x price x multiplier) of today's fills of both sides (rupees, as the
-    charges count it), fills = how many of them."""
-    day, start, end = trading_day_bounds(now)
+    """One trading day (Asia/Kolkata), from the stored lots and the fills: realized of the
+    lots whose EXIT happened that day (the day the profit was booked, wherever the entry
+    was), `unrealized` as given (the caller's valuation), turnover = sum(quantity x price x
+    multiplier) of the day's fills of both sides (rupees, as the charges count it), fills =
+    how many of them. Today's row (each run) and a past day's (`recompute_past_days`)."""
+    start, end = day_bounds(day)
     realized = (
         PnlLot.objects.filter(
             account=account, kind=PnlLot.Kind.MATCHED, exit_time__gte=start, exit_time__lt=end
@@ -519,8 +527,12 @@ def compute_account_pnl(*, account: BrokerAccount, now: datetime | None = None) 
         )
         realized = sum((i.realized for i in instruments), ZERO)
         unrealized = sum((i.unrealized for i in instruments), ZERO)
-        today = _daily_figures(
-            account=account, fills=fills, multipliers=multipliers, unrealized=unrealized, now=now
+        today = _day_figures(
+            account=account,
+            fills=fills,
+            multipliers=multipliers,
+            unrealized=unrealized,  # at this computation
+            day=trading_day_bounds(now)[0],
         )
         _save_daily(account=account, today=today)
         orders_updated = _attribute_orders(account=account, legs=legs, now=now)
@@ -753,6 +765,231 @@ def refresh_account_pnl_if_stale(*, account: BrokerAccount) -> AccountPnl | None
             return compute_account_pnl(account=account)
     except Busy:  # the exclusion, or the rows (RowsBusy)
         return None
+
+
+# ---- a past day recomputed (manage.py recompute_pnl) -----------------------------------------
+
+RECOMPUTE_ACTOR = "recompute_pnl"
+
+
+def _day_state(trading_date: date, figures: PnlDaily | DailyFigures) -> dict[str, Any]:
+    """A daily row as the audit trail keeps it (before/after): amounts as strings."""
+    return {
+        "trading_date": trading_date.isoformat(),
+        "realized": str(figures.realized),
+        "unrealized": str(figures.unrealized),
+        "turnover": str(figures.turnover),
+        "fills": figures.fills,
+    }
+
+
+@dataclass(frozen=True)
+class DayRecomputed:
+    """One stored day of an account as `recompute_past_days` found and left it, and why its
+    unrealized was kept or scaled (`note`; "" when there is nothing to say)."""
+
+    account_id: int
+    trading_date: date
+    before: dict[str, Any]
+    after: dict[str, Any]
+    note: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    def describe(self) -> str:
+        moved = [
+            f"{name} {self.before[name]} -> {self.after[name]}"
+            for name in ("realized", "unrealized", "turnover", "fills")
+            if self.before[name] != self.after[name]
+        ]
+        return ", ".join(moved) or "unchanged"
+
+
+def _open_multipliers(
+    fills: _AccountFills, multipliers: dict[InstrumentKey, int], *, start: datetime, end: datetime
+) -> set[int]:
+    """The multipliers of the instruments with a position open at some moment of [start,
+    end): carried in (a net quantity before `start`) or traded in it. Whatever a run valued
+    in that day, it valued lots of these instruments only."""
+    found = set()
+    for key, instrument_fills in fills.by_instrument.items():
+        carried = sum(
+            (f.quantity if f.side == fifo.BUY else -f.quantity)
+            for f in instrument_fills
+            if f.time < start
+        )
+        if carried or any(start <= f.time < end for f in instrument_fills):
+            found.add(multipliers[key])
+    return found
+
+
+def _realized_at_multiplier_one(
+    *, account: BrokerAccount, start: datetime, end: datetime
+) -> Decimal:
+    """What the day's realized was before PnL honoured the contract multiplier: the stored
+    lots' (now in rupees), each instrument's divided by its multiplier again."""
+    rows = (
+        PnlLot.objects.filter(
+            account=account, kind=PnlLot.Kind.MATCHED, exit_time__gte=start, exit_time__lt=end
+        )
+        .values("exchange_segment", "exchange_instrument_id")
+        .annotate(total=Sum("realized_pnl"))
+    )
+    keys = {(row["exchange_segment"], row["exchange_instrument_id"]) for row in rows}
+    multipliers = _multipliers(selectors.instrument_terms(keys=keys), keys)
+    return to_money(
+        sum(
+            (
+                row["total"] / multipliers[(row["exchange_segment"], row["exchange_instrument_id"])]
+                for row in rows
+            ),
+            ZERO,
+        )
+    )
+
+
+def _past_unrealized(
+    *,
+    stored: PnlDaily,
+    right: DailyFigures,
+    at_one: tuple[Decimal, Decimal],
+    open_multipliers: set[int],
+) -> tuple[Decimal, str]:
+    """A past day's unrealized, and what to say about it. It was valued at that day's marks,
+    which are not stored: it is never recomputed, only corrected when that is exact. That is
+    when every instrument open that day has one multiplier m and the row provably holds the
+    figures of before the multiplier fix (its realized and turnover are the multiplier-1
+    ones, `at_one`, and those differ from the right ones): then it is m x as stored. A row
+    corrected once holds the right figures, so a second run scales nothing again."""
+    if open_multipliers <= {1}:
+        return stored.unrealized, ""  # every open position was x1: right as stored
+    written_before_fix = (
+        (stored.realized, stored.turnover)
+        == at_one
+        != (
+            right.realized,
+            right.turnover,
+        )
+    )
+    written_after_fix = (stored.realized, stored.turnover) == (right.realized, right.turnover)
+    if written_after_fix and at_one != (right.realized, right.turnover):
+        return stored.unrealized, ""  # valued with the multipliers already
+    if not stored.unrealized:
+        return stored.unrealized, ""  # nothing was open at the last valuation
+    shown = ", ".join(f"x{m}" for m in sorted(open_multipliers))
+    if not written_before_fix:
+        return stored.unrealized, (
+            f"unrealized {stored.unrealized} kept: contracts ({shown}) were open but the "
+            "row's figures do not tell whether it was valued with their multiplier; that "
+            "day's marks are not stored, so it cannot be recomputed"
+        )
+    if len(open_multipliers) > 1:
+        return stored.unrealized, (
+            f"unrealized {stored.unrealized} kept: it was valued at x1, but positions of "
+            f"several multipliers ({shown}) were open and that day's marks are not stored, "
+            "so it cannot be split between them"
+        )
+    [multiplier] = open_multipliers
+    return to_money(stored.unrealized * multiplier), (
+        f"unrealized x{multiplier}: every position open that day was a x{multiplier} "
+        "contract, valued at x1 before the multiplier fix"
+    )
+
+
+def recompute_past_days(
+    *,
+    account: BrokerAccount,
+    first: date | None = None,
+    last: date | None = None,
+    dry_run: bool = False,
+    actor: str = RECOMPUTE_ACTOR,
+    now: datetime | None = None,
+) -> list[DayRecomputed]:
+    """Recompute the account's stored daily rows from `first` to `last` (None: unbounded)
+    from the stored trades, by the daily run's own code: `compute_account_pnl` first (it
+    re-matches the lots with the multipliers and rewrites today's row), then each past row's
+    realized, turnover and fills as `_day_figures` makes today's, and its unrealized
+    corrected only where that is exact (`_past_unrealized`). Rows are changed only where a
+    figure moved, each change with a `pnl_day_recomputed` audit row of the account by
+    `actor` (before and after); a second run finds nothing to change. No row is made for a
+    day that has none. Under the account's exclusion, in one transaction: `dry_run` rolls
+    it back (nothing written, the same answer). Returns every row of the range, in date
+    order."""
+    now = now or timezone.now()
+    today = trading_day_bounds(now)[0]
+    last = min(last, today) if last is not None else today
+    with account_exclusion(account.pk, purpose="PnL recompute"), transaction.atomic():
+        days = PnlDaily.objects.filter(account=account, trading_date__lte=last)
+        if first is not None:
+            days = days.filter(trading_date__gte=first)
+        before = {row.trading_date: _day_state(row.trading_date, row) for row in days}
+        compute_account_pnl(account=account, now=now)
+        fills = _read_fills(account)
+        terms = selectors.instrument_terms(keys=fills.by_instrument.keys())
+        multipliers = _multipliers(terms, fills.by_instrument)
+        at_one = dict.fromkeys(multipliers, 1)
+        found: list[DayRecomputed] = []
+        for row in days.select_for_update().order_by("trading_date"):
+            note = ""
+            if row.trading_date < today:  # today's: compute_account_pnl wrote it just now
+                start, end = day_bounds(row.trading_date)
+                right = _day_figures(
+                    account=account,
+                    fills=fills,
+                    multipliers=multipliers,
+                    unrealized=row.unrealized,
+                    day=row.trading_date,
+                )
+                old = _day_figures(
+                    account=account,
+                    fills=fills,
+                    multipliers=at_one,
+                    unrealized=row.unrealized,
+                    day=row.trading_date,
+                )
+                unrealized, note = _past_unrealized(
+                    stored=row,
+                    right=right,
+                    at_one=(
+                        _realized_at_multiplier_one(account=account, start=start, end=end),
+                        old.turnover,
+                    ),
+                    open_multipliers=_open_multipliers(fills, multipliers, start=start, end=end),
+                )
+                figures = {
+                    "realized": right.realized,
+                    "unrealized": unrealized,
+                    "turnover": right.turnover,
+                    "fills": right.fills,
+                }
+                if any(getattr(row, name) != value for name, value in figures.items()):
+                    for name, value in figures.items():
+                        setattr(row, name, value)
+                    row.save(update_fields=[*figures, "updated_at"])
+            day = DayRecomputed(
+                account_id=account.pk,
+                trading_date=row.trading_date,
+                before=before.get(row.trading_date) or _day_state(row.trading_date, row),
+                after=_day_state(row.trading_date, row),
+                note=note,
+            )
+            if day.changed:
+                record_account_event(
+                    account,
+                    kind=EventKind.PNL_DAY_RECOMPUTED,
+                    actor=actor,
+                    message=f"PnL of {row.trading_date} recomputed from the stored trades: "
+                    + day.describe()
+                    + (f" ({note})" if note else ""),
+                    before=day.before,
+                    after=day.after,
+                )
+            found.append(day)
+        if dry_run:
+            transaction.set_rollback(True)
+    return found
 
 
 def save_brokerage_plan(*, account: BrokerAccount, **plan: Any) -> None:

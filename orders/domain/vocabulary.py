@@ -250,3 +250,6 @@ class EventKind(Vocabulary):
     WEBHOOK_CREATED = "webhook_created", "Alert webhook created"
     WEBHOOK_CHANGED = "webhook_changed", "Alert webhook changed"
     WEBHOOK_SECRET_ROTATED = "webhook_secret_rotated", "Alert webhook secret rotated"
+    # A past day's stored PnL corrected by an operator's recompute from the stored trades
+    # (pnl.services.recompute_past_days): the day's figures before and after.
+    PNL_DAY_RECOMPUTED = "pnl_day_recomputed", "Daily PnL recomputed"
