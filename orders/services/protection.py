@@ -6,6 +6,9 @@ For every bracket whose entry has filled quantity:
 - then, unless the trader or the kill switch asked to exit, new SL and TP legs are written
   ahead and sent for exactly the uncovered quantity: a partial fill is protected at once and
   later fills add more legs. Targets fill in the order given (target 1 takes the first lots).
+  A bracket the trader partly reduced (its own MARKET exits, orders.services.position_changes)
+  stays protected likewise, for its open position less what its exits still working will
+  close: a stop-loss beside a working exit never closes the same quantity twice;
   An exit asked for that the broker refused (at once or after accepting it) closes nothing:
   the position is protected again, and the order no longer exit-requested;
 - an exit-requested bracket whose entry (one the exit could not cancel) fills later has the
@@ -76,6 +79,7 @@ class ExitPlan:
     reductions: list[Reduction] = field(default_factory=list)
     new_exits: list[NewExit] = field(default_factory=list)
     position: int = 0
+    exiting: int = 0  # what the bracket's exit legs still working will close
 
 
 @dataclass
@@ -101,10 +105,11 @@ def _effective(leg: OrderLeg) -> int:
 
 def plan_exits(*, legs: list[OrderLeg], target_quantities: list[int], may_add: bool) -> ExitPlan:
     """Reductions so that neither the SL legs nor the TP legs together may close more than
-    the open position, then the new legs that cover what is uncovered."""
+    the open position, then the new legs that cover what is uncovered: the open position
+    less what the exit legs still working (a partial reduction on its way) will close."""
     position = open_position_of(legs)
     entry_filled = sum(leg.filled_quantity for leg in legs if leg.role == Role.ENTRY)
-    plan = ExitPlan(position=position)
+    plan = ExitPlan(position=position, exiting=working_quantity(legs))
     remaining_after: dict[str, int] = {}
     for role in (Role.STOP_LOSS, Role.TAKE_PROFIT):
         working = sorted(
@@ -125,12 +130,13 @@ def plan_exits(*, legs: list[OrderLeg], target_quantities: list[int], may_add: b
             total -= current - new_remaining
             plan.reductions.append(Reduction(leg=leg, remaining=new_remaining))
         remaining_after[role] = total
-    if not may_add or position <= 0:
+    uncovered = position - plan.exiting
+    if not may_add or uncovered <= 0:
         return plan
-    need_sl = position - remaining_after[Role.STOP_LOSS]
+    need_sl = uncovered - remaining_after[Role.STOP_LOSS]
     if need_sl > 0:
         plan.new_exits.append(NewExit(role=Role.STOP_LOSS, quantity=need_sl))
-    room = position - remaining_after[Role.TAKE_PROFIT]
+    room = uncovered - remaining_after[Role.TAKE_PROFIT]
     allotted_before = 0
     for index, target_quantity in enumerate(target_quantities):
         allotted = min(target_quantity, max(0, entry_filled - allotted_before))
@@ -210,15 +216,13 @@ def _late_fill(order: Order, legs: list[OrderLeg]) -> int:
 
 
 def _may_add(order: Order, legs: list[OrderLeg]) -> bool:
-    """No new protection once an exit was asked for (kill switch, position exit) or is on
-    its way; but when that exit was refused (`exit_refused`), the position is protected
-    again (an earlier exit that filled part of it, before a late fill's, notwithstanding)."""
-    if order.exit_requested_at is not None:
-        return exit_refused(order, legs)
-    return not any(
-        leg.role == Role.EXIT and (leg.status in OPEN_LEG_STATUSES or leg.filled_quantity)
-        for leg in legs
-    )
+    """No new protection once an exit was asked for (kill switch, position exit, a late
+    fill's square-off); but when that exit was refused (`exit_refused`), the position is
+    protected again (an earlier exit that filled part of it, before a late fill's,
+    notwithstanding). A bracket not exit-requested is protected whatever exits it has: a
+    partial reduction's exit filled or working leaves the rest of its position, and what
+    its entry fills next, to protect (`plan_exits` leaves out what working exits close)."""
+    return order.exit_requested_at is None or exit_refused(order, legs)
 
 
 def _locked_legs(account: BrokerAccount, order_id: int) -> tuple[Order, list[OrderLeg]]:
@@ -364,7 +368,12 @@ def _write_new_exits(order: Order, legs: list[OrderLeg], actor: str) -> list[Ord
                 kind=EventKind.EXIT_CREATED,
                 actor=actor,
                 message=f"{leg.role} {leg.side} {leg.quantity} written ahead to cover "
-                f"the open position of {plan.position}",
+                f"the open position of {plan.position}"
+                + (
+                    f", less the {plan.exiting} its exits working will close"
+                    if plan.exiting
+                    else ""
+                ),
             )
             for leg in new_legs
         ]

@@ -26,6 +26,7 @@ from tests.factories import (
 
 D = Decimal
 SL, TP, ENTRY = OrderLeg.Role.STOP_LOSS, OrderLeg.Role.TAKE_PROFIT, OrderLeg.Role.ENTRY
+EXIT = OrderLeg.Role.EXIT
 OPEN_STATUSES = OrderLeg.OPEN_STATUSES
 
 
@@ -212,6 +213,20 @@ def _leg(role, quantity, filled=0, status="OPEN", target_index=None, pk=1, broke
             ],
             [50, 50],
             [(SL, 30, None), (TP, 10, 0), (TP, 20, 1)],
+            [],
+        ),
+        # Partly reduced (an exit of 10 filled, another of 10 working), then 70 filled: 60
+        # open, 10 of them on their way out; SL 30 and TP1 30 working: 20 more of each.
+        (
+            [
+                _leg(ENTRY, 100, 70, "PARTIALLY_FILLED", pk=1),
+                _leg(EXIT, 10, 10, "FILLED", pk=2),
+                _leg(EXIT, 10, pk=3),
+                _leg(SL, 30, pk=4),
+                _leg(TP, 30, target_index=0, pk=5),
+            ],
+            [50, 50],
+            [(SL, 20, None), (TP, 20, 0)],
             [],
         ),
         # Entry filled, TP filled 30: SL reduced from 100 to 70 open.
