@@ -262,6 +262,66 @@ def test_plan_exits_covers_the_gap_and_trims_the_excess(
     assert [(r.leg.pk, r.remaining) for r in plan.reductions] == expected_reductions
 
 
+@pytest.mark.parametrize(
+    ("legs", "exiting", "expected_new", "expected_reductions"),
+    [
+        # An exit of 10 split in two, one slice rejected, the other working: SL and target 1
+        # for the rejected 5, not the 10.
+        (
+            [
+                _leg(ENTRY, 10, 10, "FILLED", pk=1),
+                _leg(EXIT, 5, pk=2),
+                _leg(EXIT, 5, 0, "REJECTED", pk=3),
+            ],
+            5,
+            [(SL, 5, None), (TP, 5, 0)],
+            [],
+        ),
+        # The working slice filled: the SL and target of 5 cover the 5 open, nothing more.
+        (
+            [
+                _leg(ENTRY, 10, 10, "FILLED", pk=1),
+                _leg(EXIT, 5, 5, "FILLED", pk=2),
+                _leg(EXIT, 5, 0, "REJECTED", pk=3),
+                _leg(SL, 5, pk=4),
+                _leg(TP, 5, target_index=0, pk=5),
+            ],
+            0,
+            [],
+            [],
+        ),
+        # A stop-loss of the whole 10 beside an exit of 5 working: trimmed to the other 5
+        # (and target 1 given those 5).
+        (
+            [_leg(ENTRY, 10, 10, "FILLED", pk=1), _leg(EXIT, 5, pk=2), _leg(SL, 10, pk=3)],
+            5,
+            [(TP, 5, 0)],
+            [(3, 5)],
+        ),
+        # The stop-loss filled while the slice works: its target is cancelled (the slice
+        # closes the rest).
+        (
+            [
+                _leg(ENTRY, 10, 10, "FILLED", pk=1),
+                _leg(EXIT, 5, pk=2),
+                _leg(SL, 5, 5, "FILLED", pk=3),
+                _leg(TP, 5, target_index=0, pk=4),
+            ],
+            5,
+            [],
+            [(4, 0)],
+        ),
+    ],
+)
+def test_plan_exits_never_covers_what_exits_working_take(
+    legs, exiting, expected_new, expected_reductions
+):
+    plan = plan_exits(legs=legs, target_quantities=[10], may_add=True, exit_requested=True)
+    assert plan.exiting == exiting
+    assert [(n.role, n.quantity, n.target_index) for n in plan.new_exits] == expected_new
+    assert [(r.leg.pk, r.remaining) for r in plan.reductions] == expected_reductions
+
+
 def test_a_bracket_to_protect_is_judged_in_memory_as_the_cycles_read_judges_it(account, instrument):
     # The broker event's protection judges the orders it just rolled up in memory
     # (`is_bracket_to_protect`); the cycle reads them (`brackets_to_protect`): for orders of
