@@ -293,6 +293,17 @@ def with_legs(orders: list[Order]) -> list[tuple[Order, list[OrderLeg]]]:
     return [(order, by_order[order.pk]) for order in orders]
 
 
+def latest_event_after(*, order: Order, kind: EventKind, since: datetime) -> Any:
+    """The `after` of the order's latest audit event of `kind` written at or after `since`
+    (None when there is none, or it has none): what the trail last recorded of that kind."""
+    return (
+        OrderEvent.objects.filter(order=order, kind=kind, created_at__gte=since)
+        .order_by("-id")
+        .values_list("after", flat=True)
+        .first()
+    )
+
+
 def repricing_anchors(leg_ids: Sequence[int]) -> dict[int, Decimal]:
     """Each leg's limit price from before the desk began re-pricing it (the `before` of its
     first `leg_repriced` since the trader last modified it), for the legs the desk has

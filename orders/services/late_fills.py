@@ -15,6 +15,11 @@ live position holds beyond the exits working for it, so a fill the exits closed 
 broker reported it before the desk learned of it) or a position closed at the broker is
 never sold twice. A late fill is an exit asked anew (the mark moves to now): should the
 broker refuse its exit, step 4 protects the bracket again (protection.exit_refused).
+
+While the broker's position cannot be read, nothing is sent and every event or cycle tries
+again; the late fill is recorded waiting once (a late_fill event whose `after` names it: the
+late quantity and the entry's fills), and again only when that changes (the entry filled
+more meanwhile), not at every try.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from orders.brokers.base import BrokerPositionRow
 from orders.domain.rollup import open_position_of
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
 from orders.models import Order, OrderLeg, Side
-from orders.selectors import locked_order_with_legs, orders_with_legs
+from orders.selectors import latest_event_after, locked_order_with_legs, orders_with_legs
 from orders.services.audit import new_event, record_changes
 from orders.services.broker_calls import submit_legs
 from orders.services.broker_reads import read_positions
@@ -115,9 +120,7 @@ def square_off_late_fill(*, account: BrokerAccount, order_id: int, actor: str) -
                 + (reason if positions is None else "the broker's position is unreadable")
                 + " (tried again at the next broker event or cycle)"
             )
-            record_changes(
-                [new_event(order=order, kind=EventKind.LATE_FILL, actor=actor, message=problem)]
-            )
+            _record_waiting(order, legs, late=late, actor=actor, message=problem)
             result.errors.append(problem)
             return result
         pairs = _square_off(order, legs, late=late, held=held, actor=actor)
@@ -130,6 +133,28 @@ def square_off_late_fill(*, account: BrokerAccount, order_id: int, actor: str) -
         else:
             result.exit_legs.append(outcome.leg.unique_identifier)
     return result
+
+
+def _record_waiting(
+    order: Order, legs: list[OrderLeg], *, late: int, actor: str, message: str
+) -> None:
+    """The late fill audited as waiting for the broker's position, unless the trail says so
+    already for this very late fill since the exit was asked for (the order is locked: two
+    tries never both write it)."""
+    assert order.exit_requested_at is not None  # a late fill is of an exit-requested order
+    waiting = {"waiting": late, "entry_filled": entry_filled(legs)}
+    recorded = latest_event_after(
+        order=order, kind=EventKind.LATE_FILL, since=order.exit_requested_at
+    )
+    if recorded == waiting:
+        return
+    record_changes(
+        [
+            new_event(
+                order=order, kind=EventKind.LATE_FILL, actor=actor, message=message, after=waiting
+            )
+        ]
+    )
 
 
 def _square_off(

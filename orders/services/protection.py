@@ -6,8 +6,17 @@ For every bracket whose entry has filled quantity:
 - then, unless the trader or the kill switch asked to exit, new SL and TP legs are written
   ahead and sent for exactly the uncovered quantity: a partial fill is protected at once and
   later fills add more legs. Targets fill in the order given (target 1 takes the first lots).
+  New legs never cover what the bracket's exits working will close: a bracket the trader
+  partly reduced (its own MARKET exits, orders.services.position_changes) stays protected as
+  its entry keeps filling, for its open position less what its reduction still working
+  closes (which trims its stop-loss and targets once it fills: a reduction refused leaves
+  them whole).
   An exit asked for that the broker refused (at once or after accepting it) closes nothing:
-  the position is protected again, and the order no longer exit-requested;
+  the position is protected again, and the order no longer exit-requested. An exit refused
+  in part (split at the freeze quantity, some slices rejected) leaves the order
+  exit-requested, and its stop-loss and targets cover only what no exit is taking
+  (`exiting_quantity`): never the same quantity twice once the exits working fill, all of
+  what is left once they are refused too;
 - an exit-requested bracket whose entry (one the exit could not cancel) fills later has the
   fill squared off at once, and what of the entry still works cancelled
   (orders.services.late_fills);
@@ -76,6 +85,7 @@ class ExitPlan:
     reductions: list[Reduction] = field(default_factory=list)
     new_exits: list[NewExit] = field(default_factory=list)
     position: int = 0
+    exiting: int = 0  # of the position, what exits working take: no new leg covers it
 
 
 @dataclass
@@ -99,12 +109,23 @@ def _effective(leg: OrderLeg) -> int:
     return leg.filled_quantity
 
 
-def plan_exits(*, legs: list[OrderLeg], target_quantities: list[int], may_add: bool) -> ExitPlan:
+def plan_exits(
+    *,
+    legs: list[OrderLeg],
+    target_quantities: list[int],
+    may_add: bool,
+    exit_requested: bool = False,
+) -> ExitPlan:
     """Reductions so that neither the SL legs nor the TP legs together may close more than
-    the open position, then the new legs that cover what is uncovered."""
+    they may cover, then the new legs that cover what is uncovered: the open position less
+    what the exit legs working (or unanswered) will close. An exit-requested bracket's
+    stop-loss and targets are trimmed to that too (its exits take the rest); a bracket's own
+    reduction trims them only once it fills, so that a reduction refused leaves them whole."""
     position = open_position_of(legs)
     entry_filled = sum(leg.filled_quantity for leg in legs if leg.role == Role.ENTRY)
-    plan = ExitPlan(position=position)
+    plan = ExitPlan(position=position, exiting=exiting_quantity(legs))
+    uncovered = position - plan.exiting
+    cover = uncovered if exit_requested else position
     remaining_after: dict[str, int] = {}
     for role in (Role.STOP_LOSS, Role.TAKE_PROFIT):
         working = sorted(
@@ -113,7 +134,7 @@ def plan_exits(*, legs: list[OrderLeg], target_quantities: list[int], may_add: b
             reverse=True,
         )
         total = sum(_remaining(leg) for leg in working)
-        excess = total - position
+        excess = total - cover
         for leg in working:
             if excess <= 0:
                 break
@@ -125,12 +146,12 @@ def plan_exits(*, legs: list[OrderLeg], target_quantities: list[int], may_add: b
             total -= current - new_remaining
             plan.reductions.append(Reduction(leg=leg, remaining=new_remaining))
         remaining_after[role] = total
-    if not may_add or position <= 0:
+    if not may_add or uncovered <= 0:
         return plan
-    need_sl = position - remaining_after[Role.STOP_LOSS]
+    need_sl = uncovered - remaining_after[Role.STOP_LOSS]
     if need_sl > 0:
         plan.new_exits.append(NewExit(role=Role.STOP_LOSS, quantity=need_sl))
-    room = position - remaining_after[Role.TAKE_PROFIT]
+    room = uncovered - remaining_after[Role.TAKE_PROFIT]
     allotted_before = 0
     for index, target_quantity in enumerate(target_quantities):
         allotted = min(target_quantity, max(0, entry_filled - allotted_before))
@@ -150,8 +171,19 @@ def plan_exits(*, legs: list[OrderLeg], target_quantities: list[int], may_add: b
 def lacks_stop_loss(order: Order, legs: list[OrderLeg]) -> bool:
     """Whether part of the bracket's open position has no working (or unanswered) stop-loss
     leg to close it: what step 4 would place a stop-loss for."""
-    plan = plan_exits(legs=legs, target_quantities=_target_quantities(order), may_add=True)
+    plan = plan_exits(
+        legs=legs,
+        target_quantities=_target_quantities(order),
+        may_add=True,
+        exit_requested=order.exit_requested_at is not None,
+    )
     return any(spec.role == Role.STOP_LOSS for spec in plan.new_exits)
+
+
+def exiting_quantity(legs: list[OrderLeg]) -> int:
+    """What of the bracket's open position its exit legs working (or unanswered) will close:
+    no new stop-loss or target covers it, so that none closes what an exit closes too."""
+    return min(working_quantity(legs), open_position_of(legs))
 
 
 def _exit_leg(order: Order, spec: NewExit, identifier: str) -> OrderLeg:
@@ -203,6 +235,21 @@ def exit_refused(order: Order, legs: list[OrderLeg]) -> bool:
     )
 
 
+def exit_refused_in_part(order: Order, legs: list[OrderLeg]) -> bool:
+    """Whether an exit was asked for and some exit leg written for it since ended with part
+    of it unfilled (rejected, at once or after the broker had accepted it, or cancelled):
+    what that part was to close, nothing closes any more (`exit_refused`: all of it)."""
+    if order.exit_requested_at is None:
+        return False
+    return any(
+        leg.role == Role.EXIT
+        and leg.created_at >= order.exit_requested_at
+        and leg.status in (LegStatus.REJECTED, LegStatus.CANCELLED)
+        and leg.filled_quantity < leg.quantity
+        for leg in legs
+    )
+
+
 def _late_fill(order: Order, legs: list[OrderLeg]) -> int:
     """What of an exit-requested bracket's entry filled late, to square off now
     (`late_fill_quantity`); none once its exit was refused (it is protected instead)."""
@@ -210,15 +257,14 @@ def _late_fill(order: Order, legs: list[OrderLeg]) -> int:
 
 
 def _may_add(order: Order, legs: list[OrderLeg]) -> bool:
-    """No new protection once an exit was asked for (kill switch, position exit) or is on
-    its way; but when that exit was refused (`exit_refused`), the position is protected
-    again (an earlier exit that filled part of it, before a late fill's, notwithstanding)."""
-    if order.exit_requested_at is not None:
-        return exit_refused(order, legs)
-    return not any(
-        leg.role == Role.EXIT and (leg.status in OPEN_LEG_STATUSES or leg.filled_quantity)
-        for leg in legs
-    )
+    """No new protection once an exit was asked for (kill switch, position exit, a late
+    fill's square-off), but when that exit was refused: in whole (`exit_refused`: the
+    position is protected again, an earlier exit that filled part of it, before a late
+    fill's, notwithstanding) or in part (`exit_refused_in_part`: what its exits working do
+    not take). A bracket not exit-requested is protected whatever exits it has: a partial
+    reduction's exit, filled or working, leaves the rest of its position, and what its
+    entry fills next, to protect (`plan_exits` leaves out what exits working close)."""
+    return order.exit_requested_at is None or exit_refused_in_part(order, legs)
 
 
 def _locked_legs(account: BrokerAccount, order_id: int) -> tuple[Order, list[OrderLeg]]:
@@ -294,7 +340,12 @@ def _protect_order(
     with transaction.atomic():
         order, legs = _locked_legs(account, order_id)
         late = _late_fill(order, legs)
-        plan = plan_exits(legs=legs, target_quantities=_target_quantities(order), may_add=False)
+        plan = plan_exits(
+            legs=legs,
+            target_quantities=_target_quantities(order),
+            may_add=False,
+            exit_requested=order.exit_requested_at is not None,
+        )
         reduced_exits = bool(plan.reductions)
         new_legs = [] if reduced_exits or late else _write_new_exits(order, legs, actor)
     if late:
@@ -335,11 +386,14 @@ def _write_new_exits(order: Order, legs: list[OrderLeg], actor: str) -> list[Ord
     """The exits the locked legs lack, written ahead with their audit rows (inside the
     caller's transaction; the account's daily counter exists: `_protect_each`)."""
     plan = plan_exits(
-        legs=legs, target_quantities=_target_quantities(order), may_add=_may_add(order, legs)
+        legs=legs,
+        target_quantities=_target_quantities(order),
+        may_add=_may_add(order, legs),
+        exit_requested=order.exit_requested_at is not None,
     )
     if not plan.new_exits or plan.reductions:
         return []
-    if order.exit_requested_at is not None:
+    if exit_refused(order, legs):
         # Its exit was refused (`_may_add`): protected again, and no longer exit-requested.
         clear_exit_requested(
             orders=[order],
@@ -364,7 +418,8 @@ def _write_new_exits(order: Order, legs: list[OrderLeg], actor: str) -> list[Ord
                 kind=EventKind.EXIT_CREATED,
                 actor=actor,
                 message=f"{leg.role} {leg.side} {leg.quantity} written ahead to cover "
-                f"the open position of {plan.position}",
+                f"the open position of {plan.position}"
+                + (f", less the {plan.exiting} its exits working take" if plan.exiting else ""),
             )
             for leg in new_legs
         ]
@@ -435,9 +490,17 @@ def _needs_protection(order: Order, legs: list[OrderLeg]) -> bool:
     targets = _target_quantities(order)
     if _late_fill(order, legs):
         return True
-    if plan_exits(legs=legs, target_quantities=targets, may_add=False).reductions:
+    requested = order.exit_requested_at is not None
+    if plan_exits(
+        legs=legs, target_quantities=targets, may_add=False, exit_requested=requested
+    ).reductions:
         return True
-    if plan_exits(legs=legs, target_quantities=targets, may_add=_may_add(order, legs)).new_exits:
+    if plan_exits(
+        legs=legs,
+        target_quantities=targets,
+        may_add=_may_add(order, legs),
+        exit_requested=requested,
+    ).new_exits:
         return True
     status, filled = derive_order_status(kind=order.kind, current=order.status, legs=legs)
     return (status, filled) != (order.status, order.filled_quantity)

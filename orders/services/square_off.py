@@ -15,8 +15,12 @@ order book; then `square_off`:
    could close too: a market exit beside it could exit twice and reverse the position;
 5. gives a bracket whose position was not squared off (its exit rejected, held back, not
    chosen or never written) back, at once, what the cancels took from it: no longer
-   exit-requested, protected by step 4's `protect_orders`. The report names every such
-   bracket, and any whose stop-loss could not be placed.
+   exit-requested, protected by step 4's `protect_orders`. A bracket whose exit was
+   rejected in part (split at the freeze quantity, some slices refused) stays
+   exit-requested, and step 4 places its stop-loss and targets at once for what the exits
+   on their way do not take (protection's `exiting_quantity`): the rejected slices'
+   quantity, never what an exit also closes. The report names every such bracket, and any
+   whose stop-loss could not be placed.
 A bracket left exit-requested covers its entry's fills as they are then (`note_exit_covers`):
 an entry that could not be cancelled and fills later is squared off at once
 (orders.services.late_fills).
@@ -36,6 +40,7 @@ from orders.domain.rollup import open_position_of
 from orders.domain.vocabulary import EventKind
 from orders.models import Order, OrderLeg, Side
 from orders.selectors import orders_with_legs
+from orders.services.audit import new_event, record_changes
 from orders.services.broker_calls import SendOutcome, client_for
 from orders.services.changes import cancel_working_legs
 from orders.services.position_changes import (
@@ -48,7 +53,7 @@ from orders.services.position_changes import (
     send_exits,
     write_ahead_exits,
 )
-from orders.services.protection import lacks_stop_loss, protect_orders
+from orders.services.protection import exiting_quantity, lacks_stop_loss, protect_orders
 
 Role = OrderLeg.Role
 PROTECTIVE_ROLES = (Role.STOP_LOSS, Role.TAKE_PROFIT)
@@ -115,11 +120,12 @@ def square_off(
         still_working += _cancel(protective, terms, actor, result, done)
         positions = _read_positions(account, result, when=" after the stop-losses were cancelled")
     marked = [o for o in brackets if o.exit_requested_at is None]
+    refused: dict[int, str] = {}
     if positions is None:
         reasons = dict.fromkeys([o.pk for o in marked], "the broker's positions could not be read")
     else:
         done.positions = positions
-        reasons = _exits(
+        reasons, refused = _exits(
             account,
             positions,
             marked=marked,
@@ -141,6 +147,8 @@ def square_off(
         result=result,
     )
     note_exit_covers(order_ids=[o.pk for o in brackets])
+    # After the covers are noted: an entry's fill the exits were measured with is not late.
+    _protect_the_rest(account, refused, terms=terms, actor=actor, result=result)
     return done
 
 
@@ -155,10 +163,12 @@ def _exits(
     actor: str,
     result: ExitReport,
     done: SquareOff,
-) -> dict[int, str]:
+) -> tuple[dict[int, str], dict[int, str]]:
     """MARKET exits for the positions chosen among `positions` (read after the cancels) but
     those held back. Returns why each bracket of `marked` whose position was not squared
-    off was not (by order id)."""
+    off was not, and the other brackets whose exit the broker refused, in part (some of
+    its slices on their way) or, for one exit-requested before, in full, each with what was
+    refused (both by order id)."""
     held_back = _held_back(positions, still_working, result)
     candidates = [p for p in positions if position_key(p) not in held_back]
     chosen, skipped = choose(candidates) if choose is not None else (candidates, {})
@@ -180,10 +190,10 @@ def _exits(
     )
     done.outcomes = send_exits(account=account, pairs=done.pairs, actor=actor, result=result)
     on_their_way: set[int] = set()
-    rejected: dict[int, str] = {}
+    rejected: dict[int, str] = {}  # the broker's reason, by order id
     for outcome, (_leg, order) in zip(done.outcomes, done.pairs, strict=True):
         if outcome.rejected_reason:
-            rejected[order.pk] = f"its exit was rejected: {outcome.rejected_reason}"
+            rejected[order.pk] = outcome.rejected_reason
         else:
             on_their_way.add(order.pk)
     written = {order_position_key(order) for _leg, order in done.pairs}
@@ -194,20 +204,24 @@ def _exits(
     for order in marked:
         position = order_position_key(order)
         if order.pk in on_their_way:
-            if order.pk in rejected:
-                # Some of its exits went out, some were refused: what they leave open has
-                # no stop-loss (one placed now could close it twice once the exits fill).
-                result.unprotected_order_ids.append(order.pk)
-                result.unprotected.append(f"{_named(order)}: part of its exit was rejected")
-        elif position in held_back:
+            continue  # squared off, or in part: `refused` below
+        if position in held_back:
             reasons[order.pk] = held_back[position]
         elif position in skipped:
             reasons[order.pk] = skipped[position]
         elif order.pk in rejected:
-            reasons[order.pk] = rejected[order.pk]
+            reasons[order.pk] = f"its exit was rejected: {rejected[order.pk]}"
         elif position in unwritten:
             reasons[order.pk] = "no exit could be written for it"
-    return reasons
+    # Refused, but not to be given back whole (`_protect_the_rest`): some of its exits are
+    # on their way, or (exit-requested before this) an earlier exit may be.
+    refused = {
+        order.pk: ("part of its" if order.pk in on_their_way else "its")
+        + f" exit was rejected ({rejected[order.pk]})"
+        for _leg, order in done.pairs
+        if order.kind == Order.Kind.BRACKET and order.pk in rejected and order.pk not in reasons
+    }
+    return reasons, refused
 
 
 def _cancel(
@@ -332,4 +346,51 @@ def _keep_protected(
             result.protected.append(
                 f"{_named(order)}: stop-loss and targets "
                 + ("placed again" if order.pk in placed_again else "kept")
+            )
+
+
+def _protect_the_rest(
+    account: BrokerAccount,
+    refused: dict[int, str],
+    *,
+    terms: SquareOffTerms,
+    actor: str,
+    result: ExitReport,
+) -> None:
+    """The brackets named in `refused` (by order id: what of their exit was refused) stay
+    exit-requested; step 4 places their stop-loss and targets now for what no exit working
+    takes (protection's `exiting_quantity`: the rejected slices' quantity, not what the
+    slices on their way close too; all of what is left once those are refused as well).
+    Each is audited and named in `result`: protected, or not when its stop-loss could not
+    be placed."""
+    if not refused:
+        return
+    ids = list(refused)
+    read = orders_with_legs(ids)
+    record_changes(
+        [
+            new_event(
+                order=order,
+                kind=terms.kept_kind,
+                actor=actor,
+                message=f"{terms.who}: {refused[order.pk]}; its stop-loss and targets are "
+                "placed at once for what its exits working do not close",
+            )
+            for order, _legs in read
+        ]
+    )
+    result.errors += protect_orders(account=account, orders=read, actor=actor).errors
+    for order, legs in orders_with_legs(ids):
+        left = open_position_of(legs) - exiting_quantity(legs)
+        if lacks_stop_loss(order, legs):
+            result.unprotected_order_ids.append(order.pk)
+            result.unprotected.append(
+                f"{_named(order)}: {refused[order.pk]}, and no stop-loss could be placed for "
+                f"the {left} its exits do not close"
+            )
+        else:
+            result.protected_order_ids.append(order.pk)
+            result.protected.append(
+                f"{_named(order)}: {refused[order.pk]}; stop-loss and targets cover the "
+                f"{left} its exits do not close"
             )

@@ -30,7 +30,7 @@ from tests.factories import (
     working_protection_at_the_broker,
     xts_resting_bracket,
 )
-from tests.servers import SIM_CANCEL_ROUTE, SIM_ORDER_POST
+from tests.servers import SIM_CANCEL_ROUTE, SIM_ORDER_POST, SIM_POSITIONS_ROUTE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -178,3 +178,71 @@ def test_a_fill_the_kill_switch_already_sold_is_not_sold_again(simulator, settin
     place_protective_legs(account=account)  # and the next cycle leaves it so
     assert legs_of(bracket, "EXIT") == [] and working_protection(bracket) == []
     assert OrderEvent.objects.filter(order=bracket, kind="late_fill").count() == 1
+
+
+def _late_fill_rows(bracket) -> list[str]:
+    return list(
+        OrderEvent.objects.filter(order=bracket, kind="late_fill")
+        .order_by("id")
+        .values_list("message", flat=True)
+    )
+
+
+def test_a_late_fill_waiting_for_the_brokers_position_is_recorded_once(simulator, settings):
+    # Each retry (each cycle, each broker event) while the positions could not be read wrote
+    # another late_fill row: a trail of identical rows until the broker answered.
+    _user, account, stock, bracket = _late_fill_after_a_position_exit(simulator, settings)
+    simulator.set_faults(error_rate=1.0, routes=[SIM_POSITIONS_ROUTE])
+
+    for _cycle in range(3):
+        with pytest.raises(ProtectiveLegsIncomplete, match="not squared off yet"):
+            place_protective_legs(account=account)
+    (entry,) = legs_of(bracket, "ENTRY")
+    handle_broker_event(broker_event(account, order=_book_row(account, entry), source="xts"))
+
+    (waiting,) = _late_fill_rows(bracket)
+    assert "its entry filled 4 more after the exit was asked for, not squared off yet" in waiting
+    assert _exits(bracket) == [("SELL", 4, "MARKET", "FILLED")]  # nothing sent meanwhile
+
+    # The positions readable again: squared off as before, and recorded as such.
+    simulator.set_faults(error_rate=0.0)
+    place_protective_legs(account=account)
+
+    sync_from_broker(account)
+    assert _exits(bracket) == [("SELL", 4, "MARKET", "FILLED"), ("SELL", 4, "MARKET", "FILLED")]
+    assert _net_at_the_broker(account, stock) == 0
+    rows = _late_fill_rows(bracket)
+    assert rows[0] == waiting and len(rows) == 2
+    assert rows[1] == (
+        "its entry filled 4 more after the exit was asked for: squared off at once with a "
+        "MARKET exit of 4"
+    )
+    place_protective_legs(account=account)  # and the next cycle leaves it so
+    assert len(_late_fill_rows(bracket)) == 2
+    bracket.refresh_from_db()
+    assert bracket.status == "COMPLETED"
+
+
+def test_a_waiting_late_fill_is_recorded_again_only_when_the_entry_fills_more(simulator, settings):
+    _user, account, stock, bracket = _late_fill_after_a_position_exit(simulator, settings)
+    # Neither the positions nor the entry's cancel go through: the entry keeps filling.
+    simulator.set_faults(error_rate=1.0, routes=[SIM_POSITIONS_ROUTE, SIM_CANCEL_ROUTE])
+    for _cycle in range(2):
+        with pytest.raises(ProtectiveLegsIncomplete, match="not squared off yet"):
+            place_protective_legs(account=account)
+    assert len(_late_fill_rows(bracket)) == 1
+
+    sync_from_broker(account)  # the entry fills its last 2: 6 late now
+    for _cycle in range(2):
+        with pytest.raises(ProtectiveLegsIncomplete, match="not squared off yet"):
+            place_protective_legs(account=account)
+
+    rows = _late_fill_rows(bracket)
+    assert len(rows) == 2
+    assert "filled 4 more" in rows[0] and "filled 6 more" in rows[1]
+    simulator.set_faults(error_rate=0.0)
+    place_protective_legs(account=account)
+    sync_from_broker(account)
+    assert _exits(bracket)[-1] == ("SELL", 6, "MARKET", "FILLED")
+    assert _net_at_the_broker(account, stock) == 0
+    assert len(_late_fill_rows(bracket)) == 3

@@ -26,6 +26,7 @@ from tests.factories import (
 
 D = Decimal
 SL, TP, ENTRY = OrderLeg.Role.STOP_LOSS, OrderLeg.Role.TAKE_PROFIT, OrderLeg.Role.ENTRY
+EXIT = OrderLeg.Role.EXIT
 OPEN_STATUSES = OrderLeg.OPEN_STATUSES
 
 
@@ -214,6 +215,20 @@ def _leg(role, quantity, filled=0, status="OPEN", target_index=None, pk=1, broke
             [(SL, 30, None), (TP, 10, 0), (TP, 20, 1)],
             [],
         ),
+        # Partly reduced (an exit of 10 filled, another of 10 working), then 70 filled: 60
+        # open, 10 of them on their way out; SL 30 and TP1 30 working: 20 more of each.
+        (
+            [
+                _leg(ENTRY, 100, 70, "PARTIALLY_FILLED", pk=1),
+                _leg(EXIT, 10, 10, "FILLED", pk=2),
+                _leg(EXIT, 10, pk=3),
+                _leg(SL, 30, pk=4),
+                _leg(TP, 30, target_index=0, pk=5),
+            ],
+            [50, 50],
+            [(SL, 20, None), (TP, 20, 0)],
+            [],
+        ),
         # Entry filled, TP filled 30: SL reduced from 100 to 70 open.
         (
             [
@@ -243,6 +258,66 @@ def test_plan_exits_covers_the_gap_and_trims_the_excess(
     legs, targets, expected_new, expected_reductions
 ):
     plan = plan_exits(legs=legs, target_quantities=targets, may_add=True)
+    assert [(n.role, n.quantity, n.target_index) for n in plan.new_exits] == expected_new
+    assert [(r.leg.pk, r.remaining) for r in plan.reductions] == expected_reductions
+
+
+@pytest.mark.parametrize(
+    ("legs", "exiting", "expected_new", "expected_reductions"),
+    [
+        # An exit of 10 split in two, one slice rejected, the other working: SL and target 1
+        # for the rejected 5, not the 10.
+        (
+            [
+                _leg(ENTRY, 10, 10, "FILLED", pk=1),
+                _leg(EXIT, 5, pk=2),
+                _leg(EXIT, 5, 0, "REJECTED", pk=3),
+            ],
+            5,
+            [(SL, 5, None), (TP, 5, 0)],
+            [],
+        ),
+        # The working slice filled: the SL and target of 5 cover the 5 open, nothing more.
+        (
+            [
+                _leg(ENTRY, 10, 10, "FILLED", pk=1),
+                _leg(EXIT, 5, 5, "FILLED", pk=2),
+                _leg(EXIT, 5, 0, "REJECTED", pk=3),
+                _leg(SL, 5, pk=4),
+                _leg(TP, 5, target_index=0, pk=5),
+            ],
+            0,
+            [],
+            [],
+        ),
+        # A stop-loss of the whole 10 beside an exit of 5 working: trimmed to the other 5
+        # (and target 1 given those 5).
+        (
+            [_leg(ENTRY, 10, 10, "FILLED", pk=1), _leg(EXIT, 5, pk=2), _leg(SL, 10, pk=3)],
+            5,
+            [(TP, 5, 0)],
+            [(3, 5)],
+        ),
+        # The stop-loss filled while the slice works: its target is cancelled (the slice
+        # closes the rest).
+        (
+            [
+                _leg(ENTRY, 10, 10, "FILLED", pk=1),
+                _leg(EXIT, 5, pk=2),
+                _leg(SL, 5, 5, "FILLED", pk=3),
+                _leg(TP, 5, target_index=0, pk=4),
+            ],
+            5,
+            [],
+            [(4, 0)],
+        ),
+    ],
+)
+def test_plan_exits_never_covers_what_exits_working_take(
+    legs, exiting, expected_new, expected_reductions
+):
+    plan = plan_exits(legs=legs, target_quantities=[10], may_add=True, exit_requested=True)
+    assert plan.exiting == exiting
     assert [(n.role, n.quantity, n.target_index) for n in plan.new_exits] == expected_new
     assert [(r.leg.pk, r.remaining) for r in plan.reductions] == expected_reductions
 

@@ -1,0 +1,142 @@
+"""A bracket the trader partly reduced (a position change gave it a MARKET exit of part of its
+position: orders.services.position_changes, not exit-requested) whose entry keeps filling:
+step 4 protects what the entry fills next. It used to refuse new protection for any bracket
+with an exit leg filled or working, so the newly filled quantity had no stop-loss.
+
+Never more than the open position: an exit still working (or not answered yet) takes its
+quantity, which no new stop-loss may close a second time.
+
+Over the XTS simulator: a bracket BUY 10 whose entry fills 4 per matching tick."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from orders.brokers.sessions import broker_client
+from orders.models import Order, OrderEvent
+from orders.services import place_protective_legs
+from orders.services.position_changes import change_position_live
+from tests.factories import (
+    legs_of,
+    make_fair_price,
+    sync_from_broker,
+    working_protection,
+    working_protection_at_the_broker,
+    xts_resting_bracket,
+)
+from tests.servers import SIM_ORDER_POST
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@dataclass
+class Change:
+    side: str
+    quantity: int
+
+
+def _net_at_the_broker(account, instrument) -> int:
+    rows = async_to_sync(broker_client(account).positions)()
+    return sum(
+        row.net_qty
+        for row in rows
+        if row.exchange_instrument_id == instrument.exchange_instrument_id
+    )
+
+
+def _protected_4_of_10(simulator, settings):
+    """The bracket's entry filled 4 of 10, protected by a stop-loss and a target of 4; the
+    price back above the entry (nothing fills until it dips again)."""
+    user, account, stock, bracket = xts_resting_bracket(simulator, settings, fill_cap=4)
+    make_fair_price(stock, "98.50")
+    sync_from_broker(account)  # one matching tick: 4 filled
+    place_protective_legs(account=account)
+    assert working_protection(bracket) == [("STOP_LOSS", 4), ("TAKE_PROFIT", 4)]
+    make_fair_price(stock, "100.00")
+    return user, account, stock, bracket
+
+
+def _sell(user, account, stock, quantity):
+    """A position change selling `quantity` of the MIS position (OpenAlgo's placesmartorder)."""
+    live = change_position_live(
+        account=account,
+        instrument=stock,
+        product_type="MIS",
+        decide=lambda current: Change(side="SELL", quantity=quantity),
+        user=user,
+        actor=f"user:{user.pk}",
+        source=Order.Source.OPENALGO,
+    )
+    assert live.result is not None and live.result.placement is None
+    return live.result
+
+
+def _sl_total(bracket) -> int:
+    return sum(qty for role, qty in working_protection(bracket) if role == "STOP_LOSS")
+
+
+def _tp_total(bracket) -> int:
+    return sum(qty for role, qty in working_protection(bracket) if role == "TAKE_PROFIT")
+
+
+def test_a_partly_reduced_bracket_protects_what_its_entry_fills_next(simulator, settings):
+    user, account, stock, bracket = _protected_4_of_10(simulator, settings)
+    _sell(user, account, stock, 2)  # the trader takes 2 off: the bracket's own exit
+    sync_from_broker(account)
+    place_protective_legs(account=account)  # one-cancels-other: the exits shrink to 2
+    assert [(leg.quantity, leg.status) for leg in legs_of(bracket, "EXIT")] == [(2, "FILLED")]
+    assert (_sl_total(bracket), _tp_total(bracket)) == (2, 2)
+    bracket.refresh_from_db()
+    assert bracket.exit_requested_at is None
+
+    make_fair_price(stock, "98.50")
+    sync_from_broker(account)  # the entry fills 4 more: 8 filled, 6 open
+    make_fair_price(stock, "100.00")
+    place_protective_legs(account=account)
+
+    assert (_sl_total(bracket), _tp_total(bracket)) == (6, 6)
+    assert working_protection_at_the_broker(account, bracket) == working_protection(bracket)
+    assert _net_at_the_broker(account, stock) == 6
+    created = OrderEvent.objects.filter(order=bracket, kind="exit_created").order_by("-id")
+    assert "to cover the open position of 6" in created[0].message
+
+    make_fair_price(stock, "98.50")
+    sync_from_broker(account)  # the last 2: 10 filled, 8 open
+    make_fair_price(stock, "100.00")
+    place_protective_legs(account=account)
+    place_protective_legs(account=account)  # nothing more: no duplicate legs
+    assert (_sl_total(bracket), _tp_total(bracket)) == (8, 8)
+    assert working_protection_at_the_broker(account, bracket) == working_protection(bracket)
+    assert _net_at_the_broker(account, stock) == 8
+
+
+def test_a_new_stop_loss_leaves_out_what_a_working_exit_will_close(simulator, settings):
+    user, account, stock, bracket = _protected_4_of_10(simulator, settings)
+    settings.ORDER_PENDING_GRACE_SECONDS = 3600
+    # The exit's POST gets no answer the desk can read: it stays on its way (pending).
+    simulator.set_faults(error_next=1, routes=[SIM_ORDER_POST])
+    _sell(user, account, stock, 2)
+    ((exit_quantity, exit_status),) = [
+        (leg.quantity, leg.status) for leg in legs_of(bracket, "EXIT")
+    ]
+    assert (exit_quantity, exit_status) == (2, "PENDING_SUBMIT")
+
+    make_fair_price(stock, "98.50")
+    sync_from_broker(account)  # the entry fills 4 more: 8 open, 2 of them on their way out
+    make_fair_price(stock, "100.00")
+    place_protective_legs(account=account)
+
+    # 6 are protected, not 8: a stop-loss of 8 beside the exit of 2 could sell 10 of 8.
+    assert (_sl_total(bracket), _tp_total(bracket)) == (6, 6)
+    assert working_protection_at_the_broker(account, bracket) == working_protection(bracket)
+
+    # The exit never reached the broker: once settled (rejected), its 2 are protected too.
+    settings.ORDER_PENDING_GRACE_SECONDS = 0
+    sync_from_broker(account)
+    assert [leg.status for leg in legs_of(bracket, "EXIT")] == ["REJECTED"]
+    place_protective_legs(account=account)
+    assert (_sl_total(bracket), _tp_total(bracket)) == (8, 8)
+    assert _net_at_the_broker(account, stock) == 8
