@@ -210,6 +210,8 @@ def test_trailing_stop_loss_follows_the_price_up_by_steps(desk):
     assert details["trailed"] == 1
     assert (sl.stop_price, sl.limit_price) == (D("984"), D("983"))
     assert sl.trail_reference_price == D("999.95")
+    order.refresh_from_db()  # later stop-loss legs are placed where the trail moved it
+    assert (order.sl_stop_price, order.sl_price) == (D("984"), D("983"))
     assert Order.objects.get(pk=order.pk).status in (Order.Status.FILLED, "FILLED")
 
 
@@ -310,5 +312,36 @@ def test_a_trail_after_a_re_pricing_moves_the_anchor_by_as_much_as_the_stop(desk
     assert repricing_anchors([sl.pk]) == {sl.pk: D("979")}
     reprice(new_limit_price=D("980"), new_stop_price=D("985"))  # trailed by 5
     assert repricing_anchors([sl.pk]) == {sl.pk: D("984")}
+    sl.order.refresh_from_db()  # the bracket's stop-loss: trailed, never re-priced
+    assert (sl.order.sl_stop_price, sl.order.sl_price) == (D("985"), D("984"))
     modify_order(order=sl.order, actor=f"user:{user.pk}", leg_id=sl.pk, limit_price=D("978"))
     assert repricing_anchors([sl.pk]) == {}  # the trader's own price: afresh from it
+
+
+def test_a_stop_loss_placed_again_is_bounded_from_the_traders_limit_not_a_re_priced_one(desk):
+    # A re-pricing wrote the stuck leg's new limit onto the bracket (sl_price), where the
+    # next stop-loss leg (more fills, or one placed again) took its limit from: that leg's
+    # bound then held from the re-priced limit, one more bound down (969.30 from 974.15)
+    # every time a stop-loss was placed again.
+    user, account, instrument = desk
+    order, sl = _protected_long(desk, make_strategy(user=user, max_slippage_pct=D("0.5")))
+    set_price_and_match(instrument, "940")
+    assert _cycles(user, 1, "stuck") == [D("974.15")]
+    # The stuck stop-loss is cancelled at the broker behind our back: step 4 places it again.
+    from asgiref.sync import async_to_sync
+
+    from orders.brokers.sessions import broker_client
+
+    async_to_sync(broker_client(account).cancel_order)(sl.broker_order_id, sl.unique_identifier)
+    for n in range(3):
+        run = run_user_cycle(user_id=user.pk, cycle_key=f"again-{n}", trigger="test")
+        assert run.status == MonitoringRun.Status.OK, run.steps
+    sl.refresh_from_db()
+    again = _leg(order, OrderLeg.Role.STOP_LOSS)
+    assert sl.status == OrderLeg.Status.CANCELLED and again.pk != sl.pk
+    assert again.status == OrderLeg.Status.OPEN and again.filled_quantity == 0
+    assert (again.stop_price, again.limit_price) == (D("980"), D("974.15"))
+    first = OrderEvent.objects.filter(leg=again, kind="leg_repriced").get()
+    assert D(str(first.before["limit_price"])) == D("979")  # placed at the trader's limit
+    order.refresh_from_db()
+    assert (order.sl_price, order.sl_stop_price) == (D("979"), D("980"))  # the trader's
