@@ -446,7 +446,10 @@ def reprice_stop_loss_legs(state: CycleState) -> dict:
     if legs is None:  # step 5 did not run
         legs = _stop_limit_legs(ctx, [OrderLeg.Role.STOP_LOSS])
     fairs = _fair_prices(legs)
-    repriced, errors = _reprice_stuck(legs, fairs)
+    # A stop-loss's bound holds from its limit before the desk first re-priced it (moved
+    # by the trails since), as an entry's does: measured afresh from the limit the cycle
+    # before had moved, a stuck stop-loss's limit ran one more bound every cycle.
+    repriced, errors = _reprice_stuck(legs, fairs, anchored=True)
     trailed = 0
     to_trail = [leg.id for leg in legs if leg.id not in repriced and leg.instrument_id in fairs]
     # What the trailing reads is re-read after the re-pricing above, in one query for all

@@ -307,19 +307,40 @@ def latest_event_after(*, order: Order, kind: EventKind, since: datetime) -> Any
 def repricing_anchors(leg_ids: Sequence[int]) -> dict[int, Decimal]:
     """Each leg's limit price from before the desk began re-pricing it (the `before` of its
     first `leg_repriced` since the trader last modified it), for the legs the desk has
-    re-priced: what the strategy's slippage bound is measured from. One read."""
+    re-priced: what the strategy's slippage bound is measured from. One read.
+
+    A trailing stop-loss's move is a `leg_repriced` too, but one that moves the stop: it
+    moves the anchor with it (by as much as the stop moved), as it moves the limit; a
+    re-pricing never moves the stop. So a stop-loss re-priced, then trailed, is bounded from
+    its trailed price, and one trailed before it was ever re-priced starts from its limit
+    then. A new leg (more fills, a stop-loss placed again) has no rows: its own limit."""
     anchors: dict[int, Decimal | None] = {}
     events = (
         OrderEvent.objects.filter(
             leg_id__in=list(leg_ids), kind__in=[EventKind.LEG_MODIFIED, EventKind.LEG_REPRICED]
         )
         .order_by("id")
-        .values_list("leg_id", "kind", "before")
+        .values_list("leg_id", "kind", "before", "after")
     )
-    for leg_id, kind, before in events:
-        limit = (before or {}).get("limit_price")
+    for leg_id, kind, before, after in events:
         if kind == EventKind.LEG_MODIFIED:
             anchors[leg_id] = None  # the trader's own new price starts afresh
-        elif anchors.get(leg_id) is None and limit is not None:
-            anchors[leg_id] = Decimal(str(limit))
+            continue
+        moved = _stop_moved(before, after)
+        anchor = anchors.get(leg_id)
+        if moved is not None:
+            if anchor is not None:
+                anchors[leg_id] = anchor + moved  # a trail: the anchor moves with the stop
+        elif anchor is None:
+            limit = (before or {}).get("limit_price")
+            if limit is not None:
+                anchors[leg_id] = Decimal(str(limit))
     return {leg_id: anchor for leg_id, anchor in anchors.items() if anchor is not None}
+
+
+def _stop_moved(before: dict | None, after: dict | None) -> Decimal | None:
+    """How far a `leg_repriced` row moved the leg's stop (a trail), or None (a re-pricing)."""
+    old, new = (before or {}).get("stop_price"), (after or {}).get("stop_price")
+    if old is None or new is None or Decimal(str(old)) == Decimal(str(new)):
+        return None
+    return Decimal(str(new)) - Decimal(str(old))

@@ -207,6 +207,7 @@ def _modify_leg(
             # The broker took the change, but the leg had moved on meanwhile (it filled,
             # or was cancelled): recorded, and the leg is left as it is.
             return leg
+        old_stop = leg.stop_price
         leg.limit_price, leg.stop_price = limit_price, stop_price
         leg.modification_count += 1
         leg.save(
@@ -226,13 +227,9 @@ def _modify_leg(
                 order.quantity = quantity
                 order_fields.append("quantity")
         elif leg.role == Role.STOP_LOSS:
-            # Later SL legs (more fills) use the moved prices too (trailing stop-loss).
-            if leg.order_type == OrderType.STOPLIMIT:
-                order.sl_price, order.sl_stop_price = limit_price, stop_price
-                order_fields += ["sl_price", "sl_stop_price"]
-            else:
-                order.sl_price = stop_price
-                order_fields.append("sl_price")
+            order_fields += _follow_stop_loss(
+                order, leg, old_stop=old_stop, by_desk=kind == EventKind.LEG_REPRICED
+            )
         elif leg.role == Role.TAKE_PROFIT and leg.target_index is not None:
             # Likewise a moved target: later fills' legs for it use its new price.
             targets = [dict(target) for target in order.targets or []]
@@ -246,6 +243,30 @@ def _modify_leg(
         )
         _apply_answer(order, leg, ack, actor=actor)
     return leg
+
+
+def _follow_stop_loss(
+    order: Order, leg: OrderLeg, *, old_stop: Decimal | None, by_desk: bool
+) -> list[str]:
+    """The bracket's stop-loss prices after its stop-loss leg changed (the leg's new prices
+    set), which later stop-loss legs (more fills, a stop-loss placed again) are placed at;
+    the fields changed. A trader's modify sets them to the leg's; a trailing move (the desk
+    moving the stop) by as much as it moved the stop, keeping the trader's gap to the limit;
+    a re-pricing (the desk chasing a stuck leg: its limit only) leaves them: a new leg's
+    slippage bound holds from its own limit, so one placed at a re-priced limit would slip
+    one more bound every time a stop-loss is placed again."""
+    if leg.order_type != OrderType.STOPLIMIT:
+        order.sl_price = leg.stop_price
+        return ["sl_price"]
+    if by_desk and leg.stop_price == old_stop:
+        return []  # re-priced
+    limit, stop = order.sl_price, order.sl_stop_price
+    if by_desk and limit is not None and stop is not None and leg.stop_price is not None:
+        order.sl_price = leg.stop_price - (stop - limit)  # trailed: the trader's gap
+    else:
+        order.sl_price = leg.limit_price
+    order.sl_stop_price = leg.stop_price
+    return ["sl_price", "sl_stop_price"]
 
 
 def _record_answered_change(

@@ -4,13 +4,17 @@ the fair price within the strategy's slippage bound; trailing stop-loss moves.""
 from __future__ import annotations
 
 from decimal import Decimal as D
+from functools import partial
 
 import pytest
 
+from monitoring.models import MonitoringRun
 from monitoring.pipeline import CycleState, StepFailed
+from monitoring.services import run_user_cycle
 from monitoring.steps import CycleContext, reprice_entry_legs, reprice_stop_loss_legs
 from orders.models import Order, OrderEvent, OrderLeg
-from orders.services import modify_order, place_protective_legs
+from orders.selectors import repricing_anchors
+from orders.services import modify_order, place_protective_legs, reprice_leg
 from orders.services.trading_lock import lock_trading
 from tests.factories import (
     make_desk,
@@ -206,6 +210,8 @@ def test_trailing_stop_loss_follows_the_price_up_by_steps(desk):
     assert details["trailed"] == 1
     assert (sl.stop_price, sl.limit_price) == (D("984"), D("983"))
     assert sl.trail_reference_price == D("999.95")
+    order.refresh_from_db()  # later stop-loss legs are placed where the trail moved it
+    assert (order.sl_stop_price, order.sl_price) == (D("984"), D("983"))
     assert Order.objects.get(pk=order.pk).status in (Order.Status.FILLED, "FILLED")
 
 
@@ -238,3 +244,104 @@ def test_a_broker_refusal_is_reported_as_the_steps_error(desk):
     with pytest.raises(StepFailed) as failure:
         reprice_stop_loss_legs(_state(user, account))
     assert sl.unique_identifier in failure.value.errors[0]
+
+
+def _cycles(user, count, key):
+    """`count` whole monitoring cycles of the user (steps 1-10, the market as it stands):
+    each one's stop-loss leg's limit after it."""
+    limits = []
+    for n in range(count):
+        run = run_user_cycle(user_id=user.pk, cycle_key=f"{key}-{n}", trigger="test")
+        assert run.status == MonitoringRun.Status.OK, run.steps
+        sl = OrderLeg.objects.filter(role=OrderLeg.Role.STOP_LOSS).get()
+        assert sl.status == OrderLeg.Status.OPEN and sl.filled_quantity == 0  # still stuck
+        limits.append(sl.limit_price)
+    return limits
+
+
+def _on_the_tick_grid(price, tick=D("0.05")):
+    return price % tick == 0
+
+
+def test_a_stuck_stop_loss_never_runs_past_the_bound_from_its_own_limit(desk):
+    # Step 6 measured the bound afresh from the limit it had itself moved the cycle before:
+    # with the market gone through the stop for good, the stop-loss's limit ran one more
+    # bound down every cycle (974.15, 969.30, 964.50, 959.70, ...), selling at whatever it
+    # fetched.
+    user, account, instrument = desk
+    order, sl = _protected_long(desk, make_strategy(user=user, max_slippage_pct=D("0.5")))
+    set_price_and_match(instrument, "940")  # through the 980 stop, far below the 979 limit
+    limits = _cycles(user, 4, "stuck")
+    # 979 - 0.5 % = 974.105, rounded up to the tick (never past the bound): every cycle
+    assert limits == [D("974.15")] * 4
+    assert all(_on_the_tick_grid(limit) for limit in limits)
+    assert OrderEvent.objects.filter(leg=sl, kind="leg_repriced").count() == 1
+    order.refresh_from_db()
+    assert order.status == Order.Status.FILLED  # the position is still open, protected
+
+
+def test_a_trailed_stop_loss_is_bounded_from_its_trailed_limit(desk):
+    # A trail moves the stop and the limit by the trader's own rule: the bound moves with
+    # it. Re-pricing moves only the limit: the bound stays where the trail left it.
+    user, account, instrument = desk
+    strategy = make_strategy(
+        user=user,
+        max_slippage_pct=D("0.5"),
+        trailing_sl_enabled=True,
+        trailing_sl_trigger=D("5"),
+        trailing_sl_step=D("2"),
+    )
+    _order, sl = _protected_long(desk, strategy)
+    _cycles(user, 1, "sight")  # the first sight sets the trail's reference (989.95)
+    set_price_and_match(instrument, "1001")  # two triggers up: stop 984, limit 983
+    assert _cycles(user, 1, "trail") == [D("983")]
+    set_price_and_match(instrument, "940")  # then the market falls through the stop for good
+    limits = _cycles(user, 4, "stuck")
+    assert limits == [D("978.10")] * 4  # 983 - 0.5 % = 978.085, up to the tick
+    sl.refresh_from_db()
+    assert sl.stop_price == D("984")
+
+
+def test_a_trail_after_a_re_pricing_moves_the_anchor_by_as_much_as_the_stop(desk):
+    # Driven through the re-pricing service itself (on the paper exchange): a stop-loss
+    # re-priced at once fills on the way back up, so a trail after a re-pricing is rare.
+    user, account, _instrument = desk
+    _order, sl = _protected_long(desk)
+    reprice = partial(reprice_leg, leg_id=sl.pk, account_id=account.pk, actor="monitoring")
+    reprice(new_limit_price=D("975"))  # re-priced: the anchor is the limit before, 979
+    assert repricing_anchors([sl.pk]) == {sl.pk: D("979")}
+    reprice(new_limit_price=D("980"), new_stop_price=D("985"))  # trailed by 5
+    assert repricing_anchors([sl.pk]) == {sl.pk: D("984")}
+    sl.order.refresh_from_db()  # the bracket's stop-loss: trailed, never re-priced
+    assert (sl.order.sl_stop_price, sl.order.sl_price) == (D("985"), D("984"))
+    modify_order(order=sl.order, actor=f"user:{user.pk}", leg_id=sl.pk, limit_price=D("978"))
+    assert repricing_anchors([sl.pk]) == {}  # the trader's own price: afresh from it
+
+
+def test_a_stop_loss_placed_again_is_bounded_from_the_traders_limit_not_a_re_priced_one(desk):
+    # A re-pricing wrote the stuck leg's new limit onto the bracket (sl_price), where the
+    # next stop-loss leg (more fills, or one placed again) took its limit from: that leg's
+    # bound then held from the re-priced limit, one more bound down (969.30 from 974.15)
+    # every time a stop-loss was placed again.
+    user, account, instrument = desk
+    order, sl = _protected_long(desk, make_strategy(user=user, max_slippage_pct=D("0.5")))
+    set_price_and_match(instrument, "940")
+    assert _cycles(user, 1, "stuck") == [D("974.15")]
+    # The stuck stop-loss is cancelled at the broker behind our back: step 4 places it again.
+    from asgiref.sync import async_to_sync
+
+    from orders.brokers.sessions import broker_client
+
+    async_to_sync(broker_client(account).cancel_order)(sl.broker_order_id, sl.unique_identifier)
+    for n in range(3):
+        run = run_user_cycle(user_id=user.pk, cycle_key=f"again-{n}", trigger="test")
+        assert run.status == MonitoringRun.Status.OK, run.steps
+    sl.refresh_from_db()
+    again = _leg(order, OrderLeg.Role.STOP_LOSS)
+    assert sl.status == OrderLeg.Status.CANCELLED and again.pk != sl.pk
+    assert again.status == OrderLeg.Status.OPEN and again.filled_quantity == 0
+    assert (again.stop_price, again.limit_price) == (D("980"), D("974.15"))
+    first = OrderEvent.objects.filter(leg=again, kind="leg_repriced").get()
+    assert D(str(first.before["limit_price"])) == D("979")  # placed at the trader's limit
+    order.refresh_from_db()
+    assert (order.sl_price, order.sl_stop_price) == (D("979"), D("980"))  # the trader's

@@ -42,7 +42,7 @@ The interactive event stream (orders.brokers.xts.simulator_stream) is served at
 `/interactive/socket.io` as at real brokers: every state of the login's orders and every
 fill pushed as `order` / `trade` rows, `logout` to the old stream on a new login, a dead
 token refused. `POST /_sim/drop-streams` cuts every stream; the `stream_refuse` knob refuses
-every handshake; `/_sim/stats` "streams" counts open streams per appKey and the most ever
+every handshake; `stream_refusal` answers a live token's stream with a `44` of its own; `/_sim/stats` "streams" counts open streams per appKey and the most ever
 open at once.
 """
 
@@ -223,6 +223,9 @@ class Faults:
     rate_limit_status: int = 400
     routes: list[str] = field(default_factory=list)
     stream_refuse: bool = False  # refuse every stream handshake (a broker's socket down)
+    # Answer a live token's stream with `44<this>` (JSON; not JSON: as a string), e.g.
+    # `"User already connected"` or an envelope with its code; empty: connect it.
+    stream_refusal: str = ""
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}
@@ -358,6 +361,7 @@ class XtsSimulator:
             collect=self._stream_changes,
             run_sync=_db,
             refuse=lambda: self.faults.stream_refuse,
+            refusal=lambda: self.faults.stream_refusal,
             ping_interval=stream_ping_interval,
             ping_timeout=stream_ping_timeout,
             poll_seconds=(

@@ -5,8 +5,10 @@ WebSocket, at the path, query, event names and row formats of real XTS brokers.
 (what python-socketio 4.x sends for the official SDK's connect, and what our client sends).
 The server sends the Engine.IO open packet (`0{"sid",...,"pingInterval","pingTimeout"}`),
 then either `40` and a `joined` event, or, for a dead token or a userID that is not the
-token's, `44"Invalid Token"` and closes. It answers the client's pings `2` with `3` and
-closes a connection that sends nothing for pingInterval + pingTimeout.
+token's, `44"Invalid Token"` and closes (with the `stream_refusal` knob, a live token gets a
+`44` of the knob's data and the close: a refusal for another reason). It answers the
+client's pings `2` with `3` and closes a connection that sends nothing for pingInterval +
+pingTimeout.
 
 Events are `42["order","<order row as a JSON string>"]` and `42["trade","<trade row>"]`,
 the very rows the REST order book, order history and trade book answer: every state an
@@ -87,6 +89,7 @@ class SimulatorStreams:
         collect: Collect,
         run_sync: Callable[..., Awaitable[Any]],
         refuse: Callable[[], bool],
+        refusal: Callable[[], str] = lambda: "",
         ping_interval: float = 25.0,
         ping_timeout: float = 60.0,
         poll_seconds: float = 0.2,
@@ -96,6 +99,7 @@ class SimulatorStreams:
         self._collect = collect
         self._run_sync = run_sync
         self._refuse = refuse
+        self._refusal = refusal
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.poll_seconds = poll_seconds
@@ -193,6 +197,12 @@ class SimulatorStreams:
             await connection.push(sio.encode_error("Invalid Token"))
             await connection.close(code=1008)
             return
+        refusal = self._refusal()
+        if refusal:  # a refusal for another reason (the `stream_refusal` knob)
+            self.refused += 1
+            await connection.push(sio.encode_error(_json_or_text(refusal)))
+            await connection.close(code=1008)
+            return
         self._register(connection)
         try:
             await connection.push(sio.CONNECT_FRAME)
@@ -266,3 +276,11 @@ class SimulatorStreams:
                 for connection in by_book.get(book, ()):
                     if await connection.push(frame):
                         self.events_sent[event] += 1
+
+
+def _json_or_text(value: str) -> Any:
+    """A knob's JSON value, or the text itself when it is not JSON."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value

@@ -122,9 +122,10 @@ def encode_event(name: str, *args: Any) -> str:
     return EIO_MESSAGE + SIO_EVENT + json.dumps([name, *args], separators=(",", ":"))
 
 
-def encode_error(message: str) -> str:
-    """`44"message"`: the server refused the connection to the default namespace."""
-    return EIO_MESSAGE + SIO_ERROR + json.dumps(message)
+def encode_error(data: Any) -> str:
+    """`44"message"` (or `44{...}`): the server refused the connection to the default
+    namespace."""
+    return EIO_MESSAGE + SIO_ERROR + json.dumps(data)
 
 
 CONNECT_FRAME = EIO_MESSAGE + SIO_CONNECT  # "40"

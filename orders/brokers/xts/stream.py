@@ -30,14 +30,20 @@ Behaviour of `XtsStream` (one per broker session, run by orders.brokers.streams)
 - reconnects after any failure with exponential backoff and full jitter, capped; the attempt
   count resets only after a connection stayed up `stable_after` seconds, so a server that
   accepts and drops at once cannot make us reconnect (and re-sync) in a tight loop;
-- a `logout` event, or the server refusing the token (`44`), means this session is dead at
-  the broker: the stored session is marked invalid (only while it still holds this token:
-  another process may have logged in since) and the stream WAITS for a fresh session. It
+- a `logout` event, or the server refusing the token (a `44` whose code is `e-session-*` /
+  `e-token-*`, or that has no code and a message about the token, as `44"Invalid Token"`:
+  xts.wire.stream_refused_token), means this session is dead at the broker: the stored
+  session is marked invalid (only while it still holds this token: another process may
+  have logged in since) and the stream WAITS for a fresh session. It
   never logs in itself: a logout means another login took the appKey, and a stream that
   logged in again would kill that login, which would log in again... A fresh session comes
   from the sessions module's one-login-at-a-time path (the next monitoring cycle's step 1,
   the ahead-of-expiry refresh, or the trader's Connect), and the runner hands it over with
   `update_session`, whereupon the stream reconnects with the new token;
+- a `44` for any other reason (the user already connected, a server error, a rate limit) is
+  a failure like a dropped connection: logged, and retried with the backoff; the stored
+  session is kept (its token still serves REST, and a stream refused for a while is no
+  reason to make the trader log in again);
 - a renewed session (a new token) while connected closes the old connection and reconnects
   at once with the new token;
 - the client pings every pingInterval and drops a connection whose pong is late by more
@@ -119,6 +125,16 @@ class SessionEnded(Exception):
 
 class StreamDead(Exception):
     """The connection stopped answering (no pong, nothing at all) or broke the protocol."""
+
+
+class StreamRefused(Exception):
+    """The broker refused the stream (`44`) for another reason than the token: transient."""
+
+
+def _refusal(data: object) -> Exception:
+    """What a `44` carrying `data` means: the session's end only when it refuses the token."""
+    message = f"the broker refused the stream: {_text(data)}"
+    return SessionEnded(message) if xts_wire.stream_refused_token(data) else StreamRefused(message)
 
 
 EventSink = Callable[[BrokerEvent], Awaitable[None]]
@@ -234,6 +250,7 @@ class XtsStream:
             self._renewed = False
             connected_at: float | None = None
             failure = ""
+            refused = False
             try:
                 connected_at = await self._connect_and_read(session)
             except SessionEnded as exc:
@@ -252,6 +269,9 @@ class XtsStream:
                 raise
             except _Connected as connected:
                 connected_at, failure = connected.at, connected.reason
+                refused = isinstance(connected.__cause__, StreamRefused)
+            except StreamRefused as exc:
+                failure, refused = f"{type(exc).__name__}: {exc}", True
             except (OSError, TimeoutError, WebSocketException, StreamDead) as exc:
                 failure = f"{type(exc).__name__}: {exc}"
             except (BrokerError, sio.ProtocolError, ValueError) as exc:
@@ -275,10 +295,11 @@ class XtsStream:
             self.delays.append(delay)
             metrics.inc("broker_stream_reconnects_total", source=SOURCE)
             self._set_status(StreamStatus.RECONNECTING, failure)
-            logger.info(
-                "broker stream reconnecting",
-                extra={"account_id": self.account_id, "delay": round(delay, 2), "why": failure},
-            )
+            extra = {"account_id": self.account_id, "delay": round(delay, 2), "why": failure}
+            if refused:  # not the token: the session is kept, and the refusal is logged
+                logger.warning("broker stream refused, session kept; reconnecting", extra=extra)
+            else:
+                logger.info("broker stream reconnecting", extra=extra)
             await self._sleep(delay)
         self._set_status(StreamStatus.STOPPED, "")
 
@@ -319,7 +340,7 @@ class XtsStream:
                 await self._read(websocket, session, handshake)
             except SessionEnded:
                 raise
-            except (ConnectionClosed, StreamDead, sio.ProtocolError, OSError) as exc:
+            except (ConnectionClosed, StreamDead, StreamRefused, sio.ProtocolError, OSError) as exc:
                 raise _Connected(connected_at, f"{type(exc).__name__}: {exc}") from exc
             return connected_at
 
@@ -340,7 +361,7 @@ class XtsStream:
                 if packet.type == sio.SIO_CONNECT and packet.namespace == "/":
                     return handshake
                 if packet.type == sio.SIO_ERROR:
-                    raise SessionEnded(f"the broker refused the stream: {_text(packet.data)}")
+                    raise _refusal(packet.data)
                 if packet.type == sio.SIO_EVENT:
                     raise sio.ProtocolError("an event before the Socket.IO connect")
             elif kind == sio.EIO_CLOSE:
@@ -384,7 +405,7 @@ class XtsStream:
         if packet.type == sio.SIO_DISCONNECT:
             raise StreamDead("the broker disconnected the stream")
         if packet.type == sio.SIO_ERROR:
-            raise SessionEnded(f"the broker refused the stream: {_text(packet.data)}")
+            raise _refusal(packet.data)
         if packet.type != sio.SIO_EVENT or packet.namespace != "/":
             return
         name, args = packet.event, packet.args

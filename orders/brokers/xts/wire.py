@@ -234,6 +234,25 @@ def error_kind(envelope: dict) -> str | None:
     return None
 
 
+# The wording of a refusal that carries no code and is about the token: XTS's own `44"Invalid
+# Token"`, "Please Provide token to Authenticate" (e-token-0002), an expired JWT.
+_TOKEN_WORDING = re.compile(r"\btoken\b|\bjwt\b|unauthori[sz]ed|authenticat", re.IGNORECASE)
+
+
+def stream_refused_token(data: Any) -> bool:
+    """Whether a stream refusal (the data of a Socket.IO `44`) refuses the session's token,
+    rather than the connection for another reason (the user already connected, a server
+    error, a rate limit). A refusal with a code is judged as an answer's envelope is
+    (`error_kind`: only `e-session-*` / `e-token-*`); one without (a bare message, as
+    `44"Invalid Token"`) by whether its message is about the token."""
+    if isinstance(data, dict):
+        code = str(data.get("code") or "").strip()
+        if code:
+            return error_kind({"type": "error", "code": code}) == SESSION_EXPIRED
+        data = " ".join(str(data.get(key) or "") for key in ("message", "description"))
+    return isinstance(data, str) and bool(_TOKEN_WORDING.search(data))
+
+
 def has_envelope(answer: Any) -> bool:
     """Every XTS answer is {"type", "code", "description", "result"}; a bare JSON value
     (or a dict without type and result) is not an answer to trust, even with HTTP 200."""

@@ -215,6 +215,62 @@ def test_a_dead_token_is_refused_and_the_session_marked_invalid(simulator, strea
     assert simulator.stats()["streams"]["refused"] == 1
 
 
+# What a `44` may carry. XTS's own refusal of a dead token is `44"Invalid Token"`; the codes
+# are those of its REST envelopes (shared/XTS.md "Session"): e-session-*/e-token-* a dead token.
+TOKEN_REFUSALS = [
+    {"type": "error", "code": "e-session-0007", "description": "Invalid Token"},
+    {
+        "type": "error",
+        "code": "e-token-0002",
+        "description": "Please Provide token to Authenticate",
+    },
+    "jwt expired",
+]
+OTHER_REFUSALS = [
+    "User already connected",
+    "Internal Server Error",
+    {"message": "Too many connections"},
+    {"type": "error", "code": "e-apirl-0004", "description": "Too many requests for this token"},
+    {"type": "error", "code": "e-simulator-0001", "description": "Internal Server Error"},
+]
+
+
+@pytest.mark.parametrize("refusal", OTHER_REFUSALS, ids=json.dumps)
+def test_a_refusal_for_another_reason_than_the_token_keeps_the_session_and_retries(
+    simulator, streams, refusal
+):
+    # Every `44` ended the session: the stored session was marked invalid, so the trader
+    # had to log in again (and the next cycle logged in anew) for a token that was fine.
+    account, session = _connected_account(simulator)
+    logins = simulator.stats()["logins"]
+    simulator.set_faults(stream_refusal=json.dumps(refusal))
+    stream = streams(session, backoff=Backoff(base=0.02, cap=0.1, rng=random.Random(3)))
+    wait_for(lambda: simulator.stats()["streams"]["refused"] >= 3)
+    assert stream.stream.status == StreamStatus.RECONNECTING
+    assert "refused the stream" in stream.stream.detail
+    assert stream.ended == [] and stream.connected() == []
+    assert len(stream.stream.delays) >= 2  # retried with the backoff, not at once
+    assert all(d <= 0.1 for d in stream.stream.delays)
+    assert BrokerSession.objects.get(account=account).invalidated_at is None
+    simulator.set_faults(stream_refusal="")  # the broker takes the stream again
+    wait_for(lambda: stream.connected())
+    assert stream.stream.session.token == session.token  # the same session, no new login
+    assert simulator.stats()["logins"] == logins
+    assert BrokerSession.objects.get(account=account).invalidated_at is None
+
+
+@pytest.mark.parametrize("refusal", TOKEN_REFUSALS, ids=json.dumps)
+def test_a_refusal_of_the_token_ends_the_session(simulator, streams, refusal):
+    account, session = _connected_account(simulator)
+    simulator.set_faults(stream_refusal=json.dumps(refusal))
+    stream = streams(session)
+    wait_for(lambda: stream.stream.status == StreamStatus.WAITING)
+    assert stream.connected() == [] and len(stream.ended) == 1
+    assert BrokerSession.objects.get(account=account).invalidated_at is not None
+    time.sleep(0.3)
+    assert simulator.stats()["streams"]["refused"] == 1  # it waits for a new session
+
+
 def test_a_refusal_of_an_old_token_leaves_a_newer_stored_session_alone(simulator, streams):
     account, old_session = _connected_account(simulator)
     connect_account(account)  # a newer login: the old token is dead at the broker

@@ -21,6 +21,7 @@ from orders.brokers.xts.wire import (
     parse_time,
     position_row_from_xts,
     status_from_xts,
+    stream_refused_token,
 )
 from orders.domain.vocabulary import LegStatus
 from orders.models import BrokerOrder
@@ -176,3 +177,24 @@ def test_a_lone_surrogate_in_a_brokers_text_is_stored_as_a_question_mark():
     )
     stored = BrokerOrder.objects.get(account=account)
     assert (stored.cancel_reject_reason, stored.client_id) == ("RMS: limit ? exceeded", "C?1")
+
+
+@pytest.mark.parametrize(
+    ("data", "the_token"),
+    [
+        ("Invalid Token", True),  # what XTS answers a dead token's stream
+        ({"type": "error", "code": "e-session-0007", "description": "Invalid Token"}, True),
+        ({"code": "e-token-0002", "description": "Please Provide token to Authenticate"}, True),
+        ({"message": "jwt expired"}, True),
+        ("User already connected", False),
+        ({"type": "error", "code": "e-apirl-0004", "description": "Too many requests"}, False),
+        # a code decides, never the wording beside it
+        ({"type": "error", "code": "e-apirl-0004", "description": "token rate limit"}, False),
+        ({"code": "e-session-0001", "description": "server busy"}, True),
+        ("Internal Server Error", False),
+        (None, False),
+        (["Invalid Token"], False),
+    ],
+)
+def test_a_stream_refusal_ends_the_session_only_when_it_refuses_the_token(data, the_token):
+    assert stream_refused_token(data) is the_token
