@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from orders.domain.identifiers import MAX_EXTERNAL_ID_LENGTH
 from orders.domain.vocabulary import (
     OPEN_LEG_STATUSES,
     EventKind,
@@ -63,7 +64,7 @@ class Order(models.Model):
     strategy = models.ForeignKey(
         "accounts.Strategy", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    external_id = models.CharField(max_length=64, blank=True, default="")
+    external_id = models.CharField(max_length=MAX_EXTERNAL_ID_LENGTH, blank=True, default="")
     # The trading day of a client's own external_id (null when it has none, or gave it back:
     # not sent): one external_id per account and trading day (uniq_external_id_per_day).
     external_id_day = models.DateField(null=True, blank=True)

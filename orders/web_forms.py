@@ -17,6 +17,7 @@ from django import forms
 from accounts.models import BrokerAccount, Strategy
 from accounts.selectors import active_accounts_by_name, default_account_id, paper_account_ids
 from accounts.web_forms import add_service_errors
+from orders.domain.identifiers import MAX_EXTERNAL_ID_LENGTH
 from orders.models import Order, OrderLeg, OrderType, ProductType, Side
 from orders.openalgo.fields import unstorable_text
 from orders.validation import (
@@ -55,7 +56,6 @@ REQUIRED_COLUMNS = ("trading_symbol", "no_of_lots", "entry_price", "sl_price")
 # The client's own id is at most this long, as the API's external_id (the order keeps it
 # whole: a longer one would be cut, and two ids alike in their first 64 characters taken
 # for one).
-MAX_EXTERNAL_ID_LENGTH = 64
 
 
 def account_choices(user) -> list[tuple[int, str]]:

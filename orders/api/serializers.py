@@ -8,6 +8,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from orders.domain.identifiers import MAX_EXTERNAL_ID_LENGTH
 from orders.domain.rollup import role_status
 from orders.models import ExchangeSegment, Order, OrderEvent, OrderLeg, OrderType, ProductType, Side
 from orders.selectors import ListLeg, OrderRow
@@ -175,7 +176,7 @@ class TargetSerializer(serializers.Serializer):
 class BatchItemSerializer(_BracketFields):
     """One item of POST /api/algo-place-batch-orders (validated on its own)."""
 
-    external_id = optional_text(64)
+    external_id = optional_text(MAX_EXTERNAL_ID_LENGTH)
     targets = TargetSerializer(many=True, required=False, default=list)
 
     def request_from(self, data: dict, *, account_id: int) -> BracketOrderRequest:

@@ -45,6 +45,7 @@ from accounts.selectors import broker_account_for
 from orders import selectors, services
 from orders.api import serializers as s
 from orders.api.every_error import every_error, parsed_fields
+from orders.domain.identifiers import MAX_EXTERNAL_ID_LENGTH
 from orders.models import Order
 from orders.services.audit import user_actor
 from orders.services.placement import (
@@ -358,7 +359,7 @@ class BatchOrdersView(OrdersGroupMixin, APIView):
                 errors = exc.detail if isinstance(exc.detail, dict) else {"item": exc.detail}
                 items.append(
                     BatchItemError(
-                        external_id=str(raw.get("external_id") or "")[:64],
+                        external_id=str(raw.get("external_id") or "")[:MAX_EXTERNAL_ID_LENGTH],
                         message=_validation_message(errors),
                         details=_plain_details(errors),
                     )

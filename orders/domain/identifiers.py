@@ -12,6 +12,9 @@ from __future__ import annotations
 from datetime import date
 
 MAX_IDENTIFIER_LENGTH = 20
+# The longest external_id (the caller's own name for an order: a batch item's, a webhook's, an
+# OpenAlgo strategy's) kept on an order; the API refuses a longer one.
+MAX_EXTERNAL_ID_LENGTH = 64
 _DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 

@@ -32,6 +32,7 @@ from typing import Any, cast
 from django.db import IntegrityError, transaction
 
 from accounts.models import BrokerAccount, Strategy, User
+from orders.domain.identifiers import MAX_EXTERNAL_ID_LENGTH
 from orders.domain.vocabulary import EventKind
 from orders.models import FairPrice, Instrument, Order, OrderLeg, OrderType
 from orders.services.audit import new_event, record_changes, user_actor
@@ -243,7 +244,7 @@ def ensure_external_id_free(*, user: User, plan: OrderPlan) -> PlacementResult |
         Order.objects.filter(
             account_id=plan.account.pk,
             external_id_day=plan.external_id_day,
-            external_id=plan.external_id[:64],
+            external_id=plan.external_id[:MAX_EXTERNAL_ID_LENGTH],
         )
         .values_list("pk", "client_order_id")
         .first()
@@ -305,7 +306,7 @@ def write_ahead(*, plans: list[OrderPlan], actor: str) -> list[Order]:
                 kind=plan.kind,
                 source=plan.source,
                 strategy=plan.strategy,
-                external_id=plan.external_id[:64],
+                external_id=plan.external_id[:MAX_EXTERNAL_ID_LENGTH],
                 external_id_day=plan.external_id_day,
                 client_order_id=plan.client_order_id or None,
                 request_fingerprint=plan.fingerprint,
@@ -675,7 +676,9 @@ def _external_ids_free(
 ) -> list[tuple[int, OrderPlan]]:
     """The unkeyed plans whose external_id is free today and not repeated by an earlier
     item; the others fail alone (DuplicateExternalId)."""
-    wanted = {plan.external_id[:64] for _, plan in plans if plan.external_id_day}
+    wanted = {
+        plan.external_id[:MAX_EXTERNAL_ID_LENGTH] for _, plan in plans if plan.external_id_day
+    }
     taken: dict[str, int] = {}
     if wanted:
         account_id = plans[0][1].account.pk
@@ -688,7 +691,7 @@ def _external_ids_free(
     free = []
     first_in_batch: dict[str, int] = {}
     for index, plan in plans:
-        external_id = plan.external_id[:64]
+        external_id = plan.external_id[:MAX_EXTERNAL_ID_LENGTH]
         if plan.external_id_day is not None:
             holder = taken.get(external_id)
             if holder is None and external_id in first_in_batch:
