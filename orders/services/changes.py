@@ -221,8 +221,7 @@ def _modify_leg(
         )
         order_fields = ["updated_at"]
         if leg.role == Role.ENTRY:
-            order.limit_price, order.stop_price = limit_price, stop_price
-            order_fields += ["limit_price", "stop_price"]
+            order_fields += _follow_entry(order, leg, by_desk=kind == EventKind.LEG_REPRICED)
             if order.kind == Order.Kind.SINGLE:
                 order.quantity = quantity
                 order_fields.append("quantity")
@@ -243,6 +242,19 @@ def _modify_leg(
         )
         _apply_answer(order, leg, ack, actor=actor)
     return leg
+
+
+def _follow_entry(order: Order, leg: OrderLeg, *, by_desk: bool) -> list[str]:
+    """The order's entry prices after its entry leg changed (the leg's new prices set), which
+    a regeneration re-places a rejected order at; the fields changed. A trader's modify sets
+    them to the leg's; a re-pricing (the desk chasing a stuck entry) leaves them as the
+    trader set them: the regenerated entry's slippage bound holds from its own limit, so one
+    placed at a re-priced limit would slip one more bound every time it is regenerated. The
+    working price is the entry leg's own."""
+    if by_desk:
+        return []
+    order.limit_price, order.stop_price = leg.limit_price, leg.stop_price
+    return ["limit_price", "stop_price"]
 
 
 def _follow_stop_loss(

@@ -8,13 +8,16 @@ from functools import partial
 
 import pytest
 
+from accounts.models import EntryRegeneratePermission
 from monitoring.models import MonitoringRun
 from monitoring.pipeline import CycleState, StepFailed
 from monitoring.services import run_user_cycle
 from monitoring.steps import CycleContext, reprice_entry_legs, reprice_stop_loss_legs
+from orders.brokers.paper.models import PaperOrder
+from orders.domain.vocabulary import LegStatus
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.selectors import repricing_anchors
-from orders.services import modify_order, place_protective_legs, reprice_leg
+from orders.services import modify_order, place_protective_legs, place_single_order, reprice_leg
 from orders.services.trading_lock import lock_trading
 from tests.factories import (
     make_desk,
@@ -22,6 +25,7 @@ from tests.factories import (
     place_bracket,
     place_bracket_near_1000,
     set_price_and_match,
+    single_request,
     sync_from_broker,
 )
 
@@ -345,3 +349,75 @@ def test_a_stop_loss_placed_again_is_bounded_from_the_traders_limit_not_a_re_pri
     assert D(str(first.before["limit_price"])) == D("979")  # placed at the trader's limit
     order.refresh_from_db()
     assert (order.sl_price, order.sl_stop_price) == (D("979"), D("980"))  # the trader's
+
+
+def _entry_limits_through_rejections(desk, order, strategy, rejections):
+    """Whole cycles with the market through `order`'s stop-limit entry for good: each entry
+    re-priced, then rejected by the exchange and regenerated (`rejections` times), then
+    re-priced again. The working entry's limit after each re-pricing, and the last order."""
+    user, _account, _instrument = desk
+    permission = EntryRegeneratePermission.objects.create(user=user, enabled=True)
+    permission.strategies.set([strategy])
+
+    def cycle(key):
+        run = run_user_cycle(user_id=user.pk, cycle_key=key, trigger="test")
+        assert run.status == MonitoringRun.Status.OK, (run.errors, run.steps)
+
+    limits = []
+    for n in range(rejections + 1):
+        cycle(f"stuck-{n}")  # steps 1 and 5: triggered, not filled, re-priced
+        entry = _leg(order, OrderLeg.Role.ENTRY)
+        assert (entry.status, entry.filled_quantity) == (OrderLeg.Status.OPEN, 0), entry.status
+        limits.append(entry.limit_price)
+        if n == rejections:
+            break
+        # The exchange rejects the working entry (its book says Rejected): the next cycle
+        # syncs it (step 3), archives (7), stages (8) and re-places (9) the order.
+        PaperOrder.objects.filter(unique_identifier=entry.unique_identifier).update(
+            status=LegStatus.REJECTED, reject_reason="Rejected by the exchange"
+        )
+        cycle(f"rejected-{n}")
+        order.refresh_from_db()
+        assert (order.status, order.archived_at is not None) == (Order.Status.REJECTED, True)
+        order = Order.objects.get(regenerated_from=order)
+        assert order.regeneration_count == n + 1
+    return limits, order
+
+
+@pytest.mark.parametrize("kind", ["bracket", "single"])
+def test_a_regenerated_entry_is_bounded_from_the_traders_limit_not_a_re_priced_one(desk, kind):
+    # A re-pricing wrote the stuck entry's new limit onto the order (limit_price), which
+    # regeneration re-places a rejected order at: the regenerated entry's bound then held
+    # from the re-priced limit, one more bound up every time it was regenerated (1006,
+    # 1011, 1016.05 from the trader's 1001).
+    user, account, instrument = desk
+    strategy = make_strategy(
+        user=user, max_slippage_pct=D("0.5"), allow_regeneration=True, max_regenerations=3
+    )
+    if kind == "bracket":
+        order = _stop_limit_entry(desk, strategy)
+    else:
+        request = single_request(
+            account,
+            symbol="",
+            exchange_instrument_id=instrument.exchange_instrument_id,
+            exchange_segment=instrument.exchange_segment,
+            order_type="STOPLIMIT",
+            stop_price=D("1000"),
+            limit_price=D("1001"),
+            strategy_name=strategy.name,
+        )
+        order = place_single_order(user=user, request=request).order
+    set_price_and_match(instrument, "1040")  # through the 1000 stop, far past the limit
+    limits, last = _entry_limits_through_rejections(desk, order, strategy, rejections=2)
+    # 1001 + 0.5 % = 1006.005, down to the tick: every entry, however often regenerated
+    assert limits == [D("1006.00")] * 3
+    for placed in Order.objects.filter(user=user):
+        # The trader's prices stay on every order; the working price is the entry leg's.
+        assert (placed.limit_price, placed.stop_price) == (D("1001"), D("1000"))
+    first = OrderEvent.objects.filter(leg=_leg(last, OrderLeg.Role.ENTRY), kind="leg_repriced")
+    assert D(str(first.get().before["limit_price"])) == D("1001")  # placed at the trader's
+    # A trader's own modify still sets the order's prices.
+    modify_order(order=last, actor=f"user:{user.pk}", limit_price=D("1003"))
+    last.refresh_from_db()
+    assert (last.limit_price, last.stop_price) == (D("1003"), D("1000"))
