@@ -135,9 +135,13 @@ def _entry(order: Order):
 
 
 def order_data(order: Order) -> dict[str, Any]:
-    """One desk order as an OpenAlgo order-book row / orderstatus answer."""
+    """One desk order as an OpenAlgo order-book row / orderstatus answer. Its price and
+    trigger price are the entry's at the broker (the entry leg's: where the desk's
+    re-pricing moved it), as a broker's order book shows them; the order keeps the
+    trader's."""
     entry = _entry(order)
     average = entry.average_price if entry is not None else None
+    working = entry if entry is not None else order
     return {
         "orderid": str(order.pk),
         "symbol": symbol_of(order.instrument),
@@ -145,8 +149,8 @@ def order_data(order: Order) -> dict[str, Any]:
         "action": order.side,
         "quantity": str(order.quantity),
         "filled_quantity": str(order.filled_quantity),
-        "price": number(order.limit_price),
-        "trigger_price": number(order.stop_price),
+        "price": number(working.limit_price),
+        "trigger_price": number(working.stop_price),
         "average_price": number(average),
         "pricetype": price_type_of_order_type(order.order_type),
         "product": order.product_type,

@@ -22,11 +22,12 @@ from orders.alerts.services import save_webhook
 from orders.brokers.paper.models import PaperBook, PaperOrder, PaperTrade
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.openalgo.models import OpenAlgoRequest
-from orders.services import place_single_order
+from orders.services import place_single_order, reprice_leg
 from tests.factories import (
     make_fair_price,
     make_instrument,
     make_strategy,
+    set_price_and_match,
     single_request,
 )
 from tests.orders.openalgo.support import ok, positions, refused, state
@@ -311,6 +312,27 @@ def test_cancelorder_and_orderstatus(desk):
     leg = Order.objects.get(pk=int(placed["orderid"])).legs.get()
     assert PaperOrder.objects.get(unique_identifier=leg.unique_identifier).status == "CANCELLED"
     ok(client.cancelorder(order_id=placed["orderid"]))  # already cancelled: success, as OpenAlgo
+
+
+def test_orderstatus_shows_the_price_the_desk_re_priced_the_entry_to(desk):
+    # A re-pricing leaves the order's prices as the trader set them (a regeneration
+    # re-places a rejected order there): orderstatus answers the entry's at the broker, as
+    # a broker's order book does, not the order's.
+    client = desk.client()
+    stop_limit = dict(desk.WORKING, price_type="SL", price="101.50", trigger_price="101")
+    placed = ok(client.placeorder(**stop_limit))
+    set_price_and_match(desk.stock, "103")  # through the stop, past the limit: stuck
+    order = Order.objects.get(pk=int(placed["orderid"]))
+    entry = order.legs.get()
+    reprice_leg(
+        leg_id=entry.pk, account_id=desk.account.pk, new_limit_price=Decimal("102"), actor="test"
+    )
+    status = ok(client.orderstatus(order_id=placed["orderid"]))["data"]
+    assert (status["pricetype"], status["price"], status["trigger_price"]) == ("SL", 102.0, 101.0)
+    [row] = ok(client.orderbook())["data"]["orders"]
+    assert (row["price"], row["trigger_price"]) == (102.0, 101.0)
+    order.refresh_from_db()
+    assert (order.limit_price, order.stop_price) == (Decimal("101.50"), Decimal("101"))
 
 
 def test_cancelallorder_cancels_every_working_order_of_the_account(desk):
