@@ -16,6 +16,7 @@ from django.utils import timezone
 from accounts.models import BrokerAccount, EntryRegeneratePermission, Strategy
 from monitoring.models import MonitoringRun
 from orders.models import Order, ScheduledOrder, UserOrderCount
+from orders.services import place_single_order, reprice_leg
 from pnl.models import PnlDaily, PnlLot
 from tests.concurrency import posted_from_tabs_at_once
 from tests.factories import (
@@ -24,7 +25,10 @@ from tests.factories import (
     make_fair_price,
     make_instrument,
     make_order,
+    make_priced_instrument,
     make_user,
+    set_price_and_match,
+    single_request,
 )
 
 pytestmark = pytest.mark.django_db
@@ -460,6 +464,28 @@ def test_the_modify_form_is_prefilled_and_sends_only_what_changed(web, account):
     )
     assert unchanged.status_code == 400
     assert "Nothing changed" in unchanged.content.decode()
+
+
+def test_the_order_page_shows_the_traders_price_and_the_entrys_re_priced_one(web, account):
+    # A re-pricing leaves the order's price as the trader set it: the page names the
+    # price the desk moved the working entry to beside it.
+    instrument = make_priced_instrument(symbol="REPRICED", price="100")
+    request = single_request(
+        account,
+        symbol="REPRICED",
+        order_type="STOPLIMIT",
+        stop_price=Decimal("101"),
+        limit_price=Decimal("101.50"),
+    )
+    order = place_single_order(user=account.user, request=request).order
+    page = web.get(reverse("order_detail", args=[order.pk])).content.decode()
+    assert "@ 101.50" in page and "entry-working-price" not in page
+    set_price_and_match(instrument, "103")  # through the stop, past the limit: stuck
+    entry = order.legs.get()
+    reprice_leg(leg_id=entry.pk, account_id=account.pk, new_limit_price=Decimal("102"), actor="t")
+    page = web.get(reverse("order_detail", args=[order.pk])).content.decode()
+    assert "@ 101.50" in page  # the trader's
+    assert "working @ 102.00, re-priced by the desk" in page
 
 
 def test_place_order_cannot_use_another_users_account(ticket, account, other_trader):
