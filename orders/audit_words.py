@@ -79,6 +79,8 @@ SENTENCES: dict[str, str] = {
     EventKind.WEBHOOK_SECRET_ROTATED: "Alert webhook secret rotated: the old URL and secret "
     "now get 404",
     EventKind.PNL_DAY_RECOMPUTED: "The day's PnL was recomputed from the stored trades",
+    EventKind.BROKERAGE_PLAN_CHANGED: "Brokerage plan changed: the PnL's estimated charges "
+    "follow it",
 }
 
 # Our internal words -> a trader's.

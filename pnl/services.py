@@ -44,7 +44,7 @@ from orders.domain.vocabulary import EventKind
 from orders.market.selectors import instruments_filter
 from orders.models import BrokerOrder, BrokerTrade, Order, OrderLeg
 from orders.services.account_lock import conflicts_are_busy
-from orders.services.audit import record_account_event
+from orders.services.audit import record_account_event, record_account_setting_saved
 from orders.services.exclusion import account_exclusion
 from pnl import fifo, selectors
 from pnl.models import BrokeragePlanSetting, PnlDaily, PnlInstrumentState, PnlLot
@@ -992,17 +992,59 @@ def recompute_past_days(
     return found
 
 
-def save_brokerage_plan(*, account: BrokerAccount, **plan: Any) -> None:
+BROKERAGE_PLAN_FIELDS = ("mode", "flat_per_order", "percent", "cap_per_order", "delivery_free")
+
+
+def brokerage_plan_state(plan: BrokeragePlanSetting) -> dict[str, Any]:
+    """The audited view of a brokerage plan (before/after): its terms, amounts at the places
+    they are stored with (a form's 15 and the stored 15.00 are one value)."""
+    state: dict[str, Any] = {}
+    for name in BROKERAGE_PLAN_FIELDS:
+        value = getattr(plan, name)
+        field = BrokeragePlanSetting._meta.get_field(name)
+        if isinstance(field, models.DecimalField) and value is not None:
+            value = str(Decimal(value).quantize(Decimal(1).scaleb(-field.decimal_places)))
+        state[name] = value
+    return state
+
+
+def _record_brokerage_plan_saved(
+    account: BrokerAccount, *, before: dict[str, Any], plan: BrokeragePlanSetting, actor: str
+) -> None:
+    # Never "created": an account without a row has the default plan, so its first save
+    # changes that one (and a first save of the default terms changes nothing).
+    record_account_setting_saved(
+        account,
+        what="brokerage plan",
+        kinds=(EventKind.BROKERAGE_PLAN_CHANGED, EventKind.BROKERAGE_PLAN_CHANGED),
+        before=before,
+        after=brokerage_plan_state(plan),
+        actor=actor,
+    )
+
+
+def save_brokerage_plan(*, account: BrokerAccount, actor: str, **plan: Any) -> None:
     """The account's brokerage plan set to `plan` (mode, flat_per_order, percent,
-    cap_per_order, delivery_free): its row made the first time, changed after. Each step is
-    a statement of its own, never a transaction holding one lock while asking for another:
-    two first saves at once (two tabs, a double post) neither fail on the unique account
-    nor deadlock; the row holds the later one's values."""
-    plan["updated_at"] = timezone.now()
-    if BrokeragePlanSetting.objects.filter(account=account).update(**plan):
-        return
-    try:
-        with transaction.atomic():
-            BrokeragePlanSetting.objects.create(account=account, **plan)
-    except IntegrityError:  # made at this moment by another save: change it
-        BrokeragePlanSetting.objects.filter(account=account).update(**plan)
+    cap_per_order, delivery_free): its row made the first time, changed after, audited on
+    the account with who did it and the plan before and after (none when nothing changed;
+    before the first save, the default plan). The first save inserts in a transaction of
+    its own: two first saves at once (two tabs, a double post) cannot both make one, and
+    the one that lost the insert, its transaction over, changes the other's in the next
+    under the row's lock (no lock held while asking for another, so no deadlock), so each
+    audit row's before is what the save before it left."""
+    if not BrokeragePlanSetting.objects.filter(account=account).exists():
+        try:
+            with transaction.atomic():
+                row = BrokeragePlanSetting.objects.create(account=account, **plan)
+                default = brokerage_plan_state(BrokeragePlanSetting())
+                _record_brokerage_plan_saved(account, before=default, plan=row, actor=actor)
+                return
+        except IntegrityError:
+            pass  # made at this moment by another save: that one is changed below
+    with transaction.atomic():
+        row = BrokeragePlanSetting.objects.select_for_update().get(account=account)
+        before = brokerage_plan_state(row)
+        for name, value in plan.items():
+            setattr(row, name, value)
+        row.save()
+        _record_brokerage_plan_saved(account, before=before, plan=row, actor=actor)

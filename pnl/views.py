@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.audit import user_actor
 from accounts.http import AuthenticatedHttpRequest
 from accounts.models import BrokerAccount
 from accounts.selectors import default_account_id
@@ -266,7 +267,9 @@ def brokerage_plan(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         fields = BrokeragePlanForm.Meta.fields
         services.save_brokerage_plan(
-            account=account, **{name: form.cleaned_data[name] for name in fields}
+            account=account,
+            actor=user_actor(request.user),
+            **{name: form.cleaned_data[name] for name in fields},
         )
         messages.success(request, f"Brokerage plan of “{account.account_name}” saved.")
         return redirect(back_url)

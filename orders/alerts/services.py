@@ -593,9 +593,17 @@ def _reach_target(webhook: AlertWebhook, order: AlertOrder) -> AlertAnswer:
     body.update(action=live.change.side, quantity=live.change.quantity)
     if result.exit_legs:
         body["exited_brackets"] = [o.pk for o in result.bracket_orders]
+    # What the exits refused left: protected again at once, or not (square off by hand).
+    protection = [
+        words
+        for words in (result.protection.unprotected_words, result.protection.protected_words)
+        if words
+    ]
     if result.placement is not None:
         answer = _placed_answer(result.placement, order)
         answer.body.update(body)
+        if result.errors:  # the order was placed, part of the exit was not
+            answer.body["errors"] = result.errors + protection
         return answer
     primary = result.primary_order
     if result.nothing_sent:
@@ -616,7 +624,9 @@ def _reach_target(webhook: AlertWebhook, order: AlertOrder) -> AlertAnswer:
     if result.errors:
         return _error_answer(
             422,
-            "The broker rejected the exit: " + "; ".join(result.errors),
+            "The broker rejected the exit: "
+            + "; ".join(result.errors)
+            + "".join(f". {words}" for words in protection),
             BROKER_REJECTED,
             Outcome.REJECTED,
             order_id=primary.pk if primary else None,

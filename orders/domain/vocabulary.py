@@ -253,3 +253,6 @@ class EventKind(Vocabulary):
     # A past day's stored PnL corrected by an operator's recompute from the stored trades
     # (pnl.services.recompute_past_days): the day's figures before and after.
     PNL_DAY_RECOMPUTED = "pnl_day_recomputed", "Daily PnL recomputed"
+    # The account's brokerage plan (pnl.services.save_brokerage_plan: the estimated charges
+    # of its PnL) changed by the trader: who did it, the plan before and after.
+    BROKERAGE_PLAN_CHANGED = "brokerage_plan_changed", "Brokerage plan changed"

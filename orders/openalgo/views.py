@@ -265,10 +265,10 @@ def _refused(message: str, *, placed: bool = False, **fields: Any) -> Answer:
     return Answer(status=400, body=show.error(message, **fields), placed=placed)
 
 
-def _placed(result: PlacementResult, caller: services.Caller, **extra) -> Answer:
-    """A placement's answer: success with the desk's order id; a broker's refusal is an
-    error naming the (stored, rejected) order; no answer from the broker is a success
-    whose order settles at the next sync (it is never sent twice)."""
+def _placed(result: PlacementResult, caller: services.Caller, *, note: str = "", **extra) -> Answer:
+    """A placement's answer: success with the desk's order id (and `note`, its message); a
+    broker's refusal is an error naming the (stored, rejected) order; no answer from the
+    broker is a success whose order settles at the next sync (it is never sent twice)."""
     order = result.order
     if result.outcome == OUTCOME_NOT_SENT and result.send is not None:
         return _not_sent(result, caller, **extra)
@@ -280,6 +280,8 @@ def _placed(result: PlacementResult, caller: services.Caller, **extra) -> Answer
             placed=True,
         )
     body = show.success(orderid=str(order.pk), mode=caller.mode, **extra)
+    if note:
+        body["message"] = note
     if result.outcome == OUTCOME_UNKNOWN:
         body["message"] = (
             "The broker did not answer; the order is stored and settles at the next sync "
@@ -440,9 +442,11 @@ class PlaceSmartOrderView(PlacingView):
             "quantity": smart.change.quantity,
             "current_position": smart.current,
         }
+        # A success's note; an error answer's message is its own (`message` is its argument).
+        note = ""
         if change.exit_legs:
             extra["orderids"] = [str(order.pk) for order in change.orders]
-            extra["message"] = (
+            note = (
                 "Part or all of the change exits desk brackets holding the position "
                 f"(orders {', '.join(str(o.pk) for o in change.bracket_orders)})"
             )
@@ -456,14 +460,23 @@ class PlaceSmartOrderView(PlacingView):
                 mode=caller.mode,
                 **extra,
             )
+        # What the exits refused left: protected again at once, or not (square off by hand).
+        protection = [
+            words
+            for words in (change.protection.unprotected_words, change.protection.protected_words)
+            if words
+        ]
         if change.errors and not change.placement:
-            return _refused("; ".join(change.errors), mode=caller.mode, **extra, placed=True)
+            message = "; ".join(change.errors) + "".join(f". {words}" for words in protection)
+            return _refused(message, mode=caller.mode, **extra, placed=True)
         if change.placement is not None:
             if change.errors:
-                extra["errors"] = change.errors
-            return _placed(change.placement, caller, **extra)
+                extra["errors"] = change.errors + protection
+            return _placed(change.placement, caller, note=note, **extra)
         primary = change.primary_order
         assert primary is not None  # something was sent, without errors
+        if note:
+            extra["message"] = note
         return _ok(orderid=str(primary.pk), mode=caller.mode, **extra, placed=True)
 
 

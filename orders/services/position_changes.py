@@ -16,7 +16,8 @@ Three callers share this:
   and a trader's position exit (orders.positions.services, also OpenAlgo's closeposition).
 - `change_position`: a change by an amount (OpenAlgo's placesmartorder, its strategy
   webhook), a bracket exited in full has its working legs cancelled first and is marked
-  exit-requested; the rest is one single order through the one placement path
+  exit-requested (protected again at once for what an exit the broker refused, in full or
+  in part, leaves open); the rest is one single order through the one placement path
   (validation, write-ahead, idempotency), refused on a locked account.
 - `change_position_live`: the live position read and changed under the account's exclusion.
 
@@ -481,6 +482,9 @@ class PositionChangeResult:
     errors: list[str] = field(default_factory=list)
     # Exit legs that never reached the broker (not sent: retry the change).
     not_sent: list[str] = field(default_factory=list)
+    # The brackets exited in full whose exit the broker refused, in part or in full:
+    # protected at once (orders.services.protection.protect_refused_exits), or not.
+    protection: ExitReport = field(default_factory=ExitReport)
 
     @property
     def orders(self) -> list[Order]:
@@ -562,6 +566,31 @@ def _stand_down(allocation: BracketExit, *, actor: str) -> list[str]:
     return problems
 
 
+def _refused_exits(
+    standing: list[BracketExit],
+    pairs: list[tuple[OrderLeg, Order]],
+    outcomes: list[SendOutcome],
+) -> dict[int, str]:
+    """The brackets exited in full (stood down: their stop-loss and targets cancelled,
+    exit-requested) whose exit the broker refused, in part (split at the freeze quantity,
+    some slices on their way) or in full, each with what was refused (by order id): nothing
+    protects what the refused slices were to close until they are protected again."""
+    stood_down = {allocation.order.pk for allocation in standing if allocation.closes_all}
+    rejected: dict[int, str] = {}  # the broker's reason, by order id
+    on_their_way: set[int] = set()
+    for outcome, (_leg, order) in zip(outcomes, pairs, strict=True):
+        if outcome.rejected_reason:
+            rejected[order.pk] = outcome.rejected_reason
+        else:
+            on_their_way.add(order.pk)
+    return {
+        order_id: ("part of its" if order_id in on_their_way else "its")
+        + f" exit was rejected ({reason})"
+        for order_id, reason in rejected.items()
+        if order_id in stood_down
+    }
+
+
 def change_position(
     *,
     user: User,
@@ -586,7 +615,11 @@ def change_position(
     exits working while it rests); the rest is one single order. Everything is validated
     before anything is written; the strategy named is the user's, made on first use (once
     the change is known to be valid). A strategy's change, so refused as a whole on an
-    account the kill switch locked (TradingLocked). Runs under the account's exclusion."""
+    account the kill switch locked (TradingLocked). Runs under the account's exclusion. A
+    bracket exited in full whose exit the broker refused, in part (split at the freeze
+    quantity, some slices rejected) or in full, gets its stop-loss and targets back at once
+    for what its exits on their way do not close (`result.protection`), as the kill
+    switch's and a position exit's do."""
     if quantity <= 0:
         raise ValidationFailed(
             "quantity must be positive", details={"quantity": ["must be positive"]}
@@ -654,7 +687,8 @@ def change_position(
             pairs = write_ahead_bracket_exits(
                 standing, account=account, exit_side=side, actor=actor, reason="position change"
             )
-            for outcome in submit_legs(account=account, pairs=pairs, actor=actor):
+            outcomes = submit_legs(account=account, pairs=pairs, actor=actor)
+            for outcome in outcomes:
                 result.exit_legs.append(outcome.leg)
                 if outcome.not_sent:
                     result.not_sent.append(outcome.leg.unique_identifier)
@@ -664,6 +698,20 @@ def change_position(
                     )
             result.bracket_orders = [a.order for a in allocations]
             roll_up_orders(order_ids=[a.order.pk for a in allocations], actor=actor)
+            refused = _refused_exits(standing, pairs, outcomes)
+            if refused:
+                # reason: protection imports this module (its step 4 reads exits through it)
+                from orders.services.protection import protect_refused_exits
+
+                protect_refused_exits(
+                    account,
+                    refused,
+                    who="position change",
+                    kind=EventKind.POSITION_EXIT_PROTECTION_KEPT,
+                    actor=actor,
+                    result=result.protection,
+                )
+                result.errors += result.protection.errors
             for order in result.bracket_orders:
                 order.refresh_from_db()
         if single is not None:

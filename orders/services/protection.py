@@ -44,6 +44,7 @@ from orders.models import Order, OrderLeg, OrderType
 from orders.selectors import locked_order_with_legs, orders_with_legs
 from orders.services.audit import (
     leg_change,
+    new_event,
     record_accepted_change,
     record_broker_error,
     record_changes,
@@ -53,7 +54,12 @@ from orders.services.exclusion import account_exclusion, fence
 from orders.services.identifiers import ensure_daily_counter, next_unique_identifiers
 from orders.services.late_fills import late_fill_quantity, square_off_late_fill
 from orders.services.lifecycle import INITIAL_STATUS, apply_accepted_change
-from orders.services.position_changes import clear_exit_requested, exit_side_of, working_quantity
+from orders.services.position_changes import (
+    ExitReport,
+    clear_exit_requested,
+    exit_side_of,
+    working_quantity,
+)
 from orders.services.sync import MONITORING_ACTOR, roll_up_orders
 from trading_site.core.bulk_rows import insert_rows
 from trading_site.core.prepared import PreparedRows
@@ -574,3 +580,57 @@ def protect_orders(
     ]
     with account_exclusion(account.pk, purpose="protection"):
         return _protect_each(account, needing, actor)
+
+
+def order_named(order: Order) -> str:
+    """An order as a report names it: "RELIANCE (order 12)"."""
+    return f"{order.symbol} (order {order.pk})"
+
+
+def protect_refused_exits(
+    account: BrokerAccount,
+    refused: dict[int, str],
+    *,
+    who: str,
+    kind: EventKind,
+    actor: str,
+    result: ExitReport,
+) -> None:
+    """Step 4 at once for the exit-requested brackets named in `refused` (by order id: what
+    of their exit was refused, in part or in full) by `who` (the kill switch, a position
+    exit or change): they stay exit-requested, and their stop-loss and targets are placed
+    now for what no exit working takes (`exiting_quantity`: the rejected slices' quantity,
+    not what the slices on their way close too; all of what is left once those are refused
+    as well). Each is audited (`kind`) and named in `result`: protected, or not when its
+    stop-loss could not be placed."""
+    if not refused:
+        return
+    ids = list(refused)
+    read = orders_with_legs(ids)
+    record_changes(
+        [
+            new_event(
+                order=order,
+                kind=kind,
+                actor=actor,
+                message=f"{who}: {refused[order.pk]}; its stop-loss and targets are "
+                "placed at once for what its exits working do not close",
+            )
+            for order, _legs in read
+        ]
+    )
+    result.errors += protect_orders(account=account, orders=read, actor=actor).errors
+    for order, legs in orders_with_legs(ids):
+        left = open_position_of(legs) - exiting_quantity(legs)
+        if lacks_stop_loss(order, legs):
+            result.unprotected_order_ids.append(order.pk)
+            result.unprotected.append(
+                f"{order_named(order)}: {refused[order.pk]}, and no stop-loss could be placed "
+                f"for the {left} its exits do not close"
+            )
+        else:
+            result.protected_order_ids.append(order.pk)
+            result.protected.append(
+                f"{order_named(order)}: {refused[order.pk]}; stop-loss and targets cover the "
+                f"{left} its exits do not close"
+            )

@@ -40,7 +40,6 @@ from orders.domain.rollup import open_position_of
 from orders.domain.vocabulary import EventKind
 from orders.models import Order, OrderLeg, Side
 from orders.selectors import orders_with_legs
-from orders.services.audit import new_event, record_changes
 from orders.services.broker_calls import SendOutcome, client_for
 from orders.services.changes import cancel_working_legs
 from orders.services.position_changes import (
@@ -53,7 +52,12 @@ from orders.services.position_changes import (
     send_exits,
     write_ahead_exits,
 )
-from orders.services.protection import exiting_quantity, lacks_stop_loss, protect_orders
+from orders.services.protection import (
+    lacks_stop_loss,
+    order_named,
+    protect_orders,
+    protect_refused_exits,
+)
 
 Role = OrderLeg.Role
 PROTECTIVE_ROLES = (Role.STOP_LOSS, Role.TAKE_PROFIT)
@@ -148,7 +152,9 @@ def square_off(
     )
     note_exit_covers(order_ids=[o.pk for o in brackets])
     # After the covers are noted: an entry's fill the exits were measured with is not late.
-    _protect_the_rest(account, refused, terms=terms, actor=actor, result=result)
+    protect_refused_exits(
+        account, refused, who=terms.who, kind=terms.kept_kind, actor=actor, result=result
+    )
     return done
 
 
@@ -293,10 +299,6 @@ def _held_back(
     return held
 
 
-def _named(order: Order) -> str:
-    return f"{order.symbol} (order {order.pk})"
-
-
 def _keep_protected(
     account: BrokerAccount,
     brackets: list[Order],
@@ -340,57 +342,12 @@ def _keep_protected(
     for order, legs in orders_with_legs(ids):
         if lacks_stop_loss(order, legs):
             result.unprotected_order_ids.append(order.pk)
-            result.unprotected.append(f"{_named(order)}: its stop-loss could not be placed again")
-        else:
-            result.protected_order_ids.append(order.pk)
-            result.protected.append(
-                f"{_named(order)}: stop-loss and targets "
-                + ("placed again" if order.pk in placed_again else "kept")
-            )
-
-
-def _protect_the_rest(
-    account: BrokerAccount,
-    refused: dict[int, str],
-    *,
-    terms: SquareOffTerms,
-    actor: str,
-    result: ExitReport,
-) -> None:
-    """The brackets named in `refused` (by order id: what of their exit was refused) stay
-    exit-requested; step 4 places their stop-loss and targets now for what no exit working
-    takes (protection's `exiting_quantity`: the rejected slices' quantity, not what the
-    slices on their way close too; all of what is left once those are refused as well).
-    Each is audited and named in `result`: protected, or not when its stop-loss could not
-    be placed."""
-    if not refused:
-        return
-    ids = list(refused)
-    read = orders_with_legs(ids)
-    record_changes(
-        [
-            new_event(
-                order=order,
-                kind=terms.kept_kind,
-                actor=actor,
-                message=f"{terms.who}: {refused[order.pk]}; its stop-loss and targets are "
-                "placed at once for what its exits working do not close",
-            )
-            for order, _legs in read
-        ]
-    )
-    result.errors += protect_orders(account=account, orders=read, actor=actor).errors
-    for order, legs in orders_with_legs(ids):
-        left = open_position_of(legs) - exiting_quantity(legs)
-        if lacks_stop_loss(order, legs):
-            result.unprotected_order_ids.append(order.pk)
             result.unprotected.append(
-                f"{_named(order)}: {refused[order.pk]}, and no stop-loss could be placed for "
-                f"the {left} its exits do not close"
+                f"{order_named(order)}: its stop-loss could not be placed again"
             )
         else:
             result.protected_order_ids.append(order.pk)
             result.protected.append(
-                f"{_named(order)}: {refused[order.pk]}; stop-loss and targets cover the "
-                f"{left} its exits do not close"
+                f"{order_named(order)}: stop-loss and targets "
+                + ("placed again" if order.pk in placed_again else "kept")
             )
