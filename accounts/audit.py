@@ -11,6 +11,7 @@ all; a recorder that does not import refuses the change rather than make it unre
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -60,17 +61,22 @@ def change_words(before: dict[str, Any] | None, after: dict[str, Any]) -> str | 
     return f"changed ({', '.join(changed)})" if changed else None
 
 
-def strategy_state(strategy: Strategy) -> dict[str, Any]:
-    """The audited view of a strategy (before/after): its name and settings, amounts at the
-    places they are stored with (a form's 0.5 and the stored 0.5000 are one value)."""
-    state: dict[str, Any] = {"id": strategy.pk}
-    for name in Strategy.SETTINGS:
-        value = getattr(strategy, name)
-        field = Strategy._meta.get_field(name)
+def field_values(row: models.Model, names: Iterable[str]) -> dict[str, Any]:
+    """A row's fields `names` as an audit row's before/after keeps them: amounts as text at
+    the places they are stored with (a form's 0.5 and the stored 0.5000 are one value)."""
+    state: dict[str, Any] = {}
+    for name in names:
+        value = getattr(row, name)
+        field = row._meta.get_field(name)
         if isinstance(field, models.DecimalField) and value is not None:
             value = str(Decimal(value).quantize(Decimal(1).scaleb(-field.decimal_places)))
         state[name] = value
     return state
+
+
+def strategy_state(strategy: Strategy) -> dict[str, Any]:
+    """The audited view of a strategy (before/after): its id and settings."""
+    return {"id": strategy.pk, **field_values(strategy, Strategy.SETTINGS)}
 
 
 def record_strategy_saved(*, strategy: Strategy, before: dict[str, Any] | None, actor: str) -> None:

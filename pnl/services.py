@@ -39,6 +39,7 @@ from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts.audit import field_values
 from accounts.models import BrokerAccount
 from orders.domain.vocabulary import EventKind
 from orders.market.selectors import instruments_filter
@@ -935,19 +936,17 @@ def recompute_past_days(
             note = ""
             if row.trading_date < today:  # today's: compute_account_pnl wrote it just now
                 start, end = day_bounds(row.trading_date)
-                right = _day_figures(
-                    account=account,
-                    fills=fills,
-                    multipliers=multipliers,
-                    unrealized=row.unrealized,
-                    day=row.trading_date,
-                )
-                old = _day_figures(
-                    account=account,
-                    fills=fills,
-                    multipliers=at_one,
-                    unrealized=row.unrealized,
-                    day=row.trading_date,
+                # The day by the daily run's code: with the multipliers, and as it was
+                # figured before PnL honoured them (every multiplier 1).
+                right, old = (
+                    _day_figures(
+                        account=account,
+                        fills=fills,
+                        multipliers=by_key,
+                        unrealized=row.unrealized,
+                        day=row.trading_date,
+                    )
+                    for by_key in (multipliers, at_one)
                 )
                 unrealized, note = _past_unrealized(
                     stored=row,
@@ -996,16 +995,8 @@ BROKERAGE_PLAN_FIELDS = ("mode", "flat_per_order", "percent", "cap_per_order", "
 
 
 def brokerage_plan_state(plan: BrokeragePlanSetting) -> dict[str, Any]:
-    """The audited view of a brokerage plan (before/after): its terms, amounts at the places
-    they are stored with (a form's 15 and the stored 15.00 are one value)."""
-    state: dict[str, Any] = {}
-    for name in BROKERAGE_PLAN_FIELDS:
-        value = getattr(plan, name)
-        field = BrokeragePlanSetting._meta.get_field(name)
-        if isinstance(field, models.DecimalField) and value is not None:
-            value = str(Decimal(value).quantize(Decimal(1).scaleb(-field.decimal_places)))
-        state[name] = value
-    return state
+    """The audited view of a brokerage plan (before/after): its terms."""
+    return field_values(plan, BROKERAGE_PLAN_FIELDS)
 
 
 def _record_brokerage_plan_saved(

@@ -143,6 +143,17 @@ def make_fair_price(instrument: Instrument, price: Decimal | str, spread: str = 
     return fair
 
 
+# A strategy's settings as created with the defaults (an audit row's `after`).
+STRATEGY_DEFAULT_SETTINGS = {
+    "allow_regeneration": False,
+    "max_regenerations": 1,
+    "trailing_sl_enabled": False,
+    "trailing_sl_trigger": "0.0000",
+    "trailing_sl_step": "0.0000",
+    "max_slippage_pct": "1.0000",
+}
+
+
 def make_strategy(*, user: User, name: str | None = None, **extra) -> Strategy:
     return Strategy.objects.create(user=user, name=name or f"strategy-{next(_seq)}", **extra)
 
@@ -849,6 +860,16 @@ def working_protection_at_the_broker(account, order: Order) -> list[tuple[str, i
         (leg.role, leg.quantity)
         for leg in legs_of(order)
         if leg.role in PROTECTIVE_ROLES and leg.unique_identifier in at_broker
+    )
+
+
+def net_at_the_broker(account, instrument) -> int:
+    """The account's net position in `instrument` as the broker's own positions tell it."""
+    rows = async_to_sync(broker_client(account).positions)()
+    return sum(
+        row.net_qty or 0
+        for row in rows
+        if int(row.exchange_instrument_id) == instrument.exchange_instrument_id
     )
 
 

@@ -15,21 +15,20 @@ from accounts.models import EntryRegeneratePermission, Strategy
 from orders.domain.vocabulary import EventKind
 from orders.models import OrderEvent
 from tests import factories
-from tests.factories import DEFAULT_PASSWORD, api_client_for, make_strategy, make_user
+from tests.factories import (
+    DEFAULT_PASSWORD,
+    STRATEGY_DEFAULT_SETTINGS,
+    api_client_for,
+    make_strategy,
+    make_user,
+)
 
 pytestmark = pytest.mark.django_db
 
 CREATED, CHANGED, DELETED = "strategy_created", "strategy_changed", "strategy_deleted"
 PERMISSION = "regenerate_permission_changed"
 
-DEFAULTS = {
-    "allow_regeneration": False,
-    "max_regenerations": 1,
-    "trailing_sl_enabled": False,
-    "trailing_sl_trigger": "0.0000",
-    "trailing_sl_step": "0.0000",
-    "max_slippage_pct": "1.0000",
-}
+DEFAULTS = STRATEGY_DEFAULT_SETTINGS
 
 
 def _events(kind: str) -> list[OrderEvent]:

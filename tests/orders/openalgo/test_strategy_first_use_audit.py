@@ -12,18 +12,12 @@ import pytest
 
 from accounts.models import Strategy
 from orders.models import OrderEvent
+from tests.factories import STRATEGY_DEFAULT_SETTINGS
 from tests.orders.openalgo.support import ok, positions
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-DEFAULTS = {
-    "allow_regeneration": False,
-    "max_regenerations": 1,
-    "trailing_sl_enabled": False,
-    "trailing_sl_trigger": "0.0000",
-    "trailing_sl_step": "0.0000",
-    "max_slippage_pct": "1.0000",
-}
+DEFAULTS = STRATEGY_DEFAULT_SETTINGS
 
 
 def created_rows(desk, name: str) -> list[OrderEvent]:

@@ -23,6 +23,7 @@ from tests.factories import (
     exit_body,
     legs_of,
     make_fair_price,
+    net_at_the_broker,
     order_event_kinds,
     set_price_and_match,
     sync_from_broker,
@@ -33,15 +34,6 @@ from tests.factories import (
 from tests.servers import SIM_CANCEL_ROUTE, SIM_ORDER_POST, SIM_POSITIONS_ROUTE
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _net_at_the_broker(account, instrument) -> int:
-    rows = async_to_sync(broker_client(account).positions)()
-    return sum(
-        row.net_qty
-        for row in rows
-        if row.exchange_instrument_id == instrument.exchange_instrument_id
-    )
 
 
 def _book_row(account, leg):
@@ -80,7 +72,7 @@ def test_an_entry_the_kill_switch_could_not_cancel_is_squared_off_the_moment_it_
     )
     sync_from_broker(account)
     assert _exits(bracket) == [("SELL", 10, "MARKET", "FILLED")]
-    assert _net_at_the_broker(account, stock) == 0
+    assert net_at_the_broker(account, stock) == 0
     bracket.refresh_from_db()
     assert bracket.status == "COMPLETED"
 
@@ -109,7 +101,7 @@ def _late_fill_after_a_position_exit(simulator, settings):
     )
     sync_from_broker(account)
     assert _exits(bracket) == [("SELL", 4, "MARKET", "FILLED")]
-    assert _net_at_the_broker(account, stock) == 0
+    assert net_at_the_broker(account, stock) == 0
     make_fair_price(stock, "98.50")
     sync_from_broker(account)  # the entry fills 4 more
     (entry,) = legs_of(bracket, "ENTRY")
@@ -128,7 +120,7 @@ def test_an_entry_filling_after_the_position_exit_is_squared_off_and_the_rest_ca
     assert (entry.status, entry.filled_quantity) == ("CANCELLED", 8)
     sync_from_broker(account)
     assert _exits(bracket) == [("SELL", 4, "MARKET", "FILLED"), ("SELL", 4, "MARKET", "FILLED")]
-    assert _net_at_the_broker(account, stock) == 0
+    assert net_at_the_broker(account, stock) == 0
     assert working_protection(bracket) == []
     assert "late_fill" in order_event_kinds(bracket)
     bracket.refresh_from_db()
@@ -149,7 +141,7 @@ def test_a_late_fill_whose_exit_the_broker_rejects_gets_its_stop_loss_and_target
     assert [status for *_rest, status in _exits(bracket)] == ["FILLED", "REJECTED"]
     assert working_protection(bracket) == [("STOP_LOSS", 4), ("TAKE_PROFIT", 4)]
     assert working_protection_at_the_broker(account, bracket) == working_protection(bracket)
-    assert _net_at_the_broker(account, stock) == 4
+    assert net_at_the_broker(account, stock) == 4
     bracket.refresh_from_db()
     assert bracket.exit_requested_at is None
     assert "exit_refused" in order_event_kinds(bracket)
@@ -172,7 +164,7 @@ def test_a_fill_the_kill_switch_already_sold_is_not_sold_again(simulator, settin
 
     # The late fill was sold already (the kill switch's own exit order): nothing more.
     assert legs_of(bracket, "EXIT") == []
-    assert _net_at_the_broker(account, stock) == 0
+    assert net_at_the_broker(account, stock) == 0
     late = OrderEvent.objects.get(order=bracket, kind="late_fill")
     assert "nothing to square off" in late.message
     place_protective_legs(account=account)  # and the next cycle leaves it so
@@ -210,7 +202,7 @@ def test_a_late_fill_waiting_for_the_brokers_position_is_recorded_once(simulator
 
     sync_from_broker(account)
     assert _exits(bracket) == [("SELL", 4, "MARKET", "FILLED"), ("SELL", 4, "MARKET", "FILLED")]
-    assert _net_at_the_broker(account, stock) == 0
+    assert net_at_the_broker(account, stock) == 0
     rows = _late_fill_rows(bracket)
     assert rows[0] == waiting and len(rows) == 2
     assert rows[1] == (
@@ -244,5 +236,5 @@ def test_a_waiting_late_fill_is_recorded_again_only_when_the_entry_fills_more(si
     place_protective_legs(account=account)
     sync_from_broker(account)
     assert _exits(bracket)[-1] == ("SELL", 6, "MARKET", "FILLED")
-    assert _net_at_the_broker(account, stock) == 0
+    assert net_at_the_broker(account, stock) == 0
     assert len(_late_fill_rows(bracket)) == 3

@@ -13,15 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from asgiref.sync import async_to_sync
 
-from orders.brokers.sessions import broker_client
 from orders.models import Order, OrderEvent
 from orders.services import place_protective_legs
 from orders.services.position_changes import change_position_live
 from tests.factories import (
     legs_of,
     make_fair_price,
+    net_at_the_broker,
     sync_from_broker,
     working_protection,
     working_protection_at_the_broker,
@@ -36,15 +35,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 class Change:
     side: str
     quantity: int
-
-
-def _net_at_the_broker(account, instrument) -> int:
-    rows = async_to_sync(broker_client(account).positions)()
-    return sum(
-        row.net_qty
-        for row in rows
-        if row.exchange_instrument_id == instrument.exchange_instrument_id
-    )
 
 
 def _protected_4_of_10(simulator, settings):
@@ -99,7 +89,7 @@ def test_a_partly_reduced_bracket_protects_what_its_entry_fills_next(simulator, 
 
     assert (_sl_total(bracket), _tp_total(bracket)) == (6, 6)
     assert working_protection_at_the_broker(account, bracket) == working_protection(bracket)
-    assert _net_at_the_broker(account, stock) == 6
+    assert net_at_the_broker(account, stock) == 6
     created = OrderEvent.objects.filter(order=bracket, kind="exit_created").order_by("-id")
     assert "to cover the open position of 6" in created[0].message
 
@@ -110,7 +100,7 @@ def test_a_partly_reduced_bracket_protects_what_its_entry_fills_next(simulator, 
     place_protective_legs(account=account)  # nothing more: no duplicate legs
     assert (_sl_total(bracket), _tp_total(bracket)) == (8, 8)
     assert working_protection_at_the_broker(account, bracket) == working_protection(bracket)
-    assert _net_at_the_broker(account, stock) == 8
+    assert net_at_the_broker(account, stock) == 8
 
 
 def test_a_new_stop_loss_leaves_out_what_a_working_exit_will_close(simulator, settings):
@@ -139,4 +129,4 @@ def test_a_new_stop_loss_leaves_out_what_a_working_exit_will_close(simulator, se
     assert [leg.status for leg in legs_of(bracket, "EXIT")] == ["REJECTED"]
     place_protective_legs(account=account)
     assert (_sl_total(bracket), _tp_total(bracket)) == (8, 8)
-    assert _net_at_the_broker(account, stock) == 8
+    assert net_at_the_broker(account, stock) == 8

@@ -16,9 +16,7 @@ accepted one afterwards (its order book says Rejected)."""
 from __future__ import annotations
 
 import pytest
-from asgiref.sync import async_to_sync
 
-from orders.brokers.sessions import broker_client
 from orders.market.models import FairPrice, Instrument
 from orders.models import Order, OrderEvent
 from orders.services import place_protective_legs
@@ -27,6 +25,7 @@ from tests.factories import (
     api_client_for,
     exit_body,
     legs_of,
+    net_at_the_broker,
     order_event_kinds,
     place_bracket,
     sync_from_broker,
@@ -46,15 +45,6 @@ def _freeze_at_five(instrument) -> None:
 
 def _exit_statuses(order: Order) -> list[str]:
     return sorted(leg.status for leg in legs_of(order, "EXIT"))
-
-
-def _broker_position(account, instrument) -> int:
-    rows = async_to_sync(broker_client(account).positions)()
-    return sum(
-        row.net_qty or 0
-        for row in rows
-        if int(row.exchange_instrument_id) == instrument.exchange_instrument_id
-    )
 
 
 def test_a_kill_switch_exit_rejected_in_part_protects_the_rejected_slices_at_once(
@@ -114,7 +104,7 @@ def test_the_accepted_slice_filling_leaves_the_stop_loss_at_what_stays_open(
     sync_from_broker(account)
     place_protective_legs(account=account)
 
-    assert _broker_position(account, stock) == 5
+    assert net_at_the_broker(account, stock) == 5
     assert working_protection(bracket) == HALF
     assert working_protection_at_the_broker(account, bracket) == HALF
     bracket.refresh_from_db()
@@ -178,7 +168,7 @@ def test_of_two_brackets_sharing_the_position_only_the_one_rejected_in_part_is_p
 
     sync_from_broker(account)
     place_protective_legs(account=account)
-    assert _broker_position(account, stock) == 5
+    assert net_at_the_broker(account, stock) == 5
     assert working_protection(partly) == HALF
     assert working_protection_at_the_broker(account, partly) == HALF
     assert working_protection(whole) == []
