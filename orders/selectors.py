@@ -313,7 +313,11 @@ def repricing_anchors(leg_ids: Sequence[int]) -> dict[int, Decimal]:
     moves the anchor with it (by as much as the stop moved), as it moves the limit; a
     re-pricing never moves the stop. So a stop-loss re-priced, then trailed, is bounded from
     its trailed price, and one trailed before it was ever re-priced starts from its limit
-    then. A new leg (more fills, a stop-loss placed again) has no rows: its own limit."""
+    then. A new leg (more fills, a stop-loss placed again) has no rows: its own limit.
+
+    A trader's modify that left the leg's limit as it was (a new quantity or stop, no new
+    limit) is not a new price of theirs: the anchor stays, moved only as far as the stop
+    moved (as the order's configured limit is, orders.services.changes)."""
     anchors: dict[int, Decimal | None] = {}
     events = (
         OrderEvent.objects.filter(
@@ -323,11 +327,14 @@ def repricing_anchors(leg_ids: Sequence[int]) -> dict[int, Decimal]:
         .values_list("leg_id", "kind", "before", "after")
     )
     for leg_id, kind, before, after in events:
-        if kind == EventKind.LEG_MODIFIED:
-            anchors[leg_id] = None  # the trader's own new price starts afresh
-            continue
         moved = _stop_moved(before, after)
         anchor = anchors.get(leg_id)
+        if kind == EventKind.LEG_MODIFIED:
+            if _limit_of(before) != _limit_of(after):
+                anchors[leg_id] = None  # the trader's own new price starts afresh
+            elif moved is not None and anchor is not None:
+                anchors[leg_id] = anchor + moved
+            continue
         if moved is not None:
             if anchor is not None:
                 anchors[leg_id] = anchor + moved  # a trail: the anchor moves with the stop
@@ -336,6 +343,11 @@ def repricing_anchors(leg_ids: Sequence[int]) -> dict[int, Decimal]:
             if limit is not None:
                 anchors[leg_id] = Decimal(str(limit))
     return {leg_id: anchor for leg_id, anchor in anchors.items() if anchor is not None}
+
+
+def _limit_of(state: dict | None) -> Decimal | None:
+    limit = (state or {}).get("limit_price")
+    return None if limit is None else Decimal(str(limit))
 
 
 def _stop_moved(before: dict | None, after: dict | None) -> Decimal | None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
+from accounts.audit import admin_actor
 from pnl import services
 from pnl.models import BrokeragePlanSetting, MtmSample, PnlDaily, PnlInstrumentState, PnlLot
+from pnl.web_forms import BrokeragePlanForm
 from trading_site.core.admin import ReadOnlyAdmin
 from trading_site.core.errors import Busy
 
@@ -124,9 +126,18 @@ class MtmSampleAdmin(_ReadOnlyAdmin):
     date_hierarchy = "trading_date"
 
 
+class BrokeragePlanAdminForm(BrokeragePlanForm):
+    class Meta(BrokeragePlanForm.Meta):
+        fields = ["account", *BrokeragePlanForm.Meta.fields]
+
+
 @admin.register(BrokeragePlanSetting)
 class BrokeragePlanSettingAdmin(admin.ModelAdmin):
-    """The traders' own brokerage plans (they edit them on the PnL page)."""
+    """The traders' own brokerage plans (they edit them on the PnL page). An add or a change
+    is checked as the page checks it and saved by the page's service, audited on the account
+    with the admin as the actor (none when nothing changed); a plan stays with its account."""
+
+    form = BrokeragePlanAdminForm
 
     list_display = (
         "account",
@@ -140,3 +151,15 @@ class BrokeragePlanSettingAdmin(admin.ModelAdmin):
     search_fields = ("account__account_name", "account__user__username")
     list_select_related = ("account",)
     raw_id_fields = ("account",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("account",) if obj is not None else ()
+
+    def save_model(self, request, obj, form, change):
+        services.save_brokerage_plan(
+            account=obj.account,
+            actor=admin_actor(request.user),
+            **{name: form.cleaned_data[name] for name in BrokeragePlanForm.Meta.fields},
+        )
+        # The row the service saved (made by it on an add): the admin's log and redirect.
+        obj.pk = BrokeragePlanSetting.objects.get(account=obj.account).pk

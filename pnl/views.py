@@ -7,7 +7,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q, Sum
@@ -24,6 +23,7 @@ from orders.domain.vocabulary import Side
 from pnl import selectors, services
 from pnl.curve import line_chart
 from pnl.models import BrokeragePlanSetting, PnlDaily, PnlLot
+from pnl.web_forms import BrokeragePlanForm
 from trading_site.core.market_hours import MARKET_TZ, is_nameable_day
 from trading_site.core.templatetags.desk import inr
 
@@ -230,29 +230,6 @@ def pnl_page(request: AuthenticatedHttpRequest) -> HttpResponse:
         else "pnl/pnl.html"
     )
     return render(request, template, context)
-
-
-class BrokeragePlanForm(forms.ModelForm):
-    class Meta:
-        model = BrokeragePlanSetting
-        fields = ["mode", "flat_per_order", "percent", "cap_per_order", "delivery_free"]
-        labels = {
-            "flat_per_order": "Flat brokerage per executed order (₹)",
-            "percent": "Brokerage, % of the order's turnover",
-            "cap_per_order": "At most, per order (₹; empty: no cap)",
-            "delivery_free": "No brokerage on delivery (CNC)",
-        }
-
-    def clean(self) -> dict[str, Any]:
-        super().clean()
-        data = self.cleaned_data
-        for name in ("flat_per_order", "percent", "cap_per_order"):
-            value = data.get(name)
-            if value is not None and value < 0:
-                self.add_error(name, "must not be negative")
-        if data.get("percent") is not None and data["percent"] > 5:
-            self.add_error("percent", "more than 5 % of turnover is not a brokerage plan")
-        return data
 
 
 @login_required

@@ -153,6 +153,7 @@ def _modify_order(
         actor=actor,
         kind=EventKind.LEG_MODIFIED,
         failed_kind=EventKind.LEG_MODIFIED_FAILED,
+        limit_set=limit_price is not None,
     )
 
 
@@ -192,7 +193,10 @@ def _modify_leg(
     actor: str,
     kind: EventKind,
     failed_kind: EventKind,
+    limit_set: bool = True,
 ) -> OrderLeg:
+    """`limit_set`: the trader gave the leg's limit (False: it keeps its working one, which
+    the desk may have re-priced, and the order keeps the trader's configured price)."""
     try:
         ack = modify_at_broker(
             leg, order, quantity=quantity, limit_price=limit_price, stop_price=stop_price
@@ -221,13 +225,19 @@ def _modify_leg(
         )
         order_fields = ["updated_at"]
         if leg.role == Role.ENTRY:
-            order_fields += _follow_entry(order, leg, by_desk=kind == EventKind.LEG_REPRICED)
+            order_fields += _follow_entry(
+                order, leg, by_desk=kind == EventKind.LEG_REPRICED, limit_set=limit_set
+            )
             if order.kind == Order.Kind.SINGLE:
                 order.quantity = quantity
                 order_fields.append("quantity")
         elif leg.role == Role.STOP_LOSS:
             order_fields += _follow_stop_loss(
-                order, leg, old_stop=old_stop, by_desk=kind == EventKind.LEG_REPRICED
+                order,
+                leg,
+                old_stop=old_stop,
+                by_desk=kind == EventKind.LEG_REPRICED,
+                limit_set=limit_set,
             )
         elif leg.role == Role.TAKE_PROFIT and leg.target_index is not None:
             # Likewise a moved target: later fills' legs for it use its new price.
@@ -244,21 +254,35 @@ def _modify_leg(
     return leg
 
 
-def _follow_entry(order: Order, leg: OrderLeg, *, by_desk: bool) -> list[str]:
+def _follow_entry(order: Order, leg: OrderLeg, *, by_desk: bool, limit_set: bool) -> list[str]:
     """The order's entry prices after its entry leg changed (the leg's new prices set), which
     a regeneration re-places a rejected order at; the fields changed. A trader's modify sets
     them to the leg's; a re-pricing (the desk chasing a stuck entry) leaves them as the
     trader set them: the regenerated entry's slippage bound holds from its own limit, so one
     placed at a re-priced limit would slip one more bound every time it is regenerated. The
-    working price is the entry leg's own."""
+    working price is the entry leg's own. A trader's modify that gives no limit (a new
+    quantity, a new stop) keeps the trader's limit too, not the working one it left on the
+    leg: moved only as far as the trader moved the stop (their gap to it kept, so the pair
+    stays valid), as `repricing_anchors` moves the leg's anchor."""
     if by_desk:
         return []
-    order.limit_price, order.stop_price = leg.limit_price, leg.stop_price
+    if limit_set:
+        order.limit_price, order.stop_price = leg.limit_price, leg.stop_price
+        return ["limit_price", "stop_price"]
+    if order.stop_price == leg.stop_price:
+        return []
+    if (
+        order.limit_price is not None
+        and order.stop_price is not None
+        and leg.stop_price is not None
+    ):
+        order.limit_price = leg.stop_price - (order.stop_price - order.limit_price)
+    order.stop_price = leg.stop_price
     return ["limit_price", "stop_price"]
 
 
 def _follow_stop_loss(
-    order: Order, leg: OrderLeg, *, old_stop: Decimal | None, by_desk: bool
+    order: Order, leg: OrderLeg, *, old_stop: Decimal | None, by_desk: bool, limit_set: bool
 ) -> list[str]:
     """The bracket's stop-loss prices after its stop-loss leg changed (the leg's new prices
     set), which later stop-loss legs (more fills, a stop-loss placed again) are placed at;
@@ -266,14 +290,17 @@ def _follow_stop_loss(
     moving the stop) by as much as it moved the stop, keeping the trader's gap to the limit;
     a re-pricing (the desk chasing a stuck leg: its limit only) leaves them: a new leg's
     slippage bound holds from its own limit, so one placed at a re-priced limit would slip
-    one more bound every time a stop-loss is placed again."""
+    one more bound every time a stop-loss is placed again. A trader's modify that gives no
+    limit (a new stop only) keeps the trader's limit too, as a trail does: the working
+    limit it left on the leg may be a re-priced one."""
     if leg.order_type != OrderType.STOPLIMIT:
         order.sl_price = leg.stop_price
         return ["sl_price"]
-    if by_desk and leg.stop_price == old_stop:
-        return []  # re-priced
+    keeps_limit = by_desk or not limit_set
+    if keeps_limit and leg.stop_price == old_stop:
+        return []  # re-priced, or the trader changed nothing of the prices
     limit, stop = order.sl_price, order.sl_stop_price
-    if by_desk and limit is not None and stop is not None and leg.stop_price is not None:
+    if keeps_limit and limit is not None and stop is not None and leg.stop_price is not None:
         order.sl_price = leg.stop_price - (stop - limit)  # trailed: the trader's gap
     else:
         order.sl_price = leg.limit_price

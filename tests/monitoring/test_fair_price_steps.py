@@ -20,6 +20,7 @@ from orders.selectors import repricing_anchors
 from orders.services import modify_order, place_protective_legs, place_single_order, reprice_leg
 from orders.services.trading_lock import lock_trading
 from tests.factories import (
+    api_client_for,
     make_desk,
     make_strategy,
     place_bracket,
@@ -421,3 +422,87 @@ def test_a_regenerated_entry_is_bounded_from_the_traders_limit_not_a_re_priced_o
     modify_order(order=last, actor=f"user:{user.pk}", limit_price=D("1003"))
     last.refresh_from_db()
     assert (last.limit_price, last.stop_price) == (D("1003"), D("1000"))
+
+
+def _stuck_single_stop_limit_entry(desk, strategy):
+    """A single BUY 10 stop-limit entry (stop 1000, limit 1001) under `strategy`, the price
+    gone to 1040 for good: through the stop, far past the limit."""
+    user, account, instrument = desk
+    request = single_request(
+        account,
+        symbol="",
+        exchange_instrument_id=instrument.exchange_instrument_id,
+        exchange_segment=instrument.exchange_segment,
+        order_type="STOPLIMIT",
+        stop_price=D("1000"),
+        limit_price=D("1001"),
+        strategy_name=strategy.name,
+    )
+    order = place_single_order(user=user, request=request).order
+    _price_moves(desk, "1040")
+    return order
+
+
+def test_a_quantity_only_modify_keeps_the_traders_price_and_the_bound(desk):
+    # A modify without a price took the leg's working (desk re-priced) limit as the trader's
+    # new price: onto the order, and the bound afresh from it, one more bound (1011 from
+    # 1001) every time the trader touched the quantity.
+    user, account, instrument = desk
+    strategy = make_strategy(user=user, max_slippage_pct=D("0.5"))
+    order = _stuck_single_stop_limit_entry(desk, strategy)
+    assert reprice_entry_legs(_state(user, account)) == {"repriced": 1}
+    entry = _leg(order, OrderLeg.Role.ENTRY)
+    assert entry.limit_price == D("1006.00")  # 1001 + 0.5 %
+
+    api = api_client_for(user)
+    for quantity in (12, 15):
+        answer = api.patch(f"/api/orders/{order.pk}", {"quantity": quantity}, format="json")
+        assert answer.status_code == 200, answer.content
+        entry.refresh_from_db()
+        # At the broker it keeps its working price; the order keeps the trader's.
+        assert (entry.quantity, entry.limit_price) == (quantity, D("1006.00"))
+        order.refresh_from_db()
+        assert (order.quantity, order.limit_price, order.stop_price) == (
+            quantity,
+            D("1001"),
+            D("1000"),
+        )
+        assert repricing_anchors([entry.pk]) == {entry.pk: D("1001")}
+        for _cycle in range(2):
+            _price_moves(desk, "1040")
+            assert reprice_entry_legs(_state(user, account)) == {"repriced": 0}
+        entry.refresh_from_db()
+        assert entry.limit_price == D("1006.00")  # never past one bound from 1001
+    assert OrderEvent.objects.filter(leg=entry, kind="leg_modified").count() == 2
+
+    # A modify that sets a price is the trader's new price, as before.
+    answer = api.patch(f"/api/orders/{order.pk}", {"limit_price": "1020"}, format="json")
+    assert answer.status_code == 200, answer.content
+    order.refresh_from_db()
+    assert order.limit_price == D("1020")
+    assert repricing_anchors([entry.pk]) == {}
+    assert reprice_entry_legs(_state(user, account)) == {"repriced": 1}
+    assert _leg(order, OrderLeg.Role.ENTRY).limit_price == D("1025.10")  # 1020 + 0.5 %
+
+
+def test_a_stop_only_modify_of_a_re_priced_stop_loss_keeps_the_traders_limit(desk):
+    # A new stop without a limit took the leg's re-priced limit as the trader's: onto the
+    # bracket (sl_price, where the next stop-loss leg is placed) and the bound afresh from
+    # it (969.30 from 974.15). The trader's limit moves only as far as they moved the stop.
+    user, account, instrument = desk
+    order, sl = _protected_long(desk, make_strategy(user=user, max_slippage_pct=D("0.5")))
+    set_price_and_match(instrument, "940")  # through the 980 stop, far below the 979 limit
+    assert _cycles(user, 2, "stuck") == [D("974.15")] * 2  # 979 - 0.5 %, up to the tick
+
+    api = api_client_for(user)
+    answer = api.patch(
+        f"/api/orders/{order.pk}", {"leg_id": sl.pk, "stop_price": "978"}, format="json"
+    )
+    assert answer.status_code == 200, answer.content
+    sl.refresh_from_db()
+    assert (sl.stop_price, sl.limit_price) == (D("978"), D("974.15"))  # its working limit
+    order.refresh_from_db()
+    assert (order.sl_stop_price, order.sl_price) == (D("978"), D("977"))  # the trader's gap
+    assert repricing_anchors([sl.pk]) == {sl.pk: D("977")}
+    # 977 - 0.5 % = 972.115, up to the tick: the bound from the trader's limit, every cycle
+    assert _cycles(user, 3, "after") == [D("972.15")] * 3
