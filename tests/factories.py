@@ -143,6 +143,22 @@ def make_fair_price(instrument: Instrument, price: Decimal | str, spread: str = 
     return fair
 
 
+# The brokerage plan of an account that never saved one, as its audit rows show it, and a
+# percentage plan as the settings page posts it.
+BROKERAGE_PLAN_DEFAULT = {
+    "mode": "FLAT",
+    "flat_per_order": "20.00",
+    "percent": "0.0300",
+    "cap_per_order": "20.00",
+    "delivery_free": False,
+}
+PERCENT_PLAN_FORM = {
+    "mode": "PERCENT",
+    "flat_per_order": "20",
+    "percent": "0.05",
+    "cap_per_order": "",
+}
+
 # A strategy's settings as created with the defaults (an audit row's `after`).
 STRATEGY_DEFAULT_SETTINGS = {
     "allow_regeneration": False,

@@ -398,17 +398,7 @@ def test_a_regenerated_entry_is_bounded_from_the_traders_limit_not_a_re_priced_o
     if kind == "bracket":
         order = _stop_limit_entry(desk, strategy)
     else:
-        request = single_request(
-            account,
-            symbol="",
-            exchange_instrument_id=instrument.exchange_instrument_id,
-            exchange_segment=instrument.exchange_segment,
-            order_type="STOPLIMIT",
-            stop_price=D("1000"),
-            limit_price=D("1001"),
-            strategy_name=strategy.name,
-        )
-        order = place_single_order(user=user, request=request).order
+        order = _single_stop_limit_entry(desk, strategy)
     set_price_and_match(instrument, "1040")  # through the 1000 stop, far past the limit
     limits, last = _entry_limits_through_rejections(desk, order, strategy, rejections=2)
     # 1001 + 0.5 % = 1006.005, down to the tick: every entry, however often regenerated
@@ -424,9 +414,8 @@ def test_a_regenerated_entry_is_bounded_from_the_traders_limit_not_a_re_priced_o
     assert (last.limit_price, last.stop_price) == (D("1003"), D("1000"))
 
 
-def _stuck_single_stop_limit_entry(desk, strategy):
-    """A single BUY 10 stop-limit entry (stop 1000, limit 1001) under `strategy`, the price
-    gone to 1040 for good: through the stop, far past the limit."""
+def _single_stop_limit_entry(desk, strategy):
+    """A single BUY 10 stop-limit entry (stop 1000, limit 1001) under `strategy`."""
     user, account, instrument = desk
     request = single_request(
         account,
@@ -438,7 +427,13 @@ def _stuck_single_stop_limit_entry(desk, strategy):
         limit_price=D("1001"),
         strategy_name=strategy.name,
     )
-    order = place_single_order(user=user, request=request).order
+    return place_single_order(user=user, request=request).order
+
+
+def _stuck_single_stop_limit_entry(desk, strategy):
+    """`_single_stop_limit_entry`, the price gone to 1040 for good: through the stop, far
+    past the limit."""
+    order = _single_stop_limit_entry(desk, strategy)
     _price_moves(desk, "1040")
     return order
 

@@ -12,18 +12,16 @@ import pytest
 from orders.models import OrderEvent
 from pnl.models import BrokeragePlanSetting
 from tests import factories
-from tests.factories import make_account, make_user
+from tests.factories import (
+    BROKERAGE_PLAN_DEFAULT,
+    PERCENT_PLAN_FORM,
+    make_account,
+    make_user,
+)
 
 pytestmark = pytest.mark.django_db
 
-DEFAULT = {
-    "mode": "FLAT",
-    "flat_per_order": "20.00",
-    "percent": "0.0300",
-    "cap_per_order": "20.00",
-    "delivery_free": False,
-}
-PERCENT_PLAN = {"mode": "PERCENT", "flat_per_order": "20", "percent": "0.05", "cap_per_order": ""}
+DEFAULT, PERCENT_PLAN = BROKERAGE_PLAN_DEFAULT, PERCENT_PLAN_FORM
 PERCENT_AFTER = {
     "mode": "PERCENT",
     "flat_per_order": "20.00",
