@@ -468,7 +468,7 @@ def test_the_modify_form_is_prefilled_and_sends_only_what_changed(web, account):
 
 def test_the_order_page_shows_the_traders_price_and_the_entrys_re_priced_one(web, account):
     # A re-pricing leaves the order's price as the trader set it: the page names the
-    # price the desk moved the working entry to beside it.
+    # price the working entry has at the broker beside it.
     instrument = make_priced_instrument(symbol="REPRICED", price="100")
     request = single_request(
         account,
@@ -485,7 +485,7 @@ def test_the_order_page_shows_the_traders_price_and_the_entrys_re_priced_one(web
     reprice_leg(leg_id=entry.pk, account_id=account.pk, new_limit_price=Decimal("102"), actor="t")
     page = web.get(reverse("order_detail", args=[order.pk])).content.decode()
     assert "@ 101.50" in page  # the trader's
-    assert "working @ 102.00, re-priced by the desk" in page
+    assert "working at the broker @ 102.00" in page
 
 
 def test_place_order_cannot_use_another_users_account(ticket, account, other_trader):
