@@ -889,6 +889,28 @@ def net_at_the_broker(account, instrument) -> int:
     )
 
 
+def split_in_two_and_refuse_one(simulator, instrument) -> None:
+    """An exit of 10 in `instrument` goes out as two slices of 5 (its freeze quantity), and
+    the simulator refuses the next order it is sent: one slice rejected, the other on its
+    way."""
+    Instrument.objects.filter(pk=instrument.pk).update(freeze_quantity=5)
+    simulator.set_faults(reject_next=1, routes=["POST /interactive/orders"])
+
+
+def assert_protected_again_once(account, bracket, protection: list[tuple[str, int]]) -> None:
+    """Step 4 has protected `bracket` again after its whole exit was refused: `protection`
+    working here and at the broker, the bracket no longer exit-requested (audited as
+    exit_refused), and the next cycle places nothing more."""
+    assert working_protection(bracket) == protection
+    assert working_protection_at_the_broker(account, bracket) == protection
+    bracket.refresh_from_db()
+    assert bracket.exit_requested_at is None
+    assert "exit_refused" in order_event_kinds(bracket)
+    sync_from_broker(account)
+    place_protective_legs(account=account)
+    assert working_protection(bracket) == protection
+
+
 def sync_from_broker(account) -> list[int]:
     """Steps 1 and 3 of a cycle: one order-book read (exactly one paper-exchange tick, so
     partial fills advance one step per call), stored and synced onto our legs and orders."""

@@ -25,6 +25,7 @@ from tests.factories import (
     PROTECTIVE_ROLES,
     account_event_kinds,
     api_client_for,
+    assert_protected_again_once,
     legs_of,
     order_event_kinds,
     place_protected_bracket,
@@ -209,15 +210,7 @@ def test_an_exit_the_exchange_rejects_after_accepting_it_gets_the_protection_bac
     assert exit_leg.status == "REJECTED"
     place_protective_legs(account=account)  # step 4
 
-    assert working_protection(bracket) == protected
-    assert working_protection_at_the_broker(account, bracket) == protected
-    bracket.refresh_from_db()
-    assert bracket.exit_requested_at is None
-    assert "exit_refused" in order_event_kinds(bracket)
-    # Protected once: the next cycle places nothing more.
-    sync_from_broker(account)
-    place_protective_legs(account=account)
-    assert working_protection(bracket) == protected
+    assert_protected_again_once(account, bracket, protected)
 
 
 def test_the_paper_kill_switch_that_squares_off_leaves_nothing_working_and_says_so(

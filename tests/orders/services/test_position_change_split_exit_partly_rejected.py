@@ -20,15 +20,14 @@ from rest_framework.test import APIClient
 from accounts.api_keys import create_api_key
 from accounts.models import ApiKey
 from orders.alerts.services import save_webhook
-from orders.market.models import Instrument
 from orders.models import OrderEvent
 from tests.factories import (
     legs_of,
     make_strategy,
+    split_in_two_and_refuse_one,
     working_protection,
     working_protection_at_the_broker,
 )
-from tests.servers import SIM_ORDER_POST
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,9 +37,7 @@ HALF = [("STOP_LOSS", 5), ("TAKE_PROFIT", 5)]
 @pytest.fixture
 def split_and_refuse_one(simulator, protected_bracket):
     """The protected bracket of 10 whose exit goes out as two slices of 5, one refused."""
-    _user, _account, stock, _bracket = protected_bracket
-    Instrument.objects.filter(pk=stock.pk).update(freeze_quantity=5)
-    simulator.set_faults(reject_next=1, routes=[SIM_ORDER_POST])
+    split_in_two_and_refuse_one(simulator, protected_bracket[2])
     return protected_bracket
 
 

@@ -17,30 +17,27 @@ from __future__ import annotations
 
 import pytest
 
-from orders.market.models import FairPrice, Instrument
+from orders.market.models import FairPrice
 from orders.models import Order, OrderEvent
 from orders.services import place_protective_legs
 from orders.services.kill_switch import kill_switch
 from tests.factories import (
     api_client_for,
+    assert_protected_again_once,
     exit_body,
     legs_of,
     net_at_the_broker,
     order_event_kinds,
     place_bracket,
+    split_in_two_and_refuse_one,
     sync_from_broker,
     working_protection,
     working_protection_at_the_broker,
 )
-from tests.servers import SIM_ORDER_POST
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HALF = [("STOP_LOSS", 5), ("TAKE_PROFIT", 5)]
-
-
-def _freeze_at_five(instrument) -> None:
-    Instrument.objects.filter(pk=instrument.pk).update(freeze_quantity=5)
 
 
 def _exit_statuses(order: Order) -> list[str]:
@@ -51,8 +48,7 @@ def test_a_kill_switch_exit_rejected_in_part_protects_the_rejected_slices_at_onc
     simulator, protected_bracket
 ):
     user, account, stock, bracket = protected_bracket
-    _freeze_at_five(stock)
-    simulator.set_faults(reject_next=1, routes=[SIM_ORDER_POST])
+    split_in_two_and_refuse_one(simulator, stock)
 
     response = api_client_for(user).post(
         f"/api/accounts/{account.pk}/kill-switch", {"confirm": "KILL"}, format="json"
@@ -89,8 +85,7 @@ def test_the_accepted_slice_filling_leaves_the_stop_loss_at_what_stays_open(
     simulator, protected_bracket
 ):
     user, account, stock, bracket = protected_bracket
-    _freeze_at_five(stock)
-    simulator.set_faults(reject_next=1, routes=[SIM_ORDER_POST])
+    split_in_two_and_refuse_one(simulator, stock)
     kill_switch(account=account, actor=f"user:{user.pk}")
     assert working_protection(bracket) == HALF
 
@@ -115,11 +110,10 @@ def test_the_accepted_slice_rejected_afterwards_gets_the_whole_rest_protected(
     simulator, protected_bracket
 ):
     user, account, stock, bracket = protected_bracket
-    _freeze_at_five(stock)
+    split_in_two_and_refuse_one(simulator, stock)
     # No market price: the exchange takes the MARKET slice the simulator does not refuse,
     # then rejects it (its order book says Rejected). Stop-loss and target orders rest.
     FairPrice.objects.filter(instrument=stock).delete()
-    simulator.set_faults(reject_next=1, routes=[SIM_ORDER_POST])
 
     result = kill_switch(account=account, actor=f"user:{user.pk}")
 
@@ -130,15 +124,7 @@ def test_the_accepted_slice_rejected_afterwards_gets_the_whole_rest_protected(
     place_protective_legs(account=account)  # step 4
 
     covered = [("STOP_LOSS", 5), ("STOP_LOSS", 5), ("TAKE_PROFIT", 5), ("TAKE_PROFIT", 5)]
-    assert working_protection(bracket) == covered
-    assert working_protection_at_the_broker(account, bracket) == covered
-    bracket.refresh_from_db()
-    assert bracket.exit_requested_at is None
-    assert "exit_refused" in order_event_kinds(bracket)
-    # Covered once: the next cycle places nothing more.
-    sync_from_broker(account)
-    place_protective_legs(account=account)
-    assert working_protection(bracket) == covered
+    assert_protected_again_once(account, bracket, covered)
 
 
 def test_of_two_brackets_sharing_the_position_only_the_one_rejected_in_part_is_protected(
@@ -151,9 +137,8 @@ def test_of_two_brackets_sharing_the_position_only_the_one_rejected_in_part_is_p
     sync_from_broker(account)
     place_protective_legs(account=account)
     assert working_protection(second) == [("STOP_LOSS", 10), ("TAKE_PROFIT", 10)]
-    _freeze_at_five(stock)
     # Four slices of 5 for the position of 20, two on each bracket: one is refused.
-    simulator.set_faults(reject_next=1, routes=[SIM_ORDER_POST])
+    split_in_two_and_refuse_one(simulator, stock)
 
     result = kill_switch(account=account, actor=f"user:{user.pk}")
 
@@ -180,8 +165,7 @@ def test_a_position_exit_rejected_in_part_answers_with_the_rest_protected(
     simulator, protected_bracket
 ):
     user, account, stock, bracket = protected_bracket
-    _freeze_at_five(stock)
-    simulator.set_faults(reject_next=1, routes=[SIM_ORDER_POST])
+    split_in_two_and_refuse_one(simulator, stock)
 
     answer = api_client_for(user).post(
         "/api/positions/exit", exit_body(account, stock), format="json"
