@@ -219,8 +219,8 @@ def _exits(
             reasons[order.pk] = f"its exit was rejected: {rejected[order.pk]}"
         elif position in unwritten:
             reasons[order.pk] = "no exit could be written for it"
-    # Refused, but not to be given back whole (`_protect_the_rest`): some of its exits are
-    # on their way, or (exit-requested before this) an earlier exit may be.
+    # Refused, but not to be given back whole (protection.protect_refused_exits): some of
+    # its exits are on their way, or (exit-requested before this) an earlier exit may be.
     refused = {
         order.pk: ("part of its" if order.pk in on_their_way else "its")
         + f" exit was rejected ({rejected[order.pk]})"
