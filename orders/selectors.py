@@ -329,19 +329,13 @@ def repricing_anchors(leg_ids: Sequence[int]) -> dict[int, Decimal]:
     for leg_id, kind, before, after in events:
         moved = _stop_moved(before, after)
         anchor = anchors.get(leg_id)
-        if kind == EventKind.LEG_MODIFIED:
-            if _limit_of(before) != _limit_of(after):
-                anchors[leg_id] = None  # the trader's own new price starts afresh
-            elif moved is not None and anchor is not None:
+        if kind == EventKind.LEG_MODIFIED and _limit_of(before) != _limit_of(after):
+            anchors[leg_id] = None  # the trader's own new price starts afresh
+        elif moved is not None:
+            if anchor is not None:  # a trail, or the trader's new stop: moved with the stop
                 anchors[leg_id] = anchor + moved
-            continue
-        if moved is not None:
-            if anchor is not None:
-                anchors[leg_id] = anchor + moved  # a trail: the anchor moves with the stop
-        elif anchor is None:
-            limit = (before or {}).get("limit_price")
-            if limit is not None:
-                anchors[leg_id] = Decimal(str(limit))
+        elif kind == EventKind.LEG_REPRICED and anchor is None:
+            anchors[leg_id] = _limit_of(before)  # the first re-pricing's limit before it
     return {leg_id: anchor for leg_id, anchor in anchors.items() if anchor is not None}
 
 
@@ -351,7 +345,8 @@ def _limit_of(state: dict | None) -> Decimal | None:
 
 
 def _stop_moved(before: dict | None, after: dict | None) -> Decimal | None:
-    """How far a `leg_repriced` row moved the leg's stop (a trail), or None (a re-pricing)."""
+    """How far a `leg_repriced` or `leg_modified` row moved the leg's stop (a trail, the
+    trader's new stop), or None (a re-pricing, a new limit or quantity alone)."""
     old, new = (before or {}).get("stop_price"), (after or {}).get("stop_price")
     if old is None or new is None or Decimal(str(old)) == Decimal(str(new)):
         return None

@@ -385,6 +385,35 @@ def send_exits(
     return outcomes
 
 
+@dataclass
+class ExitOutcomes:
+    """What the broker did with exits sent for orders, by order id: the orders an exit of
+    which it refused (with its reason), and those an exit of which is on its way."""
+
+    rejected: dict[int, str] = field(default_factory=dict)
+    on_their_way: set[int] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, pairs: list[tuple[OrderLeg, Order]], outcomes: list[SendOutcome]) -> ExitOutcomes:
+        found = cls()
+        for outcome, (_leg, order) in zip(outcomes, pairs, strict=True):
+            if outcome.rejected_reason:
+                found.rejected[order.pk] = outcome.rejected_reason
+            else:
+                found.on_their_way.add(order.pk)
+        return found
+
+    def refused(self, among: set[int]) -> dict[int, str]:
+        """The orders of `among` an exit of which was refused, each with what was: in part
+        (split at the freeze quantity, some slices on their way) or in full."""
+        return {
+            order_id: ("part of its" if order_id in self.on_their_way else "its")
+            + f" exit was rejected ({reason})"
+            for order_id, reason in self.rejected.items()
+            if order_id in among
+        }
+
+
 def write_ahead_exits(
     *,
     account: BrokerAccount,
@@ -566,31 +595,6 @@ def _stand_down(allocation: BracketExit, *, actor: str) -> list[str]:
     return problems
 
 
-def _refused_exits(
-    standing: list[BracketExit],
-    pairs: list[tuple[OrderLeg, Order]],
-    outcomes: list[SendOutcome],
-) -> dict[int, str]:
-    """The brackets exited in full (stood down: their stop-loss and targets cancelled,
-    exit-requested) whose exit the broker refused, in part (split at the freeze quantity,
-    some slices on their way) or in full, each with what was refused (by order id): nothing
-    protects what the refused slices were to close until they are protected again."""
-    stood_down = {allocation.order.pk for allocation in standing if allocation.closes_all}
-    rejected: dict[int, str] = {}  # the broker's reason, by order id
-    on_their_way: set[int] = set()
-    for outcome, (_leg, order) in zip(outcomes, pairs, strict=True):
-        if outcome.rejected_reason:
-            rejected[order.pk] = outcome.rejected_reason
-        else:
-            on_their_way.add(order.pk)
-    return {
-        order_id: ("part of its" if order_id in on_their_way else "its")
-        + f" exit was rejected ({reason})"
-        for order_id, reason in rejected.items()
-        if order_id in stood_down
-    }
-
-
 def change_position(
     *,
     user: User,
@@ -698,7 +702,12 @@ def change_position(
                     )
             result.bracket_orders = [a.order for a in allocations]
             roll_up_orders(order_ids=[a.order.pk for a in allocations], actor=actor)
-            refused = _refused_exits(standing, pairs, outcomes)
+            # The brackets exited in full (stood down: their stop-loss and targets
+            # cancelled, exit-requested) whose exit the broker refused, in part or in full:
+            # nothing protects what the refused slices were to close until step 4 does.
+            refused = ExitOutcomes.of(pairs, outcomes).refused(
+                {allocation.order.pk for allocation in standing if allocation.closes_all}
+            )
             if refused:
                 # reason: protection imports this module (its step 4 reads exits through it)
                 from orders.services.protection import protect_refused_exits

@@ -43,6 +43,7 @@ from orders.selectors import orders_with_legs
 from orders.services.broker_calls import SendOutcome, client_for
 from orders.services.changes import cancel_working_legs
 from orders.services.position_changes import (
+    ExitOutcomes,
     ExitReport,
     PositionKey,
     clear_exit_requested,
@@ -195,13 +196,7 @@ def _exits(
         strategy=strategy,
     )
     done.outcomes = send_exits(account=account, pairs=done.pairs, actor=actor, result=result)
-    on_their_way: set[int] = set()
-    rejected: dict[int, str] = {}  # the broker's reason, by order id
-    for outcome, (_leg, order) in zip(done.outcomes, done.pairs, strict=True):
-        if outcome.rejected_reason:
-            rejected[order.pk] = outcome.rejected_reason
-        else:
-            on_their_way.add(order.pk)
+    sent = ExitOutcomes.of(done.pairs, done.outcomes)
     written = {order_position_key(order) for _leg, order in done.pairs}
     unwritten = {
         position_key(p) for p in chosen if p.net_qty != 0 and position_key(p) not in written
@@ -209,24 +204,25 @@ def _exits(
     reasons: dict[int, str] = {}
     for order in marked:
         position = order_position_key(order)
-        if order.pk in on_their_way:
+        if order.pk in sent.on_their_way:
             continue  # squared off, or in part: `refused` below
         if position in held_back:
             reasons[order.pk] = held_back[position]
         elif position in skipped:
             reasons[order.pk] = skipped[position]
-        elif order.pk in rejected:
-            reasons[order.pk] = f"its exit was rejected: {rejected[order.pk]}"
+        elif order.pk in sent.rejected:
+            reasons[order.pk] = f"its exit was rejected: {sent.rejected[order.pk]}"
         elif position in unwritten:
             reasons[order.pk] = "no exit could be written for it"
     # Refused, but not to be given back whole (protection.protect_refused_exits): some of
     # its exits are on their way, or (exit-requested before this) an earlier exit may be.
-    refused = {
-        order.pk: ("part of its" if order.pk in on_their_way else "its")
-        + f" exit was rejected ({rejected[order.pk]})"
-        for _leg, order in done.pairs
-        if order.kind == Order.Kind.BRACKET and order.pk in rejected and order.pk not in reasons
-    }
+    refused = sent.refused(
+        {
+            order.pk
+            for _leg, order in done.pairs
+            if order.kind == Order.Kind.BRACKET and order.pk not in reasons
+        }
+    )
     return reasons, refused
 
 
