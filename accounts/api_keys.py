@@ -13,14 +13,13 @@ every process at once.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.cached_rows import CredentialCache
+from accounts.cached_rows import CredentialCache, credential_hash
 from accounts.models import ApiKey, BrokerAccount, User
 from trading_site.core.errors import ValidationFailed
 
@@ -37,10 +36,6 @@ _CACHE = CredentialCache(
     entry_prefix="auth:apikey:",
     tombstone_prefix="auth:apikey-revoked:",
 )
-
-
-def hash_api_key(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def looks_like_api_key(raw: str) -> bool:
@@ -95,7 +90,7 @@ def create_api_key(
             scope=scope,
             bound_account=bound_account,
             display_prefix=raw[: len(API_KEY_PREFIX) + _DISPLAY_CHARS],
-            key_hash=hash_api_key(raw),
+            key_hash=credential_hash(raw),
             expires_at=expires_at,
             created_ip=client_ip or None,
         )
@@ -115,7 +110,7 @@ def authenticate_api_key(raw: str) -> ApiKey | None:
     its user deactivated. For every caller that receives a raw key."""
     if not raw or not looks_like_api_key(raw):
         return None
-    return _CACHE.authenticate(hash_api_key(raw))
+    return _CACHE.authenticate(credential_hash(raw))
 
 
 # ---- OpenAlgo's analyzer mode -------------------------------------------------------------

@@ -10,6 +10,7 @@ either.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -30,6 +31,11 @@ logger = logging.getLogger(__name__)
 USER_FIELDS_NOT_CACHED = frozenset({"password"})
 # Writing last_used_at on every request would turn every read into a write.
 LAST_USED_RESOLUTION_SECONDS = 60
+
+
+def credential_hash(raw: str) -> str:
+    """What is stored of a raw session token or API key, and what the cache is keyed by."""
+    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def row_fields(instance: models.Model, *, skip: frozenset[str] = frozenset()) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from accounts.audit import (
     record_strategy_saved,
     strategy_state,
 )
-from accounts.cached_rows import CredentialCache
+from accounts.cached_rows import CredentialCache, credential_hash
 from accounts.models import (
     CREDENTIAL_FIELDS,
     XTS_BROKERS,
@@ -62,10 +62,6 @@ _CACHE = CredentialCache(
 )
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def create_auth_session(
     *, user: User, client_ip: str | None, user_agent: str
 ) -> tuple[str, AuthSession]:
@@ -76,7 +72,7 @@ def create_auth_session(
     now = timezone.now()
     session = AuthSession.objects.create(
         user=user,
-        token_hash=hash_token(token),
+        token_hash=credential_hash(token),
         expires_at=now + timedelta(seconds=settings.AUTH_TOKEN_TTL_SECONDS),
         client_ip=client_ip or None,
         user_agent=(user_agent or "")[:_USER_AGENT_MAX],
@@ -89,7 +85,7 @@ def authenticate_token(token: str) -> tuple[User, AuthSession] | None:
     """The (user, session) a raw token belongs to, or None if unknown, expired or revoked."""
     if not token:
         return None
-    session = _CACHE.authenticate(hash_token(token))
+    session = _CACHE.authenticate(credential_hash(token))
     return (session.user, session) if session is not None else None
 
 

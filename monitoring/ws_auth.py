@@ -20,8 +20,9 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 
-from accounts.api_keys import authenticate_api_key, hash_api_key, looks_like_api_key
-from accounts.services import authenticate_token, hash_token
+from accounts.api_keys import authenticate_api_key, looks_like_api_key
+from accounts.cached_rows import credential_hash
+from accounts.services import authenticate_token
 from monitoring.ws_origin import SameOriginValidator
 from monitoring.ws_revalidation import Credential
 
@@ -66,7 +67,7 @@ def _identity_for_api_key(raw: str, subprotocol: str | None) -> WsIdentity:
         return WsIdentity(None, subprotocol)
     if api_key.bound_account_id is not None:
         return WsIdentity(api_key.user_id, subprotocol, forbidden=True)
-    credential = Credential(user_id=api_key.user_id, api_key_hash=hash_api_key(raw))
+    credential = Credential(user_id=api_key.user_id, api_key_hash=credential_hash(raw))
     return WsIdentity(api_key.user_id, subprotocol, credential)
 
 
@@ -82,7 +83,9 @@ async def identify(scope) -> WsIdentity:
         return await database_sync_to_async(_identity_for_api_key)(token, subprotocol)
     if token:
         user_id = await database_sync_to_async(_user_for_token)(token)
-        credential = Credential(user_id=user_id, token_hash=hash_token(token)) if user_id else None
+        credential = (
+            Credential(user_id=user_id, token_hash=credential_hash(token)) if user_id else None
+        )
         return WsIdentity(user_id, subprotocol, credential)
     return WsIdentity(None, subprotocol)
 
