@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, time
 from decimal import Decimal
 
@@ -23,6 +24,7 @@ from accounts.two_factor import SESSION_VERIFIED_KEY, code_at_step, current_step
 from orders.brokers.base import (
     BrokerOrderRow,
     BrokerPositionRow,
+    BrokerTradeRow,
     ModifyOrderRequest,
     PlaceOrderRequest,
 )
@@ -616,6 +618,34 @@ def broker_order_row(
         limit_price=limit,
         average_price=limit if filled else None,
     )
+
+
+def broker_trade_row(
+    *,
+    execution_id: str,
+    broker_order_id: str,
+    traded_at: datetime,
+    instrument: Instrument | None = None,
+    **changes,
+) -> BrokerTradeRow:
+    """A fill of a broker's trade book as a gateway returns it: a MIS buy of 5 at 99 of
+    NSECM instrument 1 ("X") unless told; `instrument` gives its segment, id and symbol."""
+    row = BrokerTradeRow(
+        execution_id=execution_id,
+        broker_order_id=broker_order_id,
+        unique_identifier="",
+        exchange_segment="NSECM",
+        exchange_instrument_id=1,
+        trading_symbol="X",
+        side="BUY",
+        product_type="MIS",
+        quantity=5,
+        price=D("99"),
+        traded_at=traded_at,
+    )
+    if instrument is not None:
+        row = replace(row, **book_row_instrument_fields(instrument))
+    return replace(row, **changes)
 
 
 def paper_order_row(account, leg) -> BrokerOrderRow:

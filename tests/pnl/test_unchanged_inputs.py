@@ -7,13 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from orders.brokers.base import BrokerTradeRow
 from orders.models import Instrument
 from pnl.models import PnlLot
 from pnl.selectors import pnl_is_stale
 from pnl.services import compute_account_pnl_if_changed
 from tests.factories import (
-    book_row_instrument_fields,
+    broker_trade_row,
     make_account,
     make_fair_price,
     make_instrument,
@@ -35,16 +34,13 @@ def traded_account():
         instrument=instrument,
         fills=[("B1", "BUY", 10, "100", NOW - timedelta(minutes=30))],
     )
-    row = BrokerTradeRow(
+    row = broker_trade_row(
         execution_id=trade.execution_id,
         broker_order_id="B1",
-        unique_identifier="",
-        **book_row_instrument_fields(instrument),
-        side="BUY",
-        product_type="MIS",
+        traded_at=trade.traded_at,
+        instrument=instrument,
         quantity=10,
         price=Decimal("100"),
-        traded_at=trade.traded_at,
     )
     return account, instrument, [row]
 

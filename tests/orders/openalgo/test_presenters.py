@@ -7,9 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from orders.brokers.base import BrokerTradeRow
 from orders.openalgo.presenters import trade_data
-from tests.factories import make_instrument
+from tests.factories import broker_trade_row, make_instrument
 
 pytestmark = pytest.mark.django_db
 
@@ -19,18 +18,15 @@ def test_a_fills_trade_value_is_in_rupees_with_its_contracts_multiplier(multipli
     """price x quantity x multiplier, as the desk's own trade book shows it (an MCX contract
     of multiplier 10 bought 2 at 101 is worth 2,020, not 202)."""
     instrument = make_instrument(symbol="GOLDM", segment="MCXFO", multiplier=multiplier)
-    fill = BrokerTradeRow(
+    fill = broker_trade_row(
         execution_id="E1",
         broker_order_id="1000000001",
+        traded_at=datetime(2026, 12, 2, 4, 0, tzinfo=UTC),
+        instrument=instrument,
         unique_identifier="U1",
-        exchange_segment="MCXFO",
-        exchange_instrument_id=instrument.exchange_instrument_id,
-        trading_symbol="GOLDM",
-        side="BUY",
         product_type="NRML",
         quantity=2,
         price=Decimal("101.00"),
-        traded_at=datetime(2026, 12, 2, 4, 0, tzinfo=UTC),
     )
     key = ("MCXFO", instrument.exchange_instrument_id)
     answer = trade_data(fill, {key: instrument}, {})

@@ -10,7 +10,7 @@ from orders.brokers.base import BrokerBalance, BrokerOrderRow, BrokerPositionRow
 from orders.brokers.xts.wire import balance_from_xts
 from orders.models import BrokerOrder, BrokerPosition, BrokerTrade, Order
 from orders.services import place_single_order, store_broker_snapshots, sync_account_orders
-from tests.factories import broker_order_row, make_fair_price, single_request
+from tests.factories import broker_order_row, broker_trade_row, make_fair_price, single_request
 
 D = Decimal
 NOW = datetime(2025, 1, 2, 4, 0, tzinfo=UTC)
@@ -35,21 +35,9 @@ def _position(instrument_id: int, net: int) -> BrokerPositionRow:
 
 
 def _trade(execution_id: str, broker_order_id: str, **changes) -> BrokerTradeRow:
-    """A buy of 5 at 99 (NSECM, instrument 1) unless told."""
-    row = BrokerTradeRow(
-        execution_id=execution_id,
-        broker_order_id=broker_order_id,
-        unique_identifier="",
-        exchange_segment="NSECM",
-        exchange_instrument_id=1,
-        trading_symbol="X",
-        side="BUY",
-        product_type="MIS",
-        quantity=5,
-        price=D("99"),
-        traded_at=NOW,
-    )
-    return replace(row, **changes)
+    """A buy of 5 at 99 (NSECM, instrument 1) at NOW unless told."""
+    changes.setdefault("traded_at", NOW)
+    return broker_trade_row(execution_id=execution_id, broker_order_id=broker_order_id, **changes)
 
 
 def test_snapshots_are_upserted_by_key_and_gone_positions_deleted(account):
