@@ -41,6 +41,7 @@ from orders.models import (
     OrderEvent,
     OrderLeg,
 )
+from orders.openalgo.mapping import PositionChange
 from orders.scheduled.models import ScheduledOrder
 from orders.services import (
     place_bracket_order,
@@ -49,6 +50,7 @@ from orders.services import (
     store_broker_snapshots,
     sync_account_orders,
 )
+from orders.services.position_changes import LiveChange, change_position_live
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
 
 _seq = itertools.count(1)
@@ -916,6 +918,22 @@ def net_at_the_broker(account, instrument) -> int:
         row.net_qty or 0
         for row in rows
         if int(row.exchange_instrument_id) == instrument.exchange_instrument_id
+    )
+
+
+def sell_by_position_change(user, account, instrument, quantity: int | None = None) -> LiveChange:
+    """A position change (OpenAlgo's placesmartorder) selling `quantity` of the account's MIS
+    position in `instrument`, or all of it as it stands (None)."""
+    return change_position_live(
+        account=account,
+        instrument=instrument,
+        product_type="MIS",
+        decide=lambda current: PositionChange(
+            side="SELL", quantity=current if quantity is None else quantity
+        ),
+        user=user,
+        actor=f"user:{user.pk}",
+        source=Order.Source.OPENALGO,
     )
 
 

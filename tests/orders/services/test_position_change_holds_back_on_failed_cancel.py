@@ -6,24 +6,15 @@ fault knobs make every cancel fail."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 from asgiref.sync import async_to_sync
 
 from orders.brokers.sessions import broker_client
-from orders.models import Order, OrderEvent, OrderLeg
+from orders.models import OrderEvent, OrderLeg
 from orders.services import place_protective_legs
-from orders.services.position_changes import change_position_live
-from tests.factories import sync_from_broker, xts_protected_bracket
+from tests.factories import sell_by_position_change, sync_from_broker, xts_protected_bracket
 
 CANCEL_ROUTE = "DELETE /interactive/orders"
-
-
-@dataclass
-class Change:
-    side: str
-    quantity: int
 
 
 @pytest.fixture
@@ -31,25 +22,12 @@ def protected_bracket(simulator, settings):
     return xts_protected_bracket(simulator, settings)
 
 
-def _sell_the_whole_position(user, account, stock):
-    """What an OpenAlgo flatten asks: sell all of the MIS position, as it stands now."""
-    return change_position_live(
-        account=account,
-        instrument=stock,
-        product_type="MIS",
-        decide=lambda current: Change(side="SELL", quantity=current),
-        user=user,
-        actor=f"user:{user.pk}",
-        source=Order.Source.OPENALGO,
-    )
-
-
 def test_a_failed_stop_loss_cancel_holds_the_brackets_exit_back(simulator, protected_bracket):
     user, account, stock, bracket = protected_bracket
     simulator.set_faults(error_rate=1.0, routes=[CANCEL_ROUTE])
     posts_before = sum(simulator.stats()["order_posts_by_uid"].values())
 
-    live = _sell_the_whole_position(user, account, stock)
+    live = sell_by_position_change(user, account, stock)
 
     assert live.current == 10
     result = live.result
@@ -74,7 +52,7 @@ def test_with_cancels_working_the_same_change_exits_through_the_bracket(
 ):
     user, account, stock, bracket = protected_bracket
 
-    live = _sell_the_whole_position(user, account, stock)
+    live = sell_by_position_change(user, account, stock)
 
     assert not live.result.errors
     legs = {leg.role: leg for leg in bracket.legs.all()}
@@ -95,7 +73,7 @@ def test_a_bracket_held_back_after_a_partial_stand_down_is_protected_again(
         target.broker_order_id, target.unique_identifier
     )
 
-    live = _sell_the_whole_position(user, account, stock)
+    live = sell_by_position_change(user, account, stock)
     assert not live.result.exit_legs and "could not cancel leg" in live.result.errors[0]
     assert bracket.legs.get(role=OrderLeg.Role.STOP_LOSS).status == "CANCELLED"
 

@@ -10,17 +10,15 @@ Over the XTS simulator: a bracket BUY 10 whose entry fills 4 per matching tick."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
-from orders.models import Order, OrderEvent
+from orders.models import OrderEvent
 from orders.services import place_protective_legs
-from orders.services.position_changes import change_position_live
 from tests.factories import (
     legs_of,
     make_fair_price,
     net_at_the_broker,
+    sell_by_position_change,
     sync_from_broker,
     working_protection,
     working_protection_at_the_broker,
@@ -29,12 +27,6 @@ from tests.factories import (
 from tests.servers import SIM_ORDER_POST
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@dataclass
-class Change:
-    side: str
-    quantity: int
 
 
 def _protected_4_of_10(simulator, settings):
@@ -51,15 +43,7 @@ def _protected_4_of_10(simulator, settings):
 
 def _sell(user, account, stock, quantity):
     """A position change selling `quantity` of the MIS position (OpenAlgo's placesmartorder)."""
-    live = change_position_live(
-        account=account,
-        instrument=stock,
-        product_type="MIS",
-        decide=lambda current: Change(side="SELL", quantity=quantity),
-        user=user,
-        actor=f"user:{user.pk}",
-        source=Order.Source.OPENALGO,
-    )
+    live = sell_by_position_change(user, account, stock, quantity)
     assert live.result is not None and live.result.placement is None
     return live.result
 
