@@ -37,6 +37,7 @@ from orders.brokers.messages import trader_message
 from orders.brokers.sessions import connect_account
 from orders.domain.ticket import MARGIN_RATES, OPTION_SELL_RATE, instrument_class
 from orders.models import BrokerTrade, Instrument, Order, OrderLeg, Side
+from orders.services.audit import user_actor
 from orders.services.kill_switch import kill_switch
 from orders.services.placement import OUTCOME_REPLAYED, BatchItemError
 from orders.services.trading_lock import unlock_trading
@@ -61,10 +62,6 @@ SEARCH_LIMIT = 20
 # adds its CSV line): the same rendered form posted again replays its first result.
 WEB_KEY_PREFIX = "web:"
 BATCH_RESULTS_KEPT = 3
-
-
-def _actor(request: HttpRequest) -> str:
-    return f"user:{request.user.pk}"
 
 
 def _is_fragment(request: HttpRequest) -> bool:
@@ -277,7 +274,7 @@ def order_cancel(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         messages.info(request, f"This cancel of order {order.pk} was already sent; nothing more.")
         return redirect("order_detail", pk=order.pk)
     try:
-        services.cancel_order(order=order, actor=_actor(request))
+        services.cancel_order(order=order, actor=user_actor(request.user))
     except DomainError as exc:
         messages.error(request, f"Could not cancel order {order.pk}: {exc.message}")
     else:
@@ -307,7 +304,9 @@ def order_modify(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
             form.add_error(None, "Nothing changed. Give a new price or a new quantity.")
         else:
             try:
-                services.modify_order(order=order, actor=_actor(request), leg_id=leg.pk, **changes)
+                services.modify_order(
+                    order=order, actor=user_actor(request.user), leg_id=leg.pk, **changes
+                )
             except DomainError as exc:
                 add_service_errors(form, exc.details, fallback=exc.message)
             else:
@@ -467,7 +466,7 @@ def place_order(request: AuthenticatedHttpRequest) -> HttpResponse:
                     user=request.user,
                     request=placement,
                     source=Order.Source.MANUAL,
-                    actor=_actor(request),
+                    actor=user_actor(request.user),
                 )
             except TradingLocked as exc:
                 form.add_error(None, exc.message)
@@ -669,7 +668,7 @@ def batch_orders(request: AuthenticatedHttpRequest) -> HttpResponse:
                 account_id=account_id,
                 items=items,
                 source=Order.Source.BATCH,
-                actor=_actor(request),
+                actor=user_actor(request.user),
             )
         except TradingLocked as exc:
             form.add_error(None, exc.message)
@@ -815,7 +814,7 @@ def account_kill_switch(request: AuthenticatedHttpRequest, pk: int) -> HttpRespo
     form = KillSwitchForm(request.POST or None, account_name=account.account_name)
     if request.method == "POST" and form.is_valid():
         try:
-            result = kill_switch(account=account, actor=f"user:{request.user.pk}")
+            result = kill_switch(account=account, actor=user_actor(request.user))
         except DomainError as exc:
             form.add_error(None, exc.message)
         else:
@@ -829,7 +828,7 @@ def account_kill_switch(request: AuthenticatedHttpRequest, pk: int) -> HttpRespo
 def account_enable_trading(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """The settings page's "Re-enable trading" after the kill switch (audited)."""
     account = get_object_or_404(BrokerAccount, pk=pk, user=request.user, is_active=True)
-    if unlock_trading(account=account, actor=_actor(request)):
+    if unlock_trading(account=account, actor=user_actor(request.user)):
         messages.success(
             request, f"Trading re-enabled on “{account.account_name}”: new orders are accepted."
         )
