@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.models import CREDENTIAL_FIELDS, ApiKey, Broker, BrokerAccount, Strategy, User
-from trading_site.core.api.fields import ConfirmationField
+from trading_site.core.api.fields import BIGINT_MAX, ConfirmationField
 
 
 class LoginSerializer(serializers.Serializer):
@@ -132,7 +132,7 @@ class StrategySerializer(serializers.ModelSerializer):
 class RegeneratePermissionSerializer(serializers.Serializer):
     enabled = serializers.BooleanField()
     strategy_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        child=serializers.IntegerField(min_value=1, max_value=BIGINT_MAX),
         allow_empty=True,
         max_length=1000,
     )

@@ -13,6 +13,7 @@ from orders.domain.rollup import role_status
 from orders.models import ExchangeSegment, Order, OrderEvent, OrderLeg, OrderType, ProductType, Side
 from orders.selectors import ListLeg, OrderRow
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
+from trading_site.core.api.fields import PRICE
 
 PRICE_FIELD: dict[str, Any] = {
     "max_digits": 15,
@@ -166,7 +167,7 @@ class AlgoOrderSerializer(_BracketFields):
 
 
 class TargetSerializer(serializers.Serializer):
-    price = serializers.DecimalField(max_digits=15, decimal_places=4)
+    price = serializers.DecimalField(**PRICE)
     percent = serializers.DecimalField(
         max_digits=7, decimal_places=4, required=False, allow_null=True
     )

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from rest_framework import serializers
 
 from orders.domain.vocabulary import Side
 from pnl.charges import Charges
-
-PRICE: dict[str, Any] = {"max_digits": 15, "decimal_places": 4}
-MONEY: dict[str, Any] = {"max_digits": 18, "decimal_places": 2}
-BIGINT_MAX = 2**63 - 1
+from trading_site.core.api.fields import BIGINT_MAX, MONEY, PRICE
 
 
 class AccountQuerySerializer(serializers.Serializer):

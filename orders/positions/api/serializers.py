@@ -11,11 +11,7 @@ from orders.models import ExchangeSegment, ProductType
 from orders.positions.holdings import AccountHoldings
 from orders.positions.selectors import AccountPositions, PositionBook
 from orders.positions.services import ExitResult
-from trading_site.core.api.fields import ConfirmationField
-
-BIGINT_MAX = 2**63 - 1
-MONEY: dict[str, Any] = {"max_digits": 18, "decimal_places": 2}
-PRICE: dict[str, Any] = {"max_digits": 15, "decimal_places": 4}
+from trading_site.core.api.fields import BIGINT_MAX, MONEY, PRICE, ConfirmationField
 
 
 class AccountFilterSerializer(serializers.Serializer):

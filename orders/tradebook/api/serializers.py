@@ -9,8 +9,7 @@ from rest_framework import serializers
 
 from orders.models import BrokerTrade, ExchangeSegment
 from orders.tradebook.selectors import FillOwner, TradeFilters
-
-BIGINT_MAX = 2**63 - 1
+from trading_site.core.api.fields import BIGINT_MAX, PRICE
 
 
 class TradeFilterSerializer(serializers.Serializer):
@@ -57,7 +56,7 @@ class TradeSerializer(serializers.Serializer):
     side = serializers.CharField()
     product_type = serializers.CharField()
     quantity = serializers.IntegerField()
-    price = serializers.DecimalField(max_digits=15, decimal_places=4)
+    price = serializers.DecimalField(**PRICE)
     value = serializers.DecimalField(max_digits=22, decimal_places=4)
     execution_id = serializers.CharField()
     broker_order_id = serializers.CharField()
