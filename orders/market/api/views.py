@@ -25,6 +25,7 @@ from orders.market.api.serializers import (
 )
 from orders.market.services import FairPriceInput, record_fair_prices
 from orders.models import FairPrice, Instrument
+from orders.services.audit import user_actor
 from trading_site.core.api.pagination import LimitOffsetTotalPagination
 from trading_site.core.errors import ValidationFailed
 
@@ -205,7 +206,7 @@ class FairPriceView(APIView):
         serializer = FairPriceWriteSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         rows = _resolve_instruments(serializer.validated_data["prices"])
-        source = "feed" if request.headers.get("X-Feed-Token") else f"user:{request.user.pk}"
+        source = "feed" if request.headers.get("X-Feed-Token") else user_actor(request.user)
         written = record_fair_prices(rows=rows, source=source)
         return Response(
             {"fair_prices": FairPriceSerializer(written, many=True).data, "count": len(written)}
