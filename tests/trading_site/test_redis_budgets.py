@@ -20,6 +20,7 @@ from tests.factories import (
     make_fair_price,
     make_instrument,
     make_user,
+    single_order_body,
 )
 from trading_site.core import metrics
 
@@ -72,16 +73,7 @@ def test_one_single_paper_order_through_the_api(settings):
     instrument = make_instrument(symbol="RELIANCE", lot_size=1, freeze_quantity=10000)
     make_fair_price(instrument, Decimal("100.00"))
     client = api_client_for(user)
-    body = {
-        "account_id": account.pk,
-        "symbol": "RELIANCE",
-        "exchange_segment": "NSECM",
-        "product_type": "MIS",
-        "order_side": "BUY",
-        "order_quantity": 10,
-        "limit_price": "99.00",
-        "order_type": "LIMIT",
-    }
+    body = single_order_body(account)
     # The account's first order of the day logs in to the paper broker; the first script
     # call loads the script: the steady path is the second.
     assert client.post("/api/orders", body, format="json").status_code == 201
