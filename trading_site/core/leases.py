@@ -219,7 +219,12 @@ def held_here(name: str) -> Lease | None:
 def check(name: str) -> None:
     """The fence: raise LeaseLost when this thread holds `name` but the lease is no longer
     its own (a renewal found it gone, or Redis now holds another token). No-op when this
-    thread does not hold it, and when Redis cannot be asked (degraded, see above)."""
+    thread does not hold it, and when Redis cannot be asked (degraded, see above).
+
+    Redis is asked even when the acquiring SET NX was a moment ago (a placement's fence
+    follows it by milliseconds): that SET proved ownership when it ran, not after it; the
+    key can be lost in between (Redis restarted, flushed or failed over) and another holder
+    take it, which only this GET sees (tests: a holder whose lease ended meanwhile)."""
     lease = _held().get(name)
     if lease is None or lease.backend != REDIS:
         return

@@ -1,7 +1,12 @@
 """Prometheus metrics: counters, histograms and gauges, served as text at GET /metrics.
 
-Full stack: every process writes into Redis hashes (one pipelined round trip per call), so
-/metrics on any web process shows the sum over all web processes and Celery workers.
+Full stack: every process writes into Redis hashes, so /metrics on any web process shows the
+sum over all web processes and Celery workers. One write is one round trip (a Lua script that
+also names the metric in the set /metrics reads, on the server: a Redis restarted or flushed
+is named again by the next write, with no state kept here). Inside a request
+(MetricsMiddleware) the samples wait for its end and go with its latency in one round trip,
+written whatever the request's outcome; a process killed mid-request loses that request's
+samples with it. Elsewhere (tasks, the stream processes) each call writes at once.
 Embedded: a dictionary in the one process.
 
 Call sites:
@@ -16,15 +21,18 @@ the sample dropped.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
 import time
 from collections import defaultdict
+from contextvars import ContextVar
 
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpResponse
+from redis.exceptions import NoScriptError
 
 from trading_site.core.metrics_access import metrics_access_denied
 from trading_site.core.request_timing import TimedMiddleware
@@ -71,6 +79,11 @@ def _labels_text(labels: dict[str, object]) -> str:
     return ",".join(f'{key}="{_escape(labels[key])}"' for key in sorted(labels))
 
 
+# One write: (kind, metric name, {field: value}, replace). A replace (a gauge set) writes the
+# value; otherwise the value is added to the field.
+_Write = tuple[str, str, dict[str, float], bool]
+
+
 class _MemoryStore:
     """The embedded store: {(kind, name): {field: value}} under a lock."""
 
@@ -78,15 +91,12 @@ class _MemoryStore:
         self._lock = threading.Lock()
         self._data: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
 
-    def add(self, kind: str, name: str, increments: dict[str, float]) -> None:
+    def write(self, writes: list[_Write]) -> None:
         with self._lock:
-            series = self._data[(kind, name)]
-            for field, value in increments.items():
-                series[field] = series.get(field, 0.0) + value
-
-    def set(self, kind: str, name: str, field: str, value: float) -> None:
-        with self._lock:
-            self._data[(kind, name)][field] = value
+            for kind, name, fields, replace in writes:
+                series = self._data[(kind, name)]
+                for field, value in fields.items():
+                    series[field] = value if replace else series.get(field, 0.0) + value
 
     def snapshot(self) -> dict[tuple[str, str], dict[str, float]]:
         with self._lock:
@@ -95,6 +105,28 @@ class _MemoryStore:
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+
+
+# KEYS[1] the set of names, KEYS[2..] one hash per write; ARGV per write: its name in the
+# set, "add" or "set", its number of fields, then field, value pairs.
+_WRITE_SCRIPT = """
+local at = 1
+for k = 2, #KEYS do
+  local name, mode, fields = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
+  at = at + 3
+  for _ = 1, fields do
+    if mode == 'set' then
+      redis.call('HSET', KEYS[k], ARGV[at], ARGV[at + 1])
+    else
+      redis.call('HINCRBYFLOAT', KEYS[k], ARGV[at], ARGV[at + 1])
+    end
+    at = at + 2
+  end
+  redis.call('SADD', KEYS[1], name)
+end
+return 0
+"""
+_WRITE_SHA = hashlib.sha1(_WRITE_SCRIPT.encode()).hexdigest()
 
 
 class _RedisStore:
@@ -108,19 +140,21 @@ class _RedisStore:
     def _key(self, suffix: str) -> str:
         return cache.make_key("metrics:" + suffix)
 
-    def add(self, kind: str, name: str, increments: dict[str, float]) -> None:
-        pipe = self._client().pipeline(transaction=False)
-        key = self._key(f"{_KIND_CODE[kind]}:{name}")
-        for field, value in increments.items():
-            pipe.hincrbyfloat(key, field, value)
-        pipe.sadd(self._key("names"), f"{_KIND_CODE[kind]}:{name}")
-        pipe.execute()
-
-    def set(self, kind: str, name: str, field: str, value: float) -> None:
-        pipe = self._client().pipeline(transaction=False)
-        pipe.hset(self._key(f"{_KIND_CODE[kind]}:{name}"), field, value)
-        pipe.sadd(self._key("names"), f"{_KIND_CODE[kind]}:{name}")
-        pipe.execute()
+    def write(self, writes: list[_Write]) -> None:
+        """Every write in one round trip, the names set included (see the module docstring)."""
+        keys = [self._key("names")]
+        args: list[str | float | int] = []
+        for kind, name, fields, replace in writes:
+            series = f"{_KIND_CODE[kind]}:{name}"
+            keys.append(self._key(series))
+            args += [series, "set" if replace else "add", len(fields)]
+            for field, value in fields.items():
+                args += [field, value]
+        client = self._client()
+        try:
+            client.evalsha(_WRITE_SHA, len(keys), *keys, *args)
+        except NoScriptError:  # the first call since Redis started: EVAL caches it
+            client.eval(_WRITE_SCRIPT, len(keys), *keys, *args)
 
     def snapshot(self) -> dict[tuple[str, str], dict[str, float]]:
         client = self._client()
@@ -144,6 +178,30 @@ class _RedisStore:
         client.delete(self._key("names"))
 
 
+class _RequestBatch:
+    """The writes of one request, held until its end (MetricsMiddleware). A write that comes
+    after the batch was written (a thread the request started, still running) goes at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._writes: list[_Write] | None = []
+
+    def hold(self, write: _Write) -> bool:
+        with self._lock:
+            if self._writes is None:
+                return False
+            self._writes.append(write)
+            return True
+
+    def take(self) -> list[_Write]:
+        with self._lock:
+            writes, self._writes = self._writes or [], None
+            return writes
+
+
+_request_batch: ContextVar[_RequestBatch | None] = ContextVar("metrics_request_batch", default=None)
+
+
 _memory = _MemoryStore()
 _redis = _RedisStore()
 _last_error_log = 0.0
@@ -164,10 +222,18 @@ def _guarded(write) -> None:
             logger.warning("metrics write failed; samples are being dropped", exc_info=True)
 
 
+def _write(kind: str, name: str, fields: dict[str, float], *, replace: bool = False) -> None:
+    """Held for the end of the request when in one (full stack), else written now."""
+    write = (kind, name, fields, replace)
+    batch = _request_batch.get()
+    if batch is not None and batch.hold(write):
+        return
+    _guarded(lambda: _store().write([write]))
+
+
 def inc(name: str, value: float = 1, **labels: object) -> None:
     """Add `value` to the counter `name` with these labels."""
-    field = _labels_text(labels)
-    _guarded(lambda: _store().add(COUNTER, name, {field: float(value)}))
+    _write(COUNTER, name, {_labels_text(labels): float(value)})
 
 
 def observe(name: str, seconds: float, **labels: object) -> None:
@@ -179,7 +245,7 @@ def observe(name: str, seconds: float, **labels: object) -> None:
         f"{series}{_SEP}sum": float(seconds),
         f"{series}{_SEP}count": 1.0,
     }
-    _guarded(lambda: _store().add(HISTOGRAM, name, increments))
+    _write(HISTOGRAM, name, increments)
 
 
 def observe_many(name: str, samples: list[float], **labels: object) -> None:
@@ -195,19 +261,17 @@ def observe_many(name: str, samples: list[float], **labels: object) -> None:
         index = next((i for i, bound in enumerate(BUCKETS) if seconds <= bound), len(BUCKETS))
         field = f"{series}{_SEP}{index}"
         increments[field] = increments.get(field, 0.0) + 1.0
-    _guarded(lambda: _store().add(HISTOGRAM, name, increments))
+    _write(HISTOGRAM, name, increments)
 
 
 def set_gauge(name: str, value: float, **labels: object) -> None:
     """Set the gauge `name` (the last write wins, whichever process wrote it)."""
-    field = _labels_text(labels)
-    _guarded(lambda: _store().set(GAUGE, name, field, float(value)))
+    _write(GAUGE, name, {_labels_text(labels): float(value)}, replace=True)
 
 
 def add_gauge(name: str, delta: float, **labels: object) -> None:
     """Move the gauge `name` up or down by `delta`: per-process changes add up."""
-    field = _labels_text(labels)
-    _guarded(lambda: _store().add(GAUGE, name, {field: float(delta)}))
+    _write(GAUGE, name, {_labels_text(labels): float(delta)})
 
 
 def reset_metrics() -> None:
@@ -277,7 +341,21 @@ def metrics_view(request):
 
 
 class MetricsMiddleware(TimedMiddleware):
-    """Records every request's latency by method, URL route (the pattern) and status."""
+    """Records every request's latency by method, URL route (the pattern) and status, and
+    writes it with every sample the request took in one round trip at its end (full stack)."""
+
+    def __call__(self, request):
+        if settings.EMBEDDED:
+            return super().__call__(request)
+        batch = _RequestBatch()
+        reset = _request_batch.set(batch)
+        try:
+            return super().__call__(request)
+        finally:
+            _request_batch.reset(reset)
+            writes = batch.take()
+            if writes:
+                _guarded(lambda: _store().write(writes))
 
     def record(self, request, response, started: float) -> None:
         match = getattr(request, "resolver_match", None)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django.test import override_settings
+from django_redis import get_redis_connection
 
 from tests.factories import api_client_for, make_user
 from trading_site.core import metrics
@@ -101,3 +106,37 @@ def test_embedded_metrics_live_in_memory(settings):
     metrics.inc("cycle_step_failures_total", step="4")
     text = metrics.render_prometheus()
     assert 'cycle_step_failures_total{step="4"} 1' in text
+
+
+@pytest.mark.django_db
+def test_metrics_come_back_after_redis_lost_the_set_naming_them(client):
+    """The set of names /metrics reads is written with every sample (in the same script), so
+    a Redis that lost it (restarted, flushed) shows every metric again after the next
+    request, not only after a process restart."""
+    if settings.EMBEDDED:
+        pytest.skip("the full stack's Redis")
+    user = make_user()
+    api = api_client_for(user)
+    api.get("/api/accounts")
+    redis = get_redis_connection("default")
+    redis.delete(cache.make_key("metrics:names"))  # what a flush does to it
+    assert "http_request_duration_seconds" not in _metrics_text(client)
+    api.get("/api/accounts")
+    assert (
+        'http_request_duration_seconds_count{method="GET",route="/api/accounts",status="200"} 2'
+        in _metrics_text(client)
+    )
+
+
+def test_a_request_is_answered_when_redis_is_down(client, settings):
+    """Metrics are best effort: a request whose samples cannot be written is answered as
+    usual (a Redis port nobody listens on; the unmatched page touches nothing else)."""
+    if settings.EMBEDDED:
+        pytest.skip("the full stack's Redis")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    down = {"default": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{port}/0"}}
+    with override_settings(CACHES=down):
+        metrics.inc("orders_placed_total", broker="PAPER")  # no exception either
+        assert client.get("/no-such-page-for-metrics").status_code == 404
