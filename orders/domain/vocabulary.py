@@ -254,5 +254,6 @@ class EventKind(Vocabulary):
     # (pnl.services.recompute_past_days): the day's figures before and after.
     PNL_DAY_RECOMPUTED = "pnl_day_recomputed", "Daily PnL recomputed"
     # The account's brokerage plan (pnl.services.save_brokerage_plan: the estimated charges
-    # of its PnL) changed by the trader: who did it, the plan before and after.
+    # of its PnL) changed by the trader or an admin, or deleted in the admin (the default
+    # plan after it: pnl.services.delete_brokerage_plan): who did it, the plan before and after.
     BROKERAGE_PLAN_CHANGED = "brokerage_plan_changed", "Brokerage plan changed"
