@@ -159,6 +159,10 @@ VENUE_ORDER_STATUSES = (
 
 # ---- the audit trail ----------------------------------------------------------------------
 
+# In a `leg_modified` row's after: the trader gave the leg's limit (their own price from then
+# on, even one equal to the working, re-priced, one it replaced); absent when they gave none.
+LIMIT_GIVEN = "limit_given"
+
 
 class EventKind(Vocabulary):
     """What an OrderEvent records (OrderEvent.kind): every state change and every broker
