@@ -13,7 +13,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Prefetch, QuerySet
 
 from accounts.models import Strategy, User
-from orders.domain.vocabulary import EventKind
+from orders.domain.vocabulary import LIMIT_GIVEN, EventKind
 from orders.models import Order, OrderEvent, OrderLeg, UserOrderCount
 from trading_site.core.errors import NotFound
 from trading_site.core.prepared import Converters, PreparedModels, converted_rows, converters_for
@@ -315,9 +315,11 @@ def repricing_anchors(leg_ids: Sequence[int]) -> dict[int, Decimal]:
     its trailed price, and one trailed before it was ever re-priced starts from its limit
     then. A new leg (more fills, a stop-loss placed again) has no rows: its own limit.
 
-    A trader's modify that left the leg's limit as it was (a new quantity or stop, no new
-    limit) is not a new price of theirs: the anchor stays, moved only as far as the stop
-    moved (as the order's configured limit is, orders.services.changes)."""
+    A trader's modify that gave no limit (a new quantity or stop) is not a new price of
+    theirs: the anchor stays, moved only as far as the stop moved (as the order's configured
+    limit is, orders.services.changes). One that gave a limit is, even the working one it
+    left as it was (its row says so: LIMIT_GIVEN; a row from before it said so, when the
+    limit changed)."""
     anchors: dict[int, Decimal | None] = {}
     events = (
         OrderEvent.objects.filter(
@@ -329,7 +331,9 @@ def repricing_anchors(leg_ids: Sequence[int]) -> dict[int, Decimal]:
     for leg_id, kind, before, after in events:
         moved = _stop_moved(before, after)
         anchor = anchors.get(leg_id)
-        if kind == EventKind.LEG_MODIFIED and _limit_of(before) != _limit_of(after):
+        if kind == EventKind.LEG_MODIFIED and (
+            (after or {}).get(LIMIT_GIVEN) or _limit_of(before) != _limit_of(after)
+        ):
             anchors[leg_id] = None  # the trader's own new price starts afresh
         elif moved is not None:
             if anchor is not None:  # a trail, or the trader's new stop: moved with the stop

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
+from accounts.admin_audit import AuditedDeleteAdmin
 from accounts.audit import admin_actor
 from pnl import services
 from pnl.models import BrokeragePlanSetting, MtmSample, PnlDaily, PnlInstrumentState, PnlLot
@@ -132,10 +133,12 @@ class BrokeragePlanAdminForm(BrokeragePlanForm):
 
 
 @admin.register(BrokeragePlanSetting)
-class BrokeragePlanSettingAdmin(admin.ModelAdmin):
+class BrokeragePlanSettingAdmin(AuditedDeleteAdmin):
     """The traders' own brokerage plans (they edit them on the PnL page). An add or a change
     is checked as the page checks it and saved by the page's service, audited on the account
-    with the admin as the actor (none when nothing changed); a plan stays with its account."""
+    with the admin as the actor (none when nothing changed); a plan stays with its account.
+    A delete (one, or each of "delete selected") is the service's too: audited, the account
+    back on the default plan."""
 
     form = BrokeragePlanAdminForm
 
@@ -163,3 +166,6 @@ class BrokeragePlanSettingAdmin(admin.ModelAdmin):
         )
         # The row the service saved (made by it on an add): the admin's log and redirect.
         obj.pk = BrokeragePlanSetting.objects.get(account=obj.account).pk
+
+    def delete_audited(self, obj, *, actor):
+        services.delete_brokerage_plan(plan=obj, actor=actor)

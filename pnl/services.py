@@ -39,7 +39,7 @@ from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.audit import field_values
+from accounts.audit import change_words, field_values
 from accounts.models import BrokerAccount
 from orders.domain.vocabulary import EventKind
 from orders.market.selectors import instruments_filter
@@ -1039,3 +1039,28 @@ def save_brokerage_plan(*, account: BrokerAccount, actor: str, **plan: Any) -> N
             setattr(row, name, value)
         row.save()
         _record_brokerage_plan_saved(account, before=before, plan=row, actor=actor)
+
+
+def delete_brokerage_plan(*, plan: BrokeragePlanSetting, actor: str) -> None:
+    """The account's plan row deleted: its charges follow the default plan again. Audited on
+    the account as a change of its plan (an account without a row has the default plan, as
+    before its first save), before it the plan deleted, after it the default, always (even
+    one of the default terms: the row went). Under the row's lock, so a save at the same
+    moment is recorded before or after it, never lost; a row already gone is left alone."""
+    with transaction.atomic():
+        row = BrokeragePlanSetting.objects.select_for_update().filter(pk=plan.pk).first()
+        if row is None:
+            return
+        before = brokerage_plan_state(row)
+        after = brokerage_plan_state(BrokeragePlanSetting())
+        changed = change_words(before, after)
+        record_account_event(
+            row.account,
+            kind=EventKind.BROKERAGE_PLAN_CHANGED,
+            actor=actor,
+            message="brokerage plan deleted: the default plan applies"
+            + (f", {changed}" if changed else ""),
+            before=before,
+            after=after,
+        )
+        row.delete()

@@ -159,6 +159,10 @@ VENUE_ORDER_STATUSES = (
 
 # ---- the audit trail ----------------------------------------------------------------------
 
+# In a `leg_modified` row's after: the trader gave the leg's limit (their own price from then
+# on, even one equal to the working, re-priced, one it replaced); absent when they gave none.
+LIMIT_GIVEN = "limit_given"
+
 
 class EventKind(Vocabulary):
     """What an OrderEvent records (OrderEvent.kind): every state change and every broker
@@ -254,5 +258,6 @@ class EventKind(Vocabulary):
     # (pnl.services.recompute_past_days): the day's figures before and after.
     PNL_DAY_RECOMPUTED = "pnl_day_recomputed", "Daily PnL recomputed"
     # The account's brokerage plan (pnl.services.save_brokerage_plan: the estimated charges
-    # of its PnL) changed by the trader: who did it, the plan before and after.
+    # of its PnL) changed by the trader or an admin, or deleted in the admin (the default
+    # plan after it: pnl.services.delete_brokerage_plan): who did it, the plan before and after.
     BROKERAGE_PLAN_CHANGED = "brokerage_plan_changed", "Brokerage plan changed"

@@ -448,15 +448,31 @@ def modify(*, caller: Caller, order_id: int, order: OrderFields) -> Order:
         (leg for leg in sorted(existing.legs.all(), key=lambda leg: leg.pk) if leg.role == "ENTRY"),
         None,
     )
-    quantity = order.quantity
-    if entry is not None and quantity == entry.quantity:
-        quantity = None  # unchanged: only prices change (a bracket's quantity cannot)
+    quantity, limit, stop = order.quantity, order.limit_price, order.stop_price
+    if entry is not None:
+        # What is as the entry stands is not asked for: its quantity (a bracket's cannot
+        # change), and its prices, which orderstatus answered (the working ones, maybe the
+        # desk's re-priced limit) and every modifyorder must send again. The working limit
+        # echoed beside a new quantity is not the trader's new price (the web form sends
+        # only what the trader changed of the values it shows, too); nothing changed at all
+        # is refused, as a PATCH of nothing is.
+        quantity = None if quantity == entry.quantity else quantity
+        limit = None if limit == entry.limit_price else limit
+        stop = None if stop == entry.stop_price else stop
+        if quantity is None and limit is None and stop is None:
+            raise OpenAlgoInvalid(
+                {
+                    "request": [
+                        "nothing to change: price, trigger_price and quantity are the order's"
+                    ]
+                }
+            )
     try:
         return modify_order(
             order=existing,
             actor=caller.actor,
-            limit_price=order.limit_price,
-            stop_price=order.stop_price,
+            limit_price=limit,
+            stop_price=stop,
             quantity=quantity,
         )
     except ValidationFailed as exc:

@@ -170,12 +170,16 @@ def record_accepted_change(
     message: str,
     before: dict,
     notify: dict[str, Any] | None = None,
+    noted: dict[str, Any] | None = None,
 ) -> OrderEvent:
     """The audit row of a leg change the broker accepted (a modification, a cancellation):
-    the leg before and after, and the broker's answer; with `notify`, as in `record_change`."""
+    the leg before and after (with what the writer `noted` of the change beside it), and the
+    broker's answer; with `notify`, as in `record_change`."""
     event = leg_change(
         order, leg, kind=kind, actor=actor, message=message, before=before, broker_response=ack.raw
     )
+    if noted:
+        event.after = {**(event.after or {}), **noted}
     return record_event(event, notify=notify)
 
 

@@ -15,7 +15,7 @@ from django.db import transaction
 from orders.brokers.base import BrokerError, BrokerUnavailable, OrderAck, OrderRejected
 from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.rollup import primary_leg
-from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind, LegStatus
+from orders.domain.vocabulary import LIMIT_GIVEN, OPEN_LEG_STATUSES, EventKind, LegStatus
 from orders.models import Order, OrderLeg, OrderType, Side
 from orders.services.audit import record_accepted_change, record_broker_error, record_changes
 from orders.services.broker_calls import apply_answer_row, cancel_at_broker, modify_at_broker
@@ -247,8 +247,19 @@ def _modify_leg(
                 order.targets = targets
                 order_fields.append("targets")
         order.save(update_fields=order_fields)
+        # The trader's own limit, even one equal to the working (re-priced) one it replaced:
+        # re-pricing's bound holds from it from then on (orders.selectors.repricing_anchors).
+        given = kind == EventKind.LEG_MODIFIED and limit_set and limit_price is not None
         _record_answered_change(
-            order, leg, ack, kind=kind, actor=actor, before=before, done="modified", notify=True
+            order,
+            leg,
+            ack,
+            kind=kind,
+            actor=actor,
+            before=before,
+            done="modified",
+            notify=True,
+            noted={LIMIT_GIVEN: True} if given else None,
         )
         _apply_answer(order, leg, ack, actor=actor)
     return leg
@@ -318,6 +329,7 @@ def _record_answered_change(
     before: dict,
     done: str,
     notify: bool = False,
+    noted: dict | None = None,
 ) -> None:
     """`record_accepted_change` in this module's words: the leg's role and identifier, and
     what was `done` to it; with `notify`, the owner hears of it."""
@@ -330,6 +342,7 @@ def _record_answered_change(
         message=f"{leg.role} leg {leg.unique_identifier} {done}",
         before=before,
         notify={"event": str(kind), "leg_id": leg.pk} if notify else None,
+        noted=noted,
     )
 
 

@@ -480,6 +480,31 @@ def test_a_quantity_only_modify_keeps_the_traders_price_and_the_bound(desk):
     assert _leg(order, OrderLeg.Role.ENTRY).limit_price == D("1025.10")  # 1020 + 0.5 %
 
 
+def test_a_traders_limit_equal_to_the_working_one_is_their_own_new_price(desk):
+    # A PATCH of the limit the desk had re-priced the entry to is the trader taking that
+    # price as theirs (the order's limit is set to it): the bound holds from it from then
+    # on, as from any other price they give. The anchor stayed at their old 1001, as if the
+    # modify had not given a price, so the entry was held at 1006.00 for good.
+    user, account, _instrument = desk
+    strategy = make_strategy(user=user, max_slippage_pct=D("0.5"))
+    order = _stuck_single_stop_limit_entry(desk, strategy)
+    assert reprice_entry_legs(_state(user, account)) == {"repriced": 1}
+    entry = _leg(order, OrderLeg.Role.ENTRY)
+    assert entry.limit_price == D("1006.00")  # 1001 + 0.5 %
+
+    answer = api_client_for(user).patch(
+        f"/api/orders/{order.pk}", {"limit_price": "1006.00"}, format="json"
+    )
+
+    assert answer.status_code == 200, answer.content
+    order.refresh_from_db()
+    assert order.limit_price == D("1006.00")
+    assert repricing_anchors([entry.pk]) == {}
+    _price_moves(desk, "1040")
+    assert reprice_entry_legs(_state(user, account)) == {"repriced": 1}
+    assert _leg(order, OrderLeg.Role.ENTRY).limit_price == D("1011.00")  # 1006 + 0.5 %
+
+
 def test_a_stop_only_modify_of_a_re_priced_stop_loss_keeps_the_traders_limit(desk):
     # A new stop without a limit took the leg's re-priced limit as the trader's: onto the
     # bracket (sl_price, where the next stop-loss leg is placed) and the bound afresh from

@@ -148,3 +148,50 @@ def test_a_plan_stays_with_its_account_in_the_admin(admin_client_):
     assert row.account_id == account.pk and row.delivery_free is True
     assert not BrokeragePlanSetting.objects.filter(account=other).exists()
     assert _plan_events(other) == []
+
+
+def _delete_selected(client, rows: list[BrokeragePlanSetting]):
+    return client.post(
+        f"{ADMIN}/",
+        {"action": "delete_selected", "_selected_action": [r.pk for r in rows], "post": "yes"},
+    )
+
+
+def test_a_plan_deleted_in_the_admin_is_audited_and_the_default_plan_applies(
+    admin_client_, admin_user
+):
+    account = make_account()
+    assert _add(admin_client_, account, PERCENT_PLAN).status_code == 302
+    row = BrokeragePlanSetting.objects.get(account=account)
+
+    answer = admin_client_.post(f"{ADMIN}/{row.pk}/delete/", {"post": "yes"})
+
+    assert answer.status_code == 302, answer.content.decode()
+    assert not BrokeragePlanSetting.objects.filter(account=account).exists()
+    _, deleted = _plan_events(account)
+    assert deleted.actor == f"admin:{admin_user.pk}"
+    assert deleted.user_id == account.user_id and deleted.order_id is None
+    assert deleted.before == PERCENT_AFTER
+    assert deleted.after == DEFAULT
+    assert deleted.message == (
+        "brokerage plan deleted: the default plan applies, changed (mode, percent, cap_per_order)"
+    )
+
+
+def test_delete_selected_in_the_admin_audits_each_plan(admin_client_, admin_user):
+    percent, default = make_account(), make_account()
+    assert _add(admin_client_, percent, PERCENT_PLAN).status_code == 302
+    # A row of the default terms (its save recorded nothing): its delete is recorded still.
+    assert _add(admin_client_, default, {**DEFAULT, "delivery_free": ""}).status_code == 302
+    rows = list(BrokeragePlanSetting.objects.filter(account__in=[percent, default]))
+
+    answer = _delete_selected(admin_client_, rows)
+
+    assert answer.status_code == 302, answer.content.decode()
+    assert not BrokeragePlanSetting.objects.exists()
+    _, percent_deleted = _plan_events(percent)
+    (default_deleted,) = _plan_events(default)
+    assert (percent_deleted.before, percent_deleted.after) == (PERCENT_AFTER, DEFAULT)
+    assert (default_deleted.before, default_deleted.after) == (DEFAULT, DEFAULT)
+    assert default_deleted.message == "brokerage plan deleted: the default plan applies"
+    assert {percent_deleted.actor, default_deleted.actor} == {f"admin:{admin_user.pk}"}

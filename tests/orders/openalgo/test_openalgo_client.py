@@ -22,6 +22,7 @@ from orders.alerts.services import save_webhook
 from orders.brokers.paper.models import PaperBook, PaperOrder, PaperTrade
 from orders.models import Order, OrderEvent, OrderLeg
 from orders.openalgo.models import OpenAlgoRequest
+from orders.selectors import repricing_anchors
 from orders.services import place_single_order, reprice_leg
 from tests.factories import (
     make_fair_price,
@@ -333,6 +334,38 @@ def test_orderstatus_shows_the_price_the_desk_re_priced_the_entry_to(desk):
     assert (row["price"], row["trigger_price"]) == (102.0, 101.0)
     order.refresh_from_db()
     assert (order.limit_price, order.stop_price) == (Decimal("101.50"), Decimal("101"))
+
+
+def test_modifyorder_echoing_the_re_priced_price_changes_only_the_quantity(desk):
+    # OpenAlgo's modifyorder sends every field: a client changing the quantity sends back
+    # the price orderstatus showed, the entry's re-priced one. That took the working price
+    # as the trader's own (onto the order, and re-pricing's bound afresh from it).
+    client = desk.client()
+    stop_limit = dict(desk.WORKING, price_type="SL", price="101.50", trigger_price="101")
+    placed = ok(client.placeorder(**stop_limit))
+    set_price_and_match(desk.stock, "103")  # through the stop, past the limit: stuck
+    order = Order.objects.get(pk=int(placed["orderid"]))
+    entry = order.legs.get()
+    reprice_leg(
+        leg_id=entry.pk, account_id=desk.account.pk, new_limit_price=Decimal("102"), actor="test"
+    )
+    status = ok(client.orderstatus(order_id=placed["orderid"]))["data"]
+    echoed = {"price": str(status["price"]), "trigger_price": str(status["trigger_price"])}
+
+    ok(modify_reliance(client, placed["orderid"], quantity=4, price_type="SL", **echoed))
+
+    entry.refresh_from_db()
+    assert (entry.quantity, entry.limit_price, entry.stop_price) == (4, 102, 101)
+    order.refresh_from_db()
+    assert (order.quantity, order.limit_price, order.stop_price) == (4, Decimal("101.50"), 101)
+    assert repricing_anchors([entry.pk]) == {entry.pk: Decimal("101.50")}
+    # The same again changes nothing: refused, as a PATCH of nothing is.
+    before = state()
+    again = modify_reliance(client, placed["orderid"], quantity=4, price_type="SL", **echoed)
+    assert refused(again, 400) == (
+        "request: nothing to change: price, trigger_price and quantity are the order's"
+    )
+    assert state() == before
 
 
 def test_cancelallorder_cancels_every_working_order_of_the_account(desk):
