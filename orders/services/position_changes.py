@@ -16,9 +16,10 @@ Three callers share this:
   and a trader's position exit (orders.positions.services, also OpenAlgo's closeposition).
 - `change_position`: a change by an amount (OpenAlgo's placesmartorder, its strategy
   webhook), a bracket exited in full has its working legs cancelled first and is marked
-  exit-requested (protected again at once for what an exit the broker refused, in full or
-  in part, leaves open); the rest is one single order through the one placement path
-  (validation, write-ahead, idempotency), refused on a locked account.
+  exit-requested (protected again at once when a cancel failed and its exit is held back,
+  and for what an exit the broker refused, in full or in part, leaves open); the rest is
+  one single order through the one placement path (validation, write-ahead, idempotency),
+  refused on a locked account.
 - `change_position_live`: the live position read and changed under the account's exclusion.
 
 The broker's positions are read live (`net_quantity`): a target is only as good as the
@@ -511,8 +512,9 @@ class PositionChangeResult:
     errors: list[str] = field(default_factory=list)
     # Exit legs that never reached the broker (not sent: retry the change).
     not_sent: list[str] = field(default_factory=list)
-    # The brackets exited in full whose exit the broker refused, in part or in full:
-    # protected at once (orders.services.protection.protect_refused_exits), or not.
+    # The brackets exited in full whose exit was held back (a leg not cancelled) or the
+    # broker refused, in part or in full: protected at once (orders.services.protection's
+    # protect_again, protect_refused_exits), or not.
     protection: ExitReport = field(default_factory=ExitReport)
 
     @property
@@ -538,13 +540,23 @@ class PositionChangeResult:
         )
 
 
-def _stand_down(allocation: BracketExit, *, actor: str) -> list[str]:
+@dataclass
+class StandDown:
+    """What standing a bracket down did: the problems that hold its exit back (a leg the
+    broker would not cancel, or has not acknowledged yet), and whether its stop-loss or
+    targets were cancelled all the same (to be placed again at once when it is held back)."""
+
+    problems: list[str] = field(default_factory=list)
+    protection_cancelled: bool = False
+
+
+def _stand_down(allocation: BracketExit, *, actor: str) -> StandDown:
     """A bracket exited in full: no new protection (exit requested), its working entry,
     stop-loss and target legs cancelled before the exit goes out (a stop-loss left working
-    would open the position again the other way). Returns the problems: a leg the broker
-    would not cancel, or one it has not acknowledged yet (so it cannot be cancelled). Any
-    problem holds this bracket's exit back (as orders.positions.services does): its
-    protection stands, the failure is audited and reported."""
+    would open the position again the other way). Any problem holds this bracket's exit
+    back (as orders.positions.services does): it is unmarked, the failure is audited and
+    reported, and the caller protects it again at once (`protect_again`: what the cancels
+    that went through took from its stop-loss and targets)."""
     order = allocation.order
     marked_before = (order.exit_requested_at, order.exit_requested_entry_filled)
     now = timezone.now()
@@ -553,7 +565,8 @@ def _stand_down(allocation: BracketExit, *, actor: str) -> list[str]:
         exit_requested_at=now, exit_requested_entry_filled=covers, updated_at=now
     )
     order.exit_requested_at, order.exit_requested_entry_filled = now, covers
-    problems = []
+    done = StandDown()
+    problems = done.problems
     for leg in allocation.legs:
         if leg.role == Role.EXIT or leg.status not in OPEN_LEG_STATUSES:
             continue
@@ -564,6 +577,8 @@ def _stand_down(allocation: BracketExit, *, actor: str) -> list[str]:
             kind=EventKind.LEG_CANCELLED if leg.role == Role.ENTRY else EventKind.EXIT_CANCELLED,
             failed_kind=EventKind.LEG_CANCELLED_FAILED,
         )
+        if attempt.cancelled and leg.role != Role.ENTRY:
+            done.protection_cancelled = True
         if not attempt.sent:
             problems.append(
                 f"{order.symbol}: leg {leg.unique_identifier} is not acknowledged by the broker "
@@ -575,8 +590,8 @@ def _stand_down(allocation: BracketExit, *, actor: str) -> list[str]:
                 f"({attempt.error.message})"
             )
     if problems:
-        # Some of its legs may be cancelled already: unmarked, so step 4 places again what
-        # its position lacks (marked, it never would: no stop-loss at all).
+        # Some of its legs may be cancelled already: unmarked, so that step 4 places again
+        # what its position lacks (marked, it never would: no stop-loss at all), at once.
         Order.objects.filter(pk=order.pk).update(
             exit_requested_at=marked_before[0], exit_requested_entry_filled=marked_before[1]
         )
@@ -587,12 +602,18 @@ def _stand_down(allocation: BracketExit, *, actor: str) -> list[str]:
                     order=order,
                     kind=EventKind.POSITIONS_EXIT_FAILED,
                     actor=actor,
-                    message="exit of bracket not sent, its protection stands (what was "
-                    "cancelled is placed again): " + "; ".join(problems),
+                    message="exit of bracket not sent, its protection stands ("
+                    + (
+                        "its stop-loss and targets cancelled are placed again at once"
+                        if done.protection_cancelled
+                        else "its stop-loss and targets stay working"
+                    )
+                    + "): "
+                    + "; ".join(problems),
                 )
             ]
         )
-    return problems
+    return done
 
 
 def change_position(
@@ -623,7 +644,8 @@ def change_position(
     bracket exited in full whose exit the broker refused, in part (split at the freeze
     quantity, some slices rejected) or in full, gets its stop-loss and targets back at once
     for what its exits on their way do not close (`result.protection`), as the kill
-    switch's and a position exit's do."""
+    switch's and a position exit's do; so does one whose exit was held back (a leg the
+    broker would not cancel) for what the cancels that went through took."""
     if quantity <= 0:
         raise ValidationFailed(
             "quantity must be positive", details={"quantity": ["must be positive"]}
@@ -676,18 +698,37 @@ def change_position(
 
         result = PositionChangeResult()
         if allocations:
+            # reason: protection imports this module (its step 4 reads exits through it)
+            from orders.services.protection import protect_again, protect_refused_exits
+
             standing = []
+            held_back: list[int] = []
+            placed_again: set[int] = set()
             for allocation in allocations:
-                problems = _stand_down(allocation, actor=actor) if allocation.closes_all else []
-                if problems:
+                stood = (
+                    _stand_down(allocation, actor=actor) if allocation.closes_all else StandDown()
+                )
+                if stood.problems:
                     # A leg still working at the broker would open the position the other way
                     # once the exit filled: this bracket's exit is not sent.
                     result.errors.append(
                         f"bracket {allocation.order.pk}: nothing was sent for it, its protection "
-                        "stands (" + "; ".join(problems) + ")"
+                        "stands (" + "; ".join(stood.problems) + ")"
                     )
+                    held_back.append(allocation.order.pk)
+                    if stood.protection_cancelled:
+                        placed_again.add(allocation.order.pk)
                 else:
                     standing.append(allocation)
+            # Held back after some of their legs were cancelled: protected again now, not
+            # at the next monitoring cycle.
+            protect_again(
+                account,
+                held_back,
+                placed_again=placed_again,
+                actor=actor,
+                result=result.protection,
+            )
             pairs = write_ahead_bracket_exits(
                 standing, account=account, exit_side=side, actor=actor, reason="position change"
             )
@@ -708,19 +749,15 @@ def change_position(
             refused = ExitOutcomes.of(pairs, outcomes).refused(
                 {allocation.order.pk for allocation in standing if allocation.closes_all}
             )
-            if refused:
-                # reason: protection imports this module (its step 4 reads exits through it)
-                from orders.services.protection import protect_refused_exits
-
-                protect_refused_exits(
-                    account,
-                    refused,
-                    who="position change",
-                    kind=EventKind.POSITION_EXIT_PROTECTION_KEPT,
-                    actor=actor,
-                    result=result.protection,
-                )
-                result.errors += result.protection.errors
+            protect_refused_exits(
+                account,
+                refused,
+                who="position change",
+                kind=EventKind.POSITION_EXIT_PROTECTION_KEPT,
+                actor=actor,
+                result=result.protection,
+            )
+            result.errors += result.protection.errors
             for order in result.bracket_orders:
                 order.refresh_from_db()
         if single is not None:

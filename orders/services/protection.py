@@ -582,6 +582,39 @@ def protect_orders(
         return _protect_each(account, needing, actor)
 
 
+def protect_again(
+    account: BrokerAccount,
+    order_ids: list[int],
+    *,
+    placed_again: set[int],
+    actor: str,
+    result: ExitReport,
+) -> None:
+    """Step 4 at once (`protect_orders`) for brackets whose position an exit left alone, no
+    longer exit-requested (or exit-requested before, and refused in part): what a square-off
+    or a position change's cancels took from their stop-loss and targets (`placed_again`:
+    the orders some of them were cancelled of) is placed again now. Each is named in
+    `result`: protected (its stop-loss and targets kept, or placed again), or not when its
+    stop-loss could not be placed (the broker's refusal is in `result.errors`)."""
+    if not order_ids:
+        return
+    result.errors += protect_orders(
+        account=account, orders=orders_with_legs(order_ids), actor=actor
+    ).errors
+    for order, legs in orders_with_legs(order_ids):
+        if lacks_stop_loss(order, legs):
+            result.unprotected_order_ids.append(order.pk)
+            result.unprotected.append(
+                f"{order_named(order)}: its stop-loss could not be placed again"
+            )
+        else:
+            result.protected_order_ids.append(order.pk)
+            result.protected.append(
+                f"{order_named(order)}: stop-loss and targets "
+                + ("placed again" if order.pk in placed_again else "kept")
+            )
+
+
 def order_named(order: Order) -> str:
     """An order as a report names it: "RELIANCE (order 12)"."""
     return f"{order.symbol} (order {order.pk})"

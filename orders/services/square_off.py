@@ -15,7 +15,10 @@ order book; then `square_off`:
    could close too: a market exit beside it could exit twice and reverse the position;
 5. gives a bracket whose position was not squared off (its exit rejected, held back, not
    chosen or never written) back, at once, what the cancels took from it: no longer
-   exit-requested, protected by step 4's `protect_orders`. A bracket whose exit was
+   exit-requested, protected by step 4's `protect_orders`; so is one exit-requested
+   before (an earlier exit refused in part) whose stop-loss or targets the cancels took
+   (a second kill switch that cannot read the positions leaves it as it found it). A
+   bracket whose exit was
    rejected in part (split at the freeze quantity, some slices refused) stays
    exit-requested, and step 4 places its stop-loss and targets at once for what the exits
    on their way do not take (protection's `exiting_quantity`): the rejected slices'
@@ -53,12 +56,7 @@ from orders.services.position_changes import (
     send_exits,
     write_ahead_exits,
 )
-from orders.services.protection import (
-    lacks_stop_loss,
-    order_named,
-    protect_orders,
-    protect_refused_exits,
-)
+from orders.services.protection import protect_again, protect_refused_exits
 
 Role = OrderLeg.Role
 PROTECTIVE_ROLES = (Role.STOP_LOSS, Role.TAKE_PROFIT)
@@ -113,8 +111,9 @@ def square_off(
     """Cancel `working` and square off the positions `choose` picks among the broker's
     (every one when None) in the order the module docstring gives. `brackets`: those the
     caller marked exit-requested, as read before the mark (those it marked anew have none);
-    the ones whose position was not squared off are protected again. Problems, the brackets
-    protected and those not, go to `result`."""
+    the ones whose position was not squared off are protected again, among those marked
+    before only the ones whose stop-loss or targets these cancels took. Problems, the
+    brackets protected and those not, go to `result`."""
     done = SquareOff()
     still_working = _cancel(
         [leg for leg in working if leg.role not in PROTECTIVE_ROLES], terms, actor, result, done
@@ -124,16 +123,23 @@ def square_off(
     if positions is not None and protective:
         still_working += _cancel(protective, terms, actor, result, done)
         positions = _read_positions(account, result, when=" after the stop-losses were cancelled")
-    marked = [o for o in brackets if o.exit_requested_at is None]
+    cancelled = {leg.pk for leg in done.cancelled}
+    placed_again = {leg.order_id for leg in protective if leg.pk in cancelled}
+    # Given back what the cancels took when their position is not squared off: the brackets
+    # the caller marked, and those exit-requested before (an earlier exit refused in part)
+    # whose stop-loss or targets these cancels took.
+    at_stake = [o for o in brackets if o.exit_requested_at is None or o.pk in placed_again]
     refused: dict[int, str] = {}
     if positions is None:
-        reasons = dict.fromkeys([o.pk for o in marked], "the broker's positions could not be read")
+        reasons = dict.fromkeys(
+            [o.pk for o in at_stake], "the broker's positions could not be read"
+        )
     else:
         done.positions = positions
         reasons, refused = _exits(
             account,
             positions,
-            marked=marked,
+            at_stake=at_stake,
             still_working=still_working,
             choose=choose,
             terms=terms,
@@ -141,12 +147,11 @@ def square_off(
             result=result,
             done=done,
         )
-    cancelled = {leg.pk for leg in done.cancelled}
     _keep_protected(
         account,
-        marked,
+        at_stake,
         reasons=reasons,
-        placed_again={leg.order_id for leg in protective if leg.pk in cancelled},
+        placed_again=placed_again,
         terms=terms,
         actor=actor,
         result=result,
@@ -163,7 +168,7 @@ def _exits(
     account: BrokerAccount,
     positions: list[BrokerPositionRow],
     *,
-    marked: list[Order],
+    at_stake: list[Order],
     still_working: list[OrderLeg],
     choose: Chooser | None,
     terms: SquareOffTerms,
@@ -172,10 +177,11 @@ def _exits(
     done: SquareOff,
 ) -> tuple[dict[int, str], dict[int, str]]:
     """MARKET exits for the positions chosen among `positions` (read after the cancels) but
-    those held back. Returns why each bracket of `marked` whose position was not squared
-    off was not, and the other brackets whose exit the broker refused, in part (some of
-    its slices on their way) or, for one exit-requested before, in full, each with what was
-    refused (both by order id)."""
+    those held back. Returns why each bracket of `at_stake` (`square_off`'s) whose position
+    was not squared off was not, and the other brackets whose exit the broker refused, in
+    part (some of its slices on their way) or, for one exit-requested before whose
+    stop-loss and targets were not cancelled, in full, each with what was refused (both by
+    order id)."""
     held_back = _held_back(positions, still_working, result)
     candidates = [p for p in positions if position_key(p) not in held_back]
     chosen, skipped = choose(candidates) if choose is not None else (candidates, {})
@@ -202,7 +208,7 @@ def _exits(
         position_key(p) for p in chosen if p.net_qty != 0 and position_key(p) not in written
     }
     reasons: dict[int, str] = {}
-    for order in marked:
+    for order in at_stake:
         position = order_position_key(order)
         if order.pk in sent.on_their_way:
             continue  # squared off, or in part: `refused` below
@@ -308,8 +314,9 @@ def _keep_protected(
     """The brackets of `brackets` named in `reasons` (by order id: why their position was
     not squared off) that hold a position are no longer exit-requested, and what the
     cancels took from their stop-loss and targets (`placed_again`: the orders some of
-    them were cancelled of) is placed again now: protection's step 4 for them. Each is
-    audited and named in `result`: protected, or not when its stop-loss could not be placed."""
+    them were cancelled of) is placed again now: protection's step 4 for them
+    (`protect_again`). Each is audited and named in `result`: protected, or not when its
+    stop-loss could not be placed."""
     holding = [
         order
         for order, legs in orders_with_legs([o.pk for o in brackets if o.pk in reasons])
@@ -331,19 +338,10 @@ def _keep_protected(
             for order in holding
         },
     )
-    ids = [order.pk for order in holding]
-    result.errors += protect_orders(
-        account=account, orders=orders_with_legs(ids), actor=actor
-    ).errors
-    for order, legs in orders_with_legs(ids):
-        if lacks_stop_loss(order, legs):
-            result.unprotected_order_ids.append(order.pk)
-            result.unprotected.append(
-                f"{order_named(order)}: its stop-loss could not be placed again"
-            )
-        else:
-            result.protected_order_ids.append(order.pk)
-            result.protected.append(
-                f"{order_named(order)}: stop-loss and targets "
-                + ("placed again" if order.pk in placed_again else "kept")
-            )
+    protect_again(
+        account,
+        [order.pk for order in holding],
+        placed_again=placed_again,
+        actor=actor,
+        result=result,
+    )

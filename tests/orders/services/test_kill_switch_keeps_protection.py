@@ -27,9 +27,11 @@ from tests.factories import (
     api_client_for,
     assert_protected_again_once,
     legs_of,
+    net_at_the_broker,
     order_event_kinds,
     place_protected_bracket,
     single_request,
+    split_in_two_and_refuse_one,
     sync_from_broker,
     web_client_for,
     working_protection,
@@ -249,3 +251,75 @@ def test_the_web_kill_switch_says_the_position_was_not_squared_off_and_stays_pro
     assert "nothing squared off" in page
     assert f"RELIANCE (order {bracket.pk})" in page
     assert "stop-loss and targets kept" in page
+
+
+HALF = [("STOP_LOSS", 5), ("TAKE_PROFIT", 5)]
+
+
+def _half_squared_off(simulator, protected_bracket):
+    """A first kill switch squares off half: one slice of the exit refused, the bracket stays
+    exit-requested with a stop-loss and target for the 5 still open."""
+    user, account, stock, bracket = protected_bracket
+    split_in_two_and_refuse_one(simulator, stock)
+    kill_switch(account=account, actor=f"user:{user.pk}")
+    sync_from_broker(account)
+    place_protective_legs(account=account)
+    assert net_at_the_broker(account, stock) == 5
+    assert working_protection(bracket) == HALF
+    bracket.refresh_from_db()
+    assert bracket.exit_requested_at is not None
+    return user, account, bracket
+
+
+def test_a_second_kill_switch_that_cannot_read_the_positions_puts_back_what_it_cancelled(
+    simulator, protected_bracket, monkeypatch
+):
+    user, account, bracket = _half_squared_off(simulator, protected_bracket)
+    # The second cancels that stop-loss and target, then the positions cannot be read.
+    simulator.fail_after_answering(
+        SIM_CANCEL_ROUTE, failing=[SIM_POSITIONS_ROUTE], monkeypatch=monkeypatch
+    )
+    before = {leg.pk for leg in legs_of(bracket) if leg.role in PROTECTIVE_ROLES}
+
+    result = kill_switch(account=account, actor=f"user:{user.pk}")
+
+    # What it cancelled is placed again at once: the 5 the broker holds keep a stop-loss.
+    old = [leg for leg in legs_of(bracket) if leg.pk in before and leg.status == "OPEN"]
+    assert old == []
+    assert working_protection(bracket) == HALF
+    assert working_protection_at_the_broker(account, bracket) == HALF
+    assert not result.complete
+    assert result.squared_off == []
+    assert result.protected_order_ids == [bracket.pk]
+    assert result.unprotected_order_ids == []
+    assert f"RELIANCE (order {bracket.pk}): stop-loss and targets placed again" in (result.summary)
+    kept = OrderEvent.objects.filter(order=bracket, kind="kill_switch_protection_kept")
+    assert any("placed again at once" in e.message for e in kept), [e.message for e in kept]
+    # Not left exit-requested: the monitoring loop keeps covering the position, and finds
+    # nothing more to place.
+    bracket.refresh_from_db()
+    assert bracket.exit_requested_at is None
+    simulator.set_faults(error_rate=0.0, routes=[])
+    sync_from_broker(account)
+    place_protective_legs(account=account)
+    assert working_protection(bracket) == HALF
+
+
+def test_a_second_kill_switch_holding_the_position_back_puts_back_the_target_it_cancelled(
+    simulator, protected_bracket
+):
+    user, account, bracket = _half_squared_off(simulator, protected_bracket)
+    (stop_loss,) = [leg for leg in legs_of(bracket, "STOP_LOSS") if leg.status == "OPEN"]
+    # The second's first cancel (the stop-loss's, the older leg) fails; the target's goes
+    # through, and no market exit goes out beside the stop-loss still working.
+    simulator.set_faults(error_next=1, routes=[SIM_CANCEL_ROUTE])
+
+    result = kill_switch(account=account, actor=f"user:{user.pk}")
+
+    assert any("not squared off" in e and stop_loss.unique_identifier in e for e in result.errors)
+    assert result.squared_off == []
+    assert working_protection(bracket) == HALF
+    assert working_protection_at_the_broker(account, bracket) == HALF
+    assert result.protected_order_ids == [bracket.pk]
+    bracket.refresh_from_db()
+    assert bracket.exit_requested_at is None
