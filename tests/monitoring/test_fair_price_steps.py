@@ -430,24 +430,24 @@ def _single_stop_limit_entry(desk, strategy):
     return place_single_order(user=user, request=request).order
 
 
-def _stuck_single_stop_limit_entry(desk, strategy):
-    """`_single_stop_limit_entry`, the price gone to 1040 for good: through the stop, far
-    past the limit."""
-    order = _single_stop_limit_entry(desk, strategy)
+def _re_priced_single_stop_limit_entry(desk):
+    """`_single_stop_limit_entry` under a 0.5 % slippage bound, the price gone to 1040 for
+    good (through the stop, far past the limit), its entry re-priced once: (order, entry)."""
+    user, account, _instrument = desk
+    order = _single_stop_limit_entry(desk, make_strategy(user=user, max_slippage_pct=D("0.5")))
     _price_moves(desk, "1040")
-    return order
+    assert reprice_entry_legs(_state(user, account)) == {"repriced": 1}
+    entry = _leg(order, OrderLeg.Role.ENTRY)
+    assert entry.limit_price == D("1006.00")  # 1001 + 0.5 %
+    return order, entry
 
 
 def test_a_quantity_only_modify_keeps_the_traders_price_and_the_bound(desk):
     # A modify without a price took the leg's working (desk re-priced) limit as the trader's
     # new price: onto the order, and the bound afresh from it, one more bound (1011 from
     # 1001) every time the trader touched the quantity.
-    user, account, instrument = desk
-    strategy = make_strategy(user=user, max_slippage_pct=D("0.5"))
-    order = _stuck_single_stop_limit_entry(desk, strategy)
-    assert reprice_entry_legs(_state(user, account)) == {"repriced": 1}
-    entry = _leg(order, OrderLeg.Role.ENTRY)
-    assert entry.limit_price == D("1006.00")  # 1001 + 0.5 %
+    user, account, _instrument = desk
+    order, entry = _re_priced_single_stop_limit_entry(desk)
 
     api = api_client_for(user)
     for quantity in (12, 15):
@@ -486,11 +486,7 @@ def test_a_traders_limit_equal_to_the_working_one_is_their_own_new_price(desk):
     # on, as from any other price they give. The anchor stayed at their old 1001, as if the
     # modify had not given a price, so the entry was held at 1006.00 for good.
     user, account, _instrument = desk
-    strategy = make_strategy(user=user, max_slippage_pct=D("0.5"))
-    order = _stuck_single_stop_limit_entry(desk, strategy)
-    assert reprice_entry_legs(_state(user, account)) == {"repriced": 1}
-    entry = _leg(order, OrderLeg.Role.ENTRY)
-    assert entry.limit_price == D("1006.00")  # 1001 + 0.5 %
+    order, entry = _re_priced_single_stop_limit_entry(desk)
 
     answer = api_client_for(user).patch(
         f"/api/orders/{order.pk}", {"limit_price": "1006.00"}, format="json"

@@ -315,19 +315,27 @@ def test_cancelorder_and_orderstatus(desk):
     ok(client.cancelorder(order_id=placed["orderid"]))  # already cancelled: success, as OpenAlgo
 
 
-def test_orderstatus_shows_the_price_the_desk_re_priced_the_entry_to(desk):
-    # A re-pricing leaves the order's prices as the trader set them (a regeneration
-    # re-places a rejected order there): orderstatus answers the entry's at the broker, as
-    # a broker's order book does, not the order's.
-    client = desk.client()
+def re_priced_stop_limit(desk, client) -> tuple[dict, Order, OrderLeg]:
+    """An SL order (trigger 101, limit 101.50) placed through `client`, the price gone to 103
+    (through the stop, past the limit: stuck) and its entry re-priced to 102: placeorder's
+    answer, the order and its entry leg."""
     stop_limit = dict(desk.WORKING, price_type="SL", price="101.50", trigger_price="101")
     placed = ok(client.placeorder(**stop_limit))
-    set_price_and_match(desk.stock, "103")  # through the stop, past the limit: stuck
+    set_price_and_match(desk.stock, "103")
     order = Order.objects.get(pk=int(placed["orderid"]))
     entry = order.legs.get()
     reprice_leg(
         leg_id=entry.pk, account_id=desk.account.pk, new_limit_price=Decimal("102"), actor="test"
     )
+    return placed, order, entry
+
+
+def test_orderstatus_shows_the_price_the_desk_re_priced_the_entry_to(desk):
+    # A re-pricing leaves the order's prices as the trader set them (a regeneration
+    # re-places a rejected order there): orderstatus answers the entry's at the broker, as
+    # a broker's order book does, not the order's.
+    client = desk.client()
+    placed, order, _entry = re_priced_stop_limit(desk, client)
     status = ok(client.orderstatus(order_id=placed["orderid"]))["data"]
     assert (status["pricetype"], status["price"], status["trigger_price"]) == ("SL", 102.0, 101.0)
     [row] = ok(client.orderbook())["data"]["orders"]
@@ -341,14 +349,7 @@ def test_modifyorder_echoing_the_re_priced_price_changes_only_the_quantity(desk)
     # the price orderstatus showed, the entry's re-priced one. That took the working price
     # as the trader's own (onto the order, and re-pricing's bound afresh from it).
     client = desk.client()
-    stop_limit = dict(desk.WORKING, price_type="SL", price="101.50", trigger_price="101")
-    placed = ok(client.placeorder(**stop_limit))
-    set_price_and_match(desk.stock, "103")  # through the stop, past the limit: stuck
-    order = Order.objects.get(pk=int(placed["orderid"]))
-    entry = order.legs.get()
-    reprice_leg(
-        leg_id=entry.pk, account_id=desk.account.pk, new_limit_price=Decimal("102"), actor="test"
-    )
+    placed, order, entry = re_priced_stop_limit(desk, client)
     status = ok(client.orderstatus(order_id=placed["orderid"]))["data"]
     echoed = {"price": str(status["price"]), "trigger_price": str(status["trigger_price"])}
 
