@@ -937,6 +937,22 @@ def sell_by_position_change(user, account, instrument, quantity: int | None = No
     )
 
 
+def trade_at_the_broker(account, instrument, side: str, quantity: int) -> None:
+    """A MARKET MIS order placed in the broker's own terminal, behind the desk's back (no
+    order or leg of ours): the broker's position moves, the desk's brackets do not."""
+    async_to_sync(broker_client(account).place_order)(
+        PlaceOrderRequest(
+            exchange_segment=instrument.exchange_segment,
+            exchange_instrument_id=instrument.exchange_instrument_id,
+            side=side,
+            order_type="MARKET",
+            product_type="MIS",
+            quantity=quantity,
+            unique_identifier=f"terminal{next(_seq)}",
+        )
+    )
+
+
 def split_in_two_and_refuse_one(simulator, instrument) -> None:
     """An exit of 10 in `instrument` goes out as two slices of 5 (its freeze quantity), and
     the simulator refuses the next order it is sent: one slice rejected, the other on its
