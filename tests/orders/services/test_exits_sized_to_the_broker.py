@@ -31,6 +31,7 @@ from tests.factories import (
     working_protection,
     working_protection_at_the_broker,
 )
+from tests.servers import SIM_CANCEL_ROUTE, SIM_POSITIONS_ROUTE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -229,3 +230,28 @@ def test_placesmartorder_answers_that_the_exit_was_sized_to_the_broker(
         f"RELIANCE (order {bracket.pk}): the desk held 10, the broker 4; its exits, "
         "stop-loss and targets sized to 4" in body["message"]
     )
+
+
+def test_positions_unreadable_after_the_cancels_protect_the_desks_position_and_say_so(
+    simulator, protected_bracket, monkeypatch
+):
+    # The first read (before the stop-loss is cancelled) answers; the second, which the
+    # exits would be measured from, fails: the stop-loss and target are placed again as
+    # before, for the desk's 10, and the trader is told that the broker's could not be read.
+    user, account, stock, bracket = protected_bracket
+    trade_at_the_broker(account, stock, "SELL", 6)
+    simulator.fail_after_answering(
+        SIM_CANCEL_ROUTE, failing=[SIM_POSITIONS_ROUTE], monkeypatch=monkeypatch
+    )
+
+    result = kill_switch(account=account, actor=f"user:{user.pk}")
+
+    assert legs_of(bracket, "EXIT") == []
+    assert working_protection(bracket) == [("STOP_LOSS", 10), ("TAKE_PROFIT", 10)]
+    assert result.protected_order_ids == [bracket.pk]
+    assert (
+        "stop-loss and targets placed again, for the desk's own position (the broker's "
+        "positions could not be read)" in result.summary
+    )
+    kept = OrderEvent.objects.get(order=bracket, kind="kill_switch_protection_kept")
+    assert "the broker's positions could not be read" in kept.message
