@@ -403,7 +403,7 @@ class ExitReport:
     unprotected_order_ids: list[int] = field(default_factory=list)
     protected: list[str] = field(default_factory=list)
     unprotected: list[str] = field(default_factory=list)
-    # Brackets the broker holds less of than the desk (`size_to_broker`): their exits,
+    # Brackets the broker holds less of than the desk (`record_shortfalls`): their exits,
     # stop-loss and targets sized to the broker's, or (its positions unreadable) to the
     # desk's own. One phrase each.
     sized_to_broker: list[str] = field(default_factory=list)
