@@ -521,6 +521,22 @@ def openalgo_order_body(key: str, **overrides) -> dict:
     }
 
 
+def flatten_smart_order_body(key: str) -> dict:
+    """The JSON body of OpenAlgo's POST /api/v1/placesmartorder with API key `key`: strategy
+    "Trend" takes its MIS RELIANCE position to 0 with a MARKET SELL (quantity 10)."""
+    return {
+        "apikey": key,
+        "strategy": "Trend",
+        "symbol": "RELIANCE",
+        "exchange": "NSE",
+        "action": "SELL",
+        "product": "MIS",
+        "pricetype": "MARKET",
+        "quantity": "10",
+        "position_size": "0",
+    }
+
+
 def single_ticket_form(account, **overrides) -> dict:
     """The order ticket's fields (POST /orders/new/) for a single order: BUY 1 RELIANCE
     LIMIT 99, MIS."""

@@ -24,6 +24,7 @@ from orders.services.position_changes import change_position_live
 from tests.factories import (
     api_client_for,
     exit_body,
+    flatten_smart_order_body,
     legs_of,
     net_at_the_broker,
     sync_from_broker,
@@ -207,17 +208,7 @@ def test_placesmartorder_answers_that_the_exit_was_sized_to_the_broker(
 
     answer = APIClient().post(
         "/api/v1/placesmartorder",
-        {
-            "apikey": key,
-            "strategy": "Trend",
-            "symbol": "RELIANCE",
-            "exchange": "NSE",
-            "action": "SELL",
-            "product": "MIS",
-            "pricetype": "MARKET",
-            "quantity": "10",
-            "position_size": "0",
-        },
+        flatten_smart_order_body(key),
         format="json",
     )
 
