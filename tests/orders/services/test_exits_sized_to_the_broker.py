@@ -10,14 +10,13 @@ a sale in the broker's own terminal leaves the broker holding less."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 from rest_framework.test import APIClient
 
 from accounts.api_keys import create_api_key
 from accounts.models import ApiKey
 from orders.models import Order, OrderEvent
+from orders.openalgo.mapping import PositionChange
 from orders.services import place_protective_legs
 from orders.services.kill_switch import kill_switch
 from orders.services.position_changes import change_position_live
@@ -27,6 +26,7 @@ from tests.factories import (
     flatten_smart_order_body,
     legs_of,
     net_at_the_broker,
+    sell_by_position_change,
     sync_from_broker,
     trade_at_the_broker,
     working_protection,
@@ -38,25 +38,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 FOUR = [("STOP_LOSS", 4), ("TAKE_PROFIT", 4)]
 REFUSE_THE_NEXT_ORDER = {"reject_next": 1, "routes": ["POST /interactive/orders"]}
-
-
-@dataclass
-class Change:
-    side: str
-    quantity: int
-
-
-def _sell_what_the_broker_holds(user, account, stock):
-    """What an OpenAlgo flatten asks: sell all of the MIS position the broker reports."""
-    return change_position_live(
-        account=account,
-        instrument=stock,
-        product_type="MIS",
-        decide=lambda current: Change(side="SELL", quantity=current) if current else None,
-        user=user,
-        actor=f"user:{user.pk}",
-        source=Order.Source.OPENALGO,
-    )
 
 
 def _sized_event(bracket: Order) -> OrderEvent:
@@ -139,7 +120,7 @@ def test_a_position_change_over_less_at_the_broker_leaves_no_stop_loss_beyond_it
     user, account, stock, bracket = protected_bracket
     trade_at_the_broker(account, stock, "SELL", 6)
 
-    live = _sell_what_the_broker_holds(user, account, stock)
+    live = sell_by_position_change(user, account, stock)
 
     assert live.current == 4
     assert [leg.quantity for leg in live.result.exit_legs] == [4]
@@ -160,7 +141,7 @@ def test_a_position_change_refused_protects_only_what_the_broker_holds(
     trade_at_the_broker(account, stock, "SELL", 6)
     simulator.set_faults(**REFUSE_THE_NEXT_ORDER)
 
-    live = _sell_what_the_broker_holds(user, account, stock)
+    live = sell_by_position_change(user, account, stock)
 
     assert [leg.status for leg in live.result.exit_legs] == ["REJECTED"]
     assert working_protection(bracket) == FOUR
@@ -182,7 +163,7 @@ def test_a_position_change_over_a_position_held_the_other_way_cancels_the_protec
         account=account,
         instrument=stock,
         product_type="MIS",
-        decide=lambda current: Change(side="BUY", quantity=-current),
+        decide=lambda current: PositionChange(side="BUY", quantity=-current),
         user=user,
         actor=f"user:{user.pk}",
         source=Order.Source.OPENALGO,
