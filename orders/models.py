@@ -103,6 +103,11 @@ class Order(models.Model):
     # With it, the entry's filled quantity that exit covers: what the entry fills beyond it
     # (an entry the exit could not cancel) came later, and step 4 squares it off at once.
     exit_requested_entry_filled = models.PositiveIntegerField(null=True, blank=True)
+    # Of the bracket's open position, what the broker did not hold when an exit path (the
+    # kill switch, a position exit or change) last measured it: closed outside the desk (a
+    # trade in the broker's own terminal, its risk system). No exit, stop-loss or target
+    # of the bracket covers it (orders.domain.exit_sizing).
+    broker_shortfall = models.PositiveIntegerField(default=0)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -521,6 +521,22 @@ def openalgo_order_body(key: str, **overrides) -> dict:
     }
 
 
+def flatten_smart_order_body(key: str) -> dict:
+    """The JSON body of OpenAlgo's POST /api/v1/placesmartorder with API key `key`: strategy
+    "Trend" takes its MIS RELIANCE position to 0 with a MARKET SELL (quantity 10)."""
+    return {
+        "apikey": key,
+        "strategy": "Trend",
+        "symbol": "RELIANCE",
+        "exchange": "NSE",
+        "action": "SELL",
+        "product": "MIS",
+        "pricetype": "MARKET",
+        "quantity": "10",
+        "position_size": "0",
+    }
+
+
 def single_ticket_form(account, **overrides) -> dict:
     """The order ticket's fields (POST /orders/new/) for a single order: BUY 1 RELIANCE
     LIMIT 99, MIS."""
@@ -934,6 +950,22 @@ def sell_by_position_change(user, account, instrument, quantity: int | None = No
         user=user,
         actor=f"user:{user.pk}",
         source=Order.Source.OPENALGO,
+    )
+
+
+def trade_at_the_broker(account, instrument, side: str, quantity: int) -> None:
+    """A MARKET MIS order placed in the broker's own terminal, behind the desk's back (no
+    order or leg of ours): the broker's position moves, the desk's brackets do not."""
+    async_to_sync(broker_client(account).place_order)(
+        PlaceOrderRequest(
+            exchange_segment=instrument.exchange_segment,
+            exchange_instrument_id=instrument.exchange_instrument_id,
+            side=side,
+            order_type="MARKET",
+            product_type="MIS",
+            quantity=quantity,
+            unique_identifier=f"terminal{next(_seq)}",
+        )
     )
 
 

@@ -596,7 +596,11 @@ def _reach_target(webhook: AlertWebhook, order: AlertOrder) -> AlertAnswer:
     # What the exits refused left: protected again at once, or not (square off by hand).
     protection = [
         words
-        for words in (result.protection.unprotected_words, result.protection.protected_words)
+        for words in (
+            result.protection.unprotected_words,
+            result.protection.protected_words,
+            result.protection.sized_words,
+        )
         if words
     ]
     if result.placement is not None:
@@ -634,6 +638,8 @@ def _reach_target(webhook: AlertWebhook, order: AlertOrder) -> AlertAnswer:
         )
     assert primary is not None  # something was sent, without errors
     body.update(order_id=primary.pk, order_status=primary.status, outcome=Outcome.PLACED)
+    if result.protection.sized_words:
+        body["detail"] = result.protection.sized_words
     return AlertAnswer(status=201, body=body, outcome=Outcome.PLACED)
 
 

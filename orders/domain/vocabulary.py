@@ -197,6 +197,9 @@ class EventKind(Vocabulary):
     EXIT_REDUCE_FAILED = "exit_reduce_failed", "Exit leg reduction failed"
     # An exit asked for (kill switch, position exit) was refused: step 4 protects it again.
     EXIT_REFUSED = "exit_refused", "Exit refused, protected again"
+    # An exit path (kill switch, position exit or change) found the broker holding less of a
+    # bracket's position than the desk: its exits and protection are sized to the broker's.
+    EXIT_SIZED_TO_BROKER = "exit_sized_to_broker", "Exit and protection sized to the broker"
     # An exit-requested bracket's entry (one the exit could not cancel) filled later: step 4
     # squares the fill off at once (orders.services.late_fills).
     LATE_FILL = "late_fill", "Entry filled after the exit was asked for"

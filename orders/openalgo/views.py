@@ -450,6 +450,8 @@ class PlaceSmartOrderView(PlacingView):
                 "Part or all of the change exits desk brackets holding the position "
                 f"(orders {', '.join(str(o.pk) for o in change.bracket_orders)})"
             )
+        if change.protection.sized_words:  # the trader hears of it, refused or not
+            note = ". ".join(n for n in (note, change.protection.sized_words) if n)
         if change.nothing_sent:
             # The exits never reached the broker: answered as an order not sent would be;
             # the same request sent again reads the position afresh and places once.
@@ -463,7 +465,11 @@ class PlaceSmartOrderView(PlacingView):
         # What the exits refused left: protected again at once, or not (square off by hand).
         protection = [
             words
-            for words in (change.protection.unprotected_words, change.protection.protected_words)
+            for words in (
+                change.protection.unprotected_words,
+                change.protection.protected_words,
+                change.protection.sized_words,
+            )
             if words
         ]
         if change.errors and not change.placement:

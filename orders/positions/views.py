@@ -74,6 +74,8 @@ def _report(request: HttpRequest, result: services.ExitResult, what: str) -> Non
         messages.error(request, result.unprotected_words)
     if result.protected_words:
         messages.warning(request, result.protected_words)
+    if result.sized_words:
+        messages.warning(request, result.sized_words)
     if not result.exited and not result.errors:
         messages.info(request, "No open position to exit.")
 

@@ -23,7 +23,11 @@ Three callers share this:
 - `change_position_live`: the live position read and changed under the account's exclusion.
 
 The broker's positions are read live (`net_quantity`): a target is only as good as the
-position it is measured from.
+position it is measured from. The brackets are measured against them too
+(`measure_shortfalls`, `record_shortfalls`): what of a bracket the broker does not hold (a
+trade in its own terminal, its risk system) is neither exited nor protected, audited and
+told to the trader; a change trims such a bracket's working stop-loss and targets to what
+the broker holds before its exit goes out.
 """
 
 from __future__ import annotations
@@ -40,9 +44,11 @@ from django.utils import timezone
 from accounts.models import BrokerAccount, Strategy, User
 from accounts.services import strategy_named
 from orders.brokers.base import BrokerPositionRow
+from orders.domain.exit_sizing import broker_shortfalls, held_toward, protectable
 from orders.domain.rollup import open_position_of
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind
 from orders.models import Instrument, Order, OrderLeg, OrderType, Side
+from orders.selectors import orders_with_legs
 from orders.services.audit import leg_change, new_event, record_changes
 from orders.services.broker_calls import SendOutcome, submit_legs
 from orders.services.broker_reads import read_positions
@@ -142,27 +148,38 @@ class BracketExit:
 
 
 def brackets_holding(
-    *, account: BrokerAccount, instrument: Instrument, product_type: str, exit_side: str
+    *,
+    account: BrokerAccount,
+    instrument: Instrument,
+    product_type: str,
+    exit_side: str,
+    shortfalls: dict[int, int] | None = None,
 ) -> list[tuple[Order, list[OrderLeg], int]]:
     """The brackets whose open position an order on `exit_side` would reduce, oldest
-    first, each with its legs and the quantity still free to exit (open position minus the
-    exits already on their way)."""
+    first, each with its legs and the quantity still free to exit (what the broker holds of
+    their open position, less the exits already on their way: `_free_to_exit`)."""
     holding_side = Side.BUY if exit_side == Side.SELL else Side.SELL
     brackets = _filled_brackets(account=account, instrument_ids=[instrument.pk]).filter(
         product_type=product_type, side=holding_side
     )
-    return _free_to_exit(brackets)
+    return _free_to_exit(brackets, shortfalls)
 
 
-def _filled_brackets(*, account: BrokerAccount, instrument_ids: Iterable[int]) -> QuerySet[Order]:
+def _filled_brackets(
+    *, account: BrokerAccount, instrument_ids: Iterable[int] = (), **where: Any
+) -> QuerySet[Order]:
+    """The account's brackets holding a position, of the instruments named (by id, or by
+    any other filter in `where`), oldest first, with their legs."""
+    if not where:
+        where = {"instrument_id__in": list(instrument_ids)}
     return (
         Order.objects.filter(
             account=account,
             kind=Order.Kind.BRACKET,
-            instrument_id__in=list(instrument_ids),
             filled_quantity__gt=0,
             status__in=(Order.Status.PARTIALLY_FILLED, Order.Status.FILLED),
             archived_at=None,
+            **where,
         )
         .select_related("instrument")
         .prefetch_related("legs")
@@ -170,11 +187,17 @@ def _filled_brackets(*, account: BrokerAccount, instrument_ids: Iterable[int]) -
     )
 
 
-def _free_to_exit(brackets: Iterable[Order]) -> list[tuple[Order, list[OrderLeg], int]]:
+def _free_to_exit(
+    brackets: Iterable[Order], shortfalls: dict[int, int] | None = None
+) -> list[tuple[Order, list[OrderLeg], int]]:
+    """The brackets with something free to exit: of their open position, what the broker
+    holds (all but their shortfall: `shortfalls`, by order id, measured now, or the one
+    last recorded) less the exits already on their way."""
     found = []
     for order in brackets:
         legs = list(order.legs.all())
-        free = open_position_of(legs) - working_quantity(legs)
+        shortfall = (shortfalls or {}).get(order.pk, order.broker_shortfall)
+        free = protectable(open_position_of(legs), shortfall) - working_quantity(legs)
         if free > 0:
             found.append((order, legs, free))
     return found
@@ -198,6 +221,103 @@ def _instruments_of(positions: list[BrokerPositionRow]) -> dict[tuple[str, int],
         if key in keys:
             by_key.setdefault(key, instrument)
     return by_key
+
+
+# ---- what the broker holds of the brackets' positions -------------------------------------
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """A bracket measured against the broker: its open position, the desk's brackets'
+    in all in its position and direction (`desk`), what the broker holds of that (`broker`),
+    and what of its own the broker does not hold (orders.domain.exit_sizing)."""
+
+    order: Order
+    position: int
+    desk: int
+    broker: int
+    shortfall: int
+
+    @property
+    def covered(self) -> int:
+        """What its exits, stop-loss and targets may cover."""
+        return protectable(self.position, self.shortfall)
+
+    @property
+    def phrase(self) -> str:
+        """For the trader: "RELIANCE (order 12): the desk held 10, the broker 4; ..."."""
+        desk = f"{self.position}" + (
+            f" ({self.desk} on its brackets)" if self.desk != self.position else ""
+        )
+        return (
+            f"{self.order.symbol} (order {self.order.pk}): the desk held {desk}, the broker "
+            f"{self.broker}; its exits, stop-loss and targets sized to {self.covered}"
+        )
+
+
+def measure_shortfalls(*, account: BrokerAccount, nets: dict[PositionKey, int]) -> list[Shortfall]:
+    """Every bracket of the account holding one of the positions of `nets` (each with the
+    broker's net quantity, read live: 0 when it holds none) measured against the broker.
+    Reads only."""
+    if not nets:
+        return []
+    found = _filled_brackets(account=account, exchange_instrument_id__in={key[1] for key in nets})
+    groups: dict[tuple[PositionKey, str], list[tuple[Order, int]]] = {}
+    for order in found:
+        key = order_position_key(order)
+        if key in nets:
+            position = open_position_of(list(order.legs.all()))
+            groups.setdefault((key, order.side), []).append((order, position))
+    desk_of = {
+        group: sum(max(0, position) for _o, position in holding)
+        for group, holding in groups.items()
+    }
+    measured = []
+    for (key, side), holding in groups.items():
+        opposite = desk_of.get((key, Side.SELL if side == Side.BUY else Side.BUY), 0)
+        broker = held_toward(nets[key], side, opposite)
+        shortfalls = broker_shortfalls([(o.pk, position) for o, position in holding], broker)
+        desk = desk_of[(key, side)]
+        measured += [
+            Shortfall(o, position=q, desk=desk, broker=broker, shortfall=shortfalls[o.pk])
+            for o, q in holding
+        ]
+    return measured
+
+
+def record_shortfalls(
+    measured: list[Shortfall], *, who: str, actor: str, report: ExitReport
+) -> None:
+    """Each measured bracket's shortfall stored, audited (EXIT_SIZED_TO_BROKER: the desk
+    held X, the broker Y, sized to Z) when the broker holds less of it or it changed, and
+    named in `report` when the broker holds less of it."""
+    changed = [m for m in measured if m.shortfall != m.order.broker_shortfall]
+    told = [m for m in measured if m.shortfall or m in changed]
+    if not told:
+        return
+    before = {m.order.pk: m.order.broker_shortfall for m in told}
+    with transaction.atomic():
+        for m in changed:
+            Order.objects.filter(pk=m.order.pk).update(
+                broker_shortfall=m.shortfall, updated_at=timezone.now()
+            )
+            m.order.broker_shortfall = m.shortfall
+        record_changes(
+            [
+                new_event(
+                    order=m.order,
+                    kind=EventKind.EXIT_SIZED_TO_BROKER,
+                    actor=actor,
+                    message=f"{who}: the desk held {m.position} of this bracket's position "
+                    f"({m.desk} on its brackets), the broker {m.broker}: its exits, stop-loss "
+                    f"and targets cover at most {m.covered}",
+                    before={"broker_shortfall": before[m.order.pk]},
+                    after={"broker_shortfall": m.shortfall},
+                )
+                for m in told
+            ]
+        )
+    report.sized_to_broker += [m.phrase for m in measured if m.shortfall]
 
 
 def allocate_to_brackets(
@@ -284,10 +404,22 @@ class ExitReport:
     unprotected_order_ids: list[int] = field(default_factory=list)
     protected: list[str] = field(default_factory=list)
     unprotected: list[str] = field(default_factory=list)
+    # Brackets the broker holds less of than the desk (`record_shortfalls`): their exits,
+    # stop-loss and targets sized to the broker's, or (its positions unreadable) to the
+    # desk's own. One phrase each.
+    sized_to_broker: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
         return not self.errors
+
+    @property
+    def sized_words(self) -> str:
+        """The brackets whose exits and protection were sized to what the broker holds, for
+        the trader ('' when none)."""
+        if not self.sized_to_broker:
+            return ""
+        return "The broker holds less than the desk: " + "; ".join(self.sized_to_broker) + "."
 
     @property
     def unprotected_words(self) -> str:
@@ -650,13 +782,24 @@ def change_position(
         raise ValidationFailed(
             "quantity must be positive", details={"quantity": ["must be positive"]}
         )
+    # reason: protection imports this module (its step 4 reads exits through it)
+    from orders.services.protection import protect_orders, protect_refused_exits
+
     ensure_trading_allowed_now(account.pk)
     with account_exclusion(account.pk, purpose="position change"):
         reduces = current > 0 if side == Side.SELL else current < 0
         reducing = min(quantity, abs(current)) if reduces else 0
+        # The brackets of this position measured against what the broker holds (`current`):
+        # none is exited, nor protected, beyond it.
+        key = (instrument.exchange_segment, int(instrument.exchange_instrument_id), product_type)
+        measured = measure_shortfalls(account=account, nets={key: current})
         holders = (
             brackets_holding(
-                account=account, instrument=instrument, product_type=product_type, exit_side=side
+                account=account,
+                instrument=instrument,
+                product_type=product_type,
+                exit_side=side,
+                shortfalls={m.order.pk: m.shortfall for m in measured},
             )
             if reducing
             else []
@@ -697,6 +840,15 @@ def change_position(
             single.strategy_name = strategy_named(user=user, name=strategy_name, actor=actor).name
 
         result = PositionChangeResult()
+        record_shortfalls(measured, who="position change", actor=actor, report=result.protection)
+        stood_down = {a.order.pk for a in allocations if a.closes_all}
+        # The stop-loss and targets of a bracket the broker holds less of than the desk
+        # trimmed to what it holds, first (one exited in full has them cancelled instead).
+        trimmed = [m.order.pk for m in measured if m.shortfall and m.order.pk not in stood_down]
+        if trimmed:
+            result.errors += protect_orders(
+                account=account, orders=orders_with_legs(trimmed), actor=actor
+            ).errors
         if allocations:
             # reason: protection imports this module (its step 4 reads exits through it)
             from orders.services.protection import protect_again, protect_refused_exits

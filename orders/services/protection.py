@@ -22,6 +22,9 @@ For every bracket whose entry has filled quantity:
   (orders.services.late_fills);
 - once the entry is final and the exits have closed the whole position, the Order is
   COMPLETED and any exit still working is cancelled.
+Nothing covers what the broker did not hold of the bracket's position when an exit path last
+measured it (`Order.broker_shortfall`, orders.domain.exit_sizing): a stop-loss or target
+beyond what the broker holds would open a position the other way once it filled.
 The plan itself (`plan_exits`) is pure arithmetic on the legs.
 """
 
@@ -37,6 +40,7 @@ from django.db.models import Q, QuerySet
 
 from accounts.models import BrokerAccount
 from orders.brokers.base import BrokerError
+from orders.domain.exit_sizing import protectable
 from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.rollup import derive_order_status, open_position_of
 from orders.domain.vocabulary import EXIT_ROLES, OPEN_LEG_STATUSES, EventKind, LegStatus
@@ -92,6 +96,9 @@ class ExitPlan:
     new_exits: list[NewExit] = field(default_factory=list)
     position: int = 0
     exiting: int = 0  # of the position, what exits working take: no new leg covers it
+    # Of the position, what the broker did not hold when an exit path measured it
+    # (Order.broker_shortfall): no leg covers it either.
+    shortfall: int = 0
 
 
 @dataclass
@@ -121,17 +128,25 @@ def plan_exits(
     target_quantities: list[int],
     may_add: bool,
     exit_requested: bool = False,
+    shortfall: int = 0,
 ) -> ExitPlan:
     """Reductions so that neither the SL legs nor the TP legs together may close more than
     they may cover, then the new legs that cover what is uncovered: the open position less
     what the exit legs working (or unanswered) will close. An exit-requested bracket's
     stop-loss and targets are trimmed to that too (its exits take the rest); a bracket's own
-    reduction trims them only once it fills, so that a reduction refused leaves them whole."""
+    reduction trims them only once it fills, so that a reduction refused leaves them whole.
+    `shortfall`: what of the open position the broker does not hold (Order.broker_shortfall):
+    no stop-loss or target covers it (one would open a position the other way)."""
     position = open_position_of(legs)
+    held = protectable(position, shortfall)
     entry_filled = sum(leg.filled_quantity for leg in legs if leg.role == Role.ENTRY)
-    plan = ExitPlan(position=position, exiting=exiting_quantity(legs))
-    uncovered = position - plan.exiting
-    cover = uncovered if exit_requested else position
+    plan = ExitPlan(
+        position=position,
+        exiting=exiting_quantity(legs, shortfall),
+        shortfall=position - held,
+    )
+    uncovered = held - plan.exiting
+    cover = uncovered if exit_requested else held
     remaining_after: dict[str, int] = {}
     for role in (Role.STOP_LOSS, Role.TAKE_PROFIT):
         working = sorted(
@@ -182,14 +197,23 @@ def lacks_stop_loss(order: Order, legs: list[OrderLeg]) -> bool:
         target_quantities=_target_quantities(order),
         may_add=True,
         exit_requested=order.exit_requested_at is not None,
+        shortfall=order.broker_shortfall,
     )
     return any(spec.role == Role.STOP_LOSS for spec in plan.new_exits)
 
 
-def exiting_quantity(legs: list[OrderLeg]) -> int:
-    """What of the bracket's open position its exit legs working (or unanswered) will close:
-    no new stop-loss or target covers it, so that none closes what an exit closes too."""
-    return min(working_quantity(legs), open_position_of(legs))
+def exiting_quantity(legs: list[OrderLeg], shortfall: int = 0) -> int:
+    """What of the bracket's open position the broker holds (all of it but `shortfall`) its
+    exit legs working (or unanswered) will close: no new stop-loss or target covers it, so
+    that none closes what an exit closes too."""
+    return min(working_quantity(legs), protectable(open_position_of(legs), shortfall))
+
+
+def uncovered_quantity(order: Order, legs: list[OrderLeg]) -> int:
+    """What of the bracket's open position the broker holds and no exit working closes:
+    what its stop-loss and targets are to cover once an exit was asked for."""
+    held = protectable(open_position_of(legs), order.broker_shortfall)
+    return held - exiting_quantity(legs, order.broker_shortfall)
 
 
 def _exit_leg(order: Order, spec: NewExit, identifier: str) -> OrderLeg:
@@ -351,6 +375,7 @@ def _protect_order(
             target_quantities=_target_quantities(order),
             may_add=False,
             exit_requested=order.exit_requested_at is not None,
+            shortfall=order.broker_shortfall,
         )
         reduced_exits = bool(plan.reductions)
         new_legs = [] if reduced_exits or late else _write_new_exits(order, legs, actor)
@@ -396,6 +421,7 @@ def _write_new_exits(order: Order, legs: list[OrderLeg], actor: str) -> list[Ord
         target_quantities=_target_quantities(order),
         may_add=_may_add(order, legs),
         exit_requested=order.exit_requested_at is not None,
+        shortfall=order.broker_shortfall,
     )
     if not plan.new_exits or plan.reductions:
         return []
@@ -425,6 +451,11 @@ def _write_new_exits(order: Order, legs: list[OrderLeg], actor: str) -> list[Ord
                 actor=actor,
                 message=f"{leg.role} {leg.side} {leg.quantity} written ahead to cover "
                 f"the open position of {plan.position}"
+                + (
+                    f", less the {plan.shortfall} the broker does not hold"
+                    if plan.shortfall
+                    else ""
+                )
                 + (f", less the {plan.exiting} its exits working take" if plan.exiting else ""),
             )
             for leg in new_legs
@@ -497,8 +528,13 @@ def _needs_protection(order: Order, legs: list[OrderLeg]) -> bool:
     if _late_fill(order, legs):
         return True
     requested = order.exit_requested_at is not None
+    shortfall = order.broker_shortfall
     if plan_exits(
-        legs=legs, target_quantities=targets, may_add=False, exit_requested=requested
+        legs=legs,
+        target_quantities=targets,
+        may_add=False,
+        exit_requested=requested,
+        shortfall=shortfall,
     ).reductions:
         return True
     if plan_exits(
@@ -506,6 +542,7 @@ def _needs_protection(order: Order, legs: list[OrderLeg]) -> bool:
         target_quantities=targets,
         may_add=_may_add(order, legs),
         exit_requested=requested,
+        shortfall=shortfall,
     ).new_exits:
         return True
     status, filled = derive_order_status(kind=order.kind, current=order.status, legs=legs)
@@ -589,13 +626,16 @@ def protect_again(
     placed_again: set[int],
     actor: str,
     result: ExitReport,
+    caveat: str = "",
 ) -> None:
     """Step 4 at once (`protect_orders`) for brackets whose position an exit left alone, no
     longer exit-requested (or exit-requested before, and refused in part): what a square-off
     or a position change's cancels took from their stop-loss and targets (`placed_again`:
     the orders some of them were cancelled of) is placed again now. Each is named in
     `result`: protected (its stop-loss and targets kept, or placed again), or not when its
-    stop-loss could not be placed (the broker's refusal is in `result.errors`)."""
+    stop-loss could not be placed (the broker's refusal is in `result.errors`). `caveat` is
+    added to the words of those placed again (what they were sized by, when not by the
+    broker's position)."""
     if not order_ids:
         return
     result.errors += protect_orders(
@@ -611,7 +651,7 @@ def protect_again(
             result.protected_order_ids.append(order.pk)
             result.protected.append(
                 f"{order_named(order)}: stop-loss and targets "
-                + ("placed again" if order.pk in placed_again else "kept")
+                + ("placed again" + caveat if order.pk in placed_again else "kept")
             )
 
 
@@ -654,7 +694,7 @@ def protect_refused_exits(
     )
     result.errors += protect_orders(account=account, orders=read, actor=actor).errors
     for order, legs in orders_with_legs(ids):
-        left = open_position_of(legs) - exiting_quantity(legs)
+        left = uncovered_quantity(order, legs)
         if lacks_stop_loss(order, legs):
             result.unprotected_order_ids.append(order.pk)
             result.unprotected.append(

@@ -9,7 +9,11 @@ order book; then `square_off`:
    stop-loss and targets are never cancelled;
 3. cancels the stop-loss and targets, and reads the positions again: what the exits are
    measured from is read after the cancels it depends on (a stop-loss that filled meanwhile
-   is in it). Unreadable now, the stop-loss and targets are placed again at once;
+   is in it). Unreadable now, the stop-loss and targets are placed again at once, for the
+   desk's own position (the answer says so). Read, the brackets are measured against them
+   (`position_changes.measure_shortfalls`): what of a bracket the broker does not hold (a
+   trade in its own terminal, its risk system) is recorded, audited and told, and no exit,
+   stop-loss or target placed from here on covers it;
 4. sends MARKET exits for the positions the caller chooses, except one that a leg still
    working at the broker (one the broker would not cancel, or has not acknowledged yet)
    could close too: a market exit beside it could exit twice and reverse the position;
@@ -39,6 +43,7 @@ from asgiref.sync import async_to_sync
 from accounts.models import BrokerAccount
 from accounts.services import strategy_named
 from orders.brokers.base import BrokerError, BrokerPositionRow
+from orders.domain.exit_sizing import protectable
 from orders.domain.rollup import open_position_of
 from orders.domain.vocabulary import EventKind
 from orders.models import Order, OrderLeg, Side
@@ -50,9 +55,11 @@ from orders.services.position_changes import (
     ExitReport,
     PositionKey,
     clear_exit_requested,
+    measure_shortfalls,
     note_exit_covers,
     order_position_key,
     position_key,
+    record_shortfalls,
     send_exits,
     write_ahead_exits,
 )
@@ -136,6 +143,7 @@ def square_off(
         )
     else:
         done.positions = positions
+        _size_to_broker(account, positions, brackets, terms=terms, actor=actor, result=result)
         reasons, refused = _exits(
             account,
             positions,
@@ -152,6 +160,7 @@ def square_off(
         at_stake,
         reasons=reasons,
         placed_again=placed_again,
+        measured=positions is not None,
         terms=terms,
         actor=actor,
         result=result,
@@ -232,6 +241,37 @@ def _exits(
     return reasons, refused
 
 
+def _size_to_broker(
+    account: BrokerAccount,
+    positions: list[BrokerPositionRow],
+    brackets: list[Order],
+    *,
+    terms: SquareOffTerms,
+    actor: str,
+    result: ExitReport,
+) -> None:
+    """The positions of `brackets` measured against `positions` (the broker's, read after
+    the cancels; one it does not report it holds none of): what of each bracket the broker
+    does not hold is recorded, audited and named in `result`, and neither exited
+    (`write_ahead_exits`) nor protected again (protection's `plan_exits`). A position whose
+    quantity the broker sent unreadable is left as it was (`write_ahead_exits` reports it)."""
+    nets: dict[PositionKey, int] = {}
+    unreadable = set()
+    for position in positions:
+        key = position_key(position)
+        if position.net_qty is None:
+            unreadable.add(key)
+        else:
+            nets[key] = nets.get(key, 0) + position.net_qty
+    keys = {order_position_key(order) for order in brackets} - unreadable
+    record_shortfalls(
+        measure_shortfalls(account=account, nets={key: nets.get(key, 0) for key in keys}),
+        who=terms.who,
+        actor=actor,
+        report=result,
+    )
+
+
 def _cancel(
     legs: list[OrderLeg], terms: SquareOffTerms, actor: str, result: ExitReport, done: SquareOff
 ) -> list[OrderLeg]:
@@ -307,6 +347,7 @@ def _keep_protected(
     *,
     reasons: dict[int, str],
     placed_again: set[int],
+    measured: bool,
     terms: SquareOffTerms,
     actor: str,
     result: ExitReport,
@@ -315,15 +356,17 @@ def _keep_protected(
     not squared off) that hold a position are no longer exit-requested, and what the
     cancels took from their stop-loss and targets (`placed_again`: the orders some of
     them were cancelled of) is placed again now: protection's step 4 for them
-    (`protect_again`). Each is audited and named in `result`: protected, or not when its
-    stop-loss could not be placed."""
+    (`protect_again`), for what the broker holds of their position (`measured`: the broker's
+    positions were read; else for the desk's own position, and the trader is told so). Each is audited and named in
+    `result`: protected, or not when its stop-loss could not be placed."""
     holding = [
         order
         for order, legs in orders_with_legs([o.pk for o in brackets if o.pk in reasons])
-        if open_position_of(legs) > 0
+        if protectable(open_position_of(legs), order.broker_shortfall) > 0
     ]
     if not holding:
         return
+    unmeasured = ", for the desk's own position (the broker's positions could not be read)"
     clear_exit_requested(
         orders=holding,
         actor=actor,
@@ -335,6 +378,7 @@ def _keep_protected(
                 if order.pk in placed_again
                 else "stop-loss and targets stay working"
             )
+            + ("" if measured or order.pk not in placed_again else unmeasured)
             for order in holding
         },
     )
@@ -344,4 +388,5 @@ def _keep_protected(
         placed_again=placed_again,
         actor=actor,
         result=result,
+        caveat="" if measured else unmeasured,
     )

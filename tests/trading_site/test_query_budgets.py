@@ -60,7 +60,8 @@ CYCLE_PER_EXTRA_STOP_LOSS = 0
 # One statement: the count, the page's ids, its rows and their legs
 # (orders.selectors.order_list_page); 4 before (the count, the ids, the rows, the legs).
 ORDER_LIST = 1
-KILL_SWITCH_3_POSITIONS = 109
+# +1: its brackets measured against the broker's positions (square_off._size_to_broker).
+KILL_SWITCH_3_POSITIONS = 110
 SCHEDULE_LIST = 2
 SCHEDULE_LIST_PER_EXTRA = 0
 

@@ -80,6 +80,12 @@ class ExitResultSerializer(NotSquaredOffSerializer):
         'targets kept")',
     )
     unprotected = serializers.ListField(child=serializers.CharField())
+    sized_to_broker = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="One phrase per bracket the broker holds less of than the desk, whose exits "
+        'and stop-loss were sized to what it holds ("RELIANCE (order 12): the desk held 10, '
+        'the broker 4; its exits, stop-loss and targets sized to 4")',
+    )
     # The metaclass moves declared fields off the class: this shadows Serializer.errors for
     # the type checker only.
     errors = serializers.ListField(child=serializers.CharField())  # type: ignore[assignment]
@@ -164,6 +170,7 @@ def exit_body(result: ExitResult) -> dict[str, Any]:
         "unprotected_order_ids": result.unprotected_order_ids,
         "protected": result.protected,
         "unprotected": result.unprotected,
+        "sized_to_broker": result.sized_to_broker,
         "errors": result.errors,
     }
 

@@ -100,8 +100,10 @@ def test_exit_all_with_positions_unreadable_after_the_cancels_puts_the_protectio
     assert {leg.status for leg in legs_of(bracket) if leg.pk in first} == {"CANCELLED"}
     assert answer.status_code == 409, answer.content
     details = answer.json()["details"]
+    # Placed again for the desk's own position, and the answer says so.
     assert details["protected"] == [
-        f"RELIANCE (order {bracket.pk}): stop-loss and targets placed again"
+        f"RELIANCE (order {bracket.pk}): stop-loss and targets placed again, for the desk's "
+        "own position (the broker's positions could not be read)"
     ]
     assert (details["exited"], details["exit_legs"]) == ([], [])
     bracket.refresh_from_db()

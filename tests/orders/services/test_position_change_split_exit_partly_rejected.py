@@ -22,6 +22,7 @@ from accounts.models import ApiKey
 from orders.alerts.services import save_webhook
 from orders.models import OrderEvent
 from tests.factories import (
+    flatten_smart_order_body,
     legs_of,
     make_strategy,
     split_in_two_and_refuse_one,
@@ -59,17 +60,7 @@ def test_placesmartorder_exit_rejected_in_part_protects_the_rest_at_once(split_a
 
     answer = APIClient().post(
         "/api/v1/placesmartorder",
-        {
-            "apikey": key,
-            "strategy": "Trend",
-            "symbol": "RELIANCE",
-            "exchange": "NSE",
-            "action": "SELL",
-            "product": "MIS",
-            "pricetype": "MARKET",
-            "quantity": "10",
-            "position_size": "0",
-        },
+        flatten_smart_order_body(key),
         format="json",
     )
 

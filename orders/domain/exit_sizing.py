@@ -1,0 +1,43 @@
+"""How much of a bracket's position an exit path (the kill switch, a position exit or change)
+may exit or protect, given what the broker holds. No Django.
+
+The broker may hold less than the desk's brackets: a trade in the broker's own terminal, its
+risk system squaring off or converting a position. An exit or a stop-loss larger than what
+the broker holds would, once it fills, open a position the other way; so the part of the
+brackets' position the broker does not hold (their shortfall) is left out of both.
+"""
+
+from __future__ import annotations
+
+from orders.domain.vocabulary import Side
+
+
+def held_toward(net: int, side: str, opposite: int = 0) -> int:
+    """What a broker's net position holds in the direction of brackets whose entry is on
+    `side`: its long part for BUY brackets, its short part for SELL ones (0 when flat or
+    held the other way). `opposite`: what the desk's brackets the other way hold of the
+    same position, which the broker nets against them (long 10 and short 5 are a net 5).
+    """
+    toward = net if side == Side.BUY else -net
+    return max(0, toward + max(0, opposite))
+
+
+def broker_shortfalls(opens: list[tuple[int, int]], held: int) -> dict[int, int]:
+    """Of the brackets sharing one position and direction (`opens`: id and open position,
+    oldest first), how much of each the broker does not hold when it holds `held` in their
+    direction: their total's excess over `held`, taken from the newest first (exits go to
+    the oldest first: orders.services.position_changes.allocate_to_brackets). Every id is
+    in the answer, 0 for one the broker holds whole."""
+    excess = max(0, sum(max(0, quantity) for _id, quantity in opens) - max(0, held))
+    shortfalls: dict[int, int] = {}
+    for order_id, quantity in reversed(opens):
+        take = min(max(0, quantity), excess)
+        shortfalls[order_id] = take
+        excess -= take
+    return shortfalls
+
+
+def protectable(position: int, shortfall: int) -> int:
+    """What of a bracket's open position the broker holds: what its exits, stop-loss and
+    targets may cover."""
+    return max(0, position - shortfall)

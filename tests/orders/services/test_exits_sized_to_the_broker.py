@@ -1,0 +1,229 @@
+"""The broker holding less of a position than the desk's brackets (a trade in the broker's own
+terminal, its risk system squaring off): no exit, stop-loss or target the kill switch, a
+position exit or a position change places exceeds what the broker holds. A stop-loss of the
+desk's 10 over the broker's 4 would, once it triggered, sell 6 the trader never held: a
+short position opened by the protection itself. Each cut is audited (the desk held X, the
+broker Y) and told to the trader.
+
+Over the XTS simulator: a bracket BUY 10 RELIANCE, protected (stop-loss and target 10); then
+a sale in the broker's own terminal leaves the broker holding less."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.api_keys import create_api_key
+from accounts.models import ApiKey
+from orders.models import Order, OrderEvent
+from orders.openalgo.mapping import PositionChange
+from orders.services import place_protective_legs
+from orders.services.kill_switch import kill_switch
+from orders.services.position_changes import change_position_live
+from tests.factories import (
+    api_client_for,
+    exit_body,
+    flatten_smart_order_body,
+    legs_of,
+    net_at_the_broker,
+    sell_by_position_change,
+    sync_from_broker,
+    trade_at_the_broker,
+    working_protection,
+    working_protection_at_the_broker,
+)
+from tests.servers import SIM_CANCEL_ROUTE, SIM_POSITIONS_ROUTE
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FOUR = [("STOP_LOSS", 4), ("TAKE_PROFIT", 4)]
+REFUSE_THE_NEXT_ORDER = {"reject_next": 1, "routes": ["POST /interactive/orders"]}
+
+
+def _sized_event(bracket: Order) -> OrderEvent:
+    return OrderEvent.objects.get(order=bracket, kind="exit_sized_to_broker")
+
+
+def _a_cycle_later_still(account, bracket, protection) -> None:
+    """The next cycles keep `protection`: none grows it back to the desk's 10."""
+    for _ in range(2):
+        sync_from_broker(account)
+        place_protective_legs(account=account)
+    assert working_protection(bracket) == protection
+    assert working_protection_at_the_broker(account, bracket) == protection
+
+
+def test_a_kill_switch_exit_refused_protects_only_what_the_broker_holds(
+    simulator, protected_bracket
+):
+    user, account, stock, bracket = protected_bracket
+    trade_at_the_broker(account, stock, "SELL", 6)
+    assert net_at_the_broker(account, stock) == 4
+    simulator.set_faults(**REFUSE_THE_NEXT_ORDER)  # the exit of 4
+
+    result = kill_switch(account=account, actor=f"user:{user.pk}")
+
+    assert [(leg.quantity, leg.status) for leg in legs_of(bracket, "EXIT")] == [(4, "REJECTED")]
+    # Placed again for the broker's 4, not the desk's 10 (a sell of 10 would open 6 short).
+    assert working_protection(bracket) == FOUR
+    assert working_protection_at_the_broker(account, bracket) == FOUR
+    assert result.protected_order_ids == [bracket.pk]
+    assert "the desk held 10, the broker 4" in result.summary
+    assert "sized to 4" in result.summary
+    event = _sized_event(bracket)
+    assert "the desk held 10" in event.message and "the broker 4" in event.message
+    assert event.after == {"broker_shortfall": 6}
+    _a_cycle_later_still(account, bracket, FOUR)
+
+
+def test_a_kill_switch_over_a_broker_holding_none_places_nothing(simulator, protected_bracket):
+    user, account, stock, bracket = protected_bracket
+    trade_at_the_broker(account, stock, "SELL", 10)
+    assert net_at_the_broker(account, stock) == 0
+
+    result = kill_switch(account=account, actor=f"user:{user.pk}")
+
+    assert legs_of(bracket, "EXIT") == []
+    assert working_protection(bracket) == []
+    assert "the desk held 10, the broker 0" in result.summary
+    _a_cycle_later_still(account, bracket, [])
+    assert net_at_the_broker(account, stock) == 0
+
+
+def test_a_position_exit_refused_protects_only_what_the_broker_holds(simulator, protected_bracket):
+    user, account, stock, bracket = protected_bracket
+    trade_at_the_broker(account, stock, "SELL", 6)
+    simulator.set_faults(**REFUSE_THE_NEXT_ORDER)
+
+    answer = api_client_for(user).post(
+        "/api/positions/exit", exit_body(account, stock), format="json"
+    )
+
+    body = answer.json()
+    assert body["protected_order_ids"] == [bracket.pk], body
+    assert working_protection(bracket) == FOUR
+    assert working_protection_at_the_broker(account, bracket) == FOUR
+    assert body["sized_to_broker"] == [
+        f"RELIANCE (order {bracket.pk}): the desk held 10, the broker 4; its exits, "
+        "stop-loss and targets sized to 4"
+    ]
+    assert "position exit: the desk held 10" in _sized_event(bracket).message
+    _a_cycle_later_still(account, bracket, FOUR)
+
+
+def test_a_position_change_over_less_at_the_broker_leaves_no_stop_loss_beyond_it(
+    simulator, protected_bracket
+):
+    # Today the bracket's exit of 4 was a partial one: its stop-loss and target of 10 kept
+    # working, trimmed to the desk's 6 once the exit filled: 6 to sell at the broker, which
+    # then held none.
+    user, account, stock, bracket = protected_bracket
+    trade_at_the_broker(account, stock, "SELL", 6)
+
+    live = sell_by_position_change(user, account, stock)
+
+    assert live.current == 4
+    assert [leg.quantity for leg in live.result.exit_legs] == [4]
+    assert live.result.errors == []
+    sync_from_broker(account)  # the exit filled
+    place_protective_legs(account=account)
+    assert net_at_the_broker(account, stock) == 0
+    assert working_protection(bracket) == []
+    assert working_protection_at_the_broker(account, bracket) == []
+    _a_cycle_later_still(account, bracket, [])
+    assert "the desk held 10, the broker 4" in live.result.protection.sized_words
+
+
+def test_a_position_change_refused_protects_only_what_the_broker_holds(
+    simulator, protected_bracket
+):
+    user, account, stock, bracket = protected_bracket
+    trade_at_the_broker(account, stock, "SELL", 6)
+    simulator.set_faults(**REFUSE_THE_NEXT_ORDER)
+
+    live = sell_by_position_change(user, account, stock)
+
+    assert [leg.status for leg in live.result.exit_legs] == ["REJECTED"]
+    assert working_protection(bracket) == FOUR
+    assert working_protection_at_the_broker(account, bracket) == FOUR
+    assert live.result.protection.protected_order_ids == [bracket.pk]
+    _a_cycle_later_still(account, bracket, FOUR)
+
+
+def test_a_position_change_over_a_position_held_the_other_way_cancels_the_protection(
+    simulator, protected_bracket
+):
+    # The broker is short 3 (the trader sold 13 in its terminal): the desk's long bracket's
+    # stop-loss and target, sells of 10, would make it short 13. Flattening buys the 3 back
+    # and leaves no sell working.
+    user, account, stock, bracket = protected_bracket
+    trade_at_the_broker(account, stock, "SELL", 13)
+
+    live = change_position_live(
+        account=account,
+        instrument=stock,
+        product_type="MIS",
+        decide=lambda current: PositionChange(side="BUY", quantity=-current),
+        user=user,
+        actor=f"user:{user.pk}",
+        source=Order.Source.OPENALGO,
+    )
+
+    assert live.current == -3
+    assert live.result.placement is not None
+    assert live.result.placement.order.quantity == 3
+    assert working_protection(bracket) == []
+    assert working_protection_at_the_broker(account, bracket) == []
+    assert "the desk held 10, the broker 0" in live.result.protection.sized_words
+    sync_from_broker(account)
+    assert net_at_the_broker(account, stock) == 0
+    _a_cycle_later_still(account, bracket, [])
+
+
+def test_placesmartorder_answers_that_the_exit_was_sized_to_the_broker(
+    simulator, protected_bracket
+):
+    user, account, stock, bracket = protected_bracket
+    trade_at_the_broker(account, stock, "SELL", 6)
+    key, _ = create_api_key(user=user, name="algo", scope=ApiKey.Scope.TRADE, bound_account=account)
+
+    answer = APIClient().post(
+        "/api/v1/placesmartorder",
+        flatten_smart_order_body(key),
+        format="json",
+    )
+
+    body = answer.json()
+    assert answer.status_code == 200, body
+    assert body["quantity"] == 4
+    assert [leg.quantity for leg in legs_of(bracket, "EXIT")] == [4]
+    assert working_protection(bracket) == []  # cancelled: the exit closes all it holds
+    assert (
+        f"RELIANCE (order {bracket.pk}): the desk held 10, the broker 4; its exits, "
+        "stop-loss and targets sized to 4" in body["message"]
+    )
+
+
+def test_positions_unreadable_after_the_cancels_protect_the_desks_position_and_say_so(
+    simulator, protected_bracket, monkeypatch
+):
+    # The first read (before the stop-loss is cancelled) answers; the second, which the
+    # exits would be measured from, fails: the stop-loss and target are placed again as
+    # before, for the desk's 10, and the trader is told that the broker's could not be read.
+    user, account, stock, bracket = protected_bracket
+    trade_at_the_broker(account, stock, "SELL", 6)
+    simulator.fail_after_answering(
+        SIM_CANCEL_ROUTE, failing=[SIM_POSITIONS_ROUTE], monkeypatch=monkeypatch
+    )
+
+    result = kill_switch(account=account, actor=f"user:{user.pk}")
+
+    assert legs_of(bracket, "EXIT") == []
+    assert working_protection(bracket) == [("STOP_LOSS", 10), ("TAKE_PROFIT", 10)]
+    assert result.protected_order_ids == [bracket.pk]
+    assert (
+        "stop-loss and targets placed again, for the desk's own position (the broker's "
+        "positions could not be read)" in result.summary
+    )
+    kept = OrderEvent.objects.get(order=bracket, kind="kill_switch_protection_kept")
+    assert "the broker's positions could not be read" in kept.message
