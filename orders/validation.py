@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from accounts.models import BrokerAccount, Strategy
 from accounts.selectors import active_account
+from orders.market.selectors import priced_instruments
 from orders.models import Instrument, OrderType, ProductType, Side
 from trading_site.core.errors import MarketClosed, NotFound, ValidationFailed
 from trading_site.core.market_hours import is_trading_window_open, next_opening
@@ -184,10 +185,9 @@ class InstrumentResolver:
 
     def _lookup(self, key: tuple, **filters) -> list[Instrument]:
         if key not in self._cache:
-            # With its fair price: the write-ahead shows it on the new order (no second read).
-            self._cache[key] = list(
-                Instrument.objects.select_related("fair_price").filter(**filters)[:2]
-            )
+            # With its fair price: the write-ahead shows it on the new order and the paper
+            # exchange takes it (no second read).
+            self._cache[key] = priced_instruments(**filters)
         return self._cache[key]
 
     def resolve(

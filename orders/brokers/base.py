@@ -11,7 +11,7 @@ import abc
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from asgiref.sync import async_to_sync
 
@@ -118,6 +118,10 @@ class PlaceOrderRequest:
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
     time_in_force: str = "DAY"
+    # The instrument's row with its fair price, as the caller read it a moment ago (an
+    # orders.market Instrument), or None: a broker in our database (the paper exchange)
+    # takes it instead of reading it again; a broker elsewhere never looks at it.
+    instrument: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -270,7 +274,9 @@ class BrokerGateway(abc.ABC):
     def place_orders_here(
         self, session: SessionContext, requests: list[PlaceOrderRequest]
     ) -> list[OrderAck | BrokerError]:
-        """`place_orders` in the caller's thread and transaction (only `shares_database`)."""
+        """`place_orders` in the caller's thread and transaction (only `shares_database`).
+        The caller rolls its transaction back whole when this raises: a broker here may
+        leave half its rows written then (it opens no savepoint of its own)."""
         raise NotImplementedError("this broker is not in our database")
 
     def snapshot_here(

@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -60,7 +61,12 @@ from orders.services.exclusion import (
     fence,
     holds,
 )
-from orders.services.lifecycle import apply_leg_event, lock_legs
+from orders.services.lifecycle import (
+    apply_leg_event,
+    lock_legs,
+    locked_values,
+    save_leg_if_unchanged,
+)
 from orders.services.sync import LEG_SYNC_FIELDS, apply_book_row, is_stale_report
 from orders.services.trading_lock import LOCKED_REASON, is_trading_locked
 from trading_site.core import metrics
@@ -105,8 +111,12 @@ def count_metric(name: str, value: int = 1, **labels: str) -> None:
         logger.debug("metric %s not recorded", name, exc_info=True)
 
 
-def place_request(leg: OrderLeg, order: Order) -> PlaceOrderRequest:
+def place_request(leg: OrderLeg, order: Order, *, instrument: bool = False) -> PlaceOrderRequest:
+    """The leg's request to the broker. `instrument`: with the order's instrument row when
+    it is in memory (validation read it, with its fair price, a moment ago), for a broker
+    in our database to take instead of reading it again."""
     return PlaceOrderRequest(
+        instrument=order.instrument if instrument and Order.instrument.is_cached(order) else None,
         exchange_segment=order.exchange_segment,
         exchange_instrument_id=int(order.exchange_instrument_id),
         side=leg.side,
@@ -233,18 +243,32 @@ def _outcomes_of_answers(
     return outcomes
 
 
+class _FailedHere(Exception):
+    """A broker in our database raised while placing: its transaction (our unit) must be
+    rolled back whole, since the broker may have written half its rows (it opens no
+    savepoint of its own); its answers, from the error, are recorded afterwards."""
+
+    def __init__(self, outcomes: list[SendOutcome]) -> None:
+        super().__init__("the broker in our database failed while placing")
+        self.outcomes = outcomes
+
+
 def _send_here(
-    client: BrokerClient, context: Any, pairs: list[tuple[OrderLeg, Order]]
+    client: BrokerClient, context: Any, pairs: list[tuple[OrderLeg, Order]], *, first_try: bool
 ) -> list[SendOutcome]:
-    """One call to a broker in our database, in this thread and transaction."""
+    """One call to a broker in our database, in this thread and transaction. Raises
+    `_FailedHere` (the unit is rolled back) when the broker raises. On the first try the
+    requests carry the instruments validation read a moment ago (with their prices); a
+    try after a lock wait lets the broker read them afresh."""
     try:
         answers = client.place_orders_here(
-            context, [place_request(leg, order) for leg, order in pairs]
+            context,
+            [place_request(leg, order, instrument=first_try) for leg, order in pairs],
         )
     except Exception as exc:
         if is_lock_conflict(exc):
             raise  # the whole unit's, with our record (_submit_in_one_transaction)
-        return [_outcome_of_error(leg, exc) for leg, _ in pairs]
+        raise _FailedHere([_outcome_of_error(leg, exc) for leg, _ in pairs]) from exc
     return _outcomes_of_answers(pairs, answers)
 
 
@@ -436,13 +460,19 @@ def _submit_in_one_transaction(
 ) -> list[SendOutcome]:
     """A broker in our own database (the paper exchange): its placement and our record of
     the answers are one transaction, under the account's exclusion (the legs were
-    committed ahead by the caller). No event loop, no transaction of the exchange's own:
-    either both the exchange's orders and our answers are written, or neither is. A unit
+    committed ahead by the caller). No event loop, no transaction (nor savepoint) of the
+    exchange's own: either both the exchange's orders and our answers are written, or
+    neither is; when the exchange raises, the unit is rolled back whole and the answers
+    its error gives are recorded after (`_FailedHere`). A unit
     that loses a lock conflict was rolled back whole and is run again
     (`_again_after_lock_conflicts`); when every try loses, nothing was placed: the legs are
     recorded not sent (a new order's Idempotency-Key is free again)."""
 
+    tries = 0
+
     def unit() -> list[SendOutcome]:
+        nonlocal tries
+        tries += 1
         with transaction.atomic():
             if unless_trading_locked and is_trading_locked(account.pk):
                 outcomes = [
@@ -450,7 +480,7 @@ def _submit_in_one_transaction(
                     for leg, _order in pairs
                 ]
             else:
-                outcomes = _send_here(client, context, pairs)
+                outcomes = _send_here(client, context, pairs, first_try=tries == 1)
             _record_outcomes(
                 outcomes, pairs, actor=actor, new_orders=new_orders, own_transaction=False
             )
@@ -459,6 +489,16 @@ def _submit_in_one_transaction(
     def placed_and_recorded() -> list[SendOutcome]:
         try:
             return _again_after_lock_conflicts(unit, pairs, doing="placing on the paper exchange")
+        except _FailedHere as failed:
+            # Rolled back whole, whatever the exchange wrote before it failed with it: its
+            # answers (from the error) are recorded on their own.
+            answers = failed.outcomes
+            _again_after_lock_conflicts(
+                lambda: _record_outcomes(answers, pairs, actor=actor, new_orders=new_orders),
+                pairs,
+                doing="recording the exchange's failure",
+            )
+            return answers
         except OperationalError as exc:
             if not is_lock_conflict(exc) or transaction.get_connection().in_atomic_block:
                 raise
@@ -547,6 +587,39 @@ def _again_after_lock_conflicts(
         attempt += 1
 
 
+def _answers_saved(
+    outcomes: list[SendOutcome],
+    pairs: list[tuple[OrderLeg, Order]],
+    *,
+    actor: str,
+    now: datetime,
+) -> list[OrderEvent]:
+    """Each answer written onto its leg through the lifecycle and the legs saved (and so
+    locked); returns the audit rows. One leg (a placement's entry leg, as written ahead) is
+    decided from memory and saved only if its row still holds what memory held
+    (`save_leg_if_unchanged`: the lock's read and the save in one statement); otherwise,
+    and for several legs, the legs are locked and read first (`lock_legs`)."""
+
+    def answered() -> list[OrderEvent]:
+        events: list[OrderEvent] = []
+        for outcome, (_leg, order) in zip(outcomes, pairs, strict=True):
+            events.extend(record_send_outcome(outcome, order, actor))
+            outcome.leg.updated_at = now
+        return events
+
+    if len(pairs) == 1:
+        [(leg, _order)] = pairs
+        as_before, read = _memory_of(pairs), locked_values(leg)
+        events = answered()
+        if save_leg_if_unchanged(leg, read, _SENT_LEG_FIELDS):
+            return events
+        _put_back(as_before)
+    lock_legs(leg for leg, _ in pairs)
+    events = answered()
+    bulk_update_rows(OrderLeg, [outcome.leg for outcome in outcomes], _SENT_LEG_FIELDS)
+    return events
+
+
 def _record_outcomes(
     outcomes: list[SendOutcome],
     pairs: list[tuple[OrderLeg, Order]],
@@ -559,12 +632,7 @@ def _record_outcomes(
     # Without `own_transaction` (inside `_submit_in_one_transaction`'s): one unit with it,
     # no savepoint.
     with transaction.atomic(savepoint=own_transaction):
-        lock_legs(leg for leg, _ in pairs)
-        events: list[OrderEvent] = []
-        for outcome, (_leg, order) in zip(outcomes, pairs, strict=True):
-            events.extend(record_send_outcome(outcome, order, actor))
-            outcome.leg.updated_at = now
-        bulk_update_rows(OrderLeg, [outcome.leg for outcome in outcomes], _SENT_LEG_FIELDS)
+        events = _answers_saved(outcomes, pairs, actor=actor, now=now)
         notifications: list[tuple[int, dict[str, Any]]] = []
         if new_orders:
             orders = [order for _leg, order in pairs]

@@ -12,9 +12,11 @@ writer saves with its other audit rows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from django.db import models, transaction
 
 from orders.domain.lifecycle import (
     INITIAL_STATUS,
@@ -37,6 +39,8 @@ __all__ = [
     "apply_accepted_change",
     "apply_leg_event",
     "lock_legs",
+    "locked_values",
+    "save_leg_if_unchanged",
 ]
 
 # What the lock re-reads: every field a writer of a leg's state decides from.
@@ -94,6 +98,53 @@ def lock_legs(legs: Iterable[OrderLeg]) -> None:
             setattr(leg, name, value)
     for account_id in sorted({leg.account_id for leg in by_pk.values()}):
         fence(account_id)
+
+
+def locked_values(leg: OrderLeg) -> tuple[Any, ...]:
+    """The leg's fields that `lock_legs` brings up to date, as they are in memory."""
+    return tuple(getattr(leg, name) for name in _LOCKED_FIELDS)
+
+
+def save_leg_if_unchanged(leg: OrderLeg, read: tuple[Any, ...], fields: Sequence[str]) -> bool:
+    """`lock_legs` and the save of one leg in one statement, for a writer that decided from
+    the leg in memory without locking it first (`read`: its `locked_values` then, before
+    any event was applied): the UPDATE of `fields` locks the row and writes only when the
+    row still holds `read`, what `lock_legs` would have brought into memory, so the writer
+    decided exactly as it would have after locking. True: saved, the row locked till commit,
+    the writer's exclusion checked (`fence`). False: the row changed meanwhile and nothing
+    was written: the writer puts the leg back as it was, locks it (`lock_legs`) and decides
+    again. MariaDB and MySQL only (elsewhere always False). Text compares byte for byte
+    (not by the column's collation), NULL with NULL."""
+    db = transaction.get_connection()
+    if db.vendor != "mysql":
+        return False
+    meta: Any = OrderLeg._meta  # its fields here are all concrete columns
+    quote = db.ops.quote_name
+    written = [meta.get_field(name) for name in fields]
+    guarded = [meta.get_field(name) for name in _LOCKED_FIELDS]
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in written)
+    guards = " AND ".join(
+        f"{'BINARY ' if isinstance(field, models.CharField | models.TextField) else ''}"
+        f"{quote(field.column)} <=> %s"
+        for field in guarded
+    )
+    # Only quoted names from the model's metadata are formatted in; every value is a %s.
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {assignments} "  # noqa: S608
+        f"WHERE {quote(meta.pk.column)} = %s AND {guards}"
+    )
+    params = [
+        *(field.get_db_prep_save(getattr(leg, field.attname), db) for field in written),
+        leg.pk,
+        *(field.get_db_prep_save(value, db) for field, value in zip(guarded, read, strict=True)),
+    ]
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        # Rows matched, not only changed (Django connects to MySQL with FOUND_ROWS).
+        if cursor.rowcount != 1:
+            return False
+    fence(leg.account_id)
+    return True
 
 
 def apply_leg_event(

@@ -42,10 +42,17 @@ D = Decimal
 # The counts measured after the cuts of issue 15 (before: single 29 steady, batch 29,
 # cycle 32, with 4 stop-losses 90 + 13 per stop-loss, kill switch 123, schedules 1 + 1 per
 # schedule): each bound is today's count; lower it when a path gets cheaper.
-SINGLE_ORDER = 26
-BRACKET_ORDER = 26
+# Then 26, 26 and 27 for the single, the bracket and the batch of 20; 21, 21 and 23 after:
+# the paper exchange takes the instruments (with their prices) validation read instead of
+# reading them again; it opens no savepoint of its own inside our
+# transaction (SAVEPOINT and RELEASE; the unit is rolled back whole when it raises); the
+# margin check sums the positions and the open orders' exposure in one statement; the entry
+# leg's answer is saved by an UPDATE that applies only while the row holds what was written
+# ahead, instead of a locking read first (single and bracket; a batch's legs are locked).
+SINGLE_ORDER = 21
+BRACKET_ORDER = 21
 # +1 since external_id became unique per account and trading day: one read of the batch's ids.
-BATCH_OF_20 = 27
+BATCH_OF_20 = 23
 BATCH_PER_EXTRA_ITEM = 0  # beyond the 20 above: queries per extra item (x 20 more)
 # A steady cycle finds the same order and trade books and legs as the last one and skips
 # storing and applying them, and opens no transaction for them (orders.services.sync:
@@ -60,8 +67,10 @@ CYCLE_PER_EXTRA_STOP_LOSS = 0
 # One statement: the count, the page's ids, its rows and their legs
 # (orders.selectors.order_list_page); 4 before (the count, the ids, the rows, the legs).
 ORDER_LIST = 1
-# +1: its brackets measured against the broker's positions (square_off._size_to_broker).
-KILL_SWITCH_3_POSITIONS = 110
+# 109 before the paper placement cuts above (SINGLE_ORDER's), which its exits go through
+# (103); +1 since its brackets are measured against the broker's positions
+# (square_off._size_to_broker).
+KILL_SWITCH_3_POSITIONS = 104
 SCHEDULE_LIST = 2
 SCHEDULE_LIST_PER_EXTRA = 0
 

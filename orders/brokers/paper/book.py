@@ -208,23 +208,24 @@ def _exact(value) -> Decimal:
     return Decimal(str(value or 0)).quantize(_PLACES)
 
 
-def _position_totals(book: PaperBook) -> dict[tuple[str, int, str], _PositionTotals]:
-    """Buy/sell quantities and amounts per instrument and product, summed in the database
-    (one grouped query, however many fills the book holds). Plain parameterised SQL: it runs
-    on every order placement, and the ORM's expression building cost more than the query."""
-    sql = (
-        "SELECT exchange_segment, exchange_instrument_id, product_type, MAX(trading_symbol), "
-        "SUM(CASE WHEN side = %s THEN quantity ELSE 0 END), "
-        "SUM(CASE WHEN side = %s THEN quantity ELSE 0 END), "
-        "SUM(CASE WHEN side = %s THEN price * quantity ELSE 0 END), "
-        "SUM(CASE WHEN side = %s THEN price * quantity ELSE 0 END) "
-        "FROM paper_trades WHERE book_id = %s "
-        "GROUP BY exchange_segment, exchange_instrument_id, product_type"
-    )
+# Per instrument and product of a book's fills: the buy/sell quantities and amounts.
+_POSITION_SUMS = (
+    "SELECT exchange_segment, exchange_instrument_id, product_type, MAX(trading_symbol), "
+    "SUM(CASE WHEN side = %s THEN quantity ELSE 0 END), "
+    "SUM(CASE WHEN side = %s THEN quantity ELSE 0 END), "
+    "SUM(CASE WHEN side = %s THEN price * quantity ELSE 0 END), "
+    "SUM(CASE WHEN side = %s THEN price * quantity ELSE 0 END) "
+    "FROM paper_trades WHERE book_id = %s "
+    "GROUP BY exchange_segment, exchange_instrument_id, product_type"
+)
+
+
+def _position_sums_params(book: PaperBook) -> list:
     buy, sell = Side.BUY.value, Side.SELL.value
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [buy, sell, buy, sell, book.pk])
-        grouped = cursor.fetchall()
+    return [buy, sell, buy, sell, book.pk]
+
+
+def _totals_of_sums(grouped) -> dict[tuple[str, int, str], _PositionTotals]:
     return {
         (segment, int(instrument_id), product): _PositionTotals(
             trading_symbol=symbol or "",
@@ -237,6 +238,15 @@ def _position_totals(book: PaperBook) -> dict[tuple[str, int, str], _PositionTot
             grouped
         )
     }
+
+
+def _position_totals(book: PaperBook) -> dict[tuple[str, int, str], _PositionTotals]:
+    """Buy/sell quantities and amounts per instrument and product, summed in the database
+    (one grouped query, however many fills the book holds). Plain parameterised SQL: it runs
+    on every order placement, and the ORM's expression building cost more than the query."""
+    with connection.cursor() as cursor:
+        cursor.execute(_POSITION_SUMS, _position_sums_params(book))
+        return _totals_of_sums(cursor.fetchall())
 
 
 def _totals_of(
@@ -399,30 +409,47 @@ def holding_rows(book: PaperBook, *, before) -> list[BrokerHoldingRow]:
 # ---- exposure, margin and balance -----------------------------------------------------
 
 
-def _open_order_exposure(book: PaperBook) -> Decimal:
-    """Rupees blocked by open orders (x their contracts' multipliers): priced orders summed in
-    SQL, market orders (rare: they fill at once unless there is no price) at the market. One
-    query (index-only on the orders, see paper_book_open_exposure; each instrument's
-    multiplier by its primary key) when there are no open market orders."""
-    sql = (
-        "SELECT SUM(CASE WHEN o.order_type <> %s THEN (o.quantity - o.filled_quantity) * "
-        "COALESCE(o.limit_price, o.stop_price, 0) * COALESCE(i.multiplier, 1) ELSE 0 END), "
-        "SUM(CASE WHEN o.order_type = %s THEN 1 ELSE 0 END) "
-        "FROM paper_orders o LEFT JOIN instruments i ON i.id = o.instrument_id "
-        "WHERE o.book_id = %s AND o.status IN (%s, %s)"
-    )
-    market = OrderType.MARKET.value
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [market, market, book.pk, *PaperOrder.OPEN_STATUSES])
-        priced, markets = cursor.fetchone()
+# The rupees blocked by a book's open orders: priced orders summed in SQL, and how many are
+# market orders (rare: they fill at once unless there is no price), valued at the market
+# (`_open_order_exposure`). Index-only on the orders (see paper_book_open_exposure), each
+# instrument's multiplier by its primary key. Laid out as a row of `_POSITION_SUMS` (eight
+# columns), to be read with it in one statement: no segment (a position always has one),
+# the market orders' count where a position's bought quantity is and the priced sum where
+# its bought amount is (the same kinds of sums: no cast in the union).
+_OPEN_EXPOSURE_SUMS = (
+    "SELECT NULL, NULL, NULL, NULL, "
+    "SUM(CASE WHEN o.order_type = %s THEN 1 ELSE 0 END), NULL, "
+    "SUM(CASE WHEN o.order_type <> %s THEN (o.quantity - o.filled_quantity) * "
+    "COALESCE(o.limit_price, o.stop_price, 0) * COALESCE(i.multiplier, 1) ELSE 0 END), NULL "
+    "FROM paper_orders o LEFT JOIN instruments i ON i.id = o.instrument_id "
+    "WHERE o.book_id = %s AND o.status IN (%s, %s)"
+)
+
+
+def _open_order_exposure(book: PaperBook, markets, priced) -> Decimal:
+    """Rupees blocked by open orders (x their contracts' multipliers), from the sums of
+    `_OPEN_EXPOSURE_SUMS`: the market orders' read only when there are any."""
     exposure = _exact(priced)
     if markets:
         open_market = PaperOrder.objects.filter(
-            book=book, status__in=PaperOrder.OPEN_STATUSES, order_type=market
+            book=book, status__in=PaperOrder.OPEN_STATUSES, order_type=OrderType.MARKET.value
         ).select_related("instrument__fair_price")
         for order in open_market:
             exposure += resting_exposure(order, order.instrument)
     return exposure
+
+
+def _book_sums(book: PaperBook) -> tuple[dict[tuple[str, int, str], _PositionTotals], Decimal]:
+    """The book's position totals (`_position_totals`) and its open orders' exposure
+    (`_open_order_exposure`), read in one statement: the margin check of every placement."""
+    market = OrderType.MARKET.value
+    params = [*_position_sums_params(book), market, market, book.pk, *PaperOrder.OPEN_STATUSES]
+    with connection.cursor() as cursor:
+        cursor.execute(f"{_POSITION_SUMS} UNION ALL {_OPEN_EXPOSURE_SUMS}", params)
+        rows = cursor.fetchall()
+    [(_, _, _, _, markets, _, priced, _)] = [row for row in rows if row[0] is None]
+    totals = _totals_of_sums(row for row in rows if row[0] is not None)
+    return totals, _open_order_exposure(book, markets, priced)
 
 
 def resting_exposure(order: BookOrder, instrument) -> Decimal:
@@ -504,10 +531,10 @@ def book_state(
     """The book's positions, equity and margin now. `instruments`: those the caller read
     with their fair prices just now (a submission's), whose marks need no read of their
     own when the book holds positions in them only."""
-    totals = _position_totals(book)
+    totals, open_exposure = _book_sums(book)
     valuations = _valuations({(segment, iid) for segment, iid, _ in totals}, instruments)
     positions = _positions_from(totals, valuations)
-    return _state_from(book, positions, valuations, _open_order_exposure(book), config)
+    return _state_from(book, positions, valuations, open_exposure, config)
 
 
 def compute_balance(book: PaperBook) -> BrokerBalance:

@@ -14,10 +14,10 @@ accepts the order and the order book then shows it Rejected with a reason.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from decimal import Decimal
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from orders.brokers.base import (
@@ -48,6 +48,7 @@ from orders.brokers.paper.matching import NewOrder, OrderState
 from orders.brokers.paper.models import PaperBook, PaperOrder, PaperTrade
 from orders.market.models import Instrument
 from trading_site.core.bulk_rows import insert_rows, new_row
+from trading_site.core.prepared import PreparedModels
 
 APP_ORDER_ID_BASE = 1_000_000_000
 
@@ -185,32 +186,74 @@ def _insert_orders(orders: list[PaperOrder]) -> None:
     if not orders:
         return
     insert_rows(PaperOrder, orders)
-    PaperOrder.objects.filter(pk__in=[order.pk for order in orders]).update(
-        app_order_id=F("id") + APP_ORDER_ID_BASE
-    )
+    ids = [order.pk for order in orders]
+    # Plain SQL: it runs on every placement, and the ORM's update cost more than the query.
+    with connection.cursor() as cursor:
+        ids_in = ", ".join(["%s"] * len(ids))
+        sql = f"UPDATE paper_orders SET app_order_id = id + %s WHERE id IN ({ids_in})"  # noqa: S608
+        cursor.execute(sql, [APP_ORDER_ID_BASE, *ids])
     for order in orders:
         order.app_order_id = APP_ORDER_ID_BASE + order.pk
 
 
 def _instruments_for(requests) -> dict[tuple[str, int], Instrument]:
-    """The requests' instruments with their prices, in one query."""
+    """The requests' instruments with their prices: those the requests carry (read with
+    their fair prices by the caller a moment ago), the others in one query."""
     keys = {(r.exchange_segment, int(r.exchange_instrument_id)) for r in requests}
+    given: dict[tuple[str, int], Instrument] = {}
+    for request in requests:
+        instrument = request.instrument
+        if (
+            isinstance(instrument, Instrument)
+            and Instrument.fair_price.is_cached(instrument)
+            and (instrument.exchange_segment, instrument.exchange_instrument_id)
+            == (request.exchange_segment, int(request.exchange_instrument_id))
+        ):
+            given[(instrument.exchange_segment, instrument.exchange_instrument_id)] = instrument
+    missing = keys - given.keys()
+    if not missing:
+        return given
     found = Instrument.objects.select_related("fair_price").filter(
-        exchange_instrument_id__in={iid for _, iid in keys}
+        exchange_instrument_id__in={iid for _, iid in missing}
     )
-    return {
+    return given | {
         (i.exchange_segment, i.exchange_instrument_id): i
         for i in found
-        if (i.exchange_segment, i.exchange_instrument_id) in keys
+        if (i.exchange_segment, i.exchange_instrument_id) in missing
     }
 
 
+# Locked by every placement: compiled once (`PreparedModels`).
+_BOOK_FOR_UPDATE = PreparedModels(
+    PaperBook,
+    lambda *, pk, account_id: PaperBook.objects.select_for_update().filter(
+        pk=pk, account_id=account_id
+    ),
+)
+
+
+def _locked_book(book: PaperBook) -> PaperBook:
+    """The book read afresh and locked FOR UPDATE, by pk and owner (`book` may be a
+    reference remembered by the gateway); a book of no account (the XTS simulator's)
+    through the ORM, which reads a NULL owner."""
+    if book.account_id is None:
+        return PaperBook.objects.select_for_update().get(pk=book.pk, account_id=None)
+    return _BOOK_FOR_UPDATE.get(pk=book.pk, account_id=book.account_id)
+
+
 def _submit_many(
-    book: PaperBook, requests: list[PlaceOrderRequest], client_id: str
+    book: PaperBook,
+    requests: list[PlaceOrderRequest],
+    client_id: str,
+    *,
+    in_callers_transaction: bool = False,
 ) -> list[tuple[PaperOrder, str | None]]:
     """Place orders one after the other, exactly as separate submissions would, in one
     transaction with the book locked (concurrent orders of one login see each other's
     margin). Returns (order, reason) per request; reason is set for a rule rejection.
+    `in_callers_transaction`: in the transaction the caller holds open, with no savepoint
+    of its own: the caller rolls the whole of it back when this raises (half an order's rows
+    must never be committed).
 
     The book's margin state is read from the database once and then carried forward in
     memory: an order that rests adds its exposure; an order that deals at once changes
@@ -219,9 +262,10 @@ def _submit_many(
     config = paper_config()
     results: list[tuple[PaperOrder, str | None]] = []
     fills: list[PaperTrade] = []
-    with transaction.atomic():
+    nested = in_callers_transaction and transaction.get_connection().in_atomic_block
+    with nullcontext() if nested else transaction.atomic():
         # By pk and owner: `book` may be a reference remembered by the gateway.
-        book = PaperBook.objects.select_for_update().get(pk=book.pk, account_id=book.account_id)
+        book = _locked_book(book)
         instruments = _instruments_for(requests)
         state: BookState | None = None
         unsaved: list[PaperOrder] = []
@@ -336,15 +380,22 @@ def submit_order(*, book: PaperBook, request: PlaceOrderRequest, client_id: str 
 
 
 def submit_orders(
-    *, book: PaperBook, requests: list[PlaceOrderRequest], client_id: str = ""
+    *,
+    book: PaperBook,
+    requests: list[PlaceOrderRequest],
+    client_id: str = "",
+    in_callers_transaction: bool = False,
 ) -> list[PaperOrder | OrderRejected]:
     """Place many orders in one go (in order, each accepted or rejected on its own): the
-    order, or the OrderRejected that `submit_order` would have raised for it."""
+    order, or the OrderRejected that `submit_order` would have raised for it.
+    `in_callers_transaction`: see `_submit_many` (the caller rolls back on an error)."""
     return [
         order
         if reason is None
         else OrderRejected(reason, response={"AppOrderID": order.app_order_id})
-        for order, reason in _submit_many(book, list(requests), client_id)
+        for order, reason in _submit_many(
+            book, list(requests), client_id, in_callers_transaction=in_callers_transaction
+        )
     ]
 
 
@@ -373,7 +424,7 @@ def modify_order(*, book: PaperBook, request: ModifyOrderRequest) -> PaperOrder:
     config = paper_config()
     with transaction.atomic():
         # The book first, as a submission locks it: margin checks of one login take turns.
-        book = PaperBook.objects.select_for_update().get(pk=book.pk, account_id=book.account_id)
+        book = _locked_book(book)
         order = _locked_order(book, request.broker_order_id)
         new = NewOrder(
             unique_identifier=order.unique_identifier,

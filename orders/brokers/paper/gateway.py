@@ -104,12 +104,19 @@ def _book_to_lock(account_id: int) -> PaperBook:
 
 
 def _submit_for_account(account_id: int, requests: list[PlaceOrderRequest]):
+    """In the caller's transaction, with no savepoint: the caller rolls it back whole when
+    this raises (the book's lock is its first statement: a remembered book that is gone has
+    written nothing yet when it is looked for again)."""
     try:
-        return submit_orders(book=_book_to_lock(account_id), requests=requests)
+        return submit_orders(
+            book=_book_to_lock(account_id), requests=requests, in_callers_transaction=True
+        )
     except PaperBook.DoesNotExist:
         # The remembered book is gone (the account was deleted and its id reused).
         _book_ids.pop(account_id, None)
-        return submit_orders(book=_book_to_lock(account_id), requests=requests)
+        return submit_orders(
+            book=_book_to_lock(account_id), requests=requests, in_callers_transaction=True
+        )
 
 
 def _ack(order: PaperOrder) -> OrderAck:
@@ -158,9 +165,11 @@ class PaperGateway(BrokerGateway):
     def place_orders_here(
         self, session: SessionContext, requests: list[PlaceOrderRequest]
     ) -> list[OrderAck | base.BrokerError]:
-        """`place_orders` without the event loop: the caller's thread and transaction (the
-        exchange's own is a savepoint in it). A database failure is 'unavailable', but for a
-        lost lock conflict: the caller's transaction's, raised as it is."""
+        """`place_orders` without the event loop: the caller's thread and transaction (with no
+        savepoint of the exchange's own: whatever this raises, the caller rolls its
+        transaction back whole, the exchange's rows with it). A database failure is
+        'unavailable', but for a lost lock conflict: the caller's transaction's, raised as it
+        is."""
         try:
             answers = _submit_for_account(session.account_id, requests)
         except DatabaseError as exc:

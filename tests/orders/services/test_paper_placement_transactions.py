@@ -13,6 +13,7 @@ import pytest
 from django.db import connection, connections, transaction
 
 from accounts.models import BrokerSession
+from orders.brokers.paper import exchange as paper_exchange
 from orders.brokers.paper import gateway as paper_gateway
 from orders.brokers.paper.models import PaperBook, PaperOrder
 from orders.models import Order, OrderLeg
@@ -44,6 +45,18 @@ def _commits() -> int:
         return int(cursor.fetchone()[1])
 
 
+def _on_another_connection(sql: str, *params):
+    """Run one statement as another process would (a new connection, autocommit): a read's
+    first row, None for a write."""
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute(sql, list(params))
+            return cursor.fetchone() if cursor.description else None
+    finally:
+        other.close()
+
+
 def test_a_steady_paper_placement_commits_twice(desk):
     user, account = desk
     place_single_order(user=user, request=single_request(account))  # logs in, opens the book
@@ -64,24 +77,45 @@ def test_the_write_ahead_is_committed_before_the_exchange_sees_the_order(desk, m
     seen = {}
     submit = paper_gateway.submit_orders
 
-    def spying_submit(*, book, requests):
+    def spying_submit(*, book, requests, **options):
         # What another process (a new connection) sees while the exchange places it.
-        other = connections.create_connection("default")
-        try:
-            with other.cursor() as cursor:
-                cursor.execute(
-                    "SELECT status FROM order_legs WHERE unique_identifier = %s",
-                    [requests[0].unique_identifier],
-                )
-                seen["status"] = cursor.fetchone()
-        finally:
-            other.close()
-        return submit(book=book, requests=requests)
+        seen["status"] = _on_another_connection(
+            "SELECT status FROM order_legs WHERE unique_identifier = %s",
+            requests[0].unique_identifier,
+        )
+        return submit(book=book, requests=requests, **options)
 
     monkeypatch.setattr(paper_gateway, "submit_orders", spying_submit)
     result = place_single_order(user=user, request=single_request(account))
     assert seen["status"] == ("PENDING_SUBMIT",)
     assert Order.objects.get(pk=result.order.pk).status == "OPEN"
+
+
+def test_a_leg_changed_before_the_answer_is_recorded_is_decided_from_its_row(desk, monkeypatch):
+    """The answer is saved onto the leg by an UPDATE that applies only while the row still
+    holds what memory held (issue 15: no lock's read first); a leg another writer changed
+    meanwhile (here rejected, between the write-ahead and the exchange's answer) is locked
+    and read, and the answer goes through the lifecycle from what the row holds: refused,
+    not written over it."""
+    user, account = desk
+    place_single_order(user=user, request=single_request(account))
+    submit = paper_gateway.submit_orders
+
+    def rejected_meanwhile(*, book, requests, **options):
+        _on_another_connection(
+            "UPDATE order_legs SET status = 'REJECTED' WHERE unique_identifier = %s",
+            requests[0].unique_identifier,
+        )
+        return submit(book=book, requests=requests, **options)
+
+    monkeypatch.setattr(paper_gateway, "submit_orders", rejected_meanwhile)
+    result = place_single_order(user=user, request=single_request(account))
+
+    leg = OrderLeg.objects.get(order=result.order)
+    assert leg.status == "REJECTED"
+    assert leg.broker_order_id in ("", None)
+    kinds = [e.kind for e in result.order.events.order_by("pk")]
+    assert kinds == ["order_created", "illegal_transition"]
 
 
 def test_a_remembered_paper_book_that_is_gone_is_looked_up_again(desk):
@@ -113,6 +147,28 @@ def test_an_accounts_first_placement_logs_in_then_places_with_its_record_at_once
     assert PaperOrder.objects.get(unique_identifier=leg.unique_identifier).app_order_id == int(
         leg.broker_order_id
     )
+
+
+def test_a_paper_exchange_that_fails_mid_placement_leaves_none_of_its_rows(desk, monkeypatch):
+    """The exchange opens no savepoint of its own in our transaction (issue 15): when it
+    raises after writing its order, the unit is rolled back whole (its order with it) and
+    the answer its error gives (unknown: the leg stays pending, never re-sent) is recorded
+    in a transaction of its own."""
+    user, account = desk
+    place_single_order(user=user, request=single_request(account))
+
+    def failing_publish(**kwargs):
+        raise RuntimeError("the exchange failed after writing its order")
+
+    monkeypatch.setattr(paper_exchange, "publish_on_commit", failing_publish)
+    result = place_single_order(user=user, request=single_request(account))
+
+    assert result.outcome == "unknown"
+    leg = OrderLeg.objects.get(order=result.order)
+    assert leg.status == "PENDING_SUBMIT"
+    assert not PaperOrder.objects.filter(unique_identifier=leg.unique_identifier).exists()
+    kinds = [e.kind for e in result.order.events.order_by("pk")]
+    assert kinds == ["order_created", "leg_submit_unknown"]
 
 
 # ---- a lock conflict rolls the unit back whole: run again, or recorded not sent -----------
