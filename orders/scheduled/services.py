@@ -9,6 +9,12 @@ Late starts (decided): a schedule whose time passed while nothing was running is
 placed if it is at most SCHEDULED_ORDER_GRACE_MINUTES late; later than that the day is
 recorded as MISSED and nothing is sent (an order meant for 09:30 placed at 14:00 is a
 different trade).
+
+Tried again, inside the grace: a day's run left STARTED, because the order provably never
+reached the broker (not sent: no broker session, the outbound limit while Redis is down) or
+because the worker placing it stopped (claimed more than STALE_CLAIM ago). The next beat
+claims it again (compare-and-set on its claim time, so one worker does) and places with the
+same key: an order already written under it is answered, never sent twice.
 """
 
 from __future__ import annotations
@@ -21,12 +27,21 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import BrokerAccount, User
+from orders.domain.identifiers import MAX_EXTERNAL_ID_LENGTH
 from orders.domain.vocabulary import EventKind
 from orders.models import Order, OrderEvent, ScheduledOrder, ScheduledOrderRun
+from orders.openalgo.fields import unstorable_text
 from orders.services.audit import record_account_event, record_account_setting_saved
-from orders.services.placement import place_bracket_order, place_single_order
+from orders.services.placement import (
+    OUTCOME_NOT_SENT,
+    PlacementResult,
+    place_bracket_order,
+    place_single_order,
+)
 from orders.validation import (
     BracketOrderRequest,
     SingleOrderRequest,
@@ -42,6 +57,10 @@ logger = logging.getLogger(__name__)
 
 ACTOR = "scheduler"
 RunStatus = ScheduledOrderRun.Status
+# A run still STARTED this long after its claim lost its worker: the next beat takes it over.
+STALE_CLAIM = timedelta(minutes=2)
+# The error of a run left STARTED to be tried again at the next beat.
+NOT_SENT_RETRY = "not sent, tried again at the next beat: "
 
 _DECIMAL_FIELDS = {
     "limit_price",
@@ -55,6 +74,8 @@ _DECIMAL_FIELDS = {
 _INTEGER_FIELDS = {"order_quantity", "no_of_lots"}
 # Passed on as given (the ORM takes 123 or "123"); every other field is text.
 _ID_FIELDS = {"exchange_instrument_id", "exchange_token"}
+# Text stored on the order as given (the others are looked up or are choices).
+_STORED_TEXT_MAX = {"external_id": MAX_EXTERNAL_ID_LENGTH}
 
 
 class TemplateError(ValueError):
@@ -86,6 +107,17 @@ def _integer(name: str, value: Any) -> int | None:
     return value
 
 
+def _check_text(name: str, value: str) -> None:
+    """Text the database cannot take (NUL, a lone surrogate) or whose column is too short
+    for it: accepted, it failed the schedule every day at its time."""
+    problem = unstorable_text(value)
+    limit = _STORED_TEXT_MAX.get(name)
+    if problem is None and limit is not None and len(value) > limit:
+        problem = f"must be at most {limit} characters"
+    if problem is not None:
+        raise TemplateError({name: [problem]})
+
+
 def build_request(
     *, kind: str, account_id: int, template: dict, key: str = ""
 ) -> SingleOrderRequest | BracketOrderRequest:
@@ -114,10 +146,15 @@ def build_request(
         elif name in allowed:
             if value is not None and name not in _ID_FIELDS and not isinstance(value, str):
                 raise TemplateError({name: ["must be a string"]})
+            if isinstance(value, str):
+                _check_text(name, value)
             values[name] = value
     if cls is BracketOrderRequest:
         targets = []
-        for target in template.get("targets") or []:
+        given = template.get("targets") or []
+        if not isinstance(given, list):  # 5 or true: iterating it was a TypeError (a 500)
+            raise TemplateError({"targets": ["must be a list of {price, lots|percent}"]})
+        for target in given:
             if not isinstance(target, dict) or "price" not in target:
                 raise TemplateError({"targets": ["each target needs a price"]})
             targets.append(
@@ -170,88 +207,154 @@ def _runs_today(schedule: ScheduledOrder, day: date) -> bool:
     return not schedule.weekdays or day.weekday() in schedule.weekdays
 
 
-def _place(schedule: ScheduledOrder, day: date) -> tuple[Order, str]:
+def _key(schedule: ScheduledOrder, day: date) -> str:
+    return f"sched-{schedule.pk}-{day.isoformat()}"
+
+
+def _place(schedule: ScheduledOrder, day: date) -> PlacementResult:
     request = build_request(
         kind=schedule.kind,
         account_id=schedule.account_id,
         template=schedule.template,
-        key=f"sched-{schedule.pk}-{day.isoformat()}",
+        key=_key(schedule, day),
     )
     if isinstance(request, BracketOrderRequest):  # kind == BRACKET
-        result = place_bracket_order(
+        return place_bracket_order(
             user=schedule.user, request=request, source=Order.Source.SCHEDULED, actor=ACTOR
         )
-    else:
-        result = place_single_order(
-            user=schedule.user, request=request, source=Order.Source.SCHEDULED, actor=ACTOR
-        )
-    status = (
-        RunStatus.REJECTED if result.order.status == Order.Status.REJECTED else RunStatus.PLACED
+    return place_single_order(
+        user=schedule.user, request=request, source=Order.Source.SCHEDULED, actor=ACTOR
     )
-    return result.order, status
 
 
-def _claim(schedule: ScheduledOrder, day: date, status: str) -> ScheduledOrderRun | None:
+def _claim(
+    schedule: ScheduledOrder, day: date, status: str, error: str = ""
+) -> ScheduledOrderRun | None:
     try:
         with transaction.atomic():
             return ScheduledOrderRun.objects.create(
-                schedule=schedule, trading_date=day, status=status
+                schedule=schedule, trading_date=day, status=status, error=error
             )
     except IntegrityError:
         return None
 
 
-def place_due_scheduled_orders(*, now: datetime | None = None) -> list[ScheduledOrderRun]:
-    """Place every enabled schedule due today and not yet run today; returns today's new runs
-    (placed, rejected, failed or missed)."""
-    local = market_hours.market_now(now)
-    today = local.date()
-    if not _is_trading_day(today):
-        return []
-    grace = timedelta(minutes=int(settings.SCHEDULED_ORDER_GRACE_MINUTES))
-    due = (
+def _due(local: datetime, today: date) -> list[ScheduledOrder]:
+    """Enabled schedules of active accounts whose time has come today: those not run today,
+    and those whose run is to be tried again (left STARTED: not sent, or its worker gone)."""
+    retry = Q(runs__trading_date=today, runs__status=RunStatus.STARTED) & _retryable("runs__")
+    return list(
         ScheduledOrder.objects.filter(
+            ~Q(runs__trading_date=today) | retry,
             enabled=True,
             time_of_day__lte=local.time().replace(tzinfo=None),
             account__is_active=True,
             user__is_active=True,
         )
-        .exclude(runs__trading_date=today)
         .select_related("user", "account")
         .order_by("time_of_day", "id")
+        .distinct()
     )
+
+
+def _retryable(prefix: str = "") -> Q:
+    """A STARTED run to try again: not sent, or its worker gone (claimed long ago)."""
+    return Q(**{f"{prefix}created_at__lt": timezone.now() - STALE_CLAIM}) | Q(
+        **{f"{prefix}error__startswith": NOT_SENT_RETRY}
+    )
+
+
+def _reclaim(schedule: ScheduledOrder, day: date) -> ScheduledOrderRun | None:
+    """Today's STARTED run of `schedule`, taken over for one more try (None when another
+    worker is placing it or took it first, or it is no longer STARTED)."""
+    run = ScheduledOrderRun.objects.filter(
+        _retryable(), schedule=schedule, trading_date=day, status=RunStatus.STARTED
+    ).first()
+    if run is None:
+        return None
+    taken = ScheduledOrderRun.objects.filter(
+        pk=run.pk, status=RunStatus.STARTED, created_at=run.created_at
+    ).update(created_at=timezone.now())
+    return run if taken else None
+
+
+def _already_placed(schedule: ScheduledOrder, day: date) -> Order | None:
+    """The order a stopped worker wrote under the day's key (it is settled by the sync)."""
+    return Order.objects.filter(
+        user_id=schedule.user_id, client_order_id=_key(schedule, day)
+    ).first()
+
+
+def place_due_scheduled_orders(*, now: datetime | None = None) -> list[ScheduledOrderRun]:
+    """Place every enabled schedule due today and not yet run today; returns today's new runs
+    (placed, rejected, failed or missed), and the runs tried again."""
+    local = market_hours.market_now(now)
+    today = local.date()
+    if not _is_trading_day(today):
+        return []
+    grace = timedelta(minutes=int(settings.SCHEDULED_ORDER_GRACE_MINUTES))
     runs: list[ScheduledOrderRun] = []
-    for schedule in due:
+    for schedule in _due(local, today):
         if not _runs_today(schedule, today):
             continue
         scheduled_at = datetime.combine(today, schedule.time_of_day, tzinfo=market_hours.MARKET_TZ)
-        if local - scheduled_at > grace:
-            run = _claim(schedule, today, RunStatus.MISSED)
-            if run is not None:
-                run.error = f"not placed: {local - scheduled_at} late (grace {grace})"
-                run.save(update_fields=["error"])
-                runs.append(run)
-            continue
-        run = _claim(schedule, today, RunStatus.STARTED)
-        if run is None:  # another worker claimed today's run
+        late = local - scheduled_at > grace
+        run = _claim(schedule, today, RunStatus.MISSED if late else RunStatus.STARTED)
+        if run is None:  # run today already: to be tried again, or another worker's
+            run = _reclaim(schedule, today)
+            if run is None:
+                continue
+            if (order := _already_placed(schedule, today)) is not None:
+                runs.append(_finish(run, order=order, status=_status_of(order), error=""))
+                continue
+            if late:
+                error = f"not placed: {local - scheduled_at} late (grace {grace}); {run.error}"
+                runs.append(_finish(run, order=run.order, status=RunStatus.MISSED, error=error))
+                continue
+        elif late:
+            error = f"not placed: {local - scheduled_at} late (grace {grace})"
+            runs.append(_finish(run, order=None, status=RunStatus.MISSED, error=error))
             continue
         runs.append(_run(schedule, run, today))
     return runs
 
 
+def _status_of(order: Order) -> str:
+    return RunStatus.REJECTED if order.status == Order.Status.REJECTED else RunStatus.PLACED
+
+
 def _run(schedule: ScheduledOrder, run: ScheduledOrderRun, day: date) -> ScheduledOrderRun:
+    order: Order | None = None
     try:
-        order, status = _place(schedule, day)
-        run.order, run.status = order, status
+        result = _place(schedule, day)
+        order, status, error = result.order, _status_of(result.order), ""
         if status == RunStatus.REJECTED:
-            entry = order.legs.order_by("id").first()
-            run.error = entry.reject_reason if entry else ""
+            error = result.reject_reason
+        send = result.send
+        if result.outcome == OUTCOME_NOT_SENT and send is not None and not send.trading_locked:
+            # Provably never reached the broker (its key given back): the next beat tries
+            # again while the grace lasts; this attempt's order stays REJECTED "not sent".
+            status, error = RunStatus.STARTED, NOT_SENT_RETRY + error
     except (DomainError, TemplateError) as exc:
-        run.status, run.error = RunStatus.FAILED, str(getattr(exc, "message", exc))
+        status, error = RunStatus.FAILED, str(getattr(exc, "message", exc))
     except Exception as exc:  # recorded on the run; the next schedules still run
         logger.exception("scheduled order failed", extra={"schedule_id": schedule.pk})
-        run.status, run.error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
-    run.save(update_fields=["order", "status", "error"])
+        status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
+    return _finish(run, order=order, status=status, error=error)
+
+
+def _finish(
+    run: ScheduledOrderRun, *, order: Order | None, status: str, error: str
+) -> ScheduledOrderRun:
+    """The run's outcome written. A schedule deleted while it fired took its runs with it
+    (the order stays, audited): nothing to write, and the beat's other schedules go on (a
+    save of the vanished row raised and ended the beat's loop)."""
+    run.order, run.status, run.error = order, status, error
+    written = ScheduledOrderRun.objects.filter(pk=run.pk).update(
+        order=order, status=status, error=error
+    )
+    if not written:
+        logger.info("scheduled order deleted while it fired", extra={"run_id": run.pk})
     return run
 
 

@@ -3,20 +3,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db.models.signals import post_save
 
 from monitoring.models import TradingHoliday
-from orders.models import Order, ScheduledOrder, ScheduledOrderRun
+from orders.brokers.sessions import connect_account
+from orders.models import Order, OrderLeg, ScheduledOrder, ScheduledOrderRun
 from orders.scheduled.services import place_due_scheduled_orders
 from tests.factories import (
     api_client_for,
     make_desk,
+    make_instrument,
     make_schedule,
     make_user,
+    make_xts_account,
+    set_price_and_match,
 )
+from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -156,3 +162,157 @@ def test_another_users_schedule_is_a_404(schedule):
     created = stranger.post("/api/scheduled-orders", _body(schedule), format="json")
     assert created.status_code == 404  # the account is not theirs
     assert ScheduledOrder.objects.filter(pk=schedule.pk).exists()
+
+
+# ---- hostile input, and firing under faults -------------------------------------------------
+
+
+@pytest.mark.parametrize("targets", [5, True, 1.5])
+def test_a_bracket_template_whose_targets_are_not_a_list_is_a_400(schedule, targets):
+    # Iterating 5 or true was a TypeError: a 500.
+    template = {
+        "exchange_segment": "NSECM",
+        "trading_symbol": "SBIN",
+        "order_side": "BUY",
+        "no_of_lots": 1,
+        "entry_price": "800",
+        "sl_price": "790",
+        "targets": targets,
+    }
+    response = api_client_for(schedule.user).post(
+        "/api/scheduled-orders", _body(schedule, kind="BRACKET", template=template), format="json"
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["details"]["targets"]
+    assert ScheduledOrder.objects.count() == 1
+
+
+@pytest.mark.parametrize("external_id", ["x" * 65, "morning\x00buy"])
+def test_a_template_external_id_no_order_can_store_is_a_400(schedule, external_id):
+    # It was stored, then failed every day at its time (the order's column is 64 characters).
+    template = {**schedule.template, "external_id": external_id}
+    client = api_client_for(schedule.user)
+    created = client.post(
+        "/api/scheduled-orders", _body(schedule, template=template), format="json"
+    )
+    assert created.status_code == 400, created.content
+    assert created.json()["details"]["external_id"]
+    patched = client.patch(
+        f"/api/scheduled-orders/{schedule.pk}", {"template": template}, format="json"
+    )
+    assert patched.status_code == 400
+    assert ScheduledOrder.objects.get().template == schedule.template
+
+
+@pytest.mark.parametrize("given", ["04:00:00Z", "03:30:00-00:30"])
+def test_a_time_given_with_an_offset_is_that_moment_in_ist(schedule, given):
+    # The offset was dropped: "04:00Z" (09:30 IST) was stored as 04:00 IST.
+    response = api_client_for(schedule.user).post(
+        "/api/scheduled-orders", _body(schedule, time_of_day=given), format="json"
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["scheduled_order"]["time_of_day"] == "09:30:00"
+    created = ScheduledOrder.objects.get(pk=response.json()["scheduled_order"]["id"])
+    assert created.time_of_day == time(9, 30)
+
+
+def test_a_schedule_deleted_while_it_fires_keeps_its_order_and_the_next_still_runs(schedule):
+    later = ScheduledOrder.objects.create(
+        user=schedule.user,
+        account=schedule.account,
+        name="second",
+        template=schedule.template,
+        time_of_day=time(9, 30),
+    )
+
+    def delete_while_firing(sender, instance, created, **kwargs):
+        # The trader deletes the schedule the moment the beat has claimed its day.
+        if created and instance.schedule_id == schedule.pk:
+            api_client_for(schedule.user).delete(f"/api/scheduled-orders/{schedule.pk}")
+
+    post_save.connect(delete_while_firing, sender=ScheduledOrderRun)
+    try:
+        runs = place_due_scheduled_orders(now=at(THU, 9, 30))  # raised DatabaseError
+    finally:
+        post_save.disconnect(delete_while_firing, sender=ScheduledOrderRun)
+    assert [run.status for run in runs] == ["PLACED", "PLACED"]
+    assert not ScheduledOrder.objects.filter(pk=schedule.pk).exists()
+    assert ScheduledOrderRun.objects.get().schedule_id == later.pk
+    assert Order.objects.filter(user=schedule.user, source="SCHEDULED").count() == 2
+
+
+def test_a_run_whose_worker_stopped_is_placed_by_the_next_beat_once(schedule):
+    # A worker killed between claiming the day and writing the order left the run STARTED:
+    # nothing was ever placed, and no later beat looked at it again.
+    stale = ScheduledOrderRun.objects.create(
+        schedule=schedule, trading_date=THU.date(), status="STARTED"
+    )
+    ScheduledOrderRun.objects.filter(pk=stale.pk).update(
+        created_at=at(THU, 9, 30) - timedelta(minutes=3)
+    )
+    [run] = place_due_scheduled_orders(now=at(THU, 9, 33))
+    assert run.pk == stale.pk and run.status == "PLACED"
+    assert place_due_scheduled_orders(now=at(THU, 9, 34)) == []
+    [order] = Order.objects.filter(user=schedule.user)
+    assert ScheduledOrderRun.objects.get().order_id == order.pk
+
+
+def test_a_stopped_workers_order_is_linked_not_placed_again(schedule):
+    [first] = place_due_scheduled_orders(now=at(THU, 9, 30))
+    # As if the worker stopped after placing, before it wrote the run's outcome.
+    ScheduledOrderRun.objects.filter(pk=first.pk).update(
+        status="STARTED", order=None, created_at=at(THU, 9, 30) - timedelta(minutes=3)
+    )
+    [again] = place_due_scheduled_orders(now=at(THU, 9, 40))  # past the grace: linked
+    assert again.status == "PLACED" and again.order_id == first.order_id
+    assert Order.objects.filter(user=schedule.user).count() == 1
+
+
+def test_a_run_not_sent_is_tried_again_at_the_next_beat_and_placed_once(simulator, settings):
+    # The broker's login unreachable at 09:30 (nothing sent): the day's run was REJECTED for
+    # good, though sending again was safe and the grace had minutes to go.
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True  # a live account places inside the window
+    settings.SCHEDULED_ORDER_GRACE_MINUTES = 5
+    user = make_user()
+    account = make_xts_account(f"http://127.0.0.1:{free_port()}", user=user)
+    stock = make_instrument(symbol="RELIANCE")
+    set_price_and_match(stock, "100.00")
+    make_schedule(
+        user=user,
+        account=account,
+        instrument=stock,
+        template={
+            "symbol": "RELIANCE",
+            "order_side": "BUY",
+            "order_type": "MARKET",
+            "order_quantity": 1,
+        },
+    )
+    [refused] = place_due_scheduled_orders(now=at(THU, 9, 30))
+    assert refused.status == "STARTED" and "not sent" in refused.error
+    assert Order.objects.get(pk=refused.order_id).status == Order.Status.REJECTED
+
+    account.credentials = {**account.credentials, "base_url": simulator.base_url}
+    account.save()
+    connect_account(account)
+    [placed] = place_due_scheduled_orders(now=at(THU, 9, 31))
+    assert placed.pk == refused.pk and placed.status == "PLACED", placed.error
+    assert place_due_scheduled_orders(now=at(THU, 9, 32)) == []
+    live = Order.objects.exclude(status=Order.Status.REJECTED).filter(user=user)
+    assert [o.pk for o in live] == [placed.order_id]
+    [entry] = OrderLeg.objects.filter(order_id=placed.order_id)
+    assert simulator.stats()["order_posts_by_uid"] == {entry.unique_identifier: 1}
+
+
+def test_a_run_not_sent_till_its_grace_ends_is_missed_and_keeps_its_order(settings):
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True
+    settings.SCHEDULED_ORDER_GRACE_MINUTES = 5
+    user, _, instrument = make_desk(symbol="INFY", price="800")
+    account = make_xts_account(f"http://127.0.0.1:{free_port()}", user=user)
+    schedule = make_schedule(user=user, account=account, instrument=instrument)
+    [refused] = place_due_scheduled_orders(now=at(THU, 9, 30))
+    [missed] = place_due_scheduled_orders(now=at(THU, 9, 40))
+    assert missed.pk == refused.pk and missed.status == "MISSED"
+    assert "not sent" in missed.error and missed.order_id == refused.order_id
+    assert place_due_scheduled_orders(now=at(THU, 9, 41)) == []
+    assert Order.objects.filter(user=schedule.user).count() == 1
