@@ -239,21 +239,35 @@ def _claim(
         return None
 
 
-def _due(local: datetime, today: date) -> list[ScheduledOrder]:
+def _due_filter(local: datetime) -> Q:
+    return Q(
+        enabled=True,
+        time_of_day__lte=local.time().replace(tzinfo=None),
+        account__is_active=True,
+        user__is_active=True,
+    )
+
+
+def _due(local: datetime, today: date) -> list[int]:
     """Enabled schedules of active accounts whose time has come today: those not run today,
     and those whose run is to be tried again (left STARTED: not sent, or its worker gone)."""
     retry = Q(runs__trading_date=today, runs__status=RunStatus.STARTED) & _retryable("runs__")
     return list(
-        ScheduledOrder.objects.filter(
-            ~Q(runs__trading_date=today) | retry,
-            enabled=True,
-            time_of_day__lte=local.time().replace(tzinfo=None),
-            account__is_active=True,
-            user__is_active=True,
-        )
-        .select_related("user", "account")
+        ScheduledOrder.objects.filter(~Q(runs__trading_date=today) | retry, _due_filter(local))
         .order_by("time_of_day", "id")
         .distinct()
+        .values_list("pk", flat=True)
+    )
+
+
+def _still_due(schedule_id: int, local: datetime) -> ScheduledOrder | None:
+    """The schedule as it is now: one switched off, edited or deleted while the beat placed
+    the schedules before it is taken as the trader left it (it was placed as it had been
+    listed, a switched-off schedule too)."""
+    return (
+        ScheduledOrder.objects.filter(_due_filter(local), pk=schedule_id)
+        .select_related("user", "account")
+        .first()
     )
 
 
@@ -294,8 +308,9 @@ def place_due_scheduled_orders(*, now: datetime | None = None) -> list[Scheduled
         return []
     grace = timedelta(minutes=int(settings.SCHEDULED_ORDER_GRACE_MINUTES))
     runs: list[ScheduledOrderRun] = []
-    for schedule in _due(local, today):
-        if not _runs_today(schedule, today):
+    for schedule_id in _due(local, today):
+        schedule = _still_due(schedule_id, local)
+        if schedule is None or not _runs_today(schedule, today):
             continue
         scheduled_at = datetime.combine(today, schedule.time_of_day, tzinfo=market_hours.MARKET_TZ)
         late = local - scheduled_at > grace

@@ -10,9 +10,11 @@ import pytest
 from django.db.models.signals import post_save
 
 from monitoring.models import TradingHoliday
+from orders.brokers.paper.models import PaperOrder
 from orders.brokers.sessions import connect_account
 from orders.models import Order, OrderLeg, ScheduledOrder, ScheduledOrderRun
 from orders.scheduled.services import place_due_scheduled_orders
+from tests.concurrency import in_threads
 from tests.factories import (
     api_client_for,
     make_desk,
@@ -239,6 +241,54 @@ def test_a_schedule_deleted_while_it_fires_keeps_its_order_and_the_next_still_ru
     assert not ScheduledOrder.objects.filter(pk=schedule.pk).exists()
     assert ScheduledOrderRun.objects.get().schedule_id == later.pk
     assert Order.objects.filter(user=schedule.user, source="SCHEDULED").count() == 2
+
+
+def test_a_schedule_switched_off_while_the_beat_places_the_one_before_it_is_not_placed(
+    schedule,
+):
+    later = ScheduledOrder.objects.create(
+        user=schedule.user,
+        account=schedule.account,
+        name="second",
+        template=schedule.template,
+        time_of_day=time(9, 30),
+    )
+
+    def switch_off_the_second(sender, instance, created, **kwargs):
+        # While the beat places the first schedule, the trader switches the second off.
+        if created and instance.schedule_id == schedule.pk:
+            client = api_client_for(schedule.user)
+            patched = client.patch(
+                f"/api/scheduled-orders/{later.pk}", {"enabled": False}, format="json"
+            )
+            assert patched.status_code == 200
+
+    post_save.connect(switch_off_the_second, sender=ScheduledOrderRun)
+    try:
+        runs = place_due_scheduled_orders(now=at(THU, 9, 30))
+    finally:
+        post_save.disconnect(switch_off_the_second, sender=ScheduledOrderRun)
+    assert [run.schedule_id for run in runs] == [schedule.pk]  # the second was placed too
+    assert Order.objects.filter(user=schedule.user).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beats_on_two_workers_at_once_place_each_schedule_once(schedule):
+    for n in range(2):
+        ScheduledOrder.objects.create(
+            user=schedule.user,
+            account=schedule.account,
+            name=f"more {n}",
+            template=schedule.template,
+            time_of_day=time(9, 30),
+        )
+    results = in_threads(4, lambda _: place_due_scheduled_orders(now=at(THU, 9, 30)))
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert sorted(run.schedule_id for runs in results for run in runs) == sorted(
+        ScheduledOrder.objects.values_list("pk", flat=True)
+    )
+    assert Order.objects.filter(user=schedule.user).count() == 3
+    assert PaperOrder.objects.filter(book__account=schedule.account).count() == 3
 
 
 def test_a_run_whose_worker_stopped_is_placed_by_the_next_beat_once(schedule):
