@@ -412,6 +412,19 @@ def record_schedule_saved(
     )
 
 
+def check_time_for_account(account: BrokerAccount, time_of_day: time) -> None:
+    """A live broker takes orders only inside the trading window: a schedule of a live
+    account timed outside it (08:00, or 15:45) failed "market closed" every day it ran."""
+    rules = market_hours.current_rules()
+    if account.is_paper or rules.always_open or rules.opens <= time_of_day < rules.closes:
+        return
+    window = f"{rules.opens:%H:%M} to {rules.closes:%H:%M}"
+    raise ValidationFailed(
+        f"time_of_day: a live account's orders are placed from {window} IST",
+        details={"time_of_day": [f"must be inside the trading window, {window} IST"]},
+    )
+
+
 def _account_of(*, user: User, account_id: int) -> BrokerAccount:
     return resolve_account(user=user, account_id=account_id)
 
@@ -430,6 +443,7 @@ def create_scheduled_order(
 ) -> ScheduledOrder:
     account = _account_of(user=user, account_id=account_id)
     validate_template(user=user, kind=kind, account_id=account.pk, template=template)
+    check_time_for_account(account, time_of_day)
     with transaction.atomic():
         schedule = ScheduledOrder.objects.create(
             user=user,
@@ -455,6 +469,10 @@ def update_scheduled_order(
         changes["weekdays"] = sorted(set(changes["weekdays"]))
     for name, value in changes.items():
         setattr(schedule, name, value)
+    after = schedule_state(schedule)
+    if any(after[name] != before[name] for name in ("account_id", "time_of_day")):
+        # A schedule only switched off or renamed is not refused for its old time.
+        check_time_for_account(schedule.account, schedule.time_of_day)
     validate_template(
         user=schedule.user,
         kind=schedule.kind,

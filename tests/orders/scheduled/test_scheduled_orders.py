@@ -366,3 +366,32 @@ def test_a_run_not_sent_till_its_grace_ends_is_missed_and_keeps_its_order(settin
     assert "not sent" in missed.error and missed.order_id == refused.order_id
     assert place_due_scheduled_orders(now=at(THU, 9, 41)) == []
     assert Order.objects.filter(user=schedule.user).count() == 1
+
+
+def test_a_live_accounts_schedule_outside_the_trading_window_is_a_400(schedule):
+    # Stored, it failed "market closed" every day it ran.
+    live = make_xts_account("https://developers.symphonyfintech.in", user=schedule.user)
+    client = api_client_for(schedule.user)
+    early = client.post(
+        "/api/scheduled-orders",
+        _body(schedule, account_id=live.pk, time_of_day="08:00"),
+        format="json",
+    )
+    assert early.status_code == 400, early.content
+    assert early.json()["details"]["time_of_day"]
+    assert not ScheduledOrder.objects.filter(account=live).exists()
+    inside = client.post(
+        "/api/scheduled-orders", _body(schedule, account_id=live.pk), format="json"
+    )
+    assert inside.status_code == 201, inside.content
+    moved = client.patch(
+        f"/api/scheduled-orders/{schedule.pk}",
+        {"account_id": live.pk, "time_of_day": "15:45"},
+        format="json",
+    )
+    assert moved.status_code == 400
+    assert ScheduledOrder.objects.get(pk=schedule.pk).account_id == schedule.account_id
+    # A schedule stored before this rule can still be switched off.
+    ScheduledOrder.objects.filter(pk=schedule.pk).update(account=live, time_of_day=time(8, 0))
+    off = client.patch(f"/api/scheduled-orders/{schedule.pk}", {"enabled": False}, format="json")
+    assert off.status_code == 200, off.content
