@@ -203,6 +203,19 @@ def _is_trading_day(day: date) -> bool:
     return market_hours.is_trading_day(day, rules, market_hours.holidays_between(day, day))
 
 
+WEEKDAYS_RULE = "must be a list of days, 0 (Monday) to 6 (Sunday)"
+
+
+def weekdays_problem(weekdays: Any) -> str | None:
+    """Why a schedule's weekdays are not days (None when they are): 5, "0,1", [7] or
+    ["mon"], stored through the admin, made the beat raise or never run the schedule."""
+    if not isinstance(weekdays, list) or not all(
+        type(day) is int and 0 <= day <= 6 for day in weekdays
+    ):
+        return WEEKDAYS_RULE
+    return None
+
+
 def _runs_today(schedule: ScheduledOrder, day: date) -> bool:
     return not schedule.weekdays or day.weekday() in schedule.weekdays
 
@@ -310,7 +323,13 @@ def place_due_scheduled_orders(*, now: datetime | None = None) -> list[Scheduled
     runs: list[ScheduledOrderRun] = []
     for schedule_id in _due(local, today):
         schedule = _still_due(schedule_id, local)
-        if schedule is None or not _runs_today(schedule, today):
+        if schedule is None:
+            continue
+        if problem := weekdays_problem(schedule.weekdays):  # recorded once a day, nothing sent
+            if run := _claim(schedule, today, RunStatus.FAILED, f"weekdays {problem}"):
+                runs.append(run)
+            continue
+        if not _runs_today(schedule, today):
             continue
         scheduled_at = datetime.combine(today, schedule.time_of_day, tzinfo=market_hours.MARKET_TZ)
         late = local - scheduled_at > grace

@@ -395,3 +395,24 @@ def test_a_live_accounts_schedule_outside_the_trading_window_is_a_400(schedule):
     ScheduledOrder.objects.filter(pk=schedule.pk).update(account=live, time_of_day=time(8, 0))
     off = client.patch(f"/api/scheduled-orders/{schedule.pk}", {"enabled": False}, format="json")
     assert off.status_code == 200, off.content
+
+
+def test_a_stored_schedule_whose_weekdays_are_not_days_fails_alone(schedule):
+    # Weekdays "0,1" (stored through the admin) made the beat raise: no schedule after it
+    # in the beat's order was placed, for any user, all day.
+    ScheduledOrder.objects.create(
+        user=schedule.user,
+        account=schedule.account,
+        name="broken",
+        template=schedule.template,
+        time_of_day=time(9, 0),
+        weekdays="0,1",
+    )
+    runs = place_due_scheduled_orders(now=at(THU, 9, 30))
+    assert [(run.schedule.name, run.status) for run in runs] == [
+        ("broken", "FAILED"),
+        ("morning buy", "PLACED"),
+    ]
+    assert "weekdays" in runs[0].error
+    assert place_due_scheduled_orders(now=at(THU, 9, 31)) == []
+    assert Order.objects.filter(user=schedule.user).count() == 1
