@@ -218,25 +218,38 @@ def test_a_time_given_with_an_offset_is_that_moment_in_ist(schedule, given):
     assert created.time_of_day == time(9, 30)
 
 
-def test_a_schedule_deleted_while_it_fires_keeps_its_order_and_the_next_still_runs(schedule):
-    later = ScheduledOrder.objects.create(
+def _sibling(schedule: ScheduledOrder, name: str, **fields) -> ScheduledOrder:
+    """Another schedule of the same trader and account placing the same order at 09:30."""
+    return ScheduledOrder.objects.create(
         user=schedule.user,
         account=schedule.account,
-        name="second",
+        name=name,
         template=schedule.template,
-        time_of_day=time(9, 30),
+        **{"time_of_day": time(9, 30), **fields},
     )
 
-    def delete_while_firing(sender, instance, created, **kwargs):
-        # The trader deletes the schedule the moment the beat has claimed its day.
-        if created and instance.schedule_id == schedule.pk:
-            api_client_for(schedule.user).delete(f"/api/scheduled-orders/{schedule.pk}")
 
-    post_save.connect(delete_while_firing, sender=ScheduledOrderRun)
+def _beat_while(schedule: ScheduledOrder, meanwhile) -> list[ScheduledOrderRun]:
+    """The 09:30 beat, with `meanwhile()` run the moment it has claimed `schedule`'s day."""
+
+    def claimed(sender, instance, created, **kwargs):
+        if created and instance.schedule_id == schedule.pk:
+            meanwhile()
+
+    post_save.connect(claimed, sender=ScheduledOrderRun)
     try:
-        runs = place_due_scheduled_orders(now=at(THU, 9, 30))  # raised DatabaseError
+        return place_due_scheduled_orders(now=at(THU, 9, 30))
     finally:
-        post_save.disconnect(delete_while_firing, sender=ScheduledOrderRun)
+        post_save.disconnect(claimed, sender=ScheduledOrderRun)
+
+
+def test_a_schedule_deleted_while_it_fires_keeps_its_order_and_the_next_still_runs(schedule):
+    later = _sibling(schedule, "second")
+    # The trader deletes the schedule the moment the beat has claimed its day.
+    client = api_client_for(schedule.user)
+    runs = _beat_while(  # raised DatabaseError
+        schedule, lambda: client.delete(f"/api/scheduled-orders/{schedule.pk}")
+    )
     assert [run.status for run in runs] == ["PLACED", "PLACED"]
     assert not ScheduledOrder.objects.filter(pk=schedule.pk).exists()
     assert ScheduledOrderRun.objects.get().schedule_id == later.pk
@@ -246,28 +259,14 @@ def test_a_schedule_deleted_while_it_fires_keeps_its_order_and_the_next_still_ru
 def test_a_schedule_switched_off_while_the_beat_places_the_one_before_it_is_not_placed(
     schedule,
 ):
-    later = ScheduledOrder.objects.create(
-        user=schedule.user,
-        account=schedule.account,
-        name="second",
-        template=schedule.template,
-        time_of_day=time(9, 30),
+    later = _sibling(schedule, "second")
+    # While the beat places the first schedule, the trader switches the second off.
+    client = api_client_for(schedule.user)
+    runs = _beat_while(
+        schedule,
+        lambda: client.patch(f"/api/scheduled-orders/{later.pk}", {"enabled": False}, "json"),
     )
-
-    def switch_off_the_second(sender, instance, created, **kwargs):
-        # While the beat places the first schedule, the trader switches the second off.
-        if created and instance.schedule_id == schedule.pk:
-            client = api_client_for(schedule.user)
-            patched = client.patch(
-                f"/api/scheduled-orders/{later.pk}", {"enabled": False}, format="json"
-            )
-            assert patched.status_code == 200
-
-    post_save.connect(switch_off_the_second, sender=ScheduledOrderRun)
-    try:
-        runs = place_due_scheduled_orders(now=at(THU, 9, 30))
-    finally:
-        post_save.disconnect(switch_off_the_second, sender=ScheduledOrderRun)
+    assert not ScheduledOrder.objects.get(pk=later.pk).enabled
     assert [run.schedule_id for run in runs] == [schedule.pk]  # the second was placed too
     assert Order.objects.filter(user=schedule.user).count() == 1
 
@@ -275,13 +274,7 @@ def test_a_schedule_switched_off_while_the_beat_places_the_one_before_it_is_not_
 @pytest.mark.django_db(transaction=True)
 def test_beats_on_two_workers_at_once_place_each_schedule_once(schedule):
     for n in range(2):
-        ScheduledOrder.objects.create(
-            user=schedule.user,
-            account=schedule.account,
-            name=f"more {n}",
-            template=schedule.template,
-            time_of_day=time(9, 30),
-        )
+        _sibling(schedule, f"more {n}")
     results = in_threads(4, lambda _: place_due_scheduled_orders(now=at(THU, 9, 30)))
     assert not [r for r in results if isinstance(r, BaseException)], results
     assert sorted(run.schedule_id for runs in results for run in runs) == sorted(
@@ -400,14 +393,7 @@ def test_a_live_accounts_schedule_outside_the_trading_window_is_a_400(schedule):
 def test_a_stored_schedule_whose_weekdays_are_not_days_fails_alone(schedule):
     # Weekdays "0,1" (stored through the admin) made the beat raise: no schedule after it
     # in the beat's order was placed, for any user, all day.
-    ScheduledOrder.objects.create(
-        user=schedule.user,
-        account=schedule.account,
-        name="broken",
-        template=schedule.template,
-        time_of_day=time(9, 0),
-        weekdays="0,1",
-    )
+    _sibling(schedule, "broken", weekdays="0,1", time_of_day=time(9, 0))
     runs = place_due_scheduled_orders(now=at(THU, 9, 30))
     assert [(run.schedule.name, run.status) for run in runs] == [
         ("broken", "FAILED"),
