@@ -27,7 +27,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, User
@@ -263,12 +263,13 @@ def _due_filter(local: datetime) -> Q:
 
 def _due(local: datetime, today: date) -> list[int]:
     """Enabled schedules of active accounts whose time has come today: those not run today,
-    and those whose run is to be tried again (left STARTED: not sent, or its worker gone)."""
-    retry = Q(runs__trading_date=today, runs__status=RunStatus.STARTED) & _retryable("runs__")
+    and those whose run is to be tried again (left STARTED: not sent, or its worker gone).
+    Each an EXISTS on the (schedule, date) unique index: no join with every past run."""
+    runs_today = ScheduledOrderRun.objects.filter(schedule=OuterRef("pk"), trading_date=today)
+    retry = runs_today.filter(_retryable(), status=RunStatus.STARTED)
     return list(
-        ScheduledOrder.objects.filter(~Q(runs__trading_date=today) | retry, _due_filter(local))
+        ScheduledOrder.objects.filter(~Exists(runs_today) | Exists(retry), _due_filter(local))
         .order_by("time_of_day", "id")
-        .distinct()
         .values_list("pk", flat=True)
     )
 
