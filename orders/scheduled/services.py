@@ -26,7 +26,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -52,6 +52,7 @@ from orders.validation import (
 )
 from trading_site.core import market_hours
 from trading_site.core.errors import DomainError, MarketClosed, ValidationFailed
+from trading_site.core.lock_conflicts import is_lock_conflict
 
 logger = logging.getLogger(__name__)
 
@@ -243,12 +244,21 @@ def _place(schedule: ScheduledOrder, day: date) -> PlacementResult:
 def _claim(
     schedule: ScheduledOrder, day: date, status: str, error: str = ""
 ) -> ScheduledOrderRun | None:
+    """Today's run of `schedule`, made; None when there is one already, or when the insert
+    lost a lock conflict (the schedule's row held by another transaction: a trader's change
+    being saved): the next beat claims it then, and the beat's other schedules go on (the
+    conflict raised out of the beat, and no later schedule was placed)."""
     try:
         with transaction.atomic():
             return ScheduledOrderRun.objects.create(
                 schedule=schedule, trading_date=day, status=status, error=error
             )
     except IntegrityError:
+        return None
+    except OperationalError as exc:
+        if not is_lock_conflict(exc):
+            raise
+        logger.warning("scheduled order busy: left to the next beat", extra={"id": schedule.pk})
         return None
 
 

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import transaction
 from django.db.models.signals import post_save
 
 from monitoring.models import TradingHoliday
@@ -24,7 +27,7 @@ from tests.factories import (
     make_xts_account,
     set_price_and_match,
 )
-from tests.servers import free_port
+from tests.servers import free_port, held_by_another_worker, short_lock_waits
 
 pytestmark = pytest.mark.django_db
 
@@ -282,6 +285,26 @@ def test_beats_on_two_workers_at_once_place_each_schedule_once(schedule):
     )
     assert Order.objects.filter(user=schedule.user).count() == 3
     assert PaperOrder.objects.filter(book__account=schedule.account).count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_schedule_another_transaction_holds_waits_a_beat_and_the_rest_still_run(schedule):
+    # The schedule's row locked (a change being saved) past MariaDB's lock wait: the claim's
+    # lock wait timeout (1205) raised out of the beat, and no later schedule was placed.
+    later = _sibling(schedule, "second")
+
+    @contextmanager
+    def row_locked() -> Iterator[None]:
+        with transaction.atomic():
+            list(ScheduledOrder.objects.select_for_update().filter(pk=schedule.pk))
+            yield
+
+    with held_by_another_worker(row_locked), short_lock_waits():
+        runs = place_due_scheduled_orders(now=at(THU, 9, 30))
+    assert [(run.schedule_id, run.status) for run in runs] == [(later.pk, "PLACED")]
+    [next_beat] = place_due_scheduled_orders(now=at(THU, 9, 31))
+    assert (next_beat.schedule_id, next_beat.status) == (schedule.pk, "PLACED")
+    assert Order.objects.filter(user=schedule.user).count() == 2
 
 
 def test_a_run_whose_worker_stopped_is_placed_by_the_next_beat_once(schedule):
