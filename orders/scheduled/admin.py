@@ -8,10 +8,12 @@ from django.contrib import admin
 from accounts.admin_audit import AuditedAdmin
 from orders.scheduled.models import ScheduledOrder, ScheduledOrderRun
 from orders.scheduled.services import (
+    WEEKDAYS_RULE,
     delete_scheduled_order,
     record_schedule_saved,
     schedule_state,
     validate_template,
+    weekdays_problem,
 )
 from trading_site.core.admin import ReadOnlyAdmin, ReadOnlyInline
 from trading_site.core.errors import DomainError
@@ -41,6 +43,12 @@ class ScheduledOrderAdminForm(forms.ModelForm):
             "enabled",
         )
         field_classes = {"template": DepthLimitedJSONField, "weekdays": DepthLimitedJSONField}
+
+    def clean_weekdays(self):
+        weekdays = self.cleaned_data.get("weekdays")
+        if not isinstance(weekdays, list) or weekdays_problem(weekdays):
+            raise forms.ValidationError(WEEKDAYS_RULE)
+        return sorted(set(weekdays))
 
     def clean(self):
         super().clean()

@@ -9,6 +9,12 @@ Late starts (decided): a schedule whose time passed while nothing was running is
 placed if it is at most SCHEDULED_ORDER_GRACE_MINUTES late; later than that the day is
 recorded as MISSED and nothing is sent (an order meant for 09:30 placed at 14:00 is a
 different trade).
+
+Tried again, inside the grace: a day's run left STARTED, because the order provably never
+reached the broker (not sent: no broker session, the outbound limit while Redis is down) or
+because the worker placing it stopped (claimed more than STALE_CLAIM ago). The next beat
+claims it again (compare-and-set on its claim time, so one worker does) and places with the
+same key: an order already written under it is answered, never sent twice.
 """
 
 from __future__ import annotations
@@ -20,13 +26,22 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 
 from accounts.models import BrokerAccount, User
+from orders.domain.identifiers import MAX_EXTERNAL_ID_LENGTH
 from orders.domain.vocabulary import EventKind
 from orders.models import Order, OrderEvent, ScheduledOrder, ScheduledOrderRun
+from orders.openalgo.fields import unstorable_text
 from orders.services.audit import record_account_event, record_account_setting_saved
-from orders.services.placement import place_bracket_order, place_single_order
+from orders.services.placement import (
+    OUTCOME_NOT_SENT,
+    PlacementResult,
+    place_bracket_order,
+    place_single_order,
+)
 from orders.validation import (
     BracketOrderRequest,
     SingleOrderRequest,
@@ -37,11 +52,16 @@ from orders.validation import (
 )
 from trading_site.core import market_hours
 from trading_site.core.errors import DomainError, MarketClosed, ValidationFailed
+from trading_site.core.lock_conflicts import is_lock_conflict
 
 logger = logging.getLogger(__name__)
 
 ACTOR = "scheduler"
 RunStatus = ScheduledOrderRun.Status
+# A run still STARTED this long after its claim lost its worker: the next beat takes it over.
+STALE_CLAIM = timedelta(minutes=2)
+# The error of a run left STARTED to be tried again at the next beat.
+NOT_SENT_RETRY = "not sent, tried again at the next beat: "
 
 _DECIMAL_FIELDS = {
     "limit_price",
@@ -55,6 +75,8 @@ _DECIMAL_FIELDS = {
 _INTEGER_FIELDS = {"order_quantity", "no_of_lots"}
 # Passed on as given (the ORM takes 123 or "123"); every other field is text.
 _ID_FIELDS = {"exchange_instrument_id", "exchange_token"}
+# Text stored on the order as given (the others are looked up or are choices).
+_STORED_TEXT_MAX = {"external_id": MAX_EXTERNAL_ID_LENGTH}
 
 
 class TemplateError(ValueError):
@@ -86,6 +108,17 @@ def _integer(name: str, value: Any) -> int | None:
     return value
 
 
+def _check_text(name: str, value: str) -> None:
+    """Text the database cannot take (NUL, a lone surrogate) or whose column is too short
+    for it: accepted, it failed the schedule every day at its time."""
+    problem = unstorable_text(value)
+    limit = _STORED_TEXT_MAX.get(name)
+    if problem is None and limit is not None and len(value) > limit:
+        problem = f"must be at most {limit} characters"
+    if problem is not None:
+        raise TemplateError({name: [problem]})
+
+
 def build_request(
     *, kind: str, account_id: int, template: dict, key: str = ""
 ) -> SingleOrderRequest | BracketOrderRequest:
@@ -114,10 +147,15 @@ def build_request(
         elif name in allowed:
             if value is not None and name not in _ID_FIELDS and not isinstance(value, str):
                 raise TemplateError({name: ["must be a string"]})
+            if isinstance(value, str):
+                _check_text(name, value)
             values[name] = value
     if cls is BracketOrderRequest:
         targets = []
-        for target in template.get("targets") or []:
+        given = template.get("targets") or []
+        if not isinstance(given, list):  # 5 or true: iterating it was a TypeError (a 500)
+            raise TemplateError({"targets": ["must be a list of {price, lots|percent}"]})
+        for target in given:
             if not isinstance(target, dict) or "price" not in target:
                 raise TemplateError({"targets": ["each target needs a price"]})
             targets.append(
@@ -166,92 +204,208 @@ def _is_trading_day(day: date) -> bool:
     return market_hours.is_trading_day(day, rules, market_hours.holidays_between(day, day))
 
 
+WEEKDAYS_RULE = "must be a list of days, 0 (Monday) to 6 (Sunday)"
+
+
+def weekdays_problem(weekdays: Any) -> str | None:
+    """Why a schedule's weekdays are not days (None when they are): 5, "0,1", [7] or
+    ["mon"], stored through the admin, made the beat raise or never run the schedule."""
+    if not isinstance(weekdays, list) or not all(
+        type(day) is int and 0 <= day <= 6 for day in weekdays
+    ):
+        return WEEKDAYS_RULE
+    return None
+
+
 def _runs_today(schedule: ScheduledOrder, day: date) -> bool:
     return not schedule.weekdays or day.weekday() in schedule.weekdays
 
 
-def _place(schedule: ScheduledOrder, day: date) -> tuple[Order, str]:
+def _key(schedule: ScheduledOrder, day: date) -> str:
+    return f"sched-{schedule.pk}-{day.isoformat()}"
+
+
+def _place(schedule: ScheduledOrder, day: date) -> PlacementResult:
     request = build_request(
         kind=schedule.kind,
         account_id=schedule.account_id,
         template=schedule.template,
-        key=f"sched-{schedule.pk}-{day.isoformat()}",
+        key=_key(schedule, day),
     )
     if isinstance(request, BracketOrderRequest):  # kind == BRACKET
-        result = place_bracket_order(
+        return place_bracket_order(
             user=schedule.user, request=request, source=Order.Source.SCHEDULED, actor=ACTOR
         )
-    else:
-        result = place_single_order(
-            user=schedule.user, request=request, source=Order.Source.SCHEDULED, actor=ACTOR
-        )
-    status = (
-        RunStatus.REJECTED if result.order.status == Order.Status.REJECTED else RunStatus.PLACED
+    return place_single_order(
+        user=schedule.user, request=request, source=Order.Source.SCHEDULED, actor=ACTOR
     )
-    return result.order, status
 
 
-def _claim(schedule: ScheduledOrder, day: date, status: str) -> ScheduledOrderRun | None:
+def _claim(
+    schedule: ScheduledOrder, day: date, status: str, error: str = ""
+) -> ScheduledOrderRun | None:
+    """Today's run of `schedule`, made; None when there is one already, or when the insert
+    lost a lock conflict (the schedule's row held by another transaction: a trader's change
+    being saved): the next beat claims it then, and the beat's other schedules go on (the
+    conflict raised out of the beat, and no later schedule was placed)."""
     try:
         with transaction.atomic():
             return ScheduledOrderRun.objects.create(
-                schedule=schedule, trading_date=day, status=status
+                schedule=schedule, trading_date=day, status=status, error=error
             )
     except IntegrityError:
         return None
+    except OperationalError as exc:
+        if not is_lock_conflict(exc):
+            raise
+        logger.warning("scheduled order busy: left to the next beat", extra={"id": schedule.pk})
+        return None
+
+
+def _due_filter(local: datetime) -> Q:
+    return Q(
+        enabled=True,
+        time_of_day__lte=local.time().replace(tzinfo=None),
+        account__is_active=True,
+        user__is_active=True,
+    )
+
+
+def _due(local: datetime, today: date) -> list[int]:
+    """Enabled schedules of active accounts whose time has come today: those not run today,
+    and those whose run is to be tried again (left STARTED: not sent, or its worker gone).
+    Each an EXISTS on the (schedule, date) unique index: no join with every past run. Those
+    whose weekdays leave today out are left out here (not read again every beat)."""
+    runs_today = ScheduledOrderRun.objects.filter(schedule=OuterRef("pk"), trading_date=today)
+    retry = runs_today.filter(_retryable(), status=RunStatus.STARTED)
+    listed = (
+        ScheduledOrder.objects.filter(~Exists(runs_today) | Exists(retry), _due_filter(local))
+        .order_by("time_of_day", "id")
+        .values_list("pk", "weekdays")
+    )
+    return [
+        pk
+        for pk, weekdays in listed
+        if weekdays_problem(weekdays) or not weekdays or today.weekday() in weekdays
+    ]
+
+
+def _still_due(schedule_id: int, local: datetime) -> ScheduledOrder | None:
+    """The schedule as it is now: one switched off, edited or deleted while the beat placed
+    the schedules before it is taken as the trader left it (it was placed as it had been
+    listed, a switched-off schedule too)."""
+    return (
+        ScheduledOrder.objects.filter(_due_filter(local), pk=schedule_id)
+        .select_related("user", "account")
+        .first()
+    )
+
+
+def _retryable(prefix: str = "") -> Q:
+    """A STARTED run to try again: not sent, or its worker gone (claimed long ago)."""
+    return Q(**{f"{prefix}created_at__lt": timezone.now() - STALE_CLAIM}) | Q(
+        **{f"{prefix}error__startswith": NOT_SENT_RETRY}
+    )
+
+
+def _reclaim(schedule: ScheduledOrder, day: date) -> ScheduledOrderRun | None:
+    """Today's STARTED run of `schedule`, taken over for one more try (None when another
+    worker is placing it or took it first, or it is no longer STARTED)."""
+    run = ScheduledOrderRun.objects.filter(
+        _retryable(), schedule=schedule, trading_date=day, status=RunStatus.STARTED
+    ).first()
+    if run is None:
+        return None
+    taken = ScheduledOrderRun.objects.filter(
+        pk=run.pk, status=RunStatus.STARTED, created_at=run.created_at
+    ).update(created_at=timezone.now())
+    return run if taken else None
+
+
+def _already_placed(schedule: ScheduledOrder, day: date) -> Order | None:
+    """The order a stopped worker wrote under the day's key (it is settled by the sync)."""
+    return Order.objects.filter(
+        user_id=schedule.user_id, client_order_id=_key(schedule, day)
+    ).first()
 
 
 def place_due_scheduled_orders(*, now: datetime | None = None) -> list[ScheduledOrderRun]:
     """Place every enabled schedule due today and not yet run today; returns today's new runs
-    (placed, rejected, failed or missed)."""
+    (placed, rejected, failed or missed), and the runs tried again."""
     local = market_hours.market_now(now)
     today = local.date()
     if not _is_trading_day(today):
         return []
     grace = timedelta(minutes=int(settings.SCHEDULED_ORDER_GRACE_MINUTES))
-    due = (
-        ScheduledOrder.objects.filter(
-            enabled=True,
-            time_of_day__lte=local.time().replace(tzinfo=None),
-            account__is_active=True,
-            user__is_active=True,
-        )
-        .exclude(runs__trading_date=today)
-        .select_related("user", "account")
-        .order_by("time_of_day", "id")
-    )
     runs: list[ScheduledOrderRun] = []
-    for schedule in due:
+    for schedule_id in _due(local, today):
+        schedule = _still_due(schedule_id, local)
+        if schedule is None:
+            continue
+        if problem := weekdays_problem(schedule.weekdays):  # recorded once a day, nothing sent
+            if run := _claim(schedule, today, RunStatus.FAILED, f"weekdays {problem}"):
+                runs.append(run)
+            continue
         if not _runs_today(schedule, today):
             continue
         scheduled_at = datetime.combine(today, schedule.time_of_day, tzinfo=market_hours.MARKET_TZ)
-        if local - scheduled_at > grace:
-            run = _claim(schedule, today, RunStatus.MISSED)
-            if run is not None:
-                run.error = f"not placed: {local - scheduled_at} late (grace {grace})"
-                run.save(update_fields=["error"])
-                runs.append(run)
-            continue
-        run = _claim(schedule, today, RunStatus.STARTED)
-        if run is None:  # another worker claimed today's run
+        late = local - scheduled_at > grace
+        run = _claim(schedule, today, RunStatus.MISSED if late else RunStatus.STARTED)
+        if run is None:  # run today already: to be tried again, or another worker's
+            run = _reclaim(schedule, today)
+            if run is None:
+                continue
+            if (order := _already_placed(schedule, today)) is not None:
+                runs.append(_finish(run, order=order, status=_status_of(order), error=""))
+                continue
+            if late:
+                error = f"not placed: {local - scheduled_at} late (grace {grace}); {run.error}"
+                runs.append(_finish(run, order=run.order, status=RunStatus.MISSED, error=error))
+                continue
+        elif late:
+            error = f"not placed: {local - scheduled_at} late (grace {grace})"
+            runs.append(_finish(run, order=None, status=RunStatus.MISSED, error=error))
             continue
         runs.append(_run(schedule, run, today))
     return runs
 
 
+def _status_of(order: Order) -> str:
+    return RunStatus.REJECTED if order.status == Order.Status.REJECTED else RunStatus.PLACED
+
+
 def _run(schedule: ScheduledOrder, run: ScheduledOrderRun, day: date) -> ScheduledOrderRun:
+    order: Order | None = None
     try:
-        order, status = _place(schedule, day)
-        run.order, run.status = order, status
+        result = _place(schedule, day)
+        order, status, error = result.order, _status_of(result.order), ""
         if status == RunStatus.REJECTED:
-            entry = order.legs.order_by("id").first()
-            run.error = entry.reject_reason if entry else ""
+            error = result.reject_reason
+        send = result.send
+        if result.outcome == OUTCOME_NOT_SENT and send is not None and not send.trading_locked:
+            # Provably never reached the broker (its key given back): the next beat tries
+            # again while the grace lasts; this attempt's order stays REJECTED "not sent".
+            status, error = RunStatus.STARTED, NOT_SENT_RETRY + error
     except (DomainError, TemplateError) as exc:
-        run.status, run.error = RunStatus.FAILED, str(getattr(exc, "message", exc))
+        status, error = RunStatus.FAILED, str(getattr(exc, "message", exc))
     except Exception as exc:  # recorded on the run; the next schedules still run
         logger.exception("scheduled order failed", extra={"schedule_id": schedule.pk})
-        run.status, run.error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
-    run.save(update_fields=["order", "status", "error"])
+        status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
+    return _finish(run, order=order, status=status, error=error)
+
+
+def _finish(
+    run: ScheduledOrderRun, *, order: Order | None, status: str, error: str
+) -> ScheduledOrderRun:
+    """The run's outcome written. A schedule deleted while it fired took its runs with it
+    (the order stays, audited): nothing to write, and the beat's other schedules go on (a
+    save of the vanished row raised and ended the beat's loop)."""
+    run.order, run.status, run.error = order, status, error
+    written = ScheduledOrderRun.objects.filter(pk=run.pk).update(
+        order=order, status=status, error=error
+    )
+    if not written:
+        logger.info("scheduled order deleted while it fired", extra={"run_id": run.pk})
     return run
 
 
@@ -294,6 +448,19 @@ def record_schedule_saved(
     )
 
 
+def check_time_for_account(account: BrokerAccount, time_of_day: time) -> None:
+    """A live broker takes orders only inside the trading window: a schedule of a live
+    account timed outside it (08:00, or 15:45) failed "market closed" every day it ran."""
+    rules = market_hours.current_rules()
+    if account.is_paper or rules.always_open or rules.opens <= time_of_day < rules.closes:
+        return
+    window = f"{rules.opens:%H:%M} to {rules.closes:%H:%M}"
+    raise ValidationFailed(
+        f"time_of_day: a live account's orders are placed from {window} IST",
+        details={"time_of_day": [f"must be inside the trading window, {window} IST"]},
+    )
+
+
 def _account_of(*, user: User, account_id: int) -> BrokerAccount:
     return resolve_account(user=user, account_id=account_id)
 
@@ -312,6 +479,7 @@ def create_scheduled_order(
 ) -> ScheduledOrder:
     account = _account_of(user=user, account_id=account_id)
     validate_template(user=user, kind=kind, account_id=account.pk, template=template)
+    check_time_for_account(account, time_of_day)
     with transaction.atomic():
         schedule = ScheduledOrder.objects.create(
             user=user,
@@ -337,6 +505,10 @@ def update_scheduled_order(
         changes["weekdays"] = sorted(set(changes["weekdays"]))
     for name, value in changes.items():
         setattr(schedule, name, value)
+    after = schedule_state(schedule)
+    if any(after[name] != before[name] for name in ("account_id", "time_of_day")):
+        # A schedule only switched off or renamed is not refused for its old time.
+        check_time_for_account(schedule.account, schedule.time_of_day)
     validate_template(
         user=schedule.user,
         kind=schedule.kind,

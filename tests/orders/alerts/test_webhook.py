@@ -16,7 +16,7 @@ from orders.alerts import services
 from orders.alerts.models import AlertWebhook, ReceivedAlert
 from orders.brokers.paper.models import PaperOrder
 from orders.models import Order, OrderEvent, OrderLeg
-from tests.concurrency import posted_from_tabs_at_once
+from tests.concurrency import in_threads, posted_from_tabs_at_once
 from tests.factories import (
     make_account,
     make_fair_price,
@@ -297,6 +297,26 @@ def test_openalgos_strategy_webhook_sent_twice_without_an_id_places_once(hook):
     assert again.status_code == 200 and again.json()["outcome"] == "duplicate", again.content
     assert again.json()["order_id"] == first.json()["order_id"]
     assert list(Order.objects.values_list("side", "quantity", "status")) == [("BUY", 5, "OPEN")]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("hooks/alerts", MARKET_BUY),
+        ("strategy/webhook", {"symbol": "ALERTSYM", "action": "BUY", "position_size": 5}),
+    ],
+)
+def test_one_alert_delivered_several_times_at_once_places_once(hook, path, body):
+    # A sender's retries racing its first delivery: every copy is audited, one order exists,
+    # and the paper exchange holds it once.
+    url = f"/{path}/{hook.public_id}/{hook.secret}"
+    answers = in_threads(4, lambda _: _post(url, body))
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 201], answers
+    [order] = Order.objects.all()
+    assert order.quantity in (3, 5)
+    assert PaperOrder.objects.count() == 1
+    assert ReceivedAlert.objects.filter(webhook=hook).count() == 4
 
 
 def test_openalgos_strategy_webhook_without_position_size_places_nothing(hook):

@@ -280,3 +280,13 @@ def test_admin_bulk_delete_records_each_schedule(desk, schedule):
     assert [e.before for e in events] == states
     assert {e.actor for e in events} == {f"admin:{staff.pk}"}
     assert {e.account_id for e in events} == {account.pk}
+
+
+@pytest.mark.parametrize("weekdays", ["5", '"0,1"', "[7]", '["mon"]', "[true]", "[1.5]"])
+def test_admin_refuses_weekdays_that_are_not_days(desk, weekdays):
+    staff = factories.make_user(is_staff=True, is_superuser=True)
+    admin = factories.staff_client(staff)
+    added = admin.post("/admin/orders/scheduledorder/add/", _admin_form(desk, weekdays=weekdays))
+    assert added.status_code == 200, added.status_code
+    assert "weekdays" in added.context["adminform"].form.errors
+    assert not ScheduledOrder.objects.filter(name="admin bell").exists()
