@@ -42,6 +42,8 @@ SENTENCES: dict[str, str] = {
     EventKind.EXIT_CANCELLED: "The {role} leg was cancelled: nothing left to close",
     EventKind.EXIT_REDUCE_FAILED: "The {role} leg could not be reduced",
     EventKind.EXIT_REFUSED: "The exit was refused: the stop-loss and targets are placed again",
+    EventKind.EXIT_SIZED_TO_BROKER: "The broker held less of the position than the desk: "
+    "its exits, stop-loss and targets cover only what the broker holds",
     EventKind.LATE_FILL: "The entry filled after the exit was asked for: the fill is squared "
     "off at once",
     EventKind.LEG_MODIFIED: "The {role} leg was modified",

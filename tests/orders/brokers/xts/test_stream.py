@@ -245,9 +245,15 @@ def test_a_refusal_for_another_reason_than_the_token_keeps_the_session_and_retri
     logins = simulator.stats()["logins"]
     simulator.set_faults(stream_refusal=json.dumps(refusal))
     stream = streams(session, backoff=Backoff(base=0.02, cap=0.1, rng=random.Random(3)))
-    wait_for(lambda: simulator.stats()["streams"]["refused"] >= 3)
-    assert stream.stream.status == StreamStatus.RECONNECTING
-    assert "refused the stream" in stream.stream.detail
+    # Between two refusals it is CONNECTING again a moment: wait for a moment it is waiting
+    # out its backoff after one (a token refusal leaves it WAITING for a new session).
+    wait_for(
+        lambda: (
+            simulator.stats()["streams"]["refused"] >= 3
+            and stream.stream.status == StreamStatus.RECONNECTING
+            and "refused the stream" in stream.stream.detail
+        )
+    )
     assert stream.ended == [] and stream.connected() == []
     assert len(stream.stream.delays) >= 2  # retried with the backoff, not at once
     assert all(d <= 0.1 for d in stream.stream.delays)
