@@ -10,8 +10,8 @@ can be read; MARKET exits for every position but one a leg still working could c
 a bracket whose position was not squared off is unmarked and protected again at once, and
 the answer names it: one an earlier run left exit-requested too (its exit refused in part)
 when this run cancelled its stop-loss or targets, so that a kill switch that cannot square
-off leaves no position less protected than it found it. An entry it could not cancel that fills later is squared off at once
-(orders.services.late_fills).
+off leaves no position less protected than it found it. An entry it could not cancel that
+fills later is squared off at once (orders.services.late_fills).
 """
 
 from __future__ import annotations

@@ -783,7 +783,7 @@ def change_position(
             "quantity must be positive", details={"quantity": ["must be positive"]}
         )
     # reason: protection imports this module (its step 4 reads exits through it)
-    from orders.services.protection import protect_orders, protect_refused_exits
+    from orders.services.protection import protect_again, protect_orders, protect_refused_exits
 
     ensure_trading_allowed_now(account.pk)
     with account_exclusion(account.pk, purpose="position change"):
@@ -850,9 +850,6 @@ def change_position(
                 account=account, orders=orders_with_legs(trimmed), actor=actor
             ).errors
         if allocations:
-            # reason: protection imports this module (its step 4 reads exits through it)
-            from orders.services.protection import protect_again, protect_refused_exits
-
             standing = []
             held_back: list[int] = []
             placed_again: set[int] = set()

@@ -22,10 +22,9 @@ order book; then `square_off`:
    exit-requested, protected by step 4's `protect_orders`; so is one exit-requested
    before (an earlier exit refused in part) whose stop-loss or targets the cancels took
    (a second kill switch that cannot read the positions leaves it as it found it). A
-   bracket whose exit was
-   rejected in part (split at the freeze quantity, some slices refused) stays
-   exit-requested, and step 4 places its stop-loss and targets at once for what the exits
-   on their way do not take (protection's `exiting_quantity`): the rejected slices'
+   bracket whose exit was rejected in part (split at the freeze quantity, some slices
+   refused) stays exit-requested, and step 4 places its stop-loss and targets at once for
+   what the exits on their way do not take (protection's `exiting_quantity`): the rejected slices'
    quantity, never what an exit also closes. The report names every such bracket, and any
    whose stop-loss could not be placed.
 A bracket left exit-requested covers its entry's fills as they are then (`note_exit_covers`):
@@ -357,8 +356,9 @@ def _keep_protected(
     cancels took from their stop-loss and targets (`placed_again`: the orders some of
     them were cancelled of) is placed again now: protection's step 4 for them
     (`protect_again`), for what the broker holds of their position (`measured`: the broker's
-    positions were read; else for the desk's own position, and the trader is told so). Each is audited and named in
-    `result`: protected, or not when its stop-loss could not be placed."""
+    positions were read; else for the desk's own position, and the trader is told so). Each
+    is audited and named in `result`: protected, or not when its stop-loss could not be
+    placed."""
     holding = [
         order
         for order, legs in orders_with_legs([o.pk for o in brackets if o.pk in reasons])
