@@ -15,6 +15,11 @@ reached the broker (not sent: no broker session, the outbound limit while Redis 
 because the worker placing it stopped (claimed more than STALE_CLAIM ago). The next beat
 claims it again (compare-and-set on its claim time, so one worker does) and places with the
 same key: an order already written under it is answered, never sent twice.
+
+A placement that raised after its order was written (its broker answer not recorded, say)
+leaves the run linked to that order, PLACED or REJECTED as the order is, the error kept:
+the trader sees it and does not place it again by hand (the sync settles the order). A
+schedule of a deactivated account records its day FAILED, once, and stays enabled.
 """
 
 from __future__ import annotations
@@ -62,6 +67,9 @@ RunStatus = ScheduledOrderRun.Status
 STALE_CLAIM = timedelta(minutes=2)
 # The error of a run left STARTED to be tried again at the next beat.
 NOT_SENT_RETRY = "not sent, tried again at the next beat: "
+# The error of the day's run of a schedule whose account is deactivated (still enabled:
+# it places again once the account is active again).
+INACTIVE = "not placed: the account is inactive"
 
 _DECIMAL_FIELDS = {
     "limit_price",
@@ -266,14 +274,14 @@ def _due_filter(local: datetime) -> Q:
     return Q(
         enabled=True,
         time_of_day__lte=local.time().replace(tzinfo=None),
-        account__is_active=True,
         user__is_active=True,
     )
 
 
 def _due(local: datetime, today: date) -> list[int]:
-    """Enabled schedules of active accounts whose time has come today: those not run today,
-    and those whose run is to be tried again (left STARTED: not sent, or its worker gone).
+    """Enabled schedules of active users whose time has come today (an inactive account's
+    too: its day is recorded FAILED, once): those not run today, and those whose run is to
+    be tried again (left STARTED: not sent, or its worker gone).
     Each an EXISTS on the (schedule, date) unique index: no join with every past run. Those
     whose weekdays leave today out are left out here (not read again every beat)."""
     runs_today = ScheduledOrderRun.objects.filter(schedule=OuterRef("pk"), trading_date=today)
@@ -366,6 +374,9 @@ def place_due_scheduled_orders(*, now: datetime | None = None) -> list[Scheduled
             error = f"not placed: {local - scheduled_at} late (grace {grace})"
             runs.append(_finish(run, order=None, status=RunStatus.MISSED, error=error))
             continue
+        if not schedule.account.is_active:  # recorded once, so the trader sees why
+            runs.append(_finish(run, order=run.order, status=RunStatus.FAILED, error=INACTIVE))
+            continue
         runs.append(_run(schedule, run, today))
     return runs
 
@@ -388,10 +399,20 @@ def _run(schedule: ScheduledOrder, run: ScheduledOrderRun, day: date) -> Schedul
             status, error = RunStatus.STARTED, NOT_SENT_RETRY + error
     except (DomainError, TemplateError) as exc:
         status, error = RunStatus.FAILED, str(getattr(exc, "message", exc))
+        order, status = _written_anyway(schedule, day, status)
     except Exception as exc:  # recorded on the run; the next schedules still run
         logger.exception("scheduled order failed", extra={"schedule_id": schedule.pk})
         status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
+        order, status = _written_anyway(schedule, day, status)
     return _finish(run, order=order, status=status, error=error)
+
+
+def _written_anyway(schedule: ScheduledOrder, day: date, status: str) -> tuple[Order | None, str]:
+    """The order a placement that raised had already written under the day's key (the
+    broker may hold it: a failure recording its answer), with the run's status from it, so
+    the run shows it and the trader does not place it again by hand; else (None, status)."""
+    order = _already_placed(schedule, day)
+    return (None, status) if order is None else (order, _status_of(order))
 
 
 def _finish(

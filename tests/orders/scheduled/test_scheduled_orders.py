@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,6 +12,7 @@ import pytest
 from django.db import transaction
 from django.db.models.signals import post_save
 
+from accounts.models import BrokerAccount
 from monitoring.models import TradingHoliday
 from orders.brokers.paper.models import PaperOrder
 from orders.brokers.sessions import connect_account
@@ -27,7 +28,12 @@ from tests.factories import (
     make_xts_account,
     set_price_and_match,
 )
-from tests.servers import free_port, held_by_another_worker, short_lock_waits
+from tests.servers import (
+    SIM_ORDER_POST,
+    free_port,
+    held_by_another_worker,
+    short_lock_waits,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -102,6 +108,19 @@ def test_invalid_template_is_recorded_as_failed_once(schedule):
     [run] = place_due_scheduled_orders(now=at(THU, 9, 30))
     assert run.status == "FAILED" and run.error
     assert ScheduledOrderRun.objects.filter(schedule=schedule).count() == 1
+
+
+def test_a_schedule_of_a_deactivated_account_records_why_once_a_day(schedule):
+    # Skipped without a run: the schedule showed enabled and the trader never learnt why
+    # nothing was placed.
+    BrokerAccount.objects.filter(pk=schedule.account_id).update(is_active=False)
+    [run] = place_due_scheduled_orders(now=at(THU, 9, 30))
+    assert (run.status, run.order_id) == ("FAILED", None) and "inactive" in run.error
+    assert place_due_scheduled_orders(now=at(THU, 9, 31)) == []
+    assert not Order.objects.filter(user=schedule.user).exists()
+    BrokerAccount.objects.filter(pk=schedule.account_id).update(is_active=True)
+    [next_day] = place_due_scheduled_orders(now=at(FRI, 9, 30))  # still enabled: placed again
+    assert next_day.status == "PLACED"
 
 
 # ---- API --------------------------------------------------------------------------------------
@@ -334,16 +353,11 @@ def test_a_stopped_workers_order_is_linked_not_placed_again(schedule):
     assert Order.objects.filter(user=schedule.user).count() == 1
 
 
-def test_a_run_not_sent_is_tried_again_at_the_next_beat_and_placed_once(simulator, settings):
-    # The broker's login unreachable at 09:30 (nothing sent): the day's run was REJECTED for
-    # good, though sending again was safe and the grace had minutes to go.
-    settings.TRADING_WINDOW_ALWAYS_OPEN = True  # a live account places inside the window
-    settings.SCHEDULED_ORDER_GRACE_MINUTES = 5
-    user = make_user()
-    account = make_xts_account(f"http://127.0.0.1:{free_port()}", user=user)
+def _market_buy_schedule(user, account) -> ScheduledOrder:
+    """A schedule of `account` buying 1 RELIANCE at market at 09:30 (priced at 100)."""
     stock = make_instrument(symbol="RELIANCE")
     set_price_and_match(stock, "100.00")
-    make_schedule(
+    return make_schedule(
         user=user,
         account=account,
         instrument=stock,
@@ -354,6 +368,16 @@ def test_a_run_not_sent_is_tried_again_at_the_next_beat_and_placed_once(simulato
             "order_quantity": 1,
         },
     )
+
+
+def test_a_run_not_sent_is_tried_again_at_the_next_beat_and_placed_once(simulator, settings):
+    # The broker's login unreachable at 09:30 (nothing sent): the day's run was REJECTED for
+    # good, though sending again was safe and the grace had minutes to go.
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True  # a live account places inside the window
+    settings.SCHEDULED_ORDER_GRACE_MINUTES = 5
+    user = make_user()
+    account = make_xts_account(f"http://127.0.0.1:{free_port()}", user=user)
+    _market_buy_schedule(user, account)
     [refused] = place_due_scheduled_orders(now=at(THU, 9, 30))
     assert refused.status == "STARTED" and "not sent" in refused.error
     assert Order.objects.get(pk=refused.order_id).status == Order.Status.REJECTED
@@ -382,6 +406,43 @@ def test_a_run_not_sent_till_its_grace_ends_is_missed_and_keeps_its_order(settin
     assert "not sent" in missed.error and missed.order_id == refused.order_id
     assert place_due_scheduled_orders(now=at(THU, 9, 41)) == []
     assert Order.objects.filter(user=schedule.user).count() == 1
+
+
+def test_an_order_written_before_the_run_failed_is_linked_to_the_run(
+    simulator, settings, monkeypatch
+):
+    # The broker took the order, then writing its answer lost every lock conflict (the leg
+    # held by another worker): the run was FAILED with no order, and the trader, seeing
+    # nothing placed, could place it again by hand.
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True
+    user = make_user()
+    account = make_xts_account(simulator.base_url, user=user)
+    connect_account(account)
+    schedule = _market_buy_schedule(user, account)
+
+    @contextmanager
+    def leg_locked() -> Iterator[None]:
+        with transaction.atomic():
+            list(OrderLeg.objects.select_for_update().filter(account=account))
+            yield
+
+    with ExitStack() as held:
+        simulator.after_answering(
+            SIM_ORDER_POST,
+            lambda: held.enter_context(held_by_another_worker(leg_locked)),
+            monkeypatch=monkeypatch,
+        )
+        with short_lock_waits():
+            [run] = place_due_scheduled_orders(now=at(THU, 9, 30))
+    [order] = Order.objects.filter(user=user)
+    assert (run.status, run.order_id) == ("PLACED", order.pk)
+    assert "OperationalError" in run.error  # what went wrong, kept
+    assert ScheduledOrderRun.objects.get().order_id == order.pk
+    assert place_due_scheduled_orders(now=at(THU, 9, 31)) == []
+    [listed] = api_client_for(user).get("/api/scheduled-orders").json()["scheduled_orders"]
+    assert listed["id"] == schedule.pk
+    assert [run["order_id"] for run in listed["recent_runs"]] == [order.pk]  # the trader sees it
+    assert sum(simulator.stats()["order_posts_by_uid"].values()) == 1
 
 
 def test_a_live_accounts_schedule_outside_the_trading_window_is_a_400(schedule):
