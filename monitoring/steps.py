@@ -25,6 +25,7 @@ from orders.brokers.sessions import BrokerClient, connect_account, stored_sessio
 from orders.models import FairPrice, OrderLeg, OrderType
 from orders.selectors import repricing_anchors
 from orders.services import regeneration, store_broker_snapshots, sync_account_orders
+from orders.services.position_changes import lower_shortfalls
 from orders.services.sync import books_digest, readable_trades
 from pnl.intraday import record_cycle_samples
 from pnl.services import compute_account_pnl_if_changed
@@ -234,10 +235,19 @@ def sync_orders(state: CycleState) -> dict:
 def place_protective_legs(state: CycleState) -> dict:
     ctx = _ctx(state)
     errors = []
-    # Every account's candidates in one read (the cycle holds each account's exclusion).
-    candidates = order_services.brackets_to_protect([account.pk for account in ctx.accounts])
+    # Every account's candidates in one read (the cycle holds each account's exclusion),
+    # with the accounts where one has a shortfall recorded (what of its position the broker
+    # did not hold when an exit path measured it).
+    candidates, short = order_services.brackets_to_protect_and_short(
+        [account.pk for account in ctx.accounts]
+    )
     for account in ctx.accounts:
         try:
+            positions = ctx.snapshots[account.pk].positions
+            if account.pk in short and positions is not None:
+                # Lowered where the broker holds more now (a buy back in its terminal):
+                # protected again below, in this cycle. Never raised here.
+                lower_shortfalls(account=account, positions=positions, actor=ACTOR)
             order_services.place_protective_legs(
                 account=account, candidates=candidates.get(account.pk, [])
             )

@@ -41,3 +41,13 @@ def protectable(position: int, shortfall: int) -> int:
     """What of a bracket's open position the broker holds: what its exits, stop-loss and
     targets may cover."""
     return max(0, position - shortfall)
+
+
+def lowered_shortfall(recorded: int, measured: int) -> int | None:
+    """What a monitoring cycle that measured a bracket's shortfall at `measured` (against the
+    positions it just read) stores in place of the `recorded` one: the measured one when
+    the broker holds more of the bracket now (a buy back in its terminal), else None (left
+    as recorded). Only lowered, never raised: a positions read lagging the order book must
+    never strip a bracket's protection (an exit path, reading them live, raises it)."""
+    measured = max(0, measured)
+    return measured if measured < recorded else None

@@ -34,6 +34,7 @@ from orders.services.protection import (
     ProtectionResult,
     ProtectiveLegsIncomplete,
     brackets_to_protect,
+    brackets_to_protect_and_short,
     place_protective_legs,
     plan_exits,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "ProtectionResult",
     "ProtectiveLegsIncomplete",
     "brackets_to_protect",
+    "brackets_to_protect_and_short",
     "cancel_order",
     "modify_order",
     "place_batch",

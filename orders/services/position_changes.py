@@ -33,7 +33,7 @@ the broker holds before its exit goes out.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -44,7 +44,12 @@ from django.utils import timezone
 from accounts.models import BrokerAccount, Strategy, User
 from accounts.services import strategy_named
 from orders.brokers.base import BrokerPositionRow
-from orders.domain.exit_sizing import broker_shortfalls, held_toward, protectable
+from orders.domain.exit_sizing import (
+    broker_shortfalls,
+    held_toward,
+    lowered_shortfall,
+    protectable,
+)
 from orders.domain.rollup import open_position_of
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind
 from orders.models import Instrument, Order, OrderLeg, OrderType, Side
@@ -318,6 +323,37 @@ def record_shortfalls(
             ]
         )
     report.sized_to_broker += [m.phrase for m in measured if m.shortfall]
+
+
+def lower_shortfalls(
+    *, account: BrokerAccount, positions: Iterable[BrokerPositionRow], actor: str
+) -> list[Shortfall]:
+    """The monitoring cycle's measure of the account's brackets against the positions it
+    just read (`positions`, the whole book: a position not in it is flat): a bracket's
+    recorded shortfall (`Order.broker_shortfall`) is lowered where the broker holds more of
+    it now (a buy back in its own terminal), stored and audited (`record_shortfalls`), so
+    that step 4 puts its stop-loss and targets back over it in the same cycle. Never
+    raised (`lowered_shortfall`). A position whose quantity the broker sent unreadable is
+    left out. The caller holds the account's exclusion. Returns the brackets lowered."""
+    nets: dict[PositionKey, int] = {}
+    unreadable: set[PositionKey] = set()
+    for row in positions:
+        if row.exchange_instrument_id is None:
+            continue
+        key = position_key(row)
+        if row.net_qty is None:
+            unreadable.add(key)
+        else:
+            nets[key] = nets.get(key, 0) + row.net_qty
+    for key in unreadable:
+        nets.pop(key, None)
+    lowered = []
+    for m in measure_shortfalls(account=account, nets=nets):
+        shortfall = lowered_shortfall(m.order.broker_shortfall, m.shortfall)
+        if shortfall is not None:
+            lowered.append(replace(m, shortfall=shortfall))
+    record_shortfalls(lowered, who="monitoring", actor=actor, report=ExitReport())
+    return lowered
 
 
 def allocate_to_brackets(

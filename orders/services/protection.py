@@ -469,18 +469,30 @@ def brackets_to_protect(account_ids: list[int]) -> dict[int, list[int]]:
     filled or partly filled, or completed with an exit still working (for one order in
     memory: `is_bracket_to_protect`). (Those with nothing to do are told apart later,
     without locks: `_orders_needing_protection`.)"""
+    return brackets_to_protect_and_short(account_ids)[0]
+
+
+def brackets_to_protect_and_short(account_ids: list[int]) -> tuple[dict[int, list[int]], set[int]]:
+    """`brackets_to_protect`, and the accounts of those with a shortfall recorded
+    (`Order.broker_shortfall`), from the same read: the monitoring cycle measures those
+    accounts' brackets again against the positions it read
+    (orders.services.position_changes.lower_shortfalls), the others cost it nothing."""
     by_account: dict[int, list[int]] = {}
-    for account_id, order_id in _BRACKETS_TO_PROTECT(account_ids=account_ids):
+    short: set[int] = set()
+    for account_id, order_id, shortfall in _BRACKETS_TO_PROTECT(account_ids=account_ids):
         by_account.setdefault(account_id, []).append(order_id)
-    return by_account
+        if shortfall:
+            short.add(account_id)
+    return by_account, short
 
 
 class _AccountOrder(NamedTuple):
     account_id: int
     id: int
+    broker_shortfall: int
 
 
-def _brackets_to_protect_query(*, account_ids: list[int]) -> QuerySet[Order, tuple[int, int]]:
+def _brackets_to_protect_query(*, account_ids: list[int]) -> QuerySet[Order, tuple[int, int, int]]:
     open_exit = Q(
         legs__role__in=EXIT_ROLES,
         legs__status__in=[LegStatus.OPEN, LegStatus.PARTIALLY_FILLED],
@@ -493,7 +505,7 @@ def _brackets_to_protect_query(*, account_ids: list[int]) -> QuerySet[Order, tup
             Q(status__in=[Order.Status.PARTIALLY_FILLED, Order.Status.FILLED])
             | (Q(status=Order.Status.COMPLETED) & open_exit)
         )
-        .values_list("account_id", "pk")
+        .values_list("account_id", "pk", "broker_shortfall")
         .distinct()
         .order_by("pk")
     )

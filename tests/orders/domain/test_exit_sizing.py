@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orders.domain.exit_sizing import broker_shortfalls, held_toward, protectable
+from orders.domain.exit_sizing import broker_shortfalls, held_toward, lowered_shortfall, protectable
 
 
 def test_what_the_broker_holds_toward_long_and_short_brackets():
@@ -38,3 +38,14 @@ def test_no_shortfall_when_the_broker_holds_all_or_more():
 def test_what_may_be_covered_is_never_negative():
     assert protectable(10, 6) == 4
     assert protectable(6, 10) == 0
+
+
+def test_a_cycle_only_lowers_a_recorded_shortfall():
+    # Recorded 6: the broker holds 6 more now (a buy back), or 2 more.
+    assert lowered_shortfall(6, 0) == 0
+    assert lowered_shortfall(6, 4) == 4
+    # Held as before, or less (a read lagging the order book): left as recorded.
+    assert lowered_shortfall(6, 6) is None
+    assert lowered_shortfall(6, 8) is None
+    assert lowered_shortfall(0, 0) is None
+    assert lowered_shortfall(6, -2) == 0

@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from accounts.api_keys import create_api_key
 from accounts.models import ApiKey
+from monitoring.services import run_user_cycle
 from orders.models import Order, OrderEvent
 from orders.openalgo.mapping import PositionChange
 from orders.services import place_protective_legs
@@ -227,3 +228,72 @@ def test_positions_unreadable_after_the_cancels_protect_the_desks_position_and_s
     )
     kept = OrderEvent.objects.get(order=bracket, kind="kill_switch_protection_kept")
     assert "the broker's positions could not be read" in kept.message
+
+
+def _covered(protection: list[tuple[str, int]]) -> dict[str, int]:
+    """What the stop-loss legs and the target legs cover in all, by role."""
+    covered: dict[str, int] = {}
+    for role, quantity in protection:
+        covered[role] = covered.get(role, 0) + quantity
+    return covered
+
+
+def _measured_short_of_6(simulator, user, account, stock, bracket) -> None:
+    """6 sold in the broker's terminal, then a position exit (refused) measures the bracket:
+    its shortfall 6, its stop-loss and target trimmed to the broker's 4 (the exit of 4
+    refused, so that the bracket stays)."""
+    trade_at_the_broker(account, stock, "SELL", 6)
+    simulator.set_faults(**REFUSE_THE_NEXT_ORDER)
+    api_client_for(user).post("/api/positions/exit", exit_body(account, stock), format="json")
+    bracket.refresh_from_db()
+    assert bracket.broker_shortfall == 6
+    assert working_protection(bracket) == FOUR
+
+
+def test_a_cycle_after_a_buy_back_at_the_broker_protects_the_whole_position_again(
+    simulator, protected_bracket
+):
+    # Today the recorded shortfall stood until an exit path measured again: the bracket's
+    # 10 held at the broker again, its stop-loss covered 4 of them all day.
+    user, account, stock, bracket = protected_bracket
+    _measured_short_of_6(simulator, user, account, stock, bracket)
+    trade_at_the_broker(account, stock, "BUY", 6)
+    assert net_at_the_broker(account, stock) == 10
+
+    run = run_user_cycle(user_id=user.pk, cycle_key="bought-back", trigger="test")
+
+    assert run.status == "OK", (run.errors, run.steps)
+    bracket.refresh_from_db()
+    assert bracket.broker_shortfall == 0
+    assert _covered(working_protection(bracket)) == {"STOP_LOSS": 10, "TAKE_PROFIT": 10}
+    assert _covered(working_protection_at_the_broker(account, bracket)) == {
+        "STOP_LOSS": 10,
+        "TAKE_PROFIT": 10,
+    }
+    lowered = OrderEvent.objects.filter(order=bracket, kind="exit_sized_to_broker").last()
+    assert lowered is not None
+    assert lowered.actor == "monitoring"
+    assert (lowered.before, lowered.after) == ({"broker_shortfall": 6}, {"broker_shortfall": 0})
+    assert "the broker 10" in lowered.message
+
+
+def test_a_cycle_seeing_the_broker_hold_less_leaves_the_shortfall_and_protection(
+    simulator, protected_bracket
+):
+    # The cycle only lowers a shortfall: a positions read showing less (lagging the order
+    # book, or another sale in the terminal) never strips protection there; an exit path
+    # measures it.
+    user, account, stock, bracket = protected_bracket
+    _measured_short_of_6(simulator, user, account, stock, bracket)
+    trade_at_the_broker(account, stock, "SELL", 2)
+    assert net_at_the_broker(account, stock) == 2
+    events = OrderEvent.objects.filter(order=bracket, kind="exit_sized_to_broker").count()
+
+    run = run_user_cycle(user_id=user.pk, cycle_key="sold-more", trigger="test")
+
+    assert run.status == "OK", (run.errors, run.steps)
+    bracket.refresh_from_db()
+    assert bracket.broker_shortfall == 6
+    assert working_protection(bracket) == FOUR
+    assert working_protection_at_the_broker(account, bracket) == FOUR
+    assert OrderEvent.objects.filter(order=bracket, kind="exit_sized_to_broker").count() == events
