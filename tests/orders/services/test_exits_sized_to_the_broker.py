@@ -238,16 +238,33 @@ def _covered(protection: list[tuple[str, int]]) -> dict[str, int]:
     return covered
 
 
-def _measured_short_of_6(simulator, user, account, stock, bracket) -> None:
-    """6 sold in the broker's terminal, then a position exit (refused) measures the bracket:
-    its shortfall 6, its stop-loss and target trimmed to the broker's 4 (the exit of 4
-    refused, so that the bracket stays)."""
+def _short_of_6_then_a_cycle(simulator, protected_bracket, side: str, quantity: int) -> Order:
+    """6 sold in the broker's terminal, then a position exit (refused, so that the bracket
+    stays) measures the bracket: its shortfall 6, its stop-loss and target trimmed to the
+    broker's 4. Then `side` `quantity` traded in the terminal, and one monitoring cycle.
+    Returns the bracket as the cycle left it."""
+    user, account, stock, bracket = protected_bracket
     trade_at_the_broker(account, stock, "SELL", 6)
     simulator.set_faults(**REFUSE_THE_NEXT_ORDER)
     api_client_for(user).post("/api/positions/exit", exit_body(account, stock), format="json")
     bracket.refresh_from_db()
     assert bracket.broker_shortfall == 6
     assert working_protection(bracket) == FOUR
+    trade_at_the_broker(account, stock, side, quantity)
+    held = 4 + quantity if side == "BUY" else 4 - quantity
+    assert net_at_the_broker(account, stock) == held
+
+    run = run_user_cycle(user_id=user.pk, cycle_key=f"{side}-{quantity}", trigger="test")
+
+    assert run.status == "OK", (run.errors, run.steps)
+    bracket.refresh_from_db()
+    return bracket
+
+
+def _sized_events(bracket: Order) -> list[OrderEvent]:
+    return list(
+        OrderEvent.objects.filter(order=bracket, kind="exit_sized_to_broker").order_by("id")
+    )
 
 
 def test_a_cycle_after_a_buy_back_at_the_broker_protects_the_whole_position_again(
@@ -255,23 +272,16 @@ def test_a_cycle_after_a_buy_back_at_the_broker_protects_the_whole_position_agai
 ):
     # Today the recorded shortfall stood until an exit path measured again: the bracket's
     # 10 held at the broker again, its stop-loss covered 4 of them all day.
-    user, account, stock, bracket = protected_bracket
-    _measured_short_of_6(simulator, user, account, stock, bracket)
-    trade_at_the_broker(account, stock, "BUY", 6)
-    assert net_at_the_broker(account, stock) == 10
+    bracket = _short_of_6_then_a_cycle(simulator, protected_bracket, "BUY", 6)
 
-    run = run_user_cycle(user_id=user.pk, cycle_key="bought-back", trigger="test")
-
-    assert run.status == "OK", (run.errors, run.steps)
-    bracket.refresh_from_db()
+    account = protected_bracket[1]
     assert bracket.broker_shortfall == 0
     assert _covered(working_protection(bracket)) == {"STOP_LOSS": 10, "TAKE_PROFIT": 10}
     assert _covered(working_protection_at_the_broker(account, bracket)) == {
         "STOP_LOSS": 10,
         "TAKE_PROFIT": 10,
     }
-    lowered = OrderEvent.objects.filter(order=bracket, kind="exit_sized_to_broker").last()
-    assert lowered is not None
+    lowered = _sized_events(bracket)[-1]
     assert lowered.actor == "monitoring"
     assert (lowered.before, lowered.after) == ({"broker_shortfall": 6}, {"broker_shortfall": 0})
     assert "the broker 10" in lowered.message
@@ -283,17 +293,10 @@ def test_a_cycle_seeing_the_broker_hold_less_leaves_the_shortfall_and_protection
     # The cycle only lowers a shortfall: a positions read showing less (lagging the order
     # book, or another sale in the terminal) never strips protection there; an exit path
     # measures it.
-    user, account, stock, bracket = protected_bracket
-    _measured_short_of_6(simulator, user, account, stock, bracket)
-    trade_at_the_broker(account, stock, "SELL", 2)
-    assert net_at_the_broker(account, stock) == 2
-    events = OrderEvent.objects.filter(order=bracket, kind="exit_sized_to_broker").count()
+    bracket = _short_of_6_then_a_cycle(simulator, protected_bracket, "SELL", 2)
 
-    run = run_user_cycle(user_id=user.pk, cycle_key="sold-more", trigger="test")
-
-    assert run.status == "OK", (run.errors, run.steps)
-    bracket.refresh_from_db()
     assert bracket.broker_shortfall == 6
     assert working_protection(bracket) == FOUR
-    assert working_protection_at_the_broker(account, bracket) == FOUR
-    assert OrderEvent.objects.filter(order=bracket, kind="exit_sized_to_broker").count() == events
+    assert working_protection_at_the_broker(protected_bracket[1], bracket) == FOUR
+    assert _sized_events(bracket) != []  # the position exit's
+    assert all(event.actor != "monitoring" for event in _sized_events(bracket))
