@@ -726,6 +726,11 @@ def run_once(
         stats = httpx.get(f"{sim_url}/_sim/stats", timeout=10).json()
         measure(desks, browsers, result)
         count_duplicates(desks, stats, result)
+        if during:
+            # The cycle that began with the price moves is reported once it has ended: on a
+            # loaded machine it outlasts the window and the burst (the loop stopped before it
+            # finished left nothing to report).
+            wait_until(lambda: len(loop_cycles()), 1, timeout, "the loop's first cycle ended")
         if browsers.failed:
             result.missing["WebSockets not opened"] += browsers.failed
     finally:
