@@ -169,13 +169,14 @@ def _insert_chunk(plan: _InsertPlan, chunk: Sequence[models.Model], db: Any) -> 
 
 def _insert_one(plan: _InsertPlan, row: models.Model, db: Any) -> list[Any]:
     """`_insert_chunk` of one row, without its per-column lists: each value converted as
-    `_column_values` converts it and given to the driver as a parameter (escaped by its
-    `literal`, as `_values_list` escapes it)."""
+    `_column_values` converts it and written as `_column_literals` writes it."""
     for field in plan.related:
         _take_related_ids((row,), field)
+    db.ensure_connection()
+    literal, encoding = db.connection.literal, db.connection.encoding
     state = row.__dict__
     columns: list[str] = []
-    params: list[Any] = []
+    texts: list[str] = []
     for field, attname, kind, how, column, left_out_if_none in plan.columns:
         if how != _READ:
             value = field.pre_save(row, True)  # a stamp sets the row's attribute too
@@ -187,16 +188,27 @@ def _insert_one(plan: _InsertPlan, row: models.Model, db: Any) -> list[Any]:
         if value is None and left_out_if_none:
             continue
         columns.append(column)
-        params.append(value)
-    placeholders = ", ".join(["%s"] * len(params))
-    # Quoted names from the model's metadata; every value is a %s.
+        texts.append(_literal(value, literal, encoding))
+    # Quoted names from the model's metadata, and values the driver escaped.
     sql = (
-        f"INSERT INTO {plan.table} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
+        f"INSERT INTO {plan.table} ({', '.join(columns)}) VALUES ({', '.join(texts)})"  # noqa: S608
         f" RETURNING {plan.pk}"
     )
     with db.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql)
         return [found for (found,) in cursor.fetchall()]
+
+
+def _literal(value: Any, literal: Any, encoding: str) -> str:
+    """The driver's literal of one value, as text (`_column_literals` of a column of one)."""
+    kind = type(value)
+    if kind is int:
+        return str(value)  # MySQLdb.converters.Thing2Str
+    if kind is Decimal:
+        return format(value, "f")  # Decimal2Literal
+    if value is None:
+        return "NULL"
+    return literal(value).decode(encoding)
 
 
 def new_row(model: type[_M], /, **values: Any) -> _M:
