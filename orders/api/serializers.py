@@ -13,7 +13,7 @@ from orders.domain.rollup import role_status
 from orders.models import ExchangeSegment, Order, OrderEvent, OrderLeg, OrderType, ProductType, Side
 from orders.selectors import ListLeg, OrderRow
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
-from trading_site.core.api.fields import PRICE
+from trading_site.core.api.fields import PRICE, FlatFieldsCopied
 
 PRICE_FIELD: dict[str, Any] = {
     "max_digits": 15,
@@ -67,7 +67,7 @@ def _shared_request_fields(data: dict, *, client_order_id: str = "") -> dict[str
     }
 
 
-class PlaceOrderSerializer(serializers.Serializer):
+class PlaceOrderSerializer(FlatFieldsCopied):
     """POST /api/orders."""
 
     account_id = serializers.IntegerField()
@@ -106,7 +106,7 @@ class PlaceOrderSerializer(serializers.Serializer):
         )
 
 
-class _BracketFields(serializers.Serializer):
+class _BracketFields(FlatFieldsCopied):
     trading_symbol = optional_text(100)
     exchange_token = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     exchange_segment = UpperChoiceField(

@@ -84,39 +84,131 @@ def insert_rows(model: type[Any], rows: Sequence[models.Model], *, batch_size: i
         if any(row.pk is None for row in rows):  # a database that cannot return ids
             raise RuntimeError(f"{model.__name__} bulk insert did not return primary keys")
         return
-    meta = model._meta
-    fields = [field for field in meta.local_concrete_fields if field is not meta.pk]
-    plan = [(field, field.attname, _kind(field), _how_read(field)) for field in fields]
-    related = [field for field in fields if field.is_relation]
-    quote = db.ops.quote_name
-    null_if_left_out = {field for field in fields if field.null and not field.has_db_default()}
-    table, pk = quote(meta.db_table), quote(meta.pk.column)
-    plain = _construction_plan(meta.model).plain
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        for field in related:
-            _take_related_ids(chunk, field)
-        written = [
-            (field, column_values)
-            for field, column_values in (
-                (field, _column_values(chunk, field, attname, kind, how, db, plain=plain))
-                for field, attname, kind, how in plan
+    plan = _insert_plan(model._meta.model, alias)
+    if len(rows) == 1:
+        ids = _insert_one(plan, rows[0], db)
+        chunks: Any = [(rows, ids)]
+    else:
+        chunks = (
+            (chunk, _insert_chunk(plan, chunk, db))
+            for chunk in (
+                rows[start : start + batch_size] for start in range(0, len(rows), batch_size)
             )
-            if field not in null_if_left_out or column_values.count(None) != len(chunk)
-        ]
-        columns = ", ".join(quote(field.column) for field, _ in written)
-        values = _values_list(db, [column_values for _, column_values in written])
-        # Quoted names from the model's metadata, and values the driver escaped.
-        sql = f"INSERT INTO {table} ({columns}) VALUES {values} RETURNING {pk}"  # noqa: S608
-        with db.cursor() as cursor:
-            cursor.execute(sql)
-            ids = [found for (found,) in cursor.fetchall()]
+        )
+    for chunk, ids in chunks:
         if len(ids) != len(chunk):
             raise RuntimeError(f"{model.__name__} insert returned {len(ids)} ids for {len(chunk)}")
         for row, new_id in zip(chunk, ids, strict=True):
             row.pk = new_id
             row._state.adding = False
             row._state.db = alias
+
+
+@dataclass(frozen=True)
+class _InsertPlan:
+    # The model's INSERT, worked out once per model and database: per column its field,
+    # attname, kind (`_kind`), how it is read (`_how_read`), quoted name, and whether it may
+    # be left out when None (nullable, no database default); the forward relations; the
+    # quoted table and primary key; whether the model's attributes are plain.
+    columns: tuple[tuple[Field, str, int, int, str, bool], ...]
+    related: tuple[Field, ...]
+    table: str
+    pk: str
+    plain: bool
+
+
+@functools.cache
+def _insert_plan(model: type[models.Model], alias: str) -> _InsertPlan:
+    meta = model._meta
+    db: Any = connections[alias]
+    quote = db.ops.quote_name
+    fields = [field for field in meta.local_concrete_fields if field is not meta.pk]
+    return _InsertPlan(
+        columns=tuple(
+            (
+                field,
+                field.attname,
+                _kind(field),
+                _how_read(field),
+                quote(field.column),
+                field.null and not field.has_db_default(),
+            )
+            for field in fields
+        ),
+        related=tuple(field for field in fields if field.is_relation),
+        table=quote(meta.db_table),
+        pk=quote(meta.pk.column),
+        plain=_construction_plan(model).plain,
+    )
+
+
+def _insert_chunk(plan: _InsertPlan, chunk: Sequence[models.Model], db: Any) -> list[Any]:
+    """One multi-row INSERT ... RETURNING of `chunk`: its new ids, in order."""
+    for field in plan.related:
+        _take_related_ids(chunk, field)
+    written = [
+        (column, column_values)
+        for column, column_values, left_out_if_none in (
+            (
+                column,
+                _column_values(chunk, field, attname, kind, how, db, plain=plan.plain),
+                none_ok,
+            )
+            for field, attname, kind, how, column, none_ok in plan.columns
+        )
+        if not left_out_if_none or column_values.count(None) != len(chunk)
+    ]
+    columns = ", ".join(column for column, _ in written)
+    values = _values_list(db, [column_values for _, column_values in written])
+    # Quoted names from the model's metadata, and values the driver escaped.
+    sql = f"INSERT INTO {plan.table} ({columns}) VALUES {values} RETURNING {plan.pk}"  # noqa: S608
+    with db.cursor() as cursor:
+        cursor.execute(sql)
+        return [found for (found,) in cursor.fetchall()]
+
+
+def _insert_one(plan: _InsertPlan, row: models.Model, db: Any) -> list[Any]:
+    """`_insert_chunk` of one row, without its per-column lists: each value converted as
+    `_column_values` converts it and written as `_column_literals` writes it."""
+    for field in plan.related:
+        _take_related_ids((row,), field)
+    db.ensure_connection()
+    literal, encoding = db.connection.literal, db.connection.encoding
+    state = row.__dict__
+    columns: list[str] = []
+    texts: list[str] = []
+    for field, attname, kind, how, column, left_out_if_none in plan.columns:
+        if how != _READ:
+            value = field.pre_save(row, True)  # a stamp sets the row's attribute too
+        elif plan.plain and attname in state:
+            value = state[attname]
+        else:  # a deferred field (its descriptor loads it), or a descriptor of its own
+            value = getattr(row, attname)
+        value = _db_value(field, kind, value, db)
+        if value is None and left_out_if_none:
+            continue
+        columns.append(column)
+        texts.append(_literal(value, literal, encoding))
+    # Quoted names from the model's metadata, and values the driver escaped.
+    sql = (
+        f"INSERT INTO {plan.table} ({', '.join(columns)}) VALUES ({', '.join(texts)})"  # noqa: S608
+        f" RETURNING {plan.pk}"
+    )
+    with db.cursor() as cursor:
+        cursor.execute(sql)
+        return [found for (found,) in cursor.fetchall()]
+
+
+def _literal(value: Any, literal: Any, encoding: str) -> str:
+    """The driver's literal of one value, as text (`_column_literals` of a column of one)."""
+    kind = type(value)
+    if kind is int:
+        return str(value)  # MySQLdb.converters.Thing2Str
+    if kind is Decimal:
+        return format(value, "f")  # Decimal2Literal
+    if value is None:
+        return "NULL"
+    return literal(value).decode(encoding)
 
 
 def new_row(model: type[_M], /, **values: Any) -> _M:

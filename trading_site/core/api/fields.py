@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from rest_framework import serializers
@@ -26,3 +27,28 @@ class ConfirmationField(serializers.CharField):
         if value != self.word:
             raise serializers.ValidationError(self.refusal)
         return value
+
+
+class FlatFieldsCopied(serializers.Serializer):
+    """A Serializer whose instances copy the class's declared fields shallowly where a field
+    holds no field of its own (DRF's `get_fields` deep-copies every one: each field built
+    again from its arguments, a placement's largest parsing cost). What binding a field sets
+    (name, parent, label, source) is assigned to the copy alone; what the copies share (the
+    validators list, error messages, choices) DRF only reads after construction, as long as
+    nobody changes one in place (`field.validators.append`: reassign instead). A field with
+    a child field (a list, a dict, a nested serializer) is deep-copied as DRF does, since its
+    child is bound to it."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            name: copy.copy(field) if _flat(field) else copy.deepcopy(field)
+            for name, field in self._declared_fields.items()
+        }
+
+
+def _flat(field: serializers.Field) -> bool:
+    return not (
+        isinstance(field, serializers.BaseSerializer)
+        or hasattr(field, "child")
+        or hasattr(field, "child_relation")
+    )
