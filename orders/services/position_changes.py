@@ -325,16 +325,12 @@ def record_shortfalls(
     report.sized_to_broker += [m.phrase for m in measured if m.shortfall]
 
 
-def lower_shortfalls(
-    *, account: BrokerAccount, positions: Iterable[BrokerPositionRow], actor: str
-) -> list[Shortfall]:
-    """The monitoring cycle's measure of the account's brackets against the positions it
-    just read (`positions`, the whole book: a position not in it is flat): a bracket's
-    recorded shortfall (`Order.broker_shortfall`) is lowered where the broker holds more of
-    it now (a buy back in its own terminal), stored and audited (`record_shortfalls`), so
-    that step 4 puts its stop-loss and targets back over it in the same cycle. Never
-    raised (`lowered_shortfall`). A position whose quantity the broker sent unreadable is
-    left out. The caller holds the account's exclusion. Returns the brackets lowered."""
+def broker_nets(
+    positions: Iterable[BrokerPositionRow],
+) -> tuple[dict[PositionKey, int], set[PositionKey]]:
+    """The broker's net quantity of each position it reported with a readable one (rows of
+    one position summed), and the positions whose quantity it sent unreadable (left out of
+    the first: not measured, never taken for flat)."""
     nets: dict[PositionKey, int] = {}
     unreadable: set[PositionKey] = set()
     for row in positions:
@@ -347,6 +343,20 @@ def lower_shortfalls(
             nets[key] = nets.get(key, 0) + row.net_qty
     for key in unreadable:
         nets.pop(key, None)
+    return nets, unreadable
+
+
+def lower_shortfalls(
+    *, account: BrokerAccount, positions: Iterable[BrokerPositionRow], actor: str
+) -> list[Shortfall]:
+    """The monitoring cycle's measure of the account's brackets against the positions it
+    just read (`positions`, the whole book: a position not in it is flat): a bracket's
+    recorded shortfall (`Order.broker_shortfall`) is lowered where the broker holds more of
+    it now (a buy back in its own terminal), stored and audited (`record_shortfalls`), so
+    that step 4 puts its stop-loss and targets back over it in the same cycle. Never
+    raised (`lowered_shortfall`). A position whose quantity the broker sent unreadable is
+    left out. The caller holds the account's exclusion. Returns the brackets lowered."""
+    nets, _unreadable = broker_nets(positions)
     lowered = []
     for m in measure_shortfalls(account=account, nets=nets):
         shortfall = lowered_shortfall(m.order.broker_shortfall, m.shortfall)

@@ -53,6 +53,7 @@ from orders.services.position_changes import (
     ExitOutcomes,
     ExitReport,
     PositionKey,
+    broker_nets,
     clear_exit_requested,
     measure_shortfalls,
     note_exit_covers,
@@ -254,14 +255,7 @@ def _size_to_broker(
     does not hold is recorded, audited and named in `result`, and neither exited
     (`write_ahead_exits`) nor protected again (protection's `plan_exits`). A position whose
     quantity the broker sent unreadable is left as it was (`write_ahead_exits` reports it)."""
-    nets: dict[PositionKey, int] = {}
-    unreadable = set()
-    for position in positions:
-        key = position_key(position)
-        if position.net_qty is None:
-            unreadable.add(key)
-        else:
-            nets[key] = nets.get(key, 0) + position.net_qty
+    nets, unreadable = broker_nets(positions)
     keys = {order_position_key(order) for order in brackets} - unreadable
     record_shortfalls(
         measure_shortfalls(account=account, nets={key: nets.get(key, 0) for key in keys}),
