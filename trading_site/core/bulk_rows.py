@@ -200,7 +200,9 @@ def _insert_one(plan: _InsertPlan, row: models.Model, db: Any) -> list[Any]:
 
 
 def _literal(value: Any, literal: Any, encoding: str) -> str:
-    """The driver's literal of one value, as text (`_column_literals` of a column of one)."""
+    """The driver's literal of one value, as text: ints and Decimals as the driver formats
+    them, None as NULL, anything else escaped by the driver (`_column_literals`' value by
+    value, and `_insert_one`'s)."""
     kind = type(value)
     if kind is int:
         return str(value)  # MySQLdb.converters.Thing2Str
@@ -511,16 +513,8 @@ def _column_literals(values: list[Any], literal: Any, encoding: str) -> list[str
             text = seen.get(value)
             if text is None:
                 text = seen[value] = literal(value).decode(encoding)
-        elif value is None:
-            text = "NULL"
         else:
-            kind = value.__class__
-            if kind is int:
-                text = str(value)
-            elif kind is Decimal:
-                text = format(value, "f")
-            else:
-                text = literal(value).decode(encoding)
+            text = _literal(value, literal, encoding)
         append(text)
     return texts
 
