@@ -398,21 +398,22 @@ def _run(schedule: ScheduledOrder, run: ScheduledOrderRun, day: date) -> Schedul
             # again while the grace lasts; this attempt's order stays REJECTED "not sent".
             status, error = RunStatus.STARTED, NOT_SENT_RETRY + error
     except (DomainError, TemplateError) as exc:
-        status, error = RunStatus.FAILED, str(getattr(exc, "message", exc))
-        order, status = _written_anyway(schedule, day, status)
+        error = str(getattr(exc, "message", exc))
+        order, status = _written_anyway(schedule, day)
     except Exception as exc:  # recorded on the run; the next schedules still run
         logger.exception("scheduled order failed", extra={"schedule_id": schedule.pk})
-        status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
-        order, status = _written_anyway(schedule, day, status)
+        error = f"{type(exc).__name__}: {exc}"
+        order, status = _written_anyway(schedule, day)
     return _finish(run, order=order, status=status, error=error)
 
 
-def _written_anyway(schedule: ScheduledOrder, day: date, status: str) -> tuple[Order | None, str]:
-    """The order a placement that raised had already written under the day's key (the
-    broker may hold it: a failure recording its answer), with the run's status from it, so
-    the run shows it and the trader does not place it again by hand; else (None, status)."""
+def _written_anyway(schedule: ScheduledOrder, day: date) -> tuple[Order | None, str]:
+    """A run whose placement raised: the order it had already written under the day's key
+    (the broker may hold it: a failure recording its answer), with the run's status from it,
+    so the run shows it and the trader does not place it again by hand; else (None,
+    FAILED)."""
     order = _already_placed(schedule, day)
-    return (None, status) if order is None else (order, _status_of(order))
+    return (None, RunStatus.FAILED) if order is None else (order, _status_of(order))
 
 
 def _finish(
