@@ -594,15 +594,7 @@ def _reach_target(webhook: AlertWebhook, order: AlertOrder) -> AlertAnswer:
     if result.exit_legs:
         body["exited_brackets"] = [o.pk for o in result.bracket_orders]
     # What the exits refused left: protected again at once, or not (square off by hand).
-    protection = [
-        words
-        for words in (
-            result.protection.unprotected_words,
-            result.protection.protected_words,
-            result.protection.sized_words,
-        )
-        if words
-    ]
+    protection = result.protection.words
     if result.placement is not None:
         answer = _placed_answer(result.placement, order)
         answer.body.update(body)

@@ -463,15 +463,7 @@ class PlaceSmartOrderView(PlacingView):
                 **extra,
             )
         # What the exits refused left: protected again at once, or not (square off by hand).
-        protection = [
-            words
-            for words in (
-                change.protection.unprotected_words,
-                change.protection.protected_words,
-                change.protection.sized_words,
-            )
-            if words
-        ]
+        protection = change.protection.words
         if change.errors and not change.placement:
             message = "; ".join(change.errors) + "".join(f". {words}" for words in protection)
             return _refused(message, mode=caller.mode, **extra, placed=True)

@@ -62,9 +62,8 @@ class KillSwitchResult(ExitReport):
             + (f" ({', '.join(self.squared_off)})" if self.squared_off else ""),
         ]
         text = ", ".join(parts) + "; trading is locked until you re-enable it."
-        for words in (self.unprotected_words, self.protected_words, self.sized_words):
-            if words:
-                text += " " + words
+        for words in self.words:
+            text += " " + words
         if self.errors:
             text += f" Not done ({len(self.errors)}): " + "; ".join(self.errors)
         return text

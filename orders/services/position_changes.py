@@ -468,6 +468,12 @@ class ExitReport:
         return "The broker holds less than the desk: " + "; ".join(self.sized_to_broker) + "."
 
     @property
+    def words(self) -> list[str]:
+        """What the trader is told of the brackets, each sentence that applies: those left
+        without a stop-loss, those protected (again), those sized to the broker."""
+        return [w for w in (self.unprotected_words, self.protected_words, self.sized_words) if w]
+
+    @property
     def unprotected_words(self) -> str:
         """The brackets not squared off and without a stop-loss, for the trader ('' when none)."""
         if not self.unprotected:

@@ -81,9 +81,7 @@ def _exit_request(
 def _exit_response(result: services.ExitResult) -> Response:
     body = s.ExitResultSerializer(s.exit_body(result)).data
     if not result.exited and result.errors:
-        protection = " ".join(
-            w for w in (result.unprotected_words, result.protected_words, result.sized_words) if w
-        )
+        protection = " ".join(result.words)
         raise Conflict(
             "Nothing was sent: "
             + "; ".join(result.errors)
