@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 TEST_DATABASE_URL ?= mysql://root@127.0.0.1:3306/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+# pytest-xdist workers (tests/environment.py gives each its own test database, Redis db
+# counting down from TEST_REDIS_URL's, and channel-layer prefix); 0 runs in this process.
+TEST_WORKERS ?= 2
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # mypy loads trading_site.settings (django-stubs): outside the embedded default (REDIS_URL set)
@@ -32,7 +35,7 @@ run: install
 
 test: install
 	@scripts/ensure-services.sh
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # ruff, mypy (mypy.ini), the import contracts (.importlinter), migrations that match the
 # models, and at most 15 function-level imports, each with its reason (.pre-commit-config.yaml
