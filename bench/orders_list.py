@@ -36,9 +36,9 @@ INSERT_ORDER = (
     "INSERT INTO orders (user_id, account_id, instrument_id, symbol, exchange_segment, "
     "exchange_instrument_id, side, product_type, quantity, kind, source, external_id, "
     "request_fingerprint, status, order_type, limit_price, targets, filled_quantity, pnl, "
-    "open_position, regeneration_count, created_at, updated_at) VALUES "
+    "open_position, regeneration_count, broker_shortfall, created_at, updated_at) VALUES "
     "(%s, %s, %s, 'RELIANCE', 'NSECM', %s, 'BUY', 'MIS', 10, 'SINGLE', 'MANUAL', '', '', %s, "
-    "'LIMIT', 99.0000, '[]', 0, 0.00, 0, 0, %s, %s)"
+    "'LIMIT', 99.0000, '[]', 0, 0.00, 0, 0, 0, %s, %s)"
 )
 INSERT_LEG = (
     "INSERT INTO order_legs (order_id, account_id, role, order_type, side, quantity, "
