@@ -897,6 +897,12 @@ def order_event_kinds(order: Order) -> list[str]:
     )
 
 
+def events_of_kind(kind: str) -> list[OrderEvent]:
+    """Every audit event of `kind`, whatever it is of (an order, an account, a user), oldest
+    first."""
+    return list(OrderEvent.objects.filter(kind=kind).order_by("id"))
+
+
 def account_event_kinds(account) -> list[str]:
     """The kinds of the account's own audit events (no order's), oldest first."""
     return list(
