@@ -887,6 +887,20 @@ def xts_protected_bracket(simulator, settings):
     return user, account, stock, bracket
 
 
+def xts_bracket_protected_4_of_10(simulator, settings):
+    """On the XTS simulator: `xts_resting_bracket` whose entry filled 4 of 10 (4 fill per
+    matching tick), protected by a stop-loss and a target of 4; the price back at 100, above
+    the entry, so nothing fills until it dips again. Returns (user, account, instrument,
+    bracket)."""
+    user, account, stock, bracket = xts_resting_bracket(simulator, settings, fill_cap=4)
+    make_fair_price(stock, "98.50")
+    sync_from_broker(account)  # one matching tick: 4 filled
+    place_protective_legs(account=account)
+    assert working_protection(bracket) == [("STOP_LOSS", 4), ("TAKE_PROFIT", 4)]
+    make_fair_price(stock, "100.00")
+    return user, account, stock, bracket
+
+
 PROTECTIVE_ROLES = ("STOP_LOSS", "TAKE_PROFIT")
 
 

@@ -29,6 +29,7 @@ from tests.factories import (
     sync_from_broker,
     working_protection,
     working_protection_at_the_broker,
+    xts_bracket_protected_4_of_10,
     xts_resting_bracket,
 )
 from tests.servers import SIM_CANCEL_ROUTE, SIM_ORDER_POST, SIM_POSITIONS_ROUTE
@@ -82,12 +83,8 @@ def _late_fill_after_a_position_exit(simulator, settings):
     trader's exit of the position could not cancel the entry (the broker refused) and sold
     the 4; then the entry fills 4 more, and the desk's cycle reads it (steps 1-3). Returns
     (user, account, instrument, bracket)."""
-    user, account, stock, bracket = xts_resting_bracket(simulator, settings, fill_cap=4)
-    make_fair_price(stock, "98.50")
-    sync_from_broker(account)  # one matching tick: 4 filled
-    place_protective_legs(account=account)
-    assert working_protection(bracket) == [("STOP_LOSS", 4), ("TAKE_PROFIT", 4)]
-    make_fair_price(stock, "100.00")  # nothing fills while the exit runs
+    user, account, stock, bracket = xts_bracket_protected_4_of_10(simulator, settings)
+    # Nothing fills while the exit runs (the price is above the entry).
     simulator.set_faults(error_next=1, routes=[SIM_CANCEL_ROUTE])  # the entry's, the first
 
     answer = api_client_for(user).post(
