@@ -7,10 +7,12 @@ through the services (`place_bracket`, or the API)."""
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, time
 from decimal import Decimal
+from pathlib import Path
 
 from asgiref.sync import async_to_sync
 from django.test import Client
@@ -726,6 +728,14 @@ def xts_order_body(uid: str, **overrides) -> dict:
         "orderUniqueIdentifier": uid,
         **overrides,
     }
+
+
+def real_xts_answers() -> dict:
+    """A real XTS server's answers by name (tests/orders/brokers/xts/data/
+    xts_real_answers.json, a verbatim copy of shared/xts-samples/real-answers.json), read
+    afresh at each call."""
+    path = Path(__file__).parent / "orders" / "brokers" / "xts" / "data" / "xts_real_answers.json"
+    return json.loads(path.read_text())
 
 
 # ---- the paper broker, driven as the monitoring loop drives it -----------------------------
