@@ -149,6 +149,14 @@ def make_fair_price(instrument: Instrument, price: Decimal | str, spread: str = 
     return fair
 
 
+def make_reliance_at_100(**fields) -> Instrument:
+    """RELIANCE as `make_instrument` makes it (lot 1, tick 0.05, freeze 10,000, band 1 to
+    100,000) unless `fields` say otherwise, its fair price 100 (no spread)."""
+    instrument = make_instrument(symbol="RELIANCE", **fields)
+    make_fair_price(instrument, "100.00")
+    return instrument
+
+
 # The brokerage plan of an account that never saved one, as its audit rows show it, and a
 # percentage plan as the settings page posts it.
 BROKERAGE_PLAN_DEFAULT = {

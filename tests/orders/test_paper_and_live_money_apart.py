@@ -21,9 +21,9 @@ from orders.models import Order
 from tests.factories import (
     api_client_for,
     make_account,
-    make_fair_price,
     make_instrument,
     make_order,
+    make_reliance_at_100,
     make_user,
     single_ticket_form,
     staff_client,
@@ -62,7 +62,7 @@ def two_accounts(db):
     user = make_user()
     live = _live(user)
     paper = make_account(user=user, name="Paper demo")
-    make_fair_price(make_instrument(symbol="RELIANCE", lot_size=1), Decimal("100"))
+    make_reliance_at_100()
     return user, live, paper
 
 
@@ -212,7 +212,7 @@ def live_on_simulator(simulator, settings):
     user = make_user()
     live = _live(user, base_url=simulator.base_url)
     make_account(user=user, name="Paper demo")
-    make_fair_price(make_instrument(symbol="RELIANCE", lot_size=1), Decimal("100"))
+    make_reliance_at_100()
     connect_account(live)
     return user, live
 

@@ -25,8 +25,7 @@ from tests.factories import (
     api_client_for,
     exit_body,
     legs_of,
-    make_fair_price,
-    make_instrument,
+    make_reliance_at_100,
     order_event_kinds,
     place_protected_bracket,
     sync_positions,
@@ -161,8 +160,7 @@ def test_a_stop_loss_the_broker_would_not_cancel_gets_no_market_exit_and_the_tar
 
 
 def test_a_market_exit_the_paper_exchange_refuses_gets_the_protection_back_at_once(trader, account):
-    instrument = make_instrument(symbol="RELIANCE", freeze_quantity=10000)
-    make_fair_price(instrument, "100.00")
+    instrument = make_reliance_at_100()
     bracket = place_protected_bracket(user=trader, account=account, instrument=instrument)
     protected = working_protection(bracket)
     assert protected == [("STOP_LOSS", 100), ("TAKE_PROFIT", 50), ("TAKE_PROFIT", 50)]
