@@ -965,6 +965,15 @@ def working_protection_at_the_broker(account, order: Order) -> list[tuple[str, i
     )
 
 
+def assert_working_protection(account, order: Order, protection: list[tuple[str, int]]) -> None:
+    """`protection` (role, quantity), sorted, is what works of the order's stop-loss and
+    targets, here and in the broker's own order book alike."""
+    here = working_protection(order)
+    assert here == protection, here
+    at_the_broker = working_protection_at_the_broker(account, order)
+    assert at_the_broker == protection, at_the_broker
+
+
 def net_at_the_broker(account, instrument) -> int:
     """The account's net position in `instrument` as the broker's own positions tell it."""
     rows = async_to_sync(broker_client(account).positions)()
@@ -1019,8 +1028,7 @@ def assert_protected_again_once(account, bracket, protection: list[tuple[str, in
     """Step 4 has protected `bracket` again after its whole exit was refused: `protection`
     working here and at the broker, the bracket no longer exit-requested (audited as
     exit_refused), and the next cycle places nothing more."""
-    assert working_protection(bracket) == protection
-    assert working_protection_at_the_broker(account, bracket) == protection
+    assert_working_protection(account, bracket, protection)
     bracket.refresh_from_db()
     assert bracket.exit_requested_at is None
     assert "exit_refused" in order_event_kinds(bracket)

@@ -23,6 +23,7 @@ from tests.factories import (
     PROTECTIVE_ROLES,
     account_event_kinds,
     api_client_for,
+    assert_working_protection,
     exit_body,
     legs_of,
     make_reliance_at_100,
@@ -94,8 +95,7 @@ def test_exit_all_with_positions_unreadable_after_the_cancels_puts_the_protectio
 
     # New legs cover the whole position at once, in place of the cancelled ones: no monitoring
     # cycle or broker event was needed.
-    assert working_protection(bracket) == COVERED
-    assert working_protection_at_the_broker(account, bracket) == COVERED
+    assert_working_protection(account, bracket, COVERED)
     assert {leg.status for leg in legs_of(bracket) if leg.pk in first} == {"CANCELLED"}
     assert answer.status_code == 409, answer.content
     details = answer.json()["details"]
@@ -123,8 +123,7 @@ def test_an_exit_the_broker_rejects_gets_its_stop_loss_and_target_back_at_once(
 
     (exit_leg,) = legs_of(bracket, "EXIT")
     assert exit_leg.status == "REJECTED"
-    assert working_protection(bracket) == COVERED
-    assert working_protection_at_the_broker(account, bracket) == COVERED
+    assert_working_protection(account, bracket, COVERED)
     bracket.refresh_from_db()
     assert bracket.exit_requested_at is None
     body = answer.json()
@@ -150,8 +149,7 @@ def test_a_stop_loss_the_broker_would_not_cancel_gets_no_market_exit_and_the_tar
 
     # The stop-loss still works, and the target it cancelled is placed again at once (one
     # more order POST); a market exit beside the stop-loss could sell twice: none is sent.
-    assert working_protection(bracket) == COVERED
-    assert working_protection_at_the_broker(account, bracket) == COVERED
+    assert_working_protection(account, bracket, COVERED)
     assert sum(simulator.stats()["order_posts_by_uid"].values()) == sum(posts.values()) + 1
     assert not OrderLeg.objects.filter(account=account, role="EXIT").exists()
     text = page.content.decode()
@@ -172,8 +170,7 @@ def test_a_market_exit_the_paper_exchange_refuses_gets_the_protection_back_at_on
         "/api/positions/exit", exit_body(account, instrument), format="json"
     )
 
-    assert working_protection(bracket) == protected
-    assert working_protection_at_the_broker(account, bracket) == protected
+    assert_working_protection(account, bracket, protected)
     body = answer.json()
     assert "No market price" in "; ".join(body["errors"]), body
     assert body["protected_order_ids"] == [bracket.pk]

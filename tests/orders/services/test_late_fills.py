@@ -19,6 +19,7 @@ from orders.services.kill_switch import kill_switch
 from orders.services.protection import ProtectiveLegsIncomplete
 from tests.factories import (
     api_client_for,
+    assert_working_protection,
     broker_event,
     exit_body,
     legs_of,
@@ -28,7 +29,6 @@ from tests.factories import (
     set_price_and_match,
     sync_from_broker,
     working_protection,
-    working_protection_at_the_broker,
     xts_bracket_protected_4_of_10,
     xts_resting_bracket,
 )
@@ -136,8 +136,7 @@ def test_a_late_fill_whose_exit_the_broker_rejects_gets_its_stop_loss_and_target
 
     # Nothing closes the late 4 any more: they are protected, and no longer exit-requested.
     assert [status for *_rest, status in _exits(bracket)] == ["FILLED", "REJECTED"]
-    assert working_protection(bracket) == [("STOP_LOSS", 4), ("TAKE_PROFIT", 4)]
-    assert working_protection_at_the_broker(account, bracket) == working_protection(bracket)
+    assert_working_protection(account, bracket, [("STOP_LOSS", 4), ("TAKE_PROFIT", 4)])
     assert net_at_the_broker(account, stock) == 4
     bracket.refresh_from_db()
     assert bracket.exit_requested_at is None

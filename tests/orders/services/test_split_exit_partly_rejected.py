@@ -24,6 +24,7 @@ from orders.services.kill_switch import kill_switch
 from tests.factories import (
     api_client_for,
     assert_protected_again_once,
+    assert_working_protection,
     exit_body,
     legs_of,
     net_at_the_broker,
@@ -32,7 +33,6 @@ from tests.factories import (
     split_in_two_and_refuse_one,
     sync_from_broker,
     working_protection,
-    working_protection_at_the_broker,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -58,8 +58,7 @@ def test_a_kill_switch_exit_rejected_in_part_protects_the_rejected_slices_at_onc
     assert [leg.quantity for leg in legs_of(bracket, "EXIT")] == [5, 5]
     assert _exit_statuses(bracket) == ["OPEN", "REJECTED"]
     # The 5 the rejected slice left open are covered, here and at the broker; not the 10.
-    assert working_protection(bracket) == HALF
-    assert working_protection_at_the_broker(account, bracket) == HALF
+    assert_working_protection(account, bracket, HALF)
     bracket.refresh_from_db()
     assert bracket.exit_requested_at is not None  # its accepted slice is still closing
     body = response.json()
@@ -100,8 +99,7 @@ def test_the_accepted_slice_filling_leaves_the_stop_loss_at_what_stays_open(
     place_protective_legs(account=account)
 
     assert net_at_the_broker(account, stock) == 5
-    assert working_protection(bracket) == HALF
-    assert working_protection_at_the_broker(account, bracket) == HALF
+    assert_working_protection(account, bracket, HALF)
     bracket.refresh_from_db()
     assert bracket.status == Order.Status.FILLED  # 5 still open, protected
 
@@ -154,8 +152,7 @@ def test_of_two_brackets_sharing_the_position_only_the_one_rejected_in_part_is_p
     sync_from_broker(account)
     place_protective_legs(account=account)
     assert net_at_the_broker(account, stock) == 5
-    assert working_protection(partly) == HALF
-    assert working_protection_at_the_broker(account, partly) == HALF
+    assert_working_protection(account, partly, HALF)
     assert working_protection(whole) == []
     whole.refresh_from_db()
     assert whole.status == Order.Status.COMPLETED
@@ -172,8 +169,7 @@ def test_a_position_exit_rejected_in_part_answers_with_the_rest_protected(
     )
 
     assert _exit_statuses(bracket) == ["OPEN", "REJECTED"]
-    assert working_protection(bracket) == HALF
-    assert working_protection_at_the_broker(account, bracket) == HALF
+    assert_working_protection(account, bracket, HALF)
     body = answer.json()
     assert body["protected_order_ids"] == [bracket.pk], body
     assert body["unprotected_order_ids"] == []
