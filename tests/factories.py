@@ -1016,6 +1016,13 @@ def trade_at_the_broker(account, instrument, side: str, quantity: int) -> None:
     )
 
 
+# What works on a bracket of 10 protected whole (`xts_protected_bracket`'s): one stop-loss
+# and one target, of 10 each.
+ALL_10_PROTECTED = [("STOP_LOSS", 10), ("TAKE_PROFIT", 10)]
+# What protects the 5 that the refused slice of `split_in_two_and_refuse_one` leaves open.
+HALF_OF_10_PROTECTED = [("STOP_LOSS", 5), ("TAKE_PROFIT", 5)]
+
+
 def split_in_two_and_refuse_one(simulator, instrument) -> None:
     """An exit of 10 in `instrument` goes out as two slices of 5 (its freeze quantity), and
     the simulator refuses the next order it is sent: one slice rejected, the other on its

@@ -22,6 +22,7 @@ from orders.services import place_protective_legs
 from orders.services.kill_switch import kill_switch
 from orders.services.position_changes import change_position_live
 from tests.factories import (
+    ALL_10_PROTECTED,
     api_client_for,
     assert_working_protection,
     exit_body,
@@ -215,7 +216,7 @@ def test_positions_unreadable_after_the_cancels_protect_the_desks_position_and_s
     result = kill_switch(account=account, actor=f"user:{user.pk}")
 
     assert legs_of(bracket, "EXIT") == []
-    assert working_protection(bracket) == [("STOP_LOSS", 10), ("TAKE_PROFIT", 10)]
+    assert working_protection(bracket) == ALL_10_PROTECTED
     assert result.protected_order_ids == [bracket.pk]
     assert (
         "stop-loss and targets placed again, for the desk's own position (the broker's "

@@ -22,6 +22,7 @@ from accounts.models import ApiKey
 from orders.alerts.services import save_webhook
 from orders.models import OrderEvent
 from tests.factories import (
+    HALF_OF_10_PROTECTED,
     assert_working_protection,
     flatten_smart_order_body,
     legs_of,
@@ -30,8 +31,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-HALF = [("STOP_LOSS", 5), ("TAKE_PROFIT", 5)]
 
 
 @pytest.fixture
@@ -45,7 +44,7 @@ def _assert_the_rest_protected_at_once(account, bracket) -> None:
     assert [leg.quantity for leg in legs_of(bracket, "EXIT")] == [5, 5]
     assert sorted(leg.status for leg in legs_of(bracket, "EXIT")) == ["OPEN", "REJECTED"]
     # The 5 the rejected slice left open are covered, here and at the broker; not the 10.
-    assert_working_protection(account, bracket, HALF)
+    assert_working_protection(account, bracket, HALF_OF_10_PROTECTED)
     bracket.refresh_from_db()
     assert bracket.exit_requested_at is not None  # its accepted slice is still closing
     kept = OrderEvent.objects.get(order=bracket, kind="position_exit_protection_kept")
