@@ -7,10 +7,12 @@ through the services (`place_bracket`, or the API)."""
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, time
 from decimal import Decimal
+from pathlib import Path
 
 from asgiref.sync import async_to_sync
 from django.test import Client
@@ -145,6 +147,14 @@ def make_fair_price(instrument: Instrument, price: Decimal | str, spread: str = 
         },
     )
     return fair
+
+
+def make_reliance_at_100(**fields) -> Instrument:
+    """RELIANCE as `make_instrument` makes it (lot 1, tick 0.05, freeze 10,000, band 1 to
+    100,000) unless `fields` say otherwise, its fair price 100 (no spread)."""
+    instrument = make_instrument(symbol="RELIANCE", **fields)
+    make_fair_price(instrument, "100.00")
+    return instrument
 
 
 # The brokerage plan of an account that never saved one, as its audit rows show it, and a
@@ -728,6 +738,14 @@ def xts_order_body(uid: str, **overrides) -> dict:
     }
 
 
+def real_xts_answers() -> dict:
+    """A real XTS server's answers by name (tests/orders/brokers/xts/data/
+    xts_real_answers.json, a verbatim copy of shared/xts-samples/real-answers.json), read
+    afresh at each call."""
+    path = Path(__file__).parent / "orders" / "brokers" / "xts" / "data" / "xts_real_answers.json"
+    return json.loads(path.read_text())
+
+
 # ---- the paper broker, driven as the monitoring loop drives it -----------------------------
 
 
@@ -887,6 +905,20 @@ def xts_protected_bracket(simulator, settings):
     return user, account, stock, bracket
 
 
+def xts_bracket_protected_4_of_10(simulator, settings):
+    """On the XTS simulator: `xts_resting_bracket` whose entry filled 4 of 10 (4 fill per
+    matching tick), protected by a stop-loss and a target of 4; the price back at 100, above
+    the entry, so nothing fills until it dips again. Returns (user, account, instrument,
+    bracket)."""
+    user, account, stock, bracket = xts_resting_bracket(simulator, settings, fill_cap=4)
+    make_fair_price(stock, "98.50")
+    sync_from_broker(account)  # one matching tick: 4 filled
+    place_protective_legs(account=account)
+    assert working_protection(bracket) == [("STOP_LOSS", 4), ("TAKE_PROFIT", 4)]
+    make_fair_price(stock, "100.00")
+    return user, account, stock, bracket
+
+
 PROTECTIVE_ROLES = ("STOP_LOSS", "TAKE_PROFIT")
 
 
@@ -895,6 +927,12 @@ def order_event_kinds(order: Order) -> list[str]:
     return list(
         OrderEvent.objects.filter(order=order).order_by("id").values_list("kind", flat=True)
     )
+
+
+def events_of_kind(kind: str) -> list[OrderEvent]:
+    """Every audit event of `kind`, whatever it is of (an order, an account, a user), oldest
+    first."""
+    return list(OrderEvent.objects.filter(kind=kind).order_by("id"))
 
 
 def account_event_kinds(account) -> list[str]:
@@ -925,6 +963,15 @@ def working_protection_at_the_broker(account, order: Order) -> list[tuple[str, i
         for leg in legs_of(order)
         if leg.role in PROTECTIVE_ROLES and leg.unique_identifier in at_broker
     )
+
+
+def assert_working_protection(account, order: Order, protection: list[tuple[str, int]]) -> None:
+    """`protection` (role, quantity), sorted, is what works of the order's stop-loss and
+    targets, here and in the broker's own order book alike."""
+    here = working_protection(order)
+    assert here == protection, here
+    at_the_broker = working_protection_at_the_broker(account, order)
+    assert at_the_broker == protection, at_the_broker
 
 
 def net_at_the_broker(account, instrument) -> int:
@@ -969,6 +1016,13 @@ def trade_at_the_broker(account, instrument, side: str, quantity: int) -> None:
     )
 
 
+# What works on a bracket of 10 protected whole (`xts_protected_bracket`'s): one stop-loss
+# and one target, of 10 each.
+ALL_10_PROTECTED = [("STOP_LOSS", 10), ("TAKE_PROFIT", 10)]
+# What protects the 5 that the refused slice of `split_in_two_and_refuse_one` leaves open.
+HALF_OF_10_PROTECTED = [("STOP_LOSS", 5), ("TAKE_PROFIT", 5)]
+
+
 def split_in_two_and_refuse_one(simulator, instrument) -> None:
     """An exit of 10 in `instrument` goes out as two slices of 5 (its freeze quantity), and
     the simulator refuses the next order it is sent: one slice rejected, the other on its
@@ -981,8 +1035,7 @@ def assert_protected_again_once(account, bracket, protection: list[tuple[str, in
     """Step 4 has protected `bracket` again after its whole exit was refused: `protection`
     working here and at the broker, the bracket no longer exit-requested (audited as
     exit_refused), and the next cycle places nothing more."""
-    assert working_protection(bracket) == protection
-    assert working_protection_at_the_broker(account, bracket) == protection
+    assert_working_protection(account, bracket, protection)
     bracket.refresh_from_db()
     assert bracket.exit_requested_at is None
     assert "exit_refused" in order_event_kinds(bracket)

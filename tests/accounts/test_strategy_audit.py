@@ -7,7 +7,6 @@ the settings pages, the admin)."""
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from accounts import audit
@@ -16,11 +15,12 @@ from orders.domain.vocabulary import EventKind
 from orders.models import OrderEvent
 from tests import factories
 from tests.factories import (
-    DEFAULT_PASSWORD,
     STRATEGY_DEFAULT_SETTINGS,
     api_client_for,
+    events_of_kind,
     make_strategy,
     make_user,
+    web_client_for,
 )
 
 pytestmark = pytest.mark.django_db
@@ -31,19 +31,9 @@ PERMISSION = "regenerate_permission_changed"
 DEFAULTS = STRATEGY_DEFAULT_SETTINGS
 
 
-def _events(kind: str) -> list[OrderEvent]:
-    return list(OrderEvent.objects.filter(kind=kind).order_by("id"))
-
-
 def _state(strategy: Strategy, **settings) -> dict:
     """A strategy as the audit trail keeps it: money and percentages at their stored places."""
     return {"id": strategy.pk, "name": strategy.name, **DEFAULTS, **settings}
-
-
-def _web(user) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=DEFAULT_PASSWORD)
-    return client
 
 
 # ---- the API ------------------------------------------------------------------------------
@@ -58,7 +48,7 @@ def test_api_create_records_who_set_the_strategy_up_and_its_automation():
     )
     assert response.status_code == 201, response.json()
     strategy = Strategy.objects.get(user=trader)
-    [event] = _events(CREATED)
+    [event] = events_of_kind(CREATED)
     assert (event.user_id, event.account_id, event.order_id) == (trader.pk, None, None)
     assert event.actor == f"user:{trader.pk}"
     assert event.before is None
@@ -75,7 +65,7 @@ def test_api_turning_on_regeneration_and_the_trailing_stop_records_before_and_af
         format="json",
     )
     assert response.status_code == 200, response.json()
-    [event] = _events(CHANGED)
+    [event] = events_of_kind(CHANGED)
     assert event.actor == f"user:{trader.pk}"
     assert (event.user_id, event.account_id) == (trader.pk, None)
     assert event.before == _state(strategy)
@@ -90,7 +80,7 @@ def test_api_put_records_the_whole_strategy_replaced():
     body = {"name": "New", "max_regenerations": 3, "max_slippage_pct": "2"}
     response = api_client_for(trader).put(f"/api/strategies/{strategy.pk}", body, format="json")
     assert response.status_code == 200, response.json()
-    [event] = _events(CHANGED)
+    [event] = events_of_kind(CHANGED)
     assert event.before == _state(strategy, allow_regeneration=True)
     assert event.after == {
         **_state(strategy, allow_regeneration=True),
@@ -106,7 +96,7 @@ def test_api_delete_records_the_strategy_that_is_gone():
     before = _state(strategy, trailing_sl_enabled=True)
     assert api_client_for(trader).delete(f"/api/strategies/{strategy.pk}").status_code == 204
     assert not Strategy.objects.filter(pk=before["id"]).exists()
-    [event] = _events(DELETED)
+    [event] = events_of_kind(DELETED)
     assert event.actor == f"user:{trader.pk}" and event.user_id == trader.pk
     assert event.before == before and event.after is None
 
@@ -122,7 +112,7 @@ def test_api_regenerate_permission_put_and_patch_record_the_switch_and_its_strat
     )
     assert response.status_code == 200, response.json()
     both = [{"id": first.pk, "name": "A"}, {"id": second.pk, "name": "B"}]
-    [granted] = _events(PERMISSION)
+    [granted] = events_of_kind(PERMISSION)
     assert granted.actor == f"user:{trader.pk}"
     assert (granted.user_id, granted.account_id) == (trader.pk, None)
     assert granted.before == {"enabled": False, "strategies": []}
@@ -134,7 +124,7 @@ def test_api_regenerate_permission_put_and_patch_record_the_switch_and_its_strat
         ]
         is False
     )
-    [_, switched_off] = _events(PERMISSION)
+    [_, switched_off] = events_of_kind(PERMISSION)
     assert switched_off.before == granted.after
     assert switched_off.after == {"enabled": False, "strategies": both}
 
@@ -172,10 +162,10 @@ def _strategy_form(**overrides) -> dict:
 
 def test_web_strategy_create_edit_delete_and_permission_are_each_recorded():
     trader = make_user()
-    web = _web(trader)
+    web = web_client_for(trader)
     assert web.post(reverse("strategy_create"), _strategy_form()).status_code == 302
     strategy = Strategy.objects.get(user=trader)
-    [created] = _events(CREATED)
+    [created] = events_of_kind(CREATED)
     assert created.actor == f"user:{trader.pk}" and created.user_id == trader.pk
     assert created.before is None and created.after == _state(strategy)
 
@@ -184,19 +174,19 @@ def test_web_strategy_create_edit_delete_and_permission_are_each_recorded():
         _strategy_form(allow_regeneration="on", max_regenerations=2, max_slippage_pct="0.25"),
     )
     assert edited.status_code == 302
-    [changed] = _events(CHANGED)
+    [changed] = events_of_kind(CHANGED)
     assert changed.before == created.after
     assert changed.after == _state(
         strategy, allow_regeneration=True, max_regenerations=2, max_slippage_pct="0.2500"
     )
 
     web.post(reverse("regenerate_permission"), {"enabled": "on", "strategies": [strategy.pk]})
-    [granted] = _events(PERMISSION)
+    [granted] = events_of_kind(PERMISSION)
     assert granted.actor == f"user:{trader.pk}"
     assert granted.after == {"enabled": True, "strategies": [{"id": strategy.pk, "name": "Web"}]}
 
     assert web.post(reverse("strategy_delete", args=[strategy.pk])).status_code == 302
-    [deleted] = _events(DELETED)
+    [deleted] = events_of_kind(DELETED)
     assert deleted.actor == f"user:{trader.pk}"
     assert deleted.before == changed.after and deleted.after is None
 
@@ -217,7 +207,7 @@ def test_admin_strategy_add_change_and_delete_are_recorded_as_the_admin(staff):
     )
     assert added.status_code == 302, added.content.decode()[:2000]
     strategy = Strategy.objects.get(user=trader)
-    [created] = _events(CREATED)
+    [created] = events_of_kind(CREATED)
     assert created.actor == f"admin:{staff.pk}"
     assert (created.user_id, created.account_id) == (trader.pk, None)
     assert created.before is None and created.after == _state(strategy)
@@ -227,14 +217,14 @@ def test_admin_strategy_add_change_and_delete_are_recorded_as_the_admin(staff):
         {"user": trader.pk, **_strategy_form(name="Desk", allow_regeneration="on")},
     )
     assert changed_page.status_code == 302, changed_page.content.decode()[:2000]
-    [changed] = _events(CHANGED)
+    [changed] = events_of_kind(CHANGED)
     assert changed.actor == f"admin:{staff.pk}"
     assert changed.before == _state(strategy)
     assert changed.after == _state(strategy, allow_regeneration=True)
 
     deleted = admin.post(f"/admin/accounts/strategy/{strategy.pk}/delete/", {"post": "yes"})
     assert deleted.status_code == 302
-    [gone] = _events(DELETED)
+    [gone] = events_of_kind(DELETED)
     assert gone.actor == f"admin:{staff.pk}" and gone.user_id == trader.pk
     assert gone.before == changed.after and gone.after is None
 
@@ -252,7 +242,7 @@ def test_admin_bulk_delete_records_each_strategy(staff):
     )
     assert response.status_code == 302
     assert not Strategy.objects.exists()
-    events = _events(DELETED)
+    events = events_of_kind(DELETED)
     assert [e.before for e in events] == [_state(s) for s in strategies]
     assert {e.actor for e in events} == {f"admin:{staff.pk}"}
 
@@ -266,7 +256,7 @@ def test_admin_regenerate_permission_change_is_recorded_as_the_admin(staff):
         {"user": trader.pk, "enabled": "on", "strategies": [strategy.pk]},
     )
     assert response.status_code == 302, response.content.decode()[:2000]
-    [event] = _events(PERMISSION)
+    [event] = events_of_kind(PERMISSION)
     assert event.actor == f"admin:{staff.pk}"
     assert (event.user_id, event.account_id) == (trader.pk, None)
     assert event.before == {"enabled": False, "strategies": []}
@@ -283,7 +273,7 @@ def test_admin_deleting_the_regenerate_permission_records_what_it_allowed(staff)
     )
     assert response.status_code == 302
     assert not EntryRegeneratePermission.objects.filter(user=trader).exists()
-    [event] = _events(PERMISSION)
+    [event] = events_of_kind(PERMISSION)
     assert event.actor == f"admin:{staff.pk}" and event.user_id == trader.pk
     assert event.before == {"enabled": True, "strategies": [{"id": strategy.pk, "name": "Regen"}]}
     assert event.after is None

@@ -12,6 +12,7 @@ from tests.factories import (
     make_account,
     make_fair_price,
     make_instrument,
+    make_reliance_at_100,
     make_user,
 )
 
@@ -32,9 +33,7 @@ def account(trader):
 @pytest.fixture
 def instrument(db):
     """RELIANCE-like: lot 1, tick 0.05, freeze 10,000, band 1..100,000, trading at 100."""
-    inst = make_instrument(symbol="RELIANCE", lot_size=1, freeze_quantity=10000)
-    make_fair_price(inst, D("100.00"))
-    return inst
+    return make_reliance_at_100()
 
 
 @pytest.fixture

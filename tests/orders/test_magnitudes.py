@@ -9,17 +9,16 @@ import json
 import logging
 
 import pytest
-from django.test import Client
 
 from orders.models import Order
 from orders.scheduled.models import ScheduledOrder
 from tests import factories
 from tests.factories import (
-    DEFAULT_PASSWORD,
     api_client_for,
     make_account,
     make_instrument,
     make_user,
+    web_client_for,
 )
 from tests.servers import fresh_machine_env, run_manage
 
@@ -37,12 +36,6 @@ def _open_window(settings):
 def trader():
     user = make_user()
     return user, make_account(user=user), make_instrument()
-
-
-def _web(user) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=DEFAULT_PASSWORD)
-    return client
 
 
 def _no_errors_logged(caplog):
@@ -149,7 +142,9 @@ def test_web_schedule_form_refuses_what_the_api_refuses(trader, template, field,
     user, account, instrument = trader
     full = {"symbol": instrument.trading_symbol, "order_side": "BUY", "order_type": "MARKET"}
     full.update(template)
-    response = _web(user).post("/settings/scheduled/new/", _web_schedule(user, account, full))
+    response = web_client_for(user).post(
+        "/settings/scheduled/new/", _web_schedule(user, account, full)
+    )
     assert response.status_code == 400
     assert field in str(response.context["form"].errors)
     assert not ScheduledOrder.objects.filter(user=user).exists()
@@ -169,7 +164,9 @@ def test_web_schedule_form_still_saves_a_valid_template(trader):
         "order_type": "MARKET",
         "order_quantity": 1,
     }
-    response = _web(user).post("/settings/scheduled/new/", _web_schedule(user, account, template))
+    response = web_client_for(user).post(
+        "/settings/scheduled/new/", _web_schedule(user, account, template)
+    )
     assert response.status_code == 302
     assert ScheduledOrder.objects.get(user=user).template == {**template, "product_type": "MIS"}
 
@@ -186,7 +183,7 @@ def test_web_schedule_form_edit_cannot_store_a_zero_quantity(trader):
         time_of_day="10:00",
         weekdays=[0],
     )
-    response = _web(user).post(
+    response = web_client_for(user).post(
         f"/settings/scheduled/{schedule.pk}/",
         _web_schedule(user, account, {**good, "order_quantity": 0}),
     )
@@ -243,7 +240,7 @@ def test_web_batch_csv_with_absurd_numbers_is_a_row_error(trader, row, action, c
     csv_text = "trading_symbol,no_of_lots,entry_price,sl_price,order_side,targets\n" + row.format(
         sym=instrument.trading_symbol
     )
-    response = _web(user).post(
+    response = web_client_for(user).post(
         "/orders/batch/",
         {"account_id": account.pk, "csv_text": csv_text, "action": action},
         follow=True,  # placing redirects to the results page

@@ -17,9 +17,8 @@ from tests.factories import (
     api_client_for,
     batch_item,
     make_account,
-    make_fair_price,
-    make_instrument,
     make_order,
+    make_reliance_at_100,
     make_user,
     order_instrument_fields,
     single_order_body,
@@ -97,8 +96,7 @@ def test_one_users_placements_on_two_accounts_at_once_count_exactly(transactiona
     deadlocks, and the count is exact."""
     trader = make_user()
     accounts = [make_account(user=trader), make_account(user=trader)]
-    instrument = make_instrument(symbol="RELIANCE", lot_size=1, freeze_quantity=10000)
-    make_fair_price(instrument, D("100.00"))
+    make_reliance_at_100()
 
     def place(n: int) -> None:
         for _ in range(3):

@@ -12,7 +12,6 @@ import re
 from decimal import Decimal
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Broker, BrokerAccount
@@ -20,15 +19,15 @@ from orders.brokers.paper.models import PaperOrder
 from orders.brokers.sessions import connect_account
 from orders.models import Order
 from tests.factories import (
-    DEFAULT_PASSWORD,
     api_client_for,
     make_account,
-    make_fair_price,
     make_instrument,
     make_order,
+    make_reliance_at_100,
     make_user,
     single_ticket_form,
     staff_client,
+    web_client_for,
 )
 
 
@@ -36,12 +35,6 @@ from tests.factories import (
 def _window_open(settings):
     settings.TRADING_WINDOW_ALWAYS_OPEN = True
     settings.PAPER_REJECT_RATE = "0"
-
-
-def _web(user) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=DEFAULT_PASSWORD)
-    return client
 
 
 def _live(user, *, name="A live IIFL", base_url="https://ttblaze.iifl.com", **extra):
@@ -69,7 +62,7 @@ def two_accounts(db):
     user = make_user()
     live = _live(user)
     paper = make_account(user=user, name="Paper demo")
-    make_fair_price(make_instrument(symbol="RELIANCE", lot_size=1), Decimal("100"))
+    make_reliance_at_100()
     return user, live, paper
 
 
@@ -79,7 +72,7 @@ def two_accounts(db):
 @pytest.mark.parametrize("page", ["place_order", "batch_orders", "scheduled_create"])
 def test_forms_preselect_paper_over_a_live_account_named_first(two_accounts, page):
     user, live, paper = two_accounts
-    html = _web(user).get(reverse(page)).content.decode()
+    html = web_client_for(user).get(reverse(page)).content.decode()
     assert selected_account(html) == paper.pk
     assert badge(html) == "paper"
     # Each choice says which money it is.
@@ -92,7 +85,7 @@ def test_forms_preselect_paper_over_a_live_account_named_first(two_accounts, pag
 def test_the_last_used_account_becomes_every_forms_default(two_accounts):
     user, live, _paper = two_accounts
     second = make_account(user=user, name="Zeta paper")
-    web = _web(user)
+    web = web_client_for(user)
     placed = web.post(
         reverse("place_order"),
         {
@@ -118,16 +111,19 @@ def test_a_deactivated_last_used_account_falls_back_to_paper(two_accounts):
     user.last_used_account = live
     user.save(update_fields=["last_used_account"])
     BrokerAccount.objects.filter(pk=live.pk).update(is_active=False)
-    assert selected_account(_web(user).get(reverse("place_order")).content.decode()) == paper.pk
+    assert (
+        selected_account(web_client_for(user).get(reverse("place_order")).content.decode())
+        == paper.pk
+    )
 
 
 def test_a_form_on_a_live_account_wears_the_live_badge(two_accounts):
     user, live, _paper = two_accounts
-    html = _web(user).get(reverse("place_order")).content.decode()
+    html = web_client_for(user).get(reverse("place_order")).content.decode()
     assert badge(html) == "paper"
     user.last_used_account = live
     user.save(update_fields=["last_used_account"])
-    html = _web(user).get(reverse("place_order")).content.decode()
+    html = web_client_for(user).get(reverse("place_order")).content.decode()
     assert selected_account(html) == live.pk and badge(html) == "live"
 
 
@@ -138,7 +134,7 @@ def test_orders_wear_their_badge_in_the_list_the_detail_and_the_dashboard(two_ac
     user, live, paper = two_accounts
     live_order = make_order(account=live, instrument=make_instrument(symbol="LIVEONE"))
     paper_order = make_order(account=paper, instrument=make_instrument(symbol="PAPERONE"))
-    web = _web(user)
+    web = web_client_for(user)
 
     rows = web.get(reverse("orders")).content.decode()
     for order, money in ((live_order, "live"), (paper_order, "paper")):
@@ -163,7 +159,7 @@ def _ticket(account) -> dict:
 
 def test_a_live_ticket_asks_first_and_writes_nothing(two_accounts):
     user, live, _paper = two_accounts
-    answer = _web(user).post(reverse("place_order"), _ticket(live))
+    answer = web_client_for(user).post(reverse("place_order"), _ticket(live))
     html = answer.content.decode()
     assert answer.status_code == 200
     assert "Place with real money?" in html
@@ -177,7 +173,9 @@ def test_a_live_ticket_asks_first_and_writes_nothing(two_accounts):
 
 def test_back_to_the_form_places_nothing_and_keeps_the_ticket(two_accounts):
     user, live, _paper = two_accounts
-    back = _web(user).post(reverse("place_order"), {**_ticket(live), "confirm_live": "back"})
+    back = web_client_for(user).post(
+        reverse("place_order"), {**_ticket(live), "confirm_live": "back"}
+    )
     assert back.status_code == 200
     assert 'data-testid="order-form"' in back.content.decode()
     assert selected_account(back.content.decode()) == live.pk
@@ -186,7 +184,7 @@ def test_back_to_the_form_places_nothing_and_keeps_the_ticket(two_accounts):
 
 def test_a_live_batch_asks_first(two_accounts):
     user, live, _paper = two_accounts
-    answer = _web(user).post(
+    answer = web_client_for(user).post(
         reverse("batch_orders"),
         {
             "account_id": live.pk,
@@ -203,7 +201,7 @@ def test_a_live_batch_asks_first(two_accounts):
 
 def test_paper_tickets_are_not_asked(two_accounts):
     user, _live, paper = two_accounts
-    answer = _web(user).post(reverse("place_order"), _ticket(paper))
+    answer = web_client_for(user).post(reverse("place_order"), _ticket(paper))
     assert answer.status_code == 302
     assert Order.objects.filter(account=paper).count() == 1
 
@@ -214,14 +212,14 @@ def live_on_simulator(simulator, settings):
     user = make_user()
     live = _live(user, base_url=simulator.base_url)
     make_account(user=user, name="Paper demo")
-    make_fair_price(make_instrument(symbol="RELIANCE", lot_size=1), Decimal("100"))
+    make_reliance_at_100()
     connect_account(live)
     return user, live
 
 
 def test_yes_places_the_live_order_once(simulator, live_on_simulator):
     user, live = live_on_simulator
-    web = _web(user)
+    web = web_client_for(user)
     assert web.post(reverse("place_order"), _ticket(live)).status_code == 200  # asked
     assert Order.objects.count() == 0
     yes = web.post(reverse("place_order"), {**_ticket(live), "confirm_live": "yes"})
@@ -237,7 +235,7 @@ def test_yes_places_the_live_order_once(simulator, live_on_simulator):
 def test_an_account_that_does_not_ask_places_at_once(simulator, live_on_simulator):
     user, live = live_on_simulator
     BrokerAccount.objects.filter(pk=live.pk).update(confirm_live_orders=False)
-    answer = _web(user).post(reverse("place_order"), _ticket(live))
+    answer = web_client_for(user).post(reverse("place_order"), _ticket(live))
     assert answer.status_code == 302
     assert Order.objects.filter(account=live).count() == 1
 
@@ -266,7 +264,7 @@ def test_api_clients_are_never_asked(simulator, live_on_simulator):
 
 def test_the_setting_is_on_for_new_live_accounts_and_editable(two_accounts):
     user, live, paper = two_accounts
-    web = _web(user)
+    web = web_client_for(user)
     page = web.get(reverse("account_edit", args=[live.pk])).content.decode()
     assert 'name="confirm_live_orders"' in page and "checked" in re.search(
         r'<input type="checkbox" name="confirm_live_orders"[^>]*>', page
@@ -300,7 +298,7 @@ def test_the_dashboard_never_adds_paper_and_live_money(two_accounts):
     user, live, paper = two_accounts
     BrokerAccount.objects.filter(pk=live.pk).update(cash_available=Decimal("1000.00"))
     BrokerAccount.objects.filter(pk=paper.pk).update(cash_available=Decimal("250.00"))
-    html = _web(user).get(reverse("dashboard")).content.decode()
+    html = web_client_for(user).get(reverse("dashboard")).content.decode()
     paper_totals = re.search(r'data-money="paper".*?</div>\s*</div>', html, re.S).group(0)
     live_totals = re.search(r'data-money="live".*?</div>\s*</div>', html, re.S).group(0)
     assert "250.00" in paper_totals and "1,000.00" in live_totals

@@ -31,6 +31,7 @@ from tests.factories import (
     make_fair_price,
     make_instrument,
     make_order,
+    make_reliance_at_100,
     make_user,
     single_request,
     sync_from_broker,
@@ -88,8 +89,7 @@ def desk(settings):
     settings.PAPER_FILL_CAP = 0
     user = make_user()
     account = make_account(user=user)
-    instrument = make_instrument(symbol="RELIANCE", lot_size=1, freeze_quantity=10000)
-    make_fair_price(instrument, D("100.00"))
+    instrument = make_reliance_at_100()
     client = api_client_for(user)
     client.get("/api/orders")  # the session's first-request bookkeeping, outside the counts
     return user, account, instrument, client

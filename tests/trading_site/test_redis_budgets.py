@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import threading
 from contextlib import contextmanager
-from decimal import Decimal
 
 import pytest
 from django.conf import settings
@@ -17,8 +16,7 @@ from redis.connection import AbstractConnection
 from tests.factories import (
     api_client_for,
     make_account,
-    make_fair_price,
-    make_instrument,
+    make_reliance_at_100,
     make_user,
     single_order_body,
 )
@@ -70,8 +68,7 @@ def test_one_single_paper_order_through_the_api(settings):
     settings.PAPER_EVENTS_TRANSPORT = "redis"  # the full stack's broker events, counted too
     user = make_user()
     account = make_account(user=user)
-    instrument = make_instrument(symbol="RELIANCE", lot_size=1, freeze_quantity=10000)
-    make_fair_price(instrument, Decimal("100.00"))
+    make_reliance_at_100()
     client = api_client_for(user)
     body = single_order_body(account)
     # The account's first order of the day logs in to the paper broker; the first script

@@ -21,6 +21,7 @@ from tests.factories import (
     make_account,
     make_fair_price,
     make_instrument,
+    make_reliance_at_100,
     make_strategy,
     make_user,
     place_protected_bracket,
@@ -472,8 +473,7 @@ def test_a_deactivated_accounts_webhook_places_and_exits_nothing(hook):
     # The trader deleted (deactivated) the webhook's account: it is no longer traded. A
     # plain alert's placement refused it, but OpenAlgo's strategy webhook read its position
     # at the broker and exited the bracket holding it (201, a SELL sent).
-    reliance = make_instrument(symbol="RELIANCE", lot_size=1, tick_size=Decimal("0.05"))
-    make_fair_price(reliance, "100.00")
+    reliance = make_reliance_at_100()
     bracket = place_protected_bracket(user=hook.user, account=hook.account, instrument=reliance)
     deactivate_broker_account(account=hook.account)
     legs = list(OrderLeg.objects.order_by("id").values_list("id", "status"))

@@ -13,8 +13,7 @@ from tests.concurrency import in_threads
 from tests.factories import (
     api_client_for,
     make_account,
-    make_fair_price,
-    make_instrument,
+    make_reliance_at_100,
     make_user,
     single_order_body,
     sync_from_broker,
@@ -131,7 +130,7 @@ def test_keys_are_per_user(client, account, instrument):
 def test_twenty_concurrent_identical_requests_create_exactly_one_order():
     user = make_user()
     account = make_account(user=user)
-    make_fair_price(make_instrument(symbol="RELIANCE"), "100.00")
+    make_reliance_at_100()
     clients = [api_client_for(user) for _ in range(20)]
 
     def post(n: int) -> tuple[int, int]:

@@ -28,8 +28,7 @@ from orders.brokers.sessions import connect_account
 from orders.models import Order, OrderLeg
 from orders.services.trading_lock import lock_trading, unlock_trading
 from tests.factories import (
-    make_fair_price,
-    make_instrument,
+    make_reliance_at_100,
     make_strategy,
     make_user,
     make_xts_account,
@@ -151,7 +150,7 @@ def xts_desk(simulator, live_server, settings):
     settings.TRADING_WINDOW_ALWAYS_OPEN = True
     user = make_user(username="xtsalgo")
     account = make_xts_account(simulator.base_url, user=user)
-    make_fair_price(make_instrument(symbol="RELIANCE", instrument_id=2885), "100.00")
+    make_reliance_at_100(instrument_id=2885)
     connect_account(account)
     key, _ = create_api_key(
         user=user, name="amibroker", scope=ApiKey.Scope.TRADE, bound_account=account

@@ -19,7 +19,7 @@ from tests.factories import (
     exit_body,
     legs_of,
     make_fair_price,
-    make_instrument,
+    make_reliance_at_100,
     place_protected_bracket,
 )
 from tests.servers import held_by_another_worker
@@ -78,8 +78,7 @@ def test_an_exit_while_the_account_is_busy_answers_409_and_sends_nothing(
 
 
 def test_an_exit_reads_the_broker_first_and_never_cancels_a_filled_stop_loss(trader, account):
-    reliance = make_instrument(symbol="RELIANCE", freeze_quantity=10000)
-    make_fair_price(reliance, "100.00")
+    reliance = make_reliance_at_100()
     bracket = place_protected_bracket(user=trader, account=account, instrument=reliance)
     (sl,) = legs_of(bracket, "STOP_LOSS")
     # The stop-loss fills at the broker; the desk has not synced since.

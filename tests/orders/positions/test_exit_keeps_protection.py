@@ -20,13 +20,14 @@ from django.urls import reverse
 from orders.market.models import FairPrice
 from orders.models import OrderEvent, OrderLeg
 from tests.factories import (
+    ALL_10_PROTECTED,
     PROTECTIVE_ROLES,
     account_event_kinds,
     api_client_for,
+    assert_working_protection,
     exit_body,
     legs_of,
-    make_fair_price,
-    make_instrument,
+    make_reliance_at_100,
     order_event_kinds,
     place_protected_bracket,
     sync_positions,
@@ -37,8 +38,6 @@ from tests.factories import (
 from tests.servers import SIM_CANCEL_ROUTE, SIM_ORDER_POST, SIM_POSITIONS_ROUTE
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-COVERED = [("STOP_LOSS", 10), ("TAKE_PROFIT", 10)]
 
 
 def _exit_form(account, instrument) -> dict:
@@ -59,7 +58,7 @@ def test_positions_the_broker_cannot_report_keep_the_stop_loss_and_target_workin
 
     # Nothing exited: a 409 that says the bracket is still protected, by the same legs.
     assert answer.status_code == 409, answer.content
-    assert working_protection(bracket) == COVERED
+    assert working_protection(bracket) == ALL_10_PROTECTED
     body = answer.json()
     assert "positions unavailable, nothing squared off" in body["error"]
     assert (
@@ -69,7 +68,7 @@ def test_positions_the_broker_cannot_report_keep_the_stop_loss_and_target_workin
     assert body["details"]["protected_order_ids"] == [bracket.pk]
     assert body["details"]["unprotected_order_ids"] == []
     assert body["details"]["cancelled_legs"] == []
-    assert working_protection_at_the_broker(account, bracket) == COVERED
+    assert working_protection_at_the_broker(account, bracket) == ALL_10_PROTECTED
     assert {leg.pk for leg in legs_of(bracket) if leg.status == "OPEN"} == protection
     assert not OrderLeg.objects.filter(account=account, role="EXIT").exists()
     bracket.refresh_from_db()
@@ -95,8 +94,7 @@ def test_exit_all_with_positions_unreadable_after_the_cancels_puts_the_protectio
 
     # New legs cover the whole position at once, in place of the cancelled ones: no monitoring
     # cycle or broker event was needed.
-    assert working_protection(bracket) == COVERED
-    assert working_protection_at_the_broker(account, bracket) == COVERED
+    assert_working_protection(account, bracket, ALL_10_PROTECTED)
     assert {leg.status for leg in legs_of(bracket) if leg.pk in first} == {"CANCELLED"}
     assert answer.status_code == 409, answer.content
     details = answer.json()["details"]
@@ -124,8 +122,7 @@ def test_an_exit_the_broker_rejects_gets_its_stop_loss_and_target_back_at_once(
 
     (exit_leg,) = legs_of(bracket, "EXIT")
     assert exit_leg.status == "REJECTED"
-    assert working_protection(bracket) == COVERED
-    assert working_protection_at_the_broker(account, bracket) == COVERED
+    assert_working_protection(account, bracket, ALL_10_PROTECTED)
     bracket.refresh_from_db()
     assert bracket.exit_requested_at is None
     body = answer.json()
@@ -151,8 +148,7 @@ def test_a_stop_loss_the_broker_would_not_cancel_gets_no_market_exit_and_the_tar
 
     # The stop-loss still works, and the target it cancelled is placed again at once (one
     # more order POST); a market exit beside the stop-loss could sell twice: none is sent.
-    assert working_protection(bracket) == COVERED
-    assert working_protection_at_the_broker(account, bracket) == COVERED
+    assert_working_protection(account, bracket, ALL_10_PROTECTED)
     assert sum(simulator.stats()["order_posts_by_uid"].values()) == sum(posts.values()) + 1
     assert not OrderLeg.objects.filter(account=account, role="EXIT").exists()
     text = page.content.decode()
@@ -161,8 +157,7 @@ def test_a_stop_loss_the_broker_would_not_cancel_gets_no_market_exit_and_the_tar
 
 
 def test_a_market_exit_the_paper_exchange_refuses_gets_the_protection_back_at_once(trader, account):
-    instrument = make_instrument(symbol="RELIANCE", freeze_quantity=10000)
-    make_fair_price(instrument, "100.00")
+    instrument = make_reliance_at_100()
     bracket = place_protected_bracket(user=trader, account=account, instrument=instrument)
     protected = working_protection(bracket)
     assert protected == [("STOP_LOSS", 100), ("TAKE_PROFIT", 50), ("TAKE_PROFIT", 50)]
@@ -174,8 +169,7 @@ def test_a_market_exit_the_paper_exchange_refuses_gets_the_protection_back_at_on
         "/api/positions/exit", exit_body(account, instrument), format="json"
     )
 
-    assert working_protection(bracket) == protected
-    assert working_protection_at_the_broker(account, bracket) == protected
+    assert_working_protection(account, bracket, protected)
     body = answer.json()
     assert "No market price" in "; ".join(body["errors"]), body
     assert body["protected_order_ids"] == [bracket.pk]

@@ -20,6 +20,7 @@ from tests.factories import (
     make_account,
     make_fair_price,
     make_instrument,
+    make_reliance_at_100,
     make_user,
     place_protected_bracket,
     sync_positions,
@@ -78,8 +79,7 @@ def test_an_exit_larger_than_the_freeze_quantity_is_split(trader, client, accoun
 def test_exiting_a_bracket_position_cancels_its_stop_loss_and_targets_first(
     trader, client, account
 ):
-    inst = make_instrument(symbol="RELIANCE", freeze_quantity=10000)
-    make_fair_price(inst, "100.00")
+    inst = make_reliance_at_100()
     order = place_protected_bracket(user=trader, account=account, instrument=inst)
     protective = OrderLeg.objects.filter(order=order, role__in=["STOP_LOSS", "TAKE_PROFIT"])
     assert protective.filter(status="OPEN").count() == 3  # one SL, two targets

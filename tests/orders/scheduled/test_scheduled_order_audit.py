@@ -9,17 +9,17 @@ import json
 from datetime import time
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from orders.models import OrderEvent, ScheduledOrder
 from tests import factories
 from tests.factories import (
-    DEFAULT_PASSWORD,
     api_client_for,
+    events_of_kind,
     make_desk,
     make_schedule,
     schedule_template,
+    web_client_for,
 )
 
 pytestmark = pytest.mark.django_db
@@ -53,16 +53,6 @@ def _state(schedule: ScheduledOrder, **changed) -> dict:
     }
 
 
-def _events(kind: str) -> list[OrderEvent]:
-    return list(OrderEvent.objects.filter(kind=kind).order_by("id"))
-
-
-def _web(user) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=DEFAULT_PASSWORD)
-    return client
-
-
 # ---- the API ------------------------------------------------------------------------------
 
 
@@ -82,7 +72,7 @@ def test_api_create_records_who_created_the_schedule_and_what_it_places(desk):
     )
     assert response.status_code == 201, response.json()
     schedule = ScheduledOrder.objects.get(pk=response.json()["scheduled_order"]["id"])
-    [event] = _events(CREATED)
+    [event] = events_of_kind(CREATED)
     assert (event.account_id, event.user_id, event.order_id) == (account.pk, user.pk, None)
     assert event.actor == f"user:{user.pk}"
     assert event.before is None
@@ -97,7 +87,7 @@ def test_api_disabling_a_schedule_records_the_switch_before_and_after(schedule):
         f"/api/scheduled-orders/{schedule.pk}", {"enabled": False}, format="json"
     )
     assert response.status_code == 200, response.json()
-    [event] = _events(CHANGED)
+    [event] = events_of_kind(CHANGED)
     assert event.actor == f"user:{schedule.user_id}"
     assert event.account_id == schedule.account_id
     assert event.before == before
@@ -113,7 +103,7 @@ def test_api_change_of_template_and_time_records_both_templates(schedule, desk):
         format="json",
     )
     assert response.status_code == 200, response.json()
-    [event] = _events(CHANGED)
+    [event] = events_of_kind(CHANGED)
     assert event.before["template"] == schedule_template(instrument)
     assert event.before["time_of_day"] == "09:30:00"
     assert event.after["template"] == new_template
@@ -125,7 +115,7 @@ def test_api_delete_records_the_schedule_that_is_gone(schedule):
     response = api_client_for(schedule.user).delete(f"/api/scheduled-orders/{schedule.pk}")
     assert response.status_code == 204
     assert not ScheduledOrder.objects.filter(pk=before["id"]).exists()
-    [event] = _events(DELETED)
+    [event] = events_of_kind(DELETED)
     assert event.actor == f"user:{schedule.user_id}"
     assert (event.account_id, event.user_id) == (schedule.account_id, schedule.user_id)
     assert event.before == before and event.after is None
@@ -167,10 +157,10 @@ def _web_form(account, **overrides) -> dict:
 
 def test_web_form_create_edit_and_delete_are_each_recorded(desk):
     user, account, _ = desk
-    web = _web(user)
+    web = web_client_for(user)
     assert web.post(reverse("scheduled_create"), _web_form(account)).status_code == 302
     schedule = ScheduledOrder.objects.get(user=user)
-    [created] = _events(CREATED)
+    [created] = events_of_kind(CREATED)
     assert created.actor == f"user:{user.pk}" and created.account_id == account.pk
     assert created.before is None and created.after == _state(schedule)
     assert created.after["template"]["order_quantity"] == 2
@@ -180,7 +170,7 @@ def test_web_form_create_edit_and_delete_are_each_recorded(desk):
         _web_form(account, order_quantity=4, time_of_day="10:00", enabled=""),
     )
     assert edited.status_code == 302
-    [changed] = _events(CHANGED)
+    [changed] = events_of_kind(CHANGED)
     assert changed.actor == f"user:{user.pk}"
     assert changed.before == created.after
     assert changed.after["template"]["order_quantity"] == 4
@@ -188,7 +178,7 @@ def test_web_form_create_edit_and_delete_are_each_recorded(desk):
 
     assert web.post(reverse("scheduled_delete", args=[schedule.pk])).status_code == 302
     assert not ScheduledOrder.objects.filter(pk=schedule.pk).exists()
-    [deleted] = _events(DELETED)
+    [deleted] = events_of_kind(DELETED)
     assert deleted.actor == f"user:{user.pk}"
     assert deleted.before == changed.after and deleted.after is None
 
@@ -224,7 +214,7 @@ def test_admin_add_change_and_delete_are_recorded_as_the_admin(desk, schedule):
     added = admin.post("/admin/orders/scheduledorder/add/", _admin_form(desk))
     assert added.status_code == 302, added.content.decode()[:2000]
     new = ScheduledOrder.objects.get(name="admin bell")
-    [created] = _events(CREATED)
+    [created] = events_of_kind(CREATED)
     assert created.actor == f"admin:{staff.pk}"
     assert (created.account_id, created.user_id) == (account.pk, user.pk)
     assert created.before is None and created.after == _state(new)
@@ -242,14 +232,14 @@ def test_admin_add_change_and_delete_are_recorded_as_the_admin(desk, schedule):
         ),
     )
     assert response.status_code == 302, response.content.decode()[:2000]
-    [changed] = _events(CHANGED)
+    [changed] = events_of_kind(CHANGED)
     assert changed.actor == f"admin:{staff.pk}"
     assert changed.before == before
     assert changed.after == {**before, "template": changed_template}
 
     deleted = admin.post(f"/admin/orders/scheduledorder/{new.pk}/delete/", {"post": "yes"})
     assert deleted.status_code == 302
-    [gone] = _events(DELETED)
+    [gone] = events_of_kind(DELETED)
     assert gone.actor == f"admin:{staff.pk}"
     assert gone.before == created.after and gone.after is None
 
@@ -276,7 +266,7 @@ def test_admin_bulk_delete_records_each_schedule(desk, schedule):
     )
     assert response.status_code == 302
     assert not ScheduledOrder.objects.exists()
-    events = _events(DELETED)
+    events = events_of_kind(DELETED)
     assert [e.before for e in events] == states
     assert {e.actor for e in events} == {f"admin:{staff.pk}"}
     assert {e.account_id for e in events} == {account.pk}

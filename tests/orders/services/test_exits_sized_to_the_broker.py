@@ -22,7 +22,9 @@ from orders.services import place_protective_legs
 from orders.services.kill_switch import kill_switch
 from orders.services.position_changes import change_position_live
 from tests.factories import (
+    ALL_10_PROTECTED,
     api_client_for,
+    assert_working_protection,
     exit_body,
     flatten_smart_order_body,
     legs_of,
@@ -50,8 +52,7 @@ def _a_cycle_later_still(account, bracket, protection) -> None:
     for _ in range(2):
         sync_from_broker(account)
         place_protective_legs(account=account)
-    assert working_protection(bracket) == protection
-    assert working_protection_at_the_broker(account, bracket) == protection
+    assert_working_protection(account, bracket, protection)
 
 
 def test_a_kill_switch_exit_refused_protects_only_what_the_broker_holds(
@@ -66,8 +67,7 @@ def test_a_kill_switch_exit_refused_protects_only_what_the_broker_holds(
 
     assert [(leg.quantity, leg.status) for leg in legs_of(bracket, "EXIT")] == [(4, "REJECTED")]
     # Placed again for the broker's 4, not the desk's 10 (a sell of 10 would open 6 short).
-    assert working_protection(bracket) == FOUR
-    assert working_protection_at_the_broker(account, bracket) == FOUR
+    assert_working_protection(account, bracket, FOUR)
     assert result.protected_order_ids == [bracket.pk]
     assert "the desk held 10, the broker 4" in result.summary
     assert "sized to 4" in result.summary
@@ -102,8 +102,7 @@ def test_a_position_exit_refused_protects_only_what_the_broker_holds(simulator, 
 
     body = answer.json()
     assert body["protected_order_ids"] == [bracket.pk], body
-    assert working_protection(bracket) == FOUR
-    assert working_protection_at_the_broker(account, bracket) == FOUR
+    assert_working_protection(account, bracket, FOUR)
     assert body["sized_to_broker"] == [
         f"RELIANCE (order {bracket.pk}): the desk held 10, the broker 4; its exits, "
         "stop-loss and targets sized to 4"
@@ -129,8 +128,7 @@ def test_a_position_change_over_less_at_the_broker_leaves_no_stop_loss_beyond_it
     sync_from_broker(account)  # the exit filled
     place_protective_legs(account=account)
     assert net_at_the_broker(account, stock) == 0
-    assert working_protection(bracket) == []
-    assert working_protection_at_the_broker(account, bracket) == []
+    assert_working_protection(account, bracket, [])
     _a_cycle_later_still(account, bracket, [])
     assert "the desk held 10, the broker 4" in live.result.protection.sized_words
 
@@ -145,8 +143,7 @@ def test_a_position_change_refused_protects_only_what_the_broker_holds(
     live = sell_by_position_change(user, account, stock)
 
     assert [leg.status for leg in live.result.exit_legs] == ["REJECTED"]
-    assert working_protection(bracket) == FOUR
-    assert working_protection_at_the_broker(account, bracket) == FOUR
+    assert_working_protection(account, bracket, FOUR)
     assert live.result.protection.protected_order_ids == [bracket.pk]
     _a_cycle_later_still(account, bracket, FOUR)
 
@@ -173,8 +170,7 @@ def test_a_position_change_over_a_position_held_the_other_way_cancels_the_protec
     assert live.current == -3
     assert live.result.placement is not None
     assert live.result.placement.order.quantity == 3
-    assert working_protection(bracket) == []
-    assert working_protection_at_the_broker(account, bracket) == []
+    assert_working_protection(account, bracket, [])
     assert "the desk held 10, the broker 0" in live.result.protection.sized_words
     sync_from_broker(account)
     assert net_at_the_broker(account, stock) == 0
@@ -220,7 +216,7 @@ def test_positions_unreadable_after_the_cancels_protect_the_desks_position_and_s
     result = kill_switch(account=account, actor=f"user:{user.pk}")
 
     assert legs_of(bracket, "EXIT") == []
-    assert working_protection(bracket) == [("STOP_LOSS", 10), ("TAKE_PROFIT", 10)]
+    assert working_protection(bracket) == ALL_10_PROTECTED
     assert result.protected_order_ids == [bracket.pk]
     assert (
         "stop-loss and targets placed again, for the desk's own position (the broker's "

@@ -22,10 +22,13 @@ from orders.models import Order, OrderEvent, OrderLeg
 from orders.services import place_protective_legs, place_single_order
 from orders.services.kill_switch import kill_switch
 from tests.factories import (
+    ALL_10_PROTECTED,
+    HALF_OF_10_PROTECTED,
     PROTECTIVE_ROLES,
     account_event_kinds,
     api_client_for,
     assert_protected_again_once,
+    assert_working_protection,
     legs_of,
     net_at_the_broker,
     order_event_kinds,
@@ -35,7 +38,6 @@ from tests.factories import (
     sync_from_broker,
     web_client_for,
     working_protection,
-    working_protection_at_the_broker,
 )
 from tests.servers import SIM_CANCEL_ROUTE, SIM_ORDER_POST, SIM_POSITIONS_ROUTE
 
@@ -61,8 +63,7 @@ def test_positions_the_broker_cannot_report_keep_the_stop_loss_and_targets_worki
     # The resting entry is cancelled; the bracket's own stop-loss and target were never
     # touched: the same legs still work, here and at the broker.
     assert legs_of(resting)[0].status == "CANCELLED"
-    assert working_protection(bracket) == [("STOP_LOSS", 10), ("TAKE_PROFIT", 10)]
-    assert working_protection_at_the_broker(account, bracket) == working_protection(bracket)
+    assert_working_protection(account, bracket, ALL_10_PROTECTED)
     assert {leg.unique_identifier for leg in legs_of(bracket) if leg.role in PROTECTIVE_ROLES} == (
         protection
     )
@@ -108,8 +109,7 @@ def test_positions_unreadable_after_the_cancels_put_the_stop_loss_and_targets_ba
     # without waiting for a monitoring cycle.
     old = [leg for leg in legs_of(bracket) if leg.pk in before and leg.role in PROTECTIVE_ROLES]
     assert {leg.status for leg in old} == {"CANCELLED"}
-    assert working_protection(bracket) == [("STOP_LOSS", 10), ("TAKE_PROFIT", 10)]
-    assert working_protection_at_the_broker(account, bracket) == working_protection(bracket)
+    assert_working_protection(account, bracket, ALL_10_PROTECTED)
     bracket.refresh_from_db()
     assert bracket.exit_requested_at is None
     assert not result.complete
@@ -132,8 +132,7 @@ def test_an_exit_the_broker_rejects_gets_its_stop_loss_and_target_back_at_once(
 
     (exit_leg,) = legs_of(bracket, "EXIT")
     assert exit_leg.status == "REJECTED"
-    assert working_protection(bracket) == [("STOP_LOSS", 10), ("TAKE_PROFIT", 10)]
-    assert working_protection_at_the_broker(account, bracket) == working_protection(bracket)
+    assert_working_protection(account, bracket, ALL_10_PROTECTED)
     bracket.refresh_from_db()
     assert bracket.exit_requested_at is None
     assert "kill_switch_protection_kept" in order_event_kinds(bracket)
@@ -144,7 +143,7 @@ def test_an_exit_the_broker_rejects_gets_its_stop_loss_and_target_back_at_once(
     # The next cycle's step 4 finds the position covered: nothing more is placed.
     sync_from_broker(account)
     place_protective_legs(account=account)
-    assert working_protection(bracket) == [("STOP_LOSS", 10), ("TAKE_PROFIT", 10)]
+    assert working_protection(bracket) == ALL_10_PROTECTED
 
 
 def test_a_stop_loss_the_broker_would_not_cancel_gets_no_market_exit_beside_it(
@@ -164,8 +163,7 @@ def test_a_stop_loss_the_broker_would_not_cancel_gets_no_market_exit_beside_it(
     assert not result.complete
     assert any("not squared off" in e and stop_loss.unique_identifier in e for e in result.errors)
     # The stop-loss still works; the target it cancelled is placed again (one POST).
-    assert working_protection(bracket) == [("STOP_LOSS", 10), ("TAKE_PROFIT", 10)]
-    assert working_protection_at_the_broker(account, bracket) == working_protection(bracket)
+    assert_working_protection(account, bracket, ALL_10_PROTECTED)
     assert sum(simulator.stats()["order_posts_by_uid"].values()) == posts_before + 1
     assert result.protected_order_ids == [bracket.pk]
     bracket.refresh_from_db()
@@ -183,8 +181,7 @@ def test_a_market_exit_the_paper_exchange_refuses_gets_the_protection_back_at_on
 
     result = kill_switch(account=account, actor=f"user:{trader.pk}")
 
-    assert working_protection(bracket) == protected
-    assert working_protection_at_the_broker(account, bracket) == protected
+    assert_working_protection(account, bracket, protected)
     assert not result.complete
     assert any("No market price" in error for error in result.errors), result.errors
     assert result.squared_off == []
@@ -245,15 +242,12 @@ def test_the_web_kill_switch_says_the_position_was_not_squared_off_and_stays_pro
         follow=True,
     )
 
-    assert working_protection(bracket) == [("STOP_LOSS", 10), ("TAKE_PROFIT", 10)]
+    assert working_protection(bracket) == ALL_10_PROTECTED
     page = done.content.decode()
     assert "squared off 0 positions" in page
     assert "nothing squared off" in page
     assert f"RELIANCE (order {bracket.pk})" in page
     assert "stop-loss and targets kept" in page
-
-
-HALF = [("STOP_LOSS", 5), ("TAKE_PROFIT", 5)]
 
 
 def _half_squared_off(simulator, protected_bracket):
@@ -265,7 +259,7 @@ def _half_squared_off(simulator, protected_bracket):
     sync_from_broker(account)
     place_protective_legs(account=account)
     assert net_at_the_broker(account, stock) == 5
-    assert working_protection(bracket) == HALF
+    assert working_protection(bracket) == HALF_OF_10_PROTECTED
     bracket.refresh_from_db()
     assert bracket.exit_requested_at is not None
     return user, account, bracket
@@ -286,8 +280,7 @@ def test_a_second_kill_switch_that_cannot_read_the_positions_puts_back_what_it_c
     # What it cancelled is placed again at once: the 5 the broker holds keep a stop-loss.
     old = [leg for leg in legs_of(bracket) if leg.pk in before and leg.status == "OPEN"]
     assert old == []
-    assert working_protection(bracket) == HALF
-    assert working_protection_at_the_broker(account, bracket) == HALF
+    assert_working_protection(account, bracket, HALF_OF_10_PROTECTED)
     assert not result.complete
     assert result.squared_off == []
     assert result.protected_order_ids == [bracket.pk]
@@ -302,7 +295,7 @@ def test_a_second_kill_switch_that_cannot_read_the_positions_puts_back_what_it_c
     simulator.set_faults(error_rate=0.0, routes=[])
     sync_from_broker(account)
     place_protective_legs(account=account)
-    assert working_protection(bracket) == HALF
+    assert working_protection(bracket) == HALF_OF_10_PROTECTED
 
 
 def test_a_second_kill_switch_holding_the_position_back_puts_back_the_target_it_cancelled(
@@ -318,8 +311,7 @@ def test_a_second_kill_switch_holding_the_position_back_puts_back_the_target_it_
 
     assert any("not squared off" in e and stop_loss.unique_identifier in e for e in result.errors)
     assert result.squared_off == []
-    assert working_protection(bracket) == HALF
-    assert working_protection_at_the_broker(account, bracket) == HALF
+    assert_working_protection(account, bracket, HALF_OF_10_PROTECTED)
     assert result.protected_order_ids == [bracket.pk]
     bracket.refresh_from_db()
     assert bracket.exit_requested_at is None

@@ -19,6 +19,7 @@ from orders.services.kill_switch import kill_switch
 from orders.services.protection import ProtectiveLegsIncomplete
 from tests.factories import (
     api_client_for,
+    assert_working_protection,
     broker_event,
     exit_body,
     legs_of,
@@ -28,7 +29,7 @@ from tests.factories import (
     set_price_and_match,
     sync_from_broker,
     working_protection,
-    working_protection_at_the_broker,
+    xts_bracket_protected_4_of_10,
     xts_resting_bracket,
 )
 from tests.servers import SIM_CANCEL_ROUTE, SIM_ORDER_POST, SIM_POSITIONS_ROUTE
@@ -82,12 +83,8 @@ def _late_fill_after_a_position_exit(simulator, settings):
     trader's exit of the position could not cancel the entry (the broker refused) and sold
     the 4; then the entry fills 4 more, and the desk's cycle reads it (steps 1-3). Returns
     (user, account, instrument, bracket)."""
-    user, account, stock, bracket = xts_resting_bracket(simulator, settings, fill_cap=4)
-    make_fair_price(stock, "98.50")
-    sync_from_broker(account)  # one matching tick: 4 filled
-    place_protective_legs(account=account)
-    assert working_protection(bracket) == [("STOP_LOSS", 4), ("TAKE_PROFIT", 4)]
-    make_fair_price(stock, "100.00")  # nothing fills while the exit runs
+    user, account, stock, bracket = xts_bracket_protected_4_of_10(simulator, settings)
+    # Nothing fills while the exit runs (the price is above the entry).
     simulator.set_faults(error_next=1, routes=[SIM_CANCEL_ROUTE])  # the entry's, the first
 
     answer = api_client_for(user).post(
@@ -139,8 +136,7 @@ def test_a_late_fill_whose_exit_the_broker_rejects_gets_its_stop_loss_and_target
 
     # Nothing closes the late 4 any more: they are protected, and no longer exit-requested.
     assert [status for *_rest, status in _exits(bracket)] == ["FILLED", "REJECTED"]
-    assert working_protection(bracket) == [("STOP_LOSS", 4), ("TAKE_PROFIT", 4)]
-    assert working_protection_at_the_broker(account, bracket) == working_protection(bracket)
+    assert_working_protection(account, bracket, [("STOP_LOSS", 4), ("TAKE_PROFIT", 4)])
     assert net_at_the_broker(account, stock) == 4
     bracket.refresh_from_db()
     assert bracket.exit_requested_at is None

@@ -36,8 +36,7 @@ from orders.models import Order, OrderEvent, OrderLeg
 from tests.factories import (
     DEFAULT_PASSWORD,
     api_client_for,
-    make_fair_price,
-    make_instrument,
+    make_reliance_at_100,
     make_strategy,
     make_user,
     make_xts_account,
@@ -138,7 +137,7 @@ def private_redis(tmp_path):
 def xts_account(simulator):
     user = make_user()
     account = make_xts_account(simulator.base_url, user=user)
-    make_fair_price(make_instrument(symbol="RELIANCE"), "100.00")
+    make_reliance_at_100()
     connect_account(account)
     token, _ = create_auth_session(user=user, client_ip="127.0.0.1", user_agent="outage test")
     return user, account, token

@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from decimal import Decimal
 
 import pytest
 from django.db import connection, connections, transaction
@@ -20,8 +19,7 @@ from orders.models import Order, OrderLeg
 from orders.services import broker_calls, place_single_order
 from tests.factories import (
     make_account,
-    make_fair_price,
-    make_instrument,
+    make_reliance_at_100,
     make_user,
     single_request,
 )
@@ -34,8 +32,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def desk():
     user = make_user()
     account = make_account(user=user)
-    instrument = make_instrument(symbol="RELIANCE", lot_size=1, freeze_quantity=10000)
-    make_fair_price(instrument, Decimal("100.00"))
+    make_reliance_at_100()
     return user, account
 
 

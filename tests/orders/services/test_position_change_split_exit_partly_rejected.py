@@ -22,17 +22,15 @@ from accounts.models import ApiKey
 from orders.alerts.services import save_webhook
 from orders.models import OrderEvent
 from tests.factories import (
+    HALF_OF_10_PROTECTED,
+    assert_working_protection,
     flatten_smart_order_body,
     legs_of,
     make_strategy,
     split_in_two_and_refuse_one,
-    working_protection,
-    working_protection_at_the_broker,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-HALF = [("STOP_LOSS", 5), ("TAKE_PROFIT", 5)]
 
 
 @pytest.fixture
@@ -46,8 +44,7 @@ def _assert_the_rest_protected_at_once(account, bracket) -> None:
     assert [leg.quantity for leg in legs_of(bracket, "EXIT")] == [5, 5]
     assert sorted(leg.status for leg in legs_of(bracket, "EXIT")) == ["OPEN", "REJECTED"]
     # The 5 the rejected slice left open are covered, here and at the broker; not the 10.
-    assert working_protection(bracket) == HALF
-    assert working_protection_at_the_broker(account, bracket) == HALF
+    assert_working_protection(account, bracket, HALF_OF_10_PROTECTED)
     bracket.refresh_from_db()
     assert bracket.exit_requested_at is not None  # its accepted slice is still closing
     kept = OrderEvent.objects.get(order=bracket, kind="position_exit_protection_kept")

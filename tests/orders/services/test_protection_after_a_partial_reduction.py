@@ -22,23 +22,11 @@ from tests.factories import (
     sync_from_broker,
     working_protection,
     working_protection_at_the_broker,
-    xts_resting_bracket,
+    xts_bracket_protected_4_of_10,
 )
 from tests.servers import SIM_ORDER_POST
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _protected_4_of_10(simulator, settings):
-    """The bracket's entry filled 4 of 10, protected by a stop-loss and a target of 4; the
-    price back above the entry (nothing fills until it dips again)."""
-    user, account, stock, bracket = xts_resting_bracket(simulator, settings, fill_cap=4)
-    make_fair_price(stock, "98.50")
-    sync_from_broker(account)  # one matching tick: 4 filled
-    place_protective_legs(account=account)
-    assert working_protection(bracket) == [("STOP_LOSS", 4), ("TAKE_PROFIT", 4)]
-    make_fair_price(stock, "100.00")
-    return user, account, stock, bracket
 
 
 def _sell(user, account, stock, quantity):
@@ -57,7 +45,7 @@ def _tp_total(bracket) -> int:
 
 
 def test_a_partly_reduced_bracket_protects_what_its_entry_fills_next(simulator, settings):
-    user, account, stock, bracket = _protected_4_of_10(simulator, settings)
+    user, account, stock, bracket = xts_bracket_protected_4_of_10(simulator, settings)
     _sell(user, account, stock, 2)  # the trader takes 2 off: the bracket's own exit
     sync_from_broker(account)
     place_protective_legs(account=account)  # one-cancels-other: the exits shrink to 2
@@ -88,7 +76,7 @@ def test_a_partly_reduced_bracket_protects_what_its_entry_fills_next(simulator, 
 
 
 def test_a_new_stop_loss_leaves_out_what_a_working_exit_will_close(simulator, settings):
-    user, account, stock, bracket = _protected_4_of_10(simulator, settings)
+    user, account, stock, bracket = xts_bracket_protected_4_of_10(simulator, settings)
     settings.ORDER_PENDING_GRACE_SECONDS = 3600
     # The exit's POST gets no answer the desk can read: it stays on its way (pending).
     simulator.set_faults(error_next=1, routes=[SIM_ORDER_POST])

@@ -22,8 +22,11 @@ from orders.models import Order, OrderEvent
 from orders.services import place_protective_legs
 from orders.services.kill_switch import kill_switch
 from tests.factories import (
+    ALL_10_PROTECTED,
+    HALF_OF_10_PROTECTED,
     api_client_for,
     assert_protected_again_once,
+    assert_working_protection,
     exit_body,
     legs_of,
     net_at_the_broker,
@@ -32,12 +35,9 @@ from tests.factories import (
     split_in_two_and_refuse_one,
     sync_from_broker,
     working_protection,
-    working_protection_at_the_broker,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-HALF = [("STOP_LOSS", 5), ("TAKE_PROFIT", 5)]
 
 
 def _exit_statuses(order: Order) -> list[str]:
@@ -58,8 +58,7 @@ def test_a_kill_switch_exit_rejected_in_part_protects_the_rejected_slices_at_onc
     assert [leg.quantity for leg in legs_of(bracket, "EXIT")] == [5, 5]
     assert _exit_statuses(bracket) == ["OPEN", "REJECTED"]
     # The 5 the rejected slice left open are covered, here and at the broker; not the 10.
-    assert working_protection(bracket) == HALF
-    assert working_protection_at_the_broker(account, bracket) == HALF
+    assert_working_protection(account, bracket, HALF_OF_10_PROTECTED)
     bracket.refresh_from_db()
     assert bracket.exit_requested_at is not None  # its accepted slice is still closing
     body = response.json()
@@ -87,11 +86,11 @@ def test_the_accepted_slice_filling_leaves_the_stop_loss_at_what_stays_open(
     user, account, stock, bracket = protected_bracket
     split_in_two_and_refuse_one(simulator, stock)
     kill_switch(account=account, actor=f"user:{user.pk}")
-    assert working_protection(bracket) == HALF
+    assert working_protection(bracket) == HALF_OF_10_PROTECTED
 
     # A cycle before the desk learns of the fill: the slice still works, nothing grows.
     place_protective_legs(account=account)
-    assert working_protection(bracket) == HALF
+    assert working_protection(bracket) == HALF_OF_10_PROTECTED
 
     sync_from_broker(account)  # the accepted slice filled at once at the broker
     assert _exit_statuses(bracket) == ["FILLED", "REJECTED"]
@@ -100,8 +99,7 @@ def test_the_accepted_slice_filling_leaves_the_stop_loss_at_what_stays_open(
     place_protective_legs(account=account)
 
     assert net_at_the_broker(account, stock) == 5
-    assert working_protection(bracket) == HALF
-    assert working_protection_at_the_broker(account, bracket) == HALF
+    assert_working_protection(account, bracket, HALF_OF_10_PROTECTED)
     bracket.refresh_from_db()
     assert bracket.status == Order.Status.FILLED  # 5 still open, protected
 
@@ -118,7 +116,7 @@ def test_the_accepted_slice_rejected_afterwards_gets_the_whole_rest_protected(
     result = kill_switch(account=account, actor=f"user:{user.pk}")
 
     assert result.protected_order_ids == [bracket.pk]
-    assert working_protection(bracket) == HALF
+    assert working_protection(bracket) == HALF_OF_10_PROTECTED
     sync_from_broker(account)  # the next cycle's steps 1 and 3: the other slice rejected
     assert _exit_statuses(bracket) == ["REJECTED", "REJECTED"]
     place_protective_legs(account=account)  # step 4
@@ -136,7 +134,7 @@ def test_of_two_brackets_sharing_the_position_only_the_one_rejected_in_part_is_p
     )
     sync_from_broker(account)
     place_protective_legs(account=account)
-    assert working_protection(second) == [("STOP_LOSS", 10), ("TAKE_PROFIT", 10)]
+    assert working_protection(second) == ALL_10_PROTECTED
     # Four slices of 5 for the position of 20, two on each bracket: one is refused.
     split_in_two_and_refuse_one(simulator, stock)
 
@@ -146,7 +144,7 @@ def test_of_two_brackets_sharing_the_position_only_the_one_rejected_in_part_is_p
     (whole,) = [o for o in (first, second) if o is not partly]
     assert _exit_statuses(partly) == ["OPEN", "REJECTED"]
     assert _exit_statuses(whole) == ["OPEN", "OPEN"]
-    assert working_protection(partly) == HALF
+    assert working_protection(partly) == HALF_OF_10_PROTECTED
     assert working_protection(whole) == []
     assert result.protected_order_ids == [partly.pk]
     assert result.unprotected_order_ids == []
@@ -154,8 +152,7 @@ def test_of_two_brackets_sharing_the_position_only_the_one_rejected_in_part_is_p
     sync_from_broker(account)
     place_protective_legs(account=account)
     assert net_at_the_broker(account, stock) == 5
-    assert working_protection(partly) == HALF
-    assert working_protection_at_the_broker(account, partly) == HALF
+    assert_working_protection(account, partly, HALF_OF_10_PROTECTED)
     assert working_protection(whole) == []
     whole.refresh_from_db()
     assert whole.status == Order.Status.COMPLETED
@@ -172,8 +169,7 @@ def test_a_position_exit_rejected_in_part_answers_with_the_rest_protected(
     )
 
     assert _exit_statuses(bracket) == ["OPEN", "REJECTED"]
-    assert working_protection(bracket) == HALF
-    assert working_protection_at_the_broker(account, bracket) == HALF
+    assert_working_protection(account, bracket, HALF_OF_10_PROTECTED)
     body = answer.json()
     assert body["protected_order_ids"] == [bracket.pk], body
     assert body["unprotected_order_ids"] == []

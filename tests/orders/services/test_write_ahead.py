@@ -23,8 +23,7 @@ from orders.models import Instrument, Order, OrderLeg
 from orders.services import place_single_order, reconcile_pending_legs, sync_account_orders
 from tests.factories import (
     api_client_for,
-    make_fair_price,
-    make_instrument,
+    make_reliance_at_100,
     make_user,
     make_xts_account,
     order_request,
@@ -58,7 +57,7 @@ def iifl(simulator, settings):
     settings.BROKER_TIMEOUT_SECONDS = 0.5
     user = make_user()
     account = make_xts_account(simulator.base_url, user=user, app_key="h4-app", secret="h4-secret")
-    make_fair_price(make_instrument(symbol="RELIANCE"), "100.00")
+    make_reliance_at_100()
     connect_account(account)
     return user, account
 

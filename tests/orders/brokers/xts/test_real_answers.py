@@ -13,7 +13,6 @@ import json
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
@@ -43,10 +42,10 @@ from orders.brokers.xts.wire import (
     trade_row_from_xts,
 )
 from orders.domain.vocabulary import LegStatus
-from tests.factories import order_request
+from tests.factories import order_request, real_xts_answers
 
 D = Decimal
-REAL = json.loads((Path(__file__).parent / "data" / "xts_real_answers.json").read_text())
+REAL = real_xts_answers()
 # The real answers' one order (75 NIFTY 24DEC2020 CE 13650 sold at market): its AppOrderID
 # and OrderUniqueIdentifier, which its placement, book row, history and fill all carry.
 REAL_ORDER_ID = "10026325"

@@ -5,10 +5,8 @@ a real socket as an outside XTS client would drive it."""
 
 from __future__ import annotations
 
-import json
 import re
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 
@@ -16,12 +14,13 @@ from orders.brokers.xts.wire import ORDER_EXTRA_KEYS, TRADE_EXTRA_KEYS, token_cl
 from tests.factories import (
     make_fair_price,
     make_instrument,
+    real_xts_answers,
     record_price,
     xts_order_body,
 )
 
 D = Decimal
-REAL = json.loads((Path(__file__).parent / "data" / "xts_real_answers.json").read_text())
+REAL = real_xts_answers()
 
 ISO_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?$"
 ISO_ZONED = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?\+05:30$"

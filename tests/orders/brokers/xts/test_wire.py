@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -26,7 +24,7 @@ from orders.brokers.xts.wire import (
 from orders.domain.vocabulary import LegStatus
 from orders.models import BrokerOrder
 from orders.services.sync import store_broker_snapshots
-from tests.factories import make_account
+from tests.factories import make_account, real_xts_answers
 
 
 def _row(**overrides):
@@ -155,8 +153,7 @@ def test_non_finite_numbers_from_the_broker_are_read_as_absent(raw):
 
 def _real_order_row(**changes) -> dict:
     """The first row of a real XTS server's order book, with `changes`."""
-    path = Path(__file__).parent / "data" / "xts_real_answers.json"
-    real = json.loads(path.read_text())["order_book"]["result"][0]
+    real = real_xts_answers()["order_book"]["result"][0]
     return {**real, **changes}
 
 
