@@ -36,7 +36,7 @@ from accounts.api.serializers import (
 from accounts.audit import user_actor
 from accounts.permissions import ApiKeyScope, SessionCredentialsOnly
 from trading_site.core.api.errors import AUTHENTICATION_FAILED, PERMISSION_DENIED, envelope
-from trading_site.core.api.owned_rows import OwnedRowChangeView, OwnedRowView
+from trading_site.core.api.owned_rows import OwnedRowChangeView, OwnedRowsView, OwnedRowView
 
 
 def client_ip_of(request) -> str | None:
@@ -133,38 +133,29 @@ class LogoutView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class BrokerAccountListView(APIView):
-    @extend_schema(
-        operation_id="accounts_list",
-        responses=inline_serializer(
-            "BrokerAccountList", {"accounts": BrokerAccountSerializer(many=True)}
-        ),
+class BrokerAccountListView(OwnedRowsView):
+    list_envelope = "accounts"
+    envelope = "account"
+    serializer_class = BrokerAccountSerializer
+    create_serializer_class = BrokerAccountCreateSerializer
+    list_operation_id = "accounts_list"
+    list_schema = inline_serializer(
+        "BrokerAccountList", {"accounts": BrokerAccountSerializer(many=True)}
     )
-    def get(self, request):
-        accounts = selectors.broker_accounts_for(user=request.user)
-        return Response({"accounts": BrokerAccountSerializer(accounts, many=True).data})
+    created_schema = inline_serializer(
+        "BrokerAccountCreated", {"account": BrokerAccountSerializer()}
+    )
 
-    @extend_schema(
-        request=BrokerAccountCreateSerializer,
-        responses={
-            201: inline_serializer("BrokerAccountCreated", {"account": BrokerAccountSerializer()})
-        },
-    )
-    def post(self, request):
-        data = BrokerAccountCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        account = services.create_broker_account(
+    def rows(self, request):
+        return selectors.broker_accounts_for(user=request.user)
+
+    def create(self, request, fields):
+        return services.create_broker_account(
             user=request.user,
-            account_name=data.validated_data["account_name"],
-            broker=data.validated_data["broker"],
-            credentials=data.validated_data.get("credentials") or {},
+            account_name=fields["account_name"],
+            broker=fields["broker"],
+            credentials=fields.get("credentials") or {},
         )
-        return Response(
-            {"account": BrokerAccountSerializer(account).data}, status=status.HTTP_201_CREATED
-        )
-
-
-_ACCOUNT_RESPONSE = inline_serializer("BrokerAccountDetail", {"account": BrokerAccountSerializer()})
 
 
 class BrokerAccountDetailView(OwnedRowChangeView):
@@ -172,7 +163,7 @@ class BrokerAccountDetailView(OwnedRowChangeView):
     envelope = "account"
     serializer_class = BrokerAccountSerializer
     changes_serializer_class = BrokerAccountUpdateSerializer
-    answer_schema = _ACCOUNT_RESPONSE
+    answer_schema = inline_serializer("BrokerAccountDetail", {"account": BrokerAccountSerializer()})
     delete_answers_row = True
     delete_description = "Deactivate (soft delete): monitoring and trading stop, the history stays."
 
@@ -186,28 +177,19 @@ class BrokerAccountDetailView(OwnedRowChangeView):
         return services.deactivate_broker_account(account=row)
 
 
-class StrategyListView(APIView):
-    @extend_schema(
-        operation_id="strategies_list",
-        responses=inline_serializer("StrategyList", {"strategies": StrategySerializer(many=True)}),
-    )
-    def get(self, request):
-        strategies = selectors.strategies_for(user=request.user)
-        return Response({"strategies": StrategySerializer(strategies, many=True).data})
+class StrategyListView(OwnedRowsView):
+    list_envelope = "strategies"
+    envelope = "strategy"
+    serializer_class = StrategySerializer
+    list_operation_id = "strategies_list"
+    list_schema = inline_serializer("StrategyList", {"strategies": StrategySerializer(many=True)})
+    created_schema = inline_serializer("StrategyCreated", {"strategy": StrategySerializer()})
 
-    @extend_schema(
-        request=StrategySerializer,
-        responses={201: inline_serializer("StrategyCreated", {"strategy": StrategySerializer()})},
-    )
-    def post(self, request):
-        data = StrategySerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        strategy = services.create_strategy(
-            user=request.user, actor=user_actor(request.user), **data.validated_data
-        )
-        return Response(
-            {"strategy": StrategySerializer(strategy).data}, status=status.HTTP_201_CREATED
-        )
+    def rows(self, request):
+        return selectors.strategies_for(user=request.user)
+
+    def create(self, request, fields):
+        return services.create_strategy(user=request.user, actor=user_actor(request.user), **fields)
 
 
 _STRATEGY_RESPONSE = inline_serializer("StrategyDetail", {"strategy": StrategySerializer()})

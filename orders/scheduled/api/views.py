@@ -2,42 +2,33 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import status
-from rest_framework.response import Response
-from rest_framework.views import APIView
+from drf_spectacular.utils import inline_serializer
 
 from orders.scheduled import selectors
 from orders.scheduled import services as scheduling
 from orders.scheduled.api.serializers import ScheduledOrderSerializer
 from orders.services.audit import user_actor
-from trading_site.core.api.owned_rows import OwnedRowChangeView
+from trading_site.core.api.owned_rows import OwnedRowChangeView, OwnedRowsView
 
 _ONE = inline_serializer("ScheduledOrderDetail", {"scheduled_order": ScheduledOrderSerializer()})
 
 
-class ScheduledOrderListView(APIView):
+class ScheduledOrderListView(OwnedRowsView):
     rate_limit_group = "default"
-
-    @extend_schema(
-        responses=inline_serializer(
-            "ScheduledOrderList", {"scheduled_orders": ScheduledOrderSerializer(many=True)}
-        )
+    list_envelope = "scheduled_orders"
+    envelope = "scheduled_order"
+    serializer_class = ScheduledOrderSerializer
+    list_schema = inline_serializer(
+        "ScheduledOrderList", {"scheduled_orders": ScheduledOrderSerializer(many=True)}
     )
-    def get(self, request):
-        schedules = selectors.scheduled_orders_with_recent_runs(user=request.user)
-        return Response({"scheduled_orders": ScheduledOrderSerializer(schedules, many=True).data})
+    created_schema = _ONE
 
-    @extend_schema(request=ScheduledOrderSerializer, responses={201: _ONE})
-    def post(self, request):
-        data = ScheduledOrderSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        schedule = scheduling.create_scheduled_order(
-            user=request.user, actor=user_actor(request.user), **data.validated_data
-        )
-        return Response(
-            {"scheduled_order": ScheduledOrderSerializer(schedule).data},
-            status=status.HTTP_201_CREATED,
+    def rows(self, request):
+        return selectors.scheduled_orders_with_recent_runs(user=request.user)
+
+    def create(self, request, fields):
+        return scheduling.create_scheduled_order(
+            user=request.user, actor=user_actor(request.user), **fields
         )
 
 

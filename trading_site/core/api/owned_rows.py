@@ -1,5 +1,5 @@
 """One of the caller's rows over the API, answered in an envelope ({"strategy": {...}}): GET
-it, DELETE it and (OwnedRowChangeView) PATCH it. The app says how its row is found (its
+it, DELETE it and (OwnedRowChangeView) PATCH it; and (OwnedRowsView) list them and create one. The app says how its row is found (its
 selector: another user's row is a 404), changed and removed (by the request's user, for the
 audit trail); the operations' schema follows from the same attributes."""
 
@@ -85,3 +85,45 @@ class OwnedRowChangeView(OwnedRowView):
 
     def patch(self, request, **kwargs):
         return self.change(request, partial=True)
+
+
+# The caller's rows (GET: {list_envelope: [...]}) and a new one (POST: answered 201 as
+# {envelope: {...}}). The app says how its rows are listed (its selector) and one is created
+# (its service, for the request's user); the schema names the two answers.
+class OwnedRowsView(APIView):
+    list_envelope: ClassVar[str]
+    envelope: ClassVar[str]
+    serializer_class: ClassVar[type[serializers.Serializer]]
+    # The body of a create: `create_serializer_class` when given, else `serializer_class`.
+    create_serializer_class: ClassVar[type[serializers.Serializer] | None] = None
+    # The documented answers, as inline serializers, and the list's operation id if its own.
+    list_schema: ClassVar[serializers.Serializer]
+    created_schema: ClassVar[serializers.Serializer]
+    list_operation_id: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if hasattr(cls, "list_schema"):
+            body = cls.create_serializer_class or cls.serializer_class
+            extend_schema_view(
+                get=extend_schema(operation_id=cls.list_operation_id, responses=cls.list_schema),
+                post=extend_schema(request=body, responses={201: cls.created_schema}),
+            )(cls)
+
+    def rows(self, request) -> Any:  # pragma: no cover - every view overrides it
+        raise NotImplementedError
+
+    def create(self, request, fields: dict[str, Any]) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def get(self, request):
+        rows = self.serializer_class(self.rows(request), many=True)
+        return Response({self.list_envelope: rows.data})
+
+    def post(self, request):
+        body = (self.create_serializer_class or self.serializer_class)(data=request.data)
+        body.is_valid(raise_exception=True)
+        row = self.create(request, body.validated_data)
+        return Response(
+            {self.envelope: self.serializer_class(row).data}, status=status.HTTP_201_CREATED
+        )
