@@ -192,13 +192,7 @@ def plan_exits(
 def lacks_stop_loss(order: Order, legs: list[OrderLeg]) -> bool:
     """Whether part of the bracket's open position has no working (or unanswered) stop-loss
     leg to close it: what step 4 would place a stop-loss for."""
-    plan = plan_exits(
-        legs=legs,
-        target_quantities=_target_quantities(order),
-        may_add=True,
-        exit_requested=order.exit_requested_at is not None,
-        shortfall=order.broker_shortfall,
-    )
+    plan = _order_exit_plan(order, legs, may_add=True)
     return any(spec.role == Role.STOP_LOSS for spec in plan.new_exits)
 
 
@@ -244,6 +238,18 @@ def _exit_leg(order: Order, spec: NewExit, identifier: str) -> OrderLeg:
 
 def _target_quantities(order: Order) -> list[int]:
     return [int(target["quantity"]) for target in (order.targets or [])]
+
+
+def _order_exit_plan(order: Order, legs: list[OrderLeg], *, may_add: bool) -> ExitPlan:
+    """`plan_exits` for the bracket's legs, by its targets, its exit request and what the
+    broker holds less of than the desk."""
+    return plan_exits(
+        legs=legs,
+        target_quantities=_target_quantities(order),
+        may_add=may_add,
+        exit_requested=order.exit_requested_at is not None,
+        shortfall=order.broker_shortfall,
+    )
 
 
 def exit_refused(order: Order, legs: list[OrderLeg]) -> bool:
@@ -370,13 +376,7 @@ def _protect_order(
     with transaction.atomic():
         order, legs = _locked_legs(account, order_id)
         late = _late_fill(order, legs)
-        plan = plan_exits(
-            legs=legs,
-            target_quantities=_target_quantities(order),
-            may_add=False,
-            exit_requested=order.exit_requested_at is not None,
-            shortfall=order.broker_shortfall,
-        )
+        plan = _order_exit_plan(order, legs, may_add=False)
         reduced_exits = bool(plan.reductions)
         new_legs = [] if reduced_exits or late else _write_new_exits(order, legs, actor)
     if late:
@@ -416,13 +416,7 @@ def _protect_order(
 def _write_new_exits(order: Order, legs: list[OrderLeg], actor: str) -> list[OrderLeg]:
     """The exits the locked legs lack, written ahead with their audit rows (inside the
     caller's transaction; the account's daily counter exists: `_protect_each`)."""
-    plan = plan_exits(
-        legs=legs,
-        target_quantities=_target_quantities(order),
-        may_add=_may_add(order, legs),
-        exit_requested=order.exit_requested_at is not None,
-        shortfall=order.broker_shortfall,
-    )
+    plan = _order_exit_plan(order, legs, may_add=_may_add(order, legs))
     if not plan.new_exits or plan.reductions:
         return []
     if exit_refused(order, legs):
@@ -536,26 +530,11 @@ def _needs_protection(order: Order, legs: list[OrderLeg]) -> bool:
     """Whether `_protect_order` would change anything, judged from a read without locks:
     an exit to reduce or cancel, a new exit to place, or a status to roll up. The steady
     state of a protected bracket is none of these, and costs no per-order queries."""
-    targets = _target_quantities(order)
     if _late_fill(order, legs):
         return True
-    requested = order.exit_requested_at is not None
-    shortfall = order.broker_shortfall
-    if plan_exits(
-        legs=legs,
-        target_quantities=targets,
-        may_add=False,
-        exit_requested=requested,
-        shortfall=shortfall,
-    ).reductions:
+    if _order_exit_plan(order, legs, may_add=False).reductions:
         return True
-    if plan_exits(
-        legs=legs,
-        target_quantities=targets,
-        may_add=_may_add(order, legs),
-        exit_requested=requested,
-        shortfall=shortfall,
-    ).new_exits:
+    if _order_exit_plan(order, legs, may_add=_may_add(order, legs)).new_exits:
         return True
     status, filled = derive_order_status(kind=order.kind, current=order.status, legs=legs)
     return (status, filled) != (order.status, order.filled_quantity)
