@@ -430,24 +430,16 @@ def merged_lots(
     """
     matched: dict[tuple, tuple[int, Decimal]] = {}
     for lot in result.matched:
-        key = (
-            lot.entry_side,
-            lot.entry_order_id,
-            lot.entry_time,
-            lot.entry_price,
-            lot.exit_order_id,
-            lot.exit_time,
-            lot.exit_price,
-        )
+        key = (*_entry_key(lot), lot.exit_order_id, lot.exit_time, lot.exit_price)
         quantity, pnl = matched.get(key, (0, Decimal(0)))
         matched[key] = (quantity + lot.quantity, pnl + lot.realized_pnl)
     open_rows: dict[tuple, int] = {}
     for open_lot in result.open_lots:
-        open_key = (
-            open_lot.entry_side,
-            open_lot.entry_order_id,
-            open_lot.entry_time,
-            open_lot.entry_price,
-        )
+        open_key = _entry_key(open_lot)
         open_rows[open_key] = open_rows.get(open_key, 0) + open_lot.quantity
     return matched, open_rows
+
+
+def _entry_key(lot: _FromEntry) -> tuple:
+    """What `merged_lots` merges a lot's entry on, matched or open: never its fill id."""
+    return (lot.entry_side, lot.entry_order_id, lot.entry_time, lot.entry_price)
