@@ -18,6 +18,7 @@ import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -185,22 +186,51 @@ def _take_token_local(key: str, *, capacity: int, rate: float) -> BucketResult:
     return _result(allowed=allowed, tokens=tokens, capacity=capacity, rate=rate)
 
 
-_process_buckets: dict[str, tuple[float, float]] = {}
+class LocalBuckets:
+    """Token buckets in this process's memory, for when the shared store cannot be asked.
+
+    One lock makes each take atomic across the process's threads. At most `max_keys`
+    buckets are kept: past that the least recently used is forgotten (it starts full if its
+    key comes back), so memory stays bounded however many keys callers make up.
+    """
+
+    def __init__(self, *, max_keys: int, clock: Callable[[], float] = time.monotonic) -> None:
+        if max_keys < 1:
+            raise ValueError("max_keys must be at least 1")
+        self.max_keys = max_keys
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
+
+    def take(self, key: str, *, capacity: int, refill_per_second: float) -> BucketResult:
+        """Take one token from the bucket `key`; the answer has the shared bucket's shape."""
+        _check_bucket(capacity, refill_per_second)
+        with self._lock:
+            now = self._clock()
+            tokens, at = self._buckets.pop(key, (float(capacity), now))
+            allowed, tokens = _refill_and_take(
+                tokens, now - at, capacity=capacity, rate=refill_per_second
+            )
+            self._buckets[key] = (tokens, now)  # re-inserted: now the most recently used
+            while len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+        return _result(allowed=allowed, tokens=tokens, capacity=capacity, rate=refill_per_second)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+# About 300 bytes a bucket: a few MB at most, and far more keys than one process sees in
+# the minutes of an outage (every active user's groups, every address trying to log in).
+PROCESS_BUCKETS_MAX_KEYS = 10_000
+
+process_buckets = LocalBuckets(max_keys=PROCESS_BUCKETS_MAX_KEYS)
 
 
 def take_process_token(key: str, *, capacity: int, refill_per_second: float) -> BucketResult:
-    """Take one token from a bucket of this process alone (plain memory, no cache): the
-    fallback while the shared store is down, at a share of the shared limit."""
-    if capacity < 1:
-        raise ValueError("capacity must be at least 1")
-    with _local_lock:
-        now = time.monotonic()
-        tokens, ts = _process_buckets.get(key, (float(capacity), now))
-        allowed, tokens = _refill_and_take(
-            tokens, now - ts, capacity=capacity, rate=refill_per_second
-        )
-        _process_buckets[key] = (tokens, now)
-    return _result(allowed=allowed, tokens=tokens, capacity=capacity, rate=refill_per_second)
+    """Take one token from a bucket of this process alone (`process_buckets`): the
+    fallback while the shared store is down."""
+    return process_buckets.take(key, capacity=capacity, refill_per_second=refill_per_second)
 
 
 def parse_rate(spec: str) -> tuple[int, float]:
