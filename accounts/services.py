@@ -173,7 +173,7 @@ def check_login_rate(*, username: str, client_ip: str | None) -> None:
     )
     for group, subject in (("login_user", username_key), ("login_ip", client_ip or "unknown")):
         result = take_group_token(group, f"{group}:{subject}")
-        if result is not None and not result.allowed:
+        if not result.allowed:
             raise RateLimitExceeded(retry_after=result.retry_after, limit_headers=result.headers())
 
 

@@ -315,7 +315,7 @@ def _refuse_bad_secret(
     # Counted per address, so guessing is slow; right secrets never touch this bucket (alert
     # senders such as TradingView share a few addresses among all their users).
     result = take_group_token("webhook_bad_secret", f"webhook_bad_secret:{client_ip or '-'}")
-    if webhook is not None and (result is None or result.allowed):
+    if webhook is not None and result.allowed:
         ReceivedAlert.objects.create(
             user_id=webhook.user_id,
             webhook=webhook,
@@ -325,7 +325,7 @@ def _refuse_bad_secret(
             http_status=404,
             error="wrong or missing secret (body not kept)",
         )
-    if result is not None and not result.allowed:
+    if not result.allowed:
         answer = _error_answer(429, "Too many requests", RATE_LIMITED, Outcome.RATE_LIMITED)
         answer.headers["Retry-After"] = str(max(1, math.ceil(result.retry_after)))
         return answer
@@ -361,7 +361,7 @@ def _handle(
             Outcome.REFUSED,
         )
     limit = take_group_token("webhook", f"webhook:{webhook.pk}")
-    if limit is not None and not limit.allowed:
+    if not limit.allowed:
         answer = _error_answer(
             429, "Too many alerts for this webhook", RATE_LIMITED, Outcome.RATE_LIMITED
         )

@@ -6,6 +6,27 @@ one. Full stack: a Lua script in Redis does read-refill-take-write atomically wi
 clock, so every process shares one bucket. Embedded: the local-memory cache under a process
 lock (the embedded mode is one process).
 
+When the shared store cannot be read (Redis down, silent past its socket timeout, or any other
+failure of the call), `take_group_token` never lets the request through unlimited: it takes
+the token from a bucket of this process (`LocalBuckets`: same key, same capacity and refill as
+the group's; at most PROCESS_BUCKETS_MAX_KEYS buckets, the least recently used forgotten
+first, so a caller rotating keys cannot grow it). Each process logs the outage once when it
+starts and once when Redis answers again; every call still asks Redis first, so the shared
+buckets are back with Redis. What that means for each caller:
+- the API's per-user groups (`UserRateLimit`: read, default, orders): the same limits, the
+  same 429, Retry-After and X-RateLimit-* headers. A trader's normal use within the limit is
+  never refused: a process's bucket starts full and is as large as the shared one;
+- login (`accounts.services.check_login_rate`: login_user and login_ip): guesses past the
+  limit are refused as usual;
+- alert webhooks (`orders.alerts.services`): wrong secrets per source address
+  (webhook_bad_secret), so an unauthenticated sender writes at most a bucket of BAD_SECRET
+  rows per process, and alerts per webhook (webhook).
+With N processes an outage allows up to N times a bucket in all (each process has its own):
+bounded, where failing open was not, and nothing fails closed. Refusing instead (a limiter
+that answers 429 to everyone while Redis restarts) would turn a blip into an outage of order
+placement. Broker calls have their own fallback at a share of the broker's limit
+(`orders.brokers.sessions`, `take_process_token`), because there the limit is the broker's.
+
 Headers on every authenticated API response (RateLimitHeadersMiddleware):
 - X-RateLimit-Limit: the bucket's capacity;
 - X-RateLimit-Remaining: whole tokens left after this request;
@@ -18,6 +39,7 @@ import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -185,22 +207,87 @@ def _take_token_local(key: str, *, capacity: int, rate: float) -> BucketResult:
     return _result(allowed=allowed, tokens=tokens, capacity=capacity, rate=rate)
 
 
-_process_buckets: dict[str, tuple[float, float]] = {}
+class LocalBuckets:
+    """Token buckets in this process's memory, for when the shared store cannot be asked.
+
+    One lock makes each take atomic across the process's threads. At most `max_keys`
+    buckets are kept: past that the least recently used is forgotten (it starts full if its
+    key comes back), so memory stays bounded however many keys callers make up.
+    """
+
+    def __init__(self, *, max_keys: int, clock: Callable[[], float] = time.monotonic) -> None:
+        if max_keys < 1:
+            raise ValueError("max_keys must be at least 1")
+        self.max_keys = max_keys
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
+
+    def take(self, key: str, *, capacity: int, refill_per_second: float) -> BucketResult:
+        """Take one token from the bucket `key`; the answer has the shared bucket's shape."""
+        _check_bucket(capacity, refill_per_second)
+        with self._lock:
+            now = self._clock()
+            tokens, at = self._buckets.pop(key, (float(capacity), now))
+            allowed, tokens = _refill_and_take(
+                tokens, now - at, capacity=capacity, rate=refill_per_second
+            )
+            self._buckets[key] = (tokens, now)  # re-inserted: now the most recently used
+            while len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+        return _result(allowed=allowed, tokens=tokens, capacity=capacity, rate=refill_per_second)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+# About 300 bytes a bucket: a few MB at most, and far more keys than one process sees in
+# the minutes of an outage (every active user's groups, every address trying to log in).
+PROCESS_BUCKETS_MAX_KEYS = 10_000
+
+process_buckets = LocalBuckets(max_keys=PROCESS_BUCKETS_MAX_KEYS)
 
 
 def take_process_token(key: str, *, capacity: int, refill_per_second: float) -> BucketResult:
-    """Take one token from a bucket of this process alone (plain memory, no cache): the
-    fallback while the shared store is down, at a share of the shared limit."""
-    if capacity < 1:
-        raise ValueError("capacity must be at least 1")
-    with _local_lock:
-        now = time.monotonic()
-        tokens, ts = _process_buckets.get(key, (float(capacity), now))
-        allowed, tokens = _refill_and_take(
-            tokens, now - ts, capacity=capacity, rate=refill_per_second
+    """Take one token from a bucket of this process alone (`process_buckets`): the
+    fallback while the shared store is down."""
+    return process_buckets.take(key, capacity=capacity, refill_per_second=refill_per_second)
+
+
+class _StoreOutage:
+    """Whether this process last found the shared store down, so that an outage is logged
+    once when it starts and once when it ends, not once per request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.down = False
+
+    def failed(self, error: BaseException) -> None:
+        with self._lock:
+            if self.down:
+                return
+            self.down = True
+        logger.warning(
+            "degraded: the rate-limit store (Redis) is unavailable; this process holds the "
+            "limits in its own buckets until it answers again",
+            exc_info=error,
+            extra={"degraded": "rate_limit_store"},
         )
-        _process_buckets[key] = (tokens, now)
-    return _result(allowed=allowed, tokens=tokens, capacity=capacity, rate=refill_per_second)
+
+    def answered(self) -> None:
+        if not self.down:  # the usual case: no lock taken
+            return
+        with self._lock:
+            if not self.down:
+                return
+            self.down = False
+        logger.info(
+            "the rate-limit store (Redis) answers again; shared limits in use",
+            extra={"degraded": "rate_limit_store"},
+        )
+
+
+_store_outage = _StoreOutage()
 
 
 def parse_rate(spec: str) -> tuple[int, float]:
@@ -222,18 +309,17 @@ def group_rate(group: str) -> tuple[int, float]:
     return parse_rate(limits.get(group) or limits["default"])
 
 
-def take_group_token(group: str, key: str) -> BucketResult | None:
-    """Take a token from a settings.RATE_LIMITS group's bucket; None if the store is down.
-
-    A Redis outage fails open (logged): refusing every request because the limiter's store
-    restarts would turn a blip into an outage.
-    """
+def take_group_token(group: str, key: str) -> BucketResult:
+    """Take a token from a settings.RATE_LIMITS group's bucket: the shared one, or this
+    process's while the shared store cannot be read (see the module docstring)."""
     capacity, rate = group_rate(group)
     try:
-        return take_token(key, capacity=capacity, refill_per_second=rate)
-    except Exception:
-        logger.warning("rate-limit store unavailable; letting the request through", exc_info=True)
-        return None
+        result = take_token(key, capacity=capacity, refill_per_second=rate)
+    except Exception as exc:  # any failure to read the store: limited here, never unlimited
+        _store_outage.failed(exc)
+        return take_process_token(key, capacity=capacity, refill_per_second=rate)
+    _store_outage.answered()
+    return result
 
 
 class UserRateLimit(BaseThrottle):
@@ -252,8 +338,6 @@ class UserRateLimit(BaseThrottle):
             "read" if request.method in SAFE_METHODS else "default"
         )
         result = take_group_token(group, f"user:{user.pk}:{group}")
-        if result is None:
-            return True
         # The Django request outlives DRF's wrapper: the middleware reads it there.
         request._request.rate_limit_result = result
         if not result.allowed:

@@ -9,7 +9,16 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.factories import api_client_for, make_user
-from trading_site.core.api.ratelimit import TokenBucket, parse_rate, take_token
+from trading_site.core.api.ratelimit import (
+    PROCESS_BUCKETS_MAX_KEYS,
+    LocalBuckets,
+    TokenBucket,
+    group_rate,
+    parse_rate,
+    process_buckets,
+    take_process_token,
+    take_token,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -145,7 +154,8 @@ def test_parse_rate_rejects_nonsense():
 
 
 def test_api_keeps_answering_when_redis_is_down(settings):
-    """Auth falls back to the database and the limiter fails open (both logged)."""
+    """Auth falls back to the database and the limiter to this process's buckets (both
+    logged): the answer and its headers are as usual."""
     user = make_user()
     settings.CACHES = {
         "default": {
@@ -157,4 +167,45 @@ def test_api_keeps_answering_when_redis_is_down(settings):
     client = api_client_for(user)
     response = client.get("/api/accounts")
     assert response.status_code == 200
-    assert "X-RateLimit-Limit" not in response
+    assert response["X-RateLimit-Limit"] == str(group_rate("read")[0])
+
+
+def test_local_buckets_keep_at_most_max_keys_and_a_busy_key_stays_limited():
+    clock = _Clock()
+    buckets = LocalBuckets(max_keys=100, clock=clock)
+    taken = [buckets.take("guessed", capacity=3, refill_per_second=0) for _ in range(4)]
+    assert [t.allowed for t in taken] == [True, True, True, False]
+    for n in range(5000):  # an attacker making up a new key for every request
+        buckets.take(f"rotated:{n}", capacity=3, refill_per_second=0)
+        if n % 50 == 0:  # the key still in use is the most recently used: never forgotten
+            assert not buckets.take("guessed", capacity=3, refill_per_second=0).allowed
+    assert len(buckets) == 100
+
+
+def test_the_process_buckets_stay_bounded_under_many_distinct_keys():
+    for n in range(PROCESS_BUCKETS_MAX_KEYS + 2000):
+        take_process_token(f"test:distinct:{n}", capacity=5, refill_per_second=1)
+    assert len(process_buckets) == PROCESS_BUCKETS_MAX_KEYS
+
+
+def test_local_buckets_are_atomic_under_concurrency():
+    buckets = LocalBuckets(max_keys=10)
+
+    def take(_):
+        return buckets.take("shared", capacity=10, refill_per_second=0).allowed
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        allowed = list(pool.map(take, range(40)))
+    assert allowed.count(True) == 10
+
+
+def test_local_buckets_answer_like_the_shared_bucket():
+    clock = _Clock()
+    buckets = LocalBuckets(max_keys=10, clock=clock)
+    for _ in range(2):
+        buckets.take("report", capacity=2, refill_per_second=0.5)
+    refused = buckets.take("report", capacity=2, refill_per_second=0.5)
+    assert (refused.allowed, refused.remaining, refused.limit) == (False, 0, 2)
+    assert refused.retry_after == 2.0 and refused.reset_seconds == 4.0
+    clock.now += 2
+    assert buckets.take("report", capacity=2, refill_per_second=0.5).allowed
