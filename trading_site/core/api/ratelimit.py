@@ -8,7 +8,7 @@ lock (the embedded mode is one process).
 
 When the shared store cannot be read (Redis down, silent past its socket timeout, or any other
 failure of the call), `take_group_token` never lets the request through unlimited: it takes
-the token from a bucket of this process (`LocalBuckets`: same key, same capacity and refill as
+the token from a bucket of this process (`group_buckets`: same key, same capacity and refill as
 the group's; at most PROCESS_BUCKETS_MAX_KEYS buckets, the least recently used forgotten
 first, so a caller rotating keys cannot grow it). Each process logs the outage once when it
 starts and once when Redis answers again; every call still asks Redis first, so the shared
@@ -245,7 +245,10 @@ class LocalBuckets:
 # the minutes of an outage (every active user's groups, every address trying to log in).
 PROCESS_BUCKETS_MAX_KEYS = 10_000
 
+# Two stores: the broker calls' fallback is never evicted by keys that API or login callers
+# (an attacker among them) make up during an outage.
 process_buckets = LocalBuckets(max_keys=PROCESS_BUCKETS_MAX_KEYS)
+group_buckets = LocalBuckets(max_keys=PROCESS_BUCKETS_MAX_KEYS)
 
 
 def take_process_token(key: str, *, capacity: int, refill_per_second: float) -> BucketResult:
@@ -317,7 +320,7 @@ def take_group_token(group: str, key: str) -> BucketResult:
         result = take_token(key, capacity=capacity, refill_per_second=rate)
     except Exception as exc:  # any failure to read the store: limited here, never unlimited
         _store_outage.failed(exc)
-        return take_process_token(key, capacity=capacity, refill_per_second=rate)
+        return group_buckets.take(key, capacity=capacity, refill_per_second=rate)
     _store_outage.answered()
     return result
 

@@ -13,9 +13,11 @@ from trading_site.core.api.ratelimit import (
     PROCESS_BUCKETS_MAX_KEYS,
     LocalBuckets,
     TokenBucket,
+    group_buckets,
     group_rate,
     parse_rate,
     process_buckets,
+    take_group_token,
     take_process_token,
     take_token,
 )
@@ -186,6 +188,23 @@ def test_the_process_buckets_stay_bounded_under_many_distinct_keys():
     for n in range(PROCESS_BUCKETS_MAX_KEYS + 2000):
         take_process_token(f"test:distinct:{n}", capacity=5, refill_per_second=1)
     assert len(process_buckets) == PROCESS_BUCKETS_MAX_KEYS
+
+
+def test_keys_made_up_for_the_groups_never_evict_a_broker_calls_bucket(settings):
+    """While Redis is down, API and login callers fill the groups' store; the broker calls'
+    fallback (`take_process_token`) keeps its own buckets, so an emptied one stays empty."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        }
+    }
+    assert take_process_token("test:broker", capacity=1, refill_per_second=0).allowed
+    for n in range(PROCESS_BUCKETS_MAX_KEYS + 10):
+        assert take_group_token("default", f"user:made-up-{n}:default").allowed
+    assert len(group_buckets) == PROCESS_BUCKETS_MAX_KEYS
+    assert not take_process_token("test:broker", capacity=1, refill_per_second=0).allowed
 
 
 def test_local_buckets_are_atomic_under_concurrency():
