@@ -1,7 +1,8 @@
 """One of the caller's rows over the API, answered in an envelope ({"strategy": {...}}): GET
-it, DELETE it and (OwnedRowChangeView) PATCH it; and (OwnedRowsView) list them and create one. The app says how its row is found (its
-selector: another user's row is a 404), changed and removed (by the request's user, for the
-audit trail); the operations' schema follows from the same attributes."""
+it, DELETE it and (OwnedRowChangeView) PATCH it; and (OwnedRowsView) list them and create
+one. The app says how its row is found (its selector: another user's row is a 404), changed
+and removed (by the request's user, for the audit trail); the operations' schema follows
+from the same attributes."""
 
 from __future__ import annotations
 
