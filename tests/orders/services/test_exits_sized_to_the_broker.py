@@ -28,7 +28,9 @@ from tests.factories import (
     flatten_smart_order_body,
     legs_of,
     net_at_the_broker,
+    place_bracket,
     sell_by_position_change,
+    set_price_and_match,
     sync_from_broker,
     trade_at_the_broker,
     working_protection,
@@ -415,3 +417,40 @@ def test_the_next_cycle_lowers_the_shortfall_only_when_the_broker_holds_more(
     lowered = _sized_events(bracket)[-1]
     assert lowered.actor == "monitoring"
     assert (lowered.before, lowered.after) == ({"broker_shortfall": 6}, {"broker_shortfall": 3})
+
+
+def test_an_exit_on_one_bracket_behind_lagging_positions_lowers_no_other_of_its_position(
+    simulator, protected_bracket, monkeypatch
+):
+    # Brackets of one position share what the broker holds (the newest short first): the
+    # older bracket's exit of 2, missing from the positions, made the newer one, whose own
+    # legs did not change, look bought back too.
+    user, account, stock, older = protected_bracket
+    newer = place_bracket(
+        user=user, account=account, instrument=stock, entry="99", sl="95", tp="110", lots=5
+    )
+    set_price_and_match(stock, "98.50")
+    sync_from_broker(account)
+    place_protective_legs(account=account)
+    trade_at_the_broker(account, stock, "SELL", 6)  # the broker holds 9 of the desk's 15
+    simulator.set_faults(**REFUSE_THE_NEXT_ORDER)
+    api_client_for(user).post("/api/positions/exit", exit_body(account, stock), format="json")
+    older.refresh_from_db()
+    newer.refresh_from_db()
+    assert (older.broker_shortfall, newer.broker_shortfall) == (1, 5)
+    sync_from_broker(account)
+    a_minute_passes(account)
+    catch_up = simulator.hold_positions(monkeypatch=monkeypatch)
+    assert net_at_the_broker(account, stock) == 9
+    live = sell_by_position_change(user, account, stock, 2)  # the older bracket's exit
+    assert [(leg.order_id, leg.quantity) for leg in live.result.exit_legs] == [(older.pk, 2)]
+    a_minute_passes(account)
+
+    _a_cycle(user, "lagging", older)
+
+    newer.refresh_from_db()
+    assert (older.broker_shortfall, newer.broker_shortfall) == (1, 5)
+    catch_up()
+    assert net_at_the_broker(account, stock) == 7
+    covered = [_covered(working_protection(bracket)) for bracket in (older, newer)]
+    assert covered == [{"STOP_LOSS": 7, "TAKE_PROFIT": 7}, {}]
