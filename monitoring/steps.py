@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 from asgiref.sync import async_to_sync
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from accounts.models import BrokerAccount, BrokerSession
 from monitoring import repricing
@@ -44,6 +46,9 @@ class AccountSnapshot:
     trades: list
     positions: list
     balance: Any
+    # When the reads began (before any of them was sent): what the desk's legs recorded
+    # after it may be missing from them (step 4 lowers no broker shortfall from them then).
+    read_at: datetime
 
 
 @dataclass
@@ -138,6 +143,7 @@ def fetch_broker_data(state: CycleState) -> dict:
     clients = [
         BrokerClient(account, stored_session=sessions.get(account.pk)) for account in ctx.accounts
     ]
+    read_at = timezone.now()
     fetched = _fetch_snapshots(clients)
     for account, snapshot in zip(ctx.accounts, fetched, strict=True):
         name = account.account_name
@@ -178,6 +184,7 @@ def fetch_broker_data(state: CycleState) -> dict:
                 readable_trades(snapshot.trades),
                 snapshot.positions,
                 snapshot.balance,
+                read_at,
             )
         elif not expired and not any(read in snapshot.errors for read in _NEEDED_READS):
             errors.append(f"{name}: broker data incomplete")
@@ -243,11 +250,17 @@ def place_protective_legs(state: CycleState) -> dict:
     )
     for account in ctx.accounts:
         try:
-            positions = ctx.snapshots[account.pk].positions
-            if account.pk in short and positions is not None:
+            snapshot = ctx.snapshots[account.pk]
+            if account.pk in short and snapshot.positions is not None:
                 # Lowered where the broker holds more now (a buy back in its terminal):
-                # protected again below, in this cycle. Never raised here.
-                lower_shortfalls(account=account, positions=positions, actor=ACTOR)
+                # protected again below, in this cycle. Never raised here, nor lowered from
+                # positions read before the position's legs last changed.
+                lower_shortfalls(
+                    account=account,
+                    positions=snapshot.positions,
+                    read_at=snapshot.read_at,
+                    actor=ACTOR,
+                )
             order_services.place_protective_legs(
                 account=account, candidates=candidates.get(account.pk, [])
             )

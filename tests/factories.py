@@ -10,11 +10,12 @@ import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from asgiref.sync import async_to_sync
+from django.db.models import F
 from django.test import Client
 from django.utils.timezone import now as timezone_now
 from rest_framework.test import APIClient
@@ -1042,6 +1043,15 @@ def assert_protected_again_once(account, bracket, protection: list[tuple[str, in
     sync_from_broker(account)
     place_protective_legs(account=account)
     assert working_protection(bracket) == protection
+
+
+def a_minute_passes(account) -> None:
+    """What the desk recorded of the account's legs so far happened a minute earlier: time
+    passing (e.g. between an exit path and the next monitoring cycle) without a sleep."""
+    OrderLeg.objects.filter(account=account).update(
+        created_at=F("created_at") - timedelta(minutes=1),
+        updated_at=F("updated_at") - timedelta(minutes=1),
+    )
 
 
 def sync_from_broker(account) -> list[int]:

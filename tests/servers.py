@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import os
 import socket
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -312,6 +314,25 @@ class SimulatorHandle:
             return answer
 
         monkeypatch.setattr(app, "_route", and_then)
+
+    def hold_positions(self, *, monkeypatch) -> Callable[[], None]:
+        """The broker's positions lag its order book: every positions answer from now on is
+        the first one given after this call (read it at once), the fills since missing from
+        it, until the function returned is called (the broker caught up)."""
+        app = self.app
+        route = app._route
+        held: list[dict] = []
+
+        async def held_positions(method, path, route_name, query, headers, body):
+            answer = await route(method, path, route_name, query, headers, body)
+            if route_name != SIM_POSITIONS_ROUTE:
+                return answer
+            if not held:
+                held.append(answer)
+            return copy.deepcopy(held[0])
+
+        monkeypatch.setattr(app, "_route", held_positions)
+        return lambda: monkeypatch.setattr(app, "_route", route)
 
     def fail_after_answering(self, name: str, *, failing: list[str], monkeypatch) -> None:
         """The routes `failing` (e.g. "GET /interactive/portfolio/positions") start failing

@@ -513,6 +513,10 @@ SCHEDULED_ORDER_GRACE_MINUTES = env_int("SCHEDULED_ORDER_GRACE_MINUTES", 5)
 # Orders (orders/services): a leg left PENDING_SUBMIT by a crash or broker timeout that the
 # broker's order book still does not show after this long is marked REJECTED (never re-sent).
 ORDER_PENDING_GRACE_SECONDS = env_int("ORDER_PENDING_GRACE_SECONDS", 120)
+# The monitoring cycle lowers a bracket's recorded broker shortfall only from a positions read
+# begun more than this long after the position's desk legs last changed: a broker applies a
+# fill to its positions after its order book and events show it (orders.domain.exit_sizing).
+POSITIONS_LAG_MARGIN_SECONDS = float(os.environ.get("POSITIONS_LAG_MARGIN_SECONDS", "5"))
 
 DEMO_USERNAME = os.environ.get("DEMO_USERNAME", "demo")
 DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "demo-trader-1")

@@ -9,6 +9,8 @@ brackets' position the broker does not hold (their shortfall) is left out of bot
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from orders.domain.vocabulary import Side
 
 
@@ -51,3 +53,14 @@ def lowered_shortfall(recorded: int, measured: int) -> int | None:
     never strip a bracket's protection (an exit path, reading them live, raises it)."""
     measured = max(0, measured)
     return measured if measured < recorded else None
+
+
+def read_is_current(read_at: datetime, last_change: datetime | None, margin: timedelta) -> bool:
+    """Whether a positions read begun at `read_at` may lower the shortfalls of a position
+    whose desk legs last changed (a fill, a status) at `last_change` (None: never): only when
+    that change came more than `margin` before the read. A fill the desk recorded after the
+    read began (the cycle's own order sync, a broker event) may be missing from it, and the
+    broker applies a fill to its positions after its order book and events show it (the
+    margin); measured against such a read, the desk's own exit looks like a buy back in the
+    terminal, and protection grows over what the broker holds. Left to the next cycle."""
+    return last_change is None or last_change < read_at - margin

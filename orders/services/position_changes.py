@@ -32,13 +32,16 @@ the broker holds before its exit goes out.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import F, Max, OuterRef, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from accounts.models import BrokerAccount, Strategy, User
@@ -49,6 +52,7 @@ from orders.domain.exit_sizing import (
     held_toward,
     lowered_shortfall,
     protectable,
+    read_is_current,
 )
 from orders.domain.rollup import open_position_of
 from orders.domain.vocabulary import OPEN_LEG_STATUSES, EventKind
@@ -68,6 +72,8 @@ from orders.validation import SingleOrderRequest, check_trading_window, validate
 from trading_site.core.errors import BrokerUnavailableError, ValidationFailed
 
 Role = OrderLeg.Role
+
+logger = logging.getLogger(__name__)
 
 
 # ---- reading positions ----------------------------------------------------------------------
@@ -346,22 +352,76 @@ def broker_nets(
     return nets, unreadable
 
 
+def positions_lag_margin() -> timedelta:
+    """How long before a positions read a change of the desk's legs may still be missing
+    from it (settings.POSITIONS_LAG_MARGIN_SECONDS)."""
+    return timedelta(seconds=float(getattr(settings, "POSITIONS_LAG_MARGIN_SECONDS", 5)))
+
+
+def _last_leg_changes(
+    *, account: BrokerAccount, keys: set[PositionKey]
+) -> dict[PositionKey, datetime]:
+    """When any of the account's legs of each position last changed (any order: a bracket's
+    or a single one, whose fills the broker's net holds too), in one query."""
+    rows = (
+        Order.objects.filter(account=account, exchange_instrument_id__in={key[1] for key in keys})
+        .values_list("exchange_segment", "exchange_instrument_id", "product_type")
+        .annotate(last=Max("legs__updated_at"))
+        .order_by()
+    )
+    found = {}
+    for segment, instrument_id, product, last in rows:
+        key = (segment, int(instrument_id), product)
+        if key in keys and last is not None:
+            found[key] = last
+    return found
+
+
 def lower_shortfalls(
-    *, account: BrokerAccount, positions: Iterable[BrokerPositionRow], actor: str
+    *,
+    account: BrokerAccount,
+    positions: Iterable[BrokerPositionRow],
+    read_at: datetime,
+    actor: str,
 ) -> list[Shortfall]:
     """The monitoring cycle's measure of the account's brackets against the positions it
-    just read (`positions`, the whole book: a position not in it is flat): a bracket's
-    recorded shortfall (`Order.broker_shortfall`) is lowered where the broker holds more of
-    it now (a buy back in its own terminal), stored and audited (`record_shortfalls`), so
-    that step 4 puts its stop-loss and targets back over it in the same cycle. Never
-    raised (`lowered_shortfall`). A position whose quantity the broker sent unreadable is
-    left out. The caller holds the account's exclusion. Returns the brackets lowered."""
+    read (`positions`, the whole book: a position not in it is flat; the read begun at
+    `read_at`): a bracket's recorded shortfall (`Order.broker_shortfall`) is lowered where
+    the broker holds more of it now (a buy back in its own terminal), stored and audited
+    (`record_shortfalls`), so that step 4 puts its stop-loss and targets back over it in
+    the same cycle. Never raised (`lowered_shortfall`). Nor lowered from a read that may
+    lag the desk's legs (`read_is_current`): a position any of whose legs changed after the
+    read began, or shortly before, is left as recorded for the next cycle to measure (its
+    brackets share the broker's holding, so all of them). A position whose quantity the
+    broker sent unreadable is left out. The caller holds the account's exclusion. Returns
+    the brackets lowered."""
     nets, _unreadable = broker_nets(positions)
-    lowered = []
+    proposed = []
     for m in measure_shortfalls(account=account, nets=nets):
         shortfall = lowered_shortfall(m.order.broker_shortfall, m.shortfall)
         if shortfall is not None:
-            lowered.append(replace(m, shortfall=shortfall))
+            proposed.append(replace(m, shortfall=shortfall))
+    if not proposed:
+        return []
+    last_changes = _last_leg_changes(
+        account=account, keys={order_position_key(m.order) for m in proposed}
+    )
+    margin = positions_lag_margin()
+    lowered = []
+    for m in proposed:
+        last_change = last_changes.get(order_position_key(m.order))
+        if read_is_current(read_at, last_change, margin):
+            lowered.append(m)
+        else:
+            logger.debug(
+                "broker shortfall of order %s not lowered (%s to %s): its position's legs "
+                "changed at %s, the positions were read at %s",
+                m.order.pk,
+                m.order.broker_shortfall,
+                m.shortfall,
+                last_change,
+                read_at,
+            )
     record_shortfalls(lowered, who="monitoring", actor=actor, report=ExitReport())
     return lowered
 

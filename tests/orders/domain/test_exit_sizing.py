@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from orders.domain.exit_sizing import broker_shortfalls, held_toward, lowered_shortfall, protectable
+from datetime import UTC, datetime, timedelta
+
+from orders.domain.exit_sizing import (
+    broker_shortfalls,
+    held_toward,
+    lowered_shortfall,
+    protectable,
+    read_is_current,
+)
 
 
 def test_what_the_broker_holds_toward_long_and_short_brackets():
@@ -49,3 +57,18 @@ def test_a_cycle_only_lowers_a_recorded_shortfall():
     assert lowered_shortfall(6, 8) is None
     assert lowered_shortfall(0, 0) is None
     assert lowered_shortfall(6, -2) == 0
+
+
+def test_a_positions_read_lowers_only_after_the_legs_settled():
+    read_at = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
+    margin = timedelta(seconds=5)
+    # No leg changed, or the last change came well before the read.
+    assert read_is_current(read_at, None, margin)
+    assert read_is_current(read_at, read_at - timedelta(minutes=1), margin)
+    # A change (a fill, a status) at or after the read began, or just before it: the
+    # broker's positions may not hold it yet.
+    assert not read_is_current(read_at, read_at + timedelta(seconds=1), margin)
+    assert not read_is_current(read_at, read_at, margin)
+    assert not read_is_current(read_at, read_at - timedelta(seconds=2), margin)
+    assert not read_is_current(read_at, read_at - margin, margin)
+    assert read_is_current(read_at, read_at - margin - timedelta(microseconds=1), margin)

@@ -23,13 +23,16 @@ from orders.services.kill_switch import kill_switch
 from orders.services.position_changes import change_position_live
 from tests.factories import (
     ALL_10_PROTECTED,
+    a_minute_passes,
     api_client_for,
     assert_working_protection,
     exit_body,
     flatten_smart_order_body,
     legs_of,
     net_at_the_broker,
+    place_bracket,
     sell_by_position_change,
+    set_price_and_match,
     sync_from_broker,
     trade_at_the_broker,
     working_protection,
@@ -234,11 +237,11 @@ def _covered(protection: list[tuple[str, int]]) -> dict[str, int]:
     return covered
 
 
-def _short_of_6_then_a_cycle(simulator, protected_bracket, side: str, quantity: int) -> Order:
+def _short_of_6(simulator, protected_bracket) -> Order:
     """6 sold in the broker's terminal, then a position exit (refused, so that the bracket
     stays) measures the bracket: its shortfall 6, its stop-loss and target trimmed to the
-    broker's 4. Then `side` `quantity` traded in the terminal, and one monitoring cycle.
-    Returns the bracket as the cycle left it."""
+    broker's 4. Then the desk's next look at the broker's order book (its new legs' first
+    sight), and a minute."""
     user, account, stock, bracket = protected_bracket
     trade_at_the_broker(account, stock, "SELL", 6)
     simulator.set_faults(**REFUSE_THE_NEXT_ORDER)
@@ -246,15 +249,29 @@ def _short_of_6_then_a_cycle(simulator, protected_bracket, side: str, quantity: 
     bracket.refresh_from_db()
     assert bracket.broker_shortfall == 6
     assert working_protection(bracket) == FOUR
+    sync_from_broker(account)
+    a_minute_passes(account)
+    return bracket
+
+
+def _a_cycle(user, key: str, bracket: Order) -> Order:
+    """One monitoring cycle; the bracket as it left it."""
+    run = run_user_cycle(user_id=user.pk, cycle_key=key, trigger="test")
+    assert run.status == "OK", (run.errors, run.steps)
+    bracket.refresh_from_db()
+    return bracket
+
+
+def _short_of_6_then_a_cycle(simulator, protected_bracket, side: str, quantity: int) -> Order:
+    """`_short_of_6`, then `side` `quantity` traded in the terminal, and one monitoring
+    cycle. Returns the bracket as the cycle left it."""
+    user, account, stock, bracket = protected_bracket
+    _short_of_6(simulator, protected_bracket)
     trade_at_the_broker(account, stock, side, quantity)
     held = 4 + quantity if side == "BUY" else 4 - quantity
     assert net_at_the_broker(account, stock) == held
 
-    run = run_user_cycle(user_id=user.pk, cycle_key=f"{side}-{quantity}", trigger="test")
-
-    assert run.status == "OK", (run.errors, run.steps)
-    bracket.refresh_from_db()
-    return bracket
+    return _a_cycle(user, f"{side}-{quantity}", bracket)
 
 
 def _sized_events(bracket: Order) -> list[OrderEvent]:
@@ -296,3 +313,140 @@ def test_a_cycle_seeing_the_broker_hold_less_leaves_the_shortfall_and_protection
     assert working_protection_at_the_broker(protected_bracket[1], bracket) == FOUR
     assert _sized_events(bracket) != []  # the position exit's
     assert all(event.actor != "monitoring" for event in _sized_events(bracket))
+
+
+def _the_desks_exit_of_2_behind_positions_held_at_4(simulator, protected_bracket, monkeypatch):
+    """`_short_of_6`; then the broker's positions lag its order book (held at its 4) while
+    the desk's own exit of 2 (a position change) fills there: the broker holds 2. Returns
+    the function that lets the positions catch up."""
+    user, account, stock, bracket = protected_bracket
+    _short_of_6(simulator, protected_bracket)
+    catch_up = simulator.hold_positions(monkeypatch=monkeypatch)
+    assert net_at_the_broker(account, stock) == 4  # the answer held from now on
+
+    live = sell_by_position_change(user, account, stock, 2)
+
+    assert [leg.quantity for leg in live.result.exit_legs] == [2]
+    assert net_at_the_broker(account, stock) == 4  # the fill of 2 not in the positions
+    return catch_up
+
+
+def _only_what_the_broker_holds_is_protected(account, stock, bracket, catch_up) -> None:
+    """The broker's positions caught up: it holds 2, the bracket's stop-loss and targets
+    cover no more (the desk's 8 less its shortfall of 6)."""
+    catch_up()
+    assert net_at_the_broker(account, stock) == 2
+    assert bracket.broker_shortfall == 6
+    assert _covered(working_protection(bracket)) == {"STOP_LOSS": 2, "TAKE_PROFIT": 2}
+    assert _covered(working_protection_at_the_broker(account, bracket)) == {
+        "STOP_LOSS": 2,
+        "TAKE_PROFIT": 2,
+    }
+    assert all(event.actor != "monitoring" for event in _sized_events(bracket))
+
+
+def test_a_cycle_whose_positions_lag_its_own_sync_of_the_desks_exit_lowers_nothing(
+    simulator, protected_bracket, monkeypatch
+):
+    # The exit went out a minute ago; the cycle's order book shows its fill, its positions
+    # (lagging) do not. Measured from them, the desk's 8 over the broker's 4 looked like a
+    # buy back of 2: the shortfall lowered to 4 and the stop-loss topped up to 4 over the
+    # broker's 2, a short of 2 once it triggered.
+    user, account, stock, bracket = protected_bracket
+    catch_up = _the_desks_exit_of_2_behind_positions_held_at_4(
+        simulator, protected_bracket, monkeypatch
+    )
+    a_minute_passes(account)
+
+    bracket = _a_cycle(user, "lagging", bracket)
+
+    assert legs_of(bracket, "EXIT")[-1].filled_quantity == 2  # recorded by the cycle's sync
+    _only_what_the_broker_holds_is_protected(account, stock, bracket, catch_up)
+
+
+def test_a_cycle_whose_positions_lag_a_fill_recorded_moments_before_lowers_nothing(
+    simulator, protected_bracket, monkeypatch
+):
+    # The desk recorded the exit's fill (its order book, a broker event) just before the
+    # cycle read the positions, which the broker had not applied it to yet.
+    user, account, stock, bracket = protected_bracket
+    catch_up = _the_desks_exit_of_2_behind_positions_held_at_4(
+        simulator, protected_bracket, monkeypatch
+    )
+    sync_from_broker(account)
+    assert legs_of(bracket, "EXIT")[-1].filled_quantity == 2
+
+    bracket = _a_cycle(user, "moments-after", bracket)
+
+    _only_what_the_broker_holds_is_protected(account, stock, bracket, catch_up)
+
+
+def test_the_next_cycle_lowers_the_shortfall_only_when_the_broker_holds_more(
+    simulator, protected_bracket, monkeypatch
+):
+    user, account, stock, bracket = protected_bracket
+    catch_up = _the_desks_exit_of_2_behind_positions_held_at_4(
+        simulator, protected_bracket, monkeypatch
+    )
+    a_minute_passes(account)
+    _a_cycle(user, "lagging", bracket)
+    catch_up()
+    a_minute_passes(account)
+
+    # Positions that agree with the order book: the broker holds 2 of the desk's 8.
+    bracket = _a_cycle(user, "caught-up", bracket)
+
+    assert bracket.broker_shortfall == 6
+    assert _covered(working_protection(bracket)) == {"STOP_LOSS": 2, "TAKE_PROFIT": 2}
+
+    # A buy back of 3 in the terminal: the broker holds 5 of the 8.
+    trade_at_the_broker(account, stock, "BUY", 3)
+    a_minute_passes(account)
+    bracket = _a_cycle(user, "bought-back", bracket)
+
+    assert bracket.broker_shortfall == 3
+    assert _covered(working_protection(bracket)) == {"STOP_LOSS": 5, "TAKE_PROFIT": 5}
+    assert _covered(working_protection_at_the_broker(account, bracket)) == {
+        "STOP_LOSS": 5,
+        "TAKE_PROFIT": 5,
+    }
+    lowered = _sized_events(bracket)[-1]
+    assert lowered.actor == "monitoring"
+    assert (lowered.before, lowered.after) == ({"broker_shortfall": 6}, {"broker_shortfall": 3})
+
+
+def test_an_exit_on_one_bracket_behind_lagging_positions_lowers_no_other_of_its_position(
+    simulator, protected_bracket, monkeypatch
+):
+    # Brackets of one position share what the broker holds (the newest short first): the
+    # older bracket's exit of 2, missing from the positions, made the newer one, whose own
+    # legs did not change, look bought back too.
+    user, account, stock, older = protected_bracket
+    newer = place_bracket(
+        user=user, account=account, instrument=stock, entry="99", sl="95", tp="110", lots=5
+    )
+    set_price_and_match(stock, "98.50")
+    sync_from_broker(account)
+    place_protective_legs(account=account)
+    trade_at_the_broker(account, stock, "SELL", 6)  # the broker holds 9 of the desk's 15
+    simulator.set_faults(**REFUSE_THE_NEXT_ORDER)
+    api_client_for(user).post("/api/positions/exit", exit_body(account, stock), format="json")
+    older.refresh_from_db()
+    newer.refresh_from_db()
+    assert (older.broker_shortfall, newer.broker_shortfall) == (1, 5)
+    sync_from_broker(account)
+    a_minute_passes(account)
+    catch_up = simulator.hold_positions(monkeypatch=monkeypatch)
+    assert net_at_the_broker(account, stock) == 9
+    live = sell_by_position_change(user, account, stock, 2)  # the older bracket's exit
+    assert [(leg.order_id, leg.quantity) for leg in live.result.exit_legs] == [(older.pk, 2)]
+    a_minute_passes(account)
+
+    _a_cycle(user, "lagging", older)
+
+    newer.refresh_from_db()
+    assert (older.broker_shortfall, newer.broker_shortfall) == (1, 5)
+    catch_up()
+    assert net_at_the_broker(account, stock) == 7
+    covered = [_covered(working_protection(bracket)) for bracket in (older, newer)]
+    assert covered == [{"STOP_LOSS": 7, "TAKE_PROFIT": 7}, {}]
