@@ -38,9 +38,17 @@ from monitoring.models import MonitoringRun
 from orders.alerts.models import AlertWebhook, ReceivedAlert
 from orders.alerts.services import save_webhook
 from orders.brokers.paper.models import PaperOrder, PaperTrade
-from orders.models import Order, OrderEvent, OrderLeg
+from orders.models import (
+    BrokerOrder,
+    BrokerPosition,
+    BrokerTrade,
+    Order,
+    OrderEvent,
+    OrderLeg,
+)
 from orders.scheduled.models import ScheduledOrder, ScheduledOrderRun
-from pnl.models import BrokeragePlanSetting
+from orders.services import place_single_order
+from pnl.models import BrokeragePlanSetting, PnlLot
 from tests.factories import (
     PERCENT_PLAN_FORM,
     api_client_for,
@@ -58,6 +66,7 @@ from tests.factories import (
     place_bracket,
     schedule_template,
     single_order_body,
+    single_request,
     single_ticket_form,
     web_client_for,
 )
@@ -228,6 +237,14 @@ def _cases() -> list[BodyCase]:
             {"orderid": "{bracket}", "quantity": "10", "price": "98", "product": "MIS"},
         ),
         BodyCase("openalgo", "post", "/api/v1/cancelorder", {"orderid": "{bracket}"}),
+        # an item's own account_id is not the batch's: the batch's account (B's) is used
+        BodyCase(
+            "api",
+            "post",
+            "/api/algo-place-batch-orders",
+            {"account_id": "{b_account}", "orders": [batch_item(2, account_id="{account}")]},
+            (201,),
+        ),
     ]
     return cases
 
@@ -374,6 +391,7 @@ def world(db, settings) -> World:
     account = make_account(user=a, name="account-of-A")
     strategy = make_strategy(user=a, name="strategy-of-A")
     buy_and_sync(account, instrument, 5)  # a filled order and a position
+    place_single_order(user=a, request=single_request(account, client_order_id="idem-of-A"))
     bracket = place_bracket(
         user=a,
         account=account,
@@ -405,33 +423,42 @@ def world(db, settings) -> World:
         "instrument": instrument,
         "b_strategy": b_strategy.pk,
         "b_schedule": b_schedule.pk,
+        "b_account": b_account.pk,
     }
     return World(a, b, ids, api_client_for(b), web_client_for(b), b_key)
 
 
 def _snapshot(a: User) -> dict[str, list]:
-    """Everything of A's a request by B could change, to the column."""
-    of_a = Q(user=a)
+    """Everything of A's a request by B could change, to the column: A's rows, and anyone's
+    rows that point at A's account or strategy (B's schedule moved onto A's account)."""
+    of_a, on_a = Q(user=a), Q(account__user=a)
+
+    def rows(queryset, *fields: str) -> list:
+        return list(queryset.order_by("pk").values(*fields))
+
     return {
-        "accounts": list(BrokerAccount.objects.filter(of_a).order_by("pk").values()),
-        "broker sessions": list(BrokerSession.objects.filter(account__user=a).values()),
-        "orders": list(Order.objects.filter(of_a).order_by("pk").values()),
-        "legs": list(OrderLeg.objects.filter(order__user=a).order_by("pk").values()),
-        "audit": list(
-            OrderEvent.objects.filter(of_a | Q(account__user=a)).order_by("pk").values("pk")
+        "accounts": rows(BrokerAccount.objects.filter(of_a | Q(paper_twin_of__user=a))),
+        "users choosing A's account": rows(User.objects.filter(last_used_account__user=a)),
+        "broker sessions": rows(BrokerSession.objects.filter(on_a)),
+        "orders": rows(Order.objects.filter(of_a | on_a | Q(strategy__user=a))),
+        "legs": rows(OrderLeg.objects.filter(Q(order__user=a) | on_a)),
+        "audit": rows(OrderEvent.objects.filter(of_a | on_a), "pk"),
+        "broker books": [
+            rows(model.objects.filter(on_a))
+            for model in (BrokerOrder, BrokerTrade, BrokerPosition, PnlLot)
+        ],
+        "strategies": rows(Strategy.objects.filter(of_a)),
+        "schedules": rows(ScheduledOrder.objects.filter(of_a | on_a)),
+        "schedule runs": rows(ScheduledOrderRun.objects.filter(schedule__user=a), "pk"),
+        "webhooks": rows(AlertWebhook.objects.filter(of_a | on_a | Q(strategy__user=a))),
+        "placed by alerts": rows(
+            ReceivedAlert.objects.filter(webhook__user=a, order__isnull=False), "pk"
         ),
-        "strategies": list(Strategy.objects.filter(of_a).order_by("pk").values()),
-        "schedules": list(ScheduledOrder.objects.filter(of_a).order_by("pk").values()),
-        "schedule runs": list(ScheduledOrderRun.objects.filter(schedule__user=a).values("pk")),
-        "webhooks": list(AlertWebhook.objects.filter(of_a).values()),
-        "placed by alerts": list(
-            ReceivedAlert.objects.filter(webhook__user=a, order__isnull=False).values("pk")
-        ),
-        "api keys": list(ApiKey.objects.filter(of_a).order_by("pk").values()),
-        "brokerage plans": list(BrokeragePlanSetting.objects.filter(account__user=a).values()),
-        "regenerate permission": list(EntryRegeneratePermission.objects.filter(of_a).values()),
-        "paper orders": list(PaperOrder.objects.filter(book__account__user=a).values()),
-        "paper trades": list(PaperTrade.objects.filter(book__account__user=a).values("pk")),
+        "api keys": rows(ApiKey.objects.filter(of_a | Q(bound_account__user=a))),
+        "brokerage plans": rows(BrokeragePlanSetting.objects.filter(on_a)),
+        "regenerate permission": rows(EntryRegeneratePermission.objects.filter(of_a)),
+        "paper orders": rows(PaperOrder.objects.filter(book__account__user=a)),
+        "paper trades": rows(PaperTrade.objects.filter(book__account__user=a), "pk"),
     }
 
 
@@ -589,12 +616,30 @@ def test_no_body_or_query_field_reaches_another_users_row(world):
     assert problems == []
 
 
-def test_an_openalgo_order_naming_another_users_strategy_is_credited_to_a_strategy_of_the_caller(
-    world,
-):
+def test_another_users_strategy_name_and_idempotency_key_mean_nothing_to_the_caller(world):
+    """Names are looked up among the caller's own rows: A's strategy name is as unknown to
+    B's order as a name nobody uses, A's Idempotency-Key replays none of A's orders, and
+    OpenAlgo's strategy (made on first use) is a strategy of B's."""
     before = _snapshot(world.a)
+    b_account = BrokerAccount.objects.get(pk=world.ids["b_account"])
+
+    def refusal(strategy_name: str) -> str:
+        body = single_order_body(b_account, strategy_name=strategy_name)
+        response = world.api.post("/api/orders", body, format="json")
+        assert response.status_code == 400, response.content
+        return response.content.decode().replace(strategy_name, "<name>")
+
+    assert refusal("strategy-of-A") == refusal("no-such-name")
+    replay = world.api.post(
+        "/api/orders",
+        single_order_body(b_account),
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="idem-of-A",
+    )
+    assert replay.status_code == 201, replay.content
+    assert Order.objects.get(pk=replay.json()["order"]["id"]).user == world.b
     body = openalgo_order_body(world.openalgo_key, strategy="strategy-of-A")
-    response = Client().post("/api/v1/placeorder", body, content_type="application/json")
+    response = APIClient().post("/api/v1/placeorder", body, format="json")
     assert response.status_code == 200, response.content
     order = Order.objects.get(pk=int(response.json()["orderid"]))
     assert order.user == world.b and order.strategy.user == world.b
