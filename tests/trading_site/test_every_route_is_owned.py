@@ -15,14 +15,12 @@ in without its ownership being tested.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
 from django.db.models import Q
 from django.test import Client
-from django.urls import get_resolver
-from django.urls.resolvers import URLResolver
 from rest_framework.test import APIClient
 
 from accounts.api_keys import create_api_key
@@ -70,6 +68,7 @@ from tests.factories import (
     single_ticket_form,
     web_client_for,
 )
+from tests.routes import all_routes
 
 METHODS = ("get", "post", "put", "patch", "delete")
 OK = tuple(range(200, 500))  # any answer but a 500, so long as it shows nothing of A's
@@ -320,19 +319,11 @@ EXCLUDED_PREFIXES = ("admin/",)
 # ---- the routes ----------------------------------------------------------------------------
 
 
-def _walk(patterns, prefix: str = "") -> Iterator[tuple[str, Callable]]:
-    for pattern in patterns:
-        if isinstance(pattern, URLResolver):
-            yield from _walk(pattern.url_patterns, prefix + str(pattern.pattern))
-        else:
-            yield prefix + str(pattern.pattern), pattern.callback
-
-
 def _all_routes() -> dict[str, Callable]:
     """Every route of the root URLconf but the admin's, the API's optional trailing slash
     folded into its route."""
     routes: dict[str, Callable] = {}
-    for route, callback in _walk(get_resolver().url_patterns):
+    for route, callback in all_routes():
         if route.startswith(EXCLUDED_PREFIXES):
             continue
         if route.startswith("api/") and route.endswith("/") and route[:-1] in routes:
