@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import pytest
 from django.db.models import Q
@@ -562,48 +563,51 @@ def test_no_route_with_a_row_in_its_path_reaches_another_users_row(world):
     assert problems == []
 
 
+def _body_of(case: BodyCase, ids: dict) -> dict:
+    """The case's body, its rows those of `ids` (a builder's account is `ids["account"]`)."""
+    account, instrument = SimpleNamespace(pk=ids["account"]), ids["instrument"]
+    builders = {
+        "single_order_body": lambda: single_order_body(account),
+        "bracket_order_body": lambda: bracket_order_body(account),
+        "exit_body": lambda: exit_body(account, instrument),
+        "single_ticket_form": lambda: single_ticket_form(account),
+        "schedule_form": lambda: {
+            **single_ticket_form(account),
+            "name": "on A",
+            "time_of_day": "09:30",
+            "weekdays": ["0", "1"],
+        },
+        "schedule_body": lambda: {
+            "account_id": account.pk,
+            "name": "on A",
+            "kind": "SINGLE",
+            "template": schedule_template(instrument),
+            "time_of_day": "09:30",
+            "weekdays": [0, 1, 2, 3, 4],
+        },
+    }
+    for name, builder in builders.items():
+        if name in case.body:
+            return builder()
+    return _fill(case.body, ids)
+
+
+def _sent(world: World, case: BodyCase, ids: dict) -> Sent:
+    path, body = _fill(case.path, ids), _body_of(case, ids)
+    if case.client == "api":
+        return Sent(world.api, case.method, path, body)
+    if case.client == "web":
+        return Sent(world.web, case.method, path, body, json=False)
+    return Sent(APIClient(), "post", path, openalgo_order_body(world.openalgo_key, **body))
+
+
 def test_no_body_or_query_field_reaches_another_users_row(world):
-    ids = world.ids
-    instrument = ids["instrument"]
-
-    def body_of(case: BodyCase) -> dict:
-        account = BrokerAccount.objects.get(pk=ids["account"])
-        builders = {
-            "single_order_body": lambda: single_order_body(account),
-            "bracket_order_body": lambda: bracket_order_body(account),
-            "exit_body": lambda: exit_body(account, instrument),
-            "single_ticket_form": lambda: single_ticket_form(account),
-            "schedule_form": lambda: {
-                **single_ticket_form(account),
-                "name": "on A",
-                "time_of_day": "09:30",
-                "weekdays": ["0", "1"],
-            },
-            "schedule_body": lambda: {
-                "account_id": account.pk,
-                "name": "on A",
-                "kind": "SINGLE",
-                "template": schedule_template(instrument),
-                "time_of_day": "09:30",
-                "weekdays": [0, 1, 2, 3, 4],
-            },
-        }
-        for name, builder in builders.items():
-            if name in case.body:
-                return builder()
-        return _fill(case.body, ids)
-
     problems: list[str] = []
     for case in BODY_CASES:
-        path, body = _fill(case.path, ids), body_of(case)
-        if case.client == "api":
-            sent = Sent(world.api, case.method, path, body)
-        elif case.client == "web":
-            sent = Sent(world.web, case.method, path, body, json=False)
-        else:
-            sent = Sent(APIClient(), "post", path, openalgo_order_body(world.openalgo_key, **body))
         envelope = "" if case.client == "web" else case.client
-        problems += _problems_of(world, sent, case.expected, envelope=envelope)
+        problems += _problems_of(
+            world, _sent(world, case, world.ids), case.expected, envelope=envelope
+        )
     assert problems == []
 
 
@@ -672,3 +676,33 @@ def test_no_list_or_page_shows_another_users_rows(world):
         body = openalgo_order_body(world.openalgo_key)
         problems += _problems_of(world, Sent(APIClient(), "post", f"/api/v1/{call}", body), OK)
     assert problems == []
+
+
+MISSING = 987654321  # no row has this id
+
+
+def test_another_users_row_answers_as_a_missing_one(world):
+    """A 404 that differed for a row that exists would let B enumerate A's ids."""
+    routes = _all_routes()
+    differences: list[str] = []
+
+    def answer(sent: Sent, pk) -> tuple[int, str]:
+        response = sent.send()
+        return response.status_code, response.content.decode().replace(str(pk), "<id>")
+
+    for route, kind in API_ROW_ROUTES.items():
+        for method in _allowed_methods(routes[route]):
+            pk = world.ids[kind]
+            of_a = Sent(world.api, method, _path(route, pk), _row_route_body())
+            missing = Sent(world.api, method, _path(route, MISSING), _row_route_body())
+            if answer(of_a, pk) != answer(missing, MISSING):
+                differences.append(f"{of_a.label}: {answer(of_a, pk)} {answer(missing, MISSING)}")
+    for case in BODY_CASES:
+        if case.client == "web" or case.expected != (404,):
+            continue  # the web's refusals are pages; B's own rows answer as B's
+        key = "bracket" if "{bracket}" in str(case.body) else "account"
+        of_a = answer(_sent(world, case, world.ids), world.ids[key])
+        missing = answer(_sent(world, case, {**world.ids, key: MISSING}), MISSING)
+        if of_a != missing:
+            differences.append(f"{case}: {of_a} {missing}")
+    assert differences == []
