@@ -641,7 +641,9 @@ def test_another_users_strategy_name_and_idempotency_key_mean_nothing_to_the_cal
     assert _snapshot(world.a) == before
 
 
-def test_another_users_webhook_without_its_secret_is_a_404_and_places_nothing(world):
+def test_another_users_webhook_without_its_secret_is_a_404_and_places_nothing(world, settings):
+    # wrong secrets are throttled per address, known webhook or not: room for every try here
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "webhook_bad_secret": "100/1"}
     public_id = world.ids["webhook"]
     alert = {"symbol": "RELIANCE", "action": "BUY", "quantity": 1, "position_size": 1}
     problems: list[str] = []
@@ -653,6 +655,9 @@ def test_another_users_webhook_without_its_secret_is_a_404_and_places_nothing(wo
         ):
             sent = Sent(APIClient(), "post", path, {**alert, **extra})
             problems += _problems_of(world, sent, (404,))
+            unknown = Sent(APIClient(), "post", path.replace(public_id, "no-such-hook"), sent.body)
+            if sent.send().content != unknown.send().content:
+                problems.append(f"{sent.label}: answers unlike an unknown webhook")
     assert problems == []
 
 
@@ -697,6 +702,14 @@ def test_another_users_row_answers_as_a_missing_one(world):
             missing = Sent(world.api, method, _path(route, MISSING), _row_route_body())
             if answer(of_a, pk) != answer(missing, MISSING):
                 differences.append(f"{of_a.label}: {answer(of_a, pk)} {answer(missing, MISSING)}")
+    for route, kind in WEB_ROW_ROUTES.items():
+        for method in _allowed_methods(routes[route]):
+            form = _web_form(world.ids)
+            pk = world.ids[kind]
+            of_a = Sent(world.web, method, _path(route, pk), form, json=False)
+            missing = Sent(world.web, method, _path(route, MISSING), form, json=False)
+            if answer(of_a, pk) != answer(missing, MISSING):
+                differences.append(f"web {of_a.label}: {answer(of_a, pk)[0]}")
     for case in BODY_CASES:
         if case.client == "web" or case.expected != (404,):
             continue  # the web's refusals are pages; B's own rows answer as B's
