@@ -4,8 +4,10 @@ Trader A has one of everything (a paper account with a filled order, a position 
 bracket, a strategy with its alert webhook, a scheduled order, an API key); trader B, with
 rows of their own, aims every route at A's: each path parameter naming a row, with every
 method the view allows, and each body or query field that names one (an account, an order, a
-strategy). Every answer must be a refusal (404: "another user's object is always a 404"),
-never a 2xx or a 500, and A's rows, audit trail and paper book must be exactly as before.
+strategy). Every answer must be a refusal (404: "another user's object is always a 404", in
+the API's or OpenAlgo's error envelope, and the same answer as for an id nobody has; a web
+form refused with its error where the form offers B's accounts only), never a 500, nothing of
+A's shown, and A's rows, audit trail and paper book exactly as before.
 
 `test_every_route_is_in_a_table` walks the root URLconf: a route added later must be put in
 one of the tables below (or in NO_ROWS, with the reason it names no row), so it cannot slip
