@@ -1,4 +1,4 @@
-"""The project's API routes, for the tests that hold every API view to a rule."""
+"""The project's routes, for the tests that hold every view (or every API view) to a rule."""
 
 from __future__ import annotations
 
@@ -16,8 +16,13 @@ def _walk(patterns, prefix: str = "") -> Iterator[tuple[str, Callable]]:
             yield prefix + str(pattern.pattern), pattern.callback
 
 
+def all_routes() -> Iterator[tuple[str, Callable]]:
+    """(route, view callback) of every route of the root URLconf, nested ones joined up."""
+    return _walk(get_resolver().url_patterns)
+
+
 def api_routes() -> Iterator[tuple[str, Callable]]:
     """(route, view callback) of every route under api/, but the prefixes ending in "/"."""
-    for route, callback in _walk(get_resolver().url_patterns):
+    for route, callback in all_routes():
         if route.startswith("api/") and not route.endswith("/"):
             yield route, callback
