@@ -115,6 +115,8 @@ def _decorate(orders: list[Order]) -> list[Order]:
 
 def _filtered_orders(request: AuthenticatedHttpRequest, form: OrderFilterForm):
     qs = Order.objects.filter(user=request.user)
+    if form.is_bound and not form.is_valid():
+        return qs.none()  # a bad filter shows nothing (as the trade book), never every order
     if form.is_valid():
         d = form.cleaned_data
         if d.get("account"):
@@ -169,16 +171,20 @@ def order_list(request: AuthenticatedHttpRequest) -> HttpResponse:
         "orders": orders,
         "query": query.urlencode(),
     }
+    status = 400 if form.is_bound and not form.is_valid() else 200
     if request.GET.get("fragment") == "rows":
-        return render(request, "orders/_order_rows.html", context)
-    return render(request, "orders/order_list.html", context)
+        return render(request, "orders/_order_rows.html", context, status=status)
+    return render(request, "orders/order_list.html", context, status=status)
 
 
 @login_required
 @require_GET
-def order_list_csv(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
+def order_list_csv(request: AuthenticatedHttpRequest) -> HttpResponse | StreamingHttpResponse:
     """The order list as CSV, with the page's filters (all pages)."""
     form = OrderFilterForm(request.GET or None, user=request.user)
+    refused = csv_export.refused_filters(form)
+    if refused is not None:
+        return refused
     return csv_export.csv_response(
         csv_export.order_rows(_filtered_orders(request, form)),
         filename=csv_export.export_name("orders"),

@@ -11,8 +11,9 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from itertools import chain, islice
 
+from django import forms
 from django.db.models import QuerySet
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from orders.models import BrokerTrade, Order
@@ -167,6 +168,20 @@ def csv_response(rows: Iterable[list[str]], *, filename: str) -> StreamingHttpRe
     )
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+def refused_filters(form: forms.Form) -> HttpResponse | None:
+    """A 400 naming what is wrong with an export's filters (a bound form that is not valid),
+    or None: a download with a bad filter is refused, never the whole list instead (nor an
+    empty one, which reads as "nothing to export")."""
+    if not form.is_bound or form.is_valid():
+        return None
+    problems = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in form.errors.items())
+    return HttpResponse(
+        f"Not exported, the filters are wrong: {problems}\n",
+        status=400,
+        content_type="text/plain; charset=utf-8",
+    )
 
 
 def export_name(kind: str) -> str:

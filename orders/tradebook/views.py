@@ -78,8 +78,11 @@ def trade_book(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def trade_book_csv(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
+def trade_book_csv(request: AuthenticatedHttpRequest) -> HttpResponse | StreamingHttpResponse:
     form = TradeFilterForm(request.GET or None, user=request.user)
+    refused = csv_export.refused_filters(form)
+    if refused is not None:
+        return refused
     trades = selectors.trade_list(user=request.user, filters=form.filters())
     return csv_export.csv_response(
         csv_export.trade_rows(trades), filename=csv_export.export_name("trades")

@@ -196,8 +196,55 @@ def test_the_trade_book_page_refuses_another_users_account(book):
     assert page.status_code == 400
     assert "No fills match." in page.content.decode()
     assert "INFYTB" not in page.content.decode()
-    _header, *rows = read_csv(web.get(f"/trades/export.csv?account={first.pk}"))
-    assert rows == []
+    refused = web.get(f"/trades/export.csv?account={first.pk}")
+    assert refused.status_code == 400
+    assert not refused.streaming
+    assert "account" in refused.content.decode()
+
+
+def _refused(answer) -> str:
+    """A download refused for its filters: a 400 in plain text naming them, no CSV."""
+    assert answer.status_code == 400, answer.status_code
+    assert not answer.streaming
+    assert answer["Content-Type"].startswith("text/plain")
+    assert "Content-Disposition" not in answer
+    return answer.content.decode()
+
+
+def test_a_download_with_a_bad_filter_is_refused_never_the_whole_list(book):
+    # A trader exporting one account's orders for the accountant, with a filter the form
+    # refuses (another account, an unknown status, a day that is no date), got every order
+    # of every account in the file, or an empty file that reads as "nothing happened".
+    user, first, second, infy, *_ = book
+    make_order(account=first, instrument=infy, status=Order.Status.OPEN)
+    make_order(account=second, instrument=infy, status=Order.Status.FILLED)
+    theirs = make_account(user=make_user(), name="Theirs")
+    web = Client()
+    assert web.login(username=user.username, password=DEFAULT_PASSWORD)
+
+    assert "account" in _refused(web.get(f"/orders/export.csv?account={theirs.pk}"))
+    assert "status" in _refused(web.get("/orders/export.csv?status=NOT_A_STATUS"))
+    assert "since" in _refused(web.get("/orders/export.csv?since=yesterday"))
+    assert "date" in _refused(web.get("/trades/export.csv?date=2026-13-40"))
+
+    _header, *mine = read_csv(web.get(f"/orders/export.csv?account={first.pk}"))
+    assert len(mine) == 1
+
+
+def test_the_order_list_page_with_a_bad_filter_shows_no_order(book):
+    user, first, _second, infy, *_ = book
+    make_order(account=first, instrument=infy, status=Order.Status.OPEN)
+    web = Client()
+    assert web.login(username=user.username, password=DEFAULT_PASSWORD)
+    assert "INFYTB" in web.get("/orders/").content.decode()
+
+    page = web.get("/orders/?status=NOT_A_STATUS")
+
+    assert page.status_code == 400
+    assert "INFYTB" not in page.content.decode()
+    rows = web.get("/orders/?status=NOT_A_STATUS&fragment=rows")
+    assert rows.status_code == 400
+    assert "INFYTB" not in rows.content.decode()
 
 
 def test_the_trade_book_page_without_filters_lists_every_fill(book):
