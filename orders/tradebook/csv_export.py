@@ -176,7 +176,10 @@ def refused_filters(form: forms.Form) -> HttpResponse | None:
     empty one, which reads as "nothing to export")."""
     if not form.is_bound or form.is_valid():
         return None
-    problems = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in form.errors.items())
+    problems = "; ".join(
+        f"{name}: {' '.join(str(message) for message in messages)}"
+        for name, messages in form.errors.items()
+    )
     return HttpResponse(
         f"Not exported, the filters are wrong: {problems}\n",
         status=400,
