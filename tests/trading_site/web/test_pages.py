@@ -241,24 +241,28 @@ def test_order_list_filters_by_date(web, account):
 
 
 # A day typed with a wrong year: its start in IST, or the day after, is past what a
-# datetime holds (they answered 500, the CSV downloads broke off).
+# datetime holds (they answered 500, the CSV downloads broke off). A form error: the page
+# lists nothing, the download is refused naming the day.
 IMPOSSIBLE_DAYS = [
-    ("orders", {"since": "0001-01-01"}, 200),
-    ("orders", {"until": "9999-12-31"}, 200),
-    ("trades", {"date": "0001-01-01"}, 400),
-    ("trades", {"date": "9999-12-31"}, 400),
+    ("orders", {"since": "0001-01-01"}),
+    ("orders", {"until": "9999-12-31"}),
+    ("trades", {"date": "0001-01-01"}),
+    ("trades", {"date": "9999-12-31"}),
 ]
+DAY_RANGE = "Give a day between 01 Jan 1970 and 31 Dec 2999."
 
 
-@pytest.mark.parametrize("name,query,status", IMPOSSIBLE_DAYS)
-def test_a_filter_day_out_of_range_is_a_form_error(web, account, name, query, status):
+@pytest.mark.parametrize("name,query", IMPOSSIBLE_DAYS)
+def test_a_filter_day_out_of_range_is_a_form_error(web, account, name, query):
     make_order(account=account, instrument=make_instrument(symbol="KEPT"))
     response = web.get(reverse(name), query)
-    assert response.status_code == status
-    assert "Give a day between 01 Jan 1970 and 31 Dec 2999." in response.content.decode()
+    assert response.status_code == 400
+    assert DAY_RANGE in response.content.decode()
+    assert "KEPT" not in response.content.decode()
     csv = web.get(reverse(f"{name}_csv"), query)
-    assert csv.status_code == 200
-    assert b"".join(csv.streaming_content).splitlines()[0]
+    assert csv.status_code == 400
+    assert not csv.streaming
+    assert DAY_RANGE in csv.content.decode()
 
 
 @pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31"])
