@@ -17,6 +17,8 @@ from pnl.models import PnlDaily
 from tests.factories import (
     api_client_for,
     api_key_client_for,
+    batch_item,
+    make_account,
     make_fair_price,
     make_instrument,
     make_one_of_everything,
@@ -159,3 +161,100 @@ def test_limit_is_bounded_and_the_bound_is_documented(contract, world, path):
         assert response.status_code == 400, (path, bad)
         assert response.json()["code"] == "VALIDATION_ERROR"
     assert client.get(f"{path}?offset={2**64}").status_code == 400
+
+
+# Found by fuzzing the running server with schemathesis (every operation, random and hostile
+# input): answers the server gives, on purpose, that the schema did not document.
+
+
+def test_deactivating_an_account_answers_the_documented_200_with_the_account(contract, world):
+    user, ids = world
+    response = api_client_for(user).delete(f"/api/accounts/{ids['account_id']}")
+    assert response.status_code == 200
+    assert response.json()["account"]["is_active"] is False
+    contract.validate("/api/accounts/{account_id}", "delete", response)
+
+
+def _account_named_operations(contract: Contract) -> list[tuple[str, str]]:
+    """(path, method) of the operations without an id in the path that name an account in
+    their query (`account_id`) or body (`account_id`, `bound_account_id`)."""
+    named = []
+    for path, operations in contract.document["paths"].items():
+        for method, operation in operations.items():
+            if method not in ("get", "post") or "{" in path or not path.startswith("/api/"):
+                continue
+            if method == "get":
+                names = {p["name"] for p in operation.get("parameters", [])}
+            else:
+                content = operation.get("requestBody", {}).get("content", {})
+                ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+                component = contract.document["components"]["schemas"].get(
+                    ref.rsplit("/", 1)[-1], {}
+                )
+                names = set(component.get("properties", {}))
+            if names & {"account_id", "bound_account_id"}:
+                named.append((path, method))
+    return named
+
+
+def test_another_users_account_named_in_a_query_or_body_is_a_documented_404(contract, world):
+    user, ids = world
+    client = api_client_for(user)
+    theirs = make_account(user=make_user()).pk
+    named = _account_named_operations(contract)
+    assert ("/api/orders", "get") in named and ("/api/positions/exit", "post") in named
+    for path, method in named:
+        if method == "get":
+            response = client.get(path, {"account_id": theirs})
+        else:
+            body = {
+                "/api/positions/exit": {
+                    "account_id": theirs,
+                    "exchange_segment": "NSECM",
+                    "exchange_instrument_id": 1,
+                    "product_type": "MIS",
+                },
+                "/api/positions/exit-all": {"account_id": theirs, "confirm": "EXIT ALL"},
+                "/api/api-keys": {"name": "bot", "bound_account_id": theirs},
+                "/api/algo-place-batch-orders": {"account_id": theirs, "orders": [batch_item(1)]},
+                "/api/scheduled-orders": {
+                    "account_id": theirs,
+                    "name": "nightly",
+                    "kind": "SINGLE",
+                    "template": {"symbol": "RELIANCE", "order_side": "BUY"},
+                    "time_of_day": "10:00",
+                    "weekdays": [0],
+                },
+            }.get(path)
+            if body is None:
+                continue  # placement: its 404 was documented already
+            response = client.post(path, body, format="json")
+        assert response.status_code == 404, (method, path, response.content[:200])
+        contract.validate(path, method, response)
+
+
+def test_connecting_a_deactivated_account_is_a_documented_409(contract, world):
+    user, ids = world
+    client = api_client_for(user)
+    client.delete(f"/api/accounts/{ids['account_id']}")
+    response = client.post(f"/api/accounts/{ids['account_id']}/connect")
+    assert response.status_code == 409
+    assert response.json()["code"] == "CONFLICT"
+    contract.validate("/api/accounts/{id}/connect", "post", response)
+
+
+def test_exiting_a_position_there_is_not_is_a_documented_409(contract, world):
+    user, ids = world
+    response = api_client_for(user).post(
+        "/api/positions/exit",
+        {
+            "account_id": ids["account_id"],
+            "exchange_segment": "NSECM",
+            "exchange_instrument_id": 1,
+            "product_type": "CNC",
+        },
+        format="json",
+    )
+    assert response.status_code == 409
+    assert response.json()["code"] == "CONFLICT"
+    contract.validate("/api/positions/exit", "post", response)
