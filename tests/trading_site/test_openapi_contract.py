@@ -12,7 +12,9 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.models import BrokerAccount
 from monitoring.models import MonitoringRun
+from orders.models import Order
 from pnl.models import PnlDaily
 from tests.factories import (
     api_client_for,
@@ -22,6 +24,7 @@ from tests.factories import (
     make_fair_price,
     make_instrument,
     make_one_of_everything,
+    make_order,
     make_user,
 )
 from tests.openapi_contract import Contract, published_contract
@@ -258,3 +261,21 @@ def test_exiting_a_position_there_is_not_is_a_documented_409(contract, world):
     assert response.status_code == 409
     assert response.json()["code"] == "CONFLICT"
     contract.validate("/api/positions/exit", "post", response)
+
+
+def test_changing_or_cancelling_a_final_order_is_a_documented_409(contract, world):
+    user, ids = world
+    client = api_client_for(user)
+    account = BrokerAccount.objects.get(pk=ids["account_id"])
+    order = make_order(account=account, status=Order.Status.CANCELLED)
+    changed = client.patch(f"/api/orders/{order.pk}", {"limit_price": "98.00"}, format="json")
+    cancelled = client.post(f"/api/orders/{order.pk}/cancel")
+    for method, path, response in (
+        ("patch", "/api/orders/{order_id}", changed),
+        ("post", "/api/orders/{order_id}/cancel", cancelled),
+    ):
+        assert response.status_code == 409, (method, response.content[:200])
+        assert response.json()["code"] == "CONFLICT"
+        contract.validate(path, method, response)
+    order.refresh_from_db()
+    assert order.status == Order.Status.CANCELLED and order.limit_price == Decimal("99.00")
