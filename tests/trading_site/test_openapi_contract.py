@@ -12,7 +12,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.models import BrokerAccount
+from accounts.api_keys import create_api_key
+from accounts.models import ApiKey, BrokerAccount
 from monitoring.models import MonitoringRun
 from orders.models import Order
 from pnl.models import PnlDaily
@@ -25,7 +26,10 @@ from tests.factories import (
     make_instrument,
     make_one_of_everything,
     make_order,
+    make_reliance_at_100,
     make_user,
+    make_xts_account,
+    openalgo_order_body,
 )
 from tests.openapi_contract import Contract, published_contract
 
@@ -279,3 +283,32 @@ def test_changing_or_cancelling_a_final_order_is_a_documented_409(contract, worl
         contract.validate(path, method, response)
     order.refresh_from_db()
     assert order.status == Order.Status.CANCELLED and order.limit_price == Decimal("99.00")
+
+
+@pytest.fixture
+def unreachable_broker(settings):
+    """A trader's IIFL account whose broker refuses every connection (nothing listens)."""
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True
+    settings.BROKER_ALLOW_PRIVATE_HOSTS = True
+    user = make_user()
+    make_reliance_at_100()
+    return user, make_xts_account("http://127.0.0.1:9", user=user)
+
+
+def test_an_openalgo_order_not_sent_is_a_documented_503(contract, unreachable_broker):
+    user, account = unreachable_broker
+    key, _ = create_api_key(user=user, name="bot", scope=ApiKey.Scope.TRADE, bound_account=account)
+    response = APIClient().post("/api/v1/placeorder", openalgo_order_body(key), format="json")
+    assert response.status_code == 503
+    assert response.json()["code"] == "NOT_SENT" and response.json()["retryable"] is True
+    contract.validate("/api/v1/placeorder", "post", response)
+
+
+def test_connecting_to_a_broker_that_does_not_answer_is_a_documented_503(
+    contract, unreachable_broker
+):
+    user, account = unreachable_broker
+    response = api_client_for(user).post(f"/api/accounts/{account.pk}/connect")
+    assert response.status_code == 503
+    assert response.json()["code"] == "BROKER_UNAVAILABLE"
+    contract.validate("/api/accounts/{id}/connect", "post", response)
