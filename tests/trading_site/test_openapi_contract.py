@@ -312,3 +312,15 @@ def test_connecting_to_a_broker_that_does_not_answer_is_a_documented_503(
     assert response.status_code == 503
     assert response.json()["code"] == "BROKER_UNAVAILABLE"
     contract.validate("/api/accounts/{id}/connect", "post", response)
+
+
+def test_closing_positions_when_there_are_none_answers_as_documented(contract):
+    user = make_user()
+    account = make_account(user=user)
+    key, _ = create_api_key(user=user, name="bot", scope=ApiKey.Scope.TRADE, bound_account=account)
+    response = APIClient().post(
+        "/api/v1/closeposition", {"apikey": key, "strategy": "eod"}, format="json"
+    )
+    assert response.status_code == 200
+    assert response.json()["message"] == "No open positions to close"
+    contract.validate("/api/v1/closeposition", "post", response)
