@@ -8,7 +8,7 @@ orders.services): the one place the accounts app reaches up, allowed in .importl
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -37,17 +37,22 @@ class AccountConnectView(APIView):
 
     @extend_schema(
         request=None,
-        responses=inline_serializer(
-            "AccountConnectResult",
-            {
-                "account_id": serializers.IntegerField(),
-                "broker": serializers.CharField(),
-                "connected": serializers.BooleanField(),
-                "expires_at": serializers.DateTimeField(),
-                "broker_user_id": serializers.CharField(),
-                "is_investor_client": serializers.BooleanField(),
-            },
-        ),
+        responses={
+            200: inline_serializer(
+                "AccountConnectResult",
+                {
+                    "account_id": serializers.IntegerField(),
+                    "broker": serializers.CharField(),
+                    "connected": serializers.BooleanField(),
+                    "expires_at": serializers.DateTimeField(),
+                    "broker_user_id": serializers.CharField(),
+                    "is_investor_client": serializers.BooleanField(),
+                },
+            ),
+            409: OpenApiResponse(description="CONFLICT: the account is deactivated"),
+            422: OpenApiResponse(description="BROKER_REJECTED: the broker refused the login"),
+            503: OpenApiResponse(description="BROKER_UNAVAILABLE: the broker did not answer"),
+        },
     )
     def post(self, request, pk: int):
         account = BrokerAccount.objects.filter(pk=pk, user=request.user).first()

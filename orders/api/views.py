@@ -378,6 +378,18 @@ class BatchOrdersView(OrdersGroupMixin, APIView):
         )
 
 
+# A change of a placed order (PATCH, cancel): the order with its legs, or why not.
+_CHANGE_RESPONSES = {
+    200: s.OrderDetailSerializer,
+    409: OpenApiResponse(
+        description="CONFLICT: no working leg to change (the order is final, or the leg "
+        "is), or the account is busy with another change"
+    ),
+    422: OpenApiResponse(description="BROKER_REJECTED: the broker refused the change"),
+    503: OpenApiResponse(description="BROKER_UNAVAILABLE: the broker did not answer"),
+}
+
+
 class OrderDetailView(OrdersGroupMixin, APIView):
     """GET: one order with its legs and audit trail; PATCH: change a working leg."""
 
@@ -386,7 +398,7 @@ class OrderDetailView(OrdersGroupMixin, APIView):
         order = selectors.order_detail(user=request.user, order_id=order_id)
         return Response(s.order_detail(order))
 
-    @extend_schema(request=s.ModifyOrderSerializer, responses=s.OrderDetailSerializer)
+    @extend_schema(request=s.ModifyOrderSerializer, responses=_CHANGE_RESPONSES)
     def patch(self, request, order_id: int):
         order = selectors.order_for_user(user=request.user, order_id=order_id)
         serializer = s.ModifyOrderSerializer(data=request.data)
@@ -408,7 +420,7 @@ class OrderDetailView(OrdersGroupMixin, APIView):
 class CancelOrderView(OrdersGroupMixin, APIView):
     """POST: cancel the order's unfilled entry (a filled bracket keeps its SL/TP)."""
 
-    @extend_schema(request=None, responses=s.OrderDetailSerializer)
+    @extend_schema(request=None, responses=_CHANGE_RESPONSES)
     def post(self, request, order_id: int):
         order = selectors.order_for_user(user=request.user, order_id=order_id)
         services.cancel_order(order=order, actor=user_actor(request.user))

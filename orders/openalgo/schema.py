@@ -67,9 +67,18 @@ ERRORS = {
         _ERROR, description="bad, unbound or read-only (for writes) apikey; account off"
     ),
     404: OpenApiResponse(_ERROR, description="no such order on the key's account"),
-    409: OpenApiResponse(_ERROR, description="the same request is still being handled"),
+    409: OpenApiResponse(
+        _ERROR,
+        description="the same request is still being handled; or `code` TRADING_LOCKED: the "
+        "kill switch locked the account",
+    ),
     429: OpenApiResponse(_ERROR, description="rate limited: see Retry-After"),
     500: OpenApiResponse(_ERROR, description="the broker did not answer, or an internal error"),
+    503: OpenApiResponse(
+        _ERROR,
+        description="`code` NOT_SENT, `retryable` true: the order never reached the broker "
+        "(nothing placed); send the same request again after Retry-After",
+    ),
 }
 
 

@@ -626,7 +626,11 @@ class ClosePositionView(PlacingView):
     request_fields = doc.STRATEGY
     answer_fields = dict(
         message=serializers.CharField(),
-        orderids=serializers.ListField(child=serializers.CharField()),
+        orderids=serializers.ListField(
+            child=serializers.CharField(),
+            required=False,
+            help_text="absent when there was no open position to close",
+        ),
     )
 
     def respond(self, caller, body, claim_id):

@@ -12,15 +12,24 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.api_keys import create_api_key
+from accounts.models import ApiKey, BrokerAccount
 from monitoring.models import MonitoringRun
+from orders.models import Order
 from pnl.models import PnlDaily
 from tests.factories import (
     api_client_for,
     api_key_client_for,
+    batch_item,
+    make_account,
     make_fair_price,
     make_instrument,
     make_one_of_everything,
+    make_order,
+    make_reliance_at_100,
     make_user,
+    make_xts_account,
+    openalgo_order_body,
 )
 from tests.openapi_contract import Contract, published_contract
 
@@ -159,3 +168,159 @@ def test_limit_is_bounded_and_the_bound_is_documented(contract, world, path):
         assert response.status_code == 400, (path, bad)
         assert response.json()["code"] == "VALIDATION_ERROR"
     assert client.get(f"{path}?offset={2**64}").status_code == 400
+
+
+# Found by fuzzing the running server with schemathesis (every operation, random and hostile
+# input): answers the server gives, on purpose, that the schema did not document.
+
+
+def test_deactivating_an_account_answers_the_documented_200_with_the_account(contract, world):
+    user, ids = world
+    response = api_client_for(user).delete(f"/api/accounts/{ids['account_id']}")
+    assert response.status_code == 200
+    assert response.json()["account"]["is_active"] is False
+    contract.validate("/api/accounts/{account_id}", "delete", response)
+
+
+def _account_named_operations(contract: Contract) -> list[tuple[str, str]]:
+    """(path, method) of the operations without an id in the path that name an account in
+    their query (`account_id`) or body (`account_id`, `bound_account_id`)."""
+    named = []
+    for path, operations in contract.document["paths"].items():
+        for method, operation in operations.items():
+            if method not in ("get", "post") or "{" in path or not path.startswith("/api/"):
+                continue
+            if method == "get":
+                names = {p["name"] for p in operation.get("parameters", [])}
+            else:
+                content = operation.get("requestBody", {}).get("content", {})
+                ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+                component = contract.document["components"]["schemas"].get(
+                    ref.rsplit("/", 1)[-1], {}
+                )
+                names = set(component.get("properties", {}))
+            if names & {"account_id", "bound_account_id"}:
+                named.append((path, method))
+    return named
+
+
+def test_another_users_account_named_in_a_query_or_body_is_a_documented_404(contract, world):
+    user, ids = world
+    client = api_client_for(user)
+    theirs = make_account(user=make_user()).pk
+    named = _account_named_operations(contract)
+    assert ("/api/orders", "get") in named and ("/api/positions/exit", "post") in named
+    for path, method in named:
+        if method == "get":
+            response = client.get(path, {"account_id": theirs})
+        else:
+            body = {
+                "/api/positions/exit": {
+                    "account_id": theirs,
+                    "exchange_segment": "NSECM",
+                    "exchange_instrument_id": 1,
+                    "product_type": "MIS",
+                },
+                "/api/positions/exit-all": {"account_id": theirs, "confirm": "EXIT ALL"},
+                "/api/api-keys": {"name": "bot", "bound_account_id": theirs},
+                "/api/algo-place-batch-orders": {"account_id": theirs, "orders": [batch_item(1)]},
+                "/api/scheduled-orders": {
+                    "account_id": theirs,
+                    "name": "nightly",
+                    "kind": "SINGLE",
+                    "template": {"symbol": "RELIANCE", "order_side": "BUY"},
+                    "time_of_day": "10:00",
+                    "weekdays": [0],
+                },
+            }.get(path)
+            if body is None:
+                continue  # placement: its 404 was documented already
+            response = client.post(path, body, format="json")
+        assert response.status_code == 404, (method, path, response.content[:200])
+        contract.validate(path, method, response)
+
+
+def test_connecting_a_deactivated_account_is_a_documented_409(contract, world):
+    user, ids = world
+    client = api_client_for(user)
+    client.delete(f"/api/accounts/{ids['account_id']}")
+    response = client.post(f"/api/accounts/{ids['account_id']}/connect")
+    assert response.status_code == 409
+    assert response.json()["code"] == "CONFLICT"
+    contract.validate("/api/accounts/{id}/connect", "post", response)
+
+
+def test_exiting_a_position_there_is_not_is_a_documented_409(contract, world):
+    user, ids = world
+    response = api_client_for(user).post(
+        "/api/positions/exit",
+        {
+            "account_id": ids["account_id"],
+            "exchange_segment": "NSECM",
+            "exchange_instrument_id": 1,
+            "product_type": "CNC",
+        },
+        format="json",
+    )
+    assert response.status_code == 409
+    assert response.json()["code"] == "CONFLICT"
+    contract.validate("/api/positions/exit", "post", response)
+
+
+def test_changing_or_cancelling_a_final_order_is_a_documented_409(contract, world):
+    user, ids = world
+    client = api_client_for(user)
+    account = BrokerAccount.objects.get(pk=ids["account_id"])
+    order = make_order(account=account, status=Order.Status.CANCELLED)
+    changed = client.patch(f"/api/orders/{order.pk}", {"limit_price": "98.00"}, format="json")
+    cancelled = client.post(f"/api/orders/{order.pk}/cancel")
+    for method, path, response in (
+        ("patch", "/api/orders/{order_id}", changed),
+        ("post", "/api/orders/{order_id}/cancel", cancelled),
+    ):
+        assert response.status_code == 409, (method, response.content[:200])
+        assert response.json()["code"] == "CONFLICT"
+        contract.validate(path, method, response)
+    order.refresh_from_db()
+    assert order.status == Order.Status.CANCELLED and order.limit_price == Decimal("99.00")
+
+
+@pytest.fixture
+def unreachable_broker(settings):
+    """A trader's IIFL account whose broker refuses every connection (nothing listens)."""
+    settings.TRADING_WINDOW_ALWAYS_OPEN = True
+    settings.BROKER_ALLOW_PRIVATE_HOSTS = True
+    user = make_user()
+    make_reliance_at_100()
+    return user, make_xts_account("http://127.0.0.1:9", user=user)
+
+
+def test_an_openalgo_order_not_sent_is_a_documented_503(contract, unreachable_broker):
+    user, account = unreachable_broker
+    key, _ = create_api_key(user=user, name="bot", scope=ApiKey.Scope.TRADE, bound_account=account)
+    response = APIClient().post("/api/v1/placeorder", openalgo_order_body(key), format="json")
+    assert response.status_code == 503
+    assert response.json()["code"] == "NOT_SENT" and response.json()["retryable"] is True
+    contract.validate("/api/v1/placeorder", "post", response)
+
+
+def test_connecting_to_a_broker_that_does_not_answer_is_a_documented_503(
+    contract, unreachable_broker
+):
+    user, account = unreachable_broker
+    response = api_client_for(user).post(f"/api/accounts/{account.pk}/connect")
+    assert response.status_code == 503
+    assert response.json()["code"] == "BROKER_UNAVAILABLE"
+    contract.validate("/api/accounts/{id}/connect", "post", response)
+
+
+def test_closing_positions_when_there_are_none_answers_as_documented(contract):
+    user = make_user()
+    account = make_account(user=user)
+    key, _ = create_api_key(user=user, name="bot", scope=ApiKey.Scope.TRADE, bound_account=account)
+    response = APIClient().post(
+        "/api/v1/closeposition", {"apikey": key, "strategy": "eod"}, format="json"
+    )
+    assert response.status_code == 200
+    assert response.json()["message"] == "No open positions to close"
+    contract.validate("/api/v1/closeposition", "post", response)

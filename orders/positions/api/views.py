@@ -17,7 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -91,6 +96,15 @@ def _exit_response(result: services.ExitResult) -> Response:
     return Response(body)
 
 
+_EXIT_ANSWERS = {
+    200: s.ExitResultSerializer,
+    409: OpenApiResponse(
+        description="CONFLICT: nothing could be sent (`details`: the exit's result, why in "
+        "`error`); MARKET_CLOSED: a live broker outside the trading window"
+    ),
+}
+
+
 # POST an exit: the body parsed by `body` (documented as the request), the account's positions
 # named by `keys_of` (all of them when None) squared off. (No docstring, as above.)
 class _ExitView(APIView):
@@ -99,7 +113,7 @@ class _ExitView(APIView):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        operation = extend_schema(request=cls.body, responses=s.ExitResultSerializer)
+        operation = extend_schema(request=cls.body, responses=_EXIT_ANSWERS)
         extend_schema_view(post=operation)(cls)
 
     def keys_of(self, data: dict[str, Any]) -> set[services.PositionKey] | None:

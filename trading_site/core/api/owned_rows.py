@@ -34,7 +34,9 @@ class OwnedRowView(APIView):
 
     @classmethod
     def operations(cls) -> dict[str, Any]:
-        deleted = cls.answer_schema if cls.delete_answers_row else {204: None}
+        # A soft delete answers 200 with the row: spectacular documents any DELETE given a
+        # bare serializer as 204 without a body, so the status is named.
+        deleted = {200: cls.answer_schema} if cls.delete_answers_row else {204: None}
         delete = extend_schema(
             request=None, responses=deleted, description=cls.delete_description or None
         )

@@ -71,11 +71,32 @@ def _error_content(status: str) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _statuses_for(path: str, method: str, operation: dict) -> list[str]:
+# A query parameter or body field naming one of the caller's accounts: another user's (or no)
+# account is a 404, as an object in the path is.
+_ACCOUNT_FIELDS = frozenset({"account_id", "bound_account_id"})
+
+
+def _body_fields(schema: dict, schemas: dict) -> set[str]:
+    if "$ref" in schema:
+        return _body_fields(schemas.get(schema["$ref"].rsplit("/", 1)[-1], {}), schemas)
+    fields = set(schema.get("properties", {}))
+    for part in schema.get("allOf", []) + schema.get("oneOf", []) + schema.get("anyOf", []):
+        fields |= _body_fields(part, schemas)
+    return fields
+
+
+def _names_an_account(operation: dict, schemas: dict) -> bool:
+    names = {p.get("name") for p in operation.get("parameters", []) if p.get("in") == "query"}
+    for content in operation.get("requestBody", {}).get("content", {}).values():
+        names |= _body_fields(content.get("schema", {}), schemas)
+    return bool(names & _ACCOUNT_FIELDS)
+
+
+def _statuses_for(path: str, method: str, operation: dict, schemas: dict) -> list[str]:
     statuses = ["400", "429", "500"]
     if operation.get("security") != [{}] and path != "/api/login":
         statuses += ["401", "403"]
-    if "{" in path:
+    if "{" in path or _names_an_account(operation, schemas):
         statuses.append("404")
     if "requestBody" in operation or method in ("post", "put", "patch"):
         statuses.append("413")
@@ -110,7 +131,7 @@ def document_errors(result: dict, generator, request, public) -> dict:
             for status, response in list(responses.items()):
                 if status.startswith(("4", "5")) and "content" not in response:
                     response["content"] = _error_content(status)
-            for status in _statuses_for(path, method, operation):
+            for status in _statuses_for(path, method, operation, schemas):
                 responses.setdefault(
                     status,
                     {"description": _DESCRIPTIONS[status], "content": _error_content(status)},
