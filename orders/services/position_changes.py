@@ -355,7 +355,7 @@ def broker_nets(
 def positions_lag_margin() -> timedelta:
     """How long before a positions read a change of the desk's legs may still be missing
     from it (settings.POSITIONS_LAG_MARGIN_SECONDS)."""
-    return timedelta(seconds=float(getattr(settings, "POSITIONS_LAG_MARGIN_SECONDS", 5)))
+    return timedelta(seconds=settings.POSITIONS_LAG_MARGIN_SECONDS)
 
 
 def _last_leg_changes(

@@ -3,8 +3,8 @@ and the frames of one WebSocket connection (`TokenBucket`, held by its owner).
 
 A bucket holds up to `capacity` tokens and refills at `refill_per_second`; each request takes
 one. Full stack: a Lua script in Redis does read-refill-take-write atomically with Redis's own
-clock, so every process shares one bucket. Embedded: the local-memory cache under a process
-lock (the embedded mode is one process).
+clock, so every process shares one bucket. Embedded: this process's buckets
+(`embedded_buckets`, a `LocalBuckets`: the embedded mode is one process).
 
 When the shared store cannot be read (Redis down, silent past its socket timeout, or any other
 failure of the call), `take_group_token` never lets the request through unlimited: it takes
@@ -178,33 +178,19 @@ def _redis_script():
     return get_redis_connection("default").register_script(_LUA_TAKE_TOKEN)
 
 
-_local_lock = threading.Lock()
-
-
 def take_token(key: str, *, capacity: int, refill_per_second: float) -> BucketResult:
     """Take one token from the bucket `key`, atomically across every process sharing it."""
-    _check_bucket(capacity, refill_per_second)
     if settings.EMBEDDED:
-        return _take_token_local(_KEY_PREFIX + key, capacity=capacity, rate=refill_per_second)
+        return embedded_buckets.take(
+            _KEY_PREFIX + key, capacity=capacity, refill_per_second=refill_per_second
+        )
+    _check_bucket(capacity, refill_per_second)
     # Same prefix as the cache's own keys, so cache.clear() and key listings include buckets.
     full_key = cache.make_key(_KEY_PREFIX + key)
     allowed, tokens = _redis_script()(keys=[full_key], args=[capacity, refill_per_second])
     return _result(
         allowed=bool(int(allowed)), tokens=float(tokens), capacity=capacity, rate=refill_per_second
     )
-
-
-def _take_token_local(key: str, *, capacity: int, rate: float) -> BucketResult:
-    # The local-memory cache lives in this process only, so a process-wide lock makes the
-    # read-modify-write atomic.
-    with _local_lock:
-        now = time.monotonic()
-        state = cache.get(key)
-        tokens, ts = (float(capacity), now) if state is None else state
-        allowed, tokens = _refill_and_take(tokens, now - ts, capacity=capacity, rate=rate)
-        ttl = math.ceil((capacity - tokens) / rate) + 1 if rate > 0 else 3600
-        cache.set(key, (tokens, now), ttl)
-    return _result(allowed=allowed, tokens=tokens, capacity=capacity, rate=rate)
 
 
 class LocalBuckets:
@@ -245,10 +231,12 @@ class LocalBuckets:
 # the minutes of an outage (every active user's groups, every address trying to log in).
 PROCESS_BUCKETS_MAX_KEYS = 10_000
 
-# Two stores: the broker calls' fallback is never evicted by keys that API or login callers
-# (an attacker among them) make up during an outage.
+# Two stores while Redis is down: the broker calls' fallback is never evicted by keys that
+# API or login callers (an attacker among them) make up during an outage. The embedded mode
+# (no Redis) keeps every bucket in a third.
 process_buckets = LocalBuckets(max_keys=PROCESS_BUCKETS_MAX_KEYS)
 group_buckets = LocalBuckets(max_keys=PROCESS_BUCKETS_MAX_KEYS)
+embedded_buckets = LocalBuckets(max_keys=PROCESS_BUCKETS_MAX_KEYS)
 
 
 def take_process_token(key: str, *, capacity: int, refill_per_second: float) -> BucketResult:
