@@ -106,8 +106,9 @@ class Order(models.Model):
     # Of the bracket's open position, what the broker did not hold when an exit path (the
     # kill switch, a position exit or change) last measured it: closed outside the desk (a
     # trade in the broker's own terminal, its risk system). No exit, stop-loss or target
-    # of the bracket covers it (orders.domain.exit_sizing).
-    broker_shortfall = models.PositiveIntegerField(default=0)
+    # of the bracket covers it (orders.domain.exit_sizing). The database default lets web
+    # processes that predate the column keep placing during a rolling deploy.
+    broker_shortfall = models.PositiveIntegerField(default=0, db_default=0)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
