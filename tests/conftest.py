@@ -8,11 +8,14 @@ from django.core.cache import cache
 from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
 from tests.factories import xts_protected_bracket
 from tests.servers import SIM_USERS, GroupListener, SimulatorHandle
+from trading_site.core.api.ratelimit import store_outage
 
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
-    """Each test starts with an empty cache (tokens, rate limits, locks, presence)."""
+    """Each test starts with an empty cache (tokens, rate limits, locks, presence), and with a
+    rate limiter that asks it (no outage left open by an earlier test)."""
+    store_outage.reset()
     cache.clear()
     yield
     cache.clear()

@@ -11,8 +11,11 @@ failure of the call), `take_group_token` never lets the request through unlimite
 the token from a bucket of this process (`group_buckets`: same key, same capacity and refill as
 the group's; at most PROCESS_BUCKETS_MAX_KEYS buckets, the least recently used forgotten
 first, so a caller rotating keys cannot grow it). Each process logs the outage once when it
-starts and once when Redis answers again; every call still asks Redis first, so the shared
-buckets are back with Redis. What that means for each caller:
+starts and once when Redis answers again. After a failure the process stops asking Redis for
+RATE_LIMIT_STORE_RETRY_SECONDS (a circuit breaker: a Redis that accepts connections and never
+answers would otherwise hold every request for REDIS_SOCKET_TIMEOUT, one after another), then
+one request asks again: the shared buckets are back within that period of Redis's return.
+What that means for each caller:
 - the API's per-user groups (`UserRateLimit`: read, default, orders): the same limits, the
   same 429, Retry-After and X-RateLimit-* headers. A trader's normal use within the limit is
   never refused: a process's bucket starts full and is as large as the shared one;
@@ -247,14 +250,35 @@ def take_process_token(key: str, *, capacity: int, refill_per_second: float) -> 
 
 class _StoreOutage:
     """Whether this process last found the shared store down, so that an outage is logged
-    once when it starts and once when it ends, not once per request."""
+    once when it starts and once when it ends, not once per request; and the breaker that
+    keeps requests off the store for RATE_LIMIT_STORE_RETRY_SECONDS after each failure."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.down = False
+        self._retry_at = 0.0
+
+    def should_ask(self) -> bool:
+        """Whether this request asks the store: always while it answers; during an outage
+        one request per period, the others meanwhile kept to this process's buckets."""
+        if not self.down:  # the usual case: no lock taken
+            return True
+        with self._lock:
+            now = time.monotonic()
+            if self.down and now < self._retry_at:
+                return False
+            self._retry_at = now + settings.RATE_LIMIT_STORE_RETRY_SECONDS
+            return True
+
+    def reset(self) -> None:
+        """No outage open, the store asked on the next request (the tests, between cases)."""
+        with self._lock:
+            self.down = False
+            self._retry_at = 0.0
 
     def failed(self, error: BaseException) -> None:
         with self._lock:
+            self._retry_at = time.monotonic() + settings.RATE_LIMIT_STORE_RETRY_SECONDS
             if self.down:
                 return
             self.down = True
@@ -278,7 +302,7 @@ class _StoreOutage:
         )
 
 
-_store_outage = _StoreOutage()
+store_outage = _StoreOutage()
 
 
 def parse_rate(spec: str) -> tuple[int, float]:
@@ -304,12 +328,14 @@ def take_group_token(group: str, key: str) -> BucketResult:
     """Take a token from a settings.RATE_LIMITS group's bucket: the shared one, or this
     process's while the shared store cannot be read (see the module docstring)."""
     capacity, rate = group_rate(group)
+    if not store_outage.should_ask():
+        return group_buckets.take(key, capacity=capacity, refill_per_second=rate)
     try:
         result = take_token(key, capacity=capacity, refill_per_second=rate)
     except Exception as exc:  # any failure to read the store: limited here, never unlimited
-        _store_outage.failed(exc)
+        store_outage.failed(exc)
         return group_buckets.take(key, capacity=capacity, refill_per_second=rate)
-    _store_outage.answered()
+    store_outage.answered()
     return result
 
 

@@ -116,7 +116,14 @@ def tight_reads(settings):
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "read": "3/0.001"}
 
 
-def test_the_shared_bucket_is_used_again_once_redis_is_back(settings, tight_reads):
+@pytest.fixture
+def no_cool_off(settings):
+    """Redis asked again on the request after a failure (test_ratelimit_while_redis_hangs
+    waits a cool-off out)."""
+    settings.RATE_LIMIT_STORE_RETRY_SECONDS = 0
+
+
+def test_the_shared_bucket_is_used_again_once_redis_is_back(settings, tight_reads, no_cool_off):
     client = api_client_for(make_user())
     live = settings.CACHES
     settings.CACHES = DEAD_REDIS
@@ -131,7 +138,7 @@ def test_the_shared_bucket_is_used_again_once_redis_is_back(settings, tight_read
     assert get_redis_connection("default").exists(cache.make_key(f"rl:user:{user_id}:read"))
 
 
-def test_an_outage_is_logged_once_and_its_end_once(settings, tight_reads, caplog):
+def test_an_outage_is_logged_once_and_its_end_once(settings, tight_reads, no_cool_off, caplog):
     client = api_client_for(make_user())
     assert client.get("/api/accounts").status_code == 200  # Redis answers: no outage open
     live = settings.CACHES
