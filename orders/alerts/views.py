@@ -25,7 +25,7 @@ from accounts.models import Strategy
 from orders.alerts import services
 from orders.alerts.forms import WebhookForm
 from orders.alerts.models import AlertWebhook, ReceivedAlert
-from trading_site.core.errors import DomainError
+from trading_site.core.errors import METHOD_NOT_ALLOWED, DomainError
 
 SECRET_HEADER = "X-Webhook-Secret"
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def _answer(answer: services.AlertAnswer, public_id: str) -> JsonResponse:
 def _receive(request: HttpRequest, public_id: str, secret: str | None, shape: str):
     if request.method != "POST":
         response = JsonResponse(
-            {"error": "Alerts are POSTed", "code": "VALIDATION_ERROR", "details": {}},
+            {"error": "Alerts are POSTed", "code": METHOD_NOT_ALLOWED, "details": {}},
             status=405,
         )
         response["Allow"] = "POST"

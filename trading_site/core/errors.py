@@ -14,6 +14,8 @@ from typing import Any
 
 # The codes of SPEC 4's error envelope.
 VALIDATION_ERROR = "VALIDATION_ERROR"
+# A 405: the path exists, not with this method (nothing in the body was wrong).
+METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
 AUTHENTICATION_FAILED = "AUTHENTICATION_FAILED"
 PERMISSION_DENIED = "PERMISSION_DENIED"
 NOT_FOUND = "NOT_FOUND"

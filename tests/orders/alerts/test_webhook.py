@@ -246,6 +246,7 @@ def test_a_broker_rejection_is_answered_with_the_order_id_and_audited(hook):
 def test_only_post_is_accepted(hook):
     response = Client().get(_url(hook))
     assert response.status_code == 405
+    assert response.json()["code"] == "METHOD_NOT_ALLOWED"
     assert not ReceivedAlert.objects.exists()
 
 

@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from trading_site.core.errors import (
     AUTHENTICATION_FAILED,
     INTERNAL_ERROR,
+    METHOD_NOT_ALLOWED,
     NOT_FOUND,
     PERMISSION_DENIED,
     RATE_LIMITED,
@@ -145,7 +146,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(envelope(str(exc.detail), VALIDATION_ERROR), status=406)
     if isinstance(exc, drf_exceptions.MethodNotAllowed):
         return Response(
-            envelope(str(exc.detail), VALIDATION_ERROR, {"method": context["request"].method}),
+            envelope(str(exc.detail), METHOD_NOT_ALLOWED, {"method": context["request"].method}),
             status=405,
         )
     if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):

@@ -16,6 +16,7 @@ from trading_site.core.api.pagination import MAX_OFFSET, LimitOffsetTotalPaginat
 
 _CODES = [
     errors.VALIDATION_ERROR,
+    errors.METHOD_NOT_ALLOWED,
     errors.AUTHENTICATION_FAILED,
     errors.PERMISSION_DENIED,
     errors.NOT_FOUND,

@@ -10,6 +10,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from tests.factories import DEFAULT_PASSWORD, api_client_for, make_user
+from tests.openapi_contract import published_contract
 
 pytestmark = pytest.mark.django_db
 
@@ -107,10 +108,13 @@ def test_missing_object_is_a_404_envelope():
     _assert_envelope(response, 404, "NOT_FOUND")
 
 
-def test_wrong_method_is_a_405_envelope():
-    response = APIClient().put("/api/login", {}, format="json")
-    body = _assert_envelope(response, 405, "VALIDATION_ERROR")
+def test_wrong_method_is_a_405_envelope_with_its_own_documented_code():
+    response = APIClient().put("/api/login", {}, format="json")  # a POST-only route
+    body = _assert_envelope(response, 405, "METHOD_NOT_ALLOWED")
     assert body["details"]["method"] == "PUT"
+    assert response["Allow"] == "POST, OPTIONS"
+    error = published_contract().document["components"]["schemas"]["Error"]
+    assert "METHOD_NOT_ALLOWED" in error["properties"]["code"]["enum"]
 
 
 def test_unsupported_media_type_is_a_415_envelope():
