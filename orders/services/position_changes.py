@@ -556,15 +556,19 @@ def mark_exit_requested(*, orders: list[Order], actor: str, kind: EventKind, mes
     """The orders exit-requested (the monitoring loop puts no new stop-loss or target back on
     them), each with its audit event. The caller holds their rows locked. The exit covers
     the entry's fills as last rolled up; `note_exit_covers` brings that up to date once the
-    exit is measured."""
+    exit is measured. An order already exit-requested (a second kill switch, one after a
+    position exit) keeps its mark as it is, with no second event."""
+    unmarked = [order for order in orders if order.exit_requested_at is None]
+    if not unmarked:
+        return
     now = timezone.now()
-    Order.objects.filter(pk__in=[o.pk for o in orders]).update(
+    Order.objects.filter(pk__in=[o.pk for o in unmarked]).update(
         exit_requested_at=now,
         exit_requested_entry_filled=F("filled_quantity"),
         updated_at=now,
     )
     record_changes(
-        [new_event(order=order, kind=kind, actor=actor, message=message) for order in orders]
+        [new_event(order=order, kind=kind, actor=actor, message=message) for order in unmarked]
     )
 
 
