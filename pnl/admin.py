@@ -7,6 +7,7 @@ none is added, edited or deleted by hand; an action recomputes the selected acco
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.shortcuts import redirect
 
 from accounts.admin_audit import AuditedDeleteAdmin
 from accounts.audit import admin_actor
@@ -14,7 +15,7 @@ from pnl import services
 from pnl.models import BrokeragePlanSetting, MtmSample, PnlDaily, PnlInstrumentState, PnlLot
 from pnl.web_forms import BrokeragePlanForm
 from trading_site.core.admin import ReadOnlyAdmin
-from trading_site.core.errors import Busy
+from trading_site.core.errors import Busy, Conflict
 
 
 class _ReadOnlyAdmin(ReadOnlyAdmin):
@@ -157,6 +158,13 @@ class BrokeragePlanSettingAdmin(AuditedDeleteAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ("account",) if obj is not None else ()
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except Conflict as exc:  # the plan deleted (by another admin) while this save ran
+            self.message_user(request, exc.message, messages.ERROR)
+            return redirect("admin:pnl_brokerageplansetting_changelist")
 
     def save_model(self, request, obj, form, change):
         services.save_brokerage_plan(

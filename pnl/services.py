@@ -50,7 +50,7 @@ from orders.services.exclusion import account_exclusion
 from pnl import fifo, selectors
 from pnl.models import BrokeragePlanSetting, PnlDaily, PnlInstrumentState, PnlLot
 from trading_site.core.bulk_rows import bulk_update_rows
-from trading_site.core.errors import Busy
+from trading_site.core.errors import Busy, Conflict
 from trading_site.core.market_hours import MARKET_TZ
 from trading_site.core.prepared import PreparedModels, PreparedRows
 
@@ -1022,18 +1022,24 @@ def save_brokerage_plan(*, account: BrokerAccount, actor: str, **plan: Any) -> N
     its own: two first saves at once (two tabs, a double post) cannot both make one, and
     the one that lost the insert, its transaction over, changes the other's in the next
     under the row's lock (no lock held while asking for another, so no deadlock), so each
-    audit row's before is what the save before it left."""
+    audit row's before is what the save before it left. A row deleted (by an admin) between
+    the check and its lock: Conflict, nothing saved."""
     if not BrokeragePlanSetting.objects.filter(account=account).exists():
         try:
             with transaction.atomic():
-                row = BrokeragePlanSetting.objects.create(account=account, **plan)
+                made = BrokeragePlanSetting.objects.create(account=account, **plan)
                 default = brokerage_plan_state(BrokeragePlanSetting())
-                _record_brokerage_plan_saved(account, before=default, plan=row, actor=actor)
+                _record_brokerage_plan_saved(account, before=default, plan=made, actor=actor)
                 return
         except IntegrityError:
             pass  # made at this moment by another save: that one is changed below
     with transaction.atomic():
-        row = BrokeragePlanSetting.objects.select_for_update().get(account=account)
+        row = BrokeragePlanSetting.objects.select_for_update().filter(account=account).first()
+        if row is None:
+            raise Conflict(
+                "The brokerage plan was deleted while this save ran (the default plan "
+                "applies); nothing was saved: save again to set it"
+            )
         before = brokerage_plan_state(row)
         for name, value in plan.items():
             setattr(row, name, value)

@@ -24,6 +24,7 @@ from pnl import selectors, services
 from pnl.curve import line_chart
 from pnl.models import BrokeragePlanSetting, PnlDaily, PnlLot
 from pnl.web_forms import BrokeragePlanForm
+from trading_site.core.errors import Conflict
 from trading_site.core.market_hours import MARKET_TZ, is_nameable_day
 from trading_site.core.templatetags.desk import inr
 
@@ -241,18 +242,24 @@ def brokerage_plan(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     )
     form = BrokeragePlanForm(request.POST or None, instance=plan)
     back_url = f"{reverse('pnl')}?account={account.pk}"  # the account's PnL page
+    status = 400 if request.method == "POST" else 200
     if request.method == "POST" and form.is_valid():
         fields = BrokeragePlanForm.Meta.fields
-        services.save_brokerage_plan(
-            account=account,
-            actor=user_actor(request.user),
-            **{name: form.cleaned_data[name] for name in fields},
-        )
-        messages.success(request, f"Brokerage plan of “{account.account_name}” saved.")
-        return redirect(back_url)
+        try:
+            services.save_brokerage_plan(
+                account=account,
+                actor=user_actor(request.user),
+                **{name: form.cleaned_data[name] for name in fields},
+            )
+        except Conflict as exc:  # the plan deleted (by an admin) while this save ran
+            form.add_error(None, exc.message)
+            status = 409
+        else:
+            messages.success(request, f"Brokerage plan of “{account.account_name}” saved.")
+            return redirect(back_url)
     return render(
         request,
         "pnl/brokerage_plan.html",
         {"form": form, "account": account, "back_url": back_url},
-        status=400 if request.method == "POST" else 200,
+        status=status,
     )
