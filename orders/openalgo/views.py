@@ -450,7 +450,9 @@ class PlaceSmartOrderView(PlacingView):
                 "Part or all of the change exits desk brackets holding the position "
                 f"(orders {', '.join(str(o.pk) for o in change.bracket_orders)})"
             )
-        if change.protection.sized_words:  # the trader hears of it, refused or not
+        # The trader hears of it, refused or not: among the errors when there are any (with
+        # the rest of `protection.words`), else in the note.
+        if change.protection.sized_words and not change.errors:
             note = ". ".join(n for n in (note, change.protection.sized_words) if n)
         if change.nothing_sent:
             # The exits never reached the broker: answered as an order not sent would be;
@@ -465,7 +467,9 @@ class PlaceSmartOrderView(PlacingView):
         # What the exits refused left: protected again at once, or not (square off by hand).
         protection = change.protection.words
         if change.errors and not change.placement:
-            message = "; ".join(change.errors) + "".join(f". {words}" for words in protection)
+            message = "; ".join(change.errors)
+            if protection:  # sentences, each with its full stop
+                message += ". " + " ".join(protection)
             return _refused(message, mode=caller.mode, **extra, placed=True)
         if change.placement is not None:
             if change.errors:
