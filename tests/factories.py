@@ -15,9 +15,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.db.models import F
 from django.test import Client
 from django.utils.timezone import now as timezone_now
+from django_redis import get_redis_connection
 from rest_framework.test import APIClient
 
 from accounts.api_keys import create_api_key
@@ -33,7 +35,7 @@ from orders.brokers.base import (
 )
 from orders.brokers.events import BrokerEvent, BrokerEventKind
 from orders.brokers.paper.book import book_for_account, order_rows, position_rows
-from orders.brokers.sessions import broker_client, connect_account
+from orders.brokers.sessions import broker_client, connect_account, outbound_bucket_key
 from orders.market.services import match_paper_orders, record_fair_prices
 from orders.models import (
     BrokerOrder,
@@ -55,6 +57,7 @@ from orders.services import (
 )
 from orders.services.position_changes import LiveChange, change_position_live
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
+from trading_site.core.api.ratelimit import shared_bucket_key
 
 _seq = itertools.count(1)
 D = Decimal
@@ -1101,3 +1104,21 @@ def exit_body(account, instrument, product="MIS") -> dict:
         "exchange_instrument_id": instrument.exchange_instrument_id,
         "product_type": product,
     }
+
+
+def hold_outbound_limit(account_id: int, *, seconds: int = 60) -> None:
+    """The account's outbound order bucket emptied for `seconds`, in Redis itself: its next
+    order is over BROKER_ORDERS_PER_SECOND however slowly the machine runs (an order placed
+    first to take the one token would leave the bucket full again on a machine that takes
+    a second to place it)."""
+    redis = get_redis_connection("default")
+    key = shared_bucket_key(outbound_bucket_key(account_id))
+    whole, micros = redis.time()
+    owed = seconds * int(settings.BROKER_ORDERS_PER_SECOND)
+    redis.hset(key, mapping={"tokens": str(-owed), "ts": f"{whole}.{micros:06d}"})
+    redis.expire(key, seconds + 5)
+
+
+def release_outbound_limit(account_id: int) -> None:
+    """The account's outbound order bucket full again, as after a wait."""
+    get_redis_connection("default").delete(shared_bucket_key(outbound_bucket_key(account_id)))

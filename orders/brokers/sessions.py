@@ -197,6 +197,12 @@ _degraded_logged_at: dict[int, float] = {}
 _DEGRADED_LOG_EVERY_SECONDS = 10.0
 
 
+def outbound_bucket_key(account_id: int) -> str:
+    """The rate limiter's key of an account's outbound order bucket (BROKER_ORDERS_PER_SECOND,
+    shared by every process that sends the account's orders)."""
+    return f"broker-out:{account_id}"
+
+
 def _log_degraded_limit(account_id: int, rate: float) -> None:
     """Say so, once every few seconds per account, while orders go out under the
     per-process fallback limit."""
@@ -394,7 +400,7 @@ class BrokerClient:
 
     def _take_outbound_bucket(self, rate: int):
         """The account's shared bucket; while Redis is down, this process's share of it."""
-        key = f"broker-out:{self.account_id}"
+        key = outbound_bucket_key(self.account_id)
         try:
             return take_token(key, capacity=rate, refill_per_second=float(rate))
         except STORE_UNAVAILABLE_ERRORS:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import openalgo
 import pytest
@@ -28,10 +27,12 @@ from orders.brokers.sessions import connect_account
 from orders.models import Order, OrderLeg
 from orders.services.trading_lock import lock_trading, unlock_trading
 from tests.factories import (
+    hold_outbound_limit,
     make_reliance_at_100,
     make_strategy,
     make_user,
     make_xts_account,
+    release_outbound_limit,
 )
 from tests.orders.openalgo.support import ok, positions, state
 
@@ -176,13 +177,14 @@ def test_an_openalgo_order_not_sent_is_a_retryable_503_and_the_same_request_plac
         )
 
     ok(limit_buy(1))
+    hold_outbound_limit(account.pk)
     refused = error_body(limit_buy(2), 503)  # over the desk's own outbound limit
     assert refused["code"] == "NOT_SENT" and refused["retryable"] is True
     assert "not sent to the broker, nothing was placed" in refused["message"]
     first_try = Order.objects.get(pk=int(refused["orderid"]))
     assert first_try.status == Order.Status.REJECTED and first_try.client_order_id is None
     assert first_try.legs.get().reject_reason.startswith("not sent: ")
-    time.sleep(1.1)
+    release_outbound_limit(account.pk)
 
     placed = ok(limit_buy(2))  # the same request again: evaluated afresh, placed now
     assert placed["orderid"] != refused["orderid"]

@@ -36,10 +36,12 @@ from orders.models import Order, OrderEvent, OrderLeg
 from tests.factories import (
     DEFAULT_PASSWORD,
     api_client_for,
+    hold_outbound_limit,
     make_reliance_at_100,
     make_strategy,
     make_user,
     make_xts_account,
+    release_outbound_limit,
     single_order_body,
     single_ticket_form,
 )
@@ -340,11 +342,12 @@ def test_concurrent_retries_of_a_key_not_sent_place_the_order_exactly_once(
     user, account, _token = xts_account
     client = api_client_for(user)
     assert _api_order(client, account, "first", 1).status_code == 201
+    hold_outbound_limit(account.pk)
     refused = _api_order(client, account, "second", 2)  # over our own outbound limit
     assert refused.status_code == 503, refused.content
     assert refused.json()["details"]["sent"] is False
     first_try = OrderLeg.objects.get(order_id=refused.json()["details"]["order_id"])
-    time.sleep(1.1)
+    release_outbound_limit(account.pk)
 
     def retry(_):
         try:
@@ -433,12 +436,13 @@ def test_an_alert_not_sent_is_answered_retryable_and_its_id_places_once_later(
         )
 
     assert alert("a-1").status_code == 201
+    hold_outbound_limit(account.pk)
     refused = alert("a-2")  # over the outbound limit: not sent
     assert refused.status_code == 503, refused.content
     assert refused.json()["details"]["sent"] is False
     assert int(refused["Retry-After"]) >= 1
     first_try = OrderLeg.objects.get(order_id=refused.json()["order_id"])
-    time.sleep(1.1)
+    release_outbound_limit(account.pk)
 
     again = alert("a-2")
 

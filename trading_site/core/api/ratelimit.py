@@ -181,6 +181,12 @@ def _redis_script():
     return get_redis_connection("default").register_script(_LUA_TAKE_TOKEN)
 
 
+def shared_bucket_key(key: str) -> str:
+    """The Redis key of the shared bucket `key`: the cache's own prefix, so cache.clear()
+    and key listings include buckets."""
+    return cache.make_key(_KEY_PREFIX + key)
+
+
 def take_token(key: str, *, capacity: int, refill_per_second: float) -> BucketResult:
     """Take one token from the bucket `key`, atomically across every process sharing it."""
     if settings.EMBEDDED:
@@ -188,9 +194,9 @@ def take_token(key: str, *, capacity: int, refill_per_second: float) -> BucketRe
             _KEY_PREFIX + key, capacity=capacity, refill_per_second=refill_per_second
         )
     _check_bucket(capacity, refill_per_second)
-    # Same prefix as the cache's own keys, so cache.clear() and key listings include buckets.
-    full_key = cache.make_key(_KEY_PREFIX + key)
-    allowed, tokens = _redis_script()(keys=[full_key], args=[capacity, refill_per_second])
+    allowed, tokens = _redis_script()(
+        keys=[shared_bucket_key(key)], args=[capacity, refill_per_second]
+    )
     return _result(
         allowed=bool(int(allowed)), tokens=float(tokens), capacity=capacity, rate=refill_per_second
     )
