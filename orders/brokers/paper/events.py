@@ -27,6 +27,7 @@ their changes itself, as a broker would (orders.brokers.xts.simulator_stream).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections import deque
@@ -37,6 +38,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django_redis import get_redis_connection
+from redis.exceptions import NoScriptError
 
 from orders.brokers.event_codec import encode_event
 from orders.brokers.events import BrokerEvent, BrokerEventKind
@@ -154,20 +156,39 @@ def publish(events: list[BrokerEvent]) -> None:
 
 
 def _publish_to_redis(events: list[BrokerEvent]) -> None:
-    pipe = get_redis_connection("default").pipeline(transaction=False)
     cap = _backlog()
-    keys: dict[int, str] = {}  # per account (a batch's 500 events are of one)
+    by_key: dict[str, list[str]] = {}  # per partition, in order (a batch's 500: one account)
+    keys: dict[int, str] = {}
     for event in events:
         key = keys.get(event.account_id)
         if key is None:
             key = keys[event.account_id] = stream_key(partition_of(event.account_id))
-        pipe.xadd(
-            key,
-            {"e": encode_event(event)},
-            maxlen=cap,
-            approximate=True,
-        )
+        by_key.setdefault(key, []).append(encode_event(event))
+    client = get_redis_connection("default")
+    if len(by_key) == 1 and len(events) > 1:
+        # One stream, many events (a batch): one script appends them all, as the pipeline's
+        # XADDs would, without redis-py's Python per command (a tenth of a batch's publish).
+        [(key, texts)] = by_key.items()
+        try:
+            client.evalsha(_APPEND_SHA, 1, key, cap, *texts)
+        except NoScriptError:  # the first call since Redis started: EVAL caches it
+            client.eval(_APPEND_SCRIPT, 1, key, cap, *texts)
+        return
+    pipe = client.pipeline(transaction=False)
+    for key, texts in by_key.items():
+        for text in texts:
+            pipe.xadd(key, {"e": text}, maxlen=cap, approximate=True)
     pipe.execute()
+
+
+# XADD key MAXLEN ~ cap * e text, for each text in order (ARGV: cap, then the texts).
+_APPEND_SCRIPT = """
+for i = 2, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i])
+end
+return #ARGV - 1
+"""
+_APPEND_SHA = hashlib.sha1(_APPEND_SCRIPT.encode()).hexdigest()
 
 
 # ---- in-process (the embedded default) ------------------------------------------------------
