@@ -64,13 +64,16 @@ def _apply_tick(
     order: PaperOrder, instrument, config, now, *, market: tuple | None = None
 ) -> PaperTrade | None:
     """Match one locked open order against its instrument's quote; returns the new fill.
-    `market`: the instrument's (quote, rules) when the caller has them already."""
+    `market`: the instrument's (quote, rules) when the caller has them already. `now`: the
+    fill's time; None for the clock's when it fills (a batch's resting orders read none)."""
     quote, rules = market or (quote_of(instrument), rules_of(instrument))
     result = rules_mod.match_order(order_state_of(order), quote, rules, config)
     if result.state.triggered != order.triggered:
         order.triggered = result.state.triggered
     if result.fill is None:
         return None
+    if now is None:
+        now = timezone.now()
     order.filled_quantity = result.state.filled_quantity
     order.average_price = result.state.average_price
     order.status = result.state.status
@@ -349,7 +352,7 @@ def _submit_many(
             unsaved.append(order)
             results.append((order, None))
             # Market orders (and limits already through the market) deal at once.
-            fill = _apply_tick(order, instrument, config, timezone.now(), market=market)
+            fill = _apply_tick(order, instrument, config, None, market=market)
             if fill is None:
                 if state is not None:
                     state.exposure += resting_exposure(order, instrument)
