@@ -31,7 +31,7 @@ import hashlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -40,6 +40,7 @@ from django.db import transaction
 from django_redis import get_redis_connection
 from redis.exceptions import NoScriptError
 
+from orders.brokers.base import BrokerOrderRow
 from orders.brokers.event_codec import encode_event
 from orders.brokers.events import BrokerEvent, BrokerEventKind
 from orders.brokers.paper.book import order_row, trade_row
@@ -80,16 +81,23 @@ def _backlog() -> int:
 
 
 def events_of(
-    account_id: int, orders: Iterable[PaperOrder], fills: Iterable[PaperTrade]
+    account_id: int,
+    orders: Iterable[PaperOrder],
+    fills: Iterable[PaperTrade],
+    rows: Mapping[int, BrokerOrderRow] | None = None,
 ) -> list[BrokerEvent]:
-    """The events of one account's changes: each order's row as it is now, then each fill."""
+    """The events of one account's changes: each order's row as it is now, then each fill.
+    `rows`: order rows the caller built of these orders as they are now, by pk."""
     now = datetime.now(tz=UTC)
     by_pk = {}
     events = []
     for order in orders:
         by_pk[order.pk] = order
+        row = rows.get(order.pk) if rows else None
         events.append(
-            BrokerEvent(account_id, BrokerEventKind.ORDER, SOURCE, now, order=order_row(order))
+            BrokerEvent(
+                account_id, BrokerEventKind.ORDER, SOURCE, now, order=row or order_row(order)
+            )
         )
     for fill in fills:
         order = by_pk.get(fill.order_id) or fill.order
@@ -106,10 +114,12 @@ def publish_on_commit(
     orders: Iterable[PaperOrder],
     fills: Iterable[PaperTrade] = (),
     book: PaperBook | None = None,
+    rows: Mapping[int, BrokerOrderRow] | None = None,
 ) -> None:
     """Publish the changes of these orders (and fills) once the current transaction commits.
     Only orders of PAPER accounts' books count; `book`, when the caller has it, saves the
-    lookup of which account a book belongs to."""
+    lookup of which account a book belongs to; `rows`, the orders' rows as they are now
+    (by pk) when the caller built them already."""
     if transport() == OFF:
         return
     orders = [order for order in orders if order.pk is not None]
@@ -137,7 +147,7 @@ def publish_on_commit(
     events = [
         event
         for account_id, (changed, filled) in grouped.items()
-        for event in events_of(account_id, changed, filled)
+        for event in events_of(account_id, changed, filled, rows)
     ]
     if events:
         transaction.on_commit(lambda: publish(events))

@@ -36,6 +36,7 @@ from orders.brokers.paper.book import (
     book_orders,
     book_state,
     multiplier_of,
+    order_row,
     order_state_of,
     paper_config,
     quote_of,
@@ -250,13 +251,15 @@ def _submit_many(
     client_id: str,
     *,
     in_callers_transaction: bool = False,
+    rows: dict[int, BrokerOrderRow] | None = None,
 ) -> list[tuple[PaperOrder, str | None]]:
     """Place orders one after the other, exactly as separate submissions would, in one
     transaction with the book locked (concurrent orders of one login see each other's
     margin). Returns (order, reason) per request; reason is set for a rule rejection.
     `in_callers_transaction`: in the transaction the caller holds open, with no savepoint
     of its own: the caller rolls the whole of it back when this raises (half an order's rows
-    must never be committed).
+    must never be committed). `rows`: filled with each order's row as the submission leaves
+    it, by pk (its events carry the same rows: built once for both).
 
     The book's margin state is read from the database once and then carried forward in
     memory: an order that rests adds its exposure; an order that deals at once changes
@@ -365,7 +368,9 @@ def _submit_many(
             fills.append(fill)
             state = None  # positions and equity changed: read them again when needed
         _insert_orders(unsaved)
-        publish_on_commit(orders=[order for order, _ in results], fills=fills, book=book)
+        if rows is not None:
+            rows.update((order.pk, order_row(order)) for order, _ in results)
+        publish_on_commit(orders=[order for order, _ in results], fills=fills, book=book, rows=rows)
     return results
 
 
@@ -388,16 +393,22 @@ def submit_orders(
     requests: list[PlaceOrderRequest],
     client_id: str = "",
     in_callers_transaction: bool = False,
+    rows: dict[int, BrokerOrderRow] | None = None,
 ) -> list[PaperOrder | OrderRejected]:
     """Place many orders in one go (in order, each accepted or rejected on its own): the
     order, or the OrderRejected that `submit_order` would have raised for it.
-    `in_callers_transaction`: see `_submit_many` (the caller rolls back on an error)."""
+    `in_callers_transaction`, `rows`: see `_submit_many` (the caller rolls back on an
+    error)."""
     return [
         order
         if reason is None
         else OrderRejected(reason, response={"AppOrderID": order.app_order_id})
         for order, reason in _submit_many(
-            book, list(requests), client_id, in_callers_transaction=in_callers_transaction
+            book,
+            list(requests),
+            client_id,
+            in_callers_transaction=in_callers_transaction,
+            rows=rows,
         )
     ]
 
