@@ -464,7 +464,7 @@ def bracket_order_errors(
             target_rows = _split_targets(
                 errors, request.targets, lots, instrument.lot_size, request.targets_field
             )
-    if side in Side.values:
+    if isinstance(side, str) and side in Side:  # by value, without building Side.values
         _check_bracket_relation(errors, request, side)
     return BracketOrderFindings(
         errors=errors,

@@ -29,6 +29,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, cast
 
+import orjson
 from django.db import IntegrityError, transaction
 
 from accounts.models import BrokerAccount, Strategy, User
@@ -148,23 +149,55 @@ class OrderPlan:
 
 def request_fingerprint(request: SingleOrderRequest | BracketOrderRequest) -> str:
     """sha256 of the canonical request (key excluded): same order asked again = same hash."""
-    body = _fields_of(request)
+    try:
+        body = _fields_of(request, plain=True)
+    except _NotPlain:
+        body, plain = _fields_of(request), False
+    else:
+        plain = True
     body.pop("client_order_id", None)
     body["__kind__"] = type(request).__name__
-    canonical = json.dumps(body, sort_keys=True, default=_canonical, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    canonical = _orjson_canonical(body) if plain else None
+    if canonical is None:
+        canonical = json.dumps(
+            body, sort_keys=True, default=_canonical, separators=(",", ":")
+        ).encode()
+    return hashlib.sha256(canonical).hexdigest()
 
 
-def _fields_of(value: Any) -> Any:
+def _orjson_canonical(body: dict) -> bytes | None:
+    """The canonical JSON of a plain body (`_fields_of(..., plain=True)`: texts, ints,
+    booleans and nulls in dicts and lists) written by orjson, where that is byte for byte
+    what `json.dumps(body, sort_keys=True, separators=(",", ":"))` writes: ASCII without
+    DEL (the standard library escapes both, orjson does not), every integer within 64 bits
+    and every key a text. None otherwise: the standard library writes it. A batch
+    fingerprints 500 requests; orjson takes a fraction of the standard library's CPU."""
+    try:
+        text = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits, a key that is not a text
+        return None
+    if not text.isascii() or b"\x7f" in text:
+        return None
+    return text
+
+
+class _NotPlain(Exception):
+    """A value `_fields_of(..., plain=True)` does not take (see `_orjson_canonical`)."""
+
+
+def _fields_of(value: Any, *, plain: bool = False) -> Any:
     """`asdict`'s shape (dataclasses in lists as dicts) without its deep copies: the
     canonical JSON, and so every stored fingerprint, stays the same at a fraction of the
     CPU (a batch takes 500). A dataclass's scalar fields are taken in its own loop (a
-    request's dozen and more), only its lists and nested dataclasses recursed into."""
+    request's dozen and more), only its lists and nested dataclasses recursed into. With
+    `plain`, every value left is a str, int, bool or None exactly (a Decimal as its
+    canonical text, a str subclass as its text): anything else (a float, a date, an int
+    subclass) raises `_NotPlain`."""
     kind = type(value)
     if kind is Decimal:
         # Its canonical text here: json.dumps then needs no Python callback per price.
         return _canonical(value)
-    if kind in _SCALARS:
+    if kind in _PLAIN_SCALARS:
         return value
     names = _dataclass_field_names(cast(Hashable, kind))
     if names is not None:
@@ -174,19 +207,24 @@ def _fields_of(value: Any) -> Any:
             item_kind = type(item)
             if item_kind is Decimal:
                 shaped[name] = format(item.normalize(), "f")  # _canonical
-            elif item_kind in _SCALARS:
+            elif item_kind in _PLAIN_SCALARS:
                 shaped[name] = item
             else:
-                shaped[name] = _fields_of(item)
+                shaped[name] = _fields_of(item, plain=plain)
         return shaped
     if isinstance(value, list | tuple):
-        return [_fields_of(item) for item in value]
+        return [_fields_of(item, plain=plain) for item in value]
     if isinstance(value, dict):
-        return {key: _fields_of(item) for key, item in value.items()}
+        return {key: _fields_of(item, plain=plain) for key, item in value.items()}
+    if plain:
+        if isinstance(value, str):
+            # A subclass (a choices member): the standard library writes its text.
+            return str.__str__(value)
+        raise _NotPlain
     return value
 
 
-_SCALARS = frozenset({str, int, float, bool, Decimal, type(None)})
+_PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
 
 
 @functools.cache

@@ -36,11 +36,15 @@ def max_depth() -> int:
 
 def nesting_depth(text: str) -> int:
     """The deepest bracket nesting of a JSON text (strings skipped), in C-speed passes:
-    only the brackets themselves are walked in Python."""
+    the brackets themselves walked by `map` and `accumulate` too (a batch's body has some
+    4,000)."""
     brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
     if not brackets:
         return 0
-    return max(accumulate(1 if c in "[{" else -1 for c in brackets))
+    return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)))
+
+
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 def check_depth(text: str, limit: int | None = None) -> None:

@@ -36,6 +36,7 @@ from orders.brokers.paper.book import (
     book_orders,
     book_state,
     multiplier_of,
+    order_row,
     order_state_of,
     paper_config,
     quote_of,
@@ -64,13 +65,16 @@ def _apply_tick(
     order: PaperOrder, instrument, config, now, *, market: tuple | None = None
 ) -> PaperTrade | None:
     """Match one locked open order against its instrument's quote; returns the new fill.
-    `market`: the instrument's (quote, rules) when the caller has them already."""
+    `market`: the instrument's (quote, rules) when the caller has them already. `now`: the
+    fill's time; None for the clock's when it fills (a batch's resting orders read none)."""
     quote, rules = market or (quote_of(instrument), rules_of(instrument))
     result = rules_mod.match_order(order_state_of(order), quote, rules, config)
     if result.state.triggered != order.triggered:
         order.triggered = result.state.triggered
     if result.fill is None:
         return None
+    if now is None:
+        now = timezone.now()
     order.filled_quantity = result.state.filled_quantity
     order.average_price = result.state.average_price
     order.status = result.state.status
@@ -247,13 +251,15 @@ def _submit_many(
     client_id: str,
     *,
     in_callers_transaction: bool = False,
+    rows: dict[int, BrokerOrderRow] | None = None,
 ) -> list[tuple[PaperOrder, str | None]]:
     """Place orders one after the other, exactly as separate submissions would, in one
     transaction with the book locked (concurrent orders of one login see each other's
     margin). Returns (order, reason) per request; reason is set for a rule rejection.
     `in_callers_transaction`: in the transaction the caller holds open, with no savepoint
     of its own: the caller rolls the whole of it back when this raises (half an order's rows
-    must never be committed).
+    must never be committed). `rows`: filled with each order's row as the submission leaves
+    it, by pk (its events carry the same rows: built once for both).
 
     The book's margin state is read from the database once and then carried forward in
     memory: an order that rests adds its exposure; an order that deals at once changes
@@ -349,7 +355,7 @@ def _submit_many(
             unsaved.append(order)
             results.append((order, None))
             # Market orders (and limits already through the market) deal at once.
-            fill = _apply_tick(order, instrument, config, timezone.now(), market=market)
+            fill = _apply_tick(order, instrument, config, None, market=market)
             if fill is None:
                 if state is not None:
                     state.exposure += resting_exposure(order, instrument)
@@ -362,7 +368,9 @@ def _submit_many(
             fills.append(fill)
             state = None  # positions and equity changed: read them again when needed
         _insert_orders(unsaved)
-        publish_on_commit(orders=[order for order, _ in results], fills=fills, book=book)
+        if rows is not None:
+            rows.update((order.pk, order_row(order)) for order, _ in results)
+        publish_on_commit(orders=[order for order, _ in results], fills=fills, book=book, rows=rows)
     return results
 
 
@@ -385,16 +393,22 @@ def submit_orders(
     requests: list[PlaceOrderRequest],
     client_id: str = "",
     in_callers_transaction: bool = False,
+    rows: dict[int, BrokerOrderRow] | None = None,
 ) -> list[PaperOrder | OrderRejected]:
     """Place many orders in one go (in order, each accepted or rejected on its own): the
     order, or the OrderRejected that `submit_order` would have raised for it.
-    `in_callers_transaction`: see `_submit_many` (the caller rolls back on an error)."""
+    `in_callers_transaction`, `rows`: see `_submit_many` (the caller rolls back on an
+    error)."""
     return [
         order
         if reason is None
         else OrderRejected(reason, response={"AppOrderID": order.app_order_id})
         for order, reason in _submit_many(
-            book, list(requests), client_id, in_callers_transaction=in_callers_transaction
+            book,
+            list(requests),
+            client_id,
+            in_callers_transaction=in_callers_transaction,
+            rows=rows,
         )
     ]
 

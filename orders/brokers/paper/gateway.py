@@ -103,28 +103,38 @@ def _book_to_lock(account_id: int) -> PaperBook:
     return PaperBook(pk=book_id, account_id=account_id)
 
 
-def _submit_for_account(account_id: int, requests: list[PlaceOrderRequest]):
+def _submit_for_account(
+    account_id: int, requests: list[PlaceOrderRequest], rows: dict[int, BrokerOrderRow]
+):
     """In the caller's transaction, with no savepoint: the caller rolls it back whole when
     this raises (the book's lock is its first statement: a remembered book that is gone has
-    written nothing yet when it is looked for again)."""
+    written nothing yet when it is looked for again). `rows`: see `submit_orders`."""
     try:
         return submit_orders(
-            book=_book_to_lock(account_id), requests=requests, in_callers_transaction=True
+            book=_book_to_lock(account_id),
+            requests=requests,
+            in_callers_transaction=True,
+            rows=rows,
         )
     except PaperBook.DoesNotExist:
         # The remembered book is gone (the account was deleted and its id reused).
         _book_ids.pop(account_id, None)
         return submit_orders(
-            book=_book_to_lock(account_id), requests=requests, in_callers_transaction=True
+            book=_book_to_lock(account_id),
+            requests=requests,
+            in_callers_transaction=True,
+            rows=rows,
         )
 
 
-def _ack(order: PaperOrder) -> OrderAck:
+def _ack(order: PaperOrder, row: BrokerOrderRow | None = None) -> OrderAck:
+    """The answer to a placement or change of `order`; `row`: its row as it is now, when the
+    exchange built it already (a batch's events carry the same rows)."""
     return OrderAck(
         broker_order_id=str(order.app_order_id),
         unique_identifier=order.unique_identifier,
         raw={"AppOrderID": order.app_order_id, "status": order.status},
-        row=order_row(order),
+        row=row or order_row(order),
     )
 
 
@@ -170,13 +180,17 @@ class PaperGateway(BrokerGateway):
         transaction back whole, the exchange's rows with it). A database failure is
         'unavailable', but for a lost lock conflict: the caller's transaction's, raised as it
         is."""
+        rows: dict[int, BrokerOrderRow] = {}
         try:
-            answers = _submit_for_account(session.account_id, requests)
+            answers = _submit_for_account(session.account_id, requests, rows)
         except DatabaseError as exc:
             if is_lock_conflict(exc):
                 raise  # the caller's transaction lost it, not the exchange: run again there
             raise _unavailable(exc) from exc
-        return [answer if isinstance(answer, OrderRejected) else _ack(answer) for answer in answers]
+        return [
+            answer if isinstance(answer, OrderRejected) else _ack(answer, rows.get(answer.pk))
+            for answer in answers
+        ]
 
     @_guard_database
     async def modify_order(self, session: SessionContext, request: ModifyOrderRequest) -> OrderAck:

@@ -182,7 +182,10 @@ def required_margin(
     closable = max(0, -net_position) if side == Side.BUY else max(0, net_position)
     opening = max(0, quantity - closable)
     value = Decimal(opening * multiplier) * price
-    return (value * config.margin_rate).quantize(Decimal("0.01"))
+    return (value * config.margin_rate).quantize(_CENT)
+
+
+_CENT = Decimal("0.01")
 
 
 def validate_new_order(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
 from orders.models import Order, OrderEvent, OrderLeg
 from tests.factories import batch_item, make_account, make_user
 
@@ -189,3 +192,23 @@ def test_every_order_of_a_batch_is_written_whole_and_audited(client, trader, acc
             ("order_created", leg.pk, f"user:{trader.pk}"),
             ("leg_accepted", leg.pk, f"user:{trader.pk}"),
         ]
+
+
+def test_a_batch_s_entries_are_recorded_sent_at_one_instant(client, account, instrument):
+    """The broker's answers to one submission are recorded at one instant: the legs of a batch
+    share their submitted_at, and their UPDATE joins only what differs from leg to leg (each
+    one's broker order id)."""
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(
+            "/api/algo-place-batch-orders",
+            {"account_id": account.pk, "orders": [batch_item(n) for n in range(4)]},
+            format="json",
+        )
+    assert [r["status"] for r in response.json()["results"]] == ["success"] * 4
+    legs = OrderLeg.objects.filter(order__account=account, order__source="BATCH")
+    assert len({leg.submitted_at for leg in legs}) == 1
+    assert len({leg.broker_order_id for leg in legs}) == 4
+    [update] = [
+        q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE `order_legs`")
+    ]
+    assert "WITH v (`__pk`, `broker_order_id`) AS (VALUES" in update

@@ -3,9 +3,17 @@ in the database, so the same request must hash to the same value release after r
 
 from __future__ import annotations
 
+import hashlib
+import json
 from decimal import Decimal
 
-from orders.services.placement import request_fingerprint
+from orders.domain.vocabulary import ProductType, Side
+from orders.services.placement import (
+    _canonical,
+    _fields_of,
+    _orjson_canonical,
+    request_fingerprint,
+)
 from orders.validation import BracketOrderRequest, SingleOrderRequest, TargetSpec
 
 D = Decimal
@@ -51,3 +59,42 @@ def test_the_key_and_how_a_price_is_written_do_not_count_but_a_target_does():
     assert request_fingerprint(_bracket(client_order_id="other", entry_price=D("99"))) == base
     moved = [TargetSpec(price=D("105.05"), percent=D("50")), TargetSpec(price=D("110"), lots=1)]
     assert request_fingerprint(_bracket(targets=moved)) != base
+
+
+def _standard_library_canonical(request) -> bytes:
+    """The canonical text as the standard library writes it: every stored fingerprint's."""
+    body = _fields_of(request)
+    body.pop("client_order_id", None)
+    body["__kind__"] = type(request).__name__
+    return json.dumps(body, sort_keys=True, default=_canonical, separators=(",", ":")).encode()
+
+
+def test_orjson_writes_the_canonical_text_byte_for_byte_or_leaves_it_to_the_standard_library():
+    awkward = "".join(chr(code) for code in range(127))  # every ASCII character but DEL
+    plain = [
+        _bracket(),
+        _bracket(trading_symbol=awkward, external_id='q"uo\\te', product_type=ProductType.NRML),
+        _bracket(order_side=Side.SELL, exchange_token=2**63 - 1, no_of_lots=-(2**63)),
+        _bracket(entry_price=None, targets=[], strategy_name="x" * 100),
+    ]
+    for request in plain:
+        body = _fields_of(request, plain=True)
+        body.pop("client_order_id", None)
+        body["__kind__"] = type(request).__name__
+        assert _orjson_canonical(body) == _standard_library_canonical(request)
+        digest = hashlib.sha256(_standard_library_canonical(request)).hexdigest()
+        assert request_fingerprint(request) == digest
+    # Text orjson writes otherwise (non-ASCII, DEL), integers it cannot write, a float: the
+    # standard library's text, as before.
+    others = [
+        _bracket(trading_symbol="RÉLIANCE ₹"),
+        _bracket(external_id="del\x7f"),
+        _bracket(exchange_token=2**64),
+        _bracket(no_of_lots=2.5),
+    ]
+    for request in others:
+        digest = hashlib.sha256(_standard_library_canonical(request)).hexdigest()
+        assert request_fingerprint(request) == digest
+    non_ascii = _fields_of(others[0], plain=True)
+    assert _orjson_canonical(non_ascii) is None
+    assert _orjson_canonical(_fields_of(others[2], plain=True)) is None

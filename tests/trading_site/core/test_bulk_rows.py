@@ -373,6 +373,34 @@ def test_rows_given_the_same_values_are_updated_by_one_plain_update():
     assert OrderLeg.objects.get(pk=legs[0].pk).status == "OPEN"
 
 
+def test_a_column_given_one_value_in_every_row_is_set_once_not_joined():
+    """The joined UPDATE's derived table carries only the columns whose values differ from
+    row to row; a column given one value in every row (a batch's legs going OPEN at one
+    instant) is set in the SET clause, escaped as the driver escapes it, NULL included."""
+    order = make_order(account=make_account())
+    legs = [_unsaved_leg(order, f"BC{n}", quantity=n + 1) for n in range(3)]
+    for leg in legs:
+        leg.average_price = D("99.5")
+    insert_rows(OrderLeg, legs)
+    reason = 'it\'s 50% "done" %s \\'
+    for n, leg in enumerate(legs):
+        leg.status, leg.broker_order_id = "OPEN", f"20{n}"
+        leg.reject_reason, leg.average_price = reason, None
+
+    with CaptureQueriesContext(connection) as queries:
+        bulk_update_rows(
+            OrderLeg, legs, ["status", "broker_order_id", "reject_reason", "average_price"]
+        )
+
+    [update] = [q["sql"] for q in queries.captured_queries]
+    assert "WITH v (`__pk`, `broker_order_id`) AS (VALUES" in update
+    stored = OrderLeg.objects.filter(pk__in=[leg.pk for leg in legs]).order_by("pk")
+    assert [
+        (leg.status, leg.broker_order_id, leg.reject_reason, leg.average_price, leg.quantity)
+        for leg in stored
+    ] == [("OPEN", f"20{n}", reason, None, n + 1) for n in range(3)]
+
+
 # Texts the escaping must keep as they are: quotes, backslashes, a NUL, a newline, what
 # looks like a parameter or a comment, non-ASCII; the same text twice (escaped once).
 _AWKWARD = ["it's", 'a "b"', "back\\slash\\'", "nul\x00end", "two\nlines", "%s %(x)s", "-- x"]

@@ -27,6 +27,7 @@ from tests.factories import (
     order_request,
     record_price,
 )
+from tests.trading_site.test_redis_budgets import redis_round_trips
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -118,6 +119,26 @@ def test_resting_then_filled_by_a_price_move_then_modify_and_cancel(instrument):
     ]
     assert events[2].order.quantity == 8 and events[2].order.limit_price == D("3001.00")
     assert events[-1].trade.broker_order_id == rest.broker_order_id
+
+
+def test_a_batch_s_events_are_appended_by_one_script_in_order(instrument):
+    """One account's batch goes to one stream: one script call appends its events in the
+    batch's order (not a pipeline of an XADD each: redis-py's Python per command)."""
+    account = make_account()
+    book = book_for_account(account.pk)
+    requests = [
+        order_request(instrument, f"bt-{n}", order_type="LIMIT", limit=D("3400.00"))
+        for n in range(5)
+    ]
+    with redis_round_trips() as sent:
+        exchange.submit_orders(book=book, requests=requests)
+
+    assert [trip for trip in sent if "XADD" in trip] == []
+    assert [trip for trip in sent if trip in (["EVALSHA"], ["EVAL"])], sent
+    events = published(account.pk)
+    assert [(e.order.unique_identifier, e.order.status) for e in events] == [
+        (f"bt-{n}", LegStatus.OPEN) for n in range(5)
+    ]
 
 
 def test_a_simulator_login_s_book_publishes_nothing(instrument):
