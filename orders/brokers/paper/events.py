@@ -154,7 +154,10 @@ def publish(events: list[BrokerEvent]) -> None:
 
 
 def _publish_to_redis(events: list[BrokerEvent]) -> None:
-    pipe = get_redis_connection("default").pipeline(transaction=False)
+    client = get_redis_connection("default")
+    # A single order's event (every placement's) goes alone: one round trip, as a
+    # pipeline's, without building one.
+    pipe = client if len(events) == 1 else client.pipeline(transaction=False)
     cap = _backlog()
     keys: dict[int, str] = {}  # per account (a batch's 500 events are of one)
     for event in events:
@@ -167,7 +170,8 @@ def _publish_to_redis(events: list[BrokerEvent]) -> None:
             maxlen=cap,
             approximate=True,
         )
-    pipe.execute()
+    if pipe is not client:
+        pipe.execute()
 
 
 # ---- in-process (the embedded default) ------------------------------------------------------
