@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from django.db import router
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from accounts.models import ApiKey, AuthSession, Broker, BrokerAccount, Strategy, User
+from accounts.models import (
+    ApiKey,
+    AuthSession,
+    Broker,
+    BrokerAccount,
+    BrokerSession,
+    Strategy,
+    User,
+)
 from trading_site.core.errors import NotFound
-from trading_site.core.prepared import PreparedModels
+from trading_site.core.prepared import PreparedModels, PreparedRows
 
 
 def broker_accounts_for(*, user: User, active_only: bool = False) -> QuerySet[BrokerAccount]:
@@ -52,6 +61,40 @@ def active_account(*, account_id: int, user_id: int | None = None) -> BrokerAcco
     else:
         found = _ACTIVE_ACCOUNT_OF_USER(account_id=account_id, user_id=user_id)
     return found[0] if found else None
+
+
+_ACCOUNT_COLUMNS = [field.attname for field in BrokerAccount._meta.concrete_fields]
+_SESSION_COLUMNS = [field.attname for field in BrokerSession._meta.concrete_fields]
+# A placement's account read: the row and its stored broker session (LEFT JOIN), one
+# statement instead of two (the session was read again just before the broker call).
+_ACTIVE_ACCOUNT_OF_USER_WITH_SESSION = PreparedRows(
+    tuple,
+    lambda *, account_id, user_id: BrokerAccount.objects.filter(
+        pk=account_id, user_id=user_id, is_active=True
+    ).values_list(
+        *_ACCOUNT_COLUMNS,
+        *[f"broker_session__{field.name}" for field in BrokerSession._meta.concrete_fields],
+    ),
+)
+
+
+def active_account_with_session(*, account_id: int, user_id: int) -> BrokerAccount | None:
+    """`active_account` of the user, read with its stored broker session in one statement:
+    the session (or None, the account has none) is the account's `broker_session`, read
+    without a query (orders.brokers.sessions.placing_client hands it to the broker call)."""
+    found = _ACTIVE_ACCOUNT_OF_USER_WITH_SESSION(account_id=account_id, user_id=user_id)
+    if not found:
+        return None
+    row = found[0]
+    alias = router.db_for_read(BrokerAccount)
+    width = len(_ACCOUNT_COLUMNS)
+    account = BrokerAccount.from_db(alias, _ACCOUNT_COLUMNS, row[:width])
+    session = None
+    if row[width] is not None:  # the session's id: NULL when the LEFT JOIN found none
+        session = BrokerSession.from_db(alias, _SESSION_COLUMNS, row[width:])
+        BrokerSession.account.field.set_cached_value(session, account)
+    BrokerAccount.broker_session.related.set_cached_value(account, session)
+    return account
 
 
 def default_account_id(*, user: User) -> int | None:

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from accounts.models import BrokerAccount, Strategy
-from accounts.selectors import active_account
+from accounts.selectors import active_account_with_session
 from orders.market.selectors import priced_instruments
 from orders.models import Instrument, OrderType, ProductType, Side
 from trading_site.core.errors import MarketClosed, NotFound, ValidationFailed
@@ -158,7 +158,8 @@ def resolve_account(*, user, account_id) -> BrokerAccount:
         ) from None
     if as_id(account_pk) is None:  # out of any id's range: nobody's account
         raise NotFound("Account not found", details={"account_id": account_pk})
-    account = active_account(account_id=account_pk, user_id=user.pk)
+    # With its stored broker session: a placement's broker call takes it (no second read).
+    account = active_account_with_session(account_id=account_pk, user_id=user.pk)
     if account is None:
         raise NotFound("Account not found", details={"account_id": account_pk})
     return account

@@ -86,9 +86,6 @@ class PlaceOrderSerializer(FlatFieldsCopied):
     client_order_id = optional_text(64)
     external_id = external_id_field()
 
-    def to_request(self, *, idempotency_key: str = "") -> SingleOrderRequest:
-        return self.request_from(self.validated_data, idempotency_key=idempotency_key)
-
     @staticmethod
     def request_from(data: dict, *, idempotency_key: str = "") -> SingleOrderRequest:
         """The request from parsed fields (a field that failed to parse is None)."""
@@ -144,9 +141,6 @@ class AlgoOrderSerializer(_BracketFields):
     account_id = serializers.IntegerField()
     tp_price = price_field()
     external_id = external_id_field()
-
-    def to_request(self, *, idempotency_key: str = "") -> BracketOrderRequest:
-        return self.request_from(self.validated_data, idempotency_key=idempotency_key)
 
     def request_from(self, data: dict, *, idempotency_key: str = "") -> BracketOrderRequest:
         """The request from parsed fields (a field that failed to parse is None)."""

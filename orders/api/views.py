@@ -29,6 +29,7 @@ A locked account refuses the whole batch (409 TRADING_LOCKED).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -229,20 +230,33 @@ _BRACKET_ORDER_POST = _OneOrderPost(
 )
 
 
+@functools.cache
+def _plain_reader(serializer_class: type[s.PlaceOrderSerializer] | type[s.AlgoOrderSerializer]):
+    """One unbound instance of the serializer per process, for `plain_validated` (which
+    plans its reading once per instance: for a new instance per request, every request)."""
+    return serializer_class()
+
+
 def _placed_from_body(request, post: _OneOrderPost) -> Response:
     """POST of one order: a refusal lists the parse errors and the rule errors of the fields
-    that did parse, at once."""
-    serializer = post.serializer_class(data=request.data)
-    if not serializer.is_valid():
-        if not isinstance(serializer.initial_data, dict):
-            raise ValidationError(serializer.errors)
-        parsed = serializer.request_from(parsed_fields(serializer))
-        found = post.rule_errors(user=request.user, request=parsed)
-        raise every_error(serializer.errors, found.errors)
-    key = _idempotency_key(request, serializer.validated_data["client_order_id"])
+    that did parse, at once. An ordinary body is read plainly (`plain_validated`: exactly
+    the serializer's reading, without DRF's per-field machinery); the serializer judges
+    any other."""
+    reader = _plain_reader(post.serializer_class)
+    data = plain_validated(reader, request.data)
+    if data is None:
+        serializer = post.serializer_class(data=request.data)
+        if not serializer.is_valid():
+            if not isinstance(serializer.initial_data, dict):
+                raise ValidationError(serializer.errors)
+            parsed = serializer.request_from(parsed_fields(serializer))
+            found = post.rule_errors(user=request.user, request=parsed)
+            raise every_error(serializer.errors, found.errors)
+        data = serializer.validated_data
+    key = _idempotency_key(request, data["client_order_id"])
     result = post.place(
         user=request.user,
-        request=serializer.to_request(idempotency_key=key),
+        request=reader.request_from(data, idempotency_key=key),
         source=post.source,
         actor=user_actor(request.user),
     )

@@ -49,7 +49,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import CREDENTIAL_FIELDS, Broker, BrokerLoginLease, BrokerSession
+from accounts.models import (
+    CREDENTIAL_FIELDS,
+    Broker,
+    BrokerAccount,
+    BrokerLoginLease,
+    BrokerSession,
+)
 from orders.brokers.base import (
     BrokerBalance,
     BrokerError,
@@ -249,6 +255,11 @@ class BrokerClient:
         self.credentials = credentials_of(account)
         self.is_paper = account.broker == Broker.PAPER
         self._stored_session = stored_session
+
+    def hand_session(self, row: BrokerSession | None) -> None:
+        """The account's stored session (None: it has none), just read by the caller: the
+        next call uses it instead of reading it (as `stored_session` at construction)."""
+        self._stored_session = row
 
     def _handed_row(self) -> BrokerSession | None | object:
         """The row handed over at construction, once; `_NOT_READ` after (or without) it."""
@@ -568,6 +579,19 @@ class BrokerClient:
 def broker_client(account) -> BrokerClient:
     """The per-account facade every caller uses (sync code: async_to_sync(client.method))."""
     return BrokerClient(account)
+
+
+def placing_client(account) -> BrokerClient:
+    """`broker_client` for sending new orders: a broker in our database (the paper exchange)
+    takes the stored session the account was read with a moment ago, when it was
+    (accounts.selectors.active_account_with_session: a placement's validation), instead of
+    reading it again. A broker elsewhere reads it afresh at the call, as ever: its token
+    must be the stored one of that moment (a login elsewhere replaces it)."""
+    client = broker_client(account)
+    cached = BrokerAccount.broker_session.related
+    if client.shares_database and cached.is_cached(account):
+        client.hand_session(cast(BrokerSession | None, cached.get_cached_value(account)))
+    return client
 
 
 def stored_sessions(account_ids: list[int]) -> dict[int, BrokerSession]:

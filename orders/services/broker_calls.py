@@ -42,7 +42,7 @@ from orders.brokers.base import (
     SessionContext,
     SessionExpired,
 )
-from orders.brokers.sessions import BrokerClient, broker_client
+from orders.brokers.sessions import BrokerClient, broker_client, placing_client
 from orders.domain.lifecycle import LegEvent, LegEventKind
 from orders.domain.rollup import derive_order_status
 from orders.domain.vocabulary import EventKind, LegStatus
@@ -406,7 +406,7 @@ def submit_legs(
     if not pairs:
         return []
     fence(account.pk)  # a holder whose exclusion ended sends nothing more
-    client = client_for(account)
+    client = placing_client(account)
     context = _session_here(client) if client.shares_database else None
     if context is not None:
         return _submit_in_one_transaction(

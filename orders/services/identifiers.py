@@ -49,7 +49,6 @@ def reserve_sequence(*, account_id: int, count: int = 1, trading_date: date | No
     trading_date = trading_date or timezone.localdate()
     if not transaction.get_connection().in_atomic_block:
         ensure_daily_counter(account_id=account_id, trading_date=trading_date)
-    counters = DailyCounter.objects.filter(account_id=account_id, trading_date=trading_date)
     connection = transaction.get_connection()
     if connection.vendor == "mysql":
         # One round trip: LAST_INSERT_ID(expr) hands the new value back in the UPDATE's own
@@ -63,6 +62,8 @@ def reserve_sequence(*, account_id: int, count: int = 1, trading_date: date | No
             )
             if cursor.rowcount:
                 return connection.connection.insert_id() - count + 1
+    # Built here, not above: a queryset costs more Python than the statement it replaces.
+    counters = DailyCounter.objects.filter(account_id=account_id, trading_date=trading_date)
     # No savepoint: inside the caller's transaction the increment commits or rolls back with it.
     with transaction.atomic(savepoint=False):
         if not counters.update(last_value=F("last_value") + count):

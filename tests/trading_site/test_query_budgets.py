@@ -50,10 +50,13 @@ D = Decimal
 # margin check sums the positions and the open orders' exposure in one statement; the entry
 # leg's answer is saved by an UPDATE that applies only while the row holds what was written
 # ahead, instead of a locking read first (single and bracket; a batch's legs are locked).
-SINGLE_ORDER = 21
-BRACKET_ORDER = 21
+# Then 20, 20 and 22: validation reads the account with its stored broker session (one
+# statement, accounts.selectors.active_account_with_session), which the paper exchange's
+# call takes instead of reading the session again (orders.brokers.sessions.placing_client).
+SINGLE_ORDER = 20
+BRACKET_ORDER = 20
 # +1 since external_id became unique per account and trading day: one read of the batch's ids.
-BATCH_OF_20 = 23
+BATCH_OF_20 = 22
 BATCH_PER_EXTRA_ITEM = 0  # beyond the 20 above: queries per extra item (x 20 more)
 # A steady cycle finds the same order and trade books and legs as the last one and skips
 # storing and applying them, and opens no transaction for them (orders.services.sync:

@@ -157,7 +157,7 @@ def _acquire_redis(lease: Lease, wait: float) -> None:
             lease.renewed_at = time.monotonic()
             with _registry_lock:
                 _redis_leases[lease.token] = lease
-            _ensure_heartbeat()
+            _ensure_heartbeat(due=lease.renewed_at + lease.ttl / 3)
             return
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -263,6 +263,9 @@ class _Heartbeat:
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.wake = threading.Event()
+        # When the thread looks at the leases next (monotonic; under _registry_lock): a new
+        # lease due later than that needs no wake-up (`_ensure_heartbeat`).
+        self.next_look = 0.0
         self.thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
         self.thread.start()
 
@@ -276,7 +279,9 @@ class _Heartbeat:
                 self._renew(lease)
             with _registry_lock:
                 periods = [lease.ttl / 3 for lease in _redis_leases.values()]
-            self.wake.wait(max(0.02, min(periods, default=1.0) / 2))
+                pause = max(0.02, min(periods, default=1.0) / 2)
+                self.next_look = time.monotonic() + pause
+            self.wake.wait(pause)
             self.wake.clear()
 
     def _renew(self, lease: Lease) -> None:
@@ -302,9 +307,14 @@ class _Heartbeat:
                 logger.exception("lease renewal callback failed", extra={"lease": lease.name})
 
 
-def _ensure_heartbeat() -> None:
+def _ensure_heartbeat(*, due: float) -> None:
+    """A heartbeat thread in this process, woken when a lease due for renewal at `due`
+    (monotonic) would otherwise wait past it: not for every lease taken (a placement takes
+    one, ttl 15 s, while the thread looks every half second at least), a thread switch
+    each."""
     global _heartbeat
     with _registry_lock:
         if _heartbeat is None or _heartbeat.pid != os.getpid():
             _heartbeat = _Heartbeat()
-        _heartbeat.wake.set()
+        if due < _heartbeat.next_look:
+            _heartbeat.wake.set()

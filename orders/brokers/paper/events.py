@@ -175,7 +175,11 @@ def _publish_to_redis(events: list[BrokerEvent]) -> None:
             key = keys[event.account_id] = stream_key(partition_of(event.account_id))
         by_key.setdefault(key, []).append(encode_event(event))
     client = get_redis_connection("default")
-    if len(by_key) == 1 and len(events) > 1:
+    if len(events) == 1:  # a single order's event (every placement's): one plain XADD
+        [(key, [text])] = by_key.items()
+        client.xadd(key, {"e": text}, maxlen=cap, approximate=True)
+        return
+    if len(by_key) == 1:
         # One stream, many events (a batch): one script appends them all, as the pipeline's
         # XADDs would, without redis-py's Python per command (a tenth of a batch's publish).
         [(key, texts)] = by_key.items()

@@ -4,6 +4,7 @@ knowing the order's new state at once (issue 12 item 5)."""
 from __future__ import annotations
 
 import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -130,6 +131,28 @@ def test_a_release_never_deletes_the_next_holders_lease():
     redis.set(f"td:lease:{name}", "next-holder", px=5000)  # ours lapsed, someone took it
     leases.release(first)
     assert redis.get(f"td:lease:{name}") == b"next-holder"
+
+
+def test_a_lease_wakes_the_heartbeat_only_when_due_before_it_looks_again():
+    """Every placement takes its account's lease (ttl 15 s): waking the heartbeat thread
+    for each cost a thread switch per order. Only a lease due for renewal before the
+    thread's next look wakes it, and that one is renewed in time."""
+    redis = get_redis_connection("default")
+    with leases.held("test:long", ttl=15):
+        time.sleep(0.6)  # the thread has seen it and sleeps for a while (ttl / 6)
+        wake = leases._heartbeat.wake
+        woken: list[str] = []
+        wake.set = lambda: (woken.append("set"), threading.Event.set(wake))[1]  # type: ignore[method-assign]
+        try:
+            with leases.held("test:long-too", ttl=15):
+                assert woken == []
+            with leases.held("test:short", ttl=0.3) as short:
+                assert woken == ["set"]
+                time.sleep(0.9)  # three ttls: only its renewals keep it
+                assert redis.get("td:lease:test:short") == short.token.encode()
+        finally:
+            del wake.set
+    assert not leases.is_held("test:long")
 
 
 # ---- the desk's own actions know the new state at once ----------------------------------------
