@@ -5,7 +5,11 @@ field but the ones a caller keeps out, the password hash above all.
 keyed by the credential's hash. A revocation deletes the entry and leaves a short-lived
 tombstone, so a process that read the row just before cannot put it back. A cache outage
 never fails a caller: the database is the truth, and a cache that is down is not being read
-either.
+either. After a failed call the cache is not read nor filled for a while (the breaker shared
+with the rate limiter and the metrics, `trading_site.core.redis_breaker`): a Redis that hangs
+costs one socket timeout per period, and meanwhile every credential is read from the
+database, never from a copy the cache might hold. Deletions and tombstones always try the
+cache: a process whose cache answers would otherwise read the dropped copy on.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import ApiKey, AuthSession, User
+from trading_site.core.redis_breaker import store_outage
 
 _M = TypeVar("_M", bound=models.Model)
 _Credential = TypeVar("_Credential", AuthSession, ApiKey)
@@ -107,14 +112,16 @@ class CredentialCache(Generic[_Credential]):
         ttl = settings.AUTH_TOKEN_CACHE_SECONDS
         if row.expires_at is not None:
             ttl = min(ttl, int((row.expires_at - now).total_seconds()))
-        if ttl <= 0:
+        if ttl <= 0 or not store_outage.should_ask():
             return
         entry = {
             "user": row_fields(row.user, skip=USER_FIELDS_NOT_CACHED),
             self.row_name: row_fields(row),
         }
         try:
-            cache.set(self._entry_key(getattr(row, self.hash_field)), entry, ttl)
+            store_outage.call(
+                lambda: cache.set(self._entry_key(getattr(row, self.hash_field)), entry, ttl)
+            )
         except Exception:  # a cache outage slows authentication down; it must not break it
             logger.warning(
                 "%s cache unavailable; not caching the %s", self.kind, self.row_name, exc_info=True
@@ -125,7 +132,7 @@ class CredentialCache(Generic[_Credential]):
         if not hashes:
             return
         try:
-            cache.delete_many([self._entry_key(h) for h in hashes])
+            store_outage.call(lambda: cache.delete_many([self._entry_key(h) for h in hashes]))
         except Exception:
             logger.warning("%s cache unavailable; entries not dropped", self.kind, exc_info=True)
 
@@ -134,11 +141,13 @@ class CredentialCache(Generic[_Credential]):
         if not hashes:
             return
         try:
-            cache.delete_many([self._entry_key(h) for h in hashes])
+            store_outage.call(lambda: cache.delete_many([self._entry_key(h) for h in hashes]))
             # Outlives any entry another process may be writing from a read just before.
-            cache.set_many(
-                {self._tombstone_key(h): True for h in hashes},
-                settings.AUTH_TOKEN_CACHE_SECONDS + 5,
+            store_outage.call(
+                lambda: cache.set_many(
+                    {self._tombstone_key(h): True for h in hashes},
+                    settings.AUTH_TOKEN_CACHE_SECONDS + 5,
+                )
             )
         except Exception:
             # The database already says revoked; a cache that is down is not being read either.
@@ -154,14 +163,16 @@ class CredentialCache(Generic[_Credential]):
 
     def _lookup(self, credential_hash: str) -> tuple[bool, _Credential | None]:
         """(revoked, the cached row with its `.user` loaded, or None). One round trip: the
-        entry and the revocation tombstone together. If the cache is down, the database
-        alone decides (a revocation is always written there first)."""
+        entry and the revocation tombstone together. If the cache is down or skipped (the
+        breaker), the database alone decides (a revocation is always written there first)."""
         entry_key, tombstone = (
             self._entry_key(credential_hash),
             self._tombstone_key(credential_hash),
         )
+        if not store_outage.should_ask():
+            return False, None
         try:
-            found = cache.get_many([entry_key, tombstone])
+            found = store_outage.call(lambda: cache.get_many([entry_key, tombstone]))
         except Exception:
             logger.warning(
                 "%s cache unavailable; authenticating from the database", self.kind, exc_info=True

@@ -319,9 +319,10 @@ RATE_LIMITS = {
     "webhook_bad_secret": os.environ.get("RATE_LIMIT_WEBHOOK_BAD_SECRET", "10/0.1"),
 }
 RATE_LIMIT_ENABLED = env_bool("RATE_LIMIT_ENABLED", True)
-# After a failed call to the rate-limit store (Redis), how long each process keeps the limits
-# in its own buckets before it asks the store again (0: on the next request): a Redis that
-# hangs then costs one REDIS_SOCKET_TIMEOUT per period, not one per request.
+# After a failed call to Redis by the rate limiter, the token cache or the metrics (one
+# breaker, trading_site.core.redis_breaker), how long each process keeps them off Redis (its
+# own buckets, the database, samples dropped) before it asks again (0: on the next call): a
+# Redis that hangs then costs one REDIS_SOCKET_TIMEOUT per period, not several per request.
 RATE_LIMIT_STORE_RETRY_SECONDS = float(os.environ.get("RATE_LIMIT_STORE_RETRY_SECONDS", "5"))
 
 # Brokers (orders.brokers).

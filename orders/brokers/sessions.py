@@ -78,12 +78,9 @@ from orders.brokers.base import (
     SessionExpired,
 )
 from orders.brokers.registry import default_base_url, gateway_for
-from trading_site.core.api.ratelimit import (
-    STORE_UNAVAILABLE_ERRORS,
-    take_process_token,
-    take_token,
-)
+from trading_site.core.api.ratelimit import take_process_token, take_token
 from trading_site.core.prepared import PreparedModels
+from trading_site.core.redis_breaker import STORE_UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,11 @@ Call sites:
     metrics.add_gauge("websocket_connections", +1)    # adds up across processes
 
 A metrics write never breaks the caller: a Redis error is logged (at most once a minute) and
-the sample dropped.
+the samples dropped. After a failed call to Redis (a write here, or the rate limiter's or the
+token cache's: one breaker, `trading_site.core.redis_breaker`) the writes are dropped, not
+sent, for RATE_LIMIT_STORE_RETRY_SECONDS, so a Redis that hangs does not hold every request
+(every task, every stream event) for a socket timeout; then one write asks again. Nothing is
+held for later: the samples of an outage are lost, memory stays as it was.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from django.http import HttpResponse
 from redis.exceptions import NoScriptError
 
 from trading_site.core.metrics_access import metrics_access_denied
+from trading_site.core.redis_breaker import store_outage
 from trading_site.core.request_timing import TimedMiddleware
 
 logger = logging.getLogger(__name__)
@@ -212,9 +217,13 @@ def _store():
 
 
 def _guarded(write) -> None:
+    """Run `write` unless the breaker keeps Redis off (see the module docstring); never
+    raises."""
     global _last_error_log
+    if not store_outage.should_ask():
+        return  # dropped: Redis failed a moment ago (see the module docstring)
     try:
-        write()
+        store_outage.call(write)
     except Exception:  # metrics are best effort; the request or task must go on
         now = time.monotonic()
         if now - _last_error_log > 60:

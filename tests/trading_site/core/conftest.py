@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 
 import pytest
+
+BREAKER_LOGGER = "trading_site.core.redis_breaker"
+SILENT_REDIS_TIMEOUT = 1.0
 
 
 @pytest.fixture
@@ -33,3 +37,28 @@ def silent_redis():
     for connection in accepted:
         connection.close()
     server.close()
+
+
+@pytest.fixture
+def hang_redis(settings, silent_redis):
+    """`hang_redis()` points the cache (the Redis of the rate limiter, the token cache and the
+    metrics) at a silent server, each call failing within SILENT_REDIS_TIMEOUT, and returns
+    the live cache settings, to point it back (`settings.CACHES = live`)."""
+
+    def hang() -> dict:
+        live = settings.CACHES
+        options = {**live["default"]["OPTIONS"], "SOCKET_TIMEOUT": SILENT_REDIS_TIMEOUT}
+        settings.CACHES = {
+            "default": {**live["default"], "LOCATION": silent_redis, "OPTIONS": options}
+        }
+        return live
+
+    return hang
+
+
+def assert_one_outage_logged(caplog) -> None:
+    """The breaker logged an outage once when it started and once when it ended (with
+    `caplog.set_level(logging.INFO, logger=BREAKER_LOGGER)` before)."""
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == BREAKER_LOGGER]
+    assert [level for level, _ in messages] == [logging.WARNING, logging.INFO], messages
+    assert "unavailable" in messages[0][1] and "answers again" in messages[1][1]

@@ -13,7 +13,7 @@ from django.conf import settings
 from django_redis.cache import RedisCache
 
 from trading_site.core import leases
-from trading_site.core.api.ratelimit import STORE_UNAVAILABLE_ERRORS
+from trading_site.core.redis_breaker import STORE_UNAVAILABLE_ERRORS
 
 pytestmark = pytest.mark.skipif(settings.EMBEDDED, reason="the full stack's Redis")
 

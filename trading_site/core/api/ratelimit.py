@@ -10,11 +10,12 @@ When the shared store cannot be read (Redis down, silent past its socket timeout
 failure of the call), `take_group_token` never lets the request through unlimited: it takes
 the token from a bucket of this process (`group_buckets`: same key, same capacity and refill as
 the group's; at most PROCESS_BUCKETS_MAX_KEYS buckets, the least recently used forgotten
-first, so a caller rotating keys cannot grow it). Each process logs the outage once when it
-starts and once when Redis answers again. After a failure the process stops asking Redis for
-RATE_LIMIT_STORE_RETRY_SECONDS (a circuit breaker: a Redis that accepts connections and never
-answers would otherwise hold every request for REDIS_SOCKET_TIMEOUT, one after another), then
-one request asks again: the shared buckets are back within that period of Redis's return.
+first, so a caller rotating keys cannot grow it). After a failure the process stops asking
+Redis for RATE_LIMIT_STORE_RETRY_SECONDS, then one call asks again (`store_outage`, the circuit
+breaker that the token cache and the metrics share, `trading_site.core.redis_breaker`: a Redis
+that accepts connections and never answers would otherwise hold every request for
+REDIS_SOCKET_TIMEOUT, one after another): the shared buckets are back within that period of
+Redis's return. Each process logs the outage once when it starts and once when it ends.
 What that means for each caller:
 - the API's per-user groups (`UserRateLimit`: read, default, orders): the same limits, the
   same 429, Retry-After and X-RateLimit-* headers. A trader's normal use within the limit is
@@ -38,7 +39,6 @@ Headers on every authenticated API response (RateLimitHeadersMiddleware):
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 import time
@@ -48,23 +48,13 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
-from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import RedisError
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import BaseThrottle
 
 from trading_site.core.errors import RateLimitExceeded
-
-logger = logging.getLogger(__name__)
+from trading_site.core.redis_breaker import store_outage
 
 _KEY_PREFIX = "rl:"
-
-# What the shared store (Redis) raises when it is down or unreachable.
-STORE_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
-    RedisError,
-    ConnectionInterrupted,
-    OSError,
-)
 
 # KEYS[1] bucket hash; ARGV capacity, refill per second. Returns {allowed, tokens-as-string}.
 _LUA_TAKE_TOKEN = """
@@ -254,63 +244,6 @@ def take_process_token(key: str, *, capacity: int, refill_per_second: float) -> 
     return process_buckets.take(key, capacity=capacity, refill_per_second=refill_per_second)
 
 
-class _StoreOutage:
-    """Whether this process last found the shared store down, so that an outage is logged
-    once when it starts and once when it ends, not once per request; and the breaker that
-    keeps requests off the store for RATE_LIMIT_STORE_RETRY_SECONDS after each failure."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.down = False
-        self._retry_at = 0.0
-
-    def should_ask(self) -> bool:
-        """Whether this request asks the store: always while it answers; during an outage
-        one request per period, the others meanwhile kept to this process's buckets."""
-        if not self.down:  # the usual case: no lock taken
-            return True
-        with self._lock:
-            now = time.monotonic()
-            if self.down and now < self._retry_at:
-                return False
-            self._retry_at = now + settings.RATE_LIMIT_STORE_RETRY_SECONDS
-            return True
-
-    def reset(self) -> None:
-        """No outage open, the store asked on the next request (the tests, between cases)."""
-        with self._lock:
-            self.down = False
-            self._retry_at = 0.0
-
-    def failed(self, error: BaseException) -> None:
-        with self._lock:
-            self._retry_at = time.monotonic() + settings.RATE_LIMIT_STORE_RETRY_SECONDS
-            if self.down:
-                return
-            self.down = True
-        logger.warning(
-            "degraded: the rate-limit store (Redis) is unavailable; this process holds the "
-            "limits in its own buckets until it answers again",
-            exc_info=error,
-            extra={"degraded": "rate_limit_store"},
-        )
-
-    def answered(self) -> None:
-        if not self.down:  # the usual case: no lock taken
-            return
-        with self._lock:
-            if not self.down:
-                return
-            self.down = False
-        logger.info(
-            "the rate-limit store (Redis) answers again; shared limits in use",
-            extra={"degraded": "rate_limit_store"},
-        )
-
-
-store_outage = _StoreOutage()
-
-
 def parse_rate(spec: str) -> tuple[int, float]:
     """'capacity/refill-per-second' (e.g. '60/1') -> (60, 1.0)."""
     try:
@@ -337,12 +270,9 @@ def take_group_token(group: str, key: str) -> BucketResult:
     if not store_outage.should_ask():
         return group_buckets.take(key, capacity=capacity, refill_per_second=rate)
     try:
-        result = take_token(key, capacity=capacity, refill_per_second=rate)
-    except Exception as exc:  # any failure to read the store: limited here, never unlimited
-        store_outage.failed(exc)
+        return store_outage.call(lambda: take_token(key, capacity=capacity, refill_per_second=rate))
+    except Exception:  # any failure to read the store: limited here, never unlimited
         return group_buckets.take(key, capacity=capacity, refill_per_second=rate)
-    store_outage.answered()
-    return result
 
 
 class UserRateLimit(BaseThrottle):

@@ -14,37 +14,27 @@ from django.core.cache import cache
 from django_redis import get_redis_connection
 
 from tests.factories import make_user, web_client_for
+from tests.trading_site.core.conftest import BREAKER_LOGGER, assert_one_outage_logged
+from tests.trading_site.core.conftest import SILENT_REDIS_TIMEOUT as TIMEOUT
 
 pytestmark = [
     pytest.mark.django_db,
     pytest.mark.skipif(live_settings.EMBEDDED, reason="the full stack's Redis"),
 ]
 
-TIMEOUT = 1.0
-
 
 @pytest.fixture
 def reader(settings):
     """A browser logged in (its session lives in the database, not in Redis) with three
-    reads, refilled too slowly to matter. Without the metrics middleware: its write at the
-    end of each request waits for Redis on its own (best effort, not the limiter's)."""
+    reads, refilled too slowly to matter. The metrics middleware's write at the end of each
+    request is kept off Redis by the same breaker (test_requests_while_redis_hangs)."""
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "read": "3/0.001"}
-    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.endswith(".MetricsMiddleware")]
     return web_client_for(make_user())
 
 
-def hang_redis(settings, url: str) -> dict:
-    """Point the cache (the rate limiter's store) at `url`, failing within TIMEOUT; returns
-    the live cache settings, to point it back."""
-    live = settings.CACHES
-    options = {**live["default"]["OPTIONS"], "SOCKET_TIMEOUT": TIMEOUT}
-    settings.CACHES = {"default": {**live["default"], "LOCATION": url, "OPTIONS": options}}
-    return live
-
-
-def test_requests_in_a_row_wait_one_timeout_in_all_and_stay_limited(settings, reader, silent_redis):
+def test_requests_in_a_row_wait_one_timeout_in_all_and_stay_limited(settings, reader, hang_redis):
     settings.RATE_LIMIT_STORE_RETRY_SECONDS = 30
-    hang_redis(settings, silent_redis)
+    hang_redis()
 
     started = time.monotonic()
     answers = [reader.get("/api/accounts").status_code for _ in range(6)]
@@ -54,12 +44,10 @@ def test_requests_in_a_row_wait_one_timeout_in_all_and_stay_limited(settings, re
     assert TIMEOUT <= elapsed < 3 * TIMEOUT  # six timeouts one after another without it
 
 
-def test_the_shared_buckets_are_used_again_after_the_cool_off(
-    settings, reader, silent_redis, caplog
-):
+def test_the_shared_buckets_are_used_again_after_the_cool_off(settings, reader, hang_redis, caplog):
     settings.RATE_LIMIT_STORE_RETRY_SECONDS = 2
-    caplog.set_level(logging.INFO, logger="trading_site.core.api.ratelimit")
-    live = hang_redis(settings, silent_redis)
+    caplog.set_level(logging.INFO, logger=BREAKER_LOGGER)
+    live = hang_redis()
     assert reader.get("/api/accounts")["X-RateLimit-Remaining"] == "2"  # this process's
 
     settings.CACHES = live
@@ -72,10 +60,4 @@ def test_the_shared_buckets_are_used_again_after_the_cool_off(
     assert after["X-RateLimit-Remaining"] == "2"  # the shared bucket, untouched by the outage
     user_id = after.wsgi_request.user.pk
     assert get_redis_connection("default").exists(cache.make_key(f"rl:user:{user_id}:read"))
-    messages = [
-        (r.levelname, r.getMessage())
-        for r in caplog.records
-        if r.name == "trading_site.core.api.ratelimit"
-    ]
-    assert [level for level, _ in messages] == ["WARNING", "INFO"], messages
-    assert "unavailable" in messages[0][1] and "answers again" in messages[1][1]
+    assert_one_outage_logged(caplog)

@@ -27,6 +27,7 @@ from tests.factories import (
     make_user,
     single_order_body,
 )
+from tests.trading_site.core.conftest import BREAKER_LOGGER, assert_one_outage_logged
 from trading_site.core.api.ratelimit import group_rate
 
 pytestmark = [
@@ -142,7 +143,7 @@ def test_an_outage_is_logged_once_and_its_end_once(settings, tight_reads, no_coo
     client = api_client_for(make_user())
     assert client.get("/api/accounts").status_code == 200  # Redis answers: no outage open
     live = settings.CACHES
-    caplog.set_level(logging.INFO, logger="trading_site.core.api.ratelimit")
+    caplog.set_level(logging.INFO, logger=BREAKER_LOGGER)
     caplog.clear()
 
     settings.CACHES = DEAD_REDIS
@@ -152,11 +153,4 @@ def test_an_outage_is_logged_once_and_its_end_once(settings, tight_reads, no_coo
     for _ in range(2):
         client.get("/api/accounts")
 
-    messages = [
-        (r.levelname, r.getMessage())
-        for r in caplog.records
-        if r.name == "trading_site.core.api.ratelimit"
-    ]
-    assert len(messages) == 2, messages
-    assert messages[0][0] == "WARNING" and "unavailable" in messages[0][1]
-    assert messages[1][0] == "INFO" and "answers again" in messages[1][1]
+    assert_one_outage_logged(caplog)
