@@ -205,7 +205,8 @@ else:
                 # A Redis that stops answering (not one that refuses) fails a call within
                 # these seconds instead of holding the request, the lease or the cycle: the
                 # callers already fall back on a refused Redis (leases in-process, the PnL
-                # fingerprint recomputed, rate limits on each process's own buckets, tokens checked in the database).
+                # fingerprint recomputed, rate limits on each process's own buckets, tokens
+                # checked in the database).
                 "SOCKET_CONNECT_TIMEOUT": env_int("REDIS_CONNECT_TIMEOUT", 2),
                 "SOCKET_TIMEOUT": env_int("REDIS_SOCKET_TIMEOUT", 5),
             },
