@@ -10,13 +10,24 @@ with the rate limiter and the metrics, `trading_site.core.redis_breaker`): a Red
 costs one socket timeout per period, and meanwhile every credential is read from the
 database, never from a copy the cache might hold. Deletions and tombstones always try the
 cache: a process whose cache answers would otherwise read the dropped copy on.
+
+A Redis that hung (or was cut off) keeps its data: the copy of a credential revoked meanwhile
+would authenticate again once it answers, for the rest of its time in the cache. So when this
+process finds Redis again, before it reads anything from it (the breaker's recovery hook):
+it writes the cache epoch (no entry cached before it is trusted, by any process, whatever
+was revoked, deleted or changed meanwhile and by whom), and the deletions and tombstones it
+could not write (kept, bounded, in the process); at its next lookup it also writes the
+tombstones of the credentials revoked since its last answer before the outage (from the
+database: those of processes that may have died since).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime
+import threading
+import time
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from django.conf import settings
@@ -36,6 +47,19 @@ logger = logging.getLogger(__name__)
 USER_FIELDS_NOT_CACHED = frozenset({"password"})
 # Writing last_used_at on every request would turn every read into a write.
 LAST_USED_RESOLUTION_SECONDS = 60
+# When a process last found Redis again after an outage (time.time()): no entry cached
+# before is trusted. Read with every lookup's entry, in the same round trip.
+CACHE_EPOCH_KEY = "auth:cache-epoch"
+# Deletions and tombstones the cache missed during an outage, kept per kind of credential
+# until it answers (the epoch covers those beyond).
+MAX_PENDING = 10_000
+# The tombstones written from the database after an outage: the credentials revoked since
+# this process's last answer before it, less this margin (clocks, a revocation in flight)...
+REVOKED_MARGIN_SECONDS = 5
+# ... at most this many of each kind, the latest.
+MAX_REVOKED_AFTER_OUTAGE = 10_000
+
+CREDENTIAL_CACHES: list[CredentialCache[Any]] = []
 
 
 def credential_hash(raw: str) -> str:
@@ -80,12 +104,18 @@ class CredentialCache(Generic[_Credential]):
         self.row_name = row_name
         self.entry_prefix = entry_prefix
         self.tombstone_prefix = tombstone_prefix
+        self._lock = threading.Lock()
+        # hash -> whether a tombstone is owed (else only the entry's deletion), in order.
+        self._pending: dict[str, bool] = {}
+        # Tombstones owed to the credentials revoked since then (time.time()), if any.
+        self._revoked_since: float | None = None
+        CREDENTIAL_CACHES.append(self)
 
     def authenticate(self, credential_hash: str) -> _Credential | None:
         """The live row the hash names, its `.user` loaded, or None: unknown, expired,
         revoked, or its user deactivated. The cache first, then the database."""
-        now = timezone.now()
         revoked, row = self._lookup(credential_hash)
+        now = timezone.now()  # after the lookup: an epoch it wrote is before what it caches
         if revoked:
             return None
         if row is None:
@@ -117,6 +147,7 @@ class CredentialCache(Generic[_Credential]):
         entry = {
             "user": row_fields(row.user, skip=USER_FIELDS_NOT_CACHED),
             self.row_name: row_fields(row),
+            "cached_at": now.timestamp(),  # read before the row was: never later than it
         }
         try:
             store_outage.call(
@@ -135,6 +166,7 @@ class CredentialCache(Generic[_Credential]):
             store_outage.call(lambda: cache.delete_many([self._entry_key(h) for h in hashes]))
         except Exception:
             logger.warning("%s cache unavailable; entries not dropped", self.kind, exc_info=True)
+            self._remember(hashes, revoked=False)
 
     def forget_revoked(self, hashes: list[str]) -> None:
         """Delete the entries of revoked credentials and leave their tombstones."""
@@ -154,6 +186,52 @@ class CredentialCache(Generic[_Credential]):
             logger.error(
                 "%s cache unavailable while revoking %ss", self.kind, self.row_name, exc_info=True
             )
+            self._remember(hashes, revoked=True)
+
+    def forget_pending(self) -> None:
+        """Forget what this process owes the cache (as a process that died would)."""
+        with self._lock:
+            self._pending.clear()
+            self._revoked_since = None
+
+    def _remember(self, hashes: list[str], *, revoked: bool) -> None:
+        """Owe the cache these deletions (and tombstones), until it answers again."""
+        with self._lock:
+            for h in hashes:
+                self._pending[h] = self._pending.pop(h, False) or revoked
+            overflow = len(self._pending) - MAX_PENDING
+            for h in list(self._pending)[: max(overflow, 0)]:
+                del self._pending[h]
+        if overflow > 0:
+            logger.error("%s cache: %s owed deletions forgotten", self.kind, overflow)
+
+    def _owed(self) -> tuple[dict[str, bool], dict[str, Any], list[str]]:
+        """(what this process owes, the tombstones to set, the entries to delete)."""
+        with self._lock:
+            owed = dict(self._pending)
+        tombstones = {self._tombstone_key(h): True for h, revoked in owed.items() if revoked}
+        return owed, tombstones, [self._entry_key(h) for h in owed]
+
+    def _paid(self, owed: dict[str, bool], revoked_since: float) -> None:
+        with self._lock:
+            for h, revoked in owed.items():
+                if self._pending.get(h) == revoked:
+                    del self._pending[h]
+            if self._revoked_since is None or revoked_since < self._revoked_since:
+                self._revoked_since = revoked_since
+
+    def _tombstone_revoked_since(self) -> None:
+        """The tombstones of the credentials revoked since the time owed (one query)."""
+        with self._lock:
+            since, self._revoked_since = self._revoked_since, None
+        if since is None:
+            return
+        hashes = list(
+            self.model.objects.filter(revoked_at__gte=datetime.fromtimestamp(since, UTC))
+            .order_by("-revoked_at")
+            .values_list(self.hash_field, flat=True)[:MAX_REVOKED_AFTER_OUTAGE]
+        )
+        self.forget_revoked(hashes)  # owed again if the cache fails again
 
     def _entry_key(self, credential_hash: str) -> str:
         return self.entry_prefix + credential_hash
@@ -163,7 +241,7 @@ class CredentialCache(Generic[_Credential]):
 
     def _lookup(self, credential_hash: str) -> tuple[bool, _Credential | None]:
         """(revoked, the cached row with its `.user` loaded, or None). One round trip: the
-        entry and the revocation tombstone together. If the cache is down or skipped (the
+        entry, the revocation tombstone and the cache epoch together. If the cache is down or skipped (the
         breaker), the database alone decides (a revocation is always written there first)."""
         entry_key, tombstone = (
             self._entry_key(credential_hash),
@@ -171,8 +249,12 @@ class CredentialCache(Generic[_Credential]):
         )
         if not store_outage.should_ask():
             return False, None
+        if self._revoked_since is not None:
+            self._tombstone_revoked_since()
         try:
-            found = store_outage.call(lambda: cache.get_many([entry_key, tombstone]))
+            found = store_outage.call(
+                lambda: cache.get_many([entry_key, tombstone, CACHE_EPOCH_KEY])
+            )
         except Exception:
             logger.warning(
                 "%s cache unavailable; authenticating from the database", self.kind, exc_info=True
@@ -181,8 +263,8 @@ class CredentialCache(Generic[_Credential]):
         if found.get(tombstone):
             return True, None
         entry: dict[str, Any] | None = found.get(entry_key)
-        if entry is None:
-            return False, None
+        if entry is None or entry.get("cached_at", 0.0) < found.get(CACHE_EPOCH_KEY, 0.0):
+            return False, None  # none, or cached before an outage: the database decides
         row = from_cached_fields(self.model, entry[self.row_name])
         row.user = from_cached_fields(User, entry["user"])
         return False, row
@@ -196,6 +278,31 @@ class CredentialCache(Generic[_Credential]):
         self.model.objects.filter(pk=row.pk).update(last_used_at=now)
         row.last_used_at = now
         return True
+
+
+def _after_outage(answered_before: float | None) -> None:
+    """The breaker's recovery hook: the epoch and what this process owes, in one round trip
+    (and one more for the owed deletions); the tombstones of recent revocations at the next
+    lookup (the database is not asked from the breaker's callers, some of them async)."""
+    now = time.time()
+    ttl = settings.AUTH_TOKEN_CACHE_SECONDS + 5
+    owed = [c._owed() for c in CREDENTIAL_CACHES]
+    writes: dict[str, Any] = {CACHE_EPOCH_KEY: now}
+    for _pending, tombstones, _entries in owed:
+        writes.update(tombstones)
+    cache.set_many(writes, ttl)  # the epoch outlives every entry cached before it
+    deletions = [key for _pending, _tombstones, entries in owed for key in entries]
+    if deletions:
+        cache.delete_many(deletions)
+    # A copy cached before a revocation is gone by now - ttl anyway.
+    since = max(
+        (answered_before or 0.0) - REVOKED_MARGIN_SECONDS, now - ttl - REVOKED_MARGIN_SECONDS
+    )
+    for credentials, (pending, _tombstones, _entries) in zip(CREDENTIAL_CACHES, owed, strict=True):
+        credentials._paid(pending, since)
+
+
+store_outage.on_recovery(_after_outage)
 
 
 def _is_live(row: AuthSession | ApiKey, now: datetime) -> bool:

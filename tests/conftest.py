@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 
+from accounts.cached_rows import CREDENTIAL_CACHES
 from orders.brokers.xts.simulator import XtsSimulator, parse_users, serve_in_thread
 from tests.factories import xts_protected_bracket
 from tests.servers import SIM_USERS, GroupListener, SimulatorHandle
@@ -16,6 +17,8 @@ def _clean_cache():
     """Each test starts with an empty cache (tokens, rate limits, locks, presence), and with a
     rate limiter that asks it (no outage left open by an earlier test)."""
     store_outage.reset()
+    for credentials in CREDENTIAL_CACHES:
+        credentials.forget_pending()
     cache.clear()
     yield
     cache.clear()
